@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A client connection: socket I/O through a bufferevent, the protocol header,
+ * frame splitting, the connection-class handshake (start, SASL, tune, open),
+ * heartbeats and close. Frames for channels 1..channel_max go to channel.c.
+ * Output is queued on the bufferevent; a connection is never freed from
+ * inside its own callback (it is marked closing and reaped by the server).
+ */
+#ifndef WR_BROKER_CONN_H
+#define WR_BROKER_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/message.h"
+#include "protocol/error.h"
+#include "protocol/methods.h"
+
+typedef struct wr_conn_s wr_conn_t;
+typedef struct wr_server_s wr_server_t;
+typedef struct wr_vhost_s wr_vhost_t;
+
+/* Queues one method frame. */
+void wr_conn_send_method(wr_conn_t *c, uint16_t channel, const wr_method_t *m);
+/*
+ * Queues a content-carrying method (basic.deliver, get-ok, return) followed by
+ * msg's raw content header and its body split into frame_max-sized frames.
+ * The body is referenced, not copied: the connection holds a reference to msg
+ * until those bytes have been written.
+ */
+void wr_conn_send_content(wr_conn_t *c, uint16_t channel, const wr_method_t *m, wr_message_t *msg);
+/*
+ * Hard error: sends connection.close carrying err, ignores further input but
+ * connection.close-ok, and closes the socket after close-ok or a timeout.
+ */
+void wr_conn_fail(wr_conn_t *c, const wr_amqp_error_t *err);
+
+/* False while the output buffer is above its high watermark: deliver nothing. */
+bool wr_conn_writable(const wr_conn_t *c);
+/* Body frame size limit agreed in tune-ok. */
+uint32_t wr_conn_frame_max(const wr_conn_t *c);
+wr_server_t *wr_conn_server(const wr_conn_t *c);
+wr_vhost_t *wr_conn_vhost(const wr_conn_t *c); /* set by connection.open */
+const char *wr_conn_user(const wr_conn_t *c);
+/* Unique for the broker's lifetime; used for exclusive-queue ownership. */
+uint64_t wr_conn_id(const wr_conn_t *c);
+/* "127.0.0.1:50342 -> 127.0.0.1:5672", for log lines. */
+const char *wr_conn_name(const wr_conn_t *c);
+/* Whether the client's capabilities table has this key set true
+ * ("consumer_cancel_notify", "basic.nack", "connection.blocked", ...). */
+bool wr_conn_client_has(const wr_conn_t *c, const char *capability);
+
+#endif

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Logging to stderr, one line per event:
+ * "2026-11-21T22:45:45.123Z [info] connection accepted: 127.0.0.1:5555".
+ * The level is set once at start-up from the config.
+ */
+#ifndef WR_BROKER_LOG_H
+#define WR_BROKER_LOG_H
+
+enum { WR_LOG_DEBUG = 0, WR_LOG_INFO = 1, WR_LOG_WARNING = 2, WR_LOG_ERROR = 3 };
+
+void wr_log_set_level(int level);
+/* "debug", "info", "warning", "error" -> level; -1 for anything else. */
+int wr_log_level_parse(const char *name);
+void wr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define wr_log_debug(...) wr_log(WR_LOG_DEBUG, __VA_ARGS__)
+#define wr_log_info(...) wr_log(WR_LOG_INFO, __VA_ARGS__)
+#define wr_log_warn(...) wr_log(WR_LOG_WARNING, __VA_ARGS__)
+#define wr_log_error(...) wr_log(WR_LOG_ERROR, __VA_ARGS__)
+
+#endif

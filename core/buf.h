@@ -18,10 +18,13 @@ typedef struct {
     bool oom;
 } wr_buf_t;
 
-#define WR_BUF_INIT {NULL, 0, 0, false}
+#define WR_BUF_INIT                                                                                          \
+    {                                                                                                        \
+        NULL, 0, 0, false                                                                                    \
+    }
 
-void wr_buf_free(wr_buf_t *b);        /* frees data; the struct may be reused */
-void wr_buf_reset(wr_buf_t *b);       /* len = 0, keeps capacity, clears oom */
+void wr_buf_free(wr_buf_t *b);  /* frees data; the struct may be reused */
+void wr_buf_reset(wr_buf_t *b); /* len = 0, keeps capacity, clears oom */
 bool wr_buf_reserve(wr_buf_t *b, size_t extra);
 void wr_buf_put(wr_buf_t *b, const void *p, size_t n);
 void wr_buf_put_u8(wr_buf_t *b, uint8_t v);

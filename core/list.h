@@ -15,9 +15,9 @@ typedef struct wr_list_s {
     struct wr_list_s *next;
 } wr_list_t;
 
-#define wr_list_entry(node, type, member) ((type *)((char *)(node) - offsetof(type, member)))
+#define wr_list_entry(node, type, member) ((type *)((char *)(node)-offsetof(type, member)))
 
-#define wr_list_foreach_safe(pos, tmp, head)                                                       \
+#define wr_list_foreach_safe(pos, tmp, head)                                                                 \
     for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); (pos) = (tmp), (tmp) = (pos)->next)
 
 static inline void wr_list_init(wr_list_t *l)

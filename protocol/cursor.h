@@ -21,7 +21,8 @@ typedef struct {
 
 static inline wr_cursor_t wr_cursor(wr_bytes_t b)
 {
-    return (wr_cursor_t){b.data, b.data + b.len};
+    /* An empty string may be {NULL, 0}, and NULL + 0 is undefined in C. */
+    return (wr_cursor_t){b.data, b.len > 0 ? b.data + b.len : b.data};
 }
 
 static inline size_t wr_cursor_left(const wr_cursor_t *c)

@@ -6,7 +6,8 @@
  * lookup, which borrow from the raw bytes. `raw` never includes the 4-byte
  * length prefix that precedes a table on the wire.
  *
- * Accepted tags, as RabbitMQ: t b B s u I i l f d D S A T F V x.
+ * Accepted tags, as RabbitMQ: t b B s u I i l f d D S A T F V x, and L, which
+ * RabbitMQ also reads as a signed 64-bit integer (the tag is kept as received).
  */
 #ifndef WR_PROTOCOL_TABLE_H
 #define WR_PROTOCOL_TABLE_H
@@ -25,7 +26,7 @@ typedef struct {
     uint8_t type; /* the wire tag */
     union {
         bool b;        /* t */
-        int64_t i;     /* b B s u I i l: every integer, widened (unsigned ones zero-extended) */
+        int64_t i;     /* b B s u I i l L: every integer, widened (unsigned ones zero-extended) */
         float f;       /* f */
         double d;      /* d */
         struct {

@@ -1,0 +1,194 @@
+# SPDX-License-Identifier: MIT
+# Shared helpers for the integration tests: warrend's default test config,
+# pika connection parameters, asserting broker-sent closes (code and text),
+# waiting for a condition with a deadline.
+import contextlib
+import socket
+import time
+
+import pika
+import pika.exceptions as pex
+
+
+def free_port():
+    """A loopback port that was free a moment ago (bind to 0, read, close)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def default_config(port):
+    """warrend's config for the session broker: one loopback listener, the
+    guest user on vhost "/"; limits stay at their defaults."""
+    return {
+        "listeners": [{"address": "127.0.0.1", "port": port}],
+        "users": [{"name": "guest", "password": "guest", "vhosts": ["/"]}],
+        "loopback_users": ["guest"],
+        "vhosts": ["/"],
+        "log": {"level": "info"},
+    }
+
+
+# How long a test waits for something the broker should do promptly.
+DEADLINE = 10.0
+
+
+def params(host, port, user="guest", password="guest", vhost="/", **kw):
+    kw.setdefault("connection_attempts", 1)
+    kw.setdefault("socket_timeout", 5)
+    kw.setdefault("blocked_connection_timeout", 30)
+    kw.setdefault("heartbeat", 0)
+    return pika.ConnectionParameters(host=host, port=port, virtual_host=vhost,
+                                     credentials=pika.PlainCredentials(user, password),
+                                     **kw)
+
+
+def connect(host, port, **kw):
+    return pika.BlockingConnection(params(host, port, **kw))
+
+
+def wait_for(cond, timeout=DEADLINE, what="condition", conn=None, step=0.02):
+    """Polls cond() until truthy; with conn, keeps pumping its I/O meanwhile
+    so callbacks run. Returns cond()'s value; fails the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        if conn is not None:
+            conn.process_data_events(time_limit=step)
+        else:
+            time.sleep(step)
+
+
+def _check(exc, code, text):
+    assert exc.reply_code == code, "expected reply code %d, got %d (%r)" % (
+        code, exc.reply_code, exc.reply_text)
+    if text is not None:
+        if callable(text):
+            assert text(exc.reply_text), "unexpected reply text %r" % exc.reply_text
+        elif text.endswith("*"):
+            assert exc.reply_text.startswith(text[:-1]), \
+                "expected reply text starting %r, got %r" % (text[:-1], exc.reply_text)
+        else:
+            assert exc.reply_text == text, \
+                "expected reply text %r, got %r" % (text, exc.reply_text)
+
+
+class _Box:
+    exc = None
+
+
+@contextlib.contextmanager
+def channel_error(code, text=None):
+    """Asserts that the block ends with the broker closing the channel with
+    `code` and `text` (exact, or a prefix when text ends with '*', or a
+    predicate)."""
+    box = _Box()
+    try:
+        yield box
+    except pex.ChannelClosedByBroker as e:
+        box.exc = e
+        _check(e, code, text)
+        return
+    raise AssertionError("expected channel close %d, but the block succeeded" % code)
+
+
+@contextlib.contextmanager
+def connection_error(code, text=None):
+    """As channel_error, for connection.close sent by the broker."""
+    box = _Box()
+    try:
+        yield box
+    except pex.ConnectionClosedByBroker as e:
+        box.exc = e
+        _check(e, code, text)
+        return
+    raise AssertionError("expected connection close %d, but the block succeeded" % code)
+
+
+def drain(ch, queue, limit=10000):
+    """basic.get with auto-ack until get-empty; returns the bodies."""
+    out = []
+    for _ in range(limit):
+        m, p, b = ch.basic_get(queue, auto_ack=True)
+        if m is None:
+            return out
+        out.append(b)
+    raise AssertionError("queue %s did not drain" % queue)
+
+
+def queue_counts(ch, queue):
+    """(message_count, consumer_count) from a passive declare."""
+    ok = ch.queue_declare(queue, passive=True)
+    return ok.method.message_count, ok.method.consumer_count
+
+
+def wait_queue_count(ch, queue, expected, timeout=DEADLINE):
+    """Waits until the queue holds exactly `expected` ready messages."""
+    last = [None]
+
+    def cond():
+        last[0] = queue_counts(ch, queue)[0]
+        return last[0] == expected
+    try:
+        wait_for(cond, timeout, "queue %s to hold %d messages" % (queue, expected))
+    except AssertionError:
+        raise AssertionError("queue %s holds %s messages, expected %d"
+                             % (queue, last[0], expected))
+
+
+class Collector:
+    """A consumer callback that records deliveries in order."""
+
+    def __init__(self, ack=False):
+        self.ack = ack
+        self.deliveries = []  # (method, properties, body)
+
+    def __call__(self, ch, method, props, body):
+        self.deliveries.append((method, props, body))
+        if self.ack:
+            ch.basic_ack(method.delivery_tag)
+
+    @property
+    def bodies(self):
+        return [d[2] for d in self.deliveries]
+
+    def wait(self, conn, n, timeout=DEADLINE):
+        wait_for(lambda: len(self.deliveries) >= n, timeout,
+                 "%d deliveries (have %d)" % (n, len(self.deliveries)), conn=conn)
+        return self.deliveries
+
+
+
+def assert_serves(broker):
+    """The broker still accepts and serves a fresh, well-behaved client."""
+    c = broker.connect()
+    try:
+        ch = c.channel()
+        q = ch.queue_declare("", exclusive=True).method.queue
+        ch.basic_publish("", q, b"still alive")
+        m, _, body = ch.basic_get(q, auto_ack=True)
+        assert body == b"still alive"
+    finally:
+        c.close()
+
+
+def wait_queue_gone(conn, queue, timeout=DEADLINE):
+    """Waits until a passive declare of `queue` gets 404 (each attempt on a
+    fresh channel of conn); any other error fails the test."""
+    def gone():
+        ch = conn.channel()
+        try:
+            ch.queue_declare(queue, passive=True)
+        except pex.ChannelClosedByBroker as e:
+            assert e.reply_code == 404, "passive declare of %s: %r" % (queue, e)
+            assert e.reply_text == "NOT_FOUND - no queue '%s' in vhost '/'" % queue
+            return True
+        ch.close()
+        return False
+    wait_for(gone, timeout, "queue %s to be deleted" % queue)

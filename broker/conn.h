@@ -13,9 +13,11 @@
 #include <stdint.h>
 
 #include "broker/message.h"
+#include "core/list.h"
 #include "protocol/error.h"
 #include "protocol/methods.h"
 
+struct sockaddr;
 typedef struct wr_conn_s wr_conn_t;
 typedef struct wr_server_s wr_server_t;
 typedef struct wr_vhost_s wr_vhost_t;
@@ -49,5 +51,20 @@ const char *wr_conn_name(const wr_conn_t *c);
 /* Whether the client's capabilities table has this key set true
  * ("consumer_cancel_notify", "basic.nack", "connection.blocked", ...). */
 bool wr_conn_client_has(const wr_conn_t *c, const char *capability);
+
+/*
+ * The server's side (server.c). wr_conn_new takes ownership of the accepted,
+ * non-blocking socket fd (closed on failure; NULL on ENOMEM) and starts the
+ * handshake. The server keeps each connection on its lists through
+ * wr_conn_link. wr_conn_shutdown starts closing for a broker shutdown (320
+ * to open connections) and never frees. wr_conn_free releases everything,
+ * closing the socket; only the server's reaper calls it, after the
+ * connection reported itself done (wr_server_conn_done), or at exit.
+ */
+wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, uint64_t id);
+wr_list_t *wr_conn_link(wr_conn_t *c);
+wr_conn_t *wr_conn_from_link(wr_list_t *link);
+void wr_conn_shutdown(wr_conn_t *c);
+void wr_conn_free(wr_conn_t *c); /* NULL is a no-op */
 
 #endif

@@ -10,7 +10,10 @@
 #include "broker/config.h"
 #include "core/bytes.h"
 
+#define WR_VERSION "0.1.0"
+
 struct event_base;
+typedef struct wr_conn_s wr_conn_t;
 typedef struct wr_server_s wr_server_t;
 typedef struct wr_vhost_s wr_vhost_t;
 
@@ -26,5 +29,8 @@ struct event_base *wr_server_base(wr_server_t *srv);
 const wr_config_t *wr_server_config(const wr_server_t *srv);
 /* NULL when the vhost does not exist. */
 wr_vhost_t *wr_server_vhost(wr_server_t *srv, wr_bytes_t name);
+/* For conn.c: c has finished (socket side done, channels freed); the server
+ * frees it once the current callbacks have returned, never inside them. */
+void wr_server_conn_done(wr_server_t *srv, wr_conn_t *c);
 
 #endif

@@ -8,6 +8,8 @@
 #define WR_BROKER_VHOST_H
 
 #include "broker/conn.h"
+#include "broker/exchange.h"
+#include "broker/queue.h"
 #include "broker/server.h"
 
 /* A vhost with the standard exchanges declared. NULL on ENOMEM. */
@@ -17,5 +19,28 @@ const char *wr_vhost_name(const wr_vhost_t *vh);
 /* The connection is gone: delete the exclusive queues it owned. Called after
  * its channels have been freed. */
 void wr_vhost_conn_closed(wr_vhost_t *vh, wr_conn_t *c);
+
+/*
+ * The name tables, for the channel handlers. Lookups return NULL when absent;
+ * the default exchange is found under "". The vhost holds one reference to
+ * each exchange and queue it lists.
+ */
+wr_exchange_t *wr_vhost_exchange(const wr_vhost_t *vh, wr_bytes_t name);
+wr_queue_t *wr_vhost_queue(const wr_vhost_t *vh, wr_bytes_t name);
+/* Creates and lists a new exchange / queue (an exclusive queue is also
+ * filed under its owner). WR_OK, WR_EEXIST or WR_ENOMEM. */
+int wr_vhost_exchange_add(wr_vhost_t *vh, wr_bytes_t name, const wr_exchange_opts_t *o, wr_exchange_t **out);
+int wr_vhost_queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, wr_queue_t **out);
+/* Deletes x with its bindings (either side), then auto-delete exchanges
+ * left without bindings. */
+void wr_vhost_exchange_delete(wr_vhost_t *vh, wr_exchange_t *x);
+/* Deletes q: consumers are cancelled (wr_consumer_ops_t.cancelled), bindings
+ * removed as above, ready messages released. Returns how many were ready. */
+size_t wr_vhost_queue_delete(wr_vhost_t *vh, wr_queue_t *q);
+/* wr_exchange_unbind, then auto-delete of x if that was its last binding. */
+int wr_vhost_unbind(wr_vhost_t *vh, wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args);
+/* Routes m published to x into out (see wr_exchange_route); the default
+ * exchange reaches the queue named by the routing key. False on ENOMEM. */
+bool wr_vhost_route(wr_vhost_t *vh, wr_exchange_t *x, wr_message_t *m, wr_dest_set_t *out);
 
 #endif

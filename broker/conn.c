@@ -1,0 +1,1315 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One client connection: the socket behind a bufferevent, the protocol
+ * header, frame splitting with a per-callback cap, the connection-class
+ * handshake (start, SASL, tune, open), heartbeats, channel slots and close.
+ * Errors map to the codes and texts RabbitMQ 3.10 uses (rabbit_reader.erl),
+ * including its habit of closing silently, 3 s later, on handshake errors.
+ */
+#include "broker/conn.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "broker/auth.h"
+#include "broker/channel.h"
+#include "broker/log.h"
+#include "broker/server.h"
+#include "broker/vhost.h"
+#include "core/status.h"
+#include "protocol/constants.h"
+#include "protocol/cursor.h"
+#include "protocol/frame.h"
+#include "protocol/table.h"
+
+/* Frames handled per read callback before yielding to other connections. */
+#define FRAMES_PER_CALLBACK 256
+/* RabbitMQ's handshake_timeout: connection.open must be done by then. */
+#define HANDSHAKE_TIMEOUT_SEC 10
+/* How long we wait for connection.close-ok or for output to drain. */
+#define CLOSE_TIMEOUT_SEC 3
+/* RabbitMQ's SILENT_CLOSE_DELAY: a client that failed the handshake or broke
+ * framing waits this long for its socket to close (anti-DoS). */
+#define SILENT_CLOSE_DELAY_SEC 3
+/* Input stops being read above this (or above one maximal frame). */
+#define READ_HIGH_WM (256 * 1024)
+/* Output above HIGH makes the connection unwritable for deliveries; once it
+ * drains to LOW, channels are told to resume. */
+#define WRITE_HIGH_WM (1024 * 1024)
+#define WRITE_LOW_WM  (256 * 1024)
+/* Channel slots: a lazily allocated directory of pages of 256 slots, so any
+ * channel number is one indexed load away and unused ranges cost nothing. */
+#define CHANNEL_PAGE_BITS 8
+#define CHANNEL_PAGE_SIZE (1u << CHANNEL_PAGE_BITS)
+#define CHANNEL_PAGES     (65536u / CHANNEL_PAGE_SIZE)
+/* Heartbeat ticks come every interval/2; four silent ticks are two intervals. */
+#define HEARTBEAT_MISSED_TICKS 4
+
+#define SERVER_MECHANISMS "PLAIN AMQPLAIN"
+/* "AMQP" 1 1 0 9: AMQP 0-9, which RabbitMQ serves as 0-9-1. */
+static const uint8_t amqp_0_9_header[8] = {'A', 'M', 'Q', 'P', 1, 1, 0, 9};
+
+typedef enum {
+    ST_AWAIT_HEADER,
+    ST_AWAIT_START_OK,
+    ST_AWAIT_TUNE_OK,
+    ST_AWAIT_OPEN,
+    ST_OPEN,
+    ST_CLOSING, /* we sent connection.close: only close and close-ok matter now */
+    ST_CLOSED,  /* finished at the AMQP level: input is discarded, the socket
+                   closes once flushed or when the deadline fires */
+    ST_DEAD,    /* handed to the server's reaper */
+} conn_state_t;
+
+struct wr_conn_s {
+    wr_list_t link; /* on the server's live or closing list */
+    wr_server_t *srv;
+    struct bufferevent *bev;
+    conn_state_t state;
+    uint64_t id;
+    char name[136]; /* two formatted addresses and " -> " */
+    bool peer_loopback;
+    bool peer_eof;           /* EOF seen: finish buffered frames, then close */
+    bool output_full;        /* went over WRITE_HIGH_WM; channels wait for LOW */
+    bool close_when_flushed; /* close as soon as the output is empty */
+    bool teardown_pending;   /* channels to free once off the caller's stack */
+    bool torn_down;
+    bool sent_since_tick;
+    bool recv_since_tick;
+    uint8_t idle_ticks;
+
+    /* Negotiated in tune-ok; frame_max is AMQP's minimum until then. */
+    uint32_t frame_max;
+    uint16_t channel_max;
+    uint16_t heartbeat;
+
+    char *user;
+    wr_vhost_t *vhost;
+    uint8_t *caps; /* the client's capabilities table, raw */
+    size_t caps_len;
+
+    wr_channel_t ***pages; /* CHANNEL_PAGES entries, each NULL or a page */
+    uint32_t nchannels;
+
+    wr_buf_t scratch;       /* reused by every encoder call */
+    struct event *resume;   /* more input to handle, or deferred teardown */
+    struct event *deadline; /* handshake timeout, then close timeout */
+    struct event *heartbeat_ev;
+    char reason[256]; /* why it closes, for the last log line */
+};
+
+static void conn_process(wr_conn_t *c);
+
+/* --- small helpers ------------------------------------------------------ */
+
+static const char *state_name(conn_state_t s)
+{
+    /* RabbitMQ's names, as its error texts show them. */
+    switch (s) {
+    case ST_AWAIT_HEADER:
+    case ST_AWAIT_START_OK:
+        return "starting";
+    case ST_AWAIT_TUNE_OK:
+        return "tuning";
+    case ST_AWAIT_OPEN:
+        return "opening";
+    case ST_OPEN:
+        return "running";
+    case ST_CLOSING:
+        return "closing";
+    case ST_CLOSED:
+    case ST_DEAD:
+        break;
+    }
+    return "closed";
+}
+
+/* Client-supplied bytes go into log lines: no control characters. */
+static void sanitize(char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+    }
+}
+
+/*
+ * A binary as Erlang prints it, which is how RabbitMQ's texts show payloads:
+ * <<"abc">> when every octet is printable ASCII and `strings`, else
+ * <<0,20,0>>. Truncated to fit n.
+ */
+static void format_octets(char *out, size_t n, wr_bytes_t b, bool strings)
+{
+    bool printable = strings && b.len > 0;
+    size_t used;
+
+    for (size_t i = 0; i < b.len && printable; i++)
+        printable = b.data[i] >= 0x20 && b.data[i] < 0x7f;
+    used = (size_t)snprintf(out, n, printable ? "<<\"" : "<<");
+    for (size_t i = 0; i < b.len && used < n; i++) {
+        uint8_t x = b.data[i];
+
+        if (printable)
+            used += (size_t)snprintf(out + used, n - used, x == '"' || x == '\\' ? "\\%c" : "%c", x);
+        else
+            used += (size_t)snprintf(out + used, n - used, i ? ",%u" : "%u", x);
+    }
+    if (used < n)
+        snprintf(out + used, n - used, printable ? "\">>" : ">>");
+}
+
+static void set_reason(wr_conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The first cause of a close is the one the last log line reports. */
+static void set_reason(wr_conn_t *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (c->reason[0])
+        return;
+    va_start(ap, fmt);
+    vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
+    va_end(ap);
+    sanitize(c->reason);
+}
+
+static struct evbuffer *conn_output(const wr_conn_t *c)
+{
+    return bufferevent_get_output(c->bev);
+}
+
+static void conn_arm_deadline(wr_conn_t *c, int seconds)
+{
+    struct timeval tv = {seconds, 0};
+
+    event_add(c->deadline, &tv);
+}
+
+/* --- socket ------------------------------------------------------------- */
+
+/*
+ * Everything specific to the transport lives here: a plain TCP socket with
+ * Nagle off (as RabbitMQ's default nodelay). TLS will wrap the same fd in a
+ * bufferevent_openssl at this point; the rest of the file only sees a
+ * bufferevent.
+ */
+static struct bufferevent *conn_transport_new(struct event_base *base, int fd)
+{
+    int one = 1;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* "1.2.3.4:5" or "[::1]:5". */
+static void format_addr(char *out, size_t n, const struct sockaddr *sa)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        snprintf(out, n, "%s:%u", host, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        snprintf(out, n, "[%s]:%u", host, ntohs(in6->sin6_port));
+    } else {
+        snprintf(out, n, "?");
+    }
+}
+
+static void conn_set_name(wr_conn_t *c, int fd, const struct sockaddr *peer)
+{
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    char p[64], l[64] = "?";
+
+    format_addr(p, sizeof(p), peer);
+    if (getsockname(fd, (struct sockaddr *)&local, &len) == 0)
+        format_addr(l, sizeof(l), (struct sockaddr *)&local);
+    snprintf(c->name, sizeof(c->name), "%s -> %s", p, l);
+}
+
+/* --- closing -------------------------------------------------------------- */
+
+static void conn_free_channels(wr_conn_t *c)
+{
+    if (!c->pages)
+        return;
+    for (size_t p = 0; p < CHANNEL_PAGES; p++) {
+        if (!c->pages[p])
+            continue;
+        for (size_t i = 0; i < CHANNEL_PAGE_SIZE; i++) {
+            wr_channel_free(c->pages[p][i]);
+            c->pages[p][i] = NULL;
+        }
+    }
+    c->nchannels = 0;
+}
+
+/* Channels first (they requeue and cancel), then the vhost drops the
+ * connection's exclusive queues. Runs once, never from inside a channel. */
+static void conn_teardown(wr_conn_t *c)
+{
+    if (c->torn_down)
+        return;
+    c->torn_down = true;
+    c->teardown_pending = false;
+    conn_free_channels(c);
+    if (c->vhost)
+        wr_vhost_conn_closed(c->vhost, c);
+}
+
+/* The end: tear down, log, and hand the connection to the server's reaper
+ * (which closes the socket). Only called from this file's own callbacks. */
+static void conn_close_now(wr_conn_t *c, const char *reason)
+{
+    if (c->state == ST_DEAD)
+        return;
+    if (reason)
+        set_reason(c, "%s", reason);
+    c->state = ST_DEAD;
+    conn_teardown(c);
+    event_del(c->deadline);
+    event_del(c->heartbeat_ev);
+    event_del(c->resume);
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    wr_log_info("connection closed: %s (%s)", c->name, c->reason);
+    wr_server_conn_done(c->srv, c);
+}
+
+/* Close once everything queued has been written (bounded by the close
+ * timeout for a peer that stops reading). */
+static void conn_close_when_flushed(wr_conn_t *c)
+{
+    c->close_when_flushed = true;
+    /* Write low-watermark 0: the write callback fires when output is empty. */
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    conn_arm_deadline(c, evbuffer_get_length(conn_output(c)) == 0 ? 0 : CLOSE_TIMEOUT_SEC);
+}
+
+/* Stop everything now but close on the next loop pass: for failures found
+ * where the caller (maybe a channel) is still on the stack. */
+static void conn_close_soon(wr_conn_t *c, const char *reason)
+{
+    if (c->state == ST_DEAD)
+        return;
+    set_reason(c, "%s", reason);
+    c->state = ST_CLOSED;
+    conn_arm_deadline(c, 0);
+}
+
+static void conn_out_of_memory(wr_conn_t *c)
+{
+    wr_log_error("connection %s: out of memory", c->name);
+    conn_close_soon(c, "out of memory");
+}
+
+/* --- output ------------------------------------------------------------- */
+
+static void conn_queued(wr_conn_t *c)
+{
+    c->sent_since_tick = true;
+    if (evbuffer_get_length(conn_output(c)) >= WRITE_HIGH_WM)
+        c->output_full = true;
+}
+
+/* Appends the scratch buffer to the output. */
+static void conn_flush_scratch(wr_conn_t *c)
+{
+    if (!wr_buf_ok(&c->scratch) || evbuffer_add(conn_output(c), c->scratch.data, c->scratch.len) != 0) {
+        conn_out_of_memory(c);
+        return;
+    }
+    conn_queued(c);
+}
+
+/* Queues a method whatever the state (close and close-ok use this). */
+static void conn_put_method(wr_conn_t *c, uint16_t channel, const wr_method_t *m)
+{
+    wr_buf_reset(&c->scratch);
+    wr_frame_put_method(&c->scratch, channel, m);
+    conn_flush_scratch(c);
+}
+
+/* After connection.close nothing but connection-class replies may follow;
+ * channels that still talk are silently ignored. */
+static bool conn_may_send(const wr_conn_t *c, uint16_t channel)
+{
+    if (c->state == ST_CLOSED || c->state == ST_DEAD)
+        return false;
+    return c->state != ST_CLOSING || channel == 0;
+}
+
+void wr_conn_send_method(wr_conn_t *c, uint16_t channel, const wr_method_t *m)
+{
+    if (conn_may_send(c, channel))
+        conn_put_method(c, channel, m);
+}
+
+static void body_released(const void *data, size_t len, void *msg)
+{
+    wr_message_unref(msg);
+}
+
+void wr_conn_send_content(wr_conn_t *c, uint16_t channel, const wr_method_t *m, wr_message_t *msg)
+{
+    struct evbuffer *out = conn_output(c);
+    size_t chunk = c->frame_max - WR_FRAME_OVERHEAD;
+    uint64_t off = 0;
+
+    if (!conn_may_send(c, channel))
+        return;
+    /* Method and content header, then per body frame: its header from the
+     * scratch buffer, the body bytes by reference, the frame-end octet. */
+    wr_buf_reset(&c->scratch);
+    wr_frame_put_method(&c->scratch, channel, m);
+    wr_frame_put_raw(&c->scratch, WR_FRAME_HEADER, channel, msg->header);
+    while (off < msg->body_size) {
+        size_t n = msg->body_size - off < chunk ? (size_t)(msg->body_size - off) : chunk;
+
+        wr_frame_put_header(&c->scratch, WR_FRAME_BODY, channel, (uint32_t)n);
+        if (!wr_buf_ok(&c->scratch) || evbuffer_add(out, c->scratch.data, c->scratch.len) != 0)
+            goto oom;
+        wr_message_ref(msg);
+        if (evbuffer_add_reference(out, msg->body + off, n, body_released, msg) != 0) {
+            wr_message_unref(msg);
+            goto oom;
+        }
+        off += n;
+        wr_buf_reset(&c->scratch);
+        wr_buf_put_u8(&c->scratch, WR_FRAME_END);
+    }
+    conn_flush_scratch(c);
+    return;
+oom:
+    conn_out_of_memory(c);
+}
+
+/* --- errors --------------------------------------------------------------- */
+
+/* Handshake failure before connection.open: RabbitMQ logs it and closes the
+ * socket SILENT_CLOSE_DELAY later, sending connection.close only in the
+ * cases where `close` is given (failed login with authentication_failure_close,
+ * failed tune negotiation). */
+static void conn_refuse(wr_conn_t *c, const char *reason, const wr_amqp_error_t *close)
+{
+    char line[300];
+
+    snprintf(line, sizeof(line), "%s", reason);
+    sanitize(line);
+    wr_log_error("connection %s (state: %s): %s", c->name, state_name(c->state), line);
+    set_reason(c, "%s", line);
+    if (close) {
+        wr_method_t m = {.id = WR_CONNECTION_CLOSE};
+
+        m.u.connection_close.reply_code = close->code;
+        m.u.connection_close.reply_text = wr_bytes_str(close->text);
+        m.u.connection_close.class_id = close->class_id;
+        m.u.connection_close.method_id = close->method_id;
+        conn_put_method(c, 0, &m);
+    }
+    c->state = ST_CLOSED;
+    conn_arm_deadline(c, SILENT_CLOSE_DELAY_SEC);
+}
+
+/*
+ * A hard error. Before connection.open it is a silent refusal; afterwards
+ * connection.close carries it and we wait for close-ok, or, when framing is
+ * lost (`lost_sync`: the stream can no longer be split into frames), discard
+ * all input and close after the delay, as RabbitMQ's fatal_frame_error.
+ * Channels are freed on the next loop pass: a channel may be calling us.
+ */
+static void conn_error(wr_conn_t *c, uint16_t channel, const wr_amqp_error_t *err, bool lost_sync)
+{
+    wr_method_t m = {.id = WR_CONNECTION_CLOSE};
+    char line[300];
+
+    switch (c->state) {
+    case ST_AWAIT_HEADER:
+    case ST_AWAIT_START_OK:
+    case ST_AWAIT_TUNE_OK:
+        conn_refuse(c, err->text, NULL);
+        return;
+    case ST_AWAIT_OPEN:
+    case ST_OPEN:
+        break;
+    case ST_CLOSING:
+    case ST_CLOSED:
+    case ST_DEAD:
+        return;
+    }
+    snprintf(line, sizeof(line), "%s", err->text);
+    sanitize(line);
+    if (err->code == WR_AMQP_CONNECTION_FORCED)
+        wr_log_info("connection %s: closing: %s", c->name, line);
+    else
+        wr_log_error("connection %s (vhost: '%s', user: '%s', state: %s), channel %u: %s", c->name,
+                     c->vhost ? wr_vhost_name(c->vhost) : "none", c->user ? c->user : "none",
+                     state_name(c->state), channel, line);
+    set_reason(c, "%s", line);
+    m.u.connection_close.reply_code = err->code;
+    m.u.connection_close.reply_text = wr_bytes_str(err->text);
+    m.u.connection_close.class_id = err->class_id;
+    m.u.connection_close.method_id = err->method_id;
+    conn_put_method(c, 0, &m);
+    c->state = lost_sync ? ST_CLOSED : ST_CLOSING;
+    conn_arm_deadline(c, lost_sync ? SILENT_CLOSE_DELAY_SEC : CLOSE_TIMEOUT_SEC);
+    c->teardown_pending = true;
+    event_active(c->resume, EV_READ, 0);
+}
+
+void wr_conn_fail(wr_conn_t *c, const wr_amqp_error_t *err)
+{
+    conn_error(c, 0, err, false);
+}
+
+static void conn_fail_fmt(wr_conn_t *c, uint16_t channel, uint16_t code, uint32_t method, bool lost_sync,
+                          const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void conn_fail_fmt(wr_conn_t *c, uint16_t channel, uint16_t code, uint32_t method, bool lost_sync,
+                          const char *fmt, ...)
+{
+    wr_amqp_error_t err;
+    char text[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    wr_amqp_error_set(&err, code, method, "%s", text);
+    conn_error(c, channel, &err, lost_sync);
+}
+
+/* RabbitMQ's unexpected_frame: "type 2, all octets = <<...>>" (first 16). */
+static void conn_unexpected_frame(wr_conn_t *c, const wr_frame_t *f)
+{
+    wr_bytes_t shown = f->payload;
+    char octets[128];
+
+    if (shown.len > 16)
+        shown.len = 16;
+    format_octets(octets, sizeof(octets), shown, true);
+    conn_fail_fmt(c, f->channel, WR_AMQP_UNEXPECTED_FRAME, 0, false, "type %u, %s octets = %s", f->type,
+                  f->payload.len > 16 ? "first 16" : "all", octets);
+}
+
+static void conn_unexpected_method(wr_conn_t *c, uint32_t id)
+{
+    conn_fail_fmt(c, 0, WR_AMQP_CHANNEL_ERROR, id, false, "unexpected method in connection state %s",
+                  state_name(c->state));
+}
+
+/* A frame wr_frame_parse refused; hdr holds its 7 header octets. */
+static void conn_frame_error(wr_conn_t *c, int rc, const uint8_t *hdr, uint8_t end_octet)
+{
+    wr_cursor_t cur = wr_cursor((wr_bytes_t){hdr, WR_FRAME_HEADER_SIZE});
+    uint8_t type = 0;
+    uint16_t channel = 0;
+    uint32_t size = 0;
+
+    wr_rd_u8(&cur, &type);
+    wr_rd_u16(&cur, &channel);
+    wr_rd_u32(&cur, &size);
+    if (rc == WR_ETOOBIG)
+        conn_fail_fmt(c, channel, WR_AMQP_FRAME_ERROR, 0, true,
+                      "frame of type %u on channel %u is too large: payload of %u octets, frame_max is %u",
+                      type, channel, size, c->frame_max);
+    else if (rc == WR_EUNKNOWN)
+        conn_fail_fmt(c, channel, WR_AMQP_FRAME_ERROR, 0, true, "unknown frame type %u on channel %u", type,
+                      channel);
+    else
+        conn_fail_fmt(c, channel, WR_AMQP_FRAME_ERROR, 0, true,
+                      "frame of type %u on channel %u ends with 0x%02x instead of the frame-end octet 0x%02x",
+                      type, channel, end_octet, WR_FRAME_END);
+}
+
+/* Class and method ids of a method frame of at least 4 octets. */
+static uint32_t peek_method_id(const wr_frame_t *f)
+{
+    wr_cursor_t cur = wr_cursor(f->payload);
+    uint16_t cls = 0, mth = 0;
+
+    wr_rd_u16(&cur, &cls);
+    wr_rd_u16(&cur, &mth);
+    return (uint32_t)cls << 16 | mth;
+}
+
+/* Decodes a method frame; on failure reports it as RabbitMQ does and returns
+ * false. */
+static bool conn_decode(wr_conn_t *c, const wr_frame_t *f, wr_method_t *m)
+{
+    uint32_t id = peek_method_id(f);
+    char octets[256];
+    int rc = wr_method_decode(f->payload, m);
+
+    if (rc == WR_OK)
+        return true;
+    if (rc == WR_EUNKNOWN) {
+        conn_fail_fmt(c, f->channel, WR_AMQP_NOT_IMPLEMENTED, id, false,
+                      "unknown method (class %u, method %u)", WR_METHOD_CLASS(id), WR_METHOD_INDEX(id));
+        return false;
+    }
+    format_octets(octets, sizeof(octets), (wr_bytes_t){f->payload.data + 4, f->payload.len - 4}, false);
+    conn_fail_fmt(c, f->channel, WR_AMQP_FRAME_ERROR, id, false, "cannot decode %s", octets);
+    return false;
+}
+
+/* --- handshake ------------------------------------------------------------ */
+
+static void conn_send_start(wr_conn_t *c)
+{
+    wr_method_t m = {.id = WR_CONNECTION_START};
+    wr_buf_t props = WR_BUF_INIT;
+    char host[128] = "localhost";
+    char cluster[160], platform[64];
+    size_t mark, caps;
+
+    gethostname(host, sizeof(host) - 1);
+    snprintf(cluster, sizeof(cluster), "warren@%s", host);
+    snprintf(platform, sizeof(platform), "C11, libevent %s", event_get_version());
+    /* Keys in RabbitMQ's (sorted) order; capabilities as it advertises them. */
+    mark = wr_table_begin(&props);
+    wr_table_put_key(&props, "capabilities");
+    wr_buf_put_u8(&props, 'F');
+    caps = wr_table_begin(&props);
+    wr_table_put_bool(&props, "publisher_confirms", true);
+    wr_table_put_bool(&props, "exchange_exchange_bindings", true);
+    wr_table_put_bool(&props, "basic.nack", true);
+    wr_table_put_bool(&props, "consumer_cancel_notify", true);
+    wr_table_put_bool(&props, "connection.blocked", true);
+    wr_table_put_bool(&props, "consumer_priorities", true);
+    wr_table_put_bool(&props, "authentication_failure_close", true);
+    wr_table_put_bool(&props, "per_consumer_qos", true);
+    wr_table_end(&props, caps);
+    wr_table_put_str(&props, "cluster_name", cluster);
+    wr_table_put_str(&props, "copyright", "Copyright (c) the warren authors");
+    wr_table_put_str(&props, "information", "Licensed under the MIT License");
+    wr_table_put_str(&props, "platform", platform);
+    wr_table_put_str(&props, "product", "warren");
+    wr_table_put_str(&props, "version", WR_VERSION);
+    wr_table_end(&props, mark);
+    if (!wr_buf_ok(&props)) {
+        wr_buf_free(&props);
+        conn_out_of_memory(c);
+        return;
+    }
+    m.u.connection_start.version_major = 0;
+    m.u.connection_start.version_minor = 9;
+    m.u.connection_start.server_properties = (wr_bytes_t){props.data + mark + 4, props.len - mark - 4};
+    m.u.connection_start.mechanisms = WR_BYTES_LIT(SERVER_MECHANISMS);
+    m.u.connection_start.locales = WR_BYTES_LIT("en_US");
+    conn_put_method(c, 0, &m);
+    wr_buf_free(&props);
+}
+
+/* Consumes the 8-octet protocol header once it is all in. */
+static bool conn_read_header(wr_conn_t *c, struct evbuffer *in)
+{
+    uint8_t h[8];
+    char shown[64];
+
+    if (evbuffer_get_length(in) < sizeof(h))
+        return false;
+    evbuffer_remove(in, h, sizeof(h));
+    if (memcmp(h, wr_protocol_header, sizeof(h)) == 0 || memcmp(h, amqp_0_9_header, sizeof(h)) == 0) {
+        c->state = ST_AWAIT_START_OK;
+        conn_send_start(c);
+        return true;
+    }
+    /* The spec's answer to a version we do not speak: our header, then close. */
+    if (memcmp(h, "AMQP", 4) == 0)
+        set_reason(c, "unsupported protocol version %u-%u-%u-%u", h[4], h[5], h[6], h[7]);
+    else {
+        format_octets(shown, sizeof(shown), (wr_bytes_t){h, sizeof(h)}, true);
+        set_reason(c, "client did not start with the AMQP protocol header: %s", shown);
+    }
+    wr_log_warn("connection %s: %s", c->name, c->reason);
+    c->state = ST_CLOSED;
+    if (evbuffer_add(conn_output(c), wr_protocol_header, sizeof(wr_protocol_header)) != 0) {
+        conn_out_of_memory(c);
+        return true;
+    }
+    conn_close_when_flushed(c);
+    return true;
+}
+
+static void conn_auth_fail(wr_conn_t *c, const char *mechanism, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A refused login. The log says why; the client only learns which mechanism
+ * failed, as RabbitMQ does, and only if it asked to be told. */
+static void conn_auth_fail(wr_conn_t *c, const char *mechanism, const char *fmt, ...)
+{
+    char why[300], reason[400];
+    wr_amqp_error_t err;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    snprintf(reason, sizeof(reason), "%s login refused: %s", mechanism, why);
+    wr_amqp_error_set(
+        &err, WR_AMQP_ACCESS_REFUSED, 0,
+        "Login was refused using authentication mechanism %s. For details see the broker logfile.",
+        mechanism);
+    conn_refuse(c, reason, wr_conn_client_has(c, "authentication_failure_close") ? &err : NULL);
+}
+
+static void conn_start_ok(wr_conn_t *c, const wr_connection_start_ok_t *m)
+{
+    const wr_config_t *cfg = wr_server_config(c->srv);
+    wr_method_t tune = {.id = WR_CONNECTION_TUNE};
+    const wr_user_cfg_t *u;
+    wr_bytes_t user, password;
+    const char *mechanism;
+    wr_value_t caps;
+    int rc;
+
+    if (wr_table_get(m->client_properties, "capabilities", &caps) && caps.type == 'F' && caps.v.s.len > 0) {
+        c->caps = malloc(caps.v.s.len);
+        if (!c->caps) {
+            conn_out_of_memory(c);
+            return;
+        }
+        memcpy(c->caps, caps.v.s.data, caps.v.s.len);
+        c->caps_len = caps.v.s.len;
+    }
+    if (wr_bytes_eq_str(m->mechanism, "PLAIN")) {
+        mechanism = "PLAIN";
+        rc = wr_auth_plain_parse(m->response, &user, &password);
+    } else if (wr_bytes_eq_str(m->mechanism, "AMQPLAIN")) {
+        mechanism = "AMQPLAIN";
+        rc = wr_auth_amqplain_parse(m->response, &user, &password);
+    } else {
+        conn_fail_fmt(c, 0, WR_AMQP_COMMAND_INVALID, WR_CONNECTION_START_OK, false,
+                      "unknown authentication mechanism '%.*s'", (int)m->mechanism.len,
+                      (const char *)m->mechanism.data);
+        return;
+    }
+    /* The response holds the password: texts describe it, never echo it. */
+    if (rc == WR_ENOENT)
+        conn_fail_fmt(c, 0, WR_AMQP_SYNTAX_ERROR, WR_CONNECTION_START_OK, false,
+                      "AMQPLAIN auth info is missing LOGIN or PASSWORD field");
+    else if (rc == WR_EUNKNOWN)
+        conn_fail_fmt(c, 0, WR_AMQP_SYNTAX_ERROR, WR_CONNECTION_START_OK, false,
+                      "AMQPLAIN auth info uses unsupported type for LOGIN or PASSWORD field");
+    else if (rc != WR_OK)
+        conn_fail_fmt(c, 0, WR_AMQP_SYNTAX_ERROR, WR_CONNECTION_START_OK, false, "%s response invalid",
+                      mechanism);
+    if (rc != WR_OK)
+        return;
+    u = wr_auth_check(cfg, user, password);
+    if (!u) {
+        conn_auth_fail(c, mechanism, "user '%.*s' - invalid credentials", (int)user.len,
+                       (const char *)user.data);
+        return;
+    }
+    if (wr_auth_loopback_only(cfg, u->name) && !c->peer_loopback) {
+        conn_auth_fail(c, mechanism, "user '%s' can only connect via localhost", u->name);
+        return;
+    }
+    c->user = strdup(u->name);
+    if (!c->user) {
+        conn_out_of_memory(c);
+        return;
+    }
+    c->state = ST_AWAIT_TUNE_OK;
+    tune.u.connection_tune.channel_max = cfg->channel_max;
+    tune.u.connection_tune.frame_max = cfg->frame_max;
+    tune.u.connection_tune.heartbeat = cfg->heartbeat;
+    conn_put_method(c, 0, &tune);
+}
+
+/* RabbitMQ's validate_negotiated_integer_value: 0 ("no limit") is above any
+ * server limit, so it is refused like a value that is too high. */
+static bool conn_negotiate(wr_conn_t *c, const char *field, uint32_t min, uint32_t server, uint32_t client)
+{
+    wr_amqp_error_t err;
+    char why[200];
+
+    if (client != 0 && client < min)
+        snprintf(why, sizeof(why), "negotiated %s = %u is lower than the minimum allowed value (%u)", field,
+                 client, min);
+    else if (client == 0 || client > server)
+        snprintf(why, sizeof(why), "negotiated %s = %u%s is higher than the maximum allowed value (%u)",
+                 field, client, client == 0 && strcmp(field, "channel_max") == 0 ? " (no limit)" : "",
+                 server);
+    else
+        return true;
+    wr_amqp_error_set(&err, WR_AMQP_NOT_ALLOWED, WR_CONNECTION_TUNE, "%s", why);
+    conn_refuse(c, why, &err);
+    return false;
+}
+
+static void conn_tune_ok(wr_conn_t *c, const wr_connection_tune_ok_t *m)
+{
+    const wr_config_t *cfg = wr_server_config(c->srv);
+    size_t high;
+
+    if (!conn_negotiate(c, "frame_max", WR_FRAME_MIN_SIZE, cfg->frame_max, m->frame_max) ||
+        !conn_negotiate(c, "channel_max", 1, cfg->channel_max, m->channel_max))
+        return;
+    c->frame_max = m->frame_max;
+    c->channel_max = m->channel_max;
+    c->heartbeat = m->heartbeat;
+    /* A whole frame must fit under the read watermark or reading stalls. */
+    high = (size_t)c->frame_max + WR_FRAME_OVERHEAD;
+    bufferevent_setwatermark(c->bev, EV_READ, 0, high > READ_HIGH_WM ? high : READ_HIGH_WM);
+    if (c->heartbeat > 0) {
+        struct timeval tv = {c->heartbeat / 2, (c->heartbeat % 2) * 500000};
+
+        event_add(c->heartbeat_ev, &tv);
+    }
+    c->state = ST_AWAIT_OPEN;
+}
+
+static void conn_open(wr_conn_t *c, const wr_connection_open_t *m)
+{
+    const wr_user_cfg_t *u = wr_config_user(wr_server_config(c->srv), c->user, strlen(c->user));
+    wr_vhost_t *vh = wr_server_vhost(c->srv, m->virtual_host);
+    wr_method_t ok = {.id = WR_CONNECTION_OPEN_OK};
+    int len = (int)m->virtual_host.len;
+    const char *name = (const char *)m->virtual_host.data;
+    char line[300];
+
+    if (!vh) {
+        conn_fail_fmt(c, 0, WR_AMQP_NOT_ALLOWED, WR_CONNECTION_OPEN, false, "vhost %.*s not found", len,
+                      name);
+        return;
+    }
+    if (!u || !wr_auth_vhost_allowed(u, m->virtual_host)) {
+        conn_fail_fmt(c, 0, WR_AMQP_NOT_ALLOWED, WR_CONNECTION_OPEN, false,
+                      "access to vhost '%.*s' refused for user '%s'", len, name, c->user);
+        return;
+    }
+    c->vhost = vh;
+    c->state = ST_OPEN;
+    event_del(c->deadline); /* the handshake is done */
+    conn_put_method(c, 0, &ok);
+    snprintf(line, sizeof(line), "connection %s: user '%s' authenticated and granted access to vhost '%s'",
+             c->name, c->user, wr_vhost_name(vh));
+    sanitize(line);
+    wr_log_info("%s", line);
+}
+
+/* connection.close from the client: free its channels, then close-ok. */
+static void conn_client_close(wr_conn_t *c, const wr_connection_close_t *m)
+{
+    wr_method_t ok = {.id = WR_CONNECTION_CLOSE_OK};
+
+    set_reason(c, "client sent connection.close: %u '%.*s'", m->reply_code, (int)m->reply_text.len,
+               (const char *)m->reply_text.data);
+    /* CLOSED first, so a channel speaking while it is freed is not heard
+     * after the close-ok. */
+    c->state = ST_CLOSED;
+    conn_teardown(c);
+    conn_put_method(c, 0, &ok);
+    conn_close_when_flushed(c);
+}
+
+/* --- frame dispatch --------------------------------------------------------- */
+
+/* After our connection.close: only close-ok (done) and close (answered)
+ * count; everything else is dropped, as the spec asks. */
+static void conn_closing_frame(wr_conn_t *c, const wr_frame_t *f)
+{
+    wr_method_t m;
+
+    if (f->channel != 0 || f->type != WR_FRAME_METHOD || wr_method_decode(f->payload, &m) != WR_OK)
+        return;
+    if (m.id == WR_CONNECTION_CLOSE_OK) {
+        conn_close_now(c, NULL);
+    } else if (m.id == WR_CONNECTION_CLOSE) {
+        wr_method_t ok = {.id = WR_CONNECTION_CLOSE_OK};
+
+        conn_put_method(c, 0, &ok);
+        c->state = ST_CLOSED;
+        conn_close_when_flushed(c);
+    }
+}
+
+static void conn_channel0(wr_conn_t *c, const wr_frame_t *f)
+{
+    wr_method_t m;
+
+    if (f->type != WR_FRAME_METHOD) {
+        conn_unexpected_frame(c, f);
+        return;
+    }
+    if (!conn_decode(c, f, &m))
+        return;
+    switch (c->state) {
+    case ST_AWAIT_START_OK:
+        if (m.id == WR_CONNECTION_START_OK) {
+            conn_start_ok(c, &m.u.connection_start_ok);
+            return;
+        }
+        break;
+    case ST_AWAIT_TUNE_OK:
+        if (m.id == WR_CONNECTION_TUNE_OK) {
+            conn_tune_ok(c, &m.u.connection_tune_ok);
+            return;
+        }
+        break;
+    case ST_AWAIT_OPEN:
+        if (m.id == WR_CONNECTION_OPEN) {
+            conn_open(c, &m.u.connection_open);
+            return;
+        }
+        break;
+    case ST_OPEN:
+        if (m.id == WR_CONNECTION_CLOSE) {
+            conn_client_close(c, &m.u.connection_close);
+            return;
+        }
+        break;
+    case ST_AWAIT_HEADER:
+    case ST_CLOSING:
+    case ST_CLOSED:
+    case ST_DEAD:
+        return;
+    }
+    conn_unexpected_method(c, m.id);
+}
+
+/* The slot for a channel number; with `create`, allocates its page. NULL when
+ * absent (or on ENOMEM with create). */
+static wr_channel_t **conn_slot(wr_conn_t *c, uint16_t channel, bool create)
+{
+    size_t p = channel >> CHANNEL_PAGE_BITS;
+
+    if (!c->pages) {
+        if (!create)
+            return NULL;
+        c->pages = calloc(CHANNEL_PAGES, sizeof(*c->pages));
+        if (!c->pages)
+            return NULL;
+    }
+    if (!c->pages[p]) {
+        if (!create)
+            return NULL;
+        c->pages[p] = calloc(CHANNEL_PAGE_SIZE, sizeof(**c->pages));
+        if (!c->pages[p])
+            return NULL;
+    }
+    return &c->pages[p][channel & (CHANNEL_PAGE_SIZE - 1)];
+}
+
+/* A frame for a channel that is not open: only channel.open may come, and
+ * RabbitMQ checks the channel count before anything else. */
+static void conn_unopened_channel(wr_conn_t *c, const wr_frame_t *f)
+{
+    wr_channel_t **slot;
+    wr_method_t m;
+
+    if (c->nchannels >= c->channel_max) {
+        conn_fail_fmt(c, f->channel, WR_AMQP_NOT_ALLOWED, 0, false,
+                      "number of channels opened (%u) has reached the negotiated channel_max (%u)",
+                      c->nchannels, c->channel_max);
+        return;
+    }
+    if (f->type != WR_FRAME_METHOD) {
+        conn_fail_fmt(c, f->channel, WR_AMQP_UNEXPECTED_FRAME, 0, false,
+                      "expected method frame, got non method frame instead");
+        return;
+    }
+    if (!conn_decode(c, f, &m))
+        return;
+    if (m.id != WR_CHANNEL_OPEN) {
+        conn_fail_fmt(c, f->channel, WR_AMQP_CHANNEL_ERROR, m.id, false, "expected 'channel.open'");
+        return;
+    }
+    slot = conn_slot(c, f->channel, true);
+    if (slot)
+        *slot = wr_channel_open(c, f->channel);
+    if (!slot || !*slot) {
+        conn_out_of_memory(c);
+        return;
+    }
+    c->nchannels++;
+}
+
+static void conn_channel_frame(wr_conn_t *c, const wr_frame_t *f)
+{
+    wr_channel_t **slot;
+
+    if (c->state != ST_OPEN || f->type == WR_FRAME_HEARTBEAT) {
+        conn_unexpected_frame(c, f);
+        return;
+    }
+    slot = conn_slot(c, f->channel, false);
+    if (!slot || !*slot) {
+        conn_unopened_channel(c, f);
+        return;
+    }
+    if (f->type == WR_FRAME_METHOD && peek_method_id(f) == WR_CHANNEL_OPEN) {
+        conn_fail_fmt(c, f->channel, WR_AMQP_CHANNEL_ERROR, WR_CHANNEL_OPEN, false,
+                      "second 'channel.open' seen");
+        return;
+    }
+    if (wr_channel_handle_frame(*slot, f) == WR_CHANNEL_DONE) {
+        wr_channel_free(*slot);
+        *slot = NULL;
+        c->nchannels--;
+    }
+}
+
+static void conn_dispatch(wr_conn_t *c, const wr_frame_t *f)
+{
+    if (c->state == ST_CLOSING) {
+        conn_closing_frame(c, f);
+        return;
+    }
+    /* Frames RabbitMQ's analyze_frame cannot even classify. */
+    if (f->type == WR_FRAME_HEARTBEAT && f->payload.len != 0) {
+        conn_fail_fmt(c, f->channel, WR_AMQP_FRAME_ERROR, 0, false,
+                      "heartbeat frame on channel %u has a payload of %zu octets", f->channel,
+                      f->payload.len);
+        return;
+    }
+    if (f->type == WR_FRAME_METHOD && f->payload.len < 4) {
+        conn_fail_fmt(c, f->channel, WR_AMQP_FRAME_ERROR, 0, false,
+                      "method frame on channel %u is too short for class and method ids (%zu octets)",
+                      f->channel, f->payload.len);
+        return;
+    }
+    if (f->channel == 0) {
+        if (f->type != WR_FRAME_HEARTBEAT) /* always welcome on channel 0 */
+            conn_channel0(c, f);
+        return;
+    }
+    conn_channel_frame(c, f);
+}
+
+/* Handles one complete frame from `in`; false when none is complete. */
+static bool conn_read_frame(wr_conn_t *c, struct evbuffer *in)
+{
+    uint8_t hdr[WR_FRAME_HEADER_SIZE];
+    size_t avail = evbuffer_get_length(in), need, total;
+    /* RabbitMQ lets a payload reach frame_max (a common client off-by-8). */
+    uint32_t limit = c->frame_max + WR_FRAME_OVERHEAD;
+    const uint8_t *data;
+    wr_frame_t f;
+    int rc;
+
+    if (avail < sizeof(hdr))
+        return false;
+    evbuffer_copyout(in, hdr, sizeof(hdr));
+    /* The header alone is never a whole frame: this checks type and size
+     * before a single payload octet is buffered. */
+    rc = wr_frame_parse(hdr, sizeof(hdr), limit, &f, &need);
+    if (rc == WR_AGAIN) {
+        if (avail < need)
+            return false;
+        total = need;
+        data = evbuffer_pullup(in, (ev_ssize_t)total);
+        if (!data) {
+            conn_out_of_memory(c);
+            return true;
+        }
+        rc = wr_frame_parse(data, total, limit, &f, &need);
+        if (rc != WR_OK) {
+            conn_frame_error(c, rc, hdr, data[total - 1]);
+            return true;
+        }
+        conn_dispatch(c, &f);
+        evbuffer_drain(in, total);
+        return true;
+    }
+    conn_frame_error(c, rc, hdr, 0);
+    return true;
+}
+
+/* Handles buffered input: the protocol header, then up to
+ * FRAMES_PER_CALLBACK frames; the rest waits for the resume event so one
+ * busy client cannot starve the others. */
+static void conn_process(wr_conn_t *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    int budget = FRAMES_PER_CALLBACK;
+
+    for (;;) {
+        if (c->state == ST_DEAD)
+            return;
+        if (c->state == ST_CLOSED) {
+            evbuffer_drain(in, evbuffer_get_length(in));
+            break;
+        }
+        if (c->state == ST_AWAIT_HEADER) {
+            if (!conn_read_header(c, in))
+                break;
+            continue;
+        }
+        if (budget == 0) {
+            event_active(c->resume, EV_READ, 0);
+            return;
+        }
+        if (!conn_read_frame(c, in))
+            break;
+        budget--;
+    }
+    /* A half-closed peer may still be owed queued output (close-ok). */
+    if (c->peer_eof && !c->close_when_flushed)
+        conn_close_now(c, "client unexpectedly closed TCP connection");
+}
+
+/* --- callbacks ------------------------------------------------------------ */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    wr_conn_t *c = arg;
+
+    c->recv_since_tick = true;
+    conn_process(c);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    wr_conn_t *c = arg;
+
+    if (c->teardown_pending)
+        conn_teardown(c);
+    conn_process(c);
+}
+
+static void conn_notify_writable(wr_conn_t *c)
+{
+    if (!c->pages)
+        return;
+    for (size_t p = 0; p < CHANNEL_PAGES && c->state == ST_OPEN; p++) {
+        if (!c->pages[p])
+            continue;
+        for (size_t i = 0; i < CHANNEL_PAGE_SIZE && c->state == ST_OPEN; i++) {
+            if (c->pages[p][i])
+                wr_channel_writable(c->pages[p][i]);
+        }
+    }
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    wr_conn_t *c = arg;
+    size_t left = evbuffer_get_length(bufferevent_get_output(bev));
+
+    if (c->close_when_flushed) {
+        if (left == 0)
+            conn_close_now(c, NULL);
+        return;
+    }
+    if (c->output_full && left <= WRITE_LOW_WM) {
+        c->output_full = false;
+        conn_notify_writable(c);
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    wr_conn_t *c = arg;
+    char why[128];
+
+    if (what & BEV_EVENT_EOF) {
+        /* Frames that arrived before the EOF are still handled. */
+        c->peer_eof = true;
+        conn_process(c);
+    } else if (what & BEV_EVENT_ERROR) {
+        snprintf(why, sizeof(why), "socket error: %s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        conn_close_now(c, why);
+    }
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    wr_conn_t *c = arg;
+
+    if (c->state < ST_OPEN) {
+        wr_log_warn("connection %s: handshake timeout (state: %s)", c->name, state_name(c->state));
+        conn_close_now(c, "handshake timeout");
+        return;
+    }
+    conn_close_now(c, "no connection.close-ok in time");
+}
+
+/* Every interval/2 (rabbit_heartbeat): send a heartbeat if nothing else was
+ * sent since the last tick; drop the peer after two intervals of silence. */
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    wr_conn_t *c = arg;
+    char why[96];
+
+    c->idle_ticks = c->recv_since_tick ? 0 : c->idle_ticks + 1;
+    c->recv_since_tick = false;
+    if (c->idle_ticks >= HEARTBEAT_MISSED_TICKS) {
+        snprintf(why, sizeof(why), "missed heartbeats from client, timeout: %us", c->heartbeat);
+        wr_log_warn("connection %s: %s", c->name, why);
+        conn_close_now(c, why);
+        return;
+    }
+    if (!c->sent_since_tick && conn_may_send(c, 0)) {
+        wr_buf_reset(&c->scratch);
+        wr_frame_put_heartbeat(&c->scratch);
+        conn_flush_scratch(c);
+    }
+    c->sent_since_tick = false;
+}
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, uint64_t id)
+{
+    struct event_base *base = wr_server_base(srv);
+    struct timeval handshake = {HANDSHAKE_TIMEOUT_SEC, 0};
+    wr_conn_t *c = calloc(1, sizeof(*c));
+
+    if (!c) {
+        evutil_closesocket(fd);
+        return NULL;
+    }
+    wr_list_init(&c->link);
+    c->srv = srv;
+    c->id = id;
+    c->state = ST_AWAIT_HEADER;
+    c->frame_max = WR_FRAME_MIN_SIZE;
+    c->peer_loopback = wr_auth_is_loopback(peer);
+    conn_set_name(c, fd, peer);
+    c->bev = conn_transport_new(base, fd);
+    if (!c->bev) {
+        evutil_closesocket(fd);
+        goto err;
+    }
+    c->resume = event_new(base, -1, 0, on_resume, c);
+    c->deadline = evtimer_new(base, on_deadline, c);
+    c->heartbeat_ev = event_new(base, -1, EV_PERSIST, on_heartbeat, c);
+    if (!c->resume || !c->deadline || !c->heartbeat_ev)
+        goto err;
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WM);
+    bufferevent_setwatermark(c->bev, EV_WRITE, WRITE_LOW_WM, 0);
+    if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0 || event_add(c->deadline, &handshake) != 0)
+        goto err;
+    wr_log_info("connection accepted: %s", c->name);
+    return c;
+err:
+    wr_log_error("connection %s: out of memory", c->name);
+    c->state = ST_DEAD;
+    wr_conn_free(c);
+    return NULL;
+}
+
+void wr_conn_free(wr_conn_t *c)
+{
+    if (!c)
+        return;
+    /* Still open at broker exit: the shutdown deadline passed first. */
+    if (c->state != ST_DEAD)
+        wr_log_info("connection closed: %s (%s)", c->name, c->reason[0] ? c->reason : "broker stopped");
+    conn_teardown(c);
+    if (c->pages) {
+        for (size_t p = 0; p < CHANNEL_PAGES; p++)
+            free(c->pages[p]);
+        free(c->pages);
+    }
+    if (c->resume)
+        event_free(c->resume);
+    if (c->deadline)
+        event_free(c->deadline);
+    if (c->heartbeat_ev)
+        event_free(c->heartbeat_ev);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    wr_buf_free(&c->scratch);
+    free(c->user);
+    free(c->caps);
+    free(c);
+}
+
+void wr_conn_shutdown(wr_conn_t *c)
+{
+    wr_amqp_error_t err;
+
+    switch (c->state) {
+    case ST_OPEN:
+        wr_amqp_error_set(&err, WR_AMQP_CONNECTION_FORCED, 0,
+                          "broker forced connection closure with reason 'shutdown'");
+        conn_error(c, 0, &err, false);
+        return;
+    case ST_AWAIT_HEADER:
+    case ST_AWAIT_START_OK:
+    case ST_AWAIT_TUNE_OK:
+    case ST_AWAIT_OPEN:
+        conn_close_now(c, "broker shutdown");
+        return;
+    case ST_CLOSING:
+    case ST_CLOSED:
+    case ST_DEAD:
+        return;
+    }
+}
+
+wr_list_t *wr_conn_link(wr_conn_t *c)
+{
+    return &c->link;
+}
+
+wr_conn_t *wr_conn_from_link(wr_list_t *link)
+{
+    return wr_list_entry(link, wr_conn_t, link);
+}
+
+/* --- accessors ------------------------------------------------------------ */
+
+bool wr_conn_writable(const wr_conn_t *c)
+{
+    return c->state == ST_OPEN && evbuffer_get_length(conn_output(c)) < WRITE_HIGH_WM;
+}
+
+uint32_t wr_conn_frame_max(const wr_conn_t *c)
+{
+    return c->frame_max;
+}
+
+wr_server_t *wr_conn_server(const wr_conn_t *c)
+{
+    return c->srv;
+}
+
+wr_vhost_t *wr_conn_vhost(const wr_conn_t *c)
+{
+    return c->vhost;
+}
+
+const char *wr_conn_user(const wr_conn_t *c)
+{
+    return c->user ? c->user : "";
+}
+
+uint64_t wr_conn_id(const wr_conn_t *c)
+{
+    return c->id;
+}
+
+const char *wr_conn_name(const wr_conn_t *c)
+{
+    return c->name;
+}
+
+bool wr_conn_client_has(const wr_conn_t *c, const char *capability)
+{
+    wr_value_t v;
+
+    return wr_table_get((wr_bytes_t){c->caps, c->caps_len}, capability, &v) && v.type == 't' && v.v.b;
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A broker exchange: name, type, flags, declared arguments and the router
+ * holding its bindings. Publishing follows exchange-to-exchange bindings;
+ * each destination also remembers which exchanges bind to it, so deleting a
+ * queue or an exchange removes its bindings without scanning every exchange.
+ */
+#ifndef WR_BROKER_EXCHANGE_H
+#define WR_BROKER_EXCHANGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "broker/message.h"
+#include "core/bytes.h"
+#include "core/list.h"
+#include "routing/router.h"
+
+typedef struct wr_exchange_s wr_exchange_t;
+
+typedef struct {
+    const wr_exchange_type_t *type;
+    bool durable;
+    bool auto_delete;
+    bool internal;
+    wr_bytes_t args; /* raw validated table */
+} wr_exchange_opts_t;
+
+/* refs = 1, copying name and args. NULL on ENOMEM. */
+wr_exchange_t *wr_exchange_new(wr_bytes_t name, const wr_exchange_opts_t *o);
+wr_exchange_t *wr_exchange_ref(wr_exchange_t *x);
+/* Frees at zero; the exchange must have no bindings left. NULL is a no-op. */
+void wr_exchange_unref(wr_exchange_t *x);
+
+wr_bytes_t wr_exchange_name(const wr_exchange_t *x);
+/* The declared properties; args point into the exchange's own copy. */
+const wr_exchange_opts_t *wr_exchange_opts(const wr_exchange_t *x);
+/* Bindings with this exchange as source. */
+size_t wr_exchange_binding_count(const wr_exchange_t *x);
+/* Set once the exchange has left its vhost. */
+bool wr_exchange_deleted(const wr_exchange_t *x);
+void wr_exchange_mark_deleted(wr_exchange_t *x);
+
+/*
+ * Binds x to d (a queue or an exchange). WR_OK, WR_EEXIST (already bound:
+ * not an error to a client), WR_ESYNTAX (headers exchange: bad x-match) or
+ * WR_ENOMEM.
+ */
+int wr_exchange_bind(wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args);
+/* WR_OK, or WR_ENOENT when there was no such binding. */
+int wr_exchange_unbind(wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args);
+
+/* Whether that exact binding exists. O(bindings of x): for rare paths only. */
+bool wr_exchange_has_binding(const wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args);
+
+/* Called for every exchange that lost a binding as source. */
+typedef void (*wr_exchange_lost_fn)(void *ud, wr_exchange_t *source);
+/* Removes every binding to d (a queue or exchange going away). */
+void wr_exchange_unbind_to(wr_dest_t d, wr_exchange_lost_fn lost, void *ud);
+/* Removes every binding from x. */
+void wr_exchange_unbind_from(wr_exchange_t *x);
+
+/*
+ * Adds to `out` every destination a message published to x reaches, following
+ * exchange-to-exchange bindings (each exchange once, so cycles end): out holds
+ * the queues reached and the exchanges visited, x included. Headers
+ * exchanges read m's headers property. False on allocation failure.
+ */
+bool wr_exchange_route(wr_exchange_t *x, wr_message_t *m, wr_dest_set_t *out);
+
+#endif

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Logging to stderr: one line per event with an ISO-8601 UTC timestamp in
+ * milliseconds and the level. Each line is written with a single stdio call
+ * so lines from one process never interleave.
+ */
+#include "broker/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Set once at start-up from the config, before the loop runs. */
+static int log_level = WR_LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warning", "error"};
+
+void wr_log_set_level(int level)
+{
+    if (level >= WR_LOG_DEBUG && level <= WR_LOG_ERROR)
+        log_level = level;
+}
+
+int wr_log_level_parse(const char *name)
+{
+    for (int i = WR_LOG_DEBUG; i <= WR_LOG_ERROR; i++) {
+        if (strcmp(name, level_names[i]) == 0)
+            return i;
+    }
+    return -1;
+}
+
+void wr_log(int level, const char *fmt, ...)
+{
+    char msg[1024];
+    char stamp[32];
+    struct timespec ts;
+    struct tm tm;
+    va_list ap;
+
+    if (level < log_level || level > WR_LOG_ERROR)
+        return;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s.%03ldZ [%s] %s\n", stamp, ts.tv_nsec / 1000000, level_names[level], msg);
+}

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * warrend: reads the configuration, creates the one server object, listens,
+ * and runs the loop until SIGTERM/SIGINT. Exit status: 0 after a clean
+ * shutdown, 1 when the server cannot start, 2 for usage or config errors.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "broker/config.h"
+#include "broker/log.h"
+#include "broker/server.h"
+#include "core/status.h"
+
+#define DEFAULT_CONFIG "etc/warren.json"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: warrend [--config FILE] [--help] [--version]\n"
+                 "\n"
+                 "  --config FILE  configuration file (default: " DEFAULT_CONFIG ", relative to the\n"
+                 "                 current directory)\n"
+                 "  --help         show this help and exit\n"
+                 "  --version      show the version and exit\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = DEFAULT_CONFIG;
+    char err[8192];
+    wr_config_t *cfg;
+    wr_server_t *srv;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("warrend %s\n", WR_VERSION);
+            return 0;
+        }
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 == argc) {
+                fprintf(stderr, "warrend: --config needs a FILE\n");
+                return 2;
+            }
+            path = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            path = argv[i] + 9;
+        } else {
+            fprintf(stderr, "warrend: unexpected argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    cfg = wr_config_load(path, err, sizeof(err));
+    if (!cfg) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    wr_log_set_level(cfg->log_level);
+    /* A peer that vanishes must cost an EPIPE, not the process. */
+    signal(SIGPIPE, SIG_IGN);
+    /* The server handles SIGTERM/SIGINT while it runs; libevent restores
+     * these dispositions when it is freed, so a signal repeated during the
+     * final cleanup cannot turn a clean exit into a kill. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    wr_log_info("warrend %s starting with %s", WR_VERSION, path);
+    srv = wr_server_new(cfg);
+    if (!srv)
+        return 1;
+    rc = wr_server_listen(srv);
+    if (rc == WR_OK)
+        rc = wr_server_run(srv);
+    wr_server_free(srv);
+    libevent_global_shutdown();
+    if (rc != WR_OK)
+        return 1;
+    wr_log_info("warrend stopped");
+    return 0;
+}

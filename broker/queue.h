@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Queues and their bookkeeping: ready messages in enqueue order (a requeued
+ * message goes back to its original place), consumers in priority order with
+ * round-robin inside a priority, and each channel's record of deliveries
+ * awaiting acknowledgement. Nothing here touches libevent: the scheduler is
+ * driven by whoever owns the loop (vhost.c), so unit tests drive it by hand.
+ */
+#ifndef WR_BROKER_QUEUE_H
+#define WR_BROKER_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/message.h"
+#include "core/bytes.h"
+#include "core/list.h"
+
+typedef struct wr_queue_s wr_queue_t;
+typedef struct wr_consumer_s wr_consumer_t;
+typedef struct wr_unacked_s wr_unacked_t;
+
+/*
+ * Dispatch is scheduled, never recursive: work on a queue (a publish, a new
+ * consumer, an ack that reopens a prefetch window) puts the queue on
+ * `runnable`, and the loop owner calls wr_queue_sched_run once per loop
+ * iteration. `wake` is called when the list goes from empty to non-empty
+ * outside a run, so the owner can arrange for that call.
+ */
+typedef struct {
+    wr_list_t runnable;
+    bool running;
+    void (*wake)(void *ud); /* may be NULL */
+    void *ud;
+} wr_queue_sched_t;
+
+void wr_queue_sched_init(wr_queue_sched_t *s, void (*wake)(void *ud), void *ud);
+/*
+ * Runs every queue that was runnable when called, each for at most `batch`
+ * deliveries. Returns true when some queue still has work (the owner should
+ * run again on the next loop iteration, after polling I/O).
+ */
+bool wr_queue_sched_run(wr_queue_sched_t *s, size_t batch);
+
+typedef struct {
+    bool durable;
+    bool exclusive;
+    bool auto_delete;
+    uint64_t owner;  /* connection id, when exclusive */
+    wr_bytes_t args; /* raw validated table */
+} wr_queue_opts_t;
+
+/* A queue with refs = 1, copying name and args. NULL on ENOMEM. */
+wr_queue_t *wr_queue_new(wr_bytes_t name, const wr_queue_opts_t *o, wr_queue_sched_t *s);
+wr_queue_t *wr_queue_ref(wr_queue_t *q);
+/* Frees at zero (the queue must have been closed). NULL is a no-op. */
+void wr_queue_unref(wr_queue_t *q);
+
+wr_bytes_t wr_queue_name(const wr_queue_t *q);
+/* The declared properties; args point into the queue's own copy. */
+const wr_queue_opts_t *wr_queue_opts(const wr_queue_t *q);
+bool wr_queue_closed(const wr_queue_t *q);
+/* Ready messages (not counting deliveries awaiting ack). */
+size_t wr_queue_ready(const wr_queue_t *q);
+size_t wr_queue_consumer_count(const wr_queue_t *q);
+/* The exchanges bound to this queue; owned by exchange.c. */
+wr_list_t *wr_queue_sources(wr_queue_t *q);
+/* Links an exclusive queue into its owner's list; owned by vhost.c. */
+wr_list_t *wr_queue_owner_link(wr_queue_t *q);
+/* The queue whose owner link this is. */
+wr_queue_t *wr_queue_from_owner_link(wr_list_t *link);
+
+/* Appends m, taking a reference of its own. WR_OK or WR_ENOMEM. */
+int wr_queue_publish(wr_queue_t *q, wr_message_t *m);
+/*
+ * Takes the head message for basic.get: false when none is ready. The caller
+ * owns the returned reference; seq is the message's place in the queue.
+ */
+bool wr_queue_get(wr_queue_t *q, wr_message_t **m, uint64_t *seq, bool *redelivered);
+/*
+ * Puts a delivered message back at its original place, marked redelivered;
+ * takes ownership of the reference. A closed queue just drops it.
+ */
+void wr_queue_requeue(wr_queue_t *q, wr_message_t *m, uint64_t seq);
+/* Drops every ready message; returns how many. */
+size_t wr_queue_purge(wr_queue_t *q);
+/*
+ * The queue is being deleted: consumers are detached and each told through
+ * ops->cancelled, ready messages are released, and the queue leaves the
+ * scheduler. Returns how many messages were ready. The caller's reference
+ * stays valid.
+ */
+size_t wr_queue_close(wr_queue_t *q);
+/* Schedules a dispatch run if the queue has ready messages and consumers. */
+void wr_queue_wake(wr_queue_t *q);
+
+/* What a queue needs from the owner of a consumer (a channel). */
+typedef struct {
+    /* Whether the owner can take a delivery now (its own flow, channel-wide
+     * prefetch, socket backpressure). The per-consumer prefetch window is
+     * checked by the queue before asking. */
+    bool (*can_take)(wr_consumer_t *c);
+    /* A delivery; takes ownership of the message reference. */
+    void (*deliver)(wr_consumer_t *c, wr_message_t *m, uint64_t seq, bool redelivered);
+    /* The queue was deleted; c has already been detached from it. */
+    void (*cancelled)(wr_consumer_t *c);
+} wr_consumer_ops_t;
+
+struct wr_prio_group_s;
+
+/*
+ * A consumer. The creator fills the first block after wr_consumer_new; the
+ * second block belongs to queue.c. Refcounted because deliveries awaiting
+ * ack outlive a cancelled consumer.
+ */
+struct wr_consumer_s {
+    const wr_consumer_ops_t *ops;
+    void *owner;
+    wr_bytes_t tag; /* points into the consumer's own allocation */
+    int32_t priority;
+    uint16_t prefetch; /* per-consumer window, 0 = unlimited */
+    bool no_ack;
+    bool exclusive;
+
+    wr_queue_t *queue; /* NULL once cancelled */
+    uint32_t unacked;  /* deliveries awaiting ack */
+    uint32_t refs;
+    wr_list_t qnode;
+    struct wr_prio_group_s *group;
+};
+
+/* refs = 1, a copy of tag, everything else zero. NULL on ENOMEM. */
+wr_consumer_t *wr_consumer_new(wr_bytes_t tag, const wr_consumer_ops_t *ops, void *owner);
+void wr_consumer_unref(wr_consumer_t *c); /* NULL is a no-op */
+/*
+ * Attaches c to q (q keeps a reference to c). WR_OK, or WR_EEXIST when
+ * exclusivity forbids it: q has an exclusive consumer, or c is exclusive and
+ * q has consumers.
+ */
+int wr_queue_consume(wr_queue_t *q, wr_consumer_t *c);
+/* Detaches c from its queue (no callback); the queue drops its reference. */
+void wr_queue_cancel(wr_consumer_t *c);
+/* auto_delete, has had a consumer, has none now, not yet closed. */
+bool wr_queue_auto_delete_due(const wr_queue_t *q);
+
+/*
+ * A channel's deliveries awaiting ack, in delivery-tag order with an index by
+ * tag: ack, ack-multiple, nack and reject cost O(1) amortised per delivery.
+ */
+typedef enum { WR_SETTLE_ACK, WR_SETTLE_REQUEUE, WR_SETTLE_DISCARD } wr_settle_t;
+
+wr_unacked_t *wr_unacked_new(void);
+/* Requeues whatever is still pending, then frees. NULL is a no-op. */
+void wr_unacked_free(wr_unacked_t *u);
+/*
+ * Records a delivery. Tags must increase from one call to the next. Takes
+ * ownership of the message reference; takes references of its own to q and
+ * to c (NULL for basic.get), whose window it counts. WR_OK or WR_ENOMEM (then
+ * nothing is kept and the caller still owns m).
+ */
+int wr_unacked_add(wr_unacked_t *u, uint64_t tag, wr_queue_t *q, wr_message_t *m, uint64_t seq,
+                   wr_consumer_t *c);
+/*
+ * Settles `tag`, or with `multiple` every pending tag up to it (tag 0 with
+ * multiple: everything). WR_ENOENT when tag is not pending; then nothing is
+ * settled. Requeued messages go back to their queues marked redelivered.
+ */
+int wr_unacked_settle(wr_unacked_t *u, uint64_t tag, bool multiple, wr_settle_t how);
+/* Requeues every pending delivery; returns how many. */
+size_t wr_unacked_requeue_all(wr_unacked_t *u);
+size_t wr_unacked_count(const wr_unacked_t *u);
+/* Pending deliveries that went to consumers (not basic.get): the channel's
+ * global prefetch counts these. */
+size_t wr_unacked_consumer_count(const wr_unacked_t *u);
+
+#endif

@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The server object: event loop, configuration, listeners, vhosts and the
+ * connection lists. Connections that finish are moved to a closing list and
+ * freed by the reaper event after the callbacks of the current loop pass, so
+ * none is ever freed inside its own callback. SIGTERM/SIGINT close clients
+ * with 320 CONNECTION_FORCED, wait (bounded) for them, then stop the loop.
+ */
+#include "broker/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "broker/conn.h"
+#include "broker/log.h"
+#include "broker/vhost.h"
+#include "core/list.h"
+#include "core/map.h"
+#include "core/status.h"
+
+/* After SIGTERM, how long clients get to answer connection.close (and
+ * their output to drain) before the broker exits regardless. */
+#define SHUTDOWN_GRACE_SEC 2
+/* After accept() fails (EMFILE...), listeners pause this long instead of
+ * spinning on a descriptor they cannot take. */
+#define ACCEPT_RETRY_SEC 1
+
+struct wr_server_s {
+    struct event_base *base;
+    wr_config_t *cfg;
+    struct evconnlistener **listeners;
+    size_t nlisteners;
+    wr_map_t *vhosts;  /* name -> wr_vhost_t */
+    wr_list_t conns;   /* live connections */
+    wr_list_t closing; /* finished, waiting for the reaper */
+    uint64_t next_conn_id;
+    struct event *reaper;
+    struct event *sigterm;
+    struct event *sigint;
+    struct event *stop_deadline;
+    struct event *accept_retry;
+    bool stopping;
+};
+
+static void server_close_listeners(wr_server_t *srv)
+{
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_free(srv->listeners[i]);
+    free(srv->listeners);
+    srv->listeners = NULL;
+    srv->nlisteners = 0;
+}
+
+static void free_conn_list(wr_list_t *head)
+{
+    wr_list_t *pos, *tmp;
+
+    wr_list_foreach_safe(pos, tmp, head)
+    {
+        wr_list_remove(pos);
+        wr_conn_free(wr_conn_from_link(pos));
+    }
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    wr_server_t *srv = arg;
+
+    free_conn_list(&srv->closing);
+    if (srv->stopping && wr_list_empty(&srv->conns))
+        event_base_loopbreak(srv->base);
+}
+
+void wr_server_conn_done(wr_server_t *srv, wr_conn_t *c)
+{
+    wr_list_t *link = wr_conn_link(c);
+
+    wr_list_remove(link);
+    wr_list_insert_tail(&srv->closing, link);
+    event_active(srv->reaper, 0, 0);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *peer, int len, void *arg)
+{
+    wr_server_t *srv = arg;
+    wr_conn_t *c;
+
+    c = wr_conn_new(srv, fd, peer, ++srv->next_conn_id);
+    if (c)
+        wr_list_insert_tail(&srv->conns, wr_conn_link(c));
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    wr_server_t *srv = arg;
+    struct timeval tv = {ACCEPT_RETRY_SEC, 0};
+
+    wr_log_error("accept failed: %s; pausing listeners for %d s",
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), ACCEPT_RETRY_SEC);
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_disable(srv->listeners[i]);
+    event_add(srv->accept_retry, &tv);
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+    wr_server_t *srv = arg;
+
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_enable(srv->listeners[i]);
+}
+
+static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    wr_server_t *srv = arg;
+
+    wr_log_warn("connections still open %d s after shutdown began; closing them", SHUTDOWN_GRACE_SEC);
+    event_base_loopbreak(srv->base);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    wr_server_t *srv = arg;
+    struct timeval grace = {SHUTDOWN_GRACE_SEC, 0};
+    wr_list_t *pos, *tmp;
+
+    if (srv->stopping) {
+        wr_log_warn("received %s again; stopping now", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        event_base_loopbreak(srv->base);
+        return;
+    }
+    srv->stopping = true;
+    wr_log_info("received %s; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server_close_listeners(srv);
+    event_del(srv->accept_retry);
+    /* wr_conn_shutdown may move the connection to the closing list. */
+    wr_list_foreach_safe(pos, tmp, &srv->conns)
+    {
+        wr_conn_shutdown(wr_conn_from_link(pos));
+    }
+    event_add(srv->stop_deadline, &grace);
+    event_active(srv->reaper, 0, 0);
+}
+
+/* Parses "address", port into ss; false when the address is no IP literal
+ * (config.c has already rejected those). */
+static bool listener_addr(const wr_listener_cfg_t *l, struct sockaddr_storage *ss, socklen_t *len, char *name,
+                          size_t namelen)
+{
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, l->address, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons(l->port);
+        *len = sizeof(*in);
+        snprintf(name, namelen, "%s:%u", l->address, l->port);
+        return true;
+    }
+    if (inet_pton(AF_INET6, l->address, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(l->port);
+        *len = sizeof(*in6);
+        snprintf(name, namelen, "[%s]:%u", l->address, l->port);
+        return true;
+    }
+    return false;
+}
+
+int wr_server_listen(wr_server_t *srv)
+{
+    const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+
+    srv->listeners = calloc(srv->cfg->nlisteners, sizeof(*srv->listeners));
+    if (!srv->listeners && srv->cfg->nlisteners > 0)
+        return WR_ENOMEM;
+    for (size_t i = 0; i < srv->cfg->nlisteners; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        char name[80];
+        struct evconnlistener *l;
+
+        if (!listener_addr(&srv->cfg->listeners[i], &ss, &len, name, sizeof(name))) {
+            wr_log_error("cannot listen on '%s': not an IP address", srv->cfg->listeners[i].address);
+            return WR_EIO;
+        }
+        l = evconnlistener_new_bind(srv->base, on_accept, srv, flags, -1, (struct sockaddr *)&ss, (int)len);
+        if (!l) {
+            wr_log_error("cannot listen on %s: %s", name, strerror(errno));
+            return WR_EIO;
+        }
+        evconnlistener_set_error_cb(l, on_accept_error);
+        srv->listeners[srv->nlisteners++] = l;
+        wr_log_info("listening on %s", name);
+    }
+    return WR_OK;
+}
+
+wr_server_t *wr_server_new(wr_config_t *cfg)
+{
+    wr_server_t *srv = calloc(1, sizeof(*srv));
+
+    if (!srv) {
+        wr_config_free(cfg);
+        wr_log_error("out of memory creating the server");
+        return NULL;
+    }
+    srv->cfg = cfg;
+    wr_list_init(&srv->conns);
+    wr_list_init(&srv->closing);
+    srv->base = event_base_new();
+    srv->vhosts = wr_map_new();
+    if (!srv->base || !srv->vhosts)
+        goto err;
+    srv->reaper = event_new(srv->base, -1, 0, on_reap, srv);
+    srv->sigterm = evsignal_new(srv->base, SIGTERM, on_signal, srv);
+    srv->sigint = evsignal_new(srv->base, SIGINT, on_signal, srv);
+    srv->stop_deadline = evtimer_new(srv->base, on_stop_deadline, srv);
+    srv->accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
+    if (!srv->reaper || !srv->sigterm || !srv->sigint || !srv->stop_deadline || !srv->accept_retry)
+        goto err;
+    if (event_add(srv->sigterm, NULL) != 0 || event_add(srv->sigint, NULL) != 0)
+        goto err;
+    for (size_t i = 0; i < cfg->nvhosts; i++) {
+        wr_vhost_t *vh = wr_vhost_new(srv, cfg->vhosts[i]);
+
+        if (!vh)
+            goto err;
+        if (wr_map_put(srv->vhosts, wr_bytes_str(cfg->vhosts[i]), vh) != WR_OK) {
+            wr_vhost_free(vh);
+            goto err;
+        }
+    }
+    return srv;
+err:
+    wr_log_error("out of memory creating the server");
+    wr_server_free(srv);
+    return NULL;
+}
+
+int wr_server_run(wr_server_t *srv)
+{
+    if (event_base_dispatch(srv->base) < 0) {
+        wr_log_error("event loop failed");
+        return WR_EIO;
+    }
+    return WR_OK;
+}
+
+void wr_server_free(wr_server_t *srv)
+{
+    wr_map_iter_t it = {0};
+    wr_bytes_t name;
+    void *vh;
+
+    if (!srv)
+        return;
+    server_close_listeners(srv);
+    /* Connections before vhosts: closing one drops its exclusive queues. */
+    free_conn_list(&srv->closing);
+    free_conn_list(&srv->conns);
+    if (srv->vhosts) {
+        while (wr_map_next(srv->vhosts, &it, &name, &vh))
+            wr_vhost_free(vh);
+        wr_map_free(srv->vhosts);
+    }
+    if (srv->reaper)
+        event_free(srv->reaper);
+    if (srv->sigterm)
+        event_free(srv->sigterm);
+    if (srv->sigint)
+        event_free(srv->sigint);
+    if (srv->stop_deadline)
+        event_free(srv->stop_deadline);
+    if (srv->accept_retry)
+        event_free(srv->accept_retry);
+    if (srv->base)
+        event_base_free(srv->base);
+    wr_config_free(srv->cfg);
+    free(srv);
+}
+
+struct event_base *wr_server_base(wr_server_t *srv)
+{
+    return srv->base;
+}
+
+const wr_config_t *wr_server_config(const wr_server_t *srv)
+{
+    return srv->cfg;
+}
+
+wr_vhost_t *wr_server_vhost(wr_server_t *srv, wr_bytes_t name)
+{
+    return wr_map_get(srv->vhosts, name);
+}

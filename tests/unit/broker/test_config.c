@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for broker/config.c: defaults, the shipped etc/warren.json,
+ * the exact "FILE: key.path: reason" line for each kind of mistake, all
+ * problems reported at once, and JSON syntax errors with line and column.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/config.h"
+#include "broker/log.h"
+
+/* The shipped default config, passed by meson as argv[1]. */
+static const char *shipped_config;
+
+static char path[64];
+static char err[4096];
+
+/* Writes text to a fresh temp file whose name is left in `path`. */
+static void write_file(const char *text)
+{
+    int fd;
+
+    snprintf(path, sizeof(path), "/tmp/wr-test-config-XXXXXX");
+    fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* Loads text, which must fail, and returns the problem lines with the temp
+ * file name replaced by "F". */
+static const char *load_fail(const char *text)
+{
+    static char out[4096];
+    wr_config_t *cfg;
+    const char *p;
+    size_t n, o = 0;
+
+    write_file(text);
+    n = strlen(path);
+    cfg = wr_config_load(path, err, sizeof(err));
+    unlink(path);
+    ck_assert_ptr_null(cfg);
+    for (p = err; *p && o < sizeof(out) - 2;) {
+        if (strncmp(p, path, n) == 0) {
+            out[o++] = 'F';
+            p += n;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static wr_config_t *load_ok(const char *text)
+{
+    wr_config_t *cfg;
+
+    write_file(text);
+    cfg = wr_config_load(path, err, sizeof(err));
+    unlink(path);
+    ck_assert_msg(cfg != NULL, "unexpected error: %s", err);
+    return cfg;
+}
+
+START_TEST(test_defaults)
+{
+    wr_config_t *cfg = wr_config_new_default();
+
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_uint_eq(cfg->nlisteners, 1);
+    ck_assert_str_eq(cfg->listeners[0].address, "127.0.0.1");
+    ck_assert_uint_eq(cfg->listeners[0].port, 5672);
+    ck_assert_uint_eq(cfg->frame_max, 131072);
+    ck_assert_uint_eq(cfg->channel_max, 2047);
+    ck_assert_uint_eq(cfg->heartbeat, 60);
+    ck_assert_uint_eq(cfg->max_message_size, 134217728);
+    ck_assert_uint_eq(cfg->nusers, 1);
+    ck_assert_str_eq(cfg->users[0].name, "guest");
+    ck_assert_str_eq(cfg->users[0].password, "guest");
+    ck_assert_uint_eq(cfg->users[0].nvhosts, 1);
+    ck_assert_str_eq(cfg->users[0].vhosts[0], "/");
+    ck_assert_uint_eq(cfg->nloopback_users, 1);
+    ck_assert_str_eq(cfg->loopback_users[0], "guest");
+    ck_assert_uint_eq(cfg->nvhosts, 1);
+    ck_assert_str_eq(cfg->vhosts[0], "/");
+    ck_assert_int_eq(cfg->log_level, WR_LOG_INFO);
+    wr_config_free(cfg);
+    wr_config_free(NULL);
+}
+END_TEST
+
+START_TEST(test_shipped_config_is_the_defaults)
+{
+    wr_config_t *cfg = wr_config_load(shipped_config, err, sizeof(err));
+    wr_config_t *def = wr_config_new_default();
+
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_uint_eq(cfg->nlisteners, 1);
+    ck_assert_str_eq(cfg->listeners[0].address, def->listeners[0].address);
+    ck_assert_uint_eq(cfg->listeners[0].port, def->listeners[0].port);
+    ck_assert_uint_eq(cfg->frame_max, def->frame_max);
+    ck_assert_uint_eq(cfg->channel_max, def->channel_max);
+    ck_assert_uint_eq(cfg->heartbeat, def->heartbeat);
+    ck_assert_uint_eq(cfg->max_message_size, def->max_message_size);
+    ck_assert_uint_eq(cfg->nusers, 1);
+    ck_assert_str_eq(cfg->users[0].name, "guest");
+    ck_assert_str_eq(cfg->users[0].password, "guest");
+    ck_assert_str_eq(cfg->users[0].vhosts[0], "/");
+    ck_assert_str_eq(cfg->loopback_users[0], "guest");
+    ck_assert_str_eq(cfg->vhosts[0], "/");
+    ck_assert_int_eq(cfg->log_level, def->log_level);
+    wr_config_free(cfg);
+    wr_config_free(def);
+}
+END_TEST
+
+START_TEST(test_full_file)
+{
+    wr_config_t *cfg =
+        load_ok("{\"listeners\": [{\"address\": \"::1\", \"port\": 16000},"
+                "               {\"address\": \"127.0.0.1\", \"port\": 16001}],"
+                " \"limits\": {\"frame_max\": 4096, \"channel_max\": 1, \"heartbeat\": 0,"
+                "            \"max_message_size\": 1024},"
+                " \"users\": [{\"name\": \"alice\", \"password\": \"s3cret\", \"vhosts\": [\"a\", \"b\"]},"
+                "           {\"name\": \"bob\", \"password\": \"\"}],"
+                " \"loopback_users\": [],"
+                " \"vhosts\": [\"a\", \"b\"],"
+                " \"log\": {\"level\": \"warning\"}}");
+
+    ck_assert_uint_eq(cfg->nlisteners, 2);
+    ck_assert_str_eq(cfg->listeners[0].address, "::1");
+    ck_assert_uint_eq(cfg->listeners[0].port, 16000);
+    ck_assert_uint_eq(cfg->listeners[1].port, 16001);
+    ck_assert_uint_eq(cfg->frame_max, 4096);
+    ck_assert_uint_eq(cfg->channel_max, 1);
+    ck_assert_uint_eq(cfg->heartbeat, 0);
+    ck_assert_uint_eq(cfg->max_message_size, 1024);
+    ck_assert_uint_eq(cfg->nusers, 2);
+    ck_assert_str_eq(cfg->users[0].name, "alice");
+    ck_assert_uint_eq(cfg->users[0].nvhosts, 2);
+    ck_assert_str_eq(cfg->users[0].vhosts[1], "b");
+    ck_assert_str_eq(cfg->users[1].password, "");
+    ck_assert_uint_eq(cfg->users[1].nvhosts, 0);
+    ck_assert_uint_eq(cfg->nloopback_users, 0);
+    ck_assert_uint_eq(cfg->nvhosts, 2);
+    ck_assert_int_eq(cfg->log_level, WR_LOG_WARNING);
+    ck_assert_ptr_eq(wr_config_user(cfg, "bob", 3), &cfg->users[1]);
+    ck_assert_ptr_null(wr_config_user(cfg, "bo", 2));
+    ck_assert_ptr_null(wr_config_user(cfg, "bobby", 5));
+    wr_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_empty_object_gives_defaults)
+{
+    wr_config_t *cfg = load_ok("{}");
+
+    ck_assert_uint_eq(cfg->listeners[0].port, 5672);
+    ck_assert_str_eq(cfg->users[0].name, "guest");
+    wr_config_free(cfg);
+}
+END_TEST
+
+/* One file per mistake kind, with its exact line. */
+static const struct {
+    const char *json;
+    const char *expect;
+} mistakes[] = {
+    {"{\"listners\": []}", "F: listners: unknown key"},
+    {"{\"limits\": {\"frame_max\": \"big\"}}", "F: limits.frame_max: expected an integer, got a string"},
+    {"{\"limits\": {\"frame_max\": 100}}",
+     "F: limits.frame_max: must be between 4096 and 2147483647, got 100"},
+    {"{\"limits\": {\"channel_max\": 0}}", "F: limits.channel_max: must be between 1 and 65535, got 0"},
+    {"{\"limits\": {\"heartbeat\": 1.5}}", "F: limits.heartbeat: expected an integer, got a number"},
+    {"{\"limits\": {\"max_message_size\": 0}}",
+     "F: limits.max_message_size: must be between 1 and 536870912, got 0"},
+    {"{\"limits\": {\"frame_maxx\": 1}}", "F: limits.frame_maxx: unknown key"},
+    {"{\"limits\": []}", "F: limits: expected an object, got an array"},
+    {"{\"listeners\": [{\"port\": 0}]}", "F: listeners[0].port: must be between 1 and 65535, got 0"},
+    {"{\"listeners\": [{\"port\": 65536}]}", "F: listeners[0].port: must be between 1 and 65535, got 65536"},
+    {"{\"listeners\": [{\"address\": \"localhost\"}]}",
+     "F: listeners[0].address: not an IPv4 or IPv6 address: 'localhost'"},
+    {"{\"listeners\": [{\"adress\": \"127.0.0.1\"}]}", "F: listeners[0].adress: unknown key"},
+    {"{\"listeners\": [5672]}", "F: listeners[0]: expected an object, got an integer"},
+    {"{\"listeners\": []}", "F: listeners: must name at least one listener"},
+    {"{\"users\": [{\"name\": \"u\", \"password\": \"p\", \"vhosts\": [\"x\"]}]}",
+     "F: users[0].vhosts[0]: unknown vhost 'x' (not listed in vhosts)"},
+    {"{\"users\": [{\"name\": \"u\", \"password\": \"p\"}, {\"name\": \"u\", \"password\": \"q\"}]}",
+     "F: users[1].name: duplicate user 'u'"},
+    {"{\"users\": [{\"name\": \"u\"}]}", "F: users[0]: missing key 'password'"},
+    {"{\"users\": [{\"name\": \"\", \"password\": \"p\"}]}", "F: users[0].name: must not be empty"},
+    {"{\"users\": [{\"name\": \"u\", \"password\": null}]}",
+     "F: users[0].password: expected a string, got null"},
+    {"{\"users\": [{\"name\": \"u\", \"password\": \"p\", \"admin\": true}]}",
+     "F: users[0].admin: unknown key"},
+    {"{\"vhosts\": [\"/\", \"/\"]}", "F: vhosts[1]: duplicate vhost '/'"},
+    {"{\"vhosts\": [\"a\"]}", "F: vhosts: the default user 'guest' needs vhost '/'"},
+    {"{\"loopback_users\": \"guest\"}", "F: loopback_users: expected an array, got a string"},
+    {"{\"log\": {\"level\": \"verbose\"}}",
+     "F: log.level: unknown level 'verbose' (expected debug, info, warning or error)"},
+    {"{\"log\": {\"file\": \"x\"}}", "F: log.file: unknown key"},
+    {"[]", "F: expected an object at the top level, got an array"},
+};
+
+START_TEST(test_each_mistake)
+{
+    ck_assert_str_eq(load_fail(mistakes[_i].json), mistakes[_i].expect);
+}
+END_TEST
+
+START_TEST(test_all_problems_at_once)
+{
+    const char *got =
+        load_fail("{\"listners\": [],\n"
+                  " \"limits\": {\"frame_max\": \"big\", \"channel_max\": 0},\n"
+                  " \"vhosts\": [\"/\"],\n"
+                  " \"users\": [{\"name\": \"guest\", \"password\": \"guest\", \"vhosts\": [\"/\", \"x\"]},\n"
+                  "           {\"name\": \"guest\", \"password\": \"again\"}],\n"
+                  " \"log\": {\"level\": \"loud\"}}");
+
+    ck_assert_str_eq(got, "F: listners: unknown key\n"
+                          "F: limits.frame_max: expected an integer, got a string\n"
+                          "F: limits.channel_max: must be between 1 and 65535, got 0\n"
+                          "F: users[0].vhosts[1]: unknown vhost 'x' (not listed in vhosts)\n"
+                          "F: users[1].name: duplicate user 'guest'\n"
+                          "F: log.level: unknown level 'loud' (expected debug, info, warning or error)");
+}
+END_TEST
+
+START_TEST(test_syntax_error_names_line_and_column)
+{
+    const char *got = load_fail("{\n  \"limits\": {\n    \"frame_max\" 4096\n  }\n}\n");
+
+    ck_assert_msg(strncmp(got, "F: line 3, column ", 18) == 0, "got %s", got);
+}
+END_TEST
+
+START_TEST(test_duplicate_json_key)
+{
+    const char *got = load_fail("{\"log\": {\"level\": \"info\", \"level\": \"debug\"}}");
+
+    ck_assert_msg(strncmp(got, "F: line 1, column ", 18) == 0 && strstr(got, "duplicate"), "got %s", got);
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+    wr_config_t *cfg = wr_config_load("/nonexistent/warren.json", err, sizeof(err));
+
+    ck_assert_ptr_null(cfg);
+    ck_assert_msg(strncmp(err, "/nonexistent/warren.json: ", 26) == 0, "got %s", err);
+}
+END_TEST
+
+START_TEST(test_error_buffer_truncated)
+{
+    char small[24];
+    wr_config_t *cfg;
+
+    write_file("{\"listners\": [], \"limits\": {\"frame_max\": 1}}");
+    cfg = wr_config_load(path, small, sizeof(small));
+    unlink(path);
+    ck_assert_ptr_null(cfg);
+    ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+    Suite *s = suite_create("broker-config");
+    TCase *tc = tcase_create("config");
+    SRunner *sr;
+    int failed;
+
+    shipped_config = argc > 1 ? argv[1] : "etc/warren.json";
+    tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_shipped_config_is_the_defaults);
+    tcase_add_test(tc, test_full_file);
+    tcase_add_test(tc, test_empty_object_gives_defaults);
+    tcase_add_loop_test(tc, test_each_mistake, 0, (int)(sizeof(mistakes) / sizeof(mistakes[0])));
+    tcase_add_test(tc, test_all_problems_at_once);
+    tcase_add_test(tc, test_syntax_error_names_line_and_column);
+    tcase_add_test(tc, test_duplicate_json_key);
+    tcase_add_test(tc, test_missing_file);
+    tcase_add_test(tc, test_error_buffer_truncated);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -423,7 +423,9 @@ static void conn_refuse(wr_conn_t *c, const char *reason, const wr_amqp_error_t 
         m.u.connection_close.method_id = close->method_id;
         conn_put_method(c, 0, &m);
     }
-    c->state = ST_CLOSED;
+    /* After a close we sent, the client's close-ok ends it at once, as in
+     * RabbitMQ; a silent refusal just waits out the delay. */
+    c->state = close ? ST_CLOSING : ST_CLOSED;
     conn_arm_deadline(c, SILENT_CLOSE_DELAY_SEC);
 }
 

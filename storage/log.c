@@ -1,0 +1,920 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A log on the owner's thread: appends into per-segment chunks that the next
+ * batch writes, reads from those chunks or with pread, liveness per segment
+ * (a bitmap over its dense natives plus the records hosted there), deletion
+ * of segments with nothing live, and compaction of sparse ones. Recovery is
+ * in recover.c, the I/O of a batch in sync.c.
+ */
+#include "storage/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/status.h"
+#include "storage/recover.h"
+#include "storage/segment.h"
+#include "storage/storage_internal.h"
+
+_Static_assert(WR_LOG_MAX_RECORD == WR_SEGMENT_MAX_RECORD, "log and segment agree on the record limit");
+
+#define NAME_MAX_LEN 200
+
+/* ---- segments ----------------------------------------------------------- */
+
+wr_seg_t *wr_seg_new(const char *dir, uint64_t seq)
+{
+    char name[WR_SEGMENT_NAME_MAX];
+    wr_seg_t *seg = calloc(1, sizeof(*seg));
+
+    if (seg == NULL)
+        return NULL;
+    wr_segment_name(name, seq);
+    seg->path = wr_store_path(dir, name);
+    if (seg->path == NULL) {
+        free(seg);
+        return NULL;
+    }
+    seg->seq = seq;
+    seg->fd = -1;
+    wr_list_init(&seg->hosted);
+    return seg;
+}
+
+void wr_seg_free(wr_seg_t *seg)
+{
+    if (seg == NULL)
+        return;
+    if (seg->fd >= 0)
+        close(seg->fd);
+    free(seg->offs);
+    free(seg->live);
+    free(seg->path);
+    free(seg);
+}
+
+bool wr_seg_reserve(wr_seg_t *seg, uint32_t slot)
+{
+    uint32_t cap = seg->cap ? seg->cap : 64;
+    uint32_t *offs;
+    uint64_t *live;
+
+    if (slot < seg->cap)
+        return true;
+    while (cap <= slot) {
+        if (cap > UINT32_MAX / 2)
+            return false;
+        cap *= 2;
+    }
+    offs = realloc(seg->offs, (size_t)cap * sizeof(*offs));
+    if (offs == NULL)
+        return false;
+    seg->offs = offs;
+    live = realloc(seg->live, (size_t)(cap / 64) * sizeof(*live));
+    if (live == NULL)
+        return false;
+    memset(offs + seg->cap, 0, (size_t)(cap - seg->cap) * sizeof(*offs));
+    memset(live + seg->cap / 64, 0, (size_t)(cap - seg->cap) / 64 * sizeof(*live));
+    seg->live = live;
+    seg->cap = cap;
+    return true;
+}
+
+void wr_seg_set_live(wr_seg_t *seg, uint32_t slot, uint32_t off)
+{
+    seg->offs[slot] = off;
+    seg->live[slot / 64] |= 1ull << (slot % 64);
+    if (slot >= seg->nslots)
+        seg->nslots = slot + 1;
+    seg->nlive++;
+}
+
+bool wr_seg_is_live(const wr_seg_t *seg, uint32_t slot)
+{
+    return slot < seg->nslots && (seg->live[slot / 64] >> (slot % 64) & 1) != 0;
+}
+
+static void seg_clear_live(wr_seg_t *seg, uint32_t slot)
+{
+    seg->live[slot / 64] &= ~(1ull << (slot % 64));
+    seg->nlive--;
+}
+
+/* Clears the live bits of slots [0, n). */
+static void seg_clear_prefix(wr_seg_t *seg, uint32_t n)
+{
+    uint32_t w;
+
+    for (w = 0; w < n / 64; w++) {
+        seg->nlive -= (uint32_t)__builtin_popcountll(seg->live[w]);
+        seg->live[w] = 0;
+    }
+    if (n % 64 != 0) {
+        uint64_t mask = (1ull << (n % 64)) - 1;
+        seg->nlive -= (uint32_t)__builtin_popcountll(seg->live[w] & mask);
+        seg->live[w] &= ~mask;
+    }
+}
+
+/* The slot of index in seg's native range, or false if outside it. */
+static bool seg_slot(const wr_seg_t *seg, uint64_t index, uint32_t *slot)
+{
+    if (index < seg->first || index - seg->first >= seg->nslots)
+        return false;
+    *slot = (uint32_t)(index - seg->first);
+    return true;
+}
+
+static wr_seg_t *log_head(const wr_log_t *log)
+{
+    return log->nsegs > 0 ? log->segs[log->nsegs - 1] : NULL;
+}
+
+bool wr_log_push_seg(wr_log_t *log, wr_seg_t *seg)
+{
+    if (log->nsegs == log->capsegs) {
+        size_t cap = log->capsegs ? log->capsegs * 2 : 8;
+        wr_seg_t **segs = realloc(log->segs, cap * sizeof(*segs));
+        if (segs == NULL)
+            return false;
+        log->segs = segs;
+        log->capsegs = cap;
+    }
+    log->segs[log->nsegs++] = seg;
+    return true;
+}
+
+static void log_remove_seg(wr_log_t *log, wr_seg_t *seg)
+{
+    for (size_t i = log->nsegs; i-- > 0;) {
+        if (log->segs[i] == seg) {
+            memmove(log->segs + i, log->segs + i + 1, (log->nsegs - i - 1) * sizeof(*log->segs));
+            log->nsegs--;
+            return;
+        }
+    }
+}
+
+wr_seg_t *wr_log_find_seg(const wr_log_t *log, uint64_t index)
+{
+    size_t lo = 0, hi = log->nsegs;
+
+    /* Segments are sorted by first: find the last one with first <= index. */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (log->segs[mid]->first <= index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo > 0 ? log->segs[lo - 1] : NULL;
+}
+
+/* ---- hosted (compacted) records ------------------------------------------ */
+
+static wr_bytes_t index_key(const uint64_t *index)
+{
+    return (wr_bytes_t){(const uint8_t *)index, sizeof(*index)};
+}
+
+static wr_moved_t *moved_get(const wr_log_t *log, uint64_t index)
+{
+    return wr_map_get(log->moved, index_key(&index));
+}
+
+bool wr_log_host(wr_log_t *log, uint64_t index, wr_seg_t *seg, uint32_t off)
+{
+    wr_moved_t *m = malloc(sizeof(*m));
+
+    if (m == NULL)
+        return false;
+    m->index = index;
+    m->seg = seg;
+    m->off = off;
+    if (wr_map_put(log->moved, index_key(&m->index), m) != WR_OK) {
+        free(m);
+        return false;
+    }
+    wr_list_insert_tail(&seg->hosted, &m->link);
+    seg->nlive++;
+    return true;
+}
+
+static void unhost(wr_log_t *log, wr_moved_t *m)
+{
+    wr_map_del(log->moved, index_key(&m->index));
+    wr_list_remove(&m->link);
+    m->seg->nlive--;
+    free(m);
+}
+
+bool wr_log_find_live(const wr_log_t *log, uint64_t index, wr_seg_t **seg, uint32_t *off)
+{
+    wr_seg_t *s = wr_log_find_seg(log, index);
+    wr_moved_t *m;
+    uint32_t slot;
+
+    if (s != NULL && seg_slot(s, index, &slot) && wr_seg_is_live(s, slot)) {
+        *seg = s;
+        *off = s->offs[slot];
+        return true;
+    }
+    m = moved_get(log, index);
+    if (m == NULL)
+        return false;
+    *seg = m->seg;
+    *off = m->off;
+    return true;
+}
+
+/* ---- deletion and compaction decisions ----------------------------------- */
+
+/* Room for one more entry in log->dead, which the batch takes as its unlink list. */
+static bool dead_reserve(wr_log_t *log)
+{
+    size_t cap;
+    wr_seg_t **dead;
+
+    if (log->ndead < log->capdead)
+        return true;
+    cap = log->capdead ? log->capdead * 2 : 8;
+    dead = realloc(log->dead, cap * sizeof(*dead));
+    if (dead == NULL)
+        return false;
+    log->dead = dead;
+    log->capdead = cap;
+    return true;
+}
+
+void wr_log_check_seg(wr_log_t *log, wr_seg_t *seg)
+{
+    wr_store_t *s = log->store;
+
+    if (log->failed || log->replaying || seg->compacting || seg == log_head(log))
+        return;
+    if (seg->nlive == 0) {
+        if (!dead_reserve(log))
+            return; /* stays listed; the next release or truncation retries */
+        if (seg->candidate) {
+            seg->candidate = false;
+            log->ncandidates--;
+        }
+        log_remove_seg(log, seg);
+        log->dead[log->ndead++] = seg;
+        wr_store_mark_dirty(s, log);
+        return;
+    }
+    if (!seg->candidate && !seg->no_compact &&
+        (uint64_t)seg->nlive * 100 < (uint64_t)seg->ntotal * s->compact_pct) {
+        seg->candidate = true;
+        log->ncandidates++;
+        wr_store_mark_dirty(s, log);
+    }
+}
+
+/* ---- appending ------------------------------------------------------------ */
+
+static uint64_t salt_new(uint64_t seq)
+{
+    struct timespec ts;
+    uint64_t z;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    z = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (seq << 20) + (uint64_t)getpid();
+    /* splitmix64 finaliser: spreads the bits so nearby inputs give unrelated salts. */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* The pending chunk that extends seg, created if the last one is for another segment. */
+static wr_chunk_t *chunk_for(wr_log_t *log, wr_seg_t *seg)
+{
+    wr_chunk_t *c;
+
+    if (!wr_list_empty(&log->pending)) {
+        c = wr_list_entry(log->pending.prev, wr_chunk_t, link);
+        if (c->seg == seg)
+            return c;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->seg = seg;
+    c->off = seg->size;
+    wr_list_insert_tail(&log->pending, &c->link);
+    return c;
+}
+
+static void chunk_free(wr_store_t *s, wr_chunk_t *c)
+{
+    s->pending_bytes -= c->data.len;
+    wr_list_remove(&c->link);
+    wr_buf_free(&c->data);
+    free(c);
+}
+
+/* Starts a new head segment whose natives begin at log->next; its header is its first chunk. */
+static int roll(wr_log_t *log)
+{
+    wr_store_t *s = log->store;
+    uint8_t hdr[WR_SEGMENT_HEADER_SIZE];
+    wr_segment_header_t h = {log->next, salt_new(log->next_seq), 0};
+    wr_seg_t *old = log_head(log), *seg = wr_seg_new(log->dir, log->next_seq);
+    wr_chunk_t *c = NULL;
+
+    if (seg == NULL)
+        return WR_ENOMEM;
+    seg->fd = open(seg->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (seg->fd < 0) {
+        wr_store_msg(s, "log '%s': cannot create segment %s: %s", log->name, seg->path, strerror(errno));
+        wr_seg_free(seg);
+        return WR_EIO;
+    }
+    wr_segment_header_encode(hdr, &h);
+    seg->seed = h.seed;
+    seg->hdr_first = seg->first = log->next;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL || !wr_buf_reserve(&c->data, sizeof(hdr)) || !wr_log_push_seg(log, seg)) {
+        if (c != NULL)
+            wr_buf_free(&c->data);
+        free(c);
+        unlink(seg->path);
+        wr_seg_free(seg);
+        return WR_ENOMEM;
+    }
+    wr_buf_put(&c->data, hdr, sizeof(hdr));
+    c->seg = seg;
+    wr_list_insert_tail(&log->pending, &c->link);
+    seg->size = sizeof(hdr);
+    s->pending_bytes += sizeof(hdr);
+    log->next_seq++;
+    wr_store_mark_dirty(s, log);
+    if (old != NULL)
+        wr_log_check_seg(log, old);
+    return WR_OK;
+}
+
+/*
+ * Places one record in the head segment (rolling first when it is full) and
+ * adds it to the head's pending chunk. Natives become live here; copies are the
+ * caller's to account for.
+ */
+static int place(wr_log_t *log, uint64_t index, const void *data, size_t len, bool native, wr_seg_t **segp,
+                 uint32_t *offp)
+{
+    wr_store_t *s = log->store;
+    size_t rec = WR_SEGMENT_RECORD_HEADER + len;
+    wr_seg_t *head = log_head(log);
+    wr_chunk_t *c;
+    int rc;
+
+    /* A record bigger than a segment gets one to itself. Offsets fit in 32
+     * bits: a head is appended to only below segment_size (<= 1 GiB), and a
+     * record is at most 1 GiB plus its header. The head's natives are never
+     * below its header's first index: it was log->next when the head was
+     * created, and recovery never sets log->next below it. */
+    if (head == NULL || (head->size > WR_SEGMENT_HEADER_SIZE &&
+                         (head->size >= s->segment_size || rec > s->segment_size - head->size))) {
+        if ((rc = roll(log)) != WR_OK)
+            return rc;
+        head = log_head(log);
+    }
+    if (native && !wr_seg_reserve(head, (uint32_t)(index - head->first)))
+        return WR_ENOMEM;
+    c = chunk_for(log, head);
+    if (c == NULL)
+        return WR_ENOMEM;
+    if (!wr_buf_reserve(&c->data, rec)) {
+        /* The buffer's failure flag is sticky; clear it so the chunk, which
+         * still holds every earlier record intact, stays usable. */
+        c->data.oom = false;
+        if (c->data.len == 0) {
+            wr_list_remove(&c->link);
+            free(c);
+        }
+        return WR_ENOMEM;
+    }
+    *segp = head;
+    *offp = (uint32_t)head->size;
+    wr_segment_record_encode(&c->data, head->seed, index, data, len);
+    head->size += rec;
+    head->ntotal++;
+    s->pending_bytes += rec;
+    if (native)
+        wr_seg_set_live(head, (uint32_t)(index - head->first), *offp);
+    wr_store_mark_dirty(s, log);
+    return WR_OK;
+}
+
+int wr_log_append(wr_log_t *log, const void *data, size_t len, uint64_t *index)
+{
+    wr_seg_t *seg;
+    uint32_t off;
+    int rc;
+
+    if (log->failed)
+        return WR_EIO;
+    if (len > WR_LOG_MAX_RECORD)
+        return WR_ETOOBIG;
+    rc = place(log, log->next, data, len, true, &seg, &off);
+    if (rc != WR_OK)
+        return rc;
+    *index = log->next++;
+    return WR_OK;
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+static int pread_full(int fd, void *p, size_t n, uint64_t off)
+{
+    uint8_t *b = p;
+
+    while (n > 0) {
+        ssize_t r = pread(fd, b, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return WR_EIO;
+        b += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return WR_OK;
+}
+
+/* Reads the record at off of seg from disk into out, verifying index and CRC. */
+static int read_disk(const wr_seg_t *seg, uint32_t off, uint64_t index, wr_buf_t *out)
+{
+    uint8_t h[WR_SEGMENT_RECORD_HEADER];
+    uint64_t got;
+    uint32_t len;
+
+    if (pread_full(seg->fd, h, sizeof(h), off) != WR_OK)
+        return WR_EIO;
+    if (wr_segment_record_head(h, UINT64_MAX, &len, &got) != WR_OK || got != index)
+        return WR_EIO;
+    wr_buf_reset(out);
+    if (!wr_buf_reserve(out, len))
+        return WR_ENOMEM;
+    if (pread_full(seg->fd, out->data, len, off + sizeof(h)) != WR_OK)
+        return WR_EIO;
+    if (!wr_segment_record_crc_ok(h, out->data, seg->seed))
+        return WR_EIO;
+    out->len = len;
+    return WR_OK;
+}
+
+/* A record not yet on disk is in exactly one chunk, pending or in flight. */
+static const uint8_t *find_in_chunks(const wr_list_t *list, const wr_seg_t *seg, uint32_t off)
+{
+    for (const wr_list_t *n = list->next; n != list; n = n->next) {
+        const wr_chunk_t *c = wr_list_entry(n, wr_chunk_t, link);
+        if (c->seg == seg && off >= c->off && off - c->off < c->data.len)
+            return c->data.data + (off - c->off);
+    }
+    return NULL;
+}
+
+int wr_log_read(wr_log_t *log, uint64_t index, wr_buf_t *out)
+{
+    const uint8_t *rec;
+    wr_seg_t *seg;
+    uint32_t off, len;
+    uint64_t got;
+
+    if (index <= log->front || index >= log->next || !wr_log_find_live(log, index, &seg, &off))
+        return WR_ENOENT;
+    if (off < seg->durable)
+        return read_disk(seg, off, index, out);
+    rec = find_in_chunks(&log->inflight, seg, off);
+    if (rec == NULL)
+        rec = find_in_chunks(&log->pending, seg, off);
+    if (rec == NULL)
+        return WR_EIO; /* its write failed and the chunk is gone */
+    wr_segment_record_head(rec, UINT64_MAX, &len, &got);
+    wr_buf_reset(out);
+    wr_buf_put(out, rec + WR_SEGMENT_RECORD_HEADER, len);
+    return wr_buf_ok(out) ? WR_OK : WR_ENOMEM;
+}
+
+/* ---- releasing and truncating --------------------------------------------- */
+
+int wr_log_release(wr_log_t *log, uint64_t index)
+{
+    wr_seg_t *seg;
+    wr_moved_t *m;
+    uint32_t slot;
+
+    if (index <= log->front || index >= log->next)
+        return WR_ENOENT;
+    seg = wr_log_find_seg(log, index);
+    if (seg != NULL && seg_slot(seg, index, &slot) && wr_seg_is_live(seg, slot)) {
+        seg_clear_live(seg, slot);
+        wr_log_check_seg(log, seg);
+        return WR_OK;
+    }
+    m = moved_get(log, index);
+    if (m == NULL)
+        return WR_ENOENT;
+    seg = m->seg;
+    unhost(log, m);
+    wr_log_check_seg(log, seg);
+    return WR_OK;
+}
+
+int wr_log_truncate_front(wr_log_t *log, uint64_t upto)
+{
+    wr_map_iter_t it = {0};
+    wr_bytes_t key;
+    void *value;
+
+    if (upto >= log->next)
+        return WR_ETOOBIG;
+    if (upto <= log->front)
+        return WR_OK;
+    for (size_t i = 0; i < log->nsegs && log->segs[i]->first <= upto; i++) {
+        wr_seg_t *seg = log->segs[i];
+        uint64_t n = upto - seg->first + 1;
+        seg_clear_prefix(seg, n < seg->nslots ? (uint32_t)n : seg->nslots);
+    }
+    while (wr_map_next(log->moved, &it, &key, &value)) {
+        wr_moved_t *m = value;
+        if (m->index <= upto)
+            unhost(log, m);
+    }
+    log->front = upto;
+    if (!log->failed) {
+        log->front_dirty = true;
+        wr_store_mark_dirty(log->store, log);
+    }
+    /* Backwards, so removing segs[i] shifts only segments already checked. */
+    for (size_t i = log->nsegs; i-- > 0;)
+        wr_log_check_seg(log, log->segs[i]);
+    return WR_OK;
+}
+
+uint64_t wr_log_durable_index(const wr_log_t *log)
+{
+    return log->durable;
+}
+
+uint64_t wr_log_last_index(const wr_log_t *log)
+{
+    return log->next - 1;
+}
+
+/* ---- batches ---------------------------------------------------------------- */
+
+/* Copies one record of seg (at off) to the head, recording the move; *unreadable if reading it failed. */
+static int copy_record(wr_log_t *log, wr_seg_t *seg, uint32_t off, uint64_t index, wr_buf_t *tmp,
+                       wr_move_t *mv, bool *unreadable)
+{
+    int rc = read_disk(seg, off, index, tmp);
+
+    if (rc != WR_OK) {
+        *unreadable = rc == WR_EIO;
+        return rc;
+    }
+    mv->index = index;
+    return place(log, index, tmp->data, tmp->len, false, &mv->seg, &mv->off);
+}
+
+/*
+ * Copies the live records of one sparse, fully durable segment into the head.
+ * The index keeps pointing at the originals until the batch makes the copies
+ * durable; the segment is deleted in that same batch, after the sync.
+ */
+static void compact(wr_log_t *log, wr_batch_log_t *e)
+{
+    wr_seg_t *seg = NULL;
+    wr_buf_t tmp = WR_BUF_INIT;
+    wr_move_t *moves;
+    bool unreadable = false;
+    size_t n = 0;
+    int rc = WR_OK;
+
+    if (log->ncandidates == 0 || log->closing)
+        return;
+    for (size_t i = 0; i + 1 < log->nsegs && seg == NULL; i++) {
+        if (log->segs[i]->candidate && log->segs[i]->durable == log->segs[i]->size)
+            seg = log->segs[i];
+    }
+    if (seg == NULL)
+        return;
+    moves = malloc((size_t)seg->nlive * sizeof(*moves));
+    if (moves == NULL)
+        return;
+    for (uint32_t slot = 0; slot < seg->nslots && rc == WR_OK; slot++) {
+        if (wr_seg_is_live(seg, slot))
+            rc = copy_record(log, seg, seg->offs[slot], seg->first + slot, &tmp, &moves[n++], &unreadable);
+    }
+    for (wr_list_t *p = seg->hosted.next; p != &seg->hosted && rc == WR_OK; p = p->next) {
+        wr_moved_t *m = wr_list_entry(p, wr_moved_t, link);
+        rc = copy_record(log, seg, m->off, m->index, &tmp, &moves[n++], &unreadable);
+    }
+    wr_buf_free(&tmp);
+    /* Reserved only now: a head rolled by the copies may have used a slot. */
+    if (rc == WR_OK && !dead_reserve(log))
+        rc = WR_ENOMEM;
+    if (rc != WR_OK) {
+        /* Copies made so far are dead bytes in the head; the originals stay. */
+        free(moves);
+        if (unreadable) {
+            wr_store_msg(log->store,
+                         "log '%s': cannot read back a live record of %s to compact it; leaving it in place",
+                         log->name, seg->path);
+            seg->no_compact = true;
+            seg->candidate = false;
+            log->ncandidates--;
+        }
+        return;
+    }
+    seg->candidate = false;
+    log->ncandidates--;
+    seg->compacting = true;
+    log->dead[log->ndead++] = seg;
+    e->compacted = seg;
+    e->moves = moves;
+    e->nmoves = n;
+}
+
+void wr_log_batch_prepare(wr_log_t *log, wr_batch_log_t *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->log = log;
+    compact(log, e);
+    e->unlink = log->dead;
+    e->nunlink = log->ndead;
+    log->dead = NULL;
+    log->ndead = log->capdead = 0;
+    /* Splice pending onto the (empty) in-flight list. */
+    if (!wr_list_empty(&log->pending)) {
+        log->inflight.next = log->pending.next;
+        log->inflight.prev = log->pending.prev;
+        log->inflight.next->prev = &log->inflight;
+        log->inflight.prev->next = &log->inflight;
+        wr_list_init(&log->pending);
+    }
+    e->target = log->next - 1;
+    if (log->front_dirty) {
+        e->front = log->front;
+        log->front_dirty = false;
+    }
+    e->dir_new = log->dir_new;
+    log->dir_new = false;
+    /* Everything is in the batch now; compaction's appends re-marked the log. */
+    wr_list_remove(&log->dirty);
+}
+
+/* Points the index at the durable copies and retires the compacted segment. */
+static bool apply_moves(wr_log_t *log, wr_batch_log_t *e)
+{
+    wr_seg_t *old = e->compacted;
+    bool ok = true;
+
+    for (size_t i = 0; i < e->nmoves; i++) {
+        const wr_move_t *mv = &e->moves[i];
+        wr_moved_t *m;
+        uint32_t slot;
+
+        if (seg_slot(old, mv->index, &slot) && wr_seg_is_live(old, slot)) {
+            seg_clear_live(old, slot);
+            if (!wr_log_host(log, mv->index, mv->seg, mv->off))
+                ok = false;
+        } else if ((m = moved_get(log, mv->index)) != NULL && m->seg == old) {
+            wr_list_remove(&m->link);
+            old->nlive--;
+            m->seg = mv->seg;
+            m->off = mv->off;
+            wr_list_insert_tail(&mv->seg->hosted, &m->link);
+            mv->seg->nlive++;
+        }
+        /* Otherwise it was released while the copy was in flight: the copy is dead. */
+    }
+    log_remove_seg(log, old);
+    return ok;
+}
+
+void wr_log_batch_done(wr_log_t *log, wr_batch_log_t *e)
+{
+    wr_store_t *s = log->store;
+    bool ok = e->err == 0;
+
+    while (!wr_list_empty(&log->inflight)) {
+        wr_chunk_t *c = wr_list_entry(log->inflight.next, wr_chunk_t, link);
+        if (ok && c->off + c->data.len > c->seg->durable)
+            c->seg->durable = c->off + c->data.len;
+        chunk_free(s, c);
+    }
+    if (ok && e->compacted != NULL && !apply_moves(log, e)) {
+        snprintf(e->msg, sizeof(e->msg), "log '%s': out of memory recording compacted records", log->name);
+        ok = false;
+    }
+    if (ok) {
+        if (e->target > log->durable)
+            log->durable = e->target;
+        if (e->msg[0] != '\0')
+            wr_store_msg(s, "%s", e->msg);
+        if (log->ncandidates > 0)
+            wr_store_mark_dirty(s, log);
+    } else {
+        log->failed = true;
+        log->fail_upto = log->next - 1;
+        wr_store_msg(s,
+                     "%s; records %" PRIu64 "..%" PRIu64 " of log '%s' are not durable and the log is failed",
+                     e->msg, log->durable + 1, log->fail_upto, log->name);
+        while (!wr_list_empty(&log->pending))
+            chunk_free(s, wr_list_entry(log->pending.next, wr_chunk_t, link));
+        wr_list_remove(&log->dirty);
+        if (e->compacted != NULL)
+            e->compacted->compacting = false;
+    }
+    for (size_t i = 0; i < e->nunlink; i++) {
+        /* A failed compaction keeps its segment, which is still in log->segs. */
+        if (ok || e->unlink[i] != e->compacted)
+            wr_seg_free(e->unlink[i]);
+    }
+    free(e->unlink);
+    free(e->moves);
+    wr_store_mark_notify(s, log);
+}
+
+/* ---- open, close, destroy --------------------------------------------------- */
+
+static bool name_ok(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > NAME_MAX_LEN || name[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+void wr_log_free(wr_log_t *log)
+{
+    wr_map_iter_t it = {0};
+    wr_bytes_t key;
+    void *value;
+
+    wr_list_remove(&log->link);
+    wr_list_remove(&log->dirty);
+    wr_list_remove(&log->notify);
+    while (!wr_list_empty(&log->pending))
+        chunk_free(log->store, wr_list_entry(log->pending.next, wr_chunk_t, link));
+    if (log->moved != NULL) {
+        while (wr_map_next(log->moved, &it, &key, &value))
+            free(value);
+        wr_map_free(log->moved);
+    }
+    for (size_t i = 0; i < log->nsegs; i++)
+        wr_seg_free(log->segs[i]);
+    for (size_t i = 0; i < log->ndead; i++)
+        wr_seg_free(log->dead[i]);
+    free(log->segs);
+    free(log->dead);
+    free(log->dir);
+    free(log->name);
+    free(log);
+}
+
+wr_log_t *wr_log_open(wr_store_t *s, const char *name, const wr_log_cbs_t *cbs, wr_log_recovery_t *rec,
+                      char *err, size_t errlen)
+{
+    wr_log_recovery_t unused;
+    wr_log_t *log;
+
+    if (!name_ok(name)) {
+        snprintf(err, errlen, "invalid log name '%s': use 1..%d of [A-Za-z0-9._-], not starting with '.'",
+                 name, NAME_MAX_LEN);
+        return NULL;
+    }
+    for (wr_list_t *p = s->logs.next; p != &s->logs; p = p->next) {
+        if (strcmp(wr_list_entry(p, wr_log_t, link)->name, name) == 0) {
+            snprintf(err, errlen, "log '%s' is already open", name);
+            return NULL;
+        }
+    }
+    log = calloc(1, sizeof(*log));
+    if (log == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    log->store = s;
+    if (cbs != NULL)
+        log->cbs = *cbs;
+    wr_list_init(&log->link);
+    wr_list_init(&log->dirty);
+    wr_list_init(&log->notify);
+    wr_list_init(&log->pending);
+    wr_list_init(&log->inflight);
+    log->next = 1;
+    log->next_seq = 1;
+    log->name = strdup(name);
+    log->dir = wr_store_path(s->logs_dir, name);
+    log->moved = wr_map_new();
+    if (log->name == NULL || log->dir == NULL || log->moved == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto err;
+    }
+    if (mkdir(log->dir, 0750) == 0) {
+        log->dir_new = true;
+    } else if (errno != EEXIST) {
+        snprintf(err, errlen, "cannot create log directory %s: %s", log->dir, strerror(errno));
+        goto err;
+    }
+    if (wr_recover_log(log, rec != NULL ? rec : &unused, err, errlen) != WR_OK)
+        goto err;
+    wr_list_insert_tail(&s->logs, &log->link);
+    return log;
+
+err:
+    wr_log_free(log);
+    return NULL;
+}
+
+int wr_log_close(wr_log_t *log)
+{
+    wr_store_t *s;
+    int rc = WR_OK;
+
+    if (log == NULL)
+        return WR_OK;
+    s = log->store;
+    log->closing = true;
+    for (;;) {
+        if (log->flight != NULL || s->inflight != NULL) {
+            wr_store_wait(s);
+            continue;
+        }
+        if (log->failed || (wr_list_empty(&log->pending) && log->ndead == 0 && !log->front_dirty))
+            break;
+        wr_store_submit(s);
+        if (s->inflight == NULL) {
+            rc = WR_ENOMEM;
+            break;
+        }
+    }
+    if (log->failed)
+        rc = WR_EIO;
+    wr_log_free(log);
+    return rc;
+}
+
+/* A fresh name under logs/ to move a destroyed log's directory to. */
+static char *trash_path(wr_store_t *s, const char *name)
+{
+    char leaf[NAME_MAX_LEN + 48];
+    char *path = NULL;
+
+    do {
+        free(path);
+        snprintf(leaf, sizeof(leaf), ".trash-%" PRIu64 "-%s", s->trash_seq++, name);
+        path = wr_store_path(s->logs_dir, leaf);
+    } while (path != NULL && access(path, F_OK) == 0);
+    return path;
+}
+
+int wr_log_destroy(wr_log_t *log)
+{
+    wr_store_t *s;
+    char *trash, **list;
+    int rc = WR_OK;
+
+    if (log == NULL)
+        return WR_OK;
+    s = log->store;
+    while (log->flight != NULL)
+        wr_store_wait(s);
+    trash = trash_path(s, log->name);
+    if (trash == NULL) {
+        wr_store_msg(s, "log '%s': out of memory deleting it", log->name);
+        rc = WR_ENOMEM;
+    } else if (rename(log->dir, trash) != 0) {
+        wr_store_msg(s, "log '%s': cannot move %s aside to delete it: %s", log->name, log->dir,
+                     strerror(errno));
+        free(trash);
+        rc = WR_EIO;
+    } else if ((list = realloc(s->trash, (s->ntrash + 1) * sizeof(*list))) == NULL) {
+        /* The directory is out of the way; the next wr_store_open removes it. */
+        free(trash);
+    } else {
+        s->trash = list;
+        s->trash[s->ntrash++] = trash;
+    }
+    wr_log_free(log);
+    return rc;
+}

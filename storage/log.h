@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A log: append-only records with dense 64-bit indexes from 1, kept in segment
+ * files; read by index, released one by one or truncated from the front, and
+ * reported durable by a callback once on disk. It knows nothing of what the
+ * records mean: a durable queue and a Raft log both use it.
+ */
+#ifndef WR_STORAGE_LOG_H
+#define WR_STORAGE_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "storage/store.h"
+
+typedef struct wr_log_s wr_log_t;
+
+/* Largest record payload. */
+#define WR_LOG_MAX_RECORD (1u << 30)
+
+/*
+ * Called by wr_log_open for each stored record, in index order; data is valid
+ * only during the call. The callback may wr_log_release and wr_log_read but
+ * not append. Return WR_OK to continue; anything else stops the open, which
+ * then fails with that status.
+ */
+typedef int (*wr_log_replay_fn)(void *ud, wr_log_t *log, uint64_t index, const uint8_t *data, size_t len);
+
+/*
+ * Called from wr_store_dispatch. status WR_OK: every record with an index
+ * <= index is durable (fdatasync'ed with its directory entry); one call
+ * covers a whole batch, and successive calls report increasing indexes.
+ * status WR_EIO: the records above the durable index up to `index` could not
+ * be written and never will be; the log is failed (see wr_log_append) and
+ * this is its last callback. The log may be closed or destroyed inside.
+ */
+typedef void (*wr_log_durable_fn)(void *ud, wr_log_t *log, uint64_t index, int status);
+
+typedef struct {
+    wr_log_replay_fn replay;   /* may be NULL */
+    wr_log_durable_fn durable; /* may be NULL */
+    void *ud;
+} wr_log_cbs_t;
+
+/* What recovery found; reported by wr_log_open. */
+typedef struct {
+    uint64_t records;         /* delivered to the replay callback */
+    uint64_t bytes;           /* their payload bytes */
+    uint64_t first_index;     /* lowest delivered, 0 if none */
+    uint64_t last_index;      /* highest index stored; the next append gets last_index + 1 */
+    uint32_t segments;        /* segment files in use */
+    uint64_t truncated_bytes; /* torn tails cut off */
+    uint64_t lost_records;    /* records in corrupt regions (a lower bound when not countable) */
+    uint64_t elapsed_us;
+} wr_log_recovery_t;
+
+/*
+ * Opens the log `name` of store s, creating it if it does not exist. Names
+ * are 1..200 characters of [A-Za-z0-9._-], not starting with '.'. Recovery
+ * runs here, synchronously: it replays every segment, verifies every CRC,
+ * truncates a torn tail, reports corrupt regions through the store's message
+ * callback, rebuilds the index, fdatasyncs what it found (so all of it is
+ * durable), and delivers the records through cbs->replay. The log starts with
+ * everything recovered live; the owner releases what it knows is dead.
+ * rec may be NULL. Returns NULL with a message in err on failure (name in use
+ * or invalid, unsupported segment version, I/O error, replay stopped).
+ */
+wr_log_t *wr_log_open(wr_store_t *s, const char *name, const wr_log_cbs_t *cbs, wr_log_recovery_t *rec,
+                      char *err, size_t errlen);
+
+/*
+ * Appends a copy of data[0..len) and sets *index. The record is readable at
+ * once and durable after a later wr_store_flush and its callback.
+ * WR_OK; WR_ETOOBIG (len > WR_LOG_MAX_RECORD); WR_ENOMEM; WR_EIO (the log
+ * has failed, or a new segment file could not be created: see the message).
+ */
+int wr_log_append(wr_log_t *log, const void *data, size_t len, uint64_t *index);
+
+/*
+ * Replaces out's contents with the payload of record index, from memory if
+ * it is not yet on disk, else with pread (and a CRC check).
+ * WR_OK; WR_ENOENT (never appended, truncated, released or lost); WR_EIO
+ * (read failed, CRC mismatch, or the record was lost by a failed write);
+ * WR_ENOMEM.
+ */
+int wr_log_read(wr_log_t *log, uint64_t index, wr_buf_t *out);
+
+/*
+ * Marks one record dead. When no record of a segment file is live any more,
+ * the file is deleted; when few are, they are copied (with their indexes) to
+ * the newest segment and the old file is deleted once the copies are durable.
+ * A release is not written to disk: after a restart the log replays whatever
+ * its files still hold, and the owner releases again from its own records.
+ * WR_OK or WR_ENOENT (not live).
+ */
+int wr_log_release(wr_log_t *log, uint64_t index);
+
+/*
+ * Releases every record with an index <= upto and remembers upto on disk
+ * (the FRONT file) so they are not replayed after a restart.
+ * WR_OK (also when upto is at or below the current front) or WR_ETOOBIG
+ * (upto was never appended).
+ */
+int wr_log_truncate_front(wr_log_t *log, uint64_t upto);
+
+/* Every record <= this index is durable. */
+uint64_t wr_log_durable_index(const wr_log_t *log);
+/* The index of the last append (0 if none). */
+uint64_t wr_log_last_index(const wr_log_t *log);
+
+/*
+ * Hands the log's remaining records to the storage thread, blocks until they
+ * are durable (or failed), and frees the log. Its durable callback is not
+ * called again. WR_OK, or WR_EIO if some appended record never became
+ * durable. NULL is a no-op.
+ */
+int wr_log_close(wr_log_t *log);
+
+/*
+ * Frees the log and deletes its files: records not yet durable are dropped,
+ * the directory is renamed aside at once (so a log of the same name can be
+ * opened straight away) and removed by the storage thread. Blocks only if the
+ * log has writes in flight. WR_OK, or WR_EIO when the rename failed (the
+ * files stay and a later open would find them; see the message). NULL is a
+ * no-op.
+ */
+int wr_log_destroy(wr_log_t *log);
+
+#endif

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the files of storage/ share: the store, log, segment and batch
+ * structs, and the calls between store.c (owner side), sync.c (the storage
+ * thread), log.c and recover.c. Only storage/ includes this.
+ */
+#ifndef WR_STORAGE_INTERNAL_H
+#define WR_STORAGE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/list.h"
+#include "core/map.h"
+#include "storage/log.h"
+#include "storage/store.h"
+
+#define WR_STORE_MSG_MAX 768
+
+/*
+ * One segment file. A record is "native" to the segment it was appended to;
+ * natives are dense, so their places are an array indexed by index - first.
+ * Records that compaction copied in from older segments are "hosted": they
+ * keep their old index and are found through the log's moved map instead.
+ * Owned by the owner's thread. The storage thread reads only `path` and `fd`,
+ * which never change while the segment exists.
+ */
+typedef struct {
+    uint64_t seq;       /* number in the file name; files sort by it and by index */
+    char *path;         /* owned */
+    int fd;             /* owned */
+    uint32_t seed;      /* record CRC seed, from the header */
+    uint64_t hdr_first; /* header's first index: every native here is >= it */
+    uint64_t first;     /* lookup key: natives are first .. first + nslots - 1 */
+    uint32_t nslots;    /* native slots in use */
+    uint32_t cap;       /* native slots allocated */
+    uint32_t *offs;     /* file offset of each native; 0 = not stored (lost) */
+    uint64_t *live;     /* bitmap: native first + i is live here */
+    uint32_t nlive;     /* live natives + live hosted records */
+    uint32_t ntotal;    /* records in the file, dead or alive */
+    uint64_t size;      /* bytes placed, written or not */
+    uint64_t durable;   /* bytes written and fdatasync'ed */
+    wr_list_t hosted;   /* wr_moved_t.link of records whose copy lives here */
+    bool candidate;     /* sparse enough to compact, waiting for a batch */
+    bool compacting;    /* its live records are being copied by the in-flight batch */
+    bool no_compact;    /* a record could not be read back; leave it alone */
+    const uint8_t *map; /* recovery only: the file mapped for replay */
+    size_t maplen;
+} wr_seg_t;
+
+/* Where a hosted (compacted) record lives now. Key in the moved map: its index. */
+typedef struct {
+    wr_list_t link; /* in seg->hosted */
+    wr_seg_t *seg;
+    uint32_t off;
+    uint64_t index;
+} wr_moved_t;
+
+/* A run of bytes to write at `off` in `seg`; one per segment per batch. */
+typedef struct {
+    wr_list_t link; /* log->pending, then log->inflight */
+    wr_seg_t *seg;
+    uint64_t off;
+    wr_buf_t data;
+} wr_chunk_t;
+
+/* A compaction copy, applied to the index only once the batch made it durable. */
+typedef struct {
+    uint64_t index;
+    wr_seg_t *seg;
+    uint32_t off;
+} wr_move_t;
+
+/*
+ * One log's share of a batch. The owner fills it (wr_log_batch_prepare), the
+ * storage thread performs it and fills err/msg, the owner applies the result
+ * (wr_log_batch_done). The chunks to write are log->inflight.
+ */
+typedef struct {
+    wr_log_t *log;
+    wr_seg_t **unlink; /* removed after the sync succeeded; the owner frees them afterwards */
+    size_t nunlink;
+    wr_seg_t *compacted; /* also in unlink: the segment whose live records were copied */
+    wr_move_t *moves;
+    size_t nmoves;
+    uint64_t target; /* durable index once this succeeds */
+    uint64_t front;  /* FRONT value to persist, 0 = none */
+    bool dir_new;    /* the log's directory was created: fsync logs/ too */
+    int err;         /* storage thread: errno of the failure, 0 if none */
+    char msg[WR_STORE_MSG_MAX];
+} wr_batch_log_t;
+
+typedef struct {
+    wr_batch_log_t *logs;
+    size_t nlogs;
+    char **trash; /* directories of destroyed logs to remove; owned */
+    size_t ntrash;
+    char msg[WR_STORE_MSG_MAX]; /* storage thread: problems removing trash */
+} wr_batch_t;
+
+struct wr_store_s {
+    char *dir;
+    char *logs_dir;
+    uint64_t segment_size;
+    unsigned compact_pct;
+    wr_store_message_fn message;
+    void *message_ud;
+    wr_store_fault_fn fault;
+    void *fault_ud;
+    int lock_fd;
+    int notify_fd; /* eventfd: the storage thread adds 1 per completed batch */
+
+    /* Shared with the storage thread, under mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* submitted or stop set */
+    pthread_cond_t done; /* completed set */
+    wr_batch_t *submitted;
+    wr_batch_t *completed;
+    bool stop;
+    pthread_t thread;
+
+    /* Owner's thread only. */
+    wr_batch_t *inflight; /* submitted and not yet applied */
+    bool flush_wanted;    /* flush was called while a batch was in flight */
+    wr_list_t logs;       /* every open log, via log->link */
+    wr_list_t dirty;      /* logs with work for the next batch, via log->dirty */
+    wr_list_t notify;     /* logs with news for their durable callback, via log->notify */
+    char **trash;
+    size_t ntrash;
+    uint64_t trash_seq;
+    uint64_t pending_bytes;
+};
+
+struct wr_log_s {
+    wr_store_t *store;
+    char *name;
+    char *dir;
+    wr_log_cbs_t cbs;
+    wr_list_t link;
+    wr_list_t dirty;
+    wr_list_t notify;
+    wr_seg_t **segs; /* in file order; the last is the head, where appends go */
+    size_t nsegs;
+    size_t capsegs;
+    uint64_t next_seq;
+    wr_map_t *moved; /* index -> wr_moved_t, for hosted records */
+    uint64_t front;  /* everything <= front is truncated */
+    uint64_t next;   /* index of the next append */
+    uint64_t durable;
+    uint64_t reported;  /* durable index last passed to the callback */
+    uint64_t fail_upto; /* failed: records (durable, fail_upto] were lost */
+    bool failed;
+    bool fail_reported;
+    bool replaying; /* defer segment deletion while recovery walks the segments */
+    bool closing;   /* wr_log_close is draining it: no more compaction */
+    bool front_dirty;
+    bool dir_new;
+    wr_list_t pending;  /* chunks for the next batch */
+    wr_list_t inflight; /* chunks of the in-flight batch: read-only until it completes */
+    wr_seg_t **dead;    /* segments to delete in the next batch */
+    size_t ndead;
+    size_t capdead;
+    size_t ncandidates;
+    wr_batch_log_t *flight; /* this log's entry in the in-flight batch */
+};
+
+/* ---- store.c ---- */
+
+/* dir + "/" + name, malloc'd; NULL on allocation failure. */
+char *wr_store_path(const char *dir, const char *name);
+/* Hands the dirty logs to the storage thread now, or marks a flush wanted if a batch is in flight. */
+void wr_store_submit(wr_store_t *s);
+/* Blocks until the in-flight batch (if any) completes and applies it; callbacks wait for dispatch. */
+void wr_store_wait(wr_store_t *s);
+
+/* Formats a message and hands it to the owner's message callback, if any. */
+void wr_store_msg(wr_store_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Queues log for the next batch. */
+void wr_store_mark_dirty(wr_store_t *s, wr_log_t *log);
+/* Queues log for its durable callback at the next dispatch. */
+void wr_store_mark_notify(wr_store_t *s, wr_log_t *log);
+
+/* ---- log.c ---- */
+
+/* A segment struct for dir/<seq>.seg with no file open yet (fd -1); NULL on allocation failure. */
+wr_seg_t *wr_seg_new(const char *dir, uint64_t seq);
+/* Closes the file (never unlinks it) and frees the struct. NULL is a no-op. */
+void wr_seg_free(wr_seg_t *seg);
+/* Grows seg's native arrays to hold slot; false on allocation failure. */
+bool wr_seg_reserve(wr_seg_t *seg, uint32_t slot);
+void wr_seg_set_live(wr_seg_t *seg, uint32_t slot, uint32_t off);
+bool wr_seg_is_live(const wr_seg_t *seg, uint32_t slot);
+/* Adds seg at the end of log->segs; false on allocation failure. */
+bool wr_log_push_seg(wr_log_t *log, wr_seg_t *seg);
+/* The segment whose native range would hold index (the last with first <= index), or NULL. */
+wr_seg_t *wr_log_find_seg(const wr_log_t *log, uint64_t index);
+/* Where the live record index is stored (ignoring front and next), or false. */
+bool wr_log_find_live(const wr_log_t *log, uint64_t index, wr_seg_t **seg, uint32_t *off);
+/* Records a hosted record; false on allocation failure. */
+bool wr_log_host(wr_log_t *log, uint64_t index, wr_seg_t *seg, uint32_t off);
+/* Schedules deletion or compaction of seg if its live count calls for it. */
+void wr_log_check_seg(wr_log_t *log, wr_seg_t *seg);
+/* Fills e from the log's work (compaction, pending chunks, deletions); leaves the log off the dirty list. */
+void wr_log_batch_prepare(wr_log_t *log, wr_batch_log_t *e);
+/* Applies the storage thread's result for e; frees what the batch owned. */
+void wr_log_batch_done(wr_log_t *log, wr_batch_log_t *e);
+/* Frees a log (memory and file descriptors) and takes it off every store list; it must have no batch in
+ * flight. */
+void wr_log_free(wr_log_t *log);
+
+#endif

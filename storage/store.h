@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The store, one per node: the data directory (lock, version file, a directory
+ * per log) and the storage thread that makes appends durable by group commit.
+ * Called from one thread, the owner's; it calls back only on that thread.
+ * docs/STORAGE.md describes the on-disk format.
+ */
+#ifndef WR_STORAGE_STORE_H
+#define WR_STORAGE_STORE_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+typedef struct wr_store_s wr_store_t;
+
+#define WR_STORE_VERSION                 1
+#define WR_STORE_DEFAULT_SEGMENT_SIZE    (64u << 20)
+#define WR_STORE_MIN_SEGMENT_SIZE        64u
+#define WR_STORE_MAX_SEGMENT_SIZE        (1u << 30)
+#define WR_STORE_DEFAULT_COMPACT_PERCENT 25u
+
+/* Receives one human-readable line: recovery reports and I/O errors. Owner's thread. */
+typedef void (*wr_store_message_fn)(void *ud, const char *text);
+
+typedef enum { WR_STORE_IO_WRITE, WR_STORE_IO_SYNC } wr_store_io_t;
+
+/*
+ * TESTS ONLY. Called on the storage thread before each pwrite and each
+ * fsync/fdatasync it performs, with the file's path. Return 0 to let the call
+ * happen, or an errno value (EIO, ENOSPC) to fail it as if the kernel had. A
+ * hook may block to hold the storage thread at that point.
+ */
+typedef int (*wr_store_fault_fn)(void *ud, wr_store_io_t op, const char *path);
+
+typedef struct {
+    uint64_t segment_size;         /* 0 = default; else WR_STORE_MIN.. MAX_SEGMENT_SIZE */
+    unsigned compact_live_percent; /* compact a segment whose live records fall below this share;
+                                      0 = default, else 1..99 */
+    wr_store_message_fn message;   /* may be NULL */
+    void *message_ud;
+    wr_store_fault_fn test_fault; /* TESTS ONLY; NULL in production */
+    void *test_fault_ud;
+} wr_store_opts_t;
+
+/*
+ * Opens the store in dir (created if missing, its parent must exist): takes
+ * the lock, checks or writes the VERSION file, removes leftovers of destroyed
+ * logs, and starts the storage thread. opts may be NULL for defaults.
+ * Returns NULL with a message in err (naming the directory) on failure: the
+ * directory is locked by another process (with its PID when readable), its
+ * format version is unknown, bad options, or a system call failed.
+ */
+wr_store_t *wr_store_open(const char *dir, const wr_store_opts_t *opts, char *err, size_t errlen);
+
+/*
+ * Closes every log still open (as wr_log_close, so it blocks until their
+ * records are durable), finishes pending deletions, joins the storage thread
+ * and releases the lock. Must not be called from a durable callback. NULL is
+ * a no-op.
+ */
+void wr_store_close(wr_store_t *s);
+
+/*
+ * A file descriptor that becomes readable when results of the storage thread
+ * are waiting; the owner polls it (or registers it with its event loop) and
+ * then calls wr_store_dispatch. The store owns it.
+ */
+int wr_store_notify_fd(const wr_store_t *s);
+
+/*
+ * The group-commit boundary, called once per loop iteration: hands every
+ * record appended since the last batch, plus pending deletions and
+ * compaction, to the storage thread as one batch. Only one batch is in flight
+ * at a time; if one is, this one is handed off when it completes (in
+ * wr_store_dispatch), so appends during a slow sync gather into the next
+ * batch instead of queueing behind it one by one.
+ */
+void wr_store_flush(wr_store_t *s);
+
+/*
+ * Applies completed work and runs the durable callbacks, on the calling
+ * (owner's) thread; then hands off the next batch if a flush is waiting.
+ * Call when the notify fd is readable; calling it at other times is harmless.
+ * Callbacks may append, release, and close or destroy logs (even their own).
+ */
+void wr_store_dispatch(wr_store_t *s);
+
+/*
+ * Bytes appended but not yet durable, in memory until then. Never dropped:
+ * the owner applies backpressure (stops reading from publishers) when this
+ * grows past its budget.
+ */
+uint64_t wr_store_pending_bytes(const wr_store_t *s);
+
+#endif

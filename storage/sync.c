@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The storage thread. Per log: write the chunks, one fdatasync per segment
+ * written, fsync the directory if a segment was created; that is the durable
+ * point. Deletions (so a compacted segment outlives its copies' sync) and FRONT
+ * come after it; a failure before it rolls the log's files back.
+ */
+#include "storage/sync.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "storage/storage_internal.h"
+
+static int fault(wr_store_t *s, wr_store_io_t op, const char *path)
+{
+    return s->fault != NULL ? s->fault(s->fault_ud, op, path) : 0;
+}
+
+/* Appends to a message buffer, keeping whatever fits. */
+static void note(char *msg, size_t msglen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void note(char *msg, size_t msglen, const char *fmt, ...)
+{
+    size_t used = strnlen(msg, msglen);
+    va_list ap;
+
+    if (used + 1 >= msglen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg + used, msglen - used, fmt, ap);
+    va_end(ap);
+}
+
+static const char *errstr(int err, char *buf, size_t len)
+{
+    return strerror_r(err, buf, len);
+}
+
+static int write_all(wr_store_t *s, int fd, const char *path, const uint8_t *p, size_t n, uint64_t off)
+{
+    int err = fault(s, WR_STORE_IO_WRITE, path);
+
+    if (err != 0)
+        return err;
+    while (n > 0) {
+        ssize_t w = pwrite(fd, p, n, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        p += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+static int sync_fd(wr_store_t *s, int fd, const char *path)
+{
+    int err = fault(s, WR_STORE_IO_SYNC, path);
+
+    if (err != 0)
+        return err;
+    return fdatasync(fd) == 0 ? 0 : errno;
+}
+
+int wr_sync_dir(wr_store_t *s, const char *path)
+{
+    int fd, err = fault(s, WR_STORE_IO_SYNC, path);
+
+    if (err != 0)
+        return err;
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    err = fsync(fd) == 0 ? 0 : errno;
+    close(fd);
+    return err;
+}
+
+int wr_sync_replace_file(wr_store_t *s, const char *dir, const char *name, const void *data, size_t len,
+                         char *msg, size_t msglen)
+{
+    char tmp[4096], dst[4096], eb[128];
+    int fd, err;
+
+    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
+    snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        err = errno;
+        note(msg, msglen, "cannot create %s: %s", tmp, errstr(err, eb, sizeof(eb)));
+        return err;
+    }
+    err = write_all(s, fd, tmp, data, len, 0);
+    if (err == 0)
+        err = sync_fd(s, fd, tmp);
+    close(fd);
+    if (err == 0 && rename(tmp, dst) != 0)
+        err = errno;
+    if (err != 0) {
+        note(msg, msglen, "cannot write %s: %s", dst, errstr(err, eb, sizeof(eb)));
+        unlink(tmp);
+    }
+    return err;
+}
+
+int wr_sync_remove_dir(const char *path, char *msg, size_t msglen)
+{
+    char eb[128];
+    DIR *d = opendir(path);
+    struct dirent *de;
+    int err = 0;
+
+    if (d == NULL) {
+        err = errno;
+        note(msg, msglen, "cannot open %s: %s; ", path, errstr(err, eb, sizeof(eb)));
+        return err;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) != 0 && err == 0) {
+            err = errno;
+            note(msg, msglen, "cannot remove %s/%s: %s; ", path, de->d_name, errstr(err, eb, sizeof(eb)));
+        }
+    }
+    closedir(d);
+    if (err == 0 && rmdir(path) != 0) {
+        err = errno;
+        note(msg, msglen, "cannot remove %s: %s; ", path, errstr(err, eb, sizeof(eb)));
+    }
+    return err;
+}
+
+/* Undoes this batch's writes for one log: new segments go, older ones are cut back. */
+static void rollback(wr_batch_log_t *e)
+{
+    char eb[128];
+    wr_list_t *n;
+
+    for (n = e->log->inflight.next; n != &e->log->inflight; n = n->next) {
+        wr_chunk_t *c = wr_list_entry(n, wr_chunk_t, link);
+        int r = c->off == 0 ? unlink(c->seg->path) : ftruncate(c->seg->fd, (off_t)c->off);
+        if (r != 0)
+            note(e->msg, sizeof(e->msg), "; rolling back %s also failed: %s", c->seg->path,
+                 errstr(errno, eb, sizeof(eb)));
+    }
+}
+
+static void fail(wr_batch_log_t *e, int err, const char *what, const char *path)
+{
+    char eb[128];
+
+    e->err = err;
+    note(e->msg, sizeof(e->msg), "log '%s': %s %s failed: %s", e->log->name, what, path,
+         errstr(err, eb, sizeof(eb)));
+}
+
+static void run_log(wr_store_t *s, wr_batch_log_t *e)
+{
+    wr_log_t *log = e->log;
+    bool created = false, changed = false;
+    char eb[128];
+    wr_list_t *n;
+    int err;
+
+    /* Up to the durable point: everything here must succeed. */
+    for (n = log->inflight.next; n != &log->inflight; n = n->next) {
+        wr_chunk_t *c = wr_list_entry(n, wr_chunk_t, link);
+        err = write_all(s, c->seg->fd, c->seg->path, c->data.data, c->data.len, c->off);
+        if (err != 0) {
+            fail(e, err, "write to", c->seg->path);
+            goto rollback;
+        }
+        created |= c->off == 0;
+    }
+    /* Each segment has one chunk per batch, so this is one fdatasync per dirty file. */
+    for (n = log->inflight.next; n != &log->inflight; n = n->next) {
+        wr_chunk_t *c = wr_list_entry(n, wr_chunk_t, link);
+        err = sync_fd(s, c->seg->fd, c->seg->path);
+        if (err != 0) {
+            fail(e, err, "fdatasync of", c->seg->path);
+            goto rollback;
+        }
+    }
+    if (created && (err = wr_sync_dir(s, log->dir)) != 0) {
+        fail(e, err, "fsync of directory", log->dir);
+        goto rollback;
+    }
+    if (e->dir_new && (err = wr_sync_dir(s, s->logs_dir)) != 0) {
+        fail(e, err, "fsync of directory", s->logs_dir);
+        goto rollback;
+    }
+
+    /* Past the durable point: failures only leave extra files behind. */
+    if (e->front != 0) {
+        char text[32];
+        int len = snprintf(text, sizeof(text), "%" PRIu64 "\n", e->front);
+        if (wr_sync_replace_file(s, log->dir, "FRONT", text, (size_t)len, e->msg, sizeof(e->msg)) != 0)
+            note(e->msg, sizeof(e->msg), " (log '%s': truncated records may be replayed after a restart)",
+                 log->name);
+        changed = true;
+    }
+    for (size_t i = 0; i < e->nunlink; i++) {
+        if (unlink(e->unlink[i]->path) != 0 && errno != ENOENT)
+            note(e->msg, sizeof(e->msg), "log '%s': cannot delete %s: %s; ", log->name, e->unlink[i]->path,
+                 errstr(errno, eb, sizeof(eb)));
+        changed = true;
+    }
+    if (changed && (err = wr_sync_dir(s, log->dir)) != 0)
+        note(e->msg, sizeof(e->msg), "log '%s': fsync of directory %s failed: %s; ", log->name, log->dir,
+             errstr(err, eb, sizeof(eb)));
+    return;
+
+rollback:
+    rollback(e);
+}
+
+static void run_batch(wr_store_t *s, wr_batch_t *b)
+{
+    char eb[128];
+    int err;
+
+    for (size_t i = 0; i < b->nlogs; i++)
+        run_log(s, &b->logs[i]);
+    for (size_t i = 0; i < b->ntrash; i++)
+        wr_sync_remove_dir(b->trash[i], b->msg, sizeof(b->msg));
+    if (b->ntrash > 0 && (err = wr_sync_dir(s, s->logs_dir)) != 0)
+        note(b->msg, sizeof(b->msg), "fsync of directory %s failed: %s", s->logs_dir,
+             errstr(err, eb, sizeof(eb)));
+}
+
+void *wr_sync_main(void *arg)
+{
+    wr_store_t *s = arg;
+
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        wr_batch_t *b;
+
+        while (s->submitted == NULL && !s->stop)
+            pthread_cond_wait(&s->work, &s->mu);
+        if (s->submitted == NULL)
+            break;
+        b = s->submitted;
+        s->submitted = NULL;
+        pthread_mutex_unlock(&s->mu);
+        run_batch(s, b);
+        pthread_mutex_lock(&s->mu);
+        s->completed = b;
+        pthread_cond_broadcast(&s->done);
+        /* Only the owner reads the counter, so it cannot overflow; a failed add
+         * would mean a bad descriptor, which the owner's poll reports itself. */
+        eventfd_write(s->notify_fd, 1);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}

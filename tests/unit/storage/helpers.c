@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers for the storage unit tests; see helpers.h. */
+#include "helpers.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmpdir[4096];
+
+const char *th_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+
+    snprintf(tmpdir, sizeof(tmpdir), "%s/warren-storage-XXXXXX",
+             base != NULL && base[0] != '\0' ? base : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    return tmpdir;
+}
+
+const char *th_tmpdir_path(void)
+{
+    return tmpdir;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+void th_rmdir(void)
+{
+    if (tmpdir[0] != '\0')
+        ck_assert_int_eq(nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+    tmpdir[0] = '\0';
+}
+
+void th_msg(void *ud, const char *text)
+{
+    th_msgs_t *m = ud;
+    size_t used = strlen(m->text);
+
+    snprintf(m->text + used, sizeof(m->text) - used, "%s\n", text);
+    m->count++;
+}
+
+bool th_msgs_has(const th_msgs_t *m, const char *needle)
+{
+    return strstr(m->text, needle) != NULL;
+}
+
+void th_fault_init(th_fault_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    pthread_mutex_init(&f->mu, NULL);
+    ck_assert_int_eq(pipe(f->entered), 0);
+    ck_assert_int_eq(pipe(f->release), 0);
+}
+
+void th_fault_fini(th_fault_t *f)
+{
+    close(f->entered[0]);
+    close(f->entered[1]);
+    close(f->release[0]);
+    close(f->release[1]);
+    pthread_mutex_destroy(&f->mu);
+}
+
+int th_fault(void *ud, wr_store_io_t op, const char *path)
+{
+    th_fault_t *f = ud;
+    size_t n = strlen(path);
+    bool seg = n > 4 && strcmp(path + n - 4, ".seg") == 0;
+    bool hold = false;
+    int err = 0;
+    char c = 0;
+
+    if (!seg || (f->match[0] != '\0' && strstr(path, f->match) == NULL))
+        return 0;
+    pthread_mutex_lock(&f->mu);
+    if (op == WR_STORE_IO_WRITE) {
+        f->writes++;
+        if (f->fail_write > 0) {
+            f->fail_write--;
+            err = f->err;
+        }
+    } else {
+        f->syncs++;
+        if (f->fail_sync > 0) {
+            f->fail_sync--;
+            err = f->err;
+        }
+        hold = f->hold_sync;
+        f->hold_sync = false;
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (hold && (write(f->entered[1], &c, 1) != 1 || read(f->release[0], &c, 1) != 1))
+        abort();
+    return err;
+}
+
+int th_fault_syncs(th_fault_t *f)
+{
+    int n;
+
+    pthread_mutex_lock(&f->mu);
+    n = f->syncs;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+wr_store_opts_t th_opts(uint64_t segment_size, th_msgs_t *m, th_fault_t *f)
+{
+    wr_store_opts_t o = {0};
+
+    o.segment_size = segment_size;
+    o.message = m != NULL ? th_msg : NULL;
+    o.message_ud = m;
+    o.test_fault = f != NULL ? th_fault : NULL;
+    o.test_fault_ud = f;
+    return o;
+}
+
+wr_store_t *th_store(const wr_store_opts_t *o)
+{
+    char err[512] = "";
+    wr_store_t *s = wr_store_open(tmpdir, o, err, sizeof(err));
+
+    ck_assert_msg(s != NULL, "wr_store_open: %s", err);
+    return s;
+}
+
+void th_durable(void *ud, wr_log_t *log, uint64_t index, int status)
+{
+    th_durable_t *d = ud;
+
+    d->calls++;
+    d->index = index;
+    d->status = status;
+}
+
+int th_replay(void *ud, wr_log_t *log, uint64_t index, const uint8_t *data, size_t len)
+{
+    th_replay_t *r = ud;
+
+    ck_assert_uint_lt(r->count, 4096);
+    ck_assert_uint_lt(len, 64);
+    r->index[r->count] = index;
+    memcpy(r->data[r->count], data, len);
+    r->data[r->count][len] = '\0';
+    r->count++;
+    return 0;
+}
+
+void th_wait_dispatch(wr_store_t *s)
+{
+    struct pollfd p = {wr_store_notify_fd(s), POLLIN, 0};
+
+    ck_assert_int_eq(poll(&p, 1, 10000), 1);
+    wr_store_dispatch(s);
+}
+
+void th_sync(wr_store_t *s, wr_log_t *log, uint64_t index)
+{
+    wr_store_flush(s);
+    while (wr_log_durable_index(log) < index)
+        th_wait_dispatch(s);
+}
+
+int th_count_files(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while ((de = readdir(d)) != NULL) {
+        size_t a = strlen(de->d_name), b = strlen(suffix);
+        if (a >= b && strcmp(de->d_name + a - b, suffix) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+const char *th_logdir(const char *name)
+{
+    static char path[4200];
+
+    snprintf(path, sizeof(path), "%s/logs/%s", tmpdir, name);
+    return path;
+}
+
+void th_payload(char out[64], uint64_t i)
+{
+    snprintf(out, 64, "record-%08" PRIu64, i);
+}

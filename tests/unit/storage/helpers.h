@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared by the storage unit tests: a fresh temporary directory per test, a
+ * message collector, a fault hook that counts, fails or holds the storage
+ * thread's I/O, a durable-callback recorder, and a wait for the notify fd.
+ */
+#ifndef WR_TEST_STORAGE_HELPERS_H
+#define WR_TEST_STORAGE_HELPERS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/log.h"
+#include "storage/store.h"
+
+/* Creates $TMPDIR/warren-storage-XXXXXX (or under /tmp); returns a static path. */
+const char *th_tmpdir(void);
+/* The directory th_tmpdir made. */
+const char *th_tmpdir_path(void);
+/* Removes the directory th_tmpdir made, with everything in it. */
+void th_rmdir(void);
+
+/* Every message the store reported, joined with '\n'. */
+typedef struct {
+    char text[16384];
+    int count;
+} th_msgs_t;
+
+void th_msg(void *ud, const char *text);
+bool th_msgs_has(const th_msgs_t *m, const char *needle);
+
+/*
+ * The fault hook. The counters count only segment files (".seg") whose path
+ * contains `match` (any, if empty). fail_write
+ * / fail_sync: fail that many upcoming operations of the kind with err.
+ * hold_sync: the next segment fdatasync writes one byte to entered[1] and
+ * waits for one byte on release[0] before going on.
+ */
+typedef struct {
+    pthread_mutex_t mu;
+    int writes;
+    int syncs;
+    int fail_write;
+    int fail_sync;
+    int err;
+    bool hold_sync;
+    char match[64];
+    int entered[2];
+    int release[2];
+} th_fault_t;
+
+void th_fault_init(th_fault_t *f);
+void th_fault_fini(th_fault_t *f);
+int th_fault(void *ud, wr_store_io_t op, const char *path);
+int th_fault_syncs(th_fault_t *f);
+
+/* Options with tiny segments, the message collector and (if f) the fault hook. */
+wr_store_opts_t th_opts(uint64_t segment_size, th_msgs_t *m, th_fault_t *f);
+/* wr_store_open that fails the test on error. */
+wr_store_t *th_store(const wr_store_opts_t *o);
+
+/* Records durable callbacks. */
+typedef struct {
+    int calls;
+    uint64_t index;
+    int status;
+} th_durable_t;
+
+void th_durable(void *ud, wr_log_t *log, uint64_t index, int status);
+
+/* Records replayed records: their indexes and payloads, in order. */
+typedef struct {
+    size_t count;
+    uint64_t index[4096];
+    char data[4096][64];
+} th_replay_t;
+
+int th_replay(void *ud, wr_log_t *log, uint64_t index, const uint8_t *data, size_t len);
+
+/* Waits (up to 10 s, failing the test after) for the notify fd, then dispatches. */
+void th_wait_dispatch(wr_store_t *s);
+/* Flushes and waits until log's durable index reaches index. */
+void th_sync(wr_store_t *s, wr_log_t *log, uint64_t index);
+
+/* Number of directory entries in dir ending with suffix. */
+int th_count_files(const char *dir, const char *suffix);
+/* Path of the log's directory. */
+const char *th_logdir(const char *name);
+/* "record-<i>" padded to a fixed width, so every record has the same size. */
+void th_payload(char out[64], uint64_t i);
+
+#endif

@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for storage/sync.c and the batch hand-off: group commit (one
+ * callback, one fdatasync per dirty file), callbacks waiting for their fsync,
+ * appends gathering behind a slow sync, injected write and fsync errors
+ * (reported, isolated, the stored prefix recovers exactly), close.
+ */
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/status.h"
+#include "helpers.h"
+#include "storage/log.h"
+#include "storage/store.h"
+
+static th_msgs_t msgs;
+static th_fault_t fault;
+static th_durable_t dur;
+
+static void setup(void)
+{
+    th_tmpdir();
+    memset(&msgs, 0, sizeof(msgs));
+    memset(&dur, 0, sizeof(dur));
+    th_fault_init(&fault);
+}
+
+static void teardown(void)
+{
+    th_fault_fini(&fault);
+    th_rmdir();
+}
+
+static wr_log_t *open_log(wr_store_t *s, const char *name, th_durable_t *d, th_replay_t *r,
+                          wr_log_recovery_t *rec)
+{
+    wr_log_cbs_t cbs = {r != NULL ? th_replay : NULL, th_durable, d};
+    char err[512] = "";
+    wr_log_t *log;
+
+    if (r != NULL)
+        cbs.ud = r;
+    log = wr_log_open(s, name, &cbs, rec, err, sizeof(err));
+    ck_assert_msg(log != NULL, "wr_log_open: %s", err);
+    return log;
+}
+
+static void append_n(wr_log_t *log, uint64_t from, uint64_t to)
+{
+    for (uint64_t i = from; i <= to; i++) {
+        char p[64];
+        uint64_t index;
+        th_payload(p, i);
+        ck_assert_int_eq(wr_log_append(log, p, strlen(p), &index), WR_OK);
+        ck_assert_uint_eq(index, i);
+    }
+}
+
+static void check_read(wr_log_t *log, uint64_t i)
+{
+    wr_buf_t b = WR_BUF_INIT;
+    char p[64];
+
+    th_payload(p, i);
+    ck_assert_int_eq(wr_log_read(log, i, &b), WR_OK);
+    ck_assert_uint_eq(b.len, strlen(p));
+    ck_assert_mem_eq(b.data, p, b.len);
+    wr_buf_free(&b);
+}
+
+START_TEST(one_batch_one_callback)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s = th_store(&o);
+    wr_log_t *log = open_log(s, "q", &dur, NULL, NULL);
+
+    append_n(log, 1, 1000);
+    ck_assert_uint_gt(wr_store_pending_bytes(s), 1000 * 15);
+    ck_assert_uint_eq(wr_log_durable_index(log), 0);
+    wr_store_flush(s);
+    th_wait_dispatch(s);
+    ck_assert_int_eq(dur.calls, 1);
+    ck_assert_uint_eq(dur.index, 1000);
+    ck_assert_int_eq(dur.status, WR_OK);
+    ck_assert_uint_eq(wr_log_durable_index(log), 1000);
+    ck_assert_int_eq(th_fault_syncs(&fault), 1);
+    ck_assert_uint_eq(wr_store_pending_bytes(s), 0);
+    ck_assert_int_eq(msgs.count, 0);
+    wr_store_close(s);
+}
+END_TEST
+
+/* A batch that spans many segments syncs each of them once, and still calls back once. */
+START_TEST(one_sync_per_dirty_file)
+{
+    wr_store_opts_t o = th_opts(512, &msgs, &fault);
+    wr_store_t *s = th_store(&o);
+    wr_log_t *a = open_log(s, "a", &dur, NULL, NULL);
+    th_durable_t db = {0};
+    wr_log_t *b = open_log(s, "b", &db, NULL, NULL);
+    int files;
+
+    append_n(a, 1, 200);
+    append_n(b, 1, 3);
+    wr_store_flush(s);
+    th_wait_dispatch(s);
+    files = th_count_files(th_logdir("a"), ".seg") + th_count_files(th_logdir("b"), ".seg");
+    ck_assert_int_gt(files, 5);
+    ck_assert_int_eq(th_fault_syncs(&fault), files);
+    ck_assert_int_eq(dur.calls, 1);
+    ck_assert_uint_eq(dur.index, 200);
+    ck_assert_int_eq(db.calls, 1);
+    ck_assert_uint_eq(db.index, 3);
+    wr_store_close(s);
+}
+END_TEST
+
+/*
+ * While the storage thread is held inside the fsync, nothing is reported
+ * durable; appends made meanwhile wait and go out together as the next batch.
+ */
+START_TEST(callback_waits_for_fsync)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s = th_store(&o);
+    wr_log_t *log = open_log(s, "q", &dur, NULL, NULL);
+    struct pollfd p = {wr_store_notify_fd(s), POLLIN, 0};
+    char c = 0;
+
+    append_n(log, 1, 10);
+    fault.hold_sync = true;
+    wr_store_flush(s);
+    ck_assert_int_eq(read(fault.entered[0], &c, 1), 1); /* the thread is in the fsync now */
+    ck_assert_int_eq(poll(&p, 1, 0), 0);
+    wr_store_dispatch(s);
+    ck_assert_int_eq(dur.calls, 0);
+    ck_assert_uint_eq(wr_log_durable_index(log), 0);
+    check_read(log, 4); /* readable from memory meanwhile */
+    append_n(log, 11, 15);
+    wr_store_flush(s); /* waits for the batch in flight */
+    append_n(log, 16, 20);
+    wr_store_flush(s);
+    check_read(log, 18);
+    ck_assert_int_eq(th_fault_syncs(&fault), 1);
+    ck_assert_int_eq(write(fault.release[1], &c, 1), 1);
+    th_wait_dispatch(s);
+    ck_assert_int_eq(dur.calls, 1);
+    ck_assert_uint_eq(dur.index, 10);
+    /* That dispatch handed off everything appended during the sync as one batch. */
+    th_wait_dispatch(s);
+    ck_assert_int_eq(dur.calls, 2);
+    ck_assert_uint_eq(dur.index, 20);
+    ck_assert_int_eq(th_fault_syncs(&fault), 2);
+    ck_assert_uint_eq(wr_store_pending_bytes(s), 0);
+    check_read(log, 18);
+    wr_store_close(s);
+}
+END_TEST
+
+static void reopen_expect(const wr_store_opts_t *o, const char *name, uint64_t last)
+{
+    th_replay_t *r = calloc(1, sizeof(*r));
+    wr_log_recovery_t rec;
+    wr_store_t *s = th_store(o);
+    wr_log_t *log = open_log(s, name, &dur, r, &rec);
+
+    ck_assert_uint_eq(rec.last_index, last);
+    ck_assert_uint_eq(r->count, last);
+    for (uint64_t i = 1; i <= last; i++) {
+        char p[64];
+        th_payload(p, i);
+        ck_assert_uint_eq(r->index[i - 1], i);
+        ck_assert_str_eq(r->data[i - 1], p);
+    }
+    /* The log is usable again after the failure. */
+    append_n(log, last + 1, last + 2);
+    th_sync(s, log, last + 2);
+    free(r);
+    wr_store_close(s);
+}
+
+static void io_error(bool on_sync, int err, const char *text)
+{
+    wr_store_opts_t o = th_opts(256, &msgs, &fault);
+    wr_store_t *s = th_store(&o);
+    wr_log_t *log = open_log(s, "q", &dur, NULL, NULL);
+    wr_buf_t b = WR_BUF_INIT;
+    uint64_t index;
+    int files;
+
+    append_n(log, 1, 5);
+    th_sync(s, log, 5);
+    files = th_count_files(th_logdir("q"), ".seg");
+    /* The failing batch also starts new segment files. */
+    append_n(log, 6, 30);
+    fault.err = err;
+    if (on_sync)
+        fault.fail_sync = 1;
+    else
+        fault.fail_write = 1;
+    wr_store_flush(s);
+    th_wait_dispatch(s);
+    ck_assert_int_eq(dur.calls, 2);
+    ck_assert_int_eq(dur.status, WR_EIO);
+    ck_assert_uint_eq(dur.index, 30);
+    ck_assert_uint_eq(wr_log_durable_index(log), 5);
+    ck_assert_msg(th_msgs_has(&msgs, text), "%s", msgs.text);
+    ck_assert_msg(th_msgs_has(&msgs, "records 6..30 of log 'q' are not durable"), "%s", msgs.text);
+    /* Failed: no more appends, the durable prefix still reads, the rest does not. */
+    ck_assert_int_eq(wr_log_append(log, "x", 1, &index), WR_EIO);
+    check_read(log, 5);
+    ck_assert_int_eq(wr_log_read(log, 20, &b), WR_EIO);
+    ck_assert_int_eq(th_count_files(th_logdir("q"), ".seg"), files);
+    ck_assert_int_eq(wr_log_close(log), WR_EIO);
+    wr_store_close(s);
+    /* Exactly the stored prefix comes back: the failed batch was rolled back. */
+    memset(&msgs, 0, sizeof(msgs));
+    reopen_expect(&o, "q", 5);
+    ck_assert_msg(msgs.count == 0, "%s", msgs.text);
+}
+
+START_TEST(write_error)
+{
+    io_error(false, ENOSPC, "No space left on device");
+}
+END_TEST
+
+START_TEST(fsync_error)
+{
+    io_error(true, EIO, "Input/output error");
+}
+END_TEST
+
+/* A failing disk write in one log does not fail the other logs of the batch. */
+START_TEST(errors_stay_in_their_log)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s = th_store(&o);
+    wr_log_t *a = open_log(s, "a", &dur, NULL, NULL);
+    th_durable_t db = {0};
+    wr_log_t *b = open_log(s, "b", &db, NULL, NULL);
+
+    append_n(a, 1, 10);
+    append_n(b, 1, 10);
+    snprintf(fault.match, sizeof(fault.match), "/logs/b/");
+    fault.err = EIO;
+    fault.fail_sync = 1;
+    wr_store_flush(s);
+    th_wait_dispatch(s);
+    ck_assert_int_eq(dur.status, WR_OK);
+    ck_assert_uint_eq(dur.index, 10);
+    ck_assert_int_eq(db.status, WR_EIO);
+    ck_assert_uint_eq(wr_log_durable_index(b), 0);
+    append_n(a, 11, 12);
+    th_sync(s, a, 12);
+    ck_assert_int_eq(wr_log_close(b), WR_EIO);
+    ck_assert_int_eq(wr_log_close(a), WR_OK);
+    wr_store_close(s);
+}
+END_TEST
+
+/* Close hands off what was never flushed and waits for it; the records survive. */
+START_TEST(close_makes_durable)
+{
+    wr_store_opts_t o = th_opts(300, &msgs, &fault);
+    wr_store_t *s = th_store(&o);
+    wr_log_t *log = open_log(s, "q", &dur, NULL, NULL);
+
+    append_n(log, 1, 40);
+    ck_assert_int_eq(wr_log_close(log), WR_OK);
+    ck_assert_int_eq(dur.calls, 0); /* no callbacks after close */
+    ck_assert_uint_eq(wr_store_pending_bytes(s), 0);
+    wr_store_close(s);
+    reopen_expect(&o, "q", 40);
+}
+END_TEST
+
+/* Closing the store with open logs closes them the same way. */
+START_TEST(store_close_flushes_logs)
+{
+    wr_store_opts_t o = th_opts(300, &msgs, &fault);
+    wr_store_t *s = th_store(&o);
+    wr_log_t *log = open_log(s, "q", &dur, NULL, NULL);
+
+    append_n(log, 1, 25);
+    wr_store_flush(s); /* one batch in flight, the rest still pending */
+    append_n(log, 26, 33);
+    wr_store_close(s);
+    reopen_expect(&o, "q", 33);
+}
+END_TEST
+
+static int closes;
+
+static void close_in_callback(void *ud, wr_log_t *log, uint64_t index, int status)
+{
+    closes++;
+    ck_assert_int_eq(wr_log_close(log), WR_OK);
+}
+
+/* A callback may close its own log, and a later log's callback still runs. */
+START_TEST(close_inside_callback)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s = th_store(&o);
+    wr_log_cbs_t cbs = {NULL, close_in_callback, NULL};
+    char err[256];
+    wr_log_t *a = wr_log_open(s, "a", &cbs, NULL, err, sizeof(err));
+    wr_log_t *b = wr_log_open(s, "b", &cbs, NULL, err, sizeof(err));
+    uint64_t index;
+
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(wr_log_append(a, "x", 1, &index), WR_OK);
+    ck_assert_int_eq(wr_log_append(b, "y", 1, &index), WR_OK);
+    wr_store_flush(s);
+    th_wait_dispatch(s);
+    ck_assert_int_eq(closes, 2);
+    wr_store_close(s);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("storage-sync");
+    TCase *tc = tcase_create("sync");
+    SRunner *sr;
+    int failed;
+
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, one_batch_one_callback);
+    tcase_add_test(tc, one_sync_per_dirty_file);
+    tcase_add_test(tc, callback_waits_for_fsync);
+    tcase_add_test(tc, write_error);
+    tcase_add_test(tc, fsync_error);
+    tcase_add_test(tc, errors_stay_in_their_log);
+    tcase_add_test(tc, close_makes_durable);
+    tcase_add_test(tc, store_close_flushes_logs);
+    tcase_add_test(tc, close_inside_callback);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -15,8 +15,8 @@ int wr_log_level_parse(const char *name);
 void wr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define wr_log_debug(...) wr_log(WR_LOG_DEBUG, __VA_ARGS__)
-#define wr_log_info(...) wr_log(WR_LOG_INFO, __VA_ARGS__)
-#define wr_log_warn(...) wr_log(WR_LOG_WARNING, __VA_ARGS__)
+#define wr_log_info(...)  wr_log(WR_LOG_INFO, __VA_ARGS__)
+#define wr_log_warn(...)  wr_log(WR_LOG_WARNING, __VA_ARGS__)
 #define wr_log_error(...) wr_log(WR_LOG_ERROR, __VA_ARGS__)
 
 #endif

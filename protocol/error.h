@@ -12,9 +12,9 @@
 
 typedef struct {
     uint16_t code;
-    uint16_t class_id;  /* 0 when no method is to blame */
+    uint16_t class_id; /* 0 when no method is to blame */
     uint16_t method_id;
-    char text[256];     /* NUL-terminated; AMQP shortstr, so at most 255 bytes */
+    char text[256]; /* NUL-terminated; AMQP shortstr, so at most 255 bytes */
 } wr_amqp_error_t;
 
 /*

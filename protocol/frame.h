@@ -15,12 +15,12 @@
 #include "protocol/methods.h"
 
 #define WR_FRAME_HEADER_SIZE 7
-#define WR_FRAME_OVERHEAD 8 /* header + frame-end octet */
+#define WR_FRAME_OVERHEAD    8 /* header + frame-end octet */
 
 extern const uint8_t wr_protocol_header[8]; /* "AMQP" 0 0 9 1 */
 
 typedef struct {
-    uint8_t type;       /* WR_FRAME_METHOD, _HEADER, _BODY, _HEARTBEAT */
+    uint8_t type; /* WR_FRAME_METHOD, _HEADER, _BODY, _HEARTBEAT */
     uint16_t channel;
     wr_bytes_t payload; /* borrowed from the caller's buffer */
 } wr_frame_t;

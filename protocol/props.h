@@ -13,20 +13,20 @@
 #include "core/bytes.h"
 
 /* Property flag bits, in wire order (bit 15 first). */
-#define WR_PROP_CONTENT_TYPE (1u << 15)
+#define WR_PROP_CONTENT_TYPE     (1u << 15)
 #define WR_PROP_CONTENT_ENCODING (1u << 14)
-#define WR_PROP_HEADERS (1u << 13)
-#define WR_PROP_DELIVERY_MODE (1u << 12)
-#define WR_PROP_PRIORITY (1u << 11)
-#define WR_PROP_CORRELATION_ID (1u << 10)
-#define WR_PROP_REPLY_TO (1u << 9)
-#define WR_PROP_EXPIRATION (1u << 8)
-#define WR_PROP_MESSAGE_ID (1u << 7)
-#define WR_PROP_TIMESTAMP (1u << 6)
-#define WR_PROP_TYPE (1u << 5)
-#define WR_PROP_USER_ID (1u << 4)
-#define WR_PROP_APP_ID (1u << 3)
-#define WR_PROP_CLUSTER_ID (1u << 2)
+#define WR_PROP_HEADERS          (1u << 13)
+#define WR_PROP_DELIVERY_MODE    (1u << 12)
+#define WR_PROP_PRIORITY         (1u << 11)
+#define WR_PROP_CORRELATION_ID   (1u << 10)
+#define WR_PROP_REPLY_TO         (1u << 9)
+#define WR_PROP_EXPIRATION       (1u << 8)
+#define WR_PROP_MESSAGE_ID       (1u << 7)
+#define WR_PROP_TIMESTAMP        (1u << 6)
+#define WR_PROP_TYPE             (1u << 5)
+#define WR_PROP_USER_ID          (1u << 4)
+#define WR_PROP_APP_ID           (1u << 3)
+#define WR_PROP_CLUSTER_ID       (1u << 2)
 
 typedef struct {
     uint16_t class_id;

@@ -25,16 +25,16 @@
 typedef struct {
     uint8_t type; /* the wire tag */
     union {
-        bool b;        /* t */
-        int64_t i;     /* b B s u I i l L: every integer, widened (unsigned ones zero-extended) */
-        float f;       /* f */
-        double d;      /* d */
+        bool b;    /* t */
+        int64_t i; /* b B s u I i l L: every integer, widened (unsigned ones zero-extended) */
+        float f;   /* f */
+        double d;  /* d */
         struct {
             uint8_t scale;
             uint32_t value;
-        } dec;         /* D */
-        uint64_t ts;   /* T */
-        wr_bytes_t s;  /* S x: the bytes; F A: the raw nested table/array (no length prefix) */
+        } dec;        /* D */
+        uint64_t ts;  /* T */
+        wr_bytes_t s; /* S x: the bytes; F A: the raw nested table/array (no length prefix) */
     } v;
 } wr_value_t;
 
@@ -76,8 +76,8 @@ size_t wr_table_begin(wr_buf_t *b);
 void wr_table_end(wr_buf_t *b, size_t mark);
 void wr_table_put_key(wr_buf_t *b, const char *key);
 void wr_table_put_value(wr_buf_t *b, const wr_value_t *v); /* tag + value; F/A raw get a length prefix */
-void wr_table_put_str(wr_buf_t *b, const char *key, const char *val);   /* S */
-void wr_table_put_bool(wr_buf_t *b, const char *key, bool val);         /* t */
-void wr_table_put_long(wr_buf_t *b, const char *key, int64_t val);      /* l */
+void wr_table_put_str(wr_buf_t *b, const char *key, const char *val); /* S */
+void wr_table_put_bool(wr_buf_t *b, const char *key, bool val);       /* t */
+void wr_table_put_long(wr_buf_t *b, const char *key, int64_t val);    /* l */
 
 #endif

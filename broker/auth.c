@@ -1,87 +1,140 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * SASL PLAIN and AMQPLAIN parsing and credential checks; see auth.h. The
- * parsers follow RabbitMQ's rabbit_auth_mechanism_plain/_amqplain in what
- * they accept, so a client refused by one broker is refused by the other.
+ * Password hashes and credential checks; see auth.h. The hash format is
+ * RabbitMQ's (rabbit_password, rabbit_password_hashing_sha256): base64 of a
+ * 4-octet salt followed by SHA-256(salt ++ password), so users exported from
+ * a RabbitMQ definitions file log in unchanged.
  */
 #include "broker/auth.h"
 
 #include <netinet/in.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
 #include "core/status.h"
-#include "protocol/table.h"
 
-/* Stands in for the password of an unknown user so that a failed lookup
- * costs the same comparison as a wrong password. */
-static const char unknown_user_password[] = "\x01warren-no-such-user\x01";
+#define SALT_LEN 4
 
-/* One SASL PLAIN element: a NUL, then bytes up to the next NUL or the end. */
-static bool plain_elem(wr_bytes_t *rest, wr_bytes_t *out)
+static const struct {
+    const char *name;
+    wr_hash_alg_t alg;
+} hash_algs[] = {
+    {"rabbit_password_hashing_sha256", WR_HASH_SHA256},
+    {"rabbit_password_hashing_sha512", WR_HASH_SHA512},
+    {"rabbit_password_hashing_md5", WR_HASH_MD5},
+};
+
+bool wr_auth_hash_alg_parse(const char *name, wr_hash_alg_t *alg)
 {
-    const uint8_t *nul;
-
-    if (rest->len == 0 || rest->data[0] != 0)
-        return false;
-    out->data = rest->data + 1;
-    nul = memchr(out->data, 0, rest->len - 1);
-    out->len = nul ? (size_t)(nul - out->data) : rest->len - 1;
-    rest->data += 1 + out->len;
-    rest->len -= 1 + out->len;
-    return true;
-}
-
-int wr_auth_plain_parse(wr_bytes_t response, wr_bytes_t *user, wr_bytes_t *password)
-{
-    wr_bytes_t rest = response;
-
-    if (!plain_elem(&rest, user) || !plain_elem(&rest, password) || rest.len != 0)
-        return WR_ESYNTAX;
-    return WR_OK;
-}
-
-int wr_auth_amqplain_parse(wr_bytes_t response, wr_bytes_t *user, wr_bytes_t *password)
-{
-    wr_value_t login, pass;
-
-    if (wr_table_validate(response, WR_TABLE_MAX_DEPTH) != WR_OK)
-        return WR_ESYNTAX;
-    if (!wr_table_get(response, "LOGIN", &login) || !wr_table_get(response, "PASSWORD", &pass))
-        return WR_ENOENT;
-    if (login.type != 'S' || pass.type != 'S')
-        return WR_EUNKNOWN;
-    *user = login.v.s;
-    *password = pass.v.s;
-    return WR_OK;
-}
-
-/* Compares every byte of the longer string, so the time depends on the
- * lengths only. */
-static bool secret_eq(wr_bytes_t a, wr_bytes_t b)
-{
-    size_t n = a.len > b.len ? a.len : b.len;
-    volatile uint8_t diff = a.len != b.len;
-
-    for (size_t i = 0; i < n; i++) {
-        uint8_t x = i < a.len ? a.data[i] : 0;
-        uint8_t y = i < b.len ? b.data[i] : 0;
-
-        diff |= x ^ y;
+    for (size_t i = 0; i < sizeof(hash_algs) / sizeof(hash_algs[0]); i++) {
+        if (strcmp(name, hash_algs[i].name) == 0) {
+            *alg = hash_algs[i].alg;
+            return true;
+        }
     }
-    return diff == 0;
+    return false;
+}
+
+static const EVP_MD *hash_md(wr_hash_alg_t alg)
+{
+    switch (alg) {
+    case WR_HASH_SHA512:
+        return EVP_sha512();
+    case WR_HASH_MD5:
+        return EVP_md5();
+    case WR_HASH_SHA256:
+        break;
+    }
+    return EVP_sha256();
+}
+
+size_t wr_auth_digest_len(wr_hash_alg_t alg)
+{
+    return (size_t)EVP_MD_get_size(hash_md(alg));
+}
+
+/* H(salt ++ password) into out (at least 64 octets). */
+static bool salted_digest(wr_hash_alg_t alg, const uint8_t *salt, wr_bytes_t password, uint8_t *out)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok;
+
+    ok = ctx && EVP_DigestInit_ex(ctx, hash_md(alg), NULL) == 1 &&
+         EVP_DigestUpdate(ctx, salt, SALT_LEN) == 1 &&
+         (password.len == 0 || EVP_DigestUpdate(ctx, password.data, password.len) == 1) &&
+         EVP_DigestFinal_ex(ctx, out, NULL) == 1;
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
+size_t wr_auth_hash_password(wr_hash_alg_t alg, wr_bytes_t password, uint8_t *out)
+{
+    if (RAND_bytes(out, SALT_LEN) != 1 || !salted_digest(alg, out, password, out + SALT_LEN))
+        return 0;
+    return SALT_LEN + wr_auth_digest_len(alg);
+}
+
+/* The value of one base64 character, -1 for anything else. */
+static int b64_value(char ch)
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *p = ch ? strchr(alphabet, ch) : NULL;
+
+    return p ? (int)(p - alphabet) : -1;
+}
+
+int wr_auth_hash_decode(const char *b64, wr_hash_alg_t alg, uint8_t *out, size_t *len)
+{
+    size_t n = strlen(b64), pad = 0, used = 0;
+
+    if (n % 4 != 0)
+        return WR_ESYNTAX;
+    while (pad < 2 && pad < n && b64[n - 1 - pad] == '=')
+        pad++;
+    /* Every quantum decodes to 3 octets, less the padding of the last. */
+    if (n / 4 * 3 - pad > WR_PASSWORD_HASH_MAX)
+        return WR_ETOOBIG;
+    for (size_t i = 0; i < n; i += 4) {
+        uint32_t q = 0;
+
+        for (size_t k = 0; k < 4; k++) {
+            int v = i + k >= n - pad ? 0 : b64_value(b64[i + k]);
+
+            if (v < 0)
+                return WR_ESYNTAX;
+            q = q << 6 | (uint32_t)v;
+        }
+        for (size_t k = 0; k < 3 && used < n / 4 * 3 - pad; k++)
+            out[used++] = (uint8_t)(q >> (16 - 8 * k));
+    }
+    if (used != 0 && used != SALT_LEN + wr_auth_digest_len(alg))
+        return WR_ETOOBIG;
+    *len = used;
+    return WR_OK;
 }
 
 const wr_user_cfg_t *wr_auth_check(const wr_config_t *cfg, wr_bytes_t user, wr_bytes_t password)
 {
+    /* Stands in for an unknown user's hash: the same digest is computed. */
+    static const uint8_t unknown[SALT_LEN + 32] = {0};
     const wr_user_cfg_t *u = wr_config_user(cfg, (const char *)user.data, user.len);
+    const uint8_t *stored = u ? u->password_hash : unknown;
+    size_t stored_len = u ? u->password_hash_len : sizeof(unknown);
+    wr_hash_alg_t alg = u ? u->hashing_algorithm : WR_HASH_SHA256;
+    size_t dlen = wr_auth_digest_len(alg);
+    uint8_t salt[SALT_LEN] = {0};
+    uint8_t digest[EVP_MAX_MD_SIZE];
     bool match;
 
-    if (!u) {
-        secret_eq(password, WR_BYTES_LIT(unknown_user_password));
+    if (stored_len == SALT_LEN + dlen)
+        memcpy(salt, stored, SALT_LEN);
+    if (!salted_digest(alg, salt, password, digest))
         return NULL;
-    }
-    match = secret_eq(password, wr_bytes_str(u->password));
-    return match ? u : NULL;
+    match = stored_len == SALT_LEN + dlen && CRYPTO_memcmp(digest, stored + SALT_LEN, dlen) == 0;
+    return u && match ? u : NULL;
 }
 
 bool wr_auth_is_loopback(const struct sockaddr *peer)
@@ -103,15 +156,6 @@ bool wr_auth_loopback_only(const wr_config_t *cfg, const char *user)
 {
     for (size_t i = 0; i < cfg->nloopback_users; i++) {
         if (strcmp(cfg->loopback_users[i], user) == 0)
-            return true;
-    }
-    return false;
-}
-
-bool wr_auth_vhost_allowed(const wr_user_cfg_t *user, wr_bytes_t vhost)
-{
-    for (size_t i = 0; i < user->nvhosts; i++) {
-        if (wr_bytes_eq_str(vhost, user->vhosts[i]))
             return true;
     }
     return false;

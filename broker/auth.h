@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Authentication for connection.start-ok: the SASL PLAIN and AMQPLAIN
- * response parsers (bounds-checked, borrowing from the response), credential
- * checks against the configured users, loopback-only users and vhost access.
- * Nothing here logs, so a password cannot reach the log by way of this file.
+ * Credentials: RabbitMQ's salted password hashes (rabbit_password), the check
+ * of a PLAIN/AMQPLAIN login against the configured users, and loopback-only
+ * users. Nothing here logs, so a password cannot reach the log by way of
+ * this file.
  */
 #ifndef WR_BROKER_AUTH_H
 #define WR_BROKER_AUTH_H
@@ -14,26 +14,28 @@
 #include "broker/config.h"
 #include "core/bytes.h"
 
+/* "rabbit_password_hashing_sha256" (also _sha512, _md5) -> alg; false when unknown. */
+bool wr_auth_hash_alg_parse(const char *name, wr_hash_alg_t *alg);
+/* Digest octets of alg (32, 64, 16). */
+size_t wr_auth_digest_len(wr_hash_alg_t alg);
 /*
- * SASL PLAIN as RabbitMQ reads it: "\0user\0password". An authorization
- * identity before the first NUL is refused (warren, like RabbitMQ, cannot act
- * on behalf of another user), as is anything after the password.
- * WR_OK with *user and *password pointing into response, or WR_ESYNTAX.
+ * RabbitMQ's rabbit_password:hash: a random 4-octet salt, then
+ * H(salt ++ password), into out (WR_PASSWORD_HASH_MAX octets). Returns the
+ * length, 0 when the random generator or the digest failed.
  */
-int wr_auth_plain_parse(wr_bytes_t response, wr_bytes_t *user, wr_bytes_t *password);
+size_t wr_auth_hash_password(wr_hash_alg_t alg, wr_bytes_t password, uint8_t *out);
+/*
+ * A definitions file's "password_hash" (base64) into out
+ * (WR_PASSWORD_HASH_MAX octets). WR_OK with *len set ("" decodes to an empty
+ * hash, a user no password unlocks); WR_ESYNTAX when it is not base64;
+ * WR_ETOOBIG when it does not hold 4 salt octets and one alg digest.
+ */
+int wr_auth_hash_decode(const char *b64, wr_hash_alg_t alg, uint8_t *out, size_t *len);
 
 /*
- * AMQPLAIN: a field table without its length prefix, holding LOGIN and
- * PASSWORD as longstr values. WR_OK; WR_ESYNTAX for a malformed table;
- * WR_ENOENT when LOGIN or PASSWORD is missing; WR_EUNKNOWN when either is not
- * a longstr.
- */
-int wr_auth_amqplain_parse(wr_bytes_t response, wr_bytes_t *user, wr_bytes_t *password);
-
-/*
- * The configured user when user/password match, else NULL. The comparison
- * takes the same time whether the user is unknown or the password wrong, and
- * does not depend on where the passwords differ.
+ * The configured user when user/password match, else NULL. The work is the
+ * same whether the user is unknown or the password wrong, and the comparison
+ * does not depend on where the hashes differ.
  */
 const wr_user_cfg_t *wr_auth_check(const wr_config_t *cfg, wr_bytes_t user, wr_bytes_t password);
 
@@ -42,8 +44,5 @@ bool wr_auth_is_loopback(const struct sockaddr *peer);
 
 /* Whether `user` is listed in loopback_users (may connect only via loopback). */
 bool wr_auth_loopback_only(const wr_config_t *cfg, const char *user);
-
-/* Whether the user's configured vhosts include `vhost`. */
-bool wr_auth_vhost_allowed(const wr_user_cfg_t *user, wr_bytes_t vhost);
 
 #endif

@@ -84,15 +84,15 @@ bool wr_channel_check_exclusive(const wr_channel_t *ch, const wr_queue_t *q, uin
     return wr_channel_locked(ch, q, method, err);
 }
 
-bool wr_channel_flag_equiv(const wr_channel_t *ch, wr_amqp_error_t *err, uint32_t method, const char *kind,
+bool wr_channel_flag_equiv(const char *vhost, wr_amqp_error_t *err, uint32_t method, const char *kind,
                            wr_bytes_t name, const char *field, bool cur, bool req)
 {
     if (cur == req)
         return true;
     wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, method,
                       "inequivalent arg '%s' for %s '%.*s' in vhost '%s': received '%s' but current is '%s'",
-                      field, kind, (int)name.len, (const char *)name.data, wr_channel_vhost_name(ch),
-                      req ? "true" : "false", cur ? "true" : "false");
+                      field, kind, (int)name.len, (const char *)name.data, vhost, req ? "true" : "false",
+                      cur ? "true" : "false");
     return false;
 }
 
@@ -152,7 +152,7 @@ static bool is_classic_type(const wr_value_t *v)
     return v->type == 'S' && wr_bytes_eq_str(v->v.s, "classic");
 }
 
-bool wr_channel_arg_equiv(const wr_channel_t *ch, wr_amqp_error_t *err, uint32_t method, const char *kind,
+bool wr_channel_arg_equiv(const char *vhost, wr_amqp_error_t *err, uint32_t method, const char *kind,
                           wr_bytes_t name, wr_bytes_t cur_args, wr_bytes_t req_args, const char *key)
 {
     wr_value_t cur, req;
@@ -180,7 +180,7 @@ bool wr_channel_arg_equiv(const wr_channel_t *ch, wr_amqp_error_t *err, uint32_t
     }
     wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, method,
                       "inequivalent arg '%s' for %s '%.*s' in vhost '%s': received %s but current is %s", key,
-                      kind, (int)name.len, (const char *)name.data, wr_channel_vhost_name(ch), req_s, cur_s);
+                      kind, (int)name.len, (const char *)name.data, vhost, req_s, cur_s);
     return false;
 }
 
@@ -267,12 +267,93 @@ static void confirms_flush_cb(evutil_socket_t fd, short what, void *arg)
         confirms_flush(ch);
 }
 
-void wr_channel_confirm(wr_channel_t *ch, uint64_t seq)
+/* A publish in confirm mode, until it can be confirmed. */
+typedef struct {
+    wr_confirm_t base;
+    wr_channel_t *ch; /* NULL once the channel is gone */
+    uint64_t seq;
+    bool done;
+    wr_list_t node; /* in ch->confirms */
+} pending_confirm_t;
+
+/* A failed publish, once every one before it is settled: their acks go
+ * first, then its nack, so that no multiple ack ever covers it. */
+static void confirm_nack(wr_channel_t *ch, uint64_t seq)
 {
-    ch->confirm_upto = seq;
-    /* Runs after the current read callback has handed over all its frames,
-     * so a burst of publishes is confirmed by one ack. */
-    event_active(ch->flush_ev, 0, 0);
+    wr_method_t nack = {.id = WR_BASIC_NACK};
+
+    ch->confirm_upto = seq - 1;
+    if (ch->state == WR_CH_OPEN) {
+        confirms_flush(ch);
+        nack.u.basic_nack.delivery_tag = seq;
+        wr_conn_send_method(ch->conn, ch->id, &nack);
+    }
+    ch->confirm_sent = ch->confirm_upto = seq;
+}
+
+/* Publishes up to just before the oldest one still waiting are settled. */
+static void confirms_advance(wr_channel_t *ch)
+{
+    uint64_t upto = ch->publish_seq;
+
+    while (!wr_list_empty(&ch->confirms)) {
+        pending_confirm_t *p = wr_list_entry(ch->confirms.next, pending_confirm_t, node);
+
+        if (!p->done) {
+            upto = p->seq - 1;
+            break;
+        }
+        if (p->base.failed)
+            confirm_nack(ch, p->seq);
+        wr_list_remove(&p->node);
+        free(p);
+    }
+    if (upto > ch->confirm_upto) {
+        ch->confirm_upto = upto;
+        /* Runs after the current read callback has handed over all its
+         * frames, so a burst of publishes is confirmed by one ack. */
+        event_active(ch->flush_ev, 0, 0);
+    }
+}
+
+static void confirm_done(wr_confirm_t *c)
+{
+    pending_confirm_t *p = (pending_confirm_t *)c;
+
+    if (p->ch == NULL) {
+        free(p);
+        return;
+    }
+    p->done = true;
+    confirms_advance(p->ch);
+}
+
+wr_confirm_t *wr_channel_confirm_new(wr_channel_t *ch)
+{
+    pending_confirm_t *p = malloc(sizeof(*p));
+
+    if (p == NULL)
+        return NULL;
+    p->base = (wr_confirm_t){1, false, confirm_done};
+    p->ch = ch;
+    p->seq = ++ch->publish_seq;
+    p->done = false;
+    wr_list_insert_tail(&ch->confirms, &p->node);
+    return &p->base;
+}
+
+/* The channel is going: confirms still waiting for a queue free themselves when done. */
+static void confirms_orphan(wr_channel_t *ch)
+{
+    while (!wr_list_empty(&ch->confirms)) {
+        pending_confirm_t *p = wr_list_entry(ch->confirms.next, pending_confirm_t, node);
+
+        wr_list_remove(&p->node);
+        if (p->done)
+            free(p);
+        else
+            p->ch = NULL;
+    }
 }
 
 void wr_channel_send(wr_channel_t *ch, const wr_method_t *m)
@@ -411,6 +492,7 @@ wr_channel_t *wr_channel_open(wr_conn_t *c, uint16_t id)
     ch->state = WR_CH_OPEN;
     ch->asm_state = WR_ASM_METHOD;
     wr_dest_set_init(&ch->route);
+    wr_list_init(&ch->confirms);
     ch->consumers = wr_map_new();
     ch->unacked = wr_unacked_new();
     ch->flush_ev = event_new(wr_server_base(wr_conn_server(c)), -1, 0, confirms_flush_cb, ch);
@@ -433,6 +515,7 @@ void wr_channel_free(wr_channel_t *ch)
     wr_unacked_free(ch->unacked); /* requeues what is still unacked */
     wr_map_free(ch->consumers);
     wr_dest_set_free(&ch->route);
+    confirms_orphan(ch);
     if (ch->flush_ev != NULL)
         event_free(ch->flush_ev);
     free(ch);
@@ -719,4 +802,14 @@ int wr_channel_handle_frame(wr_channel_t *ch, const wr_frame_t *f)
         break;
     }
     return WR_CHANNEL_ALIVE;
+}
+
+void wr_channel_info(const wr_channel_t *ch, wr_channel_info_t *out)
+{
+    out->number = ch->id;
+    out->consumers = wr_map_count(ch->consumers);
+    out->unacked = wr_unacked_count(ch->unacked);
+    out->prefetch_count = ch->consumer_prefetch;
+    out->global_prefetch_count = ch->channel_prefetch;
+    out->confirm = ch->confirm;
 }

@@ -36,4 +36,16 @@ void wr_channel_writable(wr_channel_t *ch);
 /* Cancels consumers, requeues unacked deliveries, frees. NULL is a no-op. */
 void wr_channel_free(wr_channel_t *ch);
 
+/* What the management API lists about a channel. */
+typedef struct {
+    uint16_t number;
+    size_t consumers;
+    size_t unacked;
+    uint16_t prefetch_count;        /* basic.qos global=false */
+    uint16_t global_prefetch_count; /* basic.qos global=true */
+    bool confirm;
+} wr_channel_info_t;
+
+void wr_channel_info(const wr_channel_t *ch, wr_channel_info_t *out);
+
 #endif

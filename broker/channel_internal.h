@@ -63,6 +63,7 @@ struct wr_channel_s {
     uint64_t publish_seq;   /* last publish sequence number handed out */
     uint64_t confirm_upto;  /* every publish up to this is confirmable */
     uint64_t confirm_sent;  /* acked to the client up to this */
+    wr_list_t confirms;     /* publishes not yet confirmable, in sequence order */
     struct event *flush_ev; /* sends pending confirms once per loop iteration */
 
     uint8_t last_queue_len; /* most recently declared queue, for "" shortcuts */
@@ -72,8 +73,15 @@ struct wr_channel_s {
 
 /* Queues a method on this channel (pending confirms go first). */
 void wr_channel_send(wr_channel_t *ch, const wr_method_t *m);
-/* The publish with this sequence number is confirmed; the ack is batched. */
-void wr_channel_confirm(wr_channel_t *ch, uint64_t seq);
+/*
+ * The confirm of the next publish (sequence number publish_seq + 1), held by
+ * the caller until routing is done (wr_confirm_release) and by every durable
+ * queue that stores the message until it is on disk. Confirms go out in
+ * order: one ack (multiple when it covers several) per loop iteration for the
+ * longest prefix of publishes confirmed, and a basic.nack for a failed one
+ * once all before it are settled. NULL on ENOMEM.
+ */
+wr_confirm_t *wr_channel_confirm_new(wr_channel_t *ch);
 /* Something may have reopened this channel's windows: wake its queues. */
 void wr_channel_wake_queues(wr_channel_t *ch);
 /* Detaches one consumer from the channel and its queue, auto-deleting the
@@ -98,12 +106,13 @@ bool wr_channel_locked(const wr_channel_t *ch, const wr_queue_t *q, uint32_t met
 bool wr_channel_check_exclusive(const wr_channel_t *ch, const wr_queue_t *q, uint32_t method,
                                 wr_amqp_error_t *err);
 /* 406 "inequivalent arg '<field>' for <kind> '<name>' in vhost ...:
- * received '<req>' but current is '<cur>'" when cur != req. */
-bool wr_channel_flag_equiv(const wr_channel_t *ch, wr_amqp_error_t *err, uint32_t method, const char *kind,
+ * received '<req>' but current is '<cur>'" when cur != req. Take the vhost
+ * name, not a channel: the management API declares without one. */
+bool wr_channel_flag_equiv(const char *vhost, wr_amqp_error_t *err, uint32_t method, const char *kind,
                            wr_bytes_t name, const char *field, bool cur, bool req);
 /* The same for one key of two argument tables, with RabbitMQ's rules:
  * integer types compare as one class, an absent side prints as "none". */
-bool wr_channel_arg_equiv(const wr_channel_t *ch, wr_amqp_error_t *err, uint32_t method, const char *kind,
+bool wr_channel_arg_equiv(const char *vhost, wr_amqp_error_t *err, uint32_t method, const char *kind,
                           wr_bytes_t name, wr_bytes_t cur_args, wr_bytes_t req_args, const char *key);
 /* A server-generated name: prefix + 22 random URL-safe base64 characters
  * (RabbitMQ's "amq.gen-..." and "amq.ctag-..."). out needs 32 + strlen(prefix). */

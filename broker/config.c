@@ -14,7 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/auth.h"
 #include "broker/log.h"
+#include "core/status.h"
+#include "protocol/table.h"
+#include "storage/store.h"
 
 #define DEFAULT_ADDRESS          "127.0.0.1"
 #define DEFAULT_PORT             5672
@@ -32,6 +36,26 @@
 #define MAX_MESSAGE_SIZE_LIMIT 536870912
 /* Names travel as AMQP shortstrs. */
 #define MAX_NAME_LEN 255
+/* The HTTP listeners (management API, Prometheus) and statistics. */
+#define DEFAULT_MANAGEMENT_PORT 15672
+#define DEFAULT_PROMETHEUS_PORT 15692
+/* RabbitMQ's collect_statistics_interval, in ms. */
+#define DEFAULT_STATS_INTERVAL 5000
+#define MIN_STATS_INTERVAL     100
+#define MAX_STATS_INTERVAL     3600000
+/* Storage: where the store lives and how much of each queue stays in memory. */
+#define DEFAULT_DATA_DIR            "data"
+#define DEFAULT_QUEUE_MEMORY_BUDGET 67108864
+#define MIN_SEGMENT_SIZE            4096
+#define MAX_SEGMENT_SIZE            1073741824
+/* Security: TLS, permissions and the limits on hostile input. */
+#define DEFAULT_TLS_PORT          5671
+#define DEFAULT_HANDSHAKE_TIMEOUT 10000
+#define DEFAULT_MAX_TABLE_DEPTH   16
+#define DEFAULT_MAX_TABLE_SIZE    65536
+#define MAX_HANDSHAKE_TIMEOUT     3600000
+#define TLS_V1_2                  0x0303
+#define TLS_V1_3                  0x0304
 
 typedef struct {
     const char *file;
@@ -159,42 +183,40 @@ static bool push_string(char ***v, size_t *n, const char *s)
     return true;
 }
 
-static bool push_user(wr_config_t *cfg, const char *name, const char *password, char **vhosts, size_t nvhosts)
+/* Appends *u under a copy of `name`, taking its vhosts and tags (the caller
+ * keeps them when this fails: false on ENOMEM). */
+static bool push_user(wr_config_t *cfg, const char *name, const wr_user_cfg_t *u)
 {
     wr_user_cfg_t *grown = realloc(cfg->users, (cfg->nusers + 1) * sizeof(*cfg->users));
-    wr_user_cfg_t *u;
-
-    if (!grown)
-        return false;
-    cfg->users = grown;
-    u = &grown[cfg->nusers];
-    u->name = strdup(name);
-    u->password = strdup(password);
-    u->vhosts = vhosts;
-    u->nvhosts = nvhosts;
-    if (!u->name || !u->password) {
-        free(u->name);
-        free(u->password);
-        return false;
-    }
-    cfg->nusers++;
-    return true;
-}
-
-static bool push_listener(wr_config_t *cfg, const char *address, uint16_t port)
-{
-    wr_listener_cfg_t *grown = realloc(cfg->listeners, (cfg->nlisteners + 1) * sizeof(*cfg->listeners));
     char *copy;
 
     if (!grown)
         return false;
-    cfg->listeners = grown;
+    cfg->users = grown;
+    copy = strdup(name);
+    if (!copy)
+        return false;
+    grown[cfg->nusers] = *u;
+    grown[cfg->nusers].name = copy;
+    cfg->nusers++;
+    return true;
+}
+
+/* Appends to a listener list (listeners or tls_listeners). */
+static bool push_listener(wr_listener_cfg_t **list, size_t *n, const char *address, uint16_t port)
+{
+    wr_listener_cfg_t *grown = realloc(*list, (*n + 1) * sizeof(**list));
+    char *copy;
+
+    if (!grown)
+        return false;
+    *list = grown;
     copy = strdup(address);
     if (!copy)
         return false;
-    grown[cfg->nlisteners].address = copy;
-    grown[cfg->nlisteners].port = port;
-    cfg->nlisteners++;
+    grown[*n].address = copy;
+    grown[*n].port = port;
+    (*n)++;
     return true;
 }
 
@@ -202,39 +224,182 @@ static void clear_users(wr_config_t *cfg)
 {
     for (size_t i = 0; i < cfg->nusers; i++) {
         free(cfg->users[i].name);
-        free(cfg->users[i].password);
         free_strings(cfg->users[i].vhosts, cfg->users[i].nvhosts);
+        free_strings(cfg->users[i].tags, cfg->users[i].ntags);
     }
     free(cfg->users);
     cfg->users = NULL;
     cfg->nusers = 0;
 }
 
-static void clear_listeners(wr_config_t *cfg)
+static void clear_listeners(wr_listener_cfg_t **list, size_t *n)
 {
-    for (size_t i = 0; i < cfg->nlisteners; i++)
-        free(cfg->listeners[i].address);
-    free(cfg->listeners);
-    cfg->listeners = NULL;
-    cfg->nlisteners = 0;
+    for (size_t i = 0; i < *n; i++)
+        free((*list)[i].address);
+    free(*list);
+    *list = NULL;
+    *n = 0;
+}
+
+/* ------------------------------------------------ security (docs/SECURITY.md) */
+
+static void free_permission(wr_permission_cfg_t *perm)
+{
+    free(perm->user);
+    free(perm->vhost);
+    for (int k = 0; k < WR_PERM_KINDS; k++) {
+        free(perm->pattern[k]);
+        regfree(&perm->re[k]);
+    }
+}
+
+/* Drops the permissions that users' "vhosts" lists produced (all of them
+ * with `all`). */
+static void drop_permissions(wr_config_t *cfg, bool all)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < cfg->npermissions; i++) {
+        if (all || cfg->permissions[i].implicit)
+            free_permission(&cfg->permissions[i]);
+        else
+            cfg->permissions[kept++] = cfg->permissions[i];
+    }
+    cfg->npermissions = kept;
+    if (kept == 0) {
+        free(cfg->permissions);
+        cfg->permissions = NULL;
+    }
+}
+
+static void clear_security(wr_config_t *cfg)
+{
+    clear_listeners(&cfg->tls_listeners, &cfg->ntls_listeners);
+    free(cfg->tls.certfile);
+    free(cfg->tls.keyfile);
+    free(cfg->tls.cacertfile);
+    free(cfg->tls.ciphers);
+    drop_permissions(cfg, true);
+}
+
+/* Compiles the three patterns of a permission; "" is RabbitMQ's "^$" (only
+ * the empty name). On a bad pattern reports it under path.<kind>. */
+static bool compile_permission(problems_t *p, const char *path, wr_permission_cfg_t *perm)
+{
+    static const char *const kinds[WR_PERM_KINDS] = {"configure", "write", "read"};
+    int compiled = 0;
+
+    for (; compiled < WR_PERM_KINDS; compiled++) {
+        const char *re = perm->pattern[compiled][0] ? perm->pattern[compiled] : "^$";
+        int rc = regcomp(&perm->re[compiled], re, REG_EXTENDED | REG_NOSUB);
+
+        if (rc != 0) {
+            char why[160];
+
+            regerror(rc, &perm->re[compiled], why, sizeof(why));
+            problem(p, path, "%s: invalid regular expression '%s': %s", kinds[compiled],
+                    perm->pattern[compiled], why);
+            break;
+        }
+    }
+    if (compiled == WR_PERM_KINDS)
+        return true;
+    while (compiled-- > 0)
+        regfree(&perm->re[compiled]);
+    return false;
+}
+
+/* Appends a permission (copying the strings, compiling the patterns); a bad
+ * pattern is reported and nothing is added. False only on ENOMEM. */
+static bool push_permission(problems_t *p, const char *path, wr_config_t *cfg, const char *user,
+                            const char *vhost, const char *const pattern[WR_PERM_KINDS], bool implicit)
+{
+    wr_permission_cfg_t perm = {.implicit = implicit};
+    wr_permission_cfg_t *grown;
+    bool ok;
+
+    perm.user = strdup(user);
+    perm.vhost = strdup(vhost);
+    ok = perm.user && perm.vhost;
+    for (int k = 0; k < WR_PERM_KINDS; k++) {
+        perm.pattern[k] = strdup(pattern[k]);
+        ok = ok && perm.pattern[k];
+    }
+    grown = ok ? realloc(cfg->permissions, (cfg->npermissions + 1) * sizeof(*cfg->permissions)) : NULL;
+    if (grown)
+        cfg->permissions = grown;
+    if (!grown || !compile_permission(p, path, &perm)) {
+        free(perm.user);
+        free(perm.vhost);
+        for (int k = 0; k < WR_PERM_KINDS; k++)
+            free(perm.pattern[k]);
+        return grown != NULL;
+    }
+    cfg->permissions[cfg->npermissions++] = perm;
+    return true;
+}
+
+/* The permission of user in vhost, explicit or not; NULL when none. */
+static const wr_permission_cfg_t *find_permission(const wr_config_t *cfg, const char *user, const char *vhost,
+                                                  size_t len)
+{
+    for (size_t i = 0; i < cfg->npermissions; i++) {
+        const wr_permission_cfg_t *perm = &cfg->permissions[i];
+
+        if (strcmp(perm->user, user) == 0 && strlen(perm->vhost) == len &&
+            memcmp(perm->vhost, vhost, len) == 0)
+            return perm;
+    }
+    return NULL;
+}
+
+/* Turns every user's "vhosts" list into ".*" permissions, replacing those
+ * made before; a vhost with explicit permissions for the user is an error. */
+static bool implicit_permissions(problems_t *p, wr_config_t *cfg)
+{
+    static const char *const all[WR_PERM_KINDS] = {".*", ".*", ".*"};
+
+    drop_permissions(cfg, false);
+    for (size_t i = 0; i < cfg->nusers; i++) {
+        const wr_user_cfg_t *u = &cfg->users[i];
+
+        for (size_t j = 0; j < u->nvhosts; j++) {
+            char path[64];
+
+            snprintf(path, sizeof(path), "users[%zu].vhosts[%zu]", i, j);
+            if (find_permission(cfg, u->name, u->vhosts[j], strlen(u->vhosts[j]))) {
+                problem(p, path, "user '%s' also has permissions for vhost '%s' in permissions", u->name,
+                        u->vhosts[j]);
+                continue;
+            }
+            if (!push_permission(p, path, cfg, u->name, u->vhosts[j], all, true))
+                return false;
+        }
+    }
+    return true;
 }
 
 void wr_config_free(wr_config_t *cfg)
 {
     if (!cfg)
         return;
-    clear_listeners(cfg);
+    clear_listeners(&cfg->listeners, &cfg->nlisteners);
     clear_users(cfg);
     free_strings(cfg->loopback_users, cfg->nloopback_users);
     free_strings(cfg->vhosts, cfg->nvhosts);
+    free(cfg->management.address);
+    free(cfg->prometheus.address);
+    free(cfg->load_definitions);
+    free(cfg->data_dir);
+    clear_security(cfg);
     free(cfg);
 }
 
 wr_config_t *wr_config_new_default(void)
 {
     wr_config_t *cfg = calloc(1, sizeof(*cfg));
-    char **user_vhosts = NULL;
-    size_t nuser_vhosts = 0;
+    wr_user_cfg_t guest = {.hashing_algorithm = WR_HASH_SHA256};
+    problems_t none = {"defaults", NULL, 0, 0, 0};
 
     if (!cfg)
         return NULL;
@@ -243,49 +408,71 @@ wr_config_t *wr_config_new_default(void)
     cfg->heartbeat = DEFAULT_HEARTBEAT;
     cfg->max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
     cfg->log_level = WR_LOG_INFO;
-    if (!push_listener(cfg, DEFAULT_ADDRESS, DEFAULT_PORT) ||
-        !push_string(&user_vhosts, &nuser_vhosts, DEFAULT_VHOST))
+    cfg->collect_statistics_interval = DEFAULT_STATS_INTERVAL;
+    cfg->segment_size = WR_STORE_DEFAULT_SEGMENT_SIZE;
+    cfg->queue_memory_budget = DEFAULT_QUEUE_MEMORY_BUDGET;
+    cfg->data_dir = strdup(DEFAULT_DATA_DIR);
+    cfg->max_connections = -1;
+    cfg->max_connections_per_user = -1;
+    cfg->handshake_timeout = DEFAULT_HANDSHAKE_TIMEOUT;
+    cfg->max_table_depth = DEFAULT_MAX_TABLE_DEPTH;
+    cfg->max_table_size = DEFAULT_MAX_TABLE_SIZE;
+    cfg->tls.min_version = TLS_V1_2;
+    guest.password_hash_len =
+        wr_auth_hash_password(WR_HASH_SHA256, wr_bytes_str(DEFAULT_USER), guest.password_hash);
+    if (!cfg->data_dir || guest.password_hash_len == 0)
         goto err;
-    if (!push_user(cfg, DEFAULT_USER, DEFAULT_USER, user_vhosts, nuser_vhosts))
+    /* RabbitMQ's default user is an administrator (default_user_tags). */
+    if (!push_listener(&cfg->listeners, &cfg->nlisteners, DEFAULT_ADDRESS, DEFAULT_PORT) ||
+        !push_string(&guest.vhosts, &guest.nvhosts, DEFAULT_VHOST) ||
+        !push_string(&guest.tags, &guest.ntags, "administrator"))
         goto err;
-    user_vhosts = NULL;
+    if (!push_user(cfg, DEFAULT_USER, &guest))
+        goto err;
+    guest.vhosts = NULL;
+    guest.nvhosts = 0;
+    guest.tags = NULL;
+    guest.ntags = 0;
     if (!push_string(&cfg->loopback_users, &cfg->nloopback_users, DEFAULT_USER) ||
-        !push_string(&cfg->vhosts, &cfg->nvhosts, DEFAULT_VHOST))
+        !push_string(&cfg->vhosts, &cfg->nvhosts, DEFAULT_VHOST) || !implicit_permissions(&none, cfg))
         goto err;
     return cfg;
 err:
-    free_strings(user_vhosts, nuser_vhosts);
+    free_strings(guest.vhosts, guest.nvhosts);
+    free_strings(guest.tags, guest.ntags);
     wr_config_free(cfg);
     return NULL;
 }
 
 /* The parse_* functions report problems and return false only on ENOMEM. */
 
-static bool parse_listeners(problems_t *p, wr_config_t *cfg, const json_t *arr)
+/* "listeners" (at least one) or "tls_listeners" into *list. */
+static bool parse_listeners(problems_t *p, const char *name, const json_t *arr, wr_listener_cfg_t **list,
+                            size_t *n)
 {
     char path[64];
     size_t i;
     const json_t *item;
 
-    if (!expect_type(p, "listeners", arr, JSON_ARRAY, "an array"))
+    if (!expect_type(p, name, arr, JSON_ARRAY, "an array"))
         return true;
-    clear_listeners(cfg);
-    if (json_array_size(arr) == 0)
-        problem(p, "listeners", "must name at least one listener");
+    clear_listeners(list, n);
+    if (json_array_size(arr) == 0 && strcmp(name, "listeners") == 0)
+        problem(p, name, "must name at least one listener");
     json_array_foreach(arr, i, item)
     {
         const char *address = DEFAULT_ADDRESS;
-        long long port = DEFAULT_PORT;
+        long long port = strcmp(name, "tls_listeners") == 0 ? DEFAULT_TLS_PORT : DEFAULT_PORT;
         bool ok = true;
         const char *key;
         const json_t *v;
 
-        snprintf(path, sizeof(path), "listeners[%zu]", i);
+        snprintf(path, sizeof(path), "%s[%zu]", name, i);
         if (!expect_type(p, path, item, JSON_OBJECT, "an object"))
             continue;
         json_object_foreach((json_t *)item, key, v)
         {
-            snprintf(path, sizeof(path), "listeners[%zu].%s", i, key);
+            snprintf(path, sizeof(path), "%s[%zu].%s", name, i, key);
             if (strcmp(key, "address") == 0) {
                 struct in6_addr a;
 
@@ -304,8 +491,36 @@ static bool parse_listeners(problems_t *p, wr_config_t *cfg, const json_t *arr)
                 problem(p, path, "unknown key");
             }
         }
-        if (ok && !push_listener(cfg, address, (uint16_t)port))
+        if (ok && !push_listener(list, n, address, (uint16_t)port))
             return false;
+    }
+    return true;
+}
+
+/* The limits on hostile input (docs/SECURITY.md); false for a key that is
+ * not one of them. */
+static bool parse_security_limit(problems_t *p, wr_config_t *cfg, const char *path, const char *key,
+                                 const json_t *v)
+{
+    long long n;
+
+    if (strcmp(key, "max_connections") == 0) {
+        if (get_int(p, path, v, -1, INT32_MAX, &n))
+            cfg->max_connections = n;
+    } else if (strcmp(key, "max_connections_per_user") == 0) {
+        if (get_int(p, path, v, -1, INT32_MAX, &n))
+            cfg->max_connections_per_user = n;
+    } else if (strcmp(key, "handshake_timeout") == 0) {
+        if (get_int(p, path, v, 1, MAX_HANDSHAKE_TIMEOUT, &n))
+            cfg->handshake_timeout = (uint32_t)n;
+    } else if (strcmp(key, "max_table_depth") == 0) {
+        if (get_int(p, path, v, 1, WR_TABLE_MAX_DEPTH, &n))
+            cfg->max_table_depth = (uint32_t)n;
+    } else if (strcmp(key, "max_table_size") == 0) {
+        if (get_int(p, path, v, 1, MAX_FRAME_MAX, &n))
+            cfg->max_table_size = (uint32_t)n;
+    } else {
+        return false;
     }
     return true;
 }
@@ -334,7 +549,7 @@ static bool parse_limits(problems_t *p, wr_config_t *cfg, const json_t *obj)
         } else if (strcmp(key, "max_message_size") == 0) {
             if (get_int(p, path, v, 1, MAX_MESSAGE_SIZE_LIMIT, &n))
                 cfg->max_message_size = (uint64_t)n;
-        } else {
+        } else if (!parse_security_limit(p, cfg, path, key, v)) {
             problem(p, path, "unknown key");
         }
     }
@@ -390,18 +605,109 @@ static bool earlier_user(const json_t *users, size_t i, const char *name)
     return false;
 }
 
+/* A user's "tags": an array of names, or RabbitMQ's older comma-separated
+ * string ("administrator,monitoring"). */
+static bool parse_tags(problems_t *p, const char *path, const json_t *v, char ***tags, size_t *ntags)
+{
+    const char *s, *comma;
+
+    if (!json_is_string(v))
+        return parse_names(p, path, v, "tag", tags, ntags);
+    for (s = json_string_value(v); *s; s = *comma ? comma + 1 : comma) {
+        char tag[MAX_NAME_LEN + 1];
+        size_t len;
+
+        comma = strchr(s, ',');
+        if (!comma)
+            comma = s + strlen(s);
+        len = (size_t)(comma - s);
+        if (len == 0)
+            continue;
+        if (len > MAX_NAME_LEN) {
+            problem(p, path, "tag longer than %d bytes", MAX_NAME_LEN);
+            continue;
+        }
+        memcpy(tag, s, len);
+        tag[len] = '\0';
+        if (!contains(*tags, *ntags, tag) && !push_string(tags, ntags, tag))
+            return false;
+    }
+    return true;
+}
+
+/* A user's "limits" (RabbitMQ's user limits): {"max-connections": N}. */
+static void parse_user_limits(problems_t *p, const char *path, const json_t *obj, wr_user_cfg_t *u)
+{
+    const char *key;
+    const json_t *v;
+    long long n;
+
+    if (!expect_type(p, path, obj, JSON_OBJECT, "an object"))
+        return;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        char sub[320];
+
+        snprintf(sub, sizeof(sub), "%s.%s", path, key);
+        if (strcmp(key, "max-connections") != 0) {
+            problem(p, sub, "unknown key");
+        } else if (get_int(p, sub, v, -1, INT32_MAX, &n)) {
+            u->has_max_connections = true;
+            u->max_connections = n;
+        }
+    }
+}
+
+/* The hash of a user from "password" (hashed now) or "password_hash". */
+static bool user_password(problems_t *p, const char *path, const json_t *obj, wr_user_cfg_t *u)
+{
+    const json_t *plain = json_object_get(obj, "password");
+    const json_t *hash = json_object_get(obj, "password_hash");
+    char sub[320];
+    int rc;
+
+    if (plain && hash) {
+        problem(p, path, "give either 'password' or 'password_hash', not both");
+        return false;
+    }
+    if (!plain && !hash) {
+        problem(p, path, "missing key 'password'");
+        return false;
+    }
+    snprintf(sub, sizeof(sub), "%s.%s", path, plain ? "password" : "password_hash");
+    if (!expect_type(p, sub, plain ? plain : hash, JSON_STRING, "a string"))
+        return false;
+    if (plain) {
+        wr_bytes_t pw = {(const uint8_t *)json_string_value(plain), json_string_length(plain)};
+
+        u->password_hash_len = wr_auth_hash_password(u->hashing_algorithm, pw, u->password_hash);
+        if (u->password_hash_len == 0)
+            problem(p, sub, "cannot hash the password (no random salt)");
+        return u->password_hash_len != 0;
+    }
+    rc = wr_auth_hash_decode(json_string_value(hash), u->hashing_algorithm, u->password_hash,
+                             &u->password_hash_len);
+    if (rc == WR_ESYNTAX)
+        problem(p, sub, "not base64");
+    else if (rc != WR_OK)
+        problem(p, sub, "expected 4 octets of salt and a %zu-octet digest after base64 decoding",
+                wr_auth_digest_len(u->hashing_algorithm));
+    return rc == WR_OK;
+}
+
 static bool parse_user(problems_t *p, wr_config_t *cfg, const json_t *users, size_t i, const json_t *obj)
 {
     char path[300];
-    const char *name = NULL, *password = NULL;
-    char **vhosts = NULL;
-    size_t nvhosts = 0;
+    const char *name = NULL;
+    wr_user_cfg_t u = {.hashing_algorithm = WR_HASH_SHA256};
     bool ok = true;
     const char *key;
     const json_t *v;
 
     json_object_foreach((json_t *)obj, key, v)
     {
+        size_t before = (size_t)p->count;
+
         snprintf(path, sizeof(path), "users[%zu].%s", i, key);
         if (strcmp(key, "name") == 0) {
             name = get_name(p, path, v);
@@ -410,44 +716,50 @@ static bool parse_user(problems_t *p, wr_config_t *cfg, const json_t *users, siz
                 problem(p, path, "duplicate user '%s'", name);
                 ok = false;
             }
-        } else if (strcmp(key, "password") == 0) {
-            ok = expect_type(p, path, v, JSON_STRING, "a string") && ok;
-            password = json_string_value(v);
-        } else if (strcmp(key, "vhosts") == 0) {
-            size_t before = (size_t)p->count;
-
-            if (!parse_names(p, path, v, "vhost", &vhosts, &nvhosts))
+        } else if (strcmp(key, "password") == 0 || strcmp(key, "password_hash") == 0) {
+            continue; /* after hashing_algorithm, whatever the order */
+        } else if (strcmp(key, "hashing_algorithm") == 0) {
+            if (expect_type(p, path, v, JSON_STRING, "a string") &&
+                !wr_auth_hash_alg_parse(json_string_value(v), &u.hashing_algorithm))
+                problem(p, path,
+                        "unknown algorithm '%s' (expected rabbit_password_hashing_sha256, _sha512 or _md5)",
+                        json_string_value(v));
+        } else if (strcmp(key, "tags") == 0) {
+            if (!parse_tags(p, path, v, &u.tags, &u.ntags))
                 goto err;
-            ok = (size_t)p->count == before && ok;
-            for (size_t j = 0; j < nvhosts; j++) {
-                if (!contains(cfg->vhosts, cfg->nvhosts, vhosts[j])) {
+        } else if (strcmp(key, "limits") == 0) {
+            parse_user_limits(p, path, v, &u);
+        } else if (strcmp(key, "vhosts") == 0) {
+            if (!parse_names(p, path, v, "vhost", &u.vhosts, &u.nvhosts))
+                goto err;
+            for (size_t j = 0; j < u.nvhosts; j++) {
+                if (!contains(cfg->vhosts, cfg->nvhosts, u.vhosts[j])) {
                     snprintf(path, sizeof(path), "users[%zu].vhosts[%zu]", i, j);
-                    problem(p, path, "unknown vhost '%s' (not listed in vhosts)", vhosts[j]);
-                    ok = false;
+                    problem(p, path, "unknown vhost '%s' (not listed in vhosts)", u.vhosts[j]);
                 }
             }
         } else {
             problem(p, path, "unknown key");
         }
+        ok = (size_t)p->count == before && ok;
     }
     snprintf(path, sizeof(path), "users[%zu]", i);
     if (!json_object_get(obj, "name")) {
         problem(p, path, "missing key 'name'");
         ok = false;
     }
-    if (!json_object_get(obj, "password")) {
-        problem(p, path, "missing key 'password'");
-        ok = false;
-    }
+    ok = user_password(p, path, obj, &u) && ok;
     if (ok) {
-        if (!push_user(cfg, name, password, vhosts, nvhosts))
+        if (!push_user(cfg, name, &u))
             goto err;
         return true;
     }
-    free_strings(vhosts, nvhosts);
+    free_strings(u.vhosts, u.nvhosts);
+    free_strings(u.tags, u.ntags);
     return true;
 err:
-    free_strings(vhosts, nvhosts);
+    free_strings(u.vhosts, u.nvhosts);
+    free_strings(u.tags, u.ntags);
     return false;
 }
 
@@ -499,6 +811,413 @@ static void parse_log(problems_t *p, wr_config_t *cfg, const json_t *obj)
     }
 }
 
+/* ------------------------------------------------ operations (management) */
+
+static bool ops_key(const char *key)
+{
+    return strcmp(key, "management") == 0 || strcmp(key, "prometheus") == 0 ||
+           strcmp(key, "load_definitions") == 0 || strcmp(key, "collect_statistics_interval") == 0;
+}
+
+static bool set_http_listener(wr_listener_cfg_t *l, const char *address, uint16_t port)
+{
+    char *copy = strdup(address);
+
+    if (!copy)
+        return false;
+    free(l->address);
+    l->address = copy;
+    l->port = port;
+    return true;
+}
+
+/* "management" and "prometheus": {"address": IP, "port": N}, both optional
+ * inside the object; the object's presence enables the listener. */
+static bool parse_http_listener(problems_t *p, const char *name, const json_t *obj, uint16_t default_port,
+                                wr_listener_cfg_t *out)
+{
+    const char *address = DEFAULT_ADDRESS;
+    long long port = default_port;
+    bool ok = true;
+    const char *key;
+    const json_t *v;
+
+    if (!expect_type(p, name, obj, JSON_OBJECT, "an object"))
+        return true;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        char path[300];
+
+        snprintf(path, sizeof(path), "%s.%s", name, key);
+        if (strcmp(key, "address") == 0) {
+            struct in6_addr a;
+
+            if (!expect_type(p, path, v, JSON_STRING, "a string")) {
+                ok = false;
+                continue;
+            }
+            address = json_string_value(v);
+            if (inet_pton(AF_INET, address, &a) != 1 && inet_pton(AF_INET6, address, &a) != 1) {
+                problem(p, path, "not an IPv4 or IPv6 address: '%s'", address);
+                ok = false;
+            }
+        } else if (strcmp(key, "port") == 0) {
+            ok = get_int(p, path, v, 1, 65535, &port) && ok;
+        } else {
+            problem(p, path, "unknown key");
+        }
+    }
+    return !ok || set_http_listener(out, address, (uint16_t)port);
+}
+
+/* One of the keys ops_key accepts; false only on ENOMEM. */
+static bool parse_ops(problems_t *p, wr_config_t *cfg, const char *key, const json_t *v)
+{
+    long long n;
+
+    if (strcmp(key, "management") == 0)
+        return parse_http_listener(p, key, v, DEFAULT_MANAGEMENT_PORT, &cfg->management);
+    if (strcmp(key, "prometheus") == 0)
+        return parse_http_listener(p, key, v, DEFAULT_PROMETHEUS_PORT, &cfg->prometheus);
+    if (strcmp(key, "collect_statistics_interval") == 0) {
+        if (get_int(p, key, v, MIN_STATS_INTERVAL, MAX_STATS_INTERVAL, &n))
+            cfg->collect_statistics_interval = (uint32_t)n;
+        return true;
+    }
+    if (!expect_type(p, key, v, JSON_STRING, "a string"))
+        return true;
+    if (json_string_length(v) == 0) {
+        problem(p, key, "must not be empty");
+        return true;
+    }
+    free(cfg->load_definitions);
+    cfg->load_definitions = strdup(json_string_value(v));
+    return cfg->load_definitions != NULL;
+}
+
+/* Two listeners of any kind on one address and port cannot both bind. */
+static void check_ports(problems_t *p, const wr_config_t *cfg)
+{
+    const wr_listener_cfg_t *http[2] = {&cfg->management, &cfg->prometheus};
+    const char *names[2] = {"management", "prometheus"};
+    const struct {
+        const char *name;
+        const wr_listener_cfg_t *list;
+        size_t n;
+    } amqp[2] = {{"listeners", cfg->listeners, cfg->nlisteners},
+                 {"tls_listeners", cfg->tls_listeners, cfg->ntls_listeners}};
+
+    for (size_t i = 0; i < 2; i++) {
+        if (!http[i]->address)
+            continue;
+        for (size_t k = 0; k < 2; k++) {
+            for (size_t j = 0; j < amqp[k].n; j++) {
+                if (amqp[k].list[j].port == http[i]->port &&
+                    strcmp(amqp[k].list[j].address, http[i]->address) == 0)
+                    problem(p, names[i], "port %u on %s is already used by %s[%zu]", http[i]->port,
+                            http[i]->address, amqp[k].name, j);
+            }
+        }
+    }
+    if (http[0]->address && http[1]->address && http[0]->port == http[1]->port &&
+        strcmp(http[0]->address, http[1]->address) == 0)
+        problem(p, "prometheus", "port %u on %s is already used by management", http[1]->port,
+                http[1]->address);
+}
+
+/* A port number from the environment: digits only, 1..65535. */
+static bool env_port(problems_t *p, const char *var, uint16_t *out)
+{
+    const char *s = getenv(var);
+    long n = 0;
+
+    if (!s)
+        return false;
+    for (const char *c = s; *c; c++) {
+        if (*c < '0' || *c > '9' || n > 65535) {
+            n = -1;
+            break;
+        }
+        n = n * 10 + (*c - '0');
+    }
+    if (s[0] == '\0' || n < 1 || n > 65535) {
+        problem(p, var, "expected a port number between 1 and 65535, got '%s'", s);
+        return false;
+    }
+    *out = (uint16_t)n;
+    return true;
+}
+
+int wr_config_apply_env(wr_config_t *cfg, char *err, size_t errlen)
+{
+    problems_t p = {"environment", err, errlen, 0, 0};
+    wr_listener_cfg_t *http[2] = {&cfg->management, &cfg->prometheus};
+    const char *vars[2] = {"WARREN_MANAGEMENT_PORT", "WARREN_PROMETHEUS_PORT"};
+    const char *dir = getenv("WARREN_DATA_DIR");
+    uint16_t port;
+
+    if (errlen > 0)
+        err[0] = '\0';
+    if (env_port(&p, "WARREN_AMQP_PORT", &port))
+        cfg->listeners[0].port = port;
+    if (dir && dir[0] == '\0') {
+        problem(&p, "WARREN_DATA_DIR", "must not be empty");
+    } else if (dir) {
+        char *copy = strdup(dir);
+
+        if (!copy) {
+            snprintf(err, errlen, "environment: out of memory");
+            return WR_ENOMEM;
+        }
+        free(cfg->data_dir);
+        cfg->data_dir = copy;
+    }
+    for (size_t i = 0; i < 2; i++) {
+        if (!env_port(&p, vars[i], &port))
+            continue;
+        if (!set_http_listener(http[i], http[i]->address ? http[i]->address : DEFAULT_ADDRESS, port)) {
+            snprintf(err, errlen, "environment: out of memory");
+            return WR_ENOMEM;
+        }
+    }
+    if (p.count == 0)
+        check_ports(&p, cfg);
+    return p.count > 0 ? WR_ESYNTAX : WR_OK;
+}
+
+/* ------------------------------------------------ storage */
+
+static bool storage_key(const char *key)
+{
+    return strcmp(key, "data_dir") == 0 || strcmp(key, "storage") == 0;
+}
+
+/* "data_dir": a path, and "storage": {"segment_size", "queue_memory_budget"} in bytes. */
+static bool parse_storage(problems_t *p, wr_config_t *cfg, const char *name, const json_t *v)
+{
+    const char *key;
+    const json_t *item;
+    long long n;
+
+    if (strcmp(name, "data_dir") == 0) {
+        char *copy;
+
+        if (!expect_type(p, name, v, JSON_STRING, "a string"))
+            return true;
+        if (json_string_value(v)[0] == '\0') {
+            problem(p, name, "must not be empty");
+            return true;
+        }
+        copy = strdup(json_string_value(v));
+        if (!copy)
+            return false;
+        free(cfg->data_dir);
+        cfg->data_dir = copy;
+        return true;
+    }
+    if (!expect_type(p, name, v, JSON_OBJECT, "an object"))
+        return true;
+    json_object_foreach((json_t *)v, key, item)
+    {
+        char path[300];
+
+        snprintf(path, sizeof(path), "storage.%s", key);
+        if (strcmp(key, "segment_size") == 0) {
+            if (get_int(p, path, item, MIN_SEGMENT_SIZE, MAX_SEGMENT_SIZE, &n))
+                cfg->segment_size = (uint64_t)n;
+        } else if (strcmp(key, "queue_memory_budget") == 0) {
+            if (get_int(p, path, item, 0, INT64_MAX, &n))
+                cfg->queue_memory_budget = (uint64_t)n;
+        } else {
+            problem(p, path, "unknown key");
+        }
+    }
+    return true;
+}
+
+/* ------------------------------------------------ security keys */
+
+static bool security_key(const char *key)
+{
+    return strcmp(key, "tls_listeners") == 0 || strcmp(key, "tls") == 0 || strcmp(key, "permissions") == 0;
+}
+
+/* A non-empty string option into *out (replacing it). */
+static bool set_option(problems_t *p, const char *path, const json_t *v, char **out)
+{
+    char *copy;
+
+    if (!expect_type(p, path, v, JSON_STRING, "a string"))
+        return true;
+    if (json_string_length(v) == 0) {
+        problem(p, path, "must not be empty");
+        return true;
+    }
+    copy = strdup(json_string_value(v));
+    if (!copy)
+        return false;
+    free(*out);
+    *out = copy;
+    return true;
+}
+
+/* One of two names for a setting; false (reported) for anything else. */
+static bool get_choice(problems_t *p, const char *path, const json_t *v, const char *no, const char *yes,
+                       bool *out)
+{
+    if (!expect_type(p, path, v, JSON_STRING, "a string"))
+        return false;
+    if (strcmp(json_string_value(v), no) != 0 && strcmp(json_string_value(v), yes) != 0) {
+        problem(p, path, "expected '%s' or '%s', got '%s'", no, yes, json_string_value(v));
+        return false;
+    }
+    *out = strcmp(json_string_value(v), yes) == 0;
+    return true;
+}
+
+static bool parse_tls(problems_t *p, wr_tls_cfg_t *tls, const json_t *obj)
+{
+    const char *key;
+    const json_t *v;
+
+    if (!expect_type(p, "tls", obj, JSON_OBJECT, "an object"))
+        return true;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        char path[300];
+        bool ok = true, b;
+
+        snprintf(path, sizeof(path), "tls.%s", key);
+        if (strcmp(key, "certfile") == 0) {
+            ok = set_option(p, path, v, &tls->certfile);
+        } else if (strcmp(key, "keyfile") == 0) {
+            ok = set_option(p, path, v, &tls->keyfile);
+        } else if (strcmp(key, "cacertfile") == 0) {
+            ok = set_option(p, path, v, &tls->cacertfile);
+        } else if (strcmp(key, "ciphers") == 0) {
+            ok = set_option(p, path, v, &tls->ciphers);
+        } else if (strcmp(key, "verify") == 0) {
+            if (get_choice(p, path, v, "verify_none", "verify_peer", &b))
+                tls->verify_peer = b;
+        } else if (strcmp(key, "min_version") == 0) {
+            if (get_choice(p, path, v, "tlsv1.2", "tlsv1.3", &b))
+                tls->min_version = b ? TLS_V1_3 : TLS_V1_2;
+        } else if (strcmp(key, "fail_if_no_peer_cert") == 0) {
+            if (json_is_boolean(v))
+                tls->fail_if_no_peer_cert = json_is_true(v);
+            else
+                problem(p, path, "expected a boolean, got %s", json_kind(v));
+        } else {
+            problem(p, path, "unknown key");
+        }
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* tls_listeners and tls; permissions wait for finish_security, which runs
+ * once the users they name are known. */
+static bool parse_security(problems_t *p, wr_config_t *cfg, const char *key, const json_t *v)
+{
+    if (strcmp(key, "tls_listeners") == 0)
+        return parse_listeners(p, key, v, &cfg->tls_listeners, &cfg->ntls_listeners);
+    if (strcmp(key, "tls") == 0)
+        return parse_tls(p, &cfg->tls, v);
+    return true;
+}
+
+/* "permissions": [{"user", "vhost", "configure", "write", "read"}], the
+ * shape of RabbitMQ's definitions. */
+static bool parse_permissions(problems_t *p, wr_config_t *cfg, const json_t *arr)
+{
+    static const char *const fields[] = {"user", "vhost", "configure", "write", "read"};
+    size_t i;
+    const json_t *item;
+
+    if (!expect_type(p, "permissions", arr, JSON_ARRAY, "an array"))
+        return true;
+    json_array_foreach(arr, i, item)
+    {
+        const char *value[5] = {NULL};
+        char path[320];
+        bool ok = true;
+        const char *key;
+        const json_t *v;
+
+        snprintf(path, sizeof(path), "permissions[%zu]", i);
+        if (!expect_type(p, path, item, JSON_OBJECT, "an object"))
+            continue;
+        json_object_foreach((json_t *)item, key, v)
+        {
+            size_t f = 0;
+
+            snprintf(path, sizeof(path), "permissions[%zu].%s", i, key);
+            while (f < 5 && strcmp(key, fields[f]) != 0)
+                f++;
+            if (f == 5) {
+                problem(p, path, "unknown key");
+                ok = false;
+            } else if (f < 2) {
+                value[f] = get_name(p, path, v);
+                ok = value[f] && ok;
+            } else if (expect_type(p, path, v, JSON_STRING, "a string")) {
+                value[f] = json_string_value(v);
+            } else {
+                ok = false;
+            }
+        }
+        snprintf(path, sizeof(path), "permissions[%zu]", i);
+        for (size_t f = 0; f < 5; f++) {
+            if (!json_object_get(item, fields[f])) {
+                problem(p, path, "missing key '%s'", fields[f]);
+                ok = false;
+            }
+        }
+        if (!ok)
+            continue;
+        if (!wr_config_user(cfg, value[0], strlen(value[0]))) {
+            problem(p, path, "unknown user '%s'", value[0]);
+        } else if (!contains(cfg->vhosts, cfg->nvhosts, value[1])) {
+            problem(p, path, "unknown vhost '%s' (not listed in vhosts)", value[1]);
+        } else if (find_permission(cfg, value[0], value[1], strlen(value[1]))) {
+            problem(p, path, "duplicate permissions for user '%s' in vhost '%s'", value[0], value[1]);
+        } else if (!push_permission(p, path, cfg, value[0], value[1], value + 2, false)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The checks that need the whole file: permissions (after users and vhosts),
+ * the users' implicit permissions, and a usable TLS setup. */
+static bool finish_security(problems_t *p, wr_config_t *cfg, const json_t *permissions)
+{
+    const wr_tls_cfg_t *tls = &cfg->tls;
+
+    drop_permissions(cfg, true);
+    if (permissions && !parse_permissions(p, cfg, permissions))
+        return false;
+    if (!implicit_permissions(p, cfg))
+        return false;
+    if (cfg->ntls_listeners > 0 && (!tls->certfile || !tls->keyfile))
+        problem(p, "tls_listeners", "TLS listeners need tls.certfile and tls.keyfile");
+    if (tls->verify_peer && !tls->cacertfile)
+        problem(p, "tls.verify", "verify_peer needs tls.cacertfile");
+    if (tls->fail_if_no_peer_cert && !tls->verify_peer)
+        problem(p, "tls.fail_if_no_peer_cert", "needs tls.verify set to verify_peer");
+    for (size_t i = 0; i < cfg->ntls_listeners; i++) {
+        const wr_listener_cfg_t *l = &cfg->tls_listeners[i];
+
+        for (size_t j = 0; j < cfg->nlisteners; j++) {
+            if (cfg->listeners[j].port == l->port && strcmp(cfg->listeners[j].address, l->address) == 0)
+                problem(p, "tls_listeners", "port %u on %s is already used by listeners[%zu]", l->port,
+                        l->address, j);
+        }
+    }
+    return true;
+}
+
 /* Fills cfg from root; false only on ENOMEM. */
 static bool parse_root(problems_t *p, wr_config_t *cfg, const json_t *root)
 {
@@ -516,7 +1235,7 @@ static bool parse_root(problems_t *p, wr_config_t *cfg, const json_t *root)
         if (strcmp(key, "vhosts") == 0)
             continue;
         if (strcmp(key, "listeners") == 0)
-            ok = parse_listeners(p, cfg, v);
+            ok = parse_listeners(p, key, v, &cfg->listeners, &cfg->nlisteners);
         else if (strcmp(key, "limits") == 0)
             ok = parse_limits(p, cfg, v);
         else if (strcmp(key, "users") == 0)
@@ -525,6 +1244,12 @@ static bool parse_root(problems_t *p, wr_config_t *cfg, const json_t *root)
             ok = parse_names(p, "loopback_users", v, "user", &cfg->loopback_users, &cfg->nloopback_users);
         else if (strcmp(key, "log") == 0)
             parse_log(p, cfg, v);
+        else if (ops_key(key))
+            ok = parse_ops(p, cfg, key, v);
+        else if (storage_key(key))
+            ok = parse_storage(p, cfg, key, v);
+        else if (security_key(key))
+            ok = parse_security(p, cfg, key, v);
         else
             problem(p, key, "unknown key");
         if (!ok)
@@ -538,7 +1263,8 @@ static bool parse_root(problems_t *p, wr_config_t *cfg, const json_t *root)
                         cfg->users[0].vhosts[j]);
         }
     }
-    return true;
+    check_ports(p, cfg);
+    return finish_security(p, cfg, json_object_get(root, "permissions"));
 }
 
 wr_config_t *wr_config_load(const char *path, char *err, size_t errlen)
@@ -575,6 +1301,12 @@ err:
     wr_config_free(cfg);
     json_decref(root);
     return NULL;
+}
+
+const wr_permission_cfg_t *wr_config_permission(const wr_config_t *cfg, const char *user, const char *vhost,
+                                                size_t len)
+{
+    return find_permission(cfg, user, vhost, len);
 }
 
 const wr_user_cfg_t *wr_config_user(const wr_config_t *cfg, const char *name, size_t len)

@@ -10,18 +10,58 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <regex.h>
 
 typedef struct {
     char *address;
     uint16_t port;
 } wr_listener_cfg_t;
 
+/* Password hashing as RabbitMQ's hashing_algorithm names it
+ * (rabbit_password_hashing_sha256, _sha512, _md5). */
+typedef enum { WR_HASH_SHA256, WR_HASH_SHA512, WR_HASH_MD5 } wr_hash_alg_t;
+/* Four salt octets, then the digest (SHA-512: 64 octets). */
+#define WR_PASSWORD_HASH_MAX 68
+
 typedef struct {
     char *name;
-    char *password;
-    char **vhosts; /* vhosts this user may open */
+    char **vhosts; /* vhosts this user may open, with all permissions (".*") */
     size_t nvhosts;
+    /* RabbitMQ's password_hash, base64-decoded: salt ++ H(salt ++ password).
+     * Empty: no password is ever accepted (a user for EXTERNAL only). */
+    uint8_t password_hash[WR_PASSWORD_HASH_MAX];
+    size_t password_hash_len;
+    wr_hash_alg_t hashing_algorithm;
+    char **tags; /* "administrator", "monitoring"...: kept for the management API */
+    size_t ntags;
+    bool has_max_connections; /* "limits": {"max-connections": N} given */
+    int64_t max_connections;  /* that N; -1 means no limit, as in RabbitMQ */
 } wr_user_cfg_t;
+
+/* What a permission grants, in RabbitMQ's order. */
+typedef enum { WR_PERM_CONFIGURE, WR_PERM_WRITE, WR_PERM_READ } wr_perm_t;
+#define WR_PERM_KINDS 3
+
+/* One user's permissions in one vhost: a POSIX extended regular expression
+ * per kind, matched anywhere in a resource name unless anchored. */
+typedef struct {
+    char *user;
+    char *vhost;
+    char *pattern[WR_PERM_KINDS]; /* as configured; "" is RabbitMQ's "^$" */
+    regex_t re[WR_PERM_KINDS];    /* compiled from pattern (or "^$") */
+    bool implicit;                /* from the user's "vhosts" list */
+} wr_permission_cfg_t;
+
+/* The "tls" object (RabbitMQ's ssl_options names). */
+typedef struct {
+    char *certfile;   /* PEM certificate chain, server's first; NULL when absent */
+    char *keyfile;    /* PEM private key */
+    char *cacertfile; /* PEM CA bundle that client certificates must chain to */
+    bool verify_peer; /* "verify": "verify_peer" (default "verify_none") */
+    bool fail_if_no_peer_cert;
+    int min_version; /* 0x0303 (TLS 1.2, default) or 0x0304 (TLS 1.3) */
+    char *ciphers;   /* OpenSSL cipher list for TLS 1.2, NULL: OpenSSL's default */
+} wr_tls_cfg_t;
 
 typedef struct {
     wr_listener_cfg_t *listeners;
@@ -32,14 +72,38 @@ typedef struct {
     uint16_t heartbeat;        /* seconds, default 60 */
     uint64_t max_message_size; /* bytes, default 134217728 as RabbitMQ */
 
-    wr_user_cfg_t *users;      /* default: guest/guest on vhost "/" */
+    wr_user_cfg_t *users; /* default: guest/guest on vhost "/" */
     size_t nusers;
-    char **loopback_users;     /* default: "guest" */
+    char **loopback_users; /* default: "guest" */
     size_t nloopback_users;
-    char **vhosts;             /* default: "/" */
+    char **vhosts; /* default: "/" */
     size_t nvhosts;
 
-    int log_level;             /* WR_LOG_*, default info */
+    int log_level; /* WR_LOG_*, default info */
+
+    /* Operations: the HTTP listeners are disabled while their address is
+     * NULL (keys absent). */
+    wr_listener_cfg_t management;
+    wr_listener_cfg_t prometheus;
+    char *load_definitions;               /* definitions file applied at boot, or NULL */
+    uint32_t collect_statistics_interval; /* ms between rate samples, default 5000 */
+
+    /* Storage (docs/STORAGE.md). */
+    char *data_dir;               /* the store's directory, default "data" (relative to the cwd) */
+    uint64_t segment_size;        /* bytes per segment file, default 64 MiB */
+    uint64_t queue_memory_budget; /* bytes of messages a queue keeps in memory, default 64 MiB */
+
+    /* Security (docs/SECURITY.md). */
+    wr_listener_cfg_t *tls_listeners; /* default none */
+    size_t ntls_listeners;
+    wr_tls_cfg_t tls;
+    wr_permission_cfg_t *permissions; /* explicit ones, then those of users' "vhosts" */
+    size_t npermissions;
+    int64_t max_connections;          /* all clients; -1 (default): no limit */
+    int64_t max_connections_per_user; /* users without their own limit; -1 (default): none */
+    uint32_t handshake_timeout;       /* ms from accept to connection.open, default 10000 */
+    uint32_t max_table_depth;         /* field table nesting, default 16 */
+    uint32_t max_table_size;          /* octets of one field table, default 65536 */
 } wr_config_t;
 
 /* Defaults as documented above. Returns NULL on allocation failure. */
@@ -51,6 +115,16 @@ wr_config_t *wr_config_new_default(void);
  */
 wr_config_t *wr_config_load(const char *path, char *err, size_t errlen);
 void wr_config_free(wr_config_t *cfg); /* NULL is a no-op */
+/*
+ * Applies the environment overrides WARREN_AMQP_PORT (the first listener),
+ * WARREN_MANAGEMENT_PORT and WARREN_PROMETHEUS_PORT (each enables its
+ * listener on 127.0.0.1 when the file did not) and WARREN_DATA_DIR. WR_OK,
+ * or WR_ESYNTAX with one line per bad variable in err; WR_ENOMEM.
+ */
+int wr_config_apply_env(wr_config_t *cfg, char *err, size_t errlen);
 const wr_user_cfg_t *wr_config_user(const wr_config_t *cfg, const char *name, size_t len);
+/* What `user` may do in vhost `vhost` (len octets); NULL when it may not open it. */
+const wr_permission_cfg_t *wr_config_permission(const wr_config_t *cfg, const char *user, const char *vhost,
+                                                size_t len);
 
 #endif

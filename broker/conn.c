@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -25,18 +26,19 @@
 #include "broker/auth.h"
 #include "broker/channel.h"
 #include "broker/log.h"
+#include "broker/sasl.h"
 #include "broker/server.h"
+#include "broker/tls.h"
 #include "broker/vhost.h"
 #include "core/status.h"
 #include "protocol/constants.h"
 #include "protocol/cursor.h"
 #include "protocol/frame.h"
+#include "protocol/props.h"
 #include "protocol/table.h"
 
 /* Frames handled per read callback before yielding to other connections. */
 #define FRAMES_PER_CALLBACK 256
-/* RabbitMQ's handshake_timeout: connection.open must be done by then. */
-#define HANDSHAKE_TIMEOUT_SEC 10
 /* How long we wait for connection.close-ok or for output to drain. */
 #define CLOSE_TIMEOUT_SEC 3
 /* RabbitMQ's SILENT_CLOSE_DELAY: a client that failed the handshake or broke
@@ -56,7 +58,6 @@
 /* Heartbeat ticks come every interval/2; four silent ticks are two intervals. */
 #define HEARTBEAT_MISSED_TICKS 4
 
-#define SERVER_MECHANISMS "PLAIN AMQPLAIN"
 /* "AMQP" 1 1 0 9: AMQP 0-9, which RabbitMQ serves as 0-9-1. */
 static const uint8_t amqp_0_9_header[8] = {'A', 'M', 'Q', 'P', 1, 1, 0, 9};
 
@@ -80,6 +81,8 @@ struct wr_conn_s {
     uint64_t id;
     char name[136]; /* two formatted addresses and " -> " */
     bool peer_loopback;
+    bool tls;                /* a TLS listener accepted it */
+    bool user_counted;       /* counted against the per-user connection limit */
     bool peer_eof;           /* EOF seen: finish buffered frames, then close */
     bool output_full;        /* went over WRITE_HIGH_WM; channels wait for LOW */
     bool close_when_flushed; /* close as soon as the output is empty */
@@ -96,7 +99,8 @@ struct wr_conn_s {
 
     char *user;
     wr_vhost_t *vhost;
-    uint8_t *caps; /* the client's capabilities table, raw */
+    const wr_permission_cfg_t *perm; /* the user's in vhost, from connection.open */
+    uint8_t *caps;                   /* the client's capabilities table, raw */
     size_t caps_len;
 
     wr_channel_t ***pages; /* CHANNEL_PAGES entries, each NULL or a page */
@@ -106,7 +110,8 @@ struct wr_conn_s {
     struct event *resume;   /* more input to handle, or deferred teardown */
     struct event *deadline; /* handshake timeout, then close timeout */
     struct event *heartbeat_ev;
-    char reason[256]; /* why it closes, for the last log line */
+    char reason[256];     /* why it closes, for the last log line */
+    int64_t connected_at; /* ms since the epoch, for the management API */
 };
 
 static void conn_process(wr_conn_t *c);
@@ -199,16 +204,17 @@ static void conn_arm_deadline(wr_conn_t *c, int seconds)
 /* --- socket ------------------------------------------------------------- */
 
 /*
- * Everything specific to the transport lives here: a plain TCP socket with
- * Nagle off (as RabbitMQ's default nodelay). TLS will wrap the same fd in a
- * bufferevent_openssl at this point; the rest of the file only sees a
- * bufferevent.
+ * Everything specific to the transport lives here: a TCP socket with Nagle
+ * off (as RabbitMQ's default nodelay), plain or wrapped in TLS by tls.c; the
+ * rest of the file only sees a bufferevent.
  */
-static struct bufferevent *conn_transport_new(struct event_base *base, int fd)
+static struct bufferevent *conn_transport_new(struct event_base *base, int fd, wr_tls_t *tls)
 {
     int one = 1;
 
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (tls)
+        return wr_tls_accept(tls, base, fd);
     return bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 }
 
@@ -272,6 +278,9 @@ static void conn_teardown(wr_conn_t *c)
     conn_free_channels(c);
     if (c->vhost)
         wr_vhost_conn_closed(c->vhost, c);
+    if (c->user_counted)
+        wr_server_user_conn_remove(c->srv, c->user);
+    c->user_counted = false;
 }
 
 /* The end: tear down, log, and hand the connection to the server's reaper
@@ -566,7 +575,11 @@ static bool conn_decode(wr_conn_t *c, const wr_frame_t *f, wr_method_t *m)
                       "unknown method (class %u, method %u)", WR_METHOD_CLASS(id), WR_METHOD_INDEX(id));
         return false;
     }
-    format_octets(octets, sizeof(octets), (wr_bytes_t){f->payload.data + 4, f->payload.len - 4}, false);
+    /* These carry credentials, and the text reaches the log. */
+    if (id == WR_CONNECTION_START_OK || id == WR_CONNECTION_SECURE_OK || id == WR_CONNECTION_UPDATE_SECRET)
+        snprintf(octets, sizeof(octets), "%s (octets not shown: they may hold a secret)", wr_method_name(id));
+    else
+        format_octets(octets, sizeof(octets), (wr_bytes_t){f->payload.data + 4, f->payload.len - 4}, false);
     conn_fail_fmt(c, f->channel, WR_AMQP_FRAME_ERROR, id, false, "cannot decode %s", octets);
     return false;
 }
@@ -613,7 +626,7 @@ static void conn_send_start(wr_conn_t *c)
     m.u.connection_start.version_major = 0;
     m.u.connection_start.version_minor = 9;
     m.u.connection_start.server_properties = (wr_bytes_t){props.data + mark + 4, props.len - mark - 4};
-    m.u.connection_start.mechanisms = WR_BYTES_LIT(SERVER_MECHANISMS);
+    m.u.connection_start.mechanisms = wr_bytes_str(wr_sasl_mechanisms(c->tls));
     m.u.connection_start.locales = WR_BYTES_LIT("en_US");
     conn_put_method(c, 0, &m);
     wr_buf_free(&props);
@@ -672,16 +685,97 @@ static void conn_auth_fail(wr_conn_t *c, const char *mechanism, const char *fmt,
     conn_refuse(c, reason, wr_conn_client_has(c, "authentication_failure_close") ? &err : NULL);
 }
 
+/*
+ * limits.max_table_size and max_table_depth for one field table a client
+ * sent; a table over them is refused like a malformed one (501 FRAME_ERROR).
+ */
+static bool conn_table_ok(wr_conn_t *c, wr_bytes_t table, uint16_t channel, uint32_t method,
+                          const char *where)
+{
+    const wr_config_t *cfg = wr_server_config(c->srv);
+
+    if (table.len > cfg->max_table_size) {
+        conn_fail_fmt(c, channel, WR_AMQP_FRAME_ERROR, method, false,
+                      "field table of %zu octets in %s is larger than limits.max_table_size (%u)", table.len,
+                      where, cfg->max_table_size);
+        return false;
+    }
+    if (wr_table_validate(table, (int)cfg->max_table_depth) == WR_EDEPTH) {
+        conn_fail_fmt(c, channel, WR_AMQP_FRAME_ERROR, method, false,
+                      "field table in %s is nested deeper than limits.max_table_depth (%u)", where,
+                      cfg->max_table_depth);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The user a start-ok response authenticates, or NULL once the login has
+ * been refused. Refusals are logged with the user name and, through the
+ * connection name, the peer address; the password never is.
+ */
+static const wr_user_cfg_t *conn_authenticate(wr_conn_t *c, wr_sasl_mech_t mech, wr_bytes_t response)
+{
+    const wr_config_t *cfg = wr_server_config(c->srv);
+    const char *name = wr_sasl_mech_name(mech);
+    const wr_user_cfg_t *u;
+    wr_bytes_t user, password;
+    char cn[256];
+    int rc;
+
+    if (mech == WR_SASL_EXTERNAL) {
+        /* As rabbit_auth_mechanism_ssl: the response is ignored. */
+        switch (wr_tls_peer_cn(c->bev, cn, sizeof(cn))) {
+        case WR_TLS_PEER_NO_CERT:
+            conn_auth_fail(c, name, "connection peer presented no TLS (x.509) certificate");
+            return NULL;
+        case WR_TLS_PEER_NO_NAME:
+            conn_auth_fail(c, name, "no name found");
+            return NULL;
+        case WR_TLS_PEER_OK:
+            break;
+        }
+        u = wr_config_user(cfg, cn, strlen(cn));
+        if (!u)
+            conn_auth_fail(c, name, "user '%s' - invalid credentials", cn);
+        return u;
+    }
+    if (mech == WR_SASL_PLAIN)
+        rc = wr_sasl_plain_parse(response, &user, &password);
+    else
+        rc = wr_sasl_amqplain_parse(response, &user, &password);
+    /* The response holds the password: texts describe it, never echo it. */
+    if (rc == WR_ENOENT)
+        conn_fail_fmt(c, 0, WR_AMQP_SYNTAX_ERROR, WR_CONNECTION_START_OK, false,
+                      "AMQPLAIN auth info is missing LOGIN or PASSWORD field");
+    else if (rc == WR_EUNKNOWN)
+        conn_fail_fmt(c, 0, WR_AMQP_SYNTAX_ERROR, WR_CONNECTION_START_OK, false,
+                      "AMQPLAIN auth info uses unsupported type for LOGIN or PASSWORD field");
+    else if (rc != WR_OK)
+        conn_fail_fmt(c, 0, WR_AMQP_SYNTAX_ERROR, WR_CONNECTION_START_OK, false, "%s response invalid", name);
+    if (rc != WR_OK)
+        return NULL;
+    if (password.len == 0) {
+        conn_auth_fail(c, name, "user '%.*s' attempted to log in with a blank password, which is prohibited",
+                       (int)user.len, (const char *)user.data);
+        return NULL;
+    }
+    u = wr_auth_check(cfg, user, password);
+    if (!u)
+        conn_auth_fail(c, name, "user '%.*s' - invalid credentials", (int)user.len, (const char *)user.data);
+    return u;
+}
+
 static void conn_start_ok(wr_conn_t *c, const wr_connection_start_ok_t *m)
 {
     const wr_config_t *cfg = wr_server_config(c->srv);
     wr_method_t tune = {.id = WR_CONNECTION_TUNE};
+    wr_sasl_mech_t mech = wr_sasl_mech_parse(m->mechanism);
     const wr_user_cfg_t *u;
-    wr_bytes_t user, password;
-    const char *mechanism;
     wr_value_t caps;
-    int rc;
 
+    if (!conn_table_ok(c, m->client_properties, 0, WR_CONNECTION_START_OK, "connection.start-ok"))
+        return;
     if (wr_table_get(m->client_properties, "capabilities", &caps) && caps.type == 'F' && caps.v.s.len > 0) {
         c->caps = malloc(caps.v.s.len);
         if (!c->caps) {
@@ -691,38 +785,22 @@ static void conn_start_ok(wr_conn_t *c, const wr_connection_start_ok_t *m)
         memcpy(c->caps, caps.v.s.data, caps.v.s.len);
         c->caps_len = caps.v.s.len;
     }
-    if (wr_bytes_eq_str(m->mechanism, "PLAIN")) {
-        mechanism = "PLAIN";
-        rc = wr_auth_plain_parse(m->response, &user, &password);
-    } else if (wr_bytes_eq_str(m->mechanism, "AMQPLAIN")) {
-        mechanism = "AMQPLAIN";
-        rc = wr_auth_amqplain_parse(m->response, &user, &password);
-    } else {
+    if (mech == WR_SASL_UNKNOWN) {
         conn_fail_fmt(c, 0, WR_AMQP_COMMAND_INVALID, WR_CONNECTION_START_OK, false,
                       "unknown authentication mechanism '%.*s'", (int)m->mechanism.len,
                       (const char *)m->mechanism.data);
         return;
     }
-    /* The response holds the password: texts describe it, never echo it. */
-    if (rc == WR_ENOENT)
-        conn_fail_fmt(c, 0, WR_AMQP_SYNTAX_ERROR, WR_CONNECTION_START_OK, false,
-                      "AMQPLAIN auth info is missing LOGIN or PASSWORD field");
-    else if (rc == WR_EUNKNOWN)
-        conn_fail_fmt(c, 0, WR_AMQP_SYNTAX_ERROR, WR_CONNECTION_START_OK, false,
-                      "AMQPLAIN auth info uses unsupported type for LOGIN or PASSWORD field");
-    else if (rc != WR_OK)
-        conn_fail_fmt(c, 0, WR_AMQP_SYNTAX_ERROR, WR_CONNECTION_START_OK, false, "%s response invalid",
-                      mechanism);
-    if (rc != WR_OK)
-        return;
-    u = wr_auth_check(cfg, user, password);
-    if (!u) {
-        conn_auth_fail(c, mechanism, "user '%.*s' - invalid credentials", (int)user.len,
-                       (const char *)user.data);
+    if (!wr_sasl_offered(mech, c->tls)) {
+        conn_fail_fmt(c, 0, WR_AMQP_COMMAND_INVALID, WR_CONNECTION_START_OK, false,
+                      "invalid authentication mechanism '%s'", wr_sasl_mech_name(mech));
         return;
     }
+    u = conn_authenticate(c, mech, m->response);
+    if (!u)
+        return;
     if (wr_auth_loopback_only(cfg, u->name) && !c->peer_loopback) {
-        conn_auth_fail(c, mechanism, "user '%s' can only connect via localhost", u->name);
+        conn_auth_fail(c, wr_sasl_mech_name(mech), "user '%s' can only connect via localhost", u->name);
         return;
     }
     c->user = strdup(u->name);
@@ -780,21 +858,37 @@ static void conn_tune_ok(wr_conn_t *c, const wr_connection_tune_ok_t *m)
     c->state = ST_AWAIT_OPEN;
 }
 
+/* In RabbitMQ's order (rabbit_reader): the vhost, the user's connection
+ * limit, then the user's access to the vhost. */
 static void conn_open(wr_conn_t *c, const wr_connection_open_t *m)
 {
-    const wr_user_cfg_t *u = wr_config_user(wr_server_config(c->srv), c->user, strlen(c->user));
     wr_vhost_t *vh = wr_server_vhost(c->srv, m->virtual_host);
     wr_method_t ok = {.id = WR_CONNECTION_OPEN_OK};
     int len = (int)m->virtual_host.len;
     const char *name = (const char *)m->virtual_host.data;
     char line[300];
+    int64_t limit = 0;
+    int rc;
 
     if (!vh) {
         conn_fail_fmt(c, 0, WR_AMQP_NOT_ALLOWED, WR_CONNECTION_OPEN, false, "vhost %.*s not found", len,
                       name);
         return;
     }
-    if (!u || !wr_auth_vhost_allowed(u, m->virtual_host)) {
+    rc = wr_server_user_conn_add(c->srv, c->user, &limit);
+    if (rc == WR_ETOOBIG) {
+        conn_fail_fmt(c, 0, WR_AMQP_NOT_ALLOWED, WR_CONNECTION_OPEN, false,
+                      "connection refused for user '%s': user connection limit (%lld) is reached", c->user,
+                      (long long)limit);
+        return;
+    }
+    if (rc != WR_OK) {
+        conn_out_of_memory(c);
+        return;
+    }
+    c->user_counted = true;
+    c->perm = wr_config_permission(wr_server_config(c->srv), c->user, name, m->virtual_host.len);
+    if (!c->perm) {
         conn_fail_fmt(c, 0, WR_AMQP_NOT_ALLOWED, WR_CONNECTION_OPEN, false,
                       "access to vhost '%.*s' refused for user '%s'", len, name, c->user);
         return;
@@ -946,6 +1040,62 @@ static void conn_unopened_channel(wr_conn_t *c, const wr_frame_t *f)
     c->nchannels++;
 }
 
+/* Where a channel method keeps its field table; NULL for methods without
+ * one. Only m->id is read, so a method not yet decoded can be asked. */
+static const wr_bytes_t *method_table(const wr_method_t *m)
+{
+    switch (m->id) {
+    case WR_EXCHANGE_DECLARE:
+        return &m->u.exchange_declare.arguments;
+    case WR_EXCHANGE_BIND:
+        return &m->u.exchange_bind.arguments;
+    case WR_EXCHANGE_UNBIND:
+        return &m->u.exchange_unbind.arguments;
+    case WR_QUEUE_DECLARE:
+        return &m->u.queue_declare.arguments;
+    case WR_QUEUE_BIND:
+        return &m->u.queue_bind.arguments;
+    case WR_QUEUE_UNBIND:
+        return &m->u.queue_unbind.arguments;
+    case WR_BASIC_CONSUME:
+        return &m->u.basic_consume.arguments;
+    default:
+        return NULL;
+    }
+}
+
+/*
+ * The table limits for what a channel is about to receive: the arguments of
+ * the methods that have them, and a content header's headers, found by
+ * skipping the two properties before them (no full decode on the publish
+ * path). Frames that do not parse are left to the channel, which reports
+ * them as RabbitMQ does.
+ */
+static bool conn_frame_tables_ok(wr_conn_t *c, const wr_frame_t *f)
+{
+    wr_cursor_t cur = wr_cursor(f->payload);
+    wr_bytes_t skip, headers;
+    uint16_t flags = 0;
+    wr_method_t m;
+
+    if (f->type == WR_FRAME_HEADER) {
+        /* class, weight and body size come before the property flags */
+        if (!wr_rd_bytes(&cur, 12, &skip) || !wr_rd_u16(&cur, &flags) || !(flags & WR_PROP_HEADERS))
+            return true;
+        if (((flags & WR_PROP_CONTENT_TYPE) && !wr_rd_shortstr(&cur, &skip)) ||
+            ((flags & WR_PROP_CONTENT_ENCODING) && !wr_rd_shortstr(&cur, &skip)) ||
+            !wr_rd_longstr(&cur, &headers))
+            return true;
+        return conn_table_ok(c, headers, f->channel, 0, "a content header");
+    }
+    if (f->type != WR_FRAME_METHOD)
+        return true;
+    m.id = peek_method_id(f);
+    if (!method_table(&m) || wr_method_decode(f->payload, &m) != WR_OK)
+        return true;
+    return conn_table_ok(c, *method_table(&m), f->channel, m.id, wr_method_name(m.id));
+}
+
 static void conn_channel_frame(wr_conn_t *c, const wr_frame_t *f)
 {
     wr_channel_t **slot;
@@ -964,6 +1114,8 @@ static void conn_channel_frame(wr_conn_t *c, const wr_frame_t *f)
                       "second 'channel.open' seen");
         return;
     }
+    if (!conn_frame_tables_ok(c, f))
+        return;
     if (wr_channel_handle_frame(*slot, f) == WR_CHANNEL_DONE) {
         wr_channel_free(*slot);
         *slot = NULL;
@@ -1122,15 +1274,25 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     wr_conn_t *c = arg;
-    char why[128];
+    char why[300], detail[256];
 
     if (what & BEV_EVENT_EOF) {
         /* Frames that arrived before the EOF are still handled. */
         c->peer_eof = true;
         conn_process(c);
     } else if (what & BEV_EVENT_ERROR) {
-        snprintf(why, sizeof(why), "socket error: %s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        if (c->tls && wr_tls_error(bev, detail, sizeof(detail))) {
+            /* A failed handshake (wrong CA, old protocol version) is worth a warning. */
+            snprintf(why, sizeof(why), "TLS error: %s", detail);
+            wr_log_warn("connection %s: %s", c->name, why);
+        } else {
+            snprintf(why, sizeof(why), "socket error: %s",
+                     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        }
         conn_close_now(c, why);
+    } else if ((what & BEV_EVENT_CONNECTED) && c->tls) {
+        wr_tls_describe(bev, detail, sizeof(detail));
+        wr_log_info("connection %s: TLS handshake done: %s", c->name, detail);
     }
 }
 
@@ -1171,10 +1333,13 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 /* --- lifecycle ------------------------------------------------------------ */
 
-wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, uint64_t id)
+wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, uint64_t id, wr_tls_t *tls)
 {
     struct event_base *base = wr_server_base(srv);
-    struct timeval handshake = {HANDSHAKE_TIMEOUT_SEC, 0};
+    uint32_t ms = wr_server_config(srv)->handshake_timeout;
+    /* RabbitMQ's handshake_timeout: connection.open (and, here, the TLS
+     * handshake before it) must be done by then. */
+    struct timeval handshake = {ms / 1000, (ms % 1000) * 1000};
     wr_conn_t *c = calloc(1, sizeof(*c));
 
     if (!c) {
@@ -1187,8 +1352,10 @@ wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, ui
     c->state = ST_AWAIT_HEADER;
     c->frame_max = WR_FRAME_MIN_SIZE;
     c->peer_loopback = wr_auth_is_loopback(peer);
+    c->tls = tls != NULL;
+    c->connected_at = (int64_t)time(NULL) * 1000;
     conn_set_name(c, fd, peer);
-    c->bev = conn_transport_new(base, fd);
+    c->bev = conn_transport_new(base, fd, tls);
     if (!c->bev) {
         evutil_closesocket(fd);
         goto err;
@@ -1294,6 +1461,11 @@ wr_vhost_t *wr_conn_vhost(const wr_conn_t *c)
     return c->vhost;
 }
 
+const wr_permission_cfg_t *wr_conn_permission(const wr_conn_t *c)
+{
+    return c->perm;
+}
+
 const char *wr_conn_user(const wr_conn_t *c)
 {
     return c->user ? c->user : "";
@@ -1314,4 +1486,28 @@ bool wr_conn_client_has(const wr_conn_t *c, const char *capability)
     wr_value_t v;
 
     return wr_table_get((wr_bytes_t){c->caps, c->caps_len}, capability, &v) && v.type == 't' && v.v.b;
+}
+
+void wr_conn_info(const wr_conn_t *c, wr_conn_info_t *out)
+{
+    out->open = c->state == ST_OPEN;
+    out->channel_max = c->channel_max;
+    out->heartbeat = c->heartbeat;
+    out->frame_max = c->frame_max;
+    out->channels = c->nchannels;
+    out->connected_at = c->connected_at;
+}
+
+void wr_conn_foreach_channel(const wr_conn_t *c, void (*fn)(void *ud, const wr_channel_t *ch), void *ud)
+{
+    if (!c->pages)
+        return;
+    for (size_t p = 0; p < CHANNEL_PAGES; p++) {
+        if (!c->pages[p])
+            continue;
+        for (size_t i = 0; i < CHANNEL_PAGE_SIZE; i++) {
+            if (c->pages[p][i])
+                fn(ud, c->pages[p][i]);
+        }
+    }
 }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker/config.h"
 #include "broker/message.h"
 #include "core/list.h"
 #include "protocol/error.h"
@@ -19,7 +20,9 @@
 
 struct sockaddr;
 typedef struct wr_conn_s wr_conn_t;
+typedef struct wr_channel_s wr_channel_t;
 typedef struct wr_server_s wr_server_t;
+typedef struct wr_tls_s wr_tls_t;
 typedef struct wr_vhost_s wr_vhost_t;
 
 /* Queues one method frame. */
@@ -44,6 +47,8 @@ uint32_t wr_conn_frame_max(const wr_conn_t *c);
 wr_server_t *wr_conn_server(const wr_conn_t *c);
 wr_vhost_t *wr_conn_vhost(const wr_conn_t *c); /* set by connection.open */
 const char *wr_conn_user(const wr_conn_t *c);
+/* The user's permissions in the connection's vhost (set by connection.open). */
+const wr_permission_cfg_t *wr_conn_permission(const wr_conn_t *c);
 /* Unique for the broker's lifetime; used for exclusive-queue ownership. */
 uint64_t wr_conn_id(const wr_conn_t *c);
 /* "127.0.0.1:50342 -> 127.0.0.1:5672", for log lines. */
@@ -55,16 +60,30 @@ bool wr_conn_client_has(const wr_conn_t *c, const char *capability);
 /*
  * The server's side (server.c). wr_conn_new takes ownership of the accepted,
  * non-blocking socket fd (closed on failure; NULL on ENOMEM) and starts the
- * handshake. The server keeps each connection on its lists through
- * wr_conn_link. wr_conn_shutdown starts closing for a broker shutdown (320
- * to open connections) and never frees. wr_conn_free releases everything,
- * closing the socket; only the server's reaper calls it, after the
- * connection reported itself done (wr_server_conn_done), or at exit.
+ * handshake, over TLS when tls is not NULL (a TLS listener's context). The server keeps each connection on
+ * its lists through wr_conn_link. wr_conn_shutdown starts closing for a broker shutdown (320 to open
+ * connections) and never frees. wr_conn_free releases everything, closing the socket; only the server's
+ * reaper calls it, after the connection reported itself done (wr_server_conn_done), or at exit.
  */
-wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, uint64_t id);
+wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, uint64_t id, wr_tls_t *tls);
 wr_list_t *wr_conn_link(wr_conn_t *c);
 wr_conn_t *wr_conn_from_link(wr_list_t *link);
 void wr_conn_shutdown(wr_conn_t *c);
 void wr_conn_free(wr_conn_t *c); /* NULL is a no-op */
+
+/* What the management API lists about a connection. */
+typedef struct {
+    bool open; /* connection.open done and not closing */
+    uint16_t channel_max;
+    uint16_t heartbeat;
+    uint32_t frame_max;
+    uint32_t channels;
+    int64_t connected_at; /* milliseconds since the epoch */
+} wr_conn_info_t;
+
+void wr_conn_info(const wr_conn_t *c, wr_conn_info_t *out);
+/* Calls fn for each open channel, in channel-number order; fn must not
+ * open or close channels. */
+void wr_conn_foreach_channel(const wr_conn_t *c, void (*fn)(void *ud, const wr_channel_t *ch), void *ud);
 
 #endif

@@ -161,6 +161,12 @@ static void match_binding(void *ud, wr_dest_t d, wr_bytes_t key, wr_bytes_t args
         q->found = true;
 }
 
+void wr_exchange_foreach_binding(const wr_exchange_t *x, wr_binding_fn fn, void *ud)
+{
+    if (x->router != NULL)
+        wr_router_foreach(x->router, fn, ud);
+}
+
 bool wr_exchange_has_binding(const wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args)
 {
     binding_query_t q = {d, key, args, false};

@@ -50,6 +50,10 @@ int wr_exchange_bind(wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t a
 /* WR_OK, or WR_ENOENT when there was no such binding. */
 int wr_exchange_unbind(wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args);
 
+/* Calls fn for each binding with x as source (management API, definitions);
+ * fn must not bind or unbind. */
+void wr_exchange_foreach_binding(const wr_exchange_t *x, wr_binding_fn fn, void *ud);
+
 /* Whether that exact binding exists. O(bindings of x): for rare paths only. */
 bool wr_exchange_has_binding(const wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args);
 

@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "broker/access.h"
 #include "broker/channel_internal.h"
 #include "broker/exchange.h"
-#include "broker/log.h"
 #include "core/status.h"
 #include "protocol/table.h"
 
@@ -32,15 +32,15 @@ static bool consumer_can_take(wr_consumer_t *c)
     return wr_conn_writable(ch->conn);
 }
 
-static void consumer_deliver(wr_consumer_t *c, wr_message_t *msg, uint64_t seq, bool redelivered)
+static void consumer_deliver(wr_consumer_t *c, wr_message_t *msg, const wr_qpos_t *pos, bool redelivered)
 {
     wr_channel_t *ch = c->owner;
     uint64_t tag = ch->last_tag + 1;
     wr_method_t m = {.id = WR_BASIC_DELIVER};
 
-    if (!c->no_ack && wr_unacked_add(ch->unacked, tag, c->queue, msg, seq, c) != WR_OK) {
+    if (!c->no_ack && wr_unacked_add(ch->unacked, tag, c->queue, msg, pos, c) != WR_OK) {
         /* Untracked it could never be acked: keep it in the queue instead. */
-        wr_queue_requeue(c->queue, msg, seq);
+        wr_queue_requeue(c->queue, msg, pos);
         return;
     }
     ch->last_tag = tag;
@@ -84,6 +84,8 @@ static wr_queue_t *find_queue(wr_channel_t *ch, wr_bytes_t name, uint32_t method
     wr_queue_t *q;
 
     if (!wr_channel_queue_name(ch, name, method, &name, err))
+        return NULL;
+    if (!wr_access_check(ch->conn, WR_PERM_READ, "queue", name, method, err))
         return NULL;
     q = wr_vhost_queue(ch->vhost, name);
     if (q == NULL) {
@@ -239,18 +241,18 @@ static bool get(wr_channel_t *ch, const wr_basic_get_t *g, wr_amqp_error_t *err)
     wr_method_t m = {.id = WR_BASIC_GET_OK};
     wr_queue_t *q = find_queue(ch, g->queue, WR_BASIC_GET, err);
     wr_message_t *msg;
-    uint64_t seq;
+    wr_qpos_t pos;
     bool redelivered;
 
     if (q == NULL)
         return false;
-    if (!wr_queue_get(q, &msg, &seq, &redelivered)) {
+    if (!wr_queue_get(q, g->no_ack, &msg, &pos, &redelivered)) {
         m.id = WR_BASIC_GET_EMPTY;
         wr_channel_send(ch, &m);
         return true;
     }
-    if (!g->no_ack && wr_unacked_add(ch->unacked, ch->last_tag + 1, q, msg, seq, NULL) != WR_OK) {
-        wr_queue_requeue(q, msg, seq);
+    if (!g->no_ack && wr_unacked_add(ch->unacked, ch->last_tag + 1, q, msg, &pos, NULL) != WR_OK) {
+        wr_queue_requeue(q, msg, &pos);
         return internal_error(WR_BASIC_GET, err);
     }
     ch->last_tag++;
@@ -420,15 +422,17 @@ static void send_return(wr_channel_t *ch, wr_message_t *msg)
 
 bool wr_handle_basic_publish(wr_channel_t *ch, wr_message_t *msg, wr_amqp_error_t *err)
 {
+    wr_confirm_t *conf = NULL;
     wr_exchange_t *x;
     size_t routed = 0;
-    uint64_t seq = 0;
     bool ok = false;
 
     if (ch->pub_immediate) {
         wr_amqp_error_set(err, WR_AMQP_NOT_IMPLEMENTED, WR_BASIC_PUBLISH, "immediate=true");
         goto out;
     }
+    if (!wr_access_check(ch->conn, WR_PERM_WRITE, "exchange", msg->exchange, WR_BASIC_PUBLISH, err))
+        goto out;
     x = wr_vhost_exchange(ch->vhost, msg->exchange);
     if (x == NULL) {
         wr_channel_not_found(ch, err, WR_BASIC_PUBLISH, "exchange", msg->exchange);
@@ -442,28 +446,22 @@ bool wr_handle_basic_publish(wr_channel_t *ch, wr_message_t *msg, wr_amqp_error_
     }
     if (!check_props(ch, msg, err))
         goto out;
-    if (ch->confirm)
-        seq = ++ch->publish_seq;
-    wr_dest_set_clear(&ch->route);
-    if (!wr_vhost_route(ch->vhost, x, msg, &ch->route)) {
+    if (ch->confirm && (conf = wr_channel_confirm_new(ch)) == NULL) {
         internal_error(WR_BASIC_PUBLISH, err);
         goto out;
     }
-    for (size_t i = 0; i < ch->route.count; i++) {
-        if (ch->route.items[i].kind != WR_DEST_QUEUE)
-            continue;
-        if (wr_queue_publish(ch->route.items[i].ptr, msg) == WR_OK)
-            routed++;
-        else
-            wr_log_warn("out of memory: message to queue '%.*s' dropped",
-                        (int)wr_queue_name(ch->route.items[i].ptr).len,
-                        (const char *)wr_queue_name(ch->route.items[i].ptr).data);
+    if (!wr_vhost_publish(ch->vhost, x, msg, &ch->route, conf, &routed)) {
+        if (conf != NULL)
+            wr_confirm_release(conf, false);
+        internal_error(WR_BASIC_PUBLISH, err);
+        goto out;
     }
     /* The return precedes the confirm, as RabbitMQ sends them. */
     if (routed == 0 && ch->pub_mandatory)
         send_return(ch, msg);
-    if (ch->confirm)
-        wr_channel_confirm(ch, seq);
+    /* Routing is done: the confirm now waits only for the durable queues. */
+    if (conf != NULL)
+        wr_confirm_release(conf, true);
     ok = true;
 out:
     wr_message_unref(msg);

@@ -6,6 +6,7 @@
  */
 #include "broker/handle_exchange.h"
 
+#include "broker/access.h"
 #include "broker/channel_internal.h"
 #include "broker/exchange.h"
 #include "core/status.h"
@@ -63,11 +64,8 @@ bool wr_handle_exchange_check_binding(const wr_exchange_t *source, wr_bytes_t ar
     return false;
 }
 
-static bool declare_new(wr_channel_t *ch, const wr_exchange_declare_t *d, wr_bytes_t name,
-                        const wr_exchange_type_t *type, wr_amqp_error_t *err)
+bool wr_handle_exchange_check_new(const char *vhost, wr_bytes_t name, wr_bytes_t args, wr_amqp_error_t *err)
 {
-    wr_exchange_opts_t o = {type, d->durable, d->auto_delete, d->internal, d->arguments};
-    wr_exchange_t *x;
     wr_value_t ae;
 
     if (wr_bytes_has_prefix(name, "amq.")) {
@@ -76,13 +74,51 @@ static bool declare_new(wr_channel_t *ch, const wr_exchange_declare_t *d, wr_byt
                           (const char *)name.data);
         return false;
     }
-    if (wr_table_get(d->arguments, "alternate-exchange", &ae) && ae.type != 'S') {
+    if (wr_table_get(args, "alternate-exchange", &ae) && ae.type != 'S') {
         wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_EXCHANGE_DECLARE,
                           "invalid type '%s' for arg 'alternate-exchange' in exchange '%.*s' in vhost '%s'",
-                          wr_value_type_name(ae.type), (int)name.len, (const char *)name.data,
-                          wr_channel_vhost_name(ch));
+                          wr_value_type_name(ae.type), (int)name.len, (const char *)name.data, vhost);
         return false;
     }
+    return true;
+}
+
+bool wr_handle_exchange_check_equivalent(const char *vhost, const wr_exchange_t *x,
+                                         const wr_exchange_opts_t *req, wr_amqp_error_t *err)
+{
+    const wr_exchange_opts_t *o = wr_exchange_opts(x);
+    wr_bytes_t name = wr_exchange_name(x);
+
+    if (o->type != req->type) {
+        wr_amqp_error_set(
+            err, WR_AMQP_PRECONDITION_FAILED, WR_EXCHANGE_DECLARE,
+            "inequivalent arg 'type' for exchange '%.*s' in vhost '%s': received '%s' but current "
+            "is '%s'",
+            (int)name.len, (const char *)name.data, vhost, wr_exchange_type_name(req->type),
+            wr_exchange_type_name(o->type));
+        return false;
+    }
+    return wr_channel_flag_equiv(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, "durable", o->durable,
+                                 req->durable) &&
+           wr_channel_flag_equiv(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, "auto_delete",
+                                 o->auto_delete, req->auto_delete) &&
+           wr_channel_flag_equiv(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, "internal", o->internal,
+                                 req->internal) &&
+           wr_channel_arg_equiv(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, o->args, req->args,
+                                "alternate-exchange");
+}
+
+static bool declare_new(wr_channel_t *ch, const wr_exchange_declare_t *d, wr_bytes_t name,
+                        const wr_exchange_type_t *type, wr_amqp_error_t *err)
+{
+    wr_exchange_opts_t o = {type, d->durable, d->auto_delete, d->internal, d->arguments};
+    wr_exchange_t *x;
+
+    if (!wr_handle_exchange_check_new(wr_channel_vhost_name(ch), name, d->arguments, err))
+        return false;
+    if (!wr_access_check_arg(ch->conn, "exchange", name, d->arguments, "alternate-exchange",
+                             WR_EXCHANGE_DECLARE, err))
+        return false;
     if (wr_vhost_exchange_add(ch->vhost, name, &o, &x) != WR_OK)
         return out_of_memory(WR_EXCHANGE_DECLARE, err);
     return true;
@@ -93,7 +129,7 @@ static bool declare_exchange(wr_channel_t *ch, const wr_exchange_declare_t *d, w
     uint8_t buf[255];
     wr_bytes_t name = wr_channel_strip_crlf(d->exchange, buf);
     const wr_exchange_type_t *type;
-    const wr_exchange_opts_t *o;
+    wr_exchange_opts_t req;
     wr_exchange_t *x;
 
     if (d->passive) {
@@ -111,30 +147,16 @@ static bool declare_exchange(wr_channel_t *ch, const wr_exchange_declare_t *d, w
     }
     if (!not_default(name, WR_EXCHANGE_DECLARE, err))
         return false;
+    if (!wr_access_check(ch->conn, WR_PERM_CONFIGURE, "exchange", name, WR_EXCHANGE_DECLARE, err))
+        return false;
     x = wr_vhost_exchange(ch->vhost, name);
     if (x == NULL) {
         if (!declare_new(ch, d, name, type, err))
             return false;
         return reply(ch, d->nowait, WR_EXCHANGE_DECLARE_OK);
     }
-    o = wr_exchange_opts(x);
-    if (o->type != type) {
-        wr_amqp_error_set(
-            err, WR_AMQP_PRECONDITION_FAILED, WR_EXCHANGE_DECLARE,
-            "inequivalent arg 'type' for exchange '%.*s' in vhost '%s': received '%s' but current "
-            "is '%s'",
-            (int)name.len, (const char *)name.data, wr_channel_vhost_name(ch), wr_exchange_type_name(type),
-            wr_exchange_type_name(o->type));
-        return false;
-    }
-    if (!wr_channel_flag_equiv(ch, err, WR_EXCHANGE_DECLARE, "exchange", name, "durable", o->durable,
-                               d->durable) ||
-        !wr_channel_flag_equiv(ch, err, WR_EXCHANGE_DECLARE, "exchange", name, "auto_delete", o->auto_delete,
-                               d->auto_delete) ||
-        !wr_channel_flag_equiv(ch, err, WR_EXCHANGE_DECLARE, "exchange", name, "internal", o->internal,
-                               d->internal) ||
-        !wr_channel_arg_equiv(ch, err, WR_EXCHANGE_DECLARE, "exchange", name, o->args, d->arguments,
-                              "alternate-exchange"))
+    req = (wr_exchange_opts_t){type, d->durable, d->auto_delete, d->internal, d->arguments};
+    if (!wr_handle_exchange_check_equivalent(wr_channel_vhost_name(ch), x, &req, err))
         return false;
     return reply(ch, d->nowait, WR_EXCHANGE_DECLARE_OK);
 }
@@ -153,6 +175,8 @@ static bool delete_exchange(wr_channel_t *ch, const wr_exchange_delete_t *d, wr_
                           (const char *)name.data, wr_channel_vhost_name(ch));
         return false;
     }
+    if (!wr_access_check(ch->conn, WR_PERM_CONFIGURE, "exchange", name, WR_EXCHANGE_DELETE, err))
+        return false;
     x = wr_vhost_exchange(ch->vhost, name);
     /* RabbitMQ 3.10 answers delete-ok for an exchange that does not exist. */
     if (x == NULL)
@@ -178,7 +202,11 @@ static bool bind_exchange(wr_channel_t *ch, const wr_exchange_bind_t *b, uint32_
     wr_dest_t d;
     int rc;
 
+    if (!wr_access_check(ch->conn, WR_PERM_WRITE, "exchange", dname, method, err))
+        return false;
     if (!not_default(dname, method, err) || !not_default(sname, method, err))
+        return false;
+    if (!wr_access_check(ch->conn, WR_PERM_READ, "exchange", sname, method, err))
         return false;
     src = wr_vhost_exchange(ch->vhost, sname);
     dst = wr_vhost_exchange(ch->vhost, dname);
@@ -195,7 +223,7 @@ static bool bind_exchange(wr_channel_t *ch, const wr_exchange_bind_t *b, uint32_
     if (!wr_handle_exchange_check_binding(src, b->arguments, method, err))
         return false;
     d = (wr_dest_t){dst, WR_DEST_EXCHANGE};
-    rc = wr_exchange_bind(src, d, b->routing_key, b->arguments);
+    rc = wr_vhost_bind(ch->vhost, src, d, b->routing_key, b->arguments);
     if (rc != WR_OK && rc != WR_EEXIST)
         return out_of_memory(method, err);
     return reply(ch, b->nowait, WR_EXCHANGE_BIND_OK);

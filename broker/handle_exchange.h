@@ -26,5 +26,15 @@ bool wr_handle_exchange(wr_channel_t *ch, const wr_method_t *m, wr_amqp_error_t 
  */
 bool wr_handle_exchange_check_binding(const wr_exchange_t *source, wr_bytes_t args, uint32_t method,
                                       wr_amqp_error_t *err);
+/*
+ * RabbitMQ's checks on a new exchange's name and arguments (reserved amq.
+ * prefix: 403; alternate-exchange not a string: 406). Shared with the
+ * management API. False with *err set.
+ */
+bool wr_handle_exchange_check_new(const char *vhost, wr_bytes_t name, wr_bytes_t args, wr_amqp_error_t *err);
+/* RabbitMQ's equivalence check for redeclaring x with req (type, flags,
+ * alternate-exchange), for the management API too. False with a 406. */
+bool wr_handle_exchange_check_equivalent(const char *vhost, const wr_exchange_t *x,
+                                         const wr_exchange_opts_t *req, wr_amqp_error_t *err);
 
 #endif

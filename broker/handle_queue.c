@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "broker/access.h"
 #include "broker/channel_internal.h"
 #include "broker/exchange.h"
 #include "broker/handle_exchange.h"
@@ -175,7 +176,7 @@ static bool check_arg(arg_rule_t rule, const wr_value_t *v, wr_bytes_t args, cha
     }
 }
 
-static bool check_declare_args(const wr_channel_t *ch, wr_bytes_t name, wr_bytes_t args, wr_amqp_error_t *err)
+bool wr_handle_queue_check_args(const char *vhost, wr_bytes_t name, wr_bytes_t args, wr_amqp_error_t *err)
 {
     wr_table_iter_t it;
     wr_bytes_t key;
@@ -187,7 +188,7 @@ static bool check_declare_args(const wr_channel_t *ch, wr_bytes_t name, wr_bytes
             !check_arg(declare_args[i].rule, &v, args, why, sizeof(why))) {
             wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_QUEUE_DECLARE,
                               "invalid arg '%s' for queue '%.*s' in vhost '%s': %s", declare_args[i].key,
-                              (int)name.len, (const char *)name.data, wr_channel_vhost_name(ch), why);
+                              (int)name.len, (const char *)name.data, vhost, why);
             return false;
         }
     }
@@ -198,7 +199,7 @@ static bool check_declare_args(const wr_channel_t *ch, wr_bytes_t name, wr_bytes
                               "invalid arg '%.*s' for queue '%.*s' in vhost '%s' of queue type "
                               "rabbit_classic_queue",
                               (int)key.len, (const char *)key.data, (int)name.len, (const char *)name.data,
-                              wr_channel_vhost_name(ch));
+                              vhost);
             return false;
         }
     }
@@ -227,25 +228,43 @@ static bool declare_ok(wr_channel_t *ch, bool nowait, wr_queue_t *q)
     return true;
 }
 
+bool wr_handle_queue_check_name(wr_bytes_t name, wr_amqp_error_t *err)
+{
+    if (!wr_bytes_has_prefix(name, "amq."))
+        return true;
+    wr_amqp_error_set(err, WR_AMQP_ACCESS_REFUSED, WR_QUEUE_DECLARE,
+                      "queue name '%.*s' contains reserved prefix 'amq.*'", (int)name.len,
+                      (const char *)name.data);
+    return false;
+}
+
+bool wr_handle_queue_check_equivalent(const char *vhost, const wr_queue_t *q, bool durable, bool auto_delete,
+                                      wr_bytes_t args, wr_amqp_error_t *err)
+{
+    const wr_queue_opts_t *o = wr_queue_opts(q);
+    wr_bytes_t name = wr_queue_name(q);
+
+    if (!wr_channel_flag_equiv(vhost, err, WR_QUEUE_DECLARE, "queue", name, "durable", o->durable, durable) ||
+        !wr_channel_flag_equiv(vhost, err, WR_QUEUE_DECLARE, "queue", name, "auto_delete", o->auto_delete,
+                               auto_delete))
+        return false;
+    for (size_t i = 0; i < sizeof(equiv_args) / sizeof(equiv_args[0]); i++) {
+        if (!wr_channel_arg_equiv(vhost, err, WR_QUEUE_DECLARE, "queue", name, o->args, args, equiv_args[i]))
+            return false;
+    }
+    return true;
+}
+
 /* A redeclaration must match: owner exactly (not just access), then the
  * flags, then the arguments a classic queue cares about. */
 static bool check_equivalent(const wr_channel_t *ch, const wr_queue_t *q, bool durable, bool exclusive,
                              bool auto_delete, wr_bytes_t args, wr_amqp_error_t *err)
 {
     const wr_queue_opts_t *o = wr_queue_opts(q);
-    wr_bytes_t name = wr_queue_name(q);
 
     if (o->exclusive != exclusive || (exclusive && o->owner != wr_conn_id(ch->conn)))
         return wr_channel_locked(ch, q, WR_QUEUE_DECLARE, err);
-    if (!wr_channel_flag_equiv(ch, err, WR_QUEUE_DECLARE, "queue", name, "durable", o->durable, durable) ||
-        !wr_channel_flag_equiv(ch, err, WR_QUEUE_DECLARE, "queue", name, "auto_delete", o->auto_delete,
-                               auto_delete))
-        return false;
-    for (size_t i = 0; i < sizeof(equiv_args) / sizeof(equiv_args[0]); i++) {
-        if (!wr_channel_arg_equiv(ch, err, WR_QUEUE_DECLARE, "queue", name, o->args, args, equiv_args[i]))
-            return false;
-    }
-    return true;
+    return wr_handle_queue_check_equivalent(wr_channel_vhost_name(ch), q, durable, auto_delete, args, err);
 }
 
 static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp_error_t *err)
@@ -268,12 +287,11 @@ static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp
     if (name.len == 0) {
         wr_channel_gen_name(gen, "amq.gen-");
         name = wr_bytes_str(gen);
-    } else if (wr_bytes_has_prefix(name, "amq.")) {
-        wr_amqp_error_set(err, WR_AMQP_ACCESS_REFUSED, WR_QUEUE_DECLARE,
-                          "queue name '%.*s' contains reserved prefix 'amq.*'", (int)name.len,
-                          (const char *)name.data);
+    } else if (!wr_handle_queue_check_name(name, err)) {
         return false;
     }
+    if (!wr_access_check(ch->conn, WR_PERM_CONFIGURE, "queue", name, WR_QUEUE_DECLARE, err))
+        return false;
     /* RabbitMQ: an exclusive queue is never durable. */
     o = (wr_queue_opts_t){d->durable && !d->exclusive, d->exclusive, d->auto_delete, d->exclusive ? me : 0,
                           d->arguments};
@@ -283,7 +301,10 @@ static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp
             return false;
         return declare_ok(ch, d->nowait, q);
     }
-    if (!check_declare_args(ch, name, d->arguments, err))
+    if (!wr_access_check_arg(ch->conn, "queue", name, d->arguments, "x-dead-letter-exchange",
+                             WR_QUEUE_DECLARE, err))
+        return false;
+    if (!wr_handle_queue_check_args(wr_channel_vhost_name(ch), name, d->arguments, err))
         return false;
     if (wr_vhost_queue_add(ch->vhost, name, &o, &q) != WR_OK)
         return out_of_memory(WR_QUEUE_DECLARE, err);
@@ -308,11 +329,15 @@ static bool bind_queue(wr_channel_t *ch, uint32_t method, wr_bytes_t qname, wr_b
         return false;
     qname = wr_channel_strip_crlf(qname, qbuf);
     xname = wr_channel_strip_crlf(xname, xbuf);
+    if (!wr_access_check(ch->conn, WR_PERM_WRITE, "queue", qname, method, err))
+        return false;
     if (xname.len == 0) {
         wr_amqp_error_set(err, WR_AMQP_ACCESS_REFUSED, method,
                           "operation not permitted on the default exchange");
         return false;
     }
+    if (!wr_access_check(ch->conn, WR_PERM_READ, "exchange", xname, method, err))
+        return false;
     x = wr_vhost_exchange(ch->vhost, xname);
     q = wr_vhost_queue(ch->vhost, qname);
     if (method == WR_QUEUE_UNBIND) {
@@ -335,7 +360,7 @@ static bool bind_queue(wr_channel_t *ch, uint32_t method, wr_bytes_t qname, wr_b
         !wr_channel_check_exclusive(ch, q, method, err))
         return false;
     d = (wr_dest_t){q, WR_DEST_QUEUE};
-    rc = wr_exchange_bind(x, d, key, args);
+    rc = wr_vhost_bind(ch->vhost, x, d, key, args);
     if (rc != WR_OK && rc != WR_EEXIST)
         return out_of_memory(method, err);
     if (!nowait)
@@ -350,6 +375,8 @@ static bool purge_queue(wr_channel_t *ch, const wr_queue_purge_t *p, wr_amqp_err
     wr_queue_t *q;
 
     if (!wr_channel_queue_name(ch, p->queue, WR_QUEUE_PURGE, &name, err))
+        return false;
+    if (!wr_access_check(ch->conn, WR_PERM_READ, "queue", name, WR_QUEUE_PURGE, err))
         return false;
     q = wr_vhost_queue(ch->vhost, name);
     if (q == NULL)
@@ -373,6 +400,8 @@ static bool delete_queue(wr_channel_t *ch, const wr_queue_delete_t *d, wr_amqp_e
     if (!wr_channel_queue_name(ch, d->queue, WR_QUEUE_DELETE, &name, err))
         return false;
     name = wr_channel_strip_crlf(name, buf);
+    if (!wr_access_check(ch->conn, WR_PERM_CONFIGURE, "queue", name, WR_QUEUE_DELETE, err))
+        return false;
     q = wr_vhost_queue(ch->vhost, name);
     /* RabbitMQ 3.10 answers delete-ok (0 messages) for a missing queue. */
     if (q != NULL) {

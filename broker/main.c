@@ -11,18 +11,23 @@
 #include <event2/event.h>
 
 #include "broker/config.h"
+#include "broker/definitions.h"
 #include "broker/log.h"
 #include "broker/server.h"
+#include "broker/tls.h"
 #include "core/status.h"
 
 #define DEFAULT_CONFIG "etc/warren.json"
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: warrend [--config FILE] [--help] [--version]\n"
+    fprintf(out, "usage: warrend [--config FILE] [--check-config FILE] [--help] [--version]\n"
                  "\n"
                  "  --config FILE  configuration file (default: " DEFAULT_CONFIG ", relative to the\n"
                  "                 current directory)\n"
+                 "  --check-config FILE\n"
+                 "                 validate FILE, the environment overrides and the files it names,\n"
+                 "                 then exit: 0 when valid, 2 with the problems on stderr\n"
                  "  --help         show this help and exit\n"
                  "  --version      show the version and exit\n");
 }
@@ -32,7 +37,9 @@ int main(int argc, char **argv)
     const char *path = DEFAULT_CONFIG;
     char err[8192];
     wr_config_t *cfg;
+    wr_tls_t *tls = NULL;
     wr_server_t *srv;
+    bool check = false;
     int rc;
 
     for (int i = 1; i < argc; i++) {
@@ -50,6 +57,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             path = argv[++i];
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            if (i + 1 == argc) {
+                fprintf(stderr, "warrend: --check-config needs a FILE\n");
+                return 2;
+            }
+            path = argv[++i];
+            check = true;
         } else if (strncmp(argv[i], "--config=", 9) == 0) {
             path = argv[i] + 9;
         } else {
@@ -63,7 +77,31 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 2;
     }
+    if (wr_config_apply_env(cfg, err, sizeof(err)) != WR_OK) {
+        fprintf(stderr, "%s\n", err);
+        wr_config_free(cfg);
+        return 2;
+    }
+    if (cfg->load_definitions &&
+        wr_definitions_check_file(cfg->load_definitions, err, sizeof(err)) != WR_OK) {
+        fprintf(stderr, "%s: load_definitions: %s\n", path, err);
+        wr_config_free(cfg);
+        return 2;
+    }
     wr_log_set_level(cfg->log_level);
+    /* Certificate and key problems are configuration errors, reported
+     * before anything listens. */
+    if (cfg->ntls_listeners > 0 && !(tls = wr_tls_new(&cfg->tls, err, sizeof(err)))) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        wr_config_free(cfg);
+        return 2;
+    }
+    if (check) {
+        printf("%s: configuration valid\n", path);
+        wr_tls_free(tls);
+        wr_config_free(cfg);
+        return 0;
+    }
     /* A peer that vanishes must cost an EPIPE, not the process. */
     signal(SIGPIPE, SIG_IGN);
     /* The server handles SIGTERM/SIGINT while it runs; libevent restores
@@ -72,10 +110,12 @@ int main(int argc, char **argv)
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     wr_log_info("warrend %s starting with %s", WR_VERSION, path);
-    srv = wr_server_new(cfg);
+    srv = wr_server_new(cfg, tls);
     if (!srv)
         return 1;
-    rc = wr_server_listen(srv);
+    rc = wr_definitions_load(srv);
+    if (rc == WR_OK)
+        rc = wr_server_listen(srv);
     if (rc == WR_OK)
         rc = wr_server_run(srv);
     wr_server_free(srv);

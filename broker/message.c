@@ -73,3 +73,10 @@ const wr_props_t *wr_message_props(wr_message_t *m)
     }
     return &m->props;
 }
+
+bool wr_message_persistent(wr_message_t *m)
+{
+    const wr_props_t *p = wr_message_props(m);
+
+    return p != NULL && (p->flags & WR_PROP_DELIVERY_MODE) && p->delivery_mode == 2;
+}

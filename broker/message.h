@@ -17,13 +17,13 @@
 typedef struct wr_message_s {
     uint32_t refs;
     bool props_decoded;
-    wr_bytes_t exchange;    /* point into the same allocation */
+    wr_bytes_t exchange; /* point into the same allocation */
     wr_bytes_t routing_key;
-    wr_bytes_t header;      /* raw content header payload */
-    uint8_t *body;          /* separate allocation of body_size bytes */
+    wr_bytes_t header; /* raw content header payload */
+    uint8_t *body;     /* separate allocation of body_size bytes */
     uint64_t body_size;
-    uint64_t body_filled;   /* bytes received so far while assembling */
-    wr_props_t props;       /* valid once props_decoded; borrows from header */
+    uint64_t body_filled; /* bytes received so far while assembling */
+    wr_props_t props;     /* valid once props_decoded; borrows from header */
 } wr_message_t;
 
 /*
@@ -41,5 +41,7 @@ static inline wr_message_t *wr_message_ref(wr_message_t *m)
 void wr_message_unref(wr_message_t *m);
 /* Decoded properties (decoding on first use); NULL if the header is invalid. */
 const wr_props_t *wr_message_props(wr_message_t *m);
+/* delivery_mode is 2: in a durable queue the message survives a restart. */
+bool wr_message_persistent(wr_message_t *m);
 
 #endif

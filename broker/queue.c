@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Queue bookkeeping without I/O: ready messages, consumers, dispatch in
- * bounded batches, and the per-channel record of unacked deliveries. Fresh
- * messages wait in a FIFO ring; requeued ones wait in a min-heap keyed by
- * their enqueue sequence number, and the head of the queue is whichever of the
- * two is older, so requeueing restores the original order in O(log n).
+ * Queue bookkeeping without I/O of its own: ready messages, consumers,
+ * dispatch in bounded batches, the per-channel record of unacked deliveries,
+ * and paging. Fresh messages wait in a FIFO deque of 16-byte entries (the
+ * message, or NULL while only its log record holds it, and the record's
+ * index); requeued ones wait in a min-heap keyed by their enqueue sequence
+ * number, and the head of the queue is whichever of the two is older, so
+ * requeueing restores the original order in O(log n). Beyond the memory
+ * budget new messages go to the log only and are read back in batches,
+ * ahead of the consumers, as the queue drains.
  */
 #include "broker/queue.h"
 
@@ -13,11 +17,34 @@
 
 #include "core/status.h"
 
+/* Entry flags, below the log index in entry_t.word. */
+#define E_PERSISTENT  1u /* delivery_mode 2 in a durable queue: its record survives restarts */
+#define E_REDELIVERED 2u
+#define E_LOST        4u /* its record could not be read back */
+#define E_SHIFT       3
+
+/* wr_qpos_t.flags */
+#define POS_PERSISTENT 1u
+#define POS_TAKEN      2u /* tracked by the log as out for delivery */
+
+/* Entries per deque block (16 KiB). */
+#define BLOCK 1024
+/* Paging in: when fewer than half a batch of messages ahead of the
+ * consumers is in memory, read up to a batch more (within the budget). */
+#define PAGE_IN_RECORDS 256
+#define PAGE_IN_BYTES   (4u << 20)
+
+typedef struct {
+    wr_message_t *msg; /* NULL while paged out */
+    uint64_t word;     /* log index << E_SHIFT | E_* flags; index 0: not in the log */
+} entry_t;
+
+/* A requeued message: always in memory. */
 typedef struct {
     wr_message_t *msg;
     uint64_t seq;
-    bool redelivered;
-} ready_t;
+    uint64_t word;
+} held_t;
 
 /* Consumers of one priority, in round-robin order. */
 typedef struct wr_prio_group_s {
@@ -37,79 +64,112 @@ struct wr_queue_s {
     wr_list_t sources;
     wr_list_t owner_link;
 
-    ready_t *ring; /* fresh messages: ring[head .. head+len) modulo cap */
-    size_t head;
-    size_t len;
-    size_t cap;    /* power of two, or 0 */
-    ready_t *heap; /* requeued messages, min-heap on seq */
+    /* Fresh messages: a deque of blocks, blocks[(bfirst + i) & (bcap - 1)]. */
+    entry_t **blocks;
+    size_t bcap; /* power of two, or 0 */
+    size_t bfirst;
+    size_t nblocks;
+    size_t head;       /* offset of the first entry in the first block */
+    size_t len;        /* entries */
+    size_t loaded;     /* entries from the head known to be in memory */
+    uint64_t head_seq; /* sequence number of the first entry */
+    entry_t *spare;    /* a drained block kept for the next one needed */
+    held_t *heap;      /* requeued messages, min-heap on seq */
     size_t hlen;
     size_t hcap;
-    uint64_t next_seq;
+    uint64_t mem;   /* bytes of ready messages in memory */
+    wr_qlog_t *log; /* NULL: memory only */
 
     wr_list_t groups;
     size_t nconsumers;
     wr_consumer_t *exclusive_consumer;
+    size_t unacked;
+    wr_queue_stats_t stats;
     uint8_t data[]; /* name, then args */
 };
 
 /* ---------------------------------------------------------------- ready */
 
-static bool ring_push(wr_queue_t *q, ready_t r)
+/* What a message costs in memory, for the budget. */
+static uint64_t msg_cost(const wr_message_t *m)
 {
-    if (q->len == q->cap) {
-        size_t ncap = q->cap ? q->cap * 2 : 16;
-        ready_t *n = malloc(ncap * sizeof(*n));
+    return sizeof(*m) + m->exchange.len + m->routing_key.len + m->header.len + m->body_size;
+}
 
-        if (n == NULL)
+static uint64_t entry_index(uint64_t word)
+{
+    return word >> E_SHIFT;
+}
+
+static entry_t *ring_at(const wr_queue_t *q, size_t i)
+{
+    size_t p = q->head + i;
+
+    return &q->blocks[(q->bfirst + p / BLOCK) & (q->bcap - 1)][p % BLOCK];
+}
+
+static bool ring_push(wr_queue_t *q, entry_t e)
+{
+    if (q->head + q->len == q->nblocks * BLOCK) {
+        entry_t *b = q->spare;
+
+        if (q->nblocks == q->bcap) {
+            size_t ncap = q->bcap ? q->bcap * 2 : 4;
+            entry_t **n = malloc(ncap * sizeof(*n));
+
+            if (n == NULL)
+                return false;
+            for (size_t i = 0; i < q->nblocks; i++)
+                n[i] = q->blocks[(q->bfirst + i) & (q->bcap - 1)];
+            free(q->blocks);
+            q->blocks = n;
+            q->bcap = ncap;
+            q->bfirst = 0;
+        }
+        if (b == NULL && (b = malloc(BLOCK * sizeof(*b))) == NULL)
             return false;
-        for (size_t i = 0; i < q->len; i++)
-            n[i] = q->ring[(q->head + i) & (q->cap - 1)];
-        free(q->ring);
-        q->ring = n;
-        q->cap = ncap;
-        q->head = 0;
+        q->spare = NULL;
+        q->blocks[(q->bfirst + q->nblocks) & (q->bcap - 1)] = b;
+        q->nblocks++;
     }
-    q->ring[(q->head + q->len) & (q->cap - 1)] = r;
+    *ring_at(q, q->len) = e;
     q->len++;
     return true;
 }
 
-/* Gives memory back after a backlog drains; a failed shrink is harmless. */
-static void ring_maybe_shrink(wr_queue_t *q)
+/* Removes the head entry; drained blocks go back (one is kept as spare). */
+static entry_t ring_pop(wr_queue_t *q)
 {
-    size_t ncap = q->cap / 2;
-    ready_t *n;
+    entry_t e = *ring_at(q, 0);
 
-    if (q->cap <= 64 || q->len >= q->cap / 4)
-        return;
-    n = malloc(ncap * sizeof(*n));
-    if (n == NULL)
-        return;
-    for (size_t i = 0; i < q->len; i++)
-        n[i] = q->ring[(q->head + i) & (q->cap - 1)];
-    free(q->ring);
-    q->ring = n;
-    q->cap = ncap;
-    q->head = 0;
-}
-
-static ready_t ring_pop(wr_queue_t *q)
-{
-    ready_t r = q->ring[q->head];
-
-    q->head = (q->head + 1) & (q->cap - 1);
     q->len--;
-    ring_maybe_shrink(q);
-    return r;
+    q->head++;
+    q->head_seq++;
+    if (q->loaded > 0)
+        q->loaded--;
+    if (q->head == BLOCK || q->len == 0) {
+        entry_t *b = q->blocks[q->bfirst];
+
+        if (q->head == BLOCK) {
+            q->bfirst = (q->bfirst + 1) & (q->bcap - 1);
+            q->nblocks--;
+            if (q->spare == NULL)
+                q->spare = b;
+            else
+                free(b);
+        }
+        q->head = 0;
+    }
+    return e;
 }
 
-static bool heap_push(wr_queue_t *q, ready_t r)
+static bool heap_push(wr_queue_t *q, held_t r)
 {
     size_t i;
 
     if (q->hlen == q->hcap) {
         size_t ncap = q->hcap ? q->hcap * 2 : 16;
-        ready_t *n = realloc(q->heap, ncap * sizeof(*n));
+        held_t *n = realloc(q->heap, ncap * sizeof(*n));
 
         if (n == NULL)
             return false;
@@ -128,10 +188,10 @@ static bool heap_push(wr_queue_t *q, ready_t r)
     return true;
 }
 
-static ready_t heap_pop(wr_queue_t *q)
+static held_t heap_pop(wr_queue_t *q)
 {
-    ready_t top = q->heap[0];
-    ready_t last = q->heap[--q->hlen];
+    held_t top = q->heap[0];
+    held_t last = q->heap[--q->hlen];
     size_t i = 0;
 
     for (;;) {
@@ -150,12 +210,120 @@ static ready_t heap_pop(wr_queue_t *q)
     return top;
 }
 
-/* The older of the two heads; the caller checks that one exists. */
-static ready_t ready_pop(wr_queue_t *q)
+static uint64_t budget(const wr_queue_t *q)
 {
-    if (q->hlen > 0 && (q->len == 0 || q->heap[0].seq < q->ring[q->head].seq))
-        return heap_pop(q);
-    return ring_pop(q);
+    return q->log != NULL ? wr_qlog_budget(q->log) : UINT64_MAX;
+}
+
+/*
+ * Reads paged-out messages back ahead of need: when fewer than half a batch
+ * ahead of the consumers is in memory, up to a batch more, within the
+ * budget. The head itself is always read. A record that cannot be read is
+ * marked lost (wr_qlog_read reports it); out of memory leaves it for later.
+ */
+static void page_in(wr_queue_t *q)
+{
+    uint64_t limit = budget(q), bytes = 0;
+    size_t n = 0;
+
+    if (q->loaded == q->len || q->loaded >= PAGE_IN_RECORDS / 2 || (q->loaded > 0 && q->mem >= limit))
+        return;
+    while (q->loaded < q->len && n < PAGE_IN_RECORDS && bytes < PAGE_IN_BYTES &&
+           (q->loaded == 0 || q->mem < limit)) {
+        entry_t *e = ring_at(q, q->loaded);
+
+        if (e->msg == NULL && !(e->word & E_LOST)) {
+            int rc = wr_qlog_read(q->log, entry_index(e->word), &e->msg);
+
+            if (rc == WR_ENOMEM)
+                return;
+            if (rc != WR_OK) {
+                e->word |= E_LOST;
+            } else {
+                q->mem += msg_cost(e->msg);
+                bytes += msg_cost(e->msg);
+                n++;
+            }
+        }
+        q->loaded++;
+    }
+}
+
+static wr_qpos_t pos_of(uint64_t seq, uint64_t word, bool taken)
+{
+    wr_qpos_t pos = {seq, entry_index(word), 0};
+
+    if (word & E_PERSISTENT)
+        pos.flags |= POS_PERSISTENT;
+    if (taken)
+        pos.flags |= POS_TAKEN;
+    return pos;
+}
+
+static uint64_t pos_word(const wr_qpos_t *pos)
+{
+    return pos->index << E_SHIFT | ((pos->flags & POS_PERSISTENT) ? E_PERSISTENT : 0);
+}
+
+/* The message at pos is done with: its log record goes. */
+static void settle(wr_queue_t *q, const wr_qpos_t *pos)
+{
+    if (q->log != NULL && pos->index != 0)
+        wr_qlog_settle(q->log, pos->index, pos->flags & POS_PERSISTENT, pos->flags & POS_TAKEN);
+}
+
+/*
+ * Takes the head: the older of the deque's head and the heap's top.
+ * *from_ring says which. False when nothing is ready, or the head could not
+ * be read back for want of memory (a later wake retries).
+ */
+static bool ready_pop(wr_queue_t *q, held_t *out, bool *from_ring)
+{
+    for (;;) {
+        entry_t e;
+
+        if (q->hlen > 0 && (q->len == 0 || q->heap[0].seq < q->head_seq)) {
+            *out = heap_pop(q);
+            q->mem -= msg_cost(out->msg);
+            *from_ring = false;
+            return true;
+        }
+        if (q->len == 0)
+            return false;
+        page_in(q);
+        e = *ring_at(q, 0);
+        if (e.msg == NULL && !(e.word & E_LOST))
+            return false;
+        out->seq = q->head_seq;
+        ring_pop(q);
+        if (e.word & E_LOST) {
+            wr_qpos_t pos = pos_of(out->seq, e.word, false);
+            settle(q, &pos);
+            continue;
+        }
+        q->mem -= msg_cost(e.msg);
+        out->msg = e.msg;
+        out->word = e.word;
+        *from_ring = true;
+        return true;
+    }
+}
+
+/*
+ * The head has been taken for a delivery: the log tracks it until it is
+ * settled, and records its first delivery. Returns its position.
+ */
+static wr_qpos_t take(wr_queue_t *q, const held_t *r, bool from_ring, bool no_ack)
+{
+    bool redelivered = (r->word & E_REDELIVERED) != 0;
+
+    /* A requeued message has been taken before and is still tracked. */
+    if (!from_ring)
+        return pos_of(r->seq, r->word, true);
+    if (no_ack || entry_index(r->word) == 0)
+        return pos_of(r->seq, r->word, false);
+    wr_qlog_taken(q->log, entry_index(r->word), r->word & E_PERSISTENT, !redelivered);
+    return pos_of(r->seq, r->word, true);
 }
 
 /* ---------------------------------------------------------------- scheduler */
@@ -191,15 +359,27 @@ static bool queue_dispatch(wr_queue_t *q, size_t batch)
 {
     for (; batch > 0 && q->len + q->hlen > 0; batch--) {
         wr_consumer_t *c = pick_consumer(q);
-        ready_t r;
+        bool from_ring, redelivered;
+        wr_qpos_t pos;
+        held_t r;
 
         if (c == NULL)
             return false; /* every consumer is blocked: an ack or drain wakes us */
-        r = ready_pop(q);
+        if (!ready_pop(q, &r, &from_ring))
+            return false;
         /* Round-robin within the priority. */
         wr_list_remove(&c->qnode);
         wr_list_insert_tail(&c->group->consumers, &c->qnode);
-        c->ops->deliver(c, r.msg, r.seq, r.redelivered);
+        redelivered = (r.word & E_REDELIVERED) != 0;
+        if (c->no_ack)
+            q->stats.deliver_no_ack++;
+        else
+            q->stats.deliver++;
+        q->stats.redeliver += redelivered;
+        pos = take(q, &r, from_ring, c->no_ack);
+        c->ops->deliver(c, r.msg, &pos, redelivered);
+        if (c->no_ack)
+            settle(q, &pos);
     }
     return q->len + q->hlen > 0 && q->nconsumers > 0;
 }
@@ -262,12 +442,54 @@ wr_queue_t *wr_queue_new(wr_bytes_t name, const wr_queue_opts_t *o, wr_queue_sch
     if (o->args.len > 0)
         memcpy(q->data + name.len, o->args.data, o->args.len);
     q->opts.args = (wr_bytes_t){q->data + name.len, o->args.len};
-    q->next_seq = 1;
+    q->head_seq = 1;
     wr_list_init(&q->run_node);
     wr_list_init(&q->sources);
     wr_list_init(&q->owner_link);
     wr_list_init(&q->groups);
     return q;
+}
+
+/* Replay hands over the live messages of a durable queue's log, in order. */
+static bool queue_recovered(void *owner, uint64_t index, bool redelivered)
+{
+    wr_queue_t *q = owner;
+    entry_t e = {NULL, index << E_SHIFT | E_PERSISTENT | (redelivered ? E_REDELIVERED : 0)};
+
+    return ring_push(q, e);
+}
+
+/* The persistent messages in the deque, for a checkpoint of the log. */
+static void queue_ready_iter(void *owner, wr_qlog_live_fn fn, void *ud)
+{
+    const wr_queue_t *q = owner;
+
+    for (size_t i = 0; i < q->len; i++) {
+        uint64_t w = ring_at(q, i)->word;
+
+        if ((w & E_PERSISTENT) && !(w & E_LOST))
+            fn(ud, entry_index(w), (w & E_REDELIVERED) != 0);
+    }
+}
+
+int wr_queue_use_log(wr_queue_t *q, wr_qlog_ctx_t *ctx, const char *logname, const char *what, char *err,
+                     size_t errlen)
+{
+    static const wr_qlog_ops_t ops = {queue_recovered, queue_ready_iter};
+
+    q->log = wr_qlog_new(ctx, logname, q->opts.durable, &ops, q, what, err, errlen);
+    return q->log != NULL ? WR_OK : WR_EIO;
+}
+
+const char *wr_queue_log_name(const wr_queue_t *q)
+{
+    return q->log != NULL ? wr_qlog_name(q->log) : NULL;
+}
+
+void wr_queue_detach_log(wr_queue_t *q)
+{
+    wr_qlog_close(q->log);
+    q->log = NULL;
 }
 
 wr_queue_t *wr_queue_ref(wr_queue_t *q)
@@ -280,9 +502,13 @@ void wr_queue_unref(wr_queue_t *q)
 {
     if (q == NULL || --q->refs > 0)
         return;
+    wr_queue_detach_log(q);
     wr_queue_purge(q);
     wr_list_remove(&q->run_node);
-    free(q->ring);
+    for (size_t i = 0; i < q->nblocks; i++)
+        free(q->blocks[(q->bfirst + i) & (q->bcap - 1)]);
+    free(q->blocks);
+    free(q->spare);
     free(q->heap);
     free(q);
 }
@@ -307,9 +533,24 @@ size_t wr_queue_ready(const wr_queue_t *q)
     return q->len + q->hlen;
 }
 
+uint64_t wr_queue_memory(const wr_queue_t *q)
+{
+    return q->mem;
+}
+
 size_t wr_queue_consumer_count(const wr_queue_t *q)
 {
     return q->nconsumers;
+}
+
+size_t wr_queue_unacked(const wr_queue_t *q)
+{
+    return q->unacked;
+}
+
+const wr_queue_stats_t *wr_queue_stats(const wr_queue_t *q)
+{
+    return &q->stats;
 }
 
 wr_list_t *wr_queue_sources(wr_queue_t *q)
@@ -327,41 +568,81 @@ wr_queue_t *wr_queue_from_owner_link(wr_list_t *link)
     return wr_list_entry(link, wr_queue_t, owner_link);
 }
 
-int wr_queue_publish(wr_queue_t *q, wr_message_t *m)
+int wr_queue_publish(wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf)
 {
-    ready_t r = {m, q->next_seq, false};
+    bool persistent = q->log != NULL && q->opts.durable && wr_message_persistent(m);
+    uint64_t cost = msg_cost(m), index = 0;
+    /* Once some of the queue is paged out, newer messages follow it to the
+     * log, so the part in memory stays one prefix of the queue. */
+    bool keep = q->log == NULL || (q->loaded == q->len && q->mem + cost <= budget(q));
+    entry_t e;
+    int rc;
 
-    if (!ring_push(q, r))
+    if (persistent || !keep) {
+        rc = wr_qlog_append(q->log, m, persistent, &index);
+        if (rc != WR_OK) {
+            if (persistent)
+                return rc;
+            keep = true; /* it cannot be paged out: it stays in memory */
+        }
+    }
+    e.msg = keep ? m : NULL;
+    e.word = index << E_SHIFT | (persistent ? E_PERSISTENT : 0);
+    if (!ring_push(q, e)) {
+        wr_qpos_t pos = pos_of(0, e.word, false);
+        settle(q, &pos);
         return WR_ENOMEM;
-    q->next_seq++;
-    wr_message_ref(m);
+    }
+    if (keep) {
+        wr_message_ref(m);
+        q->mem += cost;
+        if (q->loaded == q->len - 1)
+            q->loaded++;
+    }
+    /* A confirm that cannot wait for the record is a nack, never an early ack. */
+    if (persistent && conf != NULL && wr_qlog_wait(q->log, index, conf) != WR_OK)
+        conf->failed = true;
+    q->stats.publish++;
     wr_queue_wake(q);
     return WR_OK;
 }
 
-bool wr_queue_get(wr_queue_t *q, wr_message_t **m, uint64_t *seq, bool *redelivered)
+bool wr_queue_get(wr_queue_t *q, bool no_ack, wr_message_t **m, wr_qpos_t *pos, bool *redelivered)
 {
-    ready_t r;
+    bool from_ring;
+    held_t r;
 
-    if (q->len + q->hlen == 0)
+    if (!ready_pop(q, &r, &from_ring))
         return false;
-    r = ready_pop(q);
+    *redelivered = (r.word & E_REDELIVERED) != 0;
+    if (no_ack)
+        q->stats.get_no_ack++;
+    else
+        q->stats.get++;
+    q->stats.redeliver += *redelivered;
     *m = r.msg;
-    *seq = r.seq;
-    *redelivered = r.redelivered;
+    *pos = take(q, &r, from_ring, no_ack);
+    if (no_ack)
+        settle(q, pos);
     return true;
 }
 
-void wr_queue_requeue(wr_queue_t *q, wr_message_t *m, uint64_t seq)
+void wr_queue_requeue(wr_queue_t *q, wr_message_t *m, const wr_qpos_t *pos)
 {
-    ready_t r = {m, seq, true};
+    held_t r = {m, pos->seq, pos_word(pos) | E_REDELIVERED};
 
-    /* Without memory for the heap slot the message is lost, as RabbitMQ
-     * would lose it when its queue process dies; never a crash. */
-    if (q->closed || !heap_push(q, r)) {
+    if (q->closed) {
         wr_message_unref(m);
         return;
     }
+    /* Without memory for the heap slot the message is lost, as RabbitMQ
+     * would lose it when its queue process dies; never a crash. */
+    if (!heap_push(q, r)) {
+        settle(q, pos);
+        wr_message_unref(m);
+        return;
+    }
+    q->mem += msg_cost(m);
     wr_queue_wake(q);
 }
 
@@ -369,10 +650,21 @@ size_t wr_queue_purge(wr_queue_t *q)
 {
     size_t n = q->len + q->hlen;
 
-    while (q->len > 0)
-        wr_message_unref(ring_pop(q).msg);
-    while (q->hlen > 0)
-        wr_message_unref(q->heap[--q->hlen].msg);
+    while (q->len > 0) {
+        entry_t e = ring_pop(q);
+        wr_qpos_t pos = pos_of(0, e.word, false);
+
+        settle(q, &pos);
+        wr_message_unref(e.msg);
+    }
+    while (q->hlen > 0) {
+        held_t h = q->heap[--q->hlen];
+        wr_qpos_t pos = pos_of(h.seq, h.word, true);
+
+        settle(q, &pos);
+        wr_message_unref(h.msg);
+    }
+    q->mem = 0;
     return n;
 }
 
@@ -405,6 +697,9 @@ size_t wr_queue_close(wr_queue_t *q)
         c->ops->cancelled(c);
         wr_consumer_unref(c);
     }
+    /* The records go with the log: nothing is settled one by one. */
+    wr_qlog_delete(q->log);
+    q->log = NULL;
     return wr_queue_purge(q);
 }
 
@@ -488,7 +783,7 @@ bool wr_queue_auto_delete_due(const wr_queue_t *q)
 typedef struct {
     wr_list_t node; /* in tag order */
     uint64_t tag;
-    uint64_t seq;
+    wr_qpos_t pos;
     wr_queue_t *queue;
     wr_message_t *msg;
     wr_consumer_t *consumer;
@@ -583,7 +878,7 @@ void wr_unacked_free(wr_unacked_t *u)
     free(u);
 }
 
-int wr_unacked_add(wr_unacked_t *u, uint64_t tag, wr_queue_t *q, wr_message_t *m, uint64_t seq,
+int wr_unacked_add(wr_unacked_t *u, uint64_t tag, wr_queue_t *q, wr_message_t *m, const wr_qpos_t *pos,
                    wr_consumer_t *c)
 {
     delivery_t *d;
@@ -595,7 +890,7 @@ int wr_unacked_add(wr_unacked_t *u, uint64_t tag, wr_queue_t *q, wr_message_t *m
     if (d == NULL)
         return WR_ENOMEM;
     d->tag = tag;
-    d->seq = seq;
+    d->pos = *pos;
     d->queue = wr_queue_ref(q);
     d->msg = m;
     d->consumer = c;
@@ -604,6 +899,7 @@ int wr_unacked_add(wr_unacked_t *u, uint64_t tag, wr_queue_t *q, wr_message_t *m
         c->unacked++;
         u->from_consumers++;
     }
+    q->unacked++;
     for (i = tag_slot(tag, u->cap); u->slots[i] != NULL; i = (i + 1) & (u->cap - 1))
         ;
     u->slots[i] = d;
@@ -627,10 +923,15 @@ static void settle_one(wr_unacked_t *u, delivery_t *d, size_t slot, wr_settle_t 
             wr_queue_wake(c->queue);
         wr_consumer_unref(c);
     }
-    if (how == WR_SETTLE_REQUEUE)
-        wr_queue_requeue(d->queue, d->msg, d->seq);
-    else
+    d->queue->unacked--;
+    if (how == WR_SETTLE_ACK)
+        d->queue->stats.ack++;
+    if (how == WR_SETTLE_REQUEUE) {
+        wr_queue_requeue(d->queue, d->msg, &d->pos);
+    } else {
+        settle(d->queue, &d->pos);
         wr_message_unref(d->msg);
+    }
     wr_queue_unref(d->queue);
     free(d);
 }

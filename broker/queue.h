@@ -2,8 +2,10 @@
 /*
  * Queues and their bookkeeping: ready messages in enqueue order (a requeued
  * message goes back to its original place), consumers in priority order with
- * round-robin inside a priority, and each channel's record of deliveries
- * awaiting acknowledgement. Nothing here touches libevent: the scheduler is
+ * round-robin inside a priority, each channel's record of deliveries
+ * awaiting acknowledgement, and paging: past its memory budget a queue keeps
+ * messages only in its log (queue_log.c), where persistent messages of a
+ * durable queue always are. Nothing here touches libevent: the scheduler is
  * driven by whoever owns the loop (vhost.c), so unit tests drive it by hand.
  */
 #ifndef WR_BROKER_QUEUE_H
@@ -14,6 +16,7 @@
 #include <stdint.h>
 
 #include "broker/message.h"
+#include "broker/queue_log.h"
 #include "core/bytes.h"
 #include "core/list.h"
 
@@ -51,8 +54,36 @@ typedef struct {
     wr_bytes_t args; /* raw validated table */
 } wr_queue_opts_t;
 
-/* A queue with refs = 1, copying name and args. NULL on ENOMEM. */
+/*
+ * Where a message taken from a queue came from: its place in the queue's
+ * order (a requeue puts it back there) and its log record. Filled by the
+ * queue, handed back to it on requeue or settlement.
+ */
+typedef struct {
+    uint64_t seq;
+    uint64_t index; /* 0: not in the log */
+    uint8_t flags;  /* queue.c's */
+} wr_qpos_t;
+
+/* A queue with refs = 1, copying name and args, kept in memory only until
+ * wr_queue_use_log. NULL on ENOMEM. */
 wr_queue_t *wr_queue_new(wr_bytes_t name, const wr_queue_opts_t *o, wr_queue_sched_t *s);
+/*
+ * Gives q a log in ctx's store (see wr_qlog_new; `what` names the queue in
+ * log lines): with logname NULL a new one, for paging and, when q is
+ * durable, its persistent messages; with logname the stored log of a durable
+ * queue, whose messages are recovered into q now. WR_OK, or WR_EIO / WR_ENOMEM
+ * with a message in err.
+ */
+int wr_queue_use_log(wr_queue_t *q, wr_qlog_ctx_t *ctx, const char *logname, const char *what, char *err,
+                     size_t errlen);
+/* The name of q's log in the store, or NULL without one. */
+const char *wr_queue_log_name(const wr_queue_t *q);
+/*
+ * The broker is stopping: q's log is closed, keeping what a restart must
+ * recover (see wr_qlog_close); q is memory-only afterwards.
+ */
+void wr_queue_detach_log(wr_queue_t *q);
 wr_queue_t *wr_queue_ref(wr_queue_t *q);
 /* Frees at zero (the queue must have been closed). NULL is a no-op. */
 void wr_queue_unref(wr_queue_t *q);
@@ -63,7 +94,24 @@ const wr_queue_opts_t *wr_queue_opts(const wr_queue_t *q);
 bool wr_queue_closed(const wr_queue_t *q);
 /* Ready messages (not counting deliveries awaiting ack). */
 size_t wr_queue_ready(const wr_queue_t *q);
+/* Bytes of ready messages held in memory (the rest are paged out). */
+uint64_t wr_queue_memory(const wr_queue_t *q);
 size_t wr_queue_consumer_count(const wr_queue_t *q);
+/* Deliveries of this queue awaiting ack, on any channel. */
+size_t wr_queue_unacked(const wr_queue_t *q);
+
+/* Message counters since the queue was created (management API, metrics). */
+typedef struct {
+    uint64_t publish;        /* messages enqueued */
+    uint64_t deliver;        /* to consumers that acknowledge */
+    uint64_t deliver_no_ack; /* to no-ack consumers */
+    uint64_t get;            /* basic.get with acknowledgement */
+    uint64_t get_no_ack;     /* basic.get without */
+    uint64_t redeliver;      /* deliveries and gets of redelivered messages */
+    uint64_t ack;            /* acknowledged deliveries */
+} wr_queue_stats_t;
+
+const wr_queue_stats_t *wr_queue_stats(const wr_queue_t *q);
 /* The exchanges bound to this queue; owned by exchange.c. */
 wr_list_t *wr_queue_sources(wr_queue_t *q);
 /* Links an exclusive queue into its owner's list; owned by vhost.c. */
@@ -71,18 +119,26 @@ wr_list_t *wr_queue_owner_link(wr_queue_t *q);
 /* The queue whose owner link this is. */
 wr_queue_t *wr_queue_from_owner_link(wr_list_t *link);
 
-/* Appends m, taking a reference of its own. WR_OK or WR_ENOMEM. */
-int wr_queue_publish(wr_queue_t *q, wr_message_t *m);
+/*
+ * Appends m, taking a reference of its own when it stays in memory. A
+ * persistent message (delivery_mode 2) of a durable queue is written to the
+ * log; so is any message that does not fit in the memory budget. With conf
+ * (the publisher wants a confirm), a persistent message holds it until its
+ * record is durable. WR_OK; WR_ENOMEM; WR_EIO or WR_ETOOBIG when a
+ * persistent message could not be written (then the queue does not take it).
+ */
+int wr_queue_publish(wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf);
 /*
  * Takes the head message for basic.get: false when none is ready. The caller
- * owns the returned reference; seq is the message's place in the queue.
+ * owns the returned reference and, unless no_ack (then the message is done
+ * with), keeps *pos for wr_unacked_add or wr_queue_requeue.
  */
-bool wr_queue_get(wr_queue_t *q, wr_message_t **m, uint64_t *seq, bool *redelivered);
+bool wr_queue_get(wr_queue_t *q, bool no_ack, wr_message_t **m, wr_qpos_t *pos, bool *redelivered);
 /*
  * Puts a delivered message back at its original place, marked redelivered;
  * takes ownership of the reference. A closed queue just drops it.
  */
-void wr_queue_requeue(wr_queue_t *q, wr_message_t *m, uint64_t seq);
+void wr_queue_requeue(wr_queue_t *q, wr_message_t *m, const wr_qpos_t *pos);
 /* Drops every ready message; returns how many. */
 size_t wr_queue_purge(wr_queue_t *q);
 /*
@@ -101,8 +157,10 @@ typedef struct {
      * prefetch, socket backpressure). The per-consumer prefetch window is
      * checked by the queue before asking. */
     bool (*can_take)(wr_consumer_t *c);
-    /* A delivery; takes ownership of the message reference. */
-    void (*deliver)(wr_consumer_t *c, wr_message_t *m, uint64_t seq, bool redelivered);
+    /* A delivery; takes ownership of the message reference. Unless the
+     * consumer is no_ack, the owner keeps *pos for wr_unacked_add (or
+     * wr_queue_requeue when it cannot). */
+    void (*deliver)(wr_consumer_t *c, wr_message_t *m, const wr_qpos_t *pos, bool redelivered);
     /* The queue was deleted; c has already been detached from it. */
     void (*cancelled)(wr_consumer_t *c);
 } wr_consumer_ops_t;
@@ -159,7 +217,7 @@ void wr_unacked_free(wr_unacked_t *u);
  * to c (NULL for basic.get), whose window it counts. WR_OK or WR_ENOMEM (then
  * nothing is kept and the caller still owns m).
  */
-int wr_unacked_add(wr_unacked_t *u, uint64_t tag, wr_queue_t *q, wr_message_t *m, uint64_t seq,
+int wr_unacked_add(wr_unacked_t *u, uint64_t tag, wr_queue_t *q, wr_message_t *m, const wr_qpos_t *pos,
                    wr_consumer_t *c);
 /*
  * Settles `tag`, or with `multiple` every pending tag up to it (tag 0 with

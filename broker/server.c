@@ -15,13 +15,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 
 #include "broker/conn.h"
+#include "broker/durable.h"
 #include "broker/log.h"
+#include "broker/mgmt.h"
+#include "broker/tls.h"
 #include "broker/vhost.h"
 #include "core/list.h"
 #include "core/map.h"
@@ -49,6 +53,13 @@ struct wr_server_s {
     struct event *stop_deadline;
     struct event *accept_retry;
     bool stopping;
+    wr_mgmt_t *mgmt;       /* HTTP listeners and statistics; NULL when not configured */
+    wr_durable_t *durable; /* the store in data_dir and the durable topology */
+    wr_tls_t *tls;         /* the TLS listeners' context; NULL without them */
+    size_t nconns;         /* on the live list, for limits.max_connections */
+    wr_map_t *user_conns;  /* user name -> open connections (uintptr_t) */
+    time_t refusal_logged; /* connections over the limit are logged once a second */
+    uint64_t refused;      /* ...with the count since the last line */
 };
 
 static void server_close_listeners(wr_server_t *srv)
@@ -86,17 +97,57 @@ void wr_server_conn_done(wr_server_t *srv, wr_conn_t *c)
 
     wr_list_remove(link);
     wr_list_insert_tail(&srv->closing, link);
+    srv->nconns--;
     event_active(srv->reaper, 0, 0);
+}
+
+/*
+ * limits.max_connections: a client over the limit has its socket closed at
+ * once (RabbitMQ's connection_max instead stops accepting, which leaves
+ * clients hanging in the backlog). Logged at most once a second, so a flood
+ * of refused clients cannot flood the log too.
+ */
+static bool server_over_limit(wr_server_t *srv, evutil_socket_t fd)
+{
+    time_t now = time(NULL);
+
+    if (srv->cfg->max_connections < 0 || srv->nconns < (size_t)srv->cfg->max_connections)
+        return false;
+    evutil_closesocket(fd);
+    srv->refused++;
+    if (now != srv->refusal_logged) {
+        wr_log_warn("connection limit (limits.max_connections = %lld) reached: refused %llu connection(s)",
+                    (long long)srv->cfg->max_connections, (unsigned long long)srv->refused);
+        srv->refusal_logged = now;
+        srv->refused = 0;
+    }
+    return true;
+}
+
+static void server_accept(wr_server_t *srv, evutil_socket_t fd, struct sockaddr *peer, wr_tls_t *tls)
+{
+    wr_conn_t *c;
+
+    if (server_over_limit(srv, fd))
+        return;
+    c = wr_conn_new(srv, fd, peer, ++srv->next_conn_id, tls);
+    if (!c)
+        return;
+    wr_list_insert_tail(&srv->conns, wr_conn_link(c));
+    srv->nconns++;
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *peer, int len, void *arg)
 {
-    wr_server_t *srv = arg;
-    wr_conn_t *c;
+    server_accept(arg, fd, peer, NULL);
+}
 
-    c = wr_conn_new(srv, fd, peer, ++srv->next_conn_id);
-    if (c)
-        wr_list_insert_tail(&srv->conns, wr_conn_link(c));
+static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *peer, int len,
+                          void *arg)
+{
+    wr_server_t *srv = arg;
+
+    server_accept(srv, fd, peer, srv->tls);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -177,50 +228,66 @@ static bool listener_addr(const wr_listener_cfg_t *l, struct sockaddr_storage *s
     return false;
 }
 
-int wr_server_listen(wr_server_t *srv)
+/* Binds one listener; `tls` selects the TLS accept callback. */
+static int server_bind(wr_server_t *srv, const wr_listener_cfg_t *cfg, bool tls)
 {
     const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char name[80];
+    struct evconnlistener *l;
 
-    srv->listeners = calloc(srv->cfg->nlisteners, sizeof(*srv->listeners));
-    if (!srv->listeners && srv->cfg->nlisteners > 0)
-        return WR_ENOMEM;
-    for (size_t i = 0; i < srv->cfg->nlisteners; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len;
-        char name[80];
-        struct evconnlistener *l;
-
-        if (!listener_addr(&srv->cfg->listeners[i], &ss, &len, name, sizeof(name))) {
-            wr_log_error("cannot listen on '%s': not an IP address", srv->cfg->listeners[i].address);
-            return WR_EIO;
-        }
-        l = evconnlistener_new_bind(srv->base, on_accept, srv, flags, -1, (struct sockaddr *)&ss, (int)len);
-        if (!l) {
-            wr_log_error("cannot listen on %s: %s", name, strerror(errno));
-            return WR_EIO;
-        }
-        evconnlistener_set_error_cb(l, on_accept_error);
-        srv->listeners[srv->nlisteners++] = l;
-        wr_log_info("listening on %s", name);
+    if (!listener_addr(cfg, &ss, &len, name, sizeof(name))) {
+        wr_log_error("cannot listen on '%s': not an IP address", cfg->address);
+        return WR_EIO;
     }
+    l = evconnlistener_new_bind(srv->base, tls ? on_accept_tls : on_accept, srv, flags, -1,
+                                (struct sockaddr *)&ss, (int)len);
+    if (!l) {
+        wr_log_error("cannot listen on %s: %s", name, strerror(errno));
+        return WR_EIO;
+    }
+    evconnlistener_set_error_cb(l, on_accept_error);
+    srv->listeners[srv->nlisteners++] = l;
+    wr_log_info("listening on %s%s", name, tls ? " (TLS)" : "");
     return WR_OK;
 }
 
-wr_server_t *wr_server_new(wr_config_t *cfg)
+int wr_server_listen(wr_server_t *srv)
+{
+    size_t n = srv->cfg->nlisteners + srv->cfg->ntls_listeners;
+    int rc = WR_OK;
+
+    srv->listeners = calloc(n, sizeof(*srv->listeners));
+    if (!srv->listeners && n > 0)
+        return WR_ENOMEM;
+    for (size_t i = 0; i < srv->cfg->nlisteners && rc == WR_OK; i++)
+        rc = server_bind(srv, &srv->cfg->listeners[i], false);
+    for (size_t i = 0; i < srv->cfg->ntls_listeners && rc == WR_OK; i++)
+        rc = server_bind(srv, &srv->cfg->tls_listeners[i], true);
+    if (rc != WR_OK)
+        return rc;
+    return wr_mgmt_start(srv, &srv->mgmt);
+}
+
+wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls)
 {
     wr_server_t *srv = calloc(1, sizeof(*srv));
 
     if (!srv) {
         wr_config_free(cfg);
+        wr_tls_free(tls);
         wr_log_error("out of memory creating the server");
         return NULL;
     }
     srv->cfg = cfg;
+    srv->tls = tls;
     wr_list_init(&srv->conns);
     wr_list_init(&srv->closing);
     srv->base = event_base_new();
     srv->vhosts = wr_map_new();
-    if (!srv->base || !srv->vhosts)
+    srv->user_conns = wr_map_new();
+    if (!srv->base || !srv->vhosts || !srv->user_conns)
         goto err;
     srv->reaper = event_new(srv->base, -1, 0, on_reap, srv);
     srv->sigterm = evsignal_new(srv->base, SIGTERM, on_signal, srv);
@@ -240,6 +307,10 @@ wr_server_t *wr_server_new(wr_config_t *cfg)
             wr_vhost_free(vh);
             goto err;
         }
+    }
+    if (wr_durable_open(srv, &srv->durable) != WR_OK) {
+        wr_server_free(srv);
+        return NULL;
     }
     return srv;
 err:
@@ -265,10 +336,12 @@ void wr_server_free(wr_server_t *srv)
 
     if (!srv)
         return;
+    wr_mgmt_free(srv->mgmt);
     server_close_listeners(srv);
     /* Connections before vhosts: closing one drops its exclusive queues. */
     free_conn_list(&srv->closing);
     free_conn_list(&srv->conns);
+    wr_durable_close(srv->durable);
     if (srv->vhosts) {
         while (wr_map_next(srv->vhosts, &it, &name, &vh))
             wr_vhost_free(vh);
@@ -286,6 +359,8 @@ void wr_server_free(wr_server_t *srv)
         event_free(srv->accept_retry);
     if (srv->base)
         event_base_free(srv->base);
+    wr_map_free(srv->user_conns);
+    wr_tls_free(srv->tls);
     wr_config_free(srv->cfg);
     free(srv);
 }
@@ -300,7 +375,61 @@ const wr_config_t *wr_server_config(const wr_server_t *srv)
     return srv->cfg;
 }
 
+wr_durable_t *wr_server_durable(wr_server_t *srv)
+{
+    return srv->durable;
+}
+
 wr_vhost_t *wr_server_vhost(wr_server_t *srv, wr_bytes_t name)
 {
     return wr_map_get(srv->vhosts, name);
+}
+
+/* A user's own limit ("limits": {"max-connections": N}) wins over
+ * limits.max_connections_per_user; -1 is no limit. */
+int wr_server_user_conn_add(wr_server_t *srv, const char *user, int64_t *limit)
+{
+    const wr_user_cfg_t *u = wr_config_user(srv->cfg, user, strlen(user));
+    uintptr_t n = (uintptr_t)wr_map_get(srv->user_conns, wr_bytes_str(user));
+
+    *limit = u && u->has_max_connections ? u->max_connections : srv->cfg->max_connections_per_user;
+    if (*limit >= 0 && n >= (uint64_t)*limit)
+        return WR_ETOOBIG;
+    if (n > 0)
+        wr_map_del(srv->user_conns, wr_bytes_str(user));
+    return wr_map_put(srv->user_conns, wr_bytes_str(user), (void *)(n + 1));
+}
+
+void wr_server_user_conn_remove(wr_server_t *srv, const char *user)
+{
+    uintptr_t n = (uintptr_t)wr_map_del(srv->user_conns, wr_bytes_str(user));
+
+    if (n > 1)
+        wr_map_put(srv->user_conns, wr_bytes_str(user), (void *)(n - 1));
+}
+
+wr_list_t *wr_server_conns(wr_server_t *srv)
+{
+    return &srv->conns;
+}
+
+const wr_map_t *wr_server_vhosts(const wr_server_t *srv)
+{
+    return srv->vhosts;
+}
+
+int wr_server_vhost_add(wr_server_t *srv, const char *name)
+{
+    wr_vhost_t *vh;
+    int rc;
+
+    if (wr_map_get(srv->vhosts, wr_bytes_str(name)))
+        return WR_EEXIST;
+    vh = wr_vhost_new(srv, name);
+    if (!vh)
+        return WR_ENOMEM;
+    rc = wr_map_put(srv->vhosts, wr_bytes_str(wr_vhost_name(vh)), vh);
+    if (rc != WR_OK)
+        wr_vhost_free(vh);
+    return rc;
 }

@@ -9,6 +9,8 @@
 
 #include "broker/config.h"
 #include "core/bytes.h"
+#include "core/list.h"
+#include "core/map.h"
 
 #define WR_VERSION "0.1.0"
 
@@ -16,9 +18,11 @@ struct event_base;
 typedef struct wr_conn_s wr_conn_t;
 typedef struct wr_server_s wr_server_t;
 typedef struct wr_vhost_s wr_vhost_t;
+typedef struct wr_tls_s wr_tls_t;
 
-/* Takes ownership of cfg. NULL on failure (logged). */
-wr_server_t *wr_server_new(wr_config_t *cfg);
+/* Takes ownership of cfg and of tls (the TLS listeners' context, NULL when
+ * there are none). NULL on failure (logged). */
+wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls);
 /* Binds the listeners; WR_OK or WR_EIO (logged). */
 int wr_server_listen(wr_server_t *srv);
 /* Runs the loop until SIGTERM/SIGINT, then closes clients with 320. */
@@ -29,6 +33,21 @@ struct event_base *wr_server_base(wr_server_t *srv);
 const wr_config_t *wr_server_config(const wr_server_t *srv);
 /* NULL when the vhost does not exist. */
 wr_vhost_t *wr_server_vhost(wr_server_t *srv, wr_bytes_t name);
+/* The store and durable topology (broker/durable.h); NULL before it is opened. */
+struct wr_durable_s *wr_server_durable(wr_server_t *srv);
+/* For the management API: the live connections (wr_conn_link nodes) and
+ * the vhosts (name -> wr_vhost_t), read-only. */
+wr_list_t *wr_server_conns(wr_server_t *srv);
+const wr_map_t *wr_server_vhosts(const wr_server_t *srv);
+/* Creates vhost `name` (definitions import). WR_OK, WR_EEXIST or WR_ENOMEM. */
+int wr_server_vhost_add(wr_server_t *srv, const char *name);
+/*
+ * For conn.c at connection.open: counts one more connection of `user`.
+ * WR_OK; WR_ETOOBIG when the user's limit (stored in *limit) is reached;
+ * WR_ENOMEM. wr_server_user_conn_remove undoes one count.
+ */
+int wr_server_user_conn_add(wr_server_t *srv, const char *user, int64_t *limit);
+void wr_server_user_conn_remove(wr_server_t *srv, const char *user);
 /* For conn.c: c has finished (socket side done, channels freed); the server
  * frees it once the current callbacks have returned, never inside them. */
 void wr_server_conn_done(wr_server_t *srv, wr_conn_t *c);

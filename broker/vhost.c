@@ -8,9 +8,11 @@
 #include "broker/vhost.h"
 
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/durable.h"
 #include "broker/log.h"
 #include "core/map.h"
 #include "core/status.h"
@@ -34,6 +36,7 @@ struct wr_vhost_s {
     wr_exchange_t *default_exchange;
     wr_queue_sched_t sched;
     struct event *run_ev;
+    wr_vhost_stats_t stats;
     /* Exchanges that lost a binding as source during the current operation:
      * auto-delete candidates, each holding a reference. */
     wr_exchange_t **pending;
@@ -170,6 +173,19 @@ wr_queue_t *wr_vhost_queue(const wr_vhost_t *vh, wr_bytes_t name)
     return wr_map_get(vh->queues, name);
 }
 
+/* A durable exchange, queue or binding came or went. */
+static void topology_changed(wr_vhost_t *vh)
+{
+    wr_durable_topology_changed(wr_server_durable(vh->srv));
+}
+
+static bool binding_durable(const wr_exchange_t *x, wr_dest_t d)
+{
+    if (!wr_exchange_opts(x)->durable)
+        return false;
+    return d.kind == WR_DEST_QUEUE ? wr_queue_opts(d.ptr)->durable : wr_exchange_opts(d.ptr)->durable;
+}
+
 int wr_vhost_exchange_add(wr_vhost_t *vh, wr_bytes_t name, const wr_exchange_opts_t *o, wr_exchange_t **out)
 {
     wr_exchange_t *x = wr_exchange_new(name, o);
@@ -182,6 +198,8 @@ int wr_vhost_exchange_add(wr_vhost_t *vh, wr_bytes_t name, const wr_exchange_opt
         wr_exchange_unref(x);
         return rc;
     }
+    if (o->durable)
+        topology_changed(vh);
     *out = x;
     return WR_OK;
 }
@@ -191,14 +209,26 @@ static wr_bytes_t owner_key(const uint64_t *conn_id)
     return (wr_bytes_t){(const uint8_t *)conn_id, sizeof(*conn_id)};
 }
 
-int wr_vhost_queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, wr_queue_t **out)
+/* A new queue, with a log in the node's store (the stored one, logname, of a
+ * recovered durable queue). */
+static int queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, const char *logname,
+                     wr_queue_t **out, char *err, size_t errlen)
 {
+    wr_durable_t *d = wr_server_durable(vh->srv);
     wr_queue_t *q = wr_queue_new(name, o, &vh->sched);
     owner_t *ow = NULL;
+    char what[320];
     int rc;
 
     if (q == NULL)
         return WR_ENOMEM;
+    if (d != NULL) {
+        snprintf(what, sizeof(what), "queue '%.*s' in vhost '%s'", (int)name.len, (const char *)name.data,
+                 vh->name);
+        rc = wr_queue_use_log(q, wr_durable_qlogs(d), logname, what, err, errlen);
+        if (rc != WR_OK)
+            goto err;
+    }
     if (o->exclusive) {
         ow = wr_map_get(vh->owners, owner_key(&o->owner));
         if (ow == NULL) {
@@ -221,6 +251,8 @@ int wr_vhost_queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o
         goto err_owner;
     if (ow != NULL)
         wr_list_insert_tail(&ow->queues, wr_queue_owner_link(q));
+    if (o->durable)
+        topology_changed(vh);
     *out = q;
     return WR_OK;
 err_owner:
@@ -231,6 +263,21 @@ err_owner:
 err:
     wr_queue_unref(q);
     return rc;
+}
+
+int wr_vhost_queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, wr_queue_t **out)
+{
+    char err[512];
+    int rc = queue_add(vh, name, o, NULL, out, err, sizeof(err));
+
+    /* Without a log name nothing is opened: only memory can run out. */
+    return rc == WR_OK ? WR_OK : WR_ENOMEM;
+}
+
+int wr_vhost_queue_recover(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, const char *logname,
+                           wr_queue_t **out, char *err, size_t errlen)
+{
+    return queue_add(vh, name, o, logname, out, err, errlen);
 }
 
 static void lost_source(void *ud, wr_exchange_t *source)
@@ -255,6 +302,8 @@ static void lost_source(void *ud, wr_exchange_t *source)
 
 static void exchange_remove(wr_vhost_t *vh, wr_exchange_t *x)
 {
+    if (wr_exchange_opts(x)->durable)
+        topology_changed(vh);
     wr_map_del(vh->exchanges, wr_exchange_name(x));
     wr_exchange_mark_deleted(x);
     wr_exchange_unbind_from(x);
@@ -281,12 +330,26 @@ void wr_vhost_exchange_delete(wr_vhost_t *vh, wr_exchange_t *x)
     run_pending(vh);
 }
 
+static void stats_add(wr_queue_stats_t *to, const wr_queue_stats_t *s)
+{
+    to->publish += s->publish;
+    to->deliver += s->deliver;
+    to->deliver_no_ack += s->deliver_no_ack;
+    to->get += s->get;
+    to->get_no_ack += s->get_no_ack;
+    to->redeliver += s->redeliver;
+    to->ack += s->ack;
+}
+
 size_t wr_vhost_queue_delete(wr_vhost_t *vh, wr_queue_t *q)
 {
     const wr_queue_opts_t *o = wr_queue_opts(q);
     size_t ready;
 
     wr_map_del(vh->queues, wr_queue_name(q));
+    if (o->durable)
+        topology_changed(vh);
+    stats_add(&vh->stats.retired, wr_queue_stats(q));
     if (o->exclusive) {
         owner_t *ow = wr_map_get(vh->owners, owner_key(&o->owner));
 
@@ -303,10 +366,21 @@ size_t wr_vhost_queue_delete(wr_vhost_t *vh, wr_queue_t *q)
     return ready;
 }
 
+int wr_vhost_bind(wr_vhost_t *vh, wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args)
+{
+    int rc = wr_exchange_bind(x, d, key, args);
+
+    if (rc == WR_OK && binding_durable(x, d))
+        topology_changed(vh);
+    return rc;
+}
+
 int wr_vhost_unbind(wr_vhost_t *vh, wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args)
 {
     int rc = wr_exchange_unbind(x, d, key, args);
 
+    if (rc == WR_OK && binding_durable(x, d))
+        topology_changed(vh);
     if (rc == WR_OK && wr_exchange_binding_count(x) == 0) {
         lost_source(vh, x);
         run_pending(vh);
@@ -321,6 +395,52 @@ bool wr_vhost_route(wr_vhost_t *vh, wr_exchange_t *x, wr_message_t *m, wr_dest_s
         return q == NULL || wr_dest_set_add(out, (wr_dest_t){q, WR_DEST_QUEUE});
     }
     return wr_exchange_route(x, m, out);
+}
+
+bool wr_vhost_publish(wr_vhost_t *vh, wr_exchange_t *x, wr_message_t *m, wr_dest_set_t *scratch,
+                      wr_confirm_t *conf, size_t *routed)
+{
+    int rc;
+
+    *routed = 0;
+    wr_dest_set_clear(scratch);
+    if (!wr_vhost_route(vh, x, m, scratch))
+        return false;
+    for (size_t i = 0; i < scratch->count; i++) {
+        wr_queue_t *q = scratch->items[i].ptr;
+
+        if (scratch->items[i].kind != WR_DEST_QUEUE)
+            continue;
+        rc = wr_queue_publish(q, m, conf);
+        if (rc == WR_OK) {
+            (*routed)++;
+            continue;
+        }
+        /* Not taken: its publisher gets a nack. A write error is logged by the queue's log. */
+        if (conf != NULL)
+            conf->failed = true;
+        if (rc == WR_ENOMEM)
+            wr_log_warn("out of memory: message to queue '%.*s' dropped", (int)wr_queue_name(q).len,
+                        (const char *)wr_queue_name(q).data);
+    }
+    vh->stats.publish++;
+    vh->stats.unroutable += *routed == 0;
+    return true;
+}
+
+const wr_map_t *wr_vhost_exchanges(const wr_vhost_t *vh)
+{
+    return vh->exchanges;
+}
+
+const wr_map_t *wr_vhost_queues(const wr_vhost_t *vh)
+{
+    return vh->queues;
+}
+
+const wr_vhost_stats_t *wr_vhost_stats(const wr_vhost_t *vh)
+{
+    return &vh->stats;
 }
 
 void wr_vhost_conn_closed(wr_vhost_t *vh, wr_conn_t *c)

@@ -11,6 +11,7 @@
 #include "broker/exchange.h"
 #include "broker/queue.h"
 #include "broker/server.h"
+#include "core/map.h"
 
 /* A vhost with the standard exchanges declared. NULL on ENOMEM. */
 wr_vhost_t *wr_vhost_new(wr_server_t *srv, const char *name);
@@ -31,16 +32,43 @@ wr_queue_t *wr_vhost_queue(const wr_vhost_t *vh, wr_bytes_t name);
  * filed under its owner). WR_OK, WR_EEXIST or WR_ENOMEM. */
 int wr_vhost_exchange_add(wr_vhost_t *vh, wr_bytes_t name, const wr_exchange_opts_t *o, wr_exchange_t **out);
 int wr_vhost_queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, wr_queue_t **out);
+/* A durable queue of the saved topology, with its stored log logname, whose
+ * messages are recovered now. WR_OK, or an error with a message in err. */
+int wr_vhost_queue_recover(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, const char *logname,
+                           wr_queue_t **out, char *err, size_t errlen);
 /* Deletes x with its bindings (either side), then auto-delete exchanges
  * left without bindings. */
 void wr_vhost_exchange_delete(wr_vhost_t *vh, wr_exchange_t *x);
 /* Deletes q: consumers are cancelled (wr_consumer_ops_t.cancelled), bindings
  * removed as above, ready messages released. Returns how many were ready. */
 size_t wr_vhost_queue_delete(wr_vhost_t *vh, wr_queue_t *q);
+/* wr_exchange_bind, noting a durable binding (durable source and
+ * destination) for the saved topology. */
+int wr_vhost_bind(wr_vhost_t *vh, wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args);
 /* wr_exchange_unbind, then auto-delete of x if that was its last binding. */
 int wr_vhost_unbind(wr_vhost_t *vh, wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args);
 /* Routes m published to x into out (see wr_exchange_route); the default
  * exchange reaches the queue named by the routing key. False on ENOMEM. */
 bool wr_vhost_route(wr_vhost_t *vh, wr_exchange_t *x, wr_message_t *m, wr_dest_set_t *out);
+/*
+ * A publish: routes m from x (scratch receives the destinations) and appends
+ * it to every queue reached; *routed is how many took it (a queue out of
+ * memory drops it, logged). With conf (confirm mode) the confirm waits for
+ * the durable queues that store it and fails (nack) if a queue could not
+ * take it. False on ENOMEM while routing.
+ */
+bool wr_vhost_publish(wr_vhost_t *vh, wr_exchange_t *x, wr_message_t *m, wr_dest_set_t *scratch,
+                      wr_confirm_t *conf, size_t *routed);
+
+/* For the management API and metrics: the name tables (name -> wr_exchange_t
+ * / wr_queue_t), read-only, and the vhost's message counters. */
+const wr_map_t *wr_vhost_exchanges(const wr_vhost_t *vh);
+const wr_map_t *wr_vhost_queues(const wr_vhost_t *vh);
+typedef struct {
+    uint64_t publish;         /* messages published to the vhost's exchanges */
+    uint64_t unroutable;      /* of those, routed to no queue */
+    wr_queue_stats_t retired; /* counters of the queues deleted so far */
+} wr_vhost_stats_t;
+const wr_vhost_stats_t *wr_vhost_stats(const wr_vhost_t *vh);
 
 #endif

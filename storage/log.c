@@ -367,8 +367,8 @@ static int roll(wr_log_t *log)
  * adds it to the head's pending chunk. Natives become live here; copies are the
  * caller's to account for.
  */
-static int place(wr_log_t *log, uint64_t index, const void *data, size_t len, bool native, wr_seg_t **segp,
-                 uint32_t *offp)
+static int place(wr_log_t *log, uint64_t index, const struct iovec *iov, int iovcnt, size_t len, bool native,
+                 wr_seg_t **segp, uint32_t *offp)
 {
     wr_store_t *s = log->store;
     size_t rec = WR_SEGMENT_RECORD_HEADER + len;
@@ -404,7 +404,7 @@ static int place(wr_log_t *log, uint64_t index, const void *data, size_t len, bo
     }
     *segp = head;
     *offp = (uint32_t)head->size;
-    wr_segment_record_encode(&c->data, head->seed, index, data, len);
+    wr_segment_record_encodev(&c->data, head->seed, index, iov, iovcnt);
     head->size += rec;
     head->ntotal++;
     s->pending_bytes += rec;
@@ -416,15 +416,26 @@ static int place(wr_log_t *log, uint64_t index, const void *data, size_t len, bo
 
 int wr_log_append(wr_log_t *log, const void *data, size_t len, uint64_t *index)
 {
+    struct iovec iov = {(void *)data, len};
+
+    return wr_log_appendv(log, &iov, 1, index);
+}
+
+int wr_log_appendv(wr_log_t *log, const struct iovec *iov, int iovcnt, uint64_t *index)
+{
     wr_seg_t *seg;
+    size_t len = 0;
     uint32_t off;
     int rc;
 
     if (log->failed)
         return WR_EIO;
-    if (len > WR_LOG_MAX_RECORD)
-        return WR_ETOOBIG;
-    rc = place(log, log->next, data, len, true, &seg, &off);
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > WR_LOG_MAX_RECORD - len)
+            return WR_ETOOBIG;
+        len += iov[i].iov_len;
+    }
+    rc = place(log, log->next, iov, iovcnt, len, true, &seg, &off);
     if (rc != WR_OK)
         return rc;
     *index = log->next++;
@@ -578,13 +589,15 @@ static int copy_record(wr_log_t *log, wr_seg_t *seg, uint32_t off, uint64_t inde
                        wr_move_t *mv, bool *unreadable)
 {
     int rc = read_disk(seg, off, index, tmp);
+    struct iovec iov;
 
     if (rc != WR_OK) {
         *unreadable = rc == WR_EIO;
         return rc;
     }
     mv->index = index;
-    return place(log, index, tmp->data, tmp->len, false, &mv->seg, &mv->off);
+    iov = (struct iovec){tmp->data, tmp->len};
+    return place(log, index, &iov, 1, tmp->len, false, &mv->seg, &mv->off);
 }
 
 /*
@@ -749,7 +762,7 @@ void wr_log_batch_done(wr_log_t *log, wr_batch_log_t *e)
 
 /* ---- open, close, destroy --------------------------------------------------- */
 
-static bool name_ok(const char *name)
+bool wr_log_name_ok(const char *name)
 {
     size_t n = strlen(name);
 
@@ -797,7 +810,7 @@ wr_log_t *wr_log_open(wr_store_t *s, const char *name, const wr_log_cbs_t *cbs, 
     wr_log_recovery_t unused;
     wr_log_t *log;
 
-    if (!name_ok(name)) {
+    if (!wr_log_name_ok(name)) {
         snprintf(err, errlen, "invalid log name '%s': use 1..%d of [A-Za-z0-9._-], not starting with '.'",
                  name, NAME_MAX_LEN);
         return NULL;
@@ -874,47 +887,17 @@ int wr_log_close(wr_log_t *log)
     return rc;
 }
 
-/* A fresh name under logs/ to move a destroyed log's directory to. */
-static char *trash_path(wr_store_t *s, const char *name)
-{
-    char leaf[NAME_MAX_LEN + 48];
-    char *path = NULL;
-
-    do {
-        free(path);
-        snprintf(leaf, sizeof(leaf), ".trash-%" PRIu64 "-%s", s->trash_seq++, name);
-        path = wr_store_path(s->logs_dir, leaf);
-    } while (path != NULL && access(path, F_OK) == 0);
-    return path;
-}
-
 int wr_log_destroy(wr_log_t *log)
 {
     wr_store_t *s;
-    char *trash, **list;
-    int rc = WR_OK;
+    int rc;
 
     if (log == NULL)
         return WR_OK;
     s = log->store;
     while (log->flight != NULL)
         wr_store_wait(s);
-    trash = trash_path(s, log->name);
-    if (trash == NULL) {
-        wr_store_msg(s, "log '%s': out of memory deleting it", log->name);
-        rc = WR_ENOMEM;
-    } else if (rename(log->dir, trash) != 0) {
-        wr_store_msg(s, "log '%s': cannot move %s aside to delete it: %s", log->name, log->dir,
-                     strerror(errno));
-        free(trash);
-        rc = WR_EIO;
-    } else if ((list = realloc(s->trash, (s->ntrash + 1) * sizeof(*list))) == NULL) {
-        /* The directory is out of the way; the next wr_store_open removes it. */
-        free(trash);
-    } else {
-        s->trash = list;
-        s->trash[s->ntrash++] = trash;
-    }
+    rc = wr_store_trash(s, log->name, log->dir);
     wr_log_free(log);
     return rc;
 }

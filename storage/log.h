@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "core/buf.h"
 #include "storage/store.h"
@@ -76,6 +77,8 @@ wr_log_t *wr_log_open(wr_store_t *s, const char *name, const wr_log_cbs_t *cbs, 
  * has failed, or a new segment file could not be created: see the message).
  */
 int wr_log_append(wr_log_t *log, const void *data, size_t len, uint64_t *index);
+/* wr_log_append of one record whose payload is the iovcnt pieces of iov, in order. */
+int wr_log_appendv(wr_log_t *log, const struct iovec *iov, int iovcnt, uint64_t *index);
 
 /*
  * Replaces out's contents with the payload of record index, from memory if

@@ -75,15 +75,32 @@ static uint32_t record_crc(const uint8_t *h, const uint8_t *payload, uint32_t le
 
 void wr_segment_record_encode(wr_buf_t *b, uint32_t seed, uint64_t index, const void *data, size_t len)
 {
-    uint8_t h[WR_SEGMENT_RECORD_HEADER];
+    struct iovec iov = {(void *)data, len};
 
+    wr_segment_record_encodev(b, seed, index, &iov, 1);
+}
+
+void wr_segment_record_encodev(wr_buf_t *b, uint32_t seed, uint64_t index, const struct iovec *iov,
+                               int iovcnt)
+{
+    uint8_t h[WR_SEGMENT_RECORD_HEADER];
+    size_t len = 0;
+    uint32_t c;
+
+    for (int i = 0; i < iovcnt; i++)
+        len += iov[i].iov_len;
     put32(h, (uint32_t)len);
     put64(h + 8, index);
-    put32(h + 4, record_crc(h, data, (uint32_t)len, seed));
+    c = wr_crc32c_update(seed, h, 4);
+    c = wr_crc32c_update(c, h + 8, 8);
+    for (int i = 0; i < iovcnt; i++)
+        c = wr_crc32c_update(c, iov[i].iov_base, iov[i].iov_len);
+    put32(h + 4, c);
     if (!wr_buf_reserve(b, sizeof(h) + len))
         return;
     wr_buf_put(b, h, sizeof(h));
-    wr_buf_put(b, data, len);
+    for (int i = 0; i < iovcnt; i++)
+        wr_buf_put(b, iov[i].iov_base, iov[i].iov_len);
 }
 
 int wr_segment_record_head(const uint8_t h[WR_SEGMENT_RECORD_HEADER], uint64_t max_index, uint32_t *len,

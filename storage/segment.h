@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "core/buf.h"
 
@@ -42,6 +43,9 @@ int wr_segment_header_decode(const uint8_t *p, size_t n, wr_segment_header_t *h,
 
 /* Appends one framed record to b (sticky-oom: check wr_buf_ok). len <= WR_SEGMENT_MAX_RECORD. */
 void wr_segment_record_encode(wr_buf_t *b, uint32_t seed, uint64_t index, const void *data, size_t len);
+/* The same for a payload gathered from iovcnt pieces (their total <= WR_SEGMENT_MAX_RECORD). */
+void wr_segment_record_encodev(wr_buf_t *b, uint32_t seed, uint64_t index, const struct iovec *iov,
+                               int iovcnt);
 
 /*
  * Reads a record header: WR_OK with *len and *index set, or WR_ESYNTAX when

@@ -182,6 +182,11 @@ void wr_store_msg(wr_store_t *s, const char *fmt, ...) __attribute__((format(pri
 void wr_store_mark_dirty(wr_store_t *s, wr_log_t *log);
 /* Queues log for its durable callback at the next dispatch. */
 void wr_store_mark_notify(wr_store_t *s, wr_log_t *log);
+/*
+ * Moves the directory dir of log `name` aside under logs/.trash-*, for the
+ * next batch to remove. WR_OK, WR_ENOMEM or WR_EIO (reported; the files stay).
+ */
+int wr_store_trash(wr_store_t *s, const char *name, const char *dir);
 
 /* ---- log.c ---- */
 
@@ -207,6 +212,8 @@ void wr_log_check_seg(wr_log_t *log, wr_seg_t *seg);
 void wr_log_batch_prepare(wr_log_t *log, wr_batch_log_t *e);
 /* Applies the storage thread's result for e; frees what the batch owned. */
 void wr_log_batch_done(wr_log_t *log, wr_batch_log_t *e);
+/* 1..200 characters of [A-Za-z0-9._-], not starting with '.'. */
+bool wr_log_name_ok(const char *name);
 /* Frees a log (memory and file descriptors) and takes it off every store list; it must have no batch in
  * flight. */
 void wr_log_free(wr_log_t *log);

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -390,6 +391,102 @@ void wr_store_mark_notify(wr_store_t *s, wr_log_t *log)
         wr_list_insert_tail(&s->notify, &log->notify);
 }
 
+/* A fresh name under logs/ to move a destroyed log's directory to. */
+static char *trash_path(wr_store_t *s, const char *name)
+{
+    char leaf[256];
+    char *path = NULL;
+
+    do {
+        free(path);
+        snprintf(leaf, sizeof(leaf), ".trash-%" PRIu64 "-%s", s->trash_seq++, name);
+        path = wr_store_path(s->logs_dir, leaf);
+    } while (path != NULL && access(path, F_OK) == 0);
+    return path;
+}
+
+int wr_store_trash(wr_store_t *s, const char *name, const char *dir)
+{
+    char *trash = trash_path(s, name), **list;
+
+    if (trash == NULL) {
+        wr_store_msg(s, "log '%s': out of memory deleting it", name);
+        return WR_ENOMEM;
+    }
+    if (rename(dir, trash) != 0) {
+        wr_store_msg(s, "log '%s': cannot move %s aside to delete it: %s", name, dir, strerror(errno));
+        free(trash);
+        return WR_EIO;
+    }
+    list = realloc(s->trash, (s->ntrash + 1) * sizeof(*list));
+    if (list == NULL) {
+        /* The directory is out of the way; the next wr_store_open removes it. */
+        free(trash);
+        return WR_OK;
+    }
+    s->trash = list;
+    s->trash[s->ntrash++] = trash;
+    return WR_OK;
+}
+
+int wr_store_logs(wr_store_t *s, void (*fn)(void *ud, const char *name), void *ud, char *err, size_t errlen)
+{
+    struct dirent *de;
+    DIR *d = opendir(s->logs_dir);
+
+    if (d == NULL) {
+        snprintf(err, errlen, "cannot open %s: %s", s->logs_dir, strerror(errno));
+        return WR_EIO;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (wr_log_name_ok(de->d_name))
+            fn(ud, de->d_name);
+    }
+    closedir(d);
+    return WR_OK;
+}
+
+int wr_store_remove_log(wr_store_t *s, const char *name)
+{
+    char *dir;
+    int rc;
+
+    if (!wr_log_name_ok(name))
+        return WR_ENOENT;
+    for (wr_list_t *p = s->logs.next; p != &s->logs; p = p->next) {
+        if (strcmp(wr_list_entry(p, wr_log_t, link)->name, name) == 0)
+            return WR_EEXIST;
+    }
+    dir = wr_store_path(s->logs_dir, name);
+    if (dir == NULL)
+        return WR_ENOMEM;
+    rc = access(dir, F_OK) == 0 ? wr_store_trash(s, name, dir) : WR_ENOENT;
+    free(dir);
+    return rc;
+}
+
+int wr_store_write_file(wr_store_t *s, const char *name, const void *data, size_t len, char *err,
+                        size_t errlen)
+{
+    char msg[WR_STORE_MSG_MAX] = "";
+    int e;
+
+    if (strcmp(name, "LOCK") == 0 || strcmp(name, "VERSION") == 0 || strcmp(name, "logs") == 0 ||
+        strchr(name, '/') != NULL) {
+        snprintf(err, errlen, "storage directory %s: '%s' is not a name for an owner's file", s->dir, name);
+        return WR_ESYNTAX;
+    }
+    if (wr_sync_replace_file(s, s->dir, name, data, len, msg, sizeof(msg)) != 0) {
+        snprintf(err, errlen, "storage directory %s: %s", s->dir, msg);
+        return WR_EIO;
+    }
+    if ((e = wr_sync_dir(s, s->dir)) != 0) {
+        snprintf(err, errlen, "fsync of %s failed: %s", s->dir, strerror(e));
+        return WR_EIO;
+    }
+    return WR_OK;
+}
+
 void wr_store_close(wr_store_t *s)
 {
     if (s == NULL)
@@ -457,6 +554,11 @@ void wr_store_dispatch(wr_store_t *s)
     }
     if (s->flush_wanted)
         wr_store_submit(s);
+}
+
+bool wr_store_idle(const wr_store_t *s)
+{
+    return s->inflight == NULL && !s->flush_wanted;
 }
 
 uint64_t wr_store_pending_bytes(const wr_store_t *s)

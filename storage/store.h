@@ -8,8 +8,9 @@
 #ifndef WR_STORAGE_STORE_H
 #define WR_STORAGE_STORE_H
 
-#include <stdint.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct wr_store_s wr_store_t;
 
@@ -84,6 +85,38 @@ void wr_store_flush(wr_store_t *s);
  * Callbacks may append, release, and close or destroy logs (even their own).
  */
 void wr_store_dispatch(wr_store_t *s);
+
+/*
+ * Calls fn with the name of every log stored in the directory, open or not
+ * (the leftovers of destroyed logs excluded). WR_OK, or WR_EIO with a message
+ * in err when logs/ cannot be read.
+ */
+int wr_store_logs(wr_store_t *s, void (*fn)(void *ud, const char *name), void *ud, char *err, size_t errlen);
+
+/*
+ * Deletes the stored log `name` without opening (and so without recovering)
+ * it: its directory is moved aside at once and removed by the storage thread
+ * with the next batch. WR_OK; WR_ENOENT (no such log); WR_EEXIST (it is
+ * open: use wr_log_destroy); WR_ENOMEM; WR_EIO (the move failed, reported
+ * through the message callback).
+ */
+int wr_store_remove_log(wr_store_t *s, const char *name);
+
+/*
+ * Replaces DIR/name with data[0..len) durably, on the calling thread: a
+ * temporary file, fdatasync, rename over name, fsync of DIR. For the owner's
+ * own small files (the broker's topology); LOCK, VERSION and logs are the
+ * store's. WR_OK; WR_ESYNTAX (a name the store uses, or one with a '/');
+ * WR_EIO with a message naming the file in err.
+ */
+int wr_store_write_file(wr_store_t *s, const char *name, const void *data, size_t len, char *err,
+                        size_t errlen);
+
+/*
+ * True when no batch is in flight and none waits to be handed off: every
+ * flush so far has completed and been dispatched.
+ */
+bool wr_store_idle(const wr_store_t *s);
 
 /*
  * Bytes appended but not yet durable, in memory until then. Never dropped:

@@ -126,20 +126,26 @@ def _wait_listening(broker, timeout=START_TIMEOUT):
         time.sleep(0.05)
 
 
-def start_warrend(extra_config=None, raw_config=None):
+def start_warrend(extra_config=None, raw_config=None, workdir=None):
     """Starts warrend with the default config merged with extra_config (or
-    exactly raw_config, a dict). Returns a running Broker."""
+    exactly raw_config, a dict), its data_dir in its temp dir. With workdir
+    (a stopped broker's), it runs there again, on that data_dir, appending
+    to that log. Returns a running Broker."""
     binary = os.environ.get("WARREND")
     if not binary:
         raise pytest.UsageError(
             "set WARREN_BROKER=host:port (external broker) or WARREND=/path/to/warrend")
-    workdir = tempfile.mkdtemp(prefix="warren-it-")
+    restart = workdir is not None
+    if not restart:
+        workdir = tempfile.mkdtemp(prefix="warren-it-")
     port = free_port()
     cfg = raw_config if raw_config is not None else merge(default_config(port), extra_config)
+    if raw_config is None:
+        cfg.setdefault("data_dir", os.path.join(workdir, "data"))
     path = os.path.join(workdir, "warren.json")
     with open(path, "w") as f:
         json.dump(cfg, f, indent=2)
-    log = open(os.path.join(workdir, "warrend.log"), "wb")
+    log = open(os.path.join(workdir, "warrend.log"), "ab" if restart else "wb")
     proc = subprocess.Popen([binary, "--config", path], stdin=subprocess.DEVNULL,
                             stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     log.close()
@@ -196,6 +202,20 @@ def dedicated_broker(request):
         request.node._warren_brokers = started
         return b
 
+    def restart(b, sig=signal.SIGTERM):
+        """Stops b (SIGTERM, asserting a clean exit, or e.g. SIGKILL) and
+        starts warrend again on the same config, port and data_dir; returns
+        the new Broker, which replaces b."""
+        status = b.stop(sig)
+        if sig == signal.SIGTERM and status != 0:
+            pytest.fail("warrend on %s: exit status %s after SIGTERM. Its log:\n%s"
+                        % (b.addr, status, b.log()), pytrace=False)
+        started.remove(b)
+        nb = start_warrend(raw_config=b.config, workdir=b.workdir)
+        started.append(nb)
+        return nb
+
+    make.restart = restart
     yield make
     failures = []
     for b in started:
@@ -271,3 +291,134 @@ def pytest_runtest_makereport(item, call):
         if log:
             rep.sections.append(("warrend log %s (tail)" % b.addr,
                                  "\n".join(log.splitlines()[-80:])))
+
+
+# --- The management API, Prometheus and warrenctl (test_mgmt.py & co.) -----
+#
+# mgmt_broker is a warrend of the test module's own with the management API
+# and the Prometheus endpoint enabled (statistics sampled every 100 ms, guest
+# an administrator). In external mode WARREN_MANAGEMENT=host:port (and
+# WARREN_PROMETHEUS=host:port) name the running broker's HTTP ports, so the
+# same assertions can be checked against RabbitMQ; without them these tests
+# skip.
+
+import base64  # noqa: E402
+import http.client  # noqa: E402
+import urllib.parse  # noqa: E402
+
+MGMT_STATS_INTERVAL_MS = 100
+
+
+def mgmt_config(amqp_port, mgmt_port, prom_port):
+    """warrend's config for mgmt_broker: helpers.default_config plus the
+    HTTP listeners, a short statistics interval and an administrator."""
+    cfg = default_config(amqp_port)
+    cfg["users"] = [{"name": "guest", "password": "guest", "vhosts": ["/"],
+                     "tags": ["administrator"]}]
+    cfg["management"] = {"address": "127.0.0.1", "port": mgmt_port}
+    cfg["prometheus"] = {"address": "127.0.0.1", "port": prom_port}
+    cfg["collect_statistics_interval"] = MGMT_STATS_INTERVAL_MS
+    return cfg
+
+
+def quote(s):
+    """A path segment as RabbitMQ's clients encode it ("/" is %2F)."""
+    return urllib.parse.quote(s, safe="")
+
+
+class HttpReply:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def json(self):
+        return json.loads(self.body) if self.body else None
+
+    def __repr__(self):
+        return "HttpReply(%d, %r)" % (self.status, self.body[:300])
+
+
+class Http:
+    """A small HTTP client for one host:port (http.client, one connection
+    per request)."""
+
+    def __init__(self, host, port, user="guest", password="guest"):
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+
+    def request(self, method, path, body=None, auth=True, user=None, password=None,
+                headers=None, raw=None):
+        h = dict(headers or {})
+        if auth:
+            cred = "%s:%s" % (user or self.user, password if password is not None else self.password)
+            h["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        c = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        try:
+            c.request(method, path, body=data, headers=h)
+            r = c.getresponse()
+            return HttpReply(r.status, dict((k.lower(), v) for k, v in r.getheaders()),
+                             r.read().decode("utf-8", "replace"))
+        finally:
+            c.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.request("PUT", path, body=body, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+
+def _external_http(var):
+    v = os.environ.get(var)
+    if not v:
+        return None
+    host, _, port = v.rpartition(":")
+    return host, int(port)
+
+
+@pytest.fixture(scope="module")
+def mgmt_broker():
+    """A broker with its management API (.mgmt, an Http) and Prometheus
+    endpoint (.prom, an Http; None when unknown in external mode)."""
+    ext = _external()
+    if ext:
+        m = _external_http("WARREN_MANAGEMENT")
+        if not m:
+            pytest.skip("external broker: set WARREN_MANAGEMENT=host:port to test its HTTP API")
+        b = Broker(ext[0], ext[1])
+        b.mgmt = Http(*m)
+        p = _external_http("WARREN_PROMETHEUS")
+        b.prom = Http(*p) if p else None
+        yield b
+        return
+    if not os.environ.get("WARREND"):
+        raise pytest.UsageError("WARREND is not set")
+    amqp, mgmt, prom = free_port(), free_port(), free_port()
+    b = start_warrend(raw_config=mgmt_config(amqp, mgmt, prom))
+    b.mgmt = Http("127.0.0.1", mgmt)
+    b.prom = Http("127.0.0.1", prom)
+    helpers.wait_for(lambda: _http_up(b.mgmt), what="the management API to listen")
+    yield b
+    stop_and_check(b)
+
+
+def _http_up(h):
+    try:
+        h.get("/api/overview")
+        return True
+    except OSError:
+        return False

@@ -1,151 +1,182 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for broker/auth.c: SASL PLAIN and AMQPLAIN responses, valid and
- * malformed (accepting exactly what RabbitMQ accepts), credential checks,
- * loopback addresses and vhost access.
+ * Unit tests for broker/auth.c: RabbitMQ's password hashes (vectors exported
+ * from RabbitMQ 3.10.8 definitions log in unchanged), their decoding and
+ * errors, credential checks, loopback addresses and loopback-only users.
  */
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker/auth.h"
-#include "core/buf.h"
 #include "core/status.h"
-#include "protocol/table.h"
 
-START_TEST(test_plain_valid)
+static char path[64];
+static char err[4096];
+
+static wr_config_t *load(const char *text)
 {
-    wr_bytes_t user, pass;
+    wr_config_t *cfg;
+    FILE *f;
+    int fd;
 
-    ck_assert_int_eq(wr_auth_plain_parse(WR_BYTES_LIT("\0guest\0guest"), &user, &pass), WR_OK);
-    ck_assert(wr_bytes_eq_str(user, "guest"));
-    ck_assert(wr_bytes_eq_str(pass, "guest"));
-    /* An empty password is a well-formed response (refused later). */
-    ck_assert_int_eq(wr_auth_plain_parse(WR_BYTES_LIT("\0guest\0"), &user, &pass), WR_OK);
-    ck_assert(wr_bytes_eq_str(user, "guest"));
-    ck_assert_uint_eq(pass.len, 0);
-    ck_assert_int_eq(wr_auth_plain_parse(WR_BYTES_LIT("\0\0x"), &user, &pass), WR_OK);
-    ck_assert_uint_eq(user.len, 0);
-    ck_assert(wr_bytes_eq_str(pass, "x"));
+    snprintf(path, sizeof(path), "/tmp/warren-auth-XXXXXX");
+    fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    f = fdopen(fd, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    cfg = wr_config_load(path, err, sizeof(err));
+    unlink(path);
+    return cfg;
+}
+
+/* password_hash values from `rabbitmqctl export_definitions` (3.10.8). */
+static const char rabbit_users[] =
+    "{\"users\": ["
+    " {\"name\": \"guest\", \"password_hash\": \"NtuDywtVqJD3kZma8aKQULPwZW9cxgL24hkR1V0G78SXVT44\","
+    "  \"hashing_algorithm\": \"rabbit_password_hashing_sha256\", \"tags\": [\"administrator\"], \"limits\": "
+    "{}},"
+    " {\"name\": \"u1\", \"password_hash\": \"fOr6540lC8fVWU7A3DnLKKgnYXIUbnM/lc5PePdH3WGD+Lbw\","
+    "  \"hashing_algorithm\": \"rabbit_password_hashing_sha256\","
+    "  \"tags\": [\"administrator\", \"monitoring\"], \"limits\": {\"max-connections\": 1}},"
+    " {\"name\": \"s512\", \"hashing_algorithm\": \"rabbit_password_hashing_sha512\", \"password_hash\":"
+    "  \"3q2+70VEWE0FqGYZ3RMNvezijod+raacSDqNV7zxX2jCGJrE+Ttmv27xiPDPLrdqK5P9/8A6XJ1WZEfOQ7i70LyGVak=\"},"
+    " {\"name\": \"m5\", \"password_hash\": \"3q2+72hfYchy3Ny5FXLOhhISoU4=\","
+    "  \"hashing_algorithm\": \"rabbit_password_hashing_md5\", \"tags\": \"management,policymaker\"},"
+    " {\"name\": \"certonly\", \"password_hash\": \"\"}]}";
+
+START_TEST(test_rabbitmq_hashes)
+{
+    wr_config_t *cfg = load(rabbit_users);
+
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_ptr_eq(wr_auth_check(cfg, WR_BYTES_LIT("guest"), WR_BYTES_LIT("guest")), &cfg->users[0]);
+    ck_assert_ptr_eq(wr_auth_check(cfg, WR_BYTES_LIT("u1"), WR_BYTES_LIT("pw1")), &cfg->users[1]);
+    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("u1"), WR_BYTES_LIT("pw2")));
+    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("u1"), WR_BYTES_LIT("guest")));
+    ck_assert_ptr_eq(wr_auth_check(cfg, WR_BYTES_LIT("s512"), WR_BYTES_LIT("secret")), &cfg->users[2]);
+    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("s512"), WR_BYTES_LIT("secreT")));
+    ck_assert_ptr_eq(wr_auth_check(cfg, WR_BYTES_LIT("m5"), WR_BYTES_LIT("secret")), &cfg->users[3]);
+    /* An empty hash is a user no password unlocks (EXTERNAL only). */
+    ck_assert_uint_eq(cfg->users[4].password_hash_len, 0);
+    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("certonly"), WR_BYTES_LIT("")));
+    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("certonly"), WR_BYTES_LIT("x")));
+    /* Tags as an array or RabbitMQ's older comma-separated string; limits. */
+    ck_assert_uint_eq(cfg->users[1].ntags, 2);
+    ck_assert_str_eq(cfg->users[1].tags[1], "monitoring");
+    ck_assert_uint_eq(cfg->users[3].ntags, 2);
+    ck_assert_str_eq(cfg->users[3].tags[0], "management");
+    ck_assert_str_eq(cfg->users[3].tags[1], "policymaker");
+    ck_assert(cfg->users[1].has_max_connections);
+    ck_assert_int_eq(cfg->users[1].max_connections, 1);
+    ck_assert(!cfg->users[0].has_max_connections);
+    wr_config_free(cfg);
 }
 END_TEST
 
-/* Every response RabbitMQ's PLAIN refuses as "response ... invalid". */
-static const wr_bytes_t plain_bad[] = {
-    {NULL, 0},
-    {(const uint8_t *)"\0", 1},
-    {(const uint8_t *)"guestguest", 10},
-    {(const uint8_t *)"guest\0guest", 11},
-    {(const uint8_t *)"authz\0guest\0guest", 17}, /* an authorization identity */
-    {(const uint8_t *)"\0guest", 6},
-    {(const uint8_t *)"\0guest\0guest\0", 13},
-    {(const uint8_t *)"\0guest\0pa\0ss", 12},
+START_TEST(test_plaintext_is_hashed)
+{
+    wr_config_t *cfg = load("{\"users\": [{\"name\": \"a\", \"password\": \"s3cret\"},"
+                            " {\"name\": \"b\", \"password\": \"s3cret\","
+                            "  \"hashing_algorithm\": \"rabbit_password_hashing_sha512\"}]}");
+
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_uint_eq(cfg->users[0].password_hash_len, 36);
+    ck_assert_uint_eq(cfg->users[1].password_hash_len, 68);
+    /* Nothing of the plaintext is kept in the hash. */
+    ck_assert_ptr_null(memmem(cfg->users[0].password_hash, 36, "s3cret", 6));
+    ck_assert_ptr_eq(wr_auth_check(cfg, WR_BYTES_LIT("a"), WR_BYTES_LIT("s3cret")), &cfg->users[0]);
+    ck_assert_ptr_eq(wr_auth_check(cfg, WR_BYTES_LIT("b"), WR_BYTES_LIT("s3cret")), &cfg->users[1]);
+    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("a"), WR_BYTES_LIT("s3cre")));
+    wr_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_hash_salt_is_random)
+{
+    uint8_t a[WR_PASSWORD_HASH_MAX], b[WR_PASSWORD_HASH_MAX];
+
+    ck_assert_uint_eq(wr_auth_hash_password(WR_HASH_SHA256, WR_BYTES_LIT("pw"), a), 36);
+    ck_assert_uint_eq(wr_auth_hash_password(WR_HASH_SHA256, WR_BYTES_LIT("pw"), b), 36);
+    ck_assert(memcmp(a, b, 36) != 0);
+    ck_assert_uint_eq(wr_auth_hash_password(WR_HASH_MD5, WR_BYTES_LIT("pw"), a), 20);
+    ck_assert_uint_eq(wr_auth_digest_len(WR_HASH_SHA512), 64);
+}
+END_TEST
+
+START_TEST(test_hash_decode)
+{
+    uint8_t out[WR_PASSWORD_HASH_MAX];
+    size_t len = 99;
+    wr_hash_alg_t alg;
+
+    ck_assert_int_eq(wr_auth_hash_decode("", WR_HASH_SHA256, out, &len), WR_OK);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_int_eq(
+        wr_auth_hash_decode("fOr6540lC8fVWU7A3DnLKKgnYXIUbnM/lc5PePdH3WGD+Lbw", WR_HASH_SHA256, out, &len),
+        WR_OK);
+    ck_assert_uint_eq(len, 36);
+    ck_assert_uint_eq(out[0], 0x7c);
+    /* Not base64: bad characters, bad length, padding inside. */
+    ck_assert_int_eq(
+        wr_auth_hash_decode("fOr6540l!8fVWU7A3DnLKKgnYXIUbnM/lc5PePdH3WGD+Lbw", WR_HASH_SHA256, out, &len),
+        WR_ESYNTAX);
+    ck_assert_int_eq(wr_auth_hash_decode("abc", WR_HASH_SHA256, out, &len), WR_ESYNTAX);
+    ck_assert_int_eq(wr_auth_hash_decode("ab=c", WR_HASH_SHA256, out, &len), WR_ESYNTAX);
+    ck_assert_int_eq(wr_auth_hash_decode("====", WR_HASH_SHA256, out, &len), WR_ESYNTAX);
+    /* Base64, but not salt + one digest of the algorithm. */
+    ck_assert_int_eq(wr_auth_hash_decode("3q2+72hfYchy3Ny5FXLOhhISoU4=", WR_HASH_SHA256, out, &len),
+                     WR_ETOOBIG);
+    ck_assert_int_eq(
+        wr_auth_hash_decode("fOr6540lC8fVWU7A3DnLKKgnYXIUbnM/lc5PePdH3WGD+Lbw", WR_HASH_SHA512, out, &len),
+        WR_ETOOBIG);
+    ck_assert_int_eq(
+        wr_auth_hash_decode("QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU"
+                            "FBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB",
+                            WR_HASH_SHA512, out, &len),
+        WR_ETOOBIG);
+    ck_assert(wr_auth_hash_alg_parse("rabbit_password_hashing_sha256", &alg) && alg == WR_HASH_SHA256);
+    ck_assert(wr_auth_hash_alg_parse("rabbit_password_hashing_md5", &alg) && alg == WR_HASH_MD5);
+    ck_assert(!wr_auth_hash_alg_parse("sha256", &alg));
+}
+END_TEST
+
+/* Every mistake in a user's credentials is a start-up error naming the key. */
+static const struct {
+    const char *json;
+    const char *line;
+} user_errors[] = {
+    {"{\"users\": [{\"name\": \"u\", \"password\": \"p\", \"password_hash\": \"\"}]}",
+     "users[0]: give either 'password' or 'password_hash', not both"},
+    {"{\"users\": [{\"name\": \"u\", \"password_hash\": \"not base64!\"}]}",
+     "users[0].password_hash: not base64"},
+    {"{\"users\": [{\"name\": \"u\", \"password_hash\": \"3q2+72hfYchy3Ny5FXLOhhISoU4=\"}]}",
+     "users[0].password_hash: expected 4 octets of salt and a 32-octet digest after base64 decoding"},
+    {"{\"users\": [{\"name\": \"u\", \"password\": \"p\", \"hashing_algorithm\": \"bcrypt\"}]}",
+     "users[0].hashing_algorithm: unknown algorithm 'bcrypt' (expected rabbit_password_hashing_sha256, "
+     "_sha512 or "
+     "_md5)"},
+    {"{\"users\": [{\"name\": \"u\", \"password\": \"p\", \"limits\": {\"max-channels\": 1}}]}",
+     "users[0].limits.max-channels: unknown key"},
+    {"{\"users\": [{\"name\": \"u\", \"password\": \"p\", \"limits\": {\"max-connections\": -2}}]}",
+     "users[0].limits.max-connections: must be between -1 and 2147483647, got -2"},
+    {"{\"users\": [{\"name\": \"u\", \"password\": \"p\", \"tags\": [\"\"]}]}",
+     "users[0].tags[0]: must not be empty"},
 };
 
-START_TEST(test_plain_malformed)
+START_TEST(test_user_errors)
 {
-    wr_bytes_t user, pass;
+    char want[512];
 
-    ck_assert_int_eq(wr_auth_plain_parse(plain_bad[_i], &user, &pass), WR_ESYNTAX);
-}
-END_TEST
-
-/* A table's raw bytes (no length prefix) built with the table encoder. */
-static wr_buf_t amqplain(const char *login_key, const char *login, const char *pass_key, const char *pass)
-{
-    wr_buf_t b = WR_BUF_INIT;
-    size_t mark = wr_table_begin(&b);
-
-    if (login_key)
-        wr_table_put_str(&b, login_key, login);
-    if (pass_key)
-        wr_table_put_str(&b, pass_key, pass);
-    wr_table_end(&b, mark);
-    ck_assert(wr_buf_ok(&b));
-    return b;
-}
-
-static wr_bytes_t raw_table(const wr_buf_t *b)
-{
-    return (wr_bytes_t){b->data + 4, b->len - 4};
-}
-
-START_TEST(test_amqplain_valid)
-{
-    wr_buf_t b = amqplain("LOGIN", "guest", "PASSWORD", "secret");
-    wr_bytes_t user, pass;
-
-    ck_assert_int_eq(wr_auth_amqplain_parse(raw_table(&b), &user, &pass), WR_OK);
-    ck_assert(wr_bytes_eq_str(user, "guest"));
-    ck_assert(wr_bytes_eq_str(pass, "secret"));
-    wr_buf_free(&b);
-    /* Order does not matter. */
-    b = amqplain("PASSWORD", "secret", "LOGIN", "guest");
-    ck_assert_int_eq(wr_auth_amqplain_parse(raw_table(&b), &user, &pass), WR_OK);
-    ck_assert(wr_bytes_eq_str(user, "guest"));
-    wr_buf_free(&b);
-}
-END_TEST
-
-START_TEST(test_amqplain_with_length_prefix)
-{
-    /* RabbitMQ reads the response as a table body; a prefixed table is
-     * malformed there, and here. */
-    wr_buf_t b = amqplain("LOGIN", "guest", "PASSWORD", "guest");
-    wr_bytes_t user, pass;
-
-    ck_assert_int_eq(wr_auth_amqplain_parse((wr_bytes_t){b.data, b.len}, &user, &pass), WR_ESYNTAX);
-    wr_buf_free(&b);
-}
-END_TEST
-
-START_TEST(test_amqplain_missing_fields)
-{
-    wr_buf_t b = amqplain("LOGIN", "guest", NULL, NULL);
-    wr_bytes_t user, pass;
-
-    ck_assert_int_eq(wr_auth_amqplain_parse(raw_table(&b), &user, &pass), WR_ENOENT);
-    wr_buf_free(&b);
-    b = amqplain("login", "guest", "password", "guest"); /* keys are case-sensitive */
-    ck_assert_int_eq(wr_auth_amqplain_parse(raw_table(&b), &user, &pass), WR_ENOENT);
-    wr_buf_free(&b);
-    ck_assert_int_eq(wr_auth_amqplain_parse((wr_bytes_t){NULL, 0}, &user, &pass), WR_ENOENT);
-}
-END_TEST
-
-START_TEST(test_amqplain_wrong_type)
-{
-    wr_buf_t b = WR_BUF_INIT;
-    size_t mark = wr_table_begin(&b);
-    wr_bytes_t user, pass;
-
-    wr_table_put_long(&b, "LOGIN", 42);
-    wr_table_put_str(&b, "PASSWORD", "guest");
-    wr_table_end(&b, mark);
-    ck_assert_int_eq(wr_auth_amqplain_parse(raw_table(&b), &user, &pass), WR_EUNKNOWN);
-    wr_buf_free(&b);
-}
-END_TEST
-
-START_TEST(test_amqplain_malformed)
-{
-    wr_buf_t b = amqplain("LOGIN", "guest", "PASSWORD", "guest");
-    wr_bytes_t raw = raw_table(&b), user, pass;
-
-    /* Every truncation of a valid table is refused (malformed, or complete
-     * but without PASSWORD), never over-read. */
-    for (size_t n = 1; n < raw.len; n++)
-        ck_assert_int_ne(wr_auth_amqplain_parse((wr_bytes_t){raw.data, n}, &user, &pass), WR_OK);
-    wr_buf_free(&b);
-    ck_assert_int_eq(wr_auth_amqplain_parse(WR_BYTES_LIT("\x05LOGINZ"), &user, &pass), WR_ESYNTAX);
-    ck_assert_int_eq(wr_auth_amqplain_parse(WR_BYTES_LIT("\x05"
-                                                         "ab"),
-                                            &user, &pass),
-                     WR_ESYNTAX);
-    ck_assert_int_eq(wr_auth_amqplain_parse(WR_BYTES_LIT("\x05LOGINS\xff\xff\xff\xff"), &user, &pass),
-                     WR_ESYNTAX);
+    ck_assert_ptr_null(load(user_errors[_i].json));
+    snprintf(want, sizeof(want), "%s: %s", path, user_errors[_i].line);
+    ck_assert_str_eq(err, want);
 }
 END_TEST
 
@@ -199,16 +230,12 @@ START_TEST(test_loopback)
 }
 END_TEST
 
-START_TEST(test_loopback_users_and_vhosts)
+START_TEST(test_loopback_users)
 {
     wr_config_t *cfg = wr_config_new_default();
 
     ck_assert(wr_auth_loopback_only(cfg, "guest"));
     ck_assert(!wr_auth_loopback_only(cfg, "alice"));
-    ck_assert(wr_auth_vhost_allowed(&cfg->users[0], WR_BYTES_LIT("/")));
-    ck_assert(!wr_auth_vhost_allowed(&cfg->users[0], WR_BYTES_LIT("other")));
-    ck_assert(!wr_auth_vhost_allowed(&cfg->users[0], WR_BYTES_LIT("//")));
-    ck_assert(!wr_auth_vhost_allowed(&cfg->users[0], (wr_bytes_t){NULL, 0}));
     wr_config_free(cfg);
 }
 END_TEST
@@ -220,16 +247,14 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    tcase_add_test(tc, test_plain_valid);
-    tcase_add_loop_test(tc, test_plain_malformed, 0, (int)(sizeof(plain_bad) / sizeof(plain_bad[0])));
-    tcase_add_test(tc, test_amqplain_valid);
-    tcase_add_test(tc, test_amqplain_with_length_prefix);
-    tcase_add_test(tc, test_amqplain_missing_fields);
-    tcase_add_test(tc, test_amqplain_wrong_type);
-    tcase_add_test(tc, test_amqplain_malformed);
+    tcase_add_test(tc, test_rabbitmq_hashes);
+    tcase_add_test(tc, test_plaintext_is_hashed);
+    tcase_add_test(tc, test_hash_salt_is_random);
+    tcase_add_test(tc, test_hash_decode);
+    tcase_add_loop_test(tc, test_user_errors, 0, (int)(sizeof(user_errors) / sizeof(user_errors[0])));
     tcase_add_test(tc, test_check_credentials);
     tcase_add_test(tc, test_loopback);
-    tcase_add_test(tc, test_loopback_users_and_vhosts);
+    tcase_add_test(tc, test_loopback_users);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

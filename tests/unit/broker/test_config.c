@@ -82,7 +82,7 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(cfg->max_message_size, 134217728);
     ck_assert_uint_eq(cfg->nusers, 1);
     ck_assert_str_eq(cfg->users[0].name, "guest");
-    ck_assert_str_eq(cfg->users[0].password, "guest");
+    ck_assert_uint_eq(cfg->users[0].password_hash_len, 36); /* salted SHA-256 of "guest" */
     ck_assert_uint_eq(cfg->users[0].nvhosts, 1);
     ck_assert_str_eq(cfg->users[0].vhosts[0], "/");
     ck_assert_uint_eq(cfg->nloopback_users, 1);
@@ -110,7 +110,7 @@ START_TEST(test_shipped_config_is_the_defaults)
     ck_assert_uint_eq(cfg->max_message_size, def->max_message_size);
     ck_assert_uint_eq(cfg->nusers, 1);
     ck_assert_str_eq(cfg->users[0].name, "guest");
-    ck_assert_str_eq(cfg->users[0].password, "guest");
+    ck_assert_uint_eq(cfg->users[0].password_hash_len, 36); /* salted SHA-256 of "guest" */
     ck_assert_str_eq(cfg->users[0].vhosts[0], "/");
     ck_assert_str_eq(cfg->loopback_users[0], "guest");
     ck_assert_str_eq(cfg->vhosts[0], "/");
@@ -145,7 +145,7 @@ START_TEST(test_full_file)
     ck_assert_str_eq(cfg->users[0].name, "alice");
     ck_assert_uint_eq(cfg->users[0].nvhosts, 2);
     ck_assert_str_eq(cfg->users[0].vhosts[1], "b");
-    ck_assert_str_eq(cfg->users[1].password, "");
+    ck_assert_uint_eq(cfg->users[1].password_hash_len, 36);
     ck_assert_uint_eq(cfg->users[1].nvhosts, 0);
     ck_assert_uint_eq(cfg->nloopback_users, 0);
     ck_assert_uint_eq(cfg->nvhosts, 2);

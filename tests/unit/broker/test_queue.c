@@ -44,16 +44,16 @@ static void publish(wr_queue_t *q, int n)
     wr_message_t *m = msg(n);
 
     ck_assert_ptr_nonnull(m);
-    ck_assert_int_eq(wr_queue_publish(q, m), WR_OK);
+    ck_assert_int_eq(wr_queue_publish(q, m, NULL), WR_OK);
     wr_message_unref(m); /* the queue holds its own reference */
 }
 
 /* Takes the head; checks its id and redelivered flag. */
-static void expect_get(wr_queue_t *q, int id, bool redelivered, wr_message_t **m, uint64_t *seq)
+static void expect_get(wr_queue_t *q, bool no_ack, int id, bool redelivered, wr_message_t **m, wr_qpos_t *pos)
 {
     bool r;
 
-    ck_assert(wr_queue_get(q, m, seq, &r));
+    ck_assert(wr_queue_get(q, no_ack, m, pos, &r));
     ck_assert_int_eq(msg_id(*m), id);
     ck_assert_int_eq(r, redelivered);
 }
@@ -61,9 +61,9 @@ static void expect_get(wr_queue_t *q, int id, bool redelivered, wr_message_t **m
 static void get_and_drop(wr_queue_t *q, int id, bool redelivered)
 {
     wr_message_t *m;
-    uint64_t seq;
+    wr_qpos_t pos;
 
-    expect_get(q, id, redelivered, &m, &seq);
+    expect_get(q, true, id, redelivered, &m, &pos);
     wr_message_unref(m);
 }
 
@@ -71,10 +71,10 @@ static void get_and_drop(wr_queue_t *q, int id, bool redelivered)
 static void deliver_get(wr_queue_t *q, wr_unacked_t *u, uint64_t tag, int id, bool redelivered)
 {
     wr_message_t *m;
-    uint64_t seq;
+    wr_qpos_t pos;
 
-    expect_get(q, id, redelivered, &m, &seq);
-    ck_assert_int_eq(wr_unacked_add(u, tag, q, m, seq, NULL), WR_OK);
+    expect_get(q, false, id, redelivered, &m, &pos);
+    ck_assert_int_eq(wr_unacked_add(u, tag, q, m, &pos, NULL), WR_OK);
 }
 
 static void close_and_unref(wr_queue_t *q)
@@ -90,7 +90,7 @@ START_TEST(test_fifo_order)
     wr_queue_sched_t s;
     wr_queue_t *q;
     wr_message_t *m;
-    uint64_t seq;
+    wr_qpos_t pos;
     bool r;
 
     wr_queue_sched_init(&s, NULL, NULL);
@@ -101,7 +101,7 @@ START_TEST(test_fifo_order)
     for (int i = 1; i <= 100; i++)
         get_and_drop(q, i, false);
     ck_assert_uint_eq(wr_queue_ready(q), 0);
-    ck_assert(!wr_queue_get(q, &m, &seq, &r));
+    ck_assert(!wr_queue_get(q, true, &m, &pos, &r));
     close_and_unref(q);
 }
 END_TEST
@@ -342,7 +342,7 @@ static bool fake_can_take(wr_consumer_t *c)
     return !((fake_ch_t *)c->owner)->blocked;
 }
 
-static void fake_deliver(wr_consumer_t *c, wr_message_t *m, uint64_t seq, bool redelivered)
+static void fake_deliver(wr_consumer_t *c, wr_message_t *m, const wr_qpos_t *pos, bool redelivered)
 {
     fake_ch_t *ch = c->owner;
 
@@ -352,7 +352,7 @@ static void fake_deliver(wr_consumer_t *c, wr_message_t *m, uint64_t seq, bool r
         wr_message_unref(m);
         return;
     }
-    ck_assert_int_eq(wr_unacked_add(ch->u, ++ch->last_tag, c->queue, m, seq, c), WR_OK);
+    ck_assert_int_eq(wr_unacked_add(ch->u, ++ch->last_tag, c->queue, m, pos, c), WR_OK);
 }
 
 static void fake_cancelled(wr_consumer_t *c)

@@ -128,6 +128,35 @@ START_TEST(append_and_read)
 }
 END_TEST
 
+/* A record gathered from pieces is one record: read back and replayed whole. */
+START_TEST(append_gathered)
+{
+    wr_store_opts_t o = th_opts(SEG, &msgs, NULL);
+    wr_store_t *s = th_store(&o);
+    wr_log_t *log = open_log(s, "q", NULL, NULL);
+    struct iovec iov[3] = {{"rec", 3}, {NULL, 0}, {"ord-1", 5}};
+    th_replay_t *r = calloc(1, sizeof(*r));
+    wr_buf_t b = WR_BUF_INIT;
+    uint64_t index;
+
+    ck_assert_int_eq(wr_log_appendv(log, iov, 3, &index), WR_OK);
+    ck_assert_uint_eq(index, 1);
+    ck_assert_int_eq(wr_log_read(log, 1, &b), WR_OK);
+    ck_assert_uint_eq(b.len, 8);
+    ck_assert_mem_eq(b.data, "record-1", 8);
+    iov[1] = (struct iovec){NULL, (size_t)WR_LOG_MAX_RECORD};
+    ck_assert_int_eq(wr_log_appendv(log, iov, 3, &index), WR_ETOOBIG);
+    th_sync(s, log, 1);
+    wr_log_close(log);
+    log = open_log(s, "q", r, NULL);
+    ck_assert_uint_eq(r->count, 1);
+    ck_assert_str_eq(r->data[0], "record-1");
+    wr_buf_free(&b);
+    free(r);
+    wr_store_close(s);
+}
+END_TEST
+
 /* A record damaged on disk after it was written reads as an error, not as wrong bytes. */
 START_TEST(read_checks_crc)
 {
@@ -458,6 +487,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, append_and_read);
+    tcase_add_test(tc, append_gathered);
     tcase_add_test(tc, read_checks_crc);
     tcase_add_test(tc, release_and_delete);
     tcase_add_test(tc, truncate_front);

@@ -2,8 +2,9 @@
 /*
  * Unit tests for storage/store.c: the lock file (a second open names the
  * directory and the holder's PID), the VERSION file (written when new, unknown
- * versions and garbage refused), options, leftovers of destroyed logs, and
- * the notify fd / dispatch contract.
+ * versions and garbage refused), options, leftovers of destroyed logs, the
+ * notify fd / dispatch contract, listing and removing stored logs, and the
+ * owner's own files.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -15,7 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/status.h"
 #include "helpers.h"
+#include "storage/log.h"
 #include "storage/store.h"
 
 static const char *dir;
@@ -190,6 +193,73 @@ START_TEST(idle_dispatch_is_harmless)
 }
 END_TEST
 
+static void collect(void *ud, const char *name)
+{
+    char *names = ud;
+
+    strcat(names, name);
+    strcat(names, ";");
+}
+
+START_TEST(list_and_remove_logs)
+{
+    wr_store_t *s = th_store(NULL);
+    char err[512] = "", names[256] = "", path[4200];
+    wr_log_t *a, *b;
+    uint64_t index;
+
+    a = wr_log_open(s, "a", NULL, NULL, err, sizeof(err));
+    b = wr_log_open(s, "b", NULL, NULL, err, sizeof(err));
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(wr_log_append(b, "x", 1, &index), WR_OK);
+    ck_assert_int_eq(wr_log_close(b), WR_OK);
+    ck_assert_int_eq(wr_store_logs(s, collect, names, err, sizeof(err)), WR_OK);
+    ck_assert_msg(strcmp(names, "a;b;") == 0 || strcmp(names, "b;a;") == 0, "%s", names);
+    ck_assert_int_eq(wr_store_remove_log(s, "a"), WR_EEXIST); /* open */
+    ck_assert_int_eq(wr_store_remove_log(s, "c"), WR_ENOENT);
+    ck_assert_int_eq(wr_store_remove_log(s, "../a"), WR_ENOENT);
+    ck_assert_int_eq(wr_store_remove_log(s, "b"), WR_OK);
+    /* Out of the way at once, so the name is free; gone after the next batch. */
+    names[0] = '\0';
+    ck_assert_int_eq(wr_store_logs(s, collect, names, err, sizeof(err)), WR_OK);
+    ck_assert_str_eq(names, "a;");
+    ck_assert_int_eq(wr_store_remove_log(s, "b"), WR_ENOENT);
+    ck_assert(wr_store_idle(s));
+    wr_store_flush(s);
+    ck_assert(!wr_store_idle(s));
+    /* The close above left the notify fd readable: dispatch until applied. */
+    while (!wr_store_idle(s))
+        th_wait_dispatch(s);
+    ck_assert_int_eq(th_count_files(th_logdir(""), ""), 3); /* ., .. and a */
+    snprintf(path, sizeof(path), "%s/logs/a", dir);
+    ck_assert_int_eq(access(path, F_OK), 0);
+    wr_store_close(s);
+}
+END_TEST
+
+START_TEST(owner_file_written_durably)
+{
+    wr_store_t *s = th_store(NULL);
+    char err[512] = "", text[64], path[4200];
+
+    ck_assert_int_eq(wr_store_write_file(s, "topology.json", "{}", 2, err, sizeof(err)), WR_OK);
+    snprintf(path, sizeof(path), "%s/topology.json", dir);
+    read_file(path, text, sizeof(text));
+    ck_assert_str_eq(text, "{}");
+    ck_assert_int_eq(wr_store_write_file(s, "topology.json", "[1]", 3, err, sizeof(err)), WR_OK);
+    read_file(path, text, sizeof(text));
+    ck_assert_str_eq(text, "[1]");
+    snprintf(path, sizeof(path), "%s/topology.json.tmp", dir);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    ck_assert_int_eq(wr_store_write_file(s, "LOCK", "x", 1, err, sizeof(err)), WR_ESYNTAX);
+    ck_assert_int_eq(wr_store_write_file(s, "logs", "x", 1, err, sizeof(err)), WR_ESYNTAX);
+    ck_assert_int_eq(wr_store_write_file(s, "a/b", "x", 1, err, sizeof(err)), WR_ESYNTAX);
+    ck_assert_msg(strstr(err, "'a/b'") != NULL, "%s", err);
+    wr_store_close(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("storage-store");
@@ -206,6 +276,8 @@ int main(void)
     tcase_add_test(tc, creates_missing_directory);
     tcase_add_test(tc, leftover_trash_removed);
     tcase_add_test(tc, idle_dispatch_is_harmless);
+    tcase_add_test(tc, list_and_remove_logs);
+    tcase_add_test(tc, owner_file_written_durably);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

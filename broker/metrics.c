@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * GET /metrics in the Prometheus text format 0.0.4. Every family is written
+ * whole (HELP, TYPE, then all its samples) because the format requires a
+ * family's samples to be contiguous. Per-queue families carry the labels
+ * vhost and queue; counters end in _total; the rate gauges come from the
+ * statistics sampler, so consumer lag shows as publish rate > deliver rate
+ * with a growing warren_queue_messages_ready.
+ */
+#include "broker/metrics.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "broker/log.h"
+#include "broker/mgmt_conns.h"
+#include "broker/vhost.h"
+#include "core/map.h"
+
+/* An idle scrape connection is closed after this. */
+#define HTTP_TIMEOUT_SEC 60
+/* A scrape has no body; anything larger than this is not one. */
+#define MAX_BODY_SIZE 4096
+
+struct wr_metrics_s {
+    wr_server_t *srv;
+    const wr_mgmt_stats_t *stats;
+    struct evhttp *http;
+};
+
+/* What a per-queue family reports. */
+typedef enum {
+    Q_READY,
+    Q_UNACKED,
+    Q_MESSAGES,
+    Q_CONSUMERS,
+    Q_PUBLISHED,
+    Q_DELIVERED,
+    Q_ACKED,
+    Q_REDELIVERED,
+    Q_PUBLISH_RATE,
+    Q_DELIVER_RATE,
+} queue_value_t;
+
+static const struct {
+    const char *name;
+    const char *type;
+    const char *help;
+    queue_value_t value;
+} queue_families[] = {
+    {"warren_queue_messages_ready", "gauge", "Messages ready to be delivered", Q_READY},
+    {"warren_queue_messages_unacked", "gauge", "Messages delivered and awaiting acknowledgement", Q_UNACKED},
+    {"warren_queue_messages", "gauge", "Messages ready plus awaiting acknowledgement (queue depth)",
+     Q_MESSAGES},
+    {"warren_queue_consumers", "gauge", "Consumers attached to the queue", Q_CONSUMERS},
+    {"warren_queue_messages_published_total", "counter", "Messages enqueued", Q_PUBLISHED},
+    {"warren_queue_messages_delivered_total", "counter",
+     "Messages delivered to consumers or fetched by basic.get", Q_DELIVERED},
+    {"warren_queue_messages_acked_total", "counter", "Deliveries acknowledged", Q_ACKED},
+    {"warren_queue_messages_redelivered_total", "counter", "Deliveries of redelivered messages",
+     Q_REDELIVERED},
+    {"warren_queue_publish_rate", "gauge", "Messages enqueued per second over the last sampling interval",
+     Q_PUBLISH_RATE},
+    {"warren_queue_deliver_rate", "gauge",
+     "Messages delivered or fetched per second over the last sampling interval", Q_DELIVER_RATE},
+};
+
+static uint64_t delivered_count(const wr_mgmt_counts_t *c)
+{
+    return c->v[WR_MS_DELIVER] + c->v[WR_MS_DELIVER_NO_ACK] + c->v[WR_MS_GET] + c->v[WR_MS_GET_NO_ACK];
+}
+
+static double delivered_rate(const wr_mgmt_rates_t *r)
+{
+    return r->v[WR_MS_DELIVER] + r->v[WR_MS_DELIVER_NO_ACK] + r->v[WR_MS_GET] + r->v[WR_MS_GET_NO_ACK];
+}
+
+static double queue_value(const wr_metrics_t *m, const wr_queue_t *q, queue_value_t what)
+{
+    wr_mgmt_counts_t c;
+    wr_mgmt_rates_t r;
+
+    wr_mgmt_stats_queue_counts(q, &c);
+    switch (what) {
+    case Q_READY:
+        return (double)c.v[WR_MS_READY];
+    case Q_UNACKED:
+        return (double)c.v[WR_MS_UNACKED];
+    case Q_MESSAGES:
+        return (double)(c.v[WR_MS_READY] + c.v[WR_MS_UNACKED]);
+    case Q_CONSUMERS:
+        return (double)wr_queue_consumer_count(q);
+    case Q_PUBLISHED:
+        return (double)c.v[WR_MS_PUBLISH];
+    case Q_DELIVERED:
+        return (double)delivered_count(&c);
+    case Q_ACKED:
+        return (double)c.v[WR_MS_ACK];
+    case Q_REDELIVERED:
+        return (double)c.v[WR_MS_REDELIVER];
+    case Q_PUBLISH_RATE:
+    case Q_DELIVER_RATE:
+        break;
+    }
+    wr_mgmt_stats_queue_rates(m->stats, q, &r);
+    return what == Q_PUBLISH_RATE ? r.v[WR_MS_PUBLISH] : delivered_rate(&r);
+}
+
+/* A label value with \, " and newline escaped. */
+static void put_label(struct evbuffer *out, const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\' || s[i] == '"')
+            evbuffer_add_printf(out, "\\%c", s[i]);
+        else if (s[i] == '\n')
+            evbuffer_add(out, "\\n", 2);
+        else
+            evbuffer_add(out, &s[i], 1);
+    }
+}
+
+static void put_family(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void put_value(struct evbuffer *out, double v)
+{
+    if (v == (double)(int64_t)v)
+        evbuffer_add_printf(out, " %" PRId64 "\n", (int64_t)v);
+    else
+        evbuffer_add_printf(out, " %.6f\n", v);
+}
+
+static void render_queues(const wr_metrics_t *m, struct evbuffer *out)
+{
+    for (size_t f = 0; f < sizeof(queue_families) / sizeof(queue_families[0]); f++) {
+        wr_map_iter_t vit = {0}, qit;
+        void *vh, *q;
+
+        put_family(out, queue_families[f].name, queue_families[f].type, queue_families[f].help);
+        while (wr_map_next(wr_server_vhosts(m->srv), &vit, NULL, &vh)) {
+            const char *vname = wr_vhost_name(vh);
+
+            qit = (wr_map_iter_t){0};
+            while (wr_map_next(wr_vhost_queues(vh), &qit, NULL, &q)) {
+                wr_bytes_t qname = wr_queue_name(q);
+
+                evbuffer_add_printf(out, "%s{vhost=\"", queue_families[f].name);
+                put_label(out, (const uint8_t *)vname, strlen(vname));
+                evbuffer_add(out, "\",queue=\"", 9);
+                put_label(out, qname.data, qname.len);
+                evbuffer_add(out, "\"}", 2);
+                put_value(out, queue_value(m, q, queue_families[f].value));
+            }
+        }
+    }
+}
+
+static void put_single(struct evbuffer *out, const char *name, const char *type, const char *help, double v)
+{
+    put_family(out, name, type, help);
+    evbuffer_add_printf(out, "%s", name);
+    put_value(out, v);
+}
+
+static void render(const wr_metrics_t *m, struct evbuffer *out)
+{
+    wr_mgmt_counts_t c;
+    wr_mgmt_rates_t r;
+    size_t conns, channels, queues = 0, consumers = 0;
+    wr_map_iter_t vit = {0}, qit;
+    void *vh, *q;
+
+    wr_mgmt_conns_totals(m->srv, &conns, &channels);
+    wr_mgmt_stats_node_counts(m->srv, &c);
+    wr_mgmt_stats_node_rates(m->stats, &r);
+    while (wr_map_next(wr_server_vhosts(m->srv), &vit, NULL, &vh)) {
+        queues += wr_map_count(wr_vhost_queues(vh));
+        qit = (wr_map_iter_t){0};
+        while (wr_map_next(wr_vhost_queues(vh), &qit, NULL, &q))
+            consumers += wr_queue_consumer_count(q);
+    }
+    put_family(out, "warren_build_info", "gauge", "The warren version, as a label");
+    evbuffer_add_printf(out, "warren_build_info{version=\"%s\"} 1\n", WR_VERSION);
+    put_single(out, "warren_process_resident_memory_bytes", "gauge",
+               "Resident set size of the broker process", (double)wr_metrics_rss_bytes());
+    put_single(out, "warren_connections", "gauge", "Open AMQP connections", (double)conns);
+    put_single(out, "warren_channels", "gauge", "Open AMQP channels", (double)channels);
+    put_single(out, "warren_queues", "gauge", "Queues", (double)queues);
+    put_single(out, "warren_consumers", "gauge", "Consumers", (double)consumers);
+    put_single(out, "warren_messages_ready", "gauge", "Messages ready in all queues",
+               (double)c.v[WR_MS_READY]);
+    put_single(out, "warren_messages_unacked", "gauge", "Deliveries awaiting acknowledgement in all queues",
+               (double)c.v[WR_MS_UNACKED]);
+    put_single(out, "warren_messages_published_total", "counter", "Messages published to exchanges",
+               (double)c.v[WR_MS_PUBLISH]);
+    put_single(out, "warren_messages_unroutable_total", "counter", "Published messages that reached no queue",
+               (double)c.v[WR_MS_UNROUTABLE]);
+    put_single(out, "warren_messages_delivered_total", "counter",
+               "Messages delivered to consumers or fetched by basic.get", (double)delivered_count(&c));
+    put_single(out, "warren_messages_acked_total", "counter", "Deliveries acknowledged",
+               (double)c.v[WR_MS_ACK]);
+    put_single(out, "warren_messages_redelivered_total", "counter", "Deliveries of redelivered messages",
+               (double)c.v[WR_MS_REDELIVER]);
+    put_single(out, "warren_messages_publish_rate", "gauge", "Messages published per second",
+               r.v[WR_MS_PUBLISH]);
+    put_single(out, "warren_messages_deliver_rate", "gauge", "Messages delivered or fetched per second",
+               delivered_rate(&r));
+    render_queues(m, out);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    wr_metrics_t *m = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    struct evbuffer *out;
+
+    if (!path || strcmp(path, "/metrics") != 0) {
+        evhttp_send_error(req, HTTP_NOTFOUND, "Not Found");
+        return;
+    }
+    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+        evhttp_add_header(headers, "Allow", "GET, HEAD");
+        evhttp_send_error(req, 405, "Method Not Allowed");
+        return;
+    }
+    out = evbuffer_new();
+    if (!out) {
+        evhttp_send_error(req, HTTP_INTERNAL, "Internal Server Error");
+        return;
+    }
+    render(m, out);
+    evhttp_add_header(headers, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(req, HTTP_OK, "OK", out);
+    evbuffer_free(out);
+}
+
+uint64_t wr_metrics_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long kb = 0;
+
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+            break;
+    }
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+wr_metrics_t *wr_metrics_new(wr_server_t *srv, const wr_mgmt_stats_t *stats, const wr_listener_cfg_t *l)
+{
+    wr_metrics_t *m = calloc(1, sizeof(*m));
+
+    if (!m)
+        return NULL;
+    m->srv = srv;
+    m->stats = stats;
+    m->http = evhttp_new(wr_server_base(srv));
+    if (!m->http)
+        goto err;
+    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_DELETE);
+    evhttp_set_max_body_size(m->http, MAX_BODY_SIZE);
+    evhttp_set_timeout(m->http, HTTP_TIMEOUT_SEC);
+    evhttp_set_gencb(m->http, on_request, m);
+    if (!evhttp_bind_socket_with_handle(m->http, l->address, l->port)) {
+        wr_log_error("cannot listen on %s port %u for Prometheus metrics: %s", l->address, l->port,
+                     strerror(errno));
+        goto err;
+    }
+    wr_log_info("Prometheus metrics on http://%s:%u/metrics", l->address, l->port);
+    return m;
+err:
+    wr_metrics_free(m);
+    return NULL;
+}
+
+void wr_metrics_free(wr_metrics_t *m)
+{
+    if (!m)
+        return;
+    if (m->http)
+        evhttp_free(m->http);
+    free(m);
+}

@@ -1,0 +1,829 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The management HTTP API on evhttp: listener set-up, basic authentication
+ * against the broker's users, path decoding (each segment percent-decoded
+ * after splitting, so a vhost "/" is "%2F"), routing to the resource files
+ * (mgmt_topo.c, mgmt_conns.c, definitions.c), RabbitMQ's error shapes, and
+ * the small resources: overview, vhosts, users, permissions, health checks.
+ */
+#include "broker/mgmt.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "broker/auth.h"
+#include "broker/definitions.h"
+#include "broker/log.h"
+#include "broker/metrics.h"
+#include "broker/mgmt_conns.h"
+#include "broker/mgmt_internal.h"
+#include "broker/mgmt_json.h"
+#include "broker/mgmt_topo.h"
+#include "broker/vhost.h"
+#include "core/status.h"
+
+/* Request bodies (definitions, published payloads) above this are refused. */
+#define MAX_BODY_SIZE (64 * 1024 * 1024)
+/* An idle HTTP connection is closed after this. */
+#define HTTP_TIMEOUT_SEC 60
+#define JSON_FLAGS       (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+struct wr_mgmt_s {
+    wr_server_t *srv;
+    struct evhttp *http; /* NULL when the API is not configured */
+    wr_metrics_t *metrics;
+    wr_mgmt_stats_t *stats;
+    char node[300];
+};
+
+/* ---------------------------------------------------------------- replies */
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    default:
+        return "Internal Server Error";
+    }
+}
+
+/* The value at a dotted path ("queue_totals.messages"), or NULL. */
+static json_t *path_get(json_t *obj, const char *path)
+{
+    char key[256];
+
+    while (json_is_object(obj)) {
+        const char *dot = strchr(path, '.');
+        size_t n = dot ? (size_t)(dot - path) : strlen(path);
+
+        if (n >= sizeof(key))
+            return NULL;
+        memcpy(key, path, n);
+        key[n] = '\0';
+        obj = json_object_get(obj, key);
+        if (!dot)
+            return obj;
+        path = dot + 1;
+    }
+    return NULL;
+}
+
+/* Copies the value at `path` in src into dst at the same path. */
+static void path_copy(json_t *dst, json_t *src, const char *path)
+{
+    json_t *v = path_get(src, path);
+    char key[256];
+    const char *dot;
+
+    if (!v)
+        return;
+    while ((dot = strchr(path, '.')) != NULL) {
+        json_t *next;
+
+        snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
+        next = json_object_get(dst, key);
+        if (!json_is_object(next)) {
+            next = json_object();
+            if (json_object_set_new(dst, key, next) != 0)
+                return;
+        }
+        dst = next;
+        path = dot + 1;
+    }
+    json_object_set(dst, path, v);
+}
+
+/* RabbitMQ's ?columns=a,b.c: each object keeps only those paths. */
+static json_t *filter_columns(json_t *obj, const char *columns)
+{
+    json_t *out = json_object();
+    char *list = strdup(columns), *save = NULL;
+
+    if (!out || !list) {
+        free(list);
+        json_decref(out);
+        return json_incref(obj);
+    }
+    for (char *col = strtok_r(list, ",", &save); col; col = strtok_r(NULL, ",", &save))
+        path_copy(out, obj, col);
+    free(list);
+    return out;
+}
+
+static int compare_values(json_t *a, json_t *b)
+{
+    if (json_is_number(a) && json_is_number(b)) {
+        double x = json_number_value(a), y = json_number_value(b);
+        return x < y ? -1 : x > y;
+    }
+    if (json_is_string(a) && json_is_string(b))
+        return strcmp(json_string_value(a), json_string_value(b));
+    /* Missing values sort first, then numbers, then everything else. */
+    return (a != NULL) - (b != NULL);
+}
+
+static int compare_items(const void *pa, const void *pb, void *arg)
+{
+    const char *const *keys = arg;
+    json_t *a = *(json_t *const *)pa, *b = *(json_t *const *)pb;
+
+    for (size_t i = 0; keys[i]; i++) {
+        int c = compare_values(path_get(a, keys[i]), path_get(b, keys[i]));
+
+        if (c != 0)
+            return c;
+    }
+    return 0;
+}
+
+void wr_mgmt_sort(json_t *arr, const char *const *keys, bool reverse)
+{
+    size_t n = json_array_size(arr);
+    json_t **items = malloc(n * sizeof(*items) + 1);
+
+    if (!items)
+        return;
+    for (size_t i = 0; i < n; i++)
+        items[i] = json_incref(json_array_get(arr, i));
+    qsort_r(items, n, sizeof(*items), compare_items, (void *)keys);
+    json_array_clear(arr);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, items[reverse ? n - 1 - i : i]);
+    free(items);
+}
+
+/* The list and column query parameters of a GET (rabbit_mgmt_util). */
+static json_t *apply_query(const wr_mgmt_req_t *r, json_t *body)
+{
+    const char *columns = wr_mgmt_query(r, "columns");
+    const char *sort = wr_mgmt_query(r, "sort");
+    const char *reverse = wr_mgmt_query(r, "sort_reverse");
+    json_t *out;
+
+    if (json_is_array(body) && ((sort && sort[0]) || (reverse && strcmp(reverse, "true") == 0))) {
+        const char *keys[2] = {sort && sort[0] ? sort : "name", NULL};
+        wr_mgmt_sort(body, keys, reverse && strcmp(reverse, "true") == 0);
+    }
+    if (!columns || !columns[0])
+        return body;
+    if (json_is_object(body)) {
+        out = filter_columns(body, columns);
+    } else {
+        size_t i;
+        json_t *item;
+
+        out = json_array();
+        json_array_foreach(body, i, item)
+        {
+            json_array_append_new(out, filter_columns(item, columns));
+        }
+    }
+    json_decref(body);
+    return out;
+}
+
+static int dump_to_buffer(const char *data, size_t size, void *out)
+{
+    return evbuffer_add(out, data, size);
+}
+
+void wr_mgmt_reply(wr_mgmt_req_t *r, int status, json_t *body)
+{
+    struct evkeyvalq *headers = evhttp_request_get_output_headers(r->req);
+    struct evbuffer *out = evbuffer_new();
+
+    r->replied = true;
+    if (body && status == 200 && r->method == WR_MGMT_GET)
+        body = apply_query(r, body);
+    evhttp_add_header(headers, "Cache-Control", "no-cache");
+    evhttp_add_header(headers, "Server", "warren");
+    if (body) {
+        evhttp_add_header(headers, "Content-Type", "application/json");
+        if (!out || json_dump_callback(body, dump_to_buffer, out, JSON_FLAGS) != 0)
+            status = 500;
+        json_decref(body);
+    }
+    evhttp_send_reply(r->req, status, status_text(status), out);
+    if (out)
+        evbuffer_free(out);
+}
+
+void wr_mgmt_error(wr_mgmt_req_t *r, int status, const char *error, const char *fmt, ...)
+{
+    char reason[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    wr_mgmt_reply(
+        r, status,
+        json_pack("{s:s, s:o}", "error", error, "reason", wr_mgmt_json_bytes(wr_bytes_str(reason))));
+}
+
+void wr_mgmt_not_found(wr_mgmt_req_t *r)
+{
+    wr_mgmt_error(r, 404, "Object Not Found", "Not Found");
+}
+
+void wr_mgmt_not_allowed(wr_mgmt_req_t *r, const char *allow)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
+    wr_mgmt_reply(r, 405, NULL);
+}
+
+void wr_mgmt_amqp_error(wr_mgmt_req_t *r, const wr_amqp_error_t *e)
+{
+    const char *sep = strstr(e->text, " - ");
+    const char *reason = sep ? sep + 3 : e->text;
+
+    if (e->code == 403)
+        wr_mgmt_error(r, 401, "not_authorised", "Access refused.");
+    else if (e->code == 404)
+        wr_mgmt_error(r, 404, "not_found", "%s", reason);
+    else
+        wr_mgmt_error(r, 400, "bad_request", "%s", reason);
+}
+
+json_t *wr_mgmt_body(wr_mgmt_req_t *r)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    size_t len = evbuffer_get_length(in);
+    const char *data = (const char *)evbuffer_pullup(in, -1);
+    json_error_t jerr;
+    json_t *body;
+
+    if (len == 0)
+        return json_object();
+    body = data ? json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+    if (!json_is_object(body)) {
+        json_decref(body);
+        wr_mgmt_error(r, 400, "bad_request", "not_json");
+        return NULL;
+    }
+    return body;
+}
+
+const char *wr_mgmt_query(const wr_mgmt_req_t *r, const char *key)
+{
+    return evhttp_find_header(&r->query, key);
+}
+
+static bool has_tag(const wr_user_cfg_t *u, const char *tag)
+{
+    for (size_t i = 0; i < u->ntags; i++) {
+        if (strcmp(u->tags[i], tag) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* RabbitMQ's management tags: any of them opens the API. */
+static bool management_user(const wr_user_cfg_t *u)
+{
+    return has_tag(u, "administrator") || has_tag(u, "monitoring") || has_tag(u, "policymaker") ||
+           has_tag(u, "management");
+}
+
+bool wr_mgmt_sees_all(const wr_mgmt_req_t *r)
+{
+    return has_tag(r->account, "administrator") || has_tag(r->account, "monitoring");
+}
+
+bool wr_mgmt_may_use(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
+{
+    const char *name = wr_vhost_name(vh);
+
+    if (has_tag(r->account, "administrator") || (r->method == WR_MGMT_GET && wr_mgmt_sees_all(r)))
+        return true;
+    return wr_config_permission(wr_server_config(r->srv), r->user, name, strlen(name)) != NULL;
+}
+
+wr_vhost_t *wr_mgmt_vhost(wr_mgmt_req_t *r, size_t i)
+{
+    wr_vhost_t *vh = wr_server_vhost(r->srv, wr_bytes_str(r->seg[i]));
+
+    if (!vh) {
+        wr_mgmt_not_found(r);
+        return NULL;
+    }
+    if (!wr_mgmt_may_use(r, vh)) {
+        wr_mgmt_error(r, 401, "not_authorised", "Access refused.");
+        return NULL;
+    }
+    return vh;
+}
+
+/* ---------------------------------------------------------------- small resources */
+
+static json_t *listeners_json(const wr_mgmt_t *m)
+{
+    const wr_config_t *cfg = wr_server_config(m->srv);
+    json_t *arr = json_array();
+
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i}", "node", m->node, "protocol", "amqp",
+                                             "ip_address", cfg->listeners[i].address, "port",
+                                             cfg->listeners[i].port));
+    if (cfg->management.address)
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:s, s:i}", "node", m->node, "protocol", "http",
+                                        "ip_address", cfg->management.address, "port", cfg->management.port));
+    if (cfg->prometheus.address)
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i}", "node", m->node, "protocol",
+                                             "http/prometheus", "ip_address", cfg->prometheus.address, "port",
+                                             cfg->prometheus.port));
+    return arr;
+}
+
+static json_t *exchange_types_json(void)
+{
+    static const char *const types[] = {"direct", "fanout", "headers", "topic"};
+    json_t *arr = json_array();
+
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:b}", "name", types[i], "description",
+                                        "AMQP exchange type, as per the AMQP specification", "enabled", 1));
+    return arr;
+}
+
+static void overview(wr_mgmt_req_t *r, const wr_mgmt_t *m)
+{
+    wr_mgmt_counts_t c;
+    wr_mgmt_rates_t rt;
+    size_t conns, channels, exchanges = 0, queues = 0, consumers = 0;
+    wr_map_iter_t it = {0}, qit;
+    void *vh, *q;
+    json_t *body, *totals = json_object();
+
+    if (r->method != WR_MGMT_GET) {
+        wr_mgmt_not_allowed(r, "GET");
+        return;
+    }
+    wr_mgmt_stats_node_counts(r->srv, &c);
+    wr_mgmt_stats_node_rates(r->stats, &rt);
+    wr_mgmt_conns_totals(r->srv, &conns, &channels);
+    while (wr_map_next(wr_server_vhosts(r->srv), &it, NULL, &vh)) {
+        exchanges += wr_map_count(wr_vhost_exchanges(vh));
+        queues += wr_map_count(wr_vhost_queues(vh));
+        qit = (wr_map_iter_t){0};
+        while (wr_map_next(wr_vhost_queues(vh), &qit, NULL, &q))
+            consumers += wr_queue_consumer_count(q);
+    }
+    wr_mgmt_json_set_totals(totals, &c, &rt);
+    body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}, "
+                     "s:o, s:o, s:i}",
+                     "management_version", WR_MGMT_COMPAT_VERSION, "rabbitmq_version", WR_MGMT_COMPAT_VERSION,
+                     "product_name", "warren", "product_version", WR_VERSION, "cluster_name", m->node, "node",
+                     m->node, "rates_mode", "basic", "disable_stats", 0, "exchange_types",
+                     exchange_types_json(), "message_stats", wr_mgmt_json_message_stats(&c, &rt),
+                     "queue_totals", totals, "object_totals", "connections", (json_int_t)conns, "channels",
+                     (json_int_t)channels, "exchanges", (json_int_t)exchanges, "queues", (json_int_t)queues,
+                     "consumers", (json_int_t)consumers, "listeners", listeners_json(m), "contexts",
+                     json_array(), "statistics_db_event_queue", 0);
+    wr_mgmt_reply(r, body ? 200 : 500, body);
+}
+
+static json_t *vhost_json(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
+{
+    wr_mgmt_counts_t c;
+    wr_mgmt_rates_t rt;
+    json_t *obj;
+
+    wr_mgmt_stats_vhost_counts(vh, &c);
+    wr_mgmt_stats_vhost_rates(r->stats, vh, &rt);
+    obj = json_pack("{s:s, s:s, s:[], s:b, s:s, s:{s:s, s:[]}, s:{s:s}, s:o}", "name", wr_vhost_name(vh),
+                    "description", "", "tags", "tracing", 0, "default_queue_type", "classic", "metadata",
+                    "description", "", "tags", "cluster_state", r->node, "running", "message_stats",
+                    wr_mgmt_json_message_stats(&c, &rt));
+    if (obj)
+        wr_mgmt_json_set_totals(obj, &c, &rt);
+    return obj;
+}
+
+static void vhosts(wr_mgmt_req_t *r)
+{
+    static const char *const order[] = {"name", NULL};
+    wr_map_iter_t it = {0};
+    void *vh;
+    json_t *arr;
+
+    if (r->method != WR_MGMT_GET) {
+        wr_mgmt_not_allowed(r, "GET");
+        return;
+    }
+    if (r->nseg == 2) {
+        vh = wr_mgmt_vhost(r, 1);
+        if (vh)
+            wr_mgmt_reply(r, 200, vhost_json(r, vh));
+        return;
+    }
+    if (r->nseg != 1) {
+        wr_mgmt_not_found(r);
+        return;
+    }
+    arr = json_array();
+    while (wr_map_next(wr_server_vhosts(r->srv), &it, NULL, &vh)) {
+        if (wr_mgmt_may_use(r, vh))
+            json_array_append_new(arr, vhost_json(r, vh));
+    }
+    wr_mgmt_sort(arr, order, false);
+    wr_mgmt_reply(r, 200, arr);
+}
+
+static json_t *tags_json(const wr_user_cfg_t *u)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; i < u->ntags; i++)
+        json_array_append_new(arr, json_string(u->tags[i]));
+    return arr;
+}
+
+json_t *wr_mgmt_user_json(const wr_user_cfg_t *u)
+{
+    json_t *limits = u->has_max_connections
+                         ? json_pack("{s:I}", "max-connections", (json_int_t)u->max_connections)
+                         : json_object();
+
+    return json_pack("{s:s, s:o, s:s, s:o, s:o}", "name", u->name, "password_hash",
+                     wr_mgmt_json_base64((wr_bytes_t){u->password_hash, u->password_hash_len}),
+                     "hashing_algorithm", wr_mgmt_json_hash_alg_name(u->hashing_algorithm), "tags",
+                     tags_json(u), "limits", limits);
+}
+
+json_t *wr_mgmt_permission_json(const wr_permission_cfg_t *p)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "user", p->user, "vhost", p->vhost, "configure",
+                     p->pattern[WR_PERM_CONFIGURE], "write", p->pattern[WR_PERM_WRITE], "read",
+                     p->pattern[WR_PERM_READ]);
+}
+
+/* Users and permissions are for administrators, as in RabbitMQ. */
+static bool administrator_only(wr_mgmt_req_t *r)
+{
+    if (has_tag(r->account, "administrator"))
+        return true;
+    wr_mgmt_error(r, 401, "not_authorised", "Not administrator user");
+    return false;
+}
+
+static void users(wr_mgmt_req_t *r)
+{
+    const wr_config_t *cfg = wr_server_config(r->srv);
+    json_t *arr;
+
+    if (!administrator_only(r))
+        return;
+    if (r->method != WR_MGMT_GET) {
+        wr_mgmt_not_allowed(r, "GET");
+        return;
+    }
+    if (r->nseg == 2) {
+        const wr_user_cfg_t *u = wr_config_user(cfg, r->seg[1], strlen(r->seg[1]));
+
+        if (u)
+            wr_mgmt_reply(r, 200, wr_mgmt_user_json(u));
+        else
+            wr_mgmt_not_found(r);
+        return;
+    }
+    if (r->nseg != 1) {
+        wr_mgmt_not_found(r);
+        return;
+    }
+    arr = json_array();
+    for (size_t i = 0; i < cfg->nusers; i++)
+        json_array_append_new(arr, wr_mgmt_user_json(&cfg->users[i]));
+    wr_mgmt_reply(r, 200, arr);
+}
+
+static void permissions(wr_mgmt_req_t *r)
+{
+    const wr_config_t *cfg = wr_server_config(r->srv);
+    json_t *arr;
+
+    if (!administrator_only(r))
+        return;
+    if (r->method != WR_MGMT_GET) {
+        wr_mgmt_not_allowed(r, "GET");
+        return;
+    }
+    if (r->nseg != 1) {
+        wr_mgmt_not_found(r);
+        return;
+    }
+    arr = json_array();
+    for (size_t i = 0; i < cfg->npermissions; i++)
+        json_array_append_new(arr, wr_mgmt_permission_json(&cfg->permissions[i]));
+    wr_mgmt_reply(r, 200, arr);
+}
+
+static void whoami(wr_mgmt_req_t *r)
+{
+    if (r->method != WR_MGMT_GET)
+        wr_mgmt_not_allowed(r, "GET");
+    else
+        wr_mgmt_reply(r, 200, json_pack("{s:s, s:o}", "name", r->user, "tags", tags_json(r->account)));
+}
+
+/* health/checks/alarms and local-alarms: warren raises no alarms yet. */
+static void health(wr_mgmt_req_t *r)
+{
+    if (r->nseg != 3 || strcmp(r->seg[1], "checks") != 0 ||
+        (strcmp(r->seg[2], "alarms") != 0 && strcmp(r->seg[2], "local-alarms") != 0)) {
+        wr_mgmt_not_found(r);
+        return;
+    }
+    if (r->method != WR_MGMT_GET)
+        wr_mgmt_not_allowed(r, "GET");
+    else
+        wr_mgmt_reply(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void nodes(wr_mgmt_req_t *r, const wr_mgmt_t *m)
+{
+    json_t *node;
+
+    if (r->method != WR_MGMT_GET) {
+        wr_mgmt_not_allowed(r, "GET");
+        return;
+    }
+    if (r->nseg > 2 || (r->nseg == 2 && strcmp(r->seg[1], m->node) != 0)) {
+        wr_mgmt_not_found(r);
+        return;
+    }
+    node = json_pack("{s:s, s:s, s:b, s:I}", "name", m->node, "type", "disc", "running", 1, "mem_used",
+                     (json_int_t)wr_metrics_rss_bytes());
+    wr_mgmt_reply(r, 200, r->nseg == 2 ? node : json_pack("[o]", node));
+}
+
+static void definitions(wr_mgmt_req_t *r)
+{
+    wr_vhost_t *only = NULL;
+    json_t *body;
+    char err[512];
+
+    if (!administrator_only(r))
+        return;
+    if (r->nseg > 2) {
+        wr_mgmt_not_found(r);
+        return;
+    }
+    if (r->nseg == 2 && !(only = wr_mgmt_vhost(r, 1)))
+        return;
+    if (r->method == WR_MGMT_GET) {
+        body = wr_definitions_export(r->srv, only);
+        wr_mgmt_reply(r, body ? 200 : 500, body);
+        return;
+    }
+    if (r->method != WR_MGMT_POST) {
+        wr_mgmt_not_allowed(r, "GET, POST");
+        return;
+    }
+    body = wr_mgmt_body(r);
+    if (!body)
+        return;
+    if (wr_definitions_import(r->srv, body, only, err, sizeof(err)) != WR_OK)
+        wr_mgmt_error(r, 400, "bad_request", "%s", err);
+    else
+        wr_mgmt_reply(r, 204, NULL);
+    json_decref(body);
+}
+
+/* ---------------------------------------------------------------- requests */
+
+/* HTTP basic auth against the configured users, with loopback_users
+ * applying as they do for AMQP. The user, or NULL. */
+static const wr_user_cfg_t *authenticate(const wr_mgmt_t *m, struct evhttp_request *req)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    const wr_config_t *cfg = wr_server_config(m->srv);
+    const struct sockaddr *peer = evhttp_connection_get_addr(evhttp_request_get_connection(req));
+    uint8_t creds[1024];
+    const uint8_t *colon;
+    const wr_user_cfg_t *u;
+    long n;
+
+    if (!h || strncasecmp(h, "Basic ", 6) != 0)
+        return NULL;
+    n = wr_mgmt_json_base64_decode(h + 6, strlen(h + 6), creds, sizeof(creds));
+    colon = n > 0 ? memchr(creds, ':', (size_t)n) : NULL;
+    if (!colon)
+        return NULL;
+    u = wr_auth_check(cfg, (wr_bytes_t){creds, (size_t)(colon - creds)},
+                      (wr_bytes_t){colon + 1, (size_t)(creds + n - colon - 1)});
+    if (!u || (wr_auth_loopback_only(cfg, u->name) && (!peer || !wr_auth_is_loopback(peer))))
+        return NULL;
+    return u;
+}
+
+/* Splits the raw path after "/api/" and percent-decodes each segment.
+ * False when it is no API path (or a segment decodes to a NUL). */
+static bool split_path(wr_mgmt_req_t *r, const char *path)
+{
+    const char *p;
+
+    if (!path || strncmp(path, "/api/", 5) != 0)
+        return false;
+    p = path + 5;
+    while (*p) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        char raw[1024];
+        size_t len;
+
+        if (r->nseg == WR_MGMT_MAX_SEGS || n >= sizeof(raw))
+            return false;
+        memcpy(raw, p, n);
+        raw[n] = '\0';
+        r->seg[r->nseg] = evhttp_uridecode(raw, 0, &len);
+        if (!r->seg[r->nseg])
+            return false;
+        if (strlen(r->seg[r->nseg++]) != len)
+            return false;
+        if (!slash)
+            break;
+        p = slash + 1;
+    }
+    /* "/api/queues/" is "/api/queues". */
+    if (r->nseg > 0 && r->seg[r->nseg - 1][0] == '\0')
+        free(r->seg[--r->nseg]);
+    return r->nseg > 0;
+}
+
+static wr_mgmt_method_t method_of(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET:
+    case EVHTTP_REQ_HEAD:
+        return WR_MGMT_GET;
+    case EVHTTP_REQ_PUT:
+        return WR_MGMT_PUT;
+    case EVHTTP_REQ_POST:
+        return WR_MGMT_POST;
+    case EVHTTP_REQ_DELETE:
+        return WR_MGMT_DELETE;
+    default:
+        return WR_MGMT_OTHER;
+    }
+}
+
+static void route(wr_mgmt_req_t *r, const wr_mgmt_t *m)
+{
+    const char *c = r->seg[0];
+
+    if (strcmp(c, "overview") == 0 && r->nseg == 1)
+        overview(r, m);
+    else if (strcmp(c, "vhosts") == 0)
+        vhosts(r);
+    else if (strcmp(c, "users") == 0)
+        users(r);
+    else if (strcmp(c, "permissions") == 0)
+        permissions(r);
+    else if (strcmp(c, "whoami") == 0 && r->nseg == 1)
+        whoami(r);
+    else if (strcmp(c, "nodes") == 0)
+        nodes(r, m);
+    else if (strcmp(c, "exchanges") == 0)
+        wr_mgmt_topo_exchanges(r);
+    else if (strcmp(c, "queues") == 0)
+        wr_mgmt_topo_queues(r);
+    else if (strcmp(c, "bindings") == 0)
+        wr_mgmt_topo_bindings(r);
+    else if (strcmp(c, "connections") == 0)
+        wr_mgmt_conns_connections(r);
+    else if (strcmp(c, "channels") == 0)
+        wr_mgmt_conns_channels(r);
+    else if (strcmp(c, "definitions") == 0)
+        definitions(r);
+    else if (strcmp(c, "health") == 0)
+        health(r);
+    else
+        wr_mgmt_not_found(r);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    wr_mgmt_t *m = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    wr_mgmt_req_t r = {.srv = m->srv, .stats = m->stats, .node = m->node, .req = req};
+    const char *query;
+
+    r.method = method_of(evhttp_request_get_command(req));
+    /* Parsing also initialises r.query, even for an empty string. */
+    query = evhttp_uri_get_query(uri);
+    if (evhttp_parse_query_str(query ? query : "", &r.query) != 0) {
+        wr_mgmt_error(&r, 400, "bad_request", "invalid query string");
+        goto out;
+    }
+    r.account = authenticate(m, req);
+    if (!r.account) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Basic realm=\"RabbitMQ Management\"");
+        wr_mgmt_error(&r, 401, "not_authorized", "Login failed");
+        goto out;
+    }
+    r.user = r.account->name;
+    if (!management_user(r.account)) {
+        wr_mgmt_error(&r, 401, "not_authorised", "Not management user");
+        goto out;
+    }
+    if (!split_path(&r, evhttp_uri_get_path(uri)))
+        wr_mgmt_not_found(&r);
+    else
+        route(&r, m);
+    if (!r.replied)
+        wr_mgmt_error(&r, 500, "internal_error", "no reply");
+out:
+    for (size_t i = 0; i < r.nseg; i++)
+        free(r.seg[i]);
+    evhttp_clear_headers(&r.query);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static struct evhttp *http_listen(wr_mgmt_t *m, const wr_listener_cfg_t *l)
+{
+    struct evhttp *http = evhttp_new(wr_server_base(m->srv));
+
+    if (!http)
+        return NULL;
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_POST |
+                                         EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_max_body_size(http, MAX_BODY_SIZE);
+    evhttp_set_timeout(http, HTTP_TIMEOUT_SEC);
+    evhttp_set_gencb(http, on_request, m);
+    if (!evhttp_bind_socket_with_handle(http, l->address, l->port)) {
+        wr_log_error("cannot listen on %s port %u for the management API: %s", l->address, l->port,
+                     strerror(errno));
+        evhttp_free(http);
+        return NULL;
+    }
+    wr_log_info("management API listening on %s port %u", l->address, l->port);
+    return http;
+}
+
+int wr_mgmt_start(wr_server_t *srv, wr_mgmt_t **out)
+{
+    const wr_config_t *cfg = wr_server_config(srv);
+    wr_mgmt_t *m;
+    char host[256] = "localhost";
+
+    *out = NULL;
+    if (!cfg->management.address && !cfg->prometheus.address)
+        return WR_OK;
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return WR_ENOMEM;
+    m->srv = srv;
+    gethostname(host, sizeof(host) - 1);
+    snprintf(m->node, sizeof(m->node), "warren@%s", host);
+    m->stats = wr_mgmt_stats_new(srv, cfg->collect_statistics_interval);
+    if (!m->stats) {
+        wr_log_error("out of memory starting the statistics sampler");
+        goto err;
+    }
+    if (cfg->management.address && !(m->http = http_listen(m, &cfg->management)))
+        goto err;
+    if (cfg->prometheus.address && !(m->metrics = wr_metrics_new(srv, m->stats, &cfg->prometheus)))
+        goto err;
+    *out = m;
+    return WR_OK;
+err:
+    wr_mgmt_free(m);
+    return WR_EIO;
+}
+
+void wr_mgmt_free(wr_mgmt_t *m)
+{
+    if (!m)
+        return;
+    if (m->http)
+        evhttp_free(m->http);
+    wr_metrics_free(m->metrics);
+    wr_mgmt_stats_free(m->stats);
+    free(m);
+}

@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * /api/connections and /api/channels. Only connections past connection.open
+ * are listed (RabbitMQ lists a connection once it is registered). A
+ * connection's name is the one conn.c logs, "PEER -> LOCAL", as RabbitMQ
+ * names them; a channel is "<connection name> (<number>)".
+ */
+#include "broker/mgmt_conns.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+
+#include "broker/channel.h"
+#include "broker/conn.h"
+#include "broker/vhost.h"
+
+/* "host:port" or "[v6]:port" of n bytes into host and *port. */
+static void split_addr(const char *s, size_t n, char *host, size_t hostlen, int *port)
+{
+    const char *colon = n > 0 ? memrchr(s, ':', n) : NULL;
+    size_t hn = colon ? (size_t)(colon - s) : n;
+
+    *port = colon ? atoi(colon + 1) : 0;
+    if (hn >= 2 && s[0] == '[' && s[hn - 1] == ']') {
+        s++;
+        hn -= 2;
+    }
+    snprintf(host, hostlen, "%.*s", (int)hn, s);
+}
+
+typedef struct {
+    char peer_host[64], host[64];
+    int peer_port, port;
+} addrs_t;
+
+static void conn_addrs(const wr_conn_t *c, addrs_t *a)
+{
+    const char *name = wr_conn_name(c);
+    const char *arrow = strstr(name, " -> ");
+    size_t n = arrow ? (size_t)(arrow - name) : strlen(name);
+
+    split_addr(name, n, a->peer_host, sizeof(a->peer_host), &a->peer_port);
+    if (arrow)
+        split_addr(arrow + 4, strlen(arrow + 4), a->host, sizeof(a->host), &a->port);
+    else
+        split_addr("", 0, a->host, sizeof(a->host), &a->port);
+}
+
+static const char *conn_vhost(const wr_conn_t *c)
+{
+    return wr_conn_vhost(c) ? wr_vhost_name(wr_conn_vhost(c)) : "";
+}
+
+static json_t *conn_json(const wr_mgmt_req_t *r, const wr_conn_t *c)
+{
+    wr_conn_info_t info;
+    addrs_t a;
+
+    wr_conn_info(c, &info);
+    conn_addrs(c, &a);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:b, s:I, s:i, s:I, s:i, s:I, "
+                     "s:{}}",
+                     "name", wr_conn_name(c), "node", r->node, "type", "network", "state", "running",
+                     "protocol", "AMQP 0-9-1", "user", wr_conn_user(c), "vhost", conn_vhost(c), "host",
+                     a.host, "port", a.port, "peer_host", a.peer_host, "peer_port", a.peer_port, "ssl", 0,
+                     "channels", (json_int_t)info.channels, "channel_max", info.channel_max, "frame_max",
+                     (json_int_t)info.frame_max, "timeout", info.heartbeat, "connected_at",
+                     (json_int_t)info.connected_at, "client_properties");
+}
+
+typedef struct {
+    const wr_mgmt_req_t *r;
+    const wr_conn_t *conn;
+    json_t *arr;
+    const char *only; /* a channel name */
+} chan_ctx_t;
+
+static void add_channel(void *ud, const wr_channel_t *ch)
+{
+    chan_ctx_t *x = ud;
+    wr_channel_info_t info;
+    char name[200];
+    addrs_t a;
+
+    wr_channel_info(ch, &info);
+    snprintf(name, sizeof(name), "%s (%u)", wr_conn_name(x->conn), info.number);
+    if (x->only && strcmp(x->only, name) != 0)
+        return;
+    conn_addrs(x->conn, &a);
+    json_array_append_new(
+        x->arr,
+        json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s, s:i}, s:I, s:I, s:i, s:i, s:b, s:b, s:s}", "name",
+                  name, "number", info.number, "node", x->r->node, "user", wr_conn_user(x->conn), "vhost",
+                  conn_vhost(x->conn), "connection_details", "name", wr_conn_name(x->conn), "peer_host",
+                  a.peer_host, "peer_port", a.peer_port, "consumer_count", (json_int_t)info.consumers,
+                  "messages_unacknowledged", (json_int_t)info.unacked, "prefetch_count", info.prefetch_count,
+                  "global_prefetch_count", info.global_prefetch_count, "confirm", info.confirm,
+                  "transactional", 0, "state", "running"));
+}
+
+/* Whether r lists c: an open connection of r's user, or any open one for
+ * administrators and monitoring users. */
+static bool visible(const wr_mgmt_req_t *r, const wr_conn_t *c)
+{
+    wr_conn_info_t info;
+
+    wr_conn_info(c, &info);
+    return info.open && (wr_mgmt_sees_all(r) || strcmp(wr_conn_user(c), r->user) == 0);
+}
+
+/* The visible connection named `name`, or NULL. */
+static wr_conn_t *find_conn(const wr_mgmt_req_t *r, const char *name)
+{
+    wr_list_t *pos, *tmp;
+
+    wr_list_foreach_safe(pos, tmp, wr_server_conns(r->srv))
+    {
+        wr_conn_t *c = wr_conn_from_link(pos);
+
+        if (visible(r, c) && strcmp(wr_conn_name(c), name) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+/* The channels of c (NULL: of every open connection), sorted by name. */
+static json_t *channels_json(const wr_mgmt_req_t *r, const wr_conn_t *c, const char *only)
+{
+    static const char *const order[] = {"name", NULL};
+    chan_ctx_t x = {r, c, json_array(), only};
+    wr_list_t *pos, *tmp;
+
+    wr_list_foreach_safe(pos, tmp, wr_server_conns(r->srv))
+    {
+        x.conn = wr_conn_from_link(pos);
+        if (visible(r, x.conn) && (!c || c == x.conn))
+            wr_conn_foreach_channel(x.conn, add_channel, &x);
+    }
+    wr_mgmt_sort(x.arr, order, false);
+    return x.arr;
+}
+
+void wr_mgmt_conns_connections(wr_mgmt_req_t *r)
+{
+    static const char *const order[] = {"name", NULL};
+    const char *reason;
+    wr_list_t *pos, *tmp;
+    wr_amqp_error_t err;
+    wr_conn_t *c;
+    json_t *arr;
+
+    if (r->nseg == 1) {
+        if (r->method != WR_MGMT_GET) {
+            wr_mgmt_not_allowed(r, "GET");
+            return;
+        }
+        arr = json_array();
+        wr_list_foreach_safe(pos, tmp, wr_server_conns(r->srv))
+        {
+            c = wr_conn_from_link(pos);
+            if (visible(r, c))
+                json_array_append_new(arr, conn_json(r, c));
+        }
+        wr_mgmt_sort(arr, order, false);
+        wr_mgmt_reply(r, 200, arr);
+        return;
+    }
+    c = r->nseg <= 3 ? find_conn(r, r->seg[1]) : NULL;
+    if (!c || (r->nseg == 3 && strcmp(r->seg[2], "channels") != 0)) {
+        wr_mgmt_not_found(r);
+    } else if (r->nseg == 3) {
+        if (r->method == WR_MGMT_GET)
+            wr_mgmt_reply(r, 200, channels_json(r, c, NULL));
+        else
+            wr_mgmt_not_allowed(r, "GET");
+    } else if (r->method == WR_MGMT_GET) {
+        wr_mgmt_reply(r, 200, conn_json(r, c));
+    } else if (r->method == WR_MGMT_DELETE) {
+        /* RabbitMQ takes the close reason from an X-Reason header. */
+        reason = evhttp_find_header(evhttp_request_get_input_headers(r->req), "X-Reason");
+        wr_amqp_error_set(&err, WR_AMQP_CONNECTION_FORCED, 0, "%s",
+                          reason ? reason : "Closed via management plugin");
+        wr_conn_fail(c, &err);
+        wr_mgmt_reply(r, 204, NULL);
+    } else {
+        wr_mgmt_not_allowed(r, "GET, DELETE");
+    }
+}
+
+void wr_mgmt_conns_channels(wr_mgmt_req_t *r)
+{
+    json_t *arr, *one;
+
+    if (r->nseg > 2) {
+        wr_mgmt_not_found(r);
+        return;
+    }
+    if (r->method != WR_MGMT_GET) {
+        wr_mgmt_not_allowed(r, "GET");
+        return;
+    }
+    arr = channels_json(r, NULL, r->nseg == 2 ? r->seg[1] : NULL);
+    if (r->nseg == 1) {
+        wr_mgmt_reply(r, 200, arr);
+        return;
+    }
+    one = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    if (one)
+        wr_mgmt_reply(r, 200, one);
+    else
+        wr_mgmt_not_found(r);
+}
+
+void wr_mgmt_conns_totals(wr_server_t *srv, size_t *connections, size_t *channels)
+{
+    wr_list_t *pos, *tmp;
+    wr_conn_info_t info;
+
+    *connections = *channels = 0;
+    wr_list_foreach_safe(pos, tmp, wr_server_conns(srv))
+    {
+        wr_conn_info(wr_conn_from_link(pos), &info);
+        if (info.open) {
+            (*connections)++;
+            *channels += info.channels;
+        }
+    }
+}

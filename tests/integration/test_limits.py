@@ -1,0 +1,296 @@
+# SPDX-License-Identifier: MIT
+# Resource limits against hostile or careless clients (warren only: each
+# test starts a warrend with its own "limits"): the connection limits
+# (global and per user), the handshake timeout, field-table depth and size,
+# a flood of input, and a consumer that stops reading while another keeps
+# being served.
+import os
+import socket
+import time
+import uuid
+
+import pytest
+
+import amqp_raw as raw
+from helpers import DEADLINE, Collector, wait_for, wait_queue_count
+
+BASIC_CONSUME = (60, 20)
+
+
+def log_has(b, text):
+    wait_for(lambda: text in b.log(), DEADLINE, "warrend to log %r" % text)
+
+
+def proc_kb(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s for pid %d" % (field, pid))
+
+
+def opened(b, **kw):
+    """A raw connection that went through connection.open-ok."""
+    r = b.raw()
+    r.handshake(**kw)
+    return r
+
+
+def refused_at_open(b, user="guest", password="guest"):
+    """connection.open refused: returns the connection.close's fields."""
+    with b.raw() as r:
+        r.handshake(user=user, password=password, open_vhost=False)
+        r.send(raw.connection_open("/"))
+        return r.expect_connection_close()
+
+
+def test_max_connections(dedicated_broker):
+    """limits.max_connections: a client over the limit has its socket closed
+    at once (not after the 3 s of a refused handshake), the refusal is
+    logged, and a freed slot can be used again."""
+    b = dedicated_broker({"limits": {"max_connections": 2}})
+    first, second = opened(b), opened(b)
+    with b.raw() as extra:
+        t0 = time.monotonic()
+        assert extra.wait_closed(timeout=DEADLINE) == b""
+        assert time.monotonic() - t0 < 2.0
+    log_has(b, "connection limit (limits.max_connections = 2) reached: refused 1 connection(s)")
+    first.close()
+
+    def slot_free():
+        try:
+            opened(b).close()
+            return True
+        except (raw.Closed, ConnectionError, TimeoutError):
+            return False
+    wait_for(slot_free, DEADLINE, "a connection once one of two has closed")
+    second.close()
+
+
+def test_max_connections_per_user(dedicated_broker):
+    """limits.max_connections_per_user and a user's own "limits":
+    {"max-connections": N} (RabbitMQ's user limit): connection.open over the
+    limit is 530 with RabbitMQ's text, 10/40; the count drops when a
+    connection closes."""
+    b = dedicated_broker({
+        "limits": {"max_connections_per_user": 1},
+        "users": [{"name": "guest", "password": "guest", "vhosts": ["/"]},
+                  {"name": "app", "password": "pw", "vhosts": ["/"], "limits": {"max-connections": 2}},
+                  {"name": "nobody", "password": "pw", "vhosts": ["/"],
+                   "limits": {"max-connections": 0}}],
+    })
+    guest = opened(b)
+    assert refused_at_open(b) == (
+        530, "NOT_ALLOWED - connection refused for user 'guest': user connection limit (1) is reached",
+        10, 40)
+    apps = [opened(b, user="app", password="pw") for _ in range(2)]
+    assert refused_at_open(b, "app", "pw") == (
+        530, "NOT_ALLOWED - connection refused for user 'app': user connection limit (2) is reached",
+        10, 40)
+    assert refused_at_open(b, "nobody", "pw")[:2] == (
+        530, "NOT_ALLOWED - connection refused for user 'nobody': user connection limit (0) is reached")
+    guest.close()
+
+    def guest_again():
+        try:
+            opened(b).close()
+            return True
+        except AssertionError:
+            return False
+    wait_for(guest_again, DEADLINE, "guest to connect again once its connection closed")
+    for a in apps:
+        a.close()
+
+
+def test_handshake_timeout(dedicated_broker):
+    """limits.handshake_timeout (ms, RabbitMQ's handshake_timeout): a client
+    that does not finish the handshake in time is dropped."""
+    b = dedicated_broker({"limits": {"handshake_timeout": 500}})
+    with b.raw() as silent, b.raw() as stalled:
+        stalled.start()
+        t0 = time.monotonic()
+        assert silent.wait_closed(timeout=DEADLINE) == b""
+        stalled.wait_closed(timeout=DEADLINE)
+        assert time.monotonic() - t0 < 3.0
+    log_has(b, "handshake timeout")
+    # A client that keeps going is not affected.
+    opened(b).close()
+
+
+def nested(depth):
+    """A field table `depth` levels deep, counting itself."""
+    v = 1
+    for _ in range(depth - 1):
+        v = {"n": v}
+    return {"n": v}
+
+
+TABLE_LIMITS = {"limits": {"max_table_depth": 3, "max_table_size": 1024}}
+
+
+def test_table_depth_in_arguments(dedicated_broker):
+    b = dedicated_broker(TABLE_LIMITS)
+    with opened(b) as r:
+        r.open_channel(1)
+        r.send(raw.queue_declare(1, "", exclusive=True, arguments={"x-a": nested(2)}))
+        r.expect(raw.QUEUE_DECLARE_OK, channel=1)
+        # Arrays count as levels too: table, array, array.
+        r.send(raw.queue_declare(1, "", exclusive=True, arguments={"x-a": [[1]]}))
+        r.expect(raw.QUEUE_DECLARE_OK, channel=1)
+        r.send(raw.queue_declare(1, "", exclusive=True, arguments={"x-a": nested(3)}))
+        assert r.expect_connection_close() == (
+            501, "FRAME_ERROR - field table in queue.declare is nested deeper than "
+                 "limits.max_table_depth (3)", 50, 10)
+
+
+def test_table_size_in_arguments(dedicated_broker):
+    b = dedicated_broker(TABLE_LIMITS)
+    with opened(b) as r:
+        r.open_channel(1)
+        r.send(raw.method_frame(1, BASIC_CONSUME, [
+            ("H", 0), ("s", "q"), ("s", ""), ("b", False), ("b", True), ("b", False),
+            ("b", False), ("T", {"x-a": "v" * 1100})]))
+        assert r.expect_connection_close() == (
+            501, "FRAME_ERROR - field table of 1109 octets in basic.consume is larger than "
+                 "limits.max_table_size (1024)", 60, 20)
+
+
+DEEP_HEADERS = "FRAME_ERROR - field table in a content header is nested deeper than limits.max_table_depth (3)"
+
+
+@pytest.mark.parametrize("headers,before,text", [
+    ({"h": nested(3)}, False, DEEP_HEADERS),
+    ({"h": nested(3)}, True, DEEP_HEADERS),
+    ({"big": "x" * 2000}, False, "FRAME_ERROR - field table of 2009 octets in a content header is larger "
+                                 "than limits.max_table_size (1024)"),
+])
+def test_table_limits_in_headers(dedicated_broker, headers, before, text):
+    """A message's headers over the limits: 501 before the message is
+    assembled (0/0, as RabbitMQ reports frame errors), also when
+    content-type and content-encoding come before them."""
+    b = dedicated_broker(TABLE_LIMITS)
+    flags, props = 0x2000, raw.table(headers)
+    if before:
+        flags, props = 0xE000, raw.shortstr("text/plain") + raw.shortstr("gzip") + props
+    with opened(b) as r:
+        r.open_channel(1)
+        r.send(raw.queue_declare(1, "", exclusive=True))
+        q = r.expect(raw.QUEUE_DECLARE_OK, channel=1).args[0]
+        # Within the limits, with the same properties: routed as usual.
+        r.send(raw.basic_publish(1, "", q)
+               + raw.header_frame(1, 1, flags=flags, props=props.replace(raw.table(headers), raw.table({"h": 1})))
+               + raw.body_frame(1, b"x"))
+        r.send(raw.basic_get(1, q))
+        r.expect(raw.BASIC_GET_OK, channel=1)
+        r.send(raw.basic_publish(1, "", q) + raw.header_frame(1, 1, flags=flags, props=props)
+               + raw.body_frame(1, b"x"))
+        assert r.expect_connection_close() == (501, text, 0, 0)
+
+
+def test_table_limits_in_client_properties(dedicated_broker):
+    """client_properties over the limit: a refused handshake (closed without
+    connection.close, like any other in RabbitMQ), and the reason logged."""
+    b = dedicated_broker(TABLE_LIMITS)
+    with b.raw() as r:
+        r.start()
+        r.send(raw.start_ok(client_properties={"capabilities": nested(3)}))
+        assert r.wait_closed(timeout=DEADLINE) == b""
+    log_has(b, "field table in connection.start-ok is nested deeper than limits.max_table_depth (3)")
+
+
+def test_input_flood(dedicated_broker, monkeypatch):
+    """64 MiB of heartbeats (the most frames per octet) as fast as a socket
+    takes them: the broker's peak memory does not follow the flood. Input
+    is handled as it is read, and reading stops at the input high
+    watermark (256 KiB, or one frame_max frame) whenever it is not."""
+    # Under ASan, freed buffers sit in its quarantine instead of being reused,
+    # which would make the peak follow the flood: keep the quarantine small.
+    monkeypatch.setenv("ASAN_OPTIONS",
+                       (os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=4").lstrip(":"))
+    b = dedicated_broker()
+    chunk = raw.heartbeat_frame() * (1 << 17)
+    with opened(b) as r:
+        before = proc_kb(b.proc.pid, "VmHWM")
+        for _ in range(64):
+            r.send(chunk)
+        r.open_channel(1)    # a round trip: the flood has been handled
+    grown_mb = (proc_kb(b.proc.pid, "VmHWM") - before) / 1024.0
+    assert grown_mb < 16, "peak RSS grew by %.1f MiB during a 64 MiB flood" % grown_mb
+
+
+class SmallWindow(raw.RawConnection):
+    """A raw connection with a tiny receive buffer, so that a client that
+    stops reading stops the broker's writes almost at once."""
+
+    def __init__(self, host, port):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10)
+        s.connect((host, port))
+        self.sock = s
+        self.buf = b""
+        self.tune = None
+        self.server_properties = None
+        self.mechanisms = None
+
+
+def publish_raw(b, queue, n, body):
+    """n messages to queue through the default exchange, pipelined."""
+    one = raw.basic_publish(1, "", queue) + raw.header_frame(1, len(body)) + raw.body_frame(1, body)
+    with opened(b) as r:
+        r.open_channel(1)
+        for i in range(0, n, 500):
+            r.send(one * min(500, n - i))
+        r.send(raw.queue_declare(1, queue, passive=True))
+        r.expect(raw.QUEUE_DECLARE_OK, channel=1, timeout=60)
+
+
+def test_slow_consumer(dedicated_broker):
+    """A consumer that stops reading: deliveries to it stop at the output
+    high watermark, so the broker's memory stays put however many messages
+    are ready, and a consumer of another queue is served meanwhile. When
+    the slow one reads again, it gets every message."""
+    n, body = 20000, os.urandom(2048)
+    b = dedicated_broker()
+    c = b.connect()
+    q1, q2 = "slow-" + uuid.uuid4().hex, "fast-" + uuid.uuid4().hex
+    setup = c.channel()
+    setup.queue_declare(q1)
+    setup.queue_declare(q2)
+    publish_raw(b, q1, n, body)
+    wait_queue_count(setup, q1, n)
+    rss_before = proc_kb(b.proc.pid, "VmRSS")
+
+    slow = SmallWindow(b.host, b.port)
+    slow.handshake()
+    slow.open_channel(1)
+    slow.send(raw.method_frame(1, BASIC_CONSUME, [
+        ("H", 0), ("s", q1), ("s", "slow"), ("b", False), ("b", True), ("b", False),
+        ("b", False), ("T", {})]))
+    slow.expect((60, 21), channel=1)
+    # From here on the slow consumer reads nothing.
+
+    fast = Collector()
+    fc = b.connect()
+    fch = fc.channel()
+    fch.basic_consume(q2, fast, auto_ack=True)
+    for i in range(1000):
+        setup.basic_publish("", q2, b"%d" % i)
+    fast.wait(fc, 1000)
+    assert fast.bodies == [b"%d" % i for i in range(1000)]
+
+    ready = setup.queue_declare(q1, passive=True).method.message_count
+    rss_grown_mb = (proc_kb(b.proc.pid, "VmRSS") - rss_before) / 1024.0
+    assert ready >= n // 2, "%d of %d messages went to a consumer that reads nothing" % (n - ready, n)
+    assert rss_grown_mb < 24, "RSS grew by %.1f MiB while a consumer did not read" % rss_grown_mb
+
+    # Reading again: every message arrives, in order.
+    got = 0
+    deadline = time.monotonic() + 60
+    while got < n:
+        f = slow.read_frame(timeout=max(0.1, deadline - time.monotonic()))
+        if f.type == raw.FRAME_METHOD and f.method == raw.BASIC_DELIVER:
+            got += 1
+    slow.close()
+    fc.close()
+    c.close()

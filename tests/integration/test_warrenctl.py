@@ -1,0 +1,300 @@
+# SPDX-License-Identifier: MIT
+# warrenctl, the admin CLI: every subcommand's success and failure paths,
+# the exit statuses (0 ok, 1 refused or unreachable, 2 usage), tables by
+# default and --json for scripts, --help everywhere. It talks to the
+# management API of mgmt_broker (conftest.py), so with WARREN_BROKER and
+# WARREN_MANAGEMENT it runs against RabbitMQ too.
+import json
+import os
+import subprocess
+
+import pika.exceptions as pex
+import pytest
+
+from conftest import free_port
+from helpers import wait_for
+
+
+def warrenctl_path():
+    p = os.environ.get("WARRENCTL")
+    if p:
+        return p
+    warrend = os.environ.get("WARREND")
+    if warrend:
+        return os.path.join(os.path.dirname(os.path.dirname(warrend)), "tools", "warrenctl", "warrenctl")
+    return None
+
+
+@pytest.fixture
+def ctl(mgmt_broker):
+    """ctl(*args, stdin=None) -> (exit status, stdout, stderr) against the broker's API."""
+    path = warrenctl_path()
+    if not path or not os.path.exists(path):
+        pytest.skip("warrenctl not built (set WARRENCTL or WARREND)")
+    api = mgmt_broker.mgmt
+
+    def run(*args, stdin=None, target=True):
+        argv = [path] + (["--host", api.host, "--port", str(api.port)] if target else []) + list(args)
+        p = subprocess.run(argv, input=stdin, capture_output=True, timeout=30)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+    return run
+
+
+def ok(result):
+    rc, out, err = result
+    assert (rc, err) == (0, ""), result
+    return out
+
+
+def fails(result, status=1):
+    rc, out, err = result
+    assert rc == status, result
+    assert out == "" and err.endswith("\n") and err.count("\n") == 1, result
+    assert err.startswith("warrenctl: "), result
+    return err[len("warrenctl: "):-1]
+
+
+def rows(table):
+    """A warrenctl table as dicts (header line, dashes, then rows split on
+    runs of two or more spaces)."""
+    import re
+    lines = table.rstrip("\n").split("\n")
+    head = lines[0].split()
+    out = []
+    for line in lines[2:]:
+        if line == "(none)":
+            continue
+        starts = [m.start() for m in re.finditer(r"\S+", lines[0])]
+        cells = [line[s:e].strip() for s, e in zip(starts, starts[1:] + [None])]
+        out.append(dict(zip(head, cells)))
+    return out
+
+
+# --- help and usage -------------------------------------------------------------
+
+COMMANDS = [["list", "exchanges"], ["list", "queues"], ["list", "bindings"], ["list", "connections"],
+            ["list", "channels"], ["list", "vhosts"], ["list", "users"], ["declare", "exchange"],
+            ["declare", "queue"], ["declare", "binding"], ["delete", "exchange"], ["delete", "queue"],
+            ["delete", "binding"], ["purge", "queue"], ["close", "connection"], ["publish"], ["get"],
+            ["export"], ["import"], ["overview"], ["alarms"]]
+
+
+def test_help_overview(ctl):
+    out = ok(ctl("--help", target=False))
+    assert out.startswith("usage: warrenctl ")
+    for words in COMMANDS:
+        assert "  " + " ".join(words) + " " in out, words
+
+
+@pytest.mark.parametrize("words", COMMANDS, ids=lambda w: "-".join(w))
+def test_help_of_every_command(ctl, words):
+    out = ok(ctl(*words, "--help", target=False))
+    assert out.startswith("usage: warrenctl [OPTIONS] %s" % " ".join(words)), out
+
+
+def test_help_of_a_verb_lists_its_objects(ctl):
+    out = ok(ctl("declare", "--help", target=False))
+    assert "warrenctl declare exchange NAME" in out and "warrenctl declare binding SOURCE" in out
+
+
+def test_usage_errors(ctl):
+    assert fails(ctl(), 2) == "no command given (see warrenctl --help)"
+    assert fails(ctl("frobnicate"), 2) == "unknown command 'frobnicate' (see warrenctl --help)"
+    assert fails(ctl("declare", "queue"), 2) == "missing arguments (see warrenctl declare queue --help)"
+    assert fails(ctl("declare", "queue", "q", "--type", "x"), 2) == \
+        "unknown option '--type' (see warrenctl declare queue --help)"
+    assert fails(ctl("declare", "queue", "a", "b"), 2) == \
+        "unexpected argument 'b' (see warrenctl declare queue --help)"
+    assert fails(ctl("declare", "queue", "q", "--argument", "novalue"), 2) == \
+        "expected KEY=VALUE, got 'novalue' (see warrenctl declare queue --help)"
+    assert fails(ctl("get", "q", "--count"), 2) == "option '--count' needs a value (see warrenctl get --help)"
+    assert fails(ctl("--port"), 2) == "--port needs a value (see warrenctl --help)"
+    rc, out, err = ctl("declare")
+    assert rc == 2 and err.startswith("warrenctl: 'declare' needs one of:\n")
+
+
+def test_unreachable_broker(ctl):
+    port = free_port()
+    assert fails(ctl("--host", "127.0.0.1", "--port", str(port), "overview", target=False)) == \
+        "cannot connect to 127.0.0.1 port %d: Connection refused" % port
+
+
+def test_wrong_credentials(ctl):
+    assert fails(ctl("--password", "wrong", "overview")) == \
+        "GET /api/overview: 401 not_authorized: Login failed"
+
+
+# --- overview, alarms, lists ------------------------------------------------------
+
+def test_overview_and_alarms(ctl):
+    out = ok(ctl("overview"))
+    fields = dict(line.split(":", 1) for line in out.splitlines())
+    assert fields["rabbitmq_version"].strip().startswith("3.")
+    assert int(fields["queues"]) >= 0
+    o = json.loads(ok(ctl("overview", "--json")))
+    assert "object_totals" in o
+    assert ok(ctl("alarms")) == "no alarms\n"
+    assert json.loads(ok(ctl("--json", "alarms"))) == {"status": "ok"}
+
+
+def test_list_vhosts_users_exchanges(ctl):
+    assert {"name": "/"}.items() <= rows(ok(ctl("list", "vhosts")))[0].items()
+    assert "guest" in [r["name"] for r in rows(ok(ctl("list", "users")))]
+    names = [r["name"] for r in rows(ok(ctl("list", "exchanges", "--vhost", "/")))]
+    assert "amq.topic" in names and "" in names
+    assert "amq.topic" in [x["name"] for x in json.loads(ok(ctl("list", "exchanges", "--json")))]
+    assert fails(ctl("list", "queues", "--vhost", "no-such-vhost")) == \
+        "GET /api/queues/no-such-vhost: 404 Object Not Found: Not Found"
+
+
+# --- declare, list, delete --------------------------------------------------------
+
+def test_queue_lifecycle(ctl, mgmt_broker, name):
+    q = name("q")
+    assert ok(ctl("declare", "queue", q, "--durable", "--argument", "x-max-length=10",
+                  "--argument", "x-dead-letter-exchange=dlx")) == "queue '%s' declared in vhost '/'\n" % q
+    got = mgmt_broker.mgmt.get("/api/queues/%2F/" + q).json
+    assert (got["durable"], got["arguments"]) == (True, {"x-max-length": 10, "x-dead-letter-exchange": "dlx"})
+    # Redeclaring differently is refused with RabbitMQ's reason.
+    assert fails(ctl("declare", "queue", q)) == (
+        "PUT /api/queues/%%2F/%s: 400 bad_request: inequivalent arg 'durable' for queue '%s' in vhost '/': "
+        "received 'false' but current is 'true'" % (q, q))
+    c = mgmt_broker.connect()
+    ch = c.channel()
+    for i in range(3):
+        ch.basic_publish("", q, b"m")
+    c.close()
+    wait_for(lambda: [r for r in rows(ok(ctl("list", "queues"))) if r["name"] == q][0]["messages"] == "3",
+             what="3 messages listed")
+    [row] = [r for r in json.loads(ok(ctl("list", "queues", "--json", "--vhost", "/"))) if r["name"] == q]
+    assert row["messages_ready"] == 3
+    assert fails(ctl("delete", "queue", q, "--if-empty")) == \
+        "DELETE /api/queues/%%2F/%s?if-empty=true: 400 bad_request: queue '%s' in vhost '/' not empty" % (q, q)
+    assert ok(ctl("purge", "queue", q)) == "queue '%s' purged in vhost '/'\n" % q
+    assert ok(ctl("delete", "queue", q, "--if-empty", "--if-unused")) == \
+        "queue '%s' deleted from vhost '/'\n" % q
+    assert fails(ctl("delete", "queue", q)) == "DELETE /api/queues/%%2F/%s: 404 Object Not Found: Not Found" % q
+    assert fails(ctl("purge", "queue", q)) == \
+        "DELETE /api/queues/%%2F/%s/contents: 404 Object Not Found: Not Found" % q
+
+
+def test_exchange_and_binding_lifecycle(ctl, name):
+    x, x2, q = name("x"), name("x"), name("q")
+    assert ok(ctl("declare", "exchange", x, "--type", "topic", "--durable")) == \
+        "exchange '%s' declared in vhost '/'\n" % x
+    ok(ctl("declare", "exchange", x2, "--type", "headers"))
+    ok(ctl("declare", "queue", q))
+    assert ok(ctl("declare", "binding", x, q, "--routing-key", "a.#")) == \
+        "binding from '%s' to queue '%s' declared in vhost '/'\n" % (x, q)
+    assert ok(ctl("declare", "binding", x, x2, "--destination-type", "exchange", "--routing-key", "k",
+                  "--argument", "n=1")) == "binding from '%s' to exchange '%s' declared in vhost '/'\n" % (x, x2)
+    listed = [r for r in rows(ok(ctl("list", "bindings"))) if r["source"] == x]
+    assert sorted((r["destination"], r["type"], r["routing_key"], r["arguments"]) for r in listed) == sorted([
+        (x2, "exchange", "k", '{"n":1}'), (q, "queue", "a.#", "{}")])
+    assert [(r["name"], r["type"]) for r in rows(ok(ctl("list", "exchanges"))) if r["name"] == x] == [(x, "topic")]
+    # Only the binding with exactly these arguments goes.
+    assert fails(ctl("delete", "binding", x, x2, "--destination-type", "exchange", "--routing-key", "k")) == \
+        "no binding from '%s' to exchange '%s' with routing key 'k' and those arguments in vhost '/'" % (x, x2)
+    assert ok(ctl("delete", "binding", x, x2, "--destination-type", "exchange", "--routing-key", "k",
+                  "--argument", "n=1")) == "binding from '%s' to exchange '%s' deleted from vhost '/'\n" % (x, x2)
+    assert ok(ctl("delete", "binding", x, q, "--routing-key", "a.#")) == \
+        "binding from '%s' to queue '%s' deleted from vhost '/'\n" % (x, q)
+    assert [r for r in rows(ok(ctl("list", "bindings"))) if r["source"] == x] == []
+    assert fails(ctl("declare", "binding", x, "no-such-queue")) == (
+        "POST /api/bindings/%%2F/e/%s/q/no-such-queue: 404 not_found: no queue 'no-such-queue' in vhost '/'" % x)
+    assert fails(ctl("declare", "binding", x, q, "--destination-type", "topic"), 2) == \
+        "--destination-type must be queue or exchange, not 'topic' (see warrenctl declare binding --help)"
+    assert fails(ctl("declare", "exchange", x, "--type", "direct")).endswith(
+        "inequivalent arg 'type' for exchange '%s' in vhost '/': received 'direct' but current is 'topic'" % x)
+    assert fails(ctl("declare", "exchange", name("x"), "--type", "x-nope")).endswith(
+        "400 bad_request: unknown exchange type 'x-nope'")
+    ok(ctl("declare", "binding", x, q))
+    assert fails(ctl("delete", "exchange", x, "--if-unused")).endswith(
+        "400 bad_request: exchange '%s' in vhost '/' in use" % x)
+    assert ok(ctl("delete", "exchange", x)) == "exchange '%s' deleted from vhost '/'\n" % x
+    assert fails(ctl("delete", "exchange", x)).endswith("404 Object Not Found: Not Found")
+    ok(ctl("delete", "exchange", x2))
+    ok(ctl("delete", "queue", q))
+
+
+# --- publish and get -------------------------------------------------------------
+
+def test_publish_and_get(ctl, name):
+    q = name("q")
+    ok(ctl("declare", "queue", q))
+    assert ok(ctl("publish", "", q, "hello", "--property", "content_type=text/plain",
+                  "--property", "delivery_mode=2", "--header", "h=v")) == "message published and routed\n"
+    assert ok(ctl("publish", "", q, stdin=b"\x00\xffbinary")) == "message published and routed\n"
+    assert ok(ctl("publish", "", "no-such-queue-" + q, "x")) == "message published but not routed\n"
+    assert json.loads(ok(ctl("publish", "", q, "third", "--json"))) == {"routed": True}
+    [m] = rows(ok(ctl("get", q)))
+    assert (m["routing_key"], m["exchange"], m["redelivered"], m["left"], m["payload"], m["encoding"]) == (
+        q, "", "false", "2", "hello", "string")
+    got = json.loads(ok(ctl("get", q, "--count", "3", "--ackmode", "ack_requeue_false", "--json")))
+    assert [g["payload"] for g in got] == ["hello", "AP9iaW5hcnk=", "third"]
+    assert got[0]["properties"] == {"content_type": "text/plain", "delivery_mode": 2, "headers": {"h": "v"}}
+    assert (got[0]["redelivered"], got[1]["payload_encoding"]) == (True, "base64")
+    assert ok(ctl("get", q)) .endswith("(none)\n")
+    assert fails(ctl("get", q, "--count", "0"), 2) == \
+        "--count must be a positive number, not '0' (see warrenctl get --help)"
+    assert fails(ctl("publish", "no-such-exchange-" + q, "k", "x")).endswith(
+        "400 bad_request: 404 NOT_FOUND - no exchange 'no-such-exchange-%s' in vhost '/'" % q)
+    assert fails(ctl("get", "no-such-queue-" + q)).endswith(
+        "404 not_found: NOT_FOUND - no queue 'no-such-queue-%s' in vhost '/'" % q)
+    ok(ctl("delete", "queue", q))
+
+
+# --- connections -----------------------------------------------------------------
+
+def test_list_and_close_connection(ctl, mgmt_broker):
+    c = mgmt_broker.connect()
+    c.channel().basic_qos(prefetch_count=3)
+    local = c._impl._transport._sock.getsockname()
+    cname = "%s:%d -> %s:%d" % (local[0], local[1], mgmt_broker.host, mgmt_broker.port)
+
+    def listed():
+        return [r for r in rows(ok(ctl("list", "connections"))) if r["name"] == cname]
+    [row] = wait_for(listed, what="the connection listed")
+    assert (row["user"], row["vhost"]) == ("guest", "/")
+    chans = wait_for(lambda: [r for r in rows(ok(ctl("list", "channels"))) if r["name"] == cname + " (1)"],
+                     what="its channel listed")
+    assert chans[0]["prefetch"] == "3"
+    assert ok(ctl("close", "connection", cname, "--reason", "bye now")) == "connection '%s' closed\n" % cname
+    with pytest.raises(pex.ConnectionClosedByBroker) as e:
+        wait_for(lambda: c.process_data_events(0.05) and False, what="the close")
+    assert (e.value.reply_code, e.value.reply_text) == (320, "CONNECTION_FORCED - bye now")
+    assert fails(ctl("close", "connection", cname)).endswith("404 Object Not Found: Not Found")
+    assert fails(ctl("close", "connection", cname, "--reason", "two\nlines"), 2).startswith(
+        "--reason must be one line")
+
+
+# --- definitions -----------------------------------------------------------------
+
+def test_export_import(ctl, name, tmp_path):
+    q, x = name("q"), name("x")
+    ok(ctl("declare", "queue", q, "--durable", "--argument", "x-message-ttl=5000"))
+    ok(ctl("declare", "exchange", x, "--type", "fanout", "--durable"))
+    ok(ctl("declare", "binding", x, q))
+    path = str(tmp_path / "defs.json")
+    assert ok(ctl("export", path)) == "definitions exported to %s\n" % path
+    with open(path) as f:
+        defs = json.load(f)
+    assert {"name": q, "vhost": "/", "durable": True, "auto_delete": False,
+            "arguments": {"x-message-ttl": 5000}} in defs["queues"]
+    assert json.loads(ok(ctl("export", "-")))["queues"] == defs["queues"]
+    ok(ctl("delete", "queue", q))
+    ok(ctl("delete", "exchange", x))
+    assert ok(ctl("import", path)) == "definitions imported from %s\n" % path
+    assert [r["name"] for r in rows(ok(ctl("list", "queues"))) if r["name"] == q] == [q]
+    assert [r for r in rows(ok(ctl("list", "bindings"))) if r["source"] == x][0]["destination"] == q
+    one = json.loads(ok(ctl("export", "-", "--vhost", "/")))
+    assert "vhost" not in one["queues"][0]
+    assert ok(ctl("import", "-", "--vhost", "/", stdin=json.dumps(one).encode())) == \
+        "definitions imported from -\n"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    assert fails(ctl("import", str(bad))).startswith("%s: line 1: " % bad)
+    assert fails(ctl("export", str(tmp_path / "no-such-dir" / "f.json"))).startswith(
+        "cannot write %s: No such file or directory" % (tmp_path / "no-such-dir" / "f.json"))
+    ok(ctl("delete", "queue", q))
+    ok(ctl("delete", "exchange", x))

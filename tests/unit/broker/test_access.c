@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for broker/access.c and the "permissions" configuration:
+ * RabbitMQ's matching rules (a match anywhere in the name unless anchored,
+ * "" for the empty name only, names with any octet), permissions from
+ * users' "vhosts" lists, and the start-up errors for bad permissions.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/access.h"
+
+static char path[64];
+static char err[4096];
+
+static wr_config_t *load(const char *text)
+{
+    wr_config_t *cfg;
+    FILE *f;
+    int fd;
+
+    snprintf(path, sizeof(path), "/tmp/warren-access-XXXXXX");
+    fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    f = fdopen(fd, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    cfg = wr_config_load(path, err, sizeof(err));
+    unlink(path);
+    return cfg;
+}
+
+static const char users[] =
+    "\"vhosts\": [\"/\", \"v2\"],"
+    " \"users\": [{\"name\": \"guest\", \"password\": \"guest\", \"vhosts\": [\"/\"]},"
+    "             {\"name\": \"app\", \"password\": \"pw\"}]";
+
+static wr_config_t *load_permissions(const char *configure, const char *write, const char *read)
+{
+    char text[1024];
+    wr_config_t *cfg;
+
+    snprintf(text, sizeof(text),
+             "{%s, \"permissions\": [{\"user\": \"app\", \"vhost\": \"/\", \"configure\": \"%s\","
+             " \"write\": \"%s\", \"read\": \"%s\"}]}",
+             users, configure, write, read);
+    cfg = load(text);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    return cfg;
+}
+
+static bool permitted(const wr_config_t *cfg, wr_perm_t what, const char *name)
+{
+    const wr_permission_cfg_t *perm = wr_config_permission(cfg, "app", "/", 1);
+
+    ck_assert_ptr_nonnull(perm);
+    return wr_access_permitted(perm, what, wr_bytes_str(name));
+}
+
+START_TEST(test_match_anywhere_unless_anchored)
+{
+    wr_config_t *cfg = load_permissions("^app-", "log", "^(a|b)$");
+
+    ck_assert(permitted(cfg, WR_PERM_CONFIGURE, "app-1"));
+    ck_assert(!permitted(cfg, WR_PERM_CONFIGURE, "my-app-1"));
+    ck_assert(!permitted(cfg, WR_PERM_CONFIGURE, ""));
+    ck_assert(permitted(cfg, WR_PERM_WRITE, "log"));
+    ck_assert(permitted(cfg, WR_PERM_WRITE, "audit-logs"));
+    ck_assert(!permitted(cfg, WR_PERM_WRITE, "lo-g"));
+    ck_assert(permitted(cfg, WR_PERM_READ, "a"));
+    ck_assert(permitted(cfg, WR_PERM_READ, "b"));
+    ck_assert(!permitted(cfg, WR_PERM_READ, "ab"));
+    wr_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_empty_and_all)
+{
+    wr_config_t *cfg = load_permissions("", ".*", "^$");
+
+    /* "" is RabbitMQ's "^$": the empty name only. */
+    ck_assert(!permitted(cfg, WR_PERM_CONFIGURE, "q"));
+    ck_assert(permitted(cfg, WR_PERM_CONFIGURE, ""));
+    ck_assert(permitted(cfg, WR_PERM_WRITE, ""));
+    ck_assert(permitted(cfg, WR_PERM_WRITE, "anything at all"));
+    ck_assert(!permitted(cfg, WR_PERM_READ, "x"));
+    wr_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_names_by_length)
+{
+    wr_config_t *cfg = load_permissions("^a\\\\.b$", "c$", "x");
+    const wr_permission_cfg_t *perm = wr_config_permission(cfg, "app", "/", 1);
+    uint8_t longname[1000];
+
+    ck_assert(permitted(cfg, WR_PERM_CONFIGURE, "a.b"));
+    ck_assert(!permitted(cfg, WR_PERM_CONFIGURE, "aXb"));
+    /* Names are byte strings: the length counts, not a terminator. */
+    ck_assert(wr_access_permitted(perm, WR_PERM_WRITE, (wr_bytes_t){(const uint8_t *)"abcdef", 3}));
+    ck_assert(!wr_access_permitted(perm, WR_PERM_WRITE, (wr_bytes_t){(const uint8_t *)"abcdef", 4}));
+    ck_assert(wr_access_permitted(perm, WR_PERM_READ, (wr_bytes_t){(const uint8_t *)"a\0x", 3}));
+    ck_assert(!wr_access_permitted(perm, WR_PERM_READ, (wr_bytes_t){(const uint8_t *)"a\0x", 2}));
+    /* Argument values (dead-letter exchanges) may be longer than a shortstr. */
+    memset(longname, 'a', sizeof(longname));
+    longname[sizeof(longname) - 1] = 'c';
+    ck_assert(wr_access_permitted(perm, WR_PERM_WRITE, (wr_bytes_t){longname, sizeof(longname)}));
+    ck_assert(!wr_access_permitted(perm, WR_PERM_WRITE, (wr_bytes_t){longname, sizeof(longname) - 1}));
+    wr_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_vhost_lists_are_full_permissions)
+{
+    wr_config_t *cfg = load_permissions("^c", "^w", "^r");
+    const wr_permission_cfg_t *guest = wr_config_permission(cfg, "guest", "/", 1);
+
+    ck_assert_ptr_nonnull(guest);
+    ck_assert(guest->implicit);
+    for (wr_perm_t k = WR_PERM_CONFIGURE; k <= WR_PERM_READ; k++) {
+        ck_assert_str_eq(guest->pattern[k], ".*");
+        ck_assert(wr_access_permitted(guest, k, WR_BYTES_LIT("any")));
+    }
+    ck_assert_ptr_null(wr_config_permission(cfg, "guest", "v2", 2));
+    ck_assert_ptr_null(wr_config_permission(cfg, "app", "v2", 2));
+    ck_assert_ptr_null(wr_config_permission(cfg, "nobody", "/", 1));
+    ck_assert(!wr_config_permission(cfg, "app", "/", 1)->implicit);
+    wr_config_free(cfg);
+    /* The defaults: guest on "/". */
+    cfg = wr_config_new_default();
+    ck_assert_ptr_nonnull(wr_config_permission(cfg, "guest", "/", 1));
+    ck_assert_uint_eq(cfg->npermissions, 1);
+    wr_config_free(cfg);
+}
+END_TEST
+
+static const struct {
+    const char *permissions;
+    const char *line;
+} errors[] = {
+    {"[{\"user\": \"app\", \"vhost\": \"/\", \"configure\": \"(\", \"write\": \"\", \"read\": \"\"}]",
+     "permissions[0]: configure: invalid regular expression '(': Unmatched ( or \\("},
+    {"[{\"user\": \"bob\", \"vhost\": \"/\", \"configure\": \"\", \"write\": \"\", \"read\": \"\"}]",
+     "permissions[0]: unknown user 'bob'"},
+    {"[{\"user\": \"app\", \"vhost\": \"v3\", \"configure\": \"\", \"write\": \"\", \"read\": \"\"}]",
+     "permissions[0]: unknown vhost 'v3' (not listed in vhosts)"},
+    {"[{\"user\": \"app\", \"vhost\": \"/\", \"configure\": \"\", \"write\": \"\", \"read\": \"\"},"
+     " {\"user\": \"app\", \"vhost\": \"/\", \"configure\": \"\", \"write\": \"\", \"read\": \"\"}]",
+     "permissions[1]: duplicate permissions for user 'app' in vhost '/'"},
+    {"[{\"user\": \"guest\", \"vhost\": \"/\", \"configure\": \"\", \"write\": \"\", \"read\": \"\"}]",
+     "users[0].vhosts[0]: user 'guest' also has permissions for vhost '/' in permissions"},
+    {"[{\"user\": \"app\", \"vhost\": \"/\", \"configure\": \"\", \"write\": \"\"}]",
+     "permissions[0]: missing key 'read'"},
+    {"[{\"user\": \"app\", \"vhost\": \"/\", \"configure\": 1, \"write\": \"\", \"read\": \"\"}]",
+     "permissions[0].configure: expected a string, got an integer"},
+    {"[{\"user\": \"app\", \"vhost\": \"/\", \"configure\": \"\", \"write\": \"\", \"read\": \"\", \"x\": "
+     "1}]",
+     "permissions[0].x: unknown key"},
+    {"{}", "permissions: expected an array, got an object"},
+};
+
+START_TEST(test_permission_errors)
+{
+    char text[1024], want[512];
+
+    snprintf(text, sizeof(text), "{%s, \"permissions\": %s}", users, errors[_i].permissions);
+    ck_assert_ptr_null(load(text));
+    snprintf(want, sizeof(want), "%s: %s", path, errors[_i].line);
+    ck_assert_str_eq(err, want);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("broker-access");
+    TCase *tc = tcase_create("access");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, test_match_anywhere_unless_anchored);
+    tcase_add_test(tc, test_empty_and_all);
+    tcase_add_test(tc, test_names_by_length);
+    tcase_add_test(tc, test_vhost_lists_are_full_permissions);
+    tcase_add_loop_test(tc, test_permission_errors, 0, (int)(sizeof(errors) / sizeof(errors[0])));
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

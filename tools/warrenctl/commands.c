@@ -1,0 +1,844 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The subcommands of warrenctl. Each is a row of one table: its words
+ * ("declare queue"), the options it takes, how many positional arguments,
+ * its help text and the function that builds the request and prints the
+ * reply. Errors from the API are printed as "warrenctl: METHOD PATH:
+ * STATUS ERROR: REASON" on one line.
+ */
+#include "tools/warrenctl/commands.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "tools/warrenctl/output.h"
+
+/* ---------------------------------------------------------------- arguments */
+
+typedef struct {
+    const char *pos[3];
+    int npos;
+    bool durable, auto_delete, internal, if_unused, if_empty;
+    const char *type, *routing_key, *destination_type, *count, *ackmode, *encoding, *reason;
+    json_t *arguments;  /* --argument K=V */
+    json_t *headers;    /* --header K=V */
+    json_t *properties; /* --property K=V */
+} args_t;
+
+typedef struct command_s command_t;
+
+struct command_s {
+    const char *words;   /* "list queues" */
+    const char *options; /* accepted options, space-separated, e.g. "durable argument" */
+    int min_pos, max_pos;
+    const char *usage; /* after the words */
+    const char *help;
+    int (*fn)(const wr_ctl_t *c, const command_t *cmd, args_t *a);
+    const char *what; /* list: the API collection; others: the object kind */
+};
+
+static int usage_error(const command_t *cmd, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "warrenctl: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see warrenctl %s --help)\n", cmd->words);
+    return WR_CTL_USAGE;
+}
+
+static bool accepts(const command_t *cmd, const char *opt)
+{
+    size_t n = strlen(opt);
+
+    for (const char *p = cmd->options; (p = strstr(p, opt)) != NULL; p += n) {
+        if ((p == cmd->options || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return true;
+    }
+    return false;
+}
+
+/* "K=V" into obj[K]: V as JSON when it parses as JSON, else as a string. */
+static bool put_kv(json_t *obj, const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    char *key;
+    json_t *v;
+
+    if (!eq || eq == kv)
+        return false;
+    key = strndup(kv, (size_t)(eq - kv));
+    v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+    if (!v)
+        v = json_string(eq + 1);
+    json_object_set_new(obj, key, v);
+    free(key);
+    return true;
+}
+
+static const struct {
+    const char *name;
+    size_t offset; /* of the const char * in args_t, or of the json_t * for K=V options */
+    enum { OPT_FLAG, OPT_VALUE, OPT_KV } kind;
+} option_table[] = {
+    {"durable", offsetof(args_t, durable), OPT_FLAG},
+    {"auto-delete", offsetof(args_t, auto_delete), OPT_FLAG},
+    {"internal", offsetof(args_t, internal), OPT_FLAG},
+    {"if-unused", offsetof(args_t, if_unused), OPT_FLAG},
+    {"if-empty", offsetof(args_t, if_empty), OPT_FLAG},
+    {"type", offsetof(args_t, type), OPT_VALUE},
+    {"routing-key", offsetof(args_t, routing_key), OPT_VALUE},
+    {"destination-type", offsetof(args_t, destination_type), OPT_VALUE},
+    {"count", offsetof(args_t, count), OPT_VALUE},
+    {"ackmode", offsetof(args_t, ackmode), OPT_VALUE},
+    {"encoding", offsetof(args_t, encoding), OPT_VALUE},
+    {"reason", offsetof(args_t, reason), OPT_VALUE},
+    {"argument", offsetof(args_t, arguments), OPT_KV},
+    {"header", offsetof(args_t, headers), OPT_KV},
+    {"property", offsetof(args_t, properties), OPT_KV},
+};
+
+static int parse_args(const command_t *cmd, int argc, char **argv, args_t *a)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        size_t k;
+
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            if (a->npos == cmd->max_pos)
+                return usage_error(cmd, "unexpected argument '%s'", arg);
+            a->pos[a->npos++] = arg;
+            continue;
+        }
+        for (k = 0; k < sizeof(option_table) / sizeof(option_table[0]); k++) {
+            if (strcmp(arg + 2, option_table[k].name) == 0)
+                break;
+        }
+        if (k == sizeof(option_table) / sizeof(option_table[0]) || !accepts(cmd, arg + 2))
+            return usage_error(cmd, "unknown option '%s'", arg);
+        if (option_table[k].kind == OPT_FLAG) {
+            *(bool *)((char *)a + option_table[k].offset) = true;
+            continue;
+        }
+        if (i + 1 == argc)
+            return usage_error(cmd, "option '%s' needs a value", arg);
+        if (option_table[k].kind == OPT_VALUE) {
+            *(const char **)((char *)a + option_table[k].offset) = argv[++i];
+        } else {
+            json_t **obj = (json_t **)((char *)a + option_table[k].offset);
+
+            if (!*obj)
+                *obj = json_object();
+            if (!put_kv(*obj, argv[++i]))
+                return usage_error(cmd, "expected KEY=VALUE, got '%s'", argv[i]);
+        }
+    }
+    if (a->npos < cmd->min_pos)
+        return usage_error(cmd, "%s", a->npos == 0 ? "missing arguments" : "too few arguments");
+    return WR_CTL_OK;
+}
+
+/* ---------------------------------------------------------------- requests */
+
+/* The vhost for a change (--vhost, default "/"), percent-encoded. */
+static char *vhost_seg(const wr_ctl_t *c)
+{
+    return wr_http_escape(c->vhost ? c->vhost : "/");
+}
+
+/* "/api/<a>/<b escaped>/<c escaped>...": parts after the first are escaped. */
+static char *api_path(const char *collection, const char *s1, const char *s2, const char *tail)
+{
+    char *e1 = s1 ? wr_http_escape(s1) : NULL, *e2 = s2 ? wr_http_escape(s2) : NULL, *out = NULL;
+
+    if (asprintf(&out, "/api/%s%s%s%s%s%s", collection, e1 ? "/" : "", e1 ? e1 : "", e2 ? "/" : "",
+                 e2 ? e2 : "", tail ? tail : "") < 0)
+        out = NULL;
+    free(e1);
+    free(e2);
+    return out;
+}
+
+/*
+ * One request. On success (status < 400) returns 0 with the parsed JSON reply
+ * in *out (NULL when the body is empty; out may be NULL). Otherwise prints
+ * the one-line reason and returns -1. Takes ownership of path and body.
+ */
+static int call(const wr_ctl_t *c, const char *method, char *path, json_t *body, const char *headers,
+                json_t **out)
+{
+    wr_http_reply_t r = {0};
+    char err[512];
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_t *reply = NULL;
+    int rc = -1;
+
+    json_decref(body);
+    if (out)
+        *out = NULL;
+    if (!path) {
+        fprintf(stderr, "warrenctl: out of memory\n");
+        goto out;
+    }
+    if (wr_http_request(&c->target, method, path, text, headers, &r, err, sizeof(err)) != 0) {
+        fprintf(stderr, "warrenctl: %s\n", err);
+        goto out;
+    }
+    if (r.len > 0)
+        reply = json_loadb(r.body, r.len, JSON_DECODE_ANY, NULL);
+    if (r.status >= 400) {
+        const char *e = json_string_value(json_object_get(reply, "error"));
+        const char *why = json_string_value(json_object_get(reply, "reason"));
+
+        fprintf(stderr, "warrenctl: %s %s: %d %s%s%s\n", method, path, r.status, e ? e : "",
+                e && why ? ": " : "", why ? why : (e ? "" : "(no details)"));
+        goto out;
+    }
+    if (r.len > 0 && !reply) {
+        fprintf(stderr, "warrenctl: %s %s: the reply is not JSON\n", method, path);
+        goto out;
+    }
+    if (out) {
+        *out = reply;
+        reply = NULL;
+    }
+    rc = 0;
+out:
+    json_decref(reply);
+    wr_http_reply_free(&r);
+    free(text);
+    free(path);
+    return rc;
+}
+
+/* Runs a change (no reply body expected) and prints `done` unless --json.
+ * Takes ownership of path and body. */
+static int change(const wr_ctl_t *c, const char *method, char *path, json_t *body, const char *headers,
+                  const char *done)
+{
+    if (call(c, method, path, body, headers, NULL) != 0)
+        return WR_CTL_FAILED;
+    if (!c->json)
+        printf("%s\n", done);
+    return WR_CTL_OK;
+}
+
+static const char *vhost_name(const wr_ctl_t *c)
+{
+    return c->vhost ? c->vhost : "/";
+}
+
+/* ---------------------------------------------------------------- list */
+
+static const wr_column_t exchange_cols[] = {{"vhost", "vhost"},
+                                            {"name", "name"},
+                                            {"type", "type"},
+                                            {"durable", "durable"},
+                                            {"auto_delete", "auto_delete"},
+                                            {"internal", "internal"}};
+static const wr_column_t queue_cols[] = {{"vhost", "vhost"},
+                                         {"name", "name"},
+                                         {"messages", "messages"},
+                                         {"ready", "messages_ready"},
+                                         {"unacked", "messages_unacknowledged"},
+                                         {"consumers", "consumers"},
+                                         {"durable", "durable"}};
+static const wr_column_t binding_cols[] = {
+    {"vhost", "vhost"},           {"source", "source"},           {"destination", "destination"},
+    {"type", "destination_type"}, {"routing_key", "routing_key"}, {"arguments", "arguments"}};
+static const wr_column_t connection_cols[] = {
+    {"name", "name"}, {"user", "user"}, {"vhost", "vhost"}, {"channels", "channels"}};
+static const wr_column_t channel_cols[] = {{"name", "name"},
+                                           {"user", "user"},
+                                           {"vhost", "vhost"},
+                                           {"consumers", "consumer_count"},
+                                           {"unacked", "messages_unacknowledged"},
+                                           {"prefetch", "prefetch_count"}};
+static const wr_column_t vhost_cols[] = {{"name", "name"}, {"messages", "messages"}};
+static const wr_column_t user_cols[] = {{"name", "name"}, {"tags", "tags"}};
+
+#define COLS(a) a, sizeof(a) / sizeof(a[0])
+
+static int cmd_list(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    bool per_vhost = c->vhost && (strcmp(cmd->what, "exchanges") == 0 || strcmp(cmd->what, "queues") == 0 ||
+                                  strcmp(cmd->what, "bindings") == 0);
+    json_t *rows;
+
+    if (call(c, "GET", api_path(cmd->what, per_vhost ? c->vhost : NULL, NULL, NULL), NULL, NULL, &rows) != 0)
+        return WR_CTL_FAILED;
+    if (c->json)
+        wr_output_json(stdout, rows);
+    else if (strcmp(cmd->what, "exchanges") == 0)
+        wr_output_table(stdout, rows, COLS(exchange_cols));
+    else if (strcmp(cmd->what, "queues") == 0)
+        wr_output_table(stdout, rows, COLS(queue_cols));
+    else if (strcmp(cmd->what, "bindings") == 0)
+        wr_output_table(stdout, rows, COLS(binding_cols));
+    else if (strcmp(cmd->what, "connections") == 0)
+        wr_output_table(stdout, rows, COLS(connection_cols));
+    else if (strcmp(cmd->what, "channels") == 0)
+        wr_output_table(stdout, rows, COLS(channel_cols));
+    else if (strcmp(cmd->what, "vhosts") == 0)
+        wr_output_table(stdout, rows, COLS(vhost_cols));
+    else
+        wr_output_table(stdout, rows, COLS(user_cols));
+    json_decref(rows);
+    return WR_CTL_OK;
+}
+
+/* ---------------------------------------------------------------- declare, delete, purge */
+
+static json_t *arguments(args_t *a)
+{
+    json_t *args = a->arguments ? a->arguments : json_object();
+
+    a->arguments = NULL;
+    return args;
+}
+
+static int cmd_declare_exchange(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    json_t *body =
+        json_pack("{s:s, s:b, s:b, s:b, s:o}", "type", a->type ? a->type : "direct", "durable", a->durable,
+                  "auto_delete", a->auto_delete, "internal", a->internal, "arguments", arguments(a));
+    char done[600];
+
+    snprintf(done, sizeof(done), "exchange '%s' declared in vhost '%s'", a->pos[0], vhost_name(c));
+    return change(c, "PUT", api_path("exchanges", vhost_name(c), a->pos[0], NULL), body, NULL, done);
+}
+
+static int cmd_declare_queue(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    json_t *body = json_pack("{s:b, s:b, s:o}", "durable", a->durable, "auto_delete", a->auto_delete,
+                             "arguments", arguments(a));
+    char done[600];
+
+    snprintf(done, sizeof(done), "queue '%s' declared in vhost '%s'", a->pos[0], vhost_name(c));
+    return change(c, "PUT", api_path("queues", vhost_name(c), a->pos[0], NULL), body, NULL, done);
+}
+
+/* "q" or "e" for --destination-type; NULL after a usage error. */
+static const char *dest_char(const command_t *cmd, const args_t *a)
+{
+    if (!a->destination_type || strcmp(a->destination_type, "queue") == 0)
+        return "q";
+    if (strcmp(a->destination_type, "exchange") == 0)
+        return "e";
+    usage_error(cmd, "--destination-type must be queue or exchange, not '%s'", a->destination_type);
+    return NULL;
+}
+
+/* /api/bindings/VHOST/e/SOURCE/{q,e}/DEST */
+static char *binding_path(const wr_ctl_t *c, const args_t *a, const char *d)
+{
+    char *vh = vhost_seg(c), *src = wr_http_escape(a->pos[0]), *dst = wr_http_escape(a->pos[1]), *out = NULL;
+
+    if (vh && src && dst && asprintf(&out, "/api/bindings/%s/e/%s/%s/%s", vh, src, d, dst) < 0)
+        out = NULL;
+    free(vh);
+    free(src);
+    free(dst);
+    return out;
+}
+
+static int cmd_declare_binding(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    const char *d = dest_char(cmd, a);
+    char done[900];
+
+    if (!d)
+        return WR_CTL_USAGE;
+    snprintf(done, sizeof(done), "binding from '%s' to %s '%s' declared in vhost '%s'", a->pos[0],
+             d[0] == 'q' ? "queue" : "exchange", a->pos[1], vhost_name(c));
+    return change(c, "POST", binding_path(c, a, d),
+                  json_pack("{s:s, s:o}", "routing_key", a->routing_key ? a->routing_key : "", "arguments",
+                            arguments(a)),
+                  NULL, done);
+}
+
+static int cmd_delete_exchange(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[600];
+
+    snprintf(done, sizeof(done), "exchange '%s' deleted from vhost '%s'", a->pos[0], vhost_name(c));
+    return change(c, "DELETE",
+                  api_path("exchanges", vhost_name(c), a->pos[0], a->if_unused ? "?if-unused=true" : NULL),
+                  NULL, NULL, done);
+}
+
+static int cmd_delete_queue(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    const char *q = a->if_empty && a->if_unused ? "?if-empty=true&if-unused=true"
+                    : a->if_empty               ? "?if-empty=true"
+                    : a->if_unused              ? "?if-unused=true"
+                                                : NULL;
+    char done[600];
+
+    snprintf(done, sizeof(done), "queue '%s' deleted from vhost '%s'", a->pos[0], vhost_name(c));
+    return change(c, "DELETE", api_path("queues", vhost_name(c), a->pos[0], q), NULL, NULL, done);
+}
+
+/* Deletes the binding with this routing key and these arguments: found by
+ * listing the pair's bindings, removed by its properties_key. */
+static int cmd_delete_binding(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    const char *d = dest_char(cmd, a), *key = a->routing_key ? a->routing_key : "";
+    json_t *args = arguments(a), *list = NULL, *b, *found = NULL;
+    char *path = d ? binding_path(c, a, d) : NULL, *full = NULL, *props = NULL, done[900];
+    int rc = WR_CTL_FAILED;
+    size_t i;
+
+    if (!d) {
+        json_decref(args);
+        return WR_CTL_USAGE;
+    }
+    if (call(c, "GET", strdup(path), NULL, NULL, &list) != 0)
+        goto out;
+    json_array_foreach(list, i, b)
+    {
+        const char *k = json_string_value(json_object_get(b, "routing_key"));
+
+        if (!found && k && strcmp(k, key) == 0 && json_equal(json_object_get(b, "arguments"), args))
+            found = b;
+    }
+    if (!found) {
+        fprintf(stderr,
+                "warrenctl: no binding from '%s' to %s '%s' with routing key '%s' and those "
+                "arguments in vhost '%s'\n",
+                a->pos[0], d[0] == 'q' ? "queue" : "exchange", a->pos[1], key, vhost_name(c));
+        goto out;
+    }
+    props = json_is_string(json_object_get(found, "properties_key"))
+                ? wr_http_escape(json_string_value(json_object_get(found, "properties_key")))
+                : NULL;
+    if (!props || asprintf(&full, "%s/%s", path, props) < 0) {
+        fprintf(stderr, "warrenctl: out of memory\n");
+        goto out;
+    }
+    snprintf(done, sizeof(done), "binding from '%s' to %s '%s' deleted from vhost '%s'", a->pos[0],
+             d[0] == 'q' ? "queue" : "exchange", a->pos[1], vhost_name(c));
+    rc = change(c, "DELETE", full, NULL, NULL, done);
+    full = NULL;
+out:
+    free(full);
+    free(props);
+    free(path);
+    json_decref(list);
+    json_decref(args);
+    return rc;
+}
+
+static int cmd_purge_queue(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[600];
+
+    snprintf(done, sizeof(done), "queue '%s' purged in vhost '%s'", a->pos[0], vhost_name(c));
+    return change(c, "DELETE", api_path("queues", vhost_name(c), a->pos[0], "/contents"), NULL, NULL, done);
+}
+
+static int cmd_close_connection(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char *header = NULL, done[400];
+    int rc;
+
+    if (a->reason && strpbrk(a->reason, "\r\n"))
+        return usage_error(cmd, "%s", "--reason must be one line");
+    if (a->reason && asprintf(&header, "X-Reason: %s\r\n", a->reason) < 0)
+        return WR_CTL_FAILED;
+    snprintf(done, sizeof(done), "connection '%s' closed", a->pos[0]);
+    rc = change(c, "DELETE", api_path("connections", a->pos[0], NULL, NULL), NULL, header, done);
+    free(header);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- messages */
+
+/* All of stdin, malloc'd; NULL on a read error. */
+static char *read_all(FILE *f, size_t *len)
+{
+    size_t cap = 65536, n = 0, got;
+    char *buf = malloc(cap);
+
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n - 1 == 0) {
+            char *grown = realloc(buf, cap * 2);
+
+            if (!grown) {
+                free(buf);
+                return NULL;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+    }
+    if (!buf || ferror(f)) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* A payload as the publish request carries it: the text itself when it is
+ * UTF-8 (jansson accepts it), else base64. */
+static json_t *payload_fields(const char *data, size_t len)
+{
+    json_t *s = json_stringn(data, len);
+    char *enc;
+    size_t n = 0, i;
+
+    if (s)
+        return json_pack("{s:o, s:s}", "payload", s, "payload_encoding", "string");
+    enc = malloc(4 * (len / 3 + 1) + 1);
+    if (!enc)
+        return NULL;
+    for (i = 0; i + 2 < len; i += 3) {
+        unsigned v = (unsigned)(unsigned char)data[i] << 16 | (unsigned)(unsigned char)data[i + 1] << 8 |
+                     (unsigned char)data[i + 2];
+
+        enc[n++] = b64[v >> 18];
+        enc[n++] = b64[(v >> 12) & 63];
+        enc[n++] = b64[(v >> 6) & 63];
+        enc[n++] = b64[v & 63];
+    }
+    if (i < len) {
+        unsigned v = (unsigned)(unsigned char)data[i] << 16 |
+                     (i + 1 < len ? (unsigned)(unsigned char)data[i + 1] << 8 : 0);
+
+        enc[n++] = b64[v >> 18];
+        enc[n++] = b64[(v >> 12) & 63];
+        enc[n++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+        enc[n++] = '=';
+    }
+    enc[n] = '\0';
+    s = json_pack("{s:s, s:s}", "payload", enc, "payload_encoding", "base64");
+    free(enc);
+    return s;
+}
+
+static int cmd_publish(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    const char *exchange = a->pos[0][0] ? a->pos[0] : "amq.default";
+    json_t *props = a->properties ? a->properties : json_object(), *body, *reply;
+    char *data = NULL;
+    size_t len = 0;
+    bool routed;
+
+    a->properties = NULL;
+    if (a->headers) {
+        json_object_set_new(props, "headers", a->headers);
+        a->headers = NULL;
+    }
+    if (a->npos == 3) {
+        body = payload_fields(a->pos[2], strlen(a->pos[2]));
+    } else {
+        data = read_all(stdin, &len);
+        if (!data) {
+            json_decref(props);
+            fprintf(stderr, "warrenctl: cannot read the payload from standard input\n");
+            return WR_CTL_FAILED;
+        }
+        body = payload_fields(data, len);
+        free(data);
+    }
+    json_object_set_new(body, "routing_key", json_string(a->pos[1]));
+    json_object_set_new(body, "properties", props);
+    if (call(c, "POST", api_path("exchanges", vhost_name(c), exchange, "/publish"), body, NULL, &reply) != 0)
+        return WR_CTL_FAILED;
+    routed = json_is_true(json_object_get(reply, "routed"));
+    if (c->json)
+        wr_output_json(stdout, reply);
+    else
+        printf("%s\n", routed ? "message published and routed" : "message published but not routed");
+    json_decref(reply);
+    return WR_CTL_OK;
+}
+
+static const wr_column_t get_cols[] = {{"routing_key", "routing_key"}, {"exchange", "exchange"},
+                                       {"redelivered", "redelivered"}, {"left", "message_count"},
+                                       {"bytes", "payload_bytes"},     {"encoding", "payload_encoding"},
+                                       {"payload", "payload"}};
+
+static int cmd_get(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    long count = a->count ? strtol(a->count, NULL, 10) : 1;
+    json_t *rows;
+
+    if (count < 1)
+        return usage_error(cmd, "--count must be a positive number, not '%s'", a->count);
+    if (call(c, "POST", api_path("queues", vhost_name(c), a->pos[0], "/get"),
+             json_pack("{s:i, s:s, s:s}", "count", (int)count, "ackmode",
+                       a->ackmode ? a->ackmode : "ack_requeue_true", "encoding",
+                       a->encoding ? a->encoding : "auto"),
+             NULL, &rows) != 0)
+        return WR_CTL_FAILED;
+    if (c->json)
+        wr_output_json(stdout, rows);
+    else
+        wr_output_table(stdout, rows, COLS(get_cols));
+    json_decref(rows);
+    return WR_CTL_OK;
+}
+
+/* ---------------------------------------------------------------- definitions, node */
+
+static int cmd_export(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    const char *file = a->pos[0];
+    FILE *f = strcmp(file, "-") == 0 ? stdout : NULL;
+    json_t *defs;
+    int rc = WR_CTL_OK;
+
+    if (call(c, "GET", api_path("definitions", c->vhost, NULL, NULL), NULL, NULL, &defs) != 0)
+        return WR_CTL_FAILED;
+    if (!f && !(f = fopen(file, "w"))) {
+        fprintf(stderr, "warrenctl: cannot write %s: %s\n", file, strerror(errno));
+        json_decref(defs);
+        return WR_CTL_FAILED;
+    }
+    wr_output_json(f, defs);
+    if (f != stdout && fclose(f) != 0) {
+        fprintf(stderr, "warrenctl: cannot write %s: %s\n", file, strerror(errno));
+        rc = WR_CTL_FAILED;
+    } else if (f != stdout && !c->json) {
+        printf("definitions exported to %s\n", file);
+    }
+    json_decref(defs);
+    return rc;
+}
+
+static int cmd_import(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    const char *file = a->pos[0];
+    json_error_t jerr;
+    json_t *defs = strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &jerr) : json_load_file(file, 0, &jerr);
+    char done[600];
+
+    if (!defs) {
+        fprintf(stderr, "warrenctl: %s: line %d: %s\n", strcmp(file, "-") == 0 ? "standard input" : file,
+                jerr.line, jerr.text);
+        return WR_CTL_FAILED;
+    }
+    snprintf(done, sizeof(done), "definitions imported from %s", file);
+    return change(c, "POST", api_path("definitions", c->vhost, NULL, NULL), defs, NULL, done);
+}
+
+static const wr_column_t overview_cols[] = {
+    {"product", "product_name"},
+    {"version", "product_version"},
+    {"rabbitmq_version", "rabbitmq_version"},
+    {"node", "node"},
+    {"connections", "object_totals.connections"},
+    {"channels", "object_totals.channels"},
+    {"exchanges", "object_totals.exchanges"},
+    {"queues", "object_totals.queues"},
+    {"consumers", "object_totals.consumers"},
+    {"messages", "queue_totals.messages"},
+    {"messages_ready", "queue_totals.messages_ready"},
+    {"messages_unacknowledged", "queue_totals.messages_unacknowledged"},
+    {"publish_rate", "message_stats.publish_details.rate"},
+    {"deliver_get_rate", "message_stats.deliver_get_details.rate"},
+};
+
+static int cmd_overview(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    json_t *o;
+
+    if (call(c, "GET", api_path("overview", NULL, NULL, NULL), NULL, NULL, &o) != 0)
+        return WR_CTL_FAILED;
+    if (c->json)
+        wr_output_json(stdout, o);
+    else
+        wr_output_fields(stdout, o, COLS(overview_cols));
+    json_decref(o);
+    return WR_CTL_OK;
+}
+
+static int cmd_alarms(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    json_t *o;
+
+    /* Under an alarm the API answers 503 {"status":"failed","reason":...},
+     * which call() reports as a failure. */
+    if (call(c, "GET", api_path("health", "checks", "alarms", NULL), NULL, NULL, &o) != 0)
+        return WR_CTL_FAILED;
+    if (c->json)
+        wr_output_json(stdout, o);
+    else
+        printf("no alarms\n");
+    json_decref(o);
+    return WR_CTL_OK;
+}
+
+/* ---------------------------------------------------------------- the table */
+
+#define LIST(obj, what, help)                                                                                \
+    {                                                                                                        \
+        "list " obj, "", 0, 0, "", help, cmd_list, what                                                      \
+    }
+
+static const command_t commands[] = {
+    LIST("exchanges", "exchanges", "Lists exchanges (of --vhost, or of every vhost)."),
+    LIST("queues", "queues", "Lists queues with their message counts and consumers (of --vhost, or all)."),
+    LIST("bindings", "bindings", "Lists bindings, the default exchange's too (of --vhost, or all)."),
+    LIST("connections", "connections", "Lists AMQP connections."),
+    LIST("channels", "channels", "Lists AMQP channels."),
+    LIST("vhosts", "vhosts", "Lists virtual hosts."),
+    LIST("users", "users", "Lists users and their tags."),
+    {"declare exchange", "type durable auto-delete internal argument", 1, 1,
+     "NAME [--type direct|fanout|topic|headers] [--durable] [--auto-delete] [--internal] [--argument K=V]...",
+     "Declares an exchange in --vhost (default /); an existing one must be equivalent.", cmd_declare_exchange,
+     "exchange"},
+    {"declare queue", "durable auto-delete argument", 1, 1,
+     "NAME [--durable] [--auto-delete] [--argument K=V]...",
+     "Declares a queue; argument values are JSON when they parse as JSON (x-max-length=10), else strings.",
+     cmd_declare_queue, "queue"},
+    {"declare binding", "destination-type routing-key argument", 2, 2,
+     "SOURCE DESTINATION [--destination-type queue|exchange] [--routing-key KEY] [--argument K=V]...",
+     "Binds a queue (or an exchange) to the exchange SOURCE.", cmd_declare_binding, "binding"},
+    {"delete exchange", "if-unused", 1, 1, "NAME [--if-unused]", "Deletes an exchange and its bindings.",
+     cmd_delete_exchange, "exchange"},
+    {"delete queue", "if-empty if-unused", 1, 1, "NAME [--if-empty] [--if-unused]",
+     "Deletes a queue with its messages.", cmd_delete_queue, "queue"},
+    {"delete binding", "destination-type routing-key argument", 2, 2,
+     "SOURCE DESTINATION [--destination-type queue|exchange] [--routing-key KEY] [--argument K=V]...",
+     "Deletes the binding with exactly this routing key and these arguments.", cmd_delete_binding, "binding"},
+    {"purge queue", "", 1, 1, "NAME", "Drops the messages ready in a queue.", cmd_purge_queue, "queue"},
+    {"close connection", "reason", 1, 1, "NAME [--reason TEXT]",
+     "Closes a connection (as listed by list connections) with 320 CONNECTION_FORCED.", cmd_close_connection,
+     "connection"},
+    {"publish", "header property", 2, 3,
+     "EXCHANGE ROUTING_KEY [PAYLOAD] [--header K=V]... [--property K=V]...",
+     "Publishes a message (\"\" is the default exchange); without PAYLOAD it is read from standard input. "
+     "Properties: content_type, delivery_mode, priority, message_id...",
+     cmd_publish, NULL},
+    {"get", "count ackmode encoding", 1, 1,
+     "QUEUE [--count N] [--ackmode ack_requeue_true|ack_requeue_false|reject_requeue_true|"
+     "reject_requeue_false] [--encoding auto|base64]",
+     "Fetches messages; by default they are requeued (ack_requeue_true), as rabbitmqadmin does.", cmd_get,
+     NULL},
+    {"export", "", 1, 1, "FILE|-",
+     "Writes the definitions (all, or --vhost's) as RabbitMQ's definitions.json.", cmd_export, NULL},
+    {"import", "", 1, 1, "FILE|-", "Imports a definitions.json (from RabbitMQ or warren).", cmd_import, NULL},
+    {"overview", "", 0, 0, "", "Shows versions, object counts and message totals.", cmd_overview, NULL},
+    {"alarms", "", 0, 0, "", "Health check: exits 0 when no resource alarm is in effect.", cmd_alarms, NULL},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* The command whose words start argv; *used is how many argv words. */
+static const command_t *find(int argc, char **argv, int *used)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const char *space = strchr(commands[i].words, ' ');
+        size_t n = space ? (size_t)(space - commands[i].words) : strlen(commands[i].words);
+
+        if (argc < 1 || strlen(argv[0]) != n || strncmp(argv[0], commands[i].words, n) != 0)
+            continue;
+        if (!space) {
+            *used = 1;
+            return &commands[i];
+        }
+        if (argc >= 2 && strcmp(argv[1], space + 1) == 0) {
+            *used = 2;
+            return &commands[i];
+        }
+    }
+    return NULL;
+}
+
+/* Whether argv[0] is the first word of some command. */
+static bool known_verb(const char *verb)
+{
+    size_t n = strlen(verb);
+
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strncmp(commands[i].words, verb, n) == 0 &&
+            (commands[i].words[n] == ' ' || commands[i].words[n] == '\0'))
+            return true;
+    }
+    return false;
+}
+
+static void print_verb(FILE *out, const char *verb)
+{
+    size_t n = strlen(verb);
+
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strncmp(commands[i].words, verb, n) == 0 &&
+            (commands[i].words[n] == ' ' || commands[i].words[n] == '\0'))
+            fprintf(out, "  warrenctl %s %s\n", commands[i].words, commands[i].usage);
+    }
+}
+
+int wr_cmd_help(FILE *out, int argc, char **argv)
+{
+    const command_t *cmd;
+    int used;
+
+    if (argc == 0) {
+        fprintf(out, "usage: warrenctl [--host H] [--port P] [--user U] [--password P] [--vhost V] [--json]\n"
+                     "                 COMMAND [ARGS]\n"
+                     "\n"
+                     "Administers a warren broker (or RabbitMQ) through its management HTTP API.\n"
+                     "Defaults: --host 127.0.0.1 --port 15672 --user guest --password guest.\n"
+                     "--json prints the API's JSON instead of tables. Exit status: 0 on success,\n"
+                     "1 when the broker refused or could not be reached, 2 for usage errors.\n"
+                     "\n"
+                     "commands:\n");
+        for (size_t i = 0; i < NCOMMANDS; i++)
+            fprintf(out, "  %-18s %.*s\n", commands[i].words, (int)strcspn(commands[i].help, ".;"),
+                    commands[i].help);
+        fprintf(out, "\n'warrenctl COMMAND --help' shows a command's arguments.\n");
+        return WR_CTL_OK;
+    }
+    cmd = find(argc, argv, &used);
+    if (cmd) {
+        fprintf(out, "usage: warrenctl [OPTIONS] %s%s%s\n\n%s\n", cmd->words, cmd->usage[0] ? " " : "",
+                cmd->usage, cmd->help);
+        return WR_CTL_OK;
+    }
+    if (known_verb(argv[0])) {
+        fprintf(out, "usage:\n");
+        print_verb(out, argv[0]);
+        return WR_CTL_OK;
+    }
+    fprintf(stderr, "warrenctl: unknown command '%s' (see warrenctl --help)\n", argv[0]);
+    return WR_CTL_USAGE;
+}
+
+int wr_cmd_run(const wr_ctl_t *ctl, int argc, char **argv)
+{
+    args_t a = {0};
+    const command_t *cmd;
+    int used, rc;
+
+    if (argc == 0) {
+        fprintf(stderr, "warrenctl: no command given (see warrenctl --help)\n");
+        return WR_CTL_USAGE;
+    }
+    cmd = find(argc, argv, &used);
+    if (!cmd) {
+        if (known_verb(argv[0])) {
+            fprintf(stderr, "warrenctl: '%s' needs one of:\n", argv[0]);
+            print_verb(stderr, argv[0]);
+        } else {
+            fprintf(stderr, "warrenctl: unknown command '%s' (see warrenctl --help)\n", argv[0]);
+        }
+        return WR_CTL_USAGE;
+    }
+    rc = parse_args(cmd, argc - used, argv + used, &a);
+    if (rc == WR_CTL_OK)
+        rc = cmd->fn(ctl, cmd, &a);
+    json_decref(a.arguments);
+    json_decref(a.headers);
+    json_decref(a.properties);
+    return rc;
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * warrenctl's subcommands (list, declare, delete, purge, publish, get,
+ * close, export, import, overview, alarms) over the management HTTP API,
+ * and their help texts.
+ */
+#ifndef WR_CTL_COMMANDS_H
+#define WR_CTL_COMMANDS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "tools/warrenctl/http.h"
+
+/* Exit statuses. */
+enum { WR_CTL_OK = 0, WR_CTL_FAILED = 1, WR_CTL_USAGE = 2 };
+
+typedef struct {
+    wr_http_target_t target;
+    const char *vhost; /* --vhost, or NULL: "/" for changes, every vhost for lists */
+    bool json;         /* --json: print the API's JSON instead of tables */
+} wr_ctl_t;
+
+/*
+ * Runs the command in argv (the global options removed): prints its result
+ * to stdout, or one line "warrenctl: reason" to stderr. Returns the exit
+ * status.
+ */
+int wr_cmd_run(const wr_ctl_t *ctl, int argc, char **argv);
+/* Prints the help of the command in argv (the overview when argc is 0).
+ * Returns WR_CTL_OK, or WR_CTL_USAGE for an unknown command. */
+int wr_cmd_help(FILE *out, int argc, char **argv);
+
+#endif

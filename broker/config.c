@@ -446,6 +446,40 @@ err:
 
 /* The parse_* functions report problems and return false only on ENOMEM. */
 
+/* {"address": IP, "port": N} at `path`, either key optional: fills what is
+ * present; false (with the problems recorded) if any value is wrong. */
+static bool parse_address_port(problems_t *p, const char *path, const json_t *obj, const char **address,
+                               long long *port)
+{
+    char kpath[300];
+    bool ok = true;
+    const char *key;
+    const json_t *v;
+
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        snprintf(kpath, sizeof(kpath), "%s.%s", path, key);
+        if (strcmp(key, "address") == 0) {
+            struct in6_addr a;
+
+            if (!expect_type(p, kpath, v, JSON_STRING, "a string")) {
+                ok = false;
+                continue;
+            }
+            *address = json_string_value(v);
+            if (inet_pton(AF_INET, *address, &a) != 1 && inet_pton(AF_INET6, *address, &a) != 1) {
+                problem(p, kpath, "not an IPv4 or IPv6 address: '%s'", *address);
+                ok = false;
+            }
+        } else if (strcmp(key, "port") == 0) {
+            ok = get_int(p, kpath, v, 1, 65535, port) && ok;
+        } else {
+            problem(p, kpath, "unknown key");
+        }
+    }
+    return ok;
+}
+
 /* "listeners" (at least one) or "tls_listeners" into *list. */
 static bool parse_listeners(problems_t *p, const char *name, const json_t *arr, wr_listener_cfg_t **list,
                             size_t *n)
@@ -463,35 +497,12 @@ static bool parse_listeners(problems_t *p, const char *name, const json_t *arr, 
     {
         const char *address = DEFAULT_ADDRESS;
         long long port = strcmp(name, "tls_listeners") == 0 ? DEFAULT_TLS_PORT : DEFAULT_PORT;
-        bool ok = true;
-        const char *key;
-        const json_t *v;
 
         snprintf(path, sizeof(path), "%s[%zu]", name, i);
         if (!expect_type(p, path, item, JSON_OBJECT, "an object"))
             continue;
-        json_object_foreach((json_t *)item, key, v)
-        {
-            snprintf(path, sizeof(path), "%s[%zu].%s", name, i, key);
-            if (strcmp(key, "address") == 0) {
-                struct in6_addr a;
-
-                if (!expect_type(p, path, v, JSON_STRING, "a string")) {
-                    ok = false;
-                    continue;
-                }
-                address = json_string_value(v);
-                if (inet_pton(AF_INET, address, &a) != 1 && inet_pton(AF_INET6, address, &a) != 1) {
-                    problem(p, path, "not an IPv4 or IPv6 address: '%s'", address);
-                    ok = false;
-                }
-            } else if (strcmp(key, "port") == 0) {
-                ok = get_int(p, path, v, 1, 65535, &port) && ok;
-            } else {
-                problem(p, path, "unknown key");
-            }
-        }
-        if (ok && !push_listener(list, n, address, (uint16_t)port))
+        if (parse_address_port(p, path, item, &address, &port) &&
+            !push_listener(list, n, address, (uint16_t)port))
             return false;
     }
     return true;
@@ -838,36 +849,11 @@ static bool parse_http_listener(problems_t *p, const char *name, const json_t *o
 {
     const char *address = DEFAULT_ADDRESS;
     long long port = default_port;
-    bool ok = true;
-    const char *key;
-    const json_t *v;
 
     if (!expect_type(p, name, obj, JSON_OBJECT, "an object"))
         return true;
-    json_object_foreach((json_t *)obj, key, v)
-    {
-        char path[300];
-
-        snprintf(path, sizeof(path), "%s.%s", name, key);
-        if (strcmp(key, "address") == 0) {
-            struct in6_addr a;
-
-            if (!expect_type(p, path, v, JSON_STRING, "a string")) {
-                ok = false;
-                continue;
-            }
-            address = json_string_value(v);
-            if (inet_pton(AF_INET, address, &a) != 1 && inet_pton(AF_INET6, address, &a) != 1) {
-                problem(p, path, "not an IPv4 or IPv6 address: '%s'", address);
-                ok = false;
-            }
-        } else if (strcmp(key, "port") == 0) {
-            ok = get_int(p, path, v, 1, 65535, &port) && ok;
-        } else {
-            problem(p, path, "unknown key");
-        }
-    }
-    return !ok || set_http_listener(out, address, (uint16_t)port);
+    return !parse_address_port(p, name, obj, &address, &port) ||
+           set_http_listener(out, address, (uint16_t)port);
 }
 
 /* One of the keys ops_key accepts; false only on ENOMEM. */

@@ -7,7 +7,8 @@
 # message is intact (each body carries its own checksum), none was nacked,
 # and the queue still works. Small segments and a small memory budget put
 # segment rolls, compaction, checkpoints and paging in the way of the kills.
-# WARREN_CRASH_SEED=N replays a run.
+# WARREN_CRASH_SEED=N replays a run; WARREN_CRASH_CYCLES=N runs longer
+# (scripts/soak-crash).
 import os
 import random
 import signal
@@ -15,7 +16,7 @@ import time
 
 from durability import AckingConsumer, ConfirmPublisher, drain
 
-CYCLES = 25
+CYCLES = int(os.environ.get("WARREN_CRASH_CYCLES", "25"))
 
 
 def test_kill9_under_load_keeps_every_confirmed_message(dedicated_broker, name):

@@ -370,6 +370,9 @@ void wr_conn_send_method(wr_conn_t *c, uint16_t channel, const wr_method_t *m)
         conn_put_method(c, channel, m);
 }
 
+/* Bodies up to this size are copied into the output, larger ones referenced. */
+#define BODY_COPY_MAX 4096
+
 static void body_released(const void *data, size_t len, void *msg)
 {
     wr_message_unref(msg);
@@ -384,10 +387,22 @@ void wr_conn_send_content(wr_conn_t *c, uint16_t channel, const wr_method_t *m, 
     if (!conn_may_send(c, channel))
         return;
     /* Method and content header, then per body frame: its header from the
-     * scratch buffer, the body bytes by reference, the frame-end octet. */
+     * scratch buffer, the body bytes by reference, the frame-end octet. A
+     * body that fits one small frame is copied instead: a reference costs an
+     * evbuffer chain allocation and a message reference per delivery, more
+     * than copying BODY_COPY_MAX bytes. */
     wr_buf_reset(&c->scratch);
     wr_frame_put_method(&c->scratch, channel, m);
     wr_frame_put_raw(&c->scratch, WR_FRAME_HEADER, channel, msg->header);
+    if (msg->body_size <= BODY_COPY_MAX && msg->body_size <= chunk) {
+        if (msg->body_size > 0) {
+            wr_frame_put_header(&c->scratch, WR_FRAME_BODY, channel, (uint32_t)msg->body_size);
+            wr_buf_put(&c->scratch, msg->body, (size_t)msg->body_size);
+            wr_buf_put_u8(&c->scratch, WR_FRAME_END);
+        }
+        conn_flush_scratch(c);
+        return;
+    }
     while (off < msg->body_size) {
         size_t n = msg->body_size - off < chunk ? (size_t)(msg->body_size - off) : chunk;
 

@@ -48,7 +48,7 @@ bool wr_access_check(const wr_conn_t *c, wr_perm_t what, const char *kind, wr_by
 
     if (name.len == 0 && strcmp(kind, "exchange") == 0)
         name = WR_BYTES_LIT(DEFAULT_EXCHANGE_NAME);
-    if (perm && wr_access_permitted(perm, what, name))
+    if (perm && !perm->deleted && wr_access_permitted(perm, what, name))
         return true;
     wr_amqp_error_set(err, WR_AMQP_ACCESS_REFUSED, method,
                       "access to %s '%.*s' in vhost '%s' refused for user '%s'", kind, (int)name.len,

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The broker's configuration, read from one JSON file (jansson). The struct is
- * filled once at start-up and read-only afterwards. Unknown keys and wrong
+ * filled once at start-up and read-only afterwards, except for users and
+ * permissions, which the loop thread changes at run time (wr_config_put_*). Unknown keys and wrong
  * types are errors that name the file and the key.
  */
 #ifndef WR_BROKER_CONFIG_H
@@ -50,6 +51,7 @@ typedef struct {
     char *pattern[WR_PERM_KINDS]; /* as configured; "" is RabbitMQ's "^$" */
     regex_t re[WR_PERM_KINDS];    /* compiled from pattern (or "^$") */
     bool implicit;                /* from the user's "vhosts" list */
+    bool deleted;                 /* removed at run time: grants nothing, not listed */
 } wr_permission_cfg_t;
 
 /* The "tls" object (RabbitMQ's ssl_options names). */
@@ -99,6 +101,11 @@ typedef struct {
     wr_tls_cfg_t tls;
     wr_permission_cfg_t *permissions; /* explicit ones, then those of users' "vhosts" */
     size_t npermissions;
+    /* Permissions set at run time (definitions, management API), one
+     * allocation each: connections keep pointers to permissions, so none
+     * moves or is freed before wr_config_free. */
+    wr_permission_cfg_t **added_permissions;
+    size_t nadded_permissions;
     int64_t max_connections;          /* all clients; -1 (default): no limit */
     int64_t max_connections_per_user; /* users without their own limit; -1 (default): none */
     uint32_t handshake_timeout;       /* ms from accept to connection.open, default 10000 */
@@ -123,6 +130,27 @@ void wr_config_free(wr_config_t *cfg); /* NULL is a no-op */
  */
 int wr_config_apply_env(wr_config_t *cfg, char *err, size_t errlen);
 const wr_user_cfg_t *wr_config_user(const wr_config_t *cfg, const char *name, size_t len);
+
+/*
+ * Run-time changes (the loop thread only): definitions imports and the
+ * management API. A user is created or replaced (hash, algorithm, tags;
+ * its limits and vhosts are kept); *created tells which. WR_ENOMEM.
+ */
+int wr_config_put_user(wr_config_t *cfg, const char *name, const uint8_t *hash, size_t hash_len,
+                       wr_hash_alg_t alg, const char *const *tags, size_t ntags, bool *created);
+/* Removes a user and its permissions, as RabbitMQ's delete_user; false when none. */
+bool wr_config_delete_user(wr_config_t *cfg, const char *name);
+/* Sets user's permission in vhost (replacing it in place, so connections
+ * see it at once). WR_ESYNTAX with err set for a bad pattern, WR_ENOMEM. */
+int wr_config_put_permission(wr_config_t *cfg, const char *user, const char *vhost,
+                             const char *const pattern[WR_PERM_KINDS], bool *created, char *err,
+                             size_t errlen);
+/* Whether pattern compiles as a permission's; false with why set if not. */
+bool wr_config_pattern_ok(const char *pattern, char *why, size_t n);
+/* Takes user's permission in vhost away; false when it has none. */
+bool wr_config_delete_permission(wr_config_t *cfg, const char *user, const char *vhost);
+/* The permissions in force, one at a time: start with *i = 0; NULL at the end. */
+const wr_permission_cfg_t *wr_config_permission_next(const wr_config_t *cfg, size_t *i);
 /* What `user` may do in vhost `vhost` (len octets); NULL when it may not open it. */
 const wr_permission_cfg_t *wr_config_permission(const wr_config_t *cfg, const char *user, const char *vhost,
                                                 size_t len);

@@ -5,9 +5,10 @@
  * ones, every queue but exclusive ones, every binding but the default
  * exchange's implicit ones. Import validates the whole document before it
  * changes anything, then declares through mgmt_topo.c, the same path as the
- * management API. Users and permissions come from the configuration file;
- * sections warren has no equivalent for (policies, parameters) are logged
- * and skipped.
+ * management API; users and permissions (a whole-broker import only)
+ * change the run-time user store in the configuration (config.h), as the
+ * management API's PUT does. Sections warren has no equivalent for
+ * (policies, parameters, topic permissions) are logged and skipped.
  */
 #include "broker/definitions.h"
 
@@ -15,7 +16,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "broker/auth.h"
 #include "broker/log.h"
+#include "broker/mgmt_internal.h"
 #include "broker/mgmt_json.h"
 #include "broker/mgmt_topo.h"
 #include "broker/vhost.h"
@@ -85,6 +88,7 @@ json_t *wr_definitions_export(wr_server_t *srv, const wr_vhost_t *only)
     json_t *exchanges = json_array(), *queues = json_array(), *bindings = json_array(),
            *vhosts = json_array();
     json_t *users = json_array(), *permissions = json_array();
+    const wr_permission_cfg_t *perm;
     wr_map_iter_t it = {0};
     void *vh;
 
@@ -92,8 +96,8 @@ json_t *wr_definitions_export(wr_server_t *srv, const wr_vhost_t *only)
         goto err;
     for (size_t i = 0; i < cfg->nusers; i++)
         json_array_append_new(users, wr_mgmt_user_json(&cfg->users[i]));
-    for (size_t i = 0; i < cfg->npermissions; i++)
-        json_array_append_new(permissions, wr_mgmt_permission_json(&cfg->permissions[i]));
+    for (size_t i = 0; (perm = wr_config_permission_next(cfg, &i));)
+        json_array_append_new(permissions, wr_mgmt_permission_json(perm));
     while (wr_map_next(wr_server_vhosts(srv), &it, NULL, &vh)) {
         if (only && vh != only)
             continue;
@@ -220,6 +224,53 @@ static bool check_item(check_t *c, const char *section, size_t i, const json_t *
     return check_args(c, section, i, obj);
 }
 
+/* A users or permissions entry of a whole-broker import: the checks that
+ * need no broker state (the user and vhost of a permission are looked up
+ * when it is applied, as RabbitMQ does). */
+static bool check_access_item(check_t *c, const char *section, size_t i, const json_t *obj)
+{
+    static const char *const kinds[WR_PERM_KINDS] = {"configure", "write", "read"};
+    const json_t *alg_name, *hash, *tags;
+    wr_hash_alg_t alg = WR_HASH_SHA256;
+    uint8_t digest[WR_PASSWORD_HASH_MAX];
+    size_t len;
+
+    if (!json_is_object(obj))
+        return fail(c, section, i, "must be an object");
+    if (strcmp(section, "permissions") == 0) {
+        if (!check_name(c, section, i, obj, "user", false) || !check_name(c, section, i, obj, "vhost", false))
+            return false;
+        for (int k = 0; k < WR_PERM_KINDS; k++) {
+            const json_t *v = json_object_get(obj, kinds[k]);
+            char why[160];
+
+            if (!json_is_string(v))
+                return fail(c, section, i, "'%s' must be a string", kinds[k]);
+            if (!wr_config_pattern_ok(json_string_value(v), why, sizeof(why)))
+                return fail(c, section, i, "'%s': %s", kinds[k], why);
+        }
+        return true;
+    }
+    alg_name = json_object_get(obj, "hashing_algorithm");
+    hash = json_object_get(obj, "password_hash");
+    tags = json_object_get(obj, "tags");
+    if (!check_name(c, section, i, obj, "name", false) ||
+        !check_optional(c, section, i, obj, "password", JSON_STRING, "a string"))
+        return false;
+    if (alg_name && (!json_is_string(alg_name) || !wr_auth_hash_alg_parse(json_string_value(alg_name), &alg)))
+        return fail(c, section, i, "unknown 'hashing_algorithm'");
+    if (hash &&
+        (!json_is_string(hash) || wr_auth_hash_decode(json_string_value(hash), alg, digest, &len) != WR_OK))
+        return fail(c, section, i, "'password_hash' is not a base64 %s hash",
+                    wr_mgmt_json_hash_alg_name(alg));
+    if (tags && !json_is_string(tags) && !json_is_array(tags))
+        return fail(c, section, i, "'tags' must be a list or a comma-separated string");
+    return true;
+}
+
+/* Checked, with no vhost scope, and applied around `applied`. */
+static const char *const access_sections[] = {"users", "permissions"};
+
 /* The sections warren applies, in the order it applies them. */
 static const char *const applied[] = {"vhosts", "exchanges", "queues", "bindings"};
 
@@ -248,6 +299,21 @@ static int check_document(const json_t *defs, bool scoped, char *err, size_t err
                 return WR_ESYNTAX;
         }
     }
+    for (size_t s = 0; !scoped && s < sizeof(access_sections) / sizeof(access_sections[0]); s++) {
+        const json_t *arr = json_object_get(defs, access_sections[s]);
+        size_t i;
+        const json_t *item;
+
+        if (arr && !json_is_array(arr)) {
+            snprintf(err, errlen, "%s: must be an array", access_sections[s]);
+            return WR_ESYNTAX;
+        }
+        json_array_foreach(arr, i, item)
+        {
+            if (!check_access_item(&c, access_sections[s], i, item))
+                return WR_ESYNTAX;
+        }
+    }
     return WR_OK;
 }
 
@@ -266,18 +332,17 @@ static wr_bytes_t str(const json_t *obj, const char *key)
 }
 
 /* Logs what warren does not import: non-empty sections it has no
- * equivalent for, and users and permissions (they live in the config). */
+ * equivalent for. */
 static void log_skipped(const json_t *defs)
 {
-    static const char *const skipped[] = {"users",      "permissions",       "topic_permissions",
-                                          "parameters", "global_parameters", "policies"};
+    static const char *const skipped[] = {"topic_permissions", "parameters", "global_parameters", "policies"};
 
     for (size_t i = 0; i < sizeof(skipped) / sizeof(skipped[0]); i++) {
         size_t n = json_array_size(json_object_get(defs, skipped[i]));
 
         if (n > 0)
-            wr_log_warn("definitions: %zu %s not imported (warren takes users and permissions from its "
-                        "configuration file and has no policies or parameters)",
+            wr_log_warn("definitions: %zu %s not imported (warren has no topic permissions, policies or "
+                        "parameters)",
                         n, skipped[i]);
     }
 }
@@ -320,6 +385,69 @@ static bool apply_item(wr_server_t *srv, wr_vhost_t *only, const char *section, 
     return ok;
 }
 
+/* The users, then (after the vhosts) the permissions of a whole-broker
+ * import, as RabbitMQ's rabbit_definitions: a user is created or replaced,
+ * a permission needs its user and vhost. */
+static int apply_users(wr_server_t *srv, const json_t *defs, char *err, size_t errlen)
+{
+    size_t i;
+    const json_t *item;
+    bool created;
+
+    json_array_foreach(json_object_get(defs, "users"), i, item)
+    {
+        const char *name = json_string_value(json_object_get(item, "name"));
+        char why[300];
+        int rc;
+
+        if (!name) {
+            snprintf(err, errlen, "users[%zu]: name must be a string", i);
+            return WR_ESYNTAX;
+        }
+        rc = wr_mgmt_put_user(srv, name, item, &created, why, sizeof(why));
+        if (rc != WR_OK) {
+            snprintf(err, errlen, "users: %s", why);
+            return rc;
+        }
+    }
+    return WR_OK;
+}
+
+static int apply_permissions(wr_server_t *srv, const json_t *defs, char *err, size_t errlen)
+{
+    const wr_config_t *cfg = wr_server_config(srv);
+    size_t i;
+    const json_t *item;
+    bool created;
+
+    json_array_foreach(json_object_get(defs, "permissions"), i, item)
+    {
+        const char *user = json_string_value(json_object_get(item, "user"));
+        const char *vhost = json_string_value(json_object_get(item, "vhost"));
+        char why[300];
+        int rc;
+
+        if (!user || !vhost) {
+            snprintf(err, errlen, "permissions[%zu]: user and vhost must be strings", i);
+            return WR_ESYNTAX;
+        }
+        if (!wr_config_user(cfg, user, strlen(user))) {
+            snprintf(err, errlen, "permissions: user '%s' does not exist", user);
+            return WR_ESYNTAX;
+        }
+        if (!wr_server_vhost(srv, wr_bytes_str(vhost))) {
+            snprintf(err, errlen, "permissions: vhost '%s' does not exist", vhost);
+            return WR_ESYNTAX;
+        }
+        rc = wr_mgmt_put_permission(srv, user, vhost, item, &created, why, sizeof(why));
+        if (rc != WR_OK) {
+            snprintf(err, errlen, "permissions: %s", why);
+            return rc;
+        }
+    }
+    return WR_OK;
+}
+
 int wr_definitions_import(wr_server_t *srv, const json_t *defs, wr_vhost_t *only, char *err, size_t errlen)
 {
     wr_buf_t args = WR_BUF_INIT;
@@ -328,6 +456,8 @@ int wr_definitions_import(wr_server_t *srv, const json_t *defs, wr_vhost_t *only
     if (rc != WR_OK)
         return rc;
     log_skipped(defs);
+    if (!only)
+        rc = apply_users(srv, defs, err, errlen);
     for (size_t s = 0; s < sizeof(applied) / sizeof(applied[0]) && rc == WR_OK; s++) {
         const json_t *arr = json_object_get(defs, applied[s]);
         size_t i;
@@ -351,6 +481,8 @@ int wr_definitions_import(wr_server_t *srv, const json_t *defs, wr_vhost_t *only
             }
         }
     }
+    if (rc == WR_OK && !only)
+        rc = apply_permissions(srv, defs, err, errlen);
     wr_buf_free(&args);
     return rc;
 }

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "broker/auth.h"
+#include "broker/conn.h"
 #include "broker/definitions.h"
 #include "broker/log.h"
 #include "broker/metrics.h"
@@ -490,6 +491,181 @@ static bool administrator_only(wr_mgmt_req_t *r)
     return false;
 }
 
+/* "tags" as an array of strings or RabbitMQ's comma-separated string, into
+ * tags (at most max); -1 when it is neither. */
+static int parse_tags(const json_t *v, char *buf, size_t buflen, const char **tags, size_t max)
+{
+    size_t n = 0;
+
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_is_array(v)) {
+        size_t i;
+        const json_t *t;
+
+        json_array_foreach(v, i, t)
+        {
+            if (!json_is_string(t) || n == max)
+                return -1;
+            tags[n++] = json_string_value(t);
+        }
+        return (int)n;
+    }
+    if (!json_is_string(v) || json_string_length(v) >= buflen)
+        return -1;
+    memcpy(buf, json_string_value(v), json_string_length(v) + 1);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        if (*t == '\0')
+            continue;
+        if (n == max)
+            return -1;
+        tags[n++] = t;
+    }
+    return (int)n;
+}
+
+#define MAX_TAGS 32
+
+int wr_mgmt_put_user(wr_server_t *srv, const char *name, const json_t *obj, bool *created, char *err,
+                     size_t errlen)
+{
+    wr_config_t *cfg = wr_server_config_mut(srv);
+    const wr_user_cfg_t *old = wr_config_user(cfg, name, strlen(name));
+    const json_t *password = json_object_get(obj, "password");
+    const json_t *hash = json_object_get(obj, "password_hash");
+    const json_t *alg_name = json_object_get(obj, "hashing_algorithm");
+    uint8_t digest[WR_PASSWORD_HASH_MAX];
+    size_t len = 0;
+    wr_hash_alg_t alg = WR_HASH_SHA256;
+    const char *tags[MAX_TAGS];
+    char tag_buf[512];
+    int ntags = parse_tags(json_object_get(obj, "tags"), tag_buf, sizeof(tag_buf), tags, MAX_TAGS);
+
+    if (!json_is_object(obj) || name[0] == '\0') {
+        snprintf(err, errlen, "user '%s': not an object with a name", name);
+        return WR_ESYNTAX;
+    }
+    if (ntags < 0) {
+        snprintf(err, errlen, "user '%s': tags must be a list of strings or a comma-separated string", name);
+        return WR_ESYNTAX;
+    }
+    if (alg_name &&
+        (!json_is_string(alg_name) || !wr_auth_hash_alg_parse(json_string_value(alg_name), &alg))) {
+        snprintf(err, errlen, "user '%s': unknown hashing_algorithm", name);
+        return WR_ESYNTAX;
+    }
+    if (password && hash) {
+        snprintf(err, errlen, "user '%s': give password or password_hash, not both", name);
+        return WR_ESYNTAX;
+    }
+    if (password) {
+        if (!json_is_string(password)) {
+            snprintf(err, errlen, "user '%s': password must be a string", name);
+            return WR_ESYNTAX;
+        }
+        alg = WR_HASH_SHA256;
+        len = wr_auth_hash_password(
+            alg, (wr_bytes_t){(const uint8_t *)json_string_value(password), json_string_length(password)},
+            digest);
+        if (len == 0) {
+            snprintf(err, errlen, "user '%s': hashing the password failed", name);
+            return WR_ENOMEM;
+        }
+    } else if (hash) {
+        if (!json_is_string(hash) ||
+            wr_auth_hash_decode(json_string_value(hash), alg, digest, &len) != WR_OK) {
+            snprintf(err, errlen, "user '%s': password_hash is not a base64 %s hash", name,
+                     wr_mgmt_json_hash_alg_name(alg));
+            return WR_ESYNTAX;
+        }
+    } else if (old) {
+        alg = old->hashing_algorithm;
+        len = old->password_hash_len;
+        memcpy(digest, old->password_hash, len);
+    }
+    if (wr_config_put_user(cfg, name, digest, len, alg, tags, (size_t)ntags, created) != WR_OK) {
+        snprintf(err, errlen, "user '%s': out of memory", name);
+        return WR_ENOMEM;
+    }
+    return WR_OK;
+}
+
+int wr_mgmt_put_permission(wr_server_t *srv, const char *user, const char *vhost, const json_t *obj,
+                           bool *created, char *err, size_t errlen)
+{
+    static const char *const kinds[WR_PERM_KINDS] = {"configure", "write", "read"};
+    const char *pattern[WR_PERM_KINDS];
+
+    for (int k = 0; k < WR_PERM_KINDS; k++) {
+        pattern[k] = json_string_value(json_object_get(obj, kinds[k]));
+        if (!pattern[k]) {
+            snprintf(err, errlen, "permission of '%s' in vhost '%s': %s must be a string", user, vhost,
+                     kinds[k]);
+            return WR_ESYNTAX;
+        }
+    }
+    return wr_config_put_permission(wr_server_config_mut(srv), user, vhost, pattern, created, err, errlen);
+}
+
+/* RabbitMQ closes a deleted user's connections (rabbit_connection_tracking_handler). */
+static void close_user_conns(wr_server_t *srv, const char *user)
+{
+    wr_list_t *pos, *tmp;
+
+    wr_list_foreach_safe(pos, tmp, wr_server_conns(srv))
+    {
+        wr_conn_t *c = wr_conn_from_link(pos);
+        wr_conn_info_t info;
+        wr_amqp_error_t err;
+
+        wr_conn_info(c, &info);
+        if (!info.open || !wr_conn_user(c) || strcmp(wr_conn_user(c), user) != 0)
+            continue;
+        wr_amqp_error_set(&err, WR_AMQP_CONNECTION_FORCED, 0, "user '%s' was deleted", user);
+        wr_conn_fail(c, &err);
+    }
+}
+
+static void user_one(wr_mgmt_req_t *r)
+{
+    const wr_config_t *cfg = wr_server_config(r->srv);
+    const char *name = r->seg[1];
+    const wr_user_cfg_t *u = wr_config_user(cfg, name, strlen(name));
+    json_t *body;
+    char err[300];
+    bool created = false;
+    int rc;
+
+    if (r->method == WR_MGMT_GET) {
+        if (u)
+            wr_mgmt_reply(r, 200, wr_mgmt_user_json(u));
+        else
+            wr_mgmt_not_found(r);
+    } else if (r->method == WR_MGMT_DELETE) {
+        if (!wr_config_delete_user(wr_server_config_mut(r->srv), name)) {
+            wr_mgmt_not_found(r);
+            return;
+        }
+        close_user_conns(r->srv, name);
+        wr_mgmt_reply(r, 204, NULL);
+    } else if (r->method == WR_MGMT_PUT) {
+        if (!(body = wr_mgmt_body(r)))
+            return;
+        rc = wr_mgmt_put_user(r->srv, name, body, &created, err, sizeof(err));
+        json_decref(body);
+        if (rc == WR_ESYNTAX)
+            wr_mgmt_error(r, 400, "bad_request", "%s", err);
+        else if (rc != WR_OK)
+            wr_mgmt_error(r, 500, "internal_error", "%s", err);
+        else
+            wr_mgmt_reply(r, created ? 201 : 204, NULL);
+    } else {
+        wr_mgmt_not_allowed(r, "GET, PUT, DELETE");
+    }
+}
+
 static void users(wr_mgmt_req_t *r)
 {
     const wr_config_t *cfg = wr_server_config(r->srv);
@@ -497,21 +673,16 @@ static void users(wr_mgmt_req_t *r)
 
     if (!administrator_only(r))
         return;
-    if (r->method != WR_MGMT_GET) {
-        wr_mgmt_not_allowed(r, "GET");
-        return;
-    }
     if (r->nseg == 2) {
-        const wr_user_cfg_t *u = wr_config_user(cfg, r->seg[1], strlen(r->seg[1]));
-
-        if (u)
-            wr_mgmt_reply(r, 200, wr_mgmt_user_json(u));
-        else
-            wr_mgmt_not_found(r);
+        user_one(r);
         return;
     }
     if (r->nseg != 1) {
         wr_mgmt_not_found(r);
+        return;
+    }
+    if (r->method != WR_MGMT_GET) {
+        wr_mgmt_not_allowed(r, "GET");
         return;
     }
     arr = json_array();
@@ -520,24 +691,72 @@ static void users(wr_mgmt_req_t *r)
     wr_mgmt_reply(r, 200, arr);
 }
 
+/* /api/permissions/VHOST/USER */
+static void permission_one(wr_mgmt_req_t *r)
+{
+    const wr_config_t *cfg = wr_server_config(r->srv);
+    const char *vhost = r->seg[1], *user = r->seg[2];
+    const wr_permission_cfg_t *perm;
+    json_t *body;
+    char err[300];
+    bool created = false;
+    int rc;
+
+    if (!wr_server_vhost(r->srv, wr_bytes_str(vhost)) || !wr_config_user(cfg, user, strlen(user))) {
+        wr_mgmt_not_found(r);
+        return;
+    }
+    perm = wr_config_permission(cfg, user, vhost, strlen(vhost));
+    if (r->method == WR_MGMT_GET) {
+        if (perm)
+            wr_mgmt_reply(r, 200, wr_mgmt_permission_json(perm));
+        else
+            wr_mgmt_not_found(r);
+    } else if (r->method == WR_MGMT_DELETE) {
+        if (wr_config_delete_permission(wr_server_config_mut(r->srv), user, vhost))
+            wr_mgmt_reply(r, 204, NULL);
+        else
+            wr_mgmt_not_found(r);
+    } else if (r->method == WR_MGMT_PUT) {
+        if (!(body = wr_mgmt_body(r)))
+            return;
+        rc = wr_mgmt_put_permission(r->srv, user, vhost, body, &created, err, sizeof(err));
+        json_decref(body);
+        if (rc == WR_ESYNTAX)
+            wr_mgmt_error(r, 400, "bad_request", "%s", err);
+        else if (rc != WR_OK)
+            wr_mgmt_error(r, 500, "internal_error", "%s", err);
+        else
+            wr_mgmt_reply(r, created ? 201 : 204, NULL);
+    } else {
+        wr_mgmt_not_allowed(r, "GET, PUT, DELETE");
+    }
+}
+
 static void permissions(wr_mgmt_req_t *r)
 {
     const wr_config_t *cfg = wr_server_config(r->srv);
+    const wr_permission_cfg_t *perm;
+    size_t i = 0;
     json_t *arr;
 
     if (!administrator_only(r))
         return;
-    if (r->method != WR_MGMT_GET) {
-        wr_mgmt_not_allowed(r, "GET");
+    if (r->nseg == 3) {
+        permission_one(r);
         return;
     }
     if (r->nseg != 1) {
         wr_mgmt_not_found(r);
         return;
     }
+    if (r->method != WR_MGMT_GET) {
+        wr_mgmt_not_allowed(r, "GET");
+        return;
+    }
     arr = json_array();
-    for (size_t i = 0; i < cfg->npermissions; i++)
-        json_array_append_new(arr, wr_mgmt_permission_json(&cfg->permissions[i]));
+    while ((perm = wr_config_permission_next(cfg, &i)))
+        json_array_append_new(arr, wr_mgmt_permission_json(perm));
     wr_mgmt_reply(r, 200, arr);
 }
 

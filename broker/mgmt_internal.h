@@ -61,6 +61,19 @@ void wr_mgmt_sort(json_t *arr, const char *const *keys, bool reverse);
  * (definitions export too). */
 json_t *wr_mgmt_user_json(const wr_user_cfg_t *u);
 json_t *wr_mgmt_permission_json(const wr_permission_cfg_t *p);
+/*
+ * Creates or replaces user `name` from a users entry of a definitions file
+ * or a PUT /api/users body, as RabbitMQ: "password" (hashed here) or
+ * "password_hash" with "hashing_algorithm" (default SHA-256), neither: no
+ * password (an existing user keeps its own); "tags" an array or a
+ * comma-separated string. WR_ESYNTAX with err set for bad input.
+ */
+int wr_mgmt_put_user(wr_server_t *srv, const char *name, const json_t *obj, bool *created, char *err,
+                     size_t errlen);
+/* Sets user's permission in vhost from "configure", "write", "read"
+ * (strings; all three required). WR_ESYNTAX with err set for bad input. */
+int wr_mgmt_put_permission(wr_server_t *srv, const char *user, const char *vhost, const json_t *obj,
+                           bool *created, char *err, size_t errlen);
 /* A query parameter, or NULL. */
 const char *wr_mgmt_query(const wr_mgmt_req_t *r, const char *key);
 /*

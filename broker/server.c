@@ -375,6 +375,11 @@ const wr_config_t *wr_server_config(const wr_server_t *srv)
     return srv->cfg;
 }
 
+wr_config_t *wr_server_config_mut(wr_server_t *srv)
+{
+    return srv->cfg;
+}
+
 wr_durable_t *wr_server_durable(wr_server_t *srv)
 {
     return srv->durable;

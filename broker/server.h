@@ -31,6 +31,8 @@ void wr_server_free(wr_server_t *srv);
 
 struct event_base *wr_server_base(wr_server_t *srv);
 const wr_config_t *wr_server_config(const wr_server_t *srv);
+/* The same, for the run-time changes to users and permissions (config.h). */
+wr_config_t *wr_server_config_mut(wr_server_t *srv);
 /* NULL when the vhost does not exist. */
 wr_vhost_t *wr_server_vhost(wr_server_t *srv, wr_bytes_t name);
 /* The store and durable topology (broker/durable.h); NULL before it is opened. */

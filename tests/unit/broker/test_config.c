@@ -12,6 +12,7 @@
 
 #include "broker/config.h"
 #include "broker/log.h"
+#include "core/status.h"
 
 /* The shipped default config, passed by meson as argv[1]. */
 static const char *shipped_config;
@@ -271,6 +272,60 @@ START_TEST(test_error_buffer_truncated)
 }
 END_TEST
 
+/* Run-time changes keep a permission where connections point at it. */
+START_TEST(test_runtime_users_and_permissions)
+{
+    wr_config_t *cfg = wr_config_new_default();
+    const char *const all[WR_PERM_KINDS] = {".*", ".*", ".*"};
+    const char *const bad[WR_PERM_KINDS] = {"(", "", ""};
+    const char *const tags[] = {"monitoring"};
+    const wr_permission_cfg_t *guest_perm, *perm;
+    uint8_t hash[WR_PASSWORD_HASH_MAX] = {1, 2, 3, 4};
+    char why[200];
+    size_t i = 0, n = 0;
+    bool created;
+
+    ck_assert_int_eq(wr_config_put_user(cfg, "bob", hash, 36, WR_HASH_SHA256, tags, 1, &created), WR_OK);
+    ck_assert(created);
+    ck_assert_int_eq(wr_config_put_user(cfg, "bob", hash, 36, WR_HASH_SHA256, NULL, 0, &created), WR_OK);
+    ck_assert(!created);
+    ck_assert_uint_eq(wr_config_user(cfg, "bob", 3)->ntags, 0);
+
+    ck_assert_int_eq(wr_config_put_permission(cfg, "bob", "/", all, &created, why, sizeof(why)), WR_OK);
+    ck_assert(created);
+    perm = wr_config_permission(cfg, "bob", "/", 1);
+    ck_assert_ptr_nonnull(perm);
+    ck_assert_int_eq(wr_config_put_permission(cfg, "bob", "/", bad, &created, why, sizeof(why)), WR_ESYNTAX);
+    ck_assert_msg(strstr(why, "configure: invalid regular expression '('"), "got %s", why);
+    ck_assert_str_eq(perm->pattern[WR_PERM_CONFIGURE], ".*");
+
+    /* Replaced in place: the same pointer, new patterns. */
+    guest_perm = wr_config_permission(cfg, "guest", "/", 1);
+    ck_assert_int_eq(wr_config_put_permission(cfg, "guest", "/", (const char *const[]){"", "^w", "^r"},
+                                              &created, why, sizeof(why)),
+                     WR_OK);
+    ck_assert(!created);
+    ck_assert_ptr_eq(wr_config_permission(cfg, "guest", "/", 1), guest_perm);
+    ck_assert_str_eq(guest_perm->pattern[WR_PERM_WRITE], "^w");
+
+    ck_assert(wr_config_delete_permission(cfg, "guest", "/"));
+    ck_assert(!wr_config_delete_permission(cfg, "guest", "/"));
+    ck_assert_ptr_null(wr_config_permission(cfg, "guest", "/", 1));
+    ck_assert(guest_perm->deleted);
+
+    ck_assert(wr_config_delete_user(cfg, "bob"));
+    ck_assert(!wr_config_delete_user(cfg, "bob"));
+    ck_assert_ptr_null(wr_config_user(cfg, "bob", 3));
+    ck_assert_ptr_null(wr_config_permission(cfg, "bob", "/", 1));
+    while (wr_config_permission_next(cfg, &i))
+        n++;
+    ck_assert_uint_eq(n, 0);
+    ck_assert(wr_config_pattern_ok("^a|b$", why, sizeof(why)));
+    ck_assert(!wr_config_pattern_ok("[", why, sizeof(why)));
+    wr_config_free(cfg);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     Suite *s = suite_create("broker-config");
@@ -289,6 +344,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_duplicate_json_key);
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_error_buffer_truncated);
+    tcase_add_test(tc, test_runtime_users_and_permissions);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 """Generate warren's AMQP 0-9-1 method codec from the machine-readable spec.
 
-Writes protocol/constants.h, protocol/methods.h and protocol/methods.c (the
-codec is table-driven: one field-descriptor array per method), plus
+Writes protocol/constants.h, protocol/methods.h and protocol/method_table.c
+(one field-descriptor array per method, walked by the hand-written codec in
+protocol/methods.c), plus
 tests/unit/protocol/method_samples.h, two sample values per method with their
 wire bytes computed here independently of the C encoder. All outputs are
 committed; rerun after changing the spec:
@@ -33,17 +34,17 @@ C_TYPES = {
     "table": "wr_bytes_t",
 }
 
-# Descriptor kinds in methods.c; a timestamp is a longlong on the wire.
+# Descriptor kinds (protocol/method_desc.h); a timestamp is a longlong on the wire.
 FIELD_KINDS = {
-    "octet": "FT_OCTET",
-    "short": "FT_SHORT",
-    "long": "FT_LONG",
-    "longlong": "FT_LONGLONG",
-    "timestamp": "FT_LONGLONG",
-    "bit": "FT_BIT",
-    "shortstr": "FT_SHORTSTR",
-    "longstr": "FT_LONGSTR",
-    "table": "FT_TABLE",
+    "octet": "WR_FT_OCTET",
+    "short": "WR_FT_SHORT",
+    "long": "WR_FT_LONG",
+    "longlong": "WR_FT_LONGLONG",
+    "timestamp": "WR_FT_LONGLONG",
+    "bit": "WR_FT_BIT",
+    "shortstr": "WR_FT_SHORTSTR",
+    "longstr": "WR_FT_LONGSTR",
+    "table": "WR_FT_TABLE",
 }
 
 
@@ -227,60 +228,33 @@ def gen_methods_h(methods):
     return align_defines("\n".join(out))
 
 
-def gen_methods_c(methods):
+def gen_method_table_c(methods):
     out = [
         "/* SPDX-License-Identifier: MIT */",
         "/*",
         " * " + BANNER,
-        " * The method codec is table-driven: each method lists its fields as",
-        " * (offset, kind) descriptors that one decoder and one encoder walk.",
+        " * The method descriptors the codec in methods.c walks: per method its",
+        " * fields as (offset in the struct, wire kind).",
         " */",
         "/* The generator owns this layout. */",
         "/* clang-format off */",
         '#include "protocol/methods.h"',
         "",
         "#include <stddef.h>",
-        "#include <string.h>",
         "",
-        '#include "core/status.h"',
-        '#include "protocol/cursor.h"',
-        '#include "protocol/table.h"',
-        "",
-        "typedef enum {",
-        "    FT_OCTET,",
-        "    FT_SHORT,",
-        "    FT_LONG,",
-        "    FT_LONGLONG,",
-        "    FT_BIT,",
-        "    FT_SHORTSTR,",
-        "    FT_LONGSTR,",
-        "    FT_TABLE,",
-        "} field_kind_t;",
-        "",
-        "typedef struct {",
-        "    uint16_t offset; /* within the method's struct, i.e. within wr_method_t.u */",
-        "    uint8_t kind;",
-        "} field_desc_t;",
-        "",
-        "typedef struct {",
-        "    uint32_t id;",
-        "    const char *name;",
-        "    bool content;",
-        "    uint8_t nfields;",
-        "    const field_desc_t *fields;",
-        "} method_desc_t;",
+        '#include "protocol/method_desc.h"',
         "",
     ]
     for m in methods:
         if not m.fields:
             continue
-        out.append("static const field_desc_t %s_fields[] = {" % m.member)
+        out.append("static const wr_method_field_t %s_fields[] = {" % m.member)
         for f in m.fields:
             out.append("    {offsetof(%s, %s), %s}," % (m.struct, f.name, FIELD_KINDS[f.type]))
         out.append("};")
         out.append("")
-    out.append("/* Sorted by id for the binary search in method_find. */")
-    out.append("static const method_desc_t method_descs[] = {")
+    out.append("/* Sorted by id for the binary search in methods.c. */")
+    out.append("const wr_method_desc_t wr_method_descs[] = {")
     for m in methods:
         if m.fields:
             fields = "%d, %s_fields" % (len(m.fields), m.member)
@@ -289,162 +263,9 @@ def gen_methods_c(methods):
         out.append('    {%s, "%s", %s, %s},' % (m.macro, m.full, "true" if m.content else "false", fields))
     out.append("};")
     out.append("")
-    out.append(CODEC_C)
+    out.append("const size_t wr_method_ndescs = sizeof(wr_method_descs) / sizeof(wr_method_descs[0]);")
+    out.append("")
     return align_defines("\n".join(out))
-
-
-CODEC_C = r"""static const method_desc_t *method_find(uint32_t id)
-{
-    size_t lo = 0, hi = sizeof(method_descs) / sizeof(method_descs[0]);
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (method_descs[mid].id == id)
-            return &method_descs[mid];
-        if (method_descs[mid].id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
-
-const char *wr_method_name(uint32_t id)
-{
-    const method_desc_t *d = method_find(id);
-
-    return d ? d->name : NULL;
-}
-
-bool wr_method_has_content(uint32_t id)
-{
-    const method_desc_t *d = method_find(id);
-
-    return d != NULL && d->content;
-}
-
-static bool decode_field(wr_cursor_t *c, uint8_t kind, void *p)
-{
-    wr_bytes_t *s = p;
-
-    switch (kind) {
-    case FT_OCTET:
-        return wr_rd_u8(c, p);
-    case FT_SHORT:
-        return wr_rd_u16(c, p);
-    case FT_LONG:
-        return wr_rd_u32(c, p);
-    case FT_LONGLONG:
-        return wr_rd_u64(c, p);
-    case FT_SHORTSTR:
-        return wr_rd_shortstr(c, s);
-    case FT_LONGSTR:
-        return wr_rd_longstr(c, s);
-    default: /* FT_TABLE; FT_BIT never gets here */
-        return wr_rd_longstr(c, s) && wr_table_validate(*s, WR_TABLE_MAX_DEPTH) == WR_OK;
-    }
-}
-
-int wr_method_decode(wr_bytes_t payload, wr_method_t *out)
-{
-    wr_cursor_t c = wr_cursor(payload);
-    const method_desc_t *d;
-    uint16_t class_id, method_id;
-    uint8_t bits = 0;
-    unsigned nbit = 8; /* next bit within `bits`; 8 = read a new octet first */
-
-    memset(out, 0, sizeof(*out));
-    if (!wr_rd_u16(&c, &class_id) || !wr_rd_u16(&c, &method_id))
-        return WR_ESYNTAX;
-    out->id = (uint32_t)class_id << 16 | method_id;
-    d = method_find(out->id);
-    if (d == NULL)
-        return WR_EUNKNOWN;
-    for (unsigned i = 0; i < d->nfields; i++) {
-        const field_desc_t *f = &d->fields[i];
-        void *p = (char *)&out->u + f->offset;
-
-        if (f->kind != FT_BIT) {
-            nbit = 8;
-            if (!decode_field(&c, f->kind, p))
-                return WR_ESYNTAX;
-            continue;
-        }
-        /* Consecutive bits share octets, least significant bit first. */
-        if (nbit == 8) {
-            if (!wr_rd_u8(&c, &bits))
-                return WR_ESYNTAX;
-            nbit = 0;
-        }
-        *(bool *)p = (bits >> nbit++) & 1;
-    }
-    if (wr_cursor_left(&c) != 0)
-        return WR_ESYNTAX;
-    return WR_OK;
-}
-
-static void encode_field(wr_buf_t *b, uint8_t kind, const void *p)
-{
-    const wr_bytes_t *s = p;
-
-    switch (kind) {
-    case FT_OCTET:
-        wr_buf_put_u8(b, *(const uint8_t *)p);
-        break;
-    case FT_SHORT:
-        wr_buf_put_u16(b, *(const uint16_t *)p);
-        break;
-    case FT_LONG:
-        wr_buf_put_u32(b, *(const uint32_t *)p);
-        break;
-    case FT_LONGLONG:
-        wr_buf_put_u64(b, *(const uint64_t *)p);
-        break;
-    case FT_SHORTSTR:
-        wr_put_shortstr(b, *s);
-        break;
-    default: /* FT_LONGSTR and FT_TABLE share the wire form; FT_BIT never gets here */
-        wr_put_longstr(b, *s);
-        break;
-    }
-}
-
-void wr_method_encode(wr_buf_t *b, const wr_method_t *m)
-{
-    const method_desc_t *d = method_find(m->id);
-    uint8_t bits = 0;
-    unsigned nbit = 0; /* bits collected in `bits` and not yet written */
-
-    if (d == NULL) {
-        b->oom = true;
-        return;
-    }
-    wr_buf_put_u16(b, WR_METHOD_CLASS(d->id));
-    wr_buf_put_u16(b, WR_METHOD_INDEX(d->id));
-    for (unsigned i = 0; i < d->nfields; i++) {
-        const field_desc_t *f = &d->fields[i];
-        const void *p = (const char *)&m->u + f->offset;
-
-        if (f->kind == FT_BIT) {
-            if (nbit == 8) {
-                wr_buf_put_u8(b, bits);
-                bits = 0;
-                nbit = 0;
-            }
-            bits |= (uint8_t)((*(const bool *)p ? 1u : 0u) << nbit++);
-            continue;
-        }
-        if (nbit > 0) {
-            wr_buf_put_u8(b, bits);
-            bits = 0;
-            nbit = 0;
-        }
-        encode_field(b, f->kind, p);
-    }
-    if (nbit > 0)
-        wr_buf_put_u8(b, bits);
-}
-"""
 
 
 # --- test samples -------------------------------------------------------
@@ -588,7 +409,7 @@ def main():
     spec, methods = load(path)
     write(os.path.join(ROOT, "protocol", "constants.h"), gen_constants(spec))
     write(os.path.join(ROOT, "protocol", "methods.h"), gen_methods_h(methods))
-    write(os.path.join(ROOT, "protocol", "methods.c"), gen_methods_c(methods))
+    write(os.path.join(ROOT, "protocol", "method_table.c"), gen_method_table_c(methods))
     write(os.path.join(ROOT, "tests", "unit", "protocol", "method_samples.h"), gen_samples(methods))
 
 

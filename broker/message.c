@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Messages: one allocation for the struct plus the exchange name, routing key
- * and raw content header (so a message costs two mallocs, the body being the
- * other), a reference count shared by every queue holding it, and properties
- * decoded only when somebody asks for them.
+ * Messages: one allocation holding the struct, the exchange name, routing key,
+ * raw content header and body (a publish costs one malloc), a reference count
+ * shared by every queue holding it, and properties decoded only when somebody
+ * asks for them.
  */
 #include "broker/message.h"
 
@@ -32,23 +32,16 @@ wr_message_t *wr_message_new(wr_bytes_t exchange, wr_bytes_t routing_key, wr_byt
     uint8_t *p;
 
     /* The body is one contiguous buffer: it must be addressable. */
-    if (body_size > SIZE_MAX)
+    if (body_size > SIZE_MAX - sizeof(*m) - extra)
         return NULL;
-    m = malloc(sizeof(*m) + extra);
+    m = malloc(sizeof(*m) + extra + (size_t)body_size);
     if (m == NULL)
         return NULL;
-    m->body = NULL;
-    if (body_size > 0) {
-        m->body = malloc((size_t)body_size);
-        if (m->body == NULL) {
-            free(m);
-            return NULL;
-        }
-    }
     p = (uint8_t *)(m + 1);
     m->exchange = place(&p, exchange);
     m->routing_key = place(&p, routing_key);
     m->header = place(&p, header);
+    m->body = body_size > 0 ? p : NULL;
     m->refs = 1;
     m->props_decoded = false;
     m->body_size = body_size;
@@ -60,7 +53,6 @@ void wr_message_unref(wr_message_t *m)
 {
     if (m == NULL || --m->refs > 0)
         return;
-    free(m->body);
     free(m);
 }
 

@@ -20,7 +20,7 @@ typedef struct wr_message_s {
     wr_bytes_t exchange; /* point into the same allocation */
     wr_bytes_t routing_key;
     wr_bytes_t header; /* raw content header payload */
-    uint8_t *body;     /* separate allocation of body_size bytes */
+    uint8_t *body;     /* body_size bytes, in the same allocation; NULL when empty */
     uint64_t body_size;
     uint64_t body_filled; /* bytes received so far while assembling */
     wr_props_t props;     /* valid once props_decoded; borrows from header */

@@ -2,7 +2,7 @@
 /*
  * The channel state machine: content assembly (method, header, body frames)
  * with RabbitMQ's unexpected-frame errors, the channel class, dispatch of the
- * other classes to the handle_*.c files, soft errors (channel.close, release
+ * other classes to the handle_*.c files and tx.c, soft errors (channel.close, release
  * of consumers and unacked deliveries) versus hard ones (wr_conn_fail), and
  * batched publisher confirms.
  */
@@ -20,7 +20,9 @@
 #include "broker/handle_exchange.h"
 #include "broker/handle_queue.h"
 #include "broker/log.h"
+#include "broker/reply_to.h"
 #include "broker/server.h"
+#include "broker/tx.h"
 #include "core/status.h"
 #include "protocol/table.h"
 
@@ -403,6 +405,7 @@ static void drop_consumers(wr_channel_t *ch)
  * does on channel.close and on a channel error. */
 static void channel_release(wr_channel_t *ch)
 {
+    wr_reply_to_cancel(ch);
     drop_consumers(ch);
     wr_unacked_requeue_all(ch->unacked);
 }
@@ -426,6 +429,11 @@ static void channel_fail(wr_channel_t *ch, const wr_amqp_error_t *e)
     wr_channel_send(ch, &close);
     ch->state = WR_CH_CLOSING;
     channel_release(ch);
+}
+
+void wr_channel_error(wr_channel_t *ch, const wr_amqp_error_t *e)
+{
+    channel_fail(ch, e);
 }
 
 /* 505 UNEXPECTED_FRAME, always a connection error. */
@@ -509,8 +517,10 @@ void wr_channel_free(wr_channel_t *ch)
 {
     if (ch == NULL)
         return;
+    wr_reply_to_cancel(ch);
     if (ch->consumers != NULL)
         drop_consumers(ch);
+    wr_tx_free(ch->tx); /* an uncommitted transaction is discarded */
     wr_message_unref(ch->msg);
     wr_unacked_free(ch->unacked); /* requeues what is still unacked */
     wr_map_free(ch->consumers);
@@ -594,6 +604,8 @@ static int dispatch(wr_channel_t *ch, const wr_method_t *m)
         ok = wr_handle_exchange(ch, m, &err);
         break;
     case WR_CLASS_QUEUE:
+        if (m->id == WR_QUEUE_DECLARE && wr_reply_to_declare(ch, &m->u.queue_declare))
+            break;
         ok = wr_handle_queue(ch, m, &err);
         break;
     case WR_CLASS_BASIC:
@@ -601,9 +613,7 @@ static int dispatch(wr_channel_t *ch, const wr_method_t *m)
         ok = wr_handle_basic(ch, m, &err);
         break;
     case WR_CLASS_TX:
-        /* Transactions are not implemented yet: say so, loudly. */
-        wr_amqp_error_set(&err, WR_AMQP_NOT_IMPLEMENTED, m->id, "%s not supported", wr_method_name(m->id));
-        ok = false;
+        ok = wr_handle_tx(ch, m, &err);
         break;
     default:
         wr_amqp_error_set(&err, WR_AMQP_COMMAND_INVALID, m->id, "unimplemented method");
@@ -812,4 +822,5 @@ void wr_channel_info(const wr_channel_t *ch, wr_channel_info_t *out)
     out->prefetch_count = ch->consumer_prefetch;
     out->global_prefetch_count = ch->channel_prefetch;
     out->confirm = ch->confirm;
+    out->transactional = ch->tx != NULL;
 }

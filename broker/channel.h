@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A channel: the state machine for channel, exchange, queue, basic and
- * confirm methods on one channel number, assembly of published content
- * (method + header + body frames), consumers, unacked deliveries, QoS and
- * publisher confirms. The connection creates a channel on channel.open and
+ * A channel: the state machine for channel, exchange, queue, basic, confirm
+ * and tx methods on one channel number, assembly of published content
+ * (method + header + body frames), consumers, unacked deliveries, QoS,
+ * publisher confirms and transactions. The connection creates a channel on channel.open and
  * hands it every later frame for that number.
  */
 #ifndef WR_BROKER_CHANNEL_H
@@ -44,6 +44,7 @@ typedef struct {
     uint16_t prefetch_count;        /* basic.qos global=false */
     uint16_t global_prefetch_count; /* basic.qos global=true */
     bool confirm;
+    bool transactional; /* tx.select seen */
 } wr_channel_info_t;
 
 void wr_channel_info(const wr_channel_t *ch, wr_channel_info_t *out);

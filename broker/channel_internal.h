@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The channel struct and the helpers channel.c shares with the method
- * handlers (handle_exchange.c, handle_queue.c, handle_basic.c). Only those
- * files include this header.
+ * handlers (handle_exchange.c, handle_queue.c, handle_basic.c, tx.c,
+ * reply_to.c). Only those files include this header.
  */
 #ifndef WR_BROKER_CHANNEL_INTERNAL_H
 #define WR_BROKER_CHANNEL_INTERNAL_H
@@ -14,6 +14,8 @@
 #include "broker/channel.h"
 #include "broker/message.h"
 #include "broker/queue.h"
+#include "broker/reply_to.h"
+#include "broker/tx.h"
 #include "broker/vhost.h"
 #include "core/map.h"
 #include "protocol/error.h"
@@ -65,6 +67,13 @@ struct wr_channel_s {
     uint64_t confirm_sent;  /* acked to the client up to this */
     wr_list_t confirms;     /* publishes not yet confirmable, in sequence order */
     struct event *flush_ev; /* sends pending confirms once per loop iteration */
+    wr_tx_t *tx;            /* tx.select seen: the open transaction */
+
+    /* The direct reply-to consumer (reply_to.c); reply_name_len 0: none. */
+    uint8_t reply_name_len;
+    uint8_t reply_tag_len;
+    char reply_name[WR_REPLY_TO_NAME_MAX];
+    uint8_t reply_tag[255];
 
     uint8_t last_queue_len; /* most recently declared queue, for "" shortcuts */
     uint8_t last_queue[255];
@@ -73,6 +82,9 @@ struct wr_channel_s {
 
 /* Queues a method on this channel (pending confirms go first). */
 void wr_channel_send(wr_channel_t *ch, const wr_method_t *m);
+/* An error outside a method handler (a commit that completes later): a soft
+ * one closes the channel, a hard one the connection. */
+void wr_channel_error(wr_channel_t *ch, const wr_amqp_error_t *e);
 /*
  * The confirm of the next publish (sequence number publish_seq + 1), held by
  * the caller until routing is done (wr_confirm_release) and by every durable

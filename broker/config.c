@@ -16,6 +16,7 @@
 
 #include "broker/auth.h"
 #include "broker/log.h"
+#include "broker/policy.h"
 #include "core/status.h"
 #include "protocol/table.h"
 #include "storage/store.h"
@@ -48,6 +49,12 @@
 #define DEFAULT_QUEUE_MEMORY_BUDGET 67108864
 #define MIN_SEGMENT_SIZE            4096
 #define MAX_SEGMENT_SIZE            1073741824
+/* Flow alarms: RabbitMQ's defaults, and a floor under the storage backlog
+ * that blocks publishers (below one large message, nothing could publish). */
+#define DEFAULT_MEMORY_HIGH_WATERMARK 0.4
+#define DEFAULT_DISK_FREE_LIMIT       50000000
+#define DEFAULT_FLOW_PENDING_BYTES    67108864
+#define MIN_FLOW_PENDING_BYTES        1048576
 /* Security: TLS, permissions and the limits on hostile input. */
 #define DEFAULT_TLS_PORT          5671
 #define DEFAULT_HANDSHAKE_TIMEOUT 10000
@@ -346,21 +353,6 @@ static bool push_permission(problems_t *p, const char *path, wr_config_t *cfg, c
     return true;
 }
 
-/* The permission of user in vhost, explicit or not; NULL when none. */
-static const wr_permission_cfg_t *find_permission(const wr_config_t *cfg, const char *user, const char *vhost,
-                                                  size_t len)
-{
-    size_t i = 0;
-    const wr_permission_cfg_t *perm;
-
-    while ((perm = wr_config_permission_next(cfg, &i))) {
-        if (strcmp(perm->user, user) == 0 && strlen(perm->vhost) == len &&
-            memcmp(perm->vhost, vhost, len) == 0)
-            return perm;
-    }
-    return NULL;
-}
-
 /* Turns every user's "vhosts" list into ".*" permissions, replacing those
  * made before; a vhost with explicit permissions for the user is an error. */
 static bool implicit_permissions(problems_t *p, wr_config_t *cfg)
@@ -375,7 +367,7 @@ static bool implicit_permissions(problems_t *p, wr_config_t *cfg)
             char path[64];
 
             snprintf(path, sizeof(path), "users[%zu].vhosts[%zu]", i, j);
-            if (find_permission(cfg, u->name, u->vhosts[j], strlen(u->vhosts[j]))) {
+            if (wr_config_permission(cfg, u->name, u->vhosts[j], strlen(u->vhosts[j]))) {
                 problem(p, path, "user '%s' also has permissions for vhost '%s' in permissions", u->name,
                         u->vhosts[j]);
                 continue;
@@ -400,6 +392,7 @@ void wr_config_free(wr_config_t *cfg)
     free(cfg->load_definitions);
     free(cfg->data_dir);
     clear_security(cfg);
+    json_decref(cfg->policies);
     free(cfg);
 }
 
@@ -426,6 +419,9 @@ wr_config_t *wr_config_new_default(void)
     cfg->max_table_depth = DEFAULT_MAX_TABLE_DEPTH;
     cfg->max_table_size = DEFAULT_MAX_TABLE_SIZE;
     cfg->tls.min_version = TLS_V1_2;
+    cfg->memory_high_watermark = DEFAULT_MEMORY_HIGH_WATERMARK;
+    cfg->disk_free_limit_bytes = DEFAULT_DISK_FREE_LIMIT;
+    cfg->flow_storage_pending_bytes = DEFAULT_FLOW_PENDING_BYTES;
     guest.password_hash_len =
         wr_auth_hash_password(WR_HASH_SHA256, wr_bytes_str(DEFAULT_USER), guest.password_hash);
     if (!cfg->data_dir || guest.password_hash_len == 0)
@@ -986,7 +982,8 @@ static bool storage_key(const char *key)
     return strcmp(key, "data_dir") == 0 || strcmp(key, "storage") == 0;
 }
 
-/* "data_dir": a path, and "storage": {"segment_size", "queue_memory_budget"} in bytes. */
+/* "data_dir": a path, and "storage": {"segment_size", "queue_memory_budget",
+ * "flow_pending_bytes"} in bytes. */
 static bool parse_storage(problems_t *p, wr_config_t *cfg, const char *name, const json_t *v)
 {
     const char *key;
@@ -1022,10 +1019,218 @@ static bool parse_storage(problems_t *p, wr_config_t *cfg, const char *name, con
         } else if (strcmp(key, "queue_memory_budget") == 0) {
             if (get_int(p, path, item, 0, INT64_MAX, &n))
                 cfg->queue_memory_budget = (uint64_t)n;
+        } else if (strcmp(key, "flow_pending_bytes") == 0) {
+            if (get_int(p, path, item, MIN_FLOW_PENDING_BYTES, INT64_MAX, &n))
+                cfg->flow_storage_pending_bytes = (uint64_t)n;
         } else {
             problem(p, path, "unknown key");
         }
     }
+    return true;
+}
+
+/* ------------------------------------------------ flow alarms */
+
+static bool alarm_key(const char *key)
+{
+    return strcmp(key, "memory_high_watermark") == 0 || strcmp(key, "disk_free_limit") == 0;
+}
+
+/* A fraction or multiple given as a JSON number (integer or real) within
+ * [min, max]. */
+static bool get_ratio(problems_t *p, const char *path, const json_t *v, double min, double max, double *out)
+{
+    double x;
+
+    if (!json_is_number(v)) {
+        problem(p, path, "expected a number, got %s", json_kind(v));
+        return false;
+    }
+    x = json_number_value(v);
+    if (x < min || x > max) {
+        problem(p, path, "must be between %g and %g, got %g", min, max, x);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+/*
+ * RabbitMQ's vm_memory_high_watermark.relative / .absolute and
+ * disk_free_limit.absolute / .relative: a bare value is the usual form (a
+ * fraction of RAM for the memory watermark, bytes for the disk limit), or an
+ * object with exactly one of "relative" and "absolute".
+ */
+static void parse_alarm(problems_t *p, wr_config_t *cfg, const char *key, const json_t *v)
+{
+    bool memory = strcmp(key, "memory_high_watermark") == 0;
+    const json_t *rel = NULL, *abs = NULL, *item;
+    const char *k;
+    char path[300];
+    long long n;
+    double x;
+
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, item)
+        {
+            snprintf(path, sizeof(path), "%s.%s", key, k);
+            if (strcmp(k, "relative") == 0)
+                rel = item;
+            else if (strcmp(k, "absolute") == 0)
+                abs = item;
+            else
+                problem(p, path, "unknown key");
+        }
+        if ((rel == NULL) == (abs == NULL)) {
+            problem(p, key, "needs exactly one of \"relative\" and \"absolute\"");
+            return;
+        }
+    } else if (memory) {
+        rel = v;
+    } else {
+        abs = v;
+    }
+    snprintf(path, sizeof(path), "%s%s", key, !json_is_object(v) ? "" : rel ? ".relative" : ".absolute");
+    if (rel != NULL && memory && get_ratio(p, path, rel, 0, 1, &x)) {
+        cfg->memory_high_watermark = x;
+        cfg->memory_high_watermark_bytes = 0;
+    } else if (rel != NULL && !memory && get_ratio(p, path, rel, 0.001, 1000, &x)) {
+        cfg->disk_free_limit_relative = x;
+    } else if (abs != NULL && memory && get_int(p, path, abs, 1, INT64_MAX, &n)) {
+        cfg->memory_high_watermark_bytes = (uint64_t)n;
+    } else if (abs != NULL && !memory && get_int(p, path, abs, 0, INT64_MAX, &n)) {
+        cfg->disk_free_limit_bytes = (uint64_t)n;
+        cfg->disk_free_limit_relative = 0;
+    }
+}
+
+/* ------------------------------------------------ policies */
+
+/* The configured vhost of policies[i] ("/" when absent), or NULL (reported). */
+static const char *policy_vhost(problems_t *p, const wr_config_t *cfg, const char *path, const json_t *obj)
+{
+    const json_t *v = json_object_get(obj, "vhost");
+    const char *name;
+
+    if (v == NULL)
+        return DEFAULT_VHOST;
+    name = get_name(p, path, v);
+    if (name != NULL && !contains(cfg->vhosts, cfg->nvhosts, name)) {
+        problem(p, path, "vhost '%s' is not in vhosts", name);
+        return NULL;
+    }
+    return name;
+}
+
+/* Whether policies[j], j < i, has the same vhost and name. */
+static bool earlier_policy(const json_t *arr, size_t i, const char *vhost, const char *name)
+{
+    for (size_t j = 0; j < i; j++) {
+        const json_t *o = json_array_get(arr, j), *vv = json_object_get(o, "vhost");
+        const char *n = json_string_value(json_object_get(o, "name"));
+        const char *vh = vv == NULL ? DEFAULT_VHOST : json_string_value(vv);
+
+        if (n != NULL && vh != NULL && strcmp(n, name) == 0 && strcmp(vh, vhost) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * One policy of the "policies" array, in RabbitMQ's definitions shape;
+ * every problem is reported under policies[i].<field>. The policy's own
+ * rules (pattern, apply-to, definition) are those of wr_policy_validate,
+ * checked once the fields have the right types.
+ */
+static void check_policy(problems_t *p, const wr_config_t *cfg, const json_t *arr, size_t i)
+{
+    static const char *const fields[] = {"vhost", "name", "pattern", "apply-to", "definition", "priority"};
+    static const char *const required[] = {"name", "pattern", "definition"};
+    const json_t *obj = json_array_get(arr, i), *item;
+    const json_t *pattern, *apply, *def, *prio;
+    const char *k, *vhost, *name;
+    char path[300], why[512];
+    bool ok = true;
+    long long n;
+
+    snprintf(path, sizeof(path), "policies[%zu]", i);
+    if (!expect_type(p, path, obj, JSON_OBJECT, "an object"))
+        return;
+    json_object_foreach((json_t *)obj, k, item)
+    {
+        size_t f = 0;
+
+        while (f < sizeof(fields) / sizeof(fields[0]) && strcmp(k, fields[f]) != 0)
+            f++;
+        if (f == sizeof(fields) / sizeof(fields[0])) {
+            snprintf(path, sizeof(path), "policies[%zu].%s", i, k);
+            problem(p, path, "unknown key");
+        }
+    }
+    snprintf(path, sizeof(path), "policies[%zu].vhost", i);
+    vhost = policy_vhost(p, cfg, path, obj);
+    snprintf(path, sizeof(path), "policies[%zu].name", i);
+    item = json_object_get(obj, "name");
+    name = item != NULL ? get_name(p, path, item) : NULL;
+    if (vhost != NULL && name != NULL && earlier_policy(arr, i, vhost, name))
+        problem(p, path, "duplicate policy '%s' in vhost '%s'", name, vhost);
+    snprintf(path, sizeof(path), "policies[%zu].pattern", i);
+    pattern = json_object_get(obj, "pattern");
+    ok = pattern != NULL && expect_type(p, path, pattern, JSON_STRING, "a string");
+    snprintf(path, sizeof(path), "policies[%zu].apply-to", i);
+    apply = json_object_get(obj, "apply-to");
+    if (apply != NULL && !expect_type(p, path, apply, JSON_STRING, "a string"))
+        ok = false;
+    snprintf(path, sizeof(path), "policies[%zu].priority", i);
+    prio = json_object_get(obj, "priority");
+    if (prio != NULL && !get_int(p, path, prio, INT64_MIN, INT64_MAX, &n))
+        ok = false;
+    snprintf(path, sizeof(path), "policies[%zu].definition", i);
+    def = json_object_get(obj, "definition");
+    if (def != NULL && !expect_type(p, path, def, JSON_OBJECT, "an object"))
+        ok = false;
+    snprintf(path, sizeof(path), "policies[%zu]", i);
+    for (size_t f = 0; f < sizeof(required) / sizeof(required[0]); f++) {
+        if (json_object_get(obj, required[f]) == NULL) {
+            problem(p, path, "missing key '%s'", required[f]);
+            ok = false;
+        }
+    }
+    if (!ok || wr_policy_validate(json_string_value(pattern), json_string_value(apply), def, why,
+                                  sizeof(why)) == WR_OK)
+        return;
+    /* RabbitMQ's reason starts with the field when it is not the definition. */
+    snprintf(path, sizeof(path), "policies[%zu].%s", i,
+             strncmp(why, "pattern ", 8) == 0    ? "pattern"
+             : strncmp(why, "apply-to ", 9) == 0 ? "apply-to"
+                                                 : "definition");
+    problem(p, path, "%s", why);
+}
+
+/* "policies": checked, then kept with every policy's vhost filled in for
+ * the server to apply at start-up. False only on ENOMEM. */
+static bool parse_policies(problems_t *p, wr_config_t *cfg, const json_t *arr)
+{
+    json_t *copy, *obj;
+    size_t i;
+
+    if (!expect_type(p, "policies", arr, JSON_ARRAY, "an array"))
+        return true;
+    for (i = 0; i < json_array_size(arr); i++)
+        check_policy(p, cfg, arr, i);
+    copy = json_deep_copy(arr);
+    if (copy == NULL)
+        return false;
+    json_array_foreach(copy, i, obj)
+    {
+        if (json_is_object(obj) && json_object_get(obj, "vhost") == NULL &&
+            json_object_set_new(obj, "vhost", json_string(DEFAULT_VHOST)) != 0) {
+            json_decref(copy);
+            return false;
+        }
+    }
+    json_decref(cfg->policies);
+    cfg->policies = copy;
     return true;
 }
 
@@ -1174,7 +1379,7 @@ static bool parse_permissions(problems_t *p, wr_config_t *cfg, const json_t *arr
             problem(p, path, "unknown user '%s'", value[0]);
         } else if (!contains(cfg->vhosts, cfg->nvhosts, value[1])) {
             problem(p, path, "unknown vhost '%s' (not listed in vhosts)", value[1]);
-        } else if (find_permission(cfg, value[0], value[1], strlen(value[1]))) {
+        } else if (wr_config_permission(cfg, value[0], value[1], strlen(value[1]))) {
             problem(p, path, "duplicate permissions for user '%s' in vhost '%s'", value[0], value[1]);
         } else if (!push_permission(p, path, cfg, value[0], value[1], value + 2, false)) {
             return false;
@@ -1244,6 +1449,10 @@ static bool parse_root(problems_t *p, wr_config_t *cfg, const json_t *root)
             ok = parse_storage(p, cfg, key, v);
         else if (security_key(key))
             ok = parse_security(p, cfg, key, v);
+        else if (alarm_key(key))
+            parse_alarm(p, cfg, key, v);
+        else if (strcmp(key, "policies") == 0)
+            ok = parse_policies(p, cfg, v);
         else
             problem(p, key, "unknown key");
         if (!ok)
@@ -1295,211 +1504,4 @@ err:
     wr_config_free(cfg);
     json_decref(root);
     return NULL;
-}
-
-const wr_permission_cfg_t *wr_config_permission(const wr_config_t *cfg, const char *user, const char *vhost,
-                                                size_t len)
-{
-    return find_permission(cfg, user, vhost, len);
-}
-
-const wr_user_cfg_t *wr_config_user(const wr_config_t *cfg, const char *name, size_t len)
-{
-    for (size_t i = 0; i < cfg->nusers; i++) {
-        const wr_user_cfg_t *u = &cfg->users[i];
-
-        if (strlen(u->name) == len && memcmp(u->name, name, len) == 0)
-            return u;
-    }
-    return NULL;
-}
-
-/* ------------------------------------------------ run-time changes */
-
-const wr_permission_cfg_t *wr_config_permission_next(const wr_config_t *cfg, size_t *i)
-{
-    while (*i < cfg->npermissions + cfg->nadded_permissions) {
-        size_t k = (*i)++;
-        const wr_permission_cfg_t *perm =
-            k < cfg->npermissions ? &cfg->permissions[k] : cfg->added_permissions[k - cfg->npermissions];
-
-        if (!perm->deleted)
-            return perm;
-    }
-    return NULL;
-}
-
-/* Any permission of user in vhost, a deleted one included (to be reused). */
-static wr_permission_cfg_t *slot_permission(wr_config_t *cfg, const char *user, const char *vhost)
-{
-    for (size_t k = 0; k < cfg->npermissions + cfg->nadded_permissions; k++) {
-        wr_permission_cfg_t *perm =
-            k < cfg->npermissions ? &cfg->permissions[k] : cfg->added_permissions[k - cfg->npermissions];
-
-        if (strcmp(perm->user, user) == 0 && strcmp(perm->vhost, vhost) == 0)
-            return perm;
-    }
-    return NULL;
-}
-
-static char **copy_strings(const char *const *list, size_t n)
-{
-    char **copy = calloc(n ? n : 1, sizeof(*copy));
-
-    for (size_t i = 0; copy && i < n; i++) {
-        if (!(copy[i] = strdup(list[i]))) {
-            free_strings(copy, i);
-            return NULL;
-        }
-    }
-    return copy;
-}
-
-int wr_config_put_user(wr_config_t *cfg, const char *name, const uint8_t *hash, size_t hash_len,
-                       wr_hash_alg_t alg, const char *const *tags, size_t ntags, bool *created)
-{
-    wr_user_cfg_t *u = (wr_user_cfg_t *)wr_config_user(cfg, name, strlen(name));
-    char **tag_copy = copy_strings(tags, ntags);
-
-    if (!tag_copy || hash_len > WR_PASSWORD_HASH_MAX)
-        goto nomem;
-    *created = u == NULL;
-    if (!u) {
-        wr_user_cfg_t *grown = realloc(cfg->users, (cfg->nusers + 1) * sizeof(*cfg->users));
-
-        if (!grown)
-            goto nomem;
-        cfg->users = grown;
-        u = &grown[cfg->nusers];
-        *u = (wr_user_cfg_t){.max_connections = -1};
-        if (!(u->name = strdup(name)))
-            goto nomem;
-        cfg->nusers++;
-    }
-    free_strings(u->tags, u->ntags);
-    u->tags = tag_copy;
-    u->ntags = ntags;
-    if (hash_len > 0)
-        memcpy(u->password_hash, hash, hash_len);
-    u->password_hash_len = hash_len;
-    u->hashing_algorithm = alg;
-    return WR_OK;
-nomem:
-    free_strings(tag_copy, tag_copy ? ntags : 0);
-    return WR_ENOMEM;
-}
-
-bool wr_config_delete_user(wr_config_t *cfg, const char *name)
-{
-    wr_user_cfg_t *u = (wr_user_cfg_t *)wr_config_user(cfg, name, strlen(name));
-    size_t i = 0;
-    const wr_permission_cfg_t *perm;
-
-    if (!u)
-        return false;
-    while ((perm = wr_config_permission_next(cfg, &i))) {
-        if (strcmp(perm->user, name) == 0)
-            ((wr_permission_cfg_t *)perm)->deleted = true;
-    }
-    free(u->name);
-    free_strings(u->vhosts, u->nvhosts);
-    free_strings(u->tags, u->ntags);
-    memmove(u, u + 1, (size_t)(&cfg->users[cfg->nusers] - (u + 1)) * sizeof(*u));
-    cfg->nusers--;
-    return true;
-}
-
-int wr_config_put_permission(wr_config_t *cfg, const char *user, const char *vhost,
-                             const char *const pattern[WR_PERM_KINDS], bool *created, char *err,
-                             size_t errlen)
-{
-    static const char *const kinds[WR_PERM_KINDS] = {"configure", "write", "read"};
-    wr_permission_cfg_t *perm = slot_permission(cfg, user, vhost);
-    wr_permission_cfg_t fresh = {0};
-    int k, rc = WR_OK;
-
-    for (k = 0; k < WR_PERM_KINDS; k++) {
-        int bad;
-
-        if (!(fresh.pattern[k] = strdup(pattern[k]))) {
-            snprintf(err, errlen, "out of memory");
-            rc = WR_ENOMEM;
-            break;
-        }
-        bad = regcomp(&fresh.re[k], pattern[k][0] ? pattern[k] : "^$", REG_EXTENDED | REG_NOSUB);
-        if (bad != 0) {
-            char why[120];
-
-            regerror(bad, &fresh.re[k], why, sizeof(why));
-            snprintf(err, errlen, "%s: invalid regular expression '%s': %s", kinds[k], pattern[k], why);
-            free(fresh.pattern[k]);
-            rc = WR_ESYNTAX;
-            break;
-        }
-    }
-    if (rc == WR_OK && !perm) {
-        wr_permission_cfg_t **grown =
-            realloc(cfg->added_permissions, (cfg->nadded_permissions + 1) * sizeof(*grown));
-
-        if (grown)
-            cfg->added_permissions = grown;
-        perm = grown ? calloc(1, sizeof(*perm)) : NULL;
-        if (perm && (!(perm->user = strdup(user)) || !(perm->vhost = strdup(vhost)))) {
-            free(perm->user);
-            free(perm);
-            perm = NULL;
-        }
-        if (!perm) {
-            snprintf(err, errlen, "out of memory");
-            rc = WR_ENOMEM;
-        } else {
-            *created = true;
-            cfg->added_permissions[cfg->nadded_permissions++] = perm;
-        }
-    } else if (rc == WR_OK) {
-        *created = perm->deleted;
-        for (int j = 0; j < WR_PERM_KINDS; j++) {
-            free(perm->pattern[j]);
-            regfree(&perm->re[j]);
-        }
-    }
-    if (rc != WR_OK) {
-        for (int j = 0; j < k && j < WR_PERM_KINDS; j++) {
-            free(fresh.pattern[j]);
-            regfree(&fresh.re[j]);
-        }
-        return rc;
-    }
-    for (int j = 0; j < WR_PERM_KINDS; j++) {
-        perm->pattern[j] = fresh.pattern[j];
-        perm->re[j] = fresh.re[j];
-    }
-    perm->deleted = false;
-    return WR_OK;
-}
-
-bool wr_config_pattern_ok(const char *pattern, char *why, size_t n)
-{
-    regex_t re;
-    int rc = regcomp(&re, pattern[0] ? pattern : "^$", REG_EXTENDED | REG_NOSUB);
-
-    if (rc != 0) {
-        char text[120];
-
-        regerror(rc, &re, text, sizeof(text));
-        snprintf(why, n, "invalid regular expression '%s': %s", pattern, text);
-        return false;
-    }
-    regfree(&re);
-    return true;
-}
-
-bool wr_config_delete_permission(wr_config_t *cfg, const char *user, const char *vhost)
-{
-    wr_permission_cfg_t *perm = slot_permission(cfg, user, vhost);
-
-    if (!perm || perm->deleted)
-        return false;
-    perm->deleted = true;
-    return true;
 }

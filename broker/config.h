@@ -2,8 +2,8 @@
 /*
  * The broker's configuration, read from one JSON file (jansson). The struct is
  * filled once at start-up and read-only afterwards, except for users and
- * permissions, which the loop thread changes at run time (wr_config_put_*). Unknown keys and wrong
- * types are errors that name the file and the key.
+ * permissions, which the loop thread changes at run time (users.h). Unknown
+ * keys and wrong types are errors that name the file and the key.
  */
 #ifndef WR_BROKER_CONFIG_H
 #define WR_BROKER_CONFIG_H
@@ -111,6 +111,21 @@ typedef struct {
     uint32_t handshake_timeout;       /* ms from accept to connection.open, default 10000 */
     uint32_t max_table_depth;         /* field table nesting, default 16 */
     uint32_t max_table_size;          /* octets of one field table, default 65536 */
+
+    /* Flow alarms (docs/FLOW.md), RabbitMQ's vm_memory_high_watermark and
+     * disk_free_limit: each either relative or absolute, whichever the file
+     * gave last ("memory_high_watermark", "disk_free_limit"; the non-zero
+     * one of each pair is in force). */
+    double memory_high_watermark;         /* fraction of RAM (or cgroup limit), default 0.4 */
+    uint64_t memory_high_watermark_bytes; /* absolute limit; 0 (default): use the fraction */
+    uint64_t disk_free_limit_bytes;       /* default 50000000, as RabbitMQ */
+    double disk_free_limit_relative;      /* multiple of RAM; 0 (default): use the bytes */
+    uint64_t flow_storage_pending_bytes;  /* publishers' reads stop above this many bytes
+                                             waiting for the storage thread, default 64 MiB */
+
+    /* Policies from the "policies" array, in RabbitMQ's definitions shape,
+     * applied at boot (broker/policy.h); NULL when absent. A jansson array. */
+    struct json_t *policies;
 } wr_config_t;
 
 /* Defaults as documented above. Returns NULL on allocation failure. */
@@ -129,30 +144,8 @@ void wr_config_free(wr_config_t *cfg); /* NULL is a no-op */
  * or WR_ESYNTAX with one line per bad variable in err; WR_ENOMEM.
  */
 int wr_config_apply_env(wr_config_t *cfg, char *err, size_t errlen);
-const wr_user_cfg_t *wr_config_user(const wr_config_t *cfg, const char *name, size_t len);
 
-/*
- * Run-time changes (the loop thread only): definitions imports and the
- * management API. A user is created or replaced (hash, algorithm, tags;
- * its limits and vhosts are kept); *created tells which. WR_ENOMEM.
- */
-int wr_config_put_user(wr_config_t *cfg, const char *name, const uint8_t *hash, size_t hash_len,
-                       wr_hash_alg_t alg, const char *const *tags, size_t ntags, bool *created);
-/* Removes a user and its permissions, as RabbitMQ's delete_user; false when none. */
-bool wr_config_delete_user(wr_config_t *cfg, const char *name);
-/* Sets user's permission in vhost (replacing it in place, so connections
- * see it at once). WR_ESYNTAX with err set for a bad pattern, WR_ENOMEM. */
-int wr_config_put_permission(wr_config_t *cfg, const char *user, const char *vhost,
-                             const char *const pattern[WR_PERM_KINDS], bool *created, char *err,
-                             size_t errlen);
-/* Whether pattern compiles as a permission's; false with why set if not. */
-bool wr_config_pattern_ok(const char *pattern, char *why, size_t n);
-/* Takes user's permission in vhost away; false when it has none. */
-bool wr_config_delete_permission(wr_config_t *cfg, const char *user, const char *vhost);
-/* The permissions in force, one at a time: start with *i = 0; NULL at the end. */
-const wr_permission_cfg_t *wr_config_permission_next(const wr_config_t *cfg, size_t *i);
-/* What `user` may do in vhost `vhost` (len octets); NULL when it may not open it. */
-const wr_permission_cfg_t *wr_config_permission(const wr_config_t *cfg, const char *user, const char *vhost,
-                                                size_t len);
+/* The users and permissions in force, and their run-time changes. */
+#include "broker/users.h"
 
 #endif

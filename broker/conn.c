@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "broker/alarm.h"
 #include "broker/auth.h"
 #include "broker/channel.h"
 #include "broker/log.h"
@@ -57,6 +58,10 @@
 #define CHANNEL_PAGES     (65536u / CHANNEL_PAGE_SIZE)
 /* Heartbeat ticks come every interval/2; four silent ticks are two intervals. */
 #define HEARTBEAT_MISSED_TICKS 4
+/* A connection held by flow shows as "flow" this long after (rabbit_reader). */
+#define FLOW_STATE_MS 5000
+/* The alarms a client is told about in connection.blocked; flow is not. */
+#define RESOURCE_ALARMS (WR_ALARM_MEMORY | WR_ALARM_DISK)
 
 /* "AMQP" 1 1 0 9: AMQP 0-9, which RabbitMQ serves as 0-9-1. */
 static const uint8_t amqp_0_9_header[8] = {'A', 'M', 'Q', 'P', 1, 1, 0, 9};
@@ -91,6 +96,14 @@ struct wr_conn_s {
     bool sent_since_tick;
     bool recv_since_tick;
     uint8_t idle_ticks;
+
+    /* Throttling, as rabbit_reader's: a connection that publishes while an
+     * alarm or flow holds publishers stops being read (before the body of
+     * that message) until the reasons are gone. */
+    bool blocked;      /* reads stopped */
+    bool blocked_sent; /* connection.blocked sent, connection.unblocked owed */
+    unsigned held_by;  /* WR_ALARM_* reasons at the last look */
+    uint64_t flow_at;  /* ms (monotonic) flow last held it; 0: never */
 
     /* Negotiated in tune-ok; frame_max is AMQP's minimum until then. */
     uint32_t frame_max;
@@ -424,6 +437,93 @@ oom:
     conn_out_of_memory(c);
 }
 
+/* --- throttling ----------------------------------------------------------- */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Tells the client what changed in the alarms holding it, once each way
+ * (rabbit_reader's maybe_send_blocked_or_unblocked): connection.blocked with
+ * RabbitMQ's reason text ("low on memory", "low on disk", "low on memory &
+ * disk") when an alarm holds it, connection.unblocked when none does any
+ * more. Flow is never announced. Only to clients with the capability.
+ */
+static void conn_signal_blocked(wr_conn_t *c)
+{
+    unsigned alarms = c->held_by & RESOURCE_ALARMS;
+    wr_method_t m = {.id = WR_CONNECTION_BLOCKED};
+
+    if (alarms && !c->blocked_sent) {
+        c->blocked_sent = true;
+        if (!wr_conn_client_has(c, "connection.blocked"))
+            return;
+        m.u.connection_blocked.reason = wr_bytes_str(alarms == RESOURCE_ALARMS   ? "low on memory & disk"
+                                                     : alarms == WR_ALARM_MEMORY ? "low on memory"
+                                                                                 : "low on disk");
+        conn_put_method(c, 0, &m);
+    } else if (!alarms && c->blocked_sent) {
+        c->blocked_sent = false;
+        if (!wr_conn_client_has(c, "connection.blocked"))
+            return;
+        m.id = WR_CONNECTION_UNBLOCKED;
+        conn_put_method(c, 0, &m);
+    }
+}
+
+/* Reads resume: the input already buffered is handled on the next pass. */
+static void conn_unblock(wr_conn_t *c)
+{
+    if (!c->blocked)
+        return;
+    c->blocked = false;
+    bufferevent_enable(c->bev, EV_READ);
+    event_active(c->resume, EV_READ, 0);
+}
+
+/*
+ * A content header was handled (rabbit_reader's publish_received): if
+ * anything holds publishers now, reading stops here, before the body, and
+ * the heartbeat monitor stops counting silence (on_heartbeat) because the
+ * client's frames, heartbeats included, wait unread in the socket.
+ */
+static void conn_publish_received(wr_conn_t *c)
+{
+    wr_alarms_t *a = wr_server_alarms(c->srv);
+    unsigned reasons = a ? wr_alarm_reasons(a) : 0;
+
+    if (reasons == 0)
+        return;
+    c->held_by = reasons;
+    if (reasons & WR_ALARM_FLOW)
+        c->flow_at = mono_ms();
+    if (!c->blocked) {
+        c->blocked = true;
+        bufferevent_disable(c->bev, EV_READ);
+    }
+    conn_signal_blocked(c);
+}
+
+void wr_conn_throttle(wr_conn_t *c)
+{
+    wr_alarms_t *a = wr_server_alarms(c->srv);
+
+    /* A running connection finds out at its next publish. */
+    if (!c->blocked || c->state != ST_OPEN)
+        return;
+    c->held_by = a ? wr_alarm_reasons(a) : 0;
+    if (c->held_by & WR_ALARM_FLOW)
+        c->flow_at = mono_ms();
+    conn_signal_blocked(c);
+    if (c->held_by == 0)
+        conn_unblock(c);
+}
+
 /* --- errors --------------------------------------------------------------- */
 
 /* Handshake failure before connection.open: RabbitMQ logs it and closes the
@@ -495,6 +595,8 @@ static void conn_error(wr_conn_t *c, uint16_t channel, const wr_amqp_error_t *er
     conn_put_method(c, 0, &m);
     c->state = lost_sync ? ST_CLOSED : ST_CLOSING;
     conn_arm_deadline(c, lost_sync ? SILENT_CLOSE_DELAY_SEC : CLOSE_TIMEOUT_SEC);
+    /* A blocked client must still be heard answering close-ok. */
+    conn_unblock(c);
     c->teardown_pending = true;
     event_active(c->resume, EV_READ, 0);
 }
@@ -1136,6 +1238,8 @@ static void conn_channel_frame(wr_conn_t *c, const wr_frame_t *f)
         *slot = NULL;
         c->nchannels--;
     }
+    if (f->type == WR_FRAME_HEADER && c->state == ST_OPEN)
+        conn_publish_received(c);
 }
 
 static void conn_dispatch(wr_conn_t *c, const wr_frame_t *f)
@@ -1224,6 +1328,9 @@ static void conn_process(wr_conn_t *c)
                 break;
             continue;
         }
+        /* Held by an alarm or flow: the rest waits, EOF included. */
+        if (c->blocked)
+            return;
         if (budget == 0) {
             event_active(c->resume, EV_READ, 0);
             return;
@@ -1330,7 +1437,8 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
     wr_conn_t *c = arg;
     char why[96];
 
-    c->idle_ticks = c->recv_since_tick ? 0 : c->idle_ticks + 1;
+    /* While blocked the client's heartbeats wait unread: silence is ours. */
+    c->idle_ticks = c->recv_since_tick || c->blocked ? 0 : c->idle_ticks + 1;
     c->recv_since_tick = false;
     if (c->idle_ticks >= HEARTBEAT_MISSED_TICKS) {
         snprintf(why, sizeof(why), "missed heartbeats from client, timeout: %us", c->heartbeat);
@@ -1383,6 +1491,11 @@ wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, ui
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WM);
     bufferevent_setwatermark(c->bev, EV_WRITE, WRITE_LOW_WM, 0);
+    /* libevent moves at most 16 KiB per read or write callback by default,
+     * so a batch of deliveries took several loop iterations and syscalls. */
+    if (bufferevent_set_max_single_read(c->bev, READ_HIGH_WM) != 0 ||
+        bufferevent_set_max_single_write(c->bev, WRITE_LOW_WM) != 0)
+        goto err;
     if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0 || event_add(c->deadline, &handshake) != 0)
         goto err;
     wr_log_info("connection accepted: %s", c->name);
@@ -1503,9 +1616,29 @@ bool wr_conn_client_has(const wr_conn_t *c, const char *capability)
     return wr_table_get((wr_bytes_t){c->caps, c->caps_len}, capability, &v) && v.type == 't' && v.v.b;
 }
 
+/* rabbit_reader's info item `state`: blocked or flow while held, "flow" for
+ * a while after flow held it, "blocking" while an alarm is raised but the
+ * connection has not published since. */
+static const char *conn_state_label(const wr_conn_t *c)
+{
+    wr_alarms_t *a = wr_server_alarms(c->srv);
+
+    if (c->state != ST_OPEN)
+        return state_name(c->state);
+    if (c->blocked)
+        return c->held_by & RESOURCE_ALARMS ? "blocked" : "flow";
+    if (c->flow_at != 0 && mono_ms() - c->flow_at < FLOW_STATE_MS)
+        return "flow";
+    if (a && wr_alarm_blocking(a))
+        return "blocking";
+    return "running";
+}
+
 void wr_conn_info(const wr_conn_t *c, wr_conn_info_t *out)
 {
     out->open = c->state == ST_OPEN;
+    out->state = conn_state_label(c);
+    out->blocked = c->blocked;
     out->channel_max = c->channel_max;
     out->heartbeat = c->heartbeat;
     out->frame_max = c->frame_max;

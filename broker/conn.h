@@ -71,9 +71,22 @@ wr_conn_t *wr_conn_from_link(wr_list_t *link);
 void wr_conn_shutdown(wr_conn_t *c);
 void wr_conn_free(wr_conn_t *c); /* NULL is a no-op */
 
+/*
+ * The alarms or storage flow changed (broker/alarm.h): a blocked connection
+ * looks at the reasons again, telling its client connection.blocked or
+ * unblocked and resuming reads when nothing holds it any more. A running
+ * connection is untouched: it is held at its next content header, as in
+ * RabbitMQ. Never frees c.
+ */
+void wr_conn_throttle(wr_conn_t *c);
+
 /* What the management API lists about a connection. */
 typedef struct {
-    bool open; /* connection.open done and not closing */
+    bool open;         /* connection.open done and not closing */
+    const char *state; /* RabbitMQ's: starting, tuning, opening, running, blocking (an alarm is
+                          raised, no publish since), blocked (held by an alarm), flow (held by
+                          storage flow, or was within 5 s), closing, closed; static */
+    bool blocked;      /* reads stopped by an alarm or flow */
     uint16_t channel_max;
     uint16_t heartbeat;
     uint32_t frame_max;

@@ -7,8 +7,9 @@
  * changes anything, then declares through mgmt_topo.c, the same path as the
  * management API; users and permissions (a whole-broker import only)
  * change the run-time user store in the configuration (config.h), as the
- * management API's PUT does. Sections warren has no equivalent for
- * (policies, parameters, topic permissions) are logged and skipped.
+ * management API's PUT does. Policies are put before the queues are
+ * declared, so queues start with their limits. Sections warren has no
+ * equivalent for (parameters, topic permissions) are logged and skipped.
  */
 #include "broker/definitions.h"
 
@@ -21,6 +22,7 @@
 #include "broker/mgmt_internal.h"
 #include "broker/mgmt_json.h"
 #include "broker/mgmt_topo.h"
+#include "broker/policy.h"
 #include "broker/vhost.h"
 #include "core/status.h"
 
@@ -67,6 +69,11 @@ static void export_vhost(const wr_vhost_t *vh, json_t *exchanges, json_t *queues
     wr_mgmt_topo_foreach_binding(vh, false, export_binding, &ctx);
 }
 
+static void export_policy(void *ud, const wr_policy_t *p)
+{
+    json_array_append_new(ud, wr_policy_to_json(p));
+}
+
 /* A vhost's own export carries no vhost fields, as RabbitMQ's. */
 static void drop_vhost_fields(json_t *arr)
 {
@@ -87,12 +94,12 @@ json_t *wr_definitions_export(wr_server_t *srv, const wr_vhost_t *only)
     const wr_config_t *cfg = wr_server_config(srv);
     json_t *exchanges = json_array(), *queues = json_array(), *bindings = json_array(),
            *vhosts = json_array();
-    json_t *users = json_array(), *permissions = json_array();
+    json_t *users = json_array(), *permissions = json_array(), *policies = json_array();
     const wr_permission_cfg_t *perm;
     wr_map_iter_t it = {0};
     void *vh;
 
-    if (!exchanges || !queues || !bindings || !vhosts || !users || !permissions)
+    if (!exchanges || !queues || !bindings || !vhosts || !users || !permissions || !policies)
         goto err;
     for (size_t i = 0; i < cfg->nusers; i++)
         json_array_append_new(users, wr_mgmt_user_json(&cfg->users[i]));
@@ -104,6 +111,8 @@ json_t *wr_definitions_export(wr_server_t *srv, const wr_vhost_t *only)
         json_array_append_new(vhosts, json_pack("{s:s}", "name", wr_vhost_name(vh)));
         export_vhost(vh, exchanges, queues, bindings);
     }
+    /* In vhost then name order already. */
+    wr_policy_foreach(srv, only ? wr_vhost_name(only) : NULL, export_policy, policies);
     wr_mgmt_sort(vhosts, by_name + 1, false);
     wr_mgmt_sort(exchanges, by_name, false);
     wr_mgmt_sort(queues, by_name, false);
@@ -112,20 +121,22 @@ json_t *wr_definitions_export(wr_server_t *srv, const wr_vhost_t *only)
         drop_vhost_fields(exchanges);
         drop_vhost_fields(queues);
         drop_vhost_fields(bindings);
+        drop_vhost_fields(policies);
         json_decref(vhosts);
         json_decref(users);
         json_decref(permissions);
-        return json_pack("{s:s, s:[], s:[], s:o, s:o, s:o}", "rabbit_version", WR_MGMT_COMPAT_VERSION,
-                         "parameters", "policies", "queues", queues, "exchanges", exchanges, "bindings",
-                         bindings);
+        return json_pack("{s:s, s:[], s:o, s:o, s:o, s:o}", "rabbit_version", WR_MGMT_COMPAT_VERSION,
+                         "parameters", "policies", policies, "queues", queues, "exchanges", exchanges,
+                         "bindings", bindings);
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:[], s:[], s:[], s:[], s:o, s:o, s:o}",
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:[], s:[], s:[], s:o, s:o, s:o, s:o}",
                      "rabbit_version", WR_MGMT_COMPAT_VERSION, "rabbitmq_version", WR_MGMT_COMPAT_VERSION,
                      "product_name", "warren", "product_version", WR_VERSION, "users", users, "vhosts",
                      vhosts, "permissions", permissions, "topic_permissions", "parameters",
-                     "global_parameters", "policies", "queues", queues, "exchanges", exchanges, "bindings",
-                     bindings);
+                     "global_parameters", "policies", policies, "queues", queues, "exchanges", exchanges,
+                     "bindings", bindings);
 err:
+    json_decref(policies);
     json_decref(users);
     json_decref(permissions);
     json_decref(exchanges);
@@ -193,6 +204,28 @@ static bool check_args(check_t *c, const char *section, size_t i, const json_t *
     return ok || fail(c, section, i, "%s", why);
 }
 
+/* A policy: its shape, then RabbitMQ's rules (wr_policy_validate). */
+static bool check_policy(check_t *c, size_t i, const json_t *obj)
+{
+    const json_t *def = json_object_get(obj, "definition");
+    char why[300];
+
+    if (!check_name(c, "policies", i, obj, "name", false))
+        return false;
+    if (!json_is_string(json_object_get(obj, "pattern")))
+        return fail(c, "policies", i, "'pattern' must be a string");
+    if (!check_optional(c, "policies", i, obj, "apply-to", JSON_STRING, "a string") ||
+        !check_optional(c, "policies", i, obj, "priority", JSON_INTEGER, "an integer"))
+        return false;
+    if (!json_is_object(def))
+        return fail(c, "policies", i, "'definition' must be an object");
+    if (wr_policy_validate(json_string_value(json_object_get(obj, "pattern")),
+                           json_string_value(json_object_get(obj, "apply-to")), def, why,
+                           sizeof(why)) != WR_OK)
+        return fail(c, "policies", i, "%s", why);
+    return true;
+}
+
 static bool check_item(check_t *c, const char *section, size_t i, const json_t *obj)
 {
     if (!json_is_object(obj))
@@ -201,6 +234,8 @@ static bool check_item(check_t *c, const char *section, size_t i, const json_t *
         return false;
     if (strcmp(section, "vhosts") == 0)
         return check_name(c, section, i, obj, "name", false);
+    if (strcmp(section, "policies") == 0)
+        return check_policy(c, i, obj);
     if (strcmp(section, "bindings") == 0) {
         const json_t *t = json_object_get(obj, "destination_type");
 
@@ -272,7 +307,7 @@ static bool check_access_item(check_t *c, const char *section, size_t i, const j
 static const char *const access_sections[] = {"users", "permissions"};
 
 /* The sections warren applies, in the order it applies them. */
-static const char *const applied[] = {"vhosts", "exchanges", "queues", "bindings"};
+static const char *const applied[] = {"vhosts", "policies", "exchanges", "queues", "bindings"};
 
 static int check_document(const json_t *defs, bool scoped, char *err, size_t errlen)
 {
@@ -335,15 +370,14 @@ static wr_bytes_t str(const json_t *obj, const char *key)
  * equivalent for. */
 static void log_skipped(const json_t *defs)
 {
-    static const char *const skipped[] = {"topic_permissions", "parameters", "global_parameters", "policies"};
+    static const char *const skipped[] = {"topic_permissions", "parameters", "global_parameters"};
 
     for (size_t i = 0; i < sizeof(skipped) / sizeof(skipped[0]); i++) {
         size_t n = json_array_size(json_object_get(defs, skipped[i]));
 
         if (n > 0)
-            wr_log_warn("definitions: %zu %s not imported (warren has no topic permissions, policies or "
-                        "parameters)",
-                        n, skipped[i]);
+            wr_log_warn("definitions: %zu %s not imported (warren has no topic permissions or parameters)", n,
+                        skipped[i]);
     }
 }
 
@@ -383,6 +417,23 @@ static bool apply_item(wr_server_t *srv, wr_vhost_t *only, const char *section, 
     if (!ok)
         snprintf(err, errlen, "%s in vhost '%s': %s", what, wr_vhost_name(vh), e.text);
     return ok;
+}
+
+static int apply_policy(wr_server_t *srv, wr_vhost_t *only, const json_t *obj, char *err, size_t errlen)
+{
+    const char *vhost = only ? wr_vhost_name(only) : json_string_value(json_object_get(obj, "vhost"));
+    char why[300];
+    int rc;
+
+    if (!wr_server_vhost(srv, wr_bytes_str(vhost))) {
+        snprintf(err, errlen, "policies: vhost '%s' does not exist", vhost);
+        return WR_ESYNTAX;
+    }
+    rc = wr_policy_put_json(srv, vhost, obj, why, sizeof(why));
+    if (rc != WR_OK)
+        snprintf(err, errlen, "policy '%s' in vhost '%s': %s",
+                 json_string_value(json_object_get(obj, "name")), vhost, why);
+    return rc;
 }
 
 /* The users, then (after the vhosts) the permissions of a whole-broker
@@ -475,6 +526,10 @@ int wr_definitions_import(wr_server_t *srv, const json_t *defs, wr_vhost_t *only
                     snprintf(err, errlen, "vhosts: out of memory creating '%s'", name);
                     break;
                 }
+            } else if (s == 1) {
+                rc = apply_policy(srv, only, item, err, errlen);
+                if (rc != WR_OK)
+                    break;
             } else if (!apply_item(srv, only, applied[s], item, &args, err, errlen)) {
                 rc = WR_ESYNTAX;
                 break;

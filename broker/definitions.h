@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Definitions import and export in RabbitMQ's definitions.json shape
- * (rabbit_version, vhosts, users, permissions, exchanges, queues with
- * arguments, bindings), so a topology moves between RabbitMQ and warren
+ * (rabbit_version, vhosts, users, permissions, policies, exchanges, queues
+ * with arguments, bindings), so a topology moves between RabbitMQ and warren
  * unchanged. Used by GET/POST /api/definitions and by load_definitions at
  * boot.
  */
@@ -21,8 +21,8 @@ json_t *wr_definitions_export(wr_server_t *srv, const wr_vhost_t *only);
 /*
  * Checks the whole document first (a malformed one changes nothing), then
  * creates the vhosts it names (unless `only` is given: then every object
- * goes into that vhost) and declares exchanges, queues and bindings as a
- * client would; existing objects must be equivalent. WR_OK, or WR_ESYNTAX /
+ * goes into that vhost), puts its policies and declares exchanges, queues
+ * and bindings as a client would; existing objects must be equivalent. WR_OK, or WR_ESYNTAX /
  * WR_EEXIST... with one line saying what failed in err.
  */
 int wr_definitions_import(wr_server_t *srv, const json_t *defs, wr_vhost_t *only, char *err, size_t errlen);

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/alarm.h"
 #include "broker/durable_defs.h"
 #include "broker/log.h"
 #include "broker/vhost.h"
@@ -165,6 +166,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     wr_durable_t *d = arg;
 
     wr_store_dispatch(d->store);
+    wr_alarms_storage_progress(wr_server_alarms(d->srv));
 }
 
 static void on_store_message(void *ud, const char *text)
@@ -183,6 +185,17 @@ void wr_durable_topology_changed(wr_durable_t *d)
 wr_qlog_ctx_t *wr_durable_qlogs(wr_durable_t *d)
 {
     return &d->qlogs;
+}
+
+uint64_t wr_durable_pending_bytes(const wr_durable_t *d)
+{
+    return d != NULL ? wr_store_pending_bytes(d->store) : 0;
+}
+
+void wr_durable_low_memory(wr_durable_t *d, bool low)
+{
+    if (d != NULL)
+        d->qlogs.memory_budget = low ? 0 : wr_server_config(d->srv)->queue_memory_budget;
 }
 
 /* ---------------------------------------------------------------- start-up */

@@ -9,6 +9,9 @@
 #ifndef WR_BROKER_DURABLE_H
 #define WR_BROKER_DURABLE_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "broker/queue_log.h"
 #include "broker/server.h"
 
@@ -39,5 +42,14 @@ wr_qlog_ctx_t *wr_durable_qlogs(wr_durable_t *d);
  * that holds it is in the saved topology. NULL is a no-op.
  */
 void wr_durable_topology_changed(wr_durable_t *d);
+/* Bytes appended and not yet durable: the storage thread's backlog, which
+ * storage credit flow bounds (broker/alarm.h). 0 for NULL. */
+uint64_t wr_durable_pending_bytes(const wr_durable_t *d);
+/*
+ * The memory alarm: while low, every queue's memory budget is 0, so new
+ * messages go to the queues' logs instead of memory; false restores
+ * storage.queue_memory_budget. NULL is a no-op.
+ */
+void wr_durable_low_memory(wr_durable_t *d, bool low);
 
 #endif

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The durable topology document (see durable_defs.h): dumping a vhost's
- * durable exchanges, queues and bindings, and loading them back in that
- * order, so that bindings find both their ends. The standard exchanges
- * ("" and amq.*) are not listed: every vhost declares them itself.
+ * policies, durable exchanges, queues and bindings, and loading them back in
+ * that order, so that queues start with their limits and bindings find both
+ * their ends. The standard exchanges ("" and amq.*) are not listed: every
+ * vhost declares them itself.
  */
 #include "broker/durable_defs.h"
 
@@ -13,6 +14,7 @@
 
 #include "broker/exchange.h"
 #include "broker/log.h"
+#include "broker/policy.h"
 #include "broker/queue.h"
 #include "core/status.h"
 
@@ -113,6 +115,22 @@ static void dump_binding(void *ud, wr_dest_t d, wr_bytes_t key, wr_bytes_t args)
     }
 }
 
+typedef struct {
+    json_t *list;
+    bool ok;
+} dump_policies_t;
+
+static void dump_policy(void *ud, const wr_policy_t *p)
+{
+    dump_policies_t *st = ud;
+    json_t *e = wr_policy_to_json(p);
+
+    if (e != NULL)
+        json_object_del(e, "vhost");
+    if (e == NULL || json_array_append_new(st->list, e) != 0)
+        st->ok = false;
+}
+
 static bool standard_exchange(wr_bytes_t name)
 {
     return name.len == 0 || wr_bytes_has_prefix(name, "amq.");
@@ -150,11 +168,15 @@ static bool dump_queue(json_t *list, const wr_queue_t *q)
 json_t *wr_durable_defs_dump(const wr_vhost_t *vh)
 {
     json_t *exchanges = json_array(), *queues = json_array(), *bindings = json_array();
+    dump_policies_t pst = {json_array(), true};
     dump_t st = {bindings, NULL, true};
     wr_map_iter_t it = {0};
     void *v;
 
-    if (exchanges == NULL || queues == NULL || bindings == NULL)
+    if (exchanges == NULL || queues == NULL || bindings == NULL || pst.list == NULL)
+        goto err;
+    wr_policy_foreach(wr_vhost_server(vh), wr_vhost_name(vh), dump_policy, &pst);
+    if (!pst.ok)
         goto err;
     while (wr_map_next(wr_vhost_exchanges(vh), &it, NULL, &v)) {
         const wr_exchange_t *x = v;
@@ -173,8 +195,10 @@ json_t *wr_durable_defs_dump(const wr_vhost_t *vh)
         if (wr_queue_opts(v)->durable && !dump_queue(queues, v))
             goto err;
     }
-    return json_pack("{s:o,s:o,s:o}", "exchanges", exchanges, "queues", queues, "bindings", bindings);
+    return json_pack("{s:o,s:o,s:o,s:o}", "policies", pst.list, "exchanges", exchanges, "queues", queues,
+                     "bindings", bindings);
 err:
+    json_decref(pst.list);
     json_decref(exchanges);
     json_decref(queues);
     json_decref(bindings);
@@ -239,6 +263,23 @@ static int malformed(char *err, size_t errlen, const wr_vhost_t *vh, const char 
 {
     snprintf(err, errlen, "vhost '%s': %s[%zu] is malformed", wr_vhost_name(vh), what, i);
     return WR_ESYNTAX;
+}
+
+/* A policy that no longer passes (warren's rules changed) is logged and
+ * skipped rather than keeping the broker down. */
+static int load_policy(wr_vhost_t *vh, const json_t *e, size_t i, wr_durable_defs_stats_t *st, char *err,
+                       size_t errlen)
+{
+    char why[512];
+    int rc = wr_policy_put_json(wr_vhost_server(vh), wr_vhost_name(vh), e, why, sizeof(why));
+
+    if (rc == WR_ENOMEM) {
+        snprintf(err, errlen, "vhost '%s': out of memory recovering policies", wr_vhost_name(vh));
+        return rc;
+    }
+    if (rc != WR_OK)
+        wr_log_warn("vhost '%s': policies[%zu] not recovered: %s", wr_vhost_name(vh), i, why);
+    return WR_OK;
 }
 
 static int load_exchange(wr_vhost_t *vh, const json_t *e, size_t i, wr_durable_defs_stats_t *st, char *err,
@@ -353,7 +394,10 @@ int wr_durable_defs_load(wr_vhost_t *vh, const json_t *v, wr_durable_defs_stats_
         const char *key;
         int (*load)(wr_vhost_t *vh, const json_t *e, size_t i, wr_durable_defs_stats_t *st, char *err,
                     size_t errlen);
-    } parts[] = {{"exchanges", load_exchange}, {"queues", load_queue}, {"bindings", load_binding}};
+    } parts[] = {{"policies", load_policy},
+                 {"exchanges", load_exchange},
+                 {"queues", load_queue},
+                 {"bindings", load_binding}};
 
     for (size_t p = 0; p < sizeof(parts) / sizeof(parts[0]); p++) {
         const json_t *list = json_object_get(v, parts[p].key), *e;

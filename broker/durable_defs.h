@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The durable topology of a vhost as JSON: its durable exchanges, durable
- * queues (each with the name of its log) and the bindings whose source and
- * destination are both durable; and their recreation at start-up. The shape
- * follows the per-vhost lists of RabbitMQ's definitions.json, except that
- * argument tables are kept in their AMQP encoding (hex) so that they come
- * back byte-exact, and names that are not UTF-8 are kept in hex as well.
+ * The durable topology of a vhost as JSON: its policies, durable exchanges,
+ * durable queues (each with the name of its log) and the bindings whose
+ * source and destination are both durable; and their recreation at
+ * start-up. The shape follows the per-vhost lists of RabbitMQ's
+ * definitions.json, except that argument tables are kept in their AMQP
+ * encoding (hex) so that they come back byte-exact, and names that are not
+ * UTF-8 are kept in hex as well.
  */
 #ifndef WR_BROKER_DURABLE_DEFS_H
 #define WR_BROKER_DURABLE_DEFS_H
@@ -16,7 +17,8 @@
 
 #include "broker/vhost.h"
 
-/* {"exchanges": [...], "queues": [...], "bindings": [...]} for vh. NULL on ENOMEM. */
+/* {"policies": [...], "exchanges": [...], "queues": [...], "bindings": [...]}
+ * for vh. NULL on ENOMEM. */
 json_t *wr_durable_defs_dump(const wr_vhost_t *vh);
 
 /* Calls fn with the log name of every queue in v (a vhost's object as dumped). */
@@ -30,11 +32,12 @@ typedef struct {
 } wr_durable_defs_stats_t;
 
 /*
- * Recreates v in vh: exchanges, then queues (their logs replayed, so their
- * messages come back), then bindings, adding to *st. Entries that do not make
- * sense (an unknown exchange type, a binding to something missing) are logged
- * and skipped. WR_OK, or an error with a message in err: a queue's log could
- * not be opened, the document is malformed, or memory ran out.
+ * Recreates v in vh: policies, exchanges, then queues (their logs replayed,
+ * so their messages come back), then bindings, adding to *st. Entries that do
+ * not make sense (an unknown exchange type, a binding to something missing, a
+ * policy that does not validate) are logged and skipped. WR_OK, or an error
+ * with a message in err: a queue's log could not be opened, the document is
+ * malformed, or memory ran out.
  */
 int wr_durable_defs_load(wr_vhost_t *vh, const json_t *v, wr_durable_defs_stats_t *st, char *err,
                          size_t errlen);

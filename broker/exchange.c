@@ -3,14 +3,17 @@
  * Exchanges: the routing/ router of their bindings plus what the broker needs
  * around it: flags and arguments for declare equivalence, reverse links from
  * each destination to the exchanges bound to it, and routing that follows
- * exchange-to-exchange bindings breadth-first with a visited set.
+ * exchange-to-exchange bindings and alternate exchanges breadth-first with a
+ * visited set.
  */
 #include "broker/exchange.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/policy.h"
 #include "broker/queue.h"
+#include "broker/vhost.h"
 #include "core/status.h"
 #include "protocol/table.h"
 
@@ -24,6 +27,8 @@ struct wr_exchange_s {
     uint32_t refs;
     bool deleted;
     bool reads_headers; /* headers exchange: routing needs the message's headers */
+    bool has_alternate; /* the alternate-exchange argument, a longstr, is set */
+    wr_bytes_t alternate;
     wr_exchange_opts_t opts;
     wr_bytes_t name;
     wr_router_t *router; /* NULL once unbound for deletion */
@@ -34,6 +39,7 @@ struct wr_exchange_s {
 wr_exchange_t *wr_exchange_new(wr_bytes_t name, const wr_exchange_opts_t *o)
 {
     wr_exchange_t *x = calloc(1, sizeof(*x) + name.len + o->args.len);
+    wr_value_t ae;
 
     if (x == NULL)
         return NULL;
@@ -51,6 +57,10 @@ wr_exchange_t *wr_exchange_new(wr_bytes_t name, const wr_exchange_opts_t *o)
     if (o->args.len > 0)
         memcpy(x->data + name.len, o->args.data, o->args.len);
     x->opts.args = (wr_bytes_t){x->data + name.len, o->args.len};
+    if (wr_table_get(x->opts.args, "alternate-exchange", &ae) && ae.type == 'S') {
+        x->has_alternate = true;
+        x->alternate = ae.v.s;
+    }
     wr_list_init(&x->sources);
     return x;
 }
@@ -212,8 +222,68 @@ void wr_exchange_unbind_from(wr_exchange_t *x)
     x->router = NULL;
 }
 
-bool wr_exchange_route(wr_exchange_t *x, wr_message_t *m, wr_dest_set_t *out)
+/* The headers table a headers exchange matches on: m's, or empty. */
+static wr_bytes_t route_headers(const wr_exchange_t *x, wr_message_t *m)
 {
+    const wr_props_t *p;
+
+    if (!x->reads_headers)
+        return (wr_bytes_t){NULL, 0};
+    p = wr_message_props(m);
+    return p != NULL && (p->flags & WR_PROP_HEADERS) ? p->headers : (wr_bytes_t){NULL, 0};
+}
+
+/* The default exchange: each key names a queue. */
+static bool route_default(wr_vhost_t *vh, const wr_bytes_t *keys, size_t nkeys, wr_dest_set_t *out)
+{
+    for (size_t i = 0; i < nkeys; i++) {
+        wr_queue_t *q = wr_vhost_queue(vh, keys[i]);
+
+        if (q != NULL && !wr_dest_set_add(out, (wr_dest_t){q, WR_DEST_QUEUE}))
+            return false;
+    }
+    return true;
+}
+
+/* Whether x's own bindings match any of keys (the set's deduplication can
+ * hide matches already reached through other exchanges). */
+static int routes_anything(const wr_exchange_t *x, const wr_bytes_t *keys, size_t nkeys, wr_bytes_t headers)
+{
+    wr_dest_set_t own;
+    int rc = 0;
+
+    wr_dest_set_init(&own);
+    for (size_t i = 0; i < nkeys && rc == 0; i++) {
+        if (!wr_router_route(x->router, keys[i], headers, &own))
+            rc = WR_ENOMEM;
+        else if (own.count > 0)
+            rc = 1;
+    }
+    wr_dest_set_free(&own);
+    return rc;
+}
+
+/* RabbitMQ's rule: the argument, else the policy's key; NULL when neither
+ * names an existing exchange (the message is then simply unroutable). */
+static wr_exchange_t *alternate_of(wr_server_t *srv, wr_vhost_t *vh, const wr_exchange_t *x)
+{
+    const wr_policy_t *p;
+
+    if (x->has_alternate)
+        return wr_vhost_exchange(vh, x->alternate);
+    if (srv == NULL)
+        return NULL;
+    p = wr_policy_match(srv, wr_vhost_name(vh), x->name, false);
+    if (p == NULL || p->alternate_exchange == NULL)
+        return NULL;
+    return wr_vhost_exchange(vh, wr_bytes_str(p->alternate_exchange));
+}
+
+bool wr_exchange_route_keys(wr_server_t *srv, wr_vhost_t *vh, wr_exchange_t *x, const wr_bytes_t *keys,
+                            size_t nkeys, wr_message_t *m, wr_dest_set_t *out)
+{
+    if (x->name.len == 0)
+        return route_default(vh, keys, nkeys, out);
     if (!wr_dest_set_add(out, (wr_dest_t){x, WR_DEST_EXCHANGE}))
         return false;
     /* `out` doubles as the work list: exchanges reached are appended to it
@@ -221,16 +291,30 @@ bool wr_exchange_route(wr_exchange_t *x, wr_message_t *m, wr_dest_set_t *out)
     for (size_t i = 0; i < out->count; i++) {
         wr_dest_t d = out->items[i];
         wr_exchange_t *ex = d.ptr;
-        wr_bytes_t headers = {NULL, 0};
+        size_t before = out->count;
+        wr_bytes_t headers;
+        wr_exchange_t *ae;
+        int any;
 
-        if (d.kind != WR_DEST_EXCHANGE)
+        if (d.kind != WR_DEST_EXCHANGE || ex->router == NULL)
             continue;
-        if (ex->reads_headers) {
-            const wr_props_t *p = wr_message_props(m);
-            if (p != NULL && (p->flags & WR_PROP_HEADERS))
-                headers = p->headers;
+        if (ex->name.len == 0) {
+            /* Reached as an alternate exchange: no alternate of its own. */
+            if (!route_default(vh, keys, nkeys, out))
+                return false;
+            continue;
         }
-        if (!wr_router_route(ex->router, m->routing_key, headers, out))
+        headers = route_headers(ex, m);
+        for (size_t k = 0; k < nkeys; k++) {
+            if (!wr_router_route(ex->router, keys[k], headers, out))
+                return false;
+        }
+        if (out->count > before || (ae = alternate_of(srv, vh, ex)) == NULL)
+            continue;
+        any = routes_anything(ex, keys, nkeys, headers);
+        if (any < 0)
+            return false;
+        if (any == 0 && !wr_dest_set_add(out, (wr_dest_t){ae, WR_DEST_EXCHANGE}))
             return false;
     }
     return true;

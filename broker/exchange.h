@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A broker exchange: name, type, flags, declared arguments and the router
- * holding its bindings. Publishing follows exchange-to-exchange bindings;
- * each destination also remembers which exchanges bind to it, so deleting a
- * queue or an exchange removes its bindings without scanning every exchange.
+ * holding its bindings. Publishing follows exchange-to-exchange bindings and
+ * alternate exchanges; each destination also remembers which exchanges bind
+ * to it, so deleting a queue or an exchange removes its bindings without
+ * scanning every exchange.
  */
 #ifndef WR_BROKER_EXCHANGE_H
 #define WR_BROKER_EXCHANGE_H
@@ -17,6 +18,8 @@
 #include "routing/router.h"
 
 typedef struct wr_exchange_s wr_exchange_t;
+typedef struct wr_server_s wr_server_t;
+typedef struct wr_vhost_s wr_vhost_t;
 
 typedef struct {
     const wr_exchange_type_t *type;
@@ -65,11 +68,16 @@ void wr_exchange_unbind_to(wr_dest_t d, wr_exchange_lost_fn lost, void *ud);
 void wr_exchange_unbind_from(wr_exchange_t *x);
 
 /*
- * Adds to `out` every destination a message published to x reaches, following
- * exchange-to-exchange bindings (each exchange once, so cycles end): out holds
- * the queues reached and the exchanges visited, x included. Headers
- * exchanges read m's headers property. False on allocation failure.
+ * The full routing of a publish to x in vh (RabbitMQ's rabbit_exchange:route)
+ * for each of keys (the routing key, then the CC and BCC ones): the default
+ * exchange reaches the queues the keys name; any other exchange follows
+ * exchange-to-exchange bindings, and one that routes to nothing at all hands
+ * the message to its alternate exchange (the alternate-exchange argument,
+ * else the key of srv's policy for it), when that exists. Each exchange is
+ * visited once, so cycles end. out receives the queues and exchanges
+ * reached. False on allocation failure.
  */
-bool wr_exchange_route(wr_exchange_t *x, wr_message_t *m, wr_dest_set_t *out);
+bool wr_exchange_route_keys(wr_server_t *srv, wr_vhost_t *vh, wr_exchange_t *x, const wr_bytes_t *keys,
+                            size_t nkeys, wr_message_t *m, wr_dest_set_t *out);
 
 #endif

@@ -3,17 +3,23 @@
  * The basic and confirm classes: consumers (the channel side of a queue's
  * consumer: may it take a delivery, the delivery itself, cancellation by
  * queue deletion), QoS, basic.get, ack/nack/reject/recover, and the publish
- * path from a complete message to its queues, returns and confirms.
+ * path from a complete message to its queues (sender-selected distribution,
+ * alternate exchanges, direct replies), returns and confirms.
  */
 #include "broker/handle_basic.h"
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker/access.h"
 #include "broker/channel_internal.h"
 #include "broker/exchange.h"
+#include "broker/log.h"
+#include "broker/reply_to.h"
+#include "broker/tx.h"
+#include "core/buf.h"
 #include "core/status.h"
 #include "protocol/table.h"
 
@@ -170,6 +176,8 @@ static bool consume(wr_channel_t *ch, const wr_basic_consume_t *b, wr_amqp_error
     wr_queue_t *q;
     int32_t priority;
 
+    if (wr_bytes_eq_str(b->queue, WR_REPLY_TO))
+        return wr_reply_to_consume(ch, b, err);
     /* RabbitMQ resolves the "" queue shortcut before anything else. */
     if (!wr_channel_queue_name(ch, b->queue, WR_BASIC_CONSUME, &qname, err))
         return false;
@@ -227,7 +235,9 @@ static bool cancel(wr_channel_t *ch, const wr_basic_cancel_t *b)
     wr_consumer_t *c = wr_map_get(ch->consumers, b->consumer_tag);
 
     /* An unknown tag is not an error: the spec says to ignore it. */
-    if (c != NULL)
+    if (ch->reply_tag_len > 0 && wr_bytes_eq(b->consumer_tag, (wr_bytes_t){ch->reply_tag, ch->reply_tag_len}))
+        wr_reply_to_cancel(ch);
+    else if (c != NULL)
         wr_channel_drop_consumer(ch, c);
     if (!b->nowait) {
         ok.u.basic_cancel_ok.consumer_tag = b->consumer_tag;
@@ -246,6 +256,8 @@ static bool get(wr_channel_t *ch, const wr_basic_get_t *g, wr_amqp_error_t *err)
 
     if (q == NULL)
         return false;
+    /* Even an empty get counts as use for x-expires. */
+    wr_queue_touch(q);
     if (!wr_queue_get(q, g->no_ack, &msg, &pos, &redelivered)) {
         m.id = WR_BASIC_GET_EMPTY;
         wr_channel_send(ch, &m);
@@ -270,6 +282,8 @@ static bool get(wr_channel_t *ch, const wr_basic_get_t *g, wr_amqp_error_t *err)
 static bool settle(wr_channel_t *ch, uint32_t method, uint64_t tag, bool multiple, wr_settle_t how,
                    wr_amqp_error_t *err)
 {
+    if (ch->tx != NULL)
+        return wr_tx_settle(ch->tx, method, tag, multiple, how, err);
     if (wr_unacked_settle(ch->unacked, tag, multiple, how) != WR_OK) {
         wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, method, "unknown delivery tag %" PRIu64, tag);
         return false;
@@ -322,6 +336,11 @@ bool wr_handle_basic(wr_channel_t *ch, const wr_method_t *m, wr_amqp_error_t *er
     case WR_BASIC_RECOVER:
         return recover(ch, m->id, m->u.basic_recover.requeue, err);
     case WR_CONFIRM_SELECT:
+        if (ch->tx != NULL) {
+            wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, m->id,
+                              "cannot switch from tx to confirm mode");
+            return false;
+        }
         ch->confirm = true;
         if (!m->u.confirm_select.nowait)
             wr_channel_send(ch, &ok);
@@ -380,11 +399,60 @@ static bool check_expiration(wr_bytes_t s, char *why, size_t n)
     return true;
 }
 
-/* The checks RabbitMQ makes on a published message's properties. */
-static bool check_props(wr_channel_t *ch, wr_message_t *msg, wr_amqp_error_t *err)
+/* A copy of m (same exchange, routing key and body) whose header carries p. */
+static wr_message_t *with_props(wr_message_t *m, const wr_props_t *p)
 {
-    const wr_props_t *p = wr_message_props(msg);
+    wr_buf_t b = WR_BUF_INIT;
+    wr_message_t *out = NULL;
+
+    wr_props_encode(&b, p);
+    if (wr_buf_ok(&b))
+        out = wr_message_new(m->exchange, m->routing_key, (wr_bytes_t){b.data, b.len}, m->body_size);
+    wr_buf_free(&b);
+    if (out != NULL && m->body_size > 0) {
+        memcpy(out->body, m->body, m->body_size);
+        out->body_filled = m->body_size;
+    }
+    return out;
+}
+
+/*
+ * RabbitMQ's direct reply-to rewrite: reply_to amq.rabbitmq.reply-to becomes
+ * this channel's reply name, which needs a reply consumer on the channel.
+ * *msg may be replaced (the old reference dropped).
+ */
+static bool fast_reply_to(wr_channel_t *ch, wr_message_t **msg, wr_amqp_error_t *err)
+{
+    wr_props_t p = *wr_message_props(*msg);
+    wr_message_t *out;
+
+    if (!(p.flags & WR_PROP_REPLY_TO) || !wr_bytes_eq_str(p.reply_to, WR_REPLY_TO))
+        return true;
+    if (ch->reply_name_len == 0) {
+        wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_BASIC_PUBLISH,
+                          "fast reply consumer does not exist");
+        return false;
+    }
+    p.reply_to = wr_reply_to_name(ch);
+    out = with_props(*msg, &p);
+    if (out == NULL)
+        return internal_error(WR_BASIC_PUBLISH, err);
+    wr_message_unref(*msg);
+    *msg = out;
+    return true;
+}
+
+/* The headers whose longstr elements are extra routing keys, in RabbitMQ's
+ * order; BCC ones are not shown to consumers. */
+static const char *const route_headers[] = {"CC", "BCC"};
+
+/* The checks RabbitMQ makes on a published message's properties; *msg may
+ * be replaced by the direct reply-to rewrite. */
+static bool check_props(wr_channel_t *ch, wr_message_t **msg, wr_amqp_error_t *err)
+{
+    const wr_props_t *p = wr_message_props(*msg);
     const char *user = wr_conn_user(ch->conn);
+    wr_value_t v;
     char why[128];
 
     if (p == NULL) {
@@ -395,6 +463,9 @@ static bool check_props(wr_channel_t *ch, wr_message_t *msg, wr_amqp_error_t *er
         snprintf(err->text, sizeof(err->text), "INTERNAL_ERROR");
         return false;
     }
+    if (!fast_reply_to(ch, msg, err))
+        return false;
+    p = wr_message_props(*msg);
     if ((p->flags & WR_PROP_USER_ID) && !wr_bytes_eq_str(p->user_id, user)) {
         wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_BASIC_PUBLISH,
                           "user_id property set to '%.*s' but authenticated user was '%s'",
@@ -406,7 +477,88 @@ static bool check_props(wr_channel_t *ch, wr_message_t *msg, wr_amqp_error_t *er
                           (int)p->expiration.len, (const char *)p->expiration.data, why);
         return false;
     }
+    for (size_t i = 0; (p->flags & WR_PROP_HEADERS) && i < 2; i++) {
+        if (wr_table_get(p->headers, route_headers[i], &v) && v.type != 'A') {
+            wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_BASIC_PUBLISH,
+                              "invalid message: {unacceptable_type_in_header,\"%s\",%s}", route_headers[i],
+                              wr_value_type_name(v.type));
+            return false;
+        }
+    }
     return true;
+}
+
+/* Routing keys kept without allocating: the key and a few CC/BCC ones. */
+#define WR_INLINE_KEYS 8
+
+/*
+ * m's routing key, then the longstr elements of its CC and BCC arrays
+ * (others are ignored, as RabbitMQ does). *keys is inline or, when more are
+ * needed, allocated (the caller frees it unless it is inline). False on
+ * ENOMEM.
+ */
+static bool route_keys(wr_message_t *m, wr_bytes_t *inline_keys, wr_bytes_t **keys, size_t *n)
+{
+    const wr_props_t *p = wr_message_props(m);
+    wr_table_iter_t it;
+    wr_value_t v, e;
+    size_t count = 1;
+
+    *keys = inline_keys;
+    inline_keys[0] = m->routing_key;
+    *n = 1;
+    if (!(p->flags & WR_PROP_HEADERS))
+        return true;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < 2; i++) {
+            if (!wr_table_get(p->headers, route_headers[i], &v))
+                continue;
+            wr_table_iter_init(&it, v.v.s);
+            while (wr_array_next(&it, &e)) {
+                if (e.type != 'S')
+                    continue;
+                if (pass == 0)
+                    count++;
+                else
+                    (*keys)[(*n)++] = e.v.s;
+            }
+        }
+        if (pass > 0)
+            break;
+        if (count == 1)
+            return true;
+        if (count > WR_INLINE_KEYS && (*keys = malloc(count * sizeof(**keys))) == NULL)
+            return false;
+        (*keys)[0] = m->routing_key;
+    }
+    return true;
+}
+
+/* m as consumers see it: without its BCC header (a new reference either way;
+ * NULL on ENOMEM). */
+static wr_message_t *without_bcc(wr_message_t *m)
+{
+    wr_props_t p = *wr_message_props(m);
+    wr_buf_t h = WR_BUF_INIT;
+    wr_table_iter_t it;
+    wr_message_t *out = NULL;
+    wr_bytes_t key;
+    wr_value_t v;
+
+    if (!(p.flags & WR_PROP_HEADERS) || !wr_table_get(p.headers, "BCC", &v))
+        return wr_message_ref(m);
+    /* The other fields are copied as they are on the wire. */
+    wr_table_iter_init(&it, p.headers);
+    for (const uint8_t *at = it.c.pos; wr_table_next(&it, &key, &v); at = it.c.pos) {
+        if (!wr_bytes_eq_str(key, "BCC"))
+            wr_buf_put(&h, at, (size_t)(it.c.pos - at));
+    }
+    if (wr_buf_ok(&h)) {
+        p.headers = (wr_bytes_t){h.data, h.len};
+        out = with_props(m, &p);
+    }
+    wr_buf_free(&h);
+    return out;
 }
 
 static void send_return(wr_channel_t *ch, wr_message_t *msg)
@@ -420,11 +572,44 @@ static void send_return(wr_channel_t *ch, wr_message_t *msg)
     wr_conn_send_content(ch->conn, ch->id, &m, msg);
 }
 
+bool wr_handle_basic_route(wr_channel_t *ch, wr_exchange_t *x, wr_message_t *m, bool mandatory,
+                           wr_confirm_t *conf)
+{
+    wr_server_t *srv = wr_conn_server(ch->conn);
+    bool plain = wr_exchange_name(x).len == 0;
+    wr_bytes_t inline_keys[WR_INLINE_KEYS], *keys;
+    wr_message_t *out = NULL;
+    size_t nkeys, reached;
+    bool ok = false;
+
+    if (!route_keys(m, inline_keys, &keys, &nkeys) || (out = without_bcc(m)) == NULL)
+        goto done;
+    /* The default exchange's reply names reach reply consumers directly;
+     * as in RabbitMQ they do not count as routed (mandatory returns). */
+    for (size_t i = 0; plain && i < nkeys; i++) {
+        if (wr_bytes_has_prefix(keys[i], WR_REPLY_TO_PREFIX))
+            wr_reply_to_deliver(keys[i], out);
+    }
+    wr_dest_set_clear(&ch->route);
+    /* A transaction's exchange may have gone before the commit. */
+    if (!wr_exchange_deleted(x) && !wr_exchange_route_keys(srv, ch->vhost, x, keys, nkeys, out, &ch->route))
+        goto done;
+    wr_vhost_publish_to(ch->vhost, &ch->route, out, conf, &reached);
+    /* The return precedes the confirm, as RabbitMQ sends them. */
+    if (reached == 0 && mandatory)
+        send_return(ch, out);
+    ok = true;
+done:
+    if (keys != inline_keys)
+        free(keys);
+    wr_message_unref(out);
+    return ok;
+}
+
 bool wr_handle_basic_publish(wr_channel_t *ch, wr_message_t *msg, wr_amqp_error_t *err)
 {
     wr_confirm_t *conf = NULL;
     wr_exchange_t *x;
-    size_t routed = 0;
     bool ok = false;
 
     if (ch->pub_immediate) {
@@ -444,25 +629,22 @@ bool wr_handle_basic_publish(wr_channel_t *ch, wr_message_t *msg, wr_amqp_error_
                           (const char *)msg->exchange.data, wr_channel_vhost_name(ch));
         goto out;
     }
-    if (!check_props(ch, msg, err))
+    if (!check_props(ch, &msg, err))
         goto out;
+    if (ch->tx != NULL) {
+        ok = wr_tx_publish(ch->tx, x, msg, ch->pub_mandatory, err);
+        goto out;
+    }
     if (ch->confirm && (conf = wr_channel_confirm_new(ch)) == NULL) {
         internal_error(WR_BASIC_PUBLISH, err);
         goto out;
     }
-    if (!wr_vhost_publish(ch->vhost, x, msg, &ch->route, conf, &routed)) {
-        if (conf != NULL)
-            wr_confirm_release(conf, false);
-        internal_error(WR_BASIC_PUBLISH, err);
-        goto out;
-    }
-    /* The return precedes the confirm, as RabbitMQ sends them. */
-    if (routed == 0 && ch->pub_mandatory)
-        send_return(ch, msg);
+    ok = wr_handle_basic_route(ch, x, msg, ch->pub_mandatory, conf);
     /* Routing is done: the confirm now waits only for the durable queues. */
     if (conf != NULL)
-        wr_confirm_release(conf, true);
-    ok = true;
+        wr_confirm_release(conf, ok);
+    if (!ok)
+        internal_error(WR_BASIC_PUBLISH, err);
 out:
     wr_message_unref(msg);
     return ok;

@@ -10,7 +10,9 @@
 #include <stdbool.h>
 
 #include "broker/channel.h"
+#include "broker/exchange.h"
 #include "broker/message.h"
+#include "broker/queue_log.h"
 #include "protocol/error.h"
 #include "protocol/methods.h"
 
@@ -22,5 +24,14 @@ bool wr_handle_basic(wr_channel_t *ch, const wr_method_t *m, wr_amqp_error_t *er
  * the channel). Takes ownership of msg. False with *err on an AMQP error.
  */
 bool wr_handle_basic_publish(wr_channel_t *ch, wr_message_t *msg, wr_amqp_error_t *err);
+/*
+ * Routes m (checked, as published) from x and appends it to the queues it
+ * reaches: its routing key and CC/BCC keys, alternate exchanges, direct
+ * replies; consumers see it without BCC. Unroutable and mandatory: a
+ * basic.return. conf (may be NULL) waits for durable queues and fails when a
+ * queue refuses m. False on ENOMEM. Used by publishes and tx.commit.
+ */
+bool wr_handle_basic_route(wr_channel_t *ch, wr_exchange_t *x, wr_message_t *m, bool mandatory,
+                           wr_confirm_t *conf);
 
 #endif

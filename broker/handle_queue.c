@@ -51,19 +51,15 @@ static const struct {
     {"x-queue-version", ARG_VERSION},
     {"x-single-active-consumer", ARG_BOOL},
     {"x-queue-type", ARG_QUEUE_TYPE},
+    /* Only quorum queues have it in RabbitMQ; warren's queues do. */
+    {"x-delivery-limit", ARG_NON_NEG},
 };
 
 /* Arguments of other queue types, which a classic queue refuses. */
 static const char *const foreign_args[] = {
-    "x-dead-letter-strategy",
-    "x-max-in-memory-length",
-    "x-max-in-memory-bytes",
-    "x-quorum-initial-group-size",
-    "x-delivery-limit",
-    "x-queue-leader-locator",
-    "x-max-age",
-    "x-stream-max-segment-size-bytes",
-    "x-initial-cluster-size",
+    "x-dead-letter-strategy",          "x-max-in-memory-length", "x-max-in-memory-bytes",
+    "x-quorum-initial-group-size",     "x-queue-leader-locator", "x-max-age",
+    "x-stream-max-segment-size-bytes", "x-initial-cluster-size",
 };
 
 /* The arguments a redeclaration must repeat, as rabbit_classic_queue lists them. */
@@ -81,6 +77,7 @@ static const char *const equiv_args[] = {
     "x-single-active-consumer",
     "x-queue-type",
     "x-queue-master-locator",
+    "x-delivery-limit",
 };
 
 #define WR_MAX_EXPIRY 315360000000LL /* RabbitMQ: ten years in milliseconds */
@@ -282,6 +279,8 @@ static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp
             return wr_channel_not_found(ch, err, WR_QUEUE_DECLARE, "queue", name);
         if (!wr_channel_check_exclusive(ch, q, WR_QUEUE_DECLARE, err))
             return false;
+        /* As RabbitMQ's queue.stat: a passive declare is a use too. */
+        wr_queue_touch(q);
         return declare_ok(ch, d->nowait, q);
     }
     if (name.len == 0) {
@@ -293,12 +292,16 @@ static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp
     if (!wr_access_check(ch->conn, WR_PERM_CONFIGURE, "queue", name, WR_QUEUE_DECLARE, err))
         return false;
     /* RabbitMQ: an exclusive queue is never durable. */
-    o = (wr_queue_opts_t){d->durable && !d->exclusive, d->exclusive, d->auto_delete, d->exclusive ? me : 0,
-                          d->arguments};
+    o = (wr_queue_opts_t){.durable = d->durable && !d->exclusive,
+                          .exclusive = d->exclusive,
+                          .auto_delete = d->auto_delete,
+                          .owner = d->exclusive ? me : 0,
+                          .args = d->arguments};
     q = wr_vhost_queue(ch->vhost, name);
     if (q != NULL) {
         if (!check_equivalent(ch, q, o.durable, o.exclusive, o.auto_delete, d->arguments, err))
             return false;
+        wr_queue_touch(q);
         return declare_ok(ch, d->nowait, q);
     }
     if (!wr_access_check_arg(ch->conn, "queue", name, d->arguments, "x-dead-letter-exchange",

@@ -18,6 +18,8 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "broker/alarm.h"
+#include "broker/conn.h"
 #include "broker/log.h"
 #include "broker/mgmt_conns.h"
 #include "broker/vhost.h"
@@ -170,6 +172,46 @@ static void put_single(struct evbuffer *out, const char *name, const char *type,
     put_value(out, v);
 }
 
+/* The flow alarms (broker/alarm.h) and the connections they hold. */
+static void render_alarms(const wr_metrics_t *m, struct evbuffer *out)
+{
+    wr_alarms_t *a = wr_server_alarms(m->srv);
+    wr_alarm_status_t st;
+    wr_conn_info_t info;
+    size_t blocked = 0;
+    wr_list_t *pos, *tmp;
+
+    if (!a)
+        return;
+    wr_alarm_status(a, &st);
+    wr_list_foreach_safe(pos, tmp, wr_server_conns(m->srv))
+    {
+        wr_conn_info(wr_conn_from_link(pos), &info);
+        blocked += info.blocked;
+    }
+    put_single(out, "warren_memory_used_bytes", "gauge",
+               "Memory the memory alarm compares with the high watermark (the sampled resident set size)",
+               (double)st.mem_used);
+    put_single(out, "warren_memory_high_watermark_bytes", "gauge",
+               "The memory high watermark: publishers are blocked above it", (double)st.mem_limit);
+    put_single(out, "warren_disk_free_bytes", "gauge", "Free disk space under data_dir (sampled)",
+               (double)st.disk_free);
+    put_single(out, "warren_disk_free_limit_bytes", "gauge",
+               "The disk free limit: publishers are blocked below it", (double)st.disk_limit);
+    put_family(out, "warren_alarm_active", "gauge", "1 while the resource alarm is raised");
+    evbuffer_add_printf(out, "warren_alarm_active{resource=\"memory\"} %d\n", st.memory);
+    evbuffer_add_printf(out, "warren_alarm_active{resource=\"disk\"} %d\n", st.disk);
+    put_single(out, "warren_connections_blocked", "gauge",
+               "Connections whose reads are stopped by an alarm or by storage flow", (double)blocked);
+    put_single(out, "warren_storage_pending_bytes", "gauge",
+               "Bytes appended and not yet durable, waiting for the storage thread",
+               (double)st.storage_pending);
+    put_single(out, "warren_storage_flow", "gauge",
+               "1 while the storage backlog holds publishers (flow_storage_pending_bytes)", st.flow);
+    put_single(out, "warren_storage_flow_started_total", "counter",
+               "Times the storage backlog started holding publishers", (double)st.flow_started);
+}
+
 static void render(const wr_metrics_t *m, struct evbuffer *out)
 {
     wr_mgmt_counts_t c;
@@ -191,6 +233,7 @@ static void render(const wr_metrics_t *m, struct evbuffer *out)
     evbuffer_add_printf(out, "warren_build_info{version=\"%s\"} 1\n", WR_VERSION);
     put_single(out, "warren_process_resident_memory_bytes", "gauge",
                "Resident set size of the broker process", (double)wr_metrics_rss_bytes());
+    render_alarms(m, out);
     put_single(out, "warren_connections", "gauge", "Open AMQP connections", (double)conns);
     put_single(out, "warren_channels", "gauge", "Open AMQP channels", (double)channels);
     put_single(out, "warren_queues", "gauge", "Queues", (double)queues);

@@ -2,7 +2,8 @@
 /*
  * The Prometheus endpoint: GET /metrics on its own HTTP listener, in the
  * text exposition format 0.0.4, with warren_* names: connections, channels,
- * resident memory, per-queue depth, consumers, message counters and rates.
+ * resident memory, the flow alarms, per-queue depth, consumers, message
+ * counters and rates.
  */
 #ifndef WR_BROKER_METRICS_H
 #define WR_BROKER_METRICS_H

@@ -3,22 +3,27 @@
  * The management HTTP API on evhttp: listener set-up, basic authentication
  * against the broker's users, path decoding (each segment percent-decoded
  * after splitting, so a vhost "/" is "%2F"), routing to the resource files
- * (mgmt_topo.c, mgmt_conns.c, definitions.c), RabbitMQ's error shapes, and
- * the small resources: overview, vhosts, users, permissions, health checks.
+ * (mgmt_topo.c, mgmt_conns.c, mgmt_policies.c, definitions.c), RabbitMQ's
+ * error shapes, and the small resources: overview, vhosts, users,
+ * permissions, nodes, health checks.
  */
 #include "broker/mgmt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <jansson.h>
 
+#include "broker/alarm.h"
 #include "broker/auth.h"
 #include "broker/conn.h"
 #include "broker/definitions.h"
@@ -27,6 +32,7 @@
 #include "broker/mgmt_conns.h"
 #include "broker/mgmt_internal.h"
 #include "broker/mgmt_json.h"
+#include "broker/mgmt_policies.h"
 #include "broker/mgmt_topo.h"
 #include "broker/vhost.h"
 #include "core/status.h"
@@ -43,6 +49,7 @@ struct wr_mgmt_s {
     wr_metrics_t *metrics;
     wr_mgmt_stats_t *stats;
     char node[300];
+    struct timespec started; /* CLOCK_MONOTONIC, for the node's uptime */
 };
 
 /* ---------------------------------------------------------------- replies */
@@ -64,6 +71,8 @@ static const char *status_text(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 503:
+        return "Service Unavailable";
     default:
         return "Internal Server Error";
     }
@@ -291,7 +300,7 @@ const char *wr_mgmt_query(const wr_mgmt_req_t *r, const char *key)
     return evhttp_find_header(&r->query, key);
 }
 
-static bool has_tag(const wr_user_cfg_t *u, const char *tag)
+bool wr_mgmt_has_tag(const wr_user_cfg_t *u, const char *tag)
 {
     for (size_t i = 0; i < u->ntags; i++) {
         if (strcmp(u->tags[i], tag) == 0)
@@ -303,20 +312,20 @@ static bool has_tag(const wr_user_cfg_t *u, const char *tag)
 /* RabbitMQ's management tags: any of them opens the API. */
 static bool management_user(const wr_user_cfg_t *u)
 {
-    return has_tag(u, "administrator") || has_tag(u, "monitoring") || has_tag(u, "policymaker") ||
-           has_tag(u, "management");
+    return wr_mgmt_has_tag(u, "administrator") || wr_mgmt_has_tag(u, "monitoring") ||
+           wr_mgmt_has_tag(u, "policymaker") || wr_mgmt_has_tag(u, "management");
 }
 
 bool wr_mgmt_sees_all(const wr_mgmt_req_t *r)
 {
-    return has_tag(r->account, "administrator") || has_tag(r->account, "monitoring");
+    return wr_mgmt_has_tag(r->account, "administrator") || wr_mgmt_has_tag(r->account, "monitoring");
 }
 
 bool wr_mgmt_may_use(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
 {
     const char *name = wr_vhost_name(vh);
 
-    if (has_tag(r->account, "administrator") || (r->method == WR_MGMT_GET && wr_mgmt_sees_all(r)))
+    if (wr_mgmt_has_tag(r->account, "administrator") || (r->method == WR_MGMT_GET && wr_mgmt_sees_all(r)))
         return true;
     return wr_config_permission(wr_server_config(r->srv), r->user, name, strlen(name)) != NULL;
 }
@@ -424,36 +433,6 @@ static json_t *vhost_json(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
     return obj;
 }
 
-static void vhosts(wr_mgmt_req_t *r)
-{
-    static const char *const order[] = {"name", NULL};
-    wr_map_iter_t it = {0};
-    void *vh;
-    json_t *arr;
-
-    if (r->method != WR_MGMT_GET) {
-        wr_mgmt_not_allowed(r, "GET");
-        return;
-    }
-    if (r->nseg == 2) {
-        vh = wr_mgmt_vhost(r, 1);
-        if (vh)
-            wr_mgmt_reply(r, 200, vhost_json(r, vh));
-        return;
-    }
-    if (r->nseg != 1) {
-        wr_mgmt_not_found(r);
-        return;
-    }
-    arr = json_array();
-    while (wr_map_next(wr_server_vhosts(r->srv), &it, NULL, &vh)) {
-        if (wr_mgmt_may_use(r, vh))
-            json_array_append_new(arr, vhost_json(r, vh));
-    }
-    wr_mgmt_sort(arr, order, false);
-    wr_mgmt_reply(r, 200, arr);
-}
-
 static json_t *tags_json(const wr_user_cfg_t *u)
 {
     json_t *arr = json_array();
@@ -485,7 +464,7 @@ json_t *wr_mgmt_permission_json(const wr_permission_cfg_t *p)
 /* Users and permissions are for administrators, as in RabbitMQ. */
 static bool administrator_only(wr_mgmt_req_t *r)
 {
-    if (has_tag(r->account, "administrator"))
+    if (wr_mgmt_has_tag(r->account, "administrator"))
         return true;
     wr_mgmt_error(r, 401, "not_authorised", "Not administrator user");
     return false;
@@ -623,7 +602,7 @@ static void close_user_conns(wr_server_t *srv, const char *user)
         wr_conn_info(c, &info);
         if (!info.open || !wr_conn_user(c) || strcmp(wr_conn_user(c), user) != 0)
             continue;
-        wr_amqp_error_set(&err, WR_AMQP_CONNECTION_FORCED, 0, "user '%s' was deleted", user);
+        wr_amqp_error_set(&err, WR_AMQP_CONNECTION_FORCED, 0, "user '%s' is deleted", user);
         wr_conn_fail(c, &err);
     }
 }
@@ -653,6 +632,12 @@ static void user_one(wr_mgmt_req_t *r)
     } else if (r->method == WR_MGMT_PUT) {
         if (!(body = wr_mgmt_body(r)))
             return;
+        /* RabbitMQ's PUT needs tags (a definitions import does not). */
+        if (!json_object_get(body, "tags")) {
+            json_decref(body);
+            wr_mgmt_error(r, 400, "bad_request", "tags_not_present");
+            return;
+        }
         rc = wr_mgmt_put_user(r->srv, name, body, &created, err, sizeof(err));
         json_decref(body);
         if (rc == WR_ESYNTAX)
@@ -666,6 +651,43 @@ static void user_one(wr_mgmt_req_t *r)
     }
 }
 
+/* The permissions of `user` (NULL: anyone's) in `vhost` (NULL: any). */
+static json_t *permissions_of(const wr_mgmt_req_t *r, const char *user, const char *vhost)
+{
+    const wr_config_t *cfg = wr_server_config(r->srv);
+    const wr_permission_cfg_t *perm;
+    json_t *arr = json_array();
+    size_t i = 0;
+
+    while (arr && (perm = wr_config_permission_next(cfg, &i))) {
+        if ((!user || strcmp(perm->user, user) == 0) && (!vhost || strcmp(perm->vhost, vhost) == 0))
+            json_array_append_new(arr, wr_mgmt_permission_json(perm));
+    }
+    return arr;
+}
+
+/* GET /api/users/NAME/permissions and /api/vhosts/NAME/permissions. */
+static void permissions_by(wr_mgmt_req_t *r, bool by_user)
+{
+    const char *name = r->seg[1];
+    bool exists = by_user ? wr_config_user(wr_server_config(r->srv), name, strlen(name)) != NULL
+                          : wr_server_vhost(r->srv, wr_bytes_str(name)) != NULL;
+    json_t *arr;
+
+    if (!administrator_only(r))
+        return;
+    if (!exists || strcmp(r->seg[2], "permissions") != 0) {
+        wr_mgmt_not_found(r);
+        return;
+    }
+    if (r->method != WR_MGMT_GET) {
+        wr_mgmt_not_allowed(r, "GET");
+        return;
+    }
+    arr = by_user ? permissions_of(r, name, NULL) : permissions_of(r, NULL, name);
+    wr_mgmt_reply(r, arr ? 200 : 500, arr);
+}
+
 static void users(wr_mgmt_req_t *r)
 {
     const wr_config_t *cfg = wr_server_config(r->srv);
@@ -675,6 +697,10 @@ static void users(wr_mgmt_req_t *r)
         return;
     if (r->nseg == 2) {
         user_one(r);
+        return;
+    }
+    if (r->nseg == 3) {
+        permissions_by(r, true);
         return;
     }
     if (r->nseg != 1) {
@@ -703,7 +729,11 @@ static void permission_one(wr_mgmt_req_t *r)
     int rc;
 
     if (!wr_server_vhost(r->srv, wr_bytes_str(vhost)) || !wr_config_user(cfg, user, strlen(user))) {
-        wr_mgmt_not_found(r);
+        /* RabbitMQ: a PUT is a bad request, anything else not found. */
+        if (r->method == WR_MGMT_PUT)
+            wr_mgmt_error(r, 400, "bad_request", "vhost_or_user_not_found");
+        else
+            wr_mgmt_not_found(r);
         return;
     }
     perm = wr_config_permission(cfg, user, vhost, strlen(vhost));
@@ -735,9 +765,6 @@ static void permission_one(wr_mgmt_req_t *r)
 
 static void permissions(wr_mgmt_req_t *r)
 {
-    const wr_config_t *cfg = wr_server_config(r->srv);
-    const wr_permission_cfg_t *perm;
-    size_t i = 0;
     json_t *arr;
 
     if (!administrator_only(r))
@@ -754,9 +781,41 @@ static void permissions(wr_mgmt_req_t *r)
         wr_mgmt_not_allowed(r, "GET");
         return;
     }
+    arr = permissions_of(r, NULL, NULL);
+    wr_mgmt_reply(r, arr ? 200 : 500, arr);
+}
+
+static void vhosts(wr_mgmt_req_t *r)
+{
+    static const char *const order[] = {"name", NULL};
+    wr_map_iter_t it = {0};
+    void *vh;
+    json_t *arr;
+
+    if (r->nseg == 3) {
+        permissions_by(r, false);
+        return;
+    }
+    if (r->method != WR_MGMT_GET) {
+        wr_mgmt_not_allowed(r, "GET");
+        return;
+    }
+    if (r->nseg == 2) {
+        vh = wr_mgmt_vhost(r, 1);
+        if (vh)
+            wr_mgmt_reply(r, 200, vhost_json(r, vh));
+        return;
+    }
+    if (r->nseg != 1) {
+        wr_mgmt_not_found(r);
+        return;
+    }
     arr = json_array();
-    while ((perm = wr_config_permission_next(cfg, &i)))
-        json_array_append_new(arr, wr_mgmt_permission_json(perm));
+    while (wr_map_next(wr_server_vhosts(r->srv), &it, NULL, &vh)) {
+        if (wr_mgmt_may_use(r, vh))
+            json_array_append_new(arr, vhost_json(r, vh));
+    }
+    wr_mgmt_sort(arr, order, false);
     wr_mgmt_reply(r, 200, arr);
 }
 
@@ -768,24 +827,110 @@ static void whoami(wr_mgmt_req_t *r)
         wr_mgmt_reply(r, 200, json_pack("{s:s, s:o}", "name", r->user, "tags", tags_json(r->account)));
 }
 
-/* health/checks/alarms and local-alarms: warren raises no alarms yet. */
+static void alarm_status(wr_server_t *srv, wr_alarm_status_t *st)
+{
+    const wr_alarms_t *a = wr_server_alarms(srv);
+
+    *st = (wr_alarm_status_t){0};
+    if (a)
+        wr_alarm_status(a, st);
+}
+
+/* health/checks/alarms and local-alarms: 200 {"status":"ok"}, or as
+ * RabbitMQ 503 with the alarms in effect ("disk space", "memory"). */
 static void health(wr_mgmt_req_t *r)
 {
+    wr_alarm_status_t st;
+    bool local;
+    json_t *alarms;
+
     if (r->nseg != 3 || strcmp(r->seg[1], "checks") != 0 ||
         (strcmp(r->seg[2], "alarms") != 0 && strcmp(r->seg[2], "local-alarms") != 0)) {
         wr_mgmt_not_found(r);
         return;
     }
-    if (r->method != WR_MGMT_GET)
+    if (r->method != WR_MGMT_GET) {
         wr_mgmt_not_allowed(r, "GET");
-    else
+        return;
+    }
+    alarm_status(r->srv, &st);
+    if (!st.memory && !st.disk) {
         wr_mgmt_reply(r, 200, json_pack("{s:s}", "status", "ok"));
+        return;
+    }
+    local = strcmp(r->seg[2], "local-alarms") == 0;
+    alarms = json_array();
+    if (st.disk)
+        json_array_append_new(alarms, json_pack("{s:s, s:s}", "node", r->node, "resource", "disk space"));
+    if (st.memory)
+        json_array_append_new(alarms, json_pack("{s:s, s:s}", "node", r->node, "resource", "memory"));
+    wr_mgmt_reply(r, 503,
+                  json_pack("{s:s, s:s, s:o}", "status", "failed", "reason",
+                            local ? "There are alarms in effect on the node"
+                                  : "There are alarms in effect in the cluster",
+                            "alarms", alarms));
 }
 
+/* Open file descriptors of this process, or -1 when /proc cannot tell. */
+static long open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    long n = 0;
+
+    if (!d)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.')
+            n++;
+    }
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+/* The node as /api/nodes shows it: what warren can measure. Without the
+ * alarms module (tests) the limits are left out. */
+static json_t *node_json(const wr_mgmt_t *m)
+{
+    wr_alarm_status_t st;
+    struct timespec now;
+    struct rlimit fds;
+    long fd_used = open_fds();
+    json_t *node;
+    char pid[32];
+
+    alarm_status(m->srv, &st);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+    node = json_pack(
+        "{s:s, s:s, s:b, s:s, s:I, s:i, s:I, s:b, s:b, s:o}", "name", m->node, "type", "disc", "running", 1,
+        "os_pid", pid, "uptime",
+        (json_int_t)((now.tv_sec - m->started.tv_sec) * 1000 + (now.tv_nsec - m->started.tv_nsec) / 1000000),
+        "processors", (int)sysconf(_SC_NPROCESSORS_ONLN), "mem_used",
+        (json_int_t)(wr_server_alarms(m->srv) ? st.mem_used : wr_metrics_rss_bytes()), "mem_alarm", st.memory,
+        "disk_free_alarm", st.disk, "partitions", json_array());
+    if (!node)
+        return NULL;
+    if (wr_server_alarms(m->srv))
+        json_object_update_new(node, json_pack("{s:I, s:I, s:I}", "mem_limit", (json_int_t)st.mem_limit,
+                                               "disk_free", (json_int_t)st.disk_free, "disk_free_limit",
+                                               (json_int_t)st.disk_limit));
+    if (fd_used >= 0)
+        json_object_set_new(node, "fd_used", json_integer(fd_used));
+    if (getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur != RLIM_INFINITY)
+        json_object_set_new(node, "fd_total", json_integer((json_int_t)fds.rlim_cur));
+    return node;
+}
+
+/* /api/nodes[/NAME]: for monitoring users and administrators. */
 static void nodes(wr_mgmt_req_t *r, const wr_mgmt_t *m)
 {
     json_t *node;
 
+    if (!wr_mgmt_sees_all(r)) {
+        wr_mgmt_error(r, 401, "not_authorised", "Not monitor user");
+        return;
+    }
     if (r->method != WR_MGMT_GET) {
         wr_mgmt_not_allowed(r, "GET");
         return;
@@ -794,9 +939,11 @@ static void nodes(wr_mgmt_req_t *r, const wr_mgmt_t *m)
         wr_mgmt_not_found(r);
         return;
     }
-    node = json_pack("{s:s, s:s, s:b, s:I}", "name", m->node, "type", "disc", "running", 1, "mem_used",
-                     (json_int_t)wr_metrics_rss_bytes());
-    wr_mgmt_reply(r, 200, r->nseg == 2 ? node : json_pack("[o]", node));
+    node = node_json(m);
+    if (!node)
+        wr_mgmt_error(r, 500, "internal_error", "out of memory");
+    else
+        wr_mgmt_reply(r, 200, r->nseg == 2 ? node : json_pack("[o]", node));
 }
 
 static void definitions(wr_mgmt_req_t *r)
@@ -940,6 +1087,10 @@ static void route(wr_mgmt_req_t *r, const wr_mgmt_t *m)
         definitions(r);
     else if (strcmp(c, "health") == 0)
         health(r);
+    else if (strcmp(c, "policies") == 0)
+        wr_mgmt_policies(r);
+    else if (strcmp(c, "consumers") == 0)
+        wr_mgmt_conns_consumers(r);
     else
         wr_mgmt_not_found(r);
 }
@@ -1018,6 +1169,7 @@ int wr_mgmt_start(wr_server_t *srv, wr_mgmt_t **out)
     if (!m)
         return WR_ENOMEM;
     m->srv = srv;
+    clock_gettime(CLOCK_MONOTONIC, &m->started);
     gethostname(host, sizeof(host) - 1);
     snprintf(m->node, sizeof(m->node), "warren@%s", host);
     m->stats = wr_mgmt_stats_new(srv, cfg->collect_statistics_interval);

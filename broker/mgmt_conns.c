@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * /api/connections and /api/channels. Only connections past connection.open
- * are listed (RabbitMQ lists a connection once it is registered). A
- * connection's name is the one conn.c logs, "PEER -> LOCAL", as RabbitMQ
- * names them; a channel is "<connection name> (<number>)".
+ * /api/connections, /api/channels and /api/consumers. Only connections past
+ * connection.open are listed (RabbitMQ lists a connection once it is
+ * registered). A connection's name is the one conn.c logs, "PEER -> LOCAL",
+ * as RabbitMQ names them; a channel is "<connection name> (<number>)". A
+ * consumer's owner is its channel, found through an index of every open
+ * connection's channels built per request.
  */
 #include "broker/mgmt_conns.h"
 
@@ -15,6 +17,8 @@
 
 #include "broker/channel.h"
 #include "broker/conn.h"
+#include "broker/mgmt_json.h"
+#include "broker/queue.h"
 #include "broker/vhost.h"
 
 /* "host:port" or "[v6]:port" of n bytes into host and *port. */
@@ -63,7 +67,7 @@ static json_t *conn_json(const wr_mgmt_req_t *r, const wr_conn_t *c)
     conn_addrs(c, &a);
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:b, s:I, s:i, s:I, s:i, s:I, "
                      "s:{}}",
-                     "name", wr_conn_name(c), "node", r->node, "type", "network", "state", "running",
+                     "name", wr_conn_name(c), "node", r->node, "type", "network", "state", info.state,
                      "protocol", "AMQP 0-9-1", "user", wr_conn_user(c), "vhost", conn_vhost(c), "host",
                      a.host, "port", a.port, "peer_host", a.peer_host, "peer_port", a.peer_port, "ssl", 0,
                      "channels", (json_int_t)info.channels, "channel_max", info.channel_max, "frame_max",
@@ -78,6 +82,11 @@ typedef struct {
     const char *only; /* a channel name */
 } chan_ctx_t;
 
+static void channel_name(const wr_conn_t *c, uint16_t number, char *name, size_t len)
+{
+    snprintf(name, len, "%s (%u)", wr_conn_name(c), number);
+}
+
 static void add_channel(void *ud, const wr_channel_t *ch)
 {
     chan_ctx_t *x = ud;
@@ -86,7 +95,7 @@ static void add_channel(void *ud, const wr_channel_t *ch)
     addrs_t a;
 
     wr_channel_info(ch, &info);
-    snprintf(name, sizeof(name), "%s (%u)", wr_conn_name(x->conn), info.number);
+    channel_name(x->conn, info.number, name, sizeof(name));
     if (x->only && strcmp(x->only, name) != 0)
         return;
     conn_addrs(x->conn, &a);
@@ -98,7 +107,7 @@ static void add_channel(void *ud, const wr_channel_t *ch)
                   a.peer_host, "peer_port", a.peer_port, "consumer_count", (json_int_t)info.consumers,
                   "messages_unacknowledged", (json_int_t)info.unacked, "prefetch_count", info.prefetch_count,
                   "global_prefetch_count", info.global_prefetch_count, "confirm", info.confirm,
-                  "transactional", 0, "state", "running"));
+                  "transactional", info.transactional, "state", "running"));
 }
 
 /* Whether r lists c: an open connection of r's user, or any open one for
@@ -229,4 +238,168 @@ void wr_mgmt_conns_totals(wr_server_t *srv, size_t *connections, size_t *channel
             *channels += info.channels;
         }
     }
+}
+
+/* ---------------------------------------------------------------- consumers */
+
+typedef struct {
+    const wr_channel_t *ch;
+    const wr_conn_t *conn;
+    uint16_t number;
+} chan_ref_t;
+
+/* Every channel of the open connections, sorted by address (out of memory,
+ * some are missing: their consumers show empty channel_details). */
+typedef struct {
+    chan_ref_t *refs;
+    size_t n, cap;
+} chan_index_t;
+
+typedef struct {
+    chan_index_t *idx;
+    const wr_conn_t *conn;
+} index_ctx_t;
+
+static void index_channel(void *ud, const wr_channel_t *ch)
+{
+    index_ctx_t *x = ud;
+    chan_index_t *idx = x->idx;
+    wr_channel_info_t info;
+
+    if (idx->n == idx->cap) {
+        size_t cap = idx->cap ? idx->cap * 2 : 16;
+        chan_ref_t *grown = realloc(idx->refs, cap * sizeof(*grown));
+
+        if (!grown)
+            return;
+        idx->refs = grown;
+        idx->cap = cap;
+    }
+    wr_channel_info(ch, &info);
+    idx->refs[idx->n++] = (chan_ref_t){ch, x->conn, info.number};
+}
+
+static int compare_refs(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const chan_ref_t *)a)->ch, y = (uintptr_t)((const chan_ref_t *)b)->ch;
+
+    return x < y ? -1 : x > y;
+}
+
+static void index_build(wr_server_t *srv, chan_index_t *idx)
+{
+    wr_list_t *pos, *tmp;
+    wr_conn_info_t info;
+
+    *idx = (chan_index_t){NULL, 0, 0};
+    wr_list_foreach_safe(pos, tmp, wr_server_conns(srv))
+    {
+        index_ctx_t x = {idx, wr_conn_from_link(pos)};
+
+        wr_conn_info(x.conn, &info);
+        if (info.open)
+            wr_conn_foreach_channel(x.conn, index_channel, &x);
+    }
+    if (idx->n > 1)
+        qsort(idx->refs, idx->n, sizeof(*idx->refs), compare_refs);
+}
+
+static const chan_ref_t *index_find(const chan_index_t *idx, const void *ch)
+{
+    chan_ref_t key = {ch, NULL, 0};
+
+    return idx->n ? bsearch(&key, idx->refs, idx->n, sizeof(key), compare_refs) : NULL;
+}
+
+typedef struct {
+    const wr_mgmt_req_t *r;
+    const chan_index_t *idx;
+    const char *vhost;
+    const wr_queue_t *q;
+    json_t *arr;
+} consumers_ctx_t;
+
+static json_t *channel_details(const wr_mgmt_req_t *r, const chan_ref_t *ref)
+{
+    char name[200];
+    addrs_t a;
+
+    if (!ref)
+        return json_object();
+    channel_name(ref->conn, ref->number, name, sizeof(name));
+    conn_addrs(ref->conn, &a);
+    return json_pack("{s:s, s:i, s:s, s:s, s:i, s:s, s:s}", "name", name, "number", ref->number,
+                     "connection_name", wr_conn_name(ref->conn), "peer_host", a.peer_host, "peer_port",
+                     a.peer_port, "user", wr_conn_user(ref->conn), "node", r->node);
+}
+
+/* One consumer as RabbitMQ's /api/consumers shows it. Of a single active
+ * consumer queue's consumers, one is "single_active", the others "waiting".
+ * Its arguments are the one warren keeps (x-priority). */
+static void add_consumer(void *ud, const wr_consumer_t *c)
+{
+    consumers_ctx_t *x = ud;
+    bool sac = wr_queue_opts(x->q)->single_active;
+    bool active = !sac || wr_queue_active_consumer(x->q) == c;
+    json_t *args = c->priority ? json_pack("{s:i}", "x-priority", (int)c->priority) : json_object();
+
+    json_array_append_new(x->arr,
+                          json_pack("{s:o, s:{s:o, s:s}, s:o, s:b, s:i, s:b, s:o, s:b, s:s}", "consumer_tag",
+                                    wr_mgmt_json_bytes(c->tag), "queue", "name",
+                                    wr_mgmt_json_bytes(wr_queue_name(x->q)), "vhost", x->vhost,
+                                    "channel_details", channel_details(x->r, index_find(x->idx, c->owner)),
+                                    "ack_required", !c->no_ack, "prefetch_count", c->prefetch, "exclusive",
+                                    c->exclusive, "arguments", args, "active", active, "activity_status",
+                                    !sac     ? "up"
+                                    : active ? "single_active"
+                                             : "waiting"));
+}
+
+json_t *wr_mgmt_conns_queue_consumers(const wr_mgmt_req_t *r, const wr_vhost_t *vh, const wr_queue_t *q)
+{
+    chan_index_t idx;
+    consumers_ctx_t x = {r, &idx, wr_vhost_name(vh), q, json_array()};
+
+    index_build(r->srv, &idx);
+    if (x.arr)
+        wr_queue_foreach_consumer(q, add_consumer, &x);
+    free(idx.refs);
+    return x.arr;
+}
+
+void wr_mgmt_conns_consumers(wr_mgmt_req_t *r)
+{
+    static const char *const order[] = {"queue.vhost", "queue.name", "consumer_tag", NULL};
+    const wr_vhost_t *only = NULL;
+    wr_map_iter_t vit = {0}, qit;
+    void *vh, *q;
+    chan_index_t idx;
+    consumers_ctx_t x = {r, &idx, NULL, NULL, NULL};
+
+    if (r->nseg > 2) {
+        wr_mgmt_not_found(r);
+        return;
+    }
+    if (r->method != WR_MGMT_GET) {
+        wr_mgmt_not_allowed(r, "GET");
+        return;
+    }
+    if (r->nseg == 2 && !(only = wr_mgmt_vhost(r, 1)))
+        return;
+    x.arr = json_array();
+    index_build(r->srv, &idx);
+    while (x.arr && wr_map_next(wr_server_vhosts(r->srv), &vit, NULL, &vh)) {
+        if ((only && vh != only) || !wr_mgmt_may_use(r, vh))
+            continue;
+        x.vhost = wr_vhost_name(vh);
+        qit = (wr_map_iter_t){0};
+        while (wr_map_next(wr_vhost_queues(vh), &qit, NULL, &q)) {
+            x.q = q;
+            wr_queue_foreach_consumer(q, add_consumer, &x);
+        }
+    }
+    free(idx.refs);
+    if (x.arr)
+        wr_mgmt_sort(x.arr, order, false);
+    wr_mgmt_reply(r, x.arr ? 200 : 500, x.arr);
 }

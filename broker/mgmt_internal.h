@@ -81,6 +81,8 @@ const char *wr_mgmt_query(const wr_mgmt_req_t *r, const char *key);
  * 401 when the user may not use it (wr_mgmt_may_use).
  */
 wr_vhost_t *wr_mgmt_vhost(wr_mgmt_req_t *r, size_t i);
+/* Whether user u has this tag ("administrator", "policymaker"...). */
+bool wr_mgmt_has_tag(const wr_user_cfg_t *u, const char *tag);
 /* Administrators and monitoring users see every vhost and connection;
  * other management users their own. */
 bool wr_mgmt_sees_all(const wr_mgmt_req_t *r);

@@ -17,7 +17,9 @@
 
 #include "broker/handle_exchange.h"
 #include "broker/handle_queue.h"
+#include "broker/mgmt_conns.h"
 #include "broker/mgmt_json.h"
+#include "broker/policy.h"
 #include "core/status.h"
 #include "protocol/methods.h"
 
@@ -74,7 +76,7 @@ bool wr_mgmt_topo_declare_exchange(wr_vhost_t *vh, wr_bytes_t name, const char *
 bool wr_mgmt_topo_declare_queue(wr_vhost_t *vh, wr_bytes_t name, bool durable, bool auto_delete,
                                 wr_bytes_t args, bool *created, wr_amqp_error_t *err)
 {
-    wr_queue_opts_t o = {durable, false, auto_delete, 0, args};
+    wr_queue_opts_t o = {.durable = durable, .auto_delete = auto_delete, .args = args};
     wr_queue_t *q;
 
     *created = false;
@@ -454,9 +456,15 @@ static void object_bindings(wr_mgmt_req_t *r, const wr_vhost_t *vh, wr_bytes_t n
 
 /* ---------------------------------------------------------------- exchanges */
 
+/* An exchange shows "policy" only while one applies to it, as in RabbitMQ. */
 static json_t *exchange_item(const wr_mgmt_req_t *r, const wr_vhost_t *vh, void *x)
 {
-    return wr_mgmt_json_exchange(x, wr_vhost_name(vh));
+    json_t *obj = wr_mgmt_json_exchange(x, wr_vhost_name(vh));
+    const wr_policy_t *p = wr_policy_match(r->srv, wr_vhost_name(vh), wr_exchange_name(x), false);
+
+    if (obj && p)
+        json_object_set_new(obj, "policy", json_string(p->name));
+    return obj;
 }
 
 static void put_exchange(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_bytes_t name)
@@ -665,9 +673,25 @@ void wr_mgmt_topo_exchanges(wr_mgmt_req_t *r)
 
 /* ---------------------------------------------------------------- queues */
 
+static void find_exclusive(void *ud, const wr_consumer_t *c)
+{
+    const wr_consumer_t **found = ud;
+
+    if (c->exclusive)
+        *found = c;
+}
+
+/* A consumer's tag, or JSON null without one. */
+static json_t *tag_or_null(const wr_consumer_t *c)
+{
+    return c ? wr_mgmt_json_bytes(c->tag) : json_null();
+}
+
 static json_t *queue_item(const wr_mgmt_req_t *r, const wr_vhost_t *vh, void *q)
 {
     json_t *obj = wr_mgmt_json_queue(q, wr_vhost_name(vh));
+    const wr_policy_t *p = wr_policy_match(r->srv, wr_vhost_name(vh), wr_queue_name(q), true);
+    const wr_consumer_t *exclusive = NULL;
     wr_mgmt_counts_t c;
     wr_mgmt_rates_t rt;
 
@@ -676,11 +700,25 @@ static json_t *queue_item(const wr_mgmt_req_t *r, const wr_vhost_t *vh, void *q)
     wr_mgmt_stats_queue_counts(q, &c);
     wr_mgmt_stats_queue_rates(r->stats, q, &rt);
     wr_mgmt_json_set_totals(obj, &c, &rt);
+    wr_queue_foreach_consumer(q, find_exclusive, &exclusive);
     json_object_update_new(
-        obj, json_pack("{s:b, s:s, s:s, s:s, s:I, s:o, s:n, s:n}", "exclusive", wr_queue_opts(q)->exclusive,
-                       "type", "classic", "state", "running", "node", r->node, "consumers",
-                       (json_int_t)wr_queue_consumer_count(q), "message_stats",
-                       wr_mgmt_json_message_stats(&c, &rt), "policy", "exclusive_consumer_tag"));
+        obj, json_pack("{s:b, s:s, s:s, s:s, s:I, s:o, s:o, s:o, s:n, s:o, s:o}", "exclusive",
+                       wr_queue_opts(q)->exclusive, "type", "classic", "state", "running", "node", r->node,
+                       "consumers", (json_int_t)wr_queue_consumer_count(q), "message_stats",
+                       wr_mgmt_json_message_stats(&c, &rt), "policy", p ? json_string(p->name) : json_null(),
+                       "effective_policy_definition", p ? json_deep_copy(p->definition) : json_object(),
+                       "operator_policy", "exclusive_consumer_tag", tag_or_null(exclusive),
+                       "single_active_consumer_tag", tag_or_null(wr_queue_active_consumer(q))));
+    return obj;
+}
+
+/* GET /api/queues/VHOST/NAME: the listed fields and consumer_details. */
+static json_t *queue_one(const wr_mgmt_req_t *r, const wr_vhost_t *vh, wr_queue_t *q)
+{
+    json_t *obj = queue_item(r, vh, q);
+
+    if (obj)
+        json_object_set_new(obj, "consumer_details", wr_mgmt_conns_queue_consumers(r, vh, q));
     return obj;
 }
 
@@ -864,7 +902,7 @@ void wr_mgmt_topo_queues(wr_mgmt_req_t *r)
         wr_mgmt_not_found(r);
     } else if (r->nseg == 3) {
         if (r->method == WR_MGMT_GET)
-            wr_mgmt_reply(r, 200, queue_item(r, vh, q));
+            wr_mgmt_reply(r, 200, queue_one(r, vh, q));
         else if (r->method == WR_MGMT_DELETE)
             delete_queue(r, vh, q);
         else

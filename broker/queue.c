@@ -1,50 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Queue bookkeeping without I/O of its own: ready messages, consumers,
- * dispatch in bounded batches, the per-channel record of unacked deliveries,
- * and paging. Fresh messages wait in a FIFO deque of 16-byte entries (the
- * message, or NULL while only its log record holds it, and the record's
- * index); requeued ones wait in a min-heap keyed by their enqueue sequence
- * number, and the head of the queue is whichever of the two is older, so
- * requeueing restores the original order in O(log n). Beyond the memory
+ * Queue bookkeeping without I/O of its own: consumers, dispatch in bounded
+ * batches, limits (TTL, length, delivery limit, x-expires), dead-lettering,
+ * the per-channel record of unacked deliveries, and paging. Ready messages
+ * wait in the store of queue_ready.c, one lane per priority; a requeued
+ * message goes back to its original place in its lane. Beyond the memory
  * budget new messages go to the log only and are read back in batches,
  * ahead of the consumers, as the queue drains.
  */
 #include "broker/queue.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/queue_ready.h"
 #include "core/status.h"
-
-/* Entry flags, below the log index in entry_t.word. */
-#define E_PERSISTENT  1u /* delivery_mode 2 in a durable queue: its record survives restarts */
-#define E_REDELIVERED 2u
-#define E_LOST        4u /* its record could not be read back */
-#define E_SHIFT       3
 
 /* wr_qpos_t.flags */
 #define POS_PERSISTENT 1u
 #define POS_TAKEN      2u /* tracked by the log as out for delivery */
-
-/* Entries per deque block (16 KiB). */
-#define BLOCK 1024
-/* Paging in: when fewer than half a batch of messages ahead of the
- * consumers is in memory, read up to a batch more (within the budget). */
-#define PAGE_IN_RECORDS 256
-#define PAGE_IN_BYTES   (4u << 20)
-
-typedef struct {
-    wr_message_t *msg; /* NULL while paged out */
-    uint64_t word;     /* log index << E_SHIFT | E_* flags; index 0: not in the log */
-} entry_t;
-
-/* A requeued message: always in memory. */
-typedef struct {
-    wr_message_t *msg;
-    uint64_t seq;
-    uint64_t word;
-} held_t;
 
 /* Consumers of one priority, in round-robin order. */
 typedef struct wr_prio_group_s {
@@ -57,6 +32,8 @@ struct wr_queue_s {
     uint32_t refs;
     bool closed;
     bool had_consumers;
+    bool limited;      /* a length limit is set */
+    bool expired_told; /* hooks->expired has been called */
     wr_queue_opts_t opts;
     wr_bytes_t name;
     wr_queue_sched_t *sched;
@@ -64,23 +41,15 @@ struct wr_queue_s {
     wr_list_t sources;
     wr_list_t owner_link;
 
-    /* Fresh messages: a deque of blocks, blocks[(bfirst + i) & (bcap - 1)]. */
-    entry_t **blocks;
-    size_t bcap; /* power of two, or 0 */
-    size_t bfirst;
-    size_t nblocks;
-    size_t head;       /* offset of the first entry in the first block */
-    size_t len;        /* entries */
-    size_t loaded;     /* entries from the head known to be in memory */
-    uint64_t head_seq; /* sequence number of the first entry */
-    entry_t *spare;    /* a drained block kept for the next one needed */
-    held_t *heap;      /* requeued messages, min-heap on seq */
-    size_t hlen;
-    size_t hcap;
-    uint64_t mem;   /* bytes of ready messages in memory */
+    wr_ready_t rd;  /* ready messages */
     wr_qlog_t *log; /* NULL: memory only */
 
+    wr_queue_limits_t limits;
+    uint64_t armed;    /* the due last asked of hooks->arm, WR_RE_NO_EXPIRY: none */
+    uint64_t last_use; /* for x-expires */
+
     wr_list_t groups;
+    wr_list_t consumers; /* in attach order */
     size_t nconsumers;
     wr_consumer_t *exclusive_consumer;
     size_t unacked;
@@ -90,179 +59,20 @@ struct wr_queue_s {
 
 /* ---------------------------------------------------------------- ready */
 
-/* What a message costs in memory, for the budget. */
-static uint64_t msg_cost(const wr_message_t *m)
-{
-    return sizeof(*m) + m->exchange.len + m->routing_key.len + m->header.len + m->body_size;
-}
-
-static uint64_t entry_index(uint64_t word)
-{
-    return word >> E_SHIFT;
-}
-
-static entry_t *ring_at(const wr_queue_t *q, size_t i)
-{
-    size_t p = q->head + i;
-
-    return &q->blocks[(q->bfirst + p / BLOCK) & (q->bcap - 1)][p % BLOCK];
-}
-
-static bool ring_push(wr_queue_t *q, entry_t e)
-{
-    if (q->head + q->len == q->nblocks * BLOCK) {
-        entry_t *b = q->spare;
-
-        if (q->nblocks == q->bcap) {
-            size_t ncap = q->bcap ? q->bcap * 2 : 4;
-            entry_t **n = malloc(ncap * sizeof(*n));
-
-            if (n == NULL)
-                return false;
-            for (size_t i = 0; i < q->nblocks; i++)
-                n[i] = q->blocks[(q->bfirst + i) & (q->bcap - 1)];
-            free(q->blocks);
-            q->blocks = n;
-            q->bcap = ncap;
-            q->bfirst = 0;
-        }
-        if (b == NULL && (b = malloc(BLOCK * sizeof(*b))) == NULL)
-            return false;
-        q->spare = NULL;
-        q->blocks[(q->bfirst + q->nblocks) & (q->bcap - 1)] = b;
-        q->nblocks++;
-    }
-    *ring_at(q, q->len) = e;
-    q->len++;
-    return true;
-}
-
-/* Removes the head entry; drained blocks go back (one is kept as spare). */
-static entry_t ring_pop(wr_queue_t *q)
-{
-    entry_t e = *ring_at(q, 0);
-
-    q->len--;
-    q->head++;
-    q->head_seq++;
-    if (q->loaded > 0)
-        q->loaded--;
-    if (q->head == BLOCK || q->len == 0) {
-        entry_t *b = q->blocks[q->bfirst];
-
-        if (q->head == BLOCK) {
-            q->bfirst = (q->bfirst + 1) & (q->bcap - 1);
-            q->nblocks--;
-            if (q->spare == NULL)
-                q->spare = b;
-            else
-                free(b);
-        }
-        q->head = 0;
-    }
-    return e;
-}
-
-static bool heap_push(wr_queue_t *q, held_t r)
-{
-    size_t i;
-
-    if (q->hlen == q->hcap) {
-        size_t ncap = q->hcap ? q->hcap * 2 : 16;
-        held_t *n = realloc(q->heap, ncap * sizeof(*n));
-
-        if (n == NULL)
-            return false;
-        q->heap = n;
-        q->hcap = ncap;
-    }
-    i = q->hlen++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (q->heap[parent].seq <= r.seq)
-            break;
-        q->heap[i] = q->heap[parent];
-        i = parent;
-    }
-    q->heap[i] = r;
-    return true;
-}
-
-static held_t heap_pop(wr_queue_t *q)
-{
-    held_t top = q->heap[0];
-    held_t last = q->heap[--q->hlen];
-    size_t i = 0;
-
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= q->hlen)
-            break;
-        if (child + 1 < q->hlen && q->heap[child + 1].seq < q->heap[child].seq)
-            child++;
-        if (last.seq <= q->heap[child].seq)
-            break;
-        q->heap[i] = q->heap[child];
-        i = child;
-    }
-    if (q->hlen > 0)
-        q->heap[i] = last;
-    return top;
-}
-
 static uint64_t budget(const wr_queue_t *q)
 {
     return q->log != NULL ? wr_qlog_budget(q->log) : UINT64_MAX;
 }
 
-/*
- * Reads paged-out messages back ahead of need: when fewer than half a batch
- * ahead of the consumers is in memory, up to a batch more, within the
- * budget. The head itself is always read. A record that cannot be read is
- * marked lost (wr_qlog_read reports it); out of memory leaves it for later.
- */
-static void page_in(wr_queue_t *q)
+static wr_qpos_t pos_of(const wr_ready_held_t *r, uint8_t prio, bool taken)
 {
-    uint64_t limit = budget(q), bytes = 0;
-    size_t n = 0;
+    wr_qpos_t pos = {r->seq, wr_ready_index(r->word), r->expiry, r->returns, 0, prio};
 
-    if (q->loaded == q->len || q->loaded >= PAGE_IN_RECORDS / 2 || (q->loaded > 0 && q->mem >= limit))
-        return;
-    while (q->loaded < q->len && n < PAGE_IN_RECORDS && bytes < PAGE_IN_BYTES &&
-           (q->loaded == 0 || q->mem < limit)) {
-        entry_t *e = ring_at(q, q->loaded);
-
-        if (e->msg == NULL && !(e->word & E_LOST)) {
-            int rc = wr_qlog_read(q->log, entry_index(e->word), &e->msg);
-
-            if (rc == WR_ENOMEM)
-                return;
-            if (rc != WR_OK) {
-                e->word |= E_LOST;
-            } else {
-                q->mem += msg_cost(e->msg);
-                bytes += msg_cost(e->msg);
-                n++;
-            }
-        }
-        q->loaded++;
-    }
-}
-
-static wr_qpos_t pos_of(uint64_t seq, uint64_t word, bool taken)
-{
-    wr_qpos_t pos = {seq, entry_index(word), 0};
-
-    if (word & E_PERSISTENT)
+    if (r->word & WR_RE_PERSISTENT)
         pos.flags |= POS_PERSISTENT;
     if (taken)
         pos.flags |= POS_TAKEN;
     return pos;
-}
-
-static uint64_t pos_word(const wr_qpos_t *pos)
-{
-    return pos->index << E_SHIFT | ((pos->flags & POS_PERSISTENT) ? E_PERSISTENT : 0);
 }
 
 /* The message at pos is done with: its log record goes. */
@@ -273,37 +83,36 @@ static void settle(wr_queue_t *q, const wr_qpos_t *pos)
 }
 
 /*
- * Takes the head: the older of the deque's head and the heap's top.
- * *from_ring says which. False when nothing is ready, or the head could not
- * be read back for want of memory (a later wake retries).
+ * Takes the head: the older of the head lane's deque head and heap top.
+ * *from_ring says which, *prio the lane. False when nothing is ready, or the
+ * head could not be read back for want of memory (a later wake retries).
  */
-static bool ready_pop(wr_queue_t *q, held_t *out, bool *from_ring)
+static inline bool ready_pop(wr_queue_t *q, wr_ready_held_t *out, bool *from_ring, uint8_t *prio)
 {
     for (;;) {
-        entry_t e;
+        wr_ready_lane_t *l = wr_ready_head_lane(&q->rd);
+        wr_ready_entry_t e;
 
-        if (q->hlen > 0 && (q->len == 0 || q->heap[0].seq < q->head_seq)) {
-            *out = heap_pop(q);
-            q->mem -= msg_cost(out->msg);
+        if (l == NULL)
+            return false;
+        *prio = (uint8_t)(l - q->rd.lanes);
+        if (wr_ready_heap_first(l)) {
+            *out = wr_ready_unhold(&q->rd, l);
             *from_ring = false;
             return true;
         }
-        if (q->len == 0)
+        if (l->loaded < l->len)
+            wr_ready_page_in(&q->rd, l, q->log, budget(q));
+        e = *wr_ready_at(l, 0);
+        if (e.msg == NULL && !(e.word & WR_RE_LOST))
             return false;
-        page_in(q);
-        e = *ring_at(q, 0);
-        if (e.msg == NULL && !(e.word & E_LOST))
-            return false;
-        out->seq = q->head_seq;
-        ring_pop(q);
-        if (e.word & E_LOST) {
-            wr_qpos_t pos = pos_of(out->seq, e.word, false);
+        *out = (wr_ready_held_t){e.msg, l->head_seq, e.word, e.expiry, 0};
+        wr_ready_shift(&q->rd, l);
+        if (e.word & WR_RE_LOST) {
+            wr_qpos_t pos = pos_of(out, *prio, false);
             settle(q, &pos);
             continue;
         }
-        q->mem -= msg_cost(e.msg);
-        out->msg = e.msg;
-        out->word = e.word;
         *from_ring = true;
         return true;
     }
@@ -313,17 +122,230 @@ static bool ready_pop(wr_queue_t *q, held_t *out, bool *from_ring)
  * The head has been taken for a delivery: the log tracks it until it is
  * settled, and records its first delivery. Returns its position.
  */
-static wr_qpos_t take(wr_queue_t *q, const held_t *r, bool from_ring, bool no_ack)
+static inline wr_qpos_t take(wr_queue_t *q, const wr_ready_held_t *r, uint8_t prio, bool from_ring,
+                             bool no_ack)
 {
-    bool redelivered = (r->word & E_REDELIVERED) != 0;
+    bool redelivered = (r->word & WR_RE_REDELIVERED) != 0;
 
     /* A requeued message has been taken before and is still tracked. */
     if (!from_ring)
-        return pos_of(r->seq, r->word, true);
-    if (no_ack || entry_index(r->word) == 0)
-        return pos_of(r->seq, r->word, false);
-    wr_qlog_taken(q->log, entry_index(r->word), r->word & E_PERSISTENT, !redelivered);
-    return pos_of(r->seq, r->word, true);
+        return pos_of(r, prio, true);
+    if (no_ack || wr_ready_index(r->word) == 0)
+        return pos_of(r, prio, false);
+    wr_qlog_taken(q->log, wr_ready_index(r->word), r->word & WR_RE_PERSISTENT, !redelivered);
+    return pos_of(r, prio, true);
+}
+
+/* ---------------------------------------------------------------- limits */
+
+static uint64_t clock_now(const wr_queue_t *q)
+{
+    const wr_queue_hooks_t *h = q->sched->hooks;
+
+    return h != NULL ? h->now_ms(q->sched->ud) : 0;
+}
+
+/*
+ * m (a reference the caller gives up; NULL while paged out) leaves the queue
+ * for `why`: its record is settled, and it goes to hooks->dead_letter when
+ * the limits say so (read back first if need be), or is dropped.
+ */
+static void dead_letter(wr_queue_t *q, wr_message_t *m, const wr_qpos_t *pos, wr_dl_reason_t why)
+{
+    const wr_queue_hooks_t *h = q->sched->hooks;
+    bool dlx = h != NULL && q->limits.dead_letter && !q->closed;
+
+    if (dlx && m == NULL && q->log != NULL && pos->index != 0 &&
+        wr_qlog_read(q->log, pos->index, &m) != WR_OK)
+        m = NULL;
+    settle(q, pos);
+    if (dlx && m != NULL) {
+        h->dead_letter(q->sched->ud, q, m, why);
+        return;
+    }
+    wr_message_unref(m);
+}
+
+/* The head of lane l leaves the queue for `why`. */
+static void discard_head(wr_queue_t *q, wr_ready_lane_t *l, wr_dl_reason_t why)
+{
+    uint8_t prio = (uint8_t)(l - q->rd.lanes);
+    bool taken = wr_ready_heap_first(l);
+    wr_qpos_t pos;
+    wr_ready_held_t r;
+
+    if (taken) {
+        r = wr_ready_unhold(&q->rd, l);
+    } else {
+        wr_ready_entry_t e = *wr_ready_at(l, 0);
+
+        r = (wr_ready_held_t){e.msg, l->head_seq, e.word, e.expiry, 0};
+        wr_ready_shift(&q->rd, l);
+    }
+    pos = pos_of(&r, prio, taken);
+    if (r.word & WR_RE_LOST)
+        settle(q, &pos);
+    else
+        dead_letter(q, r.msg, &pos, why);
+}
+
+/* Expired messages leave from the head only, as in RabbitMQ. */
+static void expire_heads(wr_queue_t *q, uint64_t now)
+{
+    wr_ready_lane_t *l;
+
+    while (q->rd.nexpiring > 0 && (l = wr_ready_head_lane(&q->rd)) != NULL && wr_ready_head_expiry(l) <= now)
+        discard_head(q, l, WR_DL_EXPIRED);
+}
+
+static bool over_limit(const wr_queue_t *q)
+{
+    return (q->limits.max_length >= 0 && q->rd.count > (uint64_t)q->limits.max_length) ||
+           (q->limits.max_length_bytes >= 0 && q->rd.bytes > (uint64_t)q->limits.max_length_bytes);
+}
+
+/* Whether m would take the queue past a length limit (reject-publish). */
+static bool will_overflow(const wr_queue_t *q, const wr_message_t *m)
+{
+    return (q->limits.max_length >= 0 && q->rd.count + 1 > (uint64_t)q->limits.max_length) ||
+           (q->limits.max_length_bytes >= 0 &&
+            q->rd.bytes + m->body_size > (uint64_t)q->limits.max_length_bytes);
+}
+
+/* drop-head: heads leave (maxlen) until the queue is within its limits.
+ * Returns whether any did. */
+static bool trim(wr_queue_t *q)
+{
+    bool dropped = false;
+
+    if (!q->limited || q->limits.overflow != WR_OVERFLOW_DROP_HEAD)
+        return false;
+    while (q->rd.count > 0 && over_limit(q)) {
+        discard_head(q, wr_ready_head_lane(&q->rd), WR_DL_MAXLEN);
+        dropped = true;
+    }
+    return dropped;
+}
+
+static uint64_t add_ms(uint64_t t, int64_t ms)
+{
+    return t > WR_RE_NO_EXPIRY - (uint64_t)ms ? WR_RE_NO_EXPIRY : t + (uint64_t)ms;
+}
+
+/*
+ * Asks for a tick at the next due: the head's expiry, or the end of the
+ * queue's x-expires while it has no consumers. Only an earlier due than the
+ * one asked for is requested; a tick that finds nothing due asks again.
+ */
+static void timers(wr_queue_t *q)
+{
+    const wr_queue_hooks_t *h = q->sched->hooks;
+    uint64_t due = WR_RE_NO_EXPIRY;
+    wr_ready_lane_t *l;
+
+    if (h == NULL || q->closed)
+        return;
+    if (q->rd.nexpiring > 0 && (l = wr_ready_head_lane(&q->rd)) != NULL)
+        due = wr_ready_head_expiry(l);
+    if (q->limits.expires >= 0 && q->nconsumers == 0 && !q->expired_told) {
+        uint64_t unused = add_ms(q->last_use, q->limits.expires);
+        if (unused < due)
+            due = unused;
+    }
+    if (due < q->armed) {
+        q->armed = due;
+        h->arm(q->sched->ud, q, due);
+    }
+}
+
+/* The expiry of m published now: the shorter of x-message-ttl and its
+ * expiration property (validated by the publish path). */
+static uint64_t msg_expiry(const wr_queue_t *q, wr_message_t *m, uint64_t *now)
+{
+    int64_t ttl = q->limits.message_ttl;
+    const wr_props_t *p;
+
+    if (q->sched->hooks == NULL)
+        return WR_RE_NO_EXPIRY;
+    /* The publish path has decoded them already. */
+    p = m->props_decoded ? &m->props : wr_message_props(m);
+    if (p != NULL && (p->flags & WR_PROP_EXPIRATION)) {
+        int64_t v = 0;
+
+        for (size_t i = 0; i < p->expiration.len; i++) {
+            uint8_t ch = p->expiration.data[i];
+            if (ch >= '0' && ch <= '9')
+                v = v * 10 + (ch - '0');
+        }
+        if (ttl < 0 || v < ttl)
+            ttl = v;
+    }
+    if (ttl < 0)
+        return WR_RE_NO_EXPIRY;
+    *now = clock_now(q);
+    return add_ms(*now, ttl);
+}
+
+/* A priority queue's lane for m: its priority property (absent: 0), at most
+ * x-max-priority. */
+static uint8_t msg_priority(const wr_queue_t *q, wr_message_t *m)
+{
+    const wr_props_t *p = wr_message_props(m);
+
+    if (p == NULL || !(p->flags & WR_PROP_PRIORITY))
+        return 0;
+    return p->priority < q->rd.nlanes ? p->priority : (uint8_t)(q->rd.nlanes - 1);
+}
+
+void wr_queue_limits_none(wr_queue_limits_t *l)
+{
+    *l = (wr_queue_limits_t){-1, -1, -1, -1, WR_OVERFLOW_DROP_HEAD, -1, false};
+}
+
+void wr_queue_set_limits(wr_queue_t *q, const wr_queue_limits_t *l)
+{
+    q->limits = *l;
+    q->limited = l->max_length >= 0 || l->max_length_bytes >= 0;
+    trim(q);
+    if (q->rd.nexpiring > 0)
+        expire_heads(q, clock_now(q));
+    timers(q);
+}
+
+const wr_queue_limits_t *wr_queue_limits(const wr_queue_t *q)
+{
+    return &q->limits;
+}
+
+void wr_queue_tick(wr_queue_t *q)
+{
+    const wr_queue_hooks_t *h = q->sched->hooks;
+    uint64_t now;
+
+    if (h == NULL || q->closed)
+        return;
+    now = clock_now(q);
+    q->armed = WR_RE_NO_EXPIRY;
+    expire_heads(q, now);
+    if (q->limits.expires >= 0 && q->nconsumers == 0 && !q->expired_told &&
+        now >= add_ms(q->last_use, q->limits.expires)) {
+        q->expired_told = true;
+        h->expired(q->sched->ud, q);
+    }
+    timers(q);
+}
+
+void wr_queue_touch(wr_queue_t *q)
+{
+    if (q->sched->hooks == NULL)
+        return;
+    q->last_use = clock_now(q);
+    timers(q);
+}
+
+uint64_t wr_queue_ready_bytes(const wr_queue_t *q)
+{
+    return q->rd.bytes;
 }
 
 /* ---------------------------------------------------------------- scheduler */
@@ -334,54 +356,92 @@ void wr_queue_sched_init(wr_queue_sched_t *s, void (*wake)(void *ud), void *ud)
     s->running = false;
     s->wake = wake;
     s->ud = ud;
+    s->hooks = NULL;
+}
+
+static bool window_open(wr_consumer_t *c)
+{
+    return (c->no_ack || c->prefetch == 0 || c->unacked < c->prefetch) && c->ops->can_take(c);
 }
 
 static wr_consumer_t *pick_consumer(wr_queue_t *q)
 {
     wr_list_t *gn, *gtmp, *cn, *ctmp;
 
+    if (q->opts.single_active) {
+        /* Only the earliest consumer still attached receives. */
+        wr_consumer_t *c;
+
+        if (wr_list_empty(&q->consumers))
+            return NULL;
+        c = wr_list_entry(q->consumers.next, wr_consumer_t, anode);
+        return window_open(c) ? c : NULL;
+    }
     wr_list_foreach_safe(gn, gtmp, &q->groups)
     {
         prio_group_t *g = wr_list_entry(gn, prio_group_t, node);
         wr_list_foreach_safe(cn, ctmp, &g->consumers)
         {
             wr_consumer_t *c = wr_list_entry(cn, wr_consumer_t, qnode);
-            bool window_open = c->no_ack || c->prefetch == 0 || c->unacked < c->prefetch;
-            if (window_open && c->ops->can_take(c))
+            if (window_open(c))
                 return c;
         }
     }
     return NULL;
 }
 
+/* Delivers the head to the next consumer that can take it; false when no
+ * consumer can or nothing is ready. Expired heads must have gone first. */
+static inline bool deliver_head(wr_queue_t *q)
+{
+    wr_consumer_t *c = pick_consumer(q);
+    bool from_ring, redelivered;
+    uint8_t prio;
+    wr_qpos_t pos;
+    wr_ready_held_t r;
+
+    if (c == NULL || !ready_pop(q, &r, &from_ring, &prio))
+        return false;
+    /* Round-robin within the priority. */
+    wr_list_remove(&c->qnode);
+    wr_list_insert_tail(&c->group->consumers, &c->qnode);
+    redelivered = (r.word & WR_RE_REDELIVERED) != 0;
+    if (c->no_ack)
+        q->stats.deliver_no_ack++;
+    else
+        q->stats.deliver++;
+    q->stats.redeliver += redelivered;
+    pos = take(q, &r, prio, from_ring, c->no_ack);
+    c->ops->deliver(c, r.msg, &pos, redelivered);
+    if (c->no_ack)
+        settle(q, &pos);
+    return true;
+}
+
+/* deliver_head after the expired heads have gone. */
+static bool deliver_live_head(wr_queue_t *q, uint64_t now)
+{
+    if (q->rd.nexpiring > 0)
+        expire_heads(q, now);
+    return deliver_head(q);
+}
+
 /* Delivers up to `batch` messages; true when more could go right away. */
 static bool queue_dispatch(wr_queue_t *q, size_t batch)
 {
-    for (; batch > 0 && q->len + q->hlen > 0; batch--) {
-        wr_consumer_t *c = pick_consumer(q);
-        bool from_ring, redelivered;
-        wr_qpos_t pos;
-        held_t r;
+    uint64_t now = q->rd.nexpiring > 0 ? clock_now(q) : 0;
+    bool more = true;
 
-        if (c == NULL)
-            return false; /* every consumer is blocked: an ack or drain wakes us */
-        if (!ready_pop(q, &r, &from_ring))
-            return false;
-        /* Round-robin within the priority. */
-        wr_list_remove(&c->qnode);
-        wr_list_insert_tail(&c->group->consumers, &c->qnode);
-        redelivered = (r.word & E_REDELIVERED) != 0;
-        if (c->no_ack)
-            q->stats.deliver_no_ack++;
-        else
-            q->stats.deliver++;
-        q->stats.redeliver += redelivered;
-        pos = take(q, &r, from_ring, c->no_ack);
-        c->ops->deliver(c, r.msg, &pos, redelivered);
-        if (c->no_ack)
-            settle(q, &pos);
+    for (; batch > 0 && q->rd.count > 0; batch--) {
+        /* Every consumer blocked: an ack or drain wakes us. */
+        if (!deliver_live_head(q, now)) {
+            more = false;
+            break;
+        }
     }
-    return q->len + q->hlen > 0 && q->nconsumers > 0;
+    if (q->rd.nexpiring > 0)
+        timers(q);
+    return more && q->rd.count > 0 && q->nconsumers > 0;
 }
 
 bool wr_queue_sched_run(wr_queue_sched_t *s, size_t batch)
@@ -417,7 +477,7 @@ void wr_queue_wake(wr_queue_t *q)
     wr_queue_sched_t *s = q->sched;
     bool was_idle;
 
-    if (q->closed || q->nconsumers == 0 || q->len + q->hlen == 0 || !wr_list_empty(&q->run_node))
+    if (q->closed || q->nconsumers == 0 || q->rd.count == 0 || !wr_list_empty(&q->run_node))
         return;
     was_idle = wr_list_empty(&s->runnable);
     wr_list_insert_tail(&s->runnable, &q->run_node);
@@ -433,6 +493,10 @@ wr_queue_t *wr_queue_new(wr_bytes_t name, const wr_queue_opts_t *o, wr_queue_sch
 
     if (q == NULL)
         return NULL;
+    if (!wr_ready_init(&q->rd, (size_t)o->max_priority + 1)) {
+        free(q);
+        return NULL;
+    }
     q->refs = 1;
     q->opts = *o;
     q->sched = s;
@@ -442,34 +506,76 @@ wr_queue_t *wr_queue_new(wr_bytes_t name, const wr_queue_opts_t *o, wr_queue_sch
     if (o->args.len > 0)
         memcpy(q->data + name.len, o->args.data, o->args.len);
     q->opts.args = (wr_bytes_t){q->data + name.len, o->args.len};
-    q->head_seq = 1;
+    wr_queue_limits_none(&q->limits);
+    q->armed = WR_RE_NO_EXPIRY;
+    q->last_use = clock_now(q);
     wr_list_init(&q->run_node);
     wr_list_init(&q->sources);
     wr_list_init(&q->owner_link);
     wr_list_init(&q->groups);
+    wr_list_init(&q->consumers);
     return q;
 }
 
-/* Replay hands over the live messages of a durable queue's log, in order. */
+/* Replay hands over the live messages of a durable queue's log, in order.
+ * A priority queue files them by priority once the log is open. */
 static bool queue_recovered(void *owner, uint64_t index, bool redelivered)
 {
     wr_queue_t *q = owner;
-    entry_t e = {NULL, index << E_SHIFT | E_PERSISTENT | (redelivered ? E_REDELIVERED : 0)};
+    wr_ready_entry_t e = {NULL,
+                          index << WR_RE_SHIFT | WR_RE_PERSISTENT | (redelivered ? WR_RE_REDELIVERED : 0),
+                          WR_RE_NO_EXPIRY, WR_RE_SIZE_UNKNOWN};
 
-    return ring_push(q, e);
+    return wr_ready_push(&q->rd, &q->rd.lanes[0], e);
 }
 
-/* The persistent messages in the deque, for a checkpoint of the log. */
+/*
+ * Files the messages recovered into lane 0 of a priority queue by their
+ * priority, reading each back (the log does not know priorities); each lane
+ * keeps log order, and what does not fit the memory budget is paged out
+ * again. False on ENOMEM.
+ */
+static bool file_recovered(wr_queue_t *q)
+{
+    size_t n = q->rd.lanes[0].len;
+
+    for (size_t i = 0; i < n; i++) {
+        wr_ready_entry_t e = wr_ready_shift(&q->rd, &q->rd.lanes[0]);
+        wr_ready_lane_t *l = &q->rd.lanes[0];
+        bool keep = false;
+
+        int rc = wr_qlog_read(q->log, wr_ready_index(e.word), &e.msg);
+
+        /* The record stays in the log: a restart recovers it again. */
+        if (rc == WR_ENOMEM)
+            return false;
+        if (rc == WR_OK) {
+            l = &q->rd.lanes[msg_priority(q, e.msg)];
+            e.size = e.msg->body_size;
+            keep = l->loaded == l->len && q->rd.mem + wr_ready_cost(e.msg) <= budget(q);
+            if (!keep) {
+                wr_message_unref(e.msg);
+                e.msg = NULL;
+            }
+        } else {
+            e.word |= WR_RE_LOST;
+        }
+        if (!wr_ready_push(&q->rd, l, e)) {
+            wr_message_unref(e.msg);
+            return false;
+        }
+        if (keep) {
+            q->rd.mem += wr_ready_cost(e.msg);
+            l->loaded++;
+        }
+    }
+    return true;
+}
+
+/* The persistent messages ready, for a checkpoint of the log. */
 static void queue_ready_iter(void *owner, wr_qlog_live_fn fn, void *ud)
 {
-    const wr_queue_t *q = owner;
-
-    for (size_t i = 0; i < q->len; i++) {
-        uint64_t w = ring_at(q, i)->word;
-
-        if ((w & E_PERSISTENT) && !(w & E_LOST))
-            fn(ud, entry_index(w), (w & E_REDELIVERED) != 0);
-    }
+    wr_ready_persistent(&((const wr_queue_t *)owner)->rd, fn, ud);
 }
 
 int wr_queue_use_log(wr_queue_t *q, wr_qlog_ctx_t *ctx, const char *logname, const char *what, char *err,
@@ -478,7 +584,13 @@ int wr_queue_use_log(wr_queue_t *q, wr_qlog_ctx_t *ctx, const char *logname, con
     static const wr_qlog_ops_t ops = {queue_recovered, queue_ready_iter};
 
     q->log = wr_qlog_new(ctx, logname, q->opts.durable, &ops, q, what, err, errlen);
-    return q->log != NULL ? WR_OK : WR_EIO;
+    if (q->log == NULL)
+        return WR_EIO;
+    if (q->rd.nlanes > 1 && !file_recovered(q)) {
+        snprintf(err, errlen, "%s: out of memory filing recovered messages by priority", what);
+        return WR_ENOMEM;
+    }
+    return WR_OK;
 }
 
 const char *wr_queue_log_name(const wr_queue_t *q)
@@ -505,11 +617,7 @@ void wr_queue_unref(wr_queue_t *q)
     wr_queue_detach_log(q);
     wr_queue_purge(q);
     wr_list_remove(&q->run_node);
-    for (size_t i = 0; i < q->nblocks; i++)
-        free(q->blocks[(q->bfirst + i) & (q->bcap - 1)]);
-    free(q->blocks);
-    free(q->spare);
-    free(q->heap);
+    wr_ready_fini(&q->rd);
     free(q);
 }
 
@@ -530,12 +638,12 @@ bool wr_queue_closed(const wr_queue_t *q)
 
 size_t wr_queue_ready(const wr_queue_t *q)
 {
-    return q->len + q->hlen;
+    return q->rd.count;
 }
 
 uint64_t wr_queue_memory(const wr_queue_t *q)
 {
-    return q->mem;
+    return q->rd.mem;
 }
 
 size_t wr_queue_consumer_count(const wr_queue_t *q)
@@ -568,16 +676,66 @@ wr_queue_t *wr_queue_from_owner_link(wr_list_t *link)
     return wr_list_entry(link, wr_queue_t, owner_link);
 }
 
+/*
+ * reject-publish: whether the queue refuses m. Consumers that can take
+ * messages now get them first, as RabbitMQ's queue process would already
+ * have handed them over; then m is refused if it does not fit (with
+ * reject-publish-dlx it is dead-lettered as maxlen).
+ */
+static bool refuse(wr_queue_t *q, wr_message_t *m)
+{
+    uint64_t now;
+
+    if (!will_overflow(q, m))
+        return false;
+    now = clock_now(q);
+    while (will_overflow(q, m) && deliver_live_head(q, now))
+        ;
+    if (!will_overflow(q, m))
+        return false;
+    if (q->limits.overflow == WR_OVERFLOW_REJECT_PUBLISH_DLX) {
+        wr_qpos_t none = {0};
+        dead_letter(q, wr_message_ref(m), &none, WR_DL_MAXLEN);
+    }
+    return true;
+}
+
+/* What follows an append under limits: a message expired on arrival goes
+ * straight to a consumer that can take it or expires; drop-head trims. */
+static void after_append(wr_queue_t *q, uint64_t expiry, uint64_t now)
+{
+    bool dropped = false;
+
+    if (expiry == WR_RE_NO_EXPIRY && q->rd.nexpiring > 0)
+        now = clock_now(q);
+    if (expiry <= now && q->rd.count == 1)
+        deliver_head(q);
+    if (q->limited && q->limits.overflow == WR_OVERFLOW_DROP_HEAD && over_limit(q)) {
+        while (over_limit(q) && deliver_live_head(q, now))
+            ;
+        dropped = trim(q);
+    }
+    /* Only a new head can be expired already. */
+    if (q->rd.nexpiring > 0 && (dropped || q->rd.count == 1 || expiry <= now))
+        expire_heads(q, now);
+    timers(q);
+}
+
 int wr_queue_publish(wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf)
 {
     bool persistent = q->log != NULL && q->opts.durable && wr_message_persistent(m);
-    uint64_t cost = msg_cost(m), index = 0;
-    /* Once some of the queue is paged out, newer messages follow it to the
-     * log, so the part in memory stays one prefix of the queue. */
-    bool keep = q->log == NULL || (q->loaded == q->len && q->mem + cost <= budget(q));
-    entry_t e;
+    uint64_t cost = wr_ready_cost(m), index = 0, now = 0, expiry;
+    wr_ready_lane_t *l = q->rd.nlanes > 1 ? &q->rd.lanes[msg_priority(q, m)] : q->rd.lanes;
+    bool keep;
+    wr_ready_entry_t e;
     int rc;
 
+    if (q->limited && q->limits.overflow != WR_OVERFLOW_DROP_HEAD && refuse(q, m))
+        return WR_EFULL;
+    expiry = msg_expiry(q, m, &now);
+    /* Once some of a lane is paged out, newer messages follow it to the
+     * log, so the part in memory stays one prefix of the lane. */
+    keep = q->log == NULL || (l->loaded == l->len && q->rd.mem + cost <= budget(q));
     if (persistent || !keep) {
         rc = wr_qlog_append(q->log, m, persistent, &index);
         if (rc != WR_OK) {
@@ -586,85 +744,120 @@ int wr_queue_publish(wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf)
             keep = true; /* it cannot be paged out: it stays in memory */
         }
     }
-    e.msg = keep ? m : NULL;
-    e.word = index << E_SHIFT | (persistent ? E_PERSISTENT : 0);
-    if (!ring_push(q, e)) {
-        wr_qpos_t pos = pos_of(0, e.word, false);
+    e = (wr_ready_entry_t){keep ? m : NULL, index << WR_RE_SHIFT | (persistent ? WR_RE_PERSISTENT : 0),
+                           expiry, m->body_size};
+    if (!wr_ready_push(&q->rd, l, e)) {
+        wr_ready_held_t r = {NULL, 0, e.word, 0, 0};
+        wr_qpos_t pos = pos_of(&r, 0, false);
         settle(q, &pos);
         return WR_ENOMEM;
     }
     if (keep) {
         wr_message_ref(m);
-        q->mem += cost;
-        if (q->loaded == q->len - 1)
-            q->loaded++;
+        q->rd.mem += cost;
+        if (l->loaded == l->len - 1)
+            l->loaded++;
     }
     /* A confirm that cannot wait for the record is a nack, never an early ack. */
     if (persistent && conf != NULL && wr_qlog_wait(q->log, index, conf) != WR_OK)
         conf->failed = true;
     q->stats.publish++;
+    if (expiry != WR_RE_NO_EXPIRY || q->limited)
+        after_append(q, expiry, now);
     wr_queue_wake(q);
     return WR_OK;
 }
 
 bool wr_queue_get(wr_queue_t *q, bool no_ack, wr_message_t **m, wr_qpos_t *pos, bool *redelivered)
 {
-    bool from_ring;
-    held_t r;
+    bool from_ring, timed = q->rd.nexpiring > 0 || q->limits.expires >= 0;
+    uint64_t now = timed ? clock_now(q) : 0;
+    uint8_t prio;
+    wr_ready_held_t r;
 
-    if (!ready_pop(q, &r, &from_ring))
+    if (q->limits.expires >= 0)
+        q->last_use = now;
+    if (q->rd.nexpiring > 0)
+        expire_heads(q, now);
+    if (!ready_pop(q, &r, &from_ring, &prio)) {
+        if (timed)
+            timers(q);
         return false;
-    *redelivered = (r.word & E_REDELIVERED) != 0;
+    }
+    *redelivered = (r.word & WR_RE_REDELIVERED) != 0;
     if (no_ack)
         q->stats.get_no_ack++;
     else
         q->stats.get++;
     q->stats.redeliver += *redelivered;
     *m = r.msg;
-    *pos = take(q, &r, from_ring, no_ack);
+    *pos = take(q, &r, prio, from_ring, no_ack);
     if (no_ack)
         settle(q, pos);
+    if (q->rd.nexpiring > 0)
+        expire_heads(q, now);
+    if (timed)
+        timers(q);
     return true;
 }
 
 void wr_queue_requeue(wr_queue_t *q, wr_message_t *m, const wr_qpos_t *pos)
 {
-    held_t r = {m, pos->seq, pos_word(pos) | E_REDELIVERED};
+    wr_ready_held_t r = {m, pos->seq,
+                         pos->index << WR_RE_SHIFT | ((pos->flags & POS_PERSISTENT) ? WR_RE_PERSISTENT : 0) |
+                             WR_RE_REDELIVERED,
+                         pos->expiry, pos->returns + 1};
 
     if (q->closed) {
         wr_message_unref(m);
         return;
     }
+    /* Quorum-queue rule: past the limit once returned. */
+    if (q->limits.delivery_limit >= 0 && r.returns > (uint64_t)q->limits.delivery_limit) {
+        dead_letter(q, m, pos, WR_DL_DELIVERY_LIMIT);
+        return;
+    }
     /* Without memory for the heap slot the message is lost, as RabbitMQ
      * would lose it when its queue process dies; never a crash. */
-    if (!heap_push(q, r)) {
+    if (!wr_ready_hold(&q->rd, &q->rd.lanes[pos->prio], r)) {
         settle(q, pos);
         wr_message_unref(m);
         return;
     }
-    q->mem += msg_cost(m);
+    /* As RabbitMQ's requeue: the limits apply again before dispatch. */
+    if (q->limited || q->rd.nexpiring > 0) {
+        trim(q);
+        if (q->rd.nexpiring > 0)
+            expire_heads(q, clock_now(q));
+        timers(q);
+    }
     wr_queue_wake(q);
 }
 
 size_t wr_queue_purge(wr_queue_t *q)
 {
-    size_t n = q->len + q->hlen;
+    size_t n = q->rd.count;
 
-    while (q->len > 0) {
-        entry_t e = ring_pop(q);
-        wr_qpos_t pos = pos_of(0, e.word, false);
+    for (size_t p = 0; p < q->rd.nlanes; p++) {
+        wr_ready_lane_t *l = &q->rd.lanes[p];
 
-        settle(q, &pos);
-        wr_message_unref(e.msg);
+        while (l->len > 0) {
+            wr_ready_entry_t e = *wr_ready_at(l, 0);
+            wr_ready_held_t r = {e.msg, l->head_seq, e.word, e.expiry, 0};
+            wr_qpos_t pos = pos_of(&r, (uint8_t)p, false);
+
+            wr_ready_shift(&q->rd, l);
+            settle(q, &pos);
+            wr_message_unref(e.msg);
+        }
+        while (l->hlen > 0) {
+            wr_ready_held_t h = wr_ready_unhold(&q->rd, l);
+            wr_qpos_t pos = pos_of(&h, (uint8_t)p, true);
+
+            settle(q, &pos);
+            wr_message_unref(h.msg);
+        }
     }
-    while (q->hlen > 0) {
-        held_t h = q->heap[--q->hlen];
-        wr_qpos_t pos = pos_of(h.seq, h.word, true);
-
-        settle(q, &pos);
-        wr_message_unref(h.msg);
-    }
-    q->mem = 0;
     return n;
 }
 
@@ -674,6 +867,7 @@ static void consumer_detach(wr_consumer_t *c)
     prio_group_t *g = c->group;
 
     wr_list_remove(&c->qnode);
+    wr_list_remove(&c->anode);
     if (wr_list_empty(&g->consumers)) {
         wr_list_remove(&g->node);
         free(g);
@@ -687,11 +881,16 @@ static void consumer_detach(wr_consumer_t *c)
 
 size_t wr_queue_close(wr_queue_t *q)
 {
+    const wr_queue_hooks_t *h = q->sched->hooks;
+
     q->closed = true;
     wr_list_remove(&q->run_node);
-    while (!wr_list_empty(&q->groups)) {
-        prio_group_t *g = wr_list_entry(q->groups.next, prio_group_t, node);
-        wr_consumer_t *c = wr_list_entry(g->consumers.next, wr_consumer_t, qnode);
+    if (h != NULL && q->armed != WR_RE_NO_EXPIRY) {
+        q->armed = WR_RE_NO_EXPIRY;
+        h->arm(q->sched->ud, q, WR_RE_NO_EXPIRY);
+    }
+    while (!wr_list_empty(&q->consumers)) {
+        wr_consumer_t *c = wr_list_entry(q->consumers.next, wr_consumer_t, anode);
 
         consumer_detach(c);
         c->ops->cancelled(c);
@@ -718,6 +917,7 @@ wr_consumer_t *wr_consumer_new(wr_bytes_t tag, const wr_consumer_ops_t *ops, voi
     c->owner = owner;
     c->refs = 1;
     wr_list_init(&c->qnode);
+    wr_list_init(&c->anode);
     return c;
 }
 
@@ -754,6 +954,7 @@ int wr_queue_consume(wr_queue_t *q, wr_consumer_t *c)
         wr_list_insert_tail(n, &g->node); /* before n: keeps descending order */
     }
     wr_list_insert_tail(&g->consumers, &c->qnode);
+    wr_list_insert_tail(&q->consumers, &c->anode);
     c->group = g;
     c->queue = q;
     c->refs++;
@@ -761,21 +962,45 @@ int wr_queue_consume(wr_queue_t *q, wr_consumer_t *c)
     q->had_consumers = true;
     if (c->exclusive)
         q->exclusive_consumer = c;
+    if (q->limits.expires >= 0)
+        q->last_use = clock_now(q);
     wr_queue_wake(q);
     return WR_OK;
 }
 
 void wr_queue_cancel(wr_consumer_t *c)
 {
-    if (c->queue == NULL)
+    wr_queue_t *q = c->queue;
+
+    if (q == NULL)
         return;
     consumer_detach(c);
     wr_consumer_unref(c);
+    if (q->limits.expires >= 0) {
+        q->last_use = clock_now(q);
+        timers(q);
+    }
+    /* A single active consumer's successor takes over now. */
+    if (q->opts.single_active)
+        wr_queue_wake(q);
 }
 
 bool wr_queue_auto_delete_due(const wr_queue_t *q)
 {
     return q->opts.auto_delete && q->had_consumers && q->nconsumers == 0 && !q->closed;
+}
+
+const wr_consumer_t *wr_queue_active_consumer(const wr_queue_t *q)
+{
+    if (!q->opts.single_active || wr_list_empty(&q->consumers))
+        return NULL;
+    return wr_list_entry(q->consumers.next, wr_consumer_t, anode);
+}
+
+void wr_queue_foreach_consumer(const wr_queue_t *q, void (*fn)(void *ud, const wr_consumer_t *c), void *ud)
+{
+    for (const wr_list_t *n = q->consumers.next; n != &q->consumers; n = n->next)
+        fn(ud, wr_list_entry(n, wr_consumer_t, anode));
 }
 
 /* ---------------------------------------------------------------- unacked */
@@ -928,6 +1153,8 @@ static void settle_one(wr_unacked_t *u, delivery_t *d, size_t slot, wr_settle_t 
         d->queue->stats.ack++;
     if (how == WR_SETTLE_REQUEUE) {
         wr_queue_requeue(d->queue, d->msg, &d->pos);
+    } else if (how == WR_SETTLE_DISCARD) {
+        dead_letter(d->queue, d->msg, &d->pos, WR_DL_REJECTED);
     } else {
         settle(d->queue, &d->pos);
         wr_message_unref(d->msg);

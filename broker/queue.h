@@ -31,13 +31,38 @@ typedef struct wr_unacked_s wr_unacked_t;
  * iteration. `wake` is called when the list goes from empty to non-empty
  * outside a run, so the owner can arrange for that call.
  */
+/* Why a message leaves its queue for the dead-letter exchange (the x-death
+ * "reason"). */
+typedef enum { WR_DL_REJECTED, WR_DL_EXPIRED, WR_DL_MAXLEN, WR_DL_DELIVERY_LIMIT } wr_dl_reason_t;
+
+/*
+ * What queues need from their owner (vhost.c) for limits and timers. Every
+ * hook is called from inside queue operations, so none may re-enter the
+ * queue: dead_letter in particular must defer the republish.
+ */
+typedef struct {
+    /* Monotonic milliseconds: message and queue expiry are measured in it. */
+    uint64_t (*now_ms)(void *ud);
+    /* m (a reference the hook takes over) leaves q for q's dead-letter
+     * exchange. Called only while q's limits say dead_letter. */
+    void (*dead_letter)(void *ud, wr_queue_t *q, wr_message_t *m, wr_dl_reason_t why);
+    /* Call wr_queue_tick(q) at now_ms() >= due (replacing any earlier
+     * request); due UINT64_MAX: nothing is due. */
+    void (*arm)(void *ud, wr_queue_t *q, uint64_t due);
+    /* q has been unused for its x-expires: the owner deletes it (later, not
+     * inside this call). */
+    void (*expired)(void *ud, wr_queue_t *q);
+} wr_queue_hooks_t;
+
 typedef struct {
     wr_list_t runnable;
     bool running;
     void (*wake)(void *ud); /* may be NULL */
     void *ud;
+    const wr_queue_hooks_t *hooks; /* NULL: no timers, nothing dead-lettered (unit tests) */
 } wr_queue_sched_t;
 
+/* hooks starts NULL; the owner sets s->hooks before creating queues. */
 void wr_queue_sched_init(wr_queue_sched_t *s, void (*wake)(void *ud), void *ud);
 /*
  * Runs every queue that was runnable when called, each for at most `batch`
@@ -52,7 +77,31 @@ typedef struct {
     bool auto_delete;
     uint64_t owner;  /* connection id, when exclusive */
     wr_bytes_t args; /* raw validated table */
+    /* Fixed at creation, from args. */
+    uint8_t max_priority; /* x-max-priority: 0 = not a priority queue */
+    bool single_active;   /* x-single-active-consumer */
 } wr_queue_opts_t;
+
+typedef enum {
+    WR_OVERFLOW_DROP_HEAD,
+    WR_OVERFLOW_REJECT_PUBLISH,
+    WR_OVERFLOW_REJECT_PUBLISH_DLX
+} wr_overflow_t;
+
+/*
+ * The limits in force on a queue: its arguments merged with the policy that
+ * matches it (vhost.c computes them; they change when policies do). -1: no
+ * limit.
+ */
+typedef struct {
+    int64_t message_ttl;      /* x-message-ttl, ms (a message's expiration may be shorter) */
+    int64_t expires;          /* x-expires, ms unused before the queue is deleted */
+    int64_t max_length;       /* x-max-length, ready messages */
+    int64_t max_length_bytes; /* x-max-length-bytes, body bytes of ready messages */
+    wr_overflow_t overflow;   /* x-overflow */
+    int64_t delivery_limit;   /* x-delivery-limit: returns before dead-lettering */
+    bool dead_letter;         /* a dead-letter exchange is set: hooks->dead_letter gets what leaves */
+} wr_queue_limits_t;
 
 /*
  * Where a message taken from a queue came from: its place in the queue's
@@ -61,8 +110,11 @@ typedef struct {
  */
 typedef struct {
     uint64_t seq;
-    uint64_t index; /* 0: not in the log */
-    uint8_t flags;  /* queue.c's */
+    uint64_t index;   /* 0: not in the log */
+    uint64_t expiry;  /* queue.c's: when it expires (kept across a requeue) */
+    uint32_t returns; /* queue.c's: requeues so far (x-delivery-limit) */
+    uint8_t flags;    /* queue.c's */
+    uint8_t prio;     /* queue.c's: its priority lane */
 } wr_qpos_t;
 
 /* A queue with refs = 1, copying name and args, kept in memory only until
@@ -124,8 +176,13 @@ wr_queue_t *wr_queue_from_owner_link(wr_list_t *link);
  * persistent message (delivery_mode 2) of a durable queue is written to the
  * log; so is any message that does not fit in the memory budget. With conf
  * (the publisher wants a confirm), a persistent message holds it until its
- * record is durable. WR_OK; WR_ENOMEM; WR_EIO or WR_ETOOBIG when a
- * persistent message could not be written (then the queue does not take it).
+ * record is durable. Its expiry is the shorter of x-message-ttl and its
+ * expiration property; a priority queue files it by its priority property;
+ * past a length limit the head is dropped (drop-head) or m refused. WR_OK;
+ * WR_EFULL when the queue is full and refuses m (reject-publish; with
+ * reject-publish-dlx m has been dead-lettered); WR_ENOMEM; WR_EIO or
+ * WR_ETOOBIG when a persistent message could not be written (then the queue
+ * does not take it).
  */
 int wr_queue_publish(wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf);
 /*
@@ -136,7 +193,9 @@ int wr_queue_publish(wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf);
 bool wr_queue_get(wr_queue_t *q, bool no_ack, wr_message_t **m, wr_qpos_t *pos, bool *redelivered);
 /*
  * Puts a delivered message back at its original place, marked redelivered;
- * takes ownership of the reference. A closed queue just drops it.
+ * takes ownership of the reference. A closed queue just drops it. Past
+ * x-delivery-limit returns the message is dead-lettered (delivery_limit)
+ * instead.
  */
 void wr_queue_requeue(wr_queue_t *q, wr_message_t *m, const wr_qpos_t *pos);
 /* Drops every ready message; returns how many. */
@@ -150,6 +209,29 @@ size_t wr_queue_purge(wr_queue_t *q);
 size_t wr_queue_close(wr_queue_t *q);
 /* Schedules a dispatch run if the queue has ready messages and consumers. */
 void wr_queue_wake(wr_queue_t *q);
+
+/* Every limit -1, overflow drop-head, no dead-lettering. */
+void wr_queue_limits_none(wr_queue_limits_t *l);
+/*
+ * Puts l in force (a queue starts with wr_queue_limits_none): a lower length
+ * limit drops (drop-head) or dead-letters heads right away, timers are
+ * re-armed through the hooks.
+ */
+void wr_queue_set_limits(wr_queue_t *q, const wr_queue_limits_t *l);
+const wr_queue_limits_t *wr_queue_limits(const wr_queue_t *q);
+/* The timer asked for by hooks->arm is due: expired heads leave, an unused
+ * queue past x-expires is reported, the next timer is armed. */
+void wr_queue_tick(wr_queue_t *q);
+/* q was used (declared again, basic.get): its x-expires starts over. */
+void wr_queue_touch(wr_queue_t *q);
+/* The consumer receiving deliveries of a single-active-consumer queue, or
+ * NULL (no consumers, or not such a queue). */
+const wr_consumer_t *wr_queue_active_consumer(const wr_queue_t *q);
+/* Calls fn for each consumer of q in attach order (management API); fn
+ * must not attach or cancel. */
+void wr_queue_foreach_consumer(const wr_queue_t *q, void (*fn)(void *ud, const wr_consumer_t *c), void *ud);
+/* Bytes of ready messages' bodies (x-max-length-bytes counts these). */
+uint64_t wr_queue_ready_bytes(const wr_queue_t *q);
 
 /* What a queue needs from the owner of a consumer (a channel). */
 typedef struct {
@@ -186,6 +268,7 @@ struct wr_consumer_s {
     uint32_t refs;
     wr_list_t qnode;
     struct wr_prio_group_s *group;
+    wr_list_t anode; /* in the queue's consumers in attach order */
 };
 
 /* refs = 1, a copy of tag, everything else zero. NULL on ENOMEM. */
@@ -206,6 +289,8 @@ bool wr_queue_auto_delete_due(const wr_queue_t *q);
  * A channel's deliveries awaiting ack, in delivery-tag order with an index by
  * tag: ack, ack-multiple, nack and reject cost O(1) amortised per delivery.
  */
+/* DISCARD is a reject or nack without requeue: the message is dead-lettered
+ * (rejected) when the queue's limits say dead_letter, dropped otherwise. */
 typedef enum { WR_SETTLE_ACK, WR_SETTLE_REQUEUE, WR_SETTLE_DISCARD } wr_settle_t;
 
 wr_unacked_t *wr_unacked_new(void);

@@ -37,6 +37,9 @@ wr_config_t *wr_server_config_mut(wr_server_t *srv);
 wr_vhost_t *wr_server_vhost(wr_server_t *srv, wr_bytes_t name);
 /* The store and durable topology (broker/durable.h); NULL before it is opened. */
 struct wr_durable_s *wr_server_durable(wr_server_t *srv);
+/* The policies (broker/policy.h) and the flow alarms (broker/alarm.h). */
+struct wr_policies_s *wr_server_policies(wr_server_t *srv);
+struct wr_alarms_s *wr_server_alarms(wr_server_t *srv);
 /* For the management API: the live connections (wr_conn_link nodes) and
  * the vhosts (name -> wr_vhost_t), read-only. */
 wr_list_t *wr_server_conns(wr_server_t *srv);

@@ -2,8 +2,10 @@
 /*
  * Virtual hosts: the exchange and queue name tables, the standard exchanges,
  * deletion with its cascades (bindings, auto-delete exchanges, exclusive
- * queues of a closed connection) and the one libevent event that runs the
- * queue dispatch scheduler once per loop iteration.
+ * queues of a closed connection), the libevent events that run the queue
+ * dispatch scheduler once per loop iteration, and what queues ask of their
+ * owner: limits from arguments and policies, timers, deferred dead-lettering
+ * and deletion of queues past x-expires.
  */
 #include "broker/vhost.h"
 
@@ -11,15 +13,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "broker/deadletter.h"
 #include "broker/durable.h"
 #include "broker/log.h"
+#include "broker/policy.h"
 #include "core/map.h"
 #include "core/status.h"
+#include "protocol/table.h"
 
 /* Deliveries per queue per scheduler run: fairness between queues, and a
  * bound on the time one loop iteration spends dispatching. */
 #define WR_VHOST_DISPATCH_BATCH 256
+/* Dead-lettered messages republished per callback: the rest wait for the
+ * next loop iteration, after I/O. */
+#define WR_VHOST_DEAD_LETTER_BATCH 256
+
+/* An owned byte string that may be absent (a DLX may be "", not unset). */
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    bool set;
+} opt_bytes_t;
+
+/* What the vhost keeps for each of its queues: the timer queue.c asks for
+ * and where the queue's dead letters go. Found by the queue's address. */
+typedef struct {
+    wr_queue_t *q;
+    struct event *timer;
+    opt_bytes_t dlx;  /* x-dead-letter-exchange (argument or policy) */
+    opt_bytes_t dlrk; /* x-dead-letter-routing-key */
+} qslot_t;
+
+/* A message waiting to be dead-lettered: the queue's name and its DLX as
+ * they were when it left (the queue may be gone by the time it is sent). */
+typedef struct dl_item_s {
+    struct dl_item_s *next;
+    wr_message_t *m;
+    wr_deadletter_t d; /* strings point after the struct */
+} dl_item_t;
+
+/* A queue past its x-expires, to delete from the deferred event. */
+typedef struct expired_s {
+    struct expired_s *next;
+    wr_queue_t *q; /* a reference */
+} expired_t;
 
 /* The exclusive queues of one connection. */
 typedef struct {
@@ -37,6 +76,15 @@ struct wr_vhost_s {
     wr_queue_sched_t sched;
     struct event *run_ev;
     wr_vhost_stats_t stats;
+    wr_map_t *slots; /* queue address -> qslot_t */
+    /* Dead letters and expired queues, handled by deferred_ev outside queue
+     * code (queues must not be re-entered from their hooks). */
+    struct event *deferred_ev;
+    dl_item_t *dl_head;
+    dl_item_t **dl_tail;
+    expired_t *expired;
+    wr_dest_set_t dl_route;
+    wr_map_t *cycles_logged; /* queue names whose dead-letter cycle was logged */
     /* Exchanges that lost a binding as source during the current operation:
      * auto-delete candidates, each holding a reference. */
     wr_exchange_t **pending;
@@ -60,6 +108,358 @@ static void wake_dispatch(void *ud)
     wr_vhost_t *vh = ud;
 
     event_active(vh->run_ev, 0, 0);
+}
+
+/* ---------------------------------------------------------------- queue hooks */
+
+static wr_bytes_t slot_key(wr_queue_t *const *q)
+{
+    return (wr_bytes_t){(const uint8_t *)q, sizeof(*q)};
+}
+
+static qslot_t *slot_of(const wr_vhost_t *vh, wr_queue_t *q)
+{
+    return wr_map_get(vh->slots, slot_key(&q));
+}
+
+static void opt_bytes_free(opt_bytes_t *b)
+{
+    free(b->data);
+    *b = (opt_bytes_t){0};
+}
+
+static bool opt_bytes_set(opt_bytes_t *b, wr_bytes_t v)
+{
+    uint8_t *d = malloc(v.len ? v.len : 1);
+
+    if (d == NULL)
+        return false;
+    if (v.len > 0)
+        memcpy(d, v.data, v.len);
+    free(b->data);
+    *b = (opt_bytes_t){d, v.len, true};
+    return true;
+}
+
+static uint64_t hook_now_ms(void *ud)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void deferred_wake(wr_vhost_t *vh)
+{
+    if (!event_pending(vh->deferred_ev, EV_TIMEOUT, NULL))
+        event_active(vh->deferred_ev, 0, 0);
+}
+
+static void hook_dead_letter(void *ud, wr_queue_t *q, wr_message_t *m, wr_dl_reason_t why)
+{
+    wr_vhost_t *vh = ud;
+    qslot_t *s = slot_of(vh, q);
+    wr_bytes_t name = wr_queue_name(q);
+    dl_item_t *it;
+    uint8_t *p;
+
+    if (s == NULL || !s->dlx.set) {
+        wr_message_unref(m);
+        return;
+    }
+    it = malloc(sizeof(*it) + name.len + s->dlx.len + s->dlrk.len);
+    if (it == NULL) {
+        wr_log_warn("out of memory: message dead-lettered from queue '%.*s' in vhost '%s' dropped",
+                    (int)name.len, (const char *)name.data, vh->name);
+        wr_message_unref(m);
+        return;
+    }
+    p = (uint8_t *)(it + 1);
+    it->next = NULL;
+    it->m = m;
+    it->d = (wr_deadletter_t){.reason = why, .has_routing_key = s->dlrk.set};
+    it->d.queue = (wr_bytes_t){p, name.len};
+    if (name.len > 0)
+        memcpy(p, name.data, name.len);
+    p += name.len;
+    it->d.dlx = (wr_bytes_t){p, s->dlx.len};
+    if (s->dlx.len > 0)
+        memcpy(p, s->dlx.data, s->dlx.len);
+    p += s->dlx.len;
+    it->d.routing_key = (wr_bytes_t){p, s->dlrk.len};
+    if (s->dlrk.len > 0)
+        memcpy(p, s->dlrk.data, s->dlrk.len);
+    *vh->dl_tail = it;
+    vh->dl_tail = &it->next;
+    deferred_wake(vh);
+}
+
+static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
+{
+    qslot_t *s = arg;
+
+    wr_queue_tick(s->q);
+}
+
+static void hook_arm(void *ud, wr_queue_t *q, uint64_t due)
+{
+    wr_vhost_t *vh = ud;
+    qslot_t *s = slot_of(vh, q);
+    uint64_t now, delay;
+    struct timeval tv;
+
+    if (s == NULL)
+        return;
+    if (due == UINT64_MAX) {
+        event_del(s->timer);
+        return;
+    }
+    now = hook_now_ms(vh);
+    delay = due > now ? due - now : 0;
+    tv.tv_sec = (time_t)(delay / 1000);
+    tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
+    event_add(s->timer, &tv);
+}
+
+static void hook_expired(void *ud, wr_queue_t *q)
+{
+    wr_vhost_t *vh = ud;
+    expired_t *e = malloc(sizeof(*e));
+
+    if (e == NULL) {
+        wr_log_warn("out of memory: expired queue '%.*s' in vhost '%s' kept", (int)wr_queue_name(q).len,
+                    (const char *)wr_queue_name(q).data, vh->name);
+        return;
+    }
+    e->q = wr_queue_ref(q);
+    e->next = vh->expired;
+    vh->expired = e;
+    deferred_wake(vh);
+}
+
+static const wr_queue_hooks_t queue_hooks = {
+    .now_ms = hook_now_ms,
+    .dead_letter = hook_dead_letter,
+    .arm = hook_arm,
+    .expired = hook_expired,
+};
+
+/* RabbitMQ warns once per cycle; once per queue the cycle ends in is enough
+ * to point at the misconfiguration. */
+static void log_cycle(wr_vhost_t *vh, wr_queue_t *q)
+{
+    wr_bytes_t name = wr_queue_name(q);
+
+    if (wr_map_get(vh->cycles_logged, name) != NULL || wr_map_put(vh->cycles_logged, name, vh) != WR_OK)
+        return;
+    wr_log_warn("vhost '%s': message dropped: dead-letter cycle back to queue '%.*s' without a "
+                "rejection; not reported again for this queue",
+                vh->name, (int)name.len, (const char *)name.data);
+}
+
+static void publish_to(wr_vhost_t *vh, wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf, size_t *routed);
+
+/* Sends one dead letter to its DLX, as RabbitMQ: a missing exchange drops
+ * it, and queues it would reach in a fully automatic cycle are skipped. */
+static void dead_letter_one(wr_vhost_t *vh, dl_item_t *it)
+{
+    wr_exchange_t *x = wr_vhost_exchange(vh, it->d.dlx);
+    wr_message_t *copy;
+    wr_bytes_t *keys = NULL;
+    size_t nkeys = 0, routed = 0;
+
+    if (x == NULL) {
+        wr_log_debug(
+            "vhost '%s': dead-letter exchange '%.*s' of queue '%.*s' does not exist; message dropped",
+            vh->name, (int)it->d.dlx.len, (const char *)it->d.dlx.data, (int)it->d.queue.len,
+            (const char *)it->d.queue.data);
+        return;
+    }
+    it->d.time = (uint64_t)time(NULL);
+    copy = wr_deadletter_copy(it->m, &it->d);
+    wr_dest_set_clear(&vh->dl_route);
+    if (copy == NULL || !wr_deadletter_routing_keys(copy, &keys, &nkeys) ||
+        !wr_exchange_route_keys(vh->srv, vh, x, keys, nkeys, copy, &vh->dl_route)) {
+        wr_log_warn("out of memory: message dead-lettered from queue '%.*s' in vhost '%s' dropped",
+                    (int)it->d.queue.len, (const char *)it->d.queue.data, vh->name);
+        goto out;
+    }
+    for (size_t i = 0; i < vh->dl_route.count; i++) {
+        wr_queue_t *q = vh->dl_route.items[i].ptr;
+
+        if (vh->dl_route.items[i].kind != WR_DEST_QUEUE)
+            continue;
+        if (it->d.reason != WR_DL_REJECTED && wr_deadletter_is_cycle(copy, wr_queue_name(q))) {
+            log_cycle(vh, q);
+            continue;
+        }
+        publish_to(vh, q, copy, NULL, &routed);
+    }
+out:
+    free(keys);
+    wr_message_unref(copy);
+}
+
+static void dl_item_free(dl_item_t *it)
+{
+    wr_message_unref(it->m);
+    free(it);
+}
+
+/* Queues past x-expires are deleted (unless used again meanwhile), then a
+ * bounded batch of dead letters is sent; more work runs on the next loop
+ * iteration. Sending can dead-letter again (a full queue): those join the
+ * end of the list. */
+static void run_deferred(evutil_socket_t fd, short what, void *arg)
+{
+    static const struct timeval next_iteration = {0, 0};
+    wr_vhost_t *vh = arg;
+
+    while (vh->expired != NULL) {
+        expired_t *e = vh->expired;
+        wr_bytes_t name = wr_queue_name(e->q);
+
+        vh->expired = e->next;
+        if (!wr_queue_closed(e->q) && wr_vhost_queue(vh, name) == e->q &&
+            wr_queue_consumer_count(e->q) == 0) {
+            wr_log_info("queue '%.*s' in vhost '%s' unused for its x-expires: deleted", (int)name.len,
+                        (const char *)name.data, vh->name);
+            wr_vhost_queue_delete(vh, e->q);
+        }
+        wr_queue_unref(e->q);
+        free(e);
+    }
+    for (size_t n = 0; n < WR_VHOST_DEAD_LETTER_BATCH && vh->dl_head != NULL; n++) {
+        dl_item_t *it = vh->dl_head;
+
+        vh->dl_head = it->next;
+        if (vh->dl_head == NULL)
+            vh->dl_tail = &vh->dl_head;
+        dead_letter_one(vh, it);
+        dl_item_free(it);
+    }
+    if (vh->dl_head != NULL)
+        event_add(vh->deferred_ev, &next_iteration);
+}
+
+/* ---------------------------------------------------------------- limits */
+
+static bool arg_int(wr_bytes_t args, const char *key, int64_t *out)
+{
+    wr_value_t v;
+
+    return wr_table_get(args, key, &v) && wr_value_int(&v, out);
+}
+
+static bool arg_str(wr_bytes_t args, const char *key, wr_bytes_t *out)
+{
+    wr_value_t v;
+
+    if (!wr_table_get(args, key, &v) || v.type != 'S')
+        return false;
+    *out = v.v.s;
+    return true;
+}
+
+/* RabbitMQ's res_min: with both an argument and a policy value, the
+ * smaller; otherwise whichever is set; -1 for neither. */
+static int64_t min_limit(wr_bytes_t args, const char *key, int64_t policy)
+{
+    int64_t a;
+
+    if (!arg_int(args, key, &a) || a < 0)
+        return policy;
+    return policy >= 0 && policy < a ? policy : a;
+}
+
+static wr_overflow_t overflow_of(wr_bytes_t s)
+{
+    if (wr_bytes_eq_str(s, "reject-publish"))
+        return WR_OVERFLOW_REJECT_PUBLISH;
+    if (wr_bytes_eq_str(s, "reject-publish-dlx"))
+        return WR_OVERFLOW_REJECT_PUBLISH_DLX;
+    return WR_OVERFLOW_DROP_HEAD;
+}
+
+/* An argument, else the policy's string, else unset (res_arg). */
+static bool resolve_str(wr_bytes_t args, const char *key, const char *policy, opt_bytes_t *out)
+{
+    wr_bytes_t v;
+
+    if (arg_str(args, key, &v))
+        return opt_bytes_set(out, v);
+    if (policy != NULL)
+        return opt_bytes_set(out, wr_bytes_str(policy));
+    opt_bytes_free(out);
+    return true;
+}
+
+/*
+ * Puts in force the limits of s's queue: its arguments merged with the
+ * policy matching it now, key by key as RabbitMQ's process_args_policy
+ * (the smaller value for TTLs, expiry, lengths and the delivery limit; the
+ * argument for overflow and the dead-letter exchange and routing key).
+ */
+static void apply_limits(wr_vhost_t *vh, qslot_t *s)
+{
+    wr_bytes_t args = wr_queue_opts(s->q)->args, ov;
+    const wr_policy_t *p = wr_policy_match(vh->srv, vh->name, wr_queue_name(s->q), true);
+    wr_queue_limits_t l;
+
+    wr_queue_limits_none(&l);
+    l.message_ttl = min_limit(args, "x-message-ttl", p ? p->message_ttl : -1);
+    l.expires = min_limit(args, "x-expires", p ? p->expires : -1);
+    l.max_length = min_limit(args, "x-max-length", p ? p->max_length : -1);
+    l.max_length_bytes = min_limit(args, "x-max-length-bytes", p ? p->max_length_bytes : -1);
+    l.delivery_limit = min_limit(args, "x-delivery-limit", p ? p->delivery_limit : -1);
+    if (arg_str(args, "x-overflow", &ov))
+        l.overflow = overflow_of(ov);
+    else if (p != NULL && p->overflow >= 0)
+        l.overflow = (wr_overflow_t)p->overflow;
+    if (!resolve_str(args, "x-dead-letter-exchange", p ? p->dead_letter_exchange : NULL, &s->dlx) ||
+        !resolve_str(args, "x-dead-letter-routing-key", p ? p->dead_letter_routing_key : NULL, &s->dlrk))
+        wr_log_warn("out of memory: dead-letter settings of queue '%.*s' in vhost '%s' not updated",
+                    (int)wr_queue_name(s->q).len, (const char *)wr_queue_name(s->q).data, vh->name);
+    l.dead_letter = s->dlx.set;
+    wr_queue_set_limits(s->q, &l);
+}
+
+void wr_vhost_apply_policies(wr_vhost_t *vh)
+{
+    wr_map_iter_t it = {0};
+    void *v;
+
+    while (wr_map_next(vh->slots, &it, NULL, &v))
+        apply_limits(vh, v);
+}
+
+static qslot_t *slot_new(wr_vhost_t *vh, wr_queue_t *q)
+{
+    qslot_t *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return NULL;
+    s->q = q;
+    s->timer = event_new(wr_server_base(vh->srv), -1, 0, on_queue_timer, s);
+    if (s->timer == NULL || wr_map_put(vh->slots, slot_key(&s->q), s) != WR_OK) {
+        if (s->timer != NULL)
+            event_free(s->timer);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void slot_free(wr_vhost_t *vh, wr_queue_t *q)
+{
+    qslot_t *s = wr_map_del(vh->slots, slot_key(&q));
+
+    if (s == NULL)
+        return;
+    event_free(s->timer);
+    opt_bytes_free(&s->dlx);
+    opt_bytes_free(&s->dlrk);
+    free(s);
 }
 
 static const struct {
@@ -87,11 +487,17 @@ wr_vhost_t *wr_vhost_new(wr_server_t *srv, const char *name)
     vh->exchanges = wr_map_new();
     vh->queues = wr_map_new();
     vh->owners = wr_map_new();
+    vh->slots = wr_map_new();
+    vh->cycles_logged = wr_map_new();
     vh->run_ev = event_new(wr_server_base(srv), -1, 0, run_dispatch, vh);
+    vh->deferred_ev = event_new(wr_server_base(srv), -1, 0, run_deferred, vh);
+    vh->dl_tail = &vh->dl_head;
+    wr_dest_set_init(&vh->dl_route);
     if (vh->name == NULL || vh->exchanges == NULL || vh->queues == NULL || vh->owners == NULL ||
-        vh->run_ev == NULL)
+        vh->slots == NULL || vh->cycles_logged == NULL || vh->run_ev == NULL || vh->deferred_ev == NULL)
         goto err;
     wr_queue_sched_init(&vh->sched, wake_dispatch, vh);
+    vh->sched.hooks = &queue_hooks;
     for (size_t i = 0; i < sizeof(standard_exchanges) / sizeof(standard_exchanges[0]); i++) {
         wr_exchange_opts_t o = {
             .type = wr_exchange_type_find(wr_bytes_str(standard_exchanges[i].type)),
@@ -148,11 +554,35 @@ void wr_vhost_free(wr_vhost_t *vh)
         while (wr_map_next(vh->owners, &it, NULL, &v))
             free(v);
     }
+    /* Closing queues may have dead-lettered or expired more: drop it all. */
+    while (vh->dl_head != NULL) {
+        dl_item_t *d = vh->dl_head;
+
+        vh->dl_head = d->next;
+        dl_item_free(d);
+    }
+    while (vh->expired != NULL) {
+        expired_t *e = vh->expired;
+
+        vh->expired = e->next;
+        wr_queue_unref(e->q);
+        free(e);
+    }
+    if (vh->slots != NULL) {
+        it = (wr_map_iter_t){0};
+        while (wr_map_next(vh->slots, &it, NULL, &v))
+            slot_free(vh, ((qslot_t *)v)->q);
+    }
     wr_map_free(vh->exchanges);
     wr_map_free(vh->queues);
     wr_map_free(vh->owners);
+    wr_map_free(vh->slots);
+    wr_map_free(vh->cycles_logged);
+    wr_dest_set_free(&vh->dl_route);
     if (vh->run_ev != NULL)
         event_free(vh->run_ev);
+    if (vh->deferred_ev != NULL)
+        event_free(vh->deferred_ev);
     free(vh->pending);
     free(vh->name);
     free(vh);
@@ -161,6 +591,11 @@ void wr_vhost_free(wr_vhost_t *vh)
 const char *wr_vhost_name(const wr_vhost_t *vh)
 {
     return vh->name;
+}
+
+wr_server_t *wr_vhost_server(const wr_vhost_t *vh)
+{
+    return vh->srv;
 }
 
 wr_exchange_t *wr_vhost_exchange(const wr_vhost_t *vh, wr_bytes_t name)
@@ -215,13 +650,28 @@ static int queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, 
                      wr_queue_t **out, char *err, size_t errlen)
 {
     wr_durable_t *d = wr_server_durable(vh->srv);
-    wr_queue_t *q = wr_queue_new(name, o, &vh->sched);
+    wr_queue_opts_t oa = *o;
+    wr_queue_t *q;
     owner_t *ow = NULL;
+    qslot_t *s;
     char what[320];
+    int64_t prio;
+    wr_value_t v;
     int rc;
 
+    /* rabbit_priority_queue: any integer, capped at 255. */
+    oa.max_priority = 0;
+    if (arg_int(o->args, "x-max-priority", &prio) && prio > 0)
+        oa.max_priority = prio > 255 ? 255 : (uint8_t)prio;
+    oa.single_active = wr_table_get(o->args, "x-single-active-consumer", &v) && v.type == 't' && v.v.b;
+    q = wr_queue_new(name, &oa, &vh->sched);
     if (q == NULL)
         return WR_ENOMEM;
+    s = slot_new(vh, q);
+    if (s == NULL) {
+        wr_queue_unref(q);
+        return WR_ENOMEM;
+    }
     if (d != NULL) {
         snprintf(what, sizeof(what), "queue '%.*s' in vhost '%s'", (int)name.len, (const char *)name.data,
                  vh->name);
@@ -253,6 +703,7 @@ static int queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, 
         wr_list_insert_tail(&ow->queues, wr_queue_owner_link(q));
     if (o->durable)
         topology_changed(vh);
+    apply_limits(vh, s);
     *out = q;
     return WR_OK;
 err_owner:
@@ -261,6 +712,7 @@ err_owner:
         free(ow);
     }
 err:
+    slot_free(vh, q);
     wr_queue_unref(q);
     return rc;
 }
@@ -360,6 +812,7 @@ size_t wr_vhost_queue_delete(wr_vhost_t *vh, wr_queue_t *q)
         }
     }
     ready = wr_queue_close(q);
+    slot_free(vh, q);
     wr_exchange_unbind_to((wr_dest_t){q, WR_DEST_QUEUE}, lost_source, vh);
     run_pending(vh);
     wr_queue_unref(q);
@@ -388,43 +841,45 @@ int wr_vhost_unbind(wr_vhost_t *vh, wr_exchange_t *x, wr_dest_t d, wr_bytes_t ke
     return rc;
 }
 
-bool wr_vhost_route(wr_vhost_t *vh, wr_exchange_t *x, wr_message_t *m, wr_dest_set_t *out)
+/* Appends m to q. A full queue refusing it (x-overflow reject-publish)
+ * still counts as routed (no basic.return) but nacks a confirm; without one
+ * the message is silently dropped, as RabbitMQ does. */
+static void publish_to(wr_vhost_t *vh, wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf, size_t *routed)
 {
-    if (x == vh->default_exchange) {
-        wr_queue_t *q = wr_vhost_queue(vh, m->routing_key);
-        return q == NULL || wr_dest_set_add(out, (wr_dest_t){q, WR_DEST_QUEUE});
+    int rc = wr_queue_publish(q, m, conf);
+
+    if (rc == WR_OK || rc == WR_EFULL)
+        (*routed)++;
+    if (rc == WR_OK)
+        return;
+    /* Not taken: its publisher gets a nack. A write error is logged by the queue's log. */
+    if (conf != NULL)
+        conf->failed = true;
+    if (rc == WR_ENOMEM)
+        wr_log_warn("out of memory: message to queue '%.*s' in vhost '%s' dropped", (int)wr_queue_name(q).len,
+                    (const char *)wr_queue_name(q).data, vh->name);
+}
+
+void wr_vhost_publish_to(wr_vhost_t *vh, const wr_dest_set_t *dests, wr_message_t *m, wr_confirm_t *conf,
+                         size_t *routed)
+{
+    *routed = 0;
+    for (size_t i = 0; i < dests->count; i++) {
+        if (dests->items[i].kind == WR_DEST_QUEUE)
+            publish_to(vh, dests->items[i].ptr, m, conf, routed);
     }
-    return wr_exchange_route(x, m, out);
+    vh->stats.publish++;
+    vh->stats.unroutable += *routed == 0;
 }
 
 bool wr_vhost_publish(wr_vhost_t *vh, wr_exchange_t *x, wr_message_t *m, wr_dest_set_t *scratch,
                       wr_confirm_t *conf, size_t *routed)
 {
-    int rc;
-
     *routed = 0;
     wr_dest_set_clear(scratch);
-    if (!wr_vhost_route(vh, x, m, scratch))
+    if (!wr_exchange_route_keys(vh->srv, vh, x, &m->routing_key, 1, m, scratch))
         return false;
-    for (size_t i = 0; i < scratch->count; i++) {
-        wr_queue_t *q = scratch->items[i].ptr;
-
-        if (scratch->items[i].kind != WR_DEST_QUEUE)
-            continue;
-        rc = wr_queue_publish(q, m, conf);
-        if (rc == WR_OK) {
-            (*routed)++;
-            continue;
-        }
-        /* Not taken: its publisher gets a nack. A write error is logged by the queue's log. */
-        if (conf != NULL)
-            conf->failed = true;
-        if (rc == WR_ENOMEM)
-            wr_log_warn("out of memory: message to queue '%.*s' dropped", (int)wr_queue_name(q).len,
-                        (const char *)wr_queue_name(q).data);
-    }
-    vh->stats.publish++;
-    vh->stats.unroutable += *routed == 0;
+    wr_vhost_publish_to(vh, scratch, m, conf, routed);
     return true;
 }
 

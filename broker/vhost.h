@@ -2,7 +2,9 @@
 /*
  * A virtual host: its exchanges (with amq.* and the default exchange
  * pre-declared) and its queues. Exchange and queue objects live in
- * exchange.c and queue.c; this file owns the name tables.
+ * exchange.c and queue.c; this file owns the name tables and serves the
+ * queues' hooks: their limits (arguments and policies), timers, x-expires
+ * and the republishing of dead letters (docs/QUEUES.md).
  */
 #ifndef WR_BROKER_VHOST_H
 #define WR_BROKER_VHOST_H
@@ -17,6 +19,8 @@
 wr_vhost_t *wr_vhost_new(wr_server_t *srv, const char *name);
 void wr_vhost_free(wr_vhost_t *vh); /* NULL is a no-op */
 const char *wr_vhost_name(const wr_vhost_t *vh);
+/* The server the vhost belongs to. */
+wr_server_t *wr_vhost_server(const wr_vhost_t *vh);
 /* The connection is gone: delete the exclusive queues it owned. Called after
  * its channels have been freed. */
 void wr_vhost_conn_closed(wr_vhost_t *vh, wr_conn_t *c);
@@ -29,7 +33,9 @@ void wr_vhost_conn_closed(wr_vhost_t *vh, wr_conn_t *c);
 wr_exchange_t *wr_vhost_exchange(const wr_vhost_t *vh, wr_bytes_t name);
 wr_queue_t *wr_vhost_queue(const wr_vhost_t *vh, wr_bytes_t name);
 /* Creates and lists a new exchange / queue (an exclusive queue is also
- * filed under its owner). WR_OK, WR_EEXIST or WR_ENOMEM. */
+ * filed under its owner). A queue's max_priority and single_active are
+ * read from o->args here, and its limits from args and policies. WR_OK,
+ * WR_EEXIST or WR_ENOMEM. */
 int wr_vhost_exchange_add(wr_vhost_t *vh, wr_bytes_t name, const wr_exchange_opts_t *o, wr_exchange_t **out);
 int wr_vhost_queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, wr_queue_t **out);
 /* A durable queue of the saved topology, with its stored log logname, whose
@@ -47,18 +53,29 @@ size_t wr_vhost_queue_delete(wr_vhost_t *vh, wr_queue_t *q);
 int wr_vhost_bind(wr_vhost_t *vh, wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args);
 /* wr_exchange_unbind, then auto-delete of x if that was its last binding. */
 int wr_vhost_unbind(wr_vhost_t *vh, wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args);
-/* Routes m published to x into out (see wr_exchange_route); the default
- * exchange reaches the queue named by the routing key. False on ENOMEM. */
-bool wr_vhost_route(wr_vhost_t *vh, wr_exchange_t *x, wr_message_t *m, wr_dest_set_t *out);
 /*
- * A publish: routes m from x (scratch receives the destinations) and appends
- * it to every queue reached; *routed is how many took it (a queue out of
- * memory drops it, logged). With conf (confirm mode) the confirm waits for
- * the durable queues that store it and fails (nack) if a queue could not
- * take it. False on ENOMEM while routing.
+ * A publish: routes m from x (wr_exchange_route_keys with its routing key;
+ * scratch receives the destinations) and appends it to every queue reached,
+ * as wr_vhost_publish_to. False on ENOMEM while routing.
  */
 bool wr_vhost_publish(wr_vhost_t *vh, wr_exchange_t *x, wr_message_t *m, wr_dest_set_t *scratch,
                       wr_confirm_t *conf, size_t *routed);
+/*
+ * Appends m to every queue in dests (routed by the caller) and counts the
+ * publish; *routed is how many took it or were full (a queue out of memory
+ * drops it, logged). A full queue (x-overflow reject-publish) is routed to,
+ * so no basic.return, but refuses m: silently without conf. With conf
+ * (confirm mode) the confirm waits for the durable queues that store it and
+ * fails (nack) if a queue did not take it.
+ */
+void wr_vhost_publish_to(wr_vhost_t *vh, const wr_dest_set_t *dests, wr_message_t *m, wr_confirm_t *conf,
+                         size_t *routed);
+
+/*
+ * Policies changed (broker/policy.h): every queue's limits are computed
+ * again from its arguments and the policy that now matches it.
+ */
+void wr_vhost_apply_policies(wr_vhost_t *vh);
 
 /* For the management API and metrics: the name tables (name -> wr_exchange_t
  * / wr_queue_t), read-only, and the vhost's message counters. */

@@ -18,6 +18,7 @@ enum {
     WR_ENOENT = -7,   /* not present */
     WR_EDEPTH = -8,   /* nesting deeper than allowed */
     WR_EIO = -9,      /* system call failed; errno says why */
+    WR_EFULL = -10,   /* a limit refuses it (a full queue with x-overflow reject-publish) */
 };
 
 #endif

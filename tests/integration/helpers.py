@@ -122,6 +122,19 @@ def drain(ch, queue, limit=10000):
     raise AssertionError("queue %s did not drain" % queue)
 
 
+def get_one(ch, queue, timeout=DEADLINE):
+    """basic.get (no auto-ack) until a message arrives; (method, props, body)."""
+    box = []
+
+    def got():
+        m, p, b = ch.basic_get(queue)
+        if m is not None:
+            box.append((m, p, b))
+        return bool(box)
+    wait_for(got, timeout, "a message in %s" % queue)
+    return box[0]
+
+
 def queue_counts(ch, queue):
     """(message_count, consumer_count) from a passive declare."""
     ok = ch.queue_declare(queue, passive=True)

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 # warrend --check-config and the operations keys of the configuration
-# (management, prometheus, load_definitions, collect_statistics_interval) and
-# the environment overrides: every kind of mistake gives the message
-# docs/CONFIGURATION.md documents, exit status 2, and nothing listens.
+# (management, prometheus, load_definitions, collect_statistics_interval),
+# policies, the flow alarm settings and the environment overrides: every
+# kind of mistake gives the message docs/CONFIGURATION.md documents, exit
+# status 2, and nothing listens.
 # warren only (skips with WARREN_BROKER).
 import json
 import os
@@ -91,6 +92,83 @@ def test_check_config_usage(warrend_binary):
       "FILE: collect_statistics_interval: must be between 100 and 3600000, got 0"]),
 ])
 def test_mistakes(check, cfg, expected):
+    assert sorted(problems(check(cfg))) == sorted(expected)
+
+
+POLICY = {"name": "p", "pattern": "^q", "definition": {"max-length": 2}}
+
+
+def policy(**kw):
+    p = dict(POLICY)
+    p.update(kw)
+    return p
+
+
+def test_valid_policies_and_alarms(check):
+    rc, out, err, path = check({
+        "vhosts": ["/", "v2"],
+        "policies": [POLICY, policy(vhost="v2", **{"apply-to": "queues", "priority": -3}),
+                     policy(name="ha", definition={"ha-mode": "all", "message-ttl": 0,
+                                                   "overflow": "reject-publish-dlx",
+                                                   "dead-letter-exchange": "dlx", "delivery-limit": 0})],
+        "memory_high_watermark": {"absolute": 134217728},
+        "disk_free_limit": {"relative": 1.5},
+        "storage": {"flow_pending_bytes": 1048576}})
+    assert (rc, out, err) == (0, "%s: configuration valid\n" % path, "")
+    for cfg in ({"memory_high_watermark": 0}, {"memory_high_watermark": 1},
+                {"memory_high_watermark": {"relative": 0.5}}, {"disk_free_limit": 0},
+                {"disk_free_limit": {"absolute": 1000000000}}):
+        assert check(cfg)[0] == 0, cfg
+
+
+@pytest.mark.parametrize("cfg,expected", [
+    ({"policies": {}}, ["FILE: policies: expected an array, got an object"]),
+    ({"policies": [7]}, ["FILE: policies[0]: expected an object, got an integer"]),
+    ({"policies": [{"definition": {"max-length": 1}}]},
+     ["FILE: policies[0]: missing key 'name'", "FILE: policies[0]: missing key 'pattern'"]),
+    ({"policies": [policy(definition={"message-ttl": -1})]},
+     ["FILE: policies[0].definition: -1 is not a valid message TTL"]),
+    ({"policies": [policy(definition={"expires": 0})]},
+     ["FILE: policies[0].definition: 0 is not a valid queue expiry"]),
+    ({"policies": [policy(definition={"overflow": "x"})]},
+     ["FILE: policies[0].definition: <<\"x\">> is not a valid overflow value"]),
+    ({"policies": [policy(definition={"max-length": 1.5})]},
+     ["FILE: policies[0].definition: 1.5 is not a valid maximum length"]),
+    ({"policies": [policy(definition={"dead-letter-exchange": 1})]},
+     ["FILE: policies[0].definition: 1 is not a valid dead letter exchange name"]),
+    ({"policies": [policy(definition={"foo": 1, "bar": "x"})]},
+     ["FILE: policies[0].definition: [{<<\"bar\">>,<<\"x\">>},{<<\"foo\">>,1}] are not recognised policy settings"]),
+    ({"policies": [policy(definition={})]}, ["FILE: policies[0].definition: no policy provided"]),
+    ({"policies": [policy(definition=[])]}, ["FILE: policies[0].definition: expected an object, got an array"]),
+    ({"policies": [policy(pattern="(")]},
+     ["FILE: policies[0].pattern: pattern should be regular expression but is invalid: Unmatched ( or \\("]),
+    ({"policies": [policy(**{"apply-to": "streams"})]},
+     ["FILE: policies[0].apply-to: apply-to 'streams' unrecognised; should be 'queues', 'exchanges' or 'all'"]),
+    ({"policies": [policy(priority="1")]}, ["FILE: policies[0].priority: expected an integer, got a string"]),
+    ({"policies": [policy(vhost="nowhere")]}, ["FILE: policies[0].vhost: vhost 'nowhere' is not in vhosts"]),
+    ({"policies": [POLICY, policy(pattern="x")]}, ["FILE: policies[1].name: duplicate policy 'p' in vhost '/'"]),
+    ({"policies": [policy(extra=1)]}, ["FILE: policies[0].extra: unknown key"]),
+    ({"memory_high_watermark": 1.5}, ["FILE: memory_high_watermark: must be between 0 and 1, got 1.5"]),
+    ({"memory_high_watermark": "40%"}, ["FILE: memory_high_watermark: expected a number, got a string"]),
+    ({"memory_high_watermark": {"absolute": 0}},
+     ["FILE: memory_high_watermark.absolute: must be between 1 and 9223372036854775807, got 0"]),
+    ({"memory_high_watermark": {"relative": 0.4, "absolute": 1000}},
+     ['FILE: memory_high_watermark: needs exactly one of "relative" and "absolute"']),
+    ({"disk_free_limit": {"mem_relative": 1.0}},
+     ["FILE: disk_free_limit.mem_relative: unknown key",
+      'FILE: disk_free_limit: needs exactly one of "relative" and "absolute"']),
+    ({"disk_free_limit": -1}, ["FILE: disk_free_limit: must be between 0 and 9223372036854775807, got -1"]),
+    ({"disk_free_limit": {"relative": 0}},
+     ["FILE: disk_free_limit.relative: must be between 0.001 and 1000, got 0"]),
+    ({"storage": {"flow_pending_bytes": 1000}},
+     ["FILE: storage.flow_pending_bytes: must be between 1048576 and 9223372036854775807, got 1000"]),
+    # Every bad policy at once, each under its own path.
+    ({"policies": [policy(definition={"max-length": -1}),
+                   policy(name="q", pattern="(", definition={"expires": "x"})]},
+     ["FILE: policies[0].definition: -1 is not a valid maximum length",
+      "FILE: policies[1].pattern: pattern should be regular expression but is invalid: Unmatched ( or \\("]),
+])
+def test_policy_and_alarm_mistakes(check, cfg, expected):
     assert sorted(problems(check(cfg))) == sorted(expected)
 
 

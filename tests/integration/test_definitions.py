@@ -2,7 +2,7 @@
 # Definitions in RabbitMQ's definitions.json shape: a topology declared on a
 # real RabbitMQ node with rabbitmqadmin and exported there imports into
 # warren (POST /api/definitions and load_definitions at boot) with the same
-# exchanges, queues and bindings, and warren's export imports back into
+# exchanges, queues, bindings and policies, and warren's export imports back into
 # RabbitMQ unchanged. Also the import's validation errors. The RabbitMQ part
 # skips when RabbitMQ (with its management plugin) is not installed.
 import glob
@@ -149,6 +149,11 @@ TOPOLOGY = [
     ("-V", "defs-vh", "declare", "queue", "name=defs.vh.q", "durable=true"),
     ("-V", "defs-vh", "declare", "exchange", "name=defs.vh.x", "type=fanout", "durable=true"),
     ("-V", "defs-vh", "declare", "binding", "source=defs.vh.x", "destination=defs.vh.q"),
+    # ha-mode: a key warren accepts and ignores.
+    ("declare", "policy", "name=defs.cap", "pattern=^defs\\.q", "apply-to=queues", "priority=3",
+     'definition={"max-length": 10, "overflow": "reject-publish", "ha-mode": "all"}'),
+    ("-V", "defs-vh", "declare", "policy", "name=defs.vh.ae", "pattern=.*", "apply-to=exchanges",
+     'definition={"alternate-exchange": "defs.vh.x"}'),
 ]
 
 
@@ -157,7 +162,7 @@ def topology(defs):
     comparable sets (sorted JSON of each object)."""
     def norm(items):
         return sorted(json.dumps(i, sort_keys=True) for i in items)
-    return {k: norm(defs.get(k, [])) for k in ("exchanges", "queues", "bindings")}
+    return {k: norm(defs.get(k, [])) for k in ("exchanges", "queues", "bindings", "policies")}
 
 
 def vhost_names(defs):
@@ -175,7 +180,8 @@ def test_rabbitmq_topology_moves_to_warren_and_back(rabbit, warren, tmp_path):
     for cmd in TOPOLOGY:
         admin(rmq_api, *cmd)
     from_rabbit = export(rmq_api, str(tmp_path / "rabbit.json"))
-    assert (len(from_rabbit["exchanges"]), len(from_rabbit["queues"]), len(from_rabbit["bindings"])) == (6, 4, 6)
+    assert (len(from_rabbit["exchanges"]), len(from_rabbit["queues"]), len(from_rabbit["bindings"]),
+            len(from_rabbit["policies"])) == (6, 4, 6, 2)
 
     # Imported through the API (rabbitmqadmin import).
     w = warren()
@@ -195,11 +201,13 @@ def test_rabbitmq_topology_moves_to_warren_and_back(rabbit, warren, tmp_path):
     # warren's export imports into RabbitMQ: remove the topology there, import
     # warren's, and RabbitMQ exports the same topology again.
     admin(rmq_api, "delete", "vhost", "name=defs-vh")
+    admin(rmq_api, "delete", "policy", "name=defs.cap")
     for kind, key in (("exchanges", "name"), ("queues", "name")):
         for obj in from_rabbit[kind]:
             if obj["vhost"] == "/":
                 admin(rmq_api, "delete", kind[:-1], "name=" + obj[key])
-    assert topology(export(rmq_api, str(tmp_path / "empty.json")))["queues"] == []
+    emptied = topology(export(rmq_api, str(tmp_path / "empty.json")))
+    assert (emptied["queues"], emptied["policies"]) == ([], [])
     admin(rmq_api, "import", str(tmp_path / "warren.json"))
     again = export(rmq_api, str(tmp_path / "again.json"))
     assert topology(again) == topology(from_rabbit)
@@ -242,6 +250,14 @@ def test_import_creates_vhosts(warren):
      "bindings[0]: 'destination_type' must be \"queue\" or \"exchange\""),
     ({"queues": [{"name": "q", "vhost": "/", "arguments": {"a": None}}]}, "queues[0]: null_not_allowed"),
     ({"vhosts": [{"name": 7}]}, "vhosts[0]: 'name' must be a string"),
+    ({"policies": [{"vhost": "/", "name": "p", "pattern": "x", "definition": {"foo": 1}}]},
+     "policies[0]: [{<<\"foo\">>,1}] are not recognised policy settings"),
+    ({"policies": [{"vhost": "/", "name": "p", "pattern": "x", "definition": {"expires": 0}}]},
+     "policies[0]: 0 is not a valid queue expiry"),
+    ({"policies": [{"vhost": "/", "name": "p", "definition": {"expires": 1}}]},
+     "policies[0]: 'pattern' must be a string"),
+    ({"policies": [{"vhost": "/", "name": "p", "pattern": "x", "priority": "1", "definition": {"expires": 1}}]},
+     "policies[0]: 'priority' must be an integer"),
 ])
 def test_import_validation(warren, defs, reason):
     w = warren()

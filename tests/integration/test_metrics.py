@@ -175,9 +175,18 @@ def test_exposition_is_valid_and_named_by_convention(prom):
                  "warren_messages_published_total", "warren_messages_delivered_total",
                  "warren_messages_acked_total", "warren_messages_redelivered_total",
                  "warren_queue_messages_ready", "warren_queue_messages_unacked", "warren_queue_consumers",
-                 "warren_queue_publish_rate", "warren_queue_deliver_rate", "warren_queue_messages"]:
+                 "warren_queue_publish_rate", "warren_queue_deliver_rate", "warren_queue_messages",
+                 "warren_memory_used_bytes", "warren_memory_high_watermark_bytes", "warren_disk_free_bytes",
+                 "warren_disk_free_limit_bytes", "warren_alarm_active", "warren_connections_blocked",
+                 "warren_storage_pending_bytes", "warren_storage_flow", "warren_storage_flow_started_total"]:
         assert name in fams, name
     assert value(fams, "warren_process_resident_memory_bytes") > 1024 * 1024
+    # The defaults: 40% of RAM, 50 MB of disk, no alarm, nothing held.
+    assert value(fams, "warren_memory_high_watermark_bytes") > value(fams, "warren_memory_used_bytes") > 0
+    assert value(fams, "warren_disk_free_limit_bytes") == 50000000
+    assert value(fams, "warren_alarm_active", resource="memory") == 0
+    assert value(fams, "warren_alarm_active", resource="disk") == 0
+    assert value(fams, "warren_connections_blocked") == 0 and value(fams, "warren_storage_flow") == 0
     assert value(fams, "warren_build_info", version="0.1.0") == 1
 
 

@@ -125,6 +125,32 @@ def test_health_alarms(api):
     assert (r.status, r.json) == (200, {"status": "ok"})
 
 
+def alarmed_broker(dedicated_broker):
+    """A warrend whose disk and memory alarms go off at once: its disk free
+    limit and memory watermark cannot be met. Returns (broker, its API)."""
+    port = free_port()
+    b = dedicated_broker({
+        "users": [{"name": "guest", "password": "guest", "vhosts": ["/"], "tags": ["administrator"]}],
+        "management": {"address": "127.0.0.1", "port": port},
+        "disk_free_limit": 10 ** 18,
+        "memory_high_watermark": {"absolute": 1},
+    })
+    return b, Http("127.0.0.1", port)
+
+
+def test_health_alarms_raised(dedicated_broker):
+    b, api = alarmed_broker(dedicated_broker)
+    r = wait_for(lambda: (lambda r: r.status == 503 and len(r.json["alarms"]) == 2 and r)(
+        api.get("/api/health/checks/alarms")), what="both alarms")
+    node = api.get("/api/overview").json["node"]
+    assert r.json == {"status": "failed", "reason": "There are alarms in effect in the cluster",
+                      "alarms": [{"node": node, "resource": "disk space"}, {"node": node, "resource": "memory"}]}
+    r = api.get("/api/health/checks/local-alarms")
+    assert (r.status, r.json["reason"]) == (503, "There are alarms in effect on the node")
+    [n] = api.get("/api/nodes").json
+    assert (n["mem_alarm"], n["disk_free_alarm"], n["mem_limit"], n["disk_free_limit"]) == (True, True, 1, 10 ** 18)
+
+
 # --- errors and authentication ------------------------------------------------
 
 def test_unknown_path_is_404(api):
@@ -270,7 +296,7 @@ def test_queue_declare_shape(api, name):
     q = name("q")
     assert api.put(q_path(q), {"durable": True, "arguments": {"x-max-length": 10}}).status == 201
     assert api.put(q_path(q), {"durable": True, "arguments": {"x-max-length": 10}}).status == 204
-    got = poll_queue(api, q, lambda j: True, "statistics")
+    got = poll_queue(api, q, lambda j: "consumers" in j, "statistics")
     for k, v in {"name": q, "vhost": "/", "durable": True, "auto_delete": False, "exclusive": False,
                  "arguments": {"x-max-length": 10}, "messages": 0, "messages_ready": 0,
                  "messages_unacknowledged": 0, "consumers": 0, "type": "classic"}.items():
@@ -535,15 +561,17 @@ def test_connections_and_channels(mgmt_broker, api):
         r = api.get("/api/connections/" + quote(cname))
         return r.json if r.status == 200 else None
     conn_json = wait_for(mine, what="the connection to be listed")
-    assert (conn_json["name"], conn_json["user"], conn_json["vhost"], conn_json["protocol"]) == (
-        cname, "guest", "/", "AMQP 0-9-1")
+    assert (conn_json["name"], conn_json["user"], conn_json["vhost"], conn_json["protocol"],
+            conn_json["state"]) == (cname, "guest", "/", "AMQP 0-9-1", "running")
     assert conn_json["peer_port"] == c._impl._transport._sock.getsockname()[1]
     assert cname in [x["name"] for x in api.get("/api/connections").json]
-    chans = wait_for(lambda: api.get("/api/connections/%s/channels" % quote(cname)).json,
-                     what="its channel")
+    # RabbitMQ lists a channel before its statistics (prefetch) are in.
+    chans = wait_for(lambda: (lambda cs: cs and cs[0].get("prefetch_count") == 7 and cs)(
+        api.get("/api/connections/%s/channels" % quote(cname)).json), what="its channel")
     assert chans[0]["name"] == cname + " (1)"
     assert (chans[0]["number"], chans[0]["prefetch_count"], chans[0]["confirm"],
-            chans[0]["consumer_count"], chans[0]["user"]) == (1, 7, True, 1, "guest")
+            chans[0]["consumer_count"], chans[0]["user"], chans[0]["transactional"]) == (1, 7, True, 1, "guest",
+                                                                                   False)
     assert chans[0]["name"] in [x["name"] for x in api.get("/api/channels").json]
     assert api.get("/api/channels/" + quote(chans[0]["name"])).json["number"] == 1
     r = api.delete("/api/connections/" + quote(conn_json["name"]))
@@ -564,6 +592,185 @@ def test_close_connection_with_reason(mgmt_broker, api):
     with pytest.raises(pex.ConnectionClosedByBroker) as e:
         wait_for(lambda: c.process_data_events(0.05) and False, what="the close")
     assert (e.value.reply_code, e.value.reply_text) == (320, "CONNECTION_FORCED - maintenance")
+
+
+# --- consumers -----------------------------------------------------------------
+
+def consumers_of(api, queue, path="/api/consumers"):
+    """The consumers of `queue`, by tag. (RabbitMQ lists a consumer a moment
+    before its channel_details are in: those are left out.)"""
+    r = api.get(path)
+    assert r.status == 200, r
+    return sorted((c for c in r.json if c["queue"]["name"] == queue and c["channel_details"]),
+                  key=lambda c: c["consumer_tag"])
+
+
+def test_consumers(mgmt_broker, api, conn, name):
+    q, sac = name("q"), name("sac")
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=7)
+    ch.queue_declare(q, exclusive=True)
+    ch.queue_declare(sac, exclusive=True, arguments={"x-single-active-consumer": True})
+    ch.basic_consume(q, lambda *a: None, consumer_tag="c-prio", arguments={"x-priority": 5})
+    ch.basic_consume(q, lambda *a: None, consumer_tag="c-noack", auto_ack=True)
+    ch.basic_consume(sac, lambda *a: None, consumer_tag="s1")
+    ch2 = conn.channel()
+    ch2.basic_consume(sac, lambda *a: None, consumer_tag="s2")
+    cname = conn_name(mgmt_broker, conn)
+
+    mine = wait_for(lambda: len(consumers_of(api, q)) == 2 and consumers_of(api, q), what="2 consumers listed")
+    noack, prio = mine
+    assert prio == {
+        "consumer_tag": "c-prio", "queue": {"name": q, "vhost": "/"}, "ack_required": True,
+        "prefetch_count": 7, "exclusive": False, "arguments": {"x-priority": 5}, "active": True,
+        "activity_status": "up",
+        "channel_details": {"name": cname + " (1)", "number": 1, "connection_name": cname,
+                            "peer_host": "127.0.0.1", "peer_port": conn._impl._transport._sock.getsockname()[1],
+                            "user": "guest", "node": prio["channel_details"]["node"]}}
+    assert (noack["consumer_tag"], noack["ack_required"], noack["arguments"]) == ("c-noack", False, {})
+    assert consumers_of(api, q, "/api/consumers/%2F") == mine
+
+    s1, s2 = wait_for(lambda: len(consumers_of(api, sac)) == 2 and consumers_of(api, sac), what="sac consumers")
+    assert (s1["active"], s1["activity_status"], s1["channel_details"]["number"]) == (True, "single_active", 1)
+    assert (s2["active"], s2["activity_status"], s2["channel_details"]["number"]) == (False, "waiting", 2)
+    got = poll_queue(api, sac, lambda j: j.get("single_active_consumer_tag") == "s1", "the active consumer")
+    assert sorted(c["consumer_tag"] for c in got["consumer_details"]) == ["s1", "s2"]
+    assert api.get("/api/consumers/no-such-vhost").json == NOT_FOUND
+    ch.close()
+    ch2.close()
+    wait_for(lambda: consumers_of(api, q) == [] and consumers_of(api, sac) == [], what="the consumers to go")
+
+
+def test_exclusive_consumer_tag(api, conn, name):
+    q = name("q")
+    ch = conn.channel()
+    ch.queue_declare(q, exclusive=True)
+    ch.basic_consume(q, lambda *a: None, consumer_tag="only-me", exclusive=True)
+    got = poll_queue(api, q, lambda j: j.get("exclusive_consumer_tag") == "only-me", "exclusive_consumer_tag")
+    assert got["single_active_consumer_tag"] is None
+    [c] = got["consumer_details"]
+    assert (c["consumer_tag"], c["exclusive"]) == ("only-me", True)
+
+
+# --- policies ------------------------------------------------------------------
+
+def p_path(name, vhost="/"):
+    return "/api/policies/%s/%s" % (quote(vhost), quote(name))
+
+
+def validation_failed(why):
+    return {"error": "bad_request", "reason": "Validation failed\n\n%s\n" % why}
+
+
+def test_policy_crud_and_queue_view(api, name):
+    p, q = name("pol"), name("q")
+    declare_queue(api, q)
+    body = {"pattern": "^" + q + "$", "definition": {"max-length": 10}, "priority": 3, "apply-to": "queues"}
+    r = api.put(p_path(p), body)
+    assert (r.status, r.body) == (201, "")
+    assert api.put(p_path(p), body).status == 204
+    want = {"vhost": "/", "name": p, "pattern": "^" + q + "$", "apply-to": "queues",
+            "definition": {"max-length": 10}, "priority": 3}
+    assert api.get(p_path(p)).json == want
+    assert want in api.get("/api/policies").json
+    assert want in api.get("/api/policies/%2F").json
+    got = poll_queue(api, q, lambda j: j.get("policy") == p, "the policy on the queue")
+    assert got["effective_policy_definition"] == {"max-length": 10}
+    # Replacing it: defaults for what the body leaves out.
+    assert api.put(p_path(p), {"pattern": "^" + q + "$", "definition": {"max-length": 11}}).status == 204
+    assert api.get(p_path(p)).json == dict(want, priority=0, definition={"max-length": 11}, **{"apply-to": "all"})
+    assert api.delete(p_path(p)).status == 204
+    assert (api.delete(p_path(p)).status, api.get(p_path(p)).json) == (404, NOT_FOUND)
+    assert p not in [x["name"] for x in api.get("/api/policies").json]
+    got = poll_queue(api, q, lambda j: j.get("policy") is None, "the policy gone from the queue")
+    assert got["effective_policy_definition"] == {}
+    api.delete(q_path(q))
+
+
+def test_policy_on_exchange(api, name):
+    p, x = name("pol"), name("x")
+    assert api.put(x_path(x), {"type": "direct"}).status == 201
+    assert "policy" not in api.get(x_path(x)).json
+    assert api.put(p_path(p), {"pattern": "^%s$" % x, "definition": {"alternate-exchange": "ae"},
+                               "apply-to": "exchanges", "priority": 100}).status == 201
+    wait_for(lambda: api.get(x_path(x)).json.get("policy") == p, what="the policy on the exchange")
+    assert api.delete(p_path(p)).status == 204
+    wait_for(lambda: "policy" not in api.get(x_path(x)).json, what="the policy gone from the exchange")
+    assert api.delete(x_path(x)).status == 204
+
+
+def test_policy_errors(api, name):
+    p = name("pol")
+    r = api.put(p_path(p), {})
+    assert (r.status, r.json) == (400, {"error": "bad_request",
+                                        "reason": "[{key_missing,pattern},{key_missing,definition}]"})
+    assert api.put(p_path(p), {"pattern": "x"}).json["reason"] == "[{key_missing,definition}]"
+    r = api.put(p_path(p), {"pattern": "x", "definition": {}})
+    assert (r.status, r.json) == (400, validation_failed("no policy provided"))
+    r = api.put(p_path(p), {"pattern": "x", "definition": {"max-length": "a"}})
+    assert r.json == validation_failed('&lt;&lt;"a"&gt;&gt; is not a valid maximum length')
+    r = api.put(p_path(p), {"pattern": "x", "definition": {"max-lengthx": 10}})
+    assert r.json == validation_failed('[{&lt;&lt;"max-lengthx"&gt;&gt;,10}] are not recognised policy settings')
+    r = api.put(p_path(p), {"pattern": "x", "definition": {"message-ttl": -1}})
+    assert r.json == validation_failed("-1 is not a valid message TTL")
+    r = api.put(p_path(p), {"pattern": "x", "definition": {"max-length": 1}, "apply-to": "bogus"})
+    assert r.json == validation_failed("apply-to 'bogus' unrecognised; should be 'queues', 'exchanges' or 'all'")
+    r = api.put(p_path(p), {"pattern": "x", "definition": {"max-length": 1}, "priority": "5"})
+    assert r.json == validation_failed('priority should be a number, actually was &lt;&lt;"5"&gt;&gt;')
+    r = api.put(p_path(p), {"pattern": 5, "definition": {"max-length": 1}})
+    assert r.json == validation_failed("pattern should be a binary but was 5")
+    r = api.put(p_path(p), {"pattern": "(", "definition": {"max-length": 1}})
+    assert r.status == 400
+    assert r.json["reason"].startswith("Validation failed\n\npattern should be regular expression but is invalid")
+    assert api.get(p_path(p)).json == NOT_FOUND
+    r = api.put(p_path(p, "no-such-vhost"), {"pattern": "x", "definition": {"max-length": 1}})
+    assert (r.status, r.json) == (404, {"error": "not_found", "reason": "vhost_not_found"})
+    assert api.get("/api/policies/no-such-vhost").json == NOT_FOUND
+    assert api.get(p_path(p, "no-such-vhost")).json == NOT_FOUND
+    assert api.request("POST", p_path(p), {}).status == 405
+    assert api.delete("/api/policies/%2F").status == 405
+
+
+def test_policy_needs_policymaker(api, name):
+    """Listing policies is for any management user; showing or changing
+    one for policymakers and administrators."""
+    p, mon, pm = name("pol"), name("mon"), name("pm")
+    for user, tags in [(mon, "monitoring"), (pm, "policymaker")]:
+        assert api.put("/api/users/" + user, {"password": "pw", "tags": tags}).status == 201
+        assert api.put("/api/permissions/%2F/" + user, {"configure": ".*", "write": ".*", "read": ".*"}).status == 201
+    try:
+        body = {"pattern": "^none$", "definition": {"max-length": 1}}
+        r = api.put(p_path(p), body, user=mon, password="pw")
+        assert (r.status, r.json) == (401, {"error": "not_authorised",
+                                            "reason": "User not authorised to access object"})
+        assert api.put(p_path(p), body, user=pm, password="pw").status == 201
+        assert api.get(p_path(p), user=mon, password="pw").status == 401
+        assert api.get(p_path(p), user=pm, password="pw").json["name"] == p
+        assert p in [x["name"] for x in api.get("/api/policies", user=mon, password="pw").json]
+        r = api.get("/api/nodes", user=pm, password="pw")
+        assert (r.status, r.json) == (401, {"error": "not_authorised", "reason": "Not monitor user"})
+        assert api.get("/api/nodes", user=mon, password="pw").status == 200
+        assert api.delete(p_path(p), user=pm, password="pw").status == 204
+    finally:
+        api.delete(p_path(p))
+        api.delete("/api/users/" + mon)
+        api.delete("/api/users/" + pm)
+
+
+# --- nodes ---------------------------------------------------------------------
+
+def test_nodes(api):
+    [node] = api.get("/api/nodes").json
+    assert (node["type"], node["running"], node["mem_alarm"], node["disk_free_alarm"]) == ("disc", True, False,
+                                                                                          False)
+    assert node["name"] == api.get("/api/overview").json["node"]
+    for k in ["mem_used", "mem_limit", "disk_free", "disk_free_limit", "uptime", "fd_used", "processors"]:
+        assert isinstance(node[k], int) and node[k] > 0, k
+    assert node["mem_used"] < node["mem_limit"] and node["disk_free"] > node["disk_free_limit"]
+    assert node["os_pid"].isdigit()
+    one = api.get("/api/nodes/" + quote(node["name"])).json
+    assert (one["name"], one["type"]) == (node["name"], "disc")
+    assert api.get("/api/nodes?columns=name,mem_alarm").json == [{"name": node["name"], "mem_alarm": False}]
 
 
 # --- definitions, query parameters -------------------------------------------
@@ -732,3 +939,38 @@ def test_rabbitmqadmin_export_import(admin, api, name, tmp_path):
     assert [b["routing_key"] for b in api.get("/api/bindings/%%2F/e/%s/q/%s" % (x, q)).json] == ["k"]
     admin("delete", "queue", "name=" + q)
     admin("delete", "exchange", "name=" + x)
+
+
+def test_rabbitmqadmin_policies(admin, api, name):
+    p = name("pol")
+    assert admin("declare", "policy", "name=" + p, "pattern=^%s$" % p, 'definition={"max-length": 7}',
+                 "priority=4", "apply-to=queues")[1] == "policy declared\n"
+    [got] = [x for x in json.loads(admin("list", "policies", "-f", "raw_json")[1]) if x["name"] == p]
+    assert got == {"vhost": "/", "name": p, "pattern": "^%s$" % p, "apply-to": "queues",
+                   "definition": {"max-length": 7}, "priority": 4}
+    assert "| " + p + " " in admin("list", "policies")[1]
+    assert admin("delete", "policy", "name=" + p)[1] == "policy deleted\n"
+    assert api.get(p_path(p)).status == 404
+    rc, out, err = admin("delete", "policy", "name=" + p, check=False)
+    assert (rc, err.strip()) == (1, "*** Not found: /api/policies/%%2F/%s" % p)
+    rc, out, err = admin("declare", "policy", "name=" + p, "pattern=x", "definition={}", check=False)
+    assert (rc, err.strip()) == (1, "*** Validation failed\n\nno policy provided")
+
+
+def test_rabbitmqadmin_consumers_and_nodes(admin, conn, name):
+    q = name("q")
+    ch = conn.channel()
+    ch.queue_declare(q, exclusive=True)
+    ch.basic_consume(q, lambda *a: None, consumer_tag="admin-tag")
+
+    def listed():
+        return [c for c in json.loads(admin("list", "consumers", "-f", "raw_json")[1])
+                if c["queue"]["name"] == q]
+    [c] = wait_for(listed, what="the consumer")
+    assert (c["consumer_tag"], c["ack_required"], c["activity_status"]) == ("admin-tag", True, "up")
+    assert "admin-tag" in admin("list", "consumers")[1]
+    [node] = json.loads(admin("list", "nodes", "-f", "raw_json")[1])
+    assert (node["type"], node["running"]) == ("disc", True)
+    header, row = [line.split("|")[1:-1] for line in admin("list", "nodes")[1].splitlines() if "|" in line]
+    assert [h.strip() for h in header] == ["name", "type", "mem_used"]
+    assert [v.strip() for v in row[:2]] == [node["name"], "disc"] and row[2].strip().isdigit()

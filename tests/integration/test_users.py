@@ -1,8 +1,9 @@
 # Users and permissions changed at run time: a definitions import creates
 # them (RabbitMQ's password_hash opens the account over AMQP and the
 # permissions are enforced), PUT and DELETE on /api/users/NAME and
-# /api/permissions/VHOST/USER answer with RabbitMQ's statuses, deleting a
-# user closes its connections, and an export imports back with its users.
+# /api/permissions/VHOST/USER answer with RabbitMQ's statuses and bodies,
+# a user's and a vhost's permissions are listed, deleting a user closes its
+# connections, and an export imports back with its users.
 # warren-only: each test starts its own warrend.
 import base64
 import hashlib
@@ -110,6 +111,10 @@ def test_put_delete_user_and_permission(warren):
     assert api.put("/api/users/bob", {"password": "x", "password_hash": rabbit_hash("x")}).status == 400
     assert api.put("/api/users/bob", {"password_hash": "not base64!"}).status == 400
     assert api.put("/api/users/bob", {"password": "b", "hashing_algorithm": "nope"}).status == 400
+    # RabbitMQ's PUT needs tags (an empty string will do).
+    r = api.put("/api/users/notags", {"password": "x"})
+    assert (r.status, r.json) == (400, {"error": "bad_request", "reason": "tags_not_present"})
+    assert api.get("/api/users/notags").status == 404
 
     # No permission yet: bob cannot open "/".
     with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
@@ -119,8 +124,17 @@ def test_put_delete_user_and_permission(warren):
     assert api.put("/api/permissions/%2F/bob", {"configure": "^bob", "write": ".*", "read": ".*"}).status == 204
     assert api.put("/api/permissions/%2F/bob", {"configure": "(", "write": ".*", "read": ".*"}).status == 400
     assert api.put("/api/permissions/%2F/bob", {"configure": ".*"}).status == 400
-    assert api.put("/api/permissions/%2F/nobody", {"configure": ".*", "write": ".*", "read": ".*"}).status == 404
-    assert api.put("/api/permissions/no-vh/bob", {"configure": ".*", "write": ".*", "read": ".*"}).status == 404
+    # RabbitMQ: a PUT for an unknown user or vhost is a bad request; a GET
+    # or DELETE is not found.
+    for path in ["/api/permissions/%2F/nobody", "/api/permissions/no-vh/bob"]:
+        r = api.put(path, {"configure": ".*", "write": ".*", "read": ".*"})
+        assert (r.status, r.json) == (400, {"error": "bad_request", "reason": "vhost_or_user_not_found"})
+        assert (api.get(path).status, api.delete(path).status) == (404, 404)
+    perm = {"user": "bob", "vhost": "/", "configure": "^bob", "write": ".*", "read": ".*"}
+    assert api.get("/api/users/bob/permissions").json == [perm]
+    assert perm in api.get("/api/vhosts/%2F/permissions").json
+    assert api.get("/api/users/nobody/permissions").status == 404
+    assert api.get("/api/vhosts/no-vh/permissions").status == 404
     c = w.connect(user="bob", password="b0b2")
     ch = c.channel()
     ch.queue_declare("bob.q")
@@ -137,7 +151,7 @@ def test_put_delete_user_and_permission(warren):
     with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
         for _ in range(50):
             c.process_data_events(0.1)
-    assert (e.value.reply_code, e.value.reply_text) == (320, "CONNECTION_FORCED - user 'bob' was deleted")
+    assert (e.value.reply_code, e.value.reply_text) == (320, "CONNECTION_FORCED - user 'bob' is deleted")
     with pytest.raises(pika.exceptions.ProbableAuthenticationError):
         w.connect(user="bob", password="b0b2")
     assert api.get("/api/users/bob").status == 404

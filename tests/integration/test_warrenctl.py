@@ -73,10 +73,12 @@ def rows(table):
 # --- help and usage -------------------------------------------------------------
 
 COMMANDS = [["list", "exchanges"], ["list", "queues"], ["list", "bindings"], ["list", "connections"],
-            ["list", "channels"], ["list", "vhosts"], ["list", "users"], ["declare", "exchange"],
+            ["list", "channels"], ["list", "vhosts"], ["list", "users"], ["list", "permissions"],
+            ["list", "policies"], ["list", "consumers"], ["declare", "exchange"],
             ["declare", "queue"], ["declare", "binding"], ["delete", "exchange"], ["delete", "queue"],
-            ["delete", "binding"], ["purge", "queue"], ["close", "connection"], ["publish"], ["get"],
-            ["export"], ["import"], ["overview"], ["alarms"]]
+            ["delete", "binding"], ["declare", "user"], ["delete", "user"], ["declare", "permission"],
+            ["delete", "permission"], ["declare", "policy"], ["delete", "policy"], ["purge", "queue"],
+            ["close", "connection"], ["publish"], ["get"], ["export"], ["import"], ["overview"], ["alarms"]]
 
 
 def test_help_overview(ctl):
@@ -256,9 +258,9 @@ def test_list_and_close_connection(ctl, mgmt_broker):
         return [r for r in rows(ok(ctl("list", "connections"))) if r["name"] == cname]
     [row] = wait_for(listed, what="the connection listed")
     assert (row["user"], row["vhost"]) == ("guest", "/")
-    chans = wait_for(lambda: [r for r in rows(ok(ctl("list", "channels"))) if r["name"] == cname + " (1)"],
-                     what="its channel listed")
-    assert chans[0]["prefetch"] == "3"
+    wait_for(lambda: [r for r in rows(ok(ctl("list", "channels")))
+                      if r["name"] == cname + " (1)" and r["prefetch"] == "3"],
+             what="its channel listed with its prefetch")
     assert ok(ctl("close", "connection", cname, "--reason", "bye now")) == "connection '%s' closed\n" % cname
     with pytest.raises(pex.ConnectionClosedByBroker) as e:
         wait_for(lambda: c.process_data_events(0.05) and False, what="the close")
@@ -298,3 +300,129 @@ def test_export_import(ctl, name, tmp_path):
         "cannot write %s: No such file or directory" % (tmp_path / "no-such-dir" / "f.json"))
     ok(ctl("delete", "queue", q))
     ok(ctl("delete", "exchange", x))
+
+
+# --- users, permissions --------------------------------------------------------
+
+def test_users_and_permissions(ctl, mgmt_broker, name):
+    u = name("user")
+    assert ok(ctl("declare", "user", u, "s3cret", "--tags", "monitoring,management")) == "user '%s' declared\n" % u
+    [row] = [r for r in rows(ok(ctl("list", "users"))) if r["name"] == u]
+    assert row["tags"] == '["monitoring","management"]'
+    assert ok(ctl("declare", "permission", u, "^mine\\.", ".*", ".*")) == \
+        "permission of '%s' declared in vhost '/'\n" % u
+    want = {"user": u, "vhost": "/", "configure": "^mine\\.", "write": ".*", "read": ".*"}
+    assert [r for r in rows(ok(ctl("list", "permissions"))) if r["user"] == u] == [want]
+    assert [r for r in rows(ok(ctl("-p", "/", "list", "permissions"))) if r["user"] == u] == [want]
+    assert want in json.loads(ok(ctl("list", "permissions", "--vhost", "/", "--json")))
+    # The account works over AMQP, within its permissions.
+    c = mgmt_broker.connect(user=u, password="s3cret")
+    ch = c.channel()
+    ch.queue_declare("mine." + u, exclusive=True)
+    with pytest.raises(pex.ChannelClosedByBroker) as e:
+        ch.queue_declare("other." + u, exclusive=True)
+    assert e.value.reply_code == 403
+    assert ok(ctl("delete", "permission", u)) == "permission of '%s' deleted from vhost '/'\n" % u
+    assert fails(ctl("delete", "permission", u)) == \
+        "DELETE /api/permissions/%%2F/%s: 404 Object Not Found: Not Found" % u
+    assert fails(ctl("declare", "permission", "nobody-" + u, ".*", ".*", ".*")) == \
+        "PUT /api/permissions/%%2F/nobody-%s: 400 bad_request: vhost_or_user_not_found" % u
+    assert fails(ctl("declare", "permission", u, ".*", ".*", ".*", "--vhost", "no-such-vhost")) == \
+        "PUT /api/permissions/no-such-vhost/%s: 400 bad_request: vhost_or_user_not_found" % u
+    assert fails(ctl("declare", "permission", u, "(", ".*", ".*")).startswith(
+        "PUT /api/permissions/%%2F/%s: 400 bad_request" % u)
+    assert fails(ctl("list", "permissions", "--vhost", "no-such-vhost")) == \
+        "GET /api/vhosts/no-such-vhost/permissions: 404 Object Not Found: Not Found"
+    # Replacing the password and tags; deleting closes the user's connections.
+    assert ok(ctl("declare", "user", u, "other")) == "user '%s' declared\n" % u
+    assert [r["tags"] for r in rows(ok(ctl("list", "users"))) if r["name"] == u] == ["[]"]
+    assert ok(ctl("delete", "user", u)) == "user '%s' deleted\n" % u
+    with pytest.raises(pex.ConnectionClosedByBroker) as e:
+        wait_for(lambda: c.process_data_events(0.05) and False, what="the close")
+    assert (e.value.reply_code, e.value.reply_text) == (320, "CONNECTION_FORCED - user '%s' is deleted" % u)
+    assert fails(ctl("delete", "user", u)) == "DELETE /api/users/%s: 404 Object Not Found: Not Found" % u
+    assert fails(ctl("declare", "user", u), 2) == "too few arguments (see warrenctl declare user --help)"
+    assert fails(ctl("declare", "permission", u, ".*"), 2) == \
+        "too few arguments (see warrenctl declare permission --help)"
+    assert fails(ctl("declare", "user", u, "pw", "--priority", "1"), 2) == \
+        "unknown option '--priority' (see warrenctl declare user --help)"
+
+
+# --- policies ------------------------------------------------------------------
+
+def test_policies(ctl, name):
+    p, q = name("pol"), name("q")
+    assert ok(ctl("declare", "policy", p, "^%s$" % q, '{"max-length": 5}', "--priority", "2",
+                  "--apply-to", "queues")) == "policy '%s' declared in vhost '/'\n" % p
+    want = {"vhost": "/", "name": p, "pattern": "^%s$" % q, "apply_to": "queues", "priority": "2",
+            "definition": '{"max-length":5}'}
+    assert [r for r in rows(ok(ctl("list", "policies"))) if r["name"] == p] == [want]
+    assert [r for r in rows(ok(ctl("list", "policies", "-p", "/"))) if r["name"] == p] == [want]
+    [j] = [r for r in json.loads(ok(ctl("list", "policies", "--json"))) if r["name"] == p]
+    assert (j["definition"], j["apply-to"], j["priority"]) == ({"max-length": 5}, "queues", 2)
+    # Replaced, with the defaults (priority 0, apply-to all).
+    ok(ctl("declare", "policy", p, "^%s$" % q, '{"max-length": 6}'))
+    [r] = [r for r in rows(ok(ctl("list", "policies"))) if r["name"] == p]
+    assert (r["apply_to"], r["priority"], r["definition"]) == ("all", "0", '{"max-length":6}')
+    assert fails(ctl("declare", "policy", p, "x", '{"max-length": "a"}')) == (
+        'PUT /api/policies/%%2F/%s: 400 bad_request: Validation failed: <<"a">> is not a valid maximum length' % p)
+    assert fails(ctl("declare", "policy", p, "x", '{"max-length": 1}', "--apply-to", "bogus")) == (
+        "PUT /api/policies/%%2F/%s: 400 bad_request: Validation failed: apply-to 'bogus' unrecognised; "
+        "should be 'queues', 'exchanges' or 'all'" % p)
+    assert fails(ctl("declare", "policy", p, "x", '{"max-length": 1}', "--vhost", "no-such-vhost")) == \
+        "PUT /api/policies/no-such-vhost/%s: 404 not_found: vhost_not_found" % p
+    assert fails(ctl("declare", "policy", p, "x", "max-length=1"), 2) == \
+        "DEFINITION must be a JSON object, not 'max-length=1' (see warrenctl declare policy --help)"
+    assert fails(ctl("declare", "policy", p, "x", '{"max-length": 1}', "--priority", "high"), 2) == \
+        "--priority must be an integer, not 'high' (see warrenctl declare policy --help)"
+    assert ok(ctl("delete", "policy", p)) == "policy '%s' deleted from vhost '/'\n" % p
+    assert [r for r in rows(ok(ctl("list", "policies"))) if r["name"] == p] == []
+    assert fails(ctl("delete", "policy", p)) == "DELETE /api/policies/%%2F/%s: 404 Object Not Found: Not Found" % p
+    assert fails(ctl("list", "policies", "--vhost", "no-such-vhost")) == \
+        "GET /api/policies/no-such-vhost: 404 Object Not Found: Not Found"
+
+
+# --- consumers -----------------------------------------------------------------
+
+def test_list_consumers(ctl, mgmt_broker, name):
+    q = name("q")
+    c = mgmt_broker.connect()
+    ch = c.channel()
+    ch.basic_qos(prefetch_count=4)
+    ch.queue_declare(q, exclusive=True)
+    ch.basic_consume(q, lambda *a: None, consumer_tag="ctl-tag")
+    local = c._impl._transport._sock.getsockname()
+    cname = "%s:%d -> %s:%d" % (local[0], local[1], mgmt_broker.host, mgmt_broker.port)
+
+    def listed(*extra):
+        # RabbitMQ lists a consumer a moment before its channel.
+        return [r for r in rows(ok(ctl("list", "consumers", *extra))) if r["queue"] == q and r["channel"]]
+    [row] = wait_for(listed, what="the consumer listed")
+    assert row == {"vhost": "/", "queue": q, "tag": "ctl-tag", "channel": cname + " (1)", "ack": "true",
+                   "prefetch": "4", "exclusive": "false", "status": "up"}
+    assert listed("--vhost", "/") == [row]
+    [j] = [r for r in json.loads(ok(ctl("list", "consumers", "--json"))) if r["queue"]["name"] == q]
+    assert j["channel_details"]["connection_name"] == cname
+    assert fails(ctl("list", "consumers", "--vhost", "no-such-vhost")) == \
+        "GET /api/consumers/no-such-vhost: 404 Object Not Found: Not Found"
+    c.close()
+    wait_for(lambda: listed() == [], what="the consumer to go")
+
+
+def test_alarms_raised(ctl, dedicated_broker):
+    """A broker whose disk and memory alarms cannot clear: alarms exits 1
+    naming them on one line."""
+    port = free_port()
+    dedicated_broker({
+        "users": [{"name": "guest", "password": "guest", "vhosts": ["/"], "tags": ["administrator"]}],
+        "management": {"address": "127.0.0.1", "port": port},
+        "disk_free_limit": 10 ** 18,
+        "memory_high_watermark": {"absolute": 1},
+    })
+    target = ("--host", "127.0.0.1", "--port", str(port))
+    node = wait_for(lambda: (lambda r: r[0] == 0 and json.loads(r[1])["node"])(
+        ctl(*target, "overview", "--json", target=False)), what="the API")
+    want = "alarms in effect: disk space on %s, memory on %s" % (node, node)
+    assert wait_for(lambda: (lambda r: r[0] == 1 and r[2] == "warrenctl: %s\n" % want and r)(
+        ctl(*target, "alarms", target=False)), what="both alarms")
+    assert fails(ctl(*target, "--json", "alarms", target=False)) == want

@@ -20,10 +20,11 @@
 /* ---------------------------------------------------------------- arguments */
 
 typedef struct {
-    const char *pos[3];
+    const char *pos[4];
     int npos;
     bool durable, auto_delete, internal, if_unused, if_empty;
-    const char *type, *routing_key, *destination_type, *count, *ackmode, *encoding, *reason;
+    const char *type, *routing_key, *destination_type, *count, *ackmode, *encoding, *reason, *tags, *priority,
+        *apply_to;
     json_t *arguments;  /* --argument K=V */
     json_t *headers;    /* --header K=V */
     json_t *properties; /* --property K=V */
@@ -95,6 +96,9 @@ static const struct {
     {"ackmode", offsetof(args_t, ackmode), OPT_VALUE},
     {"encoding", offsetof(args_t, encoding), OPT_VALUE},
     {"reason", offsetof(args_t, reason), OPT_VALUE},
+    {"tags", offsetof(args_t, tags), OPT_VALUE},
+    {"priority", offsetof(args_t, priority), OPT_VALUE},
+    {"apply-to", offsetof(args_t, apply_to), OPT_VALUE},
     {"argument", offsetof(args_t, arguments), OPT_KV},
     {"header", offsetof(args_t, headers), OPT_KV},
     {"property", offsetof(args_t, properties), OPT_KV},
@@ -161,6 +165,38 @@ static char *api_path(const char *collection, const char *s1, const char *s2, co
     return out;
 }
 
+/* The API's error reply on one line: "warrenctl: METHOD PATH: STATUS ERROR:
+ * REASON", a multi-line reason (a policy's "Validation failed\n\nWHY\n")
+ * joined with ": " and RabbitMQ's HTML escapes (&lt; &gt; &amp;) undone. */
+static void print_api_error(const char *method, const char *path, int status, const json_t *reply)
+{
+    const char *e = json_string_value(json_object_get(reply, "error"));
+    const char *why = json_string_value(json_object_get(reply, "reason"));
+
+    fprintf(stderr, "warrenctl: %s %s: %d %s%s", method, path, status, e ? e : "", e && why ? ": " : "");
+    if (!why) {
+        fprintf(stderr, "%s\n", e ? "" : "(no details)");
+        return;
+    }
+    for (const char *p = why; *p; p++) {
+        if (*p == '\n') {
+            while (p[1] == '\n')
+                p++;
+            if (p[1])
+                fputs(": ", stderr);
+        } else if (strncmp(p, "&lt;", 4) == 0 || strncmp(p, "&gt;", 4) == 0) {
+            fputc(p[1] == 'l' ? '<' : '>', stderr);
+            p += 3;
+        } else if (strncmp(p, "&amp;", 5) == 0) {
+            fputc('&', stderr);
+            p += 4;
+        } else {
+            fputc(*p, stderr);
+        }
+    }
+    fputc('\n', stderr);
+}
+
 /*
  * One request. On success (status < 400) returns 0 with the parsed JSON reply
  * in *out (NULL when the body is empty; out may be NULL). Otherwise prints
@@ -189,11 +225,7 @@ static int call(const wr_ctl_t *c, const char *method, char *path, json_t *body,
     if (r.len > 0)
         reply = json_loadb(r.body, r.len, JSON_DECODE_ANY, NULL);
     if (r.status >= 400) {
-        const char *e = json_string_value(json_object_get(reply, "error"));
-        const char *why = json_string_value(json_object_get(reply, "reason"));
-
-        fprintf(stderr, "warrenctl: %s %s: %d %s%s%s\n", method, path, r.status, e ? e : "",
-                e && why ? ": " : "", why ? why : (e ? "" : "(no details)"));
+        print_api_error(method, path, r.status, reply);
         goto out;
     }
     if (r.len > 0 && !reply) {
@@ -258,16 +290,41 @@ static const wr_column_t channel_cols[] = {{"name", "name"},
                                            {"prefetch", "prefetch_count"}};
 static const wr_column_t vhost_cols[] = {{"name", "name"}, {"messages", "messages"}};
 static const wr_column_t user_cols[] = {{"name", "name"}, {"tags", "tags"}};
+static const wr_column_t permission_cols[] = {
+    {"user", "user"}, {"vhost", "vhost"}, {"configure", "configure"}, {"write", "write"}, {"read", "read"}};
+static const wr_column_t policy_cols[] = {{"vhost", "vhost"},       {"name", "name"},
+                                          {"pattern", "pattern"},   {"apply_to", "apply-to"},
+                                          {"priority", "priority"}, {"definition", "definition"}};
+static const wr_column_t consumer_cols[] = {{"vhost", "queue.vhost"},   {"queue", "queue.name"},
+                                            {"tag", "consumer_tag"},    {"channel", "channel_details.name"},
+                                            {"ack", "ack_required"},    {"prefetch", "prefetch_count"},
+                                            {"exclusive", "exclusive"}, {"status", "activity_status"}};
 
 #define COLS(a) a, sizeof(a) / sizeof(a[0])
 
+/* Whether `list what` lists one vhost's objects with --vhost. */
+static bool listed_per_vhost(const char *what)
+{
+    static const char *const per_vhost[] = {"exchanges", "queues",   "bindings",
+                                            "consumers", "policies", "permissions"};
+
+    for (size_t i = 0; i < sizeof(per_vhost) / sizeof(per_vhost[0]); i++) {
+        if (strcmp(what, per_vhost[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
 static int cmd_list(const wr_ctl_t *c, const command_t *cmd, args_t *a)
 {
-    bool per_vhost = c->vhost && (strcmp(cmd->what, "exchanges") == 0 || strcmp(cmd->what, "queues") == 0 ||
-                                  strcmp(cmd->what, "bindings") == 0);
+    bool per_vhost = c->vhost && listed_per_vhost(cmd->what);
+    /* A vhost's permissions are under /api/vhosts/VHOST/permissions. */
+    bool vhost_perms = per_vhost && strcmp(cmd->what, "permissions") == 0;
     json_t *rows;
+    char *path = vhost_perms ? api_path("vhosts", c->vhost, NULL, "/permissions")
+                             : api_path(cmd->what, per_vhost ? c->vhost : NULL, NULL, NULL);
 
-    if (call(c, "GET", api_path(cmd->what, per_vhost ? c->vhost : NULL, NULL, NULL), NULL, NULL, &rows) != 0)
+    if (call(c, "GET", path, NULL, NULL, &rows) != 0)
         return WR_CTL_FAILED;
     if (c->json)
         wr_output_json(stdout, rows);
@@ -283,6 +340,12 @@ static int cmd_list(const wr_ctl_t *c, const command_t *cmd, args_t *a)
         wr_output_table(stdout, rows, COLS(channel_cols));
     else if (strcmp(cmd->what, "vhosts") == 0)
         wr_output_table(stdout, rows, COLS(vhost_cols));
+    else if (strcmp(cmd->what, "permissions") == 0)
+        wr_output_table(stdout, rows, COLS(permission_cols));
+    else if (strcmp(cmd->what, "policies") == 0)
+        wr_output_table(stdout, rows, COLS(policy_cols));
+    else if (strcmp(cmd->what, "consumers") == 0)
+        wr_output_table(stdout, rows, COLS(consumer_cols));
     else
         wr_output_table(stdout, rows, COLS(user_cols));
     json_decref(rows);
@@ -452,6 +515,78 @@ static int cmd_close_connection(const wr_ctl_t *c, const command_t *cmd, args_t 
     rc = change(c, "DELETE", api_path("connections", a->pos[0], NULL, NULL), NULL, header, done);
     free(header);
     return rc;
+}
+
+/* ---------------------------------------------------------------- users, permissions, policies */
+
+static int cmd_declare_user(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[400];
+
+    /* RabbitMQ's PUT needs "tags"; a comma-separated string is accepted. */
+    snprintf(done, sizeof(done), "user '%s' declared", a->pos[0]);
+    return change(c, "PUT", api_path("users", a->pos[0], NULL, NULL),
+                  json_pack("{s:s, s:s}", "password", a->pos[1], "tags", a->tags ? a->tags : ""), NULL, done);
+}
+
+static int cmd_delete_user(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[400];
+
+    snprintf(done, sizeof(done), "user '%s' deleted", a->pos[0]);
+    return change(c, "DELETE", api_path("users", a->pos[0], NULL, NULL), NULL, NULL, done);
+}
+
+static int cmd_declare_permission(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[600];
+
+    snprintf(done, sizeof(done), "permission of '%s' declared in vhost '%s'", a->pos[0], vhost_name(c));
+    return change(c, "PUT", api_path("permissions", vhost_name(c), a->pos[0], NULL),
+                  json_pack("{s:s, s:s, s:s}", "configure", a->pos[1], "write", a->pos[2], "read", a->pos[3]),
+                  NULL, done);
+}
+
+static int cmd_delete_permission(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[600];
+
+    snprintf(done, sizeof(done), "permission of '%s' deleted from vhost '%s'", a->pos[0], vhost_name(c));
+    return change(c, "DELETE", api_path("permissions", vhost_name(c), a->pos[0], NULL), NULL, NULL, done);
+}
+
+static int cmd_declare_policy(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    json_t *def = json_loads(a->pos[2], 0, NULL), *body;
+    long long priority = 0;
+    char *end = NULL, done[600];
+
+    if (!json_is_object(def)) {
+        json_decref(def);
+        return usage_error(cmd, "DEFINITION must be a JSON object, not '%s'", a->pos[2]);
+    }
+    if (a->priority) {
+        errno = 0;
+        priority = strtoll(a->priority, &end, 10);
+        if (errno != 0 || end == a->priority || *end != '\0') {
+            json_decref(def);
+            return usage_error(cmd, "--priority must be an integer, not '%s'", a->priority);
+        }
+    }
+    body = json_pack("{s:s, s:o, s:I}", "pattern", a->pos[1], "definition", def, "priority",
+                     (json_int_t)priority);
+    if (body && a->apply_to)
+        json_object_set_new(body, "apply-to", json_string(a->apply_to));
+    snprintf(done, sizeof(done), "policy '%s' declared in vhost '%s'", a->pos[0], vhost_name(c));
+    return change(c, "PUT", api_path("policies", vhost_name(c), a->pos[0], NULL), body, NULL, done);
+}
+
+static int cmd_delete_policy(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[600];
+
+    snprintf(done, sizeof(done), "policy '%s' deleted from vhost '%s'", a->pos[0], vhost_name(c));
+    return change(c, "DELETE", api_path("policies", vhost_name(c), a->pos[0], NULL), NULL, NULL, done);
 }
 
 /* ---------------------------------------------------------------- messages */
@@ -661,20 +796,54 @@ static int cmd_overview(const wr_ctl_t *c, const command_t *cmd, args_t *a)
     return WR_CTL_OK;
 }
 
+/* Exit status 0 without alarms. Under one the API answers 503 with the
+ * alarms in effect, reported on one line: "warrenctl: alarms in effect:
+ * disk space on NODE, memory on NODE". */
 static int cmd_alarms(const wr_ctl_t *c, const command_t *cmd, args_t *a)
 {
-    json_t *o;
+    char *path = api_path("health", "checks", "alarms", NULL);
+    wr_http_reply_t r = {0};
+    json_t *reply = NULL, *alarms, *alarm;
+    int rc = WR_CTL_FAILED;
+    char err[512];
+    size_t i;
 
-    /* Under an alarm the API answers 503 {"status":"failed","reason":...},
-     * which call() reports as a failure. */
-    if (call(c, "GET", api_path("health", "checks", "alarms", NULL), NULL, NULL, &o) != 0)
-        return WR_CTL_FAILED;
-    if (c->json)
-        wr_output_json(stdout, o);
-    else
-        printf("no alarms\n");
-    json_decref(o);
-    return WR_CTL_OK;
+    if (!path) {
+        fprintf(stderr, "warrenctl: out of memory\n");
+        return rc;
+    }
+    if (wr_http_request(&c->target, "GET", path, NULL, NULL, &r, err, sizeof(err)) != 0) {
+        fprintf(stderr, "warrenctl: %s\n", err);
+        goto out;
+    }
+    reply = r.len > 0 ? json_loadb(r.body, r.len, JSON_DECODE_ANY, NULL) : NULL;
+    alarms = json_object_get(reply, "alarms");
+    if (r.status == 503 && json_array_size(alarms) > 0) {
+        fprintf(stderr, "warrenctl: alarms in effect:");
+        json_array_foreach(alarms, i, alarm)
+        {
+            const char *res = json_string_value(json_object_get(alarm, "resource"));
+            const char *node = json_string_value(json_object_get(alarm, "node"));
+
+            fprintf(stderr, "%s %s on %s", i > 0 ? "," : "", res ? res : "?", node ? node : "?");
+        }
+        fprintf(stderr, "\n");
+    } else if (r.status >= 400) {
+        print_api_error("GET", path, r.status, reply);
+    } else if (!reply) {
+        fprintf(stderr, "warrenctl: GET %s: the reply is not JSON\n", path);
+    } else {
+        if (c->json)
+            wr_output_json(stdout, reply);
+        else
+            printf("no alarms\n");
+        rc = WR_CTL_OK;
+    }
+out:
+    json_decref(reply);
+    wr_http_reply_free(&r);
+    free(path);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- the table */
@@ -692,6 +861,10 @@ static const command_t commands[] = {
     LIST("channels", "channels", "Lists AMQP channels."),
     LIST("vhosts", "vhosts", "Lists virtual hosts."),
     LIST("users", "users", "Lists users and their tags."),
+    LIST("permissions", "permissions", "Lists users' permissions (in --vhost, or in every vhost)."),
+    LIST("policies", "policies", "Lists policies (of --vhost, or of every vhost)."),
+    LIST("consumers", "consumers",
+         "Lists consumers with their queue, channel, prefetch and activity (of --vhost, or all)."),
     {"declare exchange", "type durable auto-delete internal argument", 1, 1,
      "NAME [--type direct|fanout|topic|headers] [--durable] [--auto-delete] [--internal] [--argument K=V]...",
      "Declares an exchange in --vhost (default /); an existing one must be equivalent.", cmd_declare_exchange,
@@ -710,6 +883,26 @@ static const command_t commands[] = {
     {"delete binding", "destination-type routing-key argument", 2, 2,
      "SOURCE DESTINATION [--destination-type queue|exchange] [--routing-key KEY] [--argument K=V]...",
      "Deletes the binding with exactly this routing key and these arguments.", cmd_delete_binding, "binding"},
+    {"declare user", "tags", 2, 2, "NAME PASSWORD [--tags TAG,TAG...]",
+     "Creates a user, or replaces its password and tags. Tags: administrator, monitoring, policymaker, "
+     "management.",
+     cmd_declare_user, "user"},
+    {"delete user", "", 1, 1, "NAME", "Deletes a user; its open connections are closed.", cmd_delete_user,
+     "user"},
+    {"declare permission", "", 4, 4, "USER CONFIGURE WRITE READ",
+     "Sets a user's permissions in --vhost (default /). Each is a regular expression (\"\" for none, "
+     "\".*\" for all).",
+     cmd_declare_permission, "permission"},
+    {"delete permission", "", 1, 1, "USER", "Takes a user's permissions in --vhost (default /) away.",
+     cmd_delete_permission, "permission"},
+    {"declare policy", "priority apply-to", 3, 3,
+     "NAME PATTERN DEFINITION [--priority N] [--apply-to queues|exchanges|all]",
+     "Sets a policy in --vhost (default /). DEFINITION is a JSON object such as '{\"max-length\":100}', "
+     "applied to the queues (and/or exchanges) whose names match the regular expression PATTERN; of "
+     "several matching policies the highest priority wins.",
+     cmd_declare_policy, "policy"},
+    {"delete policy", "", 1, 1, "NAME", "Clears a policy in --vhost (default /).", cmd_delete_policy,
+     "policy"},
     {"purge queue", "", 1, 1, "NAME", "Drops the messages ready in a queue.", cmd_purge_queue, "queue"},
     {"close connection", "reason", 1, 1, "NAME [--reason TEXT]",
      "Closes a connection (as listed by list connections) with 320 CONNECTION_FORCED.", cmd_close_connection,
@@ -728,7 +921,10 @@ static const command_t commands[] = {
      "Writes the definitions (all, or --vhost's) as RabbitMQ's definitions.json.", cmd_export, NULL},
     {"import", "", 1, 1, "FILE|-", "Imports a definitions.json (from RabbitMQ or warren).", cmd_import, NULL},
     {"overview", "", 0, 0, "", "Shows versions, object counts and message totals.", cmd_overview, NULL},
-    {"alarms", "", 0, 0, "", "Health check: exits 0 when no resource alarm is in effect.", cmd_alarms, NULL},
+    {"alarms", "", 0, 0, "",
+     "Health check: exits 0 when no resource alarm is in effect. Otherwise it exits 1 naming the alarms "
+     "(memory, disk space) on one line.",
+     cmd_alarms, NULL},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -784,15 +980,16 @@ int wr_cmd_help(FILE *out, int argc, char **argv)
     int used;
 
     if (argc == 0) {
-        fprintf(out, "usage: warrenctl [--host H] [--port P] [--user U] [--password P] [--vhost V] [--json]\n"
-                     "                 COMMAND [ARGS]\n"
-                     "\n"
-                     "Administers a warren broker (or RabbitMQ) through its management HTTP API.\n"
-                     "Defaults: --host 127.0.0.1 --port 15672 --user guest --password guest.\n"
-                     "--json prints the API's JSON instead of tables. Exit status: 0 on success,\n"
-                     "1 when the broker refused or could not be reached, 2 for usage errors.\n"
-                     "\n"
-                     "commands:\n");
+        fprintf(out,
+                "usage: warrenctl [--host H] [--port P] [--user U] [--password P] [--vhost|-p V] [--json]\n"
+                "                 COMMAND [ARGS]\n"
+                "\n"
+                "Administers a warren broker (or RabbitMQ) through its management HTTP API.\n"
+                "Defaults: --host 127.0.0.1 --port 15672 --user guest --password guest.\n"
+                "--json prints the API's JSON instead of tables. Exit status: 0 on success,\n"
+                "1 when the broker refused or could not be reached, 2 for usage errors.\n"
+                "\n"
+                "commands:\n");
         for (size_t i = 0; i < NCOMMANDS; i++)
             fprintf(out, "  %-18s %.*s\n", commands[i].words, (int)strcspn(commands[i].help, ".;"),
                     commands[i].help);

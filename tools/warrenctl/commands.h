@@ -2,7 +2,7 @@
 /*
  * warrenctl's subcommands (list, declare, delete, purge, publish, get,
  * close, export, import, overview, alarms) over the management HTTP API,
- * and their help texts.
+ * users, permissions and policies included, and their help texts.
  */
 #ifndef WR_CTL_COMMANDS_H
 #define WR_CTL_COMMANDS_H

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * warrenctl: the admin CLI. Takes the connection options (--host, --port,
- * --user, --password, --vhost, --json) wherever they appear, then runs the
+ * --user, --password, --vhost or -p, --json) wherever they appear, then runs the
  * command the remaining words name (commands.c) against the management API.
  */
 #include <stdio.h>
@@ -12,13 +12,14 @@
 
 #define DEFAULT_TIMEOUT_SEC 30
 
-static const char *const value_options[] = {"--host", "--port", "--user", "--password", "--vhost"};
+static const char *const value_options[] = {"--host", "--port", "--user", "--password", "--vhost", "-p"};
 
 int main(int argc, char **argv)
 {
     wr_ctl_t ctl = {{"127.0.0.1", "15672", "guest", "guest", DEFAULT_TIMEOUT_SEC}, NULL, false};
-    const char **values[] = {&ctl.target.host, &ctl.target.port, &ctl.target.user, &ctl.target.password,
-                             &ctl.vhost};
+    /* -p is rabbitmqctl's --vhost. */
+    const char **values[] = {&ctl.target.host,     &ctl.target.port, &ctl.target.user,
+                             &ctl.target.password, &ctl.vhost,       &ctl.vhost};
     char **rest = calloc((size_t)argc + 1, sizeof(*rest));
     bool help = false;
     int n = 0, rc;

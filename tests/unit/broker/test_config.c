@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for broker/config.c: defaults, the shipped etc/warren.json,
- * the exact "FILE: key.path: reason" line for each kind of mistake, all
- * problems reported at once, and JSON syntax errors with line and column.
+ * Unit tests for broker/config.c: defaults, the shipped etc/warren.json, the
+ * flow alarm and policy keys, the exact "FILE: key.path: reason" line for
+ * each kind of mistake, all problems reported at once, and JSON syntax
+ * errors with line and column.
  */
 #include <check.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +118,12 @@ START_TEST(test_shipped_config_is_the_defaults)
     ck_assert_str_eq(cfg->loopback_users[0], "guest");
     ck_assert_str_eq(cfg->vhosts[0], "/");
     ck_assert_int_eq(cfg->log_level, def->log_level);
+    ck_assert_double_eq(cfg->memory_high_watermark, def->memory_high_watermark);
+    ck_assert_uint_eq(cfg->memory_high_watermark_bytes, def->memory_high_watermark_bytes);
+    ck_assert_uint_eq(cfg->disk_free_limit_bytes, def->disk_free_limit_bytes);
+    ck_assert_double_eq(cfg->disk_free_limit_relative, def->disk_free_limit_relative);
+    ck_assert_uint_eq(cfg->flow_storage_pending_bytes, def->flow_storage_pending_bytes);
+    ck_assert_uint_eq(json_array_size(cfg->policies), 0);
     wr_config_free(cfg);
     wr_config_free(def);
 }
@@ -206,6 +214,9 @@ static const struct {
     {"{\"log\": {\"level\": \"verbose\"}}",
      "F: log.level: unknown level 'verbose' (expected debug, info, warning or error)"},
     {"{\"log\": {\"file\": \"x\"}}", "F: log.file: unknown key"},
+    {"{\"memory_high_watermark\": 2}", "F: memory_high_watermark: must be between 0 and 1, got 2"},
+    {"{\"policies\": [{\"name\": \"p\", \"pattern\": \"x\", \"definition\": {\"max-length\": -1}}]}",
+     "F: policies[0].definition: -1 is not a valid maximum length"},
     {"[]", "F: expected an object at the top level, got an array"},
 };
 
@@ -269,6 +280,40 @@ START_TEST(test_error_buffer_truncated)
     unlink(path);
     ck_assert_ptr_null(cfg);
     ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
+}
+END_TEST
+
+/* Both shapes of each flow alarm key, and policies kept with their vhost. */
+START_TEST(test_flow_alarms_and_policies)
+{
+    wr_config_t *def = wr_config_new_default();
+    wr_config_t *cfg;
+
+    ck_assert_double_eq(def->memory_high_watermark, 0.4);
+    ck_assert_uint_eq(def->memory_high_watermark_bytes, 0);
+    ck_assert_uint_eq(def->disk_free_limit_bytes, 50000000);
+    ck_assert_double_eq(def->disk_free_limit_relative, 0);
+    ck_assert_uint_eq(def->flow_storage_pending_bytes, 67108864);
+    ck_assert_ptr_null(def->policies);
+    wr_config_free(def);
+
+    cfg = load_ok(
+        "{\"memory_high_watermark\": {\"absolute\": 1000000}, \"disk_free_limit\": {\"relative\": 1.5},"
+        " \"storage\": {\"flow_pending_bytes\": 2097152},"
+        " \"policies\": [{\"name\": \"p\", \"pattern\": \"^q\", \"definition\": {\"max-length\": 1}}]}");
+    ck_assert_uint_eq(cfg->memory_high_watermark_bytes, 1000000);
+    ck_assert_double_eq(cfg->disk_free_limit_relative, 1.5);
+    ck_assert_uint_eq(cfg->flow_storage_pending_bytes, 2097152);
+    ck_assert_uint_eq(json_array_size(cfg->policies), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(cfg->policies, 0), "vhost")), "/");
+    wr_config_free(cfg);
+
+    cfg = load_ok("{\"memory_high_watermark\": 0.25, \"disk_free_limit\": 1000}");
+    ck_assert_double_eq(cfg->memory_high_watermark, 0.25);
+    ck_assert_uint_eq(cfg->memory_high_watermark_bytes, 0);
+    ck_assert_uint_eq(cfg->disk_free_limit_bytes, 1000);
+    ck_assert_double_eq(cfg->disk_free_limit_relative, 0);
+    wr_config_free(cfg);
 }
 END_TEST
 
@@ -345,6 +390,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_error_buffer_truncated);
     tcase_add_test(tc, test_runtime_users_and_permissions);
+    tcase_add_test(tc, test_flow_alarms_and_policies);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

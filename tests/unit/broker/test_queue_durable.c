@@ -5,7 +5,8 @@
  * loop: confirms released only after the fsync, write errors as failed
  * confirms, a restart that brings back persistent messages byte-exact with
  * their redelivered flags, paging within the memory budget, a long-lived
- * unacked message that does not pin dead segments, and deletion.
+ * unacked message that does not pin dead segments, priority queues across a
+ * restart, dead-lettering of paged-out messages, and deletion.
  */
 #include <check.h>
 #include <errno.h>
@@ -90,9 +91,10 @@ static void fx_shutdown_queue(wr_queue_t *q)
     wr_queue_unref(q);
 }
 
-/* Message n: routing key "k<n>", a content header with delivery_mode and a
- * message-id unique to n, and a body of `size` bytes derived from n. */
-static wr_message_t *msg(int n, bool persistent, size_t size)
+/* Message n: routing key "k<n>", a content header with delivery_mode, a
+ * message-id unique to n and a priority unless negative, and a body of
+ * `size` bytes derived from n. */
+static wr_message_t *msg_prio(int n, bool persistent, size_t size, int priority)
 {
     wr_buf_t h = WR_BUF_INIT;
     wr_props_t p = {.class_id = 60, .body_size = size, .flags = WR_PROP_MESSAGE_ID};
@@ -106,6 +108,10 @@ static wr_message_t *msg(int n, bool persistent, size_t size)
         p.flags |= WR_PROP_DELIVERY_MODE;
         p.delivery_mode = 2;
     }
+    if (priority >= 0) {
+        p.flags |= WR_PROP_PRIORITY;
+        p.priority = (uint8_t)priority;
+    }
     wr_props_encode(&h, &p);
     ck_assert(wr_buf_ok(&h));
     m = wr_message_new(WR_BYTES_LIT("ex"), wr_bytes_str(key), (wr_bytes_t){h.data, h.len}, size);
@@ -115,6 +121,11 @@ static wr_message_t *msg(int n, bool persistent, size_t size)
     m->body_filled = size;
     wr_buf_free(&h);
     return m;
+}
+
+static wr_message_t *msg(int n, bool persistent, size_t size)
+{
+    return msg_prio(n, persistent, size, -1);
 }
 
 static int publish(wr_queue_t *q, int n, bool persistent, size_t size, wr_confirm_t *conf)
@@ -446,6 +457,164 @@ START_TEST(test_checkpoints_across_restart)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- limits */
+
+/* Which message this is: the number in its routing key. */
+static int msg_id(const wr_message_t *m)
+{
+    char key[16] = {0};
+
+    memcpy(key, m->routing_key.data, m->routing_key.len < 15 ? m->routing_key.len : 15);
+    return atoi(key + 1);
+}
+
+/* basic.get of message id, acknowledged (tag 0: no-ack) or kept unacked. */
+static void get_id(wr_queue_t *q, wr_unacked_t *u, uint64_t tag, int id, bool redelivered)
+{
+    wr_message_t *m;
+    wr_qpos_t pos;
+    bool r;
+
+    ck_assert(wr_queue_get(q, tag == 0, &m, &pos, &r));
+    ck_assert_int_eq(msg_id(m), id);
+    ck_assert_int_eq(r, redelivered);
+    if (tag == 0)
+        wr_message_unref(m);
+    else
+        ck_assert_int_eq(wr_unacked_add(u, tag, q, m, &pos, NULL), WR_OK);
+}
+
+START_TEST(test_priority_queue_restart)
+{
+    enum { N = 400, SIZE = 200, BUDGET = 20000 };
+    wr_queue_opts_t o = {.durable = true, .max_priority = 3};
+    fx_t fx;
+    wr_queue_t *q;
+    wr_unacked_t *u = wr_unacked_new();
+    char name[32], err[256];
+
+    fx_start(&fx, 16 * 1024, BUDGET);
+    q = wr_queue_new(WR_BYTES_LIT("q"), &o, &fx.sched);
+    ck_assert_int_eq(wr_queue_use_log(q, &fx.ctx, NULL, "queue 'q'", err, sizeof(err)), WR_OK);
+    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    for (int i = 0; i < N; i++) {
+        wr_message_t *m = msg_prio(i, true, SIZE, i % 4);
+        ck_assert_int_eq(wr_queue_publish(q, m, NULL), WR_OK);
+        wr_message_unref(m);
+    }
+    ck_assert_uint_le(wr_queue_memory(q), BUDGET);
+    ck_assert_uint_eq(wr_queue_ready_bytes(q), (uint64_t)N * SIZE);
+    /* Priority 3 first (one left unacked), then priority 2, acked with
+     * commits in between so that checkpoints list the lanes. */
+    get_id(q, u, 1, 3, false);
+    for (int i = 1; i < N / 2; i++) {
+        int id = i < N / 4 ? 4 * i + 3 : 4 * (i - N / 4) + 2;
+        get_id(q, u, (uint64_t)i + 1, id, false);
+        ck_assert_int_eq(wr_unacked_settle(u, (uint64_t)i + 1, false, WR_SETTLE_ACK), WR_OK);
+        if (i % 5 == 0)
+            fx_commit(&fx);
+    }
+    fx_commit(&fx);
+    wr_unacked_free(u);
+    fx_shutdown_queue(q);
+    wr_store_close(fx.store);
+
+    /* Back in priority order, FIFO within each, the unacked one first. */
+    fx_open(&fx, 16 * 1024, BUDGET);
+    q = wr_queue_new(WR_BYTES_LIT("q"), &o, &fx.sched);
+    ck_assert_int_eq(wr_queue_use_log(q, &fx.ctx, name, "queue 'q'", err, sizeof(err)), WR_OK);
+    ck_assert_uint_eq(wr_queue_ready(q), N / 2 + 1);
+    ck_assert_uint_le(wr_queue_memory(q), BUDGET);
+    get_id(q, NULL, 0, 3, true);
+    for (int i = 1; i < N; i += 4)
+        get_id(q, NULL, 0, i, false);
+    for (int i = 0; i < N; i += 4)
+        get_id(q, NULL, 0, i, false);
+    ck_assert_uint_eq(wr_queue_ready(q), 0);
+    fx_shutdown_queue(q);
+    fx_stop(&fx);
+}
+END_TEST
+
+typedef struct {
+    uint64_t now;
+    wr_message_t *dl[64];
+    wr_dl_reason_t why[64];
+    int ndl;
+} hk_t;
+
+static uint64_t hk_now(void *ud)
+{
+    return ((hk_t *)ud)->now;
+}
+
+static void hk_dead_letter(void *ud, wr_queue_t *q, wr_message_t *m, wr_dl_reason_t why)
+{
+    hk_t *h = ud;
+
+    ck_assert_int_lt(h->ndl, 64);
+    h->why[h->ndl] = why;
+    h->dl[h->ndl++] = m;
+}
+
+static void hk_arm(void *ud, wr_queue_t *q, uint64_t due)
+{
+}
+
+static void hk_expired(void *ud, wr_queue_t *q)
+{
+}
+
+static const wr_queue_hooks_t hk_hooks = {hk_now, hk_dead_letter, hk_arm, hk_expired};
+
+START_TEST(test_paged_out_dead_lettered)
+{
+    enum { N = 40, SIZE = 1000, BUDGET = 5000 };
+    fx_t fx;
+    hk_t hk = {0};
+    wr_queue_t *q;
+    wr_queue_limits_t l;
+    char name[32];
+
+    fx_start(&fx, 16 * 1024, BUDGET);
+    fx.sched.hooks = &hk_hooks;
+    fx.sched.ud = &hk;
+    q = fx_queue(&fx, true, NULL);
+    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    wr_queue_limits_none(&l);
+    l.message_ttl = 100;
+    l.dead_letter = true;
+    wr_queue_set_limits(q, &l);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(publish(q, i, i % 2 == 0, SIZE, NULL), WR_OK);
+    ck_assert_uint_le(wr_queue_memory(q), BUDGET);
+    ck_assert_uint_eq(wr_queue_ready_bytes(q), (uint64_t)N * SIZE);
+    fx_commit(&fx);
+    /* Expired, paged-out messages are read back for the dead-letter exchange. */
+    hk.now = 100;
+    wr_queue_tick(q);
+    ck_assert_uint_eq(wr_queue_ready(q), 0);
+    ck_assert_uint_eq(wr_queue_ready_bytes(q), 0);
+    ck_assert_uint_eq(wr_queue_memory(q), 0);
+    ck_assert_int_eq(hk.ndl, N);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(hk.why[i], WR_DL_EXPIRED);
+        check_msg(hk.dl[i], i, i % 2 == 0, SIZE);
+        wr_message_unref(hk.dl[i]);
+    }
+    fx_commit(&fx);
+    fx_shutdown_queue(q);
+    wr_store_close(fx.store);
+
+    /* Their records were settled: nothing comes back. */
+    fx_open(&fx, 16 * 1024, BUDGET);
+    q = fx_queue(&fx, true, name);
+    ck_assert_uint_eq(wr_queue_ready(q), 0);
+    fx_shutdown_queue(q);
+    fx_stop(&fx);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- deletion */
 
 START_TEST(test_delete_waits_for_topology)
@@ -485,6 +654,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_paged_durable_survives_restart);
     tcase_add_test(tc, test_old_unacked_does_not_pin_segments);
     tcase_add_test(tc, test_checkpoints_across_restart);
+    tcase_add_test(tc, test_priority_queue_restart);
+    tcase_add_test(tc, test_paged_out_dead_lettered);
     tcase_add_test(tc, test_delete_waits_for_topology);
     suite_add_tcase(s, tc);
     return s;

@@ -51,6 +51,11 @@
  * drains to LOW, channels are told to resume. */
 #define WRITE_HIGH_WM (1024 * 1024)
 #define WRITE_LOW_WM  (256 * 1024)
+/* Output corking (see conn_queued): an open connection's output is written
+ * once this much is queued, when the loop has nothing more urgent to do, or
+ * after CORK_USEC at the latest. */
+#define CORK_BYTES (64 * 1024)
+#define CORK_USEC  200
 /* Channel slots: a lazily allocated directory of pages of 256 slots, so any
  * channel number is one indexed load away and unused ranges cost nothing. */
 #define CHANNEL_PAGE_BITS 8
@@ -123,11 +128,15 @@ struct wr_conn_s {
     struct event *resume;   /* more input to handle, or deferred teardown */
     struct event *deadline; /* handshake timeout, then close timeout */
     struct event *heartbeat_ev;
-    char reason[256];     /* why it closes, for the last log line */
-    int64_t connected_at; /* ms since the epoch, for the management API */
+    bool corked;               /* output waits: EV_WRITE is disabled */
+    struct event *uncork_idle; /* at the idle priority: the loop has caught up */
+    struct event *uncork_late; /* a timer: CORK_USEC have passed */
+    char reason[256];          /* why it closes, for the last log line */
+    int64_t connected_at;      /* ms since the epoch, for the management API */
 };
 
 static void conn_process(wr_conn_t *c);
+static void conn_uncork(wr_conn_t *c);
 
 /* --- small helpers ------------------------------------------------------ */
 
@@ -309,6 +318,8 @@ static void conn_close_now(wr_conn_t *c, const char *reason)
     event_del(c->deadline);
     event_del(c->heartbeat_ev);
     event_del(c->resume);
+    event_del(c->uncork_idle);
+    event_del(c->uncork_late);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     wr_log_info("connection closed: %s (%s)", c->name, c->reason);
     wr_server_conn_done(c->srv, c);
@@ -318,6 +329,7 @@ static void conn_close_now(wr_conn_t *c, const char *reason)
  * timeout for a peer that stops reading). */
 static void conn_close_when_flushed(wr_conn_t *c)
 {
+    conn_uncork(c);
     c->close_when_flushed = true;
     /* Write low-watermark 0: the write callback fires when output is empty. */
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
@@ -343,11 +355,46 @@ static void conn_out_of_memory(wr_conn_t *c)
 
 /* --- output ------------------------------------------------------------- */
 
+static void conn_uncork(wr_conn_t *c)
+{
+    if (!c->corked)
+        return;
+    c->corked = false;
+    event_del(c->uncork_idle);
+    event_del(c->uncork_late);
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+/*
+ * Output was queued. An open connection's output (over plain TCP) is corked: one write per
+ * delivery batch woke the client, and that wake-up was the single largest
+ * cost of a delivery (a loop iteration under load carries only a few
+ * messages). It is written once CORK_BYTES are queued, or when the loop
+ * runs out of work (uncork_idle has the lowest priority, so it runs only in
+ * an iteration with nothing else to do: an idle broker adds no latency),
+ * or CORK_USEC later, so a busy loop cannot starve a quiet connection.
+ */
 static void conn_queued(wr_conn_t *c)
 {
+    static const struct timeval late = {0, CORK_USEC};
+    size_t len = evbuffer_get_length(conn_output(c));
+
     c->sent_since_tick = true;
-    if (evbuffer_get_length(conn_output(c)) >= WRITE_HIGH_WM)
+    if (len >= WRITE_HIGH_WM)
         c->output_full = true;
+    if (!c->corked)
+        return;
+    if (len >= CORK_BYTES) {
+        conn_uncork(c);
+    } else if (!event_pending(c->uncork_late, EV_TIMEOUT, NULL)) {
+        event_active(c->uncork_idle, 0, 0);
+        event_add(c->uncork_late, &late);
+    }
+}
+
+static void on_uncork(evutil_socket_t fd, short what, void *arg)
+{
+    conn_uncork(arg);
 }
 
 /* Appends the scratch buffer to the output. */
@@ -1391,6 +1438,12 @@ static void on_write(struct bufferevent *bev, void *arg)
         c->output_full = false;
         conn_notify_writable(c);
     }
+    /* Not over TLS: bufferevent_openssl must stay free to write what the
+     * TLS layer itself needs to send. */
+    if (left == 0 && c->state == ST_OPEN && !c->corked && !c->tls) {
+        c->corked = true;
+        bufferevent_disable(bev, EV_WRITE);
+    }
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -1486,7 +1539,10 @@ wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, ui
     c->resume = event_new(base, -1, 0, on_resume, c);
     c->deadline = evtimer_new(base, on_deadline, c);
     c->heartbeat_ev = event_new(base, -1, EV_PERSIST, on_heartbeat, c);
-    if (!c->resume || !c->deadline || !c->heartbeat_ev)
+    c->uncork_idle = event_new(base, -1, 0, on_uncork, c);
+    c->uncork_late = evtimer_new(base, on_uncork, c);
+    if (!c->resume || !c->deadline || !c->heartbeat_ev || !c->uncork_idle || !c->uncork_late ||
+        event_priority_set(c->uncork_idle, WR_PRIO_IDLE) != 0)
         goto err;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WM);
@@ -1526,6 +1582,10 @@ void wr_conn_free(wr_conn_t *c)
         event_free(c->deadline);
     if (c->heartbeat_ev)
         event_free(c->heartbeat_ev);
+    if (c->uncork_idle)
+        event_free(c->uncork_idle);
+    if (c->uncork_late)
+        event_free(c->uncork_late);
     if (c->bev)
         bufferevent_free(c->bev);
     wr_buf_free(&c->scratch);

@@ -291,6 +291,10 @@ static struct event_base *server_base_new(void)
     event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     base = event_base_new_with_config(ec);
     event_config_free(ec);
+    if (base != NULL && event_base_priority_init(base, WR_PRIO_LEVELS) != 0) {
+        event_base_free(base);
+        return NULL;
+    }
     return base;
 }
 

@@ -15,6 +15,13 @@
 #define WR_VERSION "0.1.0"
 
 struct event_base;
+
+/* Event priorities: everything runs at WR_PRIO_DEFAULT (libevent's default
+ * with WR_PRIO_LEVELS levels) except what should wait until an iteration of
+ * the loop has nothing else to run. */
+#define WR_PRIO_LEVELS  3
+#define WR_PRIO_DEFAULT 1
+#define WR_PRIO_IDLE    2
 typedef struct wr_conn_s wr_conn_t;
 typedef struct wr_server_s wr_server_t;
 typedef struct wr_vhost_s wr_vhost_t;

@@ -193,7 +193,7 @@ static bool consume(wr_channel_t *ch, const wr_basic_consume_t *b, wr_amqp_error
         wr_channel_gen_name(gen, "amq.ctag-");
         tag = wr_bytes_str(gen);
     }
-    c = wr_consumer_new(tag, &consumer_ops, ch);
+    c = wr_consumer_new(tag, b->arguments, &consumer_ops, ch);
     if (c == NULL)
         return internal_error(WR_BASIC_CONSUME, err);
     c->priority = priority;

@@ -334,14 +334,13 @@ static json_t *channel_details(const wr_mgmt_req_t *r, const chan_ref_t *ref)
 }
 
 /* One consumer as RabbitMQ's /api/consumers shows it. Of a single active
- * consumer queue's consumers, one is "single_active", the others "waiting".
- * Its arguments are the one warren keeps (x-priority). */
+ * consumer queue's consumers, one is "single_active", the others "waiting". */
 static void add_consumer(void *ud, const wr_consumer_t *c)
 {
     consumers_ctx_t *x = ud;
     bool sac = wr_queue_opts(x->q)->single_active;
     bool active = !sac || wr_queue_active_consumer(x->q) == c;
-    json_t *args = c->priority ? json_pack("{s:i}", "x-priority", (int)c->priority) : json_object();
+    json_t *args = wr_mgmt_json_table(c->args);
 
     json_array_append_new(x->arr,
                           json_pack("{s:o, s:{s:o, s:s}, s:o, s:b, s:i, s:b, s:o, s:b, s:s}", "consumer_tag",

@@ -904,15 +904,20 @@ size_t wr_queue_close(wr_queue_t *q)
 
 /* ---------------------------------------------------------------- consumers */
 
-wr_consumer_t *wr_consumer_new(wr_bytes_t tag, const wr_consumer_ops_t *ops, void *owner)
+wr_consumer_t *wr_consumer_new(wr_bytes_t tag, wr_bytes_t args, const wr_consumer_ops_t *ops, void *owner)
 {
-    wr_consumer_t *c = calloc(1, sizeof(*c) + tag.len);
+    wr_consumer_t *c = calloc(1, sizeof(*c) + tag.len + args.len);
+    uint8_t *p;
 
     if (c == NULL)
         return NULL;
+    p = (uint8_t *)(c + 1);
     if (tag.len > 0)
-        memcpy(c + 1, tag.data, tag.len);
-    c->tag = (wr_bytes_t){(const uint8_t *)(c + 1), tag.len};
+        memcpy(p, tag.data, tag.len);
+    if (args.len > 0)
+        memcpy(p + tag.len, args.data, args.len);
+    c->tag = (wr_bytes_t){p, tag.len};
+    c->args = (wr_bytes_t){p + tag.len, args.len};
     c->ops = ops;
     c->owner = owner;
     c->refs = 1;

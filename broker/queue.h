@@ -257,7 +257,8 @@ struct wr_prio_group_s;
 struct wr_consumer_s {
     const wr_consumer_ops_t *ops;
     void *owner;
-    wr_bytes_t tag; /* points into the consumer's own allocation */
+    wr_bytes_t tag;  /* points into the consumer's own allocation */
+    wr_bytes_t args; /* basic.consume's arguments (raw table), likewise */
     int32_t priority;
     uint16_t prefetch; /* per-consumer window, 0 = unlimited */
     bool no_ack;
@@ -271,8 +272,8 @@ struct wr_consumer_s {
     wr_list_t anode; /* in the queue's consumers in attach order */
 };
 
-/* refs = 1, a copy of tag, everything else zero. NULL on ENOMEM. */
-wr_consumer_t *wr_consumer_new(wr_bytes_t tag, const wr_consumer_ops_t *ops, void *owner);
+/* refs = 1, copies of tag and args, everything else zero. NULL on ENOMEM. */
+wr_consumer_t *wr_consumer_new(wr_bytes_t tag, wr_bytes_t args, const wr_consumer_ops_t *ops, void *owner);
 void wr_consumer_unref(wr_consumer_t *c); /* NULL is a no-op */
 /*
  * Attaches c to q (q keeps a reference to c). WR_OK, or WR_EEXIST when

@@ -611,7 +611,7 @@ def test_consumers(mgmt_broker, api, conn, name):
     ch.basic_qos(prefetch_count=7)
     ch.queue_declare(q, exclusive=True)
     ch.queue_declare(sac, exclusive=True, arguments={"x-single-active-consumer": True})
-    ch.basic_consume(q, lambda *a: None, consumer_tag="c-prio", arguments={"x-priority": 5})
+    ch.basic_consume(q, lambda *a: None, consumer_tag="c-prio", arguments={"x-priority": 5, "app": "web"})
     ch.basic_consume(q, lambda *a: None, consumer_tag="c-noack", auto_ack=True)
     ch.basic_consume(sac, lambda *a: None, consumer_tag="s1")
     ch2 = conn.channel()
@@ -622,7 +622,7 @@ def test_consumers(mgmt_broker, api, conn, name):
     noack, prio = mine
     assert prio == {
         "consumer_tag": "c-prio", "queue": {"name": q, "vhost": "/"}, "ack_required": True,
-        "prefetch_count": 7, "exclusive": False, "arguments": {"x-priority": 5}, "active": True,
+        "prefetch_count": 7, "exclusive": False, "arguments": {"x-priority": 5, "app": "web"}, "active": True,
         "activity_status": "up",
         "channel_details": {"name": cname + " (1)", "number": 1, "connection_name": cname,
                             "peer_host": "127.0.0.1", "peer_port": conn._impl._transport._sock.getsockname()[1],

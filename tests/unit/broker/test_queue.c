@@ -364,7 +364,7 @@ static const wr_consumer_ops_t fake_ops = {fake_can_take, fake_deliver, fake_can
 
 static wr_consumer_t *consumer(fake_ch_t *ch, const char *tag, int32_t priority, uint16_t prefetch)
 {
-    wr_consumer_t *c = wr_consumer_new(wr_bytes_str(tag), &fake_ops, ch);
+    wr_consumer_t *c = wr_consumer_new(wr_bytes_str(tag), (wr_bytes_t){NULL, 0}, &fake_ops, ch);
 
     ck_assert_ptr_nonnull(c);
     c->priority = priority;

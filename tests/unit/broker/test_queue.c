@@ -12,6 +12,7 @@
 
 #include "broker/queue.h"
 #include "core/status.h"
+#include "queue_fakes.h"
 
 /* ---------------------------------------------------------------- fixtures */
 
@@ -24,14 +25,6 @@ static wr_message_t *msg(int n)
 }
 
 /* Which message this is: the number in its routing key. */
-static int msg_id(const wr_message_t *m)
-{
-    char key[16] = {0};
-
-    memcpy(key, m->routing_key.data, m->routing_key.len < 15 ? m->routing_key.len : 15);
-    return atoi(key + 1);
-}
-
 static wr_queue_t *new_queue(wr_queue_sched_t *s, bool auto_delete)
 {
     wr_queue_opts_t o = {.auto_delete = auto_delete};
@@ -54,7 +47,7 @@ static void expect_get(wr_queue_t *q, bool no_ack, int id, bool redelivered, wr_
     bool r;
 
     ck_assert(wr_queue_get(q, no_ack, m, pos, &r));
-    ck_assert_int_eq(msg_id(*m), id);
+    ck_assert_int_eq(qf_msg_id(*m), id);
     ck_assert_int_eq(r, redelivered);
 }
 
@@ -77,12 +70,6 @@ static void deliver_get(wr_queue_t *q, wr_unacked_t *u, uint64_t tag, int id, bo
     ck_assert_int_eq(wr_unacked_add(u, tag, q, m, &pos, NULL), WR_OK);
 }
 
-static void close_and_unref(wr_queue_t *q)
-{
-    wr_queue_close(q);
-    wr_queue_unref(q);
-}
-
 /* ---------------------------------------------------------------- ready */
 
 START_TEST(test_fifo_order)
@@ -102,7 +89,7 @@ START_TEST(test_fifo_order)
         get_and_drop(q, i, false);
     ck_assert_uint_eq(wr_queue_ready(q), 0);
     ck_assert(!wr_queue_get(q, true, &m, &pos, &r));
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -141,7 +128,7 @@ START_TEST(test_requeue_original_position)
     get_and_drop(q, 8, false);
     ck_assert_uint_eq(wr_queue_ready(q), 0);
     wr_unacked_free(u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -167,7 +154,7 @@ START_TEST(test_purge_counts_ready_only)
     get_and_drop(q, 1, true);
     get_and_drop(q, 2, true);
     wr_unacked_free(u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -219,7 +206,7 @@ START_TEST(test_ack_single_and_multiple)
     ck_assert_uint_eq(wr_unacked_count(u), 0);
     ck_assert_uint_eq(wr_queue_ready(q), 0);
     wr_unacked_free(u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -248,7 +235,7 @@ START_TEST(test_unknown_tags)
     wr_unacked_free(u); /* requeues tag 30 */
     ck_assert_uint_eq(wr_queue_ready(q), 1);
     get_and_drop(q, 3, true);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -279,7 +266,7 @@ START_TEST(test_nack_reject)
     get_and_drop(q, 4, true);
     get_and_drop(q, 5, true);
     wr_unacked_free(u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -321,53 +308,16 @@ START_TEST(test_unacked_index_stress)
     ck_assert_int_eq(wr_unacked_settle(u, N, true, WR_SETTLE_ACK), WR_OK);
     ck_assert_uint_eq(wr_unacked_count(u), 0);
     wr_unacked_free(u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
 /* ---------------------------------------------------------------- consumers */
 
-/* A fake channel: what it was delivered, and whether it takes more. */
-typedef struct {
-    wr_unacked_t *u;
-    uint64_t last_tag;
-    bool blocked;
-    int got[64];
-    int ngot;
-    int cancelled;
-} fake_ch_t;
-
-static bool fake_can_take(wr_consumer_t *c)
+static wr_consumer_t *consumer(qf_channel_t *ch, const char *tag, int32_t priority, uint16_t prefetch)
 {
-    return !((fake_ch_t *)c->owner)->blocked;
-}
+    wr_consumer_t *c = qf_consumer(ch, tag, priority);
 
-static void fake_deliver(wr_consumer_t *c, wr_message_t *m, const wr_qpos_t *pos, bool redelivered)
-{
-    fake_ch_t *ch = c->owner;
-
-    ck_assert_int_lt(ch->ngot, 64);
-    ch->got[ch->ngot++] = msg_id(m);
-    if (c->no_ack) {
-        wr_message_unref(m);
-        return;
-    }
-    ck_assert_int_eq(wr_unacked_add(ch->u, ++ch->last_tag, c->queue, m, pos, c), WR_OK);
-}
-
-static void fake_cancelled(wr_consumer_t *c)
-{
-    ((fake_ch_t *)c->owner)->cancelled++;
-}
-
-static const wr_consumer_ops_t fake_ops = {fake_can_take, fake_deliver, fake_cancelled};
-
-static wr_consumer_t *consumer(fake_ch_t *ch, const char *tag, int32_t priority, uint16_t prefetch)
-{
-    wr_consumer_t *c = wr_consumer_new(wr_bytes_str(tag), (wr_bytes_t){NULL, 0}, &fake_ops, ch);
-
-    ck_assert_ptr_nonnull(c);
-    c->priority = priority;
     c->prefetch = prefetch;
     return c;
 }
@@ -383,7 +333,7 @@ START_TEST(test_round_robin_and_prefetch)
 {
     wr_queue_sched_t s;
     wr_queue_t *q;
-    fake_ch_t a = {.u = wr_unacked_new()}, b = {.u = wr_unacked_new()};
+    qf_channel_t a = {.u = wr_unacked_new()}, b = {.u = wr_unacked_new()};
     wr_consumer_t *ca, *cb;
 
     wakes = 0;
@@ -441,7 +391,7 @@ START_TEST(test_priorities_and_batches)
 {
     wr_queue_sched_t s;
     wr_queue_t *q;
-    fake_ch_t hi = {.u = wr_unacked_new()}, lo = {.u = wr_unacked_new()};
+    qf_channel_t hi = {.u = wr_unacked_new()}, lo = {.u = wr_unacked_new()};
     wr_consumer_t *chi, *clo;
 
     wr_queue_sched_init(&s, NULL, NULL);
@@ -475,7 +425,7 @@ START_TEST(test_exclusive_and_auto_delete)
 {
     wr_queue_sched_t s;
     wr_queue_t *q;
-    fake_ch_t a = {.u = wr_unacked_new()};
+    qf_channel_t a = {.u = wr_unacked_new()};
     wr_consumer_t *c1 = consumer(&a, "c1", 0, 0);
     wr_consumer_t *c2 = consumer(&a, "c2", 0, 0);
 
@@ -496,7 +446,7 @@ START_TEST(test_exclusive_and_auto_delete)
     wr_consumer_unref(c1);
     wr_consumer_unref(c2);
     wr_unacked_free(a.u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -504,7 +454,7 @@ START_TEST(test_no_ack_consumer)
 {
     wr_queue_sched_t s;
     wr_queue_t *q;
-    fake_ch_t a = {.u = wr_unacked_new()};
+    qf_channel_t a = {.u = wr_unacked_new()};
     wr_consumer_t *c = consumer(&a, "c", 0, 1);
 
     wr_queue_sched_init(&s, NULL, NULL);
@@ -520,7 +470,7 @@ START_TEST(test_no_ack_consumer)
     wr_queue_cancel(c);
     wr_consumer_unref(c);
     wr_unacked_free(a.u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 

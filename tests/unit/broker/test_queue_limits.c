@@ -12,6 +12,7 @@
 
 #include "broker/queue.h"
 #include "core/status.h"
+#include "queue_fakes.h"
 #include "protocol/props.h"
 
 /* ---------------------------------------------------------------- fixtures */
@@ -29,14 +30,6 @@ typedef struct {
 static fx_t fx;
 
 /* Which message this is: the number in its routing key. */
-static int msg_id(const wr_message_t *m)
-{
-    char key[16] = {0};
-
-    memcpy(key, m->routing_key.data, m->routing_key.len < 15 ? m->routing_key.len : 15);
-    return atoi(key + 1);
-}
-
 static uint64_t fake_now(void *ud)
 {
     return ((fx_t *)ud)->now;
@@ -47,7 +40,7 @@ static void fake_dead_letter(void *ud, wr_queue_t *q, wr_message_t *m, wr_dl_rea
     fx_t *f = ud;
 
     ck_assert_int_lt(f->ndl, 64);
-    f->dl_id[f->ndl] = msg_id(m);
+    f->dl_id[f->ndl] = qf_msg_id(m);
     f->dl_why[f->ndl++] = why;
     wr_message_unref(m);
 }
@@ -154,7 +147,7 @@ static void get_drop(wr_queue_t *q, int id)
         return;
     }
     ck_assert(wr_queue_get(q, true, &m, &pos, &r));
-    ck_assert_int_eq(msg_id(m), id);
+    ck_assert_int_eq(qf_msg_id(m), id);
     wr_message_unref(m);
 }
 
@@ -166,7 +159,7 @@ static void get_keep(wr_queue_t *q, wr_unacked_t *u, uint64_t tag, int id, bool 
     bool r;
 
     ck_assert(wr_queue_get(q, false, &m, &pos, &r));
-    ck_assert_int_eq(msg_id(m), id);
+    ck_assert_int_eq(qf_msg_id(m), id);
     ck_assert_int_eq(r, redelivered);
     ck_assert_int_eq(wr_unacked_add(u, tag, q, m, &pos, NULL), WR_OK);
 }
@@ -176,54 +169,6 @@ static void expect_dl(int i, int id, wr_dl_reason_t why)
     ck_assert_int_gt(fx.ndl, i);
     ck_assert_int_eq(fx.dl_id[i], id);
     ck_assert_int_eq(fx.dl_why[i], why);
-}
-
-static void close_and_unref(wr_queue_t *q)
-{
-    wr_queue_close(q);
-    wr_queue_unref(q);
-}
-
-/* A fake channel: what it was delivered, and whether it takes more. */
-typedef struct {
-    wr_unacked_t *u;
-    uint64_t last_tag;
-    bool blocked;
-    int got[64];
-    int ngot;
-} fake_ch_t;
-
-static bool fake_can_take(wr_consumer_t *c)
-{
-    return !((fake_ch_t *)c->owner)->blocked;
-}
-
-static void fake_deliver(wr_consumer_t *c, wr_message_t *m, const wr_qpos_t *pos, bool redelivered)
-{
-    fake_ch_t *ch = c->owner;
-
-    ck_assert_int_lt(ch->ngot, 64);
-    ch->got[ch->ngot++] = msg_id(m);
-    if (c->no_ack) {
-        wr_message_unref(m);
-        return;
-    }
-    ck_assert_int_eq(wr_unacked_add(ch->u, ++ch->last_tag, c->queue, m, pos, c), WR_OK);
-}
-
-static void fake_cancelled(wr_consumer_t *c)
-{
-}
-
-static const wr_consumer_ops_t fake_ops = {fake_can_take, fake_deliver, fake_cancelled};
-
-static wr_consumer_t *consumer(fake_ch_t *ch, const char *tag, int32_t priority)
-{
-    wr_consumer_t *c = wr_consumer_new(wr_bytes_str(tag), (wr_bytes_t){NULL, 0}, &fake_ops, ch);
-
-    ck_assert_ptr_nonnull(c);
-    c->priority = priority;
-    return c;
 }
 
 /* ---------------------------------------------------------------- plumbing */
@@ -257,7 +202,7 @@ START_TEST(test_limits_none_and_no_hooks)
     ck_assert_uint_eq(wr_queue_ready_bytes(q), 7);
     get_drop(q, 1);
     ck_assert_uint_eq(wr_queue_ready_bytes(q), 4);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -298,8 +243,8 @@ START_TEST(test_ttl_expires_heads_on_tick)
     wr_queue_tick(plain);
     ck_assert_uint_eq(wr_queue_ready(plain), 0);
     ck_assert_int_eq(fx.ndl, 3);
-    close_and_unref(q);
-    close_and_unref(plain);
+    qf_close_and_unref(q);
+    qf_close_and_unref(plain);
 }
 END_TEST
 
@@ -323,7 +268,7 @@ START_TEST(test_ttl_shorter_of_queue_and_message)
     ck_assert_uint_eq(wr_queue_ready(q), 0);
     expect_dl(0, 2, WR_DL_EXPIRED);
     expect_dl(1, 3, WR_DL_EXPIRED);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 
     /* Without x-message-ttl the message's own expiration applies. */
     q = new_queue(&s, 0, false);
@@ -336,7 +281,7 @@ START_TEST(test_ttl_shorter_of_queue_and_message)
     fx.now = 1020;
     get_drop(q, 0);
     ck_assert_int_eq(fx.ndl, 2); /* no dead-letter exchange: dropped */
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -344,8 +289,8 @@ START_TEST(test_ttl_never_delivers_expired)
 {
     wr_queue_sched_t s;
     wr_queue_t *q;
-    fake_ch_t a = {.u = wr_unacked_new(), .blocked = true};
-    wr_consumer_t *ca = consumer(&a, "a", 0);
+    qf_channel_t a = {.u = wr_unacked_new(), .blocked = true};
+    wr_consumer_t *ca = qf_consumer(&a, "a", 0);
 
     sched_init(&s);
     q = limited_queue(&s, 100, -1, -1, WR_OVERFLOW_DROP_HEAD, true);
@@ -367,7 +312,7 @@ START_TEST(test_ttl_never_delivers_expired)
     wr_queue_cancel(ca);
     wr_consumer_unref(ca);
     wr_unacked_free(a.u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -375,8 +320,8 @@ START_TEST(test_ttl_zero)
 {
     wr_queue_sched_t s;
     wr_queue_t *q;
-    fake_ch_t a = {.u = wr_unacked_new()};
-    wr_consumer_t *ca = consumer(&a, "a", 0);
+    qf_channel_t a = {.u = wr_unacked_new()};
+    wr_consumer_t *ca = qf_consumer(&a, "a", 0);
 
     sched_init(&s);
     q = limited_queue(&s, 0, -1, -1, WR_OVERFLOW_DROP_HEAD, true);
@@ -403,13 +348,13 @@ START_TEST(test_ttl_zero)
     wr_queue_cancel(ca);
     wr_consumer_unref(ca);
     wr_unacked_free(a.u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 
     /* Expiration "0" without x-message-ttl behaves the same. */
     q = new_queue(&s, 0, false);
     ck_assert_int_eq(publish_full(q, 5, 1, "0", -1), WR_OK);
     ck_assert_uint_eq(wr_queue_ready(q), 0);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -442,7 +387,7 @@ START_TEST(test_requeue_keeps_expiry)
     ck_assert_uint_eq(wr_queue_ready(q), 0);
     expect_dl(1, 2, WR_DL_EXPIRED);
     wr_unacked_free(u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -464,14 +409,14 @@ START_TEST(test_max_length_drop_head)
     expect_dl(0, 1, WR_DL_MAXLEN);
     get_drop(q, 2);
     get_drop(q, 3);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 
     /* Without a dead-letter exchange the head is just dropped. */
     q = limited_queue(&s, -1, 0, -1, WR_OVERFLOW_DROP_HEAD, false);
     publish(q, 4);
     ck_assert_uint_eq(wr_queue_ready(q), 0);
     ck_assert_int_eq(fx.ndl, 1);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -494,7 +439,7 @@ START_TEST(test_max_length_bytes)
     ck_assert_uint_eq(wr_queue_ready(q), 0);
     ck_assert_uint_eq(wr_queue_ready_bytes(q), 0);
     expect_dl(3, 4, WR_DL_MAXLEN);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -513,7 +458,7 @@ START_TEST(test_reject_publish)
     ck_assert_uint_eq(wr_queue_stats(q)->publish, 2);
     get_drop(q, 1);
     publish(q, 4);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 
     q = limited_queue(&s, -1, -1, 10, WR_OVERFLOW_REJECT_PUBLISH_DLX, true);
     ck_assert_int_eq(publish_full(q, 5, 5, NULL, -1), WR_OK);
@@ -521,7 +466,7 @@ START_TEST(test_reject_publish)
     ck_assert_int_eq(publish_full(q, 7, 1, NULL, -1), WR_EFULL);
     expect_dl(0, 7, WR_DL_MAXLEN);
     ck_assert_int_eq(publish_full(q, 8, 0, NULL, -1), WR_OK); /* 0 bytes still fit */
-    close_and_unref(q);
+    qf_close_and_unref(q);
 
     /* A lower limit does not drop anything with reject-publish. */
     q = limited_queue(&s, -1, -1, -1, WR_OVERFLOW_REJECT_PUBLISH, true);
@@ -534,7 +479,7 @@ START_TEST(test_reject_publish)
     }
     ck_assert_uint_eq(wr_queue_ready(q), 2);
     ck_assert_int_eq(publish_full(q, 11, 1, NULL, -1), WR_EFULL);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -553,7 +498,7 @@ START_TEST(test_unacked_not_counted)
     ck_assert_uint_eq(wr_queue_unacked(q), 1);
     ck_assert_uint_eq(wr_queue_ready_bytes(q), 1);
     wr_unacked_free(u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -582,7 +527,7 @@ START_TEST(test_set_limits_trims)
     publish(q, 6);
     ck_assert_uint_eq(wr_queue_ready(q), 3);
     get_drop(q, 4);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -590,8 +535,8 @@ START_TEST(test_drop_head_delivers_first)
 {
     wr_queue_sched_t s;
     wr_queue_t *q;
-    fake_ch_t a = {.u = wr_unacked_new()};
-    wr_consumer_t *ca = consumer(&a, "a", 0);
+    qf_channel_t a = {.u = wr_unacked_new()};
+    wr_consumer_t *ca = qf_consumer(&a, "a", 0);
 
     /* A consumer that can take messages gets them before any is dropped. */
     sched_init(&s);
@@ -610,11 +555,11 @@ START_TEST(test_drop_head_delivers_first)
     wr_queue_cancel(ca);
     wr_consumer_unref(ca);
     wr_unacked_free(a.u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 
     /* The same with reject-publish: nothing is refused while it can take. */
-    a = (fake_ch_t){.u = wr_unacked_new()};
-    ca = consumer(&a, "a", 0);
+    a = (qf_channel_t){.u = wr_unacked_new()};
+    ca = qf_consumer(&a, "a", 0);
     q = limited_queue(&s, -1, 1, -1, WR_OVERFLOW_REJECT_PUBLISH, true);
     ck_assert_int_eq(wr_queue_consume(q, ca), WR_OK);
     for (int i = 1; i <= 3; i++)
@@ -626,7 +571,7 @@ START_TEST(test_drop_head_delivers_first)
     wr_queue_cancel(ca);
     wr_consumer_unref(ca);
     wr_unacked_free(a.u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -660,8 +605,8 @@ START_TEST(test_discard_dead_letters)
     ck_assert_int_eq(wr_unacked_settle(u, 3, false, WR_SETTLE_ACK), WR_OK);
     ck_assert_int_eq(fx.ndl, 1);
     wr_unacked_free(u);
-    close_and_unref(q);
-    close_and_unref(plain);
+    qf_close_and_unref(q);
+    qf_close_and_unref(plain);
 }
 END_TEST
 
@@ -693,7 +638,7 @@ START_TEST(test_delivery_limit)
     ck_assert_uint_eq(wr_queue_ready(q), 1);
     get_drop(q, 2);
     wr_unacked_free(u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -708,8 +653,9 @@ START_TEST(test_single_active_consumer)
 {
     wr_queue_sched_t s;
     wr_queue_t *q;
-    fake_ch_t a = {.u = wr_unacked_new()}, b = {.u = wr_unacked_new()}, c = {.u = wr_unacked_new()};
-    wr_consumer_t *ca = consumer(&a, "a", 0), *cb = consumer(&b, "b", 10), *cc = consumer(&c, "c", 0);
+    qf_channel_t a = {.u = wr_unacked_new()}, b = {.u = wr_unacked_new()}, c = {.u = wr_unacked_new()};
+    wr_consumer_t *ca = qf_consumer(&a, "a", 0), *cb = qf_consumer(&b, "b", 10),
+                  *cc = qf_consumer(&c, "c", 0);
     char tags[8] = "";
 
     sched_init(&s);
@@ -750,7 +696,7 @@ START_TEST(test_single_active_consumer)
     wr_consumer_unref(cc);
     wr_unacked_free(b.u);
     wr_unacked_free(c.u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -758,8 +704,9 @@ START_TEST(test_foreach_attach_order)
 {
     wr_queue_sched_t s;
     wr_queue_t *q;
-    fake_ch_t a = {.u = wr_unacked_new()};
-    wr_consumer_t *c1 = consumer(&a, "1", 0), *c2 = consumer(&a, "2", 5), *c3 = consumer(&a, "3", -1);
+    qf_channel_t a = {.u = wr_unacked_new()};
+    wr_consumer_t *c1 = qf_consumer(&a, "1", 0), *c2 = qf_consumer(&a, "2", 5),
+                  *c3 = qf_consumer(&a, "3", -1);
     char tags[8] = "";
 
     sched_init(&s);
@@ -794,8 +741,8 @@ START_TEST(test_queue_expires)
     wr_queue_sched_t s;
     wr_queue_t *q;
     wr_queue_limits_t l;
-    fake_ch_t a = {.u = wr_unacked_new()};
-    wr_consumer_t *ca = consumer(&a, "a", 0);
+    qf_channel_t a = {.u = wr_unacked_new()};
+    wr_consumer_t *ca = qf_consumer(&a, "a", 0);
 
     sched_init(&s);
     q = new_queue(&s, 0, false);
@@ -836,13 +783,13 @@ START_TEST(test_queue_expires)
     ck_assert_int_eq(fx.expired, 1);
     wr_consumer_unref(ca);
     wr_unacked_free(a.u);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 
     /* Closing cancels a pending timer. */
     q = new_queue(&s, 0, false);
     wr_queue_set_limits(q, &l);
     ck_assert_uint_eq(fx.armed, 21000);
-    close_and_unref(q);
+    qf_close_and_unref(q);
     ck_assert_uint_eq(fx.armed, UINT64_MAX);
     ck_assert_int_eq(fx.expired, 1);
 }
@@ -882,7 +829,7 @@ START_TEST(test_priority_order)
     get_drop(q, 0);
     wr_unacked_free(u); /* 2 comes back */
     get_drop(q, 2);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 
@@ -912,7 +859,7 @@ START_TEST(test_priority_limits_across_lanes)
     expect_dl(1, 4, WR_DL_EXPIRED);
     get_drop(q, 3);
     get_drop(q, 1);
-    close_and_unref(q);
+    qf_close_and_unref(q);
 }
 END_TEST
 

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One client connection: the socket behind a bufferevent, the protocol
- * header, frame splitting with a per-callback cap, the connection-class
- * handshake (start, SASL, tune, open), heartbeats, channel slots and close.
- * Errors map to the codes and texts RabbitMQ 3.10 uses (rabbit_reader.erl),
- * including its habit of closing silently, 3 s later, on handshake errors.
+ * One client connection: the socket behind a bufferevent, frame splitting
+ * with a per-callback cap, output, throttling, heartbeats, channel slots and
+ * close; the connection class on channel 0 is in conn_handshake.c. Errors map
+ * to the codes and texts RabbitMQ 3.10 uses (rabbit_reader.erl), including
+ * its habit of closing silently, 3 s later, on handshake errors.
  */
 #include "broker/conn.h"
 
@@ -14,9 +14,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -26,8 +24,8 @@
 #include "broker/alarm.h"
 #include "broker/auth.h"
 #include "broker/channel.h"
+#include "broker/conn_internal.h"
 #include "broker/log.h"
-#include "broker/sasl.h"
 #include "broker/server.h"
 #include "broker/tls.h"
 #include "broker/vhost.h"
@@ -45,8 +43,6 @@
 /* RabbitMQ's SILENT_CLOSE_DELAY: a client that failed the handshake or broke
  * framing waits this long for its socket to close (anti-DoS). */
 #define SILENT_CLOSE_DELAY_SEC 3
-/* Input stops being read above this (or above one maximal frame). */
-#define READ_HIGH_WM (256 * 1024)
 /* Output above HIGH makes the connection unwritable for deliveries; once it
  * drains to LOW, channels are told to resume. */
 #define WRITE_HIGH_WM (1024 * 1024)
@@ -68,102 +64,35 @@
 /* The alarms a client is told about in connection.blocked; flow is not. */
 #define RESOURCE_ALARMS (WR_ALARM_MEMORY | WR_ALARM_DISK)
 
-/* "AMQP" 1 1 0 9: AMQP 0-9, which RabbitMQ serves as 0-9-1. */
-static const uint8_t amqp_0_9_header[8] = {'A', 'M', 'Q', 'P', 1, 1, 0, 9};
-
-typedef enum {
-    ST_AWAIT_HEADER,
-    ST_AWAIT_START_OK,
-    ST_AWAIT_TUNE_OK,
-    ST_AWAIT_OPEN,
-    ST_OPEN,
-    ST_CLOSING, /* we sent connection.close: only close and close-ok matter now */
-    ST_CLOSED,  /* finished at the AMQP level: input is discarded, the socket
-                   closes once flushed or when the deadline fires */
-    ST_DEAD,    /* handed to the server's reaper */
-} conn_state_t;
-
-struct wr_conn_s {
-    wr_list_t link; /* on the server's live or closing list */
-    wr_server_t *srv;
-    struct bufferevent *bev;
-    conn_state_t state;
-    uint64_t id;
-    char name[136]; /* two formatted addresses and " -> " */
-    bool peer_loopback;
-    bool tls;                /* a TLS listener accepted it */
-    bool user_counted;       /* counted against the per-user connection limit */
-    bool peer_eof;           /* EOF seen: finish buffered frames, then close */
-    bool output_full;        /* went over WRITE_HIGH_WM; channels wait for LOW */
-    bool close_when_flushed; /* close as soon as the output is empty */
-    bool teardown_pending;   /* channels to free once off the caller's stack */
-    bool torn_down;
-    bool sent_since_tick;
-    bool recv_since_tick;
-    uint8_t idle_ticks;
-
-    /* Throttling, as rabbit_reader's: a connection that publishes while an
-     * alarm or flow holds publishers stops being read (before the body of
-     * that message) until the reasons are gone. */
-    bool blocked;      /* reads stopped */
-    bool blocked_sent; /* connection.blocked sent, connection.unblocked owed */
-    unsigned held_by;  /* WR_ALARM_* reasons at the last look */
-    uint64_t flow_at;  /* ms (monotonic) flow last held it; 0: never */
-
-    /* Negotiated in tune-ok; frame_max is AMQP's minimum until then. */
-    uint32_t frame_max;
-    uint16_t channel_max;
-    uint16_t heartbeat;
-
-    char *user;
-    wr_vhost_t *vhost;
-    const wr_permission_cfg_t *perm; /* the user's in vhost, from connection.open */
-    uint8_t *caps;                   /* the client's capabilities table, raw */
-    size_t caps_len;
-
-    wr_channel_t ***pages; /* CHANNEL_PAGES entries, each NULL or a page */
-    uint32_t nchannels;
-
-    wr_buf_t scratch;       /* reused by every encoder call */
-    struct event *resume;   /* more input to handle, or deferred teardown */
-    struct event *deadline; /* handshake timeout, then close timeout */
-    struct event *heartbeat_ev;
-    bool corked;               /* output waits: EV_WRITE is disabled */
-    struct event *uncork_idle; /* at the idle priority: the loop has caught up */
-    struct event *uncork_late; /* a timer: CORK_USEC have passed */
-    char reason[256];          /* why it closes, for the last log line */
-    int64_t connected_at;      /* ms since the epoch, for the management API */
-};
-
 static void conn_process(wr_conn_t *c);
 static void conn_uncork(wr_conn_t *c);
 
 /* --- small helpers ------------------------------------------------------ */
 
-static const char *state_name(conn_state_t s)
+const char *wr_conn_state_name(wr_conn_state_t s)
 {
     /* RabbitMQ's names, as its error texts show them. */
     switch (s) {
-    case ST_AWAIT_HEADER:
-    case ST_AWAIT_START_OK:
+    case WR_CONN_AWAIT_HEADER:
+    case WR_CONN_AWAIT_START_OK:
         return "starting";
-    case ST_AWAIT_TUNE_OK:
+    case WR_CONN_AWAIT_TUNE_OK:
         return "tuning";
-    case ST_AWAIT_OPEN:
+    case WR_CONN_AWAIT_OPEN:
         return "opening";
-    case ST_OPEN:
+    case WR_CONN_OPEN:
         return "running";
-    case ST_CLOSING:
+    case WR_CONN_CLOSING:
         return "closing";
-    case ST_CLOSED:
-    case ST_DEAD:
+    case WR_CONN_CLOSED:
+    case WR_CONN_DEAD:
         break;
     }
     return "closed";
 }
 
 /* Client-supplied bytes go into log lines: no control characters. */
-static void sanitize(char *s)
+void wr_conn_sanitize(char *s)
 {
     for (; *s; s++) {
         if ((unsigned char)*s < 0x20 || *s == 0x7f)
@@ -176,7 +105,7 @@ static void sanitize(char *s)
  * <<"abc">> when every octet is printable ASCII and `strings`, else
  * <<0,20,0>>. Truncated to fit n.
  */
-static void format_octets(char *out, size_t n, wr_bytes_t b, bool strings)
+void wr_conn_format_octets(char *out, size_t n, wr_bytes_t b, bool strings)
 {
     bool printable = strings && b.len > 0;
     size_t used;
@@ -196,10 +125,8 @@ static void format_octets(char *out, size_t n, wr_bytes_t b, bool strings)
         snprintf(out + used, n - used, printable ? "\">>" : ">>");
 }
 
-static void set_reason(wr_conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 /* The first cause of a close is the one the last log line reports. */
-static void set_reason(wr_conn_t *c, const char *fmt, ...)
+void wr_conn_set_reason(wr_conn_t *c, const char *fmt, ...)
 {
     va_list ap;
 
@@ -208,10 +135,10 @@ static void set_reason(wr_conn_t *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
     va_end(ap);
-    sanitize(c->reason);
+    wr_conn_sanitize(c->reason);
 }
 
-static struct evbuffer *conn_output(const wr_conn_t *c)
+struct evbuffer *wr_conn_output(const wr_conn_t *c)
 {
     return bufferevent_get_output(c->bev);
 }
@@ -291,7 +218,7 @@ static void conn_free_channels(wr_conn_t *c)
 
 /* Channels first (they requeue and cancel), then the vhost drops the
  * connection's exclusive queues. Runs once, never from inside a channel. */
-static void conn_teardown(wr_conn_t *c)
+void wr_conn_teardown(wr_conn_t *c)
 {
     if (c->torn_down)
         return;
@@ -309,12 +236,12 @@ static void conn_teardown(wr_conn_t *c)
  * (which closes the socket). Only called from this file's own callbacks. */
 static void conn_close_now(wr_conn_t *c, const char *reason)
 {
-    if (c->state == ST_DEAD)
+    if (c->state == WR_CONN_DEAD)
         return;
     if (reason)
-        set_reason(c, "%s", reason);
-    c->state = ST_DEAD;
-    conn_teardown(c);
+        wr_conn_set_reason(c, "%s", reason);
+    c->state = WR_CONN_DEAD;
+    wr_conn_teardown(c);
     event_del(c->deadline);
     event_del(c->heartbeat_ev);
     event_del(c->resume);
@@ -327,27 +254,27 @@ static void conn_close_now(wr_conn_t *c, const char *reason)
 
 /* Close once everything queued has been written (bounded by the close
  * timeout for a peer that stops reading). */
-static void conn_close_when_flushed(wr_conn_t *c)
+void wr_conn_close_when_flushed(wr_conn_t *c)
 {
     conn_uncork(c);
     c->close_when_flushed = true;
     /* Write low-watermark 0: the write callback fires when output is empty. */
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    conn_arm_deadline(c, evbuffer_get_length(conn_output(c)) == 0 ? 0 : CLOSE_TIMEOUT_SEC);
+    conn_arm_deadline(c, evbuffer_get_length(wr_conn_output(c)) == 0 ? 0 : CLOSE_TIMEOUT_SEC);
 }
 
 /* Stop everything now but close on the next loop pass: for failures found
  * where the caller (maybe a channel) is still on the stack. */
 static void conn_close_soon(wr_conn_t *c, const char *reason)
 {
-    if (c->state == ST_DEAD)
+    if (c->state == WR_CONN_DEAD)
         return;
-    set_reason(c, "%s", reason);
-    c->state = ST_CLOSED;
+    wr_conn_set_reason(c, "%s", reason);
+    c->state = WR_CONN_CLOSED;
     conn_arm_deadline(c, 0);
 }
 
-static void conn_out_of_memory(wr_conn_t *c)
+void wr_conn_out_of_memory(wr_conn_t *c)
 {
     wr_log_error("connection %s: out of memory", c->name);
     conn_close_soon(c, "out of memory");
@@ -377,7 +304,7 @@ static void conn_uncork(wr_conn_t *c)
 static void conn_queued(wr_conn_t *c)
 {
     static const struct timeval late = {0, CORK_USEC};
-    size_t len = evbuffer_get_length(conn_output(c));
+    size_t len = evbuffer_get_length(wr_conn_output(c));
 
     c->sent_since_tick = true;
     if (len >= WRITE_HIGH_WM)
@@ -400,15 +327,15 @@ static void on_uncork(evutil_socket_t fd, short what, void *arg)
 /* Appends the scratch buffer to the output. */
 static void conn_flush_scratch(wr_conn_t *c)
 {
-    if (!wr_buf_ok(&c->scratch) || evbuffer_add(conn_output(c), c->scratch.data, c->scratch.len) != 0) {
-        conn_out_of_memory(c);
+    if (!wr_buf_ok(&c->scratch) || evbuffer_add(wr_conn_output(c), c->scratch.data, c->scratch.len) != 0) {
+        wr_conn_out_of_memory(c);
         return;
     }
     conn_queued(c);
 }
 
 /* Queues a method whatever the state (close and close-ok use this). */
-static void conn_put_method(wr_conn_t *c, uint16_t channel, const wr_method_t *m)
+void wr_conn_put_method(wr_conn_t *c, uint16_t channel, const wr_method_t *m)
 {
     wr_buf_reset(&c->scratch);
     wr_frame_put_method(&c->scratch, channel, m);
@@ -419,15 +346,15 @@ static void conn_put_method(wr_conn_t *c, uint16_t channel, const wr_method_t *m
  * channels that still talk are silently ignored. */
 static bool conn_may_send(const wr_conn_t *c, uint16_t channel)
 {
-    if (c->state == ST_CLOSED || c->state == ST_DEAD)
+    if (c->state == WR_CONN_CLOSED || c->state == WR_CONN_DEAD)
         return false;
-    return c->state != ST_CLOSING || channel == 0;
+    return c->state != WR_CONN_CLOSING || channel == 0;
 }
 
 void wr_conn_send_method(wr_conn_t *c, uint16_t channel, const wr_method_t *m)
 {
     if (conn_may_send(c, channel))
-        conn_put_method(c, channel, m);
+        wr_conn_put_method(c, channel, m);
 }
 
 /* Bodies up to this size are copied into the output, larger ones referenced. */
@@ -440,7 +367,7 @@ static void body_released(const void *data, size_t len, void *msg)
 
 void wr_conn_send_content(wr_conn_t *c, uint16_t channel, const wr_method_t *m, wr_message_t *msg)
 {
-    struct evbuffer *out = conn_output(c);
+    struct evbuffer *out = wr_conn_output(c);
     size_t chunk = c->frame_max - WR_FRAME_OVERHEAD;
     uint64_t off = 0;
 
@@ -481,7 +408,7 @@ void wr_conn_send_content(wr_conn_t *c, uint16_t channel, const wr_method_t *m, 
     conn_flush_scratch(c);
     return;
 oom:
-    conn_out_of_memory(c);
+    wr_conn_out_of_memory(c);
 }
 
 /* --- throttling ----------------------------------------------------------- */
@@ -513,13 +440,13 @@ static void conn_signal_blocked(wr_conn_t *c)
         m.u.connection_blocked.reason = wr_bytes_str(alarms == RESOURCE_ALARMS   ? "low on memory & disk"
                                                      : alarms == WR_ALARM_MEMORY ? "low on memory"
                                                                                  : "low on disk");
-        conn_put_method(c, 0, &m);
+        wr_conn_put_method(c, 0, &m);
     } else if (!alarms && c->blocked_sent) {
         c->blocked_sent = false;
         if (!wr_conn_client_has(c, "connection.blocked"))
             return;
         m.id = WR_CONNECTION_UNBLOCKED;
-        conn_put_method(c, 0, &m);
+        wr_conn_put_method(c, 0, &m);
     }
 }
 
@@ -561,7 +488,7 @@ void wr_conn_throttle(wr_conn_t *c)
     wr_alarms_t *a = wr_server_alarms(c->srv);
 
     /* A running connection finds out at its next publish. */
-    if (!c->blocked || c->state != ST_OPEN)
+    if (!c->blocked || c->state != WR_CONN_OPEN)
         return;
     c->held_by = a ? wr_alarm_reasons(a) : 0;
     if (c->held_by & WR_ALARM_FLOW)
@@ -577,14 +504,14 @@ void wr_conn_throttle(wr_conn_t *c)
  * socket SILENT_CLOSE_DELAY later, sending connection.close only in the
  * cases where `close` is given (failed login with authentication_failure_close,
  * failed tune negotiation). */
-static void conn_refuse(wr_conn_t *c, const char *reason, const wr_amqp_error_t *close)
+void wr_conn_refuse(wr_conn_t *c, const char *reason, const wr_amqp_error_t *close)
 {
     char line[300];
 
     snprintf(line, sizeof(line), "%s", reason);
-    sanitize(line);
-    wr_log_error("connection %s (state: %s): %s", c->name, state_name(c->state), line);
-    set_reason(c, "%s", line);
+    wr_conn_sanitize(line);
+    wr_log_error("connection %s (state: %s): %s", c->name, wr_conn_state_name(c->state), line);
+    wr_conn_set_reason(c, "%s", line);
     if (close) {
         wr_method_t m = {.id = WR_CONNECTION_CLOSE};
 
@@ -592,11 +519,11 @@ static void conn_refuse(wr_conn_t *c, const char *reason, const wr_amqp_error_t 
         m.u.connection_close.reply_text = wr_bytes_str(close->text);
         m.u.connection_close.class_id = close->class_id;
         m.u.connection_close.method_id = close->method_id;
-        conn_put_method(c, 0, &m);
+        wr_conn_put_method(c, 0, &m);
     }
     /* After a close we sent, the client's close-ok ends it at once, as in
      * RabbitMQ; a silent refusal just waits out the delay. */
-    c->state = close ? ST_CLOSING : ST_CLOSED;
+    c->state = close ? WR_CONN_CLOSING : WR_CONN_CLOSED;
     conn_arm_deadline(c, SILENT_CLOSE_DELAY_SEC);
 }
 
@@ -613,34 +540,34 @@ static void conn_error(wr_conn_t *c, uint16_t channel, const wr_amqp_error_t *er
     char line[300];
 
     switch (c->state) {
-    case ST_AWAIT_HEADER:
-    case ST_AWAIT_START_OK:
-    case ST_AWAIT_TUNE_OK:
-        conn_refuse(c, err->text, NULL);
+    case WR_CONN_AWAIT_HEADER:
+    case WR_CONN_AWAIT_START_OK:
+    case WR_CONN_AWAIT_TUNE_OK:
+        wr_conn_refuse(c, err->text, NULL);
         return;
-    case ST_AWAIT_OPEN:
-    case ST_OPEN:
+    case WR_CONN_AWAIT_OPEN:
+    case WR_CONN_OPEN:
         break;
-    case ST_CLOSING:
-    case ST_CLOSED:
-    case ST_DEAD:
+    case WR_CONN_CLOSING:
+    case WR_CONN_CLOSED:
+    case WR_CONN_DEAD:
         return;
     }
     snprintf(line, sizeof(line), "%s", err->text);
-    sanitize(line);
+    wr_conn_sanitize(line);
     if (err->code == WR_AMQP_CONNECTION_FORCED)
         wr_log_info("connection %s: closing: %s", c->name, line);
     else
         wr_log_error("connection %s (vhost: '%s', user: '%s', state: %s), channel %u: %s", c->name,
                      c->vhost ? wr_vhost_name(c->vhost) : "none", c->user ? c->user : "none",
-                     state_name(c->state), channel, line);
-    set_reason(c, "%s", line);
+                     wr_conn_state_name(c->state), channel, line);
+    wr_conn_set_reason(c, "%s", line);
     m.u.connection_close.reply_code = err->code;
     m.u.connection_close.reply_text = wr_bytes_str(err->text);
     m.u.connection_close.class_id = err->class_id;
     m.u.connection_close.method_id = err->method_id;
-    conn_put_method(c, 0, &m);
-    c->state = lost_sync ? ST_CLOSED : ST_CLOSING;
+    wr_conn_put_method(c, 0, &m);
+    c->state = lost_sync ? WR_CONN_CLOSED : WR_CONN_CLOSING;
     conn_arm_deadline(c, lost_sync ? SILENT_CLOSE_DELAY_SEC : CLOSE_TIMEOUT_SEC);
     /* A blocked client must still be heard answering close-ok. */
     conn_unblock(c);
@@ -653,11 +580,8 @@ void wr_conn_fail(wr_conn_t *c, const wr_amqp_error_t *err)
     conn_error(c, 0, err, false);
 }
 
-static void conn_fail_fmt(wr_conn_t *c, uint16_t channel, uint16_t code, uint32_t method, bool lost_sync,
-                          const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-
-static void conn_fail_fmt(wr_conn_t *c, uint16_t channel, uint16_t code, uint32_t method, bool lost_sync,
-                          const char *fmt, ...)
+void wr_conn_fail_fmt(wr_conn_t *c, uint16_t channel, uint16_t code, uint32_t method, bool lost_sync,
+                      const char *fmt, ...)
 {
     wr_amqp_error_t err;
     char text[256];
@@ -671,22 +595,16 @@ static void conn_fail_fmt(wr_conn_t *c, uint16_t channel, uint16_t code, uint32_
 }
 
 /* RabbitMQ's unexpected_frame: "type 2, all octets = <<...>>" (first 16). */
-static void conn_unexpected_frame(wr_conn_t *c, const wr_frame_t *f)
+void wr_conn_unexpected_frame(wr_conn_t *c, const wr_frame_t *f)
 {
     wr_bytes_t shown = f->payload;
     char octets[128];
 
     if (shown.len > 16)
         shown.len = 16;
-    format_octets(octets, sizeof(octets), shown, true);
-    conn_fail_fmt(c, f->channel, WR_AMQP_UNEXPECTED_FRAME, 0, false, "type %u, %s octets = %s", f->type,
-                  f->payload.len > 16 ? "first 16" : "all", octets);
-}
-
-static void conn_unexpected_method(wr_conn_t *c, uint32_t id)
-{
-    conn_fail_fmt(c, 0, WR_AMQP_CHANNEL_ERROR, id, false, "unexpected method in connection state %s",
-                  state_name(c->state));
+    wr_conn_format_octets(octets, sizeof(octets), shown, true);
+    wr_conn_fail_fmt(c, f->channel, WR_AMQP_UNEXPECTED_FRAME, 0, false, "type %u, %s octets = %s", f->type,
+                     f->payload.len > 16 ? "first 16" : "all", octets);
 }
 
 /* A frame wr_frame_parse refused; hdr holds its 7 header octets. */
@@ -701,16 +619,17 @@ static void conn_frame_error(wr_conn_t *c, int rc, const uint8_t *hdr, uint8_t e
     wr_rd_u16(&cur, &channel);
     wr_rd_u32(&cur, &size);
     if (rc == WR_ETOOBIG)
-        conn_fail_fmt(c, channel, WR_AMQP_FRAME_ERROR, 0, true,
-                      "frame of type %u on channel %u is too large: payload of %u octets, frame_max is %u",
-                      type, channel, size, c->frame_max);
+        wr_conn_fail_fmt(c, channel, WR_AMQP_FRAME_ERROR, 0, true,
+                         "frame of type %u on channel %u is too large: payload of %u octets, frame_max is %u",
+                         type, channel, size, c->frame_max);
     else if (rc == WR_EUNKNOWN)
-        conn_fail_fmt(c, channel, WR_AMQP_FRAME_ERROR, 0, true, "unknown frame type %u on channel %u", type,
-                      channel);
+        wr_conn_fail_fmt(c, channel, WR_AMQP_FRAME_ERROR, 0, true, "unknown frame type %u on channel %u",
+                         type, channel);
     else
-        conn_fail_fmt(c, channel, WR_AMQP_FRAME_ERROR, 0, true,
-                      "frame of type %u on channel %u ends with 0x%02x instead of the frame-end octet 0x%02x",
-                      type, channel, end_octet, WR_FRAME_END);
+        wr_conn_fail_fmt(
+            c, channel, WR_AMQP_FRAME_ERROR, 0, true,
+            "frame of type %u on channel %u ends with 0x%02x instead of the frame-end octet 0x%02x", type,
+            channel, end_octet, WR_FRAME_END);
 }
 
 /* Class and method ids of a method frame of at least 4 octets. */
@@ -726,7 +645,7 @@ static uint32_t peek_method_id(const wr_frame_t *f)
 
 /* Decodes a method frame; on failure reports it as RabbitMQ does and returns
  * false. */
-static bool conn_decode(wr_conn_t *c, const wr_frame_t *f, wr_method_t *m)
+bool wr_conn_decode(wr_conn_t *c, const wr_frame_t *f, wr_method_t *m)
 {
     uint32_t id = peek_method_id(f);
     char octets[256];
@@ -735,351 +654,18 @@ static bool conn_decode(wr_conn_t *c, const wr_frame_t *f, wr_method_t *m)
     if (rc == WR_OK)
         return true;
     if (rc == WR_EUNKNOWN) {
-        conn_fail_fmt(c, f->channel, WR_AMQP_NOT_IMPLEMENTED, id, false,
-                      "unknown method (class %u, method %u)", WR_METHOD_CLASS(id), WR_METHOD_INDEX(id));
+        wr_conn_fail_fmt(c, f->channel, WR_AMQP_NOT_IMPLEMENTED, id, false,
+                         "unknown method (class %u, method %u)", WR_METHOD_CLASS(id), WR_METHOD_INDEX(id));
         return false;
     }
     /* These carry credentials, and the text reaches the log. */
     if (id == WR_CONNECTION_START_OK || id == WR_CONNECTION_SECURE_OK || id == WR_CONNECTION_UPDATE_SECRET)
         snprintf(octets, sizeof(octets), "%s (octets not shown: they may hold a secret)", wr_method_name(id));
     else
-        format_octets(octets, sizeof(octets), (wr_bytes_t){f->payload.data + 4, f->payload.len - 4}, false);
-    conn_fail_fmt(c, f->channel, WR_AMQP_FRAME_ERROR, id, false, "cannot decode %s", octets);
+        wr_conn_format_octets(octets, sizeof(octets), (wr_bytes_t){f->payload.data + 4, f->payload.len - 4},
+                              false);
+    wr_conn_fail_fmt(c, f->channel, WR_AMQP_FRAME_ERROR, id, false, "cannot decode %s", octets);
     return false;
-}
-
-/* --- handshake ------------------------------------------------------------ */
-
-static void conn_send_start(wr_conn_t *c)
-{
-    wr_method_t m = {.id = WR_CONNECTION_START};
-    wr_buf_t props = WR_BUF_INIT;
-    char host[128] = "localhost";
-    char cluster[160], platform[64];
-    size_t mark, caps;
-
-    gethostname(host, sizeof(host) - 1);
-    snprintf(cluster, sizeof(cluster), "warren@%s", host);
-    snprintf(platform, sizeof(platform), "C11, libevent %s", event_get_version());
-    /* Keys in RabbitMQ's (sorted) order; capabilities as it advertises them. */
-    mark = wr_table_begin(&props);
-    wr_table_put_key(&props, "capabilities");
-    wr_buf_put_u8(&props, 'F');
-    caps = wr_table_begin(&props);
-    wr_table_put_bool(&props, "publisher_confirms", true);
-    wr_table_put_bool(&props, "exchange_exchange_bindings", true);
-    wr_table_put_bool(&props, "basic.nack", true);
-    wr_table_put_bool(&props, "consumer_cancel_notify", true);
-    wr_table_put_bool(&props, "connection.blocked", true);
-    wr_table_put_bool(&props, "consumer_priorities", true);
-    wr_table_put_bool(&props, "authentication_failure_close", true);
-    wr_table_put_bool(&props, "per_consumer_qos", true);
-    wr_table_end(&props, caps);
-    wr_table_put_str(&props, "cluster_name", cluster);
-    wr_table_put_str(&props, "copyright", "Copyright (c) the warren authors");
-    wr_table_put_str(&props, "information", "Licensed under the MIT License");
-    wr_table_put_str(&props, "platform", platform);
-    wr_table_put_str(&props, "product", "warren");
-    wr_table_put_str(&props, "version", WR_VERSION);
-    wr_table_end(&props, mark);
-    if (!wr_buf_ok(&props)) {
-        wr_buf_free(&props);
-        conn_out_of_memory(c);
-        return;
-    }
-    m.u.connection_start.version_major = 0;
-    m.u.connection_start.version_minor = 9;
-    m.u.connection_start.server_properties = (wr_bytes_t){props.data + mark + 4, props.len - mark - 4};
-    m.u.connection_start.mechanisms = wr_bytes_str(wr_sasl_mechanisms(c->tls));
-    m.u.connection_start.locales = WR_BYTES_LIT("en_US");
-    conn_put_method(c, 0, &m);
-    wr_buf_free(&props);
-}
-
-/* Consumes the 8-octet protocol header once it is all in. */
-static bool conn_read_header(wr_conn_t *c, struct evbuffer *in)
-{
-    uint8_t h[8];
-    char shown[64];
-
-    if (evbuffer_get_length(in) < sizeof(h))
-        return false;
-    evbuffer_remove(in, h, sizeof(h));
-    if (memcmp(h, wr_protocol_header, sizeof(h)) == 0 || memcmp(h, amqp_0_9_header, sizeof(h)) == 0) {
-        c->state = ST_AWAIT_START_OK;
-        conn_send_start(c);
-        return true;
-    }
-    /* The spec's answer to a version we do not speak: our header, then close. */
-    if (memcmp(h, "AMQP", 4) == 0)
-        set_reason(c, "unsupported protocol version %u-%u-%u-%u", h[4], h[5], h[6], h[7]);
-    else {
-        format_octets(shown, sizeof(shown), (wr_bytes_t){h, sizeof(h)}, true);
-        set_reason(c, "client did not start with the AMQP protocol header: %s", shown);
-    }
-    wr_log_warn("connection %s: %s", c->name, c->reason);
-    c->state = ST_CLOSED;
-    if (evbuffer_add(conn_output(c), wr_protocol_header, sizeof(wr_protocol_header)) != 0) {
-        conn_out_of_memory(c);
-        return true;
-    }
-    conn_close_when_flushed(c);
-    return true;
-}
-
-static void conn_auth_fail(wr_conn_t *c, const char *mechanism, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* A refused login. The log says why; the client only learns which mechanism
- * failed, as RabbitMQ does, and only if it asked to be told. */
-static void conn_auth_fail(wr_conn_t *c, const char *mechanism, const char *fmt, ...)
-{
-    char why[300], reason[400];
-    wr_amqp_error_t err;
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    snprintf(reason, sizeof(reason), "%s login refused: %s", mechanism, why);
-    wr_amqp_error_set(
-        &err, WR_AMQP_ACCESS_REFUSED, 0,
-        "Login was refused using authentication mechanism %s. For details see the broker logfile.",
-        mechanism);
-    conn_refuse(c, reason, wr_conn_client_has(c, "authentication_failure_close") ? &err : NULL);
-}
-
-/*
- * limits.max_table_size and max_table_depth for one field table a client
- * sent; a table over them is refused like a malformed one (501 FRAME_ERROR).
- */
-static bool conn_table_ok(wr_conn_t *c, wr_bytes_t table, uint16_t channel, uint32_t method,
-                          const char *where)
-{
-    const wr_config_t *cfg = wr_server_config(c->srv);
-
-    if (table.len > cfg->max_table_size) {
-        conn_fail_fmt(c, channel, WR_AMQP_FRAME_ERROR, method, false,
-                      "field table of %zu octets in %s is larger than limits.max_table_size (%u)", table.len,
-                      where, cfg->max_table_size);
-        return false;
-    }
-    if (wr_table_validate(table, (int)cfg->max_table_depth) == WR_EDEPTH) {
-        conn_fail_fmt(c, channel, WR_AMQP_FRAME_ERROR, method, false,
-                      "field table in %s is nested deeper than limits.max_table_depth (%u)", where,
-                      cfg->max_table_depth);
-        return false;
-    }
-    return true;
-}
-
-/*
- * The user a start-ok response authenticates, or NULL once the login has
- * been refused. Refusals are logged with the user name and, through the
- * connection name, the peer address; the password never is.
- */
-static const wr_user_cfg_t *conn_authenticate(wr_conn_t *c, wr_sasl_mech_t mech, wr_bytes_t response)
-{
-    const wr_config_t *cfg = wr_server_config(c->srv);
-    const char *name = wr_sasl_mech_name(mech);
-    const wr_user_cfg_t *u;
-    wr_bytes_t user, password;
-    char cn[256];
-    int rc;
-
-    if (mech == WR_SASL_EXTERNAL) {
-        /* As rabbit_auth_mechanism_ssl: the response is ignored. */
-        switch (wr_tls_peer_cn(c->bev, cn, sizeof(cn))) {
-        case WR_TLS_PEER_NO_CERT:
-            conn_auth_fail(c, name, "connection peer presented no TLS (x.509) certificate");
-            return NULL;
-        case WR_TLS_PEER_NO_NAME:
-            conn_auth_fail(c, name, "no name found");
-            return NULL;
-        case WR_TLS_PEER_OK:
-            break;
-        }
-        u = wr_config_user(cfg, cn, strlen(cn));
-        if (!u)
-            conn_auth_fail(c, name, "user '%s' - invalid credentials", cn);
-        return u;
-    }
-    if (mech == WR_SASL_PLAIN)
-        rc = wr_sasl_plain_parse(response, &user, &password);
-    else
-        rc = wr_sasl_amqplain_parse(response, &user, &password);
-    /* The response holds the password: texts describe it, never echo it. */
-    if (rc == WR_ENOENT)
-        conn_fail_fmt(c, 0, WR_AMQP_SYNTAX_ERROR, WR_CONNECTION_START_OK, false,
-                      "AMQPLAIN auth info is missing LOGIN or PASSWORD field");
-    else if (rc == WR_EUNKNOWN)
-        conn_fail_fmt(c, 0, WR_AMQP_SYNTAX_ERROR, WR_CONNECTION_START_OK, false,
-                      "AMQPLAIN auth info uses unsupported type for LOGIN or PASSWORD field");
-    else if (rc != WR_OK)
-        conn_fail_fmt(c, 0, WR_AMQP_SYNTAX_ERROR, WR_CONNECTION_START_OK, false, "%s response invalid", name);
-    if (rc != WR_OK)
-        return NULL;
-    if (password.len == 0) {
-        conn_auth_fail(c, name, "user '%.*s' attempted to log in with a blank password, which is prohibited",
-                       (int)user.len, (const char *)user.data);
-        return NULL;
-    }
-    u = wr_auth_check(cfg, user, password);
-    if (!u)
-        conn_auth_fail(c, name, "user '%.*s' - invalid credentials", (int)user.len, (const char *)user.data);
-    return u;
-}
-
-static void conn_start_ok(wr_conn_t *c, const wr_connection_start_ok_t *m)
-{
-    const wr_config_t *cfg = wr_server_config(c->srv);
-    wr_method_t tune = {.id = WR_CONNECTION_TUNE};
-    wr_sasl_mech_t mech = wr_sasl_mech_parse(m->mechanism);
-    const wr_user_cfg_t *u;
-    wr_value_t caps;
-
-    if (!conn_table_ok(c, m->client_properties, 0, WR_CONNECTION_START_OK, "connection.start-ok"))
-        return;
-    if (wr_table_get(m->client_properties, "capabilities", &caps) && caps.type == 'F' && caps.v.s.len > 0) {
-        c->caps = malloc(caps.v.s.len);
-        if (!c->caps) {
-            conn_out_of_memory(c);
-            return;
-        }
-        memcpy(c->caps, caps.v.s.data, caps.v.s.len);
-        c->caps_len = caps.v.s.len;
-    }
-    if (mech == WR_SASL_UNKNOWN) {
-        conn_fail_fmt(c, 0, WR_AMQP_COMMAND_INVALID, WR_CONNECTION_START_OK, false,
-                      "unknown authentication mechanism '%.*s'", (int)m->mechanism.len,
-                      (const char *)m->mechanism.data);
-        return;
-    }
-    if (!wr_sasl_offered(mech, c->tls)) {
-        conn_fail_fmt(c, 0, WR_AMQP_COMMAND_INVALID, WR_CONNECTION_START_OK, false,
-                      "invalid authentication mechanism '%s'", wr_sasl_mech_name(mech));
-        return;
-    }
-    u = conn_authenticate(c, mech, m->response);
-    if (!u)
-        return;
-    if (wr_auth_loopback_only(cfg, u->name) && !c->peer_loopback) {
-        conn_auth_fail(c, wr_sasl_mech_name(mech), "user '%s' can only connect via localhost", u->name);
-        return;
-    }
-    c->user = strdup(u->name);
-    if (!c->user) {
-        conn_out_of_memory(c);
-        return;
-    }
-    c->state = ST_AWAIT_TUNE_OK;
-    tune.u.connection_tune.channel_max = cfg->channel_max;
-    tune.u.connection_tune.frame_max = cfg->frame_max;
-    tune.u.connection_tune.heartbeat = cfg->heartbeat;
-    conn_put_method(c, 0, &tune);
-}
-
-/* RabbitMQ's validate_negotiated_integer_value: 0 ("no limit") is above any
- * server limit, so it is refused like a value that is too high. */
-static bool conn_negotiate(wr_conn_t *c, const char *field, uint32_t min, uint32_t server, uint32_t client)
-{
-    wr_amqp_error_t err;
-    char why[200];
-
-    if (client != 0 && client < min)
-        snprintf(why, sizeof(why), "negotiated %s = %u is lower than the minimum allowed value (%u)", field,
-                 client, min);
-    else if (client == 0 || client > server)
-        snprintf(why, sizeof(why), "negotiated %s = %u%s is higher than the maximum allowed value (%u)",
-                 field, client, client == 0 && strcmp(field, "channel_max") == 0 ? " (no limit)" : "",
-                 server);
-    else
-        return true;
-    wr_amqp_error_set(&err, WR_AMQP_NOT_ALLOWED, WR_CONNECTION_TUNE, "%s", why);
-    conn_refuse(c, why, &err);
-    return false;
-}
-
-static void conn_tune_ok(wr_conn_t *c, const wr_connection_tune_ok_t *m)
-{
-    const wr_config_t *cfg = wr_server_config(c->srv);
-    size_t high;
-
-    if (!conn_negotiate(c, "frame_max", WR_FRAME_MIN_SIZE, cfg->frame_max, m->frame_max) ||
-        !conn_negotiate(c, "channel_max", 1, cfg->channel_max, m->channel_max))
-        return;
-    c->frame_max = m->frame_max;
-    c->channel_max = m->channel_max;
-    c->heartbeat = m->heartbeat;
-    /* A whole frame must fit under the read watermark or reading stalls. */
-    high = (size_t)c->frame_max + WR_FRAME_OVERHEAD;
-    bufferevent_setwatermark(c->bev, EV_READ, 0, high > READ_HIGH_WM ? high : READ_HIGH_WM);
-    if (c->heartbeat > 0) {
-        struct timeval tv = {c->heartbeat / 2, (c->heartbeat % 2) * 500000};
-
-        event_add(c->heartbeat_ev, &tv);
-    }
-    c->state = ST_AWAIT_OPEN;
-}
-
-/* In RabbitMQ's order (rabbit_reader): the vhost, the user's connection
- * limit, then the user's access to the vhost. */
-static void conn_open(wr_conn_t *c, const wr_connection_open_t *m)
-{
-    wr_vhost_t *vh = wr_server_vhost(c->srv, m->virtual_host);
-    wr_method_t ok = {.id = WR_CONNECTION_OPEN_OK};
-    int len = (int)m->virtual_host.len;
-    const char *name = (const char *)m->virtual_host.data;
-    char line[300];
-    int64_t limit = 0;
-    int rc;
-
-    if (!vh) {
-        conn_fail_fmt(c, 0, WR_AMQP_NOT_ALLOWED, WR_CONNECTION_OPEN, false, "vhost %.*s not found", len,
-                      name);
-        return;
-    }
-    rc = wr_server_user_conn_add(c->srv, c->user, &limit);
-    if (rc == WR_ETOOBIG) {
-        conn_fail_fmt(c, 0, WR_AMQP_NOT_ALLOWED, WR_CONNECTION_OPEN, false,
-                      "connection refused for user '%s': user connection limit (%lld) is reached", c->user,
-                      (long long)limit);
-        return;
-    }
-    if (rc != WR_OK) {
-        conn_out_of_memory(c);
-        return;
-    }
-    c->user_counted = true;
-    c->perm = wr_config_permission(wr_server_config(c->srv), c->user, name, m->virtual_host.len);
-    if (!c->perm) {
-        conn_fail_fmt(c, 0, WR_AMQP_NOT_ALLOWED, WR_CONNECTION_OPEN, false,
-                      "access to vhost '%.*s' refused for user '%s'", len, name, c->user);
-        return;
-    }
-    c->vhost = vh;
-    c->state = ST_OPEN;
-    event_del(c->deadline); /* the handshake is done */
-    conn_put_method(c, 0, &ok);
-    snprintf(line, sizeof(line), "connection %s: user '%s' authenticated and granted access to vhost '%s'",
-             c->name, c->user, wr_vhost_name(vh));
-    sanitize(line);
-    wr_log_info("%s", line);
-}
-
-/* connection.close from the client: free its channels, then close-ok. */
-static void conn_client_close(wr_conn_t *c, const wr_connection_close_t *m)
-{
-    wr_method_t ok = {.id = WR_CONNECTION_CLOSE_OK};
-
-    set_reason(c, "client sent connection.close: %u '%.*s'", m->reply_code, (int)m->reply_text.len,
-               (const char *)m->reply_text.data);
-    /* CLOSED first, so a channel speaking while it is freed is not heard
-     * after the close-ok. */
-    c->state = ST_CLOSED;
-    conn_teardown(c);
-    conn_put_method(c, 0, &ok);
-    conn_close_when_flushed(c);
 }
 
 /* --- frame dispatch --------------------------------------------------------- */
@@ -1097,54 +683,10 @@ static void conn_closing_frame(wr_conn_t *c, const wr_frame_t *f)
     } else if (m.id == WR_CONNECTION_CLOSE) {
         wr_method_t ok = {.id = WR_CONNECTION_CLOSE_OK};
 
-        conn_put_method(c, 0, &ok);
-        c->state = ST_CLOSED;
-        conn_close_when_flushed(c);
+        wr_conn_put_method(c, 0, &ok);
+        c->state = WR_CONN_CLOSED;
+        wr_conn_close_when_flushed(c);
     }
-}
-
-static void conn_channel0(wr_conn_t *c, const wr_frame_t *f)
-{
-    wr_method_t m;
-
-    if (f->type != WR_FRAME_METHOD) {
-        conn_unexpected_frame(c, f);
-        return;
-    }
-    if (!conn_decode(c, f, &m))
-        return;
-    switch (c->state) {
-    case ST_AWAIT_START_OK:
-        if (m.id == WR_CONNECTION_START_OK) {
-            conn_start_ok(c, &m.u.connection_start_ok);
-            return;
-        }
-        break;
-    case ST_AWAIT_TUNE_OK:
-        if (m.id == WR_CONNECTION_TUNE_OK) {
-            conn_tune_ok(c, &m.u.connection_tune_ok);
-            return;
-        }
-        break;
-    case ST_AWAIT_OPEN:
-        if (m.id == WR_CONNECTION_OPEN) {
-            conn_open(c, &m.u.connection_open);
-            return;
-        }
-        break;
-    case ST_OPEN:
-        if (m.id == WR_CONNECTION_CLOSE) {
-            conn_client_close(c, &m.u.connection_close);
-            return;
-        }
-        break;
-    case ST_AWAIT_HEADER:
-    case ST_CLOSING:
-    case ST_CLOSED:
-    case ST_DEAD:
-        return;
-    }
-    conn_unexpected_method(c, m.id);
 }
 
 /* The slot for a channel number; with `create`, allocates its page. NULL when
@@ -1178,30 +720,53 @@ static void conn_unopened_channel(wr_conn_t *c, const wr_frame_t *f)
     wr_method_t m;
 
     if (c->nchannels >= c->channel_max) {
-        conn_fail_fmt(c, f->channel, WR_AMQP_NOT_ALLOWED, 0, false,
-                      "number of channels opened (%u) has reached the negotiated channel_max (%u)",
-                      c->nchannels, c->channel_max);
+        wr_conn_fail_fmt(c, f->channel, WR_AMQP_NOT_ALLOWED, 0, false,
+                         "number of channels opened (%u) has reached the negotiated channel_max (%u)",
+                         c->nchannels, c->channel_max);
         return;
     }
     if (f->type != WR_FRAME_METHOD) {
-        conn_fail_fmt(c, f->channel, WR_AMQP_UNEXPECTED_FRAME, 0, false,
-                      "expected method frame, got non method frame instead");
+        wr_conn_fail_fmt(c, f->channel, WR_AMQP_UNEXPECTED_FRAME, 0, false,
+                         "expected method frame, got non method frame instead");
         return;
     }
-    if (!conn_decode(c, f, &m))
+    if (!wr_conn_decode(c, f, &m))
         return;
     if (m.id != WR_CHANNEL_OPEN) {
-        conn_fail_fmt(c, f->channel, WR_AMQP_CHANNEL_ERROR, m.id, false, "expected 'channel.open'");
+        wr_conn_fail_fmt(c, f->channel, WR_AMQP_CHANNEL_ERROR, m.id, false, "expected 'channel.open'");
         return;
     }
     slot = conn_slot(c, f->channel, true);
     if (slot)
         *slot = wr_channel_open(c, f->channel);
     if (!slot || !*slot) {
-        conn_out_of_memory(c);
+        wr_conn_out_of_memory(c);
         return;
     }
     c->nchannels++;
+}
+
+/*
+ * limits.max_table_size and max_table_depth for one field table a client
+ * sent; a table over them is refused like a malformed one (501 FRAME_ERROR).
+ */
+bool wr_conn_check_table(wr_conn_t *c, wr_bytes_t table, uint16_t channel, uint32_t method, const char *where)
+{
+    const wr_config_t *cfg = wr_server_config(c->srv);
+
+    if (table.len > cfg->max_table_size) {
+        wr_conn_fail_fmt(c, channel, WR_AMQP_FRAME_ERROR, method, false,
+                         "field table of %zu octets in %s is larger than limits.max_table_size (%u)",
+                         table.len, where, cfg->max_table_size);
+        return false;
+    }
+    if (wr_table_validate(table, (int)cfg->max_table_depth) == WR_EDEPTH) {
+        wr_conn_fail_fmt(c, channel, WR_AMQP_FRAME_ERROR, method, false,
+                         "field table in %s is nested deeper than limits.max_table_depth (%u)", where,
+                         cfg->max_table_depth);
+        return false;
+    }
+    return true;
 }
 
 /* Where a channel method keeps its field table; NULL for methods without
@@ -1250,22 +815,22 @@ static bool conn_frame_tables_ok(wr_conn_t *c, const wr_frame_t *f)
             ((flags & WR_PROP_CONTENT_ENCODING) && !wr_rd_shortstr(&cur, &skip)) ||
             !wr_rd_longstr(&cur, &headers))
             return true;
-        return conn_table_ok(c, headers, f->channel, 0, "a content header");
+        return wr_conn_check_table(c, headers, f->channel, 0, "a content header");
     }
     if (f->type != WR_FRAME_METHOD)
         return true;
     m.id = peek_method_id(f);
     if (!method_table(&m) || wr_method_decode(f->payload, &m) != WR_OK)
         return true;
-    return conn_table_ok(c, *method_table(&m), f->channel, m.id, wr_method_name(m.id));
+    return wr_conn_check_table(c, *method_table(&m), f->channel, m.id, wr_method_name(m.id));
 }
 
 static void conn_channel_frame(wr_conn_t *c, const wr_frame_t *f)
 {
     wr_channel_t **slot;
 
-    if (c->state != ST_OPEN || f->type == WR_FRAME_HEARTBEAT) {
-        conn_unexpected_frame(c, f);
+    if (c->state != WR_CONN_OPEN || f->type == WR_FRAME_HEARTBEAT) {
+        wr_conn_unexpected_frame(c, f);
         return;
     }
     slot = conn_slot(c, f->channel, false);
@@ -1274,8 +839,8 @@ static void conn_channel_frame(wr_conn_t *c, const wr_frame_t *f)
         return;
     }
     if (f->type == WR_FRAME_METHOD && peek_method_id(f) == WR_CHANNEL_OPEN) {
-        conn_fail_fmt(c, f->channel, WR_AMQP_CHANNEL_ERROR, WR_CHANNEL_OPEN, false,
-                      "second 'channel.open' seen");
+        wr_conn_fail_fmt(c, f->channel, WR_AMQP_CHANNEL_ERROR, WR_CHANNEL_OPEN, false,
+                         "second 'channel.open' seen");
         return;
     }
     if (!conn_frame_tables_ok(c, f))
@@ -1285,32 +850,32 @@ static void conn_channel_frame(wr_conn_t *c, const wr_frame_t *f)
         *slot = NULL;
         c->nchannels--;
     }
-    if (f->type == WR_FRAME_HEADER && c->state == ST_OPEN)
+    if (f->type == WR_FRAME_HEADER && c->state == WR_CONN_OPEN)
         conn_publish_received(c);
 }
 
 static void conn_dispatch(wr_conn_t *c, const wr_frame_t *f)
 {
-    if (c->state == ST_CLOSING) {
+    if (c->state == WR_CONN_CLOSING) {
         conn_closing_frame(c, f);
         return;
     }
     /* Frames RabbitMQ's analyze_frame cannot even classify. */
     if (f->type == WR_FRAME_HEARTBEAT && f->payload.len != 0) {
-        conn_fail_fmt(c, f->channel, WR_AMQP_FRAME_ERROR, 0, false,
-                      "heartbeat frame on channel %u has a payload of %zu octets", f->channel,
-                      f->payload.len);
+        wr_conn_fail_fmt(c, f->channel, WR_AMQP_FRAME_ERROR, 0, false,
+                         "heartbeat frame on channel %u has a payload of %zu octets", f->channel,
+                         f->payload.len);
         return;
     }
     if (f->type == WR_FRAME_METHOD && f->payload.len < 4) {
-        conn_fail_fmt(c, f->channel, WR_AMQP_FRAME_ERROR, 0, false,
-                      "method frame on channel %u is too short for class and method ids (%zu octets)",
-                      f->channel, f->payload.len);
+        wr_conn_fail_fmt(c, f->channel, WR_AMQP_FRAME_ERROR, 0, false,
+                         "method frame on channel %u is too short for class and method ids (%zu octets)",
+                         f->channel, f->payload.len);
         return;
     }
     if (f->channel == 0) {
         if (f->type != WR_FRAME_HEARTBEAT) /* always welcome on channel 0 */
-            conn_channel0(c, f);
+            wr_conn_handle_channel0(c, f);
         return;
     }
     conn_channel_frame(c, f);
@@ -1339,7 +904,7 @@ static bool conn_read_frame(wr_conn_t *c, struct evbuffer *in)
         total = need;
         data = evbuffer_pullup(in, (ev_ssize_t)total);
         if (!data) {
-            conn_out_of_memory(c);
+            wr_conn_out_of_memory(c);
             return true;
         }
         rc = wr_frame_parse(data, total, limit, &f, &need);
@@ -1364,14 +929,14 @@ static void conn_process(wr_conn_t *c)
     int budget = FRAMES_PER_CALLBACK;
 
     for (;;) {
-        if (c->state == ST_DEAD)
+        if (c->state == WR_CONN_DEAD)
             return;
-        if (c->state == ST_CLOSED) {
+        if (c->state == WR_CONN_CLOSED) {
             evbuffer_drain(in, evbuffer_get_length(in));
             break;
         }
-        if (c->state == ST_AWAIT_HEADER) {
-            if (!conn_read_header(c, in))
+        if (c->state == WR_CONN_AWAIT_HEADER) {
+            if (!wr_conn_read_header(c, in))
                 break;
             continue;
         }
@@ -1406,7 +971,7 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     wr_conn_t *c = arg;
 
     if (c->teardown_pending)
-        conn_teardown(c);
+        wr_conn_teardown(c);
     conn_process(c);
 }
 
@@ -1414,10 +979,10 @@ static void conn_notify_writable(wr_conn_t *c)
 {
     if (!c->pages)
         return;
-    for (size_t p = 0; p < CHANNEL_PAGES && c->state == ST_OPEN; p++) {
+    for (size_t p = 0; p < CHANNEL_PAGES && c->state == WR_CONN_OPEN; p++) {
         if (!c->pages[p])
             continue;
-        for (size_t i = 0; i < CHANNEL_PAGE_SIZE && c->state == ST_OPEN; i++) {
+        for (size_t i = 0; i < CHANNEL_PAGE_SIZE && c->state == WR_CONN_OPEN; i++) {
             if (c->pages[p][i])
                 wr_channel_writable(c->pages[p][i]);
         }
@@ -1440,7 +1005,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     }
     /* Not over TLS: bufferevent_openssl must stay free to write what the
      * TLS layer itself needs to send. */
-    if (left == 0 && c->state == ST_OPEN && !c->corked && !c->tls) {
+    if (left == 0 && c->state == WR_CONN_OPEN && !c->corked && !c->tls) {
         c->corked = true;
         bufferevent_disable(bev, EV_WRITE);
     }
@@ -1475,8 +1040,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     wr_conn_t *c = arg;
 
-    if (c->state < ST_OPEN) {
-        wr_log_warn("connection %s: handshake timeout (state: %s)", c->name, state_name(c->state));
+    if (c->state < WR_CONN_OPEN) {
+        wr_log_warn("connection %s: handshake timeout (state: %s)", c->name, wr_conn_state_name(c->state));
         conn_close_now(c, "handshake timeout");
         return;
     }
@@ -1525,7 +1090,7 @@ wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, ui
     wr_list_init(&c->link);
     c->srv = srv;
     c->id = id;
-    c->state = ST_AWAIT_HEADER;
+    c->state = WR_CONN_AWAIT_HEADER;
     c->frame_max = WR_FRAME_MIN_SIZE;
     c->peer_loopback = wr_auth_is_loopback(peer);
     c->tls = tls != NULL;
@@ -1545,11 +1110,11 @@ wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, ui
         event_priority_set(c->uncork_idle, WR_PRIO_IDLE) != 0)
         goto err;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WM);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, WR_CONN_READ_HIGH_WM);
     bufferevent_setwatermark(c->bev, EV_WRITE, WRITE_LOW_WM, 0);
     /* libevent moves at most 16 KiB per read or write callback by default,
      * so a batch of deliveries took several loop iterations and syscalls. */
-    if (bufferevent_set_max_single_read(c->bev, READ_HIGH_WM) != 0 ||
+    if (bufferevent_set_max_single_read(c->bev, WR_CONN_READ_HIGH_WM) != 0 ||
         bufferevent_set_max_single_write(c->bev, WRITE_LOW_WM) != 0)
         goto err;
     if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0 || event_add(c->deadline, &handshake) != 0)
@@ -1558,7 +1123,7 @@ wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, ui
     return c;
 err:
     wr_log_error("connection %s: out of memory", c->name);
-    c->state = ST_DEAD;
+    c->state = WR_CONN_DEAD;
     wr_conn_free(c);
     return NULL;
 }
@@ -1568,9 +1133,9 @@ void wr_conn_free(wr_conn_t *c)
     if (!c)
         return;
     /* Still open at broker exit: the shutdown deadline passed first. */
-    if (c->state != ST_DEAD)
+    if (c->state != WR_CONN_DEAD)
         wr_log_info("connection closed: %s (%s)", c->name, c->reason[0] ? c->reason : "broker stopped");
-    conn_teardown(c);
+    wr_conn_teardown(c);
     if (c->pages) {
         for (size_t p = 0; p < CHANNEL_PAGES; p++)
             free(c->pages[p]);
@@ -1599,20 +1164,20 @@ void wr_conn_shutdown(wr_conn_t *c)
     wr_amqp_error_t err;
 
     switch (c->state) {
-    case ST_OPEN:
+    case WR_CONN_OPEN:
         wr_amqp_error_set(&err, WR_AMQP_CONNECTION_FORCED, 0,
                           "broker forced connection closure with reason 'shutdown'");
         conn_error(c, 0, &err, false);
         return;
-    case ST_AWAIT_HEADER:
-    case ST_AWAIT_START_OK:
-    case ST_AWAIT_TUNE_OK:
-    case ST_AWAIT_OPEN:
+    case WR_CONN_AWAIT_HEADER:
+    case WR_CONN_AWAIT_START_OK:
+    case WR_CONN_AWAIT_TUNE_OK:
+    case WR_CONN_AWAIT_OPEN:
         conn_close_now(c, "broker shutdown");
         return;
-    case ST_CLOSING:
-    case ST_CLOSED:
-    case ST_DEAD:
+    case WR_CONN_CLOSING:
+    case WR_CONN_CLOSED:
+    case WR_CONN_DEAD:
         return;
     }
 }
@@ -1631,7 +1196,7 @@ wr_conn_t *wr_conn_from_link(wr_list_t *link)
 
 bool wr_conn_writable(const wr_conn_t *c)
 {
-    return c->state == ST_OPEN && evbuffer_get_length(conn_output(c)) < WRITE_HIGH_WM;
+    return c->state == WR_CONN_OPEN && evbuffer_get_length(wr_conn_output(c)) < WRITE_HIGH_WM;
 }
 
 uint32_t wr_conn_frame_max(const wr_conn_t *c)
@@ -1683,8 +1248,8 @@ static const char *conn_state_label(const wr_conn_t *c)
 {
     wr_alarms_t *a = wr_server_alarms(c->srv);
 
-    if (c->state != ST_OPEN)
-        return state_name(c->state);
+    if (c->state != WR_CONN_OPEN)
+        return wr_conn_state_name(c->state);
     if (c->blocked)
         return c->held_by & RESOURCE_ALARMS ? "blocked" : "flow";
     if (c->flow_at != 0 && mono_ms() - c->flow_at < FLOW_STATE_MS)
@@ -1696,7 +1261,7 @@ static const char *conn_state_label(const wr_conn_t *c)
 
 void wr_conn_info(const wr_conn_t *c, wr_conn_info_t *out)
 {
-    out->open = c->state == ST_OPEN;
+    out->open = c->state == WR_CONN_OPEN;
     out->state = conn_state_label(c);
     out->blocked = c->blocked;
     out->channel_max = c->channel_max;

@@ -517,59 +517,18 @@ wr_queue_t *wr_queue_new(wr_bytes_t name, const wr_queue_opts_t *o, wr_queue_sch
     return q;
 }
 
-/* Replay hands over the live messages of a durable queue's log, in order.
- * A priority queue files them by priority once the log is open. */
-static bool queue_recovered(void *owner, uint64_t index, bool redelivered)
+/* Replay hands over the live messages of a durable queue's log, in order,
+ * with what the log knows of them: a priority queue files each by its
+ * priority, and each keeps its expiry and counts its size. */
+static bool queue_recovered(void *owner, uint64_t index, bool redelivered, const wr_qlog_meta_t *meta)
 {
     wr_queue_t *q = owner;
+    size_t lane = meta->priority < q->rd.nlanes ? meta->priority : q->rd.nlanes - 1;
     wr_ready_entry_t e = {NULL,
                           index << WR_RE_SHIFT | WR_RE_PERSISTENT | (redelivered ? WR_RE_REDELIVERED : 0),
-                          WR_RE_NO_EXPIRY, WR_RE_SIZE_UNKNOWN};
+                          meta->expiry, meta->body_size};
 
-    return wr_ready_push(&q->rd, &q->rd.lanes[0], e);
-}
-
-/*
- * Files the messages recovered into lane 0 of a priority queue by their
- * priority, reading each back (the log does not know priorities); each lane
- * keeps log order, and what does not fit the memory budget is paged out
- * again. False on ENOMEM.
- */
-static bool file_recovered(wr_queue_t *q)
-{
-    size_t n = q->rd.lanes[0].len;
-
-    for (size_t i = 0; i < n; i++) {
-        wr_ready_entry_t e = wr_ready_shift(&q->rd, &q->rd.lanes[0]);
-        wr_ready_lane_t *l = &q->rd.lanes[0];
-        bool keep = false;
-
-        int rc = wr_qlog_read(q->log, wr_ready_index(e.word), &e.msg);
-
-        /* The record stays in the log: a restart recovers it again. */
-        if (rc == WR_ENOMEM)
-            return false;
-        if (rc == WR_OK) {
-            l = &q->rd.lanes[msg_priority(q, e.msg)];
-            e.size = e.msg->body_size;
-            keep = l->loaded == l->len && q->rd.mem + wr_ready_cost(e.msg) <= budget(q);
-            if (!keep) {
-                wr_message_unref(e.msg);
-                e.msg = NULL;
-            }
-        } else {
-            e.word |= WR_RE_LOST;
-        }
-        if (!wr_ready_push(&q->rd, l, e)) {
-            wr_message_unref(e.msg);
-            return false;
-        }
-        if (keep) {
-            q->rd.mem += wr_ready_cost(e.msg);
-            l->loaded++;
-        }
-    }
-    return true;
+    return wr_ready_push(&q->rd, &q->rd.lanes[lane], e);
 }
 
 /* The persistent messages ready, for a checkpoint of the log. */
@@ -586,10 +545,7 @@ int wr_queue_use_log(wr_queue_t *q, wr_qlog_ctx_t *ctx, const char *logname, con
     q->log = wr_qlog_new(ctx, logname, q->opts.durable, &ops, q, what, err, errlen);
     if (q->log == NULL)
         return WR_EIO;
-    if (q->rd.nlanes > 1 && !file_recovered(q)) {
-        snprintf(err, errlen, "%s: out of memory filing recovered messages by priority", what);
-        return WR_ENOMEM;
-    }
+    timers(q); /* recovered messages may expire */
     return WR_OK;
 }
 
@@ -737,7 +693,7 @@ int wr_queue_publish(wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf)
      * log, so the part in memory stays one prefix of the lane. */
     keep = q->log == NULL || (l->loaded == l->len && q->rd.mem + cost <= budget(q));
     if (persistent || !keep) {
-        rc = wr_qlog_append(q->log, m, persistent, &index);
+        rc = wr_qlog_append(q->log, m, persistent, expiry, &index);
         if (rc != WR_OK) {
             if (persistent)
                 return rc;

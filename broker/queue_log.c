@@ -23,15 +23,17 @@
 #include "broker/log.h"
 #include "core/buf.h"
 #include "core/status.h"
+#include "protocol/props.h"
 #include "storage/log.h"
 
 /* Record types: the first byte of every record. */
-#define REC_ENQUEUE    'E' /* flags, exchange, routing key, content header, body */
+#define REC_ENQUEUE    'E' /* flags, [expiry], exchange, routing key, content header, body */
 #define REC_ACK        'A' /* ranges of enqueue records done with */
 #define REC_DELIVERED  'D' /* ranges of enqueue records handed to a consumer */
 #define REC_CHECKPOINT 'C' /* ranges of the persistent enqueue records live below it, with flags */
 
 #define ENQ_PERSISTENT 0x01
+#define ENQ_EXPIRY     0x02 /* a u64 (little-endian) follows the flags: ms since the epoch */
 #define CP_REDELIVERED 0x01
 
 /* A range on disk: u64 first index, u32 count, little-endian; a checkpoint's
@@ -106,7 +108,8 @@ struct wr_qlog_s {
     size_t thead, tlen, tcap, ttomb;
     wr_buf_t scratch;
 
-    uint64_t *rv; /* replay: index << 2 | marks of the persistent enqueue records seen */
+    uint64_t *rv;          /* replay: index << 2 | marks of the persistent enqueue records seen */
+    wr_qlog_meta_t *rmeta; /* replay: what each of them says of its message */
     size_t rn, rcap;
     uint64_t acked, transient, corrupt;
 };
@@ -484,6 +487,7 @@ static void qlog_free(wr_qlog_t *l)
     free(l->taken);
     free(l->marks);
     free(l->rv);
+    free(l->rmeta);
     wr_buf_free(&l->scratch);
     free(l->what);
     free(l);
@@ -499,19 +503,93 @@ void wr_qlog_ctx_bury(wr_qlog_ctx_t *ctx)
     }
 }
 
+/* ---------------------------------------------------------------- records */
+
+/* An enqueue record's fields; the strings point into the record. */
+typedef struct {
+    uint64_t expiry; /* ms since the epoch, 0: none */
+    wr_bytes_t exchange;
+    wr_bytes_t routing_key;
+    wr_bytes_t header;
+    wr_bytes_t body;
+} enqueue_t;
+
+static bool parse_enqueue(const uint8_t *p, size_t len, enqueue_t *e)
+{
+    const uint8_t *end = p + len;
+    uint32_t hl;
+
+    if (3 > end - p || p[0] != REC_ENQUEUE)
+        return false;
+    e->expiry = 0;
+    if (p[1] & ENQ_EXPIRY) {
+        if (11 > end - p)
+            return false;
+        e->expiry = get64le(p + 2);
+        p += 8;
+    }
+    p += 2;
+    e->exchange = (wr_bytes_t){p + 1, *p};
+    if (e->exchange.len + 1 >= (size_t)(end - p))
+        return false;
+    p += 1 + e->exchange.len;
+    e->routing_key = (wr_bytes_t){p + 1, *p};
+    if (e->routing_key.len + 1 > (size_t)(end - p))
+        return false;
+    p += 1 + e->routing_key.len;
+    if (4 > end - p)
+        return false;
+    hl = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    p += 4;
+    if (hl > (size_t)(end - p))
+        return false;
+    e->header = (wr_bytes_t){p, hl};
+    e->body = (wr_bytes_t){p + hl, (size_t)(end - p - hl)};
+    return true;
+}
+
+static int64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A deadline on the monotonic clock as wall-clock time (at least 1: 0 in a
+ * record means none), and back (0: long past). */
+static uint64_t expiry_to_wall(uint64_t expiry)
+{
+    int64_t wall = clock_ms(CLOCK_REALTIME) + ((int64_t)expiry - clock_ms(CLOCK_MONOTONIC));
+
+    return wall > 0 ? (uint64_t)wall : 1;
+}
+
+static uint64_t expiry_from_wall(uint64_t wall)
+{
+    int64_t mono = clock_ms(CLOCK_MONOTONIC) + ((int64_t)wall - clock_ms(CLOCK_REALTIME));
+
+    return mono > 0 ? (uint64_t)mono : 0;
+}
+
 /* ---------------------------------------------------------------- replay */
 
-static bool rv_push(wr_qlog_t *l, uint64_t v)
+static bool rv_push(wr_qlog_t *l, uint64_t v, const wr_qlog_meta_t *meta)
 {
     if (l->rn == l->rcap) {
         size_t cap = l->rcap ? l->rcap * 2 : 1024;
         uint64_t *n = realloc(l->rv, cap * sizeof(*n));
+        wr_qlog_meta_t *nm;
 
         if (n == NULL)
             return false;
         l->rv = n;
+        if ((nm = realloc(l->rmeta, cap * sizeof(*nm))) == NULL)
+            return false;
+        l->rmeta = nm;
         l->rcap = cap;
     }
+    l->rmeta[l->rn] = *meta;
     l->rv[l->rn++] = v;
     return true;
 }
@@ -572,8 +650,21 @@ static int on_replay(void *ud, wr_log_t *log, uint64_t index, const uint8_t *dat
     wr_qlog_t *l = ud;
 
     if (len >= 2 && data[0] == REC_ENQUEUE) {
-        if (data[1] & ENQ_PERSISTENT)
-            return rv_push(l, index << 2) ? WR_OK : WR_ENOMEM;
+        enqueue_t e;
+
+        if ((data[1] & ENQ_PERSISTENT) && parse_enqueue(data, len, &e)) {
+            wr_qlog_meta_t meta = {e.expiry == 0 ? UINT64_MAX : expiry_from_wall(e.expiry), e.body.len, 0};
+            wr_props_t props;
+
+            if (wr_props_decode(e.header, &props) == WR_OK && (props.flags & WR_PROP_PRIORITY))
+                meta.priority = props.priority;
+            return rv_push(l, index << 2, &meta) ? WR_OK : WR_ENOMEM;
+        }
+        if (data[1] & ENQ_PERSISTENT) {
+            l->corrupt++;
+            wr_log_release(log, index);
+            return WR_OK;
+        }
         /* Paged out before the restart; transient messages do not survive one. */
         l->transient++;
         wr_log_release(log, index);
@@ -604,14 +695,16 @@ static int replay_finish(wr_qlog_t *l, const wr_log_recovery_t *rec, char *err, 
     for (size_t i = 0; i < l->rn; i++) {
         if (l->rv[i] & RV_DEAD)
             continue;
-        if (!l->ops->recovered(l->owner, l->rv[i] >> 2, (l->rv[i] & RV_REDELIVERED) != 0)) {
+        if (!l->ops->recovered(l->owner, l->rv[i] >> 2, (l->rv[i] & RV_REDELIVERED) != 0, &l->rmeta[i])) {
             snprintf(err, errlen, "%s: out of memory recovering its messages", l->what);
             return WR_ENOMEM;
         }
         live++;
     }
     free(l->rv);
+    free(l->rmeta);
     l->rv = NULL;
+    l->rmeta = NULL;
     l->rn = l->rcap = 0;
     if (l->nmarks > 0)
         checkpoint(l);
@@ -722,9 +815,9 @@ void wr_qlog_delete(wr_qlog_t *l)
 
 /* ---------------------------------------------------------------- messages */
 
-int wr_qlog_append(wr_qlog_t *l, wr_message_t *m, bool persistent, uint64_t *index)
+int wr_qlog_append(wr_qlog_t *l, wr_message_t *m, bool persistent, uint64_t expiry, uint64_t *index)
 {
-    uint8_t pre[2 + 1 + 255 + 1 + 255 + 4];
+    uint8_t pre[2 + 8 + 1 + 255 + 1 + 255 + 4];
     struct iovec iov[3];
     char err[512];
     size_t n = 0;
@@ -740,7 +833,11 @@ int wr_qlog_append(wr_qlog_t *l, wr_message_t *m, bool persistent, uint64_t *ind
         l->open_failed = false;
     }
     pre[n++] = REC_ENQUEUE;
-    pre[n++] = persistent ? ENQ_PERSISTENT : 0;
+    pre[n++] = (persistent ? ENQ_PERSISTENT : 0) | (expiry != UINT64_MAX ? ENQ_EXPIRY : 0);
+    if (expiry != UINT64_MAX) {
+        put64le(pre + n, expiry_to_wall(expiry));
+        n += 8;
+    }
     pre[n++] = (uint8_t)m->exchange.len;
     if (m->exchange.len > 0)
         memcpy(pre + n, m->exchange.data, m->exchange.len);
@@ -772,43 +869,22 @@ int wr_qlog_wait(wr_qlog_t *l, uint64_t index, wr_confirm_t *c)
 
 int wr_qlog_read(wr_qlog_t *l, uint64_t index, wr_message_t **out)
 {
-    const uint8_t *p, *end;
-    wr_bytes_t ex, rk, hdr;
     wr_message_t *m;
-    uint32_t hl;
+    enqueue_t e;
     int rc;
 
     rc = l->log != NULL ? wr_log_read(l->log, index, &l->scratch) : WR_ENOENT;
     if (rc != WR_OK)
         goto out;
-    p = l->scratch.data;
-    end = p + l->scratch.len;
     rc = WR_EIO;
-    if (3 > end - p || p[0] != REC_ENQUEUE)
+    if (!parse_enqueue(l->scratch.data, l->scratch.len, &e))
         goto out;
-    p += 2;
-    ex = (wr_bytes_t){p + 1, *p};
-    if (ex.len + 1 >= (size_t)(end - p))
-        goto out;
-    p += 1 + ex.len;
-    rk = (wr_bytes_t){p + 1, *p};
-    if (rk.len + 1 > (size_t)(end - p))
-        goto out;
-    p += 1 + rk.len;
-    if (4 > end - p)
-        goto out;
-    hl = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-    p += 4;
-    if (hl > (size_t)(end - p))
-        goto out;
-    hdr = (wr_bytes_t){p, hl};
-    p += hl;
-    m = wr_message_new(ex, rk, hdr, (uint64_t)(end - p));
+    m = wr_message_new(e.exchange, e.routing_key, e.header, e.body.len);
     rc = WR_ENOMEM;
     if (m == NULL)
         goto out;
-    if (end > p)
-        memcpy(m->body, p, (size_t)(end - p));
+    if (e.body.len > 0)
+        memcpy(m->body, e.body.data, e.body.len);
     m->body_filled = m->body_size;
     *out = m;
     rc = WR_OK;

@@ -69,11 +69,18 @@ void wr_confirm_release(wr_confirm_t *c, bool ok);
 /* Receives the persistent messages of a queue, in log order. */
 typedef void (*wr_qlog_live_fn)(void *ud, uint64_t index, bool redelivered);
 
+/* What replay knows of a recovered message without reading it back. */
+typedef struct {
+    uint64_t expiry;    /* its deadline (see wr_qlog_append), UINT64_MAX: none */
+    uint64_t body_size; /* bytes */
+    uint8_t priority;   /* its priority property, 0 when absent */
+} wr_qlog_meta_t;
+
 /* The queue's side of its log. */
 typedef struct {
     /* A message recovered by replay, in queue order (always persistent).
      * False on ENOMEM, which fails the open. */
-    bool (*recovered)(void *owner, uint64_t index, bool redelivered);
+    bool (*recovered)(void *owner, uint64_t index, bool redelivered, const wr_qlog_meta_t *meta);
     /* Calls fn for every persistent message ready in the queue and not yet
      * read back as lost, in log order (requeued ones excepted: the log knows
      * those as taken). */
@@ -110,10 +117,13 @@ void wr_qlog_delete(wr_qlog_t *l);
 
 /*
  * Appends m's enqueue record (persistent: it survives a restart) and sets
- * *index. WR_OK; WR_EIO (the log failed or cannot be created; reported);
- * WR_ENOMEM; WR_ETOOBIG.
+ * *index. expiry is m's deadline in CLOCK_MONOTONIC milliseconds (the clock
+ * of the queue hooks), UINT64_MAX for none; the record keeps it as
+ * wall-clock time, so a message recovered after a restart still expires
+ * when it would have. WR_OK; WR_EIO (the log failed or cannot be created;
+ * reported); WR_ENOMEM; WR_ETOOBIG.
  */
-int wr_qlog_append(wr_qlog_t *l, wr_message_t *m, bool persistent, uint64_t *index);
+int wr_qlog_append(wr_qlog_t *l, wr_message_t *m, bool persistent, uint64_t expiry, uint64_t *index);
 /* Holds c until record `index` is durable (released failed if it never will be). WR_OK or WR_ENOMEM. */
 int wr_qlog_wait(wr_qlog_t *l, uint64_t index, wr_confirm_t *c);
 /* Reads the message of record `index` back; the caller owns *out. WR_OK, WR_ENOMEM, or WR_ENOENT /

@@ -70,8 +70,7 @@ bool wr_ready_push(wr_ready_t *r, wr_ready_lane_t *l, wr_ready_entry_t e)
     *wr_ready_at(l, l->len) = e;
     l->len++;
     r->count++;
-    if (e.size != WR_RE_SIZE_UNKNOWN)
-        r->bytes += e.size;
+    r->bytes += e.size;
     if (e.expiry != WR_RE_NO_EXPIRY)
         r->nexpiring++;
     return true;
@@ -100,8 +99,7 @@ wr_ready_entry_t wr_ready_shift(wr_ready_t *r, wr_ready_lane_t *l)
         l->head = 0;
     }
     r->count--;
-    if (e.size != WR_RE_SIZE_UNKNOWN)
-        r->bytes -= e.size;
+    r->bytes -= e.size;
     if (e.expiry != WR_RE_NO_EXPIRY)
         r->nexpiring--;
     if (e.msg != NULL)
@@ -186,10 +184,6 @@ void wr_ready_page_in(wr_ready_t *r, wr_ready_lane_t *l, wr_qlog_t *log, uint64_
                 e->word |= WR_RE_LOST;
             } else {
                 r->mem += wr_ready_cost(e->msg);
-                if (e->size == WR_RE_SIZE_UNKNOWN) {
-                    e->size = e->msg->body_size;
-                    r->bytes += e->size;
-                }
                 bytes += wr_ready_cost(e->msg);
                 n++;
             }

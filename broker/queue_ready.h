@@ -24,15 +24,14 @@
 /* Entries per deque block (32 KiB). */
 #define WR_RE_BLOCK 1024
 
-#define WR_RE_NO_EXPIRY    UINT64_MAX
-#define WR_RE_SIZE_UNKNOWN UINT64_MAX /* a recovered message not read back yet */
+#define WR_RE_NO_EXPIRY UINT64_MAX
 
 /* A fresh message. */
 typedef struct {
     wr_message_t *msg; /* NULL while paged out */
     uint64_t word;     /* log index << WR_RE_SHIFT | WR_RE_* flags; index 0: not in the log */
     uint64_t expiry;   /* ms on the queue hooks' clock, or WR_RE_NO_EXPIRY */
-    uint64_t size;     /* body bytes, or WR_RE_SIZE_UNKNOWN */
+    uint64_t size;     /* body bytes */
 } wr_ready_entry_t;
 
 /* A requeued message: always in memory. */
@@ -68,7 +67,7 @@ typedef struct {
     wr_ready_entry_t *spare; /* a drained block kept for the next one needed */
     size_t count;            /* entries and requeued messages of every lane */
     size_t nexpiring;        /* of which with an expiry */
-    uint64_t bytes;          /* their body bytes (recovered ones once read back) */
+    uint64_t bytes;          /* their body bytes */
     uint64_t mem;            /* bytes of them in memory */
 } wr_ready_t;
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker/queue.h"
@@ -525,6 +526,8 @@ START_TEST(test_priority_queue_restart)
     ck_assert_int_eq(wr_queue_use_log(q, &fx.ctx, name, "queue 'q'", err, sizeof(err)), WR_OK);
     ck_assert_uint_eq(wr_queue_ready(q), N / 2 + 1);
     ck_assert_uint_le(wr_queue_memory(q), BUDGET);
+    /* Sizes are known without reading anything back. */
+    ck_assert_uint_eq(wr_queue_ready_bytes(q), (uint64_t)(N / 2 + 1) * SIZE);
     get_id(q, NULL, 0, 3, true);
     for (int i = 1; i < N; i += 4)
         get_id(q, NULL, 0, i, false);
@@ -615,6 +618,60 @@ START_TEST(test_paged_out_dead_lettered)
 }
 END_TEST
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* TTL deadlines are in the log: after a restart a message expires when it
+ * would have, not TTL after the restart, and not never. The hooks' clock is
+ * the real monotonic one here, moved forward by hand. */
+START_TEST(test_ttl_survives_restart)
+{
+    enum { SIZE = 100 };
+    fx_t fx;
+    hk_t hk = {0};
+    wr_queue_t *q;
+    wr_queue_limits_t l;
+    char name[32];
+
+    fx_start(&fx, 16 * 1024, 1 << 20);
+    fx.sched.hooks = &hk_hooks;
+    fx.sched.ud = &hk;
+    hk.now = mono_ms();
+    q = fx_queue(&fx, true, NULL);
+    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    wr_queue_limits_none(&l);
+    l.message_ttl = 60 * 1000;
+    wr_queue_set_limits(q, &l);
+    ck_assert_int_eq(publish(q, 0, true, SIZE, NULL), WR_OK);
+    l.message_ttl = 3600 * 1000;
+    wr_queue_set_limits(q, &l);
+    ck_assert_int_eq(publish(q, 1, true, SIZE, NULL), WR_OK);
+    fx_commit(&fx);
+    fx_shutdown_queue(q);
+    wr_store_close(fx.store);
+
+    fx_open(&fx, 16 * 1024, 1 << 20);
+    fx.sched.hooks = &hk_hooks;
+    fx.sched.ud = &hk;
+    hk.now = mono_ms();
+    q = fx_queue(&fx, true, name);
+    ck_assert_uint_eq(wr_queue_ready(q), 2);
+    ck_assert_uint_eq(wr_queue_ready_bytes(q), 2 * SIZE);
+    /* Two minutes on: the one-minute message has gone, the other stays. */
+    hk.now = mono_ms() + 2 * 60 * 1000;
+    wr_queue_tick(q);
+    ck_assert_uint_eq(wr_queue_ready(q), 1);
+    get_drop(q, 1, true, SIZE, false);
+    fx_shutdown_queue(q);
+    fx_stop(&fx);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- deletion */
 
 START_TEST(test_delete_waits_for_topology)
@@ -656,6 +713,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_checkpoints_across_restart);
     tcase_add_test(tc, test_priority_queue_restart);
     tcase_add_test(tc, test_paged_out_dead_lettered);
+    tcase_add_test(tc, test_ttl_survives_restart);
     tcase_add_test(tc, test_delete_waits_for_topology);
     suite_add_tcase(s, tc);
     return s;

@@ -420,6 +420,13 @@ wr_message_t *wr_deadletter_copy(wr_message_t *m, const wr_deadletter_t *d)
         /* Not an array (a client re-published it converted): reset. */
         put_death_entry(&xb, &info);
     }
+    /* RabbitMQ 3.13's x-last-death-*: the latest death, every time. */
+    v = (wr_value_t){.type = 'S', .v.s = reason};
+    entries_store(&hdrs, "x-last-death-reason", &v);
+    v.v.s = d->queue;
+    entries_store(&hdrs, "x-last-death-queue", &v);
+    v.v.s = m->exchange;
+    entries_store(&hdrs, "x-last-death-exchange", &v);
     xdeath = (wr_value_t){.type = 'A', .v.s = {xb.data, xb.len}};
     entries_store(&hdrs, "x-death", &xdeath);
     entries_sort(&hdrs);

@@ -9,6 +9,7 @@ import pika
 import pika.exceptions as pex
 import pytest
 
+from test_dead_letter import LAST_DEATH, check_last_death
 from helpers import channel_error, get_one, queue_counts, wait_for, wait_queue_count
 
 
@@ -135,7 +136,8 @@ def test_expired_dead_lettered(ch, name):
     assert (b1, b2) == (b"late", b"own")
     assert m1.exchange == "" and m1.routing_key == dlq
     assert list(p1.headers.keys()) == ["h", "x-death", "x-first-death-exchange", "x-first-death-queue",
-                                       "x-first-death-reason"]
+                                       "x-first-death-reason"] + LAST_DEATH
+    check_last_death(p1, "expired", src, "amq.topic")
     e = p1.headers["x-death"][0]
     assert list(e.keys()) == ["count", "reason", "queue", "time", "exchange", "routing-keys"]
     assert (e["count"], e["reason"], e["queue"], e["exchange"], e["routing-keys"]) == \

@@ -164,10 +164,14 @@ START_TEST(test_first_death)
     ck_assert(!(p->flags & WR_PROP_EXPIRATION));
     ck_assert(wr_bytes_eq_str(p->content_type, "text/plain") && p->priority == 7);
     keys_of(p->headers, order, sizeof(order));
-    ck_assert_str_eq(order, "CC,x-death,x-first-death-exchange,x-first-death-queue,x-first-death-reason,zz");
+    ck_assert_str_eq(order, "CC,x-death,x-first-death-exchange,x-first-death-queue,x-first-death-reason,"
+                            "x-last-death-exchange,x-last-death-queue,x-last-death-reason,zz");
     ck_assert(str_is(p->headers, "x-first-death-reason", "expired"));
     ck_assert(str_is(p->headers, "x-first-death-queue", "q1"));
     ck_assert(str_is(p->headers, "x-first-death-exchange", "src-x"));
+    ck_assert(str_is(p->headers, "x-last-death-reason", "expired"));
+    ck_assert(str_is(p->headers, "x-last-death-queue", "q1"));
+    ck_assert(str_is(p->headers, "x-last-death-exchange", "src-x"));
     ck_assert_uint_eq(deaths(c), 1);
     keys_of(entry(c, 0), order, sizeof(order));
     ck_assert_str_eq(order, "count,reason,queue,time,exchange,routing-keys,original-expiration");
@@ -236,8 +240,9 @@ START_TEST(test_regrouping)
     ck_assert_int_eq(count_of(entry(c, 1)), 5);
     ck_assert(str_is(entry(c, 2), "queue", "a"));
     ck_assert_int_eq(count_of(entry(c, 2)), 2);
-    /* No x-first-death-* once x-death exists. */
+    /* No x-first-death-* once x-death exists; x-last-death-* every time. */
     ck_assert(!wr_table_get(props(c)->headers, "x-first-death-queue", &(wr_value_t){0}));
+    ck_assert(str_is(props(c)->headers, "x-last-death-queue", "c"));
     /* Dying in b again: b's old entry counted up, moved first, sorted. */
     d = death("b", WR_DL_REJECTED);
     c2 = wr_deadletter_copy(c, &d);
@@ -268,7 +273,7 @@ START_TEST(test_invalid_x_death_reset)
     c = wr_deadletter_copy(m, &d);
     ck_assert_ptr_nonnull(c);
     keys_of(props(c)->headers, order, sizeof(order));
-    ck_assert_str_eq(order, "x-death");
+    ck_assert_str_eq(order, "x-death,x-last-death-exchange,x-last-death-queue,x-last-death-reason");
     ck_assert_uint_eq(deaths(c), 1);
     ck_assert(str_is(entry(c, 0), "reason", "maxlen"));
     wr_message_unref(c);

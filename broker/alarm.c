@@ -165,17 +165,19 @@ static void throttle_all(wr_alarms_t *a)
     }
 }
 
+/* The log lines of RabbitMQ's rabbit_alarm, with the figures. */
+static void log_alarm(const wr_alarms_t *a, bool on, const char *resource, const char *measure,
+                      uint64_t value, const char *bound, uint64_t limit)
+{
+    wr_log_warn("%s resource limit alarm %s on node %s: %s %" PRIu64 " bytes, %s %" PRIu64 "%s", resource,
+                on ? "set" : "cleared", a->node, measure, value, bound, limit,
+                on ? "; publishers will be blocked until this alarm clears" : "");
+}
+
 static void set_memory_alarm(wr_alarms_t *a, bool on)
 {
     a->st.memory = on;
-    if (on)
-        wr_log_warn("memory resource limit alarm set on node %s: memory used %" PRIu64
-                    " bytes, allowed %" PRIu64 "; publishers will be blocked until this alarm clears",
-                    a->node, a->st.mem_used, a->st.mem_limit);
-    else
-        wr_log_warn("memory resource limit alarm cleared on node %s: memory used %" PRIu64
-                    " bytes, allowed %" PRIu64,
-                    a->node, a->st.mem_used, a->st.mem_limit);
+    log_alarm(a, on, "memory", "memory used", a->st.mem_used, "allowed", a->st.mem_limit);
     /* Under the alarm new messages go to the queues' logs, not to memory. */
     wr_durable_low_memory(wr_server_durable(a->srv), on);
 }
@@ -183,14 +185,7 @@ static void set_memory_alarm(wr_alarms_t *a, bool on)
 static void set_disk_alarm(wr_alarms_t *a, bool on)
 {
     a->st.disk = on;
-    if (on)
-        wr_log_warn("disk resource limit alarm set on node %s: free disk space %" PRIu64
-                    " bytes, limit %" PRIu64 "; publishers will be blocked until this alarm clears",
-                    a->node, a->st.disk_free, a->st.disk_limit);
-    else
-        wr_log_warn("disk resource limit alarm cleared on node %s: free disk space %" PRIu64
-                    " bytes, limit %" PRIu64,
-                    a->node, a->st.disk_free, a->st.disk_limit);
+    log_alarm(a, on, "disk", "free disk space", a->st.disk_free, "limit", a->st.disk_limit);
 }
 
 /* The RSS, after handing free heap pages back when it is close to the

@@ -34,6 +34,17 @@ static inline bool wr_bytes_eq_str(wr_bytes_t a, const char *s)
     return wr_bytes_eq(a, wr_bytes_str(s));
 }
 
+/* Bytewise order, a prefix first (Erlang's order of binaries): <0, 0 or >0. */
+static inline int wr_bytes_cmp(wr_bytes_t a, wr_bytes_t b)
+{
+    size_t n = a.len < b.len ? a.len : b.len;
+    int c = n > 0 ? memcmp(a.data, b.data, n) : 0;
+
+    if (c != 0)
+        return c;
+    return a.len < b.len ? -1 : a.len > b.len;
+}
+
 static inline bool wr_bytes_has_prefix(wr_bytes_t a, const char *prefix)
 {
     size_t n = strlen(prefix);

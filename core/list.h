@@ -38,14 +38,6 @@ static inline void wr_list_insert_tail(wr_list_t *head, wr_list_t *n)
     head->prev = n;
 }
 
-static inline void wr_list_insert_head(wr_list_t *head, wr_list_t *n)
-{
-    n->next = head->next;
-    n->prev = head;
-    head->next->prev = n;
-    head->next = n;
-}
-
 /* Unlinks n and leaves it self-linked, so removing twice is harmless. */
 static inline void wr_list_remove(wr_list_t *n)
 {

@@ -33,10 +33,7 @@ static uint64_t map_hash(uint64_t seed, wr_bytes_t k)
         h ^= k.data[i];
         h *= 0x100000001b3ULL;
     }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return h;
+    return wr_hash_mix(h);
 }
 
 wr_map_t *wr_map_new(void)

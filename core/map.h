@@ -8,10 +8,21 @@
 #define WR_CORE_MAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bytes.h"
 
 typedef struct wr_map_s wr_map_t;
+
+/* The 64-bit mixer that finishes the map's hash; also hashes the pointers
+ * that key routing's open-addressing tables. */
+static inline uint64_t wr_hash_mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
 
 wr_map_t *wr_map_new(void);
 /* Frees the map and its key copies, not the values. NULL is a no-op. */

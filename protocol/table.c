@@ -208,7 +208,7 @@ bool wr_value_int(const wr_value_t *v, int64_t *out)
     }
 }
 
-static bool array_eq(wr_bytes_t a, wr_bytes_t b)
+bool wr_array_eq_by(wr_bytes_t a, wr_bytes_t b, bool (*eq)(const wr_value_t *, const wr_value_t *))
 {
     wr_table_iter_t ia, ib;
     wr_value_t va, vb;
@@ -220,7 +220,7 @@ static bool array_eq(wr_bytes_t a, wr_bytes_t b)
         bool more_b = wr_array_next(&ib, &vb);
         if (!more_a || !more_b)
             return more_a == more_b;
-        if (!wr_value_eq(&va, &vb))
+        if (!eq(&va, &vb))
             return false;
     }
 }
@@ -247,7 +247,7 @@ bool wr_value_eq(const wr_value_t *a, const wr_value_t *b)
     case 'F':
         return wr_table_equiv(a->v.s, b->v.s);
     case 'A':
-        return array_eq(a->v.s, b->v.s);
+        return wr_array_eq_by(a->v.s, b->v.s, wr_value_eq);
     case 'V':
         return true;
     default: /* the integer tags */
@@ -264,13 +264,10 @@ typedef struct {
 static int equiv_cmp(const void *pa, const void *pb)
 {
     const equiv_entry_t *a = pa, *b = pb;
-    size_t n = a->key.len < b->key.len ? a->key.len : b->key.len;
-    int c = n > 0 ? memcmp(a->key.data, b->key.data, n) : 0;
+    int c = wr_bytes_cmp(a->key, b->key);
 
     if (c != 0)
         return c;
-    if (a->key.len != b->key.len)
-        return a->key.len < b->key.len ? -1 : 1;
     return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
 

@@ -63,6 +63,8 @@ size_t wr_table_count(wr_bytes_t raw);
 bool wr_value_int(const wr_value_t *v, int64_t *out);
 /* Same tag and equal value; F and A compare by content (tables order-insensitive). */
 bool wr_value_eq(const wr_value_t *a, const wr_value_t *b);
+/* Same length and pairwise eq, in order: the array walk for any value equality. */
+bool wr_array_eq_by(wr_bytes_t a, wr_bytes_t b, bool (*eq)(const wr_value_t *, const wr_value_t *));
 /* Same keys with wr_value_eq values, in any order. */
 bool wr_table_equiv(wr_bytes_t a, wr_bytes_t b);
 /* RabbitMQ's type name for a tag: "longstr", "signedint", "bool", "table"... */

@@ -9,7 +9,6 @@
 
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/status.h"
 #include "protocol/table.h"
@@ -135,24 +134,6 @@ static bool table_eq_ordered(wr_bytes_t a, wr_bytes_t b)
     }
 }
 
-/* Arrays are lists of {Type, Value}. */
-static bool array_eq_ordered(wr_bytes_t a, wr_bytes_t b)
-{
-    wr_table_iter_t ia, ib;
-    wr_value_t va, vb;
-
-    wr_table_iter_init(&ia, a);
-    wr_table_iter_init(&ib, b);
-    for (;;) {
-        bool more_a = wr_array_next(&ia, &va);
-        bool more_b = wr_array_next(&ib, &vb);
-        if (!more_a || !more_b)
-            return more_a == more_b;
-        if (!value_eq_typed(&va, &vb))
-            return false;
-    }
-}
-
 /* The tag as the type RabbitMQ decodes it to: 'l' and 'L' are both long. */
 static uint8_t tag_type(uint8_t t)
 {
@@ -182,7 +163,7 @@ static bool value_eq_typed(const wr_value_t *a, const wr_value_t *b)
     case 'F':
         return table_eq_ordered(a->v.s, b->v.s);
     case 'A':
-        return array_eq_ordered(a->v.s, b->v.s);
+        return wr_array_eq_by(a->v.s, b->v.s, value_eq_typed); /* lists of {Type, Value} */
     default:
         return a->v.i == b->v.i; /* every other tag is an integer */
     }
@@ -209,25 +190,12 @@ static bool value_eq_untyped(const wr_value_t *a, const wr_value_t *b)
 
 /* ---- patterns ----------------------------------------------------------- */
 
-/* Erlang's term order on binaries: bytewise, a prefix first. */
-static int key_cmp(wr_bytes_t a, wr_bytes_t b)
-{
-    size_t n = a.len < b.len ? a.len : b.len;
-    int c = n > 0 ? memcmp(a.data, b.data, n) : 0;
-
-    if (c != 0)
-        return c;
-    if (a.len != b.len)
-        return a.len < b.len ? -1 : 1;
-    return 0;
-}
-
 /* By key, ties broken by position in the table (keys later in the raw bytes
  * came later), which makes qsort as stable as lists:keysort. */
 static int entry_cmp(const void *pa, const void *pb)
 {
     const hdr_entry_t *a = pa, *b = pb;
-    int c = key_cmp(a->key, b->key);
+    int c = wr_bytes_cmp(a->key, b->key);
 
     if (c != 0)
         return c;
@@ -286,7 +254,7 @@ static size_t lower_bound(const hdr_entry_t *data, size_t from, size_t n, wr_byt
 {
     while (from < n) {
         size_t mid = from + (n - from) / 2;
-        if (key_cmp(data[mid].key, key) < 0)
+        if (wr_bytes_cmp(data[mid].key, key) < 0)
             from = mid + 1;
         else
             n = mid;

@@ -29,12 +29,7 @@
 
 static size_t dest_hash(wr_dest_t d)
 {
-    uint64_t h = (uint64_t)(uintptr_t)d.ptr ^ (uint64_t)d.kind;
-
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return (size_t)h;
+    return (size_t)wr_hash_mix((uint64_t)(uintptr_t)d.ptr ^ (uint64_t)d.kind);
 }
 
 static bool dest_eq(wr_dest_t a, wr_dest_t b)
@@ -257,11 +252,6 @@ void wr_router_free(wr_router_t *r)
     wr_map_free(r->by_dest);
     wr_map_free(r->by_key);
     free(r);
-}
-
-const wr_exchange_type_t *wr_router_type(const wr_router_t *r)
-{
-    return r->type;
 }
 
 /* The group for mkey, created if absent; NULL when out of memory. */

@@ -49,7 +49,6 @@ const char *wr_exchange_type_name(const wr_exchange_type_t *t);
 
 wr_router_t *wr_router_new(const wr_exchange_type_t *t);
 void wr_router_free(wr_router_t *r); /* NULL is a no-op */
-const wr_exchange_type_t *wr_router_type(const wr_router_t *r);
 
 /*
  * A binding is (destination, key, arguments); `args` is a raw validated

@@ -236,12 +236,7 @@ typedef struct {
 
 static size_t node_hash(const topic_node_t *n)
 {
-    uint64_t h = (uint64_t)(uintptr_t)n;
-
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return (size_t)h;
+    return (size_t)wr_hash_mix((uint64_t)(uintptr_t)n);
 }
 
 static topic_memo_t *memo_slot(topic_memo_t *memo, size_t cap, const topic_node_t *n)

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for core/: the hash map, the encoder buffer, the intrusive list. */
+/* Unit tests for core/: the hash map, the encoder buffer, byte-string order, the intrusive list. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "core/buf.h"
+#include "core/bytes.h"
 #include "core/list.h"
 #include "core/map.h"
 #include "core/status.h"
@@ -99,6 +100,22 @@ typedef struct {
     wr_list_t node;
 } item_t;
 
+/* Bytewise, a prefix first, bytes unsigned; empty strings may have NULL data. */
+START_TEST(bytes_cmp_order)
+{
+    static const uint8_t hi[] = {0xff}, lo[] = {0x01, 0x00};
+
+    ck_assert_int_eq(wr_bytes_cmp(wr_bytes_str("abc"), wr_bytes_str("abc")), 0);
+    ck_assert_int_lt(wr_bytes_cmp(wr_bytes_str("ab"), wr_bytes_str("abc")), 0);
+    ck_assert_int_gt(wr_bytes_cmp(wr_bytes_str("abc"), wr_bytes_str("ab")), 0);
+    ck_assert_int_lt(wr_bytes_cmp(wr_bytes_str("abc"), wr_bytes_str("abd")), 0);
+    ck_assert_int_gt(wr_bytes_cmp(wr_bytes_str("b"), wr_bytes_str("abc")), 0);
+    ck_assert_int_gt(wr_bytes_cmp((wr_bytes_t){hi, 1}, (wr_bytes_t){lo, 2}), 0);
+    ck_assert_int_eq(wr_bytes_cmp((wr_bytes_t){NULL, 0}, wr_bytes_str("")), 0);
+    ck_assert_int_lt(wr_bytes_cmp((wr_bytes_t){NULL, 0}, wr_bytes_str("a")), 0);
+}
+END_TEST
+
 START_TEST(list_insert_remove)
 {
     wr_list_t head, *pos, *tmp;
@@ -113,13 +130,13 @@ START_TEST(list_insert_remove)
     }
     wr_list_remove(&items[1].node);
     wr_list_remove(&items[1].node); /* second removal is harmless */
-    wr_list_insert_head(&head, &items[1].node);
+    wr_list_insert_tail(&head, &items[1].node);
     wr_list_foreach_safe(pos, tmp, &head) order[n++] = wr_list_entry(pos, item_t, node)->v;
     ck_assert_int_eq(n, 4);
-    ck_assert_int_eq(order[0], 1);
-    ck_assert_int_eq(order[1], 0);
-    ck_assert_int_eq(order[2], 2);
-    ck_assert_int_eq(order[3], 3);
+    ck_assert_int_eq(order[0], 0);
+    ck_assert_int_eq(order[1], 2);
+    ck_assert_int_eq(order[2], 3);
+    ck_assert_int_eq(order[3], 1);
 }
 END_TEST
 
@@ -134,6 +151,7 @@ int main(void)
     tcase_add_test(tc, map_empty_and_binary_keys);
     tcase_add_test(tc, map_iterate_and_delete_current);
     tcase_add_test(tc, buf_big_endian_and_patch);
+    tcase_add_test(tc, bytes_cmp_order);
     tcase_add_test(tc, list_insert_remove);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

@@ -82,6 +82,12 @@ typedef struct {
     wr_confirm_t *c;
 } waiter_t;
 
+/* Replay: a persistent enqueue record seen, and what it says of its message. */
+typedef struct {
+    uint64_t v; /* index << 2 | RV_ marks */
+    wr_qlog_meta_t meta;
+} rv_t;
+
 struct wr_qlog_s {
     wr_qlog_ctx_t *ctx;
     wr_log_t *log; /* NULL until the first append of a new log */
@@ -108,8 +114,7 @@ struct wr_qlog_s {
     size_t thead, tlen, tcap, ttomb;
     wr_buf_t scratch;
 
-    uint64_t *rv;          /* replay: index << 2 | marks of the persistent enqueue records seen */
-    wr_qlog_meta_t *rmeta; /* replay: what each of them says of its message */
+    rv_t *rv; /* replay: the persistent enqueue records seen, by index */
     size_t rn, rcap;
     uint64_t acked, transient, corrupt;
 };
@@ -487,7 +492,6 @@ static void qlog_free(wr_qlog_t *l)
     free(l->taken);
     free(l->marks);
     free(l->rv);
-    free(l->rmeta);
     wr_buf_free(&l->scratch);
     free(l->what);
     free(l);
@@ -578,19 +582,14 @@ static bool rv_push(wr_qlog_t *l, uint64_t v, const wr_qlog_meta_t *meta)
 {
     if (l->rn == l->rcap) {
         size_t cap = l->rcap ? l->rcap * 2 : 1024;
-        uint64_t *n = realloc(l->rv, cap * sizeof(*n));
-        wr_qlog_meta_t *nm;
+        rv_t *n = realloc(l->rv, cap * sizeof(*n));
 
         if (n == NULL)
             return false;
         l->rv = n;
-        if ((nm = realloc(l->rmeta, cap * sizeof(*nm))) == NULL)
-            return false;
-        l->rmeta = nm;
         l->rcap = cap;
     }
-    l->rmeta[l->rn] = *meta;
-    l->rv[l->rn++] = v;
+    l->rv[l->rn++] = (rv_t){v, *meta};
     return true;
 }
 
@@ -601,18 +600,20 @@ static void replay_range(wr_qlog_t *l, wr_log_t *log, uint8_t type, uint64_t sta
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if ((l->rv[mid] >> 2) < start)
+        if ((l->rv[mid].v >> 2) < start)
             lo = mid + 1;
         else
             hi = mid;
     }
-    for (; lo < l->rn && (l->rv[lo] >> 2) - start < count; lo++) {
+    for (; lo < l->rn && (l->rv[lo].v >> 2) - start < count; lo++) {
+        uint64_t *v = &l->rv[lo].v;
+
         if (type == REC_DELIVERED) {
-            l->rv[lo] |= RV_REDELIVERED;
-        } else if (!(l->rv[lo] & RV_DEAD)) {
-            l->rv[lo] |= RV_DEAD;
+            *v |= RV_REDELIVERED;
+        } else if (!(*v & RV_DEAD)) {
+            *v |= RV_DEAD;
             l->acked++;
-            wr_log_release(log, l->rv[lo] >> 2);
+            wr_log_release(log, *v >> 2);
         }
     }
 }
@@ -626,19 +627,19 @@ static void replay_checkpoint(wr_qlog_t *l, wr_log_t *log, const uint8_t *p, siz
     size_t r = 0;
 
     for (size_t i = 0; i < l->rn; i++) {
-        uint64_t index = l->rv[i] >> 2;
+        uint64_t *v = &l->rv[i].v, index = *v >> 2;
 
-        if (l->rv[i] & RV_DEAD)
+        if (*v & RV_DEAD)
             continue;
         /* Ranges come in increasing order: skip those ending at or below index. */
         while (r < n && get64le(p + r * CP_RANGE_SIZE) + get32le(p + r * CP_RANGE_SIZE + 8) <= index)
             r++;
         if (r < n && get64le(p + r * CP_RANGE_SIZE) <= index) {
-            l->rv[i] &= ~(uint64_t)RV_REDELIVERED;
+            *v &= ~(uint64_t)RV_REDELIVERED;
             if (p[r * CP_RANGE_SIZE + 12] & CP_REDELIVERED)
-                l->rv[i] |= RV_REDELIVERED;
+                *v |= RV_REDELIVERED;
         } else {
-            l->rv[i] |= RV_DEAD;
+            *v |= RV_DEAD;
             l->acked++;
             wr_log_release(log, index);
         }
@@ -648,27 +649,21 @@ static void replay_checkpoint(wr_qlog_t *l, wr_log_t *log, const uint8_t *p, siz
 static int on_replay(void *ud, wr_log_t *log, uint64_t index, const uint8_t *data, size_t len)
 {
     wr_qlog_t *l = ud;
+    enqueue_t e;
 
-    if (len >= 2 && data[0] == REC_ENQUEUE) {
-        enqueue_t e;
-
-        if ((data[1] & ENQ_PERSISTENT) && parse_enqueue(data, len, &e)) {
-            wr_qlog_meta_t meta = {e.expiry == 0 ? UINT64_MAX : expiry_from_wall(e.expiry), e.body.len, 0};
-            wr_props_t props;
-
-            if (wr_props_decode(e.header, &props) == WR_OK && (props.flags & WR_PROP_PRIORITY))
-                meta.priority = props.priority;
-            return rv_push(l, index << 2, &meta) ? WR_OK : WR_ENOMEM;
-        }
-        if (data[1] & ENQ_PERSISTENT) {
-            l->corrupt++;
-            wr_log_release(log, index);
-            return WR_OK;
-        }
+    if (len >= 2 && data[0] == REC_ENQUEUE && !(data[1] & ENQ_PERSISTENT)) {
         /* Paged out before the restart; transient messages do not survive one. */
         l->transient++;
         wr_log_release(log, index);
         return WR_OK;
+    }
+    if (parse_enqueue(data, len, &e)) {
+        wr_qlog_meta_t meta = {e.expiry == 0 ? UINT64_MAX : expiry_from_wall(e.expiry), e.body.len, 0};
+        wr_props_t props;
+
+        if (wr_props_decode(e.header, &props) == WR_OK && (props.flags & WR_PROP_PRIORITY))
+            meta.priority = props.priority;
+        return rv_push(l, index << 2, &meta) ? WR_OK : WR_ENOMEM;
     }
     if (len >= 1 && (data[0] == REC_ACK || data[0] == REC_DELIVERED) && (len - 1) % RANGE_SIZE == 0) {
         for (size_t off = 1; off < len; off += RANGE_SIZE)
@@ -693,18 +688,18 @@ static int replay_finish(wr_qlog_t *l, const wr_log_recovery_t *rec, char *err, 
     size_t live = 0;
 
     for (size_t i = 0; i < l->rn; i++) {
-        if (l->rv[i] & RV_DEAD)
+        const rv_t *r = &l->rv[i];
+
+        if (r->v & RV_DEAD)
             continue;
-        if (!l->ops->recovered(l->owner, l->rv[i] >> 2, (l->rv[i] & RV_REDELIVERED) != 0, &l->rmeta[i])) {
+        if (!l->ops->recovered(l->owner, r->v >> 2, (r->v & RV_REDELIVERED) != 0, &r->meta)) {
             snprintf(err, errlen, "%s: out of memory recovering its messages", l->what);
             return WR_ENOMEM;
         }
         live++;
     }
     free(l->rv);
-    free(l->rmeta);
     l->rv = NULL;
-    l->rmeta = NULL;
     l->rn = l->rcap = 0;
     if (l->nmarks > 0)
         checkpoint(l);

@@ -42,7 +42,6 @@ wr_seg_t *wr_seg_new(const char *dir, uint64_t seq)
         free(seg);
         return NULL;
     }
-    seg->seq = seq;
     seg->fd = -1;
     wr_list_init(&seg->hosted);
     return seg;
@@ -162,7 +161,8 @@ static void log_remove_seg(wr_log_t *log, wr_seg_t *seg)
     }
 }
 
-wr_seg_t *wr_log_find_seg(const wr_log_t *log, uint64_t index)
+/* The segment whose native range would hold index (the last with first <= index), or NULL. */
+static wr_seg_t *log_find_seg(const wr_log_t *log, uint64_t index)
 {
     size_t lo = 0, hi = log->nsegs;
 
@@ -217,7 +217,7 @@ static void unhost(wr_log_t *log, wr_moved_t *m)
 
 bool wr_log_find_live(const wr_log_t *log, uint64_t index, wr_seg_t **seg, uint32_t *off)
 {
-    wr_seg_t *s = wr_log_find_seg(log, index);
+    wr_seg_t *s = log_find_seg(log, index);
     wr_moved_t *m;
     uint32_t slot;
 
@@ -526,7 +526,7 @@ int wr_log_release(wr_log_t *log, uint64_t index)
 
     if (index <= log->front || index >= log->next)
         return WR_ENOENT;
-    seg = wr_log_find_seg(log, index);
+    seg = log_find_seg(log, index);
     if (seg != NULL && seg_slot(seg, index, &slot) && wr_seg_is_live(seg, slot)) {
         seg_clear_live(seg, slot);
         wr_log_check_seg(log, seg);

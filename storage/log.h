@@ -3,7 +3,8 @@
  * A log: append-only records with dense 64-bit indexes from 1, kept in segment
  * files; read by index, released one by one or truncated from the front, and
  * reported durable by a callback once on disk. It knows nothing of what the
- * records mean: a durable queue and a Raft log both use it.
+ * records mean: durable queues use it (truncation from the front is there
+ * for the Raft log docs/STORAGE.md plans).
  */
 #ifndef WR_STORAGE_LOG_H
 #define WR_STORAGE_LOG_H

@@ -29,7 +29,6 @@
  * which never change while the segment exists.
  */
 typedef struct {
-    uint64_t seq;       /* number in the file name; files sort by it and by index */
     char *path;         /* owned */
     int fd;             /* owned */
     uint32_t seed;      /* record CRC seed, from the header */
@@ -200,8 +199,6 @@ void wr_seg_set_live(wr_seg_t *seg, uint32_t slot, uint32_t off);
 bool wr_seg_is_live(const wr_seg_t *seg, uint32_t slot);
 /* Adds seg at the end of log->segs; false on allocation failure. */
 bool wr_log_push_seg(wr_log_t *log, wr_seg_t *seg);
-/* The segment whose native range would hold index (the last with first <= index), or NULL. */
-wr_seg_t *wr_log_find_seg(const wr_log_t *log, uint64_t index);
 /* Where the live record index is stored (ignoring front and next), or false. */
 bool wr_log_find_live(const wr_log_t *log, uint64_t index, wr_seg_t **seg, uint32_t *off);
 /* Records a hosted record; false on allocation failure. */

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/status.h"
+
 static char tmpdir[4096];
 
 const char *th_tmpdir(void)
@@ -157,6 +159,55 @@ int th_replay(void *ud, wr_log_t *log, uint64_t index, const uint8_t *data, size
     r->data[r->count][len] = '\0';
     r->count++;
     return 0;
+}
+
+/* The durable callback of a log opened with a replay recorder: forwards to its recorder. */
+static void replay_durable(void *ud, wr_log_t *log, uint64_t index, int status)
+{
+    th_replay_t *r = ud;
+
+    if (r->dur != NULL)
+        th_durable(r->dur, log, index, status);
+}
+
+wr_log_t *th_open_log(wr_store_t *s, const char *name, th_durable_t *d, th_replay_t *r,
+                      wr_log_recovery_t *rec)
+{
+    wr_log_cbs_t cbs = {NULL, d != NULL ? th_durable : NULL, d};
+    char err[512] = "";
+    wr_log_t *log;
+
+    if (r != NULL) {
+        r->dur = d;
+        cbs = (wr_log_cbs_t){th_replay, replay_durable, r};
+    }
+    log = wr_log_open(s, name, &cbs, rec, err, sizeof(err));
+    ck_assert_msg(log != NULL, "wr_log_open: %s", err);
+    return log;
+}
+
+void th_append_n(wr_log_t *log, uint64_t from, uint64_t to)
+{
+    for (uint64_t i = from; i <= to; i++) {
+        char p[64];
+        uint64_t index;
+
+        th_payload(p, i);
+        ck_assert_int_eq(wr_log_append(log, p, strlen(p), &index), WR_OK);
+        ck_assert_uint_eq(index, i);
+    }
+}
+
+void th_check_read(wr_log_t *log, uint64_t i)
+{
+    wr_buf_t b = WR_BUF_INIT;
+    char p[64];
+
+    th_payload(p, i);
+    ck_assert_int_eq(wr_log_read(log, i, &b), WR_OK);
+    ck_assert_uint_eq(b.len, strlen(p));
+    ck_assert_mem_eq(b.data, p, b.len);
+    wr_buf_free(&b);
 }
 
 void th_wait_dispatch(wr_store_t *s)

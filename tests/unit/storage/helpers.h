@@ -75,9 +75,21 @@ typedef struct {
     size_t count;
     uint64_t index[4096];
     char data[4096][64];
+    th_durable_t *dur; /* set by th_open_log: receives the log's durable callbacks */
 } th_replay_t;
 
 int th_replay(void *ud, wr_log_t *log, uint64_t index, const uint8_t *data, size_t len);
+
+/*
+ * wr_log_open that fails the test on error. Durable callbacks go to d and
+ * replayed records to r; either may be NULL.
+ */
+wr_log_t *th_open_log(wr_store_t *s, const char *name, th_durable_t *d, th_replay_t *r,
+                      wr_log_recovery_t *rec);
+/* Appends th_payload(i) for i in [from, to], checking each gets index i. */
+void th_append_n(wr_log_t *log, uint64_t from, uint64_t to);
+/* Checks that record i reads back as th_payload(i). */
+void th_check_read(wr_log_t *log, uint64_t i);
 
 /* Waits (up to 10 s, failing the test after) for the notify fd, then dispatches. */
 void th_wait_dispatch(wr_store_t *s);

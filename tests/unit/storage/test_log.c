@@ -41,42 +41,6 @@ static void teardown(void)
     th_rmdir();
 }
 
-static wr_log_t *open_log(wr_store_t *s, const char *name, th_replay_t *r, wr_log_recovery_t *rec)
-{
-    wr_log_cbs_t cbs = {r != NULL ? th_replay : NULL, th_durable, &dur};
-    char err[512] = "";
-    wr_log_t *log;
-
-    if (r != NULL)
-        cbs.ud = r;
-    log = wr_log_open(s, name, &cbs, rec, err, sizeof(err));
-    ck_assert_msg(log != NULL, "wr_log_open: %s", err);
-    return log;
-}
-
-static void append_n(wr_log_t *log, uint64_t from, uint64_t to)
-{
-    for (uint64_t i = from; i <= to; i++) {
-        char p[64];
-        uint64_t index;
-        th_payload(p, i);
-        ck_assert_int_eq(wr_log_append(log, p, strlen(p), &index), WR_OK);
-        ck_assert_uint_eq(index, i);
-    }
-}
-
-static void check_read(wr_log_t *log, uint64_t i)
-{
-    wr_buf_t b = WR_BUF_INIT;
-    char p[64];
-
-    th_payload(p, i);
-    ck_assert_int_eq(wr_log_read(log, i, &b), WR_OK);
-    ck_assert_uint_eq(b.len, strlen(p));
-    ck_assert_mem_eq(b.data, p, b.len);
-    wr_buf_free(&b);
-}
-
 static int segs(const char *name)
 {
     return th_count_files(th_logdir(name), ".seg");
@@ -93,19 +57,19 @@ START_TEST(append_and_read)
 {
     wr_store_opts_t o = th_opts(SEG, &msgs, NULL);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = open_log(s, "q", NULL, NULL);
+    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     wr_buf_t b = WR_BUF_INIT;
     uint64_t index;
 
     ck_assert_uint_eq(wr_log_last_index(log), 0);
-    append_n(log, 1, 20);
+    th_append_n(log, 1, 20);
     ck_assert_uint_eq(wr_log_last_index(log), 20);
     for (uint64_t i = 1; i <= 20; i++)
-        check_read(log, i); /* from memory */
+        th_check_read(log, i); /* from memory */
     th_sync(s, log, 20);
     ck_assert_int_eq(segs("q"), 4);
     for (uint64_t i = 1; i <= 20; i++)
-        check_read(log, i); /* from disk */
+        th_check_read(log, i); /* from disk */
     ck_assert_int_eq(wr_log_read(log, 0, &b), WR_ENOENT);
     ck_assert_int_eq(wr_log_read(log, 21, &b), WR_ENOENT);
     /* Empty records and one bigger than a segment (it gets a file to itself). */
@@ -133,7 +97,7 @@ START_TEST(append_gathered)
 {
     wr_store_opts_t o = th_opts(SEG, &msgs, NULL);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = open_log(s, "q", NULL, NULL);
+    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     struct iovec iov[3] = {{"rec", 3}, {NULL, 0}, {"ord-1", 5}};
     th_replay_t *r = calloc(1, sizeof(*r));
     wr_buf_t b = WR_BUF_INIT;
@@ -148,7 +112,7 @@ START_TEST(append_gathered)
     ck_assert_int_eq(wr_log_appendv(log, iov, 3, &index), WR_ETOOBIG);
     th_sync(s, log, 1);
     wr_log_close(log);
-    log = open_log(s, "q", r, NULL);
+    log = th_open_log(s, "q", &dur, r, NULL);
     ck_assert_uint_eq(r->count, 1);
     ck_assert_str_eq(r->data[0], "record-1");
     wr_buf_free(&b);
@@ -162,12 +126,12 @@ START_TEST(read_checks_crc)
 {
     wr_store_opts_t o = th_opts(1 << 20, &msgs, NULL);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = open_log(s, "q", NULL, NULL);
+    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     wr_buf_t b = WR_BUF_INIT;
     char path[4300];
     int fd;
 
-    append_n(log, 1, 3);
+    th_append_n(log, 1, 3);
     th_sync(s, log, 3);
     snprintf(path, sizeof(path), "%s/0000000000000001.seg", th_logdir("q"));
     fd = open(path, O_WRONLY);
@@ -175,9 +139,9 @@ START_TEST(read_checks_crc)
     /* Second record's payload starts at 40 + 31 + 16. */
     ck_assert_int_eq(pwrite(fd, "X", 1, 40 + 31 + 16 + 3), 1);
     close(fd);
-    check_read(log, 1);
+    th_check_read(log, 1);
     ck_assert_int_eq(wr_log_read(log, 2, &b), WR_EIO);
-    check_read(log, 3);
+    th_check_read(log, 3);
     wr_buf_free(&b);
     wr_store_close(s);
 }
@@ -187,10 +151,10 @@ START_TEST(release_and_delete)
 {
     wr_store_opts_t o = th_opts(SEG, &msgs, NULL);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = open_log(s, "q", NULL, NULL);
+    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     wr_buf_t b = WR_BUF_INIT;
 
-    append_n(log, 1, 10 * PER_SEG);
+    th_append_n(log, 1, 10 * PER_SEG);
     th_sync(s, log, 10 * PER_SEG);
     ck_assert_int_eq(segs("q"), 10);
     ck_assert_int_eq(wr_log_release(log, 7), WR_OK);
@@ -204,15 +168,15 @@ START_TEST(release_and_delete)
     ck_assert_int_eq(segs("q"), 10); /* deletion happens in the next batch */
     batch(s);
     ck_assert_int_eq(segs("q"), 1);
-    check_read(log, 55);
+    th_check_read(log, 55);
     /* The head is not deleted with nothing live in it, but once it stops being the head. */
     for (uint64_t i = 55; i <= 60; i++)
         ck_assert_int_eq(wr_log_release(log, i), WR_OK);
-    append_n(log, 61, 61);
+    th_append_n(log, 61, 61);
     ck_assert_int_eq(segs("q"), 2);
     th_sync(s, log, 61);
     ck_assert_int_eq(segs("q"), 1);
-    check_read(log, 61);
+    th_check_read(log, 61);
     wr_buf_free(&b);
     wr_store_close(s);
 }
@@ -222,12 +186,12 @@ START_TEST(truncate_front)
 {
     wr_store_opts_t o = th_opts(SEG, &msgs, NULL);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = open_log(s, "q", NULL, NULL);
+    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     th_replay_t *r = calloc(1, sizeof(*r));
     wr_log_recovery_t rec;
     wr_buf_t b = WR_BUF_INIT;
 
-    append_n(log, 1, 10 * PER_SEG);
+    th_append_n(log, 1, 10 * PER_SEG);
     th_sync(s, log, 10 * PER_SEG);
     ck_assert_int_eq(wr_log_truncate_front(log, 61), WR_ETOOBIG);
     /* 33 ends in the middle of the sixth segment: five whole segments go. */
@@ -235,20 +199,20 @@ START_TEST(truncate_front)
     ck_assert_int_eq(wr_log_truncate_front(log, 10), WR_OK);
     ck_assert_int_eq(wr_log_read(log, 33, &b), WR_ENOENT);
     ck_assert_int_eq(wr_log_release(log, 20), WR_ENOENT);
-    check_read(log, 34);
+    th_check_read(log, 34);
     batch(s);
     ck_assert_int_eq(segs("q"), 5);
     wr_store_close(s);
 
     /* After a restart, replay starts after the front, even inside a segment. */
     s = th_store(&o);
-    log = open_log(s, "q", r, &rec);
+    log = th_open_log(s, "q", &dur, r, &rec);
     ck_assert_uint_eq(r->count, 60 - 33);
     ck_assert_uint_eq(r->index[0], 34);
     ck_assert_uint_eq(rec.first_index, 34);
     ck_assert_uint_eq(rec.last_index, 60);
     ck_assert_int_eq(wr_log_read(log, 33, &b), WR_ENOENT);
-    check_read(log, 34);
+    th_check_read(log, 34);
     /* Truncating everything keeps the head, and the indexes keep counting. */
     ck_assert_int_eq(wr_log_truncate_front(log, 60), WR_OK);
     batch(s);
@@ -256,10 +220,10 @@ START_TEST(truncate_front)
     wr_store_close(s);
     s = th_store(&o);
     memset(r, 0, sizeof(*r));
-    log = open_log(s, "q", r, &rec);
+    log = th_open_log(s, "q", &dur, r, &rec);
     ck_assert_uint_eq(r->count, 0);
     ck_assert_uint_eq(rec.last_index, 60);
-    append_n(log, 61, 61);
+    th_append_n(log, 61, 61);
     wr_buf_free(&b);
     free(r);
     wr_store_close(s);
@@ -269,9 +233,9 @@ END_TEST
 /* Writes 100 segments and keeps only record 3 of the first one alive. */
 static wr_log_t *one_survivor(wr_store_t *s)
 {
-    wr_log_t *log = open_log(s, "q", NULL, NULL);
+    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
 
-    append_n(log, 1, 100 * PER_SEG);
+    th_append_n(log, 1, 100 * PER_SEG);
     th_sync(s, log, 100 * PER_SEG);
     ck_assert_int_eq(segs("q"), 100);
     for (uint64_t i = 1; i <= 100 * PER_SEG; i++) {
@@ -293,27 +257,27 @@ START_TEST(compaction_frees_dead_segments)
     /* Record 3 now lives in a new head; every other file is gone. */
     ck_assert_int_eq(segs("q"), 1);
     ck_assert_int_eq(access(th_logdir("q"), F_OK), 0);
-    check_read(log, 3);
+    th_check_read(log, 3);
     ck_assert_uint_eq(wr_log_durable_index(log), 100 * PER_SEG);
     ck_assert_int_eq(msgs.count, 0);
     wr_store_close(s);
 
     s = th_store(&o);
-    log = open_log(s, "q", r, &rec);
+    log = th_open_log(s, "q", &dur, r, &rec);
     ck_assert_uint_eq(r->count, 1);
     ck_assert_uint_eq(r->index[0], 3);
     ck_assert_str_eq(r->data[0], "record-00000003");
     ck_assert_uint_eq(rec.last_index, 100 * PER_SEG);
-    check_read(log, 3);
+    th_check_read(log, 3);
 
     /* It moves again when its new segment becomes sparse in turn. */
-    append_n(log, 601, 601 + 3 * PER_SEG);
+    th_append_n(log, 601, 601 + 3 * PER_SEG);
     th_sync(s, log, 601 + 3 * PER_SEG);
     for (uint64_t i = 601; i <= 601 + 3 * PER_SEG; i++)
         ck_assert_int_eq(wr_log_release(log, i), WR_OK);
     batch(s);
     ck_assert_int_eq(segs("q"), 1);
-    check_read(log, 3);
+    th_check_read(log, 3);
     ck_assert_int_eq(wr_log_release(log, 3), WR_OK);
     ck_assert_int_eq(wr_log_release(log, 3), WR_ENOENT);
     free(r);
@@ -334,11 +298,11 @@ START_TEST(compaction_deletes_after_copy_is_durable)
     wr_store_flush(s);
     ck_assert_int_eq(read(fault.entered[0], &c, 1), 1);
     ck_assert_int_eq(access(first, F_OK), 0);
-    check_read(log, 3);
+    th_check_read(log, 3);
     ck_assert_int_eq(write(fault.release[1], &c, 1), 1);
     th_wait_dispatch(s);
     ck_assert_int_ne(access(first, F_OK), 0);
-    check_read(log, 3);
+    th_check_read(log, 3);
     wr_store_close(s);
 }
 END_TEST
@@ -357,13 +321,13 @@ START_TEST(compaction_failure_keeps_original)
     fault.fail_sync = 1;
     batch(s);
     ck_assert_int_eq(access(first, F_OK), 0);
-    check_read(log, 3);
+    th_check_read(log, 3);
     ck_assert_int_eq(dur.status, WR_EIO);
     wr_store_close(s);
 
     /* Nothing was deleted (releases are not persisted): every record replays once. */
     s = th_store(&o);
-    open_log(s, "q", r, NULL);
+    th_open_log(s, "q", &dur, r, NULL);
     ck_assert_uint_eq(r->count, 100 * PER_SEG);
     ck_assert_uint_eq(r->index[2], 3);
     ck_assert_uint_eq(r->index[100 * PER_SEG - 1], 100 * PER_SEG);
@@ -405,8 +369,8 @@ START_TEST(compaction_in_many_logs)
     wr_buf_t b = WR_BUF_INIT;
 
     for (int k = 0; k < 3; k++) {
-        logs[k] = open_log(s, names[k], NULL, NULL);
-        append_n(logs[k], 1, 20 * PER_SEG);
+        logs[k] = th_open_log(s, names[k], &dur, NULL, NULL);
+        th_append_n(logs[k], 1, 20 * PER_SEG);
     }
     wr_store_flush(s);
     th_wait_dispatch(s);
@@ -416,16 +380,16 @@ START_TEST(compaction_in_many_logs)
                 ck_assert_int_eq(wr_log_release(logs[k], i), WR_OK);
         }
     }
-    append_n(logs[2], 20 * PER_SEG + 1, 20 * PER_SEG + 2);
+    th_append_n(logs[2], 20 * PER_SEG + 1, 20 * PER_SEG + 2);
     wr_store_flush(s);
     th_wait_dispatch(s);
     for (int k = 0; k < 2; k++) {
         ck_assert_int_eq(segs(names[k]), 1);
-        check_read(logs[k], 3);
+        th_check_read(logs[k], 3);
         ck_assert_int_eq(wr_log_read(logs[k], 4, &b), WR_ENOENT);
     }
     ck_assert_uint_eq(wr_log_durable_index(logs[2]), 20 * PER_SEG + 2);
-    check_read(logs[2], 20 * PER_SEG + 2);
+    th_check_read(logs[2], 20 * PER_SEG + 2);
     wr_buf_free(&b);
     wr_store_close(s);
 }
@@ -435,20 +399,20 @@ START_TEST(destroy)
 {
     wr_store_opts_t o = th_opts(SEG, &msgs, NULL);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = open_log(s, "q", NULL, NULL);
+    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     wr_log_recovery_t rec;
     char logs[4300];
 
-    append_n(log, 1, 30);
+    th_append_n(log, 1, 30);
     th_sync(s, log, 20);
-    append_n(log, 31, 35); /* some never flushed */
+    th_append_n(log, 31, 35); /* some never flushed */
     ck_assert_int_eq(wr_log_destroy(log), WR_OK);
     ck_assert_int_ne(access(th_logdir("q"), F_OK), 0);
     ck_assert_uint_eq(wr_store_pending_bytes(s), 0);
     /* The name is free at once. */
-    log = open_log(s, "q", NULL, &rec);
+    log = th_open_log(s, "q", &dur, NULL, &rec);
     ck_assert_uint_eq(rec.last_index, 0);
-    append_n(log, 1, 1);
+    th_append_n(log, 1, 1);
     batch(s);
     snprintf(logs, sizeof(logs), "%s/logs", th_tmpdir_path());
     ck_assert_int_eq(th_count_files(logs, "-q"), 0); /* the trash is gone too */

@@ -27,13 +27,11 @@
 
 static th_msgs_t msgs;
 static th_replay_t *rep;
-static th_durable_t dur;
 
 static void setup(void)
 {
     th_tmpdir();
     memset(&msgs, 0, sizeof(msgs));
-    memset(&dur, 0, sizeof(dur));
     rep = calloc(1, sizeof(*rep));
 }
 
@@ -45,25 +43,8 @@ static void teardown(void)
 
 static wr_log_t *open_log(wr_store_t *s, wr_log_recovery_t *rec)
 {
-    wr_log_cbs_t cbs = {th_replay, th_durable, rep};
-    char err[512] = "";
-    wr_log_t *log;
-
     memset(rep, 0, sizeof(*rep));
-    log = wr_log_open(s, "q", &cbs, rec, err, sizeof(err));
-    ck_assert_msg(log != NULL, "wr_log_open: %s", err);
-    return log;
-}
-
-static void append_n(wr_log_t *log, uint64_t from, uint64_t to)
-{
-    for (uint64_t i = from; i <= to; i++) {
-        char p[64];
-        uint64_t index;
-        th_payload(p, i);
-        ck_assert_int_eq(wr_log_append(log, p, strlen(p), &index), WR_OK);
-        ck_assert_uint_eq(index, i);
-    }
+    return th_open_log(s, "q", NULL, rep, rec);
 }
 
 /* Writes records 1..n into log "q" of a fresh store and closes it. */
@@ -72,7 +53,7 @@ static void write_log(const wr_store_opts_t *o, uint64_t n)
     wr_store_t *s = th_store(o);
     wr_log_t *log = open_log(s, NULL);
 
-    append_n(log, 1, n);
+    th_append_n(log, 1, n);
     wr_store_close(s);
 }
 
@@ -194,7 +175,7 @@ START_TEST(torn_tail_at_every_offset)
         ck_assert_int_eq(stat(seg_path(1), &st), 0);
         ck_assert_int_eq(st.st_size, start);
         /* Appending continues cleanly from the cut. */
-        append_n(log, N, N);
+        th_append_n(log, N, N);
         wr_store_close(s);
     }
     memset(&msgs, 0, sizeof(msgs));
@@ -303,7 +284,7 @@ START_TEST(corrupt_header_set_aside)
     ck_assert_int_ne(access(seg_path(2), F_OK), 0);
     ck_assert_msg(th_msgs_has(&msgs, "corrupt header") && th_msgs_has(&msgs, aside), "%s", msgs.text);
     /* New segments never reuse the number of the file set aside. */
-    append_n(log, 19, 40);
+    th_append_n(log, 19, 40);
     wr_store_close(s);
     ck_assert_int_eq(access(aside, F_OK), 0);
     s = th_store(&o);
@@ -393,7 +374,7 @@ START_TEST(replay_order_with_moved_records)
     wr_log_t *log = open_log(s, NULL);
     int rounds = 0;
 
-    append_n(log, 1, 600);
+    th_append_n(log, 1, 600);
     th_sync(s, log, 600);
     for (uint64_t i = 1; i < 595; i++) {
         if (i != 3 && i != 10)
@@ -435,7 +416,7 @@ START_TEST(crash_during_compaction)
         o.test_fault_ud = &fault;
         s = th_store(&o);
         log = open_log(s, NULL);
-        append_n(log, 1, 600);
+        th_append_n(log, 1, 600);
         th_sync(s, log, 600);
         for (uint64_t i = 1; i <= 600; i++) {
             if (i != 3)

@@ -37,50 +37,13 @@ static void teardown(void)
     th_rmdir();
 }
 
-static wr_log_t *open_log(wr_store_t *s, const char *name, th_durable_t *d, th_replay_t *r,
-                          wr_log_recovery_t *rec)
-{
-    wr_log_cbs_t cbs = {r != NULL ? th_replay : NULL, th_durable, d};
-    char err[512] = "";
-    wr_log_t *log;
-
-    if (r != NULL)
-        cbs.ud = r;
-    log = wr_log_open(s, name, &cbs, rec, err, sizeof(err));
-    ck_assert_msg(log != NULL, "wr_log_open: %s", err);
-    return log;
-}
-
-static void append_n(wr_log_t *log, uint64_t from, uint64_t to)
-{
-    for (uint64_t i = from; i <= to; i++) {
-        char p[64];
-        uint64_t index;
-        th_payload(p, i);
-        ck_assert_int_eq(wr_log_append(log, p, strlen(p), &index), WR_OK);
-        ck_assert_uint_eq(index, i);
-    }
-}
-
-static void check_read(wr_log_t *log, uint64_t i)
-{
-    wr_buf_t b = WR_BUF_INIT;
-    char p[64];
-
-    th_payload(p, i);
-    ck_assert_int_eq(wr_log_read(log, i, &b), WR_OK);
-    ck_assert_uint_eq(b.len, strlen(p));
-    ck_assert_mem_eq(b.data, p, b.len);
-    wr_buf_free(&b);
-}
-
 START_TEST(one_batch_one_callback)
 {
     wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = open_log(s, "q", &dur, NULL, NULL);
+    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
 
-    append_n(log, 1, 1000);
+    th_append_n(log, 1, 1000);
     ck_assert_uint_gt(wr_store_pending_bytes(s), 1000 * 15);
     ck_assert_uint_eq(wr_log_durable_index(log), 0);
     wr_store_flush(s);
@@ -101,13 +64,13 @@ START_TEST(one_sync_per_dirty_file)
 {
     wr_store_opts_t o = th_opts(512, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *a = open_log(s, "a", &dur, NULL, NULL);
+    wr_log_t *a = th_open_log(s, "a", &dur, NULL, NULL);
     th_durable_t db = {0};
-    wr_log_t *b = open_log(s, "b", &db, NULL, NULL);
+    wr_log_t *b = th_open_log(s, "b", &db, NULL, NULL);
     int files;
 
-    append_n(a, 1, 200);
-    append_n(b, 1, 3);
+    th_append_n(a, 1, 200);
+    th_append_n(b, 1, 3);
     wr_store_flush(s);
     th_wait_dispatch(s);
     files = th_count_files(th_logdir("a"), ".seg") + th_count_files(th_logdir("b"), ".seg");
@@ -129,11 +92,11 @@ START_TEST(callback_waits_for_fsync)
 {
     wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = open_log(s, "q", &dur, NULL, NULL);
+    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     struct pollfd p = {wr_store_notify_fd(s), POLLIN, 0};
     char c = 0;
 
-    append_n(log, 1, 10);
+    th_append_n(log, 1, 10);
     fault.hold_sync = true;
     wr_store_flush(s);
     ck_assert_int_eq(read(fault.entered[0], &c, 1), 1); /* the thread is in the fsync now */
@@ -141,12 +104,12 @@ START_TEST(callback_waits_for_fsync)
     wr_store_dispatch(s);
     ck_assert_int_eq(dur.calls, 0);
     ck_assert_uint_eq(wr_log_durable_index(log), 0);
-    check_read(log, 4); /* readable from memory meanwhile */
-    append_n(log, 11, 15);
+    th_check_read(log, 4); /* readable from memory meanwhile */
+    th_append_n(log, 11, 15);
     wr_store_flush(s); /* waits for the batch in flight */
-    append_n(log, 16, 20);
+    th_append_n(log, 16, 20);
     wr_store_flush(s);
-    check_read(log, 18);
+    th_check_read(log, 18);
     ck_assert_int_eq(th_fault_syncs(&fault), 1);
     ck_assert_int_eq(write(fault.release[1], &c, 1), 1);
     th_wait_dispatch(s);
@@ -158,7 +121,7 @@ START_TEST(callback_waits_for_fsync)
     ck_assert_uint_eq(dur.index, 20);
     ck_assert_int_eq(th_fault_syncs(&fault), 2);
     ck_assert_uint_eq(wr_store_pending_bytes(s), 0);
-    check_read(log, 18);
+    th_check_read(log, 18);
     wr_store_close(s);
 }
 END_TEST
@@ -168,7 +131,7 @@ static void reopen_expect(const wr_store_opts_t *o, const char *name, uint64_t l
     th_replay_t *r = calloc(1, sizeof(*r));
     wr_log_recovery_t rec;
     wr_store_t *s = th_store(o);
-    wr_log_t *log = open_log(s, name, &dur, r, &rec);
+    wr_log_t *log = th_open_log(s, name, &dur, r, &rec);
 
     ck_assert_uint_eq(rec.last_index, last);
     ck_assert_uint_eq(r->count, last);
@@ -179,7 +142,7 @@ static void reopen_expect(const wr_store_opts_t *o, const char *name, uint64_t l
         ck_assert_str_eq(r->data[i - 1], p);
     }
     /* The log is usable again after the failure. */
-    append_n(log, last + 1, last + 2);
+    th_append_n(log, last + 1, last + 2);
     th_sync(s, log, last + 2);
     free(r);
     wr_store_close(s);
@@ -189,16 +152,16 @@ static void io_error(bool on_sync, int err, const char *text)
 {
     wr_store_opts_t o = th_opts(256, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = open_log(s, "q", &dur, NULL, NULL);
+    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     wr_buf_t b = WR_BUF_INIT;
     uint64_t index;
     int files;
 
-    append_n(log, 1, 5);
+    th_append_n(log, 1, 5);
     th_sync(s, log, 5);
     files = th_count_files(th_logdir("q"), ".seg");
     /* The failing batch also starts new segment files. */
-    append_n(log, 6, 30);
+    th_append_n(log, 6, 30);
     fault.err = err;
     if (on_sync)
         fault.fail_sync = 1;
@@ -214,7 +177,7 @@ static void io_error(bool on_sync, int err, const char *text)
     ck_assert_msg(th_msgs_has(&msgs, "records 6..30 of log 'q' are not durable"), "%s", msgs.text);
     /* Failed: no more appends, the durable prefix still reads, the rest does not. */
     ck_assert_int_eq(wr_log_append(log, "x", 1, &index), WR_EIO);
-    check_read(log, 5);
+    th_check_read(log, 5);
     ck_assert_int_eq(wr_log_read(log, 20, &b), WR_EIO);
     ck_assert_int_eq(th_count_files(th_logdir("q"), ".seg"), files);
     ck_assert_int_eq(wr_log_close(log), WR_EIO);
@@ -242,12 +205,12 @@ START_TEST(errors_stay_in_their_log)
 {
     wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *a = open_log(s, "a", &dur, NULL, NULL);
+    wr_log_t *a = th_open_log(s, "a", &dur, NULL, NULL);
     th_durable_t db = {0};
-    wr_log_t *b = open_log(s, "b", &db, NULL, NULL);
+    wr_log_t *b = th_open_log(s, "b", &db, NULL, NULL);
 
-    append_n(a, 1, 10);
-    append_n(b, 1, 10);
+    th_append_n(a, 1, 10);
+    th_append_n(b, 1, 10);
     snprintf(fault.match, sizeof(fault.match), "/logs/b/");
     fault.err = EIO;
     fault.fail_sync = 1;
@@ -257,7 +220,7 @@ START_TEST(errors_stay_in_their_log)
     ck_assert_uint_eq(dur.index, 10);
     ck_assert_int_eq(db.status, WR_EIO);
     ck_assert_uint_eq(wr_log_durable_index(b), 0);
-    append_n(a, 11, 12);
+    th_append_n(a, 11, 12);
     th_sync(s, a, 12);
     ck_assert_int_eq(wr_log_close(b), WR_EIO);
     ck_assert_int_eq(wr_log_close(a), WR_OK);
@@ -270,9 +233,9 @@ START_TEST(close_makes_durable)
 {
     wr_store_opts_t o = th_opts(300, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = open_log(s, "q", &dur, NULL, NULL);
+    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
 
-    append_n(log, 1, 40);
+    th_append_n(log, 1, 40);
     ck_assert_int_eq(wr_log_close(log), WR_OK);
     ck_assert_int_eq(dur.calls, 0); /* no callbacks after close */
     ck_assert_uint_eq(wr_store_pending_bytes(s), 0);
@@ -286,11 +249,11 @@ START_TEST(store_close_flushes_logs)
 {
     wr_store_opts_t o = th_opts(300, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = open_log(s, "q", &dur, NULL, NULL);
+    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
 
-    append_n(log, 1, 25);
+    th_append_n(log, 1, 25);
     wr_store_flush(s); /* one batch in flight, the rest still pending */
-    append_n(log, 26, 33);
+    th_append_n(log, 26, 33);
     wr_store_close(s);
     reopen_expect(&o, "q", 33);
 }

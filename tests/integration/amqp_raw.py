@@ -34,6 +34,7 @@ EXCHANGE_DECLARE = (40, 10)
 QUEUE_DECLARE = (50, 10)
 QUEUE_DECLARE_OK = (50, 11)
 BASIC_QOS = (60, 10)
+BASIC_CONSUME = (60, 20)
 BASIC_PUBLISH = (60, 40)
 BASIC_DELIVER = (60, 60)
 BASIC_GET = (60, 70)
@@ -206,6 +207,12 @@ def queue_declare(channel, name="", passive=False, durable=False, exclusive=Fals
 def basic_publish(channel, exchange="", routing_key="", mandatory=False):
     return method_frame(channel, BASIC_PUBLISH, [
         ("H", 0), ("s", exchange), ("s", routing_key), ("b", mandatory), ("b", False)])
+
+
+def basic_consume(channel, queue, tag="", no_ack=False, exclusive=False, arguments=None):
+    return method_frame(channel, BASIC_CONSUME, [
+        ("H", 0), ("s", queue), ("s", tag), ("b", False), ("b", no_ack), ("b", exclusive),
+        ("b", False), ("T", arguments or {})])
 
 
 def basic_get(channel, queue, no_ack=True):

@@ -141,7 +141,8 @@ class ConfirmPublisher:
 class AckingConsumer(threading.Thread):
     """Consumes `queue` with manual acks on a connection of its own, acking
     each message as it checks it; `acked` holds (tag, n) of the messages it
-    tried to ack. Ends when the broker goes away or stop() is called."""
+    tried to ack. Ends when the broker goes away or stop() is called; a
+    damaged body ends it too, and stop() then fails the test."""
 
     def __init__(self, params, queue, prefetch=50):
         super().__init__(daemon=True)
@@ -151,6 +152,7 @@ class AckingConsumer(threading.Thread):
         self.acked = set()
         self.ready = threading.Event()
         self.stopping = False
+        self.error = None
 
     def run(self):
         try:
@@ -170,12 +172,15 @@ class AckingConsumer(threading.Thread):
             conn.close()
         except (pex.AMQPError, OSError):
             pass
+        except (AssertionError, ValueError) as e:
+            self.error = e
         finally:
             self.ready.set()
 
     def stop(self):
         self.stopping = True
         self.join(10)
+        assert self.error is None, self.error
 
 
 def drain(ch, queue):

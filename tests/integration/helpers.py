@@ -19,6 +19,15 @@ def free_port():
     return port
 
 
+def listening(port, host="127.0.0.1"):
+    """Whether something accepts TCP connections on host:port."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def default_config(port):
     """warrend's config for the session broker: one loopback listener, the
     guest user on vhost "/"; limits stay at their defaults."""
@@ -177,7 +186,6 @@ class Collector:
         return self.deliveries
 
 
-
 def assert_serves(broker):
     """The broker still accepts and serves a fresh, well-behaved client."""
     c = broker.connect()
@@ -189,6 +197,21 @@ def assert_serves(broker):
         assert body == b"still alive"
     finally:
         c.close()
+
+
+def queue_exists(conn, queue):
+    """Whether queue exists, without using it (a passive declare would renew
+    its x-expires): a mandatory publish with confirms, on a channel of its
+    own, comes back unroutable from a missing queue."""
+    ch = conn.channel()
+    ch.confirm_delivery()
+    try:
+        ch.basic_publish("", queue, b"probe", mandatory=True)
+        return True
+    except pex.UnroutableError:
+        return False
+    finally:
+        ch.close()
 
 
 def wait_queue_gone(conn, queue, timeout=DEADLINE):

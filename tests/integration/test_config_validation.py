@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import Http, free_port
+from conftest import Broker, Http, free_port
 from helpers import wait_for
 
 
@@ -212,8 +212,6 @@ def test_environment_mistakes(check, env, expected):
 def test_environment_overrides_the_file(warrend_binary, tmp_path):
     """The variables win over the file: AMQP, management and Prometheus
     listen on the environment's ports and data goes to WARREN_DATA_DIR."""
-    import signal
-    import time
     amqp, mgmt, prom = free_port(), free_port(), free_port()
     data = tmp_path / "env-data"
     cfg = tmp_path / "warren.json"
@@ -222,15 +220,16 @@ def test_environment_overrides_the_file(warrend_binary, tmp_path):
                                "data_dir": str(tmp_path / "file-data")}))
     env = dict(os.environ, WARREN_AMQP_PORT=str(amqp), WARREN_MANAGEMENT_PORT=str(mgmt),
                WARREN_PROMETHEUS_PORT=str(prom), WARREN_DATA_DIR=str(data))
-    log = open(tmp_path / "warrend.log", "wb")
-    proc = subprocess.Popen([warrend_binary, "--config", str(cfg)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            cwd=str(tmp_path))
+    with open(tmp_path / "warrend.log", "wb") as log:
+        proc = subprocess.Popen([warrend_binary, "--config", str(cfg)], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, cwd=str(tmp_path))
+    b = Broker("127.0.0.1", amqp, proc=proc, workdir=str(tmp_path))
     try:
         def up():
             try:
                 return Http("127.0.0.1", mgmt).get("/api/overview").json
             except OSError:
-                assert proc.poll() is None, (tmp_path / "warrend.log").read_text()
+                assert proc.poll() is None, b.log()
                 return None
         o = wait_for(up, what="the management API on WARREN_MANAGEMENT_PORT")
         ports = {(l["protocol"], l["port"]) for l in o["listeners"]}
@@ -238,12 +237,8 @@ def test_environment_overrides_the_file(warrend_binary, tmp_path):
         assert Http("127.0.0.1", prom).get("/metrics", auth=False).status == 200
         assert data.is_dir() and not (tmp_path / "file-data").exists()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        log.close()
-    assert proc.returncode == 0, (tmp_path / "warrend.log").read_text()
+        status = b.stop()
+    assert status == 0, b.log()
 
 
 def test_bad_config_refuses_to_start(warrend_binary, tmp_path):

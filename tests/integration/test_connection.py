@@ -195,6 +195,8 @@ def test_heartbeat_pika_keeps_connection(broker):
     c = broker.connect(heartbeat=1)
     ch = c.channel()
     q = ch.queue_declare("", exclusive=True).method.queue
+    # The idle time is what is tested: 3.5 intervals, past the 2 after
+    # which a peer whose heartbeats went unheard is dropped.
     end = time.monotonic() + 3.5
     while time.monotonic() < end:
         c.process_data_events(time_limit=0.5)
@@ -214,6 +216,7 @@ def test_heartbeat_short_config(dedicated_broker):
         assert f.args == [2047, 131072, 2]
     # pika adopts the server's proposal; the connection survives idleness.
     c = b.connect(heartbeat=None)
+    # The idle time is what is tested: 2.5 intervals of 2 s.
     end = time.monotonic() + 5
     while time.monotonic() < end:
         c.process_data_events(time_limit=0.5)

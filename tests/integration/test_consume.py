@@ -17,12 +17,6 @@ def make_queue(ch, name, n=0, prefix="m"):
     return q
 
 
-def consume_frame(ch, q, tag="", no_ack=False, exclusive=False):
-    return raw.method_frame(ch, (60, 20), [("H", 0), ("s", q), ("s", tag), ("b", False),
-                                           ("b", no_ack), ("b", exclusive), ("b", False),
-                                           ("T", {})])
-
-
 def test_consume_server_tag(broker, name):
     """An empty consumer tag gets a server-generated amq.ctag-..., unique."""
     q = name("q")
@@ -33,7 +27,7 @@ def test_consume_server_tag(broker, name):
         c.expect(raw.QUEUE_DECLARE_OK)
         tags = set()
         for _ in range(3):
-            c.send(consume_frame(1, q))
+            c.send(raw.basic_consume(1, q))
             tag = c.expect((60, 21), channel=1).args[0]
             assert tag.startswith("amq.ctag-") and len(tag) > len("amq.ctag-") + 8, tag
             tags.add(tag)
@@ -62,9 +56,7 @@ def test_consume_client_tag_raw(broker, name):
         c.open_channel(1)
         c.send(raw.queue_declare(1, q, exclusive=True))
         c.expect(raw.QUEUE_DECLARE_OK)
-        c.send(raw.method_frame(1, (60, 20), [("H", 0), ("s", q), ("s", "my-tag"), ("b", False),
-                                              ("b", True), ("b", False), ("b", False),
-                                              ("T", {})]))
+        c.send(raw.basic_consume(1, q, "my-tag", no_ack=True))
         assert c.expect((60, 21), channel=1).args == ["my-tag"]
         c.send(raw.method_frame(1, (60, 30), [("s", "my-tag"), ("b", False)]))
         assert c.expect((60, 31), channel=1).args == ["my-tag"]
@@ -81,15 +73,11 @@ def test_consumer_tag_reuse_is_connection_error(broker, name):
         c.send(raw.queue_declare(1, q, exclusive=True))
         c.expect(raw.QUEUE_DECLARE_OK)
 
-        def consume(ch):
-            return raw.method_frame(ch, (60, 20), [("H", 0), ("s", q), ("s", "dup"),
-                                                   ("b", False), ("b", False), ("b", False),
-                                                   ("b", False), ("T", {})])
-        c.send(consume(1))
+        c.send(raw.basic_consume(1, q, "dup"))
         c.expect((60, 21), channel=1)
-        c.send(consume(2))
+        c.send(raw.basic_consume(2, q, "dup"))
         c.expect((60, 21), channel=2)
-        c.send(consume(1))
+        c.send(raw.basic_consume(1, q, "dup"))
         assert c.expect_connection_close() == (
             530, "NOT_ALLOWED - attempt to reuse consumer tag 'dup'", 60, 20)
 
@@ -185,9 +173,7 @@ def test_consumer_cancel_notification_raw(broker, name, capable):
         c.open_channel(1)
         c.send(raw.queue_declare(1, q))
         c.expect(raw.QUEUE_DECLARE_OK)
-        c.send(raw.method_frame(1, (60, 20), [("H", 0), ("s", q), ("s", "watch"), ("b", False),
-                                              ("b", False), ("b", False), ("b", False),
-                                              ("T", {})]))
+        c.send(raw.basic_consume(1, q, "watch"))
         c.expect((60, 21), channel=1)
         c.open_channel(2)
         c.send(raw.method_frame(2, (50, 40), [("H", 0), ("s", q), ("b", False), ("b", False),

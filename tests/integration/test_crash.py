@@ -38,7 +38,7 @@ def test_kill9_under_load_keeps_every_confirmed_message(dedicated_broker, name):
         if cycle % 2:
             consumer = AckingConsumer(b.params(), q, prefetch=rng.choice([1, 50, 500]))
             consumer.start()
-            consumer.ready.wait(10)
+            assert consumer.ready.wait(10), what
         # The kill lands right after a random confirm, with more in flight.
         pub.wait_confirmed(rng.randint(1, 3000), timeout=30)
         b = dedicated_broker.restart(b, signal.SIGKILL)

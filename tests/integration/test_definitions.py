@@ -16,7 +16,7 @@ import tempfile
 
 import pytest
 
-from conftest import Http, free_port, mgmt_config, start_warrend, stop_and_check
+from conftest import Http, free_port
 from helpers import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -74,7 +74,9 @@ def rabbit():
         pytest.skip("RabbitMQ with its management plugin is not installed")
     if os.environ.get("WARREN_BROKER"):
         pytest.skip("needs dedicated warrend instances; WARREN_BROKER points at an external broker")
-    port = next((p for p in RMQ_PORTS if port_free(p) and port_free(p + 20)), None)
+    # AMQP, the management API 20 above it, Erlang distribution 20000 above
+    # (a node still starting elsewhere holds that one first).
+    port = next((p for p in RMQ_PORTS if port_free(p) and port_free(p + 20) and port_free(p + 20000)), None)
     if port is None:
         pytest.skip("no free port pair in %d-%d for a RabbitMQ node" % (RMQ_PORTS[0], RMQ_PORTS[-1] + 20))
     d = tempfile.mkdtemp(prefix="warren-defs-rmq-")
@@ -102,28 +104,6 @@ def rabbit():
     finally:
         subprocess.run([script, "stop", d], capture_output=True, timeout=120)
         shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def warren(request):
-    """Factory: a warrend with the management API (and extra config); each is
-    stopped (exit status 0 asserted) after the test."""
-    if os.environ.get("WARREN_BROKER"):
-        pytest.skip("needs dedicated warrend instances; WARREN_BROKER points at an external broker")
-    started = []
-
-    def make(extra=None):
-        amqp, mgmt, prom = free_port(), free_port(), free_port()
-        cfg = mgmt_config(amqp, mgmt, prom)
-        cfg.update(extra or {})
-        b = start_warrend(raw_config=cfg)
-        started.append(b)
-        b.mgmt_port = mgmt
-        b.mgmt = Http("127.0.0.1", mgmt)
-        return b
-    yield make
-    for b in started:
-        stop_and_check(b)
 
 
 TOPOLOGY = [

@@ -4,7 +4,7 @@
 # delivered straight to the consumer from any connection, RabbitMQ's errors.
 import pika
 
-from helpers import channel_error
+from helpers import channel_error, wait_for
 
 RT = "amq.rabbitmq.reply-to"
 
@@ -28,10 +28,11 @@ def test_round_trip(broker, conn, ch):
         ch2.basic_publish("", p.reply_to + "x", b"bad", mandatory=True)
         ch2.basic_publish("", RT + ".nosuchname", b"bad2", mandatory=True)
         ch2.basic_publish("", RT, b"bad3", mandatory=True)
-        conn.process_data_events(0)
-        while len(got) < 1 or len(rets) < 3:
-            conn.process_data_events(0.05)
-            c2.process_data_events(0.05)
+
+        def reply_and_returns():
+            c2.process_data_events(time_limit=0)
+            return got and len(rets) == 3
+        wait_for(reply_and_returns, conn=conn, what="the reply and 3 returns")
         m, rp, body = got[0]
         assert body == b"reply" and rp.correlation_id == "c1"
         assert m.consumer_tag == tag and m.exchange == "" and m.routing_key == p.reply_to
@@ -41,8 +42,7 @@ def test_round_trip(broker, conn, ch):
         # Once cancelled the name routes nowhere.
         ch.basic_cancel(tag)
         ch2.basic_publish("", p.reply_to, b"late", mandatory=True)
-        while len(rets) < 4:
-            c2.process_data_events(0.05)
+        wait_for(lambda: len(rets) == 4, conn=c2, what="the late reply returned")
         assert rets[3] == (312, p.reply_to, b"late")
         conn.process_data_events(0)
         assert len(got) == 1

@@ -37,7 +37,7 @@ def declare_ok(b, kind, name):
             ch.exchange_declare(name, passive=True)
         return True
     except pika.exceptions.ChannelClosedByBroker as e:
-        assert e.reply_code == 404, e
+        assert (e.reply_code, e.reply_text) == (404, "NOT_FOUND - no %s '%s' in vhost '/'" % (kind, name))
         return False
     finally:
         if c.is_open:

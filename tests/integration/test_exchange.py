@@ -323,7 +323,7 @@ def test_exchange_delete_if_unused(conn, name):
     ch = conn.channel()
     ch.queue_unbind(q, x, "k")
     ch.exchange_delete(x, if_unused=True)
-    with channel_error(404):
+    with channel_error(404, "NOT_FOUND - no exchange '%s' in vhost '/'" % x):
         ch.exchange_declare(x, passive=True)
 
 

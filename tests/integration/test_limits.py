@@ -14,8 +14,6 @@ import pytest
 import amqp_raw as raw
 from helpers import DEADLINE, Collector, wait_for, wait_queue_count
 
-BASIC_CONSUME = (60, 20)
-
 
 def log_has(b, text):
     wait_for(lambda: text in b.log(), DEADLINE, "warrend to log %r" % text)
@@ -147,9 +145,7 @@ def test_table_size_in_arguments(dedicated_broker):
     b = dedicated_broker(TABLE_LIMITS)
     with opened(b) as r:
         r.open_channel(1)
-        r.send(raw.method_frame(1, BASIC_CONSUME, [
-            ("H", 0), ("s", "q"), ("s", ""), ("b", False), ("b", True), ("b", False),
-            ("b", False), ("T", {"x-a": "v" * 1100})]))
+        r.send(raw.basic_consume(1, "q", no_ack=True, arguments={"x-a": "v" * 1100}))
         assert r.expect_connection_close() == (
             501, "FRAME_ERROR - field table of 1109 octets in basic.consume is larger than "
                  "limits.max_table_size (1024)", 60, 20)
@@ -264,9 +260,7 @@ def test_slow_consumer(dedicated_broker):
     slow = SmallWindow(b.host, b.port)
     slow.handshake()
     slow.open_channel(1)
-    slow.send(raw.method_frame(1, BASIC_CONSUME, [
-        ("H", 0), ("s", q1), ("s", "slow"), ("b", False), ("b", True), ("b", False),
-        ("b", False), ("T", {})]))
+    slow.send(raw.basic_consume(1, q1, "slow", no_ack=True))
     slow.expect((60, 21), channel=1)
     # From here on the slow consumer reads nothing.
 

@@ -6,7 +6,7 @@
 import pika
 import pytest
 
-from helpers import drain
+from helpers import drain, wait_for
 
 
 @pytest.fixture
@@ -36,8 +36,7 @@ def test_priority_consumer_order(ch, name):
     publish(ch, q, [(b"low", 0), (b"high", 3), (b"mid", 2)])
     got = []
     ch.basic_consume(q, lambda c, m, p, b: got.append(b), auto_ack=True)
-    while len(got) < 3:
-        ch.connection.process_data_events(time_limit=1)
+    wait_for(lambda: len(got) == 3, conn=ch.connection, what="3 deliveries")
     assert got == [b"high", b"mid", b"low"]
     ch.queue_delete(q)
 

@@ -163,9 +163,7 @@ def test_properties_byte_exact(broker, name):
         assert h.payload == sent_header
         b = c.read_frame()
         assert (b.type, b.payload) == (raw.FRAME_BODY, body)
-        c.send(raw.method_frame(1, (60, 20), [("H", 0), ("s", q), ("s", "ctag-exact"),
-                                              ("b", False), ("b", True), ("b", False),
-                                              ("b", False), ("T", {})]))
+        c.send(raw.basic_consume(1, q, "ctag-exact", no_ack=True))
         c.expect((60, 21), channel=1)
         f = c.expect(raw.BASIC_DELIVER, channel=1)
         assert f.args[0] == "ctag-exact" and f.args[3:] == ["", q]

@@ -13,7 +13,7 @@ import pytest
 
 import conftest
 from conftest import quote
-from helpers import drain, get_one, queue_counts, wait_for, wait_queue_count
+from helpers import drain, get_one, queue_counts, queue_exists, wait_for, wait_queue_count
 
 
 @pytest.fixture
@@ -226,18 +226,7 @@ def test_policy_expires(mgmt_broker, pch, policy):
     q = policy.prefix + "q"
     pch.queue_declare(q)
     conn = mgmt_broker.connect()
-
-    def gone():
-        c = conn.channel()
-        c.confirm_delivery()
-        try:
-            c.basic_publish("", q, b"probe", mandatory=True)
-            return False
-        except pex.UnroutableError:
-            return True
-        finally:
-            c.close()
-    wait_for(gone, step=0.05, what="queue %s to expire" % q)
+    wait_for(lambda: not queue_exists(conn, q), step=0.05, what="queue %s to expire" % q)
     conn.close()
 
 

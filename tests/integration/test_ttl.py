@@ -6,11 +6,10 @@
 # waiting is polling with a deadline, and "some time has passed on the
 # broker" is a message with a known TTL expiring from a queue of its own.
 import pika
-import pika.exceptions as pex
 import pytest
 
 from test_dead_letter import LAST_DEATH, check_last_death
-from helpers import channel_error, get_one, queue_counts, wait_for, wait_queue_count
+from helpers import channel_error, get_one, queue_counts, queue_exists, wait_for, wait_queue_count
 
 
 @pytest.fixture
@@ -32,21 +31,6 @@ def elapsed(ch, name, ms):
     wait_queue_count(ch, q, 0)
     ch.queue_delete(q)
     ch.close()
-
-
-def exists(conn, queue):
-    """Whether queue exists, without using it (a passive declare would renew
-    its x-expires): a mandatory publish with confirms comes back unroutable
-    from a missing queue."""
-    ch = conn.channel()
-    ch.confirm_delivery()
-    try:
-        ch.basic_publish("", queue, b"probe", mandatory=True)
-        return True
-    except pex.UnroutableError:
-        return False
-    finally:
-        ch.close()
 
 
 def test_queue_ttl_removes_without_consumers(ch, name):
@@ -161,7 +145,7 @@ def test_queue_expires(conn, name):
     q = name("expires")
     ch.queue_declare(q, arguments={"x-expires": 100})
     ch.basic_publish("", q, b"inside")
-    wait_for(lambda: not exists(conn, q), step=0.05, what="queue %s to expire" % q)
+    wait_for(lambda: not queue_exists(conn, q), step=0.05, what="queue %s to expire" % q)
     with channel_error(404, "NOT_FOUND - no queue '%s' in vhost '/'" % q):
         conn.channel().queue_declare(q, passive=True)
 
@@ -172,9 +156,9 @@ def test_queue_expires_not_while_consumed(conn, name):
     ch.queue_declare(q, arguments={"x-expires": 100})
     tag = ch.basic_consume(q, lambda *a: None)
     elapsed(conn.channel(), name, 300)
-    assert exists(conn, q)
+    assert queue_exists(conn, q)
     ch.basic_cancel(tag)
-    wait_for(lambda: not exists(conn, q), step=0.05, what="queue %s to expire" % q)
+    wait_for(lambda: not queue_exists(conn, q), step=0.05, what="queue %s to expire" % q)
 
 
 def test_queue_expires_renewed_by_declare(conn, name):
@@ -187,5 +171,5 @@ def test_queue_expires_renewed_by_declare(conn, name):
     for _ in range(8):
         elapsed(ch, name, 200)
         ch.queue_declare(q, arguments=args)
-    assert exists(conn, q)
-    wait_for(lambda: not exists(conn, q), step=0.1, what="queue %s to expire" % q)
+    assert queue_exists(conn, q)
+    wait_for(lambda: not queue_exists(conn, q), step=0.1, what="queue %s to expire" % q)

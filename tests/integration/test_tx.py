@@ -55,6 +55,8 @@ def test_mandatory_return_at_commit(conn, ch):
     ch.add_on_return_callback(lambda _c, m, p, b: rets.append(b))
     ch.tx_select()
     ch.basic_publish("", "no-such-queue-for-tx", b"lost", mandatory=True)
+    # A round trip: a return sent before the commit would be dispatched now.
+    ch.exchange_declare("amq.direct", "direct", passive=True)
     conn.process_data_events(0)
     assert rets == []
     ch.tx_commit()

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Users and permissions changed at run time: a definitions import creates
 # them (RabbitMQ's password_hash opens the account over AMQP and the
 # permissions are enforced), PUT and DELETE on /api/users/NAME and
@@ -8,46 +9,16 @@
 import base64
 import hashlib
 import json
-import os
 
 import pika
 import pytest
 
-from conftest import Http, free_port, mgmt_config, start_warrend, stop_and_check
-from helpers import wait_for
+from helpers import channel_error
 
 
 def rabbit_hash(password, salt=b"\x90\x8d\xe2\x11"):
     """RabbitMQ's rabbit_password_hashing_sha256: base64(salt ++ sha256(salt ++ password))."""
     return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
-
-
-@pytest.fixture
-def warren():
-    if os.environ.get("WARREN_BROKER"):
-        pytest.skip("needs dedicated warrend instances; WARREN_BROKER points at an external broker")
-    started = []
-
-    def make(extra=None):
-        amqp, mgmt, prom = free_port(), free_port(), free_port()
-        cfg = mgmt_config(amqp, mgmt, prom)
-        cfg.update(extra or {})
-        b = start_warrend(raw_config=cfg)
-        started.append(b)
-        b.mgmt = Http("127.0.0.1", mgmt)
-        wait_for(lambda: up(b.mgmt), what="the management API to listen")
-        return b
-    yield make
-    for b in started:
-        stop_and_check(b)
-
-
-def up(h):
-    try:
-        h.get("/api/overview")
-        return True
-    except OSError:
-        return False
 
 
 DEFS = {
@@ -59,10 +30,8 @@ DEFS = {
 }
 
 
-def refused(conn_ch_call):
-    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
-        conn_ch_call()
-    return e.value.reply_code, e.value.reply_text
+def refused(queue, user):
+    return "ACCESS_REFUSED - access to queue '%s' in vhost '/' refused for user '%s'" % (queue, user)
 
 
 def test_imported_user_logs_in_and_is_limited(warren):
@@ -76,8 +45,8 @@ def test_imported_user_logs_in_and_is_limited(warren):
     c = w.connect(user="imported", password="imp-Pw-1")
     ch = c.channel()
     ch.queue_declare("imp.ok")
-    assert refused(lambda: ch.queue_declare("other.q")) == (
-        403, "ACCESS_REFUSED - access to queue 'other.q' in vhost '/' refused for user 'imported'")
+    with channel_error(403, refused("other.q", "imported")):
+        ch.queue_declare("other.q")
     c.close()
     with pytest.raises(pika.exceptions.ProbableAuthenticationError):
         w.connect(user="imported", password="wrong")
@@ -138,12 +107,14 @@ def test_put_delete_user_and_permission(warren):
     c = w.connect(user="bob", password="b0b2")
     ch = c.channel()
     ch.queue_declare("bob.q")
-    assert refused(lambda: ch.queue_declare("q.bob"))[0] == 403
+    with channel_error(403, refused("q.bob", "bob")):
+        ch.queue_declare("q.bob")
 
     # A permission taken away applies to the open connection at once.
     assert api.delete("/api/permissions/%2F/bob").status == 204
     assert api.delete("/api/permissions/%2F/bob").status == 404
-    assert refused(lambda: c.channel().queue_declare("bob.q2"))[0] == 403
+    with channel_error(403, refused("bob.q2", "bob")):
+        c.channel().queue_declare("bob.q2")
 
     # Deleting the user closes its connections, as RabbitMQ does.
     assert api.delete("/api/users/bob").status == 204

@@ -12,7 +12,7 @@ import pika.exceptions as pex
 import pytest
 
 import amqp_raw as raw
-from helpers import default_config, free_port, wait_for
+from helpers import default_config, free_port, listening, wait_for
 
 EXIT_DEADLINE = 10
 
@@ -118,12 +118,7 @@ def test_sigterm_closes_clients_with_320(dedicated_broker):
 
 def test_sigterm_idle_exits_zero(dedicated_broker):
     b = dedicated_broker()
-    b.proc.send_signal(signal.SIGTERM)
-    try:
-        status = b.proc.wait(EXIT_DEADLINE)
-    except subprocess.TimeoutExpired:
-        status = None
-    b.stop()
+    status = b.stop(timeout=EXIT_DEADLINE)
     assert status == 0, "exit status %s; log:\n%s" % (status, b.log())
 
 
@@ -134,16 +129,7 @@ def test_two_listeners(dedicated_broker):
                                         {"address": "127.0.0.1", "port": p2}]})
     assert b.port == p1
     for port in (p1, p2):
-        wait_for(lambda: _accepts(port), what="listener on port %d" % port)
+        wait_for(lambda: listening(port), what="listener on port %d" % port)
         with raw.RawConnection("127.0.0.1", port) as c:
             c.handshake()
             c.open_channel(1)
-
-
-def _accepts(port):
-    import socket
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False

@@ -263,6 +263,15 @@ void wr_mgmt_not_allowed(wr_mgmt_req_t *r, const char *allow)
     wr_mgmt_reply(r, 405, NULL);
 }
 
+bool wr_mgmt_get_only(wr_mgmt_req_t *r, bool found)
+{
+    if (!found)
+        wr_mgmt_not_found(r);
+    else if (r->method != WR_MGMT_GET)
+        wr_mgmt_not_allowed(r, "GET");
+    return !r->replied;
+}
+
 void wr_mgmt_amqp_error(wr_mgmt_req_t *r, const wr_amqp_error_t *e)
 {
     const char *sep = strstr(e->text, " - ");
@@ -347,21 +356,21 @@ wr_vhost_t *wr_mgmt_vhost(wr_mgmt_req_t *r, size_t i)
 
 /* ---------------------------------------------------------------- small resources */
 
-static json_t *listeners_json(const wr_mgmt_t *m)
+static json_t *listeners_json(const wr_mgmt_req_t *r)
 {
-    const wr_config_t *cfg = wr_server_config(m->srv);
+    const wr_config_t *cfg = wr_server_config(r->srv);
     json_t *arr = json_array();
 
     for (size_t i = 0; i < cfg->nlisteners; i++)
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i}", "node", m->node, "protocol", "amqp",
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i}", "node", r->node, "protocol", "amqp",
                                              "ip_address", cfg->listeners[i].address, "port",
                                              cfg->listeners[i].port));
     if (cfg->management.address)
         json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:s, s:i}", "node", m->node, "protocol", "http",
+                              json_pack("{s:s, s:s, s:s, s:i}", "node", r->node, "protocol", "http",
                                         "ip_address", cfg->management.address, "port", cfg->management.port));
     if (cfg->prometheus.address)
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i}", "node", m->node, "protocol",
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i}", "node", r->node, "protocol",
                                              "http/prometheus", "ip_address", cfg->prometheus.address, "port",
                                              cfg->prometheus.port));
     return arr;
@@ -379,7 +388,7 @@ static json_t *exchange_types_json(void)
     return arr;
 }
 
-static void overview(wr_mgmt_req_t *r, const wr_mgmt_t *m)
+static void overview(wr_mgmt_req_t *r)
 {
     wr_mgmt_counts_t c;
     wr_mgmt_rates_t rt;
@@ -406,12 +415,12 @@ static void overview(wr_mgmt_req_t *r, const wr_mgmt_t *m)
     body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}, "
                      "s:o, s:o, s:i}",
                      "management_version", WR_MGMT_COMPAT_VERSION, "rabbitmq_version", WR_MGMT_COMPAT_VERSION,
-                     "product_name", "warren", "product_version", WR_VERSION, "cluster_name", m->node, "node",
-                     m->node, "rates_mode", "basic", "disable_stats", 0, "exchange_types",
+                     "product_name", "warren", "product_version", WR_VERSION, "cluster_name", r->node, "node",
+                     r->node, "rates_mode", "basic", "disable_stats", 0, "exchange_types",
                      exchange_types_json(), "message_stats", wr_mgmt_json_message_stats(&c, &rt),
                      "queue_totals", totals, "object_totals", "connections", (json_int_t)conns, "channels",
                      (json_int_t)channels, "exchanges", (json_int_t)exchanges, "queues", (json_int_t)queues,
-                     "consumers", (json_int_t)consumers, "listeners", listeners_json(m), "contexts",
+                     "consumers", (json_int_t)consumers, "listeners", listeners_json(r), "contexts",
                      json_array(), "statistics_db_event_queue", 0);
     wr_mgmt_reply(r, body ? 200 : 500, body);
 }
@@ -607,6 +616,18 @@ static void close_user_conns(wr_server_t *srv, const char *user)
     }
 }
 
+/* A PUT's reply: 201 created, 204 replaced, 400 for bad input (WR_ESYNTAX),
+ * 500 otherwise, with err as the reason. */
+static void put_reply(wr_mgmt_req_t *r, int rc, bool created, const char *err)
+{
+    if (rc == WR_ESYNTAX)
+        wr_mgmt_error(r, 400, "bad_request", "%s", err);
+    else if (rc != WR_OK)
+        wr_mgmt_error(r, 500, "internal_error", "%s", err);
+    else
+        wr_mgmt_reply(r, created ? 201 : 204, NULL);
+}
+
 static void user_one(wr_mgmt_req_t *r)
 {
     const wr_config_t *cfg = wr_server_config(r->srv);
@@ -640,12 +661,7 @@ static void user_one(wr_mgmt_req_t *r)
         }
         rc = wr_mgmt_put_user(r->srv, name, body, &created, err, sizeof(err));
         json_decref(body);
-        if (rc == WR_ESYNTAX)
-            wr_mgmt_error(r, 400, "bad_request", "%s", err);
-        else if (rc != WR_OK)
-            wr_mgmt_error(r, 500, "internal_error", "%s", err);
-        else
-            wr_mgmt_reply(r, created ? 201 : 204, NULL);
+        put_reply(r, rc, created, err);
     } else {
         wr_mgmt_not_allowed(r, "GET, PUT, DELETE");
     }
@@ -676,14 +692,8 @@ static void permissions_by(wr_mgmt_req_t *r, bool by_user)
 
     if (!administrator_only(r))
         return;
-    if (!exists || strcmp(r->seg[2], "permissions") != 0) {
-        wr_mgmt_not_found(r);
+    if (!wr_mgmt_get_only(r, exists && strcmp(r->seg[2], "permissions") == 0))
         return;
-    }
-    if (r->method != WR_MGMT_GET) {
-        wr_mgmt_not_allowed(r, "GET");
-        return;
-    }
     arr = by_user ? permissions_of(r, name, NULL) : permissions_of(r, NULL, name);
     wr_mgmt_reply(r, arr ? 200 : 500, arr);
 }
@@ -703,14 +713,8 @@ static void users(wr_mgmt_req_t *r)
         permissions_by(r, true);
         return;
     }
-    if (r->nseg != 1) {
-        wr_mgmt_not_found(r);
+    if (!wr_mgmt_get_only(r, r->nseg == 1))
         return;
-    }
-    if (r->method != WR_MGMT_GET) {
-        wr_mgmt_not_allowed(r, "GET");
-        return;
-    }
     arr = json_array();
     for (size_t i = 0; i < cfg->nusers; i++)
         json_array_append_new(arr, wr_mgmt_user_json(&cfg->users[i]));
@@ -752,12 +756,7 @@ static void permission_one(wr_mgmt_req_t *r)
             return;
         rc = wr_mgmt_put_permission(r->srv, user, vhost, body, &created, err, sizeof(err));
         json_decref(body);
-        if (rc == WR_ESYNTAX)
-            wr_mgmt_error(r, 400, "bad_request", "%s", err);
-        else if (rc != WR_OK)
-            wr_mgmt_error(r, 500, "internal_error", "%s", err);
-        else
-            wr_mgmt_reply(r, created ? 201 : 204, NULL);
+        put_reply(r, rc, created, err);
     } else {
         wr_mgmt_not_allowed(r, "GET, PUT, DELETE");
     }
@@ -773,14 +772,8 @@ static void permissions(wr_mgmt_req_t *r)
         permission_one(r);
         return;
     }
-    if (r->nseg != 1) {
-        wr_mgmt_not_found(r);
+    if (!wr_mgmt_get_only(r, r->nseg == 1))
         return;
-    }
-    if (r->method != WR_MGMT_GET) {
-        wr_mgmt_not_allowed(r, "GET");
-        return;
-    }
     arr = permissions_of(r, NULL, NULL);
     wr_mgmt_reply(r, arr ? 200 : 500, arr);
 }
@@ -844,15 +837,10 @@ static void health(wr_mgmt_req_t *r)
     bool local;
     json_t *alarms;
 
-    if (r->nseg != 3 || strcmp(r->seg[1], "checks") != 0 ||
-        (strcmp(r->seg[2], "alarms") != 0 && strcmp(r->seg[2], "local-alarms") != 0)) {
-        wr_mgmt_not_found(r);
+    if (!wr_mgmt_get_only(r,
+                          r->nseg == 3 && strcmp(r->seg[1], "checks") == 0 &&
+                              (strcmp(r->seg[2], "alarms") == 0 || strcmp(r->seg[2], "local-alarms") == 0)))
         return;
-    }
-    if (r->method != WR_MGMT_GET) {
-        wr_mgmt_not_allowed(r, "GET");
-        return;
-    }
     alarm_status(r->srv, &st);
     if (!st.memory && !st.disk) {
         wr_mgmt_reply(r, 200, json_pack("{s:s}", "status", "ok"));
@@ -923,7 +911,7 @@ static json_t *node_json(const wr_mgmt_t *m)
 }
 
 /* /api/nodes[/NAME]: for monitoring users and administrators. */
-static void nodes(wr_mgmt_req_t *r, const wr_mgmt_t *m)
+static void nodes(wr_mgmt_req_t *r)
 {
     json_t *node;
 
@@ -935,11 +923,11 @@ static void nodes(wr_mgmt_req_t *r, const wr_mgmt_t *m)
         wr_mgmt_not_allowed(r, "GET");
         return;
     }
-    if (r->nseg > 2 || (r->nseg == 2 && strcmp(r->seg[1], m->node) != 0)) {
+    if (r->nseg > 2 || (r->nseg == 2 && strcmp(r->seg[1], r->node) != 0)) {
         wr_mgmt_not_found(r);
         return;
     }
-    node = node_json(m);
+    node = node_json(r->mgmt);
     if (!node)
         wr_mgmt_error(r, 500, "internal_error", "out of memory");
     else
@@ -1057,49 +1045,45 @@ static wr_mgmt_method_t method_of(enum evhttp_cmd_type cmd)
     }
 }
 
-static void route(wr_mgmt_req_t *r, const wr_mgmt_t *m)
-{
-    const char *c = r->seg[0];
+/* The collections under /api; `whole` ones take no further segment. */
+static const struct {
+    const char *name;
+    bool whole;
+    void (*handler)(wr_mgmt_req_t *r);
+} routes[] = {
+    {"overview", true, overview},
+    {"vhosts", false, vhosts},
+    {"users", false, users},
+    {"permissions", false, permissions},
+    {"whoami", true, whoami},
+    {"nodes", false, nodes},
+    {"exchanges", false, wr_mgmt_topo_exchanges},
+    {"queues", false, wr_mgmt_topo_queues},
+    {"bindings", false, wr_mgmt_topo_bindings},
+    {"connections", false, wr_mgmt_conns_connections},
+    {"channels", false, wr_mgmt_conns_channels},
+    {"definitions", false, definitions},
+    {"health", false, health},
+    {"policies", false, wr_mgmt_policies},
+    {"consumers", false, wr_mgmt_conns_consumers},
+};
 
-    if (strcmp(c, "overview") == 0 && r->nseg == 1)
-        overview(r, m);
-    else if (strcmp(c, "vhosts") == 0)
-        vhosts(r);
-    else if (strcmp(c, "users") == 0)
-        users(r);
-    else if (strcmp(c, "permissions") == 0)
-        permissions(r);
-    else if (strcmp(c, "whoami") == 0 && r->nseg == 1)
-        whoami(r);
-    else if (strcmp(c, "nodes") == 0)
-        nodes(r, m);
-    else if (strcmp(c, "exchanges") == 0)
-        wr_mgmt_topo_exchanges(r);
-    else if (strcmp(c, "queues") == 0)
-        wr_mgmt_topo_queues(r);
-    else if (strcmp(c, "bindings") == 0)
-        wr_mgmt_topo_bindings(r);
-    else if (strcmp(c, "connections") == 0)
-        wr_mgmt_conns_connections(r);
-    else if (strcmp(c, "channels") == 0)
-        wr_mgmt_conns_channels(r);
-    else if (strcmp(c, "definitions") == 0)
-        definitions(r);
-    else if (strcmp(c, "health") == 0)
-        health(r);
-    else if (strcmp(c, "policies") == 0)
-        wr_mgmt_policies(r);
-    else if (strcmp(c, "consumers") == 0)
-        wr_mgmt_conns_consumers(r);
-    else
-        wr_mgmt_not_found(r);
+static void route(wr_mgmt_req_t *r)
+{
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strcmp(r->seg[0], routes[i].name) == 0 && (!routes[i].whole || r->nseg == 1)) {
+            routes[i].handler(r);
+            return;
+        }
+    }
+    wr_mgmt_not_found(r);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
 {
     wr_mgmt_t *m = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    wr_mgmt_req_t r = {.srv = m->srv, .stats = m->stats, .node = m->node, .req = req};
+    wr_mgmt_req_t r = {.mgmt = m, .srv = m->srv, .stats = m->stats, .node = m->node, .req = req};
     const char *query;
 
     r.method = method_of(evhttp_request_get_command(req));
@@ -1124,7 +1108,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (!split_path(&r, evhttp_uri_get_path(uri)))
         wr_mgmt_not_found(&r);
     else
-        route(&r, m);
+        route(&r);
     if (!r.replied)
         wr_mgmt_error(&r, 500, "internal_error", "no reply");
 out:

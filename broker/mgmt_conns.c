@@ -203,14 +203,8 @@ void wr_mgmt_conns_channels(wr_mgmt_req_t *r)
 {
     json_t *arr, *one;
 
-    if (r->nseg > 2) {
-        wr_mgmt_not_found(r);
+    if (!wr_mgmt_get_only(r, r->nseg <= 2))
         return;
-    }
-    if (r->method != WR_MGMT_GET) {
-        wr_mgmt_not_allowed(r, "GET");
-        return;
-    }
     arr = channels_json(r, NULL, r->nseg == 2 ? r->seg[1] : NULL);
     if (r->nseg == 1) {
         wr_mgmt_reply(r, 200, arr);
@@ -375,14 +369,8 @@ void wr_mgmt_conns_consumers(wr_mgmt_req_t *r)
     chan_index_t idx;
     consumers_ctx_t x = {r, &idx, NULL, NULL, NULL};
 
-    if (r->nseg > 2) {
-        wr_mgmt_not_found(r);
+    if (!wr_mgmt_get_only(r, r->nseg <= 2))
         return;
-    }
-    if (r->method != WR_MGMT_GET) {
-        wr_mgmt_not_allowed(r, "GET");
-        return;
-    }
     if (r->nseg == 2 && !(only = wr_mgmt_vhost(r, 1)))
         return;
     x.arr = json_array();

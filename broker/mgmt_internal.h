@@ -25,6 +25,7 @@ struct evhttp_request;
 typedef enum { WR_MGMT_GET, WR_MGMT_PUT, WR_MGMT_POST, WR_MGMT_DELETE, WR_MGMT_OTHER } wr_mgmt_method_t;
 
 typedef struct {
+    const struct wr_mgmt_s *mgmt; /* the API serving it (mgmt.c's own state) */
     wr_server_t *srv;
     const wr_mgmt_stats_t *stats;
     const char *node; /* "warren@host" */
@@ -48,6 +49,9 @@ void wr_mgmt_error(wr_mgmt_req_t *r, int status, const char *error, const char *
 void wr_mgmt_not_found(wr_mgmt_req_t *r);
 /* 405 with an Allow header naming `allow` ("GET, PUT, DELETE"). */
 void wr_mgmt_not_allowed(wr_mgmt_req_t *r, const char *allow);
+/* A read-only resource's checks: 404 unless `found`, then 405 (Allow: GET)
+ * unless r is a GET. Whether the request may go on (false: replied). */
+bool wr_mgmt_get_only(wr_mgmt_req_t *r, bool found);
 /* An AMQP error as RabbitMQ's management plugin reports it: 403 -> 401
  * not_authorised, 404 -> 404 not_found, anything else 400 bad_request, the
  * reason being the text without its "CODE_NAME - " prefix. */

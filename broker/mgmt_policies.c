@@ -154,14 +154,8 @@ void wr_mgmt_policies(wr_mgmt_req_t *r)
         policy_one(r);
         return;
     }
-    if (r->nseg > 3) {
-        wr_mgmt_not_found(r);
+    if (!wr_mgmt_get_only(r, r->nseg < 3))
         return;
-    }
-    if (r->method != WR_MGMT_GET) {
-        wr_mgmt_not_allowed(r, "GET");
-        return;
-    }
     if (r->nseg == 2 && !(vh = wr_mgmt_vhost(r, 1)))
         return;
     x.arr = json_array();

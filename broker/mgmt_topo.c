@@ -174,7 +174,8 @@ static bool name_ok(wr_mgmt_req_t *r, const char *kind, const char *name)
     return false;
 }
 
-/* A boolean body field; RabbitMQ also takes "true" and "false" strings. */
+/* A boolean body field; RabbitMQ also takes "true" and "false" strings, and
+ * refuses anything else with the reason ["not_boolean", VALUE]. */
 static bool get_bool(wr_mgmt_req_t *r, const json_t *body, const char *key, bool *out)
 {
     const json_t *v = json_object_get(body, key);
@@ -190,7 +191,7 @@ static bool get_bool(wr_mgmt_req_t *r, const json_t *body, const char *key, bool
         *out = strcmp(json_string_value(v), "true") == 0;
         return true;
     }
-    wr_mgmt_error(r, 400, "bad_request", "not_boolean: %s", key);
+    wr_mgmt_reply(r, 400, json_pack("{s:s, s:[s, O]}", "error", "bad_request", "reason", "not_boolean", v));
     return false;
 }
 

@@ -169,6 +169,25 @@ def test_method_not_allowed(api, name):
     api.delete(q_path(q))
 
 
+@pytest.mark.parametrize("path", [
+    "/api/channels", "/api/consumers", "/api/consumers/%2F", "/api/policies", "/api/users",
+    "/api/permissions", "/api/users/guest/permissions", "/api/vhosts/%2F/permissions",
+    "/api/health/checks/alarms"])
+def test_read_only_resources_refuse_post(api, path):
+    r = api.post(path, {})
+    assert r.status == 405
+    assert "GET" in r.headers["allow"] and "POST" not in r.headers["allow"]
+
+
+@pytest.mark.parametrize("path", [
+    "/api/channels/a/b", "/api/consumers/v/x", "/api/policies/v/p/x", "/api/users/guest/x",
+    "/api/permissions/v", "/api/health/checks/nope", "/api/health/alarms"])
+def test_read_only_resources_unknown_subpath(api, path):
+    # (Without "%2F": RabbitMQ answers an unrouted path holding one 400 with no body.)
+    r = api.get(path)
+    assert (r.status, r.json) == (404, NOT_FOUND)
+
+
 def test_no_credentials(api):
     r = api.get("/api/overview", auth=False)
     assert r.status == 401
@@ -260,7 +279,7 @@ def test_exchange_declare_errors(api, name):
     r = api.delete(x_path("amq.direct"))
     assert (r.status, r.json) == (401, ACCESS_REFUSED)
     r = api.put(x_path(name("x")), {"type": "direct", "durable": "maybe"})
-    assert r.status == 400
+    assert (r.status, r.json) == (400, {"error": "bad_request", "reason": ["not_boolean", "maybe"]})
 
 
 def test_exchange_declared_by_api_is_used_by_amqp(api, conn, name):
@@ -338,7 +357,11 @@ def test_queue_declared_by_amqp_is_equivalent_over_api(api, conn, name):
     q = name("q")
     conn.channel().queue_declare(q, arguments={"x-max-length": 5})
     assert api.put(q_path(q), {"arguments": {"x-max-length": 5}}).status == 204
-    assert api.put(q_path(q), {"arguments": {"x-max-length": 6}}).status == 400
+    r = api.put(q_path(q), {"arguments": {"x-max-length": 6}})
+    assert (r.status, r.json) == (400, {
+        "error": "bad_request",
+        "reason": "inequivalent arg 'x-max-length' for queue '%s' in vhost '/': received '6' but current is '5'"
+                  % q})
     api.delete(q_path(q))
 
 
@@ -542,7 +565,8 @@ def test_get_errors(api, name):
     assert (r.status, r.json) == (400, {"error": "bad_request", "reason": "[{key_missing,encoding}]"})
     r = api.post(q_path("no-such-queue") + "/get", {"count": 1, "ackmode": "ack_requeue_true",
                                                       "encoding": "auto"})
-    assert r.status == 404
+    assert (r.status, r.json) == (404, {"error": "not_found",
+                                        "reason": "NOT_FOUND - no queue 'no-such-queue' in vhost '/'"})
     api.delete(q_path(q))
 
 

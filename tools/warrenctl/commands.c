@@ -32,6 +32,14 @@ typedef struct {
 
 typedef struct command_s command_t;
 
+/* What a list command shows. */
+typedef struct {
+    const char *what;        /* the API collection */
+    bool per_vhost;          /* --vhost lists one vhost's */
+    const wr_column_t *cols; /* the table's columns */
+    size_t ncols;
+} list_spec_t;
+
 struct command_s {
     const char *words;   /* "list queues" */
     const char *options; /* accepted options, space-separated, e.g. "durable argument" */
@@ -39,7 +47,7 @@ struct command_s {
     const char *usage; /* after the words */
     const char *help;
     int (*fn)(const wr_ctl_t *c, const command_t *cmd, args_t *a);
-    const char *what; /* list: the API collection; others: the object kind */
+    const list_spec_t *list; /* list commands only */
 };
 
 static int usage_error(const command_t *cmd, const char *fmt, const char *arg)
@@ -302,52 +310,22 @@ static const wr_column_t consumer_cols[] = {{"vhost", "queue.vhost"},   {"queue"
 
 #define COLS(a) a, sizeof(a) / sizeof(a[0])
 
-/* Whether `list what` lists one vhost's objects with --vhost. */
-static bool listed_per_vhost(const char *what)
-{
-    static const char *const per_vhost[] = {"exchanges", "queues",   "bindings",
-                                            "consumers", "policies", "permissions"};
-
-    for (size_t i = 0; i < sizeof(per_vhost) / sizeof(per_vhost[0]); i++) {
-        if (strcmp(what, per_vhost[i]) == 0)
-            return true;
-    }
-    return false;
-}
-
 static int cmd_list(const wr_ctl_t *c, const command_t *cmd, args_t *a)
 {
-    bool per_vhost = c->vhost && listed_per_vhost(cmd->what);
+    const list_spec_t *l = cmd->list;
+    bool per_vhost = c->vhost && l->per_vhost;
     /* A vhost's permissions are under /api/vhosts/VHOST/permissions. */
-    bool vhost_perms = per_vhost && strcmp(cmd->what, "permissions") == 0;
+    bool vhost_perms = per_vhost && strcmp(l->what, "permissions") == 0;
     json_t *rows;
     char *path = vhost_perms ? api_path("vhosts", c->vhost, NULL, "/permissions")
-                             : api_path(cmd->what, per_vhost ? c->vhost : NULL, NULL, NULL);
+                             : api_path(l->what, per_vhost ? c->vhost : NULL, NULL, NULL);
 
     if (call(c, "GET", path, NULL, NULL, &rows) != 0)
         return WR_CTL_FAILED;
     if (c->json)
         wr_output_json(stdout, rows);
-    else if (strcmp(cmd->what, "exchanges") == 0)
-        wr_output_table(stdout, rows, COLS(exchange_cols));
-    else if (strcmp(cmd->what, "queues") == 0)
-        wr_output_table(stdout, rows, COLS(queue_cols));
-    else if (strcmp(cmd->what, "bindings") == 0)
-        wr_output_table(stdout, rows, COLS(binding_cols));
-    else if (strcmp(cmd->what, "connections") == 0)
-        wr_output_table(stdout, rows, COLS(connection_cols));
-    else if (strcmp(cmd->what, "channels") == 0)
-        wr_output_table(stdout, rows, COLS(channel_cols));
-    else if (strcmp(cmd->what, "vhosts") == 0)
-        wr_output_table(stdout, rows, COLS(vhost_cols));
-    else if (strcmp(cmd->what, "permissions") == 0)
-        wr_output_table(stdout, rows, COLS(permission_cols));
-    else if (strcmp(cmd->what, "policies") == 0)
-        wr_output_table(stdout, rows, COLS(policy_cols));
-    else if (strcmp(cmd->what, "consumers") == 0)
-        wr_output_table(stdout, rows, COLS(consumer_cols));
     else
-        wr_output_table(stdout, rows, COLS(user_cols));
+        wr_output_table(stdout, rows, l->cols, l->ncols);
     json_decref(rows);
     return WR_CTL_OK;
 }
@@ -848,65 +826,68 @@ out:
 
 /* ---------------------------------------------------------------- the table */
 
-#define LIST(obj, what, help)                                                                                \
+#define LIST(what, per_vhost, cols, help)                                                                    \
     {                                                                                                        \
-        "list " obj, "", 0, 0, "", help, cmd_list, what                                                      \
+        "list " what, "", 0, 0, "", help, cmd_list, &(const list_spec_t)                                     \
+        {                                                                                                    \
+            what, per_vhost, COLS(cols)                                                                      \
+        }                                                                                                    \
     }
 
 static const command_t commands[] = {
-    LIST("exchanges", "exchanges", "Lists exchanges (of --vhost, or of every vhost)."),
-    LIST("queues", "queues", "Lists queues with their message counts and consumers (of --vhost, or all)."),
-    LIST("bindings", "bindings", "Lists bindings, the default exchange's too (of --vhost, or all)."),
-    LIST("connections", "connections", "Lists AMQP connections."),
-    LIST("channels", "channels", "Lists AMQP channels."),
-    LIST("vhosts", "vhosts", "Lists virtual hosts."),
-    LIST("users", "users", "Lists users and their tags."),
-    LIST("permissions", "permissions", "Lists users' permissions (in --vhost, or in every vhost)."),
-    LIST("policies", "policies", "Lists policies (of --vhost, or of every vhost)."),
-    LIST("consumers", "consumers",
+    LIST("exchanges", true, exchange_cols, "Lists exchanges (of --vhost, or of every vhost)."),
+    LIST("queues", true, queue_cols,
+         "Lists queues with their message counts and consumers (of --vhost, or all)."),
+    LIST("bindings", true, binding_cols, "Lists bindings, the default exchange's too (of --vhost, or all)."),
+    LIST("connections", false, connection_cols, "Lists AMQP connections."),
+    LIST("channels", false, channel_cols, "Lists AMQP channels."),
+    LIST("vhosts", false, vhost_cols, "Lists virtual hosts."),
+    LIST("users", false, user_cols, "Lists users and their tags."),
+    LIST("permissions", true, permission_cols, "Lists users' permissions (in --vhost, or in every vhost)."),
+    LIST("policies", true, policy_cols, "Lists policies (of --vhost, or of every vhost)."),
+    LIST("consumers", true, consumer_cols,
          "Lists consumers with their queue, channel, prefetch and activity (of --vhost, or all)."),
     {"declare exchange", "type durable auto-delete internal argument", 1, 1,
      "NAME [--type direct|fanout|topic|headers] [--durable] [--auto-delete] [--internal] [--argument K=V]...",
      "Declares an exchange in --vhost (default /); an existing one must be equivalent.", cmd_declare_exchange,
-     "exchange"},
+     NULL},
     {"declare queue", "durable auto-delete argument", 1, 1,
      "NAME [--durable] [--auto-delete] [--argument K=V]...",
      "Declares a queue; argument values are JSON when they parse as JSON (x-max-length=10), else strings.",
-     cmd_declare_queue, "queue"},
+     cmd_declare_queue, NULL},
     {"declare binding", "destination-type routing-key argument", 2, 2,
      "SOURCE DESTINATION [--destination-type queue|exchange] [--routing-key KEY] [--argument K=V]...",
-     "Binds a queue (or an exchange) to the exchange SOURCE.", cmd_declare_binding, "binding"},
+     "Binds a queue (or an exchange) to the exchange SOURCE.", cmd_declare_binding, NULL},
     {"delete exchange", "if-unused", 1, 1, "NAME [--if-unused]", "Deletes an exchange and its bindings.",
-     cmd_delete_exchange, "exchange"},
+     cmd_delete_exchange, NULL},
     {"delete queue", "if-empty if-unused", 1, 1, "NAME [--if-empty] [--if-unused]",
-     "Deletes a queue with its messages.", cmd_delete_queue, "queue"},
+     "Deletes a queue with its messages.", cmd_delete_queue, NULL},
     {"delete binding", "destination-type routing-key argument", 2, 2,
      "SOURCE DESTINATION [--destination-type queue|exchange] [--routing-key KEY] [--argument K=V]...",
-     "Deletes the binding with exactly this routing key and these arguments.", cmd_delete_binding, "binding"},
+     "Deletes the binding with exactly this routing key and these arguments.", cmd_delete_binding, NULL},
     {"declare user", "tags", 2, 2, "NAME PASSWORD [--tags TAG,TAG...]",
      "Creates a user, or replaces its password and tags. Tags: administrator, monitoring, policymaker, "
      "management.",
-     cmd_declare_user, "user"},
+     cmd_declare_user, NULL},
     {"delete user", "", 1, 1, "NAME", "Deletes a user; its open connections are closed.", cmd_delete_user,
-     "user"},
+     NULL},
     {"declare permission", "", 4, 4, "USER CONFIGURE WRITE READ",
      "Sets a user's permissions in --vhost (default /). Each is a regular expression (\"\" for none, "
      "\".*\" for all).",
-     cmd_declare_permission, "permission"},
+     cmd_declare_permission, NULL},
     {"delete permission", "", 1, 1, "USER", "Takes a user's permissions in --vhost (default /) away.",
-     cmd_delete_permission, "permission"},
+     cmd_delete_permission, NULL},
     {"declare policy", "priority apply-to", 3, 3,
      "NAME PATTERN DEFINITION [--priority N] [--apply-to queues|exchanges|all]",
      "Sets a policy in --vhost (default /). DEFINITION is a JSON object such as '{\"max-length\":100}', "
      "applied to the queues (and/or exchanges) whose names match the regular expression PATTERN; of "
      "several matching policies the highest priority wins.",
-     cmd_declare_policy, "policy"},
-    {"delete policy", "", 1, 1, "NAME", "Clears a policy in --vhost (default /).", cmd_delete_policy,
-     "policy"},
-    {"purge queue", "", 1, 1, "NAME", "Drops the messages ready in a queue.", cmd_purge_queue, "queue"},
+     cmd_declare_policy, NULL},
+    {"delete policy", "", 1, 1, "NAME", "Clears a policy in --vhost (default /).", cmd_delete_policy, NULL},
+    {"purge queue", "", 1, 1, "NAME", "Drops the messages ready in a queue.", cmd_purge_queue, NULL},
     {"close connection", "reason", 1, 1, "NAME [--reason TEXT]",
      "Closes a connection (as listed by list connections) with 320 CONNECTION_FORCED.", cmd_close_connection,
-     "connection"},
+     NULL},
     {"publish", "header property", 2, 3,
      "EXCHANGE ROUTING_KEY [PAYLOAD] [--header K=V]... [--property K=V]...",
      "Publishes a message (\"\" is the default exchange); without PAYLOAD it is read from standard input. "
@@ -950,14 +931,19 @@ static const command_t *find(int argc, char **argv, int *used)
     return NULL;
 }
 
-/* Whether argv[0] is the first word of some command. */
-static bool known_verb(const char *verb)
+/* Whether verb is the first word of cmd. */
+static bool has_verb(const command_t *cmd, const char *verb)
 {
     size_t n = strlen(verb);
 
+    return strncmp(cmd->words, verb, n) == 0 && (cmd->words[n] == ' ' || cmd->words[n] == '\0');
+}
+
+/* Whether argv[0] is the first word of some command. */
+static bool known_verb(const char *verb)
+{
     for (size_t i = 0; i < NCOMMANDS; i++) {
-        if (strncmp(commands[i].words, verb, n) == 0 &&
-            (commands[i].words[n] == ' ' || commands[i].words[n] == '\0'))
+        if (has_verb(&commands[i], verb))
             return true;
     }
     return false;
@@ -965,11 +951,8 @@ static bool known_verb(const char *verb)
 
 static void print_verb(FILE *out, const char *verb)
 {
-    size_t n = strlen(verb);
-
     for (size_t i = 0; i < NCOMMANDS; i++) {
-        if (strncmp(commands[i].words, verb, n) == 0 &&
-            (commands[i].words[n] == ' ' || commands[i].words[n] == '\0'))
+        if (has_verb(&commands[i], verb))
             fprintf(out, "  warrenctl %s %s\n", commands[i].words, commands[i].usage);
     }
 }

@@ -17,16 +17,13 @@
 /* RabbitMQ checks the default exchange ("") under this name. */
 #define DEFAULT_EXCHANGE_NAME "amq.default"
 
-bool wr_access_permitted(const wr_permission_cfg_t *perm, wr_perm_t what, wr_bytes_t name)
+bool wr_access_name_matches(const regex_t *re, wr_bytes_t name)
 {
     char small[256];
     char *copy = small;
     regmatch_t span = {0, (regoff_t)name.len};
     bool match;
 
-    /* The usual grant matches every name (the empty match at offset 0). */
-    if (strcmp(perm->pattern[what], ".*") == 0)
-        return true;
     /* REG_STARTEND bounds the match, but sanitizers' regexec wrappers still
      * read up to a NUL: give them one. Longer names come only from
      * arguments (a dead-letter or alternate exchange). */
@@ -35,10 +32,16 @@ bool wr_access_permitted(const wr_permission_cfg_t *perm, wr_perm_t what, wr_byt
     if (name.len > 0)
         memcpy(copy, name.data, name.len);
     copy[name.len] = '\0';
-    match = regexec(&perm->re[what], copy, 1, &span, REG_STARTEND) == 0;
+    match = regexec(re, copy, 1, &span, REG_STARTEND) == 0;
     if (copy != small)
         free(copy);
     return match;
+}
+
+bool wr_access_permitted(const wr_permission_cfg_t *perm, wr_perm_t what, wr_bytes_t name)
+{
+    /* The usual grant matches every name (the empty match at offset 0). */
+    return strcmp(perm->pattern[what], ".*") == 0 || wr_access_name_matches(&perm->re[what], name);
 }
 
 bool wr_access_check(const wr_conn_t *c, wr_perm_t what, const char *kind, wr_bytes_t name, uint32_t method,

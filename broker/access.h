@@ -11,6 +11,7 @@
 #ifndef WR_BROKER_ACCESS_H
 #define WR_BROKER_ACCESS_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -19,6 +20,11 @@
 #include "protocol/error.h"
 
 typedef struct wr_conn_s wr_conn_t;
+
+/* Whether re matches somewhere in name, taken by its length (NUL octets
+ * included), as RabbitMQ's re:run takes binaries; false on ENOMEM. Policy
+ * patterns are matched the same way. */
+bool wr_access_name_matches(const regex_t *re, wr_bytes_t name);
 
 /* Whether perm grants `what` on a resource called name (a pure function of
  * the configuration, for the tests). */

@@ -296,30 +296,15 @@ static void clear_security(wr_config_t *cfg)
     cfg->nadded_permissions = 0;
 }
 
-/* Compiles the three patterns of a permission; "" is RabbitMQ's "^$" (only
- * the empty name). On a bad pattern reports it under path.<kind>. */
+/* Compiles the three patterns of a permission; a bad one is reported
+ * under path. */
 static bool compile_permission(problems_t *p, const char *path, wr_permission_cfg_t *perm)
 {
-    static const char *const kinds[WR_PERM_KINDS] = {"configure", "write", "read"};
-    int compiled = 0;
+    char why[400];
 
-    for (; compiled < WR_PERM_KINDS; compiled++) {
-        const char *re = perm->pattern[compiled][0] ? perm->pattern[compiled] : "^$";
-        int rc = regcomp(&perm->re[compiled], re, REG_EXTENDED | REG_NOSUB);
-
-        if (rc != 0) {
-            char why[160];
-
-            regerror(rc, &perm->re[compiled], why, sizeof(why));
-            problem(p, path, "%s: invalid regular expression '%s': %s", kinds[compiled],
-                    perm->pattern[compiled], why);
-            break;
-        }
-    }
-    if (compiled == WR_PERM_KINDS)
+    if (wr_config_permission_compile(perm, why, sizeof(why)) == WR_OK)
         return true;
-    while (compiled-- > 0)
-        regfree(&perm->re[compiled]);
+    problem(p, path, "%s", why);
     return false;
 }
 

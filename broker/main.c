@@ -79,22 +79,19 @@ int main(int argc, char **argv)
     }
     if (wr_config_apply_env(cfg, err, sizeof(err)) != WR_OK) {
         fprintf(stderr, "%s\n", err);
-        wr_config_free(cfg);
-        return 2;
+        goto invalid;
     }
     if (cfg->load_definitions &&
         wr_definitions_check_file(cfg->load_definitions, err, sizeof(err)) != WR_OK) {
         fprintf(stderr, "%s: load_definitions: %s\n", path, err);
-        wr_config_free(cfg);
-        return 2;
+        goto invalid;
     }
     wr_log_set_level(cfg->log_level);
     /* Certificate and key problems are configuration errors, reported
      * before anything listens. */
     if (cfg->ntls_listeners > 0 && !(tls = wr_tls_new(&cfg->tls, err, sizeof(err)))) {
         fprintf(stderr, "%s: %s\n", path, err);
-        wr_config_free(cfg);
-        return 2;
+        goto invalid;
     }
     if (check) {
         printf("%s: configuration valid\n", path);
@@ -124,4 +121,7 @@ int main(int argc, char **argv)
         return 1;
     wr_log_info("warrend stopped");
     return 0;
+invalid:
+    wr_config_free(cfg);
+    return 2;
 }

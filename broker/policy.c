@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/access.h"
 #include "broker/durable.h"
 #include "broker/log.h"
 #include "broker/vhost.h"
@@ -597,26 +598,6 @@ void wr_policy_foreach(wr_server_t *srv, const char *vhost, void (*fn)(void *ud,
     }
 }
 
-/* REG_STARTEND bounds the match to the name's length (NUL octets included),
- * but sanitizers' regexec wrappers read up to a NUL: give them one. */
-static bool policy_matches(const wr_policy_t *p, wr_bytes_t name)
-{
-    char small[256];
-    char *copy = small;
-    regmatch_t span = {0, (regoff_t)name.len};
-    bool match;
-
-    if (name.len >= sizeof(small) && (copy = malloc(name.len + 1)) == NULL)
-        return false;
-    if (name.len > 0)
-        memcpy(copy, name.data, name.len);
-    copy[name.len] = '\0';
-    match = regexec(&p->re, copy, 1, &span, REG_STARTEND) == 0;
-    if (copy != small)
-        free(copy);
-    return match;
-}
-
 /*
  * Ties in priority: RabbitMQ keeps the order its parameter table lists them
  * in, which is not specified; here the name that sorts first wins, so the
@@ -633,7 +614,7 @@ const wr_policy_t *wr_policy_match(wr_server_t *srv, const char *vhost, wr_bytes
 
         if (p->apply_to == (is_queue ? WR_APPLY_EXCHANGES : WR_APPLY_QUEUES))
             continue;
-        if ((best == NULL || p->priority > best->priority) && policy_matches(p, name))
+        if ((best == NULL || p->priority > best->priority) && wr_access_name_matches(&p->re, name))
             best = p;
     }
     return best;

@@ -139,34 +139,57 @@ bool wr_config_delete_user(wr_config_t *cfg, const char *name)
     return true;
 }
 
+/* Compiles one permission pattern ("" is RabbitMQ's "^$", the empty name
+ * only); false with why set if it does not compile. */
+static bool compile_pattern(regex_t *re, const char *pattern, char *why, size_t n)
+{
+    int rc = regcomp(re, pattern[0] ? pattern : "^$", REG_EXTENDED | REG_NOSUB);
+
+    if (rc != 0) {
+        char text[120];
+
+        regerror(rc, re, text, sizeof(text));
+        snprintf(why, n, "invalid regular expression '%s': %s", pattern, text);
+        return false;
+    }
+    return true;
+}
+
+int wr_config_permission_compile(wr_permission_cfg_t *perm, char *err, size_t errlen)
+{
+    static const char *const kinds[WR_PERM_KINDS] = {"configure", "write", "read"};
+    char why[300];
+    int k;
+
+    for (k = 0; k < WR_PERM_KINDS; k++) {
+        if (!compile_pattern(&perm->re[k], perm->pattern[k], why, sizeof(why))) {
+            snprintf(err, errlen, "%s: %s", kinds[k], why);
+            break;
+        }
+    }
+    if (k == WR_PERM_KINDS)
+        return WR_OK;
+    while (k-- > 0)
+        regfree(&perm->re[k]);
+    return WR_ESYNTAX;
+}
+
 int wr_config_put_permission(wr_config_t *cfg, const char *user, const char *vhost,
                              const char *const pattern[WR_PERM_KINDS], bool *created, char *err,
                              size_t errlen)
 {
-    static const char *const kinds[WR_PERM_KINDS] = {"configure", "write", "read"};
     wr_permission_cfg_t *perm = slot_permission(cfg, user, vhost);
     wr_permission_cfg_t fresh = {0};
-    int k, rc = WR_OK;
+    int rc = WR_OK;
 
-    for (k = 0; k < WR_PERM_KINDS; k++) {
-        int bad;
-
+    for (int k = 0; k < WR_PERM_KINDS && rc == WR_OK; k++) {
         if (!(fresh.pattern[k] = strdup(pattern[k]))) {
             snprintf(err, errlen, "out of memory");
             rc = WR_ENOMEM;
-            break;
-        }
-        bad = regcomp(&fresh.re[k], pattern[k][0] ? pattern[k] : "^$", REG_EXTENDED | REG_NOSUB);
-        if (bad != 0) {
-            char why[120];
-
-            regerror(bad, &fresh.re[k], why, sizeof(why));
-            snprintf(err, errlen, "%s: invalid regular expression '%s': %s", kinds[k], pattern[k], why);
-            free(fresh.pattern[k]);
-            rc = WR_ESYNTAX;
-            break;
         }
     }
+    if (rc == WR_OK)
+        rc = wr_config_permission_compile(&fresh, err, errlen);
     if (rc == WR_OK && !perm) {
         wr_permission_cfg_t **grown =
             realloc(cfg->added_permissions, (cfg->nadded_permissions + 1) * sizeof(*grown));
@@ -181,6 +204,8 @@ int wr_config_put_permission(wr_config_t *cfg, const char *user, const char *vho
         }
         if (!perm) {
             snprintf(err, errlen, "out of memory");
+            for (int j = 0; j < WR_PERM_KINDS; j++)
+                regfree(&fresh.re[j]);
             rc = WR_ENOMEM;
         } else {
             *created = true;
@@ -194,10 +219,8 @@ int wr_config_put_permission(wr_config_t *cfg, const char *user, const char *vho
         }
     }
     if (rc != WR_OK) {
-        for (int j = 0; j < k && j < WR_PERM_KINDS; j++) {
+        for (int j = 0; j < WR_PERM_KINDS; j++)
             free(fresh.pattern[j]);
-            regfree(&fresh.re[j]);
-        }
         return rc;
     }
     for (int j = 0; j < WR_PERM_KINDS; j++) {
@@ -211,15 +234,9 @@ int wr_config_put_permission(wr_config_t *cfg, const char *user, const char *vho
 bool wr_config_pattern_ok(const char *pattern, char *why, size_t n)
 {
     regex_t re;
-    int rc = regcomp(&re, pattern[0] ? pattern : "^$", REG_EXTENDED | REG_NOSUB);
 
-    if (rc != 0) {
-        char text[120];
-
-        regerror(rc, &re, text, sizeof(text));
-        snprintf(why, n, "invalid regular expression '%s': %s", pattern, text);
+    if (!compile_pattern(&re, pattern, why, n))
         return false;
-    }
     regfree(&re);
     return true;
 }

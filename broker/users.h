@@ -28,6 +28,10 @@ bool wr_config_delete_user(wr_config_t *cfg, const char *name);
 int wr_config_put_permission(wr_config_t *cfg, const char *user, const char *vhost,
                              const char *const pattern[WR_PERM_KINDS], bool *created, char *err,
                              size_t errlen);
+/* Compiles perm->pattern into perm->re ("" is RabbitMQ's "^$"). WR_OK, or
+ * WR_ESYNTAX with "<kind>: invalid regular expression ..." in err and
+ * nothing left compiled. */
+int wr_config_permission_compile(wr_permission_cfg_t *perm, char *err, size_t errlen);
 /* Whether pattern compiles as a permission's; false with why set if not. */
 bool wr_config_pattern_ok(const char *pattern, char *why, size_t n);
 /* Takes user's permission in vhost away; false when it has none. */

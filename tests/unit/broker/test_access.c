@@ -12,26 +12,14 @@
 #include <unistd.h>
 
 #include "broker/access.h"
+#include "config_fixture.h"
 
-static char path[64];
+static char path[WR_TEST_CONFIG_PATH_MAX];
 static char err[4096];
 
 static wr_config_t *load(const char *text)
 {
-    wr_config_t *cfg;
-    FILE *f;
-    int fd;
-
-    snprintf(path, sizeof(path), "/tmp/warren-access-XXXXXX");
-    fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    f = fdopen(fd, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-    cfg = wr_config_load(path, err, sizeof(err));
-    unlink(path);
-    return cfg;
+    return wr_test_config_load(text, path, err, sizeof(err));
 }
 
 static const char users[] =

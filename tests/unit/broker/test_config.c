@@ -15,24 +15,13 @@
 #include "broker/config.h"
 #include "broker/log.h"
 #include "core/status.h"
+#include "config_fixture.h"
 
 /* The shipped default config, passed by meson as argv[1]. */
 static const char *shipped_config;
 
-static char path[64];
+static char path[WR_TEST_CONFIG_PATH_MAX];
 static char err[4096];
-
-/* Writes text to a fresh temp file whose name is left in `path`. */
-static void write_file(const char *text)
-{
-    int fd;
-
-    snprintf(path, sizeof(path), "/tmp/wr-test-config-XXXXXX");
-    fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-}
 
 /* Loads text, which must fail, and returns the problem lines with the temp
  * file name replaced by "F". */
@@ -43,11 +32,9 @@ static const char *load_fail(const char *text)
     const char *p;
     size_t n, o = 0;
 
-    write_file(text);
-    n = strlen(path);
-    cfg = wr_config_load(path, err, sizeof(err));
-    unlink(path);
+    cfg = wr_test_config_load(text, path, err, sizeof(err));
     ck_assert_ptr_null(cfg);
+    n = strlen(path);
     for (p = err; *p && o < sizeof(out) - 2;) {
         if (strncmp(p, path, n) == 0) {
             out[o++] = 'F';
@@ -64,9 +51,7 @@ static wr_config_t *load_ok(const char *text)
 {
     wr_config_t *cfg;
 
-    write_file(text);
-    cfg = wr_config_load(path, err, sizeof(err));
-    unlink(path);
+    cfg = wr_test_config_load(text, path, err, sizeof(err));
     ck_assert_msg(cfg != NULL, "unexpected error: %s", err);
     return cfg;
 }
@@ -275,9 +260,8 @@ START_TEST(test_error_buffer_truncated)
     char small[24];
     wr_config_t *cfg;
 
-    write_file("{\"listners\": [], \"limits\": {\"frame_max\": 1}}");
-    cfg = wr_config_load(path, small, sizeof(small));
-    unlink(path);
+    cfg =
+        wr_test_config_load("{\"listners\": [], \"limits\": {\"frame_max\": 1}}", path, small, sizeof(small));
     ck_assert_ptr_null(cfg);
     ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
 }
@@ -323,6 +307,7 @@ START_TEST(test_runtime_users_and_permissions)
     wr_config_t *cfg = wr_config_new_default();
     const char *const all[WR_PERM_KINDS] = {".*", ".*", ".*"};
     const char *const bad[WR_PERM_KINDS] = {"(", "", ""};
+    const char *const bad_write[WR_PERM_KINDS] = {"", "[", ""};
     const char *const tags[] = {"monitoring"};
     const wr_permission_cfg_t *guest_perm, *perm;
     uint8_t hash[WR_PASSWORD_HASH_MAX] = {1, 2, 3, 4};
@@ -342,6 +327,10 @@ START_TEST(test_runtime_users_and_permissions)
     ck_assert_ptr_nonnull(perm);
     ck_assert_int_eq(wr_config_put_permission(cfg, "bob", "/", bad, &created, why, sizeof(why)), WR_ESYNTAX);
     ck_assert_msg(strstr(why, "configure: invalid regular expression '('"), "got %s", why);
+    /* A later pattern failing leaves the earlier ones uncompiled too. */
+    ck_assert_int_eq(wr_config_put_permission(cfg, "bob", "/", bad_write, &created, why, sizeof(why)),
+                     WR_ESYNTAX);
+    ck_assert_msg(strncmp(why, "write: invalid regular expression '[': ", 39) == 0, "got %s", why);
     ck_assert_str_eq(perm->pattern[WR_PERM_CONFIGURE], ".*");
 
     /* Replaced in place: the same pointer, new patterns. */

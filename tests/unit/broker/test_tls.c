@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "broker/tls.h"
+#include "config_fixture.h"
 
 static char junk[64];
 static char err[1024];
@@ -68,21 +69,9 @@ END_TEST
 
 static wr_config_t *load(const char *text)
 {
-    char path[64];
-    wr_config_t *cfg;
-    FILE *f;
-    int fd;
+    char path[WR_TEST_CONFIG_PATH_MAX];
 
-    snprintf(path, sizeof(path), "/tmp/warren-tlscfg-XXXXXX");
-    fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    f = fdopen(fd, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-    cfg = wr_config_load(path, err, sizeof(err));
-    unlink(path);
-    return cfg;
+    return wr_test_config_load(text, path, err, sizeof(err));
 }
 
 START_TEST(test_tls_config)

@@ -500,6 +500,18 @@ void wr_conn_throttle(wr_conn_t *c)
 
 /* --- errors --------------------------------------------------------------- */
 
+/* Queues connection.close carrying err. */
+static void put_close(wr_conn_t *c, const wr_amqp_error_t *err)
+{
+    wr_method_t m = {.id = WR_CONNECTION_CLOSE};
+
+    m.u.connection_close.reply_code = err->code;
+    m.u.connection_close.reply_text = wr_bytes_str(err->text);
+    m.u.connection_close.class_id = err->class_id;
+    m.u.connection_close.method_id = err->method_id;
+    wr_conn_put_method(c, 0, &m);
+}
+
 /* Handshake failure before connection.open: RabbitMQ logs it and closes the
  * socket SILENT_CLOSE_DELAY later, sending connection.close only in the
  * cases where `close` is given (failed login with authentication_failure_close,
@@ -512,15 +524,8 @@ void wr_conn_refuse(wr_conn_t *c, const char *reason, const wr_amqp_error_t *clo
     wr_conn_sanitize(line);
     wr_log_error("connection %s (state: %s): %s", c->name, wr_conn_state_name(c->state), line);
     wr_conn_set_reason(c, "%s", line);
-    if (close) {
-        wr_method_t m = {.id = WR_CONNECTION_CLOSE};
-
-        m.u.connection_close.reply_code = close->code;
-        m.u.connection_close.reply_text = wr_bytes_str(close->text);
-        m.u.connection_close.class_id = close->class_id;
-        m.u.connection_close.method_id = close->method_id;
-        wr_conn_put_method(c, 0, &m);
-    }
+    if (close)
+        put_close(c, close);
     /* After a close we sent, the client's close-ok ends it at once, as in
      * RabbitMQ; a silent refusal just waits out the delay. */
     c->state = close ? WR_CONN_CLOSING : WR_CONN_CLOSED;
@@ -536,7 +541,6 @@ void wr_conn_refuse(wr_conn_t *c, const char *reason, const wr_amqp_error_t *clo
  */
 static void conn_error(wr_conn_t *c, uint16_t channel, const wr_amqp_error_t *err, bool lost_sync)
 {
-    wr_method_t m = {.id = WR_CONNECTION_CLOSE};
     char line[300];
 
     switch (c->state) {
@@ -562,11 +566,7 @@ static void conn_error(wr_conn_t *c, uint16_t channel, const wr_amqp_error_t *er
                      c->vhost ? wr_vhost_name(c->vhost) : "none", c->user ? c->user : "none",
                      wr_conn_state_name(c->state), channel, line);
     wr_conn_set_reason(c, "%s", line);
-    m.u.connection_close.reply_code = err->code;
-    m.u.connection_close.reply_text = wr_bytes_str(err->text);
-    m.u.connection_close.class_id = err->class_id;
-    m.u.connection_close.method_id = err->method_id;
-    wr_conn_put_method(c, 0, &m);
+    put_close(c, err);
     c->state = lost_sync ? WR_CONN_CLOSED : WR_CONN_CLOSING;
     conn_arm_deadline(c, lost_sync ? SILENT_CLOSE_DELAY_SEC : CLOSE_TIMEOUT_SEC);
     /* A blocked client must still be heard answering close-ok. */
@@ -1197,11 +1197,6 @@ wr_conn_t *wr_conn_from_link(wr_list_t *link)
 bool wr_conn_writable(const wr_conn_t *c)
 {
     return c->state == WR_CONN_OPEN && evbuffer_get_length(wr_conn_output(c)) < WRITE_HIGH_WM;
-}
-
-uint32_t wr_conn_frame_max(const wr_conn_t *c)
-{
-    return c->frame_max;
 }
 
 wr_server_t *wr_conn_server(const wr_conn_t *c)

@@ -42,8 +42,6 @@ void wr_conn_fail(wr_conn_t *c, const wr_amqp_error_t *err);
 
 /* False while the output buffer is above its high watermark: deliver nothing. */
 bool wr_conn_writable(const wr_conn_t *c);
-/* Body frame size limit agreed in tune-ok. */
-uint32_t wr_conn_frame_max(const wr_conn_t *c);
 wr_server_t *wr_conn_server(const wr_conn_t *c);
 wr_vhost_t *wr_conn_vhost(const wr_conn_t *c); /* set by connection.open */
 const char *wr_conn_user(const wr_conn_t *c);

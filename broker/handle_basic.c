@@ -423,16 +423,18 @@ static wr_message_t *with_props(wr_message_t *m, const wr_props_t *p)
  */
 static bool fast_reply_to(wr_channel_t *ch, wr_message_t **msg, wr_amqp_error_t *err)
 {
-    wr_props_t p = *wr_message_props(*msg);
+    const wr_props_t *cur = wr_message_props(*msg);
     wr_message_t *out;
+    wr_props_t p;
 
-    if (!(p.flags & WR_PROP_REPLY_TO) || !wr_bytes_eq_str(p.reply_to, WR_REPLY_TO))
+    if (!(cur->flags & WR_PROP_REPLY_TO) || !wr_bytes_eq_str(cur->reply_to, WR_REPLY_TO))
         return true;
     if (ch->reply_name_len == 0) {
         wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_BASIC_PUBLISH,
                           "fast reply consumer does not exist");
         return false;
     }
+    p = *cur;
     p.reply_to = wr_reply_to_name(ch);
     out = with_props(*msg, &p);
     if (out == NULL)
@@ -493,49 +495,43 @@ static bool check_props(wr_channel_t *ch, wr_message_t **msg, wr_amqp_error_t *e
 
 /*
  * m's routing key, then the longstr elements of its CC and BCC arrays
- * (others are ignored, as RabbitMQ does). *keys is inline or, when more are
- * needed, allocated (the caller frees it unless it is inline). False on
- * ENOMEM.
+ * (others are ignored, as RabbitMQ does); *bcc tells whether it has a BCC
+ * header. *keys is inline or, when more are needed, allocated (the caller
+ * frees it unless it is inline). False on ENOMEM.
  */
-static bool route_keys(wr_message_t *m, wr_bytes_t *inline_keys, wr_bytes_t **keys, size_t *n)
+static bool route_keys(wr_message_t *m, wr_bytes_t *inline_keys, wr_bytes_t **keys, size_t *n, bool *bcc)
 {
     const wr_props_t *p = wr_message_props(m);
+    wr_bytes_t arrays[2];
+    size_t narrays = 0, count = 1;
     wr_table_iter_t it;
-    wr_value_t v, e;
-    size_t count = 1;
+    wr_value_t v;
 
     *keys = inline_keys;
-    inline_keys[0] = m->routing_key;
     *n = 1;
-    if (!(p->flags & WR_PROP_HEADERS))
-        return true;
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < 2; i++) {
-            if (!wr_table_get(p->headers, route_headers[i], &v))
-                continue;
-            wr_table_iter_init(&it, v.v.s);
-            while (wr_array_next(&it, &e)) {
-                if (e.type != 'S')
-                    continue;
-                if (pass == 0)
-                    count++;
-                else
-                    (*keys)[(*n)++] = e.v.s;
-            }
+    *bcc = false;
+    for (size_t i = 0; (p->flags & WR_PROP_HEADERS) && i < 2; i++) {
+        if (!wr_table_get(p->headers, route_headers[i], &v))
+            continue;
+        arrays[narrays++] = v.v.s;
+        *bcc = i == 1;
+        for (wr_table_iter_init(&it, v.v.s); wr_array_next(&it, &v);)
+            count += v.type == 'S';
+    }
+    if (count > WR_INLINE_KEYS && (*keys = malloc(count * sizeof(**keys))) == NULL)
+        return false;
+    (*keys)[0] = m->routing_key;
+    for (size_t i = 0; i < narrays; i++) {
+        for (wr_table_iter_init(&it, arrays[i]); wr_array_next(&it, &v);) {
+            if (v.type == 'S')
+                (*keys)[(*n)++] = v.v.s;
         }
-        if (pass > 0)
-            break;
-        if (count == 1)
-            return true;
-        if (count > WR_INLINE_KEYS && (*keys = malloc(count * sizeof(**keys))) == NULL)
-            return false;
-        (*keys)[0] = m->routing_key;
     }
     return true;
 }
 
-/* m as consumers see it: without its BCC header (a new reference either way;
- * NULL on ENOMEM). */
+/* A copy of m, which has a BCC header, without it: the message consumers
+ * see. NULL on ENOMEM. */
 static wr_message_t *without_bcc(wr_message_t *m)
 {
     wr_props_t p = *wr_message_props(m);
@@ -545,8 +541,6 @@ static wr_message_t *without_bcc(wr_message_t *m)
     wr_bytes_t key;
     wr_value_t v;
 
-    if (!(p.flags & WR_PROP_HEADERS) || !wr_table_get(p.headers, "BCC", &v))
-        return wr_message_ref(m);
     /* The other fields are copied as they are on the wire. */
     wr_table_iter_init(&it, p.headers);
     for (const uint8_t *at = it.c.pos; wr_table_next(&it, &key, &v); at = it.c.pos) {
@@ -580,9 +574,10 @@ bool wr_handle_basic_route(wr_channel_t *ch, wr_exchange_t *x, wr_message_t *m, 
     wr_bytes_t inline_keys[WR_INLINE_KEYS], *keys;
     wr_message_t *out = NULL;
     size_t nkeys, reached;
-    bool ok = false;
+    bool ok = false, bcc;
 
-    if (!route_keys(m, inline_keys, &keys, &nkeys) || (out = without_bcc(m)) == NULL)
+    if (!route_keys(m, inline_keys, &keys, &nkeys, &bcc) ||
+        (out = bcc ? without_bcc(m) : wr_message_ref(m)) == NULL)
         goto done;
     /* The default exchange's reply names reach reply consumers directly;
      * as in RabbitMQ they do not count as routed (mandatory returns). */

@@ -56,13 +56,11 @@ void wr_message_unref(wr_message_t *m)
     free(m);
 }
 
-const wr_props_t *wr_message_props(wr_message_t *m)
+const wr_props_t *wr_message_props_decode(wr_message_t *m)
 {
-    if (!m->props_decoded) {
-        if (wr_props_decode(m->header, &m->props) != WR_OK)
-            return NULL;
-        m->props_decoded = true;
-    }
+    if (wr_props_decode(m->header, &m->props) != WR_OK)
+        return NULL;
+    m->props_decoded = true;
     return &m->props;
 }
 

@@ -39,8 +39,13 @@ static inline wr_message_t *wr_message_ref(wr_message_t *m)
 }
 /* Drops a reference; frees at zero. NULL is a no-op. */
 void wr_message_unref(wr_message_t *m);
+/* Decodes the properties into m->props; NULL if the header is invalid. */
+const wr_props_t *wr_message_props_decode(wr_message_t *m);
 /* Decoded properties (decoding on first use); NULL if the header is invalid. */
-const wr_props_t *wr_message_props(wr_message_t *m);
+static inline const wr_props_t *wr_message_props(wr_message_t *m)
+{
+    return m->props_decoded ? &m->props : wr_message_props_decode(m);
+}
 /* delivery_mode is 2: in a durable queue the message survives a restart. */
 bool wr_message_persistent(wr_message_t *m);
 

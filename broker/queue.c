@@ -267,8 +267,7 @@ static uint64_t msg_expiry(const wr_queue_t *q, wr_message_t *m, uint64_t *now)
 
     if (q->sched->hooks == NULL)
         return WR_RE_NO_EXPIRY;
-    /* The publish path has decoded them already. */
-    p = m->props_decoded ? &m->props : wr_message_props(m);
+    p = wr_message_props(m);
     if (p != NULL && (p->flags & WR_PROP_EXPIRATION)) {
         int64_t v = 0;
 

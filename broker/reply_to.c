@@ -93,18 +93,17 @@ wr_bytes_t wr_reply_to_name(const wr_channel_t *ch)
     return (wr_bytes_t){(const uint8_t *)ch->reply_name, ch->reply_name_len};
 }
 
-bool wr_reply_to_deliver(wr_bytes_t key, wr_message_t *m)
+void wr_reply_to_deliver(wr_bytes_t key, wr_message_t *m)
 {
     wr_channel_t *ch = consumers != NULL ? wr_map_get(consumers, key) : NULL;
     wr_method_t d = {.id = WR_BASIC_DELIVER};
 
     if (ch == NULL || ch->state != WR_CH_OPEN)
-        return false;
+        return;
     d.u.basic_deliver.consumer_tag = (wr_bytes_t){ch->reply_tag, ch->reply_tag_len};
     d.u.basic_deliver.delivery_tag = ++ch->last_tag;
     d.u.basic_deliver.redelivered = false;
     d.u.basic_deliver.exchange = m->exchange;
     d.u.basic_deliver.routing_key = m->routing_key;
     wr_conn_send_content(ch->conn, ch->id, &d, m);
-    return true;
 }

@@ -38,7 +38,7 @@ void wr_reply_to_cancel(wr_channel_t *ch);
 /* The channel's reply name; empty without a reply consumer. */
 wr_bytes_t wr_reply_to_name(const wr_channel_t *ch);
 /* Delivers m to the reply consumer named key, if there is one (and its
- * channel is open); true when delivered. */
-bool wr_reply_to_deliver(wr_bytes_t key, wr_message_t *m);
+ * channel is open). */
+void wr_reply_to_deliver(wr_bytes_t key, wr_message_t *m);
 
 #endif

@@ -121,13 +121,10 @@ static void entries_store(entries_t *e, const char *key, const wr_value_t *val)
 static int entry_cmp(const void *a, const void *b)
 {
     const entry_t *x = a, *y = b;
-    size_t n = x->key.len < y->key.len ? x->key.len : y->key.len;
-    int c = n ? memcmp(x->key.data, y->key.data, n) : 0;
+    int c = wr_bytes_cmp(x->key, y->key);
 
     if (c != 0)
         return c;
-    if (x->key.len != y->key.len)
-        return x->key.len < y->key.len ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 

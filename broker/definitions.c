@@ -43,13 +43,6 @@ static void export_binding(void *ud, wr_bytes_t source, wr_bytes_t dest, bool de
     json_array_append_new(x->arr, wr_mgmt_json_binding(x->vhost, source, dest, dest_is_queue, key, args));
 }
 
-static bool exported_exchange(const wr_exchange_t *x)
-{
-    wr_bytes_t name = wr_exchange_name(x);
-
-    return name.len > 0 && !wr_bytes_has_prefix(name, "amq.");
-}
-
 /* Appends vh's exchanges, queues and bindings to the three arrays. */
 static void export_vhost(const wr_vhost_t *vh, json_t *exchanges, json_t *queues, json_t *bindings)
 {
@@ -58,7 +51,7 @@ static void export_vhost(const wr_vhost_t *vh, json_t *exchanges, json_t *queues
     void *obj;
 
     while (wr_map_next(wr_vhost_exchanges(vh), &it, NULL, &obj)) {
-        if (exported_exchange(obj))
+        if (!wr_exchange_is_standard(obj))
             json_array_append_new(exchanges, wr_mgmt_json_exchange(obj, wr_vhost_name(vh)));
     }
     it = (wr_map_iter_t){0};

@@ -131,11 +131,6 @@ static void dump_policy(void *ud, const wr_policy_t *p)
         st->ok = false;
 }
 
-static bool standard_exchange(wr_bytes_t name)
-{
-    return name.len == 0 || wr_bytes_has_prefix(name, "amq.");
-}
-
 static bool dump_exchange(json_t *list, const wr_exchange_t *x)
 {
     const wr_exchange_opts_t *o = wr_exchange_opts(x);
@@ -183,7 +178,7 @@ json_t *wr_durable_defs_dump(const wr_vhost_t *vh)
 
         if (!wr_exchange_opts(x)->durable)
             continue;
-        if (!standard_exchange(wr_exchange_name(x)) && !dump_exchange(exchanges, x))
+        if (!wr_exchange_is_standard(x) && !dump_exchange(exchanges, x))
             goto err;
         st.source = x;
         wr_exchange_foreach_binding(x, dump_binding, &st);

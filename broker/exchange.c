@@ -84,6 +84,11 @@ wr_bytes_t wr_exchange_name(const wr_exchange_t *x)
     return x->name;
 }
 
+bool wr_exchange_is_standard(const wr_exchange_t *x)
+{
+    return x->name.len == 0 || wr_bytes_has_prefix(x->name, "amq.");
+}
+
 const wr_exchange_opts_t *wr_exchange_opts(const wr_exchange_t *x)
 {
     return &x->opts;

@@ -36,6 +36,9 @@ wr_exchange_t *wr_exchange_ref(wr_exchange_t *x);
 void wr_exchange_unref(wr_exchange_t *x);
 
 wr_bytes_t wr_exchange_name(const wr_exchange_t *x);
+/* The default exchange or an amq.* one: declared with every vhost, so
+ * neither exported in definitions nor saved in the topology. */
+bool wr_exchange_is_standard(const wr_exchange_t *x);
 /* The declared properties; args point into the exchange's own copy. */
 const wr_exchange_opts_t *wr_exchange_opts(const wr_exchange_t *x);
 /* Bindings with this exchange as source. */

@@ -23,6 +23,18 @@ def test_cc_and_bcc_route_once_each(ch):
         assert get(ch, q) is None
 
 
+def test_many_keys(ch):
+    """More CC and BCC keys than warren keeps inline: every queue still gets
+    one copy, duplicates and non-strings included."""
+    qs = [ch.queue_declare("", exclusive=True).method.queue for _ in range(12)]
+    cc = qs[1:6] + [7]
+    ch.basic_publish("", qs[0], b"many", pika.BasicProperties(headers={"CC": cc, "BCC": qs[6:] + qs[:2]}))
+    for q in qs:
+        m, p, b = get(ch, q)
+        assert (b, m.routing_key, p.headers) == (b"many", qs[0], {"CC": cc})
+        assert get(ch, q) is None
+
+
 def test_cc_on_topic_exchange(ch, name):
     x = name("x")
     ch.exchange_declare(x, "topic", auto_delete=True)

@@ -19,7 +19,6 @@
 #include "broker/log.h"
 #include "broker/reply_to.h"
 #include "broker/tx.h"
-#include "core/buf.h"
 #include "core/status.h"
 #include "protocol/table.h"
 
@@ -399,23 +398,6 @@ static bool check_expiration(wr_bytes_t s, char *why, size_t n)
     return true;
 }
 
-/* A copy of m (same exchange, routing key and body) whose header carries p. */
-static wr_message_t *with_props(wr_message_t *m, const wr_props_t *p)
-{
-    wr_buf_t b = WR_BUF_INIT;
-    wr_message_t *out = NULL;
-
-    wr_props_encode(&b, p);
-    if (wr_buf_ok(&b))
-        out = wr_message_new(m->exchange, m->routing_key, (wr_bytes_t){b.data, b.len}, m->body_size);
-    wr_buf_free(&b);
-    if (out != NULL && m->body_size > 0) {
-        memcpy(out->body, m->body, m->body_size);
-        out->body_filled = m->body_size;
-    }
-    return out;
-}
-
 /*
  * RabbitMQ's direct reply-to rewrite: reply_to amq.rabbitmq.reply-to becomes
  * this channel's reply name, which needs a reply consumer on the channel.
@@ -436,7 +418,7 @@ static bool fast_reply_to(wr_channel_t *ch, wr_message_t **msg, wr_amqp_error_t 
     }
     p = *cur;
     p.reply_to = wr_reply_to_name(ch);
-    out = with_props(*msg, &p);
+    out = wr_message_with_props(*msg, &p);
     if (out == NULL)
         return internal_error(WR_BASIC_PUBLISH, err);
     wr_message_unref(*msg);
@@ -490,71 +472,6 @@ static bool check_props(wr_channel_t *ch, wr_message_t **msg, wr_amqp_error_t *e
     return true;
 }
 
-/* Routing keys kept without allocating: the key and a few CC/BCC ones. */
-#define WR_INLINE_KEYS 8
-
-/*
- * m's routing key, then the longstr elements of its CC and BCC arrays
- * (others are ignored, as RabbitMQ does); *bcc tells whether it has a BCC
- * header. *keys is inline or, when more are needed, allocated (the caller
- * frees it unless it is inline). False on ENOMEM.
- */
-static bool route_keys(wr_message_t *m, wr_bytes_t *inline_keys, wr_bytes_t **keys, size_t *n, bool *bcc)
-{
-    const wr_props_t *p = wr_message_props(m);
-    wr_bytes_t arrays[2];
-    size_t narrays = 0, count = 1;
-    wr_table_iter_t it;
-    wr_value_t v;
-
-    *keys = inline_keys;
-    *n = 1;
-    *bcc = false;
-    for (size_t i = 0; (p->flags & WR_PROP_HEADERS) && i < 2; i++) {
-        if (!wr_table_get(p->headers, route_headers[i], &v))
-            continue;
-        arrays[narrays++] = v.v.s;
-        *bcc = i == 1;
-        for (wr_table_iter_init(&it, v.v.s); wr_array_next(&it, &v);)
-            count += v.type == 'S';
-    }
-    if (count > WR_INLINE_KEYS && (*keys = malloc(count * sizeof(**keys))) == NULL)
-        return false;
-    (*keys)[0] = m->routing_key;
-    for (size_t i = 0; i < narrays; i++) {
-        for (wr_table_iter_init(&it, arrays[i]); wr_array_next(&it, &v);) {
-            if (v.type == 'S')
-                (*keys)[(*n)++] = v.v.s;
-        }
-    }
-    return true;
-}
-
-/* A copy of m, which has a BCC header, without it: the message consumers
- * see. NULL on ENOMEM. */
-static wr_message_t *without_bcc(wr_message_t *m)
-{
-    wr_props_t p = *wr_message_props(m);
-    wr_buf_t h = WR_BUF_INIT;
-    wr_table_iter_t it;
-    wr_message_t *out = NULL;
-    wr_bytes_t key;
-    wr_value_t v;
-
-    /* The other fields are copied as they are on the wire. */
-    wr_table_iter_init(&it, p.headers);
-    for (const uint8_t *at = it.c.pos; wr_table_next(&it, &key, &v); at = it.c.pos) {
-        if (!wr_bytes_eq_str(key, "BCC"))
-            wr_buf_put(&h, at, (size_t)(it.c.pos - at));
-    }
-    if (wr_buf_ok(&h)) {
-        p.headers = (wr_bytes_t){h.data, h.len};
-        out = with_props(m, &p);
-    }
-    wr_buf_free(&h);
-    return out;
-}
-
 static void send_return(wr_channel_t *ch, wr_message_t *msg)
 {
     wr_method_t m = {.id = WR_BASIC_RETURN};
@@ -569,36 +486,16 @@ static void send_return(wr_channel_t *ch, wr_message_t *msg)
 bool wr_handle_basic_route(wr_channel_t *ch, wr_exchange_t *x, wr_message_t *m, bool mandatory,
                            wr_confirm_t *conf)
 {
-    wr_server_t *srv = wr_conn_server(ch->conn);
-    bool plain = wr_exchange_name(x).len == 0;
-    wr_bytes_t inline_keys[WR_INLINE_KEYS], *keys;
-    wr_message_t *out = NULL;
-    size_t nkeys, reached;
-    bool ok = false, bcc;
+    wr_message_t *sent = NULL;
+    size_t routed;
 
-    if (!route_keys(m, inline_keys, &keys, &nkeys, &bcc) ||
-        (out = bcc ? without_bcc(m) : wr_message_ref(m)) == NULL)
-        goto done;
-    /* The default exchange's reply names reach reply consumers directly;
-     * as in RabbitMQ they do not count as routed (mandatory returns). */
-    for (size_t i = 0; plain && i < nkeys; i++) {
-        if (wr_bytes_has_prefix(keys[i], WR_REPLY_TO_PREFIX))
-            wr_reply_to_deliver(keys[i], out);
-    }
-    wr_dest_set_clear(&ch->route);
-    /* A transaction's exchange may have gone before the commit. */
-    if (!wr_exchange_deleted(x) && !wr_exchange_route_keys(srv, ch->vhost, x, keys, nkeys, out, &ch->route))
-        goto done;
-    wr_vhost_publish_to(ch->vhost, &ch->route, out, conf, &reached);
+    if (!wr_vhost_publish(ch->vhost, x, m, &ch->route, conf, &routed, mandatory ? &sent : NULL))
+        return false;
     /* The return precedes the confirm, as RabbitMQ sends them. */
-    if (reached == 0 && mandatory)
-        send_return(ch, out);
-    ok = true;
-done:
-    if (keys != inline_keys)
-        free(keys);
-    wr_message_unref(out);
-    return ok;
+    if (routed == 0 && mandatory)
+        send_return(ch, sent);
+    wr_message_unref(sent);
+    return true;
 }
 
 bool wr_handle_basic_publish(wr_channel_t *ch, wr_message_t *msg, wr_amqp_error_t *err)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/status.h"
 
 /* Copies b to *p and advances *p; empty strings may have a NULL pointer. */
@@ -69,4 +70,20 @@ bool wr_message_persistent(wr_message_t *m)
     const wr_props_t *p = wr_message_props(m);
 
     return p != NULL && (p->flags & WR_PROP_DELIVERY_MODE) && p->delivery_mode == 2;
+}
+
+wr_message_t *wr_message_with_props(const wr_message_t *m, const wr_props_t *p)
+{
+    wr_buf_t b = WR_BUF_INIT;
+    wr_message_t *out = NULL;
+
+    wr_props_encode(&b, p);
+    if (wr_buf_ok(&b))
+        out = wr_message_new(m->exchange, m->routing_key, (wr_bytes_t){b.data, b.len}, m->body_size);
+    wr_buf_free(&b);
+    if (out != NULL && m->body_size > 0) {
+        memcpy(out->body, m->body, m->body_size);
+        out->body_filled = m->body_size;
+    }
+    return out;
 }

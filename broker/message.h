@@ -37,6 +37,9 @@ static inline wr_message_t *wr_message_ref(wr_message_t *m)
     m->refs++;
     return m;
 }
+/* A new message (refs = 1) with m's exchange, routing key and body and a
+ * content header carrying p. NULL on ENOMEM. */
+wr_message_t *wr_message_with_props(const wr_message_t *m, const wr_props_t *p);
 /* Drops a reference; frees at zero. NULL is a no-op. */
 void wr_message_unref(wr_message_t *m);
 /* Decodes the properties into m->props; NULL if the header is invalid. */

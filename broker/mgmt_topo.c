@@ -611,7 +611,7 @@ static void publish(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_exchange_t *x)
     if (data.len > 0)
         memcpy(msg->body, data.data, data.len);
     msg->body_filled = data.len;
-    if (!wr_vhost_publish(vh, x, msg, &route, NULL, &routed)) {
+    if (!wr_vhost_publish(vh, x, msg, &route, NULL, &routed, NULL)) {
         wr_mgmt_error(r, 500, "internal_error", "out of memory");
         goto out;
     }

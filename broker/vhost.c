@@ -19,6 +19,7 @@
 #include "broker/durable.h"
 #include "broker/log.h"
 #include "broker/policy.h"
+#include "broker/reply_to.h"
 #include "core/map.h"
 #include "core/status.h"
 #include "protocol/table.h"
@@ -860,27 +861,107 @@ static void publish_to(wr_vhost_t *vh, wr_queue_t *q, wr_message_t *m, wr_confir
                     (const char *)wr_queue_name(q).data, vh->name);
 }
 
-void wr_vhost_publish_to(wr_vhost_t *vh, const wr_dest_set_t *dests, wr_message_t *m, wr_confirm_t *conf,
-                         size_t *routed)
+/* Routing keys kept without allocating: the key and a few CC/BCC ones. */
+#define INLINE_KEYS 8
+
+/*
+ * m's routing key, then the longstr elements of its CC and BCC arrays
+ * (others are ignored, as RabbitMQ does); *bcc tells whether it has a BCC
+ * header. *keys is inline or, when more are needed, allocated (the caller
+ * frees it unless it is inline). False on ENOMEM.
+ */
+static bool route_keys(wr_message_t *m, wr_bytes_t *inline_keys, wr_bytes_t **keys, size_t *n, bool *bcc)
 {
-    *routed = 0;
-    for (size_t i = 0; i < dests->count; i++) {
-        if (dests->items[i].kind == WR_DEST_QUEUE)
-            publish_to(vh, dests->items[i].ptr, m, conf, routed);
+    const wr_props_t *p = wr_message_props(m);
+    wr_bytes_t arrays[2];
+    size_t narrays = 0, count = 1;
+    wr_table_iter_t it;
+    wr_value_t v;
+
+    *keys = inline_keys;
+    *n = 1;
+    *bcc = false;
+    for (size_t i = 0; (p->flags & WR_PROP_HEADERS) && i < 2; i++) {
+        if (!wr_table_get(p->headers, i == 0 ? "CC" : "BCC", &v))
+            continue;
+        arrays[narrays++] = v.v.s;
+        *bcc = i == 1;
+        for (wr_table_iter_init(&it, v.v.s); wr_array_next(&it, &v);)
+            count += v.type == 'S';
     }
-    vh->stats.publish++;
-    vh->stats.unroutable += *routed == 0;
+    if (count > INLINE_KEYS && (*keys = malloc(count * sizeof(**keys))) == NULL)
+        return false;
+    (*keys)[0] = m->routing_key;
+    for (size_t i = 0; i < narrays; i++) {
+        for (wr_table_iter_init(&it, arrays[i]); wr_array_next(&it, &v);) {
+            if (v.type == 'S')
+                (*keys)[(*n)++] = v.v.s;
+        }
+    }
+    return true;
+}
+
+/* A copy of m, which has a BCC header, without it: the message consumers
+ * see. NULL on ENOMEM. */
+static wr_message_t *without_bcc(wr_message_t *m)
+{
+    wr_props_t p = *wr_message_props(m);
+    wr_buf_t h = WR_BUF_INIT;
+    wr_table_iter_t it;
+    wr_message_t *out = NULL;
+    wr_bytes_t key;
+    wr_value_t v;
+
+    /* The other fields are copied as they are on the wire. */
+    wr_table_iter_init(&it, p.headers);
+    for (const uint8_t *at = it.c.pos; wr_table_next(&it, &key, &v); at = it.c.pos) {
+        if (!wr_bytes_eq_str(key, "BCC"))
+            wr_buf_put(&h, at, (size_t)(it.c.pos - at));
+    }
+    if (wr_buf_ok(&h)) {
+        p.headers = (wr_bytes_t){h.data, h.len};
+        out = wr_message_with_props(m, &p);
+    }
+    wr_buf_free(&h);
+    return out;
 }
 
 bool wr_vhost_publish(wr_vhost_t *vh, wr_exchange_t *x, wr_message_t *m, wr_dest_set_t *scratch,
-                      wr_confirm_t *conf, size_t *routed)
+                      wr_confirm_t *conf, size_t *routed, wr_message_t **sent)
 {
+    wr_bytes_t inline_keys[INLINE_KEYS], *keys;
+    wr_message_t *out = NULL;
+    size_t nkeys;
+    bool ok = false, bcc;
+
     *routed = 0;
+    if (!route_keys(m, inline_keys, &keys, &nkeys, &bcc) ||
+        (out = bcc ? without_bcc(m) : wr_message_ref(m)) == NULL)
+        goto done;
+    for (size_t i = 0; x == vh->default_exchange && i < nkeys; i++) {
+        if (wr_bytes_has_prefix(keys[i], WR_REPLY_TO_PREFIX))
+            wr_reply_to_deliver(keys[i], out);
+    }
     wr_dest_set_clear(scratch);
-    if (!wr_exchange_route_keys(vh->srv, vh, x, &m->routing_key, 1, m, scratch))
-        return false;
-    wr_vhost_publish_to(vh, scratch, m, conf, routed);
-    return true;
+    /* A transaction's exchange may have gone before the commit. */
+    if (!wr_exchange_deleted(x) && !wr_exchange_route_keys(vh->srv, vh, x, keys, nkeys, out, scratch))
+        goto done;
+    for (size_t i = 0; i < scratch->count; i++) {
+        if (scratch->items[i].kind == WR_DEST_QUEUE)
+            publish_to(vh, scratch->items[i].ptr, out, conf, routed);
+    }
+    vh->stats.publish++;
+    vh->stats.unroutable += *routed == 0;
+    ok = true;
+    if (sent != NULL) {
+        *sent = out;
+        out = NULL;
+    }
+done:
+    if (keys != inline_keys)
+        free(keys);
+    wr_message_unref(out);
+    return ok;
 }
 
 const wr_map_t *wr_vhost_exchanges(const wr_vhost_t *vh)

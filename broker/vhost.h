@@ -54,22 +54,20 @@ int wr_vhost_bind(wr_vhost_t *vh, wr_exchange_t *x, wr_dest_t d, wr_bytes_t key,
 /* wr_exchange_unbind, then auto-delete of x if that was its last binding. */
 int wr_vhost_unbind(wr_vhost_t *vh, wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args);
 /*
- * A publish: routes m from x (wr_exchange_route_keys with its routing key;
- * scratch receives the destinations) and appends it to every queue reached,
- * as wr_vhost_publish_to. False on ENOMEM while routing.
+ * A publish of m to x, for basic.publish, a committed transaction and the
+ * management API alike. The routing keys are m's routing key and the
+ * longstr elements of its CC and BCC headers; the queues get m without its
+ * BCC header; on the default exchange a direct reply-to name reaches its
+ * consumer at once (not counted as routed, as in RabbitMQ). scratch
+ * receives the destinations. *routed is how many queues took m or were
+ * full (a queue out of memory drops it, logged): a full queue (x-overflow
+ * reject-publish) refuses m silently without conf. With conf (confirm mode)
+ * the confirm waits for the durable queues that store m and fails (nack)
+ * if a queue did not take it. With sent, *sent is a reference to the
+ * message as the queues got it (for a basic.return). False on ENOMEM.
  */
 bool wr_vhost_publish(wr_vhost_t *vh, wr_exchange_t *x, wr_message_t *m, wr_dest_set_t *scratch,
-                      wr_confirm_t *conf, size_t *routed);
-/*
- * Appends m to every queue in dests (routed by the caller) and counts the
- * publish; *routed is how many took it or were full (a queue out of memory
- * drops it, logged). A full queue (x-overflow reject-publish) is routed to,
- * so no basic.return, but refuses m: silently without conf. With conf
- * (confirm mode) the confirm waits for the durable queues that store it and
- * fails (nack) if a queue did not take it.
- */
-void wr_vhost_publish_to(wr_vhost_t *vh, const wr_dest_set_t *dests, wr_message_t *m, wr_confirm_t *conf,
-                         size_t *routed);
+                      wr_confirm_t *conf, size_t *routed, wr_message_t **sent);
 
 /*
  * Policies changed (broker/policy.h): every queue's limits are computed

@@ -533,6 +533,20 @@ def test_publish_and_get(api, conn, name):
     api.delete(q_path(q))
 
 
+def test_publish_cc_bcc(api, name):
+    """The API publishes as basic.publish does: CC and BCC add routing keys
+    and the queues never see BCC."""
+    q1, q2, q3 = (declare_queue(api, name(n)) for n in ("q1", "q2", "q3"))
+    r = api.post(x_path("amq.default") + "/publish", {
+        "routing_key": q1, "payload": "x", "payload_encoding": "string",
+        "properties": {"headers": {"CC": [q2], "BCC": [q3]}}})
+    assert (r.status, r.json) == (200, {"routed": True})
+    for q in (q1, q2, q3):
+        [m] = api.post(q_path(q) + "/get", {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"}).json
+        assert (m["routing_key"], m["properties"]["headers"]) == (q1, {"CC": [q2]})
+        api.delete(q_path(q))
+
+
 def test_publish_base64_binary_and_truncate(api, name):
     q = declare_queue(api, name("q"))
     raw = bytes(range(256))

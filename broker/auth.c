@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "core/base64.h"
 #include "core/status.h"
 
 #define SALT_LEN 4
@@ -77,42 +78,27 @@ size_t wr_auth_hash_password(wr_hash_alg_t alg, wr_bytes_t password, uint8_t *ou
     return SALT_LEN + wr_auth_digest_len(alg);
 }
 
-/* The value of one base64 character, -1 for anything else. */
-static int b64_value(char ch)
-{
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const char *p = ch ? strchr(alphabet, ch) : NULL;
-
-    return p ? (int)(p - alphabet) : -1;
-}
-
 int wr_auth_hash_decode(const char *b64, wr_hash_alg_t alg, uint8_t *out, size_t *len)
 {
-    size_t n = strlen(b64), pad = 0, used = 0;
+    size_t n = strlen(b64), pad = 0;
+    long used;
 
+    /* RabbitMQ's base64:decode: whole quanta, at most two '=' at the end. */
     if (n % 4 != 0)
         return WR_ESYNTAX;
-    while (pad < 2 && pad < n && b64[n - 1 - pad] == '=')
+    while (pad < n && b64[n - 1 - pad] == '=')
         pad++;
+    if (pad > 2)
+        return WR_ESYNTAX;
     /* Every quantum decodes to 3 octets, less the padding of the last. */
     if (n / 4 * 3 - pad > WR_PASSWORD_HASH_MAX)
         return WR_ETOOBIG;
-    for (size_t i = 0; i < n; i += 4) {
-        uint32_t q = 0;
-
-        for (size_t k = 0; k < 4; k++) {
-            int v = i + k >= n - pad ? 0 : b64_value(b64[i + k]);
-
-            if (v < 0)
-                return WR_ESYNTAX;
-            q = q << 6 | (uint32_t)v;
-        }
-        for (size_t k = 0; k < 3 && used < n / 4 * 3 - pad; k++)
-            out[used++] = (uint8_t)(q >> (16 - 8 * k));
-    }
-    if (used != 0 && used != SALT_LEN + wr_auth_digest_len(alg))
+    used = wr_base64_decode(b64, n, out, WR_PASSWORD_HASH_MAX);
+    if (used < 0)
+        return WR_ESYNTAX;
+    if (used != 0 && (size_t)used != SALT_LEN + wr_auth_digest_len(alg))
         return WR_ETOOBIG;
-    *len = used;
+    *len = (size_t)used;
     return WR_OK;
 }
 

@@ -35,6 +35,7 @@
 #include "broker/mgmt_policies.h"
 #include "broker/mgmt_topo.h"
 #include "broker/vhost.h"
+#include "core/base64.h"
 #include "core/status.h"
 
 /* Request bodies (definitions, published payloads) above this are refused. */
@@ -983,7 +984,7 @@ static const wr_user_cfg_t *authenticate(const wr_mgmt_t *m, struct evhttp_reque
 
     if (!h || strncasecmp(h, "Basic ", 6) != 0)
         return NULL;
-    n = wr_mgmt_json_base64_decode(h + 6, strlen(h + 6), creds, sizeof(creds));
+    n = wr_base64_decode(h + 6, strlen(h + 6), creds, sizeof(creds));
     colon = n > 0 ? memchr(creds, ':', (size_t)n) : NULL;
     if (!colon)
         return NULL;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base64.h"
 #include "protocol/table.h"
 
 /* ---------------------------------------------------------------- strings */
@@ -74,69 +75,15 @@ json_t *wr_mgmt_json_bytes(wr_bytes_t b)
 
 /* ---------------------------------------------------------------- base64 */
 
-static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-long wr_mgmt_json_base64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0, i;
-
-    for (i = 0; i < len && in[i] != '='; i++) {
-        const char *p = in[i] ? strchr(b64_alphabet, in[i]) : NULL;
-
-        if (!p)
-            return -1;
-        acc = (acc << 6) | (uint32_t)(p - b64_alphabet);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n == cap)
-                return -1;
-            out[n++] = (uint8_t)(acc >> bits);
-        }
-    }
-    for (; i < len; i++) {
-        if (in[i] != '=')
-            return -1;
-    }
-    return (long)n;
-}
-
-static char *base64_encode(wr_bytes_t b, size_t *len)
-{
-    char *out = malloc(4 * (b.len / 3 + 1) + 1);
-    size_t n = 0, i;
-
-    if (!out)
-        return NULL;
-    for (i = 0; i + 2 < b.len; i += 3) {
-        uint32_t v = (uint32_t)b.data[i] << 16 | (uint32_t)b.data[i + 1] << 8 | b.data[i + 2];
-
-        out[n++] = b64_alphabet[v >> 18];
-        out[n++] = b64_alphabet[(v >> 12) & 63];
-        out[n++] = b64_alphabet[(v >> 6) & 63];
-        out[n++] = b64_alphabet[v & 63];
-    }
-    if (i < b.len) {
-        uint32_t v = (uint32_t)b.data[i] << 16 | (i + 1 < b.len ? (uint32_t)b.data[i + 1] << 8 : 0);
-
-        out[n++] = b64_alphabet[v >> 18];
-        out[n++] = b64_alphabet[(v >> 12) & 63];
-        out[n++] = i + 1 < b.len ? b64_alphabet[(v >> 6) & 63] : '=';
-        out[n++] = '=';
-    }
-    out[n] = '\0';
-    *len = n;
-    return out;
-}
-
 json_t *wr_mgmt_json_base64(wr_bytes_t b)
 {
-    size_t len;
-    char *enc = base64_encode(b, &len);
-    json_t *s = enc ? json_stringn(enc, len) : NULL;
+    char *enc = malloc(wr_base64_encoded_len(b.len) + 1);
+    json_t *s = NULL;
 
+    if (enc != NULL) {
+        wr_base64_encode(b.data, b.len, enc);
+        s = json_stringn(enc, wr_base64_encoded_len(b.len));
+    }
     free(enc);
     return s;
 }

@@ -49,9 +49,6 @@ bool wr_mgmt_json_to_props(const json_t *obj, wr_props_t *p, wr_buf_t *headers, 
 json_t *wr_mgmt_json_base64(wr_bytes_t b);
 /* RabbitMQ's hashing_algorithm name of alg ("rabbit_password_hashing_sha256"). */
 const char *wr_mgmt_json_hash_alg_name(wr_hash_alg_t alg);
-/* Base64 (standard alphabet, padding optional) of `in` into out; the
- * decoded length, or -1 for invalid input or too little room. */
-long wr_mgmt_json_base64_decode(const char *in, size_t len, uint8_t *out, size_t cap);
 /* Sets "payload" and "payload_encoding" on obj the way RabbitMQ's get does:
  * "string" for UTF-8 unless base64 is forced, else "base64". */
 bool wr_mgmt_json_set_payload(json_t *obj, wr_bytes_t body, bool force_base64);

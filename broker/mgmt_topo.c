@@ -20,6 +20,7 @@
 #include "broker/mgmt_conns.h"
 #include "broker/mgmt_json.h"
 #include "broker/policy.h"
+#include "core/base64.h"
 #include "core/status.h"
 #include "protocol/methods.h"
 
@@ -531,7 +532,7 @@ static bool publish_payload(wr_mgmt_req_t *r, const json_t *payload, bool base64
         wr_mgmt_error(r, 500, "internal_error", "out of memory");
         return false;
     }
-    n = wr_mgmt_json_base64_decode(s, len, *decoded, len / 4 * 3 + 3);
+    n = wr_base64_decode(s, len, *decoded, len / 4 * 3 + 3);
     if (n < 0) {
         wr_mgmt_error(r, 400, "bad_request", "payload is not valid base64");
         return false;

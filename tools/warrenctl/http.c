@@ -16,6 +16,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "core/base64.h"
+
 /* Replies larger than this are refused rather than buffered. */
 #define MAX_REPLY (512 * 1024 * 1024)
 
@@ -43,33 +45,6 @@ static int buf_add(buf_t *b, const void *p, size_t n)
     b->len += n;
     b->data[b->len] = '\0';
     return 0;
-}
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Standard base64 of s into out (4 * ceil(len / 3) + 1 bytes). */
-static void base64(const char *s, char *out)
-{
-    size_t len = strlen(s), n = 0, i;
-    const unsigned char *p = (const unsigned char *)s;
-
-    for (i = 0; i + 2 < len; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-
-        out[n++] = b64[v >> 18];
-        out[n++] = b64[(v >> 12) & 63];
-        out[n++] = b64[(v >> 6) & 63];
-        out[n++] = b64[v & 63];
-    }
-    if (i < len) {
-        unsigned v = (unsigned)p[i] << 16 | (i + 1 < len ? (unsigned)p[i + 1] << 8 : 0);
-
-        out[n++] = b64[v >> 18];
-        out[n++] = b64[(v >> 12) & 63];
-        out[n++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-        out[n++] = '=';
-    }
-    out[n] = '\0';
 }
 
 char *wr_http_escape(const char *s)
@@ -228,7 +203,7 @@ int wr_http_request(const wr_http_target_t *t, const char *method, const char *p
                     const char *headers, wr_http_reply_t *out, char *err, size_t errlen)
 {
     size_t credlen = strlen(t->user) + strlen(t->password) + 2;
-    char *cred = malloc(credlen), *auth = malloc(4 * credlen / 3 + 8);
+    char *cred = malloc(credlen), *auth = malloc(wr_base64_encoded_len(credlen) + 1);
     buf_t req = {0}, raw = {0};
     char chunk[16384], *head = NULL;
     int fd = -1, rc = -1, hlen = -1;
@@ -237,7 +212,7 @@ int wr_http_request(const wr_http_target_t *t, const char *method, const char *p
     *out = (wr_http_reply_t){0};
     if (cred && auth) {
         snprintf(cred, credlen, "%s:%s", t->user, t->password);
-        base64(cred, auth);
+        wr_base64_encode((const uint8_t *)cred, strlen(cred), auth);
         hlen = asprintf(&head,
                         "%s %s HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Basic %s\r\n"
                         "Connection: close\r\nContent-Length: %zu\r\n%s%s\r\n",

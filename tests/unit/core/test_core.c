@@ -3,7 +3,9 @@
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "core/base64.h"
 #include "core/buf.h"
 #include "core/bytes.h"
 #include "core/list.h"
@@ -101,6 +103,30 @@ typedef struct {
 } item_t;
 
 /* Bytewise, a prefix first, bytes unsigned; empty strings may have NULL data. */
+/* RFC 4648's test vectors, both ways, and what decoding refuses. */
+START_TEST(base64_vectors)
+{
+    static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const coded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    char enc[16];
+    uint8_t dec[16];
+
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        size_t n = strlen(plain[i]);
+
+        ck_assert_uint_eq(wr_base64_encoded_len(n), strlen(coded[i]));
+        wr_base64_encode((const uint8_t *)plain[i], n, enc);
+        ck_assert_str_eq(enc, coded[i]);
+        ck_assert_int_eq(wr_base64_decode(coded[i], strlen(coded[i]), dec, sizeof(dec)), (long)n);
+        ck_assert(n == 0 || memcmp(dec, plain[i], n) == 0);
+    }
+    ck_assert_int_eq(wr_base64_decode("Zm9vYg", 6, dec, sizeof(dec)), 4); /* padding optional */
+    ck_assert_int_eq(wr_base64_decode("Zm9v!", 5, dec, sizeof(dec)), -1);
+    ck_assert_int_eq(wr_base64_decode("Zg==Zg==", 8, dec, sizeof(dec)), -1);
+    ck_assert_int_eq(wr_base64_decode("Zm9vYmFy", 8, dec, 5), -1); /* no room */
+}
+END_TEST
+
 START_TEST(bytes_cmp_order)
 {
     static const uint8_t hi[] = {0xff}, lo[] = {0x01, 0x00};
@@ -152,6 +178,7 @@ int main(void)
     tcase_add_test(tc, map_iterate_and_delete_current);
     tcase_add_test(tc, buf_big_endian_and_patch);
     tcase_add_test(tc, bytes_cmp_order);
+    tcase_add_test(tc, base64_vectors);
     tcase_add_test(tc, list_insert_remove);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

@@ -102,23 +102,9 @@ bool wr_channel_flag_equiv(const char *vhost, wr_amqp_error_t *err, uint32_t met
  * class, float and double another, every other type its own. */
 static int type_class(uint8_t tag)
 {
-    switch (tag) {
-    case 'b':
-    case 'B':
-    case 's':
-    case 'u':
-    case 'I':
-    case 'i':
-    case 'l':
-    case 'L':
-    case 'D':
+    if (wr_tag_is_int(tag) || tag == 'D')
         return 'i';
-    case 'f':
-    case 'd':
-        return 'f';
-    default:
-        return tag;
-    }
+    return tag == 'f' || tag == 'd' ? 'f' : tag;
 }
 
 /* Erlang's == on the two values, given they are in the same class. */

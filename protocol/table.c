@@ -192,20 +192,10 @@ size_t wr_table_count(wr_bytes_t raw)
 
 bool wr_value_int(const wr_value_t *v, int64_t *out)
 {
-    switch (v->type) {
-    case 'b':
-    case 'B':
-    case 's':
-    case 'u':
-    case 'I':
-    case 'i':
-    case 'l':
-    case 'L':
-        *out = v->v.i;
-        return true;
-    default:
+    if (!wr_tag_is_int(v->type))
         return false;
-    }
+    *out = v->v.i;
+    return true;
 }
 
 bool wr_array_eq_by(wr_bytes_t a, wr_bytes_t b, bool (*eq)(const wr_value_t *, const wr_value_t *))

@@ -61,6 +61,12 @@ size_t wr_table_count(wr_bytes_t raw);
 
 /* True for every integer tag; stores the widened value. */
 bool wr_value_int(const wr_value_t *v, int64_t *out);
+/* One of the integer tags (b B s u I i l L), whose value is in v.i. */
+static inline bool wr_tag_is_int(uint8_t tag)
+{
+    return tag == 'b' || tag == 'B' || tag == 's' || tag == 'u' || tag == 'I' || tag == 'i' || tag == 'l' ||
+           tag == 'L';
+}
 /* Same tag and equal value; F and A compare by content (tables order-insensitive). */
 bool wr_value_eq(const wr_value_t *a, const wr_value_t *b);
 /* Same length and pairwise eq, in order: the array walk for any value equality. */

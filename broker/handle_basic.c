@@ -55,8 +55,7 @@ static void consumer_deliver(wr_consumer_t *c, wr_message_t *msg, const wr_qpos_
     m.u.basic_deliver.exchange = msg->exchange;
     m.u.basic_deliver.routing_key = msg->routing_key;
     wr_conn_send_content(ch->conn, ch->id, &m, msg);
-    if (c->no_ack)
-        wr_message_unref(msg);
+    wr_message_unref(msg);
 }
 
 static void consumer_cancelled(wr_consumer_t *c)
@@ -273,8 +272,7 @@ static bool get(wr_channel_t *ch, const wr_basic_get_t *g, wr_amqp_error_t *err)
     m.u.basic_get_ok.routing_key = msg->routing_key;
     m.u.basic_get_ok.message_count = (uint32_t)wr_queue_ready(q);
     wr_conn_send_content(ch->conn, ch->id, &m, msg);
-    if (g->no_ack)
-        wr_message_unref(msg);
+    wr_message_unref(msg);
     return true;
 }
 

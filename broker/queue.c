@@ -66,7 +66,7 @@ static uint64_t budget(const wr_queue_t *q)
 
 static wr_qpos_t pos_of(const wr_ready_held_t *r, uint8_t prio, bool taken)
 {
-    wr_qpos_t pos = {r->seq, wr_ready_index(r->word), r->expiry, r->returns, 0, prio};
+    wr_qpos_t pos = {r->seq, wr_ready_index(r->word), r->expiry, r->size, r->returns, 0, prio};
 
     if (r->word & WR_RE_PERSISTENT)
         pos.flags |= POS_PERSISTENT;
@@ -80,6 +80,24 @@ static void settle(wr_queue_t *q, const wr_qpos_t *pos)
 {
     if (q->log != NULL && pos->index != 0)
         wr_qlog_settle(q->log, pos->index, pos->flags & POS_PERSISTENT, pos->flags & POS_TAKEN);
+}
+
+/*
+ * Reads l's oldest requeued message back from the log when only its record
+ * is left (its delivery did not keep it, see wr_unacked_add). WR_OK,
+ * WR_ENOMEM (left for later), or another error: the message is lost.
+ */
+static int read_held(wr_queue_t *q, wr_ready_lane_t *l)
+{
+    wr_ready_held_t *h = &l->heap[0];
+    int rc;
+
+    if (h->msg != NULL)
+        return WR_OK;
+    rc = q->log != NULL ? wr_qlog_read(q->log, wr_ready_index(h->word), &h->msg) : WR_ENOENT;
+    if (rc == WR_OK)
+        q->rd.mem += wr_ready_cost(h->msg);
+    return rc;
 }
 
 /*
@@ -97,7 +115,16 @@ static inline bool ready_pop(wr_queue_t *q, wr_ready_held_t *out, bool *from_rin
             return false;
         *prio = (uint8_t)(l - q->rd.lanes);
         if (wr_ready_heap_first(l)) {
+            int rc = read_held(q, l);
+
+            if (rc == WR_ENOMEM)
+                return false;
             *out = wr_ready_unhold(&q->rd, l);
+            if (rc != WR_OK) {
+                wr_qpos_t pos = pos_of(out, *prio, true);
+                settle(q, &pos);
+                continue;
+            }
             *from_ring = false;
             return true;
         }
@@ -106,7 +133,7 @@ static inline bool ready_pop(wr_queue_t *q, wr_ready_held_t *out, bool *from_rin
         e = *wr_ready_at(l, 0);
         if (e.msg == NULL && !(e.word & WR_RE_LOST))
             return false;
-        *out = (wr_ready_held_t){e.msg, l->head_seq, e.word, e.expiry, 0};
+        *out = (wr_ready_held_t){e.msg, l->head_seq, e.word, e.expiry, 0, e.size};
         wr_ready_shift(&q->rd, l);
         if (e.word & WR_RE_LOST) {
             wr_qpos_t pos = pos_of(out, *prio, false);
@@ -179,7 +206,7 @@ static void discard_head(wr_queue_t *q, wr_ready_lane_t *l, wr_dl_reason_t why)
     } else {
         wr_ready_entry_t e = *wr_ready_at(l, 0);
 
-        r = (wr_ready_held_t){e.msg, l->head_seq, e.word, e.expiry, 0};
+        r = (wr_ready_held_t){e.msg, l->head_seq, e.word, e.expiry, 0, e.size};
         wr_ready_shift(&q->rd, l);
     }
     pos = pos_of(&r, prio, taken);
@@ -702,7 +729,7 @@ int wr_queue_publish(wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf)
     e = (wr_ready_entry_t){keep ? m : NULL, index << WR_RE_SHIFT | (persistent ? WR_RE_PERSISTENT : 0),
                            expiry, m->body_size};
     if (!wr_ready_push(&q->rd, l, e)) {
-        wr_ready_held_t r = {NULL, 0, e.word, 0, 0};
+        wr_ready_held_t r = {NULL, 0, e.word, 0, 0, 0};
         wr_qpos_t pos = pos_of(&r, 0, false);
         settle(q, &pos);
         return WR_ENOMEM;
@@ -761,7 +788,7 @@ void wr_queue_requeue(wr_queue_t *q, wr_message_t *m, const wr_qpos_t *pos)
     wr_ready_held_t r = {m, pos->seq,
                          pos->index << WR_RE_SHIFT | ((pos->flags & POS_PERSISTENT) ? WR_RE_PERSISTENT : 0) |
                              WR_RE_REDELIVERED,
-                         pos->expiry, pos->returns + 1};
+                         pos->expiry, pos->returns + 1, pos->size};
 
     if (q->closed) {
         wr_message_unref(m);
@@ -798,7 +825,7 @@ size_t wr_queue_purge(wr_queue_t *q)
 
         while (l->len > 0) {
             wr_ready_entry_t e = *wr_ready_at(l, 0);
-            wr_ready_held_t r = {e.msg, l->head_seq, e.word, e.expiry, 0};
+            wr_ready_held_t r = {e.msg, l->head_seq, e.word, e.expiry, 0, e.size};
             wr_qpos_t pos = pos_of(&r, (uint8_t)p, false);
 
             wr_ready_shift(&q->rd, l);
@@ -1077,7 +1104,10 @@ int wr_unacked_add(wr_unacked_t *u, uint64_t tag, wr_queue_t *q, wr_message_t *m
     d->tag = tag;
     d->pos = *pos;
     d->queue = wr_queue_ref(q);
-    d->msg = m;
+    /* A message with a log record can be read back if it is ever requeued or
+     * dead-lettered: the delivery keeps only its position, so deliveries
+     * awaiting ack cost no body memory (docs/FLOW.md). */
+    d->msg = pos->index != 0 ? NULL : wr_message_ref(m);
     d->consumer = c;
     if (c != NULL) {
         c->refs++;

@@ -112,6 +112,7 @@ typedef struct {
     uint64_t seq;
     uint64_t index;   /* 0: not in the log */
     uint64_t expiry;  /* queue.c's: when it expires (kept across a requeue) */
+    uint64_t size;    /* body bytes */
     uint32_t returns; /* queue.c's: requeues so far (x-delivery-limit) */
     uint8_t flags;    /* queue.c's */
     uint8_t prio;     /* queue.c's: its priority lane */
@@ -298,10 +299,13 @@ wr_unacked_t *wr_unacked_new(void);
 /* Requeues whatever is still pending, then frees. NULL is a no-op. */
 void wr_unacked_free(wr_unacked_t *u);
 /*
- * Records a delivery. Tags must increase from one call to the next. Takes
- * ownership of the message reference; takes references of its own to q and
- * to c (NULL for basic.get), whose window it counts. WR_OK or WR_ENOMEM (then
- * nothing is kept and the caller still owns m).
+ * Records a delivery of m at pos. Tags must increase from one call to the
+ * next. The caller keeps its reference to m: the delivery takes one of its
+ * own only when m has no log record (pos->index 0); a logged message is read
+ * back from the log if it is requeued or dead-lettered, so an unacked
+ * delivery costs no body memory. Takes references of its own to q and to c
+ * (NULL for basic.get), whose window it counts. WR_OK or WR_ENOMEM (then
+ * nothing is kept).
  */
 int wr_unacked_add(wr_unacked_t *u, uint64_t tag, wr_queue_t *q, wr_message_t *m, const wr_qpos_t *pos,
                    wr_consumer_t *c);

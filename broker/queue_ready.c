@@ -130,8 +130,9 @@ bool wr_ready_hold(wr_ready_t *r, wr_ready_lane_t *l, wr_ready_held_t h)
     }
     l->heap[i] = h;
     r->count++;
-    r->bytes += h.msg->body_size;
-    r->mem += wr_ready_cost(h.msg);
+    r->bytes += h.size;
+    if (h.msg != NULL)
+        r->mem += wr_ready_cost(h.msg);
     if (h.expiry != WR_RE_NO_EXPIRY)
         r->nexpiring++;
     return true;
@@ -157,8 +158,9 @@ wr_ready_held_t wr_ready_unhold(wr_ready_t *r, wr_ready_lane_t *l)
     if (l->hlen > 0)
         l->heap[i] = last;
     r->count--;
-    r->bytes -= top.msg->body_size;
-    r->mem -= wr_ready_cost(top.msg);
+    r->bytes -= top.size;
+    if (top.msg != NULL)
+        r->mem -= wr_ready_cost(top.msg);
     if (top.expiry != WR_RE_NO_EXPIRY)
         r->nexpiring--;
     return top;

@@ -34,13 +34,15 @@ typedef struct {
     uint64_t size;     /* body bytes */
 } wr_ready_entry_t;
 
-/* A requeued message: always in memory. */
+/* A requeued message: in memory, or (msg NULL) only in the log, from which
+ * it is read back when it reaches the head. */
 typedef struct {
     wr_message_t *msg;
     uint64_t seq; /* its place in the lane */
     uint64_t word;
     uint64_t expiry;
     uint32_t returns;
+    uint64_t size; /* body bytes */
 } wr_ready_held_t;
 
 /* The ready messages of one priority. The head of a lane is the older of

@@ -68,6 +68,7 @@ static void deliver_get(wr_queue_t *q, wr_unacked_t *u, uint64_t tag, int id, bo
 
     expect_get(q, false, id, redelivered, &m, &pos);
     ck_assert_int_eq(wr_unacked_add(u, tag, q, m, &pos, NULL), WR_OK);
+    wr_message_unref(m);
 }
 
 /* ---------------------------------------------------------------- ready */

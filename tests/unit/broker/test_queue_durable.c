@@ -5,7 +5,8 @@
  * loop: confirms released only after the fsync, write errors as failed
  * confirms, a restart that brings back persistent messages byte-exact with
  * their redelivered flags, paging within the memory budget, a long-lived
- * unacked message that does not pin dead segments, priority queues across a
+ * unacked message that does not pin dead segments, unacked deliveries
+ * of logged messages that keep no body, priority queues across a
  * restart, dead-lettering of paged-out messages, and deletion.
  */
 #include <check.h>
@@ -175,6 +176,7 @@ static void get_keep(wr_queue_t *q, wr_unacked_t *u, uint64_t tag, int n, bool p
     ck_assert(wr_queue_get(q, false, &m, &pos, &r));
     check_msg(m, n, persistent, size);
     ck_assert_int_eq(wr_unacked_add(u, tag, q, m, &pos, NULL), WR_OK);
+    wr_message_unref(m);
 }
 
 typedef struct {
@@ -379,6 +381,76 @@ START_TEST(test_paged_durable_survives_restart)
 }
 END_TEST
 
+/* A consumer that never acks: records its deliveries in `u`. */
+typedef struct {
+    wr_unacked_t *u;
+    uint64_t tag;
+    uint64_t kept; /* deliveries whose message the delivery record also held */
+} hold_ch_t;
+
+static bool hold_can_take(wr_consumer_t *c)
+{
+    (void)c;
+    return true;
+}
+
+static void hold_deliver(wr_consumer_t *c, wr_message_t *m, const wr_qpos_t *pos, bool redelivered)
+{
+    hold_ch_t *ch = c->owner;
+
+    (void)redelivered;
+    ck_assert_int_eq(wr_unacked_add(ch->u, ++ch->tag, c->queue, m, pos, c), WR_OK);
+    ch->kept += m->refs > 1;
+    wr_message_unref(m);
+}
+
+static void hold_cancelled(wr_consumer_t *c)
+{
+    (void)c;
+}
+
+static const wr_consumer_ops_t hold_ops = {hold_can_take, hold_deliver, hold_cancelled};
+
+/* An unlimited-prefetch consumer that never acks takes a whole paged backlog:
+ * its deliveries keep no bodies in memory, and requeued they are read back
+ * from the log, byte-exact and redelivered. */
+START_TEST(test_unacked_paged_keep_no_body)
+{
+    enum { N = 600, SIZE = 1000, BUDGET = 20000 };
+    hold_ch_t ch = {wr_unacked_new(), 0, 0};
+    wr_consumer_t *c = wr_consumer_new(WR_BYTES_LIT("c"), (wr_bytes_t){NULL, 0}, &hold_ops, &ch);
+    fx_t fx;
+    wr_queue_t *q;
+
+    fx_start(&fx, 64 * 1024, BUDGET);
+    q = fx_queue(&fx, true, NULL);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(publish(q, i, i % 2 == 0, SIZE, NULL), WR_OK);
+    fx_commit(&fx);
+    ck_assert_int_eq(wr_queue_consume(q, c), WR_OK);
+    while (wr_queue_sched_run(&fx.sched, 64))
+        ck_assert_uint_le(wr_queue_memory(q), BUDGET + SIZE + 256);
+    ck_assert_uint_eq(ch.tag, N);
+    /* Only transient messages that never left memory (no record) are kept:
+     * at most what the budget held when they were published. */
+    ck_assert_uint_le(ch.kept * SIZE, BUDGET);
+    ck_assert_uint_eq(wr_queue_unacked(q), N);
+
+    wr_queue_cancel(c);
+    ck_assert_uint_eq(wr_unacked_requeue_all(ch.u), N);
+    ck_assert_uint_eq(wr_queue_ready(q), N);
+    ck_assert_uint_le(wr_queue_memory(q), BUDGET);
+    for (int i = 0; i < N; i++)
+        get_drop(q, i, i % 2 == 0, SIZE, true);
+    ck_assert_uint_eq(wr_queue_ready(q), 0);
+    wr_unacked_free(ch.u);
+    wr_consumer_unref(c);
+    fx_commit(&fx);
+    fx_shutdown_queue(q);
+    fx_stop(&fx);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- space */
 
 START_TEST(test_old_unacked_does_not_pin_segments)
@@ -479,10 +551,9 @@ static void get_id(wr_queue_t *q, wr_unacked_t *u, uint64_t tag, int id, bool re
     ck_assert(wr_queue_get(q, tag == 0, &m, &pos, &r));
     ck_assert_int_eq(msg_id(m), id);
     ck_assert_int_eq(r, redelivered);
-    if (tag == 0)
-        wr_message_unref(m);
-    else
+    if (tag != 0)
         ck_assert_int_eq(wr_unacked_add(u, tag, q, m, &pos, NULL), WR_OK);
+    wr_message_unref(m);
 }
 
 START_TEST(test_priority_queue_restart)
@@ -709,6 +780,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_restart_recovers_persistent);
     tcase_add_test(tc, test_paging_within_budget);
     tcase_add_test(tc, test_paged_durable_survives_restart);
+    tcase_add_test(tc, test_unacked_paged_keep_no_body);
     tcase_add_test(tc, test_old_unacked_does_not_pin_segments);
     tcase_add_test(tc, test_checkpoints_across_restart);
     tcase_add_test(tc, test_priority_queue_restart);

@@ -162,6 +162,7 @@ static void get_keep(wr_queue_t *q, wr_unacked_t *u, uint64_t tag, int id, bool 
     ck_assert_int_eq(qf_msg_id(m), id);
     ck_assert_int_eq(r, redelivered);
     ck_assert_int_eq(wr_unacked_add(u, tag, q, m, &pos, NULL), WR_OK);
+    wr_message_unref(m);
 }
 
 static void expect_dl(int i, int id, wr_dl_reason_t why)

@@ -471,6 +471,55 @@ static void misplaced_frame(wr_channel_t *ch, uint8_t type, wr_bytes_t payload)
     unexpected_frame(ch, 0, what);
 }
 
+/* ---------------------------------------------------------------- consumer timeout */
+
+static void ack_timer_add(wr_channel_t *ch, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+    evtimer_add(ch->ack_ev, &tv);
+}
+
+/*
+ * RabbitMQ's consumer_timeout: the oldest delivery not acked in time closes
+ * the channel with 406 (RabbitMQ 3.10's text), which requeues every unacked
+ * delivery; otherwise the timer waits for the oldest one's deadline.
+ */
+static void ack_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    wr_channel_t *ch = arg;
+    int64_t timeout = 0;
+    uint64_t left;
+    wr_amqp_error_t e;
+
+    if (ch->state != WR_CH_OPEN)
+        return;
+    left = wr_unacked_overdue_in(ch->unacked, &timeout);
+    if (left == UINT64_MAX)
+        return;
+    if (left > 0) {
+        ack_timer_add(ch, left);
+        return;
+    }
+    wr_amqp_error_set(&e, WR_AMQP_PRECONDITION_FAILED, 0,
+                      "delivery acknowledgement on channel %u timed out. Timeout value used: %" PRId64
+                      " ms. This timeout value can be configured, see consumers doc guide to learn more",
+                      ch->id, timeout);
+    channel_fail(ch, &e);
+}
+
+void wr_channel_ack_timer_arm(wr_channel_t *ch)
+{
+    int64_t timeout;
+    uint64_t left;
+
+    if (evtimer_pending(ch->ack_ev, NULL))
+        return;
+    left = wr_unacked_overdue_in(ch->unacked, &timeout);
+    if (left != UINT64_MAX)
+        ack_timer_add(ch, left);
+}
+
 /* ---------------------------------------------------------------- lifecycle */
 
 wr_channel_t *wr_channel_open(wr_conn_t *c, uint16_t id)
@@ -490,7 +539,8 @@ wr_channel_t *wr_channel_open(wr_conn_t *c, uint16_t id)
     ch->consumers = wr_map_new();
     ch->unacked = wr_unacked_new();
     ch->flush_ev = event_new(wr_server_base(wr_conn_server(c)), -1, 0, confirms_flush_cb, ch);
-    if (ch->consumers == NULL || ch->unacked == NULL || ch->flush_ev == NULL)
+    ch->ack_ev = evtimer_new(wr_server_base(wr_conn_server(c)), ack_timer_cb, ch);
+    if (ch->consumers == NULL || ch->unacked == NULL || ch->flush_ev == NULL || ch->ack_ev == NULL)
         goto err;
     wr_conn_send_method(c, id, &ok);
     return ch;
@@ -514,6 +564,8 @@ void wr_channel_free(wr_channel_t *ch)
     confirms_orphan(ch);
     if (ch->flush_ev != NULL)
         event_free(ch->flush_ev);
+    if (ch->ack_ev != NULL)
+        event_free(ch->ack_ev);
     free(ch);
 }
 
@@ -805,6 +857,7 @@ void wr_channel_info(const wr_channel_t *ch, wr_channel_info_t *out)
     out->number = ch->id;
     out->consumers = wr_map_count(ch->consumers);
     out->unacked = wr_unacked_count(ch->unacked);
+    out->oldest_unacked_age = wr_unacked_oldest_age(ch->unacked);
     out->prefetch_count = ch->consumer_prefetch;
     out->global_prefetch_count = ch->channel_prefetch;
     out->confirm = ch->confirm;

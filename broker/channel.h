@@ -41,6 +41,7 @@ typedef struct {
     uint16_t number;
     size_t consumers;
     size_t unacked;
+    int64_t oldest_unacked_age;     /* ms since the oldest unacked delivery, -1: none */
     uint16_t prefetch_count;        /* basic.qos global=false */
     uint16_t global_prefetch_count; /* basic.qos global=true */
     bool confirm;

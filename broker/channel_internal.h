@@ -67,6 +67,7 @@ struct wr_channel_s {
     uint64_t confirm_sent;  /* acked to the client up to this */
     wr_list_t confirms;     /* publishes not yet confirmable, in sequence order */
     struct event *flush_ev; /* sends pending confirms once per loop iteration */
+    struct event *ack_ev;   /* the consumer timeout of the oldest unacked delivery */
     wr_tx_t *tx;            /* tx.select seen: the open transaction */
 
     /* The direct reply-to consumer (reply_to.c); reply_name_len 0: none. */
@@ -94,6 +95,9 @@ void wr_channel_error(wr_channel_t *ch, const wr_amqp_error_t *e);
  * once all before it are settled. NULL on ENOMEM.
  */
 wr_confirm_t *wr_channel_confirm_new(wr_channel_t *ch);
+/* A delivery awaiting ack was recorded: unless it already runs, the
+ * consumer-timeout timer is started for the oldest one. */
+void wr_channel_ack_timer_arm(wr_channel_t *ch);
 /* Something may have reopened this channel's windows: wake its queues. */
 void wr_channel_wake_queues(wr_channel_t *ch);
 /* Detaches one consumer from the channel and its queue, auto-deleting the

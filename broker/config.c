@@ -35,6 +35,9 @@
 #define MIN_FRAME_MAX          4096
 #define MAX_FRAME_MAX          2147483647
 #define MAX_MESSAGE_SIZE_LIMIT 536870912
+/* RabbitMQ's consumer_timeout (30 minutes), at most ten years as x-expires. */
+#define DEFAULT_CONSUMER_TIMEOUT 1800000
+#define MAX_CONSUMER_TIMEOUT     315360000000LL
 /* Names travel as AMQP shortstrs. */
 #define MAX_NAME_LEN 255
 /* The HTTP listeners (management API, Prometheus) and statistics. */
@@ -393,6 +396,7 @@ wr_config_t *wr_config_new_default(void)
     cfg->channel_max = DEFAULT_CHANNEL_MAX;
     cfg->heartbeat = DEFAULT_HEARTBEAT;
     cfg->max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
+    cfg->consumer_timeout = DEFAULT_CONSUMER_TIMEOUT;
     cfg->log_level = WR_LOG_INFO;
     cfg->collect_statistics_interval = DEFAULT_STATS_INTERVAL;
     cfg->segment_size = WR_STORE_DEFAULT_SEGMENT_SIZE;
@@ -549,6 +553,12 @@ static bool parse_limits(problems_t *p, wr_config_t *cfg, const json_t *obj)
         } else if (strcmp(key, "max_message_size") == 0) {
             if (get_int(p, path, v, 1, MAX_MESSAGE_SIZE_LIMIT, &n))
                 cfg->max_message_size = (uint64_t)n;
+        } else if (strcmp(key, "consumer_timeout") == 0) {
+            /* false or 0: no timeout. */
+            if (json_is_false(v))
+                cfg->consumer_timeout = -1;
+            else if (get_int(p, path, v, 0, MAX_CONSUMER_TIMEOUT, &n))
+                cfg->consumer_timeout = n > 0 ? n : -1;
         } else if (!parse_security_limit(p, cfg, path, key, v)) {
             problem(p, path, "unknown key");
         }

@@ -73,6 +73,7 @@ typedef struct {
     uint16_t channel_max;      /* default 2047 */
     uint16_t heartbeat;        /* seconds, default 60 */
     uint64_t max_message_size; /* bytes, default 134217728 as RabbitMQ */
+    int64_t consumer_timeout;  /* ms a delivery may wait for its ack, default 1800000; -1: none */
 
     wr_user_cfg_t *users; /* default: guest/guest on vhost "/" */
     size_t nusers;

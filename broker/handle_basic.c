@@ -49,6 +49,8 @@ static void consumer_deliver(wr_consumer_t *c, wr_message_t *msg, const wr_qpos_
         return;
     }
     ch->last_tag = tag;
+    if (!c->no_ack)
+        wr_channel_ack_timer_arm(ch);
     m.u.basic_deliver.consumer_tag = c->tag;
     m.u.basic_deliver.delivery_tag = tag;
     m.u.basic_deliver.redelivered = redelivered;
@@ -266,6 +268,8 @@ static bool get(wr_channel_t *ch, const wr_basic_get_t *g, wr_amqp_error_t *err)
         return internal_error(WR_BASIC_GET, err);
     }
     ch->last_tag++;
+    if (!g->no_ack)
+        wr_channel_ack_timer_arm(ch);
     m.u.basic_get_ok.delivery_tag = ch->last_tag;
     m.u.basic_get_ok.redelivered = redelivered;
     m.u.basic_get_ok.exchange = msg->exchange;

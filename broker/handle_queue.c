@@ -53,6 +53,8 @@ static const struct {
     {"x-queue-type", ARG_QUEUE_TYPE},
     /* Only quorum queues have it in RabbitMQ; warren's queues do. */
     {"x-delivery-limit", ARG_NON_NEG},
+    /* RabbitMQ 3.12's; 3.10 ignores it. */
+    {"x-consumer-timeout", ARG_NON_NEG},
 };
 
 /* Arguments of other queue types, which a classic queue refuses. */

@@ -93,21 +93,24 @@ static void add_channel(void *ud, const wr_channel_t *ch)
     wr_channel_info_t info;
     char name[200];
     addrs_t a;
+    json_t *o;
 
     wr_channel_info(ch, &info);
     channel_name(x->conn, info.number, name, sizeof(name));
     if (x->only && strcmp(x->only, name) != 0)
         return;
     conn_addrs(x->conn, &a);
-    json_array_append_new(
-        x->arr,
-        json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s, s:i}, s:I, s:I, s:i, s:i, s:b, s:b, s:s}", "name",
+    o = json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s, s:i}, s:I, s:I, s:i, s:i, s:b, s:b, s:s}", "name",
                   name, "number", info.number, "node", x->r->node, "user", wr_conn_user(x->conn), "vhost",
                   conn_vhost(x->conn), "connection_details", "name", wr_conn_name(x->conn), "peer_host",
                   a.peer_host, "peer_port", a.peer_port, "consumer_count", (json_int_t)info.consumers,
                   "messages_unacknowledged", (json_int_t)info.unacked, "prefetch_count", info.prefetch_count,
                   "global_prefetch_count", info.global_prefetch_count, "confirm", info.confirm,
-                  "transactional", info.transactional, "state", "running"));
+                  "transactional", info.transactional, "state", "running");
+    /* warren's: ms since the oldest unacked delivery (docs/MANAGEMENT.md). */
+    json_object_set_new(o, "oldest_unacknowledged_age",
+                        info.oldest_unacked_age >= 0 ? json_integer(info.oldest_unacked_age) : json_null());
+    json_array_append_new(x->arr, o);
 }
 
 /* Whether r lists c: an open connection of r's user, or any open one for

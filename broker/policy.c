@@ -38,6 +38,7 @@ static const struct {
     {"max-length", offsetof(wr_policy_t, max_length), 0, "maximum length"},
     {"max-length-bytes", offsetof(wr_policy_t, max_length_bytes), 0, "maximum length in bytes"},
     {"delivery-limit", offsetof(wr_policy_t, delivery_limit), 0, "delivery limit"},
+    {"consumer-timeout", offsetof(wr_policy_t, consumer_timeout), 0, "consumer timeout"},
 };
 static const struct {
     const char *key;
@@ -71,7 +72,6 @@ static const char *const ignored_keys[] = {
     "initial-cluster-size",
     "stream-max-segment-size-bytes",
     "dead-letter-strategy",
-    "consumer-timeout",
     "federation-upstream",
     "federation-upstream-set",
 };
@@ -362,6 +362,7 @@ static wr_policy_t *policy_parse(const char *pattern, const char *apply_to, cons
     if (p == NULL)
         return NULL;
     p->message_ttl = p->expires = p->max_length = p->max_length_bytes = p->delivery_limit = -1;
+    p->consumer_timeout = -1;
     p->overflow = -1;
     if (apply_to == NULL || strcmp(apply_to, "all") == 0) {
         p->apply_to = WR_APPLY_ALL;

@@ -4,7 +4,7 @@
  * matched against queue and/or exchange names, a priority and a definition
  * whose keys (message-ttl, expires, max-length, max-length-bytes, overflow,
  * dead-letter-exchange, dead-letter-routing-key, delivery-limit,
- * alternate-exchange) act like the matching x- arguments. Of the policies
+ * consumer-timeout, alternate-exchange) act like the matching x- arguments. Of the policies
  * matching a name, the one with the highest priority applies. Set from the
  * config file, the definitions file, the management API and warrenctl; kept
  * in the durable topology.
@@ -42,6 +42,7 @@ typedef struct {
     int64_t max_length_bytes;
     int overflow; /* a wr_overflow_t, or -1 */
     int64_t delivery_limit;
+    int64_t consumer_timeout;
     char *dead_letter_exchange;
     char *dead_letter_routing_key;
     char *alternate_exchange;

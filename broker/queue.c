@@ -325,7 +325,7 @@ static uint8_t msg_priority(const wr_queue_t *q, wr_message_t *m)
 
 void wr_queue_limits_none(wr_queue_limits_t *l)
 {
-    *l = (wr_queue_limits_t){-1, -1, -1, -1, WR_OVERFLOW_DROP_HEAD, -1, false};
+    *l = (wr_queue_limits_t){-1, -1, -1, -1, WR_OVERFLOW_DROP_HEAD, -1, false, -1};
 }
 
 void wr_queue_set_limits(wr_queue_t *q, const wr_queue_limits_t *l)
@@ -785,10 +785,13 @@ bool wr_queue_get(wr_queue_t *q, bool no_ack, wr_message_t **m, wr_qpos_t *pos, 
 
 void wr_queue_requeue(wr_queue_t *q, wr_message_t *m, const wr_qpos_t *pos)
 {
-    wr_ready_held_t r = {m, pos->seq,
+    wr_ready_held_t r = {m,
+                         pos->seq,
                          pos->index << WR_RE_SHIFT | ((pos->flags & POS_PERSISTENT) ? WR_RE_PERSISTENT : 0) |
                              WR_RE_REDELIVERED,
-                         pos->expiry, pos->returns + 1, pos->size};
+                         pos->expiry,
+                         pos->returns + 1,
+                         pos->size};
 
     if (q->closed) {
         wr_message_unref(m);
@@ -995,6 +998,7 @@ void wr_queue_foreach_consumer(const wr_queue_t *q, void (*fn)(void *ud, const w
 typedef struct {
     wr_list_t node; /* in tag order */
     uint64_t tag;
+    uint64_t at; /* when it was made, on the queue hooks' clock */
     wr_qpos_t pos;
     wr_queue_t *queue;
     wr_message_t *msg;
@@ -1102,6 +1106,7 @@ int wr_unacked_add(wr_unacked_t *u, uint64_t tag, wr_queue_t *q, wr_message_t *m
     if (d == NULL)
         return WR_ENOMEM;
     d->tag = tag;
+    d->at = clock_now(q);
     d->pos = *pos;
     d->queue = wr_queue_ref(q);
     /* A message with a log record can be read back if it is ever requeued or
@@ -1210,4 +1215,30 @@ size_t wr_unacked_count(const wr_unacked_t *u)
 size_t wr_unacked_consumer_count(const wr_unacked_t *u)
 {
     return u->from_consumers;
+}
+
+/* The oldest pending delivery (tags increase with time), or NULL. */
+static const delivery_t *oldest(const wr_unacked_t *u)
+{
+    return u->count > 0 ? wr_list_entry(u->list.next, delivery_t, node) : NULL;
+}
+
+uint64_t wr_unacked_overdue_in(const wr_unacked_t *u, int64_t *timeout_ms)
+{
+    const delivery_t *d = oldest(u);
+    uint64_t due, now;
+
+    if (d == NULL || d->queue->limits.consumer_timeout < 0)
+        return UINT64_MAX;
+    *timeout_ms = d->queue->limits.consumer_timeout;
+    due = add_ms(d->at, *timeout_ms);
+    now = clock_now(d->queue);
+    return due > now ? due - now : 0;
+}
+
+int64_t wr_unacked_oldest_age(const wr_unacked_t *u)
+{
+    const delivery_t *d = oldest(u);
+
+    return d != NULL ? (int64_t)(clock_now(d->queue) - d->at) : -1;
 }

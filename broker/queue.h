@@ -101,6 +101,7 @@ typedef struct {
     wr_overflow_t overflow;   /* x-overflow */
     int64_t delivery_limit;   /* x-delivery-limit: returns before dead-lettering */
     bool dead_letter;         /* a dead-letter exchange is set: hooks->dead_letter gets what leaves */
+    int64_t consumer_timeout; /* x-consumer-timeout, ms a delivery may wait for its ack */
 } wr_queue_limits_t;
 
 /*
@@ -318,6 +319,16 @@ int wr_unacked_settle(wr_unacked_t *u, uint64_t tag, bool multiple, wr_settle_t 
 /* Requeues every pending delivery; returns how many. */
 size_t wr_unacked_requeue_all(wr_unacked_t *u);
 size_t wr_unacked_count(const wr_unacked_t *u);
+/*
+ * The consumer timeout, checked as RabbitMQ does on the oldest pending
+ * delivery only: milliseconds until it is overdue by its queue's
+ * consumer_timeout (limits in force now), 0 when it is (then *timeout_ms is
+ * that timeout, for the error text), UINT64_MAX when nothing is pending or
+ * its queue has no timeout. On the queue hooks' clock (0 without hooks).
+ */
+uint64_t wr_unacked_overdue_in(const wr_unacked_t *u, int64_t *timeout_ms);
+/* Milliseconds since the oldest pending delivery was made, -1 when none. */
+int64_t wr_unacked_oldest_age(const wr_unacked_t *u);
 /* Pending deliveries that went to consumers (not basic.get): the channel's
  * global prefetch counts these. */
 size_t wr_unacked_consumer_count(const wr_unacked_t *u);

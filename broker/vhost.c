@@ -398,7 +398,8 @@ static bool resolve_str(wr_bytes_t args, const char *key, const char *policy, op
 /*
  * Puts in force the limits of s's queue: its arguments merged with the
  * policy matching it now, key by key as RabbitMQ's process_args_policy
- * (the smaller value for TTLs, expiry, lengths and the delivery limit; the
+ * (the smaller value for TTLs, expiry, lengths, the delivery limit and the
+ * consumer timeout, which falls back to the node's consumer_timeout; the
  * argument for overflow and the dead-letter exchange and routing key).
  */
 static void apply_limits(wr_vhost_t *vh, qslot_t *s)
@@ -413,6 +414,10 @@ static void apply_limits(wr_vhost_t *vh, qslot_t *s)
     l.max_length = min_limit(args, "x-max-length", p ? p->max_length : -1);
     l.max_length_bytes = min_limit(args, "x-max-length-bytes", p ? p->max_length_bytes : -1);
     l.delivery_limit = min_limit(args, "x-delivery-limit", p ? p->delivery_limit : -1);
+    /* RabbitMQ 3.12's order: the smaller of argument and policy, else the node's. */
+    l.consumer_timeout = min_limit(args, "x-consumer-timeout", p ? p->consumer_timeout : -1);
+    if (l.consumer_timeout < 0)
+        l.consumer_timeout = wr_server_config(vh->srv)->consumer_timeout;
     if (arg_str(args, "x-overflow", &ov))
         l.overflow = overflow_of(ov);
     else if (p != NULL && p->overflow >= 0)

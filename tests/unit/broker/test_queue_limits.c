@@ -3,7 +3,8 @@
  * Unit tests for the limits of broker/queue.c, on a fake clock with hooks
  * that record what they are asked: message TTL, length limits and their
  * overflow modes, dead-lettering of rejected messages, the delivery limit,
- * single active consumer, x-expires and priority queues.
+ * the consumer timeout, single active consumer, x-expires and priority
+ * queues.
  */
 #include <check.h>
 #include <stdio.h>
@@ -643,6 +644,60 @@ START_TEST(test_delivery_limit)
 }
 END_TEST
 
+/* The consumer timeout is measured on the oldest pending delivery with its
+ * queue's timeout in force at the time of the check. */
+START_TEST(test_consumer_timeout)
+{
+    wr_queue_sched_t s;
+    wr_queue_t *q, *other;
+    wr_unacked_t *u = wr_unacked_new();
+    wr_queue_limits_t l;
+    int64_t t = 0;
+
+    sched_init(&s);
+    q = new_queue(&s, 0, false);
+    other = new_queue(&s, 0, false);
+    for (int i = 1; i <= 3; i++)
+        publish(q, i);
+    publish(other, 9);
+    ck_assert_uint_eq(wr_unacked_overdue_in(u, &t), UINT64_MAX);
+    ck_assert_int_eq(wr_unacked_oldest_age(u), -1);
+    /* No timeout in force: never overdue. */
+    fx.now = 100;
+    get_keep(q, u, 1, 1, false);
+    ck_assert_uint_eq(wr_unacked_overdue_in(u, &t), UINT64_MAX);
+    wr_queue_limits_none(&l);
+    l.consumer_timeout = 1000;
+    wr_queue_set_limits(q, &l);
+    fx.now = 500;
+    get_keep(q, u, 2, 2, false);
+    ck_assert_uint_eq(wr_unacked_overdue_in(u, &t), 600);
+    ck_assert_int_eq(wr_unacked_oldest_age(u), 400);
+    fx.now = 1100;
+    ck_assert_uint_eq(wr_unacked_overdue_in(u, &t), 0);
+    ck_assert_int_eq(t, 1000);
+    /* Acked, the next oldest counts; a longer timeout applies at once. */
+    ck_assert_int_eq(wr_unacked_settle(u, 1, false, WR_SETTLE_ACK), WR_OK);
+    ck_assert_uint_eq(wr_unacked_overdue_in(u, &t), 400);
+    l.consumer_timeout = 2000;
+    wr_queue_set_limits(q, &l);
+    ck_assert_uint_eq(wr_unacked_overdue_in(u, &t), 1400);
+    /* Only the oldest is looked at, as in RabbitMQ: a delivery of a queue
+     * without a timeout behind it does not change that. */
+    get_keep(other, u, 3, 9, false);
+    fx.now = 2500;
+    ck_assert_uint_eq(wr_unacked_overdue_in(u, &t), 0);
+    ck_assert_int_eq(t, 2000);
+    /* Requeued, the messages come back redelivered. */
+    ck_assert_uint_eq(wr_unacked_requeue_all(u), 2);
+    ck_assert_uint_eq(wr_unacked_overdue_in(u, &t), UINT64_MAX);
+    get_keep(q, u, 4, 2, true);
+    wr_unacked_free(u);
+    qf_close_and_unref(other);
+    qf_close_and_unref(q);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- consumers */
 
 static void collect_tag(void *ud, const wr_consumer_t *c)
@@ -883,6 +938,7 @@ static Suite *queue_limits_suite(void)
     tcase_add_test(tc, test_drop_head_delivers_first);
     tcase_add_test(tc, test_discard_dead_letters);
     tcase_add_test(tc, test_delivery_limit);
+    tcase_add_test(tc, test_consumer_timeout);
     tcase_add_test(tc, test_single_active_consumer);
     tcase_add_test(tc, test_foreach_attach_order);
     tcase_add_test(tc, test_queue_expires);

@@ -689,6 +689,42 @@ START_TEST(test_paged_out_dead_lettered)
 }
 END_TEST
 
+/* A rejected delivery that kept no body is read back for the dead-letter
+ * exchange, byte-exact. */
+START_TEST(test_unacked_without_body_dead_lettered)
+{
+    fx_t fx;
+    hk_t hk = {0};
+    wr_queue_t *q;
+    wr_queue_limits_t l;
+    wr_unacked_t *u = wr_unacked_new();
+
+    fx_start(&fx, 16 * 1024, 1 << 20);
+    fx.sched.hooks = &hk_hooks;
+    fx.sched.ud = &hk;
+    q = fx_queue(&fx, true, NULL);
+    wr_queue_limits_none(&l);
+    l.dead_letter = true;
+    wr_queue_set_limits(q, &l);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(publish(q, i, true, 500, NULL), WR_OK);
+    for (int i = 0; i < 3; i++)
+        get_keep(q, u, (uint64_t)i + 1, i, true, 500);
+    fx_commit(&fx);
+    ck_assert_int_eq(wr_unacked_settle(u, 2, false, WR_SETTLE_DISCARD), WR_OK);
+    ck_assert_int_eq(hk.ndl, 1);
+    ck_assert_int_eq(hk.why[0], WR_DL_REJECTED);
+    check_msg(hk.dl[0], 1, true, 500);
+    wr_message_unref(hk.dl[0]);
+    wr_unacked_free(u);
+    get_drop(q, 0, true, 500, true);
+    get_drop(q, 2, true, 500, true);
+    fx_commit(&fx);
+    fx_shutdown_queue(q);
+    fx_stop(&fx);
+}
+END_TEST
+
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
@@ -785,6 +821,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_checkpoints_across_restart);
     tcase_add_test(tc, test_priority_queue_restart);
     tcase_add_test(tc, test_paged_out_dead_lettered);
+    tcase_add_test(tc, test_unacked_without_body_dead_lettered);
     tcase_add_test(tc, test_ttl_survives_restart);
     tcase_add_test(tc, test_delete_waits_for_topology);
     suite_add_tcase(s, tc);

@@ -195,7 +195,9 @@ int wr_queue_publish(wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf);
 bool wr_queue_get(wr_queue_t *q, bool no_ack, wr_message_t **m, wr_qpos_t *pos, bool *redelivered);
 /*
  * Puts a delivered message back at its original place, marked redelivered;
- * takes ownership of the reference. A closed queue just drops it. Past
+ * takes ownership of the reference. m may be NULL when pos has a log record:
+ * the message is then read back from the log when it is next taken. A
+ * closed queue just drops it. Past
  * x-delivery-limit returns the message is dead-lettered (delivery_limit)
  * instead.
  */

@@ -35,9 +35,9 @@
 #define MIN_FRAME_MAX          4096
 #define MAX_FRAME_MAX          2147483647
 #define MAX_MESSAGE_SIZE_LIMIT 536870912
-/* RabbitMQ's consumer_timeout (30 minutes), at most ten years as x-expires. */
-#define DEFAULT_CONSUMER_TIMEOUT 1800000
-#define MAX_CONSUMER_TIMEOUT     315360000000LL
+
+#define DEFAULT_CONSUMER_TIMEOUT 1800000        /* RabbitMQ's consumer_timeout, 30 minutes */
+#define MAX_CONSUMER_TIMEOUT     315360000000LL /* ten years, as x-expires; 0 or false: none */
 /* Names travel as AMQP shortstrs. */
 #define MAX_NAME_LEN 255
 /* The HTTP listeners (management API, Prometheus) and statistics. */
@@ -554,7 +554,6 @@ static bool parse_limits(problems_t *p, wr_config_t *cfg, const json_t *obj)
             if (get_int(p, path, v, 1, MAX_MESSAGE_SIZE_LIMIT, &n))
                 cfg->max_message_size = (uint64_t)n;
         } else if (strcmp(key, "consumer_timeout") == 0) {
-            /* false or 0: no timeout. */
             if (json_is_false(v))
                 cfg->consumer_timeout = -1;
             else if (get_int(p, path, v, 0, MAX_CONSUMER_TIMEOUT, &n))

@@ -340,6 +340,14 @@ bool wr_mgmt_may_use(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
     return wr_config_permission(wr_server_config(r->srv), r->user, name, strlen(name)) != NULL;
 }
 
+wr_access_who_t wr_mgmt_who(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
+{
+    const char *name = wr_vhost_name(vh);
+
+    return (wr_access_who_t){wr_config_permission(wr_server_config(r->srv), r->user, name, strlen(name)),
+                             name, r->user};
+}
+
 wr_vhost_t *wr_mgmt_vhost(wr_mgmt_req_t *r, size_t i)
 {
     wr_vhost_t *vh = wr_server_vhost(r->srv, wr_bytes_str(r->seg[i]));

@@ -13,6 +13,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "broker/access.h"
 #include "broker/mgmt_stats.h"
 #include "broker/server.h"
 #include "protocol/error.h"
@@ -93,5 +94,10 @@ bool wr_mgmt_sees_all(const wr_mgmt_req_t *r);
 /* Whether the user may use vh: administrators always, users with a
  * permission in vh too, monitoring users for reading. */
 bool wr_mgmt_may_use(const wr_mgmt_req_t *r, const wr_vhost_t *vh);
+/* r's user in vh for the AMQP permission checks (access.h), which every
+ * operation on an exchange, queue or binding makes as its AMQP method would;
+ * administrators are no exception, as in RabbitMQ. Borrows from r and the
+ * configuration: use it within the request. */
+wr_access_who_t wr_mgmt_who(const wr_mgmt_req_t *r, const wr_vhost_t *vh);
 
 #endif

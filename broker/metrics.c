@@ -22,18 +22,17 @@
 #include "broker/conn.h"
 #include "broker/log.h"
 #include "broker/mgmt_conns.h"
+#include "broker/mgmt_http.h"
 #include "broker/vhost.h"
 #include "core/map.h"
 
-/* An idle scrape connection is closed after this. */
-#define HTTP_TIMEOUT_SEC 60
 /* A scrape has no body; anything larger than this is not one. */
 #define MAX_BODY_SIZE 4096
 
 struct wr_metrics_s {
     wr_server_t *srv;
     const wr_mgmt_stats_t *stats;
-    struct evhttp *http;
+    wr_mgmt_http_t *http;
 };
 
 /* What a per-queue family reports. */
@@ -306,24 +305,16 @@ uint64_t wr_metrics_rss_bytes(void)
 wr_metrics_t *wr_metrics_new(wr_server_t *srv, const wr_mgmt_stats_t *stats, const wr_listener_cfg_t *l)
 {
     wr_metrics_t *m = calloc(1, sizeof(*m));
+    wr_mgmt_http_opts_t o = {"Prometheus metrics", MAX_BODY_SIZE, MAX_BODY_SIZE, on_request, NULL, NULL};
 
     if (!m)
         return NULL;
     m->srv = srv;
     m->stats = stats;
-    m->http = evhttp_new(wr_server_base(srv));
+    o.arg = m;
+    m->http = wr_mgmt_http_new(wr_server_base(srv), l, &o);
     if (!m->http)
         goto err;
-    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_POST |
-                                            EVHTTP_REQ_DELETE);
-    evhttp_set_max_body_size(m->http, MAX_BODY_SIZE);
-    evhttp_set_timeout(m->http, HTTP_TIMEOUT_SEC);
-    evhttp_set_gencb(m->http, on_request, m);
-    if (!evhttp_bind_socket_with_handle(m->http, l->address, l->port)) {
-        wr_log_error("cannot listen on %s port %u for Prometheus metrics: %s", l->address, l->port,
-                     strerror(errno));
-        goto err;
-    }
     wr_log_info("Prometheus metrics on http://%s:%u/metrics", l->address, l->port);
     return m;
 err:
@@ -335,7 +326,6 @@ void wr_metrics_free(wr_metrics_t *m)
 {
     if (!m)
         return;
-    if (m->http)
-        evhttp_free(m->http);
+    wr_mgmt_http_free(m->http);
     free(m);
 }

@@ -4,7 +4,16 @@
 # read on the names involved), with RabbitMQ 3.10's status codes and bodies
 # for a refusal. Run against RabbitMQ with WARREN_BROKER and
 # WARREN_MANAGEMENT set.
+import base64
+import os
+import re
+import resource
+import socket
+import time
+
 import pytest
+
+from helpers import wait_for
 
 ACCESS_REFUSED = {"error": "not_authorised", "reason": "Access refused."}
 NOT_FOUND = {"error": "Object Not Found", "reason": "Not Found"}
@@ -167,3 +176,152 @@ def test_json_types_accepted(setup, mgmt_broker):
         r = api.request("PUT", "/api/queues/%2F/mgr-typed", raw=b"{}", headers={"Content-Type": "text/plain"})
         assert (r.status, r.json) == (415, UNSUPPORTED), r
     assert api.delete("/api/queues/%2F/mgr-typed").status == 204
+
+
+# --- The management port before authentication -----------------------------
+
+DEADLINE_SEC = 30  # WR_MGMT_HTTP_DEADLINE_SEC
+
+
+def ours(mgmt_broker):
+    if mgmt_broker.proc is None:
+        pytest.skip("warren's own limits")
+    return mgmt_broker
+
+
+def raw_request(port, head, timeout=10):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(head)
+    return s
+
+
+def read_reply(s):
+    """Everything the server sends until it closes or pauses 5 s."""
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            if b"\r\n\r\n" in data:
+                head, _, body = data.partition(b"\r\n\r\n")
+                m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+                if m and len(body) >= int(m.group(1)):
+                    break
+    except socket.timeout:
+        pass
+    return data
+
+
+def basic(user="guest", password="guest"):
+    return base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+
+def post_head(length, auth=None):
+    return ("POST /api/definitions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: %d\r\n%s\r\n"
+            % (length, "Authorization: Basic %s\r\n" % auth if auth else "")).encode()
+
+
+def test_preauth_body_refused_before_it_is_sent(mgmt_broker):
+    """A 10 MiB body without credentials is refused from its headers: the
+    reply comes while not one octet of the body has been sent."""
+    port = ours(mgmt_broker).mgmt.port
+    for auth in (None, basic("guest", "wrong"), basic()):
+        s = raw_request(port, post_head(10 * 1024 * 1024, auth))
+        reply = read_reply(s)
+        s.close()
+        assert reply.startswith(b"HTTP/1.1 413 "), (auth, reply[:200])
+
+
+def test_authorised_body_is_read(mgmt_broker):
+    """An authorised body larger than the pre-authentication cap is read
+    whole and served; the same body without credentials is not."""
+    port = ours(mgmt_broker).mgmt.port
+    body = b'{"queues": [' + b",".join([b'{"name":"x%d","vhost":"no-such-vhost"}' % i
+                                       for i in range(2000)]) + b"]}"
+    assert len(body) > 64 * 1024
+    s = raw_request(port, post_head(len(body), basic()) + body)
+    reply = read_reply(s)
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 400 ") and b"does not exist" in reply, reply[:300]
+    s = raw_request(port, post_head(len(body), None))
+    reply = read_reply(s)
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 413 "), reply[:200]
+
+
+def test_small_unauthenticated_body_gets_401(mgmt_broker):
+    port = ours(mgmt_broker).mgmt.port
+    s = raw_request(port, post_head(2) + b"{}")
+    reply = read_reply(s)
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 401 ") and b'"Login failed"' in reply, reply[:300]
+
+
+def test_keepalive_requests_each_checked(mgmt_broker):
+    """On one connection, an authorised request, then one without
+    credentials and a large body: the second is refused from its headers."""
+    port = ours(mgmt_broker).mgmt.port
+    s = raw_request(port, ("GET /api/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\n\r\n"
+                           % basic()).encode())
+    assert read_reply(s).startswith(b"HTTP/1.1 200 ")
+    s.sendall(post_head(10 * 1024 * 1024))
+    assert read_reply(s).startswith(b"HTTP/1.1 413 ")
+    s.close()
+
+
+def test_slow_request_is_cut_off(mgmt_broker):
+    """A client sending a byte a second never finishes its headers; it is
+    closed after the whole-request deadline, not kept forever."""
+    port = ours(mgmt_broker).mgmt.port
+    start = time.monotonic()
+    s = raw_request(port, b"GET /api/overview HTTP/1.1\r\n")
+    closed = None
+    while time.monotonic() - start < DEADLINE_SEC + 15:
+        try:
+            s.sendall(b"X")
+            s.settimeout(1.0)
+            if s.recv(100) == b"":
+                closed = time.monotonic() - start
+                break
+        except socket.timeout:
+            continue
+        except OSError:
+            closed = time.monotonic() - start
+            break
+    s.close()
+    assert closed is not None and DEADLINE_SEC - 1 <= closed <= DEADLINE_SEC + 5, closed
+    assert "request not done within %d s" % DEADLINE_SEC in mgmt_broker.log()
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_fd_exhaustion_backs_off(warren):
+    """With its descriptors exhausted the HTTP listener pauses instead of
+    spinning on accept(): the log grows by a line or two a second and the
+    CPU stays idle; the API serves again once connections close."""
+    b = warren()
+    pid = b.proc.pid
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (64, 64))
+    socks = []
+    try:
+        def exhausted():
+            for _ in range(8):
+                socks.append(socket.create_connection(("127.0.0.1", b.mgmt_port), timeout=5))
+            return "HTTP accept failed" in b.log()
+        wait_for(exhausted, what="accept() to fail", step=0)
+        lines, cpu, t0 = len(b.log().splitlines()), cpu_seconds(pid), time.monotonic()
+        wait_for(lambda: time.monotonic() - t0 >= 3, what="3 s to pass")
+        grown = len(b.log().splitlines()) - lines
+        assert grown <= 8, b.log()[-2000:]
+        assert cpu_seconds(pid) - cpu < 0.5
+    finally:
+        for s in socks:
+            s.close()
+    wait_for(lambda: b.mgmt.get("/api/overview").status == 200, what="the API to serve again")

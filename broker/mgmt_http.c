@@ -54,6 +54,8 @@ typedef struct {
     bufferevent_data_cb rd, wr;      /* evhttp's callbacks while guarded */
     bufferevent_event_cb ev;
     void *ev_arg;
+    void (*closed)(void *arg); /* wr_mgmt_http_watch */
+    void *closed_arg;
 } http_conn_t;
 
 static void conn_free(http_conn_t *c)
@@ -66,7 +68,11 @@ static void conn_free(http_conn_t *c)
 
 static void on_close(struct evhttp_connection *evcon, void *arg)
 {
-    conn_free(arg);
+    http_conn_t *c = arg;
+
+    if (c->closed)
+        c->closed(c->closed_arg);
+    conn_free(c);
 }
 
 static void conn_arm(http_conn_t *c)
@@ -293,6 +299,16 @@ static void on_request(struct evhttp_request *req, void *arg)
         evhttp_request_set_on_complete_cb(req, on_complete, c);
     }
     h->o.handler(req, h->o.arg);
+}
+
+void wr_mgmt_http_watch(wr_mgmt_http_t *h, struct evhttp_request *req, void (*closed)(void *arg), void *arg)
+{
+    http_conn_t *c = conn_find(h, evhttp_request_get_connection(req));
+
+    if (c) {
+        c->closed = closed;
+        c->closed_arg = arg;
+    }
 }
 
 /* ---------------------------------------------------------------- the listener */

@@ -43,6 +43,13 @@ typedef struct {
  */
 wr_mgmt_http_t *wr_mgmt_http_new(struct event_base *base, const wr_listener_cfg_t *l,
                                  const wr_mgmt_http_opts_t *o);
+/*
+ * For a reply sent over several loop iterations: closed(arg) runs if req's
+ * connection closes (the client left, the deadline passed) before the
+ * reply ends; req is gone then. wr_mgmt_http_watch(h, req, NULL, NULL)
+ * before ending the reply stops watching.
+ */
+void wr_mgmt_http_watch(wr_mgmt_http_t *h, struct evhttp_request *req, void (*closed)(void *arg), void *arg);
 /* Closes the listener and every open connection. NULL is a no-op. */
 void wr_mgmt_http_free(wr_mgmt_http_t *h);
 

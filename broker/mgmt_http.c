@@ -236,31 +236,41 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         conn_attach(c);
 }
 
+static http_conn_t *conn_new(wr_mgmt_http_t *h, struct bufferevent *bev)
+{
+    http_conn_t *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    c->h = h;
+    c->bev = bev;
+    c->timer = evtimer_new(h->base, on_timer, c);
+    c->guard = event_new(h->base, -1, 0, on_guard, c);
+    if (c->timer && c->guard)
+        return c;
+    if (c->timer)
+        event_free(c->timer);
+    if (c->guard)
+        event_free(c->guard);
+    free(c);
+    return NULL;
+}
+
 /* evhttp's bevcb: a new connection's bufferevent, held (a reference) until
- * conn_attach can tell whether evhttp still has it. */
+ * conn_attach can tell whether evhttp still has it. Out of memory, the
+ * connection goes unwatched: evhttp's idle timeout and its default body
+ * cap (the pre-authentication one) still hold. */
 static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
 {
     wr_mgmt_http_t *h = arg;
-    http_conn_t *c = calloc(1, sizeof(*c));
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    http_conn_t *c = bev ? conn_new(h, bev) : NULL;
 
-    if (c && bev) {
-        c->timer = evtimer_new(base, on_timer, c);
-        c->guard = event_new(base, -1, 0, on_guard, c);
+    if (c) {
+        bufferevent_incref(bev);
+        wr_list_insert_tail(&h->conns, &c->link);
+        event_active(c->timer, EV_TIMEOUT, 1);
     }
-    if (!c || !bev || !c->timer || !c->guard) {
-        if (c && c->timer)
-            event_free(c->timer);
-        if (c && c->guard)
-            event_free(c->guard);
-        free(c);
-        return bev; /* evhttp copes with NULL too; unguarded but bounded by its timeout */
-    }
-    c->h = h;
-    c->bev = bev;
-    bufferevent_incref(bev);
-    wr_list_insert_tail(&h->conns, &c->link);
-    event_active(c->timer, EV_TIMEOUT, 1);
     return bev;
 }
 

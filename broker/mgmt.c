@@ -362,7 +362,7 @@ wr_vhost_t *wr_mgmt_vhost(wr_mgmt_req_t *r, size_t i)
         return NULL;
     }
     if (!wr_mgmt_may_use(r, vh)) {
-        wr_mgmt_error(r, 401, "not_authorised", "Access refused.");
+        wr_mgmt_error(r, 401, "not_authorised", "User not authorised to access virtual host");
         return NULL;
     }
     return vh;

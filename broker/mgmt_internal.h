@@ -83,7 +83,8 @@ int wr_mgmt_put_permission(wr_server_t *srv, const char *user, const char *vhost
 const char *wr_mgmt_query(const wr_mgmt_req_t *r, const char *key);
 /*
  * The vhost named by seg[i]; NULL after replying 404 when there is none, or
- * 401 when the user may not use it (wr_mgmt_may_use).
+ * 401 "User not authorised to access virtual host" when the user may not
+ * use it (wr_mgmt_may_use).
  */
 wr_vhost_t *wr_mgmt_vhost(wr_mgmt_req_t *r, size_t i);
 /* Whether user u has this tag ("administrator", "policymaker"...). */

@@ -676,7 +676,7 @@ static void publish_checked(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_exchange_t *x)
     wr_amqp_error_t err;
 
     if (!permitted(r, vh, WR_PERM_WRITE, "exchange", exchange_name(r->seg[2]), WR_BASIC_PUBLISH, &err))
-        wr_mgmt_error(r, 400, "bad_request", "%u %s", err.code, err.text);
+        wr_mgmt_error(r, 400, "bad_request", "%u %s", (unsigned)err.code, err.text);
     else if (!x)
         wr_mgmt_error(r, 400, "bad_request", "404 NOT_FOUND - no exchange '%s' in vhost '%s'", r->seg[2],
                       wr_vhost_name(vh));

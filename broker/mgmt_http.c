@@ -99,27 +99,40 @@ static void conn_expire(http_conn_t *c)
 /* ---------------------------------------------------------------- the header guard */
 
 /* The value of the Authorization header in the block hdr (NUL-terminated,
- * lines ending in CRLF), copied into out; NULL without one. */
+ * lines ending in CRLF or, as evhttp also takes, LF), copied into out; NULL
+ * without one. */
 static const char *find_authorization(const char *hdr, char *out, size_t outlen)
 {
-    static const char name[] = "\r\nAuthorization:";
+    static const char name[] = "\nAuthorization:";
     size_t n = sizeof(name) - 1;
 
-    for (const char *p = strchr(hdr, '\r'); p; p = strchr(p + 1, '\r')) {
-        const char *end;
+    for (const char *p = strchr(hdr, '\n'); p; p = strchr(p + 1, '\n')) {
+        size_t len;
 
         if (strncasecmp(p, name, n) != 0)
             continue;
         p += n;
         p += strspn(p, " \t");
-        end = strstr(p, "\r\n");
-        if (!end || (size_t)(end - p) >= outlen)
+        len = strcspn(p, "\r\n");
+        if (len >= outlen)
             return NULL;
-        memcpy(out, p, (size_t)(end - p));
-        out[end - p] = '\0';
+        memcpy(out, p, len);
+        out[len] = '\0';
         return out;
     }
     return NULL;
+}
+
+/* Where the header block in `in` ends (after its blank line, CRLF or LF),
+ * or -1 while it has not arrived. */
+static ev_ssize_t headers_end(struct evbuffer *in)
+{
+    struct evbuffer_ptr crlf = evbuffer_search(in, "\n\r\n", 3, NULL);
+    struct evbuffer_ptr lf = evbuffer_search(in, "\n\n", 2, NULL);
+
+    if (lf.pos >= 0 && (crlf.pos < 0 || lf.pos < crlf.pos))
+        return lf.pos + 2;
+    return crlf.pos >= 0 ? crlf.pos + 3 : -1;
 }
 
 /* Sets the body cap of the request whose header block is in hdr. */
@@ -144,14 +157,14 @@ static void guard_read(struct bufferevent *bev, void *arg)
     http_conn_t *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t len = evbuffer_get_length(in);
-    struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+    ev_ssize_t end = headers_end(in);
     char *hdr;
 
-    if (end.pos < 0 && len <= MAX_HEADERS_SIZE)
+    if (end < 0 && len <= MAX_HEADERS_SIZE)
         return; /* not all there yet: evhttp sees nothing */
     hdr = malloc(MAX_HEADERS_SIZE + 1);
     if (hdr) {
-        size_t n = end.pos >= 0 && end.pos < MAX_HEADERS_SIZE - 1 ? (size_t)end.pos + 2 : MAX_HEADERS_SIZE;
+        size_t n = end >= 0 && end < MAX_HEADERS_SIZE ? (size_t)end : MAX_HEADERS_SIZE;
 
         evbuffer_copyout(in, hdr, n);
         hdr[n] = '\0';

@@ -272,6 +272,20 @@ def test_keepalive_requests_each_checked(mgmt_broker):
     s.close()
 
 
+def test_lf_only_headers(mgmt_broker):
+    """Header lines ending in a bare LF (which evhttp takes) end the
+    header block too: an authorised body above the pre-authentication cap
+    is read, an unauthorised one refused from its headers."""
+    port = ours(mgmt_broker).mgmt.port
+    head = post_head(100000, basic()).replace(b"\r\n", b"\n")
+    s = raw_request(port, head + b" " * 100000)
+    assert read_reply(s).startswith(b"HTTP/1.1 400 ")  # not_json: it was read
+    s.close()
+    s = raw_request(port, post_head(100000).replace(b"\r\n", b"\n"))
+    assert read_reply(s).startswith(b"HTTP/1.1 413 ")
+    s.close()
+
+
 def test_slow_request_is_cut_off(mgmt_broker):
     """A client sending a byte a second never finishes its headers; it is
     closed after the whole-request deadline, not kept forever."""

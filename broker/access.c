@@ -44,28 +44,48 @@ bool wr_access_permitted(const wr_permission_cfg_t *perm, wr_perm_t what, wr_byt
     return strcmp(perm->pattern[what], ".*") == 0 || wr_access_name_matches(&perm->re[what], name);
 }
 
-bool wr_access_check(const wr_conn_t *c, wr_perm_t what, const char *kind, wr_bytes_t name, uint32_t method,
-                     wr_amqp_error_t *err)
+bool wr_access_check_as(const wr_access_who_t *who, wr_perm_t what, const char *kind, wr_bytes_t name,
+                        uint32_t method, wr_amqp_error_t *err)
 {
-    const wr_permission_cfg_t *perm = wr_conn_permission(c);
-
     if (name.len == 0 && strcmp(kind, "exchange") == 0)
         name = WR_BYTES_LIT(DEFAULT_EXCHANGE_NAME);
-    if (perm && !perm->deleted && wr_access_permitted(perm, what, name))
+    if (who->perm && !who->perm->deleted && wr_access_permitted(who->perm, what, name))
         return true;
     wr_amqp_error_set(err, WR_AMQP_ACCESS_REFUSED, method,
                       "access to %s '%.*s' in vhost '%s' refused for user '%s'", kind, (int)name.len,
-                      (const char *)name.data, wr_vhost_name(wr_conn_vhost(c)), wr_conn_user(c));
+                      (const char *)name.data, who->vhost, who->user);
     return false;
 }
 
-bool wr_access_check_arg(const wr_conn_t *c, const char *kind, wr_bytes_t name, wr_bytes_t args,
-                         const char *key, uint32_t method, wr_amqp_error_t *err)
+/* The connection's user in its vhost. */
+static wr_access_who_t conn_who(const wr_conn_t *c)
+{
+    return (wr_access_who_t){wr_conn_permission(c), wr_vhost_name(wr_conn_vhost(c)), wr_conn_user(c)};
+}
+
+bool wr_access_check(const wr_conn_t *c, wr_perm_t what, const char *kind, wr_bytes_t name, uint32_t method,
+                     wr_amqp_error_t *err)
+{
+    wr_access_who_t who = conn_who(c);
+
+    return wr_access_check_as(&who, what, kind, name, method, err);
+}
+
+bool wr_access_check_arg_as(const wr_access_who_t *who, const char *kind, wr_bytes_t name, wr_bytes_t args,
+                            const char *key, uint32_t method, wr_amqp_error_t *err)
 {
     wr_value_t x;
 
     if (!wr_table_get(args, key, &x) || x.type != 'S')
         return true;
-    return wr_access_check(c, WR_PERM_READ, kind, name, method, err) &&
-           wr_access_check(c, WR_PERM_WRITE, "exchange", x.v.s, method, err);
+    return wr_access_check_as(who, WR_PERM_READ, kind, name, method, err) &&
+           wr_access_check_as(who, WR_PERM_WRITE, "exchange", x.v.s, method, err);
+}
+
+bool wr_access_check_arg(const wr_conn_t *c, const char *kind, wr_bytes_t name, wr_bytes_t args,
+                         const char *key, uint32_t method, wr_amqp_error_t *err)
+{
+    wr_access_who_t who = conn_who(c);
+
+    return wr_access_check_arg_as(&who, kind, name, args, key, method, err);
 }

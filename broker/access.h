@@ -21,6 +21,14 @@
 
 typedef struct wr_conn_s wr_conn_t;
 
+/* Who is asking, for a check made without a connection (the management
+ * API): the user's permission in the vhost (NULL: none), both names. */
+typedef struct {
+    const wr_permission_cfg_t *perm;
+    const char *vhost;
+    const char *user;
+} wr_access_who_t;
+
 /* Whether re matches somewhere in name, taken by its length (NUL octets
  * included), as RabbitMQ's re:run takes binaries; false on ENOMEM. Policy
  * patterns are matched the same way. */
@@ -38,6 +46,9 @@ bool wr_access_permitted(const wr_permission_cfg_t *perm, wr_perm_t what, wr_byt
  */
 bool wr_access_check(const wr_conn_t *c, wr_perm_t what, const char *kind, wr_bytes_t name, uint32_t method,
                      wr_amqp_error_t *err);
+/* wr_access_check for `who` instead of a connection's user. */
+bool wr_access_check_as(const wr_access_who_t *who, wr_perm_t what, const char *kind, wr_bytes_t name,
+                        uint32_t method, wr_amqp_error_t *err);
 
 /*
  * RabbitMQ's extra check for a new resource whose arguments name an
@@ -47,5 +58,8 @@ bool wr_access_check(const wr_conn_t *c, wr_perm_t what, const char *kind, wr_by
  */
 bool wr_access_check_arg(const wr_conn_t *c, const char *kind, wr_bytes_t name, wr_bytes_t args,
                          const char *key, uint32_t method, wr_amqp_error_t *err);
+/* wr_access_check_arg for `who` instead of a connection's user. */
+bool wr_access_check_arg_as(const wr_access_who_t *who, const char *kind, wr_bytes_t name, wr_bytes_t args,
+                            const char *key, uint32_t method, wr_amqp_error_t *err);
 
 #endif

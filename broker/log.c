@@ -49,3 +49,24 @@ void wr_log(int level, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "%s.%03ldZ [%s] %s\n", stamp, ts.tv_nsec / 1000000, level_names[level], msg);
 }
+
+bool wr_log_limit_pass(wr_log_limit_t *lim, long interval_ms, unsigned long *suppressed)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec < lim->next.tv_sec ||
+        (now.tv_sec == lim->next.tv_sec && now.tv_nsec < lim->next.tv_nsec)) {
+        lim->suppressed++;
+        return false;
+    }
+    *suppressed = lim->suppressed;
+    lim->suppressed = 0;
+    lim->next.tv_sec = now.tv_sec + interval_ms / 1000;
+    lim->next.tv_nsec = now.tv_nsec + (interval_ms % 1000) * 1000000;
+    if (lim->next.tv_nsec >= 1000000000) {
+        lim->next.tv_sec++;
+        lim->next.tv_nsec -= 1000000000;
+    }
+    return true;
+}

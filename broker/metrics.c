@@ -1,11 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * GET /metrics in the Prometheus text format 0.0.4. Every family is written
+ * GET /metrics and /metrics/per-object in the Prometheus text format 0.0.4,
+ * as rabbitmq_prometheus splits them: /metrics sums the queue families over
+ * every queue (one unlabelled sample each), /metrics/per-object gives one
+ * sample per queue with the labels vhost and queue. Every family is written
  * whole (HELP, TYPE, then all its samples) because the format requires a
- * family's samples to be contiguous. Per-queue families carry the labels
- * vhost and queue; counters end in _total; the rate gauges come from the
- * statistics sampler, so consumer lag shows as publish rate > deliver rate
- * with a growing warren_queue_messages_ready.
+ * family's samples to be contiguous. Counters end in _total; the rate
+ * gauges come from the statistics sampler, so consumer lag shows as publish
+ * rate > deliver rate with a growing warren_queue_messages_ready.
+ *
+ * A per-object scrape takes every queue's values in one pass (no
+ * formatting), then sends them as a chunked reply, a bounded number of
+ * lines per chunk, the next chunk formatted only once the previous one is
+ * written: the loop never stalls on formatting, and a slow reader holds one
+ * chunk, not the whole page.
  */
 #include "broker/metrics.h"
 
@@ -22,18 +30,20 @@
 #include "broker/conn.h"
 #include "broker/log.h"
 #include "broker/mgmt_conns.h"
+#include "broker/mgmt_http.h"
 #include "broker/vhost.h"
 #include "core/map.h"
 
-/* An idle scrape connection is closed after this. */
-#define HTTP_TIMEOUT_SEC 60
 /* A scrape has no body; anything larger than this is not one. */
 #define MAX_BODY_SIZE 4096
+/* Lines of a per-object scrape formatted per chunk (per loop iteration). */
+#define LINES_PER_CHUNK 4096
 
 struct wr_metrics_s {
     wr_server_t *srv;
     const wr_mgmt_stats_t *stats;
-    struct evhttp *http;
+    wr_mgmt_http_t *http;
+    wr_list_t scrapes; /* per-object replies in progress (scrape_t) */
 };
 
 /* What a per-queue family reports. */
@@ -48,6 +58,7 @@ typedef enum {
     Q_REDELIVERED,
     Q_PUBLISH_RATE,
     Q_DELIVER_RATE,
+    Q_NVALUES
 } queue_value_t;
 
 static const struct {
@@ -83,47 +94,36 @@ static double delivered_rate(const wr_mgmt_rates_t *r)
     return r->v[WR_MS_DELIVER] + r->v[WR_MS_DELIVER_NO_ACK] + r->v[WR_MS_GET] + r->v[WR_MS_GET_NO_ACK];
 }
 
-static double queue_value(const wr_metrics_t *m, const wr_queue_t *q, queue_value_t what)
+/* Every value the queue families report for q, indexed by queue_value_t. */
+static void queue_values(const wr_metrics_t *m, const wr_queue_t *q, double v[Q_NVALUES])
 {
     wr_mgmt_counts_t c;
     wr_mgmt_rates_t r;
 
     wr_mgmt_stats_queue_counts(q, &c);
-    switch (what) {
-    case Q_READY:
-        return (double)c.v[WR_MS_READY];
-    case Q_UNACKED:
-        return (double)c.v[WR_MS_UNACKED];
-    case Q_MESSAGES:
-        return (double)(c.v[WR_MS_READY] + c.v[WR_MS_UNACKED]);
-    case Q_CONSUMERS:
-        return (double)wr_queue_consumer_count(q);
-    case Q_PUBLISHED:
-        return (double)c.v[WR_MS_PUBLISH];
-    case Q_DELIVERED:
-        return (double)delivered_count(&c);
-    case Q_ACKED:
-        return (double)c.v[WR_MS_ACK];
-    case Q_REDELIVERED:
-        return (double)c.v[WR_MS_REDELIVER];
-    case Q_PUBLISH_RATE:
-    case Q_DELIVER_RATE:
-        break;
-    }
     wr_mgmt_stats_queue_rates(m->stats, q, &r);
-    return what == Q_PUBLISH_RATE ? r.v[WR_MS_PUBLISH] : delivered_rate(&r);
+    v[Q_READY] = (double)c.v[WR_MS_READY];
+    v[Q_UNACKED] = (double)c.v[WR_MS_UNACKED];
+    v[Q_MESSAGES] = (double)(c.v[WR_MS_READY] + c.v[WR_MS_UNACKED]);
+    v[Q_CONSUMERS] = (double)wr_queue_consumer_count(q);
+    v[Q_PUBLISHED] = (double)c.v[WR_MS_PUBLISH];
+    v[Q_DELIVERED] = (double)delivered_count(&c);
+    v[Q_ACKED] = (double)c.v[WR_MS_ACK];
+    v[Q_REDELIVERED] = (double)c.v[WR_MS_REDELIVER];
+    v[Q_PUBLISH_RATE] = r.v[WR_MS_PUBLISH];
+    v[Q_DELIVER_RATE] = delivered_rate(&r);
 }
 
 /* A label value with \, " and newline escaped. */
-static void put_label(struct evbuffer *out, const uint8_t *s, size_t n)
+static void put_label(wr_buf_t *b, const uint8_t *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '\\' || s[i] == '"')
-            evbuffer_add_printf(out, "\\%c", s[i]);
-        else if (s[i] == '\n')
-            evbuffer_add(out, "\\n", 2);
+            wr_buf_put(b, "\\", 1);
+        if (s[i] == '\n')
+            wr_buf_put(b, "\\n", 2);
         else
-            evbuffer_add(out, &s[i], 1);
+            wr_buf_put(b, &s[i], 1);
     }
 }
 
@@ -138,31 +138,6 @@ static void put_value(struct evbuffer *out, double v)
         evbuffer_add_printf(out, " %" PRId64 "\n", (int64_t)v);
     else
         evbuffer_add_printf(out, " %.6f\n", v);
-}
-
-static void render_queues(const wr_metrics_t *m, struct evbuffer *out)
-{
-    for (size_t f = 0; f < sizeof(queue_families) / sizeof(queue_families[0]); f++) {
-        wr_map_iter_t vit = {0}, qit;
-        void *vh, *q;
-
-        put_family(out, queue_families[f].name, queue_families[f].type, queue_families[f].help);
-        while (wr_map_next(wr_server_vhosts(m->srv), &vit, NULL, &vh)) {
-            const char *vname = wr_vhost_name(vh);
-
-            qit = (wr_map_iter_t){0};
-            while (wr_map_next(wr_vhost_queues(vh), &qit, NULL, &q)) {
-                wr_bytes_t qname = wr_queue_name(q);
-
-                evbuffer_add_printf(out, "%s{vhost=\"", queue_families[f].name);
-                put_label(out, (const uint8_t *)vname, strlen(vname));
-                evbuffer_add(out, "\",queue=\"", 9);
-                put_label(out, qname.data, qname.len);
-                evbuffer_add(out, "\"}", 2);
-                put_value(out, queue_value(m, q, queue_families[f].value));
-            }
-        }
-    }
 }
 
 static void put_single(struct evbuffer *out, const char *name, const char *type, const char *help, double v)
@@ -212,7 +187,8 @@ static void render_alarms(const wr_metrics_t *m, struct evbuffer *out)
                "Times the storage backlog started holding publishers", (double)st.flow_started);
 }
 
-static void render(const wr_metrics_t *m, struct evbuffer *out)
+/* The node's own series (everything but the queue families). */
+static void render_node(const wr_metrics_t *m, struct evbuffer *out)
 {
     wr_mgmt_counts_t c;
     wr_mgmt_rates_t r;
@@ -256,7 +232,173 @@ static void render(const wr_metrics_t *m, struct evbuffer *out)
                r.v[WR_MS_PUBLISH]);
     put_single(out, "warren_messages_deliver_rate", "gauge", "Messages delivered or fetched per second",
                delivered_rate(&r));
-    render_queues(m, out);
+}
+
+/* /metrics: each queue family summed over every queue, unlabelled. */
+static void render_queue_sums(const wr_metrics_t *m, struct evbuffer *out)
+{
+    double sum[Q_NVALUES] = {0}, v[Q_NVALUES];
+    wr_map_iter_t vit = {0}, qit;
+    void *vh, *q;
+
+    while (wr_map_next(wr_server_vhosts(m->srv), &vit, NULL, &vh)) {
+        qit = (wr_map_iter_t){0};
+        while (wr_map_next(wr_vhost_queues(vh), &qit, NULL, &q)) {
+            queue_values(m, q, v);
+            for (int i = 0; i < Q_NVALUES; i++)
+                sum[i] += v[i];
+        }
+    }
+    for (size_t f = 0; f < sizeof(queue_families) / sizeof(queue_families[0]); f++)
+        put_single(out, queue_families[f].name, queue_families[f].type, queue_families[f].help,
+                   sum[queue_families[f].value]);
+}
+
+/* ---------------------------------------------------------------- per object */
+
+/* One queue's values and its labels ({vhost="..",queue=".."} at `label` in
+ * the scrape's arena), taken when the scrape started. */
+typedef struct {
+    size_t label, label_len;
+    double v[Q_NVALUES];
+} row_t;
+
+/* A per-object reply in progress: the rows, and where the next chunk
+ * starts (family, row). */
+typedef struct {
+    wr_list_t link; /* in m->scrapes */
+    wr_metrics_t *m;
+    struct evhttp_request *req;
+    row_t *rows;
+    size_t nrows, cap;
+    wr_buf_t labels;
+    size_t family, next;
+} scrape_t;
+
+static void scrape_free(scrape_t *s)
+{
+    wr_list_remove(&s->link);
+    free(s->rows);
+    wr_buf_free(&s->labels);
+    free(s);
+}
+
+static bool scrape_add(scrape_t *s, const wr_vhost_t *vh, const wr_queue_t *q)
+{
+    const char *vname = wr_vhost_name(vh);
+    wr_bytes_t qname = wr_queue_name(q);
+    row_t *row;
+
+    if (s->nrows == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        row_t *rows = realloc(s->rows, cap * sizeof(*rows));
+
+        if (!rows)
+            return false;
+        s->rows = rows;
+        s->cap = cap;
+    }
+    row = &s->rows[s->nrows++];
+    row->label = s->labels.len;
+    wr_buf_put(&s->labels, "{vhost=\"", 8);
+    put_label(&s->labels, (const uint8_t *)vname, strlen(vname));
+    wr_buf_put(&s->labels, "\",queue=\"", 9);
+    put_label(&s->labels, qname.data, qname.len);
+    wr_buf_put(&s->labels, "\"}", 2);
+    row->label_len = s->labels.len - row->label;
+    queue_values(s->m, q, row->v);
+    return wr_buf_ok(&s->labels);
+}
+
+/* Every queue's values, in one pass: nothing is formatted yet. */
+static bool scrape_take(scrape_t *s)
+{
+    wr_map_iter_t vit = {0}, qit;
+    void *vh, *q;
+
+    while (wr_map_next(wr_server_vhosts(s->m->srv), &vit, NULL, &vh)) {
+        qit = (wr_map_iter_t){0};
+        while (wr_map_next(wr_vhost_queues(vh), &qit, NULL, &q)) {
+            if (!scrape_add(s, vh, q))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* Formats up to LINES_PER_CHUNK lines from where s stopped. */
+static void scrape_format(scrape_t *s, struct evbuffer *out)
+{
+    size_t nfam = sizeof(queue_families) / sizeof(queue_families[0]);
+
+    for (size_t lines = 0; lines < LINES_PER_CHUNK && s->family < nfam; lines++) {
+        const char *name = queue_families[s->family].name;
+        const row_t *row;
+
+        if (s->next == 0)
+            put_family(out, name, queue_families[s->family].type, queue_families[s->family].help);
+        if (s->next == s->nrows) {
+            s->family++;
+            s->next = 0;
+            continue;
+        }
+        row = &s->rows[s->next++];
+        evbuffer_add(out, name, strlen(name));
+        evbuffer_add(out, s->labels.data + row->label, row->label_len);
+        put_value(out, row->v[queue_families[s->family].value]);
+    }
+}
+
+static void on_closed(void *arg)
+{
+    scrape_free(arg);
+}
+
+/* The previous chunk is written: the next one, or the end of the reply. */
+static void on_chunk_sent(struct evhttp_connection *evcon, void *arg)
+{
+    scrape_t *s = arg;
+    struct evbuffer *out;
+
+    if (s->family == sizeof(queue_families) / sizeof(queue_families[0])) {
+        wr_mgmt_http_watch(s->m->http, s->req, NULL, NULL);
+        evhttp_send_reply_end(s->req);
+        scrape_free(s);
+        return;
+    }
+    out = evbuffer_new();
+    if (out)
+        scrape_format(s, out);
+    evhttp_send_reply_chunk_with_cb(s->req, out, on_chunk_sent, s);
+    if (out)
+        evbuffer_free(out);
+}
+
+/* GET /metrics/per-object: the node's series, then the queue families
+ * chunk by chunk. */
+static void per_object(wr_metrics_t *m, struct evhttp_request *req)
+{
+    scrape_t *s = calloc(1, sizeof(*s));
+    struct evbuffer *out = evbuffer_new();
+
+    if (!s || !out) {
+        free(s);
+        if (out)
+            evbuffer_free(out);
+        evhttp_send_error(req, HTTP_INTERNAL, "Internal Server Error");
+        return;
+    }
+    s->m = m;
+    s->req = req;
+    s->labels = (wr_buf_t)WR_BUF_INIT;
+    wr_list_insert_tail(&m->scrapes, &s->link);
+    if (!scrape_take(s))
+        s->nrows = 0; /* out of memory: the families come out empty */
+    render_node(m, out);
+    wr_mgmt_http_watch(m->http, req, on_closed, s);
+    evhttp_send_reply_start(req, HTTP_OK, "OK");
+    evhttp_send_reply_chunk_with_cb(req, out, on_chunk_sent, s);
+    evbuffer_free(out);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -267,7 +409,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     struct evbuffer *out;
 
-    if (!path || strcmp(path, "/metrics") != 0) {
+    if (!path || (strcmp(path, "/metrics") != 0 && strcmp(path, "/metrics/per-object") != 0)) {
         evhttp_send_error(req, HTTP_NOTFOUND, "Not Found");
         return;
     }
@@ -276,13 +418,19 @@ static void on_request(struct evhttp_request *req, void *arg)
         evhttp_send_error(req, 405, "Method Not Allowed");
         return;
     }
+    evhttp_add_header(headers, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    if (strcmp(path, "/metrics/per-object") == 0 && cmd == EVHTTP_REQ_GET) {
+        per_object(m, req);
+        return;
+    }
     out = evbuffer_new();
     if (!out) {
         evhttp_send_error(req, HTTP_INTERNAL, "Internal Server Error");
         return;
     }
-    render(m, out);
-    evhttp_add_header(headers, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    render_node(m, out);
+    if (strcmp(path, "/metrics") == 0)
+        render_queue_sums(m, out);
     evhttp_send_reply(req, HTTP_OK, "OK", out);
     evbuffer_free(out);
 }
@@ -306,24 +454,17 @@ uint64_t wr_metrics_rss_bytes(void)
 wr_metrics_t *wr_metrics_new(wr_server_t *srv, const wr_mgmt_stats_t *stats, const wr_listener_cfg_t *l)
 {
     wr_metrics_t *m = calloc(1, sizeof(*m));
+    wr_mgmt_http_opts_t o = {"Prometheus metrics", MAX_BODY_SIZE, MAX_BODY_SIZE, on_request, NULL, NULL};
 
     if (!m)
         return NULL;
     m->srv = srv;
     m->stats = stats;
-    m->http = evhttp_new(wr_server_base(srv));
+    wr_list_init(&m->scrapes);
+    o.arg = m;
+    m->http = wr_mgmt_http_new(wr_server_base(srv), l, &o);
     if (!m->http)
         goto err;
-    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_POST |
-                                            EVHTTP_REQ_DELETE);
-    evhttp_set_max_body_size(m->http, MAX_BODY_SIZE);
-    evhttp_set_timeout(m->http, HTTP_TIMEOUT_SEC);
-    evhttp_set_gencb(m->http, on_request, m);
-    if (!evhttp_bind_socket_with_handle(m->http, l->address, l->port)) {
-        wr_log_error("cannot listen on %s port %u for Prometheus metrics: %s", l->address, l->port,
-                     strerror(errno));
-        goto err;
-    }
     wr_log_info("Prometheus metrics on http://%s:%u/metrics", l->address, l->port);
     return m;
 err:
@@ -335,7 +476,8 @@ void wr_metrics_free(wr_metrics_t *m)
 {
     if (!m)
         return;
-    if (m->http)
-        evhttp_free(m->http);
+    wr_mgmt_http_free(m->http); /* ends the scrapes in progress (on_closed) */
+    while (!wr_list_empty(&m->scrapes))
+        scrape_free(wr_list_entry(m->scrapes.next, scrape_t, link));
     free(m);
 }

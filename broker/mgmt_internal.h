@@ -13,6 +13,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "broker/access.h"
 #include "broker/mgmt_stats.h"
 #include "broker/server.h"
 #include "protocol/error.h"
@@ -82,7 +83,8 @@ int wr_mgmt_put_permission(wr_server_t *srv, const char *user, const char *vhost
 const char *wr_mgmt_query(const wr_mgmt_req_t *r, const char *key);
 /*
  * The vhost named by seg[i]; NULL after replying 404 when there is none, or
- * 401 when the user may not use it (wr_mgmt_may_use).
+ * 401 "User not authorised to access virtual host" when the user may not
+ * use it (wr_mgmt_may_use).
  */
 wr_vhost_t *wr_mgmt_vhost(wr_mgmt_req_t *r, size_t i);
 /* Whether user u has this tag ("administrator", "policymaker"...). */
@@ -93,5 +95,10 @@ bool wr_mgmt_sees_all(const wr_mgmt_req_t *r);
 /* Whether the user may use vh: administrators always, users with a
  * permission in vh too, monitoring users for reading. */
 bool wr_mgmt_may_use(const wr_mgmt_req_t *r, const wr_vhost_t *vh);
+/* r's user in vh for the AMQP permission checks (access.h), which every
+ * operation on an exchange, queue or binding makes as its AMQP method would;
+ * administrators are no exception, as in RabbitMQ. Borrows from r and the
+ * configuration: use it within the request. */
+wr_access_who_t wr_mgmt_who(const wr_mgmt_req_t *r, const wr_vhost_t *vh);
 
 #endif

@@ -214,6 +214,40 @@ static bool query_true(const wr_mgmt_req_t *r, const char *key)
     return v && strcmp(v, "true") == 0;
 }
 
+/* The AMQP method's permission check: r's user may do `what` to the
+ * exchange or queue (`kind`) called name in vh; false with a 403 in *err. */
+static bool permitted(const wr_mgmt_req_t *r, const wr_vhost_t *vh, wr_perm_t what, const char *kind,
+                      wr_bytes_t name, uint32_t method, wr_amqp_error_t *err)
+{
+    wr_access_who_t who = wr_mgmt_who(r, vh);
+
+    return wr_access_check_as(&who, what, kind, name, method, err);
+}
+
+/* exchange.declare's and queue.declare's checks: configure on the object;
+ * for a new one whose arguments name an exchange under `key`, read on it
+ * and write on that exchange. False with a 403 in *err. */
+static bool may_declare(const wr_mgmt_req_t *r, const wr_vhost_t *vh, const char *kind, wr_bytes_t name,
+                        bool exists, wr_bytes_t args, const char *key, wr_amqp_error_t *err)
+{
+    uint32_t method = strcmp(kind, "queue") == 0 ? WR_QUEUE_DECLARE : WR_EXCHANGE_DECLARE;
+    wr_access_who_t who = wr_mgmt_who(r, vh);
+
+    return wr_access_check_as(&who, WR_PERM_CONFIGURE, kind, name, method, err) &&
+           (exists || wr_access_check_arg_as(&who, kind, name, args, key, method, err));
+}
+
+/* queue.bind's and exchange.bind's checks (their unbind's too): write on
+ * the destination, read on the source. False with a 403 in *err. */
+static bool may_bind(const wr_mgmt_req_t *r, const wr_vhost_t *vh, wr_bytes_t source, bool dest_is_queue,
+                     wr_bytes_t dest, wr_amqp_error_t *err)
+{
+    uint32_t method = dest_is_queue ? WR_QUEUE_BIND : WR_EXCHANGE_BIND;
+
+    return permitted(r, vh, WR_PERM_WRITE, dest_is_queue ? "queue" : "exchange", dest, method, err) &&
+           permitted(r, vh, WR_PERM_READ, "exchange", source, method, err);
+}
+
 typedef json_t *(*item_fn)(const wr_mgmt_req_t *r, const wr_vhost_t *vh, void *obj);
 
 /* Every exchange or queue of `only` (or of every vhost), sorted by vhost and name. */
@@ -342,7 +376,8 @@ static void create_binding(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_bytes_t source, 
         wr_bytes_t k = key ? (wr_bytes_t){(const uint8_t *)json_string_value(key), json_string_length(key)}
                            : WR_BYTES_LIT("");
 
-        if (!wr_mgmt_topo_bind(vh, source, dest_is_queue, dest, k, args, &err)) {
+        if (!may_bind(r, vh, source, dest_is_queue, dest, &err) ||
+            !wr_mgmt_topo_bind(vh, source, dest_is_queue, dest, k, args, &err)) {
             wr_mgmt_amqp_error(r, &err);
         } else {
             /* RabbitMQ's Location: DEST/PROPS, relative to the request. */
@@ -368,6 +403,10 @@ static void delete_binding(wr_mgmt_req_t *r, wr_vhost_t *vh, collect_t *c)
     json_decref(bindings_of(vh, c));
     if (!c->found) {
         wr_mgmt_not_found(r);
+        return;
+    }
+    if (!may_bind(r, vh, c->source, c->dest_is_queue, c->dest, &err)) {
+        wr_mgmt_amqp_error(r, &err);
         return;
     }
     if (c->source.len == 0) {
@@ -485,7 +524,9 @@ static void put_exchange(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_bytes_t name)
         wr_mgmt_error(r, 400, "bad_request", "type must be a string");
     } else if (get_bool(r, body, "durable", &durable) && get_bool(r, body, "auto_delete", &auto_delete) &&
                get_bool(r, body, "internal", &internal) && get_args(r, body, &buf, &args)) {
-        if (!wr_mgmt_topo_declare_exchange(vh, name, type ? json_string_value(type) : "direct", durable,
+        if (!may_declare(r, vh, "exchange", name, wr_vhost_exchange(vh, name) != NULL, args,
+                         "alternate-exchange", &err) ||
+            !wr_mgmt_topo_declare_exchange(vh, name, type ? json_string_value(type) : "direct", durable,
                                            auto_delete, internal, args, &created, &err))
             wr_mgmt_amqp_error(r, &err);
         else
@@ -505,6 +546,8 @@ static void delete_exchange(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_exchange_t *x)
         wr_mgmt_amqp_error(r, &err);
     } else if (wr_bytes_has_prefix(name, "amq.")) {
         wr_mgmt_error(r, 401, "not_authorised", "Access refused.");
+    } else if (!permitted(r, vh, WR_PERM_CONFIGURE, "exchange", name, WR_EXCHANGE_DELETE, &err)) {
+        wr_mgmt_amqp_error(r, &err);
     } else if (query_true(r, "if-unused") && wr_exchange_binding_count(x) > 0) {
         wr_mgmt_error(r, 400, "bad_request", "exchange '%.*s' in vhost '%s' in use", (int)name.len,
                       (const char *)name.data, wr_vhost_name(vh));
@@ -626,6 +669,21 @@ out:
     json_decref(body);
 }
 
+/* RabbitMQ publishes on a channel and reports the channel's error as a 400:
+ * write on the exchange comes first, then whether it exists. */
+static void publish_checked(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_exchange_t *x)
+{
+    wr_amqp_error_t err;
+
+    if (!permitted(r, vh, WR_PERM_WRITE, "exchange", exchange_name(r->seg[2]), WR_BASIC_PUBLISH, &err))
+        wr_mgmt_error(r, 400, "bad_request", "%u %s", (unsigned)err.code, err.text);
+    else if (!x)
+        wr_mgmt_error(r, 400, "bad_request", "404 NOT_FOUND - no exchange '%s' in vhost '%s'", r->seg[2],
+                      wr_vhost_name(vh));
+    else
+        publish(r, vh, x);
+}
+
 void wr_mgmt_topo_exchanges(wr_mgmt_req_t *r)
 {
     wr_vhost_t *vh = NULL;
@@ -647,10 +705,8 @@ void wr_mgmt_topo_exchanges(wr_mgmt_req_t *r)
     x = wr_vhost_exchange(vh, exchange_name(r->seg[2]));
     if (r->nseg == 3 && r->method == WR_MGMT_PUT) {
         put_exchange(r, vh, exchange_name(r->seg[2]));
-    } else if (!x && r->nseg == 4 && r->method == WR_MGMT_POST && strcmp(r->seg[3], "publish") == 0) {
-        /* RabbitMQ publishes on a channel and reports the channel error. */
-        wr_mgmt_error(r, 400, "bad_request", "404 NOT_FOUND - no exchange '%s' in vhost '%s'", r->seg[2],
-                      wr_vhost_name(vh));
+    } else if (r->nseg == 4 && r->method == WR_MGMT_POST && strcmp(r->seg[3], "publish") == 0) {
+        publish_checked(r, vh, x);
     } else if (!x) {
         wr_mgmt_not_found(r);
     } else if (r->nseg == 3) {
@@ -661,10 +717,7 @@ void wr_mgmt_topo_exchanges(wr_mgmt_req_t *r)
         else
             wr_mgmt_not_allowed(r, "GET, PUT, DELETE");
     } else if (r->nseg == 4 && strcmp(r->seg[3], "publish") == 0) {
-        if (r->method == WR_MGMT_POST)
-            publish(r, vh, x);
-        else
-            wr_mgmt_not_allowed(r, "POST");
+        wr_mgmt_not_allowed(r, "POST");
     } else if (r->nseg == 5 && strcmp(r->seg[3], "bindings") == 0 &&
                (strcmp(r->seg[4], "source") == 0 || strcmp(r->seg[4], "destination") == 0)) {
         object_bindings(r, vh, wr_exchange_name(x), false, strcmp(r->seg[4], "source") == 0);
@@ -736,7 +789,9 @@ static void put_queue(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_bytes_t name)
         return;
     if (get_bool(r, body, "durable", &durable) && get_bool(r, body, "auto_delete", &auto_delete) &&
         get_args(r, body, &buf, &args)) {
-        if (!wr_mgmt_topo_declare_queue(vh, name, durable, auto_delete, args, &created, &err))
+        if (!may_declare(r, vh, "queue", name, wr_vhost_queue(vh, name) != NULL, args,
+                         "x-dead-letter-exchange", &err) ||
+            !wr_mgmt_topo_declare_queue(vh, name, durable, auto_delete, args, &created, &err))
             wr_mgmt_amqp_error(r, &err);
         else
             wr_mgmt_reply(r, created ? 201 : 204, NULL);
@@ -748,8 +803,11 @@ static void put_queue(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_bytes_t name)
 static void delete_queue(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_queue_t *q)
 {
     wr_bytes_t name = wr_queue_name(q);
+    wr_amqp_error_t err;
 
-    if (query_true(r, "if-empty") && wr_queue_ready(q) > 0)
+    if (!permitted(r, vh, WR_PERM_CONFIGURE, "queue", name, WR_QUEUE_DELETE, &err))
+        wr_mgmt_amqp_error(r, &err);
+    else if (query_true(r, "if-empty") && wr_queue_ready(q) > 0)
         wr_mgmt_error(r, 400, "bad_request", "queue '%.*s' in vhost '%s' not empty", (int)name.len,
                       (const char *)name.data, wr_vhost_name(vh));
     else if (query_true(r, "if-unused") && wr_queue_consumer_count(q) > 0)
@@ -875,6 +933,36 @@ out:
     json_decref(body);
 }
 
+/* RabbitMQ gets on a channel: read on the queue comes first (401 with the
+ * channel's text), then whether it exists (404 likewise). */
+static void get_checked(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_queue_t *q)
+{
+    wr_amqp_error_t err;
+
+    if (!permitted(r, vh, WR_PERM_READ, "queue", wr_bytes_str(r->seg[2]), WR_BASIC_GET, &err))
+        wr_mgmt_error(r, 401, "not_authorised", "%s", err.text);
+    else if (!q)
+        wr_mgmt_error(r, 404, "not_found", "NOT_FOUND - no queue '%s' in vhost '%s'", r->seg[2],
+                      wr_vhost_name(vh));
+    else
+        get_messages(r, q);
+}
+
+/* DELETE /api/queues/VHOST/NAME/contents: queue.purge, read on the queue. */
+static void purge(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_queue_t *q)
+{
+    wr_amqp_error_t err;
+
+    if (r->method != WR_MGMT_DELETE) {
+        wr_mgmt_not_allowed(r, "DELETE");
+    } else if (!permitted(r, vh, WR_PERM_READ, "queue", wr_queue_name(q), WR_QUEUE_PURGE, &err)) {
+        wr_mgmt_amqp_error(r, &err);
+    } else {
+        wr_queue_purge(q);
+        wr_mgmt_reply(r, 204, NULL);
+    }
+}
+
 void wr_mgmt_topo_queues(wr_mgmt_req_t *r)
 {
     wr_vhost_t *vh = NULL;
@@ -896,10 +984,8 @@ void wr_mgmt_topo_queues(wr_mgmt_req_t *r)
     q = wr_vhost_queue(vh, wr_bytes_str(r->seg[2]));
     if (r->nseg == 3 && r->method == WR_MGMT_PUT) {
         put_queue(r, vh, wr_bytes_str(r->seg[2]));
-    } else if (!q && r->nseg == 4 && r->method == WR_MGMT_POST && strcmp(r->seg[3], "get") == 0) {
-        /* RabbitMQ gets on a channel and reports the channel error. */
-        wr_mgmt_error(r, 404, "not_found", "NOT_FOUND - no queue '%s' in vhost '%s'", r->seg[2],
-                      wr_vhost_name(vh));
+    } else if (r->nseg == 4 && r->method == WR_MGMT_POST && strcmp(r->seg[3], "get") == 0) {
+        get_checked(r, vh, q);
     } else if (!q) {
         wr_mgmt_not_found(r);
     } else if (r->nseg == 3) {
@@ -910,17 +996,9 @@ void wr_mgmt_topo_queues(wr_mgmt_req_t *r)
         else
             wr_mgmt_not_allowed(r, "GET, PUT, DELETE");
     } else if (strcmp(r->seg[3], "contents") == 0) {
-        if (r->method == WR_MGMT_DELETE) {
-            wr_queue_purge(q);
-            wr_mgmt_reply(r, 204, NULL);
-        } else {
-            wr_mgmt_not_allowed(r, "DELETE");
-        }
+        purge(r, vh, q);
     } else if (strcmp(r->seg[3], "get") == 0) {
-        if (r->method == WR_MGMT_POST)
-            get_messages(r, q);
-        else
-            wr_mgmt_not_allowed(r, "POST");
+        wr_mgmt_not_allowed(r, "POST");
     } else if (strcmp(r->seg[3], "bindings") == 0) {
         object_bindings(r, vh, wr_queue_name(q), true, false);
     } else {

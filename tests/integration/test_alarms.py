@@ -50,8 +50,9 @@ def conn_states(b):
 
 
 def scrape(b):
-    """The parsed /metrics of a broker started with metrics_config()."""
-    r = Http("127.0.0.1", b.config["prometheus"]["port"]).get("/metrics", auth=False)
+    """The parsed /metrics/per-object (the node's series and each queue's)
+    of a broker started with metrics_config()."""
+    r = Http("127.0.0.1", b.config["prometheus"]["port"]).get("/metrics/per-object", auth=False)
     assert r.status == 200, r
     return parse(r.body)
 

@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: MIT
-# The Prometheus endpoint: GET /metrics in the text exposition format 0.0.4,
-# checked by a strict parser written here from the format's specification,
-# and values that follow messages through a queue (depth, consumers,
-# counters, the publish/deliver rates that expose consumer lag).
+# The Prometheus endpoint: GET /metrics (queue families summed) and
+# /metrics/per-object (one sample per queue) in the text exposition format
+# 0.0.4, checked by a strict parser written here from the format's
+# specification, and values that follow messages through a queue (depth,
+# consumers, counters, the publish/deliver rates that expose consumer lag).
 import math
 import re
 
 import pytest
 
+from conftest import Http
 from helpers import Collector, wait_for
 
 NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
@@ -151,8 +153,8 @@ def prom(mgmt_broker):
     return mgmt_broker.prom
 
 
-def scrape(prom):
-    r = prom.get("/metrics", auth=False)
+def scrape(prom, path="/metrics/per-object"):
+    r = prom.get(path, auth=False)
     assert r.status == 200, r
     assert r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     return parse(r.body)
@@ -165,8 +167,9 @@ def value(fams, name, **labels):
     return fam["samples"].get((name, frozenset(labels.items())))
 
 
-def test_exposition_is_valid_and_named_by_convention(prom):
-    fams = scrape(prom)
+@pytest.mark.parametrize("path", ["/metrics", "/metrics/per-object"])
+def test_exposition_is_valid_and_named_by_convention(prom, path):
+    fams = scrape(prom, path)
     for name, fam in fams.items():
         assert name.startswith("warren_"), name
         assert fam["type"] and fam["help"], name
@@ -193,6 +196,7 @@ def test_exposition_is_valid_and_named_by_convention(prom):
 def test_other_paths_and_methods(prom):
     assert prom.get("/", auth=False).status == 404
     assert prom.get("/metrics/extra", auth=False).status == 404
+    assert prom.get("/metrics/per-object/x", auth=False).status == 404
     r = prom.post("/metrics", {}, auth=False)
     assert r.status == 405
 
@@ -285,3 +289,45 @@ def test_label_values_are_escaped(prom, mgmt_broker):
     assert value(f, "warren_queue_messages_ready", vhost="/", queue=q) == 0
     c.close()
     assert math.isfinite(value(f, "warren_process_resident_memory_bytes"))
+
+
+def test_default_endpoint_is_aggregated(prom, mgmt_broker, name):
+    """/metrics sums each queue family over every queue, as
+    rabbitmq_prometheus does without return_per_object_metrics: one
+    unlabelled sample per family, whatever the number of queues."""
+    c = mgmt_broker.connect()
+    ch = c.channel()
+    qs = [name("agg1"), name("agg2")]
+    for q in qs:
+        ch.queue_declare(q)
+        for i in range(3):
+            ch.basic_publish("", q, b"m")
+
+    def summed():
+        f = scrape(prom, "/metrics")
+        per = scrape(prom)
+        total = sum(v for (n, _), v in per["warren_queue_messages_ready"]["samples"].items())
+        return value(f, "warren_queue_messages_ready") == total and total >= 6 and f
+    f = wait_for(summed, what="the sum of the per-object samples")
+    for fam in ("warren_queue_messages_ready", "warren_queue_messages_published_total",
+                "warren_queue_consumers", "warren_queue_publish_rate"):
+        assert list(f[fam]["samples"]) == [(fam, frozenset())], fam
+    for q in qs:
+        ch.queue_delete(q)
+    c.close()
+
+
+def test_per_object_with_many_queues(warren):
+    """10,000 queues: the per-object reply spans many chunks and still
+    parses, with every queue in every family exactly once."""
+    b = warren()
+    n = 10000
+    qs = [{"name": "many-%05d" % i, "vhost": "/", "durable": False, "auto_delete": False,
+           "arguments": {}} for i in range(n)]
+    assert b.mgmt.post("/api/definitions", {"queues": qs}).status == 204
+    prom = Http("127.0.0.1", b.config["prometheus"]["port"])
+    f = scrape(prom)
+    for fam in ("warren_queue_messages_ready", "warren_queue_deliver_rate"):
+        names = sorted(dict(labels)["queue"] for (_, labels) in f[fam]["samples"])
+        assert names == ["many-%05d" % i for i in range(n)], fam
+    assert value(scrape(prom, "/metrics"), "warren_queue_messages_ready") == 0

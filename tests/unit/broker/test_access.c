@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "broker/access.h"
+#include "protocol/methods.h"
 #include "config_fixture.h"
 
 static char path[WR_TEST_CONFIG_PATH_MAX];
@@ -151,6 +152,29 @@ static const struct {
     {"{}", "permissions: expected an array, got an object"},
 };
 
+/* The checks made without a connection (the management API). */
+START_TEST(test_check_as)
+{
+    wr_config_t *cfg = load_permissions("^app-", "^app-", "^app-");
+    wr_access_who_t who = {wr_config_permission(cfg, "app", "/", 1), "/", "app"};
+    wr_access_who_t nobody = {NULL, "/", "app"};
+    wr_amqp_error_t e;
+
+    ck_assert(wr_access_check_as(&who, WR_PERM_READ, "queue", wr_bytes_str("app-q"), WR_BASIC_GET, &e));
+    ck_assert(!wr_access_check_as(&who, WR_PERM_READ, "queue", wr_bytes_str("secret"), WR_BASIC_GET, &e));
+    ck_assert_int_eq(e.code, 403);
+    ck_assert_str_eq(e.text, "ACCESS_REFUSED - access to queue 'secret' in vhost '/' refused for user 'app'");
+    ck_assert(!wr_access_check_as(&who, WR_PERM_WRITE, "exchange", wr_bytes_str(""), WR_BASIC_PUBLISH, &e));
+    ck_assert_str_eq(e.text,
+                     "ACCESS_REFUSED - access to exchange 'amq.default' in vhost '/' refused for user 'app'");
+    ck_assert(!wr_access_check_as(&nobody, WR_PERM_READ, "queue", wr_bytes_str("app-q"), WR_BASIC_GET, &e));
+    /* A new queue naming a dead-letter exchange: read on it, write on that. */
+    ck_assert(wr_access_check_arg_as(&who, "queue", wr_bytes_str("app-q"), (wr_bytes_t){NULL, 0},
+                                     "x-dead-letter-exchange", WR_QUEUE_DECLARE, &e));
+    wr_config_free(cfg);
+}
+END_TEST
+
 START_TEST(test_permission_errors)
 {
     char text[1024], want[512];
@@ -173,6 +197,7 @@ int main(void)
     tcase_add_test(tc, test_empty_and_all);
     tcase_add_test(tc, test_names_by_length);
     tcase_add_test(tc, test_vhost_lists_are_full_permissions);
+    tcase_add_test(tc, test_check_as);
     tcase_add_loop_test(tc, test_permission_errors, 0, (int)(sizeof(errors) / sizeof(errors[0])));
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

@@ -2,9 +2,11 @@
 # Resource limits against hostile or careless clients (warren only: each
 # test starts a warrend with its own "limits"): the connection limits
 # (global and per user), the handshake timeout, field-table depth and size,
-# a flood of input, and a consumer that stops reading while another keeps
-# being served.
+# a flood of input, a client that pipelines requests without reading the
+# replies, and a consumer that stops reading while another keeps being
+# served.
 import os
+import select
 import socket
 import time
 import uuid
@@ -212,6 +214,54 @@ def test_input_flood(dedicated_broker, monkeypatch):
         r.open_channel(1)    # a round trip: the flood has been handled
     grown_mb = (proc_kb(b.proc.pid, "VmHWM") - before) / 1024.0
     assert grown_mb < 16, "peak RSS grew by %.1f MiB during a 64 MiB flood" % grown_mb
+
+
+def send_until_stalled(b, sock, data, rss_limit_mb):
+    """Sends data while the broker takes it; returns the octets sent when it
+    is all sent or when the socket has taken nothing for a second (the
+    broker stopped reading). Fails as soon as the broker's RSS has grown by
+    rss_limit_mb, so a broker that buffers without bound is not driven into
+    swap."""
+    before = proc_kb(b.proc.pid, "VmRSS")
+    sent = 0
+    while sent < len(data):
+        grown_mb = (proc_kb(b.proc.pid, "VmRSS") - before) / 1024.0
+        assert grown_mb < rss_limit_mb, \
+            "RSS grew by %.1f MiB after %.1f MiB of requests that the client did not read the replies of" \
+            % (grown_mb, sent / 1048576.0)
+        if not select.select([], [sock], [], 1.0)[1]:
+            break
+        sent += sock.send(data[sent:sent + 65536])
+    print("sent %.1f MiB of requests; RSS grew by %.1f MiB"
+          % (sent / 1048576.0, (proc_kb(b.proc.pid, "VmRSS") - before) / 1024.0))
+    return sent
+
+
+def test_pipelined_replies_are_bounded(dedicated_broker):
+    """A client that pipelines queue.declare without reading a reply: once
+    its unread replies are over the bound (4 MiB) the broker stops reading
+    its requests, so its memory does not grow with them (it grew 1:1
+    before). When the client reads again, every reply arrives and the
+    connection goes on working."""
+    b = dedicated_broker()
+    name = "pipelined-" + "q" * 240
+    one = raw.queue_declare(1, name)
+    requests = one * ((256 << 20) // len(one))
+    with opened(b) as r:
+        r.open_channel(1)
+        r.send(one)
+        r.expect(raw.QUEUE_DECLARE_OK, channel=1)
+        sent = send_until_stalled(b, r.sock, requests, rss_limit_mb=64)
+        assert sent < len(requests), "the broker read 256 MiB of requests whose replies were not read"
+        whole, part = divmod(sent, len(one))
+        for _ in range(whole):
+            f = r.expect(raw.QUEUE_DECLARE_OK, channel=1, timeout=DEADLINE)
+            assert f.args[0] == name
+        if part:
+            r.send(one[part:])
+            r.expect(raw.QUEUE_DECLARE_OK, channel=1)
+        r.send(raw.queue_declare(1, name, passive=True))
+        r.expect(raw.QUEUE_DECLARE_OK, channel=1)
 
 
 class SmallWindow(raw.RawConnection):

@@ -18,6 +18,13 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+/* TLS 1.2 without tls.ciphers: forward secrecy and an AEAD only (no CBC
+ * suite, no SHA-1 MAC), strongest first; TLS 1.3 keeps OpenSSL's suites,
+ * which are all AEAD. */
+static const char default_ciphers[] = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                      "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+                                      "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+
 /* Sessions resumed with verify_peer need an id context (any constant). */
 static const unsigned char session_context[] = "warren";
 
@@ -87,6 +94,7 @@ static bool load_files(SSL_CTX *ctx, const wr_tls_cfg_t *cfg, char *err, size_t 
 wr_tls_t *wr_tls_new(const wr_tls_cfg_t *cfg, char *err, size_t errlen)
 {
     wr_tls_t *tls = calloc(1, sizeof(*tls));
+    const char *ciphers = cfg->ciphers ? cfg->ciphers : default_ciphers;
     int verify = SSL_VERIFY_NONE;
 
     if (!tls || !(tls->ctx = SSL_CTX_new(TLS_server_method()))) {
@@ -100,8 +108,8 @@ wr_tls_t *wr_tls_new(const wr_tls_cfg_t *cfg, char *err, size_t errlen)
     SSL_CTX_set_options(tls->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     /* libevent may hand a write back from another buffer address. */
     SSL_CTX_set_mode(tls->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
-    if (cfg->ciphers && SSL_CTX_set_cipher_list(tls->ctx, cfg->ciphers) != 1) {
-        snprintf(err, errlen, "tls.ciphers: no usable cipher in '%s': %s", cfg->ciphers, openssl_reason());
+    if (SSL_CTX_set_cipher_list(tls->ctx, ciphers) != 1) {
+        snprintf(err, errlen, "tls.ciphers: no usable cipher in '%s': %s", ciphers, openssl_reason());
         goto err;
     }
     if (!load_files(tls->ctx, cfg, err, errlen))

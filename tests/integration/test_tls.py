@@ -302,6 +302,32 @@ def test_ciphers(dedicated_broker, certs):
     assert isinstance(refused_handshake(port, ctx), ssl.SSLError)
 
 
+@pytest.mark.parametrize("suite", ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384",
+                                   "ECDHE-ECDSA-AES128-SHA256"])
+def test_default_ciphers_refuse_cbc(dedicated_broker, certs, suite):
+    """Without tls.ciphers, TLS 1.2 offers only ECDHE with an AEAD (AES-GCM,
+    ChaCha20-Poly1305): a client offering nothing but a CBC suite (SHA-1 or
+    SHA-2 MAC) is refused. (The test certificates are ECDSA P-256, so the
+    ECDHE-RSA suites could never be chosen here.)"""
+    b, port = start_tls(dedicated_broker, certs)
+    ctx = old_client(certs, ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers(suite + ":@SECLEVEL=0")
+    e = refused_handshake(port, ctx)
+    assert isinstance(e, ssl.SSLError), e
+    log_has(b, "no shared cipher")
+
+
+@pytest.mark.parametrize("suite", ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+                                   "ECDHE-ECDSA-CHACHA20-POLY1305"])
+def test_default_ciphers_accept_aead(dedicated_broker, certs, suite):
+    b, port = start_tls(dedicated_broker, certs)
+    ctx = old_client(certs, ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers(suite)
+    with TlsRaw(port, ctx) as t:
+        assert t.sock.cipher()[0] == suite
+        t.handshake()
+
+
 def test_tls_handshake_timeout(dedicated_broker, certs):
     """limits.handshake_timeout also covers the TLS handshake: a client that
     connects to a TLS listener and says nothing is dropped."""

@@ -81,7 +81,8 @@ typedef struct {
     char **vhosts; /* default: "/" */
     size_t nvhosts;
 
-    int log_level; /* WR_LOG_*, default info */
+    int log_level;  /* WR_LOG_*, default info */
+    char *log_file; /* "log.file": lines are appended there, reopened on SIGHUP; NULL: stderr */
 
     /* Operations: the HTTP listeners are disabled while their address is
      * NULL (keys absent). */

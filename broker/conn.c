@@ -490,10 +490,12 @@ static bool conn_output_holds(wr_conn_t *c)
 }
 
 /*
- * A content header was handled (rabbit_reader's publish_received): if
- * anything holds publishers now, reading stops here, before the body, and
- * the heartbeat monitor stops counting silence (on_heartbeat) because the
- * client's frames, heartbeats included, wait unread in the socket.
+ * A content header or body frame was handled (rabbit_reader's
+ * publish_received): if anything holds publishers now, reading stops here,
+ * before the body or its next frame (bodies started on many channels before
+ * an alarm would otherwise keep coming), and the heartbeat monitor stops
+ * counting silence (on_heartbeat) because the client's frames, heartbeats
+ * included, wait unread in the socket.
  */
 static void conn_publish_received(wr_conn_t *c)
 {
@@ -880,7 +882,7 @@ static void conn_channel_frame(wr_conn_t *c, const wr_frame_t *f)
         *slot = NULL;
         c->nchannels--;
     }
-    if (f->type == WR_FRAME_HEADER && c->state == WR_CONN_OPEN)
+    if ((f->type == WR_FRAME_HEADER || f->type == WR_FRAME_BODY) && c->state == WR_CONN_OPEN)
         conn_publish_received(c);
 }
 

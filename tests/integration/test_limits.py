@@ -3,8 +3,8 @@
 # test starts a warrend with its own "limits"): the connection limits
 # (global and per user), the handshake timeout, field-table depth and size,
 # a flood of input, a client that pipelines requests without reading the
-# replies, and a consumer that stops reading while another keeps being
-# served.
+# replies, bodies streamed on many channels under the memory alarm, and a
+# consumer that stops reading while another keeps being served.
 import os
 import select
 import socket
@@ -216,23 +216,23 @@ def test_input_flood(dedicated_broker, monkeypatch):
     assert grown_mb < 16, "peak RSS grew by %.1f MiB during a 64 MiB flood" % grown_mb
 
 
-def send_until_stalled(b, sock, data, rss_limit_mb):
-    """Sends data while the broker takes it; returns the octets sent when it
-    is all sent or when the socket has taken nothing for a second (the
-    broker stopped reading). Fails as soon as the broker's RSS has grown by
-    rss_limit_mb, so a broker that buffers without bound is not driven into
-    swap."""
+def send_until_stalled(b, sock, data, rss_limit_mb, times=1):
+    """Sends data, `times` over, while the broker takes it; returns the
+    octets sent when it is all sent or when the socket has taken nothing for
+    a second (the broker stopped reading). Fails as soon as the broker's RSS
+    has grown by rss_limit_mb, so a broker that buffers without bound is not
+    driven into swap."""
     before = proc_kb(b.proc.pid, "VmRSS")
-    sent = 0
-    while sent < len(data):
+    sent, total = 0, len(data) * times
+    while sent < total:
         grown_mb = (proc_kb(b.proc.pid, "VmRSS") - before) / 1024.0
-        assert grown_mb < rss_limit_mb, \
-            "RSS grew by %.1f MiB after %.1f MiB of requests that the client did not read the replies of" \
-            % (grown_mb, sent / 1048576.0)
+        assert grown_mb < rss_limit_mb, "RSS grew by %.1f MiB after %.1f MiB sent" % (
+            grown_mb, sent / 1048576.0)
         if not select.select([], [sock], [], 1.0)[1]:
             break
-        sent += sock.send(data[sent:sent + 65536])
-    print("sent %.1f MiB of requests; RSS grew by %.1f MiB"
+        off = sent % len(data)
+        sent += sock.send(data[off:off + 65536])
+    print("sent %.1f MiB; RSS grew by %.1f MiB"
           % (sent / 1048576.0, (proc_kb(b.proc.pid, "VmRSS") - before) / 1024.0))
     return sent
 
@@ -246,13 +246,14 @@ def test_pipelined_replies_are_bounded(dedicated_broker):
     b = dedicated_broker()
     name = "pipelined-" + "q" * 240
     one = raw.queue_declare(1, name)
-    requests = one * ((256 << 20) // len(one))
+    requests = one * 4096
+    times = (256 << 20) // len(requests)
     with opened(b) as r:
         r.open_channel(1)
         r.send(one)
         r.expect(raw.QUEUE_DECLARE_OK, channel=1)
-        sent = send_until_stalled(b, r.sock, requests, rss_limit_mb=64)
-        assert sent < len(requests), "the broker read 256 MiB of requests whose replies were not read"
+        sent = send_until_stalled(b, r.sock, requests, rss_limit_mb=64, times=times)
+        assert sent < len(requests) * times, "the broker read 256 MiB of requests whose replies were not read"
         whole, part = divmod(sent, len(one))
         for _ in range(whole):
             f = r.expect(raw.QUEUE_DECLARE_OK, channel=1, timeout=DEADLINE)
@@ -262,6 +263,24 @@ def test_pipelined_replies_are_bounded(dedicated_broker):
             r.expect(raw.QUEUE_DECLARE_OK, channel=1)
         r.send(raw.queue_declare(1, name, passive=True))
         r.expect(raw.QUEUE_DECLARE_OK, channel=1)
+
+
+def test_partial_contents_held_by_the_memory_alarm(dedicated_broker):
+    """Contents started on many channels before the memory alarm, their
+    bodies streamed after it: the alarm stops the reads at the next body
+    frame, not only at the next content header, so the broker's memory
+    stays near the watermark instead of following the 512 MiB announced."""
+    b = dedicated_broker({"memory_high_watermark": {"absolute": 96 << 20}})
+    channels, size = 8, 64 << 20
+    with opened(b) as r:
+        chunk = r.negotiated[1] - 8
+        for ch in range(1, channels + 1):
+            r.open_channel(ch)
+            r.send(raw.basic_publish(ch, "", "nowhere") + raw.header_frame(ch, size))
+        piece = os.urandom(chunk)
+        frames = b"".join(raw.body_frame(ch, piece) for ch in range(1, channels + 1))
+        send_until_stalled(b, r.sock, frames, rss_limit_mb=224, times=size // chunk)
+    log_has(b, "memory resource limit alarm set")
 
 
 class SmallWindow(raw.RawConnection):

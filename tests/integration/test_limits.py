@@ -7,6 +7,7 @@
 # consumer that stops reading while another keeps being served.
 import os
 import select
+import signal
 import socket
 import time
 import uuid
@@ -263,6 +264,27 @@ def test_pipelined_replies_are_bounded(dedicated_broker):
             r.expect(raw.QUEUE_DECLARE_OK, channel=1)
         r.send(raw.queue_declare(1, name, passive=True))
         r.expect(raw.QUEUE_DECLARE_OK, channel=1)
+
+
+def test_held_connection_closes_on_shutdown(dedicated_broker):
+    """SIGTERM while a connection is held by its unread replies: the broker
+    reads again to hear the client's close-ok, so the client gets
+    connection.close 320 after its replies, its close-ok ends the connection
+    and warrend exits 0 without waiting out the shutdown deadline."""
+    b = dedicated_broker()
+    one = raw.queue_declare(1, "held-" + "q" * 240)
+    with opened(b) as r:
+        r.open_channel(1)
+        requests = one * 4096
+        sent = send_until_stalled(b, r.sock, requests, rss_limit_mb=64, times=64)
+        assert sent < len(requests) * 64
+        b.proc.send_signal(signal.SIGTERM)
+        if sent % len(one):    # the last request's tail, read once closing
+            r.send(one[sent % len(one):])
+        code, text, _, _ = r.expect_connection_close(timeout=DEADLINE)
+        assert (code, text) == (320, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
+    assert b.stop(timeout=DEADLINE) == 0
+    assert "still open" not in b.log()
 
 
 def test_partial_contents_held_by_the_memory_alarm(dedicated_broker):

@@ -378,6 +378,7 @@ void wr_config_free(wr_config_t *cfg)
     free(cfg->management.address);
     free(cfg->prometheus.address);
     free(cfg->load_definitions);
+    free(cfg->log_file);
     free(cfg->data_dir);
     clear_security(cfg);
     json_decref(cfg->policies);
@@ -792,19 +793,27 @@ static bool parse_users(problems_t *p, wr_config_t *cfg, const json_t *arr)
     return true;
 }
 
-static void parse_log(problems_t *p, wr_config_t *cfg, const json_t *obj)
+static bool set_option(problems_t *p, const char *path, const json_t *v, char **out);
+
+/* "log": {"level", "file"}. */
+static bool parse_log(problems_t *p, wr_config_t *cfg, const json_t *obj)
 {
     const char *key;
     const json_t *v;
 
     if (!expect_type(p, "log", obj, JSON_OBJECT, "an object"))
-        return;
+        return true;
     json_object_foreach((json_t *)obj, key, v)
     {
         char path[300];
         int level;
 
         snprintf(path, sizeof(path), "log.%s", key);
+        if (strcmp(key, "file") == 0) {
+            if (!set_option(p, path, v, &cfg->log_file))
+                return false;
+            continue;
+        }
         if (strcmp(key, "level") != 0) {
             problem(p, path, "unknown key");
             continue;
@@ -818,6 +827,7 @@ static void parse_log(problems_t *p, wr_config_t *cfg, const json_t *obj)
         else
             cfg->log_level = level;
     }
+    return true;
 }
 
 /* ------------------------------------------------ operations (management) */
@@ -1436,7 +1446,7 @@ static bool parse_root(problems_t *p, wr_config_t *cfg, const json_t *root)
         else if (strcmp(key, "loopback_users") == 0)
             ok = parse_names(p, "loopback_users", v, "user", &cfg->loopback_users, &cfg->nloopback_users);
         else if (strcmp(key, "log") == 0)
-            parse_log(p, cfg, v);
+            ok = parse_log(p, cfg, v);
         else if (ops_key(key))
             ok = parse_ops(p, cfg, key, v);
         else if (storage_key(key))

@@ -62,7 +62,7 @@ typedef struct {
     bool verify_peer; /* "verify": "verify_peer" (default "verify_none") */
     bool fail_if_no_peer_cert;
     int min_version; /* 0x0303 (TLS 1.2, default) or 0x0304 (TLS 1.3) */
-    char *ciphers;   /* OpenSSL cipher list for TLS 1.2, NULL: OpenSSL's default */
+    char *ciphers;   /* OpenSSL cipher list for TLS 1.2, NULL: tls.c's ECDHE + AEAD list */
 } wr_tls_cfg_t;
 
 typedef struct {
@@ -82,7 +82,8 @@ typedef struct {
     char **vhosts; /* default: "/" */
     size_t nvhosts;
 
-    int log_level; /* WR_LOG_*, default info */
+    int log_level;  /* WR_LOG_*, default info */
+    char *log_file; /* "log.file": lines are appended there, reopened on SIGHUP; NULL: stderr */
 
     /* Operations: the HTTP listeners are disabled while their address is
      * NULL (keys absent). */

@@ -47,6 +47,11 @@
  * drains to LOW, channels are told to resume. */
 #define WRITE_HIGH_WM (1024 * 1024)
 #define WRITE_LOW_WM  (256 * 1024)
+/* Above this much queued output an open connection's input waits until the
+ * client has read it down to WRITE_LOW_WM: replies to pipelined methods
+ * (declare-ok, get-ok...) cannot pile up without bound. Four times the
+ * delivery watermark, so deliveries alone rarely stop a client's acks. */
+#define READ_STOP_WM (4 * WRITE_HIGH_WM)
 /* Output corking (see conn_queued): an open connection's output is written
  * once this much is queued, when the loop has nothing more urgent to do, or
  * after CORK_USEC at the latest. */
@@ -450,21 +455,47 @@ static void conn_signal_blocked(wr_conn_t *c)
     }
 }
 
-/* Reads resume: the input already buffered is handled on the next pass. */
+/* Reads resume unless something else still holds them; the input already
+ * buffered is handled on the next pass. */
+static void conn_reads_resume(wr_conn_t *c)
+{
+    if (!c->blocked && !c->output_held)
+        bufferevent_enable(c->bev, EV_READ);
+    event_active(c->resume, EV_READ, 0);
+}
+
 static void conn_unblock(wr_conn_t *c)
 {
     if (!c->blocked)
         return;
     c->blocked = false;
-    bufferevent_enable(c->bev, EV_READ);
-    event_active(c->resume, EV_READ, 0);
+    conn_reads_resume(c);
 }
 
 /*
- * A content header was handled (rabbit_reader's publish_received): if
- * anything holds publishers now, reading stops here, before the body, and
- * the heartbeat monitor stops counting silence (on_heartbeat) because the
- * client's frames, heartbeats included, wait unread in the socket.
+ * TCP backpressure for replies: while an open connection's output is above
+ * READ_STOP_WM it reads nothing more (heartbeats included, so the heartbeat
+ * monitor stops counting silence); on_write resumes it at WRITE_LOW_WM.
+ * True while it is held.
+ */
+static bool conn_output_holds(wr_conn_t *c)
+{
+    if (c->state != WR_CONN_OPEN || evbuffer_get_length(wr_conn_output(c)) < READ_STOP_WM)
+        return false;
+    if (!c->output_held) {
+        c->output_held = true;
+        bufferevent_disable(c->bev, EV_READ);
+    }
+    return true;
+}
+
+/*
+ * A content header or body frame was handled (rabbit_reader's
+ * publish_received): if anything holds publishers now, reading stops here,
+ * before the body or its next frame (bodies started on many channels before
+ * an alarm would otherwise keep coming), and the heartbeat monitor stops
+ * counting silence (on_heartbeat) because the client's frames, heartbeats
+ * included, wait unread in the socket.
  */
 static void conn_publish_received(wr_conn_t *c)
 {
@@ -569,10 +600,11 @@ static void conn_error(wr_conn_t *c, uint16_t channel, const wr_amqp_error_t *er
     put_close(c, err);
     c->state = lost_sync ? WR_CONN_CLOSED : WR_CONN_CLOSING;
     conn_arm_deadline(c, lost_sync ? SILENT_CLOSE_DELAY_SEC : CLOSE_TIMEOUT_SEC);
-    /* A blocked client must still be heard answering close-ok. */
-    conn_unblock(c);
     c->teardown_pending = true;
-    event_active(c->resume, EV_READ, 0);
+    /* A held client must still be heard answering close-ok. */
+    c->output_held = false;
+    c->blocked = false;
+    conn_reads_resume(c);
 }
 
 void wr_conn_fail(wr_conn_t *c, const wr_amqp_error_t *err)
@@ -850,7 +882,7 @@ static void conn_channel_frame(wr_conn_t *c, const wr_frame_t *f)
         *slot = NULL;
         c->nchannels--;
     }
-    if (f->type == WR_FRAME_HEADER && c->state == WR_CONN_OPEN)
+    if ((f->type == WR_FRAME_HEADER || f->type == WR_FRAME_BODY) && c->state == WR_CONN_OPEN)
         conn_publish_received(c);
 }
 
@@ -940,8 +972,8 @@ static void conn_process(wr_conn_t *c)
                 break;
             continue;
         }
-        /* Held by an alarm or flow: the rest waits, EOF included. */
-        if (c->blocked)
+        /* Held by an alarm, flow or unread output: the rest waits, EOF included. */
+        if (c->blocked || conn_output_holds(c))
             return;
         if (budget == 0) {
             event_active(c->resume, EV_READ, 0);
@@ -1003,6 +1035,10 @@ static void on_write(struct bufferevent *bev, void *arg)
         c->output_full = false;
         conn_notify_writable(c);
     }
+    if (c->output_held && left <= WRITE_LOW_WM) {
+        c->output_held = false;
+        conn_reads_resume(c);
+    }
     /* Not over TLS: bufferevent_openssl must stay free to write what the
      * TLS layer itself needs to send. */
     if (left == 0 && c->state == WR_CONN_OPEN && !c->corked && !c->tls) {
@@ -1055,8 +1091,8 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
     wr_conn_t *c = arg;
     char why[96];
 
-    /* While blocked the client's heartbeats wait unread: silence is ours. */
-    c->idle_ticks = c->recv_since_tick || c->blocked ? 0 : c->idle_ticks + 1;
+    /* While held the client's heartbeats wait unread: silence is ours. */
+    c->idle_ticks = c->recv_since_tick || c->blocked || c->output_held ? 0 : c->idle_ticks + 1;
     c->recv_since_tick = false;
     if (c->idle_ticks >= HEARTBEAT_MISSED_TICKS) {
         snprintf(why, sizeof(why), "missed heartbeats from client, timeout: %us", c->heartbeat);

@@ -51,6 +51,7 @@ struct wr_conn_s {
     bool user_counted;       /* counted against the per-user connection limit */
     bool peer_eof;           /* EOF seen: finish buffered frames, then close */
     bool output_full;        /* went over WRITE_HIGH_WM; channels wait for LOW */
+    bool output_held;        /* went over READ_STOP_WM: input waits for LOW */
     bool close_when_flushed; /* close as soon as the output is empty */
     bool teardown_pending;   /* channels to free once off the caller's stack */
     bool torn_down;

@@ -4,6 +4,7 @@
  * and runs the loop until SIGTERM/SIGINT. Exit status: 0 after a clean
  * shutdown, 1 when the server cannot start, 2 for usage or config errors.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -99,13 +100,21 @@ int main(int argc, char **argv)
         wr_config_free(cfg);
         return 0;
     }
+    if (cfg->log_file && wr_log_set_file(cfg->log_file) != WR_OK) {
+        fprintf(stderr, "%s: log.file: cannot open '%s': %s\n", path, cfg->log_file, strerror(errno));
+        goto invalid;
+    }
     /* A peer that vanishes must cost an EPIPE, not the process. */
     signal(SIGPIPE, SIG_IGN);
-    /* The server handles SIGTERM/SIGINT while it runs; libevent restores
-     * these dispositions when it is freed, so a signal repeated during the
-     * final cleanup cannot turn a clean exit into a kill. */
+    /* The server handles these while it runs (server.c); ignored until its
+     * loop starts, and libevent restores these dispositions when it is
+     * freed, so a signal during start-up or the final cleanup cannot turn
+     * into a kill. */
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
     wr_log_info("warrend %s starting with %s", WR_VERSION, path);
     srv = wr_server_new(cfg, tls);
     if (!srv)
@@ -122,6 +131,7 @@ int main(int argc, char **argv)
     wr_log_info("warrend stopped");
     return 0;
 invalid:
+    wr_tls_free(tls);
     wr_config_free(cfg);
     return 2;
 }

@@ -4,7 +4,9 @@
  * connection lists. Connections that finish are moved to a closing list and
  * freed by the reaper event after the callbacks of the current loop pass, so
  * none is ever freed inside its own callback. SIGTERM/SIGINT close clients
- * with 320 CONNECTION_FORCED, wait (bounded) for them, then stop the loop.
+ * with 320 CONNECTION_FORCED, wait (bounded) for them, then stop the loop;
+ * SIGHUP reopens the log file and reloads the TLS certificates; SIGUSR1 and
+ * SIGUSR2 are logged and ignored.
  */
 #include "broker/server.h"
 
@@ -39,6 +41,8 @@
 /* After accept() fails (EMFILE...), listeners pause this long instead of
  * spinning on a descriptor they cannot take. */
 #define ACCEPT_RETRY_SEC 1
+/* The signals the loop handles (server_signals). */
+#define NSIGNALS 5
 
 struct wr_server_s {
     struct event_base *base;
@@ -50,8 +54,7 @@ struct wr_server_s {
     wr_list_t closing; /* finished, waiting for the reaper */
     uint64_t next_conn_id;
     struct event *reaper;
-    struct event *sigterm;
-    struct event *sigint;
+    struct event *signals[NSIGNALS]; /* as in server_signals */
     struct event *stop_deadline;
     struct event *accept_retry;
     bool stopping;
@@ -206,6 +209,74 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_active(srv->reaper, 0, 0);
 }
 
+/* Log rotation: the file was renamed; lines go to a new one at the path. */
+static void server_reopen_log(wr_server_t *srv)
+{
+    const char *path = srv->cfg->log_file;
+
+    if (!path)
+        return;
+    if (wr_log_set_file(path) != WR_OK)
+        wr_log_error("cannot reopen the log file '%s': %s; still writing to the old one", path,
+                     strerror(errno));
+    else
+        wr_log_info("log file reopened: %s", path);
+}
+
+/* Certificate rotation: new connections get the files as they are now. */
+static void server_reload_tls(wr_server_t *srv)
+{
+    char err[600];
+
+    if (!srv->tls)
+        return;
+    if (wr_tls_reload(srv->tls, &srv->cfg->tls, err, sizeof(err)) != WR_OK)
+        wr_log_error("TLS certificates not reloaded, the current ones stay in use: %s", err);
+    else
+        wr_log_info("TLS certificates reloaded from '%s'", srv->cfg->tls.certfile);
+}
+
+/*
+ * SIGHUP re-reads only what is safe to change under running connections:
+ * the log file and the TLS files (for new connections). Users, permissions
+ * and the rest of the configuration file are not re-read: the management
+ * API and definitions change those at run time, and a file re-read would
+ * undo their changes.
+ */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    wr_server_t *srv = arg;
+
+    wr_log_info("received SIGHUP; reopening the log file and reloading TLS certificates");
+    server_reopen_log(srv);
+    server_reload_tls(srv);
+}
+
+static void on_sigusr(evutil_socket_t sig, short what, void *arg)
+{
+    wr_log_info("received %s; ignored", sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+}
+
+/* Every signal the server handles, with its handler. */
+static const struct {
+    int sig;
+    event_callback_fn fn;
+} server_signals[NSIGNALS] = {
+    {SIGTERM, on_signal}, {SIGINT, on_signal},  {SIGHUP, on_sighup},
+    {SIGUSR1, on_sigusr}, {SIGUSR2, on_sigusr},
+};
+
+/* Watches server_signals; WR_OK or WR_ENOMEM. */
+static int server_watch_signals(wr_server_t *srv)
+{
+    for (size_t i = 0; i < NSIGNALS; i++) {
+        srv->signals[i] = evsignal_new(srv->base, server_signals[i].sig, server_signals[i].fn, srv);
+        if (!srv->signals[i] || event_add(srv->signals[i], NULL) != 0)
+            return WR_ENOMEM;
+    }
+    return WR_OK;
+}
+
 /* Parses "address", port into ss; false when the address is no IP literal
  * (config.c has already rejected those). */
 static bool listener_addr(const wr_listener_cfg_t *l, struct sockaddr_storage *ss, socklen_t *len, char *name,
@@ -319,13 +390,9 @@ wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls)
     if (!srv->base || !srv->vhosts || !srv->user_conns || !srv->policies)
         goto err;
     srv->reaper = event_new(srv->base, -1, 0, on_reap, srv);
-    srv->sigterm = evsignal_new(srv->base, SIGTERM, on_signal, srv);
-    srv->sigint = evsignal_new(srv->base, SIGINT, on_signal, srv);
     srv->stop_deadline = evtimer_new(srv->base, on_stop_deadline, srv);
     srv->accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
-    if (!srv->reaper || !srv->sigterm || !srv->sigint || !srv->stop_deadline || !srv->accept_retry)
-        goto err;
-    if (event_add(srv->sigterm, NULL) != 0 || event_add(srv->sigint, NULL) != 0)
+    if (!srv->reaper || !srv->stop_deadline || !srv->accept_retry || server_watch_signals(srv) != WR_OK)
         goto err;
     for (size_t i = 0; i < cfg->nvhosts; i++) {
         wr_vhost_t *vh = wr_vhost_new(srv, cfg->vhosts[i]);
@@ -387,10 +454,10 @@ void wr_server_free(wr_server_t *srv)
     wr_policies_free(srv->policies);
     if (srv->reaper)
         event_free(srv->reaper);
-    if (srv->sigterm)
-        event_free(srv->sigterm);
-    if (srv->sigint)
-        event_free(srv->sigint);
+    for (size_t i = 0; i < NSIGNALS; i++) {
+        if (srv->signals[i])
+            event_free(srv->signals[i]);
+    }
     if (srv->stop_deadline)
         event_free(srv->stop_deadline);
     if (srv->accept_retry)

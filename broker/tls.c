@@ -18,6 +18,15 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "core/status.h"
+
+/* TLS 1.2 without tls.ciphers: forward secrecy and an AEAD only (no CBC
+ * suite, no SHA-1 MAC), strongest first; TLS 1.3 keeps OpenSSL's suites,
+ * which are all AEAD. */
+static const char default_ciphers[] = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                      "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+                                      "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+
 /* Sessions resumed with verify_peer need an id context (any constant). */
 static const unsigned char session_context[] = "warren";
 
@@ -84,36 +93,66 @@ static bool load_files(SSL_CTX *ctx, const wr_tls_cfg_t *cfg, char *err, size_t 
     return true;
 }
 
-wr_tls_t *wr_tls_new(const wr_tls_cfg_t *cfg, char *err, size_t errlen)
+/* A server context for cfg; NULL with err set. */
+static SSL_CTX *tls_ctx_new(const wr_tls_cfg_t *cfg, char *err, size_t errlen)
 {
-    wr_tls_t *tls = calloc(1, sizeof(*tls));
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    const char *ciphers = cfg->ciphers ? cfg->ciphers : default_ciphers;
     int verify = SSL_VERIFY_NONE;
 
-    if (!tls || !(tls->ctx = SSL_CTX_new(TLS_server_method()))) {
+    if (!ctx) {
         snprintf(err, errlen, "tls: cannot create an OpenSSL context: %s", openssl_reason());
-        goto err;
+        return NULL;
     }
-    if (SSL_CTX_set_min_proto_version(tls->ctx, cfg->min_version) != 1) {
+    if (SSL_CTX_set_min_proto_version(ctx, cfg->min_version) != 1) {
         snprintf(err, errlen, "tls.min_version: refused by OpenSSL: %s", openssl_reason());
         goto err;
     }
-    SSL_CTX_set_options(tls->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     /* libevent may hand a write back from another buffer address. */
-    SSL_CTX_set_mode(tls->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
-    if (cfg->ciphers && SSL_CTX_set_cipher_list(tls->ctx, cfg->ciphers) != 1) {
-        snprintf(err, errlen, "tls.ciphers: no usable cipher in '%s': %s", cfg->ciphers, openssl_reason());
+    SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+        snprintf(err, errlen, "tls.ciphers: no usable cipher in '%s': %s", ciphers, openssl_reason());
         goto err;
     }
-    if (!load_files(tls->ctx, cfg, err, errlen))
+    if (!load_files(ctx, cfg, err, errlen))
         goto err;
     if (cfg->verify_peer)
         verify = SSL_VERIFY_PEER | (cfg->fail_if_no_peer_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
-    SSL_CTX_set_verify(tls->ctx, verify, NULL);
-    SSL_CTX_set_session_id_context(tls->ctx, session_context, sizeof(session_context) - 1);
-    return tls;
+    SSL_CTX_set_verify(ctx, verify, NULL);
+    SSL_CTX_set_session_id_context(ctx, session_context, sizeof(session_context) - 1);
+    return ctx;
 err:
-    wr_tls_free(tls);
+    SSL_CTX_free(ctx);
     return NULL;
+}
+
+wr_tls_t *wr_tls_new(const wr_tls_cfg_t *cfg, char *err, size_t errlen)
+{
+    wr_tls_t *tls = calloc(1, sizeof(*tls));
+
+    if (!tls) {
+        snprintf(err, errlen, "tls: out of memory");
+        return NULL;
+    }
+    tls->ctx = tls_ctx_new(cfg, err, errlen);
+    if (!tls->ctx) {
+        free(tls);
+        return NULL;
+    }
+    return tls;
+}
+
+int wr_tls_reload(wr_tls_t *tls, const wr_tls_cfg_t *cfg, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = tls_ctx_new(cfg, err, errlen);
+
+    if (!ctx)
+        return WR_EIO;
+    /* Each running session holds its own reference to the old context. */
+    SSL_CTX_free(tls->ctx);
+    tls->ctx = ctx;
+    return WR_OK;
 }
 
 void wr_tls_free(wr_tls_t *tls)

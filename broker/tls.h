@@ -2,11 +2,12 @@
 /*
  * TLS through OpenSSL and libevent's bufferevent_openssl: one context built
  * from the "tls" configuration (certificate chain, key, CA bundle, peer
- * verification, minimum version, ciphers), server-side bufferevents over
- * accepted sockets, and what the rest of the broker needs to know about a
- * session (the peer certificate's name, the negotiated version, errors).
- * Everything OpenSSL-specific stays in this file, so the client connections
- * and, later, the cluster links share it.
+ * verification, minimum version, ciphers), rebuilt from the same files on
+ * SIGHUP; server-side bufferevents over accepted sockets, and what the rest
+ * of the broker needs to know about a session (the peer certificate's name,
+ * the negotiated version, errors). Everything OpenSSL-specific stays in
+ * this file, so the client connections and, later, the cluster links share
+ * it.
  */
 #ifndef WR_BROKER_TLS_H
 #define WR_BROKER_TLS_H
@@ -27,6 +28,13 @@ typedef struct wr_tls_s wr_tls_t;
  */
 wr_tls_t *wr_tls_new(const wr_tls_cfg_t *cfg, char *err, size_t errlen);
 void wr_tls_free(wr_tls_t *tls); /* NULL is a no-op */
+/*
+ * Reads cfg's files again into a fresh context for the sessions accepted
+ * from now on (certificate rotation); sessions already running keep the old
+ * one until they end. WR_OK, or WR_EIO with err set as wr_tls_new does and
+ * tls unchanged.
+ */
+int wr_tls_reload(wr_tls_t *tls, const wr_tls_cfg_t *cfg, char *err, size_t errlen);
 
 /*
  * A bufferevent running the server side of a TLS session on the accepted,

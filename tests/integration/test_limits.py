@@ -2,9 +2,12 @@
 # Resource limits against hostile or careless clients (warren only: each
 # test starts a warrend with its own "limits"): the connection limits
 # (global and per user), the handshake timeout, field-table depth and size,
-# a flood of input, and a consumer that stops reading while another keeps
-# being served.
+# a flood of input, a client that pipelines requests without reading the
+# replies, bodies streamed on many channels under the memory alarm, and a
+# consumer that stops reading while another keeps being served.
 import os
+import select
+import signal
 import socket
 import time
 import uuid
@@ -212,6 +215,109 @@ def test_input_flood(dedicated_broker, monkeypatch):
         r.open_channel(1)    # a round trip: the flood has been handled
     grown_mb = (proc_kb(b.proc.pid, "VmHWM") - before) / 1024.0
     assert grown_mb < 16, "peak RSS grew by %.1f MiB during a 64 MiB flood" % grown_mb
+
+
+def send_until_stalled(b, sock, data, rss_limit_mb, times=1, held=lambda: True):
+    """Sends data, `times` over, while the broker takes it; returns the
+    octets sent when it is all sent or when the socket has taken nothing for
+    a second while held() is true (the broker stopped reading; on a loaded
+    machine a busy broker may also pause, so held() can ask for evidence).
+    Gives up after a minute without progress. Fails as soon as the broker's
+    RSS has grown by rss_limit_mb, so a broker that buffers without bound is
+    not driven into swap."""
+    before = proc_kb(b.proc.pid, "VmRSS")
+    sent, total = 0, len(data) * times
+    progress = time.monotonic()
+    while sent < total and time.monotonic() - progress < 60:
+        grown_mb = (proc_kb(b.proc.pid, "VmRSS") - before) / 1024.0
+        assert grown_mb < rss_limit_mb, "RSS grew by %.1f MiB after %.1f MiB sent" % (
+            grown_mb, sent / 1048576.0)
+        if not select.select([], [sock], [], 1.0)[1]:
+            if held():
+                break
+            continue
+        off = sent % len(data)
+        sent += sock.send(data[off:off + 65536])
+        progress = time.monotonic()
+    print("sent %.1f MiB; RSS grew by %.1f MiB"
+          % (sent / 1048576.0, (proc_kb(b.proc.pid, "VmRSS") - before) / 1024.0))
+    return sent
+
+
+def test_pipelined_replies_are_bounded(dedicated_broker):
+    """A client that pipelines queue.declare without reading a reply: once
+    its unread replies are over the bound (4 MiB) the broker stops reading
+    its requests, so its memory does not grow with them (it grew 1:1
+    before). When the client reads again, every reply arrives and the
+    connection goes on working."""
+    b = dedicated_broker()
+    name = "pipelined-" + "q" * 240
+    one = raw.queue_declare(1, name)
+    requests = one * 4096
+    times = (256 << 20) // len(requests)
+    with opened(b) as r:
+        r.open_channel(1)
+        r.send(one)
+        r.expect(raw.QUEUE_DECLARE_OK, channel=1)
+        sent = send_until_stalled(b, r.sock, requests, rss_limit_mb=64, times=times)
+        assert sent < len(requests) * times, "the broker read 256 MiB of requests whose replies were not read"
+        whole, part = divmod(sent, len(one))
+        for _ in range(whole):
+            f = r.expect(raw.QUEUE_DECLARE_OK, channel=1, timeout=DEADLINE)
+            assert f.args[0] == name
+        if part:
+            r.send(one[part:])
+            r.expect(raw.QUEUE_DECLARE_OK, channel=1)
+        r.send(raw.queue_declare(1, name, passive=True))
+        r.expect(raw.QUEUE_DECLARE_OK, channel=1)
+
+
+def test_held_connection_closes_on_shutdown(dedicated_broker):
+    """SIGTERM while a connection is held by its unread replies: the broker
+    reads again to hear the client's close-ok, so the client gets
+    connection.close 320 after its replies, its close-ok ends the connection
+    and warrend exits 0 without waiting out the shutdown deadline."""
+    b = dedicated_broker()
+    one = raw.queue_declare(1, "held-" + "q" * 240)
+    with opened(b) as r:
+        r.open_channel(1)
+        requests = one * 4096
+        sent = send_until_stalled(b, r.sock, requests, rss_limit_mb=64, times=64)
+        assert sent < len(requests) * 64
+        b.proc.send_signal(signal.SIGTERM)
+        if sent % len(one):    # the last request's tail, read once closing
+            r.send(one[sent % len(one):])
+        code, text, _, _ = r.expect_connection_close(timeout=DEADLINE)
+        assert (code, text) == (320, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
+    assert b.stop(timeout=DEADLINE) == 0
+    assert "still open" not in b.log()
+
+
+def test_partial_contents_held_by_the_memory_alarm(dedicated_broker, monkeypatch):
+    """Contents started on many channels before the memory alarm, their
+    bodies streamed after it: the alarm stops the reads at the next body
+    frame, not only at the next content header, so the broker's memory
+    stays near the watermark instead of following the 512 MiB announced."""
+    # meson test sets MALLOC_PERTURB_, which would fill each body's buffer
+    # when its header allocates it: that measures the headers, not reads.
+    monkeypatch.delenv("MALLOC_PERTURB_", raising=False)
+    b = dedicated_broker({"memory_high_watermark": {"absolute": 96 << 20}})
+    channels, size = 64, 8 << 20
+    with opened(b) as r:
+        chunk = r.negotiated[1] - 8
+        for ch in range(1, channels + 1):
+            r.open_channel(ch)
+        headers = b"".join(raw.basic_publish(ch, "", "nowhere") + raw.header_frame(ch, size)
+                           for ch in range(1, channels + 1))
+        piece = os.urandom(chunk)
+        frames = b"".join(raw.body_frame(ch, piece) for ch in range(1, channels + 1))
+
+        def alarm():
+            return "memory resource limit alarm set" in b.log()
+        sent = send_until_stalled(b, r.sock, headers, rss_limit_mb=224, held=alarm)
+        if sent == len(headers):
+            send_until_stalled(b, r.sock, frames, rss_limit_mb=224, times=size // chunk, held=alarm)
+        assert alarm()
 
 
 class SmallWindow(raw.RawConnection):

@@ -4,10 +4,12 @@
 # ever committed): pika over TLS, the mechanisms offered, mutual TLS with
 # SASL EXTERNAL, refused handshakes (a client certificate from another CA,
 # no certificate when one is required, TLS 1.1, TLS 1.2 under tlsv1.3), the
-# start-up errors for bad TLS files, and the input cap under a TLS flood.
+# default TLS 1.2 suites, certificates reloaded on SIGHUP, the start-up
+# errors for bad TLS files, and the input cap under a TLS flood.
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -300,6 +302,80 @@ def test_ciphers(dedicated_broker, certs):
     ctx = old_client(certs, ssl.TLSVersion.TLSv1_2)
     ctx.set_ciphers("ECDHE-ECDSA-AES256-GCM-SHA384:@SECLEVEL=0")
     assert isinstance(refused_handshake(port, ctx), ssl.SSLError)
+
+
+@pytest.mark.parametrize("suite", ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384",
+                                   "ECDHE-ECDSA-AES128-SHA256"])
+def test_default_ciphers_refuse_cbc(dedicated_broker, certs, suite):
+    """Without tls.ciphers, TLS 1.2 offers only ECDHE with an AEAD (AES-GCM,
+    ChaCha20-Poly1305): a client offering nothing but a CBC suite (SHA-1 or
+    SHA-2 MAC) is refused. (The test certificates are ECDSA P-256, so the
+    ECDHE-RSA suites could never be chosen here.)"""
+    b, port = start_tls(dedicated_broker, certs)
+    ctx = old_client(certs, ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers(suite + ":@SECLEVEL=0")
+    e = refused_handshake(port, ctx)
+    assert isinstance(e, ssl.SSLError), e
+    log_has(b, "no shared cipher")
+
+
+@pytest.mark.parametrize("suite", ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+                                   "ECDHE-ECDSA-CHACHA20-POLY1305"])
+def test_default_ciphers_accept_aead(dedicated_broker, certs, suite):
+    b, port = start_tls(dedicated_broker, certs)
+    ctx = old_client(certs, ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers(suite)
+    with TlsRaw(port, ctx) as t:
+        assert t.sock.cipher()[0] == suite
+        t.handshake()
+
+
+def served_certificate(port, certs):
+    """The DER certificate a new TLS connection is given."""
+    with TlsRaw(port, certs.client_context()) as t:
+        return t.sock.getpeercert(binary_form=True)
+
+
+def pem_to_der(path):
+    with open(path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+def install(certs, name, into):
+    """Puts certificate `name` and its key at the paths the broker reads,
+    each replaced in one rename as certificate tools do."""
+    for ext in ("pem", "key"):
+        tmp = os.path.join(into, "new." + ext)
+        shutil.copyfile(certs.path("%s.%s" % (name, ext)), tmp)
+        os.replace(tmp, os.path.join(into, "server." + ext))
+
+
+def test_sighup_reloads_certificates(dedicated_broker, certs):
+    """Certificate rotation: after SIGHUP new connections get the files as
+    they are now, while a running session goes on; a file that does not load
+    leaves the current certificate in use, with an error in the log."""
+    d = tempfile.mkdtemp(prefix="warren-rotate-")
+    try:
+        install(certs, "server", d)
+        b, port = start_tls(dedicated_broker, certs, certfile=os.path.join(d, "server.pem"),
+                            keyfile=os.path.join(d, "server.key"))
+        assert served_certificate(port, certs) == pem_to_der(certs.path("server.pem"))
+        with TlsRaw(port, certs.client_context()) as running:
+            running.handshake()
+            install(certs, "other-server", d)
+            b.proc.send_signal(signal.SIGHUP)
+            log_has(b, "TLS certificates reloaded from '%s'" % os.path.join(d, "server.pem"))
+            assert served_certificate(port, certs) == pem_to_der(certs.path("other-server.pem"))
+            running.open_channel(1)
+
+        with open(os.path.join(d, "server.pem"), "w") as f:
+            f.write("not a certificate\n")
+        b.proc.send_signal(signal.SIGHUP)
+        log_has(b, "TLS certificates not reloaded, the current ones stay in use: tls.certfile: "
+                   "no PEM certificate chain in '%s'" % os.path.join(d, "server.pem"))
+        assert served_certificate(port, certs) == pem_to_der(certs.path("other-server.pem"))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_tls_handshake_timeout(dedicated_broker, certs):

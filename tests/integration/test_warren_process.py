@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # The warrend process itself (warren only; skipped against an external
-# broker): configuration errors at start-up, clean shutdown on SIGTERM.
+# broker): configuration errors at start-up, clean shutdown on SIGTERM,
+# SIGHUP (log file reopened, TLS certificates in test_tls.py), SIGUSR1/2.
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ import pika.exceptions as pex
 import pytest
 
 import amqp_raw as raw
-from helpers import default_config, free_port, listening, wait_for
+from helpers import assert_serves, default_config, free_port, listening, wait_for
 
 EXIT_DEADLINE = 10
 
@@ -44,7 +45,12 @@ INVALID = {
     "unknown key in limits": (lambda c: c.update(limits={"frame_maxx": 4096}), "frame_maxx"),
     "unknown key in a listener": (lambda c: c["listeners"][0].update(hostname="x"), "hostname"),
     "unknown key in a user": (lambda c: c["users"][0].update(admin=True), "admin"),
-    "unknown key in log": (lambda c: c.update(log={"level": "info", "file": "x"}), "file"),
+    "unknown key in log": (lambda c: c.update(log={"level": "info", "format": "x"}), "format"),
+    "log file not a string": (lambda c: c.update(log={"file": 5}), "log.file"),
+    "log file empty": (lambda c: c.update(log={"file": ""}), "log.file"),
+    "log file cannot be opened": (lambda c: c.update(log={"file": "/nonexistent-warren-it/w.log"}),
+                                  "log.file: cannot open '/nonexistent-warren-it/w.log': "
+                                  "No such file or directory"),
     "frame_max not an integer": (lambda c: c.update(limits={"frame_max": "big"}), "frame_max"),
     "heartbeat not an integer": (lambda c: c.update(limits={"heartbeat": 1.5}), "heartbeat"),
     "listeners not an array": (lambda c: c.update(listeners={"port": 1}), "listeners"),
@@ -133,3 +139,61 @@ def test_two_listeners(dedicated_broker):
         with raw.RawConnection("127.0.0.1", port) as c:
             c.handshake()
             c.open_channel(1)
+
+
+def read(path):
+    if not os.path.exists(path):
+        return ""
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+@pytest.fixture
+def log_dir():
+    d = tempfile.mkdtemp(prefix="warren-log-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_log_file(dedicated_broker, log_dir):
+    """log.file: the lines go to that file (appended), not to stderr."""
+    path = os.path.join(log_dir, "warrend.log")
+    with open(path, "w") as f:
+        f.write("an older line\n")
+    b = dedicated_broker({"log": {"file": path}})
+    wait_for(lambda: "listening on 127.0.0.1:%d" % b.port in read(path), what="the log file")
+    assert read(path).startswith("an older line\n")
+    assert "listening on" not in b.log()
+
+
+def test_sighup_reopens_the_log_file(dedicated_broker, log_dir):
+    """Log rotation: after the file is renamed, SIGHUP makes warrend write
+    to a new file at the configured path; it keeps serving clients."""
+    path = os.path.join(log_dir, "warrend.log")
+    b = dedicated_broker({"log": {"file": path}})
+    wait_for(lambda: "listening on" in read(path), what="the log file")
+    os.rename(path, path + ".1")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "log file reopened" in read(path), what="a new log file at %s" % path)
+    # The old file ends with the signal's line; what follows is in the new one.
+    assert "received SIGHUP" in read(path + ".1").splitlines()[-1]
+    assert_serves(b)
+    wait_for(lambda: "connection accepted" in read(path), what="the new file to get new lines")
+    assert "received SIGHUP" in read(path + ".1").splitlines()[-1]
+
+
+def test_sighup_without_log_file(dedicated_broker):
+    b = dedicated_broker()
+    b.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "received SIGHUP" in b.log(), what="the SIGHUP log line")
+    assert_serves(b)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGUSR2])
+def test_sigusr_ignored(dedicated_broker, sig):
+    """SIGUSR1 and SIGUSR2 used to kill warrend without a word: they are
+    logged and ignored."""
+    b = dedicated_broker()
+    b.proc.send_signal(sig)
+    wait_for(lambda: "received %s; ignored" % sig.name in b.log(), what="the %s log line" % sig.name)
+    assert_serves(b)

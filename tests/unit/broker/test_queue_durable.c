@@ -3,10 +3,11 @@
  * Unit tests for queues with a log (broker/queue.c with broker/queue_log.c)
  * on a real store in a temporary directory, driven by hand without an event
  * loop: confirms released only after the fsync, write errors as failed
- * confirms, a restart that brings back persistent messages byte-exact with
- * their redelivered flags, paging within the memory budget, a long-lived
- * unacked message that does not pin dead segments, priority queues across a
- * restart, dead-lettering of paged-out messages, and deletion.
+ * confirms and recovered from once writes succeed, a restart that brings back
+ * persistent messages byte-exact with their redelivered flags, paging within
+ * the memory budget, a long-lived unacked message that does not pin dead
+ * segments, priority queues across a restart, dead-lettering of paged-out
+ * messages, and deletion.
  */
 #include <check.h>
 #include <errno.h>
@@ -239,31 +240,53 @@ START_TEST(test_confirm_after_fsync)
 }
 END_TEST
 
-START_TEST(test_write_error_fails_confirm)
+/*
+ * A write error (the disk is full) nacks what it lost. Once writes succeed
+ * again the queue stores and confirms new messages without a restart, and
+ * its acks are durable again, the one lost with the failed batch included.
+ */
+START_TEST(test_write_error_recovers)
 {
     fx_t fx;
     wr_queue_t *q;
     conf_t a, b;
+    char name[32];
 
     fx_start(&fx, 0, 1 << 20);
     q = fx_queue(&fx, true, NULL);
+    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    for (int n = 1; n <= 3; n++)
+        ck_assert_int_eq(publish(q, n, true, 10, NULL), WR_OK);
+    fx_commit(&fx);
+    get_drop(q, 1, true, 10, false); /* its ack goes into the failing batch */
     conf_init(&a);
-    ck_assert_int_eq(publish(q, 1, true, 10, &a.base), WR_OK);
+    ck_assert_int_eq(publish(q, 4, true, 10, &a.base), WR_OK);
     wr_confirm_release(&a.base, true);
-    fx.fault.fail_sync = 1;
-    fx.fault.err = EIO;
+    fx.fault.fail_write = 1;
+    fx.fault.err = ENOSPC;
     fx_commit(&fx);
     ck_assert_int_eq(a.done, 1);
     ck_assert(a.base.failed);
-    ck_assert(th_msgs_has(&fx.msgs, "fdatasync"));
-    /* The log is failed: a persistent message is refused, a transient one is not. */
+    ck_assert(th_msgs_has(&fx.msgs, "No space left on device"));
+    /* Space is back. */
     conf_init(&b);
-    ck_assert_int_eq(publish(q, 2, true, 10, &b.base), WR_EIO);
-    ck_assert_int_eq(publish(q, 3, false, 10, &b.base), WR_OK);
+    ck_assert_int_eq(publish(q, 5, true, 10, &b.base), WR_OK);
     wr_confirm_release(&b.base, true);
+    fx_commit(&fx);
     ck_assert_int_eq(b.done, 1);
-    wr_queue_close(q);
-    wr_queue_unref(q);
+    ck_assert(!b.base.failed);
+    get_drop(q, 2, true, 10, false);
+    fx_commit(&fx);
+    fx_shutdown_queue(q);
+    wr_store_close(fx.store);
+
+    /* 1 and 2 were acked, 4 was nacked and never stored. */
+    fx_open(&fx, 0, 1 << 20);
+    q = fx_queue(&fx, true, name);
+    ck_assert_uint_eq(wr_queue_ready(q), 2);
+    get_drop(q, 3, true, 10, false);
+    get_drop(q, 5, true, 10, false);
+    fx_shutdown_queue(q);
     fx_stop(&fx);
 }
 END_TEST
@@ -705,7 +728,7 @@ static Suite *suite(void)
 
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_confirm_after_fsync);
-    tcase_add_test(tc, test_write_error_fails_confirm);
+    tcase_add_test(tc, test_write_error_recovers);
     tcase_add_test(tc, test_restart_recovers_persistent);
     tcase_add_test(tc, test_paging_within_budget);
     tcase_add_test(tc, test_paged_durable_survives_restart);

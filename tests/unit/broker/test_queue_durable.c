@@ -6,8 +6,8 @@
  * confirms and recovered from once writes succeed, a restart that brings back
  * persistent messages byte-exact with their redelivered flags, paging within
  * the memory budget, a long-lived unacked message that does not pin dead
- * segments, priority queues across a restart, dead-lettering of paged-out
- * messages, and deletion.
+ * segments, a drained queue that gives its disk space back, priority queues
+ * across a restart, dead-lettering of paged-out messages, and deletion.
  */
 #include <check.h>
 #include <errno.h>
@@ -445,6 +445,41 @@ START_TEST(test_old_unacked_does_not_pin_segments)
 }
 END_TEST
 
+/* A drained durable queue gives its disk space back, head segment included, also across a restart. */
+START_TEST(test_drained_queue_gives_space_back)
+{
+    enum { N = 2000, SIZE = 4096 };
+    fx_t fx;
+    wr_queue_t *q;
+    char name[32];
+
+    fx_start(&fx, 0, 1 << 20);
+    q = fx_queue(&fx, true, NULL);
+    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(publish(q, i, true, SIZE, NULL), WR_OK);
+    fx_commit(&fx);
+    ck_assert_uint_gt(th_dir_bytes(th_logdir(name)), (uint64_t)N * SIZE);
+    for (int i = 0; i < N; i++) {
+        get_drop(q, i, true, SIZE, false);
+        if (i % 100 == 0)
+            fx_commit(&fx);
+    }
+    fx_commit(&fx);
+    ck_assert_uint_lt(th_dir_bytes(th_logdir(name)), 64 * 1024);
+    fx_shutdown_queue(q);
+    wr_store_close(fx.store);
+
+    fx_open(&fx, 0, 1 << 20);
+    q = fx_queue(&fx, true, name);
+    ck_assert_uint_eq(wr_queue_ready(q), 0);
+    fx_commit(&fx);
+    ck_assert_uint_lt(th_dir_bytes(th_logdir(name)), 64 * 1024);
+    fx_shutdown_queue(q);
+    fx_stop(&fx);
+}
+END_TEST
+
 START_TEST(test_checkpoints_across_restart)
 {
     enum { N = 2000, SIZE = 64 };
@@ -733,6 +768,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_paging_within_budget);
     tcase_add_test(tc, test_paged_durable_survives_restart);
     tcase_add_test(tc, test_old_unacked_does_not_pin_segments);
+    tcase_add_test(tc, test_drained_queue_gives_space_back);
     tcase_add_test(tc, test_checkpoints_across_restart);
     tcase_add_test(tc, test_priority_queue_restart);
     tcase_add_test(tc, test_paged_out_dead_lettered);

@@ -963,6 +963,8 @@ void wr_log_free(wr_log_t *log)
     wr_bytes_t key;
     void *value;
 
+    if (log->name != NULL && wr_map_get(log->store->by_name, wr_bytes_str(log->name)) == log)
+        wr_map_del(log->store->by_name, wr_bytes_str(log->name));
     wr_list_remove(&log->link);
     wr_list_remove(&log->dirty);
     wr_list_remove(&log->notify);
@@ -996,11 +998,9 @@ wr_log_t *wr_log_open(wr_store_t *s, const char *name, const wr_log_cbs_t *cbs, 
                  name, NAME_MAX_LEN);
         return NULL;
     }
-    for (wr_list_t *p = s->logs.next; p != &s->logs; p = p->next) {
-        if (strcmp(wr_list_entry(p, wr_log_t, link)->name, name) == 0) {
-            snprintf(err, errlen, "log '%s' is already open", name);
-            return NULL;
-        }
+    if (wr_map_get(s->by_name, wr_bytes_str(name)) != NULL) {
+        snprintf(err, errlen, "log '%s' is already open", name);
+        return NULL;
     }
     log = calloc(1, sizeof(*log));
     if (log == NULL) {
@@ -1032,6 +1032,10 @@ wr_log_t *wr_log_open(wr_store_t *s, const char *name, const wr_log_cbs_t *cbs, 
     }
     if (wr_recover_log(log, rec != NULL ? rec : &unused, err, errlen) != WR_OK)
         goto err;
+    if (wr_map_put(s->by_name, wr_bytes_str(log->name), log) != WR_OK) {
+        snprintf(err, errlen, "out of memory");
+        goto err;
+    }
     wr_list_insert_tail(&s->logs, &log->link);
     return log;
 

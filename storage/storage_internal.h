@@ -137,6 +137,7 @@ struct wr_store_s {
     wr_batch_t *inflight; /* submitted and not yet applied */
     bool flush_wanted;    /* flush was called while a batch was in flight */
     wr_list_t logs;       /* every open log, via log->link */
+    wr_map_t *by_name;    /* every open log by name, so that opening one costs O(1) */
     wr_list_t dirty;      /* logs with work for the next batch, via log->dirty */
     wr_list_t notify;     /* logs with news for their durable callback, via log->notify */
     char **trash;

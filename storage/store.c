@@ -257,7 +257,8 @@ wr_store_t *wr_store_open(const char *dir, const wr_store_opts_t *opts, char *er
         goto err;
     s->dir = strdup(dir);
     s->logs_dir = wr_store_path(dir, "logs");
-    if (s->dir == NULL || s->logs_dir == NULL) {
+    s->by_name = wr_map_new();
+    if (s->dir == NULL || s->logs_dir == NULL || s->by_name == NULL) {
         snprintf(err, errlen, "out of memory");
         goto err;
     }
@@ -301,6 +302,7 @@ err:
         close(s->notify_fd);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
+    wr_map_free(s->by_name);
     free(s->logs_dir);
     free(s->dir);
     free(s);
@@ -455,10 +457,8 @@ int wr_store_remove_log(wr_store_t *s, const char *name)
 
     if (!wr_log_name_ok(name))
         return WR_ENOENT;
-    for (wr_list_t *p = s->logs.next; p != &s->logs; p = p->next) {
-        if (strcmp(wr_list_entry(p, wr_log_t, link)->name, name) == 0)
-            return WR_EEXIST;
-    }
+    if (wr_map_get(s->by_name, wr_bytes_str(name)) != NULL)
+        return WR_EEXIST;
     dir = wr_store_path(s->logs_dir, name);
     if (dir == NULL)
         return WR_ENOMEM;
@@ -510,6 +510,7 @@ void wr_store_close(wr_store_t *s)
     pthread_mutex_destroy(&s->mu);
     close(s->notify_fd);
     close(s->lock_fd); /* releases the flock */
+    wr_map_free(s->by_name);
     free(s->logs_dir);
     free(s->dir);
     free(s);

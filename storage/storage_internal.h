@@ -221,7 +221,7 @@ bool wr_log_push_seg(wr_log_t *log, wr_seg_t *seg);
 bool wr_log_find_live(const wr_log_t *log, uint64_t index, wr_seg_t **seg, uint32_t *off);
 /* Records a hosted record; false on allocation failure. */
 bool wr_log_host(wr_log_t *log, uint64_t index, wr_seg_t *seg, uint32_t off);
-/* Schedules deletion or compaction of seg if its live count calls for it. */
+/* Schedules deletion or compaction of seg if its live count calls for it; for the head, a roll (reclaim). */
 void wr_log_check_seg(wr_log_t *log, wr_seg_t *seg);
 /* Fills e from the log's work (compaction, pending chunks, deletions); leaves the log off the dirty list. */
 void wr_log_batch_prepare(wr_log_t *log, wr_batch_log_t *e);

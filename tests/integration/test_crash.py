@@ -26,7 +26,7 @@ CYCLES = int(os.environ.get("WARREN_CRASH_CYCLES", "25"))
 MINUTES = float(os.environ.get("WARREN_CRASH_MINUTES", "0"))
 SEGMENT = int(os.environ.get("WARREN_CRASH_SEGMENT", "262144"))
 # Torn tails are what a kill leaves; these are damage to what was stored.
-DAMAGE = re.compile(r"cannot be read back|record\(s\) lost there|has a corrupt header")
+DAMAGE = re.compile(r"cannot (be )?read back|record\(s\) lost there|has a corrupt header")
 
 
 def _more(cycle, deadline):

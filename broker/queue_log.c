@@ -95,7 +95,8 @@ struct wr_qlog_s {
     char *what;
     bool durable;
     bool open_failed;   /* the last attempt to create the log failed (reported once) */
-    bool write_failed;  /* a write error was reported */
+    bool write_failed;  /* a write error was reported, and nothing has been durable since */
+    bool cp_due;        /* a write error may have lost ack or delivered records: a checkpoint restates them */
     bool no_checkpoint; /* a taken index could not be recorded: a checkpoint would miss it */
     const wr_qlog_ops_t *ops;
     void *owner;
@@ -227,16 +228,26 @@ static void waiters_release(wr_qlog_t *l, uint64_t index, bool ok)
         l->whead = 0;
 }
 
+/*
+ * A write error loses the records of its batch; the log goes on. The ack
+ * and delivered records it lost are restated by a checkpoint at the next
+ * flush (not at once: on a disk that stays full that would retry in a loop).
+ */
 static void on_durable(void *ud, wr_log_t *log, uint64_t index, int status)
 {
     wr_qlog_t *l = ud;
 
-    if (status != WR_OK && !l->write_failed) {
+    if (status != WR_OK) {
+        l->cp_due = true;
+        if (!l->write_failed)
+            wr_log_error("%s: write error in its log %s: messages up to record %" PRIu64
+                         " are not stored and their publishers get basic.nack; the queue goes on storing "
+                         "messages once writes succeed again",
+                         l->what, l->name, index);
         l->write_failed = true;
-        wr_log_error("%s: write error in its log %s: messages up to record %" PRIu64
-                     " are not stored and their publishers get basic.nack; the queue accepts no persistent "
-                     "message until the broker is restarted on a healthy disk",
-                     l->what, l->name, index);
+    } else if (l->write_failed) {
+        l->write_failed = false;
+        wr_log_info("%s: its log %s is written again", l->what, l->name);
     }
     waiters_release(l, index, status == WR_OK);
 }
@@ -439,6 +450,7 @@ static void checkpoint(wr_qlog_t *l)
             l->capmarks = 0;
         }
         mark(l, index, 0);
+        l->cp_due = false;
         l->cp_listed = m.listed;
         l->cp_bytes = cp.buf.len;
     }
@@ -449,8 +461,9 @@ static void qlog_flush(wr_qlog_t *l)
 {
     emit(l, REC_DELIVERED, &l->delivered);
     emit(l, REC_ACK, &l->acks);
-    if (!l->no_checkpoint && l->nmarks >= CHECKPOINT_MIN_RECORDS &&
-        l->nmarks >= l->cp_listed / CHECKPOINT_SCAN && l->marks_bytes >= l->cp_bytes)
+    if (!l->no_checkpoint &&
+        (l->cp_due || (l->nmarks >= CHECKPOINT_MIN_RECORDS && l->nmarks >= l->cp_listed / CHECKPOINT_SCAN &&
+                       l->marks_bytes >= l->cp_bytes)))
         checkpoint(l);
 }
 
@@ -909,8 +922,11 @@ void wr_qlog_settle(wr_qlog_t *l, uint64_t index, bool persistent, bool taken)
     if (l->log == NULL)
         return;
     wr_log_release(l->log, index);
-    if (!l->durable || !persistent)
+    if (!l->durable || !persistent) {
+        /* The release may have left a segment to delete or reclaim. */
+        touch(l->ctx);
         return;
+    }
     if (taken)
         taken_remove(l, index);
     /* Without the ack a restart redelivers it: "may redeliver, never lose". */

@@ -3,8 +3,9 @@
  * A log on the owner's thread: appends into per-segment chunks that the next
  * batch writes, reads from those chunks or with pread, liveness per segment
  * (a bitmap over its dense natives plus the records hosted there), deletion
- * of segments with nothing live, and compaction of sparse ones. Recovery is
- * in recover.c, the I/O of a batch in sync.c.
+ * of segments with nothing live, compaction of sparse ones (a large sparse
+ * head is rolled first), and going on after a write error. Recovery is in
+ * recover.c, the I/O of a batch in sync.c.
  */
 #include "storage/log.h"
 
@@ -253,13 +254,38 @@ static bool dead_reserve(wr_log_t *log)
     return true;
 }
 
+/* Live records, with the copies of the in-flight compaction that seg hosts. */
+static uint64_t seg_held(const wr_seg_t *seg)
+{
+    return (uint64_t)seg->nlive + seg->copies;
+}
+
+static bool seg_sparse(const wr_store_t *s, const wr_seg_t *seg)
+{
+    return seg_held(seg) * 100 < (uint64_t)seg->ntotal * s->compact_pct;
+}
+
+/* A head this large and this dead is rolled by the next batch, so that consuming gives its space back. */
+static bool head_reclaimable(const wr_log_t *log)
+{
+    const wr_seg_t *head = log_head(log);
+
+    return head != NULL && !log->closing && head->size >= log->store->reclaim_bytes &&
+           seg_sparse(log->store, head);
+}
+
 void wr_log_check_seg(wr_log_t *log, wr_seg_t *seg)
 {
     wr_store_t *s = log->store;
 
-    if (log->failed || log->replaying || seg->compacting || seg == log_head(log))
+    if (log->replaying || seg->compacting)
         return;
-    if (seg->nlive == 0) {
+    if (seg == log_head(log)) {
+        if (head_reclaimable(log))
+            wr_store_mark_dirty(s, log);
+        return;
+    }
+    if (seg_held(seg) == 0) {
         if (!dead_reserve(log))
             return; /* stays listed; the next release or truncation retries */
         if (seg->candidate) {
@@ -271,8 +297,7 @@ void wr_log_check_seg(wr_log_t *log, wr_seg_t *seg)
         wr_store_mark_dirty(s, log);
         return;
     }
-    if (!seg->candidate && !seg->no_compact &&
-        (uint64_t)seg->nlive * 100 < (uint64_t)seg->ntotal * s->compact_pct) {
+    if (!seg->candidate && !seg->no_compact && seg_sparse(s, seg)) {
         seg->candidate = true;
         log->ncandidates++;
         wr_store_mark_dirty(s, log);
@@ -356,6 +381,7 @@ static int roll(wr_log_t *log)
     seg->size = sizeof(hdr);
     s->pending_bytes += sizeof(hdr);
     log->next_seq++;
+    log->must_roll = false;
     wr_store_mark_dirty(s, log);
     if (old != NULL)
         wr_log_check_seg(log, old);
@@ -381,8 +407,9 @@ static int place(wr_log_t *log, uint64_t index, const struct iovec *iov, int iov
      * record is at most 1 GiB plus its header. The head's natives are never
      * below its header's first index: it was log->next when the head was
      * created, and recovery never sets log->next below it. */
-    if (head == NULL || (head->size > WR_SEGMENT_HEADER_SIZE &&
-                         (head->size >= s->segment_size || rec > s->segment_size - head->size))) {
+    if (head == NULL || log->must_roll ||
+        (head->size > WR_SEGMENT_HEADER_SIZE &&
+         (head->size >= s->segment_size || rec > s->segment_size - head->size))) {
         if ((rc = roll(log)) != WR_OK)
             return rc;
         head = log_head(log);
@@ -428,8 +455,6 @@ int wr_log_appendv(wr_log_t *log, const struct iovec *iov, int iovcnt, uint64_t 
     uint32_t off;
     int rc;
 
-    if (log->failed)
-        return WR_EIO;
     for (int i = 0; i < iovcnt; i++) {
         if (iov[i].iov_len > WR_LOG_MAX_RECORD - len)
             return WR_ETOOBIG;
@@ -494,6 +519,16 @@ static const uint8_t *find_in_chunks(const wr_list_t *list, const wr_seg_t *seg,
     return NULL;
 }
 
+/* Whether a write error lost record index. */
+static bool lost_has(const wr_log_t *log, uint64_t index)
+{
+    for (size_t i = log->nlost; i-- > 0;) {
+        if (index >= log->lost[i].first)
+            return index <= log->lost[i].upto;
+    }
+    return false;
+}
+
 int wr_log_read(wr_log_t *log, uint64_t index, wr_buf_t *out)
 {
     const uint8_t *rec;
@@ -501,8 +536,10 @@ int wr_log_read(wr_log_t *log, uint64_t index, wr_buf_t *out)
     uint32_t off, len;
     uint64_t got;
 
-    if (index <= log->front || index >= log->next || !wr_log_find_live(log, index, &seg, &off))
+    if (index <= log->front || index >= log->next)
         return WR_ENOENT;
+    if (!wr_log_find_live(log, index, &seg, &off))
+        return lost_has(log, index) ? WR_EIO : WR_ENOENT;
     if (off < seg->durable)
         return read_disk(seg, off, index, out);
     rec = find_in_chunks(&log->inflight, seg, off);
@@ -562,10 +599,8 @@ int wr_log_truncate_front(wr_log_t *log, uint64_t upto)
             unhost(log, m);
     }
     log->front = upto;
-    if (!log->failed) {
-        log->front_dirty = true;
-        wr_store_mark_dirty(log->store, log);
-    }
+    log->front_dirty = true;
+    wr_store_mark_dirty(log->store, log);
     /* Backwards, so removing segs[i] shifts only segments already checked. */
     for (size_t i = log->nsegs; i-- > 0;)
         wr_log_check_seg(log, log->segs[i]);
@@ -597,7 +632,46 @@ static int copy_record(wr_log_t *log, wr_seg_t *seg, uint32_t off, uint64_t inde
     }
     mv->index = index;
     iov = (struct iovec){tmp->data, tmp->len};
-    return place(log, index, &iov, 1, tmp->len, false, &mv->seg, &mv->off);
+    rc = place(log, index, &iov, 1, tmp->len, false, &mv->seg, &mv->off);
+    /* Its segment holds it from now on, though it counts as live only once applied. */
+    if (rc == WR_OK)
+        mv->seg->copies++;
+    return rc;
+}
+
+/*
+ * The copies of moves[0..n) will never be applied (or just were): their
+ * segments stop holding them, and may be dead now.
+ */
+static void unplace_copies(wr_log_t *log, const wr_move_t *moves, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (--moves[i].seg->copies == 0)
+            wr_log_check_seg(log, moves[i].seg);
+    }
+}
+
+/* Copies every live record of seg (natives, then hosted) into the head; stops at the first failure. */
+static int copy_live(wr_log_t *log, wr_seg_t *seg, wr_move_t *moves, size_t *n, bool *unreadable)
+{
+    wr_buf_t tmp = WR_BUF_INIT;
+    int rc = WR_OK;
+
+    for (uint32_t slot = 0; slot < seg->nslots && rc == WR_OK; slot++) {
+        if (!wr_seg_is_live(seg, slot))
+            continue;
+        rc = copy_record(log, seg, seg->offs[slot], seg->first + slot, &tmp, &moves[*n], unreadable);
+        if (rc == WR_OK)
+            (*n)++;
+    }
+    for (wr_list_t *p = seg->hosted.next; p != &seg->hosted && rc == WR_OK; p = p->next) {
+        wr_moved_t *m = wr_list_entry(p, wr_moved_t, link);
+        rc = copy_record(log, seg, m->off, m->index, &tmp, &moves[*n], unreadable);
+        if (rc == WR_OK)
+            (*n)++;
+    }
+    wr_buf_free(&tmp);
+    return rc;
 }
 
 /*
@@ -608,11 +682,10 @@ static int copy_record(wr_log_t *log, wr_seg_t *seg, uint32_t off, uint64_t inde
 static void compact(wr_log_t *log, wr_batch_log_t *e)
 {
     wr_seg_t *seg = NULL;
-    wr_buf_t tmp = WR_BUF_INIT;
     wr_move_t *moves;
     bool unreadable = false;
     size_t n = 0;
-    int rc = WR_OK;
+    int rc;
 
     if (log->ncandidates == 0 || log->closing)
         return;
@@ -625,20 +698,13 @@ static void compact(wr_log_t *log, wr_batch_log_t *e)
     moves = malloc((size_t)seg->nlive * sizeof(*moves));
     if (moves == NULL)
         return;
-    for (uint32_t slot = 0; slot < seg->nslots && rc == WR_OK; slot++) {
-        if (wr_seg_is_live(seg, slot))
-            rc = copy_record(log, seg, seg->offs[slot], seg->first + slot, &tmp, &moves[n++], &unreadable);
-    }
-    for (wr_list_t *p = seg->hosted.next; p != &seg->hosted && rc == WR_OK; p = p->next) {
-        wr_moved_t *m = wr_list_entry(p, wr_moved_t, link);
-        rc = copy_record(log, seg, m->off, m->index, &tmp, &moves[n++], &unreadable);
-    }
-    wr_buf_free(&tmp);
+    rc = copy_live(log, seg, moves, &n, &unreadable);
     /* Reserved only now: a head rolled by the copies may have used a slot. */
     if (rc == WR_OK && !dead_reserve(log))
         rc = WR_ENOMEM;
     if (rc != WR_OK) {
         /* Copies made so far are dead bytes in the head; the originals stay. */
+        unplace_copies(log, moves, n);
         free(moves);
         if (unreadable) {
             wr_store_msg(log->store,
@@ -663,6 +729,9 @@ void wr_log_batch_prepare(wr_log_t *log, wr_batch_log_t *e)
 {
     memset(e, 0, sizeof(*e));
     e->log = log;
+    /* Rolled first, so that the copies of this compaction go to the new head. */
+    if (head_reclaimable(log) && roll(log) == WR_OK)
+        e->rolled = true;
     compact(log, e);
     e->unlink = log->dead;
     e->nunlink = log->ndead;
@@ -687,77 +756,188 @@ void wr_log_batch_prepare(wr_log_t *log, wr_batch_log_t *e)
     wr_list_remove(&log->dirty);
 }
 
-/* Points the index at the durable copies and retires the compacted segment. */
+/* Points the index at one durable copy; false (the original stays live) when out of memory. */
+static bool apply_move(wr_log_t *log, wr_seg_t *old, const wr_move_t *mv)
+{
+    wr_moved_t *m;
+    uint32_t slot;
+
+    if (seg_slot(old, mv->index, &slot) && wr_seg_is_live(old, slot)) {
+        if (!wr_log_host(log, mv->index, mv->seg, mv->off))
+            return false;
+        seg_clear_live(old, slot);
+    } else if ((m = moved_get(log, mv->index)) != NULL && m->seg == old) {
+        wr_list_remove(&m->link);
+        old->nlive--;
+        m->seg = mv->seg;
+        m->off = mv->off;
+        wr_list_insert_tail(&mv->seg->hosted, &m->link);
+        mv->seg->nlive++;
+    }
+    /* Otherwise it was released while the copy was in flight: the copy is dead. */
+    return true;
+}
+
+/*
+ * Points the index at the durable copies and retires the compacted segment.
+ * Out of memory, a record whose copy cannot be recorded stays in the old
+ * segment, which then stays too: its file is deleted, but its descriptor
+ * still reads it, and a later compaction copies it again. False then.
+ */
 static bool apply_moves(wr_log_t *log, wr_batch_log_t *e)
 {
     wr_seg_t *old = e->compacted;
     bool ok = true;
 
     for (size_t i = 0; i < e->nmoves; i++) {
-        const wr_move_t *mv = &e->moves[i];
-        wr_moved_t *m;
-        uint32_t slot;
-
-        if (seg_slot(old, mv->index, &slot) && wr_seg_is_live(old, slot)) {
-            seg_clear_live(old, slot);
-            if (!wr_log_host(log, mv->index, mv->seg, mv->off))
-                ok = false;
-        } else if ((m = moved_get(log, mv->index)) != NULL && m->seg == old) {
-            wr_list_remove(&m->link);
-            old->nlive--;
-            m->seg = mv->seg;
-            m->off = mv->off;
-            wr_list_insert_tail(&mv->seg->hosted, &m->link);
-            mv->seg->nlive++;
-        }
-        /* Otherwise it was released while the copy was in flight: the copy is dead. */
+        if (!apply_move(log, old, &e->moves[i]))
+            ok = false;
     }
-    log_remove_seg(log, old);
-    return ok;
+    unplace_copies(log, e->moves, e->nmoves);
+    if (ok) {
+        log_remove_seg(log, old);
+        return true;
+    }
+    old->compacting = false;
+    wr_store_msg(log->store, "log '%s': out of memory recording compacted records; %s is kept open",
+                 log->name, old->path);
+    return false;
+}
+
+static void batch_succeeded(wr_log_t *log, wr_batch_log_t *e)
+{
+    wr_store_t *s = log->store;
+    bool kept = e->compacted != NULL && !apply_moves(log, e);
+
+    if (e->target > log->durable)
+        log->durable = e->target;
+    if (e->msg[0] != '\0')
+        wr_store_msg(s, "%s", e->msg);
+    for (size_t i = 0; i < e->nunlink; i++) {
+        if (!kept || e->unlink[i] != e->compacted)
+            wr_seg_free(e->unlink[i]);
+    }
+    if (log->ncandidates > 0) {
+        wr_store_mark_dirty(s, log);
+        /* The store's own work goes on without waiting for the owner's next flush. */
+        if ((e->compacted != NULL && !kept) || e->rolled)
+            s->flush_wanted = true;
+    }
+}
+
+/* Remembers that records first..upto were lost; merged with the last range when they touch. */
+static void lost_add(wr_log_t *log, uint64_t first, uint64_t upto)
+{
+    wr_lost_t *l = log->nlost > 0 ? &log->lost[log->nlost - 1] : NULL;
+
+    if (l != NULL && first <= l->upto + 1) {
+        if (upto > l->upto)
+            l->upto = upto;
+        return;
+    }
+    if (log->nlost == log->caplost) {
+        size_t cap = log->caplost ? log->caplost * 2 : 4;
+        wr_lost_t *p = realloc(log->lost, cap * sizeof(*p));
+        if (p == NULL)
+            return; /* they read as WR_ENOENT instead of WR_EIO */
+        log->lost = p;
+        log->caplost = cap;
+    }
+    log->lost[log->nlost++] = (wr_lost_t){first, upto};
+}
+
+/* Records (durable, upto] will never be on disk: they stop being live, and read as WR_EIO. */
+static void lose_records(wr_log_t *log, uint64_t upto)
+{
+    uint64_t from = log->durable;
+
+    if (log->nlost > 0 && log->lost[log->nlost - 1].upto > from)
+        from = log->lost[log->nlost - 1].upto;
+    for (uint64_t i = from + 1; i <= upto; i++) {
+        wr_seg_t *seg = log_find_seg(log, i);
+        uint32_t slot;
+        if (seg != NULL && seg_slot(seg, i, &slot) && wr_seg_is_live(seg, slot)) {
+            seg_clear_live(seg, slot);
+            seg->offs[slot] = 0;
+        }
+    }
+    if (upto > log->durable)
+        lost_add(log, log->durable + 1, upto);
+    for (size_t i = log->nsegs; i-- > 0;)
+        wr_log_check_seg(log, log->segs[i]);
+}
+
+/* Deletions the failed batch did not get to wait for the next one. */
+static void requeue_dead(wr_log_t *log, wr_batch_log_t *e)
+{
+    for (size_t i = 0; i < e->nunlink; i++) {
+        if (e->unlink[i] == e->compacted)
+            continue;
+        if (dead_reserve(log))
+            log->dead[log->ndead++] = e->unlink[i];
+        else
+            wr_seg_free(e->unlink[i]); /* its file stays; recovery finds it dead after a restart */
+    }
+}
+
+/*
+ * The storage thread rolled the log's files back to where the batch started.
+ * What was not durable is lost; the log goes on: the next append starts a
+ * new segment (the old head's file is shorter than its memory now), and the
+ * batch's other work (deletions, FRONT, compaction) is retried later.
+ */
+static void batch_failed(wr_log_t *log, wr_batch_log_t *e)
+{
+    wr_store_t *s = log->store;
+    uint64_t upto = log->next - 1;
+
+    wr_store_msg(
+        s, "%s; records %" PRIu64 "..%" PRIu64 " of log '%s' are not durable; it goes on in a new segment",
+        e->msg, log->durable + 1, upto, log->name);
+    while (!wr_list_empty(&log->pending)) {
+        wr_chunk_t *c = wr_list_entry(log->pending.next, wr_chunk_t, link);
+        c->seg->size = c->seg->durable;
+        chunk_free(s, c);
+    }
+    log->must_roll = true;
+    log->failures++;
+    if (!log->fail_pending) {
+        log->fail_pending = true;
+        log->fail_from = log->durable;
+    }
+    log->fail_upto = upto;
+    unplace_copies(log, e->moves, e->nmoves);
+    if (e->compacted != NULL) {
+        e->compacted->compacting = false;
+        wr_log_check_seg(log, e->compacted);
+    }
+    lose_records(log, upto);
+    requeue_dead(log, e);
+    log->front_dirty |= e->front != 0;
+    log->dir_new |= e->dir_new;
+    if (log->ndead > 0 || log->front_dirty || log->dir_new)
+        wr_store_mark_dirty(s, log);
 }
 
 void wr_log_batch_done(wr_log_t *log, wr_batch_log_t *e)
 {
-    wr_store_t *s = log->store;
     bool ok = e->err == 0;
 
     while (!wr_list_empty(&log->inflight)) {
         wr_chunk_t *c = wr_list_entry(log->inflight.next, wr_chunk_t, link);
         if (ok && c->off + c->data.len > c->seg->durable)
             c->seg->durable = c->off + c->data.len;
-        chunk_free(s, c);
+        if (!ok)
+            c->seg->size = c->seg->durable; /* rolled back to that */
+        chunk_free(log->store, c);
     }
-    if (ok && e->compacted != NULL && !apply_moves(log, e)) {
-        snprintf(e->msg, sizeof(e->msg), "log '%s': out of memory recording compacted records", log->name);
-        ok = false;
-    }
-    if (ok) {
-        if (e->target > log->durable)
-            log->durable = e->target;
-        if (e->msg[0] != '\0')
-            wr_store_msg(s, "%s", e->msg);
-        if (log->ncandidates > 0)
-            wr_store_mark_dirty(s, log);
-    } else {
-        log->failed = true;
-        log->fail_upto = log->next - 1;
-        wr_store_msg(s,
-                     "%s; records %" PRIu64 "..%" PRIu64 " of log '%s' are not durable and the log is failed",
-                     e->msg, log->durable + 1, log->fail_upto, log->name);
-        while (!wr_list_empty(&log->pending))
-            chunk_free(s, wr_list_entry(log->pending.next, wr_chunk_t, link));
-        wr_list_remove(&log->dirty);
-        if (e->compacted != NULL)
-            e->compacted->compacting = false;
-    }
-    for (size_t i = 0; i < e->nunlink; i++) {
-        /* A failed compaction keeps its segment, which is still in log->segs. */
-        if (ok || e->unlink[i] != e->compacted)
-            wr_seg_free(e->unlink[i]);
-    }
+    if (ok)
+        batch_succeeded(log, e);
+    else
+        batch_failed(log, e);
     free(e->unlink);
     free(e->moves);
-    wr_store_mark_notify(s, log);
+    wr_store_mark_notify(log->store, log);
 }
 
 /* ---- open, close, destroy --------------------------------------------------- */
@@ -783,6 +963,8 @@ void wr_log_free(wr_log_t *log)
     wr_bytes_t key;
     void *value;
 
+    if (log->name != NULL && wr_map_get(log->store->by_name, wr_bytes_str(log->name)) == log)
+        wr_map_del(log->store->by_name, wr_bytes_str(log->name));
     wr_list_remove(&log->link);
     wr_list_remove(&log->dirty);
     wr_list_remove(&log->notify);
@@ -799,6 +981,7 @@ void wr_log_free(wr_log_t *log)
         wr_seg_free(log->dead[i]);
     free(log->segs);
     free(log->dead);
+    free(log->lost);
     free(log->dir);
     free(log->name);
     free(log);
@@ -815,11 +998,9 @@ wr_log_t *wr_log_open(wr_store_t *s, const char *name, const wr_log_cbs_t *cbs, 
                  name, NAME_MAX_LEN);
         return NULL;
     }
-    for (wr_list_t *p = s->logs.next; p != &s->logs; p = p->next) {
-        if (strcmp(wr_list_entry(p, wr_log_t, link)->name, name) == 0) {
-            snprintf(err, errlen, "log '%s' is already open", name);
-            return NULL;
-        }
+    if (wr_map_get(s->by_name, wr_bytes_str(name)) != NULL) {
+        snprintf(err, errlen, "log '%s' is already open", name);
+        return NULL;
     }
     log = calloc(1, sizeof(*log));
     if (log == NULL) {
@@ -851,6 +1032,10 @@ wr_log_t *wr_log_open(wr_store_t *s, const char *name, const wr_log_cbs_t *cbs, 
     }
     if (wr_recover_log(log, rec != NULL ? rec : &unused, err, errlen) != WR_OK)
         goto err;
+    if (wr_map_put(s->by_name, wr_bytes_str(log->name), log) != WR_OK) {
+        snprintf(err, errlen, "out of memory");
+        goto err;
+    }
     wr_list_insert_tail(&s->logs, &log->link);
     return log;
 
@@ -862,18 +1047,22 @@ err:
 int wr_log_close(wr_log_t *log)
 {
     wr_store_t *s;
+    uint64_t failures;
     int rc = WR_OK;
 
     if (log == NULL)
         return WR_OK;
     s = log->store;
     log->closing = true;
+    failures = log->failures;
     for (;;) {
         if (log->flight != NULL || s->inflight != NULL) {
             wr_store_wait(s);
             continue;
         }
-        if (log->failed || (wr_list_empty(&log->pending) && log->ndead == 0 && !log->front_dirty))
+        /* A write error while closing is not retried: the disk may stay full. */
+        if (log->failures != failures ||
+            (wr_list_empty(&log->pending) && log->ndead == 0 && !log->front_dirty))
             break;
         wr_store_submit(s);
         if (s->inflight == NULL) {
@@ -881,7 +1070,7 @@ int wr_log_close(wr_log_t *log)
             break;
         }
     }
-    if (log->failed)
+    if (log->nlost > 0)
         rc = WR_EIO;
     wr_log_free(log);
     return rc;

@@ -31,11 +31,13 @@ typedef int (*wr_log_replay_fn)(void *ud, wr_log_t *log, uint64_t index, const u
 
 /*
  * Called from wr_store_dispatch. status WR_OK: every record with an index
- * <= index is durable (fdatasync'ed with its directory entry); one call
- * covers a whole batch, and successive calls report increasing indexes.
- * status WR_EIO: the records above the durable index up to `index` could not
- * be written and never will be; the log is failed (see wr_log_append) and
- * this is its last callback. The log may be closed or destroyed inside.
+ * <= index is durable (fdatasync'ed with its directory entry), except those
+ * an earlier WR_EIO call reported lost; one call covers a whole batch, and
+ * successive calls report increasing indexes. status WR_EIO: a write error
+ * lost the records above the last reported index up to `index` (some of them
+ * may in fact be stored: treat them as lost); the log goes on, its next
+ * appends are stored as usual once writes succeed again. The log may be
+ * closed or destroyed inside.
  */
 typedef void (*wr_log_durable_fn)(void *ud, wr_log_t *log, uint64_t index, int status);
 
@@ -74,8 +76,8 @@ wr_log_t *wr_log_open(wr_store_t *s, const char *name, const wr_log_cbs_t *cbs, 
 /*
  * Appends a copy of data[0..len) and sets *index. The record is readable at
  * once and durable after a later wr_store_flush and its callback.
- * WR_OK; WR_ETOOBIG (len > WR_LOG_MAX_RECORD); WR_ENOMEM; WR_EIO (the log
- * has failed, or a new segment file could not be created: see the message).
+ * WR_OK; WR_ETOOBIG (len > WR_LOG_MAX_RECORD); WR_ENOMEM; WR_EIO (a new
+ * segment file could not be created: see the message).
  */
 int wr_log_append(wr_log_t *log, const void *data, size_t len, uint64_t *index);
 /* wr_log_append of one record whose payload is the iovcnt pieces of iov, in order. */
@@ -84,7 +86,7 @@ int wr_log_appendv(wr_log_t *log, const struct iovec *iov, int iovcnt, uint64_t 
 /*
  * Replaces out's contents with the payload of record index, from memory if
  * it is not yet on disk, else with pread (and a CRC check).
- * WR_OK; WR_ENOENT (never appended, truncated, released or lost); WR_EIO
+ * WR_OK; WR_ENOENT (never appended, truncated or released); WR_EIO
  * (read failed, CRC mismatch, or the record was lost by a failed write);
  * WR_ENOMEM.
  */
@@ -94,6 +96,8 @@ int wr_log_read(wr_log_t *log, uint64_t index, wr_buf_t *out);
  * Marks one record dead. When no record of a segment file is live any more,
  * the file is deleted; when few are, they are copied (with their indexes) to
  * the newest segment and the old file is deleted once the copies are durable.
+ * The newest segment too, once it is large (1 MiB, or half a segment) and
+ * mostly dead: the next batch starts a new one, so consuming frees space.
  * A release is not written to disk: after a restart the log replays whatever
  * its files still hold, and the owner releases again from its own records.
  * WR_OK or WR_ENOENT (not live).
@@ -115,9 +119,9 @@ uint64_t wr_log_last_index(const wr_log_t *log);
 
 /*
  * Hands the log's remaining records to the storage thread, blocks until they
- * are durable (or failed), and frees the log. Its durable callback is not
- * called again. WR_OK, or WR_EIO if some appended record never became
- * durable. NULL is a no-op.
+ * are durable (or a write fails: not retried here), and frees the log. Its
+ * durable callback is not called again. WR_OK, or WR_EIO if some record
+ * appended since the open never became durable. NULL is a no-op.
  */
 int wr_log_close(wr_log_t *log);
 

@@ -221,6 +221,56 @@ static int scan_segment(recovery_t *r, wr_seg_t *seg, const wr_segment_header_t 
     return WR_OK;
 }
 
+/*
+ * Counts the records framed in a segment whose header is damaged: their
+ * lengths chain them from the end of the header. Without the header no CRC
+ * verifies, so the count is trusted only when the chain ends exactly at the
+ * end of the file; false otherwise.
+ */
+static bool count_frames(const uint8_t *p, size_t n, uint64_t *count)
+{
+    size_t pos = WR_SEGMENT_HEADER_SIZE;
+    uint64_t index;
+    uint32_t len;
+
+    *count = 0;
+    while (n - pos >= WR_SEGMENT_RECORD_HEADER) {
+        if (wr_segment_record_head(p + pos, UINT64_MAX, &len, &index) != WR_OK ||
+            len > n - pos - WR_SEGMENT_RECORD_HEADER)
+            return false;
+        pos += WR_SEGMENT_RECORD_HEADER + len;
+        (*count)++;
+    }
+    return pos == n;
+}
+
+/* Renames a segment with a damaged header to *.seg.corrupt and reports the records lost with it. */
+static int set_aside(recovery_t *r, wr_seg_t *seg)
+{
+    char aside[4096], what[96];
+    uint64_t n;
+
+    snprintf(aside, sizeof(aside), "%s.corrupt", seg->path);
+    if (rename(seg->path, aside) != 0) {
+        snprintf(r->err, r->errlen, "%s has a corrupt header and cannot be set aside: %s", seg->path,
+                 strerror(errno));
+        return WR_EIO;
+    }
+    r->dir_changed = true;
+    if (count_frames(seg->map, seg->maplen, &n)) {
+        r->rec->lost_records += n;
+        snprintf(what, sizeof(what), "%" PRIu64 " record(s)", n);
+    } else {
+        r->rec->lost_records++; /* at least one: lost_records is a lower bound */
+        snprintf(what, sizeof(what), "an unknown number of records");
+    }
+    wr_store_msg(
+        r->log->store,
+        "log '%s': %s has a corrupt header; %s in its %zu bytes are lost, the file was set aside as %s",
+        r->log->name, seg->path, what, seg->maplen, aside);
+    return WR_OK;
+}
+
 /* Opens, checks and scans one segment file; files with nothing usable are moved out of the way. */
 static int load_segment(recovery_t *r, uint64_t seq)
 {
@@ -268,20 +318,9 @@ static int load_segment(recovery_t *r, uint64_t seq)
         goto err;
     }
     if (rc != WR_OK) {
-        char aside[4096];
-        snprintf(aside, sizeof(aside), "%s.corrupt", seg->path);
-        if (rename(seg->path, aside) != 0) {
-            snprintf(r->err, r->errlen, "%s has a corrupt header and cannot be set aside: %s", seg->path,
-                     strerror(errno));
-            rc = WR_EIO;
+        rc = set_aside(r, seg);
+        if (rc != WR_OK)
             goto err;
-        }
-        r->dir_changed = true;
-        r->rec->lost_records++;
-        wr_store_msg(
-            log->store,
-            "log '%s': %s has a corrupt header; its %zu bytes are unreadable and were set aside as %s",
-            log->name, seg->path, seg->maplen, aside);
         munmap(map, seg->maplen);
         seg->map = NULL;
         wr_seg_free(seg);

@@ -19,6 +19,9 @@
 #include "storage/store.h"
 
 #define WR_STORE_MSG_MAX 768
+/* A head segment this large (or half a segment, if less) whose records are
+ * mostly released is rolled, so that its space comes back once consumed. */
+#define WR_STORE_RECLAIM_BYTES (1u << 20)
 
 /*
  * One segment file. A record is "native" to the segment it was appended to;
@@ -39,6 +42,7 @@ typedef struct {
     uint32_t *offs;     /* file offset of each native; 0 = not stored (lost) */
     uint64_t *live;     /* bitmap: native first + i is live here */
     uint32_t nlive;     /* live natives + live hosted records */
+    uint32_t copies;    /* copies of the in-flight compaction placed here: live once it is applied */
     uint32_t ntotal;    /* records in the file, dead or alive */
     uint64_t size;      /* bytes placed, written or not */
     uint64_t durable;   /* bytes written and fdatasync'ed */
@@ -66,6 +70,12 @@ typedef struct {
     wr_buf_t data;
 } wr_chunk_t;
 
+/* Records first..upto of a log were lost to a write error; they read as WR_EIO. */
+typedef struct {
+    uint64_t first;
+    uint64_t upto;
+} wr_lost_t;
+
 /* A compaction copy, applied to the index only once the batch made it durable. */
 typedef struct {
     uint64_t index;
@@ -83,6 +93,7 @@ typedef struct {
     wr_seg_t **unlink; /* removed after the sync succeeded; the owner frees them afterwards */
     size_t nunlink;
     wr_seg_t *compacted; /* also in unlink: the segment whose live records were copied */
+    bool rolled;         /* the head was rolled to reclaim it: its successor may need compacting */
     wr_move_t *moves;
     size_t nmoves;
     uint64_t target; /* durable index once this succeeds */
@@ -105,6 +116,7 @@ struct wr_store_s {
     char *logs_dir;
     uint64_t segment_size;
     unsigned compact_pct;
+    uint64_t reclaim_bytes; /* see WR_STORE_RECLAIM_BYTES */
     wr_store_message_fn message;
     void *message_ud;
     wr_store_fault_fn fault;
@@ -125,6 +137,7 @@ struct wr_store_s {
     wr_batch_t *inflight; /* submitted and not yet applied */
     bool flush_wanted;    /* flush was called while a batch was in flight */
     wr_list_t logs;       /* every open log, via log->link */
+    wr_map_t *by_name;    /* every open log by name, so that opening one costs O(1) */
     wr_list_t dirty;      /* logs with work for the next batch, via log->dirty */
     wr_list_t notify;     /* logs with news for their durable callback, via log->notify */
     char **trash;
@@ -150,9 +163,14 @@ struct wr_log_s {
     uint64_t next;   /* index of the next append */
     uint64_t durable;
     uint64_t reported;  /* durable index last passed to the callback */
-    uint64_t fail_upto; /* failed: records (durable, fail_upto] were lost */
-    bool failed;
-    bool fail_reported;
+    uint64_t fail_from; /* a write error waits for the callback: records (fail_from, fail_upto] */
+    uint64_t fail_upto; /* were lost, unless a later success covered some (they are reported lost) */
+    bool fail_pending;
+    bool must_roll;    /* a write error left the head's file shorter than its memory: append elsewhere */
+    uint64_t failures; /* failed batches so far */
+    wr_lost_t *lost;   /* ranges of records lost to write errors, ascending */
+    size_t nlost;
+    size_t caplost;
     bool replaying; /* defer segment deletion while recovery walks the segments */
     bool closing;   /* wr_log_close is draining it: no more compaction */
     bool front_dirty;
@@ -203,7 +221,7 @@ bool wr_log_push_seg(wr_log_t *log, wr_seg_t *seg);
 bool wr_log_find_live(const wr_log_t *log, uint64_t index, wr_seg_t **seg, uint32_t *off);
 /* Records a hosted record; false on allocation failure. */
 bool wr_log_host(wr_log_t *log, uint64_t index, wr_seg_t *seg, uint32_t off);
-/* Schedules deletion or compaction of seg if its live count calls for it. */
+/* Schedules deletion or compaction of seg if its live count calls for it; for the head, a roll (reclaim). */
 void wr_log_check_seg(wr_log_t *log, wr_seg_t *seg);
 /* Fills e from the log's work (compaction, pending chunks, deletions); leaves the log off the dirty list. */
 void wr_log_batch_prepare(wr_log_t *log, wr_batch_log_t *e);

@@ -221,6 +221,8 @@ static int opts_apply(wr_store_t *s, const wr_store_opts_t *o, char *err, size_t
 {
     s->segment_size = o->segment_size ? o->segment_size : WR_STORE_DEFAULT_SEGMENT_SIZE;
     s->compact_pct = o->compact_live_percent ? o->compact_live_percent : WR_STORE_DEFAULT_COMPACT_PERCENT;
+    s->reclaim_bytes =
+        s->segment_size / 2 < WR_STORE_RECLAIM_BYTES ? s->segment_size / 2 : WR_STORE_RECLAIM_BYTES;
     if (s->segment_size < WR_STORE_MIN_SEGMENT_SIZE || s->segment_size > WR_STORE_MAX_SEGMENT_SIZE) {
         snprintf(err, errlen, "segment_size %llu is outside %u..%u", (unsigned long long)s->segment_size,
                  WR_STORE_MIN_SEGMENT_SIZE, WR_STORE_MAX_SEGMENT_SIZE);
@@ -255,7 +257,8 @@ wr_store_t *wr_store_open(const char *dir, const wr_store_opts_t *opts, char *er
         goto err;
     s->dir = strdup(dir);
     s->logs_dir = wr_store_path(dir, "logs");
-    if (s->dir == NULL || s->logs_dir == NULL) {
+    s->by_name = wr_map_new();
+    if (s->dir == NULL || s->logs_dir == NULL || s->by_name == NULL) {
         snprintf(err, errlen, "out of memory");
         goto err;
     }
@@ -299,6 +302,7 @@ err:
         close(s->notify_fd);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
+    wr_map_free(s->by_name);
     free(s->logs_dir);
     free(s->dir);
     free(s);
@@ -453,10 +457,8 @@ int wr_store_remove_log(wr_store_t *s, const char *name)
 
     if (!wr_log_name_ok(name))
         return WR_ENOENT;
-    for (wr_list_t *p = s->logs.next; p != &s->logs; p = p->next) {
-        if (strcmp(wr_list_entry(p, wr_log_t, link)->name, name) == 0)
-            return WR_EEXIST;
-    }
+    if (wr_map_get(s->by_name, wr_bytes_str(name)) != NULL)
+        return WR_EEXIST;
     dir = wr_store_path(s->logs_dir, name);
     if (dir == NULL)
         return WR_ENOMEM;
@@ -508,6 +510,7 @@ void wr_store_close(wr_store_t *s)
     pthread_mutex_destroy(&s->mu);
     close(s->notify_fd);
     close(s->lock_fd); /* releases the flock */
+    wr_map_free(s->by_name);
     free(s->logs_dir);
     free(s->dir);
     free(s);
@@ -523,6 +526,30 @@ void wr_store_flush(wr_store_t *s)
     wr_store_submit(s);
 }
 
+/*
+ * The log's next durable callback, in the order things happened: what was
+ * durable before a write error, then the error, then what became durable
+ * after it. False if it has no news.
+ */
+static bool log_news(wr_log_t *log, uint64_t *index, int *status)
+{
+    *status = WR_OK;
+    if (log->fail_pending && log->fail_from > log->reported) {
+        *index = log->reported = log->fail_from;
+    } else if (log->fail_pending) {
+        log->fail_pending = false;
+        *index = log->fail_upto;
+        *status = WR_EIO;
+        if (log->fail_upto > log->reported)
+            log->reported = log->fail_upto;
+    } else if (log->durable > log->reported) {
+        *index = log->reported = log->durable;
+    } else {
+        return false;
+    }
+    return true;
+}
+
 void wr_store_dispatch(wr_store_t *s)
 {
     eventfd_t count;
@@ -536,18 +563,10 @@ void wr_store_dispatch(wr_store_t *s)
         int status;
 
         wr_list_remove(&log->notify);
-        if (log->durable > log->reported) {
-            index = log->reported = log->durable;
-            status = WR_OK;
-        } else if (log->failed && !log->fail_reported) {
-            index = log->fail_upto;
-            log->fail_reported = true;
-            status = WR_EIO;
-        } else {
+        if (!log_news(log, &index, &status))
             continue;
-        }
         /* Queue the rest of its news before the call: after it, log may be gone. */
-        if (log->failed && !log->fail_reported)
+        if (log->fail_pending || log->durable > log->reported)
             wr_store_mark_notify(s, log);
         if (log->cbs.durable != NULL)
             log->cbs.durable(log->cbs.ud, log, index, status);

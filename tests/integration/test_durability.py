@@ -442,8 +442,9 @@ def stop_under_strace(proc, workdir):
 
 def test_write_error_nacks(warrend_binary, tmp_path, name):
     """fdatasync of the first durable queue's first segment fails with EIO
-    (strace): its publishers get basic.nack, and keep getting it, while
-    transient messages and other queues go on; the error is logged."""
+    (strace): its publisher gets basic.nack, transient messages and other
+    queues go on, the error is logged; the queue's next message goes to a new
+    segment and is confirmed, without a restart."""
     workdir = str(tmp_path)
     seg = os.path.join(workdir, "data", "logs", "q0000000000000001", "0000000000000001.seg")
     proc, port = start_under_strace(warrend_binary, workdir,
@@ -455,9 +456,9 @@ def test_write_error_nacks(warrend_binary, tmp_path, name):
         ch.queue_declare(dq, durable=True)
         ch.queue_declare(tq, durable=False)
         ch.confirm_delivery()
-        for _ in range(2):
-            with pytest.raises(pika.exceptions.NackError):
-                ch.basic_publish("", dq, b"lost", PERSISTENT)
+        with pytest.raises(pika.exceptions.NackError):
+            ch.basic_publish("", dq, b"lost", PERSISTENT)
+        ch.basic_publish("", dq, b"stored", PERSISTENT)
         ch.basic_publish("", dq, b"transient")
         ch.basic_publish("", tq, b"persistent elsewhere", PERSISTENT)
         assert ch.basic_get(tq, auto_ack=True)[2] == b"persistent elsewhere"
@@ -467,6 +468,7 @@ def test_write_error_nacks(warrend_binary, tmp_path, name):
     log = open(os.path.join(workdir, "warrend.log")).read()
     assert "write error in its log q0000000000000001" in log
     assert "fdatasync of %s failed: Input/output error" % seg in log
+    assert "its log q0000000000000001 is written again" in log
 
 
 # ---------------------------------------------------------------- data_dir

@@ -3,10 +3,11 @@
  * Unit tests for queues with a log (broker/queue.c with broker/queue_log.c)
  * on a real store in a temporary directory, driven by hand without an event
  * loop: confirms released only after the fsync, write errors as failed
- * confirms, a restart that brings back persistent messages byte-exact with
- * their redelivered flags, paging within the memory budget, a long-lived
- * unacked message that does not pin dead segments, unacked deliveries
- * of logged messages that keep no body, priority queues across a
+ * confirms and recovered from once writes succeed, a restart that brings back
+ * persistent messages byte-exact with their redelivered flags, paging within
+ * the memory budget, a long-lived unacked message that does not pin dead
+ * segments, unacked deliveries of logged messages that keep no body, a
+ * drained queue that gives its disk space back, priority queues across a
  * restart, dead-lettering of paged-out messages, and deletion.
  */
 #include <check.h>
@@ -241,31 +242,53 @@ START_TEST(test_confirm_after_fsync)
 }
 END_TEST
 
-START_TEST(test_write_error_fails_confirm)
+/*
+ * A write error (the disk is full) nacks what it lost. Once writes succeed
+ * again the queue stores and confirms new messages without a restart, and
+ * its acks are durable again, the one lost with the failed batch included.
+ */
+START_TEST(test_write_error_recovers)
 {
     fx_t fx;
     wr_queue_t *q;
     conf_t a, b;
+    char name[32];
 
     fx_start(&fx, 0, 1 << 20);
     q = fx_queue(&fx, true, NULL);
+    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    for (int n = 1; n <= 3; n++)
+        ck_assert_int_eq(publish(q, n, true, 10, NULL), WR_OK);
+    fx_commit(&fx);
+    get_drop(q, 1, true, 10, false); /* its ack goes into the failing batch */
     conf_init(&a);
-    ck_assert_int_eq(publish(q, 1, true, 10, &a.base), WR_OK);
+    ck_assert_int_eq(publish(q, 4, true, 10, &a.base), WR_OK);
     wr_confirm_release(&a.base, true);
-    fx.fault.fail_sync = 1;
-    fx.fault.err = EIO;
+    fx.fault.fail_write = 1;
+    fx.fault.err = ENOSPC;
     fx_commit(&fx);
     ck_assert_int_eq(a.done, 1);
     ck_assert(a.base.failed);
-    ck_assert(th_msgs_has(&fx.msgs, "fdatasync"));
-    /* The log is failed: a persistent message is refused, a transient one is not. */
+    ck_assert(th_msgs_has(&fx.msgs, "No space left on device"));
+    /* Space is back. */
     conf_init(&b);
-    ck_assert_int_eq(publish(q, 2, true, 10, &b.base), WR_EIO);
-    ck_assert_int_eq(publish(q, 3, false, 10, &b.base), WR_OK);
+    ck_assert_int_eq(publish(q, 5, true, 10, &b.base), WR_OK);
     wr_confirm_release(&b.base, true);
+    fx_commit(&fx);
     ck_assert_int_eq(b.done, 1);
-    wr_queue_close(q);
-    wr_queue_unref(q);
+    ck_assert(!b.base.failed);
+    get_drop(q, 2, true, 10, false);
+    fx_commit(&fx);
+    fx_shutdown_queue(q);
+    wr_store_close(fx.store);
+
+    /* 1 and 2 were acked, 4 was nacked and never stored. */
+    fx_open(&fx, 0, 1 << 20);
+    q = fx_queue(&fx, true, name);
+    ck_assert_uint_eq(wr_queue_ready(q), 2);
+    get_drop(q, 3, true, 10, false);
+    get_drop(q, 5, true, 10, false);
+    fx_shutdown_queue(q);
     fx_stop(&fx);
 }
 END_TEST
@@ -489,6 +512,41 @@ START_TEST(test_old_unacked_does_not_pin_segments)
     q = fx_queue(&fx, true, name);
     ck_assert_uint_eq(wr_queue_ready(q), 1);
     get_drop(q, 0, true, SIZE, true);
+    fx_shutdown_queue(q);
+    fx_stop(&fx);
+}
+END_TEST
+
+/* A drained durable queue gives its disk space back, head segment included, also across a restart. */
+START_TEST(test_drained_queue_gives_space_back)
+{
+    enum { N = 2000, SIZE = 4096 };
+    fx_t fx;
+    wr_queue_t *q;
+    char name[32];
+
+    fx_start(&fx, 0, 1 << 20);
+    q = fx_queue(&fx, true, NULL);
+    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(publish(q, i, true, SIZE, NULL), WR_OK);
+    fx_commit(&fx);
+    ck_assert_uint_gt(th_dir_bytes(th_logdir(name)), (uint64_t)N * SIZE);
+    for (int i = 0; i < N; i++) {
+        get_drop(q, i, true, SIZE, false);
+        if (i % 100 == 0)
+            fx_commit(&fx);
+    }
+    fx_commit(&fx);
+    ck_assert_uint_lt(th_dir_bytes(th_logdir(name)), 64 * 1024);
+    fx_shutdown_queue(q);
+    wr_store_close(fx.store);
+
+    fx_open(&fx, 0, 1 << 20);
+    q = fx_queue(&fx, true, name);
+    ck_assert_uint_eq(wr_queue_ready(q), 0);
+    fx_commit(&fx);
+    ck_assert_uint_lt(th_dir_bytes(th_logdir(name)), 64 * 1024);
     fx_shutdown_queue(q);
     fx_stop(&fx);
 }
@@ -812,12 +870,13 @@ static Suite *suite(void)
 
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_confirm_after_fsync);
-    tcase_add_test(tc, test_write_error_fails_confirm);
+    tcase_add_test(tc, test_write_error_recovers);
     tcase_add_test(tc, test_restart_recovers_persistent);
     tcase_add_test(tc, test_paging_within_budget);
     tcase_add_test(tc, test_paged_durable_survives_restart);
     tcase_add_test(tc, test_unacked_paged_keep_no_body);
     tcase_add_test(tc, test_old_unacked_does_not_pin_segments);
+    tcase_add_test(tc, test_drained_queue_gives_space_back);
     tcase_add_test(tc, test_checkpoints_across_restart);
     tcase_add_test(tc, test_priority_queue_restart);
     tcase_add_test(tc, test_paged_out_dead_lettered);

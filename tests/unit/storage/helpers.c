@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/status.h"
@@ -239,6 +240,29 @@ int th_count_files(const char *dir, const char *suffix)
     }
     closedir(d);
     return n;
+}
+
+uint64_t th_dir_bytes(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    uint64_t n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISREG(st.st_mode))
+            n += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return n;
+}
+
+void th_settle(wr_store_t *s)
+{
+    wr_store_flush(s);
+    while (!wr_store_idle(s))
+        th_wait_dispatch(s);
 }
 
 const char *th_logdir(const char *name)

@@ -98,6 +98,10 @@ void th_sync(wr_store_t *s, wr_log_t *log, uint64_t index);
 
 /* Number of directory entries in dir ending with suffix. */
 int th_count_files(const char *dir, const char *suffix);
+/* Bytes in the regular files of dir. */
+uint64_t th_dir_bytes(const char *dir);
+/* Flushes, then dispatches until the store is idle (follow-up batches included). */
+void th_settle(wr_store_t *s);
 /* Path of the log's directory. */
 const char *th_logdir(const char *name);
 /* "record-<i>" padded to a fixed width, so every record has the same size. */

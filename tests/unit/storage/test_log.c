@@ -325,12 +325,13 @@ START_TEST(compaction_failure_keeps_original)
     ck_assert_int_eq(dur.status, WR_EIO);
     wr_store_close(s);
 
-    /* Nothing was deleted (releases are not persisted): every record replays once. */
+    /* The dead segments went when the log was closed; the compacted one
+     * stayed whole (releases are not persisted: all of it replays). */
     s = th_store(&o);
     th_open_log(s, "q", &dur, r, NULL);
-    ck_assert_uint_eq(r->count, 100 * PER_SEG);
+    ck_assert_uint_eq(r->count, PER_SEG);
     ck_assert_uint_eq(r->index[2], 3);
-    ck_assert_uint_eq(r->index[100 * PER_SEG - 1], 100 * PER_SEG);
+    ck_assert_str_eq(r->data[2], "record-00000003");
     free(r);
     wr_store_close(s);
 }
@@ -355,6 +356,41 @@ START_TEST(release_during_compaction)
     ck_assert_int_eq(wr_log_release(log, 3), WR_ENOENT);
     ck_assert_int_eq(segs("q"), 1);
     wr_buf_free(&b);
+    wr_store_close(s);
+}
+END_TEST
+
+/*
+ * The head that receives compaction's copies rolls, and all of its own
+ * records are released, while the batch with the copies is being synced. It
+ * hosts the copies, so it is not dead: neither deleted nor freed.
+ */
+START_TEST(copies_keep_their_segment)
+{
+    wr_store_opts_t o = th_opts(SEG, &msgs, &fault);
+    wr_store_t *s = th_store(&o);
+    wr_log_t *log = one_survivor(s);
+    th_replay_t *r = calloc(1, sizeof(*r));
+    char c = 0;
+
+    fault.hold_sync = true;
+    wr_store_flush(s); /* copies record 3 into a new head */
+    ck_assert_int_eq(read(fault.entered[0], &c, 1), 1);
+    th_append_n(log, 601, 600 + PER_SEG); /* the head with the copy fills and rolls */
+    for (uint64_t i = 601; i <= 600 + PER_SEG; i++)
+        ck_assert_int_eq(wr_log_release(log, i), WR_OK);
+    ck_assert_int_eq(write(fault.release[1], &c, 1), 1);
+    th_wait_dispatch(s);
+    batch(s);
+    th_check_read(log, 3);
+    wr_store_close(s);
+
+    s = th_store(&o);
+    th_open_log(s, "q", &dur, r, NULL);
+    ck_assert_uint_ge(r->count, 1);
+    ck_assert_uint_eq(r->index[0], 3);
+    ck_assert_str_eq(r->data[0], "record-00000003");
+    free(r);
     wr_store_close(s);
 }
 END_TEST
@@ -390,6 +426,103 @@ START_TEST(compaction_in_many_logs)
     }
     ck_assert_uint_eq(wr_log_durable_index(logs[2]), 20 * PER_SEG + 2);
     th_check_read(logs[2], 20 * PER_SEG + 2);
+    wr_buf_free(&b);
+    wr_store_close(s);
+}
+END_TEST
+
+#define KIB_RECORDS 8192 /* 8 MiB of 1 KiB records */
+
+/* Appends KIB_RECORDS records of 1 KiB, makes them durable and releases all but `keep` (0: none). */
+static wr_log_t *consumed(wr_store_t *s, uint64_t keep)
+{
+    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    char rec[1024];
+    uint64_t index;
+
+    memset(rec, 'x', sizeof(rec));
+    for (uint64_t i = 1; i <= KIB_RECORDS; i++)
+        ck_assert_int_eq(wr_log_append(log, rec, sizeof(rec), &index), WR_OK);
+    th_sync(s, log, KIB_RECORDS);
+    for (uint64_t i = 1; i <= KIB_RECORDS; i++) {
+        if (i != keep)
+            ck_assert_int_eq(wr_log_release(log, i), WR_OK);
+    }
+    return log;
+}
+
+/* The space of consumed records comes back, the head segment's included. */
+START_TEST(consumed_head_is_reclaimed)
+{
+    wr_store_opts_t o = th_opts(0, &msgs, NULL);
+    wr_store_t *s = th_store(&o);
+
+    consumed(s, 0);
+    th_settle(s);
+    ck_assert_uint_lt(th_dir_bytes(th_logdir("q")), 4096);
+    wr_store_close(s);
+}
+END_TEST
+
+/* A record still live in the head (a queue's last checkpoint) moves out of the way. */
+START_TEST(sparse_head_is_reclaimed)
+{
+    wr_store_opts_t o = th_opts(0, &msgs, NULL);
+    wr_store_t *s = th_store(&o);
+    wr_log_t *log = consumed(s, KIB_RECORDS);
+    wr_buf_t b = WR_BUF_INIT;
+    wr_log_recovery_t rec;
+
+    th_settle(s);
+    ck_assert_uint_lt(th_dir_bytes(th_logdir("q")), 8192);
+    ck_assert_int_eq(wr_log_read(log, KIB_RECORDS, &b), WR_OK);
+    ck_assert_uint_eq(b.len, 1024);
+    wr_store_close(s);
+    s = th_store(&o);
+    log = th_open_log(s, "q", &dur, NULL, &rec);
+    ck_assert_uint_eq(rec.records, 1);
+    ck_assert_uint_eq(rec.first_index, KIB_RECORDS);
+    ck_assert_uint_eq(rec.last_index, KIB_RECORDS);
+    th_append_n(log, KIB_RECORDS + 1, KIB_RECORDS + 1);
+    wr_buf_free(&b);
+    wr_store_close(s);
+}
+END_TEST
+
+/* Releases every record it replays but the last. */
+static int release_replayed(void *ud, wr_log_t *log, uint64_t index, const uint8_t *data, size_t len)
+{
+    (void)ud;
+    (void)data;
+    (void)len;
+    if (index != KIB_RECORDS)
+        ck_assert_int_eq(wr_log_release(log, index), WR_OK);
+    return WR_OK;
+}
+
+/* A head left large and dead before a restart is reclaimed after it. */
+START_TEST(head_is_reclaimed_after_restart)
+{
+    wr_store_opts_t o = th_opts(64u << 20, &msgs, NULL);
+    wr_store_t *s = th_store(&o);
+    wr_log_cbs_t cbs = {release_replayed, NULL, NULL};
+    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_buf_t b = WR_BUF_INIT;
+    char rec[1024], err[256];
+    uint64_t index;
+
+    memset(rec, 'x', sizeof(rec));
+    for (uint64_t i = 1; i <= KIB_RECORDS; i++)
+        ck_assert_int_eq(wr_log_append(log, rec, sizeof(rec), &index), WR_OK);
+    wr_store_close(s);
+    ck_assert_uint_gt(th_dir_bytes(th_logdir("q")), KIB_RECORDS * 1024);
+    s = th_store(&o);
+    log = wr_log_open(s, "q", &cbs, NULL, err, sizeof(err));
+    ck_assert_msg(log != NULL, "%s", err);
+    th_settle(s);
+    ck_assert_uint_lt(th_dir_bytes(th_logdir("q")), 8192);
+    ck_assert_int_eq(wr_log_read(log, KIB_RECORDS, &b), WR_OK);
+    ck_assert_uint_eq(b.len, 1024);
     wr_buf_free(&b);
     wr_store_close(s);
 }
@@ -459,7 +592,11 @@ int main(void)
     tcase_add_test(tc, compaction_deletes_after_copy_is_durable);
     tcase_add_test(tc, compaction_failure_keeps_original);
     tcase_add_test(tc, release_during_compaction);
+    tcase_add_test(tc, copies_keep_their_segment);
     tcase_add_test(tc, compaction_in_many_logs);
+    tcase_add_test(tc, consumed_head_is_reclaimed);
+    tcase_add_test(tc, sparse_head_is_reclaimed);
+    tcase_add_test(tc, head_is_reclaimed_after_restart);
     tcase_add_test(tc, destroy);
     tcase_add_test(tc, names);
     suite_add_tcase(s, tc);

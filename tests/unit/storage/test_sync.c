@@ -148,13 +148,33 @@ static void reopen_expect(const wr_store_opts_t *o, const char *name, uint64_t l
     wr_store_close(s);
 }
 
+/* Reopens log "q": records 1..upto and from..last replay, nothing else. */
+static void reopen_around_loss(const wr_store_opts_t *o, uint64_t upto, uint64_t from, uint64_t last)
+{
+    th_replay_t *r = calloc(1, sizeof(*r));
+    wr_log_recovery_t rec;
+    wr_store_t *s = th_store(o);
+
+    th_open_log(s, "q", &dur, r, &rec);
+    ck_assert_uint_eq(rec.last_index, last);
+    ck_assert_uint_eq(r->count, upto + last - from + 1);
+    for (size_t k = 0; k < r->count; k++) {
+        uint64_t i = k < upto ? k + 1 : from + (k - upto);
+        char p[64];
+        th_payload(p, i);
+        ck_assert_uint_eq(r->index[k], i);
+        ck_assert_str_eq(r->data[k], p);
+    }
+    free(r);
+    wr_store_close(s);
+}
+
 static void io_error(bool on_sync, int err, const char *text)
 {
     wr_store_opts_t o = th_opts(256, &msgs, &fault);
     wr_store_t *s = th_store(&o);
     wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     wr_buf_t b = WR_BUF_INIT;
-    uint64_t index;
     int files;
 
     th_append_n(log, 1, 5);
@@ -175,17 +195,24 @@ static void io_error(bool on_sync, int err, const char *text)
     ck_assert_uint_eq(wr_log_durable_index(log), 5);
     ck_assert_msg(th_msgs_has(&msgs, text), "%s", msgs.text);
     ck_assert_msg(th_msgs_has(&msgs, "records 6..30 of log 'q' are not durable"), "%s", msgs.text);
-    /* Failed: no more appends, the durable prefix still reads, the rest does not. */
-    ck_assert_int_eq(wr_log_append(log, "x", 1, &index), WR_EIO);
+    /* The durable prefix still reads, the lost records do not. */
     th_check_read(log, 5);
     ck_assert_int_eq(wr_log_read(log, 20, &b), WR_EIO);
     ck_assert_int_eq(th_count_files(th_logdir("q"), ".seg"), files);
-    ck_assert_int_eq(wr_log_close(log), WR_EIO);
+    /* Once writes succeed again the log goes on, without a restart. */
+    th_append_n(log, 31, 32);
+    th_sync(s, log, 32);
+    ck_assert_int_eq(dur.calls, 3);
+    ck_assert_int_eq(dur.status, WR_OK);
+    th_check_read(log, 31);
+    ck_assert_int_eq(wr_log_read(log, 20, &b), WR_EIO);
+    ck_assert_int_eq(wr_log_close(log), WR_EIO); /* some records never became durable */
     wr_store_close(s);
-    /* Exactly the stored prefix comes back: the failed batch was rolled back. */
+    /* The stored prefix and what came after the error come back, nothing else. */
     memset(&msgs, 0, sizeof(msgs));
-    reopen_expect(&o, "q", 5);
+    reopen_around_loss(&o, 5, 31, 32);
     ck_assert_msg(msgs.count == 0, "%s", msgs.text);
+    wr_buf_free(&b);
 }
 
 START_TEST(write_error)

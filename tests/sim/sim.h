@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The deterministic Raft simulator's shared types: one run is one seed, a
+ * virtual clock, network and disk, and the real cluster/raft core for every
+ * group on every node. See docs/RAFT.md.
+ */
+#ifndef WR_SIM_H
+#define WR_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/raft.h"
+#include "core/status.h"
+#include "tests/sim/sim_disk.h"
+
+#define SIM_MAX_NODES 9
+
+typedef struct {
+    uint64_t seed;
+    int nodes;
+    int groups;
+    int steps;      /* fault phase, in virtual time units */
+    int heal_steps; /* bound for the recovery phase */
+    bool trace;
+    bool faults;    /* false: a clean run (benchmarks) */
+    int proposals;  /* per group, spread over the fault phase */
+    int payload;    /* payload bytes per proposal (>= 8) */
+    int trace_tail; /* lines of trace printed on failure */
+} sim_opts_t;
+
+/* A message in flight (entries deep-copied). */
+typedef struct {
+    uint64_t at; /* delivery time */
+    uint32_t group;
+    wr_raft_msg_t m;
+    wr_raft_entry_t *entries;
+} sim_packet_t;
+
+/* A message held until the disk has synced up to seq. */
+typedef struct {
+    uint64_t seq;
+    uint32_t group;
+    wr_raft_msg_t m;
+    wr_raft_entry_t *entries;
+} sim_held_t;
+
+typedef struct {
+    wr_raft_t *raft;
+    sim_disk_t disk;
+    uint64_t written_term, written_index; /* last entry handed to the disk */
+    uint64_t commit_floor;                /* durable commit: never go below it */
+    uint64_t leader_since;                /* time this member became leader (0: not) */
+    uint64_t leader_term;
+    uint64_t heard[SIM_MAX_NODES + 1]; /* last delivery from each node */
+} sim_member_t;
+
+typedef struct {
+    int id;
+    bool up;
+    uint64_t down_until;
+    int tick_period; /* clock skew: virtual time per tick */
+    uint64_t next_tick;
+    uint64_t synced_seq, written_seq;
+    uint64_t next_sync; /* time of the next scheduled sync (0: none) */
+    sim_member_t *g;    /* one per group */
+    sim_held_t *held;
+    size_t n_held, cap_held;
+} sim_node_t;
+
+typedef struct {
+    uint64_t id, term, index;
+    int group;
+    int node;
+    uint32_t hash;
+    bool acked;
+} sim_proposal_t;
+
+typedef struct sim_check_s sim_check_t;
+
+typedef struct {
+    sim_opts_t o;
+    uint64_t rng;
+    uint64_t now;
+    sim_node_t nodes[SIM_MAX_NODES + 1]; /* 1-based */
+    sim_packet_t *net;
+    size_t n_net, cap_net;
+    bool link[SIM_MAX_NODES + 1][SIM_MAX_NODES + 1]; /* link[a][b]: a can send to b */
+    int drop_pct, dup_pct, max_delay;
+    bool heal;
+    sim_proposal_t *props;
+    size_t n_props, cap_props;
+    uint64_t next_prop_id;
+    sim_check_t *check;
+    char **tail; /* ring of the last trace lines */
+    size_t tail_pos;
+    bool failed;
+    uint64_t delivered, applied_total;
+} sim_t;
+
+/* Deterministic PRNG (splitmix64) and helpers. */
+uint64_t sim_rand(sim_t *s);
+int sim_rand_int(sim_t *s, int n); /* [0, n) */
+bool sim_chance(sim_t *s, int pct);
+
+/* Records a trace line (printed at once with --trace, kept for failures). */
+void sim_trace(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Marks the run failed with a reason. */
+void sim_fail(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Queues a message on the network (copied). */
+void sim_net_send(sim_t *s, uint32_t group, const wr_raft_msg_t *m);
+
+/* Delivers every due message; returns how many. */
+size_t sim_net_deliver(sim_t *s);
+
+/* Frees every message in flight. */
+void sim_net_clear(sim_t *s);
+
+/* Node life cycle and driver. */
+void sim_node_start(sim_t *s, sim_node_t *n);
+void sim_node_crash(sim_t *s, sim_node_t *n);
+void sim_node_drive(sim_t *s, sim_node_t *n);
+void sim_node_sync(sim_t *s, sim_node_t *n);
+void sim_node_free(const sim_t *s, sim_node_t *n);
+wr_raft_config_t sim_node_config(const sim_t *s, int id, int group);
+
+/* Copies n entries (payloads too); the caller frees with sim_entries_free. */
+wr_raft_entry_t *sim_entries_dup(const wr_raft_entry_t *e, size_t n);
+void sim_entries_free(wr_raft_entry_t *e, size_t n);
+
+/* The checker: invariants at every step and the final liveness check. */
+sim_check_t *sim_check_new(const sim_t *s);
+void sim_check_free(sim_check_t *c);
+void sim_check_step(sim_t *s);
+void sim_check_applied(sim_t *s, int node, int group, const wr_raft_entry_t *e);
+void sim_check_final(sim_t *s);
+void sim_check_restart(sim_t *s, int node);
+uint32_t sim_check_hash(const wr_raft_entry_t *e);
+bool sim_check_converged(sim_t *s);
+
+#endif

@@ -28,9 +28,9 @@ int sim_rand_int(sim_t *s, int n)
     return n <= 1 ? 0 : (int)(sim_rand(s) % (uint64_t)n);
 }
 
-bool sim_chance(sim_t *s, int pct)
+bool sim_chance(sim_t *s, int per_mille)
 {
-    return pct > 0 && sim_rand_int(s, 1000) < pct;
+    return per_mille > 0 && sim_rand_int(s, 1000) < per_mille;
 }
 
 void sim_trace(sim_t *s, const char *fmt, ...)
@@ -137,14 +137,8 @@ static void propose(sim_t *s)
                   (unsigned long long)p->term, (unsigned long long)p->index);
 }
 
-static void crash_or_restart(sim_t *s, sim_node_t *n)
+static void crash(sim_t *s, sim_node_t *n)
 {
-    if (!n->up && s->now >= n->down_until) {
-        sim_node_start(s, n);
-        return;
-    }
-    if (!n->up || !sim_chance(s, 2))
-        return;
     sim_node_crash(s, n);
     n->down_until = s->now + 20 + (uint64_t)sim_rand_int(s, 300);
     /* One node per run has the bad disk: a damaged majority cannot be recovered. */
@@ -155,22 +149,49 @@ static void crash_or_restart(sim_t *s, sim_node_t *n)
     }
 }
 
+/* Targeted: the leader of a random group dies, mid-replication. */
+static void kill_leader(sim_t *s)
+{
+    int g = sim_rand_int(s, s->o.groups);
+
+    for (int i = 1; i <= s->o.nodes; i++) {
+        wr_raft_status_t st;
+        if (!s->nodes[i].up)
+            continue;
+        wr_raft_status(s->nodes[i].g[g].raft, &st);
+        if (st.role == WR_RAFT_LEADER) {
+            sim_trace(s, "kill leader of g%d", g);
+            crash(s, &s->nodes[i]);
+            return;
+        }
+    }
+}
+
 static void faults(sim_t *s)
 {
     if (s->heal)
         return;
-    if (sim_chance(s, 3))
+    if (sim_chance(s, s->partition_pm))
         partition(s);
-    for (int i = 1; i <= s->o.nodes; i++)
-        crash_or_restart(s, &s->nodes[i]);
+    if (sim_chance(s, s->kill_leader_pm))
+        kill_leader(s);
+    for (int i = 1; i <= s->o.nodes; i++) {
+        sim_node_t *n = &s->nodes[i];
+        if (!n->up && s->now >= n->down_until)
+            sim_node_start(s, n);
+        else if (n->up && sim_chance(s, s->crash_pm))
+            crash(s, n);
+    }
 }
 
 static void run_node(sim_t *s, sim_node_t *n)
 {
     if (!n->up)
         return;
-    if (n->next_sync != 0 && s->now >= n->next_sync)
-        sim_node_sync(s, n);
+    if (n->sync_done != 0 && s->now >= n->sync_done)
+        sim_node_sync_done(s, n);
+    if (n->next_sync != 0 && n->sync_done == 0 && s->now >= n->next_sync)
+        sim_node_sync_start(s, n);
     if (s->now >= n->next_tick) {
         n->next_tick = s->now + (uint64_t)n->tick_period;
         for (int g = 0; g < s->o.groups; g++)
@@ -197,10 +218,37 @@ static void heal(sim_t *s)
 {
     s->heal = true;
     links_all(s, true);
+    /* A disk slower than the election timeout starves elections: heal it too. */
+    s->sync_max = 2;
+    s->max_delay = s->max_delay < 5 ? s->max_delay : 5;
     sim_trace(s, "heal: all links up, every node restarts");
     for (int i = 1; i <= s->o.nodes; i++)
         if (!s->nodes[i].up)
             sim_node_start(s, &s->nodes[i]);
+}
+
+/* Each seed draws its own fault profile, from gentle to brutal. */
+static void draw_profile(sim_t *s)
+{
+    static const int crash[] = {0, 1, 3, 8}, part[] = {0, 2, 5, 15}, sync[] = {2, 10, 60};
+    static const unsigned batch[] = {1, 2, 4, 16}, inflight[] = {1, 2, 4, 8};
+
+    s->max_batch = batch[sim_rand_int(s, 4)];
+    s->max_inflight = inflight[sim_rand_int(s, 4)];
+    if (!s->o.faults) {
+        s->max_delay = 1;
+        s->sync_max = 2;
+        s->max_batch = 64;
+        s->max_inflight = 8;
+        return;
+    }
+    s->drop_pm = sim_rand_int(s, 150);
+    s->dup_pm = sim_rand_int(s, 60);
+    s->max_delay = 1 + sim_rand_int(s, 30);
+    s->crash_pm = crash[sim_rand_int(s, 4)];
+    s->partition_pm = part[sim_rand_int(s, 4)];
+    s->kill_leader_pm = sim_rand_int(s, 4);
+    s->sync_max = sync[sim_rand_int(s, 3)];
 }
 
 static void setup(sim_t *s)
@@ -208,13 +256,12 @@ static void setup(sim_t *s)
     s->rng = s->o.seed * 0x2545F4914F6CDD1Dull + 1;
     s->check = sim_check_new(s);
     links_all(s, true);
-    if (s->o.faults) {
-        s->drop_pct = sim_rand_int(s, 100);
-        s->dup_pct = sim_rand_int(s, 50);
-        s->max_delay = 1 + sim_rand_int(s, 20);
-    } else {
-        s->max_delay = 1;
-    }
+    draw_profile(s);
+    sim_trace(
+        s,
+        "profile: drop %d dup %d delay %d crash %d partition %d kill-leader %d sync %d batch %u inflight %u",
+        s->drop_pm, s->dup_pm, s->max_delay, s->crash_pm, s->partition_pm, s->kill_leader_pm, s->sync_max,
+        s->max_batch, s->max_inflight);
     for (int i = 1; i <= s->o.nodes; i++) {
         s->nodes[i].id = i;
         s->nodes[i].tick_period = s->o.faults ? 7 + sim_rand_int(s, 7) : 10;
@@ -352,7 +399,7 @@ int main(int argc, char **argv)
                     .steps = 3000,
                     .heal_steps = 4000,
                     .faults = true,
-                    .proposals = 40,
+                    .proposals = 100,
                     .payload = 16,
                     .trace_tail = 60};
     uint64_t count = 1, failed = 0, applied = 0;

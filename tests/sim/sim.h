@@ -50,6 +50,8 @@ typedef struct {
     wr_raft_t *raft;
     sim_disk_t disk;
     uint64_t written_term, written_index; /* last entry handed to the disk */
+    size_t sync_ops;                      /* writes the sync in flight covers */
+    uint64_t sync_term, sync_index;       /* the notice it will post */
     uint64_t commit_floor;                /* durable commit: never go below it */
     uint64_t leader_since;                /* time this member became leader (0: not) */
     uint64_t leader_term;
@@ -63,7 +65,9 @@ typedef struct {
     int tick_period; /* clock skew: virtual time per tick */
     uint64_t next_tick;
     uint64_t synced_seq, written_seq;
-    uint64_t next_sync; /* time of the next scheduled sync (0: none) */
+    uint64_t next_sync; /* time the next sync starts (0: none scheduled) */
+    uint64_t sync_done; /* time the sync in flight completes (0: none) */
+    uint64_t sync_seq;  /* written_seq when it started */
     sim_member_t *g;    /* one per group */
     sim_held_t *held;
     size_t n_held, cap_held;
@@ -87,7 +91,9 @@ typedef struct {
     sim_packet_t *net;
     size_t n_net, cap_net;
     bool link[SIM_MAX_NODES + 1][SIM_MAX_NODES + 1]; /* link[a][b]: a can send to b */
-    int drop_pct, dup_pct, max_delay;
+    /* The fault profile, drawn per seed: rates in per mille per step. */
+    int drop_pm, dup_pm, max_delay, crash_pm, partition_pm, kill_leader_pm, sync_max;
+    unsigned max_batch, max_inflight;
     bool heal;
     sim_proposal_t *props;
     size_t n_props, cap_props;
@@ -102,7 +108,7 @@ typedef struct {
 /* Deterministic PRNG (splitmix64) and helpers. */
 uint64_t sim_rand(sim_t *s);
 int sim_rand_int(sim_t *s, int n); /* [0, n) */
-bool sim_chance(sim_t *s, int pct);
+bool sim_chance(sim_t *s, int per_mille);
 
 /* Records a trace line (printed at once with --trace, kept for failures). */
 void sim_trace(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -123,7 +129,8 @@ void sim_net_clear(sim_t *s);
 void sim_node_start(sim_t *s, sim_node_t *n);
 void sim_node_crash(sim_t *s, sim_node_t *n);
 void sim_node_drive(sim_t *s, sim_node_t *n);
-void sim_node_sync(sim_t *s, sim_node_t *n);
+void sim_node_sync_start(sim_t *s, sim_node_t *n);
+void sim_node_sync_done(sim_t *s, sim_node_t *n);
 void sim_node_free(const sim_t *s, sim_node_t *n);
 wr_raft_config_t sim_node_config(const sim_t *s, int id, int group);
 

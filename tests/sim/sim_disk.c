@@ -124,11 +124,13 @@ static void op_free(sim_op_t *op)
     free(op->e);
 }
 
-static void ops_drop(sim_disk_t *d)
+/* Forgets the first k queued writes. */
+static void ops_drop(sim_disk_t *d, size_t k)
 {
-    for (size_t i = 0; i < d->n_ops; i++)
+    for (size_t i = 0; i < k; i++)
         op_free(&d->ops[i]);
-    d->n_ops = 0;
+    memmove(d->ops, d->ops + k, (d->n_ops - k) * sizeof(*d->ops));
+    d->n_ops -= k;
 }
 
 size_t sim_disk_valid(const sim_disk_t *d)
@@ -140,11 +142,11 @@ size_t sim_disk_valid(const sim_disk_t *d)
     return good;
 }
 
-void sim_disk_sync(sim_disk_t *d)
+void sim_disk_sync(sim_disk_t *d, size_t k)
 {
-    for (size_t i = 0; i < d->n_ops; i++)
+    for (size_t i = 0; i < k && i < d->n_ops; i++)
         op_apply(d, &d->ops[i], SIZE_MAX);
-    ops_drop(d);
+    ops_drop(d, k < d->n_ops ? k : d->n_ops);
     d->synced = sim_disk_valid(d); /* a torn tail not yet cut stays unsynced */
 }
 
@@ -154,7 +156,7 @@ void sim_disk_crash(sim_disk_t *d, size_t keep, size_t tear_at)
         op_apply(d, &d->ops[i], SIZE_MAX);
     if (keep < d->n_ops)
         op_apply(d, &d->ops[keep], tear_at);
-    ops_drop(d);
+    ops_drop(d, d->n_ops);
 }
 
 void sim_disk_flip(sim_disk_t *d, uint64_t pick)
@@ -193,6 +195,10 @@ void sim_disk_load(sim_disk_t *d, wr_raft_hard_state_t *hs, const wr_raft_entry_
     size_t good = sim_disk_valid(d);
 
     *hs = sim_disk_durable_hs(d);
+    /* Open repairs a bad copy from the good one, so one flip never meets another. */
+    for (int i = 0; i < 2; i++)
+        if (!hs_valid(&d->hs[i]) && hs_valid(&d->hs[1 - i]))
+            d->hs[i] = d->hs[1 - i];
     /* A bad record past the last sync is a torn write, never acknowledged;
      * one below it is a synced record gone bad. Bad records stay until a
      * write cuts them: a crash first finds them again. */
@@ -209,7 +215,7 @@ void sim_disk_load(sim_disk_t *d, wr_raft_hard_state_t *hs, const wr_raft_entry_
 
 void sim_disk_free(sim_disk_t *d)
 {
-    ops_drop(d);
+    ops_drop(d, d->n_ops);
     free(d->ops);
     log_cut(d, 0);
     free(d->log);

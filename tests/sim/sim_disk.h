@@ -49,8 +49,8 @@ void sim_disk_append(sim_disk_t *d, const wr_raft_entry_t *e, size_t n);
 /* Queues a hard-state write. */
 void sim_disk_set_hs(sim_disk_t *d, const wr_raft_hard_state_t *hs);
 
-/* Makes every queued write durable. */
-void sim_disk_sync(sim_disk_t *d);
+/* Makes the first k queued writes durable (the rest stay queued). */
+void sim_disk_sync(sim_disk_t *d, size_t k);
 
 /* A crash: the first keep queued writes reach the disk, the next is torn
  * (tear_at entries of it land, then a broken record), the rest are lost. */

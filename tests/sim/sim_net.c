@@ -34,14 +34,14 @@ static void push(sim_t *s, uint32_t group, const wr_raft_msg_t *m)
 
 void sim_net_send(sim_t *s, uint32_t group, const wr_raft_msg_t *m)
 {
-    if (!s->link[m->from][m->to] || (!s->heal && sim_chance(s, s->drop_pct))) {
+    if (!s->link[m->from][m->to] || (!s->heal && sim_chance(s, s->drop_pm))) {
         if (s->o.trace)
             sim_trace(s, "g%u %s n%u->n%u t%llu dropped", group, msg_name(m->type), m->from, m->to,
                       (unsigned long long)m->term);
         return;
     }
     push(s, group, m);
-    if (!s->heal && sim_chance(s, s->dup_pct))
+    if (!s->heal && sim_chance(s, s->dup_pm))
         push(s, group, m);
 }
 

@@ -16,8 +16,8 @@ wr_raft_config_t sim_node_config(const sim_t *s, int id, int group)
 
     for (int i = 1; i <= s->o.nodes; i++)
         c.peers[c.n_peers++] = (uint32_t)i;
-    c.max_inflight = 4;
-    c.max_batch = 16;
+    c.max_inflight = s->max_inflight;
+    c.max_batch = s->max_batch;
     c.seed = s->o.seed * 1000003u + (uint64_t)group;
     return c;
 }
@@ -67,6 +67,9 @@ static void member_start(sim_t *s, sim_node_t *n, int g)
     m->commit_floor = hs.commit < count ? hs.commit : count;
     if (damaged)
         sim_trace(s, "n%d g%d log damaged: %zu entries survive", n->id, g, count);
+    sim_trace(s, "n%d g%d restored term %llu vote %u commit %llu abstain %llu, %zu entries", n->id, g,
+              (unsigned long long)hs.term, hs.vote, (unsigned long long)hs.commit,
+              (unsigned long long)hs.abstain, count);
     m->leader_since = 0;
     memset(m->heard, 0, sizeof(m->heard));
 }
@@ -82,8 +85,8 @@ void sim_node_start(sim_t *s, sim_node_t *n)
     n->up = true;
     sim_check_restart(s, n->id);
     n->next_tick = s->now + 1 + (uint64_t)sim_rand_int(s, n->tick_period);
-    n->synced_seq = n->written_seq = 0;
-    n->next_sync = 0;
+    n->synced_seq = n->written_seq = n->sync_seq = 0;
+    n->next_sync = n->sync_done = 0;
     sim_trace(s, "n%d start (tick period %d)", n->id, n->tick_period);
 }
 
@@ -210,27 +213,47 @@ static void drive_member(sim_t *s, sim_node_t *n, int g)
 
 void sim_node_drive(sim_t *s, sim_node_t *n)
 {
+    uint64_t covered = n->sync_done ? n->sync_seq : n->synced_seq;
+
     for (int g = 0; g < s->o.groups; g++)
         drive_member(s, n, g);
     release_held(s, n);
-    if (n->written_seq > n->synced_seq && n->next_sync == 0)
-        n->next_sync = s->now + 1 + (uint64_t)sim_rand_int(s, s->o.faults ? 8 : 2);
+    if (n->written_seq > covered && n->next_sync == 0)
+        n->next_sync = s->now + 1 + (uint64_t)sim_rand_int(s, s->sync_max);
 }
 
-/* Group commit: one sync for every group, then the durability notices. */
-void sim_node_sync(sim_t *s, sim_node_t *n)
+/* Group commit, as the node-wide WAL does it: a sync covers every group's
+ * writes so far; later writes wait for the next one. */
+void sim_node_sync_start(sim_t *s, sim_node_t *n)
 {
     for (int g = 0; g < s->o.groups; g++) {
         sim_member_t *m = &n->g[g];
-        sim_disk_sync(&m->disk);
-        wr_raft_hard_state_t hs = sim_disk_durable_hs(&m->disk);
+        m->sync_ops = m->disk.n_ops;
+        m->sync_term = m->written_term;
+        m->sync_index = m->written_index;
+    }
+    n->sync_seq = n->written_seq;
+    n->next_sync = 0;
+    n->sync_done = s->now + 1 + (uint64_t)sim_rand_int(s, s->sync_max);
+}
+
+/* The sync finished: its notices reach the cores, possibly late (a newer
+ * leader may have overwritten those entries meanwhile). */
+void sim_node_sync_done(sim_t *s, sim_node_t *n)
+{
+    for (int g = 0; g < s->o.groups; g++) {
+        sim_member_t *m = &n->g[g];
+        wr_raft_hard_state_t hs;
+        size_t valid;
+        sim_disk_sync(&m->disk, m->sync_ops);
+        hs = sim_disk_durable_hs(&m->disk);
+        valid = sim_disk_valid(&m->disk);
         /* What a restart would come back with: a damaged log may hold less. */
-        size_t valid = sim_disk_valid(&m->disk);
         m->commit_floor = hs.commit < valid ? hs.commit : valid;
-        if (m->written_index > 0 && wr_raft_persisted(m->raft, m->written_term, m->written_index) != WR_OK)
+        if (m->sync_index > 0 && wr_raft_persisted(m->raft, m->sync_term, m->sync_index) != WR_OK)
             abort();
     }
-    n->synced_seq = n->written_seq;
-    n->next_sync = 0;
+    n->synced_seq = n->sync_seq;
+    n->sync_done = 0;
     sim_node_drive(s, n);
 }

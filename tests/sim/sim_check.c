@@ -45,6 +45,7 @@ struct sim_check_s {
     size_t *n_leaders;
     fixedv_t *committed, *applied; /* per group */
     watch_t *w;                    /* [node * groups + group] */
+    uint64_t *top, *top_term;      /* per group: the highest committed index and its term */
     int groups;
 };
 
@@ -68,6 +69,8 @@ sim_check_t *sim_check_new(const sim_t *s)
     c->committed = xcalloc((size_t)c->groups, sizeof(*c->committed));
     c->applied = xcalloc((size_t)c->groups, sizeof(*c->applied));
     c->w = xcalloc((size_t)(SIM_MAX_NODES + 1) * (size_t)c->groups, sizeof(*c->w));
+    c->top = xcalloc((size_t)c->groups, sizeof(*c->top));
+    c->top_term = xcalloc((size_t)c->groups, sizeof(*c->top_term));
     return c;
 }
 
@@ -85,6 +88,8 @@ void sim_check_free(sim_check_t *c)
     free(c->committed);
     free(c->applied);
     free(c->w);
+    free(c->top);
+    free(c->top_term);
     free(c->tab);
     free(c);
 }
@@ -213,6 +218,10 @@ static void check_commit(sim_t *s, int node, int g, const wr_raft_t *r, watch_t 
         if (f->term == 0) {
             f->term = t;
             f->seen_term = st->term;
+            if (i > s->check->top[g]) {
+                s->check->top[g] = i;
+                s->check->top_term[g] = t;
+            }
         } else if (f->term != t) {
             sim_fail(s, "committed entry changed: g%d index %llu term %llu, n%d has %llu", g,
                      (unsigned long long)i, (unsigned long long)f->term, node, (unsigned long long)t);
@@ -267,8 +276,83 @@ static void check_stale_leader(sim_t *s, int node, int g, const wr_raft_status_t
                  (unsigned long long)st->term, heard, s->o.nodes, (unsigned long long)window);
 }
 
+/* One version of a member's log: in memory (up) or on disk (as after a crash). */
+typedef struct {
+    uint64_t last_term, last_index;
+    bool has_top; /* holds the group's highest committed entry */
+    bool abstains;
+} logv_t;
+
+static logv_t logv_mem(const sim_t *s, const sim_member_t *m, int g)
+{
+    wr_raft_status_t st;
+    const wr_raft_entry_t *e = wr_raft_entry(m->raft, s->check->top[g]);
+
+    wr_raft_status(m->raft, &st);
+    return (logv_t){st.last_term, st.last_index, e != NULL && e->term == s->check->top_term[g],
+                    st.abstain != 0};
+}
+
+static logv_t logv_disk(const sim_t *s, sim_member_t *m, int g)
+{
+    size_t n = sim_disk_valid(&m->disk);
+    bool damaged = n < m->disk.n && n < m->disk.synced;
+
+    return (logv_t){sim_disk_term(&m->disk, n), n,
+                    sim_disk_term(&m->disk, s->check->top[g]) == s->check->top_term[g],
+                    damaged || sim_disk_durable_hs(&m->disk).abstain != 0};
+}
+
+static bool logv_ge(const logv_t *a, const logv_t *b)
+{
+    return a->last_term > b->last_term || (a->last_term == b->last_term && a->last_index >= b->last_index);
+}
+
+/* Would a quorum find candidate x's log at least as up to date as theirs? */
+static bool electable(sim_t *s, int g, int x, const logv_t *v)
+{
+    int yes = 1;
+
+    for (int y = 1; y <= s->o.nodes; y++) {
+        sim_member_t *m = &s->nodes[y].g[g];
+        logv_t d = logv_disk(s, m, g), worst = d;
+        if (y == x)
+            continue;
+        if (s->nodes[y].up) {
+            logv_t mem = logv_mem(s, m, g);
+            worst = logv_ge(&d, &mem) ? mem : d;
+            worst.abstains = mem.abstains || d.abstains;
+        }
+        yes += !worst.abstains && logv_ge(v, &worst);
+    }
+    return yes >= s->o.nodes / 2 + 1;
+}
+
+/* Leader completeness for every possible future: no member whose log (in
+ * memory, or on disk as a crash would leave it) lacks the highest committed
+ * entry may be able to win a majority's votes on log comparison alone. */
+static void check_electable(sim_t *s, int g)
+{
+    for (int x = 1; x <= s->o.nodes && s->check->top[g] > 0 && !s->failed; x++) {
+        sim_member_t *m = &s->nodes[x].g[g];
+        logv_t v[2];
+        int nv = 0;
+        v[nv++] = logv_disk(s, m, g);
+        if (s->nodes[x].up)
+            v[nv++] = logv_mem(s, m, g);
+        for (int i = 0; i < nv; i++)
+            if (!v[i].has_top && !v[i].abstains && electable(s, g, x, &v[i]))
+                sim_fail(s, "electable without a committed entry: n%d g%d (%s log %llu/%llu) lacks %llu/%llu",
+                         x, g, i == 0 ? "disk" : "memory", (unsigned long long)v[i].last_term,
+                         (unsigned long long)v[i].last_index, (unsigned long long)s->check->top_term[g],
+                         (unsigned long long)s->check->top[g]);
+    }
+}
+
 void sim_check_step(sim_t *s)
 {
+    for (int g = 0; g < s->o.groups && !s->failed; g++)
+        check_electable(s, g);
     for (int id = 1; id <= s->o.nodes; id++) {
         sim_node_t *n = &s->nodes[id];
         for (int g = 0; g < s->o.groups && n->up && !s->failed; g++) {

@@ -71,6 +71,7 @@ void sim_disk_set_hs(sim_disk_t *d, const wr_raft_hard_state_t *hs)
 
 static void log_cut(sim_disk_t *d, uint64_t from)
 {
+    d->valid_stale = true;
     while (d->n > 0 && d->log[d->n - 1].e.index >= from)
         free(d->log[--d->n].e.data);
 }
@@ -82,6 +83,7 @@ static void log_put(sim_disk_t *d, wr_raft_entry_t *e, bool torn)
         d->cap = d->cap ? d->cap * 2 : 16;
         d->log = xrealloc(d->log, d->cap * sizeof(*d->log));
     }
+    d->valid_stale = true;
     d->log[d->n].e = *e;
     d->log[d->n].crc = entry_crc(e) ^ (torn ? 0x5au : 0);
     d->n++;
@@ -133,12 +135,16 @@ static void ops_drop(sim_disk_t *d, size_t k)
     d->n_ops -= k;
 }
 
-size_t sim_disk_valid(const sim_disk_t *d)
+size_t sim_disk_valid(sim_disk_t *d)
 {
     size_t good = 0;
 
+    if (!d->valid_stale)
+        return d->valid;
     while (good < d->n && d->log[good].crc == entry_crc(&d->log[good].e) && d->log[good].e.index == good + 1)
         good++;
+    d->valid = good;
+    d->valid_stale = false;
     return good;
 }
 
@@ -163,6 +169,7 @@ void sim_disk_flip(sim_disk_t *d, uint64_t pick)
 {
     size_t i = pick % (d->n + 2);
 
+    d->valid_stale = true;
     if (i >= d->n) {
         d->hs[i - d->n].hs.term ^= 1;
         return;
@@ -187,6 +194,11 @@ wr_raft_hard_state_t sim_disk_durable_hs(const sim_disk_t *d)
     if (hs_valid(b))
         return b->hs;
     return (wr_raft_hard_state_t){0, 0, 0, 0};
+}
+
+uint64_t sim_disk_term(sim_disk_t *d, uint64_t index)
+{
+    return index == 0 || index > sim_disk_valid(d) ? 0 : d->log[index - 1].e.term;
 }
 
 void sim_disk_load(sim_disk_t *d, wr_raft_hard_state_t *hs, const wr_raft_entry_t **e, size_t *n,

@@ -39,6 +39,8 @@ typedef struct {
     sim_hs_rec_t hs[2]; /* two copies: a torn write or a flipped bit leaves one */
     uint64_t hs_gen;
     size_t synced; /* records known synced (kept with the hard state in a real WAL) */
+    size_t valid;  /* cached sim_disk_valid, unless stale */
+    bool valid_stale;
     sim_op_t *ops; /* unsynced, in write order */
     size_t n_ops, cap_ops;
 } sim_disk_t;
@@ -68,7 +70,10 @@ void sim_disk_load(sim_disk_t *d, wr_raft_hard_state_t *hs, const wr_raft_entry_
                    bool *damaged);
 
 /* The durable log records up to the first bad one (for the checker). */
-size_t sim_disk_valid(const sim_disk_t *d);
+size_t sim_disk_valid(sim_disk_t *d);
+
+/* The term of durable record index (0 when absent or past a bad record). */
+uint64_t sim_disk_term(sim_disk_t *d, uint64_t index);
 
 /* The durable hard state (for the checker). */
 wr_raft_hard_state_t sim_disk_durable_hs(const sim_disk_t *d);

@@ -38,7 +38,8 @@ static wr_raft_entry_t *entries_dup(const wr_raft_entry_t *e, size_t n)
         out[i].data = malloc(e[i].len + 1);
         if (out[i].data == NULL)
             abort();
-        memcpy(out[i].data, e[i].data, e[i].len);
+        if (e[i].len > 0)
+            memcpy(out[i].data, e[i].data, e[i].len);
     }
     if (out == NULL)
         abort();

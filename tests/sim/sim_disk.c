@@ -131,7 +131,8 @@ static void ops_drop(sim_disk_t *d, size_t k)
 {
     for (size_t i = 0; i < k; i++)
         op_free(&d->ops[i]);
-    memmove(d->ops, d->ops + k, (d->n_ops - k) * sizeof(*d->ops));
+    if (k < d->n_ops)
+        memmove(d->ops, d->ops + k, (d->n_ops - k) * sizeof(*d->ops));
     d->n_ops -= k;
 }
 

@@ -64,7 +64,8 @@ static wr_raft_entry_t *dup_entries(const wr_raft_entry_t *e, size_t n)
     for (size_t i = 0; i < n; i++) {
         out[i] = e[i];
         out[i].data = xmalloc(e[i].len);
-        memcpy(out[i].data, e[i].data, e[i].len);
+        if (e[i].len > 0)
+            memcpy(out[i].data, e[i].data, e[i].len);
     }
     return out;
 }
@@ -152,7 +153,8 @@ static void mem_write(mem_t *m, const wr_raft_ready_t *rd)
     m->pend = realloc(m->pend, (m->n_pend + rd->n_entries + 1) * sizeof(*m->pend));
     if (m->pend == NULL)
         abort();
-    memcpy(m->pend + m->n_pend, e, rd->n_entries * sizeof(*e));
+    if (rd->n_entries > 0)
+        memcpy(m->pend + m->n_pend, e, rd->n_entries * sizeof(*e));
     m->n_pend += rd->n_entries;
     free(e);
     if (rd->hs_changed) {

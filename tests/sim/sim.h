@@ -105,9 +105,13 @@ typedef struct {
     uint64_t delivered, applied_total;
 } sim_t;
 
-/* Deterministic PRNG (splitmix64) and helpers. */
+/* The run's PRNG (splitmix64): every random choice comes from here. */
 uint64_t sim_rand(sim_t *s);
-int sim_rand_int(sim_t *s, int n); /* [0, n) */
+
+/* A uniform integer in [0, n); 0 when n <= 1. */
+int sim_rand_int(sim_t *s, int n);
+
+/* True with probability per_mille / 1000. */
 bool sim_chance(sim_t *s, int per_mille);
 
 /* Records a trace line (printed at once with --trace, kept for failures). */
@@ -125,27 +129,53 @@ size_t sim_net_deliver(sim_t *s);
 /* Frees every message in flight. */
 void sim_net_clear(sim_t *s);
 
-/* Node life cycle and driver. */
+/* Starts (or restarts) node n from its disks: a core per group, the
+ * checker's view of it reset to its durable state. */
 void sim_node_start(sim_t *s, sim_node_t *n);
+
+/* Crashes n: unsynced writes are kept in part, torn or lost; held messages
+ * are lost; the cores are freed. */
 void sim_node_crash(sim_t *s, sim_node_t *n);
+
+/* Drains every ready batch of n by the contract of cluster/raft.h. */
 void sim_node_drive(sim_t *s, sim_node_t *n);
+
+/* Starts a group commit covering every write so far. */
 void sim_node_sync_start(sim_t *s, sim_node_t *n);
+
+/* Completes it: the writes become durable, the notices reach the cores. */
 void sim_node_sync_done(sim_t *s, sim_node_t *n);
+
+/* Frees everything n owns (cores, disks, held messages). */
 void sim_node_free(const sim_t *s, sim_node_t *n);
+
+/* The core's config for member id of group (limits from the run's profile). */
 wr_raft_config_t sim_node_config(const sim_t *s, int id, int group);
 
 /* Copies n entries (payloads too); the caller frees with sim_entries_free. */
 wr_raft_entry_t *sim_entries_dup(const wr_raft_entry_t *e, size_t n);
 void sim_entries_free(wr_raft_entry_t *e, size_t n);
 
-/* The checker: invariants at every step and the final liveness check. */
+/* Creates the checker for run s; sim_check_free(NULL) is a no-op. */
 sim_check_t *sim_check_new(const sim_t *s);
 void sim_check_free(sim_check_t *c);
+
+/* Checks every invariant of docs/RAFT.md on every member; marks s failed. */
 void sim_check_step(sim_t *s);
+
+/* Checks one entry a member applies against what others applied there. */
 void sim_check_applied(sim_t *s, int node, int group, const wr_raft_entry_t *e);
+
+/* After healing: every acknowledged proposal is the entry applied at its index. */
 void sim_check_final(sim_t *s);
+
+/* Node restarted: its commit watch restarts from the durable commit. */
 void sim_check_restart(sim_t *s, int node);
+
+/* The hash the checker keeps of an entry's type and payload. */
 uint32_t sim_check_hash(const wr_raft_entry_t *e);
+
+/* True once every group has a leader and every member applied every acknowledged proposal. */
 bool sim_check_converged(sim_t *s);
 
 #endif

@@ -149,29 +149,46 @@ static double now(clockid_t id)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+typedef struct {
+    long groups, entries, per_round, payload;
+} opts_t;
+
+static bool parse(int argc, char **argv, opts_t *o)
+{
+    for (int i = 1; i < argc; i += 2) {
+        long v = i + 1 < argc ? atol(argv[i + 1]) : -1;
+        if (strcmp(argv[i], "--groups") == 0)
+            o->groups = v;
+        else if (strcmp(argv[i], "--entries") == 0)
+            o->entries = v;
+        else if (strcmp(argv[i], "--batch") == 0)
+            o->per_round = v;
+        else if (strcmp(argv[i], "--payload") == 0)
+            o->payload = v;
+        else
+            return false;
+    }
+    return o->groups >= 1 && o->groups <= 100000 && o->per_round >= 1 && o->payload >= 0 &&
+           o->payload <= 4096 && o->entries >= 1;
+}
+
 int main(int argc, char **argv)
 {
-    bench_t b = {.groups = 1};
-    long entries = 200000, per_round = 64, payload = 64;
+    opts_t o = {1, 200000, 64, 64};
+    bench_t b = {0};
+    long entries, per_round, payload;
     uint8_t data[4096] = {0};
     double w0, c0, w, c;
 
-    for (int i = 1; i + 1 < argc; i += 2) {
-        long v = atol(argv[i + 1]);
-        if (strcmp(argv[i], "--groups") == 0)
-            b.groups = (int)v;
-        else if (strcmp(argv[i], "--entries") == 0)
-            entries = v;
-        else if (strcmp(argv[i], "--batch") == 0)
-            per_round = v;
-        else if (strcmp(argv[i], "--payload") == 0)
-            payload = v;
-    }
-    if (b.groups < 1 || per_round < 1 || payload < 0 || payload > (long)sizeof(data) || entries < 1) {
+    if (!parse(argc, argv, &o)) {
         fprintf(stderr,
                 "usage: warren-raft-bench [--groups G] [--entries N] [--batch B] [--payload BYTES]\n");
         return 2;
     }
+    b.groups = (int)o.groups;
+    entries = o.entries;
+    per_round = o.per_round;
+    payload = o.payload;
     setup(&b, 64);
     b.applied = 0;
     w0 = now(CLOCK_MONOTONIC);

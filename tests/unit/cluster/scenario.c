@@ -330,10 +330,9 @@ static int cmd_nodes(scn_t *s, int n, const char *batch, const char *inflight)
     return 0;
 }
 
-static int exec_line(scn_t *s, char **a, int argc)
+/* Commands that name no member; 1 when a[0] is none of them. */
+static int exec_global(scn_t *s, char **a, int argc)
 {
-    int id = argc > 1 ? node_arg(s, a[1]) : 0;
-
     if (strcmp(a[0], "nodes") == 0)
         return cmd_nodes(s, atoi(a[1]), argc > 2 ? a[2] : NULL, argc > 3 ? a[3] : NULL);
     if (strcmp(a[0], "deliver") == 0 || strcmp(a[0], "stabilize") == 0) {
@@ -352,8 +351,54 @@ static int exec_line(scn_t *s, char **a, int argc)
         s->nq = 0;
         return 0;
     }
+    return 1;
+}
+
+static int print_member(scn_t *s, int id)
+{
+    wr_raft_status_t st;
+
+    wr_raft_status(s->m[id].r, &st);
+    fprintf(stderr, "%s:%d: n%d %s term %llu vote %u commit %llu last %llu/%llu\n", s->file, s->line, id,
+            role_name(st.role), (unsigned long long)st.term, st.vote, (unsigned long long)st.commit,
+            (unsigned long long)st.last_term, (unsigned long long)st.last_index);
+    return 0;
+}
+
+/* Commands about one member's life: crash, restart, disk. */
+static int exec_life(scn_t *s, const char *cmd, int id)
+{
+    if (strcmp(cmd, "crash") == 0) {
+        crash(&s->m[id]);
+        return 0;
+    }
+    if (strcmp(cmd, "restart") == 0) {
+        start(s, id);
+        return 0;
+    }
+    if (strcmp(cmd, "nosync") == 0) {
+        s->m[id].nosync = true;
+        return 0;
+    }
+    if (strcmp(cmd, "sync") == 0) {
+        s->m[id].nosync = false;
+        mem_sync(s, &s->m[id]);
+        drive(s, id);
+        return 0;
+    }
+    return strcmp(cmd, "print") == 0 ? print_member(s, id) : 1;
+}
+
+static int exec_line(scn_t *s, char **a, int argc)
+{
+    int id = argc > 1 ? node_arg(s, a[1]) : 0, rc = exec_global(s, a, argc);
+
+    if (rc != 1)
+        return rc;
     if (id == 0)
         return fail(s, "%s: bad node", a[0]);
+    if ((rc = exec_life(s, a[0], id)) != 1)
+        return rc;
     if (strcmp(a[0], "campaign") == 0)
         return cmd_campaign(s, id);
     if (strcmp(a[0], "tick") == 0)
@@ -368,32 +413,6 @@ static int exec_line(scn_t *s, char **a, int argc)
     }
     if (strcmp(a[0], "cut") == 0 && argc > 2) {
         set_link(s, id, node_arg(s, a[2]), true, argc < 4 || strcmp(a[3], "one-way") != 0);
-        return 0;
-    }
-    if (strcmp(a[0], "crash") == 0) {
-        crash(&s->m[id]);
-        return 0;
-    }
-    if (strcmp(a[0], "restart") == 0) {
-        start(s, id);
-        return 0;
-    }
-    if (strcmp(a[0], "nosync") == 0) {
-        s->m[id].nosync = true;
-        return 0;
-    }
-    if (strcmp(a[0], "sync") == 0) {
-        s->m[id].nosync = false;
-        mem_sync(s, &s->m[id]);
-        drive(s, id);
-        return 0;
-    }
-    if (strcmp(a[0], "print") == 0) {
-        wr_raft_status_t st;
-        wr_raft_status(s->m[id].r, &st);
-        fprintf(stderr, "%s:%d: n%d %s term %llu vote %u commit %llu last %llu/%llu\n", s->file, s->line, id,
-                role_name(st.role), (unsigned long long)st.term, st.vote, (unsigned long long)st.commit,
-                (unsigned long long)st.last_term, (unsigned long long)st.last_index);
         return 0;
     }
     if (strncmp(a[0], "expect-", 7) == 0 && argc > 2)

@@ -103,6 +103,7 @@ static void become_follower(wr_raft_t *r, uint64_t term, uint32_t leader)
     }
     r->role = WR_RAFT_FOLLOWER;
     r->leader = leader;
+    r->transfer_to = 0;
     reset_timeout(r);
 }
 
@@ -128,11 +129,12 @@ static int become_leader(wr_raft_t *r)
     return wr_raft_bcast_append(r, false);
 }
 
-static int request_votes(wr_raft_t *r, uint8_t type, uint64_t term)
+static int request_votes(wr_raft_t *r, uint8_t type, uint64_t term, bool transfer)
 {
     for (size_t i = 0; i < r->cfg.n_peers; i++) {
         wr_raft_msg_t m = {.type = type, .from = r->cfg.id, .to = r->peers[i].id, .term = term};
 
+        m.transfer = transfer;
         if (m.to == r->cfg.id)
             continue;
         m.index = r->log.n;
@@ -146,7 +148,7 @@ static int request_votes(wr_raft_t *r, uint8_t type, uint64_t term)
 
 static int tally_result(wr_raft_t *r);
 
-static int become_candidate(wr_raft_t *r)
+static int become_candidate(wr_raft_t *r, bool transfer)
 {
     r->role = WR_RAFT_CANDIDATE;
     r->term++;
@@ -156,7 +158,7 @@ static int become_candidate(wr_raft_t *r)
     r->acked = 0;
     reset_timeout(r);
     tally_reset(r);
-    if (request_votes(r, WR_RAFT_MSG_VOTE, r->term) != WR_OK)
+    if (request_votes(r, WR_RAFT_MSG_VOTE, r->term, transfer) != WR_OK)
         return WR_ENOMEM;
     return tally_result(r);
 }
@@ -167,7 +169,7 @@ static int become_pre_candidate(wr_raft_t *r)
     r->leader = 0;
     reset_timeout(r);
     tally_reset(r);
-    if (request_votes(r, WR_RAFT_MSG_PREVOTE, r->term + 1) != WR_OK)
+    if (request_votes(r, WR_RAFT_MSG_PREVOTE, r->term + 1, false) != WR_OK)
         return WR_ENOMEM;
     return tally_result(r);
 }
@@ -182,7 +184,7 @@ static int tally_result(wr_raft_t *r)
         no += r->peers[i].voted && !r->peers[i].granted;
     }
     if (yes >= q)
-        return r->role == WR_RAFT_PRE_CANDIDATE ? become_candidate(r) : become_leader(r);
+        return r->role == WR_RAFT_PRE_CANDIDATE ? become_candidate(r, false) : become_leader(r);
     if (no >= q)
         become_follower(r, r->term, 0);
     return WR_OK;
@@ -302,6 +304,9 @@ static int on_heartbeat(wr_raft_t *r, const wr_raft_msg_t *m)
 
 static int follower_step(wr_raft_t *r, const wr_raft_msg_t *m)
 {
+    /* The leader hands over: campaign at once (a damaged log still abstains). */
+    if (m->type == WR_RAFT_MSG_TIMEOUT_NOW && r->role == WR_RAFT_FOLLOWER && r->abstain == 0)
+        return become_candidate(r, true);
     if (m->type != WR_RAFT_MSG_APP && m->type != WR_RAFT_MSG_HEARTBEAT)
         return WR_OK;
     if (r->role != WR_RAFT_FOLLOWER || r->leader != m->from)
@@ -337,7 +342,7 @@ static bool step_higher_term(wr_raft_t *r, const wr_raft_msg_t *m)
     bool vote = m->type == WR_RAFT_MSG_VOTE || m->type == WR_RAFT_MSG_PREVOTE;
 
     /* Check-quorum: a member that hears from a live leader ignores campaigns. */
-    if (vote && in_lease(r))
+    if (vote && in_lease(r) && !m->transfer)
         return false;
     if (m->type == WR_RAFT_MSG_PREVOTE || (m->type == WR_RAFT_MSG_PREVOTE_RESP && !m->reject))
         return true;
@@ -378,6 +383,8 @@ static int leader_tick(wr_raft_t *r)
         if (wr_raft_bcast_heartbeat(r) != WR_OK)
             return WR_ENOMEM;
     }
+    if (r->transfer_to != 0 && ++r->transfer_elapsed >= r->cfg.election_ticks)
+        r->transfer_to = 0; /* the target never took over: lead on */
     if (++r->elapsed < r->cfg.election_ticks)
         return WR_OK;
     r->elapsed = 0;
@@ -406,6 +413,8 @@ int wr_raft_propose(wr_raft_t *r, const void *data, size_t len, uint64_t *term, 
 
     if (r->role != WR_RAFT_LEADER)
         return WR_ENOENT;
+    if (r->transfer_to != 0)
+        return WR_AGAIN;
     if (len > UINT32_MAX)
         return WR_ETOOBIG;
     if (wr_raft_log_append(&r->log, &e) != WR_OK)
@@ -414,6 +423,19 @@ int wr_raft_propose(wr_raft_t *r, const void *data, size_t len, uint64_t *term, 
     *term = r->term;
     *index = r->log.n;
     return WR_OK;
+}
+
+int wr_raft_transfer(wr_raft_t *r, uint32_t to)
+{
+    bool voter = false;
+
+    for (size_t i = 0; i < r->cfg.n_peers; i++)
+        voter |= r->peers[i].id == to && to != r->cfg.id;
+    if (r->role != WR_RAFT_LEADER || !voter)
+        return WR_ENOENT;
+    r->transfer_to = to;
+    r->transfer_elapsed = 0;
+    return wr_raft_transfer_check(r);
 }
 
 int wr_raft_persisted(wr_raft_t *r, uint64_t term, uint64_t index)

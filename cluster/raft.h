@@ -47,6 +47,7 @@ typedef enum {
     WR_RAFT_MSG_PREVOTE_RESP,
     WR_RAFT_MSG_HEARTBEAT,      /* commit: min(leader commit, the follower's match) */
     WR_RAFT_MSG_HEARTBEAT_RESP, /* index: the follower's last index */
+    WR_RAFT_MSG_TIMEOUT_NOW,    /* leadership transfer: campaign now, skipping pre-vote */
 } wr_raft_msg_type_t;
 
 /*
@@ -57,6 +58,7 @@ typedef enum {
 typedef struct {
     uint8_t type; /* wr_raft_msg_type_t */
     bool reject;
+    bool transfer; /* VOTE: a transfer the leader asked for; voters ignore their lease */
     uint32_t from, to;
     uint64_t term;
     uint64_t index, log_term;
@@ -154,9 +156,18 @@ int wr_raft_tick(wr_raft_t *r);
  * Appends a payload (copied) if this member leads. On WR_OK, *term and *index
  * name the entry: it is committed once wr_raft_ready reports an entry with the
  * same index AND term in committed[]. WR_ENOENT: not the leader (ask
- * wr_raft_status for who is); WR_ENOMEM.
+ * wr_raft_status for who is); WR_AGAIN: a leadership transfer is under way;
+ * WR_ENOMEM.
  */
 int wr_raft_propose(wr_raft_t *r, const void *data, size_t len, uint64_t *term, uint64_t *index);
+
+/*
+ * Hands leadership to voter `to`: proposals are refused (WR_AGAIN) while the
+ * leader brings `to` up to date and tells it to campaign at once; the
+ * transfer is abandoned after an election timeout. WR_OK; WR_ENOENT if this
+ * member does not lead or `to` is not another voter.
+ */
+int wr_raft_transfer(wr_raft_t *r, uint32_t to);
 
 /*
  * Reports entries up to (term, index) durable. Ignored unless the log still

@@ -49,6 +49,8 @@ struct wr_raft_s {
     uint64_t abstain;      /* damaged log: no votes until caught up in a later term (0: off) */
     bool bcast;            /* leader: new entries to send at the next ready */
     bool bcast_commit;     /* leader: commit moved, tell every member at the next ready */
+    uint32_t transfer_to;  /* leader: handing over to this member (0: none) */
+    unsigned transfer_elapsed;
     wr_raft_hard_state_t hs_handed;
     wr_raft_msgq_t out, out_sync; /* msgs, msgs_after_sync */
     uint64_t rd_unstable, rd_applied;
@@ -72,6 +74,9 @@ int wr_raft_bcast_heartbeat(wr_raft_t *r);
 
 /* Leader: handles an AppendEntries or heartbeat answer. */
 int wr_raft_leader_step(wr_raft_t *r, const wr_raft_msg_t *m);
+
+/* Leader: tells the transfer target to campaign once it holds the whole log. */
+int wr_raft_transfer_check(wr_raft_t *r);
 
 /* Leader: advances commit by the current-term rule; true if it moved. */
 bool wr_raft_maybe_commit(wr_raft_t *r);

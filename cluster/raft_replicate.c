@@ -174,6 +174,17 @@ static int on_ack(wr_raft_t *r, wr_raft_peer_t *p, const wr_raft_msg_t *m)
     return peer_flush(r, p, false);
 }
 
+int wr_raft_transfer_check(wr_raft_t *r)
+{
+    wr_raft_peer_t *p = r->transfer_to ? peer_find(r, r->transfer_to) : NULL;
+    wr_raft_msg_t m = {
+        .type = WR_RAFT_MSG_TIMEOUT_NOW, .from = r->cfg.id, .to = r->transfer_to, .term = r->term};
+
+    if (p == NULL || p->match < r->log.n)
+        return p == NULL ? WR_OK : peer_flush(r, p, false);
+    return wr_raft_send(r, &m, false);
+}
+
 static int on_heartbeat_resp(wr_raft_t *r, wr_raft_peer_t *p, const wr_raft_msg_t *m)
 {
     if (m->index < p->match) {
@@ -199,5 +210,9 @@ int wr_raft_leader_step(wr_raft_t *r, const wr_raft_msg_t *m)
         return on_heartbeat_resp(r, p, m);
     if (m->type != WR_RAFT_MSG_APP_RESP)
         return WR_OK;
-    return m->reject ? on_reject(r, p, m) : on_ack(r, p, m);
+    if (m->reject)
+        return on_reject(r, p, m);
+    if (on_ack(r, p, m) != WR_OK)
+        return WR_ENOMEM;
+    return p->id == r->transfer_to ? wr_raft_transfer_check(r) : WR_OK;
 }

@@ -167,10 +167,29 @@ static void kill_leader(sim_t *s)
     }
 }
 
+/* A leadership transfer to a random other member, mid-traffic. */
+static void transfer(sim_t *s)
+{
+    int g = sim_rand_int(s, s->o.groups), to = 1 + sim_rand_int(s, s->o.nodes);
+
+    for (int i = 1; i <= s->o.nodes; i++) {
+        wr_raft_status_t st;
+        if (!s->nodes[i].up || i == to)
+            continue;
+        wr_raft_status(s->nodes[i].g[g].raft, &st);
+        if (st.role == WR_RAFT_LEADER && wr_raft_transfer(s->nodes[i].g[g].raft, (uint32_t)to) == WR_OK) {
+            sim_trace(s, "n%d g%d transfers leadership to n%d", i, g, to);
+            sim_node_drive(s, &s->nodes[i]);
+        }
+    }
+}
+
 static void faults(sim_t *s)
 {
     if (s->heal)
         return;
+    if (sim_chance(s, s->transfer_pm))
+        transfer(s);
     if (sim_chance(s, s->partition_pm))
         partition(s);
     if (sim_chance(s, s->kill_leader_pm))
@@ -248,6 +267,7 @@ static void draw_profile(sim_t *s)
     s->crash_pm = crash[sim_rand_int(s, 4)];
     s->partition_pm = part[sim_rand_int(s, 4)];
     s->kill_leader_pm = sim_rand_int(s, 4);
+    s->transfer_pm = sim_rand_int(s, 4);
     s->sync_max = sync[sim_rand_int(s, 3)];
 }
 

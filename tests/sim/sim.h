@@ -92,7 +92,7 @@ typedef struct {
     size_t n_net, cap_net;
     bool link[SIM_MAX_NODES + 1][SIM_MAX_NODES + 1]; /* link[a][b]: a can send to b */
     /* The fault profile, drawn per seed: rates in per mille per step. */
-    int drop_pm, dup_pm, max_delay, crash_pm, partition_pm, kill_leader_pm, sync_max;
+    int drop_pm, dup_pm, max_delay, crash_pm, partition_pm, kill_leader_pm, transfer_pm, sync_max;
     unsigned max_batch, max_inflight;
     bool heal;
     sim_proposal_t *props;

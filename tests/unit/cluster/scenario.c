@@ -401,6 +401,12 @@ static int exec_line(scn_t *s, char **a, int argc)
         return rc;
     if (strcmp(a[0], "campaign") == 0)
         return cmd_campaign(s, id);
+    if (strcmp(a[0], "transfer") == 0 && argc > 2) {
+        if (wr_raft_transfer(s->m[id].r, (uint32_t)node_arg(s, a[2])) != WR_OK)
+            return fail(s, "transfer refused by n%d", id);
+        drive(s, id);
+        return 0;
+    }
     if (strcmp(a[0], "tick") == 0)
         return cmd_ticks(s, id, argc > 2 ? atoi(a[2]) : 1);
     if (strcmp(a[0], "propose") == 0 && argc > 2)

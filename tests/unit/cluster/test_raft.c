@@ -10,8 +10,8 @@
 #include "scenario.h"
 
 static const char *const scenarios[] = {
-    "figure8.txt",      "vote_persistence.txt", "prevote_partial_partition.txt",
-    "stale_leader.txt", "slow_follower.txt",    "conflict_backoff.txt",
+    "figure8.txt",       "vote_persistence.txt", "prevote_partial_partition.txt", "stale_leader.txt",
+    "slow_follower.txt", "conflict_backoff.txt", "leader_transfer.txt",
 };
 
 START_TEST(scenario)

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Raft core: one wr_raft_t per group per node, a pure state machine with
+ * no I/O, clock, threads or globals. The driver feeds it peer messages, ticks,
+ * proposals and "durable up to (term, index)" notices, and drains what it must
+ * do from a ready batch. docs/RAFT.md describes the design and the contract.
+ */
+#ifndef WR_CLUSTER_RAFT_H
+#define WR_CLUSTER_RAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct wr_raft_s wr_raft_t;
+
+/* Largest voter set a group may have. */
+#define WR_RAFT_MAX_PEERS 9
+
+typedef enum {
+    WR_RAFT_FOLLOWER = 0,
+    WR_RAFT_PRE_CANDIDATE,
+    WR_RAFT_CANDIDATE,
+    WR_RAFT_LEADER,
+} wr_raft_role_t;
+
+typedef enum {
+    WR_RAFT_ENTRY_NORMAL = 0, /* an opaque payload for the state machine */
+    WR_RAFT_ENTRY_NOOP,       /* the leader's first entry of its term; never applied */
+} wr_raft_entry_type_t;
+
+/* A log entry. The core owns data of the entries in its log. */
+typedef struct {
+    uint64_t term;
+    uint64_t index;
+    uint8_t *data;
+    uint32_t len;
+    uint8_t type; /* wr_raft_entry_type_t */
+} wr_raft_entry_t;
+
+typedef enum {
+    WR_RAFT_MSG_APP = 1,   /* index/log_term: the entry before entries[]; commit */
+    WR_RAFT_MSG_APP_RESP,  /* ok: index = match; reject: index = refused prev, hint_* */
+    WR_RAFT_MSG_VOTE,      /* index/log_term: the candidate's last entry */
+    WR_RAFT_MSG_VOTE_RESP, /* reject or grant */
+    WR_RAFT_MSG_PREVOTE,   /* term: the term the sender would campaign in */
+    WR_RAFT_MSG_PREVOTE_RESP,
+    WR_RAFT_MSG_HEARTBEAT,      /* commit: min(leader commit, the follower's match) */
+    WR_RAFT_MSG_HEARTBEAT_RESP, /* index: the follower's last index */
+    WR_RAFT_MSG_TIMEOUT_NOW,    /* leadership transfer: campaign now, skipping pre-vote */
+} wr_raft_msg_type_t;
+
+/*
+ * A message between two members of one group. In a ready batch, entries
+ * point into the sender's log; a driver that keeps a message past
+ * wr_raft_advance copies them. Received messages are only read.
+ */
+typedef struct {
+    uint8_t type; /* wr_raft_msg_type_t */
+    bool reject;
+    bool transfer; /* VOTE: a transfer the leader asked for; voters ignore their lease */
+    uint32_t from, to;
+    uint64_t term;
+    uint64_t index, log_term;
+    uint64_t commit;
+    uint64_t hint_index, hint_term; /* APP_RESP reject: the follower's conflict hint */
+    const wr_raft_entry_t *entries;
+    size_t n_entries;
+} wr_raft_msg_t;
+
+/* What must survive a crash, besides the log. */
+typedef struct {
+    uint64_t term;
+    uint32_t vote; /* 0: none */
+    uint64_t commit;
+    uint64_t abstain; /* non-zero: the log was damaged; no votes until caught up in a later term */
+} wr_raft_hard_state_t;
+
+typedef struct {
+    uint32_t id;                       /* this member, non-zero */
+    uint32_t peers[WR_RAFT_MAX_PEERS]; /* every voter, this member included */
+    size_t n_peers;
+    unsigned election_ticks;  /* the timeout is randomised in [t, 2t) */
+    unsigned heartbeat_ticks; /* < election_ticks */
+    unsigned max_inflight;    /* AppendEntries in flight per follower */
+    unsigned max_batch;       /* entries per AppendEntries */
+    uint64_t seed;            /* the only source of randomness */
+    bool log_damaged;         /* the stored log lost records to corruption (see wr_raft_new) */
+} wr_raft_config_t;
+
+/*
+ * One batch of work. The ordering contract, per ready, in order:
+ *  1. Append entries[] to the log (entries[0].index may be at or below what
+ *     is already stored: the stored log is cut there first), then store hs if
+ *     hs_changed. Both may be written without waiting for the disk.
+ *  2. msgs[] may leave at once: they depend on nothing that is not durable.
+ *  3. msgs_after_sync[] may leave only once everything this ready and every
+ *     earlier one handed over is durable (votes, vote requests, rejections).
+ *  4. committed[] may be applied at once, in order (NOOP entries included,
+ *     for the applied index; the state machine skips them).
+ *  5. When entries up to (term, index) are durable, call wr_raft_persisted
+ *     with the last such entry's term and index (a late notice is harmless).
+ * Pointers stay valid until wr_raft_advance; call no other wr_raft_* function
+ * on this group between wr_raft_ready and wr_raft_advance.
+ */
+typedef struct {
+    bool hs_changed;
+    wr_raft_hard_state_t hs;
+    const wr_raft_entry_t *entries;
+    size_t n_entries;
+    const wr_raft_msg_t *msgs;
+    size_t n_msgs;
+    const wr_raft_msg_t *msgs_after_sync;
+    size_t n_msgs_after_sync;
+    const wr_raft_entry_t *committed;
+    size_t n_committed;
+} wr_raft_ready_t;
+
+/* A read-only view of the core, for drivers, tests and the simulator. */
+typedef struct {
+    wr_raft_role_t role;
+    uint64_t term;
+    uint32_t vote;
+    uint32_t leader; /* 0: unknown */
+    uint64_t commit;
+    uint64_t applied;
+    uint64_t stable; /* the durable prefix of the log, as notified */
+    uint64_t last_index;
+    uint64_t last_term;
+    uint64_t abstain; /* see wr_raft_hard_state_t */
+} wr_raft_status_t;
+
+/*
+ * Creates a member from its durable state: hs (NULL: a new member) and the
+ * stored log entries[0..n) (copied; indexes dense from 1). All of it counts as
+ * durable. With cfg->log_damaged (a CRC found a bad record and the log was cut
+ * there) the member may have acknowledged entries it no longer has: it neither
+ * votes nor campaigns until a leader of a term after its stored one has
+ * brought its log up to an entry of that leader's term (hs->abstain keeps that
+ * durable across further restarts). Returns NULL on allocation failure or an
+ * invalid config.
+ */
+wr_raft_t *wr_raft_new(const wr_raft_config_t *cfg, const wr_raft_hard_state_t *hs,
+                       const wr_raft_entry_t *entries, size_t n);
+
+/* Frees the member and everything it owns. NULL is a no-op. */
+void wr_raft_free(wr_raft_t *r);
+
+/* Feeds a message addressed to this member. WR_OK, or WR_ENOMEM. */
+int wr_raft_step(wr_raft_t *r, const wr_raft_msg_t *m);
+
+/* Advances the logical clock by one tick. WR_OK, or WR_ENOMEM. */
+int wr_raft_tick(wr_raft_t *r);
+
+/*
+ * Appends a payload (copied) if this member leads. On WR_OK, *term and *index
+ * name the entry: it is committed once wr_raft_ready reports an entry with the
+ * same index AND term in committed[]. WR_ENOENT: not the leader (ask
+ * wr_raft_status for who is); WR_AGAIN: a leadership transfer is under way;
+ * WR_ENOMEM.
+ */
+int wr_raft_propose(wr_raft_t *r, const void *data, size_t len, uint64_t *term, uint64_t *index);
+
+/*
+ * Hands leadership to voter `to`: proposals are refused (WR_AGAIN) while the
+ * leader brings `to` up to date and tells it to campaign at once; the
+ * transfer is abandoned after an election timeout. WR_OK; WR_ENOENT if this
+ * member does not lead or `to` is not another voter.
+ */
+int wr_raft_transfer(wr_raft_t *r, uint32_t to);
+
+/*
+ * Reports entries up to (term, index) durable. Ignored unless the log still
+ * holds an entry of that term at that index: a notice that arrives after the
+ * entry was overwritten must not count the new one as durable. A follower
+ * acknowledges the leader from here. WR_OK, or WR_ENOMEM.
+ */
+int wr_raft_persisted(wr_raft_t *r, uint64_t term, uint64_t index);
+
+/* True when wr_raft_ready would hand over anything. */
+bool wr_raft_has_ready(const wr_raft_t *r);
+
+/* Fills *rd with the pending work (see wr_raft_ready_t). WR_OK or WR_ENOMEM. */
+int wr_raft_ready(wr_raft_t *r, wr_raft_ready_t *rd);
+
+/* Marks the last ready handed over: its pointers are invalid afterwards. */
+void wr_raft_advance(wr_raft_t *r);
+
+/* Fills *st with the member's current view. */
+void wr_raft_status(const wr_raft_t *r, wr_raft_status_t *st);
+
+/* Returns the entry at index from the in-memory log, or NULL. */
+const wr_raft_entry_t *wr_raft_entry(const wr_raft_t *r, uint64_t index);
+
+/* Bytes of one wr_raft_t (per-follower state and logs excluded). */
+size_t wr_raft_sizeof(void);
+
+#endif

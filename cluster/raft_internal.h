@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fields of wr_raft_t, shared by the files of cluster/ that implement the
+ * core (raft.c: elections and terms; raft_replicate.c: the leader's side of
+ * replication; raft_ready.c: the output batch). Nothing outside cluster/.
+ */
+#ifndef WR_CLUSTER_RAFT_INTERNAL_H
+#define WR_CLUSTER_RAFT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster/raft.h"
+#include "cluster/raft_log.h"
+
+enum { PEER_PROBE = 0, PEER_REPLICATE = 1 };
+
+/* The leader's view of one member (and a candidate's tally of its vote). */
+typedef struct {
+    uint32_t id;
+    uint8_t state;   /* PEER_PROBE or PEER_REPLICATE */
+    bool probe_sent; /* probing: one AppendEntries out, wait for its answer */
+    bool active;     /* heard from since the last check-quorum round */
+    bool voted, granted;
+    uint64_t match; /* highest index known replicated and durable there */
+    uint64_t next;  /* next index to send */
+    uint64_t hb_match;
+} wr_raft_peer_t;
+
+typedef struct {
+    wr_raft_msg_t *m;
+    size_t n, cap;
+} wr_raft_msgq_t;
+
+struct wr_raft_s {
+    wr_raft_config_t cfg;
+    wr_raft_role_t role;
+    uint64_t term;
+    uint32_t vote;
+    uint32_t leader;
+    uint64_t commit;
+    uint64_t applied;
+    wr_raft_log_t log;
+    wr_raft_peer_t peers[WR_RAFT_MAX_PEERS];
+    unsigned elapsed, hb_elapsed, timeout;
+    uint64_t rng;
+    uint64_t leader_match; /* follower: highest index known to match this term's leader */
+    uint64_t acked;        /* follower: highest index acknowledged this term */
+    uint64_t abstain;      /* damaged log: no votes until caught up in a later term (0: off) */
+    bool bcast;            /* leader: new entries to send at the next ready */
+    bool bcast_commit;     /* leader: commit moved, tell every member at the next ready */
+    uint32_t transfer_to;  /* leader: handing over to this member (0: none) */
+    unsigned transfer_elapsed;
+    wr_raft_hard_state_t hs_handed;
+    wr_raft_msgq_t out, out_sync; /* msgs, msgs_after_sync */
+    uint64_t rd_unstable, rd_applied;
+    wr_raft_hard_state_t rd_hs;
+};
+
+/* Queues m to send (after the next sync if after_sync). WR_OK or WR_ENOMEM. */
+int wr_raft_send(wr_raft_t *r, const wr_raft_msg_t *m, bool after_sync);
+
+/* The voters needed for a majority. */
+size_t wr_raft_quorum(const wr_raft_t *r);
+
+/* Leader: resets every member's progress for a new term. */
+void wr_raft_progress_reset(wr_raft_t *r);
+
+/* Leader: sends what each member lacks; with empty, also members that lack nothing. */
+int wr_raft_bcast_append(wr_raft_t *r, bool empty);
+
+/* Leader: a heartbeat to every member. */
+int wr_raft_bcast_heartbeat(wr_raft_t *r);
+
+/* Leader: handles an AppendEntries or heartbeat answer. */
+int wr_raft_leader_step(wr_raft_t *r, const wr_raft_msg_t *m);
+
+/* Leader: tells the transfer target to campaign once it holds the whole log. */
+int wr_raft_transfer_check(wr_raft_t *r);
+
+/* Leader: advances commit by the current-term rule; true if it moved. */
+bool wr_raft_maybe_commit(wr_raft_t *r);
+
+#endif

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The in-memory Raft log: a growable array of entries owning their payloads.
+ * Truncation keeps the persist bookkeeping (unstable, stable) consistent so a
+ * rewritten suffix is persisted again and never counted durable by accident.
+ */
+#include "cluster/raft_log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+
+void wr_raft_log_clear(wr_raft_log_t *l)
+{
+    wr_raft_log_truncate(l, 1);
+    free(l->e);
+    l->e = NULL;
+    l->cap = 0;
+}
+
+uint64_t wr_raft_log_term(const wr_raft_log_t *l, uint64_t index)
+{
+    if (index == 0 || index > l->n)
+        return 0;
+    return l->e[index - 1].term;
+}
+
+uint64_t wr_raft_log_last_term(const wr_raft_log_t *l)
+{
+    return wr_raft_log_term(l, l->n);
+}
+
+static int log_grow(wr_raft_log_t *l)
+{
+    uint64_t cap = l->cap == 0 ? 8 : l->cap * 2;
+    wr_raft_entry_t *e = realloc(l->e, cap * sizeof(*e));
+
+    if (e == NULL)
+        return WR_ENOMEM;
+    l->e = e;
+    l->cap = cap;
+    return WR_OK;
+}
+
+int wr_raft_log_append(wr_raft_log_t *l, const wr_raft_entry_t *e)
+{
+    uint8_t *data = NULL;
+
+    if (l->n == l->cap && log_grow(l) != WR_OK)
+        return WR_ENOMEM;
+    if (e->len > 0) {
+        data = malloc(e->len);
+        if (data == NULL)
+            return WR_ENOMEM;
+        memcpy(data, e->data, e->len);
+    }
+    l->e[l->n] = (wr_raft_entry_t){e->term, l->n + 1, data, e->len, e->type};
+    l->n++;
+    return WR_OK;
+}
+
+void wr_raft_log_truncate(wr_raft_log_t *l, uint64_t from)
+{
+    if (from == 0)
+        from = 1;
+    while (l->n >= from) {
+        free(l->e[l->n - 1].data);
+        l->n--;
+    }
+    if (l->unstable > l->n + 1)
+        l->unstable = l->n + 1;
+    if (l->stable > l->n)
+        l->stable = l->n;
+}
+
+const wr_raft_entry_t *wr_raft_log_at(const wr_raft_log_t *l, uint64_t index)
+{
+    if (index == 0 || index > l->n)
+        return NULL;
+    return &l->e[index - 1];
+}
+
+uint64_t wr_raft_log_term_start(const wr_raft_log_t *l, uint64_t index)
+{
+    uint64_t term = wr_raft_log_term(l, index);
+
+    while (index > 1 && wr_raft_log_term(l, index - 1) == term)
+        index--;
+    return index;
+}
+
+uint64_t wr_raft_log_last_of_term(const wr_raft_log_t *l, uint64_t term)
+{
+    uint64_t i = l->n;
+
+    while (i > 0 && l->e[i - 1].term > term)
+        i--;
+    return i > 0 && l->e[i - 1].term == term ? i : 0;
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The in-memory Raft log of one group: a dense array of entries from index 1,
+ * with the index from which entries have not yet been handed to the driver to
+ * persist ("unstable") and the durable prefix reported back ("stable").
+ */
+#ifndef WR_CLUSTER_RAFT_LOG_H
+#define WR_CLUSTER_RAFT_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/raft.h"
+
+typedef struct {
+    wr_raft_entry_t *e; /* e[i] holds index i + 1 */
+    uint64_t n;         /* last index */
+    uint64_t cap;
+    uint64_t unstable; /* first index not yet handed over to persist */
+    uint64_t stable;   /* durable prefix, as notified */
+} wr_raft_log_t;
+
+/* Frees every entry's payload and the array; the log is then empty. */
+void wr_raft_log_clear(wr_raft_log_t *l);
+
+/* Term at index; 0 for index 0 and for any index past the end. */
+uint64_t wr_raft_log_term(const wr_raft_log_t *l, uint64_t index);
+
+/* The last entry's term (0 when empty). */
+uint64_t wr_raft_log_last_term(const wr_raft_log_t *l);
+
+/*
+ * Appends a copy of e (payload copied) at index l->n + 1; e->index is ignored.
+ * WR_OK or WR_ENOMEM (then nothing changed).
+ */
+int wr_raft_log_append(wr_raft_log_t *l, const wr_raft_entry_t *e);
+
+/* Drops every entry at index >= from, lowering unstable and stable to match. */
+void wr_raft_log_truncate(wr_raft_log_t *l, uint64_t from);
+
+/* Returns the entry at index, or NULL outside [1, n]. */
+const wr_raft_entry_t *wr_raft_log_at(const wr_raft_log_t *l, uint64_t index);
+
+/* The first index of the run of entries of the same term that holds index. */
+uint64_t wr_raft_log_term_start(const wr_raft_log_t *l, uint64_t index);
+
+/* The last index whose term is term, or 0 when the log has none. */
+uint64_t wr_raft_log_last_of_term(const wr_raft_log_t *l, uint64_t term);
+
+#endif

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The output of the core: queued messages (those that may leave at once and
+ * those that wait for the disk), entries to persist, hard state and
+ * committed entries, handed to the driver as one ready batch.
+ */
+#include <stdlib.h>
+
+#include "cluster/raft_internal.h"
+#include "core/status.h"
+
+int wr_raft_send(wr_raft_t *r, const wr_raft_msg_t *m, bool after_sync)
+{
+    wr_raft_msgq_t *q = after_sync ? &r->out_sync : &r->out;
+
+    if (q->n == q->cap) {
+        size_t cap = q->cap == 0 ? 4 : q->cap * 2;
+        wr_raft_msg_t *n = realloc(q->m, cap * sizeof(*n));
+        if (n == NULL)
+            return WR_ENOMEM;
+        q->m = n;
+        q->cap = cap;
+    }
+    q->m[q->n++] = *m;
+    return WR_OK;
+}
+
+/* Queued AppendEntries hold only a count: point them into the log now. */
+static void resolve_entries(wr_raft_t *r, wr_raft_msgq_t *q)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        wr_raft_msg_t *m = &q->m[i];
+        m->entries = m->n_entries > 0 ? wr_raft_log_at(&r->log, m->index + 1) : NULL;
+    }
+}
+
+static bool hs_equal(const wr_raft_hard_state_t *a, const wr_raft_hard_state_t *b)
+{
+    return a->term == b->term && a->vote == b->vote && a->commit == b->commit && a->abstain == b->abstain;
+}
+
+static wr_raft_hard_state_t hs_now(const wr_raft_t *r)
+{
+    return (wr_raft_hard_state_t){r->term, r->vote, r->commit, r->abstain};
+}
+
+bool wr_raft_has_ready(const wr_raft_t *r)
+{
+    wr_raft_hard_state_t hs = hs_now(r);
+
+    return r->out.n > 0 || r->out_sync.n > 0 || r->bcast || r->bcast_commit ||
+           !hs_equal(&hs, &r->hs_handed) || r->log.unstable <= r->log.n || r->applied < r->commit;
+}
+
+/* Leader: sends what proposals and commit moves since the last ready call for. */
+static int flush_leader(wr_raft_t *r)
+{
+    int rc = WR_OK;
+
+    if (r->role == WR_RAFT_LEADER && (r->bcast || r->bcast_commit))
+        rc = wr_raft_bcast_append(r, r->bcast_commit);
+    r->bcast = false;
+    r->bcast_commit = false;
+    return rc;
+}
+
+int wr_raft_ready(wr_raft_t *r, wr_raft_ready_t *rd)
+{
+    uint64_t apply_to = r->commit < r->log.n ? r->commit : r->log.n;
+
+    if (flush_leader(r) != WR_OK)
+        return WR_ENOMEM;
+    resolve_entries(r, &r->out);
+    resolve_entries(r, &r->out_sync);
+    r->rd_hs = hs_now(r);
+    r->rd_unstable = r->log.n + 1;
+    r->rd_applied = apply_to > r->applied ? apply_to : r->applied;
+    *rd = (wr_raft_ready_t){.hs_changed = !hs_equal(&r->rd_hs, &r->hs_handed), .hs = r->rd_hs};
+    if (r->log.unstable <= r->log.n) {
+        rd->entries = wr_raft_log_at(&r->log, r->log.unstable);
+        rd->n_entries = r->log.n + 1 - r->log.unstable;
+    }
+    rd->msgs = r->out.m;
+    rd->n_msgs = r->out.n;
+    rd->msgs_after_sync = r->out_sync.m;
+    rd->n_msgs_after_sync = r->out_sync.n;
+    if (r->rd_applied > r->applied) {
+        rd->committed = wr_raft_log_at(&r->log, r->applied + 1);
+        rd->n_committed = r->rd_applied - r->applied;
+    }
+    return WR_OK;
+}
+
+void wr_raft_advance(wr_raft_t *r)
+{
+    r->log.unstable = r->rd_unstable;
+    r->applied = r->rd_applied;
+    r->hs_handed = r->rd_hs;
+    r->out.n = 0;
+    r->out_sync.n = 0;
+}

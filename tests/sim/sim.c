@@ -1,0 +1,444 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * warren-sim: runs the real Raft core for N nodes and many groups against a
+ * virtual clock, network and disk, injecting faults from one seed and checking
+ * the safety invariants at every step (sim_check.c). A failing seed prints the
+ * command that replays it and the tail of its trace.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/sim/sim.h"
+
+#define TAIL_MAX 4096
+
+uint64_t sim_rand(sim_t *s)
+{
+    uint64_t z = (s->rng += 0x9E3779B97F4A7C15ull);
+
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+int sim_rand_int(sim_t *s, int n)
+{
+    return n <= 1 ? 0 : (int)(sim_rand(s) % (uint64_t)n);
+}
+
+bool sim_chance(sim_t *s, int per_mille)
+{
+    return per_mille > 0 && sim_rand_int(s, 1000) < per_mille;
+}
+
+void sim_trace(sim_t *s, const char *fmt, ...)
+{
+    char line[256];
+    int n = snprintf(line, sizeof(line), "%8llu ", (unsigned long long)s->now);
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (s->o.trace)
+        puts(line);
+    if (s->tail == NULL)
+        return;
+    free(s->tail[s->tail_pos % TAIL_MAX]);
+    s->tail[s->tail_pos++ % TAIL_MAX] = strdup(line);
+}
+
+void sim_fail(sim_t *s, const char *fmt, ...)
+{
+    char why[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    sim_trace(s, "FAIL %s", why);
+    if (!s->failed)
+        fprintf(stderr, "seed %llu: %s\n", (unsigned long long)s->o.seed, why);
+    s->failed = true;
+}
+
+/* Link shapes: every partition the issue names, picked at random. */
+static void links_all(sim_t *s, bool up)
+{
+    for (int a = 1; a <= s->o.nodes; a++)
+        for (int b = 1; b <= s->o.nodes; b++)
+            s->link[a][b] = up || a == b;
+}
+
+static void links_split(sim_t *s, const bool *side)
+{
+    for (int a = 1; a <= s->o.nodes; a++)
+        for (int b = 1; b <= s->o.nodes; b++)
+            s->link[a][b] = side[a] == side[b];
+}
+
+static void partition(sim_t *s)
+{
+    bool side[SIM_MAX_NODES + 1] = {false};
+    int k = s->o.nodes, pick = sim_rand_int(s, 6), x = 1 + sim_rand_int(s, k), y = 1 + sim_rand_int(s, k);
+    static const char *const shapes[] = {"heal", "halves", "isolate", "ring", "bridge", "one-way"};
+
+    for (int i = 1; i <= k; i++)
+        side[i] = sim_chance(s, 500);
+    side[x] = pick == 2 ? true : side[x];
+    for (int i = 1; i <= k && pick == 2; i++)
+        side[i] = i == x;
+    links_all(s, true);
+    if (pick == 1 || pick == 2 || pick == 4)
+        links_split(s, side);
+    for (int i = 1; i <= k && pick == 3; i++)
+        for (int j = 1; j <= k; j++)
+            s->link[i][j] = i == j || (i % k) + 1 == j || (j % k) + 1 == i;
+    for (int i = 1; i <= k && pick == 4; i++)
+        s->link[x][i] = s->link[i][x] = true;
+    if (pick == 5)
+        s->link[x][y == x ? (x % k) + 1 : y] = false;
+    sim_trace(s, "partition %s (x=n%d)", shapes[pick], x);
+}
+
+static void propose(sim_t *s)
+{
+    int g = sim_rand_int(s, s->o.groups), id = 1 + sim_rand_int(s, s->o.nodes);
+    sim_node_t *n;
+    uint8_t buf[256] = {0};
+    wr_raft_entry_t e = {.type = WR_RAFT_ENTRY_NORMAL, .data = buf, .len = (uint32_t)s->o.payload};
+    sim_proposal_t *p;
+
+    /* The client asks whoever it believes leads, as a real one would. */
+    for (int i = 1; i <= s->o.nodes && sim_chance(s, 800); i++) {
+        wr_raft_status_t st;
+        if (s->nodes[i].up && (wr_raft_status(s->nodes[i].g[g].raft, &st), st.role == WR_RAFT_LEADER))
+            id = i;
+    }
+    n = &s->nodes[id];
+    if (!n->up)
+        return;
+    memcpy(buf, &s->next_prop_id, sizeof(s->next_prop_id));
+    if (s->n_props == s->cap_props) {
+        s->cap_props = s->cap_props ? s->cap_props * 2 : 64;
+        s->props = realloc(s->props, s->cap_props * sizeof(*s->props));
+        if (s->props == NULL)
+            abort();
+    }
+    p = &s->props[s->n_props];
+    if (wr_raft_propose(n->g[g].raft, buf, (size_t)s->o.payload, &p->term, &p->index) != WR_OK)
+        return;
+    *p = (sim_proposal_t){s->next_prop_id++, p->term, p->index, g, id, sim_check_hash(&e), false};
+    s->n_props++;
+    if (s->o.trace)
+        sim_trace(s, "n%d g%d propose %llu at %llu/%llu", id, g, (unsigned long long)p->id,
+                  (unsigned long long)p->term, (unsigned long long)p->index);
+}
+
+static void crash(sim_t *s, sim_node_t *n)
+{
+    sim_node_crash(s, n);
+    n->down_until = s->now + 20 + (uint64_t)sim_rand_int(s, 300);
+    /* One node per run has the bad disk: a damaged majority cannot be recovered. */
+    if (n->id == 1 + (int)(s->o.seed % (uint64_t)s->o.nodes) && sim_chance(s, 300)) {
+        int g = sim_rand_int(s, s->o.groups);
+        sim_disk_flip(&n->g[g].disk, sim_rand(s));
+        sim_trace(s, "n%d g%d bit flip on disk", n->id, g);
+    }
+}
+
+/* Targeted: the leader of a random group dies, mid-replication. */
+static void kill_leader(sim_t *s)
+{
+    int g = sim_rand_int(s, s->o.groups);
+
+    for (int i = 1; i <= s->o.nodes; i++) {
+        wr_raft_status_t st;
+        if (!s->nodes[i].up)
+            continue;
+        wr_raft_status(s->nodes[i].g[g].raft, &st);
+        if (st.role == WR_RAFT_LEADER) {
+            sim_trace(s, "kill leader of g%d", g);
+            crash(s, &s->nodes[i]);
+            return;
+        }
+    }
+}
+
+/* A leadership transfer to a random other member, mid-traffic. */
+static void transfer(sim_t *s)
+{
+    int g = sim_rand_int(s, s->o.groups), to = 1 + sim_rand_int(s, s->o.nodes);
+
+    for (int i = 1; i <= s->o.nodes; i++) {
+        wr_raft_status_t st;
+        if (!s->nodes[i].up || i == to)
+            continue;
+        wr_raft_status(s->nodes[i].g[g].raft, &st);
+        if (st.role == WR_RAFT_LEADER && wr_raft_transfer(s->nodes[i].g[g].raft, (uint32_t)to) == WR_OK) {
+            sim_trace(s, "n%d g%d transfers leadership to n%d", i, g, to);
+            sim_node_drive(s, &s->nodes[i]);
+        }
+    }
+}
+
+static void faults(sim_t *s)
+{
+    if (s->heal)
+        return;
+    if (sim_chance(s, s->transfer_pm))
+        transfer(s);
+    if (sim_chance(s, s->partition_pm))
+        partition(s);
+    if (sim_chance(s, s->kill_leader_pm))
+        kill_leader(s);
+    for (int i = 1; i <= s->o.nodes; i++) {
+        sim_node_t *n = &s->nodes[i];
+        if (!n->up && s->now >= n->down_until)
+            sim_node_start(s, n);
+        else if (n->up && sim_chance(s, s->crash_pm))
+            crash(s, n);
+    }
+}
+
+static void run_node(sim_t *s, sim_node_t *n)
+{
+    if (!n->up)
+        return;
+    if (n->sync_done != 0 && s->now >= n->sync_done)
+        sim_node_sync_done(s, n);
+    if (n->next_sync != 0 && n->sync_done == 0 && s->now >= n->next_sync)
+        sim_node_sync_start(s, n);
+    if (s->now >= n->next_tick) {
+        n->next_tick = s->now + (uint64_t)n->tick_period;
+        for (int g = 0; g < s->o.groups; g++)
+            if (wr_raft_tick(n->g[g].raft) != WR_OK)
+                abort();
+    }
+    sim_node_drive(s, n);
+}
+
+static void step(sim_t *s)
+{
+    s->now++;
+    if (s->o.faults)
+        faults(s);
+    sim_net_deliver(s);
+    for (int i = 1; i <= s->o.nodes; i++)
+        run_node(s, &s->nodes[i]);
+    if (!s->heal && sim_rand_int(s, s->o.steps) < s->o.proposals * s->o.groups)
+        propose(s);
+    sim_check_step(s);
+}
+
+static void heal(sim_t *s)
+{
+    s->heal = true;
+    links_all(s, true);
+    /* A disk slower than the election timeout starves elections: heal it too. */
+    s->sync_max = 2;
+    s->max_delay = s->max_delay < 5 ? s->max_delay : 5;
+    sim_trace(s, "heal: all links up, every node restarts");
+    for (int i = 1; i <= s->o.nodes; i++)
+        if (!s->nodes[i].up)
+            sim_node_start(s, &s->nodes[i]);
+}
+
+/* Each seed draws its own fault profile, from gentle to brutal. */
+static void draw_profile(sim_t *s)
+{
+    static const int crash[] = {0, 1, 3, 8}, part[] = {0, 2, 5, 15}, sync[] = {2, 10, 60};
+    static const unsigned batch[] = {1, 2, 4, 16}, inflight[] = {1, 2, 4, 8};
+
+    s->max_batch = batch[sim_rand_int(s, 4)];
+    s->max_inflight = inflight[sim_rand_int(s, 4)];
+    if (!s->o.faults) {
+        s->max_delay = 1;
+        s->sync_max = 2;
+        s->max_batch = 64;
+        s->max_inflight = 8;
+        return;
+    }
+    s->drop_pm = sim_rand_int(s, 150);
+    s->dup_pm = sim_rand_int(s, 60);
+    s->max_delay = 1 + sim_rand_int(s, 30);
+    s->crash_pm = crash[sim_rand_int(s, 4)];
+    s->partition_pm = part[sim_rand_int(s, 4)];
+    s->kill_leader_pm = sim_rand_int(s, 4);
+    s->transfer_pm = sim_rand_int(s, 4);
+    s->sync_max = sync[sim_rand_int(s, 3)];
+}
+
+static void setup(sim_t *s)
+{
+    s->rng = s->o.seed * 0x2545F4914F6CDD1Dull + 1;
+    s->check = sim_check_new(s);
+    links_all(s, true);
+    draw_profile(s);
+    sim_trace(
+        s,
+        "profile: drop %d dup %d delay %d crash %d partition %d kill-leader %d sync %d batch %u inflight %u",
+        s->drop_pm, s->dup_pm, s->max_delay, s->crash_pm, s->partition_pm, s->kill_leader_pm, s->sync_max,
+        s->max_batch, s->max_inflight);
+    for (int i = 1; i <= s->o.nodes; i++) {
+        s->nodes[i].id = i;
+        s->nodes[i].tick_period = s->o.faults ? 7 + sim_rand_int(s, 7) : 10;
+        sim_node_start(s, &s->nodes[i]);
+    }
+}
+
+static void teardown(sim_t *s)
+{
+    for (int i = 1; i <= s->o.nodes; i++)
+        sim_node_free(s, &s->nodes[i]);
+    sim_net_clear(s);
+    sim_check_free(s->check);
+    free(s->props);
+}
+
+static void print_failure(sim_t *s)
+{
+    const sim_opts_t *o = &s->o;
+    size_t n = s->tail_pos < (size_t)o->trace_tail ? s->tail_pos : (size_t)o->trace_tail;
+
+    fprintf(stderr, "--- last %zu trace lines\n", n);
+    for (size_t i = s->tail_pos - n; i < s->tail_pos; i++)
+        fprintf(stderr, "%s\n", s->tail[i % TAIL_MAX]);
+    fprintf(stderr,
+            "replay: build/tests/sim/warren-sim --seed %llu --nodes %d --groups %d --steps %d%s --trace\n",
+            (unsigned long long)o->seed, o->nodes, o->groups, o->steps, o->faults ? "" : " --no-faults");
+}
+
+static void dump(sim_t *s)
+{
+    static const char *const roles[] = {"follower", "pre-candidate", "candidate", "leader"};
+
+    for (int g = 0; g < s->o.groups; g++) {
+        for (int i = 1; i <= s->o.nodes; i++) {
+            wr_raft_status_t st;
+            wr_raft_status(s->nodes[i].g[g].raft, &st);
+            sim_trace(s,
+                      "n%d g%d %s term %llu leader n%u commit %llu applied %llu stable %llu last %llu/%llu "
+                      "abstain %llu",
+                      i, g, roles[st.role], (unsigned long long)st.term, st.leader,
+                      (unsigned long long)st.commit, (unsigned long long)st.applied,
+                      (unsigned long long)st.stable, (unsigned long long)st.last_term,
+                      (unsigned long long)st.last_index, (unsigned long long)st.abstain);
+        }
+    }
+}
+
+/* One seed: the fault phase, then healing until every acknowledged proposal is everywhere. */
+static bool run(const sim_opts_t *o, uint64_t *applied)
+{
+    sim_t *s = calloc(1, sizeof(*s));
+    bool ok;
+
+    if (s == NULL)
+        abort();
+    s->o = *o;
+    s->tail = calloc(TAIL_MAX, sizeof(char *));
+    setup(s);
+    for (int i = 0; i < o->steps && !s->failed; i++)
+        step(s);
+    heal(s);
+    for (int i = 0; i < o->heal_steps && !s->failed && !sim_check_converged(s); i++)
+        step(s);
+    if (!s->failed && !sim_check_converged(s)) {
+        dump(s);
+        sim_fail(s, "no convergence within %d steps of healing", o->heal_steps);
+    }
+    if (!s->failed)
+        sim_check_final(s);
+    if (s->failed)
+        print_failure(s);
+    ok = !s->failed;
+    *applied += s->applied_total;
+    teardown(s);
+    for (size_t i = 0; i < TAIL_MAX; i++)
+        free(s->tail[i]);
+    free(s->tail);
+    free(s);
+    return ok;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: warren-sim [--seed N] [--count N] [--nodes 3|5|7|0=by seed] [--groups N]\n"
+                    "                  [--steps N] [--heal-steps N] [--proposals N] [--payload N]\n"
+                    "                  [--tail K] [--trace] [--no-faults]\n");
+    return 2;
+}
+
+static bool parse(int argc, char **argv, sim_opts_t *o, uint64_t *count)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--trace") == 0) {
+            o->trace = true;
+            continue;
+        }
+        if (strcmp(a, "--no-faults") == 0) {
+            o->faults = false;
+            continue;
+        }
+        if (v == NULL)
+            return false;
+        i++;
+        if (strcmp(a, "--seed") == 0)
+            o->seed = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--count") == 0)
+            *count = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--nodes") == 0)
+            o->nodes = atoi(v);
+        else if (strcmp(a, "--groups") == 0)
+            o->groups = atoi(v);
+        else if (strcmp(a, "--steps") == 0)
+            o->steps = atoi(v);
+        else if (strcmp(a, "--heal-steps") == 0)
+            o->heal_steps = atoi(v);
+        else if (strcmp(a, "--proposals") == 0)
+            o->proposals = atoi(v);
+        else if (strcmp(a, "--payload") == 0)
+            o->payload = atoi(v);
+        else if (strcmp(a, "--tail") == 0)
+            o->trace_tail = atoi(v);
+        else
+            return false;
+    }
+    return o->nodes >= 0 && o->nodes <= SIM_MAX_NODES && o->groups > 0 && o->steps > 0 && o->payload >= 8 &&
+           o->payload <= 256 && o->trace_tail >= 0 && o->trace_tail <= TAIL_MAX;
+}
+
+int main(int argc, char **argv)
+{
+    sim_opts_t o = {.nodes = 0,
+                    .groups = 2,
+                    .steps = 3000,
+                    .heal_steps = 4000,
+                    .faults = true,
+                    .proposals = 100,
+                    .payload = 16,
+                    .trace_tail = 60};
+    uint64_t count = 1, failed = 0, applied = 0;
+    int nodes;
+
+    if (!parse(argc, argv, &o, &count))
+        return usage();
+    nodes = o.nodes;
+    for (uint64_t i = 0; i < count; i++) {
+        sim_opts_t run_o = o;
+        run_o.seed = o.seed + i;
+        run_o.nodes = nodes != 0 ? nodes : 3 + 2 * (int)(run_o.seed % 3);
+        if (!run(&run_o, &applied)) {
+            failed++;
+            break;
+        }
+    }
+    printf("warren-sim: %llu seed(s) from %llu, %llu failed, %llu entries applied\n",
+           (unsigned long long)count, (unsigned long long)o.seed, (unsigned long long)failed,
+           (unsigned long long)applied);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The deterministic Raft simulator's shared types: one run is one seed, a
+ * virtual clock, network and disk, and the real cluster/raft core for every
+ * group on every node. See docs/RAFT.md.
+ */
+#ifndef WR_SIM_H
+#define WR_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/raft.h"
+#include "core/status.h"
+#include "tests/sim/sim_disk.h"
+
+#define SIM_MAX_NODES 9
+
+typedef struct {
+    uint64_t seed;
+    int nodes;
+    int groups;
+    int steps;      /* fault phase, in virtual time units */
+    int heal_steps; /* bound for the recovery phase */
+    bool trace;
+    bool faults;    /* false: a clean run (benchmarks) */
+    int proposals;  /* per group, spread over the fault phase */
+    int payload;    /* payload bytes per proposal (>= 8) */
+    int trace_tail; /* lines of trace printed on failure */
+} sim_opts_t;
+
+/* A message in flight (entries deep-copied). */
+typedef struct {
+    uint64_t at; /* delivery time */
+    uint32_t group;
+    wr_raft_msg_t m;
+    wr_raft_entry_t *entries;
+} sim_packet_t;
+
+/* A message held until the disk has synced up to seq. */
+typedef struct {
+    uint64_t seq;
+    uint32_t group;
+    wr_raft_msg_t m;
+    wr_raft_entry_t *entries;
+} sim_held_t;
+
+typedef struct {
+    wr_raft_t *raft;
+    sim_disk_t disk;
+    uint64_t written_term, written_index; /* last entry handed to the disk */
+    size_t sync_ops;                      /* writes the sync in flight covers */
+    uint64_t sync_term, sync_index;       /* the notice it will post */
+    uint64_t commit_floor;                /* durable commit: never go below it */
+    uint64_t leader_since;                /* time this member became leader (0: not) */
+    uint64_t leader_term;
+    uint64_t heard[SIM_MAX_NODES + 1]; /* last delivery from each node */
+} sim_member_t;
+
+typedef struct {
+    int id;
+    bool up;
+    uint64_t down_until;
+    int tick_period; /* clock skew: virtual time per tick */
+    uint64_t next_tick;
+    uint64_t synced_seq, written_seq;
+    uint64_t next_sync; /* time the next sync starts (0: none scheduled) */
+    uint64_t sync_done; /* time the sync in flight completes (0: none) */
+    uint64_t sync_seq;  /* written_seq when it started */
+    sim_member_t *g;    /* one per group */
+    sim_held_t *held;
+    size_t n_held, cap_held;
+} sim_node_t;
+
+typedef struct {
+    uint64_t id, term, index;
+    int group;
+    int node;
+    uint32_t hash;
+    bool acked;
+} sim_proposal_t;
+
+typedef struct sim_check_s sim_check_t;
+
+typedef struct {
+    sim_opts_t o;
+    uint64_t rng;
+    uint64_t now;
+    sim_node_t nodes[SIM_MAX_NODES + 1]; /* 1-based */
+    sim_packet_t *net;
+    size_t n_net, cap_net;
+    bool link[SIM_MAX_NODES + 1][SIM_MAX_NODES + 1]; /* link[a][b]: a can send to b */
+    /* The fault profile, drawn per seed: rates in per mille per step. */
+    int drop_pm, dup_pm, max_delay, crash_pm, partition_pm, kill_leader_pm, transfer_pm, sync_max;
+    unsigned max_batch, max_inflight;
+    bool heal;
+    sim_proposal_t *props;
+    size_t n_props, cap_props;
+    uint64_t next_prop_id;
+    sim_check_t *check;
+    char **tail; /* ring of the last trace lines */
+    size_t tail_pos;
+    bool failed;
+    uint64_t delivered, applied_total;
+} sim_t;
+
+/* The run's PRNG (splitmix64): every random choice comes from here. */
+uint64_t sim_rand(sim_t *s);
+
+/* A uniform integer in [0, n); 0 when n <= 1. */
+int sim_rand_int(sim_t *s, int n);
+
+/* True with probability per_mille / 1000. */
+bool sim_chance(sim_t *s, int per_mille);
+
+/* Records a trace line (printed at once with --trace, kept for failures). */
+void sim_trace(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Marks the run failed with a reason. */
+void sim_fail(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Queues a message on the network (copied). */
+void sim_net_send(sim_t *s, uint32_t group, const wr_raft_msg_t *m);
+
+/* Delivers every due message; returns how many. */
+size_t sim_net_deliver(sim_t *s);
+
+/* Frees every message in flight. */
+void sim_net_clear(sim_t *s);
+
+/* Starts (or restarts) node n from its disks: a core per group, the
+ * checker's view of it reset to its durable state. */
+void sim_node_start(sim_t *s, sim_node_t *n);
+
+/* Crashes n: unsynced writes are kept in part, torn or lost; held messages
+ * are lost; the cores are freed. */
+void sim_node_crash(sim_t *s, sim_node_t *n);
+
+/* Drains every ready batch of n by the contract of cluster/raft.h. */
+void sim_node_drive(sim_t *s, sim_node_t *n);
+
+/* Starts a group commit covering every write so far. */
+void sim_node_sync_start(sim_t *s, sim_node_t *n);
+
+/* Completes it: the writes become durable, the notices reach the cores. */
+void sim_node_sync_done(sim_t *s, sim_node_t *n);
+
+/* Frees everything n owns (cores, disks, held messages). */
+void sim_node_free(const sim_t *s, sim_node_t *n);
+
+/* The core's config for member id of group (limits from the run's profile). */
+wr_raft_config_t sim_node_config(const sim_t *s, int id, int group);
+
+/* Copies n entries (payloads too); the caller frees with sim_entries_free. */
+wr_raft_entry_t *sim_entries_dup(const wr_raft_entry_t *e, size_t n);
+void sim_entries_free(wr_raft_entry_t *e, size_t n);
+
+/* Creates the checker for run s; sim_check_free(NULL) is a no-op. */
+sim_check_t *sim_check_new(const sim_t *s);
+void sim_check_free(sim_check_t *c);
+
+/* Checks every invariant of docs/RAFT.md on every member; marks s failed. */
+void sim_check_step(sim_t *s);
+
+/* Checks one entry a member applies against what others applied there. */
+void sim_check_applied(sim_t *s, int node, int group, const wr_raft_entry_t *e);
+
+/* After healing: every acknowledged proposal is the entry applied at its index. */
+void sim_check_final(sim_t *s);
+
+/* Node restarted: its commit watch restarts from the durable commit. */
+void sim_check_restart(sim_t *s, int node);
+
+/* The hash the checker keeps of an entry's type and payload. */
+uint32_t sim_check_hash(const wr_raft_entry_t *e);
+
+/* True once every group has a leader and every member applied every acknowledged proposal. */
+bool sim_check_converged(sim_t *s);
+
+#endif

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One simulated node: a Raft core per group, its disk model, and the driver
+ * that drains ready batches by the ordering contract of cluster/raft.h
+ * (messages that wait for the disk are held until the node's next sync).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/sim/sim.h"
+
+wr_raft_config_t sim_node_config(const sim_t *s, int id, int group)
+{
+    wr_raft_config_t c = {.id = (uint32_t)id, .election_ticks = 10, .heartbeat_ticks = 2};
+
+    for (int i = 1; i <= s->o.nodes; i++)
+        c.peers[c.n_peers++] = (uint32_t)i;
+    c.max_inflight = s->max_inflight;
+    c.max_batch = s->max_batch;
+    c.seed = s->o.seed * 1000003u + (uint64_t)group;
+    return c;
+}
+
+wr_raft_entry_t *sim_entries_dup(const wr_raft_entry_t *e, size_t n)
+{
+    wr_raft_entry_t *out = n ? malloc(n * sizeof(*out)) : NULL;
+
+    if (n && out == NULL)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        out[i] = e[i];
+        out[i].data = e[i].len ? malloc(e[i].len) : NULL;
+        if (e[i].len) {
+            if (out[i].data == NULL)
+                abort();
+            memcpy(out[i].data, e[i].data, e[i].len);
+        }
+    }
+    return out;
+}
+
+void sim_entries_free(wr_raft_entry_t *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(e[i].data);
+    free(e);
+}
+
+static void member_start(sim_t *s, sim_node_t *n, int g)
+{
+    sim_member_t *m = &n->g[g];
+    wr_raft_config_t cfg = sim_node_config(s, n->id, g);
+    wr_raft_hard_state_t hs;
+    const wr_raft_entry_t *e;
+    size_t count;
+    bool damaged;
+
+    sim_disk_load(&m->disk, &hs, &e, &count, &damaged);
+    cfg.log_damaged = damaged;
+    m->raft = wr_raft_new(&cfg, &hs, e, count);
+    if (m->raft == NULL)
+        abort();
+    m->written_index = count;
+    m->written_term = count ? e[count - 1].term : 0;
+    free((void *)e);
+    m->commit_floor = hs.commit < count ? hs.commit : count;
+    if (damaged)
+        sim_trace(s, "n%d g%d log damaged: %zu entries survive", n->id, g, count);
+    sim_trace(s, "n%d g%d restored term %llu vote %u commit %llu abstain %llu, %zu entries", n->id, g,
+              (unsigned long long)hs.term, hs.vote, (unsigned long long)hs.commit,
+              (unsigned long long)hs.abstain, count);
+    m->leader_since = 0;
+    memset(m->heard, 0, sizeof(m->heard));
+}
+
+void sim_node_start(sim_t *s, sim_node_t *n)
+{
+    if (n->g == NULL)
+        n->g = calloc((size_t)s->o.groups, sizeof(*n->g));
+    if (n->g == NULL)
+        abort();
+    for (int g = 0; g < s->o.groups; g++)
+        member_start(s, n, g);
+    n->up = true;
+    sim_check_restart(s, n->id);
+    n->next_tick = s->now + 1 + (uint64_t)sim_rand_int(s, n->tick_period);
+    n->synced_seq = n->written_seq = n->sync_seq = 0;
+    n->next_sync = n->sync_done = 0;
+    sim_trace(s, "n%d start (tick period %d)", n->id, n->tick_period);
+}
+
+static void held_free(sim_node_t *n)
+{
+    for (size_t i = 0; i < n->n_held; i++)
+        sim_entries_free(n->held[i].entries, n->held[i].m.n_entries);
+    n->n_held = 0;
+}
+
+void sim_node_crash(sim_t *s, sim_node_t *n)
+{
+    for (int g = 0; g < s->o.groups; g++) {
+        sim_member_t *m = &n->g[g];
+        size_t keep = (size_t)sim_rand_int(s, (int)m->disk.n_ops + 1);
+        wr_raft_free(m->raft);
+        m->raft = NULL;
+        sim_disk_crash(&m->disk, keep, (size_t)sim_rand_int(s, 4));
+    }
+    held_free(n);
+    n->up = false;
+    sim_trace(s, "n%d crash", n->id);
+}
+
+void sim_node_free(const sim_t *s, sim_node_t *n)
+{
+    held_free(n);
+    free(n->held);
+    if (n->g == NULL)
+        return;
+    for (int g = 0; g < s->o.groups; g++) {
+        wr_raft_free(n->g[g].raft);
+        sim_disk_free(&n->g[g].disk);
+    }
+    free(n->g);
+}
+
+static void hold(sim_node_t *n, uint32_t group, const wr_raft_msg_t *m)
+{
+    sim_held_t *h;
+
+    if (n->n_held == n->cap_held) {
+        n->cap_held = n->cap_held ? n->cap_held * 2 : 16;
+        n->held = realloc(n->held, n->cap_held * sizeof(*n->held));
+        if (n->held == NULL)
+            abort();
+    }
+    h = &n->held[n->n_held++];
+    h->seq = n->written_seq;
+    h->group = group;
+    h->m = *m;
+    h->entries = sim_entries_dup(m->entries, m->n_entries);
+    h->m.entries = h->entries;
+}
+
+/* Sends the held messages whose writes are durable, in order. */
+static void release_held(sim_t *s, sim_node_t *n)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n->n_held; i++) {
+        sim_held_t *h = &n->held[i];
+        if (h->seq <= n->synced_seq) {
+            sim_net_send(s, h->group, &h->m);
+            sim_entries_free(h->entries, h->m.n_entries);
+        } else {
+            n->held[k++] = *h;
+        }
+    }
+    n->n_held = k;
+}
+
+static void ack_clients(sim_t *s, sim_node_t *n, int g, const wr_raft_entry_t *e)
+{
+    wr_raft_status_t st;
+
+    wr_raft_status(n->g[g].raft, &st);
+    if (st.role != WR_RAFT_LEADER || e->type != WR_RAFT_ENTRY_NORMAL || e->len < 8)
+        return;
+    for (size_t i = 0; i < s->n_props; i++) {
+        sim_proposal_t *p = &s->props[i];
+        if (p->group == g && p->node == n->id && p->term == e->term && p->index == e->index && !p->acked) {
+            p->acked = true;
+            sim_trace(s, "n%d g%d ack proposal %llu at %llu/%llu", n->id, g, (unsigned long long)p->id,
+                      (unsigned long long)e->term, (unsigned long long)e->index);
+        }
+    }
+}
+
+static void persist(sim_node_t *n, sim_member_t *m, const wr_raft_ready_t *rd)
+{
+    if (rd->n_entries > 0) {
+        sim_disk_append(&m->disk, rd->entries, rd->n_entries);
+        m->written_term = rd->entries[rd->n_entries - 1].term;
+        m->written_index = rd->entries[rd->n_entries - 1].index;
+        n->written_seq++;
+    }
+    if (rd->hs_changed) {
+        sim_disk_set_hs(&m->disk, &rd->hs);
+        n->written_seq++;
+    }
+}
+
+static void drive_member(sim_t *s, sim_node_t *n, int g)
+{
+    sim_member_t *m = &n->g[g];
+    wr_raft_ready_t rd;
+
+    while (wr_raft_has_ready(m->raft)) {
+        if (wr_raft_ready(m->raft, &rd) != WR_OK)
+            abort();
+        persist(n, m, &rd);
+        for (size_t i = 0; i < rd.n_msgs; i++)
+            sim_net_send(s, (uint32_t)g, &rd.msgs[i]);
+        for (size_t i = 0; i < rd.n_msgs_after_sync; i++)
+            hold(n, (uint32_t)g, &rd.msgs_after_sync[i]);
+        for (size_t i = 0; i < rd.n_committed; i++) {
+            sim_check_applied(s, n->id, g, &rd.committed[i]);
+            ack_clients(s, n, g, &rd.committed[i]);
+        }
+        wr_raft_advance(m->raft);
+    }
+}
+
+void sim_node_drive(sim_t *s, sim_node_t *n)
+{
+    uint64_t covered = n->sync_done ? n->sync_seq : n->synced_seq;
+
+    for (int g = 0; g < s->o.groups; g++)
+        drive_member(s, n, g);
+    release_held(s, n);
+    if (n->written_seq > covered && n->next_sync == 0)
+        n->next_sync = s->now + 1 + (uint64_t)sim_rand_int(s, s->sync_max);
+}
+
+/* Group commit, as the node-wide WAL does it: a sync covers every group's
+ * writes so far; later writes wait for the next one. */
+void sim_node_sync_start(sim_t *s, sim_node_t *n)
+{
+    for (int g = 0; g < s->o.groups; g++) {
+        sim_member_t *m = &n->g[g];
+        m->sync_ops = m->disk.n_ops;
+        m->sync_term = m->written_term;
+        m->sync_index = m->written_index;
+    }
+    n->sync_seq = n->written_seq;
+    n->next_sync = 0;
+    n->sync_done = s->now + 1 + (uint64_t)sim_rand_int(s, s->sync_max);
+}
+
+/* The sync finished: its notices reach the cores, possibly late (a newer
+ * leader may have overwritten those entries meanwhile). */
+void sim_node_sync_done(sim_t *s, sim_node_t *n)
+{
+    for (int g = 0; g < s->o.groups; g++) {
+        sim_member_t *m = &n->g[g];
+        wr_raft_hard_state_t hs;
+        size_t valid;
+        sim_disk_sync(&m->disk, m->sync_ops);
+        hs = sim_disk_durable_hs(&m->disk);
+        valid = sim_disk_valid(&m->disk);
+        /* What a restart would come back with: a damaged log may hold less. */
+        m->commit_floor = hs.commit < valid ? hs.commit : valid;
+        if (m->sync_index > 0 && wr_raft_persisted(m->raft, m->sync_term, m->sync_index) != WR_OK)
+            abort();
+    }
+    n->synced_seq = n->sync_seq;
+    n->sync_done = 0;
+    sim_node_drive(s, n);
+}

@@ -49,6 +49,7 @@ struct wr_simdisk_s {
     sim_ns_t live;    /* what reads see */
     sim_ns_t durable; /* what survives a crash */
     wr_simdisk_stats_t stats;
+    unsigned fail_syncs;
 };
 
 uint64_t wr_simdisk_rand(wr_simdisk_t *d, uint64_t n)
@@ -280,6 +281,10 @@ static int sd_datasync(wr_vfs_file_t *f)
     sim_inode_t *ino = ((sim_file_t *)f)->ino;
 
     disk(f->vfs)->stats.datasyncs++;
+    if (disk(f->vfs)->fail_syncs > 0) {
+        disk(f->vfs)->fail_syncs--;
+        return WR_EIO;
+    }
     ino->durable.len = 0;
     if (!buf_write(&ino->durable, ino->current.data, ino->current.len, 0))
         return WR_ENOMEM;
@@ -460,6 +465,11 @@ int wr_simdisk_flip_bit(wr_simdisk_t *d, const char *path, uint64_t offset, unsi
     if (offset < ino->durable.len)
         ino->durable.data[offset] ^= (uint8_t)(1u << (bit & 7));
     return WR_OK;
+}
+
+void wr_simdisk_fail_syncs(wr_simdisk_t *d, unsigned n)
+{
+    d->fail_syncs = n;
 }
 
 int wr_simdisk_file_size(wr_simdisk_t *d, const char *path, uint64_t *out)

@@ -54,6 +54,12 @@ void wr_simdisk_crash(wr_simdisk_t *d, bool torn);
  */
 int wr_simdisk_flip_bit(wr_simdisk_t *d, const char *path, uint64_t offset, unsigned bit);
 
+/*
+ * The next n wr_vfs_datasync calls fail with WR_EIO and make nothing
+ * durable (a disk error, or a crash between a write and its sync).
+ */
+void wr_simdisk_fail_syncs(wr_simdisk_t *d, unsigned n);
+
 /* The size reads see of path into *out; WR_ENOENT if absent. */
 int wr_simdisk_file_size(wr_simdisk_t *d, const char *path, uint64_t *out);
 

@@ -154,9 +154,21 @@ static int px_sync_dir(const wr_vfs_t *v, const char *dir)
     return rc;
 }
 
+static int px_sync_all(const wr_vfs_t *v, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc;
+
+    if (fd < 0)
+        return fail();
+    rc = syncfs(fd) == 0 ? WR_OK : WR_EIO;
+    close(fd);
+    return rc;
+}
+
 static const wr_vfs_ops_t posix_ops = {
-    px_open,     px_close,  px_pwrite, px_pread, px_size, px_datasync,
-    px_truncate, px_rename, px_unlink, px_mkdir, px_list, px_sync_dir,
+    px_open,   px_close,  px_pwrite, px_pread, px_size,     px_datasync, px_truncate,
+    px_rename, px_unlink, px_mkdir,  px_list,  px_sync_dir, px_sync_all,
 };
 
 static const wr_vfs_t posix_vfs = {&posix_ops, NULL};
@@ -225,4 +237,9 @@ int wr_vfs_list(const wr_vfs_t *v, const char *dir, wr_vfs_list_fn fn, void *ud)
 int wr_vfs_sync_dir(const wr_vfs_t *v, const char *dir)
 {
     return v->ops->sync_dir(v, dir);
+}
+
+int wr_vfs_sync_all(const wr_vfs_t *v, const char *path)
+{
+    return v->ops->sync_all(v, path);
 }

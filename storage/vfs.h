@@ -40,6 +40,7 @@ typedef struct {
     int (*mkdir)(const wr_vfs_t *v, const char *path);
     int (*list)(const wr_vfs_t *v, const char *dir, wr_vfs_list_fn fn, void *ud);
     int (*sync_dir)(const wr_vfs_t *v, const char *dir);
+    int (*sync_all)(const wr_vfs_t *v, const char *path);
 } wr_vfs_ops_t;
 
 struct wr_vfs_s {
@@ -79,5 +80,12 @@ int wr_vfs_mkdir(const wr_vfs_t *v, const char *path);
 int wr_vfs_list(const wr_vfs_t *v, const char *dir, wr_vfs_list_fn fn, void *ud);
 /* Makes dir's entries (creations, renames, unlinks) durable (fsync of the directory). */
 int wr_vfs_sync_dir(const wr_vfs_t *v, const char *dir);
+
+/*
+ * Makes everything written to the file system holding path durable: every
+ * file's data and every directory's entries (syncfs). One call instead of
+ * one fdatasync per file, for writes spread over many files.
+ */
+int wr_vfs_sync_all(const wr_vfs_t *v, const char *path);
 
 #endif

@@ -157,9 +157,9 @@ int wr_wal_sync(wr_wal_t *w);
 
 /*
  * Write-behind, one step (the storage thread's idle work): moves up to about
- * budget bytes of the oldest full WAL file's live entries into their groups'
- * segment files (one fdatasync per segment written), and deletes that WAL
- * file once all of it lives in segments or was dropped; deletes segment
+ * budget bytes of the oldest full WAL file's entries into their groups'
+ * segment files (written, not synced), and deletes that WAL file once all of
+ * it lives in segments or was dropped, after one wr_vfs_sync_all; deletes segment
  * files whose entries were all overwritten or snapshotted durably. *more
  * says whether work remains. WR_OK, WR_ESYNTAX (a damaged WAL record:
  * reported; that file stays until the next recovery), WR_ENOMEM, WR_EIO.

@@ -130,8 +130,9 @@ struct wr_wal_s {
     bool failed;
     wr_wal_group_t **wbq; /* groups with write-behind bytes */
     size_t nwbq, capwbq;
-    wr_buf_t wb_img; /* the WAL file write-behind is reading */
-    uint32_t wb_seq; /* its sequence number; 0 = none */
+    wr_buf_t wb_img;  /* the WAL file write-behind is reading */
+    uint32_t wb_seq;  /* its sequence number; 0 = none */
+    bool wb_unsynced; /* segments were written since the last wr_vfs_sync_all */
     uint64_t salt;
 };
 

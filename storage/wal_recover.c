@@ -98,6 +98,31 @@ static int set_aside(wr_wal_t *w, const char *path)
 
 /* ---- segments ---- */
 
+/*
+ * True if a file whose header fails its check still holds a record that
+ * verifies under the CRC its header stored or the one its bytes give: a
+ * damaged header on a written file, not a crash while creating it.
+ */
+static bool header_damaged(const wr_buf_t *img)
+{
+    const uint8_t *p = img->data;
+    uint32_t seeds[2], len;
+    uint64_t lsn;
+
+    if (img->len < WR_SEGMENT_HEADER_SIZE + WR_SEGMENT_RECORD_HEADER)
+        return false;
+    seeds[0] = (uint32_t)wr_wal_get64(p + 32);
+    seeds[1] = wr_crc32c_update(0, p, 32);
+    if (wr_segment_record_head(p + WR_SEGMENT_HEADER_SIZE, UINT64_MAX, &len, &lsn) != WR_OK ||
+        len > img->len - WR_SEGMENT_HEADER_SIZE - WR_SEGMENT_RECORD_HEADER)
+        return false;
+    for (int i = 0; i < 2; i++)
+        if (wr_segment_record_crc_ok(p + WR_SEGMENT_HEADER_SIZE,
+                                     p + WR_SEGMENT_HEADER_SIZE + WR_SEGMENT_RECORD_HEADER, seeds[i]))
+            return true;
+    return false;
+}
+
 typedef struct {
     wr_wal_t *w;
     wr_wal_group_t *g;
@@ -159,9 +184,10 @@ static int seg_drop(seg_ctx_t *c, const char *path, wr_vfs_file_t *f)
 }
 
 /*
- * Reads one segment file of c->g. Damage ends the group's segment stream
- * there: the file is cut, later ones removed, and unless it was a torn tail
- * the group has lost records.
+ * Reads one segment file of c->g. A torn tail is cut (segments are written
+ * unsynced until the WAL file they came from is retired, so the WAL still
+ * holds it). Damage elsewhere ends the group's segment stream there: the
+ * file is cut, later ones removed, and the group has lost records.
  */
 static int seg_file(seg_ctx_t *c, uint32_t seq)
 {
@@ -184,15 +210,21 @@ static int seg_file(seg_ctx_t *c, uint32_t seq)
         return rc;
     }
     if (wr_segment_header_decode(c->img.data, c->img.len, &h, &version) != WR_OK) {
-        c->cut = true;
-        c->g->seg_lost |= c->img.len > WR_SEGMENT_HEADER_SIZE;
         wr_vfs_close(f);
-        wr_wal_msg(c->w, "wal: segment %s has no valid header; set aside as .corrupt", path);
+        if (!header_damaged(&c->img)) {
+            wr_wal_msg(c->w, "wal: segment %s has no valid header (a crash as it was created); removed",
+                       path);
+            return wr_vfs_unlink(c->w->o.vfs, path);
+        }
+        c->cut = true;
+        c->g->seg_lost = true;
+        wr_wal_msg(c->w, "wal: segment %s has a damaged header; set aside as .corrupt", path);
         return set_aside(c->w, path);
     }
     good = seg_scan(c, seq, &h, &tail);
     if (good < c->img.len) {
-        c->cut = true;
+        /* Torn: written after the last sync, so the WAL still holds it; later files may follow. */
+        c->cut = !tail;
         c->g->seg_lost |= !tail;
         c->rec->torn_bytes += c->img.len - good;
         wr_wal_msg(c->w, "wal: segment %s: invalid data at offset %" PRIu64 ", %" PRIu64 " bytes cut", path,
@@ -354,31 +386,6 @@ static int wal_open_file(wal_ctx_t *c, uint32_t seq, const char *path, wr_vfs_fi
         return rc;
     c->rec->wal_files++;
     return wr_wal_file_push(c->w, &(wr_wal_file_t){seq, h.seed, f, good, 0, 0, 0, false}) ? WR_OK : WR_ENOMEM;
-}
-
-/*
- * True if a file whose header fails its check still holds a record that
- * verifies under the CRC its header stored or the one its bytes give: a
- * damaged header on a written file, not a crash while creating it.
- */
-static bool header_damaged(const wr_buf_t *img)
-{
-    const uint8_t *p = img->data;
-    uint32_t seeds[2], len;
-    uint64_t lsn;
-
-    if (img->len < WR_SEGMENT_HEADER_SIZE + WR_SEGMENT_RECORD_HEADER)
-        return false;
-    seeds[0] = (uint32_t)wr_wal_get64(p + 32);
-    seeds[1] = wr_crc32c_update(0, p, 32);
-    if (wr_segment_record_head(p + WR_SEGMENT_HEADER_SIZE, UINT64_MAX, &len, &lsn) != WR_OK ||
-        len > img->len - WR_SEGMENT_HEADER_SIZE - WR_SEGMENT_RECORD_HEADER)
-        return false;
-    for (int i = 0; i < 2; i++)
-        if (wr_segment_record_crc_ok(p + WR_SEGMENT_HEADER_SIZE,
-                                     p + WR_SEGMENT_HEADER_SIZE + WR_SEGMENT_RECORD_HEADER, seeds[i]))
-            return true;
-    return false;
 }
 
 /* One WAL file. A headerless newest file (a crash as it was created) is removed. */

@@ -2,9 +2,9 @@
 /*
  * Write-behind: the oldest full WAL file is read back in record order and
  * each entry still current there is appended to its group's head segment
- * file (same payload, framed with the group index); one fdatasync per
- * segment written per step. The WAL file is deleted once nothing current is
- * left in it and whatever overwrote its entries is itself durable.
+ * file (same payload, framed with the group index), unsynced. The WAL file
+ * is deleted once nothing current is left in it, one syncfs made the
+ * segments durable, and whatever overwrote its entries is itself durable.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -64,7 +64,7 @@ static bool seg_start(wr_wal_t *w, wr_wal_group_t *g, uint64_t index)
     return wr_buf_ok(&g->wb);
 }
 
-/* Makes g's directory exist durably. */
+/* Makes g's directory exist (durable with the next wr_vfs_sync_all). */
 static int group_dir(wr_wal_t *w, wr_wal_group_t *g)
 {
     char dir[WR_WAL_PATH_MAX];
@@ -74,18 +74,20 @@ static int group_dir(wr_wal_t *w, wr_wal_group_t *g)
         return WR_OK;
     wr_wal_group_dir(w, g->id, dir);
     rc = wr_vfs_mkdir(w->o.vfs, dir);
-    if (rc == WR_OK || rc == WR_EEXIST)
-        rc = wr_vfs_sync_dir(w->o.vfs, w->groups_dir);
-    g->dir_made = rc == WR_OK;
-    return rc;
+    g->dir_made = rc == WR_OK || rc == WR_EEXIST;
+    return g->dir_made ? WR_OK : rc;
 }
 
-/* Writes g->wb at the end of g's head segment and fdatasyncs it (and its directory when new). */
+/*
+ * Writes g->wb, closed by an end marker, at the end of g's head segment. Not
+ * synced: one wr_vfs_sync_all makes every segment written durable before the
+ * WAL file they came from is deleted (one sync, not one per group).
+ */
 static int seg_flush(wr_wal_t *w, wr_wal_group_t *g)
 {
     wr_wal_seg_t *s = &g->segs[g->nsegs - 1];
     uint64_t base = s->size - g->wb.len;
-    char path[WR_WAL_PATH_MAX], dir[WR_WAL_PATH_MAX];
+    char path[WR_WAL_PATH_MAX];
     wr_vfs_file_t *f = NULL;
     int rc = group_dir(w, g);
 
@@ -98,15 +100,11 @@ static int seg_flush(wr_wal_t *w, wr_wal_group_t *g)
         rc = wr_vfs_open(w->o.vfs, path, true, &f);
     if (rc == WR_OK)
         rc = wr_vfs_pwrite(f, g->wb.data, g->wb.len, base);
-    if (rc == WR_OK)
-        rc = wr_vfs_datasync(f);
     wr_vfs_close(f);
-    wr_wal_group_dir(w, g->id, dir);
-    if (rc == WR_OK && base == 0)
-        rc = wr_vfs_sync_dir(w->o.vfs, dir);
     if (rc != WR_OK)
         wr_wal_msg(w, "wal: cannot write segment %s; the WAL accepts no more writes", path);
     g->wb.len = 0;
+    w->wb_unsynced = true;
     return rc;
 }
 
@@ -274,6 +272,9 @@ static int retire(wr_wal_t *w, wr_wal_file_t *f)
 
     if (f->wb_pos < f->size || f->live > 0 || f->kill_gen > w->durable_gen)
         return WR_OK;
+    if (w->wb_unsynced && wr_vfs_sync_all(w->o.vfs, w->dir) != WR_OK)
+        return WR_EIO;
+    w->wb_unsynced = false;
     wr_wal_file_path(w, f->seq, path);
     rc = wr_vfs_unlink(w->o.vfs, path);
     if (rc == WR_OK)

@@ -391,9 +391,34 @@ static int sd_sync_dir(const wr_vfs_t *v, const char *dir)
     return WR_OK;
 }
 
+/* Every file's data and every directory's entries become durable. */
+static int sd_sync_all(const wr_vfs_t *v, const char *path)
+{
+    wr_simdisk_t *d = disk(v);
+
+    d->stats.syncalls++;
+    if (d->fail_syncs > 0) {
+        d->fail_syncs--;
+        return WR_EIO;
+    }
+    ns_clear(&d->durable);
+    for (size_t i = 0; i < d->live.n; i++) {
+        sim_inode_t *ino = d->live.v[i].ino;
+        if (ino != NULL) {
+            ino->durable.len = 0;
+            if (!buf_write(&ino->durable, ino->current.data, ino->current.len, 0))
+                return WR_ENOMEM;
+            ops_clear(ino);
+        }
+        if (!ns_add(&d->durable, d->live.v[i].path, ino))
+            return WR_ENOMEM;
+    }
+    return WR_OK;
+}
+
 static const wr_vfs_ops_t sim_ops = {
-    sd_open,     sd_close,  sd_pwrite, sd_pread, sd_size, sd_datasync,
-    sd_truncate, sd_rename, sd_unlink, sd_mkdir, sd_list, sd_sync_dir,
+    sd_open,   sd_close,  sd_pwrite, sd_pread, sd_size,     sd_datasync, sd_truncate,
+    sd_rename, sd_unlink, sd_mkdir,  sd_list,  sd_sync_dir, sd_sync_all,
 };
 
 /* ---- the disk ---- */

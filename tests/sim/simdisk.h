@@ -20,6 +20,7 @@ typedef struct {
     uint64_t writes;    /* pwrite calls */
     uint64_t datasyncs; /* wr_vfs_datasync calls */
     uint64_t dirsyncs;  /* wr_vfs_sync_dir calls */
+    uint64_t syncalls;  /* wr_vfs_sync_all calls */
     uint64_t crashes;
 } wr_simdisk_stats_t;
 
@@ -55,7 +56,7 @@ void wr_simdisk_crash(wr_simdisk_t *d, bool torn);
 int wr_simdisk_flip_bit(wr_simdisk_t *d, const char *path, uint64_t offset, unsigned bit);
 
 /*
- * The next n wr_vfs_datasync calls fail with WR_EIO and make nothing
+ * The next n wr_vfs_datasync or wr_vfs_sync_all calls fail with WR_EIO and make nothing
  * durable (a disk error, or a crash between a write and its sync).
  */
 void wr_simdisk_fail_syncs(wr_simdisk_t *d, unsigned n);

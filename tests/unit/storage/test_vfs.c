@@ -57,6 +57,7 @@ static void contract(const wr_vfs_t *v, const char *base)
     ck_assert_int_eq(wr_vfs_list(v, dir, collect, &l), WR_OK);
     ck_assert_int_eq(l.n, 1);
     ck_assert_str_eq(l.names[0], "b");
+    ck_assert_int_eq(wr_vfs_sync_all(v, dir), WR_OK);
     ck_assert_int_eq(wr_vfs_unlink(v, b), WR_OK);
     ck_assert_int_eq(wr_vfs_unlink(v, b), WR_ENOENT);
     wr_vfs_close(NULL);
@@ -124,6 +125,22 @@ START_TEST(crash_drops_unsynced_name)
 }
 END_TEST
 
+START_TEST(sync_all_makes_data_and_names_durable)
+{
+    wr_simdisk_t *d = wr_simdisk_new(5);
+    wr_vfs_file_t *f = make(d, "data", false);
+    uint64_t size;
+
+    wr_vfs_close(f);
+    ck_assert_int_eq(wr_vfs_sync_all(wr_simdisk_vfs(d), "f"), WR_OK);
+    wr_simdisk_crash(d, true);
+    ck_assert_int_eq(wr_simdisk_file_size(d, "f", &size), WR_OK);
+    ck_assert_uint_eq(size, 4);
+    ck_assert_uint_eq(wr_simdisk_stats(d).syncalls, 1);
+    wr_simdisk_free(d);
+}
+END_TEST
+
 START_TEST(torn_crash_keeps_a_prefix)
 {
     bool shorter = false, whole = false;
@@ -180,6 +197,7 @@ static Suite *suite(void)
     tcase_add_test(tc, simdisk_contract);
     tcase_add_test(tc, crash_drops_unsynced);
     tcase_add_test(tc, crash_drops_unsynced_name);
+    tcase_add_test(tc, sync_all_makes_data_and_names_durable);
     tcase_add_test(tc, torn_crash_keeps_a_prefix);
     tcase_add_test(tc, flip_bit_reaches_the_durable_image);
     suite_add_tcase(s, tc);

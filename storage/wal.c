@@ -65,6 +65,14 @@ wr_wal_group_t *wr_wal_group(wr_wal_t *w, uint64_t id, bool create)
 
     if (g != NULL || !create)
         return g;
+    if (w->nall == w->capall) {
+        size_t cap = w->capall ? w->capall * 2 : 64;
+        wr_wal_group_t **v = realloc(w->all, cap * sizeof(*v));
+        if (v == NULL)
+            return NULL;
+        w->all = v;
+        w->capall = cap;
+    }
     if ((g = calloc(1, sizeof(*g))) == NULL)
         return NULL;
     g->id = id;
@@ -73,6 +81,7 @@ wr_wal_group_t *wr_wal_group(wr_wal_t *w, uint64_t id, bool create)
         free(g);
         return NULL;
     }
+    w->all[w->nall++] = g;
     return g;
 }
 
@@ -105,12 +114,8 @@ static void frame(wr_buf_t *b, uint32_t seed, uint64_t *lsn, const uint8_t *p, s
 
 void wr_wal_checkpoint(wr_wal_t *w, wr_buf_t *b, uint32_t seed, uint64_t *lsn)
 {
-    wr_map_iter_t it = {0};
-    wr_bytes_t key;
-    void *v;
-
-    while (wr_map_next(w->groups, &it, &key, &v)) {
-        wr_wal_group_t *g = v;
+    for (size_t i = 0; i < w->nall; i++) {
+        wr_wal_group_t *g = w->all[i];
         uint8_t h[WR_WAL_HARD_LEN], s[WR_WAL_SNAP_LEN];
         if (g->hard.term != 0 || g->hard.vote != 0 || g->hard.commit != 0) {
             wr_wal_hard_encode(h, g->id, &g->hard);
@@ -125,36 +130,15 @@ void wr_wal_checkpoint(wr_wal_t *w, wr_buf_t *b, uint32_t seed, uint64_t *lsn)
 
 /* ---- open and close ---- */
 
-static int group_free_cb(void *ud, uint64_t id)
-{
-    wr_wal_t *w = ud;
-    wr_wal_group_t *g = wr_map_del(w->groups, (wr_bytes_t){(const uint8_t *)&id, sizeof(id)});
-
-    wr_wal_group_free(g);
-    return WR_OK;
-}
-
-static void free_groups(wr_wal_t *w)
-{
-    uint64_t id;
-    wr_map_iter_t it = {0};
-    wr_bytes_t key;
-    void *v;
-
-    while (wr_map_next(w->groups, &it, &key, &v)) {
-        memcpy(&id, key.data, sizeof(id));
-        group_free_cb(w, id);
-    }
-}
-
 void wr_wal_close(wr_wal_t *w)
 {
     if (w == NULL)
         return;
     for (size_t i = 0; i < w->nfiles; i++)
         wr_vfs_close(w->files[i].f);
-    if (w->groups != NULL)
-        free_groups(w);
+    for (size_t i = 0; i < w->nall; i++)
+        wr_wal_group_free(w->all[i]);
+    free(w->all);
     wr_map_free(w->groups);
     free(w->files);
     free(w->q);
@@ -590,12 +574,9 @@ int wr_wal_group_info(const wr_wal_t *w, uint64_t group, wr_wal_group_info_t *ou
 
 int wr_wal_foreach_group(const wr_wal_t *w, int (*fn)(void *ud, uint64_t group), void *ud)
 {
-    wr_map_iter_t it = {0};
-    wr_bytes_t key;
-    void *v;
     int rc = WR_OK;
 
-    while (rc == WR_OK && wr_map_next(w->groups, &it, &key, &v))
-        rc = fn(ud, ((wr_wal_group_t *)v)->id);
+    for (size_t i = 0; rc == WR_OK && i < w->nall; i++)
+        rc = fn(ud, w->all[i]->id);
     return rc;
 }

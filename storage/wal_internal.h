@@ -79,9 +79,10 @@ typedef struct {
     size_t slot;   /* its notice in the batch being prepared, + 1; 0 = none */
     wr_buf_t wb;   /* write-behind: bytes for the head segment, not yet written */
     bool wb_listed;
-    uint64_t wb_last; /* the last index queued in wb */
-    bool wb_reset;    /* the last record queued for its segments is a reset marker at floor */
-    bool seg_lost;    /* recovery: a damaged segment lost records of it */
+    uint64_t wb_last;  /* the last index queued in wb */
+    bool wb_reset;     /* the last record queued for its segments is a reset marker at floor */
+    bool seg_lost;     /* recovery: a damaged segment lost records of it */
+    uint32_t seg_next; /* sequence number of its next segment file: never reused */
 } wr_wal_group_t;
 
 /* A queued record: its payload is staged[off .. off + len). */
@@ -118,6 +119,8 @@ struct wr_wal_s {
     char wal_dir[WR_WAL_DIR_MAX];
     char groups_dir[WR_WAL_DIR_MAX];
     wr_map_t *groups;     /* id (8 bytes) -> wr_wal_group_t */
+    wr_wal_group_t **all; /* every group in creation order: what reaches the disk never depends on hashing */
+    size_t nall, capall;
     wr_wal_file_t *files; /* in sequence order; the last is current */
     size_t nfiles, capfiles;
     uint64_t next_lsn;

@@ -65,7 +65,7 @@ static int list_seqs(wr_wal_t *w, const char *dir, const char *suffix, seqs_t *o
     rc = wr_vfs_list(w->o.vfs, dir, seq_collect, out);
     if (rc == WR_ENOENT)
         rc = WR_OK;
-    if (rc == WR_OK)
+    if (rc == WR_OK && out->n > 0)
         qsort(out->v, out->n, sizeof(*out->v), cmp_u64);
     return rc;
 }
@@ -128,7 +128,8 @@ typedef struct {
     wr_wal_group_t *g;
     wr_wal_recovery_t *rec;
     wr_buf_t img;
-    bool cut; /* a damaged segment ended this group's segment stream */
+    bool cut;     /* a damaged segment ended this group's segment stream */
+    bool changed; /* files were removed or renamed: the directory needs a sync */
 } seg_ctx_t;
 
 /* Applies one segment record; false if it is not an entry of this group at its framed index. */
@@ -178,6 +179,7 @@ static uint64_t seg_scan(seg_ctx_t *c, uint32_t seq, const wr_segment_header_t *
 static int seg_drop(seg_ctx_t *c, const char *path, wr_vfs_file_t *f)
 {
     c->g->seg_lost = true;
+    c->changed = true;
     wr_vfs_close(f);
     wr_wal_msg(c->w, "wal: segment %s follows a damaged one; removed", path);
     return wr_vfs_unlink(c->w->o.vfs, path);
@@ -211,6 +213,7 @@ static int seg_file(seg_ctx_t *c, uint32_t seq)
     }
     if (wr_segment_header_decode(c->img.data, c->img.len, &h, &version) != WR_OK) {
         wr_vfs_close(f);
+        c->changed = true;
         if (!header_damaged(&c->img)) {
             wr_wal_msg(c->w, "wal: segment %s has no valid header (a crash as it was created); removed",
                        path);
@@ -240,7 +243,7 @@ static int seg_file(seg_ctx_t *c, uint32_t seq)
 static int seg_group(wr_wal_t *w, wr_wal_recovery_t *rec, uint64_t id)
 {
     char dir[WR_WAL_PATH_MAX];
-    seg_ctx_t c = {w, wr_wal_group(w, id, true), rec, WR_BUF_INIT, false};
+    seg_ctx_t c = {w, wr_wal_group(w, id, true), rec, WR_BUF_INIT, false, false};
     seqs_t s;
     int rc;
 
@@ -251,7 +254,9 @@ static int seg_group(wr_wal_t *w, wr_wal_recovery_t *rec, uint64_t id)
     rc = list_seqs(w, dir, ".seg", &s);
     for (size_t i = 0; rc == WR_OK && i < s.n; i++)
         rc = seg_file(&c, (uint32_t)s.v[i]);
-    if (rc == WR_OK && c.cut)
+    /* A number is never reused: a removed file whose removal a crash undoes must not look newer. */
+    c.g->seg_next = s.n > 0 ? (uint32_t)s.v[s.n - 1] + 1 : 1;
+    if (rc == WR_OK && c.changed)
         rc = wr_vfs_sync_dir(w->o.vfs, dir);
     free(s.v);
     wr_buf_free(&c.img);
@@ -478,12 +483,8 @@ static void finish_group(wr_wal_t *w, wr_wal_group_t *g, wr_wal_recovery_t *rec)
 
 static void finish(wr_wal_t *w, wr_wal_recovery_t *rec)
 {
-    wr_map_iter_t it = {0};
-    wr_bytes_t key;
-    void *v;
-
-    while (wr_map_next(w->groups, &it, &key, &v))
-        finish_group(w, v, rec);
+    for (size_t i = 0; i < w->nall; i++)
+        finish_group(w, w->all[i], rec);
 }
 
 static uint64_t now_usec(void)

@@ -55,11 +55,12 @@ static bool seg_start(wr_wal_t *w, wr_wal_group_t *g, uint64_t index)
 {
     uint8_t hdr[WR_SEGMENT_HEADER_SIZE];
     wr_segment_header_t h = {index, wr_wal_salt(w), 0};
-    uint32_t seq = g->nsegs > 0 ? g->segs[g->nsegs - 1].seq + 1 : 1;
+    uint32_t seq = g->seg_next > 0 ? g->seg_next : 1;
 
     wr_segment_header_encode(hdr, &h);
     if (!wr_wal_seg_push(g, &(wr_wal_seg_t){seq, h.seed, sizeof(hdr), 0, 0, index}))
         return false;
+    g->seg_next = seq + 1;
     wr_buf_put(&g->wb, hdr, sizeof(hdr));
     return wr_buf_ok(&g->wb);
 }
@@ -312,13 +313,10 @@ static int sweep_group(wr_wal_t *w, wr_wal_group_t *g)
 
 static int sweep(wr_wal_t *w)
 {
-    wr_map_iter_t it = {0};
-    wr_bytes_t key;
-    void *v;
     int rc = WR_OK;
 
-    while (rc == WR_OK && wr_map_next(w->groups, &it, &key, &v))
-        rc = sweep_group(w, v);
+    for (size_t i = 0; rc == WR_OK && i < w->nall; i++)
+        rc = sweep_group(w, w->all[i]);
     return rc;
 }
 

@@ -468,10 +468,27 @@ static void inode_crash(wr_simdisk_t *d, sim_inode_t *ino, bool torn)
     ops_clear(ino);
 }
 
+/* Drops durable entries whose directory is not durable itself: a crash leaves no orphans. */
+static void drop_orphans(sim_ns_t *ns)
+{
+    bool dropped = true;
+
+    while (dropped) {
+        dropped = false;
+        for (size_t i = ns->n; i-- > 0;) {
+            if (!parent_exists(ns, ns->v[i].path)) {
+                ns_del(ns, &ns->v[i]);
+                dropped = true;
+            }
+        }
+    }
+}
+
 void wr_simdisk_crash(wr_simdisk_t *d, bool torn)
 {
     d->stats.crashes++;
     ns_clear(&d->live);
+    drop_orphans(&d->durable);
     for (size_t i = 0; i < d->durable.n; i++) {
         if (d->durable.v[i].ino != NULL)
             inode_crash(d, d->durable.v[i].ino, torn);

@@ -40,7 +40,8 @@ const wr_vfs_t *wr_simdisk_vfs(wr_simdisk_t *d);
 
 /*
  * The machine loses power. Every directory goes back to the entries its last
- * wr_vfs_sync_dir made durable, every file to its last wr_vfs_datasync image.
+ * wr_vfs_sync_dir made durable (entries under a directory whose own entry
+ * was not durable go too), every file to its last wr_vfs_datasync image.
  * With torn, each file instead keeps a random prefix of the writes and
  * truncations made since, the last of them possibly cut short at any byte
  * (a torn write, a partial sector). Files open before the crash may only be

@@ -3,7 +3,8 @@
  * wal-bench: drives storage/wal.h on the real disk. "append" has G groups
  * each propose one entry per round, one batch (one fdatasync) per round, with
  * write-behind in between; "recover" fills G groups with N entries in total,
- * closes, and times wr_wal_open. Figures and commands: docs/STORAGE.md.
+ * closes, and times wr_wal_open; "open" times wr_wal_open of what DIR holds.
+ * Figures and commands: docs/STORAGE.md.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -91,21 +92,29 @@ static int run_append(const bench_opts_t *o)
     return 0;
 }
 
-static int run_recover(const bench_opts_t *o)
+/* Times wr_wal_open of what DIR holds; filled in secs seconds before, if secs >= 0. */
+static int time_open(const bench_opts_t *o, double secs)
 {
     wr_wal_recovery_t rec;
-    wr_wal_t *w = open_wal(o, NULL);
-    double secs, t0;
+    wr_wal_t *w;
+    double t0 = now();
 
-    fill(w, o, &secs);
-    wr_wal_close(w);
-    t0 = now();
     w = open_wal(o, &rec);
     printf("recover: %" PRIu64 " groups, %" PRIu64 " entries (%" PRIu64 " WAL files, %" PRIu64
            " segment files) in %.3f s (filled in %.1f s)\n",
            rec.groups, rec.entries, rec.wal_files, rec.segment_files, now() - t0, secs);
     wr_wal_close(w);
     return rec.damaged == 0 ? 0 : 1;
+}
+
+static int run_recover(const bench_opts_t *o)
+{
+    wr_wal_t *w = open_wal(o, NULL);
+    double secs;
+
+    fill(w, o, &secs);
+    wr_wal_close(w);
+    return time_open(o, secs);
 }
 
 static void usage(void)
@@ -134,6 +143,8 @@ int main(int argc, char **argv)
         return run_append(&o);
     if (strcmp(o.mode, "recover") == 0)
         return run_recover(&o);
+    if (strcmp(o.mode, "open") == 0)
+        return time_open(&o, -1);
     usage();
     return 2;
 }

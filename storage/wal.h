@@ -100,7 +100,7 @@ void wr_wal_close(wr_wal_t *w);
  * index <= last discards the group's entries >= index first (a follower
  * overwriting a conflicting suffix), and recovery honours that. WR_OK,
  * WR_ESYNTAX (index out of that range, or term 0), WR_ETOOBIG (len over 1 GiB
- * less 32 bytes), WR_ENOMEM, WR_EIO (the WAL failed). Creates the group.
+ * less 25 bytes), WR_ENOMEM, WR_EIO (the WAL failed). Creates the group.
  */
 int wr_wal_append(wr_wal_t *w, uint64_t group, uint64_t term, uint64_t index, const void *data, size_t len);
 

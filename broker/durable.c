@@ -77,17 +77,18 @@ static void on_topology_durable(void *ud, uint64_t seq)
     }
 }
 
-/* Records one change (takes ownership of entry) unless it is a recovered one. */
+/* Whether changes are recorded: not the recreation of the recovered topology. */
+static bool recording(const wr_durable_t *d)
+{
+    return d != NULL && !d->recovering;
+}
+
+/* Records one change (takes ownership of entry). */
 static void record(wr_durable_t *d, const wr_vhost_t *vh, wr_topo_op_t op, json_t *entry)
 {
-    json_t *rec;
+    json_t *rec = wr_topo_rec(wr_vhost_name(vh), op, entry);
     uint64_t seq;
 
-    if (d == NULL || d->recovering) {
-        json_decref(entry);
-        return;
-    }
-    rec = wr_topo_rec(wr_vhost_name(vh), op, entry);
     if (rec == NULL || wr_topology_append(d->topo, rec, &seq) != WR_OK) {
         wr_log_error("vhost '%s': out of memory recording a durable topology change; it is not saved",
                      wr_vhost_name(vh));
@@ -103,36 +104,51 @@ static json_t *named(wr_bytes_t name)
     return n != NULL ? json_pack("{s:o}", "name", n) : NULL;
 }
 
+/* The vhost's policy list, sharing nothing with the policies themselves:
+ * the snapshot thread keeps it. */
+static json_t *policies_copy(const wr_vhost_t *vh)
+{
+    json_t *list = wr_durable_defs_policies(vh), *copy = json_deep_copy(list);
+
+    json_decref(list);
+    return copy;
+}
+
 void wr_durable_exchange_declared(wr_durable_t *d, const wr_vhost_t *vh, const wr_exchange_t *x)
 {
-    record(d, vh, WR_TOPO_EXCHANGE_DECLARE, d != NULL ? wr_durable_defs_exchange(x) : NULL);
+    if (recording(d))
+        record(d, vh, WR_TOPO_EXCHANGE_DECLARE, wr_durable_defs_exchange(x));
 }
 
 void wr_durable_exchange_deleted(wr_durable_t *d, const wr_vhost_t *vh, const wr_exchange_t *x)
 {
-    record(d, vh, WR_TOPO_EXCHANGE_DELETE, d != NULL ? named(wr_exchange_name(x)) : NULL);
+    if (recording(d))
+        record(d, vh, WR_TOPO_EXCHANGE_DELETE, named(wr_exchange_name(x)));
 }
 
 void wr_durable_queue_declared(wr_durable_t *d, const wr_vhost_t *vh, const wr_queue_t *q)
 {
-    record(d, vh, WR_TOPO_QUEUE_DECLARE, d != NULL ? wr_durable_defs_queue(q) : NULL);
+    if (recording(d))
+        record(d, vh, WR_TOPO_QUEUE_DECLARE, wr_durable_defs_queue(q));
 }
 
 void wr_durable_queue_deleted(wr_durable_t *d, const wr_vhost_t *vh, const wr_queue_t *q)
 {
-    record(d, vh, WR_TOPO_QUEUE_DELETE, d != NULL ? named(wr_queue_name(q)) : NULL);
+    if (recording(d))
+        record(d, vh, WR_TOPO_QUEUE_DELETE, named(wr_queue_name(q)));
 }
 
 void wr_durable_binding_changed(wr_durable_t *d, const wr_vhost_t *vh, const wr_exchange_t *x, wr_dest_t to,
                                 wr_bytes_t key, wr_bytes_t args, bool bound)
 {
-    record(d, vh, bound ? WR_TOPO_BIND : WR_TOPO_UNBIND,
-           d != NULL ? wr_durable_defs_binding(x, to, key, args) : NULL);
+    if (recording(d))
+        record(d, vh, bound ? WR_TOPO_BIND : WR_TOPO_UNBIND, wr_durable_defs_binding(x, to, key, args));
 }
 
 void wr_durable_policies_changed(wr_durable_t *d, const wr_vhost_t *vh)
 {
-    record(d, vh, WR_TOPO_POLICIES, d != NULL ? wr_durable_defs_policies(vh) : NULL);
+    if (recording(d))
+        record(d, vh, WR_TOPO_POLICIES, policies_copy(vh));
 }
 
 uint64_t wr_durable_topology_seq(const wr_durable_t *d)
@@ -165,6 +181,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     d->flush_pending = false;
     d->flushing = true;
     bury_if_safe(d);
+    wr_topology_flush(d->topo);
     wr_qlog_ctx_flush(&d->qlogs);
     wr_store_flush(d->store);
     d->flushing = false;
@@ -450,6 +467,8 @@ void wr_durable_close(wr_durable_t *d)
 
     if (d == NULL)
         return;
+    if (d->topo_ev != NULL)
+        event_free(d->topo_ev);
     /* The journal is on disk once closed: deleted queues' logs can go. */
     wr_topology_close(d->topo);
     wr_qlog_ctx_bury(&d->qlogs);
@@ -465,8 +484,6 @@ void wr_durable_close(wr_durable_t *d)
         event_free(d->flush_ev);
     if (d->notify_ev != NULL)
         event_free(d->notify_ev);
-    if (d->topo_ev != NULL)
-        event_free(d->topo_ev);
     wr_store_close(d->store);
     free(d);
 }

@@ -48,6 +48,7 @@ struct wr_topology_s {
     uint64_t snap_size;  /* the state's size at the last snapshot */
     bool failed;         /* the journal failed: snapshots only */
     bool snapping;       /* a snapshot is requested or being written */
+    wr_list_t outbox;    /* changes for the snapshot thread, handed over by wr_topology_flush */
     int efd;
     pthread_t thread;
     bool started;
@@ -226,14 +227,33 @@ static void maybe_snapshot(wr_topology_t *t)
         snapshot_request(t);
 }
 
+/* Hands the outbox to the snapshot thread, and a snapshot request if snap. */
+static void hand_over(wr_topology_t *t, bool snap)
+{
+    pthread_mutex_lock(&t->mu);
+    if (!wr_list_empty(&t->outbox)) {
+        t->outbox.next->prev = t->changes.prev;
+        t->changes.prev->next = t->outbox.next;
+        t->outbox.prev->next = &t->changes;
+        t->changes.prev = t->outbox.prev;
+        wr_list_init(&t->outbox);
+    }
+    t->want_snap |= snap;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
 static void snapshot_request(wr_topology_t *t)
 {
     t->snapping = true;
     t->since_snap = 0;
-    pthread_mutex_lock(&t->mu);
-    t->want_snap = true;
-    pthread_cond_signal(&t->cv);
-    pthread_mutex_unlock(&t->mu);
+    hand_over(t, true);
+}
+
+void wr_topology_flush(wr_topology_t *t)
+{
+    if (!wr_list_empty(&t->outbox))
+        hand_over(t, false);
 }
 
 /* ---------------------------------------------------------------- journal */
@@ -322,10 +342,7 @@ int wr_topology_append(wr_topology_t *t, json_t *rec, uint64_t *seq)
     free(text);
     c->seq = *seq;
     c->rec = rec;
-    pthread_mutex_lock(&t->mu);
-    wr_list_insert_tail(&t->changes, &c->link);
-    pthread_cond_signal(&t->cv);
-    pthread_mutex_unlock(&t->mu);
+    wr_list_insert_tail(&t->outbox, &c->link);
     if (rc != WR_OK && !t->failed) {
         wr_log_error("durable topology: its journal has failed: changes wait for a snapshot");
         t->failed = true;
@@ -400,7 +417,7 @@ static int journal_open(wr_topology_t *t, uint64_t covered, char *err, size_t er
     /* Records the snapshot covers are left over from a crash before the truncation. */
     if (r.front > 0)
         wr_log_truncate_front(t->journal, r.front);
-    t->seq = t->durable = r.last > covered ? r.last : covered;
+    t->seq = t->durable = t->applied = r.last > covered ? r.last : covered;
     t->offset = t->seq - wr_log_last_index(t->journal);
     t->run_first = wr_log_last_index(t->journal) + 1;
     t->since_snap = r.last > covered ? r.last - covered : 0;
@@ -414,6 +431,7 @@ static int topology_init(wr_topology_t *t, wr_store_t *s, const wr_topology_opts
     if (t->o.snapshot_min == 0)
         t->o.snapshot_min = SNAPSHOT_MIN;
     wr_list_init(&t->changes);
+    wr_list_init(&t->outbox);
     t->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (t->efd < 0)
         return WR_EIO;
@@ -467,6 +485,7 @@ void wr_topology_close(wr_topology_t *t)
     if (t == NULL)
         return;
     if (t->started) {
+        hand_over(t, false);
         pthread_mutex_lock(&t->mu);
         t->stop = true;
         pthread_cond_signal(&t->cv);

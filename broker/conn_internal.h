@@ -85,13 +85,14 @@ struct wr_conn_s {
     struct event *resume;   /* more input to handle, or deferred teardown */
     struct event *deadline; /* handshake timeout, then close timeout */
     struct event *heartbeat_ev;
-    bool corked;                   /* output waits: EV_WRITE is disabled */
-    struct event *uncork_idle;     /* at the idle priority: the loop has caught up */
-    struct event *uncork_late;     /* a timer: CORK_USEC have passed */
-    wr_durable_waiter_t topo_wait; /* for the topology changes its frames made */
-    bool topo_held;                /* output waits for them to be durable: EV_WRITE is disabled */
-    char reason[256];              /* why it closes, for the last log line */
-    int64_t connected_at;          /* ms since the epoch, for the management API */
+    bool corked;               /* output waits: EV_WRITE is disabled */
+    struct event *uncork_idle; /* at the idle priority: the loop has caught up */
+    struct event *uncork_late; /* a timer: CORK_USEC have passed */
+    char reason[256];          /* why it closes, for the last log line */
+    int64_t connected_at;      /* ms since the epoch, for the management API */
+
+    wr_durable_waiter_t topo_wait; /* for the durable topology changes its frames made */
+    bool topo_held;                /* output waits for them to be on disk: EV_WRITE is disabled */
 };
 
 /* RabbitMQ's name for a state, as its error texts show it; static storage. */

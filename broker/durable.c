@@ -12,7 +12,6 @@
  */
 #include "broker/durable.h"
 
-#include <errno.h>
 #include <event2/event.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -20,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "broker/alarm.h"
 #include "broker/durable_defs.h"

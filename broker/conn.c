@@ -294,7 +294,8 @@ static void conn_uncork(wr_conn_t *c)
     c->corked = false;
     event_del(c->uncork_idle);
     event_del(c->uncork_late);
-    bufferevent_enable(c->bev, EV_WRITE);
+    if (!c->topo_held)
+        bufferevent_enable(c->bev, EV_WRITE);
 }
 
 /*
@@ -955,7 +956,7 @@ static bool conn_read_frame(wr_conn_t *c, struct evbuffer *in)
 /* Handles buffered input: the protocol header, then up to
  * FRAMES_PER_CALLBACK frames; the rest waits for the resume event so one
  * busy client cannot starve the others. */
-static void conn_process(wr_conn_t *c)
+static void conn_process_frames(wr_conn_t *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     int budget = FRAMES_PER_CALLBACK;
@@ -986,6 +987,35 @@ static void conn_process(wr_conn_t *c)
     /* A half-closed peer may still be owed queued output (close-ok). */
     if (c->peer_eof && !c->close_when_flushed)
         conn_close_now(c, "client unexpectedly closed TCP connection");
+}
+
+static void on_topology_durable(void *ud)
+{
+    wr_conn_t *c = ud;
+
+    c->topo_held = false;
+    if (!c->corked && c->state != WR_CONN_DEAD)
+        bufferevent_enable(c->bev, EV_WRITE);
+}
+
+/*
+ * Handles buffered input (conn_process_frames). When its frames changed the
+ * durable topology (declared a durable queue, bound one...), the replies
+ * (declare-ok...) and everything queued after them are held until the
+ * topology journal has those changes on disk: a crash after declare-ok
+ * keeps the queue. A pipelined batch of declares waits for one fsync.
+ */
+static void conn_process(wr_conn_t *c)
+{
+    wr_durable_t *d = wr_server_durable(c->srv);
+    uint64_t before = wr_durable_topology_seq(d);
+
+    conn_process_frames(c);
+    if (c->state != WR_CONN_DEAD && wr_durable_topology_seq(d) != before &&
+        wr_durable_topology_wait(d, &c->topo_wait, wr_durable_topology_seq(d))) {
+        c->topo_held = true;
+        bufferevent_disable(c->bev, EV_WRITE);
+    }
 }
 
 /* --- callbacks ------------------------------------------------------------ */
@@ -1124,6 +1154,9 @@ wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, ui
         return NULL;
     }
     wr_list_init(&c->link);
+    wr_list_init(&c->topo_wait.link);
+    c->topo_wait.fn = on_topology_durable;
+    c->topo_wait.ud = c;
     c->srv = srv;
     c->id = id;
     c->state = WR_CONN_AWAIT_HEADER;
@@ -1172,6 +1205,7 @@ void wr_conn_free(wr_conn_t *c)
     if (c->state != WR_CONN_DEAD)
         wr_log_info("connection closed: %s (%s)", c->name, c->reason[0] ? c->reason : "broker stopped");
     wr_conn_teardown(c);
+    wr_durable_topology_unwait(&c->topo_wait);
     if (c->pages) {
         for (size_t p = 0; p < CHANNEL_PAGES; p++)
             free(c->pages[p]);

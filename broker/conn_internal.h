@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "broker/conn.h"
+#include "broker/durable.h"
 #include "core/buf.h"
 #include "core/bytes.h"
 #include "core/list.h"
@@ -90,6 +91,9 @@ struct wr_conn_s {
     struct event *uncork_late; /* a timer: CORK_USEC have passed */
     char reason[256];          /* why it closes, for the last log line */
     int64_t connected_at;      /* ms since the epoch, for the management API */
+
+    wr_durable_waiter_t topo_wait; /* for the durable topology changes its frames made */
+    bool topo_held;                /* output waits for them to be on disk: EV_WRITE is disabled */
 };
 
 /* RabbitMQ's name for a state, as its error texts show it; static storage. */

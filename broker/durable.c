@@ -4,14 +4,14 @@
  * the first append (or pending ack) of a loop iteration activates the flush
  * event, which runs after the iteration's other callbacks and hands
  * everything to the storage thread at once; the store's eventfd, polled by
- * the loop, runs the durable callbacks that release publisher confirms. The
- * topology is saved whole (temporary file, fdatasync, rename, directory
- * fsync) in the flush event before the batch is handed over, so a message is
- * never durable, and so never confirmed, before the queue that holds it is.
+ * the loop, runs the durable callbacks that release publisher confirms. A
+ * topology change is one record in the topology journal (broker/topology.h),
+ * appended before the queue that it creates can take a message, so it goes
+ * in the same batch or an earlier one: a message is never durable, and so
+ * never confirmed, before the queue that holds it is.
  */
 #include "broker/durable.h"
 
-#include <errno.h>
 #include <event2/event.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -19,113 +19,155 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "broker/alarm.h"
 #include "broker/durable_defs.h"
 #include "broker/log.h"
+#include "broker/topo_state.h"
+#include "broker/topology.h"
 #include "broker/vhost.h"
 #include "core/map.h"
 #include "core/status.h"
 #include "storage/store.h"
 
-#define TOPOLOGY_FILE    "topology.json"
-#define TOPOLOGY_FORMAT  "warren-topology"
-#define TOPOLOGY_VERSION 1
-/* After a failed topology save, the next attempt (nothing new becomes
- * durable meanwhile). */
-#define SAVE_RETRY_SEC 1
-
 struct wr_durable_s {
     wr_server_t *srv;
     wr_store_t *store;
+    wr_topology_t *topo;
     wr_qlog_ctx_t qlogs;
     struct event *flush_ev;
     struct event *notify_ev;
-    bool flush_pending; /* flush_ev is active or waiting for a retry */
+    struct event *topo_ev;
+    wr_list_t waiters;  /* wr_durable_waiter_t by seq */
+    bool flush_pending; /* flush_ev is active */
     bool flushing;      /* inside on_flush: appends there go with this flush */
-    bool topology_dirty;
-    json_t *saved_vhosts; /* "vhosts" of the loaded file: the part of unconfigured vhosts is kept */
+    bool recovering;    /* the topology being recreated is already saved */
 };
 
 /* ---------------------------------------------------------------- topology */
 
-static int topology_save(wr_durable_t *d)
-{
-    json_t *vhosts = json_object(), *root;
-    const char *name;
-    json_t *v;
-    wr_map_iter_t it = {0};
-    wr_bytes_t key;
-    void *vh;
-    char err[1024], *text = NULL;
-    int rc = WR_ENOMEM;
+static void touch(void *ud);
 
-    if (vhosts == NULL)
-        return WR_ENOMEM;
-    /* Vhosts that are not configured any more keep what they had. */
-    json_object_foreach(d->saved_vhosts, name, v)
-    {
-        if (wr_server_vhost(d->srv, wr_bytes_str(name)) == NULL && json_object_set(vhosts, name, v) != 0)
-            goto out;
-    }
-    while (wr_map_next(wr_server_vhosts(d->srv), &it, &key, &vh)) {
-        if (json_object_set_new(vhosts, wr_vhost_name(vh), wr_durable_defs_dump(vh)) != 0)
-            goto out;
-    }
-    root =
-        json_pack("{s:s,s:i,s:O}", "format", TOPOLOGY_FORMAT, "version", TOPOLOGY_VERSION, "vhosts", vhosts);
-    if (root != NULL)
-        text = json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS);
-    json_decref(root);
-    if (text == NULL)
-        goto out;
-    rc = wr_store_write_file(d->store, TOPOLOGY_FILE, text, strlen(text), err, sizeof(err));
-    if (rc == WR_OK)
-        d->topology_dirty = false;
-    else
-        wr_log_error("cannot save the durable topology: %s; nothing is confirmed until it is saved", err);
-out:
-    if (rc == WR_ENOMEM)
-        wr_log_error("out of memory saving the durable topology");
-    free(text);
-    json_decref(vhosts);
-    return rc;
+/* Deleted durable queues' logs go once no journal record is pending that
+ * may be the delete of one of them: a crash cannot then bring back a queue
+ * whose messages are gone. */
+static void bury_if_safe(wr_durable_t *d)
+{
+    if (wr_qlog_ctx_has_doomed(&d->qlogs) && wr_topology_durable(d->topo) >= wr_topology_seq(d->topo))
+        wr_qlog_ctx_bury(&d->qlogs);
 }
 
-/* Reads DIR/topology.json; *root is NULL when there is none (a new directory). */
-static int topology_read(const char *dir, json_t **root)
+static void on_topology_durable(void *ud, uint64_t seq)
 {
-    char path[4096];
-    json_error_t jerr;
-    const json_t *fmt, *ver;
+    wr_durable_t *d = ud;
 
-    *root = NULL;
-    snprintf(path, sizeof(path), "%s/%s", dir, TOPOLOGY_FILE);
-    if (access(path, F_OK) != 0 && errno == ENOENT)
-        return WR_OK;
-    *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (*root == NULL) {
-        wr_log_error("cannot read the durable topology %s: line %d: %s", path, jerr.line, jerr.text);
-        return WR_ESYNTAX;
+    while (!wr_list_empty(&d->waiters)) {
+        wr_durable_waiter_t *w = wr_list_entry(d->waiters.next, wr_durable_waiter_t, link);
+
+        if (w->seq > seq)
+            break;
+        wr_list_remove(&w->link);
+        w->fn(w->ud);
     }
-    fmt = json_object_get(*root, "format");
-    ver = json_object_get(*root, "version");
-    if (!json_is_string(fmt) || strcmp(json_string_value(fmt), TOPOLOGY_FORMAT) != 0 ||
-        !json_is_integer(ver) || !json_is_object(json_object_get(*root, "vhosts"))) {
-        wr_log_error("%s is not a warren topology file", path);
-        goto err;
+    if (wr_qlog_ctx_has_doomed(&d->qlogs)) {
+        bury_if_safe(d);
+        touch(d);
     }
-    if (json_integer_value(ver) != TOPOLOGY_VERSION) {
-        wr_log_error("%s has format version %" JSON_INTEGER_FORMAT "; this build reads version %d only", path,
-                     json_integer_value(ver), TOPOLOGY_VERSION);
-        goto err;
+}
+
+/* Whether changes are recorded: not the recreation of the recovered topology. */
+static bool recording(const wr_durable_t *d)
+{
+    return d != NULL && !d->recovering;
+}
+
+/* Records one change (takes ownership of entry). */
+static void record(wr_durable_t *d, const wr_vhost_t *vh, wr_topo_op_t op, json_t *entry)
+{
+    json_t *rec = wr_topo_rec(wr_vhost_name(vh), op, entry);
+    uint64_t seq;
+
+    if (rec == NULL || wr_topology_append(d->topo, rec, &seq) != WR_OK) {
+        wr_log_error("vhost '%s': out of memory recording a durable topology change; it is not saved",
+                     wr_vhost_name(vh));
+        return;
     }
-    return WR_OK;
-err:
-    json_decref(*root);
-    *root = NULL;
-    return WR_ESYNTAX;
+    touch(d);
+}
+
+static json_t *named(wr_bytes_t name)
+{
+    json_t *n = wr_durable_defs_name(name);
+
+    return n != NULL ? json_pack("{s:o}", "name", n) : NULL;
+}
+
+/* The vhost's policy list, sharing nothing with the policies themselves:
+ * the snapshot thread keeps it. */
+static json_t *policies_copy(const wr_vhost_t *vh)
+{
+    json_t *list = wr_durable_defs_policies(vh), *copy = json_deep_copy(list);
+
+    json_decref(list);
+    return copy;
+}
+
+void wr_durable_exchange_declared(wr_durable_t *d, const wr_vhost_t *vh, const wr_exchange_t *x)
+{
+    if (recording(d))
+        record(d, vh, WR_TOPO_EXCHANGE_DECLARE, wr_durable_defs_exchange(x));
+}
+
+void wr_durable_exchange_deleted(wr_durable_t *d, const wr_vhost_t *vh, const wr_exchange_t *x)
+{
+    if (recording(d))
+        record(d, vh, WR_TOPO_EXCHANGE_DELETE, named(wr_exchange_name(x)));
+}
+
+void wr_durable_queue_declared(wr_durable_t *d, const wr_vhost_t *vh, const wr_queue_t *q)
+{
+    if (recording(d))
+        record(d, vh, WR_TOPO_QUEUE_DECLARE, wr_durable_defs_queue(q));
+}
+
+void wr_durable_queue_deleted(wr_durable_t *d, const wr_vhost_t *vh, const wr_queue_t *q)
+{
+    if (recording(d))
+        record(d, vh, WR_TOPO_QUEUE_DELETE, named(wr_queue_name(q)));
+}
+
+void wr_durable_binding_changed(wr_durable_t *d, const wr_vhost_t *vh, const wr_exchange_t *x, wr_dest_t to,
+                                wr_bytes_t key, wr_bytes_t args, bool bound)
+{
+    if (recording(d))
+        record(d, vh, bound ? WR_TOPO_BIND : WR_TOPO_UNBIND, wr_durable_defs_binding(x, to, key, args));
+}
+
+void wr_durable_policies_changed(wr_durable_t *d, const wr_vhost_t *vh)
+{
+    if (recording(d))
+        record(d, vh, WR_TOPO_POLICIES, policies_copy(vh));
+}
+
+uint64_t wr_durable_topology_seq(const wr_durable_t *d)
+{
+    return d != NULL ? wr_topology_seq(d->topo) : 0;
+}
+
+bool wr_durable_topology_wait(wr_durable_t *d, wr_durable_waiter_t *w, uint64_t seq)
+{
+    wr_list_remove(&w->link);
+    if (d == NULL || seq <= wr_topology_durable(d->topo))
+        return false;
+    /* Waiters come with the latest sequence number, so the list stays sorted. */
+    w->seq = seq;
+    wr_list_insert_tail(&d->waiters, &w->link);
+    return true;
+}
+
+void wr_durable_topology_unwait(wr_durable_waiter_t *w)
+{
+    wr_list_remove(&w->link);
 }
 
 /* ---------------------------------------------------------------- loop */
@@ -134,16 +176,10 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
     wr_durable_t *d = arg;
 
-    if (d->topology_dirty && topology_save(d) != WR_OK) {
-        struct timeval retry = {SAVE_RETRY_SEC, 0};
-
-        event_add(d->flush_ev, &retry);
-        return;
-    }
     d->flush_pending = false;
     d->flushing = true;
-    /* The topology no longer names the deleted queues: their files can go. */
-    wr_qlog_ctx_bury(&d->qlogs);
+    bury_if_safe(d);
+    wr_topology_flush(d->topo);
     wr_qlog_ctx_flush(&d->qlogs);
     wr_store_flush(d->store);
     d->flushing = false;
@@ -174,11 +210,12 @@ static void on_store_message(void *ud, const char *text)
     wr_log_warn("storage: %s", text);
 }
 
-void wr_durable_topology_changed(wr_durable_t *d)
+static void on_topology_notify(evutil_socket_t fd, short what, void *arg)
 {
-    if (d == NULL)
-        return;
-    d->topology_dirty = true;
+    wr_durable_t *d = arg;
+
+    wr_topology_dispatch(d->topo);
+    /* The snapshot truncated the journal: its segments go with the next batch. */
     touch(d);
 }
 
@@ -251,10 +288,10 @@ static void reference_log(void *ud, const char *name)
 
 /*
  * Deletes the logs of transient queues (paged-out messages of the last run)
- * and of durable queues the topology no longer names, and numbers new logs
- * past every stored one.
+ * and of durable queues the topology no longer names, numbers new logs past
+ * every stored one, and adds the names of the logs kept to kept.
  */
-static int sweep_logs(wr_durable_t *d, const json_t *vhosts)
+static int sweep_logs(wr_durable_t *d, const json_t *vhosts, wr_map_t *kept)
 {
     logs_t l = {d, wr_map_new(), NULL, 0, false};
     char err[1024];
@@ -279,12 +316,17 @@ static int sweep_logs(wr_durable_t *d, const json_t *vhosts)
     for (size_t i = 0; i < l.nnames; i++) {
         const char *name = l.names[i];
 
+        if (strcmp(name, WR_TOPOLOGY_LOG) == 0)
+            continue;
         if (!note_log_id(d, name)) {
             wr_log_warn("storage: log '%s' is not a queue's; left alone", name);
             continue;
         }
-        if (name[0] == 'q' && wr_map_get(l.referenced, wr_bytes_str(name)) != NULL)
+        if (name[0] == 'q' && wr_map_get(l.referenced, wr_bytes_str(name)) != NULL) {
+            if (wr_map_put(kept, wr_bytes_str(name), l.d) == WR_ENOMEM)
+                goto out;
             continue;
+        }
         if (wr_store_remove_log(d->store, name) == WR_OK)
             removed++;
     }
@@ -301,26 +343,15 @@ out:
     return rc;
 }
 
-static int recover(wr_durable_t *d)
+/* Recreates the recovered topology (vhosts: the state's "vhosts") in the configured vhosts. */
+static int recreate(wr_durable_t *d, const json_t *vhosts, wr_durable_defs_stats_t *st)
 {
-    const wr_config_t *cfg = wr_server_config(d->srv);
-    wr_durable_defs_stats_t st = {0};
-    struct timespec t0, t1;
-    json_t *root;
     const char *vname;
     json_t *v;
     char err[1024];
     int rc;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    rc = topology_read(cfg->data_dir, &root);
-    if (rc != WR_OK)
-        return rc;
-    d->saved_vhosts = root != NULL ? json_incref(json_object_get(root, "vhosts")) : json_object();
-    json_decref(root);
-    if (d->saved_vhosts == NULL || (rc = sweep_logs(d, d->saved_vhosts)) != WR_OK)
-        return d->saved_vhosts == NULL ? WR_ENOMEM : rc;
-    json_object_foreach(d->saved_vhosts, vname, v)
+    json_object_foreach((json_t *)vhosts, vname, v)
     {
         wr_vhost_t *vh = wr_server_vhost(d->srv, wr_bytes_str(vname));
 
@@ -330,14 +361,45 @@ static int recover(wr_durable_t *d)
                         vname);
             continue;
         }
-        rc = wr_durable_defs_load(vh, v, &st, err, sizeof(err));
+        rc = wr_durable_defs_load(vh, v, st, err, sizeof(err));
         if (rc != WR_OK) {
-            wr_log_error("cannot recover the durable topology of %s: %s", cfg->data_dir, err);
+            wr_log_error("cannot recover the durable topology of %s: %s", wr_server_config(d->srv)->data_dir,
+                         err);
             return rc;
         }
     }
-    /* Recreating it marked it changed; it is what was saved. */
-    d->topology_dirty = false;
+    return WR_OK;
+}
+
+static int recover(wr_durable_t *d)
+{
+    const wr_config_t *cfg = wr_server_config(d->srv);
+    wr_topology_opts_t o = {.durable = on_topology_durable, .ud = d};
+    wr_durable_defs_stats_t st = {0};
+    struct timespec t0, t1;
+    wr_map_t *kept;
+    json_t *vhosts;
+    char err[1024];
+    int rc;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    d->topo = wr_topology_open(d->store, cfg->data_dir, &o, &vhosts, err, sizeof(err));
+    if (d->topo == NULL) {
+        wr_log_error("%s", err);
+        return WR_ESYNTAX;
+    }
+    d->recovering = true;
+    kept = wr_map_new();
+    rc = kept != NULL ? sweep_logs(d, vhosts, kept) : WR_ENOMEM;
+    d->qlogs.stored = kept;
+    if (rc == WR_OK)
+        rc = recreate(d, vhosts, &st);
+    d->qlogs.stored = NULL;
+    d->recovering = false;
+    wr_map_free(kept);
+    json_decref(vhosts);
+    if (rc != WR_OK)
+        return rc;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     wr_log_info("storage: %s: recovered %zu exchanges, %zu queues with %" PRIu64 " messages and %zu bindings "
                 "in %.1f ms",
@@ -361,6 +423,7 @@ int wr_durable_open(wr_server_t *srv, wr_durable_t **out)
         return WR_ENOMEM;
     }
     d->srv = srv;
+    wr_list_init(&d->waiters);
     d->store = wr_store_open(cfg->data_dir, &opts, err, sizeof(err));
     if (d->store == NULL) {
         wr_log_error("cannot open the data directory: %s", err);
@@ -377,9 +440,15 @@ int wr_durable_open(wr_server_t *srv, wr_durable_t **out)
     }
     *out = d;
     rc = recover(d);
+    if (rc == WR_OK) {
+        d->topo_ev =
+            event_new(base, wr_topology_notify_fd(d->topo), EV_READ | EV_PERSIST, on_topology_notify, d);
+        if (d->topo_ev == NULL || event_add(d->topo_ev, NULL) != 0) {
+            wr_log_error("out of memory opening the data directory");
+            rc = WR_ENOMEM;
+        }
+    }
     if (rc != WR_OK) {
-        /* What was recovered is partial: the saved topology must stay as it is. */
-        d->topology_dirty = false;
         *out = NULL;
         wr_durable_close(d);
         return rc;
@@ -396,8 +465,10 @@ void wr_durable_close(wr_durable_t *d)
 
     if (d == NULL)
         return;
-    if (d->topology_dirty)
-        topology_save(d);
+    if (d->topo_ev != NULL)
+        event_free(d->topo_ev);
+    /* The journal is on disk once closed: deleted queues' logs can go. */
+    wr_topology_close(d->topo);
     wr_qlog_ctx_bury(&d->qlogs);
     wr_qlog_ctx_flush(&d->qlogs);
     while (wr_map_next(wr_server_vhosts(d->srv), &vit, NULL, &vh)) {
@@ -412,6 +483,5 @@ void wr_durable_close(wr_durable_t *d)
     if (d->notify_ev != NULL)
         event_free(d->notify_ev);
     wr_store_close(d->store);
-    json_decref(d->saved_vhosts);
     free(d);
 }

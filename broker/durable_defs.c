@@ -88,31 +88,25 @@ static bool put(json_t *obj, const char *key, json_t *v)
     return v != NULL && json_object_set_new(obj, key, v) == 0;
 }
 
-/* ---------------------------------------------------------------- dump */
+/* ---------------------------------------------------------------- entries */
 
-typedef struct {
-    json_t *bindings;
-    const wr_exchange_t *source;
-    bool ok;
-} dump_t;
-
-static void dump_binding(void *ud, wr_dest_t d, wr_bytes_t key, wr_bytes_t args)
+json_t *wr_durable_defs_name(wr_bytes_t name)
 {
-    dump_t *st = ud;
-    bool to_queue = d.kind == WR_DEST_QUEUE;
-    json_t *b;
+    return name_json(name);
+}
 
-    if (to_queue ? !wr_queue_opts(d.ptr)->durable : !wr_exchange_opts(d.ptr)->durable)
-        return;
-    b = json_object();
-    if (b == NULL || !put(b, "source", name_json(wr_exchange_name(st->source))) ||
-        !put(b, "destination", name_json(to_queue ? wr_queue_name(d.ptr) : wr_exchange_name(d.ptr))) ||
-        !put(b, "destination_type", json_string(to_queue ? "queue" : "exchange")) ||
-        !put(b, "routing_key", name_json(key)) || !put(b, "arguments", hex_json(args)) ||
-        json_array_append_new(st->bindings, b) != 0) {
-        json_decref(b);
-        st->ok = false;
-    }
+json_t *wr_durable_defs_binding(const wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args)
+{
+    bool to_queue = d.kind == WR_DEST_QUEUE;
+    json_t *b = json_object();
+
+    if (b != NULL && put(b, "source", name_json(wr_exchange_name(x))) &&
+        put(b, "destination", name_json(to_queue ? wr_queue_name(d.ptr) : wr_exchange_name(d.ptr))) &&
+        put(b, "destination_type", json_string(to_queue ? "queue" : "exchange")) &&
+        put(b, "routing_key", name_json(key)) && put(b, "arguments", hex_json(args)))
+        return b;
+    json_decref(b);
+    return NULL;
 }
 
 typedef struct {
@@ -131,7 +125,20 @@ static void dump_policy(void *ud, const wr_policy_t *p)
         st->ok = false;
 }
 
-static bool dump_exchange(json_t *list, const wr_exchange_t *x)
+json_t *wr_durable_defs_policies(const wr_vhost_t *vh)
+{
+    dump_policies_t pst = {json_array(), true};
+
+    if (pst.list == NULL)
+        return NULL;
+    wr_policy_foreach(wr_vhost_server(vh), wr_vhost_name(vh), dump_policy, &pst);
+    if (pst.ok)
+        return pst.list;
+    json_decref(pst.list);
+    return NULL;
+}
+
+json_t *wr_durable_defs_exchange(const wr_exchange_t *x)
 {
     const wr_exchange_opts_t *o = wr_exchange_opts(x);
     json_t *e = json_object();
@@ -139,14 +146,13 @@ static bool dump_exchange(json_t *list, const wr_exchange_t *x)
     if (e != NULL && put(e, "name", name_json(wr_exchange_name(x))) &&
         put(e, "type", json_string(wr_exchange_type_name(o->type))) && put(e, "durable", json_true()) &&
         put(e, "auto_delete", json_boolean(o->auto_delete)) &&
-        put(e, "internal", json_boolean(o->internal)) && put(e, "arguments", hex_json(o->args)) &&
-        json_array_append_new(list, e) == 0)
-        return true;
+        put(e, "internal", json_boolean(o->internal)) && put(e, "arguments", hex_json(o->args)))
+        return e;
     json_decref(e);
-    return false;
+    return NULL;
 }
 
-static bool dump_queue(json_t *list, const wr_queue_t *q)
+json_t *wr_durable_defs_queue(const wr_queue_t *q)
 {
     const wr_queue_opts_t *o = wr_queue_opts(q);
     const char *log = wr_queue_log_name(q);
@@ -154,49 +160,9 @@ static bool dump_queue(json_t *list, const wr_queue_t *q)
 
     if (e != NULL && put(e, "name", name_json(wr_queue_name(q))) && put(e, "durable", json_true()) &&
         put(e, "auto_delete", json_boolean(o->auto_delete)) && put(e, "arguments", hex_json(o->args)) &&
-        (log == NULL || put(e, "log", json_string(log))) && json_array_append_new(list, e) == 0)
-        return true;
+        (log == NULL || put(e, "log", json_string(log))))
+        return e;
     json_decref(e);
-    return false;
-}
-
-json_t *wr_durable_defs_dump(const wr_vhost_t *vh)
-{
-    json_t *exchanges = json_array(), *queues = json_array(), *bindings = json_array();
-    dump_policies_t pst = {json_array(), true};
-    dump_t st = {bindings, NULL, true};
-    wr_map_iter_t it = {0};
-    void *v;
-
-    if (exchanges == NULL || queues == NULL || bindings == NULL || pst.list == NULL)
-        goto err;
-    wr_policy_foreach(wr_vhost_server(vh), wr_vhost_name(vh), dump_policy, &pst);
-    if (!pst.ok)
-        goto err;
-    while (wr_map_next(wr_vhost_exchanges(vh), &it, NULL, &v)) {
-        const wr_exchange_t *x = v;
-
-        if (!wr_exchange_opts(x)->durable)
-            continue;
-        if (!wr_exchange_is_standard(x) && !dump_exchange(exchanges, x))
-            goto err;
-        st.source = x;
-        wr_exchange_foreach_binding(x, dump_binding, &st);
-        if (!st.ok)
-            goto err;
-    }
-    it = (wr_map_iter_t){0};
-    while (wr_map_next(wr_vhost_queues(vh), &it, NULL, &v)) {
-        if (wr_queue_opts(v)->durable && !dump_queue(queues, v))
-            goto err;
-    }
-    return json_pack("{s:o,s:o,s:o,s:o}", "policies", pst.list, "exchanges", exchanges, "queues", queues,
-                     "bindings", bindings);
-err:
-    json_decref(pst.list);
-    json_decref(exchanges);
-    json_decref(queues);
-    json_decref(bindings);
     return NULL;
 }
 

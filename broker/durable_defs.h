@@ -15,11 +15,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/exchange.h"
+#include "broker/queue.h"
 #include "broker/vhost.h"
 
-/* {"policies": [...], "exchanges": [...], "queues": [...], "bindings": [...]}
- * for vh. NULL on ENOMEM. */
-json_t *wr_durable_defs_dump(const wr_vhost_t *vh);
+/*
+ * The entries of the document, one object each, as change records carry them
+ * (broker/topo_state.h). Each returns a new JSON value, or NULL on ENOMEM.
+ */
+/* A name: a string, or {"hex": ...} when it is not UTF-8. */
+json_t *wr_durable_defs_name(wr_bytes_t name);
+/* {"name", "type", "durable", "auto_delete", "internal", "arguments"}. */
+json_t *wr_durable_defs_exchange(const wr_exchange_t *x);
+/* {"name", "durable", "auto_delete", "arguments", "log"}; "log" is absent
+ * while q has no log (a broker without a data directory). */
+json_t *wr_durable_defs_queue(const wr_queue_t *q);
+/* {"source", "destination", "destination_type", "routing_key", "arguments"}. */
+json_t *wr_durable_defs_binding(const wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args);
+/* The vhost's policies: an array of definitions.json policy objects without "vhost". */
+json_t *wr_durable_defs_policies(const wr_vhost_t *vh);
 
 /* Calls fn with the log name of every queue in v (a vhost's object as dumped). */
 void wr_durable_defs_logs(const json_t *v, void (*fn)(void *ud, const char *log), void *ud);

@@ -448,7 +448,7 @@ static size_t find(const wr_policies_t *ps, const char *vhost, const char *name,
 static void changed(wr_server_t *srv, wr_vhost_t *vh)
 {
     wr_vhost_apply_policies(vh);
-    wr_durable_topology_changed(wr_server_durable(srv));
+    wr_durable_policies_changed(wr_server_durable(srv), vh);
 }
 
 static void warn_ignored(const wr_policy_t *p)

@@ -16,6 +16,7 @@
 
 #include "broker/message.h"
 #include "core/list.h"
+#include "core/map.h"
 #include "storage/store.h"
 
 typedef struct wr_qlog_s wr_qlog_t;
@@ -31,6 +32,10 @@ typedef struct {
      * iteration. May be NULL (the owner flushes by hand, as unit tests do). */
     void (*touch)(void *ud);
     void *ud;
+    /* While the owner recovers queues: the names of the logs on disk. A
+     * recovered queue whose log is not among them (it never stored a
+     * message) opens it on first use, as a new queue does. NULL: not known. */
+    const wr_map_t *stored;
 } wr_qlog_ctx_t;
 
 void wr_qlog_ctx_init(wr_qlog_ctx_t *ctx, wr_store_t *store, uint64_t memory_budget, void (*touch)(void *ud),

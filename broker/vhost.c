@@ -614,12 +614,6 @@ wr_queue_t *wr_vhost_queue(const wr_vhost_t *vh, wr_bytes_t name)
     return wr_map_get(vh->queues, name);
 }
 
-/* A durable exchange, queue or binding came or went. */
-static void topology_changed(wr_vhost_t *vh)
-{
-    wr_durable_topology_changed(wr_server_durable(vh->srv));
-}
-
 static bool binding_durable(const wr_exchange_t *x, wr_dest_t d)
 {
     if (!wr_exchange_opts(x)->durable)
@@ -640,7 +634,7 @@ int wr_vhost_exchange_add(wr_vhost_t *vh, wr_bytes_t name, const wr_exchange_opt
         return rc;
     }
     if (o->durable)
-        topology_changed(vh);
+        wr_durable_exchange_declared(wr_server_durable(vh->srv), vh, x);
     *out = x;
     return WR_OK;
 }
@@ -708,7 +702,7 @@ static int queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, 
     if (ow != NULL)
         wr_list_insert_tail(&ow->queues, wr_queue_owner_link(q));
     if (o->durable)
-        topology_changed(vh);
+        wr_durable_queue_declared(d, vh, q);
     apply_limits(vh, s);
     *out = q;
     return WR_OK;
@@ -761,7 +755,7 @@ static void lost_source(void *ud, wr_exchange_t *source)
 static void exchange_remove(wr_vhost_t *vh, wr_exchange_t *x)
 {
     if (wr_exchange_opts(x)->durable)
-        topology_changed(vh);
+        wr_durable_exchange_deleted(wr_server_durable(vh->srv), vh, x);
     wr_map_del(vh->exchanges, wr_exchange_name(x));
     wr_exchange_mark_deleted(x);
     wr_exchange_unbind_from(x);
@@ -806,7 +800,7 @@ size_t wr_vhost_queue_delete(wr_vhost_t *vh, wr_queue_t *q)
 
     wr_map_del(vh->queues, wr_queue_name(q));
     if (o->durable)
-        topology_changed(vh);
+        wr_durable_queue_deleted(wr_server_durable(vh->srv), vh, q);
     stats_add(&vh->stats.retired, wr_queue_stats(q));
     if (o->exclusive) {
         owner_t *ow = wr_map_get(vh->owners, owner_key(&o->owner));
@@ -830,7 +824,7 @@ int wr_vhost_bind(wr_vhost_t *vh, wr_exchange_t *x, wr_dest_t d, wr_bytes_t key,
     int rc = wr_exchange_bind(x, d, key, args);
 
     if (rc == WR_OK && binding_durable(x, d))
-        topology_changed(vh);
+        wr_durable_binding_changed(wr_server_durable(vh->srv), vh, x, d, key, args, true);
     return rc;
 }
 
@@ -839,7 +833,7 @@ int wr_vhost_unbind(wr_vhost_t *vh, wr_exchange_t *x, wr_dest_t d, wr_bytes_t ke
     int rc = wr_exchange_unbind(x, d, key, args);
 
     if (rc == WR_OK && binding_durable(x, d))
-        topology_changed(vh);
+        wr_durable_binding_changed(wr_server_durable(vh->srv), vh, x, d, key, args, false);
     if (rc == WR_OK && wr_exchange_binding_count(x) == 0) {
         lost_source(vh, x);
         run_pending(vh);

@@ -333,6 +333,10 @@ int wr_server_listen(wr_server_t *srv)
     size_t n = srv->cfg->nlisteners + srv->cfg->ntls_listeners;
     int rc = WR_OK;
 
+    /* The HTTP ports first: once a client can reach an AMQP port, the
+     * management API and metrics answer too (tests and probes rely on it). */
+    if ((rc = wr_mgmt_start(srv, &srv->mgmt)) != WR_OK)
+        return rc;
     srv->listeners = calloc(n, sizeof(*srv->listeners));
     if (!srv->listeners && n > 0)
         return WR_ENOMEM;
@@ -340,9 +344,7 @@ int wr_server_listen(wr_server_t *srv)
         rc = server_bind(srv, &srv->cfg->listeners[i], false);
     for (size_t i = 0; i < srv->cfg->ntls_listeners && rc == WR_OK; i++)
         rc = server_bind(srv, &srv->cfg->tls_listeners[i], true);
-    if (rc != WR_OK)
-        return rc;
-    return wr_mgmt_start(srv, &srv->mgmt);
+    return rc;
 }
 
 /*

@@ -30,7 +30,8 @@ typedef struct wr_tls_s wr_tls_t;
 /* Takes ownership of cfg and of tls (the TLS listeners' context, NULL when
  * there are none). NULL on failure (logged). */
 wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls);
-/* Binds the listeners; WR_OK or WR_EIO (logged). */
+/* Binds the management and metrics ports, then the AMQP listeners; WR_OK or
+ * WR_EIO (logged). */
 int wr_server_listen(wr_server_t *srv);
 /* Runs the loop until SIGTERM/SIGINT, then closes clients with 320. */
 int wr_server_run(wr_server_t *srv);

@@ -163,6 +163,12 @@ static uint64_t last_native(const wr_seg_t *seg)
     return 0;
 }
 
+/* One past the natives seg may hold (its lookup range). */
+static uint64_t natives_end(const wr_seg_t *seg)
+{
+    return seg->first + seg->nslots;
+}
+
 /* Reports a corrupt run in the middle of seg, now that the record after it (next) is known. */
 static void report_corrupt(recovery_t *r, wr_seg_t *seg, const wr_segment_item_t *bad, uint64_t next)
 {
@@ -289,6 +295,10 @@ static int load_segment(recovery_t *r, uint64_t seq)
     }
     seg->seed = h.seed;
     seg->hdr_first = seg->first = h.first;
+    /* A header below the natives of the segment before it is damaged: what
+     * it holds there can only be copies, or indexes would be stored twice. */
+    if (log->nsegs > 0 && seg->hdr_first < natives_end(log->segs[log->nsegs - 1]))
+        seg->hdr_first = seg->first = natives_end(log->segs[log->nsegs - 1]);
     if (!wr_log_push_seg(log, seg)) {
         snprintf(r->err, r->errlen, "out of memory");
         rc = WR_ENOMEM;
@@ -299,8 +309,8 @@ static int load_segment(recovery_t *r, uint64_t seq)
         /* No natives: a lookup key that keeps the segments sorted (see finish). */
         wr_seg_t *prev = log->nsegs > 1 ? log->segs[log->nsegs - 2] : NULL;
         seg->first = prev != NULL ? prev->first + prev->nslots : 1;
-        if (seg->first > h.first)
-            seg->first = h.first;
+        if (seg->first > seg->hdr_first)
+            seg->first = seg->hdr_first;
     }
     return rc; /* the segment is the log's now, even on failure */
 

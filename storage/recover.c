@@ -130,7 +130,9 @@ static int add_record(recovery_t *r, wr_seg_t *seg, const wr_segment_item_t *it)
         return WR_OK; /* truncated before the crash */
     if (it->index >= seg->hdr_first) {
         uint64_t slot = it->index - seg->first;
-        if (slot < seg->nslots) {
+        /* Also when a copy of it came first (in a damaged log): one of each index. */
+        if (slot < seg->nslots ||
+            (wr_map_count(log->moved) > 0 && wr_log_find_live(log, it->index, &where, &off))) {
             wr_store_msg(log->store,
                          "log '%s': %s: record %" PRIu64 " at offset %zu repeats an earlier index; ignored",
                          log->name, seg->path, it->index, it->off);

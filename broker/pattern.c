@@ -3,7 +3,9 @@
  * The expansion bound of pattern.h. The pattern is walked once: each atom
  * counts 1, a group the sum of its elements, and a repetition multiplies
  * its element by the copies regcomp makes ('+' two, "{m,n}" one more than
- * the larger bound; '*' and '?' none). Sums saturate just above the limit.
+ * the larger bound; '*' and '?' none). A repetition of a repetition, which
+ * POSIX leaves undefined and glibc compiles slowly ("b****..."), is refused,
+ * except one '?' (PCRE's lazy "+?", "*?"). Sums saturate above the limit.
  */
 #include "broker/pattern.h"
 
@@ -82,14 +84,28 @@ static void repeat(group_t *g, uint64_t copies)
     g->last = grown;
 }
 
+/* Whether c starts a repetition ("{" only when it is an interval). */
+static bool is_repeat(const char *p)
+{
+    const char *end;
+
+    return *p == '*' || *p == '+' || *p == '?' || (*p == '{' && interval(p, &end) != 0);
+}
+
 bool wr_pattern_ok(const char *pattern, char *why, size_t n)
 {
     group_t stack[PATTERN_MAX_DEPTH + 1] = {{0, 0}};
     size_t depth = 0;
+    int stacked = 0; /* repetitions since the last element */
     uint64_t copies;
     const char *end;
 
     for (const char *p = pattern; *p; p++) {
+        if (is_repeat(p) && stacked > 0 && !(stacked == 1 && *p == '?')) {
+            snprintf(why, n, "pattern too complex: a repetition of a repetition");
+            return false;
+        }
+        stacked = is_repeat(p) ? stacked + 1 : 0;
         if (*p == '(') {
             if (depth == PATTERN_MAX_DEPTH) {
                 snprintf(why, n, "pattern too complex: groups nested deeper than %d", PATTERN_MAX_DEPTH);

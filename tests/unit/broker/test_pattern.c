@@ -13,9 +13,15 @@
 
 START_TEST(test_ordinary_patterns_pass)
 {
-    static const char *const ok[] = {
-        "",           ".*", "^amq\\.", "^(q|r)\\.[0-9]{1,3}$", "[[:alpha:]]+", "^a{2,5}b+c*$", "[]{}+]+x{99}",
-        "(a|b)+(c+)?"};
+    static const char *const ok[] = {"",
+                                     ".*",
+                                     "^amq\\.",
+                                     "^(q|r)\\.[0-9]{1,3}$",
+                                     "[[:alpha:]]+",
+                                     "^a{2,5}b+c*$",
+                                     "[]{}+]+x{99}",
+                                     "(a|b)+(c+)?",
+                                     "^q.+?$"};
     char why[128];
 
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
@@ -31,12 +37,16 @@ START_TEST(test_expanding_patterns_refused)
     for (int i = 0; i < 65; i++)
         strcat(nested, "(");
     ck_assert(!wr_pattern_ok(chained, why, sizeof(why)));
-    ck_assert_str_eq(why, "pattern too complex: it expands past 2560 elements");
+    ck_assert_str_eq(why, "pattern too complex: a repetition of a repetition");
     ck_assert(!wr_pattern_ok("((a{1,200}){1,200}){1,200}", why, sizeof(why)));
     ck_assert(!wr_pattern_ok("(a{1,50}){1,50}", why, sizeof(why)));
+    ck_assert_str_eq(why, "pattern too complex: it expands past 2560 elements");
     ck_assert(!wr_pattern_ok("a{1,9999}", why, sizeof(why)));
     ck_assert_str_eq(why, "pattern too complex: a repetition bound above 255");
     ck_assert(!wr_pattern_ok("(((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)", why, sizeof(why)));
+    ck_assert(!wr_pattern_ok("^(a|b*********)+x", why, sizeof(why)));
+    ck_assert_str_eq(why, "pattern too complex: a repetition of a repetition");
+    ck_assert(!wr_pattern_ok("a+??", why, sizeof(why)));
     ck_assert(!wr_pattern_ok(nested, why, sizeof(why)));
     ck_assert_str_eq(why, "pattern too complex: groups nested deeper than 64");
 }

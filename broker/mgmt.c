@@ -1007,9 +1007,7 @@ static const wr_user_cfg_t *authenticate(const wr_mgmt_t *m, const char *h, cons
     return u;
 }
 
-/* Splits the raw path after "/api/" and percent-decodes each segment.
- * False when it is no API path (or a segment decodes to a NUL). */
-static bool split_path(wr_mgmt_req_t *r, const char *path)
+bool wr_mgmt_split_path(wr_mgmt_req_t *r, const char *path)
 {
     const char *p;
 
@@ -1103,7 +1101,7 @@ static const struct {
     {"consumers", false, wr_mgmt_conns_consumers},
 };
 
-static void route(wr_mgmt_req_t *r)
+void wr_mgmt_route(wr_mgmt_req_t *r)
 {
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (strcmp(r->seg[0], routes[i].name) == 0 && (!routes[i].whole || r->nseg == 1)) {
@@ -1143,10 +1141,10 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     if (!json_typed(&r))
         goto out;
-    if (!split_path(&r, evhttp_uri_get_path(uri)))
+    if (!wr_mgmt_split_path(&r, evhttp_uri_get_path(uri)))
         wr_mgmt_not_found(&r);
     else
-        route(&r);
+        wr_mgmt_route(&r);
     if (!r.replied)
         wr_mgmt_error(&r, 500, "internal_error", "no reply");
 out:

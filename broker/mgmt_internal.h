@@ -40,6 +40,13 @@ typedef struct {
     bool replied;
 } wr_mgmt_req_t;
 
+/* Splits the raw path after "/api/" into r->seg, percent-decoding each
+ * segment (the caller frees them, also on failure). False when it is no
+ * API path, has too many segments, or a segment decodes to a NUL. */
+bool wr_mgmt_split_path(wr_mgmt_req_t *r, const char *path);
+/* Runs the handler of r's collection (r->seg[0]), which replies; 404 when
+ * there is none. r->query must be parsed and r->account set. */
+void wr_mgmt_route(wr_mgmt_req_t *r);
 /* Sends body (taking ownership; NULL for none) with `status`; a GET's 200
  * reply honours the columns, sort and sort_reverse query parameters. */
 void wr_mgmt_reply(wr_mgmt_req_t *r, int status, json_t *body);

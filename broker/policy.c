@@ -16,6 +16,7 @@
 #include "broker/access.h"
 #include "broker/durable.h"
 #include "broker/log.h"
+#include "broker/pattern.h"
 #include "broker/vhost.h"
 #include "core/status.h"
 
@@ -373,6 +374,10 @@ static wr_policy_t *policy_parse(const char *pattern, const char *apply_to, cons
     } else {
         snprintf(err, errlen, "apply-to '%s' unrecognised; should be 'queues', 'exchanges' or 'all'",
                  apply_to);
+        *rc = WR_ESYNTAX;
+        goto err;
+    }
+    if (!wr_pattern_ok(pattern, err, errlen)) {
         *rc = WR_ESYNTAX;
         goto err;
     }

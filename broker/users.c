@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/pattern.h"
 #include "core/status.h"
 
 static void free_strings(char **v, size_t n)
@@ -143,8 +144,11 @@ bool wr_config_delete_user(wr_config_t *cfg, const char *name)
  * only); false with why set if it does not compile. */
 static bool compile_pattern(regex_t *re, const char *pattern, char *why, size_t n)
 {
-    int rc = regcomp(re, pattern[0] ? pattern : "^$", REG_EXTENDED | REG_NOSUB);
+    int rc;
 
+    if (!wr_pattern_ok(pattern, why, n))
+        return false;
+    rc = regcomp(re, pattern[0] ? pattern : "^$", REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
         char text[120];
 

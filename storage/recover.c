@@ -130,7 +130,9 @@ static int add_record(recovery_t *r, wr_seg_t *seg, const wr_segment_item_t *it)
         return WR_OK; /* truncated before the crash */
     if (it->index >= seg->hdr_first) {
         uint64_t slot = it->index - seg->first;
-        if (slot < seg->nslots) {
+        /* Also when a copy of it came first (in a damaged log): one of each index. */
+        if (slot < seg->nslots ||
+            (wr_map_count(log->moved) > 0 && wr_log_find_live(log, it->index, &where, &off))) {
             wr_store_msg(log->store,
                          "log '%s': %s: record %" PRIu64 " at offset %zu repeats an earlier index; ignored",
                          log->name, seg->path, it->index, it->off);
@@ -161,6 +163,12 @@ static uint64_t last_native(const wr_seg_t *seg)
             return seg->first + i;
     }
     return 0;
+}
+
+/* One past the natives seg may hold (its lookup range). */
+static uint64_t natives_end(const wr_seg_t *seg)
+{
+    return seg->first + seg->nslots;
 }
 
 /* Reports a corrupt run in the middle of seg, now that the record after it (next) is known. */
@@ -328,6 +336,10 @@ static int load_segment(recovery_t *r, uint64_t seq)
     }
     seg->seed = h.seed;
     seg->hdr_first = seg->first = h.first;
+    /* A header below the natives of the segment before it is damaged: what
+     * it holds there can only be copies, or indexes would be stored twice. */
+    if (log->nsegs > 0 && seg->hdr_first < natives_end(log->segs[log->nsegs - 1]))
+        seg->hdr_first = seg->first = natives_end(log->segs[log->nsegs - 1]);
     if (!wr_log_push_seg(log, seg)) {
         snprintf(r->err, r->errlen, "out of memory");
         rc = WR_ENOMEM;
@@ -338,8 +350,8 @@ static int load_segment(recovery_t *r, uint64_t seq)
         /* No natives: a lookup key that keeps the segments sorted (see finish). */
         wr_seg_t *prev = log->nsegs > 1 ? log->segs[log->nsegs - 2] : NULL;
         seg->first = prev != NULL ? prev->first + prev->nslots : 1;
-        if (seg->first > h.first)
-            seg->first = h.first;
+        if (seg->first > seg->hdr_first)
+            seg->first = seg->hdr_first;
     }
     return rc; /* the segment is the log's now, even on failure */
 

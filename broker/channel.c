@@ -445,6 +445,7 @@ wr_channel_t *wr_channel_open(wr_conn_t *c, uint16_t id)
         return NULL;
     ch->conn = c;
     ch->vhost = wr_conn_vhost(c);
+    ch->reply_to = wr_server_reply_to(wr_conn_server(c));
     ch->id = id;
     ch->state = WR_CH_OPEN;
     ch->asm_state = WR_ASM_METHOD;

@@ -71,6 +71,7 @@ struct wr_channel_s {
     wr_tx_t *tx;            /* tx.select seen: the open transaction */
 
     /* The direct reply-to consumer (reply_to.c); reply_name_len 0: none. */
+    wr_reply_to_t *reply_to; /* the server's table of reply names */
     uint8_t reply_name_len;
     uint8_t reply_tag_len;
     char reply_name[WR_REPLY_TO_NAME_MAX];

@@ -6,17 +6,12 @@
  */
 #include "broker/handle_queue.h"
 
-#include <inttypes.h>
-#include <stdio.h>
-#include <string.h>
-
 #include "broker/access.h"
 #include "broker/channel_internal.h"
 #include "broker/exchange.h"
 #include "broker/handle_exchange.h"
 #include "broker/queue_args.h"
 #include "core/status.h"
-#include "protocol/table.h"
 
 /* ---------------------------------------------------------------- methods */
 
@@ -94,7 +89,8 @@ static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp
         wr_queue_touch(q);
         return declare_ok(ch, d->nowait, q);
     }
-    if (!wr_access_check_arg(ch->conn, "queue", name, d->arguments, "x-dead-letter-exchange",
+    if (!wr_queue_args_check_dlx_type(wr_channel_vhost_name(ch), name, d->arguments, err) ||
+        !wr_access_check_arg(ch->conn, "queue", name, d->arguments, "x-dead-letter-exchange",
                              WR_QUEUE_DECLARE, err))
         return false;
     if (!wr_queue_args_validate(wr_channel_vhost_name(ch), name, d->arguments, err))

@@ -199,6 +199,18 @@ bool wr_queue_args_validate(const char *vhost, wr_bytes_t name, wr_bytes_t args,
     return true;
 }
 
+bool wr_queue_args_check_dlx_type(const char *vhost, wr_bytes_t name, wr_bytes_t args, wr_amqp_error_t *err)
+{
+    wr_value_t v;
+
+    if (!wr_table_get(args, "x-dead-letter-exchange", &v) || v.type == 'S')
+        return true;
+    wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_QUEUE_DECLARE,
+                      "invalid type '%s' for arg 'x-dead-letter-exchange' in queue '%.*s' in vhost '%s'",
+                      wr_value_type_name(v.type), (int)name.len, (const char *)name.data, vhost);
+    return false;
+}
+
 /* ---------------------------------------------------------------- equivalence */
 
 bool wr_queue_args_equiv_flag(const char *vhost, wr_amqp_error_t *err, uint32_t method, const char *kind,

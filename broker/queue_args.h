@@ -27,6 +27,13 @@ typedef struct {
  * *err. */
 bool wr_queue_args_check_name(wr_bytes_t name, wr_amqp_error_t *err);
 /*
+ * rabbit_channel's type check of x-dead-letter-exchange on queue.declare,
+ * which comes before the permission check on the dead-letter exchange and
+ * the argument rules: false with a 406 "invalid type '<type>' for arg ..."
+ * unless it is absent or a longstr.
+ */
+bool wr_queue_args_check_dlx_type(const char *vhost, wr_bytes_t name, wr_bytes_t args, wr_amqp_error_t *err);
+/*
  * RabbitMQ's classic-queue validation of a new queue's arguments, in its
  * order: false with a 406 in *err naming the first bad argument, or the
  * first argument of another queue type. vhost and name only go in the text.

@@ -139,6 +139,25 @@ START_TEST(test_validate)
 }
 END_TEST
 
+START_TEST(test_dlx_type)
+{
+    static const kv_t str[] = {STR("x-dead-letter-exchange", "dlx"), END};
+    static const kv_t num[] = {LONG("x-dead-letter-exchange", 1), END};
+    static const kv_t none[] = {END};
+    wr_buf_t b = WR_BUF_INIT;
+    wr_amqp_error_t err = {0};
+
+    ck_assert(wr_queue_args_check_dlx_type("/", WR_BYTES_LIT("q"), table(&b, str), &err));
+    ck_assert(wr_queue_args_check_dlx_type("/", WR_BYTES_LIT("q"), table(&b, none), &err));
+    ck_assert(!wr_queue_args_check_dlx_type("/", WR_BYTES_LIT("q"), table(&b, num), &err));
+    ck_assert_uint_eq(err.code, WR_AMQP_PRECONDITION_FAILED);
+    ck_assert_str_eq(err.text,
+                     "PRECONDITION_FAILED - invalid type 'long' for arg 'x-dead-letter-exchange' in "
+                     "queue 'q' in vhost '/'");
+    wr_buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_name)
 {
     wr_amqp_error_t err = {0};
@@ -267,6 +286,7 @@ int main(void)
     int failed;
 
     tcase_add_loop_test(tc, test_validate, 0, (int)(sizeof(validate_cases) / sizeof(validate_cases[0])));
+    tcase_add_test(tc, test_dlx_type);
     tcase_add_test(tc, test_name);
     tcase_add_loop_test(tc, test_equivalent, 0, (int)(sizeof(equiv_cases) / sizeof(equiv_cases[0])));
     tcase_add_test(tc, test_exchange_equiv);

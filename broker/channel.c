@@ -86,92 +86,6 @@ bool wr_channel_check_exclusive(const wr_channel_t *ch, const wr_queue_t *q, uin
     return wr_channel_locked(ch, q, method, err);
 }
 
-bool wr_channel_flag_equiv(const char *vhost, wr_amqp_error_t *err, uint32_t method, const char *kind,
-                           wr_bytes_t name, const char *field, bool cur, bool req)
-{
-    if (cur == req)
-        return true;
-    wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, method,
-                      "inequivalent arg '%s' for %s '%.*s' in vhost '%s': received '%s' but current is '%s'",
-                      field, kind, (int)name.len, (const char *)name.data, vhost, req ? "true" : "false",
-                      cur ? "true" : "false");
-    return false;
-}
-
-/* RabbitMQ's rabbit_misc:type_class: integer widths (and decimal) are one
- * class, float and double another, every other type its own. */
-static int type_class(uint8_t tag)
-{
-    if (wr_tag_is_int(tag) || tag == 'D')
-        return 'i';
-    return tag == 'f' || tag == 'd' ? 'f' : tag;
-}
-
-/* Erlang's == on the two values, given they are in the same class. */
-static bool same_value(const wr_value_t *a, const wr_value_t *b)
-{
-    int64_t x, y;
-
-    if (wr_value_int(a, &x) && wr_value_int(b, &y))
-        return x == y;
-    if (type_class(a->type) == 'f') {
-        double da = a->type == 'f' ? a->v.f : a->v.d;
-        double db = b->type == 'f' ? b->v.f : b->v.d;
-        return da == db;
-    }
-    return wr_value_eq(a, b);
-}
-
-/* RabbitMQ's rabbit_misc:val/1 for a {Type, Value} pair or an absent one. */
-static void fmt_typed(char *out, size_t n, const wr_value_t *v, bool present)
-{
-    char val[128];
-
-    if (!present) {
-        snprintf(out, n, "none");
-        return;
-    }
-    wr_value_format(v, val, sizeof(val));
-    snprintf(out, n, "the value '%s' of type '%s'", val, wr_value_type_name(v->type));
-}
-
-static bool is_classic_type(const wr_value_t *v)
-{
-    return v->type == 'S' && wr_bytes_eq_str(v->v.s, "classic");
-}
-
-bool wr_channel_arg_equiv(const char *vhost, wr_amqp_error_t *err, uint32_t method, const char *kind,
-                          wr_bytes_t name, wr_bytes_t cur_args, wr_bytes_t req_args, const char *key)
-{
-    wr_value_t cur, req;
-    bool has_cur = wr_table_get(cur_args, key, &cur);
-    bool has_req = wr_table_get(req_args, key, &req);
-    char cur_s[160], req_s[160];
-
-    if (!has_cur && !has_req)
-        return true;
-    if (has_cur && has_req) {
-        if (type_class(cur.type) == type_class(req.type) && same_value(&cur, &req))
-            return true;
-        /* Both present: RabbitMQ compares and prints the bare values. */
-        wr_value_format(&cur, cur_s + 1, sizeof(cur_s) - 2);
-        wr_value_format(&req, req_s + 1, sizeof(req_s) - 2);
-        cur_s[0] = req_s[0] = '\'';
-        strcat(cur_s, "'");
-        strcat(req_s, "'");
-    } else {
-        /* A classic queue may or may not carry x-queue-type = classic. */
-        if (strcmp(key, "x-queue-type") == 0 && is_classic_type(has_cur ? &cur : &req))
-            return true;
-        fmt_typed(cur_s, sizeof(cur_s), &cur, has_cur);
-        fmt_typed(req_s, sizeof(req_s), &req, has_req);
-    }
-    wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, method,
-                      "inequivalent arg '%s' for %s '%.*s' in vhost '%s': received %s but current is %s", key,
-                      kind, (int)name.len, (const char *)name.data, vhost, req_s, cur_s);
-    return false;
-}
-
 void wr_channel_gen_name(char *out, const char *prefix)
 {
     static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -531,6 +445,7 @@ wr_channel_t *wr_channel_open(wr_conn_t *c, uint16_t id)
         return NULL;
     ch->conn = c;
     ch->vhost = wr_conn_vhost(c);
+    ch->reply_to = wr_server_reply_to(wr_conn_server(c));
     ch->id = id;
     ch->state = WR_CH_OPEN;
     ch->asm_state = WR_ASM_METHOD;

@@ -71,6 +71,7 @@ struct wr_channel_s {
     wr_tx_t *tx;            /* tx.select seen: the open transaction */
 
     /* The direct reply-to consumer (reply_to.c); reply_name_len 0: none. */
+    wr_reply_to_t *reply_to; /* the server's table of reply names */
     uint8_t reply_name_len;
     uint8_t reply_tag_len;
     char reply_name[WR_REPLY_TO_NAME_MAX];
@@ -121,15 +122,6 @@ bool wr_channel_locked(const wr_channel_t *ch, const wr_queue_t *q, uint32_t met
  * connection that declared it (405 otherwise). True when access is fine. */
 bool wr_channel_check_exclusive(const wr_channel_t *ch, const wr_queue_t *q, uint32_t method,
                                 wr_amqp_error_t *err);
-/* 406 "inequivalent arg '<field>' for <kind> '<name>' in vhost ...:
- * received '<req>' but current is '<cur>'" when cur != req. Take the vhost
- * name, not a channel: the management API declares without one. */
-bool wr_channel_flag_equiv(const char *vhost, wr_amqp_error_t *err, uint32_t method, const char *kind,
-                           wr_bytes_t name, const char *field, bool cur, bool req);
-/* The same for one key of two argument tables, with RabbitMQ's rules:
- * integer types compare as one class, an absent side prints as "none". */
-bool wr_channel_arg_equiv(const char *vhost, wr_amqp_error_t *err, uint32_t method, const char *kind,
-                          wr_bytes_t name, wr_bytes_t cur_args, wr_bytes_t req_args, const char *key);
 /* A server-generated name: prefix + 22 random URL-safe base64 characters
  * (RabbitMQ's "amq.gen-..." and "amq.ctag-..."). out needs 32 + strlen(prefix). */
 void wr_channel_gen_name(char *out, const char *prefix);

@@ -12,7 +12,7 @@
 #include "broker/channel.h"
 #include "broker/exchange.h"
 #include "broker/message.h"
-#include "broker/queue_log.h"
+#include "broker/confirm.h"
 #include "protocol/error.h"
 #include "protocol/methods.h"
 

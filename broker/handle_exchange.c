@@ -9,6 +9,7 @@
 #include "broker/access.h"
 #include "broker/channel_internal.h"
 #include "broker/exchange.h"
+#include "broker/queue_args.h"
 #include "core/status.h"
 #include "protocol/table.h"
 
@@ -98,14 +99,14 @@ bool wr_handle_exchange_check_equivalent(const char *vhost, const wr_exchange_t 
             wr_exchange_type_name(o->type));
         return false;
     }
-    return wr_channel_flag_equiv(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, "durable", o->durable,
-                                 req->durable) &&
-           wr_channel_flag_equiv(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, "auto_delete",
-                                 o->auto_delete, req->auto_delete) &&
-           wr_channel_flag_equiv(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, "internal", o->internal,
-                                 req->internal) &&
-           wr_channel_arg_equiv(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, o->args, req->args,
-                                "alternate-exchange");
+    return wr_queue_args_equiv_flag(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, "durable", o->durable,
+                                    req->durable) &&
+           wr_queue_args_equiv_flag(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, "auto_delete",
+                                    o->auto_delete, req->auto_delete) &&
+           wr_queue_args_equiv_flag(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, "internal",
+                                    o->internal, req->internal) &&
+           wr_queue_args_equiv_arg(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, o->args, req->args,
+                                   "alternate-exchange");
 }
 
 static bool declare_new(wr_channel_t *ch, const wr_exchange_declare_t *d, wr_bytes_t name,

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * /api/exchanges, /api/queues and /api/bindings. Declares run RabbitMQ's
- * checks from the AMQP handlers (handle_exchange.c, handle_queue.c) and
+ * checks from handle_exchange.c and queue_args.c, as AMQP's declares do, and
  * change the broker only through vhost.c and exchange.c; publish uses
  * wr_vhost_publish like basic.publish. In URLs the default exchange is
  * "amq.default", as in RabbitMQ.
@@ -16,10 +16,10 @@
 #include <event2/http.h>
 
 #include "broker/handle_exchange.h"
-#include "broker/handle_queue.h"
 #include "broker/mgmt_conns.h"
 #include "broker/mgmt_json.h"
 #include "broker/policy.h"
+#include "broker/queue_args.h"
 #include "core/base64.h"
 #include "core/status.h"
 #include "protocol/methods.h"
@@ -78,15 +78,19 @@ bool wr_mgmt_topo_declare_queue(wr_vhost_t *vh, wr_bytes_t name, bool durable, b
                                 wr_bytes_t args, bool *created, wr_amqp_error_t *err)
 {
     wr_queue_opts_t o = {.durable = durable, .auto_delete = auto_delete, .args = args};
+    wr_queue_args_decl_t req = {durable, auto_delete, args}, cur;
     wr_queue_t *q;
 
     *created = false;
-    if (!wr_handle_queue_check_name(name, err))
+    if (!wr_queue_args_check_name(name, err))
         return false;
     q = wr_vhost_queue(vh, name);
-    if (q)
-        return wr_handle_queue_check_equivalent(wr_vhost_name(vh), q, durable, auto_delete, args, err);
-    if (!wr_handle_queue_check_args(wr_vhost_name(vh), name, args, err))
+    if (q) {
+        cur = (wr_queue_args_decl_t){wr_queue_opts(q)->durable, wr_queue_opts(q)->auto_delete,
+                                     wr_queue_opts(q)->args};
+        return wr_queue_args_check_equivalent(wr_vhost_name(vh), name, &cur, &req, err);
+    }
+    if (!wr_queue_args_validate(wr_vhost_name(vh), name, args, err))
         return false;
     if (wr_vhost_queue_add(vh, name, &o, &q) != WR_OK)
         return out_of_memory(WR_QUEUE_DECLARE, err);

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/confirm.h"
 #include "broker/message.h"
 #include "broker/queue_log.h"
 #include "core/bytes.h"

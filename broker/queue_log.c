@@ -186,14 +186,6 @@ static void ranges_free(ranges_t *r)
 
 /* ---------------------------------------------------------------- confirms */
 
-void wr_confirm_release(wr_confirm_t *c, bool ok)
-{
-    if (!ok)
-        c->failed = true;
-    if (--c->waiting == 0)
-        c->done(c);
-}
-
 static bool waiters_push(wr_qlog_t *l, uint64_t index, wr_confirm_t *c)
 {
     if (l->whead + l->wlen == l->wcap) {

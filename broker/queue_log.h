@@ -2,7 +2,7 @@
 /*
  * A queue's log in storage/: the records a queue writes (enqueue, ack,
  * delivered), reading paged-out messages back, the replay that rebuilds a
- * durable queue at start-up, publisher confirms waiting for a record to be
+ * durable queue at start-up, holding confirms (confirm.h) until a record is
  * durable, and checkpoints that let go of the acks of the past. No libevent:
  * whoever owns the loop calls wr_qlog_ctx_flush and then wr_store_flush once
  * per loop iteration. docs/STORAGE.md describes the records.
@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/confirm.h"
 #include "broker/message.h"
 #include "core/list.h"
 #include "core/map.h"
@@ -54,22 +55,6 @@ bool wr_qlog_ctx_has_doomed(const wr_qlog_ctx_t *ctx);
  * queue whose messages are gone.
  */
 void wr_qlog_ctx_bury(wr_qlog_ctx_t *ctx);
-
-/*
- * A publisher confirm that waits for logs. The publisher holds it while
- * routing (waiting starts at 1); each log the message must be durable in
- * adds a hold (wr_qlog_wait). `done` runs when the last hold goes; failed
- * says whether some log lost the message (then the publisher gets a nack).
- */
-typedef struct wr_confirm_s wr_confirm_t;
-struct wr_confirm_s {
-    uint32_t waiting;
-    bool failed;
-    void (*done)(wr_confirm_t *c); /* may free c */
-};
-
-/* Drops one hold; ok false marks the confirm failed. May run c->done. */
-void wr_confirm_release(wr_confirm_t *c, bool ok);
 
 /* Receives the persistent messages of a queue, in log order. */
 typedef void (*wr_qlog_live_fn)(void *ud, uint64_t index, bool redelivered);

@@ -2,20 +2,40 @@
 /*
  * Direct reply-to: the reply consumer of a channel (not attached to any
  * queue), its unguessable name, the server-wide table from names to
- * channels, the delivery of a reply straight to the consumer, and the
- * pseudo-queue's answer to queue.declare.
+ * channels (owned by the server, reached through each channel), the delivery of a reply straight to the
+ * consumer, and the pseudo-queue's answer to queue.declare.
  */
 #include "broker/reply_to.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker/channel_internal.h"
 #include "core/map.h"
 #include "core/status.h"
 
-/* Reply name -> wr_channel_t: the loop thread's only, and freed when empty
- * so that nothing outlives the last reply consumer. */
-static wr_map_t *consumers;
+struct wr_reply_to_s {
+    wr_map_t *consumers; /* reply name -> wr_channel_t; the loop thread's only */
+};
+
+wr_reply_to_t *wr_reply_to_new(void)
+{
+    wr_reply_to_t *rt = calloc(1, sizeof(*rt));
+
+    if (rt == NULL || (rt->consumers = wr_map_new()) == NULL) {
+        free(rt);
+        return NULL;
+    }
+    return rt;
+}
+
+void wr_reply_to_free(wr_reply_to_t *rt)
+{
+    if (rt == NULL)
+        return;
+    wr_map_free(rt->consumers);
+    free(rt);
+}
 
 bool wr_reply_to_consume(wr_channel_t *ch, const wr_basic_consume_t *b, wr_amqp_error_t *err)
 {
@@ -41,11 +61,11 @@ bool wr_reply_to_consume(wr_channel_t *ch, const wr_basic_consume_t *b, wr_amqp_
         wr_channel_gen_name(gen, "amq.ctag-");
         tag = wr_bytes_str(gen);
     }
-    if (consumers == NULL && (consumers = wr_map_new()) == NULL)
-        goto nomem;
     wr_channel_gen_name(ch->reply_name, WR_REPLY_TO_PREFIX);
-    if (wr_map_put(consumers, wr_bytes_str(ch->reply_name), ch) != WR_OK)
-        goto nomem;
+    if (wr_map_put(ch->reply_to->consumers, wr_bytes_str(ch->reply_name), ch) != WR_OK) {
+        wr_amqp_error_set(err, WR_AMQP_INTERNAL_ERROR, WR_BASIC_CONSUME, "out of memory");
+        return false;
+    }
     ch->reply_name_len = (uint8_t)strlen(ch->reply_name);
     ch->reply_tag_len = (uint8_t)tag.len;
     memcpy(ch->reply_tag, tag.data, tag.len);
@@ -54,9 +74,6 @@ bool wr_reply_to_consume(wr_channel_t *ch, const wr_basic_consume_t *b, wr_amqp_
         wr_channel_send(ch, &ok);
     }
     return true;
-nomem:
-    wr_amqp_error_set(err, WR_AMQP_INTERNAL_ERROR, WR_BASIC_CONSUME, "out of memory");
-    return false;
 }
 
 bool wr_reply_to_declare(wr_channel_t *ch, const wr_queue_declare_t *d)
@@ -79,13 +96,9 @@ void wr_reply_to_cancel(wr_channel_t *ch)
 {
     if (ch->reply_name_len == 0)
         return;
-    wr_map_del(consumers, wr_reply_to_name(ch));
+    wr_map_del(ch->reply_to->consumers, wr_reply_to_name(ch));
     ch->reply_name_len = 0;
     ch->reply_tag_len = 0;
-    if (wr_map_count(consumers) == 0) {
-        wr_map_free(consumers);
-        consumers = NULL;
-    }
 }
 
 wr_bytes_t wr_reply_to_name(const wr_channel_t *ch)
@@ -93,9 +106,9 @@ wr_bytes_t wr_reply_to_name(const wr_channel_t *ch)
     return (wr_bytes_t){(const uint8_t *)ch->reply_name, ch->reply_name_len};
 }
 
-void wr_reply_to_deliver(wr_bytes_t key, wr_message_t *m)
+void wr_reply_to_deliver(wr_reply_to_t *rt, wr_bytes_t key, wr_message_t *m)
 {
-    wr_channel_t *ch = consumers != NULL ? wr_map_get(consumers, key) : NULL;
+    wr_channel_t *ch = wr_map_get(rt->consumers, key);
     wr_method_t d = {.id = WR_BASIC_DELIVER};
 
     if (ch == NULL || ch->state != WR_CH_OPEN)

@@ -23,6 +23,15 @@
 /* Room for a reply name: the prefix and 22 random characters. */
 #define WR_REPLY_TO_NAME_MAX 64
 
+/* The table from reply names to channels: one per server, created by it and
+ * handed to each channel (wr_channel_t.reply_to) and vhost. */
+typedef struct wr_reply_to_s wr_reply_to_t;
+
+/* An empty table; NULL on ENOMEM. */
+wr_reply_to_t *wr_reply_to_new(void);
+/* Frees rt, after every channel that used it (their reply names must be
+ * cancelled first). NULL is a no-op. */
+void wr_reply_to_free(wr_reply_to_t *rt);
 /*
  * basic.consume from the pseudo-queue: RabbitMQ's checks (tag reuse, no-ack
  * only, one per channel), then consume-ok. False with *err.
@@ -37,8 +46,8 @@ bool wr_reply_to_declare(wr_channel_t *ch, const wr_queue_declare_t *d);
 void wr_reply_to_cancel(wr_channel_t *ch);
 /* The channel's reply name; empty without a reply consumer. */
 wr_bytes_t wr_reply_to_name(const wr_channel_t *ch);
-/* Delivers m to the reply consumer named key, if there is one (and its
- * channel is open). */
-void wr_reply_to_deliver(wr_bytes_t key, wr_message_t *m);
+/* Delivers m to the reply consumer named key in rt, if there is one (and
+ * its channel is open). */
+void wr_reply_to_deliver(wr_reply_to_t *rt, wr_bytes_t key, wr_message_t *m);
 
 #endif

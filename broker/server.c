@@ -29,6 +29,7 @@
 #include "broker/log.h"
 #include "broker/mgmt.h"
 #include "broker/policy.h"
+#include "broker/reply_to.h"
 #include "broker/tls.h"
 #include "broker/vhost.h"
 #include "core/list.h"
@@ -67,6 +68,7 @@ struct wr_server_s {
     uint64_t refused;      /* ...with the count since the last line */
     struct wr_policies_s *policies;
     struct wr_alarms_s *alarms;
+    wr_reply_to_t *reply_to; /* direct reply-to names, for every vhost */
 };
 
 static void server_close_listeners(wr_server_t *srv)
@@ -389,7 +391,8 @@ wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls)
     srv->vhosts = wr_map_new();
     srv->user_conns = wr_map_new();
     srv->policies = wr_policies_new();
-    if (!srv->base || !srv->vhosts || !srv->user_conns || !srv->policies)
+    srv->reply_to = wr_reply_to_new();
+    if (!srv->base || !srv->vhosts || !srv->user_conns || !srv->policies || !srv->reply_to)
         goto err;
     srv->reaper = event_new(srv->base, -1, 0, on_reap, srv);
     srv->stop_deadline = evtimer_new(srv->base, on_stop_deadline, srv);
@@ -454,6 +457,7 @@ void wr_server_free(wr_server_t *srv)
         wr_map_free(srv->vhosts);
     }
     wr_policies_free(srv->policies);
+    wr_reply_to_free(srv->reply_to); /* after the connections: their channels cancel */
     if (srv->reaper)
         event_free(srv->reaper);
     for (size_t i = 0; i < NSIGNALS; i++) {
@@ -490,6 +494,11 @@ wr_config_t *wr_server_config_mut(wr_server_t *srv)
 wr_durable_t *wr_server_durable(wr_server_t *srv)
 {
     return srv->durable;
+}
+
+struct wr_reply_to_s *wr_server_reply_to(wr_server_t *srv)
+{
+    return srv->reply_to;
 }
 
 wr_vhost_t *wr_server_vhost(wr_server_t *srv, wr_bytes_t name)

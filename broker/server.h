@@ -48,6 +48,9 @@ struct wr_durable_s *wr_server_durable(wr_server_t *srv);
 /* The policies (broker/policy.h) and the flow alarms (broker/alarm.h). */
 struct wr_policies_s *wr_server_policies(wr_server_t *srv);
 struct wr_alarms_s *wr_server_alarms(wr_server_t *srv);
+/* The direct reply-to names (broker/reply_to.h), shared by every vhost;
+ * for wiring channels and vhosts when they are created. */
+struct wr_reply_to_s *wr_server_reply_to(wr_server_t *srv);
 /* For the management API: the live connections (wr_conn_link nodes) and
  * the vhosts (name -> wr_vhost_t), read-only. */
 wr_list_t *wr_server_conns(wr_server_t *srv);

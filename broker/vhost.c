@@ -69,6 +69,7 @@ typedef struct {
 
 struct wr_vhost_s {
     wr_server_t *srv;
+    wr_reply_to_t *reply_to; /* the server's, for replies through the default exchange */
     char *name;
     wr_map_t *exchanges;
     wr_map_t *queues;
@@ -489,6 +490,7 @@ wr_vhost_t *wr_vhost_new(wr_server_t *srv, const char *name)
     if (vh == NULL)
         return NULL;
     vh->srv = srv;
+    vh->reply_to = wr_server_reply_to(srv);
     vh->name = strdup(name);
     vh->exchanges = wr_map_new();
     vh->queues = wr_map_new();
@@ -939,7 +941,7 @@ bool wr_vhost_publish(wr_vhost_t *vh, wr_exchange_t *x, wr_message_t *m, wr_dest
         goto done;
     for (size_t i = 0; x == vh->default_exchange && i < nkeys; i++) {
         if (wr_bytes_has_prefix(keys[i], WR_REPLY_TO_PREFIX))
-            wr_reply_to_deliver(keys[i], out);
+            wr_reply_to_deliver(vh->reply_to, keys[i], out);
     }
     wr_dest_set_clear(scratch);
     /* A transaction's exchange may have gone before the commit. */

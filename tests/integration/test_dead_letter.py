@@ -323,3 +323,12 @@ def test_delivery_limit_validated(conn, name):
                             "vhost '/': received '4' but current is '3'" % q):
         ch.queue_declare(q, arguments={"x-delivery-limit": 4})
     conn.channel().queue_delete(q)
+
+
+def test_dlx_must_be_a_string(conn, name):
+    """RabbitMQ's rabbit_channel checks the type of x-dead-letter-exchange
+    before the argument rules, with its own text (checked against 3.10)."""
+    q = name("dlx-type")
+    with channel_error(406, "PRECONDITION_FAILED - invalid type 'signedint' for arg 'x-dead-letter-exchange' "
+                            "in queue '%s' in vhost '/'" % q):
+        conn.channel().queue_declare(q, arguments={"x-dead-letter-exchange": 1})

@@ -20,12 +20,12 @@
 
 /* Record payload types (the payload's first byte, in WAL files and segments alike). */
 #define WR_WAL_ENTRY     'E' /* group u64, term u64, index u64, data */
-#define WR_WAL_HARD      'H' /* group u64, term u64, vote u64, commit u64 */
+#define WR_WAL_HARD      'H' /* group u64, term u64, vote u64, commit u64, abstain u64 */
 #define WR_WAL_SNAPSHOT  'S' /* group u64, index u64, term u64, flags u8 (bit 0: drop the whole log) */
 #define WR_WAL_END       'B' /* u64: bytes of the batch (WAL) or flush (segment) it closes */
 #define WR_WAL_ENTRY_HDR 25
 #define WR_WAL_END_LEN   9
-#define WR_WAL_HARD_LEN  33
+#define WR_WAL_HARD_LEN  41
 #define WR_WAL_SNAP_LEN  26
 #define WR_WAL_PATH_MAX  4096
 #define WR_WAL_DIR_MAX   3968 /* longest o->dir + "/groups", leaving room for file names */

@@ -311,7 +311,8 @@ static bool apply(wr_wal_t *w, uint32_t seq, const wr_segment_item_t *it)
         return true;
     if (it->len == WR_WAL_HARD_LEN && p[0] == WR_WAL_HARD &&
         (g = wr_wal_group(w, wr_wal_get64(p + 1), true))) {
-        g->hard = (wr_wal_hard_t){wr_wal_get64(p + 9), wr_wal_get64(p + 17), wr_wal_get64(p + 25)};
+        g->hard = (wr_wal_hard_t){wr_wal_get64(p + 9), wr_wal_get64(p + 17), wr_wal_get64(p + 25),
+                                  wr_wal_get64(p + 33)};
         return true;
     }
     if (it->len == WR_WAL_SNAP_LEN && p[0] == WR_WAL_SNAPSHOT &&

@@ -74,6 +74,10 @@ wr_raft_t *wr_raft_new(const wr_raft_config_t *cfg, const wr_raft_hard_state_t *
         r->abstain = hs->abstain;
     }
     r->hs_handed = (wr_raft_hard_state_t){r->term, r->vote, r->commit, r->abstain};
+    /* A damaged log may hold entries the disk had overwritten (a lost overwrite brings
+     * the old ones back): none counts as committed until a leader says so. */
+    if (cfg->log_damaged || r->abstain != 0)
+        r->commit = 0;
     if (cfg->log_damaged && r->abstain == 0)
         r->abstain = r->term > 0 ? r->term : 1; /* handed over at the first ready */
     reset_timeout(r);

@@ -352,7 +352,7 @@ static void dump(sim_t *s)
 }
 
 /* One seed: the fault phase, then healing until every acknowledged proposal is everywhere. */
-static bool run(const sim_opts_t *o, uint64_t *applied)
+static bool run(const sim_opts_t *o, uint64_t *applied, sim_wal_stats_t *wal)
 {
     sim_t *s = calloc(1, sizeof(*s));
     bool ok;
@@ -377,6 +377,9 @@ static bool run(const sim_opts_t *o, uint64_t *applied)
         print_failure(s);
     ok = !s->failed;
     *applied += s->applied_total;
+    for (int i = 1; i <= o->nodes; i++)
+        if (s->nodes[i].wal != NULL)
+            sim_wal_stats_add(s->nodes[i].wal, wal);
     teardown(s);
     for (size_t i = 0; i < TAIL_MAX; i++)
         free(s->tail[i]);
@@ -447,6 +450,7 @@ int main(int argc, char **argv)
                     .trace_tail = 60,
                     .wal = true};
     uint64_t count = 1, failed = 0, applied = 0;
+    sim_wal_stats_t wal = {0};
     int nodes;
 
     if (!parse(argc, argv, &o, &count))
@@ -456,7 +460,7 @@ int main(int argc, char **argv)
         sim_opts_t run_o = o;
         run_o.seed = o.seed + i;
         run_o.nodes = nodes != 0 ? nodes : 3 + 2 * (int)(run_o.seed % 3);
-        if (!run(&run_o, &applied)) {
+        if (!run(&run_o, &applied, &wal)) {
             failed++;
             break;
         }
@@ -464,5 +468,12 @@ int main(int argc, char **argv)
     printf("warren-sim: %llu seed(s) from %llu, %llu failed, %llu entries applied\n",
            (unsigned long long)count, (unsigned long long)o.seed, (unsigned long long)failed,
            (unsigned long long)applied);
+    if (o.wal)
+        printf("WAL: %llu batches, %llu fdatasyncs, %llu write-behind steps, %llu recoveries (%llu torn), "
+               "%llu groups reported damaged, %llu WAL files damaged\n",
+               (unsigned long long)wal.batches, (unsigned long long)wal.datasyncs,
+               (unsigned long long)wal.writebehinds, (unsigned long long)wal.recoveries,
+               (unsigned long long)wal.torn, (unsigned long long)wal.damaged,
+               (unsigned long long)wal.wal_corrupt);
     return failed ? 1 : 0;
 }

@@ -241,11 +241,6 @@ void sim_wal_write(sim_wal_t *w, bool fail)
     w->stats.batches++;
 }
 
-bool sim_wal_written(const sim_wal_t *w)
-{
-    return w->batch != NULL && w->written;
-}
-
 void sim_wal_complete(sim_wal_t *w, sim_wal_notice_fn fn, void *ud)
 {
     wr_wal_batch_t *b = w->batch;
@@ -290,6 +285,8 @@ void sim_wal_crash(sim_wal_t *w, bool torn)
     wr_wal_close(w->wal);
     w->wal = NULL;
     wr_simdisk_crash(w->disk, torn);
+    w->stats.torn += torn;
+    w->stats.recoveries++;
     w->failed = false;
     wal_open(w);
 }
@@ -341,6 +338,7 @@ void sim_wal_flip(sim_wal_t *w, uint64_t pick)
         if (wr_simdisk_file_size(w->disk, path, &size) == WR_OK && size > 0) {
             wr_wal_close(w->wal);
             wr_simdisk_flip_bit(w->disk, path, (pick >> 8) % size, (unsigned)(pick >> 4) % 8);
+            w->stats.recoveries++;
             wal_open(w);
             break;
         }
@@ -367,12 +365,15 @@ wr_raft_hard_state_t sim_wal_durable_hs(const sim_wal_t *w, int g)
     return w->g[g].hs_durable;
 }
 
-sim_wal_stats_t sim_wal_stats(const sim_wal_t *w)
+void sim_wal_stats_add(const sim_wal_t *w, sim_wal_stats_t *sum)
 {
-    sim_wal_stats_t st = w->stats;
-
-    st.datasyncs = wr_simdisk_stats(w->disk).datasyncs;
-    return st;
+    sum->batches += w->stats.batches;
+    sum->datasyncs += wr_simdisk_stats(w->disk).datasyncs;
+    sum->writebehinds += w->stats.writebehinds;
+    sum->recoveries += w->stats.recoveries;
+    sum->torn += w->stats.torn;
+    sum->damaged += w->stats.damaged;
+    sum->wal_corrupt += w->stats.wal_corrupt;
 }
 
 void sim_wal_free(sim_wal_t *w)

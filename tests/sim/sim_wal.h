@@ -55,9 +55,6 @@ bool sim_wal_prepare(sim_wal_t *w);
 /* Step 2: the batch's write and fdatasync; with fail, the sync fails (a disk error). */
 void sim_wal_write(sim_wal_t *w, bool fail);
 
-/* True between sim_wal_write and sim_wal_complete. */
-bool sim_wal_written(const sim_wal_t *w);
-
 /* Step 3: applies the batch and calls fn once per group it covered (none if it failed). */
 void sim_wal_complete(sim_wal_t *w, sim_wal_notice_fn fn, void *ud);
 
@@ -83,10 +80,18 @@ uint64_t sim_wal_term(const sim_wal_t *w, int g, uint64_t index);
 /* The durable hard state of group g. */
 wr_raft_hard_state_t sim_wal_durable_hs(const sim_wal_t *w, int g);
 
-/* Counters: batches written, fdatasyncs, write-behind steps, groups recovered damaged. */
+/* What the faults did to a node's WAL (the run's summary adds them up). */
 typedef struct {
-    uint64_t batches, datasyncs, writebehinds, damaged, wal_corrupt;
+    uint64_t batches;      /* batches written */
+    uint64_t datasyncs;    /* fdatasyncs on its simdisk */
+    uint64_t writebehinds; /* write-behind steps run (WR_OK) */
+    uint64_t recoveries;   /* wr_wal_open after a crash or a flip */
+    uint64_t torn;         /* crashes that tore writes */
+    uint64_t damaged;      /* groups recovery reported damaged */
+    uint64_t wal_corrupt;  /* recoveries that found a WAL file damaged */
 } sim_wal_stats_t;
-sim_wal_stats_t sim_wal_stats(const sim_wal_t *w);
+
+/* Adds w's counters to *sum. */
+void sim_wal_stats_add(const sim_wal_t *w, sim_wal_stats_t *sum);
 
 #endif

@@ -300,6 +300,10 @@ static int on_heartbeat(wr_raft_t *r, const wr_raft_msg_t *m)
         .type = WR_RAFT_MSG_HEARTBEAT_RESP, .from = r->cfg.id, .to = m->from, .term = r->term};
     uint64_t c = m->commit < r->log.n ? m->commit : r->log.n;
 
+    /* The leader's match for a damaged member may predate the damage, which can
+     * bring back overwritten entries: commit only what an append verified. */
+    if (r->abstain != 0 && c > r->leader_match)
+        c = r->leader_match;
     resp.index = r->log.n;
     if (c > r->commit)
         r->commit = c;

@@ -301,10 +301,13 @@ static int on_heartbeat(wr_raft_t *r, const wr_raft_msg_t *m)
     uint64_t c = m->commit < r->log.n ? m->commit : r->log.n;
 
     /* The leader's match for a damaged member may predate the damage, which can
-     * bring back overwritten entries: commit only what an append verified. */
+     * bring back overwritten entries: commit only what an append verified, and
+     * report only that, so the leader probes and repairs the rest. */
+    resp.index = r->log.n;
     if (r->abstain != 0 && c > r->leader_match)
         c = r->leader_match;
-    resp.index = r->log.n;
+    if (r->abstain != 0 && resp.index > r->leader_match)
+        resp.index = r->leader_match;
     if (c > r->commit)
         r->commit = c;
     return wr_raft_send(r, &resp, false);

@@ -46,7 +46,7 @@ typedef enum {
     WR_RAFT_MSG_PREVOTE,   /* term: the term the sender would campaign in */
     WR_RAFT_MSG_PREVOTE_RESP,
     WR_RAFT_MSG_HEARTBEAT,      /* commit: min(leader commit, the follower's match) */
-    WR_RAFT_MSG_HEARTBEAT_RESP, /* index: the follower's last index */
+    WR_RAFT_MSG_HEARTBEAT_RESP, /* index: the follower's last index (abstaining: the last one verified) */
     WR_RAFT_MSG_TIMEOUT_NOW,    /* leadership transfer: campaign now, skipping pre-vote */
 } wr_raft_msg_type_t;
 

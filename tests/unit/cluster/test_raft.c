@@ -81,12 +81,20 @@ START_TEST(damaged_log_heartbeat_commit)
     wr_raft_entry_t e[3] = {{1, 1, d, 8, 0}, {1, 2, d, 8, 0}, {1, 3, d, 8, 0}};
     wr_raft_msg_t hb = {.type = WR_RAFT_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 3, .commit = 3};
     wr_raft_t *r = wr_raft_new(&cfg, &hs, e, 3);
+    wr_raft_ready_t rd;
     wr_raft_status_t st;
 
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(wr_raft_step(r, &hb), WR_OK);
     wr_raft_status(r, &st);
     ck_assert_uint_eq(st.commit, 0);
+    /* It reports only the verified prefix, so the leader probes and repairs the rest
+     * (seed 987: a same-term leader otherwise never sent it an append). */
+    ck_assert_int_eq(wr_raft_ready(r, &rd), WR_OK);
+    ck_assert_uint_eq(rd.n_msgs, 1);
+    ck_assert_uint_eq(rd.msgs[0].type, WR_RAFT_MSG_HEARTBEAT_RESP);
+    ck_assert_uint_eq(rd.msgs[0].index, 0);
+    wr_raft_advance(r);
     wr_raft_free(r);
 }
 END_TEST

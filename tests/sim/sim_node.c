@@ -337,10 +337,12 @@ void sim_node_flip(sim_t *s, sim_node_t *n)
 {
     int g = sim_rand_int(s, s->o.groups);
 
-    if (n->wal != NULL)
+    if (n->wal != NULL) {
+        sim_trace(s, "n%d bit flip in a WAL or segment file", n->id); /* before the recovery it triggers */
         sim_wal_flip(n->wal, sim_rand(s));
-    else
-        sim_disk_flip(&n->g[g].disk, sim_rand(s));
+        return;
+    }
+    sim_disk_flip(&n->g[g].disk, sim_rand(s));
     sim_trace(s, "n%d g%d bit flip on disk", n->id, g);
 }
 

@@ -6,7 +6,6 @@
  */
 #include "tests/sim/sim_wal.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -74,6 +74,10 @@ wr_raft_t *wr_raft_new(const wr_raft_config_t *cfg, const wr_raft_hard_state_t *
         r->abstain = hs->abstain;
     }
     r->hs_handed = (wr_raft_hard_state_t){r->term, r->vote, r->commit, r->abstain};
+    /* A damaged log may hold entries the disk had overwritten (a lost overwrite brings
+     * the old ones back): none counts as committed until a leader says so. */
+    if (cfg->log_damaged || r->abstain != 0)
+        r->commit = 0;
     if (cfg->log_damaged && r->abstain == 0)
         r->abstain = r->term > 0 ? r->term : 1; /* handed over at the first ready */
     reset_timeout(r);
@@ -296,7 +300,14 @@ static int on_heartbeat(wr_raft_t *r, const wr_raft_msg_t *m)
         .type = WR_RAFT_MSG_HEARTBEAT_RESP, .from = r->cfg.id, .to = m->from, .term = r->term};
     uint64_t c = m->commit < r->log.n ? m->commit : r->log.n;
 
+    /* The leader's match for a damaged member may predate the damage, which can
+     * bring back overwritten entries: commit only what an append verified, and
+     * report only that, so the leader probes and repairs the rest. */
     resp.index = r->log.n;
+    if (r->abstain != 0 && c > r->leader_match)
+        c = r->leader_match;
+    if (r->abstain != 0 && resp.index > r->leader_match)
+        resp.index = r->leader_match;
     if (c > r->commit)
         r->commit = c;
     return wr_raft_send(r, &resp, false);

@@ -46,7 +46,7 @@ typedef enum {
     WR_RAFT_MSG_PREVOTE,   /* term: the term the sender would campaign in */
     WR_RAFT_MSG_PREVOTE_RESP,
     WR_RAFT_MSG_HEARTBEAT,      /* commit: min(leader commit, the follower's match) */
-    WR_RAFT_MSG_HEARTBEAT_RESP, /* index: the follower's last index */
+    WR_RAFT_MSG_HEARTBEAT_RESP, /* index: the follower's last index (abstaining: the last one verified) */
     WR_RAFT_MSG_TIMEOUT_NOW,    /* leadership transfer: campaign now, skipping pre-vote */
 } wr_raft_msg_type_t;
 
@@ -137,8 +137,10 @@ typedef struct {
  * there) the member may have acknowledged entries it no longer has: it neither
  * votes nor campaigns until a leader of a term after its stored one has
  * brought its log up to an entry of that leader's term (hs->abstain keeps that
- * durable across further restarts). Returns NULL on allocation failure or an
- * invalid config.
+ * durable across further restarts). While it abstains its stored commit is
+ * not trusted either (the damage may have brought back entries it had
+ * overwritten): it starts with commit 0 and learns it from a leader. Returns
+ * NULL on allocation failure or an invalid config.
  */
 wr_raft_t *wr_raft_new(const wr_raft_config_t *cfg, const wr_raft_hard_state_t *hs,
                        const wr_raft_entry_t *entries, size_t n);

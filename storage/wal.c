@@ -117,7 +117,7 @@ void wr_wal_checkpoint(wr_wal_t *w, wr_buf_t *b, uint32_t seed, uint64_t *lsn)
     for (size_t i = 0; i < w->nall; i++) {
         wr_wal_group_t *g = w->all[i];
         uint8_t h[WR_WAL_HARD_LEN], s[WR_WAL_SNAP_LEN];
-        if (g->hard.term != 0 || g->hard.vote != 0 || g->hard.commit != 0) {
+        if (g->hard.term != 0 || g->hard.vote != 0 || g->hard.commit != 0 || g->hard.abstain != 0) {
             wr_wal_hard_encode(h, g->id, &g->hard);
             frame(b, seed, lsn, h, sizeof(h));
         }

@@ -24,6 +24,7 @@ typedef struct {
     uint64_t term;
     uint64_t vote; /* the member voted for in term, 0 = none */
     uint64_t commit;
+    uint64_t abstain; /* Raft's damaged-log mark (wr_raft_hard_state_t), 0 = none */
 } wr_wal_hard_t;
 
 /*

@@ -51,6 +51,7 @@ void wr_wal_hard_encode(uint8_t out[WR_WAL_HARD_LEN], uint64_t group, const wr_w
     wr_wal_put64(out + 9, h->term);
     wr_wal_put64(out + 17, h->vote);
     wr_wal_put64(out + 25, h->commit);
+    wr_wal_put64(out + 33, h->abstain);
 }
 
 void wr_wal_end_encode(wr_buf_t *b, uint32_t seed, uint64_t index, uint64_t bytes)

@@ -20,12 +20,12 @@
 
 /* Record payload types (the payload's first byte, in WAL files and segments alike). */
 #define WR_WAL_ENTRY     'E' /* group u64, term u64, index u64, data */
-#define WR_WAL_HARD      'H' /* group u64, term u64, vote u64, commit u64 */
+#define WR_WAL_HARD      'H' /* group u64, term u64, vote u64, commit u64, abstain u64 */
 #define WR_WAL_SNAPSHOT  'S' /* group u64, index u64, term u64, flags u8 (bit 0: drop the whole log) */
 #define WR_WAL_END       'B' /* u64: bytes of the batch (WAL) or flush (segment) it closes */
 #define WR_WAL_ENTRY_HDR 25
 #define WR_WAL_END_LEN   9
-#define WR_WAL_HARD_LEN  33
+#define WR_WAL_HARD_LEN  41
 #define WR_WAL_SNAP_LEN  26
 #define WR_WAL_PATH_MAX  4096
 #define WR_WAL_DIR_MAX   3968 /* longest o->dir + "/groups", leaving room for file names */
@@ -79,9 +79,11 @@ typedef struct {
     size_t slot;   /* its notice in the batch being prepared, + 1; 0 = none */
     wr_buf_t wb;   /* write-behind: bytes for the head segment, not yet written */
     bool wb_listed;
-    uint64_t wb_last;  /* the last index queued in wb */
-    bool wb_reset;     /* the last record queued for its segments is a reset marker at floor */
-    bool seg_lost;     /* recovery: a damaged segment lost records of it */
+    uint64_t wb_last; /* the last index queued in wb */
+    bool wb_reset;    /* the last record queued for its segments is a reset marker at floor */
+    bool seg_lost;    /* recovery: a damaged segment lost records of it */
+    uint64_t
+        seg_tail; /* recovery: a segment tail was cut here (last + 1); the WAL must supply it; 0 = none */
     uint32_t seg_next; /* sequence number of its next segment file: never reused */
 } wr_wal_group_t;
 

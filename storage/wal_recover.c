@@ -150,6 +150,8 @@ static bool seg_record(seg_ctx_t *c, uint32_t seq, const wr_segment_item_t *it)
         index != it->index)
         return false;
     l = (wr_wal_loc_t){term, seq, (uint32_t)it->off, it->len, WR_LOC_SEG};
+    if (index <= c->g->seg_tail)
+        c->g->seg_tail = 0; /* a later segment file supersedes the cut tail */
     return wr_wal_group_put(c->w, c->g, index, &l, 0);
 }
 
@@ -226,9 +228,11 @@ static int seg_file(seg_ctx_t *c, uint32_t seq)
     }
     good = seg_scan(c, seq, &h, &tail);
     if (good < c->img.len) {
-        /* Torn: written after the last sync, so the WAL still holds it; later files may follow. */
+        /* Torn: written after the last sync, so the WAL still holds it; later files may follow.
+         * Unless it was synced and its WAL file is gone: replay must prove the WAL holds it. */
         c->cut = !tail;
         c->g->seg_lost |= !tail;
+        c->g->seg_tail = tail ? wr_wal_group_last(c->g) + 1 : 0;
         c->rec->torn_bytes += c->img.len - good;
         wr_wal_msg(c->w, "wal: segment %s: invalid data at offset %" PRIu64 ", %" PRIu64 " bytes cut", path,
                    good, (uint64_t)(c->img.len - good));
@@ -296,6 +300,8 @@ static bool apply_entry(wr_wal_t *w, uint32_t seq, const wr_segment_item_t *it)
         (g = wr_wal_group(w, group, true)) == NULL)
         return false;
     l = (wr_wal_loc_t){term, seq, (uint32_t)it->off, it->len, WR_LOC_WAL};
+    if (index <= g->seg_tail)
+        g->seg_tail = 0; /* the WAL holds what the cut segment tail held */
     return wr_wal_group_put(w, g, index, &l, 0);
 }
 
@@ -311,11 +317,13 @@ static bool apply(wr_wal_t *w, uint32_t seq, const wr_segment_item_t *it)
         return true;
     if (it->len == WR_WAL_HARD_LEN && p[0] == WR_WAL_HARD &&
         (g = wr_wal_group(w, wr_wal_get64(p + 1), true))) {
-        g->hard = (wr_wal_hard_t){wr_wal_get64(p + 9), wr_wal_get64(p + 17), wr_wal_get64(p + 25)};
+        g->hard = (wr_wal_hard_t){wr_wal_get64(p + 9), wr_wal_get64(p + 17), wr_wal_get64(p + 25),
+                                  wr_wal_get64(p + 33)};
         return true;
     }
     if (it->len == WR_WAL_SNAP_LEN && p[0] == WR_WAL_SNAPSHOT &&
         (g = wr_wal_group(w, wr_wal_get64(p + 1), true))) {
+        g->seg_tail = wr_wal_get64(p + 9) + 1 >= g->seg_tail ? 0 : g->seg_tail;
         wr_wal_group_snap(w, g, wr_wal_get64(p + 9), wr_wal_get64(p + 17), p[25] & 1, 0);
         return true;
     }
@@ -464,7 +472,7 @@ static void finish_group(wr_wal_t *w, wr_wal_group_t *g, wr_wal_recovery_t *rec)
     }
     if (g->n == 0)
         g->first = g->floor + 1;
-    g->damaged = hole || rec->wal_corrupt || g->seg_lost;
+    g->damaged = hole || rec->wal_corrupt || g->seg_lost || g->seg_tail != 0;
     for (size_t i = 0; i < g->n; i++)
         wr_wal_ref(w, g, &g->locs[i]);
     g->durable = wr_wal_group_last(g);

@@ -143,9 +143,7 @@ static void crash(sim_t *s, sim_node_t *n)
     n->down_until = s->now + 20 + (uint64_t)sim_rand_int(s, 300);
     /* One node per run has the bad disk: a damaged majority cannot be recovered. */
     if (n->id == 1 + (int)(s->o.seed % (uint64_t)s->o.nodes) && sim_chance(s, 300)) {
-        int g = sim_rand_int(s, s->o.groups);
-        sim_disk_flip(&n->g[g].disk, sim_rand(s));
-        sim_trace(s, "n%d g%d bit flip on disk", n->id, g);
+        sim_node_flip(s, n);
     }
 }
 
@@ -184,10 +182,20 @@ static void transfer(sim_t *s)
     }
 }
 
+/* A node whose WAL failed (a sync failure) crashes even while healing: it comes back too. */
+static void restart_due(sim_t *s)
+{
+    for (int i = 1; i <= s->o.nodes; i++)
+        if (!s->nodes[i].up && s->now >= s->nodes[i].down_until)
+            sim_node_start(s, &s->nodes[i]);
+}
+
 static void faults(sim_t *s)
 {
-    if (s->heal)
+    if (s->heal) {
+        restart_due(s);
         return;
+    }
     if (sim_chance(s, s->transfer_pm))
         transfer(s);
     if (sim_chance(s, s->partition_pm))
@@ -209,6 +217,9 @@ static void run_node(sim_t *s, sim_node_t *n)
         return;
     if (n->sync_done != 0 && s->now >= n->sync_done)
         sim_node_sync_done(s, n);
+    sim_node_disk_step(s, n);
+    if (!n->up)
+        return;
     if (n->next_sync != 0 && n->sync_done == 0 && s->now >= n->next_sync)
         sim_node_sync_start(s, n);
     if (s->now >= n->next_tick) {
@@ -239,6 +250,7 @@ static void heal(sim_t *s)
     links_all(s, true);
     /* A disk slower than the election timeout starves elections: heal it too. */
     s->sync_max = 2;
+    s->sync_fail_pm = 0; /* a failed sync crashes its node, and nothing restarts it now */
     s->max_delay = s->max_delay < 5 ? s->max_delay : 5;
     sim_trace(s, "heal: all links up, every node restarts");
     for (int i = 1; i <= s->o.nodes; i++)
@@ -259,6 +271,7 @@ static void draw_profile(sim_t *s)
         s->sync_max = 2;
         s->max_batch = 64;
         s->max_inflight = 8;
+        s->writebehind_pm = 100;
         return;
     }
     s->drop_pm = sim_rand_int(s, 150);
@@ -269,6 +282,11 @@ static void draw_profile(sim_t *s)
     s->kill_leader_pm = sim_rand_int(s, 4);
     s->transfer_pm = sim_rand_int(s, 4);
     s->sync_max = sync[sim_rand_int(s, 3)];
+    if (!s->o.wal)
+        return; /* the toy disk's runs stay as they were, seed for seed */
+    s->sync_fail_pm = sim_rand_int(s, 3) * 5;
+    s->torn_pm = sim_rand_int(s, 3) * 500;
+    s->writebehind_pm = 50 + sim_rand_int(s, 500);
 }
 
 static void setup(sim_t *s)
@@ -279,9 +297,10 @@ static void setup(sim_t *s)
     draw_profile(s);
     sim_trace(
         s,
-        "profile: drop %d dup %d delay %d crash %d partition %d kill-leader %d sync %d batch %u inflight %u",
+        "profile: drop %d dup %d delay %d crash %d partition %d kill-leader %d sync %d batch %u inflight %u "
+        "sync-fail %d torn %d write-behind %d",
         s->drop_pm, s->dup_pm, s->max_delay, s->crash_pm, s->partition_pm, s->kill_leader_pm, s->sync_max,
-        s->max_batch, s->max_inflight);
+        s->max_batch, s->max_inflight, s->sync_fail_pm, s->torn_pm, s->writebehind_pm);
     for (int i = 1; i <= s->o.nodes; i++) {
         s->nodes[i].id = i;
         s->nodes[i].tick_period = s->o.faults ? 7 + sim_rand_int(s, 7) : 10;
@@ -307,8 +326,10 @@ static void print_failure(sim_t *s)
     for (size_t i = s->tail_pos - n; i < s->tail_pos; i++)
         fprintf(stderr, "%s\n", s->tail[i % TAIL_MAX]);
     fprintf(stderr,
-            "replay: build/tests/sim/warren-sim --seed %llu --nodes %d --groups %d --steps %d%s --trace\n",
-            (unsigned long long)o->seed, o->nodes, o->groups, o->steps, o->faults ? "" : " --no-faults");
+            "replay: build/tests/sim/warren-sim --seed %llu --nodes %d --groups %d --steps %d --disk %s%s "
+            "--trace\n",
+            (unsigned long long)o->seed, o->nodes, o->groups, o->steps, o->wal ? "wal" : "toy",
+            o->faults ? "" : " --no-faults");
 }
 
 static void dump(sim_t *s)
@@ -331,7 +352,7 @@ static void dump(sim_t *s)
 }
 
 /* One seed: the fault phase, then healing until every acknowledged proposal is everywhere. */
-static bool run(const sim_opts_t *o, uint64_t *applied)
+static bool run(const sim_opts_t *o, uint64_t *applied, sim_wal_stats_t *wal)
 {
     sim_t *s = calloc(1, sizeof(*s));
     bool ok;
@@ -356,6 +377,9 @@ static bool run(const sim_opts_t *o, uint64_t *applied)
         print_failure(s);
     ok = !s->failed;
     *applied += s->applied_total;
+    for (int i = 1; i <= o->nodes; i++)
+        if (s->nodes[i].wal != NULL)
+            sim_wal_stats_add(s->nodes[i].wal, wal);
     teardown(s);
     for (size_t i = 0; i < TAIL_MAX; i++)
         free(s->tail[i]);
@@ -368,7 +392,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: warren-sim [--seed N] [--count N] [--nodes 3|5|7|0=by seed] [--groups N]\n"
                     "                  [--steps N] [--heal-steps N] [--proposals N] [--payload N]\n"
-                    "                  [--tail K] [--trace] [--no-faults]\n");
+                    "                  [--tail K] [--trace] [--no-faults] [--disk wal|toy]\n");
     return 2;
 }
 
@@ -405,6 +429,8 @@ static bool parse(int argc, char **argv, sim_opts_t *o, uint64_t *count)
             o->payload = atoi(v);
         else if (strcmp(a, "--tail") == 0)
             o->trace_tail = atoi(v);
+        else if (strcmp(a, "--disk") == 0 && (strcmp(v, "wal") == 0 || strcmp(v, "toy") == 0))
+            o->wal = strcmp(v, "wal") == 0;
         else
             return false;
     }
@@ -421,8 +447,10 @@ int main(int argc, char **argv)
                     .faults = true,
                     .proposals = 100,
                     .payload = 16,
-                    .trace_tail = 60};
+                    .trace_tail = 60,
+                    .wal = true};
     uint64_t count = 1, failed = 0, applied = 0;
+    sim_wal_stats_t wal = {0};
     int nodes;
 
     if (!parse(argc, argv, &o, &count))
@@ -432,7 +460,7 @@ int main(int argc, char **argv)
         sim_opts_t run_o = o;
         run_o.seed = o.seed + i;
         run_o.nodes = nodes != 0 ? nodes : 3 + 2 * (int)(run_o.seed % 3);
-        if (!run(&run_o, &applied)) {
+        if (!run(&run_o, &applied, &wal)) {
             failed++;
             break;
         }
@@ -440,5 +468,12 @@ int main(int argc, char **argv)
     printf("warren-sim: %llu seed(s) from %llu, %llu failed, %llu entries applied\n",
            (unsigned long long)count, (unsigned long long)o.seed, (unsigned long long)failed,
            (unsigned long long)applied);
+    if (o.wal)
+        printf("WAL: %llu batches, %llu fdatasyncs, %llu write-behind steps, %llu recoveries (%llu torn), "
+               "%llu groups reported damaged, %llu WAL files damaged\n",
+               (unsigned long long)wal.batches, (unsigned long long)wal.datasyncs,
+               (unsigned long long)wal.writebehinds, (unsigned long long)wal.recoveries,
+               (unsigned long long)wal.torn, (unsigned long long)wal.damaged,
+               (unsigned long long)wal.wal_corrupt);
     return failed ? 1 : 0;
 }

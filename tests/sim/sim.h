@@ -14,6 +14,7 @@
 #include "cluster/raft.h"
 #include "core/status.h"
 #include "tests/sim/sim_disk.h"
+#include "tests/sim/sim_wal.h"
 
 #define SIM_MAX_NODES 9
 
@@ -28,6 +29,7 @@ typedef struct {
     int proposals;  /* per group, spread over the fault phase */
     int payload;    /* payload bytes per proposal (>= 8) */
     int trace_tail; /* lines of trace printed on failure */
+    bool wal;       /* the real node-wide WAL on a simdisk (sim_wal.c), else the toy sim_disk.c */
 } sim_opts_t;
 
 /* A message in flight (entries deep-copied). */
@@ -68,6 +70,8 @@ typedef struct {
     uint64_t next_sync; /* time the next sync starts (0: none scheduled) */
     uint64_t sync_done; /* time the sync in flight completes (0: none) */
     uint64_t sync_seq;  /* written_seq when it started */
+    uint64_t write_at;  /* time the WAL batch in flight is written (sync_done: completed) */
+    sim_wal_t *wal;     /* the node's WAL (--disk wal), NULL with the toy disk */
     sim_member_t *g;    /* one per group */
     sim_held_t *held;
     size_t n_held, cap_held;
@@ -93,6 +97,7 @@ typedef struct {
     bool link[SIM_MAX_NODES + 1][SIM_MAX_NODES + 1]; /* link[a][b]: a can send to b */
     /* The fault profile, drawn per seed: rates in per mille per step. */
     int drop_pm, dup_pm, max_delay, crash_pm, partition_pm, kill_leader_pm, transfer_pm, sync_max;
+    int sync_fail_pm, torn_pm, writebehind_pm; /* the WAL disk's faults and write-behind pace */
     unsigned max_batch, max_inflight;
     bool heal;
     sim_proposal_t *props;
@@ -145,6 +150,18 @@ void sim_node_sync_start(sim_t *s, sim_node_t *n);
 
 /* Completes it: the writes become durable, the notices reach the cores. */
 void sim_node_sync_done(sim_t *s, sim_node_t *n);
+
+/* Flips a bit of n's stored data (n is down); the next start finds it. */
+void sim_node_flip(sim_t *s, sim_node_t *n);
+
+/* A step of n's disk besides sync start/done: the WAL batch's write, write-behind. */
+void sim_node_disk_step(sim_t *s, sim_node_t *n);
+
+/* The checker's view of member g's durable state (the disk's, as a restart would find it). */
+size_t sim_member_valid(sim_node_t *n, int g);
+uint64_t sim_member_term(sim_node_t *n, int g, uint64_t index);
+wr_raft_hard_state_t sim_member_durable_hs(const sim_node_t *n, int g);
+bool sim_member_damaged(sim_node_t *n, int g); /* a restart would find a damaged log */
 
 /* Frees everything n owns (cores, disks, held messages). */
 void sim_node_free(const sim_t *s, sim_node_t *n);

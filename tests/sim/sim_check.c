@@ -293,14 +293,13 @@ static logv_t logv_mem(const sim_t *s, const sim_member_t *m, int g)
                     st.abstain != 0};
 }
 
-static logv_t logv_disk(const sim_t *s, sim_member_t *m, int g)
+static logv_t logv_disk(const sim_t *s, sim_node_t *node, int g)
 {
-    size_t n = sim_disk_valid(&m->disk);
-    bool damaged = n < m->disk.n && n < m->disk.synced;
+    size_t n = sim_member_valid(node, g);
 
-    return (logv_t){sim_disk_term(&m->disk, n), n,
-                    sim_disk_term(&m->disk, s->check->top[g]) == s->check->top_term[g],
-                    damaged || sim_disk_durable_hs(&m->disk).abstain != 0};
+    return (logv_t){sim_member_term(node, g, n), n,
+                    sim_member_term(node, g, s->check->top[g]) == s->check->top_term[g],
+                    sim_member_damaged(node, g) || sim_member_durable_hs(node, g).abstain != 0};
 }
 
 static bool logv_ge(const logv_t *a, const logv_t *b)
@@ -315,7 +314,7 @@ static bool electable(sim_t *s, int g, int x, const logv_t *v)
 
     for (int y = 1; y <= s->o.nodes; y++) {
         sim_member_t *m = &s->nodes[y].g[g];
-        logv_t d = logv_disk(s, m, g), worst = d;
+        logv_t d = logv_disk(s, &s->nodes[y], g), worst = d;
         if (y == x)
             continue;
         if (s->nodes[y].up) {
@@ -337,7 +336,7 @@ static void check_electable(sim_t *s, int g)
         sim_member_t *m = &s->nodes[x].g[g];
         logv_t v[2];
         int nv = 0;
-        v[nv++] = logv_disk(s, m, g);
+        v[nv++] = logv_disk(s, &s->nodes[x], g);
         if (s->nodes[x].up)
             v[nv++] = logv_mem(s, m, g);
         for (int i = 0; i < nv; i++)

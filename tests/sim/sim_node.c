@@ -47,24 +47,74 @@ void sim_entries_free(wr_raft_entry_t *e, size_t n)
     free(e);
 }
 
+size_t sim_member_valid(sim_node_t *n, int g)
+{
+    return n->wal != NULL ? sim_wal_valid(n->wal, g) : sim_disk_valid(&n->g[g].disk);
+}
+
+uint64_t sim_member_term(sim_node_t *n, int g, uint64_t index)
+{
+    return n->wal != NULL ? sim_wal_term(n->wal, g, index) : sim_disk_term(&n->g[g].disk, index);
+}
+
+wr_raft_hard_state_t sim_member_durable_hs(const sim_node_t *n, int g)
+{
+    return n->wal != NULL ? sim_wal_durable_hs(n->wal, g) : sim_disk_durable_hs(&n->g[g].disk);
+}
+
+/* The WAL reports damage at recovery, which then makes the core's abstain durable: the
+ * hard state tells. The toy disk keeps bad records until a write cuts them. */
+bool sim_member_damaged(sim_node_t *n, int g)
+{
+    size_t valid = sim_member_valid(n, g);
+
+    return n->wal == NULL && valid < n->g[g].disk.n && valid < n->g[g].disk.synced;
+}
+
+/* The durable state from the node's disk: the entries are copies with the WAL, the disk's with the toy. */
+static wr_raft_entry_t *member_load(sim_node_t *n, int g, wr_raft_hard_state_t *hs, size_t *count,
+                                    bool *damaged)
+{
+    const wr_raft_entry_t *e;
+    wr_raft_entry_t *copy;
+
+    if (n->wal != NULL) {
+        sim_wal_load(n->wal, g, hs, &copy, count, damaged);
+        return copy;
+    }
+    sim_disk_load(&n->g[g].disk, hs, &e, count, damaged);
+    return (wr_raft_entry_t *)e;
+}
+
+/* What a restart would come back with as commit: the core trusts no commit of a damaged log. */
+static uint64_t commit_floor(const wr_raft_hard_state_t *hs, size_t valid, bool damaged)
+{
+    if (damaged || hs->abstain != 0)
+        return 0;
+    return hs->commit < valid ? hs->commit : valid;
+}
+
 static void member_start(sim_t *s, sim_node_t *n, int g)
 {
     sim_member_t *m = &n->g[g];
     wr_raft_config_t cfg = sim_node_config(s, n->id, g);
     wr_raft_hard_state_t hs;
-    const wr_raft_entry_t *e;
+    wr_raft_entry_t *e;
     size_t count;
     bool damaged;
 
-    sim_disk_load(&m->disk, &hs, &e, &count, &damaged);
+    e = member_load(n, g, &hs, &count, &damaged);
     cfg.log_damaged = damaged;
     m->raft = wr_raft_new(&cfg, &hs, e, count);
     if (m->raft == NULL)
         abort();
     m->written_index = count;
     m->written_term = count ? e[count - 1].term : 0;
-    free((void *)e);
-    m->commit_floor = hs.commit < count ? hs.commit : count;
+    if (n->wal != NULL)
+        sim_entries_free(e, count);
+    else
+        free(e);
+    m->commit_floor = commit_floor(&hs, count, damaged);
     if (damaged)
         sim_trace(s, "n%d g%d log damaged: %zu entries survive", n->id, g, count);
     sim_trace(s, "n%d g%d restored term %llu vote %u commit %llu abstain %llu, %zu entries", n->id, g,
@@ -74,19 +124,26 @@ static void member_start(sim_t *s, sim_node_t *n, int g)
     memset(m->heard, 0, sizeof(m->heard));
 }
 
+static void wal_message(void *ud, const char *text)
+{
+    sim_trace(ud, "%s", text);
+}
+
 void sim_node_start(sim_t *s, sim_node_t *n)
 {
     if (n->g == NULL)
         n->g = calloc((size_t)s->o.groups, sizeof(*n->g));
     if (n->g == NULL)
         abort();
+    if (s->o.wal && n->wal == NULL)
+        n->wal = sim_wal_new(s->o.seed * 7919u + (uint64_t)n->id, s->o.groups, wal_message, s);
     for (int g = 0; g < s->o.groups; g++)
         member_start(s, n, g);
     n->up = true;
     sim_check_restart(s, n->id);
     n->next_tick = s->now + 1 + (uint64_t)sim_rand_int(s, n->tick_period);
     n->synced_seq = n->written_seq = n->sync_seq = 0;
-    n->next_sync = n->sync_done = 0;
+    n->next_sync = n->sync_done = n->write_at = 0;
     sim_trace(s, "n%d start (tick period %d)", n->id, n->tick_period);
 }
 
@@ -104,8 +161,11 @@ void sim_node_crash(sim_t *s, sim_node_t *n)
         size_t keep = (size_t)sim_rand_int(s, (int)m->disk.n_ops + 1);
         wr_raft_free(m->raft);
         m->raft = NULL;
-        sim_disk_crash(&m->disk, keep, (size_t)sim_rand_int(s, 4));
+        if (n->wal == NULL)
+            sim_disk_crash(&m->disk, keep, (size_t)sim_rand_int(s, 4));
     }
+    if (n->wal != NULL)
+        sim_wal_crash(n->wal, sim_chance(s, s->torn_pm));
     held_free(n);
     n->up = false;
     sim_trace(s, "n%d crash", n->id);
@@ -121,6 +181,7 @@ void sim_node_free(const sim_t *s, sim_node_t *n)
         wr_raft_free(n->g[g].raft);
         sim_disk_free(&n->g[g].disk);
     }
+    sim_wal_free(n->wal);
     free(n->g);
 }
 
@@ -176,16 +237,24 @@ static void ack_clients(sim_t *s, sim_node_t *n, int g, const wr_raft_entry_t *e
     }
 }
 
-static void persist(sim_node_t *n, sim_member_t *m, const wr_raft_ready_t *rd)
+static void persist(sim_node_t *n, int g, const wr_raft_ready_t *rd)
 {
+    sim_member_t *m = &n->g[g];
+
     if (rd->n_entries > 0) {
-        sim_disk_append(&m->disk, rd->entries, rd->n_entries);
+        if (n->wal != NULL)
+            sim_wal_append(n->wal, g, rd->entries, rd->n_entries);
+        else
+            sim_disk_append(&m->disk, rd->entries, rd->n_entries);
         m->written_term = rd->entries[rd->n_entries - 1].term;
         m->written_index = rd->entries[rd->n_entries - 1].index;
         n->written_seq++;
     }
     if (rd->hs_changed) {
-        sim_disk_set_hs(&m->disk, &rd->hs);
+        if (n->wal != NULL)
+            sim_wal_set_hs(n->wal, g, &rd->hs);
+        else
+            sim_disk_set_hs(&m->disk, &rd->hs);
         n->written_seq++;
     }
 }
@@ -198,7 +267,7 @@ static void drive_member(sim_t *s, sim_node_t *n, int g)
     while (wr_raft_has_ready(m->raft)) {
         if (wr_raft_ready(m->raft, &rd) != WR_OK)
             abort();
-        persist(n, m, &rd);
+        persist(n, g, &rd);
         for (size_t i = 0; i < rd.n_msgs; i++)
             sim_net_send(s, (uint32_t)g, &rd.msgs[i]);
         for (size_t i = 0; i < rd.n_msgs_after_sync; i++)
@@ -235,12 +304,83 @@ void sim_node_sync_start(sim_t *s, sim_node_t *n)
     n->sync_seq = n->written_seq;
     n->next_sync = 0;
     n->sync_done = s->now + 1 + (uint64_t)sim_rand_int(s, s->sync_max);
+    /* The WAL's three steps: prepare now, write in between, complete at sync_done. */
+    if (n->wal != NULL && sim_wal_prepare(n->wal))
+        n->write_at = s->now + (uint64_t)sim_rand_int(s, (int)(n->sync_done - s->now));
+}
+
+/* A WAL that failed accepts nothing more: the process dies and recovers, as warrend would. */
+static bool wal_check(sim_t *s, sim_node_t *n)
+{
+    if (n->wal == NULL || !sim_wal_failed(n->wal))
+        return true;
+    sim_trace(s, "n%d WAL failed: the node crashes", n->id);
+    sim_node_crash(s, n);
+    n->down_until = s->now + 20;
+    return false;
+}
+
+void sim_node_disk_step(sim_t *s, sim_node_t *n)
+{
+    if (n->wal == NULL)
+        return;
+    if (n->write_at != 0 && s->now >= n->write_at) {
+        sim_wal_write(n->wal, sim_chance(s, s->sync_fail_pm));
+        n->write_at = 0;
+    }
+    if (n->sync_done == 0 && sim_chance(s, s->writebehind_pm))
+        sim_wal_writebehind(n->wal, 64 + (uint64_t)sim_rand_int(s, 8192));
+    wal_check(s, n);
+}
+
+void sim_node_flip(sim_t *s, sim_node_t *n)
+{
+    int g = sim_rand_int(s, s->o.groups);
+
+    if (n->wal != NULL) {
+        sim_trace(s, "n%d bit flip in a WAL or segment file", n->id); /* before the recovery it triggers */
+        sim_wal_flip(n->wal, sim_rand(s));
+        return;
+    }
+    sim_disk_flip(&n->g[g].disk, sim_rand(s));
+    sim_trace(s, "n%d g%d bit flip on disk", n->id, g);
+}
+
+static void on_durable(void *ud, int g, uint64_t term, uint64_t index)
+{
+    sim_node_t *n = ud;
+
+    if (index > 0 && wr_raft_persisted(n->g[g].raft, term, index) != WR_OK)
+        abort();
+}
+
+/* The WAL batch completes: its notices reach the cores. False: it failed. */
+static bool wal_done(sim_t *s, sim_node_t *n)
+{
+    sim_wal_write(n->wal, sim_chance(s, s->sync_fail_pm));
+    n->write_at = 0;
+    sim_wal_complete(n->wal, on_durable, n);
+    for (int g = 0; g < s->o.groups; g++) {
+        sim_member_t *m = &n->g[g];
+        wr_raft_hard_state_t hs = sim_wal_durable_hs(n->wal, g);
+        size_t valid = sim_wal_valid(n->wal, g);
+        m->commit_floor = commit_floor(&hs, valid, false);
+    }
+    return !sim_wal_failed(n->wal);
 }
 
 /* The sync finished: its notices reach the cores, possibly late (a newer
  * leader may have overwritten those entries meanwhile). */
 void sim_node_sync_done(sim_t *s, sim_node_t *n)
 {
+    if (n->wal != NULL) {
+        if (!wal_done(s, n) || !wal_check(s, n))
+            return;
+        n->synced_seq = n->sync_seq;
+        n->sync_done = 0;
+        sim_node_drive(s, n);
+        return;
+    }
     for (int g = 0; g < s->o.groups; g++) {
         sim_member_t *m = &n->g[g];
         wr_raft_hard_state_t hs;
@@ -249,7 +389,7 @@ void sim_node_sync_done(sim_t *s, sim_node_t *n)
         hs = sim_disk_durable_hs(&m->disk);
         valid = sim_disk_valid(&m->disk);
         /* What a restart would come back with: a damaged log may hold less. */
-        m->commit_floor = hs.commit < valid ? hs.commit : valid;
+        m->commit_floor = commit_floor(&hs, valid, false);
         if (m->sync_index > 0 && wr_raft_persisted(m->raft, m->sync_term, m->sync_index) != WR_OK)
             abort();
     }

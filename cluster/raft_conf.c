@@ -91,9 +91,10 @@ void wr_raft_conf_reload(wr_raft_t *r)
 /* Applies op to the membership in force into *c; a status as wr_raft_change. */
 static int conf_edit(const wr_raft_t *r, wr_raft_change_t op, uint32_t id, wr_raft_conf_t *c)
 {
-    size_t at = c->n, voters = 0;
+    size_t at, voters = 0;
 
     wr_raft_conf(r, c);
+    at = c->n;
     for (size_t i = 0; i < c->n; i++) {
         at = c->id[i] == id ? i : at;
         voters += c->voter[i];

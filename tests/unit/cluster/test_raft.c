@@ -10,8 +10,9 @@
 #include "scenario.h"
 
 static const char *const scenarios[] = {
-    "figure8.txt",       "vote_persistence.txt", "prevote_partial_partition.txt", "stale_leader.txt",
-    "slow_follower.txt", "conflict_backoff.txt", "leader_transfer.txt",
+    "figure8.txt",         "vote_persistence.txt",    "prevote_partial_partition.txt",
+    "stale_leader.txt",    "slow_follower.txt",       "conflict_backoff.txt",
+    "leader_transfer.txt", "membership_deferred.txt", "remove_leader.txt",
 };
 
 START_TEST(scenario)

@@ -298,11 +298,23 @@ static int on_heartbeat(wr_raft_t *r, const wr_raft_msg_t *m)
     return wr_raft_send(r, &resp, false);
 }
 
+/* A voter campaigns; so does a member whose removal is not known committed:
+ * it may hold the only log that can win, and as leader it commits its removal
+ * (counting only the remaining voters) and then steps down. */
+static bool may_campaign(const wr_raft_t *r)
+{
+    bool member = false;
+
+    for (size_t i = 0; i < r->n_peers; i++)
+        member |= r->peers[i].id == r->cfg.id;
+    return wr_raft_is_voter(r, r->cfg.id) || (!member && r->conf_index > r->commit);
+}
+
 static int follower_step(wr_raft_t *r, const wr_raft_msg_t *m)
 {
     /* The leader hands over: campaign at once (a damaged log still abstains). */
     if (m->type == WR_RAFT_MSG_TIMEOUT_NOW && r->role == WR_RAFT_FOLLOWER && r->abstain == 0 &&
-        wr_raft_is_voter(r, r->cfg.id))
+        may_campaign(r))
         return become_candidate(r, true);
     if (m->type != WR_RAFT_MSG_APP && m->type != WR_RAFT_MSG_HEARTBEAT)
         return WR_OK;
@@ -400,7 +412,7 @@ int wr_raft_tick(wr_raft_t *r)
 {
     if (r->role == WR_RAFT_LEADER)
         return leader_tick(r);
-    if (++r->elapsed < r->timeout || r->abstain != 0 || !wr_raft_is_voter(r, r->cfg.id))
+    if (++r->elapsed < r->timeout || r->abstain != 0 || !may_campaign(r))
         return WR_OK;
     return become_pre_candidate(r);
 }

@@ -414,10 +414,9 @@ static bool logv_ge(const logv_t *a, const logv_t *b)
 /* Would a quorum of c (x's membership) find candidate x's log at least as up to date as theirs? */
 static bool electable(sim_t *s, int g, int x, const logv_t *v, const wr_raft_conf_t *c)
 {
-    size_t yes = 1;
+    /* A removed member may campaign too (until its removal is committed). */
+    size_t yes = conf_votes(c, x);
 
-    if (!conf_votes(c, x))
-        return false;
     for (size_t i = 0; i < c->n; i++) {
         int y = (int)c->id[i];
         sim_member_t *m = &s->nodes[y].g[g];

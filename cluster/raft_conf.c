@@ -88,37 +88,73 @@ void wr_raft_conf_reload(wr_raft_t *r)
     conf_apply(r, &c);
 }
 
-/* Applies op to the membership in force into *c; a status as wr_raft_change. */
-static int conf_edit(const wr_raft_t *r, wr_raft_change_t op, uint32_t id, wr_raft_conf_t *c)
+/* The position of id in c (c->n: absent). */
+static size_t conf_find(const wr_raft_conf_t *c, uint32_t id)
 {
-    size_t at, voters = 0;
+    size_t at = 0;
 
-    wr_raft_conf(r, c);
-    at = c->n;
-    for (size_t i = 0; i < c->n; i++) {
-        at = c->id[i] == id ? i : at;
-        voters += c->voter[i];
-    }
-    if (op == WR_RAFT_ADD_LEARNER) {
-        if (at < c->n || id == 0)
-            return at < c->n ? WR_EEXIST : WR_EUNKNOWN;
-        if (c->n == WR_RAFT_MAX_PEERS)
-            return WR_ETOOBIG;
-        c->id[c->n] = id;
-        c->voter[c->n++] = false;
-        return WR_OK;
-    }
-    if (at == c->n || (op == WR_RAFT_PROMOTE && c->voter[at]))
+    while (at < c->n && c->id[at] != id)
+        at++;
+    return at;
+}
+
+static int conf_add(wr_raft_conf_t *c, uint32_t id)
+{
+    if (id == 0)
         return WR_EUNKNOWN;
-    if (op == WR_RAFT_PROMOTE) {
-        c->voter[at] = true;
-        return WR_OK;
-    }
+    if (conf_find(c, id) < c->n)
+        return WR_EEXIST;
+    if (c->n == WR_RAFT_MAX_PEERS)
+        return WR_ETOOBIG;
+    c->id[c->n] = id;
+    c->voter[c->n++] = false;
+    return WR_OK;
+}
+
+static int conf_remove(wr_raft_conf_t *c, uint32_t id)
+{
+    size_t at = conf_find(c, id), voters = 0;
+
+    for (size_t i = 0; i < c->n; i++)
+        voters += c->voter[i];
+    if (at == c->n)
+        return WR_EUNKNOWN;
     if (c->voter[at] && voters == 1)
         return WR_ESYNTAX;
     c->id[at] = c->id[c->n - 1];
     c->voter[at] = c->voter[--c->n];
     return WR_OK;
+}
+
+/* Applies op to the membership in force into *c; a status as wr_raft_change. */
+static int conf_edit(const wr_raft_t *r, wr_raft_change_t op, uint32_t id, wr_raft_conf_t *c)
+{
+    size_t at;
+
+    wr_raft_conf(r, c);
+    if (op == WR_RAFT_ADD_LEARNER)
+        return conf_add(c, id);
+    if (op == WR_RAFT_REMOVE)
+        return conf_remove(c, id);
+    at = conf_find(c, id);
+    if (at == c->n || c->voter[at])
+        return WR_EUNKNOWN;
+    c->voter[at] = true;
+    return WR_OK;
+}
+
+/* Writes c as a CONFIG payload into buf; returns its length. */
+static uint32_t conf_encode(const wr_raft_conf_t *c, uint8_t *buf)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        uint8_t *p = buf + i * CONF_REC;
+        p[0] = (uint8_t)c->id[i];
+        p[1] = (uint8_t)(c->id[i] >> 8);
+        p[2] = (uint8_t)(c->id[i] >> 16);
+        p[3] = (uint8_t)(c->id[i] >> 24);
+        p[4] = c->voter[i];
+    }
+    return (uint32_t)(c->n * CONF_REC);
 }
 
 /* Only one change at a time, and only once this leader committed in its term. */
@@ -140,15 +176,7 @@ int wr_raft_change(wr_raft_t *r, wr_raft_change_t op, uint32_t id, uint64_t *ter
 
     if (rc != WR_OK || (rc = conf_edit(r, op, id, &c)) != WR_OK)
         return rc;
-    for (size_t i = 0; i < c.n; i++) {
-        uint8_t *p = buf + i * CONF_REC;
-        p[0] = (uint8_t)c.id[i];
-        p[1] = (uint8_t)(c.id[i] >> 8);
-        p[2] = (uint8_t)(c.id[i] >> 16);
-        p[3] = (uint8_t)(c.id[i] >> 24);
-        p[4] = c.voter[i];
-    }
-    e.len = (uint32_t)(c.n * CONF_REC);
+    e.len = conf_encode(&c, buf);
     if (wr_raft_log_append(&r->log, &e) != WR_OK)
         return WR_ENOMEM;
     c.index = r->log.n;

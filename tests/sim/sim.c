@@ -197,21 +197,46 @@ static int change_op(sim_t *s, int g, int x, const wr_raft_t *leader)
     return xs.stable >= ls.commit ? WR_RAFT_PROMOTE : -1;
 }
 
-/* A single-server membership change of a random group, asked of its leader. */
-static void change(sim_t *s)
+/* A single-server membership change of group g, asked of its leader l. */
+static void change_group(sim_t *s, int g, int l)
 {
     static const char *const ops[] = {"add learner", "promote", "remove"};
-    int g = sim_rand_int(s, s->o.groups), l = leader_of(s, g), x = 1 + sim_rand_int(s, s->o.nodes), op;
-    uint64_t term, index;
+    int x = 1 + sim_rand_int(s, s->o.nodes), op = change_op(s, g, x, s->nodes[l].g[g].raft);
+    uint64_t term = 0, index = 0;
     int rc;
 
-    if (l == 0 || (op = change_op(s, g, x, s->nodes[l].g[g].raft)) < 0)
+    if (op < 0)
         return;
     rc = wr_raft_change(s->nodes[l].g[g].raft, (wr_raft_change_t)op, (uint32_t)x, &term, &index);
-    sim_trace(s, "n%d g%d %s n%d: %d at %llu/%llu", l, g, ops[op], x, rc, (unsigned long long)(rc ? 0 : term),
-              (unsigned long long)(rc ? 0 : index));
+    sim_trace(s, "n%d g%d %s n%d: %d at %llu/%llu", l, g, ops[op], x, rc, (unsigned long long)term,
+              (unsigned long long)index);
     if (rc == WR_OK)
         sim_node_drive(s, &s->nodes[l]);
+}
+
+static void change(sim_t *s)
+{
+    int g = sim_rand_int(s, s->o.groups), l = leader_of(s, g);
+
+    if (l != 0)
+        change_group(s, g, l);
+}
+
+/* A new leader is often asked at once, before it committed in its term. */
+static void change_eager(sim_t *s)
+{
+    for (int i = 1; i <= s->o.nodes; i++) {
+        for (int g = 0; g < s->o.groups && s->nodes[i].up; g++) {
+            sim_member_t *m = &s->nodes[i].g[g];
+            wr_raft_status_t st;
+            wr_raft_status(m->raft, &st);
+            if (st.role != WR_RAFT_LEADER || m->change_term == st.term)
+                continue;
+            m->change_term = st.term;
+            if (sim_chance(s, 300))
+                change_group(s, g, i);
+        }
+    }
 }
 
 /* A leadership transfer to a random other member, mid-traffic. */
@@ -239,6 +264,8 @@ static void faults(sim_t *s)
         transfer(s);
     if (sim_chance(s, s->change_pm))
         change(s);
+    if (s->change_pm > 0)
+        change_eager(s);
     if (sim_chance(s, s->partition_pm))
         partition(s);
     if (sim_chance(s, s->kill_leader_pm))

@@ -56,6 +56,7 @@ typedef struct {
     uint64_t leader_since;                /* time this member became leader (0: not) */
     uint64_t leader_term;
     uint64_t leader_conf;              /* the CONFIG entry its check-quorum watch started with */
+    uint64_t change_term;              /* the last term it was seen leading (then an eager change) */
     uint64_t heard[SIM_MAX_NODES + 1]; /* last delivery from each node */
 } sim_member_t;
 

@@ -235,6 +235,19 @@ static bool conf_votes(const wr_raft_conf_t *c, int id)
     return false;
 }
 
+/* A member whose disk lost acknowledged records: it abstains until a later
+ * leader caught it up, and a leader may still count its old acknowledgement. */
+static bool member_damaged(sim_t *s, int id, int g)
+{
+    sim_member_t *m = &s->nodes[id].g[g];
+    wr_raft_status_t st = {.abstain = 0};
+
+    if (s->nodes[id].up)
+        wr_raft_status(m->raft, &st);
+    return sim_disk_valid(&m->disk) < m->disk.synced || sim_disk_durable_hs(&m->disk).abstain != 0 ||
+           st.abstain != 0;
+}
+
 /* A leader's commit must be durable on a majority of the voters it has in force. */
 static void check_commit_quorum(sim_t *s, int node, int g, const wr_raft_t *r, const wr_raft_status_t *st)
 {
@@ -244,9 +257,8 @@ static void check_commit_quorum(sim_t *s, int node, int g, const wr_raft_t *r, c
     wr_raft_conf(r, &c);
     for (size_t i = 0; i < c.n; i++) {
         sim_disk_t *d = &s->nodes[c.id[i]].g[g].disk;
-        /* A damaged disk may have lost what it acknowledged: the abstain rule covers it. */
         held += c.voter[i] && (sim_disk_term(d, st->commit) == wr_raft_entry(r, st->commit)->term ||
-                               sim_disk_valid(d) < d->synced);
+                               member_damaged(s, (int)c.id[i], g));
     }
     if (held < conf_voters(&c) / 2 + 1)
         sim_fail(s, "commit quorum: n%d g%d committed %llu held by %zu of %zu voters", node, g,

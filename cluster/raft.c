@@ -26,20 +26,11 @@ static void reset_timeout(wr_raft_t *r)
     r->timeout = r->cfg.election_ticks + (unsigned)(rng_next(r) % r->cfg.election_ticks);
 }
 
-size_t wr_raft_quorum(const wr_raft_t *r)
-{
-    return r->cfg.n_peers / 2 + 1;
-}
-
 static bool config_valid(const wr_raft_config_t *c)
 {
-    bool self = false;
-
     if (c->id == 0 || c->n_peers == 0 || c->n_peers > WR_RAFT_MAX_PEERS)
         return false;
-    for (size_t i = 0; i < c->n_peers; i++)
-        self |= c->peers[i] == c->id;
-    return self && c->heartbeat_ticks > 0 && c->election_ticks > c->heartbeat_ticks && c->max_inflight > 0 &&
+    return c->heartbeat_ticks > 0 && c->election_ticks > c->heartbeat_ticks && c->max_inflight > 0 &&
            c->max_batch > 0;
 }
 
@@ -61,12 +52,11 @@ wr_raft_t *wr_raft_new(const wr_raft_config_t *cfg, const wr_raft_hard_state_t *
     if (!config_valid(cfg) || (r = calloc(1, sizeof(*r))) == NULL)
         return NULL;
     r->cfg = *cfg;
-    for (size_t i = 0; i < cfg->n_peers; i++)
-        r->peers[i].id = cfg->peers[i];
     r->rng = (cfg->seed ^ ((uint64_t)cfg->id * 0x9E3779B97F4A7C15ull)) | 1;
     r->log.unstable = 1;
     if (restore_log(r, entries, n) != WR_OK)
         goto err;
+    wr_raft_conf_reload(r);
     if (hs != NULL) {
         r->term = hs->term;
         r->vote = hs->vote;
@@ -97,7 +87,7 @@ void wr_raft_free(wr_raft_t *r)
     free(r);
 }
 
-static void become_follower(wr_raft_t *r, uint64_t term, uint32_t leader)
+void wr_raft_become_follower(wr_raft_t *r, uint64_t term, uint32_t leader)
 {
     if (term != r->term) {
         r->term = term;
@@ -113,7 +103,7 @@ static void become_follower(wr_raft_t *r, uint64_t term, uint32_t leader)
 
 static void tally_reset(wr_raft_t *r)
 {
-    for (size_t i = 0; i < r->cfg.n_peers; i++) {
+    for (size_t i = 0; i < r->n_peers; i++) {
         r->peers[i].voted = r->peers[i].id == r->cfg.id;
         r->peers[i].granted = r->peers[i].voted;
     }
@@ -135,11 +125,11 @@ static int become_leader(wr_raft_t *r)
 
 static int request_votes(wr_raft_t *r, uint8_t type, uint64_t term, bool transfer)
 {
-    for (size_t i = 0; i < r->cfg.n_peers; i++) {
+    for (size_t i = 0; i < r->n_peers; i++) {
         wr_raft_msg_t m = {.type = type, .from = r->cfg.id, .to = r->peers[i].id, .term = term};
 
         m.transfer = transfer;
-        if (m.to == r->cfg.id)
+        if (m.to == r->cfg.id || !r->peers[i].voter)
             continue;
         m.index = r->log.n;
         m.log_term = wr_raft_log_last_term(&r->log);
@@ -178,25 +168,25 @@ static int become_pre_candidate(wr_raft_t *r)
     return tally_result(r);
 }
 
-/* Counts the votes so far: a majority wins the round, a majority against loses it. */
+/* Counts the voters' votes so far: a majority wins the round, a majority against loses it. */
 static int tally_result(wr_raft_t *r)
 {
     size_t yes = 0, no = 0, q = wr_raft_quorum(r);
 
-    for (size_t i = 0; i < r->cfg.n_peers; i++) {
-        yes += r->peers[i].voted && r->peers[i].granted;
-        no += r->peers[i].voted && !r->peers[i].granted;
+    for (size_t i = 0; i < r->n_peers; i++) {
+        yes += r->peers[i].voter && r->peers[i].voted && r->peers[i].granted;
+        no += r->peers[i].voter && r->peers[i].voted && !r->peers[i].granted;
     }
     if (yes >= q)
         return r->role == WR_RAFT_PRE_CANDIDATE ? become_candidate(r, false) : become_leader(r);
     if (no >= q)
-        become_follower(r, r->term, 0);
+        wr_raft_become_follower(r, r->term, 0);
     return WR_OK;
 }
 
 static int on_vote_resp(wr_raft_t *r, const wr_raft_msg_t *m)
 {
-    for (size_t i = 0; i < r->cfg.n_peers; i++) {
+    for (size_t i = 0; i < r->n_peers; i++) {
         if (r->peers[i].id != m->from || r->peers[i].voted)
             continue;
         r->peers[i].voted = true;
@@ -257,19 +247,25 @@ static int reject_append(wr_raft_t *r, const wr_raft_msg_t *m)
     return wr_raft_send(r, &resp, false);
 }
 
-/* Appends m's entries after the matching prefix, cutting a conflicting suffix. */
+/* Appends m's entries after the matching prefix, cutting a conflicting suffix;
+ * a CONFIG entry appended or cut changes the membership in force. */
 static int append_entries(wr_raft_t *r, const wr_raft_msg_t *m)
 {
+    bool reload = false;
+
     for (size_t i = 0; i < m->n_entries; i++) {
         uint64_t idx = m->index + 1 + i;
 
         if (idx <= r->log.n && wr_raft_log_term(&r->log, idx) == m->entries[i].term)
             continue;
+        reload |= idx <= r->conf_index || m->entries[i].type == WR_RAFT_ENTRY_CONFIG;
         if (idx <= r->log.n)
             wr_raft_log_truncate(&r->log, idx);
         if (wr_raft_log_append(&r->log, &m->entries[i]) != WR_OK)
             return WR_ENOMEM;
     }
+    if (reload)
+        wr_raft_conf_reload(r);
     return WR_OK;
 }
 
@@ -313,15 +309,28 @@ static int on_heartbeat(wr_raft_t *r, const wr_raft_msg_t *m)
     return wr_raft_send(r, &resp, false);
 }
 
+/* A voter campaigns; so does a member whose removal is not known committed:
+ * it may hold the only log that can win, and as leader it commits its removal
+ * (counting only the remaining voters) and then steps down. */
+static bool may_campaign(const wr_raft_t *r)
+{
+    bool member = false;
+
+    for (size_t i = 0; i < r->n_peers; i++)
+        member |= r->peers[i].id == r->cfg.id;
+    return wr_raft_is_voter(r, r->cfg.id) || (!member && r->conf_index > r->commit);
+}
+
 static int follower_step(wr_raft_t *r, const wr_raft_msg_t *m)
 {
     /* The leader hands over: campaign at once (a damaged log still abstains). */
-    if (m->type == WR_RAFT_MSG_TIMEOUT_NOW && r->role == WR_RAFT_FOLLOWER && r->abstain == 0)
+    if (m->type == WR_RAFT_MSG_TIMEOUT_NOW && r->role == WR_RAFT_FOLLOWER && r->abstain == 0 &&
+        may_campaign(r))
         return become_candidate(r, true);
     if (m->type != WR_RAFT_MSG_APP && m->type != WR_RAFT_MSG_HEARTBEAT)
         return WR_OK;
     if (r->role != WR_RAFT_FOLLOWER || r->leader != m->from)
-        become_follower(r, r->term, m->from);
+        wr_raft_become_follower(r, r->term, m->from);
     r->elapsed = 0;
     return m->type == WR_RAFT_MSG_APP ? on_append(r, m) : on_heartbeat(r, m);
 }
@@ -357,7 +366,8 @@ static bool step_higher_term(wr_raft_t *r, const wr_raft_msg_t *m)
         return false;
     if (m->type == WR_RAFT_MSG_PREVOTE || (m->type == WR_RAFT_MSG_PREVOTE_RESP && !m->reject))
         return true;
-    become_follower(r, m->term, m->type == WR_RAFT_MSG_APP || m->type == WR_RAFT_MSG_HEARTBEAT ? m->from : 0);
+    wr_raft_become_follower(r, m->term,
+                            m->type == WR_RAFT_MSG_APP || m->type == WR_RAFT_MSG_HEARTBEAT ? m->from : 0);
     return true;
 }
 
@@ -399,13 +409,13 @@ static int leader_tick(wr_raft_t *r)
     if (++r->elapsed < r->cfg.election_ticks)
         return WR_OK;
     r->elapsed = 0;
-    for (size_t i = 0; i < r->cfg.n_peers; i++) {
-        active += r->peers[i].active || r->peers[i].id == r->cfg.id;
+    for (size_t i = 0; i < r->n_peers; i++) {
+        active += r->peers[i].voter && (r->peers[i].active || r->peers[i].id == r->cfg.id);
         r->peers[i].active = false;
     }
     /* Check-quorum: a leader that cannot reach a majority steps down. */
     if (active < wr_raft_quorum(r))
-        become_follower(r, r->term, 0);
+        wr_raft_become_follower(r, r->term, 0);
     return WR_OK;
 }
 
@@ -413,7 +423,7 @@ int wr_raft_tick(wr_raft_t *r)
 {
     if (r->role == WR_RAFT_LEADER)
         return leader_tick(r);
-    if (++r->elapsed < r->timeout || r->abstain != 0)
+    if (++r->elapsed < r->timeout || r->abstain != 0 || !may_campaign(r))
         return WR_OK;
     return become_pre_candidate(r);
 }
@@ -438,11 +448,7 @@ int wr_raft_propose(wr_raft_t *r, const void *data, size_t len, uint64_t *term, 
 
 int wr_raft_transfer(wr_raft_t *r, uint32_t to)
 {
-    bool voter = false;
-
-    for (size_t i = 0; i < r->cfg.n_peers; i++)
-        voter |= r->peers[i].id == to && to != r->cfg.id;
-    if (r->role != WR_RAFT_LEADER || !voter)
+    if (r->role != WR_RAFT_LEADER || to == r->cfg.id || !wr_raft_is_voter(r, to))
         return WR_ENOENT;
     r->transfer_to = to;
     r->transfer_elapsed = 0;

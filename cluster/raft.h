@@ -27,6 +27,7 @@ typedef enum {
 typedef enum {
     WR_RAFT_ENTRY_NORMAL = 0, /* an opaque payload for the state machine */
     WR_RAFT_ENTRY_NOOP,       /* the leader's first entry of its term; never applied */
+    WR_RAFT_ENTRY_CONFIG,     /* a membership (wr_raft_conf_decode); in force once appended */
 } wr_raft_entry_type_t;
 
 /* A log entry. The core owns data of the entries in its log. */
@@ -78,7 +79,7 @@ typedef struct {
 
 typedef struct {
     uint32_t id;                       /* this member, non-zero */
-    uint32_t peers[WR_RAFT_MAX_PEERS]; /* every voter, this member included */
+    uint32_t peers[WR_RAFT_MAX_PEERS]; /* the first voters (before any CONFIG entry); may lack id */
     size_t n_peers;
     unsigned election_ticks;  /* the timeout is randomised in [t, 2t) */
     unsigned heartbeat_ticks; /* < election_ticks */
@@ -116,6 +117,21 @@ typedef struct {
     size_t n_committed;
 } wr_raft_ready_t;
 
+/* A group's membership: voters and learners (non-voters that only replicate). */
+typedef struct {
+    uint32_t id[WR_RAFT_MAX_PEERS];
+    bool voter[WR_RAFT_MAX_PEERS];
+    size_t n;
+    uint64_t index; /* the CONFIG entry it comes from (0: the configured first voters) */
+} wr_raft_conf_t;
+
+/* One single-server membership change (wr_raft_change). */
+typedef enum {
+    WR_RAFT_ADD_LEARNER = 0, /* a new member that replicates but neither votes nor counts */
+    WR_RAFT_PROMOTE,         /* a learner becomes a voter */
+    WR_RAFT_REMOVE,          /* a voter or learner leaves; a removed leader steps down once it commits */
+} wr_raft_change_t;
+
 /* A read-only view of the core, for drivers, tests and the simulator. */
 typedef struct {
     wr_raft_role_t role;
@@ -133,12 +149,14 @@ typedef struct {
 /*
  * Creates a member from its durable state: hs (NULL: a new member) and the
  * stored log entries[0..n) (copied; indexes dense from 1). All of it counts as
- * durable. With cfg->log_damaged (a CRC found a bad record and the log was cut
- * there) the member may have acknowledged entries it no longer has: it neither
- * votes nor campaigns until a leader of a term after its stored one has
- * brought its log up to an entry of that leader's term (hs->abstain keeps that
- * durable across further restarts). While it abstains its stored commit is
- * not trusted either (the damage may have brought back entries it had
+ * durable. The membership is that of the last CONFIG entry in the log, else
+ * cfg->peers as voters; a member that is not a voter in it never campaigns.
+ * With cfg->log_damaged (a CRC found a bad record and the log was cut there)
+ * the member may have acknowledged entries it no longer has: it neither votes
+ * nor campaigns until a leader of a term after its stored one has brought its
+ * log up to an entry of that leader's term (hs->abstain keeps that durable
+ * across further restarts). While it abstains its stored commit is not
+ * trusted either (the damage may have brought back entries it had
  * overwritten): it starts with commit 0 and learns it from a leader. Returns
  * NULL on allocation failure or an invalid config.
  */
@@ -170,6 +188,24 @@ int wr_raft_propose(wr_raft_t *r, const void *data, size_t len, uint64_t *term, 
  * member does not lead or `to` is not another voter.
  */
 int wr_raft_transfer(wr_raft_t *r, uint32_t to);
+
+/*
+ * Proposes one membership change as a CONFIG entry; *term and *index name it as
+ * for wr_raft_propose. The new membership is in force on each member as soon
+ * as the entry is in its log (committed or not), and reverts if the entry is
+ * cut. WR_ENOENT: not the leader; WR_AGAIN: no entry of this leader's term is
+ * committed yet, an earlier change is not committed yet, or a transfer is
+ * under way; WR_EEXIST: adding a member; WR_EUNKNOWN: promoting or removing a
+ * non-member, or promoting a voter; WR_ETOOBIG: WR_RAFT_MAX_PEERS members
+ * already; WR_ESYNTAX: removing the last voter; WR_ENOMEM.
+ */
+int wr_raft_change(wr_raft_t *r, wr_raft_change_t op, uint32_t id, uint64_t *term, uint64_t *index);
+
+/* Fills *c with the membership in force on this member. */
+void wr_raft_conf(const wr_raft_t *r, wr_raft_conf_t *c);
+
+/* Decodes a CONFIG entry's payload into *c (c->index = e->index). WR_OK or WR_ESYNTAX. */
+int wr_raft_conf_decode(const wr_raft_entry_t *e, wr_raft_conf_t *c);
 
 /*
  * Reports entries up to (term, index) durable. Ignored unless the log still

@@ -21,6 +21,7 @@ typedef struct {
     uint8_t state;   /* PEER_PROBE or PEER_REPLICATE */
     bool probe_sent; /* probing: one AppendEntries out, wait for its answer */
     bool active;     /* heard from since the last check-quorum round */
+    bool voter;      /* false: a learner, never counted */
     bool voted, granted;
     uint64_t match; /* highest index known replicated and durable there */
     uint64_t next;  /* next index to send */
@@ -41,7 +42,9 @@ struct wr_raft_s {
     uint64_t commit;
     uint64_t applied;
     wr_raft_log_t log;
-    wr_raft_peer_t peers[WR_RAFT_MAX_PEERS];
+    wr_raft_peer_t peers[WR_RAFT_MAX_PEERS]; /* the membership in force, this member included if in it */
+    size_t n_peers;
+    uint64_t conf_index; /* the CONFIG entry in force (0: cfg.peers) */
     unsigned elapsed, hb_elapsed, timeout;
     uint64_t rng;
     uint64_t leader_match; /* follower: highest index known to match this term's leader */
@@ -60,8 +63,17 @@ struct wr_raft_s {
 /* Queues m to send (after the next sync if after_sync). WR_OK or WR_ENOMEM. */
 int wr_raft_send(wr_raft_t *r, const wr_raft_msg_t *m, bool after_sync);
 
-/* The voters needed for a majority. */
+/* The voters needed for a majority of the membership in force. */
 size_t wr_raft_quorum(const wr_raft_t *r);
+
+/* True if id is a voter of the membership in force. */
+bool wr_raft_is_voter(const wr_raft_t *r, uint32_t id);
+
+/* Puts in force the membership of the last CONFIG entry in the log (else cfg.peers). */
+void wr_raft_conf_reload(wr_raft_t *r);
+
+/* Steps down to follower of term (leader 0 if unknown). */
+void wr_raft_become_follower(wr_raft_t *r, uint64_t term, uint32_t leader);
 
 /* Leader: resets every member's progress for a new term. */
 void wr_raft_progress_reset(wr_raft_t *r);

@@ -52,7 +52,8 @@ bool wr_raft_has_ready(const wr_raft_t *r)
            !hs_equal(&hs, &r->hs_handed) || r->log.unstable <= r->log.n || r->applied < r->commit;
 }
 
-/* Leader: sends what proposals and commit moves since the last ready call for. */
+/* Leader: sends what proposals and commit moves since the last ready call for;
+ * a leader whose own removal is committed then steps down. */
 static int flush_leader(wr_raft_t *r)
 {
     int rc = WR_OK;
@@ -61,6 +62,8 @@ static int flush_leader(wr_raft_t *r)
         rc = wr_raft_bcast_append(r, r->bcast_commit);
     r->bcast = false;
     r->bcast_commit = false;
+    if (r->role == WR_RAFT_LEADER && r->conf_index <= r->commit && !wr_raft_is_voter(r, r->cfg.id))
+        wr_raft_become_follower(r, r->term, 0);
     return rc;
 }
 

@@ -11,7 +11,7 @@
 
 static wr_raft_peer_t *peer_find(wr_raft_t *r, uint32_t id)
 {
-    for (size_t i = 0; i < r->cfg.n_peers; i++)
+    for (size_t i = 0; i < r->n_peers; i++)
         if (r->peers[i].id == id)
             return &r->peers[i];
     return NULL;
@@ -19,9 +19,10 @@ static wr_raft_peer_t *peer_find(wr_raft_t *r, uint32_t id)
 
 void wr_raft_progress_reset(wr_raft_t *r)
 {
-    for (size_t i = 0; i < r->cfg.n_peers; i++) {
+    for (size_t i = 0; i < r->n_peers; i++) {
         wr_raft_peer_t *p = &r->peers[i];
-        *p = (wr_raft_peer_t){.id = p->id, .state = PEER_PROBE, .active = true, .next = r->log.n + 1};
+        *p = (wr_raft_peer_t){
+            .id = p->id, .state = PEER_PROBE, .active = true, .voter = p->voter, .next = r->log.n + 1};
     }
 }
 
@@ -78,7 +79,7 @@ static int peer_flush(wr_raft_t *r, wr_raft_peer_t *p, bool empty)
 
 int wr_raft_bcast_append(wr_raft_t *r, bool empty)
 {
-    for (size_t i = 0; i < r->cfg.n_peers; i++) {
+    for (size_t i = 0; i < r->n_peers; i++) {
         if (r->peers[i].id == r->cfg.id)
             continue;
         if (peer_flush(r, &r->peers[i], empty) != WR_OK)
@@ -89,7 +90,7 @@ int wr_raft_bcast_append(wr_raft_t *r, bool empty)
 
 int wr_raft_bcast_heartbeat(wr_raft_t *r)
 {
-    for (size_t i = 0; i < r->cfg.n_peers; i++) {
+    for (size_t i = 0; i < r->n_peers; i++) {
         wr_raft_peer_t *p = &r->peers[i];
         wr_raft_msg_t m = {.type = WR_RAFT_MSG_HEARTBEAT, .from = r->cfg.id, .to = p->id, .term = r->term};
 
@@ -111,10 +112,13 @@ static int cmp_desc(const void *a, const void *b)
 bool wr_raft_maybe_commit(wr_raft_t *r)
 {
     uint64_t m[WR_RAFT_MAX_PEERS], q;
+    size_t n = 0;
 
-    for (size_t i = 0; i < r->cfg.n_peers; i++)
-        m[i] = r->peers[i].id == r->cfg.id ? r->log.stable : r->peers[i].match;
-    qsort(m, r->cfg.n_peers, sizeof(m[0]), cmp_desc);
+    /* Only the voters of the membership in force count (a removed leader not). */
+    for (size_t i = 0; i < r->n_peers; i++)
+        if (r->peers[i].voter)
+            m[n++] = r->peers[i].id == r->cfg.id ? r->log.stable : r->peers[i].match;
+    qsort(m, n, sizeof(m[0]), cmp_desc);
     q = m[wr_raft_quorum(r) - 1];
     /* Figure 8: only an entry of the leader's own term commits by counting. */
     if (q <= r->commit || wr_raft_log_term(&r->log, q) != r->term)

@@ -147,20 +147,92 @@ static void crash(sim_t *s, sim_node_t *n)
     }
 }
 
-/* Targeted: the leader of a random group dies, mid-replication. */
-static void kill_leader(sim_t *s)
+/* The first up node that leads group g, or 0. */
+static int leader_of(sim_t *s, int g)
 {
-    int g = sim_rand_int(s, s->o.groups);
-
     for (int i = 1; i <= s->o.nodes; i++) {
         wr_raft_status_t st;
         if (!s->nodes[i].up)
             continue;
         wr_raft_status(s->nodes[i].g[g].raft, &st);
-        if (st.role == WR_RAFT_LEADER) {
-            sim_trace(s, "kill leader of g%d", g);
-            crash(s, &s->nodes[i]);
-            return;
+        if (st.role == WR_RAFT_LEADER)
+            return i;
+    }
+    return 0;
+}
+
+/* Targeted: the leader of a random group dies, mid-replication. */
+static void kill_leader(sim_t *s)
+{
+    int g = sim_rand_int(s, s->o.groups), l = leader_of(s, g);
+
+    if (l != 0) {
+        sim_trace(s, "kill leader of g%d", g);
+        crash(s, &s->nodes[l]);
+    }
+}
+
+/* What to do with node x: add it, promote it once it caught up, or remove it. */
+static int change_op(sim_t *s, int g, int x, const wr_raft_t *leader)
+{
+    wr_raft_conf_t c;
+    wr_raft_status_t ls, xs;
+    size_t voters = 0, at = WR_RAFT_MAX_PEERS;
+
+    wr_raft_conf(leader, &c);
+    for (size_t i = 0; i < c.n; i++) {
+        voters += c.voter[i];
+        at = c.id[i] == (uint32_t)x ? i : at;
+    }
+    if (at == WR_RAFT_MAX_PEERS)
+        return WR_RAFT_ADD_LEARNER;
+    if (c.voter[at])
+        return voters > 3 ? WR_RAFT_REMOVE : -1;
+    wr_raft_status(leader, &ls);
+    if (!s->nodes[x].up)
+        return sim_chance(s, 200) ? WR_RAFT_REMOVE : -1;
+    wr_raft_status(s->nodes[x].g[g].raft, &xs);
+    return xs.stable >= ls.commit ? WR_RAFT_PROMOTE : -1;
+}
+
+/* A single-server membership change of group g, asked of its leader l. */
+static void change_group(sim_t *s, int g, int l)
+{
+    static const char *const ops[] = {"add learner", "promote", "remove"};
+    int x = 1 + sim_rand_int(s, s->o.nodes), op = change_op(s, g, x, s->nodes[l].g[g].raft);
+    uint64_t term = 0, index = 0;
+    int rc;
+
+    if (op < 0)
+        return;
+    rc = wr_raft_change(s->nodes[l].g[g].raft, (wr_raft_change_t)op, (uint32_t)x, &term, &index);
+    sim_trace(s, "n%d g%d %s n%d: %d at %llu/%llu", l, g, ops[op], x, rc, (unsigned long long)term,
+              (unsigned long long)index);
+    if (rc == WR_OK)
+        sim_node_drive(s, &s->nodes[l]);
+}
+
+static void change(sim_t *s)
+{
+    int g = sim_rand_int(s, s->o.groups), l = leader_of(s, g);
+
+    if (l != 0)
+        change_group(s, g, l);
+}
+
+/* A new leader is often asked at once, before it committed in its term. */
+static void change_eager(sim_t *s)
+{
+    for (int i = 1; i <= s->o.nodes; i++) {
+        for (int g = 0; g < s->o.groups && s->nodes[i].up; g++) {
+            sim_member_t *m = &s->nodes[i].g[g];
+            wr_raft_status_t st;
+            wr_raft_status(m->raft, &st);
+            if (st.role != WR_RAFT_LEADER || m->change_term == st.term)
+                continue;
+            m->change_term = st.term;
+            if (sim_chance(s, 300))
+                change_group(s, g, i);
         }
     }
 }
@@ -198,6 +270,10 @@ static void faults(sim_t *s)
     }
     if (sim_chance(s, s->transfer_pm))
         transfer(s);
+    if (sim_chance(s, s->change_pm))
+        change(s);
+    if (s->change_pm > 0)
+        change_eager(s);
     if (sim_chance(s, s->partition_pm))
         partition(s);
     if (sim_chance(s, s->kill_leader_pm))
@@ -263,9 +339,11 @@ static void draw_profile(sim_t *s)
 {
     static const int crash[] = {0, 1, 3, 8}, part[] = {0, 2, 5, 15}, sync[] = {2, 10, 60};
     static const unsigned batch[] = {1, 2, 4, 16}, inflight[] = {1, 2, 4, 8};
+    static const int change[] = {0, 5, 20};
 
     s->max_batch = batch[sim_rand_int(s, 4)];
     s->max_inflight = inflight[sim_rand_int(s, 4)];
+    s->voters0 = s->o.nodes;
     if (!s->o.faults) {
         s->max_delay = 1;
         s->sync_max = 2;
@@ -282,8 +360,12 @@ static void draw_profile(sim_t *s)
     s->kill_leader_pm = sim_rand_int(s, 4);
     s->transfer_pm = sim_rand_int(s, 4);
     s->sync_max = sync[sim_rand_int(s, 3)];
+    /* Membership changes: 5 and 7 nodes start with two spare nodes that may join. */
+    s->change_pm = change[sim_rand_int(s, 3)];
+    if (s->change_pm > 0 && s->o.nodes > 3)
+        s->voters0 = s->o.nodes - 2;
     if (!s->o.wal)
-        return; /* the toy disk's runs stay as they were, seed for seed */
+        return; /* the toy disk's runs draw as on the toy disk alone, seed for seed */
     s->sync_fail_pm = sim_rand_int(s, 3) * 5;
     s->torn_pm = sim_rand_int(s, 3) * 500;
     s->writebehind_pm = 50 + sim_rand_int(s, 500);
@@ -298,9 +380,10 @@ static void setup(sim_t *s)
     sim_trace(
         s,
         "profile: drop %d dup %d delay %d crash %d partition %d kill-leader %d sync %d batch %u inflight %u "
-        "sync-fail %d torn %d write-behind %d",
+        "change %d voters %d sync-fail %d torn %d write-behind %d",
         s->drop_pm, s->dup_pm, s->max_delay, s->crash_pm, s->partition_pm, s->kill_leader_pm, s->sync_max,
-        s->max_batch, s->max_inflight, s->sync_fail_pm, s->torn_pm, s->writebehind_pm);
+        s->max_batch, s->max_inflight, s->change_pm, s->voters0, s->sync_fail_pm, s->torn_pm,
+        s->writebehind_pm);
     for (int i = 1; i <= s->o.nodes; i++) {
         s->nodes[i].id = i;
         s->nodes[i].tick_period = s->o.faults ? 7 + sim_rand_int(s, 7) : 10;

@@ -57,6 +57,8 @@ typedef struct {
     uint64_t commit_floor;                /* durable commit: never go below it */
     uint64_t leader_since;                /* time this member became leader (0: not) */
     uint64_t leader_term;
+    uint64_t leader_conf;              /* the CONFIG entry its check-quorum watch started with */
+    uint64_t change_term;              /* the last term it was seen leading (then an eager change) */
     uint64_t heard[SIM_MAX_NODES + 1]; /* last delivery from each node */
 } sim_member_t;
 
@@ -98,6 +100,8 @@ typedef struct {
     /* The fault profile, drawn per seed: rates in per mille per step. */
     int drop_pm, dup_pm, max_delay, crash_pm, partition_pm, kill_leader_pm, transfer_pm, sync_max;
     int sync_fail_pm, torn_pm, writebehind_pm; /* the WAL disk's faults and write-behind pace */
+    int change_pm;                             /* membership changes */
+    int voters0; /* the first voters: nodes 1..voters0; the others may join later */
     unsigned max_batch, max_inflight;
     bool heal;
     sim_proposal_t *props;
@@ -182,6 +186,9 @@ void sim_check_step(sim_t *s);
 
 /* Checks one entry a member applies against what others applied there. */
 void sim_check_applied(sim_t *s, int node, int group, const wr_raft_entry_t *e);
+
+/* Notes the CONFIG entries among e[0..n) of group g, as written to a disk. */
+void sim_check_logged(sim_t *s, int g, const wr_raft_entry_t *e, size_t n);
 
 /* After healing: every acknowledged proposal is the entry applied at its index. */
 void sim_check_final(sim_t *s);

@@ -4,8 +4,10 @@
  * entry's index and term fix its payload and its predecessor's term), leader
  * completeness, state-machine safety, commit never moving back (nor below
  * the durable commit after a restart), and no leader keeping office without
- * hearing from a quorum. After the faults heal: every acknowledged proposal
- * applied, unchanged, on every member.
+ * hearing from a quorum, and every commit held durably by a majority of the
+ * leader's voters. Quorums are those of the membership each log has in force.
+ * After the faults heal: every acknowledged proposal applied, unchanged, on
+ * every member.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,17 @@ typedef struct {
     size_t n;
 } fixedv_t;
 
+/* Every CONFIG entry written to some disk, to find a disk log's membership. */
+typedef struct {
+    uint64_t term;
+    wr_raft_conf_t c;
+} confrec_t;
+
+typedef struct {
+    confrec_t *v;
+    size_t n;
+} confv_t;
+
 typedef struct {
     uint64_t check_from;  /* log matching done below this index */
     uint64_t last_commit; /* while up */
@@ -46,7 +59,8 @@ struct sim_check_s {
     fixedv_t *committed, *applied; /* per group */
     watch_t *w;                    /* [node * groups + group] */
     uint64_t *top, *top_term;      /* per group: the highest committed index and its term */
-    int groups;
+    confv_t *confs;                /* per group */
+    int groups, voters0;
 };
 
 static void *xcalloc(size_t n, size_t sz)
@@ -71,6 +85,8 @@ sim_check_t *sim_check_new(const sim_t *s)
     c->w = xcalloc((size_t)(SIM_MAX_NODES + 1) * (size_t)c->groups, sizeof(*c->w));
     c->top = xcalloc((size_t)c->groups, sizeof(*c->top));
     c->top_term = xcalloc((size_t)c->groups, sizeof(*c->top_term));
+    c->confs = xcalloc((size_t)c->groups, sizeof(*c->confs));
+    c->voters0 = s->voters0;
     return c;
 }
 
@@ -82,7 +98,9 @@ void sim_check_free(sim_check_t *c)
         free(c->leaders[g]);
         free(c->committed[g].v);
         free(c->applied[g].v);
+        free(c->confs[g].v);
     }
+    free(c->confs);
     free(c->leaders);
     free(c->n_leaders);
     free(c->committed);
@@ -159,6 +177,97 @@ static fixed_t *fixed_at(fixedv_t *v, uint64_t index)
     return &v->v[index - 1];
 }
 
+void sim_check_logged(sim_t *s, int g, const wr_raft_entry_t *e, size_t n)
+{
+    confv_t *v = &s->check->confs[g];
+
+    for (size_t i = 0; i < n; i++) {
+        bool known = false;
+        if (e[i].type != WR_RAFT_ENTRY_CONFIG)
+            continue;
+        for (size_t j = 0; j < v->n; j++)
+            known |= v->v[j].c.index == e[i].index && v->v[j].term == e[i].term;
+        if (known)
+            continue;
+        v->v = realloc(v->v, (v->n + 1) * sizeof(*v->v));
+        if (v->v == NULL || wr_raft_conf_decode(&e[i], &v->v[v->n].c) != WR_OK)
+            abort();
+        v->v[v->n++].term = e[i].term;
+    }
+}
+
+/* The membership in force in a disk log of n records: its last CONFIG entry. */
+static wr_raft_conf_t conf_disk(const sim_t *s, int g, sim_node_t *node, size_t n)
+{
+    const confv_t *v = &s->check->confs[g];
+    const confrec_t *best = NULL;
+    wr_raft_conf_t c = {.n = (size_t)s->check->voters0};
+
+    for (size_t j = 0; j < v->n; j++) {
+        const confrec_t *r = &v->v[j];
+        if (r->c.index <= n && sim_member_term(node, g, r->c.index) == r->term &&
+            (!best || r->c.index > best->c.index))
+            best = r;
+    }
+    if (best != NULL)
+        return best->c;
+    for (size_t i = 0; i < c.n; i++) {
+        c.id[i] = (uint32_t)i + 1;
+        c.voter[i] = true;
+    }
+    return c;
+}
+
+static size_t conf_voters(const wr_raft_conf_t *c)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < c->n; i++)
+        n += c->voter[i];
+    return n;
+}
+
+static bool conf_votes(const wr_raft_conf_t *c, int id)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->id[i] == (uint32_t)id)
+            return c->voter[i];
+    return false;
+}
+
+/* A member whose disk lost acknowledged records: it abstains until a later
+ * leader caught it up, and a leader may still count its old acknowledgement.
+ * The WAL's recovery makes such damage durable as abstain at once; the toy
+ * disk shows it as valid records short of the synced ones. */
+static bool member_damaged(sim_t *s, int id, int g)
+{
+    sim_node_t *n = &s->nodes[id];
+    sim_member_t *m = &n->g[g];
+    wr_raft_status_t st = {.abstain = 0};
+
+    if (n->up)
+        wr_raft_status(m->raft, &st);
+    return (n->wal == NULL && sim_disk_valid(&m->disk) < m->disk.synced) ||
+           sim_member_durable_hs(n, g).abstain != 0 || st.abstain != 0;
+}
+
+/* A leader's commit must be durable on a majority of the voters it has in force. */
+static void check_commit_quorum(sim_t *s, int node, int g, const wr_raft_t *r, const wr_raft_status_t *st)
+{
+    wr_raft_conf_t c;
+    size_t held = 0;
+
+    wr_raft_conf(r, &c);
+    for (size_t i = 0; i < c.n; i++) {
+        sim_node_t *n = &s->nodes[c.id[i]];
+        held += c.voter[i] && (sim_member_term(n, g, st->commit) == wr_raft_entry(r, st->commit)->term ||
+                               member_damaged(s, (int)c.id[i], g));
+    }
+    if (held < conf_voters(&c) / 2 + 1)
+        sim_fail(s, "commit quorum: n%d g%d committed %llu held by %zu of %zu voters", node, g,
+                 (unsigned long long)st->commit, held, conf_voters(&c));
+}
+
 static void check_leader(sim_t *s, int node, int g, const wr_raft_status_t *st)
 {
     sim_check_t *c = s->check;
@@ -212,6 +321,8 @@ static void check_commit(sim_t *s, int node, int g, const wr_raft_t *r, watch_t 
         sim_fail(s, "commit moved back: n%d g%d commit %llu, was %llu (durable %llu)", node, g,
                  (unsigned long long)st->commit, (unsigned long long)w->last_commit,
                  (unsigned long long)m->commit_floor);
+    if (st->role == WR_RAFT_LEADER && st->commit > w->last_commit)
+        check_commit_quorum(s, node, g, r, st);
     for (uint64_t i = w->last_commit + 1; i <= st->commit; i++) {
         fixed_t *f = fixed_at(&s->check->committed[g], i);
         uint64_t t = wr_raft_entry(r, i)->term;
@@ -259,21 +370,28 @@ static void check_stale_leader(sim_t *s, int node, int g, const wr_raft_status_t
     sim_node_t *n = &s->nodes[node];
     sim_member_t *m = &n->g[g];
     uint64_t window = (uint64_t)(3 * 10 * n->tick_period + s->max_delay + 10);
-    int heard = 1;
+    wr_raft_conf_t c;
+    size_t heard = 0;
 
     if (st->role != WR_RAFT_LEADER) {
         m->leader_since = 0;
         return;
     }
-    if (m->leader_since == 0 || m->leader_term != st->term) {
+    wr_raft_conf(m->raft, &c);
+    /* A new membership starts a new watch: the quorum it needs changed. */
+    if (m->leader_since == 0 || m->leader_term != st->term || m->leader_conf != c.index) {
         m->leader_since = s->now;
         m->leader_term = st->term;
+        m->leader_conf = c.index;
     }
-    for (int i = 1; i <= s->o.nodes; i++)
-        heard += i != node && m->heard[i] + window >= s->now && m->heard[i] >= m->leader_since;
-    if (s->now > m->leader_since + window && heard < s->o.nodes / 2 + 1)
-        sim_fail(s, "stale leader: n%d g%d still leads term %llu, heard from %d of %d for %llu", node, g,
-                 (unsigned long long)st->term, heard, s->o.nodes, (unsigned long long)window);
+    for (size_t i = 0; i < c.n; i++) {
+        int id = (int)c.id[i];
+        heard += c.voter[i] &&
+                 (id == node || (m->heard[id] + window >= s->now && m->heard[id] >= m->leader_since));
+    }
+    if (s->now > m->leader_since + window && heard < conf_voters(&c) / 2 + 1)
+        sim_fail(s, "stale leader: n%d g%d still leads term %llu, heard from %zu of %zu voters for %llu",
+                 node, g, (unsigned long long)st->term, heard, conf_voters(&c), (unsigned long long)window);
 }
 
 /* One version of a member's log: in memory (up) or on disk (as after a crash). */
@@ -307,15 +425,17 @@ static bool logv_ge(const logv_t *a, const logv_t *b)
     return a->last_term > b->last_term || (a->last_term == b->last_term && a->last_index >= b->last_index);
 }
 
-/* Would a quorum find candidate x's log at least as up to date as theirs? */
-static bool electable(sim_t *s, int g, int x, const logv_t *v)
+/* Would a quorum of c (x's membership) find candidate x's log at least as up to date as theirs? */
+static bool electable(sim_t *s, int g, int x, const logv_t *v, const wr_raft_conf_t *c)
 {
-    int yes = 1;
+    /* A removed member may campaign too (until its removal is committed). */
+    size_t yes = conf_votes(c, x);
 
-    for (int y = 1; y <= s->o.nodes; y++) {
+    for (size_t i = 0; i < c->n; i++) {
+        int y = (int)c->id[i];
         sim_member_t *m = &s->nodes[y].g[g];
         logv_t d = logv_disk(s, &s->nodes[y], g), worst = d;
-        if (y == x)
+        if (y == x || !c->voter[i])
             continue;
         if (s->nodes[y].up) {
             logv_t mem = logv_mem(s, m, g);
@@ -324,7 +444,7 @@ static bool electable(sim_t *s, int g, int x, const logv_t *v)
         }
         yes += !worst.abstains && logv_ge(v, &worst);
     }
-    return yes >= s->o.nodes / 2 + 1;
+    return yes >= conf_voters(c) / 2 + 1;
 }
 
 /* Leader completeness for every possible future: no member whose log (in
@@ -335,12 +455,16 @@ static void check_electable(sim_t *s, int g)
     for (int x = 1; x <= s->o.nodes && s->check->top[g] > 0 && !s->failed; x++) {
         sim_member_t *m = &s->nodes[x].g[g];
         logv_t v[2];
+        wr_raft_conf_t c[2];
         int nv = 0;
-        v[nv++] = logv_disk(s, &s->nodes[x], g);
-        if (s->nodes[x].up)
-            v[nv++] = logv_mem(s, m, g);
+        v[nv] = logv_disk(s, &s->nodes[x], g);
+        c[nv++] = conf_disk(s, g, &s->nodes[x], v[0].last_index);
+        if (s->nodes[x].up) {
+            v[nv] = logv_mem(s, m, g);
+            wr_raft_conf(m->raft, &c[nv++]);
+        }
         for (int i = 0; i < nv; i++)
-            if (!v[i].has_top && !v[i].abstains && electable(s, g, x, &v[i]))
+            if (!v[i].has_top && !v[i].abstains && electable(s, g, x, &v[i], &c[i]))
                 sim_fail(s, "electable without a committed entry: n%d g%d (%s log %llu/%llu) lacks %llu/%llu",
                          x, g, i == 0 ? "disk" : "memory", (unsigned long long)v[i].last_term,
                          (unsigned long long)v[i].last_index, (unsigned long long)s->check->top_term[g],
@@ -412,22 +536,38 @@ static uint64_t max_acked(const sim_t *s, int g)
     return max;
 }
 
+/* The membership of group g's leader (n = 0: no leader). */
+static wr_raft_conf_t leader_conf(sim_t *s, int g)
+{
+    wr_raft_conf_t c = {.n = 0};
+
+    for (int id = 1; id <= s->o.nodes; id++) {
+        wr_raft_status_t st;
+        if (!s->nodes[id].up)
+            continue;
+        wr_raft_status(s->nodes[id].g[g].raft, &st);
+        if (st.role == WR_RAFT_LEADER)
+            wr_raft_conf(s->nodes[id].g[g].raft, &c);
+    }
+    return c;
+}
+
 bool sim_check_converged(sim_t *s)
 {
     for (int g = 0; g < s->o.groups; g++) {
-        bool leader = false;
         uint64_t need = max_acked(s, g);
-        for (int id = 1; id <= s->o.nodes; id++) {
+        wr_raft_conf_t c = leader_conf(s, g);
+        if (c.n == 0)
+            return false;
+        /* Every member of the group, learners included; former members are exempt. */
+        for (size_t i = 0; i < c.n; i++) {
             wr_raft_status_t st;
-            if (!s->nodes[id].up)
+            if (!s->nodes[c.id[i]].up)
                 return false;
-            wr_raft_status(s->nodes[id].g[g].raft, &st);
-            leader |= st.role == WR_RAFT_LEADER;
+            wr_raft_status(s->nodes[c.id[i]].g[g].raft, &st);
             if (st.applied < need)
                 return false;
         }
-        if (!leader)
-            return false;
     }
     return true;
 }

@@ -164,6 +164,10 @@ void sim_disk_crash(sim_disk_t *d, size_t keep, size_t tear_at)
     if (keep < d->n_ops)
         op_apply(d, &d->ops[keep], tear_at);
     ops_drop(d, d->n_ops);
+    /* The restart reads the kept writes back as durable and may acknowledge
+     * them: from now on a bad record among them is damage, not a torn tail. */
+    if (sim_disk_valid(d) > d->synced)
+        d->synced = sim_disk_valid(d);
 }
 
 void sim_disk_flip(sim_disk_t *d, uint64_t pick)

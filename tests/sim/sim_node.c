@@ -14,7 +14,7 @@ wr_raft_config_t sim_node_config(const sim_t *s, int id, int group)
 {
     wr_raft_config_t c = {.id = (uint32_t)id, .election_ticks = 10, .heartbeat_ticks = 2};
 
-    for (int i = 1; i <= s->o.nodes; i++)
+    for (int i = 1; i <= s->voters0; i++)
         c.peers[c.n_peers++] = (uint32_t)i;
     c.max_inflight = s->max_inflight;
     c.max_batch = s->max_batch;
@@ -237,11 +237,12 @@ static void ack_clients(sim_t *s, sim_node_t *n, int g, const wr_raft_entry_t *e
     }
 }
 
-static void persist(sim_node_t *n, int g, const wr_raft_ready_t *rd)
+static void persist(sim_t *s, sim_node_t *n, int g, const wr_raft_ready_t *rd)
 {
     sim_member_t *m = &n->g[g];
 
     if (rd->n_entries > 0) {
+        sim_check_logged(s, g, rd->entries, rd->n_entries);
         if (n->wal != NULL)
             sim_wal_append(n->wal, g, rd->entries, rd->n_entries);
         else
@@ -267,7 +268,7 @@ static void drive_member(sim_t *s, sim_node_t *n, int g)
     while (wr_raft_has_ready(m->raft)) {
         if (wr_raft_ready(m->raft, &rd) != WR_OK)
             abort();
-        persist(n, g, &rd);
+        persist(s, n, g, &rd);
         for (size_t i = 0; i < rd.n_msgs; i++)
             sim_net_send(s, (uint32_t)g, &rd.msgs[i]);
         for (size_t i = 0; i < rd.n_msgs_after_sync; i++)

@@ -36,7 +36,7 @@ typedef struct {
 } mem_t;
 
 typedef struct {
-    int nodes;
+    int nodes, voters; /* members 1..nodes; the first membership is 1..voters */
     unsigned batch, inflight;
     mem_t m[MAXN + 1];
     bool cut[MAXN + 1][MAXN + 1];
@@ -104,7 +104,7 @@ static wr_raft_config_t config(const scn_t *s, int id)
 {
     wr_raft_config_t c = {.id = (uint32_t)id, .election_ticks = 10, .heartbeat_ticks = 2};
 
-    for (int i = 1; i <= s->nodes; i++)
+    for (int i = 1; i <= s->voters; i++)
         c.peers[c.n_peers++] = (uint32_t)i;
     c.max_batch = s->batch;
     c.max_inflight = s->inflight;
@@ -255,6 +255,21 @@ static int cmd_campaign(scn_t *s, int id)
     return fail(s, "n%d never campaigned", id);
 }
 
+/* The membership in force on m, by id: "1,2,3,4L" (L: a learner). */
+static void conf_string(const wr_raft_t *r, char *buf, size_t len)
+{
+    wr_raft_conf_t c;
+    size_t off = 0;
+
+    wr_raft_conf(r, &c);
+    buf[0] = '\0';
+    for (uint32_t id = 1; id <= MAXN; id++)
+        for (size_t i = 0; i < c.n; i++)
+            if (c.id[i] == id)
+                off += (size_t)snprintf(buf + off, len - off, "%s%u%s", off ? "," : "", id,
+                                        c.voter[i] ? "" : "L");
+}
+
 static int cmd_expect(scn_t *s, const char *what, int id, const char *v)
 {
     wr_raft_status_t st;
@@ -273,6 +288,8 @@ static int cmd_expect(scn_t *s, const char *what, int id, const char *v)
         snprintf(buf, sizeof(buf), "%u", st.vote);
     else if (strcmp(what, "leader") == 0)
         snprintf(buf, sizeof(buf), "%u", st.leader);
+    else if (strcmp(what, "conf") == 0)
+        conf_string(s->m[id].r, buf, sizeof(buf));
     else if (strcmp(what, "last") == 0)
         snprintf(buf, sizeof(buf), "%llu/%llu", (unsigned long long)st.last_term,
                  (unsigned long long)st.last_index);
@@ -290,6 +307,25 @@ static int cmd_propose(scn_t *s, int id, const char *text, bool ok)
 
     if ((rc == WR_OK) != ok)
         return fail(s, "propose on n%d: %s", id, rc == WR_OK ? "accepted" : "refused");
+    drive(s, id);
+    return 0;
+}
+
+/* change N add|promote|remove M; deferred: the leader must answer WR_AGAIN. */
+static int cmd_change(scn_t *s, int id, const char *op, int target, bool deferred)
+{
+    static const char *const ops[] = {"add", "promote", "remove"};
+    uint64_t term, index;
+    int k = 0, rc;
+
+    while (k < 3 && strcmp(ops[k], op) != 0)
+        k++;
+    if (k == 3 || target == 0)
+        return fail(s, "change: bad operation or member");
+    rc = wr_raft_change(s->m[id].r, (wr_raft_change_t)k, (uint32_t)target, &term, &index);
+    if (rc != (deferred ? WR_AGAIN : WR_OK))
+        return fail(s, "change %s n%d on n%d: status %d, expected %s", op, target, id, rc,
+                    deferred ? "WR_AGAIN" : "WR_OK");
     drive(s, id);
     return 0;
 }
@@ -323,6 +359,7 @@ static int cmd_nodes(scn_t *s, int n, const char *batch, const char *inflight)
     if (n < 1 || n > MAXN)
         return fail(s, "bad node count");
     s->nodes = n;
+    s->voters = n;
     s->batch = batch ? (unsigned)atoi(batch) : 64;
     s->inflight = inflight ? (unsigned)atoi(inflight) : 8;
     for (int i = 1; i <= n; i++)
@@ -343,6 +380,12 @@ static int exec_global(scn_t *s, char **a, int argc)
     }
     if (strcmp(a[0], "heal") == 0) {
         memset(s->cut, 0, sizeof(s->cut));
+        return 0;
+    }
+    if (strcmp(a[0], "join") == 0) {
+        if (s->nodes == MAXN)
+            return fail(s, "join: %d members already", MAXN);
+        start(s, ++s->nodes);
         return 0;
     }
     if (strcmp(a[0], "drop") == 0) {
@@ -413,6 +456,8 @@ static int exec_line(scn_t *s, char **a, int argc)
         return cmd_propose(s, id, a[2], true);
     if (strcmp(a[0], "propose-refused") == 0 && argc > 2)
         return cmd_propose(s, id, a[2], false);
+    if (strncmp(a[0], "change", 6) == 0 && argc > 3)
+        return cmd_change(s, id, a[2], node_arg(s, a[3]), strcmp(a[0], "change-deferred") == 0);
     if (strcmp(a[0], "isolate") == 0) {
         isolate(s, id);
         return 0;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The Raft core's classic traps, one transcript each in testdata/ (run by
- * scenario.c), plus the sizes the issue asks for.
+ * scenario.c), the refusals of membership changes, and the sizes the issue
+ * asks for.
  */
 #include <check.h>
 #include <stdio.h>
@@ -11,8 +12,9 @@
 #include "scenario.h"
 
 static const char *const scenarios[] = {
-    "figure8.txt",       "vote_persistence.txt", "prevote_partial_partition.txt", "stale_leader.txt",
-    "slow_follower.txt", "conflict_backoff.txt", "leader_transfer.txt",
+    "figure8.txt",         "vote_persistence.txt",    "prevote_partial_partition.txt",
+    "stale_leader.txt",    "slow_follower.txt",       "conflict_backoff.txt",
+    "leader_transfer.txt", "membership_deferred.txt", "remove_leader.txt",
 };
 
 START_TEST(scenario)
@@ -22,6 +24,97 @@ START_TEST(scenario)
     snprintf(path, sizeof(path), "%s/%s", TESTDATA, scenarios[_i]);
     if (scn_run(path, err, sizeof(err)) != 0)
         ck_abort_msg("%s", err);
+}
+END_TEST
+
+/* Hands every ready over and reports it all durable at once. */
+static void settle(wr_raft_t *r)
+{
+    wr_raft_ready_t rd;
+    wr_raft_status_t st;
+
+    while (wr_raft_has_ready(r)) {
+        ck_assert_int_eq(wr_raft_ready(r, &rd), WR_OK);
+        wr_raft_advance(r);
+        wr_raft_status(r, &st);
+        ck_assert_int_eq(wr_raft_persisted(r, st.last_term, st.last_index), WR_OK);
+    }
+}
+
+/* A one-voter group whose member 1 leads and has committed its no-op. */
+static wr_raft_t *lead_alone(void)
+{
+    wr_raft_config_t c = {.id = 1, .peers = {1}, .n_peers = 1, .election_ticks = 10, .heartbeat_ticks = 2};
+    wr_raft_t *r;
+    wr_raft_status_t st;
+
+    c.max_inflight = c.max_batch = 4;
+    r = wr_raft_new(&c, NULL, NULL, 0);
+    ck_assert_ptr_nonnull(r);
+    for (int i = 0; i < 40; i++)
+        ck_assert_int_eq(wr_raft_tick(r), WR_OK);
+    settle(r);
+    wr_raft_status(r, &st);
+    ck_assert_int_eq(st.role, WR_RAFT_LEADER);
+    ck_assert_uint_eq(st.commit, 1);
+    return r;
+}
+
+START_TEST(change_refusals)
+{
+    wr_raft_t *r = lead_alone();
+    uint64_t t, i;
+
+    ck_assert_int_eq(wr_raft_change(r, WR_RAFT_ADD_LEARNER, 1, &t, &i), WR_EEXIST);
+    ck_assert_int_eq(wr_raft_change(r, WR_RAFT_ADD_LEARNER, 0, &t, &i), WR_EUNKNOWN);
+    ck_assert_int_eq(wr_raft_change(r, WR_RAFT_PROMOTE, 1, &t, &i), WR_EUNKNOWN);
+    ck_assert_int_eq(wr_raft_change(r, WR_RAFT_REMOVE, 5, &t, &i), WR_EUNKNOWN);
+    ck_assert_int_eq(wr_raft_change(r, WR_RAFT_REMOVE, 1, &t, &i), WR_ESYNTAX);
+    ck_assert_int_eq(wr_raft_change(r, WR_RAFT_ADD_LEARNER, 2, &t, &i), WR_OK);
+    ck_assert_uint_eq(i, 2);
+    /* The first change is not committed yet. */
+    ck_assert_int_eq(wr_raft_change(r, WR_RAFT_ADD_LEARNER, 3, &t, &i), WR_AGAIN);
+    settle(r);
+    /* Learners do not count: the lone voter commits alone. */
+    for (uint32_t id = 3; id <= WR_RAFT_MAX_PEERS; id++) {
+        ck_assert_int_eq(wr_raft_change(r, WR_RAFT_ADD_LEARNER, id, &t, &i), WR_OK);
+        settle(r);
+    }
+    ck_assert_int_eq(wr_raft_change(r, WR_RAFT_ADD_LEARNER, 10, &t, &i), WR_ETOOBIG);
+    wr_raft_free(r);
+}
+END_TEST
+
+START_TEST(change_not_leader)
+{
+    wr_raft_config_t c = {
+        .id = 2, .peers = {1, 2, 3}, .n_peers = 3, .election_ticks = 10, .heartbeat_ticks = 2};
+    wr_raft_t *r;
+    uint64_t t, i;
+
+    c.max_inflight = c.max_batch = 4;
+    r = wr_raft_new(&c, NULL, NULL, 0);
+    ck_assert_int_eq(wr_raft_change(r, WR_RAFT_ADD_LEARNER, 4, &t, &i), WR_ENOENT);
+    wr_raft_free(r);
+}
+END_TEST
+
+START_TEST(conf_decode_bad)
+{
+    uint8_t data[6] = {1, 0, 0, 0, 1, 2};
+    wr_raft_entry_t e = {.term = 1, .index = 3, .data = data, .len = 6, .type = WR_RAFT_ENTRY_CONFIG};
+    wr_raft_conf_t c;
+
+    /* Not a whole number of 5-byte members. */
+    ck_assert_int_eq(wr_raft_conf_decode(&e, &c), WR_ESYNTAX);
+    e.len = 5;
+    ck_assert_int_eq(wr_raft_conf_decode(&e, &c), WR_OK);
+    ck_assert_uint_eq(c.n, 1);
+    ck_assert_uint_eq(c.id[0], 1);
+    ck_assert(c.voter[0]);
+    ck_assert_uint_eq(c.index, 3);
+    e.type = WR_RAFT_ENTRY_NORMAL;
+    ck_assert_int_eq(wr_raft_conf_decode(&e, &c), WR_ESYNTAX);
 }
 END_TEST
 
@@ -107,6 +200,9 @@ int main(void)
     int failed;
 
     tcase_add_loop_test(tc, scenario, 0, (int)(sizeof(scenarios) / sizeof(scenarios[0])));
+    tcase_add_test(tc, change_refusals);
+    tcase_add_test(tc, change_not_leader);
+    tcase_add_test(tc, conf_decode_bad);
     tcase_add_test(tc, small_per_group);
     tcase_add_loop_test(tc, damaged_log_trusts_no_commit, 0, 2);
     tcase_add_test(tc, damaged_log_heartbeat_commit);

@@ -244,6 +244,32 @@ static int seg_file(seg_ctx_t *c, uint32_t seq)
     return rc;
 }
 
+/*
+ * After damage cut c->g's segment stream: the lost records may have
+ * overwritten any entry above the snapshot, and WAL records replayed later
+ * rewrite only what they touch, so nothing read from its segments can be
+ * trusted. They are all removed (the WAL files' checkpoints still hold the
+ * snapshot marker); replay then keeps only what the WAL alone determines.
+ */
+static int seg_forget(seg_ctx_t *c)
+{
+    char path[WR_WAL_PATH_MAX];
+    int rc = WR_OK;
+
+    for (size_t i = 0; rc == WR_OK && i < c->g->nsegs; i++) {
+        wr_wal_seg_path(c->w, c->g->id, c->g->segs[i].seq, path);
+        rc = wr_vfs_unlink(c->w->o.vfs, path);
+    }
+    wr_wal_msg(c->w, "wal: group %016" PRIx64 " lost segment records; its %zu segment file(s) removed",
+               c->g->id, c->g->nsegs);
+    c->g->nsegs = 0;
+    c->g->n = 0;
+    c->g->first = c->g->floor + 1;
+    c->g->seg_tail = 0;
+    c->changed = true;
+    return rc;
+}
+
 static int seg_group(wr_wal_t *w, wr_wal_recovery_t *rec, uint64_t id)
 {
     char dir[WR_WAL_PATH_MAX];
@@ -258,6 +284,8 @@ static int seg_group(wr_wal_t *w, wr_wal_recovery_t *rec, uint64_t id)
     rc = list_seqs(w, dir, ".seg", &s);
     for (size_t i = 0; rc == WR_OK && i < s.n; i++)
         rc = seg_file(&c, (uint32_t)s.v[i]);
+    if (rc == WR_OK && c.g->seg_lost)
+        rc = seg_forget(&c);
     /* A number is never reused: a removed file whose removal a crash undoes must not look newer. */
     c.g->seg_next = s.n > 0 ? (uint32_t)s.v[s.n - 1] + 1 : 1;
     if (rc == WR_OK && c.changed)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/status.h"
+#include "storage/segment.h"
 #include "storage/wal.h"
 #include "tests/sim/simdisk.h"
 
@@ -493,6 +494,67 @@ START_TEST(bit_flip_at_a_synced_segment_tail_is_damage)
 }
 END_TEST
 
+/* Fills group 9 from *next until the WAL starts a new file, so write-behind can move the old one. */
+static void roll_wal(fx_t *fx, uint64_t *next)
+{
+    int files = count_files(fx, "n/wal", ".wal");
+
+    while (count_files(fx, "n/wal", ".wal") == files) {
+        append(fx, 9, *next, 1, *next);
+        (*next)++;
+        sync_ok(fx);
+    }
+}
+
+START_TEST(segment_damage_never_mixes_an_overwrite)
+{
+    /* Found by warren-sim --disk wal, seed 8439: 5/15..5/18 were overwritten by
+     * 4/15..4/17 and 6/18..; a flip cut 4/15 and 4/16 from the segment (their
+     * WAL file gone), the WAL replayed 4/17.. on top, and recovery returned
+     * 5/15 5/16 4/17 6/18: overwritten entries back, terms going down. */
+    fx_t *fx = fx_new(11, 2048, 100000);
+    const char *seg = "n/groups/0000000000000001/0000000000000001.seg";
+    uint64_t at, term, prev = 0, fill = 1;
+    wr_wal_group_info_t gi;
+
+    for (uint64_t i = 1; i <= 18; i++)
+        append(fx, 1, i, i <= 14 ? 3 : 5, i);
+    sync_ok(fx);
+    roll_wal(fx, &fill);
+    drain_writebehind(fx);
+    ck_assert_int_eq(wr_simdisk_file_size(fx->d, seg, &at), WR_OK);
+    append(fx, 1, 15, 4, 415);
+    append(fx, 1, 16, 4, 416);
+    sync_ok(fx);
+    roll_wal(fx, &fill);
+    drain_writebehind(fx);
+    append(fx, 1, 17, 4, 417);
+    for (uint64_t i = 18; i <= 24; i++)
+        append(fx, 1, i, 6, i);
+    sync_ok(fx);
+    /* A flip in 4/15's payload: the segment stream is cut there, the WAL holds 4/17 onward only. */
+    ck_assert_int_eq(wr_simdisk_flip_bit(fx->d, seg, at + WR_SEGMENT_RECORD_HEADER + 12, 2), WR_OK);
+    fx_crash(fx, false);
+    ck_assert_ptr_nonnull(strstr(fx->msgs, "invalid data at offset"));
+    gi = info(fx, 1);
+    ck_assert(gi.damaged);
+    for (uint64_t i = gi.first; i <= gi.last; i++) {
+        wr_buf_t b = WR_BUF_INIT;
+        ck_assert_int_eq(wr_wal_read(fx->w, 1, i, &term, &b), WR_OK);
+        wr_buf_free(&b);
+        ck_assert_msg(term >= prev, "term goes down at %" PRIu64 ": %" PRIu64 " after %" PRIu64, i, term,
+                      prev);
+        ck_assert_msg(i < 15 || term != 5, "overwritten entry 5/%" PRIu64 " returned", i);
+        prev = term;
+    }
+    /* The cut is persistent: the next recovery returns no mix either. */
+    fx_crash(fx, false);
+    gi = info(fx, 1);
+    ck_assert_uint_le(gi.last, 14);
+    fx_free(fx);
+}
+END_TEST
+
 START_TEST(recovery_of_many_groups)
 {
     fx_t *fx = fx_new(10, 64 * 1024, 16 * 1024);
@@ -745,6 +807,7 @@ int main(void)
     tcase_add_test(tc, writebehind_moves_to_segments_and_deletes_wal);
     tcase_add_test(tc, bit_flip_in_a_segment_is_repaired_or_reported);
     tcase_add_test(tc, bit_flip_at_a_synced_segment_tail_is_damage);
+    tcase_add_test(tc, segment_damage_never_mixes_an_overwrite);
     tcase_add_test(tc, recovery_of_many_groups);
     tcase_add_test(tc, property_random_ops_crashes_and_flips);
     suite_add_tcase(s, tc);

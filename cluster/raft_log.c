@@ -64,6 +64,8 @@ void wr_raft_log_truncate(wr_raft_log_t *l, uint64_t from)
 {
     if (from == 0)
         from = 1;
+    if (l->n >= from && (l->cut == 0 || from < l->cut))
+        l->cut = from;
     while (l->n >= from) {
         free(l->e[l->n - 1].data);
         l->n--;

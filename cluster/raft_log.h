@@ -18,6 +18,7 @@ typedef struct {
     uint64_t cap;
     uint64_t unstable; /* first index not yet handed over to persist */
     uint64_t stable;   /* durable prefix, as notified */
+    uint64_t cut;      /* lowest index truncated since queued messages were last resolved; 0: none */
 } wr_raft_log_t;
 
 /* Frees every entry's payload and the array; the log is then empty. */

@@ -25,13 +25,26 @@ int wr_raft_send(wr_raft_t *r, const wr_raft_msg_t *m, bool after_sync)
     return WR_OK;
 }
 
-/* Queued AppendEntries hold only a count: point them into the log now. */
+/*
+ * Queued AppendEntries hold only a count: point them into the log now. One
+ * whose previous entry or entries the log has since truncated (a leader that
+ * stepped down and took a new leader's suffix in the same step) is dropped:
+ * its log_term and its entries would come from two different histories.
+ * Dropping is what a lossy network may do anyway.
+ */
 static void resolve_entries(wr_raft_t *r, wr_raft_msgq_t *q)
 {
+    size_t kept = 0;
+
     for (size_t i = 0; i < q->n; i++) {
         wr_raft_msg_t *m = &q->m[i];
+
+        if (m->type == WR_RAFT_MSG_APP && r->log.cut != 0 && m->index + m->n_entries >= r->log.cut)
+            continue;
         m->entries = m->n_entries > 0 ? wr_raft_log_at(&r->log, m->index + 1) : NULL;
+        q->m[kept++] = *m;
     }
+    q->n = kept;
 }
 
 static bool hs_equal(const wr_raft_hard_state_t *a, const wr_raft_hard_state_t *b)
@@ -75,6 +88,7 @@ int wr_raft_ready(wr_raft_t *r, wr_raft_ready_t *rd)
         return WR_ENOMEM;
     resolve_entries(r, &r->out);
     resolve_entries(r, &r->out_sync);
+    r->log.cut = 0;
     r->rd_hs = hs_now(r);
     r->rd_unstable = r->log.n + 1;
     r->rd_applied = apply_to > r->applied ? apply_to : r->applied;

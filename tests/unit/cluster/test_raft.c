@@ -192,6 +192,55 @@ START_TEST(damaged_log_heartbeat_commit)
 }
 END_TEST
 
+START_TEST(stale_appends_dropped_after_truncation)
+{
+    /* A leader queues an append to n2, then, in the same round of steps, a
+     * leader of a later term overwrites its log: the queued append must not
+     * leave with the new log's entries behind the old prev term (warren-sim
+     * --disk wal, seed 6275: n_entries 1 with no entries at all). */
+    wr_raft_config_t cfg = {.id = 1,
+                            .peers = {1, 2, 3},
+                            .n_peers = 3,
+                            .election_ticks = 10,
+                            .heartbeat_ticks = 2,
+                            .max_inflight = 4,
+                            .max_batch = 16};
+    wr_raft_msg_t pre = {.type = WR_RAFT_MSG_PREVOTE_RESP, .from = 2, .to = 1, .term = 1};
+    wr_raft_msg_t vote = {.type = WR_RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = 1};
+    wr_raft_msg_t ack = {.type = WR_RAFT_MSG_APP_RESP, .from = 2, .to = 1, .term = 1, .index = 1};
+    uint8_t d = 7;
+    wr_raft_entry_t newer = {2, 1, &d, 1, 0};
+    wr_raft_msg_t app = {
+        .type = WR_RAFT_MSG_APP, .from = 2, .to = 1, .term = 2, .entries = &newer, .n_entries = 1};
+    wr_raft_t *r = wr_raft_new(&cfg, NULL, NULL, 0);
+    wr_raft_status_t st;
+    wr_raft_ready_t rd;
+    uint64_t term, index;
+
+    ck_assert_ptr_nonnull(r);
+    for (int i = 0; i < 40; i++)
+        ck_assert_int_eq(wr_raft_tick(r), WR_OK);
+    settle(r);
+    ck_assert_int_eq(wr_raft_step(r, &pre), WR_OK);
+    settle(r);
+    ck_assert_int_eq(wr_raft_step(r, &vote), WR_OK);
+    settle(r);
+    wr_raft_status(r, &st);
+    ck_assert_int_eq(st.role, WR_RAFT_LEADER);
+    ck_assert_int_eq(wr_raft_propose(r, "x", 1, &term, &index), WR_OK);
+    settle(r);
+    ck_assert_int_eq(wr_raft_step(r, &ack), WR_OK); /* queues the append of index 2 to n2 */
+    ck_assert_int_eq(wr_raft_step(r, &app), WR_OK); /* term 2 overwrites index 1 */
+    ck_assert_int_eq(wr_raft_ready(r, &rd), WR_OK);
+    for (size_t i = 0; i < rd.n_msgs; i++)
+        ck_assert_uint_ne(rd.msgs[i].type, WR_RAFT_MSG_APP);
+    for (size_t i = 0; i < rd.n_msgs_after_sync; i++)
+        ck_assert_uint_ne(rd.msgs_after_sync[i].type, WR_RAFT_MSG_APP);
+    wr_raft_advance(r);
+    wr_raft_free(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("raft");
@@ -206,6 +255,7 @@ int main(void)
     tcase_add_test(tc, small_per_group);
     tcase_add_loop_test(tc, damaged_log_trusts_no_commit, 0, 2);
     tcase_add_test(tc, damaged_log_heartbeat_commit);
+    tcase_add_test(tc, stale_appends_dropped_after_truncation);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/auth.h"
-#include "broker/log.h"
-#include "broker/policy.h"
+#include "broker/auth/auth.h"
+#include "broker/base/log.h"
+#include "broker/vhost/policy.h"
 #include "core/status.h"
 #include "protocol/table.h"
 #include "storage/store.h"

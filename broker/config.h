@@ -148,6 +148,6 @@ void wr_config_free(wr_config_t *cfg); /* NULL is a no-op */
 int wr_config_apply_env(wr_config_t *cfg, char *err, size_t errlen);
 
 /* The users and permissions in force, and their run-time changes. */
-#include "broker/users.h"
+#include "broker/auth/users.h"
 
 #endif

@@ -12,10 +12,10 @@
 #include <event2/event.h>
 
 #include "broker/config.h"
-#include "broker/definitions.h"
-#include "broker/log.h"
+#include "broker/mgmt/definitions.h"
+#include "broker/base/log.h"
 #include "broker/server.h"
-#include "broker/tls.h"
+#include "broker/amqp/tls.h"
 #include "core/status.h"
 
 #define DEFAULT_CONFIG "etc/warren.json"

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "broker/config.h"
-#include "broker/policy.h"
+#include "broker/vhost/policy.h"
 #include "core/status.h"
 #include "tests/fuzz/fuzz_util.h"
 

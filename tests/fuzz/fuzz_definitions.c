@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer harness for definitions import (broker/definitions.c): the input
+ * libFuzzer harness for definitions import (broker/mgmt/definitions.c): the input
  * is a definitions file, checked by wr_definitions_check_file (what
  * --check-config and load_definitions read) and, when it passes, imported
  * into a fresh broker, whole and then scoped to vhost "fuzz", as boot and
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker/definitions.h"
+#include "broker/mgmt/definitions.h"
 #include "core/status.h"
 #include "tests/fuzz/fuzz_util.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer harness for policy definitions (broker/policy.c): the input is
+ * libFuzzer harness for policy definitions (broker/vhost/policy.c): the input is
  * one policy in RabbitMQ's definitions shape, as a definitions file, the
  * configuration or the topology file gives it. It is checked with
  * wr_policy_validate and put with wr_policy_put_json into vhost "/" of a
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/mgmt_topo.h"
-#include "broker/policy.h"
+#include "broker/mgmt/mgmt_topo.h"
+#include "broker/vhost/policy.h"
 #include "core/status.h"
 #include "tests/fuzz/fuzz_util.h"
 

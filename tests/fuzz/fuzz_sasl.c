@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer harness for the SASL response parsers (broker/sasl.c), the part
+ * libFuzzer harness for the SASL response parsers (broker/amqp/sasl.c), the part
  * of connection.start-ok an unauthenticated client controls. The input is
  * parsed as a PLAIN response, an AMQPLAIN response and a mechanism name;
  * whatever parses must borrow only from the input and round-trip.
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/sasl.h"
+#include "broker/amqp/sasl.h"
 #include "core/status.h"
 #include "protocol/table.h"
 

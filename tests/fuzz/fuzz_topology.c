@@ -2,8 +2,8 @@
 /*
  * libFuzzer harness for the durable topology: the input is written as
  * DATA/topology.json of a fresh data directory and a broker is started on it
- * (broker/topology.c reads the snapshot, durable_defs.c builds the objects);
- * then the same JSON drives the state machine of broker/topo_state.c, with
+ * (broker/node/topology.c reads the snapshot, durable_defs.c builds the objects);
+ * then the same JSON drives the state machine of broker/node/topo_state.c, with
  * an optional "records" array of journal change records, and whatever it
  * accepts must dump to a snapshot that loads back into the same state.
  */
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "broker/server.h"
-#include "broker/topo_state.h"
+#include "broker/node/topo_state.h"
 #include "core/status.h"
 #include "tests/fuzz/fuzz_util.h"
 

@@ -16,7 +16,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
-#include "broker/log.h"
+#include "broker/base/log.h"
 
 static void write_all(int fd, const uint8_t *data, size_t size)
 {

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/mgmt_internal.h"
+#include "broker/mgmt/mgmt_internal.h"
 #include "broker/server.h"
 
 /* Writes data to an anonymous file and its /proc/self/fd path into path.

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "broker/queue.h"
+#include "broker/queue/queue.h"
 
 typedef struct {
     wr_unacked_t *u;

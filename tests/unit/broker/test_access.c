@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for broker/access.c and the "permissions" configuration:
+ * Unit tests for broker/auth/access.c and the "permissions" configuration:
  * RabbitMQ's matching rules (a match anywhere in the name unless anchored,
  * "" for the empty name only, names with any octet), permissions from
  * users' "vhosts" lists, and the start-up errors for bad permissions.
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker/access.h"
+#include "broker/auth/access.h"
 #include "protocol/methods.h"
 #include "config_fixture.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for broker/auth.c: RabbitMQ's password hashes (vectors exported
+ * Unit tests for broker/auth/auth.c: RabbitMQ's password hashes (vectors exported
  * from RabbitMQ 3.10.8 definitions log in unchanged), their decoding and
  * errors, credential checks, loopback addresses and loopback-only users.
  */
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker/auth.h"
+#include "broker/auth/auth.h"
 #include "config_fixture.h"
 #include "core/status.h"
 

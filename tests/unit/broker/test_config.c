@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "broker/config.h"
-#include "broker/log.h"
+#include "broker/base/log.h"
 #include "core/status.h"
 #include "config_fixture.h"
 

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for broker/confirm.h: the barrier runs done exactly once, when
+ * Unit tests for broker/base/confirm.h: the barrier runs done exactly once, when
  * its last hold goes, and remembers whether any hold failed.
  */
 #include <check.h>
 #include <stdlib.h>
 
-#include "broker/confirm.h"
+#include "broker/base/confirm.h"
 
 typedef struct {
     wr_confirm_t base;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for broker/deadletter.c: the dead-lettered copy (properties,
+ * Unit tests for broker/vhost/deadletter.c: the dead-lettered copy (properties,
  * routing keys, CC, x-death and x-first-death-* as RabbitMQ 3.10 builds
  * them, including the regrouping of old entries and a non-array x-death)
  * and the cycle check.
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/deadletter.h"
+#include "broker/vhost/deadletter.h"
 #include "core/buf.h"
 #include "protocol/props.h"
 #include "protocol/table.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for broker/log.c's rate limit of repeated lines: the first
+ * Unit tests for broker/base/log.c's rate limit of repeated lines: the first
  * passes, the rest of the interval are counted, and the next line to pass
  * reports how many were not written.
  */
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "broker/log.h"
+#include "broker/base/log.h"
 
 START_TEST(test_limit_counts_what_it_suppresses)
 {

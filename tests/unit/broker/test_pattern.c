@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for broker/pattern.c: patterns people write pass; patterns
+ * Unit tests for broker/base/pattern.c: patterns people write pass; patterns
  * that glibc's regcomp would expand for minutes (nested or chained
  * repetitions, deep groups) are refused with a reason, quickly.
  */
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/pattern.h"
+#include "broker/base/pattern.h"
 
 START_TEST(test_ordinary_patterns_pass)
 {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for broker/queue.c without sockets or an event loop: ready-message
+ * Unit tests for broker/queue/queue.c without sockets or an event loop: ready-message
  * order, requeue to the original position, purge, the unacked-delivery record
  * (ack, multiple, nack/reject, unknown tags), and consumer dispatch through a
  * hand-driven scheduler with fake channels.
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/queue.h"
+#include "broker/queue/queue.h"
 #include "core/status.h"
 #include "queue_fakes.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for broker/queue_args.c: every x- argument rule of a classic
+ * Unit tests for broker/vhost/queue_args.c: every x- argument rule of a classic
  * queue, the reserved name prefix and redeclaration equivalence, each with
  * RabbitMQ's exact reply code and text.
  */
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/queue_args.h"
+#include "broker/vhost/queue_args.h"
 #include "core/status.h"
 #include "protocol/methods.h"
 #include "protocol/table.h"

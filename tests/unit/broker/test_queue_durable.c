@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for queues with a log (broker/queue.c with broker/queue_log.c)
+ * Unit tests for queues with a log (broker/queue/queue.c with broker/queue/queue_log.c)
  * on a real store in a temporary directory, driven by hand without an event
  * loop: confirms released only after the fsync, write errors as failed
  * confirms and recovered from once writes succeed, a restart that brings back
@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker/queue.h"
-#include "broker/queue_log.h"
+#include "broker/queue/queue.h"
+#include "broker/queue/queue_log.h"
 #include "core/status.h"
 #include "protocol/props.h"
 #include "tests/unit/storage/helpers.h"

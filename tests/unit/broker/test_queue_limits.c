@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for the limits of broker/queue.c, on a fake clock with hooks
+ * Unit tests for the limits of broker/queue/queue.c, on a fake clock with hooks
  * that record what they are asked: message TTL, length limits and their
  * overflow modes, dead-lettering of rejected messages, the delivery limit,
  * the consumer timeout, single active consumer, x-expires and priority
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/queue.h"
+#include "broker/queue/queue.h"
 #include "core/status.h"
 #include "queue_fakes.h"
 #include "protocol/props.h"

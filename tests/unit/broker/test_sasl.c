@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for broker/sasl.c: SASL PLAIN and AMQPLAIN responses, valid and
+ * Unit tests for broker/amqp/sasl.c: SASL PLAIN and AMQPLAIN responses, valid and
  * malformed (accepting exactly what RabbitMQ accepts), mechanism names and
  * the mechanisms offered on plain and TLS connections.
  */
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/sasl.h"
+#include "broker/amqp/sasl.h"
 #include "core/buf.h"
 #include "core/status.h"
 #include "protocol/table.h"

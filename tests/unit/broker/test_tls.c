@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for broker/tls.c: a TLS context that cannot be built is a
+ * Unit tests for broker/amqp/tls.c: a TLS context that cannot be built is a
  * start-up error naming the configuration key and the file (missing,
  * unreadable as PEM), or the bad value (ciphers); the "tls" and
  * "tls_listeners" configuration. Working certificates are made at test time
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker/tls.h"
+#include "broker/amqp/tls.h"
 #include "config_fixture.h"
 
 static char junk[64];

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for the durable topology: the state machine (broker/topo_state.c:
+ * Unit tests for the durable topology: the state machine (broker/node/topo_state.c:
  * cascades, stale bindings, malformed records) and the journal with its
- * snapshots (broker/topology.c) on a real store in a temporary directory:
+ * snapshots (broker/node/topology.c) on a real store in a temporary directory:
  * replay after a restart, a torn tail and a record with a bad CRC, snapshots
  * that truncate the journal, a crash between a snapshot and the truncation,
  * and a topology.json of format version 1 as earlier versions wrote it.
@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "broker/topo_state.h"
-#include "broker/topology.h"
+#include "broker/node/topo_state.h"
+#include "broker/node/topology.h"
 #include "core/status.h"
 #include "tests/unit/storage/helpers.h"
 

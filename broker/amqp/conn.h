@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A client connection: socket I/O through a bufferevent, the protocol header,
+ * frame splitting, the connection-class handshake (start, SASL, tune, open),
+ * heartbeats and close. Frames for channels 1..channel_max go to channel.c.
+ * Output is queued on the bufferevent; a connection is never freed from
+ * inside its own callback (it is marked closing and reaped by the server).
+ */
+#ifndef WR_BROKER_CONN_H
+#define WR_BROKER_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/config.h"
+#include "broker/base/message.h"
+#include "core/list.h"
+#include "protocol/error.h"
+#include "protocol/methods.h"
+
+struct sockaddr;
+typedef struct wr_conn_s wr_conn_t;
+typedef struct wr_channel_s wr_channel_t;
+typedef struct wr_server_s wr_server_t;
+typedef struct wr_tls_s wr_tls_t;
+typedef struct wr_vhost_s wr_vhost_t;
+
+/* Queues one method frame. */
+void wr_conn_send_method(wr_conn_t *c, uint16_t channel, const wr_method_t *m);
+/*
+ * Queues a content-carrying method (basic.deliver, get-ok, return) followed by
+ * msg's raw content header and its body split into frame_max-sized frames.
+ * The body is referenced, not copied: the connection holds a reference to msg
+ * until those bytes have been written.
+ */
+void wr_conn_send_content(wr_conn_t *c, uint16_t channel, const wr_method_t *m, wr_message_t *msg);
+/*
+ * Hard error: sends connection.close carrying err, ignores further input but
+ * connection.close-ok, and closes the socket after close-ok or a timeout.
+ */
+void wr_conn_fail(wr_conn_t *c, const wr_amqp_error_t *err);
+
+/* False while the output buffer is above its high watermark: deliver nothing. */
+bool wr_conn_writable(const wr_conn_t *c);
+wr_server_t *wr_conn_server(const wr_conn_t *c);
+wr_vhost_t *wr_conn_vhost(const wr_conn_t *c); /* set by connection.open */
+const char *wr_conn_user(const wr_conn_t *c);
+/* The user's permissions in the connection's vhost (set by connection.open). */
+const wr_permission_cfg_t *wr_conn_permission(const wr_conn_t *c);
+/* Unique for the broker's lifetime; used for exclusive-queue ownership. */
+uint64_t wr_conn_id(const wr_conn_t *c);
+/* "127.0.0.1:50342 -> 127.0.0.1:5672", for log lines. */
+const char *wr_conn_name(const wr_conn_t *c);
+/* Whether the client's capabilities table has this key set true
+ * ("consumer_cancel_notify", "basic.nack", "connection.blocked", ...). */
+bool wr_conn_client_has(const wr_conn_t *c, const char *capability);
+
+/*
+ * The server's side (server.c). wr_conn_new takes ownership of the accepted,
+ * non-blocking socket fd (closed on failure; NULL on ENOMEM) and starts the
+ * handshake, over TLS when tls is not NULL (a TLS listener's context). The server keeps each connection on
+ * its lists through wr_conn_link. wr_conn_shutdown starts closing for a broker shutdown (320 to open
+ * connections) and never frees. wr_conn_free releases everything, closing the socket; only the server's
+ * reaper calls it, after the connection reported itself done (wr_server_conn_done), or at exit.
+ */
+wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, uint64_t id, wr_tls_t *tls);
+wr_list_t *wr_conn_link(wr_conn_t *c);
+wr_conn_t *wr_conn_from_link(wr_list_t *link);
+void wr_conn_shutdown(wr_conn_t *c);
+void wr_conn_free(wr_conn_t *c); /* NULL is a no-op */
+
+/*
+ * The alarms or storage flow changed (broker/alarm.h): a blocked connection
+ * looks at the reasons again, telling its client connection.blocked or
+ * unblocked and resuming reads when nothing holds it any more. A running
+ * connection is untouched: it is held at its next content header, as in
+ * RabbitMQ. Never frees c.
+ */
+void wr_conn_throttle(wr_conn_t *c);
+
+/* What the management API lists about a connection. */
+typedef struct {
+    bool open;         /* connection.open done and not closing */
+    const char *state; /* RabbitMQ's: starting, tuning, opening, running, blocking (an alarm is
+                          raised, no publish since), blocked (held by an alarm), flow (held by
+                          storage flow, or was within 5 s), closing, closed; static */
+    bool blocked;      /* reads stopped by an alarm or flow */
+    uint16_t channel_max;
+    uint16_t heartbeat;
+    uint32_t frame_max;
+    uint32_t channels;
+    int64_t connected_at; /* milliseconds since the epoch */
+} wr_conn_info_t;
+
+void wr_conn_info(const wr_conn_t *c, wr_conn_info_t *out);
+/* Calls fn for each open channel, in channel-number order; fn must not
+ * open or close channels. */
+void wr_conn_foreach_channel(const wr_conn_t *c, void (*fn)(void *ud, const wr_channel_t *ch), void *ud);
+
+#endif

@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * queue.declare, bind, unbind, purge and delete. Declare applies the rules
+ * of queue_args.c (name, arguments, redeclaration equivalence) in
+ * RabbitMQ's order among the channel's own checks (access, exclusivity).
+ */
+#include "broker/amqp/handle_queue.h"
+
+#include "broker/auth/access.h"
+#include "broker/amqp/channel_internal.h"
+#include "broker/vhost/exchange.h"
+#include "broker/amqp/handle_exchange.h"
+#include "broker/vhost/queue_args.h"
+#include "core/status.h"
+
+/* ---------------------------------------------------------------- methods */
+
+static bool out_of_memory(uint32_t method, wr_amqp_error_t *err)
+{
+    wr_amqp_error_set(err, WR_AMQP_INTERNAL_ERROR, method, "out of memory");
+    return false;
+}
+
+static bool declare_ok(wr_channel_t *ch, bool nowait, wr_queue_t *q)
+{
+    wr_method_t m = {.id = WR_QUEUE_DECLARE_OK};
+
+    wr_channel_set_last_queue(ch, wr_queue_name(q));
+    if (nowait)
+        return true;
+    m.u.queue_declare_ok.queue = wr_queue_name(q);
+    m.u.queue_declare_ok.message_count = (uint32_t)wr_queue_ready(q);
+    m.u.queue_declare_ok.consumer_count = (uint32_t)wr_queue_consumer_count(q);
+    wr_channel_send(ch, &m);
+    return true;
+}
+
+/* A redeclaration must match: owner exactly (not just access), then the
+ * flags, then the arguments a classic queue cares about. */
+static bool check_equivalent(const wr_channel_t *ch, const wr_queue_t *q, bool durable, bool exclusive,
+                             bool auto_delete, wr_bytes_t args, wr_amqp_error_t *err)
+{
+    const wr_queue_opts_t *o = wr_queue_opts(q);
+
+    if (o->exclusive != exclusive || (exclusive && o->owner != wr_conn_id(ch->conn)))
+        return wr_channel_locked(ch, q, WR_QUEUE_DECLARE, err);
+    return wr_queue_args_check_equivalent(wr_channel_vhost_name(ch), wr_queue_name(q),
+                                          &(wr_queue_args_decl_t){o->durable, o->auto_delete, o->args},
+                                          &(wr_queue_args_decl_t){durable, auto_delete, args}, err);
+}
+
+static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp_error_t *err)
+{
+    uint8_t buf[255];
+    char gen[64];
+    wr_bytes_t name = wr_channel_strip_crlf(d->queue, buf);
+    uint64_t me = wr_conn_id(ch->conn);
+    wr_queue_opts_t o;
+    wr_queue_t *q;
+
+    if (d->passive) {
+        q = wr_vhost_queue(ch->vhost, name);
+        if (q == NULL)
+            return wr_channel_not_found(ch, err, WR_QUEUE_DECLARE, "queue", name);
+        if (!wr_channel_check_exclusive(ch, q, WR_QUEUE_DECLARE, err))
+            return false;
+        /* As RabbitMQ's queue.stat: a passive declare is a use too. */
+        wr_queue_touch(q);
+        return declare_ok(ch, d->nowait, q);
+    }
+    if (name.len == 0) {
+        wr_channel_gen_name(gen, "amq.gen-");
+        name = wr_bytes_str(gen);
+    } else if (!wr_queue_args_check_name(name, err)) {
+        return false;
+    }
+    if (!wr_access_check(ch->conn, WR_PERM_CONFIGURE, "queue", name, WR_QUEUE_DECLARE, err))
+        return false;
+    /* RabbitMQ: an exclusive queue is never durable. */
+    o = (wr_queue_opts_t){.durable = d->durable && !d->exclusive,
+                          .exclusive = d->exclusive,
+                          .auto_delete = d->auto_delete,
+                          .owner = d->exclusive ? me : 0,
+                          .args = d->arguments};
+    q = wr_vhost_queue(ch->vhost, name);
+    if (q != NULL) {
+        if (!check_equivalent(ch, q, o.durable, o.exclusive, o.auto_delete, d->arguments, err))
+            return false;
+        wr_queue_touch(q);
+        return declare_ok(ch, d->nowait, q);
+    }
+    if (!wr_queue_args_check_dlx_type(wr_channel_vhost_name(ch), name, d->arguments, err) ||
+        !wr_access_check_arg(ch->conn, "queue", name, d->arguments, "x-dead-letter-exchange",
+                             WR_QUEUE_DECLARE, err))
+        return false;
+    if (!wr_queue_args_validate(wr_channel_vhost_name(ch), name, d->arguments, err))
+        return false;
+    if (wr_vhost_queue_add(ch->vhost, name, &o, &q) != WR_OK)
+        return out_of_memory(WR_QUEUE_DECLARE, err);
+    return declare_ok(ch, d->nowait, q);
+}
+
+/* queue.bind and queue.unbind: the same checks, in RabbitMQ's order. */
+static bool bind_queue(wr_channel_t *ch, uint32_t method, wr_bytes_t qname, wr_bytes_t xname, wr_bytes_t key,
+                       wr_bytes_t args, bool nowait, wr_amqp_error_t *err)
+{
+    uint8_t qbuf[255], xbuf[255];
+    wr_method_t ok = {.id = method == WR_QUEUE_BIND ? WR_QUEUE_BIND_OK : WR_QUEUE_UNBIND_OK};
+    wr_exchange_t *x;
+    wr_queue_t *q;
+    wr_dest_t d;
+    int rc;
+
+    /* queue "" is the last declared queue, and so is key "" with it. */
+    if (qname.len == 0 && key.len == 0 && !wr_channel_queue_name(ch, key, method, &key, err))
+        return false;
+    if (!wr_channel_queue_name(ch, qname, method, &qname, err))
+        return false;
+    qname = wr_channel_strip_crlf(qname, qbuf);
+    xname = wr_channel_strip_crlf(xname, xbuf);
+    if (!wr_access_check(ch->conn, WR_PERM_WRITE, "queue", qname, method, err))
+        return false;
+    if (xname.len == 0) {
+        wr_amqp_error_set(err, WR_AMQP_ACCESS_REFUSED, method,
+                          "operation not permitted on the default exchange");
+        return false;
+    }
+    if (!wr_access_check(ch->conn, WR_PERM_READ, "exchange", xname, method, err))
+        return false;
+    x = wr_vhost_exchange(ch->vhost, xname);
+    q = wr_vhost_queue(ch->vhost, qname);
+    if (method == WR_QUEUE_UNBIND) {
+        /* RabbitMQ 3.10: unbinding what does not exist is fine. */
+        if (x != NULL && q != NULL) {
+            d = (wr_dest_t){q, WR_DEST_QUEUE};
+            if (wr_channel_check_exclusive(ch, q, method, err))
+                wr_vhost_unbind(ch->vhost, x, d, key, args);
+            else if (wr_exchange_has_binding(x, d, key, args))
+                return false; /* exclusivity only matters for a binding that exists */
+        }
+        wr_channel_send(ch, &ok);
+        return true;
+    }
+    if (x == NULL)
+        return wr_channel_not_found(ch, err, method, "exchange", xname);
+    if (q == NULL)
+        return wr_channel_not_found(ch, err, method, "queue", qname);
+    if (!wr_handle_exchange_check_binding(x, args, method, err) ||
+        !wr_channel_check_exclusive(ch, q, method, err))
+        return false;
+    d = (wr_dest_t){q, WR_DEST_QUEUE};
+    rc = wr_vhost_bind(ch->vhost, x, d, key, args);
+    if (rc != WR_OK && rc != WR_EEXIST)
+        return out_of_memory(method, err);
+    if (!nowait)
+        wr_channel_send(ch, &ok);
+    return true;
+}
+
+static bool purge_queue(wr_channel_t *ch, const wr_queue_purge_t *p, wr_amqp_error_t *err)
+{
+    wr_method_t ok = {.id = WR_QUEUE_PURGE_OK};
+    wr_bytes_t name;
+    wr_queue_t *q;
+
+    if (!wr_channel_queue_name(ch, p->queue, WR_QUEUE_PURGE, &name, err))
+        return false;
+    if (!wr_access_check(ch->conn, WR_PERM_READ, "queue", name, WR_QUEUE_PURGE, err))
+        return false;
+    q = wr_vhost_queue(ch->vhost, name);
+    if (q == NULL)
+        return wr_channel_not_found(ch, err, WR_QUEUE_PURGE, "queue", name);
+    if (!wr_channel_check_exclusive(ch, q, WR_QUEUE_PURGE, err))
+        return false;
+    /* Only ready messages go: deliveries awaiting ack stay with their channels. */
+    ok.u.queue_purge_ok.message_count = (uint32_t)wr_queue_purge(q);
+    if (!p->nowait)
+        wr_channel_send(ch, &ok);
+    return true;
+}
+
+static bool delete_queue(wr_channel_t *ch, const wr_queue_delete_t *d, wr_amqp_error_t *err)
+{
+    uint8_t buf[255];
+    wr_method_t ok = {.id = WR_QUEUE_DELETE_OK};
+    wr_bytes_t name;
+    wr_queue_t *q;
+
+    if (!wr_channel_queue_name(ch, d->queue, WR_QUEUE_DELETE, &name, err))
+        return false;
+    name = wr_channel_strip_crlf(name, buf);
+    if (!wr_access_check(ch->conn, WR_PERM_CONFIGURE, "queue", name, WR_QUEUE_DELETE, err))
+        return false;
+    q = wr_vhost_queue(ch->vhost, name);
+    /* RabbitMQ 3.10 answers delete-ok (0 messages) for a missing queue. */
+    if (q != NULL) {
+        if (!wr_channel_check_exclusive(ch, q, WR_QUEUE_DELETE, err))
+            return false;
+        if (d->if_empty && wr_queue_ready(q) > 0) {
+            wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_QUEUE_DELETE,
+                              "queue '%.*s' in vhost '%s' not empty", (int)name.len, (const char *)name.data,
+                              wr_channel_vhost_name(ch));
+            return false;
+        }
+        if (d->if_unused && wr_queue_consumer_count(q) > 0) {
+            wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_QUEUE_DELETE,
+                              "queue '%.*s' in vhost '%s' in use", (int)name.len, (const char *)name.data,
+                              wr_channel_vhost_name(ch));
+            return false;
+        }
+        ok.u.queue_delete_ok.message_count = (uint32_t)wr_vhost_queue_delete(ch->vhost, q);
+    }
+    if (!d->nowait)
+        wr_channel_send(ch, &ok);
+    return true;
+}
+
+bool wr_handle_queue(wr_channel_t *ch, const wr_method_t *m, wr_amqp_error_t *err)
+{
+    switch (m->id) {
+    case WR_QUEUE_DECLARE:
+        return declare_queue(ch, &m->u.queue_declare, err);
+    case WR_QUEUE_BIND: {
+        const wr_queue_bind_t *b = &m->u.queue_bind;
+        return bind_queue(ch, m->id, b->queue, b->exchange, b->routing_key, b->arguments, b->nowait, err);
+    }
+    case WR_QUEUE_UNBIND: {
+        const wr_queue_unbind_t *u = &m->u.queue_unbind;
+        return bind_queue(ch, m->id, u->queue, u->exchange, u->routing_key, u->arguments, false, err);
+    }
+    case WR_QUEUE_PURGE:
+        return purge_queue(ch, &m->u.queue_purge, err);
+    case WR_QUEUE_DELETE:
+        return delete_queue(ch, &m->u.queue_delete, err);
+    default:
+        wr_amqp_error_set(err, WR_AMQP_COMMAND_INVALID, m->id, "unimplemented method");
+        return false;
+    }
+}

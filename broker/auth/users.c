@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The users and permissions in force (users.h): lookups for logins and
+ * access checks, and the run-time changes made by definitions imports and
+ * the management API. A permission never moves once connections may point
+ * at it: run-time ones get an allocation each, deleted ones are flagged.
+ */
+#include "broker/auth/users.h"
+
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/base/pattern.h"
+#include "core/status.h"
+
+static void free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+const wr_user_cfg_t *wr_config_user(const wr_config_t *cfg, const char *name, size_t len)
+{
+    for (size_t i = 0; i < cfg->nusers; i++) {
+        const wr_user_cfg_t *u = &cfg->users[i];
+
+        if (strlen(u->name) == len && memcmp(u->name, name, len) == 0)
+            return u;
+    }
+    return NULL;
+}
+
+const wr_permission_cfg_t *wr_config_permission_next(const wr_config_t *cfg, size_t *i)
+{
+    while (*i < cfg->npermissions + cfg->nadded_permissions) {
+        size_t k = (*i)++;
+        const wr_permission_cfg_t *perm =
+            k < cfg->npermissions ? &cfg->permissions[k] : cfg->added_permissions[k - cfg->npermissions];
+
+        if (!perm->deleted)
+            return perm;
+    }
+    return NULL;
+}
+
+const wr_permission_cfg_t *wr_config_permission(const wr_config_t *cfg, const char *user, const char *vhost,
+                                                size_t len)
+{
+    size_t i = 0;
+    const wr_permission_cfg_t *perm;
+
+    while ((perm = wr_config_permission_next(cfg, &i))) {
+        if (strcmp(perm->user, user) == 0 && strlen(perm->vhost) == len &&
+            memcmp(perm->vhost, vhost, len) == 0)
+            return perm;
+    }
+    return NULL;
+}
+
+/* Any permission of user in vhost, a deleted one included (to be reused). */
+static wr_permission_cfg_t *slot_permission(wr_config_t *cfg, const char *user, const char *vhost)
+{
+    for (size_t k = 0; k < cfg->npermissions + cfg->nadded_permissions; k++) {
+        wr_permission_cfg_t *perm =
+            k < cfg->npermissions ? &cfg->permissions[k] : cfg->added_permissions[k - cfg->npermissions];
+
+        if (strcmp(perm->user, user) == 0 && strcmp(perm->vhost, vhost) == 0)
+            return perm;
+    }
+    return NULL;
+}
+
+static char **copy_strings(const char *const *list, size_t n)
+{
+    char **copy = calloc(n ? n : 1, sizeof(*copy));
+
+    for (size_t i = 0; copy && i < n; i++) {
+        if (!(copy[i] = strdup(list[i]))) {
+            free_strings(copy, i);
+            return NULL;
+        }
+    }
+    return copy;
+}
+
+int wr_config_put_user(wr_config_t *cfg, const char *name, const uint8_t *hash, size_t hash_len,
+                       wr_hash_alg_t alg, const char *const *tags, size_t ntags, bool *created)
+{
+    wr_user_cfg_t *u = (wr_user_cfg_t *)wr_config_user(cfg, name, strlen(name));
+    char **tag_copy = copy_strings(tags, ntags);
+
+    if (!tag_copy || hash_len > WR_PASSWORD_HASH_MAX)
+        goto nomem;
+    *created = u == NULL;
+    if (!u) {
+        wr_user_cfg_t *grown = realloc(cfg->users, (cfg->nusers + 1) * sizeof(*cfg->users));
+
+        if (!grown)
+            goto nomem;
+        cfg->users = grown;
+        u = &grown[cfg->nusers];
+        *u = (wr_user_cfg_t){.max_connections = -1};
+        if (!(u->name = strdup(name)))
+            goto nomem;
+        cfg->nusers++;
+    }
+    free_strings(u->tags, u->ntags);
+    u->tags = tag_copy;
+    u->ntags = ntags;
+    if (hash_len > 0)
+        memcpy(u->password_hash, hash, hash_len);
+    u->password_hash_len = hash_len;
+    u->hashing_algorithm = alg;
+    return WR_OK;
+nomem:
+    free_strings(tag_copy, tag_copy ? ntags : 0);
+    return WR_ENOMEM;
+}
+
+bool wr_config_delete_user(wr_config_t *cfg, const char *name)
+{
+    wr_user_cfg_t *u = (wr_user_cfg_t *)wr_config_user(cfg, name, strlen(name));
+    size_t i = 0;
+    const wr_permission_cfg_t *perm;
+
+    if (!u)
+        return false;
+    while ((perm = wr_config_permission_next(cfg, &i))) {
+        if (strcmp(perm->user, name) == 0)
+            ((wr_permission_cfg_t *)perm)->deleted = true;
+    }
+    free(u->name);
+    free_strings(u->vhosts, u->nvhosts);
+    free_strings(u->tags, u->ntags);
+    memmove(u, u + 1, (size_t)(&cfg->users[cfg->nusers] - (u + 1)) * sizeof(*u));
+    cfg->nusers--;
+    return true;
+}
+
+/* Compiles one permission pattern ("" is RabbitMQ's "^$", the empty name
+ * only); false with why set if it does not compile. */
+static bool compile_pattern(regex_t *re, const char *pattern, char *why, size_t n)
+{
+    int rc;
+
+    if (!wr_pattern_ok(pattern, why, n))
+        return false;
+    rc = regcomp(re, pattern[0] ? pattern : "^$", REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        char text[120];
+
+        regerror(rc, re, text, sizeof(text));
+        snprintf(why, n, "invalid regular expression '%s': %s", pattern, text);
+        return false;
+    }
+    return true;
+}
+
+int wr_config_permission_compile(wr_permission_cfg_t *perm, char *err, size_t errlen)
+{
+    static const char *const kinds[WR_PERM_KINDS] = {"configure", "write", "read"};
+    char why[300];
+    int k;
+
+    for (k = 0; k < WR_PERM_KINDS; k++) {
+        if (!compile_pattern(&perm->re[k], perm->pattern[k], why, sizeof(why))) {
+            snprintf(err, errlen, "%s: %s", kinds[k], why);
+            break;
+        }
+    }
+    if (k == WR_PERM_KINDS)
+        return WR_OK;
+    while (k-- > 0)
+        regfree(&perm->re[k]);
+    return WR_ESYNTAX;
+}
+
+int wr_config_put_permission(wr_config_t *cfg, const char *user, const char *vhost,
+                             const char *const pattern[WR_PERM_KINDS], bool *created, char *err,
+                             size_t errlen)
+{
+    wr_permission_cfg_t *perm = slot_permission(cfg, user, vhost);
+    wr_permission_cfg_t fresh = {0};
+    int rc = WR_OK;
+
+    for (int k = 0; k < WR_PERM_KINDS && rc == WR_OK; k++) {
+        if (!(fresh.pattern[k] = strdup(pattern[k]))) {
+            snprintf(err, errlen, "out of memory");
+            rc = WR_ENOMEM;
+        }
+    }
+    if (rc == WR_OK)
+        rc = wr_config_permission_compile(&fresh, err, errlen);
+    if (rc == WR_OK && !perm) {
+        wr_permission_cfg_t **grown =
+            realloc(cfg->added_permissions, (cfg->nadded_permissions + 1) * sizeof(*grown));
+
+        if (grown)
+            cfg->added_permissions = grown;
+        perm = grown ? calloc(1, sizeof(*perm)) : NULL;
+        if (perm && (!(perm->user = strdup(user)) || !(perm->vhost = strdup(vhost)))) {
+            free(perm->user);
+            free(perm);
+            perm = NULL;
+        }
+        if (!perm) {
+            snprintf(err, errlen, "out of memory");
+            for (int j = 0; j < WR_PERM_KINDS; j++)
+                regfree(&fresh.re[j]);
+            rc = WR_ENOMEM;
+        } else {
+            *created = true;
+            cfg->added_permissions[cfg->nadded_permissions++] = perm;
+        }
+    } else if (rc == WR_OK) {
+        *created = perm->deleted;
+        for (int j = 0; j < WR_PERM_KINDS; j++) {
+            free(perm->pattern[j]);
+            regfree(&perm->re[j]);
+        }
+    }
+    if (rc != WR_OK) {
+        for (int j = 0; j < WR_PERM_KINDS; j++)
+            free(fresh.pattern[j]);
+        return rc;
+    }
+    for (int j = 0; j < WR_PERM_KINDS; j++) {
+        perm->pattern[j] = fresh.pattern[j];
+        perm->re[j] = fresh.re[j];
+    }
+    perm->deleted = false;
+    return WR_OK;
+}
+
+bool wr_config_pattern_ok(const char *pattern, char *why, size_t n)
+{
+    regex_t re;
+
+    if (!compile_pattern(&re, pattern, why, n))
+        return false;
+    regfree(&re);
+    return true;
+}
+
+bool wr_config_delete_permission(wr_config_t *cfg, const char *user, const char *vhost)
+{
+    wr_permission_cfg_t *perm = slot_permission(cfg, user, vhost);
+
+    if (!perm || perm->deleted)
+        return false;
+    perm->deleted = true;
+    return true;
+}

@@ -1,0 +1,1217 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The management HTTP API on evhttp: listener set-up, basic authentication
+ * against the broker's users, path decoding (each segment percent-decoded
+ * after splitting, so a vhost "/" is "%2F"), routing to the resource files
+ * (mgmt_topo.c, mgmt_conns.c, mgmt_policies.c, definitions.c), RabbitMQ's
+ * error shapes, and the small resources: overview, vhosts, users,
+ * permissions, nodes, health checks.
+ */
+#include "broker/mgmt/mgmt.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "broker/node/alarm.h"
+#include "broker/auth/auth.h"
+#include "broker/amqp/conn.h"
+#include "broker/mgmt/definitions.h"
+#include "broker/base/log.h"
+#include "broker/mgmt/metrics.h"
+#include "broker/mgmt/mgmt_conns.h"
+#include "broker/mgmt/mgmt_http.h"
+#include "broker/mgmt/mgmt_internal.h"
+#include "broker/mgmt/mgmt_json.h"
+#include "broker/mgmt/mgmt_policies.h"
+#include "broker/mgmt/mgmt_topo.h"
+#include "broker/vhost/vhost.h"
+#include "core/base64.h"
+#include "core/status.h"
+
+/* Request bodies (definitions, published payloads) above this are refused
+ * (413); RabbitMQ 3.10 refuses 10,000,000 octets and takes 8,000,000. */
+#define MAX_BODY_SIZE (8 * 1024 * 1024)
+/* Before the credentials are known, a body above this is refused (413)
+ * from its Content-Length, before any of it is read. */
+#define PREAUTH_BODY_SIZE (16 * 1024)
+#define JSON_FLAGS        (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+struct wr_mgmt_s {
+    wr_server_t *srv;
+    wr_mgmt_http_t *http; /* NULL when the API is not configured */
+    wr_metrics_t *metrics;
+    wr_mgmt_stats_t *stats;
+    char node[300];
+    struct timespec started; /* CLOCK_MONOTONIC, for the node's uptime */
+};
+
+/* ---------------------------------------------------------------- replies */
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 415:
+        return "Unsupported Media Type";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Internal Server Error";
+    }
+}
+
+/* The value at a dotted path ("queue_totals.messages"), or NULL. */
+static json_t *path_get(json_t *obj, const char *path)
+{
+    char key[256];
+
+    while (json_is_object(obj)) {
+        const char *dot = strchr(path, '.');
+        size_t n = dot ? (size_t)(dot - path) : strlen(path);
+
+        if (n >= sizeof(key))
+            return NULL;
+        memcpy(key, path, n);
+        key[n] = '\0';
+        obj = json_object_get(obj, key);
+        if (!dot)
+            return obj;
+        path = dot + 1;
+    }
+    return NULL;
+}
+
+/* Copies the value at `path` in src into dst at the same path. */
+static void path_copy(json_t *dst, json_t *src, const char *path)
+{
+    json_t *v = path_get(src, path);
+    char key[256];
+    const char *dot;
+
+    if (!v)
+        return;
+    while ((dot = strchr(path, '.')) != NULL) {
+        json_t *next;
+
+        snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
+        next = json_object_get(dst, key);
+        if (!json_is_object(next)) {
+            next = json_object();
+            if (json_object_set_new(dst, key, next) != 0)
+                return;
+        }
+        dst = next;
+        path = dot + 1;
+    }
+    json_object_set(dst, path, v);
+}
+
+/* RabbitMQ's ?columns=a,b.c: each object keeps only those paths. */
+static json_t *filter_columns(json_t *obj, const char *columns)
+{
+    json_t *out = json_object();
+    char *list = strdup(columns), *save = NULL;
+
+    if (!out || !list) {
+        free(list);
+        json_decref(out);
+        return json_incref(obj);
+    }
+    for (char *col = strtok_r(list, ",", &save); col; col = strtok_r(NULL, ",", &save))
+        path_copy(out, obj, col);
+    free(list);
+    return out;
+}
+
+static int compare_values(json_t *a, json_t *b)
+{
+    if (json_is_number(a) && json_is_number(b)) {
+        double x = json_number_value(a), y = json_number_value(b);
+        return x < y ? -1 : x > y;
+    }
+    if (json_is_string(a) && json_is_string(b))
+        return strcmp(json_string_value(a), json_string_value(b));
+    /* Missing values sort first, then numbers, then everything else. */
+    return (a != NULL) - (b != NULL);
+}
+
+static int compare_items(const void *pa, const void *pb, void *arg)
+{
+    const char *const *keys = arg;
+    json_t *a = *(json_t *const *)pa, *b = *(json_t *const *)pb;
+
+    for (size_t i = 0; keys[i]; i++) {
+        int c = compare_values(path_get(a, keys[i]), path_get(b, keys[i]));
+
+        if (c != 0)
+            return c;
+    }
+    return 0;
+}
+
+void wr_mgmt_sort(json_t *arr, const char *const *keys, bool reverse)
+{
+    size_t n = json_array_size(arr);
+    json_t **items = malloc(n * sizeof(*items) + 1);
+
+    if (!items)
+        return;
+    for (size_t i = 0; i < n; i++)
+        items[i] = json_incref(json_array_get(arr, i));
+    qsort_r(items, n, sizeof(*items), compare_items, (void *)keys);
+    json_array_clear(arr);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, items[reverse ? n - 1 - i : i]);
+    free(items);
+}
+
+/* The list and column query parameters of a GET (rabbit_mgmt_util). */
+static json_t *apply_query(const wr_mgmt_req_t *r, json_t *body)
+{
+    const char *columns = wr_mgmt_query(r, "columns");
+    const char *sort = wr_mgmt_query(r, "sort");
+    const char *reverse = wr_mgmt_query(r, "sort_reverse");
+    json_t *out;
+
+    if (json_is_array(body) && ((sort && sort[0]) || (reverse && strcmp(reverse, "true") == 0))) {
+        const char *keys[2] = {sort && sort[0] ? sort : "name", NULL};
+        wr_mgmt_sort(body, keys, reverse && strcmp(reverse, "true") == 0);
+    }
+    if (!columns || !columns[0])
+        return body;
+    if (json_is_object(body)) {
+        out = filter_columns(body, columns);
+    } else {
+        size_t i;
+        json_t *item;
+
+        out = json_array();
+        json_array_foreach(body, i, item)
+        {
+            json_array_append_new(out, filter_columns(item, columns));
+        }
+    }
+    json_decref(body);
+    return out;
+}
+
+static int dump_to_buffer(const char *data, size_t size, void *out)
+{
+    return evbuffer_add(out, data, size);
+}
+
+void wr_mgmt_reply(wr_mgmt_req_t *r, int status, json_t *body)
+{
+    struct evkeyvalq *headers = evhttp_request_get_output_headers(r->req);
+    struct evbuffer *out = evbuffer_new();
+
+    r->replied = true;
+    if (body && status == 200 && r->method == WR_MGMT_GET)
+        body = apply_query(r, body);
+    evhttp_add_header(headers, "Cache-Control", "no-cache");
+    evhttp_add_header(headers, "Server", "warren");
+    if (body) {
+        evhttp_add_header(headers, "Content-Type", "application/json");
+        if (!out || json_dump_callback(body, dump_to_buffer, out, JSON_FLAGS) != 0)
+            status = 500;
+        json_decref(body);
+    }
+    evhttp_send_reply(r->req, status, status_text(status), out);
+    if (out)
+        evbuffer_free(out);
+}
+
+void wr_mgmt_error(wr_mgmt_req_t *r, int status, const char *error, const char *fmt, ...)
+{
+    char reason[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    wr_mgmt_reply(
+        r, status,
+        json_pack("{s:s, s:o}", "error", error, "reason", wr_mgmt_json_bytes(wr_bytes_str(reason))));
+}
+
+void wr_mgmt_not_found(wr_mgmt_req_t *r)
+{
+    wr_mgmt_error(r, 404, "Object Not Found", "Not Found");
+}
+
+void wr_mgmt_not_allowed(wr_mgmt_req_t *r, const char *allow)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
+    wr_mgmt_reply(r, 405, NULL);
+}
+
+bool wr_mgmt_get_only(wr_mgmt_req_t *r, bool found)
+{
+    if (!found)
+        wr_mgmt_not_found(r);
+    else if (r->method != WR_MGMT_GET)
+        wr_mgmt_not_allowed(r, "GET");
+    return !r->replied;
+}
+
+void wr_mgmt_amqp_error(wr_mgmt_req_t *r, const wr_amqp_error_t *e)
+{
+    const char *sep = strstr(e->text, " - ");
+    const char *reason = sep ? sep + 3 : e->text;
+
+    if (e->code == 403)
+        wr_mgmt_error(r, 401, "not_authorised", "Access refused.");
+    else if (e->code == 404)
+        wr_mgmt_error(r, 404, "not_found", "%s", reason);
+    else
+        wr_mgmt_error(r, 400, "bad_request", "%s", reason);
+}
+
+json_t *wr_mgmt_body(wr_mgmt_req_t *r)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    size_t len = evbuffer_get_length(in);
+    const char *data = (const char *)evbuffer_pullup(in, -1);
+    json_error_t jerr;
+    json_t *body;
+
+    if (len == 0)
+        return json_object();
+    body = data ? json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+    if (!json_is_object(body)) {
+        json_decref(body);
+        wr_mgmt_error(r, 400, "bad_request", "not_json");
+        return NULL;
+    }
+    return body;
+}
+
+const char *wr_mgmt_query(const wr_mgmt_req_t *r, const char *key)
+{
+    return evhttp_find_header(&r->query, key);
+}
+
+bool wr_mgmt_has_tag(const wr_user_cfg_t *u, const char *tag)
+{
+    for (size_t i = 0; i < u->ntags; i++) {
+        if (strcmp(u->tags[i], tag) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* RabbitMQ's management tags: any of them opens the API. */
+static bool management_user(const wr_user_cfg_t *u)
+{
+    return wr_mgmt_has_tag(u, "administrator") || wr_mgmt_has_tag(u, "monitoring") ||
+           wr_mgmt_has_tag(u, "policymaker") || wr_mgmt_has_tag(u, "management");
+}
+
+bool wr_mgmt_sees_all(const wr_mgmt_req_t *r)
+{
+    return wr_mgmt_has_tag(r->account, "administrator") || wr_mgmt_has_tag(r->account, "monitoring");
+}
+
+bool wr_mgmt_may_use(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
+{
+    const char *name = wr_vhost_name(vh);
+
+    if (wr_mgmt_has_tag(r->account, "administrator") || (r->method == WR_MGMT_GET && wr_mgmt_sees_all(r)))
+        return true;
+    return wr_config_permission(wr_server_config(r->srv), r->user, name, strlen(name)) != NULL;
+}
+
+wr_access_who_t wr_mgmt_who(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
+{
+    const char *name = wr_vhost_name(vh);
+
+    return (wr_access_who_t){wr_config_permission(wr_server_config(r->srv), r->user, name, strlen(name)),
+                             name, r->user};
+}
+
+wr_vhost_t *wr_mgmt_vhost(wr_mgmt_req_t *r, size_t i)
+{
+    wr_vhost_t *vh = wr_server_vhost(r->srv, wr_bytes_str(r->seg[i]));
+
+    if (!vh) {
+        wr_mgmt_not_found(r);
+        return NULL;
+    }
+    if (!wr_mgmt_may_use(r, vh)) {
+        wr_mgmt_error(r, 401, "not_authorised", "User not authorised to access virtual host");
+        return NULL;
+    }
+    return vh;
+}
+
+/* ---------------------------------------------------------------- small resources */
+
+static json_t *listeners_json(const wr_mgmt_req_t *r)
+{
+    const wr_config_t *cfg = wr_server_config(r->srv);
+    json_t *arr = json_array();
+
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i}", "node", r->node, "protocol", "amqp",
+                                             "ip_address", cfg->listeners[i].address, "port",
+                                             cfg->listeners[i].port));
+    if (cfg->management.address)
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:s, s:i}", "node", r->node, "protocol", "http",
+                                        "ip_address", cfg->management.address, "port", cfg->management.port));
+    if (cfg->prometheus.address)
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i}", "node", r->node, "protocol",
+                                             "http/prometheus", "ip_address", cfg->prometheus.address, "port",
+                                             cfg->prometheus.port));
+    return arr;
+}
+
+static json_t *exchange_types_json(void)
+{
+    static const char *const types[] = {"direct", "fanout", "headers", "topic"};
+    json_t *arr = json_array();
+
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:b}", "name", types[i], "description",
+                                        "AMQP exchange type, as per the AMQP specification", "enabled", 1));
+    return arr;
+}
+
+static void overview(wr_mgmt_req_t *r)
+{
+    wr_mgmt_counts_t c;
+    wr_mgmt_rates_t rt;
+    size_t conns, channels, exchanges = 0, queues = 0, consumers = 0;
+    wr_map_iter_t it = {0}, qit;
+    void *vh, *q;
+    json_t *body, *totals = json_object();
+
+    if (r->method != WR_MGMT_GET) {
+        wr_mgmt_not_allowed(r, "GET");
+        return;
+    }
+    wr_mgmt_stats_node_counts(r->srv, &c);
+    wr_mgmt_stats_node_rates(r->stats, &rt);
+    wr_mgmt_conns_totals(r->srv, &conns, &channels);
+    while (wr_map_next(wr_server_vhosts(r->srv), &it, NULL, &vh)) {
+        exchanges += wr_map_count(wr_vhost_exchanges(vh));
+        queues += wr_map_count(wr_vhost_queues(vh));
+        qit = (wr_map_iter_t){0};
+        while (wr_map_next(wr_vhost_queues(vh), &qit, NULL, &q))
+            consumers += wr_queue_consumer_count(q);
+    }
+    wr_mgmt_json_set_totals(totals, &c, &rt);
+    body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}, "
+                     "s:o, s:o, s:i}",
+                     "management_version", WR_MGMT_COMPAT_VERSION, "rabbitmq_version", WR_MGMT_COMPAT_VERSION,
+                     "product_name", "warren", "product_version", WR_VERSION, "cluster_name", r->node, "node",
+                     r->node, "rates_mode", "basic", "disable_stats", 0, "exchange_types",
+                     exchange_types_json(), "message_stats", wr_mgmt_json_message_stats(&c, &rt),
+                     "queue_totals", totals, "object_totals", "connections", (json_int_t)conns, "channels",
+                     (json_int_t)channels, "exchanges", (json_int_t)exchanges, "queues", (json_int_t)queues,
+                     "consumers", (json_int_t)consumers, "listeners", listeners_json(r), "contexts",
+                     json_array(), "statistics_db_event_queue", 0);
+    wr_mgmt_reply(r, body ? 200 : 500, body);
+}
+
+static json_t *vhost_json(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
+{
+    wr_mgmt_counts_t c;
+    wr_mgmt_rates_t rt;
+    json_t *obj;
+
+    wr_mgmt_stats_vhost_counts(vh, &c);
+    wr_mgmt_stats_vhost_rates(r->stats, vh, &rt);
+    obj = json_pack("{s:s, s:s, s:[], s:b, s:s, s:{s:s, s:[]}, s:{s:s}, s:o}", "name", wr_vhost_name(vh),
+                    "description", "", "tags", "tracing", 0, "default_queue_type", "classic", "metadata",
+                    "description", "", "tags", "cluster_state", r->node, "running", "message_stats",
+                    wr_mgmt_json_message_stats(&c, &rt));
+    if (obj)
+        wr_mgmt_json_set_totals(obj, &c, &rt);
+    return obj;
+}
+
+static json_t *tags_json(const wr_user_cfg_t *u)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; i < u->ntags; i++)
+        json_array_append_new(arr, json_string(u->tags[i]));
+    return arr;
+}
+
+json_t *wr_mgmt_user_json(const wr_user_cfg_t *u)
+{
+    json_t *limits = u->has_max_connections
+                         ? json_pack("{s:I}", "max-connections", (json_int_t)u->max_connections)
+                         : json_object();
+
+    return json_pack("{s:s, s:o, s:s, s:o, s:o}", "name", u->name, "password_hash",
+                     wr_mgmt_json_base64((wr_bytes_t){u->password_hash, u->password_hash_len}),
+                     "hashing_algorithm", wr_mgmt_json_hash_alg_name(u->hashing_algorithm), "tags",
+                     tags_json(u), "limits", limits);
+}
+
+json_t *wr_mgmt_permission_json(const wr_permission_cfg_t *p)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "user", p->user, "vhost", p->vhost, "configure",
+                     p->pattern[WR_PERM_CONFIGURE], "write", p->pattern[WR_PERM_WRITE], "read",
+                     p->pattern[WR_PERM_READ]);
+}
+
+/* Users and permissions are for administrators, as in RabbitMQ. */
+static bool administrator_only(wr_mgmt_req_t *r)
+{
+    if (wr_mgmt_has_tag(r->account, "administrator"))
+        return true;
+    wr_mgmt_error(r, 401, "not_authorised", "Not administrator user");
+    return false;
+}
+
+/* "tags" as an array of strings or RabbitMQ's comma-separated string, into
+ * tags (at most max); -1 when it is neither. */
+static int parse_tags(const json_t *v, char *buf, size_t buflen, const char **tags, size_t max)
+{
+    size_t n = 0;
+
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_is_array(v)) {
+        size_t i;
+        const json_t *t;
+
+        json_array_foreach(v, i, t)
+        {
+            if (!json_is_string(t) || n == max)
+                return -1;
+            tags[n++] = json_string_value(t);
+        }
+        return (int)n;
+    }
+    if (!json_is_string(v) || json_string_length(v) >= buflen)
+        return -1;
+    memcpy(buf, json_string_value(v), json_string_length(v) + 1);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        if (*t == '\0')
+            continue;
+        if (n == max)
+            return -1;
+        tags[n++] = t;
+    }
+    return (int)n;
+}
+
+#define MAX_TAGS 32
+
+int wr_mgmt_put_user(wr_server_t *srv, const char *name, const json_t *obj, bool *created, char *err,
+                     size_t errlen)
+{
+    wr_config_t *cfg = wr_server_config_mut(srv);
+    const wr_user_cfg_t *old = wr_config_user(cfg, name, strlen(name));
+    const json_t *password = json_object_get(obj, "password");
+    const json_t *hash = json_object_get(obj, "password_hash");
+    const json_t *alg_name = json_object_get(obj, "hashing_algorithm");
+    uint8_t digest[WR_PASSWORD_HASH_MAX];
+    size_t len = 0;
+    wr_hash_alg_t alg = WR_HASH_SHA256;
+    const char *tags[MAX_TAGS];
+    char tag_buf[512];
+    int ntags = parse_tags(json_object_get(obj, "tags"), tag_buf, sizeof(tag_buf), tags, MAX_TAGS);
+
+    if (!json_is_object(obj) || name[0] == '\0') {
+        snprintf(err, errlen, "user '%s': not an object with a name", name);
+        return WR_ESYNTAX;
+    }
+    if (ntags < 0) {
+        snprintf(err, errlen, "user '%s': tags must be a list of strings or a comma-separated string", name);
+        return WR_ESYNTAX;
+    }
+    if (alg_name &&
+        (!json_is_string(alg_name) || !wr_auth_hash_alg_parse(json_string_value(alg_name), &alg))) {
+        snprintf(err, errlen, "user '%s': unknown hashing_algorithm", name);
+        return WR_ESYNTAX;
+    }
+    if (password && hash) {
+        snprintf(err, errlen, "user '%s': give password or password_hash, not both", name);
+        return WR_ESYNTAX;
+    }
+    if (password) {
+        if (!json_is_string(password)) {
+            snprintf(err, errlen, "user '%s': password must be a string", name);
+            return WR_ESYNTAX;
+        }
+        alg = WR_HASH_SHA256;
+        len = wr_auth_hash_password(
+            alg, (wr_bytes_t){(const uint8_t *)json_string_value(password), json_string_length(password)},
+            digest);
+        if (len == 0) {
+            snprintf(err, errlen, "user '%s': hashing the password failed", name);
+            return WR_ENOMEM;
+        }
+    } else if (hash) {
+        if (!json_is_string(hash) ||
+            wr_auth_hash_decode(json_string_value(hash), alg, digest, &len) != WR_OK) {
+            snprintf(err, errlen, "user '%s': password_hash is not a base64 %s hash", name,
+                     wr_mgmt_json_hash_alg_name(alg));
+            return WR_ESYNTAX;
+        }
+    } else if (old) {
+        alg = old->hashing_algorithm;
+        len = old->password_hash_len;
+        memcpy(digest, old->password_hash, len);
+    }
+    if (wr_config_put_user(cfg, name, digest, len, alg, tags, (size_t)ntags, created) != WR_OK) {
+        snprintf(err, errlen, "user '%s': out of memory", name);
+        return WR_ENOMEM;
+    }
+    return WR_OK;
+}
+
+int wr_mgmt_put_permission(wr_server_t *srv, const char *user, const char *vhost, const json_t *obj,
+                           bool *created, char *err, size_t errlen)
+{
+    static const char *const kinds[WR_PERM_KINDS] = {"configure", "write", "read"};
+    const char *pattern[WR_PERM_KINDS];
+
+    for (int k = 0; k < WR_PERM_KINDS; k++) {
+        pattern[k] = json_string_value(json_object_get(obj, kinds[k]));
+        if (!pattern[k]) {
+            snprintf(err, errlen, "permission of '%s' in vhost '%s': %s must be a string", user, vhost,
+                     kinds[k]);
+            return WR_ESYNTAX;
+        }
+    }
+    return wr_config_put_permission(wr_server_config_mut(srv), user, vhost, pattern, created, err, errlen);
+}
+
+/* RabbitMQ closes a deleted user's connections (rabbit_connection_tracking_handler). */
+static void close_user_conns(wr_server_t *srv, const char *user)
+{
+    wr_list_t *pos, *tmp;
+
+    wr_list_foreach_safe(pos, tmp, wr_server_conns(srv))
+    {
+        wr_conn_t *c = wr_conn_from_link(pos);
+        wr_conn_info_t info;
+        wr_amqp_error_t err;
+
+        wr_conn_info(c, &info);
+        if (!info.open || !wr_conn_user(c) || strcmp(wr_conn_user(c), user) != 0)
+            continue;
+        wr_amqp_error_set(&err, WR_AMQP_CONNECTION_FORCED, 0, "user '%s' is deleted", user);
+        wr_conn_fail(c, &err);
+    }
+}
+
+/* A PUT's reply: 201 created, 204 replaced, 400 for bad input (WR_ESYNTAX),
+ * 500 otherwise, with err as the reason. */
+static void put_reply(wr_mgmt_req_t *r, int rc, bool created, const char *err)
+{
+    if (rc == WR_ESYNTAX)
+        wr_mgmt_error(r, 400, "bad_request", "%s", err);
+    else if (rc != WR_OK)
+        wr_mgmt_error(r, 500, "internal_error", "%s", err);
+    else
+        wr_mgmt_reply(r, created ? 201 : 204, NULL);
+}
+
+static void user_one(wr_mgmt_req_t *r)
+{
+    const wr_config_t *cfg = wr_server_config(r->srv);
+    const char *name = r->seg[1];
+    const wr_user_cfg_t *u = wr_config_user(cfg, name, strlen(name));
+    json_t *body;
+    char err[300];
+    bool created = false;
+    int rc;
+
+    if (r->method == WR_MGMT_GET) {
+        if (u)
+            wr_mgmt_reply(r, 200, wr_mgmt_user_json(u));
+        else
+            wr_mgmt_not_found(r);
+    } else if (r->method == WR_MGMT_DELETE) {
+        if (!wr_config_delete_user(wr_server_config_mut(r->srv), name)) {
+            wr_mgmt_not_found(r);
+            return;
+        }
+        close_user_conns(r->srv, name);
+        wr_mgmt_reply(r, 204, NULL);
+    } else if (r->method == WR_MGMT_PUT) {
+        if (!(body = wr_mgmt_body(r)))
+            return;
+        /* RabbitMQ's PUT needs tags (a definitions import does not). */
+        if (!json_object_get(body, "tags")) {
+            json_decref(body);
+            wr_mgmt_error(r, 400, "bad_request", "tags_not_present");
+            return;
+        }
+        rc = wr_mgmt_put_user(r->srv, name, body, &created, err, sizeof(err));
+        json_decref(body);
+        put_reply(r, rc, created, err);
+    } else {
+        wr_mgmt_not_allowed(r, "GET, PUT, DELETE");
+    }
+}
+
+/* The permissions of `user` (NULL: anyone's) in `vhost` (NULL: any). */
+static json_t *permissions_of(const wr_mgmt_req_t *r, const char *user, const char *vhost)
+{
+    const wr_config_t *cfg = wr_server_config(r->srv);
+    const wr_permission_cfg_t *perm;
+    json_t *arr = json_array();
+    size_t i = 0;
+
+    while (arr && (perm = wr_config_permission_next(cfg, &i))) {
+        if ((!user || strcmp(perm->user, user) == 0) && (!vhost || strcmp(perm->vhost, vhost) == 0))
+            json_array_append_new(arr, wr_mgmt_permission_json(perm));
+    }
+    return arr;
+}
+
+/* GET /api/users/NAME/permissions and /api/vhosts/NAME/permissions. */
+static void permissions_by(wr_mgmt_req_t *r, bool by_user)
+{
+    const char *name = r->seg[1];
+    bool exists = by_user ? wr_config_user(wr_server_config(r->srv), name, strlen(name)) != NULL
+                          : wr_server_vhost(r->srv, wr_bytes_str(name)) != NULL;
+    json_t *arr;
+
+    if (!administrator_only(r))
+        return;
+    if (!wr_mgmt_get_only(r, exists && strcmp(r->seg[2], "permissions") == 0))
+        return;
+    arr = by_user ? permissions_of(r, name, NULL) : permissions_of(r, NULL, name);
+    wr_mgmt_reply(r, arr ? 200 : 500, arr);
+}
+
+static void users(wr_mgmt_req_t *r)
+{
+    const wr_config_t *cfg = wr_server_config(r->srv);
+    json_t *arr;
+
+    if (!administrator_only(r))
+        return;
+    if (r->nseg == 2) {
+        user_one(r);
+        return;
+    }
+    if (r->nseg == 3) {
+        permissions_by(r, true);
+        return;
+    }
+    if (!wr_mgmt_get_only(r, r->nseg == 1))
+        return;
+    arr = json_array();
+    for (size_t i = 0; i < cfg->nusers; i++)
+        json_array_append_new(arr, wr_mgmt_user_json(&cfg->users[i]));
+    wr_mgmt_reply(r, 200, arr);
+}
+
+/* /api/permissions/VHOST/USER */
+static void permission_one(wr_mgmt_req_t *r)
+{
+    const wr_config_t *cfg = wr_server_config(r->srv);
+    const char *vhost = r->seg[1], *user = r->seg[2];
+    const wr_permission_cfg_t *perm;
+    json_t *body;
+    char err[300];
+    bool created = false;
+    int rc;
+
+    if (!wr_server_vhost(r->srv, wr_bytes_str(vhost)) || !wr_config_user(cfg, user, strlen(user))) {
+        /* RabbitMQ: a PUT is a bad request, anything else not found. */
+        if (r->method == WR_MGMT_PUT)
+            wr_mgmt_error(r, 400, "bad_request", "vhost_or_user_not_found");
+        else
+            wr_mgmt_not_found(r);
+        return;
+    }
+    perm = wr_config_permission(cfg, user, vhost, strlen(vhost));
+    if (r->method == WR_MGMT_GET) {
+        if (perm)
+            wr_mgmt_reply(r, 200, wr_mgmt_permission_json(perm));
+        else
+            wr_mgmt_not_found(r);
+    } else if (r->method == WR_MGMT_DELETE) {
+        if (wr_config_delete_permission(wr_server_config_mut(r->srv), user, vhost))
+            wr_mgmt_reply(r, 204, NULL);
+        else
+            wr_mgmt_not_found(r);
+    } else if (r->method == WR_MGMT_PUT) {
+        if (!(body = wr_mgmt_body(r)))
+            return;
+        rc = wr_mgmt_put_permission(r->srv, user, vhost, body, &created, err, sizeof(err));
+        json_decref(body);
+        put_reply(r, rc, created, err);
+    } else {
+        wr_mgmt_not_allowed(r, "GET, PUT, DELETE");
+    }
+}
+
+static void permissions(wr_mgmt_req_t *r)
+{
+    json_t *arr;
+
+    if (!administrator_only(r))
+        return;
+    if (r->nseg == 3) {
+        permission_one(r);
+        return;
+    }
+    if (!wr_mgmt_get_only(r, r->nseg == 1))
+        return;
+    arr = permissions_of(r, NULL, NULL);
+    wr_mgmt_reply(r, arr ? 200 : 500, arr);
+}
+
+static void vhosts(wr_mgmt_req_t *r)
+{
+    static const char *const order[] = {"name", NULL};
+    wr_map_iter_t it = {0};
+    void *vh;
+    json_t *arr;
+
+    if (r->nseg == 3) {
+        permissions_by(r, false);
+        return;
+    }
+    if (r->method != WR_MGMT_GET) {
+        wr_mgmt_not_allowed(r, "GET");
+        return;
+    }
+    if (r->nseg == 2) {
+        vh = wr_mgmt_vhost(r, 1);
+        if (vh)
+            wr_mgmt_reply(r, 200, vhost_json(r, vh));
+        return;
+    }
+    if (r->nseg != 1) {
+        wr_mgmt_not_found(r);
+        return;
+    }
+    arr = json_array();
+    while (wr_map_next(wr_server_vhosts(r->srv), &it, NULL, &vh)) {
+        if (wr_mgmt_may_use(r, vh))
+            json_array_append_new(arr, vhost_json(r, vh));
+    }
+    wr_mgmt_sort(arr, order, false);
+    wr_mgmt_reply(r, 200, arr);
+}
+
+static void whoami(wr_mgmt_req_t *r)
+{
+    if (r->method != WR_MGMT_GET)
+        wr_mgmt_not_allowed(r, "GET");
+    else
+        wr_mgmt_reply(r, 200, json_pack("{s:s, s:o}", "name", r->user, "tags", tags_json(r->account)));
+}
+
+static void alarm_status(wr_server_t *srv, wr_alarm_status_t *st)
+{
+    const wr_alarms_t *a = wr_server_alarms(srv);
+
+    *st = (wr_alarm_status_t){0};
+    if (a)
+        wr_alarm_status(a, st);
+}
+
+/* health/checks/alarms and local-alarms: 200 {"status":"ok"}, or as
+ * RabbitMQ 503 with the alarms in effect ("disk space", "memory"). */
+static void health(wr_mgmt_req_t *r)
+{
+    wr_alarm_status_t st;
+    bool local;
+    json_t *alarms;
+
+    if (!wr_mgmt_get_only(r,
+                          r->nseg == 3 && strcmp(r->seg[1], "checks") == 0 &&
+                              (strcmp(r->seg[2], "alarms") == 0 || strcmp(r->seg[2], "local-alarms") == 0)))
+        return;
+    alarm_status(r->srv, &st);
+    if (!st.memory && !st.disk) {
+        wr_mgmt_reply(r, 200, json_pack("{s:s}", "status", "ok"));
+        return;
+    }
+    local = strcmp(r->seg[2], "local-alarms") == 0;
+    alarms = json_array();
+    if (st.disk)
+        json_array_append_new(alarms, json_pack("{s:s, s:s}", "node", r->node, "resource", "disk space"));
+    if (st.memory)
+        json_array_append_new(alarms, json_pack("{s:s, s:s}", "node", r->node, "resource", "memory"));
+    wr_mgmt_reply(r, 503,
+                  json_pack("{s:s, s:s, s:o}", "status", "failed", "reason",
+                            local ? "There are alarms in effect on the node"
+                                  : "There are alarms in effect in the cluster",
+                            "alarms", alarms));
+}
+
+/* Open file descriptors of this process, or -1 when /proc cannot tell. */
+static long open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    long n = 0;
+
+    if (!d)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.')
+            n++;
+    }
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+/* The node as /api/nodes shows it: what warren can measure. Without the
+ * alarms module (tests) the limits are left out. */
+static json_t *node_json(const wr_mgmt_t *m)
+{
+    wr_alarm_status_t st;
+    struct timespec now;
+    struct rlimit fds;
+    long fd_used = open_fds();
+    json_t *node;
+    char pid[32];
+
+    alarm_status(m->srv, &st);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+    node = json_pack(
+        "{s:s, s:s, s:b, s:s, s:I, s:i, s:I, s:b, s:b, s:o}", "name", m->node, "type", "disc", "running", 1,
+        "os_pid", pid, "uptime",
+        (json_int_t)((now.tv_sec - m->started.tv_sec) * 1000 + (now.tv_nsec - m->started.tv_nsec) / 1000000),
+        "processors", (int)sysconf(_SC_NPROCESSORS_ONLN), "mem_used",
+        (json_int_t)(wr_server_alarms(m->srv) ? st.mem_used : wr_metrics_rss_bytes()), "mem_alarm", st.memory,
+        "disk_free_alarm", st.disk, "partitions", json_array());
+    if (!node)
+        return NULL;
+    if (wr_server_alarms(m->srv))
+        json_object_update_new(node, json_pack("{s:I, s:I, s:I}", "mem_limit", (json_int_t)st.mem_limit,
+                                               "disk_free", (json_int_t)st.disk_free, "disk_free_limit",
+                                               (json_int_t)st.disk_limit));
+    if (fd_used >= 0)
+        json_object_set_new(node, "fd_used", json_integer(fd_used));
+    if (getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur != RLIM_INFINITY)
+        json_object_set_new(node, "fd_total", json_integer((json_int_t)fds.rlim_cur));
+    return node;
+}
+
+/* /api/nodes[/NAME]: for monitoring users and administrators. */
+static void nodes(wr_mgmt_req_t *r)
+{
+    json_t *node;
+
+    if (!wr_mgmt_sees_all(r)) {
+        wr_mgmt_error(r, 401, "not_authorised", "Not monitor user");
+        return;
+    }
+    if (r->method != WR_MGMT_GET) {
+        wr_mgmt_not_allowed(r, "GET");
+        return;
+    }
+    if (r->nseg > 2 || (r->nseg == 2 && strcmp(r->seg[1], r->node) != 0)) {
+        wr_mgmt_not_found(r);
+        return;
+    }
+    node = node_json(r->mgmt);
+    if (!node)
+        wr_mgmt_error(r, 500, "internal_error", "out of memory");
+    else
+        wr_mgmt_reply(r, 200, r->nseg == 2 ? node : json_pack("[o]", node));
+}
+
+static void definitions(wr_mgmt_req_t *r)
+{
+    wr_vhost_t *only = NULL;
+    json_t *body;
+    char err[512];
+
+    if (!administrator_only(r))
+        return;
+    if (r->nseg > 2) {
+        wr_mgmt_not_found(r);
+        return;
+    }
+    if (r->nseg == 2 && !(only = wr_mgmt_vhost(r, 1)))
+        return;
+    if (r->method == WR_MGMT_GET) {
+        body = wr_definitions_export(r->srv, only);
+        wr_mgmt_reply(r, body ? 200 : 500, body);
+        return;
+    }
+    if (r->method != WR_MGMT_POST) {
+        wr_mgmt_not_allowed(r, "GET, POST");
+        return;
+    }
+    body = wr_mgmt_body(r);
+    if (!body)
+        return;
+    if (wr_definitions_import(r->srv, body, only, err, sizeof(err)) != WR_OK)
+        wr_mgmt_error(r, 400, "bad_request", "%s", err);
+    else
+        wr_mgmt_reply(r, 204, NULL);
+    json_decref(body);
+}
+
+/* ---------------------------------------------------------------- requests */
+
+/* HTTP basic auth (the Authorization header h, NULL for none) against the
+ * configured users, with loopback_users applying as they do for AMQP. The
+ * user, or NULL. */
+static const wr_user_cfg_t *authenticate(const wr_mgmt_t *m, const char *h, const struct sockaddr *peer)
+{
+    const wr_config_t *cfg = wr_server_config(m->srv);
+    uint8_t creds[1024];
+    const uint8_t *colon;
+    const wr_user_cfg_t *u;
+    long n;
+
+    if (!h || strncasecmp(h, "Basic ", 6) != 0)
+        return NULL;
+    n = wr_base64_decode(h + 6, strlen(h + 6), creds, sizeof(creds));
+    colon = n > 0 ? memchr(creds, ':', (size_t)n) : NULL;
+    if (!colon)
+        return NULL;
+    u = wr_auth_check(cfg, (wr_bytes_t){creds, (size_t)(colon - creds)},
+                      (wr_bytes_t){colon + 1, (size_t)(creds + n - colon - 1)});
+    if (!u || (wr_auth_loopback_only(cfg, u->name) && (!peer || !wr_auth_is_loopback(peer))))
+        return NULL;
+    return u;
+}
+
+bool wr_mgmt_split_path(wr_mgmt_req_t *r, const char *path)
+{
+    const char *p;
+
+    if (!path || strncmp(path, "/api/", 5) != 0)
+        return false;
+    p = path + 5;
+    while (*p) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        char raw[1024];
+        size_t len;
+
+        if (r->nseg == WR_MGMT_MAX_SEGS || n >= sizeof(raw))
+            return false;
+        memcpy(raw, p, n);
+        raw[n] = '\0';
+        r->seg[r->nseg] = evhttp_uridecode(raw, 0, &len);
+        if (!r->seg[r->nseg])
+            return false;
+        if (strlen(r->seg[r->nseg++]) != len)
+            return false;
+        if (!slash)
+            break;
+        p = slash + 1;
+    }
+    /* "/api/queues/" is "/api/queues". */
+    if (r->nseg > 0 && r->seg[r->nseg - 1][0] == '\0')
+        free(r->seg[--r->nseg]);
+    return r->nseg > 0;
+}
+
+/*
+ * A POST, or a PUT with a body, must say its body is JSON: a cross-site
+ * HTML form or a "simple" fetch can send text/plain, form-encoded or
+ * untyped POSTs with the browser's credentials, but not application/json.
+ * RabbitMQ 3.10 takes any type; this refusal is warren's (415). False
+ * after replying.
+ */
+static bool json_typed(wr_mgmt_req_t *r)
+{
+    const char *type = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Content-Type");
+    size_t body = evbuffer_get_length(evhttp_request_get_input_buffer(r->req));
+    size_t n = strlen("application/json");
+
+    if (r->method != WR_MGMT_POST && (r->method != WR_MGMT_PUT || body == 0))
+        return true;
+    if (type && strncasecmp(type, "application/json", n) == 0 &&
+        (type[n] == '\0' || type[n] == ';' || type[n] == ' '))
+        return true;
+    wr_mgmt_error(r, 415, "unsupported_media_type", "a request body must be sent as application/json");
+    return false;
+}
+
+static wr_mgmt_method_t method_of(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET:
+    case EVHTTP_REQ_HEAD:
+        return WR_MGMT_GET;
+    case EVHTTP_REQ_PUT:
+        return WR_MGMT_PUT;
+    case EVHTTP_REQ_POST:
+        return WR_MGMT_POST;
+    case EVHTTP_REQ_DELETE:
+        return WR_MGMT_DELETE;
+    default:
+        return WR_MGMT_OTHER;
+    }
+}
+
+/* The collections under /api; `whole` ones take no further segment. */
+static const struct {
+    const char *name;
+    bool whole;
+    void (*handler)(wr_mgmt_req_t *r);
+} routes[] = {
+    {"overview", true, overview},
+    {"vhosts", false, vhosts},
+    {"users", false, users},
+    {"permissions", false, permissions},
+    {"whoami", true, whoami},
+    {"nodes", false, nodes},
+    {"exchanges", false, wr_mgmt_topo_exchanges},
+    {"queues", false, wr_mgmt_topo_queues},
+    {"bindings", false, wr_mgmt_topo_bindings},
+    {"connections", false, wr_mgmt_conns_connections},
+    {"channels", false, wr_mgmt_conns_channels},
+    {"definitions", false, definitions},
+    {"health", false, health},
+    {"policies", false, wr_mgmt_policies},
+    {"consumers", false, wr_mgmt_conns_consumers},
+};
+
+void wr_mgmt_route(wr_mgmt_req_t *r)
+{
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strcmp(r->seg[0], routes[i].name) == 0 && (!routes[i].whole || r->nseg == 1)) {
+            routes[i].handler(r);
+            return;
+        }
+    }
+    wr_mgmt_not_found(r);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    wr_mgmt_t *m = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    wr_mgmt_req_t r = {.mgmt = m, .srv = m->srv, .stats = m->stats, .node = m->node, .req = req};
+    const char *query;
+
+    r.method = method_of(evhttp_request_get_command(req));
+    /* Parsing also initialises r.query, even for an empty string. */
+    query = evhttp_uri_get_query(uri);
+    if (evhttp_parse_query_str(query ? query : "", &r.query) != 0) {
+        wr_mgmt_error(&r, 400, "bad_request", "invalid query string");
+        goto out;
+    }
+    r.account = authenticate(m, evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"),
+                             evhttp_connection_get_addr(evhttp_request_get_connection(req)));
+    if (!r.account) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Basic realm=\"RabbitMQ Management\"");
+        wr_mgmt_error(&r, 401, "not_authorized", "Login failed");
+        goto out;
+    }
+    r.user = r.account->name;
+    if (!management_user(r.account)) {
+        wr_mgmt_error(&r, 401, "not_authorised", "Not management user");
+        goto out;
+    }
+    if (!json_typed(&r))
+        goto out;
+    if (!wr_mgmt_split_path(&r, evhttp_uri_get_path(uri)))
+        wr_mgmt_not_found(&r);
+    else
+        wr_mgmt_route(&r);
+    if (!r.replied)
+        wr_mgmt_error(&r, 500, "internal_error", "no reply");
+out:
+    for (size_t i = 0; i < r.nseg; i++)
+        free(r.seg[i]);
+    evhttp_clear_headers(&r.query);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+/* mgmt_http's check of a request's headers: may its body be large? */
+static bool may_send_body(void *arg, const char *authorization, const struct sockaddr *peer)
+{
+    const wr_user_cfg_t *u = authenticate(arg, authorization, peer);
+
+    return u && management_user(u);
+}
+
+static wr_mgmt_http_t *http_listen(wr_mgmt_t *m, const wr_listener_cfg_t *l)
+{
+    wr_mgmt_http_opts_t o = {"the management API", MAX_BODY_SIZE, PREAUTH_BODY_SIZE,
+                             on_request,           may_send_body, m};
+    wr_mgmt_http_t *http = wr_mgmt_http_new(wr_server_base(m->srv), l, &o);
+
+    if (http)
+        wr_log_info("management API listening on %s port %u", l->address, l->port);
+    return http;
+}
+
+int wr_mgmt_start(wr_server_t *srv, wr_mgmt_t **out)
+{
+    const wr_config_t *cfg = wr_server_config(srv);
+    wr_mgmt_t *m;
+    char host[256] = "localhost";
+
+    *out = NULL;
+    if (!cfg->management.address && !cfg->prometheus.address)
+        return WR_OK;
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return WR_ENOMEM;
+    m->srv = srv;
+    clock_gettime(CLOCK_MONOTONIC, &m->started);
+    gethostname(host, sizeof(host) - 1);
+    snprintf(m->node, sizeof(m->node), "warren@%s", host);
+    m->stats = wr_mgmt_stats_new(srv, cfg->collect_statistics_interval);
+    if (!m->stats) {
+        wr_log_error("out of memory starting the statistics sampler");
+        goto err;
+    }
+    if (cfg->management.address && !(m->http = http_listen(m, &cfg->management)))
+        goto err;
+    if (cfg->prometheus.address && !(m->metrics = wr_metrics_new(srv, m->stats, &cfg->prometheus)))
+        goto err;
+    *out = m;
+    return WR_OK;
+err:
+    wr_mgmt_free(m);
+    return WR_EIO;
+}
+
+void wr_mgmt_free(wr_mgmt_t *m)
+{
+    if (!m)
+        return;
+    wr_mgmt_http_free(m->http);
+    wr_metrics_free(m->metrics);
+    wr_mgmt_stats_free(m->stats);
+    free(m);
+}

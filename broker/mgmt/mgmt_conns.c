@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * /api/connections, /api/channels and /api/consumers. Only connections past
+ * connection.open are listed (RabbitMQ lists a connection once it is
+ * registered). A connection's name is the one conn.c logs, "PEER -> LOCAL",
+ * as RabbitMQ names them; a channel is "<connection name> (<number>)". A
+ * consumer's owner is its channel, found through an index of every open
+ * connection's channels built per request.
+ */
+#include "broker/mgmt/mgmt_conns.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+
+#include "broker/amqp/channel.h"
+#include "broker/amqp/conn.h"
+#include "broker/mgmt/mgmt_json.h"
+#include "broker/queue/queue.h"
+#include "broker/vhost/vhost.h"
+
+/* "host:port" or "[v6]:port" of n bytes into host and *port. */
+static void split_addr(const char *s, size_t n, char *host, size_t hostlen, int *port)
+{
+    const char *colon = n > 0 ? memrchr(s, ':', n) : NULL;
+    size_t hn = colon ? (size_t)(colon - s) : n;
+
+    *port = colon ? atoi(colon + 1) : 0;
+    if (hn >= 2 && s[0] == '[' && s[hn - 1] == ']') {
+        s++;
+        hn -= 2;
+    }
+    snprintf(host, hostlen, "%.*s", (int)hn, s);
+}
+
+typedef struct {
+    char peer_host[64], host[64];
+    int peer_port, port;
+} addrs_t;
+
+static void conn_addrs(const wr_conn_t *c, addrs_t *a)
+{
+    const char *name = wr_conn_name(c);
+    const char *arrow = strstr(name, " -> ");
+    size_t n = arrow ? (size_t)(arrow - name) : strlen(name);
+
+    split_addr(name, n, a->peer_host, sizeof(a->peer_host), &a->peer_port);
+    if (arrow)
+        split_addr(arrow + 4, strlen(arrow + 4), a->host, sizeof(a->host), &a->port);
+    else
+        split_addr("", 0, a->host, sizeof(a->host), &a->port);
+}
+
+static const char *conn_vhost(const wr_conn_t *c)
+{
+    return wr_conn_vhost(c) ? wr_vhost_name(wr_conn_vhost(c)) : "";
+}
+
+static json_t *conn_json(const wr_mgmt_req_t *r, const wr_conn_t *c)
+{
+    wr_conn_info_t info;
+    addrs_t a;
+
+    wr_conn_info(c, &info);
+    conn_addrs(c, &a);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:b, s:I, s:i, s:I, s:i, s:I, "
+                     "s:{}}",
+                     "name", wr_conn_name(c), "node", r->node, "type", "network", "state", info.state,
+                     "protocol", "AMQP 0-9-1", "user", wr_conn_user(c), "vhost", conn_vhost(c), "host",
+                     a.host, "port", a.port, "peer_host", a.peer_host, "peer_port", a.peer_port, "ssl", 0,
+                     "channels", (json_int_t)info.channels, "channel_max", info.channel_max, "frame_max",
+                     (json_int_t)info.frame_max, "timeout", info.heartbeat, "connected_at",
+                     (json_int_t)info.connected_at, "client_properties");
+}
+
+typedef struct {
+    const wr_mgmt_req_t *r;
+    const wr_conn_t *conn;
+    json_t *arr;
+    const char *only; /* a channel name */
+} chan_ctx_t;
+
+static void channel_name(const wr_conn_t *c, uint16_t number, char *name, size_t len)
+{
+    snprintf(name, len, "%s (%u)", wr_conn_name(c), number);
+}
+
+static void add_channel(void *ud, const wr_channel_t *ch)
+{
+    chan_ctx_t *x = ud;
+    wr_channel_info_t info;
+    char name[200];
+    addrs_t a;
+    json_t *o;
+
+    wr_channel_info(ch, &info);
+    channel_name(x->conn, info.number, name, sizeof(name));
+    if (x->only && strcmp(x->only, name) != 0)
+        return;
+    conn_addrs(x->conn, &a);
+    o = json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s, s:i}, s:I, s:I, s:i, s:i, s:b, s:b, s:s}", "name",
+                  name, "number", info.number, "node", x->r->node, "user", wr_conn_user(x->conn), "vhost",
+                  conn_vhost(x->conn), "connection_details", "name", wr_conn_name(x->conn), "peer_host",
+                  a.peer_host, "peer_port", a.peer_port, "consumer_count", (json_int_t)info.consumers,
+                  "messages_unacknowledged", (json_int_t)info.unacked, "prefetch_count", info.prefetch_count,
+                  "global_prefetch_count", info.global_prefetch_count, "confirm", info.confirm,
+                  "transactional", info.transactional, "state", "running");
+    /* warren's: ms since the oldest unacked delivery (docs/MANAGEMENT.md). */
+    json_object_set_new(o, "oldest_unacknowledged_age",
+                        info.oldest_unacked_age >= 0 ? json_integer(info.oldest_unacked_age) : json_null());
+    json_array_append_new(x->arr, o);
+}
+
+/* Whether r lists c: an open connection of r's user, or any open one for
+ * administrators and monitoring users. */
+static bool visible(const wr_mgmt_req_t *r, const wr_conn_t *c)
+{
+    wr_conn_info_t info;
+
+    wr_conn_info(c, &info);
+    return info.open && (wr_mgmt_sees_all(r) || strcmp(wr_conn_user(c), r->user) == 0);
+}
+
+/* The visible connection named `name`, or NULL. */
+static wr_conn_t *find_conn(const wr_mgmt_req_t *r, const char *name)
+{
+    wr_list_t *pos, *tmp;
+
+    wr_list_foreach_safe(pos, tmp, wr_server_conns(r->srv))
+    {
+        wr_conn_t *c = wr_conn_from_link(pos);
+
+        if (visible(r, c) && strcmp(wr_conn_name(c), name) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+/* The channels of c (NULL: of every open connection), sorted by name. */
+static json_t *channels_json(const wr_mgmt_req_t *r, const wr_conn_t *c, const char *only)
+{
+    static const char *const order[] = {"name", NULL};
+    chan_ctx_t x = {r, c, json_array(), only};
+    wr_list_t *pos, *tmp;
+
+    wr_list_foreach_safe(pos, tmp, wr_server_conns(r->srv))
+    {
+        x.conn = wr_conn_from_link(pos);
+        if (visible(r, x.conn) && (!c || c == x.conn))
+            wr_conn_foreach_channel(x.conn, add_channel, &x);
+    }
+    wr_mgmt_sort(x.arr, order, false);
+    return x.arr;
+}
+
+void wr_mgmt_conns_connections(wr_mgmt_req_t *r)
+{
+    static const char *const order[] = {"name", NULL};
+    const char *reason;
+    wr_list_t *pos, *tmp;
+    wr_amqp_error_t err;
+    wr_conn_t *c;
+    json_t *arr;
+
+    if (r->nseg == 1) {
+        if (r->method != WR_MGMT_GET) {
+            wr_mgmt_not_allowed(r, "GET");
+            return;
+        }
+        arr = json_array();
+        wr_list_foreach_safe(pos, tmp, wr_server_conns(r->srv))
+        {
+            c = wr_conn_from_link(pos);
+            if (visible(r, c))
+                json_array_append_new(arr, conn_json(r, c));
+        }
+        wr_mgmt_sort(arr, order, false);
+        wr_mgmt_reply(r, 200, arr);
+        return;
+    }
+    c = r->nseg <= 3 ? find_conn(r, r->seg[1]) : NULL;
+    if (!c || (r->nseg == 3 && strcmp(r->seg[2], "channels") != 0)) {
+        wr_mgmt_not_found(r);
+    } else if (r->nseg == 3) {
+        if (r->method == WR_MGMT_GET)
+            wr_mgmt_reply(r, 200, channels_json(r, c, NULL));
+        else
+            wr_mgmt_not_allowed(r, "GET");
+    } else if (r->method == WR_MGMT_GET) {
+        wr_mgmt_reply(r, 200, conn_json(r, c));
+    } else if (r->method == WR_MGMT_DELETE) {
+        /* RabbitMQ takes the close reason from an X-Reason header. */
+        reason = evhttp_find_header(evhttp_request_get_input_headers(r->req), "X-Reason");
+        wr_amqp_error_set(&err, WR_AMQP_CONNECTION_FORCED, 0, "%s",
+                          reason ? reason : "Closed via management plugin");
+        wr_conn_fail(c, &err);
+        wr_mgmt_reply(r, 204, NULL);
+    } else {
+        wr_mgmt_not_allowed(r, "GET, DELETE");
+    }
+}
+
+void wr_mgmt_conns_channels(wr_mgmt_req_t *r)
+{
+    json_t *arr, *one;
+
+    if (!wr_mgmt_get_only(r, r->nseg <= 2))
+        return;
+    arr = channels_json(r, NULL, r->nseg == 2 ? r->seg[1] : NULL);
+    if (r->nseg == 1) {
+        wr_mgmt_reply(r, 200, arr);
+        return;
+    }
+    one = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    if (one)
+        wr_mgmt_reply(r, 200, one);
+    else
+        wr_mgmt_not_found(r);
+}
+
+void wr_mgmt_conns_totals(wr_server_t *srv, size_t *connections, size_t *channels)
+{
+    wr_list_t *pos, *tmp;
+    wr_conn_info_t info;
+
+    *connections = *channels = 0;
+    wr_list_foreach_safe(pos, tmp, wr_server_conns(srv))
+    {
+        wr_conn_info(wr_conn_from_link(pos), &info);
+        if (info.open) {
+            (*connections)++;
+            *channels += info.channels;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- consumers */
+
+typedef struct {
+    const wr_channel_t *ch;
+    const wr_conn_t *conn;
+    uint16_t number;
+} chan_ref_t;
+
+/* Every channel of the open connections, sorted by address (out of memory,
+ * some are missing: their consumers show empty channel_details). */
+typedef struct {
+    chan_ref_t *refs;
+    size_t n, cap;
+} chan_index_t;
+
+typedef struct {
+    chan_index_t *idx;
+    const wr_conn_t *conn;
+} index_ctx_t;
+
+static void index_channel(void *ud, const wr_channel_t *ch)
+{
+    index_ctx_t *x = ud;
+    chan_index_t *idx = x->idx;
+    wr_channel_info_t info;
+
+    if (idx->n == idx->cap) {
+        size_t cap = idx->cap ? idx->cap * 2 : 16;
+        chan_ref_t *grown = realloc(idx->refs, cap * sizeof(*grown));
+
+        if (!grown)
+            return;
+        idx->refs = grown;
+        idx->cap = cap;
+    }
+    wr_channel_info(ch, &info);
+    idx->refs[idx->n++] = (chan_ref_t){ch, x->conn, info.number};
+}
+
+static int compare_refs(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const chan_ref_t *)a)->ch, y = (uintptr_t)((const chan_ref_t *)b)->ch;
+
+    return x < y ? -1 : x > y;
+}
+
+static void index_build(wr_server_t *srv, chan_index_t *idx)
+{
+    wr_list_t *pos, *tmp;
+    wr_conn_info_t info;
+
+    *idx = (chan_index_t){NULL, 0, 0};
+    wr_list_foreach_safe(pos, tmp, wr_server_conns(srv))
+    {
+        index_ctx_t x = {idx, wr_conn_from_link(pos)};
+
+        wr_conn_info(x.conn, &info);
+        if (info.open)
+            wr_conn_foreach_channel(x.conn, index_channel, &x);
+    }
+    if (idx->n > 1)
+        qsort(idx->refs, idx->n, sizeof(*idx->refs), compare_refs);
+}
+
+static const chan_ref_t *index_find(const chan_index_t *idx, const void *ch)
+{
+    chan_ref_t key = {ch, NULL, 0};
+
+    return idx->n ? bsearch(&key, idx->refs, idx->n, sizeof(key), compare_refs) : NULL;
+}
+
+typedef struct {
+    const wr_mgmt_req_t *r;
+    const chan_index_t *idx;
+    const char *vhost;
+    const wr_queue_t *q;
+    json_t *arr;
+} consumers_ctx_t;
+
+static json_t *channel_details(const wr_mgmt_req_t *r, const chan_ref_t *ref)
+{
+    char name[200];
+    addrs_t a;
+
+    if (!ref)
+        return json_object();
+    channel_name(ref->conn, ref->number, name, sizeof(name));
+    conn_addrs(ref->conn, &a);
+    return json_pack("{s:s, s:i, s:s, s:s, s:i, s:s, s:s}", "name", name, "number", ref->number,
+                     "connection_name", wr_conn_name(ref->conn), "peer_host", a.peer_host, "peer_port",
+                     a.peer_port, "user", wr_conn_user(ref->conn), "node", r->node);
+}
+
+/* One consumer as RabbitMQ's /api/consumers shows it. Of a single active
+ * consumer queue's consumers, one is "single_active", the others "waiting". */
+static void add_consumer(void *ud, const wr_consumer_t *c)
+{
+    consumers_ctx_t *x = ud;
+    bool sac = wr_queue_opts(x->q)->single_active;
+    bool active = !sac || wr_queue_active_consumer(x->q) == c;
+    json_t *args = wr_mgmt_json_table(c->args);
+
+    json_array_append_new(x->arr,
+                          json_pack("{s:o, s:{s:o, s:s}, s:o, s:b, s:i, s:b, s:o, s:b, s:s}", "consumer_tag",
+                                    wr_mgmt_json_bytes(c->tag), "queue", "name",
+                                    wr_mgmt_json_bytes(wr_queue_name(x->q)), "vhost", x->vhost,
+                                    "channel_details", channel_details(x->r, index_find(x->idx, c->owner)),
+                                    "ack_required", !c->no_ack, "prefetch_count", c->prefetch, "exclusive",
+                                    c->exclusive, "arguments", args, "active", active, "activity_status",
+                                    !sac     ? "up"
+                                    : active ? "single_active"
+                                             : "waiting"));
+}
+
+json_t *wr_mgmt_conns_queue_consumers(const wr_mgmt_req_t *r, const wr_vhost_t *vh, const wr_queue_t *q)
+{
+    chan_index_t idx;
+    consumers_ctx_t x = {r, &idx, wr_vhost_name(vh), q, json_array()};
+
+    index_build(r->srv, &idx);
+    if (x.arr)
+        wr_queue_foreach_consumer(q, add_consumer, &x);
+    free(idx.refs);
+    return x.arr;
+}
+
+void wr_mgmt_conns_consumers(wr_mgmt_req_t *r)
+{
+    static const char *const order[] = {"queue.vhost", "queue.name", "consumer_tag", NULL};
+    const wr_vhost_t *only = NULL;
+    wr_map_iter_t vit = {0}, qit;
+    void *vh, *q;
+    chan_index_t idx;
+    consumers_ctx_t x = {r, &idx, NULL, NULL, NULL};
+
+    if (!wr_mgmt_get_only(r, r->nseg <= 2))
+        return;
+    if (r->nseg == 2 && !(only = wr_mgmt_vhost(r, 1)))
+        return;
+    x.arr = json_array();
+    index_build(r->srv, &idx);
+    while (x.arr && wr_map_next(wr_server_vhosts(r->srv), &vit, NULL, &vh)) {
+        if ((only && vh != only) || !wr_mgmt_may_use(r, vh))
+            continue;
+        x.vhost = wr_vhost_name(vh);
+        qit = (wr_map_iter_t){0};
+        while (wr_map_next(wr_vhost_queues(vh), &qit, NULL, &q)) {
+            x.q = q;
+            wr_queue_foreach_consumer(q, add_consumer, &x);
+        }
+    }
+    free(idx.refs);
+    if (x.arr)
+        wr_mgmt_sort(x.arr, order, false);
+    wr_mgmt_reply(r, x.arr ? 200 : 500, x.arr);
+}

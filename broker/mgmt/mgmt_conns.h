@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The management API's connections, channels and consumers: listing them,
+ * and closing a connection with 320 CONNECTION_FORCED as RabbitMQ's DELETE
+ * does.
+ */
+#ifndef WR_BROKER_MGMT_CONNS_H
+#define WR_BROKER_MGMT_CONNS_H
+
+#include <stddef.h>
+
+#include "broker/mgmt/mgmt_internal.h"
+#include "broker/queue/queue.h"
+#include "broker/vhost/vhost.h"
+
+/* /api/connections[/NAME[/channels]] and /api/channels[/NAME]. */
+void wr_mgmt_conns_connections(wr_mgmt_req_t *r);
+void wr_mgmt_conns_channels(wr_mgmt_req_t *r);
+/* /api/consumers[/VHOST]: every consumer of the vhosts r may use, sorted by
+ * queue and tag. */
+void wr_mgmt_conns_consumers(wr_mgmt_req_t *r);
+/* q's consumers (in vhost vh) in attach order, as a queue's
+ * consumer_details; NULL on ENOMEM. */
+json_t *wr_mgmt_conns_queue_consumers(const wr_mgmt_req_t *r, const wr_vhost_t *vh, const wr_queue_t *q);
+/* How many open connections and channels there are (overview, metrics). */
+void wr_mgmt_conns_totals(wr_server_t *srv, size_t *connections, size_t *channels);
+
+#endif

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the management API's files share: one authenticated request with its
+ * decoded path, and the reply helpers of mgmt.c. Only broker/mgmt*.c and
+ * definitions.c include this header.
+ */
+#ifndef WR_BROKER_MGMT_INTERNAL_H
+#define WR_BROKER_MGMT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "broker/auth/access.h"
+#include "broker/mgmt/mgmt_stats.h"
+#include "broker/server.h"
+#include "protocol/error.h"
+
+struct evhttp_request;
+
+/* Path segments after /api; more than this is no route of ours. */
+#define WR_MGMT_MAX_SEGS 8
+
+typedef enum { WR_MGMT_GET, WR_MGMT_PUT, WR_MGMT_POST, WR_MGMT_DELETE, WR_MGMT_OTHER } wr_mgmt_method_t;
+
+typedef struct {
+    const struct wr_mgmt_s *mgmt; /* the API serving it (mgmt.c's own state) */
+    wr_server_t *srv;
+    const wr_mgmt_stats_t *stats;
+    const char *node; /* "warren@host" */
+    struct evhttp_request *req;
+    wr_mgmt_method_t method;
+    char *seg[WR_MGMT_MAX_SEGS]; /* percent-decoded, seg[0] is the collection */
+    size_t nseg;
+    struct evkeyvalq query;
+    const wr_user_cfg_t *account; /* the authenticated user */
+    const char *user;             /* its name */
+    bool replied;
+} wr_mgmt_req_t;
+
+/* Splits the raw path after "/api/" into r->seg, percent-decoding each
+ * segment (the caller frees them, also on failure). False when it is no
+ * API path, has too many segments, or a segment decodes to a NUL. */
+bool wr_mgmt_split_path(wr_mgmt_req_t *r, const char *path);
+/* Runs the handler of r's collection (r->seg[0]), which replies; 404 when
+ * there is none. r->query must be parsed and r->account set. */
+void wr_mgmt_route(wr_mgmt_req_t *r);
+/* Sends body (taking ownership; NULL for none) with `status`; a GET's 200
+ * reply honours the columns, sort and sort_reverse query parameters. */
+void wr_mgmt_reply(wr_mgmt_req_t *r, int status, json_t *body);
+/* {"error": error, "reason": <formatted>} with `status`. */
+void wr_mgmt_error(wr_mgmt_req_t *r, int status, const char *error, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* 404 {"error":"Object Not Found","reason":"Not Found"}, as RabbitMQ. */
+void wr_mgmt_not_found(wr_mgmt_req_t *r);
+/* 405 with an Allow header naming `allow` ("GET, PUT, DELETE"). */
+void wr_mgmt_not_allowed(wr_mgmt_req_t *r, const char *allow);
+/* A read-only resource's checks: 404 unless `found`, then 405 (Allow: GET)
+ * unless r is a GET. Whether the request may go on (false: replied). */
+bool wr_mgmt_get_only(wr_mgmt_req_t *r, bool found);
+/* An AMQP error as RabbitMQ's management plugin reports it: 403 -> 401
+ * not_authorised, 404 -> 404 not_found, anything else 400 bad_request, the
+ * reason being the text without its "CODE_NAME - " prefix. */
+void wr_mgmt_amqp_error(wr_mgmt_req_t *r, const wr_amqp_error_t *e);
+/* The request body as a JSON object; NULL after replying 400 when it is not. */
+json_t *wr_mgmt_body(wr_mgmt_req_t *r);
+/* Sorts a JSON array of objects by the values at the dotted paths in keys
+ * (NULL-terminated), then reverses it if asked. */
+void wr_mgmt_sort(json_t *arr, const char *const *keys, bool reverse);
+/* A user and a permission as /api/users and /api/permissions show them
+ * (definitions export too). */
+json_t *wr_mgmt_user_json(const wr_user_cfg_t *u);
+json_t *wr_mgmt_permission_json(const wr_permission_cfg_t *p);
+/*
+ * Creates or replaces user `name` from a users entry of a definitions file
+ * or a PUT /api/users body, as RabbitMQ: "password" (hashed here) or
+ * "password_hash" with "hashing_algorithm" (default SHA-256), neither: no
+ * password (an existing user keeps its own); "tags" an array or a
+ * comma-separated string. WR_ESYNTAX with err set for bad input.
+ */
+int wr_mgmt_put_user(wr_server_t *srv, const char *name, const json_t *obj, bool *created, char *err,
+                     size_t errlen);
+/* Sets user's permission in vhost from "configure", "write", "read"
+ * (strings; all three required). WR_ESYNTAX with err set for bad input. */
+int wr_mgmt_put_permission(wr_server_t *srv, const char *user, const char *vhost, const json_t *obj,
+                           bool *created, char *err, size_t errlen);
+/* A query parameter, or NULL. */
+const char *wr_mgmt_query(const wr_mgmt_req_t *r, const char *key);
+/*
+ * The vhost named by seg[i]; NULL after replying 404 when there is none, or
+ * 401 "User not authorised to access virtual host" when the user may not
+ * use it (wr_mgmt_may_use).
+ */
+wr_vhost_t *wr_mgmt_vhost(wr_mgmt_req_t *r, size_t i);
+/* Whether user u has this tag ("administrator", "policymaker"...). */
+bool wr_mgmt_has_tag(const wr_user_cfg_t *u, const char *tag);
+/* Administrators and monitoring users see every vhost and connection;
+ * other management users their own. */
+bool wr_mgmt_sees_all(const wr_mgmt_req_t *r);
+/* Whether the user may use vh: administrators always, users with a
+ * permission in vh too, monitoring users for reading. */
+bool wr_mgmt_may_use(const wr_mgmt_req_t *r, const wr_vhost_t *vh);
+/* r's user in vh for the AMQP permission checks (access.h), which every
+ * operation on an exchange, queue or binding makes as its AMQP method would;
+ * administrators are no exception, as in RabbitMQ. Borrows from r and the
+ * configuration: use it within the request. */
+wr_access_who_t wr_mgmt_who(const wr_mgmt_req_t *r, const wr_vhost_t *vh);
+
+#endif

@@ -1,0 +1,487 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The node's store and the durable topology. Group commit runs on the loop:
+ * the first append (or pending ack) of a loop iteration activates the flush
+ * event, which runs after the iteration's other callbacks and hands
+ * everything to the storage thread at once; the store's eventfd, polled by
+ * the loop, runs the durable callbacks that release publisher confirms. A
+ * topology change is one record in the topology journal (broker/topology.h),
+ * appended before the queue that it creates can take a message, so it goes
+ * in the same batch or an earlier one: a message is never durable, and so
+ * never confirmed, before the queue that holds it is.
+ */
+#include "broker/node/durable.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker/node/alarm.h"
+#include "broker/node/durable_defs.h"
+#include "broker/base/log.h"
+#include "broker/node/topo_state.h"
+#include "broker/node/topology.h"
+#include "broker/vhost/vhost.h"
+#include "core/map.h"
+#include "core/status.h"
+#include "storage/store.h"
+
+struct wr_durable_s {
+    wr_server_t *srv;
+    wr_store_t *store;
+    wr_topology_t *topo;
+    wr_qlog_ctx_t qlogs;
+    struct event *flush_ev;
+    struct event *notify_ev;
+    struct event *topo_ev;
+    wr_list_t waiters;  /* wr_durable_waiter_t by seq */
+    bool flush_pending; /* flush_ev is active */
+    bool flushing;      /* inside on_flush: appends there go with this flush */
+    bool recovering;    /* the topology being recreated is already saved */
+};
+
+/* ---------------------------------------------------------------- topology */
+
+static void touch(void *ud);
+
+/* Deleted durable queues' logs go once no journal record is pending that
+ * may be the delete of one of them: a crash cannot then bring back a queue
+ * whose messages are gone. */
+static void bury_if_safe(wr_durable_t *d)
+{
+    if (wr_qlog_ctx_has_doomed(&d->qlogs) && wr_topology_durable(d->topo) >= wr_topology_seq(d->topo))
+        wr_qlog_ctx_bury(&d->qlogs);
+}
+
+static void on_topology_durable(void *ud, uint64_t seq)
+{
+    wr_durable_t *d = ud;
+
+    while (!wr_list_empty(&d->waiters)) {
+        wr_durable_waiter_t *w = wr_list_entry(d->waiters.next, wr_durable_waiter_t, link);
+
+        if (w->seq > seq)
+            break;
+        wr_list_remove(&w->link);
+        w->fn(w->ud);
+    }
+    if (wr_qlog_ctx_has_doomed(&d->qlogs)) {
+        bury_if_safe(d);
+        touch(d);
+    }
+}
+
+/* Whether changes are recorded: not the recreation of the recovered topology. */
+static bool recording(const wr_durable_t *d)
+{
+    return d != NULL && !d->recovering;
+}
+
+/* Records one change (takes ownership of entry). */
+static void record(wr_durable_t *d, const wr_vhost_t *vh, wr_topo_op_t op, json_t *entry)
+{
+    json_t *rec = wr_topo_rec(wr_vhost_name(vh), op, entry);
+    uint64_t seq;
+
+    if (rec == NULL || wr_topology_append(d->topo, rec, &seq) != WR_OK) {
+        wr_log_error("vhost '%s': out of memory recording a durable topology change; it is not saved",
+                     wr_vhost_name(vh));
+        return;
+    }
+    touch(d);
+}
+
+static json_t *named(wr_bytes_t name)
+{
+    json_t *n = wr_durable_defs_name(name);
+
+    return n != NULL ? json_pack("{s:o}", "name", n) : NULL;
+}
+
+/* The vhost's policy list, sharing nothing with the policies themselves:
+ * the snapshot thread keeps it. */
+static json_t *policies_copy(const wr_vhost_t *vh)
+{
+    json_t *list = wr_durable_defs_policies(vh), *copy = json_deep_copy(list);
+
+    json_decref(list);
+    return copy;
+}
+
+void wr_durable_exchange_declared(wr_durable_t *d, const wr_vhost_t *vh, const wr_exchange_t *x)
+{
+    if (recording(d))
+        record(d, vh, WR_TOPO_EXCHANGE_DECLARE, wr_durable_defs_exchange(x));
+}
+
+void wr_durable_exchange_deleted(wr_durable_t *d, const wr_vhost_t *vh, const wr_exchange_t *x)
+{
+    if (recording(d))
+        record(d, vh, WR_TOPO_EXCHANGE_DELETE, named(wr_exchange_name(x)));
+}
+
+void wr_durable_queue_declared(wr_durable_t *d, const wr_vhost_t *vh, const wr_queue_t *q)
+{
+    if (recording(d))
+        record(d, vh, WR_TOPO_QUEUE_DECLARE, wr_durable_defs_queue(q));
+}
+
+void wr_durable_queue_deleted(wr_durable_t *d, const wr_vhost_t *vh, const wr_queue_t *q)
+{
+    if (recording(d))
+        record(d, vh, WR_TOPO_QUEUE_DELETE, named(wr_queue_name(q)));
+}
+
+void wr_durable_binding_changed(wr_durable_t *d, const wr_vhost_t *vh, const wr_exchange_t *x, wr_dest_t to,
+                                wr_bytes_t key, wr_bytes_t args, bool bound)
+{
+    if (recording(d))
+        record(d, vh, bound ? WR_TOPO_BIND : WR_TOPO_UNBIND, wr_durable_defs_binding(x, to, key, args));
+}
+
+void wr_durable_policies_changed(wr_durable_t *d, const wr_vhost_t *vh)
+{
+    if (recording(d))
+        record(d, vh, WR_TOPO_POLICIES, policies_copy(vh));
+}
+
+uint64_t wr_durable_topology_seq(const wr_durable_t *d)
+{
+    return d != NULL ? wr_topology_seq(d->topo) : 0;
+}
+
+bool wr_durable_topology_wait(wr_durable_t *d, wr_durable_waiter_t *w, uint64_t seq)
+{
+    wr_list_remove(&w->link);
+    if (d == NULL || seq <= wr_topology_durable(d->topo))
+        return false;
+    /* Waiters come with the latest sequence number, so the list stays sorted. */
+    w->seq = seq;
+    wr_list_insert_tail(&d->waiters, &w->link);
+    return true;
+}
+
+void wr_durable_topology_unwait(wr_durable_waiter_t *w)
+{
+    wr_list_remove(&w->link);
+}
+
+/* ---------------------------------------------------------------- loop */
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    wr_durable_t *d = arg;
+
+    d->flush_pending = false;
+    d->flushing = true;
+    bury_if_safe(d);
+    wr_topology_flush(d->topo);
+    wr_qlog_ctx_flush(&d->qlogs);
+    wr_store_flush(d->store);
+    d->flushing = false;
+}
+
+static void touch(void *ud)
+{
+    wr_durable_t *d = ud;
+
+    if (d->flush_pending || d->flushing)
+        return;
+    d->flush_pending = true;
+    /* Runs after the callbacks already active in this iteration: one batch
+     * for all the appends they make. */
+    event_active(d->flush_ev, 0, 0);
+}
+
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    wr_durable_t *d = arg;
+
+    wr_store_dispatch(d->store);
+    wr_alarms_storage_progress(wr_server_alarms(d->srv));
+}
+
+static void on_store_message(void *ud, const char *text)
+{
+    wr_log_warn("storage: %s", text);
+}
+
+static void on_topology_notify(evutil_socket_t fd, short what, void *arg)
+{
+    wr_durable_t *d = arg;
+
+    wr_topology_dispatch(d->topo);
+    /* The snapshot truncated the journal: its segments go with the next batch. */
+    touch(d);
+}
+
+wr_qlog_ctx_t *wr_durable_qlogs(wr_durable_t *d)
+{
+    return &d->qlogs;
+}
+
+uint64_t wr_durable_pending_bytes(const wr_durable_t *d)
+{
+    return d != NULL ? wr_store_pending_bytes(d->store) : 0;
+}
+
+void wr_durable_low_memory(wr_durable_t *d, bool low)
+{
+    if (d != NULL)
+        d->qlogs.memory_budget = low ? 0 : wr_server_config(d->srv)->queue_memory_budget;
+}
+
+/* ---------------------------------------------------------------- start-up */
+
+typedef struct {
+    wr_durable_t *d;
+    wr_map_t *referenced; /* log names the topology names */
+    char **names;         /* every stored log */
+    size_t nnames;
+    bool oom;
+} logs_t;
+
+static void collect_log(void *ud, const char *name)
+{
+    logs_t *l = ud;
+    char **n = realloc(l->names, (l->nnames + 1) * sizeof(*n));
+
+    if (n == NULL || (n[l->nnames] = strdup(name)) == NULL) {
+        if (n != NULL)
+            l->names = n;
+        l->oom = true;
+        return;
+    }
+    l->names = n;
+    l->nnames++;
+}
+
+/* Whether name is a queue's log ("q" or "t" and 16 hex digits); new logs are numbered past it. */
+static bool note_log_id(wr_durable_t *d, const char *name)
+{
+    char *end;
+    uint64_t id;
+
+    if ((name[0] != 'q' && name[0] != 't') || strlen(name) != 17)
+        return false;
+    id = strtoull(name + 1, &end, 16);
+    if (*end != '\0')
+        return false;
+    if (id >= d->qlogs.next_id)
+        d->qlogs.next_id = id + 1;
+    return true;
+}
+
+static void reference_log(void *ud, const char *name)
+{
+    logs_t *l = ud;
+
+    /* A queue that never stored a message has no directory yet. */
+    note_log_id(l->d, name);
+    if (wr_map_put(l->referenced, wr_bytes_str(name), l) == WR_ENOMEM)
+        l->oom = true;
+}
+
+/*
+ * Deletes the logs of transient queues (paged-out messages of the last run)
+ * and of durable queues the topology no longer names, numbers new logs past
+ * every stored one, and adds the names of the logs kept to kept.
+ */
+static int sweep_logs(wr_durable_t *d, const json_t *vhosts, wr_map_t *kept)
+{
+    logs_t l = {d, wr_map_new(), NULL, 0, false};
+    char err[1024];
+    size_t removed = 0;
+    const char *vname;
+    const json_t *v;
+    int rc = WR_ENOMEM;
+
+    if (l.referenced == NULL)
+        goto out;
+    json_object_foreach((json_t *)vhosts, vname, v)
+    {
+        wr_durable_defs_logs(v, reference_log, &l);
+    }
+    if (wr_store_logs(d->store, collect_log, &l, err, sizeof(err)) != WR_OK) {
+        wr_log_error("%s", err);
+        rc = WR_EIO;
+        goto out;
+    }
+    if (l.oom)
+        goto out;
+    for (size_t i = 0; i < l.nnames; i++) {
+        const char *name = l.names[i];
+
+        if (strcmp(name, WR_TOPOLOGY_LOG) == 0)
+            continue;
+        if (!note_log_id(d, name)) {
+            wr_log_warn("storage: log '%s' is not a queue's; left alone", name);
+            continue;
+        }
+        if (name[0] == 'q' && wr_map_get(l.referenced, wr_bytes_str(name)) != NULL) {
+            if (wr_map_put(kept, wr_bytes_str(name), l.d) == WR_ENOMEM)
+                goto out;
+            continue;
+        }
+        if (wr_store_remove_log(d->store, name) == WR_OK)
+            removed++;
+    }
+    if (removed > 0)
+        wr_log_info("storage: deleting %zu logs of transient or deleted queues", removed);
+    rc = WR_OK;
+out:
+    if (rc == WR_ENOMEM)
+        wr_log_error("out of memory opening the data directory");
+    for (size_t i = 0; i < l.nnames; i++)
+        free(l.names[i]);
+    free(l.names);
+    wr_map_free(l.referenced);
+    return rc;
+}
+
+/* Recreates the recovered topology (vhosts: the state's "vhosts") in the configured vhosts. */
+static int recreate(wr_durable_t *d, const json_t *vhosts, wr_durable_defs_stats_t *st)
+{
+    const char *vname;
+    json_t *v;
+    char err[1024];
+    int rc;
+
+    json_object_foreach((json_t *)vhosts, vname, v)
+    {
+        wr_vhost_t *vh = wr_server_vhost(d->srv, wr_bytes_str(vname));
+
+        if (vh == NULL) {
+            wr_log_warn("storage: vhost '%s' of the saved topology is not configured; its durable exchanges "
+                        "and queues stay on disk, unused",
+                        vname);
+            continue;
+        }
+        rc = wr_durable_defs_load(vh, v, st, err, sizeof(err));
+        if (rc != WR_OK) {
+            wr_log_error("cannot recover the durable topology of %s: %s", wr_server_config(d->srv)->data_dir,
+                         err);
+            return rc;
+        }
+    }
+    return WR_OK;
+}
+
+static int recover(wr_durable_t *d)
+{
+    const wr_config_t *cfg = wr_server_config(d->srv);
+    wr_topology_opts_t o = {.durable = on_topology_durable, .ud = d};
+    wr_durable_defs_stats_t st = {0};
+    struct timespec t0, t1;
+    wr_map_t *kept;
+    json_t *vhosts;
+    char err[1024];
+    int rc;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    d->topo = wr_topology_open(d->store, cfg->data_dir, &o, &vhosts, err, sizeof(err));
+    if (d->topo == NULL) {
+        wr_log_error("%s", err);
+        return WR_ESYNTAX;
+    }
+    d->recovering = true;
+    kept = wr_map_new();
+    rc = kept != NULL ? sweep_logs(d, vhosts, kept) : WR_ENOMEM;
+    d->qlogs.stored = kept;
+    if (rc == WR_OK)
+        rc = recreate(d, vhosts, &st);
+    d->qlogs.stored = NULL;
+    d->recovering = false;
+    wr_map_free(kept);
+    json_decref(vhosts);
+    if (rc != WR_OK)
+        return rc;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    wr_log_info("storage: %s: recovered %zu exchanges, %zu queues with %" PRIu64 " messages and %zu bindings "
+                "in %.1f ms",
+                cfg->data_dir, st.exchanges, st.queues, st.messages, st.bindings,
+                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    return WR_OK;
+}
+
+int wr_durable_open(wr_server_t *srv, wr_durable_t **out)
+{
+    const wr_config_t *cfg = wr_server_config(srv);
+    wr_store_opts_t opts = {.segment_size = cfg->segment_size, .message = on_store_message};
+    struct event_base *base = wr_server_base(srv);
+    wr_durable_t *d = calloc(1, sizeof(*d));
+    char err[1024];
+    int rc;
+
+    *out = NULL;
+    if (d == NULL) {
+        wr_log_error("out of memory opening the data directory");
+        return WR_ENOMEM;
+    }
+    d->srv = srv;
+    wr_list_init(&d->waiters);
+    d->store = wr_store_open(cfg->data_dir, &opts, err, sizeof(err));
+    if (d->store == NULL) {
+        wr_log_error("cannot open the data directory: %s", err);
+        free(d);
+        return WR_EIO;
+    }
+    wr_qlog_ctx_init(&d->qlogs, d->store, cfg->queue_memory_budget, touch, d);
+    d->flush_ev = event_new(base, -1, 0, on_flush, d);
+    d->notify_ev = event_new(base, wr_store_notify_fd(d->store), EV_READ | EV_PERSIST, on_notify, d);
+    if (d->flush_ev == NULL || d->notify_ev == NULL || event_add(d->notify_ev, NULL) != 0) {
+        wr_log_error("out of memory opening the data directory");
+        wr_durable_close(d);
+        return WR_ENOMEM;
+    }
+    *out = d;
+    rc = recover(d);
+    if (rc == WR_OK) {
+        d->topo_ev =
+            event_new(base, wr_topology_notify_fd(d->topo), EV_READ | EV_PERSIST, on_topology_notify, d);
+        if (d->topo_ev == NULL || event_add(d->topo_ev, NULL) != 0) {
+            wr_log_error("out of memory opening the data directory");
+            rc = WR_ENOMEM;
+        }
+    }
+    if (rc != WR_OK) {
+        *out = NULL;
+        wr_durable_close(d);
+        return rc;
+    }
+    /* The first iteration removes what the sweep set aside. */
+    touch(d);
+    return WR_OK;
+}
+
+void wr_durable_close(wr_durable_t *d)
+{
+    wr_map_iter_t vit = {0};
+    void *vh;
+
+    if (d == NULL)
+        return;
+    if (d->topo_ev != NULL)
+        event_free(d->topo_ev);
+    /* The journal is on disk once closed: deleted queues' logs can go. */
+    wr_topology_close(d->topo);
+    wr_qlog_ctx_bury(&d->qlogs);
+    wr_qlog_ctx_flush(&d->qlogs);
+    while (wr_map_next(wr_server_vhosts(d->srv), &vit, NULL, &vh)) {
+        wr_map_iter_t qit = {0};
+        void *q;
+
+        while (wr_map_next(wr_vhost_queues(vh), &qit, NULL, &q))
+            wr_queue_detach_log(q);
+    }
+    if (d->flush_ev != NULL)
+        event_free(d->flush_ev);
+    if (d->notify_ev != NULL)
+        event_free(d->notify_ev);
+    wr_store_close(d->store);
+    free(d);
+}

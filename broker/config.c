@@ -197,18 +197,18 @@ static bool push_string(char ***v, size_t *n, const char *s)
  * keeps them when this fails: false on ENOMEM). */
 static bool push_user(wr_config_t *cfg, const char *name, const wr_user_cfg_t *u)
 {
-    wr_user_cfg_t *grown = realloc(cfg->users, (cfg->nusers + 1) * sizeof(*cfg->users));
+    wr_user_cfg_t *grown = realloc(cfg->auth.users, (cfg->auth.nusers + 1) * sizeof(*cfg->auth.users));
     char *copy;
 
     if (!grown)
         return false;
-    cfg->users = grown;
+    cfg->auth.users = grown;
     copy = strdup(name);
     if (!copy)
         return false;
-    grown[cfg->nusers] = *u;
-    grown[cfg->nusers].name = copy;
-    cfg->nusers++;
+    grown[cfg->auth.nusers] = *u;
+    grown[cfg->auth.nusers].name = copy;
+    cfg->auth.nusers++;
     return true;
 }
 
@@ -232,14 +232,14 @@ static bool push_listener(wr_listener_cfg_t **list, size_t *n, const char *addre
 
 static void clear_users(wr_config_t *cfg)
 {
-    for (size_t i = 0; i < cfg->nusers; i++) {
-        free(cfg->users[i].name);
-        free_strings(cfg->users[i].vhosts, cfg->users[i].nvhosts);
-        free_strings(cfg->users[i].tags, cfg->users[i].ntags);
+    for (size_t i = 0; i < cfg->auth.nusers; i++) {
+        free(cfg->auth.users[i].name);
+        free_strings(cfg->auth.users[i].vhosts, cfg->auth.users[i].nvhosts);
+        free_strings(cfg->auth.users[i].tags, cfg->auth.users[i].ntags);
     }
-    free(cfg->users);
-    cfg->users = NULL;
-    cfg->nusers = 0;
+    free(cfg->auth.users);
+    cfg->auth.users = NULL;
+    cfg->auth.nusers = 0;
 }
 
 static void clear_listeners(wr_listener_cfg_t **list, size_t *n)
@@ -269,16 +269,16 @@ static void drop_permissions(wr_config_t *cfg, bool all)
 {
     size_t kept = 0;
 
-    for (size_t i = 0; i < cfg->npermissions; i++) {
-        if (all || cfg->permissions[i].implicit)
-            free_permission(&cfg->permissions[i]);
+    for (size_t i = 0; i < cfg->auth.npermissions; i++) {
+        if (all || cfg->auth.permissions[i].implicit)
+            free_permission(&cfg->auth.permissions[i]);
         else
-            cfg->permissions[kept++] = cfg->permissions[i];
+            cfg->auth.permissions[kept++] = cfg->auth.permissions[i];
     }
-    cfg->npermissions = kept;
+    cfg->auth.npermissions = kept;
     if (kept == 0) {
-        free(cfg->permissions);
-        cfg->permissions = NULL;
+        free(cfg->auth.permissions);
+        cfg->auth.permissions = NULL;
     }
 }
 
@@ -290,13 +290,13 @@ static void clear_security(wr_config_t *cfg)
     free(cfg->tls.cacertfile);
     free(cfg->tls.ciphers);
     drop_permissions(cfg, true);
-    for (size_t i = 0; i < cfg->nadded_permissions; i++) {
-        free_permission(cfg->added_permissions[i]);
-        free(cfg->added_permissions[i]);
+    for (size_t i = 0; i < cfg->auth.nadded_permissions; i++) {
+        free_permission(cfg->auth.added_permissions[i]);
+        free(cfg->auth.added_permissions[i]);
     }
-    free(cfg->added_permissions);
-    cfg->added_permissions = NULL;
-    cfg->nadded_permissions = 0;
+    free(cfg->auth.added_permissions);
+    cfg->auth.added_permissions = NULL;
+    cfg->auth.nadded_permissions = 0;
 }
 
 /* Compiles the three patterns of a permission; a bad one is reported
@@ -305,7 +305,7 @@ static bool compile_permission(problems_t *p, const char *path, wr_permission_cf
 {
     char why[400];
 
-    if (wr_config_permission_compile(perm, why, sizeof(why)) == WR_OK)
+    if (wr_users_permission_compile(perm, why, sizeof(why)) == WR_OK)
         return true;
     problem(p, path, "%s", why);
     return false;
@@ -327,9 +327,10 @@ static bool push_permission(problems_t *p, const char *path, wr_config_t *cfg, c
         perm.pattern[k] = strdup(pattern[k]);
         ok = ok && perm.pattern[k];
     }
-    grown = ok ? realloc(cfg->permissions, (cfg->npermissions + 1) * sizeof(*cfg->permissions)) : NULL;
+    grown = ok ? realloc(cfg->auth.permissions, (cfg->auth.npermissions + 1) * sizeof(*cfg->auth.permissions))
+               : NULL;
     if (grown)
-        cfg->permissions = grown;
+        cfg->auth.permissions = grown;
     if (!grown || !compile_permission(p, path, &perm)) {
         free(perm.user);
         free(perm.vhost);
@@ -337,7 +338,7 @@ static bool push_permission(problems_t *p, const char *path, wr_config_t *cfg, c
             free(perm.pattern[k]);
         return grown != NULL;
     }
-    cfg->permissions[cfg->npermissions++] = perm;
+    cfg->auth.permissions[cfg->auth.npermissions++] = perm;
     return true;
 }
 
@@ -348,14 +349,14 @@ static bool implicit_permissions(problems_t *p, wr_config_t *cfg)
     static const char *const all[WR_PERM_KINDS] = {".*", ".*", ".*"};
 
     drop_permissions(cfg, false);
-    for (size_t i = 0; i < cfg->nusers; i++) {
-        const wr_user_cfg_t *u = &cfg->users[i];
+    for (size_t i = 0; i < cfg->auth.nusers; i++) {
+        const wr_user_cfg_t *u = &cfg->auth.users[i];
 
         for (size_t j = 0; j < u->nvhosts; j++) {
             char path[64];
 
             snprintf(path, sizeof(path), "users[%zu].vhosts[%zu]", i, j);
-            if (wr_config_permission(cfg, u->name, u->vhosts[j], strlen(u->vhosts[j]))) {
+            if (wr_users_permission(&cfg->auth, u->name, u->vhosts[j], strlen(u->vhosts[j]))) {
                 problem(p, path, "user '%s' also has permissions for vhost '%s' in permissions", u->name,
                         u->vhosts[j]);
                 continue;
@@ -373,7 +374,7 @@ void wr_config_free(wr_config_t *cfg)
         return;
     clear_listeners(&cfg->listeners, &cfg->nlisteners);
     clear_users(cfg);
-    free_strings(cfg->loopback_users, cfg->nloopback_users);
+    free_strings(cfg->auth.loopback_users, cfg->auth.nloopback_users);
     free_strings(cfg->vhosts, cfg->nvhosts);
     free(cfg->management.address);
     free(cfg->prometheus.address);
@@ -427,7 +428,7 @@ wr_config_t *wr_config_new_default(void)
     guest.nvhosts = 0;
     guest.tags = NULL;
     guest.ntags = 0;
-    if (!push_string(&cfg->loopback_users, &cfg->nloopback_users, DEFAULT_USER) ||
+    if (!push_string(&cfg->auth.loopback_users, &cfg->auth.nloopback_users, DEFAULT_USER) ||
         !push_string(&cfg->vhosts, &cfg->nvhosts, DEFAULT_VHOST) || !implicit_permissions(&none, cfg))
         goto err;
     return cfg;
@@ -1379,11 +1380,11 @@ static bool parse_permissions(problems_t *p, wr_config_t *cfg, const json_t *arr
         }
         if (!ok)
             continue;
-        if (!wr_config_user(cfg, value[0], strlen(value[0]))) {
+        if (!wr_users_find(&cfg->auth, value[0], strlen(value[0]))) {
             problem(p, path, "unknown user '%s'", value[0]);
         } else if (!contains(cfg->vhosts, cfg->nvhosts, value[1])) {
             problem(p, path, "unknown vhost '%s' (not listed in vhosts)", value[1]);
-        } else if (wr_config_permission(cfg, value[0], value[1], strlen(value[1]))) {
+        } else if (wr_users_permission(&cfg->auth, value[0], value[1], strlen(value[1]))) {
             problem(p, path, "duplicate permissions for user '%s' in vhost '%s'", value[0], value[1]);
         } else if (!push_permission(p, path, cfg, value[0], value[1], value + 2, false)) {
             return false;
@@ -1444,7 +1445,8 @@ static bool parse_root(problems_t *p, wr_config_t *cfg, const json_t *root)
         else if (strcmp(key, "users") == 0)
             ok = parse_users(p, cfg, v);
         else if (strcmp(key, "loopback_users") == 0)
-            ok = parse_names(p, "loopback_users", v, "user", &cfg->loopback_users, &cfg->nloopback_users);
+            ok = parse_names(p, "loopback_users", v, "user", &cfg->auth.loopback_users,
+                             &cfg->auth.nloopback_users);
         else if (strcmp(key, "log") == 0)
             ok = parse_log(p, cfg, v);
         else if (ops_key(key))
@@ -1464,10 +1466,10 @@ static bool parse_root(problems_t *p, wr_config_t *cfg, const json_t *root)
     }
     /* The default user's vhost must still exist if the file changed vhosts. */
     if (vhosts && !json_object_get(root, "users")) {
-        for (size_t j = 0; j < cfg->users[0].nvhosts; j++) {
-            if (!contains(cfg->vhosts, cfg->nvhosts, cfg->users[0].vhosts[j]))
-                problem(p, "vhosts", "the default user '%s' needs vhost '%s'", cfg->users[0].name,
-                        cfg->users[0].vhosts[j]);
+        for (size_t j = 0; j < cfg->auth.users[0].nvhosts; j++) {
+            if (!contains(cfg->vhosts, cfg->nvhosts, cfg->auth.users[0].vhosts[j]))
+                problem(p, "vhosts", "the default user '%s' needs vhost '%s'", cfg->auth.users[0].name,
+                        cfg->auth.users[0].vhosts[j]);
         }
     }
     check_ports(p, cfg);

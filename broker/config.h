@@ -2,7 +2,7 @@
 /*
  * The broker's configuration, read from one JSON file (jansson). The struct is
  * filled once at start-up and read-only afterwards, except for users and
- * permissions, which the loop thread changes at run time (users.h). Unknown
+ * permissions, which the loop thread changes at run time (auth/users.h). Unknown
  * keys and wrong types are errors that name the file and the key.
  */
 #ifndef WR_BROKER_CONFIG_H
@@ -13,46 +13,12 @@
 #include <stdint.h>
 #include <regex.h>
 
+#include "broker/auth/users.h"
+
 typedef struct {
     char *address;
     uint16_t port;
 } wr_listener_cfg_t;
-
-/* Password hashing as RabbitMQ's hashing_algorithm names it
- * (rabbit_password_hashing_sha256, _sha512, _md5). */
-typedef enum { WR_HASH_SHA256, WR_HASH_SHA512, WR_HASH_MD5 } wr_hash_alg_t;
-/* Four salt octets, then the digest (SHA-512: 64 octets). */
-#define WR_PASSWORD_HASH_MAX 68
-
-typedef struct {
-    char *name;
-    char **vhosts; /* vhosts this user may open, with all permissions (".*") */
-    size_t nvhosts;
-    /* RabbitMQ's password_hash, base64-decoded: salt ++ H(salt ++ password).
-     * Empty: no password is ever accepted (a user for EXTERNAL only). */
-    uint8_t password_hash[WR_PASSWORD_HASH_MAX];
-    size_t password_hash_len;
-    wr_hash_alg_t hashing_algorithm;
-    char **tags; /* "administrator", "monitoring"...: kept for the management API */
-    size_t ntags;
-    bool has_max_connections; /* "limits": {"max-connections": N} given */
-    int64_t max_connections;  /* that N; -1 means no limit, as in RabbitMQ */
-} wr_user_cfg_t;
-
-/* What a permission grants, in RabbitMQ's order. */
-typedef enum { WR_PERM_CONFIGURE, WR_PERM_WRITE, WR_PERM_READ } wr_perm_t;
-#define WR_PERM_KINDS 3
-
-/* One user's permissions in one vhost: a POSIX extended regular expression
- * per kind, matched anywhere in a resource name unless anchored. */
-typedef struct {
-    char *user;
-    char *vhost;
-    char *pattern[WR_PERM_KINDS]; /* as configured; "" is RabbitMQ's "^$" */
-    regex_t re[WR_PERM_KINDS];    /* compiled from pattern (or "^$") */
-    bool implicit;                /* from the user's "vhosts" list */
-    bool deleted;                 /* removed at run time: grants nothing, not listed */
-} wr_permission_cfg_t;
 
 /* The "tls" object (RabbitMQ's ssl_options names). */
 typedef struct {
@@ -75,11 +41,8 @@ typedef struct {
     uint64_t max_message_size; /* bytes, default 134217728 as RabbitMQ */
     int64_t consumer_timeout;  /* ms a delivery may wait for its ack, default 1800000; -1: none */
 
-    wr_user_cfg_t *users; /* default: guest/guest on vhost "/" */
-    size_t nusers;
-    char **loopback_users; /* default: "guest" */
-    size_t nloopback_users;
-    char **vhosts; /* default: "/" */
+    wr_users_t auth; /* users and permissions; default: guest/guest on vhost "/", loopback only */
+    char **vhosts;   /* default: "/" */
     size_t nvhosts;
 
     int log_level;  /* WR_LOG_*, default info */
@@ -101,13 +64,6 @@ typedef struct {
     wr_listener_cfg_t *tls_listeners; /* default none */
     size_t ntls_listeners;
     wr_tls_cfg_t tls;
-    wr_permission_cfg_t *permissions; /* explicit ones, then those of users' "vhosts" */
-    size_t npermissions;
-    /* Permissions set at run time (definitions, management API), one
-     * allocation each: connections keep pointers to permissions, so none
-     * moves or is freed before wr_config_free. */
-    wr_permission_cfg_t **added_permissions;
-    size_t nadded_permissions;
     int64_t max_connections;          /* all clients; -1 (default): no limit */
     int64_t max_connections_per_user; /* users without their own limit; -1 (default): none */
     uint32_t handshake_timeout;       /* ms from accept to connection.open, default 10000 */
@@ -146,8 +102,5 @@ void wr_config_free(wr_config_t *cfg); /* NULL is a no-op */
  * or WR_ESYNTAX with one line per bad variable in err; WR_ENOMEM.
  */
 int wr_config_apply_env(wr_config_t *cfg, char *err, size_t errlen);
-
-/* The users and permissions in force, and their run-time changes. */
-#include "broker/auth/users.h"
 
 #endif

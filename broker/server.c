@@ -510,7 +510,7 @@ wr_vhost_t *wr_server_vhost(wr_server_t *srv, wr_bytes_t name)
  * limits.max_connections_per_user; -1 is no limit. */
 int wr_server_user_conn_add(wr_server_t *srv, const char *user, int64_t *limit)
 {
-    const wr_user_cfg_t *u = wr_config_user(srv->cfg, user, strlen(user));
+    const wr_user_cfg_t *u = wr_users_find(&srv->cfg->auth, user, strlen(user));
     uintptr_t n = (uintptr_t)wr_map_get(srv->user_conns, wr_bytes_str(user));
 
     *limit = u && u->has_max_connections ? u->max_connections : srv->cfg->max_connections_per_user;

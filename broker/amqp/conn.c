@@ -1279,9 +1279,9 @@ wr_vhost_t *wr_conn_vhost(const wr_conn_t *c)
     return c->vhost;
 }
 
-const wr_permission_cfg_t *wr_conn_permission(const wr_conn_t *c)
+const wr_access_who_t *wr_conn_who(const wr_conn_t *c)
 {
-    return c->perm;
+    return &c->who;
 }
 
 const char *wr_conn_user(const wr_conn_t *c)

@@ -12,8 +12,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "broker/config.h"
+#include "broker/auth/access.h"
 #include "broker/base/message.h"
+#include "broker/config.h"
 #include "core/list.h"
 #include "protocol/error.h"
 #include "protocol/methods.h"
@@ -45,8 +46,9 @@ bool wr_conn_writable(const wr_conn_t *c);
 wr_server_t *wr_conn_server(const wr_conn_t *c);
 wr_vhost_t *wr_conn_vhost(const wr_conn_t *c); /* set by connection.open */
 const char *wr_conn_user(const wr_conn_t *c);
-/* The user's permissions in the connection's vhost (set by connection.open). */
-const wr_permission_cfg_t *wr_conn_permission(const wr_conn_t *c);
+/* The user and its permission in the connection's vhost, for access checks
+ * (set by connection.open). */
+const wr_access_who_t *wr_conn_who(const wr_conn_t *c);
 /* Unique for the broker's lifetime; used for exclusive-queue ownership. */
 uint64_t wr_conn_id(const wr_conn_t *c);
 /* "127.0.0.1:50342 -> 127.0.0.1:5672", for log lines. */

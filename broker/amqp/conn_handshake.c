@@ -156,7 +156,7 @@ static const wr_user_cfg_t *conn_authenticate(wr_conn_t *c, wr_sasl_mech_t mech,
         case WR_TLS_PEER_OK:
             break;
         }
-        u = wr_config_user(cfg, cn, strlen(cn));
+        u = wr_users_find(&cfg->auth, cn, strlen(cn));
         if (!u)
             conn_auth_fail(c, name, "user '%s' - invalid credentials", cn);
         return u;
@@ -182,7 +182,7 @@ static const wr_user_cfg_t *conn_authenticate(wr_conn_t *c, wr_sasl_mech_t mech,
                        (int)user.len, (const char *)user.data);
         return NULL;
     }
-    u = wr_auth_check(cfg, user, password);
+    u = wr_auth_check(&cfg->auth, user, password);
     if (!u)
         conn_auth_fail(c, name, "user '%.*s' - invalid credentials", (int)user.len, (const char *)user.data);
     return u;
@@ -221,7 +221,7 @@ static void conn_start_ok(wr_conn_t *c, const wr_connection_start_ok_t *m)
     u = conn_authenticate(c, mech, m->response);
     if (!u)
         return;
-    if (wr_auth_loopback_only(cfg, u->name) && !c->peer_loopback) {
+    if (wr_auth_loopback_only(&cfg->auth, u->name) && !c->peer_loopback) {
         conn_auth_fail(c, wr_sasl_mech_name(mech), "user '%s' can only connect via localhost", u->name);
         return;
     }
@@ -309,13 +309,15 @@ static void conn_open(wr_conn_t *c, const wr_connection_open_t *m)
         return;
     }
     c->user_counted = true;
-    c->perm = wr_config_permission(wr_server_config(c->srv), c->user, name, m->virtual_host.len);
-    if (!c->perm) {
+    c->who.perm = wr_users_permission(&wr_server_config(c->srv)->auth, c->user, name, m->virtual_host.len);
+    if (!c->who.perm) {
         wr_conn_fail_fmt(c, 0, WR_AMQP_NOT_ALLOWED, WR_CONNECTION_OPEN, false,
                          "access to vhost '%.*s' refused for user '%s'", len, name, c->user);
         return;
     }
     c->vhost = vh;
+    c->who.vhost = wr_vhost_name(vh);
+    c->who.user = c->user;
     c->state = WR_CONN_OPEN;
     event_del(c->deadline); /* the handshake is done */
     wr_conn_put_method(c, 0, &ok);

@@ -75,8 +75,8 @@ struct wr_conn_s {
 
     char *user;
     wr_vhost_t *vhost;
-    const wr_permission_cfg_t *perm; /* the user's in vhost, from connection.open */
-    uint8_t *caps;                   /* the client's capabilities table, raw */
+    wr_access_who_t who; /* the user's permission in vhost, from connection.open */
+    uint8_t *caps;       /* the client's capabilities table, raw */
     size_t caps_len;
 
     wr_channel_t ***pages; /* CHANNEL_PAGES entries, each NULL or a page */

@@ -91,7 +91,7 @@ static wr_queue_t *find_queue(wr_channel_t *ch, wr_bytes_t name, uint32_t method
 
     if (!wr_channel_queue_name(ch, name, method, &name, err))
         return NULL;
-    if (!wr_access_check(ch->conn, WR_PERM_READ, "queue", name, method, err))
+    if (!wr_access_check(wr_conn_who(ch->conn), WR_PERM_READ, "queue", name, method, err))
         return NULL;
     q = wr_vhost_queue(ch->vhost, name);
     if (q == NULL) {
@@ -510,7 +510,8 @@ bool wr_handle_basic_publish(wr_channel_t *ch, wr_message_t *msg, wr_amqp_error_
         wr_amqp_error_set(err, WR_AMQP_NOT_IMPLEMENTED, WR_BASIC_PUBLISH, "immediate=true");
         goto out;
     }
-    if (!wr_access_check(ch->conn, WR_PERM_WRITE, "exchange", msg->exchange, WR_BASIC_PUBLISH, err))
+    if (!wr_access_check(wr_conn_who(ch->conn), WR_PERM_WRITE, "exchange", msg->exchange, WR_BASIC_PUBLISH,
+                         err))
         goto out;
     x = wr_vhost_exchange(ch->vhost, msg->exchange);
     if (x == NULL) {

@@ -117,7 +117,7 @@ static bool declare_new(wr_channel_t *ch, const wr_exchange_declare_t *d, wr_byt
 
     if (!wr_handle_exchange_check_new(wr_channel_vhost_name(ch), name, d->arguments, err))
         return false;
-    if (!wr_access_check_arg(ch->conn, "exchange", name, d->arguments, "alternate-exchange",
+    if (!wr_access_check_arg(wr_conn_who(ch->conn), "exchange", name, d->arguments, "alternate-exchange",
                              WR_EXCHANGE_DECLARE, err))
         return false;
     if (wr_vhost_exchange_add(ch->vhost, name, &o, &x) != WR_OK)
@@ -148,7 +148,8 @@ static bool declare_exchange(wr_channel_t *ch, const wr_exchange_declare_t *d, w
     }
     if (!not_default(name, WR_EXCHANGE_DECLARE, err))
         return false;
-    if (!wr_access_check(ch->conn, WR_PERM_CONFIGURE, "exchange", name, WR_EXCHANGE_DECLARE, err))
+    if (!wr_access_check(wr_conn_who(ch->conn), WR_PERM_CONFIGURE, "exchange", name, WR_EXCHANGE_DECLARE,
+                         err))
         return false;
     x = wr_vhost_exchange(ch->vhost, name);
     if (x == NULL) {
@@ -176,7 +177,7 @@ static bool delete_exchange(wr_channel_t *ch, const wr_exchange_delete_t *d, wr_
                           (const char *)name.data, wr_channel_vhost_name(ch));
         return false;
     }
-    if (!wr_access_check(ch->conn, WR_PERM_CONFIGURE, "exchange", name, WR_EXCHANGE_DELETE, err))
+    if (!wr_access_check(wr_conn_who(ch->conn), WR_PERM_CONFIGURE, "exchange", name, WR_EXCHANGE_DELETE, err))
         return false;
     x = wr_vhost_exchange(ch->vhost, name);
     /* RabbitMQ 3.10 answers delete-ok for an exchange that does not exist. */
@@ -203,11 +204,11 @@ static bool bind_exchange(wr_channel_t *ch, const wr_exchange_bind_t *b, uint32_
     wr_dest_t d;
     int rc;
 
-    if (!wr_access_check(ch->conn, WR_PERM_WRITE, "exchange", dname, method, err))
+    if (!wr_access_check(wr_conn_who(ch->conn), WR_PERM_WRITE, "exchange", dname, method, err))
         return false;
     if (!not_default(dname, method, err) || !not_default(sname, method, err))
         return false;
-    if (!wr_access_check(ch->conn, WR_PERM_READ, "exchange", sname, method, err))
+    if (!wr_access_check(wr_conn_who(ch->conn), WR_PERM_READ, "exchange", sname, method, err))
         return false;
     src = wr_vhost_exchange(ch->vhost, sname);
     dst = wr_vhost_exchange(ch->vhost, dname);

@@ -74,7 +74,7 @@ static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp
     } else if (!wr_queue_args_check_name(name, err)) {
         return false;
     }
-    if (!wr_access_check(ch->conn, WR_PERM_CONFIGURE, "queue", name, WR_QUEUE_DECLARE, err))
+    if (!wr_access_check(wr_conn_who(ch->conn), WR_PERM_CONFIGURE, "queue", name, WR_QUEUE_DECLARE, err))
         return false;
     /* RabbitMQ: an exclusive queue is never durable. */
     o = (wr_queue_opts_t){.durable = d->durable && !d->exclusive,
@@ -90,7 +90,7 @@ static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp
         return declare_ok(ch, d->nowait, q);
     }
     if (!wr_queue_args_check_dlx_type(wr_channel_vhost_name(ch), name, d->arguments, err) ||
-        !wr_access_check_arg(ch->conn, "queue", name, d->arguments, "x-dead-letter-exchange",
+        !wr_access_check_arg(wr_conn_who(ch->conn), "queue", name, d->arguments, "x-dead-letter-exchange",
                              WR_QUEUE_DECLARE, err))
         return false;
     if (!wr_queue_args_validate(wr_channel_vhost_name(ch), name, d->arguments, err))
@@ -118,14 +118,14 @@ static bool bind_queue(wr_channel_t *ch, uint32_t method, wr_bytes_t qname, wr_b
         return false;
     qname = wr_channel_strip_crlf(qname, qbuf);
     xname = wr_channel_strip_crlf(xname, xbuf);
-    if (!wr_access_check(ch->conn, WR_PERM_WRITE, "queue", qname, method, err))
+    if (!wr_access_check(wr_conn_who(ch->conn), WR_PERM_WRITE, "queue", qname, method, err))
         return false;
     if (xname.len == 0) {
         wr_amqp_error_set(err, WR_AMQP_ACCESS_REFUSED, method,
                           "operation not permitted on the default exchange");
         return false;
     }
-    if (!wr_access_check(ch->conn, WR_PERM_READ, "exchange", xname, method, err))
+    if (!wr_access_check(wr_conn_who(ch->conn), WR_PERM_READ, "exchange", xname, method, err))
         return false;
     x = wr_vhost_exchange(ch->vhost, xname);
     q = wr_vhost_queue(ch->vhost, qname);
@@ -165,7 +165,7 @@ static bool purge_queue(wr_channel_t *ch, const wr_queue_purge_t *p, wr_amqp_err
 
     if (!wr_channel_queue_name(ch, p->queue, WR_QUEUE_PURGE, &name, err))
         return false;
-    if (!wr_access_check(ch->conn, WR_PERM_READ, "queue", name, WR_QUEUE_PURGE, err))
+    if (!wr_access_check(wr_conn_who(ch->conn), WR_PERM_READ, "queue", name, WR_QUEUE_PURGE, err))
         return false;
     q = wr_vhost_queue(ch->vhost, name);
     if (q == NULL)
@@ -189,7 +189,7 @@ static bool delete_queue(wr_channel_t *ch, const wr_queue_delete_t *d, wr_amqp_e
     if (!wr_channel_queue_name(ch, d->queue, WR_QUEUE_DELETE, &name, err))
         return false;
     name = wr_channel_strip_crlf(name, buf);
-    if (!wr_access_check(ch->conn, WR_PERM_CONFIGURE, "queue", name, WR_QUEUE_DELETE, err))
+    if (!wr_access_check(wr_conn_who(ch->conn), WR_PERM_CONFIGURE, "queue", name, WR_QUEUE_DELETE, err))
         return false;
     q = wr_vhost_queue(ch->vhost, name);
     /* RabbitMQ 3.10 answers delete-ok (0 messages) for a missing queue. */

@@ -15,40 +15,31 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "broker/config.h"
+#include "broker/auth/users.h"
 #include "core/bytes.h"
 #include "protocol/error.h"
 
-typedef struct wr_conn_s wr_conn_t;
-
-/* Who is asking, for a check made without a connection (the management
- * API): the user's permission in the vhost (NULL: none), both names. */
+/* Who is asking: the user's permission in the vhost (NULL: none), both
+ * names. A connection keeps one from connection.open (wr_conn_who); the
+ * management API makes one per request. */
 typedef struct {
     const wr_permission_cfg_t *perm;
     const char *vhost;
     const char *user;
 } wr_access_who_t;
 
-/* Whether re matches somewhere in name, taken by its length (NUL octets
- * included), as RabbitMQ's re:run takes binaries; false on ENOMEM. Policy
- * patterns are matched the same way. */
-bool wr_access_name_matches(const regex_t *re, wr_bytes_t name);
-
 /* Whether perm grants `what` on a resource called name (a pure function of
  * the configuration, for the tests). */
 bool wr_access_permitted(const wr_permission_cfg_t *perm, wr_perm_t what, wr_bytes_t name);
 
 /*
- * The check a handler makes: true when c's user may do `what` to the
- * exchange or queue (`kind`) called name; otherwise false with err set to
- * 403 ACCESS_REFUSED "access to <kind> '<name>' in vhost '<vhost>' refused
- * for user '<user>'" for `method` (a channel error).
+ * The check a handler makes: true when `who` may do `what` to the exchange
+ * or queue (`kind`) called name; otherwise false with err set to 403
+ * ACCESS_REFUSED "access to <kind> '<name>' in vhost '<vhost>' refused for
+ * user '<user>'" for `method` (a channel error).
  */
-bool wr_access_check(const wr_conn_t *c, wr_perm_t what, const char *kind, wr_bytes_t name, uint32_t method,
-                     wr_amqp_error_t *err);
-/* wr_access_check for `who` instead of a connection's user. */
-bool wr_access_check_as(const wr_access_who_t *who, wr_perm_t what, const char *kind, wr_bytes_t name,
-                        uint32_t method, wr_amqp_error_t *err);
+bool wr_access_check(const wr_access_who_t *who, wr_perm_t what, const char *kind, wr_bytes_t name,
+                     uint32_t method, wr_amqp_error_t *err);
 
 /*
  * RabbitMQ's extra check for a new resource whose arguments name an
@@ -56,10 +47,7 @@ bool wr_access_check_as(const wr_access_who_t *who, wr_perm_t what, const char *
  * alternate-exchange): read on the resource being declared, then write on
  * that exchange. True when args do not name one as a longstr.
  */
-bool wr_access_check_arg(const wr_conn_t *c, const char *kind, wr_bytes_t name, wr_bytes_t args,
+bool wr_access_check_arg(const wr_access_who_t *who, const char *kind, wr_bytes_t name, wr_bytes_t args,
                          const char *key, uint32_t method, wr_amqp_error_t *err);
-/* wr_access_check_arg for `who` instead of a connection's user. */
-bool wr_access_check_arg_as(const wr_access_who_t *who, const char *kind, wr_bytes_t name, wr_bytes_t args,
-                            const char *key, uint32_t method, wr_amqp_error_t *err);
 
 #endif

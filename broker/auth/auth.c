@@ -102,11 +102,11 @@ int wr_auth_hash_decode(const char *b64, wr_hash_alg_t alg, uint8_t *out, size_t
     return WR_OK;
 }
 
-const wr_user_cfg_t *wr_auth_check(const wr_config_t *cfg, wr_bytes_t user, wr_bytes_t password)
+const wr_user_cfg_t *wr_auth_check(const wr_users_t *db, wr_bytes_t user, wr_bytes_t password)
 {
     /* Stands in for an unknown user's hash: the same digest is computed. */
     static const uint8_t unknown[SALT_LEN + 32] = {0};
-    const wr_user_cfg_t *u = wr_config_user(cfg, (const char *)user.data, user.len);
+    const wr_user_cfg_t *u = wr_users_find(db, (const char *)user.data, user.len);
     const uint8_t *stored = u ? u->password_hash : unknown;
     size_t stored_len = u ? u->password_hash_len : sizeof(unknown);
     wr_hash_alg_t alg = u ? u->hashing_algorithm : WR_HASH_SHA256;
@@ -138,10 +138,10 @@ bool wr_auth_is_loopback(const struct sockaddr *peer)
     return false;
 }
 
-bool wr_auth_loopback_only(const wr_config_t *cfg, const char *user)
+bool wr_auth_loopback_only(const wr_users_t *db, const char *user)
 {
-    for (size_t i = 0; i < cfg->nloopback_users; i++) {
-        if (strcmp(cfg->loopback_users[i], user) == 0)
+    for (size_t i = 0; i < db->nloopback_users; i++) {
+        if (strcmp(db->loopback_users[i], user) == 0)
             return true;
     }
     return false;

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
-#include "broker/config.h"
+#include "broker/auth/users.h"
 #include "core/bytes.h"
 
 /* "rabbit_password_hashing_sha256" (also _sha512, _md5) -> alg; false when unknown. */
@@ -37,12 +37,12 @@ int wr_auth_hash_decode(const char *b64, wr_hash_alg_t alg, uint8_t *out, size_t
  * same whether the user is unknown or the password wrong, and the comparison
  * does not depend on where the hashes differ.
  */
-const wr_user_cfg_t *wr_auth_check(const wr_config_t *cfg, wr_bytes_t user, wr_bytes_t password);
+const wr_user_cfg_t *wr_auth_check(const wr_users_t *db, wr_bytes_t user, wr_bytes_t password);
 
 /* 127.0.0.0/8, ::1 and IPv4-mapped 127.0.0.0/8, as RabbitMQ's is_loopback. */
 bool wr_auth_is_loopback(const struct sockaddr *peer);
 
 /* Whether `user` is listed in loopback_users (may connect only via loopback). */
-bool wr_auth_loopback_only(const wr_config_t *cfg, const char *user);
+bool wr_auth_loopback_only(const wr_users_t *db, const char *user);
 
 #endif

@@ -22,10 +22,10 @@ static void free_strings(char **v, size_t n)
     free(v);
 }
 
-const wr_user_cfg_t *wr_config_user(const wr_config_t *cfg, const char *name, size_t len)
+const wr_user_cfg_t *wr_users_find(const wr_users_t *db, const char *name, size_t len)
 {
-    for (size_t i = 0; i < cfg->nusers; i++) {
-        const wr_user_cfg_t *u = &cfg->users[i];
+    for (size_t i = 0; i < db->nusers; i++) {
+        const wr_user_cfg_t *u = &db->users[i];
 
         if (strlen(u->name) == len && memcmp(u->name, name, len) == 0)
             return u;
@@ -33,12 +33,12 @@ const wr_user_cfg_t *wr_config_user(const wr_config_t *cfg, const char *name, si
     return NULL;
 }
 
-const wr_permission_cfg_t *wr_config_permission_next(const wr_config_t *cfg, size_t *i)
+const wr_permission_cfg_t *wr_users_permission_next(const wr_users_t *db, size_t *i)
 {
-    while (*i < cfg->npermissions + cfg->nadded_permissions) {
+    while (*i < db->npermissions + db->nadded_permissions) {
         size_t k = (*i)++;
         const wr_permission_cfg_t *perm =
-            k < cfg->npermissions ? &cfg->permissions[k] : cfg->added_permissions[k - cfg->npermissions];
+            k < db->npermissions ? &db->permissions[k] : db->added_permissions[k - db->npermissions];
 
         if (!perm->deleted)
             return perm;
@@ -46,13 +46,13 @@ const wr_permission_cfg_t *wr_config_permission_next(const wr_config_t *cfg, siz
     return NULL;
 }
 
-const wr_permission_cfg_t *wr_config_permission(const wr_config_t *cfg, const char *user, const char *vhost,
-                                                size_t len)
+const wr_permission_cfg_t *wr_users_permission(const wr_users_t *db, const char *user, const char *vhost,
+                                               size_t len)
 {
     size_t i = 0;
     const wr_permission_cfg_t *perm;
 
-    while ((perm = wr_config_permission_next(cfg, &i))) {
+    while ((perm = wr_users_permission_next(db, &i))) {
         if (strcmp(perm->user, user) == 0 && strlen(perm->vhost) == len &&
             memcmp(perm->vhost, vhost, len) == 0)
             return perm;
@@ -61,11 +61,11 @@ const wr_permission_cfg_t *wr_config_permission(const wr_config_t *cfg, const ch
 }
 
 /* Any permission of user in vhost, a deleted one included (to be reused). */
-static wr_permission_cfg_t *slot_permission(wr_config_t *cfg, const char *user, const char *vhost)
+static wr_permission_cfg_t *slot_permission(wr_users_t *db, const char *user, const char *vhost)
 {
-    for (size_t k = 0; k < cfg->npermissions + cfg->nadded_permissions; k++) {
+    for (size_t k = 0; k < db->npermissions + db->nadded_permissions; k++) {
         wr_permission_cfg_t *perm =
-            k < cfg->npermissions ? &cfg->permissions[k] : cfg->added_permissions[k - cfg->npermissions];
+            k < db->npermissions ? &db->permissions[k] : db->added_permissions[k - db->npermissions];
 
         if (strcmp(perm->user, user) == 0 && strcmp(perm->vhost, vhost) == 0)
             return perm;
@@ -86,26 +86,26 @@ static char **copy_strings(const char *const *list, size_t n)
     return copy;
 }
 
-int wr_config_put_user(wr_config_t *cfg, const char *name, const uint8_t *hash, size_t hash_len,
-                       wr_hash_alg_t alg, const char *const *tags, size_t ntags, bool *created)
+int wr_users_put(wr_users_t *db, const char *name, const uint8_t *hash, size_t hash_len, wr_hash_alg_t alg,
+                 const char *const *tags, size_t ntags, bool *created)
 {
-    wr_user_cfg_t *u = (wr_user_cfg_t *)wr_config_user(cfg, name, strlen(name));
+    wr_user_cfg_t *u = (wr_user_cfg_t *)wr_users_find(db, name, strlen(name));
     char **tag_copy = copy_strings(tags, ntags);
 
     if (!tag_copy || hash_len > WR_PASSWORD_HASH_MAX)
         goto nomem;
     *created = u == NULL;
     if (!u) {
-        wr_user_cfg_t *grown = realloc(cfg->users, (cfg->nusers + 1) * sizeof(*cfg->users));
+        wr_user_cfg_t *grown = realloc(db->users, (db->nusers + 1) * sizeof(*db->users));
 
         if (!grown)
             goto nomem;
-        cfg->users = grown;
-        u = &grown[cfg->nusers];
+        db->users = grown;
+        u = &grown[db->nusers];
         *u = (wr_user_cfg_t){.max_connections = -1};
         if (!(u->name = strdup(name)))
             goto nomem;
-        cfg->nusers++;
+        db->nusers++;
     }
     free_strings(u->tags, u->ntags);
     u->tags = tag_copy;
@@ -120,23 +120,23 @@ nomem:
     return WR_ENOMEM;
 }
 
-bool wr_config_delete_user(wr_config_t *cfg, const char *name)
+bool wr_users_delete(wr_users_t *db, const char *name)
 {
-    wr_user_cfg_t *u = (wr_user_cfg_t *)wr_config_user(cfg, name, strlen(name));
+    wr_user_cfg_t *u = (wr_user_cfg_t *)wr_users_find(db, name, strlen(name));
     size_t i = 0;
     const wr_permission_cfg_t *perm;
 
     if (!u)
         return false;
-    while ((perm = wr_config_permission_next(cfg, &i))) {
+    while ((perm = wr_users_permission_next(db, &i))) {
         if (strcmp(perm->user, name) == 0)
             ((wr_permission_cfg_t *)perm)->deleted = true;
     }
     free(u->name);
     free_strings(u->vhosts, u->nvhosts);
     free_strings(u->tags, u->ntags);
-    memmove(u, u + 1, (size_t)(&cfg->users[cfg->nusers] - (u + 1)) * sizeof(*u));
-    cfg->nusers--;
+    memmove(u, u + 1, (size_t)(&db->users[db->nusers] - (u + 1)) * sizeof(*u));
+    db->nusers--;
     return true;
 }
 
@@ -159,7 +159,7 @@ static bool compile_pattern(regex_t *re, const char *pattern, char *why, size_t 
     return true;
 }
 
-int wr_config_permission_compile(wr_permission_cfg_t *perm, char *err, size_t errlen)
+int wr_users_permission_compile(wr_permission_cfg_t *perm, char *err, size_t errlen)
 {
     static const char *const kinds[WR_PERM_KINDS] = {"configure", "write", "read"};
     char why[300];
@@ -178,11 +178,10 @@ int wr_config_permission_compile(wr_permission_cfg_t *perm, char *err, size_t er
     return WR_ESYNTAX;
 }
 
-int wr_config_put_permission(wr_config_t *cfg, const char *user, const char *vhost,
-                             const char *const pattern[WR_PERM_KINDS], bool *created, char *err,
-                             size_t errlen)
+int wr_users_put_permission(wr_users_t *db, const char *user, const char *vhost,
+                            const char *const pattern[WR_PERM_KINDS], bool *created, char *err, size_t errlen)
 {
-    wr_permission_cfg_t *perm = slot_permission(cfg, user, vhost);
+    wr_permission_cfg_t *perm = slot_permission(db, user, vhost);
     wr_permission_cfg_t fresh = {0};
     int rc = WR_OK;
 
@@ -193,13 +192,13 @@ int wr_config_put_permission(wr_config_t *cfg, const char *user, const char *vho
         }
     }
     if (rc == WR_OK)
-        rc = wr_config_permission_compile(&fresh, err, errlen);
+        rc = wr_users_permission_compile(&fresh, err, errlen);
     if (rc == WR_OK && !perm) {
         wr_permission_cfg_t **grown =
-            realloc(cfg->added_permissions, (cfg->nadded_permissions + 1) * sizeof(*grown));
+            realloc(db->added_permissions, (db->nadded_permissions + 1) * sizeof(*grown));
 
         if (grown)
-            cfg->added_permissions = grown;
+            db->added_permissions = grown;
         perm = grown ? calloc(1, sizeof(*perm)) : NULL;
         if (perm && (!(perm->user = strdup(user)) || !(perm->vhost = strdup(vhost)))) {
             free(perm->user);
@@ -213,7 +212,7 @@ int wr_config_put_permission(wr_config_t *cfg, const char *user, const char *vho
             rc = WR_ENOMEM;
         } else {
             *created = true;
-            cfg->added_permissions[cfg->nadded_permissions++] = perm;
+            db->added_permissions[db->nadded_permissions++] = perm;
         }
     } else if (rc == WR_OK) {
         *created = perm->deleted;
@@ -235,7 +234,7 @@ int wr_config_put_permission(wr_config_t *cfg, const char *user, const char *vho
     return WR_OK;
 }
 
-bool wr_config_pattern_ok(const char *pattern, char *why, size_t n)
+bool wr_users_pattern_ok(const char *pattern, char *why, size_t n)
 {
     regex_t re;
 
@@ -245,9 +244,9 @@ bool wr_config_pattern_ok(const char *pattern, char *why, size_t n)
     return true;
 }
 
-bool wr_config_delete_permission(wr_config_t *cfg, const char *user, const char *vhost)
+bool wr_users_delete_permission(wr_users_t *db, const char *user, const char *vhost)
 {
-    wr_permission_cfg_t *perm = slot_permission(cfg, user, vhost);
+    wr_permission_cfg_t *perm = slot_permission(db, user, vhost);
 
     if (!perm || perm->deleted)
         return false;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The users and permissions of a configuration (config.h) as the broker
- * runs: lookups for logins and access checks, and the changes definitions
- * imports and the management API make at run time (the loop thread only).
- * Included by config.h, so users of the configuration see these too.
+ * The users database: users with their password hashes and tags, and their
+ * permissions per vhost, as configured and as definitions imports and the
+ * management API change them at run time (the loop thread only): lookups for
+ * logins and access checks.
  */
 #ifndef WR_BROKER_USERS_H
 #define WR_BROKER_USERS_H
@@ -12,34 +12,86 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/config.h"
+#include <regex.h>
+
+/* Password hashing as RabbitMQ's hashing_algorithm names it
+ * (rabbit_password_hashing_sha256, _sha512, _md5). */
+typedef enum { WR_HASH_SHA256, WR_HASH_SHA512, WR_HASH_MD5 } wr_hash_alg_t;
+/* Four salt octets, then the digest (SHA-512: 64 octets). */
+#define WR_PASSWORD_HASH_MAX 68
+
+typedef struct {
+    char *name;
+    char **vhosts; /* vhosts this user may open, with all permissions (".*") */
+    size_t nvhosts;
+    /* RabbitMQ's password_hash, base64-decoded: salt ++ H(salt ++ password).
+     * Empty: no password is ever accepted (a user for EXTERNAL only). */
+    uint8_t password_hash[WR_PASSWORD_HASH_MAX];
+    size_t password_hash_len;
+    wr_hash_alg_t hashing_algorithm;
+    char **tags; /* "administrator", "monitoring"...: kept for the management API */
+    size_t ntags;
+    bool has_max_connections; /* "limits": {"max-connections": N} given */
+    int64_t max_connections;  /* that N; -1 means no limit, as in RabbitMQ */
+} wr_user_cfg_t;
+
+/* What a permission grants, in RabbitMQ's order. */
+typedef enum { WR_PERM_CONFIGURE, WR_PERM_WRITE, WR_PERM_READ } wr_perm_t;
+#define WR_PERM_KINDS 3
+
+/* One user's permissions in one vhost: a POSIX extended regular expression
+ * per kind, matched anywhere in a resource name unless anchored. */
+typedef struct {
+    char *user;
+    char *vhost;
+    char *pattern[WR_PERM_KINDS]; /* as configured; "" is RabbitMQ's "^$" */
+    regex_t re[WR_PERM_KINDS];    /* compiled from pattern (or "^$") */
+    bool implicit;                /* from the user's "vhosts" list */
+    bool deleted;                 /* removed at run time: grants nothing, not listed */
+} wr_permission_cfg_t;
+
+/* The users and permissions of the broker. The configuration (config.h) fills
+ * one at start-up; the loop thread changes it at run time. */
+typedef struct {
+    wr_user_cfg_t *users;
+    size_t nusers;
+    char **loopback_users; /* users who may log in only from a loopback address */
+    size_t nloopback_users;
+    wr_permission_cfg_t *permissions; /* explicit ones, then those of users' "vhosts" */
+    size_t npermissions;
+    /* Permissions set at run time (definitions, management API), one
+     * allocation each: connections keep pointers to permissions, so none
+     * moves or is freed before the configuration is. */
+    wr_permission_cfg_t **added_permissions;
+    size_t nadded_permissions;
+} wr_users_t;
 
 /* The user called `name` (len octets), or NULL. */
-const wr_user_cfg_t *wr_config_user(const wr_config_t *cfg, const char *name, size_t len);
+const wr_user_cfg_t *wr_users_find(const wr_users_t *db, const char *name, size_t len);
 
 /* Creates or replaces a user (hash, algorithm, tags; its limits and vhosts
  * are kept); *created tells which. WR_ENOMEM. */
-int wr_config_put_user(wr_config_t *cfg, const char *name, const uint8_t *hash, size_t hash_len,
-                       wr_hash_alg_t alg, const char *const *tags, size_t ntags, bool *created);
+int wr_users_put(wr_users_t *db, const char *name, const uint8_t *hash, size_t hash_len, wr_hash_alg_t alg,
+                 const char *const *tags, size_t ntags, bool *created);
 /* Removes a user and its permissions, as RabbitMQ's delete_user; false when none. */
-bool wr_config_delete_user(wr_config_t *cfg, const char *name);
+bool wr_users_delete(wr_users_t *db, const char *name);
 /* Sets user's permission in vhost (replacing it in place, so connections
  * see it at once). WR_ESYNTAX with err set for a bad pattern, WR_ENOMEM. */
-int wr_config_put_permission(wr_config_t *cfg, const char *user, const char *vhost,
-                             const char *const pattern[WR_PERM_KINDS], bool *created, char *err,
-                             size_t errlen);
+int wr_users_put_permission(wr_users_t *db, const char *user, const char *vhost,
+                            const char *const pattern[WR_PERM_KINDS], bool *created, char *err,
+                            size_t errlen);
 /* Compiles perm->pattern into perm->re ("" is RabbitMQ's "^$"). WR_OK, or
  * WR_ESYNTAX with "<kind>: invalid regular expression ..." in err and
  * nothing left compiled. */
-int wr_config_permission_compile(wr_permission_cfg_t *perm, char *err, size_t errlen);
+int wr_users_permission_compile(wr_permission_cfg_t *perm, char *err, size_t errlen);
 /* Whether pattern compiles as a permission's; false with why set if not. */
-bool wr_config_pattern_ok(const char *pattern, char *why, size_t n);
+bool wr_users_pattern_ok(const char *pattern, char *why, size_t n);
 /* Takes user's permission in vhost away; false when it has none. */
-bool wr_config_delete_permission(wr_config_t *cfg, const char *user, const char *vhost);
+bool wr_users_delete_permission(wr_users_t *db, const char *user, const char *vhost);
 /* The permissions in force, one at a time: start with *i = 0; NULL at the end. */
-const wr_permission_cfg_t *wr_config_permission_next(const wr_config_t *cfg, size_t *i);
+const wr_permission_cfg_t *wr_users_permission_next(const wr_users_t *db, size_t *i);
 /* What `user` may do in vhost `vhost` (len octets); NULL when it may not open it. */
-const wr_permission_cfg_t *wr_config_permission(const wr_config_t *cfg, const char *user, const char *vhost,
-                                                size_t len);
+const wr_permission_cfg_t *wr_users_permission(const wr_users_t *db, const char *user, const char *vhost,
+                                               size_t len);
 
 #endif

@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Atoms after expansion (real patterns stay in the tens), and the largest
  * bound of one "{m,n}": its compile time grows with the square of n
@@ -137,4 +139,25 @@ bool wr_pattern_ok(const char *pattern, char *why, size_t n)
         }
     }
     return true;
+}
+
+bool wr_pattern_matches(const regex_t *re, wr_bytes_t name)
+{
+    char small[256];
+    char *copy = small;
+    regmatch_t span = {0, (regoff_t)name.len};
+    bool match;
+
+    /* REG_STARTEND bounds the match, but sanitizers' regexec wrappers still
+     * read up to a NUL: give them one. Longer names come only from
+     * arguments (a dead-letter or alternate exchange). */
+    if (name.len >= sizeof(small) && !(copy = malloc(name.len + 1)))
+        return false;
+    if (name.len > 0)
+        memcpy(copy, name.data, name.len);
+    copy[name.len] = '\0';
+    match = regexec(re, copy, 1, &span, REG_STARTEND) == 0;
+    if (copy != small)
+        free(copy);
+    return match;
 }

@@ -9,8 +9,11 @@
 #ifndef WR_BROKER_PATTERN_H
 #define WR_BROKER_PATTERN_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "core/bytes.h"
 
 /*
  * Whether pattern (a POSIX extended regular expression, NUL-terminated)
@@ -19,5 +22,10 @@
  * may still fail to compile. Pure, no allocation.
  */
 bool wr_pattern_ok(const char *pattern, char *why, size_t n);
+
+/* Whether re matches somewhere in name, taken by its length (NUL octets
+ * included), as RabbitMQ's re:run takes binaries; false on ENOMEM. Policy
+ * and permission patterns are matched this way. */
+bool wr_pattern_matches(const regex_t *re, wr_bytes_t name);
 
 #endif

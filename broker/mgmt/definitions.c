@@ -94,9 +94,9 @@ json_t *wr_definitions_export(wr_server_t *srv, const wr_vhost_t *only)
 
     if (!exchanges || !queues || !bindings || !vhosts || !users || !permissions || !policies)
         goto err;
-    for (size_t i = 0; i < cfg->nusers; i++)
-        json_array_append_new(users, wr_mgmt_user_json(&cfg->users[i]));
-    for (size_t i = 0; (perm = wr_config_permission_next(cfg, &i));)
+    for (size_t i = 0; i < cfg->auth.nusers; i++)
+        json_array_append_new(users, wr_mgmt_user_json(&cfg->auth.users[i]));
+    for (size_t i = 0; (perm = wr_users_permission_next(&cfg->auth, &i));)
         json_array_append_new(permissions, wr_mgmt_permission_json(perm));
     while (wr_map_next(wr_server_vhosts(srv), &it, NULL, &vh)) {
         if (only && vh != only)
@@ -274,7 +274,7 @@ static bool check_access_item(check_t *c, const char *section, size_t i, const j
 
             if (!json_is_string(v))
                 return fail(c, section, i, "'%s' must be a string", kinds[k]);
-            if (!wr_config_pattern_ok(json_string_value(v), why, sizeof(why)))
+            if (!wr_users_pattern_ok(json_string_value(v), why, sizeof(why)))
                 return fail(c, section, i, "'%s': %s", kinds[k], why);
         }
         return true;
@@ -475,7 +475,7 @@ static int apply_permissions(wr_server_t *srv, const json_t *defs, char *err, si
             snprintf(err, errlen, "permissions[%zu]: user and vhost must be strings", i);
             return WR_ESYNTAX;
         }
-        if (!wr_config_user(cfg, user, strlen(user))) {
+        if (!wr_users_find(&cfg->auth, user, strlen(user))) {
             snprintf(err, errlen, "permissions: user '%s' does not exist", user);
             return WR_ESYNTAX;
         }

@@ -342,15 +342,15 @@ bool wr_mgmt_may_use(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
 
     if (wr_mgmt_has_tag(r->account, "administrator") || (r->method == WR_MGMT_GET && wr_mgmt_sees_all(r)))
         return true;
-    return wr_config_permission(wr_server_config(r->srv), r->user, name, strlen(name)) != NULL;
+    return wr_users_permission(&wr_server_config(r->srv)->auth, r->user, name, strlen(name)) != NULL;
 }
 
 wr_access_who_t wr_mgmt_who(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
 {
     const char *name = wr_vhost_name(vh);
 
-    return (wr_access_who_t){wr_config_permission(wr_server_config(r->srv), r->user, name, strlen(name)),
-                             name, r->user};
+    return (wr_access_who_t){
+        wr_users_permission(&wr_server_config(r->srv)->auth, r->user, name, strlen(name)), name, r->user};
 }
 
 wr_vhost_t *wr_mgmt_vhost(wr_mgmt_req_t *r, size_t i)
@@ -534,7 +534,7 @@ int wr_mgmt_put_user(wr_server_t *srv, const char *name, const json_t *obj, bool
                      size_t errlen)
 {
     wr_config_t *cfg = wr_server_config_mut(srv);
-    const wr_user_cfg_t *old = wr_config_user(cfg, name, strlen(name));
+    const wr_user_cfg_t *old = wr_users_find(&cfg->auth, name, strlen(name));
     const json_t *password = json_object_get(obj, "password");
     const json_t *hash = json_object_get(obj, "password_hash");
     const json_t *alg_name = json_object_get(obj, "hashing_algorithm");
@@ -587,7 +587,7 @@ int wr_mgmt_put_user(wr_server_t *srv, const char *name, const json_t *obj, bool
         len = old->password_hash_len;
         memcpy(digest, old->password_hash, len);
     }
-    if (wr_config_put_user(cfg, name, digest, len, alg, tags, (size_t)ntags, created) != WR_OK) {
+    if (wr_users_put(&cfg->auth, name, digest, len, alg, tags, (size_t)ntags, created) != WR_OK) {
         snprintf(err, errlen, "user '%s': out of memory", name);
         return WR_ENOMEM;
     }
@@ -608,7 +608,8 @@ int wr_mgmt_put_permission(wr_server_t *srv, const char *user, const char *vhost
             return WR_ESYNTAX;
         }
     }
-    return wr_config_put_permission(wr_server_config_mut(srv), user, vhost, pattern, created, err, errlen);
+    return wr_users_put_permission(&wr_server_config_mut(srv)->auth, user, vhost, pattern, created, err,
+                                   errlen);
 }
 
 /* RabbitMQ closes a deleted user's connections (rabbit_connection_tracking_handler). */
@@ -646,7 +647,7 @@ static void user_one(wr_mgmt_req_t *r)
 {
     const wr_config_t *cfg = wr_server_config(r->srv);
     const char *name = r->seg[1];
-    const wr_user_cfg_t *u = wr_config_user(cfg, name, strlen(name));
+    const wr_user_cfg_t *u = wr_users_find(&cfg->auth, name, strlen(name));
     json_t *body;
     char err[300];
     bool created = false;
@@ -658,7 +659,7 @@ static void user_one(wr_mgmt_req_t *r)
         else
             wr_mgmt_not_found(r);
     } else if (r->method == WR_MGMT_DELETE) {
-        if (!wr_config_delete_user(wr_server_config_mut(r->srv), name)) {
+        if (!wr_users_delete(&wr_server_config_mut(r->srv)->auth, name)) {
             wr_mgmt_not_found(r);
             return;
         }
@@ -689,7 +690,7 @@ static json_t *permissions_of(const wr_mgmt_req_t *r, const char *user, const ch
     json_t *arr = json_array();
     size_t i = 0;
 
-    while (arr && (perm = wr_config_permission_next(cfg, &i))) {
+    while (arr && (perm = wr_users_permission_next(&cfg->auth, &i))) {
         if ((!user || strcmp(perm->user, user) == 0) && (!vhost || strcmp(perm->vhost, vhost) == 0))
             json_array_append_new(arr, wr_mgmt_permission_json(perm));
     }
@@ -700,7 +701,7 @@ static json_t *permissions_of(const wr_mgmt_req_t *r, const char *user, const ch
 static void permissions_by(wr_mgmt_req_t *r, bool by_user)
 {
     const char *name = r->seg[1];
-    bool exists = by_user ? wr_config_user(wr_server_config(r->srv), name, strlen(name)) != NULL
+    bool exists = by_user ? wr_users_find(&wr_server_config(r->srv)->auth, name, strlen(name)) != NULL
                           : wr_server_vhost(r->srv, wr_bytes_str(name)) != NULL;
     json_t *arr;
 
@@ -730,8 +731,8 @@ static void users(wr_mgmt_req_t *r)
     if (!wr_mgmt_get_only(r, r->nseg == 1))
         return;
     arr = json_array();
-    for (size_t i = 0; i < cfg->nusers; i++)
-        json_array_append_new(arr, wr_mgmt_user_json(&cfg->users[i]));
+    for (size_t i = 0; i < cfg->auth.nusers; i++)
+        json_array_append_new(arr, wr_mgmt_user_json(&cfg->auth.users[i]));
     wr_mgmt_reply(r, 200, arr);
 }
 
@@ -746,7 +747,7 @@ static void permission_one(wr_mgmt_req_t *r)
     bool created = false;
     int rc;
 
-    if (!wr_server_vhost(r->srv, wr_bytes_str(vhost)) || !wr_config_user(cfg, user, strlen(user))) {
+    if (!wr_server_vhost(r->srv, wr_bytes_str(vhost)) || !wr_users_find(&cfg->auth, user, strlen(user))) {
         /* RabbitMQ: a PUT is a bad request, anything else not found. */
         if (r->method == WR_MGMT_PUT)
             wr_mgmt_error(r, 400, "bad_request", "vhost_or_user_not_found");
@@ -754,14 +755,14 @@ static void permission_one(wr_mgmt_req_t *r)
             wr_mgmt_not_found(r);
         return;
     }
-    perm = wr_config_permission(cfg, user, vhost, strlen(vhost));
+    perm = wr_users_permission(&cfg->auth, user, vhost, strlen(vhost));
     if (r->method == WR_MGMT_GET) {
         if (perm)
             wr_mgmt_reply(r, 200, wr_mgmt_permission_json(perm));
         else
             wr_mgmt_not_found(r);
     } else if (r->method == WR_MGMT_DELETE) {
-        if (wr_config_delete_permission(wr_server_config_mut(r->srv), user, vhost))
+        if (wr_users_delete_permission(&wr_server_config_mut(r->srv)->auth, user, vhost))
             wr_mgmt_reply(r, 204, NULL);
         else
             wr_mgmt_not_found(r);
@@ -1000,9 +1001,9 @@ static const wr_user_cfg_t *authenticate(const wr_mgmt_t *m, const char *h, cons
     colon = n > 0 ? memchr(creds, ':', (size_t)n) : NULL;
     if (!colon)
         return NULL;
-    u = wr_auth_check(cfg, (wr_bytes_t){creds, (size_t)(colon - creds)},
+    u = wr_auth_check(&cfg->auth, (wr_bytes_t){creds, (size_t)(colon - creds)},
                       (wr_bytes_t){colon + 1, (size_t)(creds + n - colon - 1)});
-    if (!u || (wr_auth_loopback_only(cfg, u->name) && (!peer || !wr_auth_is_loopback(peer))))
+    if (!u || (wr_auth_loopback_only(&cfg->auth, u->name) && (!peer || !wr_auth_is_loopback(peer))))
         return NULL;
     return u;
 }

@@ -225,7 +225,7 @@ static bool permitted(const wr_mgmt_req_t *r, const wr_vhost_t *vh, wr_perm_t wh
 {
     wr_access_who_t who = wr_mgmt_who(r, vh);
 
-    return wr_access_check_as(&who, what, kind, name, method, err);
+    return wr_access_check(&who, what, kind, name, method, err);
 }
 
 /* exchange.declare's and queue.declare's checks: configure on the object;
@@ -237,8 +237,8 @@ static bool may_declare(const wr_mgmt_req_t *r, const wr_vhost_t *vh, const char
     uint32_t method = strcmp(kind, "queue") == 0 ? WR_QUEUE_DECLARE : WR_EXCHANGE_DECLARE;
     wr_access_who_t who = wr_mgmt_who(r, vh);
 
-    return wr_access_check_as(&who, WR_PERM_CONFIGURE, kind, name, method, err) &&
-           (exists || wr_access_check_arg_as(&who, kind, name, args, key, method, err));
+    return wr_access_check(&who, WR_PERM_CONFIGURE, kind, name, method, err) &&
+           (exists || wr_access_check_arg(&who, kind, name, args, key, method, err));
 }
 
 /* queue.bind's and exchange.bind's checks (their unbind's too): write on

@@ -620,7 +620,7 @@ const wr_policy_t *wr_policy_match(wr_server_t *srv, const char *vhost, wr_bytes
 
         if (p->apply_to == (is_queue ? WR_APPLY_EXCHANGES : WR_APPLY_QUEUES))
             continue;
-        if ((best == NULL || p->priority > best->priority) && wr_access_name_matches(&p->re, name))
+        if ((best == NULL || p->priority > best->priority) && wr_pattern_matches(&p->re, name))
             best = p;
     }
     return best;

@@ -38,8 +38,8 @@ static void check_users(const wr_config_t *cfg)
 {
     const wr_permission_cfg_t *perm;
 
-    for (size_t i = 0; i < cfg->nusers; i++) {
-        const wr_user_cfg_t *u = &cfg->users[i];
+    for (size_t i = 0; i < cfg->auth.nusers; i++) {
+        const wr_user_cfg_t *u = &cfg->auth.users[i];
 
         if (u->name == NULL || u->password_hash_len > WR_PASSWORD_HASH_MAX)
             abort();
@@ -47,12 +47,12 @@ static void check_users(const wr_config_t *cfg)
             if (!has(cfg->vhosts, cfg->nvhosts, u->vhosts[j]))
                 abort();
         }
-        if (wr_config_user(cfg, u->name, strlen(u->name)) == NULL)
+        if (wr_users_find(&cfg->auth, u->name, strlen(u->name)) == NULL)
             abort();
     }
-    for (size_t i = 0; (perm = wr_config_permission_next(cfg, &i));) {
+    for (size_t i = 0; (perm = wr_users_permission_next(&cfg->auth, &i));) {
         if (!has(cfg->vhosts, cfg->nvhosts, perm->vhost) ||
-            wr_config_user(cfg, perm->user, strlen(perm->user)) == NULL)
+            wr_users_find(&cfg->auth, perm->user, strlen(perm->user)) == NULL)
             abort();
         for (int k = 0; k < WR_PERM_KINDS; k++) {
             /* Compiled: matching must work on any name. */

@@ -157,7 +157,7 @@ bool wr_fuzz_api_request(wr_fuzz_api_t *api, wr_mgmt_method_t method, const char
     bool routed = false;
 
     r.req = evhttp_request_new(NULL, NULL);
-    r.account = wr_config_user(wr_server_config(api->srv), "guest", 5);
+    r.account = wr_users_find(&wr_server_config(api->srv)->auth, "guest", 5);
     if (r.req == NULL || r.account == NULL ||
         evbuffer_add(evhttp_request_get_input_buffer(r.req), body, len) != 0)
         abort();

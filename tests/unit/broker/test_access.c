@@ -44,7 +44,7 @@ static wr_config_t *load_permissions(const char *configure, const char *write, c
 
 static bool permitted(const wr_config_t *cfg, wr_perm_t what, const char *name)
 {
-    const wr_permission_cfg_t *perm = wr_config_permission(cfg, "app", "/", 1);
+    const wr_permission_cfg_t *perm = wr_users_permission(&cfg->auth, "app", "/", 1);
 
     ck_assert_ptr_nonnull(perm);
     return wr_access_permitted(perm, what, wr_bytes_str(name));
@@ -84,7 +84,7 @@ END_TEST
 START_TEST(test_names_by_length)
 {
     wr_config_t *cfg = load_permissions("^a\\\\.b$", "c$", "x");
-    const wr_permission_cfg_t *perm = wr_config_permission(cfg, "app", "/", 1);
+    const wr_permission_cfg_t *perm = wr_users_permission(&cfg->auth, "app", "/", 1);
     uint8_t longname[1000];
 
     ck_assert(permitted(cfg, WR_PERM_CONFIGURE, "a.b"));
@@ -106,7 +106,7 @@ END_TEST
 START_TEST(test_vhost_lists_are_full_permissions)
 {
     wr_config_t *cfg = load_permissions("^c", "^w", "^r");
-    const wr_permission_cfg_t *guest = wr_config_permission(cfg, "guest", "/", 1);
+    const wr_permission_cfg_t *guest = wr_users_permission(&cfg->auth, "guest", "/", 1);
 
     ck_assert_ptr_nonnull(guest);
     ck_assert(guest->implicit);
@@ -114,15 +114,15 @@ START_TEST(test_vhost_lists_are_full_permissions)
         ck_assert_str_eq(guest->pattern[k], ".*");
         ck_assert(wr_access_permitted(guest, k, WR_BYTES_LIT("any")));
     }
-    ck_assert_ptr_null(wr_config_permission(cfg, "guest", "v2", 2));
-    ck_assert_ptr_null(wr_config_permission(cfg, "app", "v2", 2));
-    ck_assert_ptr_null(wr_config_permission(cfg, "nobody", "/", 1));
-    ck_assert(!wr_config_permission(cfg, "app", "/", 1)->implicit);
+    ck_assert_ptr_null(wr_users_permission(&cfg->auth, "guest", "v2", 2));
+    ck_assert_ptr_null(wr_users_permission(&cfg->auth, "app", "v2", 2));
+    ck_assert_ptr_null(wr_users_permission(&cfg->auth, "nobody", "/", 1));
+    ck_assert(!wr_users_permission(&cfg->auth, "app", "/", 1)->implicit);
     wr_config_free(cfg);
     /* The defaults: guest on "/". */
     cfg = wr_config_new_default();
-    ck_assert_ptr_nonnull(wr_config_permission(cfg, "guest", "/", 1));
-    ck_assert_uint_eq(cfg->npermissions, 1);
+    ck_assert_ptr_nonnull(wr_users_permission(&cfg->auth, "guest", "/", 1));
+    ck_assert_uint_eq(cfg->auth.npermissions, 1);
     wr_config_free(cfg);
 }
 END_TEST
@@ -156,21 +156,21 @@ static const struct {
 START_TEST(test_check_as)
 {
     wr_config_t *cfg = load_permissions("^app-", "^app-", "^app-");
-    wr_access_who_t who = {wr_config_permission(cfg, "app", "/", 1), "/", "app"};
+    wr_access_who_t who = {wr_users_permission(&cfg->auth, "app", "/", 1), "/", "app"};
     wr_access_who_t nobody = {NULL, "/", "app"};
     wr_amqp_error_t e;
 
-    ck_assert(wr_access_check_as(&who, WR_PERM_READ, "queue", wr_bytes_str("app-q"), WR_BASIC_GET, &e));
-    ck_assert(!wr_access_check_as(&who, WR_PERM_READ, "queue", wr_bytes_str("secret"), WR_BASIC_GET, &e));
+    ck_assert(wr_access_check(&who, WR_PERM_READ, "queue", wr_bytes_str("app-q"), WR_BASIC_GET, &e));
+    ck_assert(!wr_access_check(&who, WR_PERM_READ, "queue", wr_bytes_str("secret"), WR_BASIC_GET, &e));
     ck_assert_int_eq(e.code, 403);
     ck_assert_str_eq(e.text, "ACCESS_REFUSED - access to queue 'secret' in vhost '/' refused for user 'app'");
-    ck_assert(!wr_access_check_as(&who, WR_PERM_WRITE, "exchange", wr_bytes_str(""), WR_BASIC_PUBLISH, &e));
+    ck_assert(!wr_access_check(&who, WR_PERM_WRITE, "exchange", wr_bytes_str(""), WR_BASIC_PUBLISH, &e));
     ck_assert_str_eq(e.text,
                      "ACCESS_REFUSED - access to exchange 'amq.default' in vhost '/' refused for user 'app'");
-    ck_assert(!wr_access_check_as(&nobody, WR_PERM_READ, "queue", wr_bytes_str("app-q"), WR_BASIC_GET, &e));
+    ck_assert(!wr_access_check(&nobody, WR_PERM_READ, "queue", wr_bytes_str("app-q"), WR_BASIC_GET, &e));
     /* A new queue naming a dead-letter exchange: read on it, write on that. */
-    ck_assert(wr_access_check_arg_as(&who, "queue", wr_bytes_str("app-q"), (wr_bytes_t){NULL, 0},
-                                     "x-dead-letter-exchange", WR_QUEUE_DECLARE, &e));
+    ck_assert(wr_access_check_arg(&who, "queue", wr_bytes_str("app-q"), (wr_bytes_t){NULL, 0},
+                                  "x-dead-letter-exchange", WR_QUEUE_DECLARE, &e));
     wr_config_free(cfg);
 }
 END_TEST

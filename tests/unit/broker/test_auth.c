@@ -44,26 +44,29 @@ START_TEST(test_rabbitmq_hashes)
     wr_config_t *cfg = load(rabbit_users);
 
     ck_assert_msg(cfg != NULL, "%s", err);
-    ck_assert_ptr_eq(wr_auth_check(cfg, WR_BYTES_LIT("guest"), WR_BYTES_LIT("guest")), &cfg->users[0]);
-    ck_assert_ptr_eq(wr_auth_check(cfg, WR_BYTES_LIT("u1"), WR_BYTES_LIT("pw1")), &cfg->users[1]);
-    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("u1"), WR_BYTES_LIT("pw2")));
-    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("u1"), WR_BYTES_LIT("guest")));
-    ck_assert_ptr_eq(wr_auth_check(cfg, WR_BYTES_LIT("s512"), WR_BYTES_LIT("secret")), &cfg->users[2]);
-    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("s512"), WR_BYTES_LIT("secreT")));
-    ck_assert_ptr_eq(wr_auth_check(cfg, WR_BYTES_LIT("m5"), WR_BYTES_LIT("secret")), &cfg->users[3]);
+    ck_assert_ptr_eq(wr_auth_check(&cfg->auth, WR_BYTES_LIT("guest"), WR_BYTES_LIT("guest")),
+                     &cfg->auth.users[0]);
+    ck_assert_ptr_eq(wr_auth_check(&cfg->auth, WR_BYTES_LIT("u1"), WR_BYTES_LIT("pw1")), &cfg->auth.users[1]);
+    ck_assert_ptr_null(wr_auth_check(&cfg->auth, WR_BYTES_LIT("u1"), WR_BYTES_LIT("pw2")));
+    ck_assert_ptr_null(wr_auth_check(&cfg->auth, WR_BYTES_LIT("u1"), WR_BYTES_LIT("guest")));
+    ck_assert_ptr_eq(wr_auth_check(&cfg->auth, WR_BYTES_LIT("s512"), WR_BYTES_LIT("secret")),
+                     &cfg->auth.users[2]);
+    ck_assert_ptr_null(wr_auth_check(&cfg->auth, WR_BYTES_LIT("s512"), WR_BYTES_LIT("secreT")));
+    ck_assert_ptr_eq(wr_auth_check(&cfg->auth, WR_BYTES_LIT("m5"), WR_BYTES_LIT("secret")),
+                     &cfg->auth.users[3]);
     /* An empty hash is a user no password unlocks (EXTERNAL only). */
-    ck_assert_uint_eq(cfg->users[4].password_hash_len, 0);
-    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("certonly"), WR_BYTES_LIT("")));
-    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("certonly"), WR_BYTES_LIT("x")));
+    ck_assert_uint_eq(cfg->auth.users[4].password_hash_len, 0);
+    ck_assert_ptr_null(wr_auth_check(&cfg->auth, WR_BYTES_LIT("certonly"), WR_BYTES_LIT("")));
+    ck_assert_ptr_null(wr_auth_check(&cfg->auth, WR_BYTES_LIT("certonly"), WR_BYTES_LIT("x")));
     /* Tags as an array or RabbitMQ's older comma-separated string; limits. */
-    ck_assert_uint_eq(cfg->users[1].ntags, 2);
-    ck_assert_str_eq(cfg->users[1].tags[1], "monitoring");
-    ck_assert_uint_eq(cfg->users[3].ntags, 2);
-    ck_assert_str_eq(cfg->users[3].tags[0], "management");
-    ck_assert_str_eq(cfg->users[3].tags[1], "policymaker");
-    ck_assert(cfg->users[1].has_max_connections);
-    ck_assert_int_eq(cfg->users[1].max_connections, 1);
-    ck_assert(!cfg->users[0].has_max_connections);
+    ck_assert_uint_eq(cfg->auth.users[1].ntags, 2);
+    ck_assert_str_eq(cfg->auth.users[1].tags[1], "monitoring");
+    ck_assert_uint_eq(cfg->auth.users[3].ntags, 2);
+    ck_assert_str_eq(cfg->auth.users[3].tags[0], "management");
+    ck_assert_str_eq(cfg->auth.users[3].tags[1], "policymaker");
+    ck_assert(cfg->auth.users[1].has_max_connections);
+    ck_assert_int_eq(cfg->auth.users[1].max_connections, 1);
+    ck_assert(!cfg->auth.users[0].has_max_connections);
     wr_config_free(cfg);
 }
 END_TEST
@@ -75,13 +78,15 @@ START_TEST(test_plaintext_is_hashed)
                             "  \"hashing_algorithm\": \"rabbit_password_hashing_sha512\"}]}");
 
     ck_assert_msg(cfg != NULL, "%s", err);
-    ck_assert_uint_eq(cfg->users[0].password_hash_len, 36);
-    ck_assert_uint_eq(cfg->users[1].password_hash_len, 68);
+    ck_assert_uint_eq(cfg->auth.users[0].password_hash_len, 36);
+    ck_assert_uint_eq(cfg->auth.users[1].password_hash_len, 68);
     /* Nothing of the plaintext is kept in the hash. */
-    ck_assert_ptr_null(memmem(cfg->users[0].password_hash, 36, "s3cret", 6));
-    ck_assert_ptr_eq(wr_auth_check(cfg, WR_BYTES_LIT("a"), WR_BYTES_LIT("s3cret")), &cfg->users[0]);
-    ck_assert_ptr_eq(wr_auth_check(cfg, WR_BYTES_LIT("b"), WR_BYTES_LIT("s3cret")), &cfg->users[1]);
-    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("a"), WR_BYTES_LIT("s3cre")));
+    ck_assert_ptr_null(memmem(cfg->auth.users[0].password_hash, 36, "s3cret", 6));
+    ck_assert_ptr_eq(wr_auth_check(&cfg->auth, WR_BYTES_LIT("a"), WR_BYTES_LIT("s3cret")),
+                     &cfg->auth.users[0]);
+    ck_assert_ptr_eq(wr_auth_check(&cfg->auth, WR_BYTES_LIT("b"), WR_BYTES_LIT("s3cret")),
+                     &cfg->auth.users[1]);
+    ck_assert_ptr_null(wr_auth_check(&cfg->auth, WR_BYTES_LIT("a"), WR_BYTES_LIT("s3cre")));
     wr_config_free(cfg);
 }
 END_TEST
@@ -172,14 +177,15 @@ START_TEST(test_check_credentials)
 {
     wr_config_t *cfg = wr_config_new_default();
 
-    ck_assert_ptr_eq(wr_auth_check(cfg, WR_BYTES_LIT("guest"), WR_BYTES_LIT("guest")), &cfg->users[0]);
-    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("guest"), WR_BYTES_LIT("wrong")));
-    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("guest"), WR_BYTES_LIT("gues")));
-    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("guest"), WR_BYTES_LIT("guest\0")));
-    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("guest"), WR_BYTES_LIT("")));
-    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("nobody"), WR_BYTES_LIT("guest")));
-    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT(""), WR_BYTES_LIT("")));
-    ck_assert_ptr_null(wr_auth_check(cfg, WR_BYTES_LIT("gues"), WR_BYTES_LIT("guest")));
+    ck_assert_ptr_eq(wr_auth_check(&cfg->auth, WR_BYTES_LIT("guest"), WR_BYTES_LIT("guest")),
+                     &cfg->auth.users[0]);
+    ck_assert_ptr_null(wr_auth_check(&cfg->auth, WR_BYTES_LIT("guest"), WR_BYTES_LIT("wrong")));
+    ck_assert_ptr_null(wr_auth_check(&cfg->auth, WR_BYTES_LIT("guest"), WR_BYTES_LIT("gues")));
+    ck_assert_ptr_null(wr_auth_check(&cfg->auth, WR_BYTES_LIT("guest"), WR_BYTES_LIT("guest\0")));
+    ck_assert_ptr_null(wr_auth_check(&cfg->auth, WR_BYTES_LIT("guest"), WR_BYTES_LIT("")));
+    ck_assert_ptr_null(wr_auth_check(&cfg->auth, WR_BYTES_LIT("nobody"), WR_BYTES_LIT("guest")));
+    ck_assert_ptr_null(wr_auth_check(&cfg->auth, WR_BYTES_LIT(""), WR_BYTES_LIT("")));
+    ck_assert_ptr_null(wr_auth_check(&cfg->auth, WR_BYTES_LIT("gues"), WR_BYTES_LIT("guest")));
     wr_config_free(cfg);
 }
 END_TEST
@@ -222,8 +228,8 @@ START_TEST(test_loopback_users)
 {
     wr_config_t *cfg = wr_config_new_default();
 
-    ck_assert(wr_auth_loopback_only(cfg, "guest"));
-    ck_assert(!wr_auth_loopback_only(cfg, "alice"));
+    ck_assert(wr_auth_loopback_only(&cfg->auth, "guest"));
+    ck_assert(!wr_auth_loopback_only(&cfg->auth, "alice"));
     wr_config_free(cfg);
 }
 END_TEST

@@ -68,13 +68,13 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(cfg->channel_max, 2047);
     ck_assert_uint_eq(cfg->heartbeat, 60);
     ck_assert_uint_eq(cfg->max_message_size, 134217728);
-    ck_assert_uint_eq(cfg->nusers, 1);
-    ck_assert_str_eq(cfg->users[0].name, "guest");
-    ck_assert_uint_eq(cfg->users[0].password_hash_len, 36); /* salted SHA-256 of "guest" */
-    ck_assert_uint_eq(cfg->users[0].nvhosts, 1);
-    ck_assert_str_eq(cfg->users[0].vhosts[0], "/");
-    ck_assert_uint_eq(cfg->nloopback_users, 1);
-    ck_assert_str_eq(cfg->loopback_users[0], "guest");
+    ck_assert_uint_eq(cfg->auth.nusers, 1);
+    ck_assert_str_eq(cfg->auth.users[0].name, "guest");
+    ck_assert_uint_eq(cfg->auth.users[0].password_hash_len, 36); /* salted SHA-256 of "guest" */
+    ck_assert_uint_eq(cfg->auth.users[0].nvhosts, 1);
+    ck_assert_str_eq(cfg->auth.users[0].vhosts[0], "/");
+    ck_assert_uint_eq(cfg->auth.nloopback_users, 1);
+    ck_assert_str_eq(cfg->auth.loopback_users[0], "guest");
     ck_assert_uint_eq(cfg->nvhosts, 1);
     ck_assert_str_eq(cfg->vhosts[0], "/");
     ck_assert_int_eq(cfg->log_level, WR_LOG_INFO);
@@ -96,11 +96,11 @@ START_TEST(test_shipped_config_is_the_defaults)
     ck_assert_uint_eq(cfg->channel_max, def->channel_max);
     ck_assert_uint_eq(cfg->heartbeat, def->heartbeat);
     ck_assert_uint_eq(cfg->max_message_size, def->max_message_size);
-    ck_assert_uint_eq(cfg->nusers, 1);
-    ck_assert_str_eq(cfg->users[0].name, "guest");
-    ck_assert_uint_eq(cfg->users[0].password_hash_len, 36); /* salted SHA-256 of "guest" */
-    ck_assert_str_eq(cfg->users[0].vhosts[0], "/");
-    ck_assert_str_eq(cfg->loopback_users[0], "guest");
+    ck_assert_uint_eq(cfg->auth.nusers, 1);
+    ck_assert_str_eq(cfg->auth.users[0].name, "guest");
+    ck_assert_uint_eq(cfg->auth.users[0].password_hash_len, 36); /* salted SHA-256 of "guest" */
+    ck_assert_str_eq(cfg->auth.users[0].vhosts[0], "/");
+    ck_assert_str_eq(cfg->auth.loopback_users[0], "guest");
     ck_assert_str_eq(cfg->vhosts[0], "/");
     ck_assert_int_eq(cfg->log_level, def->log_level);
     ck_assert_double_eq(cfg->memory_high_watermark, def->memory_high_watermark);
@@ -135,18 +135,18 @@ START_TEST(test_full_file)
     ck_assert_uint_eq(cfg->channel_max, 1);
     ck_assert_uint_eq(cfg->heartbeat, 0);
     ck_assert_uint_eq(cfg->max_message_size, 1024);
-    ck_assert_uint_eq(cfg->nusers, 2);
-    ck_assert_str_eq(cfg->users[0].name, "alice");
-    ck_assert_uint_eq(cfg->users[0].nvhosts, 2);
-    ck_assert_str_eq(cfg->users[0].vhosts[1], "b");
-    ck_assert_uint_eq(cfg->users[1].password_hash_len, 36);
-    ck_assert_uint_eq(cfg->users[1].nvhosts, 0);
-    ck_assert_uint_eq(cfg->nloopback_users, 0);
+    ck_assert_uint_eq(cfg->auth.nusers, 2);
+    ck_assert_str_eq(cfg->auth.users[0].name, "alice");
+    ck_assert_uint_eq(cfg->auth.users[0].nvhosts, 2);
+    ck_assert_str_eq(cfg->auth.users[0].vhosts[1], "b");
+    ck_assert_uint_eq(cfg->auth.users[1].password_hash_len, 36);
+    ck_assert_uint_eq(cfg->auth.users[1].nvhosts, 0);
+    ck_assert_uint_eq(cfg->auth.nloopback_users, 0);
     ck_assert_uint_eq(cfg->nvhosts, 2);
     ck_assert_int_eq(cfg->log_level, WR_LOG_WARNING);
-    ck_assert_ptr_eq(wr_config_user(cfg, "bob", 3), &cfg->users[1]);
-    ck_assert_ptr_null(wr_config_user(cfg, "bo", 2));
-    ck_assert_ptr_null(wr_config_user(cfg, "bobby", 5));
+    ck_assert_ptr_eq(wr_users_find(&cfg->auth, "bob", 3), &cfg->auth.users[1]);
+    ck_assert_ptr_null(wr_users_find(&cfg->auth, "bo", 2));
+    ck_assert_ptr_null(wr_users_find(&cfg->auth, "bobby", 5));
     wr_config_free(cfg);
 }
 END_TEST
@@ -156,7 +156,7 @@ START_TEST(test_empty_object_gives_defaults)
     wr_config_t *cfg = load_ok("{}");
 
     ck_assert_uint_eq(cfg->listeners[0].port, 5672);
-    ck_assert_str_eq(cfg->users[0].name, "guest");
+    ck_assert_str_eq(cfg->auth.users[0].name, "guest");
     wr_config_free(cfg);
 }
 END_TEST
@@ -317,47 +317,48 @@ START_TEST(test_runtime_users_and_permissions)
     size_t i = 0, n = 0;
     bool created;
 
-    ck_assert_int_eq(wr_config_put_user(cfg, "bob", hash, 36, WR_HASH_SHA256, tags, 1, &created), WR_OK);
+    ck_assert_int_eq(wr_users_put(&cfg->auth, "bob", hash, 36, WR_HASH_SHA256, tags, 1, &created), WR_OK);
     ck_assert(created);
-    ck_assert_int_eq(wr_config_put_user(cfg, "bob", hash, 36, WR_HASH_SHA256, NULL, 0, &created), WR_OK);
+    ck_assert_int_eq(wr_users_put(&cfg->auth, "bob", hash, 36, WR_HASH_SHA256, NULL, 0, &created), WR_OK);
     ck_assert(!created);
-    ck_assert_uint_eq(wr_config_user(cfg, "bob", 3)->ntags, 0);
+    ck_assert_uint_eq(wr_users_find(&cfg->auth, "bob", 3)->ntags, 0);
 
-    ck_assert_int_eq(wr_config_put_permission(cfg, "bob", "/", all, &created, why, sizeof(why)), WR_OK);
+    ck_assert_int_eq(wr_users_put_permission(&cfg->auth, "bob", "/", all, &created, why, sizeof(why)), WR_OK);
     ck_assert(created);
-    perm = wr_config_permission(cfg, "bob", "/", 1);
+    perm = wr_users_permission(&cfg->auth, "bob", "/", 1);
     ck_assert_ptr_nonnull(perm);
-    ck_assert_int_eq(wr_config_put_permission(cfg, "bob", "/", bad, &created, why, sizeof(why)), WR_ESYNTAX);
+    ck_assert_int_eq(wr_users_put_permission(&cfg->auth, "bob", "/", bad, &created, why, sizeof(why)),
+                     WR_ESYNTAX);
     ck_assert_msg(strstr(why, "configure: invalid regular expression '('"), "got %s", why);
     /* A later pattern failing leaves the earlier ones uncompiled too. */
-    ck_assert_int_eq(wr_config_put_permission(cfg, "bob", "/", bad_write, &created, why, sizeof(why)),
+    ck_assert_int_eq(wr_users_put_permission(&cfg->auth, "bob", "/", bad_write, &created, why, sizeof(why)),
                      WR_ESYNTAX);
     ck_assert_msg(strncmp(why, "write: invalid regular expression '[': ", 39) == 0, "got %s", why);
     ck_assert_str_eq(perm->pattern[WR_PERM_CONFIGURE], ".*");
 
     /* Replaced in place: the same pointer, new patterns. */
-    guest_perm = wr_config_permission(cfg, "guest", "/", 1);
-    ck_assert_int_eq(wr_config_put_permission(cfg, "guest", "/", (const char *const[]){"", "^w", "^r"},
-                                              &created, why, sizeof(why)),
+    guest_perm = wr_users_permission(&cfg->auth, "guest", "/", 1);
+    ck_assert_int_eq(wr_users_put_permission(&cfg->auth, "guest", "/", (const char *const[]){"", "^w", "^r"},
+                                             &created, why, sizeof(why)),
                      WR_OK);
     ck_assert(!created);
-    ck_assert_ptr_eq(wr_config_permission(cfg, "guest", "/", 1), guest_perm);
+    ck_assert_ptr_eq(wr_users_permission(&cfg->auth, "guest", "/", 1), guest_perm);
     ck_assert_str_eq(guest_perm->pattern[WR_PERM_WRITE], "^w");
 
-    ck_assert(wr_config_delete_permission(cfg, "guest", "/"));
-    ck_assert(!wr_config_delete_permission(cfg, "guest", "/"));
-    ck_assert_ptr_null(wr_config_permission(cfg, "guest", "/", 1));
+    ck_assert(wr_users_delete_permission(&cfg->auth, "guest", "/"));
+    ck_assert(!wr_users_delete_permission(&cfg->auth, "guest", "/"));
+    ck_assert_ptr_null(wr_users_permission(&cfg->auth, "guest", "/", 1));
     ck_assert(guest_perm->deleted);
 
-    ck_assert(wr_config_delete_user(cfg, "bob"));
-    ck_assert(!wr_config_delete_user(cfg, "bob"));
-    ck_assert_ptr_null(wr_config_user(cfg, "bob", 3));
-    ck_assert_ptr_null(wr_config_permission(cfg, "bob", "/", 1));
-    while (wr_config_permission_next(cfg, &i))
+    ck_assert(wr_users_delete(&cfg->auth, "bob"));
+    ck_assert(!wr_users_delete(&cfg->auth, "bob"));
+    ck_assert_ptr_null(wr_users_find(&cfg->auth, "bob", 3));
+    ck_assert_ptr_null(wr_users_permission(&cfg->auth, "bob", "/", 1));
+    while (wr_users_permission_next(&cfg->auth, &i))
         n++;
     ck_assert_uint_eq(n, 0);
-    ck_assert(wr_config_pattern_ok("^a|b$", why, sizeof(why)));
-    ck_assert(!wr_config_pattern_ok("[", why, sizeof(why)));
+    ck_assert(wr_users_pattern_ok("^a|b$", why, sizeof(why)));
+    ck_assert(!wr_users_pattern_ok("[", why, sizeof(why)));
     wr_config_free(cfg);
 }
 END_TEST

@@ -11,7 +11,7 @@
 
 #include <event2/event.h>
 
-#include "broker/config.h"
+#include "broker/config/config.h"
 #include "broker/mgmt/definitions.h"
 #include "broker/base/log.h"
 #include "broker/server.h"

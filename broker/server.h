@@ -7,7 +7,7 @@
 #ifndef WR_BROKER_SERVER_H
 #define WR_BROKER_SERVER_H
 
-#include "broker/config.h"
+#include "broker/config/config.h"
 #include "core/bytes.h"
 #include "core/list.h"
 #include "core/map.h"

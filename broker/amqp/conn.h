@@ -14,7 +14,7 @@
 
 #include "broker/auth/access.h"
 #include "broker/base/message.h"
-#include "broker/config.h"
+#include "broker/config/config.h"
 #include "core/list.h"
 #include "protocol/error.h"
 #include "protocol/methods.h"

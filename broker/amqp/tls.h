@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "broker/config.h"
+#include "broker/config/config.h"
 
 struct bufferevent;
 struct event_base;

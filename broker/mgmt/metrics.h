@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "broker/config.h"
+#include "broker/config/config.h"
 #include "broker/mgmt/mgmt_stats.h"
 #include "broker/server.h"
 

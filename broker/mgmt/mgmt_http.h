@@ -15,7 +15,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
-#include "broker/config.h"
+#include "broker/config/config.h"
 
 typedef struct wr_mgmt_http_s wr_mgmt_http_t;
 

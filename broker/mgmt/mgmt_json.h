@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "broker/config.h"
+#include "broker/config/config.h"
 #include "broker/vhost/exchange.h"
 #include "broker/mgmt/mgmt_stats.h"
 #include "broker/queue/queue.h"

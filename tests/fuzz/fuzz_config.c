@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer harness for the configuration file (broker/config.c): the input
+ * libFuzzer harness for the configuration file (broker/config/config.c): the input
  * is loaded with wr_config_load, the function main.c and --check-config
  * call. A rejected file must say why in a NUL-terminated message that fits
  * the (deliberately small, exactly sized) buffer; an accepted one must hold
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker/config.h"
+#include "broker/config/config.h"
 #include "broker/vhost/policy.h"
 #include "core/status.h"
 #include "tests/fuzz/fuzz_util.h"

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker/config.h"
+#include "broker/config/config.h"
 
 #define WR_TEST_CONFIG_PATH_MAX 64
 

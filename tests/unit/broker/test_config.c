@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for broker/config.c: defaults, the shipped etc/warren.json, the
+ * Unit tests for broker/config/config.c: defaults, the shipped etc/warren.json, the
  * flow alarm and policy keys, the exact "FILE: key.path: reason" line for
  * each kind of mistake, all problems reported at once, and JSON syntax
  * errors with line and column.
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker/config.h"
+#include "broker/config/config.h"
 #include "broker/base/log.h"
 #include "core/status.h"
 #include "config_fixture.h"

@@ -5,7 +5,7 @@
  * value out of range, inconsistency) is collected, so one run of warrend shows
  * all of them as "FILE: key.path: reason" lines instead of one per attempt.
  */
-#include "broker/config.h"
+#include "broker/config/config.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "broker/config/config.h"
+#include "broker/base/version.h"
 #include "broker/mgmt/definitions.h"
 #include "broker/base/log.h"
 #include "broker/server.h"
@@ -119,7 +120,7 @@ int main(int argc, char **argv)
     srv = wr_server_new(cfg, tls);
     if (!srv)
         return 1;
-    rc = wr_definitions_load(srv);
+    rc = wr_definitions_load(wr_server_mgmt_env(srv));
     if (rc == WR_OK)
         rc = wr_server_listen(srv);
     if (rc == WR_OK)

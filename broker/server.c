@@ -22,7 +22,9 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <jansson.h>
 
+#include "broker/base/loop.h"
 #include "broker/node/alarm.h"
 #include "broker/amqp/conn.h"
 #include "broker/node/durable.h"
@@ -68,7 +70,10 @@ struct wr_server_s {
     uint64_t refused;      /* ...with the count since the last line */
     struct wr_policies_s *policies;
     struct wr_alarms_s *alarms;
-    wr_reply_to_t *reply_to; /* direct reply-to names, for every vhost */
+    wr_reply_to_t *reply_to;  /* direct reply-to names, for every vhost */
+    wr_vhost_env_t vhost_env; /* what every vhost is created with */
+    wr_conn_env_t conn_env;   /* what every connection is created with */
+    wr_mgmt_env_t mgmt_env;   /* what the management side works with */
 };
 
 static void server_close_listeners(wr_server_t *srv)
@@ -100,8 +105,9 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(srv->base);
 }
 
-void wr_server_conn_done(wr_server_t *srv, wr_conn_t *c)
+static void server_conn_done(void *ud, wr_conn_t *c)
 {
+    wr_server_t *srv = ud;
     wr_list_t *link = wr_conn_link(c);
 
     wr_list_remove(link);
@@ -139,7 +145,7 @@ static void server_accept(wr_server_t *srv, evutil_socket_t fd, struct sockaddr 
 
     if (server_over_limit(srv, fd))
         return;
-    c = wr_conn_new(srv, fd, peer, ++srv->next_conn_id, tls);
+    c = wr_conn_new(&srv->conn_env, fd, peer, ++srv->next_conn_id, tls);
     if (!c)
         return;
     wr_list_insert_tail(&srv->conns, wr_conn_link(c));
@@ -337,7 +343,7 @@ int wr_server_listen(wr_server_t *srv)
 
     /* The HTTP ports first: once a client can reach an AMQP port, the
      * management API and metrics answer too (tests and probes rely on it). */
-    if ((rc = wr_mgmt_start(srv, &srv->mgmt)) != WR_OK)
+    if ((rc = wr_mgmt_start(&srv->mgmt_env, &srv->mgmt)) != WR_OK)
         return rc;
     srv->listeners = calloc(n, sizeof(*srv->listeners));
     if (!srv->listeners && n > 0)
@@ -373,6 +379,76 @@ static struct event_base *server_base_new(void)
     return base;
 }
 
+static int server_user_conn_add(void *ud, const char *user, int64_t *limit);
+static int server_vhost_add(void *ud, const char *name);
+static void server_user_conn_remove(void *ud, const char *user);
+
+/* The vhosts' hook for a publish to a direct reply-to name. */
+static void server_reply_to(void *ud, wr_bytes_t name, wr_message_t *m)
+{
+    wr_server_t *srv = ud;
+
+    wr_reply_to_deliver(srv->reply_to, name, m);
+}
+
+/* The flow alarms' reasons changed: every connection looks at them again. */
+static void server_throttle_all(void *ud)
+{
+    wr_server_t *srv = ud;
+    wr_list_t *pos, *tmp;
+
+    wr_list_foreach_safe(pos, tmp, &srv->conns)
+    {
+        wr_conn_throttle(wr_conn_from_link(pos));
+    }
+}
+
+/* The storage thread finished a batch: credit flow may end. */
+static void server_storage_progress(void *ud)
+{
+    wr_server_t *srv = ud;
+
+    if (srv->alarms != NULL)
+        wr_alarms_storage_progress(srv->alarms);
+}
+
+/* The configuration's "policies" (checked when it was loaded), after the
+ * saved ones, so the file wins. WR_OK, or an error that has been logged. */
+static int server_apply_policies(wr_server_t *srv)
+{
+    const json_t *obj;
+    char err[512];
+    size_t i;
+
+    json_array_foreach(srv->cfg->policies, i, obj)
+    {
+        int rc = wr_policy_put_json(srv->policies, NULL, obj, err, sizeof(err));
+
+        if (rc != WR_OK) {
+            wr_log_error("policies[%zu] of the configuration: %s", i, err);
+            return rc;
+        }
+    }
+    return WR_OK;
+}
+
+/* Opens the store (recovering the durable topology into the vhosts), puts
+ * the configured policies, then starts the flow alarms, which watch the
+ * store's directory and backlog. WR_OK or an error that has been logged. */
+static int server_open_store(wr_server_t *srv)
+{
+    wr_durable_deps_t deps = {srv->cfg, srv->base, srv->vhosts, &srv->vhost_env, server_storage_progress,
+                              srv};
+
+    if (wr_durable_open(&deps, &srv->durable) != WR_OK || server_apply_policies(srv) != WR_OK)
+        return WR_EIO;
+    srv->alarms = wr_alarms_new(srv->cfg, srv->base, srv->durable, server_throttle_all, srv);
+    srv->conn_env.alarms = srv->alarms;
+    srv->mgmt_env.alarms = srv->alarms;
+    srv->conn_env.durable = srv->durable;
+    return srv->alarms ? WR_OK : WR_ENOMEM;
+}
+
 wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls)
 {
     wr_server_t *srv = calloc(1, sizeof(*srv));
@@ -390,17 +466,43 @@ wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls)
     srv->base = server_base_new();
     srv->vhosts = wr_map_new();
     srv->user_conns = wr_map_new();
-    srv->policies = wr_policies_new();
+    srv->policies = wr_policies_new(srv->vhosts);
     srv->reply_to = wr_reply_to_new();
     if (!srv->base || !srv->vhosts || !srv->user_conns || !srv->policies || !srv->reply_to)
         goto err;
+    srv->vhost_env = (wr_vhost_env_t){
+        .base = srv->base,
+        .policies = srv->policies,
+        .consumer_timeout = cfg->consumer_timeout,
+        .reply_to = server_reply_to,
+        .reply_to_ud = srv,
+    };
+    srv->conn_env = (wr_conn_env_t){
+        .base = srv->base,
+        .cfg = cfg,
+        .vhosts = srv->vhosts,
+        .reply_to = srv->reply_to,
+        .user_add = server_user_conn_add,
+        .user_remove = server_user_conn_remove,
+        .done = server_conn_done,
+        .ud = srv,
+    };
+    srv->mgmt_env = (wr_mgmt_env_t){
+        .base = srv->base,
+        .cfg = cfg,
+        .vhosts = srv->vhosts,
+        .conns = &srv->conns,
+        .policies = srv->policies,
+        .vhost_add = server_vhost_add,
+        .ud = srv,
+    };
     srv->reaper = event_new(srv->base, -1, 0, on_reap, srv);
     srv->stop_deadline = evtimer_new(srv->base, on_stop_deadline, srv);
     srv->accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
     if (!srv->reaper || !srv->stop_deadline || !srv->accept_retry || server_watch_signals(srv) != WR_OK)
         goto err;
     for (size_t i = 0; i < cfg->nvhosts; i++) {
-        wr_vhost_t *vh = wr_vhost_new(srv, cfg->vhosts[i]);
+        wr_vhost_t *vh = wr_vhost_new(&srv->vhost_env, cfg->vhosts[i]);
 
         if (!vh)
             goto err;
@@ -409,14 +511,7 @@ wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls)
             goto err;
         }
     }
-    /* The configured policies after the saved ones, so the file wins. */
-    if (wr_durable_open(srv, &srv->durable) != WR_OK || wr_policies_apply_config(srv) != WR_OK) {
-        wr_server_free(srv);
-        return NULL;
-    }
-    /* After the store: the disk alarm watches its directory. */
-    srv->alarms = wr_alarms_new(srv);
-    if (!srv->alarms) {
+    if (server_open_store(srv) != WR_OK) {
         wr_server_free(srv);
         return NULL;
     }
@@ -476,40 +571,11 @@ void wr_server_free(wr_server_t *srv)
     free(srv);
 }
 
-struct event_base *wr_server_base(wr_server_t *srv)
-{
-    return srv->base;
-}
-
-const wr_config_t *wr_server_config(const wr_server_t *srv)
-{
-    return srv->cfg;
-}
-
-wr_config_t *wr_server_config_mut(wr_server_t *srv)
-{
-    return srv->cfg;
-}
-
-wr_durable_t *wr_server_durable(wr_server_t *srv)
-{
-    return srv->durable;
-}
-
-struct wr_reply_to_s *wr_server_reply_to(wr_server_t *srv)
-{
-    return srv->reply_to;
-}
-
-wr_vhost_t *wr_server_vhost(wr_server_t *srv, wr_bytes_t name)
-{
-    return wr_map_get(srv->vhosts, name);
-}
-
 /* A user's own limit ("limits": {"max-connections": N}) wins over
  * limits.max_connections_per_user; -1 is no limit. */
-int wr_server_user_conn_add(wr_server_t *srv, const char *user, int64_t *limit)
+static int server_user_conn_add(void *ud, const char *user, int64_t *limit)
 {
+    wr_server_t *srv = ud;
     const wr_user_cfg_t *u = wr_users_find(&srv->cfg->auth, user, strlen(user));
     uintptr_t n = (uintptr_t)wr_map_get(srv->user_conns, wr_bytes_str(user));
 
@@ -521,32 +587,24 @@ int wr_server_user_conn_add(wr_server_t *srv, const char *user, int64_t *limit)
     return wr_map_put(srv->user_conns, wr_bytes_str(user), (void *)(n + 1));
 }
 
-void wr_server_user_conn_remove(wr_server_t *srv, const char *user)
+static void server_user_conn_remove(void *ud, const char *user)
 {
+    wr_server_t *srv = ud;
     uintptr_t n = (uintptr_t)wr_map_del(srv->user_conns, wr_bytes_str(user));
 
     if (n > 1)
         wr_map_put(srv->user_conns, wr_bytes_str(user), (void *)(n - 1));
 }
 
-wr_list_t *wr_server_conns(wr_server_t *srv)
+static int server_vhost_add(void *ud, const char *name)
 {
-    return &srv->conns;
-}
-
-const wr_map_t *wr_server_vhosts(const wr_server_t *srv)
-{
-    return srv->vhosts;
-}
-
-int wr_server_vhost_add(wr_server_t *srv, const char *name)
-{
+    wr_server_t *srv = ud;
     wr_vhost_t *vh;
     int rc;
 
     if (wr_map_get(srv->vhosts, wr_bytes_str(name)))
         return WR_EEXIST;
-    vh = wr_vhost_new(srv, name);
+    vh = wr_vhost_new(&srv->vhost_env, name);
     if (!vh)
         return WR_ENOMEM;
     rc = wr_map_put(srv->vhosts, wr_bytes_str(wr_vhost_name(vh)), vh);
@@ -555,12 +613,7 @@ int wr_server_vhost_add(wr_server_t *srv, const char *name)
     return rc;
 }
 
-struct wr_policies_s *wr_server_policies(wr_server_t *srv)
+const wr_mgmt_env_t *wr_server_mgmt_env(const wr_server_t *srv)
 {
-    return srv->policies;
-}
-
-struct wr_alarms_s *wr_server_alarms(wr_server_t *srv)
-{
-    return srv->alarms;
+    return &srv->mgmt_env;
 }

@@ -21,7 +21,6 @@
 #include "broker/amqp/handle_queue.h"
 #include "broker/base/log.h"
 #include "broker/amqp/reply_to.h"
-#include "broker/server.h"
 #include "broker/amqp/tx.h"
 #include "core/status.h"
 #include "protocol/table.h"
@@ -445,7 +444,7 @@ wr_channel_t *wr_channel_open(wr_conn_t *c, uint16_t id)
         return NULL;
     ch->conn = c;
     ch->vhost = wr_conn_vhost(c);
-    ch->reply_to = wr_server_reply_to(wr_conn_server(c));
+    ch->reply_to = wr_conn_env(c)->reply_to;
     ch->id = id;
     ch->state = WR_CH_OPEN;
     ch->asm_state = WR_ASM_METHOD;
@@ -453,8 +452,8 @@ wr_channel_t *wr_channel_open(wr_conn_t *c, uint16_t id)
     wr_list_init(&ch->confirms);
     ch->consumers = wr_map_new();
     ch->unacked = wr_unacked_new();
-    ch->flush_ev = event_new(wr_server_base(wr_conn_server(c)), -1, 0, confirms_flush_cb, ch);
-    ch->ack_ev = evtimer_new(wr_server_base(wr_conn_server(c)), ack_timer_cb, ch);
+    ch->flush_ev = event_new(wr_conn_env(c)->base, -1, 0, confirms_flush_cb, ch);
+    ch->ack_ev = evtimer_new(wr_conn_env(c)->base, ack_timer_cb, ch);
     if (ch->consumers == NULL || ch->unacked == NULL || ch->flush_ev == NULL || ch->ack_ev == NULL)
         goto err;
     wr_conn_send_method(c, id, &ok);
@@ -660,7 +659,7 @@ static void content_complete(wr_channel_t *ch)
 
 static void on_header(wr_channel_t *ch, wr_bytes_t payload)
 {
-    const wr_config_t *cfg = wr_server_config(wr_conn_server(ch->conn));
+    const wr_config_t *cfg = wr_conn_env(ch->conn)->cfg;
     uint16_t class_id, weight;
     uint64_t body_size = 0;
     wr_amqp_error_t e;

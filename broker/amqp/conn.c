@@ -26,7 +26,7 @@
 #include "broker/amqp/channel.h"
 #include "broker/amqp/conn_internal.h"
 #include "broker/base/log.h"
-#include "broker/server.h"
+#include "broker/base/loop.h"
 #include "broker/amqp/tls.h"
 #include "broker/vhost/vhost.h"
 #include "core/status.h"
@@ -231,9 +231,9 @@ void wr_conn_teardown(wr_conn_t *c)
     c->teardown_pending = false;
     conn_free_channels(c);
     if (c->vhost)
-        wr_vhost_conn_closed(c->vhost, c);
+        wr_vhost_conn_closed(c->vhost, c->id);
     if (c->user_counted)
-        wr_server_user_conn_remove(c->srv, c->user);
+        c->env->user_remove(c->env->ud, c->user);
     c->user_counted = false;
 }
 
@@ -254,7 +254,7 @@ static void conn_close_now(wr_conn_t *c, const char *reason)
     event_del(c->uncork_late);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     wr_log_info("connection closed: %s (%s)", c->name, c->reason);
-    wr_server_conn_done(c->srv, c);
+    c->env->done(c->env->ud, c);
 }
 
 /* Close once everything queued has been written (bounded by the close
@@ -500,7 +500,7 @@ static bool conn_output_holds(wr_conn_t *c)
  */
 static void conn_publish_received(wr_conn_t *c)
 {
-    wr_alarms_t *a = wr_server_alarms(c->srv);
+    wr_alarms_t *a = c->env->alarms;
     unsigned reasons = a ? wr_alarm_reasons(a) : 0;
 
     if (reasons == 0)
@@ -517,7 +517,7 @@ static void conn_publish_received(wr_conn_t *c)
 
 void wr_conn_throttle(wr_conn_t *c)
 {
-    wr_alarms_t *a = wr_server_alarms(c->srv);
+    wr_alarms_t *a = c->env->alarms;
 
     /* A running connection finds out at its next publish. */
     if (!c->blocked || c->state != WR_CONN_OPEN)
@@ -785,7 +785,7 @@ static void conn_unopened_channel(wr_conn_t *c, const wr_frame_t *f)
  */
 bool wr_conn_check_table(wr_conn_t *c, wr_bytes_t table, uint16_t channel, uint32_t method, const char *where)
 {
-    const wr_config_t *cfg = wr_server_config(c->srv);
+    const wr_config_t *cfg = c->env->cfg;
 
     if (table.len > cfg->max_table_size) {
         wr_conn_fail_fmt(c, channel, WR_AMQP_FRAME_ERROR, method, false,
@@ -1007,7 +1007,7 @@ static void on_topology_durable(void *ud)
  */
 static void conn_process(wr_conn_t *c)
 {
-    wr_durable_t *d = wr_server_durable(c->srv);
+    wr_durable_t *d = c->env->durable;
     uint64_t before = wr_durable_topology_seq(d);
 
     conn_process_frames(c);
@@ -1140,10 +1140,11 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 /* --- lifecycle ------------------------------------------------------------ */
 
-wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, uint64_t id, wr_tls_t *tls)
+wr_conn_t *wr_conn_new(const wr_conn_env_t *env, int fd, const struct sockaddr *peer, uint64_t id,
+                       wr_tls_t *tls)
 {
-    struct event_base *base = wr_server_base(srv);
-    uint32_t ms = wr_server_config(srv)->handshake_timeout;
+    struct event_base *base = env->base;
+    uint32_t ms = env->cfg->handshake_timeout;
     /* RabbitMQ's handshake_timeout: connection.open (and, here, the TLS
      * handshake before it) must be done by then. */
     struct timeval handshake = {ms / 1000, (ms % 1000) * 1000};
@@ -1157,7 +1158,7 @@ wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, ui
     wr_list_init(&c->topo_wait.link);
     c->topo_wait.fn = on_topology_durable;
     c->topo_wait.ud = c;
-    c->srv = srv;
+    c->env = env;
     c->id = id;
     c->state = WR_CONN_AWAIT_HEADER;
     c->frame_max = WR_FRAME_MIN_SIZE;
@@ -1269,9 +1270,9 @@ bool wr_conn_writable(const wr_conn_t *c)
     return c->state == WR_CONN_OPEN && evbuffer_get_length(wr_conn_output(c)) < WRITE_HIGH_WM;
 }
 
-wr_server_t *wr_conn_server(const wr_conn_t *c)
+const wr_conn_env_t *wr_conn_env(const wr_conn_t *c)
 {
-    return c->srv;
+    return c->env;
 }
 
 wr_vhost_t *wr_conn_vhost(const wr_conn_t *c)
@@ -1311,7 +1312,7 @@ bool wr_conn_client_has(const wr_conn_t *c, const char *capability)
  * connection has not published since. */
 static const char *conn_state_label(const wr_conn_t *c)
 {
-    wr_alarms_t *a = wr_server_alarms(c->srv);
+    wr_alarms_t *a = c->env->alarms;
 
     if (c->state != WR_CONN_OPEN)
         return wr_conn_state_name(c->state);

@@ -16,15 +16,42 @@
 #include "broker/base/message.h"
 #include "broker/config/config.h"
 #include "core/list.h"
+#include "core/map.h"
 #include "protocol/error.h"
 #include "protocol/methods.h"
 
 struct sockaddr;
 typedef struct wr_conn_s wr_conn_t;
 typedef struct wr_channel_s wr_channel_t;
-typedef struct wr_server_s wr_server_t;
 typedef struct wr_tls_s wr_tls_t;
 typedef struct wr_vhost_s wr_vhost_t;
+struct event_base;
+struct wr_alarms_s;
+struct wr_durable_s;
+struct wr_reply_to_s;
+
+/*
+ * What every connection is created with. The server fills one (it is the
+ * one place that wires modules together) and keeps it alive as long as its
+ * connections; alarms and durable are set once the store is open, before
+ * any client connects.
+ */
+typedef struct {
+    struct event_base *base;
+    const wr_config_t *cfg;         /* limits; users and permissions, which change at run time */
+    const wr_map_t *vhosts;         /* name -> wr_vhost_t */
+    struct wr_alarms_s *alarms;     /* flow alarms: publishers are held while they say so */
+    struct wr_durable_s *durable;   /* replies wait for the topology journal */
+    struct wr_reply_to_s *reply_to; /* the node's direct reply-to names */
+    /* Counts one more connection of `user`: WR_OK; WR_ETOOBIG when the
+     * user's limit (stored in *limit) is reached; WR_ENOMEM. */
+    int (*user_add)(void *ud, const char *user, int64_t *limit);
+    void (*user_remove)(void *ud, const char *user); /* undoes one user_add */
+    /* c has finished (socket side done, channels freed): the server frees
+     * it once the current callbacks have returned, never inside them. */
+    void (*done)(void *ud, wr_conn_t *c);
+    void *ud;
+} wr_conn_env_t;
 
 /* Queues one method frame. */
 void wr_conn_send_method(wr_conn_t *c, uint16_t channel, const wr_method_t *m);
@@ -43,7 +70,8 @@ void wr_conn_fail(wr_conn_t *c, const wr_amqp_error_t *err);
 
 /* False while the output buffer is above its high watermark: deliver nothing. */
 bool wr_conn_writable(const wr_conn_t *c);
-wr_server_t *wr_conn_server(const wr_conn_t *c);
+/* What the connection was created with. */
+const wr_conn_env_t *wr_conn_env(const wr_conn_t *c);
 wr_vhost_t *wr_conn_vhost(const wr_conn_t *c); /* set by connection.open */
 const char *wr_conn_user(const wr_conn_t *c);
 /* The user and its permission in the connection's vhost, for access checks
@@ -63,9 +91,10 @@ bool wr_conn_client_has(const wr_conn_t *c, const char *capability);
  * handshake, over TLS when tls is not NULL (a TLS listener's context). The server keeps each connection on
  * its lists through wr_conn_link. wr_conn_shutdown starts closing for a broker shutdown (320 to open
  * connections) and never frees. wr_conn_free releases everything, closing the socket; only the server's
- * reaper calls it, after the connection reported itself done (wr_server_conn_done), or at exit.
+ * reaper calls it, after the connection reported itself done (env->done), or at exit.
  */
-wr_conn_t *wr_conn_new(wr_server_t *srv, int fd, const struct sockaddr *peer, uint64_t id, wr_tls_t *tls);
+wr_conn_t *wr_conn_new(const wr_conn_env_t *env, int fd, const struct sockaddr *peer, uint64_t id,
+                       wr_tls_t *tls);
 wr_list_t *wr_conn_link(wr_conn_t *c);
 wr_conn_t *wr_conn_from_link(wr_list_t *link);
 void wr_conn_shutdown(wr_conn_t *c);

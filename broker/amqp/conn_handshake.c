@@ -20,7 +20,7 @@
 #include "broker/auth/auth.h"
 #include "broker/base/log.h"
 #include "broker/amqp/sasl.h"
-#include "broker/server.h"
+#include "broker/base/version.h"
 #include "broker/amqp/tls.h"
 #include "broker/vhost/vhost.h"
 #include "core/status.h"
@@ -137,7 +137,7 @@ static void conn_auth_fail(wr_conn_t *c, const char *mechanism, const char *fmt,
  */
 static const wr_user_cfg_t *conn_authenticate(wr_conn_t *c, wr_sasl_mech_t mech, wr_bytes_t response)
 {
-    const wr_config_t *cfg = wr_server_config(c->srv);
+    const wr_config_t *cfg = c->env->cfg;
     const char *name = wr_sasl_mech_name(mech);
     const wr_user_cfg_t *u;
     wr_bytes_t user, password;
@@ -190,7 +190,7 @@ static const wr_user_cfg_t *conn_authenticate(wr_conn_t *c, wr_sasl_mech_t mech,
 
 static void conn_start_ok(wr_conn_t *c, const wr_connection_start_ok_t *m)
 {
-    const wr_config_t *cfg = wr_server_config(c->srv);
+    const wr_config_t *cfg = c->env->cfg;
     wr_method_t tune = {.id = WR_CONNECTION_TUNE};
     wr_sasl_mech_t mech = wr_sasl_mech_parse(m->mechanism);
     const wr_user_cfg_t *u;
@@ -260,7 +260,7 @@ static bool conn_negotiate(wr_conn_t *c, const char *field, uint32_t min, uint32
 
 static void conn_tune_ok(wr_conn_t *c, const wr_connection_tune_ok_t *m)
 {
-    const wr_config_t *cfg = wr_server_config(c->srv);
+    const wr_config_t *cfg = c->env->cfg;
     size_t high;
 
     if (!conn_negotiate(c, "frame_max", WR_FRAME_MIN_SIZE, cfg->frame_max, m->frame_max) ||
@@ -284,7 +284,7 @@ static void conn_tune_ok(wr_conn_t *c, const wr_connection_tune_ok_t *m)
  * limit, then the user's access to the vhost. */
 static void conn_open(wr_conn_t *c, const wr_connection_open_t *m)
 {
-    wr_vhost_t *vh = wr_server_vhost(c->srv, m->virtual_host);
+    wr_vhost_t *vh = wr_map_get(c->env->vhosts, m->virtual_host);
     wr_method_t ok = {.id = WR_CONNECTION_OPEN_OK};
     int len = (int)m->virtual_host.len;
     const char *name = (const char *)m->virtual_host.data;
@@ -297,7 +297,7 @@ static void conn_open(wr_conn_t *c, const wr_connection_open_t *m)
                          name);
         return;
     }
-    rc = wr_server_user_conn_add(c->srv, c->user, &limit);
+    rc = c->env->user_add(c->env->ud, c->user, &limit);
     if (rc == WR_ETOOBIG) {
         wr_conn_fail_fmt(c, 0, WR_AMQP_NOT_ALLOWED, WR_CONNECTION_OPEN, false,
                          "connection refused for user '%s': user connection limit (%lld) is reached", c->user,
@@ -309,7 +309,7 @@ static void conn_open(wr_conn_t *c, const wr_connection_open_t *m)
         return;
     }
     c->user_counted = true;
-    c->who.perm = wr_users_permission(&wr_server_config(c->srv)->auth, c->user, name, m->virtual_host.len);
+    c->who.perm = wr_users_permission(&c->env->cfg->auth, c->user, name, m->virtual_host.len);
     if (!c->who.perm) {
         wr_conn_fail_fmt(c, 0, WR_AMQP_NOT_ALLOWED, WR_CONNECTION_OPEN, false,
                          "access to vhost '%.*s' refused for user '%s'", len, name, c->user);

@@ -42,7 +42,7 @@ typedef enum {
 
 struct wr_conn_s {
     wr_list_t link; /* on the server's live or closing list */
-    wr_server_t *srv;
+    const wr_conn_env_t *env;
     struct bufferevent *bev;
     wr_conn_state_t state;
     uint64_t id;

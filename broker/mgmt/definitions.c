@@ -11,6 +11,7 @@
  * declared, so queues start with their limits. Sections warren has no
  * equivalent for (parameters, topic permissions) are logged and skipped.
  */
+#include "broker/base/version.h"
 #include "broker/mgmt/definitions.h"
 
 #include <stdarg.h>
@@ -79,12 +80,12 @@ static void drop_vhost_fields(json_t *arr)
     }
 }
 
-json_t *wr_definitions_export(wr_server_t *srv, const wr_vhost_t *only)
+json_t *wr_definitions_export(const wr_mgmt_env_t *env, const wr_vhost_t *only)
 {
     static const char *const by_name[] = {"vhost", "name", NULL};
     static const char *const by_binding[] = {"vhost",       "source", "destination", "destination_type",
                                              "routing_key", NULL};
-    const wr_config_t *cfg = wr_server_config(srv);
+    const wr_config_t *cfg = env->cfg;
     json_t *exchanges = json_array(), *queues = json_array(), *bindings = json_array(),
            *vhosts = json_array();
     json_t *users = json_array(), *permissions = json_array(), *policies = json_array();
@@ -98,14 +99,14 @@ json_t *wr_definitions_export(wr_server_t *srv, const wr_vhost_t *only)
         json_array_append_new(users, wr_mgmt_user_json(&cfg->auth.users[i]));
     for (size_t i = 0; (perm = wr_users_permission_next(&cfg->auth, &i));)
         json_array_append_new(permissions, wr_mgmt_permission_json(perm));
-    while (wr_map_next(wr_server_vhosts(srv), &it, NULL, &vh)) {
+    while (wr_map_next(env->vhosts, &it, NULL, &vh)) {
         if (only && vh != only)
             continue;
         json_array_append_new(vhosts, json_pack("{s:s}", "name", wr_vhost_name(vh)));
         export_vhost(vh, exchanges, queues, bindings);
     }
     /* In vhost then name order already. */
-    wr_policy_foreach(srv, only ? wr_vhost_name(only) : NULL, export_policy, policies);
+    wr_policy_foreach(env->policies, only ? wr_vhost_name(only) : NULL, export_policy, policies);
     wr_mgmt_sort(vhosts, by_name + 1, false);
     wr_mgmt_sort(exchanges, by_name, false);
     wr_mgmt_sort(queues, by_name, false);
@@ -374,10 +375,10 @@ static void log_skipped(const json_t *defs)
     }
 }
 
-static bool apply_item(wr_server_t *srv, wr_vhost_t *only, const char *section, const json_t *obj,
+static bool apply_item(const wr_mgmt_env_t *env, wr_vhost_t *only, const char *section, const json_t *obj,
                        wr_buf_t *args_buf, char *err, size_t errlen)
 {
-    wr_vhost_t *vh = only ? only : wr_server_vhost(srv, str(obj, "vhost"));
+    wr_vhost_t *vh = only ? only : wr_map_get(env->vhosts, str(obj, "vhost"));
     const char *what = strcmp(section, "bindings") == 0 ? "binding"
                        : strcmp(section, "queues") == 0 ? "queue"
                                                         : "exchange";
@@ -412,17 +413,18 @@ static bool apply_item(wr_server_t *srv, wr_vhost_t *only, const char *section, 
     return ok;
 }
 
-static int apply_policy(wr_server_t *srv, wr_vhost_t *only, const json_t *obj, char *err, size_t errlen)
+static int apply_policy(const wr_mgmt_env_t *env, wr_vhost_t *only, const json_t *obj, char *err,
+                        size_t errlen)
 {
     const char *vhost = only ? wr_vhost_name(only) : json_string_value(json_object_get(obj, "vhost"));
     char why[300];
     int rc;
 
-    if (!wr_server_vhost(srv, wr_bytes_str(vhost))) {
+    if (!wr_map_get(env->vhosts, wr_bytes_str(vhost))) {
         snprintf(err, errlen, "policies: vhost '%s' does not exist", vhost);
         return WR_ESYNTAX;
     }
-    rc = wr_policy_put_json(srv, vhost, obj, why, sizeof(why));
+    rc = wr_policy_put_json(env->policies, vhost, obj, why, sizeof(why));
     if (rc != WR_OK)
         snprintf(err, errlen, "policy '%s' in vhost '%s': %s",
                  json_string_value(json_object_get(obj, "name")), vhost, why);
@@ -432,7 +434,7 @@ static int apply_policy(wr_server_t *srv, wr_vhost_t *only, const json_t *obj, c
 /* The users, then (after the vhosts) the permissions of a whole-broker
  * import, as RabbitMQ's rabbit_definitions: a user is created or replaced,
  * a permission needs its user and vhost. */
-static int apply_users(wr_server_t *srv, const json_t *defs, char *err, size_t errlen)
+static int apply_users(const wr_mgmt_env_t *env, const json_t *defs, char *err, size_t errlen)
 {
     size_t i;
     const json_t *item;
@@ -448,7 +450,7 @@ static int apply_users(wr_server_t *srv, const json_t *defs, char *err, size_t e
             snprintf(err, errlen, "users[%zu]: name must be a string", i);
             return WR_ESYNTAX;
         }
-        rc = wr_mgmt_put_user(srv, name, item, &created, why, sizeof(why));
+        rc = wr_mgmt_put_user(env, name, item, &created, why, sizeof(why));
         if (rc != WR_OK) {
             snprintf(err, errlen, "users: %s", why);
             return rc;
@@ -457,9 +459,9 @@ static int apply_users(wr_server_t *srv, const json_t *defs, char *err, size_t e
     return WR_OK;
 }
 
-static int apply_permissions(wr_server_t *srv, const json_t *defs, char *err, size_t errlen)
+static int apply_permissions(const wr_mgmt_env_t *env, const json_t *defs, char *err, size_t errlen)
 {
-    const wr_config_t *cfg = wr_server_config(srv);
+    const wr_config_t *cfg = env->cfg;
     size_t i;
     const json_t *item;
     bool created;
@@ -479,11 +481,11 @@ static int apply_permissions(wr_server_t *srv, const json_t *defs, char *err, si
             snprintf(err, errlen, "permissions: user '%s' does not exist", user);
             return WR_ESYNTAX;
         }
-        if (!wr_server_vhost(srv, wr_bytes_str(vhost))) {
+        if (!wr_map_get(env->vhosts, wr_bytes_str(vhost))) {
             snprintf(err, errlen, "permissions: vhost '%s' does not exist", vhost);
             return WR_ESYNTAX;
         }
-        rc = wr_mgmt_put_permission(srv, user, vhost, item, &created, why, sizeof(why));
+        rc = wr_mgmt_put_permission(env, user, vhost, item, &created, why, sizeof(why));
         if (rc != WR_OK) {
             snprintf(err, errlen, "permissions: %s", why);
             return rc;
@@ -492,7 +494,8 @@ static int apply_permissions(wr_server_t *srv, const json_t *defs, char *err, si
     return WR_OK;
 }
 
-int wr_definitions_import(wr_server_t *srv, const json_t *defs, wr_vhost_t *only, char *err, size_t errlen)
+int wr_definitions_import(const wr_mgmt_env_t *env, const json_t *defs, wr_vhost_t *only, char *err,
+                          size_t errlen)
 {
     wr_buf_t args = WR_BUF_INIT;
     int rc = check_document(defs, only != NULL, err, errlen);
@@ -501,7 +504,7 @@ int wr_definitions_import(wr_server_t *srv, const json_t *defs, wr_vhost_t *only
         return rc;
     log_skipped(defs);
     if (!only)
-        rc = apply_users(srv, defs, err, errlen);
+        rc = apply_users(env, defs, err, errlen);
     for (size_t s = 0; s < sizeof(applied) / sizeof(applied[0]) && rc == WR_OK; s++) {
         const json_t *arr = json_object_get(defs, applied[s]);
         size_t i;
@@ -512,7 +515,7 @@ int wr_definitions_import(wr_server_t *srv, const json_t *defs, wr_vhost_t *only
             if (s == 0) {
                 const char *name = json_string_value(json_object_get(item, "name"));
 
-                rc = only ? WR_OK : wr_server_vhost_add(srv, name);
+                rc = only ? WR_OK : env->vhost_add(env->ud, name);
                 if (rc == WR_EEXIST) {
                     rc = WR_OK;
                 } else if (rc != WR_OK) {
@@ -520,17 +523,17 @@ int wr_definitions_import(wr_server_t *srv, const json_t *defs, wr_vhost_t *only
                     break;
                 }
             } else if (s == 1) {
-                rc = apply_policy(srv, only, item, err, errlen);
+                rc = apply_policy(env, only, item, err, errlen);
                 if (rc != WR_OK)
                     break;
-            } else if (!apply_item(srv, only, applied[s], item, &args, err, errlen)) {
+            } else if (!apply_item(env, only, applied[s], item, &args, err, errlen)) {
                 rc = WR_ESYNTAX;
                 break;
             }
         }
     }
     if (rc == WR_OK && !only)
-        rc = apply_permissions(srv, defs, err, errlen);
+        rc = apply_permissions(env, defs, err, errlen);
     wr_buf_free(&args);
     return rc;
 }
@@ -556,9 +559,9 @@ int wr_definitions_check_file(const char *path, char *err, size_t errlen)
     return rc;
 }
 
-int wr_definitions_load(wr_server_t *srv)
+int wr_definitions_load(const wr_mgmt_env_t *env)
 {
-    const char *path = wr_server_config(srv)->load_definitions;
+    const char *path = env->cfg->load_definitions;
     json_error_t jerr;
     json_t *defs;
     char err[512];
@@ -571,7 +574,7 @@ int wr_definitions_load(wr_server_t *srv)
         wr_log_error("load_definitions: %s: %s", path, jerr.text);
         return WR_ESYNTAX;
     }
-    rc = wr_definitions_import(srv, defs, NULL, err, sizeof(err));
+    rc = wr_definitions_import(env, defs, NULL, err, sizeof(err));
     json_decref(defs);
     if (rc != WR_OK)
         wr_log_error("load_definitions: %s: %s", path, err);

@@ -13,11 +13,12 @@
 
 #include <jansson.h>
 
-#include "broker/server.h"
+#include "broker/mgmt/mgmt_env.h"
+#include "broker/vhost/vhost.h"
 
 /* Everything (only == NULL), or one vhost's objects without vhost fields,
  * as RabbitMQ's /api/definitions/VHOST. NULL on ENOMEM. */
-json_t *wr_definitions_export(wr_server_t *srv, const wr_vhost_t *only);
+json_t *wr_definitions_export(const wr_mgmt_env_t *env, const wr_vhost_t *only);
 /*
  * Checks the whole document first (a malformed one changes nothing), then
  * creates the vhosts it names (unless `only` is given: then every object
@@ -25,12 +26,13 @@ json_t *wr_definitions_export(wr_server_t *srv, const wr_vhost_t *only);
  * and bindings as a client would; existing objects must be equivalent. WR_OK, or WR_ESYNTAX /
  * WR_EEXIST... with one line saying what failed in err.
  */
-int wr_definitions_import(wr_server_t *srv, const json_t *defs, wr_vhost_t *only, char *err, size_t errlen);
+int wr_definitions_import(const wr_mgmt_env_t *env, const json_t *defs, wr_vhost_t *only, char *err,
+                          size_t errlen);
 /* Whether `path` holds a definitions document warren can import (for
  * --check-config). WR_OK or an error with the reason in err. */
 int wr_definitions_check_file(const char *path, char *err, size_t errlen);
 /* Imports the configuration's load_definitions file, if any. WR_OK, or an
  * error (logged). */
-int wr_definitions_load(wr_server_t *srv);
+int wr_definitions_load(const wr_mgmt_env_t *env);
 
 #endif

@@ -15,6 +15,7 @@
  * written: the loop never stalls on formatting, and a slow reader holds one
  * chunk, not the whole page.
  */
+#include "broker/base/version.h"
 #include "broker/mgmt/metrics.h"
 
 #include <errno.h>
@@ -40,7 +41,7 @@
 #define LINES_PER_CHUNK 4096
 
 struct wr_metrics_s {
-    wr_server_t *srv;
+    const wr_mgmt_env_t *env;
     const wr_mgmt_stats_t *stats;
     wr_mgmt_http_t *http;
     wr_list_t scrapes; /* per-object replies in progress (scrape_t) */
@@ -150,7 +151,7 @@ static void put_single(struct evbuffer *out, const char *name, const char *type,
 /* The flow alarms (broker/alarm.h) and the connections they hold. */
 static void render_alarms(const wr_metrics_t *m, struct evbuffer *out)
 {
-    wr_alarms_t *a = wr_server_alarms(m->srv);
+    wr_alarms_t *a = m->env->alarms;
     wr_alarm_status_t st;
     wr_conn_info_t info;
     size_t blocked = 0;
@@ -159,7 +160,7 @@ static void render_alarms(const wr_metrics_t *m, struct evbuffer *out)
     if (!a)
         return;
     wr_alarm_status(a, &st);
-    wr_list_foreach_safe(pos, tmp, wr_server_conns(m->srv))
+    wr_list_foreach_safe(pos, tmp, m->env->conns)
     {
         wr_conn_info(wr_conn_from_link(pos), &info);
         blocked += info.blocked;
@@ -196,10 +197,10 @@ static void render_node(const wr_metrics_t *m, struct evbuffer *out)
     wr_map_iter_t vit = {0}, qit;
     void *vh, *q;
 
-    wr_mgmt_conns_totals(m->srv, &conns, &channels);
-    wr_mgmt_stats_node_counts(m->srv, &c);
+    wr_mgmt_conns_totals(m->env, &conns, &channels);
+    wr_mgmt_stats_node_counts(m->env, &c);
     wr_mgmt_stats_node_rates(m->stats, &r);
-    while (wr_map_next(wr_server_vhosts(m->srv), &vit, NULL, &vh)) {
+    while (wr_map_next(m->env->vhosts, &vit, NULL, &vh)) {
         queues += wr_map_count(wr_vhost_queues(vh));
         qit = (wr_map_iter_t){0};
         while (wr_map_next(wr_vhost_queues(vh), &qit, NULL, &q))
@@ -241,7 +242,7 @@ static void render_queue_sums(const wr_metrics_t *m, struct evbuffer *out)
     wr_map_iter_t vit = {0}, qit;
     void *vh, *q;
 
-    while (wr_map_next(wr_server_vhosts(m->srv), &vit, NULL, &vh)) {
+    while (wr_map_next(m->env->vhosts, &vit, NULL, &vh)) {
         qit = (wr_map_iter_t){0};
         while (wr_map_next(wr_vhost_queues(vh), &qit, NULL, &q)) {
             queue_values(m, q, v);
@@ -316,7 +317,7 @@ static bool scrape_take(scrape_t *s)
     wr_map_iter_t vit = {0}, qit;
     void *vh, *q;
 
-    while (wr_map_next(wr_server_vhosts(s->m->srv), &vit, NULL, &vh)) {
+    while (wr_map_next(s->m->env->vhosts, &vit, NULL, &vh)) {
         qit = (wr_map_iter_t){0};
         while (wr_map_next(wr_vhost_queues(vh), &qit, NULL, &q)) {
             if (!scrape_add(s, vh, q))
@@ -451,18 +452,19 @@ uint64_t wr_metrics_rss_bytes(void)
     return (uint64_t)kb * 1024;
 }
 
-wr_metrics_t *wr_metrics_new(wr_server_t *srv, const wr_mgmt_stats_t *stats, const wr_listener_cfg_t *l)
+wr_metrics_t *wr_metrics_new(const wr_mgmt_env_t *env, const wr_mgmt_stats_t *stats,
+                             const wr_listener_cfg_t *l)
 {
     wr_metrics_t *m = calloc(1, sizeof(*m));
     wr_mgmt_http_opts_t o = {"Prometheus metrics", MAX_BODY_SIZE, MAX_BODY_SIZE, on_request, NULL, NULL};
 
     if (!m)
         return NULL;
-    m->srv = srv;
+    m->env = env;
     m->stats = stats;
     wr_list_init(&m->scrapes);
     o.arg = m;
-    m->http = wr_mgmt_http_new(wr_server_base(srv), l, &o);
+    m->http = wr_mgmt_http_new(env->base, l, &o);
     if (!m->http)
         goto err;
     wr_log_info("Prometheus metrics on http://%s:%u/metrics", l->address, l->port);

@@ -7,6 +7,7 @@
  * error shapes, and the small resources: overview, vhosts, users,
  * permissions, nodes, health checks.
  */
+#include "broker/base/version.h"
 #include "broker/mgmt/mgmt.h"
 
 #include <dirent.h>
@@ -48,7 +49,7 @@
 #define JSON_FLAGS        (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
 struct wr_mgmt_s {
-    wr_server_t *srv;
+    const wr_mgmt_env_t *env;
     wr_mgmt_http_t *http; /* NULL when the API is not configured */
     wr_metrics_t *metrics;
     wr_mgmt_stats_t *stats;
@@ -342,20 +343,20 @@ bool wr_mgmt_may_use(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
 
     if (wr_mgmt_has_tag(r->account, "administrator") || (r->method == WR_MGMT_GET && wr_mgmt_sees_all(r)))
         return true;
-    return wr_users_permission(&wr_server_config(r->srv)->auth, r->user, name, strlen(name)) != NULL;
+    return wr_users_permission(&r->env->cfg->auth, r->user, name, strlen(name)) != NULL;
 }
 
 wr_access_who_t wr_mgmt_who(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
 {
     const char *name = wr_vhost_name(vh);
 
-    return (wr_access_who_t){
-        wr_users_permission(&wr_server_config(r->srv)->auth, r->user, name, strlen(name)), name, r->user};
+    return (wr_access_who_t){wr_users_permission(&r->env->cfg->auth, r->user, name, strlen(name)), name,
+                             r->user};
 }
 
 wr_vhost_t *wr_mgmt_vhost(wr_mgmt_req_t *r, size_t i)
 {
-    wr_vhost_t *vh = wr_server_vhost(r->srv, wr_bytes_str(r->seg[i]));
+    wr_vhost_t *vh = wr_map_get(r->env->vhosts, wr_bytes_str(r->seg[i]));
 
     if (!vh) {
         wr_mgmt_not_found(r);
@@ -372,7 +373,7 @@ wr_vhost_t *wr_mgmt_vhost(wr_mgmt_req_t *r, size_t i)
 
 static json_t *listeners_json(const wr_mgmt_req_t *r)
 {
-    const wr_config_t *cfg = wr_server_config(r->srv);
+    const wr_config_t *cfg = r->env->cfg;
     json_t *arr = json_array();
 
     for (size_t i = 0; i < cfg->nlisteners; i++)
@@ -415,10 +416,10 @@ static void overview(wr_mgmt_req_t *r)
         wr_mgmt_not_allowed(r, "GET");
         return;
     }
-    wr_mgmt_stats_node_counts(r->srv, &c);
+    wr_mgmt_stats_node_counts(r->env, &c);
     wr_mgmt_stats_node_rates(r->stats, &rt);
-    wr_mgmt_conns_totals(r->srv, &conns, &channels);
-    while (wr_map_next(wr_server_vhosts(r->srv), &it, NULL, &vh)) {
+    wr_mgmt_conns_totals(r->env, &conns, &channels);
+    while (wr_map_next(r->env->vhosts, &it, NULL, &vh)) {
         exchanges += wr_map_count(wr_vhost_exchanges(vh));
         queues += wr_map_count(wr_vhost_queues(vh));
         qit = (wr_map_iter_t){0};
@@ -530,10 +531,10 @@ static int parse_tags(const json_t *v, char *buf, size_t buflen, const char **ta
 
 #define MAX_TAGS 32
 
-int wr_mgmt_put_user(wr_server_t *srv, const char *name, const json_t *obj, bool *created, char *err,
+int wr_mgmt_put_user(const wr_mgmt_env_t *env, const char *name, const json_t *obj, bool *created, char *err,
                      size_t errlen)
 {
-    wr_config_t *cfg = wr_server_config_mut(srv);
+    wr_config_t *cfg = env->cfg;
     const wr_user_cfg_t *old = wr_users_find(&cfg->auth, name, strlen(name));
     const json_t *password = json_object_get(obj, "password");
     const json_t *hash = json_object_get(obj, "password_hash");
@@ -594,7 +595,7 @@ int wr_mgmt_put_user(wr_server_t *srv, const char *name, const json_t *obj, bool
     return WR_OK;
 }
 
-int wr_mgmt_put_permission(wr_server_t *srv, const char *user, const char *vhost, const json_t *obj,
+int wr_mgmt_put_permission(const wr_mgmt_env_t *env, const char *user, const char *vhost, const json_t *obj,
                            bool *created, char *err, size_t errlen)
 {
     static const char *const kinds[WR_PERM_KINDS] = {"configure", "write", "read"};
@@ -608,16 +609,15 @@ int wr_mgmt_put_permission(wr_server_t *srv, const char *user, const char *vhost
             return WR_ESYNTAX;
         }
     }
-    return wr_users_put_permission(&wr_server_config_mut(srv)->auth, user, vhost, pattern, created, err,
-                                   errlen);
+    return wr_users_put_permission(&env->cfg->auth, user, vhost, pattern, created, err, errlen);
 }
 
 /* RabbitMQ closes a deleted user's connections (rabbit_connection_tracking_handler). */
-static void close_user_conns(wr_server_t *srv, const char *user)
+static void close_user_conns(const wr_mgmt_env_t *env, const char *user)
 {
     wr_list_t *pos, *tmp;
 
-    wr_list_foreach_safe(pos, tmp, wr_server_conns(srv))
+    wr_list_foreach_safe(pos, tmp, env->conns)
     {
         wr_conn_t *c = wr_conn_from_link(pos);
         wr_conn_info_t info;
@@ -645,7 +645,7 @@ static void put_reply(wr_mgmt_req_t *r, int rc, bool created, const char *err)
 
 static void user_one(wr_mgmt_req_t *r)
 {
-    const wr_config_t *cfg = wr_server_config(r->srv);
+    const wr_config_t *cfg = r->env->cfg;
     const char *name = r->seg[1];
     const wr_user_cfg_t *u = wr_users_find(&cfg->auth, name, strlen(name));
     json_t *body;
@@ -659,11 +659,11 @@ static void user_one(wr_mgmt_req_t *r)
         else
             wr_mgmt_not_found(r);
     } else if (r->method == WR_MGMT_DELETE) {
-        if (!wr_users_delete(&wr_server_config_mut(r->srv)->auth, name)) {
+        if (!wr_users_delete(&r->env->cfg->auth, name)) {
             wr_mgmt_not_found(r);
             return;
         }
-        close_user_conns(r->srv, name);
+        close_user_conns(r->env, name);
         wr_mgmt_reply(r, 204, NULL);
     } else if (r->method == WR_MGMT_PUT) {
         if (!(body = wr_mgmt_body(r)))
@@ -674,7 +674,7 @@ static void user_one(wr_mgmt_req_t *r)
             wr_mgmt_error(r, 400, "bad_request", "tags_not_present");
             return;
         }
-        rc = wr_mgmt_put_user(r->srv, name, body, &created, err, sizeof(err));
+        rc = wr_mgmt_put_user(r->env, name, body, &created, err, sizeof(err));
         json_decref(body);
         put_reply(r, rc, created, err);
     } else {
@@ -685,7 +685,7 @@ static void user_one(wr_mgmt_req_t *r)
 /* The permissions of `user` (NULL: anyone's) in `vhost` (NULL: any). */
 static json_t *permissions_of(const wr_mgmt_req_t *r, const char *user, const char *vhost)
 {
-    const wr_config_t *cfg = wr_server_config(r->srv);
+    const wr_config_t *cfg = r->env->cfg;
     const wr_permission_cfg_t *perm;
     json_t *arr = json_array();
     size_t i = 0;
@@ -701,8 +701,8 @@ static json_t *permissions_of(const wr_mgmt_req_t *r, const char *user, const ch
 static void permissions_by(wr_mgmt_req_t *r, bool by_user)
 {
     const char *name = r->seg[1];
-    bool exists = by_user ? wr_users_find(&wr_server_config(r->srv)->auth, name, strlen(name)) != NULL
-                          : wr_server_vhost(r->srv, wr_bytes_str(name)) != NULL;
+    bool exists = by_user ? wr_users_find(&r->env->cfg->auth, name, strlen(name)) != NULL
+                          : wr_map_get(r->env->vhosts, wr_bytes_str(name)) != NULL;
     json_t *arr;
 
     if (!administrator_only(r))
@@ -715,7 +715,7 @@ static void permissions_by(wr_mgmt_req_t *r, bool by_user)
 
 static void users(wr_mgmt_req_t *r)
 {
-    const wr_config_t *cfg = wr_server_config(r->srv);
+    const wr_config_t *cfg = r->env->cfg;
     json_t *arr;
 
     if (!administrator_only(r))
@@ -739,7 +739,7 @@ static void users(wr_mgmt_req_t *r)
 /* /api/permissions/VHOST/USER */
 static void permission_one(wr_mgmt_req_t *r)
 {
-    const wr_config_t *cfg = wr_server_config(r->srv);
+    const wr_config_t *cfg = r->env->cfg;
     const char *vhost = r->seg[1], *user = r->seg[2];
     const wr_permission_cfg_t *perm;
     json_t *body;
@@ -747,7 +747,7 @@ static void permission_one(wr_mgmt_req_t *r)
     bool created = false;
     int rc;
 
-    if (!wr_server_vhost(r->srv, wr_bytes_str(vhost)) || !wr_users_find(&cfg->auth, user, strlen(user))) {
+    if (!wr_map_get(r->env->vhosts, wr_bytes_str(vhost)) || !wr_users_find(&cfg->auth, user, strlen(user))) {
         /* RabbitMQ: a PUT is a bad request, anything else not found. */
         if (r->method == WR_MGMT_PUT)
             wr_mgmt_error(r, 400, "bad_request", "vhost_or_user_not_found");
@@ -762,14 +762,14 @@ static void permission_one(wr_mgmt_req_t *r)
         else
             wr_mgmt_not_found(r);
     } else if (r->method == WR_MGMT_DELETE) {
-        if (wr_users_delete_permission(&wr_server_config_mut(r->srv)->auth, user, vhost))
+        if (wr_users_delete_permission(&r->env->cfg->auth, user, vhost))
             wr_mgmt_reply(r, 204, NULL);
         else
             wr_mgmt_not_found(r);
     } else if (r->method == WR_MGMT_PUT) {
         if (!(body = wr_mgmt_body(r)))
             return;
-        rc = wr_mgmt_put_permission(r->srv, user, vhost, body, &created, err, sizeof(err));
+        rc = wr_mgmt_put_permission(r->env, user, vhost, body, &created, err, sizeof(err));
         json_decref(body);
         put_reply(r, rc, created, err);
     } else {
@@ -819,7 +819,7 @@ static void vhosts(wr_mgmt_req_t *r)
         return;
     }
     arr = json_array();
-    while (wr_map_next(wr_server_vhosts(r->srv), &it, NULL, &vh)) {
+    while (wr_map_next(r->env->vhosts, &it, NULL, &vh)) {
         if (wr_mgmt_may_use(r, vh))
             json_array_append_new(arr, vhost_json(r, vh));
     }
@@ -835,9 +835,9 @@ static void whoami(wr_mgmt_req_t *r)
         wr_mgmt_reply(r, 200, json_pack("{s:s, s:o}", "name", r->user, "tags", tags_json(r->account)));
 }
 
-static void alarm_status(wr_server_t *srv, wr_alarm_status_t *st)
+static void alarm_status(const wr_mgmt_env_t *env, wr_alarm_status_t *st)
 {
-    const wr_alarms_t *a = wr_server_alarms(srv);
+    const wr_alarms_t *a = env->alarms;
 
     *st = (wr_alarm_status_t){0};
     if (a)
@@ -856,7 +856,7 @@ static void health(wr_mgmt_req_t *r)
                           r->nseg == 3 && strcmp(r->seg[1], "checks") == 0 &&
                               (strcmp(r->seg[2], "alarms") == 0 || strcmp(r->seg[2], "local-alarms") == 0)))
         return;
-    alarm_status(r->srv, &st);
+    alarm_status(r->env, &st);
     if (!st.memory && !st.disk) {
         wr_mgmt_reply(r, 200, json_pack("{s:s}", "status", "ok"));
         return;
@@ -902,7 +902,7 @@ static json_t *node_json(const wr_mgmt_t *m)
     json_t *node;
     char pid[32];
 
-    alarm_status(m->srv, &st);
+    alarm_status(m->env, &st);
     clock_gettime(CLOCK_MONOTONIC, &now);
     snprintf(pid, sizeof(pid), "%ld", (long)getpid());
     node = json_pack(
@@ -910,11 +910,11 @@ static json_t *node_json(const wr_mgmt_t *m)
         "os_pid", pid, "uptime",
         (json_int_t)((now.tv_sec - m->started.tv_sec) * 1000 + (now.tv_nsec - m->started.tv_nsec) / 1000000),
         "processors", (int)sysconf(_SC_NPROCESSORS_ONLN), "mem_used",
-        (json_int_t)(wr_server_alarms(m->srv) ? st.mem_used : wr_metrics_rss_bytes()), "mem_alarm", st.memory,
+        (json_int_t)(m->env->alarms ? st.mem_used : wr_metrics_rss_bytes()), "mem_alarm", st.memory,
         "disk_free_alarm", st.disk, "partitions", json_array());
     if (!node)
         return NULL;
-    if (wr_server_alarms(m->srv))
+    if (m->env->alarms)
         json_object_update_new(node, json_pack("{s:I, s:I, s:I}", "mem_limit", (json_int_t)st.mem_limit,
                                                "disk_free", (json_int_t)st.disk_free, "disk_free_limit",
                                                (json_int_t)st.disk_limit));
@@ -964,7 +964,7 @@ static void definitions(wr_mgmt_req_t *r)
     if (r->nseg == 2 && !(only = wr_mgmt_vhost(r, 1)))
         return;
     if (r->method == WR_MGMT_GET) {
-        body = wr_definitions_export(r->srv, only);
+        body = wr_definitions_export(r->env, only);
         wr_mgmt_reply(r, body ? 200 : 500, body);
         return;
     }
@@ -975,7 +975,7 @@ static void definitions(wr_mgmt_req_t *r)
     body = wr_mgmt_body(r);
     if (!body)
         return;
-    if (wr_definitions_import(r->srv, body, only, err, sizeof(err)) != WR_OK)
+    if (wr_definitions_import(r->env, body, only, err, sizeof(err)) != WR_OK)
         wr_mgmt_error(r, 400, "bad_request", "%s", err);
     else
         wr_mgmt_reply(r, 204, NULL);
@@ -989,7 +989,7 @@ static void definitions(wr_mgmt_req_t *r)
  * user, or NULL. */
 static const wr_user_cfg_t *authenticate(const wr_mgmt_t *m, const char *h, const struct sockaddr *peer)
 {
-    const wr_config_t *cfg = wr_server_config(m->srv);
+    const wr_config_t *cfg = m->env->cfg;
     uint8_t creds[1024];
     const uint8_t *colon;
     const wr_user_cfg_t *u;
@@ -1117,7 +1117,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 {
     wr_mgmt_t *m = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    wr_mgmt_req_t r = {.mgmt = m, .srv = m->srv, .stats = m->stats, .node = m->node, .req = req};
+    wr_mgmt_req_t r = {.mgmt = m, .env = m->env, .stats = m->stats, .node = m->node, .req = req};
     const char *query;
 
     r.method = method_of(evhttp_request_get_command(req));
@@ -1168,16 +1168,16 @@ static wr_mgmt_http_t *http_listen(wr_mgmt_t *m, const wr_listener_cfg_t *l)
 {
     wr_mgmt_http_opts_t o = {"the management API", MAX_BODY_SIZE, PREAUTH_BODY_SIZE,
                              on_request,           may_send_body, m};
-    wr_mgmt_http_t *http = wr_mgmt_http_new(wr_server_base(m->srv), l, &o);
+    wr_mgmt_http_t *http = wr_mgmt_http_new(m->env->base, l, &o);
 
     if (http)
         wr_log_info("management API listening on %s port %u", l->address, l->port);
     return http;
 }
 
-int wr_mgmt_start(wr_server_t *srv, wr_mgmt_t **out)
+int wr_mgmt_start(const wr_mgmt_env_t *env, wr_mgmt_t **out)
 {
-    const wr_config_t *cfg = wr_server_config(srv);
+    const wr_config_t *cfg = env->cfg;
     wr_mgmt_t *m;
     char host[256] = "localhost";
 
@@ -1187,18 +1187,18 @@ int wr_mgmt_start(wr_server_t *srv, wr_mgmt_t **out)
     m = calloc(1, sizeof(*m));
     if (!m)
         return WR_ENOMEM;
-    m->srv = srv;
+    m->env = env;
     clock_gettime(CLOCK_MONOTONIC, &m->started);
     gethostname(host, sizeof(host) - 1);
     snprintf(m->node, sizeof(m->node), "warren@%s", host);
-    m->stats = wr_mgmt_stats_new(srv, cfg->collect_statistics_interval);
+    m->stats = wr_mgmt_stats_new(env, cfg->collect_statistics_interval);
     if (!m->stats) {
         wr_log_error("out of memory starting the statistics sampler");
         goto err;
     }
     if (cfg->management.address && !(m->http = http_listen(m, &cfg->management)))
         goto err;
-    if (cfg->prometheus.address && !(m->metrics = wr_metrics_new(srv, m->stats, &cfg->prometheus)))
+    if (cfg->prometheus.address && !(m->metrics = wr_metrics_new(env, m->stats, &cfg->prometheus)))
         goto err;
     *out = m;
     return WR_OK;

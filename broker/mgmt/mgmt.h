@@ -8,7 +8,7 @@
 #ifndef WR_BROKER_MGMT_H
 #define WR_BROKER_MGMT_H
 
-#include "broker/server.h"
+#include "broker/mgmt/mgmt_env.h"
 
 typedef struct wr_mgmt_s wr_mgmt_t;
 
@@ -17,7 +17,7 @@ typedef struct wr_mgmt_s wr_mgmt_t;
  * *out is NULL when neither management nor prometheus is configured. WR_OK,
  * or WR_EIO / WR_ENOMEM (logged) with *out NULL.
  */
-int wr_mgmt_start(wr_server_t *srv, wr_mgmt_t **out);
+int wr_mgmt_start(const wr_mgmt_env_t *env, wr_mgmt_t **out);
 /* Closes the listeners and their open HTTP connections. Call before the
  * vhosts are freed. NULL is a no-op. */
 void wr_mgmt_free(wr_mgmt_t *m);

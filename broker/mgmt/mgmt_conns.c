@@ -128,7 +128,7 @@ static wr_conn_t *find_conn(const wr_mgmt_req_t *r, const char *name)
 {
     wr_list_t *pos, *tmp;
 
-    wr_list_foreach_safe(pos, tmp, wr_server_conns(r->srv))
+    wr_list_foreach_safe(pos, tmp, r->env->conns)
     {
         wr_conn_t *c = wr_conn_from_link(pos);
 
@@ -145,7 +145,7 @@ static json_t *channels_json(const wr_mgmt_req_t *r, const wr_conn_t *c, const c
     chan_ctx_t x = {r, c, json_array(), only};
     wr_list_t *pos, *tmp;
 
-    wr_list_foreach_safe(pos, tmp, wr_server_conns(r->srv))
+    wr_list_foreach_safe(pos, tmp, r->env->conns)
     {
         x.conn = wr_conn_from_link(pos);
         if (visible(r, x.conn) && (!c || c == x.conn))
@@ -170,7 +170,7 @@ void wr_mgmt_conns_connections(wr_mgmt_req_t *r)
             return;
         }
         arr = json_array();
-        wr_list_foreach_safe(pos, tmp, wr_server_conns(r->srv))
+        wr_list_foreach_safe(pos, tmp, r->env->conns)
         {
             c = wr_conn_from_link(pos);
             if (visible(r, c))
@@ -221,13 +221,13 @@ void wr_mgmt_conns_channels(wr_mgmt_req_t *r)
         wr_mgmt_not_found(r);
 }
 
-void wr_mgmt_conns_totals(wr_server_t *srv, size_t *connections, size_t *channels)
+void wr_mgmt_conns_totals(const wr_mgmt_env_t *env, size_t *connections, size_t *channels)
 {
     wr_list_t *pos, *tmp;
     wr_conn_info_t info;
 
     *connections = *channels = 0;
-    wr_list_foreach_safe(pos, tmp, wr_server_conns(srv))
+    wr_list_foreach_safe(pos, tmp, env->conns)
     {
         wr_conn_info(wr_conn_from_link(pos), &info);
         if (info.open) {
@@ -283,13 +283,13 @@ static int compare_refs(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void index_build(wr_server_t *srv, chan_index_t *idx)
+static void index_build(const wr_mgmt_env_t *env, chan_index_t *idx)
 {
     wr_list_t *pos, *tmp;
     wr_conn_info_t info;
 
     *idx = (chan_index_t){NULL, 0, 0};
-    wr_list_foreach_safe(pos, tmp, wr_server_conns(srv))
+    wr_list_foreach_safe(pos, tmp, env->conns)
     {
         index_ctx_t x = {idx, wr_conn_from_link(pos)};
 
@@ -356,7 +356,7 @@ json_t *wr_mgmt_conns_queue_consumers(const wr_mgmt_req_t *r, const wr_vhost_t *
     chan_index_t idx;
     consumers_ctx_t x = {r, &idx, wr_vhost_name(vh), q, json_array()};
 
-    index_build(r->srv, &idx);
+    index_build(r->env, &idx);
     if (x.arr)
         wr_queue_foreach_consumer(q, add_consumer, &x);
     free(idx.refs);
@@ -377,8 +377,8 @@ void wr_mgmt_conns_consumers(wr_mgmt_req_t *r)
     if (r->nseg == 2 && !(only = wr_mgmt_vhost(r, 1)))
         return;
     x.arr = json_array();
-    index_build(r->srv, &idx);
-    while (x.arr && wr_map_next(wr_server_vhosts(r->srv), &vit, NULL, &vh)) {
+    index_build(r->env, &idx);
+    while (x.arr && wr_map_next(r->env->vhosts, &vit, NULL, &vh)) {
         if ((only && vh != only) || !wr_mgmt_may_use(r, vh))
             continue;
         x.vhost = wr_vhost_name(vh);

@@ -23,6 +23,6 @@ void wr_mgmt_conns_consumers(wr_mgmt_req_t *r);
  * consumer_details; NULL on ENOMEM. */
 json_t *wr_mgmt_conns_queue_consumers(const wr_mgmt_req_t *r, const wr_vhost_t *vh, const wr_queue_t *q);
 /* How many open connections and channels there are (overview, metrics). */
-void wr_mgmt_conns_totals(wr_server_t *srv, size_t *connections, size_t *channels);
+void wr_mgmt_conns_totals(const wr_mgmt_env_t *env, size_t *connections, size_t *channels);
 
 #endif

@@ -15,7 +15,7 @@
 
 #include "broker/auth/access.h"
 #include "broker/mgmt/mgmt_stats.h"
-#include "broker/server.h"
+#include "broker/mgmt/mgmt_env.h"
 #include "protocol/error.h"
 
 struct evhttp_request;
@@ -27,7 +27,7 @@ typedef enum { WR_MGMT_GET, WR_MGMT_PUT, WR_MGMT_POST, WR_MGMT_DELETE, WR_MGMT_O
 
 typedef struct {
     const struct wr_mgmt_s *mgmt; /* the API serving it (mgmt.c's own state) */
-    wr_server_t *srv;
+    const wr_mgmt_env_t *env;
     const wr_mgmt_stats_t *stats;
     const char *node; /* "warren@host" */
     struct evhttp_request *req;
@@ -80,11 +80,11 @@ json_t *wr_mgmt_permission_json(const wr_permission_cfg_t *p);
  * password (an existing user keeps its own); "tags" an array or a
  * comma-separated string. WR_ESYNTAX with err set for bad input.
  */
-int wr_mgmt_put_user(wr_server_t *srv, const char *name, const json_t *obj, bool *created, char *err,
+int wr_mgmt_put_user(const wr_mgmt_env_t *env, const char *name, const json_t *obj, bool *created, char *err,
                      size_t errlen);
 /* Sets user's permission in vhost from "configure", "write", "read"
  * (strings; all three required). WR_ESYNTAX with err set for bad input. */
-int wr_mgmt_put_permission(wr_server_t *srv, const char *user, const char *vhost, const json_t *obj,
+int wr_mgmt_put_permission(const wr_mgmt_env_t *env, const char *user, const char *vhost, const json_t *obj,
                            bool *created, char *err, size_t errlen);
 /* A query parameter, or NULL. */
 const char *wr_mgmt_query(const wr_mgmt_req_t *r, const char *key);

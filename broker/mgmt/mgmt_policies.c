@@ -23,7 +23,7 @@ typedef struct {
 static void add_policy(void *ud, const wr_policy_t *p)
 {
     list_ctx_t *x = ud;
-    const wr_vhost_t *vh = wr_server_vhost(x->r->srv, wr_bytes_str(p->vhost));
+    const wr_vhost_t *vh = wr_map_get(x->r->env->vhosts, wr_bytes_str(p->vhost));
 
     if (vh && wr_mgmt_may_use(x->r, vh))
         json_array_append_new(x->arr, wr_policy_to_json(p));
@@ -95,8 +95,8 @@ static void put_policy(wr_mgmt_req_t *r, const char *vhost, const char *name)
         bad_field(r, "priority should be a number, actually was ", prio);
     if (r->replied)
         goto out;
-    created = wr_policy_get(r->srv, vhost, name) == NULL;
-    rc = wr_policy_put(r->srv, vhost, name, json_string_value(pattern),
+    created = wr_policy_get(r->env->policies, vhost, name) == NULL;
+    rc = wr_policy_put(r->env->policies, vhost, name, json_string_value(pattern),
                        apply ? json_string_value(apply) : NULL, prio ? json_integer_value(prio) : 0, def, err,
                        sizeof(err));
     if (rc == WR_OK)
@@ -125,7 +125,7 @@ static void policy_one(wr_mgmt_req_t *r)
         wr_mgmt_error(r, 401, "not_authorised", "User not authorised to access object");
         return;
     }
-    if (r->method == WR_MGMT_PUT && !wr_server_vhost(r->srv, wr_bytes_str(vhost))) {
+    if (r->method == WR_MGMT_PUT && !wr_map_get(r->env->vhosts, wr_bytes_str(vhost))) {
         wr_mgmt_error(r, 404, "not_found", "vhost_not_found");
         return;
     }
@@ -134,11 +134,11 @@ static void policy_one(wr_mgmt_req_t *r)
     if (r->method == WR_MGMT_PUT) {
         put_policy(r, vhost, name);
     } else if (r->method == WR_MGMT_DELETE) {
-        if (wr_policy_delete(r->srv, vhost, name) == WR_OK)
+        if (wr_policy_delete(r->env->policies, vhost, name) == WR_OK)
             wr_mgmt_reply(r, 204, NULL);
         else
             wr_mgmt_not_found(r);
-    } else if ((p = wr_policy_get(r->srv, vhost, name)) != NULL) {
+    } else if ((p = wr_policy_get(r->env->policies, vhost, name)) != NULL) {
         wr_mgmt_reply(r, 200, wr_policy_to_json(p));
     } else {
         wr_mgmt_not_found(r);
@@ -160,6 +160,6 @@ void wr_mgmt_policies(wr_mgmt_req_t *r)
         return;
     x.arr = json_array();
     if (x.arr)
-        wr_policy_foreach(r->srv, vh ? wr_vhost_name(vh) : NULL, add_policy, &x);
+        wr_policy_foreach(r->env->policies, vh ? wr_vhost_name(vh) : NULL, add_policy, &x);
     wr_mgmt_reply(r, x.arr ? 200 : 500, x.arr);
 }

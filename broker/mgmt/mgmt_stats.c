@@ -32,7 +32,7 @@ typedef struct {
 } sample_t;
 
 struct wr_mgmt_stats_s {
-    wr_server_t *srv;
+    const wr_mgmt_env_t *env;
     struct event *timer;
     wr_map_t *samples; /* object address -> sample_t */
     sample_t node;
@@ -80,13 +80,13 @@ void wr_mgmt_stats_vhost_counts(const wr_vhost_t *vh, wr_mgmt_counts_t *out)
     }
 }
 
-void wr_mgmt_stats_node_counts(const wr_server_t *srv, wr_mgmt_counts_t *out)
+void wr_mgmt_stats_node_counts(const wr_mgmt_env_t *env, wr_mgmt_counts_t *out)
 {
     wr_map_iter_t it = {0};
     void *vh;
 
     *out = (wr_mgmt_counts_t){{0}};
-    while (wr_map_next(wr_server_vhosts(srv), &it, NULL, &vh)) {
+    while (wr_map_next(env->vhosts, &it, NULL, &vh)) {
         wr_mgmt_counts_t c;
 
         wr_mgmt_stats_vhost_counts(vh, &c);
@@ -153,7 +153,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     void *vh, *q, *e;
 
     s->tick++;
-    while (wr_map_next(wr_server_vhosts(s->srv), &it, NULL, &vh)) {
+    while (wr_map_next(s->env->vhosts, &it, NULL, &vh)) {
         sample_t *ve = sample_of(s, vh, NULL);
 
         if (ve) {
@@ -170,7 +170,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             }
         }
     }
-    wr_mgmt_stats_node_counts(s->srv, &c);
+    wr_mgmt_stats_node_counts(s->env, &c);
     record(&s->node, &c, t, s->tick);
     it = (wr_map_iter_t){0};
     while (wr_map_next(s->samples, &it, NULL, &e)) {
@@ -183,16 +183,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-wr_mgmt_stats_t *wr_mgmt_stats_new(wr_server_t *srv, uint32_t interval_ms)
+wr_mgmt_stats_t *wr_mgmt_stats_new(const wr_mgmt_env_t *env, uint32_t interval_ms)
 {
     wr_mgmt_stats_t *s = calloc(1, sizeof(*s));
     struct timeval tv = {interval_ms / 1000, (interval_ms % 1000) * 1000};
 
     if (!s)
         return NULL;
-    s->srv = srv;
+    s->env = env;
     s->samples = wr_map_new();
-    s->timer = event_new(wr_server_base(srv), -1, EV_PERSIST, on_tick, s);
+    s->timer = event_new(env->base, -1, EV_PERSIST, on_tick, s);
     if (!s->samples || !s->timer || event_add(s->timer, &tv) != 0)
         goto err;
     on_tick(-1, 0, s);

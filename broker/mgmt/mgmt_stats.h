@@ -12,7 +12,8 @@
 #include <stdint.h>
 
 #include "broker/queue/queue.h"
-#include "broker/server.h"
+#include "broker/mgmt/mgmt_env.h"
+#include "broker/vhost/vhost.h"
 
 /* The counters, in the order their names are listed (wr_mgmt_stats_name). */
 enum {
@@ -45,10 +46,10 @@ const char *wr_mgmt_stats_name(int counter);
 
 void wr_mgmt_stats_queue_counts(const wr_queue_t *q, wr_mgmt_counts_t *out);
 void wr_mgmt_stats_vhost_counts(const wr_vhost_t *vh, wr_mgmt_counts_t *out);
-void wr_mgmt_stats_node_counts(const wr_server_t *srv, wr_mgmt_counts_t *out);
+void wr_mgmt_stats_node_counts(const wr_mgmt_env_t *env, wr_mgmt_counts_t *out);
 
-/* Starts sampling every interval_ms on srv's loop. NULL on ENOMEM. */
-wr_mgmt_stats_t *wr_mgmt_stats_new(wr_server_t *srv, uint32_t interval_ms);
+/* Starts sampling every interval_ms on env's loop. NULL on ENOMEM. */
+wr_mgmt_stats_t *wr_mgmt_stats_new(const wr_mgmt_env_t *env, uint32_t interval_ms);
 /* Stops the timer and drops the sampler's queue references; call before
  * the vhosts are freed. NULL is a no-op. */
 void wr_mgmt_stats_free(wr_mgmt_stats_t *s);

@@ -262,7 +262,7 @@ static json_t *list_all(const wr_mgmt_req_t *r, const wr_vhost_t *only, bool que
     wr_map_iter_t vit = {0}, it;
     void *vh, *obj;
 
-    while (arr && wr_map_next(wr_server_vhosts(r->srv), &vit, NULL, &vh)) {
+    while (arr && wr_map_next(r->env->vhosts, &vit, NULL, &vh)) {
         if ((only && vh != only) || !wr_mgmt_may_use(r, vh))
             continue;
         it = (wr_map_iter_t){0};
@@ -335,7 +335,7 @@ static void list_bindings(wr_mgmt_req_t *r, const wr_vhost_t *only)
     wr_map_iter_t it = {0};
     void *vh;
 
-    while (all && wr_map_next(wr_server_vhosts(r->srv), &it, NULL, &vh)) {
+    while (all && wr_map_next(r->env->vhosts, &it, NULL, &vh)) {
         collect_t c = {.arr = NULL};
 
         if ((only && vh != only) || !wr_mgmt_may_use(r, vh))
@@ -505,7 +505,7 @@ static void object_bindings(wr_mgmt_req_t *r, const wr_vhost_t *vh, wr_bytes_t n
 static json_t *exchange_item(const wr_mgmt_req_t *r, const wr_vhost_t *vh, void *x)
 {
     json_t *obj = wr_mgmt_json_exchange(x, wr_vhost_name(vh));
-    const wr_policy_t *p = wr_policy_match(r->srv, wr_vhost_name(vh), wr_exchange_name(x), false);
+    const wr_policy_t *p = wr_policy_match(r->env->policies, wr_vhost_name(vh), wr_exchange_name(x), false);
 
     if (obj && p)
         json_object_set_new(obj, "policy", json_string(p->name));
@@ -596,7 +596,7 @@ static void publish(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_exchange_t *x)
     json_t *body = wr_mgmt_body(r);
     const json_t *payload, *enc, *key;
     wr_buf_t header = WR_BUF_INIT, headers = WR_BUF_INIT;
-    uint64_t max = wr_server_config(r->srv)->max_message_size;
+    uint64_t max = r->env->cfg->max_message_size;
     uint8_t *decoded = NULL;
     wr_message_t *msg = NULL;
     wr_dest_set_t route;
@@ -749,7 +749,7 @@ static json_t *tag_or_null(const wr_consumer_t *c)
 static json_t *queue_item(const wr_mgmt_req_t *r, const wr_vhost_t *vh, void *q)
 {
     json_t *obj = wr_mgmt_json_queue(q, wr_vhost_name(vh));
-    const wr_policy_t *p = wr_policy_match(r->srv, wr_vhost_name(vh), wr_queue_name(q), true);
+    const wr_policy_t *p = wr_policy_match(r->env->policies, wr_vhost_name(vh), wr_queue_name(q), true);
     const wr_consumer_t *exclusive = NULL;
     wr_mgmt_counts_t c;
     wr_mgmt_rates_t rt;

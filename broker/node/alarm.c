@@ -23,7 +23,6 @@
 
 #include <event2/event.h>
 
-#include "broker/amqp/conn.h"
 #include "broker/node/durable.h"
 #include "broker/base/log.h"
 
@@ -40,7 +39,10 @@
 #define TRIM_MS      1000
 
 struct wr_alarms_s {
-    wr_server_t *srv;
+    wr_durable_t *durable;
+    void (*changed)(void *ud); /* the reasons to hold publishers changed */
+    void *ud;
+    const char *data_dir; /* the configuration's: the disk alarm watches it */
     struct event *timer;
     int statm; /* /proc/self/statm, kept open and re-read with pread */
     long page_size;
@@ -154,15 +156,10 @@ static unsigned resource_reasons(const wr_alarms_t *a)
     return (a->st.memory ? WR_ALARM_MEMORY : 0) | (a->st.disk ? WR_ALARM_DISK : 0);
 }
 
-/* Every live connection looks at the reasons again (after a change). */
+/* Every publisher looks at the reasons again (after a change). */
 static void throttle_all(wr_alarms_t *a)
 {
-    wr_list_t *pos, *tmp;
-
-    wr_list_foreach_safe(pos, tmp, wr_server_conns(a->srv))
-    {
-        wr_conn_throttle(wr_conn_from_link(pos));
-    }
+    a->changed(a->ud);
 }
 
 /* The log lines of RabbitMQ's rabbit_alarm, with the figures. */
@@ -179,7 +176,7 @@ static void set_memory_alarm(wr_alarms_t *a, bool on)
     a->st.memory = on;
     log_alarm(a, on, "memory", "memory used", a->st.mem_used, "allowed", a->st.mem_limit);
     /* Under the alarm new messages go to the queues' logs, not to memory. */
-    wr_durable_low_memory(wr_server_durable(a->srv), on);
+    wr_durable_low_memory(a->durable, on);
 }
 
 static void set_disk_alarm(wr_alarms_t *a, bool on)
@@ -212,7 +209,7 @@ static void sample_disk(wr_alarms_t *a, uint64_t now)
         return;
     a->disk_due = now + DISK_MAX_MS;
     /* A failed sample changes nothing: RabbitMQ too keeps its last state. */
-    if (!disk_free(wr_server_config(a->srv)->data_dir, &free_bytes))
+    if (!disk_free(a->data_dir, &free_bytes))
         return;
     a->disk_known = true;
     a->st.disk_free = free_bytes;
@@ -240,7 +237,7 @@ static void alarms_sample(wr_alarms_t *a)
     if (disk != a->st.disk)
         set_disk_alarm(a, disk);
     /* A timer tick also ends flow that no storage batch reported. */
-    if (a->st.flow && wr_durable_pending_bytes(wr_server_durable(a->srv)) <= a->st.storage_limit / 2)
+    if (a->st.flow && wr_durable_pending_bytes(a->durable) <= a->st.storage_limit / 2)
         a->st.flow = false;
     else if (before == resource_reasons(a))
         return;
@@ -254,9 +251,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 /* --- the interface ------------------------------------------------------------ */
 
-wr_alarms_t *wr_alarms_new(wr_server_t *srv)
+wr_alarms_t *wr_alarms_new(const wr_config_t *cfg, struct event_base *base, wr_durable_t *durable,
+                           void (*changed)(void *ud), void *ud)
 {
-    const wr_config_t *cfg = wr_server_config(srv);
     struct timeval tv = {0, SAMPLE_MS * 1000};
     wr_alarms_t *a = calloc(1, sizeof(*a));
     char host[128] = "localhost";
@@ -265,7 +262,10 @@ wr_alarms_t *wr_alarms_new(wr_server_t *srv)
         wr_log_error("out of memory creating the flow alarms");
         return NULL;
     }
-    a->srv = srv;
+    a->durable = durable;
+    a->changed = changed;
+    a->ud = ud;
+    a->data_dir = cfg->data_dir;
     a->page_size = sysconf(_SC_PAGESIZE);
     a->statm = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     if (a->statm < 0)
@@ -288,7 +288,7 @@ wr_alarms_t *wr_alarms_new(wr_server_t *srv)
                 " MiB (%" PRIu64 " bytes) total",
                 a->st.mem_limit >> 20, a->st.mem_limit, a->st.mem_total >> 20, a->st.mem_total);
     wr_log_info("disk free limit set to %" PRIu64 " MB", a->st.disk_limit / 1000000);
-    a->timer = event_new(wr_server_base(srv), -1, EV_PERSIST, on_timer, a);
+    a->timer = event_new(base, -1, EV_PERSIST, on_timer, a);
     if (!a->timer || event_add(a->timer, &tv) != 0) {
         wr_log_error("out of memory creating the flow alarms");
         wr_alarms_free(a);
@@ -312,7 +312,7 @@ void wr_alarms_free(wr_alarms_t *a)
 void wr_alarm_status(const wr_alarms_t *a, wr_alarm_status_t *out)
 {
     *out = a->st;
-    out->storage_pending = wr_durable_pending_bytes(wr_server_durable(a->srv));
+    out->storage_pending = wr_durable_pending_bytes(a->durable);
 }
 
 bool wr_alarm_blocking(const wr_alarms_t *a)
@@ -323,7 +323,7 @@ bool wr_alarm_blocking(const wr_alarms_t *a)
 unsigned wr_alarm_reasons(wr_alarms_t *a)
 {
     if (!a->st.flow && a->st.storage_limit > 0 &&
-        wr_durable_pending_bytes(wr_server_durable(a->srv)) > a->st.storage_limit) {
+        wr_durable_pending_bytes(a->durable) > a->st.storage_limit) {
         a->st.flow = true;
         a->st.flow_started++;
     }
@@ -332,7 +332,7 @@ unsigned wr_alarm_reasons(wr_alarms_t *a)
 
 void wr_alarms_storage_progress(wr_alarms_t *a)
 {
-    if (!a || !a->st.flow || wr_durable_pending_bytes(wr_server_durable(a->srv)) > a->st.storage_limit / 2)
+    if (!a || !a->st.flow || wr_durable_pending_bytes(a->durable) > a->st.storage_limit / 2)
         return;
     a->st.flow = false;
     throttle_all(a);

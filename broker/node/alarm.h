@@ -16,7 +16,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "broker/server.h"
+#include "broker/config/config.h"
+#include "broker/node/durable.h"
+
+struct event_base;
 
 typedef struct wr_alarms_s wr_alarms_t;
 
@@ -45,12 +48,14 @@ typedef struct {
 
 /*
  * Samples once (so an alarm already due is raised before anything listens)
- * and then on a timer of srv's loop; raises and clears the alarms, logging
- * each change, and re-evaluates every connection (wr_conn_throttle) when the
- * reasons to hold publishers change. Call after the store is open. NULL on
- * failure (logged).
+ * and then on a timer of base; raises and clears the alarms, logging each
+ * change, and calls changed(ud) when the reasons to hold publishers change
+ * (the server has every connection look at them again). The thresholds come
+ * from cfg, which outlives the alarms, as does durable (the store, whose
+ * backlog is credit flow's measure). NULL on failure (logged).
  */
-wr_alarms_t *wr_alarms_new(wr_server_t *srv);
+wr_alarms_t *wr_alarms_new(const wr_config_t *cfg, struct event_base *base, wr_durable_t *durable,
+                           void (*changed)(void *ud), void *ud);
 void wr_alarms_free(wr_alarms_t *a); /* NULL is a no-op */
 void wr_alarm_status(const wr_alarms_t *a, wr_alarm_status_t *out);
 /* Publishing connections must stay blocked: the memory or disk alarm is raised. */

@@ -31,7 +31,7 @@
 #include "storage/store.h"
 
 struct wr_durable_s {
-    wr_server_t *srv;
+    wr_durable_deps_t deps;
     wr_store_t *store;
     wr_topology_t *topo;
     wr_qlog_ctx_t qlogs;
@@ -112,42 +112,57 @@ static json_t *policies_copy(const wr_vhost_t *vh)
     return copy;
 }
 
-void wr_durable_exchange_declared(wr_durable_t *d, const wr_vhost_t *vh, const wr_exchange_t *x)
+static void exchange_declared(void *ud, const wr_vhost_t *vh, const wr_exchange_t *x)
 {
+    wr_durable_t *d = ud;
+
     if (recording(d))
         record(d, vh, WR_TOPO_EXCHANGE_DECLARE, wr_durable_defs_exchange(x));
 }
 
-void wr_durable_exchange_deleted(wr_durable_t *d, const wr_vhost_t *vh, const wr_exchange_t *x)
+static void exchange_deleted(void *ud, const wr_vhost_t *vh, const wr_exchange_t *x)
 {
+    wr_durable_t *d = ud;
+
     if (recording(d))
         record(d, vh, WR_TOPO_EXCHANGE_DELETE, named(wr_exchange_name(x)));
 }
 
-void wr_durable_queue_declared(wr_durable_t *d, const wr_vhost_t *vh, const wr_queue_t *q)
+static void queue_declared(void *ud, const wr_vhost_t *vh, const wr_queue_t *q)
 {
+    wr_durable_t *d = ud;
+
     if (recording(d))
         record(d, vh, WR_TOPO_QUEUE_DECLARE, wr_durable_defs_queue(q));
 }
 
-void wr_durable_queue_deleted(wr_durable_t *d, const wr_vhost_t *vh, const wr_queue_t *q)
+static void queue_deleted(void *ud, const wr_vhost_t *vh, const wr_queue_t *q)
 {
+    wr_durable_t *d = ud;
+
     if (recording(d))
         record(d, vh, WR_TOPO_QUEUE_DELETE, named(wr_queue_name(q)));
 }
 
-void wr_durable_binding_changed(wr_durable_t *d, const wr_vhost_t *vh, const wr_exchange_t *x, wr_dest_t to,
-                                wr_bytes_t key, wr_bytes_t args, bool bound)
+static void binding_changed(void *ud, const wr_vhost_t *vh, const wr_exchange_t *x, wr_dest_t to,
+                            wr_bytes_t key, wr_bytes_t args, bool bound)
 {
+    wr_durable_t *d = ud;
+
     if (recording(d))
         record(d, vh, bound ? WR_TOPO_BIND : WR_TOPO_UNBIND, wr_durable_defs_binding(x, to, key, args));
 }
 
-void wr_durable_policies_changed(wr_durable_t *d, const wr_vhost_t *vh)
+static void policies_changed(void *ud, const wr_vhost_t *vh)
 {
+    wr_durable_t *d = ud;
+
     if (recording(d))
         record(d, vh, WR_TOPO_POLICIES, policies_copy(vh));
 }
+
+static const wr_vhost_observer_t observer = {exchange_declared, exchange_deleted, queue_declared,
+                                             queue_deleted,     binding_changed,  policies_changed};
 
 uint64_t wr_durable_topology_seq(const wr_durable_t *d)
 {
@@ -202,7 +217,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     wr_durable_t *d = arg;
 
     wr_store_dispatch(d->store);
-    wr_alarms_storage_progress(wr_server_alarms(d->srv));
+    d->deps.progress(d->deps.ud);
 }
 
 static void on_store_message(void *ud, const char *text)
@@ -219,11 +234,6 @@ static void on_topology_notify(evutil_socket_t fd, short what, void *arg)
     touch(d);
 }
 
-wr_qlog_ctx_t *wr_durable_qlogs(wr_durable_t *d)
-{
-    return &d->qlogs;
-}
-
 uint64_t wr_durable_pending_bytes(const wr_durable_t *d)
 {
     return d != NULL ? wr_store_pending_bytes(d->store) : 0;
@@ -232,7 +242,7 @@ uint64_t wr_durable_pending_bytes(const wr_durable_t *d)
 void wr_durable_low_memory(wr_durable_t *d, bool low)
 {
     if (d != NULL)
-        d->qlogs.memory_budget = low ? 0 : wr_server_config(d->srv)->queue_memory_budget;
+        d->qlogs.memory_budget = low ? 0 : d->deps.cfg->queue_memory_budget;
 }
 
 /* ---------------------------------------------------------------- start-up */
@@ -353,7 +363,7 @@ static int recreate(wr_durable_t *d, const json_t *vhosts, wr_durable_defs_stats
 
     json_object_foreach((json_t *)vhosts, vname, v)
     {
-        wr_vhost_t *vh = wr_server_vhost(d->srv, wr_bytes_str(vname));
+        wr_vhost_t *vh = wr_map_get(d->deps.vhosts, wr_bytes_str(vname));
 
         if (vh == NULL) {
             wr_log_warn("storage: vhost '%s' of the saved topology is not configured; its durable exchanges "
@@ -363,8 +373,7 @@ static int recreate(wr_durable_t *d, const json_t *vhosts, wr_durable_defs_stats
         }
         rc = wr_durable_defs_load(vh, v, st, err, sizeof(err));
         if (rc != WR_OK) {
-            wr_log_error("cannot recover the durable topology of %s: %s", wr_server_config(d->srv)->data_dir,
-                         err);
+            wr_log_error("cannot recover the durable topology of %s: %s", d->deps.cfg->data_dir, err);
             return rc;
         }
     }
@@ -373,7 +382,7 @@ static int recreate(wr_durable_t *d, const json_t *vhosts, wr_durable_defs_stats
 
 static int recover(wr_durable_t *d)
 {
-    const wr_config_t *cfg = wr_server_config(d->srv);
+    const wr_config_t *cfg = d->deps.cfg;
     wr_topology_opts_t o = {.durable = on_topology_durable, .ud = d};
     wr_durable_defs_stats_t st = {0};
     struct timespec t0, t1;
@@ -408,11 +417,11 @@ static int recover(wr_durable_t *d)
     return WR_OK;
 }
 
-int wr_durable_open(wr_server_t *srv, wr_durable_t **out)
+int wr_durable_open(const wr_durable_deps_t *deps, wr_durable_t **out)
 {
-    const wr_config_t *cfg = wr_server_config(srv);
+    const wr_config_t *cfg = deps->cfg;
     wr_store_opts_t opts = {.segment_size = cfg->segment_size, .message = on_store_message};
-    struct event_base *base = wr_server_base(srv);
+    struct event_base *base = deps->base;
     wr_durable_t *d = calloc(1, sizeof(*d));
     char err[1024];
     int rc;
@@ -422,7 +431,7 @@ int wr_durable_open(wr_server_t *srv, wr_durable_t **out)
         wr_log_error("out of memory opening the data directory");
         return WR_ENOMEM;
     }
-    d->srv = srv;
+    d->deps = *deps;
     wr_list_init(&d->waiters);
     d->store = wr_store_open(cfg->data_dir, &opts, err, sizeof(err));
     if (d->store == NULL) {
@@ -439,6 +448,9 @@ int wr_durable_open(wr_server_t *srv, wr_durable_t **out)
         return WR_ENOMEM;
     }
     *out = d;
+    deps->vhost_env->qlogs = &d->qlogs;
+    deps->vhost_env->observer = &observer;
+    deps->vhost_env->observer_ud = d;
     rc = recover(d);
     if (rc == WR_OK) {
         d->topo_ev =
@@ -465,13 +477,14 @@ void wr_durable_close(wr_durable_t *d)
 
     if (d == NULL)
         return;
+    d->deps.vhost_env->observer = NULL;
     if (d->topo_ev != NULL)
         event_free(d->topo_ev);
     /* The journal is on disk once closed: deleted queues' logs can go. */
     wr_topology_close(d->topo);
     wr_qlog_ctx_bury(&d->qlogs);
     wr_qlog_ctx_flush(&d->qlogs);
-    while (wr_map_next(wr_server_vhosts(d->srv), &vit, NULL, &vh)) {
+    while (wr_map_next(d->deps.vhosts, &vit, NULL, &vh)) {
         wr_map_iter_t qit = {0};
         void *q;
 
@@ -482,6 +495,7 @@ void wr_durable_close(wr_durable_t *d)
         event_free(d->flush_ev);
     if (d->notify_ev != NULL)
         event_free(d->notify_ev);
+    d->deps.vhost_env->qlogs = NULL;
     wr_store_close(d->store);
     free(d);
 }

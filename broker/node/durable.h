@@ -12,25 +12,37 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "broker/vhost/exchange.h"
+#include "broker/config/config.h"
 #include "broker/queue/queue.h"
 #include "broker/queue/queue_log.h"
-#include "broker/server.h"
+#include "broker/vhost/exchange.h"
 #include "broker/vhost/vhost.h"
 #include "core/list.h"
+#include "core/map.h"
 
+struct event_base;
 typedef struct wr_durable_s wr_durable_t;
 
+/* What the store works with; all of it outlives the store. */
+typedef struct {
+    const wr_config_t *cfg; /* data_dir, segment_size, queue_memory_budget */
+    struct event_base *base;
+    const wr_map_t *vhosts;     /* name -> wr_vhost_t: recovery fills them, close detaches their queues */
+    wr_vhost_env_t *vhost_env;  /* the vhosts' environment: the store plugs in its queue logs and
+                                   the topology observer, and takes them out at close */
+    void (*progress)(void *ud); /* the storage thread finished a batch (flow alarms) */
+    void *ud;
+} wr_durable_deps_t;
+
 /*
- * Opens the store named by the server's configuration, deletes what the
- * last run left of transient queues and of deleted durable ones, and
- * recovers the durable exchanges, queues, bindings and messages into the
- * server's vhosts. *out is set before recovery starts (queues created then
- * find it through the server). WR_OK, or an error that has been logged: the
+ * Opens the store in deps->cfg's data_dir, deletes what the last run left of
+ * transient queues and of deleted durable ones, plugs itself into the vhosts'
+ * environment, and recovers the durable exchanges, queues, bindings and
+ * messages into the vhosts. WR_OK, or an error that has been logged: the
  * directory is in use by another broker or of an unknown format, the
  * topology file is damaged, a queue's log cannot be opened.
  */
-int wr_durable_open(wr_server_t *srv, wr_durable_t **out);
+int wr_durable_open(const wr_durable_deps_t *deps, wr_durable_t **out);
 /*
  * Closes the topology journal (on disk once closed), writes what queues still have pending, closes every
  * queue's log (a durable queue's blocks until it is on disk; a transient
@@ -38,23 +50,13 @@ int wr_durable_open(wr_server_t *srv, wr_durable_t **out);
  * is a no-op.
  */
 void wr_durable_close(wr_durable_t *d);
-/* What the queues' logs share (wr_queue_use_log). */
-wr_qlog_ctx_t *wr_durable_qlogs(wr_durable_t *d);
 /*
- * A durable exchange or queue was declared or deleted, a binding between two
- * durable ends was made or removed, the vhost's policies changed: each
- * appends one record to the topology journal, which reaches the disk with
- * the next group commit (a deleted queue's log is deleted only after its
- * record is durable). Cheap: nothing here waits or writes. The queue must
- * have its log already. NULL d is a no-op.
+ * While the store is open, each change to the durable topology the vhosts
+ * report (wr_vhost_observer_t) appends one record to the topology journal,
+ * which reaches the disk with the next group commit (a deleted queue's log
+ * is deleted only after its record is durable). Cheap: nothing waits or
+ * writes then.
  */
-void wr_durable_exchange_declared(wr_durable_t *d, const wr_vhost_t *vh, const wr_exchange_t *x);
-void wr_durable_exchange_deleted(wr_durable_t *d, const wr_vhost_t *vh, const wr_exchange_t *x);
-void wr_durable_queue_declared(wr_durable_t *d, const wr_vhost_t *vh, const wr_queue_t *q);
-void wr_durable_queue_deleted(wr_durable_t *d, const wr_vhost_t *vh, const wr_queue_t *q);
-void wr_durable_binding_changed(wr_durable_t *d, const wr_vhost_t *vh, const wr_exchange_t *x, wr_dest_t to,
-                                wr_bytes_t key, wr_bytes_t args, bool bound);
-void wr_durable_policies_changed(wr_durable_t *d, const wr_vhost_t *vh);
 
 /* Someone waiting for topology changes to be durable (a connection holding
  * its replies); the owner embeds it, self-linked (wr_list_init) when idle. */

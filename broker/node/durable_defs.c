@@ -131,7 +131,7 @@ json_t *wr_durable_defs_policies(const wr_vhost_t *vh)
 
     if (pst.list == NULL)
         return NULL;
-    wr_policy_foreach(wr_vhost_server(vh), wr_vhost_name(vh), dump_policy, &pst);
+    wr_policy_foreach(wr_vhost_env(vh)->policies, wr_vhost_name(vh), dump_policy, &pst);
     if (pst.ok)
         return pst.list;
     json_decref(pst.list);
@@ -232,7 +232,7 @@ static int load_policy(wr_vhost_t *vh, const json_t *e, size_t i, wr_durable_def
                        size_t errlen)
 {
     char why[512];
-    int rc = wr_policy_put_json(wr_vhost_server(vh), wr_vhost_name(vh), e, why, sizeof(why));
+    int rc = wr_policy_put_json(wr_vhost_env(vh)->policies, wr_vhost_name(vh), e, why, sizeof(why));
 
     if (rc == WR_ENOMEM) {
         snprintf(err, errlen, "vhost '%s': out of memory recovering policies", wr_vhost_name(vh));

@@ -270,22 +270,20 @@ static int routes_anything(const wr_exchange_t *x, const wr_bytes_t *keys, size_
 
 /* RabbitMQ's rule: the argument, else the policy's key; NULL when neither
  * names an existing exchange (the message is then simply unroutable). */
-static wr_exchange_t *alternate_of(wr_server_t *srv, wr_vhost_t *vh, const wr_exchange_t *x)
+static wr_exchange_t *alternate_of(wr_vhost_t *vh, const wr_exchange_t *x)
 {
     const wr_policy_t *p;
 
     if (x->has_alternate)
         return wr_vhost_exchange(vh, x->alternate);
-    if (srv == NULL)
-        return NULL;
-    p = wr_policy_match(srv, wr_vhost_name(vh), x->name, false);
+    p = wr_policy_match(wr_vhost_env(vh)->policies, wr_vhost_name(vh), x->name, false);
     if (p == NULL || p->alternate_exchange == NULL)
         return NULL;
     return wr_vhost_exchange(vh, wr_bytes_str(p->alternate_exchange));
 }
 
-bool wr_exchange_route_keys(wr_server_t *srv, wr_vhost_t *vh, wr_exchange_t *x, const wr_bytes_t *keys,
-                            size_t nkeys, wr_message_t *m, wr_dest_set_t *out)
+bool wr_exchange_route_keys(wr_vhost_t *vh, wr_exchange_t *x, const wr_bytes_t *keys, size_t nkeys,
+                            wr_message_t *m, wr_dest_set_t *out)
 {
     if (x->name.len == 0)
         return route_default(vh, keys, nkeys, out);
@@ -314,7 +312,7 @@ bool wr_exchange_route_keys(wr_server_t *srv, wr_vhost_t *vh, wr_exchange_t *x, 
             if (!wr_router_route(ex->router, keys[k], headers, out))
                 return false;
         }
-        if (out->count > before || (ae = alternate_of(srv, vh, ex)) == NULL)
+        if (out->count > before || (ae = alternate_of(vh, ex)) == NULL)
             continue;
         any = routes_anything(ex, keys, nkeys, headers);
         if (any < 0)

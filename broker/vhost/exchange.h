@@ -18,7 +18,6 @@
 #include "routing/router.h"
 
 typedef struct wr_exchange_s wr_exchange_t;
-typedef struct wr_server_s wr_server_t;
 typedef struct wr_vhost_s wr_vhost_t;
 
 typedef struct {
@@ -76,11 +75,11 @@ void wr_exchange_unbind_from(wr_exchange_t *x);
  * exchange reaches the queues the keys name; any other exchange follows
  * exchange-to-exchange bindings, and one that routes to nothing at all hands
  * the message to its alternate exchange (the alternate-exchange argument,
- * else the key of srv's policy for it), when that exists. Each exchange is
+ * else the key of the vhost's policy for it), when that exists. Each exchange is
  * visited once, so cycles end. out receives the queues and exchanges
  * reached. False on allocation failure.
  */
-bool wr_exchange_route_keys(wr_server_t *srv, wr_vhost_t *vh, wr_exchange_t *x, const wr_bytes_t *keys,
-                            size_t nkeys, wr_message_t *m, wr_dest_set_t *out);
+bool wr_exchange_route_keys(wr_vhost_t *vh, wr_exchange_t *x, const wr_bytes_t *keys, size_t nkeys,
+                            wr_message_t *m, wr_dest_set_t *out);
 
 #endif

@@ -13,15 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/auth/access.h"
-#include "broker/node/durable.h"
 #include "broker/base/log.h"
 #include "broker/base/pattern.h"
 #include "broker/vhost/vhost.h"
 #include "core/status.h"
 
 struct wr_policies_s {
-    wr_policy_t **items; /* sorted by vhost, then name */
+    const wr_map_t *vhosts; /* name -> wr_vhost_t, the server's */
+    wr_policy_t **items;    /* sorted by vhost, then name */
     size_t n;
     size_t cap;
 };
@@ -77,9 +76,13 @@ static const char *const ignored_keys[] = {
     "federation-upstream-set",
 };
 
-wr_policies_t *wr_policies_new(void)
+wr_policies_t *wr_policies_new(const wr_map_t *vhosts)
 {
-    return calloc(1, sizeof(wr_policies_t));
+    wr_policies_t *ps = calloc(1, sizeof(*ps));
+
+    if (ps != NULL)
+        ps->vhosts = vhosts;
+    return ps;
 }
 
 static void policy_free(wr_policy_t *p)
@@ -450,10 +453,9 @@ static size_t find(const wr_policies_t *ps, const char *vhost, const char *name,
     return lo;
 }
 
-static void changed(wr_server_t *srv, wr_vhost_t *vh)
+static wr_vhost_t *vhost_of(const wr_policies_t *ps, const char *name)
 {
-    wr_vhost_apply_policies(vh);
-    wr_durable_policies_changed(wr_server_durable(srv), vh);
+    return wr_map_get(ps->vhosts, wr_bytes_str(name));
 }
 
 static void warn_ignored(const wr_policy_t *p)
@@ -469,11 +471,10 @@ static void warn_ignored(const wr_policy_t *p)
     }
 }
 
-int wr_policy_put(wr_server_t *srv, const char *vhost, const char *name, const char *pattern,
+int wr_policy_put(wr_policies_t *ps, const char *vhost, const char *name, const char *pattern,
                   const char *apply_to, int64_t priority, const json_t *definition, char *err, size_t errlen)
 {
-    wr_policies_t *ps = wr_server_policies(srv);
-    wr_vhost_t *vh = wr_server_vhost(srv, wr_bytes_str(vhost));
+    wr_vhost_t *vh = vhost_of(ps, vhost);
     wr_policy_t *p;
     size_t at;
     bool found;
@@ -509,7 +510,7 @@ int wr_policy_put(wr_server_t *srv, const char *vhost, const char *name, const c
     }
     ps->items[at] = p;
     warn_ignored(p);
-    changed(srv, vh);
+    wr_vhost_apply_policies(vh);
     return WR_OK;
 nomem:
     snprintf(err, errlen, "out of memory");
@@ -517,7 +518,7 @@ nomem:
     return WR_ENOMEM;
 }
 
-int wr_policy_put_json(wr_server_t *srv, const char *vhost, const json_t *obj, char *err, size_t errlen)
+int wr_policy_put_json(wr_policies_t *ps, const char *vhost, const json_t *obj, char *err, size_t errlen)
 {
     const json_t *name = json_object_get(obj, "name"), *pattern = json_object_get(obj, "pattern");
     const json_t *apply = json_object_get(obj, "apply-to"), *prio = json_object_get(obj, "priority");
@@ -543,32 +544,13 @@ int wr_policy_put_json(wr_server_t *srv, const char *vhost, const json_t *obj, c
                                                   : "must be a string");
         return WR_ESYNTAX;
     }
-    return wr_policy_put(srv, vhost != NULL ? vhost : json_string_value(json_object_get(obj, "vhost")),
+    return wr_policy_put(ps, vhost != NULL ? vhost : json_string_value(json_object_get(obj, "vhost")),
                          json_string_value(name), json_string_value(pattern), json_string_value(apply),
                          prio != NULL ? json_integer_value(prio) : 0, def, err, errlen);
 }
 
-int wr_policies_apply_config(wr_server_t *srv)
+int wr_policy_delete(wr_policies_t *ps, const char *vhost, const char *name)
 {
-    const json_t *list = wr_server_config(srv)->policies, *obj;
-    char err[512];
-    size_t i;
-
-    json_array_foreach(list, i, obj)
-    {
-        int rc = wr_policy_put_json(srv, NULL, obj, err, sizeof(err));
-
-        if (rc != WR_OK) {
-            wr_log_error("policies[%zu] of the configuration: %s", i, err);
-            return rc;
-        }
-    }
-    return WR_OK;
-}
-
-int wr_policy_delete(wr_server_t *srv, const char *vhost, const char *name)
-{
-    wr_policies_t *ps = wr_server_policies(srv);
     bool found;
     size_t at = find(ps, vhost, name, &found);
     wr_vhost_t *vh;
@@ -578,25 +560,23 @@ int wr_policy_delete(wr_server_t *srv, const char *vhost, const char *name)
     policy_free(ps->items[at]);
     memmove(ps->items + at, ps->items + at + 1, (ps->n - at - 1) * sizeof(*ps->items));
     ps->n--;
-    vh = wr_server_vhost(srv, wr_bytes_str(vhost));
+    vh = vhost_of(ps, vhost);
     if (vh != NULL)
-        changed(srv, vh);
+        wr_vhost_apply_policies(vh);
     return WR_OK;
 }
 
-const wr_policy_t *wr_policy_get(wr_server_t *srv, const char *vhost, const char *name)
+const wr_policy_t *wr_policy_get(wr_policies_t *ps, const char *vhost, const char *name)
 {
-    wr_policies_t *ps = wr_server_policies(srv);
     bool found;
     size_t at = find(ps, vhost, name, &found);
 
     return found ? ps->items[at] : NULL;
 }
 
-void wr_policy_foreach(wr_server_t *srv, const char *vhost, void (*fn)(void *ud, const wr_policy_t *p),
+void wr_policy_foreach(wr_policies_t *ps, const char *vhost, void (*fn)(void *ud, const wr_policy_t *p),
                        void *ud)
 {
-    wr_policies_t *ps = wr_server_policies(srv);
 
     for (size_t i = 0; i < ps->n; i++) {
         if (vhost == NULL || strcmp(ps->items[i]->vhost, vhost) == 0)
@@ -609,9 +589,8 @@ void wr_policy_foreach(wr_server_t *srv, const char *vhost, void (*fn)(void *ud,
  * in, which is not specified; here the name that sorts first wins, so the
  * outcome is the same on every run.
  */
-const wr_policy_t *wr_policy_match(wr_server_t *srv, const char *vhost, wr_bytes_t name, bool is_queue)
+const wr_policy_t *wr_policy_match(wr_policies_t *ps, const char *vhost, wr_bytes_t name, bool is_queue)
 {
-    wr_policies_t *ps = wr_server_policies(srv);
     const wr_policy_t *best = NULL;
     bool found;
 

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "broker/queue/queue.h"
-#include "broker/server.h"
+#include "core/map.h"
 #include "core/bytes.h"
 
 struct json_t;
@@ -48,7 +48,9 @@ typedef struct {
     char *alternate_exchange;
 } wr_policy_t;
 
-wr_policies_t *wr_policies_new(void);
+/* The policies of the vhosts in `vhosts` (name -> wr_vhost_t), which
+ * outlives them. NULL on ENOMEM. */
+wr_policies_t *wr_policies_new(const wr_map_t *vhosts);
 void wr_policies_free(wr_policies_t *ps); /* NULL is a no-op */
 
 /*
@@ -59,11 +61,11 @@ void wr_policies_free(wr_policies_t *ps); /* NULL is a no-op */
  * reason in err (bad regex, unknown or mistyped definition key, empty
  * definition); WR_ENOENT when the vhost does not exist; WR_ENOMEM.
  */
-int wr_policy_put(wr_server_t *srv, const char *vhost, const char *name, const char *pattern,
+int wr_policy_put(wr_policies_t *ps, const char *vhost, const char *name, const char *pattern,
                   const char *apply_to, int64_t priority, const struct json_t *definition, char *err,
                   size_t errlen);
 /*
- * The checks of wr_policy_put without a server (the configuration file):
+ * The checks of wr_policy_put alone (the configuration file):
  * WR_OK, or WR_ESYNTAX with RabbitMQ's reason in err; WR_ENOMEM.
  */
 int wr_policy_validate(const char *pattern, const char *apply_to, const struct json_t *definition, char *err,
@@ -75,21 +77,18 @@ int wr_policy_validate(const char *pattern, const char *apply_to, const struct j
  * "vhost". WR_ESYNTAX with the reason in err when a field is missing or
  * mistyped; otherwise as wr_policy_put.
  */
-int wr_policy_put_json(wr_server_t *srv, const char *vhost, const struct json_t *obj, char *err,
+int wr_policy_put_json(wr_policies_t *ps, const char *vhost, const struct json_t *obj, char *err,
                        size_t errlen);
-/* Puts the configuration's "policies" (checked when it was loaded) at
- * start-up. WR_OK, or an error that has been logged. */
-int wr_policies_apply_config(wr_server_t *srv);
 /* WR_OK, or WR_ENOENT when there is no such policy. Re-applies as above. */
-int wr_policy_delete(wr_server_t *srv, const char *vhost, const char *name);
+int wr_policy_delete(wr_policies_t *ps, const char *vhost, const char *name);
 /* NULL when absent. */
-const wr_policy_t *wr_policy_get(wr_server_t *srv, const char *vhost, const char *name);
+const wr_policy_t *wr_policy_get(wr_policies_t *ps, const char *vhost, const char *name);
 /* Each policy, of one vhost or (vhost NULL) all, by vhost then name. */
-void wr_policy_foreach(wr_server_t *srv, const char *vhost, void (*fn)(void *ud, const wr_policy_t *p),
+void wr_policy_foreach(wr_policies_t *ps, const char *vhost, void (*fn)(void *ud, const wr_policy_t *p),
                        void *ud);
 /* The policy that applies to queue (is_queue) or exchange `name` in vhost:
  * the highest priority among those matching, or NULL. */
-const wr_policy_t *wr_policy_match(wr_server_t *srv, const char *vhost, wr_bytes_t name, bool is_queue);
+const wr_policy_t *wr_policy_match(wr_policies_t *ps, const char *vhost, wr_bytes_t name, bool is_queue);
 /* {"vhost","name","pattern","apply-to","definition","priority"}, as
  * RabbitMQ's /api/policies and definitions.json show a policy. */
 struct json_t *wr_policy_to_json(const wr_policy_t *p);

@@ -16,10 +16,8 @@
 #include <time.h>
 
 #include "broker/vhost/deadletter.h"
-#include "broker/node/durable.h"
 #include "broker/base/log.h"
 #include "broker/vhost/policy.h"
-#include "broker/amqp/reply_to.h"
 #include "core/map.h"
 #include "core/status.h"
 #include "protocol/table.h"
@@ -67,9 +65,15 @@ typedef struct {
     uint64_t conn_id;
 } owner_t;
 
+/* Tells the observer (the durable topology) of a change, if there is one. */
+#define note(vh, what, ...)                                                                                  \
+    do {                                                                                                     \
+        if ((vh)->env->observer != NULL)                                                                     \
+            (vh)->env->observer->what((vh)->env->observer_ud, (vh), __VA_ARGS__);                            \
+    } while (0)
+
 struct wr_vhost_s {
-    wr_server_t *srv;
-    wr_reply_to_t *reply_to; /* the server's, for replies through the default exchange */
+    const wr_vhost_env_t *env;
     char *name;
     wr_map_t *exchanges;
     wr_map_t *queues;
@@ -281,7 +285,7 @@ static void dead_letter_one(wr_vhost_t *vh, dl_item_t *it)
     copy = wr_deadletter_copy(it->m, &it->d);
     wr_dest_set_clear(&vh->dl_route);
     if (copy == NULL || !wr_deadletter_routing_keys(copy, &keys, &nkeys) ||
-        !wr_exchange_route_keys(vh->srv, vh, x, keys, nkeys, copy, &vh->dl_route)) {
+        !wr_exchange_route_keys(vh, x, keys, nkeys, copy, &vh->dl_route)) {
         wr_log_warn("out of memory: message dead-lettered from queue '%.*s' in vhost '%s' dropped",
                     (int)it->d.queue.len, (const char *)it->d.queue.data, vh->name);
         goto out;
@@ -406,7 +410,7 @@ static bool resolve_str(wr_bytes_t args, const char *key, const char *policy, op
 static void apply_limits(wr_vhost_t *vh, qslot_t *s)
 {
     wr_bytes_t args = wr_queue_opts(s->q)->args, ov;
-    const wr_policy_t *p = wr_policy_match(vh->srv, vh->name, wr_queue_name(s->q), true);
+    const wr_policy_t *p = wr_policy_match(vh->env->policies, vh->name, wr_queue_name(s->q), true);
     wr_queue_limits_t l;
 
     wr_queue_limits_none(&l);
@@ -418,7 +422,7 @@ static void apply_limits(wr_vhost_t *vh, qslot_t *s)
     /* RabbitMQ 3.12's order: the smaller of argument and policy, else the node's. */
     l.consumer_timeout = min_limit(args, "x-consumer-timeout", p ? p->consumer_timeout : -1);
     if (l.consumer_timeout < 0)
-        l.consumer_timeout = wr_server_config(vh->srv)->consumer_timeout;
+        l.consumer_timeout = vh->env->consumer_timeout;
     if (arg_str(args, "x-overflow", &ov))
         l.overflow = overflow_of(ov);
     else if (p != NULL && p->overflow >= 0)
@@ -438,6 +442,8 @@ void wr_vhost_apply_policies(wr_vhost_t *vh)
 
     while (wr_map_next(vh->slots, &it, NULL, &v))
         apply_limits(vh, v);
+    if (vh->env->observer != NULL)
+        vh->env->observer->policies_changed(vh->env->observer_ud, vh);
 }
 
 static qslot_t *slot_new(wr_vhost_t *vh, wr_queue_t *q)
@@ -447,7 +453,7 @@ static qslot_t *slot_new(wr_vhost_t *vh, wr_queue_t *q)
     if (s == NULL)
         return NULL;
     s->q = q;
-    s->timer = event_new(wr_server_base(vh->srv), -1, 0, on_queue_timer, s);
+    s->timer = event_new(vh->env->base, -1, 0, on_queue_timer, s);
     if (s->timer == NULL || wr_map_put(vh->slots, slot_key(&s->q), s) != WR_OK) {
         if (s->timer != NULL)
             event_free(s->timer);
@@ -483,22 +489,21 @@ static const struct {
     {"amq.rabbitmq.trace", "topic", true},
 };
 
-wr_vhost_t *wr_vhost_new(wr_server_t *srv, const char *name)
+wr_vhost_t *wr_vhost_new(const wr_vhost_env_t *env, const char *name)
 {
     wr_vhost_t *vh = calloc(1, sizeof(*vh));
 
     if (vh == NULL)
         return NULL;
-    vh->srv = srv;
-    vh->reply_to = wr_server_reply_to(srv);
+    vh->env = env;
     vh->name = strdup(name);
     vh->exchanges = wr_map_new();
     vh->queues = wr_map_new();
     vh->owners = wr_map_new();
     vh->slots = wr_map_new();
     vh->cycles_logged = wr_map_new();
-    vh->run_ev = event_new(wr_server_base(srv), -1, 0, run_dispatch, vh);
-    vh->deferred_ev = event_new(wr_server_base(srv), -1, 0, run_deferred, vh);
+    vh->run_ev = event_new(env->base, -1, 0, run_dispatch, vh);
+    vh->deferred_ev = event_new(env->base, -1, 0, run_deferred, vh);
     vh->dl_tail = &vh->dl_head;
     wr_dest_set_init(&vh->dl_route);
     if (vh->name == NULL || vh->exchanges == NULL || vh->queues == NULL || vh->owners == NULL ||
@@ -601,9 +606,9 @@ const char *wr_vhost_name(const wr_vhost_t *vh)
     return vh->name;
 }
 
-wr_server_t *wr_vhost_server(const wr_vhost_t *vh)
+const wr_vhost_env_t *wr_vhost_env(const wr_vhost_t *vh)
 {
-    return vh->srv;
+    return vh->env;
 }
 
 wr_exchange_t *wr_vhost_exchange(const wr_vhost_t *vh, wr_bytes_t name)
@@ -636,7 +641,7 @@ int wr_vhost_exchange_add(wr_vhost_t *vh, wr_bytes_t name, const wr_exchange_opt
         return rc;
     }
     if (o->durable)
-        wr_durable_exchange_declared(wr_server_durable(vh->srv), vh, x);
+        note(vh, exchange_declared, x);
     *out = x;
     return WR_OK;
 }
@@ -651,7 +656,7 @@ static wr_bytes_t owner_key(const uint64_t *conn_id)
 static int queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, const char *logname,
                      wr_queue_t **out, char *err, size_t errlen)
 {
-    wr_durable_t *d = wr_server_durable(vh->srv);
+    wr_qlog_ctx_t *qlogs = vh->env->qlogs;
     wr_queue_opts_t oa = *o;
     wr_queue_t *q;
     owner_t *ow = NULL;
@@ -674,10 +679,10 @@ static int queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, 
         wr_queue_unref(q);
         return WR_ENOMEM;
     }
-    if (d != NULL) {
+    if (qlogs != NULL) {
         snprintf(what, sizeof(what), "queue '%.*s' in vhost '%s'", (int)name.len, (const char *)name.data,
                  vh->name);
-        rc = wr_queue_use_log(q, wr_durable_qlogs(d), logname, what, err, errlen);
+        rc = wr_queue_use_log(q, qlogs, logname, what, err, errlen);
         if (rc != WR_OK)
             goto err;
     }
@@ -704,7 +709,7 @@ static int queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, 
     if (ow != NULL)
         wr_list_insert_tail(&ow->queues, wr_queue_owner_link(q));
     if (o->durable)
-        wr_durable_queue_declared(d, vh, q);
+        note(vh, queue_declared, q);
     apply_limits(vh, s);
     *out = q;
     return WR_OK;
@@ -757,7 +762,7 @@ static void lost_source(void *ud, wr_exchange_t *source)
 static void exchange_remove(wr_vhost_t *vh, wr_exchange_t *x)
 {
     if (wr_exchange_opts(x)->durable)
-        wr_durable_exchange_deleted(wr_server_durable(vh->srv), vh, x);
+        note(vh, exchange_deleted, x);
     wr_map_del(vh->exchanges, wr_exchange_name(x));
     wr_exchange_mark_deleted(x);
     wr_exchange_unbind_from(x);
@@ -802,7 +807,7 @@ size_t wr_vhost_queue_delete(wr_vhost_t *vh, wr_queue_t *q)
 
     wr_map_del(vh->queues, wr_queue_name(q));
     if (o->durable)
-        wr_durable_queue_deleted(wr_server_durable(vh->srv), vh, q);
+        note(vh, queue_deleted, q);
     stats_add(&vh->stats.retired, wr_queue_stats(q));
     if (o->exclusive) {
         owner_t *ow = wr_map_get(vh->owners, owner_key(&o->owner));
@@ -826,7 +831,7 @@ int wr_vhost_bind(wr_vhost_t *vh, wr_exchange_t *x, wr_dest_t d, wr_bytes_t key,
     int rc = wr_exchange_bind(x, d, key, args);
 
     if (rc == WR_OK && binding_durable(x, d))
-        wr_durable_binding_changed(wr_server_durable(vh->srv), vh, x, d, key, args, true);
+        note(vh, binding_changed, x, d, key, args, true);
     return rc;
 }
 
@@ -835,7 +840,7 @@ int wr_vhost_unbind(wr_vhost_t *vh, wr_exchange_t *x, wr_dest_t d, wr_bytes_t ke
     int rc = wr_exchange_unbind(x, d, key, args);
 
     if (rc == WR_OK && binding_durable(x, d))
-        wr_durable_binding_changed(wr_server_durable(vh->srv), vh, x, d, key, args, false);
+        note(vh, binding_changed, x, d, key, args, false);
     if (rc == WR_OK && wr_exchange_binding_count(x) == 0) {
         lost_source(vh, x);
         run_pending(vh);
@@ -941,11 +946,11 @@ bool wr_vhost_publish(wr_vhost_t *vh, wr_exchange_t *x, wr_message_t *m, wr_dest
         goto done;
     for (size_t i = 0; x == vh->default_exchange && i < nkeys; i++) {
         if (wr_bytes_has_prefix(keys[i], WR_REPLY_TO_PREFIX))
-            wr_reply_to_deliver(vh->reply_to, keys[i], out);
+            vh->env->reply_to(vh->env->reply_to_ud, keys[i], out);
     }
     wr_dest_set_clear(scratch);
     /* A transaction's exchange may have gone before the commit. */
-    if (!wr_exchange_deleted(x) && !wr_exchange_route_keys(vh->srv, vh, x, keys, nkeys, out, scratch))
+    if (!wr_exchange_deleted(x) && !wr_exchange_route_keys(vh, x, keys, nkeys, out, scratch))
         goto done;
     for (size_t i = 0; i < scratch->count; i++) {
         if (scratch->items[i].kind == WR_DEST_QUEUE)
@@ -980,9 +985,8 @@ const wr_vhost_stats_t *wr_vhost_stats(const wr_vhost_t *vh)
     return &vh->stats;
 }
 
-void wr_vhost_conn_closed(wr_vhost_t *vh, wr_conn_t *c)
+void wr_vhost_conn_closed(wr_vhost_t *vh, uint64_t id)
 {
-    uint64_t id = wr_conn_id(c);
     owner_t *ow = wr_map_get(vh->owners, owner_key(&id));
 
     /* Deleting the last queue frees ow, so test emptiness before that. */

@@ -9,21 +9,60 @@
 #ifndef WR_BROKER_VHOST_H
 #define WR_BROKER_VHOST_H
 
-#include "broker/amqp/conn.h"
-#include "broker/vhost/exchange.h"
 #include "broker/queue/queue.h"
-#include "broker/server.h"
+#include "broker/vhost/exchange.h"
 #include "core/map.h"
 
+struct event_base;
+struct wr_policies_s;
+typedef struct wr_vhost_s wr_vhost_t;
+
+/* The queue name prefix of direct reply-to (amq.rabbitmq.reply-to). */
+#define WR_REPLY_TO_PREFIX "amq.rabbitmq.reply-to."
+
+/*
+ * What the vhosts tell the keeper of the durable topology (node/durable.c):
+ * each change to a durable exchange, queue or binding, and to a vhost's
+ * policies, as it is made. Called inside the operation; none may call back
+ * into the vhost.
+ */
+typedef struct {
+    void (*exchange_declared)(void *ud, const wr_vhost_t *vh, const wr_exchange_t *x);
+    void (*exchange_deleted)(void *ud, const wr_vhost_t *vh, const wr_exchange_t *x);
+    void (*queue_declared)(void *ud, const wr_vhost_t *vh, const wr_queue_t *q);
+    void (*queue_deleted)(void *ud, const wr_vhost_t *vh, const wr_queue_t *q);
+    void (*binding_changed)(void *ud, const wr_vhost_t *vh, const wr_exchange_t *x, wr_dest_t to,
+                            wr_bytes_t key, wr_bytes_t args, bool added);
+    void (*policies_changed)(void *ud, const wr_vhost_t *vh);
+} wr_vhost_observer_t;
+
+/*
+ * What every vhost of a node shares, filled by the server (the one place
+ * that wires modules) and kept alive as long as its vhosts. qlogs and the
+ * observer are set once the store is open; vhosts read them at each use.
+ */
+typedef struct {
+    struct event_base *base;
+    struct wr_policies_s *policies;
+    int64_t consumer_timeout;            /* ms, the node's default (limits.consumer_timeout); -1: none */
+    wr_qlog_ctx_t *qlogs;                /* the store queue logs live in; NULL: memory-only queues */
+    const wr_vhost_observer_t *observer; /* NULL: nothing is noted */
+    void *observer_ud;
+    /* A publish through the default exchange to a direct reply-to name: the
+     * hook hands m to that name's consumer, taking a reference of its own. */
+    void (*reply_to)(void *ud, wr_bytes_t name, wr_message_t *m);
+    void *reply_to_ud;
+} wr_vhost_env_t;
+
 /* A vhost with the standard exchanges declared. NULL on ENOMEM. */
-wr_vhost_t *wr_vhost_new(wr_server_t *srv, const char *name);
+wr_vhost_t *wr_vhost_new(const wr_vhost_env_t *env, const char *name);
 void wr_vhost_free(wr_vhost_t *vh); /* NULL is a no-op */
 const char *wr_vhost_name(const wr_vhost_t *vh);
-/* The server the vhost belongs to. */
-wr_server_t *wr_vhost_server(const wr_vhost_t *vh);
-/* The connection is gone: delete the exclusive queues it owned. Called after
- * its channels have been freed. */
-void wr_vhost_conn_closed(wr_vhost_t *vh, wr_conn_t *c);
+/* What the vhost was created with. */
+const wr_vhost_env_t *wr_vhost_env(const wr_vhost_t *vh);
+/* The connection `conn_id` is gone: delete the exclusive queues it owned.
+ * Called after its channels have been freed. */
+void wr_vhost_conn_closed(wr_vhost_t *vh, uint64_t conn_id);
 
 /*
  * The name tables, for the channel handlers. Lookups return NULL when absent;
@@ -70,8 +109,9 @@ bool wr_vhost_publish(wr_vhost_t *vh, wr_exchange_t *x, wr_message_t *m, wr_dest
                       wr_confirm_t *conf, size_t *routed, wr_message_t **sent);
 
 /*
- * Policies changed (broker/policy.h): every queue's limits are computed
- * again from its arguments and the policy that now matches it.
+ * Policies changed (vhost/policy.h): every queue's limits are computed
+ * again from its arguments and the policy that now matches it, and the
+ * observer is told.
  */
 void wr_vhost_apply_policies(wr_vhost_t *vh);
 

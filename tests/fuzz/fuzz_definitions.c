@@ -40,15 +40,18 @@ static void import(const json_t *defs)
     if (err == NULL)
         abort();
     wr_fuzz_api_open(&api);
-    rc = wr_definitions_import(api.srv, defs, NULL, err, ERR_LEN);
+    rc = wr_definitions_import(wr_server_mgmt_env(api.srv), defs, NULL, err, ERR_LEN);
     check_reason(rc, err);
     if (rc == WR_OK) {
-        out = wr_definitions_export(api.srv, NULL);
-        if (out == NULL || wr_definitions_import(api.srv, out, NULL, err, ERR_LEN) != WR_OK)
+        out = wr_definitions_export(wr_server_mgmt_env(api.srv), NULL);
+        if (out == NULL ||
+            wr_definitions_import(wr_server_mgmt_env(api.srv), out, NULL, err, ERR_LEN) != WR_OK)
             abort();
         json_decref(out);
     }
-    rc = wr_definitions_import(api.srv, defs, wr_server_vhost(api.srv, wr_bytes_str("fuzz")), err, ERR_LEN);
+    rc = wr_definitions_import(wr_server_mgmt_env(api.srv), defs,
+                               wr_map_get(wr_server_mgmt_env(api.srv)->vhosts, wr_bytes_str("fuzz")), err,
+                               ERR_LEN);
     check_reason(rc, err);
     wr_fuzz_api_close(&api);
     free(err);

@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static wr_server_t *broker(void)
 {
     wr_server_t *srv = wr_fuzz_shared_server();
-    wr_vhost_t *vh = wr_server_vhost(srv, wr_bytes_str("/"));
+    wr_vhost_t *vh = wr_map_get(wr_server_mgmt_env(srv)->vhosts, wr_bytes_str("/"));
     wr_amqp_error_t e;
     bool created;
 
@@ -52,7 +52,7 @@ static bool shaped(const json_t *obj)
 static void check_put(wr_server_t *srv, const json_t *obj)
 {
     const char *name = json_string_value(json_object_get(obj, "name"));
-    const wr_policy_t *p = wr_policy_get(srv, "/", name);
+    const wr_policy_t *p = wr_policy_get(wr_server_mgmt_env(srv)->policies, "/", name);
     json_t *again;
     char why[512];
 
@@ -61,12 +61,14 @@ static void check_put(wr_server_t *srv, const json_t *obj)
         !json_equal(p->definition, json_object_get(obj, "definition")))
         abort();
     again = wr_policy_to_json(p);
-    if (again == NULL || wr_policy_put_json(srv, NULL, again, why, sizeof(why)) != WR_OK)
+    if (again == NULL ||
+        wr_policy_put_json(wr_server_mgmt_env(srv)->policies, NULL, again, why, sizeof(why)) != WR_OK)
         abort();
     json_decref(again);
-    wr_policy_match(srv, "/", wr_bytes_str(name), true);
-    wr_policy_match(srv, "/", wr_bytes_str(name), false);
-    if (wr_policy_delete(srv, "/", name) != WR_OK || wr_policy_get(srv, "/", name) != NULL)
+    wr_policy_match(wr_server_mgmt_env(srv)->policies, "/", wr_bytes_str(name), true);
+    wr_policy_match(wr_server_mgmt_env(srv)->policies, "/", wr_bytes_str(name), false);
+    if (wr_policy_delete(wr_server_mgmt_env(srv)->policies, "/", name) != WR_OK ||
+        wr_policy_get(wr_server_mgmt_env(srv)->policies, "/", name) != NULL)
         abort();
 }
 
@@ -82,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (!json_is_object(obj))
         goto out;
-    put = wr_policy_put_json(srv, "/", obj, why2, ERR_LEN);
+    put = wr_policy_put_json(wr_server_mgmt_env(srv)->policies, "/", obj, why2, ERR_LEN);
     if (put != WR_OK && (why2[0] == '\0' || strnlen(why2, ERR_LEN) == ERR_LEN))
         abort();
     if (shaped(obj)) {

@@ -123,7 +123,7 @@ void wr_fuzz_api_open(wr_fuzz_api_t *api)
 {
     api->dir = wr_fuzz_tmpdir();
     api->srv = wr_fuzz_server_new(api->dir);
-    api->stats = api->srv ? wr_mgmt_stats_new(api->srv, 5000) : NULL;
+    api->stats = api->srv ? wr_mgmt_stats_new(wr_server_mgmt_env(api->srv), 5000) : NULL;
     if (api->stats == NULL)
         abort();
 }
@@ -153,11 +153,12 @@ static bool api_route(wr_mgmt_req_t *r, const char *path)
 bool wr_fuzz_api_request(wr_fuzz_api_t *api, wr_mgmt_method_t method, const char *path, const char *query,
                          const uint8_t *body, size_t len)
 {
-    wr_mgmt_req_t r = {.srv = api->srv, .stats = api->stats, .node = "warren@fuzz", .method = method};
+    wr_mgmt_req_t r = {
+        .env = wr_server_mgmt_env(api->srv), .stats = api->stats, .node = "warren@fuzz", .method = method};
     bool routed = false;
 
     r.req = evhttp_request_new(NULL, NULL);
-    r.account = wr_users_find(&wr_server_config(api->srv)->auth, "guest", 5);
+    r.account = wr_users_find(&wr_server_mgmt_env(api->srv)->cfg->auth, "guest", 5);
     if (r.req == NULL || r.account == NULL ||
         evbuffer_add(evhttp_request_get_input_buffer(r.req), body, len) != 0)
         abort();

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the management side (HTTP API, statistics, Prometheus, definitions)
+ * works with. The server fills one (it is the one place that wires modules
+ * together) and keeps it alive as long as the management side; alarms is
+ * set once the store is open, before the listeners start.
+ */
+#ifndef WR_BROKER_MGMT_ENV_H
+#define WR_BROKER_MGMT_ENV_H
+
+#include "broker/config/config.h"
+#include "core/list.h"
+#include "core/map.h"
+
+struct event_base;
+struct wr_alarms_s;
+struct wr_policies_s;
+
+typedef struct {
+    struct event_base *base;
+    wr_config_t *cfg;               /* users and permissions change through it */
+    const wr_map_t *vhosts;         /* name -> wr_vhost_t */
+    wr_list_t *conns;               /* the live connections (wr_conn_link nodes) */
+    struct wr_alarms_s *alarms;     /* NULL before the store is open */
+    struct wr_policies_s *policies; /* the node's policies */
+    /* Creates vhost `name` (definitions import). WR_OK, WR_EEXIST or WR_ENOMEM. */
+    int (*vhost_add)(void *ud, const char *name);
+    void *ud;
+} wr_mgmt_env_t;
+
+#endif

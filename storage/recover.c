@@ -367,7 +367,6 @@ err:
 static int sync_found(recovery_t *r)
 {
     wr_log_t *log = r->log;
-    int e;
 
     for (size_t i = 0; i < log->nsegs; i++) {
         if (fdatasync(log->segs[i]->fd) != 0) {
@@ -375,8 +374,8 @@ static int sync_found(recovery_t *r)
             return WR_EIO;
         }
     }
-    if (r->dir_changed && (e = wr_sync_dir(log->store, log->dir)) != 0) {
-        snprintf(r->err, r->errlen, "fsync of %s failed: %s", log->dir, strerror(e));
+    if (r->dir_changed && wr_sync_dir(log->store, log->dir) != WR_OK) {
+        snprintf(r->err, r->errlen, "fsync of %s failed: %s", log->dir, strerror(errno));
         return WR_EIO;
     }
     return WR_OK;

@@ -121,7 +121,7 @@ static int version_check(wr_store_t *s, char *err, size_t errlen)
     char *path = wr_store_path(s->dir, "VERSION");
     char text[64], msg[WR_STORE_MSG_MAX] = "";
     unsigned long v;
-    int fd, e, rc = WR_EIO;
+    int fd, rc = WR_EIO;
     ssize_t n;
 
     if (path == NULL) {
@@ -137,12 +137,12 @@ static int version_check(wr_store_t *s, char *err, size_t errlen)
             goto out;
         }
         snprintf(text, sizeof(text), VERSION_TEXT "%d\n", WR_STORE_VERSION);
-        if (wr_sync_replace_file(s, s->dir, "VERSION", text, strlen(text), msg, sizeof(msg)) != 0) {
+        if (wr_sync_replace_file(s, s->dir, "VERSION", text, strlen(text), msg, sizeof(msg)) != WR_OK) {
             snprintf(err, errlen, "storage directory %s: %s", s->dir, msg);
             goto out;
         }
-        if ((e = wr_sync_dir(s, s->dir)) != 0) {
-            snprintf(err, errlen, "fsync of %s failed: %s", s->dir, strerror(e));
+        if (wr_sync_dir(s, s->dir) != WR_OK) {
+            snprintf(err, errlen, "fsync of %s failed: %s", s->dir, strerror(errno));
             goto out;
         }
         rc = WR_OK;
@@ -184,11 +184,10 @@ static int logs_dir_prepare(wr_store_t *s, char *err, size_t errlen)
     struct dirent *de;
     bool removed = false;
     DIR *d;
-    int e;
 
     if (mkdir(s->logs_dir, 0750) == 0) {
-        if ((e = wr_sync_dir(s, s->dir)) != 0) {
-            snprintf(err, errlen, "fsync of %s failed: %s", s->dir, strerror(e));
+        if (wr_sync_dir(s, s->dir) != WR_OK) {
+            snprintf(err, errlen, "fsync of %s failed: %s", s->dir, strerror(errno));
             return WR_EIO;
         }
     } else if (errno != EEXIST) {
@@ -205,15 +204,15 @@ static int logs_dir_prepare(wr_store_t *s, char *err, size_t errlen)
         if (strncmp(de->d_name, ".trash-", 7) != 0)
             continue;
         path = wr_store_path(s->logs_dir, de->d_name);
-        if (path != NULL && wr_sync_remove_dir(path, msg, sizeof(msg)) == 0)
+        if (path != NULL && wr_sync_remove_dir(path, msg, sizeof(msg)) == WR_OK)
             removed = true;
         free(path);
     }
     closedir(d);
     if (msg[0] != '\0')
         wr_store_msg(s, "storage directory %s: removing destroyed logs: %s", s->dir, msg);
-    if (removed && (e = wr_sync_dir(s, s->logs_dir)) != 0)
-        wr_store_msg(s, "fsync of %s failed: %s", s->logs_dir, strerror(e));
+    if (removed && wr_sync_dir(s, s->logs_dir) != WR_OK)
+        wr_store_msg(s, "fsync of %s failed: %s", s->logs_dir, strerror(errno));
     return WR_OK;
 }
 
@@ -471,19 +470,18 @@ int wr_store_write_file(wr_store_t *s, const char *name, const void *data, size_
                         size_t errlen)
 {
     char msg[WR_STORE_MSG_MAX] = "";
-    int e;
 
     if (strcmp(name, "LOCK") == 0 || strcmp(name, "VERSION") == 0 || strcmp(name, "logs") == 0 ||
         strchr(name, '/') != NULL) {
         snprintf(err, errlen, "storage directory %s: '%s' is not a name for an owner's file", s->dir, name);
         return WR_ESYNTAX;
     }
-    if (wr_sync_replace_file(s, s->dir, name, data, len, msg, sizeof(msg)) != 0) {
+    if (wr_sync_replace_file(s, s->dir, name, data, len, msg, sizeof(msg)) != WR_OK) {
         snprintf(err, errlen, "storage directory %s: %s", s->dir, msg);
         return WR_EIO;
     }
-    if ((e = wr_sync_dir(s, s->dir)) != 0) {
-        snprintf(err, errlen, "fsync of %s failed: %s", s->dir, strerror(e));
+    if (wr_sync_dir(s, s->dir) != WR_OK) {
+        snprintf(err, errlen, "fsync of %s failed: %s", s->dir, strerror(errno));
         return WR_EIO;
     }
     return WR_OK;

@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "core/status.h"
 #include "storage/storage_internal.h"
 
 static int fault(wr_store_t *s, wr_store_io_t op, const char *path)
@@ -73,7 +74,8 @@ static int sync_fd(wr_store_t *s, int fd, const char *path)
     return fdatasync(fd) == 0 ? 0 : errno;
 }
 
-int wr_sync_dir(wr_store_t *s, const char *path)
+/* fsync of a directory: 0 or errno. */
+static int sync_dir(wr_store_t *s, const char *path)
 {
     int fd, err = fault(s, WR_STORE_IO_SYNC, path);
 
@@ -85,6 +87,16 @@ int wr_sync_dir(wr_store_t *s, const char *path)
     err = fsync(fd) == 0 ? 0 : errno;
     close(fd);
     return err;
+}
+
+int wr_sync_dir(wr_store_t *s, const char *path)
+{
+    int err = sync_dir(s, path);
+
+    if (err == 0)
+        return WR_OK;
+    errno = err;
+    return WR_EIO;
 }
 
 int wr_sync_replace_file(wr_store_t *s, const char *dir, const char *name, const void *data, size_t len,
@@ -99,7 +111,7 @@ int wr_sync_replace_file(wr_store_t *s, const char *dir, const char *name, const
     if (fd < 0) {
         err = errno;
         note(msg, msglen, "cannot create %s: %s", tmp, errstr(err, eb, sizeof(eb)));
-        return err;
+        return WR_EIO;
     }
     err = write_all(s, fd, tmp, data, len, 0);
     if (err == 0)
@@ -111,7 +123,7 @@ int wr_sync_replace_file(wr_store_t *s, const char *dir, const char *name, const
         note(msg, msglen, "cannot write %s: %s", dst, errstr(err, eb, sizeof(eb)));
         unlink(tmp);
     }
-    return err;
+    return err == 0 ? WR_OK : WR_EIO;
 }
 
 int wr_sync_remove_dir(const char *path, char *msg, size_t msglen)
@@ -124,7 +136,7 @@ int wr_sync_remove_dir(const char *path, char *msg, size_t msglen)
     if (d == NULL) {
         err = errno;
         note(msg, msglen, "cannot open %s: %s; ", path, errstr(err, eb, sizeof(eb)));
-        return err;
+        return WR_EIO;
     }
     while ((de = readdir(d)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
@@ -139,7 +151,7 @@ int wr_sync_remove_dir(const char *path, char *msg, size_t msglen)
         err = errno;
         note(msg, msglen, "cannot remove %s: %s; ", path, errstr(err, eb, sizeof(eb)));
     }
-    return err;
+    return err == 0 ? WR_OK : WR_EIO;
 }
 
 /* Undoes this batch's writes for one log: new segments go, older ones are cut back. */
@@ -193,11 +205,11 @@ static void run_log(wr_store_t *s, wr_batch_log_t *e)
             goto rollback;
         }
     }
-    if (created && (err = wr_sync_dir(s, log->dir)) != 0) {
+    if (created && (err = sync_dir(s, log->dir)) != 0) {
         fail(e, err, "fsync of directory", log->dir);
         goto rollback;
     }
-    if (e->dir_new && (err = wr_sync_dir(s, s->logs_dir)) != 0) {
+    if (e->dir_new && (err = sync_dir(s, s->logs_dir)) != 0) {
         fail(e, err, "fsync of directory", s->logs_dir);
         goto rollback;
     }
@@ -206,7 +218,7 @@ static void run_log(wr_store_t *s, wr_batch_log_t *e)
     if (e->front != 0) {
         char text[32];
         int len = snprintf(text, sizeof(text), "%" PRIu64 "\n", e->front);
-        if (wr_sync_replace_file(s, log->dir, "FRONT", text, (size_t)len, e->msg, sizeof(e->msg)) != 0)
+        if (wr_sync_replace_file(s, log->dir, "FRONT", text, (size_t)len, e->msg, sizeof(e->msg)) != WR_OK)
             note(e->msg, sizeof(e->msg), " (log '%s': truncated records may be replayed after a restart)",
                  log->name);
         changed = true;
@@ -217,7 +229,7 @@ static void run_log(wr_store_t *s, wr_batch_log_t *e)
                  errstr(errno, eb, sizeof(eb)));
         changed = true;
     }
-    if (changed && (err = wr_sync_dir(s, log->dir)) != 0)
+    if (changed && (err = sync_dir(s, log->dir)) != 0)
         note(e->msg, sizeof(e->msg), "log '%s': fsync of directory %s failed: %s; ", log->name, log->dir,
              errstr(err, eb, sizeof(eb)));
     return;
@@ -235,7 +247,7 @@ static void run_batch(wr_store_t *s, wr_batch_t *b)
         run_log(s, &b->logs[i]);
     for (size_t i = 0; i < b->ntrash; i++)
         wr_sync_remove_dir(b->trash[i], b->msg, sizeof(b->msg));
-    if (b->ntrash > 0 && (err = wr_sync_dir(s, s->logs_dir)) != 0)
+    if (b->ntrash > 0 && (err = sync_dir(s, s->logs_dir)) != 0)
         note(b->msg, sizeof(b->msg), "fsync of directory %s failed: %s", s->logs_dir,
              errstr(err, eb, sizeof(eb)));
 }

@@ -17,15 +17,17 @@ void *wr_sync_main(void *arg);
 /*
  * Replaces dir/name with data: writes dir/name.tmp, fdatasyncs it, renames it
  * over dir/name. The caller fsyncs dir when it needs the rename durable.
- * 0 or an errno value, with what failed in msg.
+ * WR_OK, or WR_EIO with what failed in msg.
  */
 int wr_sync_replace_file(wr_store_t *s, const char *dir, const char *name, const void *data, size_t len,
                          char *msg, size_t msglen);
 
-/* fsync of a directory, so entries created, renamed or removed in it are durable. 0 or errno. */
+/* fsync of a directory, so entries created, renamed or removed in it are
+ * durable. WR_OK, or WR_EIO with errno set. */
 int wr_sync_dir(wr_store_t *s, const char *path);
 
-/* Removes a directory that holds only plain files, and its files. 0 or errno, with what failed in msg. */
+/* Removes a directory that holds only plain files, and its files. WR_OK, or
+ * WR_EIO with what failed in msg. */
 int wr_sync_remove_dir(const char *path, char *msg, size_t msglen);
 
 #endif

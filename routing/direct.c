@@ -69,7 +69,7 @@ static bool direct_route(const wr_router_t *r, wr_bytes_t key, wr_bytes_t header
     return true;
 }
 
-const wr_exchange_type_t wr_direct_type = {
+const wr_router_type_t wr_direct_type = {
     .name = "direct",
     .init = direct_init,
     .fini = direct_fini,

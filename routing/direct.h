@@ -8,6 +8,6 @@
 
 #include "routing/router_internal.h"
 
-extern const wr_exchange_type_t wr_direct_type;
+extern const wr_router_type_t wr_direct_type;
 
 #endif

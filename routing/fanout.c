@@ -16,7 +16,7 @@ static bool fanout_route(const wr_router_t *r, wr_bytes_t key, wr_bytes_t header
     return true;
 }
 
-const wr_exchange_type_t wr_fanout_type = {
+const wr_router_type_t wr_fanout_type = {
     .name = "fanout",
     .route = fanout_route,
 };

@@ -319,7 +319,7 @@ static bool headers_route(const wr_router_t *r, wr_bytes_t key, wr_bytes_t heade
     return ok;
 }
 
-const wr_exchange_type_t wr_headers_type = {
+const wr_router_type_t wr_headers_type = {
     .name = "headers",
     .add = headers_add,
     .remove = headers_remove,

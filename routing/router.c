@@ -133,14 +133,14 @@ bool wr_dest_set_has(const wr_dest_set_t *s, wr_dest_t d)
 
 /* ---- exchange types ----------------------------------------------------- */
 
-static const wr_exchange_type_t *const router_types[] = {
+static const wr_router_type_t *const router_types[] = {
     &wr_direct_type,
     &wr_fanout_type,
     &wr_topic_type,
     &wr_headers_type,
 };
 
-const wr_exchange_type_t *wr_exchange_type_find(wr_bytes_t name)
+const wr_router_type_t *wr_router_type_find(wr_bytes_t name)
 {
     for (size_t i = 0; i < sizeof(router_types) / sizeof(router_types[0]); i++)
         if (wr_bytes_eq_str(name, router_types[i]->name))
@@ -148,7 +148,7 @@ const wr_exchange_type_t *wr_exchange_type_find(wr_bytes_t name)
     return NULL;
 }
 
-const char *wr_exchange_type_name(const wr_exchange_type_t *t)
+const char *wr_router_type_name(const wr_router_type_t *t)
 {
     return t->name;
 }
@@ -176,7 +176,7 @@ static wr_bytes_t key_map_key(wr_pkey_t *k, wr_dest_t d, wr_bytes_t key)
     return wr_pkey_key(k, d.ptr, (uint8_t)d.kind, key);
 }
 
-wr_router_t *wr_router_new(const wr_exchange_type_t *t)
+wr_router_t *wr_router_new(const wr_router_type_t *t)
 {
     wr_router_t *r = calloc(1, sizeof(*r));
 

@@ -40,14 +40,14 @@ void wr_dest_set_free(wr_dest_set_t *s);
 bool wr_dest_set_add(wr_dest_set_t *s, wr_dest_t d);
 bool wr_dest_set_has(const wr_dest_set_t *s, wr_dest_t d);
 
-typedef struct wr_exchange_type_s wr_exchange_type_t;
+typedef struct wr_router_type_s wr_router_type_t;
 typedef struct wr_router_s wr_router_t;
 
 /* "direct", "fanout", "topic", "headers"; NULL for anything else. */
-const wr_exchange_type_t *wr_exchange_type_find(wr_bytes_t name);
-const char *wr_exchange_type_name(const wr_exchange_type_t *t);
+const wr_router_type_t *wr_router_type_find(wr_bytes_t name);
+const char *wr_router_type_name(const wr_router_type_t *t);
 
-wr_router_t *wr_router_new(const wr_exchange_type_t *t);
+wr_router_t *wr_router_new(const wr_router_type_t *t);
 void wr_router_free(wr_router_t *r); /* NULL is a no-op */
 
 /*

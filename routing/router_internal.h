@@ -34,7 +34,7 @@ typedef struct {
 } wr_binding_t;
 
 struct wr_router_s {
-    const wr_exchange_type_t *type;
+    const wr_router_type_t *type;
     void *state;        /* the type's own index (direct map, topic trie), or NULL */
     wr_list_t bindings; /* every binding, in bind order */
     size_t count;
@@ -52,7 +52,7 @@ struct wr_router_s {
  * remove: drops a binding from the index; cannot fail.
  * route: adds matching destinations to out; false only on allocation failure.
  */
-struct wr_exchange_type_s {
+struct wr_router_type_s {
     const char *name;
     int (*init)(wr_router_t *r);
     void (*fini)(wr_router_t *r);

@@ -371,7 +371,7 @@ static bool topic_route(const wr_router_t *r, wr_bytes_t key, wr_bytes_t headers
     return w.ok;
 }
 
-const wr_exchange_type_t wr_topic_type = {
+const wr_router_type_t wr_topic_type = {
     .name = "topic",
     .init = topic_init,
     .fini = topic_fini,

@@ -11,7 +11,7 @@
 
 #include "routing/router_internal.h"
 
-extern const wr_exchange_type_t wr_topic_type;
+extern const wr_router_type_t wr_topic_type;
 
 /* Trie nodes below the root of a topic router, for tests that check pruning. */
 size_t wr_topic_node_count(const wr_router_t *r);

@@ -42,7 +42,7 @@ bool wr_handle_exchange_check_binding(const wr_exchange_t *source, wr_bytes_t ar
     wr_value_t v;
     char val[128];
 
-    if (wr_exchange_opts(source)->type != wr_exchange_type_find(WR_BYTES_LIT("headers")) ||
+    if (wr_exchange_opts(source)->type != wr_router_type_find(WR_BYTES_LIT("headers")) ||
         !wr_table_get(args, "x-match", &v))
         return true;
     if (v.type == 'S') {
@@ -95,8 +95,8 @@ bool wr_handle_exchange_check_equivalent(const char *vhost, const wr_exchange_t 
             err, WR_AMQP_PRECONDITION_FAILED, WR_EXCHANGE_DECLARE,
             "inequivalent arg 'type' for exchange '%.*s' in vhost '%s': received '%s' but current "
             "is '%s'",
-            (int)name.len, (const char *)name.data, vhost, wr_exchange_type_name(req->type),
-            wr_exchange_type_name(o->type));
+            (int)name.len, (const char *)name.data, vhost, wr_router_type_name(req->type),
+            wr_router_type_name(o->type));
         return false;
     }
     return wr_queue_args_equiv_flag(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, "durable", o->durable,
@@ -110,7 +110,7 @@ bool wr_handle_exchange_check_equivalent(const char *vhost, const wr_exchange_t 
 }
 
 static bool declare_new(wr_channel_t *ch, const wr_exchange_declare_t *d, wr_bytes_t name,
-                        const wr_exchange_type_t *type, wr_amqp_error_t *err)
+                        const wr_router_type_t *type, wr_amqp_error_t *err)
 {
     wr_exchange_opts_t o = {type, d->durable, d->auto_delete, d->internal, d->arguments};
     wr_exchange_t *x;
@@ -129,7 +129,7 @@ static bool declare_exchange(wr_channel_t *ch, const wr_exchange_declare_t *d, w
 {
     uint8_t buf[255];
     wr_bytes_t name = wr_channel_strip_crlf(d->exchange, buf);
-    const wr_exchange_type_t *type;
+    const wr_router_type_t *type;
     wr_exchange_opts_t req;
     wr_exchange_t *x;
 
@@ -140,7 +140,7 @@ static bool declare_exchange(wr_channel_t *ch, const wr_exchange_declare_t *d, w
             return wr_channel_not_found(ch, err, WR_EXCHANGE_DECLARE, "exchange", name);
         return reply(ch, d->nowait, WR_EXCHANGE_DECLARE_OK);
     }
-    type = wr_exchange_type_find(d->type);
+    type = wr_router_type_find(d->type);
     if (type == NULL) {
         wr_amqp_error_set(err, WR_AMQP_COMMAND_INVALID, WR_EXCHANGE_DECLARE, "unknown exchange type '%.*s'",
                           (int)d->type.len, (const char *)d->type.data);

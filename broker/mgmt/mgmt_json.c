@@ -506,7 +506,7 @@ json_t *wr_mgmt_json_exchange(const wr_exchange_t *x, const char *vhost)
     const wr_exchange_opts_t *o = wr_exchange_opts(x);
 
     return json_pack("{s:o, s:s, s:s, s:b, s:b, s:b, s:o}", "name", wr_mgmt_json_bytes(wr_exchange_name(x)),
-                     "vhost", vhost, "type", wr_exchange_type_name(o->type), "durable", o->durable,
+                     "vhost", vhost, "type", wr_router_type_name(o->type), "durable", o->durable,
                      "auto_delete", o->auto_delete, "internal", o->internal, "arguments",
                      table_json(o->args));
 }

@@ -52,7 +52,7 @@ bool wr_mgmt_topo_declare_exchange(wr_vhost_t *vh, wr_bytes_t name, const char *
                                    bool auto_delete, bool internal, wr_bytes_t args, bool *created,
                                    wr_amqp_error_t *err)
 {
-    wr_exchange_opts_t o = {wr_exchange_type_find(wr_bytes_str(type)), durable, auto_delete, internal, args};
+    wr_exchange_opts_t o = {wr_router_type_find(wr_bytes_str(type)), durable, auto_delete, internal, args};
     wr_exchange_t *x;
 
     *created = false;

@@ -144,7 +144,7 @@ json_t *wr_durable_defs_exchange(const wr_exchange_t *x)
     json_t *e = json_object();
 
     if (e != NULL && put(e, "name", name_json(wr_exchange_name(x))) &&
-        put(e, "type", json_string(wr_exchange_type_name(o->type))) && put(e, "durable", json_true()) &&
+        put(e, "type", json_string(wr_router_type_name(o->type))) && put(e, "durable", json_true()) &&
         put(e, "auto_delete", json_boolean(o->auto_delete)) &&
         put(e, "internal", json_boolean(o->internal)) && put(e, "arguments", hex_json(o->args)))
         return e;
@@ -257,7 +257,7 @@ static int load_exchange(wr_vhost_t *vh, const json_t *e, size_t i, wr_durable_d
         rc = malformed(err, errlen, vh, "exchanges", i);
         goto out;
     }
-    o.type = wr_exchange_type_find(wr_bytes_str(type));
+    o.type = wr_router_type_find(wr_bytes_str(type));
     o.durable = true;
     o.auto_delete = get_flag(e, "auto_delete");
     o.internal = get_flag(e, "internal");

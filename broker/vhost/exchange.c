@@ -50,7 +50,7 @@ wr_exchange_t *wr_exchange_new(wr_bytes_t name, const wr_exchange_opts_t *o)
     }
     x->refs = 1;
     x->opts = *o;
-    x->reads_headers = o->type == wr_exchange_type_find(WR_BYTES_LIT("headers"));
+    x->reads_headers = o->type == wr_router_type_find(WR_BYTES_LIT("headers"));
     if (name.len > 0)
         memcpy(x->data, name.data, name.len);
     x->name = (wr_bytes_t){x->data, name.len};

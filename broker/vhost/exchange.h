@@ -21,7 +21,7 @@ typedef struct wr_exchange_s wr_exchange_t;
 typedef struct wr_vhost_s wr_vhost_t;
 
 typedef struct {
-    const wr_exchange_type_t *type;
+    const wr_router_type_t *type;
     bool durable;
     bool auto_delete;
     bool internal;

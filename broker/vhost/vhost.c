@@ -513,7 +513,7 @@ wr_vhost_t *wr_vhost_new(const wr_vhost_env_t *env, const char *name)
     vh->sched.hooks = &queue_hooks;
     for (size_t i = 0; i < sizeof(standard_exchanges) / sizeof(standard_exchanges[0]); i++) {
         wr_exchange_opts_t o = {
-            .type = wr_exchange_type_find(wr_bytes_str(standard_exchanges[i].type)),
+            .type = wr_router_type_find(wr_bytes_str(standard_exchanges[i].type)),
             .durable = true,
             .internal = standard_exchanges[i].internal,
         };

@@ -16,13 +16,13 @@
 
 static wr_router_t *router(const char *type)
 {
-    const wr_exchange_type_t *t = wr_exchange_type_find(wr_bytes_str(type));
+    const wr_router_type_t *t = wr_router_type_find(wr_bytes_str(type));
     wr_router_t *r;
 
     ck_assert_ptr_nonnull(t);
     r = wr_router_new(t);
     ck_assert_ptr_nonnull(r);
-    ck_assert_str_eq(wr_exchange_type_name(t), type);
+    ck_assert_str_eq(wr_router_type_name(t), type);
     return r;
 }
 

@@ -67,9 +67,9 @@ static wr_bytes_t encode(wr_buf_t *b, const kv_t *kv)
     return (wr_bytes_t){b->data + 4, b->len - 4};
 }
 
-static const wr_exchange_type_t *headers_type(void)
+static const wr_router_type_t *headers_type(void)
 {
-    const wr_exchange_type_t *t = wr_exchange_type_find(WR_BYTES_LIT("headers"));
+    const wr_router_type_t *t = wr_router_type_find(WR_BYTES_LIT("headers"));
 
     ck_assert_ptr_nonnull(t);
     return t;

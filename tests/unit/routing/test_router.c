@@ -64,14 +64,14 @@ START_TEST(exchange_type_lookup)
     static const char *const names[] = {"direct", "fanout", "topic", "headers"};
 
     for (size_t i = 0; i < 4; i++) {
-        const wr_exchange_type_t *t = wr_exchange_type_find(wr_bytes_str(names[i]));
+        const wr_router_type_t *t = wr_router_type_find(wr_bytes_str(names[i]));
         ck_assert_ptr_nonnull(t);
-        ck_assert_str_eq(wr_exchange_type_name(t), names[i]);
+        ck_assert_str_eq(wr_router_type_name(t), names[i]);
     }
-    ck_assert_ptr_null(wr_exchange_type_find(WR_BYTES_LIT("Direct")));
-    ck_assert_ptr_null(wr_exchange_type_find(WR_BYTES_LIT("x-delayed-message")));
-    ck_assert_ptr_null(wr_exchange_type_find(WR_BYTES_LIT("")));
-    ck_assert_ptr_null(wr_exchange_type_find(WR_BYTES_LIT("topics")));
+    ck_assert_ptr_null(wr_router_type_find(WR_BYTES_LIT("Direct")));
+    ck_assert_ptr_null(wr_router_type_find(WR_BYTES_LIT("x-delayed-message")));
+    ck_assert_ptr_null(wr_router_type_find(WR_BYTES_LIT("")));
+    ck_assert_ptr_null(wr_router_type_find(WR_BYTES_LIT("topics")));
 }
 END_TEST
 
@@ -92,10 +92,10 @@ static wr_bytes_t table2(wr_buf_t *b, const char *k1, int64_t v1, const char *k2
 
 START_TEST(binding_identity_uses_table_equivalence)
 {
-    const wr_exchange_type_t *types[] = {
-        wr_exchange_type_find(WR_BYTES_LIT("direct")),
-        wr_exchange_type_find(WR_BYTES_LIT("fanout")),
-        wr_exchange_type_find(WR_BYTES_LIT("topic")),
+    const wr_router_type_t *types[] = {
+        wr_router_type_find(WR_BYTES_LIT("direct")),
+        wr_router_type_find(WR_BYTES_LIT("fanout")),
+        wr_router_type_find(WR_BYTES_LIT("topic")),
     };
     wr_buf_t b1 = WR_BUF_INIT, b2 = WR_BUF_INIT;
     int q;
@@ -144,7 +144,7 @@ static void collect_fn(void *ud, wr_dest_t d, wr_bytes_t key, wr_bytes_t args)
 
 START_TEST(foreach_in_bind_order)
 {
-    wr_router_t *r = wr_router_new(wr_exchange_type_find(WR_BYTES_LIT("topic")));
+    wr_router_t *r = wr_router_new(wr_router_type_find(WR_BYTES_LIT("topic")));
     wr_buf_t b = WR_BUF_INIT;
     char qa = 'A', qb = 'B';
     collect_t c = {0};
@@ -175,7 +175,7 @@ START_TEST(long_keys)
     key[300] = '.';
     wr_dest_set_init(&out);
     for (size_t i = 0; i < 4; i++) {
-        wr_router_t *r = wr_router_new(wr_exchange_type_find(wr_bytes_str(names[i])));
+        wr_router_t *r = wr_router_new(wr_router_type_find(wr_bytes_str(names[i])));
         ck_assert_int_eq(wr_router_bind(r, queue(&q1), wr_bytes_str(key), NO_ARGS), WR_OK);
         ck_assert_int_eq(wr_router_bind(r, queue(&q1), wr_bytes_str(key), NO_ARGS), WR_EEXIST);
         ck_assert_int_eq(wr_router_bind(r, queue(&q2), wr_bytes_str(key), NO_ARGS), WR_OK);

@@ -17,9 +17,9 @@
 
 #define NO_ARGS ((wr_bytes_t){NULL, 0})
 
-static const wr_exchange_type_t *topic_type(void)
+static const wr_router_type_t *topic_type(void)
 {
-    const wr_exchange_type_t *t = wr_exchange_type_find(WR_BYTES_LIT("topic"));
+    const wr_router_type_t *t = wr_router_type_find(WR_BYTES_LIT("topic"));
 
     ck_assert_ptr_nonnull(t);
     return t;

@@ -16,6 +16,7 @@
 #include "broker/queue/queue.h"
 #include "broker/amqp/reply_to.h"
 #include "broker/amqp/tx.h"
+#include "broker/amqp/unacked.h"
 #include "broker/vhost/vhost.h"
 #include "core/map.h"
 #include "protocol/error.h"

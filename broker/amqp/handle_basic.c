@@ -37,15 +37,15 @@ static bool consumer_can_take(wr_consumer_t *c)
     return wr_conn_writable(ch->conn);
 }
 
-static void consumer_deliver(wr_consumer_t *c, wr_message_t *msg, const wr_qpos_t *pos, bool redelivered)
+static void consumer_deliver(wr_consumer_t *c, wr_message_t *msg, const wr_qtoken_t *t, bool redelivered)
 {
     wr_channel_t *ch = c->owner;
     uint64_t tag = ch->last_tag + 1;
     wr_method_t m = {.id = WR_BASIC_DELIVER};
 
-    if (!c->no_ack && wr_unacked_add(ch->unacked, tag, c->queue, msg, pos, c) != WR_OK) {
+    if (!c->no_ack && wr_unacked_add(ch->unacked, tag, c->queue, msg, t, c) != WR_OK) {
         /* Untracked it could never be acked: keep it in the queue instead. */
-        wr_queue_requeue(c->queue, msg, pos);
+        wr_queue_settle(c->queue, msg, t, WR_SETTLE_REQUEUE);
         return;
     }
     ch->last_tag = tag;
@@ -251,20 +251,20 @@ static bool get(wr_channel_t *ch, const wr_basic_get_t *g, wr_amqp_error_t *err)
     wr_method_t m = {.id = WR_BASIC_GET_OK};
     wr_queue_t *q = find_queue(ch, g->queue, WR_BASIC_GET, err);
     wr_message_t *msg;
-    wr_qpos_t pos;
+    wr_qtoken_t tok;
     bool redelivered;
 
     if (q == NULL)
         return false;
     /* Even an empty get counts as use for x-expires. */
     wr_queue_touch(q);
-    if (!wr_queue_get(q, g->no_ack, &msg, &pos, &redelivered)) {
+    if (!wr_queue_get(q, g->no_ack, &msg, &tok, &redelivered)) {
         m.id = WR_BASIC_GET_EMPTY;
         wr_channel_send(ch, &m);
         return true;
     }
-    if (!g->no_ack && wr_unacked_add(ch->unacked, ch->last_tag + 1, q, msg, &pos, NULL) != WR_OK) {
-        wr_queue_requeue(q, msg, &pos);
+    if (!g->no_ack && wr_unacked_add(ch->unacked, ch->last_tag + 1, q, msg, &tok, NULL) != WR_OK) {
+        wr_queue_settle(q, msg, &tok, WR_SETTLE_REQUEUE);
         return internal_error(WR_BASIC_GET, err);
     }
     ch->last_tag++;

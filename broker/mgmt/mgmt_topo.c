@@ -751,19 +751,21 @@ static json_t *queue_item(const wr_mgmt_req_t *r, const wr_vhost_t *vh, void *q)
     json_t *obj = wr_mgmt_json_queue(q, wr_vhost_name(vh));
     const wr_policy_t *p = wr_policy_match(r->env->policies, wr_vhost_name(vh), wr_queue_name(q), true);
     const wr_consumer_t *exclusive = NULL;
+    wr_queue_info_t info;
     wr_mgmt_counts_t c;
     wr_mgmt_rates_t rt;
 
     if (!obj)
         return NULL;
+    wr_queue_info(q, &info);
     wr_mgmt_stats_queue_counts(q, &c);
     wr_mgmt_stats_queue_rates(r->stats, q, &rt);
     wr_mgmt_json_set_totals(obj, &c, &rt);
     wr_queue_foreach_consumer(q, find_exclusive, &exclusive);
     json_object_update_new(
         obj, json_pack("{s:b, s:s, s:s, s:s, s:I, s:o, s:o, s:o, s:n, s:o, s:o}", "exclusive",
-                       wr_queue_opts(q)->exclusive, "type", "classic", "state", "running", "node", r->node,
-                       "consumers", (json_int_t)wr_queue_consumer_count(q), "message_stats",
+                       wr_queue_opts(q)->exclusive, "type", wr_queue_type_name(q), "state", info.state,
+                       "node", r->node, "consumers", (json_int_t)wr_queue_consumer_count(q), "message_stats",
                        wr_mgmt_json_message_stats(&c, &rt), "policy", p ? json_string(p->name) : json_null(),
                        "effective_policy_definition", p ? json_deep_copy(p->definition) : json_object(),
                        "operator_policy", "exclusive_consumer_tag", tag_or_null(exclusive),
@@ -872,7 +874,7 @@ static void get_messages(wr_mgmt_req_t *r, wr_queue_t *q)
     const json_t *count, *mode, *enc;
     long long want_count, truncate = -1;
     wr_message_t **taken = NULL;
-    wr_qpos_t *pos = NULL;
+    wr_qtoken_t *tok = NULL;
     size_t n = 0, want, mode_ix = 0;
     bool redelivered;
 
@@ -910,13 +912,13 @@ static void get_messages(wr_mgmt_req_t *r, wr_queue_t *q)
     if (want > wr_queue_ready(q))
         want = wr_queue_ready(q);
     taken = calloc(want + 1, sizeof(*taken));
-    pos = calloc(want + 1, sizeof(*pos));
+    tok = calloc(want + 1, sizeof(*tok));
     arr = json_array();
-    if (!taken || !pos || !arr) {
+    if (!taken || !tok || !arr) {
         wr_mgmt_error(r, 500, "internal_error", "out of memory");
         goto out;
     }
-    while (n < want && wr_queue_get(q, mode_ix >= 2, &taken[n], &pos[n], &redelivered)) {
+    while (n < want && wr_queue_get(q, mode_ix >= 2, &taken[n], &tok[n], &redelivered)) {
         json_array_append_new(arr, get_item(taken[n], redelivered, wr_queue_ready(q),
                                             strcmp(json_string_value(enc), "base64") == 0, truncate));
         n++;
@@ -927,12 +929,12 @@ out:
     /* The first two modes requeue; the others took the messages as no-ack. */
     for (size_t i = 0; i < n; i++) {
         if (mode_ix < 2)
-            wr_queue_requeue(q, taken[i], &pos[i]);
+            wr_queue_settle(q, taken[i], &tok[i], WR_SETTLE_REQUEUE);
         else
             wr_message_unref(taken[i]);
     }
     free(taken);
-    free(pos);
+    free(tok);
     json_decref(arr);
     json_decref(body);
 }

@@ -489,7 +489,7 @@ void wr_durable_close(wr_durable_t *d)
         void *q;
 
         while (wr_map_next(wr_vhost_queues(vh), &qit, NULL, &q))
-            wr_queue_detach_log(q);
+            wr_queue_close_store(q);
     }
     if (d->flush_ev != NULL)
         event_free(d->flush_ev);

@@ -155,7 +155,7 @@ json_t *wr_durable_defs_exchange(const wr_exchange_t *x)
 json_t *wr_durable_defs_queue(const wr_queue_t *q)
 {
     const wr_queue_opts_t *o = wr_queue_opts(q);
-    const char *log = wr_queue_log_name(q);
+    const char *log = wr_queue_store_name(q);
     json_t *e = json_object();
 
     if (e != NULL && put(e, "name", name_json(wr_queue_name(q))) && put(e, "durable", json_true()) &&

@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Queues and their bookkeeping: ready messages in enqueue order (a requeued
- * message goes back to its original place), consumers in priority order with
- * round-robin inside a priority, each channel's record of deliveries
- * awaiting acknowledgement, and paging: past its memory budget a queue keeps
- * messages only in its log (queue_log.c), where persistent messages of a
- * durable queue always are. Nothing here touches libevent: the scheduler is
- * driven by whoever owns the loop (vhost.c), so unit tests drive it by hand.
+ * The queue-type interface: what every kind of queue (today the classic
+ * queue, classic.c; quorum queues next) offers the rest of the broker, as
+ * RabbitMQ's rabbit_queue_type does. A queue is a generic head (wr_queue_t)
+ * embedded in its type's own state; callers use the wr_queue_* functions
+ * below, each one indirect call through the type's vtable, and never ask
+ * which type a queue is. docs/ARCHITECTURE.md states the contract.
  */
 #ifndef WR_BROKER_QUEUE_H
 #define WR_BROKER_QUEUE_H
@@ -17,21 +16,16 @@
 
 #include "broker/base/confirm.h"
 #include "broker/base/message.h"
-#include "broker/queue/queue_log.h"
 #include "core/bytes.h"
 #include "core/list.h"
+#include "protocol/error.h"
 
 typedef struct wr_queue_s wr_queue_t;
+typedef struct wr_queue_type_s wr_queue_type_t;
 typedef struct wr_consumer_s wr_consumer_t;
-typedef struct wr_unacked_s wr_unacked_t;
+/* What the queues of one node share for storage (the classic type's logs). */
+typedef struct wr_qlog_ctx_s wr_qlog_ctx_t;
 
-/*
- * Dispatch is scheduled, never recursive: work on a queue (a publish, a new
- * consumer, an ack that reopens a prefetch window) puts the queue on
- * `runnable`, and the loop owner calls wr_queue_sched_run once per loop
- * iteration. `wake` is called when the list goes from empty to non-empty
- * outside a run, so the owner can arrange for that call.
- */
 /* Why a message leaves its queue for the dead-letter exchange (the x-death
  * "reason"). */
 typedef enum { WR_DL_REJECTED, WR_DL_EXPIRED, WR_DL_MAXLEN, WR_DL_DELIVERY_LIMIT } wr_dl_reason_t;
@@ -55,6 +49,13 @@ typedef struct {
     void (*expired)(void *ud, wr_queue_t *q);
 } wr_queue_hooks_t;
 
+/*
+ * Dispatch is scheduled, never recursive: work on a queue (a publish, a new
+ * consumer, an ack that reopens a prefetch window) puts the queue on
+ * `runnable`, and the loop owner calls wr_queue_sched_run once per loop
+ * iteration. `wake` is called when the list goes from empty to non-empty
+ * outside a run, so the owner can arrange for that call.
+ */
 typedef struct {
     wr_list_t runnable;
     bool running;
@@ -67,8 +68,9 @@ typedef struct {
 void wr_queue_sched_init(wr_queue_sched_t *s, void (*wake)(void *ud), void *ud);
 /*
  * Runs every queue that was runnable when called, each for at most `batch`
- * deliveries. Returns true when some queue still has work (the owner should
- * run again on the next loop iteration, after polling I/O).
+ * deliveries (its type's dispatch). Returns true when some queue still has
+ * work (the owner should run again on the next loop iteration, after polling
+ * I/O).
  */
 bool wr_queue_sched_run(wr_queue_sched_t *s, size_t batch);
 
@@ -105,55 +107,8 @@ typedef struct {
     int64_t consumer_timeout; /* x-consumer-timeout, ms a delivery may wait for its ack */
 } wr_queue_limits_t;
 
-/*
- * Where a message taken from a queue came from: its place in the queue's
- * order (a requeue puts it back there) and its log record. Filled by the
- * queue, handed back to it on requeue or settlement.
- */
-typedef struct {
-    uint64_t seq;
-    uint64_t index;   /* 0: not in the log */
-    uint64_t expiry;  /* queue.c's: when it expires (kept across a requeue) */
-    uint64_t size;    /* body bytes */
-    uint32_t returns; /* queue.c's: requeues so far (x-delivery-limit) */
-    uint8_t flags;    /* queue.c's */
-    uint8_t prio;     /* queue.c's: its priority lane */
-} wr_qpos_t;
-
-/* A queue with refs = 1, copying name and args, kept in memory only until
- * wr_queue_use_log. NULL on ENOMEM. */
-wr_queue_t *wr_queue_new(wr_bytes_t name, const wr_queue_opts_t *o, wr_queue_sched_t *s);
-/*
- * Gives q a log in ctx's store (see wr_qlog_new; `what` names the queue in
- * log lines): with logname NULL a new one, for paging and, when q is
- * durable, its persistent messages; with logname the stored log of a durable
- * queue, whose messages are recovered into q now. WR_OK, or WR_EIO / WR_ENOMEM
- * with a message in err.
- */
-int wr_queue_use_log(wr_queue_t *q, wr_qlog_ctx_t *ctx, const char *logname, const char *what, char *err,
-                     size_t errlen);
-/* The name of q's log in the store, or NULL without one. */
-const char *wr_queue_log_name(const wr_queue_t *q);
-/*
- * The broker is stopping: q's log is closed, keeping what a restart must
- * recover (see wr_qlog_close); q is memory-only afterwards.
- */
-void wr_queue_detach_log(wr_queue_t *q);
-wr_queue_t *wr_queue_ref(wr_queue_t *q);
-/* Frees at zero (the queue must have been closed). NULL is a no-op. */
-void wr_queue_unref(wr_queue_t *q);
-
-wr_bytes_t wr_queue_name(const wr_queue_t *q);
-/* The declared properties; args point into the queue's own copy. */
-const wr_queue_opts_t *wr_queue_opts(const wr_queue_t *q);
-bool wr_queue_closed(const wr_queue_t *q);
-/* Ready messages (not counting deliveries awaiting ack). */
-size_t wr_queue_ready(const wr_queue_t *q);
-/* Bytes of ready messages held in memory (the rest are paged out). */
-uint64_t wr_queue_memory(const wr_queue_t *q);
-size_t wr_queue_consumer_count(const wr_queue_t *q);
-/* Deliveries of this queue awaiting ack, on any channel. */
-size_t wr_queue_unacked(const wr_queue_t *q);
+/* Every limit -1, overflow drop-head, no dead-lettering. */
+void wr_queue_limits_none(wr_queue_limits_t *l);
 
 /* Message counters since the queue was created (management API, metrics). */
 typedef struct {
@@ -166,77 +121,57 @@ typedef struct {
     uint64_t ack;            /* acknowledged deliveries */
 } wr_queue_stats_t;
 
-const wr_queue_stats_t *wr_queue_stats(const wr_queue_t *q);
-/* The exchanges bound to this queue; owned by exchange.c. */
-wr_list_t *wr_queue_sources(wr_queue_t *q);
-/* Links an exclusive queue into its owner's list; owned by vhost.c. */
-wr_list_t *wr_queue_owner_link(wr_queue_t *q);
-/* The queue whose owner link this is. */
-wr_queue_t *wr_queue_from_owner_link(wr_list_t *link);
+/* The figures a type computes (wr_queue_info). */
+typedef struct {
+    size_t ready;         /* messages ready (not counting deliveries awaiting settlement) */
+    uint64_t ready_bytes; /* their body bytes (x-max-length-bytes counts these) */
+    uint64_t memory;      /* bytes of ready messages held in memory (the rest is paged out) */
+    const char *state;    /* "running" */
+} wr_queue_info_t;
 
 /*
- * Appends m, taking a reference of its own when it stays in memory. A
- * persistent message (delivery_mode 2) of a durable queue is written to the
- * log; so is any message that does not fit in the memory budget. With conf
- * (the publisher wants a confirm), a persistent message holds it until its
- * record is durable. Its expiry is the shorter of x-message-ttl and its
- * expiration property; a priority queue files it by its priority property;
- * past a length limit the head is dropped (drop-head) or m refused. WR_OK;
- * WR_EFULL when the queue is full and refuses m (reject-publish; with
- * reject-publish-dlx m has been dead-lettered); WR_ENOMEM; WR_EIO or
- * WR_ETOOBIG when a persistent message could not be written (then the queue
- * does not take it).
+ * A delivery token: what a queue type needs to settle one message it handed
+ * out (by delivery or get), filled by the type and handed back unchanged to
+ * wr_queue_settle. Fixed size and copied by value, so a delivery costs no
+ * allocation; its contents are the type's, except keep_msg.
  */
-int wr_queue_publish(wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf);
-/*
- * Takes the head message for basic.get: false when none is ready. The caller
- * owns the returned reference and, unless no_ack (then the message is done
- * with), keeps *pos for wr_unacked_add or wr_queue_requeue.
- */
-bool wr_queue_get(wr_queue_t *q, bool no_ack, wr_message_t **m, wr_qpos_t *pos, bool *redelivered);
-/*
- * Puts a delivered message back at its original place, marked redelivered;
- * takes ownership of the reference. m may be NULL when pos has a log record:
- * the message is then read back from the log when it is next taken. A
- * closed queue just drops it. Past
- * x-delivery-limit returns the message is dead-lettered (delivery_limit)
- * instead.
- */
-void wr_queue_requeue(wr_queue_t *q, wr_message_t *m, const wr_qpos_t *pos);
-/* Drops every ready message; returns how many. */
-size_t wr_queue_purge(wr_queue_t *q);
-/*
- * The queue is being deleted: consumers are detached and each told through
- * ops->cancelled, ready messages are released, and the queue leaves the
- * scheduler. Returns how many messages were ready. The caller's reference
- * stays valid.
- */
-size_t wr_queue_close(wr_queue_t *q);
-/* Schedules a dispatch run if the queue has ready messages and consumers. */
-void wr_queue_wake(wr_queue_t *q);
+typedef struct {
+    uint64_t w[4];
+    uint32_t x;
+    uint8_t b[2];
+    /* The holder must keep its message reference and give it to
+     * wr_queue_settle; false: the type can find the message again itself,
+     * so the holder may drop it (an unacked delivery then costs no body
+     * memory) and settle with NULL. */
+    bool keep_msg;
+} wr_qtoken_t;
 
-/* Every limit -1, overflow drop-head, no dead-lettering. */
-void wr_queue_limits_none(wr_queue_limits_t *l);
+/* DISCARD is a reject or nack without requeue: the message is dead-lettered
+ * (rejected) when the queue's limits say dead_letter, dropped otherwise. */
+typedef enum { WR_SETTLE_ACK, WR_SETTLE_REQUEUE, WR_SETTLE_DISCARD } wr_settle_t;
+
 /*
- * Puts l in force (a queue starts with wr_queue_limits_none): a lower length
- * limit drops (drop-head) or dead-letters heads right away, timers are
- * re-armed through the hooks.
+ * The generic head of every queue, embedded in its type's state (container_of
+ * from the type's side). The type owns every field's upkeep; the rest of the
+ * broker reads them through the functions below, except `sources` (exchange.c)
+ * and `owner_link` (vhost.c), which those files own.
  */
-void wr_queue_set_limits(wr_queue_t *q, const wr_queue_limits_t *l);
-const wr_queue_limits_t *wr_queue_limits(const wr_queue_t *q);
-/* The timer asked for by hooks->arm is due: expired heads leave, an unused
- * queue past x-expires is reported, the next timer is armed. */
-void wr_queue_tick(wr_queue_t *q);
-/* q was used (declared again, basic.get): its x-expires starts over. */
-void wr_queue_touch(wr_queue_t *q);
-/* The consumer receiving deliveries of a single-active-consumer queue, or
- * NULL (no consumers, or not such a queue). */
-const wr_consumer_t *wr_queue_active_consumer(const wr_queue_t *q);
-/* Calls fn for each consumer of q in attach order (management API); fn
- * must not attach or cancel. */
-void wr_queue_foreach_consumer(const wr_queue_t *q, void (*fn)(void *ud, const wr_consumer_t *c), void *ud);
-/* Bytes of ready messages' bodies (x-max-length-bytes counts these). */
-uint64_t wr_queue_ready_bytes(const wr_queue_t *q);
+struct wr_queue_s {
+    const wr_queue_type_t *type;
+    uint32_t refs;
+    bool closed;
+    bool had_consumers;
+    wr_bytes_t name;
+    wr_queue_opts_t opts; /* args point into the queue's own copy */
+    wr_queue_sched_t *sched;
+    wr_list_t run_node; /* on a scheduler list while runnable */
+    wr_list_t sources;
+    wr_list_t owner_link;
+    wr_queue_limits_t limits;
+    size_t nconsumers;
+    size_t unacked; /* deliveries handed out and not yet settled */
+    wr_queue_stats_t stats;
+};
 
 /* What a queue needs from the owner of a consumer (a channel). */
 typedef struct {
@@ -245,9 +180,9 @@ typedef struct {
      * checked by the queue before asking. */
     bool (*can_take)(wr_consumer_t *c);
     /* A delivery; takes ownership of the message reference. Unless the
-     * consumer is no_ack, the owner keeps *pos for wr_unacked_add (or
-     * wr_queue_requeue when it cannot). */
-    void (*deliver)(wr_consumer_t *c, wr_message_t *m, const wr_qpos_t *pos, bool redelivered);
+     * consumer is no_ack, the owner keeps *t until it settles the delivery
+     * with wr_queue_settle (at once, with REQUEUE, when it cannot keep it). */
+    void (*deliver)(wr_consumer_t *c, wr_message_t *m, const wr_qtoken_t *t, bool redelivered);
     /* The queue was deleted; c has already been detached from it. */
     void (*cancelled)(wr_consumer_t *c);
 } wr_consumer_ops_t;
@@ -256,8 +191,9 @@ struct wr_prio_group_s;
 
 /*
  * A consumer. The creator fills the first block after wr_consumer_new; the
- * second block belongs to queue.c. Refcounted because deliveries awaiting
- * ack outlive a cancelled consumer.
+ * second block belongs to the queue type, except `unacked`, which the
+ * owner's record of deliveries (amqp/unacked.c) counts. Refcounted because
+ * deliveries awaiting ack outlive a cancelled consumer.
  */
 struct wr_consumer_s {
     const wr_consumer_ops_t *ops;
@@ -280,60 +216,351 @@ struct wr_consumer_s {
 /* refs = 1, copies of tag and args, everything else zero. NULL on ENOMEM. */
 wr_consumer_t *wr_consumer_new(wr_bytes_t tag, wr_bytes_t args, const wr_consumer_ops_t *ops, void *owner);
 void wr_consumer_unref(wr_consumer_t *c); /* NULL is a no-op */
+
 /*
- * Attaches c to q (q keeps a reference to c). WR_OK, or WR_EEXIST when
- * exclusivity forbids it: q has an exclusive consumer, or c is exclusive and
- * q has consumers.
+ * A queue type. Every operation is called on the loop thread, never
+ * re-entrantly for the same queue except where said. Ownership: a message
+ * reference passed in is the type's; one passed out (get, deliver) is the
+ * receiver's; a token stays valid until settled.
  */
-int wr_queue_consume(wr_queue_t *q, wr_consumer_t *c);
-/* Detaches c from its queue (no callback); the queue drops its reference. */
-void wr_queue_cancel(wr_consumer_t *c);
+struct wr_queue_type_s {
+    const char *name; /* the x-queue-type value: "classic" */
+
+    /* Declaration. Its rules for a new queue's x- arguments, in RabbitMQ's
+     * order: false with a 406 in *err naming the first bad one (vhost and
+     * name only go in the text). Pure. */
+    bool (*validate_args)(const char *vhost, wr_bytes_t name, wr_bytes_t args, wr_amqp_error_t *err);
+    /* The arguments a redeclaration must repeat (queue_args.c compares
+     * them), NULL-terminated. */
+    const char *const *equiv_args;
+
+    /* A queue with refs = 1, copying name and args, memory-only until
+     * open_store. NULL on ENOMEM. */
+    wr_queue_t *(*create)(wr_bytes_t name, const wr_queue_opts_t *o, wr_queue_sched_t *s);
+    /* Storage and recovery: see wr_queue_open_store. */
+    int (*open_store)(wr_queue_t *q, wr_qlog_ctx_t *ctx, const char *logname, const char *what, char *err,
+                      size_t errlen);
+    const char *(*store_name)(const wr_queue_t *q);
+    void (*close_store)(wr_queue_t *q);
+    /* The queue is deleted: see wr_queue_close. */
+    size_t (*close)(wr_queue_t *q);
+    /* refs reached 0: frees q (closed or not). */
+    void (*destroy)(wr_queue_t *q);
+
+    int (*publish)(wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf);
+    bool (*get)(wr_queue_t *q, bool no_ack, wr_message_t **m, wr_qtoken_t *t, bool *redelivered);
+    void (*settle)(wr_queue_t *q, wr_message_t *m, const wr_qtoken_t *t, wr_settle_t how);
+    size_t (*purge)(wr_queue_t *q);
+
+    int (*consume)(wr_queue_t *q, wr_consumer_t *c);
+    void (*cancel)(wr_queue_t *q, wr_consumer_t *c);
+    const wr_consumer_t *(*active_consumer)(const wr_queue_t *q);
+    void (*foreach_consumer)(const wr_queue_t *q, void (*fn)(void *ud, const wr_consumer_t *c), void *ud);
+
+    /* Delivers up to `batch` messages; true when more could go right away.
+     * Called by wr_queue_sched_run only. */
+    bool (*dispatch)(wr_queue_t *q, size_t batch);
+    void (*wake)(wr_queue_t *q);
+    void (*set_limits)(wr_queue_t *q, const wr_queue_limits_t *l);
+    void (*tick)(wr_queue_t *q);
+    void (*touch)(wr_queue_t *q);
+    void (*info)(const wr_queue_t *q, wr_queue_info_t *out);
+};
+
+/* The types, by x-queue-type value; NULL for a name no type has. */
+const wr_queue_type_t *wr_queue_type_find(wr_bytes_t name);
+/* The type of a queue declared without x-queue-type (classic). */
+const wr_queue_type_t *wr_queue_type_default(void);
+/* Every type, NULL-terminated (tests run the contract over each). */
+const wr_queue_type_t *const *wr_queue_types(void);
+
+/*
+ * For types only: fills q's head (refs = 1, name and args copied into
+ * `room`, which holds name.len + o->args.len bytes and lives as long as q).
+ */
+void wr_queue_head_init(wr_queue_t *q, const wr_queue_type_t *t, wr_bytes_t name, const wr_queue_opts_t *o,
+                        wr_queue_sched_t *s, uint8_t *room);
+/* For types only: puts q on its scheduler's runnable list (q must not be on
+ * it), telling the owner when the list was idle. */
+void wr_queue_sched_add(wr_queue_t *q);
+
+/* A queue of type t, refs = 1 (see create). NULL on ENOMEM. */
+static inline wr_queue_t *wr_queue_new(const wr_queue_type_t *t, wr_bytes_t name, const wr_queue_opts_t *o,
+                                       wr_queue_sched_t *s)
+{
+    return t->create(name, o, s);
+}
+
+static inline wr_queue_t *wr_queue_ref(wr_queue_t *q)
+{
+    q->refs++;
+    return q;
+}
+
+/* Frees at zero (its type's destroy: the queue should have been closed).
+ * NULL is a no-op. */
+static inline void wr_queue_unref(wr_queue_t *q)
+{
+    if (q != NULL && --q->refs == 0)
+        q->type->destroy(q);
+}
+
+/*
+ * Gives q its storage in ctx (`what` names the queue in log lines): with
+ * logname NULL a new log, for paging and, when q is durable, its persistent
+ * messages; with logname the stored log of a durable queue, whose messages
+ * are recovered into q now (recovery at start-up). WR_OK, or WR_EIO /
+ * WR_ENOMEM with a message in err.
+ */
+static inline int wr_queue_open_store(wr_queue_t *q, wr_qlog_ctx_t *ctx, const char *logname,
+                                      const char *what, char *err, size_t errlen)
+{
+    return q->type->open_store(q, ctx, logname, what, err, errlen);
+}
+
+/* The name of q's storage (the topology keeps it), or NULL without one. */
+static inline const char *wr_queue_store_name(const wr_queue_t *q)
+{
+    return q->type->store_name(q);
+}
+
+/* The broker is stopping: q's storage is closed, keeping what a restart must
+ * recover; q is memory-only afterwards. */
+static inline void wr_queue_close_store(wr_queue_t *q)
+{
+    q->type->close_store(q);
+}
+
+/*
+ * The queue is being deleted: consumers are detached and each told through
+ * ops->cancelled, ready messages are released, confirms waiting on it are
+ * released, its storage goes and the queue leaves the scheduler. Returns how
+ * many messages were ready. The caller's reference stays valid; deliveries
+ * still awaiting settlement may be settled afterwards (they are dropped).
+ */
+static inline size_t wr_queue_close(wr_queue_t *q)
+{
+    return q->type->close(q);
+}
+
+/*
+ * Appends m, taking a reference of its own when it keeps m in memory. With
+ * conf (the publisher wants a confirm), a message the type must make durable
+ * adds a hold to conf (confirm.h) that it releases once it is. The classic
+ * type: a persistent message (delivery_mode 2) of a durable queue, and any
+ * message past the memory budget, goes to the log; its expiry is the shorter
+ * of x-message-ttl and its expiration property; a priority queue files it by
+ * its priority property; past a length limit the head is dropped (drop-head)
+ * or m refused. WR_OK; WR_EFULL when the queue is full and refuses m
+ * (reject-publish; with reject-publish-dlx m has been dead-lettered);
+ * WR_ENOMEM; WR_EIO or WR_ETOOBIG when a persistent message could not be
+ * written (then the queue does not take it).
+ */
+static inline int wr_queue_publish(wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf)
+{
+    return q->type->publish(q, m, conf);
+}
+
+/*
+ * Takes the head message for basic.get: false when none is ready. The caller
+ * owns the returned reference and, unless no_ack (then the message is done
+ * with), keeps *t until it settles it with wr_queue_settle.
+ */
+static inline bool wr_queue_get(wr_queue_t *q, bool no_ack, wr_message_t **m, wr_qtoken_t *t,
+                                bool *redelivered)
+{
+    return q->type->get(q, no_ack, m, t, redelivered);
+}
+
+/*
+ * Settles a delivery or get of q that was not no_ack: ACK (done with),
+ * REQUEUE (back at its original place, marked redelivered; past
+ * x-delivery-limit returns it is dead-lettered instead) or DISCARD. Takes
+ * ownership of m, which may be NULL unless t->keep_msg. Counts the ack and
+ * the unacked figure, and wakes q when the delivery went to a consumer (its
+ * window reopened). A closed queue just drops the message.
+ */
+static inline void wr_queue_settle(wr_queue_t *q, wr_message_t *m, const wr_qtoken_t *t, wr_settle_t how)
+{
+    q->type->settle(q, m, t, how);
+}
+
+/* Drops every ready message; returns how many. */
+static inline size_t wr_queue_purge(wr_queue_t *q)
+{
+    return q->type->purge(q);
+}
+
+/*
+ * Attaches c to q (q keeps a reference to c). WR_OK, WR_ENOMEM, or
+ * WR_EEXIST when exclusivity forbids it: q has an exclusive consumer, or c
+ * is exclusive and q has consumers.
+ */
+static inline int wr_queue_consume(wr_queue_t *q, wr_consumer_t *c)
+{
+    return q->type->consume(q, c);
+}
+
+/* Detaches c from its queue, if any (no callback); the queue drops its
+ * reference. */
+static inline void wr_queue_cancel(wr_consumer_t *c)
+{
+    if (c->queue != NULL)
+        c->queue->type->cancel(c->queue, c);
+}
+
+/* The consumer receiving deliveries of a single-active-consumer queue, or
+ * NULL (no consumers, or not such a queue). */
+static inline const wr_consumer_t *wr_queue_active_consumer(const wr_queue_t *q)
+{
+    return q->type->active_consumer(q);
+}
+
+/* Calls fn for each consumer of q in attach order (management API); fn
+ * must not attach or cancel. */
+static inline void wr_queue_foreach_consumer(const wr_queue_t *q,
+                                             void (*fn)(void *ud, const wr_consumer_t *c), void *ud)
+{
+    q->type->foreach_consumer(q, fn, ud);
+}
+
+/* Schedules a dispatch run if q has ready messages and consumers. */
+static inline void wr_queue_wake(wr_queue_t *q)
+{
+    q->type->wake(q);
+}
+
+/*
+ * Puts l in force (a queue starts with wr_queue_limits_none), from its
+ * arguments and the policy that matches it: a lower length limit drops
+ * (drop-head) or dead-letters heads right away, timers are re-armed through
+ * the hooks.
+ */
+static inline void wr_queue_set_limits(wr_queue_t *q, const wr_queue_limits_t *l)
+{
+    q->type->set_limits(q, l);
+}
+
+/* The timer asked for by hooks->arm is due: expired heads leave, an unused
+ * queue past x-expires is reported, the next timer is armed. */
+static inline void wr_queue_tick(wr_queue_t *q)
+{
+    q->type->tick(q);
+}
+
+/* q was used (declared again, basic.get): its x-expires starts over. */
+static inline void wr_queue_touch(wr_queue_t *q)
+{
+    q->type->touch(q);
+}
+
+/* The figures only the type can compute. */
+static inline void wr_queue_info(const wr_queue_t *q, wr_queue_info_t *out)
+{
+    q->type->info(q, out);
+}
+
+/* Ready messages (not counting deliveries awaiting ack). */
+static inline size_t wr_queue_ready(const wr_queue_t *q)
+{
+    wr_queue_info_t i;
+
+    wr_queue_info(q, &i);
+    return i.ready;
+}
+
+/* Body bytes of ready messages (x-max-length-bytes counts these). */
+static inline uint64_t wr_queue_ready_bytes(const wr_queue_t *q)
+{
+    wr_queue_info_t i;
+
+    wr_queue_info(q, &i);
+    return i.ready_bytes;
+}
+
+/* Bytes of ready messages held in memory (the rest are paged out). */
+static inline uint64_t wr_queue_memory(const wr_queue_t *q)
+{
+    wr_queue_info_t i;
+
+    wr_queue_info(q, &i);
+    return i.memory;
+}
+
+/* ---------------------------------------------------------------- the head */
+
+static inline wr_bytes_t wr_queue_name(const wr_queue_t *q)
+{
+    return q->name;
+}
+
+/* The declared properties; args point into the queue's own copy. */
+static inline const wr_queue_opts_t *wr_queue_opts(const wr_queue_t *q)
+{
+    return &q->opts;
+}
+
+static inline const char *wr_queue_type_name(const wr_queue_t *q)
+{
+    return q->type->name;
+}
+
+static inline bool wr_queue_closed(const wr_queue_t *q)
+{
+    return q->closed;
+}
+
+static inline size_t wr_queue_consumer_count(const wr_queue_t *q)
+{
+    return q->nconsumers;
+}
+
+/* Deliveries of this queue awaiting settlement, on any channel. */
+static inline size_t wr_queue_unacked(const wr_queue_t *q)
+{
+    return q->unacked;
+}
+
+static inline const wr_queue_stats_t *wr_queue_stats(const wr_queue_t *q)
+{
+    return &q->stats;
+}
+
+static inline const wr_queue_limits_t *wr_queue_limits(const wr_queue_t *q)
+{
+    return &q->limits;
+}
+
+/* Milliseconds on q's hooks' clock (0 without hooks). */
+static inline uint64_t wr_queue_now_ms(const wr_queue_t *q)
+{
+    const wr_queue_hooks_t *h = q->sched->hooks;
+
+    return h != NULL ? h->now_ms(q->sched->ud) : 0;
+}
+
+/* The exchanges bound to this queue; owned by exchange.c. */
+static inline wr_list_t *wr_queue_sources(wr_queue_t *q)
+{
+    return &q->sources;
+}
+
+/* Links an exclusive queue into its owner's list; owned by vhost.c. */
+static inline wr_list_t *wr_queue_owner_link(wr_queue_t *q)
+{
+    return &q->owner_link;
+}
+
+/* The queue whose owner link this is. */
+static inline wr_queue_t *wr_queue_from_owner_link(wr_list_t *link)
+{
+    return wr_list_entry(link, wr_queue_t, owner_link);
+}
+
 /* auto_delete, has had a consumer, has none now, not yet closed. */
-bool wr_queue_auto_delete_due(const wr_queue_t *q);
-
-/*
- * A channel's deliveries awaiting ack, in delivery-tag order with an index by
- * tag: ack, ack-multiple, nack and reject cost O(1) amortised per delivery.
- */
-/* DISCARD is a reject or nack without requeue: the message is dead-lettered
- * (rejected) when the queue's limits say dead_letter, dropped otherwise. */
-typedef enum { WR_SETTLE_ACK, WR_SETTLE_REQUEUE, WR_SETTLE_DISCARD } wr_settle_t;
-
-wr_unacked_t *wr_unacked_new(void);
-/* Requeues whatever is still pending, then frees. NULL is a no-op. */
-void wr_unacked_free(wr_unacked_t *u);
-/*
- * Records a delivery of m at pos. Tags must increase from one call to the
- * next. The caller keeps its reference to m: the delivery takes one of its
- * own only when m has no log record (pos->index 0); a logged message is read
- * back from the log if it is requeued or dead-lettered, so an unacked
- * delivery costs no body memory. Takes references of its own to q and to c
- * (NULL for basic.get), whose window it counts. WR_OK or WR_ENOMEM (then
- * nothing is kept).
- */
-int wr_unacked_add(wr_unacked_t *u, uint64_t tag, wr_queue_t *q, wr_message_t *m, const wr_qpos_t *pos,
-                   wr_consumer_t *c);
-/*
- * Settles `tag`, or with `multiple` every pending tag up to it (tag 0 with
- * multiple: everything). WR_ENOENT when tag is not pending; then nothing is
- * settled. Requeued messages go back to their queues marked redelivered.
- */
-int wr_unacked_settle(wr_unacked_t *u, uint64_t tag, bool multiple, wr_settle_t how);
-/* Requeues every pending delivery; returns how many. */
-size_t wr_unacked_requeue_all(wr_unacked_t *u);
-size_t wr_unacked_count(const wr_unacked_t *u);
-/*
- * The consumer timeout, checked as RabbitMQ does on the oldest pending
- * delivery only: milliseconds until it is overdue by its queue's
- * consumer_timeout (limits in force now), 0 when it is (then *timeout_ms is
- * that timeout, for the error text), UINT64_MAX when nothing is pending or
- * its queue has no timeout. On the queue hooks' clock (0 without hooks).
- */
-uint64_t wr_unacked_overdue_in(const wr_unacked_t *u, int64_t *timeout_ms);
-/* Milliseconds since the oldest pending delivery was made, -1 when none. */
-int64_t wr_unacked_oldest_age(const wr_unacked_t *u);
-/* Pending deliveries that went to consumers (not basic.get): the channel's
- * global prefetch counts these. */
-size_t wr_unacked_consumer_count(const wr_unacked_t *u);
+static inline bool wr_queue_auto_delete_due(const wr_queue_t *q)
+{
+    return q->opts.auto_delete && q->had_consumers && q->nconsumers == 0 && !q->closed;
+}
 
 #endif

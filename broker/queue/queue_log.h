@@ -16,14 +16,15 @@
 
 #include "broker/base/confirm.h"
 #include "broker/base/message.h"
+#include "broker/queue/queue.h"
 #include "core/list.h"
 #include "core/map.h"
 #include "storage/store.h"
 
 typedef struct wr_qlog_s wr_qlog_t;
 
-/* What the queue logs of one node share. */
-typedef struct {
+/* What the queue logs of one node share (queue.h names the type). */
+struct wr_qlog_ctx_s {
     wr_store_t *store;
     uint64_t memory_budget; /* bytes of messages each queue keeps in memory */
     uint64_t next_id;       /* numbers new log names */
@@ -37,7 +38,7 @@ typedef struct {
      * recovered queue whose log is not among them (it never stored a
      * message) opens it on first use, as a new queue does. NULL: not known. */
     const wr_map_t *stored;
-} wr_qlog_ctx_t;
+};
 
 void wr_qlog_ctx_init(wr_qlog_ctx_t *ctx, wr_store_t *store, uint64_t memory_budget, void (*touch)(void *ud),
                       void *ud);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The store of a queue's ready messages, for queue.c only: one lane per
+ * The store of a classic queue's ready messages, for classic.c only: one lane per
  * priority (one for a normal queue), each a FIFO deque of 32-byte entries
  * plus a min-heap of requeued messages, with the counts that length limits,
  * TTL and the memory budget need, and paging in from the queue's log.

@@ -2,9 +2,10 @@
 /*
  * The rules of a queue declaration, in one place for every way to declare
  * (AMQP queue.declare, the management API, definitions): the reserved name
- * prefix, RabbitMQ's classic-queue validation of the x- arguments, and the
- * equivalence a redeclaration must meet, with RabbitMQ's texts. Pure: it reads
- * argument tables and fills a wr_amqp_error_t, nothing else.
+ * prefix, the queue type named by x-queue-type, whose rules validate the x-
+ * arguments and say which a redeclaration must repeat, and the equivalence
+ * checks, with RabbitMQ's texts. Pure: it reads argument tables and fills a
+ * wr_amqp_error_t, nothing else.
  */
 #ifndef WR_BROKER_QUEUE_ARGS_H
 #define WR_BROKER_QUEUE_ARGS_H
@@ -12,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker/queue/queue.h"
 #include "core/bytes.h"
 #include "protocol/error.h"
 
@@ -34,14 +36,20 @@ bool wr_queue_args_check_name(wr_bytes_t name, wr_amqp_error_t *err);
  */
 bool wr_queue_args_check_dlx_type(const char *vhost, wr_bytes_t name, wr_bytes_t args, wr_amqp_error_t *err);
 /*
- * RabbitMQ's classic-queue validation of a new queue's arguments, in its
- * order: false with a 406 in *err naming the first bad argument, or the
- * first argument of another queue type. vhost and name only go in the text.
+ * The type a queue with these arguments has: the one x-queue-type names, or
+ * the classic type when it is absent or names a type warren has not got.
+ */
+const wr_queue_type_t *wr_queue_args_type(wr_bytes_t args);
+/*
+ * The validation of a new queue's arguments by its type (for the classic
+ * type RabbitMQ's, in its order): false with a 406 in *err naming the first
+ * bad argument, or the first argument of another queue type. vhost and name
+ * only go in the text.
  */
 bool wr_queue_args_validate(const char *vhost, wr_bytes_t name, wr_bytes_t args, wr_amqp_error_t *err);
 /*
  * RabbitMQ's equivalence check for redeclaring queue `name` (now `cur`) as
- * `req`: the flags, then the arguments a classic queue cares about. False
+ * `req`: the flags, then the arguments its type lists (equiv_args). False
  * with a 406 in *err.
  */
 bool wr_queue_args_check_equivalent(const char *vhost, wr_bytes_t name, const wr_queue_args_decl_t *cur,

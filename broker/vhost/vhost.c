@@ -18,6 +18,7 @@
 #include "broker/vhost/deadletter.h"
 #include "broker/base/log.h"
 #include "broker/vhost/policy.h"
+#include "broker/vhost/queue_args.h"
 #include "core/map.h"
 #include "core/status.h"
 #include "protocol/table.h"
@@ -36,7 +37,7 @@ typedef struct {
     bool set;
 } opt_bytes_t;
 
-/* What the vhost keeps for each of its queues: the timer queue.c asks for
+/* What the vhost keeps for each of its queues: the timer its type asks for
  * and where the queue's dead letters go. Found by the queue's address. */
 typedef struct {
     wr_queue_t *q;
@@ -671,7 +672,7 @@ static int queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, 
     if (arg_int(o->args, "x-max-priority", &prio) && prio > 0)
         oa.max_priority = prio > 255 ? 255 : (uint8_t)prio;
     oa.single_active = wr_table_get(o->args, "x-single-active-consumer", &v) && v.type == 't' && v.v.b;
-    q = wr_queue_new(name, &oa, &vh->sched);
+    q = wr_queue_new(wr_queue_args_type(o->args), name, &oa, &vh->sched);
     if (q == NULL)
         return WR_ENOMEM;
     s = slot_new(vh, q);
@@ -682,7 +683,7 @@ static int queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, 
     if (qlogs != NULL) {
         snprintf(what, sizeof(what), "queue '%.*s' in vhost '%s'", (int)name.len, (const char *)name.data,
                  vh->name);
-        rc = wr_queue_use_log(q, qlogs, logname, what, err, errlen);
+        rc = wr_queue_open_store(q, qlogs, logname, what, err, errlen);
         if (rc != WR_OK)
             goto err;
     }

@@ -2,7 +2,7 @@
 /*
  * A virtual host: its exchanges (with amq.* and the default exchange
  * pre-declared) and its queues. Exchange and queue objects live in
- * exchange.c and queue.c; this file owns the name tables and serves the
+ * exchange.c and broker/queue/; this file owns the name tables and serves the
  * queues' hooks: their limits (arguments and policies), timers, x-expires
  * and the republishing of dead letters (docs/QUEUES.md).
  */

@@ -13,7 +13,7 @@ static bool fake_can_take(wr_consumer_t *c)
     return !((qf_channel_t *)c->owner)->blocked;
 }
 
-static void fake_deliver(wr_consumer_t *c, wr_message_t *m, const wr_qpos_t *pos, bool redelivered)
+static void fake_deliver(wr_consumer_t *c, wr_message_t *m, const wr_qtoken_t *pos, bool redelivered)
 {
     qf_channel_t *ch = c->owner;
 

@@ -10,7 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "broker/queue/queue.h"
+#include "broker/amqp/unacked.h"
+#include "broker/queue/classic.h"
 
 typedef struct {
     wr_unacked_t *u;

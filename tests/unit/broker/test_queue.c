@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/queue/queue.h"
+#include "broker/amqp/unacked.h"
+#include "broker/queue/classic.h"
 #include "core/status.h"
 #include "queue_fakes.h"
 
@@ -29,7 +30,7 @@ static wr_queue_t *new_queue(wr_queue_sched_t *s, bool auto_delete)
 {
     wr_queue_opts_t o = {.auto_delete = auto_delete};
 
-    return wr_queue_new(WR_BYTES_LIT("q"), &o, s);
+    return wr_queue_new(&wr_classic_queue_type, WR_BYTES_LIT("q"), &o, s);
 }
 
 static void publish(wr_queue_t *q, int n)
@@ -42,7 +43,8 @@ static void publish(wr_queue_t *q, int n)
 }
 
 /* Takes the head; checks its id and redelivered flag. */
-static void expect_get(wr_queue_t *q, bool no_ack, int id, bool redelivered, wr_message_t **m, wr_qpos_t *pos)
+static void expect_get(wr_queue_t *q, bool no_ack, int id, bool redelivered, wr_message_t **m,
+                       wr_qtoken_t *pos)
 {
     bool r;
 
@@ -54,7 +56,7 @@ static void expect_get(wr_queue_t *q, bool no_ack, int id, bool redelivered, wr_
 static void get_and_drop(wr_queue_t *q, int id, bool redelivered)
 {
     wr_message_t *m;
-    wr_qpos_t pos;
+    wr_qtoken_t pos;
 
     expect_get(q, true, id, redelivered, &m, &pos);
     wr_message_unref(m);
@@ -64,7 +66,7 @@ static void get_and_drop(wr_queue_t *q, int id, bool redelivered)
 static void deliver_get(wr_queue_t *q, wr_unacked_t *u, uint64_t tag, int id, bool redelivered)
 {
     wr_message_t *m;
-    wr_qpos_t pos;
+    wr_qtoken_t pos;
 
     expect_get(q, false, id, redelivered, &m, &pos);
     ck_assert_int_eq(wr_unacked_add(u, tag, q, m, &pos, NULL), WR_OK);
@@ -78,7 +80,7 @@ START_TEST(test_fifo_order)
     wr_queue_sched_t s;
     wr_queue_t *q;
     wr_message_t *m;
-    wr_qpos_t pos;
+    wr_qtoken_t pos;
     bool r;
 
     wr_queue_sched_init(&s, NULL, NULL);

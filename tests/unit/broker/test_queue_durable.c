@@ -18,7 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker/queue/queue.h"
+#include "broker/amqp/unacked.h"
+#include "broker/queue/classic.h"
 #include "broker/queue/queue_log.h"
 #include "core/status.h"
 #include "protocol/props.h"
@@ -78,18 +79,19 @@ static void fx_stop(fx_t *fx)
 static wr_queue_t *fx_queue(fx_t *fx, bool durable, const char *logname)
 {
     wr_queue_opts_t o = {.durable = durable};
-    wr_queue_t *q = wr_queue_new(WR_BYTES_LIT("q"), &o, &fx->sched);
+    wr_queue_t *q = wr_queue_new(&wr_classic_queue_type, WR_BYTES_LIT("q"), &o, &fx->sched);
     char err[512];
 
     ck_assert_ptr_nonnull(q);
-    ck_assert_msg(wr_queue_use_log(q, &fx->ctx, logname, "queue 'q'", err, sizeof(err)) == WR_OK, "%s", err);
+    ck_assert_msg(wr_queue_open_store(q, &fx->ctx, logname, "queue 'q'", err, sizeof(err)) == WR_OK, "%s",
+                  err);
     return q;
 }
 
 /* The broker stops: the log is closed keeping its records, then the queue goes. */
 static void fx_shutdown_queue(wr_queue_t *q)
 {
-    wr_queue_detach_log(q);
+    wr_queue_close_store(q);
     wr_queue_close(q);
     wr_queue_unref(q);
 }
@@ -158,7 +160,7 @@ static void check_msg(wr_message_t *m, int n, bool persistent, size_t size)
 static void get_drop(wr_queue_t *q, int n, bool persistent, size_t size, bool redelivered)
 {
     wr_message_t *m;
-    wr_qpos_t pos;
+    wr_qtoken_t pos;
     bool r;
 
     ck_assert(wr_queue_get(q, true, &m, &pos, &r));
@@ -171,7 +173,7 @@ static void get_drop(wr_queue_t *q, int n, bool persistent, size_t size, bool re
 static void get_keep(wr_queue_t *q, wr_unacked_t *u, uint64_t tag, int n, bool persistent, size_t size)
 {
     wr_message_t *m;
-    wr_qpos_t pos;
+    wr_qtoken_t pos;
     bool r;
 
     ck_assert(wr_queue_get(q, false, &m, &pos, &r));
@@ -256,7 +258,7 @@ START_TEST(test_write_error_recovers)
 
     fx_start(&fx, 0, 1 << 20);
     q = fx_queue(&fx, true, NULL);
-    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    snprintf(name, sizeof(name), "%s", wr_queue_store_name(q));
     for (int n = 1; n <= 3; n++)
         ck_assert_int_eq(publish(q, n, true, 10, NULL), WR_OK);
     fx_commit(&fx);
@@ -304,7 +306,7 @@ START_TEST(test_restart_recovers_persistent)
 
     fx_start(&fx, 4096, 1 << 20);
     q = fx_queue(&fx, true, NULL);
-    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    snprintf(name, sizeof(name), "%s", wr_queue_store_name(q));
     for (int i = 1; i <= 10; i++)
         ck_assert_int_eq(publish(q, i, i % 3 != 0, (size_t)(i * 50), NULL), WR_OK);
     get_drop(q, 1, true, 50, false);  /* acked: gone */
@@ -385,7 +387,7 @@ START_TEST(test_paged_durable_survives_restart)
 
     fx_start(&fx, 16 * 1024, BUDGET);
     q = fx_queue(&fx, true, NULL);
-    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    snprintf(name, sizeof(name), "%s", wr_queue_store_name(q));
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(publish(q, i, i % 2 == 0, SIZE, NULL), WR_OK);
     for (int i = 0; i < 10; i += 2)
@@ -417,7 +419,7 @@ static bool hold_can_take(wr_consumer_t *c)
     return true;
 }
 
-static void hold_deliver(wr_consumer_t *c, wr_message_t *m, const wr_qpos_t *pos, bool redelivered)
+static void hold_deliver(wr_consumer_t *c, wr_message_t *m, const wr_qtoken_t *pos, bool redelivered)
 {
     hold_ch_t *ch = c->owner;
 
@@ -487,7 +489,7 @@ START_TEST(test_old_unacked_does_not_pin_segments)
 
     fx_start(&fx, 4096, 1 << 20);
     q = fx_queue(&fx, true, NULL);
-    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    snprintf(name, sizeof(name), "%s", wr_queue_store_name(q));
     ck_assert_int_eq(publish(q, 0, true, SIZE, NULL), WR_OK);
     get_keep(q, u, 1, 0, true, SIZE); /* never acked */
     for (int i = 1; i <= N; i++) {
@@ -527,7 +529,7 @@ START_TEST(test_drained_queue_gives_space_back)
 
     fx_start(&fx, 0, 1 << 20);
     q = fx_queue(&fx, true, NULL);
-    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    snprintf(name, sizeof(name), "%s", wr_queue_store_name(q));
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(publish(q, i, true, SIZE, NULL), WR_OK);
     fx_commit(&fx);
@@ -562,7 +564,7 @@ START_TEST(test_checkpoints_across_restart)
 
     fx_start(&fx, 16 * 1024, 1 << 20);
     q = fx_queue(&fx, true, NULL);
-    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    snprintf(name, sizeof(name), "%s", wr_queue_store_name(q));
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(publish(q, i, true, SIZE, NULL), WR_OK);
     get_keep(q, u, 1, 0, true, SIZE);
@@ -603,7 +605,7 @@ static int msg_id(const wr_message_t *m)
 static void get_id(wr_queue_t *q, wr_unacked_t *u, uint64_t tag, int id, bool redelivered)
 {
     wr_message_t *m;
-    wr_qpos_t pos;
+    wr_qtoken_t pos;
     bool r;
 
     ck_assert(wr_queue_get(q, tag == 0, &m, &pos, &r));
@@ -624,9 +626,9 @@ START_TEST(test_priority_queue_restart)
     char name[32], err[256];
 
     fx_start(&fx, 16 * 1024, BUDGET);
-    q = wr_queue_new(WR_BYTES_LIT("q"), &o, &fx.sched);
-    ck_assert_int_eq(wr_queue_use_log(q, &fx.ctx, NULL, "queue 'q'", err, sizeof(err)), WR_OK);
-    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    q = wr_queue_new(&wr_classic_queue_type, WR_BYTES_LIT("q"), &o, &fx.sched);
+    ck_assert_int_eq(wr_queue_open_store(q, &fx.ctx, NULL, "queue 'q'", err, sizeof(err)), WR_OK);
+    snprintf(name, sizeof(name), "%s", wr_queue_store_name(q));
     for (int i = 0; i < N; i++) {
         wr_message_t *m = msg_prio(i, true, SIZE, i % 4);
         ck_assert_int_eq(wr_queue_publish(q, m, NULL), WR_OK);
@@ -651,8 +653,8 @@ START_TEST(test_priority_queue_restart)
 
     /* Back in priority order, FIFO within each, the unacked one first. */
     fx_open(&fx, 16 * 1024, BUDGET);
-    q = wr_queue_new(WR_BYTES_LIT("q"), &o, &fx.sched);
-    ck_assert_int_eq(wr_queue_use_log(q, &fx.ctx, name, "queue 'q'", err, sizeof(err)), WR_OK);
+    q = wr_queue_new(&wr_classic_queue_type, WR_BYTES_LIT("q"), &o, &fx.sched);
+    ck_assert_int_eq(wr_queue_open_store(q, &fx.ctx, name, "queue 'q'", err, sizeof(err)), WR_OK);
     ck_assert_uint_eq(wr_queue_ready(q), N / 2 + 1);
     ck_assert_uint_le(wr_queue_memory(q), BUDGET);
     /* Sizes are known without reading anything back. */
@@ -712,7 +714,7 @@ START_TEST(test_paged_out_dead_lettered)
     fx.sched.hooks = &hk_hooks;
     fx.sched.ud = &hk;
     q = fx_queue(&fx, true, NULL);
-    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    snprintf(name, sizeof(name), "%s", wr_queue_store_name(q));
     wr_queue_limits_none(&l);
     l.message_ttl = 100;
     l.dead_letter = true;
@@ -808,7 +810,7 @@ START_TEST(test_ttl_survives_restart)
     fx.sched.ud = &hk;
     hk.now = mono_ms();
     q = fx_queue(&fx, true, NULL);
-    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    snprintf(name, sizeof(name), "%s", wr_queue_store_name(q));
     wr_queue_limits_none(&l);
     l.message_ttl = 60 * 1000;
     wr_queue_set_limits(q, &l);
@@ -847,7 +849,7 @@ START_TEST(test_delete_waits_for_topology)
 
     fx_start(&fx, 0, 1 << 20);
     q = fx_queue(&fx, true, NULL);
-    snprintf(name, sizeof(name), "%s", wr_queue_log_name(q));
+    snprintf(name, sizeof(name), "%s", wr_queue_store_name(q));
     ck_assert_int_eq(publish(q, 1, true, 10, NULL), WR_OK);
     fx_commit(&fx);
     ck_assert_int_eq(access(th_logdir(name), F_OK), 0);

@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/queue/queue.h"
+#include "broker/amqp/unacked.h"
+#include "broker/queue/classic.h"
 #include "core/status.h"
 #include "queue_fakes.h"
 #include "protocol/props.h"
@@ -113,7 +114,7 @@ static void publish(wr_queue_t *q, int n)
 static wr_queue_t *new_queue(wr_queue_sched_t *s, uint8_t max_priority, bool single_active)
 {
     wr_queue_opts_t o = {.max_priority = max_priority, .single_active = single_active};
-    wr_queue_t *q = wr_queue_new(WR_BYTES_LIT("q"), &o, s);
+    wr_queue_t *q = wr_queue_new(&wr_classic_queue_type, WR_BYTES_LIT("q"), &o, s);
 
     ck_assert_ptr_nonnull(q);
     return q;
@@ -140,7 +141,7 @@ static wr_queue_t *limited_queue(wr_queue_sched_t *s, int64_t ttl, int64_t max_l
 static void get_drop(wr_queue_t *q, int id)
 {
     wr_message_t *m;
-    wr_qpos_t pos;
+    wr_qtoken_t pos;
     bool r;
 
     if (id == 0) {
@@ -156,7 +157,7 @@ static void get_drop(wr_queue_t *q, int id)
 static void get_keep(wr_queue_t *q, wr_unacked_t *u, uint64_t tag, int id, bool redelivered)
 {
     wr_message_t *m;
-    wr_qpos_t pos;
+    wr_qtoken_t pos;
     bool r;
 
     ck_assert(wr_queue_get(q, false, &m, &pos, &r));

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for broker/queue/queue.c without sockets or an event loop: ready-message
- * order, requeue to the original position, purge, the unacked-delivery record
- * (ack, multiple, nack/reject, unknown tags), and consumer dispatch through a
- * hand-driven scheduler with fake channels.
+ * Unit tests for the classic queue type (broker/queue/classic.c), through the
+ * queue-type interface, without sockets or an event loop: ready-message
+ * order, requeue to the original position, purge, the channel's record of
+ * unacked deliveries (broker/amqp/unacked.c: ack, multiple, nack/reject,
+ * unknown tags), and consumer dispatch through a hand-driven scheduler with
+ * fake channels.
  */
 #include <check.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for queues with a log (broker/queue/queue.c with broker/queue/queue_log.c)
- * on a real store in a temporary directory, driven by hand without an event
+ * Unit tests for classic queues with a log (broker/queue/classic.c with
+ * broker/queue/queue_log.c) on a real store in a temporary directory, driven by hand without an event
  * loop: confirms released only after the fsync, write errors as failed
  * confirms and recovered from once writes succeed, a restart that brings back
  * persistent messages byte-exact with their redelivered flags, paging within

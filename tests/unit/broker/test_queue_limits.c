@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for the limits of broker/queue/queue.c, on a fake clock with hooks
- * that record what they are asked: message TTL, length limits and their
+ * Unit tests for the limits of the classic queue type (broker/queue/classic.c),
+ * on a fake clock with hooks that record what they are asked: message TTL, length limits and their
  * overflow modes, dead-lettering of rejected messages, the delivery limit,
  * the consumer timeout, single active consumer, x-expires and priority
  * queues.

@@ -34,7 +34,7 @@ struct wr_durable_s {
     wr_durable_deps_t deps;
     wr_store_t *store;
     wr_topology_t *topo;
-    wr_qlog_ctx_t qlogs;
+    wr_queue_store_t *qlogs;
     struct event *flush_ev;
     struct event *notify_ev;
     struct event *topo_ev;
@@ -53,8 +53,8 @@ static void touch(void *ud);
  * whose messages are gone. */
 static void bury_if_safe(wr_durable_t *d)
 {
-    if (wr_qlog_ctx_has_doomed(&d->qlogs) && wr_topology_durable(d->topo) >= wr_topology_seq(d->topo))
-        wr_qlog_ctx_bury(&d->qlogs);
+    if (wr_queue_store_has_doomed(d->qlogs) && wr_topology_durable(d->topo) >= wr_topology_seq(d->topo))
+        wr_queue_store_bury(d->qlogs);
 }
 
 static void on_topology_durable(void *ud, uint64_t seq)
@@ -69,7 +69,7 @@ static void on_topology_durable(void *ud, uint64_t seq)
         wr_list_remove(&w->link);
         w->fn(w->ud);
     }
-    if (wr_qlog_ctx_has_doomed(&d->qlogs)) {
+    if (wr_queue_store_has_doomed(d->qlogs)) {
         bury_if_safe(d);
         touch(d);
     }
@@ -195,7 +195,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     d->flushing = true;
     bury_if_safe(d);
     wr_topology_flush(d->topo);
-    wr_qlog_ctx_flush(&d->qlogs);
+    wr_queue_store_flush(d->qlogs);
     wr_store_flush(d->store);
     d->flushing = false;
 }
@@ -242,7 +242,7 @@ uint64_t wr_durable_pending_bytes(const wr_durable_t *d)
 void wr_durable_low_memory(wr_durable_t *d, bool low)
 {
     if (d != NULL)
-        d->qlogs.memory_budget = low ? 0 : d->deps.cfg->queue_memory_budget;
+        wr_queue_store_set_budget(d->qlogs, low ? 0 : d->deps.cfg->queue_memory_budget);
 }
 
 /* ---------------------------------------------------------------- start-up */
@@ -270,28 +270,12 @@ static void collect_log(void *ud, const char *name)
     l->nnames++;
 }
 
-/* Whether name is a queue's log ("q" or "t" and 16 hex digits); new logs are numbered past it. */
-static bool note_log_id(wr_durable_t *d, const char *name)
-{
-    char *end;
-    uint64_t id;
-
-    if ((name[0] != 'q' && name[0] != 't') || strlen(name) != 17)
-        return false;
-    id = strtoull(name + 1, &end, 16);
-    if (*end != '\0')
-        return false;
-    if (id >= d->qlogs.next_id)
-        d->qlogs.next_id = id + 1;
-    return true;
-}
-
 static void reference_log(void *ud, const char *name)
 {
     logs_t *l = ud;
 
     /* A queue that never stored a message has no directory yet. */
-    note_log_id(l->d, name);
+    wr_queue_store_claim(l->d->qlogs, name);
     if (wr_map_put(l->referenced, wr_bytes_str(name), l) == WR_ENOMEM)
         l->oom = true;
 }
@@ -328,7 +312,7 @@ static int sweep_logs(wr_durable_t *d, const json_t *vhosts, wr_map_t *kept)
 
         if (strcmp(name, WR_TOPOLOGY_LOG) == 0)
             continue;
-        if (!note_log_id(d, name)) {
+        if (!wr_queue_store_claim(d->qlogs, name)) {
             wr_log_warn("storage: log '%s' is not a queue's; left alone", name);
             continue;
         }
@@ -400,10 +384,10 @@ static int recover(wr_durable_t *d)
     d->recovering = true;
     kept = wr_map_new();
     rc = kept != NULL ? sweep_logs(d, vhosts, kept) : WR_ENOMEM;
-    d->qlogs.stored = kept;
+    wr_queue_store_set_stored(d->qlogs, kept);
     if (rc == WR_OK)
         rc = recreate(d, vhosts, &st);
-    d->qlogs.stored = NULL;
+    wr_queue_store_set_stored(d->qlogs, NULL);
     d->recovering = false;
     wr_map_free(kept);
     json_decref(vhosts);
@@ -439,16 +423,17 @@ int wr_durable_open(const wr_durable_deps_t *deps, wr_durable_t **out)
         free(d);
         return WR_EIO;
     }
-    wr_qlog_ctx_init(&d->qlogs, d->store, cfg->queue_memory_budget, touch, d);
+    d->qlogs = wr_queue_store_new(d->store, cfg->queue_memory_budget, touch, d);
     d->flush_ev = event_new(base, -1, 0, on_flush, d);
     d->notify_ev = event_new(base, wr_store_notify_fd(d->store), EV_READ | EV_PERSIST, on_notify, d);
-    if (d->flush_ev == NULL || d->notify_ev == NULL || event_add(d->notify_ev, NULL) != 0) {
+    if (d->qlogs == NULL || d->flush_ev == NULL || d->notify_ev == NULL ||
+        event_add(d->notify_ev, NULL) != 0) {
         wr_log_error("out of memory opening the data directory");
         wr_durable_close(d);
         return WR_ENOMEM;
     }
     *out = d;
-    deps->vhost_env->qlogs = &d->qlogs;
+    deps->vhost_env->qlogs = d->qlogs;
     deps->vhost_env->observer = &observer;
     deps->vhost_env->observer_ud = d;
     rc = recover(d);
@@ -482,8 +467,10 @@ void wr_durable_close(wr_durable_t *d)
         event_free(d->topo_ev);
     /* The journal is on disk once closed: deleted queues' logs can go. */
     wr_topology_close(d->topo);
-    wr_qlog_ctx_bury(&d->qlogs);
-    wr_qlog_ctx_flush(&d->qlogs);
+    if (d->qlogs != NULL) {
+        wr_queue_store_bury(d->qlogs);
+        wr_queue_store_flush(d->qlogs);
+    }
     while (wr_map_next(d->deps.vhosts, &vit, NULL, &vh)) {
         wr_map_iter_t qit = {0};
         void *q;
@@ -496,6 +483,7 @@ void wr_durable_close(wr_durable_t *d)
     if (d->notify_ev != NULL)
         event_free(d->notify_ev);
     d->deps.vhost_env->qlogs = NULL;
+    wr_queue_store_free(d->qlogs);
     wr_store_close(d->store);
     free(d);
 }

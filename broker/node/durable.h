@@ -14,7 +14,7 @@
 
 #include "broker/config/config.h"
 #include "broker/queue/queue.h"
-#include "broker/queue/queue_log.h"
+#include "broker/queue/queue_store.h"
 #include "broker/vhost/exchange.h"
 #include "broker/vhost/vhost.h"
 #include "core/list.h"

@@ -540,7 +540,7 @@ static void queue_ready_iter(void *owner, wr_qlog_live_fn fn, void *ud)
 }
 
 /* The classic queue's storage is its log in the node's store. */
-static int classic_open_store(wr_queue_t *qh, wr_qlog_ctx_t *ctx, const char *logname, const char *what,
+static int classic_open_store(wr_queue_t *qh, wr_queue_store_t *ctx, const char *logname, const char *what,
                               char *err, size_t errlen)
 {
     static const wr_qlog_ops_t ops = {queue_recovered, queue_ready_iter};

@@ -23,8 +23,8 @@
 typedef struct wr_queue_s wr_queue_t;
 typedef struct wr_queue_type_s wr_queue_type_t;
 typedef struct wr_consumer_s wr_consumer_t;
-/* What the queues of one node share for storage (the classic type's logs). */
-typedef struct wr_qlog_ctx_s wr_qlog_ctx_t;
+/* What the queues of one node share for storage (queue_store.h). */
+typedef struct wr_qlog_ctx_s wr_queue_store_t;
 
 /* Why a message leaves its queue for the dead-letter exchange (the x-death
  * "reason"). */
@@ -238,7 +238,7 @@ struct wr_queue_type_s {
      * open_store. NULL on ENOMEM. */
     wr_queue_t *(*create)(wr_bytes_t name, const wr_queue_opts_t *o, wr_queue_sched_t *s);
     /* Storage and recovery: see wr_queue_open_store. */
-    int (*open_store)(wr_queue_t *q, wr_qlog_ctx_t *ctx, const char *logname, const char *what, char *err,
+    int (*open_store)(wr_queue_t *q, wr_queue_store_t *st, const char *logname, const char *what, char *err,
                       size_t errlen);
     const char *(*store_name)(const wr_queue_t *q);
     void (*close_store)(wr_queue_t *q);
@@ -306,16 +306,16 @@ static inline void wr_queue_unref(wr_queue_t *q)
 }
 
 /*
- * Gives q its storage in ctx (`what` names the queue in log lines): with
+ * Gives q its storage in st (`what` names the queue in log lines): with
  * logname NULL a new log, for paging and, when q is durable, its persistent
  * messages; with logname the stored log of a durable queue, whose messages
  * are recovered into q now (recovery at start-up). WR_OK, or WR_EIO /
  * WR_ENOMEM with a message in err.
  */
-static inline int wr_queue_open_store(wr_queue_t *q, wr_qlog_ctx_t *ctx, const char *logname,
+static inline int wr_queue_open_store(wr_queue_t *q, wr_queue_store_t *st, const char *logname,
                                       const char *what, char *err, size_t errlen)
 {
-    return q->type->open_store(q, ctx, logname, what, err, errlen);
+    return q->type->open_store(q, st, logname, what, err, errlen);
 }
 
 /* The name of q's storage (the topology keeps it), or NULL without one. */

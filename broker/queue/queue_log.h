@@ -23,7 +23,8 @@
 
 typedef struct wr_qlog_s wr_qlog_t;
 
-/* What the queue logs of one node share (queue.h names the type). */
+/* What the queue logs of one node share (queue_store.h is the node's view). */
+typedef struct wr_qlog_ctx_s wr_qlog_ctx_t;
 struct wr_qlog_ctx_s {
     wr_store_t *store;
     uint64_t memory_budget; /* bytes of messages each queue keeps in memory */

@@ -657,7 +657,7 @@ static wr_bytes_t owner_key(const uint64_t *conn_id)
 static int queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, const char *logname,
                      wr_queue_t **out, char *err, size_t errlen)
 {
-    wr_qlog_ctx_t *qlogs = vh->env->qlogs;
+    wr_queue_store_t *qlogs = vh->env->qlogs;
     wr_queue_opts_t oa = *o;
     wr_queue_t *q;
     owner_t *ow = NULL;

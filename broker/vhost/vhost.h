@@ -45,7 +45,7 @@ typedef struct {
     struct event_base *base;
     struct wr_policies_s *policies;
     int64_t consumer_timeout;            /* ms, the node's default (limits.consumer_timeout); -1: none */
-    wr_qlog_ctx_t *qlogs;                /* the store queue logs live in; NULL: memory-only queues */
+    wr_queue_store_t *qlogs;             /* the store queue logs live in; NULL: memory-only queues */
     const wr_vhost_observer_t *observer; /* NULL: nothing is noted */
     void *observer_ud;
     /* A publish through the default exchange to a direct reply-to name: the

@@ -25,8 +25,8 @@
 #include "storage/sync.h"
 
 typedef struct {
-    wr_log_t *log;
-    wr_log_recovery_t *rec;
+    wr_seglog_t *log;
+    wr_seglog_recovery_t *rec;
     char *err;
     size_t errlen;
     uint64_t max_index; /* highest index found anywhere */
@@ -36,7 +36,7 @@ typedef struct {
 /* Reads FRONT; a damaged one is reported and ignored, which only replays more. */
 static void front_read(recovery_t *r)
 {
-    wr_log_t *log = r->log;
+    wr_seglog_t *log = r->log;
     char *path = wr_store_path(log->dir, "FRONT");
     char text[32], *end;
     ssize_t n = -1;
@@ -74,7 +74,7 @@ static int cmp_u64(const void *a, const void *b)
 /* The sequence numbers of the log's segment files, sorted; also cleans up a leftover FRONT.tmp. */
 static int list_segments(recovery_t *r, uint64_t **seqs, size_t *nseqs)
 {
-    wr_log_t *log = r->log;
+    wr_seglog_t *log = r->log;
     size_t cap = 0;
     struct dirent *de;
     DIR *d = opendir(log->dir);
@@ -119,7 +119,7 @@ static int list_segments(recovery_t *r, uint64_t **seqs, size_t *nseqs)
 /* Indexes one valid record found in seg at it->off. */
 static int add_record(recovery_t *r, wr_seg_t *seg, const wr_segment_item_t *it)
 {
-    wr_log_t *log = r->log;
+    wr_seglog_t *log = r->log;
     wr_seg_t *where;
     uint32_t off;
 
@@ -132,7 +132,7 @@ static int add_record(recovery_t *r, wr_seg_t *seg, const wr_segment_item_t *it)
         uint64_t slot = it->index - seg->first;
         /* Also when a copy of it came first (in a damaged log): one of each index. */
         if (slot < seg->nslots ||
-            (wr_map_count(log->moved) > 0 && wr_log_find_live(log, it->index, &where, &off))) {
+            (wr_map_count(log->moved) > 0 && wr_seglog_find_live(log, it->index, &where, &off))) {
             wr_store_msg(log->store,
                          "log '%s': %s: record %" PRIu64 " at offset %zu repeats an earlier index; ignored",
                          log->name, seg->path, it->index, it->off);
@@ -145,9 +145,9 @@ static int add_record(recovery_t *r, wr_seg_t *seg, const wr_segment_item_t *it)
     }
     /* A copy made by compaction. If its original (or an earlier copy) is
      * still stored, a crash cut the compaction short: keep the first. */
-    if (wr_log_find_live(log, it->index, &where, &off))
+    if (wr_seglog_find_live(log, it->index, &where, &off))
         return WR_OK;
-    if (!wr_log_host(log, it->index, seg, (uint32_t)it->off))
+    if (!wr_seglog_host(log, it->index, seg, (uint32_t)it->off))
         goto oom;
     return WR_OK;
 oom:
@@ -282,7 +282,7 @@ static int set_aside(recovery_t *r, wr_seg_t *seg)
 /* Opens, checks and scans one segment file; files with nothing usable are moved out of the way. */
 static int load_segment(recovery_t *r, uint64_t seq)
 {
-    wr_log_t *log = r->log;
+    wr_seglog_t *log = r->log;
     wr_seg_t *seg = wr_seg_new(log->dir, seq);
     wr_segment_header_t h;
     struct stat st;
@@ -340,7 +340,7 @@ static int load_segment(recovery_t *r, uint64_t seq)
      * it holds there can only be copies, or indexes would be stored twice. */
     if (log->nsegs > 0 && seg->hdr_first < natives_end(log->segs[log->nsegs - 1]))
         seg->hdr_first = seg->first = natives_end(log->segs[log->nsegs - 1]);
-    if (!wr_log_push_seg(log, seg)) {
+    if (!wr_seglog_push_seg(log, seg)) {
         snprintf(r->err, r->errlen, "out of memory");
         rc = WR_ENOMEM;
         goto err;
@@ -366,7 +366,7 @@ err:
 /* Makes everything found durable, so the durable index can start at the last record. */
 static int sync_found(recovery_t *r)
 {
-    wr_log_t *log = r->log;
+    wr_seglog_t *log = r->log;
 
     for (size_t i = 0; i < log->nsegs; i++) {
         if (fdatasync(log->segs[i]->fd) != 0) {
@@ -383,7 +383,7 @@ static int sync_found(recovery_t *r)
 
 static int deliver(recovery_t *r, const wr_seg_t *seg, uint32_t off, uint64_t index)
 {
-    wr_log_t *log = r->log;
+    wr_seglog_t *log = r->log;
     const uint8_t *h = seg->map + off;
     uint64_t got;
     uint32_t len;
@@ -410,7 +410,7 @@ static int deliver(recovery_t *r, const wr_seg_t *seg, uint32_t off, uint64_t in
  */
 static int replay(recovery_t *r)
 {
-    wr_log_t *log = r->log;
+    wr_seglog_t *log = r->log;
     size_t nmoved = wr_map_count(log->moved), mi = 0;
     uint64_t *moved = NULL;
     wr_map_iter_t it = {0};
@@ -434,7 +434,7 @@ static int replay(recovery_t *r)
             for (; mi < nmoved && moved[mi] < index && rc == WR_OK; mi++) {
                 wr_seg_t *where;
                 uint32_t off;
-                if (wr_log_find_live(log, moved[mi], &where, &off))
+                if (wr_seglog_find_live(log, moved[mi], &where, &off))
                     rc = deliver(r, where, off, moved[mi]);
             }
             if (rc == WR_OK && wr_seg_is_live(seg, slot))
@@ -444,7 +444,7 @@ static int replay(recovery_t *r)
     for (; mi < nmoved && rc == WR_OK; mi++) {
         wr_seg_t *where;
         uint32_t off;
-        if (wr_log_find_live(log, moved[mi], &where, &off))
+        if (wr_seglog_find_live(log, moved[mi], &where, &off))
             rc = deliver(r, where, off, moved[mi]);
     }
     free(moved);
@@ -459,7 +459,7 @@ static int replay(recovery_t *r)
  */
 static void finish(recovery_t *r)
 {
-    wr_log_t *log = r->log;
+    wr_seglog_t *log = r->log;
     wr_seg_t *head = log->nsegs > 0 ? log->segs[log->nsegs - 1] : NULL;
 
     log->next = (r->max_index > log->front ? r->max_index : log->front) + 1;
@@ -471,7 +471,7 @@ static void finish(recovery_t *r)
         head->first = head->hdr_first;
 }
 
-int wr_recover_log(wr_log_t *log, wr_log_recovery_t *rec, char *err, size_t errlen)
+int wr_recover_log(wr_seglog_t *log, wr_seglog_recovery_t *rec, char *err, size_t errlen)
 {
     recovery_t r = {log, rec, err, errlen, 0, false};
     struct timespec t0, t1;
@@ -504,7 +504,7 @@ int wr_recover_log(wr_log_t *log, wr_log_recovery_t *rec, char *err, size_t errl
         return rc;
     /* Now that the owner has released what it knows is dead, delete or compact. */
     for (size_t i = log->nsegs; i-- > 0;)
-        wr_log_check_seg(log, log->segs[i]);
+        wr_seglog_check_seg(log, log->segs[i]);
     rec->last_index = log->next - 1;
     rec->segments = (uint32_t)log->nsegs;
     clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -9,14 +9,14 @@
 
 #include <stddef.h>
 
-#include "storage/log.h"
+#include "storage/seglog.h"
 
 /*
  * Loads log->dir into log (which has its name, dir, store, callbacks and an
  * empty index). Non-fatal findings go to the store's message callback; fatal
  * ones return an error status with the reason in err. On failure the caller
- * frees the log with wr_log_free.
+ * frees the log with wr_seglog_free.
  */
-int wr_recover_log(wr_log_t *log, wr_log_recovery_t *rec, char *err, size_t errlen);
+int wr_recover_log(wr_seglog_t *log, wr_seglog_recovery_t *rec, char *err, size_t errlen);
 
 #endif

@@ -15,7 +15,7 @@
 #include "core/buf.h"
 #include "core/list.h"
 #include "core/map.h"
-#include "storage/log.h"
+#include "storage/seglog.h"
 #include "storage/store.h"
 
 #define WR_STORE_MSG_MAX 768
@@ -84,12 +84,12 @@ typedef struct {
 } wr_move_t;
 
 /*
- * One log's share of a batch. The owner fills it (wr_log_batch_prepare), the
+ * One log's share of a batch. The owner fills it (wr_seglog_batch_prepare), the
  * storage thread performs it and fills err/msg, the owner applies the result
- * (wr_log_batch_done). The chunks to write are log->inflight.
+ * (wr_seglog_batch_done). The chunks to write are log->inflight.
  */
 typedef struct {
-    wr_log_t *log;
+    wr_seglog_t *log;
     wr_seg_t **unlink; /* removed after the sync succeeded; the owner frees them afterwards */
     size_t nunlink;
     wr_seg_t *compacted; /* also in unlink: the segment whose live records were copied */
@@ -146,11 +146,11 @@ struct wr_store_s {
     uint64_t pending_bytes;
 };
 
-struct wr_log_s {
+struct wr_seglog_s {
     wr_store_t *store;
     char *name;
     char *dir;
-    wr_log_cbs_t cbs;
+    wr_seglog_cbs_t cbs;
     wr_list_t link;
     wr_list_t dirty;
     wr_list_t notify;
@@ -172,7 +172,7 @@ struct wr_log_s {
     size_t nlost;
     size_t caplost;
     bool replaying; /* defer segment deletion while recovery walks the segments */
-    bool closing;   /* wr_log_close is draining it: no more compaction */
+    bool closing;   /* wr_seglog_close is draining it: no more compaction */
     bool front_dirty;
     bool dir_new;
     wr_list_t pending;  /* chunks for the next batch */
@@ -196,9 +196,9 @@ void wr_store_wait(wr_store_t *s);
 /* Formats a message and hands it to the owner's message callback, if any. */
 void wr_store_msg(wr_store_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Queues log for the next batch. */
-void wr_store_mark_dirty(wr_store_t *s, wr_log_t *log);
+void wr_store_mark_dirty(wr_store_t *s, wr_seglog_t *log);
 /* Queues log for its durable callback at the next dispatch. */
-void wr_store_mark_notify(wr_store_t *s, wr_log_t *log);
+void wr_store_mark_notify(wr_store_t *s, wr_seglog_t *log);
 /*
  * Moves the directory dir of log `name` aside under logs/.trash-*, for the
  * next batch to remove. WR_OK, WR_ENOMEM or WR_EIO (reported; the files stay).
@@ -216,21 +216,21 @@ bool wr_seg_reserve(wr_seg_t *seg, uint32_t slot);
 void wr_seg_set_live(wr_seg_t *seg, uint32_t slot, uint32_t off);
 bool wr_seg_is_live(const wr_seg_t *seg, uint32_t slot);
 /* Adds seg at the end of log->segs; false on allocation failure. */
-bool wr_log_push_seg(wr_log_t *log, wr_seg_t *seg);
+bool wr_seglog_push_seg(wr_seglog_t *log, wr_seg_t *seg);
 /* Where the live record index is stored (ignoring front and next), or false. */
-bool wr_log_find_live(const wr_log_t *log, uint64_t index, wr_seg_t **seg, uint32_t *off);
+bool wr_seglog_find_live(const wr_seglog_t *log, uint64_t index, wr_seg_t **seg, uint32_t *off);
 /* Records a hosted record; false on allocation failure. */
-bool wr_log_host(wr_log_t *log, uint64_t index, wr_seg_t *seg, uint32_t off);
+bool wr_seglog_host(wr_seglog_t *log, uint64_t index, wr_seg_t *seg, uint32_t off);
 /* Schedules deletion or compaction of seg if its live count calls for it; for the head, a roll (reclaim). */
-void wr_log_check_seg(wr_log_t *log, wr_seg_t *seg);
+void wr_seglog_check_seg(wr_seglog_t *log, wr_seg_t *seg);
 /* Fills e from the log's work (compaction, pending chunks, deletions); leaves the log off the dirty list. */
-void wr_log_batch_prepare(wr_log_t *log, wr_batch_log_t *e);
+void wr_seglog_batch_prepare(wr_seglog_t *log, wr_batch_log_t *e);
 /* Applies the storage thread's result for e; frees what the batch owned. */
-void wr_log_batch_done(wr_log_t *log, wr_batch_log_t *e);
+void wr_seglog_batch_done(wr_seglog_t *log, wr_batch_log_t *e);
 /* 1..200 characters of [A-Za-z0-9._-], not starting with '.'. */
-bool wr_log_name_ok(const char *name);
+bool wr_seglog_name_ok(const char *name);
 /* Frees a log (memory and file descriptors) and takes it off every store list; it must have no batch in
  * flight. */
-void wr_log_free(wr_log_t *log);
+void wr_seglog_free(wr_seglog_t *log);
 
 #endif

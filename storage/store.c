@@ -333,9 +333,9 @@ void wr_store_submit(wr_store_t *s)
     /* Pop from the head: preparing a log may append (compaction), which marks
      * it dirty again, and prepare takes it off the list before returning. */
     while (!wr_list_empty(&s->dirty) && b->nlogs < n) {
-        wr_log_t *log = wr_list_entry(s->dirty.next, wr_log_t, dirty);
+        wr_seglog_t *log = wr_list_entry(s->dirty.next, wr_seglog_t, dirty);
         wr_list_remove(&log->dirty);
-        wr_log_batch_prepare(log, &b->logs[b->nlogs]);
+        wr_seglog_batch_prepare(log, &b->logs[b->nlogs]);
         log->flight = &b->logs[b->nlogs++];
     }
     b->trash = s->trash;
@@ -365,7 +365,7 @@ static void store_complete(wr_store_t *s, bool wait)
     s->inflight = NULL;
     for (size_t i = 0; i < b->nlogs; i++) {
         b->logs[i].log->flight = NULL;
-        wr_log_batch_done(b->logs[i].log, &b->logs[i]);
+        wr_seglog_batch_done(b->logs[i].log, &b->logs[i]);
     }
     if (b->msg[0] != '\0')
         wr_store_msg(s, "storage directory %s: removing destroyed logs: %s", s->dir, b->msg);
@@ -382,13 +382,13 @@ void wr_store_wait(wr_store_t *s)
         store_complete(s, true);
 }
 
-void wr_store_mark_dirty(wr_store_t *s, wr_log_t *log)
+void wr_store_mark_dirty(wr_store_t *s, wr_seglog_t *log)
 {
     if (wr_list_empty(&log->dirty))
         wr_list_insert_tail(&s->dirty, &log->dirty);
 }
 
-void wr_store_mark_notify(wr_store_t *s, wr_log_t *log)
+void wr_store_mark_notify(wr_store_t *s, wr_seglog_t *log)
 {
     if (wr_list_empty(&log->notify))
         wr_list_insert_tail(&s->notify, &log->notify);
@@ -442,7 +442,7 @@ int wr_store_logs(wr_store_t *s, void (*fn)(void *ud, const char *name), void *u
         return WR_EIO;
     }
     while ((de = readdir(d)) != NULL) {
-        if (wr_log_name_ok(de->d_name))
+        if (wr_seglog_name_ok(de->d_name))
             fn(ud, de->d_name);
     }
     closedir(d);
@@ -454,7 +454,7 @@ int wr_store_remove_log(wr_store_t *s, const char *name)
     char *dir;
     int rc;
 
-    if (!wr_log_name_ok(name))
+    if (!wr_seglog_name_ok(name))
         return WR_ENOENT;
     if (wr_map_get(s->by_name, wr_bytes_str(name)) != NULL)
         return WR_EEXIST;
@@ -492,7 +492,7 @@ void wr_store_close(wr_store_t *s)
     if (s == NULL)
         return;
     while (!wr_list_empty(&s->logs))
-        wr_log_close(wr_list_entry(s->logs.next, wr_log_t, link));
+        wr_seglog_close(wr_list_entry(s->logs.next, wr_seglog_t, link));
     wr_store_wait(s);
     if (s->ntrash > 0) {
         wr_store_submit(s);
@@ -529,7 +529,7 @@ void wr_store_flush(wr_store_t *s)
  * durable before a write error, then the error, then what became durable
  * after it. False if it has no news.
  */
-static bool log_news(wr_log_t *log, uint64_t *index, int *status)
+static bool log_news(wr_seglog_t *log, uint64_t *index, int *status)
 {
     *status = WR_OK;
     if (log->fail_pending && log->fail_from > log->reported) {
@@ -556,7 +556,7 @@ void wr_store_dispatch(wr_store_t *s)
     eventfd_read(s->notify_fd, &count);
     store_complete(s, false);
     while (!wr_list_empty(&s->notify)) {
-        wr_log_t *log = wr_list_entry(s->notify.next, wr_log_t, notify);
+        wr_seglog_t *log = wr_list_entry(s->notify.next, wr_seglog_t, notify);
         uint64_t index;
         int status;
 

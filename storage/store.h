@@ -54,7 +54,7 @@ typedef struct {
 wr_store_t *wr_store_open(const char *dir, const wr_store_opts_t *opts, char *err, size_t errlen);
 
 /*
- * Closes every log still open (as wr_log_close, so it blocks until their
+ * Closes every log still open (as wr_seglog_close, so it blocks until their
  * records are durable), finishes pending deletions, joins the storage thread
  * and releases the lock. Must not be called from a durable callback. NULL is
  * a no-op.
@@ -97,7 +97,7 @@ int wr_store_logs(wr_store_t *s, void (*fn)(void *ud, const char *name), void *u
  * Deletes the stored log `name` without opening (and so without recovering)
  * it: its directory is moved aside at once and removed by the storage thread
  * with the next batch. WR_OK; WR_ENOENT (no such log); WR_EEXIST (it is
- * open: use wr_log_destroy); WR_ENOMEM; WR_EIO (the move failed, reported
+ * open: use wr_seglog_destroy); WR_ENOMEM; WR_EIO (the move failed, reported
  * through the message callback).
  */
 int wr_store_remove_log(wr_store_t *s, const char *name);

@@ -180,7 +180,7 @@ static void fail(wr_batch_log_t *e, int err, const char *what, const char *path)
 
 static void run_log(wr_store_t *s, wr_batch_log_t *e)
 {
-    wr_log_t *log = e->log;
+    wr_seglog_t *log = e->log;
     bool created = false, changed = false;
     char eb[128];
     wr_list_t *n;

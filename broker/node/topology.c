@@ -22,7 +22,7 @@
 #include "broker/node/topo_state.h"
 #include "core/list.h"
 #include "core/status.h"
-#include "storage/log.h"
+#include "storage/seglog.h"
 
 #define SNAPSHOT_FILE    "topology.json"
 #define SNAPSHOT_FORMAT  "warren-topology"
@@ -38,7 +38,7 @@ typedef struct {
 
 struct wr_topology_s {
     wr_store_t *store;
-    wr_log_t *journal;
+    wr_seglog_t *journal;
     wr_topology_opts_t o;
     uint64_t seq;        /* last change recorded */
     uint64_t durable;    /* last change durable */
@@ -267,7 +267,7 @@ static void report_durable(wr_topology_t *t, uint64_t seq)
         t->o.durable(t->o.ud, seq);
 }
 
-static void on_journal_durable(void *ud, wr_log_t *log, uint64_t index, int status)
+static void on_journal_durable(void *ud, wr_seglog_t *log, uint64_t index, int status)
 {
     wr_topology_t *t = ud;
 
@@ -291,7 +291,7 @@ typedef struct {
     size_t errlen;
 } replay_t;
 
-static int on_journal_record(void *ud, wr_log_t *log, uint64_t index, const uint8_t *data, size_t len)
+static int on_journal_record(void *ud, wr_seglog_t *log, uint64_t index, const uint8_t *data, size_t len)
 {
     replay_t *r = ((wr_topology_t *)ud)->replay;
     uint64_t seq = 0;
@@ -333,8 +333,9 @@ int wr_topology_append(wr_topology_t *t, json_t *rec, uint64_t *seq)
     *seq = ++t->seq;
     for (int i = 0; i < 8; i++)
         head[i] = (uint8_t)(*seq >> (8 * i));
-    rc = t->failed ? WR_EIO
-                   : wr_log_appendv(t->journal, (struct iovec[]){{head, 8}, {text, strlen(text)}}, 2, &index);
+    rc = t->failed
+             ? WR_EIO
+             : wr_seglog_appendv(t->journal, (struct iovec[]){{head, 8}, {text, strlen(text)}}, 2, &index);
     if (rc == WR_ENOMEM || rc == WR_ETOOBIG) {
         t->seq--;
         goto err;
@@ -391,8 +392,8 @@ void wr_topology_dispatch(wr_topology_t *t)
         return;
     }
     /* Only this run's records map onto log indexes by the offset. */
-    if (seq - t->offset >= t->run_first && seq - t->offset <= wr_log_last_index(t->journal))
-        wr_log_truncate_front(t->journal, seq - t->offset);
+    if (seq - t->offset >= t->run_first && seq - t->offset <= wr_seglog_last_index(t->journal))
+        wr_seglog_truncate_front(t->journal, seq - t->offset);
     report_durable(t, seq);
     if (t->failed && t->seq > seq)
         snapshot_request(t);
@@ -403,11 +404,11 @@ void wr_topology_dispatch(wr_topology_t *t)
 static int journal_open(wr_topology_t *t, uint64_t covered, char *err, size_t errlen)
 {
     replay_t r = {t, covered, 0, 0, err, errlen};
-    wr_log_cbs_t cbs = {on_journal_record, on_journal_durable, t};
+    wr_seglog_cbs_t cbs = {on_journal_record, on_journal_durable, t};
     char lerr[ERR_MAX];
 
     t->replay = &r;
-    t->journal = wr_log_open(t->store, WR_TOPOLOGY_LOG, &cbs, NULL, lerr, sizeof(lerr));
+    t->journal = wr_seglog_open(t->store, WR_TOPOLOGY_LOG, &cbs, NULL, lerr, sizeof(lerr));
     t->replay = NULL;
     if (t->journal == NULL) {
         if (r.err[0] == '\0')
@@ -416,10 +417,10 @@ static int journal_open(wr_topology_t *t, uint64_t covered, char *err, size_t er
     }
     /* Records the snapshot covers are left over from a crash before the truncation. */
     if (r.front > 0)
-        wr_log_truncate_front(t->journal, r.front);
+        wr_seglog_truncate_front(t->journal, r.front);
     t->seq = t->durable = t->applied = r.last > covered ? r.last : covered;
-    t->offset = t->seq - wr_log_last_index(t->journal);
-    t->run_first = wr_log_last_index(t->journal) + 1;
+    t->offset = t->seq - wr_seglog_last_index(t->journal);
+    t->run_first = wr_seglog_last_index(t->journal) + 1;
     t->since_snap = r.last > covered ? r.last - covered : 0;
     return WR_OK;
 }
@@ -497,7 +498,7 @@ void wr_topology_close(wr_topology_t *t)
         pthread_mutex_destroy(&t->mu);
         close(t->efd);
     }
-    wr_log_close(t->journal);
+    wr_seglog_close(t->journal);
     wr_topo_state_free(t->state);
     free(t);
 }

@@ -24,7 +24,7 @@
 #include "core/buf.h"
 #include "core/status.h"
 #include "protocol/props.h"
-#include "storage/log.h"
+#include "storage/seglog.h"
 
 /* Record types: the first byte of every record. */
 #define REC_ENQUEUE    'E' /* flags, [expiry], exchange, routing key, content header, body */
@@ -90,7 +90,7 @@ typedef struct {
 
 struct wr_qlog_s {
     wr_qlog_ctx_t *ctx;
-    wr_log_t *log; /* NULL until the first append of a new log */
+    wr_seglog_t *log; /* NULL until the first append of a new log */
     char name[24];
     char *what;
     bool durable;
@@ -225,7 +225,7 @@ static void waiters_release(wr_qlog_t *l, uint64_t index, bool ok)
  * and delivered records it lost are restated by a checkpoint at the next
  * flush (not at once: on a disk that stays full that would retry in a loop).
  */
-static void on_durable(void *ud, wr_log_t *log, uint64_t index, int status)
+static void on_durable(void *ud, wr_seglog_t *log, uint64_t index, int status)
 {
     wr_qlog_t *l = ud;
 
@@ -352,7 +352,7 @@ static void emit(wr_qlog_t *l, uint8_t type, ranges_t *r)
             wr_buf_put(&b, range, sizeof(range));
         }
         /* A lost ack only means a redelivery after a crash. */
-        if (wr_buf_ok(&b) && wr_log_append(l->log, b.data, b.len, &index) == WR_OK)
+        if (wr_buf_ok(&b) && wr_seglog_append(l->log, b.data, b.len, &index) == WR_OK)
             mark(l, index, b.len);
     }
     wr_buf_free(&b);
@@ -431,9 +431,9 @@ static void checkpoint(wr_qlog_t *l)
     l->ops->ready(l->owner, cp_ready, &m);
     cp_taken_below(&m, UINT64_MAX);
     cp_put(&cp);
-    if (wr_buf_ok(&cp.buf) && wr_log_append(l->log, cp.buf.data, cp.buf.len, &index) == WR_OK) {
+    if (wr_buf_ok(&cp.buf) && wr_seglog_append(l->log, cp.buf.data, cp.buf.len, &index) == WR_OK) {
         for (size_t i = 0; i < l->nmarks; i++)
-            wr_log_release(l->log, l->marks[i]);
+            wr_seglog_release(l->log, l->marks[i]);
         l->nmarks = 0;
         l->marks_bytes = 0;
         if (l->capmarks > 4096) {
@@ -508,7 +508,7 @@ void wr_qlog_ctx_bury(wr_qlog_ctx_t *ctx)
     while (!wr_list_empty(&ctx->doomed)) {
         wr_qlog_t *l = wr_list_entry(ctx->doomed.next, wr_qlog_t, node);
 
-        wr_log_destroy(l->log);
+        wr_seglog_destroy(l->log);
         qlog_free(l);
     }
 }
@@ -600,7 +600,7 @@ static bool rv_push(wr_qlog_t *l, uint64_t v, const wr_qlog_meta_t *meta)
 }
 
 /* Applies one range of an ack or delivered record to the enqueue records seen so far. */
-static void replay_range(wr_qlog_t *l, wr_log_t *log, uint8_t type, uint64_t start, uint64_t count)
+static void replay_range(wr_qlog_t *l, wr_seglog_t *log, uint8_t type, uint64_t start, uint64_t count)
 {
     size_t lo = 0, hi = l->rn;
 
@@ -619,7 +619,7 @@ static void replay_range(wr_qlog_t *l, wr_log_t *log, uint8_t type, uint64_t sta
         } else if (!(*v & RV_DEAD)) {
             *v |= RV_DEAD;
             l->acked++;
-            wr_log_release(log, *v >> 2);
+            wr_seglog_release(log, *v >> 2);
         }
     }
 }
@@ -628,7 +628,7 @@ static void replay_range(wr_qlog_t *l, wr_log_t *log, uint8_t type, uint64_t sta
  * Applies a checkpoint: of the enqueue records seen so far (all below it),
  * exactly those in its ranges are live, with its redelivered flags.
  */
-static void replay_checkpoint(wr_qlog_t *l, wr_log_t *log, const uint8_t *p, size_t n)
+static void replay_checkpoint(wr_qlog_t *l, wr_seglog_t *log, const uint8_t *p, size_t n)
 {
     size_t r = 0;
 
@@ -647,12 +647,12 @@ static void replay_checkpoint(wr_qlog_t *l, wr_log_t *log, const uint8_t *p, siz
         } else {
             *v |= RV_DEAD;
             l->acked++;
-            wr_log_release(log, index);
+            wr_seglog_release(log, index);
         }
     }
 }
 
-static int on_replay(void *ud, wr_log_t *log, uint64_t index, const uint8_t *data, size_t len)
+static int on_replay(void *ud, wr_seglog_t *log, uint64_t index, const uint8_t *data, size_t len)
 {
     wr_qlog_t *l = ud;
     enqueue_t e;
@@ -660,7 +660,7 @@ static int on_replay(void *ud, wr_log_t *log, uint64_t index, const uint8_t *dat
     if (len >= 2 && data[0] == REC_ENQUEUE && !(data[1] & ENQ_PERSISTENT)) {
         /* Paged out before the restart; transient messages do not survive one. */
         l->transient++;
-        wr_log_release(log, index);
+        wr_seglog_release(log, index);
         return WR_OK;
     }
     if (parse_enqueue(data, len, &e)) {
@@ -684,12 +684,12 @@ static int on_replay(void *ud, wr_log_t *log, uint64_t index, const uint8_t *dat
     }
     /* It passed its CRC, so it is a record of a format this build does not know. */
     l->corrupt++;
-    wr_log_release(log, index);
+    wr_seglog_release(log, index);
     return WR_OK;
 }
 
 /* Hands the live messages to the queue; a checkpoint replaces the acks replayed. */
-static int replay_finish(wr_qlog_t *l, const wr_log_recovery_t *rec, char *err, size_t errlen)
+static int replay_finish(wr_qlog_t *l, const wr_seglog_recovery_t *rec, char *err, size_t errlen)
 {
     size_t live = 0;
 
@@ -724,10 +724,10 @@ static int replay_finish(wr_qlog_t *l, const wr_log_recovery_t *rec, char *err, 
 
 static int open_log(wr_qlog_t *l, bool replay, char *err, size_t errlen)
 {
-    wr_log_cbs_t cbs = {replay ? on_replay : NULL, on_durable, l};
-    wr_log_recovery_t rec;
+    wr_seglog_cbs_t cbs = {replay ? on_replay : NULL, on_durable, l};
+    wr_seglog_recovery_t rec;
 
-    l->log = wr_log_open(l->ctx->store, l->name, &cbs, &rec, err, errlen);
+    l->log = wr_seglog_open(l->ctx->store, l->name, &cbs, &rec, err, errlen);
     if (l->log == NULL)
         return WR_EIO;
     if (replay && replay_finish(l, &rec, err, errlen) != WR_OK)
@@ -767,7 +767,7 @@ wr_qlog_t *wr_qlog_new(wr_qlog_ctx_t *ctx, const char *name, bool durable, const
     return l;
 err:
     if (l->log != NULL)
-        wr_log_close(l->log);
+        wr_seglog_close(l->log);
     qlog_free(l);
     return NULL;
 }
@@ -790,9 +790,9 @@ void wr_qlog_close(wr_qlog_t *l)
         return;
     if (l->log != NULL && l->durable) {
         qlog_flush(l);
-        ok = wr_log_close(l->log) == WR_OK;
+        ok = wr_seglog_close(l->log) == WR_OK;
     } else {
-        wr_log_destroy(l->log);
+        wr_seglog_destroy(l->log);
     }
     waiters_release(l, UINT64_MAX, ok);
     qlog_free(l);
@@ -810,7 +810,7 @@ void wr_qlog_delete(wr_qlog_t *l)
         return;
     }
     if (l->log != NULL) {
-        wr_log_destroy(l->log);
+        wr_seglog_destroy(l->log);
         /* The next batch removes its files. */
         touch(l->ctx);
     }
@@ -857,7 +857,7 @@ int wr_qlog_append(wr_qlog_t *l, wr_message_t *m, bool persistent, uint64_t expi
     iov[0] = (struct iovec){pre, n};
     iov[1] = (struct iovec){(void *)m->header.data, m->header.len};
     iov[2] = (struct iovec){m->body, (size_t)m->body_size};
-    rc = wr_log_appendv(l->log, iov, 3, index);
+    rc = wr_seglog_appendv(l->log, iov, 3, index);
     if (rc == WR_OK)
         touch(l->ctx);
     return rc;
@@ -877,7 +877,7 @@ int wr_qlog_read(wr_qlog_t *l, uint64_t index, wr_message_t **out)
     enqueue_t e;
     int rc;
 
-    rc = l->log != NULL ? wr_log_read(l->log, index, &l->scratch) : WR_ENOENT;
+    rc = l->log != NULL ? wr_seglog_read(l->log, index, &l->scratch) : WR_ENOENT;
     if (rc != WR_OK)
         goto out;
     rc = WR_EIO;
@@ -917,7 +917,7 @@ void wr_qlog_settle(wr_qlog_t *l, uint64_t index, bool persistent, bool taken)
 {
     if (l->log == NULL)
         return;
-    wr_log_release(l->log, index);
+    wr_seglog_release(l->log, index);
     if (!l->durable || !persistent) {
         /* The release may have left a segment to delete or reclaim. */
         touch(l->ctx);

@@ -19,7 +19,7 @@
 #include "core/buf.h"
 #include "core/status.h"
 #include "storage/crc32c.h"
-#include "storage/log.h"
+#include "storage/seglog.h"
 #include "storage/segment.h"
 #include "storage/store.h"
 #include "tests/fuzz/fuzz_util.h"
@@ -89,7 +89,7 @@ static bool framed_in(const wr_buf_t *f, uint64_t index, const uint8_t *payload,
     return false;
 }
 
-static int on_replay(void *ud, wr_log_t *log, uint64_t index, const uint8_t *payload, size_t len)
+static int on_replay(void *ud, wr_seglog_t *log, uint64_t index, const uint8_t *payload, size_t len)
 {
     run_t *r = ud;
     bool found = false;
@@ -216,10 +216,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run_t r = {.in_order = true};
     char *dir = wr_fuzz_tmpdir(), err[512];
     wr_store_opts_t opts = {.segment_size = 4096};
-    wr_log_cbs_t cbs = {.replay = on_replay, .ud = &r};
-    wr_log_recovery_t rec;
+    wr_seglog_cbs_t cbs = {.replay = on_replay, .ud = &r};
+    wr_seglog_recovery_t rec;
     wr_store_t *s;
-    wr_log_t *log;
+    wr_seglog_t *log;
 
     if (size > 0 && (data[0] & 1)) {
         build(&r, &in);
@@ -233,7 +233,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (s == NULL)
         abort();
     write_files(dir, &r);
-    log = wr_log_open(s, "q", &cbs, &rec, err, sizeof(err));
+    log = wr_seglog_open(s, "q", &cbs, &rec, err, sizeof(err));
     if (log != NULL && (!r.in_order || rec.records != r.replayed))
         abort();
     if (log != NULL && r.clean && r.replayed != r.records)

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "storage/log.h"
+#include "storage/seglog.h"
 #include "storage/store.h"
 
 static double now_ms(void)
@@ -30,7 +30,7 @@ static bool open_range(wr_store_t *s, unsigned long from, unsigned long to)
 
     for (unsigned long i = from; i < to; i++) {
         snprintf(name, sizeof(name), "q%016lx", i);
-        if (wr_log_open(s, name, NULL, NULL, err, sizeof(err)) == NULL) {
+        if (wr_seglog_open(s, name, NULL, NULL, err, sizeof(err)) == NULL) {
             fprintf(stderr, "bench_open: %s\n", err);
             return false;
         }

@@ -140,7 +140,7 @@ wr_store_t *th_store(const wr_store_opts_t *o)
     return s;
 }
 
-void th_durable(void *ud, wr_log_t *log, uint64_t index, int status)
+void th_durable(void *ud, wr_seglog_t *log, uint64_t index, int status)
 {
     th_durable_t *d = ud;
 
@@ -149,7 +149,7 @@ void th_durable(void *ud, wr_log_t *log, uint64_t index, int status)
     d->status = status;
 }
 
-int th_replay(void *ud, wr_log_t *log, uint64_t index, const uint8_t *data, size_t len)
+int th_replay(void *ud, wr_seglog_t *log, uint64_t index, const uint8_t *data, size_t len)
 {
     th_replay_t *r = ud;
 
@@ -163,7 +163,7 @@ int th_replay(void *ud, wr_log_t *log, uint64_t index, const uint8_t *data, size
 }
 
 /* The durable callback of a log opened with a replay recorder: forwards to its recorder. */
-static void replay_durable(void *ud, wr_log_t *log, uint64_t index, int status)
+static void replay_durable(void *ud, wr_seglog_t *log, uint64_t index, int status)
 {
     th_replay_t *r = ud;
 
@@ -171,41 +171,41 @@ static void replay_durable(void *ud, wr_log_t *log, uint64_t index, int status)
         th_durable(r->dur, log, index, status);
 }
 
-wr_log_t *th_open_log(wr_store_t *s, const char *name, th_durable_t *d, th_replay_t *r,
-                      wr_log_recovery_t *rec)
+wr_seglog_t *th_open_log(wr_store_t *s, const char *name, th_durable_t *d, th_replay_t *r,
+                         wr_seglog_recovery_t *rec)
 {
-    wr_log_cbs_t cbs = {NULL, d != NULL ? th_durable : NULL, d};
+    wr_seglog_cbs_t cbs = {NULL, d != NULL ? th_durable : NULL, d};
     char err[512] = "";
-    wr_log_t *log;
+    wr_seglog_t *log;
 
     if (r != NULL) {
         r->dur = d;
-        cbs = (wr_log_cbs_t){th_replay, replay_durable, r};
+        cbs = (wr_seglog_cbs_t){th_replay, replay_durable, r};
     }
-    log = wr_log_open(s, name, &cbs, rec, err, sizeof(err));
-    ck_assert_msg(log != NULL, "wr_log_open: %s", err);
+    log = wr_seglog_open(s, name, &cbs, rec, err, sizeof(err));
+    ck_assert_msg(log != NULL, "wr_seglog_open: %s", err);
     return log;
 }
 
-void th_append_n(wr_log_t *log, uint64_t from, uint64_t to)
+void th_append_n(wr_seglog_t *log, uint64_t from, uint64_t to)
 {
     for (uint64_t i = from; i <= to; i++) {
         char p[64];
         uint64_t index;
 
         th_payload(p, i);
-        ck_assert_int_eq(wr_log_append(log, p, strlen(p), &index), WR_OK);
+        ck_assert_int_eq(wr_seglog_append(log, p, strlen(p), &index), WR_OK);
         ck_assert_uint_eq(index, i);
     }
 }
 
-void th_check_read(wr_log_t *log, uint64_t i)
+void th_check_read(wr_seglog_t *log, uint64_t i)
 {
     wr_buf_t b = WR_BUF_INIT;
     char p[64];
 
     th_payload(p, i);
-    ck_assert_int_eq(wr_log_read(log, i, &b), WR_OK);
+    ck_assert_int_eq(wr_seglog_read(log, i, &b), WR_OK);
     ck_assert_uint_eq(b.len, strlen(p));
     ck_assert_mem_eq(b.data, p, b.len);
     wr_buf_free(&b);
@@ -219,10 +219,10 @@ void th_wait_dispatch(wr_store_t *s)
     wr_store_dispatch(s);
 }
 
-void th_sync(wr_store_t *s, wr_log_t *log, uint64_t index)
+void th_sync(wr_store_t *s, wr_seglog_t *log, uint64_t index)
 {
     wr_store_flush(s);
-    while (wr_log_durable_index(log) < index)
+    while (wr_seglog_durable_index(log) < index)
         th_wait_dispatch(s);
 }
 

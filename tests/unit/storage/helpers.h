@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "storage/log.h"
+#include "storage/seglog.h"
 #include "storage/store.h"
 
 /* Creates $TMPDIR/warren-storage-XXXXXX (or under /tmp); returns a static path. */
@@ -68,7 +68,7 @@ typedef struct {
     int status;
 } th_durable_t;
 
-void th_durable(void *ud, wr_log_t *log, uint64_t index, int status);
+void th_durable(void *ud, wr_seglog_t *log, uint64_t index, int status);
 
 /* Records replayed records: their indexes and payloads, in order. */
 typedef struct {
@@ -78,23 +78,23 @@ typedef struct {
     th_durable_t *dur; /* set by th_open_log: receives the log's durable callbacks */
 } th_replay_t;
 
-int th_replay(void *ud, wr_log_t *log, uint64_t index, const uint8_t *data, size_t len);
+int th_replay(void *ud, wr_seglog_t *log, uint64_t index, const uint8_t *data, size_t len);
 
 /*
- * wr_log_open that fails the test on error. Durable callbacks go to d and
+ * wr_seglog_open that fails the test on error. Durable callbacks go to d and
  * replayed records to r; either may be NULL.
  */
-wr_log_t *th_open_log(wr_store_t *s, const char *name, th_durable_t *d, th_replay_t *r,
-                      wr_log_recovery_t *rec);
+wr_seglog_t *th_open_log(wr_store_t *s, const char *name, th_durable_t *d, th_replay_t *r,
+                         wr_seglog_recovery_t *rec);
 /* Appends th_payload(i) for i in [from, to], checking each gets index i. */
-void th_append_n(wr_log_t *log, uint64_t from, uint64_t to);
+void th_append_n(wr_seglog_t *log, uint64_t from, uint64_t to);
 /* Checks that record i reads back as th_payload(i). */
-void th_check_read(wr_log_t *log, uint64_t i);
+void th_check_read(wr_seglog_t *log, uint64_t i);
 
 /* Waits (up to 10 s, failing the test after) for the notify fd, then dispatches. */
 void th_wait_dispatch(wr_store_t *s);
 /* Flushes and waits until log's durable index reaches index. */
-void th_sync(wr_store_t *s, wr_log_t *log, uint64_t index);
+void th_sync(wr_store_t *s, wr_seglog_t *log, uint64_t index);
 
 /* Number of directory entries in dir ending with suffix. */
 int th_count_files(const char *dir, const char *suffix);

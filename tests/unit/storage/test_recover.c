@@ -19,7 +19,7 @@
 #include "core/status.h"
 #include "helpers.h"
 #include "storage/crc32c.h"
-#include "storage/log.h"
+#include "storage/seglog.h"
 #include "storage/store.h"
 
 #define REC 31 /* a th_payload record with its framing */
@@ -41,7 +41,7 @@ static void teardown(void)
     th_rmdir();
 }
 
-static wr_log_t *open_log(wr_store_t *s, wr_log_recovery_t *rec)
+static wr_seglog_t *open_log(wr_store_t *s, wr_seglog_recovery_t *rec)
 {
     memset(rep, 0, sizeof(*rep));
     return th_open_log(s, "q", NULL, rep, rec);
@@ -51,7 +51,7 @@ static wr_log_t *open_log(wr_store_t *s, wr_log_recovery_t *rec)
 static void write_log(const wr_store_opts_t *o, uint64_t n)
 {
     wr_store_t *s = th_store(o);
-    wr_log_t *log = open_log(s, NULL);
+    wr_seglog_t *log = open_log(s, NULL);
 
     th_append_n(log, 1, n);
     wr_store_close(s);
@@ -93,8 +93,8 @@ START_TEST(index_rebuilt_after_reopen)
 {
     wr_store_opts_t o = th_opts(512, &msgs, NULL);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = open_log(s, NULL);
-    wr_log_recovery_t rec;
+    wr_seglog_t *log = open_log(s, NULL);
+    wr_seglog_recovery_t rec;
     wr_buf_t b = WR_BUF_INIT;
     uint64_t bytes = 0;
 
@@ -105,7 +105,7 @@ START_TEST(index_rebuilt_after_reopen)
         for (size_t k = 0; k < len; k++)
             p[k] = (char)('a' + (i + k) % 26);
         bytes += len;
-        ck_assert_int_eq(wr_log_append(log, p, len, &index), WR_OK);
+        ck_assert_int_eq(wr_seglog_append(log, p, len, &index), WR_OK);
     }
     wr_store_close(s);
 
@@ -119,12 +119,12 @@ START_TEST(index_rebuilt_after_reopen)
     ck_assert_uint_gt(rec.segments, 10);
     ck_assert_uint_eq(rec.truncated_bytes, 0);
     ck_assert_uint_eq(rec.lost_records, 0);
-    ck_assert_uint_eq(wr_log_durable_index(log), 300);
+    ck_assert_uint_eq(wr_seglog_durable_index(log), 300);
     for (uint64_t i = 1; i <= 300; i++) {
         size_t len = (size_t)(i * 7 % 60);
         ck_assert_uint_eq(rep->index[i - 1], i);
         ck_assert_uint_eq(strlen(rep->data[i - 1]), len);
-        ck_assert_int_eq(wr_log_read(log, i, &b), WR_OK);
+        ck_assert_int_eq(wr_seglog_read(log, i, &b), WR_OK);
         ck_assert_uint_eq(b.len, len);
         for (size_t k = 0; k < len; k++)
             ck_assert_int_eq(b.data[k], 'a' + (i + k) % 26);
@@ -149,8 +149,8 @@ START_TEST(torn_tail_at_every_offset)
     write_log(&o, N);
     for (off_t cut = start; cut < end; cut++) {
         wr_store_t *s;
-        wr_log_t *log;
-        wr_log_recovery_t rec;
+        wr_seglog_t *log;
+        wr_seglog_recovery_t rec;
         struct stat st;
 
         /* Rebuild the full file, then cut it. */
@@ -190,8 +190,8 @@ static void corrupt_middle(const off_t *offs, size_t noffs, uint64_t lost, const
 {
     wr_store_opts_t o = th_opts(1 << 20, &msgs, NULL);
     wr_store_t *s;
-    wr_log_t *log;
-    wr_log_recovery_t rec;
+    wr_seglog_t *log;
+    wr_seglog_recovery_t rec;
     wr_buf_t b = WR_BUF_INIT;
     char text[128];
     uint64_t index;
@@ -206,9 +206,9 @@ static void corrupt_middle(const off_t *offs, size_t noffs, uint64_t lost, const
     ck_assert_uint_eq(rec.truncated_bytes, 0);
     snprintf(text, sizeof(text), "%llu record(s) lost", (unsigned long long)lost);
     ck_assert_msg(th_msgs_has(&msgs, text) && th_msgs_has(&msgs, seg_path(1)), "%s", msgs.text);
-    ck_assert_int_eq(wr_log_read(log, 5, &b), WR_ENOENT);
-    ck_assert_int_eq(wr_log_read(log, 9, &b), WR_OK);
-    ck_assert_int_eq(wr_log_append(log, "x", 1, &index), WR_OK);
+    ck_assert_int_eq(wr_seglog_read(log, 5, &b), WR_ENOENT);
+    ck_assert_int_eq(wr_seglog_read(log, 9, &b), WR_OK);
+    ck_assert_int_eq(wr_seglog_append(log, "x", 1, &index), WR_OK);
     ck_assert_uint_eq(index, 10);
     wr_buf_free(&b);
     wr_store_close(s);
@@ -249,7 +249,7 @@ START_TEST(torn_tail_in_a_middle_segment)
 {
     wr_store_opts_t o = th_opts(256, &msgs, NULL);
     const uint64_t want[] = {1, 2, 3, 4, 5, 6, 7, 8, 13, 14, 15, 16, 17, 18};
-    wr_log_recovery_t rec;
+    wr_seglog_recovery_t rec;
     wr_store_t *s;
 
     write_log(&o, 18);
@@ -269,9 +269,9 @@ START_TEST(corrupt_header_set_aside)
     wr_store_opts_t o = th_opts(256, &msgs, NULL);
     const uint64_t want[] = {1, 2, 3, 4, 5, 6, 13, 14, 15, 16, 17, 18};
     char aside[4400];
-    wr_log_recovery_t rec;
+    wr_seglog_recovery_t rec;
     wr_store_t *s;
-    wr_log_t *log;
+    wr_seglog_t *log;
 
     write_log(&o, 18);
     flip_byte(seg_path(2), 20);
@@ -302,7 +302,7 @@ START_TEST(corrupt_header_uncountable)
 {
     wr_store_opts_t o = th_opts(256, &msgs, NULL);
     const uint64_t want[] = {1, 2, 3, 4, 5, 6, 13, 14, 15, 16, 17, 18};
-    wr_log_recovery_t rec;
+    wr_seglog_recovery_t rec;
     wr_store_t *s;
 
     write_log(&o, 18);
@@ -321,7 +321,7 @@ END_TEST
 START_TEST(future_segment_version_refused)
 {
     wr_store_opts_t o = th_opts(256, &msgs, NULL);
-    wr_log_cbs_t cbs = {th_replay, NULL, rep};
+    wr_seglog_cbs_t cbs = {th_replay, NULL, rep};
     char err[512] = "";
     uint8_t hdr[HDR];
     uint32_t crc;
@@ -337,7 +337,7 @@ START_TEST(future_segment_version_refused)
     ck_assert_int_eq(pwrite(fd, hdr, HDR, 0), HDR);
     close(fd);
     s = th_store(&o);
-    ck_assert_ptr_null(wr_log_open(s, "q", &cbs, NULL, err, sizeof(err)));
+    ck_assert_ptr_null(wr_seglog_open(s, "q", &cbs, NULL, err, sizeof(err)));
     ck_assert_msg(strstr(err, "segment format version 2") != NULL && strstr(err, seg_path(1)) != NULL, "%s",
                   err);
     ck_assert_uint_eq(rep->count, 0);
@@ -367,7 +367,7 @@ START_TEST(half_created_segment_removed)
 }
 END_TEST
 
-static int stop_at_3(void *ud, wr_log_t *log, uint64_t index, const uint8_t *data, size_t len)
+static int stop_at_3(void *ud, wr_seglog_t *log, uint64_t index, const uint8_t *data, size_t len)
 {
     return index == 3 ? WR_ENOMEM : WR_OK;
 }
@@ -375,13 +375,13 @@ static int stop_at_3(void *ud, wr_log_t *log, uint64_t index, const uint8_t *dat
 START_TEST(replay_can_stop_the_open)
 {
     wr_store_opts_t o = th_opts(256, &msgs, NULL);
-    wr_log_cbs_t cbs = {stop_at_3, NULL, NULL};
+    wr_seglog_cbs_t cbs = {stop_at_3, NULL, NULL};
     char err[512] = "";
     wr_store_t *s;
 
     write_log(&o, 9);
     s = th_store(&o);
-    ck_assert_ptr_null(wr_log_open(s, "q", &cbs, NULL, err, sizeof(err)));
+    ck_assert_ptr_null(wr_seglog_open(s, "q", &cbs, NULL, err, sizeof(err)));
     ck_assert_msg(strstr(err, "replay stopped at record 3") != NULL, "%s", err);
     open_log(s, NULL); /* the name is free again */
     ck_assert_uint_eq(rep->count, 9);
@@ -395,14 +395,14 @@ START_TEST(replay_order_with_moved_records)
     wr_store_opts_t o = th_opts(256, &msgs, NULL);
     const uint64_t want[] = {3, 10, 595, 596, 597, 598, 599, 600};
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = open_log(s, NULL);
+    wr_seglog_t *log = open_log(s, NULL);
     int rounds = 0;
 
     th_append_n(log, 1, 600);
     th_sync(s, log, 600);
     for (uint64_t i = 1; i < 595; i++) {
         if (i != 3 && i != 10)
-            ck_assert_int_eq(wr_log_release(log, i), WR_OK);
+            ck_assert_int_eq(wr_seglog_release(log, i), WR_OK);
     }
     /* One segment is compacted per batch. */
     while (th_count_files(th_logdir("q"), ".seg") > 2) {
@@ -427,7 +427,7 @@ START_TEST(crash_during_compaction)
     wr_store_opts_t o = th_opts(256, &msgs, NULL);
     th_fault_t fault;
     wr_store_t *s;
-    wr_log_t *log;
+    wr_seglog_t *log;
     char c;
     int status;
     pid_t pid;
@@ -444,7 +444,7 @@ START_TEST(crash_during_compaction)
         th_sync(s, log, 600);
         for (uint64_t i = 1; i <= 600; i++) {
             if (i != 3)
-                wr_log_release(log, i);
+                wr_seglog_release(log, i);
         }
         fault.hold_sync = true;
         wr_store_flush(s);
@@ -469,7 +469,7 @@ START_TEST(crash_during_compaction)
     /* The owner releases again; compaction then finishes the job. */
     for (uint64_t i = 1; i <= 600; i++) {
         if (i != 3)
-            ck_assert_int_eq(wr_log_release(log, i), WR_OK);
+            ck_assert_int_eq(wr_seglog_release(log, i), WR_OK);
     }
     wr_store_flush(s);
     th_wait_dispatch(s);

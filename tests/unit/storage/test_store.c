@@ -18,7 +18,7 @@
 
 #include "core/status.h"
 #include "helpers.h"
-#include "storage/log.h"
+#include "storage/seglog.h"
 #include "storage/store.h"
 
 static const char *dir;
@@ -205,15 +205,15 @@ START_TEST(list_and_remove_logs)
 {
     wr_store_t *s = th_store(NULL);
     char err[512] = "", names[256] = "", path[4200];
-    wr_log_t *a, *b;
+    wr_seglog_t *a, *b;
     uint64_t index;
 
-    a = wr_log_open(s, "a", NULL, NULL, err, sizeof(err));
-    b = wr_log_open(s, "b", NULL, NULL, err, sizeof(err));
+    a = wr_seglog_open(s, "a", NULL, NULL, err, sizeof(err));
+    b = wr_seglog_open(s, "b", NULL, NULL, err, sizeof(err));
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
-    ck_assert_int_eq(wr_log_append(b, "x", 1, &index), WR_OK);
-    ck_assert_int_eq(wr_log_close(b), WR_OK);
+    ck_assert_int_eq(wr_seglog_append(b, "x", 1, &index), WR_OK);
+    ck_assert_int_eq(wr_seglog_close(b), WR_OK);
     ck_assert_int_eq(wr_store_logs(s, collect, names, err, sizeof(err)), WR_OK);
     ck_assert_msg(strcmp(names, "a;b;") == 0 || strcmp(names, "b;a;") == 0, "%s", names);
     ck_assert_int_eq(wr_store_remove_log(s, "a"), WR_EEXIST); /* open */

@@ -16,7 +16,7 @@
 #include "core/buf.h"
 #include "core/status.h"
 #include "helpers.h"
-#include "storage/log.h"
+#include "storage/seglog.h"
 #include "storage/store.h"
 
 static th_msgs_t msgs;
@@ -41,17 +41,17 @@ START_TEST(one_batch_one_callback)
 {
     wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
 
     th_append_n(log, 1, 1000);
     ck_assert_uint_gt(wr_store_pending_bytes(s), 1000 * 15);
-    ck_assert_uint_eq(wr_log_durable_index(log), 0);
+    ck_assert_uint_eq(wr_seglog_durable_index(log), 0);
     wr_store_flush(s);
     th_wait_dispatch(s);
     ck_assert_int_eq(dur.calls, 1);
     ck_assert_uint_eq(dur.index, 1000);
     ck_assert_int_eq(dur.status, WR_OK);
-    ck_assert_uint_eq(wr_log_durable_index(log), 1000);
+    ck_assert_uint_eq(wr_seglog_durable_index(log), 1000);
     ck_assert_int_eq(th_fault_syncs(&fault), 1);
     ck_assert_uint_eq(wr_store_pending_bytes(s), 0);
     ck_assert_int_eq(msgs.count, 0);
@@ -64,9 +64,9 @@ START_TEST(one_sync_per_dirty_file)
 {
     wr_store_opts_t o = th_opts(512, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *a = th_open_log(s, "a", &dur, NULL, NULL);
+    wr_seglog_t *a = th_open_log(s, "a", &dur, NULL, NULL);
     th_durable_t db = {0};
-    wr_log_t *b = th_open_log(s, "b", &db, NULL, NULL);
+    wr_seglog_t *b = th_open_log(s, "b", &db, NULL, NULL);
     int files;
 
     th_append_n(a, 1, 200);
@@ -92,7 +92,7 @@ START_TEST(callback_waits_for_fsync)
 {
     wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     struct pollfd p = {wr_store_notify_fd(s), POLLIN, 0};
     char c = 0;
 
@@ -103,7 +103,7 @@ START_TEST(callback_waits_for_fsync)
     ck_assert_int_eq(poll(&p, 1, 0), 0);
     wr_store_dispatch(s);
     ck_assert_int_eq(dur.calls, 0);
-    ck_assert_uint_eq(wr_log_durable_index(log), 0);
+    ck_assert_uint_eq(wr_seglog_durable_index(log), 0);
     th_check_read(log, 4); /* readable from memory meanwhile */
     th_append_n(log, 11, 15);
     wr_store_flush(s); /* waits for the batch in flight */
@@ -129,9 +129,9 @@ END_TEST
 static void reopen_expect(const wr_store_opts_t *o, const char *name, uint64_t last)
 {
     th_replay_t *r = calloc(1, sizeof(*r));
-    wr_log_recovery_t rec;
+    wr_seglog_recovery_t rec;
     wr_store_t *s = th_store(o);
-    wr_log_t *log = th_open_log(s, name, &dur, r, &rec);
+    wr_seglog_t *log = th_open_log(s, name, &dur, r, &rec);
 
     ck_assert_uint_eq(rec.last_index, last);
     ck_assert_uint_eq(r->count, last);
@@ -152,7 +152,7 @@ static void reopen_expect(const wr_store_opts_t *o, const char *name, uint64_t l
 static void reopen_around_loss(const wr_store_opts_t *o, uint64_t upto, uint64_t from, uint64_t last)
 {
     th_replay_t *r = calloc(1, sizeof(*r));
-    wr_log_recovery_t rec;
+    wr_seglog_recovery_t rec;
     wr_store_t *s = th_store(o);
 
     th_open_log(s, "q", &dur, r, &rec);
@@ -173,7 +173,7 @@ static void io_error(bool on_sync, int err, const char *text)
 {
     wr_store_opts_t o = th_opts(256, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     wr_buf_t b = WR_BUF_INIT;
     int files;
 
@@ -192,12 +192,12 @@ static void io_error(bool on_sync, int err, const char *text)
     ck_assert_int_eq(dur.calls, 2);
     ck_assert_int_eq(dur.status, WR_EIO);
     ck_assert_uint_eq(dur.index, 30);
-    ck_assert_uint_eq(wr_log_durable_index(log), 5);
+    ck_assert_uint_eq(wr_seglog_durable_index(log), 5);
     ck_assert_msg(th_msgs_has(&msgs, text), "%s", msgs.text);
     ck_assert_msg(th_msgs_has(&msgs, "records 6..30 of log 'q' are not durable"), "%s", msgs.text);
     /* The durable prefix still reads, the lost records do not. */
     th_check_read(log, 5);
-    ck_assert_int_eq(wr_log_read(log, 20, &b), WR_EIO);
+    ck_assert_int_eq(wr_seglog_read(log, 20, &b), WR_EIO);
     ck_assert_int_eq(th_count_files(th_logdir("q"), ".seg"), files);
     /* Once writes succeed again the log goes on, without a restart. */
     th_append_n(log, 31, 32);
@@ -205,8 +205,8 @@ static void io_error(bool on_sync, int err, const char *text)
     ck_assert_int_eq(dur.calls, 3);
     ck_assert_int_eq(dur.status, WR_OK);
     th_check_read(log, 31);
-    ck_assert_int_eq(wr_log_read(log, 20, &b), WR_EIO);
-    ck_assert_int_eq(wr_log_close(log), WR_EIO); /* some records never became durable */
+    ck_assert_int_eq(wr_seglog_read(log, 20, &b), WR_EIO);
+    ck_assert_int_eq(wr_seglog_close(log), WR_EIO); /* some records never became durable */
     wr_store_close(s);
     /* The stored prefix and what came after the error come back, nothing else. */
     memset(&msgs, 0, sizeof(msgs));
@@ -232,9 +232,9 @@ START_TEST(errors_stay_in_their_log)
 {
     wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *a = th_open_log(s, "a", &dur, NULL, NULL);
+    wr_seglog_t *a = th_open_log(s, "a", &dur, NULL, NULL);
     th_durable_t db = {0};
-    wr_log_t *b = th_open_log(s, "b", &db, NULL, NULL);
+    wr_seglog_t *b = th_open_log(s, "b", &db, NULL, NULL);
 
     th_append_n(a, 1, 10);
     th_append_n(b, 1, 10);
@@ -246,11 +246,11 @@ START_TEST(errors_stay_in_their_log)
     ck_assert_int_eq(dur.status, WR_OK);
     ck_assert_uint_eq(dur.index, 10);
     ck_assert_int_eq(db.status, WR_EIO);
-    ck_assert_uint_eq(wr_log_durable_index(b), 0);
+    ck_assert_uint_eq(wr_seglog_durable_index(b), 0);
     th_append_n(a, 11, 12);
     th_sync(s, a, 12);
-    ck_assert_int_eq(wr_log_close(b), WR_EIO);
-    ck_assert_int_eq(wr_log_close(a), WR_OK);
+    ck_assert_int_eq(wr_seglog_close(b), WR_EIO);
+    ck_assert_int_eq(wr_seglog_close(a), WR_OK);
     wr_store_close(s);
 }
 END_TEST
@@ -260,10 +260,10 @@ START_TEST(close_makes_durable)
 {
     wr_store_opts_t o = th_opts(300, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
 
     th_append_n(log, 1, 40);
-    ck_assert_int_eq(wr_log_close(log), WR_OK);
+    ck_assert_int_eq(wr_seglog_close(log), WR_OK);
     ck_assert_int_eq(dur.calls, 0); /* no callbacks after close */
     ck_assert_uint_eq(wr_store_pending_bytes(s), 0);
     wr_store_close(s);
@@ -276,7 +276,7 @@ START_TEST(store_close_flushes_logs)
 {
     wr_store_opts_t o = th_opts(300, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
 
     th_append_n(log, 1, 25);
     wr_store_flush(s); /* one batch in flight, the rest still pending */
@@ -288,10 +288,10 @@ END_TEST
 
 static int closes;
 
-static void close_in_callback(void *ud, wr_log_t *log, uint64_t index, int status)
+static void close_in_callback(void *ud, wr_seglog_t *log, uint64_t index, int status)
 {
     closes++;
-    ck_assert_int_eq(wr_log_close(log), WR_OK);
+    ck_assert_int_eq(wr_seglog_close(log), WR_OK);
 }
 
 /* A callback may close its own log, and a later log's callback still runs. */
@@ -299,16 +299,16 @@ START_TEST(close_inside_callback)
 {
     wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_cbs_t cbs = {NULL, close_in_callback, NULL};
+    wr_seglog_cbs_t cbs = {NULL, close_in_callback, NULL};
     char err[256];
-    wr_log_t *a = wr_log_open(s, "a", &cbs, NULL, err, sizeof(err));
-    wr_log_t *b = wr_log_open(s, "b", &cbs, NULL, err, sizeof(err));
+    wr_seglog_t *a = wr_seglog_open(s, "a", &cbs, NULL, err, sizeof(err));
+    wr_seglog_t *b = wr_seglog_open(s, "b", &cbs, NULL, err, sizeof(err));
     uint64_t index;
 
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
-    ck_assert_int_eq(wr_log_append(a, "x", 1, &index), WR_OK);
-    ck_assert_int_eq(wr_log_append(b, "y", 1, &index), WR_OK);
+    ck_assert_int_eq(wr_seglog_append(a, "x", 1, &index), WR_OK);
+    ck_assert_int_eq(wr_seglog_append(b, "y", 1, &index), WR_OK);
     wr_store_flush(s);
     th_wait_dispatch(s);
     ck_assert_int_eq(closes, 2);

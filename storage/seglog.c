@@ -7,7 +7,7 @@
  * head is rolled first), and going on after a write error. Recovery is in
  * recover.c, the I/O of a batch in sync.c.
  */
-#include "storage/log.h"
+#include "storage/seglog.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +24,7 @@
 #include "storage/segment.h"
 #include "storage/storage_internal.h"
 
-_Static_assert(WR_LOG_MAX_RECORD == WR_SEGMENT_MAX_RECORD, "log and segment agree on the record limit");
+_Static_assert(WR_SEGLOG_MAX_RECORD == WR_SEGMENT_MAX_RECORD, "log and segment agree on the record limit");
 
 #define NAME_MAX_LEN 200
 
@@ -132,12 +132,12 @@ static bool seg_slot(const wr_seg_t *seg, uint64_t index, uint32_t *slot)
     return true;
 }
 
-static wr_seg_t *log_head(const wr_log_t *log)
+static wr_seg_t *log_head(const wr_seglog_t *log)
 {
     return log->nsegs > 0 ? log->segs[log->nsegs - 1] : NULL;
 }
 
-bool wr_log_push_seg(wr_log_t *log, wr_seg_t *seg)
+bool wr_seglog_push_seg(wr_seglog_t *log, wr_seg_t *seg)
 {
     if (log->nsegs == log->capsegs) {
         size_t cap = log->capsegs ? log->capsegs * 2 : 8;
@@ -151,7 +151,7 @@ bool wr_log_push_seg(wr_log_t *log, wr_seg_t *seg)
     return true;
 }
 
-static void log_remove_seg(wr_log_t *log, wr_seg_t *seg)
+static void log_remove_seg(wr_seglog_t *log, wr_seg_t *seg)
 {
     for (size_t i = log->nsegs; i-- > 0;) {
         if (log->segs[i] == seg) {
@@ -163,7 +163,7 @@ static void log_remove_seg(wr_log_t *log, wr_seg_t *seg)
 }
 
 /* The segment whose native range would hold index (the last with first <= index), or NULL. */
-static wr_seg_t *log_find_seg(const wr_log_t *log, uint64_t index)
+static wr_seg_t *log_find_seg(const wr_seglog_t *log, uint64_t index)
 {
     size_t lo = 0, hi = log->nsegs;
 
@@ -185,12 +185,12 @@ static wr_bytes_t index_key(const uint64_t *index)
     return (wr_bytes_t){(const uint8_t *)index, sizeof(*index)};
 }
 
-static wr_moved_t *moved_get(const wr_log_t *log, uint64_t index)
+static wr_moved_t *moved_get(const wr_seglog_t *log, uint64_t index)
 {
     return wr_map_get(log->moved, index_key(&index));
 }
 
-bool wr_log_host(wr_log_t *log, uint64_t index, wr_seg_t *seg, uint32_t off)
+bool wr_seglog_host(wr_seglog_t *log, uint64_t index, wr_seg_t *seg, uint32_t off)
 {
     wr_moved_t *m = malloc(sizeof(*m));
 
@@ -208,7 +208,7 @@ bool wr_log_host(wr_log_t *log, uint64_t index, wr_seg_t *seg, uint32_t off)
     return true;
 }
 
-static void unhost(wr_log_t *log, wr_moved_t *m)
+static void unhost(wr_seglog_t *log, wr_moved_t *m)
 {
     wr_map_del(log->moved, index_key(&m->index));
     wr_list_remove(&m->link);
@@ -216,7 +216,7 @@ static void unhost(wr_log_t *log, wr_moved_t *m)
     free(m);
 }
 
-bool wr_log_find_live(const wr_log_t *log, uint64_t index, wr_seg_t **seg, uint32_t *off)
+bool wr_seglog_find_live(const wr_seglog_t *log, uint64_t index, wr_seg_t **seg, uint32_t *off)
 {
     wr_seg_t *s = log_find_seg(log, index);
     wr_moved_t *m;
@@ -238,7 +238,7 @@ bool wr_log_find_live(const wr_log_t *log, uint64_t index, wr_seg_t **seg, uint3
 /* ---- deletion and compaction decisions ----------------------------------- */
 
 /* Room for one more entry in log->dead, which the batch takes as its unlink list. */
-static bool dead_reserve(wr_log_t *log)
+static bool dead_reserve(wr_seglog_t *log)
 {
     size_t cap;
     wr_seg_t **dead;
@@ -266,7 +266,7 @@ static bool seg_sparse(const wr_store_t *s, const wr_seg_t *seg)
 }
 
 /* A head this large and this dead is rolled by the next batch, so that consuming gives its space back. */
-static bool head_reclaimable(const wr_log_t *log)
+static bool head_reclaimable(const wr_seglog_t *log)
 {
     const wr_seg_t *head = log_head(log);
 
@@ -274,7 +274,7 @@ static bool head_reclaimable(const wr_log_t *log)
            seg_sparse(log->store, head);
 }
 
-void wr_log_check_seg(wr_log_t *log, wr_seg_t *seg)
+void wr_seglog_check_seg(wr_seglog_t *log, wr_seg_t *seg)
 {
     wr_store_t *s = log->store;
 
@@ -320,7 +320,7 @@ static uint64_t salt_new(uint64_t seq)
 }
 
 /* The pending chunk that extends seg, created if the last one is for another segment. */
-static wr_chunk_t *chunk_for(wr_log_t *log, wr_seg_t *seg)
+static wr_chunk_t *chunk_for(wr_seglog_t *log, wr_seg_t *seg)
 {
     wr_chunk_t *c;
 
@@ -347,7 +347,7 @@ static void chunk_free(wr_store_t *s, wr_chunk_t *c)
 }
 
 /* Starts a new head segment whose natives begin at log->next; its header is its first chunk. */
-static int roll(wr_log_t *log)
+static int roll(wr_seglog_t *log)
 {
     wr_store_t *s = log->store;
     uint8_t hdr[WR_SEGMENT_HEADER_SIZE];
@@ -367,7 +367,7 @@ static int roll(wr_log_t *log)
     seg->seed = h.seed;
     seg->hdr_first = seg->first = log->next;
     c = calloc(1, sizeof(*c));
-    if (c == NULL || !wr_buf_reserve(&c->data, sizeof(hdr)) || !wr_log_push_seg(log, seg)) {
+    if (c == NULL || !wr_buf_reserve(&c->data, sizeof(hdr)) || !wr_seglog_push_seg(log, seg)) {
         if (c != NULL)
             wr_buf_free(&c->data);
         free(c);
@@ -384,7 +384,7 @@ static int roll(wr_log_t *log)
     log->must_roll = false;
     wr_store_mark_dirty(s, log);
     if (old != NULL)
-        wr_log_check_seg(log, old);
+        wr_seglog_check_seg(log, old);
     return WR_OK;
 }
 
@@ -393,8 +393,8 @@ static int roll(wr_log_t *log)
  * adds it to the head's pending chunk. Natives become live here; copies are the
  * caller's to account for.
  */
-static int place(wr_log_t *log, uint64_t index, const struct iovec *iov, int iovcnt, size_t len, bool native,
-                 wr_seg_t **segp, uint32_t *offp)
+static int place(wr_seglog_t *log, uint64_t index, const struct iovec *iov, int iovcnt, size_t len,
+                 bool native, wr_seg_t **segp, uint32_t *offp)
 {
     wr_store_t *s = log->store;
     size_t rec = WR_SEGMENT_RECORD_HEADER + len;
@@ -441,14 +441,14 @@ static int place(wr_log_t *log, uint64_t index, const struct iovec *iov, int iov
     return WR_OK;
 }
 
-int wr_log_append(wr_log_t *log, const void *data, size_t len, uint64_t *index)
+int wr_seglog_append(wr_seglog_t *log, const void *data, size_t len, uint64_t *index)
 {
     struct iovec iov = {(void *)data, len};
 
-    return wr_log_appendv(log, &iov, 1, index);
+    return wr_seglog_appendv(log, &iov, 1, index);
 }
 
-int wr_log_appendv(wr_log_t *log, const struct iovec *iov, int iovcnt, uint64_t *index)
+int wr_seglog_appendv(wr_seglog_t *log, const struct iovec *iov, int iovcnt, uint64_t *index)
 {
     wr_seg_t *seg;
     size_t len = 0;
@@ -456,7 +456,7 @@ int wr_log_appendv(wr_log_t *log, const struct iovec *iov, int iovcnt, uint64_t 
     int rc;
 
     for (int i = 0; i < iovcnt; i++) {
-        if (iov[i].iov_len > WR_LOG_MAX_RECORD - len)
+        if (iov[i].iov_len > WR_SEGLOG_MAX_RECORD - len)
             return WR_ETOOBIG;
         len += iov[i].iov_len;
     }
@@ -520,7 +520,7 @@ static const uint8_t *find_in_chunks(const wr_list_t *list, const wr_seg_t *seg,
 }
 
 /* Whether a write error lost record index. */
-static bool lost_has(const wr_log_t *log, uint64_t index)
+static bool lost_has(const wr_seglog_t *log, uint64_t index)
 {
     for (size_t i = log->nlost; i-- > 0;) {
         if (index >= log->lost[i].first)
@@ -529,7 +529,7 @@ static bool lost_has(const wr_log_t *log, uint64_t index)
     return false;
 }
 
-int wr_log_read(wr_log_t *log, uint64_t index, wr_buf_t *out)
+int wr_seglog_read(wr_seglog_t *log, uint64_t index, wr_buf_t *out)
 {
     const uint8_t *rec;
     wr_seg_t *seg;
@@ -538,7 +538,7 @@ int wr_log_read(wr_log_t *log, uint64_t index, wr_buf_t *out)
 
     if (index <= log->front || index >= log->next)
         return WR_ENOENT;
-    if (!wr_log_find_live(log, index, &seg, &off))
+    if (!wr_seglog_find_live(log, index, &seg, &off))
         return lost_has(log, index) ? WR_EIO : WR_ENOENT;
     if (off < seg->durable)
         return read_disk(seg, off, index, out);
@@ -555,7 +555,7 @@ int wr_log_read(wr_log_t *log, uint64_t index, wr_buf_t *out)
 
 /* ---- releasing and truncating --------------------------------------------- */
 
-int wr_log_release(wr_log_t *log, uint64_t index)
+int wr_seglog_release(wr_seglog_t *log, uint64_t index)
 {
     wr_seg_t *seg;
     wr_moved_t *m;
@@ -566,7 +566,7 @@ int wr_log_release(wr_log_t *log, uint64_t index)
     seg = log_find_seg(log, index);
     if (seg != NULL && seg_slot(seg, index, &slot) && wr_seg_is_live(seg, slot)) {
         seg_clear_live(seg, slot);
-        wr_log_check_seg(log, seg);
+        wr_seglog_check_seg(log, seg);
         return WR_OK;
     }
     m = moved_get(log, index);
@@ -574,11 +574,11 @@ int wr_log_release(wr_log_t *log, uint64_t index)
         return WR_ENOENT;
     seg = m->seg;
     unhost(log, m);
-    wr_log_check_seg(log, seg);
+    wr_seglog_check_seg(log, seg);
     return WR_OK;
 }
 
-int wr_log_truncate_front(wr_log_t *log, uint64_t upto)
+int wr_seglog_truncate_front(wr_seglog_t *log, uint64_t upto)
 {
     wr_map_iter_t it = {0};
     wr_bytes_t key;
@@ -603,16 +603,16 @@ int wr_log_truncate_front(wr_log_t *log, uint64_t upto)
     wr_store_mark_dirty(log->store, log);
     /* Backwards, so removing segs[i] shifts only segments already checked. */
     for (size_t i = log->nsegs; i-- > 0;)
-        wr_log_check_seg(log, log->segs[i]);
+        wr_seglog_check_seg(log, log->segs[i]);
     return WR_OK;
 }
 
-uint64_t wr_log_durable_index(const wr_log_t *log)
+uint64_t wr_seglog_durable_index(const wr_seglog_t *log)
 {
     return log->durable;
 }
 
-uint64_t wr_log_last_index(const wr_log_t *log)
+uint64_t wr_seglog_last_index(const wr_seglog_t *log)
 {
     return log->next - 1;
 }
@@ -620,7 +620,7 @@ uint64_t wr_log_last_index(const wr_log_t *log)
 /* ---- batches ---------------------------------------------------------------- */
 
 /* Copies one record of seg (at off) to the head, recording the move; *unreadable if reading it failed. */
-static int copy_record(wr_log_t *log, wr_seg_t *seg, uint32_t off, uint64_t index, wr_buf_t *tmp,
+static int copy_record(wr_seglog_t *log, wr_seg_t *seg, uint32_t off, uint64_t index, wr_buf_t *tmp,
                        wr_move_t *mv, bool *unreadable)
 {
     int rc = read_disk(seg, off, index, tmp);
@@ -643,16 +643,16 @@ static int copy_record(wr_log_t *log, wr_seg_t *seg, uint32_t off, uint64_t inde
  * The copies of moves[0..n) will never be applied (or just were): their
  * segments stop holding them, and may be dead now.
  */
-static void unplace_copies(wr_log_t *log, const wr_move_t *moves, size_t n)
+static void unplace_copies(wr_seglog_t *log, const wr_move_t *moves, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (--moves[i].seg->copies == 0)
-            wr_log_check_seg(log, moves[i].seg);
+            wr_seglog_check_seg(log, moves[i].seg);
     }
 }
 
 /* Copies every live record of seg (natives, then hosted) into the head; stops at the first failure. */
-static int copy_live(wr_log_t *log, wr_seg_t *seg, wr_move_t *moves, size_t *n, bool *unreadable)
+static int copy_live(wr_seglog_t *log, wr_seg_t *seg, wr_move_t *moves, size_t *n, bool *unreadable)
 {
     wr_buf_t tmp = WR_BUF_INIT;
     int rc = WR_OK;
@@ -679,7 +679,7 @@ static int copy_live(wr_log_t *log, wr_seg_t *seg, wr_move_t *moves, size_t *n, 
  * The index keeps pointing at the originals until the batch makes the copies
  * durable; the segment is deleted in that same batch, after the sync.
  */
-static void compact(wr_log_t *log, wr_batch_log_t *e)
+static void compact(wr_seglog_t *log, wr_batch_log_t *e)
 {
     wr_seg_t *seg = NULL;
     wr_move_t *moves;
@@ -725,7 +725,7 @@ static void compact(wr_log_t *log, wr_batch_log_t *e)
     e->nmoves = n;
 }
 
-void wr_log_batch_prepare(wr_log_t *log, wr_batch_log_t *e)
+void wr_seglog_batch_prepare(wr_seglog_t *log, wr_batch_log_t *e)
 {
     memset(e, 0, sizeof(*e));
     e->log = log;
@@ -757,13 +757,13 @@ void wr_log_batch_prepare(wr_log_t *log, wr_batch_log_t *e)
 }
 
 /* Points the index at one durable copy; false (the original stays live) when out of memory. */
-static bool apply_move(wr_log_t *log, wr_seg_t *old, const wr_move_t *mv)
+static bool apply_move(wr_seglog_t *log, wr_seg_t *old, const wr_move_t *mv)
 {
     wr_moved_t *m;
     uint32_t slot;
 
     if (seg_slot(old, mv->index, &slot) && wr_seg_is_live(old, slot)) {
-        if (!wr_log_host(log, mv->index, mv->seg, mv->off))
+        if (!wr_seglog_host(log, mv->index, mv->seg, mv->off))
             return false;
         seg_clear_live(old, slot);
     } else if ((m = moved_get(log, mv->index)) != NULL && m->seg == old) {
@@ -784,7 +784,7 @@ static bool apply_move(wr_log_t *log, wr_seg_t *old, const wr_move_t *mv)
  * segment, which then stays too: its file is deleted, but its descriptor
  * still reads it, and a later compaction copies it again. False then.
  */
-static bool apply_moves(wr_log_t *log, wr_batch_log_t *e)
+static bool apply_moves(wr_seglog_t *log, wr_batch_log_t *e)
 {
     wr_seg_t *old = e->compacted;
     bool ok = true;
@@ -804,7 +804,7 @@ static bool apply_moves(wr_log_t *log, wr_batch_log_t *e)
     return false;
 }
 
-static void batch_succeeded(wr_log_t *log, wr_batch_log_t *e)
+static void batch_succeeded(wr_seglog_t *log, wr_batch_log_t *e)
 {
     wr_store_t *s = log->store;
     bool kept = e->compacted != NULL && !apply_moves(log, e);
@@ -826,7 +826,7 @@ static void batch_succeeded(wr_log_t *log, wr_batch_log_t *e)
 }
 
 /* Remembers that records first..upto were lost; merged with the last range when they touch. */
-static void lost_add(wr_log_t *log, uint64_t first, uint64_t upto)
+static void lost_add(wr_seglog_t *log, uint64_t first, uint64_t upto)
 {
     wr_lost_t *l = log->nlost > 0 ? &log->lost[log->nlost - 1] : NULL;
 
@@ -847,7 +847,7 @@ static void lost_add(wr_log_t *log, uint64_t first, uint64_t upto)
 }
 
 /* Records (durable, upto] will never be on disk: they stop being live, and read as WR_EIO. */
-static void lose_records(wr_log_t *log, uint64_t upto)
+static void lose_records(wr_seglog_t *log, uint64_t upto)
 {
     uint64_t from = log->durable;
 
@@ -864,11 +864,11 @@ static void lose_records(wr_log_t *log, uint64_t upto)
     if (upto > log->durable)
         lost_add(log, log->durable + 1, upto);
     for (size_t i = log->nsegs; i-- > 0;)
-        wr_log_check_seg(log, log->segs[i]);
+        wr_seglog_check_seg(log, log->segs[i]);
 }
 
 /* Deletions the failed batch did not get to wait for the next one. */
-static void requeue_dead(wr_log_t *log, wr_batch_log_t *e)
+static void requeue_dead(wr_seglog_t *log, wr_batch_log_t *e)
 {
     for (size_t i = 0; i < e->nunlink; i++) {
         if (e->unlink[i] == e->compacted)
@@ -886,7 +886,7 @@ static void requeue_dead(wr_log_t *log, wr_batch_log_t *e)
  * new segment (the old head's file is shorter than its memory now), and the
  * batch's other work (deletions, FRONT, compaction) is retried later.
  */
-static void batch_failed(wr_log_t *log, wr_batch_log_t *e)
+static void batch_failed(wr_seglog_t *log, wr_batch_log_t *e)
 {
     wr_store_t *s = log->store;
     uint64_t upto = log->next - 1;
@@ -909,7 +909,7 @@ static void batch_failed(wr_log_t *log, wr_batch_log_t *e)
     unplace_copies(log, e->moves, e->nmoves);
     if (e->compacted != NULL) {
         e->compacted->compacting = false;
-        wr_log_check_seg(log, e->compacted);
+        wr_seglog_check_seg(log, e->compacted);
     }
     lose_records(log, upto);
     requeue_dead(log, e);
@@ -919,7 +919,7 @@ static void batch_failed(wr_log_t *log, wr_batch_log_t *e)
         wr_store_mark_dirty(s, log);
 }
 
-void wr_log_batch_done(wr_log_t *log, wr_batch_log_t *e)
+void wr_seglog_batch_done(wr_seglog_t *log, wr_batch_log_t *e)
 {
     bool ok = e->err == 0;
 
@@ -942,7 +942,7 @@ void wr_log_batch_done(wr_log_t *log, wr_batch_log_t *e)
 
 /* ---- open, close, destroy --------------------------------------------------- */
 
-bool wr_log_name_ok(const char *name)
+bool wr_seglog_name_ok(const char *name)
 {
     size_t n = strlen(name);
 
@@ -957,7 +957,7 @@ bool wr_log_name_ok(const char *name)
     return true;
 }
 
-void wr_log_free(wr_log_t *log)
+void wr_seglog_free(wr_seglog_t *log)
 {
     wr_map_iter_t it = {0};
     wr_bytes_t key;
@@ -987,13 +987,13 @@ void wr_log_free(wr_log_t *log)
     free(log);
 }
 
-wr_log_t *wr_log_open(wr_store_t *s, const char *name, const wr_log_cbs_t *cbs, wr_log_recovery_t *rec,
-                      char *err, size_t errlen)
+wr_seglog_t *wr_seglog_open(wr_store_t *s, const char *name, const wr_seglog_cbs_t *cbs,
+                            wr_seglog_recovery_t *rec, char *err, size_t errlen)
 {
-    wr_log_recovery_t unused;
-    wr_log_t *log;
+    wr_seglog_recovery_t unused;
+    wr_seglog_t *log;
 
-    if (!wr_log_name_ok(name)) {
+    if (!wr_seglog_name_ok(name)) {
         snprintf(err, errlen, "invalid log name '%s': use 1..%d of [A-Za-z0-9._-], not starting with '.'",
                  name, NAME_MAX_LEN);
         return NULL;
@@ -1040,11 +1040,11 @@ wr_log_t *wr_log_open(wr_store_t *s, const char *name, const wr_log_cbs_t *cbs, 
     return log;
 
 err:
-    wr_log_free(log);
+    wr_seglog_free(log);
     return NULL;
 }
 
-int wr_log_close(wr_log_t *log)
+int wr_seglog_close(wr_seglog_t *log)
 {
     wr_store_t *s;
     uint64_t failures;
@@ -1072,11 +1072,11 @@ int wr_log_close(wr_log_t *log)
     }
     if (log->nlost > 0)
         rc = WR_EIO;
-    wr_log_free(log);
+    wr_seglog_free(log);
     return rc;
 }
 
-int wr_log_destroy(wr_log_t *log)
+int wr_seglog_destroy(wr_seglog_t *log)
 {
     wr_store_t *s;
     int rc;
@@ -1087,6 +1087,6 @@ int wr_log_destroy(wr_log_t *log)
     while (log->flight != NULL)
         wr_store_wait(s);
     rc = wr_store_trash(s, log->name, log->dir);
-    wr_log_free(log);
+    wr_seglog_free(log);
     return rc;
 }

@@ -6,8 +6,8 @@
  * records mean: durable queues use it (truncation from the front is there
  * for the Raft log docs/STORAGE.md plans).
  */
-#ifndef WR_STORAGE_LOG_H
-#define WR_STORAGE_LOG_H
+#ifndef WR_STORAGE_SEGLOG_H
+#define WR_STORAGE_SEGLOG_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -16,18 +16,19 @@
 #include "core/buf.h"
 #include "storage/store.h"
 
-typedef struct wr_log_s wr_log_t;
+typedef struct wr_seglog_s wr_seglog_t;
 
 /* Largest record payload. */
-#define WR_LOG_MAX_RECORD (1u << 30)
+#define WR_SEGLOG_MAX_RECORD (1u << 30)
 
 /*
- * Called by wr_log_open for each stored record, in index order; data is valid
- * only during the call. The callback may wr_log_release and wr_log_read but
+ * Called by wr_seglog_open for each stored record, in index order; data is valid
+ * only during the call. The callback may wr_seglog_release and wr_seglog_read but
  * not append. Return WR_OK to continue; anything else stops the open, which
  * then fails with that status.
  */
-typedef int (*wr_log_replay_fn)(void *ud, wr_log_t *log, uint64_t index, const uint8_t *data, size_t len);
+typedef int (*wr_seglog_replay_fn)(void *ud, wr_seglog_t *log, uint64_t index, const uint8_t *data,
+                                   size_t len);
 
 /*
  * Called from wr_store_dispatch. status WR_OK: every record with an index
@@ -39,15 +40,15 @@ typedef int (*wr_log_replay_fn)(void *ud, wr_log_t *log, uint64_t index, const u
  * appends are stored as usual once writes succeed again. The log may be
  * closed or destroyed inside.
  */
-typedef void (*wr_log_durable_fn)(void *ud, wr_log_t *log, uint64_t index, int status);
+typedef void (*wr_seglog_durable_fn)(void *ud, wr_seglog_t *log, uint64_t index, int status);
 
 typedef struct {
-    wr_log_replay_fn replay;   /* may be NULL */
-    wr_log_durable_fn durable; /* may be NULL */
+    wr_seglog_replay_fn replay;   /* may be NULL */
+    wr_seglog_durable_fn durable; /* may be NULL */
     void *ud;
-} wr_log_cbs_t;
+} wr_seglog_cbs_t;
 
-/* What recovery found; reported by wr_log_open. */
+/* What recovery found; reported by wr_seglog_open. */
 typedef struct {
     uint64_t records;         /* delivered to the replay callback */
     uint64_t bytes;           /* their payload bytes */
@@ -57,7 +58,7 @@ typedef struct {
     uint64_t truncated_bytes; /* torn tails cut off */
     uint64_t lost_records;    /* records in corrupt regions (a lower bound when not countable) */
     uint64_t elapsed_us;
-} wr_log_recovery_t;
+} wr_seglog_recovery_t;
 
 /*
  * Opens the log `name` of store s, creating it if it does not exist. Names
@@ -70,18 +71,18 @@ typedef struct {
  * rec may be NULL. Returns NULL with a message in err on failure (name in use
  * or invalid, unsupported segment version, I/O error, replay stopped).
  */
-wr_log_t *wr_log_open(wr_store_t *s, const char *name, const wr_log_cbs_t *cbs, wr_log_recovery_t *rec,
-                      char *err, size_t errlen);
+wr_seglog_t *wr_seglog_open(wr_store_t *s, const char *name, const wr_seglog_cbs_t *cbs,
+                            wr_seglog_recovery_t *rec, char *err, size_t errlen);
 
 /*
  * Appends a copy of data[0..len) and sets *index. The record is readable at
  * once and durable after a later wr_store_flush and its callback.
- * WR_OK; WR_ETOOBIG (len > WR_LOG_MAX_RECORD); WR_ENOMEM; WR_EIO (a new
+ * WR_OK; WR_ETOOBIG (len > WR_SEGLOG_MAX_RECORD); WR_ENOMEM; WR_EIO (a new
  * segment file could not be created: see the message).
  */
-int wr_log_append(wr_log_t *log, const void *data, size_t len, uint64_t *index);
-/* wr_log_append of one record whose payload is the iovcnt pieces of iov, in order. */
-int wr_log_appendv(wr_log_t *log, const struct iovec *iov, int iovcnt, uint64_t *index);
+int wr_seglog_append(wr_seglog_t *log, const void *data, size_t len, uint64_t *index);
+/* wr_seglog_append of one record whose payload is the iovcnt pieces of iov, in order. */
+int wr_seglog_appendv(wr_seglog_t *log, const struct iovec *iov, int iovcnt, uint64_t *index);
 
 /*
  * Replaces out's contents with the payload of record index, from memory if
@@ -90,7 +91,7 @@ int wr_log_appendv(wr_log_t *log, const struct iovec *iov, int iovcnt, uint64_t 
  * (read failed, CRC mismatch, or the record was lost by a failed write);
  * WR_ENOMEM.
  */
-int wr_log_read(wr_log_t *log, uint64_t index, wr_buf_t *out);
+int wr_seglog_read(wr_seglog_t *log, uint64_t index, wr_buf_t *out);
 
 /*
  * Marks one record dead. When no record of a segment file is live any more,
@@ -102,7 +103,7 @@ int wr_log_read(wr_log_t *log, uint64_t index, wr_buf_t *out);
  * its files still hold, and the owner releases again from its own records.
  * WR_OK or WR_ENOENT (not live).
  */
-int wr_log_release(wr_log_t *log, uint64_t index);
+int wr_seglog_release(wr_seglog_t *log, uint64_t index);
 
 /*
  * Releases every record with an index <= upto and remembers upto on disk
@@ -110,12 +111,12 @@ int wr_log_release(wr_log_t *log, uint64_t index);
  * WR_OK (also when upto is at or below the current front) or WR_ETOOBIG
  * (upto was never appended).
  */
-int wr_log_truncate_front(wr_log_t *log, uint64_t upto);
+int wr_seglog_truncate_front(wr_seglog_t *log, uint64_t upto);
 
 /* Every record <= this index is durable. */
-uint64_t wr_log_durable_index(const wr_log_t *log);
+uint64_t wr_seglog_durable_index(const wr_seglog_t *log);
 /* The index of the last append (0 if none). */
-uint64_t wr_log_last_index(const wr_log_t *log);
+uint64_t wr_seglog_last_index(const wr_seglog_t *log);
 
 /*
  * Hands the log's remaining records to the storage thread, blocks until they
@@ -123,7 +124,7 @@ uint64_t wr_log_last_index(const wr_log_t *log);
  * durable callback is not called again. WR_OK, or WR_EIO if some record
  * appended since the open never became durable. NULL is a no-op.
  */
-int wr_log_close(wr_log_t *log);
+int wr_seglog_close(wr_seglog_t *log);
 
 /*
  * Frees the log and deletes its files: records not yet durable are dropped,
@@ -133,6 +134,6 @@ int wr_log_close(wr_log_t *log);
  * files stay and a later open would find them; see the message). NULL is a
  * no-op.
  */
-int wr_log_destroy(wr_log_t *log);
+int wr_seglog_destroy(wr_seglog_t *log);
 
 #endif

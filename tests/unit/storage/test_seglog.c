@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for storage/log.c: append and read (memory, then disk with a CRC
+ * Unit tests for storage/seglog.c: append and read (memory, then disk with a CRC
  * check), release, truncation from the front (segments deleted, the front kept
  * across a restart), compaction around a long-lived record (dead segments go,
  * the index stays, the old file outlives its copy's fsync), destroy, names.
@@ -16,7 +16,7 @@
 #include "core/buf.h"
 #include "core/status.h"
 #include "helpers.h"
-#include "storage/log.h"
+#include "storage/seglog.h"
 #include "storage/store.h"
 
 /* "record-00000001" is 15 bytes, 31 with framing: 6 records fill a 256-byte segment. */
@@ -57,36 +57,36 @@ START_TEST(append_and_read)
 {
     wr_store_opts_t o = th_opts(SEG, &msgs, NULL);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     wr_buf_t b = WR_BUF_INIT;
     uint64_t index;
 
-    ck_assert_uint_eq(wr_log_last_index(log), 0);
+    ck_assert_uint_eq(wr_seglog_last_index(log), 0);
     th_append_n(log, 1, 20);
-    ck_assert_uint_eq(wr_log_last_index(log), 20);
+    ck_assert_uint_eq(wr_seglog_last_index(log), 20);
     for (uint64_t i = 1; i <= 20; i++)
         th_check_read(log, i); /* from memory */
     th_sync(s, log, 20);
     ck_assert_int_eq(segs("q"), 4);
     for (uint64_t i = 1; i <= 20; i++)
         th_check_read(log, i); /* from disk */
-    ck_assert_int_eq(wr_log_read(log, 0, &b), WR_ENOENT);
-    ck_assert_int_eq(wr_log_read(log, 21, &b), WR_ENOENT);
+    ck_assert_int_eq(wr_seglog_read(log, 0, &b), WR_ENOENT);
+    ck_assert_int_eq(wr_seglog_read(log, 21, &b), WR_ENOENT);
     /* Empty records and one bigger than a segment (it gets a file to itself). */
-    ck_assert_int_eq(wr_log_append(log, "", 0, &index), WR_OK);
+    ck_assert_int_eq(wr_seglog_append(log, "", 0, &index), WR_OK);
     ck_assert_uint_eq(index, 21);
     {
         char big[1000];
         memset(big, 'z', sizeof(big));
-        ck_assert_int_eq(wr_log_append(log, big, sizeof(big), &index), WR_OK);
+        ck_assert_int_eq(wr_seglog_append(log, big, sizeof(big), &index), WR_OK);
         th_sync(s, log, 22);
-        ck_assert_int_eq(wr_log_read(log, 22, &b), WR_OK);
+        ck_assert_int_eq(wr_seglog_read(log, 22, &b), WR_OK);
         ck_assert_uint_eq(b.len, sizeof(big));
         ck_assert_mem_eq(b.data, big, sizeof(big));
     }
-    ck_assert_int_eq(wr_log_read(log, 21, &b), WR_OK);
+    ck_assert_int_eq(wr_seglog_read(log, 21, &b), WR_OK);
     ck_assert_uint_eq(b.len, 0);
-    ck_assert_int_eq(wr_log_append(log, "", (size_t)WR_LOG_MAX_RECORD + 1, &index), WR_ETOOBIG);
+    ck_assert_int_eq(wr_seglog_append(log, "", (size_t)WR_SEGLOG_MAX_RECORD + 1, &index), WR_ETOOBIG);
     wr_buf_free(&b);
     wr_store_close(s);
 }
@@ -97,21 +97,21 @@ START_TEST(append_gathered)
 {
     wr_store_opts_t o = th_opts(SEG, &msgs, NULL);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     struct iovec iov[3] = {{"rec", 3}, {NULL, 0}, {"ord-1", 5}};
     th_replay_t *r = calloc(1, sizeof(*r));
     wr_buf_t b = WR_BUF_INIT;
     uint64_t index;
 
-    ck_assert_int_eq(wr_log_appendv(log, iov, 3, &index), WR_OK);
+    ck_assert_int_eq(wr_seglog_appendv(log, iov, 3, &index), WR_OK);
     ck_assert_uint_eq(index, 1);
-    ck_assert_int_eq(wr_log_read(log, 1, &b), WR_OK);
+    ck_assert_int_eq(wr_seglog_read(log, 1, &b), WR_OK);
     ck_assert_uint_eq(b.len, 8);
     ck_assert_mem_eq(b.data, "record-1", 8);
-    iov[1] = (struct iovec){NULL, (size_t)WR_LOG_MAX_RECORD};
-    ck_assert_int_eq(wr_log_appendv(log, iov, 3, &index), WR_ETOOBIG);
+    iov[1] = (struct iovec){NULL, (size_t)WR_SEGLOG_MAX_RECORD};
+    ck_assert_int_eq(wr_seglog_appendv(log, iov, 3, &index), WR_ETOOBIG);
     th_sync(s, log, 1);
-    wr_log_close(log);
+    wr_seglog_close(log);
     log = th_open_log(s, "q", &dur, r, NULL);
     ck_assert_uint_eq(r->count, 1);
     ck_assert_str_eq(r->data[0], "record-1");
@@ -126,7 +126,7 @@ START_TEST(read_checks_crc)
 {
     wr_store_opts_t o = th_opts(1 << 20, &msgs, NULL);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     wr_buf_t b = WR_BUF_INIT;
     char path[4300];
     int fd;
@@ -140,7 +140,7 @@ START_TEST(read_checks_crc)
     ck_assert_int_eq(pwrite(fd, "X", 1, 40 + 31 + 16 + 3), 1);
     close(fd);
     th_check_read(log, 1);
-    ck_assert_int_eq(wr_log_read(log, 2, &b), WR_EIO);
+    ck_assert_int_eq(wr_seglog_read(log, 2, &b), WR_EIO);
     th_check_read(log, 3);
     wr_buf_free(&b);
     wr_store_close(s);
@@ -151,27 +151,27 @@ START_TEST(release_and_delete)
 {
     wr_store_opts_t o = th_opts(SEG, &msgs, NULL);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     wr_buf_t b = WR_BUF_INIT;
 
     th_append_n(log, 1, 10 * PER_SEG);
     th_sync(s, log, 10 * PER_SEG);
     ck_assert_int_eq(segs("q"), 10);
-    ck_assert_int_eq(wr_log_release(log, 7), WR_OK);
-    ck_assert_int_eq(wr_log_release(log, 7), WR_ENOENT);
-    ck_assert_int_eq(wr_log_read(log, 7, &b), WR_ENOENT);
-    ck_assert_int_eq(wr_log_release(log, 0), WR_ENOENT);
-    ck_assert_int_eq(wr_log_release(log, 61), WR_ENOENT);
+    ck_assert_int_eq(wr_seglog_release(log, 7), WR_OK);
+    ck_assert_int_eq(wr_seglog_release(log, 7), WR_ENOENT);
+    ck_assert_int_eq(wr_seglog_read(log, 7, &b), WR_ENOENT);
+    ck_assert_int_eq(wr_seglog_release(log, 0), WR_ENOENT);
+    ck_assert_int_eq(wr_seglog_release(log, 61), WR_ENOENT);
     /* Everything but the head segment's records: nine files go. */
     for (uint64_t i = 1; i <= 9 * PER_SEG; i++)
-        wr_log_release(log, i);
+        wr_seglog_release(log, i);
     ck_assert_int_eq(segs("q"), 10); /* deletion happens in the next batch */
     batch(s);
     ck_assert_int_eq(segs("q"), 1);
     th_check_read(log, 55);
     /* The head is not deleted with nothing live in it, but once it stops being the head. */
     for (uint64_t i = 55; i <= 60; i++)
-        ck_assert_int_eq(wr_log_release(log, i), WR_OK);
+        ck_assert_int_eq(wr_seglog_release(log, i), WR_OK);
     th_append_n(log, 61, 61);
     ck_assert_int_eq(segs("q"), 2);
     th_sync(s, log, 61);
@@ -186,19 +186,19 @@ START_TEST(truncate_front)
 {
     wr_store_opts_t o = th_opts(SEG, &msgs, NULL);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     th_replay_t *r = calloc(1, sizeof(*r));
-    wr_log_recovery_t rec;
+    wr_seglog_recovery_t rec;
     wr_buf_t b = WR_BUF_INIT;
 
     th_append_n(log, 1, 10 * PER_SEG);
     th_sync(s, log, 10 * PER_SEG);
-    ck_assert_int_eq(wr_log_truncate_front(log, 61), WR_ETOOBIG);
+    ck_assert_int_eq(wr_seglog_truncate_front(log, 61), WR_ETOOBIG);
     /* 33 ends in the middle of the sixth segment: five whole segments go. */
-    ck_assert_int_eq(wr_log_truncate_front(log, 33), WR_OK);
-    ck_assert_int_eq(wr_log_truncate_front(log, 10), WR_OK);
-    ck_assert_int_eq(wr_log_read(log, 33, &b), WR_ENOENT);
-    ck_assert_int_eq(wr_log_release(log, 20), WR_ENOENT);
+    ck_assert_int_eq(wr_seglog_truncate_front(log, 33), WR_OK);
+    ck_assert_int_eq(wr_seglog_truncate_front(log, 10), WR_OK);
+    ck_assert_int_eq(wr_seglog_read(log, 33, &b), WR_ENOENT);
+    ck_assert_int_eq(wr_seglog_release(log, 20), WR_ENOENT);
     th_check_read(log, 34);
     batch(s);
     ck_assert_int_eq(segs("q"), 5);
@@ -211,10 +211,10 @@ START_TEST(truncate_front)
     ck_assert_uint_eq(r->index[0], 34);
     ck_assert_uint_eq(rec.first_index, 34);
     ck_assert_uint_eq(rec.last_index, 60);
-    ck_assert_int_eq(wr_log_read(log, 33, &b), WR_ENOENT);
+    ck_assert_int_eq(wr_seglog_read(log, 33, &b), WR_ENOENT);
     th_check_read(log, 34);
     /* Truncating everything keeps the head, and the indexes keep counting. */
-    ck_assert_int_eq(wr_log_truncate_front(log, 60), WR_OK);
+    ck_assert_int_eq(wr_seglog_truncate_front(log, 60), WR_OK);
     batch(s);
     ck_assert_int_eq(segs("q"), 1);
     wr_store_close(s);
@@ -231,16 +231,16 @@ START_TEST(truncate_front)
 END_TEST
 
 /* Writes 100 segments and keeps only record 3 of the first one alive. */
-static wr_log_t *one_survivor(wr_store_t *s)
+static wr_seglog_t *one_survivor(wr_store_t *s)
 {
-    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
 
     th_append_n(log, 1, 100 * PER_SEG);
     th_sync(s, log, 100 * PER_SEG);
     ck_assert_int_eq(segs("q"), 100);
     for (uint64_t i = 1; i <= 100 * PER_SEG; i++) {
         if (i != 3)
-            ck_assert_int_eq(wr_log_release(log, i), WR_OK);
+            ck_assert_int_eq(wr_seglog_release(log, i), WR_OK);
     }
     return log;
 }
@@ -249,16 +249,16 @@ START_TEST(compaction_frees_dead_segments)
 {
     wr_store_opts_t o = th_opts(SEG, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = one_survivor(s);
+    wr_seglog_t *log = one_survivor(s);
     th_replay_t *r = calloc(1, sizeof(*r));
-    wr_log_recovery_t rec;
+    wr_seglog_recovery_t rec;
 
     batch(s);
     /* Record 3 now lives in a new head; every other file is gone. */
     ck_assert_int_eq(segs("q"), 1);
     ck_assert_int_eq(access(th_logdir("q"), F_OK), 0);
     th_check_read(log, 3);
-    ck_assert_uint_eq(wr_log_durable_index(log), 100 * PER_SEG);
+    ck_assert_uint_eq(wr_seglog_durable_index(log), 100 * PER_SEG);
     ck_assert_int_eq(msgs.count, 0);
     wr_store_close(s);
 
@@ -274,12 +274,12 @@ START_TEST(compaction_frees_dead_segments)
     th_append_n(log, 601, 601 + 3 * PER_SEG);
     th_sync(s, log, 601 + 3 * PER_SEG);
     for (uint64_t i = 601; i <= 601 + 3 * PER_SEG; i++)
-        ck_assert_int_eq(wr_log_release(log, i), WR_OK);
+        ck_assert_int_eq(wr_seglog_release(log, i), WR_OK);
     batch(s);
     ck_assert_int_eq(segs("q"), 1);
     th_check_read(log, 3);
-    ck_assert_int_eq(wr_log_release(log, 3), WR_OK);
-    ck_assert_int_eq(wr_log_release(log, 3), WR_ENOENT);
+    ck_assert_int_eq(wr_seglog_release(log, 3), WR_OK);
+    ck_assert_int_eq(wr_seglog_release(log, 3), WR_ENOENT);
     free(r);
     wr_store_close(s);
 }
@@ -290,7 +290,7 @@ START_TEST(compaction_deletes_after_copy_is_durable)
 {
     wr_store_opts_t o = th_opts(SEG, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = one_survivor(s);
+    wr_seglog_t *log = one_survivor(s);
     char first[4300], c = 0;
 
     snprintf(first, sizeof(first), "%s/0000000000000001.seg", th_logdir("q"));
@@ -312,7 +312,7 @@ START_TEST(compaction_failure_keeps_original)
 {
     wr_store_opts_t o = th_opts(SEG, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = one_survivor(s);
+    wr_seglog_t *log = one_survivor(s);
     th_replay_t *r = calloc(1, sizeof(*r));
     char first[4300];
 
@@ -342,18 +342,18 @@ START_TEST(release_during_compaction)
 {
     wr_store_opts_t o = th_opts(SEG, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = one_survivor(s);
+    wr_seglog_t *log = one_survivor(s);
     wr_buf_t b = WR_BUF_INIT;
     char c = 0;
 
     fault.hold_sync = true;
     wr_store_flush(s);
     ck_assert_int_eq(read(fault.entered[0], &c, 1), 1);
-    ck_assert_int_eq(wr_log_release(log, 3), WR_OK);
+    ck_assert_int_eq(wr_seglog_release(log, 3), WR_OK);
     ck_assert_int_eq(write(fault.release[1], &c, 1), 1);
     th_wait_dispatch(s);
-    ck_assert_int_eq(wr_log_read(log, 3, &b), WR_ENOENT);
-    ck_assert_int_eq(wr_log_release(log, 3), WR_ENOENT);
+    ck_assert_int_eq(wr_seglog_read(log, 3, &b), WR_ENOENT);
+    ck_assert_int_eq(wr_seglog_release(log, 3), WR_ENOENT);
     ck_assert_int_eq(segs("q"), 1);
     wr_buf_free(&b);
     wr_store_close(s);
@@ -369,7 +369,7 @@ START_TEST(copies_keep_their_segment)
 {
     wr_store_opts_t o = th_opts(SEG, &msgs, &fault);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = one_survivor(s);
+    wr_seglog_t *log = one_survivor(s);
     th_replay_t *r = calloc(1, sizeof(*r));
     char c = 0;
 
@@ -378,7 +378,7 @@ START_TEST(copies_keep_their_segment)
     ck_assert_int_eq(read(fault.entered[0], &c, 1), 1);
     th_append_n(log, 601, 600 + PER_SEG); /* the head with the copy fills and rolls */
     for (uint64_t i = 601; i <= 600 + PER_SEG; i++)
-        ck_assert_int_eq(wr_log_release(log, i), WR_OK);
+        ck_assert_int_eq(wr_seglog_release(log, i), WR_OK);
     ck_assert_int_eq(write(fault.release[1], &c, 1), 1);
     th_wait_dispatch(s);
     batch(s);
@@ -401,7 +401,7 @@ START_TEST(compaction_in_many_logs)
     wr_store_opts_t o = th_opts(SEG, &msgs, &fault);
     wr_store_t *s = th_store(&o);
     const char *names[] = {"a", "b", "c"};
-    wr_log_t *logs[3];
+    wr_seglog_t *logs[3];
     wr_buf_t b = WR_BUF_INIT;
 
     for (int k = 0; k < 3; k++) {
@@ -413,7 +413,7 @@ START_TEST(compaction_in_many_logs)
     for (int k = 0; k < 2; k++) {
         for (uint64_t i = 1; i <= 20 * PER_SEG; i++) {
             if (i != 3)
-                ck_assert_int_eq(wr_log_release(logs[k], i), WR_OK);
+                ck_assert_int_eq(wr_seglog_release(logs[k], i), WR_OK);
         }
     }
     th_append_n(logs[2], 20 * PER_SEG + 1, 20 * PER_SEG + 2);
@@ -422,9 +422,9 @@ START_TEST(compaction_in_many_logs)
     for (int k = 0; k < 2; k++) {
         ck_assert_int_eq(segs(names[k]), 1);
         th_check_read(logs[k], 3);
-        ck_assert_int_eq(wr_log_read(logs[k], 4, &b), WR_ENOENT);
+        ck_assert_int_eq(wr_seglog_read(logs[k], 4, &b), WR_ENOENT);
     }
-    ck_assert_uint_eq(wr_log_durable_index(logs[2]), 20 * PER_SEG + 2);
+    ck_assert_uint_eq(wr_seglog_durable_index(logs[2]), 20 * PER_SEG + 2);
     th_check_read(logs[2], 20 * PER_SEG + 2);
     wr_buf_free(&b);
     wr_store_close(s);
@@ -434,19 +434,19 @@ END_TEST
 #define KIB_RECORDS 8192 /* 8 MiB of 1 KiB records */
 
 /* Appends KIB_RECORDS records of 1 KiB, makes them durable and releases all but `keep` (0: none). */
-static wr_log_t *consumed(wr_store_t *s, uint64_t keep)
+static wr_seglog_t *consumed(wr_store_t *s, uint64_t keep)
 {
-    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     char rec[1024];
     uint64_t index;
 
     memset(rec, 'x', sizeof(rec));
     for (uint64_t i = 1; i <= KIB_RECORDS; i++)
-        ck_assert_int_eq(wr_log_append(log, rec, sizeof(rec), &index), WR_OK);
+        ck_assert_int_eq(wr_seglog_append(log, rec, sizeof(rec), &index), WR_OK);
     th_sync(s, log, KIB_RECORDS);
     for (uint64_t i = 1; i <= KIB_RECORDS; i++) {
         if (i != keep)
-            ck_assert_int_eq(wr_log_release(log, i), WR_OK);
+            ck_assert_int_eq(wr_seglog_release(log, i), WR_OK);
     }
     return log;
 }
@@ -469,13 +469,13 @@ START_TEST(sparse_head_is_reclaimed)
 {
     wr_store_opts_t o = th_opts(0, &msgs, NULL);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = consumed(s, KIB_RECORDS);
+    wr_seglog_t *log = consumed(s, KIB_RECORDS);
     wr_buf_t b = WR_BUF_INIT;
-    wr_log_recovery_t rec;
+    wr_seglog_recovery_t rec;
 
     th_settle(s);
     ck_assert_uint_lt(th_dir_bytes(th_logdir("q")), 8192);
-    ck_assert_int_eq(wr_log_read(log, KIB_RECORDS, &b), WR_OK);
+    ck_assert_int_eq(wr_seglog_read(log, KIB_RECORDS, &b), WR_OK);
     ck_assert_uint_eq(b.len, 1024);
     wr_store_close(s);
     s = th_store(&o);
@@ -490,13 +490,13 @@ START_TEST(sparse_head_is_reclaimed)
 END_TEST
 
 /* Releases every record it replays but the last. */
-static int release_replayed(void *ud, wr_log_t *log, uint64_t index, const uint8_t *data, size_t len)
+static int release_replayed(void *ud, wr_seglog_t *log, uint64_t index, const uint8_t *data, size_t len)
 {
     (void)ud;
     (void)data;
     (void)len;
     if (index != KIB_RECORDS)
-        ck_assert_int_eq(wr_log_release(log, index), WR_OK);
+        ck_assert_int_eq(wr_seglog_release(log, index), WR_OK);
     return WR_OK;
 }
 
@@ -505,23 +505,23 @@ START_TEST(head_is_reclaimed_after_restart)
 {
     wr_store_opts_t o = th_opts(64u << 20, &msgs, NULL);
     wr_store_t *s = th_store(&o);
-    wr_log_cbs_t cbs = {release_replayed, NULL, NULL};
-    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_cbs_t cbs = {release_replayed, NULL, NULL};
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
     wr_buf_t b = WR_BUF_INIT;
     char rec[1024], err[256];
     uint64_t index;
 
     memset(rec, 'x', sizeof(rec));
     for (uint64_t i = 1; i <= KIB_RECORDS; i++)
-        ck_assert_int_eq(wr_log_append(log, rec, sizeof(rec), &index), WR_OK);
+        ck_assert_int_eq(wr_seglog_append(log, rec, sizeof(rec), &index), WR_OK);
     wr_store_close(s);
     ck_assert_uint_gt(th_dir_bytes(th_logdir("q")), KIB_RECORDS * 1024);
     s = th_store(&o);
-    log = wr_log_open(s, "q", &cbs, NULL, err, sizeof(err));
+    log = wr_seglog_open(s, "q", &cbs, NULL, err, sizeof(err));
     ck_assert_msg(log != NULL, "%s", err);
     th_settle(s);
     ck_assert_uint_lt(th_dir_bytes(th_logdir("q")), 8192);
-    ck_assert_int_eq(wr_log_read(log, KIB_RECORDS, &b), WR_OK);
+    ck_assert_int_eq(wr_seglog_read(log, KIB_RECORDS, &b), WR_OK);
     ck_assert_uint_eq(b.len, 1024);
     wr_buf_free(&b);
     wr_store_close(s);
@@ -532,14 +532,14 @@ START_TEST(destroy)
 {
     wr_store_opts_t o = th_opts(SEG, &msgs, NULL);
     wr_store_t *s = th_store(&o);
-    wr_log_t *log = th_open_log(s, "q", &dur, NULL, NULL);
-    wr_log_recovery_t rec;
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_recovery_t rec;
     char logs[4300];
 
     th_append_n(log, 1, 30);
     th_sync(s, log, 20);
     th_append_n(log, 31, 35); /* some never flushed */
-    ck_assert_int_eq(wr_log_destroy(log), WR_OK);
+    ck_assert_int_eq(wr_seglog_destroy(log), WR_OK);
     ck_assert_int_ne(access(th_logdir("q"), F_OK), 0);
     ck_assert_uint_eq(wr_store_pending_bytes(s), 0);
     /* The name is free at once. */
@@ -560,15 +560,15 @@ START_TEST(names)
 
     memset(longname, 'a', 201);
     longname[201] = '\0';
-    ck_assert_ptr_null(wr_log_open(s, "", NULL, NULL, err, sizeof(err)));
+    ck_assert_ptr_null(wr_seglog_open(s, "", NULL, NULL, err, sizeof(err)));
     ck_assert_msg(strstr(err, "invalid log name") != NULL, "%s", err);
-    ck_assert_ptr_null(wr_log_open(s, ".hidden", NULL, NULL, err, sizeof(err)));
-    ck_assert_ptr_null(wr_log_open(s, "a/b", NULL, NULL, err, sizeof(err)));
-    ck_assert_ptr_null(wr_log_open(s, longname, NULL, NULL, err, sizeof(err)));
+    ck_assert_ptr_null(wr_seglog_open(s, ".hidden", NULL, NULL, err, sizeof(err)));
+    ck_assert_ptr_null(wr_seglog_open(s, "a/b", NULL, NULL, err, sizeof(err)));
+    ck_assert_ptr_null(wr_seglog_open(s, longname, NULL, NULL, err, sizeof(err)));
     longname[200] = '\0';
-    ck_assert_ptr_nonnull(wr_log_open(s, longname, NULL, NULL, err, sizeof(err)));
-    ck_assert_ptr_nonnull(wr_log_open(s, "vhost_1.orders-eu", NULL, NULL, err, sizeof(err)));
-    ck_assert_ptr_null(wr_log_open(s, "vhost_1.orders-eu", NULL, NULL, err, sizeof(err)));
+    ck_assert_ptr_nonnull(wr_seglog_open(s, longname, NULL, NULL, err, sizeof(err)));
+    ck_assert_ptr_nonnull(wr_seglog_open(s, "vhost_1.orders-eu", NULL, NULL, err, sizeof(err)));
+    ck_assert_ptr_null(wr_seglog_open(s, "vhost_1.orders-eu", NULL, NULL, err, sizeof(err)));
     ck_assert_msg(strstr(err, "already open") != NULL, "%s", err);
     wr_store_close(s);
 }
@@ -576,7 +576,7 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("storage-log");
+    Suite *s = suite_create("storage-seglog");
     TCase *tc = tcase_create("log");
     SRunner *sr;
     int failed;

@@ -117,6 +117,7 @@ def test_three_nodes_see_each_other(cluster):
     all_up(cluster)
     n1 = cluster.nodes["n1"].http()
     assert n1.get("/api/cluster-name").json == {"name": "warren"}
+    assert n1.put("/api/cluster-name", {"name": "x"}).status == 405
     overview = n1.get("/api/overview").json
     assert (overview["cluster_name"], overview["node"]) == ("warren", "n1")
     assert n1.get("/api/nodes/n2").json == {"name": "n2", "type": "disc", "running": True}

@@ -34,6 +34,8 @@
 /* Frames handled per read callback before the rest is rescheduled. */
 #define FRAMES_PER_READ 64
 #define HANDSHAKE_TICKS (WR_PEER_HANDSHAKE_MS / WR_PEER_HEARTBEAT_MS)
+/* At most one refusal logged per this many ms; the line counts the others. */
+#define REFUSAL_LOG_MS 100
 
 typedef enum { CONN_HELLO, CONN_PROOF, CONN_UP, CONN_CLOSING } conn_state_t;
 
@@ -73,8 +75,9 @@ struct wr_peer_links_s {
     struct evconnlistener *listener;
     wr_list_t conns, closing;
     struct event *tick, *reaper;
-    wr_buf_t out; /* encode scratch */
-    uint64_t rng; /* back-off jitter */
+    wr_buf_t out;               /* encode scratch */
+    wr_log_limit_t refusal_log; /* a flood of strangers cannot flood the log */
+    uint64_t rng;               /* back-off jitter */
 };
 
 static void conn_close(conn_t *c, const char *why);
@@ -138,15 +141,20 @@ static void conn_refuse(conn_t *c, const char *fmt, ...) __attribute__((format(p
 
 static void conn_refuse(conn_t *c, const char *fmt, ...)
 {
-    char why[400];
+    char why[400], more[64] = "";
+    unsigned long suppressed;
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    wr_log_warn("cluster: refused the %s link %s %s%s%s: %s", c->outgoing ? "outgoing" : "incoming",
-                c->outgoing ? "to" : "from", c->addr, c->peer ? " claiming to be " : "",
-                c->peer ? c->peer->node->name : "", why);
+    if (wr_log_limit_pass(&c->l->refusal_log, REFUSAL_LOG_MS, &suppressed)) {
+        if (suppressed > 0)
+            snprintf(more, sizeof(more), " (%lu more refusals not logged)", suppressed);
+        wr_log_warn("cluster: refused the %s link %s %s%s%s: %s%s", c->outgoing ? "outgoing" : "incoming",
+                    c->outgoing ? "to" : "from", c->addr, c->peer ? " claiming to be " : "",
+                    c->peer ? c->peer->node->name : "", why, more);
+    }
     if (wr_peer_refuse_put(&c->l->out, why))
         conn_write(c);
     conn_close(c, NULL);

@@ -175,6 +175,7 @@ static void n2_handshake(fixture_t *f, int lfd)
     ck_assert_int_eq(wr_peer_proof_check(&a, WR_PEER_DIALER, mac, NULL, fr.payload), WR_OK);
     n2_consume(f, &fr);
     run_until(f, &f->seen.up, 1);
+    wr_buf_free(&b);
 }
 
 static void setup(fixture_t *f)

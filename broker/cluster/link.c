@@ -576,6 +576,14 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     conn_send_hello(c);
 }
 
+/* accept() failed (EMFILE...): pause instead of spinning; on_tick resumes. */
+static void on_accept_error(struct evconnlistener *lis, void *arg)
+{
+    wr_log_error("cluster: accepting a peer link failed: %s; paused for %d ms",
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), WR_PEER_HEARTBEAT_MS);
+    evconnlistener_disable(lis);
+}
+
 /* Every heartbeat interval: heartbeats out, silent and stuck links closed. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -598,6 +606,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             conn_close(c, "handshake timed out");
         }
     }
+    evconnlistener_enable(l->listener);
     wr_list_foreach_safe(pos, tmp, &l->closing)
     {
         conn_t *c = wr_list_entry(pos, conn_t, link);
@@ -675,6 +684,7 @@ int wr_peer_links_start(wr_peer_links_t *l)
                      cfg->listen_port, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         return WR_EIO;
     }
+    evconnlistener_set_error_cb(l->listener, on_accept_error);
     wr_log_info("cluster: node %s of cluster %s listening for peer links on %s port %u (%zu peers)",
                 cfg->node, cfg->name, cfg->listen_address, cfg->listen_port, l->n_peers);
     event_add(l->tick, &beat);

@@ -306,7 +306,7 @@ static void on_raft(conn_t *c, const wr_peer_frame_t *f)
 static void conn_frame(conn_t *c, const wr_peer_frame_t *f)
 {
     c->idle_ticks = 0;
-    if (f->type == WR_PEER_REFUSE && c->state != CONN_UP)
+    if (f->type == WR_PEER_REFUSE)
         on_refused(c, f->payload);
     else if (c->state == CONN_HELLO && f->type == WR_PEER_HELLO)
         on_hello(c, f->payload);

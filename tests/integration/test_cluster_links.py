@@ -236,7 +236,8 @@ def test_raw_handshake_refusals(cluster, cluster_name, node_name, secret, reason
     wait_for(lambda: line in n1.log(), timeout=DEADLINE, what="%r in the log" % line)
 
 
-def test_raw_handshake_with_the_secret_is_up(cluster):
+@pytest.mark.parametrize("ending", ["bad-crc", "refuse"])
+def test_raw_handshake_with_the_secret_is_up(cluster, ending):
     n1 = cluster.start("n1")
     peer = RawPeer(n1.peer_port)
     peer.hello("warren", "n2")
@@ -245,11 +246,25 @@ def test_raw_handshake_with_the_secret_is_up(cluster):
     peer.proof(SECRET, "warren", "n2", "n1", payload[-32:])
     assert peer.read_frame()[0] == 2
     cluster.wait_running("n1", {"n2": True, "n3": False})
-    # A frame with a bad CRC on an authenticated link closes it: n2 is down again.
-    bad = bytearray(frame(4, b""))
-    bad[-1] ^= 1
-    peer.sock.sendall(bytes(bad))
+    port = peer.sock.getsockname()[1]
+    if ending == "bad-crc":
+        # A frame with a bad CRC on an authenticated link: refused, and n2 is down.
+        bad = bytearray(frame(4, b""))
+        bad[-1] ^= 1
+        peer.sock.sendall(bytes(bad))
+        while True:
+            ftype, payload = peer.read_frame()
+            if ftype != 4:
+                break
+        assert (ftype, payload) == (3, b"CRC mismatch in a frame")
+        line = "cluster: refused the incoming link from 127.0.0.1:%d claiming to be n2: CRC mismatch in a frame" % port
+    else:
+        # The peer refuses the link it had: n1 logs its reason.
+        peer.sock.sendall(frame(3, b"going away"))
+        line = "cluster: the incoming link from 127.0.0.1:%d was refused by the peer: going away" % port
     cluster.wait_running("n1", {"n2": False, "n3": False})
+    wait_for(lambda: line in n1.log(), timeout=DEADLINE, what="%r in the log" % line)
+    assert "cluster: peer n2 down: link closed" in n1.log()
 
 
 def test_kill9_marks_down_and_restart_reconnects(cluster):

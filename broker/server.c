@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "broker/base/loop.h"
+#include "broker/cluster/link.h"
 #include "broker/node/alarm.h"
 #include "broker/amqp/conn.h"
 #include "broker/node/durable.h"
@@ -74,6 +75,7 @@ struct wr_server_s {
     wr_vhost_env_t vhost_env; /* what every vhost is created with */
     wr_conn_env_t conn_env;   /* what every connection is created with */
     wr_mgmt_env_t mgmt_env;   /* what the management side works with */
+    wr_peer_links_t *peers;   /* the links to the other nodes; NULL without a cluster section */
 };
 
 static void server_close_listeners(wr_server_t *srv)
@@ -336,6 +338,16 @@ static int server_bind(wr_server_t *srv, const wr_listener_cfg_t *cfg, bool tls)
     return WR_OK;
 }
 
+/* The peer links of a node with a cluster section (docs/CLUSTERING.md). */
+static int server_start_peers(wr_server_t *srv)
+{
+    const wr_peer_handler_t none = {0};
+
+    srv->peers = wr_peer_links_new(srv->base, srv->cfg->cluster, &none);
+    srv->mgmt_env.peers = srv->peers;
+    return srv->peers ? wr_peer_links_start(srv->peers) : WR_ENOMEM;
+}
+
 int wr_server_listen(wr_server_t *srv)
 {
     size_t n = srv->cfg->nlisteners + srv->cfg->ntls_listeners;
@@ -344,6 +356,8 @@ int wr_server_listen(wr_server_t *srv)
     /* The HTTP ports first: once a client can reach an AMQP port, the
      * management API and metrics answer too (tests and probes rely on it). */
     if ((rc = wr_mgmt_start(&srv->mgmt_env, &srv->mgmt)) != WR_OK)
+        return rc;
+    if (srv->cfg->cluster && (rc = server_start_peers(srv)) != WR_OK)
         return rc;
     srv->listeners = calloc(n, sizeof(*srv->listeners));
     if (!srv->listeners && n > 0)
@@ -540,6 +554,7 @@ void wr_server_free(wr_server_t *srv)
     if (!srv)
         return;
     wr_mgmt_free(srv->mgmt);
+    wr_peer_links_free(srv->peers);
     server_close_listeners(srv);
     /* Connections before vhosts: closing one drops its exclusive queues. */
     free_conn_list(&srv->closing);

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "core/status.h"
-#include "storage/crc32c.h"
+#include "core/crc32c.h"
 
 static const uint8_t magic[8] = {'W', 'R', 'L', 'O', 'G', 'S', 'E', 'G'};
 

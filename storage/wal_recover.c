@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "core/status.h"
-#include "storage/crc32c.h"
+#include "core/crc32c.h"
 #include "storage/wal_internal.h"
 
 /* File sequence numbers read from a directory listing. */

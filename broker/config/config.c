@@ -16,6 +16,7 @@
 
 #include "broker/auth/auth.h"
 #include "broker/base/log.h"
+#include "broker/cluster/cluster_config.h"
 #include "broker/vhost/policy.h"
 #include "core/status.h"
 #include "protocol/table.h"
@@ -372,6 +373,7 @@ void wr_config_free(wr_config_t *cfg)
 {
     if (!cfg)
         return;
+    wr_cluster_config_free(cfg->cluster);
     clear_listeners(&cfg->listeners, &cfg->nlisteners);
     clear_users(cfg);
     free_strings(cfg->auth.loopback_users, cfg->auth.nloopback_users);
@@ -1422,6 +1424,11 @@ static bool finish_security(problems_t *p, wr_config_t *cfg, const json_t *permi
     return true;
 }
 
+static void cluster_problem(void *ctx, const char *path, const char *reason)
+{
+    problem(ctx, path, "%s", reason);
+}
+
 /* Fills cfg from root; false only on ENOMEM. */
 static bool parse_root(problems_t *p, wr_config_t *cfg, const json_t *root)
 {
@@ -1459,6 +1466,8 @@ static bool parse_root(problems_t *p, wr_config_t *cfg, const json_t *root)
             parse_alarm(p, cfg, key, v);
         else if (strcmp(key, "policies") == 0)
             ok = parse_policies(p, cfg, v);
+        else if (strcmp(key, "cluster") == 0)
+            ok = wr_cluster_config_parse(v, cluster_problem, p, &cfg->cluster) != WR_ENOMEM;
         else
             problem(p, key, "unknown key");
         if (!ok)

@@ -84,6 +84,9 @@ typedef struct {
     /* Policies from the "policies" array, in RabbitMQ's definitions shape,
      * applied at boot (broker/policy.h); NULL when absent. A jansson array. */
     struct json_t *policies;
+
+    /* The "cluster" section (broker/cluster/cluster_config.h); NULL: a single node. */
+    struct wr_cluster_config_s *cluster;
 } wr_config_t;
 
 /* Defaults as documented above. Returns NULL on allocation failure. */

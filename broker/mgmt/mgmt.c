@@ -26,6 +26,8 @@
 
 #include "broker/node/alarm.h"
 #include "broker/auth/auth.h"
+#include "broker/cluster/cluster_config.h"
+#include "broker/cluster/cluster_json.h"
 #include "broker/amqp/conn.h"
 #include "broker/mgmt/definitions.h"
 #include "broker/base/log.h"
@@ -403,8 +405,17 @@ static json_t *exchange_types_json(void)
     return arr;
 }
 
+/* The cluster's name as configured; outside a cluster, this node's (as RabbitMQ). */
+static const char *cluster_name_of(const wr_mgmt_req_t *r)
+{
+    const wr_cluster_config_t *c = r->env->cfg->cluster;
+
+    return c ? c->name : r->node;
+}
+
 static void overview(wr_mgmt_req_t *r)
 {
+    const char *cname = cluster_name_of(r);
     wr_mgmt_counts_t c;
     wr_mgmt_rates_t rt;
     size_t conns, channels, exchanges = 0, queues = 0, consumers = 0;
@@ -430,7 +441,7 @@ static void overview(wr_mgmt_req_t *r)
     body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}, "
                      "s:o, s:o, s:i}",
                      "management_version", WR_MGMT_COMPAT_VERSION, "rabbitmq_version", WR_MGMT_COMPAT_VERSION,
-                     "product_name", "warren", "product_version", WR_VERSION, "cluster_name", r->node, "node",
+                     "product_name", "warren", "product_version", WR_VERSION, "cluster_name", cname, "node",
                      r->node, "rates_mode", "basic", "disable_stats", 0, "exchange_types",
                      exchange_types_json(), "message_stats", wr_mgmt_json_message_stats(&c, &rt),
                      "queue_totals", totals, "object_totals", "connections", (json_int_t)conns, "channels",
@@ -925,10 +936,24 @@ static json_t *node_json(const wr_mgmt_t *m)
     return node;
 }
 
+/* This node and, in a cluster, its links and every other node (cluster_json.h). */
+static json_t *all_nodes_json(wr_mgmt_req_t *r)
+{
+    wr_peer_links_t *peers = r->env->peers;
+    json_t *node = node_json(r->mgmt), *all = node ? json_pack("[o]", node) : NULL;
+
+    for (size_t i = 0; all && peers && i < wr_peer_count(peers); i++)
+        json_array_append_new(all, wr_cluster_json_node(peers, i));
+    if (all && peers)
+        json_object_set_new(node, "cluster_links", wr_cluster_json_links(peers));
+    return all;
+}
+
 /* /api/nodes[/NAME]: for monitoring users and administrators. */
 static void nodes(wr_mgmt_req_t *r)
 {
-    json_t *node;
+    json_t *node, *all;
+    size_t i;
 
     if (!wr_mgmt_sees_all(r)) {
         wr_mgmt_error(r, 401, "not_authorised", "Not monitor user");
@@ -938,15 +963,37 @@ static void nodes(wr_mgmt_req_t *r)
         wr_mgmt_not_allowed(r, "GET");
         return;
     }
-    if (r->nseg > 2 || (r->nseg == 2 && strcmp(r->seg[1], r->node) != 0)) {
+    if (r->nseg > 2) {
         wr_mgmt_not_found(r);
         return;
     }
-    node = node_json(r->mgmt);
-    if (!node)
+    if (!(all = all_nodes_json(r))) {
         wr_mgmt_error(r, 500, "internal_error", "out of memory");
+        return;
+    }
+    if (r->nseg == 1) {
+        wr_mgmt_reply(r, 200, all);
+        return;
+    }
+    json_array_foreach(all, i, node)
+    {
+        if (strcmp(json_string_value(json_object_get(node, "name")), r->seg[1]) == 0) {
+            wr_mgmt_reply(r, 200, json_incref(node));
+            json_decref(all);
+            return;
+        }
+    }
+    json_decref(all);
+    wr_mgmt_not_found(r);
+}
+
+/* GET /api/cluster-name, as RabbitMQ (which also takes a PUT that renames the cluster). */
+static void cluster_name(wr_mgmt_req_t *r)
+{
+    if (r->method != WR_MGMT_GET)
+        wr_mgmt_not_allowed(r, "GET");
     else
-        wr_mgmt_reply(r, 200, r->nseg == 2 ? node : json_pack("[o]", node));
+        wr_mgmt_reply(r, 200, json_pack("{s:s}", "name", cluster_name_of(r)));
 }
 
 static void definitions(wr_mgmt_req_t *r)
@@ -1091,6 +1138,7 @@ static const struct {
     {"permissions", false, permissions},
     {"whoami", true, whoami},
     {"nodes", false, nodes},
+    {"cluster-name", true, cluster_name},
     {"exchanges", false, wr_mgmt_topo_exchanges},
     {"queues", false, wr_mgmt_topo_queues},
     {"bindings", false, wr_mgmt_topo_bindings},
@@ -1190,7 +1238,10 @@ int wr_mgmt_start(const wr_mgmt_env_t *env, wr_mgmt_t **out)
     m->env = env;
     clock_gettime(CLOCK_MONOTONIC, &m->started);
     gethostname(host, sizeof(host) - 1);
-    snprintf(m->node, sizeof(m->node), "warren@%s", host);
+    if (cfg->cluster) /* node names appear exactly as configured */
+        snprintf(m->node, sizeof(m->node), "%s", cfg->cluster->node);
+    else
+        snprintf(m->node, sizeof(m->node), "warren@%s", host);
     m->stats = wr_mgmt_stats_new(env, cfg->collect_statistics_interval);
     if (!m->stats) {
         wr_log_error("out of memory starting the statistics sampler");

@@ -15,6 +15,7 @@
 struct event_base;
 struct wr_alarms_s;
 struct wr_policies_s;
+struct wr_peer_links_s;
 
 typedef struct {
     struct event_base *base;
@@ -23,6 +24,7 @@ typedef struct {
     wr_list_t *conns;               /* the live connections (wr_conn_link nodes) */
     struct wr_alarms_s *alarms;     /* NULL before the store is open */
     struct wr_policies_s *policies; /* the node's policies */
+    struct wr_peer_links_s *peers;  /* the cluster's peer links; NULL without a cluster section */
     /* Creates vhost `name` (definitions import). WR_OK, WR_EEXIST or WR_ENOMEM. */
     int (*vhost_add)(void *ud, const char *name);
     void *ud;

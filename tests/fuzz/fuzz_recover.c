@@ -18,7 +18,7 @@
 
 #include "core/buf.h"
 #include "core/status.h"
-#include "storage/crc32c.h"
+#include "core/crc32c.h"
 #include "storage/seglog.h"
 #include "storage/segment.h"
 #include "storage/store.h"

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "storage/crc32c.h"
+#include "core/crc32c.h"
 #include "tests/sim/sim.h"
 
 typedef struct {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "storage/crc32c.h"
+#include "core/crc32c.h"
 
 static void *xrealloc(void *p, size_t n)
 {

@@ -10,7 +10,7 @@
 
 #include "core/buf.h"
 #include "core/status.h"
-#include "storage/crc32c.h"
+#include "core/crc32c.h"
 #include "storage/segment.h"
 
 /* A file image: a header for (first, salt) and the given records. */

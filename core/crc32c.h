@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * CRC32C (Castagnoli, the iSCSI/ext4 polynomial), used to frame every record
- * the storage layer writes. A software slicing-by-8 implementation always
- * exists; on x86-64 CPUs with SSE4.2 the crc32 instruction is used instead.
+ * the storage layer writes and every peer-link frame (cluster/peer.c). A
+ * software slicing-by-8 implementation always exists; on x86-64 CPUs with
+ * SSE4.2 the crc32 instruction is used instead.
  */
-#ifndef WR_STORAGE_CRC32C_H
-#define WR_STORAGE_CRC32C_H
+#ifndef WR_CORE_CRC32C_H
+#define WR_CORE_CRC32C_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for storage/crc32c.c: the standard check values, the hardware
+ * Unit tests for core/crc32c.c: the standard check values, the hardware
  * path against the software one at every length and alignment, and
  * incremental updates.
  */
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "storage/crc32c.h"
+#include "core/crc32c.h"
 
 START_TEST(check_values)
 {

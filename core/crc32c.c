@@ -5,7 +5,7 @@
  * the hardware path uses SSE4.2's crc32 instruction, chosen at run time from
  * the CPU's feature bits so one binary runs everywhere.
  */
-#include "storage/crc32c.h"
+#include "core/crc32c.h"
 
 #include <pthread.h>
 #include <string.h>

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The peer links (docs/CLUSTERING.md): one authenticated TCP link per pair of
+ * nodes, dialled at the address this node's file lists for the peer, with a
+ * challenge-response handshake on the shared secret, heartbeats and failure
+ * detection, reconnection with back-off and a bounded output per link. The
+ * Raft driver sends and receives (group, message) pairs through it.
+ */
+#ifndef WR_BROKER_CLUSTER_LINK_H
+#define WR_BROKER_CLUSTER_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/cluster/cluster_config.h"
+#include "cluster/raft.h"
+
+struct event_base;
+typedef struct wr_peer_links_s wr_peer_links_t;
+
+/* A heartbeat leaves every interval; a peer silent for WR_PEER_MISSED_BEATS of them is down. */
+#define WR_PEER_HEARTBEAT_MS   500
+#define WR_PEER_MISSED_BEATS   4
+#define WR_PEER_HANDSHAKE_MS   5000 /* a link not authenticated by then is closed */
+#define WR_PEER_BACKOFF_MIN_MS 100
+#define WR_PEER_BACKOFF_MAX_MS 5000
+/* Output per link: wr_peer_send refuses at the high mark, on_writable fires at the low one. */
+#define WR_PEER_HIGH_WATERMARK (4u << 20)
+#define WR_PEER_LOW_WATERMARK  (1u << 20)
+/* The largest frame an authenticated peer may send (a batch of the largest messages). */
+#define WR_PEER_MAX_PAYLOAD (576u << 20)
+
+/*
+ * What the links report, on the loop thread; any may be NULL. None may free
+ * the links. Node names are those of the configuration.
+ */
+typedef struct {
+    void (*on_up)(void *ctx, const char *node);
+    void (*on_down)(void *ctx, const char *node);
+    /* m and its entries are valid during the call only. */
+    void (*on_raft)(void *ctx, const char *node, uint64_t group, const wr_raft_msg_t *m);
+    /* node's output drained to the low mark after wr_peer_send said WR_AGAIN. */
+    void (*on_writable)(void *ctx, const char *node);
+    void *ctx;
+} wr_peer_handler_t;
+
+/* One peer as the management API shows it. Strings live as long as the links. */
+typedef struct {
+    const char *name;
+    bool up;
+    bool outgoing;      /* up: whether this node dialled the link */
+    char peer_addr[64]; /* up: the remote end of the link */
+    uint16_t peer_port;
+    char sock_addr[64]; /* up: this node's end */
+    uint16_t sock_port;
+    uint64_t send_bytes; /* on the current link */
+    uint64_t recv_bytes;
+} wr_peer_status_t;
+
+/*
+ * Creates the links of cfg's node to every other node in cfg (kept, not
+ * copied: it must outlive the links). h is copied. NULL on allocation failure.
+ */
+wr_peer_links_t *wr_peer_links_new(struct event_base *base, const wr_cluster_config_t *cfg,
+                                   const wr_peer_handler_t *h);
+/* Listens on cfg's listen address and starts dialling. WR_OK or WR_EIO (logged). */
+int wr_peer_links_start(wr_peer_links_t *l);
+/* Closes every link and frees l. NULL is a no-op. Not from inside a handler. */
+void wr_peer_links_free(wr_peer_links_t *l);
+
+/*
+ * Queues m (and its entries, copied) for group to node. WR_OK; WR_ENOENT when
+ * node is unknown or its link is down (Raft resends); WR_AGAIN when the
+ * link's output is above the high mark: h.on_writable fires once it drains
+ * (nothing was queued); WR_ENOMEM.
+ */
+int wr_peer_send(wr_peer_links_t *l, const char *node, uint64_t group, const wr_raft_msg_t *m);
+
+/* The number of other nodes, and the status of the i-th (0 <= i < count). */
+size_t wr_peer_count(const wr_peer_links_t *l);
+void wr_peer_status(const wr_peer_links_t *l, size_t i, wr_peer_status_t *st);
+
+#endif

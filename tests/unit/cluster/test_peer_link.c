@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of broker/cluster/link.c on a real loopback socket: node n1's links
+ * against a hand-driven peer n2 in the test (a plain socket). The handshake,
+ * Raft messages both ways, backpressure (WR_AGAIN at the high mark, one
+ * on_writable once drained) and failure detection by missed heartbeats.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "broker/cluster/link.h"
+#include "broker/base/log.h"
+#include "cluster/peer.h"
+#include "core/status.h"
+
+#define SECRET "0123456789abcdef0123456789abcdef"
+#define GROUP  77
+
+typedef struct {
+    int up, down, writable, raft;
+    uint64_t group;
+    wr_raft_msg_t last;
+    uint8_t data[64];
+    uint32_t data_len;
+} seen_t;
+
+typedef struct {
+    struct event_base *base;
+    wr_cluster_node_t nodes[2];
+    wr_cluster_config_t cfg;
+    wr_peer_links_t *links;
+    seen_t seen;
+    int fd; /* n2's end of the link */
+    uint8_t in[1 << 16];
+    size_t in_len;
+} fixture_t;
+
+static void on_up(void *ctx, const char *node)
+{
+    ((seen_t *)ctx)->up++;
+}
+
+static void on_down(void *ctx, const char *node)
+{
+    ((seen_t *)ctx)->down++;
+}
+
+static void on_writable(void *ctx, const char *node)
+{
+    ((seen_t *)ctx)->writable++;
+}
+
+static void on_raft(void *ctx, const char *node, uint64_t group, const wr_raft_msg_t *m)
+{
+    seen_t *s = ctx;
+
+    ck_assert_str_eq(node, "n2");
+    s->raft++;
+    s->group = group;
+    s->last = *m;
+    s->last.entries = NULL;
+    s->data_len = m->n_entries ? m->entries[0].len : 0;
+    if (s->data_len > 0 && s->data_len <= sizeof(s->data))
+        memcpy(s->data, m->entries[0].data, s->data_len);
+}
+
+static int mac(void *ctx, const uint8_t *msg, size_t len, uint8_t out[WR_PEER_MAC_SIZE])
+{
+    unsigned n = 0;
+
+    HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), msg, len, out, &n);
+    return n == WR_PEER_MAC_SIZE ? WR_OK : WR_EIO;
+}
+
+static int listen_any(uint16_t *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(fd, 4), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Runs the loop until *counter reaches want, failing after 10 s. */
+static void run_until(fixture_t *f, const int *counter, int want)
+{
+    double deadline = now() + 10;
+
+    while (*counter < want) {
+        ck_assert_msg(now() < deadline, "timed out waiting for an event (%d < %d)", *counter, want);
+        event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    }
+}
+
+/* Runs the loop until n2 has read one whole frame; returns it (borrowing f->in). */
+static wr_peer_frame_t n2_read(fixture_t *f)
+{
+    double deadline = now() + 10;
+    wr_peer_frame_t fr;
+    size_t used;
+    ssize_t n;
+
+    while (wr_peer_frame_parse(f->in, f->in_len, sizeof(f->in), &fr, &used) != WR_OK) {
+        ck_assert(now() < deadline);
+        event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        n = recv(f->fd, f->in + f->in_len, sizeof(f->in) - f->in_len, MSG_DONTWAIT);
+        ck_assert(n > 0 || (n < 0 && errno == EAGAIN));
+        f->in_len += n > 0 ? (size_t)n : 0;
+    }
+    return fr;
+}
+
+static void n2_consume(fixture_t *f, const wr_peer_frame_t *fr)
+{
+    size_t used = WR_PEER_HEADER_SIZE + fr->payload.len;
+
+    memmove(f->in, f->in + used, f->in_len - used);
+    f->in_len -= used;
+}
+
+static void n2_send(fixture_t *f, wr_buf_t *b)
+{
+    ck_assert(wr_buf_ok(b));
+    ck_assert_int_eq(send(f->fd, b->data, b->len, 0), (ssize_t)b->len);
+    wr_buf_reset(b);
+}
+
+/* n2 accepts n1's dial and completes the handshake as the acceptor. */
+static void n2_handshake(fixture_t *f, int lfd)
+{
+    wr_peer_hello_t mine = {WR_PEER_VERSION, WR_BYTES_LIT("warren"), WR_BYTES_LIT("n2"), {9, 9, 9}}, theirs;
+    wr_peer_frame_t fr;
+    uint8_t proof[WR_PEER_MAC_SIZE];
+    wr_buf_t b = WR_BUF_INIT;
+    wr_peer_auth_t a;
+
+    f->fd = accept(lfd, NULL, NULL);
+    ck_assert_int_ge(f->fd, 0);
+    fr = n2_read(f);
+    ck_assert_uint_eq(fr.type, WR_PEER_HELLO);
+    ck_assert_int_eq(wr_peer_hello_decode(fr.payload, &theirs), WR_OK);
+    a = (wr_peer_auth_t){WR_BYTES_LIT("warren"), WR_BYTES_LIT("n1"), WR_BYTES_LIT("n2"), theirs.nonce,
+                         mine.nonce};
+    ck_assert_int_eq(wr_peer_proof(&a, WR_PEER_ACCEPTOR, mac, NULL, proof), WR_OK);
+    n2_consume(f, &fr);
+    ck_assert(wr_peer_hello_put(&b, &mine));
+    ck_assert(wr_peer_frame_put(&b, WR_PEER_PROOF, 0, proof, sizeof(proof)));
+    n2_send(f, &b);
+    fr = n2_read(f);
+    ck_assert_uint_eq(fr.type, WR_PEER_PROOF);
+    ck_assert_int_eq(wr_peer_proof_check(&a, WR_PEER_DIALER, mac, NULL, fr.payload), WR_OK);
+    n2_consume(f, &fr);
+    run_until(f, &f->seen.up, 1);
+    wr_buf_free(&b);
+}
+
+static void setup(fixture_t *f)
+{
+    const wr_peer_handler_t h = {on_up, on_down, on_raft, on_writable, &f->seen};
+    uint16_t p1, p2;
+    int l1 = listen_any(&p1), l2 = listen_any(&p2);
+
+    close(l1); /* n1 listens there itself */
+    memset(f, 0, sizeof(*f));
+    wr_log_set_level(WR_LOG_ERROR);
+    f->base = event_base_new();
+    f->nodes[0] = (wr_cluster_node_t){"n1", "127.0.0.1", p1};
+    f->nodes[1] = (wr_cluster_node_t){"n2", "127.0.0.1", p2};
+    f->cfg = (wr_cluster_config_t){
+        "warren", "n1", (uint8_t *)SECRET, strlen(SECRET), "127.0.0.1", p1, f->nodes, 2, 0};
+    f->links = wr_peer_links_new(f->base, &f->cfg, &h);
+    ck_assert_ptr_nonnull(f->links);
+    ck_assert_int_eq(wr_peer_links_start(f->links), WR_OK);
+    n2_handshake(f, l2);
+    close(l2);
+}
+
+static void teardown(fixture_t *f)
+{
+    wr_peer_links_free(f->links);
+    close(f->fd);
+    event_base_free(f->base);
+}
+
+START_TEST(raft_messages_both_ways)
+{
+    static uint8_t payload[] = "command";
+    wr_raft_entry_t e = {7, 11, payload, sizeof(payload) - 1, WR_RAFT_ENTRY_NORMAL}, *ents;
+    wr_raft_msg_t m = {.type = WR_RAFT_MSG_APP,
+                       .from = 2,
+                       .to = 1,
+                       .term = 7,
+                       .index = 10,
+                       .log_term = 6,
+                       .commit = 9,
+                       .entries = &e,
+                       .n_entries = 1},
+                  d;
+    wr_buf_t b = WR_BUF_INIT;
+    wr_peer_frame_t fr;
+    fixture_t f;
+
+    setup(&f);
+    ck_assert(wr_peer_raft_put(&b, GROUP, &m));
+    n2_send(&f, &b);
+    run_until(&f, &f.seen.raft, 1);
+    ck_assert_uint_eq(f.seen.group, GROUP);
+    ck_assert_uint_eq(f.seen.last.commit, 9);
+    ck_assert_uint_eq(f.seen.last.n_entries, 1);
+    ck_assert_mem_eq(f.seen.data, "command", 7);
+    m.from = 1, m.to = 2, m.type = WR_RAFT_MSG_APP;
+    ck_assert_int_eq(wr_peer_send(f.links, "n2", GROUP + 1, &m), WR_OK);
+    ck_assert_int_eq(wr_peer_send(f.links, "n9", GROUP, &m), WR_ENOENT);
+    do {
+        fr = n2_read(&f);
+        if (fr.type == WR_PEER_HEARTBEAT)
+            n2_consume(&f, &fr);
+    } while (fr.type == WR_PEER_HEARTBEAT);
+    ck_assert_uint_eq(fr.type, WR_PEER_RAFT);
+    ck_assert_uint_eq(fr.group, GROUP + 1);
+    ck_assert_int_eq(wr_peer_raft_decode(fr.payload, &d, &ents), WR_OK);
+    ck_assert_uint_eq(d.from, 1);
+    ck_assert_mem_eq(d.entries[0].data, "command", 7);
+    free(ents);
+    wr_buf_free(&b);
+    teardown(&f);
+}
+END_TEST
+
+/* n2 stops reading: sends are refused at the high mark, then resume once it drains. */
+START_TEST(backpressure)
+{
+    static uint8_t big[64 * 1024];
+    wr_raft_entry_t e = {1, 1, big, sizeof(big), WR_RAFT_ENTRY_NORMAL};
+    wr_raft_msg_t m = {.type = WR_RAFT_MSG_APP, .from = 1, .to = 2, .term = 1, .entries = &e, .n_entries = 1};
+    wr_buf_t beat = WR_BUF_INIT;
+    size_t accepted = 0;
+    fixture_t f;
+    int rc;
+    ssize_t n;
+
+    setup(&f);
+    while ((rc = wr_peer_send(f.links, "n2", GROUP, &m)) == WR_OK) {
+        ck_assert(wr_peer_frame_put(&beat, WR_PEER_HEARTBEAT, 0, NULL, 0));
+        n2_send(&f, &beat);
+        accepted += sizeof(big);
+        ck_assert_uint_lt(accepted, 256u << 20); /* the kernel's buffers are far smaller */
+        event_base_loop(f.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    }
+    ck_assert_int_eq(rc, WR_AGAIN);
+    ck_assert_int_eq(wr_peer_send(f.links, "n2", GROUP, &m), WR_AGAIN);
+    ck_assert_int_eq(f.seen.writable, 0);
+    /* n2 reads everything (and keeps beating): one on_writable. */
+    while (f.seen.writable == 0) {
+        ck_assert(wr_peer_frame_put(&beat, WR_PEER_HEARTBEAT, 0, NULL, 0));
+        n2_send(&f, &beat);
+        event_base_loop(f.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        while ((n = recv(f.fd, f.in, sizeof(f.in), MSG_DONTWAIT)) > 0)
+            ;
+    }
+    ck_assert_int_eq(f.seen.writable, 1);
+    ck_assert_int_eq(f.seen.down, 0);
+    ck_assert_int_eq(wr_peer_send(f.links, "n2", GROUP, &m), WR_OK);
+    wr_buf_free(&beat);
+    teardown(&f);
+}
+END_TEST
+
+/* n2 goes silent: n1 sends heartbeats, misses n2's and marks it down. */
+START_TEST(missed_heartbeats_mark_down)
+{
+    wr_raft_msg_t m = {.type = WR_RAFT_MSG_HEARTBEAT, .from = 1, .to = 2};
+    wr_peer_status_t st;
+    double start;
+    fixture_t f;
+
+    setup(&f);
+    wr_peer_status(f.links, 0, &st);
+    ck_assert(st.up && st.outgoing);
+    ck_assert_str_eq(st.name, "n2");
+    start = now();
+    run_until(&f, &f.seen.down, 1);
+    ck_assert_double_ge(now() - start, WR_PEER_MISSED_BEATS * WR_PEER_HEARTBEAT_MS / 1000.0);
+    ck_assert_int_eq(wr_peer_send(f.links, "n2", GROUP, &m), WR_ENOENT);
+    wr_peer_status(f.links, 0, &st);
+    ck_assert(!st.up);
+    /* n1 beat all along. */
+    ck_assert_uint_eq(n2_read(&f).type, WR_PEER_HEARTBEAT);
+    teardown(&f);
+}
+END_TEST
+
+static Suite *link_suite(void)
+{
+    Suite *s = suite_create("cluster-peer-link");
+    TCase *tc = tcase_create("link");
+
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, raft_messages_both_ways);
+    tcase_add_test(tc, backpressure);
+    tcase_add_test(tc, missed_heartbeats_mark_down);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(link_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The management HTTP API on evhttp: listener set-up, basic authentication
+ * The management HTTP API on evhttp: listener set-up (the web UI's assets,
+ * mgmt_ui.c, are served before authentication), basic authentication
  * against the broker's users, path decoding (each segment percent-decoded
  * after splitting, so a vhost "/" is "%2F"), routing to the resource files
  * (mgmt_topo.c, mgmt_conns.c, mgmt_policies.c, definitions.c), RabbitMQ's
@@ -12,6 +13,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,8 @@
 #include "broker/mgmt/mgmt_json.h"
 #include "broker/mgmt/mgmt_policies.h"
 #include "broker/mgmt/mgmt_topo.h"
+#include "broker/mgmt/mgmt_ui.h"
+#include "broker/base/pattern.h"
 #include "broker/vhost/vhost.h"
 #include "core/base64.h"
 #include "core/status.h"
@@ -192,8 +196,157 @@ void wr_mgmt_sort(json_t *arr, const char *const *keys, bool reverse)
     free(items);
 }
 
-/* The list and column query parameters of a GET (rabbit_mgmt_util). */
-static json_t *apply_query(const wr_mgmt_req_t *r, json_t *body)
+/* ---------------------------------------------------------------- pagination */
+
+/* RabbitMQ's page size when ?page comes without ?page_size, and its limit. */
+#define PAGE_SIZE_DEFAULT 100
+#define PAGE_SIZE_MAX     500
+
+typedef struct {
+    long long page, size;
+    const char *name; /* filter on "name"; NULL or "" for none */
+    bool use_regex;
+    regex_t re;
+} page_req_t;
+
+/* A query parameter as RabbitMQ's list_to_integer reads it: -1 when absent,
+ * false when it is no integer. */
+static bool query_int(const wr_mgmt_req_t *r, const char *key, long long *out)
+{
+    const char *s = wr_mgmt_query(r, key);
+    char *end;
+
+    *out = -1;
+    if (!s)
+        return true;
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    return s[0] && *end == '\0' && errno == 0;
+}
+
+/* The replies RabbitMQ gives for bad pagination, as an error body. */
+static json_t *page_error(int *status, const char *error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static json_t *page_error(int *status, const char *error, const char *fmt, ...)
+{
+    char reason[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    *status = 400;
+    return json_pack("{s:s, s:s}", "error", error, "reason", reason);
+}
+
+/* Reads page, page_size, name and use_regex; NULL when they are fine, else
+ * the error body (status set). A compiled p->re is freed by the caller. */
+static json_t *page_params(const wr_mgmt_req_t *r, page_req_t *p, int *status)
+{
+    char why[128];
+
+    if (!query_int(r, "page", &p->page) || !query_int(r, "page_size", &p->size))
+        return page_error(status, "bad_request", "Pagination parameters are invalid");
+    if (p->page < 1 || p->size == 0 || p->size < -1 || p->size > PAGE_SIZE_MAX) {
+        char size[32] = "undefined";
+
+        if (p->size != -1)
+            snprintf(size, sizeof(size), "%lld", p->size);
+        return page_error(status, "invalid_pagination_parameters",
+                          "Invalid pagination parameters: page number %lld, page size %s", p->page, size);
+    }
+    if (p->size == -1)
+        p->size = PAGE_SIZE_DEFAULT;
+    p->name = wr_mgmt_query(r, "name");
+    p->use_regex = p->name && p->name[0] && wr_mgmt_query(r, "use_regex") &&
+                   strcmp(wr_mgmt_query(r, "use_regex"), "true") == 0;
+    if (p->use_regex && (!wr_pattern_ok(p->name, why, sizeof(why)) ||
+                         regcomp(&p->re, p->name, REG_EXTENDED | REG_ICASE | REG_NOSUB) != 0)) {
+        p->use_regex = false;
+        return page_error(status, "bad_request", "Pagination parameters are invalid");
+    }
+    return NULL;
+}
+
+/* RabbitMQ's name filter: a case-insensitive regular expression, or a
+ * case-insensitive substring. */
+static bool page_match(const page_req_t *p, json_t *item)
+{
+    const char *name = json_string_value(json_object_get(item, "name"));
+
+    if (!p->name || !p->name[0])
+        return true;
+    if (!name)
+        return false;
+    return p->use_regex ? regexec(&p->re, name, 0, NULL, 0) == 0 : strcasestr(name, p->name) != NULL;
+}
+
+/* The page of the sorted list `all` that p asks for, in RabbitMQ's shape. */
+static json_t *page_of(const page_req_t *p, json_t *all, int *status)
+{
+    json_t *items = json_array();
+    size_t i, filtered = 0;
+    json_t *item;
+    long long first = (p->page - 1) * p->size;
+
+    json_array_foreach(all, i, item)
+    {
+        if (!page_match(p, item))
+            continue;
+        if ((long long)filtered >= first && (long long)filtered < first + p->size)
+            json_array_append(items, item);
+        filtered++;
+    }
+    if (first > (long long)filtered) {
+        json_decref(items);
+        return page_error(status, "page_out_of_range",
+                          "Page out of range, page: %lld page size: %lld, len: %zu", p->page, p->size,
+                          filtered);
+    }
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "total_count", (json_int_t)json_array_size(all),
+                     "item_count", (json_int_t)json_array_size(items), "filtered_count", (json_int_t)filtered,
+                     "page", (json_int_t)p->page, "page_size", (json_int_t)p->size, "page_count",
+                     (json_int_t)((filtered + (size_t)p->size - 1) / (size_t)p->size), "items", items);
+}
+
+/* RabbitMQ's ?page=N[&page_size=S][&name=F[&use_regex=true]] on a list:
+ * the sorted list is filtered by name and cut to one page. Takes body;
+ * the page, or an error body with *status set to 400. */
+static json_t *paginate(const wr_mgmt_req_t *r, json_t *body, int *status)
+{
+    page_req_t p = {0};
+    json_t *out = page_params(r, &p, status);
+
+    if (!out)
+        out = page_of(&p, body, status);
+    if (p.use_regex)
+        regfree(&p.re);
+    json_decref(body);
+    return out;
+}
+
+/* ---------------------------------------------------------------- replies, continued */
+
+/* Keeps only the ?columns of obj, or of each object of the array obj. */
+static json_t *apply_columns(json_t *body, const char *columns)
+{
+    json_t *out, *item;
+    size_t i;
+
+    if (json_is_object(body))
+        return filter_columns(body, columns);
+    out = json_array();
+    json_array_foreach(body, i, item)
+    {
+        json_array_append_new(out, filter_columns(item, columns));
+    }
+    return out;
+}
+
+/* The list and column query parameters of a GET (rabbit_mgmt_util): sort,
+ * then paginate, then keep the columns (of a page: of its items). Takes
+ * body; a 400 error body with *status set when the pagination is bad. */
+static json_t *apply_query(const wr_mgmt_req_t *r, json_t *body, int *status)
 {
     const char *columns = wr_mgmt_query(r, "columns");
     const char *sort = wr_mgmt_query(r, "sort");
@@ -204,20 +357,17 @@ static json_t *apply_query(const wr_mgmt_req_t *r, json_t *body)
         const char *keys[2] = {sort && sort[0] ? sort : "name", NULL};
         wr_mgmt_sort(body, keys, reverse && strcmp(reverse, "true") == 0);
     }
+    if (json_is_array(body) && wr_mgmt_query(r, "page")) {
+        body = paginate(r, body, status);
+        if (*status != 200 || !columns || !columns[0])
+            return body;
+        out = apply_columns(json_object_get(body, "items"), columns);
+        json_object_set_new(body, "items", out);
+        return body;
+    }
     if (!columns || !columns[0])
         return body;
-    if (json_is_object(body)) {
-        out = filter_columns(body, columns);
-    } else {
-        size_t i;
-        json_t *item;
-
-        out = json_array();
-        json_array_foreach(body, i, item)
-        {
-            json_array_append_new(out, filter_columns(item, columns));
-        }
-    }
+    out = apply_columns(body, columns);
     json_decref(body);
     return out;
 }
@@ -234,7 +384,7 @@ void wr_mgmt_reply(wr_mgmt_req_t *r, int status, json_t *body)
 
     r->replied = true;
     if (body && status == 200 && r->method == WR_MGMT_GET)
-        body = apply_query(r, body);
+        body = apply_query(r, body, &status);
     evhttp_add_header(headers, "Cache-Control", "no-cache");
     evhttp_add_header(headers, "Server", "warren");
     if (body) {
@@ -1168,6 +1318,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     wr_mgmt_req_t r = {.mgmt = m, .env = m->env, .stats = m->stats, .node = m->node, .req = req};
     const char *query;
 
+    if (wr_mgmt_ui_serve(req, evhttp_uri_get_path(uri)))
+        return;
     r.method = method_of(evhttp_request_get_command(req));
     /* Parsing also initialises r.query, even for an empty string. */
     query = evhttp_uri_get_query(uri);

@@ -235,6 +235,7 @@ export function pagedTable(opts) {
       h('button', { type: 'button', class: 'sort', on: { click: () => {
         st.reverse = st.sort === key ? !st.reverse : false;
         st.sort = key;
+        st.page = 1;
         renderHead();
         refresh();
       } } }, c.label + mark));

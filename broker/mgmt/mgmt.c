@@ -91,8 +91,7 @@ static const char *status_text(int status)
     }
 }
 
-/* The value at a dotted path ("queue_totals.messages"), or NULL. */
-static json_t *path_get(json_t *obj, const char *path)
+json_t *wr_mgmt_path_get(json_t *obj, const char *path)
 {
     char key[256];
 
@@ -115,7 +114,7 @@ static json_t *path_get(json_t *obj, const char *path)
 /* Copies the value at `path` in src into dst at the same path. */
 static void path_copy(json_t *dst, json_t *src, const char *path)
 {
-    json_t *v = path_get(src, path);
+    json_t *v = wr_mgmt_path_get(src, path);
     char key[256];
     const char *dot;
 
@@ -154,7 +153,7 @@ static json_t *filter_columns(json_t *obj, const char *columns)
     return out;
 }
 
-static int compare_values(json_t *a, json_t *b)
+int wr_mgmt_compare_values(json_t *a, json_t *b)
 {
     if (json_is_number(a) && json_is_number(b)) {
         double x = json_number_value(a), y = json_number_value(b);
@@ -172,7 +171,7 @@ static int compare_items(const void *pa, const void *pb, void *arg)
     json_t *a = *(json_t *const *)pa, *b = *(json_t *const *)pb;
 
     for (size_t i = 0; keys[i]; i++) {
-        int c = compare_values(path_get(a, keys[i]), path_get(b, keys[i]));
+        int c = wr_mgmt_compare_values(wr_mgmt_path_get(a, keys[i]), wr_mgmt_path_get(b, keys[i]));
 
         if (c != 0)
             return c;
@@ -201,13 +200,6 @@ void wr_mgmt_sort(json_t *arr, const char *const *keys, bool reverse)
 /* RabbitMQ's page size when ?page comes without ?page_size, and its limit. */
 #define PAGE_SIZE_DEFAULT 100
 #define PAGE_SIZE_MAX     500
-
-typedef struct {
-    long long page, size;
-    const char *name; /* filter on "name"; NULL or "" for none */
-    bool use_regex;
-    regex_t re;
-} page_req_t;
 
 /* A query parameter as RabbitMQ's list_to_integer reads it: -1 when absent,
  * false when it is no integer. */
@@ -240,8 +232,8 @@ static json_t *page_error(int *status, const char *error, const char *fmt, ...)
 }
 
 /* Reads page, page_size, name and use_regex; NULL when they are fine, else
- * the error body (status set). A compiled p->re is freed by the caller. */
-static json_t *page_params(const wr_mgmt_req_t *r, page_req_t *p, int *status)
+ * the error body (status set). */
+static json_t *page_params(const wr_mgmt_req_t *r, wr_mgmt_page_t *p, int *status)
 {
     char why[128];
 
@@ -268,12 +260,8 @@ static json_t *page_params(const wr_mgmt_req_t *r, page_req_t *p, int *status)
     return NULL;
 }
 
-/* RabbitMQ's name filter: a case-insensitive regular expression, or a
- * case-insensitive substring. */
-static bool page_match(const page_req_t *p, json_t *item)
+bool wr_mgmt_page_match(const wr_mgmt_page_t *p, const char *name)
 {
-    const char *name = json_string_value(json_object_get(item, "name"));
-
     if (!p->name || !p->name[0])
         return true;
     if (!name)
@@ -281,46 +269,76 @@ static bool page_match(const page_req_t *p, json_t *item)
     return p->use_regex ? regexec(&p->re, name, 0, NULL, 0) == 0 : strcasestr(name, p->name) != NULL;
 }
 
-/* The page of the sorted list `all` that p asks for, in RabbitMQ's shape. */
-static json_t *page_of(const page_req_t *p, json_t *all, int *status)
+bool wr_mgmt_page_wants(const wr_mgmt_page_t *p, size_t i)
 {
-    json_t *items = json_array();
-    size_t i, filtered = 0;
-    json_t *item;
-    long long first = (p->page - 1) * p->size;
+    return (long long)i >= (p->page - 1) * p->size && (long long)i < p->page * p->size;
+}
 
-    json_array_foreach(all, i, item)
-    {
-        if (!page_match(p, item))
-            continue;
-        if ((long long)filtered >= first && (long long)filtered < first + p->size)
-            json_array_append(items, item);
-        filtered++;
-    }
-    if (first > (long long)filtered) {
+json_t *wr_mgmt_page_body(const wr_mgmt_page_t *p, size_t total, size_t filtered, json_t *items, int *status)
+{
+    if ((p->page - 1) * p->size > (long long)filtered) {
         json_decref(items);
         return page_error(status, "page_out_of_range",
                           "Page out of range, page: %lld page size: %lld, len: %zu", p->page, p->size,
                           filtered);
     }
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "total_count", (json_int_t)json_array_size(all),
-                     "item_count", (json_int_t)json_array_size(items), "filtered_count", (json_int_t)filtered,
-                     "page", (json_int_t)p->page, "page_size", (json_int_t)p->size, "page_count",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "total_count", (json_int_t)total, "item_count",
+                     (json_int_t)json_array_size(items), "filtered_count", (json_int_t)filtered, "page",
+                     (json_int_t)p->page, "page_size", (json_int_t)p->size, "page_count",
                      (json_int_t)((filtered + (size_t)p->size - 1) / (size_t)p->size), "items", items);
 }
 
-/* RabbitMQ's ?page=N[&page_size=S][&name=F[&use_regex=true]] on a list:
- * the sorted list is filtered by name and cut to one page. Takes body;
- * the page, or an error body with *status set to 400. */
+bool wr_mgmt_page_begin(wr_mgmt_req_t *r, wr_mgmt_page_t *p)
+{
+    const char *sort = wr_mgmt_query(r, "sort");
+    int status = 200;
+    json_t *err;
+
+    *p = (wr_mgmt_page_t){0};
+    if (r->method != WR_MGMT_GET || !wr_mgmt_query(r, "page"))
+        return false;
+    err = page_params(r, p, &status);
+    if (err) {
+        wr_mgmt_reply(r, status, err);
+        return true;
+    }
+    p->reverse = wr_mgmt_query(r, "sort_reverse") && strcmp(wr_mgmt_query(r, "sort_reverse"), "true") == 0;
+    /* As apply_query: a reversed list without a sort key is sorted by name. */
+    p->by_name = (sort && sort[0]) || p->reverse;
+    p->sort_key = sort && sort[0] && strcmp(sort, "name") != 0 ? sort : NULL;
+    p->active = true;
+    r->paged = true;
+    return true;
+}
+
+void wr_mgmt_page_end(wr_mgmt_page_t *p)
+{
+    if (p->use_regex)
+        regfree(&p->re);
+    p->use_regex = false;
+}
+
+/* RabbitMQ's ?page=N[&page_size=S][&name=F[&use_regex=true]] on a list
+ * built whole: the sorted list is filtered by name and cut to one page.
+ * Takes body; the page, or an error body with *status set to 400. */
 static json_t *paginate(const wr_mgmt_req_t *r, json_t *body, int *status)
 {
-    page_req_t p = {0};
-    json_t *out = page_params(r, &p, status);
+    wr_mgmt_page_t p = {0};
+    json_t *out = page_params(r, &p, status), *items, *item;
+    size_t i, filtered = 0;
 
-    if (!out)
-        out = page_of(&p, body, status);
-    if (p.use_regex)
-        regfree(&p.re);
+    if (!out) {
+        items = json_array();
+        json_array_foreach(body, i, item)
+        {
+            if (!wr_mgmt_page_match(&p, json_string_value(json_object_get(item, "name"))))
+                continue;
+            if (wr_mgmt_page_wants(&p, filtered++))
+                json_array_append(items, item);
+        }
+        out = wr_mgmt_page_body(&p, json_array_size(body), filtered, items, status);
+    }
+    wr_mgmt_page_end(&p);
     json_decref(body);
     return out;
 }
@@ -353,12 +371,14 @@ static json_t *apply_query(const wr_mgmt_req_t *r, json_t *body, int *status)
     const char *reverse = wr_mgmt_query(r, "sort_reverse");
     json_t *out;
 
-    if (json_is_array(body) && ((sort && sort[0]) || (reverse && strcmp(reverse, "true") == 0))) {
+    if (json_is_array(body) && !r->paged &&
+        ((sort && sort[0]) || (reverse && strcmp(reverse, "true") == 0))) {
         const char *keys[2] = {sort && sort[0] ? sort : "name", NULL};
         wr_mgmt_sort(body, keys, reverse && strcmp(reverse, "true") == 0);
     }
-    if (json_is_array(body) && wr_mgmt_query(r, "page")) {
-        body = paginate(r, body, status);
+    if (r->paged || (json_is_array(body) && wr_mgmt_query(r, "page"))) {
+        if (!r->paged)
+            body = paginate(r, body, status);
         if (*status != 200 || !columns || !columns[0])
             return body;
         out = apply_columns(json_object_get(body, "items"), columns);

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <regex.h>
 
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -38,7 +39,20 @@ typedef struct {
     const wr_user_cfg_t *account; /* the authenticated user */
     const char *user;             /* its name */
     bool replied;
+    bool paged; /* the handler cut the list to a page itself (wr_mgmt_page_begin) */
 } wr_mgmt_req_t;
+
+/* RabbitMQ's pagination of a list: ?page, page_size, name, use_regex. */
+typedef struct {
+    long long page, size;
+    const char *name; /* filter on the name; NULL or "" for none */
+    bool use_regex;
+    regex_t re;
+    bool by_name;         /* ?sort=name (else the list's own order: vhost, name) */
+    const char *sort_key; /* ?sort=KEY other than name: the items' values decide */
+    bool reverse;         /* ?sort_reverse=true */
+    bool active;          /* the caller cuts the page */
+} wr_mgmt_page_t;
 
 /* Splits the raw path after "/api/" into r->seg, percent-decoding each
  * segment (the caller frees them, also on failure). False when it is no
@@ -66,6 +80,11 @@ bool wr_mgmt_get_only(wr_mgmt_req_t *r, bool found);
 void wr_mgmt_amqp_error(wr_mgmt_req_t *r, const wr_amqp_error_t *e);
 /* The request body as a JSON object; NULL after replying 400 when it is not. */
 json_t *wr_mgmt_body(wr_mgmt_req_t *r);
+/* The value at a dotted path ("queue_totals.messages") of obj, or NULL. */
+json_t *wr_mgmt_path_get(json_t *obj, const char *path);
+/* RabbitMQ's sort order of two values: missing first, then numbers, then
+ * strings (bytewise); <0, 0, >0. */
+int wr_mgmt_compare_values(json_t *a, json_t *b);
 /* Sorts a JSON array of objects by the values at the dotted paths in keys
  * (NULL-terminated), then reverses it if asked. */
 void wr_mgmt_sort(json_t *arr, const char *const *keys, bool reverse);
@@ -86,6 +105,27 @@ int wr_mgmt_put_user(const wr_mgmt_env_t *env, const char *name, const json_t *o
  * (strings; all three required). WR_ESYNTAX with err set for bad input. */
 int wr_mgmt_put_permission(const wr_mgmt_env_t *env, const char *user, const char *vhost, const json_t *obj,
                            bool *created, char *err, size_t errlen);
+/*
+ * Lets a list handler keep only one page's items (10,000 queues cost a
+ * second as one JSON array): when r is a GET asking for ?page, p->active is
+ * set and the handler filters its names with wr_mgmt_page_match, sorts
+ * (by p->sort_key's value when set, with wr_mgmt_compare_values), builds
+ * the items wr_mgmt_page_wants and replies wr_mgmt_page_body. Returns true
+ * when it set p->active or replied 400 for bad parameters; false when r
+ * asks for no page. Call wr_mgmt_page_end after.
+ */
+bool wr_mgmt_page_begin(wr_mgmt_req_t *r, wr_mgmt_page_t *p);
+/* Whether name passes the ?name filter (case-insensitive substring or
+ * regular expression). */
+bool wr_mgmt_page_match(const wr_mgmt_page_t *p, const char *name);
+/* Whether the i-th item (0-based) that passed the filter is on the page. */
+bool wr_mgmt_page_wants(const wr_mgmt_page_t *p, size_t i);
+/* The page in RabbitMQ's shape, taking items; or, when the page is beyond
+ * the filtered list, RabbitMQ's 400 page_out_of_range body with *status
+ * set to 400. */
+json_t *wr_mgmt_page_body(const wr_mgmt_page_t *p, size_t total, size_t filtered, json_t *items, int *status);
+/* Frees what wr_mgmt_page_begin compiled. */
+void wr_mgmt_page_end(wr_mgmt_page_t *p);
 /* A query parameter, or NULL. */
 const char *wr_mgmt_query(const wr_mgmt_req_t *r, const char *key);
 /*

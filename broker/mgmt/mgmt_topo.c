@@ -273,6 +273,127 @@ static json_t *list_all(const wr_mgmt_req_t *r, const wr_vhost_t *only, bool que
     return arr;
 }
 
+/* One exchange or queue of a list that is cut to a page before its JSON is
+ * kept. */
+typedef struct {
+    const char *vhost;
+    const wr_vhost_t *vh;
+    void *obj;
+    json_t *key; /* the value of ?sort=KEY, when sorting by one */
+    char name[MAX_NAME_LEN + 1];
+} entry_t;
+
+/* The list order: by key's value if there is one, else by name when
+ * by_name; ties by vhost then name. */
+static int entry_cmp(const void *pa, const void *pb, void *by_name)
+{
+    const entry_t *a = pa, *b = pb;
+    int c = wr_mgmt_compare_values(a->key, b->key);
+
+    if (c == 0 && *(const bool *)by_name)
+        c = strcmp(a->name, b->name);
+    if (c == 0)
+        c = strcmp(a->vhost, b->vhost);
+    return c != 0 ? c : strcmp(a->name, b->name);
+}
+
+/* Every exchange or queue of `only` (or of every vhost r may use), unsorted;
+ * NULL when out of memory. */
+static entry_t *list_entries(const wr_mgmt_req_t *r, const wr_vhost_t *only, bool queues, size_t *n)
+{
+    wr_map_iter_t vit = {0}, it;
+    void *vh, *obj;
+    entry_t *all;
+
+    *n = 0;
+    while (wr_map_next(r->env->vhosts, &vit, NULL, &vh)) {
+        if ((!only || vh == only) && wr_mgmt_may_use(r, vh))
+            *n += wr_map_count(queues ? wr_vhost_queues(vh) : wr_vhost_exchanges(vh));
+    }
+    all = malloc(*n * sizeof(*all) + 1);
+    *n = 0;
+    vit = (wr_map_iter_t){0};
+    while (all && wr_map_next(r->env->vhosts, &vit, NULL, &vh)) {
+        if ((only && vh != only) || !wr_mgmt_may_use(r, vh))
+            continue;
+        it = (wr_map_iter_t){0};
+        while (wr_map_next(queues ? wr_vhost_queues(vh) : wr_vhost_exchanges(vh), &it, NULL, &obj)) {
+            wr_bytes_t name = queues ? wr_queue_name(obj) : wr_exchange_name(obj);
+            entry_t *e = &all[(*n)++];
+
+            *e = (entry_t){wr_vhost_name(vh), vh, obj, NULL, ""};
+            snprintf(e->name, sizeof(e->name), "%.*s", (int)name.len, (const char *)name.data);
+        }
+    }
+    return all;
+}
+
+/* Keeps the entries whose name passes the filter; their number. With a
+ * sort key, each keeps that value of its item (built and dropped one at a
+ * time: holding 10,000 items at once is what costs). */
+static size_t filter_entries(const wr_mgmt_req_t *r, const wr_mgmt_page_t *p, item_fn fn, entry_t *all,
+                             size_t n)
+{
+    size_t m = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!wr_mgmt_page_match(p, all[i].name))
+            continue;
+        all[m] = all[i];
+        if (p->sort_key) {
+            json_t *item = fn(r, all[m].vh, all[m].obj);
+
+            all[m].key = json_incref(wr_mgmt_path_get(item, p->sort_key));
+            json_decref(item);
+        }
+        m++;
+    }
+    return m;
+}
+
+/* A page of the list (wr_mgmt_page_begin): filters and sorts the entries,
+ * then builds the JSON of the page's items only. */
+static void list_page(wr_mgmt_req_t *r, const wr_vhost_t *only, bool queues, item_fn fn,
+                      const wr_mgmt_page_t *p)
+{
+    size_t n, filtered;
+    entry_t *all = list_entries(r, only, queues, &n);
+    json_t *items = json_array(), *body;
+    int status = 200;
+    bool by_name = p->by_name;
+
+    if (!all || !items) {
+        free(all);
+        json_decref(items);
+        wr_mgmt_error(r, 500, "internal_error", "out of memory");
+        return;
+    }
+    filtered = filter_entries(r, p, fn, all, n);
+    qsort_r(all, filtered, sizeof(*all), entry_cmp, &by_name);
+    for (size_t k = 0; k < filtered; k++) {
+        const entry_t *e = &all[p->reverse ? filtered - 1 - k : k];
+
+        if (wr_mgmt_page_wants(p, k))
+            json_array_append_new(items, fn(r, e->vh, e->obj));
+        json_decref(e->key);
+    }
+    free(all);
+    body = wr_mgmt_page_body(p, n, filtered, items, &status);
+    wr_mgmt_reply(r, status, body);
+}
+
+/* GET of a list of exchanges or queues: whole, or RabbitMQ's page of it. */
+static void list_reply(wr_mgmt_req_t *r, const wr_vhost_t *only, bool queues, item_fn fn)
+{
+    wr_mgmt_page_t p;
+
+    if (!wr_mgmt_page_begin(r, &p))
+        wr_mgmt_reply(r, 200, list_all(r, only, queues, fn));
+    else if (p.active)
+        list_page(r, only, queues, fn, &p);
+    wr_mgmt_page_end(&p);
+}
+
 /* ---------------------------------------------------------------- bindings */
 
 typedef struct {
@@ -697,7 +818,7 @@ void wr_mgmt_topo_exchanges(wr_mgmt_req_t *r)
         if (r->method != WR_MGMT_GET)
             wr_mgmt_not_allowed(r, "GET");
         else if (r->nseg == 1 || (vh = wr_mgmt_vhost(r, 1)))
-            wr_mgmt_reply(r, 200, list_all(r, vh, false, exchange_item));
+            list_reply(r, vh, false, exchange_item);
         return;
     }
     if (r->nseg > 5) {
@@ -978,7 +1099,7 @@ void wr_mgmt_topo_queues(wr_mgmt_req_t *r)
         if (r->method != WR_MGMT_GET)
             wr_mgmt_not_allowed(r, "GET");
         else if (r->nseg == 1 || (vh = wr_mgmt_vhost(r, 1)))
-            wr_mgmt_reply(r, 200, list_all(r, vh, true, queue_item));
+            list_reply(r, vh, true, queue_item);
         return;
     }
     if (r->nseg > 4) {

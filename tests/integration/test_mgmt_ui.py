@@ -147,3 +147,33 @@ def test_bad_pagination(api, query, error, reason):
 
 def test_lists_without_page_unchanged(api):
     assert isinstance(api.get("/api/exchanges?page_size=2").json, list)
+
+
+def test_page_of_a_list_built_whole(api, queues):
+    """Lists other than exchanges and queues, and those sorted by another
+    key, are built whole and then paged by wr_mgmt_reply: same rules."""
+    j = api.get("/api/vhosts?page=1&page_size=1&columns=name").json
+    assert (j["items"], j["item_count"], j["page_count"]) == ([{"name": "/"}], 1, j["total_count"])
+    r = api.get("/api/vhosts?page=3")
+    assert (r.status, r.json) == (400, {"error": "page_out_of_range",
+                                        "reason": "Page out of range, page: 3 page size: 100, len: %d"
+                                        % j["total_count"]})
+    tag = queues[0][:11]
+    j = api.get("/api/queues?page=2&page_size=5&sort=messages&name=" + tag).json
+    assert (j["filtered_count"], j["item_count"], j["page_count"]) == (12, 5, 3)
+
+
+def test_page_sorted_by_a_value(api, queues):
+    """?sort=KEY pages by the items' values (ties by vhost, name)."""
+    for i, n in enumerate([queues[7], queues[2], queues[9]]):
+        for _ in range(3 - i):
+            r = api.post("/api/exchanges/%2F/amq.default/publish",
+                         {"routing_key": n, "payload": "x", "payload_encoding": "string", "properties": {}})
+            assert r.json == {"routed": True}
+    tag = queues[0][:11]
+    j = api.get("/api/queues/%2F?page=1&page_size=4&sort=messages&sort_reverse=true&columns=name,messages&name="
+                + tag).json
+    assert j["items"] == [{"name": queues[7], "messages": 3}, {"name": queues[2], "messages": 2},
+                          {"name": queues[9], "messages": 1}, {"name": queues[11], "messages": 0}]
+    j = api.get("/api/queues/%2F?page=3&page_size=5&sort=messages&columns=name&name=" + tag).json
+    assert j["items"] == [{"name": queues[2]}, {"name": queues[7]}]

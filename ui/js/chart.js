@@ -35,6 +35,8 @@ export class LiveChart {
     const ctx = c.getContext('2d');
     const w = c.width, ht = c.height, left = 56, bottom = 20, top = 8, right = 8;
     const now = this.samples.length ? this.samples[this.samples.length - 1].t : Date.now();
+    // The window grows with the data from one minute to the full span.
+    const span = Math.min(this.span, Math.max(60, this.samples.length ? (now - this.samples[0].t) / 1000 : 0));
     let max = 1;
     for (const s of this.samples) for (const k of this.series) max = Math.max(max, s.v[k.key] || 0);
     max = niceMax(max);
@@ -52,9 +54,9 @@ export class LiveChart {
       const v = (max * (4 - i)) / 4;
       ctx.fillText(max < 10 ? v.toFixed(max < 4 ? 2 : 1) : fmtNum(Math.round(v)), 4, y + 4);
     }
-    ctx.fillText('-' + Math.round(this.span / 60) + ' min', left, ht - 4);
+    ctx.fillText(span < 120 ? '-' + Math.round(span) + ' s' : '-' + Math.round(span / 60) + ' min', left, ht - 4);
     ctx.fillText('now', w - right - 22, ht - 4);
-    const x = (t) => left + ((w - left - right) * (t - (now - this.span * 1000))) / (this.span * 1000);
+    const x = (t) => left + ((w - left - right) * (t - (now - span * 1000))) / (span * 1000);
     const y = (v) => top + (ht - top - bottom) * (1 - v / max);
     this.series.forEach((s, i) => {
       ctx.strokeStyle = COLORS[i % COLORS.length];

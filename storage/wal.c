@@ -138,6 +138,7 @@ void wr_wal_close(wr_wal_t *w)
         wr_vfs_close(w->files[i].f);
     for (size_t i = 0; i < w->nall; i++)
         wr_wal_group_free(w->all[i]);
+    wr_wal_state_close(w);
     free(w->all);
     wr_map_free(w->groups);
     free(w->files);
@@ -245,9 +246,11 @@ int wr_wal_set_hard(wr_wal_t *w, uint64_t group, const wr_wal_hard_t *h)
     if ((g = wr_wal_group(w, group, true)) == NULL)
         return WR_ENOMEM;
     wr_wal_hard_encode(rec, group, h);
-    if ((rc = stage(w, WR_WAL_HARD, group, 0, rec, sizeof(rec), NULL, 0)) == WR_OK)
-        g->hard = *h;
-    return rc;
+    if ((rc = stage(w, WR_WAL_HARD, group, 0, rec, sizeof(rec), NULL, 0)) != WR_OK)
+        return rc;
+    g->hard = *h;
+    wr_wal_state_note(w, g);
+    return WR_OK;
 }
 
 int wr_wal_snapshot(wr_wal_t *w, uint64_t group, uint64_t index, uint64_t term)
@@ -287,6 +290,7 @@ static void batch_free(wr_wal_batch_t *b)
     if (b == NULL)
         return;
     wr_buf_free(&b->buf);
+    wr_buf_free(&b->state);
     free(b->notices);
     free(b->last);
     free(b->snaps);
@@ -386,6 +390,10 @@ static int batch_start(wr_wal_t *w, bool roll, wr_wal_batch_t **out)
     /* The end marker: a damaged last record is then followed by a valid one, so it is not taken for a torn
      * tail. */
     wr_wal_end_encode(&b->buf, b->seed, b->next_lsn++, b->buf.len);
+    if (w->state_dirty) { /* a term, vote or abstain changed: the state file is written after the WAL */
+        wr_wal_state_image(w, &b->state);
+        b->state_f = wr_wal_state_file(w);
+    }
     for (size_t i = 0; i < b->nnotices; i++)
         wr_wal_group(w, b->notices[i].group, false)->slot = 0;
     b->gen = w->gen;
@@ -430,6 +438,8 @@ int wr_wal_write(wr_wal_batch_t *b)
         rc = wr_vfs_datasync(b->f);
     if (rc == WR_OK && b->new_file)
         rc = wr_vfs_sync_dir(b->vfs, b->dir);
+    if (rc == WR_OK && b->state.len > 0)
+        rc = wr_wal_state_put(b->state_f, &b->state);
     b->status = rc == WR_OK ? WR_OK : WR_EIO;
     return b->status;
 }

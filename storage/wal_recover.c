@@ -501,6 +501,8 @@ static void finish_group(wr_wal_t *w, wr_wal_group_t *g, wr_wal_recovery_t *rec)
     if (g->n == 0)
         g->first = g->floor + 1;
     g->damaged = hole || rec->wal_corrupt || g->seg_lost || g->seg_tail != 0;
+    wr_wal_state_merge(g);
+    wr_wal_state_note(w, g);
     for (size_t i = 0; i < g->n; i++)
         wr_wal_ref(w, g, &g->locs[i]);
     g->durable = wr_wal_group_last(g);
@@ -540,6 +542,8 @@ int wr_wal_recover(wr_wal_t *w, wr_wal_recovery_t *rec)
     rc = ensure_dir(w, w->wal_dir);
     if (rc == WR_OK)
         rc = ensure_dir(w, w->groups_dir);
+    if (rc == WR_OK)
+        rc = wr_wal_state_load(w);
     if (rc == WR_OK)
         rc = recover_segments(w, rec);
     if (rc == WR_OK)

@@ -363,6 +363,48 @@ START_TEST(bit_flip_in_the_middle_is_detected)
 }
 END_TEST
 
+START_TEST(hard_state_survives_wal_damage)
+{
+    /* Found by warren-sim --disk wal, seed 6450: a flip early in a WAL file cut the
+     * later H records, so a member that had acknowledged in term 7 came back with
+     * term 6, abstained for term 6 only, and a term-7 leader cleared its mark before
+     * it held the entry its lost acknowledgement had committed. */
+    fx_t *fx = fx_new(12, 0, 0);
+    uint64_t size;
+    wr_wal_group_info_t gi;
+
+    ck_assert_int_eq(wr_wal_set_hard(fx->w, 1, &(wr_wal_hard_t){6, 3, 0, 0}), WR_OK);
+    for (uint64_t i = 1; i <= 10; i++)
+        append(fx, 1, i, 6, i);
+    sync_ok(fx);
+    ck_assert_int_eq(wr_simdisk_file_size(fx->d, "n/wal/0000000000000001.wal", &size), WR_OK);
+    ck_assert_int_eq(wr_wal_set_hard(fx->w, 1, &(wr_wal_hard_t){7, 3, 4, 0}), WR_OK);
+    ck_assert_int_eq(wr_wal_set_hard(fx->w, 2, &(wr_wal_hard_t){7, 2, 0, 0}), WR_OK);
+    append(fx, 1, 11, 7, 11);
+    sync_ok(fx);
+    flip_wal(fx, "n/wal/0000000000000001.wal", size / 2);
+    fx_crash(fx, false);
+    ck_assert_msg(fx->rec.wal_corrupt, "%s", fx->msgs);
+    gi = info(fx, 1);
+    ck_assert(gi.damaged);
+    ck_assert_uint_lt(gi.last, 10);
+    ck_assert_uint_eq(gi.hard.term, 7);
+    ck_assert_uint_eq(gi.hard.vote, 3);
+    /* A group whose every WAL record followed the damage keeps its term and vote too. */
+    gi = info(fx, 2);
+    ck_assert(gi.damaged);
+    ck_assert_uint_eq(gi.hard.term, 7);
+    ck_assert_uint_eq(gi.hard.vote, 2);
+    /* The abstain mark a damaged member then makes durable survives the next recovery. */
+    ck_assert_int_eq(wr_wal_set_hard(fx->w, 1, &(wr_wal_hard_t){7, 3, 0, 7}), WR_OK);
+    sync_ok(fx);
+    fx_crash(fx, false);
+    ck_assert_uint_eq(info(fx, 1).hard.abstain, 7);
+    ck_assert_uint_eq(info(fx, 1).hard.term, 7);
+    fx_free(fx);
+}
+END_TEST
+
 START_TEST(suffix_overwrite_survives_crash)
 {
     fx_t *fx = fx_new(7, 0, 0);
@@ -803,6 +845,7 @@ int main(void)
     tcase_add_test(tc, failed_sync_reports_eio_and_stops);
     tcase_add_test(tc, torn_tail_is_cut);
     tcase_add_test(tc, bit_flip_in_the_middle_is_detected);
+    tcase_add_test(tc, hard_state_survives_wal_damage);
     tcase_add_test(tc, suffix_overwrite_survives_crash);
     tcase_add_test(tc, writebehind_moves_to_segments_and_deletes_wal);
     tcase_add_test(tc, bit_flip_in_a_segment_is_repaired_or_reported);

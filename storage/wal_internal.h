@@ -79,11 +79,9 @@ typedef struct {
     size_t slot;   /* its notice in the batch being prepared, + 1; 0 = none */
     wr_buf_t wb;   /* write-behind: bytes for the head segment, not yet written */
     bool wb_listed;
-    uint64_t wb_last; /* the last index queued in wb */
-    bool wb_reset;    /* the last record queued for its segments is a reset marker at floor */
-    bool seg_lost;    /* recovery: a damaged segment lost records of it */
-    uint64_t
-        seg_tail; /* recovery: a segment tail was cut here (last + 1); the WAL must supply it; 0 = none */
+    uint64_t wb_last;  /* the last index queued in wb */
+    bool wb_reset;     /* the last record queued for its segments is a reset marker at floor */
+    bool seg_lost;     /* recovery: a damaged segment lost records of it */
     uint32_t seg_next; /* sequence number of its next segment file: never reused */
     wr_wal_hard_t st;  /* term, vote and abstain as last put in a state file image (or read from one) */
     uint32_t syn_seq;  /* its segment files up to syn_seq, syn_size bytes of that one, were synced */

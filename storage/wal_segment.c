@@ -273,8 +273,13 @@ static int retire(wr_wal_t *w, wr_wal_file_t *f)
 
     if (f->wb_pos < f->size || f->live > 0 || f->kill_gen > w->durable_gen)
         return WR_OK;
-    if (w->wb_unsynced && wr_vfs_sync_all(w->o.vfs, w->dir) != WR_OK)
-        return WR_EIO;
+    if (w->wb_unsynced) { /* the state file records the synced sizes before the WAL copy goes */
+        if (wr_vfs_sync_all(w->o.vfs, w->dir) != WR_OK)
+            return WR_EIO;
+        wr_wal_state_settle(w);
+        if (wr_wal_state_sync(w) != WR_OK)
+            return WR_EIO;
+    }
     w->wb_unsynced = false;
     wr_wal_file_path(w, f->seq, path);
     rc = wr_vfs_unlink(w->o.vfs, path);

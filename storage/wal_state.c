@@ -130,6 +130,7 @@ static bool image_apply(wr_wal_t *w, const uint8_t *p)
         g->st = (wr_wal_hard_t){wr_wal_get64(r + 8), wr_wal_get64(r + 16), 0, wr_wal_get64(r + 24)};
         g->syn_seq = (uint32_t)wr_wal_get64(r + 32);
         g->syn_size = wr_wal_get64(r + 40);
+        g->seg_next = g->syn_seq + 1; /* recovery raises it past every segment file listed */
     }
     return true;
 }
@@ -180,10 +181,14 @@ void wr_wal_state_merge(wr_wal_group_t *g)
 {
     wr_wal_hard_t *h = &g->hard;
 
-    if (g->st.term > h->term || (g->st.term == h->term && h->vote == 0)) {
-        h->term = g->st.term;
-        h->vote = g->st.vote;
+    if (g->st.term > h->term) { /* the WAL lost later H records: the state file's are newer */
+        *h = (wr_wal_hard_t){g->st.term, g->st.vote, h->commit, g->st.abstain};
+        return;
     }
+    if (g->st.term < h->term) /* the state file's newer copy is damaged: the WAL's are newer */
+        return;
+    /* Same term: a vote is never taken back within a term, and abstaining longer is safe. */
+    h->vote = h->vote != 0 ? h->vote : g->st.vote;
     h->abstain = g->st.abstain > h->abstain ? g->st.abstain : h->abstain;
 }
 
@@ -197,6 +202,7 @@ void wr_wal_state_settle(wr_wal_t *w)
         }
     }
     w->state_known = true;
+    w->state_dirty = true;
 }
 
 void wr_wal_state_close(wr_wal_t *w)

@@ -597,6 +597,51 @@ START_TEST(segment_damage_never_mixes_an_overwrite)
 }
 END_TEST
 
+START_TEST(synced_segment_tail_cut_is_damage)
+{
+    /* The same history as above, but the segment's bad run reaches its end (a
+     * lost last sector reads back as garbage): it looked like a torn tail, and one
+     * WAL record of the group at or below the cut (4/17) was taken as proof that
+     * the WAL held the cut records, though 4/15 and 4/16 had left with their WAL
+     * file, so 5/15 5/16 4/17 came back. Those bytes were synced: the state file
+     * says so, and the cut is damage. */
+    fx_t *fx = fx_new(11, 2048, 100000);
+    const char *seg = "n/groups/0000000000000001/0000000000000001.seg";
+    uint64_t at, size, term, fill = 1;
+    wr_wal_group_info_t gi;
+
+    for (uint64_t i = 1; i <= 18; i++)
+        append(fx, 1, i, i <= 14 ? 3 : 5, i);
+    sync_ok(fx);
+    roll_wal(fx, &fill);
+    drain_writebehind(fx);
+    ck_assert_int_eq(wr_simdisk_file_size(fx->d, seg, &at), WR_OK);
+    append(fx, 1, 15, 4, 415);
+    append(fx, 1, 16, 4, 416);
+    sync_ok(fx);
+    roll_wal(fx, &fill);
+    drain_writebehind(fx);
+    append(fx, 1, 17, 4, 417);
+    for (uint64_t i = 18; i <= 24; i++)
+        append(fx, 1, i, 6, i);
+    sync_ok(fx);
+    ck_assert_int_eq(wr_simdisk_file_size(fx->d, seg, &size), WR_OK);
+    for (uint64_t off = at; off < size; off += 8) /* every record from 4/15 to the end goes bad */
+        ck_assert_int_eq(wr_simdisk_flip_bit(fx->d, seg, off, 5), WR_OK);
+    fx_crash(fx, false);
+    ck_assert_ptr_nonnull(strstr(fx->msgs, "invalid data at offset"));
+    gi = info(fx, 1);
+    ck_assert(gi.damaged);
+    for (uint64_t i = gi.first; i <= gi.last; i++) {
+        wr_buf_t b = WR_BUF_INIT;
+        ck_assert_int_eq(wr_wal_read(fx->w, 1, i, &term, &b), WR_OK);
+        wr_buf_free(&b);
+        ck_assert_msg(i < 15 || term != 5, "overwritten entry 5/%" PRIu64 " returned", i);
+    }
+    fx_free(fx);
+}
+END_TEST
+
 START_TEST(recovery_of_many_groups)
 {
     fx_t *fx = fx_new(10, 64 * 1024, 16 * 1024);
@@ -851,6 +896,7 @@ int main(void)
     tcase_add_test(tc, bit_flip_in_a_segment_is_repaired_or_reported);
     tcase_add_test(tc, bit_flip_at_a_synced_segment_tail_is_damage);
     tcase_add_test(tc, segment_damage_never_mixes_an_overwrite);
+    tcase_add_test(tc, synced_segment_tail_cut_is_damage);
     tcase_add_test(tc, recovery_of_many_groups);
     tcase_add_test(tc, property_random_ops_crashes_and_flips);
     suite_add_tcase(s, tc);

@@ -63,6 +63,8 @@ wr_wal_group_t *wr_wal_group(wr_wal_t *w, uint64_t id, bool create)
     wr_bytes_t key = {(const uint8_t *)&id, sizeof(id)};
     wr_wal_group_t *g = wr_map_get(w->groups, key);
 
+    if (g != NULL && create)
+        g->deleted = false; /* a new incarnation */
     if (g != NULL || !create)
         return g;
     if (w->nall == w->capall) {
@@ -139,6 +141,9 @@ void wr_wal_close(wr_wal_t *w)
     for (size_t i = 0; i < w->nall; i++)
         wr_wal_group_free(w->all[i]);
     wr_wal_state_close(w);
+    for (size_t i = 0; i < w->ndoomed; i++)
+        free(w->doomed[i].seqs);
+    free(w->doomed);
     free(w->all);
     wr_map_free(w->groups);
     free(w->files);
@@ -278,6 +283,30 @@ int wr_wal_snapshot(wr_wal_t *w, uint64_t group, uint64_t index, uint64_t term)
     return WR_OK;
 }
 
+int wr_wal_group_delete(wr_wal_t *w, uint64_t group)
+{
+    uint8_t rec[WR_WAL_DEL_LEN];
+    wr_wal_group_t *g;
+    int rc;
+
+    if (w->failed)
+        return WR_EIO;
+    if ((g = wr_wal_group(w, group, false)) == NULL || g->deleted)
+        return WR_ENOENT;
+    rec[0] = WR_WAL_DELETE;
+    wr_wal_put64(rec + 1, group);
+    if ((rc = stage(w, WR_WAL_DELETE, group, 0, rec, sizeof(rec), NULL, 0)) != WR_OK)
+        return rc;
+    if (!wr_wal_group_reset(w, g, ++w->gen)) {
+        w->nq--;
+        w->staged.len -= sizeof(rec);
+        return WR_ENOMEM;
+    }
+    g->born = UINT64_MAX; /* its LSN once framed; write-behind skips every record before it */
+    wr_wal_state_note(w, g);
+    return WR_OK;
+}
+
 uint64_t wr_wal_pending_bytes(const wr_wal_t *w)
 {
     return w->staged.len;
@@ -354,6 +383,8 @@ static void batch_add(wr_wal_t *w, wr_wal_batch_t *b, const wr_wal_staged_t *s)
     size_t k = notice_of(b, g);
     wr_wal_loc_t *l;
 
+    if (s->type == WR_WAL_DELETE)
+        g->born = b->next_lsn;
     frame(&b->buf, b->seed, &b->next_lsn, w->staged.data + s->off, s->len);
     b->notices[k].hard |= s->type == WR_WAL_HARD;
     b->notices[k].snapshot |= s->type == WR_WAL_SNAPSHOT;
@@ -568,7 +599,7 @@ int wr_wal_group_info(const wr_wal_t *w, uint64_t group, wr_wal_group_info_t *ou
     wr_wal_group_t *g = wr_wal_group((wr_wal_t *)w, group, false);
     wr_wal_loc_t *l;
 
-    if (g == NULL)
+    if (g == NULL || g->deleted)
         return WR_ENOENT;
     out->snap_index = g->floor;
     out->snap_term = g->floor_term;
@@ -587,6 +618,7 @@ int wr_wal_foreach_group(const wr_wal_t *w, int (*fn)(void *ud, uint64_t group),
     int rc = WR_OK;
 
     for (size_t i = 0; rc == WR_OK && i < w->nall; i++)
-        rc = fn(ud, w->all[i]->id);
+        if (!w->all[i]->deleted)
+            rc = fn(ud, w->all[i]->id);
     return rc;
 }

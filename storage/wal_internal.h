@@ -23,10 +23,12 @@
 #define WR_WAL_HARD      'H' /* group u64, term u64, vote u64, commit u64, abstain u64 */
 #define WR_WAL_SNAPSHOT  'S' /* group u64, index u64, term u64, flags u8 (bit 0: drop the whole log) */
 #define WR_WAL_END       'B' /* u64: bytes of the batch (WAL) or flush (segment) it closes */
+#define WR_WAL_DELETE    'D' /* group u64: the group and everything before it are gone (WAL) */
 #define WR_WAL_ENTRY_HDR 25
 #define WR_WAL_END_LEN   9
 #define WR_WAL_HARD_LEN  41
 #define WR_WAL_SNAP_LEN  26
+#define WR_WAL_DEL_LEN   9
 #define WR_WAL_PATH_MAX  4096
 #define WR_WAL_DIR_MAX   3968 /* longest o->dir + "/groups", leaving room for file names */
 
@@ -86,8 +88,18 @@ typedef struct {
     wr_wal_hard_t st;  /* term, vote and abstain as last put in a state file image (or read from one) */
     uint32_t syn_seq;  /* its segment files up to syn_seq, syn_size bytes of that one, were synced */
     uint64_t syn_size;
-    bool deleted; /* wr_wal_group_delete: absent to callers until appended to again */
+    bool deleted;     /* wr_wal_group_delete: absent to callers until appended to again */
+    uint64_t born;    /* LSN of the deletion record its incarnation follows; 0 = none, UINT64_MAX = staged */
+    uint64_t st_born; /* recovery: the incarnation the state file's record describes */
 } wr_wal_group_t;
+
+/* Segment files of a deleted incarnation, removed once its deletion record is durable. */
+typedef struct {
+    uint64_t group;
+    uint32_t *seqs;
+    size_t n;
+    uint64_t gen; /* the deletion's append generation */
+} wr_wal_doomed_t;
 
 /* A queued record: its payload is staged[off .. off + len). */
 typedef struct {
@@ -143,6 +155,8 @@ struct wr_wal_s {
     uint32_t wb_seq;  /* its sequence number; 0 = none */
     bool wb_unsynced; /* segments were written since the last wr_vfs_sync_all */
     uint64_t salt;
+    wr_wal_doomed_t *doomed; /* segment files to remove */
+    size_t ndoomed, capdoomed;
     wr_vfs_file_t *state_f[2]; /* the state file's two copies */
     uint64_t state_seq;        /* of the newest image made */
     bool state_dirty;          /* a term, vote or abstain changed since the last image */
@@ -196,6 +210,12 @@ void wr_wal_unref(wr_wal_t *w, wr_wal_group_t *g, const wr_wal_loc_t *l, uint64_
  * is not counted live. false on allocation failure.
  */
 bool wr_wal_group_put(wr_wal_t *w, wr_wal_group_t *g, uint64_t index, const wr_wal_loc_t *l, uint64_t gen);
+/*
+ * Forgets g's incarnation (a deletion record at generation gen): entries,
+ * snapshot, hard state; its segment files are queued for removal. false on
+ * allocation failure (nothing changed).
+ */
+bool wr_wal_group_reset(wr_wal_t *w, wr_wal_group_t *g, uint64_t gen);
 /* Drops entries <= index (reset: all of them) and moves the floor there. */
 void wr_wal_group_snap(wr_wal_t *w, wr_wal_group_t *g, uint64_t index, uint64_t term, bool reset,
                        uint64_t gen);

@@ -282,22 +282,27 @@ static int seg_forget(seg_ctx_t *c)
 static int seg_group(wr_wal_t *w, wr_wal_recovery_t *rec, uint64_t id)
 {
     char dir[WR_WAL_PATH_MAX];
-    seg_ctx_t c = {w, wr_wal_group(w, id, true), rec, WR_BUF_INIT, false, false};
+    seg_ctx_t c = {w, NULL, rec, WR_BUF_INIT, false, false};
     seqs_t s;
     int rc;
 
-    if (c.g == NULL)
-        return WR_ENOMEM;
-    c.g->dir_made = true;
     wr_wal_group_dir(w, id, dir);
     rc = list_seqs(w, dir, ".seg", &s);
+    if (rc == WR_OK && s.n == 0 && wr_wal_group(w, id, false) == NULL) {
+        free(s.v); /* an empty directory (a deleted group's) makes no group */
+        return WR_OK;
+    }
+    if (rc == WR_OK && (c.g = wr_wal_group(w, id, true)) == NULL)
+        rc = WR_ENOMEM;
+    if (rc == WR_OK)
+        c.g->dir_made = true;
     for (size_t i = 0; rc == WR_OK && i < s.n; i++)
         rc = seg_file(&c, (uint32_t)s.v[i]);
     if (rc == WR_OK && c.g->seg_lost)
         rc = seg_forget(&c);
     /* A number is never reused: a removed file whose removal a crash undoes must not look newer,
      * and the state file's synced size must not describe a new file of the same number. */
-    if (s.n > 0 && s.v[s.n - 1] >= c.g->seg_next)
+    if (rc == WR_OK && s.n > 0 && s.v[s.n - 1] >= c.g->seg_next)
         c.g->seg_next = (uint32_t)s.v[s.n - 1] + 1;
     if (rc == WR_OK && c.changed)
         rc = wr_vfs_sync_dir(w->o.vfs, dir);
@@ -342,6 +347,15 @@ static bool apply_entry(wr_wal_t *w, uint32_t seq, const wr_segment_item_t *it)
     return wr_wal_group_put(w, g, index, &l, 0);
 }
 
+/* A deletion record at lsn: what the state file says of an older incarnation goes too. */
+static bool replay_delete(wr_wal_t *w, wr_wal_group_t *g, uint64_t lsn)
+{
+    if (g->st_born < lsn)
+        g->st = (wr_wal_hard_t){0, 0, 0, 0};
+    g->born = lsn;
+    return wr_wal_group_reset(w, g, 0);
+}
+
 /* Applies one WAL record as at run time; false if it is not one this build writes. */
 static bool apply(wr_wal_t *w, uint32_t seq, const wr_segment_item_t *it)
 {
@@ -352,6 +366,9 @@ static bool apply(wr_wal_t *w, uint32_t seq, const wr_segment_item_t *it)
         return apply_entry(w, seq, it);
     if (it->len == WR_WAL_END_LEN && p[0] == WR_WAL_END)
         return true;
+    if (it->len == WR_WAL_DEL_LEN && p[0] == WR_WAL_DELETE &&
+        (g = wr_wal_group(w, wr_wal_get64(p + 1), true)))
+        return replay_delete(w, g, it->index);
     if (it->len == WR_WAL_HARD_LEN && p[0] == WR_WAL_HARD &&
         (g = wr_wal_group(w, wr_wal_get64(p + 1), true))) {
         g->hard = (wr_wal_hard_t){wr_wal_get64(p + 9), wr_wal_get64(p + 17), wr_wal_get64(p + 25),
@@ -496,6 +513,8 @@ static void finish_group(wr_wal_t *w, wr_wal_group_t *g, wr_wal_recovery_t *rec)
     size_t keep = 0;
     bool hole;
 
+    if (g->deleted)
+        return;
     if (g->n > 0 && g->first <= g->floor) /* a damaged WAL cut off the marker that dropped them */
         wr_wal_group_snap(w, g, g->floor, g->floor_term, false, 0);
     if (g->n > 0 && g->first > g->floor + 1)

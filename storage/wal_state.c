@@ -16,7 +16,7 @@
 
 #define STATE_MAGIC 0x3174617473727777ull /* "wwrstat1" */
 #define STATE_HEAD  24                    /* magic, seq, count */
-#define STATE_REC   48                    /* group, term, vote, abstain, segment seq, synced size */
+#define STATE_REC   56 /* group, term, vote, abstain, segment seq, synced size, incarnation */
 #define STATE_LIMIT (1ull << 30)
 
 static void state_path(const wr_wal_t *w, int copy, char out[WR_WAL_PATH_MAX])
@@ -26,7 +26,8 @@ static void state_path(const wr_wal_t *w, int copy, char out[WR_WAL_PATH_MAX])
 
 static bool group_listed(const wr_wal_group_t *g)
 {
-    return !g->deleted && (g->hard.term != 0 || g->hard.vote != 0 || g->hard.abstain != 0 || g->syn_seq != 0);
+    return !g->deleted && g->born != UINT64_MAX &&
+           (g->hard.term != 0 || g->hard.vote != 0 || g->hard.abstain != 0 || g->syn_seq != 0);
 }
 
 static void put_rec(uint8_t *p, const wr_wal_group_t *g)
@@ -37,6 +38,7 @@ static void put_rec(uint8_t *p, const wr_wal_group_t *g)
     wr_wal_put64(p + 24, g->hard.abstain);
     wr_wal_put64(p + 32, g->syn_seq);
     wr_wal_put64(p + 40, g->syn_size);
+    wr_wal_put64(p + 48, g->born);
 }
 
 void wr_wal_state_image(wr_wal_t *w, wr_buf_t *out)
@@ -131,6 +133,7 @@ static bool image_apply(wr_wal_t *w, const uint8_t *p)
         g->syn_seq = (uint32_t)wr_wal_get64(r + 32);
         g->syn_size = wr_wal_get64(r + 40);
         g->seg_next = g->syn_seq + 1; /* recovery raises it past every segment file listed */
+        g->st_born = g->born = wr_wal_get64(r + 48);
     }
     return true;
 }

@@ -642,6 +642,105 @@ START_TEST(synced_segment_tail_cut_is_damage)
 }
 END_TEST
 
+/* Group 1: entries 1..n of term t, nonce base + i, half of them moved into segments. */
+static void fill_moved(fx_t *fx, uint64_t n, uint64_t t, uint64_t base, uint64_t *fill)
+{
+    for (uint64_t i = 1; i <= n; i++) {
+        append(fx, 1, i, t, base + i);
+        if (i == n / 2) {
+            sync_ok(fx);
+            roll_wal(fx, fill);
+            drain_writebehind(fx);
+        }
+    }
+    sync_ok(fx);
+}
+
+START_TEST(deleted_group_is_gone_for_good)
+{
+    fx_t *fx = fx_new(13, 2048, 100000);
+    uint64_t fill = 1;
+
+    ck_assert_int_eq(wr_wal_group_delete(fx->w, 1), WR_ENOENT);
+    fill_moved(fx, 20, 3, 0, &fill);
+    ck_assert_int_eq(wr_wal_set_hard(fx->w, 1, &(wr_wal_hard_t){3, 2, 20, 0}), WR_OK);
+    sync_ok(fx);
+    ck_assert_int_gt(count_files(fx, "n/groups/0000000000000001", ".seg"), 0);
+    ck_assert_int_eq(wr_wal_group_delete(fx->w, 1), WR_OK);
+    ck_assert_int_eq(wr_wal_group_info(fx->w, 1, &(wr_wal_group_info_t){0}), WR_ENOENT);
+    ck_assert_int_eq(check_read(fx, 1, 1, 3, 1), WR_ENOENT);
+    ck_assert_int_eq(wr_wal_group_delete(fx->w, 1), WR_ENOENT);
+    /* Not durable yet: a crash brings the group back whole. */
+    fx_crash(fx, false);
+    ck_assert_uint_eq(info(fx, 1).last, 20);
+    ck_assert(!info(fx, 1).damaged);
+    ck_assert_int_eq(wr_wal_group_delete(fx->w, 1), WR_OK);
+    sync_ok(fx);
+    /* Durable, its segment files still there (write-behind has not run): recovery ignores them. */
+    fx_crash(fx, false);
+    ck_assert_int_eq(wr_wal_group_info(fx->w, 1, &(wr_wal_group_info_t){0}), WR_ENOENT);
+    ck_assert_uint_eq(info(fx, 9).last, fill - 1);
+    drain_writebehind(fx);
+    ck_assert_int_eq(count_files(fx, "n/groups/0000000000000001", ".seg"), 0);
+    roll_wal(fx, &fill);
+    drain_writebehind(fx);
+    fx_crash(fx, false);
+    ck_assert_int_eq(wr_wal_group_info(fx->w, 1, &(wr_wal_group_info_t){0}), WR_ENOENT);
+    ck_assert_int_eq(count_files(fx, "n/groups/0000000000000001", ".seg"), 0);
+    fx_free(fx);
+}
+END_TEST
+
+/* Checks group 1 holds exactly entries 1..n of term t and nonce base + i, and hard state h. */
+static void check_incarnation(fx_t *fx, uint64_t n, uint64_t t, uint64_t base, const wr_wal_hard_t *h)
+{
+    wr_wal_group_info_t gi = info(fx, 1);
+
+    ck_assert(!gi.damaged);
+    ck_assert_uint_eq(gi.snap_index, 0);
+    ck_assert_uint_eq(gi.last, n);
+    ck_assert_uint_eq(gi.hard.term, h->term);
+    ck_assert_uint_eq(gi.hard.vote, h->vote);
+    for (uint64_t i = 1; i <= n; i++)
+        ck_assert_int_eq(check_read(fx, 1, i, t, base + i), WR_OK);
+}
+
+START_TEST(recreated_group_never_sees_the_old_one)
+{
+    /* _i: 0 = crash right after the recreation, 1 = after write-behind removed the
+     * old segments, 2 = after its WAL files went too. */
+    fx_t *fx = fx_new(14, 2048, 100000);
+    wr_wal_hard_t h = {2, 1, 0, 0};
+    uint64_t fill = 1;
+
+    fill_moved(fx, 30, 5, 0, &fill);
+    ck_assert_int_eq(wr_wal_set_hard(fx->w, 1, &(wr_wal_hard_t){5, 3, 30, 5}), WR_OK);
+    ck_assert_int_eq(wr_wal_snapshot(fx->w, 1, 10, 5), WR_OK);
+    sync_ok(fx);
+    ck_assert_int_eq(wr_wal_group_delete(fx->w, 1), WR_OK);
+    ck_assert_int_eq(wr_wal_set_hard(fx->w, 1, &h), WR_OK);
+    for (uint64_t i = 1; i <= 6; i++)
+        append(fx, 1, i, 2, 1000 + i);
+    ck_assert_int_eq(wr_wal_append(fx->w, 1, 2, 8, "x", 1), WR_ESYNTAX);
+    sync_ok(fx);
+    check_incarnation(fx, 6, 2, 1000, &h);
+    if (_i >= 1)
+        drain_writebehind(fx);
+    if (_i >= 2) {
+        roll_wal(fx, &fill);
+        drain_writebehind(fx);
+        roll_wal(fx, &fill);
+        drain_writebehind(fx);
+    }
+    fx_crash(fx, _i == 1);
+    check_incarnation(fx, 6, 2, 1000, &h);
+    ck_assert_uint_eq(info(fx, 1).hard.abstain, 0);
+    fx_crash(fx, false);
+    check_incarnation(fx, 6, 2, 1000, &h);
+    fx_free(fx);
+}
+END_TEST
+
 START_TEST(recovery_of_many_groups)
 {
     fx_t *fx = fx_new(10, 64 * 1024, 16 * 1024);
@@ -897,6 +996,8 @@ int main(void)
     tcase_add_test(tc, bit_flip_at_a_synced_segment_tail_is_damage);
     tcase_add_test(tc, segment_damage_never_mixes_an_overwrite);
     tcase_add_test(tc, synced_segment_tail_cut_is_damage);
+    tcase_add_test(tc, deleted_group_is_gone_for_good);
+    tcase_add_loop_test(tc, recreated_group_never_sees_the_old_one, 0, 3);
     tcase_add_test(tc, recovery_of_many_groups);
     tcase_add_test(tc, property_random_ops_crashes_and_flips);
     suite_add_tcase(s, tc);

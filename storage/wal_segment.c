@@ -345,7 +345,11 @@ static int doomed_remove(wr_wal_t *w, const wr_wal_doomed_t *d)
 
 /*
  * Removes the segment files of deleted incarnations whose deletion record is
- * durable; first in every step, so the WAL file holding that record outlives them.
+ * durable; first in every step, so the WAL file holding that record outlives
+ * them. Until it is durable they stay, and so does every WAL file holding a
+ * live entry of the old incarnation (the deletion raised its kill generation);
+ * the current WAL file's checkpoint predates the deletion and restates its
+ * snapshot marker and hard state, so a crash before then loses nothing of it.
  */
 static int sweep_doomed(wr_wal_t *w)
 {

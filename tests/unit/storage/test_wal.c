@@ -4,7 +4,7 @@
  * fdatasync for many groups), crashes that lose or tear unsynced writes,
  * bit flips (detected, reported, never returned), suffix overwrites,
  * write-behind into segments with WAL deletion, recovery of many groups, and
- * a seeded property test over random operations, crashes and flips
+ * a seeded property test over random operations (group deletions too), crashes and flips
  * (seeds 1-300; WAL_SEED=N WAL_SEEDS_END=M runs seeds N..M, one seed
  * reproduces one run).
  */
@@ -833,6 +833,18 @@ static void p_append(prop_t *p, uint64_t g)
     m->last = i;
 }
 
+/* Deletes g (a new incarnation starts at its next append). */
+static void p_delete(prop_t *p, uint64_t g)
+{
+    wr_wal_group_info_t gi;
+    int want = wr_wal_group_info(p->fx->w, g, &gi) == WR_OK ? WR_OK : WR_ENOENT;
+    uint64_t keep_term = p->m[g].term;
+
+    ck_assert_int_eq(wr_wal_group_delete(p->fx->w, g), want);
+    memset(&p->m[g], 0, sizeof(p->m[g]));
+    p->m[g].term = keep_term; /* a damaged mark stays until a recovery shows the deletion durable */
+}
+
 static void p_snapshot(prop_t *p, uint64_t g)
 {
     mgroup_t *m = &p->m[g];
@@ -936,8 +948,10 @@ static void p_step(prop_t *p)
     bool more;
     int rc;
 
-    if (r < 50)
+    if (r < 49)
         p_append(p, g);
+    else if (r < 50)
+        p_delete(p, g);
     else if (r < 55)
         ck_assert_int_eq(wr_wal_set_hard(p->fx->w, g, &(wr_wal_hard_t){r, g, r, 0}), WR_OK);
     else if (r < 60)

@@ -68,7 +68,8 @@ wr_raft_t *wr_raft_new(const wr_raft_config_t *cfg, const wr_raft_hard_state_t *
      * the old ones back): none counts as committed until a leader says so. */
     if (cfg->log_damaged || r->abstain != 0)
         r->commit = 0;
-    if (cfg->log_damaged && r->abstain == 0)
+    /* Acknowledgements may be lost from any term up to this one: an older mark is raised. */
+    if (cfg->log_damaged && r->abstain < (r->term > 0 ? r->term : 1))
         r->abstain = r->term > 0 ? r->term : 1; /* handed over at the first ready */
     reset_timeout(r);
     return r;

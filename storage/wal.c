@@ -63,6 +63,8 @@ wr_wal_group_t *wr_wal_group(wr_wal_t *w, uint64_t id, bool create)
     wr_bytes_t key = {(const uint8_t *)&id, sizeof(id)};
     wr_wal_group_t *g = wr_map_get(w->groups, key);
 
+    if (g != NULL && create)
+        g->deleted = false; /* a new incarnation */
     if (g != NULL || !create)
         return g;
     if (w->nall == w->capall) {
@@ -138,6 +140,10 @@ void wr_wal_close(wr_wal_t *w)
         wr_vfs_close(w->files[i].f);
     for (size_t i = 0; i < w->nall; i++)
         wr_wal_group_free(w->all[i]);
+    wr_wal_state_close(w);
+    for (size_t i = 0; i < w->ndoomed; i++)
+        free(w->doomed[i].seqs);
+    free(w->doomed);
     free(w->all);
     wr_map_free(w->groups);
     free(w->files);
@@ -245,9 +251,11 @@ int wr_wal_set_hard(wr_wal_t *w, uint64_t group, const wr_wal_hard_t *h)
     if ((g = wr_wal_group(w, group, true)) == NULL)
         return WR_ENOMEM;
     wr_wal_hard_encode(rec, group, h);
-    if ((rc = stage(w, WR_WAL_HARD, group, 0, rec, sizeof(rec), NULL, 0)) == WR_OK)
-        g->hard = *h;
-    return rc;
+    if ((rc = stage(w, WR_WAL_HARD, group, 0, rec, sizeof(rec), NULL, 0)) != WR_OK)
+        return rc;
+    g->hard = *h;
+    wr_wal_state_note(w, g);
+    return WR_OK;
 }
 
 int wr_wal_snapshot(wr_wal_t *w, uint64_t group, uint64_t index, uint64_t term)
@@ -275,6 +283,30 @@ int wr_wal_snapshot(wr_wal_t *w, uint64_t group, uint64_t index, uint64_t term)
     return WR_OK;
 }
 
+int wr_wal_group_delete(wr_wal_t *w, uint64_t group)
+{
+    uint8_t rec[WR_WAL_DEL_LEN];
+    wr_wal_group_t *g;
+    int rc;
+
+    if (w->failed)
+        return WR_EIO;
+    if ((g = wr_wal_group(w, group, false)) == NULL || g->deleted)
+        return WR_ENOENT;
+    rec[0] = WR_WAL_DELETE;
+    wr_wal_put64(rec + 1, group);
+    if ((rc = stage(w, WR_WAL_DELETE, group, 0, rec, sizeof(rec), NULL, 0)) != WR_OK)
+        return rc;
+    if (!wr_wal_group_reset(w, g, ++w->gen)) {
+        w->nq--;
+        w->staged.len -= sizeof(rec);
+        return WR_ENOMEM;
+    }
+    g->born = UINT64_MAX; /* its LSN once framed; write-behind skips every record before it */
+    wr_wal_state_note(w, g);
+    return WR_OK;
+}
+
 uint64_t wr_wal_pending_bytes(const wr_wal_t *w)
 {
     return w->staged.len;
@@ -287,6 +319,7 @@ static void batch_free(wr_wal_batch_t *b)
     if (b == NULL)
         return;
     wr_buf_free(&b->buf);
+    wr_buf_free(&b->state);
     free(b->notices);
     free(b->last);
     free(b->snaps);
@@ -350,6 +383,8 @@ static void batch_add(wr_wal_t *w, wr_wal_batch_t *b, const wr_wal_staged_t *s)
     size_t k = notice_of(b, g);
     wr_wal_loc_t *l;
 
+    if (s->type == WR_WAL_DELETE)
+        g->born = b->next_lsn;
     frame(&b->buf, b->seed, &b->next_lsn, w->staged.data + s->off, s->len);
     b->notices[k].hard |= s->type == WR_WAL_HARD;
     b->notices[k].snapshot |= s->type == WR_WAL_SNAPSHOT;
@@ -386,6 +421,10 @@ static int batch_start(wr_wal_t *w, bool roll, wr_wal_batch_t **out)
     /* The end marker: a damaged last record is then followed by a valid one, so it is not taken for a torn
      * tail. */
     wr_wal_end_encode(&b->buf, b->seed, b->next_lsn++, b->buf.len);
+    if (w->state_dirty) { /* a term, vote or abstain changed: the state file is written after the WAL */
+        wr_wal_state_image(w, &b->state);
+        b->state_f = wr_wal_state_file(w);
+    }
     for (size_t i = 0; i < b->nnotices; i++)
         wr_wal_group(w, b->notices[i].group, false)->slot = 0;
     b->gen = w->gen;
@@ -430,6 +469,8 @@ int wr_wal_write(wr_wal_batch_t *b)
         rc = wr_vfs_datasync(b->f);
     if (rc == WR_OK && b->new_file)
         rc = wr_vfs_sync_dir(b->vfs, b->dir);
+    if (rc == WR_OK && b->state.len > 0)
+        rc = wr_wal_state_put(b->state_f, &b->state);
     b->status = rc == WR_OK ? WR_OK : WR_EIO;
     return b->status;
 }
@@ -558,7 +599,7 @@ int wr_wal_group_info(const wr_wal_t *w, uint64_t group, wr_wal_group_info_t *ou
     wr_wal_group_t *g = wr_wal_group((wr_wal_t *)w, group, false);
     wr_wal_loc_t *l;
 
-    if (g == NULL)
+    if (g == NULL || g->deleted)
         return WR_ENOENT;
     out->snap_index = g->floor;
     out->snap_term = g->floor_term;
@@ -577,6 +618,7 @@ int wr_wal_foreach_group(const wr_wal_t *w, int (*fn)(void *ud, uint64_t group),
     int rc = WR_OK;
 
     for (size_t i = 0; rc == WR_OK && i < w->nall; i++)
-        rc = fn(ud, w->all[i]->id);
+        if (!w->all[i]->deleted)
+            rc = fn(ud, w->all[i]->id);
     return rc;
 }

@@ -117,6 +117,16 @@ int wr_wal_set_hard(wr_wal_t *w, uint64_t group, const wr_wal_hard_t *h);
 int wr_wal_snapshot(wr_wal_t *w, uint64_t group, uint64_t index, uint64_t term);
 
 /*
+ * Queues the group's deletion (its quorum queue is gone): at once it holds
+ * nothing and wr_wal_group_info says WR_ENOENT; once the deletion record is
+ * durable, write-behind removes its segment files, and recovery ignores its
+ * records before that one. A later append, hard state or snapshot of the
+ * same id starts a new incarnation that never sees the old one's entries.
+ * WR_OK, WR_ENOENT (not held), WR_ENOMEM or WR_EIO.
+ */
+int wr_wal_group_delete(wr_wal_t *w, uint64_t group);
+
+/*
  * Reads entry (group, index): its term into *term and its payload appended
  * to out. From memory if not yet written, else from the WAL or the group's
  * segment file, with the CRC checked. WR_OK, WR_ENOENT (not held),

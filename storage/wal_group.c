@@ -199,6 +199,35 @@ void wr_wal_group_snap(wr_wal_t *w, wr_wal_group_t *g, uint64_t index, uint64_t 
     }
 }
 
+bool wr_wal_group_reset(wr_wal_t *w, wr_wal_group_t *g, uint64_t gen)
+{
+    wr_wal_doomed_t *d;
+
+    if (w->ndoomed == w->capdoomed) {
+        size_t cap = w->capdoomed ? w->capdoomed * 2 : 8;
+        wr_wal_doomed_t *v = realloc(w->doomed, cap * sizeof(*v));
+        if (v == NULL)
+            return false;
+        w->doomed = v;
+        w->capdoomed = cap;
+    }
+    d = &w->doomed[w->ndoomed];
+    *d = (wr_wal_doomed_t){g->id, malloc((g->nsegs ? g->nsegs : 1) * sizeof(*d->seqs)), g->nsegs, gen};
+    if (d->seqs == NULL)
+        return false;
+    w->ndoomed++;
+    for (size_t i = 0; i < g->nsegs; i++)
+        d->seqs[i] = g->segs[i].seq;
+    drop_from(w, g, 0, gen);
+    g->nsegs = 0;
+    g->first = 1;
+    g->floor = g->floor_term = g->dfloor = g->dfloor_term = g->durable = 0;
+    g->hard = (wr_wal_hard_t){0, 0, 0, 0};
+    g->damaged = g->seg_lost = g->wb_reset = false;
+    g->deleted = true;
+    return true;
+}
+
 void wr_wal_group_free(wr_wal_group_t *g)
 {
     if (g == NULL)

@@ -23,10 +23,12 @@
 #define WR_WAL_HARD      'H' /* group u64, term u64, vote u64, commit u64, abstain u64 */
 #define WR_WAL_SNAPSHOT  'S' /* group u64, index u64, term u64, flags u8 (bit 0: drop the whole log) */
 #define WR_WAL_END       'B' /* u64: bytes of the batch (WAL) or flush (segment) it closes */
+#define WR_WAL_DELETE    'D' /* group u64: the group and everything before it are gone (WAL) */
 #define WR_WAL_ENTRY_HDR 25
 #define WR_WAL_END_LEN   9
 #define WR_WAL_HARD_LEN  41
 #define WR_WAL_SNAP_LEN  26
+#define WR_WAL_DEL_LEN   9
 #define WR_WAL_PATH_MAX  4096
 #define WR_WAL_DIR_MAX   3968 /* longest o->dir + "/groups", leaving room for file names */
 
@@ -79,13 +81,25 @@ typedef struct {
     size_t slot;   /* its notice in the batch being prepared, + 1; 0 = none */
     wr_buf_t wb;   /* write-behind: bytes for the head segment, not yet written */
     bool wb_listed;
-    uint64_t wb_last; /* the last index queued in wb */
-    bool wb_reset;    /* the last record queued for its segments is a reset marker at floor */
-    bool seg_lost;    /* recovery: a damaged segment lost records of it */
-    uint64_t
-        seg_tail; /* recovery: a segment tail was cut here (last + 1); the WAL must supply it; 0 = none */
+    uint64_t wb_last;  /* the last index queued in wb */
+    bool wb_reset;     /* the last record queued for its segments is a reset marker at floor */
+    bool seg_lost;     /* recovery: a damaged segment lost records of it */
     uint32_t seg_next; /* sequence number of its next segment file: never reused */
+    wr_wal_hard_t st;  /* term, vote and abstain as last put in a state file image (or read from one) */
+    uint32_t syn_seq;  /* its segment files up to syn_seq, syn_size bytes of that one, were synced */
+    uint64_t syn_size;
+    bool deleted;     /* wr_wal_group_delete: absent to callers until appended to again */
+    uint64_t born;    /* LSN of the deletion record its incarnation follows; 0 = none, UINT64_MAX = staged */
+    uint64_t st_born; /* recovery: the incarnation the state file's record describes */
 } wr_wal_group_t;
+
+/* Segment files of a deleted incarnation, removed once its deletion record is durable. */
+typedef struct {
+    uint64_t group;
+    uint32_t *seqs;
+    size_t n;
+    uint64_t gen; /* the deletion's append generation */
+} wr_wal_doomed_t;
 
 /* A queued record: its payload is staged[off .. off + len). */
 typedef struct {
@@ -108,6 +122,8 @@ struct wr_wal_batch_s {
     wr_buf_t buf;
     uint64_t gen; /* the newest append it holds */
     uint64_t next_lsn;
+    wr_buf_t state;         /* a state file image to write after the WAL, or empty */
+    wr_vfs_file_t *state_f; /* the copy it goes to */
     wr_wal_notice_t *notices;
     wr_wal_loc_t *last;   /* per notice: where its last entry went */
     uint64_t (*snaps)[2]; /* per notice: its last snapshot marker (index, term) */
@@ -139,6 +155,12 @@ struct wr_wal_s {
     uint32_t wb_seq;  /* its sequence number; 0 = none */
     bool wb_unsynced; /* segments were written since the last wr_vfs_sync_all */
     uint64_t salt;
+    wr_wal_doomed_t *doomed; /* segment files to remove */
+    size_t ndoomed, capdoomed;
+    wr_vfs_file_t *state_f[2]; /* the state file's two copies */
+    uint64_t state_seq;        /* of the newest image made */
+    bool state_dirty;          /* a term, vote or abstain changed since the last image */
+    bool state_known;          /* a valid copy was read (or none was ever written) */
 };
 
 /* ---- wal.c ---- */
@@ -188,6 +210,12 @@ void wr_wal_unref(wr_wal_t *w, wr_wal_group_t *g, const wr_wal_loc_t *l, uint64_
  * is not counted live. false on allocation failure.
  */
 bool wr_wal_group_put(wr_wal_t *w, wr_wal_group_t *g, uint64_t index, const wr_wal_loc_t *l, uint64_t gen);
+/*
+ * Forgets g's incarnation (a deletion record at generation gen): entries,
+ * snapshot, hard state; its segment files are queued for removal. false on
+ * allocation failure (nothing changed).
+ */
+bool wr_wal_group_reset(wr_wal_t *w, wr_wal_group_t *g, uint64_t gen);
 /* Drops entries <= index (reset: all of them) and moves the floor there. */
 void wr_wal_group_snap(wr_wal_t *w, wr_wal_group_t *g, uint64_t index, uint64_t term, bool reset,
                        uint64_t gen);
@@ -204,6 +232,27 @@ void wr_wal_group_free(wr_wal_group_t *g);
 
 /* Recovers w (dirs made, files listed, segments and WAL replayed); fills rec. */
 int wr_wal_recover(wr_wal_t *w, wr_wal_recovery_t *rec);
+
+/* ---- wal_state.c: the state file ---- */
+
+/* Opens both copies (created if absent) and applies the newest valid one to the groups it names. */
+int wr_wal_state_load(wr_wal_t *w);
+/* A new image of every group (next sequence number) into out; it becomes what the groups' st says. */
+void wr_wal_state_image(wr_wal_t *w, wr_buf_t *out);
+/* The copy the newest image goes to. */
+wr_vfs_file_t *wr_wal_state_file(const wr_wal_t *w);
+/* Marks the state file stale if g's term, vote or abstain differ from its last image. */
+void wr_wal_state_note(wr_wal_t *w, const wr_wal_group_t *g);
+/* Writes img at the start of f and syncs it (any thread). WR_OK, WR_ENOMEM or WR_EIO. */
+int wr_wal_state_put(wr_vfs_file_t *f, const wr_buf_t *img);
+/* An image written and synced now (owner's thread). */
+int wr_wal_state_sync(wr_wal_t *w);
+/* Recovery: g's hard state from the WAL merged with the state file's (the newer term wins, abstain the
+ * larger). */
+void wr_wal_state_merge(wr_wal_group_t *g);
+/* After a wr_vfs_sync_all: every group's segments count as synced to their current size. */
+void wr_wal_state_settle(wr_wal_t *w);
+void wr_wal_state_close(wr_wal_t *w);
 
 /* ---- wal_segment.c ---- */
 

@@ -150,8 +150,6 @@ static bool seg_record(seg_ctx_t *c, uint32_t seq, const wr_segment_item_t *it)
         index != it->index)
         return false;
     l = (wr_wal_loc_t){term, seq, (uint32_t)it->off, it->len, WR_LOC_SEG};
-    if (index <= c->g->seg_tail)
-        c->g->seg_tail = 0; /* a later segment file supersedes the cut tail */
     return wr_wal_group_put(c->w, c->g, index, &l, 0);
 }
 
@@ -175,6 +173,16 @@ static uint64_t seg_scan(seg_ctx_t *c, uint32_t seq, const wr_segment_header_t *
             return it.off;
     }
     return c->img.len;
+}
+
+/*
+ * Whether byte off of g's segment seq was synced: the state file says how far
+ * each group's segments were when write-behind last synced them (before it
+ * deleted a WAL file). Without a valid state file, everything counts as synced.
+ */
+static bool seg_synced(const wr_wal_t *w, const wr_wal_group_t *g, uint32_t seq, uint64_t off)
+{
+    return !w->state_known || seq < g->syn_seq || (seq == g->syn_seq && off < g->syn_size);
 }
 
 /* A segment file after a cut: its records are lost. */
@@ -216,7 +224,7 @@ static int seg_file(seg_ctx_t *c, uint32_t seq)
     if (wr_segment_header_decode(c->img.data, c->img.len, &h, &version) != WR_OK) {
         wr_vfs_close(f);
         c->changed = true;
-        if (!header_damaged(&c->img)) {
+        if (!header_damaged(&c->img) && !seg_synced(c->w, c->g, seq, 0)) {
             wr_wal_msg(c->w, "wal: segment %s has no valid header (a crash as it was created); removed",
                        path);
             return wr_vfs_unlink(c->w->o.vfs, path);
@@ -228,11 +236,13 @@ static int seg_file(seg_ctx_t *c, uint32_t seq)
     }
     good = seg_scan(c, seq, &h, &tail);
     if (good < c->img.len) {
-        /* Torn: written after the last sync, so the WAL still holds it; later files may follow.
-         * Unless it was synced and its WAL file is gone: replay must prove the WAL holds it. */
+        /* Torn only if it starts past what was synced: the WAL file it came from is then still
+         * there (it is deleted only after the sync). A lone end marker loses nothing (no other
+         * record is that short). Anything else is damage. */
+        tail = tail && (!seg_synced(c->w, c->g, seq, good) ||
+                        c->img.len - good == WR_SEGMENT_RECORD_HEADER + WR_WAL_END_LEN);
         c->cut = !tail;
         c->g->seg_lost |= !tail;
-        c->g->seg_tail = tail ? wr_wal_group_last(c->g) + 1 : 0;
         c->rec->torn_bytes += c->img.len - good;
         wr_wal_msg(c->w, "wal: segment %s: invalid data at offset %" PRIu64 ", %" PRIu64 " bytes cut", path,
                    good, (uint64_t)(c->img.len - good));
@@ -265,7 +275,6 @@ static int seg_forget(seg_ctx_t *c)
     c->g->nsegs = 0;
     c->g->n = 0;
     c->g->first = c->g->floor + 1;
-    c->g->seg_tail = 0;
     c->changed = true;
     return rc;
 }
@@ -273,21 +282,28 @@ static int seg_forget(seg_ctx_t *c)
 static int seg_group(wr_wal_t *w, wr_wal_recovery_t *rec, uint64_t id)
 {
     char dir[WR_WAL_PATH_MAX];
-    seg_ctx_t c = {w, wr_wal_group(w, id, true), rec, WR_BUF_INIT, false, false};
+    seg_ctx_t c = {w, NULL, rec, WR_BUF_INIT, false, false};
     seqs_t s;
     int rc;
 
-    if (c.g == NULL)
-        return WR_ENOMEM;
-    c.g->dir_made = true;
     wr_wal_group_dir(w, id, dir);
     rc = list_seqs(w, dir, ".seg", &s);
+    if (rc == WR_OK && s.n == 0 && wr_wal_group(w, id, false) == NULL) {
+        free(s.v); /* an empty directory (a deleted group's) makes no group */
+        return WR_OK;
+    }
+    if (rc == WR_OK && (c.g = wr_wal_group(w, id, true)) == NULL)
+        rc = WR_ENOMEM;
+    if (rc == WR_OK)
+        c.g->dir_made = true;
     for (size_t i = 0; rc == WR_OK && i < s.n; i++)
         rc = seg_file(&c, (uint32_t)s.v[i]);
     if (rc == WR_OK && c.g->seg_lost)
         rc = seg_forget(&c);
-    /* A number is never reused: a removed file whose removal a crash undoes must not look newer. */
-    c.g->seg_next = s.n > 0 ? (uint32_t)s.v[s.n - 1] + 1 : 1;
+    /* A number is never reused: a removed file whose removal a crash undoes must not look newer,
+     * and the state file's synced size must not describe a new file of the same number. */
+    if (rc == WR_OK && s.n > 0 && s.v[s.n - 1] >= c.g->seg_next)
+        c.g->seg_next = (uint32_t)s.v[s.n - 1] + 1;
     if (rc == WR_OK && c.changed)
         rc = wr_vfs_sync_dir(w->o.vfs, dir);
     free(s.v);
@@ -328,9 +344,16 @@ static bool apply_entry(wr_wal_t *w, uint32_t seq, const wr_segment_item_t *it)
         (g = wr_wal_group(w, group, true)) == NULL)
         return false;
     l = (wr_wal_loc_t){term, seq, (uint32_t)it->off, it->len, WR_LOC_WAL};
-    if (index <= g->seg_tail)
-        g->seg_tail = 0; /* the WAL holds what the cut segment tail held */
     return wr_wal_group_put(w, g, index, &l, 0);
+}
+
+/* A deletion record at lsn: what the state file says of an older incarnation goes too. */
+static bool replay_delete(wr_wal_t *w, wr_wal_group_t *g, uint64_t lsn)
+{
+    if (g->st_born < lsn)
+        g->st = (wr_wal_hard_t){0, 0, 0, 0};
+    g->born = lsn;
+    return wr_wal_group_reset(w, g, 0);
 }
 
 /* Applies one WAL record as at run time; false if it is not one this build writes. */
@@ -343,6 +366,9 @@ static bool apply(wr_wal_t *w, uint32_t seq, const wr_segment_item_t *it)
         return apply_entry(w, seq, it);
     if (it->len == WR_WAL_END_LEN && p[0] == WR_WAL_END)
         return true;
+    if (it->len == WR_WAL_DEL_LEN && p[0] == WR_WAL_DELETE &&
+        (g = wr_wal_group(w, wr_wal_get64(p + 1), true)))
+        return replay_delete(w, g, it->index);
     if (it->len == WR_WAL_HARD_LEN && p[0] == WR_WAL_HARD &&
         (g = wr_wal_group(w, wr_wal_get64(p + 1), true))) {
         g->hard = (wr_wal_hard_t){wr_wal_get64(p + 9), wr_wal_get64(p + 17), wr_wal_get64(p + 25),
@@ -351,7 +377,6 @@ static bool apply(wr_wal_t *w, uint32_t seq, const wr_segment_item_t *it)
     }
     if (it->len == WR_WAL_SNAP_LEN && p[0] == WR_WAL_SNAPSHOT &&
         (g = wr_wal_group(w, wr_wal_get64(p + 1), true))) {
-        g->seg_tail = wr_wal_get64(p + 9) + 1 >= g->seg_tail ? 0 : g->seg_tail;
         wr_wal_group_snap(w, g, wr_wal_get64(p + 9), wr_wal_get64(p + 17), p[25] & 1, 0);
         return true;
     }
@@ -488,6 +513,8 @@ static void finish_group(wr_wal_t *w, wr_wal_group_t *g, wr_wal_recovery_t *rec)
     size_t keep = 0;
     bool hole;
 
+    if (g->deleted)
+        return;
     if (g->n > 0 && g->first <= g->floor) /* a damaged WAL cut off the marker that dropped them */
         wr_wal_group_snap(w, g, g->floor, g->floor_term, false, 0);
     if (g->n > 0 && g->first > g->floor + 1)
@@ -500,7 +527,9 @@ static void finish_group(wr_wal_t *w, wr_wal_group_t *g, wr_wal_recovery_t *rec)
     }
     if (g->n == 0)
         g->first = g->floor + 1;
-    g->damaged = hole || rec->wal_corrupt || g->seg_lost || g->seg_tail != 0;
+    g->damaged = hole || rec->wal_corrupt || g->seg_lost;
+    wr_wal_state_merge(g);
+    wr_wal_state_note(w, g);
     for (size_t i = 0; i < g->n; i++)
         wr_wal_ref(w, g, &g->locs[i]);
     g->durable = wr_wal_group_last(g);
@@ -541,12 +570,17 @@ int wr_wal_recover(wr_wal_t *w, wr_wal_recovery_t *rec)
     if (rc == WR_OK)
         rc = ensure_dir(w, w->groups_dir);
     if (rc == WR_OK)
+        rc = wr_wal_state_load(w);
+    if (rc == WR_OK)
         rc = recover_segments(w, rec);
     if (rc == WR_OK)
         rc = recover_wal(w, rec);
+    if (rc == WR_OK)
+        rc = wr_vfs_sync_all(w->o.vfs, w->dir); /* what recovery read counts as synced from now on */
     if (rc == WR_OK) {
         finish(w, rec);
-        rc = wr_wal_roll(w); /* the recovered files are full from now on */
+        wr_wal_state_settle(w);
+        rc = wr_wal_roll(w); /* the recovered files are full from now on; the state file follows */
     }
     if (rc != WR_OK)
         wr_wal_msg(w, "wal: recovery of %s failed (status %d)", w->dir, rc);

@@ -225,11 +225,11 @@ static int consider(wr_wal_t *w, wr_wal_file_t *f, const wr_segment_item_t *it)
     wr_wal_loc_t *l;
 
     if (it->len == WR_WAL_SNAP_LEN && it->data[0] == WR_WAL_SNAPSHOT && (it->data[25] & 1) &&
-        (g = wr_wal_group(w, wr_wal_get64(it->data + 1), false)) != NULL)
+        (g = wr_wal_group(w, wr_wal_get64(it->data + 1), false)) != NULL && it->index >= g->born)
         return move_reset(w, g);
     if (!wr_wal_entry_parse(it->data, it->len, &group, &term, &index) ||
-        (g = wr_wal_group(w, group, false)) == NULL)
-        return WR_OK;
+        (g = wr_wal_group(w, group, false)) == NULL || it->index < g->born)
+        return WR_OK; /* before: a deleted incarnation's */
     if (index <= g->dfloor)
         return move_reset(w, g);
     l = wr_wal_group_loc(g, index);
@@ -273,8 +273,13 @@ static int retire(wr_wal_t *w, wr_wal_file_t *f)
 
     if (f->wb_pos < f->size || f->live > 0 || f->kill_gen > w->durable_gen)
         return WR_OK;
-    if (w->wb_unsynced && wr_vfs_sync_all(w->o.vfs, w->dir) != WR_OK)
-        return WR_EIO;
+    if (w->wb_unsynced) { /* the state file records the synced sizes before the WAL copy goes */
+        if (wr_vfs_sync_all(w->o.vfs, w->dir) != WR_OK)
+            return WR_EIO;
+        wr_wal_state_settle(w);
+        if (wr_wal_state_sync(w) != WR_OK)
+            return WR_EIO;
+    }
     w->wb_unsynced = false;
     wr_wal_file_path(w, f->seq, path);
     rc = wr_vfs_unlink(w->o.vfs, path);
@@ -320,6 +325,48 @@ static int sweep(wr_wal_t *w)
     return rc;
 }
 
+/* Removes a deleted incarnation's segment files. */
+static int doomed_remove(wr_wal_t *w, const wr_wal_doomed_t *d)
+{
+    char path[WR_WAL_PATH_MAX];
+    int rc = WR_OK;
+
+    for (size_t i = 0; rc == WR_OK && i < d->n; i++) {
+        wr_wal_seg_path(w, d->group, d->seqs[i], path);
+        rc = wr_vfs_unlink(w->o.vfs, path);
+        rc = rc == WR_ENOENT ? WR_OK : rc;
+    }
+    if (rc == WR_OK && d->n > 0) {
+        wr_wal_group_dir(w, d->group, path);
+        rc = wr_vfs_sync_dir(w->o.vfs, path);
+    }
+    return rc;
+}
+
+/*
+ * Removes the segment files of deleted incarnations whose deletion record is
+ * durable; first in every step, so the WAL file holding that record outlives
+ * them. Until it is durable they stay, and so does every WAL file holding a
+ * live entry of the old incarnation (the deletion raised its kill generation);
+ * the current WAL file's checkpoint predates the deletion and restates its
+ * snapshot marker and hard state, so a crash before then loses nothing of it.
+ */
+static int sweep_doomed(wr_wal_t *w)
+{
+    size_t keep = 0;
+    int rc = WR_OK;
+
+    for (size_t i = 0; i < w->ndoomed; i++) {
+        wr_wal_doomed_t *d = &w->doomed[i];
+        if (rc == WR_OK && d->gen <= w->durable_gen && (rc = doomed_remove(w, d)) == WR_OK)
+            free(d->seqs);
+        else
+            w->doomed[keep++] = *d;
+    }
+    w->ndoomed = keep;
+    return rc;
+}
+
 static void report_damage(wr_wal_t *w, wr_wal_file_t *f)
 {
     char path[WR_WAL_PATH_MAX];
@@ -342,6 +389,8 @@ int wr_wal_writebehind(wr_wal_t *w, uint64_t budget, bool *more)
         return WR_EIO;
     if (w->inflight != NULL)
         return WR_AGAIN;
+    if ((rc = sweep_doomed(w)) != WR_OK)
+        return rc;
     if (f != NULL && !f->stuck) {
         rc = move_some(w, f, budget);
         if (rc == WR_ESYNTAX)

@@ -96,7 +96,7 @@ static void mark_damaged(sim_wal_t *w, int g)
     sim_wal_group_t *s = &w->g[g];
     wr_wal_hard_t h = {s->hs_durable.term, s->hs_durable.vote, s->hs_durable.commit, s->hs_durable.abstain};
 
-    if (!s->damaged || h.abstain != 0)
+    if (!s->damaged || h.abstain >= (h.term > 0 ? h.term : 1))
         return;
     h.abstain = h.term > 0 ? h.term : 1;
     if (wr_wal_set_hard(w->wal, (uint64_t)g + 1, &h) != WR_OK || wr_wal_sync(w->wal) != WR_OK)

@@ -3,10 +3,13 @@
  * wal-bench: drives storage/wal.h on the real disk. "append" has G groups
  * each propose one entry per round, one batch (one fdatasync) per round, with
  * write-behind in between; "recover" fills G groups with N entries in total,
- * closes, and times wr_wal_open; "open" times wr_wal_open of what DIR holds.
+ * closes, and times wr_wal_open; "open" times wr_wal_open of what DIR holds;
+ * "thread" runs the storage-thread driver (storage/wal_thread.h) with up to
+ * WINDOW entries per group not yet durable, appending while syncs run.
  * Figures and commands: docs/STORAGE.md.
  */
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 
 #include "core/status.h"
 #include "storage/wal.h"
+#include "storage/wal_thread.h"
 
 typedef struct {
     const char *mode;
@@ -22,6 +26,7 @@ typedef struct {
     uint64_t entries; /* in total */
     size_t size;
     uint64_t wal_size;
+    uint64_t window; /* thread: entries per group not yet durable */
 } bench_opts_t;
 
 static double now(void)
@@ -37,10 +42,9 @@ static void on_msg(void *ud, const char *text)
     fprintf(stderr, "%s\n", text);
 }
 
-static wr_wal_t *open_wal(const bench_opts_t *o, wr_wal_recovery_t *rec)
+static wr_wal_t *open_wal_cb(const bench_opts_t *o, wr_wal_recovery_t *rec, wr_wal_durable_fn fn, void *ud)
 {
-    wr_wal_opts_t wo = {wr_vfs_posix(), o->dir, o->wal_size, 0,   (uint64_t)time(NULL),
-                        NULL,           NULL,   on_msg,      NULL};
+    wr_wal_opts_t wo = {wr_vfs_posix(), o->dir, o->wal_size, 0, (uint64_t)time(NULL), fn, ud, on_msg, NULL};
     wr_wal_t *w;
     int rc = wr_wal_open(&wo, &w, rec);
 
@@ -49,6 +53,11 @@ static wr_wal_t *open_wal(const bench_opts_t *o, wr_wal_recovery_t *rec)
         exit(1);
     }
     return w;
+}
+
+static wr_wal_t *open_wal(const bench_opts_t *o, wr_wal_recovery_t *rec)
+{
+    return open_wal_cb(o, rec, NULL, NULL);
 }
 
 /* One round: every group appends its next entry, one batch, then write-behind up to 4 MiB. */
@@ -117,17 +126,87 @@ static int run_recover(const bench_opts_t *o)
     return time_open(o, secs);
 }
 
+/* thread mode: per group, the next index to append and the last durable one. */
+typedef struct {
+    uint64_t *next;
+    uint64_t *durable;
+} flow_t;
+
+static void on_durable(void *ud, const wr_wal_notice_t *n, int status)
+{
+    flow_t *f = ud;
+
+    if (status != WR_OK) {
+        fprintf(stderr, "wal-bench: a batch failed\n");
+        exit(1);
+    }
+    if (n->index > f->durable[n->group - 1])
+        f->durable[n->group - 1] = n->index;
+}
+
+/* Appends every group's entries its window allows; returns how many. */
+static uint64_t refill(wr_wal_t *w, const bench_opts_t *o, flow_t *f, uint64_t per_group, const uint8_t *data)
+{
+    uint64_t n = 0;
+
+    for (uint64_t g = 0; g < o->groups; g++)
+        for (; f->next[g] <= per_group && f->next[g] - f->durable[g] <= o->window; f->next[g]++, n++)
+            if (wr_wal_append(w, g + 1, 1, f->next[g], data, o->size) != WR_OK)
+                exit(1);
+    return n;
+}
+
+static int run_thread(const bench_opts_t *o)
+{
+    uint64_t per_group = o->entries / o->groups, sent = 0, total = per_group * o->groups;
+    flow_t f = {calloc(o->groups, sizeof(uint64_t)), calloc(o->groups, sizeof(uint64_t))};
+    uint8_t *data = malloc(o->size);
+    wr_wal_t *w = open_wal_cb(o, NULL, on_durable, &f);
+    wr_wal_thread_t *t;
+    uint64_t durable = 0;
+    double t0;
+
+    if (f.next == NULL || f.durable == NULL || data == NULL || wr_wal_thread_new(w, 4u << 20, &t) != WR_OK)
+        exit(1);
+    memset(data, 0x5a, o->size);
+    for (uint64_t g = 0; g < o->groups; g++)
+        f.next[g] = 1;
+    t0 = now();
+    while (durable < total) {
+        struct pollfd p = {wr_wal_thread_fd(t), POLLIN, 0};
+        sent += refill(w, o, &f, per_group, data);
+        if (wr_wal_thread_kick(t) != WR_OK || poll(&p, 1, -1) < 0 || wr_wal_thread_dispatch(t) != WR_OK)
+            exit(1);
+        durable = 0;
+        for (uint64_t g = 0; g < o->groups; g++)
+            durable += f.durable[g];
+    }
+    t0 = now() - t0;
+    printf("thread: %" PRIu64 " group(s), window %" PRIu64 ", %zu-byte entries: %" PRIu64
+           " entries in %.2f s = %.0f entries/s, %" PRIu64 " fdatasyncs = %.0f fsyncs/s, %.1f entries per "
+           "fsync\n",
+           o->groups, o->window, o->size, sent, t0, (double)sent / t0, wr_wal_thread_batches(t),
+           (double)wr_wal_thread_batches(t) / t0, (double)sent / (double)wr_wal_thread_batches(t));
+    wr_wal_thread_free(t);
+    wr_wal_close(w);
+    free(f.next);
+    free(f.durable);
+    free(data);
+    return 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: wal-bench append|recover DIR [GROUPS [ENTRIES [SIZE [WAL_SIZE]]]]\n"
-            "  DIR must exist and be empty; defaults: 1000 groups, 100000 entries, 1024 bytes, 64 MiB\n");
+            "usage: wal-bench append|recover|thread DIR [GROUPS [ENTRIES [SIZE [WAL_SIZE [WINDOW]]]]]\n"
+            "  DIR must exist and be empty; defaults: 1000 groups, 100000 entries, 1024 bytes, 64 MiB,\n"
+            "  window 1 (thread: entries per group not yet durable)\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    bench_opts_t o = {NULL, NULL, 1000, 100000, 1024, 64u << 20};
+    bench_opts_t o = {NULL, NULL, 1000, 100000, 1024, 64u << 20, 1};
 
     if (argc < 3)
         usage();
@@ -137,7 +216,8 @@ int main(int argc, char **argv)
     o.entries = argc > 4 ? strtoull(argv[4], NULL, 10) : o.entries;
     o.size = argc > 5 ? (size_t)strtoull(argv[5], NULL, 10) : o.size;
     o.wal_size = argc > 6 ? strtoull(argv[6], NULL, 10) : o.wal_size;
-    if (o.groups == 0 || o.entries < o.groups || o.size == 0)
+    o.window = argc > 7 ? strtoull(argv[7], NULL, 10) : o.window;
+    if (o.groups == 0 || o.entries < o.groups || o.size == 0 || o.window == 0)
         usage();
     if (strcmp(o.mode, "append") == 0)
         return run_append(&o);
@@ -145,6 +225,8 @@ int main(int argc, char **argv)
         return run_recover(&o);
     if (strcmp(o.mode, "open") == 0)
         return time_open(&o, -1);
+    if (strcmp(o.mode, "thread") == 0)
+        return run_thread(&o);
     usage();
     return 2;
 }

@@ -157,6 +157,32 @@ START_TEST(damaged_log_trusts_no_commit)
 }
 END_TEST
 
+START_TEST(damage_raises_an_older_abstain)
+{
+    /* A member still abstaining for term 2 follows term 4, then its disk is damaged
+     * again (warren-sim --disk wal, seed 12052): it may have lost acknowledgements of
+     * term 4, so a term-3 or term-4 leader must not clear its mark. */
+    wr_raft_config_t cfg = {.id = 1,
+                            .peers = {1, 2, 3},
+                            .n_peers = 3,
+                            .election_ticks = 10,
+                            .heartbeat_ticks = 2,
+                            .max_inflight = 4,
+                            .max_batch = 16,
+                            .log_damaged = true};
+    wr_raft_hard_state_t hs = {.term = 4, .abstain = 2};
+    wr_raft_t *r = wr_raft_new(&cfg, &hs, NULL, 0);
+    wr_raft_ready_t rd;
+
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(wr_raft_ready(r, &rd), WR_OK);
+    ck_assert(rd.hs_changed);
+    ck_assert_uint_eq(rd.hs.abstain, 4);
+    wr_raft_advance(r);
+    wr_raft_free(r);
+}
+END_TEST
+
 START_TEST(damaged_log_heartbeat_commit)
 {
     /* The leader's match for this member predates its damage (warren-sim --disk wal,
@@ -254,6 +280,7 @@ int main(void)
     tcase_add_test(tc, conf_decode_bad);
     tcase_add_test(tc, small_per_group);
     tcase_add_loop_test(tc, damaged_log_trusts_no_commit, 0, 2);
+    tcase_add_test(tc, damage_raises_an_older_abstain);
     tcase_add_test(tc, damaged_log_heartbeat_commit);
     tcase_add_test(tc, stale_appends_dropped_after_truncation);
     suite_add_tcase(s, tc);

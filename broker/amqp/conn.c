@@ -43,6 +43,9 @@
 /* RabbitMQ's SILENT_CLOSE_DELAY: a client that failed the handshake or broke
  * framing waits this long for its socket to close (anti-DoS). */
 #define SILENT_CLOSE_DELAY_SEC 3
+/* RabbitMQ's CLOSING_TIMEOUT: after close-ok the client has this long (or
+ * its heartbeat interval, when shorter) to close the socket. */
+#define PEER_CLOSE_TIMEOUT_SEC 30
 /* Output above HIGH makes the connection unwritable for deliveries; once it
  * drains to LOW, channels are told to resume. */
 #define WRITE_HIGH_WM (1024 * 1024)
@@ -266,6 +269,17 @@ void wr_conn_close_when_flushed(wr_conn_t *c)
     /* Write low-watermark 0: the write callback fires when output is empty. */
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     conn_arm_deadline(c, evbuffer_get_length(wr_conn_output(c)) == 0 ? 0 : CLOSE_TIMEOUT_SEC);
+}
+
+void wr_conn_await_peer_close(wr_conn_t *c)
+{
+    int bound =
+        c->heartbeat > 0 && c->heartbeat < PEER_CLOSE_TIMEOUT_SEC ? c->heartbeat : PEER_CLOSE_TIMEOUT_SEC;
+
+    conn_uncork(c);
+    c->await_peer_close = true;
+    event_del(c->heartbeat_ev);
+    conn_arm_deadline(c, bound);
 }
 
 /* Stop everything now but close on the next loop pass: for failures found
@@ -985,7 +999,9 @@ static void conn_process_frames(wr_conn_t *c)
         budget--;
     }
     /* A half-closed peer may still be owed queued output (close-ok). */
-    if (c->peer_eof && !c->close_when_flushed)
+    if (c->peer_eof && c->await_peer_close)
+        conn_close_now(c, NULL);
+    else if (c->peer_eof && !c->close_when_flushed)
         conn_close_now(c, "client unexpectedly closed TCP connection");
 }
 
@@ -1111,7 +1127,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         conn_close_now(c, "handshake timeout");
         return;
     }
-    conn_close_now(c, "no connection.close-ok in time");
+    conn_close_now(c, c->await_peer_close ? NULL : "no connection.close-ok in time");
 }
 
 /* Every interval/2 (rabbit_heartbeat): send a heartbeat if nothing else was

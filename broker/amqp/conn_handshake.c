@@ -55,6 +55,7 @@ static void conn_send_start(wr_conn_t *c)
     wr_table_put_bool(&props, "consumer_priorities", true);
     wr_table_put_bool(&props, "authentication_failure_close", true);
     wr_table_put_bool(&props, "per_consumer_qos", true);
+    wr_table_put_bool(&props, "direct_reply_to", true);
     wr_table_end(&props, caps);
     wr_table_put_str(&props, "cluster_name", cluster);
     wr_table_put_str(&props, "copyright", "Copyright (c) the warren authors");
@@ -327,7 +328,8 @@ static void conn_open(wr_conn_t *c, const wr_connection_open_t *m)
     wr_log_info("%s", line);
 }
 
-/* connection.close from the client: free its channels, then close-ok. */
+/* connection.close from the client: free its channels, then close-ok; the
+ * client closes the socket (wr_conn_await_peer_close). */
 static void conn_client_close(wr_conn_t *c, const wr_connection_close_t *m)
 {
     wr_method_t ok = {.id = WR_CONNECTION_CLOSE_OK};
@@ -339,7 +341,23 @@ static void conn_client_close(wr_conn_t *c, const wr_connection_close_t *m)
     c->state = WR_CONN_CLOSED;
     wr_conn_teardown(c);
     wr_conn_put_method(c, 0, &ok);
-    wr_conn_close_when_flushed(c);
+    wr_conn_await_peer_close(c);
+}
+
+/* connection.update-secret (RabbitMQ 3.8+). RabbitMQ asks each auth backend
+ * to update its state; its internal backend's state cannot expire, so the
+ * new secret is accepted without a check and the user stays the same. Our
+ * users are all that backend's, so the answer is always update-secret-ok. */
+static void conn_update_secret(wr_conn_t *c)
+{
+    wr_method_t ok = {.id = WR_CONNECTION_UPDATE_SECRET_OK};
+    char line[300];
+
+    wr_conn_put_method(c, 0, &ok);
+    snprintf(line, sizeof(line), "connection %s of user '%s': user-provided secret updated", c->name,
+             c->user);
+    wr_conn_sanitize(line);
+    wr_log_info("%s", line);
 }
 
 static void conn_unexpected_method(wr_conn_t *c, uint32_t id)
@@ -380,6 +398,10 @@ void wr_conn_handle_channel0(wr_conn_t *c, const wr_frame_t *f)
     case WR_CONN_OPEN:
         if (m.id == WR_CONNECTION_CLOSE) {
             conn_client_close(c, &m.u.connection_close);
+            return;
+        }
+        if (m.id == WR_CONNECTION_UPDATE_SECRET) {
+            conn_update_secret(c);
             return;
         }
         break;

@@ -1044,6 +1044,22 @@ static void on_read(struct bufferevent *bev, void *arg)
     conn_process(c);
 }
 
+/* recv_oct and send_oct: what the transport added to the input and took
+ * from the output. */
+static void on_input_counted(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    wr_conn_t *c = arg;
+
+    c->recv_oct += info->n_added;
+}
+
+static void on_output_counted(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    wr_conn_t *c = arg;
+
+    c->send_oct += info->n_deleted;
+}
+
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
     wr_conn_t *c = arg;
@@ -1196,6 +1212,9 @@ wr_conn_t *wr_conn_new(const wr_conn_env_t *env, int fd, const struct sockaddr *
         event_priority_set(c->uncork_idle, WR_PRIO_IDLE) != 0)
         goto err;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    if (!evbuffer_add_cb(bufferevent_get_input(c->bev), on_input_counted, c) ||
+        !evbuffer_add_cb(bufferevent_get_output(c->bev), on_output_counted, c))
+        goto err;
     bufferevent_setwatermark(c->bev, EV_READ, 0, WR_CONN_READ_HIGH_WM);
     bufferevent_setwatermark(c->bev, EV_WRITE, WRITE_LOW_WM, 0);
     /* libevent moves at most 16 KiB per read or write callback by default,
@@ -1243,6 +1262,7 @@ void wr_conn_free(wr_conn_t *c)
     wr_buf_free(&c->scratch);
     free(c->user);
     free(c->caps);
+    free(c->client_props);
     free(c);
 }
 
@@ -1351,6 +1371,16 @@ void wr_conn_info(const wr_conn_t *c, wr_conn_info_t *out)
     out->frame_max = c->frame_max;
     out->channels = c->nchannels;
     out->connected_at = c->connected_at;
+    out->auth_mechanism = c->mechanism;
+    out->client_properties = (wr_bytes_t){c->client_props, c->client_props_len};
+    out->recv_oct = c->recv_oct;
+    out->send_oct = c->send_oct;
+    out->ssl = c->tls;
+}
+
+bool wr_conn_tls_session(const wr_conn_t *c, wr_tls_session_t *out)
+{
+    return c->tls && wr_tls_session(c->bev, out);
 }
 
 void wr_conn_foreach_channel(const wr_conn_t *c, void (*fn)(void *ud, const wr_channel_t *ch), void *ud)

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker/amqp/tls.h"
 #include "broker/auth/access.h"
 #include "broker/base/message.h"
 #include "broker/config/config.h"
@@ -120,10 +121,17 @@ typedef struct {
     uint16_t heartbeat;
     uint32_t frame_max;
     uint32_t channels;
-    int64_t connected_at; /* milliseconds since the epoch */
+    int64_t connected_at;         /* milliseconds since the epoch */
+    const char *auth_mechanism;   /* "PLAIN"...; NULL before start-ok; static */
+    wr_bytes_t client_properties; /* start-ok's table, raw; borrowed from c (empty before) */
+    uint64_t recv_oct, send_oct;  /* octets read and written (TLS: the plaintext) */
+    bool ssl;                     /* accepted on a TLS listener */
 } wr_conn_info_t;
 
 void wr_conn_info(const wr_conn_t *c, wr_conn_info_t *out);
+/* c's TLS session (broker/amqp/tls.h); false when c is not over TLS or the
+ * handshake is not done. */
+bool wr_conn_tls_session(const wr_conn_t *c, wr_tls_session_t *out);
 /* Calls fn for each open channel, in channel-number order; fn must not
  * open or close channels. */
 void wr_conn_foreach_channel(const wr_conn_t *c, void (*fn)(void *ud, const wr_channel_t *ch), void *ud);

@@ -199,6 +199,15 @@ static void conn_start_ok(wr_conn_t *c, const wr_connection_start_ok_t *m)
 
     if (!wr_conn_check_table(c, m->client_properties, 0, WR_CONNECTION_START_OK, "connection.start-ok"))
         return;
+    if (m->client_properties.len > 0) {
+        c->client_props = malloc(m->client_properties.len);
+        if (!c->client_props) {
+            wr_conn_out_of_memory(c);
+            return;
+        }
+        memcpy(c->client_props, m->client_properties.data, m->client_properties.len);
+        c->client_props_len = m->client_properties.len;
+    }
     if (wr_table_get(m->client_properties, "capabilities", &caps) && caps.type == 'F' && caps.v.s.len > 0) {
         c->caps = malloc(caps.v.s.len);
         if (!c->caps) {
@@ -226,6 +235,7 @@ static void conn_start_ok(wr_conn_t *c, const wr_connection_start_ok_t *m)
         conn_auth_fail(c, wr_sasl_mech_name(mech), "user '%s' can only connect via localhost", u->name);
         return;
     }
+    c->mechanism = wr_sasl_mech_name(mech);
     c->user = strdup(u->name);
     if (!c->user) {
         wr_conn_out_of_memory(c);

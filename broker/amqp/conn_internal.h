@@ -79,6 +79,11 @@ struct wr_conn_s {
     wr_access_who_t who; /* the user's permission in vhost, from connection.open */
     uint8_t *caps;       /* the client's capabilities table, raw */
     size_t caps_len;
+    uint8_t *client_props; /* start-ok's client_properties table, raw */
+    size_t client_props_len;
+    const char *mechanism; /* the SASL mechanism of the login; static */
+    uint64_t recv_oct;     /* octets read from the transport */
+    uint64_t send_oct;     /* octets written to it */
 
     wr_channel_t ***pages; /* CHANNEL_PAGES entries, each NULL or a page */
     uint32_t nchannels;

@@ -221,6 +221,7 @@ static void conn_free_channels(wr_conn_t *c)
             c->pages[p][i] = NULL;
         }
     }
+    wr_counters_add(c->env->counters, WR_CNT_CHANNELS_CLOSED, c->nchannels);
     c->nchannels = 0;
 }
 
@@ -233,8 +234,10 @@ void wr_conn_teardown(wr_conn_t *c)
     c->torn_down = true;
     c->teardown_pending = false;
     conn_free_channels(c);
-    if (c->vhost)
+    if (c->vhost) {
         wr_vhost_conn_closed(c->vhost, c->id);
+        wr_counters_add(c->env->counters, WR_CNT_CONNECTIONS_CLOSED, 1);
+    }
     if (c->user_counted)
         c->env->user_remove(c->env->ud, c->user);
     c->user_counted = false;
@@ -791,6 +794,7 @@ static void conn_unopened_channel(wr_conn_t *c, const wr_frame_t *f)
         return;
     }
     c->nchannels++;
+    wr_counters_add(c->env->counters, WR_CNT_CHANNELS_OPENED, 1);
 }
 
 /*
@@ -896,6 +900,7 @@ static void conn_channel_frame(wr_conn_t *c, const wr_frame_t *f)
         wr_channel_free(*slot);
         *slot = NULL;
         c->nchannels--;
+        wr_counters_add(c->env->counters, WR_CNT_CHANNELS_CLOSED, 1);
     }
     if ((f->type == WR_FRAME_HEADER || f->type == WR_FRAME_BODY) && c->state == WR_CONN_OPEN)
         conn_publish_received(c);

@@ -14,6 +14,7 @@
 
 #include "broker/amqp/tls.h"
 #include "broker/auth/access.h"
+#include "broker/base/counters.h"
 #include "broker/base/message.h"
 #include "broker/config/config.h"
 #include "core/list.h"
@@ -44,6 +45,7 @@ typedef struct {
     struct wr_alarms_s *alarms;     /* flow alarms: publishers are held while they say so */
     struct wr_durable_s *durable;   /* replies wait for the topology journal */
     struct wr_reply_to_s *reply_to; /* the node's direct reply-to names */
+    wr_counters_t *counters;        /* node-wide event counters; may be NULL */
     /* Counts one more connection of `user`: WR_OK; WR_ETOOBIG when the
      * user's limit (stored in *limit) is reached; WR_ENOMEM. */
     int (*user_add)(void *ud, const char *user, int64_t *limit);

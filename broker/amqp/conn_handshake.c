@@ -330,6 +330,7 @@ static void conn_open(wr_conn_t *c, const wr_connection_open_t *m)
     c->who.vhost = wr_vhost_name(vh);
     c->who.user = c->user;
     c->state = WR_CONN_OPEN;
+    wr_counters_add(c->env->counters, WR_CNT_CONNECTIONS_OPENED, 1);
     event_del(c->deadline); /* the handshake is done */
     wr_conn_put_method(c, 0, &ok);
     snprintf(line, sizeof(line), "connection %s: user '%s' authenticated and granted access to vhost '%s'",

@@ -1287,8 +1287,13 @@ void wr_conn_shutdown(wr_conn_t *c)
     case WR_CONN_AWAIT_OPEN:
         conn_close_now(c, "broker shutdown");
         return;
-    case WR_CONN_CLOSING:
     case WR_CONN_CLOSED:
+        /* Waiting for a client to close after close-ok must not hold the
+         * broker's stop: the close-ok is written, then the socket closed. */
+        if (c->await_peer_close && !c->close_when_flushed)
+            wr_conn_close_when_flushed(c);
+        return;
+    case WR_CONN_CLOSING:
     case WR_CONN_DEAD:
         return;
     }

@@ -72,6 +72,7 @@ struct wr_server_s {
     struct wr_policies_s *policies;
     struct wr_alarms_s *alarms;
     wr_reply_to_t *reply_to;  /* direct reply-to names, for every vhost */
+    wr_counters_t counters;   /* node-wide event counters (Prometheus) */
     wr_vhost_env_t vhost_env; /* what every vhost is created with */
     wr_conn_env_t conn_env;   /* what every connection is created with */
     wr_mgmt_env_t mgmt_env;   /* what the management side works with */
@@ -496,6 +497,7 @@ wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls)
         .cfg = cfg,
         .vhosts = srv->vhosts,
         .reply_to = srv->reply_to,
+        .counters = &srv->counters,
         .user_add = server_user_conn_add,
         .user_remove = server_user_conn_remove,
         .done = server_conn_done,
@@ -507,6 +509,7 @@ wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls)
         .vhosts = srv->vhosts,
         .conns = &srv->conns,
         .policies = srv->policies,
+        .counters = &srv->counters,
         .vhost_add = server_vhost_add,
         .ud = srv,
     };

@@ -153,6 +153,7 @@ static void confirms_flush(wr_channel_t *ch)
     if (n == 0)
         return;
     ch->confirm_sent = ch->confirm_upto;
+    wr_counters_add(wr_conn_env(ch->conn)->counters, WR_CNT_CONFIRMED, n);
     /* As RabbitMQ: one pending confirm goes out alone, several as one
      * multiple ack for the highest. */
     m.u.basic_ack.delivery_tag = ch->confirm_upto;
@@ -463,10 +464,24 @@ err:
     return NULL;
 }
 
+void wr_channel_count_publish(wr_channel_t *ch, const wr_message_t *m, bool confirm, bool returned)
+{
+    wr_counters_t *c = wr_conn_env(ch->conn)->counters;
+
+    wr_counters_size(c, m->body_size);
+    wr_counters_add(c, WR_CNT_RECEIVED_CONFIRM, confirm);
+    wr_counters_add(c, WR_CNT_UNROUTABLE_RETURNED, returned);
+    if (!ch->published)
+        wr_counters_add(c, WR_CNT_PUBLISHERS, 1);
+    ch->published = true;
+}
+
 void wr_channel_free(wr_channel_t *ch)
 {
     if (ch == NULL)
         return;
+    if (ch->published)
+        wr_counters_sub(wr_conn_env(ch->conn)->counters, WR_CNT_PUBLISHERS, 1);
     wr_reply_to_cancel(ch);
     if (ch->consumers != NULL)
         drop_consumers(ch);

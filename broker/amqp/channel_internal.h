@@ -63,6 +63,7 @@ struct wr_channel_s {
     uint16_t channel_prefetch;  /* basic.qos global=true: shared by the channel's consumers */
 
     bool confirm;           /* confirm.select seen */
+    bool published;         /* counted among the node's publishers */
     uint64_t publish_seq;   /* last publish sequence number handed out */
     uint64_t confirm_upto;  /* every publish up to this is confirmable */
     uint64_t confirm_sent;  /* acked to the client up to this */
@@ -131,5 +132,10 @@ void wr_channel_fmt_binary(char *out, size_t n, wr_bytes_t b, bool as_string);
 /* Copies name without CR and LF, as RabbitMQ strips them from declared and
  * deleted names (at most 255 bytes: a shortstr). */
 wr_bytes_t wr_channel_strip_crlf(wr_bytes_t name, uint8_t buf[255]);
+
+/* Counts a routed publish in the node's counters (broker/base/counters.h):
+ * its size, whether it expects a confirm, whether it was returned; the
+ * channel's first publish makes it a publisher. */
+void wr_channel_count_publish(wr_channel_t *ch, const wr_message_t *m, bool confirm, bool returned);
 
 #endif

@@ -43,6 +43,9 @@
 /* RabbitMQ's SILENT_CLOSE_DELAY: a client that failed the handshake or broke
  * framing waits this long for its socket to close (anti-DoS). */
 #define SILENT_CLOSE_DELAY_SEC 3
+/* RabbitMQ's CLOSING_TIMEOUT: after close-ok the client has this long (or
+ * its heartbeat interval, when shorter) to close the socket. */
+#define PEER_CLOSE_TIMEOUT_SEC 30
 /* Output above HIGH makes the connection unwritable for deliveries; once it
  * drains to LOW, channels are told to resume. */
 #define WRITE_HIGH_WM (1024 * 1024)
@@ -218,6 +221,7 @@ static void conn_free_channels(wr_conn_t *c)
             c->pages[p][i] = NULL;
         }
     }
+    wr_counters_add(c->env->counters, WR_CNT_CHANNELS_CLOSED, c->nchannels);
     c->nchannels = 0;
 }
 
@@ -230,8 +234,10 @@ void wr_conn_teardown(wr_conn_t *c)
     c->torn_down = true;
     c->teardown_pending = false;
     conn_free_channels(c);
-    if (c->vhost)
+    if (c->vhost) {
         wr_vhost_conn_closed(c->vhost, c->id);
+        wr_counters_add(c->env->counters, WR_CNT_CONNECTIONS_CLOSED, 1);
+    }
     if (c->user_counted)
         c->env->user_remove(c->env->ud, c->user);
     c->user_counted = false;
@@ -266,6 +272,17 @@ void wr_conn_close_when_flushed(wr_conn_t *c)
     /* Write low-watermark 0: the write callback fires when output is empty. */
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     conn_arm_deadline(c, evbuffer_get_length(wr_conn_output(c)) == 0 ? 0 : CLOSE_TIMEOUT_SEC);
+}
+
+void wr_conn_await_peer_close(wr_conn_t *c)
+{
+    int bound =
+        c->heartbeat > 0 && c->heartbeat < PEER_CLOSE_TIMEOUT_SEC ? c->heartbeat : PEER_CLOSE_TIMEOUT_SEC;
+
+    conn_uncork(c);
+    c->await_peer_close = true;
+    event_del(c->heartbeat_ev);
+    conn_arm_deadline(c, bound);
 }
 
 /* Stop everything now but close on the next loop pass: for failures found
@@ -777,6 +794,7 @@ static void conn_unopened_channel(wr_conn_t *c, const wr_frame_t *f)
         return;
     }
     c->nchannels++;
+    wr_counters_add(c->env->counters, WR_CNT_CHANNELS_OPENED, 1);
 }
 
 /*
@@ -882,6 +900,7 @@ static void conn_channel_frame(wr_conn_t *c, const wr_frame_t *f)
         wr_channel_free(*slot);
         *slot = NULL;
         c->nchannels--;
+        wr_counters_add(c->env->counters, WR_CNT_CHANNELS_CLOSED, 1);
     }
     if ((f->type == WR_FRAME_HEADER || f->type == WR_FRAME_BODY) && c->state == WR_CONN_OPEN)
         conn_publish_received(c);
@@ -985,7 +1004,9 @@ static void conn_process_frames(wr_conn_t *c)
         budget--;
     }
     /* A half-closed peer may still be owed queued output (close-ok). */
-    if (c->peer_eof && !c->close_when_flushed)
+    if (c->peer_eof && c->await_peer_close)
+        conn_close_now(c, NULL);
+    else if (c->peer_eof && !c->close_when_flushed)
         conn_close_now(c, "client unexpectedly closed TCP connection");
 }
 
@@ -1026,6 +1047,22 @@ static void on_read(struct bufferevent *bev, void *arg)
 
     c->recv_since_tick = true;
     conn_process(c);
+}
+
+/* recv_oct and send_oct: what the transport added to the input and took
+ * from the output. */
+static void on_input_counted(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    wr_conn_t *c = arg;
+
+    c->recv_oct += info->n_added;
+}
+
+static void on_output_counted(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    wr_conn_t *c = arg;
+
+    c->send_oct += info->n_deleted;
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
@@ -1111,7 +1148,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         conn_close_now(c, "handshake timeout");
         return;
     }
-    conn_close_now(c, "no connection.close-ok in time");
+    conn_close_now(c, c->await_peer_close ? NULL : "no connection.close-ok in time");
 }
 
 /* Every interval/2 (rabbit_heartbeat): send a heartbeat if nothing else was
@@ -1180,6 +1217,9 @@ wr_conn_t *wr_conn_new(const wr_conn_env_t *env, int fd, const struct sockaddr *
         event_priority_set(c->uncork_idle, WR_PRIO_IDLE) != 0)
         goto err;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    if (!evbuffer_add_cb(bufferevent_get_input(c->bev), on_input_counted, c) ||
+        !evbuffer_add_cb(bufferevent_get_output(c->bev), on_output_counted, c))
+        goto err;
     bufferevent_setwatermark(c->bev, EV_READ, 0, WR_CONN_READ_HIGH_WM);
     bufferevent_setwatermark(c->bev, EV_WRITE, WRITE_LOW_WM, 0);
     /* libevent moves at most 16 KiB per read or write callback by default,
@@ -1227,6 +1267,7 @@ void wr_conn_free(wr_conn_t *c)
     wr_buf_free(&c->scratch);
     free(c->user);
     free(c->caps);
+    free(c->client_props);
     free(c);
 }
 
@@ -1246,8 +1287,13 @@ void wr_conn_shutdown(wr_conn_t *c)
     case WR_CONN_AWAIT_OPEN:
         conn_close_now(c, "broker shutdown");
         return;
-    case WR_CONN_CLOSING:
     case WR_CONN_CLOSED:
+        /* Waiting for a client to close after close-ok must not hold the
+         * broker's stop: the close-ok is written, then the socket closed. */
+        if (c->await_peer_close && !c->close_when_flushed)
+            wr_conn_close_when_flushed(c);
+        return;
+    case WR_CONN_CLOSING:
     case WR_CONN_DEAD:
         return;
     }
@@ -1335,6 +1381,16 @@ void wr_conn_info(const wr_conn_t *c, wr_conn_info_t *out)
     out->frame_max = c->frame_max;
     out->channels = c->nchannels;
     out->connected_at = c->connected_at;
+    out->auth_mechanism = c->mechanism;
+    out->client_properties = (wr_bytes_t){c->client_props, c->client_props_len};
+    out->recv_oct = c->recv_oct;
+    out->send_oct = c->send_oct;
+    out->ssl = c->tls;
+}
+
+bool wr_conn_tls_session(const wr_conn_t *c, wr_tls_session_t *out)
+{
+    return c->tls && wr_tls_session(c->bev, out);
 }
 
 void wr_conn_foreach_channel(const wr_conn_t *c, void (*fn)(void *ud, const wr_channel_t *ch), void *ud)

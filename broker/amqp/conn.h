@@ -12,7 +12,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker/amqp/tls.h"
 #include "broker/auth/access.h"
+#include "broker/base/counters.h"
 #include "broker/base/message.h"
 #include "broker/config/config.h"
 #include "core/list.h"
@@ -43,6 +45,7 @@ typedef struct {
     struct wr_alarms_s *alarms;     /* flow alarms: publishers are held while they say so */
     struct wr_durable_s *durable;   /* replies wait for the topology journal */
     struct wr_reply_to_s *reply_to; /* the node's direct reply-to names */
+    wr_counters_t *counters;        /* node-wide event counters; may be NULL */
     /* Counts one more connection of `user`: WR_OK; WR_ETOOBIG when the
      * user's limit (stored in *limit) is reached; WR_ENOMEM. */
     int (*user_add)(void *ud, const char *user, int64_t *limit);
@@ -120,10 +123,17 @@ typedef struct {
     uint16_t heartbeat;
     uint32_t frame_max;
     uint32_t channels;
-    int64_t connected_at; /* milliseconds since the epoch */
+    int64_t connected_at;         /* milliseconds since the epoch */
+    const char *auth_mechanism;   /* "PLAIN"...; NULL before start-ok; static */
+    wr_bytes_t client_properties; /* start-ok's table, raw; borrowed from c (empty before) */
+    uint64_t recv_oct, send_oct;  /* octets read and written (TLS: the plaintext) */
+    bool ssl;                     /* accepted on a TLS listener */
 } wr_conn_info_t;
 
 void wr_conn_info(const wr_conn_t *c, wr_conn_info_t *out);
+/* c's TLS session (broker/amqp/tls.h); false when c is not over TLS or the
+ * handshake is not done. */
+bool wr_conn_tls_session(const wr_conn_t *c, wr_tls_session_t *out);
 /* Calls fn for each open channel, in channel-number order; fn must not
  * open or close channels. */
 void wr_conn_foreach_channel(const wr_conn_t *c, void (*fn)(void *ud, const wr_channel_t *ch), void *ud);

@@ -55,6 +55,7 @@ static void conn_send_start(wr_conn_t *c)
     wr_table_put_bool(&props, "consumer_priorities", true);
     wr_table_put_bool(&props, "authentication_failure_close", true);
     wr_table_put_bool(&props, "per_consumer_qos", true);
+    wr_table_put_bool(&props, "direct_reply_to", true);
     wr_table_end(&props, caps);
     wr_table_put_str(&props, "cluster_name", cluster);
     wr_table_put_str(&props, "copyright", "Copyright (c) the warren authors");
@@ -198,6 +199,15 @@ static void conn_start_ok(wr_conn_t *c, const wr_connection_start_ok_t *m)
 
     if (!wr_conn_check_table(c, m->client_properties, 0, WR_CONNECTION_START_OK, "connection.start-ok"))
         return;
+    if (m->client_properties.len > 0) {
+        c->client_props = malloc(m->client_properties.len);
+        if (!c->client_props) {
+            wr_conn_out_of_memory(c);
+            return;
+        }
+        memcpy(c->client_props, m->client_properties.data, m->client_properties.len);
+        c->client_props_len = m->client_properties.len;
+    }
     if (wr_table_get(m->client_properties, "capabilities", &caps) && caps.type == 'F' && caps.v.s.len > 0) {
         c->caps = malloc(caps.v.s.len);
         if (!c->caps) {
@@ -225,6 +235,7 @@ static void conn_start_ok(wr_conn_t *c, const wr_connection_start_ok_t *m)
         conn_auth_fail(c, wr_sasl_mech_name(mech), "user '%s' can only connect via localhost", u->name);
         return;
     }
+    c->mechanism = wr_sasl_mech_name(mech);
     c->user = strdup(u->name);
     if (!c->user) {
         wr_conn_out_of_memory(c);
@@ -319,6 +330,7 @@ static void conn_open(wr_conn_t *c, const wr_connection_open_t *m)
     c->who.vhost = wr_vhost_name(vh);
     c->who.user = c->user;
     c->state = WR_CONN_OPEN;
+    wr_counters_add(c->env->counters, WR_CNT_CONNECTIONS_OPENED, 1);
     event_del(c->deadline); /* the handshake is done */
     wr_conn_put_method(c, 0, &ok);
     snprintf(line, sizeof(line), "connection %s: user '%s' authenticated and granted access to vhost '%s'",
@@ -327,7 +339,8 @@ static void conn_open(wr_conn_t *c, const wr_connection_open_t *m)
     wr_log_info("%s", line);
 }
 
-/* connection.close from the client: free its channels, then close-ok. */
+/* connection.close from the client: free its channels, then close-ok; the
+ * client closes the socket (wr_conn_await_peer_close). */
 static void conn_client_close(wr_conn_t *c, const wr_connection_close_t *m)
 {
     wr_method_t ok = {.id = WR_CONNECTION_CLOSE_OK};
@@ -339,7 +352,23 @@ static void conn_client_close(wr_conn_t *c, const wr_connection_close_t *m)
     c->state = WR_CONN_CLOSED;
     wr_conn_teardown(c);
     wr_conn_put_method(c, 0, &ok);
-    wr_conn_close_when_flushed(c);
+    wr_conn_await_peer_close(c);
+}
+
+/* connection.update-secret (RabbitMQ 3.8+). RabbitMQ asks each auth backend
+ * to update its state; its internal backend's state cannot expire, so the
+ * new secret is accepted without a check and the user stays the same. Our
+ * users are all that backend's, so the answer is always update-secret-ok. */
+static void conn_update_secret(wr_conn_t *c)
+{
+    wr_method_t ok = {.id = WR_CONNECTION_UPDATE_SECRET_OK};
+    char line[300];
+
+    wr_conn_put_method(c, 0, &ok);
+    snprintf(line, sizeof(line), "connection %s of user '%s': user-provided secret updated", c->name,
+             c->user);
+    wr_conn_sanitize(line);
+    wr_log_info("%s", line);
 }
 
 static void conn_unexpected_method(wr_conn_t *c, uint32_t id)
@@ -380,6 +409,10 @@ void wr_conn_handle_channel0(wr_conn_t *c, const wr_frame_t *f)
     case WR_CONN_OPEN:
         if (m.id == WR_CONNECTION_CLOSE) {
             conn_client_close(c, &m.u.connection_close);
+            return;
+        }
+        if (m.id == WR_CONNECTION_UPDATE_SECRET) {
+            conn_update_secret(c);
             return;
         }
         break;

@@ -54,6 +54,7 @@ struct wr_conn_s {
     bool output_full;        /* went over WRITE_HIGH_WM; channels wait for LOW */
     bool output_held;        /* went over READ_STOP_WM: input waits for LOW */
     bool close_when_flushed; /* close as soon as the output is empty */
+    bool await_peer_close;   /* close-ok sent: the client closes the socket */
     bool teardown_pending;   /* channels to free once off the caller's stack */
     bool torn_down;
     bool sent_since_tick;
@@ -78,6 +79,11 @@ struct wr_conn_s {
     wr_access_who_t who; /* the user's permission in vhost, from connection.open */
     uint8_t *caps;       /* the client's capabilities table, raw */
     size_t caps_len;
+    uint8_t *client_props; /* start-ok's client_properties table, raw */
+    size_t client_props_len;
+    const char *mechanism; /* the SASL mechanism of the login; static */
+    uint64_t recv_oct;     /* octets read from the transport */
+    uint64_t send_oct;     /* octets written to it */
 
     wr_channel_t ***pages; /* CHANNEL_PAGES entries, each NULL or a page */
     uint32_t nchannels;
@@ -113,6 +119,10 @@ void wr_conn_put_method(wr_conn_t *c, uint16_t channel, const wr_method_t *m);
 void wr_conn_out_of_memory(wr_conn_t *c);
 /* Closes c once its queued output is written, or after the close timeout. */
 void wr_conn_close_when_flushed(wr_conn_t *c);
+/* After close-ok to the client's connection.close: flush, then leave the
+ * socket to the client, as RabbitMQ does, closing it ourselves only once the
+ * bound (the heartbeat interval, at most 30 s) has passed. */
+void wr_conn_await_peer_close(wr_conn_t *c);
 /* Frees c's channels, drops its exclusive queues and its count against the
  * user's connection limit. Runs once; never from inside a channel. */
 void wr_conn_teardown(wr_conn_t *c);

@@ -260,6 +260,7 @@ static bool get(wr_channel_t *ch, const wr_basic_get_t *g, wr_amqp_error_t *err)
     wr_queue_touch(q);
     if (!wr_queue_get(q, g->no_ack, &msg, &tok, &redelivered)) {
         m.id = WR_BASIC_GET_EMPTY;
+        wr_counters_add(wr_conn_env(ch->conn)->counters, WR_CNT_GET_EMPTY, 1);
         wr_channel_send(ch, &m);
         return true;
     }
@@ -493,6 +494,7 @@ bool wr_handle_basic_route(wr_channel_t *ch, wr_exchange_t *x, wr_message_t *m, 
 
     if (!wr_vhost_publish(ch->vhost, x, m, &ch->route, conf, &routed, mandatory ? &sent : NULL))
         return false;
+    wr_channel_count_publish(ch, m, conf != NULL, routed == 0 && mandatory);
     /* The return precedes the confirm, as RabbitMQ sends them. */
     if (routed == 0 && mandatory)
         send_return(ch, sent);

@@ -26,6 +26,7 @@ static bool declare_ok(wr_channel_t *ch, bool nowait, wr_queue_t *q)
     wr_method_t m = {.id = WR_QUEUE_DECLARE_OK};
 
     wr_channel_set_last_queue(ch, wr_queue_name(q));
+    wr_counters_add(wr_conn_env(ch->conn)->counters, WR_CNT_QUEUES_DECLARED, 1);
     if (nowait)
         return true;
     m.u.queue_declare_ok.queue = wr_queue_name(q);

@@ -225,6 +225,40 @@ void wr_tls_describe(struct bufferevent *bev, char *out, size_t n)
     snprintf(out, n, "%s %s", ssl ? SSL_get_version(ssl) : "?", ssl ? SSL_get_cipher_name(ssl) : "?");
 }
 
+static void tls_lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)(*s >= 'A' && *s <= 'Z' ? *s - 'A' + 'a' : *s);
+}
+
+/* From the IANA name: TLS_<kx>_WITH_<cipher>_<hash>, or in TLS 1.3
+ * TLS_<cipher>_<hash> (any key exchange). */
+bool wr_tls_session(struct bufferevent *bev, wr_tls_session_t *out)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    const SSL_CIPHER *cipher = ssl ? SSL_get_current_cipher(ssl) : NULL;
+    const char *name = cipher ? SSL_CIPHER_standard_name(cipher) : NULL;
+    const char *with, *rest, *hash;
+
+    if (!name || strncmp(name, "TLS_", 4) != 0)
+        return false;
+    snprintf(out->protocol, sizeof(out->protocol), "%s", SSL_get_version(ssl));
+    with = strstr(name, "_WITH_");
+    rest = with ? with + 6 : name + 4;
+    hash = strrchr(rest, '_');
+    if (with)
+        snprintf(out->key_exchange, sizeof(out->key_exchange), "%.*s", (int)(with - name - 4), name + 4);
+    else
+        snprintf(out->key_exchange, sizeof(out->key_exchange), "any");
+    snprintf(out->cipher, sizeof(out->cipher), "%.*s", hash ? (int)(hash - rest) : (int)strlen(rest), rest);
+    snprintf(out->hash, sizeof(out->hash), "%s", hash ? hash + 1 : "");
+    tls_lower(out->protocol);
+    tls_lower(out->key_exchange);
+    tls_lower(out->cipher);
+    tls_lower(out->hash);
+    return true;
+}
+
 bool wr_tls_error(struct bufferevent *bev, char *out, size_t n)
 {
     unsigned long e = bufferevent_get_openssl_error(bev);

@@ -62,6 +62,19 @@ wr_tls_peer_t wr_tls_peer_cn(struct bufferevent *bev, char *out, size_t n);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384", for the log. */
 void wr_tls_describe(struct bufferevent *bev, char *out, size_t n);
 
+/* A session as RabbitMQ's management API names it (Erlang's ssl names):
+ * protocol "tlsv1.3", key_exchange "ecdhe_rsa" ("any" in TLS 1.3), cipher
+ * "aes_256_gcm", hash "sha384". */
+typedef struct {
+    char protocol[16];
+    char key_exchange[32];
+    char cipher[48];
+    char hash[16];
+} wr_tls_session_t;
+
+/* Fills out for bev's session; false (out untouched) before the handshake. */
+bool wr_tls_session(struct bufferevent *bev, wr_tls_session_t *out);
+
 /* The first OpenSSL error bev recorded, as text; false when there is none
  * (the failure was the socket's). */
 bool wr_tls_error(struct bufferevent *bev, char *out, size_t n);

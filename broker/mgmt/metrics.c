@@ -23,14 +23,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 
 #include "broker/node/alarm.h"
 #include "broker/amqp/conn.h"
 #include "broker/base/log.h"
 #include "broker/mgmt/mgmt_conns.h"
+#include "broker/mgmt/metrics_rabbit.h"
 #include "broker/mgmt/mgmt_http.h"
 #include "broker/vhost/vhost.h"
 #include "core/map.h"
@@ -41,6 +44,8 @@
 #define LINES_PER_CHUNK 4096
 
 struct wr_metrics_s {
+    wr_metrics_rabbit_t rabbit; /* the rabbitmq_* node series */
+    char node[300];
     const wr_mgmt_env_t *env;
     const wr_mgmt_stats_t *stats;
     wr_mgmt_http_t *http;
@@ -59,30 +64,66 @@ typedef enum {
     Q_REDELIVERED,
     Q_PUBLISH_RATE,
     Q_DELIVER_RATE,
+    Q_DELIVERED_ACK,   /* to consumers that acknowledge */
+    Q_DELIVERED_NOACK, /* to no-ack consumers */
+    Q_GET_ACK,
+    Q_GET_NOACK,
     Q_NVALUES
 } queue_value_t;
+
+/* A family's group for /metrics/detailed?family=..., as rabbitmq_prometheus
+ * groups them; warren's own series have none. */
+typedef enum { G_NONE, G_COARSE, G_CONSUMERS, G_DELIVERY } group_t;
+
+static const char *const group_names[] = {NULL, "queue_coarse_metrics", "queue_consumer_count",
+                                          "queue_delivery_metrics"};
 
 static const struct {
     const char *name;
     const char *type;
     const char *help;
     queue_value_t value;
+    group_t group;
 } queue_families[] = {
-    {"warren_queue_messages_ready", "gauge", "Messages ready to be delivered", Q_READY},
-    {"warren_queue_messages_unacked", "gauge", "Messages delivered and awaiting acknowledgement", Q_UNACKED},
+    {"rabbitmq_queue_messages_ready", "gauge", "Messages ready to be delivered to consumers", Q_READY,
+     G_COARSE},
+    {"rabbitmq_queue_messages_unacked", "gauge", "Messages delivered to consumers but not yet acknowledged",
+     Q_UNACKED, G_COARSE},
+    {"rabbitmq_queue_messages", "gauge", "Sum of ready and unacknowledged messages - total queue depth",
+     Q_MESSAGES, G_COARSE},
+    {"rabbitmq_queue_consumers", "gauge", "Consumers on a queue", Q_CONSUMERS, G_CONSUMERS},
+    {"rabbitmq_queue_get_ack_total", "counter",
+     "Total number of messages fetched from a queue with basic.get in manual acknowledgement mode", Q_GET_ACK,
+     G_DELIVERY},
+    {"rabbitmq_queue_get_total", "counter",
+     "Total number of messages fetched from a queue with basic.get in automatic acknowledgement mode",
+     Q_GET_NOACK, G_DELIVERY},
+    {"rabbitmq_queue_messages_delivered_ack_total", "counter",
+     "Total number of messages delivered from a queue to consumers in manual acknowledgement mode",
+     Q_DELIVERED_ACK, G_DELIVERY},
+    {"rabbitmq_queue_messages_delivered_total", "counter",
+     "Total number of messages delivered from a queue to consumers in automatic acknowledgement mode",
+     Q_DELIVERED_NOACK, G_DELIVERY},
+    {"rabbitmq_queue_messages_redelivered_total", "counter",
+     "Total number of messages redelivered from a queue to consumers", Q_REDELIVERED, G_DELIVERY},
+    {"rabbitmq_queue_messages_acked_total", "counter",
+     "Total number of messages acknowledged by consumers on a queue", Q_ACKED, G_DELIVERY},
+    {"warren_queue_messages_ready", "gauge", "Messages ready to be delivered", Q_READY, G_NONE},
+    {"warren_queue_messages_unacked", "gauge", "Messages delivered and awaiting acknowledgement", Q_UNACKED,
+     G_NONE},
     {"warren_queue_messages", "gauge", "Messages ready plus awaiting acknowledgement (queue depth)",
-     Q_MESSAGES},
-    {"warren_queue_consumers", "gauge", "Consumers attached to the queue", Q_CONSUMERS},
-    {"warren_queue_messages_published_total", "counter", "Messages enqueued", Q_PUBLISHED},
+     Q_MESSAGES, G_NONE},
+    {"warren_queue_consumers", "gauge", "Consumers attached to the queue", Q_CONSUMERS, G_NONE},
+    {"warren_queue_messages_published_total", "counter", "Messages enqueued", Q_PUBLISHED, G_NONE},
     {"warren_queue_messages_delivered_total", "counter",
-     "Messages delivered to consumers or fetched by basic.get", Q_DELIVERED},
-    {"warren_queue_messages_acked_total", "counter", "Deliveries acknowledged", Q_ACKED},
+     "Messages delivered to consumers or fetched by basic.get", Q_DELIVERED, G_NONE},
+    {"warren_queue_messages_acked_total", "counter", "Deliveries acknowledged", Q_ACKED, G_NONE},
     {"warren_queue_messages_redelivered_total", "counter", "Deliveries of redelivered messages",
-     Q_REDELIVERED},
+     Q_REDELIVERED, G_NONE},
     {"warren_queue_publish_rate", "gauge", "Messages enqueued per second over the last sampling interval",
-     Q_PUBLISH_RATE},
+     Q_PUBLISH_RATE, G_NONE},
     {"warren_queue_deliver_rate", "gauge",
-     "Messages delivered or fetched per second over the last sampling interval", Q_DELIVER_RATE},
+     "Messages delivered or fetched per second over the last sampling interval", Q_DELIVER_RATE, G_NONE},
 };
 
 static uint64_t delivered_count(const wr_mgmt_counts_t *c)
@@ -113,6 +154,10 @@ static void queue_values(const wr_metrics_t *m, const wr_queue_t *q, double v[Q_
     v[Q_REDELIVERED] = (double)c.v[WR_MS_REDELIVER];
     v[Q_PUBLISH_RATE] = r.v[WR_MS_PUBLISH];
     v[Q_DELIVER_RATE] = delivered_rate(&r);
+    v[Q_DELIVERED_ACK] = (double)c.v[WR_MS_DELIVER];
+    v[Q_DELIVERED_NOACK] = (double)c.v[WR_MS_DELIVER_NO_ACK];
+    v[Q_GET_ACK] = (double)c.v[WR_MS_GET];
+    v[Q_GET_NOACK] = (double)c.v[WR_MS_GET_NO_ACK];
 }
 
 /* A label value with \, " and newline escaped. */
@@ -188,8 +233,9 @@ static void render_alarms(const wr_metrics_t *m, struct evbuffer *out)
                "Times the storage backlog started holding publishers", (double)st.flow_started);
 }
 
-/* The node's own series (everything but the queue families). */
-static void render_node(const wr_metrics_t *m, struct evbuffer *out)
+/* The node's own series (everything but the queue families), warren's and
+ * RabbitMQ's; `endpoint` is rabbitmq_identity_info's rabbitmq_endpoint. */
+static void render_node(const wr_metrics_t *m, const char *endpoint, struct evbuffer *out)
 {
     wr_mgmt_counts_t c;
     wr_mgmt_rates_t r;
@@ -233,6 +279,7 @@ static void render_node(const wr_metrics_t *m, struct evbuffer *out)
                r.v[WR_MS_PUBLISH]);
     put_single(out, "warren_messages_deliver_rate", "gauge", "Messages delivered or fetched per second",
                delivered_rate(&r));
+    wr_metrics_rabbit_node(&m->rabbit, endpoint, out);
 }
 
 /* /metrics: each queue family summed over every queue, unlabelled. */
@@ -395,11 +442,91 @@ static void per_object(wr_metrics_t *m, struct evhttp_request *req)
     wr_list_insert_tail(&m->scrapes, &s->link);
     if (!scrape_take(s))
         s->nrows = 0; /* out of memory: the families come out empty */
-    render_node(m, out);
+    render_node(m, "per-object", out);
     wr_mgmt_http_watch(m->http, req, on_closed, s);
     evhttp_send_reply_start(req, HTTP_OK, "OK");
     evhttp_send_reply_chunk_with_cb(req, out, on_chunk_sent, s);
     evbuffer_free(out);
+}
+
+/* ---------------------------------------------------------------- detailed */
+
+/* Whether the query has key=value; *seen says whether it has key at all. */
+static bool query_has(struct evkeyvalq *q, const char *key, const char *value, bool *seen)
+{
+    struct evkeyval *kv;
+
+    *seen = false;
+    for (kv = q->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (strcmp(kv->key, key) != 0)
+            continue;
+        *seen = true;
+        if (strcmp(kv->value, value) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* One queue family, rabbitmq_detailed_*, over the queues of the vhosts the
+ * query names (every vhost when it names none). */
+static void detailed_family(const wr_metrics_t *m, size_t f, struct evkeyvalq *q, struct evbuffer *out)
+{
+    wr_map_iter_t vit = {0}, qit;
+    wr_buf_t b = WR_BUF_INIT;
+    double v[Q_NVALUES];
+    void *vh, *queue;
+    bool seen;
+
+    evbuffer_add_printf(out, "# TYPE rabbitmq_detailed_%s %s\n# HELP rabbitmq_detailed_%s %s\n",
+                        queue_families[f].name + 9, queue_families[f].type, queue_families[f].name + 9,
+                        queue_families[f].help);
+    while (wr_map_next(m->env->vhosts, &vit, NULL, &vh)) {
+        if (!query_has(q, "vhost", wr_vhost_name(vh), &seen) && seen)
+            continue;
+        qit = (wr_map_iter_t){0};
+        while (wr_map_next(wr_vhost_queues(vh), &qit, NULL, &queue)) {
+            wr_bytes_t name = wr_queue_name(queue);
+
+            wr_buf_reset(&b);
+            put_label(&b, (const uint8_t *)wr_vhost_name(vh), strlen(wr_vhost_name(vh)));
+            wr_buf_put(&b, "\",queue=\"", 9);
+            put_label(&b, name.data, name.len);
+            if (!wr_buf_ok(&b))
+                break;
+            queue_values(m, queue, v);
+            evbuffer_add_printf(out, "rabbitmq_detailed_%s{vhost=\"%.*s\"}", queue_families[f].name + 9,
+                                (int)b.len, (const char *)b.data);
+            put_value(out, v[queue_families[f].value]);
+        }
+    }
+    wr_buf_free(&b);
+}
+
+/*
+ * GET /metrics/detailed?family=F&vhost=V (both repeatable), as
+ * rabbitmq_prometheus: only the families asked for, with the prefix
+ * rabbitmq_detailed_; queue families per queue, limited to the vhosts named.
+ * Supported: queue_coarse_metrics, queue_consumer_count,
+ * queue_delivery_metrics, connection_churn_metrics; others give nothing.
+ */
+static void detailed(const wr_metrics_t *m, struct evhttp_request *req, struct evbuffer *out)
+{
+    struct evkeyvalq q;
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    bool seen;
+
+    if (evhttp_parse_query_str(query ? query : "", &q) != 0)
+        return;
+    for (size_t f = 0; f < sizeof(queue_families) / sizeof(queue_families[0]); f++) {
+        group_t g = queue_families[f].group;
+
+        if (g != G_NONE && query_has(&q, "family", group_names[g], &seen))
+            detailed_family(m, f, &q, out);
+    }
+    if (query_has(&q, "family", "connection_churn_metrics", &seen))
+        wr_metrics_rabbit_churn(m->env->counters, out, "rabbitmq_detailed_");
+    wr_metrics_rabbit_identity(m->node, "detailed", out);
+    evhttp_clear_headers(&q);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -410,7 +537,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     struct evbuffer *out;
 
-    if (!path || (strcmp(path, "/metrics") != 0 && strcmp(path, "/metrics/per-object") != 0)) {
+    if (!path || (strcmp(path, "/metrics") != 0 && strcmp(path, "/metrics/per-object") != 0 &&
+                  strcmp(path, "/metrics/detailed") != 0)) {
         evhttp_send_error(req, HTTP_NOTFOUND, "Not Found");
         return;
     }
@@ -429,9 +557,12 @@ static void on_request(struct evhttp_request *req, void *arg)
         evhttp_send_error(req, HTTP_INTERNAL, "Internal Server Error");
         return;
     }
-    render_node(m, out);
-    if (strcmp(path, "/metrics") == 0)
+    if (strcmp(path, "/metrics/detailed") == 0) {
+        detailed(m, req, out);
+    } else {
+        render_node(m, "aggregated", out);
         render_queue_sums(m, out);
+    }
     evhttp_send_reply(req, HTTP_OK, "OK", out);
     evbuffer_free(out);
 }
@@ -457,11 +588,16 @@ wr_metrics_t *wr_metrics_new(const wr_mgmt_env_t *env, const wr_mgmt_stats_t *st
 {
     wr_metrics_t *m = calloc(1, sizeof(*m));
     wr_mgmt_http_opts_t o = {"Prometheus metrics", MAX_BODY_SIZE, MAX_BODY_SIZE, on_request, NULL, NULL};
+    char host[256] = "localhost";
 
     if (!m)
         return NULL;
     m->env = env;
     m->stats = stats;
+    gethostname(host, sizeof(host) - 1);
+    snprintf(m->node, sizeof(m->node), "warren@%s", host);
+    m->rabbit = (wr_metrics_rabbit_t){.env = env, .node = m->node};
+    clock_gettime(CLOCK_MONOTONIC, &m->rabbit.started);
     wr_list_init(&m->scrapes);
     o.arg = m;
     m->http = wr_mgmt_http_new(env->base, l, &o);

@@ -35,6 +35,7 @@
 #include "broker/base/log.h"
 #include "broker/mgmt/metrics.h"
 #include "broker/mgmt/mgmt_conns.h"
+#include "broker/mgmt/mgmt_health.h"
 #include "broker/mgmt/mgmt_http.h"
 #include "broker/mgmt/mgmt_internal.h"
 #include "broker/mgmt/mgmt_json.h"
@@ -1033,6 +1034,8 @@ static void health(wr_mgmt_req_t *r)
     bool local;
     json_t *alarms;
 
+    if (wr_mgmt_health_check(r))
+        return;
     if (!wr_mgmt_get_only(r,
                           r->nseg == 3 && strcmp(r->seg[1], "checks") == 0 &&
                               (strcmp(r->seg[2], "alarms") == 0 || strcmp(r->seg[2], "local-alarms") == 0)))
@@ -1328,7 +1331,8 @@ void wr_mgmt_route(wr_mgmt_req_t *r)
             return;
         }
     }
-    wr_mgmt_not_found(r);
+    if (!wr_mgmt_health_route(r))
+        wr_mgmt_not_found(r);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)

@@ -58,21 +58,58 @@ static const char *conn_vhost(const wr_conn_t *c)
     return wr_conn_vhost(c) ? wr_vhost_name(wr_conn_vhost(c)) : "";
 }
 
+/* The TLS fields RabbitMQ lists, null on a plain connection. The peer
+ * certificate's subject, issuer and validity are not reported yet (null). */
+static void conn_set_tls(json_t *o, const wr_conn_t *c)
+{
+    wr_tls_session_t t;
+    bool on = wr_conn_tls_session(c, &t);
+
+    json_object_set_new(o, "ssl_protocol", on ? json_string(t.protocol) : json_null());
+    json_object_set_new(o, "ssl_key_exchange", on ? json_string(t.key_exchange) : json_null());
+    json_object_set_new(o, "ssl_cipher", on ? json_string(t.cipher) : json_null());
+    json_object_set_new(o, "ssl_hash", on ? json_string(t.hash) : json_null());
+    json_object_set_new(o, "peer_cert_subject", json_null());
+    json_object_set_new(o, "peer_cert_issuer", json_null());
+    json_object_set_new(o, "peer_cert_validity", json_null());
+}
+
+/* What identifies a client: its properties, the connection_name it gave
+ * (user_provided_name, only when given, as RabbitMQ), the mechanism. */
+static void conn_set_client(json_t *o, const wr_conn_info_t *info)
+{
+    json_t *props = info->client_properties.len ? wr_mgmt_json_table(info->client_properties) : json_object();
+    json_t *name = json_object_get(props, "connection_name");
+
+    if (json_is_string(name))
+        json_object_set(o, "user_provided_name", name);
+    json_object_set_new(o, "client_properties", props ? props : json_object());
+    json_object_set_new(o, "auth_mechanism",
+                        info->auth_mechanism ? json_string(info->auth_mechanism) : json_null());
+}
+
 static json_t *conn_json(const wr_mgmt_req_t *r, const wr_conn_t *c)
 {
     wr_conn_info_t info;
     addrs_t a;
+    json_t *o;
 
     wr_conn_info(c, &info);
     conn_addrs(c, &a);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:b, s:I, s:i, s:I, s:i, s:I, "
-                     "s:{}}",
-                     "name", wr_conn_name(c), "node", r->node, "type", "network", "state", info.state,
-                     "protocol", "AMQP 0-9-1", "user", wr_conn_user(c), "vhost", conn_vhost(c), "host",
-                     a.host, "port", a.port, "peer_host", a.peer_host, "peer_port", a.peer_port, "ssl", 0,
-                     "channels", (json_int_t)info.channels, "channel_max", info.channel_max, "frame_max",
-                     (json_int_t)info.frame_max, "timeout", info.heartbeat, "connected_at",
-                     (json_int_t)info.connected_at, "client_properties");
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:b, s:I, s:i, s:I, s:i, s:I, "
+                  "s:I, s:I}",
+                  "name", wr_conn_name(c), "node", r->node, "type", "network", "state", info.state,
+                  "protocol", "AMQP 0-9-1", "user", wr_conn_user(c), "vhost", conn_vhost(c), "host", a.host,
+                  "port", a.port, "peer_host", a.peer_host, "peer_port", a.peer_port, "ssl", info.ssl,
+                  "channels", (json_int_t)info.channels, "channel_max", info.channel_max, "frame_max",
+                  (json_int_t)info.frame_max, "timeout", info.heartbeat, "connected_at",
+                  (json_int_t)info.connected_at, "recv_oct", (json_int_t)info.recv_oct, "send_oct",
+                  (json_int_t)info.send_oct);
+    if (o) {
+        conn_set_client(o, &info);
+        conn_set_tls(o, c);
+    }
+    return o;
 }
 
 typedef struct {

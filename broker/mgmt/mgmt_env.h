@@ -8,6 +8,7 @@
 #ifndef WR_BROKER_MGMT_ENV_H
 #define WR_BROKER_MGMT_ENV_H
 
+#include "broker/base/counters.h"
 #include "broker/config/config.h"
 #include "core/list.h"
 #include "core/map.h"
@@ -25,6 +26,7 @@ typedef struct {
     struct wr_alarms_s *alarms;     /* NULL before the store is open */
     struct wr_policies_s *policies; /* the node's policies */
     struct wr_peer_links_s *peers;  /* the cluster's peer links; NULL without a cluster section */
+    const wr_counters_t *counters;  /* node-wide event counters (Prometheus) */
     /* Creates vhost `name` (definitions import). WR_OK, WR_EEXIST or WR_ENOMEM. */
     int (*vhost_add)(void *ud, const char *name);
     void *ud;

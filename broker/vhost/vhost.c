@@ -730,6 +730,7 @@ int wr_vhost_queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o
     char err[512];
     int rc = queue_add(vh, name, o, NULL, out, err, sizeof(err));
 
+    vh->stats.queues_created += rc == WR_OK;
     /* Without a log name nothing is opened: only memory can run out. */
     return rc == WR_OK ? WR_OK : WR_ENOMEM;
 }
@@ -810,6 +811,7 @@ size_t wr_vhost_queue_delete(wr_vhost_t *vh, wr_queue_t *q)
     if (o->durable)
         note(vh, queue_deleted, q);
     stats_add(&vh->stats.retired, wr_queue_stats(q));
+    vh->stats.queues_deleted++;
     if (o->exclusive) {
         owner_t *ow = wr_map_get(vh->owners, owner_key(&o->owner));
 

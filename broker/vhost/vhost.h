@@ -123,6 +123,8 @@ typedef struct {
     uint64_t publish;         /* messages published to the vhost's exchanges */
     uint64_t unroutable;      /* of those, routed to no queue */
     wr_queue_stats_t retired; /* counters of the queues deleted so far */
+    uint64_t queues_created;  /* new queues (declared, not recovered) */
+    uint64_t queues_deleted;
 } wr_vhost_stats_t;
 const wr_vhost_stats_t *wr_vhost_stats(const wr_vhost_t *vh);
 

@@ -24,6 +24,8 @@ CONNECTION_OPEN = (10, 40)
 CONNECTION_OPEN_OK = (10, 41)
 CONNECTION_CLOSE = (10, 50)
 CONNECTION_CLOSE_OK = (10, 51)
+CONNECTION_UPDATE_SECRET = (10, 70)
+CONNECTION_UPDATE_SECRET_OK = (10, 71)
 CHANNEL_OPEN = (20, 10)
 CHANNEL_OPEN_OK = (20, 11)
 CHANNEL_FLOW = (20, 20)
@@ -178,6 +180,10 @@ def connection_open(vhost="/"):
 def connection_close(code=200, text="bye", class_id=0, method_id=0):
     return method_frame(0, CONNECTION_CLOSE,
                         [("H", code), ("s", text), ("H", class_id), ("H", method_id)])
+
+
+def update_secret(secret, reason="token refresh", channel=0):
+    return method_frame(channel, CONNECTION_UPDATE_SECRET, [("S", secret), ("s", reason)])
 
 
 def connection_close_ok():

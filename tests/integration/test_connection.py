@@ -2,6 +2,7 @@
 # Connection class: protocol header, connection.start (server properties and
 # capabilities), SASL PLAIN and AMQPLAIN, tune, open, heartbeats, close.
 import concurrent.futures
+import socket
 import struct
 import time
 
@@ -10,11 +11,11 @@ import pika.exceptions as pex
 import pytest
 
 import amqp_raw as raw
-from helpers import assert_serves, channel_error
+from helpers import assert_serves, channel_error, wait_for
 
 CAPABILITIES = ["publisher_confirms", "exchange_exchange_bindings", "basic.nack",
                 "consumer_cancel_notify", "connection.blocked", "consumer_priorities",
-                "authentication_failure_close", "per_consumer_qos"]
+                "authentication_failure_close", "per_consumer_qos", "direct_reply_to"]
 
 
 def login_refused(mechanism):
@@ -133,6 +134,64 @@ def test_client_close(broker):
         c.open_channel(2)
         c.send(raw.connection_close(200, "Goodbye"))
         c.expect(raw.CONNECTION_CLOSE_OK, channel=0)
+
+
+def test_client_close_leaves_socket_to_client(broker):
+    """As RabbitMQ: after close-ok the broker does not close the socket; the
+    client does (an early close makes amqp091-go report 501 EOF). Once the
+    client has closed its side, the broker closes too and logs the client's
+    reason."""
+    with broker.raw() as c:
+        c.handshake()
+        c.send(raw.connection_close(200, "Goodbye"))
+        c.expect(raw.CONNECTION_CLOSE_OK, channel=0)
+        with pytest.raises(TimeoutError):
+            c.read_frame(timeout=1.0)
+        c.sock.shutdown(socket.SHUT_WR)
+        assert c.wait_closed(timeout=5.0) == b""
+    wait_for(lambda: "(client sent connection.close: 200 'Goodbye')" in broker.log(),
+             what="the close in the log")
+
+
+def test_client_close_bound_is_heartbeat(broker):
+    """A client that never closes after close-ok: RabbitMQ closes the socket
+    after its heartbeat interval (30 s at most, or without heartbeats)."""
+    with broker.raw() as c:
+        c.handshake(heartbeat=1)
+        c.send(raw.connection_close(200, "Goodbye"))
+        c.expect(raw.CONNECTION_CLOSE_OK, channel=0)
+        start = time.monotonic()
+        c.wait_closed(timeout=10.0)
+        assert 0.9 <= time.monotonic() - start < 5.0
+
+
+def test_update_secret(broker):
+    """connection.update-secret (RabbitMQ 3.8+): the internal auth backend's
+    state cannot expire, so any new secret is accepted with update-secret-ok
+    on channel 0, and the connection goes on."""
+    with broker.raw() as c:
+        c.handshake()
+        c.send(raw.update_secret("a new token"))
+        c.expect(raw.CONNECTION_UPDATE_SECRET_OK, channel=0)
+        c.send(raw.update_secret("", reason=""))
+        c.expect(raw.CONNECTION_UPDATE_SECRET_OK, channel=0)
+        c.open_channel(1)
+
+
+def test_update_secret_before_open(broker):
+    with broker.raw() as c:
+        c.handshake(open_vhost=False)
+        c.send(raw.update_secret("a new token"))
+        assert c.expect_connection_close() == (
+            504, "CHANNEL_ERROR - unexpected method in connection state opening", 10, 70)
+
+
+def test_update_secret_on_channel(broker):
+    with broker.raw() as c:
+        c.handshake()
+        c.open_channel(1)
+        c.send(raw.update_secret("a new token", channel=1))
+        assert c.expect_connection_close() == (503, "COMMAND_INVALID - unimplemented method", 10, 70)
 
 
 def test_pika_close(broker):

@@ -118,6 +118,11 @@ def parse(text):
         if len(fields) == 2 and not re.fullmatch(r"-?\d+", fields[1]):
             raise ExpositionError("line %d: bad timestamp %r" % (lineno, fields[1]))
         fam_name = name
+        # A histogram's samples are NAME_bucket (with le), NAME_sum, NAME_count.
+        for suffix in ("_bucket", "_sum", "_count"):
+            base = name[:-len(suffix)]
+            if name.endswith(suffix) and families.get(base, {}).get("type") == "histogram":
+                fam_name = base
         if fam_name not in families:
             raise ExpositionError("line %d: sample of %s without TYPE" % (lineno, name))
         if fam_name in closed or (current is not None and current != fam_name):
@@ -171,7 +176,8 @@ def value(fams, name, **labels):
 def test_exposition_is_valid_and_named_by_convention(prom, path):
     fams = scrape(prom, path)
     for name, fam in fams.items():
-        assert name.startswith("warren_"), name
+        # RabbitMQ's names (rabbitmq_prometheus) and warren's own.
+        assert name.startswith(("warren_", "rabbitmq_")), name
         assert fam["type"] and fam["help"], name
         assert (fam["type"] == "counter") == name.endswith("_total"), name
     for name in ["warren_connections", "warren_channels", "warren_process_resident_memory_bytes",
@@ -331,3 +337,81 @@ def test_per_object_with_many_queues(warren):
         names = sorted(dict(labels)["queue"] for (_, labels) in f[fam]["samples"])
         assert names == ["many-%05d" % i for i in range(n)], fam
     assert value(scrape(prom, "/metrics"), "warren_queue_messages_ready") == 0
+
+
+# --- RabbitMQ's names (rabbitmq_prometheus) -------------------------------
+
+def identity(fams):
+    (key, v), = fams["rabbitmq_identity_info"]["samples"].items()
+    return dict(key[1]), v
+
+
+@pytest.mark.parametrize("path,endpoint", [("/metrics", "aggregated"), ("/metrics/per-object", "per-object"),
+                                           ("/metrics/detailed", "detailed")])
+def test_rabbitmq_identity(mgmt_broker, prom, path, endpoint):
+    fams = scrape(prom, path)
+    labels, v = identity(fams)
+    node = mgmt_broker.mgmt.get("/api/overview").json["node"]
+    assert (labels, v) == ({"rabbitmq_node": node, "rabbitmq_cluster": node,
+                            "rabbitmq_cluster_permanent_id": node, "rabbitmq_endpoint": endpoint}, 1)
+    assert fams["rabbitmq_identity_info"]["type"] == "untyped"
+    assert fams["rabbitmq_build_info"]["type"] == "untyped"
+
+
+def test_rabbitmq_queue_and_global_series(mgmt_broker, prom, name):
+    c = mgmt_broker.connect()
+    try:
+        ch = c.channel()
+        ch.confirm_delivery()
+        q = name("rq")
+        ch.queue_declare(q, exclusive=True)
+        ch.basic_publish("", q, b"a" * 150)
+        ch.basic_publish("", q, b"b")
+        m, _, _ = ch.basic_get(q, auto_ack=False)
+        before = scrape(prom, "/metrics")
+        fams = scrape(prom)
+        assert value(fams, "rabbitmq_queue_messages_ready", vhost="/", queue=q) == 1
+        assert value(fams, "rabbitmq_queue_messages_unacked", vhost="/", queue=q) == 1
+        assert value(fams, "rabbitmq_queue_get_ack_total", vhost="/", queue=q) == 1
+        assert fams["rabbitmq_queue_messages_ready"]["type"] == "gauge"
+        assert value(before, "rabbitmq_global_publishers", protocol="amqp091") >= 1
+        assert value(before, "rabbitmq_global_messages_received_confirm_total", protocol="amqp091") >= 2
+        assert value(before, "rabbitmq_global_messages_confirmed_total", protocol="amqp091") >= 2
+        assert value(before, "rabbitmq_channels") >= 1 and value(before, "rabbitmq_connections") >= 1
+        assert before["rabbitmq_message_size_bytes"]["type"] == "histogram"
+        sizes = before["rabbitmq_message_size_bytes"]["samples"]
+        assert sizes[("rabbitmq_message_size_bytes_bucket",
+                      frozenset({"protocol": "amqp091", "le": "100.0"}.items()))] >= 1
+        ch.basic_get(q, auto_ack=True)
+        ch.basic_get(q, auto_ack=True)
+        after = scrape(prom, "/metrics")
+        assert (value(after, "rabbitmq_global_messages_get_empty_total", protocol="amqp091",
+                      queue_type="rabbit_classic_queue") ==
+                value(before, "rabbitmq_global_messages_get_empty_total", protocol="amqp091",
+                      queue_type="rabbit_classic_queue") + 1)
+        opened = value(after, "rabbitmq_channels_opened_total")
+        c.channel().close()
+        assert value(scrape(prom, "/metrics"), "rabbitmq_channels_opened_total") == opened + 1
+    finally:
+        c.close()
+
+
+def test_rabbitmq_detailed(mgmt_broker, prom, name):
+    """Only the families asked for, rabbitmq_detailed_*, of the vhosts named."""
+    c = mgmt_broker.connect()
+    try:
+        ch = c.channel()
+        q = name("dq")
+        ch.queue_declare(q, exclusive=True)
+        fams = scrape(prom, "/metrics/detailed?family=queue_coarse_metrics&vhost=%2F")
+        assert sorted(fams) == ["rabbitmq_build_info", "rabbitmq_detailed_queue_messages",
+                                "rabbitmq_detailed_queue_messages_ready",
+                                "rabbitmq_detailed_queue_messages_unacked", "rabbitmq_identity_info"]
+        assert value(fams, "rabbitmq_detailed_queue_messages_ready", vhost="/", queue=q) == 0
+        fams = scrape(prom, "/metrics/detailed?family=queue_consumer_count&vhost=nosuch")
+        assert fams["rabbitmq_detailed_queue_consumers"]["samples"] == {}
+        fams = scrape(prom, "/metrics/detailed?family=connection_churn_metrics")
+        assert value(fams, "rabbitmq_detailed_connections_opened_total") >= 1
+        assert "rabbitmq_detailed_queue_messages_ready" not in fams
+    finally:
+        c.close()

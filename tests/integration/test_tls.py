@@ -20,6 +20,7 @@ import pika
 import pytest
 
 import amqp_raw as raw
+from conftest import Http
 from helpers import DEADLINE, channel_error, default_config, free_port, wait_for
 
 LOGIN_REFUSED_EXTERNAL = ("ACCESS_REFUSED - Login was refused using authentication mechanism "
@@ -169,6 +170,27 @@ def test_pika_over_tls(dedicated_broker, certs, name):
     log_has(b, "TLS handshake done: TLSv1.3 ")
     # The plain listener still serves plain clients.
     b.connect().close()
+
+
+def test_tls_connection_in_management_api(dedicated_broker, certs):
+    """/api/connections shows a TLS connection's session in RabbitMQ's
+    (Erlang ssl) names; the certificate fields stay null."""
+    port, mgmt_port = free_port(), free_port()
+    cfg = tls_config(certs, port)
+    cfg["users"][0]["tags"] = ["administrator"]
+    cfg["management"] = {"address": "127.0.0.1", "port": mgmt_port}
+    dedicated_broker(cfg)
+    c = pika.BlockingConnection(tls_params(port, certs.client_context()))
+    try:
+        api = Http("127.0.0.1", mgmt_port)
+        conns = wait_for(lambda: (lambda r: r.status == 200 and r.json)(api.get("/api/connections")),
+                         what="the connection to be listed")
+        fields = {k: conns[0][k] for k in ("ssl", "ssl_protocol", "ssl_key_exchange", "ssl_cipher",
+                                           "ssl_hash", "peer_cert_subject")}
+        assert fields == {"ssl": True, "ssl_protocol": "tlsv1.3", "ssl_key_exchange": "any",
+                          "ssl_cipher": "aes_256_gcm", "ssl_hash": "sha384", "peer_cert_subject": None}
+    finally:
+        c.close()
 
 
 def test_mechanisms_plain_and_tls(dedicated_broker, certs):

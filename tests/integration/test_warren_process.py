@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 
 import pika.exceptions as pex
 import pytest
@@ -120,6 +121,25 @@ def test_sigterm_closes_clients_with_320(dedicated_broker):
     wait_for(pika_closed, timeout=EXIT_DEADLINE, what="pika to see connection.close 320")
     status = b.stop(timeout=EXIT_DEADLINE)    # already signalled: just waits
     assert status == 0, "warrend exit status %s after SIGTERM; log:\n%s" % (status, b.log())
+
+
+def test_sigterm_after_close_ok_does_not_wait_for_client(dedicated_broker):
+    """A client that got close-ok but keeps its socket open (the broker
+    leaves closing to it, up to 30 s) does not hold a SIGTERM: warrend
+    closes that socket and exits as soon as nothing else is open."""
+    b = dedicated_broker()
+    r = b.raw()
+    r.handshake()
+    r.send(raw.connection_close(200, "Goodbye"))
+    r.expect(raw.CONNECTION_CLOSE_OK, channel=0)
+    start = time.monotonic()
+    b.proc.send_signal(signal.SIGTERM)
+    r.wait_closed(timeout=EXIT_DEADLINE)
+    status = b.stop(timeout=EXIT_DEADLINE)
+    assert status == 0, "exit status %s; log:\n%s" % (status, b.log())
+    assert "connections still open" not in b.log()
+    assert time.monotonic() - start < 2.0
+    r.close()
 
 
 def test_sigterm_idle_exits_zero(dedicated_broker):

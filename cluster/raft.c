@@ -34,29 +34,37 @@ static bool config_valid(const wr_raft_config_t *c)
            c->max_batch > 0;
 }
 
+/* The stored entries after the snapshot, dense; those it covers are skipped. */
 static int restore_log(wr_raft_t *r, const wr_raft_entry_t *entries, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (entries[i].index <= r->log.offset)
+            continue;
+        if (entries[i].index != r->log.n + 1)
+            return WR_ESYNTAX;
         if (wr_raft_log_append(&r->log, &entries[i]) != WR_OK)
             return WR_ENOMEM;
+    }
     r->log.stable = r->log.n;
     r->log.unstable = r->log.n + 1;
     return WR_OK;
 }
 
-wr_raft_t *wr_raft_new(const wr_raft_config_t *cfg, const wr_raft_hard_state_t *hs,
-                       const wr_raft_entry_t *entries, size_t n)
+static void restore_snapshot(wr_raft_t *r, const wr_raft_snapshot_t *snap)
 {
-    wr_raft_t *r;
+    if (snap == NULL || snap->index == 0)
+        return;
+    r->log.offset = r->log.n = snap->index;
+    r->log.offset_term = snap->term;
+    wr_raft_snap_set(r, snap->index, snap->term, snap->conf.n > 0 ? &snap->conf : NULL);
+    r->snap_missing = r->cfg.snapshot_lost;
+    r->applied = snap->index;
+}
 
-    if (!config_valid(cfg) || (r = calloc(1, sizeof(*r))) == NULL)
-        return NULL;
-    r->cfg = *cfg;
-    r->rng = (cfg->seed ^ ((uint64_t)cfg->id * 0x9E3779B97F4A7C15ull)) | 1;
-    r->log.unstable = 1;
-    if (restore_log(r, entries, n) != WR_OK)
-        goto err;
-    wr_raft_conf_reload(r);
+static void restore_hard_state(wr_raft_t *r, const wr_raft_hard_state_t *hs)
+{
+    bool damaged = r->cfg.log_damaged || r->snap_missing;
+
     if (hs != NULL) {
         r->term = hs->term;
         r->vote = hs->vote;
@@ -65,12 +73,32 @@ wr_raft_t *wr_raft_new(const wr_raft_config_t *cfg, const wr_raft_hard_state_t *
     }
     r->hs_handed = (wr_raft_hard_state_t){r->term, r->vote, r->commit, r->abstain};
     /* A damaged log may hold entries the disk had overwritten (a lost overwrite brings
-     * the old ones back): none counts as committed until a leader says so. */
-    if (cfg->log_damaged || r->abstain != 0)
+     * the old ones back): none counts as committed until a leader says so. What a
+     * snapshot covers was committed, whatever became of the log. */
+    if (damaged || r->abstain != 0)
         r->commit = 0;
+    if (r->commit < r->snap_index)
+        r->commit = r->snap_index;
     /* Acknowledgements may be lost from any term up to this one: an older mark is raised. */
-    if (cfg->log_damaged && r->abstain < (r->term > 0 ? r->term : 1))
+    if (damaged && r->abstain < (r->term > 0 ? r->term : 1))
         r->abstain = r->term > 0 ? r->term : 1; /* handed over at the first ready */
+}
+
+wr_raft_t *wr_raft_restore(const wr_raft_config_t *cfg, const wr_raft_hard_state_t *hs,
+                           const wr_raft_snapshot_t *snap, const wr_raft_entry_t *entries, size_t n)
+{
+    wr_raft_t *r;
+
+    if (!config_valid(cfg) || (r = calloc(1, sizeof(*r))) == NULL)
+        return NULL;
+    r->cfg = *cfg;
+    r->rng = (cfg->seed ^ ((uint64_t)cfg->id * 0x9E3779B97F4A7C15ull)) | 1;
+    r->log.unstable = 1;
+    restore_snapshot(r, snap);
+    if (restore_log(r, entries, n) != WR_OK)
+        goto err;
+    wr_raft_conf_reload(r);
+    restore_hard_state(r, hs);
     reset_timeout(r);
     return r;
 err:
@@ -78,11 +106,18 @@ err:
     return NULL;
 }
 
+wr_raft_t *wr_raft_new(const wr_raft_config_t *cfg, const wr_raft_hard_state_t *hs,
+                       const wr_raft_entry_t *entries, size_t n)
+{
+    return wr_raft_restore(cfg, hs, NULL, entries, n);
+}
+
 void wr_raft_free(wr_raft_t *r)
 {
     if (r == NULL)
         return;
     wr_raft_log_clear(&r->log);
+    free(r->chunk);
     free(r->out.m);
     free(r->out_sync.m);
     free(r);
@@ -95,6 +130,7 @@ void wr_raft_become_follower(wr_raft_t *r, uint64_t term, uint32_t leader)
         r->vote = 0;
         r->leader_match = 0;
         r->acked = 0;
+        r->rx_index = 0; /* a new leader's transfer starts over */
     }
     r->role = WR_RAFT_FOLLOWER;
     r->leader = leader;
@@ -222,7 +258,7 @@ static int on_vote(wr_raft_t *r, const wr_raft_msg_t *m)
     return wr_raft_send(r, &resp, !pre);
 }
 
-static int send_ack(wr_raft_t *r)
+int wr_raft_send_ack(wr_raft_t *r)
 {
     uint64_t idx = r->leader_match < r->log.stable ? r->leader_match : r->log.stable;
     wr_raft_msg_t m = {.type = WR_RAFT_MSG_APP_RESP, .from = r->cfg.id, .to = r->leader, .term = r->term};
@@ -270,10 +306,31 @@ static int append_entries(wr_raft_t *r, const wr_raft_msg_t *m)
     return WR_OK;
 }
 
-static int on_append(wr_raft_t *r, const wr_raft_msg_t *m)
+/* An append that starts inside the snapshot: that prefix is committed, so it
+ * matches; the rest is an append after the log's offset. */
+static wr_raft_msg_t skip_compacted(const wr_raft_t *r, const wr_raft_msg_t *m)
 {
+    wr_raft_msg_t t = *m;
+    uint64_t skip = r->log.offset - m->index;
+
+    if (m->index >= r->log.offset)
+        return t;
+    skip = skip < m->n_entries ? skip : m->n_entries;
+    t.index = r->log.offset;
+    t.log_term = r->log.offset_term;
+    t.entries = m->n_entries > skip ? m->entries + skip : NULL;
+    t.n_entries = m->n_entries - skip;
+    return t;
+}
+
+static int on_append(wr_raft_t *r, const wr_raft_msg_t *msg)
+{
+    wr_raft_msg_t trimmed = skip_compacted(r, msg);
+    const wr_raft_msg_t *m = &trimmed;
     uint64_t last_new = m->index + m->n_entries;
 
+    if (r->snap_missing)
+        return wr_raft_snap_request(r, m->from);
     if (wr_raft_log_term(&r->log, m->index) != m->log_term || m->index > r->log.n)
         return reject_append(r, m);
     if (append_entries(r, m) != WR_OK)
@@ -288,7 +345,7 @@ static int on_append(wr_raft_t *r, const wr_raft_msg_t *m)
     if (m->commit > r->commit && last_new > r->commit)
         r->commit = m->commit < last_new ? m->commit : last_new;
     /* Acknowledge now only what is durable; the rest on wr_raft_persisted. */
-    return r->log.stable >= last_new ? send_ack(r) : WR_OK;
+    return r->log.stable >= last_new ? wr_raft_send_ack(r) : WR_OK;
 }
 
 static int on_heartbeat(wr_raft_t *r, const wr_raft_msg_t *m)
@@ -297,6 +354,8 @@ static int on_heartbeat(wr_raft_t *r, const wr_raft_msg_t *m)
         .type = WR_RAFT_MSG_HEARTBEAT_RESP, .from = r->cfg.id, .to = m->from, .term = r->term};
     uint64_t c = m->commit < r->log.n ? m->commit : r->log.n;
 
+    if (r->snap_missing)
+        return wr_raft_snap_request(r, m->from);
     /* The leader's match for a damaged member may predate the damage, which can
      * bring back overwritten entries: commit only what an append verified, and
      * report only that, so the leader probes and repairs the rest. */
@@ -328,11 +387,13 @@ static int follower_step(wr_raft_t *r, const wr_raft_msg_t *m)
     if (m->type == WR_RAFT_MSG_TIMEOUT_NOW && r->role == WR_RAFT_FOLLOWER && r->abstain == 0 &&
         may_campaign(r))
         return become_candidate(r, true);
-    if (m->type != WR_RAFT_MSG_APP && m->type != WR_RAFT_MSG_HEARTBEAT)
+    if (m->type != WR_RAFT_MSG_APP && m->type != WR_RAFT_MSG_HEARTBEAT && m->type != WR_RAFT_MSG_SNAP)
         return WR_OK;
     if (r->role != WR_RAFT_FOLLOWER || r->leader != m->from)
         wr_raft_become_follower(r, r->term, m->from);
     r->elapsed = 0;
+    if (m->type == WR_RAFT_MSG_SNAP)
+        return wr_raft_snap_recv(r, m);
     return m->type == WR_RAFT_MSG_APP ? on_append(r, m) : on_heartbeat(r, m);
 }
 
@@ -341,12 +402,17 @@ static bool in_lease(const wr_raft_t *r)
     return r->leader != 0 && r->elapsed < r->cfg.election_ticks;
 }
 
+static bool from_leader(const wr_raft_msg_t *m)
+{
+    return m->type == WR_RAFT_MSG_APP || m->type == WR_RAFT_MSG_HEARTBEAT || m->type == WR_RAFT_MSG_SNAP;
+}
+
 /* Tells a stale leader or pre-candidate our term, so it steps down. */
 static int step_lower_term(wr_raft_t *r, const wr_raft_msg_t *m)
 {
     wr_raft_msg_t resp = {.from = r->cfg.id, .to = m->from, .term = r->term, .reject = true};
 
-    if (m->type == WR_RAFT_MSG_APP || m->type == WR_RAFT_MSG_HEARTBEAT)
+    if (from_leader(m))
         resp.type = WR_RAFT_MSG_APP_RESP;
     else if (m->type == WR_RAFT_MSG_PREVOTE)
         resp.type = WR_RAFT_MSG_PREVOTE_RESP;
@@ -367,8 +433,7 @@ static bool step_higher_term(wr_raft_t *r, const wr_raft_msg_t *m)
         return false;
     if (m->type == WR_RAFT_MSG_PREVOTE || (m->type == WR_RAFT_MSG_PREVOTE_RESP && !m->reject))
         return true;
-    wr_raft_become_follower(r, m->term,
-                            m->type == WR_RAFT_MSG_APP || m->type == WR_RAFT_MSG_HEARTBEAT ? m->from : 0);
+    wr_raft_become_follower(r, m->term, from_leader(m) ? m->from : 0);
     return true;
 }
 
@@ -467,7 +532,7 @@ int wr_raft_persisted(wr_raft_t *r, uint64_t term, uint64_t index)
     if (r->role == WR_RAFT_LEADER && wr_raft_maybe_commit(r))
         r->bcast_commit = true;
     else if (r->role == WR_RAFT_FOLLOWER && r->leader != 0 && ackable > r->acked)
-        return send_ack(r);
+        return wr_raft_send_ack(r);
     return WR_OK;
 }
 
@@ -476,7 +541,13 @@ void wr_raft_status(const wr_raft_t *r, wr_raft_status_t *st)
     *st = (wr_raft_status_t){r->role,       r->term,   r->vote,
                              r->leader,     r->commit, r->applied,
                              r->log.stable, r->log.n,  wr_raft_log_last_term(&r->log),
-                             r->abstain};
+                             r->abstain,    r->snap_index, r->log.offset + 1,
+                             r->snap_missing};
+}
+
+uint64_t wr_raft_term(const wr_raft_t *r, uint64_t index)
+{
+    return wr_raft_log_term(&r->log, index);
 }
 
 const wr_raft_entry_t *wr_raft_entry(const wr_raft_t *r, uint64_t index)

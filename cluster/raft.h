@@ -49,12 +49,22 @@ typedef enum {
     WR_RAFT_MSG_HEARTBEAT,      /* commit: min(leader commit, the follower's match) */
     WR_RAFT_MSG_HEARTBEAT_RESP, /* index: the follower's last index (abstaining: the last one verified) */
     WR_RAFT_MSG_TIMEOUT_NOW,    /* leadership transfer: campaign now, skipping pre-vote */
+    WR_RAFT_MSG_SNAP,           /* a snapshot chunk: index/log_term name the snapshot (see below) */
+    WR_RAFT_MSG_SNAP_RESP,      /* index: the snapshot; offset: the next byte wanted; reject: "send me one >= index" */
 } wr_raft_msg_type_t;
 
 /*
  * A message between two members of one group. In a ready batch, entries
  * point into the sender's log; a driver that keeps a message past
  * wr_raft_advance copies them. Received messages are only read.
+ *
+ * A SNAP message leaves the core without its bytes: entries[0] is the
+ * snapshot's membership as a CONFIG entry, and the driver attaches the chunk
+ * of its snapshot (index, log_term) that starts at offset: data/len (any
+ * length it likes, at most a few hundred KiB), crc = CRC32C of those bytes,
+ * last = the chunk ends the snapshot, and then total_crc = CRC32C of the
+ * whole snapshot. A driver whose newest snapshot is not (index, log_term)
+ * drops the message; the transfer then restarts from the leader's next one.
  */
 typedef struct {
     uint8_t type; /* wr_raft_msg_type_t */
@@ -67,6 +77,12 @@ typedef struct {
     uint64_t hint_index, hint_term; /* APP_RESP reject: the follower's conflict hint */
     const wr_raft_entry_t *entries;
     size_t n_entries;
+    uint64_t offset;      /* SNAP, SNAP_RESP: byte offset in the snapshot */
+    const uint8_t *data;  /* SNAP: the chunk (attached by the driver) */
+    uint32_t len;         /* SNAP: its length */
+    uint32_t crc;         /* SNAP: CRC32C of data[0..len) */
+    uint32_t total_crc;   /* SNAP with last: CRC32C of the whole snapshot */
+    bool last;            /* SNAP: the chunk ends the snapshot */
 } wr_raft_msg_t;
 
 /* What must survive a crash, besides the log. */
@@ -87,10 +103,43 @@ typedef struct {
     unsigned max_batch;       /* entries per AppendEntries */
     uint64_t seed;            /* the only source of randomness */
     bool log_damaged;         /* the stored log lost records to corruption (see wr_raft_new) */
+    bool snapshot_lost;       /* the stored snapshot failed its CRC (see wr_raft_restore) */
+    unsigned snapshot_trailing; /* entries kept in the log behind a snapshot taken, for slow followers */
 } wr_raft_config_t;
+
+/* A group's membership: voters and learners (non-voters that only replicate). */
+typedef struct {
+    uint32_t id[WR_RAFT_MAX_PEERS];
+    bool voter[WR_RAFT_MAX_PEERS];
+    size_t n;
+    uint64_t index; /* the CONFIG entry it comes from (0: the configured first voters) */
+} wr_raft_conf_t;
+
+/* A state-machine snapshot as the core knows it: what it covers, and the membership then. */
+typedef struct {
+    uint64_t index; /* the last entry it covers; 0: none */
+    uint64_t term;
+    wr_raft_conf_t conf; /* the membership in force at index (n 0: unknown) */
+} wr_raft_snapshot_t;
+
+/* A chunk of a snapshot being received, for the driver to store at offset. */
+typedef struct {
+    uint64_t index, term; /* the snapshot it belongs to */
+    uint64_t offset;      /* 0: a new transfer; earlier chunks stored for it are void */
+    const uint8_t *data;
+    uint32_t len;
+    bool last;
+} wr_raft_snap_chunk_t;
 
 /*
  * One batch of work. The ordering contract, per ready, in order:
+ *  0. Snapshots: store chunk (if has_chunk) at its offset; if installed, the
+ *     stored chunks form `snapshot` (every CRC checked): load it into the
+ *     state machine and make it durable, then call wr_raft_persisted with
+ *     its (term, index) (the follower acknowledges it only then). If
+ *     compact_index is non-zero, stored entries <= compact_index may go (if
+ *     the stored log lacks (compact_index, compact_term), all of it goes);
+ *     a snapshot the driver took must be durable before that.
  *  1. Append entries[] to the log (entries[0].index may be at or below what
  *     is already stored: the stored log is cut there first), then store hs if
  *     hs_changed. Both may be written without waiting for the disk.
@@ -115,15 +164,14 @@ typedef struct {
     size_t n_msgs_after_sync;
     const wr_raft_entry_t *committed;
     size_t n_committed;
+    bool has_chunk;
+    wr_raft_snap_chunk_t chunk;
+    bool installed;
+    wr_raft_snapshot_t snapshot;
+    uint64_t compact_index, compact_term;
+    bool snapshot_wanted; /* leader: a member needs a snapshot newer than the last taken: take one */
 } wr_raft_ready_t;
 
-/* A group's membership: voters and learners (non-voters that only replicate). */
-typedef struct {
-    uint32_t id[WR_RAFT_MAX_PEERS];
-    bool voter[WR_RAFT_MAX_PEERS];
-    size_t n;
-    uint64_t index; /* the CONFIG entry it comes from (0: the configured first voters) */
-} wr_raft_conf_t;
 
 /* One single-server membership change (wr_raft_change). */
 typedef enum {
@@ -144,6 +192,9 @@ typedef struct {
     uint64_t last_index;
     uint64_t last_term;
     uint64_t abstain; /* see wr_raft_hard_state_t */
+    uint64_t snap_index; /* the snapshot the log starts after (0: none) */
+    uint64_t first_index; /* the first entry the in-memory log holds */
+    bool snapshot_lost;   /* waiting for a snapshot from the leader (see wr_raft_restore) */
 } wr_raft_status_t;
 
 /*
@@ -162,6 +213,40 @@ typedef struct {
  */
 wr_raft_t *wr_raft_new(const wr_raft_config_t *cfg, const wr_raft_hard_state_t *hs,
                        const wr_raft_entry_t *entries, size_t n);
+
+/*
+ * As wr_raft_new, for a member whose state machine was restored from a stored
+ * snapshot (NULL or index 0: none): the log then starts after snap->index;
+ * stored entries at or below it are skipped (entries[0].index may be anywhere
+ * up to snap->index + 1; a gap after it is invalid). The snapshot's entries
+ * count as committed and applied. With cfg->snapshot_lost the stored snapshot
+ * failed its CRC and snap names only the point the stored log was compacted
+ * to (conf.n 0 if unknown): the member applies nothing and asks the leader
+ * for a snapshot at or past it; the driver should also set log_damaged, as
+ * the member lost state it may have acknowledged. NULL on allocation failure
+ * or invalid input.
+ */
+wr_raft_t *wr_raft_restore(const wr_raft_config_t *cfg, const wr_raft_hard_state_t *hs,
+                           const wr_raft_snapshot_t *snap, const wr_raft_entry_t *entries, size_t n);
+
+/*
+ * The state machine took a snapshot of everything applied up to index: *out
+ * gets its term and membership. Call it once the snapshot is durable (with
+ * that term and membership stored beside its bytes: wr_raft_term and
+ * wr_raft_conf_at give them beforehand). The log is then compacted to index
+ * less cfg.snapshot_trailing entries, and the next ready names the stored
+ * prefix that may go (compact_index). Later SNAP messages name this
+ * snapshot: the driver serves chunks of its newest one. WR_OK;
+ * WR_ESYNTAX: index not in (the last snapshot, applied]; WR_AGAIN: the
+ * member waits for a snapshot from the leader (snapshot_lost).
+ */
+int wr_raft_snapshot_taken(wr_raft_t *r, uint64_t index, wr_raft_snapshot_t *out);
+
+/* The term of the entry at index, if the core knows it (the snapshot's own included), else 0. */
+uint64_t wr_raft_term(const wr_raft_t *r, uint64_t index);
+
+/* Fills *c with the membership in force at index (<= the last index; at or past the snapshot). */
+void wr_raft_conf_at(const wr_raft_t *r, uint64_t index, wr_raft_conf_t *c);
 
 /* Frees the member and everything it owns. NULL is a no-op. */
 void wr_raft_free(wr_raft_t *r);
@@ -227,7 +312,7 @@ void wr_raft_advance(wr_raft_t *r);
 /* Fills *st with the member's current view. */
 void wr_raft_status(const wr_raft_t *r, wr_raft_status_t *st);
 
-/* Returns the entry at index from the in-memory log, or NULL. */
+/* Returns the entry at index from the in-memory log, or NULL (also when compacted). */
 const wr_raft_entry_t *wr_raft_entry(const wr_raft_t *r, uint64_t index);
 
 /* Bytes of one wr_raft_t (per-follower state and logs excluded). */

@@ -9,8 +9,6 @@
 #include "cluster/raft_internal.h"
 #include "core/status.h"
 
-#define CONF_REC 5
-
 size_t wr_raft_quorum(const wr_raft_t *r)
 {
     size_t voters = 0;
@@ -31,14 +29,14 @@ bool wr_raft_is_voter(const wr_raft_t *r, uint32_t id)
 int wr_raft_conf_decode(const wr_raft_entry_t *e, wr_raft_conf_t *c)
 {
     *c = (wr_raft_conf_t){.index = e->index};
-    if (e->type != WR_RAFT_ENTRY_CONFIG || e->len % CONF_REC != 0 || e->len / CONF_REC > WR_RAFT_MAX_PEERS)
+    if (e->type != WR_RAFT_ENTRY_CONFIG || e->len % WR_RAFT_CONF_REC != 0 || e->len / WR_RAFT_CONF_REC > WR_RAFT_MAX_PEERS)
         return WR_ESYNTAX;
-    for (size_t i = 0; i < e->len / CONF_REC; i++) {
-        const uint8_t *p = e->data + i * CONF_REC;
+    for (size_t i = 0; i < e->len / WR_RAFT_CONF_REC; i++) {
+        const uint8_t *p = e->data + i * WR_RAFT_CONF_REC;
         c->id[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
         c->voter[i] = p[4] != 0;
     }
-    c->n = e->len / CONF_REC;
+    c->n = e->len / WR_RAFT_CONF_REC;
     return WR_OK;
 }
 
@@ -70,21 +68,29 @@ static void conf_apply(wr_raft_t *r, const wr_raft_conf_t *c)
     r->conf_index = c->index;
 }
 
+void wr_raft_conf_at(const wr_raft_t *r, uint64_t index, wr_raft_conf_t *c)
+{
+    *c = (wr_raft_conf_t){.n = r->cfg.n_peers};
+    for (uint64_t i = index < r->log.n ? index : r->log.n; i > r->log.offset; i--) {
+        const wr_raft_entry_t *e = wr_raft_log_at(&r->log, i);
+        if (e->type == WR_RAFT_ENTRY_CONFIG && wr_raft_conf_decode(e, c) == WR_OK)
+            return;
+    }
+    /* Older than the log: the snapshot's, else the first voters. */
+    if (r->snap_conf_e.len > 0 && wr_raft_conf_decode(&r->snap_conf_e, c) == WR_OK)
+        return;
+    *c = (wr_raft_conf_t){.n = r->cfg.n_peers};
+    for (size_t i = 0; i < c->n; i++) {
+        c->id[i] = r->cfg.peers[i];
+        c->voter[i] = true;
+    }
+}
+
 void wr_raft_conf_reload(wr_raft_t *r)
 {
-    wr_raft_conf_t c = {.n = r->cfg.n_peers};
+    wr_raft_conf_t c;
 
-    for (uint64_t i = r->log.n; i > 0; i--) {
-        const wr_raft_entry_t *e = wr_raft_log_at(&r->log, i);
-        if (e->type == WR_RAFT_ENTRY_CONFIG && wr_raft_conf_decode(e, &c) == WR_OK) {
-            conf_apply(r, &c);
-            return;
-        }
-    }
-    for (size_t i = 0; i < c.n; i++) {
-        c.id[i] = r->cfg.peers[i];
-        c.voter[i] = true;
-    }
+    wr_raft_conf_at(r, r->log.n, &c);
     conf_apply(r, &c);
 }
 
@@ -143,18 +149,17 @@ static int conf_edit(const wr_raft_t *r, wr_raft_change_t op, uint32_t id, wr_ra
     return WR_OK;
 }
 
-/* Writes c as a CONFIG payload into buf; returns its length. */
-static uint32_t conf_encode(const wr_raft_conf_t *c, uint8_t *buf)
+uint32_t wr_raft_conf_encode(const wr_raft_conf_t *c, uint8_t *buf)
 {
     for (size_t i = 0; i < c->n; i++) {
-        uint8_t *p = buf + i * CONF_REC;
+        uint8_t *p = buf + i * WR_RAFT_CONF_REC;
         p[0] = (uint8_t)c->id[i];
         p[1] = (uint8_t)(c->id[i] >> 8);
         p[2] = (uint8_t)(c->id[i] >> 16);
         p[3] = (uint8_t)(c->id[i] >> 24);
         p[4] = c->voter[i];
     }
-    return (uint32_t)(c->n * CONF_REC);
+    return (uint32_t)(c->n * WR_RAFT_CONF_REC);
 }
 
 /* Only one change at a time, and only once this leader committed in its term. */
@@ -169,14 +174,14 @@ static int change_allowed(const wr_raft_t *r)
 
 int wr_raft_change(wr_raft_t *r, wr_raft_change_t op, uint32_t id, uint64_t *term, uint64_t *index)
 {
-    uint8_t buf[WR_RAFT_MAX_PEERS * CONF_REC];
+    uint8_t buf[WR_RAFT_MAX_PEERS * WR_RAFT_CONF_REC];
     wr_raft_entry_t e = {.term = r->term, .type = WR_RAFT_ENTRY_CONFIG, .data = buf};
     wr_raft_conf_t c;
     int rc = change_allowed(r);
 
     if (rc != WR_OK || (rc = conf_edit(r, op, id, &c)) != WR_OK)
         return rc;
-    e.len = conf_encode(&c, buf);
+    e.len = wr_raft_conf_encode(&c, buf);
     if (wr_raft_log_append(&r->log, &e) != WR_OK)
         return WR_ENOMEM;
     c.index = r->log.n;

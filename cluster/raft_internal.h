@@ -13,7 +13,10 @@
 #include "cluster/raft.h"
 #include "cluster/raft_log.h"
 
-enum { PEER_PROBE = 0, PEER_REPLICATE = 1 };
+enum { PEER_PROBE = 0, PEER_REPLICATE = 1, PEER_SNAPSHOT = 2 };
+
+/* Encoded membership: 5 bytes per member (raft_conf.c). */
+#define WR_RAFT_CONF_REC 5
 
 /* The leader's view of one member (and a candidate's tally of its vote). */
 typedef struct {
@@ -23,9 +26,11 @@ typedef struct {
     bool active;     /* heard from since the last check-quorum round */
     bool voter;      /* false: a learner, never counted */
     bool voted, granted;
-    uint64_t match; /* highest index known replicated and durable there */
-    uint64_t next;  /* next index to send */
+    bool snap_sent;  /* PEER_SNAPSHOT: one chunk out, wait for its answer */
+    uint64_t match;  /* highest index known replicated and durable there */
+    uint64_t next;   /* next index to send; PEER_SNAPSHOT: the lowest snapshot index it can use */
     uint64_t hb_match;
+    uint64_t snap_off; /* PEER_SNAPSHOT: the next byte of the snapshot to send */
 } wr_raft_peer_t;
 
 typedef struct {
@@ -58,6 +63,21 @@ struct wr_raft_s {
     wr_raft_msgq_t out, out_sync; /* msgs, msgs_after_sync */
     uint64_t rd_unstable, rd_applied;
     wr_raft_hard_state_t rd_hs;
+    /* The last snapshot: the log's offset is at or below it; its membership encoded. */
+    uint64_t snap_index, snap_term;
+    wr_raft_entry_t snap_conf_e; /* a CONFIG entry (index: where the membership comes from) */
+    uint8_t snap_conf[WR_RAFT_MAX_PEERS * WR_RAFT_CONF_REC];
+    bool snap_missing;   /* cfg.snapshot_lost: nothing applies until one is installed */
+    bool snap_wanted;    /* leader: a member needs a snapshot newer than snap_index */
+    bool compact_ready;  /* the stored log may be compacted to the log's offset */
+    bool install_ready;  /* a snapshot was installed: hand it over */
+    /* Follower: the snapshot being received, and a checked chunk to hand over. */
+    uint64_t rx_index, rx_term, rx_off;
+    uint32_t rx_crc;
+    uint32_t chunk_len;
+    uint8_t *chunk;
+    uint64_t chunk_off;
+    bool chunk_last;
 };
 
 /* Queues m to send (after the next sync if after_sync). WR_OK or WR_ENOMEM. */
@@ -92,5 +112,29 @@ int wr_raft_transfer_check(wr_raft_t *r);
 
 /* Leader: advances commit by the current-term rule; true if it moved. */
 bool wr_raft_maybe_commit(wr_raft_t *r);
+
+/* Leader: sends p the next chunk of the snapshot (or asks the driver for a newer one). */
+int wr_raft_snap_send(wr_raft_t *r, wr_raft_peer_t *p);
+
+/* Leader: p needs a snapshot at or past index (a new transfer unless one is under way). */
+int wr_raft_snap_start(wr_raft_t *r, wr_raft_peer_t *p, uint64_t index);
+
+/* Leader: handles a SNAP_RESP. */
+int wr_raft_snap_resp(wr_raft_t *r, wr_raft_peer_t *p, const wr_raft_msg_t *m);
+
+/* Follower: handles a SNAP chunk from the leader. */
+int wr_raft_snap_recv(wr_raft_t *r, const wr_raft_msg_t *m);
+
+/* Follower waiting for a snapshot (snap_missing): asks the leader for one. */
+int wr_raft_snap_request(wr_raft_t *r, uint32_t to);
+
+/* Records (index, term, conf) as the last snapshot, conf encoded as a CONFIG entry. */
+void wr_raft_snap_set(wr_raft_t *r, uint64_t index, uint64_t term, const wr_raft_conf_t *conf);
+
+/* Sends the follower's acknowledgement of what is durable and matches the leader. */
+int wr_raft_send_ack(wr_raft_t *r);
+
+/* Encodes c as a CONFIG payload into buf; returns its length. */
+uint32_t wr_raft_conf_encode(const wr_raft_conf_t *c, uint8_t *buf);
 
 #endif

@@ -21,9 +21,11 @@ void wr_raft_log_clear(wr_raft_log_t *l)
 
 uint64_t wr_raft_log_term(const wr_raft_log_t *l, uint64_t index)
 {
-    if (index == 0 || index > l->n)
+    if (index == l->offset)
+        return l->offset_term;
+    if (index < l->offset || index > l->n)
         return 0;
-    return l->e[index - 1].term;
+    return l->e[index - l->offset - 1].term;
 }
 
 uint64_t wr_raft_log_last_term(const wr_raft_log_t *l)
@@ -47,7 +49,7 @@ int wr_raft_log_append(wr_raft_log_t *l, const wr_raft_entry_t *e)
 {
     uint8_t *data = NULL;
 
-    if (l->n == l->cap && log_grow(l) != WR_OK)
+    if (l->n - l->offset == l->cap && log_grow(l) != WR_OK)
         return WR_ENOMEM;
     if (e->len > 0) {
         data = malloc(e->len);
@@ -55,19 +57,19 @@ int wr_raft_log_append(wr_raft_log_t *l, const wr_raft_entry_t *e)
             return WR_ENOMEM;
         memcpy(data, e->data, e->len);
     }
-    l->e[l->n] = (wr_raft_entry_t){e->term, l->n + 1, data, e->len, e->type};
+    l->e[l->n - l->offset] = (wr_raft_entry_t){e->term, l->n + 1, data, e->len, e->type};
     l->n++;
     return WR_OK;
 }
 
 void wr_raft_log_truncate(wr_raft_log_t *l, uint64_t from)
 {
-    if (from == 0)
-        from = 1;
+    if (from <= l->offset)
+        from = l->offset + 1;
     if (l->n >= from && (l->cut == 0 || from < l->cut))
         l->cut = from;
     while (l->n >= from) {
-        free(l->e[l->n - 1].data);
+        free(l->e[l->n - l->offset - 1].data);
         l->n--;
     }
     if (l->unstable > l->n + 1)
@@ -76,18 +78,46 @@ void wr_raft_log_truncate(wr_raft_log_t *l, uint64_t from)
         l->stable = l->n;
 }
 
+void wr_raft_log_compact(wr_raft_log_t *l, uint64_t index)
+{
+    uint64_t drop = index - l->offset;
+
+    if (index <= l->offset || index > l->n)
+        return;
+    l->offset_term = wr_raft_log_term(l, index);
+    for (uint64_t i = 0; i < drop; i++)
+        free(l->e[i].data);
+    memmove(l->e, l->e + drop, (size_t)(l->n - index) * sizeof(*l->e));
+    l->offset = index;
+    if (l->unstable < index + 1)
+        l->unstable = index + 1;
+    if (l->stable < index)
+        l->stable = index;
+}
+
+void wr_raft_log_reset(wr_raft_log_t *l, uint64_t index, uint64_t term)
+{
+    wr_raft_log_truncate(l, l->offset + 1);
+    if (l->cut == 0 || l->offset + 1 < l->cut)
+        l->cut = l->offset + 1;
+    l->offset = l->n = index;
+    l->offset_term = term;
+    l->unstable = index + 1;
+    l->stable = 0; /* not even the snapshot is durable until notified */
+}
+
 const wr_raft_entry_t *wr_raft_log_at(const wr_raft_log_t *l, uint64_t index)
 {
-    if (index == 0 || index > l->n)
+    if (index <= l->offset || index > l->n)
         return NULL;
-    return &l->e[index - 1];
+    return &l->e[index - l->offset - 1];
 }
 
 uint64_t wr_raft_log_term_start(const wr_raft_log_t *l, uint64_t index)
 {
     uint64_t term = wr_raft_log_term(l, index);
 
-    while (index > 1 && wr_raft_log_term(l, index - 1) == term)
+    while (index > l->offset + 1 && wr_raft_log_term(l, index - 1) == term)
         index--;
     return index;
 }
@@ -96,7 +126,7 @@ uint64_t wr_raft_log_last_of_term(const wr_raft_log_t *l, uint64_t term)
 {
     uint64_t i = l->n;
 
-    while (i > 0 && l->e[i - 1].term > term)
+    while (i > l->offset && wr_raft_log_term(l, i) > term)
         i--;
-    return i > 0 && l->e[i - 1].term == term ? i : 0;
+    return wr_raft_log_term(l, i) == term && i > 0 ? i : 0;
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The in-memory Raft log of one group: a dense array of entries from index 1,
- * with the index from which entries have not yet been handed to the driver to
- * persist ("unstable") and the durable prefix reported back ("stable").
+ * The in-memory Raft log of one group: a dense array of entries after a
+ * compacted prefix (offset: the last index a snapshot covers, whose term is
+ * kept), with the index from which entries have not yet been handed to the
+ * driver to persist ("unstable") and the durable prefix reported back ("stable").
  */
 #ifndef WR_CLUSTER_RAFT_LOG_H
 #define WR_CLUSTER_RAFT_LOG_H
@@ -13,8 +14,10 @@
 #include "cluster/raft.h"
 
 typedef struct {
-    wr_raft_entry_t *e; /* e[i] holds index i + 1 */
+    wr_raft_entry_t *e; /* e[i] holds index offset + i + 1 */
     uint64_t n;         /* last index */
+    uint64_t offset;    /* entries <= offset are compacted away */
+    uint64_t offset_term;
     uint64_t cap;
     uint64_t unstable; /* first index not yet handed over to persist */
     uint64_t stable;   /* durable prefix, as notified */
@@ -24,7 +27,7 @@ typedef struct {
 /* Frees every entry's payload and the array; the log is then empty. */
 void wr_raft_log_clear(wr_raft_log_t *l);
 
-/* Term at index; 0 for index 0 and for any index past the end. */
+/* Term at index (offset_term at offset); 0 below the offset and past the end. */
 uint64_t wr_raft_log_term(const wr_raft_log_t *l, uint64_t index);
 
 /* The last entry's term (0 when empty). */
@@ -36,10 +39,16 @@ uint64_t wr_raft_log_last_term(const wr_raft_log_t *l);
  */
 int wr_raft_log_append(wr_raft_log_t *l, const wr_raft_entry_t *e);
 
-/* Drops every entry at index >= from, lowering unstable and stable to match. */
+/* Drops every entry at index >= from (> offset), lowering unstable and stable to match. */
 void wr_raft_log_truncate(wr_raft_log_t *l, uint64_t from);
 
-/* Returns the entry at index, or NULL outside [1, n]. */
+/* Drops the entries <= index (offset < index <= n): they are in a durable snapshot. */
+void wr_raft_log_compact(wr_raft_log_t *l, uint64_t index);
+
+/* Drops every entry: the log restarts after (index, term); stable 0 until notified. */
+void wr_raft_log_reset(wr_raft_log_t *l, uint64_t index, uint64_t term);
+
+/* Returns the entry at index, or NULL outside [offset + 1, n]. */
 const wr_raft_entry_t *wr_raft_log_at(const wr_raft_log_t *l, uint64_t index);
 
 /* The first index of the run of entries of the same term that holds index. */

@@ -26,12 +26,25 @@ int wr_raft_send(wr_raft_t *r, const wr_raft_msg_t *m, bool after_sync)
 }
 
 /*
- * Queued AppendEntries hold only a count: point them into the log now. One
- * whose previous entry or entries the log has since truncated (a leader that
- * stepped down and took a new leader's suffix in the same step) is dropped:
- * its log_term and its entries would come from two different histories.
- * Dropping is what a lossy network may do anyway.
+ * True for a queued message that can no longer leave: an AppendEntries whose
+ * previous entry or entries the log has since truncated (a leader that
+ * stepped down and took a new leader's suffix in the same step: its log_term
+ * and its entries would come from two different histories) or compacted, and
+ * a snapshot chunk of a snapshot replaced since. Dropping is what a lossy
+ * network may do anyway.
  */
+static bool msg_stale(const wr_raft_t *r, const wr_raft_msg_t *m)
+{
+    if (m->type == WR_RAFT_MSG_SNAP)
+        return m->index != r->snap_index || r->snap_conf_e.len == 0;
+    if (m->type != WR_RAFT_MSG_APP)
+        return false;
+    if (m->n_entries > 0 && m->index < r->log.offset)
+        return true;
+    return r->log.cut != 0 && m->index + m->n_entries >= r->log.cut;
+}
+
+/* Queued AppendEntries hold only a count, chunks no membership: point them in now. */
 static void resolve_entries(wr_raft_t *r, wr_raft_msgq_t *q)
 {
     size_t kept = 0;
@@ -39,9 +52,12 @@ static void resolve_entries(wr_raft_t *r, wr_raft_msgq_t *q)
     for (size_t i = 0; i < q->n; i++) {
         wr_raft_msg_t *m = &q->m[i];
 
-        if (m->type == WR_RAFT_MSG_APP && r->log.cut != 0 && m->index + m->n_entries >= r->log.cut)
+        if (msg_stale(r, m))
             continue;
-        m->entries = m->n_entries > 0 ? wr_raft_log_at(&r->log, m->index + 1) : NULL;
+        if (m->type == WR_RAFT_MSG_SNAP)
+            m->entries = &r->snap_conf_e;
+        else
+            m->entries = m->n_entries > 0 ? wr_raft_log_at(&r->log, m->index + 1) : NULL;
         q->m[kept++] = *m;
     }
     q->n = kept;
@@ -62,7 +78,27 @@ bool wr_raft_has_ready(const wr_raft_t *r)
     wr_raft_hard_state_t hs = hs_now(r);
 
     return r->out.n > 0 || r->out_sync.n > 0 || r->bcast || r->bcast_commit ||
-           !hs_equal(&hs, &r->hs_handed) || r->log.unstable <= r->log.n || r->applied < r->commit;
+           !hs_equal(&hs, &r->hs_handed) || r->log.unstable <= r->log.n || r->applied < r->commit ||
+           r->chunk != NULL || r->install_ready || r->compact_ready || r->snap_wanted;
+}
+
+/* The snapshot outputs: a chunk to store, a snapshot installed, a prefix to drop. */
+static void ready_snapshot(wr_raft_t *r, wr_raft_ready_t *rd)
+{
+    rd->has_chunk = r->chunk != NULL;
+    rd->chunk = (wr_raft_snap_chunk_t){r->rx_index, r->rx_term, r->chunk_off, r->chunk, r->chunk_len,
+                                       r->chunk_last};
+    rd->installed = r->install_ready;
+    if (rd->installed) {
+        rd->snapshot = (wr_raft_snapshot_t){.index = r->snap_index, .term = r->snap_term};
+        if (wr_raft_conf_decode(&r->snap_conf_e, &rd->snapshot.conf) != WR_OK)
+            rd->snapshot.conf.n = 0;
+    }
+    if (r->compact_ready) {
+        rd->compact_index = r->log.offset;
+        rd->compact_term = r->log.offset_term;
+    }
+    rd->snapshot_wanted = r->snap_wanted;
 }
 
 /* Leader: sends what proposals and commit moves since the last ready call for;
@@ -84,6 +120,8 @@ int wr_raft_ready(wr_raft_t *r, wr_raft_ready_t *rd)
 {
     uint64_t apply_to = r->commit < r->log.n ? r->commit : r->log.n;
 
+    if (r->snap_missing)
+        apply_to = r->applied; /* no state to apply them to */
     if (flush_leader(r) != WR_OK)
         return WR_ENOMEM;
     resolve_entries(r, &r->out);
@@ -105,6 +143,7 @@ int wr_raft_ready(wr_raft_t *r, wr_raft_ready_t *rd)
         rd->committed = wr_raft_log_at(&r->log, r->applied + 1);
         rd->n_committed = r->rd_applied - r->applied;
     }
+    ready_snapshot(r, rd);
     return WR_OK;
 }
 
@@ -115,4 +154,7 @@ void wr_raft_advance(wr_raft_t *r)
     r->hs_handed = r->rd_hs;
     r->out.n = 0;
     r->out_sync.n = 0;
+    free(r->chunk);
+    r->chunk = NULL;
+    r->install_ready = r->compact_ready = r->snap_wanted = false;
 }

@@ -31,6 +31,8 @@ static bool peer_paused(const wr_raft_t *r, const wr_raft_peer_t *p)
 {
     if (p->state == PEER_PROBE)
         return p->probe_sent;
+    if (p->state == PEER_SNAPSHOT)
+        return p->snap_sent;
     return p->next - 1 - p->match >= (uint64_t)r->cfg.max_inflight * r->cfg.max_batch;
 }
 
@@ -48,8 +50,13 @@ static int send_append(wr_raft_t *r, wr_raft_peer_t *p, bool empty, bool *sent)
     wr_raft_msg_t m = {.type = WR_RAFT_MSG_APP, .from = r->cfg.id, .to = p->id, .term = r->term};
 
     *sent = false;
+    if (p->state == PEER_SNAPSHOT)
+        return wr_raft_snap_send(r, p);
     if (peer_paused(r, p))
         return WR_OK;
+    /* The entry before lo is compacted away: only a snapshot can bring p up. */
+    if (lo - 1 < r->log.offset)
+        return wr_raft_snap_start(r, p, lo - 1);
     if (hi >= lo + r->cfg.max_batch)
         hi = lo + r->cfg.max_batch - 1;
     if (hi < lo && p->state == PEER_REPLICATE && !empty)
@@ -146,6 +153,8 @@ static int on_reject(wr_raft_t *r, wr_raft_peer_t *p, const wr_raft_msg_t *m)
 {
     bool stale;
 
+    if (p->state == PEER_SNAPSHOT)
+        return WR_OK; /* an answer to an append sent before the transfer began */
     /* Shorter than what it acknowledged: its disk lost a suffix; start over. */
     if (m->hint_term == 0 && m->hint_index > 0 && m->hint_index <= p->match && m->index >= p->match) {
         p->match = m->hint_index - 1;
@@ -162,6 +171,9 @@ static int on_reject(wr_raft_t *r, wr_raft_peer_t *p, const wr_raft_msg_t *m)
 
 static int on_ack(wr_raft_t *r, wr_raft_peer_t *p, const wr_raft_msg_t *m)
 {
+    /* The snapshot is installed (or p had it): the log goes on from there. */
+    if (p->state == PEER_SNAPSHOT && m->index >= r->log.offset && m->index <= r->log.n)
+        peer_probe(p, m->index + 1);
     if (p->state == PEER_PROBE)
         p->probe_sent = false;
     if (m->index > p->match && m->index <= r->log.n) {
@@ -191,6 +203,10 @@ int wr_raft_transfer_check(wr_raft_t *r)
 
 static int on_heartbeat_resp(wr_raft_t *r, wr_raft_peer_t *p, const wr_raft_msg_t *m)
 {
+    if (p->state == PEER_SNAPSHOT) {
+        p->snap_sent = false; /* the chunk or its answer may be lost: resend */
+        return peer_flush(r, p, false);
+    }
     if (m->index < p->match) {
         /* Its log is shorter than what it acknowledged: its disk lost records. */
         p->match = m->index;
@@ -212,6 +228,8 @@ int wr_raft_leader_step(wr_raft_t *r, const wr_raft_msg_t *m)
     p->active = true;
     if (m->type == WR_RAFT_MSG_HEARTBEAT_RESP)
         return on_heartbeat_resp(r, p, m);
+    if (m->type == WR_RAFT_MSG_SNAP_RESP)
+        return wr_raft_snap_resp(r, p, m);
     if (m->type != WR_RAFT_MSG_APP_RESP)
         return WR_OK;
     if (m->reject)

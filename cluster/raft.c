@@ -34,10 +34,14 @@ static bool config_valid(const wr_raft_config_t *c)
            c->max_batch > 0;
 }
 
-/* The stored entries after the snapshot, dense; those it covers are skipped. */
+/* The stored entries after the snapshot, dense; those it covers are skipped. A
+ * stored log that disagrees with the snapshot's last entry is another history:
+ * nothing of it follows the snapshot. */
 static int restore_log(wr_raft_t *r, const wr_raft_entry_t *entries, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        if (entries[i].index == r->log.offset && r->log.offset > 0 && entries[i].term != r->log.offset_term)
+            break;
         if (entries[i].index <= r->log.offset)
             continue;
         if (entries[i].index != r->log.n + 1)

@@ -334,6 +334,17 @@ static void heal(sim_t *s)
             sim_node_start(s, &s->nodes[i]);
 }
 
+/* Snapshots: how often the state machine takes one, chunk size, the log kept behind it. */
+static void draw_snapshots(sim_t *s)
+{
+    static const int snap[] = {0, 3, 10, 40}, chunk[] = {16, 64, 256, 4096}, trailing[] = {0, 2, 8, 64};
+
+    s->snap_pm = snap[sim_rand_int(s, 4)];
+    s->chunk = chunk[sim_rand_int(s, 4)];
+    s->trailing = trailing[sim_rand_int(s, 4)];
+    s->corrupt_pm = sim_rand_int(s, 2) * 20;
+}
+
 /* Each seed draws its own fault profile, from gentle to brutal. */
 static void draw_profile(sim_t *s)
 {
@@ -345,6 +356,7 @@ static void draw_profile(sim_t *s)
     s->max_inflight = inflight[sim_rand_int(s, 4)];
     s->voters0 = s->o.nodes;
     if (!s->o.faults) {
+        s->chunk = 4096;
         s->max_delay = 1;
         s->sync_max = 2;
         s->max_batch = 64;
@@ -364,6 +376,7 @@ static void draw_profile(sim_t *s)
     s->change_pm = change[sim_rand_int(s, 3)];
     if (s->change_pm > 0 && s->o.nodes > 3)
         s->voters0 = s->o.nodes - 2;
+    draw_snapshots(s);
     if (!s->o.wal)
         return; /* the toy disk's runs draw as on the toy disk alone, seed for seed */
     s->sync_fail_pm = sim_rand_int(s, 3) * 5;
@@ -380,10 +393,10 @@ static void setup(sim_t *s)
     sim_trace(
         s,
         "profile: drop %d dup %d delay %d crash %d partition %d kill-leader %d sync %d batch %u inflight %u "
-        "change %d voters %d sync-fail %d torn %d write-behind %d",
+        "change %d voters %d snapshot %d chunk %d trailing %d corrupt %d sync-fail %d torn %d write-behind %d",
         s->drop_pm, s->dup_pm, s->max_delay, s->crash_pm, s->partition_pm, s->kill_leader_pm, s->sync_max,
-        s->max_batch, s->max_inflight, s->change_pm, s->voters0, s->sync_fail_pm, s->torn_pm,
-        s->writebehind_pm);
+        s->max_batch, s->max_inflight, s->change_pm, s->voters0, s->snap_pm, s->chunk, s->trailing,
+        s->corrupt_pm, s->sync_fail_pm, s->torn_pm, s->writebehind_pm);
     for (int i = 1; i <= s->o.nodes; i++) {
         s->nodes[i].id = i;
         s->nodes[i].tick_period = s->o.faults ? 7 + sim_rand_int(s, 7) : 10;
@@ -435,7 +448,7 @@ static void dump(sim_t *s)
 }
 
 /* One seed: the fault phase, then healing until every acknowledged proposal is everywhere. */
-static bool run(const sim_opts_t *o, uint64_t *applied, sim_wal_stats_t *wal)
+static bool run(const sim_opts_t *o, uint64_t *applied, uint64_t *snaps, sim_wal_stats_t *wal)
 {
     sim_t *s = calloc(1, sizeof(*s));
     bool ok;
@@ -460,6 +473,8 @@ static bool run(const sim_opts_t *o, uint64_t *applied, sim_wal_stats_t *wal)
         print_failure(s);
     ok = !s->failed;
     *applied += s->applied_total;
+    for (int i = 0; i < 3; i++)
+        snaps[i] += s->snap_stats[i];
     for (int i = 1; i <= o->nodes; i++)
         if (s->nodes[i].wal != NULL)
             sim_wal_stats_add(s->nodes[i].wal, wal);
@@ -532,7 +547,7 @@ int main(int argc, char **argv)
                     .payload = 16,
                     .trace_tail = 60,
                     .wal = true};
-    uint64_t count = 1, failed = 0, applied = 0;
+    uint64_t count = 1, failed = 0, applied = 0, snaps[3] = {0, 0, 0};
     sim_wal_stats_t wal = {0};
     int nodes;
 
@@ -543,7 +558,7 @@ int main(int argc, char **argv)
         sim_opts_t run_o = o;
         run_o.seed = o.seed + i;
         run_o.nodes = nodes != 0 ? nodes : 3 + 2 * (int)(run_o.seed % 3);
-        if (!run(&run_o, &applied, &wal)) {
+        if (!run(&run_o, &applied, snaps, &wal)) {
             failed++;
             break;
         }
@@ -551,6 +566,8 @@ int main(int argc, char **argv)
     printf("warren-sim: %llu seed(s) from %llu, %llu failed, %llu entries applied\n",
            (unsigned long long)count, (unsigned long long)o.seed, (unsigned long long)failed,
            (unsigned long long)applied);
+    printf("snapshots: %llu taken, %llu installed by followers, %llu found damaged at restart\n",
+           (unsigned long long)snaps[0], (unsigned long long)snaps[1], (unsigned long long)snaps[2]);
     if (o.wal)
         printf("WAL: %llu batches, %llu fdatasyncs, %llu write-behind steps, %llu recoveries (%llu torn), "
                "%llu groups reported damaged, %llu WAL files damaged\n",

@@ -14,7 +14,9 @@
 #include "cluster/raft.h"
 #include "core/status.h"
 #include "tests/sim/sim_disk.h"
+#include "tests/sim/sim_snap.h"
 #include "tests/sim/sim_wal.h"
+#include "tests/sim/simdisk.h"
 
 #define SIM_MAX_NODES 9
 
@@ -38,6 +40,7 @@ typedef struct {
     uint32_t group;
     wr_raft_msg_t m;
     wr_raft_entry_t *entries;
+    uint8_t *data; /* a snapshot chunk's bytes (copied) */
 } sim_packet_t;
 
 /* A message held until the disk has synced up to seq. */
@@ -60,6 +63,8 @@ typedef struct {
     uint64_t leader_conf;              /* the CONFIG entry its check-quorum watch started with */
     uint64_t change_term;              /* the last term it was seen leading (then an eager change) */
     uint64_t heard[SIM_MAX_NODES + 1]; /* last delivery from each node */
+    sim_sm_t sm;                       /* the state machine */
+    sim_snap_t snap;                   /* its snapshots */
 } sim_member_t;
 
 typedef struct {
@@ -74,6 +79,7 @@ typedef struct {
     uint64_t sync_seq;  /* written_seq when it started */
     uint64_t write_at;  /* time the WAL batch in flight is written (sync_done: completed) */
     sim_wal_t *wal;     /* the node's WAL (--disk wal), NULL with the toy disk */
+    wr_simdisk_t *sdisk; /* snapshot files: the WAL's simdisk, or the toy disk's own */
     sim_member_t *g;    /* one per group */
     sim_held_t *held;
     size_t n_held, cap_held;
@@ -101,6 +107,7 @@ typedef struct {
     int drop_pm, dup_pm, max_delay, crash_pm, partition_pm, kill_leader_pm, transfer_pm, sync_max;
     int sync_fail_pm, torn_pm, writebehind_pm; /* the WAL disk's faults and write-behind pace */
     int change_pm;                             /* membership changes */
+    int snap_pm, chunk, trailing, corrupt_pm;  /* snapshots taken, chunk bytes, entries kept, chunks damaged */
     int voters0; /* the first voters: nodes 1..voters0; the others may join later */
     unsigned max_batch, max_inflight;
     bool heal;
@@ -112,6 +119,7 @@ typedef struct {
     size_t tail_pos;
     bool failed;
     uint64_t delivered, applied_total;
+    uint64_t snap_stats[3]; /* snapshots taken, installed, found damaged at restart */
 } sim_t;
 
 /* The run's PRNG (splitmix64): every random choice comes from here. */
@@ -167,6 +175,9 @@ uint64_t sim_member_term(sim_node_t *n, int g, uint64_t index);
 wr_raft_hard_state_t sim_member_durable_hs(const sim_node_t *n, int g);
 bool sim_member_damaged(sim_node_t *n, int g); /* a restart would find a damaged log */
 
+/* The durable state covers (index, term) of g: a snapshot past it, or the entry itself. */
+bool sim_member_holds(sim_node_t *n, int g, uint64_t index, uint64_t term);
+
 /* Frees everything n owns (cores, disks, held messages). */
 void sim_node_free(const sim_t *s, sim_node_t *n);
 
@@ -190,6 +201,9 @@ void sim_check_applied(sim_t *s, int node, int group, const wr_raft_entry_t *e);
 /* Notes the CONFIG entries among e[0..n) of group g, as written to a disk. */
 void sim_check_logged(sim_t *s, int g, const wr_raft_entry_t *e, size_t n);
 
+/* A snapshot installed on a member: its state must be what the others applied. */
+void sim_check_installed(sim_t *s, int node, int group, const sim_sm_t *sm);
+
 /* After healing: every acknowledged proposal is the entry applied at its index. */
 void sim_check_final(sim_t *s);
 
@@ -201,5 +215,41 @@ uint32_t sim_check_hash(const wr_raft_entry_t *e);
 
 /* True once every group has a leader and every member applied every acknowledged proposal. */
 bool sim_check_converged(sim_t *s);
+
+/* Snapshots (sim_snap.c). The directory for the files on n->sdisk. */
+void sim_snap_disk_init(sim_node_t *n);
+
+/* The state machine of g snapshots what it applied, if it may (durable at once). */
+void sim_snap_take(sim_t *s, sim_node_t *n, int g);
+
+/* Stores a received chunk (not synced). */
+void sim_snap_chunk(sim_t *s, sim_node_t *n, int g, const wr_raft_snap_chunk_t *c);
+
+/* Loads the received snapshot into the state machine; durable at the next group commit. */
+void sim_snap_install(sim_t *s, sim_node_t *n, int g, const wr_raft_snapshot_t *snap);
+
+/* Group commit starts: installed snapshots pending join the batch. */
+void sim_snap_batch(sim_node_t *n, int groups);
+
+/* The batch is written: its snapshots are made durable first. */
+void sim_snap_flush(sim_t *s, sim_node_t *n);
+
+/* Tells the core of g its installed snapshot is durable (outside ready/advance). */
+void sim_snap_notify(sim_node_t *n, int g);
+
+/* Attaches the chunk a SNAP message asks for; false: not this member's snapshot, drop it. */
+bool sim_snap_fill(const sim_t *s, const sim_member_t *m, wr_raft_msg_t *msg);
+
+/* Restart: the stored snapshot into *meta and the state machine; false if its CRC failed. */
+bool sim_snap_load(sim_t *s, sim_node_t *n, int g, wr_raft_snapshot_t *meta);
+
+/* Flips a bit of a stored snapshot file chosen by pick (n is down); false if there is none. */
+bool sim_snap_flip(sim_t *s, sim_node_t *n, uint64_t pick);
+
+/* Applies a committed entry to g's state machine. */
+void sim_sm_apply(sim_t *s, sim_node_t *n, int g, const wr_raft_entry_t *e);
+
+/* Frees the member's state machine and snapshot. */
+void sim_snap_free(sim_member_t *m);
 
 #endif

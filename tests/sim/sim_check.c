@@ -201,16 +201,20 @@ static wr_raft_conf_t conf_disk(const sim_t *s, int g, sim_node_t *node, size_t 
 {
     const confv_t *v = &s->check->confs[g];
     const confrec_t *best = NULL;
+    const wr_raft_snapshot_t *snap = &node->g[g].snap.durable;
     wr_raft_conf_t c = {.n = (size_t)s->check->voters0};
 
+    /* CONFIG entries past the snapshot, else the snapshot's membership. */
     for (size_t j = 0; j < v->n; j++) {
         const confrec_t *r = &v->v[j];
-        if (r->c.index <= n && sim_member_term(node, g, r->c.index) == r->term &&
+        if (r->c.index <= n && r->c.index > snap->index && sim_member_term(node, g, r->c.index) == r->term &&
             (!best || r->c.index > best->c.index))
             best = r;
     }
     if (best != NULL)
         return best->c;
+    if (snap->index > 0 && snap->conf.n > 0)
+        return snap->conf;
     for (size_t i = 0; i < c.n; i++) {
         c.id[i] = (uint32_t)i + 1;
         c.voter[i] = true;
@@ -260,7 +264,7 @@ static void check_commit_quorum(sim_t *s, int node, int g, const wr_raft_t *r, c
     wr_raft_conf(r, &c);
     for (size_t i = 0; i < c.n; i++) {
         sim_node_t *n = &s->nodes[c.id[i]];
-        held += c.voter[i] && (sim_member_term(n, g, st->commit) == wr_raft_entry(r, st->commit)->term ||
+        held += c.voter[i] && (sim_member_holds(n, g, st->commit, wr_raft_term(r, st->commit)) ||
                                member_damaged(s, (int)c.id[i], g));
     }
     if (held < conf_voters(&c) / 2 + 1)
@@ -294,10 +298,10 @@ static void check_matching(sim_t *s, int node, int g, const wr_raft_t *r, watch_
 {
     uint64_t from = w->check_from < st->last_index + 1 ? w->check_from : st->last_index + 1;
 
-    for (uint64_t i = from > 0 ? from : 1; i <= st->last_index; i++) {
+    /* Entries behind the snapshot are gone from memory: the install check covers them. */
+    for (uint64_t i = from > st->first_index ? from : st->first_index; i <= st->last_index; i++) {
         const wr_raft_entry_t *e = wr_raft_entry(r, i);
-        const wr_raft_entry_t *p = wr_raft_entry(r, i - 1);
-        uint64_t prev = p ? p->term : 0;
+        uint64_t prev = wr_raft_term(r, i - 1);
         bool fresh;
         slot_t *sl = tab_get(s->check, g, i, e->term, &fresh);
         if (fresh) {
@@ -325,7 +329,9 @@ static void check_commit(sim_t *s, int node, int g, const wr_raft_t *r, watch_t 
         check_commit_quorum(s, node, g, r, st);
     for (uint64_t i = w->last_commit + 1; i <= st->commit; i++) {
         fixed_t *f = fixed_at(&s->check->committed[g], i);
-        uint64_t t = wr_raft_entry(r, i)->term;
+        uint64_t t = wr_raft_term(r, i);
+        if (t == 0)
+            continue; /* in an installed snapshot: checked against what the others applied */
         if (f->term == 0) {
             f->term = t;
             f->seen_term = st->term;
@@ -355,8 +361,10 @@ static void check_completeness(sim_t *s, int node, int g, const wr_raft_t *r, wa
     }
     for (; w->lc_upto < v->n && v->v[w->lc_upto].term != 0; w->lc_upto++) {
         fixed_t *f = &v->v[w->lc_upto];
-        const wr_raft_entry_t *e = wr_raft_entry(r, w->lc_upto + 1);
-        if (f->seen_term <= st->term && (e == NULL || e->term != f->term)) {
+        uint64_t t = wr_raft_term(r, w->lc_upto + 1);
+        if (w->lc_upto + 1 < st->first_index - 1)
+            continue; /* in its snapshot */
+        if (f->seen_term <= st->term && t != f->term) {
             sim_fail(s, "leader completeness: n%d g%d leads term %llu without committed entry %llu/%zu", node,
                      g, (unsigned long long)st->term, (unsigned long long)f->term, (size_t)w->lc_upto + 1);
             return;
@@ -404,10 +412,11 @@ typedef struct {
 static logv_t logv_mem(const sim_t *s, const sim_member_t *m, int g)
 {
     wr_raft_status_t st;
-    const wr_raft_entry_t *e = wr_raft_entry(m->raft, s->check->top[g]);
+    uint64_t top = s->check->top[g];
 
     wr_raft_status(m->raft, &st);
-    return (logv_t){st.last_term, st.last_index, e != NULL && e->term == s->check->top_term[g],
+    return (logv_t){st.last_term, st.last_index,
+                    top < st.first_index - 1 || wr_raft_term(m->raft, top) == s->check->top_term[g],
                     st.abstain != 0};
 }
 
@@ -416,7 +425,7 @@ static logv_t logv_disk(const sim_t *s, sim_node_t *node, int g)
     size_t n = sim_member_valid(node, g);
 
     return (logv_t){sim_member_term(node, g, n), n,
-                    sim_member_term(node, g, s->check->top[g]) == s->check->top_term[g],
+                    sim_member_holds(node, g, s->check->top[g], s->check->top_term[g]),
                     sim_member_damaged(node, g) || sim_member_durable_hs(node, g).abstain != 0};
 }
 
@@ -521,6 +530,21 @@ void sim_check_applied(sim_t *s, int node, int g, const wr_raft_entry_t *e)
                   (unsigned long long)e->index);
 }
 
+void sim_check_installed(sim_t *s, int node, int g, const sim_sm_t *sm)
+{
+    fixedv_t *v = &s->check->applied[g];
+
+    for (uint64_t i = 1; i <= sm->n && i <= v->n; i++) {
+        const fixed_t *f = &v->v[i - 1];
+        if (f->term != 0 && f->hash != sm->h[i - 1]) {
+            sim_fail(s, "state machine safety: n%d g%d installed a snapshot whose entry %llu differs from what "
+                        "others applied",
+                     node, g, (unsigned long long)i);
+            return;
+        }
+    }
+}
+
 uint32_t sim_check_hash(const wr_raft_entry_t *e)
 {
     return entry_hash(e);
@@ -565,7 +589,7 @@ bool sim_check_converged(sim_t *s)
             if (!s->nodes[c.id[i]].up)
                 return false;
             wr_raft_status(s->nodes[c.id[i]].g[g].raft, &st);
-            if (st.applied < need)
+            if (st.applied < need || st.snapshot_lost)
                 return false;
         }
     }

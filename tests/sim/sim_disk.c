@@ -69,6 +69,21 @@ void sim_disk_set_hs(sim_disk_t *d, const wr_raft_hard_state_t *hs)
     op->hs = *hs;
 }
 
+void sim_disk_compact(sim_disk_t *d, uint64_t index, uint64_t term)
+{
+    sim_op_t *op = op_push(d);
+
+    op->is_compact = true;
+    op->hs.commit = index;
+    op->hs.term = term;
+}
+
+void sim_disk_base(const sim_disk_t *d, uint64_t *index, uint64_t *term)
+{
+    *index = d->base;
+    *term = d->base_term;
+}
+
 static void log_cut(sim_disk_t *d, uint64_t from)
 {
     d->valid_stale = true;
@@ -104,9 +119,36 @@ static void hs_put(sim_disk_t *d, const wr_raft_hard_state_t *hs, bool torn)
     }
 }
 
+/* A snapshot marker: Raft's rule, as the WAL's: the prefix goes if the log holds
+ * (index, term), else everything. */
+static void marker_apply(sim_disk_t *d, uint64_t index, uint64_t term)
+{
+    size_t drop = (size_t)(index - d->base);
+    bool holds = index > d->base && drop <= d->n && d->log[drop - 1].e.term == term;
+
+    if (index <= d->base)
+        return;
+    if (!holds)
+        drop = d->n;
+    for (size_t i = 0; i < drop; i++)
+        free(d->log[i].e.data);
+    memmove(d->log, d->log + drop, (d->n - drop) * sizeof(*d->log));
+    d->n -= drop;
+    if (!holds)
+        d->synced = index;
+    d->base = index;
+    d->base_term = term;
+    d->synced = d->synced > index ? d->synced : index;
+    d->valid_stale = true;
+}
+
 /* Applies op; with limit < op->n only limit entries land and the next is torn. */
 static void op_apply(sim_disk_t *d, sim_op_t *op, size_t limit)
 {
+    if (op->is_compact) {
+        marker_apply(d, op->hs.commit, op->hs.term);
+        return;
+    }
     if (op->is_hs) {
         hs_put(d, &op->hs, limit == 0);
         return;
@@ -136,17 +178,24 @@ static void ops_drop(sim_disk_t *d, size_t k)
     d->n_ops -= k;
 }
 
-size_t sim_disk_valid(sim_disk_t *d)
+/* Records from the start that pass their CRC and sit at their index. */
+static size_t good_records(const sim_disk_t *d)
 {
     size_t good = 0;
 
+    while (good < d->n && d->log[good].crc == entry_crc(&d->log[good].e) &&
+           d->log[good].e.index == d->base + good + 1)
+        good++;
+    return good;
+}
+
+uint64_t sim_disk_valid(sim_disk_t *d)
+{
     if (!d->valid_stale)
         return d->valid;
-    while (good < d->n && d->log[good].crc == entry_crc(&d->log[good].e) && d->log[good].e.index == good + 1)
-        good++;
-    d->valid = good;
+    d->valid = d->base + good_records(d);
     d->valid_stale = false;
-    return good;
+    return d->valid;
 }
 
 void sim_disk_sync(sim_disk_t *d, size_t k)
@@ -203,13 +252,16 @@ wr_raft_hard_state_t sim_disk_durable_hs(const sim_disk_t *d)
 
 uint64_t sim_disk_term(sim_disk_t *d, uint64_t index)
 {
-    return index == 0 || index > sim_disk_valid(d) ? 0 : d->log[index - 1].e.term;
+    if (index == d->base)
+        return d->base_term;
+    return index < d->base || index > sim_disk_valid(d) ? 0 : d->log[index - d->base - 1].e.term;
 }
 
 void sim_disk_load(sim_disk_t *d, wr_raft_hard_state_t *hs, const wr_raft_entry_t **e, size_t *n,
                    bool *damaged)
 {
-    size_t good = sim_disk_valid(d);
+    uint64_t last = sim_disk_valid(d);
+    size_t good = (size_t)(last - d->base);
 
     *hs = sim_disk_durable_hs(d);
     /* Open repairs a bad copy from the good one, so one flip never meets another. */
@@ -219,7 +271,7 @@ void sim_disk_load(sim_disk_t *d, wr_raft_hard_state_t *hs, const wr_raft_entry_
     /* A bad record past the last sync is a torn write, never acknowledged;
      * one below it is a synced record gone bad. Bad records stay until a
      * write cuts them: a crash first finds them again. */
-    *damaged = good < d->synced && good < d->n;
+    *damaged = last < d->synced && good < d->n;
     *n = good;
     *e = NULL;
     if (good > 0) {

@@ -28,18 +28,20 @@ typedef struct {
 
 typedef struct {
     bool is_hs;
+    bool is_compact; /* a snapshot marker: (index, term) in hs.commit, hs.term */
     wr_raft_hard_state_t hs;
     wr_raft_entry_t *e; /* owned copies */
     size_t n;
 } sim_op_t;
 
 typedef struct {
-    sim_rec_t *log;
+    sim_rec_t *log; /* log[i] holds index base + i + 1 */
     size_t n, cap;
+    uint64_t base, base_term; /* the durable snapshot marker: entries <= base are gone */
     sim_hs_rec_t hs[2]; /* two copies: a torn write or a flipped bit leaves one */
     uint64_t hs_gen;
-    size_t synced; /* records known synced (kept with the hard state in a real WAL) */
-    size_t valid;  /* cached sim_disk_valid, unless stale */
+    uint64_t synced; /* last index known synced (kept with the hard state in a real WAL) */
+    uint64_t valid;  /* cached sim_disk_valid, unless stale */
     bool valid_stale;
     sim_op_t *ops; /* unsynced, in write order */
     size_t n_ops, cap_ops;
@@ -47,6 +49,12 @@ typedef struct {
 
 /* Queues an append: the stored log is cut at e[0].index, then e[0..n) added. */
 void sim_disk_append(sim_disk_t *d, const wr_raft_entry_t *e, size_t n);
+
+/* Queues a snapshot marker: entries <= index go; all of them if the log lacks (index, term). */
+void sim_disk_compact(sim_disk_t *d, uint64_t index, uint64_t term);
+
+/* The durable snapshot marker. */
+void sim_disk_base(const sim_disk_t *d, uint64_t *index, uint64_t *term);
 
 /* Queues a hard-state write. */
 void sim_disk_set_hs(sim_disk_t *d, const wr_raft_hard_state_t *hs);
@@ -69,8 +77,8 @@ void sim_disk_flip(sim_disk_t *d, uint64_t pick);
 void sim_disk_load(sim_disk_t *d, wr_raft_hard_state_t *hs, const wr_raft_entry_t **e, size_t *n,
                    bool *damaged);
 
-/* The durable log records up to the first bad one (for the checker). */
-size_t sim_disk_valid(sim_disk_t *d);
+/* The last index of the durable log up to its first bad record (for the checker). */
+uint64_t sim_disk_valid(sim_disk_t *d);
 
 /* The term of durable record index (0 when absent or past a bad record). */
 uint64_t sim_disk_term(sim_disk_t *d, uint64_t index);

@@ -4,13 +4,15 @@
  * cut one way; messages are dropped, duplicated, delayed and so reordered.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "tests/sim/sim.h"
 
 static const char *msg_name(uint8_t t)
 {
-    static const char *const names[] = {"?",       "app",          "app-resp", "vote",   "vote-resp",
-                                        "prevote", "prevote-resp", "hb",       "hb-resp"};
+    static const char *const names[] = {"?",        "app",          "app-resp", "vote",
+                                        "vote-resp", "prevote",     "prevote-resp", "hb",
+                                        "hb-resp",   "timeout-now", "snap",         "snap-resp"};
     return t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }
 
@@ -30,6 +32,16 @@ static void push(sim_t *s, uint32_t group, const wr_raft_msg_t *m)
     p->m = *m;
     p->entries = sim_entries_dup(m->entries, m->n_entries);
     p->m.entries = p->entries;
+    p->data = NULL;
+    if (m->type == WR_RAFT_MSG_SNAP && m->len > 0) {
+        if ((p->data = malloc(m->len)) == NULL)
+            abort();
+        memcpy(p->data, m->data, m->len);
+        /* A chunk damaged on the way (its CRC field intact): the receiver must refuse it. */
+        if (!s->heal && sim_chance(s, s->corrupt_pm))
+            p->data[sim_rand_int(s, (int)m->len)] ^= (uint8_t)(1u << sim_rand_int(s, 8));
+    }
+    p->m.data = p->data;
 }
 
 void sim_net_send(sim_t *s, uint32_t group, const wr_raft_msg_t *m)
@@ -50,10 +62,10 @@ static void deliver(sim_t *s, sim_packet_t *p)
     sim_node_t *n = &s->nodes[p->m.to];
 
     if (s->o.trace)
-        sim_trace(s, "g%u %s n%u->n%u t%llu i%llu lt%llu c%llu n%zu%s", p->group, msg_name(p->m.type),
+        sim_trace(s, "g%u %s n%u->n%u t%llu i%llu lt%llu c%llu n%zu o%llu%s", p->group, msg_name(p->m.type),
                   p->m.from, p->m.to, (unsigned long long)p->m.term, (unsigned long long)p->m.index,
                   (unsigned long long)p->m.log_term, (unsigned long long)p->m.commit, p->m.n_entries,
-                  p->m.reject ? " reject" : "");
+                  (unsigned long long)p->m.offset, p->m.reject ? " reject" : "");
     if (!n->up)
         return;
     n->g[p->group].heard[p->m.from] = s->now;
@@ -76,6 +88,7 @@ size_t sim_net_deliver(sim_t *s)
         }
         deliver(s, &p);
         sim_entries_free(p.entries, p.m.n_entries);
+        free(p.data);
         done++;
     }
     for (size_t i = n; i < s->n_net; i++)
@@ -86,8 +99,10 @@ size_t sim_net_deliver(sim_t *s)
 
 void sim_net_clear(sim_t *s)
 {
-    for (size_t i = 0; i < s->n_net; i++)
+    for (size_t i = 0; i < s->n_net; i++) {
         sim_entries_free(s->net[i].entries, s->net[i].m.n_entries);
+        free(s->net[i].data);
+    }
     free(s->net);
     s->net = NULL;
     s->n_net = s->cap_net = 0;

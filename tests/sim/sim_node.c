@@ -18,6 +18,7 @@ wr_raft_config_t sim_node_config(const sim_t *s, int id, int group)
         c.peers[c.n_peers++] = (uint32_t)i;
     c.max_inflight = s->max_inflight;
     c.max_batch = s->max_batch;
+    c.snapshot_trailing = (unsigned)s->trailing;
     c.seed = s->o.seed * 1000003u + (uint64_t)group;
     return c;
 }
@@ -47,14 +48,26 @@ void sim_entries_free(wr_raft_entry_t *e, size_t n)
     free(e);
 }
 
+/* The last durable index: of the log, or of the snapshot when the log holds nothing past it. */
 size_t sim_member_valid(sim_node_t *n, int g)
 {
-    return n->wal != NULL ? sim_wal_valid(n->wal, g) : sim_disk_valid(&n->g[g].disk);
+    uint64_t log = n->wal != NULL ? sim_wal_valid(n->wal, g) : sim_disk_valid(&n->g[g].disk);
+    uint64_t snap = n->g[g].snap.durable.index;
+
+    return (size_t)(log > snap ? log : snap);
 }
 
 uint64_t sim_member_term(sim_node_t *n, int g, uint64_t index)
 {
+    if (index != 0 && index == n->g[g].snap.durable.index)
+        return n->g[g].snap.durable.term;
     return n->wal != NULL ? sim_wal_term(n->wal, g, index) : sim_disk_term(&n->g[g].disk, index);
+}
+
+/* A snapshot holds only committed entries: everything at or below it is there. */
+bool sim_member_holds(sim_node_t *n, int g, uint64_t index, uint64_t term)
+{
+    return index <= n->g[g].snap.durable.index || sim_member_term(n, g, index) == term;
 }
 
 wr_raft_hard_state_t sim_member_durable_hs(const sim_node_t *n, int g)
@@ -66,9 +79,10 @@ wr_raft_hard_state_t sim_member_durable_hs(const sim_node_t *n, int g)
  * hard state tells. The toy disk keeps bad records until a write cuts them. */
 bool sim_member_damaged(sim_node_t *n, int g)
 {
-    size_t valid = sim_member_valid(n, g);
+    const sim_disk_t *d = &n->g[g].disk;
+    uint64_t valid = n->wal == NULL ? sim_disk_valid(&n->g[g].disk) : 0;
 
-    return n->wal == NULL && valid < n->g[g].disk.n && valid < n->g[g].disk.synced;
+    return n->g[g].snap.bad || (n->wal == NULL && valid < d->base + d->n && valid < d->synced);
 }
 
 /* The durable state from the node's disk: the entries are copies with the WAL, the disk's with the toy. */
@@ -94,29 +108,67 @@ static uint64_t commit_floor(const wr_raft_hard_state_t *hs, size_t valid, bool 
     return hs->commit < valid ? hs->commit : valid;
 }
 
+/* A damaged snapshot file: the core restarts from the stored log's marker and refetches the
+ * state from the leader (no marker: the log still holds everything, nothing is lost). */
+static void snapshot_lost(sim_node_t *n, int g, wr_raft_config_t *cfg, wr_raft_snapshot_t *meta)
+{
+    uint64_t index, term;
+
+    if (n->wal != NULL)
+        sim_wal_base(n->wal, g, &index, &term);
+    else
+        sim_disk_base(&n->g[g].disk, &index, &term);
+    *meta = (wr_raft_snapshot_t){.index = index, .term = term};
+    cfg->snapshot_lost = cfg->log_damaged = index > 0;
+}
+
+/* A stored log that does not hold the snapshot's last entry (records lost since, or an
+ * install whose marker did not reach the disk) restarts after it, as the core does. */
+static void stored_log_after(sim_node_t *n, int g, const wr_raft_snapshot_t *meta)
+{
+    sim_disk_t *d = &n->g[g].disk;
+    uint64_t term = n->wal != NULL ? sim_wal_term(n->wal, g, meta->index) : sim_disk_term(d, meta->index);
+
+    if (meta->index == 0 || term == meta->term)
+        return;
+    if (n->wal != NULL) {
+        sim_wal_snapshot(n->wal, g, meta->index, meta->term);
+        return;
+    }
+    sim_disk_compact(d, meta->index, meta->term);
+    sim_disk_sync(d, d->n_ops);
+}
+
 static void member_start(sim_t *s, sim_node_t *n, int g)
 {
     sim_member_t *m = &n->g[g];
     wr_raft_config_t cfg = sim_node_config(s, n->id, g);
+    wr_raft_snapshot_t meta;
     wr_raft_hard_state_t hs;
     wr_raft_entry_t *e;
     size_t count;
     bool damaged;
 
+    if (!sim_snap_load(s, n, g, &meta))
+        snapshot_lost(n, g, &cfg, &meta);
+    stored_log_after(n, g, &meta);
     e = member_load(n, g, &hs, &count, &damaged);
-    cfg.log_damaged = damaged;
-    m->raft = wr_raft_new(&cfg, &hs, e, count);
+    cfg.log_damaged |= damaged;
+    m->raft = wr_raft_restore(&cfg, &hs, &meta, e, count);
     if (m->raft == NULL)
         abort();
-    m->written_index = count;
-    m->written_term = count ? e[count - 1].term : 0;
+    m->written_index = count ? e[count - 1].index : meta.index;
+    m->written_term = count ? e[count - 1].term : meta.term;
     if (n->wal != NULL)
         sim_entries_free(e, count);
     else
         free(e);
-    m->commit_floor = commit_floor(&hs, count, damaged);
+    m->commit_floor = commit_floor(&hs, sim_member_valid(n, g), cfg.log_damaged);
     if (damaged)
         sim_trace(s, "n%d g%d log damaged: %zu entries survive", n->id, g, count);
+    if (meta.index > 0)
+        sim_trace(s, "n%d g%d snapshot %llu/%llu%s", n->id, g, (unsigned long long)meta.term,
+                  (unsigned long long)meta.index, cfg.snapshot_lost ? " lost" : "");
     sim_trace(s, "n%d g%d restored term %llu vote %u commit %llu abstain %llu, %zu entries", n->id, g,
               (unsigned long long)hs.term, hs.vote, (unsigned long long)hs.commit,
               (unsigned long long)hs.abstain, count);
@@ -135,8 +187,15 @@ void sim_node_start(sim_t *s, sim_node_t *n)
         n->g = calloc((size_t)s->o.groups, sizeof(*n->g));
     if (n->g == NULL)
         abort();
-    if (s->o.wal && n->wal == NULL)
+    if (s->o.wal && n->wal == NULL) {
         n->wal = sim_wal_new(s->o.seed * 7919u + (uint64_t)n->id, s->o.groups, wal_message, s);
+        n->sdisk = sim_wal_disk(n->wal);
+        sim_snap_disk_init(n);
+    } else if (!s->o.wal && n->sdisk == NULL) {
+        if ((n->sdisk = wr_simdisk_new(s->o.seed * 7919u + (uint64_t)n->id)) == NULL)
+            abort();
+        sim_snap_disk_init(n);
+    }
     for (int g = 0; g < s->o.groups; g++)
         member_start(s, n, g);
     n->up = true;
@@ -166,6 +225,8 @@ void sim_node_crash(sim_t *s, sim_node_t *n)
     }
     if (n->wal != NULL)
         sim_wal_crash(n->wal, sim_chance(s, s->torn_pm));
+    else
+        wr_simdisk_crash(n->sdisk, sim_chance(s, 500));
     held_free(n);
     n->up = false;
     sim_trace(s, "n%d crash", n->id);
@@ -180,7 +241,10 @@ void sim_node_free(const sim_t *s, sim_node_t *n)
     for (int g = 0; g < s->o.groups; g++) {
         wr_raft_free(n->g[g].raft);
         sim_disk_free(&n->g[g].disk);
+        sim_snap_free(&n->g[g]);
     }
+    if (n->wal == NULL)
+        wr_simdisk_free(n->sdisk);
     sim_wal_free(n->wal);
     free(n->g);
 }
@@ -237,10 +301,36 @@ static void ack_clients(sim_t *s, sim_node_t *n, int g, const wr_raft_entry_t *e
     }
 }
 
+/* Step 0 of the contract: a chunk stored, a snapshot installed, the log's prefix dropped. */
+static void persist_snapshot(sim_t *s, sim_node_t *n, int g, const wr_raft_ready_t *rd)
+{
+    sim_member_t *m = &n->g[g];
+
+    if (rd->has_chunk)
+        sim_snap_chunk(s, n, g, &rd->chunk);
+    if (rd->installed)
+        sim_snap_install(s, n, g, &rd->snapshot);
+    if (rd->compact_index == 0)
+        return;
+    if (n->wal != NULL) {
+        sim_wal_snapshot(n->wal, g, rd->compact_index, rd->compact_term);
+    } else {
+        sim_disk_compact(&m->disk, rd->compact_index, rd->compact_term);
+        if (rd->installed)
+            sim_disk_sync(&m->disk, m->disk.n_ops); /* with the snapshot, durable at once */
+    }
+    if (rd->installed) {
+        m->written_term = rd->snapshot.term;
+        m->written_index = rd->snapshot.index;
+    }
+    n->written_seq++;
+}
+
 static void persist(sim_t *s, sim_node_t *n, int g, const wr_raft_ready_t *rd)
 {
     sim_member_t *m = &n->g[g];
 
+    persist_snapshot(s, n, g, rd);
     if (rd->n_entries > 0) {
         sim_check_logged(s, g, rd->entries, rd->n_entries);
         if (n->wal != NULL)
@@ -260,24 +350,45 @@ static void persist(sim_t *s, sim_node_t *n, int g, const wr_raft_ready_t *rd)
     }
 }
 
+/* A SNAP message leaves with the chunk it names attached, or not at all. */
+static void send(sim_t *s, sim_node_t *n, int g, const wr_raft_msg_t *m)
+{
+    wr_raft_msg_t c = *m;
+
+    if (m->type == WR_RAFT_MSG_SNAP && !sim_snap_fill(s, &n->g[g], &c))
+        return;
+    sim_net_send(s, (uint32_t)g, &c);
+}
+
 static void drive_member(sim_t *s, sim_node_t *n, int g)
 {
     sim_member_t *m = &n->g[g];
     wr_raft_ready_t rd;
 
+    bool want = false;
+
+    sim_snap_notify(n, g);
     while (wr_raft_has_ready(m->raft)) {
         if (wr_raft_ready(m->raft, &rd) != WR_OK)
             abort();
         persist(s, n, g, &rd);
         for (size_t i = 0; i < rd.n_msgs; i++)
-            sim_net_send(s, (uint32_t)g, &rd.msgs[i]);
+            send(s, n, g, &rd.msgs[i]);
         for (size_t i = 0; i < rd.n_msgs_after_sync; i++)
             hold(n, (uint32_t)g, &rd.msgs_after_sync[i]);
         for (size_t i = 0; i < rd.n_committed; i++) {
             sim_check_applied(s, n->id, g, &rd.committed[i]);
+            sim_sm_apply(s, n, g, &rd.committed[i]);
             ack_clients(s, n, g, &rd.committed[i]);
         }
+        want |= rd.snapshot_wanted;
         wr_raft_advance(m->raft);
+        sim_snap_notify(n, g);
+        /* The state machine snapshots at random points, and when a follower needs one. */
+        if (want || sim_chance(s, s->snap_pm)) {
+            want = false;
+            sim_snap_take(s, n, g);
+        }
     }
 }
 
@@ -304,6 +415,7 @@ void sim_node_sync_start(sim_t *s, sim_node_t *n)
     }
     n->sync_seq = n->written_seq;
     n->next_sync = 0;
+    sim_snap_batch(n, s->o.groups);
     n->sync_done = s->now + 1 + (uint64_t)sim_rand_int(s, s->sync_max);
     /* The WAL's three steps: prepare now, write in between, complete at sync_done. */
     if (n->wal != NULL && sim_wal_prepare(n->wal))
@@ -326,6 +438,7 @@ void sim_node_disk_step(sim_t *s, sim_node_t *n)
     if (n->wal == NULL)
         return;
     if (n->write_at != 0 && s->now >= n->write_at) {
+        sim_snap_flush(s, n);
         sim_wal_write(n->wal, sim_chance(s, s->sync_fail_pm));
         n->write_at = 0;
     }
@@ -338,6 +451,8 @@ void sim_node_flip(sim_t *s, sim_node_t *n)
 {
     int g = sim_rand_int(s, s->o.groups);
 
+    if (sim_chance(s, 400) && sim_snap_flip(s, n, sim_rand(s)))
+        return;
     if (n->wal != NULL) {
         sim_trace(s, "n%d bit flip in a WAL or segment file", n->id); /* before the recovery it triggers */
         sim_wal_flip(n->wal, sim_rand(s));
@@ -358,8 +473,11 @@ static void on_durable(void *ud, int g, uint64_t term, uint64_t index)
 /* The WAL batch completes: its notices reach the cores. False: it failed. */
 static bool wal_done(sim_t *s, sim_node_t *n)
 {
+    sim_snap_flush(s, n);
     sim_wal_write(n->wal, sim_chance(s, s->sync_fail_pm));
     n->write_at = 0;
+    for (int g = 0; g < s->o.groups; g++)
+        sim_snap_notify(n, g); /* the snapshot before the entries that follow it */
     sim_wal_complete(n->wal, on_durable, n);
     for (int g = 0; g < s->o.groups; g++) {
         sim_member_t *m = &n->g[g];

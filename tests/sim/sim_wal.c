@@ -18,6 +18,7 @@
 typedef struct {
     uint64_t *terms; /* terms[i - 1]: term of entry i as written (queued or durable) */
     size_t n, cap;
+    uint64_t floor, floor_term; /* the last snapshot marker: entries <= floor are gone */
     wr_raft_hard_state_t hs_queued, hs_batch, hs_durable;
     bool hs_pending, hs_in_batch;
     bool damaged; /* the last recovery reported it */
@@ -70,6 +71,7 @@ static void shadow_load(sim_wal_t *w, int g, bool corrupt)
     wr_wal_group_info_t info;
 
     s->n = 0;
+    s->floor = s->floor_term = 0;
     s->hs_pending = s->hs_in_batch = false;
     s->hs_durable = (wr_raft_hard_state_t){0, 0, 0, 0};
     s->damaged = corrupt;
@@ -80,7 +82,11 @@ static void shadow_load(sim_wal_t *w, int g, bool corrupt)
         (wr_raft_hard_state_t){info.hard.term, (uint32_t)info.hard.vote, info.hard.commit, info.hard.abstain};
     s->cap = s->cap > info.last ? s->cap : info.last;
     s->terms = xrealloc(s->terms, (s->cap ? s->cap : 1) * sizeof(*s->terms));
-    for (uint64_t i = 1; i <= info.last; i++) {
+    s->floor = info.snap_index;
+    s->floor_term = info.snap_term;
+    s->n = info.snap_index;
+    memset(s->terms, 0, s->floor * sizeof(*s->terms));
+    for (uint64_t i = info.first; i <= info.last; i++) {
         wr_buf_t buf = {0};
         if (wr_wal_read(w->wal, (uint64_t)g + 1, i, &s->terms[i - 1], &buf) != WR_OK)
             abort(); /* recovery checked every CRC: a read of it cannot fail on the simdisk */
@@ -148,15 +154,16 @@ void sim_wal_load(sim_wal_t *w, int g, wr_raft_hard_state_t *hs, wr_raft_entry_t
                   bool *damaged)
 {
     sim_wal_group_t *s = &w->g[g];
-    wr_raft_entry_t *out = s->n ? xrealloc(NULL, s->n * sizeof(*out)) : NULL;
+    size_t count = s->n - s->floor;
+    wr_raft_entry_t *out = count ? xrealloc(NULL, count * sizeof(*out)) : NULL;
 
-    for (size_t i = 0; i < s->n; i++) {
+    for (size_t i = 0; i < count; i++) {
         wr_buf_t buf = {0};
-        uint64_t term;
-        if (wr_wal_read(w->wal, (uint64_t)g + 1, i + 1, &term, &buf) != WR_OK || buf.len < 1)
+        uint64_t term, index = s->floor + i + 1;
+        if (wr_wal_read(w->wal, (uint64_t)g + 1, index, &term, &buf) != WR_OK || buf.len < 1)
             abort();
         /* The first payload byte is the entry's type: the WAL stores opaque data. */
-        out[i] = (wr_raft_entry_t){term, i + 1, NULL, (uint32_t)(buf.len - 1), buf.data[0]};
+        out[i] = (wr_raft_entry_t){term, index, NULL, (uint32_t)(buf.len - 1), buf.data[0]};
         out[i].data = buf.len > 1 ? xrealloc(NULL, buf.len - 1) : NULL;
         if (buf.len > 1)
             memcpy(out[i].data, buf.data + 1, buf.len - 1);
@@ -164,8 +171,42 @@ void sim_wal_load(sim_wal_t *w, int g, wr_raft_hard_state_t *hs, wr_raft_entry_t
     }
     *hs = s->hs_durable;
     *e = out;
-    *n = s->n;
+    *n = count;
     *damaged = s->damaged;
+}
+
+void sim_wal_base(const sim_wal_t *w, int g, uint64_t *index, uint64_t *term)
+{
+    *index = w->g[g].floor;
+    *term = w->g[g].floor_term;
+}
+
+void sim_wal_snapshot(sim_wal_t *w, int g, uint64_t index, uint64_t term)
+{
+    sim_wal_group_t *s = &w->g[g];
+
+    if (w->failed || wr_wal_snapshot(w->wal, (uint64_t)g + 1, index, term) != WR_OK) {
+        w->failed = true;
+        return;
+    }
+    if (index <= s->floor)
+        return;
+    /* The WAL's rule: the log goes on after the marker only if it holds (index, term). */
+    if (index > s->n || s->terms[index - 1] != term)
+        s->n = index;
+    if (s->n > s->cap) {
+        s->cap = s->n;
+        s->terms = xrealloc(s->terms, s->cap * sizeof(*s->terms));
+    }
+    memset(s->terms, 0, index * sizeof(*s->terms));
+    s->terms[index - 1] = term;
+    s->floor = index;
+    s->floor_term = term;
+}
+
+wr_simdisk_t *sim_wal_disk(sim_wal_t *w)
+{
+    return w->disk;
 }
 
 static bool append_one(sim_wal_t *w, int g, const wr_raft_entry_t *e)
@@ -181,7 +222,7 @@ static bool append_one(sim_wal_t *w, int g, const wr_raft_entry_t *e)
     free(rec);
     if (rc != WR_OK)
         return false;
-    if (s->n == s->cap) {
+    while (e->index > s->cap) {
         s->cap = s->cap ? s->cap * 2 : 16;
         s->terms = xrealloc(s->terms, s->cap * sizeof(*s->terms));
     }
@@ -356,7 +397,9 @@ size_t sim_wal_valid(const sim_wal_t *w, int g)
 
 uint64_t sim_wal_term(const sim_wal_t *w, int g, uint64_t index)
 {
-    return index == 0 || index > sim_wal_valid(w, g) ? 0 : w->g[g].terms[index - 1];
+    if (index != 0 && index == w->g[g].floor)
+        return w->g[g].floor_term;
+    return index <= w->g[g].floor || index > sim_wal_valid(w, g) ? 0 : w->g[g].terms[index - 1];
 }
 
 wr_raft_hard_state_t sim_wal_durable_hs(const sim_wal_t *w, int g)

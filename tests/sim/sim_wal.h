@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "cluster/raft.h"
+#include "tests/sim/simdisk.h"
 
 typedef struct sim_wal_s sim_wal_t;
 
@@ -42,6 +43,15 @@ void sim_wal_load(sim_wal_t *w, int g, wr_raft_hard_state_t *hs, wr_raft_entry_t
 
 /* Queues an append (the stored log is cut at e[0].index first); a refusal fails the WAL. */
 void sim_wal_append(sim_wal_t *w, int g, const wr_raft_entry_t *e, size_t n);
+
+/* Queues a snapshot marker (wr_wal_snapshot) for group g; a refusal fails the WAL. */
+void sim_wal_snapshot(sim_wal_t *w, int g, uint64_t index, uint64_t term);
+
+/* Group g's last snapshot marker, as recovered or queued (0: none). */
+void sim_wal_base(const sim_wal_t *w, int g, uint64_t *index, uint64_t *term);
+
+/* The node's simdisk, for files kept beside the WAL (snapshots). */
+wr_simdisk_t *sim_wal_disk(sim_wal_t *w);
 
 /* Queues a hard-state write; a refusal fails the WAL. */
 void sim_wal_set_hs(sim_wal_t *w, int g, const wr_raft_hard_state_t *hs);

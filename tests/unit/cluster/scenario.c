@@ -2,7 +2,9 @@
 /*
  * The scenario runner: members with an in-memory disk (writes synced at once
  * unless a member is told "nosync"), a network of rounds (each "deliver"
- * hands over what was sent in the previous round), links cut on demand.
+ * hands over what was sent in the previous round), links cut on demand. The
+ * state machine concatenates the payloads applied; its snapshot is that text,
+ * durable at once, sent in chunks of "chunk" bytes.
  */
 #include "scenario.h"
 
@@ -13,12 +15,16 @@
 
 #include "cluster/raft.h"
 #include "core/status.h"
+#include "storage/crc32c.h"
 
 #define MAXN 9
+
+#define SM_MAX 512
 
 typedef struct {
     wr_raft_msg_t m;
     wr_raft_entry_t *e;
+    uint8_t *data; /* a snapshot chunk's bytes */
 } pkt_t;
 
 typedef struct {
@@ -33,11 +39,19 @@ typedef struct {
     pkt_t *held; /* wait for the sync */
     size_t n_held;
     bool nosync, up;
+    char sm[SM_MAX]; /* the state machine: the payloads applied */
+    size_t sm_len;
+    uint8_t snap[SM_MAX]; /* the durable snapshot */
+    size_t snap_len;
+    wr_raft_snapshot_t snap_meta;
+    uint8_t rx[SM_MAX]; /* chunks received */
+    size_t rx_len;
+    bool snap_notice; /* an installed snapshot to report durable at the next sync */
 } mem_t;
 
 typedef struct {
     int nodes, voters; /* members 1..nodes; the first membership is 1..voters */
-    unsigned batch, inflight;
+    unsigned batch, inflight, trailing, chunk;
     mem_t m[MAXN + 1];
     bool cut[MAXN + 1][MAXN + 1];
     pkt_t *q;
@@ -97,7 +111,17 @@ static void push(pkt_t **q, size_t *n, const wr_raft_msg_t *m)
     (*q)[*n].m = *m;
     (*q)[*n].e = dup_entries(m->entries, m->n_entries);
     (*q)[*n].m.entries = (*q)[*n].e;
+    (*q)[*n].data = xmalloc(m->len);
+    if (m->len > 0)
+        memcpy((*q)[*n].data, m->data, m->len);
+    (*q)[*n].m.data = (*q)[*n].data;
     (*n)++;
+}
+
+static void free_pkt(pkt_t *p)
+{
+    free_entries(p->e, p->m.n_entries);
+    free(p->data);
 }
 
 static wr_raft_config_t config(const scn_t *s, int id)
@@ -108,6 +132,7 @@ static wr_raft_config_t config(const scn_t *s, int id)
         c.peers[c.n_peers++] = (uint32_t)i;
     c.max_batch = s->batch;
     c.max_inflight = s->inflight;
+    c.snapshot_trailing = s->trailing;
     c.seed = 7;
     return c;
 }
@@ -139,11 +164,82 @@ static void mem_sync(scn_t *s, mem_t *m)
     m->pend_hs = false;
     for (size_t i = 0; i < m->n_held; i++) {
         push(&s->q, &s->nq, &m->held[i].m);
-        free_entries(m->held[i].e, m->held[i].m.n_entries);
+        free_pkt(&m->held[i]);
     }
     m->n_held = 0;
+    if (m->snap_notice)
+        wr_raft_persisted(m->r, m->snap_meta.term, m->snap_meta.index);
+    m->snap_notice = false;
     if (index > 0)
         wr_raft_persisted(m->r, term, index);
+}
+
+/* The stored log loses its prefix up to index (all of it if it lacks (index, term)). */
+static void mem_compact(mem_t *m, uint64_t index, uint64_t term)
+{
+    size_t drop = 0;
+    bool holds = false;
+
+    for (size_t i = 0; i < m->n; i++) {
+        holds |= m->log[i].index == index && m->log[i].term == term;
+        drop += m->log[i].index <= index;
+    }
+    if (!holds) {
+        drop = m->n;
+        free_entries(m->pend, m->n_pend); /* written after entries of another history */
+        m->pend = NULL;
+        m->n_pend = 0;
+    }
+    for (size_t i = 0; i < drop; i++)
+        free(m->log[i].data);
+    memmove(m->log, m->log + drop, (m->n - drop) * sizeof(*m->log));
+    m->n -= drop;
+}
+
+/* Snapshots, durable at once: a chunk stored, one installed (reported durable at the
+ * next sync, as the contract asks), the stored log compacted. */
+static void mem_snapshot(mem_t *m, const wr_raft_ready_t *rd)
+{
+    if (rd->has_chunk) {
+        if (rd->chunk.offset + rd->chunk.len > SM_MAX)
+            abort();
+        memcpy(m->rx + rd->chunk.offset, rd->chunk.data, rd->chunk.len);
+        m->rx_len = rd->chunk.offset + rd->chunk.len;
+    }
+    if (rd->installed) {
+        memcpy(m->snap, m->rx, m->rx_len);
+        memcpy(m->sm, m->rx, m->rx_len);
+        m->snap_len = m->sm_len = m->rx_len;
+        m->snap_meta = rd->snapshot;
+        m->snap_notice = true;
+    }
+    if (rd->compact_index > 0)
+        mem_compact(m, rd->compact_index, rd->compact_term);
+}
+
+/* The state machine applies a committed entry: NORMAL payloads are appended. */
+static void mem_apply(mem_t *m, const wr_raft_entry_t *e)
+{
+    if (e->type != WR_RAFT_ENTRY_NORMAL || m->sm_len + e->len > SM_MAX)
+        return;
+    memcpy(m->sm + m->sm_len, e->data, e->len);
+    m->sm_len += e->len;
+}
+
+/* Attaches the chunk a SNAP message asks for; false: not our snapshot. */
+static bool mem_fill(const scn_t *s, const mem_t *m, wr_raft_msg_t *msg)
+{
+    size_t left;
+
+    if (msg->index != m->snap_meta.index || msg->log_term != m->snap_meta.term || msg->offset >= m->snap_len)
+        return false;
+    left = m->snap_len - (size_t)msg->offset;
+    msg->data = m->snap + msg->offset;
+    msg->len = (uint32_t)(left < s->chunk ? left : s->chunk);
+    msg->crc = wr_crc32c_update(0, msg->data, msg->len);
+    msg->last = msg->len == left;
+    msg->total_crc = wr_crc32c_update(0, m->snap, m->snap_len);
+    return true;
 }
 
 static void mem_write(mem_t *m, const wr_raft_ready_t *rd)
@@ -171,9 +267,15 @@ static void drive(scn_t *s, int id)
     while (m->up && wr_raft_has_ready(m->r)) {
         if (wr_raft_ready(m->r, &rd) != WR_OK)
             abort();
+        mem_snapshot(m, &rd);
         mem_write(m, &rd);
-        for (size_t i = 0; i < rd.n_msgs; i++)
-            push(&s->q, &s->nq, &rd.msgs[i]);
+        for (size_t i = 0; i < rd.n_msgs; i++) {
+            wr_raft_msg_t c = rd.msgs[i];
+            if (c.type != WR_RAFT_MSG_SNAP || mem_fill(s, m, &c))
+                push(&s->q, &s->nq, &c);
+        }
+        for (size_t i = 0; i < rd.n_committed; i++)
+            mem_apply(m, &rd.committed[i]);
         for (size_t i = 0; i < rd.n_msgs_after_sync; i++)
             push(&m->held, &m->n_held, &rd.msgs_after_sync[i]);
         wr_raft_advance(m->r);
@@ -187,9 +289,11 @@ static void start(scn_t *s, int id)
     wr_raft_config_t c = config(s, id);
     mem_t *m = &s->m[id];
 
-    m->r = wr_raft_new(&c, &m->hs, m->log, m->n);
+    m->r = wr_raft_restore(&c, &m->hs, &m->snap_meta, m->log, m->n);
     if (m->r == NULL)
         abort();
+    memcpy(m->sm, m->snap, m->snap_len);
+    m->sm_len = m->snap_len;
     m->up = true;
 }
 
@@ -200,8 +304,9 @@ static void crash(mem_t *m)
     m->n_pend = 0;
     m->pend_hs = false;
     for (size_t i = 0; i < m->n_held; i++)
-        free_entries(m->held[i].e, m->held[i].m.n_entries);
+        free_pkt(&m->held[i]);
     m->n_held = 0;
+    m->snap_notice = false;
     wr_raft_free(m->r);
     m->r = NULL;
     m->up = false;
@@ -222,7 +327,7 @@ static void deliver(scn_t *s)
                 abort();
             drive(s, (int)q[i].m.to);
         }
-        free_entries(q[i].e, q[i].m.n_entries);
+        free_pkt(&q[i]);
     }
     free(q);
 }
@@ -293,6 +398,13 @@ static int cmd_expect(scn_t *s, const char *what, int id, const char *v)
     else if (strcmp(what, "last") == 0)
         snprintf(buf, sizeof(buf), "%llu/%llu", (unsigned long long)st.last_term,
                  (unsigned long long)st.last_index);
+    else if (strcmp(what, "snap") == 0)
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)st.snap_index);
+    else if (strcmp(what, "first") == 0)
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)st.first_index);
+    else if (strcmp(what, "state") == 0)
+        snprintf(buf, sizeof(buf), "%.*s", s->m[id].sm_len ? (int)s->m[id].sm_len : 1,
+                 s->m[id].sm_len ? s->m[id].sm : "-");
     else
         return fail(s, "unknown expectation %s", what);
     if (strcmp(buf, v) != 0)
@@ -354,14 +466,36 @@ static int cmd_ticks(scn_t *s, int id, int k)
     return 0;
 }
 
-static int cmd_nodes(scn_t *s, int n, const char *batch, const char *inflight)
+/* The state machine snapshots what it applied; the snapshot is durable at once. */
+static int cmd_snapshot(scn_t *s, int id)
 {
+    mem_t *m = &s->m[id];
+    wr_raft_status_t st;
+    wr_raft_snapshot_t meta;
+    int rc;
+
+    wr_raft_status(m->r, &st);
+    memcpy(m->snap, m->sm, m->sm_len);
+    m->snap_len = m->sm_len;
+    if ((rc = wr_raft_snapshot_taken(m->r, st.applied, &meta)) != WR_OK)
+        return fail(s, "snapshot on n%d at %llu: status %d", id, (unsigned long long)st.applied, rc);
+    m->snap_meta = meta;
+    drive(s, id);
+    return 0;
+}
+
+static int cmd_nodes(scn_t *s, int argc, char **a)
+{
+    int n = atoi(a[1]);
+
     if (n < 1 || n > MAXN)
         return fail(s, "bad node count");
     s->nodes = n;
     s->voters = n;
-    s->batch = batch ? (unsigned)atoi(batch) : 64;
-    s->inflight = inflight ? (unsigned)atoi(inflight) : 8;
+    s->batch = argc > 2 ? (unsigned)atoi(a[2]) : 64;
+    s->inflight = argc > 3 ? (unsigned)atoi(a[3]) : 8;
+    s->trailing = argc > 4 ? (unsigned)atoi(a[4]) : 0;
+    s->chunk = s->chunk ? s->chunk : 1024;
     for (int i = 1; i <= n; i++)
         start(s, i);
     return 0;
@@ -371,7 +505,11 @@ static int cmd_nodes(scn_t *s, int n, const char *batch, const char *inflight)
 static int exec_global(scn_t *s, char **a, int argc)
 {
     if (strcmp(a[0], "nodes") == 0)
-        return cmd_nodes(s, atoi(a[1]), argc > 2 ? a[2] : NULL, argc > 3 ? a[3] : NULL);
+        return cmd_nodes(s, argc, a);
+    if (strcmp(a[0], "chunk") == 0 && argc > 1) {
+        s->chunk = (unsigned)atoi(a[1]);
+        return s->chunk > 0 ? 0 : fail(s, "chunk: bad size");
+    }
     if (strcmp(a[0], "deliver") == 0 || strcmp(a[0], "stabilize") == 0) {
         int rounds = strcmp(a[0], "stabilize") == 0 ? 100 : (argc > 1 ? atoi(a[1]) : 1);
         for (int i = 0; i < rounds && s->nq > 0; i++)
@@ -390,7 +528,7 @@ static int exec_global(scn_t *s, char **a, int argc)
     }
     if (strcmp(a[0], "drop") == 0) {
         for (size_t i = 0; i < s->nq; i++)
-            free_entries(s->q[i].e, s->q[i].m.n_entries);
+            free_pkt(&s->q[i]);
         s->nq = 0;
         return 0;
     }
@@ -444,6 +582,8 @@ static int exec_line(scn_t *s, char **a, int argc)
         return rc;
     if (strcmp(a[0], "campaign") == 0)
         return cmd_campaign(s, id);
+    if (strcmp(a[0], "snapshot") == 0)
+        return cmd_snapshot(s, id);
     if (strcmp(a[0], "transfer") == 0 && argc > 2) {
         if (wr_raft_transfer(s->m[id].r, (uint32_t)node_arg(s, a[2])) != WR_OK)
             return fail(s, "transfer refused by n%d", id);
@@ -481,7 +621,7 @@ static void teardown(scn_t *s)
         free(m->held);
     }
     for (size_t i = 0; i < s->nq; i++)
-        free_entries(s->q[i].e, s->q[i].m.n_entries);
+        free_pkt(&s->q[i]);
     free(s->q);
 }
 

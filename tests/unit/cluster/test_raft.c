@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The Raft core's classic traps, one transcript each in testdata/ (run by
- * scenario.c), the refusals of membership changes, and the sizes the issue
- * asks for.
+ * scenario.c), the refusals of membership changes, snapshot chunks at the
+ * edges (stale term, offsets out of order, bad CRCs, a new leader mid-way),
+ * and the sizes the issue asks for.
  */
 #include <check.h>
 #include <stdio.h>
@@ -10,11 +11,13 @@
 #include "cluster/raft.h"
 #include "core/status.h"
 #include "scenario.h"
+#include "storage/crc32c.h"
 
 static const char *const scenarios[] = {
     "figure8.txt",         "vote_persistence.txt",    "prevote_partial_partition.txt",
     "stale_leader.txt",    "slow_follower.txt",       "conflict_backoff.txt",
     "leader_transfer.txt", "membership_deferred.txt", "remove_leader.txt",
+    "slow_follower_compaction.txt",
 };
 
 START_TEST(scenario)
@@ -267,6 +270,302 @@ START_TEST(stale_appends_dropped_after_truncation)
 }
 END_TEST
 
+/* ---- snapshot chunks, as a follower (member 2 of 1, 2, 3) receives them ---- */
+
+/* The membership a snapshot carries: voters 1, 2, 3 as a CONFIG entry. */
+static const uint8_t conf_bytes[15] = {1, 0, 0, 0, 1, 2, 0, 0, 0, 1, 3, 0, 0, 0, 1};
+static const wr_raft_entry_t conf_entry = {
+    .term = 1, .index = 0, .data = (uint8_t *)conf_bytes, .len = 15, .type = WR_RAFT_ENTRY_CONFIG};
+
+/* The snapshot 10/2 of "abcdef" sent as "abcd" then "ef". */
+#define SNAP_BYTES "abcdef"
+
+static wr_raft_t *follower_with(const wr_raft_entry_t *e, size_t n, uint64_t term)
+{
+    wr_raft_config_t cfg = {.id = 2,
+                            .peers = {1, 2, 3},
+                            .n_peers = 3,
+                            .election_ticks = 10,
+                            .heartbeat_ticks = 2,
+                            .max_inflight = 4,
+                            .max_batch = 16};
+    wr_raft_hard_state_t hs = {.term = term};
+    wr_raft_t *r = wr_raft_new(&cfg, &hs, e, n);
+
+    ck_assert_ptr_nonnull(r);
+    return r;
+}
+
+/* A chunk of snapshot (10, log_term) from `from` in term: bytes [off, off + len) of SNAP_BYTES. */
+static wr_raft_msg_t chunk(uint64_t term, uint32_t from, uint64_t log_term, uint64_t off, uint32_t len)
+{
+    wr_raft_msg_t m = {.type = WR_RAFT_MSG_SNAP, .from = from, .to = 2, .term = term, .index = 10};
+
+    m.log_term = log_term;
+    m.entries = &conf_entry;
+    m.n_entries = 1;
+    m.offset = off;
+    m.data = (const uint8_t *)SNAP_BYTES + off;
+    m.len = len;
+    m.crc = wr_crc32c_update(0, m.data, len);
+    m.last = off + len == 6;
+    m.total_crc = m.last ? wr_crc32c_update(0, SNAP_BYTES, 6) : 0;
+    return m;
+}
+
+/* Steps m and takes the ready it produces; the caller checks it, then advances. */
+static wr_raft_ready_t step_ready(wr_raft_t *r, const wr_raft_msg_t *m)
+{
+    wr_raft_ready_t rd;
+
+    ck_assert_int_eq(wr_raft_step(r, m), WR_OK);
+    ck_assert_int_eq(wr_raft_ready(r, &rd), WR_OK);
+    return rd;
+}
+
+/* The one message of rd, which must be of type t to `to`. */
+static const wr_raft_msg_t *only_msg(const wr_raft_ready_t *rd, uint8_t t, uint32_t to)
+{
+    ck_assert_uint_eq(rd->n_msgs, 1);
+    ck_assert_uint_eq(rd->msgs[0].type, t);
+    ck_assert_uint_eq(rd->msgs[0].to, to);
+    return &rd->msgs[0];
+}
+
+START_TEST(snap_chunks_install)
+{
+    wr_raft_t *r = follower_with(NULL, 0, 2);
+    wr_raft_msg_t c0 = chunk(2, 1, 2, 0, 4), c1 = chunk(2, 1, 2, 4, 2);
+    wr_raft_ready_t rd = step_ready(r, &c0);
+    wr_raft_status_t st;
+
+    ck_assert(rd.has_chunk && !rd.installed);
+    ck_assert_uint_eq(rd.chunk.offset, 0);
+    ck_assert_uint_eq(rd.chunk.len, 4);
+    ck_assert_uint_eq(only_msg(&rd, WR_RAFT_MSG_SNAP_RESP, 1)->offset, 4);
+    wr_raft_advance(r);
+    rd = step_ready(r, &c1);
+    ck_assert(rd.has_chunk && rd.chunk.last && rd.installed);
+    ck_assert_uint_eq(rd.snapshot.index, 10);
+    ck_assert_uint_eq(rd.snapshot.term, 2);
+    ck_assert_uint_eq(rd.snapshot.conf.n, 3);
+    ck_assert_uint_eq(rd.compact_index, 10);
+    ck_assert_uint_eq(rd.compact_term, 2);
+    /* Not acknowledged before the driver reports it durable. */
+    ck_assert_uint_eq(rd.n_msgs + rd.n_msgs_after_sync, 0);
+    wr_raft_advance(r);
+    ck_assert_int_eq(wr_raft_persisted(r, 2, 10), WR_OK);
+    ck_assert_int_eq(wr_raft_ready(r, &rd), WR_OK);
+    ck_assert_uint_eq(only_msg(&rd, WR_RAFT_MSG_APP_RESP, 1)->index, 10);
+    ck_assert(!rd.msgs[0].reject);
+    wr_raft_advance(r);
+    wr_raft_status(r, &st);
+    ck_assert_uint_eq(st.snap_index, 10);
+    ck_assert_uint_eq(st.commit, 10);
+    ck_assert_uint_eq(st.applied, 10);
+    ck_assert_uint_eq(st.first_index, 11);
+    wr_raft_free(r);
+}
+END_TEST
+
+START_TEST(snap_stale_term_chunk)
+{
+    wr_raft_t *r = follower_with(NULL, 0, 3);
+    wr_raft_msg_t c0 = chunk(2, 1, 2, 0, 4);
+    wr_raft_ready_t rd = step_ready(r, &c0);
+    const wr_raft_msg_t *m = only_msg(&rd, WR_RAFT_MSG_APP_RESP, 1);
+
+    /* A deposed leader's chunk is not stored; the answer tells it the newer term. */
+    ck_assert(!rd.has_chunk);
+    ck_assert(m->reject);
+    ck_assert_uint_eq(m->term, 3);
+    wr_raft_advance(r);
+    wr_raft_free(r);
+}
+END_TEST
+
+START_TEST(snap_out_of_order_offset)
+{
+    wr_raft_t *r = follower_with(NULL, 0, 2);
+    wr_raft_msg_t c1 = chunk(2, 1, 2, 4, 2), c0 = chunk(2, 1, 2, 0, 4);
+    wr_raft_ready_t rd = step_ready(r, &c1);
+
+    /* No transfer under way: start from 0. */
+    ck_assert(!rd.has_chunk);
+    ck_assert_uint_eq(only_msg(&rd, WR_RAFT_MSG_SNAP_RESP, 1)->offset, 0);
+    wr_raft_advance(r);
+    rd = step_ready(r, &c0);
+    ck_assert(rd.has_chunk);
+    wr_raft_advance(r);
+    /* A chunk past the next byte wanted is refused: the answer names that byte. */
+    c1.offset = 5;
+    c1.data = (const uint8_t *)SNAP_BYTES + 5;
+    c1.len = 1;
+    c1.crc = wr_crc32c_update(0, c1.data, 1);
+    rd = step_ready(r, &c1);
+    ck_assert(!rd.has_chunk && !rd.installed);
+    ck_assert_uint_eq(only_msg(&rd, WR_RAFT_MSG_SNAP_RESP, 1)->offset, 4);
+    wr_raft_advance(r);
+    wr_raft_free(r);
+}
+END_TEST
+
+START_TEST(snap_bad_crc)
+{
+    wr_raft_t *r = follower_with(NULL, 0, 2);
+    wr_raft_msg_t c0 = chunk(2, 1, 2, 0, 4), c1 = chunk(2, 1, 2, 4, 2);
+    wr_raft_ready_t rd;
+
+    /* A chunk damaged on the way: refused, the same offset asked again. */
+    c0.crc ^= 1;
+    rd = step_ready(r, &c0);
+    ck_assert(!rd.has_chunk);
+    ck_assert_uint_eq(only_msg(&rd, WR_RAFT_MSG_SNAP_RESP, 1)->offset, 0);
+    wr_raft_advance(r);
+    c0.crc ^= 1;
+    rd = step_ready(r, &c0);
+    ck_assert(rd.has_chunk);
+    wr_raft_advance(r);
+    /* Every chunk good but the whole wrong: nothing installed, start over. */
+    c1.total_crc ^= 1;
+    rd = step_ready(r, &c1);
+    ck_assert(!rd.has_chunk && !rd.installed);
+    ck_assert_uint_eq(only_msg(&rd, WR_RAFT_MSG_SNAP_RESP, 1)->offset, 0);
+    wr_raft_advance(r);
+    wr_raft_free(r);
+}
+END_TEST
+
+START_TEST(snap_leader_change_mid_transfer)
+{
+    wr_raft_t *r = follower_with(NULL, 0, 2);
+    wr_raft_msg_t a0 = chunk(2, 1, 2, 0, 4), a1 = chunk(2, 1, 2, 4, 2);
+    wr_raft_msg_t b1 = chunk(3, 3, 2, 4, 2), b0 = chunk(3, 3, 2, 0, 4);
+    wr_raft_ready_t rd = step_ready(r, &a0);
+
+    ck_assert(rd.has_chunk);
+    wr_raft_advance(r);
+    /* Leader 3 of term 3 takes over: what leader 1 sent no longer counts. */
+    rd = step_ready(r, &b1);
+    ck_assert(!rd.has_chunk);
+    ck_assert_uint_eq(only_msg(&rd, WR_RAFT_MSG_SNAP_RESP, 3)->offset, 0);
+    wr_raft_advance(r);
+    rd = step_ready(r, &b0);
+    ck_assert(rd.has_chunk);
+    wr_raft_advance(r);
+    /* The old leader's next chunk is stale. */
+    rd = step_ready(r, &a1);
+    ck_assert(!rd.has_chunk && !rd.installed);
+    ck_assert(only_msg(&rd, WR_RAFT_MSG_APP_RESP, 1)->reject);
+    wr_raft_advance(r);
+    rd = step_ready(r, &b1);
+    ck_assert(rd.installed);
+    wr_raft_advance(r);
+    wr_raft_free(r);
+}
+END_TEST
+
+START_TEST(snap_never_over_newer_entries)
+{
+    uint8_t d = 'x';
+    wr_raft_entry_t e[12];
+    wr_raft_t *r;
+    wr_raft_msg_t c = chunk(2, 1, 2, 0, 6);
+    wr_raft_ready_t rd;
+    wr_raft_status_t st;
+
+    for (int i = 0; i < 12; i++)
+        e[i] = (wr_raft_entry_t){2, (uint64_t)i + 1, &d, 1, WR_RAFT_ENTRY_NORMAL};
+    /* _i 0: the log holds 10/2, so 11 and 12 stay; _i 1: it holds 10/1, another history. */
+    for (int i = 0; i < 12 && _i == 1; i++)
+        e[i].term = 1;
+    r = follower_with(e, 12, 2);
+    rd = step_ready(r, &c);
+    ck_assert(rd.installed);
+    ck_assert_uint_eq(rd.compact_index, 10);
+    wr_raft_advance(r);
+    wr_raft_status(r, &st);
+    ck_assert_uint_eq(st.first_index, 11);
+    ck_assert_uint_eq(st.last_index, (_i == 0 ? 12 : 10));
+    ck_assert_uint_eq(st.last_term, 2);
+    wr_raft_free(r);
+}
+END_TEST
+
+START_TEST(snap_lost_asks_leader)
+{
+    wr_raft_config_t cfg = {.id = 2,
+                            .peers = {1, 2, 3},
+                            .n_peers = 3,
+                            .election_ticks = 10,
+                            .heartbeat_ticks = 2,
+                            .max_inflight = 4,
+                            .max_batch = 16,
+                            .log_damaged = true,
+                            .snapshot_lost = true};
+    wr_raft_hard_state_t hs = {.term = 2, .commit = 7};
+    wr_raft_snapshot_t at = {.index = 5, .term = 1};
+    uint8_t d = 'x';
+    wr_raft_entry_t e[2] = {{1, 6, &d, 1, 0}, {2, 7, &d, 1, 0}};
+    wr_raft_msg_t hb = {.type = WR_RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 2, .commit = 7};
+    wr_raft_t *r = wr_raft_restore(&cfg, &hs, &at, e, 2);
+    wr_raft_ready_t rd;
+    wr_raft_status_t st;
+    const wr_raft_msg_t *m;
+
+    ck_assert_ptr_nonnull(r);
+    wr_raft_status(r, &st);
+    ck_assert(st.snapshot_lost);
+    ck_assert_uint_ne(st.abstain, 0);
+    rd = step_ready(r, &hb);
+    /* Nothing applies without the state; the leader is asked for a snapshot at or past 5. */
+    ck_assert_uint_eq(rd.n_committed, 0);
+    m = only_msg(&rd, WR_RAFT_MSG_SNAP_RESP, 1);
+    ck_assert(m->reject);
+    ck_assert_uint_eq(m->index, 5);
+    wr_raft_advance(r);
+    ck_assert_int_eq(wr_raft_snapshot_taken(r, 5, NULL), WR_AGAIN);
+    wr_raft_free(r);
+}
+END_TEST
+
+START_TEST(snapshot_taken_compacts)
+{
+    wr_raft_config_t c = {.id = 1, .peers = {1}, .n_peers = 1, .election_ticks = 10, .heartbeat_ticks = 2};
+    wr_raft_snapshot_t out;
+    wr_raft_ready_t rd;
+    wr_raft_status_t st;
+    wr_raft_t *r;
+    uint64_t t, i;
+
+    c.max_inflight = c.max_batch = 4;
+    c.snapshot_trailing = 2;
+    r = wr_raft_new(&c, NULL, NULL, 0);
+    for (int k = 0; k < 40; k++)
+        ck_assert_int_eq(wr_raft_tick(r), WR_OK);
+    settle(r);
+    for (int k = 0; k < 5; k++)
+        ck_assert_int_eq(wr_raft_propose(r, "p", 1, &t, &i), WR_OK);
+    settle(r);
+    ck_assert_int_eq(wr_raft_snapshot_taken(r, 7, &out), WR_ESYNTAX); /* past applied (6) */
+    ck_assert_int_eq(wr_raft_snapshot_taken(r, 5, &out), WR_OK);
+    ck_assert_uint_eq(out.index, 5);
+    ck_assert_uint_eq(out.term, 1);
+    ck_assert_uint_eq(out.conf.n, 1);
+    ck_assert_int_eq(wr_raft_snapshot_taken(r, 5, &out), WR_ESYNTAX); /* not past the last one */
+    ck_assert_int_eq(wr_raft_ready(r, &rd), WR_OK);
+    ck_assert_uint_eq(rd.compact_index, 3); /* two entries kept behind it */
+    ck_assert_uint_eq(rd.compact_term, 1);
+    wr_raft_advance(r);
+    wr_raft_status(r, &st);
+    ck_assert_uint_eq(st.first_index, 4);
+    ck_assert_ptr_null(wr_raft_entry(r, 3));
+    ck_assert_uint_eq(wr_raft_term(r, 3), 1);
+    ck_assert_uint_eq(wr_raft_term(r, 2), 0);
+    wr_raft_free(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("raft");
@@ -283,6 +582,14 @@ int main(void)
     tcase_add_test(tc, damage_raises_an_older_abstain);
     tcase_add_test(tc, damaged_log_heartbeat_commit);
     tcase_add_test(tc, stale_appends_dropped_after_truncation);
+    tcase_add_test(tc, snap_chunks_install);
+    tcase_add_test(tc, snap_stale_term_chunk);
+    tcase_add_test(tc, snap_out_of_order_offset);
+    tcase_add_test(tc, snap_bad_crc);
+    tcase_add_test(tc, snap_leader_change_mid_transfer);
+    tcase_add_loop_test(tc, snap_never_over_newer_entries, 0, 2);
+    tcase_add_test(tc, snap_lost_asks_leader);
+    tcase_add_test(tc, snapshot_taken_compacts);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -542,10 +542,10 @@ int wr_raft_persisted(wr_raft_t *r, uint64_t term, uint64_t index)
 
 void wr_raft_status(const wr_raft_t *r, wr_raft_status_t *st)
 {
-    *st = (wr_raft_status_t){r->role,       r->term,   r->vote,
-                             r->leader,     r->commit, r->applied,
-                             r->log.stable, r->log.n,  wr_raft_log_last_term(&r->log),
-                             r->abstain,    r->snap_index, r->log.offset + 1,
+    *st = (wr_raft_status_t){r->role,        r->term,       r->vote,
+                             r->leader,      r->commit,     r->applied,
+                             r->log.stable,  r->log.n,      wr_raft_log_last_term(&r->log),
+                             r->abstain,     r->snap_index, r->log.offset + 1,
                              r->snap_missing};
 }
 

@@ -50,7 +50,8 @@ typedef enum {
     WR_RAFT_MSG_HEARTBEAT_RESP, /* index: the follower's last index (abstaining: the last one verified) */
     WR_RAFT_MSG_TIMEOUT_NOW,    /* leadership transfer: campaign now, skipping pre-vote */
     WR_RAFT_MSG_SNAP,           /* a snapshot chunk: index/log_term name the snapshot (see below) */
-    WR_RAFT_MSG_SNAP_RESP,      /* index: the snapshot; offset: the next byte wanted; reject: "send me one >= index" */
+    WR_RAFT_MSG_SNAP_RESP,      /* index: the snapshot; offset: the next byte wanted; reject: "send me one >=
+                                   index" */
 } wr_raft_msg_type_t;
 
 /*
@@ -77,12 +78,12 @@ typedef struct {
     uint64_t hint_index, hint_term; /* APP_RESP reject: the follower's conflict hint */
     const wr_raft_entry_t *entries;
     size_t n_entries;
-    uint64_t offset;      /* SNAP, SNAP_RESP: byte offset in the snapshot */
-    const uint8_t *data;  /* SNAP: the chunk (attached by the driver) */
-    uint32_t len;         /* SNAP: its length */
-    uint32_t crc;         /* SNAP: CRC32C of data[0..len) */
-    uint32_t total_crc;   /* SNAP with last: CRC32C of the whole snapshot */
-    bool last;            /* SNAP: the chunk ends the snapshot */
+    uint64_t offset;     /* SNAP, SNAP_RESP: byte offset in the snapshot */
+    const uint8_t *data; /* SNAP: the chunk (attached by the driver) */
+    uint32_t len;        /* SNAP: its length */
+    uint32_t crc;        /* SNAP: CRC32C of data[0..len) */
+    uint32_t total_crc;  /* SNAP with last: CRC32C of the whole snapshot */
+    bool last;           /* SNAP: the chunk ends the snapshot */
 } wr_raft_msg_t;
 
 /* What must survive a crash, besides the log. */
@@ -97,13 +98,13 @@ typedef struct {
     uint32_t id;                       /* this member, non-zero */
     uint32_t peers[WR_RAFT_MAX_PEERS]; /* the first voters (before any CONFIG entry); may lack id */
     size_t n_peers;
-    unsigned election_ticks;  /* the timeout is randomised in [t, 2t) */
-    unsigned heartbeat_ticks; /* < election_ticks */
-    unsigned max_inflight;    /* AppendEntries in flight per follower */
-    unsigned max_batch;       /* entries per AppendEntries */
-    uint64_t seed;            /* the only source of randomness */
-    bool log_damaged;         /* the stored log lost records to corruption (see wr_raft_new) */
-    bool snapshot_lost;       /* the stored snapshot failed its CRC (see wr_raft_restore) */
+    unsigned election_ticks;    /* the timeout is randomised in [t, 2t) */
+    unsigned heartbeat_ticks;   /* < election_ticks */
+    unsigned max_inflight;      /* AppendEntries in flight per follower */
+    unsigned max_batch;         /* entries per AppendEntries */
+    uint64_t seed;              /* the only source of randomness */
+    bool log_damaged;           /* the stored log lost records to corruption (see wr_raft_new) */
+    bool snapshot_lost;         /* the stored snapshot failed its CRC (see wr_raft_restore) */
     unsigned snapshot_trailing; /* entries kept in the log behind a snapshot taken, for slow followers */
 } wr_raft_config_t;
 
@@ -164,14 +165,13 @@ typedef struct {
     size_t n_msgs_after_sync;
     const wr_raft_entry_t *committed;
     size_t n_committed;
-    bool has_chunk;
+    bool has_chunk; /* follower: store chunk (step 0) */
     wr_raft_snap_chunk_t chunk;
-    bool installed;
+    bool installed; /* follower: the chunks stored form snapshot, checked: install it */
     wr_raft_snapshot_t snapshot;
-    uint64_t compact_index, compact_term;
+    uint64_t compact_index, compact_term; /* non-zero: the stored log's prefix may go (step 0) */
     bool snapshot_wanted; /* leader: a member needs a snapshot newer than the last taken: take one */
 } wr_raft_ready_t;
-
 
 /* One single-server membership change (wr_raft_change). */
 typedef enum {
@@ -191,8 +191,8 @@ typedef struct {
     uint64_t stable; /* the durable prefix of the log, as notified */
     uint64_t last_index;
     uint64_t last_term;
-    uint64_t abstain; /* see wr_raft_hard_state_t */
-    uint64_t snap_index; /* the snapshot the log starts after (0: none) */
+    uint64_t abstain;     /* see wr_raft_hard_state_t */
+    uint64_t snap_index;  /* the snapshot the log starts after (0: none) */
     uint64_t first_index; /* the first entry the in-memory log holds */
     bool snapshot_lost;   /* waiting for a snapshot from the leader (see wr_raft_restore) */
 } wr_raft_status_t;

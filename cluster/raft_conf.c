@@ -29,7 +29,8 @@ bool wr_raft_is_voter(const wr_raft_t *r, uint32_t id)
 int wr_raft_conf_decode(const wr_raft_entry_t *e, wr_raft_conf_t *c)
 {
     *c = (wr_raft_conf_t){.index = e->index};
-    if (e->type != WR_RAFT_ENTRY_CONFIG || e->len % WR_RAFT_CONF_REC != 0 || e->len / WR_RAFT_CONF_REC > WR_RAFT_MAX_PEERS)
+    if (e->type != WR_RAFT_ENTRY_CONFIG || e->len % WR_RAFT_CONF_REC != 0 ||
+        e->len / WR_RAFT_CONF_REC > WR_RAFT_MAX_PEERS)
         return WR_ESYNTAX;
     for (size_t i = 0; i < e->len / WR_RAFT_CONF_REC; i++) {
         const uint8_t *p = e->data + i * WR_RAFT_CONF_REC;

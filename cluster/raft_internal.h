@@ -26,9 +26,9 @@ typedef struct {
     bool active;     /* heard from since the last check-quorum round */
     bool voter;      /* false: a learner, never counted */
     bool voted, granted;
-    bool snap_sent;  /* PEER_SNAPSHOT: one chunk out, wait for its answer */
-    uint64_t match;  /* highest index known replicated and durable there */
-    uint64_t next;   /* next index to send; PEER_SNAPSHOT: the lowest snapshot index it can use */
+    bool snap_sent; /* PEER_SNAPSHOT: one chunk out, wait for its answer */
+    uint64_t match; /* highest index known replicated and durable there */
+    uint64_t next;  /* next index to send; PEER_SNAPSHOT: the lowest snapshot index it can use */
     uint64_t hb_match;
     uint64_t snap_off; /* PEER_SNAPSHOT: the next byte of the snapshot to send */
 } wr_raft_peer_t;
@@ -67,10 +67,10 @@ struct wr_raft_s {
     uint64_t snap_index, snap_term;
     wr_raft_entry_t snap_conf_e; /* a CONFIG entry (index: where the membership comes from) */
     uint8_t snap_conf[WR_RAFT_MAX_PEERS * WR_RAFT_CONF_REC];
-    bool snap_missing;   /* cfg.snapshot_lost: nothing applies until one is installed */
-    bool snap_wanted;    /* leader: a member needs a snapshot newer than snap_index */
-    bool compact_ready;  /* the stored log may be compacted to the log's offset */
-    bool install_ready;  /* a snapshot was installed: hand it over */
+    bool snap_missing;  /* cfg.snapshot_lost: nothing applies until one is installed */
+    bool snap_wanted;   /* leader: a member needs a snapshot newer than snap_index */
+    bool compact_ready; /* the stored log may be compacted to the log's offset */
+    bool install_ready; /* a snapshot was installed: hand it over */
     /* Follower: the snapshot being received, and a checked chunk to hand over. */
     uint64_t rx_index, rx_term, rx_off;
     uint32_t rx_crc;

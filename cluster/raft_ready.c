@@ -86,8 +86,8 @@ bool wr_raft_has_ready(const wr_raft_t *r)
 static void ready_snapshot(wr_raft_t *r, wr_raft_ready_t *rd)
 {
     rd->has_chunk = r->chunk != NULL;
-    rd->chunk = (wr_raft_snap_chunk_t){r->rx_index, r->rx_term, r->chunk_off, r->chunk, r->chunk_len,
-                                       r->chunk_last};
+    rd->chunk =
+        (wr_raft_snap_chunk_t){r->rx_index, r->rx_term, r->chunk_off, r->chunk, r->chunk_len, r->chunk_last};
     rd->installed = r->install_ready;
     if (rd->installed) {
         rd->snapshot = (wr_raft_snapshot_t){.index = r->snap_index, .term = r->snap_term};

@@ -393,7 +393,8 @@ static void setup(sim_t *s)
     sim_trace(
         s,
         "profile: drop %d dup %d delay %d crash %d partition %d kill-leader %d sync %d batch %u inflight %u "
-        "change %d voters %d snapshot %d chunk %d trailing %d corrupt %d sync-fail %d torn %d write-behind %d",
+        "change %d voters %d snapshot %d chunk %d trailing %d corrupt %d sync-fail %d torn %d write-behind "
+        "%d",
         s->drop_pm, s->dup_pm, s->max_delay, s->crash_pm, s->partition_pm, s->kill_leader_pm, s->sync_max,
         s->max_batch, s->max_inflight, s->change_pm, s->voters0, s->snap_pm, s->chunk, s->trailing,
         s->corrupt_pm, s->sync_fail_pm, s->torn_pm, s->writebehind_pm);

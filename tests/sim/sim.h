@@ -74,13 +74,13 @@ typedef struct {
     int tick_period; /* clock skew: virtual time per tick */
     uint64_t next_tick;
     uint64_t synced_seq, written_seq;
-    uint64_t next_sync; /* time the next sync starts (0: none scheduled) */
-    uint64_t sync_done; /* time the sync in flight completes (0: none) */
-    uint64_t sync_seq;  /* written_seq when it started */
-    uint64_t write_at;  /* time the WAL batch in flight is written (sync_done: completed) */
-    sim_wal_t *wal;     /* the node's WAL (--disk wal), NULL with the toy disk */
+    uint64_t next_sync;  /* time the next sync starts (0: none scheduled) */
+    uint64_t sync_done;  /* time the sync in flight completes (0: none) */
+    uint64_t sync_seq;   /* written_seq when it started */
+    uint64_t write_at;   /* time the WAL batch in flight is written (sync_done: completed) */
+    sim_wal_t *wal;      /* the node's WAL (--disk wal), NULL with the toy disk */
     wr_simdisk_t *sdisk; /* snapshot files: the WAL's simdisk, or the toy disk's own */
-    sim_member_t *g;    /* one per group */
+    sim_member_t *g;     /* one per group */
     sim_held_t *held;
     size_t n_held, cap_held;
 } sim_node_t;
@@ -107,7 +107,7 @@ typedef struct {
     int drop_pm, dup_pm, max_delay, crash_pm, partition_pm, kill_leader_pm, transfer_pm, sync_max;
     int sync_fail_pm, torn_pm, writebehind_pm; /* the WAL disk's faults and write-behind pace */
     int change_pm;                             /* membership changes */
-    int snap_pm, chunk, trailing, corrupt_pm;  /* snapshots taken, chunk bytes, entries kept, chunks damaged */
+    int snap_pm, chunk, trailing, corrupt_pm; /* snapshots taken, chunk bytes, entries kept, chunks damaged */
     int voters0; /* the first voters: nodes 1..voters0; the others may join later */
     unsigned max_batch, max_inflight;
     bool heal;

@@ -537,8 +537,9 @@ void sim_check_installed(sim_t *s, int node, int g, const sim_sm_t *sm)
     for (uint64_t i = 1; i <= sm->n && i <= v->n; i++) {
         const fixed_t *f = &v->v[i - 1];
         if (f->term != 0 && f->hash != sm->h[i - 1]) {
-            sim_fail(s, "state machine safety: n%d g%d installed a snapshot whose entry %llu differs from what "
-                        "others applied",
+            sim_fail(s,
+                     "state machine safety: n%d g%d installed a snapshot whose entry %llu differs from what "
+                     "others applied",
                      node, g, (unsigned long long)i);
             return;
         }

@@ -38,7 +38,7 @@ typedef struct {
     sim_rec_t *log; /* log[i] holds index base + i + 1 */
     size_t n, cap;
     uint64_t base, base_term; /* the durable snapshot marker: entries <= base are gone */
-    sim_hs_rec_t hs[2]; /* two copies: a torn write or a flipped bit leaves one */
+    sim_hs_rec_t hs[2];       /* two copies: a torn write or a flipped bit leaves one */
     uint64_t hs_gen;
     uint64_t synced; /* last index known synced (kept with the hard state in a real WAL) */
     uint64_t valid;  /* cached sim_disk_valid, unless stale */

@@ -10,7 +10,7 @@
 
 static const char *msg_name(uint8_t t)
 {
-    static const char *const names[] = {"?",        "app",          "app-resp", "vote",
+    static const char *const names[] = {"?",         "app",         "app-resp",     "vote",
                                         "vote-resp", "prevote",     "prevote-resp", "hb",
                                         "hb-resp",   "timeout-now", "snap",         "snap-resp"};
     return t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";

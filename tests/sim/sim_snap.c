@@ -14,7 +14,7 @@
 #include "tests/sim/sim.h"
 
 #define MAGIC 0x504e5357u /* "WSNP" */
-#define HEAD (4 + 8 + 8 + 8 + 1 + WR_RAFT_MAX_PEERS * 5 + 8)
+#define HEAD  (4 + 8 + 8 + 8 + 1 + WR_RAFT_MAX_PEERS * 5 + 8)
 
 static void *xrealloc(void *p, size_t n)
 {
@@ -35,7 +35,7 @@ static uint64_t get(const uint8_t **p, int bytes)
     uint64_t v = 0;
 
     for (int i = 0; i < bytes; i++)
-        v |= (uint64_t)*(*p)++ << (8 * i);
+        v |= (uint64_t) * (*p)++ << (8 * i);
     return v;
 }
 
@@ -92,7 +92,8 @@ static void path(char *buf, size_t len, int g, const char *ext)
 }
 
 /* Writes bytes to s/gG<ext> (from scratch at offset 0), optionally synced. */
-static int file_put(sim_node_t *n, int g, const char *ext, const uint8_t *b, size_t len, uint64_t off, bool sync)
+static int file_put(sim_node_t *n, int g, const char *ext, const uint8_t *b, size_t len, uint64_t off,
+                    bool sync)
 {
     const wr_vfs_t *v = wr_simdisk_vfs(n->sdisk);
     wr_vfs_file_t *f = NULL;
@@ -223,8 +224,8 @@ static bool install_load(sim_t *s, sim_node_t *n, int g, const wr_raft_snapshot_
 
     if (b == NULL || !decode(b, len, &meta, &sm) || meta.index != snap->index || meta.term != snap->term ||
         !conf_same(&meta.conf, &snap->conf)) {
-        sim_fail(s, "n%d g%d installed a damaged snapshot %llu/%llu", n->id, g, (unsigned long long)snap->term,
-                 (unsigned long long)snap->index);
+        sim_fail(s, "n%d g%d installed a damaged snapshot %llu/%llu", n->id, g,
+                 (unsigned long long)snap->term, (unsigned long long)snap->index);
         free(b);
         free(sm.h);
         return false;
@@ -239,20 +240,17 @@ static bool install_load(sim_t *s, sim_node_t *n, int g, const wr_raft_snapshot_
 void sim_snap_install(sim_t *s, sim_node_t *n, int g, const wr_raft_snapshot_t *snap)
 {
     sim_member_t *m = &n->g[g];
-    const wr_vfs_t *v = wr_simdisk_vfs(n->sdisk);
+    char from[64], to[64];
 
     if (!install_load(s, n, g, snap))
         return;
     s->snap_stats[1]++;
     sim_trace(s, "n%d g%d installs snapshot %llu/%llu", n->id, g, (unsigned long long)snap->term,
               (unsigned long long)snap->index);
-    {
-        char from[64], to[64];
-        path(from, sizeof(from), g, ".rx");
-        path(to, sizeof(to), g, ".new");
-        if (wr_vfs_rename(v, from, to) != WR_OK)
-            abort();
-    }
+    path(from, sizeof(from), g, ".rx");
+    path(to, sizeof(to), g, ".new");
+    if (wr_vfs_rename(wr_simdisk_vfs(n->sdisk), from, to) != WR_OK)
+        abort();
     /* The WAL disk makes it durable with the next group commit; the toy disk at once. */
     m->snap.pend = true;
     if (n->wal == NULL) {
@@ -300,7 +298,8 @@ bool sim_snap_fill(const sim_t *s, const sim_member_t *m, wr_raft_msg_t *msg)
     const sim_snap_t *p = &m->snap;
     size_t left;
 
-    if (p->bytes == NULL || msg->index != p->meta.index || msg->log_term != p->meta.term || msg->offset >= p->len)
+    if (p->bytes == NULL || msg->index != p->meta.index || msg->log_term != p->meta.term ||
+        msg->offset >= p->len)
         return false;
     left = p->len - (size_t)msg->offset;
     msg->data = p->bytes + msg->offset;
@@ -327,7 +326,8 @@ bool sim_snap_load(sim_t *s, sim_node_t *n, int g, wr_raft_snapshot_t *meta)
         return true;
     if (!decode(b, len, meta, &m->sm)) {
         s->snap_stats[2]++;
-        sim_trace(s, "n%d g%d snapshot file damaged (CRC): not installed, refetched from the leader", n->id, g);
+        sim_trace(s, "n%d g%d snapshot file damaged (CRC): not installed, refetched from the leader", n->id,
+                  g);
         m->sm.n = 0;
         *meta = (wr_raft_snapshot_t){.index = 0};
         free(b);

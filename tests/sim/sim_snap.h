@@ -24,12 +24,12 @@ typedef struct {
 typedef struct {
     uint8_t *bytes; /* the newest snapshot, served to followers (NULL: none) */
     size_t len;
-    uint32_t crc;             /* CRC32C of bytes */
-    wr_raft_snapshot_t meta;  /* what bytes hold */
+    uint32_t crc;               /* CRC32C of bytes */
+    wr_raft_snapshot_t meta;    /* what bytes hold */
     wr_raft_snapshot_t durable; /* what a restart finds (index 0: none, or the file is bad) */
-    bool bad;                 /* the stored file took a bit flip: a restart finds it damaged */
-    bool pend, in_batch;      /* WAL disk: an installed snapshot waits for the group commit */
-    bool flushed;             /* ... made durable by the batch's write; the core is told at its end */
+    bool bad;                   /* the stored file took a bit flip: a restart finds it damaged */
+    bool pend, in_batch;        /* WAL disk: an installed snapshot waits for the group commit */
+    bool flushed;               /* ... made durable by the batch's write; the core is told at its end */
 } sim_snap_t;
 
 #endif

@@ -14,9 +14,15 @@
 #include "storage/crc32c.h"
 
 static const char *const scenarios[] = {
-    "figure8.txt",         "vote_persistence.txt",    "prevote_partial_partition.txt",
-    "stale_leader.txt",    "slow_follower.txt",       "conflict_backoff.txt",
-    "leader_transfer.txt", "membership_deferred.txt", "remove_leader.txt",
+    "figure8.txt",
+    "vote_persistence.txt",
+    "prevote_partial_partition.txt",
+    "stale_leader.txt",
+    "slow_follower.txt",
+    "conflict_backoff.txt",
+    "leader_transfer.txt",
+    "membership_deferred.txt",
+    "remove_leader.txt",
     "slow_follower_compaction.txt",
 };
 

@@ -184,6 +184,7 @@ void sim_wal_base(const sim_wal_t *w, int g, uint64_t *index, uint64_t *term)
 void sim_wal_snapshot(sim_wal_t *w, int g, uint64_t index, uint64_t term)
 {
     sim_wal_group_t *s = &w->g[g];
+    size_t n = s->n;
 
     if (w->failed || wr_wal_snapshot(w->wal, (uint64_t)g + 1, index, term) != WR_OK) {
         w->failed = true;
@@ -193,12 +194,15 @@ void sim_wal_snapshot(sim_wal_t *w, int g, uint64_t index, uint64_t term)
         return;
     /* The WAL's rule: the log goes on after the marker only if it holds (index, term). */
     if (index > s->n || s->terms[index - 1] != term)
-        s->n = index;
-    if (s->n > s->cap) {
-        s->cap = s->n;
+        n = index;
+    if (n > s->cap) {
+        s->cap = n;
         s->terms = xrealloc(s->terms, s->cap * sizeof(*s->terms));
     }
-    memset(s->terms, 0, index * sizeof(*s->terms));
+    if (n > s->n)
+        memset(s->terms + s->n, 0, (n - s->n) * sizeof(*s->terms));
+    s->n = n;
+    /* Terms below stay: until the marker is durable a crash brings those entries back. */
     s->terms[index - 1] = term;
     s->floor = index;
     s->floor_term = term;
@@ -399,7 +403,7 @@ uint64_t sim_wal_term(const sim_wal_t *w, int g, uint64_t index)
 {
     if (index != 0 && index == w->g[g].floor)
         return w->g[g].floor_term;
-    return index <= w->g[g].floor || index > sim_wal_valid(w, g) ? 0 : w->g[g].terms[index - 1];
+    return index == 0 || index > sim_wal_valid(w, g) ? 0 : w->g[g].terms[index - 1];
 }
 
 wr_raft_hard_state_t sim_wal_durable_hs(const sim_wal_t *w, int g)

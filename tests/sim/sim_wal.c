@@ -86,6 +86,8 @@ static void shadow_load(sim_wal_t *w, int g, bool corrupt)
     s->floor_term = info.snap_term;
     s->n = info.snap_index;
     memset(s->terms, 0, s->floor * sizeof(*s->terms));
+    if (s->floor > 0)
+        s->terms[s->floor - 1] = s->floor_term;
     for (uint64_t i = info.first; i <= info.last; i++) {
         wr_buf_t buf = {0};
         if (wr_wal_read(w->wal, (uint64_t)g + 1, i, &s->terms[i - 1], &buf) != WR_OK)
@@ -202,8 +204,8 @@ void sim_wal_snapshot(sim_wal_t *w, int g, uint64_t index, uint64_t term)
     if (n > s->n)
         memset(s->terms + s->n, 0, (n - s->n) * sizeof(*s->terms));
     s->n = n;
-    /* Terms below stay: until the marker is durable a crash brings those entries back. */
-    s->terms[index - 1] = term;
+    /* The terms stay: until the marker is durable a crash brings those entries back (what
+     * the snapshot covers counts as held once the snapshot is durable: sim_member_holds). */
     s->floor = index;
     s->floor_term = term;
 }
@@ -401,8 +403,6 @@ size_t sim_wal_valid(const sim_wal_t *w, int g)
 
 uint64_t sim_wal_term(const sim_wal_t *w, int g, uint64_t index)
 {
-    if (index != 0 && index == w->g[g].floor)
-        return w->g[g].floor_term;
     return index == 0 || index > sim_wal_valid(w, g) ? 0 : w->g[g].terms[index - 1];
 }
 

@@ -139,6 +139,19 @@ static void stored_log_after(sim_node_t *n, int g, const wr_raft_snapshot_t *met
     sim_disk_sync(d, d->n_ops);
 }
 
+/* As the WAL's recovery does: the abstain mark is durable before the bad records may go. */
+static void toy_mark_damaged(sim_node_t *n, int g)
+{
+    sim_disk_t *d = &n->g[g].disk;
+    wr_raft_hard_state_t hs = sim_disk_durable_hs(d);
+
+    if (n->wal != NULL || hs.abstain != 0)
+        return;
+    hs.abstain = hs.term > 0 ? hs.term : 1;
+    sim_disk_set_hs(d, &hs);
+    sim_disk_sync(d, d->n_ops);
+}
+
 static void member_start(sim_t *s, sim_node_t *n, int g)
 {
     sim_member_t *m = &n->g[g];
@@ -152,6 +165,10 @@ static void member_start(sim_t *s, sim_node_t *n, int g)
     /* No snapshot but a compacted stored log: lost too (a driver's own bug would show here). */
     if (!sim_snap_load(s, n, g, &meta) || meta.index == 0)
         snapshot_lost(n, g, &cfg, &meta);
+    /* The toy disk's damage shows as bad records, which the marker may cut: note it first. */
+    cfg.log_damaged |= sim_member_damaged(n, g);
+    if (cfg.log_damaged)
+        toy_mark_damaged(n, g);
     stored_log_after(n, g, &meta);
     e = member_load(n, g, &hs, &count, &damaged);
     cfg.log_damaged |= damaged;

@@ -132,7 +132,8 @@ static void marker_apply(sim_disk_t *d, uint64_t index, uint64_t term)
         drop = d->n;
     for (size_t i = 0; i < drop; i++)
         free(d->log[i].e.data);
-    memmove(d->log, d->log + drop, (d->n - drop) * sizeof(*d->log));
+    if (d->n > drop)
+        memmove(d->log, d->log + drop, (d->n - drop) * sizeof(*d->log));
     d->n -= drop;
     if (!holds)
         d->synced = index;

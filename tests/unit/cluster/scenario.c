@@ -192,7 +192,8 @@ static void mem_compact(mem_t *m, uint64_t index, uint64_t term)
     }
     for (size_t i = 0; i < drop; i++)
         free(m->log[i].data);
-    memmove(m->log, m->log + drop, (m->n - drop) * sizeof(*m->log));
+    if (m->n > drop)
+        memmove(m->log, m->log + drop, (m->n - drop) * sizeof(*m->log));
     m->n -= drop;
 }
 

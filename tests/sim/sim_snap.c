@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "storage/crc32c.h"
+#include "core/crc32c.h"
 #include "tests/sim/sim.h"
 
 #define MAGIC 0x504e5357u /* "WSNP" */

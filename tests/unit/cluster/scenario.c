@@ -15,7 +15,7 @@
 
 #include "cluster/raft.h"
 #include "core/status.h"
-#include "storage/crc32c.h"
+#include "core/crc32c.h"
 
 #define MAXN 9
 

@@ -11,7 +11,7 @@
 #include "cluster/raft.h"
 #include "core/status.h"
 #include "scenario.h"
-#include "storage/crc32c.h"
+#include "core/crc32c.h"
 
 static const char *const scenarios[] = {
     "figure8.txt",

@@ -16,6 +16,7 @@
 #define MAX_NAME           255
 #define RAFT_FLAG_REJECT   0x01
 #define RAFT_FLAG_TRANSFER 0x02
+#define RAFT_FLAG_LAST     0x04 /* SNAP: the chunk ends the snapshot */
 #define PROOF_LABEL        "warren peer proof v1"
 
 typedef struct {
@@ -253,7 +254,8 @@ bool wr_peer_raft_put(wr_buf_t *b, uint64_t group, const wr_raft_msg_t *m)
         return false;
     at = wr_peer_frame_begin(b, WR_PEER_RAFT, group);
     wr_buf_put_u8(b, m->type);
-    wr_buf_put_u8(b, (uint8_t)((m->reject ? RAFT_FLAG_REJECT : 0) | (m->transfer ? RAFT_FLAG_TRANSFER : 0)));
+    wr_buf_put_u8(b, (uint8_t)((m->reject ? RAFT_FLAG_REJECT : 0) | (m->transfer ? RAFT_FLAG_TRANSFER : 0) |
+                               (m->type == WR_RAFT_MSG_SNAP && m->last ? RAFT_FLAG_LAST : 0)));
     wr_buf_put_u32(b, m->from);
     wr_buf_put_u32(b, m->to);
     wr_buf_put_u64(b, m->term);
@@ -272,6 +274,14 @@ bool wr_peer_raft_put(wr_buf_t *b, uint64_t group, const wr_raft_msg_t *m)
         wr_buf_put_u32(b, e->len);
         wr_buf_put(b, e->data, e->len);
     }
+    if (m->type == WR_RAFT_MSG_SNAP || m->type == WR_RAFT_MSG_SNAP_RESP)
+        wr_buf_put_u64(b, m->offset);
+    if (m->type == WR_RAFT_MSG_SNAP) {
+        wr_buf_put_u32(b, m->crc);
+        wr_buf_put_u32(b, m->total_crc);
+        wr_buf_put_u32(b, m->len);
+        wr_buf_put(b, m->data, m->len);
+    }
     return wr_peer_frame_end(b, at);
 }
 
@@ -285,14 +295,31 @@ static int raft_fixed(rd_t *r, wr_raft_msg_t *m, uint32_t *n)
         !rd_u64(r, &m->term) || !rd_u64(r, &m->index) || !rd_u64(r, &m->log_term) || !rd_u64(r, &m->commit) ||
         !rd_u64(r, &m->hint_index) || !rd_u64(r, &m->hint_term) || !rd_u32(r, n))
         return WR_ESYNTAX;
-    if (m->type < WR_RAFT_MSG_APP || m->type > WR_RAFT_MSG_TIMEOUT_NOW)
+    if (m->type < WR_RAFT_MSG_APP || m->type > WR_RAFT_MSG_SNAP_RESP)
         return WR_EUNKNOWN;
-    if (flags & ~(RAFT_FLAG_REJECT | RAFT_FLAG_TRANSFER))
+    if (flags & ~(RAFT_FLAG_REJECT | RAFT_FLAG_TRANSFER | (m->type == WR_RAFT_MSG_SNAP ? RAFT_FLAG_LAST : 0)))
         return WR_ESYNTAX;
     m->reject = flags & RAFT_FLAG_REJECT;
     m->transfer = flags & RAFT_FLAG_TRANSFER;
-    /* Each entry takes at least its header: bounds the allocation by the input. */
-    if (*n > 0 && (m->type != WR_RAFT_MSG_APP || *n > (size_t)(r->end - r->p) / WR_PEER_ENTRY_HDR))
+    m->last = flags & RAFT_FLAG_LAST;
+    /* Entries travel in APP, and in SNAP the snapshot's membership. Each
+     * takes at least its header: bounds the allocation by the input. */
+    if (*n > 0 && ((m->type != WR_RAFT_MSG_APP && m->type != WR_RAFT_MSG_SNAP) ||
+                   *n > (size_t)(r->end - r->p) / WR_PEER_ENTRY_HDR))
+        return WR_ESYNTAX;
+    return WR_OK;
+}
+
+/* What follows the entries of SNAP (offset, CRCs, the chunk) and SNAP_RESP
+ * (offset). The chunk borrows from the payload. */
+static int raft_snap_tail(rd_t *r, wr_raft_msg_t *m)
+{
+    if (m->type != WR_RAFT_MSG_SNAP && m->type != WR_RAFT_MSG_SNAP_RESP)
+        return WR_OK;
+    if (!rd_u64(r, &m->offset))
+        return WR_ESYNTAX;
+    if (m->type == WR_RAFT_MSG_SNAP && (!rd_u32(r, &m->crc) || !rd_u32(r, &m->total_crc) ||
+                                        !rd_u32(r, &m->len) || !rd_bytes(r, m->len, &m->data)))
         return WR_ESYNTAX;
     return WR_OK;
 }
@@ -306,7 +333,7 @@ static int raft_entry(rd_t *r, const wr_raft_msg_t *m, size_t i, wr_raft_entry_t
         return WR_ESYNTAX;
     if (e->type > WR_RAFT_ENTRY_CONFIG)
         return WR_EUNKNOWN;
-    if (e->index != m->index + 1 + i)
+    if (m->type == WR_RAFT_MSG_APP && e->index != m->index + 1 + i)
         return WR_ESYNTAX;
     /* Received entries are only read (raft.h); the array type is shared with the log's. */
     e->data = (uint8_t *)(uintptr_t)data;
@@ -327,6 +354,8 @@ int wr_peer_raft_decode(wr_bytes_t payload, wr_raft_msg_t *m, wr_raft_entry_t **
         return WR_ENOMEM;
     for (size_t i = 0; i < n && rc == WR_OK; i++)
         rc = raft_entry(&r, m, i, &e[i]);
+    if (rc == WR_OK)
+        rc = raft_snap_tail(&r, m);
     if (rc == WR_OK && r.p != r.end)
         rc = WR_ESYNTAX;
     if (rc != WR_OK) {

@@ -117,10 +117,11 @@ bool wr_peer_raft_put(wr_buf_t *b, uint64_t group, const wr_raft_msg_t *m);
 /*
  * Decodes a RAFT payload into *m. Entries (if any) go in a malloc'd array
  * stored in *entries (NULL when none; the caller frees it) whose data
- * borrows from payload. WR_OK; WR_EUNKNOWN for an unknown message or entry
- * type; WR_ESYNTAX for a truncated message, trailing bytes, unknown flags,
- * entries on a message other than APP or entry indexes that do not follow
- * m->index one by one; WR_ENOMEM. Nothing is allocated unless WR_OK.
+ * borrows from payload, as does a SNAP message's chunk (m->data). WR_OK;
+ * WR_EUNKNOWN for an unknown message or entry type; WR_ESYNTAX for a
+ * truncated message, trailing bytes, unknown flags, entries on a message
+ * other than APP and SNAP, or APP entry indexes that do not follow m->index
+ * one by one; WR_ENOMEM. Nothing is allocated unless WR_OK.
  */
 int wr_peer_raft_decode(wr_bytes_t payload, wr_raft_msg_t *m, wr_raft_entry_t **entries);
 

@@ -243,6 +243,13 @@ static void assert_same(const wr_raft_msg_t *a, const wr_raft_msg_t *b)
     ck_assert_uint_eq(a->commit, b->commit);
     ck_assert_uint_eq(a->hint_index, b->hint_index);
     ck_assert_uint_eq(a->hint_term, b->hint_term);
+    ck_assert_uint_eq(a->offset, b->offset);
+    ck_assert(a->last == b->last);
+    ck_assert_uint_eq(a->crc, b->crc);
+    ck_assert_uint_eq(a->total_crc, b->total_crc);
+    ck_assert_uint_eq(a->len, b->len);
+    if (a->len)
+        ck_assert_mem_eq(a->data, b->data, a->len);
     ck_assert_uint_eq(a->n_entries, b->n_entries);
     for (size_t i = 0; i < a->n_entries; i++) {
         ck_assert_uint_eq(a->entries[i].term, b->entries[i].term);
@@ -282,14 +289,37 @@ static wr_bytes_t raft_payload(wr_buf_t *b, const wr_raft_msg_t *m)
     return f.payload;
 }
 
+/* A snapshot chunk as the driver sends it: the membership as entries[0]. */
+static wr_raft_msg_t snap_chunk(wr_raft_entry_t *conf)
+{
+    static const uint8_t chunk[] = "state bytes";
+    wr_raft_msg_t m = raft_msg(WR_RAFT_MSG_SNAP);
+
+    *conf = (wr_raft_entry_t){3, 17, payload_c, sizeof(payload_c), WR_RAFT_ENTRY_CONFIG};
+    m.entries = conf;
+    m.n_entries = 1;
+    m.offset = 1u << 20;
+    m.data = chunk;
+    m.len = sizeof(chunk) - 1;
+    m.crc = 0xdeadbeef;
+    m.total_crc = 0x01020304;
+    m.last = true;
+    return m;
+}
+
 START_TEST(raft_round_trip_every_type)
 {
     wr_buf_t b = WR_BUF_INIT;
     wr_raft_entry_t *ents;
     wr_raft_msg_t m = raft_msg((uint8_t)_i), d;
-    wr_bytes_t p = raft_payload(&b, &m);
+    wr_bytes_t p;
 
-    ck_assert_uint_eq(p.len, WR_PEER_RAFT_FIXED);
+    if (m.type == WR_RAFT_MSG_SNAP_RESP)
+        m.offset = 4096;
+    p = raft_payload(&b, &m);
+    ck_assert_uint_eq(p.len, WR_PEER_RAFT_FIXED + (m.type == WR_RAFT_MSG_SNAP_RESP ? 8
+                                                   : m.type == WR_RAFT_MSG_SNAP    ? 20
+                                                                                   : 0));
     ck_assert_int_eq(wr_peer_raft_decode(p, &d, &ents), WR_OK);
     ck_assert_ptr_null(ents);
     assert_same(&m, &d);
@@ -310,6 +340,26 @@ START_TEST(raft_round_trip_entries)
     /* The entries borrow from the payload. */
     ck_assert(d.entries[0].data >= p.data && d.entries[0].data < p.data + p.len);
     free(ents);
+    wr_buf_free(&b);
+}
+END_TEST
+
+START_TEST(raft_round_trip_snapshot_chunk)
+{
+    wr_raft_entry_t conf, *ents;
+    wr_raft_msg_t m = snap_chunk(&conf), d;
+    wr_buf_t b = WR_BUF_INIT;
+    wr_bytes_t p = raft_payload(&b, &m);
+
+    ck_assert_int_eq(wr_peer_raft_decode(p, &d, &ents), WR_OK);
+    assert_same(&m, &d);
+    /* The chunk borrows from the payload too. */
+    ck_assert(d.data >= p.data && d.data + d.len <= p.data + p.len);
+    for (size_t n = 0; n < p.len; n++) {
+        free(ents);
+        ck_assert_int_eq(wr_peer_raft_decode((wr_bytes_t){p.data, n}, &d, &ents), WR_ESYNTAX);
+        ck_assert_ptr_null(ents);
+    }
     wr_buf_free(&b);
 }
 END_TEST
@@ -359,8 +409,9 @@ START_TEST(raft_malformed)
     size_t entry0 = WR_PEER_RAFT_FIXED;
 
     ck_assert_int_eq(decode_patched(&hb, 0, 0), WR_EUNKNOWN);
-    ck_assert_int_eq(decode_patched(&hb, 0, WR_RAFT_MSG_TIMEOUT_NOW + 1), WR_EUNKNOWN);
-    ck_assert_int_eq(decode_patched(&hb, 1, 0x04), WR_ESYNTAX); /* an unknown flag */
+    ck_assert_int_eq(decode_patched(&hb, 0, WR_RAFT_MSG_SNAP_RESP + 1), WR_EUNKNOWN);
+    ck_assert_int_eq(decode_patched(&hb, 1, 0x04), WR_ESYNTAX); /* "last" is a SNAP flag only */
+    ck_assert_int_eq(decode_patched(&hb, 1, 0x08), WR_ESYNTAX); /* an unknown flag */
     /* A count of entries that the bytes cannot hold: refused before allocating. */
     ck_assert_int_eq(decode_patched(&hb, WR_PEER_RAFT_FIXED - 4, 0xff), WR_ESYNTAX);
     ck_assert_int_eq(decode_patched(&m, WR_PEER_RAFT_FIXED - 4, 0xff), WR_ESYNTAX);
@@ -385,8 +436,9 @@ static Suite *peer_suite(void)
     tcase_add_test(tc, hello_malformed);
     tcase_add_test(tc, refuse_round_trip);
     tcase_add_test(tc, proof_verifies_with_the_same_secret_only);
-    tcase_add_loop_test(tc, raft_round_trip_every_type, WR_RAFT_MSG_APP, WR_RAFT_MSG_TIMEOUT_NOW + 1);
+    tcase_add_loop_test(tc, raft_round_trip_every_type, WR_RAFT_MSG_APP, WR_RAFT_MSG_SNAP_RESP + 1);
     tcase_add_test(tc, raft_round_trip_entries);
+    tcase_add_test(tc, raft_round_trip_snapshot_chunk);
     tcase_add_test(tc, raft_truncated_and_trailing);
     tcase_add_test(tc, raft_malformed);
     suite_add_tcase(s, tc);

@@ -3,6 +3,7 @@
 # pika connection parameters, asserting broker-sent closes (code and text),
 # waiting for a condition with a deadline.
 import contextlib
+import random
 import socket
 import time
 
@@ -17,6 +18,24 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def free_port_below_ephemeral():
+    """A free loopback port below Linux's ephemeral range (32768-60999), for
+    a port chosen before the process that listens on it starts while other
+    processes dial out: an outgoing connection's local port (a cluster
+    node dialling its peers) is never taken from below that range."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port in 20000-32000")
 
 
 def listening(port, host="127.0.0.1"):

@@ -17,7 +17,7 @@ import struct
 import pytest
 
 from conftest import Http, start_warrend
-from helpers import free_port, wait_for
+from helpers import free_port_below_ephemeral, wait_for
 
 SECRET = b"correct horse battery staple, 32+ bytes"
 # Down after 4 missed 500 ms heartbeats; back within the 5 s back-off cap.
@@ -46,7 +46,7 @@ class Node:
     def __init__(self, node_name, peer_port):
         self.name = node_name
         self.peer_port = peer_port
-        self.mgmt_port = free_port()
+        self.mgmt_port = free_port_below_ephemeral()
         self.broker = None
 
     def http(self):
@@ -68,7 +68,7 @@ class Node:
 class Cluster:
     def __init__(self, tmp_path, names=("n1", "n2", "n3")):
         self.tmp = tmp_path
-        self.nodes = {n: Node(n, free_port()) for n in names}
+        self.nodes = {n: Node(n, free_port_below_ephemeral()) for n in names}
 
     def section(self, node, cluster_name="warren", secret=SECRET):
         path = self.tmp / ("%s.secret" % node.name)

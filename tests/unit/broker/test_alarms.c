@@ -22,7 +22,7 @@
 #include "tests/unit/storage/helpers.h"
 
 /* Loop passes that may each wait for the alarms' 100 ms timer. */
-#define MAX_TICKS 100
+#define MAX_TICKS 300
 #define HUGE      (UINT64_C(1) << 62)
 
 typedef struct {
@@ -268,7 +268,7 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    tcase_set_timeout(tc, 30);
+    tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_thresholds, 0, (int)(sizeof(threshold_cases) / sizeof(threshold_cases[0])));
     tcase_add_test(tc, test_disk_sampled_by_timer);
     tcase_add_test(tc, test_storage_flow);

@@ -382,6 +382,8 @@ START_TEST(test_handshake_and_close)
     m.u.connection_close.reply_text = WR_BYTES_LIT("bye");
     send_method(&fx, 0, &m);
     expect(&fx, 0, WR_CONNECTION_CLOSE_OK, &m);
+    /* As a client does after close-ok; the broker waits for it. */
+    ck_assert_int_eq(shutdown(fx.fd, SHUT_RDWR), 0);
     WR_TEST_LOOP_UNTIL(fx.base, fx.done == 1, MAX_PASSES);
     ck_assert_str_eq(fx.users, "+guest-guest");
     ck_assert_uint_eq(seen_channel(&fx, 1).open, 0);

@@ -90,8 +90,10 @@ bool wr_conn_client_has(const wr_conn_t *c, const char *capability);
 
 /*
  * The server's side (server.c). wr_conn_new takes ownership of the accepted,
- * non-blocking socket fd (closed on failure; NULL on ENOMEM) and starts the
- * handshake, over TLS when tls is not NULL (a TLS listener's context). The server keeps each connection on
+ * non-blocking socket fd (closed on failure; NULL on ENOMEM, or when
+ * env->base was not created with WR_PRIO_LEVELS priorities, base/loop.h) and
+ * starts the handshake, over TLS when tls is not NULL (a TLS listener's
+ * context). The server keeps each connection on
  * its lists through wr_conn_link. wr_conn_shutdown starts closing for a broker shutdown (320 to open
  * connections) and never frees. wr_conn_free releases everything, closing the socket; only the server's
  * reaper calls it, after the connection reported itself done (env->done), or at exit.

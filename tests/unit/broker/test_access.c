@@ -14,6 +14,7 @@
 #include "broker/auth/access.h"
 #include "protocol/methods.h"
 #include "config_fixture.h"
+#include "tests/unit/runner.h"
 
 static char path[WR_TEST_CONFIG_PATH_MAX];
 static char err[4096];
@@ -190,8 +191,6 @@ int main(void)
 {
     Suite *s = suite_create("broker-access");
     TCase *tc = tcase_create("access");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_match_anywhere_unless_anchored);
     tcase_add_test(tc, test_empty_and_all);
@@ -200,9 +199,5 @@ int main(void)
     tcase_add_test(tc, test_check_as);
     tcase_add_loop_test(tc, test_permission_errors, 0, (int)(sizeof(errors) / sizeof(errors[0])));
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

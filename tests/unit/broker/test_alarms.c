@@ -20,6 +20,7 @@
 #include "core/status.h"
 #include "tests/unit/broker/loop_fixture.h"
 #include "tests/unit/storage/helpers.h"
+#include "tests/unit/runner.h"
 
 /* Loop passes that may each wait for the alarms' 100 ms timer. */
 #define MAX_TICKS 300
@@ -265,8 +266,6 @@ int main(void)
 {
     Suite *s = suite_create("alarms");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_thresholds, 0, (int)(sizeof(threshold_cases) / sizeof(threshold_cases[0])));
@@ -274,9 +273,5 @@ int main(void)
     tcase_add_test(tc, test_storage_flow);
     tcase_add_test(tc, test_no_store_no_flow);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

@@ -15,6 +15,7 @@
 #include "broker/auth/auth.h"
 #include "config_fixture.h"
 #include "core/status.h"
+#include "tests/unit/runner.h"
 
 static char path[WR_TEST_CONFIG_PATH_MAX];
 static char err[4096];
@@ -238,8 +239,6 @@ int main(void)
 {
     Suite *s = suite_create("broker-auth");
     TCase *tc = tcase_create("auth");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_rabbitmq_hashes);
     tcase_add_test(tc, test_plaintext_is_hashed);
@@ -250,9 +249,5 @@ int main(void)
     tcase_add_test(tc, test_loopback);
     tcase_add_test(tc, test_loopback_users);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

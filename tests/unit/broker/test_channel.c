@@ -25,6 +25,7 @@
 #include "core/status.h"
 #include "protocol/frame.h"
 #include "tests/unit/broker/loop_fixture.h"
+#include "tests/unit/runner.h"
 
 /* Loop passes a reply may take; and passes that must stay quiet. */
 #define MAX_PASSES   200
@@ -504,8 +505,6 @@ int main(void)
 {
     Suite *s = suite_create("channel");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_handshake_and_close);
@@ -514,9 +513,5 @@ int main(void)
     tcase_add_test(tc, test_close_second_channel);
     tcase_add_test(tc, test_unknown_delivery_tag);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

@@ -16,6 +16,7 @@
 #include "broker/base/log.h"
 #include "core/status.h"
 #include "config_fixture.h"
+#include "tests/unit/runner.h"
 
 /* The shipped default config, passed by meson as argv[1]. */
 static const char *shipped_config;
@@ -367,8 +368,6 @@ int main(int argc, char **argv)
 {
     Suite *s = suite_create("broker-config");
     TCase *tc = tcase_create("config");
-    SRunner *sr;
-    int failed;
 
     shipped_config = argc > 1 ? argv[1] : "etc/warren.json";
     tcase_add_test(tc, test_defaults);
@@ -384,9 +383,5 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_runtime_users_and_permissions);
     tcase_add_test(tc, test_flow_alarms_and_policies);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

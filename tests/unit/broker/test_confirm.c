@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "broker/base/confirm.h"
+#include "tests/unit/runner.h"
 
 typedef struct {
     wr_confirm_t base;
@@ -51,15 +52,9 @@ int main(void)
 {
     Suite *s = suite_create("confirm");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_done_on_last_hold);
     tcase_add_test(tc, test_one_failed_hold_fails_it);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

@@ -14,6 +14,7 @@
 #include "core/buf.h"
 #include "protocol/props.h"
 #include "protocol/table.h"
+#include "tests/unit/runner.h"
 
 /* ---------------------------------------------------------------- fixtures */
 
@@ -323,11 +324,5 @@ static Suite *deadletter_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(deadletter_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(deadletter_suite());
 }

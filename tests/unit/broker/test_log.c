@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "broker/base/log.h"
+#include "tests/unit/runner.h"
 
 START_TEST(test_limit_counts_what_it_suppresses)
 {
@@ -45,15 +46,9 @@ int main(void)
 {
     Suite *s = suite_create("broker-log");
     TCase *tc = tcase_create("log");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_limit_counts_what_it_suppresses);
     tcase_add_test(tc, test_limit_interval_in_milliseconds);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

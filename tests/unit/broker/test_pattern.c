@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "broker/base/pattern.h"
+#include "tests/unit/runner.h"
 
 START_TEST(test_ordinary_patterns_pass)
 {
@@ -69,16 +70,10 @@ int main(void)
 {
     Suite *s = suite_create("pattern");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_ordinary_patterns_pass);
     tcase_add_test(tc, test_expanding_patterns_refused);
     tcase_add_test(tc, test_accepted_bound_compiles);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

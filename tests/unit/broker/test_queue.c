@@ -16,6 +16,7 @@
 #include "broker/queue/classic.h"
 #include "core/status.h"
 #include "queue_fakes.h"
+#include "tests/unit/runner.h"
 
 /* ---------------------------------------------------------------- fixtures */
 
@@ -502,11 +503,5 @@ static Suite *queue_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(queue_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(queue_suite());
 }

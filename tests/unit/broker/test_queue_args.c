@@ -12,6 +12,7 @@
 #include "core/status.h"
 #include "protocol/methods.h"
 #include "protocol/table.h"
+#include "tests/unit/runner.h"
 
 #define PRE "PRECONDITION_FAILED - invalid arg "
 
@@ -282,8 +283,6 @@ int main(void)
 {
     Suite *s = suite_create("queue_args");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_loop_test(tc, test_validate, 0, (int)(sizeof(validate_cases) / sizeof(validate_cases[0])));
     tcase_add_test(tc, test_dlx_type);
@@ -291,9 +290,5 @@ int main(void)
     tcase_add_loop_test(tc, test_equivalent, 0, (int)(sizeof(equiv_cases) / sizeof(equiv_cases[0])));
     tcase_add_test(tc, test_exchange_equiv);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

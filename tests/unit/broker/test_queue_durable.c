@@ -24,6 +24,7 @@
 #include "core/status.h"
 #include "protocol/props.h"
 #include "tests/unit/storage/helpers.h"
+#include "tests/unit/runner.h"
 
 /* ---------------------------------------------------------------- fixtures */
 
@@ -891,11 +892,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(suite());
 }

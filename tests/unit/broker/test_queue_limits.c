@@ -16,6 +16,7 @@
 #include "core/status.h"
 #include "queue_fakes.h"
 #include "protocol/props.h"
+#include "tests/unit/runner.h"
 
 /* ---------------------------------------------------------------- fixtures */
 
@@ -951,11 +952,5 @@ static Suite *queue_limits_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(queue_limits_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(queue_limits_suite());
 }

@@ -12,6 +12,7 @@
 #include "broker/queue/queue.h"
 #include "core/status.h"
 #include "queue_fakes.h"
+#include "tests/unit/runner.h"
 
 static const wr_queue_type_t *type_at(int i)
 {
@@ -236,11 +237,5 @@ static Suite *queue_type_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(queue_type_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(queue_type_suite());
 }

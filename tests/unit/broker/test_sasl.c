@@ -12,6 +12,7 @@
 #include "core/buf.h"
 #include "core/status.h"
 #include "protocol/table.h"
+#include "tests/unit/runner.h"
 
 START_TEST(test_plain_valid)
 {
@@ -172,8 +173,6 @@ int main(void)
 {
     Suite *s = suite_create("broker-sasl");
     TCase *tc = tcase_create("sasl");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_plain_valid);
     tcase_add_loop_test(tc, test_plain_malformed, 0, (int)(sizeof(plain_bad) / sizeof(plain_bad[0])));
@@ -184,9 +183,5 @@ int main(void)
     tcase_add_test(tc, test_amqplain_malformed);
     tcase_add_test(tc, test_mechanisms);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

@@ -14,6 +14,7 @@
 
 #include "broker/amqp/tls.h"
 #include "config_fixture.h"
+#include "tests/unit/runner.h"
 
 static char junk[64];
 static char err[1024];
@@ -105,8 +106,6 @@ int main(void)
 {
     Suite *s = suite_create("broker-tls");
     TCase *tc = tcase_create("tls");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_missing_certfile);
@@ -114,9 +113,5 @@ int main(void)
     tcase_add_test(tc, test_bad_ciphers);
     tcase_add_test(tc, test_tls_config);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

@@ -20,6 +20,7 @@
 #include "broker/node/topology.h"
 #include "core/status.h"
 #include "tests/unit/storage/helpers.h"
+#include "tests/unit/runner.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -422,8 +423,6 @@ int main(void)
 {
     Suite *s = suite_create("topology");
     TCase *tc = tcase_create("topology");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, state_cascades);
@@ -436,9 +435,5 @@ int main(void)
     tcase_add_test(tc, loads_version_1);
     tcase_add_test(tc, refuses_unknown_version);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

@@ -19,6 +19,7 @@
 #include "core/map.h"
 #include "core/status.h"
 #include "tests/unit/broker/loop_fixture.h"
+#include "tests/unit/runner.h"
 
 /* Loop passes a dead letter may take to reach its queue. */
 #define MAX_PASSES 100
@@ -531,8 +532,6 @@ int main(void)
 {
     Suite *s = suite_create("vhost");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_loop_test(tc, test_standard_exchanges, 0, (int)(sizeof(standard) / sizeof(standard[0])));
     tcase_add_test(tc, test_declare_delete);
@@ -545,9 +544,5 @@ int main(void)
     tcase_add_test(tc, test_policy_limits);
     tcase_add_loop_test(tc, test_dead_letter_deferred, 0, 2);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

@@ -10,6 +10,7 @@
 
 #include "cluster/peer.h"
 #include "core/status.h"
+#include "tests/unit/runner.h"
 
 #define MAX_PAYLOAD 4096
 
@@ -447,11 +448,5 @@ static Suite *peer_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(peer_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(peer_suite());
 }

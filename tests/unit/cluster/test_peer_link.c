@@ -23,6 +23,7 @@
 #include "broker/base/log.h"
 #include "cluster/peer.h"
 #include "core/status.h"
+#include "tests/unit/runner.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef"
 #define GROUP  77
@@ -329,11 +330,5 @@ static Suite *link_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(link_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(link_suite());
 }

@@ -12,6 +12,7 @@
 #include "core/status.h"
 #include "scenario.h"
 #include "core/crc32c.h"
+#include "tests/unit/runner.h"
 
 static const char *const scenarios[] = {
     "figure8.txt",
@@ -576,8 +577,6 @@ int main(void)
 {
     Suite *s = suite_create("raft");
     TCase *tc = tcase_create("scenarios");
-    SRunner *sr;
-    int failed;
 
     tcase_add_loop_test(tc, scenario, 0, (int)(sizeof(scenarios) / sizeof(scenarios[0])));
     tcase_add_test(tc, change_refusals);
@@ -597,9 +596,5 @@ int main(void)
     tcase_add_test(tc, snap_lost_asks_leader);
     tcase_add_test(tc, snapshot_taken_compacts);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return wr_test_run(s);
 }

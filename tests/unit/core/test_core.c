@@ -11,6 +11,7 @@
 #include "core/list.h"
 #include "core/map.h"
 #include "core/status.h"
+#include "tests/unit/runner.h"
 
 START_TEST(map_put_get_del)
 {
@@ -170,8 +171,6 @@ int main(void)
 {
     Suite *s = suite_create("core");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, map_put_get_del);
     tcase_add_test(tc, map_empty_and_binary_keys);
@@ -181,9 +180,5 @@ int main(void)
     tcase_add_test(tc, base64_vectors);
     tcase_add_test(tc, list_insert_remove);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

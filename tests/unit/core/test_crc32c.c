@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/crc32c.h"
+#include "tests/unit/runner.h"
 
 START_TEST(check_values)
 {
@@ -60,16 +61,10 @@ int main(void)
 {
     Suite *s = suite_create("storage-crc32c");
     TCase *tc = tcase_create("crc32c");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, check_values);
     tcase_add_test(tc, hardware_matches_software);
     tcase_add_test(tc, incremental);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

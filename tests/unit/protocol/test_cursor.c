@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "protocol/cursor.h"
+#include "tests/unit/runner.h"
 
 static const uint8_t data[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09};
 
@@ -144,8 +145,6 @@ int main(void)
 {
     Suite *s = suite_create("protocol-cursor");
     TCase *tc = tcase_create("cursor");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_reads_big_endian);
     tcase_add_test(tc, test_short_reads_consume_nothing);
@@ -155,9 +154,5 @@ int main(void)
     tcase_add_test(tc, test_truncated_strings_consume_nothing);
     tcase_add_test(tc, test_writers);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

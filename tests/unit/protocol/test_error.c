@@ -9,6 +9,7 @@
 
 #include "protocol/error.h"
 #include "protocol/methods.h"
+#include "tests/unit/runner.h"
 
 START_TEST(test_names)
 {
@@ -85,17 +86,11 @@ int main(void)
 {
     Suite *s = suite_create("protocol-error");
     TCase *tc = tcase_create("error");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_hard_soft);
     tcase_add_test(tc, test_set);
     tcase_add_test(tc, test_truncation_keeps_utf8_whole);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

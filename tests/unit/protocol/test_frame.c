@@ -10,6 +10,7 @@
 
 #include "core/status.h"
 #include "protocol/frame.h"
+#include "tests/unit/runner.h"
 
 /* channel.open on channel 1, as every client sends it. */
 static const uint8_t open_frame[] = {1, 0, 1, 0, 0, 0, 5, 0, 20, 0, 10, 0, 0xce};
@@ -192,8 +193,6 @@ int main(void)
 {
     Suite *s = suite_create("protocol-frame");
     TCase *tc = tcase_create("frame");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_parse_method_frame);
     tcase_add_test(tc, test_parse_leaves_following_bytes);
@@ -206,9 +205,5 @@ int main(void)
     tcase_add_test(tc, test_put_method_round_trip);
     tcase_add_test(tc, test_put_method_unknown_id_fails_buffer);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

@@ -13,6 +13,7 @@
 #include "method_samples.h"
 #include "protocol/methods.h"
 #include "protocol/table.h"
+#include "tests/unit/runner.h"
 
 static wr_bytes_t sample_wire(const method_sample_t *s)
 {
@@ -266,8 +267,6 @@ int main(void)
 {
     Suite *s = suite_create("protocol-methods");
     TCase *tc = tcase_create("methods");
-    SRunner *sr;
-    int failed;
 
     tcase_add_loop_test(tc, test_sample_encodes_to_wire, 0, (int)METHOD_NSAMPLES);
     tcase_add_loop_test(tc, test_sample_decodes_and_reencodes, 0, (int)METHOD_NSAMPLES);
@@ -283,9 +282,5 @@ int main(void)
     tcase_add_test(tc, test_bad_table_is_syntax_error);
     tcase_add_test(tc, test_encode_appends);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

@@ -11,6 +11,7 @@
 #include "core/status.h"
 #include "protocol/props.h"
 #include "protocol/table.h"
+#include "tests/unit/runner.h"
 
 /* Written out by hand: class 60, weight 0, body size 256, flags 0xfffc, then
  * every property in flag order. */
@@ -224,8 +225,6 @@ int main(void)
 {
     Suite *s = suite_create("protocol-props");
     TCase *tc = tcase_create("props");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_all_properties);
     tcase_add_test(tc, test_no_properties);
@@ -237,9 +236,5 @@ int main(void)
     tcase_add_test(tc, test_bad_headers);
     tcase_add_test(tc, test_peek);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

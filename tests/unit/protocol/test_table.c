@@ -13,6 +13,7 @@
 
 #include "core/status.h"
 #include "protocol/table.h"
+#include "tests/unit/runner.h"
 
 /* One value of every tag, with payloads chosen so a wrong width, sign or
  * byte order shows up as a different value. */
@@ -466,8 +467,6 @@ int main(void)
 {
     Suite *s = suite_create("protocol-table");
     TCase *tc = tcase_create("table");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, build_values, NULL);
     tcase_add_test(tc, test_every_type_round_trips);
@@ -488,9 +487,5 @@ int main(void)
     tcase_add_test(tc, test_encoders);
     tcase_add_test(tc, test_put_unknown_tag_fails_buffer);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

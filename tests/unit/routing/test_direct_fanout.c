@@ -11,6 +11,7 @@
 #include "core/status.h"
 #include "protocol/table.h"
 #include "routing/router.h"
+#include "tests/unit/runner.h"
 
 #define NO_ARGS ((wr_bytes_t){NULL, 0})
 
@@ -198,8 +199,6 @@ int main(void)
 {
     Suite *s = suite_create("routing-direct-fanout");
     TCase *tc = tcase_create("direct-fanout");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, direct_rows_test, 0, (int)(sizeof(direct_rows) / sizeof(direct_rows[0])));
@@ -208,9 +207,5 @@ int main(void)
     tcase_add_test(tc, fanout_everything_matches);
     tcase_add_test(tc, fanout_ten_thousand);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

@@ -14,6 +14,7 @@
 #include "core/status.h"
 #include "protocol/table.h"
 #include "routing/router.h"
+#include "tests/unit/runner.h"
 
 #define NO_ARGS ((wr_bytes_t){NULL, 0})
 
@@ -347,8 +348,6 @@ int main(void)
 {
     Suite *s = suite_create("routing-headers");
     TCase *tc = tcase_create("headers");
-    SRunner *sr;
-    int failed;
 
     tcase_add_loop_test(tc, headers_rows, 0, (int)(sizeof(rows) / sizeof(rows[0])));
     tcase_add_test(tc, headers_no_headers_table);
@@ -356,9 +355,5 @@ int main(void)
     tcase_add_test(tc, headers_many_bindings);
     tcase_add_test(tc, headers_large_table);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

@@ -13,6 +13,7 @@
 #include "core/status.h"
 #include "protocol/table.h"
 #include "routing/router.h"
+#include "tests/unit/runner.h"
 
 #define NO_ARGS ((wr_bytes_t){NULL, 0})
 
@@ -200,8 +201,6 @@ int main(void)
 {
     Suite *s = suite_create("routing-router");
     TCase *tc = tcase_create("router");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, dest_set_dedup);
     tcase_add_test(tc, exchange_type_lookup);
@@ -209,9 +208,5 @@ int main(void)
     tcase_add_test(tc, foreach_in_bind_order);
     tcase_add_test(tc, long_keys);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

@@ -14,6 +14,7 @@
 #include "protocol/table.h"
 #include "routing/router.h"
 #include "routing/topic.h"
+#include "tests/unit/runner.h"
 
 #define NO_ARGS ((wr_bytes_t){NULL, 0})
 
@@ -495,8 +496,6 @@ int main(void)
 {
     Suite *s = suite_create("routing-topic");
     TCase *tc = tcase_create("topic");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, topic_rows, 0, (int)(sizeof(rows) / sizeof(rows[0])));
@@ -508,9 +507,5 @@ int main(void)
     tcase_add_test(tc, topic_prune_after_churn);
     tcase_add_test(tc, topic_free_with_bindings);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

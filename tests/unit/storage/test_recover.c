@@ -21,6 +21,7 @@
 #include "core/crc32c.h"
 #include "storage/seglog.h"
 #include "storage/store.h"
+#include "tests/unit/runner.h"
 
 #define REC 31 /* a th_payload record with its framing */
 #define HDR 40
@@ -487,8 +488,6 @@ int main(void)
 {
     Suite *s = suite_create("storage-recover");
     TCase *tc = tcase_create("recover");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -506,9 +505,5 @@ int main(void)
     tcase_add_test(tc, replay_order_with_moved_records);
     tcase_add_test(tc, crash_during_compaction);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

@@ -18,6 +18,7 @@
 #include "helpers.h"
 #include "storage/seglog.h"
 #include "storage/store.h"
+#include "tests/unit/runner.h"
 
 /* "record-00000001" is 15 bytes, 31 with framing: 6 records fill a 256-byte segment. */
 #define SEG     256
@@ -578,8 +579,6 @@ int main(void)
 {
     Suite *s = suite_create("storage-seglog");
     TCase *tc = tcase_create("log");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 60);
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -600,9 +599,5 @@ int main(void)
     tcase_add_test(tc, destroy);
     tcase_add_test(tc, names);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

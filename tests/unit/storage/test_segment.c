@@ -12,6 +12,7 @@
 #include "core/status.h"
 #include "core/crc32c.h"
 #include "storage/segment.h"
+#include "tests/unit/runner.h"
 
 /* A file image: a header for (first, salt) and the given records. */
 static wr_segment_header_t image(wr_buf_t *b, uint64_t first, uint64_t salt, const size_t *lens, size_t n,
@@ -210,8 +211,6 @@ int main(void)
 {
     Suite *s = suite_create("storage-segment");
     TCase *tc = tcase_create("segment");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, header_round_trip);
     tcase_add_test(tc, header_future_version_refused);
@@ -222,9 +221,5 @@ int main(void)
     tcase_add_test(tc, record_head_limits);
     tcase_add_test(tc, names);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

@@ -20,6 +20,7 @@
 #include "helpers.h"
 #include "storage/seglog.h"
 #include "storage/store.h"
+#include "tests/unit/runner.h"
 
 static const char *dir;
 
@@ -264,8 +265,6 @@ int main(void)
 {
     Suite *s = suite_create("storage-store");
     TCase *tc = tcase_create("store");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, second_open_is_refused);
@@ -279,9 +278,5 @@ int main(void)
     tcase_add_test(tc, list_and_remove_logs);
     tcase_add_test(tc, owner_file_written_durably);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

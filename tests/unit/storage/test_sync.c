@@ -18,6 +18,7 @@
 #include "helpers.h"
 #include "storage/seglog.h"
 #include "storage/store.h"
+#include "tests/unit/runner.h"
 
 static th_msgs_t msgs;
 static th_fault_t fault;
@@ -320,8 +321,6 @@ int main(void)
 {
     Suite *s = suite_create("storage-sync");
     TCase *tc = tcase_create("sync");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 60);
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -335,9 +334,5 @@ int main(void)
     tcase_add_test(tc, store_close_flushes_logs);
     tcase_add_test(tc, close_inside_callback);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

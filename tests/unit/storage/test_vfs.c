@@ -12,6 +12,7 @@
 #include "helpers.h"
 #include "storage/vfs.h"
 #include "tests/sim/simdisk.h"
+#include "tests/unit/runner.h"
 
 typedef struct {
     char names[16][64];
@@ -206,11 +207,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return wr_test_run(suite());
 }

@@ -18,6 +18,7 @@
 #include "storage/segment.h"
 #include "storage/wal.h"
 #include "tests/sim/simdisk.h"
+#include "tests/unit/runner.h"
 
 #define MAX_NOTES 8192
 
@@ -992,8 +993,6 @@ int main(void)
 {
     Suite *s = suite_create("wal");
     TCase *tc = tcase_create("all");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, round_trip);
@@ -1015,9 +1014,5 @@ int main(void)
     tcase_add_test(tc, recovery_of_many_groups);
     tcase_add_test(tc, property_random_ops_crashes_and_flips);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return wr_test_run(s);
 }

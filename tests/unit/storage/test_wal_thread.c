@@ -15,6 +15,7 @@
 #include "core/status.h"
 #include "storage/wal_thread.h"
 #include "tests/unit/storage/helpers.h"
+#include "tests/unit/runner.h"
 
 #define GROUPS 100
 
@@ -202,8 +203,6 @@ int main(void)
 {
     Suite *s = suite_create("wal_thread");
     TCase *tc = tcase_create("all");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, appends_during_a_sync_leave_as_one_batch);
@@ -211,9 +210,5 @@ int main(void)
     tcase_add_test(tc, failed_sync_reaches_every_group);
     tcase_add_test(tc, stop_completes_the_batch_in_flight);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return wr_test_run(s);
 }

@@ -354,6 +354,7 @@ static void conn_flush_scratch(wr_conn_t *c)
         wr_conn_out_of_memory(c);
         return;
     }
+    c->out_queued += c->scratch.len;
     conn_queued(c);
 }
 
@@ -424,6 +425,7 @@ void wr_conn_send_content(wr_conn_t *c, uint16_t channel, const wr_method_t *m, 
             wr_message_unref(msg);
             goto oom;
         }
+        c->out_queued += c->scratch.len + n;
         off += n;
         wr_buf_reset(&c->scratch);
         wr_buf_put_u8(&c->scratch, WR_FRAME_END);
@@ -966,6 +968,7 @@ static bool conn_read_frame(wr_conn_t *c, struct evbuffer *in)
         }
         conn_dispatch(c, &f);
         evbuffer_drain(in, total);
+        c->in_consumed += total;
         return true;
     }
     conn_frame_error(c, rc, hdr, 0);
@@ -984,6 +987,7 @@ static void conn_process_frames(wr_conn_t *c)
         if (c->state == WR_CONN_DEAD)
             return;
         if (c->state == WR_CONN_CLOSED) {
+            c->in_consumed += evbuffer_get_length(in);
             evbuffer_drain(in, evbuffer_get_length(in));
             break;
         }
@@ -1047,22 +1051,6 @@ static void on_read(struct bufferevent *bev, void *arg)
 
     c->recv_since_tick = true;
     conn_process(c);
-}
-
-/* recv_oct and send_oct: what the transport added to the input and took
- * from the output. */
-static void on_input_counted(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    wr_conn_t *c = arg;
-
-    c->recv_oct += info->n_added;
-}
-
-static void on_output_counted(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    wr_conn_t *c = arg;
-
-    c->send_oct += info->n_deleted;
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
@@ -1217,9 +1205,6 @@ wr_conn_t *wr_conn_new(const wr_conn_env_t *env, int fd, const struct sockaddr *
         event_priority_set(c->uncork_idle, WR_PRIO_IDLE) != 0)
         goto err;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    if (!evbuffer_add_cb(bufferevent_get_input(c->bev), on_input_counted, c) ||
-        !evbuffer_add_cb(bufferevent_get_output(c->bev), on_output_counted, c))
-        goto err;
     bufferevent_setwatermark(c->bev, EV_READ, 0, WR_CONN_READ_HIGH_WM);
     bufferevent_setwatermark(c->bev, EV_WRITE, WRITE_LOW_WM, 0);
     /* libevent moves at most 16 KiB per read or write callback by default,
@@ -1383,8 +1368,8 @@ void wr_conn_info(const wr_conn_t *c, wr_conn_info_t *out)
     out->connected_at = c->connected_at;
     out->auth_mechanism = c->mechanism;
     out->client_properties = (wr_bytes_t){c->client_props, c->client_props_len};
-    out->recv_oct = c->recv_oct;
-    out->send_oct = c->send_oct;
+    out->recv_oct = c->in_consumed + evbuffer_get_length(bufferevent_get_input(c->bev));
+    out->send_oct = c->out_queued - evbuffer_get_length(wr_conn_output(c));
     out->ssl = c->tls;
 }
 

@@ -87,6 +87,7 @@ bool wr_conn_read_header(wr_conn_t *c, struct evbuffer *in)
     if (evbuffer_get_length(in) < sizeof(h))
         return false;
     evbuffer_remove(in, h, sizeof(h));
+    c->in_consumed += sizeof(h);
     if (memcmp(h, wr_protocol_header, sizeof(h)) == 0 || memcmp(h, amqp_0_9_header, sizeof(h)) == 0) {
         c->state = WR_CONN_AWAIT_START_OK;
         conn_send_start(c);
@@ -101,6 +102,7 @@ bool wr_conn_read_header(wr_conn_t *c, struct evbuffer *in)
     }
     wr_log_warn("connection %s: %s", c->name, c->reason);
     c->state = WR_CONN_CLOSED;
+    c->out_queued += sizeof(wr_protocol_header);
     if (evbuffer_add(wr_conn_output(c), wr_protocol_header, sizeof(wr_protocol_header)) != 0) {
         wr_conn_out_of_memory(c);
         return true;

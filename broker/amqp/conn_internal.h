@@ -82,8 +82,11 @@ struct wr_conn_s {
     uint8_t *client_props; /* start-ok's client_properties table, raw */
     size_t client_props_len;
     const char *mechanism; /* the SASL mechanism of the login; static */
-    uint64_t recv_oct;     /* octets read from the transport */
-    uint64_t send_oct;     /* octets written to it */
+    /* recv_oct and send_oct without a callback per buffer change: what the
+     * parser consumed (plus what is still buffered is what arrived) and
+     * what was queued (less what is still queued is what was written). */
+    uint64_t in_consumed;
+    uint64_t out_queued;
 
     wr_channel_t ***pages; /* CHANNEL_PAGES entries, each NULL or a page */
     uint32_t nchannels;

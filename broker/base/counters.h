@@ -29,7 +29,8 @@ typedef enum {
 /* RabbitMQ's message size histogram bounds (bytes; rabbit_msg_size_metrics),
  * +Inf excluded, and their `le` labels as Prometheus writes them. */
 #define WR_SIZE_BUCKETS 8
-static const double wr_size_bucket_le[WR_SIZE_BUCKETS] = {100, 1000, 10000, 100000, 1e6, 1e7, 5e7, 1e8};
+static const uint64_t wr_size_bucket_le[WR_SIZE_BUCKETS] = {100,     1000,     10000,    100000,
+                                                            1000000, 10000000, 50000000, 100000000};
 static const char *const wr_size_bucket_label[WR_SIZE_BUCKETS] = {"100.0", "1000.0", "10000.0", "100000.0",
                                                                   "1e+06", "1e+07",  "5e+07",   "1e+08"};
 
@@ -60,7 +61,7 @@ static inline void wr_counters_size(wr_counters_t *c, uint64_t bytes)
 
     if (!c)
         return;
-    while (i < WR_SIZE_BUCKETS && (double)bytes > wr_size_bucket_le[i])
+    while (i < WR_SIZE_BUCKETS && bytes > wr_size_bucket_le[i])
         i++;
     c->size_le[i]++;
     c->size_sum += bytes;

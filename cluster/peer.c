@@ -205,6 +205,25 @@ int wr_peer_refuse_decode(wr_bytes_t payload, wr_bytes_t *reason)
     return WR_OK;
 }
 
+bool wr_peer_app_put(wr_buf_t *b, uint64_t group, uint8_t kind, const wr_bytes_t *parts, size_t n)
+{
+    size_t at = wr_peer_frame_begin(b, WR_PEER_APP, group);
+
+    wr_buf_put_u8(b, kind);
+    for (size_t i = 0; i < n; i++)
+        wr_buf_put(b, parts[i].data, parts[i].len);
+    return wr_peer_frame_end(b, at);
+}
+
+int wr_peer_app_decode(wr_bytes_t payload, uint8_t *kind, wr_bytes_t *body)
+{
+    if (payload.len == 0)
+        return WR_ESYNTAX;
+    *kind = payload.data[0];
+    *body = (wr_bytes_t){payload.data + 1, payload.len - 1};
+    return WR_OK;
+}
+
 /* The label, the prover's role, the cluster name, both nonces, both names. */
 static void proof_input(wr_buf_t *b, const wr_peer_auth_t *a, wr_peer_role_t role)
 {

@@ -35,8 +35,9 @@ typedef enum {
     WR_PEER_REFUSE = 3,    /* a reason (text, up to 255 bytes) sent before closing a refused link */
     WR_PEER_HEARTBEAT = 4, /* empty; any frame resets the peer's missed-heartbeat count */
     WR_PEER_RAFT = 5,      /* a wr_raft_msg_t of the frame's group (wr_peer_raft_encode) */
+    WR_PEER_APP = 6,       /* u8 kind, then a body the kind's owner decodes (wr_peer_app_put) */
 } wr_peer_type_t;
-#define WR_PEER_TYPE_MAX WR_PEER_RAFT
+#define WR_PEER_TYPE_MAX WR_PEER_APP
 
 /* A decoded frame: payload borrows from the parsed bytes. */
 typedef struct {
@@ -124,5 +125,14 @@ bool wr_peer_raft_put(wr_buf_t *b, uint64_t group, const wr_raft_msg_t *m);
  * one by one; WR_ENOMEM. Nothing is allocated unless WR_OK.
  */
 int wr_peer_raft_decode(wr_bytes_t payload, wr_raft_msg_t *m, wr_raft_entry_t **entries);
+
+/*
+ * Appends an APP frame for group: the kind, then the concatenation of
+ * parts[0..n) (so a header and a message body need no copy beforehand).
+ * False on out-of-memory.
+ */
+bool wr_peer_app_put(wr_buf_t *b, uint64_t group, uint8_t kind, const wr_bytes_t *parts, size_t n);
+/* Splits an APP payload into its kind and body (borrowed). WR_OK, or WR_ESYNTAX when empty. */
+int wr_peer_app_decode(wr_bytes_t payload, uint8_t *kind, wr_bytes_t *body);
 
 #endif

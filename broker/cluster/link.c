@@ -66,10 +66,18 @@ struct peer_s {
     bool unreachable_logged; /* since it went down */
 };
 
+typedef struct {
+    wr_peer_app_fn fn;
+    void *ud;
+} route_t;
+
 struct wr_peer_links_s {
     struct event_base *base;
     const wr_cluster_config_t *cfg;
     wr_peer_handler_t h;
+    wr_peer_watch_t watch[WR_PEER_MAX_WATCHERS];
+    size_t n_watch;
+    route_t routes[256]; /* by APP kind */
     peer_t *peers;
     size_t n_peers;
     struct evconnlistener *listener;
@@ -97,7 +105,7 @@ static int hmac_sha256(void *ctx, const uint8_t *msg, size_t len, uint8_t out[WR
     return WR_OK;
 }
 
-static peer_t *peer_by_name(wr_peer_links_t *l, const char *name, size_t len)
+static peer_t *peer_by_name(const wr_peer_links_t *l, const char *name, size_t len)
 {
     for (size_t i = 0; i < l->n_peers; i++) {
         if (strlen(l->peers[i].node->name) == len && memcmp(l->peers[i].node->name, name, len) == 0)
@@ -225,6 +233,9 @@ static void peer_up(peer_t *p, conn_t *c)
                 c->outgoing ? "to" : "from", c->addr);
     if (h->on_up)
         h->on_up(h->ctx, p->node->name);
+    for (size_t i = 0; i < p->l->n_watch; i++)
+        if (p->l->watch[i].on_up)
+            p->l->watch[i].on_up(p->l->watch[i].ud, p->node->name);
 }
 
 /* The handshake succeeded on c: it becomes the peer's link unless a preferred one exists. */
@@ -292,14 +303,30 @@ static void on_raft(conn_t *c, const wr_peer_frame_t *f)
     if (rc != WR_OK) {
         wr_log_warn("cluster: peer %s sent a malformed Raft message (%d); closing the link",
                     c->peer->node->name, rc);
-        {
-            conn_close(c, "malformed Raft message");
-            return;
-        }
+        conn_close(c, "malformed Raft message");
+        return;
     }
     if (h->on_raft)
         h->on_raft(h->ctx, c->peer->node->name, f->group, &m);
     free(ents);
+}
+
+static void on_app(conn_t *c, const wr_peer_frame_t *f)
+{
+    const route_t *r;
+    uint8_t kind;
+    wr_bytes_t body;
+
+    if (wr_peer_app_decode(f->payload, &kind, &body) != WR_OK) {
+        conn_refuse(c, "empty application message");
+        return;
+    }
+    r = &c->l->routes[kind];
+    if (!r->fn) {
+        conn_refuse(c, "unknown application message kind %u", kind);
+        return;
+    }
+    r->fn(r->ud, c->peer->node->name, kind, f->group, body);
 }
 
 /* One frame, by the link's state. */
@@ -314,6 +341,8 @@ static void conn_frame(conn_t *c, const wr_peer_frame_t *f)
         on_proof(c, f->payload);
     else if (c->state == CONN_UP && f->type == WR_PEER_RAFT)
         on_raft(c, f);
+    else if (c->state == CONN_UP && f->type == WR_PEER_APP)
+        on_app(c, f);
     else if (c->state != CONN_UP || f->type != WR_PEER_HEARTBEAT)
         conn_refuse(c, "unexpected frame type %u", f->type);
 }
@@ -375,6 +404,9 @@ static void on_write(struct bufferevent *bev, void *arg)
         p->want_writable = false;
         if (h->on_writable)
             h->on_writable(h->ctx, p->node->name);
+        for (size_t i = 0; i < c->l->n_watch; i++)
+            if (c->l->watch[i].on_writable)
+                c->l->watch[i].on_writable(c->l->watch[i].ud, p->node->name);
     }
 }
 
@@ -468,6 +500,9 @@ static void peer_down(peer_t *p, const char *why)
     wr_log_warn("cluster: peer %s down: %s", p->node->name, why ? why : "link closed");
     if (h->on_down)
         h->on_down(h->ctx, p->node->name);
+    for (size_t i = 0; i < p->l->n_watch; i++)
+        if (p->l->watch[i].on_down)
+            p->l->watch[i].on_down(p->l->watch[i].ud, p->node->name);
 }
 
 /*
@@ -725,19 +760,72 @@ void wr_peer_links_free(wr_peer_links_t *l)
     free(l);
 }
 
-int wr_peer_send(wr_peer_links_t *l, const char *node, uint64_t group, const wr_raft_msg_t *m)
+/* The peer's active link if it can take more output now; else NULL with *rc why. */
+static conn_t *peer_writable(wr_peer_links_t *l, const char *node, int *rc)
 {
     peer_t *p = peer_by_name(l, node, strlen(node));
 
+    *rc = WR_ENOENT;
     if (!p || !p->active)
-        return WR_ENOENT;
+        return NULL;
     if (evbuffer_get_length(bufferevent_get_output(p->active->bev)) >= WR_PEER_HIGH_WATERMARK) {
         p->want_writable = true;
-        return WR_AGAIN;
+        *rc = WR_AGAIN;
+        return NULL;
     }
-    if (!wr_peer_raft_put(&l->out, group, m) || !conn_write(p->active))
+    return p->active;
+}
+
+int wr_peer_send(wr_peer_links_t *l, const char *node, uint64_t group, const wr_raft_msg_t *m)
+{
+    int rc;
+    conn_t *c = peer_writable(l, node, &rc);
+
+    if (!c)
+        return rc;
+    if (!wr_peer_raft_put(&l->out, group, m) || !conn_write(c))
         return WR_ENOMEM;
     return WR_OK;
+}
+
+int wr_peer_links_route(wr_peer_links_t *l, uint8_t first, uint8_t last, wr_peer_app_fn fn, void *ud)
+{
+    if (first == 0 || first > last)
+        return WR_ESYNTAX;
+    for (unsigned k = first; k <= last; k++)
+        if (l->routes[k].fn)
+            return WR_EEXIST;
+    for (unsigned k = first; k <= last; k++)
+        l->routes[k] = (route_t){fn, ud};
+    return WR_OK;
+}
+
+int wr_peer_links_watch(wr_peer_links_t *l, const wr_peer_watch_t *w)
+{
+    if (l->n_watch == WR_PEER_MAX_WATCHERS)
+        return WR_ETOOBIG;
+    l->watch[l->n_watch++] = *w;
+    return WR_OK;
+}
+
+int wr_peer_send_app(wr_peer_links_t *l, const char *node, uint8_t kind, uint64_t group,
+                     const wr_bytes_t *parts, size_t n)
+{
+    int rc;
+    conn_t *c = peer_writable(l, node, &rc);
+
+    if (!c)
+        return rc;
+    if (!wr_peer_app_put(&l->out, group, kind, parts, n) || !conn_write(c))
+        return WR_ENOMEM;
+    return WR_OK;
+}
+
+bool wr_peer_up(const wr_peer_links_t *l, const char *node)
+{
+    const peer_t *p = peer_by_name(l, node, strlen(node));
+
+    return p && p->active;
 }
 
 size_t wr_peer_count(const wr_peer_links_t *l)

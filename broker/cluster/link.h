@@ -15,6 +15,7 @@
 
 #include "broker/cluster/cluster_config.h"
 #include "cluster/raft.h"
+#include "core/bytes.h"
 
 struct event_base;
 typedef struct wr_peer_links_s wr_peer_links_t;
@@ -44,6 +45,32 @@ typedef struct {
     void (*on_writable)(void *ctx, const char *node);
     void *ctx;
 } wr_peer_handler_t;
+
+/*
+ * Application messages (WR_PEER_APP frames): each module that talks to its
+ * counterparts on other nodes owns a range of kinds and decodes its bodies.
+ * A kind nobody routes closes the link as a protocol error.
+ */
+enum {
+    WR_PEER_APP_RAFT_FIRST = 1, /* the Raft driver (proposals forwarded to a leader) */
+    WR_PEER_APP_RAFT_LAST = 15,
+    WR_PEER_APP_QUEUE_FIRST = 16, /* queues used from a node that is not their home */
+    WR_PEER_APP_QUEUE_LAST = 63,
+};
+
+/* A received application message; body is valid during the call only. */
+typedef void (*wr_peer_app_fn)(void *ud, const char *node, uint8_t kind, uint64_t group, wr_bytes_t body);
+
+/* Someone else who wants to know when peers come and go; any may be NULL. */
+typedef struct {
+    void (*on_up)(void *ud, const char *node);
+    void (*on_down)(void *ud, const char *node);
+    void (*on_writable)(void *ud, const char *node);
+    void *ud;
+} wr_peer_watch_t;
+
+/* At most this many watchers (wr_peer_links_watch) per node. */
+#define WR_PEER_MAX_WATCHERS 4
 
 /* One peer as the management API shows it. Strings live as long as the links. */
 typedef struct {
@@ -76,6 +103,26 @@ void wr_peer_links_free(wr_peer_links_t *l);
  * (nothing was queued); WR_ENOMEM.
  */
 int wr_peer_send(wr_peer_links_t *l, const char *node, uint64_t group, const wr_raft_msg_t *m);
+
+/*
+ * Routes received APP messages of kinds [first, last] to fn. Before
+ * wr_peer_links_start. WR_OK; WR_EEXIST when a kind in the range is routed
+ * already; WR_ESYNTAX when first is 0 or first > last.
+ */
+int wr_peer_links_route(wr_peer_links_t *l, uint8_t first, uint8_t last, wr_peer_app_fn fn, void *ud);
+/* Adds a watcher (copied). Before wr_peer_links_start. WR_OK, or WR_ETOOBIG past WR_PEER_MAX_WATCHERS. */
+int wr_peer_links_watch(wr_peer_links_t *l, const wr_peer_watch_t *w);
+
+/*
+ * Queues an APP message of kind for group to node: the concatenation of
+ * parts[0..n) is its body. Same results and backpressure as wr_peer_send
+ * (WR_AGAIN above the high mark, then on_writable of the handler and of
+ * every watcher once it drains).
+ */
+int wr_peer_send_app(wr_peer_links_t *l, const char *node, uint8_t kind, uint64_t group,
+                     const wr_bytes_t *parts, size_t n);
+/* Whether node is a peer whose link is up now. */
+bool wr_peer_up(const wr_peer_links_t *l, const char *node);
 
 /* The number of other nodes, and the status of the i-th (0 <= i < count). */
 size_t wr_peer_count(const wr_peer_links_t *l);

@@ -56,6 +56,20 @@ static void check_hello(const wr_peer_frame_t *f, const uint8_t *frame, size_t l
     wr_buf_free(&b);
 }
 
+/* An APP frame that decodes re-encodes to the same bytes. */
+static void check_app(const wr_peer_frame_t *f, const uint8_t *frame, size_t len)
+{
+    wr_buf_t b = WR_BUF_INIT;
+    wr_bytes_t body;
+    uint8_t kind;
+
+    if (wr_peer_app_decode(f->payload, &kind, &body) != WR_OK)
+        return;
+    if (wr_peer_app_put(&b, f->group, kind, &body, 1))
+        same_bytes(&b, frame, len);
+    wr_buf_free(&b);
+}
+
 static void check_frame(const wr_peer_frame_t *f, const uint8_t *frame, size_t len)
 {
     wr_bytes_t reason;
@@ -64,6 +78,8 @@ static void check_frame(const wr_peer_frame_t *f, const uint8_t *frame, size_t l
         check_raft(f, frame, len);
     else if (f->type == WR_PEER_HELLO)
         check_hello(f, frame, len);
+    else if (f->type == WR_PEER_APP)
+        check_app(f, frame, len);
     else if (f->type == WR_PEER_REFUSE && wr_peer_refuse_decode(f->payload, &reason) == WR_OK &&
              reason.len != f->payload.len)
         abort();

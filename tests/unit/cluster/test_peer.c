@@ -186,6 +186,32 @@ START_TEST(refuse_round_trip)
 }
 END_TEST
 
+/* An APP frame is its kind then its parts, concatenated; an empty payload has no kind. */
+START_TEST(app_round_trip)
+{
+    wr_bytes_t parts[3] = {WR_BYTES_LIT("head"), {NULL, 0}, WR_BYTES_LIT("body")}, body;
+    wr_buf_t b = WR_BUF_INIT;
+    wr_peer_frame_t f;
+    uint8_t kind;
+
+    ck_assert(wr_peer_app_put(&b, 42, 17, parts, 3));
+    f = parse_one(&b);
+    ck_assert_uint_eq(f.type, WR_PEER_APP);
+    ck_assert_uint_eq(f.group, 42);
+    ck_assert_int_eq(wr_peer_app_decode(f.payload, &kind, &body), WR_OK);
+    ck_assert_uint_eq(kind, 17);
+    ck_assert(wr_bytes_eq_str(body, "headbody"));
+    wr_buf_reset(&b);
+    ck_assert(wr_peer_app_put(&b, 0, 3, NULL, 0));
+    f = parse_one(&b);
+    ck_assert_int_eq(wr_peer_app_decode(f.payload, &kind, &body), WR_OK);
+    ck_assert_uint_eq(kind, 3);
+    ck_assert_uint_eq(body.len, 0);
+    ck_assert_int_eq(wr_peer_app_decode((wr_bytes_t){NULL, 0}, &kind, &body), WR_ESYNTAX);
+    wr_buf_free(&b);
+}
+END_TEST
+
 static const uint8_t nonce_a[WR_PEER_NONCE_SIZE] = {1, 2, 3};
 static const uint8_t nonce_b[WR_PEER_NONCE_SIZE] = {4, 5, 6};
 
@@ -436,6 +462,7 @@ static Suite *peer_suite(void)
     tcase_add_test(tc, hello_round_trip);
     tcase_add_test(tc, hello_malformed);
     tcase_add_test(tc, refuse_round_trip);
+    tcase_add_test(tc, app_round_trip);
     tcase_add_test(tc, proof_verifies_with_the_same_secret_only);
     tcase_add_loop_test(tc, raft_round_trip_every_type, WR_RAFT_MSG_APP, WR_RAFT_MSG_SNAP_RESP + 1);
     tcase_add_test(tc, raft_round_trip_entries);

@@ -29,7 +29,8 @@
 #define GROUP  77
 
 typedef struct {
-    int up, down, writable, raft;
+    int up, down, writable, raft, app, watched_down;
+    uint8_t kind;
     uint64_t group;
     wr_raft_msg_t last;
     uint8_t data[64];
@@ -74,6 +75,23 @@ static void on_raft(void *ctx, const char *node, uint64_t group, const wr_raft_m
     s->data_len = m->n_entries ? m->entries[0].len : 0;
     if (s->data_len > 0 && s->data_len <= sizeof(s->data))
         memcpy(s->data, m->entries[0].data, s->data_len);
+}
+
+static void on_app(void *ud, const char *node, uint8_t kind, uint64_t group, wr_bytes_t body)
+{
+    seen_t *s = ud;
+
+    s->app++;
+    s->kind = kind;
+    s->group = group;
+    ck_assert_uint_le(body.len, sizeof(s->data));
+    memcpy(s->data, body.data, body.len);
+    s->data_len = (uint32_t)body.len;
+}
+
+static void on_watched_down(void *ud, const char *node)
+{
+    ((seen_t *)ud)->watched_down++;
 }
 
 static int mac(void *ctx, const uint8_t *msg, size_t len, uint8_t out[WR_PEER_MAC_SIZE])
@@ -195,6 +213,11 @@ static void setup(fixture_t *f)
         "warren", "n1", (uint8_t *)SECRET, strlen(SECRET), "127.0.0.1", p1, f->nodes, 2, 0};
     f->links = wr_peer_links_new(f->base, &f->cfg, &h);
     ck_assert_ptr_nonnull(f->links);
+    ck_assert_int_eq(
+        wr_peer_links_route(f->links, WR_PEER_APP_QUEUE_FIRST, WR_PEER_APP_QUEUE_LAST, on_app, &f->seen),
+        WR_OK);
+    ck_assert_int_eq(
+        wr_peer_links_watch(f->links, &(wr_peer_watch_t){.on_down = on_watched_down, .ud = &f->seen}), WR_OK);
     ck_assert_int_eq(wr_peer_links_start(f->links), WR_OK);
     n2_handshake(f, l2);
     close(l2);
@@ -247,6 +270,62 @@ START_TEST(raft_messages_both_ways)
     ck_assert_uint_eq(d.from, 1);
     ck_assert_mem_eq(d.entries[0].data, "command", 7);
     free(ents);
+    wr_buf_free(&b);
+    teardown(&f);
+}
+END_TEST
+
+/* APP frames reach the module that routes their kind, with their group;
+ * a kind nobody routes is refused and closes the link. */
+START_TEST(app_messages_routed_unknown_kind_refused)
+{
+    wr_bytes_t parts[2] = {{(const uint8_t *)"he", 2}, {(const uint8_t *)"llo", 3}};
+    wr_buf_t b = WR_BUF_INIT;
+    wr_peer_frame_t fr;
+    wr_bytes_t body, reason;
+    uint8_t kind;
+    fixture_t f;
+
+    setup(&f);
+    ck_assert_int_eq(wr_peer_links_route(f.links, 20, 70, on_app, NULL), WR_EEXIST);
+    ck_assert_int_eq(wr_peer_links_route(f.links, 0, 3, on_app, NULL), WR_ESYNTAX);
+    ck_assert_int_eq(wr_peer_links_route(f.links, 9, 3, on_app, NULL), WR_ESYNTAX);
+    ck_assert(wr_peer_up(f.links, "n2"));
+    ck_assert(!wr_peer_up(f.links, "n1") && !wr_peer_up(f.links, "n9"));
+    ck_assert(wr_peer_app_put(&b, 5, WR_PEER_APP_QUEUE_FIRST + 1, parts, 2));
+    n2_send(&f, &b);
+    run_until(&f, &f.seen.app, 1);
+    ck_assert_uint_eq(f.seen.kind, WR_PEER_APP_QUEUE_FIRST + 1);
+    ck_assert_uint_eq(f.seen.group, 5);
+    ck_assert_uint_eq(f.seen.data_len, 5);
+    ck_assert_mem_eq(f.seen.data, "hello", 5);
+    ck_assert_int_eq(wr_peer_send_app(f.links, "n2", 40, 9, parts, 2), WR_OK);
+    ck_assert_int_eq(wr_peer_send_app(f.links, "n9", 40, 9, parts, 2), WR_ENOENT);
+    do {
+        fr = n2_read(&f);
+        if (fr.type == WR_PEER_HEARTBEAT)
+            n2_consume(&f, &fr);
+    } while (fr.type == WR_PEER_HEARTBEAT);
+    ck_assert_uint_eq(fr.type, WR_PEER_APP);
+    ck_assert_uint_eq(fr.group, 9);
+    ck_assert_int_eq(wr_peer_app_decode(fr.payload, &kind, &body), WR_OK);
+    ck_assert_uint_eq(kind, 40);
+    ck_assert_uint_eq(body.len, 5);
+    ck_assert_mem_eq(body.data, "hello", 5);
+    n2_consume(&f, &fr);
+    ck_assert(wr_peer_app_put(&b, 5, 200, parts, 1));
+    n2_send(&f, &b);
+    run_until(&f, &f.seen.down, 1);
+    ck_assert_int_eq(f.seen.watched_down, 1);
+    do {
+        fr = n2_read(&f);
+        if (fr.type == WR_PEER_HEARTBEAT)
+            n2_consume(&f, &fr);
+    } while (fr.type == WR_PEER_HEARTBEAT);
+    ck_assert_uint_eq(fr.type, WR_PEER_REFUSE);
+    ck_assert_int_eq(wr_peer_refuse_decode(fr.payload, &reason), WR_OK);
+    ck_assert_uint_eq(reason.len, strlen("unknown application message kind 200"));
+    ck_assert_mem_eq(reason.data, "unknown application message kind 200", reason.len);
     wr_buf_free(&b);
     teardown(&f);
 }
@@ -322,6 +401,7 @@ static Suite *link_suite(void)
 
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, raft_messages_both_ways);
+    tcase_add_test(tc, app_messages_routed_unknown_kind_refused);
     tcase_add_test(tc, backpressure);
     tcase_add_test(tc, missed_heartbeats_mark_down);
     suite_add_tcase(s, tc);

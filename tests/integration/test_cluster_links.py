@@ -16,13 +16,8 @@ import struct
 
 import pytest
 
-from conftest import Http, start_warrend
-from helpers import free_port_below_ephemeral, wait_for
-
-SECRET = b"correct horse battery staple, 32+ bytes"
-# Down after 4 missed 500 ms heartbeats; back within the 5 s back-off cap.
-DEADLINE = 20.0
-
+from cluster import DEADLINE, SECRET, Cluster
+from helpers import wait_for
 
 def crc32c(data):
     crc = 0xffffffff
@@ -40,63 +35,6 @@ def frame(ftype, payload, group=0):
 
 def name(s):
     return bytes([len(s)]) + s.encode()
-
-
-class Node:
-    def __init__(self, node_name, peer_port):
-        self.name = node_name
-        self.peer_port = peer_port
-        self.mgmt_port = free_port_below_ephemeral()
-        self.broker = None
-
-    def http(self):
-        return Http("127.0.0.1", self.mgmt_port)
-
-    def nodes(self):
-        r = self.http().get("/api/nodes")
-        assert r.status == 200, r
-        return {n["name"]: n for n in r.json}
-
-    def running(self):
-        """The other nodes and whether each is up, as this node sees them."""
-        return {k: v["running"] for k, v in self.nodes().items() if k != self.name}
-
-    def log(self):
-        return self.broker.log()
-
-
-class Cluster:
-    def __init__(self, tmp_path, names=("n1", "n2", "n3")):
-        self.tmp = tmp_path
-        self.nodes = {n: Node(n, free_port_below_ephemeral()) for n in names}
-
-    def section(self, node, cluster_name="warren", secret=SECRET):
-        path = self.tmp / ("%s.secret" % node.name)
-        path.write_bytes(secret + b"\n")
-        os.chmod(path, 0o600)
-        return {"name": cluster_name, "node": node.name, "secret_file": str(path),
-                "listen": {"address": "127.0.0.1", "port": node.peer_port},
-                "nodes": [{"name": n.name, "address": "127.0.0.1", "port": n.peer_port}
-                          for n in self.nodes.values()]}
-
-    def start(self, node_name, **kw):
-        node = self.nodes[node_name]
-        extra = {"cluster": self.section(node, **kw),
-                 "management": {"address": "127.0.0.1", "port": node.mgmt_port},
-                 "users": [{"name": "guest", "password": "guest", "vhosts": ["/"], "tags": ["administrator"]}]}
-        workdir = node.broker.workdir if node.broker else None
-        node.broker = start_warrend(extra_config=extra, workdir=workdir)
-        return node
-
-    def stop_all(self):
-        for n in self.nodes.values():
-            if n.broker and n.broker.proc.poll() is None:
-                n.broker.proc.send_signal(signal.SIGCONT)
-                assert n.broker.stop() == 0, n.log()
-
-    def wait_running(self, observer, expected):
-        node = self.nodes[observer]
-        wait_for(lambda: node.running() == expected, timeout=DEADLINE, what="%s to see %s" % (observer, expected))
 
 
 @pytest.fixture
@@ -326,4 +264,26 @@ def test_simultaneous_links_keep_the_lower_names_outgoing(warrend_binary, tmp_pa
         assert [(lk["name"], lk["sock_port"]) for lk in link] == [(raw_name, kept.sock.getpeername()[1])]
     finally:
         listener.close()
+        c.stop_all()
+
+
+@pytest.mark.parametrize("mode", ["cut", "drop"])
+def test_partition_through_proxies_then_heal(tmp_path, warrend_binary, mode):
+    """Every peer link runs through a fault-injecting proxy: n1 cut off from
+    n2 and n3 (links reset, or silently dropping every byte) is seen down by
+    both and sees both down, while n2 and n3 still see each other; after the
+    heal all links come back."""
+    c = Cluster(tmp_path, proxies=True)
+    try:
+        c.start_all()
+        c.wait_all_up()
+        c.partition(["n1"], ["n2", "n3"], mode)
+        c.wait_running("n1", {"n2": False, "n3": False})
+        c.wait_running("n2", {"n1": False, "n3": True})
+        c.wait_running("n3", {"n1": False, "n2": True})
+        c.heal()
+        c.wait_all_up()
+        links = c.nodes["n2"].nodes()["n2"]["cluster_links"]
+        assert sorted(link["name"] for link in links) == ["n1", "n3"]
+    finally:
         c.stop_all()

@@ -26,11 +26,13 @@
 
 #include "broker/base/loop.h"
 #include "broker/cluster/link.h"
+#include "broker/cluster/reports.h"
 #include "broker/node/alarm.h"
 #include "broker/amqp/conn.h"
 #include "broker/node/durable.h"
 #include "broker/base/log.h"
 #include "broker/mgmt/mgmt.h"
+#include "broker/mgmt/mgmt_nodes.h"
 #include "broker/vhost/policy.h"
 #include "broker/amqp/reply_to.h"
 #include "broker/amqp/tls.h"
@@ -77,6 +79,7 @@ struct wr_server_s {
     wr_conn_env_t conn_env;   /* what every connection is created with */
     wr_mgmt_env_t mgmt_env;   /* what the management side works with */
     wr_peer_links_t *peers;   /* the links to the other nodes; NULL without a cluster section */
+    wr_reports_t *reports;    /* the other nodes' reports; NULL without a cluster section */
 };
 
 static void server_close_listeners(wr_server_t *srv)
@@ -339,14 +342,39 @@ static int server_bind(wr_server_t *srv, const wr_listener_cfg_t *cfg, bool tls)
     return WR_OK;
 }
 
-/* The peer links of a node with a cluster section (docs/CLUSTERING.md). */
+static void server_report_sample(void *ud, wr_report_t *out)
+{
+    wr_server_t *srv = ud;
+
+    wr_mgmt_node_sample(&srv->mgmt_env, out);
+}
+
+/* Other nodes' memory and disk alarms hold this node's publishers too. */
+static void server_remote_alarms(void *ud)
+{
+    wr_server_t *srv = ud;
+    bool memory, disk;
+
+    wr_reports_alarms(srv->reports, &memory, &disk);
+    if (srv->alarms)
+        wr_alarms_set_remote(srv->alarms, memory, disk);
+}
+
+/* The peer links of a node with a cluster section (docs/CLUSTERING.md), and the node reports over them. */
 static int server_start_peers(wr_server_t *srv)
 {
     const wr_peer_handler_t none = {0};
+    wr_reports_deps_t rd = {srv->base, NULL, server_report_sample, server_remote_alarms, srv};
 
     srv->peers = wr_peer_links_new(srv->base, srv->cfg->cluster, &none);
+    if (!srv->peers)
+        return WR_ENOMEM;
+    rd.links = srv->peers;
+    if (!(srv->reports = wr_reports_new(&rd)))
+        return WR_ENOMEM;
     srv->mgmt_env.peers = srv->peers;
-    return srv->peers ? wr_peer_links_start(srv->peers) : WR_ENOMEM;
+    srv->mgmt_env.reports = srv->reports;
+    return wr_peer_links_start(srv->peers);
 }
 
 int wr_server_listen(wr_server_t *srv)
@@ -513,6 +541,7 @@ wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls)
         .vhost_add = server_vhost_add,
         .ud = srv,
     };
+    clock_gettime(CLOCK_MONOTONIC, &srv->mgmt_env.started);
     srv->reaper = event_new(srv->base, -1, 0, on_reap, srv);
     srv->stop_deadline = evtimer_new(srv->base, on_stop_deadline, srv);
     srv->accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
@@ -557,6 +586,7 @@ void wr_server_free(wr_server_t *srv)
     if (!srv)
         return;
     wr_mgmt_free(srv->mgmt);
+    wr_reports_free(srv->reports);
     wr_peer_links_free(srv->peers);
     server_close_listeners(srv);
     /* Connections before vhosts: closing one drops its exclusive queues. */

@@ -56,6 +56,8 @@ enum {
     WR_PEER_APP_RAFT_LAST = 15,
     WR_PEER_APP_QUEUE_FIRST = 16, /* queues used from a node that is not their home */
     WR_PEER_APP_QUEUE_LAST = 63,
+    WR_PEER_APP_NODE_FIRST = 64, /* node reports (reports.h) */
+    WR_PEER_APP_NODE_LAST = 71,
 };
 
 /* A received application message; body is valid during the call only. */

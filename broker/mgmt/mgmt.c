@@ -11,14 +11,12 @@
 #include "broker/base/version.h"
 #include "broker/mgmt/mgmt.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +37,7 @@
 #include "broker/mgmt/mgmt_http.h"
 #include "broker/mgmt/mgmt_internal.h"
 #include "broker/mgmt/mgmt_json.h"
+#include "broker/mgmt/mgmt_nodes.h"
 #include "broker/mgmt/mgmt_policies.h"
 #include "broker/mgmt/mgmt_topo.h"
 #include "broker/mgmt/mgmt_ui.h"
@@ -1058,70 +1057,6 @@ static void health(wr_mgmt_req_t *r)
                             "alarms", alarms));
 }
 
-/* Open file descriptors of this process, or -1 when /proc cannot tell. */
-static long open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    long n = 0;
-
-    if (!d)
-        return -1;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] != '.')
-            n++;
-    }
-    closedir(d);
-    return n - 1; /* the directory's own descriptor */
-}
-
-/* The node as /api/nodes shows it: what warren can measure. Without the
- * alarms module (tests) the limits are left out. */
-static json_t *node_json(const wr_mgmt_t *m)
-{
-    wr_alarm_status_t st;
-    struct timespec now;
-    struct rlimit fds;
-    long fd_used = open_fds();
-    json_t *node;
-    char pid[32];
-
-    alarm_status(m->env, &st);
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-    node = json_pack(
-        "{s:s, s:s, s:b, s:s, s:I, s:i, s:I, s:b, s:b, s:o}", "name", m->node, "type", "disc", "running", 1,
-        "os_pid", pid, "uptime",
-        (json_int_t)((now.tv_sec - m->started.tv_sec) * 1000 + (now.tv_nsec - m->started.tv_nsec) / 1000000),
-        "processors", (int)sysconf(_SC_NPROCESSORS_ONLN), "mem_used",
-        (json_int_t)(m->env->alarms ? st.mem_used : wr_metrics_rss_bytes()), "mem_alarm", st.memory,
-        "disk_free_alarm", st.disk, "partitions", json_array());
-    if (!node)
-        return NULL;
-    if (m->env->alarms)
-        json_object_update_new(node, json_pack("{s:I, s:I, s:I}", "mem_limit", (json_int_t)st.mem_limit,
-                                               "disk_free", (json_int_t)st.disk_free, "disk_free_limit",
-                                               (json_int_t)st.disk_limit));
-    if (fd_used >= 0)
-        json_object_set_new(node, "fd_used", json_integer(fd_used));
-    if (getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur != RLIM_INFINITY)
-        json_object_set_new(node, "fd_total", json_integer((json_int_t)fds.rlim_cur));
-    return node;
-}
-
-/* This node and, in a cluster, its links and every other node (cluster_json.h). */
-static json_t *all_nodes_json(wr_mgmt_req_t *r)
-{
-    wr_peer_links_t *peers = r->env->peers;
-    json_t *node = node_json(r->mgmt), *all = node ? json_pack("[o]", node) : NULL;
-
-    for (size_t i = 0; all && peers && i < wr_peer_count(peers); i++)
-        json_array_append_new(all, wr_cluster_json_node(peers, i));
-    if (all && peers)
-        json_object_set_new(node, "cluster_links", wr_cluster_json_links(peers));
-    return all;
-}
-
 /* /api/nodes[/NAME]: for monitoring users and administrators. */
 static void nodes(wr_mgmt_req_t *r)
 {
@@ -1140,7 +1075,7 @@ static void nodes(wr_mgmt_req_t *r)
         wr_mgmt_not_found(r);
         return;
     }
-    if (!(all = all_nodes_json(r))) {
+    if (!(all = wr_mgmt_nodes_json(r->env, r->node))) {
         wr_mgmt_error(r, 500, "internal_error", "out of memory");
         return;
     }

@@ -8,6 +8,8 @@
 #ifndef WR_BROKER_MGMT_ENV_H
 #define WR_BROKER_MGMT_ENV_H
 
+#include <time.h>
+
 #include "broker/base/counters.h"
 #include "broker/config/config.h"
 #include "core/list.h"
@@ -17,6 +19,7 @@ struct event_base;
 struct wr_alarms_s;
 struct wr_policies_s;
 struct wr_peer_links_s;
+struct wr_reports_s;
 
 typedef struct {
     struct event_base *base;
@@ -26,6 +29,8 @@ typedef struct {
     struct wr_alarms_s *alarms;     /* NULL before the store is open */
     struct wr_policies_s *policies; /* the node's policies */
     struct wr_peer_links_s *peers;  /* the cluster's peer links; NULL without a cluster section */
+    struct wr_reports_s *reports;   /* the other nodes' reports; NULL without a cluster section */
+    struct timespec started;        /* CLOCK_MONOTONIC at start-up, for the node's uptime */
     const wr_counters_t *counters;  /* node-wide event counters (Prometheus) */
     /* Creates vhost `name` (definitions import). WR_OK, WR_EEXIST or WR_ENOMEM. */
     int (*vhost_add)(void *ud, const char *name);

@@ -153,7 +153,8 @@ static bool disk_free(const char *dir, uint64_t *out)
 
 static unsigned resource_reasons(const wr_alarms_t *a)
 {
-    return (a->st.memory ? WR_ALARM_MEMORY : 0) | (a->st.disk ? WR_ALARM_DISK : 0);
+    return (a->st.memory || a->st.remote_memory ? WR_ALARM_MEMORY : 0) |
+           (a->st.disk || a->st.remote_disk ? WR_ALARM_DISK : 0);
 }
 
 /* Every publisher looks at the reasons again (after a change). */
@@ -317,7 +318,20 @@ void wr_alarm_status(const wr_alarms_t *a, wr_alarm_status_t *out)
 
 bool wr_alarm_blocking(const wr_alarms_t *a)
 {
-    return a->st.memory || a->st.disk;
+    return resource_reasons(a) != 0;
+}
+
+void wr_alarms_set_remote(wr_alarms_t *a, bool memory, bool disk)
+{
+    unsigned before = resource_reasons(a);
+
+    if (memory != a->st.remote_memory || disk != a->st.remote_disk)
+        wr_log_warn("resource alarms on other nodes: memory %s, disk %s", memory ? "raised" : "clear",
+                    disk ? "raised" : "clear");
+    a->st.remote_memory = memory;
+    a->st.remote_disk = disk;
+    if (before != resource_reasons(a))
+        throttle_all(a);
 }
 
 unsigned wr_alarm_reasons(wr_alarms_t *a)

@@ -35,6 +35,8 @@ typedef struct {
     bool memory;              /* the memory alarm is raised */
     bool disk;                /* the disk alarm is raised */
     bool flow;                /* storage credit flow holds publishers */
+    bool remote_memory;       /* a memory alarm is raised on another node of the cluster */
+    bool remote_disk;         /* a disk alarm is raised on another node */
     uint64_t mem_used;        /* bytes, as compared with the watermark (the RSS) */
     uint64_t mem_limit;       /* the high watermark in bytes */
     uint64_t mem_total;       /* RAM, or the cgroup limit when lower */
@@ -58,7 +60,7 @@ wr_alarms_t *wr_alarms_new(const wr_config_t *cfg, struct event_base *base, wr_d
                            void (*changed)(void *ud), void *ud);
 void wr_alarms_free(wr_alarms_t *a); /* NULL is a no-op */
 void wr_alarm_status(const wr_alarms_t *a, wr_alarm_status_t *out);
-/* Publishing connections must stay blocked: the memory or disk alarm is raised. */
+/* Publishing connections must stay blocked: a memory or disk alarm is raised here or on another node. */
 bool wr_alarm_blocking(const wr_alarms_t *a);
 /*
  * The WR_ALARM_* reasons to hold a connection that is publishing now. Checks
@@ -66,6 +68,12 @@ bool wr_alarm_blocking(const wr_alarms_t *a);
  * (cheap: for every content header), so flow starts within one read.
  */
 unsigned wr_alarm_reasons(wr_alarms_t *a);
+/*
+ * The memory and disk alarms raised on other reachable nodes of the cluster
+ * (broker/cluster/reports.h): they hold this node's publishers too, as
+ * RabbitMQ's resource alarms are cluster-wide. Logged when they change.
+ */
+void wr_alarms_set_remote(wr_alarms_t *a, bool memory, bool disk);
 /*
  * The storage thread finished a batch (durable.c): flow ends once its backlog
  * is down to half the limit, and the connections it held resume.

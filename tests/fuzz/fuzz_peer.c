@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/cluster/reports.h"
 #include "cluster/peer.h"
 #include "core/status.h"
 
@@ -63,10 +64,19 @@ static void check_app(const wr_peer_frame_t *f, const uint8_t *frame, size_t len
     wr_bytes_t body;
     uint8_t kind;
 
+    wr_report_t rep;
+
     if (wr_peer_app_decode(f->payload, &kind, &body) != WR_OK)
         return;
     if (wr_peer_app_put(&b, f->group, kind, &body, 1))
         same_bytes(&b, frame, len);
+    /* A node report that decodes re-encodes to the same body. */
+    if (kind == WR_REPORT_KIND && wr_report_decode(body, &rep) == WR_OK) {
+        wr_buf_reset(&b);
+        wr_report_put(&b, &rep);
+        if (b.len != body.len || memcmp(b.data, body.data, body.len) != 0)
+            abort();
+    }
     wr_buf_free(&b);
 }
 

@@ -215,8 +215,9 @@ class Cluster:
                            "port": node.peer_port if n is node else self.peer_port(node.name, n.name)}
                           for n in self.nodes.values()]}
 
-    def start(self, node_name, **kw):
-        """Starts the node (again, on its data directory, after a stop or a kill)."""
+    def start(self, node_name, config=None, **kw):
+        """Starts the node (again, on its data directory, after a stop or a
+        kill); config: this node's own settings on top of the cluster's."""
         node = self.nodes[node_name]
         if node.broker is not None:
             assert not node.alive(), "%s is running" % node_name
@@ -227,6 +228,7 @@ class Cluster:
                  "management": {"address": "127.0.0.1", "port": node.mgmt_port},
                  "users": [{"name": "guest", "password": "guest", "vhosts": ["/"], "tags": ["administrator"]}]}
         extra.update(self.extra)
+        extra.update(config or {})
         node.broker = start_warrend(extra_config=extra)
         return node
 

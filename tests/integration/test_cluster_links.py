@@ -58,7 +58,8 @@ def test_three_nodes_see_each_other(cluster):
     assert n1.put("/api/cluster-name", {"name": "x"}).status == 405
     overview = n1.get("/api/overview").json
     assert (overview["cluster_name"], overview["node"]) == ("warren", "n1")
-    assert n1.get("/api/nodes/n2").json == {"name": "n2", "type": "disc", "running": True}
+    n2 = n1.get("/api/nodes/n2").json
+    assert (n2["name"], n2["type"], n2["running"]) == ("n2", "disc", True)
     assert n1.get("/api/nodes/n9").status == 404
     # One link per pair: the two ends each node reports are the same socket.
     links = {}
@@ -192,7 +193,7 @@ def test_raw_handshake_with_the_secret_is_up(cluster, ending):
         peer.sock.sendall(bytes(bad))
         while True:
             ftype, payload = peer.read_frame()
-            if ftype != 4:
+            if ftype not in (4, 6):  # heartbeats and node reports go on
                 break
         assert (ftype, payload) == (3, b"CRC mismatch in a frame")
         line = "cluster: refused the incoming link from 127.0.0.1:%d claiming to be n2: CRC mismatch in a frame" % port
@@ -285,5 +286,76 @@ def test_partition_through_proxies_then_heal(tmp_path, warrend_binary, mode):
         c.wait_all_up()
         links = c.nodes["n2"].nodes()["n2"]["cluster_links"]
         assert sorted(link["name"] for link in links) == ["n1", "n3"]
+    finally:
+        c.stop_all()
+
+
+def test_nodes_show_every_nodes_figures(cluster):
+    """Each node reports its figures to its peers once a second: n1's
+    /api/nodes shows n2's and n3's memory, descriptors, uptime and pid."""
+    cluster.start_all()
+    cluster.wait_all_up()
+    n1 = cluster.nodes["n1"]
+    for peer in ("n2", "n3"):
+        pid = str(cluster.nodes[peer].broker.proc.pid)
+        # The first report may predate the peer's own links to the others.
+        wait_for(lambda: n1.nodes()[peer].get("os_pid") == pid and n1.nodes()[peer]["partitions"] == [],
+                 timeout=DEADLINE, what="%s's report" % peer)
+        node = n1.nodes()[peer]
+        assert node["running"] is True
+        assert node["mem_used"] > 0 and node["mem_limit"] > 0 and node["disk_free"] > 0
+        assert 0 < node["fd_used"] < node["fd_total"]
+        assert node["uptime"] > 0 and node["processors"] >= 1
+        assert node["mem_alarm"] is False and node["disk_free_alarm"] is False
+    assert n1.nodes()["n1"]["partitions"] == []
+
+
+def test_memory_alarm_on_one_node_blocks_publishers_on_all(cluster):
+    """A memory alarm on n2 blocks a publisher connected to n1, which is told
+    connection.blocked; once n2 is gone its alarm goes with it and the
+    publisher is told connection.unblocked (RabbitMQ's alarms are
+    cluster-wide and a node's leave with it)."""
+    cluster.start("n1")
+    cluster.start("n2", config={"memory_high_watermark": {"absolute": 1}})
+    cluster.wait_running("n1", {"n2": True, "n3": False})
+    n1 = cluster.nodes["n1"]
+    wait_for(lambda: n1.nodes()["n2"].get("mem_alarm") is True, timeout=DEADLINE, what="n2's alarm on n1")
+    assert n1.nodes()["n1"]["mem_alarm"] is False
+    assert "resource alarms on other nodes: memory raised, disk clear" in n1.log()
+    pub = n1.connect()
+    events = []
+    pub.add_on_connection_blocked_callback(lambda c, f: events.append(("blocked", f.method.reason)))
+    pub.add_on_connection_unblocked_callback(lambda c, f: events.append(("unblocked",)))
+    ch = pub.channel()
+    ch.basic_publish("amq.fanout", "", b"held")
+    wait_for(lambda: events, conn=pub, what="connection.blocked")
+    assert events == [("blocked", "low on memory")]
+    cluster.stop("n2")
+    wait_for(lambda: len(events) == 2, conn=pub, what="connection.unblocked")
+    assert events[1] == ("unblocked",)
+    pub.close()
+
+
+def test_partition_seen_by_both_sides(tmp_path, warrend_binary):
+    """n1 and n2 cut off from each other while n3 reaches both: each lists
+    the other under "partitions" in /api/nodes (n3 vouches that the other is
+    alive), n3 lists none; after the heal nobody does."""
+    c = Cluster(tmp_path, proxies=True)
+    try:
+        c.start_all()
+        c.wait_all_up()
+        c.partition(["n1"], ["n2"])
+        for me, other in (("n1", "n2"), ("n2", "n1")):
+            node = c.nodes[me]
+            wait_for(lambda: node.nodes()[me]["partitions"] == [other], timeout=DEADLINE,
+                     what="%s to see the partition" % me)
+        wait_for(lambda: c.nodes["n3"].nodes()["n1"].get("partitions") == ["n2"], timeout=DEADLINE,
+                 what="n3 to show n1's partition")
+        assert c.nodes["n3"].nodes()["n3"]["partitions"] == []
+        c.heal()
+        c.wait_all_up()
+        for me in c.nodes:
+            node = c.nodes[me]
+            wait_for(lambda: node.nodes()[me]["partitions"] == [], timeout=DEADLINE, what="%s healed" % me)
     finally:
         c.stop_all()

@@ -80,6 +80,7 @@ struct wr_server_s {
     wr_mgmt_env_t mgmt_env;   /* what the management side works with */
     wr_peer_links_t *peers;   /* the links to the other nodes; NULL without a cluster section */
     wr_reports_t *reports;    /* the other nodes' reports; NULL without a cluster section */
+    wr_tls_t *peer_tls;       /* cluster.tls: the peer links' context */
 };
 
 static void server_close_listeners(wr_server_t *srv)
@@ -360,6 +361,30 @@ static void server_remote_alarms(void *ud)
         wr_alarms_set_remote(srv->alarms, memory, disk);
 }
 
+static struct bufferevent *server_peer_accept(void *ud, struct event_base *base, int fd)
+{
+    return wr_tls_accept(ud, base, fd);
+}
+
+static struct bufferevent *server_peer_dial(void *ud, struct event_base *base)
+{
+    return wr_tls_connect(ud, base);
+}
+
+/* cluster.tls: the links run over TLS with the "tls" section's files. */
+static int server_peer_tls(wr_server_t *srv)
+{
+    char err[512];
+
+    if (!(srv->peer_tls = wr_tls_new_peer(&srv->cfg->tls, err, sizeof(err)))) {
+        wr_log_error("cluster.tls: %s", err);
+        return WR_EIO;
+    }
+    wr_peer_links_transport(srv->peers, &(wr_peer_transport_t){server_peer_accept, server_peer_dial,
+                                                               wr_tls_error, "TLS", srv->peer_tls});
+    return WR_OK;
+}
+
 /* The peer links of a node with a cluster section (docs/CLUSTERING.md), and the node reports over them. */
 static int server_start_peers(wr_server_t *srv)
 {
@@ -369,6 +394,8 @@ static int server_start_peers(wr_server_t *srv)
     srv->peers = wr_peer_links_new(srv->base, srv->cfg->cluster, &none);
     if (!srv->peers)
         return WR_ENOMEM;
+    if (srv->cfg->cluster->tls && server_peer_tls(srv) != WR_OK)
+        return WR_EIO;
     rd.links = srv->peers;
     if (!(srv->reports = wr_reports_new(&rd)))
         return WR_ENOMEM;
@@ -588,6 +615,7 @@ void wr_server_free(wr_server_t *srv)
     wr_mgmt_free(srv->mgmt);
     wr_reports_free(srv->reports);
     wr_peer_links_free(srv->peers);
+    wr_tls_free(srv->peer_tls);
     server_close_listeners(srv);
     /* Connections before vhosts: closing one drops its exclusive queues. */
     free_conn_list(&srv->closing);

@@ -93,10 +93,11 @@ static bool load_files(SSL_CTX *ctx, const wr_tls_cfg_t *cfg, char *err, size_t 
     return true;
 }
 
-/* A server context for cfg; NULL with err set. */
-static SSL_CTX *tls_ctx_new(const wr_tls_cfg_t *cfg, char *err, size_t errlen)
+/* A server context for cfg, or with peer one for both ends of peer links
+ * (each end verifies the other's certificate); NULL with err set. */
+static SSL_CTX *tls_ctx_new(const wr_tls_cfg_t *cfg, bool peer, char *err, size_t errlen)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = SSL_CTX_new(peer ? TLS_method() : TLS_server_method());
     const char *ciphers = cfg->ciphers ? cfg->ciphers : default_ciphers;
     int verify = SSL_VERIFY_NONE;
 
@@ -117,7 +118,9 @@ static SSL_CTX *tls_ctx_new(const wr_tls_cfg_t *cfg, char *err, size_t errlen)
     }
     if (!load_files(ctx, cfg, err, errlen))
         goto err;
-    if (cfg->verify_peer)
+    if (peer)
+        verify = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    else if (cfg->verify_peer)
         verify = SSL_VERIFY_PEER | (cfg->fail_if_no_peer_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
     SSL_CTX_set_verify(ctx, verify, NULL);
     SSL_CTX_set_session_id_context(ctx, session_context, sizeof(session_context) - 1);
@@ -127,7 +130,7 @@ err:
     return NULL;
 }
 
-wr_tls_t *wr_tls_new(const wr_tls_cfg_t *cfg, char *err, size_t errlen)
+static wr_tls_t *tls_new(const wr_tls_cfg_t *cfg, bool peer, char *err, size_t errlen)
 {
     wr_tls_t *tls = calloc(1, sizeof(*tls));
 
@@ -135,7 +138,7 @@ wr_tls_t *wr_tls_new(const wr_tls_cfg_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "tls: out of memory");
         return NULL;
     }
-    tls->ctx = tls_ctx_new(cfg, err, errlen);
+    tls->ctx = tls_ctx_new(cfg, peer, err, errlen);
     if (!tls->ctx) {
         free(tls);
         return NULL;
@@ -143,9 +146,19 @@ wr_tls_t *wr_tls_new(const wr_tls_cfg_t *cfg, char *err, size_t errlen)
     return tls;
 }
 
+wr_tls_t *wr_tls_new(const wr_tls_cfg_t *cfg, char *err, size_t errlen)
+{
+    return tls_new(cfg, false, err, errlen);
+}
+
+wr_tls_t *wr_tls_new_peer(const wr_tls_cfg_t *cfg, char *err, size_t errlen)
+{
+    return tls_new(cfg, true, err, errlen);
+}
+
 int wr_tls_reload(wr_tls_t *tls, const wr_tls_cfg_t *cfg, char *err, size_t errlen)
 {
-    SSL_CTX *ctx = tls_ctx_new(cfg, err, errlen);
+    SSL_CTX *ctx = tls_ctx_new(cfg, false, err, errlen);
 
     if (!ctx)
         return WR_EIO;
@@ -177,6 +190,20 @@ struct bufferevent *wr_tls_accept(wr_tls_t *tls, struct event_base *base, int fd
         return NULL;
     /* A client that closes TCP without close_notify has still finished. */
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+struct bufferevent *wr_tls_connect(wr_tls_t *tls, struct event_base *base)
+{
+    SSL *ssl = SSL_new(tls->ctx);
+    struct bufferevent *bev;
+
+    if (!ssl)
+        return NULL;
+    bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                         BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (bev)
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     return bev;
 }
 

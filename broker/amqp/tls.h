@@ -29,6 +29,20 @@ typedef struct wr_tls_s wr_tls_t;
 wr_tls_t *wr_tls_new(const wr_tls_cfg_t *cfg, char *err, size_t errlen);
 void wr_tls_free(wr_tls_t *tls); /* NULL is a no-op */
 /*
+ * A context for both ends of the cluster's peer links, from the same files:
+ * each end presents its certificate and requires one from the other that
+ * chains to cacertfile (tls.verify and fail_if_no_peer_cert do not apply;
+ * no host name is checked: a peer proves its node name with the cluster
+ * secret). NULL on failure with err set as wr_tls_new does.
+ */
+wr_tls_t *wr_tls_new_peer(const wr_tls_cfg_t *cfg, char *err, size_t errlen);
+/*
+ * A bufferevent for the client side of a TLS session over a socket it will
+ * make when bufferevent_socket_connect is called on it (a peer context).
+ * Callbacks deferred as for wr_tls_accept. NULL on ENOMEM.
+ */
+struct bufferevent *wr_tls_connect(wr_tls_t *tls, struct event_base *base);
+/*
  * Reads cfg's files again into a fresh context for the sessions accepted
  * from now on (certificate rotation); sessions already running keep the old
  * one until they end. WR_OK, or WR_EIO with err set as wr_tls_new does and

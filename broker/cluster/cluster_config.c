@@ -304,6 +304,12 @@ static bool parse_key(probs_t *p, wr_cluster_config_t *c, const char *key, const
         return parse_listen(p, c, v);
     if (strcmp(key, "nodes") == 0)
         return parse_nodes(p, c, v);
+    if (strcmp(key, "tls") == 0) {
+        if (!json_is_boolean(v))
+            bad(p, path, "must be true or false");
+        c->tls = json_is_true(v);
+        return true;
+    }
     if (strcmp(key, "secret_file") != 0 && strcmp(key, "secret") != 0)
         bad(p, path, "unknown key");
     return true;

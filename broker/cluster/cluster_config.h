@@ -8,6 +8,7 @@
 #ifndef WR_BROKER_CLUSTER_CONFIG_H
 #define WR_BROKER_CLUSTER_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,7 @@ typedef struct wr_cluster_config_s {
     wr_cluster_node_t *nodes;
     size_t n_nodes;
     size_t self;
+    bool tls; /* peer links over TLS with the "tls" section's certificate, key and CA */
 } wr_cluster_config_t;
 
 /* Receives one problem: path ("cluster.nodes[1].port") and reason. */

@@ -78,6 +78,8 @@ struct wr_peer_links_s {
     wr_peer_watch_t watch[WR_PEER_MAX_WATCHERS];
     size_t n_watch;
     route_t routes[256]; /* by APP kind */
+    wr_peer_transport_t transport;
+    bool has_transport; /* else plain TCP */
     peer_t *peers;
     size_t n_peers;
     struct evconnlistener *listener;
@@ -416,16 +418,36 @@ static void conn_connected(conn_t *c)
     conn_send_hello(c);
 }
 
+/* An incoming link that failed before it was up because of its transport (a
+ * TLS handshake refused): logged as a refusal, at the refusals' rate. */
+static void log_incoming_failure(conn_t *c, const char *why)
+{
+    unsigned long suppressed;
+    char more[64] = "";
+
+    if (!wr_log_limit_pass(&c->l->refusal_log, REFUSAL_LOG_MS, &suppressed))
+        return;
+    if (suppressed > 0)
+        snprintf(more, sizeof(more), " (%lu more refusals not logged)", suppressed);
+    wr_log_warn("cluster: refused the incoming link from %s: %s%s", c->addr, why, more);
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     conn_t *c = arg;
+    const wr_peer_transport_t *t = &c->l->transport;
+    bool transport_error = false;
     char why[160];
 
+    /* Over TLS an accepted link reports its finished handshake too; it sent its HELLO already. */
     if (what & BEV_EVENT_CONNECTED) {
-        conn_connected(c);
+        if (c->outgoing)
+            conn_connected(c);
         return;
     }
-    if (what & BEV_EVENT_EOF)
+    if (c->l->has_transport && t->error(bev, why, sizeof(why)))
+        transport_error = true;
+    else if (what & BEV_EVENT_EOF)
         snprintf(why, sizeof(why), "connection closed by the peer");
     else
         snprintf(why, sizeof(why), "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -434,6 +456,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         event_active(c->l->reaper, 0, 0);
         return;
     }
+    if (transport_error && !c->outgoing && c->state != CONN_UP)
+        log_incoming_failure(c, why);
     conn_close(c, why);
 }
 
@@ -453,7 +477,12 @@ static conn_t *conn_new(wr_peer_links_t *l, evutil_socket_t fd, peer_t *p)
     c->l = l;
     c->peer = p;
     c->outgoing = p != NULL;
-    c->bev = bufferevent_socket_new(l->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!l->has_transport)
+        c->bev = bufferevent_socket_new(l->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    else if (p)
+        c->bev = l->transport.dial(l->transport.ud, l->base);
+    else
+        c->bev = l->transport.accept(l->transport.ud, l->base, fd);
     if (!c->bev || RAND_bytes(c->nonce, sizeof(c->nonce)) != 1) {
         if (!c->bev && fd >= 0)
             evutil_closesocket(fd);
@@ -578,10 +607,8 @@ static void peer_dial(peer_t *p)
     c = conn_new(p->l, -1, p);
     if (!c) {
         wr_log_error("cluster: out of memory dialling %s", p->node->name);
-        {
-            peer_schedule(p);
-            return;
-        }
+        peer_schedule(p);
+        return;
     }
     p->dialing = c;
     snprintf(c->addr, sizeof(c->addr), "%s%s%s:%u", strchr(p->node->address, ':') ? "[" : "",
@@ -720,8 +747,9 @@ int wr_peer_links_start(wr_peer_links_t *l)
         return WR_EIO;
     }
     evconnlistener_set_error_cb(l->listener, on_accept_error);
-    wr_log_info("cluster: node %s of cluster %s listening for peer links on %s port %u (%zu peers)",
-                cfg->node, cfg->name, cfg->listen_address, cfg->listen_port, l->n_peers);
+    wr_log_info("cluster: node %s of cluster %s listening for peer links on %s port %u (%zu peers%s%s)",
+                cfg->node, cfg->name, cfg->listen_address, cfg->listen_port, l->n_peers,
+                l->has_transport ? ", " : "", l->has_transport ? l->transport.name : "");
     event_add(l->tick, &beat);
     for (size_t i = 0; i < l->n_peers; i++)
         peer_dial(&l->peers[i]);
@@ -786,6 +814,12 @@ int wr_peer_send(wr_peer_links_t *l, const char *node, uint64_t group, const wr_
     if (!wr_peer_raft_put(&l->out, group, m) || !conn_write(c))
         return WR_ENOMEM;
     return WR_OK;
+}
+
+void wr_peer_links_transport(wr_peer_links_t *l, const wr_peer_transport_t *t)
+{
+    l->transport = *t;
+    l->has_transport = true;
 }
 
 int wr_peer_links_route(wr_peer_links_t *l, uint8_t first, uint8_t last, wr_peer_app_fn fn, void *ud)

@@ -17,6 +17,7 @@
 #include "cluster/raft.h"
 #include "core/bytes.h"
 
+struct bufferevent;
 struct event_base;
 typedef struct wr_peer_links_s wr_peer_links_t;
 
@@ -73,6 +74,24 @@ typedef struct {
 
 /* At most this many watchers (wr_peer_links_watch) per node. */
 #define WR_PEER_MAX_WATCHERS 4
+
+/*
+ * How links are carried when not plain TCP (TLS, made by the server from the
+ * "tls" keys: the cluster layer knows no OpenSSL). accept wraps an accepted
+ * socket (owning fd from then on), dial makes a bufferevent not yet
+ * connected (wr_peer_links then connects it); both NULL on failure, with
+ * accept leaving fd open. error describes a failed link's cause, if known.
+ */
+typedef struct {
+    struct bufferevent *(*accept)(void *ud, struct event_base *base, int fd);
+    struct bufferevent *(*dial)(void *ud, struct event_base *base);
+    bool (*error)(struct bufferevent *bev, char *out, size_t n);
+    const char *name; /* for the log: "TLS" */
+    void *ud;
+} wr_peer_transport_t;
+
+/* Carries every link over t (copied). Before wr_peer_links_start. */
+void wr_peer_links_transport(wr_peer_links_t *l, const wr_peer_transport_t *t);
 
 /* One peer as the management API shows it. Strings live as long as the links. */
 typedef struct {

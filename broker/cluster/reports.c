@@ -39,7 +39,7 @@ struct wr_reports_s {
 
 static uint64_t *figure(wr_report_t *r, size_t i)
 {
-    uint64_t *f[FIGURES] = {&r->mem_used,  &r->mem_limit,    &r->disk_free,     &r->disk_limit, &r->fd_used,
+    uint64_t *f[FIGURES] = {&r->mem_used, &r->mem_limit,    &r->disk_free,     &r->disk_limit, &r->fd_used,
                             &r->fd_total, &r->sockets_used, &r->sockets_total, &r->uptime_ms,  &r->os_pid};
 
     return f[i];
@@ -212,7 +212,8 @@ wr_reports_t *wr_reports_new(const wr_reports_deps_t *d)
             goto err;
     }
     if (wr_peer_links_route(d->links, WR_REPORT_KIND, WR_REPORT_KIND, on_report, r) != WR_OK ||
-        wr_peer_links_watch(d->links, &(wr_peer_watch_t){.on_up = on_up, .on_down = on_down, .ud = r}) != WR_OK)
+        wr_peer_links_watch(d->links, &(wr_peer_watch_t){.on_up = on_up, .on_down = on_down, .ud = r}) !=
+            WR_OK)
         goto err;
     event_add(r->timer, &every);
     return r;

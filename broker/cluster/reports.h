@@ -38,8 +38,8 @@ typedef struct {
     uint64_t uptime_ms;
     uint64_t os_pid;
     uint32_t processors;
-    size_t n_up;                          /* peers whose link is up, as the node sees them */
-    wr_bytes_t up[WR_REPORT_MAX_UP];      /* their names (borrowed when decoded) */
+    size_t n_up;                     /* peers whose link is up, as the node sees them */
+    wr_bytes_t up[WR_REPORT_MAX_UP]; /* their names (borrowed when decoded) */
 } wr_report_t;
 
 /* Appends r's encoding (the body of the APP message). */

@@ -1412,6 +1412,8 @@ static bool finish_security(problems_t *p, wr_config_t *cfg, const json_t *permi
         problem(p, "tls.verify", "verify_peer needs tls.cacertfile");
     if (tls->fail_if_no_peer_cert && !tls->verify_peer)
         problem(p, "tls.fail_if_no_peer_cert", "needs tls.verify set to verify_peer");
+    if (cfg->cluster && cfg->cluster->tls && (!tls->certfile || !tls->keyfile || !tls->cacertfile))
+        problem(p, "cluster.tls", "TLS on peer links needs tls.certfile, tls.keyfile and tls.cacertfile");
     for (size_t i = 0; i < cfg->ntls_listeners; i++) {
         const wr_listener_cfg_t *l = &cfg->tls_listeners[i];
 

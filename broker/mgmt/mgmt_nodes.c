@@ -70,20 +70,21 @@ static int put_figures(json_t *node, const wr_report_t *r)
     char pid[32];
 
     snprintf(pid, sizeof(pid), "%llu", (unsigned long long)r->os_pid);
-    if (json_object_update_new(node, json_pack("{s:s, s:I, s:i, s:I, s:b, s:b, s:I, s:I}", "os_pid", pid,
-                                               "uptime", (json_int_t)r->uptime_ms, "processors",
-                                               (int)r->processors, "mem_used", (json_int_t)r->mem_used,
-                                               "mem_alarm", r->mem_alarm, "disk_free_alarm", r->disk_alarm,
-                                               "fd_used", (json_int_t)r->fd_used, "sockets_used",
-                                               (json_int_t)r->sockets_used)) != 0)
+    if (json_object_update_new(node,
+                               json_pack("{s:s, s:I, s:i, s:I, s:b, s:b, s:I, s:I}", "os_pid", pid, "uptime",
+                                         (json_int_t)r->uptime_ms, "processors", (int)r->processors,
+                                         "mem_used", (json_int_t)r->mem_used, "mem_alarm", r->mem_alarm,
+                                         "disk_free_alarm", r->disk_alarm, "fd_used", (json_int_t)r->fd_used,
+                                         "sockets_used", (json_int_t)r->sockets_used)) != 0)
         return -1;
-    if (r->mem_limit && json_object_update_new(node, json_pack("{s:I, s:I, s:I}", "mem_limit",
-                                                               (json_int_t)r->mem_limit, "disk_free",
-                                                               (json_int_t)r->disk_free, "disk_free_limit",
-                                                               (json_int_t)r->disk_limit)) != 0)
+    if (r->mem_limit &&
+        json_object_update_new(node, json_pack("{s:I, s:I, s:I}", "mem_limit", (json_int_t)r->mem_limit,
+                                               "disk_free", (json_int_t)r->disk_free, "disk_free_limit",
+                                               (json_int_t)r->disk_limit)) != 0)
         return -1;
-    if (r->fd_total && json_object_update_new(node, json_pack("{s:I, s:I}", "fd_total", (json_int_t)r->fd_total,
-                                                              "sockets_total", (json_int_t)r->sockets_total)) != 0)
+    if (r->fd_total &&
+        json_object_update_new(node, json_pack("{s:I, s:I}", "fd_total", (json_int_t)r->fd_total,
+                                               "sockets_total", (json_int_t)r->sockets_total)) != 0)
         return -1;
     return 0;
 }

@@ -205,7 +205,7 @@ class Cluster:
         p = self.proxies.get((a, b))
         return p.port if p else self.nodes[b].peer_port
 
-    def section(self, node, cluster_name="warren", secret=SECRET):
+    def section(self, node, cluster_name="warren", secret=SECRET, tls=False):
         path = self.tmp / ("%s.secret" % node.name)
         path.write_bytes(secret + b"\n")
         os.chmod(path, 0o600)
@@ -213,7 +213,8 @@ class Cluster:
                 "listen": {"address": "127.0.0.1", "port": node.peer_port},
                 "nodes": [{"name": n.name, "address": "127.0.0.1",
                            "port": node.peer_port if n is node else self.peer_port(node.name, n.name)}
-                          for n in self.nodes.values()]}
+                          for n in self.nodes.values()],
+                **({"tls": True} if tls else {})}
 
     def start(self, node_name, config=None, **kw):
         """Starts the node (again, on its data directory, after a stop or a

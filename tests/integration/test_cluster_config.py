@@ -81,6 +81,8 @@ def problems(result):
      ["FILE: cluster.listen.address: not an IPv4 or IPv6 address: 'localhost'",
       "FILE: cluster.listen.tls: unknown key"]),
     (section(listen={"port": 25001}), ["FILE: cluster.listen: missing key 'address'"]),
+    (section(tls="yes"), ["FILE: cluster.tls: must be true or false"]),
+    (section(tls=True), ["FILE: cluster.tls: TLS on peer links needs tls.certfile, tls.keyfile and tls.cacertfile"]),
     (section(nodes=[]), ["FILE: cluster.nodes: must name at least one node"]),
     (section(nodes={"n1": {}}), ["FILE: cluster.nodes: expected an array, got an object"]),
     (section(nodes=[{"name": "n1", "address": "127.0.0.1", "port": 25001},

@@ -9,6 +9,7 @@
 import hashlib
 import hmac
 import os
+import shutil
 import re
 import signal
 import socket
@@ -359,3 +360,61 @@ def test_partition_seen_by_both_sides(tmp_path, warrend_binary):
             wait_for(lambda: node.nodes()[me]["partitions"] == [], timeout=DEADLINE, what="%s healed" % me)
     finally:
         c.stop_all()
+
+
+@pytest.fixture(scope="module")
+def peer_certs():
+    """A CA and node certificates for both ends of a TLS link (serverAuth
+    and clientAuth), and one from another CA."""
+    from test_tls import Certs
+    c = Certs()
+    both = "extendedKeyUsage=serverAuth,clientAuth\n"
+    c._leaf("node", "ca", "/CN=warren node", both)
+    c._leaf("rogue-node", "rogue-ca", "/CN=warren node", both)
+    yield c
+    shutil.rmtree(c.dir, ignore_errors=True)
+
+
+def tls_section(certs, cert="node"):
+    return {"tls": {"certfile": certs.path(cert + ".pem"), "keyfile": certs.path(cert + ".key"),
+                    "cacertfile": certs.path("ca.pem")}}
+
+
+def test_peer_links_over_tls(cluster, peer_certs):
+    """With cluster.tls every link runs over TLS, each end presenting its
+    certificate: the nodes come up as usual, and a peer speaking plain
+    TCP gets no HELLO back, only the end of the link."""
+    for n in cluster.nodes:
+        cluster.start(n, config=tls_section(peer_certs), tls=True)
+    cluster.wait_all_up()
+    assert "listening for peer links on 127.0.0.1 port %d (2 peers, TLS)" % cluster.nodes["n1"].peer_port \
+        in cluster.nodes["n1"].log()
+    got = b""
+    with socket.create_connection(("127.0.0.1", cluster.nodes["n1"].peer_port), timeout=10) as s:
+        s.sendall(frame(1, b"\x00\x01" + name("warren") + name("n2") + b"\x00" * 32))
+        try:
+            while chunk := s.recv(4096):
+                got += chunk
+        except ConnectionResetError:
+            pass
+    assert got[:1] in (b"", b"\x15")  # nothing, or a TLS alert record: never a HELLO frame
+    wait_for(lambda: "cluster: refused the incoming link from 127.0.0.1:" in cluster.nodes["n1"].log(),
+             timeout=DEADLINE, what="the refusal in n1's log")
+
+
+def test_peer_with_a_certificate_of_another_ca_is_refused(cluster, peer_certs):
+    """n3's certificate chains to another CA: n1 and n2 refuse its links in
+    the TLS handshake, logged with OpenSSL's reason, and never see it up."""
+    cluster.start("n1", config=tls_section(peer_certs), tls=True)
+    cluster.start("n2", config=tls_section(peer_certs), tls=True)
+    rogue = tls_section(peer_certs, "rogue-node")
+    rogue["tls"]["cacertfile"] = peer_certs.path("rogue-ca.pem")
+    cluster.start("n3", config=rogue, tls=True)
+    cluster.wait_running("n1", {"n2": True, "n3": False})
+    # Each side refuses the other's certificate: as the server it hears the
+    # client's alert, as the client it fails the verification itself.
+    wait_for(lambda: re.search(r"cluster: refused the incoming link from 127.0.0.1:\d+: .*alert unknown ca",
+                               cluster.nodes["n1"].log()), timeout=DEADLINE, what="the refusal in n1's log")
+    assert re.search(r"cluster: cannot link to n1 at 127.0.0.1:\d+: .*certificate verify failed",
+                     cluster.nodes["n3"].log())
+    assert cluster.nodes["n3"].running() == {"n1": False, "n2": False}

@@ -8,6 +8,7 @@
 #include "broker/cluster/cluster_config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -84,15 +85,41 @@ static bool set(char **dst, const char *s)
     return *dst != NULL;
 }
 
-static bool get_address(probs_t *p, const char *path, const json_t *v, char **out)
+/* A DNS host name (RFC 1123): dot-separated labels of letters, digits and
+ * hyphens, 1-63 bytes each, not starting or ending with a hyphen; 253 at most. */
+static bool host_name(const char *s)
+{
+    size_t label = 0, n = strlen(s);
+
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i <= n; i++) {
+        if (s[i] == '.' || s[i] == '\0') {
+            if (label == 0 || s[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if (isalnum((unsigned char)s[i]) || (s[i] == '-' && label > 0)) {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* An IP address, or with names also a host name (resolved at each dial). */
+static bool get_address(probs_t *p, const char *path, const json_t *v, bool names, char **out)
 {
     const char *s = get_string(p, path, v);
     struct in6_addr a;
 
     if (!s)
         return true;
-    if (inet_pton(AF_INET, s, &a) != 1 && inet_pton(AF_INET6, s, &a) != 1) {
-        bad(p, path, "not an IPv4 or IPv6 address: '%s'", s);
+    if (inet_pton(AF_INET, s, &a) != 1 && inet_pton(AF_INET6, s, &a) != 1 && !(names && host_name(s))) {
+        bad(p, path,
+            names ? "not an IPv4 or IPv6 address or a host name: '%s'" : "not an IPv4 or IPv6 address: '%s'",
+            s);
         return true;
     }
     return set(out, s);
@@ -129,7 +156,7 @@ static bool parse_endpoint(probs_t *p, const char *path, const json_t *obj, bool
     json_object_foreach((json_t *)obj, key, v)
     {
         snprintf(kpath, sizeof(kpath), "%s.%s", path, key);
-        if (strcmp(key, "address") == 0 && !get_address(p, kpath, v, &e->address))
+        if (strcmp(key, "address") == 0 && !get_address(p, kpath, v, with_name, &e->address))
             return false;
         if (strcmp(key, "port") == 0)
             get_port(p, kpath, v, &e->port);

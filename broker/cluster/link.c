@@ -20,6 +20,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/dns.h>
 #include <event2/listener.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -51,7 +52,7 @@ typedef struct {
     bool flushing; /* closing: a REFUSE is being written */
     unsigned idle_ticks;
     uint8_t nonce[WR_PEER_NONCE_SIZE], peer_nonce[WR_PEER_NONCE_SIZE];
-    char addr[80]; /* the remote end, for logs */
+    char addr[300]; /* the remote end, for logs */
     uint64_t sent, recv;
 } conn_t;
 
@@ -79,7 +80,8 @@ struct wr_peer_links_s {
     size_t n_watch;
     route_t routes[256]; /* by APP kind */
     wr_peer_transport_t transport;
-    bool has_transport; /* else plain TCP */
+    bool has_transport;     /* else plain TCP */
+    struct evdns_base *dns; /* resolves peers' host names; made at the first one */
     peer_t *peers;
     size_t n_peers;
     struct evconnlistener *listener;
@@ -447,6 +449,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
     if (c->l->has_transport && t->error(bev, why, sizeof(why)))
         transport_error = true;
+    else if (bufferevent_socket_get_dns_error(bev) != 0)
+        snprintf(why, sizeof(why), "cannot resolve the host name: %s",
+                 evutil_gai_strerror(bufferevent_socket_get_dns_error(bev)));
     else if (what & BEV_EVENT_EOF)
         snprintf(why, sizeof(why), "connection closed by the peer");
     else
@@ -596,13 +601,30 @@ static bool parse_sockaddr(const char *address, uint16_t port, struct sockaddr_s
     return inet_pton(AF_INET6, address, &in6->sin6_addr) == 1;
 }
 
-static void peer_dial(peer_t *p)
+/* Connects c to p's address: an IP at once, a host name once resolved (asynchronously, at every dial). */
+static int peer_connect(peer_t *p, conn_t *c)
 {
+    wr_peer_links_t *l = p->l;
     struct sockaddr_storage ss;
     socklen_t len;
+
+    if (parse_sockaddr(p->node->address, p->node->port, &ss, &len))
+        return bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, (int)len);
+    if (!l->dns) {
+        if (!(l->dns = evdns_base_new(l->base, EVDNS_BASE_INITIALIZE_NAMESERVERS)))
+            return -1;
+        /* A dial is retried with back-off anyway: fail a lookup within seconds, not half a minute. */
+        evdns_base_set_option(l->dns, "timeout:", "2");
+        evdns_base_set_option(l->dns, "attempts:", "2");
+    }
+    return bufferevent_socket_connect_hostname(c->bev, l->dns, AF_UNSPEC, p->node->address, p->node->port);
+}
+
+static void peer_dial(peer_t *p)
+{
     conn_t *c;
 
-    if (p->active || p->dialing || !parse_sockaddr(p->node->address, p->node->port, &ss, &len))
+    if (p->active || p->dialing)
         return;
     c = conn_new(p->l, -1, p);
     if (!c) {
@@ -613,7 +635,7 @@ static void peer_dial(peer_t *p)
     p->dialing = c;
     snprintf(c->addr, sizeof(c->addr), "%s%s%s:%u", strchr(p->node->address, ':') ? "[" : "",
              p->node->address, strchr(p->node->address, ':') ? "]" : "", p->node->port);
-    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, (int)len) != 0)
+    if (peer_connect(p, c) != 0)
         conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
@@ -784,6 +806,8 @@ void wr_peer_links_free(wr_peer_links_t *l)
         event_free(l->tick);
     if (l->reaper)
         event_free(l->reaper);
+    if (l->dns)
+        evdns_base_free(l->dns, 0);
     wr_buf_free(&l->out);
     free(l);
 }

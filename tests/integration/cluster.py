@@ -205,13 +205,13 @@ class Cluster:
         p = self.proxies.get((a, b))
         return p.port if p else self.nodes[b].peer_port
 
-    def section(self, node, cluster_name="warren", secret=SECRET, tls=False):
+    def section(self, node, cluster_name="warren", secret=SECRET, tls=False, peer_host="127.0.0.1"):
         path = self.tmp / ("%s.secret" % node.name)
         path.write_bytes(secret + b"\n")
         os.chmod(path, 0o600)
         return {"name": cluster_name, "node": node.name, "secret_file": str(path),
                 "listen": {"address": "127.0.0.1", "port": node.peer_port},
-                "nodes": [{"name": n.name, "address": "127.0.0.1",
+                "nodes": [{"name": n.name, "address": "127.0.0.1" if n is node else peer_host,
                            "port": node.peer_port if n is node else self.peer_port(node.name, n.name)}
                           for n in self.nodes.values()],
                 **({"tls": True} if tls else {})}

@@ -49,6 +49,10 @@ def test_valid_sections(check, tmp_path):
     assert check(section())[0] == 0
     one = section(nodes=[{"name": "n1", "address": "127.0.0.1", "port": 25001}])
     assert check(one)[0] == 0
+    names = section(nodes=[{"name": "n1", "address": "127.0.0.1", "port": 25001},
+                           {"name": "n2", "address": "localhost", "port": 25002},
+                           {"name": "n3", "address": "n3.warren.default.svc.cluster.local", "port": 25003}])
+    assert check(names)[0] == 0
     # A secret file: one trailing newline is stripped, so 32 bytes + "\n" is enough.
     f = secret_file(tmp_path, b"k" * 32 + b"\n")
     assert check(section(secret=None, secret_file=f))[0] == 0
@@ -82,6 +86,13 @@ def problems(result):
       "FILE: cluster.listen.tls: unknown key"]),
     (section(listen={"port": 25001}), ["FILE: cluster.listen: missing key 'address'"]),
     (section(tls="yes"), ["FILE: cluster.tls: must be true or false"]),
+    (section(nodes=[{"name": "n1", "address": "127.0.0.1", "port": 25001},
+                    {"name": "n2", "address": "bad host!", "port": 25002},
+                    {"name": "n3", "address": "-n3.example", "port": 25003},
+                    {"name": "n4", "address": "a" * 64 + ".example", "port": 25004}]),
+     ["FILE: cluster.nodes[1].address: not an IPv4 or IPv6 address or a host name: 'bad host!'",
+      "FILE: cluster.nodes[2].address: not an IPv4 or IPv6 address or a host name: '-n3.example'",
+      "FILE: cluster.nodes[3].address: not an IPv4 or IPv6 address or a host name: '" + "a" * 64 + ".example'"]),
     (section(tls=True), ["FILE: cluster.tls: TLS on peer links needs tls.certfile, tls.keyfile and tls.cacertfile"]),
     (section(nodes=[]), ["FILE: cluster.nodes: must name at least one node"]),
     (section(nodes={"n1": {}}), ["FILE: cluster.nodes: expected an array, got an object"]),

@@ -418,3 +418,21 @@ def test_peer_with_a_certificate_of_another_ca_is_refused(cluster, peer_certs):
     assert re.search(r"cluster: cannot link to n1 at 127.0.0.1:\d+: .*certificate verify failed",
                      cluster.nodes["n3"].log())
     assert cluster.nodes["n3"].running() == {"n1": False, "n2": False}
+
+
+def test_peers_by_host_name(cluster):
+    """Each node lists its peers as "localhost": resolved at every dial,
+    the links come up as with addresses."""
+    for n in cluster.nodes:
+        cluster.start(n, peer_host="localhost")
+    cluster.wait_all_up()
+
+
+def test_unresolvable_host_name_is_logged_and_retried(cluster):
+    """n1 lists n2 under a name that does not resolve: n1 says so once and
+    keeps retrying; n2, which lists n1 by address, links up anyway."""
+    cluster.start("n1", peer_host="no-such-host.invalid")
+    wait_for(lambda: re.search(r"cluster: cannot link to n2 at no-such-host.invalid:\d+: cannot resolve the host name: ",
+                               cluster.nodes["n1"].log()), timeout=DEADLINE, what="n1's resolution failure")
+    cluster.start("n2")
+    cluster.wait_running("n1", {"n2": True, "n3": False})

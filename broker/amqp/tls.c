@@ -290,7 +290,8 @@ bool wr_tls_error(struct bufferevent *bev, char *out, size_t n)
 {
     unsigned long e = bufferevent_get_openssl_error(bev);
 
-    if (!e)
+    /* libevent files a failed system call (a refused connect) as library 0: the socket's error tells. */
+    if (!e || ERR_GET_LIB(e) == 0)
         return false;
     ERR_error_string_n(e, out, n);
     return true;

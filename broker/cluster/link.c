@@ -452,7 +452,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     else if (bufferevent_socket_get_dns_error(bev) != 0)
         snprintf(why, sizeof(why), "cannot resolve the host name: %s",
                  evutil_gai_strerror(bufferevent_socket_get_dns_error(bev)));
-    else if (what & BEV_EVENT_EOF)
+    else if ((what & BEV_EVENT_EOF) && !((what & BEV_EVENT_ERROR) && EVUTIL_SOCKET_ERROR() != 0))
         snprintf(why, sizeof(why), "connection closed by the peer");
     else
         snprintf(why, sizeof(why), "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));

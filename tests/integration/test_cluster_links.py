@@ -415,8 +415,8 @@ def test_peer_with_a_certificate_of_another_ca_is_refused(cluster, peer_certs):
     # client's alert, as the client it fails the verification itself.
     wait_for(lambda: re.search(r"cluster: refused the incoming link from 127.0.0.1:\d+: .*alert unknown ca",
                                cluster.nodes["n1"].log()), timeout=DEADLINE, what="the refusal in n1's log")
-    assert re.search(r"cluster: cannot link to n1 at 127.0.0.1:\d+: .*certificate verify failed",
-                     cluster.nodes["n3"].log())
+    wait_for(lambda: re.search(r"cluster: cannot link to n1 at 127.0.0.1:\d+: .*certificate verify failed",
+                               cluster.nodes["n3"].log()), timeout=DEADLINE, what="the failure in n3's log")
     assert cluster.nodes["n3"].running() == {"n1": False, "n2": False}
 
 

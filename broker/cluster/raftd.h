@@ -41,6 +41,7 @@ typedef struct {
     unsigned tick_ms;                   /* 0: 100 */
     unsigned election_ticks;            /* 0: 10 (an election timeout of 1-2 s) */
     unsigned heartbeat_ticks;           /* 0: 2 */
+    const struct wr_vfs_s *vfs;         /* NULL: the real file system (tests pass a slow one) */
     unsigned snap_chunk;                /* bytes per snapshot chunk sent; 0: 256 KiB */
 } wr_raftd_opts_t;
 
@@ -116,9 +117,19 @@ typedef struct {
 } wr_rgroup_status_t;
 void wr_rgroup_status(const wr_rgroup_t *g, wr_rgroup_status_t *st);
 
-/* Membership (warrenctl cluster join/leave/forget): the leader adds node as a
- * learner then promotes it once caught up (add), or removes it. done as for
- * proposals. */
+/* How long a membership change may take before done says WR_ETIMEDOUT. */
+#define WR_RGROUP_CHANGE_TIMEOUT_MS 30000
+
+/*
+ * Membership (warrenctl cluster join/leave/forget), from any member (a
+ * follower forwards it): the leader adds node as a learner, then promotes it
+ * once its acknowledged index is near the leader's last (add), or removes it.
+ * done as for proposals, with index the final CONFIG entry's, or the error
+ * of wr_raft_change (WR_EEXIST: already a voter; WR_EUNKNOWN: removing a
+ * non-member; WR_ESYNTAX: the last voter; WR_ETOOBIG: no room). WR_OK (done
+ * will be called), WR_ENOENT (node is not in the cluster configuration) or
+ * WR_ENOMEM (done will not).
+ */
 int wr_rgroup_add_member(wr_rgroup_t *g, const char *node, wr_rgroup_done_fn done, void *ud);
 int wr_rgroup_remove_member(wr_rgroup_t *g, const char *node, wr_rgroup_done_fn done, void *ud);
 

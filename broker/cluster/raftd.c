@@ -161,7 +161,7 @@ static void send_msg(wr_rgroup_t *g, const wr_raft_msg_t *m)
     (void)wr_peer_send(g->d->links, node, g->id, &c);
 }
 
-static void entries_free(wr_raft_entry_t *e, size_t n)
+void wr_raftd_entries_free(wr_raft_entry_t *e, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(e[i].data);
@@ -177,7 +177,7 @@ static wr_raft_entry_t *entries_dup(const wr_raft_entry_t *e, size_t n)
         out[i] = e[i];
         out[i].data = NULL;
         if (e[i].len > 0 && (out[i].data = malloc(e[i].len)) == NULL) {
-            entries_free(out, i);
+            wr_raftd_entries_free(out, i);
             return NULL;
         }
         if (e[i].len > 0)
@@ -217,7 +217,7 @@ static void release(wr_rgroup_t *g)
         wr_raftd_held_t *h = &g->held[i];
         if (h->seq <= g->d->seq_synced && !g->d->failed) {
             send_msg(g, &h->m);
-            entries_free(h->entries, h->m.n_entries);
+            wr_raftd_entries_free(h->entries, h->m.n_entries);
         } else {
             g->held[k++] = *h;
         }
@@ -313,7 +313,7 @@ static int drive_once(wr_rgroup_t *g)
         rc = wr_raft_persisted(g->raft, installed.term, installed.index);
     if (rc == WR_OK)
         apply(g, committed, n);
-    entries_free(committed, n);
+    wr_raftd_entries_free(committed, n);
     return rc;
 }
 
@@ -568,7 +568,7 @@ static void group_free(wr_rgroup_t *g)
 {
     wr_raftd_props_abort(g);
     for (size_t i = 0; i < g->n_held; i++)
-        entries_free(g->held[i].entries, g->held[i].m.n_entries);
+        wr_raftd_entries_free(g->held[i].entries, g->held[i].m.n_entries);
     free(g->held);
     wr_raftd_snap_free(g);
     wr_raft_free(g->raft);
@@ -602,131 +602,6 @@ void wr_raftd_close(wr_raftd_t *d)
     free(d);
 }
 
-/* ---- groups ---- */
-
-/* The stored log after the snapshot; a log that lacks the snapshot's entry restarts after it. */
-static int load_log(wr_rgroup_t *g, const wr_raft_snapshot_t *meta, wr_raft_entry_t **out, size_t *n,
-                    bool *damaged)
-{
-    wr_wal_group_info_t info;
-    uint64_t term = 0;
-    wr_buf_t b = WR_BUF_INIT;
-    int rc = WR_OK;
-
-    *out = NULL;
-    *n = 0;
-    if (wr_wal_group_info(g->d->wal, g->id, &info) != WR_OK)
-        return WR_OK;
-    if (meta->index > info.snap_index &&
-        (meta->index > info.last || wr_wal_read(g->d->wal, g->id, meta->index, &term, &b) != WR_OK ||
-         term != meta->term)) {
-        wr_buf_free(&b);
-        return wr_raftd_wal_snapshot(g, meta->index, meta->term);
-    }
-    wr_buf_free(&b);
-    if (info.last <= meta->index || (*out = calloc(info.last - meta->index, sizeof(**out))) == NULL)
-        return info.last <= meta->index ? WR_OK : WR_ENOMEM;
-    for (uint64_t i = meta->index + 1; rc == WR_OK && i <= info.last; i++) {
-        wr_raft_entry_t *e = &(*out)[*n];
-        wr_buf_reset(&b);
-        if ((rc = wr_wal_read(g->d->wal, g->id, i, &e->term, &b)) != WR_OK || b.len < 1) {
-            *damaged = true;
-            break;
-        }
-        *e = (wr_raft_entry_t){e->term, i, NULL, (uint32_t)(b.len - 1), b.data[0]};
-        if (e->len > 0 && (e->data = malloc(e->len)) == NULL)
-            rc = WR_ENOMEM;
-        else if (e->len > 0)
-            memcpy(e->data, b.data + 1, e->len);
-        (*n) += rc == WR_OK;
-    }
-    wr_buf_free(&b);
-    return rc == WR_ENOMEM ? rc : WR_OK; /* a record unreadable now ends the log there: Raft refetches */
-}
-
-/* The hard state the WAL holds (NULL: a new member) and whether the log was damaged. */
-static const wr_raft_hard_state_t *load_hard(wr_rgroup_t *g, wr_raft_hard_state_t *hs, bool *damaged)
-{
-    wr_wal_group_info_t info;
-
-    if (wr_wal_group_info(g->d->wal, g->id, &info) != WR_OK)
-        return NULL;
-    *hs =
-        (wr_raft_hard_state_t){info.hard.term, (uint32_t)info.hard.vote, info.hard.commit, info.hard.abstain};
-    *damaged |= info.damaged || g->d->wal_corrupt;
-    return hs;
-}
-
-/*
- * The stored snapshot, or, when it is damaged or missing although the WAL was
- * compacted, the point the WAL was compacted to: the member lost state and
- * refetches it from the leader (cfg->snapshot_lost, with log_damaged).
- */
-static int load_snapshot(wr_rgroup_t *g, wr_raft_config_t *cfg, wr_raft_snapshot_t *meta)
-{
-    wr_wal_group_info_t info = {0};
-    int rc = wr_raftd_snap_load(g, meta);
-
-    if (rc == WR_EIO)
-        return rc;
-    (void)wr_wal_group_info(g->d->wal, g->id, &info);
-    if (rc == WR_OK && meta->index >= info.snap_index)
-        return WR_OK;
-    *meta = (wr_raft_snapshot_t){.index = info.snap_index, .term = info.snap_term};
-    cfg->snapshot_lost = cfg->log_damaged = meta->index > 0;
-    if (meta->index > 0)
-        wr_log(WR_LOG_WARNING,
-               "raft: group %llu: its snapshot is lost; it asks the leader for one at %llu or later",
-               (unsigned long long)g->id, (unsigned long long)meta->index);
-    return WR_OK;
-}
-
-static int config_peers(wr_rgroup_t *g, const char *const *members, size_t n, wr_raft_config_t *cfg)
-{
-    if (n > WR_RAFT_MAX_PEERS)
-        return WR_ETOOBIG;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t id = wr_raftd_node_id(members[i]);
-        if (wr_raftd_slot(g->d, id) < 0) {
-            wr_log(WR_LOG_ERROR, "raft: group %llu: member '%s' is not a node of the cluster",
-                   (unsigned long long)g->id, members[i]);
-            return WR_ENOENT;
-        }
-        cfg->peers[cfg->n_peers++] = id;
-    }
-    return wr_raftd_members(g, cfg->peers, &cfg->n_peers);
-}
-
-/* The core from the stored snapshot, log and hard state. */
-static int restore(wr_rgroup_t *g, const char *const *members, size_t n)
-{
-    wr_raftd_t *d = g->d;
-    wr_raft_config_t cfg = {.id = d->self,
-                            .election_ticks = d->election_ticks,
-                            .heartbeat_ticks = d->heartbeat_ticks,
-                            .max_inflight = 64,
-                            .max_batch = 256,
-                            .seed = d->seed ^ g->id,
-                            .snapshot_trailing = g->snapshot_every / 4};
-    wr_raft_snapshot_t meta = {0};
-    wr_raft_hard_state_t hs;
-    const wr_raft_hard_state_t *h;
-    wr_raft_entry_t *e = NULL;
-    size_t count = 0;
-    int rc;
-
-    if ((rc = config_peers(g, members, n, &cfg)) != WR_OK || (rc = load_snapshot(g, &cfg, &meta)) != WR_OK ||
-        (rc = load_log(g, &meta, &e, &count, &cfg.log_damaged)) != WR_OK)
-        goto out;
-    h = load_hard(g, &hs, &cfg.log_damaged);
-    g->raft = wr_raft_restore(&cfg, h, &meta, e, count);
-    rc = g->raft ? WR_OK : WR_ENOMEM;
-    g->applied = cfg.snapshot_lost ? 0 : meta.index;
-out:
-    entries_free(e, count);
-    return rc;
-}
-
 static int group_add(wr_raftd_t *d, wr_rgroup_t *g)
 {
     char id[24];
@@ -752,8 +627,13 @@ wr_rgroup_t *wr_rgroup_open(wr_raftd_t *d, uint64_t id, const char *const *membe
 {
     wr_rgroup_t *g;
 
-    if (d->failed || wr_raftd_group(d, id) != NULL || (g = calloc(1, sizeof(*g))) == NULL)
+    if (d->failed || wr_raftd_group(d, id) != NULL || (g = calloc(1, sizeof(*g))) == NULL) {
+        wr_log(WR_LOG_ERROR, "raft: cannot open group %llu: %s", (unsigned long long)id,
+               d->failed   ? "the write-ahead log failed"
+               : g == NULL ? "out of memory"
+                           : "it is open already");
         return NULL;
+    }
     *g = (wr_rgroup_t){
         .d = d, .id = id, .sm = *sm, .ud = ud, .snapshot_every = snapshot_every ? snapshot_every : 4096};
     if (group_add(d, g) != WR_OK) {
@@ -761,7 +641,7 @@ wr_rgroup_t *wr_rgroup_open(wr_raftd_t *d, uint64_t id, const char *const *membe
         free(g);
         return NULL;
     }
-    if (wr_raftd_snap_dir(g) != WR_OK || restore(g, members, n) != WR_OK) {
+    if (wr_raftd_snap_dir(g) != WR_OK || wr_raftd_restore(g, members, n) != WR_OK) {
         wr_log(WR_LOG_ERROR, "raft: cannot open group %llu", (unsigned long long)id);
         d->n_groups--;
         group_free(g);
@@ -771,35 +651,4 @@ wr_rgroup_t *wr_rgroup_open(wr_raftd_t *d, uint64_t id, const char *const *membe
     drive_group(g);
     wal_kick(d);
     return g;
-}
-
-/* ---- status ---- */
-
-static const char *role_name(wr_raft_role_t r)
-{
-    static const char *const names[] = {"follower", "pre_candidate", "candidate", "leader"};
-
-    return names[r];
-}
-
-void wr_rgroup_status(const wr_rgroup_t *g, wr_rgroup_status_t *st)
-{
-    wr_raft_status_t s;
-    wr_raft_conf_t c;
-
-    wr_raft_status(g->raft, &s);
-    wr_raft_conf(g->raft, &c);
-    *st = (wr_rgroup_status_t){.role = role_name(s.role),
-                               .leader = wr_raftd_name(g->d, s.leader),
-                               .term = s.term,
-                               .commit = s.commit,
-                               .applied = g->applied,
-                               .last_index = s.last_index,
-                               .snapshot_index = s.snap_index,
-                               .elections = g->elections};
-    for (size_t i = 0; i < c.n && i < WR_RAFT_MAX_PEERS; i++) {
-        const char *name = wr_raftd_name(g->d, c.id[i]);
-        st->members[st->n_members] = name ? name : "?";
-        st->voter[st->n_members++] = c.voter[i];
-    }
 }

@@ -121,8 +121,13 @@ int wr_raftd_slot(const wr_raftd_t *d, uint32_t id);
 wr_rgroup_t *wr_raftd_group(const wr_raftd_t *d, uint64_t id);
 /* Marks g as having work and schedules the drive (never drives inline). */
 void wr_raftd_wake(wr_rgroup_t *g);
+/* Frees e[0..n) and their payloads. */
+void wr_raftd_entries_free(wr_raft_entry_t *e, size_t n);
 /* Hands the WAL a snapshot marker for g. WR_OK or the WAL's error (the driver has failed). */
 int wr_raftd_wal_snapshot(wr_rgroup_t *g, uint64_t index, uint64_t term);
+
+/* raftd_group.c. Builds g's core from its stored snapshot, log and hard state. WR_OK or an error (logged). */
+int wr_raftd_restore(wr_rgroup_t *g, const char *const *members, size_t n);
 
 /* raftd_snap.c. Creates g->dir. WR_OK or WR_EIO (logged). */
 int wr_raftd_snap_dir(wr_rgroup_t *g);

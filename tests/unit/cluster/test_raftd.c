@@ -642,6 +642,72 @@ START_TEST(votes_wait_for_the_disk)
 }
 END_TEST
 
+static bool one_of_two_leads(cl_t *c, void *arg)
+{
+    return is_role(c, 0, "leader") || is_role(c, 1, "leader");
+}
+
+static bool voters_are(cl_t *c, int i, size_t n)
+{
+    wr_rgroup_status_t st;
+    size_t voters = 0;
+
+    wr_rgroup_status(c->n[i].g, &st);
+    for (size_t k = 0; k < st.n_members; k++)
+        voters += st.voter[k];
+    return st.n_members == n && voters == n;
+}
+
+/*
+ * A group of n1 and n2; n3 opens it too but is no member, so it never
+ * campaigns. Added from the follower (forwarded to the leader) it joins as
+ * a learner, catches up and is promoted; removed from the leader it leaves.
+ */
+START_TEST(add_then_remove_a_member)
+{
+    cl_t c;
+    int l, f, ref;
+    done_t d = {0};
+    wr_rgroup_status_t st;
+
+    cl_init(&c, 0, 0);
+    c.members = 2;
+    for (int i = 0; i < N; i++)
+        node_start(&c, i);
+    run_until(&c, one_of_two_leads, NULL, 10, "n1 or n2 leading");
+    l = is_role(&c, 0, "leader") ? 0 : 1;
+    f = 1 - l;
+    commit(&c, l, "before-join");
+    ck_assert_uint_eq(c.n[2].toy.n, 0);
+    ck_assert_int_eq(wr_rgroup_add_member(c.n[f].g, "n9", on_done, &d), WR_ENOENT);
+    ck_assert_int_eq(wr_rgroup_add_member(c.n[f].g, "n3", on_done, &d), WR_OK);
+    run_until(&c, is_done, &d, 10, "n3 joining");
+    ck_assert_int_eq(d.status, WR_OK);
+    ck_assert(voters_are(&c, l, 3));
+    ck_assert(voters_are(&c, f, 3));
+    commit(&c, l, "after-join");
+    ref = l;
+    run_until(&c, same_as, &ref, 10, "n3 catching up");
+    ck_assert_uint_eq(c.n[2].toy.n, 2);
+    wr_rgroup_status(c.n[2].g, &st);
+    ck_assert_ptr_nonnull(st.leader);
+    ck_assert_str_eq(st.leader, c.nodes[l].name);
+    /* Adding it again: it is a voter already. */
+    memset(&d, 0, sizeof(d));
+    ck_assert_int_eq(wr_rgroup_add_member(c.n[l].g, "n3", on_done, &d), WR_OK);
+    run_until(&c, is_done, &d, 10, "the second add");
+    ck_assert_int_eq(d.status, WR_EEXIST);
+    memset(&d, 0, sizeof(d));
+    ck_assert_int_eq(wr_rgroup_remove_member(c.n[l].g, "n3", on_done, &d), WR_OK);
+    run_until(&c, is_done, &d, 10, "n3 leaving");
+    ck_assert_int_eq(d.status, WR_OK);
+    ck_assert(voters_are(&c, l, 2));
+    /* Two voters left: a commit needs both, and still works. */
+    commit(&c, l, "after-leave");
+    cl_free(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster-raftd");
@@ -654,6 +720,7 @@ int main(void)
     tcase_add_test(tc, far_behind_installs_a_snapshot);
     tcase_add_test(tc, corrupt_snapshot_is_refetched);
     tcase_add_test(tc, votes_wait_for_the_disk);
+    tcase_add_test(tc, add_then_remove_a_member);
     suite_add_tcase(s, tc);
     return wr_test_run(s);
 }

@@ -51,7 +51,12 @@ typedef struct {
  * wr_raftd_on_raft. WR_OK, or an error (logged).
  */
 int wr_raftd_open(const wr_raftd_opts_t *o, wr_raftd_t **out);
-/* Stops the storage thread (what is in flight is written), frees every group. NULL is a no-op. */
+/*
+ * Stops the storage thread (what is in flight is written, then what is
+ * staged), ends every pending proposal (done with WR_ETIMEDOUT when it may
+ * have been appended, else WR_ENOENT: close before freeing what their ud
+ * points to) and frees every group. NULL is a no-op. Not from a done.
+ */
 void wr_raftd_close(wr_raftd_t *d);
 /* A Raft message from a peer (the links' on_raft). */
 void wr_raftd_on_raft(wr_raftd_t *d, const char *node, uint64_t group, const wr_raft_msg_t *m);
@@ -94,6 +99,7 @@ wr_rgroup_t *wr_rgroup_open(wr_raftd_t *d, uint64_t id, const char *const *membe
  *  - WR_ETIMEDOUT: not applied here within timeout_ms (it may still commit:
  *    the caller must say the outcome is unknown);
  *  - WR_EAGAIN-like loss (an entry overwritten by a new leader): WR_ENOENT.
+ * done may propose again; it must not close the driver.
  */
 typedef void (*wr_rgroup_done_fn)(void *ud, int status, uint64_t index);
 

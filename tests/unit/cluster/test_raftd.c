@@ -708,6 +708,33 @@ START_TEST(add_then_remove_a_member)
 }
 END_TEST
 
+static bool leads(cl_t *c, void *arg)
+{
+    return is_role(c, *(int *)arg, "leader");
+}
+
+/* A group whose only member is this node (a one-node cluster) elects itself and commits alone. */
+START_TEST(one_member_group_commits_alone)
+{
+    cl_t c;
+    int self = 0;
+
+    cl_init(&c, 0, 0);
+    c.members = 1;
+    node_start(&c, 0);
+    run_until(&c, leads, &self, 10, "n1 leading alone");
+    commit(&c, 0, "solo");
+    ck_assert_uint_eq(c.n[0].toy.n, 1);
+    node_stop(&c, 0);
+    node_start(&c, 0);
+    ck_assert_uint_eq(c.n[0].toy.n, 1); /* applied again from the WAL at open */
+    run_until(&c, leads, &self, 10, "n1 leading again");
+    commit(&c, 0, "solo-again");
+    ck_assert_str_eq(c.n[0].toy.s[1], "solo-again");
+    cl_free(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster-raftd");
@@ -721,6 +748,7 @@ int main(void)
     tcase_add_test(tc, corrupt_snapshot_is_refetched);
     tcase_add_test(tc, votes_wait_for_the_disk);
     tcase_add_test(tc, add_then_remove_a_member);
+    tcase_add_test(tc, one_member_group_commits_alone);
     suite_add_tcase(s, tc);
     return wr_test_run(s);
 }

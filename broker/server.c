@@ -27,6 +27,7 @@
 #include "broker/base/loop.h"
 #include "broker/cluster/link.h"
 #include "broker/cluster/reports.h"
+#include "broker/cluster/raftd.h"
 #include "broker/node/alarm.h"
 #include "broker/amqp/conn.h"
 #include "broker/node/durable.h"
@@ -81,6 +82,7 @@ struct wr_server_s {
     wr_peer_links_t *peers;   /* the links to the other nodes; NULL without a cluster section */
     wr_reports_t *reports;    /* the other nodes' reports; NULL without a cluster section */
     wr_tls_t *peer_tls;       /* cluster.tls: the peer links' context */
+    wr_raftd_t *raftd;        /* the Raft groups in data_dir/raft; NULL without a cluster section */
 };
 
 static void server_close_listeners(wr_server_t *srv)
@@ -385,13 +387,39 @@ static int server_peer_tls(wr_server_t *srv)
     return WR_OK;
 }
 
-/* The peer links of a node with a cluster section (docs/CLUSTERING.md), and the node reports over them. */
+static void server_on_raft(void *ctx, const char *node, uint64_t group, const wr_raft_msg_t *m)
+{
+    wr_server_t *srv = ctx;
+
+    wr_raftd_on_raft(srv->raftd, node, group, m);
+}
+
+/* The Raft driver in data_dir/raft, on the links (it routes its APP kinds before they start). */
+static int server_start_raftd(wr_server_t *srv)
+{
+    size_t n = strlen(srv->cfg->data_dir) + sizeof("/raft");
+    wr_raftd_opts_t o = {.base = srv->base, .links = srv->peers, .cluster = srv->cfg->cluster};
+    char *dir = malloc(n);
+    int rc;
+
+    if (!dir)
+        return WR_ENOMEM;
+    snprintf(dir, n, "%s/raft", srv->cfg->data_dir);
+    o.dir = dir;
+    rc = wr_raftd_open(&o, &srv->raftd);
+    free(dir);
+    return rc;
+}
+
+/* The peer links of a node with a cluster section (docs/CLUSTERING.md), the node reports and the Raft
+ * driver over them. */
 static int server_start_peers(wr_server_t *srv)
 {
-    const wr_peer_handler_t none = {0};
+    const wr_peer_handler_t h = {.on_raft = server_on_raft, .ctx = srv};
     wr_reports_deps_t rd = {srv->base, NULL, server_report_sample, server_remote_alarms, srv};
+    int rc;
 
-    srv->peers = wr_peer_links_new(srv->base, srv->cfg->cluster, &none);
+    srv->peers = wr_peer_links_new(srv->base, srv->cfg->cluster, &h);
     if (!srv->peers)
         return WR_ENOMEM;
     if (srv->cfg->cluster->tls && server_peer_tls(srv) != WR_OK)
@@ -401,6 +429,8 @@ static int server_start_peers(wr_server_t *srv)
         return WR_ENOMEM;
     srv->mgmt_env.peers = srv->peers;
     srv->mgmt_env.reports = srv->reports;
+    if ((rc = server_start_raftd(srv)) != WR_OK)
+        return rc;
     return wr_peer_links_start(srv->peers);
 }
 
@@ -614,6 +644,7 @@ void wr_server_free(wr_server_t *srv)
         return;
     wr_mgmt_free(srv->mgmt);
     wr_reports_free(srv->reports);
+    wr_raftd_close(srv->raftd); /* before the links it sends on */
     wr_peer_links_free(srv->peers);
     wr_tls_free(srv->peer_tls);
     server_close_listeners(srv);

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/crc32c.h"
 #include "core/status.h"
 
 /* Node and cluster names travel as the peer codec's 1..255-byte names. */
@@ -280,7 +281,14 @@ static bool parse_secret(probs_t *p, wr_cluster_config_t *c, const json_t *obj)
     return true;
 }
 
-/* Names are unique, this node is one of them and its entry names its listen port. */
+uint32_t wr_cluster_node_id(const char *name)
+{
+    uint32_t id = wr_crc32c_update(0, name, strlen(name));
+
+    return id != 0 ? id : 1;
+}
+
+/* Names and their member ids are unique, this node is one of them and its entry names its listen port. */
 static void check_members(probs_t *p, wr_cluster_config_t *c)
 {
     char path[64];
@@ -293,6 +301,10 @@ static void check_members(probs_t *p, wr_cluster_config_t *c)
         for (size_t j = 0; j < i && n->name; j++) {
             if (c->nodes[j].name && strcmp(c->nodes[j].name, n->name) == 0)
                 bad(p, path, "duplicate node name '%s' (also cluster.nodes[%zu])", n->name, j);
+            else if (c->nodes[j].name && wr_cluster_node_id(c->nodes[j].name) == wr_cluster_node_id(n->name))
+                bad(p, path,
+                    "node name '%s' has the same Raft member id as '%s' (cluster.nodes[%zu]): rename one",
+                    n->name, c->nodes[j].name, j);
         }
         if (!c->node || !n->name || strcmp(n->name, c->node) != 0 || found)
             continue;

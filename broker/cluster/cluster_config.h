@@ -50,6 +50,9 @@ typedef void (*wr_cluster_config_problem_fn)(void *ctx, const char *path, const 
 int wr_cluster_config_parse(const struct json_t *v, wr_cluster_config_problem_fn problem, void *ctx,
                             wr_cluster_config_t **out);
 
+/* A node's Raft member id: CRC32C of its name, 0 mapped to 1 (the config refuses two names with one id). */
+uint32_t wr_cluster_node_id(const char *name);
+
 /* Frees c, wiping the secret. NULL is a no-op. */
 void wr_cluster_config_free(wr_cluster_config_t *c);
 

@@ -103,6 +103,12 @@ def problems(result):
       "FILE: cluster.nodes[1].weight: unknown key",
       "FILE: cluster.nodes[2]: expected an object, got a string",
       "FILE: cluster.nodes[3]: missing key 'address'", "FILE: cluster.nodes[3]: missing key 'port'"]),
+    # Two names whose CRC32C (their Raft member id) is the same.
+    (section(nodes=[{"name": "n1", "address": "127.0.0.1", "port": 25001},
+                    {"name": "node-1371838", "address": "127.0.0.1", "port": 25002},
+                    {"name": "node-2000402", "address": "127.0.0.1", "port": 25003}]),
+     ["FILE: cluster.nodes[2].name: node name 'node-2000402' has the same Raft member id as 'node-1371838' "
+      "(cluster.nodes[1]): rename one"]),
 ])
 def test_mistakes(check, cluster, expected):
     assert problems(check(cluster)) == sorted(expected)

@@ -87,6 +87,22 @@ def test_one_node_cluster(cluster, tmp_path):
         solo.stop_all()
 
 
+def test_raft_driver_lives_in_data_dir_raft(cluster, tmp_path):
+    """The Raft driver opens its WAL in data_dir/raft with the links, and reopens it after a restart."""
+    solo = Cluster(tmp_path / "..", names=("solo",))
+    try:
+        node = solo.start("solo")
+        raft = os.path.join(node.broker.workdir, "data", "raft")
+        assert sorted(os.listdir(raft)) == ["snap", "wal"]
+        assert "raft: recovered 0 groups, 0 entries" in node.log()
+        assert node.broker.stop() == 0, node.log()
+        node = solo.start("solo")
+        assert node.running() == {}
+        assert node.log().count("raft: recovered 0 groups, 0 entries") == 2
+    finally:
+        solo.stop_all()
+
+
 def test_node_with_wrong_secret_is_refused(cluster):
     cluster.start("n1")
     cluster.start("n2")

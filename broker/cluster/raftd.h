@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Raft driver runs this node's Raft groups (cluster/raft.h, a pure core)
+ * on the loop: one node-wide WAL (storage/wal.h) in DIR/wal, written and
+ * fsynced on its storage thread (storage/wal_thread.h: group commit for every
+ * group), state-machine snapshots in DIR/snap/<group>/ (temporary file,
+ * fdatasync, rename, directory fsync; chunks received from a leader gathered
+ * in a receiving file and checked by CRC32C before install), a tick timer,
+ * Raft messages over the peer links (wr_peer_send / on_raft), and proposals
+ * forwarded from a follower to the leader as APP messages of kinds
+ * WR_PEER_APP_RAFT_FIRST..LAST (broker/cluster/link.h). docs/RAFT.md
+ * ("The driver") describes it.
+ */
+#ifndef WR_BROKER_CLUSTER_RAFTD_H
+#define WR_BROKER_CLUSTER_RAFTD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/cluster/cluster_config.h"
+#include "broker/cluster/link.h"
+#include "core/buf.h"
+
+struct event_base;
+typedef struct wr_raftd_s wr_raftd_t;
+typedef struct wr_rgroup_s wr_rgroup_t;
+
+/* The metadata group's id; quorum queues get others. */
+#define WR_RGROUP_META 1
+
+/* A node's Raft member id: CRC32C of its name, 0 mapped to 1. The cluster
+ * config refuses two node names with the same id. */
+uint32_t wr_raftd_node_id(const char *name);
+
+typedef struct {
+    struct event_base *base;
+    wr_peer_links_t *links;             /* the driver routes its APP kinds and sets no handler of its own */
+    const wr_cluster_config_t *cluster; /* self and the nodes' names */
+    const char *dir;                    /* DATA_DIR/raft; created if absent */
+    unsigned tick_ms;                   /* 0: 100 */
+    unsigned election_ticks;            /* 0: 10 (an election timeout of 1-2 s) */
+    unsigned heartbeat_ticks;           /* 0: 2 */
+    const struct wr_vfs_s *vfs;         /* NULL: the real file system (tests pass a slow one) */
+    unsigned snap_chunk;                /* bytes per snapshot chunk sent; 0: 256 KiB */
+} wr_raftd_opts_t;
+
+/*
+ * Opens the WAL in o->dir (recovering every group found), starts its storage
+ * thread and the tick. The server hands Raft messages from the links to
+ * wr_raftd_on_raft. WR_OK, or an error (logged).
+ */
+int wr_raftd_open(const wr_raftd_opts_t *o, wr_raftd_t **out);
+/*
+ * Stops the storage thread (what is in flight is written, then what is
+ * staged), ends every pending proposal (done with WR_ETIMEDOUT when it may
+ * have been appended, else WR_ENOENT: close before freeing what their ud
+ * points to) and frees every group. NULL is a no-op. Not from a done.
+ */
+void wr_raftd_close(wr_raftd_t *d);
+/* A Raft message from a peer (the links' on_raft). */
+void wr_raftd_on_raft(wr_raftd_t *d, const char *node, uint64_t group, const wr_raft_msg_t *m);
+
+/* The state machine a group drives. Every call is on the loop. */
+typedef struct {
+    /*
+     * A committed NORMAL entry, in index order, once per index per run. At
+     * open the group loads its snapshot (snapshot_load) then applies the
+     * committed entries after it again, so apply must be deterministic: every
+     * member computes the same result from the same entries.
+     */
+    void (*apply)(void *ud, uint64_t index, const uint8_t *data, size_t len);
+    /* The whole state as of the last applied entry, appended to out. WR_OK or WR_ENOMEM. */
+    int (*snapshot_save)(void *ud, wr_buf_t *out);
+    /* Replaces the state with a snapshot's bytes (at open, or installed from the leader). WR_OK or
+     * WR_ESYNTAX. */
+    int (*snapshot_load)(void *ud, const uint8_t *data, size_t len);
+    /* The leader this member knows changed (NULL: none known). May be NULL. */
+    void (*leader_changed)(void *ud, const char *leader);
+} wr_rgroup_sm_t;
+
+/*
+ * Opens group id on this node: its stored snapshot and log (from the WAL)
+ * are loaded and the committed entries applied before this returns. members
+ * (node names) are the first voters of a group with no stored state; a group
+ * with stored state ignores them. A snapshot is taken every snapshot_every
+ * applied entries (0: 4096). NULL on error (logged).
+ */
+wr_rgroup_t *wr_rgroup_open(wr_raftd_t *d, uint64_t id, const char *const *members, size_t n,
+                            unsigned snapshot_every, const wr_rgroup_sm_t *sm, void *ud);
+
+/*
+ * done(ud, status, index), called once on the loop, never inside
+ * wr_rgroup_propose:
+ *  - WR_OK: the entry is committed and was applied on THIS node just before
+ *    the call (so the state machine's result for index is at hand);
+ *  - WR_ENOENT: no leader is known, or the leader is unreachable (nothing was
+ *    appended: the change did not happen);
+ *  - WR_ETIMEDOUT: not applied here within timeout_ms (it may still commit:
+ *    the caller must say the outcome is unknown);
+ *  - WR_EAGAIN-like loss (an entry overwritten by a new leader): WR_ENOENT.
+ * done may propose again; it must not close the driver.
+ */
+typedef void (*wr_rgroup_done_fn)(void *ud, int status, uint64_t index);
+
+/*
+ * Proposes data (copied) from any member: the leader appends it; a follower
+ * forwards it to the leader it knows. WR_OK (done will be called) or
+ * WR_ENOMEM (done will not).
+ */
+int wr_rgroup_propose(wr_rgroup_t *g, const void *data, size_t len, unsigned timeout_ms,
+                      wr_rgroup_done_fn done, void *ud);
+
+/* What the management API and warrenctl show of a group on this node. */
+typedef struct {
+    const char *role;   /* "leader", "follower", "candidate", "pre_candidate" */
+    const char *leader; /* node name, NULL when unknown */
+    uint64_t term, commit, applied, last_index, snapshot_index;
+    uint64_t elections; /* elections this member started */
+    size_t n_members;
+    const char *members[9]; /* node names */
+    bool voter[9];
+} wr_rgroup_status_t;
+void wr_rgroup_status(const wr_rgroup_t *g, wr_rgroup_status_t *st);
+
+/* How long a membership change may take before done says WR_ETIMEDOUT. */
+#define WR_RGROUP_CHANGE_TIMEOUT_MS 30000
+
+/*
+ * Membership (warrenctl cluster join/leave/forget), from any member (a
+ * follower forwards it): the leader adds node as a learner, then promotes it
+ * once its acknowledged index is near the leader's last (add), or removes it.
+ * done as for proposals, with index the final CONFIG entry's, or the error
+ * of wr_raft_change (WR_EEXIST: already a voter; WR_EUNKNOWN: removing a
+ * non-member; WR_ESYNTAX: the last voter; WR_ETOOBIG: no room). WR_OK (done
+ * will be called), WR_ENOENT (node is not in the cluster configuration) or
+ * WR_ENOMEM (done will not).
+ */
+int wr_rgroup_add_member(wr_rgroup_t *g, const char *node, wr_rgroup_done_fn done, void *ud);
+int wr_rgroup_remove_member(wr_rgroup_t *g, const char *node, wr_rgroup_done_fn done, void *ud);
+
+#endif

@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Raft driver's files in DIR/snap/<group>/: "members" (the first voters,
+ * written once), "snap" (the newest snapshot: what it covers, the membership
+ * then, the state machine's bytes and a CRC32C of it all), "snap.tmp" (one
+ * being taken: written, fdatasynced, renamed, directory fsynced) and
+ * "snap.rx" (chunks received from a leader, installed the same way).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/base/log.h"
+#include "broker/cluster/raftd_internal.h"
+#include "core/crc32c.h"
+#include "core/status.h"
+
+#define SNAP_MAGIC    0x57524e53u /* "WRNS" */
+#define MEMBERS_MAGIC 0x57524d42u /* "WRMB" */
+#define HEAD_FIXED    (4 + 8 + 8 + 8 + 1)
+#define MAX_FILE      (1ull << 32) /* a snapshot larger than 4 GiB is refused */
+
+static uint64_t get(const uint8_t **p, int bytes)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < bytes; i++)
+        v = v << 8 | *(*p)++;
+    return v;
+}
+
+static void path(const wr_rgroup_t *g, const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", g->dir, name);
+}
+
+static int logged(const wr_rgroup_t *g, const char *what, const char *name, int rc)
+{
+    if (rc != WR_OK)
+        wr_log(WR_LOG_ERROR, "raft: group %llu: %s %s/%s failed: %s", (unsigned long long)g->id, what, g->dir,
+               name, rc == WR_EIO ? strerror(errno) : "out of memory");
+    return rc;
+}
+
+/* Writes b to <name>.tmp, fdatasync, renames it to name, fsyncs the directory; *keep gets the open file. */
+static int file_put(wr_rgroup_t *g, const char *name, const wr_buf_t *b, wr_vfs_file_t **keep)
+{
+    const wr_vfs_t *v = g->d->vfs;
+    char tmp[4200], to[4200], base[64];
+    wr_vfs_file_t *f = NULL;
+    int rc;
+
+    snprintf(base, sizeof(base), "%s.tmp", name);
+    path(g, base, tmp, sizeof(tmp));
+    path(g, name, to, sizeof(to));
+    if ((rc = wr_vfs_open(v, tmp, true, &f)) == WR_OK && (rc = wr_vfs_truncate(f, 0)) == WR_OK &&
+        (rc = wr_vfs_pwrite(f, b->data, b->len, 0)) == WR_OK && (rc = wr_vfs_datasync(f)) == WR_OK &&
+        (rc = wr_vfs_rename(v, tmp, to)) == WR_OK)
+        rc = wr_vfs_sync_dir(v, g->dir);
+    if (rc == WR_OK && keep != NULL) {
+        *keep = f;
+        f = NULL;
+    }
+    wr_vfs_close(f);
+    return logged(g, "writing", name, rc);
+}
+
+/* Reads name whole into *b; *keep (if not NULL) gets the open file. WR_ENOENT if absent. */
+static int file_get(wr_rgroup_t *g, const char *name, wr_buf_t *b, wr_vfs_file_t **keep)
+{
+    wr_vfs_file_t *f = NULL;
+    uint64_t size = 0;
+    size_t got = 0;
+    char p[4200];
+    int rc;
+
+    path(g, name, p, sizeof(p));
+    if ((rc = wr_vfs_open(g->d->vfs, p, false, &f)) != WR_OK)
+        return rc == WR_ENOENT ? rc : logged(g, "opening", name, rc);
+    if ((rc = wr_vfs_size(f, &size)) == WR_OK && size > MAX_FILE)
+        rc = WR_ETOOBIG;
+    if (rc == WR_OK && !wr_buf_reserve(b, (size_t)size + 1))
+        rc = WR_ENOMEM;
+    if (rc == WR_OK && (rc = wr_vfs_pread(f, b->data, (size_t)size, 0, &got)) == WR_OK)
+        b->len = got;
+    if (rc == WR_OK && keep != NULL) {
+        *keep = f;
+        f = NULL;
+    }
+    wr_vfs_close(f);
+    return rc == WR_ETOOBIG ? WR_ESYNTAX : logged(g, "reading", name, rc);
+}
+
+int wr_raftd_snap_dir(wr_rgroup_t *g)
+{
+    char parent[4200];
+    int rc = wr_vfs_mkdir(g->d->vfs, g->dir);
+
+    snprintf(parent, sizeof(parent), "%s/snap", g->d->dir);
+    if (rc == WR_EEXIST)
+        return WR_OK;
+    if (rc == WR_OK)
+        rc = wr_vfs_sync_dir(g->d->vfs, parent);
+    return logged(g, "creating", "", rc);
+}
+
+/* ---- members ---- */
+
+static bool members_decode(const wr_buf_t *b, uint32_t *ids, size_t *n)
+{
+    const uint8_t *p = b->data, *crc_at = b->data + b->len - 4;
+    size_t count;
+
+    if (b->len < 9 || wr_crc32c_update(0, b->data, b->len - 4) != (uint32_t)get(&crc_at, 4) ||
+        get(&p, 4) != MEMBERS_MAGIC)
+        return false;
+    count = (size_t)get(&p, 1);
+    if (count > WR_RAFT_MAX_PEERS || b->len != 9 + 4 * count)
+        return false;
+    for (size_t i = 0; i < count; i++)
+        ids[i] = (uint32_t)get(&p, 4);
+    *n = count;
+    return true;
+}
+
+int wr_raftd_members(wr_rgroup_t *g, uint32_t *ids, size_t *n)
+{
+    wr_buf_t b = WR_BUF_INIT;
+    int rc = file_get(g, "members", &b, NULL);
+
+    if (rc == WR_OK && !members_decode(&b, ids, n)) {
+        wr_log(WR_LOG_ERROR, "raft: group %llu: %s/members is damaged (CRC)", (unsigned long long)g->id,
+               g->dir);
+        rc = WR_EIO;
+    } else if (rc == WR_ENOENT) {
+        wr_buf_put_u32(&b, MEMBERS_MAGIC);
+        wr_buf_put_u8(&b, (uint8_t)*n);
+        for (size_t i = 0; i < *n; i++)
+            wr_buf_put_u32(&b, ids[i]);
+        wr_buf_put_u32(&b, wr_crc32c_update(0, b.data, b.len));
+        rc = wr_buf_ok(&b) ? file_put(g, "members", &b, NULL) : WR_ENOMEM;
+    }
+    wr_buf_free(&b);
+    return rc;
+}
+
+/* ---- snapshot files ---- */
+
+static void head_put(wr_buf_t *b, const wr_raft_snapshot_t *m)
+{
+    wr_buf_put_u32(b, SNAP_MAGIC);
+    wr_buf_put_u64(b, m->index);
+    wr_buf_put_u64(b, m->term);
+    wr_buf_put_u64(b, m->conf.index);
+    wr_buf_put_u8(b, (uint8_t)m->conf.n);
+    for (size_t i = 0; i < m->conf.n; i++) {
+        wr_buf_put_u32(b, m->conf.id[i]);
+        wr_buf_put_u8(b, m->conf.voter[i]);
+    }
+}
+
+/* Checks a snapshot file's bytes; *meta and the state machine's part (borrowed) on success. */
+static bool snap_decode(const wr_buf_t *b, wr_raft_snapshot_t *meta, const uint8_t **data, size_t *len)
+{
+    const uint8_t *p = b->data, *crc_at = b->data + b->len - 4;
+    size_t head;
+
+    if (b->len < HEAD_FIXED + 4 || wr_crc32c_update(0, b->data, b->len - 4) != (uint32_t)get(&crc_at, 4) ||
+        get(&p, 4) != SNAP_MAGIC)
+        return false;
+    *meta = (wr_raft_snapshot_t){.index = get(&p, 8), .term = get(&p, 8)};
+    meta->conf.index = get(&p, 8);
+    meta->conf.n = (size_t)get(&p, 1);
+    head = HEAD_FIXED + 5 * meta->conf.n;
+    if (meta->conf.n > WR_RAFT_MAX_PEERS || b->len < head + 4 || meta->index == 0)
+        return false;
+    for (size_t i = 0; i < meta->conf.n; i++) {
+        meta->conf.id[i] = (uint32_t)get(&p, 4);
+        meta->conf.voter[i] = get(&p, 1) != 0;
+    }
+    *data = b->data + head;
+    *len = b->len - head - 4;
+    return true;
+}
+
+/* f (taken) with the bytes b describing meta is now the snapshot served. */
+static void serve(wr_rgroup_t *g, wr_vfs_file_t *f, const wr_buf_t *b, const wr_raft_snapshot_t *meta)
+{
+    wr_vfs_close(g->snap.f);
+    g->snap = (wr_raftd_snap_t){f, b->len, wr_crc32c_update(0, b->data, b->len), *meta};
+}
+
+int wr_raftd_snap_load(wr_rgroup_t *g, wr_raft_snapshot_t *meta)
+{
+    wr_buf_t b = WR_BUF_INIT;
+    wr_vfs_file_t *f = NULL;
+    const uint8_t *data;
+    size_t len;
+    int rc = file_get(g, "snap", &b, &f);
+
+    *meta = (wr_raft_snapshot_t){0};
+    if (rc == WR_OK &&
+        (!snap_decode(&b, meta, &data, &len) || g->sm.snapshot_load(g->ud, data, len) != WR_OK))
+        rc = WR_ESYNTAX;
+    if (rc == WR_OK)
+        serve(g, f, &b, meta);
+    else
+        wr_vfs_close(f);
+    if (rc == WR_ESYNTAX)
+        wr_log(WR_LOG_WARNING, "raft: group %llu: snapshot %s/snap is damaged (CRC): not loaded",
+               (unsigned long long)g->id, g->dir);
+    if (rc != WR_OK)
+        *meta = (wr_raft_snapshot_t){0};
+    wr_buf_free(&b);
+    return rc == WR_ENOENT ? WR_OK : rc;
+}
+
+void wr_raftd_snap_take(wr_rgroup_t *g)
+{
+    wr_raft_snapshot_t meta = {.index = g->applied};
+    wr_buf_t b = WR_BUF_INIT;
+    wr_vfs_file_t *f = NULL;
+    wr_raft_status_t st;
+    int rc;
+
+    wr_raft_status(g->raft, &st);
+    g->snap_wanted = false;
+    if (st.snapshot_lost || g->applied <= st.snap_index || g->applied != st.applied)
+        return;
+    meta.term = wr_raft_term(g->raft, meta.index);
+    wr_raft_conf_at(g->raft, meta.index, &meta.conf);
+    head_put(&b, &meta);
+    rc = g->sm.snapshot_save(g->ud, &b);
+    if (rc == WR_OK && wr_buf_ok(&b))
+        wr_buf_put_u32(&b, wr_crc32c_update(0, b.data, b.len));
+    if (rc != WR_OK || !wr_buf_ok(&b)) {
+        wr_log(WR_LOG_ERROR, "raft: group %llu: out of memory taking a snapshot", (unsigned long long)g->id);
+    } else if (file_put(g, "snap", &b, &f) == WR_OK) {
+        serve(g, f, &b, &meta);
+        if (wr_raft_snapshot_taken(g->raft, meta.index, NULL) != WR_OK)
+            wr_log(WR_LOG_ERROR, "raft: group %llu: the core refused snapshot %llu",
+                   (unsigned long long)g->id, (unsigned long long)meta.index);
+        wr_raftd_wake(g); /* the next ready names the log's prefix that may go */
+    }
+    wr_buf_free(&b);
+}
+
+bool wr_raftd_snap_fill(wr_rgroup_t *g, wr_raft_msg_t *m)
+{
+    const wr_raftd_snap_t *s = &g->snap;
+    uint64_t left;
+    size_t got = 0;
+
+    if (s->f == NULL || m->index != s->meta.index || m->log_term != s->meta.term || m->offset >= s->len)
+        return false;
+    left = s->len - m->offset;
+    m->len = (uint32_t)(left < g->d->snap_chunk ? left : g->d->snap_chunk);
+    if (wr_vfs_pread(s->f, g->d->chunk, m->len, m->offset, &got) != WR_OK || got != m->len)
+        return false;
+    m->data = g->d->chunk;
+    m->crc = wr_crc32c_update(0, m->data, m->len);
+    m->last = m->len == left;
+    m->total_crc = m->last ? s->crc : 0;
+    return true;
+}
+
+/* A snapshot file error stops the group: the core took the chunk or the install as done. */
+static int broken(wr_rgroup_t *g, int rc)
+{
+    if (rc != WR_OK) {
+        wr_log(WR_LOG_ERROR, "raft: group %llu: a received snapshot cannot be stored: the group stops",
+               (unsigned long long)g->id);
+        g->broken = true;
+    }
+    return rc;
+}
+
+int wr_raftd_snap_chunk(wr_rgroup_t *g, const wr_raft_snap_chunk_t *c)
+{
+    wr_vfs_file_t *f = NULL;
+    char p[4200];
+    int rc;
+
+    path(g, "snap.rx", p, sizeof(p));
+    if ((rc = wr_vfs_open(g->d->vfs, p, true, &f)) == WR_OK && c->offset == 0)
+        rc = wr_vfs_truncate(f, 0);
+    if (rc == WR_OK)
+        rc = wr_vfs_pwrite(f, c->data, c->len, c->offset);
+    wr_vfs_close(f);
+    return broken(g, logged(g, "writing", "snap.rx", rc));
+}
+
+static bool conf_same(const wr_raft_conf_t *a, const wr_raft_conf_t *b)
+{
+    bool same = a->n == b->n && a->index == b->index;
+
+    for (size_t i = 0; same && i < a->n; i++)
+        same = a->id[i] == b->id[i] && a->voter[i] == b->voter[i];
+    return same;
+}
+
+/* The received file made the durable snapshot: fdatasync, rename, directory fsync. */
+static int install_commit(wr_rgroup_t *g, wr_vfs_file_t *f)
+{
+    char from[4200], to[4200];
+    int rc;
+
+    path(g, "snap.rx", from, sizeof(from));
+    path(g, "snap", to, sizeof(to));
+    if ((rc = wr_vfs_datasync(f)) == WR_OK && (rc = wr_vfs_rename(g->d->vfs, from, to)) == WR_OK)
+        rc = wr_vfs_sync_dir(g->d->vfs, g->dir);
+    return logged(g, "installing", "snap", rc);
+}
+
+int wr_raftd_snap_install(wr_rgroup_t *g, const wr_raft_snapshot_t *s)
+{
+    wr_buf_t b = WR_BUF_INIT;
+    wr_vfs_file_t *f = NULL;
+    wr_raft_snapshot_t meta;
+    const uint8_t *data;
+    size_t len;
+    int rc = file_get(g, "snap.rx", &b, &f);
+
+    if (rc == WR_OK &&
+        (!snap_decode(&b, &meta, &data, &len) || meta.index != s->index || meta.term != s->term ||
+         !conf_same(&meta.conf, &s->conf) || g->sm.snapshot_load(g->ud, data, len) != WR_OK))
+        rc = WR_ESYNTAX;
+    if (rc == WR_OK && (rc = install_commit(g, f)) == WR_OK) {
+        serve(g, f, &b, &meta);
+        f = NULL;
+        g->applied = s->index;
+    }
+    wr_vfs_close(f);
+    wr_buf_free(&b);
+    return broken(g, rc);
+}
+
+void wr_raftd_snap_free(wr_rgroup_t *g)
+{
+    wr_vfs_close(g->snap.f);
+    g->snap.f = NULL;
+}

@@ -12,19 +12,24 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
+#include "tools/warrenctl/config.h"
 #include "tools/warrenctl/output.h"
 
 /* ---------------------------------------------------------------- arguments */
 
+/* The most positional arguments a command takes (set tags USER TAG...). */
+#define MAX_POS 32
+
 typedef struct {
-    const char *pos[4];
+    const char *pos[MAX_POS];
     int npos;
-    bool durable, auto_delete, internal, if_unused, if_empty;
+    bool durable, auto_delete, internal, if_unused, if_empty, all;
     const char *type, *routing_key, *destination_type, *count, *ackmode, *encoding, *reason, *tags, *priority,
-        *apply_to;
+        *apply_to, *description, *default_queue_type, *user;
     json_t *arguments;  /* --argument K=V */
     json_t *headers;    /* --header K=V */
     json_t *properties; /* --property K=V */
@@ -36,6 +41,7 @@ typedef struct command_s command_t;
 typedef struct {
     const char *what;        /* the API collection */
     bool per_vhost;          /* --vhost lists one vhost's */
+    const char *name_path;   /* what --filter matches */
     const wr_column_t *cols; /* the table's columns */
     size_t ncols;
 } list_spec_t;
@@ -97,6 +103,7 @@ static const struct {
     {"internal", offsetof(args_t, internal), OPT_FLAG},
     {"if-unused", offsetof(args_t, if_unused), OPT_FLAG},
     {"if-empty", offsetof(args_t, if_empty), OPT_FLAG},
+    {"all", offsetof(args_t, all), OPT_FLAG},
     {"type", offsetof(args_t, type), OPT_VALUE},
     {"routing-key", offsetof(args_t, routing_key), OPT_VALUE},
     {"destination-type", offsetof(args_t, destination_type), OPT_VALUE},
@@ -107,6 +114,9 @@ static const struct {
     {"tags", offsetof(args_t, tags), OPT_VALUE},
     {"priority", offsetof(args_t, priority), OPT_VALUE},
     {"apply-to", offsetof(args_t, apply_to), OPT_VALUE},
+    {"description", offsetof(args_t, description), OPT_VALUE},
+    {"default-queue-type", offsetof(args_t, default_queue_type), OPT_VALUE},
+    {"user", offsetof(args_t, user), OPT_VALUE},
     {"argument", offsetof(args_t, arguments), OPT_KV},
     {"header", offsetof(args_t, headers), OPT_KV},
     {"property", offsetof(args_t, properties), OPT_KV},
@@ -176,12 +186,12 @@ static char *api_path(const char *collection, const char *s1, const char *s2, co
 /* The API's error reply on one line: "warrenctl: METHOD PATH: STATUS ERROR:
  * REASON", a multi-line reason (a policy's "Validation failed\n\nWHY\n")
  * joined with ": " and RabbitMQ's HTML escapes (&lt; &gt; &amp;) undone. */
-static void print_api_error(const char *method, const char *path, int status, const json_t *reply)
+static void print_api_error(const char *method, const char *path, long status, const json_t *reply)
 {
     const char *e = json_string_value(json_object_get(reply, "error"));
     const char *why = json_string_value(json_object_get(reply, "reason"));
 
-    fprintf(stderr, "warrenctl: %s %s: %d %s%s", method, path, status, e ? e : "", e && why ? ": " : "");
+    fprintf(stderr, "warrenctl: %s %s: %ld %s%s", method, path, status, e ? e : "", e && why ? ": " : "");
     if (!why) {
         fprintf(stderr, "%s\n", e ? "" : "(no details)");
         return;
@@ -226,7 +236,7 @@ static int call(const wr_ctl_t *c, const char *method, char *path, json_t *body,
         fprintf(stderr, "warrenctl: out of memory\n");
         goto out;
     }
-    if (wr_http_request(&c->target, method, path, text, headers, &r, err, sizeof(err)) != 0) {
+    if (wr_http_request(c->http, method, path, text, headers, &r, err, sizeof(err)) != 0) {
         fprintf(stderr, "warrenctl: %s\n", err);
         goto out;
     }
@@ -310,6 +320,31 @@ static const wr_column_t consumer_cols[] = {{"vhost", "queue.vhost"},   {"queue"
 
 #define COLS(a) a, sizeof(a) / sizeof(a[0])
 
+/* rows (an API list) as --format, --columns, --sort and --filter ask;
+ * --filter matches the value at name_path (NULL: not filterable). */
+static int print_rows(const wr_ctl_t *c, const json_t *rows, const wr_column_t *defs, size_t ndefs,
+                      const char *name_path)
+{
+    wr_column_t *cols = NULL;
+    json_t *shown = NULL;
+    char *buf = NULL, err[600];
+    size_t ncols = 0;
+    int rc = WR_CTL_USAGE;
+
+    if (wr_view_rows(&c->view, rows, name_path, defs, ndefs, &shown, err, sizeof(err)) != 0 ||
+        wr_view_columns(&c->view, rows, defs, ndefs, &cols, &ncols, &buf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "warrenctl: %s\n", err);
+        goto out;
+    }
+    wr_output_rows(stdout, c->format, shown, cols, ncols, c->view.columns != NULL);
+    rc = WR_CTL_OK;
+out:
+    json_decref(shown);
+    free(cols);
+    free(buf);
+    return rc;
+}
+
 static int cmd_list(const wr_ctl_t *c, const command_t *cmd, args_t *a)
 {
     const list_spec_t *l = cmd->list;
@@ -320,14 +355,13 @@ static int cmd_list(const wr_ctl_t *c, const command_t *cmd, args_t *a)
     char *path = vhost_perms ? api_path("vhosts", c->vhost, NULL, "/permissions")
                              : api_path(l->what, per_vhost ? c->vhost : NULL, NULL, NULL);
 
+    int rc;
+
     if (call(c, "GET", path, NULL, NULL, &rows) != 0)
         return WR_CTL_FAILED;
-    if (c->json)
-        wr_output_json(stdout, rows);
-    else
-        wr_output_table(stdout, rows, l->cols, l->ncols);
+    rc = print_rows(c, rows, l->cols, l->ncols, l->name_path);
     json_decref(rows);
-    return WR_CTL_OK;
+    return rc;
 }
 
 /* ---------------------------------------------------------------- declare, delete, purge */
@@ -480,17 +514,80 @@ static int cmd_purge_queue(const wr_ctl_t *c, const command_t *cmd, args_t *a)
     return change(c, "DELETE", api_path("queues", vhost_name(c), a->pos[0], "/contents"), NULL, NULL, done);
 }
 
+/* Closes one connection: 1, 0 when it was gone already (with many, one may
+ * close by itself meanwhile), or -1 after printing why. */
+static int close_one(const wr_ctl_t *c, const char *name, const char *header)
+{
+    char *path = api_path("connections", name, NULL, NULL), err[512];
+    wr_http_reply_t r = {0};
+    json_t *reply;
+    int rc = -1;
+
+    if (!path) {
+        fprintf(stderr, "warrenctl: out of memory\n");
+        return -1;
+    }
+    if (wr_http_request(c->http, "DELETE", path, NULL, header, &r, err, sizeof(err)) != 0) {
+        fprintf(stderr, "warrenctl: %s\n", err);
+    } else if (r.status >= 400 && r.status != 404) {
+        reply = json_loadb(r.body, r.len, JSON_DECODE_ANY, NULL);
+        print_api_error("DELETE", path, r.status, reply);
+        json_decref(reply);
+    } else {
+        rc = r.status != 404;
+    }
+    wr_http_reply_free(&r);
+    free(path);
+    return rc;
+}
+
+/* Closes every connection (of user, unless NULL) that the API lists. */
+static int close_many(const wr_ctl_t *c, const char *user, const char *header)
+{
+    json_t *conns, *conn;
+    size_t i, closed = 0;
+    int rc = WR_CTL_OK;
+
+    if (call(c, "GET", api_path("connections", NULL, NULL, NULL), NULL, NULL, &conns) != 0)
+        return WR_CTL_FAILED;
+    json_array_foreach(conns, i, conn)
+    {
+        const char *name = json_string_value(json_object_get(conn, "name"));
+        const char *owner = json_string_value(json_object_get(conn, "user"));
+        int one;
+
+        if (!name || (user && (!owner || strcmp(owner, user) != 0)))
+            continue;
+        one = close_one(c, name, header);
+        if (one < 0)
+            rc = WR_CTL_FAILED;
+        else
+            closed += (size_t)one;
+    }
+    json_decref(conns);
+    if (rc == WR_CTL_OK && !c->json)
+        printf("%zu connection%s closed%s%s%s\n", closed, closed == 1 ? "" : "s", user ? " of user '" : "",
+               user ? user : "", user ? "'" : "");
+    return rc;
+}
+
 static int cmd_close_connection(const wr_ctl_t *c, const command_t *cmd, args_t *a)
 {
     char *header = NULL, done[400];
     int rc;
 
+    if ((a->npos == 1) + (a->user != NULL) + a->all != 1)
+        return usage_error(cmd, "%s", "give one of NAME, --user USER and --all");
     if (a->reason && strpbrk(a->reason, "\r\n"))
         return usage_error(cmd, "%s", "--reason must be one line");
-    if (a->reason && asprintf(&header, "X-Reason: %s\r\n", a->reason) < 0)
+    if (a->reason && asprintf(&header, "X-Reason: %s", a->reason) < 0)
         return WR_CTL_FAILED;
-    snprintf(done, sizeof(done), "connection '%s' closed", a->pos[0]);
-    rc = change(c, "DELETE", api_path("connections", a->pos[0], NULL, NULL), NULL, header, done);
+    if (a->npos == 1) {
+        snprintf(done, sizeof(done), "connection '%s' closed", a->pos[0]);
+        rc = change(c, "DELETE", api_path("connections", a->pos[0], NULL, NULL), NULL, header, done);
+    } else {
+        rc = close_many(c, a->user, header);
+    }
     free(header);
     return rc;
 }
@@ -513,6 +610,123 @@ static int cmd_delete_user(const wr_ctl_t *c, const command_t *cmd, args_t *a)
 
     snprintf(done, sizeof(done), "user '%s' deleted", a->pos[0]);
     return change(c, "DELETE", api_path("users", a->pos[0], NULL, NULL), NULL, NULL, done);
+}
+
+/* A user's record, or NULL after printing why. */
+static json_t *get_user(const wr_ctl_t *c, const char *name)
+{
+    json_t *u = NULL;
+
+    if (call(c, "GET", api_path("users", name, NULL, NULL), NULL, NULL, &u) == 0 && !json_is_object(u)) {
+        fprintf(stderr, "warrenctl: GET /api/users/%s: the reply is not a user\n", name);
+        json_decref(u);
+        u = NULL;
+    }
+    return u;
+}
+
+/* The positional arguments from `from` on, comma-separated, malloc'd. */
+static char *join_tags(const args_t *a, int from)
+{
+    size_t len = 1;
+    char *out;
+
+    for (int i = from; i < a->npos; i++)
+        len += strlen(a->pos[i]) + 1;
+    out = calloc(1, len);
+    for (int i = from; out && i < a->npos; i++) {
+        if (i > from)
+            strcat(out, ",");
+        strcat(out, a->pos[i]);
+    }
+    return out;
+}
+
+/* Replaces the tags; the password hash is sent back as it is, so the
+ * password stays (the API has no partial update of a user). */
+static int cmd_set_tags(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    json_t *u = get_user(c, a->pos[0]), *body;
+    char *tags = join_tags(a, 1), done[600];
+    int rc = WR_CTL_FAILED;
+
+    if (u && tags) {
+        body = json_pack("{s:O, s:O, s:s}", "password_hash", json_object_get(u, "password_hash"),
+                         "hashing_algorithm", json_object_get(u, "hashing_algorithm"), "tags", tags);
+        if (tags[0])
+            snprintf(done, sizeof(done), "tags of user '%s' set to %s", a->pos[0], tags);
+        else
+            snprintf(done, sizeof(done), "tags of user '%s' cleared", a->pos[0]);
+        rc = change(c, "PUT", api_path("users", a->pos[0], NULL, NULL), body, NULL, done);
+    }
+    json_decref(u);
+    free(tags);
+    return rc;
+}
+
+/* The new password: PASSWORD, or asked twice on a terminal, or the first
+ * line of standard input. NULL after printing why. */
+static char *new_password(const args_t *a)
+{
+    char prompt[400], *pw, *again;
+
+    if (a->npos == 2)
+        return strdup(a->pos[1]);
+    snprintf(prompt, sizeof(prompt), "New password for %s: ", a->pos[0]);
+    pw = wr_config_read_line(prompt);
+    if (!pw || !isatty(STDIN_FILENO)) {
+        if (!pw)
+            fprintf(stderr, "warrenctl: no password read from standard input\n");
+        return pw;
+    }
+    again = wr_config_read_line("Again: ");
+    if (!again || strcmp(pw, again) != 0) {
+        fprintf(stderr, "warrenctl: the two passwords differ\n");
+        free(pw);
+        pw = NULL;
+    }
+    free(again);
+    return pw;
+}
+
+/* Replaces the password; the tags are sent back as they are. */
+static int cmd_set_password(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    json_t *u = get_user(c, a->pos[0]);
+    char *pw = u ? new_password(a) : NULL, done[400];
+    int rc = WR_CTL_FAILED;
+
+    if (u && pw) {
+        snprintf(done, sizeof(done), "password of user '%s' changed", a->pos[0]);
+        rc = change(c, "PUT", api_path("users", a->pos[0], NULL, NULL),
+                    json_pack("{s:s, s:O}", "password", pw, "tags", json_object_get(u, "tags")), NULL, done);
+    }
+    json_decref(u);
+    free(pw);
+    return rc;
+}
+
+static int cmd_declare_vhost(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    json_t *body = json_object();
+    char done[400];
+
+    if (a->description)
+        json_object_set_new(body, "description", json_string(a->description));
+    if (a->tags)
+        json_object_set_new(body, "tags", json_string(a->tags));
+    if (a->default_queue_type)
+        json_object_set_new(body, "default_queue_type", json_string(a->default_queue_type));
+    snprintf(done, sizeof(done), "vhost '%s' declared", a->pos[0]);
+    return change(c, "PUT", api_path("vhosts", a->pos[0], NULL, NULL), body, NULL, done);
+}
+
+static int cmd_delete_vhost(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[400];
+
+    snprintf(done, sizeof(done), "vhost '%s' deleted", a->pos[0]);
+    return change(c, "DELETE", api_path("vhosts", a->pos[0], NULL, NULL), NULL, NULL, done);
 }
 
 static int cmd_declare_permission(const wr_ctl_t *c, const command_t *cmd, args_t *a)
@@ -683,6 +897,7 @@ static int cmd_get(const wr_ctl_t *c, const command_t *cmd, args_t *a)
 {
     long count = a->count ? strtol(a->count, NULL, 10) : 1;
     json_t *rows;
+    int rc;
 
     if (count < 1)
         return usage_error(cmd, "--count must be a positive number, not '%s'", a->count);
@@ -692,12 +907,9 @@ static int cmd_get(const wr_ctl_t *c, const command_t *cmd, args_t *a)
                        a->encoding ? a->encoding : "auto"),
              NULL, &rows) != 0)
         return WR_CTL_FAILED;
-    if (c->json)
-        wr_output_json(stdout, rows);
-    else
-        wr_output_table(stdout, rows, COLS(get_cols));
+    rc = print_rows(c, rows, COLS(get_cols), NULL);
     json_decref(rows);
-    return WR_CTL_OK;
+    return rc;
 }
 
 /* ---------------------------------------------------------------- definitions, node */
@@ -762,14 +974,19 @@ static const wr_column_t overview_cols[] = {
 
 static int cmd_overview(const wr_ctl_t *c, const command_t *cmd, args_t *a)
 {
-    json_t *o;
+    json_t *o, *one;
 
     if (call(c, "GET", api_path("overview", NULL, NULL, NULL), NULL, NULL, &o) != 0)
         return WR_CTL_FAILED;
-    if (c->json)
+    if (c->format == WR_FORMAT_JSON) {
         wr_output_json(stdout, o);
-    else
+    } else if (c->format == WR_FORMAT_TABLE) {
         wr_output_fields(stdout, o, COLS(overview_cols));
+    } else {
+        one = json_pack("[O]", o);
+        wr_output_rows(stdout, c->format, one, COLS(overview_cols), false);
+        json_decref(one);
+    }
     json_decref(o);
     return WR_CTL_OK;
 }
@@ -790,7 +1007,7 @@ static int cmd_alarms(const wr_ctl_t *c, const command_t *cmd, args_t *a)
         fprintf(stderr, "warrenctl: out of memory\n");
         return rc;
     }
-    if (wr_http_request(&c->target, "GET", path, NULL, NULL, &r, err, sizeof(err)) != 0) {
+    if (wr_http_request(c->http, "GET", path, NULL, NULL, &r, err, sizeof(err)) != 0) {
         fprintf(stderr, "warrenctl: %s\n", err);
         goto out;
     }
@@ -826,27 +1043,30 @@ out:
 
 /* ---------------------------------------------------------------- the table */
 
-#define LIST(what, per_vhost, cols, help)                                                                    \
+#define LIST(what, per_vhost, name_path, cols, help)                                                         \
     {                                                                                                        \
         "list " what, "", 0, 0, "", help, cmd_list, &(const list_spec_t)                                     \
         {                                                                                                    \
-            what, per_vhost, COLS(cols)                                                                      \
+            what, per_vhost, name_path, COLS(cols)                                                           \
         }                                                                                                    \
     }
 
 static const command_t commands[] = {
-    LIST("exchanges", true, exchange_cols, "Lists exchanges (of --vhost, or of every vhost)."),
-    LIST("queues", true, queue_cols,
+    LIST("exchanges", true, "name", exchange_cols, "Lists exchanges (of --vhost, or of every vhost)."),
+    LIST("queues", true, "name", queue_cols,
          "Lists queues with their message counts and consumers (of --vhost, or all)."),
-    LIST("bindings", true, binding_cols, "Lists bindings, the default exchange's too (of --vhost, or all)."),
-    LIST("connections", false, connection_cols, "Lists AMQP connections."),
-    LIST("channels", false, channel_cols, "Lists AMQP channels."),
-    LIST("vhosts", false, vhost_cols, "Lists virtual hosts."),
-    LIST("users", false, user_cols, "Lists users and their tags."),
-    LIST("permissions", true, permission_cols, "Lists users' permissions (in --vhost, or in every vhost)."),
-    LIST("policies", true, policy_cols, "Lists policies (of --vhost, or of every vhost)."),
-    LIST("consumers", true, consumer_cols,
-         "Lists consumers with their queue, channel, prefetch and activity (of --vhost, or all)."),
+    LIST("bindings", true, "source", binding_cols,
+         "Lists bindings, the default exchange's too (of --vhost, or all); --filter matches the source."),
+    LIST("connections", false, "name", connection_cols, "Lists AMQP connections."),
+    LIST("channels", false, "name", channel_cols, "Lists AMQP channels."),
+    LIST("vhosts", false, "name", vhost_cols, "Lists virtual hosts."),
+    LIST("users", false, "name", user_cols, "Lists users and their tags."),
+    LIST("permissions", true, "user", permission_cols,
+         "Lists users' permissions (in --vhost, or in every vhost); --filter matches the user."),
+    LIST("policies", true, "name", policy_cols, "Lists policies (of --vhost, or of every vhost)."),
+    LIST("consumers", true, "queue.name", consumer_cols,
+         "Lists consumers with their queue, channel, prefetch and activity (of --vhost, or all); --filter "
+         "matches the queue."),
     {"declare exchange", "type durable auto-delete internal argument", 1, 1,
      "NAME [--type direct|fanout|topic|headers] [--durable] [--auto-delete] [--internal] [--argument K=V]...",
      "Declares an exchange in --vhost (default /); an existing one must be equivalent.", cmd_declare_exchange,
@@ -871,6 +1091,19 @@ static const command_t commands[] = {
      cmd_declare_user, NULL},
     {"delete user", "", 1, 1, "NAME", "Deletes a user; its open connections are closed.", cmd_delete_user,
      NULL},
+    {"set tags", "", 1, MAX_POS, "USER [TAG...]",
+     "Replaces a user's tags (none: no tags), keeping its password. Tags: administrator, monitoring, "
+     "policymaker, management.",
+     cmd_set_tags, NULL},
+    {"set password", "", 1, 2, "USER [PASSWORD]",
+     "Replaces a user's password, keeping its tags. Without PASSWORD it is asked twice on a terminal, or "
+     "read from the first line of standard input.",
+     cmd_set_password, NULL},
+    {"declare vhost", "description tags default-queue-type", 1, 1,
+     "NAME [--description TEXT] [--tags TAG,TAG...] [--default-queue-type classic|quorum|stream]",
+     "Creates a virtual host, or updates its description and tags.", cmd_declare_vhost, NULL},
+    {"delete vhost", "", 1, 1, "NAME", "Deletes a virtual host with everything in it.", cmd_delete_vhost,
+     NULL},
     {"declare permission", "", 4, 4, "USER CONFIGURE WRITE READ",
      "Sets a user's permissions in --vhost (default /). Each is a regular expression (\"\" for none, "
      "\".*\" for all).",
@@ -885,9 +1118,10 @@ static const command_t commands[] = {
      cmd_declare_policy, NULL},
     {"delete policy", "", 1, 1, "NAME", "Clears a policy in --vhost (default /).", cmd_delete_policy, NULL},
     {"purge queue", "", 1, 1, "NAME", "Drops the messages ready in a queue.", cmd_purge_queue, NULL},
-    {"close connection", "reason", 1, 1, "NAME [--reason TEXT]",
-     "Closes a connection (as listed by list connections) with 320 CONNECTION_FORCED.", cmd_close_connection,
-     NULL},
+    {"close connection", "reason user all", 0, 1, "NAME|--user USER|--all [--reason TEXT]",
+     "Closes a connection (as listed by list connections), every connection of a user, or all of them, "
+     "with 320 CONNECTION_FORCED.",
+     cmd_close_connection, NULL},
     {"publish", "header property", 2, 3,
      "EXCHANGE ROUTING_KEY [PAYLOAD] [--header K=V]... [--property K=V]...",
      "Publishes a message (\"\" is the default exchange); without PAYLOAD it is read from standard input. "
@@ -963,16 +1197,23 @@ int wr_cmd_help(FILE *out, int argc, char **argv)
     int used;
 
     if (argc == 0) {
-        fprintf(out,
-                "usage: warrenctl [--host H] [--port P] [--user U] [--password P] [--vhost|-p V] [--json]\n"
-                "                 COMMAND [ARGS]\n"
-                "\n"
-                "Administers a warren broker (or RabbitMQ) through its management HTTP API.\n"
-                "Defaults: --host 127.0.0.1 --port 15672 --user guest --password guest.\n"
-                "--json prints the API's JSON instead of tables. Exit status: 0 on success,\n"
-                "1 when the broker refused or could not be reached, 2 for usage errors.\n"
-                "\n"
-                "commands:\n");
+        fprintf(out, "usage: warrenctl [OPTIONS] COMMAND [ARGS]\n"
+                     "\n"
+                     "Administers a warren broker (or RabbitMQ) through its management HTTP API.\n"
+                     "Each connection setting comes from its flag, else its environment variable,\n"
+                     "else the config file (--config FILE, WARREN_CONFIG, or\n"
+                     "~/.config/warren/warrenctl.json; its node \"default\", or --node NAME /\n"
+                     "WARREN_NODE), else the default. Without a password, user guest/guest; a user\n"
+                     "without one is asked for it on a terminal.\n");
+        wr_config_help(out);
+        fprintf(out, "  --config FILE, --node NAME  the config file and its node\n"
+                     "  --format table|csv|tsv|json, --json (= --format json)\n"
+                     "  --columns A,B  --sort COLUMN  --sort-reverse  --filter REGEX (lists)\n"
+                     "  --version, --help\n"
+                     "Exit status: 0 on success, 1 when the broker refused or could not be reached,\n"
+                     "2 for usage and configuration errors.\n"
+                     "\n"
+                     "commands:\n");
         for (size_t i = 0; i < NCOMMANDS; i++)
             fprintf(out, "  %-18s %.*s\n", commands[i].words, (int)strcspn(commands[i].help, ".;"),
                     commands[i].help);
@@ -994,26 +1235,72 @@ int wr_cmd_help(FILE *out, int argc, char **argv)
     return WR_CTL_USAGE;
 }
 
+/* The command argv names, or NULL after printing a usage error. */
+static const command_t *lookup(int argc, char **argv, int *used)
+{
+    const command_t *cmd;
+
+    if (argc == 0) {
+        fprintf(stderr, "warrenctl: no command given (see warrenctl --help)\n");
+        return NULL;
+    }
+    cmd = find(argc, argv, used);
+    if (cmd)
+        return cmd;
+    if (known_verb(argv[0])) {
+        fprintf(stderr, "warrenctl: '%s' needs one of:\n", argv[0]);
+        print_verb(stderr, argv[0]);
+    } else {
+        fprintf(stderr, "warrenctl: unknown command '%s' (see warrenctl --help)\n", argv[0]);
+    }
+    return NULL;
+}
+
+/* Whether the view and format options fit cmd: --columns and --sort apply
+ * to lists and get, --filter to lists, CSV and TSV to overview too. */
+static int check_view(const wr_ctl_t *ctl, const command_t *cmd)
+{
+    bool rows = cmd->fn == cmd_list || cmd->fn == cmd_get;
+    const char *opt =
+        !rows && ctl->view.columns       ? "--columns"
+        : !rows && ctl->view.sort        ? "--sort"
+        : !cmd->list && ctl->view.filter ? "--filter"
+        : !rows && cmd->fn != cmd_overview && (ctl->format == WR_FORMAT_CSV || ctl->format == WR_FORMAT_TSV)
+            ? "--format"
+            : NULL;
+
+    if (ctl->view.reverse && !ctl->view.sort)
+        return usage_error(cmd, "%s", "--sort-reverse needs --sort");
+    return opt ? usage_error(cmd, "%s does not apply to this command", opt) : WR_CTL_OK;
+}
+
+int wr_cmd_check(const wr_ctl_t *ctl, int argc, char **argv)
+{
+    args_t a = {0};
+    const command_t *cmd;
+    int used, rc;
+
+    cmd = lookup(argc, argv, &used);
+    if (!cmd)
+        return WR_CTL_USAGE;
+    rc = parse_args(cmd, argc - used, argv + used, &a);
+    if (rc == WR_CTL_OK)
+        rc = check_view(ctl, cmd);
+    json_decref(a.arguments);
+    json_decref(a.headers);
+    json_decref(a.properties);
+    return rc;
+}
+
 int wr_cmd_run(const wr_ctl_t *ctl, int argc, char **argv)
 {
     args_t a = {0};
     const command_t *cmd;
     int used, rc;
 
-    if (argc == 0) {
-        fprintf(stderr, "warrenctl: no command given (see warrenctl --help)\n");
+    cmd = lookup(argc, argv, &used);
+    if (!cmd)
         return WR_CTL_USAGE;
-    }
-    cmd = find(argc, argv, &used);
-    if (!cmd) {
-        if (known_verb(argv[0])) {
-            fprintf(stderr, "warrenctl: '%s' needs one of:\n", argv[0]);
-            print_verb(stderr, argv[0]);
-        } else {
-            fprintf(stderr, "warrenctl: unknown command '%s' (see warrenctl --help)\n", argv[0]);
-        }
-        return WR_CTL_USAGE;
-    }
     rc = parse_args(cmd, argc - used, argv + used, &a);
     if (rc == WR_CTL_OK)
         rc = cmd->fn(ctl, cmd, &a);

@@ -25,18 +25,35 @@ def warrenctl_path():
     return None
 
 
+def clean_env(home, **extra):
+    """The test's environment without WARREN_* settings, with HOME (and so
+    the default config file) in a directory of the test's own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARREN_") and k != "XDG_CONFIG_HOME"}
+    env["HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
 @pytest.fixture
-def ctl(mgmt_broker):
-    """ctl(*args, stdin=None) -> (exit status, stdout, stderr) against the broker's API."""
+def ctl(mgmt_broker, tmp_path):
+    """ctl(*args, stdin=None, target=True, env=None) -> (exit status, stdout,
+    stderr) against the broker's API; env adds variables to a clean
+    environment whose HOME is tmp_path/home."""
     path = warrenctl_path()
     if not path or not os.path.exists(path):
         pytest.skip("warrenctl not built (set WARRENCTL or WARREND)")
     api = mgmt_broker.mgmt
+    home = tmp_path / "home"
+    home.mkdir()
 
-    def run(*args, stdin=None, target=True):
+    def run(*args, stdin=None, target=True, env=None):
         argv = [path] + (["--host", api.host, "--port", str(api.port)] if target else []) + list(args)
-        p = subprocess.run(argv, input=stdin, capture_output=True, timeout=30)
+        p = subprocess.run(argv, input=stdin, capture_output=True, timeout=30,
+                           env=clean_env(home, **(env or {})))
         return p.returncode, p.stdout.decode(), p.stderr.decode()
+    run.api = api
+    run.home = home
+    run.path = path
     return run
 
 
@@ -78,7 +95,8 @@ COMMANDS = [["list", "exchanges"], ["list", "queues"], ["list", "bindings"], ["l
             ["declare", "queue"], ["declare", "binding"], ["delete", "exchange"], ["delete", "queue"],
             ["delete", "binding"], ["declare", "user"], ["delete", "user"], ["declare", "permission"],
             ["delete", "permission"], ["declare", "policy"], ["delete", "policy"], ["purge", "queue"],
-            ["close", "connection"], ["publish"], ["get"], ["export"], ["import"], ["overview"], ["alarms"]]
+            ["close", "connection"], ["publish"], ["get"], ["export"], ["import"], ["overview"], ["alarms"],
+            ["set", "tags"], ["set", "password"], ["declare", "vhost"], ["delete", "vhost"]]
 
 
 def test_help_overview(ctl):
@@ -426,3 +444,400 @@ def test_alarms_raised(ctl, dedicated_broker):
     assert wait_for(lambda: (lambda r: r[0] == 1 and r[2] == "warrenctl: %s\n" % want and r)(
         ctl(*target, "alarms", target=False)), what="both alarms")
     assert fails(ctl(*target, "--json", "alarms", target=False)) == want
+
+
+# --- version -------------------------------------------------------------------
+
+def test_version(ctl):
+    import re
+    out = ok(ctl("--version", target=False))
+    assert re.fullmatch(r"warrenctl \d+\.\d+\.\d+ \(libcurl \d+\.\d+\.\d+, OpenSSL/\S+\)\n", out), out
+
+
+# --- where the connection settings come from ------------------------------------
+
+def test_settings_from_the_environment(ctl):
+    api = ctl.api
+    env = {"WARREN_HOST": api.host, "WARREN_PORT": str(api.port), "WARREN_USER": "guest",
+           "WARREN_PASSWORD": "guest"}
+    assert "object_totals" in json.loads(ok(ctl("overview", "--json", target=False, env=env)))
+    # A flag beats its variable.
+    assert fails(ctl("--password", "wrong", "overview", target=False, env=env)) == \
+        "GET /api/overview: 401 not_authorized: Login failed"
+    assert fails(ctl("overview", target=False, env=dict(env, WARREN_PASSWORD="wrong"))) == \
+        "GET /api/overview: 401 not_authorized: Login failed"
+    ok(ctl("--port", str(api.port), "overview", target=False, env=dict(env, WARREN_PORT="1")))
+    assert fails(ctl("overview", target=False, env=dict(env, WARREN_PORT="http")), 2) == \
+        "port 'http' (from WARREN_PORT) must be a number from 1 to 65535"
+    assert fails(ctl("overview", target=False, env=dict(env, WARREN_TIMEOUT="0")), 2) == \
+        "timeout '0' (from WARREN_TIMEOUT) must be a number of seconds from 1 to 86400"
+    assert fails(ctl("overview", target=False, env=dict(env, WARREN_HTTPS="maybe")), 2) == \
+        "https 'maybe' (from WARREN_HTTPS) must be true or false"
+    # WARREN_VHOST is --vhost's.
+    assert fails(ctl("list", "queues", target=False, env=dict(env, WARREN_VHOST="no-such-vhost"))) == \
+        "GET /api/queues/no-such-vhost: 404 Object Not Found: Not Found"
+
+
+def write_config(path, nodes):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(nodes))
+    return str(path)
+
+
+def test_settings_from_a_config_file(ctl, tmp_path):
+    api = ctl.api
+    good = {"host": api.host, "port": api.port, "user": "guest", "password": "guest"}
+    # The per-user default file, its node "default".
+    write_config(ctl.home / ".config" / "warren" / "warrenctl.json",
+                 {"default": good, "prod": dict(good, password="wrong")})
+    assert ok(ctl("alarms", target=False)) == "no alarms\n"
+    assert fails(ctl("--node", "prod", "alarms", target=False)) == \
+        "GET /api/health/checks/alarms: 401 not_authorized: Login failed"
+    assert fails(ctl("alarms", target=False, env={"WARREN_NODE": "prod"})) == \
+        "GET /api/health/checks/alarms: 401 not_authorized: Login failed"
+    # The environment beats the file, flags beat both.
+    assert fails(ctl("alarms", target=False, env={"WARREN_PASSWORD": "wrong"})) == \
+        "GET /api/health/checks/alarms: 401 not_authorized: Login failed"
+    ok(ctl("--node", "prod", "--password", "guest", "alarms", target=False))
+    assert fails(ctl("--node", "staging", "alarms", target=False), 2) == \
+        "no node 'staging' in %s" % (ctl.home / ".config" / "warren" / "warrenctl.json")
+    # XDG_CONFIG_HOME moves the default file.
+    xdg = tmp_path / "xdg"
+    write_config(xdg / "warren" / "warrenctl.json", {"default": dict(good, password="wrong")})
+    assert fails(ctl("alarms", target=False, env={"XDG_CONFIG_HOME": str(xdg)})).endswith("401 not_authorized: Login failed")
+    # --config and WARREN_CONFIG name another file, which must exist.
+    other = write_config(tmp_path / "other.json", {"default": good})
+    ok(ctl("--config", other, "alarms", target=False, env={"XDG_CONFIG_HOME": str(xdg)}))
+    ok(ctl("alarms", target=False, env={"XDG_CONFIG_HOME": str(xdg), "WARREN_CONFIG": other}))
+    missing = str(tmp_path / "missing.json")
+    assert fails(ctl("--config", missing, "alarms", target=False), 2) == \
+        "cannot read %s: No such file or directory" % missing
+    assert fails(ctl("--node", "x", "alarms", target=False, env={"XDG_CONFIG_HOME": str(tmp_path / "none")}),
+                 2) == "--node x: no config file (%s)" % (tmp_path / "none" / "warren" / "warrenctl.json")
+    # Mistakes in the file are named.
+    bad = write_config(tmp_path / "bad.json", {"default": dict(good, hostname="x")})
+    assert fails(ctl("--config", bad, "alarms", target=False), 2) == \
+        "%s: node 'default': unknown key 'hostname'" % bad
+    bad = write_config(tmp_path / "bad.json", {"default": dict(good, https="yes")})
+    assert fails(ctl("--config", bad, "alarms", target=False), 2) == \
+        "%s: node 'default': 'https' must be true or false" % bad
+    bad = write_config(tmp_path / "bad.json", {"default": dict(good, port=0)})
+    assert fails(ctl("--config", bad, "alarms", target=False), 2) == \
+        "port '0' (from \"port\" in %s) must be a number from 1 to 65535" % bad
+    (tmp_path / "bad.json").write_text('{"default": {')
+    assert fails(ctl("--config", bad, "alarms", target=False), 2).startswith("%s: line 1: " % bad)
+
+
+def test_password_file(ctl, tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("guest\n")
+    assert ok(ctl("--user", "guest", "--password-file", str(pw), "alarms")) == "no alarms\n"
+    ok(ctl("alarms", env={"WARREN_USER": "guest", "WARREN_PASSWORD_FILE": str(pw)}))
+    # A file from a higher layer beats a password from a lower one.
+    ok(ctl("--password-file", str(pw), "alarms", env={"WARREN_PASSWORD": "wrong"}))
+    pw.write_text("wrong\r\n")
+    assert fails(ctl("--password-file", str(pw), "alarms")).endswith("401 not_authorized: Login failed")
+    assert fails(ctl("--password", "guest", "--password-file", str(pw), "alarms"), 2) == \
+        "give a password or a password file, not both"
+    assert fails(ctl("--password-file", str(tmp_path / "nope"), "alarms"), 2) == \
+        "cannot read the password file %s: No such file or directory" % (tmp_path / "nope")
+
+
+def test_password_prompt(ctl):
+    """A user without a password is asked on a terminal, with echo off; off a
+    terminal it is an error."""
+    import pty
+    import select
+    assert fails(ctl("--user", "guest", "alarms", stdin=b""), 2) == (
+        "no password for user 'guest': give --password-file FILE, WARREN_PASSWORD or a config file's "
+        "\"password\", or run on a terminal to be asked")
+    master, slave = pty.openpty()
+    api = ctl.api
+    try:
+        p = subprocess.Popen([ctl.path, "--host", api.host, "--port", str(api.port), "--user", "guest", "alarms"],
+                             stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=clean_env(ctl.home))
+        os.close(slave)
+        slave = None
+        # The prompt is on stderr; wait until the terminal's echo is off.
+        import termios
+        wait_for(lambda: not termios.tcgetattr(master)[3] & termios.ECHO, what="echo off")
+        os.write(master, b"guest\n")
+        out, err = p.communicate(timeout=30)
+        echoed = b""
+        while select.select([master], [], [], 0)[0]:
+            try:
+                echoed += os.read(master, 1024)
+            except OSError:
+                break
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    assert (p.returncode, out, err) == (0, b"no alarms\n", b"Password for guest at %s: \n" % api.host.encode())
+    assert b"guest" not in echoed
+
+
+# --- output: formats, columns, sorting, filters ---------------------------------
+
+def test_formats_columns_sort_filter(ctl, mgmt_broker, name):
+    import csv
+    import io
+    prefix = name("view")
+    qs = [prefix + "-a", prefix + "-b", prefix + "-c"]
+    for q, n in zip(qs, [2, 0, 1]):
+        ok(ctl("declare", "queue", q, "--argument", "x-max-length=10", "--argument", "x-overflow=reject-publish"))
+        for _ in range(n):
+            ok(ctl("publish", "", q, "m"))
+    view = ("list", "queues", "--filter", "^" + prefix + "-", "--columns", "name,messages")
+    wait_for(lambda: [r["messages"] for r in rows(ok(ctl(*view)))] == ["2", "0", "1"], what="the counts")
+    assert [r["name"] for r in rows(ok(ctl(*view, "--sort", "messages")))] == [qs[1], qs[2], qs[0]]
+    assert [r["name"] for r in rows(ok(ctl(*view, "--sort", "messages", "--sort-reverse")))] == \
+        [qs[0], qs[2], qs[1]]
+    assert [r["name"] for r in rows(ok(ctl(*view, "--sort", "name", "--sort-reverse")))] == qs[::-1]
+    # The default columns' titles and the API's dotted paths both name columns.
+    assert ok(ctl(*view[:4], "--columns", "name,ready,arguments.x-max-length", "--sort", "messages_ready",
+                  "--format", "csv")) == "name,ready,arguments.x-max-length\n%s,0,10\n%s,1,10\n%s,2,10\n" % (
+        qs[1], qs[2], qs[0])
+    # A plain word is a substring match.
+    assert [r["name"] for r in rows(ok(ctl("list", "queues", "--filter", prefix[2:] + "-b")))] == [qs[1]]
+    assert rows(ok(ctl("list", "queues", "--filter", "^no-such-" + prefix))) == []
+    # CSV quotes what needs it, TSV escapes tabs; both have a header line.
+    got = ok(ctl(*view[:4], "--columns", "name,arguments", "--format", "csv"))
+    assert list(csv.reader(io.StringIO(got))) == [["name", "arguments"]] + [
+        [q, '{"x-max-length":10,"x-overflow":"reject-publish"}'] for q in qs]
+    assert '"{""x-max-length"":10,' in got
+    assert ok(ctl(*view, "--format", "tsv")) == "name\tmessages\n%s\t2\n%s\t0\n%s\t1\n" % tuple(qs)
+    # JSON keeps the API's objects, or only the columns asked for.
+    assert [r["name"] for r in json.loads(ok(ctl(*view[:4], "--json")))] == qs
+    assert json.loads(ok(ctl(*view, "--format", "json", "--sort", "messages"))) == [
+        {"name": qs[1], "messages": 0}, {"name": qs[2], "messages": 1}, {"name": qs[0], "messages": 2}]
+    # get shows its messages with the same options.
+    assert ok(ctl("get", qs[0], "--count", "2", "--columns", "payload,redelivered", "--format", "tsv")) == \
+        "payload\tredelivered\nm\tfalse\nm\tfalse\n"
+    # overview as one CSV row.
+    lines = ok(ctl("overview", "--format", "csv")).splitlines()
+    assert len(lines) == 2 and lines[0].startswith("product,version,rabbitmq_version,node,")
+    # Mistakes.
+    assert fails(ctl(*view[:4], "--columns", "name,nope"), 2) == \
+        "unknown column 'nope' (the API's field names and dotted paths work too)"
+    assert fails(ctl(*view, "--sort", "nope"), 2) == \
+        "unknown column 'nope' (the API's field names and dotted paths work too)"
+    assert fails(ctl("list", "queues", "--filter", "("), 2).startswith(
+        "--filter '(' is not a regular expression: ")
+    assert fails(ctl("list", "queues", "--format", "xml"), 2) == \
+        "--format must be table, csv, tsv or json, not 'xml'"
+    assert fails(ctl("list", "queues", "--sort-reverse"), 2) == \
+        "--sort-reverse needs --sort (see warrenctl list queues --help)"
+    assert fails(ctl("declare", "queue", "x", "--columns", "name"), 2) == \
+        "--columns does not apply to this command (see warrenctl declare queue --help)"
+    assert fails(ctl("get", qs[0], "--filter", "x"), 2) == \
+        "--filter does not apply to this command (see warrenctl get --help)"
+    assert fails(ctl("purge", "queue", qs[0], "--format", "csv"), 2) == \
+        "--format does not apply to this command (see warrenctl purge queue --help)"
+    for q in qs:
+        ok(ctl("delete", "queue", q))
+
+
+# --- vhosts ----------------------------------------------------------------------
+
+def test_vhost_commands(ctl, name):
+    v = name("vh")
+    rc, out, err = ctl("declare", "vhost", v, "--description", "team A", "--tags", "a,b")
+    if rc == 1 and ": 405 " in err:
+        pytest.skip("the broker has no PUT /api/vhosts/NAME yet: %s" % err.strip())
+    assert (rc, out, err) == (0, "vhost '%s' declared\n" % v, "")
+    [row] = json.loads(ok(ctl("list", "vhosts", "--filter", "^%s$" % v, "--json")))
+    assert (row["name"], row["description"], row["tags"]) == (v, "team A", ["a", "b"])
+    assert rows(ok(ctl("list", "vhosts", "--filter", "^%s$" % v, "--columns", "name,description"))) == [
+        {"name": v, "description": "team A"}]
+    ok(ctl("declare", "queue", "q", "--vhost", v))
+    assert [r["name"] for r in rows(ok(ctl("list", "queues", "-p", v)))] == ["q"]
+    assert ok(ctl("delete", "vhost", v)) == "vhost '%s' deleted\n" % v
+    assert rows(ok(ctl("list", "vhosts", "--filter", "^%s$" % v))) == []
+    assert fails(ctl("delete", "vhost", v)) == "DELETE /api/vhosts/%s: 404 Object Not Found: Not Found" % v
+
+
+# --- a user's tags or password alone -------------------------------------------------
+
+def test_set_tags_and_password(ctl, mgmt_broker, name):
+    u = name("user")
+    ok(ctl("declare", "user", u, "first", "--tags", "management"))
+    ok(ctl("declare", "permission", u, ".*", ".*", ".*"))
+    assert ok(ctl("set", "tags", u, "monitoring", "policymaker")) == \
+        "tags of user '%s' set to monitoring,policymaker\n" % u
+    assert json.loads(ok(ctl("list", "users", "--filter", "^%s$" % u, "--json")))[0]["tags"] == \
+        ["monitoring", "policymaker"]
+    mgmt_broker.connect(user=u, password="first").close()  # the password stayed
+    assert ok(ctl("set", "tags", u)) == "tags of user '%s' cleared\n" % u
+    mgmt_broker.connect(user=u, password="first").close()
+    ok(ctl("set", "tags", u, "management"))
+    # The new password from standard input (its first line), then as an argument.
+    assert ok(ctl("set", "password", u, stdin=b"second\nignored\n")) == "password of user '%s' changed\n" % u
+    mgmt_broker.connect(user=u, password="second").close()
+    with pytest.raises(pex.ProbableAuthenticationError):
+        mgmt_broker.connect(user=u, password="first")
+    assert json.loads(ok(ctl("list", "users", "--filter", "^%s$" % u, "--json")))[0]["tags"] == ["management"]
+    ok(ctl("set", "password", u, "third"))
+    mgmt_broker.connect(user=u, password="third").close()
+    assert fails(ctl("set", "password", u, stdin=b"")) == "no password read from standard input"
+    assert fails(ctl("set", "tags", "nobody-" + u, "x")) == \
+        "GET /api/users/nobody-%s: 404 Object Not Found: Not Found" % u
+    assert fails(ctl("set", "password", "nobody-" + u, "x")) == \
+        "GET /api/users/nobody-%s: 404 Object Not Found: Not Found" % u
+    ok(ctl("delete", "user", u))
+
+
+# --- closing connections by user, or all -------------------------------------------
+
+def test_close_connections_of_a_user_and_all(ctl, mgmt_broker, name):
+    u = name("user")
+    ok(ctl("declare", "user", u, "pw"))
+    ok(ctl("declare", "permission", u, ".*", ".*", ".*"))
+    mine = [mgmt_broker.connect(user=u, password="pw") for _ in range(2)]
+    guest = mgmt_broker.connect()
+
+    def users():
+        return sorted(r["user"] for r in rows(ok(ctl("list", "connections"))))
+    wait_for(lambda: users() == sorted([u, u, "guest"]), what="3 connections listed")
+    assert ok(ctl("close", "connection", "--of-user", u, "--reason", "maintenance")) == \
+        "2 connections closed of user '%s'\n" % u
+    for c in mine:
+        with pytest.raises(pex.ConnectionClosedByBroker) as e:
+            wait_for(lambda: c.process_data_events(0.05) and False, what="the close")
+        assert (e.value.reply_code, e.value.reply_text) == (320, "CONNECTION_FORCED - maintenance")
+    guest.process_data_events(0)
+    assert guest.is_open
+    wait_for(lambda: users() == ["guest"], what="only guest's left")
+    assert ok(ctl("close", "connection", "--of-user", u)) == "0 connections closed of user '%s'\n" % u
+    assert ok(ctl("close", "connection", "--all")) == "1 connection closed\n"
+    with pytest.raises(pex.ConnectionClosedByBroker):
+        wait_for(lambda: guest.process_data_events(0.05) and False, what="the close")
+    assert fails(ctl("close", "connection"), 2) == \
+        "give one of NAME, --of-user USER and --all (see warrenctl close connection --help)"
+    assert fails(ctl("close", "connection", "x", "--all"), 2) == \
+        "give one of NAME, --of-user USER and --all (see warrenctl close connection --help)"
+    ok(ctl("delete", "user", u))
+
+
+# --- unreachable, silent, and HTTPS ------------------------------------------------
+
+def test_unresolvable_and_silent_hosts(ctl):
+    import socket
+    assert fails(ctl("--host", "no-such-host.invalid", "overview", target=False)) == \
+        "cannot resolve no-such-host.invalid: Could not resolve host: no-such-host.invalid"
+    with socket.socket() as s:  # listens, never answers
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        port = s.getsockname()[1]
+        assert fails(ctl("--host", "127.0.0.1", "--port", str(port), "--timeout", "1", "overview",
+                         target=False)) == "no reply from 127.0.0.1 port %d within 1 seconds" % port
+
+
+class StandInApi:
+    """A stand-in management API (http.server, wrapped with ssl when given a
+    certificate): answers GET /api/overview and records the Authorization
+    headers."""
+
+    def __init__(self, certfile=None, keyfile=None):
+        import http.server
+        import ssl
+        import threading
+        seen = self.auth = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append(self.headers.get("Authorization"))
+                body = json.dumps({"product_name": "stand-in", "object_totals": {}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if certfile:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(certfile, keyfile)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def tls_certs():
+    import shutil
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl CLI")
+    from test_tls import Certs
+    c = Certs()
+    # A server certificate for another name than the one dialled.
+    c._leaf("elsewhere", "ca", "/CN=elsewhere.example", "subjectAltName=DNS:elsewhere.example\n")
+    yield c
+    shutil.rmtree(c.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def tls_api(tls_certs):
+    made = []
+
+    def make(cert="server"):
+        made.append(StandInApi(tls_certs.path(cert + ".pem"), tls_certs.path(cert + ".key")) if cert
+                    else StandInApi())
+        return made[-1]
+    yield make
+    for a in made:
+        a.close()
+
+
+def test_https_checks_the_certificate(ctl, tls_certs, tls_api):
+    import base64
+    api = tls_api()
+    target = ("--host", "127.0.0.1", "--port", str(api.port), "--https")
+    ca = tls_certs.path("ca.pem")
+    # The test CA is not a system one: refused unless named.
+    assert fails(ctl(*target, "overview", target=False)) == (
+        "the certificate of 127.0.0.1 port %d is not trusted: SSL certificate problem: unable to get local "
+        "issuer certificate (--cacert FILE names the CA to trust)" % api.port)
+    assert api.auth == []  # no credentials sent to an unverified peer
+    out = ok(ctl(*target, "--cacert", ca, "--user", "u1", "--password", "p1", "overview", target=False))
+    assert out.startswith("product:")
+    assert api.auth == ["Basic " + base64.b64encode(b"u1:p1").decode()]
+    # From the environment, from the config file, and localhost matches too.
+    ok(ctl("overview", target=False, env={"WARREN_HOST": "localhost", "WARREN_PORT": str(api.port),
+                                          "WARREN_HTTPS": "1", "WARREN_CACERT": ca}))
+    cfg = write_config(ctl.home / "tls.json", {"default": {"host": "127.0.0.1", "port": api.port, "https": True,
+                                                           "cacert": ca}})
+    ok(ctl("--config", cfg, "overview", target=False))
+    # Another CA's certificate, and a certificate for another name.
+    assert fails(ctl(*target, "--cacert", tls_certs.path("rogue-ca.pem"), "overview", target=False)).startswith(
+        "the certificate of 127.0.0.1 port %d is not trusted: SSL certificate problem: " % api.port)
+    other = tls_api("elsewhere")
+    assert fails(ctl("--host", "127.0.0.1", "--port", str(other.port), "--https", "--cacert", ca, "overview",
+                     target=False)) == (
+        "the certificate of 127.0.0.1 port %d is not trusted: SSL: no alternative certificate subject name "
+        "matches target host name '127.0.0.1' (--cacert FILE names the CA to trust)" % other.port)
+    # --insecure skips the checks (asked for by name only, never from the environment).
+    ok(ctl("--host", "127.0.0.1", "--port", str(other.port), "--https", "--insecure", "overview", target=False))
+    assert fails(ctl(*target, "--cacert", str(ctl.home / "no-ca.pem"), "overview", target=False)) == \
+        "cannot load the CA certificates of --cacert %s" % (ctl.home / "no-ca.pem")
+    assert fails(ctl("--cacert", ca, "overview"), 2) == "--cacert applies to HTTPS only (add --https)"
+    assert fails(ctl("--insecure", "overview"), 2) == "--insecure applies to HTTPS only (add --https)"
+
+
+def test_https_and_plain_mixed_up(ctl, tls_api):
+    api = tls_api()
+    err = fails(ctl("--host", "127.0.0.1", "--port", str(api.port), "overview", target=False))
+    assert err.startswith("HTTP to 127.0.0.1 port %d: " % api.port) and \
+        err.endswith(" (is it an HTTPS listener? try --https)"), err
+    plain = tls_api(cert=None)
+    assert fails(ctl("--host", "127.0.0.1", "--port", str(plain.port), "--https", "--insecure", "overview",
+                     target=False)).startswith("TLS handshake with 127.0.0.1 port %d failed: " % plain.port)

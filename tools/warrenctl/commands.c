@@ -116,7 +116,7 @@ static const struct {
     {"apply-to", offsetof(args_t, apply_to), OPT_VALUE},
     {"description", offsetof(args_t, description), OPT_VALUE},
     {"default-queue-type", offsetof(args_t, default_queue_type), OPT_VALUE},
-    {"user", offsetof(args_t, user), OPT_VALUE},
+    {"of-user", offsetof(args_t, user), OPT_VALUE},
     {"argument", offsetof(args_t, arguments), OPT_KV},
     {"header", offsetof(args_t, headers), OPT_KV},
     {"property", offsetof(args_t, properties), OPT_KV},
@@ -577,7 +577,7 @@ static int cmd_close_connection(const wr_ctl_t *c, const command_t *cmd, args_t 
     int rc;
 
     if ((a->npos == 1) + (a->user != NULL) + a->all != 1)
-        return usage_error(cmd, "%s", "give one of NAME, --user USER and --all");
+        return usage_error(cmd, "%s", "give one of NAME, --of-user USER and --all");
     if (a->reason && strpbrk(a->reason, "\r\n"))
         return usage_error(cmd, "%s", "--reason must be one line");
     if (a->reason && asprintf(&header, "X-Reason: %s", a->reason) < 0)
@@ -1118,9 +1118,9 @@ static const command_t commands[] = {
      cmd_declare_policy, NULL},
     {"delete policy", "", 1, 1, "NAME", "Clears a policy in --vhost (default /).", cmd_delete_policy, NULL},
     {"purge queue", "", 1, 1, "NAME", "Drops the messages ready in a queue.", cmd_purge_queue, NULL},
-    {"close connection", "reason user all", 0, 1, "NAME|--user USER|--all [--reason TEXT]",
+    {"close connection", "reason of-user all", 0, 1, "NAME|--of-user USER|--all [--reason TEXT]",
      "Closes a connection (as listed by list connections), every connection of a user, or all of them, "
-     "with 320 CONNECTION_FORCED.",
+     "with 320 CONNECTION_FORCED (--user is the login's, hence --of-user).",
      cmd_close_connection, NULL},
     {"publish", "header property", 2, 3,
      "EXCHANGE ROUTING_KEY [PAYLOAD] [--header K=V]... [--property K=V]...",

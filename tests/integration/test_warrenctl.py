@@ -731,7 +731,7 @@ def test_unresolvable_and_silent_hosts(ctl):
         s.listen(8)
         port = s.getsockname()[1]
         assert fails(ctl("--host", "127.0.0.1", "--port", str(port), "--timeout", "1", "overview",
-                         target=False)) == "no reply from 127.0.0.1 port %d within 1 seconds" % port
+                         target=False)) == "no reply from 127.0.0.1 port %d within 1 s" % port
 
 
 class StandInApi:
@@ -838,6 +838,9 @@ def test_https_and_plain_mixed_up(ctl, tls_api):
     err = fails(ctl("--host", "127.0.0.1", "--port", str(api.port), "overview", target=False))
     assert err.startswith("HTTP to 127.0.0.1 port %d: " % api.port) and \
         err.endswith(" (is it an HTTPS listener? try --https)"), err
+    # warrend's plain listener waits for a request line that never comes.
+    assert fails(ctl("--https", "--insecure", "--timeout", "1", "overview")) == \
+        "TLS handshake with %s port %d timed out after 1 s (is it an HTTPS listener?)" % (ctl.api.host, ctl.api.port)
     plain = tls_api(cert=None)
     assert fails(ctl("--host", "127.0.0.1", "--port", str(plain.port), "--https", "--insecure", "overview",
                      target=False)).startswith("TLS handshake with 127.0.0.1 port %d failed: " % plain.port)

@@ -101,6 +101,9 @@ static void set_target(wr_http_t *h, char *errbuf)
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_TIMEOUT, t->timeout_sec);
+    /* The connection and TLS handshake get at most 10 s of it: a handshake
+     * with a plain HTTP listener stalls rather than fails. */
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, t->timeout_sec < 10 ? t->timeout_sec : 10L);
     curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
     curl_easy_setopt(c, CURLOPT_USERNAME, t->user);
     curl_easy_setopt(c, CURLOPT_PASSWORD, t->password);
@@ -108,6 +111,29 @@ static void set_target(wr_http_t *h, char *errbuf)
         curl_easy_setopt(c, CURLOPT_CAINFO, t->cacert);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, t->insecure ? 0L : 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, t->insecure ? 0L : 2L);
+}
+
+/* Which step timed out: the connection, the TLS handshake or the reply.
+ * (libcurl's connect time stays 0 until the handshake is over; the local
+ * port is known once TCP is connected.) */
+static void timed_out(const wr_http_t *h, char *err, size_t errlen)
+{
+    const wr_http_target_t *t = h->t;
+    curl_off_t secured = 0;
+    long local_port = 0;
+    double took = 0;
+
+    curl_easy_getinfo(h->curl, CURLINFO_LOCAL_PORT, &local_port);
+    curl_easy_getinfo(h->curl, CURLINFO_APPCONNECT_TIME_T, &secured);
+    curl_easy_getinfo(h->curl, CURLINFO_TOTAL_TIME, &took);
+    if (local_port == 0)
+        snprintf(err, errlen, "cannot connect to %s port %s: timed out after %.0f s", t->host, t->port, took);
+    else if (t->https && secured == 0)
+        snprintf(err, errlen,
+                 "TLS handshake with %s port %s timed out after %.0f s (is it an HTTPS listener?)", t->host,
+                 t->port, took);
+    else
+        snprintf(err, errlen, "no reply from %s port %s within %ld s", t->host, t->port, t->timeout_sec);
 }
 
 /* Why the request failed, on one line. */
@@ -127,8 +153,7 @@ static void describe(const wr_http_t *h, CURLcode rc, const char *errbuf, char *
                  os_errno ? strerror((int)os_errno) : why);
         break;
     case CURLE_OPERATION_TIMEDOUT:
-        snprintf(err, errlen, "no reply from %s port %s within %ld seconds", t->host, t->port,
-                 t->timeout_sec);
+        timed_out(h, err, errlen);
         break;
     case CURLE_PEER_FAILED_VERIFICATION:
         snprintf(err, errlen,

@@ -650,7 +650,9 @@ static int cmd_set_tags(const wr_ctl_t *c, const command_t *cmd, args_t *a)
     char *tags = join_tags(a, 1), done[600];
     int rc = WR_CTL_FAILED;
 
-    if (u && tags) {
+    if (u && !json_is_string(json_object_get(u, "password_hash"))) {
+        fprintf(stderr, "warrenctl: GET /api/users/%s: the reply has no password_hash to keep\n", a->pos[0]);
+    } else if (u && tags) {
         body = json_pack("{s:O, s:O, s:s}", "password_hash", json_object_get(u, "password_hash"),
                          "hashing_algorithm", json_object_get(u, "hashing_algorithm"), "tags", tags);
         if (tags[0])
@@ -692,14 +694,15 @@ static char *new_password(const args_t *a)
 /* Replaces the password; the tags are sent back as they are. */
 static int cmd_set_password(const wr_ctl_t *c, const command_t *cmd, args_t *a)
 {
-    json_t *u = get_user(c, a->pos[0]);
+    json_t *u = get_user(c, a->pos[0]), *tags = json_object_get(u, "tags");
     char *pw = u ? new_password(a) : NULL, done[400];
     int rc = WR_CTL_FAILED;
 
     if (u && pw) {
         snprintf(done, sizeof(done), "password of user '%s' changed", a->pos[0]);
         rc = change(c, "PUT", api_path("users", a->pos[0], NULL, NULL),
-                    json_pack("{s:s, s:O}", "password", pw, "tags", json_object_get(u, "tags")), NULL, done);
+                    json_pack("{s:s, s:o}", "password", pw, "tags", tags ? json_incref(tags) : json_array()),
+                    NULL, done);
     }
     json_decref(u);
     free(pw);

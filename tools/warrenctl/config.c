@@ -8,6 +8,7 @@
 #include "tools/warrenctl/config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +38,16 @@ static const struct {
 
 enum { LAYER_FLAG, LAYER_ENV, LAYER_FILE, LAYER_DEFAULT };
 
-static int fail(const char *fmt, const char *a, const char *b)
+/* Prints "warrenctl: " and the message as one line; returns 2 (usage). */
+__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 {
+    va_list ap;
+
+    va_start(ap, fmt);
     fputs("warrenctl: ", stderr);
-    fprintf(stderr, fmt, a, b);
+    vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    va_end(ap);
     return 2;
 }
 
@@ -76,7 +82,7 @@ int wr_config_option(wr_config_t *cfg, int argc, char **argv, int *i)
     if (!target)
         return 0;
     if (*i + 1 == argc)
-        return fail("%s needs a value (see warrenctl --help)", arg, NULL);
+        return fail("%s needs a value (see warrenctl --help)", arg);
     *target = argv[++*i];
     if (k < WR_SET_COUNT)
         cfg->layer[k] = LAYER_FLAG;
@@ -118,17 +124,13 @@ static int from_node(wr_config_t *cfg, const char *node, const json_t *obj)
 
         while (k < WR_SET_COUNT && strcmp(settings[k].key, key) != 0)
             k++;
-        if (k == WR_SET_COUNT) {
-            fprintf(stderr, "warrenctl: %s: node '%s': unknown key '%s'\n", cfg->path, node, key);
-            return 2;
-        }
-        if (!file_value(cfg, k, v)) {
-            fprintf(stderr, "warrenctl: %s: node '%s': '%s' must be %s\n", cfg->path, node, key,
-                    settings[k].kind == KIND_BOOL     ? "true or false"
-                    : settings[k].kind == KIND_NUMBER ? "an integer"
-                                                      : "a string");
-            return 2;
-        }
+        if (k == WR_SET_COUNT)
+            return fail("%s: node '%s': unknown key '%s'", cfg->path, node, key);
+        if (!file_value(cfg, k, v))
+            return fail("%s: node '%s': '%s' must be %s", cfg->path, node, key,
+                        settings[k].kind == KIND_BOOL     ? "true or false"
+                        : settings[k].kind == KIND_NUMBER ? "an integer"
+                                                          : "a string");
         set(cfg, k, file_value(cfg, k, v), LAYER_FILE);
     }
     return 0;
@@ -167,13 +169,12 @@ static int from_file(wr_config_t *cfg)
     }
     cfg->file = json_load_file(cfg->path, 0, &jerr);
     if (!cfg->file && jerr.line > 0) {
-        fprintf(stderr, "warrenctl: %s: line %d: %s\n", cfg->path, jerr.line, jerr.text);
-        return 2;
+        return fail("%s: line %d: %s", cfg->path, jerr.line, jerr.text);
     }
     if (!cfg->file)
         return fail("cannot read %s: %s", cfg->path, strerror(errno));
     if (!json_is_object(cfg->file))
-        return fail("%s: not a JSON object of nodes%s", cfg->path, "");
+        return fail("%s: not a JSON object of nodes", cfg->path);
     if (node && !json_object_get(cfg->file, node))
         return fail("no node '%s' in %s", node, cfg->path);
     if (!node && !json_object_get(cfg->file, "default"))
@@ -199,8 +200,7 @@ static int bad_value(const wr_config_t *cfg, int k, const char *what)
     char from[600];
 
     origin(cfg, k, from, sizeof(from));
-    fprintf(stderr, "warrenctl: %s '%s' (from %s) must be %s\n", settings[k].key, cfg->value[k], from, what);
-    return 2;
+    return fail("%s '%s' (from %s) must be %s", settings[k].key, cfg->value[k], from, what);
 }
 
 /* Setting k as an integer in [min, max]; -1 if it is not one. */
@@ -295,7 +295,7 @@ static int ask_password(wr_config_t *cfg)
              cfg->value[WR_SET_HOST]);
     cfg->password = wr_config_read_line(prompt);
     if (!cfg->password)
-        return fail("no password read%s%s", "", "");
+        return fail("no password read");
     cfg->value[WR_SET_PASSWORD] = cfg->password;
     return 0;
 }
@@ -310,7 +310,7 @@ static int password(wr_config_t *cfg)
     const char *pw = cfg->value[WR_SET_PASSWORD], *file = cfg->value[WR_SET_PASSWORD_FILE];
 
     if (pw && file && cfg->layer[WR_SET_PASSWORD] == cfg->layer[WR_SET_PASSWORD_FILE])
-        return fail("give a password or a password file, not both%s%s", "", "");
+        return fail("give a password or a password file, not both");
     if (file && (!pw || cfg->layer[WR_SET_PASSWORD_FILE] < cfg->layer[WR_SET_PASSWORD]))
         return read_password_file(cfg);
     if (pw)
@@ -323,8 +323,8 @@ static int password(wr_config_t *cfg)
     if (isatty(STDIN_FILENO))
         return ask_password(cfg);
     return fail("no password for user '%s': give --password-file FILE, WARREN_PASSWORD or a config file's "
-                "\"password\", or run on a terminal to be asked%s",
-                cfg->value[WR_SET_USER], "");
+                "\"password\", or run on a terminal to be asked",
+                cfg->value[WR_SET_USER]);
 }
 
 /* Checks the values and fills in t. */
@@ -343,7 +343,7 @@ static int check(const wr_config_t *cfg, wr_http_target_t *t)
         return bad_value(cfg, WR_SET_INSECURE, "true or false");
     if (!https && (cfg->value[WR_SET_CACERT] || insecure))
         return fail("%s applies to HTTPS only (add --https)",
-                    cfg->value[WR_SET_CACERT] ? "--cacert" : "--insecure", NULL);
+                    cfg->value[WR_SET_CACERT] ? "--cacert" : "--insecure");
     *t = (wr_http_target_t){cfg->value[WR_SET_HOST],
                             cfg->value[WR_SET_PORT],
                             cfg->value[WR_SET_USER],

@@ -114,6 +114,7 @@ typedef struct {
     json_t *row;
     const json_t *key;
     size_t index;
+    int sign; /* -1 for --sort-reverse */
 } sort_item_t;
 
 static int compare_keys(const json_t *a, const json_t *b)
@@ -136,12 +137,13 @@ static int compare_keys(const json_t *a, const json_t *b)
 static int compare_items(const void *x, const void *y)
 {
     const sort_item_t *a = x, *b = y;
-    int rc = compare_keys(a->key, b->key);
+    int rc = compare_keys(a->key, b->key) * a->sign;
 
     return rc ? rc : (a->index > b->index) - (a->index < b->index);
 }
 
-/* rows' items in the order of the column at path, reversed if asked. */
+/* rows' items in the order of the column at path (descending if reverse);
+ * equal ones keep their order either way. */
 static int sort_rows(json_t *rows, const char *path, bool reverse)
 {
     size_t n = json_array_size(rows);
@@ -152,11 +154,11 @@ static int sort_rows(json_t *rows, const char *path, bool reverse)
     for (size_t i = 0; i < n; i++) {
         json_t *row = json_array_get(rows, i);
 
-        items[i] = (sort_item_t){json_incref(row), wr_view_lookup(row, path), i};
+        items[i] = (sort_item_t){json_incref(row), wr_view_lookup(row, path), i, reverse ? -1 : 1};
     }
     qsort(items, n, sizeof(*items), compare_items);
     for (size_t i = 0; i < n; i++)
-        json_array_set_new(rows, i, items[reverse ? n - 1 - i : i].row);
+        json_array_set_new(rows, i, items[i].row);
     free(items);
     return 0;
 }

@@ -37,9 +37,10 @@ int wr_view_columns(const wr_view_t *v, const json_t *rows, const wr_column_t *d
                     wr_column_t **out, size_t *nout, char **buf, char *err, size_t errlen);
 /*
  * A new array of rows' objects (borrowed references taken) whose value at
- * name_path matches v->filter, sorted by v->sort: numerically when both
- * values are numbers, else by their text; missing values first; rows that
- * compare equal keep the API's order. 0 with *out, or -1 with the reason in
+ * name_path matches v->filter, sorted by v->sort (descending with
+ * v->reverse): numerically when both values are numbers, else by their
+ * text; missing values first; rows that compare equal keep the API's order
+ * either way. 0 with *out, or -1 with the reason in
  * err (a bad regular expression, an unknown sort column).
  */
 int wr_view_rows(const wr_view_t *v, const json_t *rows, const char *name_path, const wr_column_t *defs,

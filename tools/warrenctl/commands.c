@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-#include "tools/warrenctl/config.h"
+#include "tools/warrenctl/settings.h"
 #include "tools/warrenctl/output.h"
 
 /* ---------------------------------------------------------------- arguments */
@@ -675,13 +675,13 @@ static char *new_password(const args_t *a)
     if (a->npos == 2)
         return strdup(a->pos[1]);
     snprintf(prompt, sizeof(prompt), "New password for %s: ", a->pos[0]);
-    pw = wr_config_read_line(prompt);
+    pw = wr_settings_read_line(prompt);
     if (!pw || !isatty(STDIN_FILENO)) {
         if (!pw)
             fprintf(stderr, "warrenctl: no password read from standard input\n");
         return pw;
     }
-    again = wr_config_read_line("Again: ");
+    again = wr_settings_read_line("Again: ");
     if (!again || strcmp(pw, again) != 0) {
         fprintf(stderr, "warrenctl: the two passwords differ\n");
         free(pw);
@@ -1208,7 +1208,7 @@ int wr_cmd_help(FILE *out, int argc, char **argv)
                      "~/.config/warren/warrenctl.json; its node \"default\", or --node NAME /\n"
                      "WARREN_NODE), else the default. Without a password, user guest/guest; a user\n"
                      "without one is asked for it on a terminal.\n");
-        wr_config_help(out);
+        wr_settings_help(out);
         fprintf(out, "  --config FILE, --node NAME  the config file and its node\n"
                      "  --format table|csv|tsv|json, --json (= --format json)\n"
                      "  --columns A,B  --sort COLUMN  --sort-reverse  --filter REGEX (lists)\n"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * warrenctl: the admin CLI. Takes the global options wherever they appear
- * (connection settings: config.c; output: --format, --columns, --sort,
+ * (connection settings: settings.c; output: --format, --columns, --sort,
  * --filter), checks the command the remaining words name, resolves where to
  * connect, then runs the command (commands.c) against the management API.
  */
@@ -12,7 +12,7 @@
 #include <curl/curl.h>
 
 #include "tools/warrenctl/commands.h"
-#include "tools/warrenctl/config.h"
+#include "tools/warrenctl/settings.h"
 
 static const char *const formats[] = {
     [WR_FORMAT_TABLE] = "table", [WR_FORMAT_CSV] = "csv", [WR_FORMAT_TSV] = "tsv", [WR_FORMAT_JSON] = "json"};
@@ -62,13 +62,13 @@ static void print_version(void)
 }
 
 /* Connects and runs the command in rest. */
-static int run(wr_ctl_t *ctl, wr_config_t *cfg, int n, char **rest)
+static int run(wr_ctl_t *ctl, wr_settings_t *cfg, int n, char **rest)
 {
     wr_http_target_t target;
     int rc = wr_cmd_check(ctl, n, rest);
 
     if (rc == WR_CTL_OK)
-        rc = wr_config_resolve(cfg, &target, &ctl->vhost);
+        rc = wr_settings_resolve(cfg, &target, &ctl->vhost);
     if (rc != WR_CTL_OK)
         return rc;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(ctl->http = wr_http_new(&target))) {
@@ -86,7 +86,7 @@ static int run(wr_ctl_t *ctl, wr_config_t *cfg, int n, char **rest)
 int main(int argc, char **argv)
 {
     wr_ctl_t ctl = {0};
-    wr_config_t cfg = {0};
+    wr_settings_t cfg = {0};
     char **rest = calloc((size_t)argc + 1, sizeof(*rest));
     bool help = false, version = false;
     int n = 0, rc = WR_CTL_OK;
@@ -96,7 +96,7 @@ int main(int argc, char **argv)
         return WR_CTL_FAILED;
     }
     for (int i = 1; i < argc && rc == WR_CTL_OK; i++) {
-        int taken = wr_config_option(&cfg, argc, argv, &i);
+        int taken = wr_settings_option(&cfg, argc, argv, &i);
 
         if (taken == 0)
             taken = view_option(&ctl, argc, argv, &i);
@@ -113,7 +113,7 @@ int main(int argc, char **argv)
         print_version();
     else if (rc == WR_CTL_OK)
         rc = help ? wr_cmd_help(stdout, n, rest) : run(&ctl, &cfg, n, rest);
-    wr_config_free(&cfg);
+    wr_settings_free(&cfg);
     free(rest);
     return rc;
 }

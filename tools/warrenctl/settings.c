@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * warrenctl's settings (config.h), one table row each: its flag, its
+ * warrenctl's settings (settings.h), one table row each: its flag, its
  * environment variable and its config file key. Each layer only fills what
  * the ones above left unset, so a flag beats WARREN_PORT, which beats the
  * file, which beats the default.
  */
-#include "tools/warrenctl/config.h"
+#include "tools/warrenctl/settings.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -51,7 +51,7 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
     return 2;
 }
 
-static void set(wr_config_t *cfg, int k, const char *v, int layer)
+static void set(wr_settings_t *cfg, int k, const char *v, int layer)
 {
     if (!cfg->value[k]) {
         cfg->value[k] = v;
@@ -59,7 +59,7 @@ static void set(wr_config_t *cfg, int k, const char *v, int layer)
     }
 }
 
-int wr_config_option(wr_config_t *cfg, int argc, char **argv, int *i)
+int wr_settings_option(wr_settings_t *cfg, int argc, char **argv, int *i)
 {
     const char *arg = argv[*i], **target = NULL;
     int k;
@@ -89,7 +89,7 @@ int wr_config_option(wr_config_t *cfg, int argc, char **argv, int *i)
     return 1;
 }
 
-static void from_env(wr_config_t *cfg)
+static void from_env(wr_settings_t *cfg)
 {
     for (int k = 0; k < WR_SET_COUNT; k++) {
         const char *v = settings[k].env ? getenv(settings[k].env) : NULL;
@@ -100,7 +100,7 @@ static void from_env(wr_config_t *cfg)
 }
 
 /* The value of one config key as the text of its setting; NULL if mistyped. */
-static const char *file_value(wr_config_t *cfg, int k, const json_t *v)
+static const char *file_value(wr_settings_t *cfg, int k, const json_t *v)
 {
     if (settings[k].kind == KIND_BOOL && json_is_boolean(v))
         return json_is_true(v) ? "true" : "false";
@@ -111,7 +111,7 @@ static const char *file_value(wr_config_t *cfg, int k, const json_t *v)
     return settings[k].kind != KIND_BOOL && json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static int from_node(wr_config_t *cfg, const char *node, const json_t *obj)
+static int from_node(wr_settings_t *cfg, const char *node, const json_t *obj)
 {
     const char *key;
     const json_t *v;
@@ -138,7 +138,7 @@ static int from_node(wr_config_t *cfg, const char *node, const json_t *obj)
 
 /* The config file's path: --config, WARREN_CONFIG or the per-user default;
  * *required unless it is the default. NULL on ENOMEM or without a home. */
-static char *file_path(const wr_config_t *cfg, bool *required)
+static char *file_path(const wr_settings_t *cfg, bool *required)
 {
     const char *env = getenv("WARREN_CONFIG"), *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
     char *path = NULL;
@@ -154,7 +154,7 @@ static char *file_path(const wr_config_t *cfg, bool *required)
     return path;
 }
 
-static int from_file(wr_config_t *cfg)
+static int from_file(wr_settings_t *cfg)
 {
     const char *env_node = getenv("WARREN_NODE");
     const char *node = cfg->node ? cfg->node : env_node && env_node[0] ? env_node : NULL;
@@ -183,7 +183,7 @@ static int from_file(wr_config_t *cfg)
 }
 
 /* Where setting k came from, for error messages. */
-static void origin(const wr_config_t *cfg, int k, char *out, size_t len)
+static void origin(const wr_settings_t *cfg, int k, char *out, size_t len)
 {
     if (cfg->layer[k] == LAYER_FLAG)
         snprintf(out, len, "%s", settings[k].flag);
@@ -195,7 +195,7 @@ static void origin(const wr_config_t *cfg, int k, char *out, size_t len)
         snprintf(out, len, "the default");
 }
 
-static int bad_value(const wr_config_t *cfg, int k, const char *what)
+static int bad_value(const wr_settings_t *cfg, int k, const char *what)
 {
     char from[600];
 
@@ -204,7 +204,7 @@ static int bad_value(const wr_config_t *cfg, int k, const char *what)
 }
 
 /* Setting k as an integer in [min, max]; -1 if it is not one. */
-static long number(const wr_config_t *cfg, int k, long min, long max)
+static long number(const wr_settings_t *cfg, int k, long min, long max)
 {
     char *end = NULL;
     long v;
@@ -215,7 +215,7 @@ static long number(const wr_config_t *cfg, int k, long min, long max)
 }
 
 /* Setting k as a boolean: 1, 0, or -1 if it is neither. */
-static int boolean(const wr_config_t *cfg, int k)
+static int boolean(const wr_settings_t *cfg, int k)
 {
     static const char *const yes[] = {"true", "1", "yes"}, *const no[] = {"false", "0", "no"};
 
@@ -243,7 +243,7 @@ static char *first_line(FILE *f)
     return line;
 }
 
-static int read_password_file(wr_config_t *cfg)
+static int read_password_file(wr_settings_t *cfg)
 {
     const char *path = cfg->value[WR_SET_PASSWORD_FILE];
     FILE *f = fopen(path, "r");
@@ -259,7 +259,7 @@ static int read_password_file(wr_config_t *cfg)
     return 0;
 }
 
-char *wr_config_read_line(const char *prompt)
+char *wr_settings_read_line(const char *prompt)
 {
     struct termios saved, quiet;
     bool tty = tcgetattr(STDIN_FILENO, &saved) == 0;
@@ -287,13 +287,13 @@ char *wr_config_read_line(const char *prompt)
 }
 
 /* The password asked on the terminal. */
-static int ask_password(wr_config_t *cfg)
+static int ask_password(wr_settings_t *cfg)
 {
     char prompt[600];
 
     snprintf(prompt, sizeof(prompt), "Password for %s at %s: ", cfg->value[WR_SET_USER],
              cfg->value[WR_SET_HOST]);
-    cfg->password = wr_config_read_line(prompt);
+    cfg->password = wr_settings_read_line(prompt);
     if (!cfg->password)
         return fail("no password read");
     cfg->value[WR_SET_PASSWORD] = cfg->password;
@@ -305,7 +305,7 @@ static int ask_password(wr_config_t *cfg)
  * keys) the one from the higher layer; guest's when no user is named
  * either; else asked on a terminal.
  */
-static int password(wr_config_t *cfg)
+static int password(wr_settings_t *cfg)
 {
     const char *pw = cfg->value[WR_SET_PASSWORD], *file = cfg->value[WR_SET_PASSWORD_FILE];
 
@@ -328,7 +328,7 @@ static int password(wr_config_t *cfg)
 }
 
 /* Checks the values and fills in t. */
-static int check(const wr_config_t *cfg, wr_http_target_t *t)
+static int check(const wr_settings_t *cfg, wr_http_target_t *t)
 {
     long port = number(cfg, WR_SET_PORT, 1, 65535), timeout = number(cfg, WR_SET_TIMEOUT, 1, 86400);
     int https = boolean(cfg, WR_SET_HTTPS), insecure = boolean(cfg, WR_SET_INSECURE);
@@ -355,7 +355,7 @@ static int check(const wr_config_t *cfg, wr_http_target_t *t)
     return 0;
 }
 
-int wr_config_resolve(wr_config_t *cfg, wr_http_target_t *t, const char **vhost)
+int wr_settings_resolve(wr_settings_t *cfg, wr_http_target_t *t, const char **vhost)
 {
     int rc;
 
@@ -377,14 +377,14 @@ int wr_config_resolve(wr_config_t *cfg, wr_http_target_t *t, const char **vhost)
     return rc;
 }
 
-void wr_config_free(wr_config_t *cfg)
+void wr_settings_free(wr_settings_t *cfg)
 {
     json_decref(cfg->file);
     free(cfg->path);
     free(cfg->password);
 }
 
-void wr_config_help(FILE *out)
+void wr_settings_help(FILE *out)
 {
     fprintf(out, "  %-22s %-22s %s\n", "flag", "environment", "config key (default)");
     for (int k = 0; k < WR_SET_COUNT; k++) {

@@ -5,8 +5,8 @@
  * the defaults (localhost:15672, guest/guest); the password may also come
  * from a file or, on a terminal, a prompt without echo.
  */
-#ifndef WR_CTL_CONFIG_H
-#define WR_CTL_CONFIG_H
+#ifndef WR_CTL_SETTINGS_H
+#define WR_CTL_SETTINGS_H
 
 #include <stdio.h>
 
@@ -37,7 +37,7 @@ typedef struct {
     json_t *file;                    /* its JSON, owning its strings */
     char *password;                  /* read from --password-file or the prompt */
     char number[WR_SET_COUNT][24];   /* a number of the file as text */
-} wr_config_t;
+} wr_settings_t;
 
 /*
  * If argv[*i] is a connection flag (--host, --port, --user, --password,
@@ -46,20 +46,20 @@ typedef struct {
  * 1; returns 0 for any other word, and 2 after printing a usage error (a
  * value missing).
  */
-int wr_config_option(wr_config_t *cfg, int argc, char **argv, int *i);
+int wr_settings_option(wr_settings_t *cfg, int argc, char **argv, int *i);
 /*
  * Fills in what the flags left unset, from the environment, the config file
  * and the defaults, reads the password file or asks (stdin a terminal), and
  * checks the values; t and *vhost borrow cfg's strings. Returns 0, or 2
  * after printing one line "warrenctl: reason" to stderr.
  */
-int wr_config_resolve(wr_config_t *cfg, wr_http_target_t *t, const char **vhost);
+int wr_settings_resolve(wr_settings_t *cfg, wr_http_target_t *t, const char **vhost);
 /* One line of stdin without its line end, malloc'd; on a terminal, after
  * prompt on stderr, with echo off. NULL at end of input or on an error. */
-char *wr_config_read_line(const char *prompt);
+char *wr_settings_read_line(const char *prompt);
 /* Frees what cfg owns (not cfg). */
-void wr_config_free(wr_config_t *cfg);
+void wr_settings_free(wr_settings_t *cfg);
 /* The settings, environment variables and config keys, for --help. */
-void wr_config_help(FILE *out);
+void wr_settings_help(FILE *out);
 
 #endif

@@ -168,9 +168,8 @@ static int from_file(wr_settings_t *cfg)
         return 0;
     }
     cfg->file = json_load_file(cfg->path, 0, &jerr);
-    if (!cfg->file && jerr.line > 0) {
+    if (!cfg->file && jerr.line > 0)
         return fail("%s: line %d: %s", cfg->path, jerr.line, jerr.text);
-    }
     if (!cfg->file)
         return fail("cannot read %s: %s", cfg->path, strerror(errno));
     if (!json_is_object(cfg->file))

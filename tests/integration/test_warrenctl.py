@@ -849,3 +849,32 @@ def test_https_and_plain_mixed_up(ctl, tls_api):
     plain = tls_api(cert=None)
     assert fails(ctl("--host", "127.0.0.1", "--port", str(plain.port), "--https", "--insecure", "overview",
                      target=False)).startswith("TLS handshake with 127.0.0.1 port %d failed: " % plain.port)
+
+
+def test_https_against_warrend(ctl, dedicated_broker, tls_certs, tmp_path):
+    """warrend's management listener over HTTPS (management.tls), when this
+    warrend has it."""
+    port = free_port()
+    cfg = {"management": {"address": "127.0.0.1", "port": port, "tls": True},
+           "tls": {"certfile": tls_certs.path("server.pem"), "keyfile": tls_certs.path("server.key")},
+           "users": [{"name": "guest", "password": "guest", "vhosts": ["/"], "tags": ["administrator"]}]}
+    check = tmp_path / "check.json"
+    check.write_text(json.dumps(dict(cfg, data_dir=str(tmp_path / "data"))))
+    checked = subprocess.run([os.environ["WARREND"], "--check-config", str(check)], capture_output=True,
+                             text=True, timeout=30)
+    if "management.tls: unknown key" in checked.stderr:
+        pytest.skip("this warrend's management listener has no HTTPS (management.tls) yet")
+    assert checked.returncode == 0, checked
+    dedicated_broker(cfg)
+    target = ("--host", "127.0.0.1", "--port", str(port))
+    ca = tls_certs.path("ca.pem")
+    node = wait_for(lambda: (lambda r: r[0] == 0 and json.loads(r[1])["node"])(
+        ctl(*target, "--https", "--cacert", ca, "overview", "--json", target=False)), what="the HTTPS API")
+    assert node
+    ok(ctl(*target, "--https", "--cacert", ca, "list", "vhosts", target=False))
+    assert fails(ctl(*target, "--https", "overview", target=False)) == (
+        "the certificate of 127.0.0.1 port %d is not trusted: SSL certificate problem: unable to get local "
+        "issuer certificate (--cacert FILE names the CA to trust)" % port)
+    assert fails(ctl(*target, "--https", "--cacert", ca, "--password", "wrong", "overview", target=False)) == \
+        "GET /api/overview: 401 not_authorized: Login failed"
+    assert fails(ctl(*target, "overview", target=False)).endswith(" (is it an HTTPS listener? try --https)")

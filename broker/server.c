@@ -3,7 +3,8 @@
  * The server object: event loop, configuration, listeners, vhosts and the
  * connection lists. Connections that finish are moved to a closing list and
  * freed by the reaper event after the callbacks of the current loop pass, so
- * none is ever freed inside its own callback. SIGTERM/SIGINT close clients
+ * none is ever freed inside its own callback; a vhost deleted at run time is
+ * freed by the reaper too, once no connection refers to it. SIGTERM/SIGINT close clients
  * with 320 CONNECTION_FORCED, wait (bounded) for them, then stop the loop;
  * SIGHUP reopens the log file and reloads the TLS certificates; SIGUSR1 and
  * SIGUSR2 are logged and ignored.
@@ -31,6 +32,7 @@
 #include "broker/node/alarm.h"
 #include "broker/amqp/conn.h"
 #include "broker/node/durable.h"
+#include "broker/node/durable_defs.h"
 #include "broker/base/log.h"
 #include "broker/mgmt/mgmt.h"
 #include "broker/mgmt/mgmt_nodes.h"
@@ -56,7 +58,10 @@ struct wr_server_s {
     wr_config_t *cfg;
     struct evconnlistener **listeners;
     size_t nlisteners;
-    wr_map_t *vhosts;  /* name -> wr_vhost_t */
+    wr_map_t *vhosts;       /* name -> wr_vhost_t */
+    json_t *vhost_settings; /* name -> its settings (a vhost.declare entry, broker/node/topo_state.h) */
+    wr_vhost_t **retired;   /* deleted vhosts that connections closing still refer to */
+    size_t nretired;
     wr_list_t conns;   /* live connections */
     wr_list_t closing; /* finished, waiting for the reaper */
     uint64_t next_conn_id;
@@ -105,11 +110,39 @@ static void free_conn_list(wr_list_t *head)
     }
 }
 
+/* Whether a live connection still refers to vh. */
+static bool vhost_in_use(wr_server_t *srv, const wr_vhost_t *vh)
+{
+    wr_list_t *pos;
+
+    for (pos = srv->conns.next; pos != &srv->conns; pos = pos->next) {
+        if (wr_conn_vhost(wr_conn_from_link(pos)) == vh)
+            return true;
+    }
+    return false;
+}
+
+/* Frees the deleted vhosts no connection refers to any more (all of them
+ * when `all`). */
+static void free_retired(wr_server_t *srv, bool all)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < srv->nretired; i++) {
+        if (!all && vhost_in_use(srv, srv->retired[i]))
+            srv->retired[kept++] = srv->retired[i];
+        else
+            wr_vhost_free(srv->retired[i]);
+    }
+    srv->nretired = kept;
+}
+
 static void on_reap(evutil_socket_t fd, short what, void *arg)
 {
     wr_server_t *srv = arg;
 
     free_conn_list(&srv->closing);
+    free_retired(srv, false);
     if (srv->stopping && wr_list_empty(&srv->conns))
         event_base_loopbreak(srv->base);
 }
@@ -480,7 +513,8 @@ static struct event_base *server_base_new(void)
 }
 
 static int server_user_conn_add(void *ud, const char *user, int64_t *limit);
-static int server_vhost_add(void *ud, const char *name);
+static int server_vhost_add(void *ud, const char *name, const json_t *settings);
+static int server_vhost_delete(void *ud, const char *name);
 static void server_user_conn_remove(void *ud, const char *user);
 
 /* The vhosts' hook for a publish to a direct reply-to name. */
@@ -512,10 +546,11 @@ static void server_storage_progress(void *ud)
         wr_alarms_storage_progress(srv->alarms);
 }
 
-/* The configuration's "policies" (checked when it was loaded), after the
- * saved ones, so the file wins. WR_OK, or an error that has been logged. */
-static int server_apply_policies(wr_server_t *srv)
+/* Seeding a new store: the configuration's "policies" (checked when it was
+ * loaded). WR_OK, or an error that has been logged. */
+static int server_seed(void *ud)
 {
+    wr_server_t *srv = ud;
     const json_t *obj;
     char err[512];
     size_t i;
@@ -532,16 +567,24 @@ static int server_apply_policies(wr_server_t *srv)
     return WR_OK;
 }
 
-/* Opens the store (recovering the durable topology into the vhosts), puts
- * the configured policies, then starts the flow alarms, which watch the
- * store's directory and backlog. WR_OK or an error that has been logged. */
+/* Opens the store (recovering the definitions: vhosts, users, the durable
+ * topology), then starts the flow alarms, which watch the store's directory
+ * and backlog. WR_OK or an error that has been logged. */
 static int server_open_store(wr_server_t *srv)
 {
-    wr_durable_deps_t deps = {srv->cfg, srv->base, srv->vhosts, &srv->vhost_env, server_storage_progress,
-                              srv};
+    wr_durable_deps_t deps = {.cfg = srv->cfg,
+                              .base = srv->base,
+                              .vhosts = srv->vhosts,
+                              .vhost_env = &srv->vhost_env,
+                              .progress = server_storage_progress,
+                              .users = &srv->cfg->auth,
+                              .vhost_add = server_vhost_add,
+                              .seed = server_seed,
+                              .ud = srv};
 
-    if (wr_durable_open(&deps, &srv->durable) != WR_OK || server_apply_policies(srv) != WR_OK)
+    if (wr_durable_open(&deps, &srv->durable) != WR_OK)
         return WR_EIO;
+    srv->mgmt_env.durable = srv->durable;
     srv->alarms = wr_alarms_new(srv->cfg, srv->base, srv->durable, server_throttle_all, srv);
     srv->conn_env.alarms = srv->alarms;
     srv->mgmt_env.alarms = srv->alarms;
@@ -565,10 +608,12 @@ wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls)
     wr_list_init(&srv->closing);
     srv->base = server_base_new();
     srv->vhosts = wr_map_new();
+    srv->vhost_settings = json_object();
     srv->user_conns = wr_map_new();
     srv->policies = wr_policies_new(srv->vhosts);
     srv->reply_to = wr_reply_to_new();
-    if (!srv->base || !srv->vhosts || !srv->user_conns || !srv->policies || !srv->reply_to)
+    if (!srv->base || !srv->vhosts || !srv->vhost_settings || !srv->user_conns || !srv->policies ||
+        !srv->reply_to)
         goto err;
     srv->vhost_env = (wr_vhost_env_t){
         .base = srv->base,
@@ -595,7 +640,9 @@ wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls)
         .conns = &srv->conns,
         .policies = srv->policies,
         .counters = &srv->counters,
+        .vhost_settings = srv->vhost_settings,
         .vhost_add = server_vhost_add,
+        .vhost_delete = server_vhost_delete,
         .ud = srv,
     };
     clock_gettime(CLOCK_MONOTONIC, &srv->mgmt_env.started);
@@ -604,16 +651,6 @@ wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls)
     srv->accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
     if (!srv->reaper || !srv->stop_deadline || !srv->accept_retry || server_watch_signals(srv) != WR_OK)
         goto err;
-    for (size_t i = 0; i < cfg->nvhosts; i++) {
-        wr_vhost_t *vh = wr_vhost_new(&srv->vhost_env, cfg->vhosts[i]);
-
-        if (!vh)
-            goto err;
-        if (wr_map_put(srv->vhosts, wr_bytes_str(cfg->vhosts[i]), vh) != WR_OK) {
-            wr_vhost_free(vh);
-            goto err;
-        }
-    }
     if (server_open_store(srv) != WR_OK) {
         wr_server_free(srv);
         return NULL;
@@ -651,6 +688,8 @@ void wr_server_free(wr_server_t *srv)
     /* Connections before vhosts: closing one drops its exclusive queues. */
     free_conn_list(&srv->closing);
     free_conn_list(&srv->conns);
+    free_retired(srv, true);
+    free(srv->retired);
     wr_alarms_free(srv->alarms);
     wr_durable_close(srv->durable);
     if (srv->vhosts) {
@@ -658,6 +697,7 @@ void wr_server_free(wr_server_t *srv)
             wr_vhost_free(vh);
         wr_map_free(srv->vhosts);
     }
+    json_decref(srv->vhost_settings);
     wr_policies_free(srv->policies);
     wr_reply_to_free(srv->reply_to); /* after the connections: their channels cancel */
     if (srv->reaper)
@@ -703,21 +743,114 @@ static void server_user_conn_remove(void *ud, const char *user)
         wr_map_put(srv->user_conns, wr_bytes_str(user), (void *)(n - 1));
 }
 
-static int server_vhost_add(void *ud, const char *name)
+/* Keeps a vhost's settings (a copy; NULL: the defaults) and records them. */
+static int server_vhost_settle(wr_server_t *srv, const char *name, const json_t *settings)
+{
+    json_t *copy = settings ? json_deep_copy(settings)
+                            : json_pack("{s:s,s:[],s:b}", "description", "", "tags", "tracing", 0);
+
+    if (!copy || json_object_set_new(srv->vhost_settings, name, copy) != 0)
+        return WR_ENOMEM;
+    wr_durable_vhost_declared(srv->durable, name, copy);
+    return WR_OK;
+}
+
+/* Creates vhost `name`, or (WR_EEXIST) only changes its settings when given. */
+static int server_vhost_add(void *ud, const char *name, const json_t *settings)
 {
     wr_server_t *srv = ud;
     wr_vhost_t *vh;
     int rc;
 
-    if (wr_map_get(srv->vhosts, wr_bytes_str(name)))
-        return WR_EEXIST;
+    if (wr_map_get(srv->vhosts, wr_bytes_str(name))) {
+        rc = settings ? server_vhost_settle(srv, name, settings) : WR_OK;
+        return rc == WR_OK ? WR_EEXIST : rc;
+    }
     vh = wr_vhost_new(&srv->vhost_env, name);
     if (!vh)
         return WR_ENOMEM;
     rc = wr_map_put(srv->vhosts, wr_bytes_str(wr_vhost_name(vh)), vh);
-    if (rc != WR_OK)
+    if (rc == WR_OK)
+        rc = server_vhost_settle(srv, name, settings);
+    if (rc != WR_OK) {
+        wr_map_del(srv->vhosts, wr_bytes_str(name));
         wr_vhost_free(vh);
+    }
     return rc;
+}
+
+/* Closes the connections to a vhost being deleted, as RabbitMQ does. */
+static void close_vhost_conns(wr_server_t *srv, const wr_vhost_t *vh)
+{
+    wr_list_t *pos, *tmp;
+    wr_amqp_error_t err;
+
+    wr_amqp_error_set(&err, WR_AMQP_CONNECTION_FORCED, 0, "vhost '%s' is deleted", wr_vhost_name(vh));
+    wr_list_foreach_safe(pos, tmp, &srv->conns)
+    {
+        wr_conn_t *c = wr_conn_from_link(pos);
+
+        if (wr_conn_vhost(c) == vh)
+            wr_conn_fail(c, &err);
+    }
+}
+
+/* Deletes the queues of a vhost being deleted (their logs go once the
+ * deletes are durable), its policies and the permissions in it. */
+static int empty_vhost(wr_server_t *srv, wr_vhost_t *vh)
+{
+    const char *name = wr_vhost_name(vh);
+    size_t n = wr_map_count(wr_vhost_queues(vh)), i = 0;
+    wr_queue_t **queues = calloc(n ? n : 1, sizeof(*queues));
+    json_t *policies = wr_durable_defs_policies(vh), *p;
+    wr_map_iter_t it = {0};
+    const wr_permission_cfg_t *perm;
+    void *q;
+
+    if (!queues || !policies) {
+        free(queues);
+        json_decref(policies);
+        return WR_ENOMEM;
+    }
+    while (wr_map_next(wr_vhost_queues(vh), &it, NULL, &q))
+        queues[i++] = q;
+    for (i = 0; i < n; i++)
+        wr_vhost_queue_delete(vh, queues[i]);
+    free(queues);
+    json_array_foreach(policies, i, p)
+        wr_policy_delete(srv->policies, name, json_string_value(json_object_get(p, "name")));
+    json_decref(policies);
+    for (i = 0; (perm = wr_users_permission_next(&srv->cfg->auth, &i));) {
+        if (strcmp(perm->vhost, name) == 0)
+            wr_users_delete_permission(&srv->cfg->auth, perm->user, name);
+    }
+    return WR_OK;
+}
+
+/* Deletes vhost `name` with all it holds, as RabbitMQ's DELETE
+ * /api/vhosts/NAME. WR_OK, WR_ENOENT, WR_ENOMEM. */
+static int server_vhost_delete(void *ud, const char *name)
+{
+    wr_server_t *srv = ud;
+    wr_vhost_t *vh = wr_map_get(srv->vhosts, wr_bytes_str(name));
+    wr_vhost_t **grown;
+
+    if (!vh)
+        return WR_ENOENT;
+    grown = realloc(srv->retired, (srv->nretired + 1) * sizeof(*grown));
+    if (!grown)
+        return WR_ENOMEM;
+    srv->retired = grown;
+    close_vhost_conns(srv, vh);
+    if (empty_vhost(srv, vh) != WR_OK)
+        return WR_ENOMEM;
+    wr_durable_vhost_deleted(srv->durable, wr_vhost_name(vh));
+    json_object_del(srv->vhost_settings, wr_vhost_name(vh));
+    wr_map_del(srv->vhosts, wr_bytes_str(wr_vhost_name(vh)));
+    srv->retired[srv->nretired++] = vh;
+    wr_log_info("vhost '%s' deleted", wr_vhost_name(vh));
+    event_active(srv->reaper, 0, 0);
+    return WR_OK;
 }
 
 const wr_mgmt_env_t *wr_server_mgmt_env(const wr_server_t *srv)

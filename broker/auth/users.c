@@ -114,6 +114,8 @@ int wr_users_put(wr_users_t *db, const char *name, const uint8_t *hash, size_t h
         memcpy(u->password_hash, hash, hash_len);
     u->password_hash_len = hash_len;
     u->hashing_algorithm = alg;
+    if (db->observer != NULL)
+        db->observer->user_put(db->observer_ud, u);
     return WR_OK;
 nomem:
     free_strings(tag_copy, tag_copy ? ntags : 0);
@@ -132,12 +134,34 @@ bool wr_users_delete(wr_users_t *db, const char *name)
         if (strcmp(perm->user, name) == 0)
             ((wr_permission_cfg_t *)perm)->deleted = true;
     }
+    /* Before the name goes: it may be u->name itself. */
+    if (db->observer != NULL)
+        db->observer->user_deleted(db->observer_ud, name);
     free(u->name);
     free_strings(u->vhosts, u->nvhosts);
     free_strings(u->tags, u->ntags);
     memmove(u, u + 1, (size_t)(&db->users[db->nusers] - (u + 1)) * sizeof(*u));
     db->nusers--;
     return true;
+}
+
+bool wr_users_set_max_connections(wr_users_t *db, const char *name, int64_t max)
+{
+    wr_user_cfg_t *u = (wr_user_cfg_t *)wr_users_find(db, name, strlen(name));
+
+    if (u == NULL)
+        return false;
+    u->has_max_connections = true;
+    u->max_connections = max;
+    if (db->observer != NULL)
+        db->observer->user_put(db->observer_ud, u);
+    return true;
+}
+
+void wr_users_clear(wr_users_t *db)
+{
+    while (db->nusers > 0)
+        wr_users_delete(db, db->users[0].name);
 }
 
 /* Compiles one permission pattern ("" is RabbitMQ's "^$", the empty name
@@ -231,6 +255,8 @@ int wr_users_put_permission(wr_users_t *db, const char *user, const char *vhost,
         perm->re[j] = fresh.re[j];
     }
     perm->deleted = false;
+    if (db->observer != NULL)
+        db->observer->permission_put(db->observer_ud, perm);
     return WR_OK;
 }
 
@@ -251,5 +277,7 @@ bool wr_users_delete_permission(wr_users_t *db, const char *user, const char *vh
     if (!perm || perm->deleted)
         return false;
     perm->deleted = true;
+    if (db->observer != NULL)
+        db->observer->permission_deleted(db->observer_ud, user, vhost);
     return true;
 }

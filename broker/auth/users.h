@@ -3,7 +3,8 @@
  * The users database: users with their password hashes and tags, and their
  * permissions per vhost, as configured and as definitions imports and the
  * management API change them at run time (the loop thread only): lookups for
- * logins and access checks.
+ * logins and access checks, and an observer told of each change (the node's
+ * store records them, broker/node/durable.h).
  */
 #ifndef WR_BROKER_USERS_H
 #define WR_BROKER_USERS_H
@@ -50,6 +51,15 @@ typedef struct {
     bool deleted;                 /* removed at run time: grants nothing, not listed */
 } wr_permission_cfg_t;
 
+/* Told of each change after it is made (a user's delete just before it is
+ * freed); none of them may change the database. */
+typedef struct {
+    void (*user_put)(void *ud, const wr_user_cfg_t *u); /* created or replaced, or its limit set */
+    void (*user_deleted)(void *ud, const char *name);   /* its permissions went with it */
+    void (*permission_put)(void *ud, const wr_permission_cfg_t *perm);
+    void (*permission_deleted)(void *ud, const char *user, const char *vhost);
+} wr_users_observer_t;
+
 /* The users and permissions of the broker. The configuration (config.h) fills
  * one at start-up; the loop thread changes it at run time. */
 typedef struct {
@@ -64,6 +74,8 @@ typedef struct {
      * moves or is freed before the configuration is. */
     wr_permission_cfg_t **added_permissions;
     size_t nadded_permissions;
+    const wr_users_observer_t *observer; /* NULL: nobody is told */
+    void *observer_ud;
 } wr_users_t;
 
 /* The user called `name` (len octets), or NULL. */
@@ -75,6 +87,11 @@ int wr_users_put(wr_users_t *db, const char *name, const uint8_t *hash, size_t h
                  const char *const *tags, size_t ntags, bool *created);
 /* Removes a user and its permissions, as RabbitMQ's delete_user; false when none. */
 bool wr_users_delete(wr_users_t *db, const char *name);
+/* Sets a user's "max-connections" limit (-1: none); false when there is no such user. */
+bool wr_users_set_max_connections(wr_users_t *db, const char *name, int64_t max);
+/* Removes every user and permission, telling the observer of each user
+ * (start-up: the users of the node's store replace the configuration's). */
+void wr_users_clear(wr_users_t *db);
 /* Sets user's permission in vhost (replacing it in place, so connections
  * see it at once). WR_ESYNTAX with err set for a bad pattern, WR_ENOMEM. */
 int wr_users_put_permission(wr_users_t *db, const char *user, const char *vhost,

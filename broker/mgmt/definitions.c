@@ -515,7 +515,7 @@ int wr_definitions_import(const wr_mgmt_env_t *env, const json_t *defs, wr_vhost
             if (s == 0) {
                 const char *name = json_string_value(json_object_get(item, "name"));
 
-                rc = only ? WR_OK : env->vhost_add(env->ud, name);
+                rc = only ? WR_OK : env->vhost_add(env->ud, name, NULL);
                 if (rc == WR_EEXIST) {
                     rc = WR_OK;
                 } else if (rc != WR_OK) {

@@ -8,6 +8,7 @@
 #ifndef WR_BROKER_MGMT_ENV_H
 #define WR_BROKER_MGMT_ENV_H
 
+#include <jansson.h>
 #include <time.h>
 
 #include "broker/base/counters.h"
@@ -20,6 +21,7 @@ struct wr_alarms_s;
 struct wr_policies_s;
 struct wr_peer_links_s;
 struct wr_reports_s;
+struct wr_durable_s;
 
 typedef struct {
     struct event_base *base;
@@ -32,8 +34,16 @@ typedef struct {
     struct wr_reports_s *reports;   /* the other nodes' reports; NULL without a cluster section */
     struct timespec started;        /* CLOCK_MONOTONIC at start-up, for the node's uptime */
     const wr_counters_t *counters;  /* node-wide event counters (Prometheus) */
-    /* Creates vhost `name` (definitions import). WR_OK, WR_EEXIST or WR_ENOMEM. */
-    int (*vhost_add)(void *ud, const char *name);
+    const json_t *vhost_settings;   /* name -> the vhost's settings (a vhost.declare entry,
+                                       broker/node/topo_state.h) */
+    struct wr_durable_s *durable;   /* the node's store: replies wait until changes are durable */
+    /* Creates vhost `name` with settings (NULL: the defaults); when it exists,
+     * changes its settings if given and returns WR_EEXIST. The change is
+     * recorded. WR_OK, WR_EEXIST or WR_ENOMEM. */
+    int (*vhost_add)(void *ud, const char *name, const json_t *settings);
+    /* Deletes vhost `name` with its queues (and their messages), exchanges,
+     * policies and permissions, closing its connections. WR_OK, WR_ENOENT, WR_ENOMEM. */
+    int (*vhost_delete)(void *ud, const char *name);
     void *ud;
 } wr_mgmt_env_t;
 

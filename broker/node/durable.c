@@ -81,18 +81,23 @@ static bool recording(const wr_durable_t *d)
     return d != NULL && !d->recovering;
 }
 
-/* Records one change (takes ownership of entry). */
-static void record(wr_durable_t *d, const wr_vhost_t *vh, wr_topo_op_t op, json_t *entry)
+/* Records one change in vhost (NULL for a node-wide one; takes ownership of entry). */
+static void record_in(wr_durable_t *d, const char *vhost, wr_topo_op_t op, json_t *entry)
 {
-    json_t *rec = wr_topo_rec(wr_vhost_name(vh), op, entry);
+    json_t *rec = wr_topo_rec(vhost, op, entry);
     uint64_t seq;
 
     if (rec == NULL || wr_topology_append(d->topo, rec, &seq) != WR_OK) {
-        wr_log_error("vhost '%s': out of memory recording a durable topology change; it is not saved",
-                     wr_vhost_name(vh));
+        wr_log_error("out of memory recording a change of definitions (vhost '%s'); it is not saved",
+                     vhost != NULL ? vhost : "");
         return;
     }
     touch(d);
+}
+
+static void record(wr_durable_t *d, const wr_vhost_t *vh, wr_topo_op_t op, json_t *entry)
+{
+    record_in(d, wr_vhost_name(vh), op, entry);
 }
 
 static json_t *named(wr_bytes_t name)
@@ -163,6 +168,44 @@ static void policies_changed(void *ud, const wr_vhost_t *vh)
 
 static const wr_vhost_observer_t observer = {exchange_declared, exchange_deleted, queue_declared,
                                              queue_deleted,     binding_changed,  policies_changed};
+
+/* ---------------------------------------------------------------- users, vhosts */
+
+static void user_put(void *ud, const wr_user_cfg_t *u)
+{
+    record_in(ud, NULL, WR_TOPO_USER_PUT, wr_durable_defs_user(u));
+}
+
+static void user_deleted(void *ud, const char *name)
+{
+    record_in(ud, NULL, WR_TOPO_USER_DELETE, json_pack("{s:s}", "name", name));
+}
+
+static void permission_put(void *ud, const wr_permission_cfg_t *perm)
+{
+    record_in(ud, perm->vhost, WR_TOPO_PERMISSION_PUT, wr_durable_defs_permission(perm));
+}
+
+static void permission_deleted(void *ud, const char *user, const char *vhost)
+{
+    record_in(ud, vhost, WR_TOPO_PERMISSION_DELETE, json_pack("{s:s}", "user", user));
+}
+
+static const wr_users_observer_t users_observer = {user_put, user_deleted, permission_put,
+                                                   permission_deleted};
+
+void wr_durable_vhost_declared(wr_durable_t *d, const char *name, const json_t *settings)
+{
+    if (recording(d))
+        record_in(d, name, WR_TOPO_VHOST_DECLARE,
+                  settings != NULL ? json_deep_copy(settings) : json_object());
+}
+
+void wr_durable_vhost_deleted(wr_durable_t *d, const char *name)
+{
+    if (recording(d))
+        record_in(d, name, WR_TOPO_VHOST_DELETE, json_object());
+}
 
 uint64_t wr_durable_topology_seq(const wr_durable_t *d)
 {
@@ -337,7 +380,8 @@ out:
     return rc;
 }
 
-/* Recreates the recovered topology (vhosts: the state's "vhosts") in the configured vhosts. */
+/* Creates the vhosts of the recovered state (vhosts: its "vhosts") with
+ * their settings and recreates what they hold. */
 static int recreate(wr_durable_t *d, const json_t *vhosts, wr_durable_defs_stats_t *st)
 {
     const char *vname;
@@ -347,21 +391,64 @@ static int recreate(wr_durable_t *d, const json_t *vhosts, wr_durable_defs_stats
 
     json_object_foreach((json_t *)vhosts, vname, v)
     {
-        wr_vhost_t *vh = wr_map_get(d->deps.vhosts, wr_bytes_str(vname));
-
-        if (vh == NULL) {
-            wr_log_warn("storage: vhost '%s' of the saved topology is not configured; its durable exchanges "
-                        "and queues stay on disk, unused",
-                        vname);
-            continue;
+        rc = d->deps.vhost_add(d->deps.ud, vname, json_object_get(v, "settings"));
+        if (rc != WR_OK && rc != WR_EEXIST) {
+            wr_log_error("out of memory recovering vhost '%s'", vname);
+            return rc;
         }
-        rc = wr_durable_defs_load(vh, v, st, err, sizeof(err));
+        rc = wr_durable_defs_load(wr_map_get(d->deps.vhosts, wr_bytes_str(vname)), v, st, err, sizeof(err));
         if (rc != WR_OK) {
             wr_log_error("cannot recover the durable topology of %s: %s", d->deps.cfg->data_dir, err);
             return rc;
         }
     }
     return WR_OK;
+}
+
+/* The users and permissions of a seeded store replace the configuration's. */
+static int restore_users(wr_durable_t *d, const json_t *state)
+{
+    char err[256];
+    int rc;
+
+    wr_users_clear(d->deps.users);
+    rc = wr_durable_defs_load_users(d->deps.users, state, err, sizeof(err));
+    if (rc != WR_OK)
+        wr_log_error("%s", err);
+    return rc;
+}
+
+/*
+ * A store that was never seeded (a new data directory, or one of an earlier
+ * version, which kept no vhosts or users) takes the configuration's vhosts,
+ * users, permissions and (deps.seed) policies, and records them, then that
+ * it is seeded: from then on the store's definitions win over the file's.
+ */
+static int seed(wr_durable_t *d)
+{
+    const wr_config_t *cfg = d->deps.cfg;
+    const wr_permission_cfg_t *perm;
+    size_t i = 0;
+    int rc = WR_OK;
+
+    for (size_t v = 0; v < cfg->nvhosts && rc == WR_OK; v++) {
+        rc = d->deps.vhost_add(d->deps.ud, cfg->vhosts[v], NULL);
+        if (rc == WR_EEXIST)
+            rc = WR_OK;
+    }
+    for (size_t u = 0; rc == WR_OK && u < d->deps.users->nusers; u++)
+        user_put(d, &d->deps.users->users[u]);
+    while (rc == WR_OK && (perm = wr_users_permission_next(d->deps.users, &i)) != NULL)
+        permission_put(d, perm);
+    if (rc == WR_OK)
+        rc = d->deps.seed(d->deps.ud);
+    if (rc == WR_OK) {
+        record_in(d, NULL, WR_TOPO_SEEDED, json_object());
+        wr_log_info("storage: %s: seeded with the configuration's vhosts, users and policies", cfg->data_dir);
+    } else if (rc == WR_ENOMEM) {
+        wr_log_error("out of memory creating the configured vhosts");
+    }
+    return rc;
 }
 
 static int recover(wr_durable_t *d)
@@ -371,26 +458,33 @@ static int recover(wr_durable_t *d)
     wr_durable_defs_stats_t st = {0};
     struct timespec t0, t1;
     wr_map_t *kept;
-    json_t *vhosts;
+    json_t *state, *vhosts;
+    bool seeded;
     char err[1024];
     int rc;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    d->topo = wr_topology_open(d->store, cfg->data_dir, &o, &vhosts, err, sizeof(err));
+    d->topo = wr_topology_open(d->store, cfg->data_dir, &o, &state, err, sizeof(err));
     if (d->topo == NULL) {
         wr_log_error("%s", err);
         return WR_ESYNTAX;
     }
+    vhosts = json_object_get(state, "vhosts");
+    seeded = json_is_true(json_object_get(state, "seeded"));
     d->recovering = true;
     kept = wr_map_new();
     rc = kept != NULL ? sweep_logs(d, vhosts, kept) : WR_ENOMEM;
     wr_queue_store_set_stored(d->qlogs, kept);
     if (rc == WR_OK)
         rc = recreate(d, vhosts, &st);
+    if (rc == WR_OK && seeded)
+        rc = restore_users(d, state);
     wr_queue_store_set_stored(d->qlogs, NULL);
     d->recovering = false;
     wr_map_free(kept);
-    json_decref(vhosts);
+    json_decref(state);
+    if (rc == WR_OK && !seeded)
+        rc = seed(d);
     if (rc != WR_OK)
         return rc;
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -437,6 +531,8 @@ int wr_durable_open(const wr_durable_deps_t *deps, wr_durable_t **out)
     deps->vhost_env->observer = &observer;
     deps->vhost_env->observer_ud = d;
     rc = recover(d);
+    deps->users->observer = &users_observer;
+    deps->users->observer_ud = d;
     if (rc == WR_OK) {
         d->topo_ev =
             event_new(base, wr_topology_notify_fd(d->topo), EV_READ | EV_PERSIST, on_topology_notify, d);
@@ -463,6 +559,7 @@ void wr_durable_close(wr_durable_t *d)
     if (d == NULL)
         return;
     d->deps.vhost_env->observer = NULL;
+    d->deps.users->observer = NULL;
     if (d->topo_ev != NULL)
         event_free(d->topo_ev);
     /* The journal is on disk once closed: deleted queues' logs can go. */

@@ -3,8 +3,9 @@
  * The node's durable state: the store in data_dir (whose lock keeps a second
  * broker out), the loop's side of group commit (one flush per loop iteration
  * in which something was appended; the store's notify fd runs the durable
- * callbacks), the durable topology (a journal and snapshots, broker/topology.h),
- * and recovery at start-up: the topology, then each durable queue's messages.
+ * callbacks), the node's definitions (vhosts, users, permissions, policies
+ * and the durable topology: a journal and snapshots, broker/topology.h), and
+ * recovery at start-up: the definitions, then each durable queue's messages.
  */
 #ifndef WR_BROKER_DURABLE_H
 #define WR_BROKER_DURABLE_H
@@ -12,6 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "broker/auth/users.h"
 #include "broker/config/config.h"
 #include "broker/queue/queue.h"
 #include "broker/queue/queue_store.h"
@@ -31,16 +35,30 @@ typedef struct {
     wr_vhost_env_t *vhost_env;  /* the vhosts' environment: the store plugs in its queue logs and
                                    the topology observer, and takes them out at close */
     void (*progress)(void *ud); /* the storage thread finished a batch (flow alarms) */
+    wr_users_t *users;          /* the users database: filled from the store at start-up (or its
+                                   contents recorded, seeding it), its changes recorded */
+    /* Creates vhost name with settings (a vhost.declare entry, broker/node/topo_state.h;
+     * NULL: the defaults) and reports it with wr_durable_vhost_declared. WR_OK,
+     * WR_EEXIST, WR_ENOMEM. */
+    int (*vhost_add)(void *ud, const char *name, const json_t *settings);
+    /* Seeding a store (see wr_durable_open): puts the configuration's policies.
+     * WR_OK or an error that has been logged. */
+    int (*seed)(void *ud);
     void *ud;
 } wr_durable_deps_t;
 
 /*
  * Opens the store in deps->cfg's data_dir, deletes what the last run left of
  * transient queues and of deleted durable ones, plugs itself into the vhosts'
- * environment, and recovers the durable exchanges, queues, bindings and
- * messages into the vhosts. WR_OK, or an error that has been logged: the
- * directory is in use by another broker or of an unknown format, the
- * topology file is damaged, a queue's log cannot be opened.
+ * environment and the users database, and recovers the definitions: the
+ * vhosts (created with deps->vhost_add), their durable exchanges, queues,
+ * bindings and messages, and, once the store has been seeded, its users and
+ * permissions in place of the configuration's. A store never seeded (a new
+ * directory, or one of an earlier version) is seeded now with the
+ * configuration's vhosts, users, permissions and policies (deps->seed),
+ * which it records. WR_OK, or an error that has been logged: the directory
+ * is in use by another broker or of an unknown format, the topology file is
+ * damaged, a queue's log cannot be opened.
  */
 int wr_durable_open(const wr_durable_deps_t *deps, wr_durable_t **out);
 /*
@@ -66,6 +84,14 @@ typedef struct {
     void (*fn)(void *ud); /* called once, on the loop; may wait again */
     void *ud;
 } wr_durable_waiter_t;
+
+/*
+ * Records that vhost name was created, or its settings (a vhost.declare
+ * entry, copied; NULL: {}) changed, and that it was deleted with all it
+ * held. Nothing while the store recovers, or for NULL.
+ */
+void wr_durable_vhost_declared(wr_durable_t *d, const char *name, const json_t *settings);
+void wr_durable_vhost_deleted(wr_durable_t *d, const char *name);
 
 /* The sequence number of the last topology change recorded; 0 for NULL. */
 uint64_t wr_durable_topology_seq(const wr_durable_t *d);

@@ -12,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/auth/auth.h"
 #include "broker/vhost/exchange.h"
 #include "broker/base/log.h"
 #include "broker/vhost/policy.h"
 #include "broker/queue/queue.h"
+#include "core/base64.h"
 #include "core/status.h"
 
 /* AMQP names are at most 255 octets; argument tables are bounded by a frame. */
@@ -164,6 +166,133 @@ json_t *wr_durable_defs_queue(const wr_queue_t *q)
         return e;
     json_decref(e);
     return NULL;
+}
+
+/* ---------------------------------------------------------------- users */
+
+static const char *const alg_names[] = {
+    [WR_HASH_SHA256] = "rabbit_password_hashing_sha256",
+    [WR_HASH_SHA512] = "rabbit_password_hashing_sha512",
+    [WR_HASH_MD5] = "rabbit_password_hashing_md5",
+};
+
+static json_t *strings_json(char *const *v, size_t n)
+{
+    json_t *list = json_array();
+
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        if (json_array_append_new(list, json_string(v[i])) != 0) {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+json_t *wr_durable_defs_user(const wr_user_cfg_t *u)
+{
+    char hash[WR_PASSWORD_HASH_MAX * 2];
+    json_t *e = json_object(), *limits = json_object();
+
+    wr_base64_encode(u->password_hash, u->password_hash_len, hash);
+    if (e != NULL && limits != NULL && put(e, "name", json_string(u->name)) &&
+        put(e, "password_hash", json_string(hash)) &&
+        put(e, "hashing_algorithm", json_string(alg_names[u->hashing_algorithm])) &&
+        put(e, "tags", strings_json(u->tags, u->ntags)) &&
+        (!u->has_max_connections || put(limits, "max-connections", json_integer(u->max_connections))) &&
+        put(e, "limits", json_incref(limits))) {
+        json_decref(limits);
+        return e;
+    }
+    json_decref(limits);
+    json_decref(e);
+    return NULL;
+}
+
+json_t *wr_durable_defs_permission(const wr_permission_cfg_t *perm)
+{
+    return json_pack("{s:s,s:s,s:s,s:s}", "user", perm->user, "configure", perm->pattern[WR_PERM_CONFIGURE],
+                     "write", perm->pattern[WR_PERM_WRITE], "read", perm->pattern[WR_PERM_READ]);
+}
+
+/* One user.put entry into db; WR_ESYNTAX (logged by the caller) when its hash does not decode. */
+static int load_user(wr_users_t *db, const json_t *e)
+{
+    const char *name = json_string_value(json_object_get(e, "name"));
+    const char *alg_name = json_string_value(json_object_get(e, "hashing_algorithm"));
+    const char *b64 = json_string_value(json_object_get(e, "password_hash"));
+    const json_t *tags = json_object_get(e, "tags"), *max;
+    const char *tag[64];
+    uint8_t hash[WR_PASSWORD_HASH_MAX];
+    size_t len, ntags = json_array_size(tags);
+    wr_hash_alg_t alg;
+    bool created;
+
+    if (name == NULL || alg_name == NULL || b64 == NULL || ntags > 64 ||
+        !wr_auth_hash_alg_parse(alg_name, &alg) || wr_auth_hash_decode(b64, alg, hash, &len) != WR_OK)
+        return WR_ESYNTAX;
+    for (size_t i = 0; i < ntags; i++)
+        tag[i] = json_string_value(json_array_get(tags, i));
+    if (wr_users_put(db, name, hash, len, alg, tag, ntags, &created) != WR_OK)
+        return WR_ENOMEM;
+    max = json_object_get(json_object_get(e, "limits"), "max-connections");
+    if (json_is_integer(max))
+        wr_users_set_max_connections(db, name, json_integer_value(max));
+    return WR_OK;
+}
+
+static int load_permissions(wr_users_t *db, const char *vhost, const json_t *list, char *err, size_t errlen)
+{
+    const json_t *e;
+    size_t i;
+
+    json_array_foreach(list, i, e)
+    {
+        const char *pattern[WR_PERM_KINDS] = {json_string_value(json_object_get(e, "configure")),
+                                              json_string_value(json_object_get(e, "write")),
+                                              json_string_value(json_object_get(e, "read"))};
+        const char *user = json_string_value(json_object_get(e, "user"));
+        char why[300];
+        bool created;
+        int rc;
+
+        if (wr_users_find(db, user, strlen(user)) == NULL)
+            continue; /* its user did not decode */
+        rc = wr_users_put_permission(db, user, vhost, pattern, &created, why, sizeof(why));
+        if (rc == WR_ENOMEM) {
+            snprintf(err, errlen, "out of memory recovering permissions");
+            return rc;
+        }
+        if (rc != WR_OK)
+            wr_log_warn("vhost '%s': permission of '%s' not recovered: %s", vhost, user, why);
+    }
+    return WR_OK;
+}
+
+int wr_durable_defs_load_users(wr_users_t *db, const json_t *state, char *err, size_t errlen)
+{
+    const json_t *e, *v;
+    const char *vname;
+    size_t i;
+    int rc = WR_OK;
+
+    json_array_foreach(json_object_get(state, "users"), i, e)
+    {
+        rc = load_user(db, e);
+        if (rc == WR_ENOMEM) {
+            snprintf(err, errlen, "out of memory recovering users");
+            return rc;
+        }
+        if (rc != WR_OK)
+            wr_log_warn("users[%zu] not recovered: its password hash does not decode", i);
+    }
+    json_object_foreach((json_t *)json_object_get(state, "vhosts"), vname, v)
+    {
+        rc = load_permissions(db, vname, json_object_get(v, "permissions"), err, errlen);
+        if (rc != WR_OK)
+            return rc;
+    }
+    return WR_OK;
 }
 
 /* ---------------------------------------------------------------- load */

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The durable topology of a vhost as JSON: its policies, durable exchanges,
+ * The node's definitions as JSON: per vhost its policies, durable exchanges,
  * durable queues (each with the name of its log) and the bindings whose
- * source and destination are both durable; and their recreation at
- * start-up. The shape follows the per-vhost lists of RabbitMQ's
+ * source and destination are both durable; users and permissions; and their
+ * recreation at start-up. The shape follows the lists of RabbitMQ's
  * definitions.json, except that argument tables are kept in their AMQP
  * encoding (hex) so that they come back byte-exact, and names that are not
  * UTF-8 are kept in hex as well.
@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/auth/users.h"
 #include "broker/vhost/exchange.h"
 #include "broker/queue/queue.h"
 #include "broker/vhost/vhost.h"
@@ -34,6 +35,20 @@ json_t *wr_durable_defs_queue(const wr_queue_t *q);
 json_t *wr_durable_defs_binding(const wr_exchange_t *x, wr_dest_t d, wr_bytes_t key, wr_bytes_t args);
 /* The vhost's policies: an array of definitions.json policy objects without "vhost". */
 json_t *wr_durable_defs_policies(const wr_vhost_t *vh);
+
+/* {"name", "password_hash" (base64), "hashing_algorithm", "tags", "limits"}:
+ * definitions.json's user. */
+json_t *wr_durable_defs_user(const wr_user_cfg_t *u);
+/* {"user", "configure", "write", "read"}. */
+json_t *wr_durable_defs_permission(const wr_permission_cfg_t *perm);
+
+/*
+ * Puts the users of state (wr_topo_state_dump's) and the permissions of its
+ * vhosts into db, whose observer must be NULL. A user whose password hash or
+ * algorithm does not decode is logged and skipped. WR_OK, or WR_ENOMEM with
+ * a message in err.
+ */
+int wr_durable_defs_load_users(wr_users_t *db, const json_t *state, char *err, size_t errlen);
 
 /* Calls fn with the log name of every queue in v (a vhost's object as dumped). */
 void wr_durable_defs_logs(const json_t *v, void (*fn)(void *ud, const char *log), void *ud);

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The topology state machine (see topo_state.h). Per vhost it keys every
- * exchange and queue by its name's JSON text, and files each binding under
- * its destination, so deleting a queue or exchange drops its bindings in
- * O(1). Entries are shared with the records, never modified. Bindings from a deleted exchange are recognised
- * by incarnation: each user exchange gets a fresh number when declared, each binding remembers its source's,
- * and a dump drops the bindings whose number no longer matches.
+ * The definitions state machine (see topo_state.h for the record grammar).
+ * Per vhost it keys every exchange and queue by its name's JSON text, files
+ * each binding under its destination (deleting a queue or exchange drops its
+ * bindings in O(1)) and each permission under its user; users are node-wide.
+ * Entries are shared with the records, never modified. Bindings from a
+ * deleted exchange are recognised by incarnation: each user exchange gets a
+ * fresh number when declared, each binding remembers its source's, and a dump
+ * drops the bindings whose number no longer matches.
  */
 #include "broker/node/topo_state.h"
 
@@ -18,29 +20,42 @@
 #include "core/status.h"
 
 struct wr_topo_state_s {
-    json_t *vhosts;      /* name -> {"policies", "exchanges", "xinc", "queues", "bindings"} */
+    json_t *vhosts; /* name -> {"settings"?, "policies", "exchanges", "xinc", "queues", "bindings",
+                       "permissions"} */
+    json_t *users;  /* name -> user.put entry */
+    bool seeded;
     json_int_t next_inc; /* the next exchange incarnation; 0 means a standard exchange */
     size_t size;
 };
 
-static const char *const op_names[] = {
-    [WR_TOPO_EXCHANGE_DECLARE] = "exchange.declare",
-    [WR_TOPO_EXCHANGE_DELETE] = "exchange.delete",
-    [WR_TOPO_QUEUE_DECLARE] = "queue.declare",
-    [WR_TOPO_QUEUE_DELETE] = "queue.delete",
-    [WR_TOPO_BIND] = "bind",
-    [WR_TOPO_UNBIND] = "unbind",
-    [WR_TOPO_POLICIES] = "policies",
+static const struct {
+    const char *name;
+    bool node; /* node-wide: the record has no "vhost" */
+} ops[] = {
+    [WR_TOPO_EXCHANGE_DECLARE] = {"exchange.declare", false},
+    [WR_TOPO_EXCHANGE_DELETE] = {"exchange.delete", false},
+    [WR_TOPO_QUEUE_DECLARE] = {"queue.declare", false},
+    [WR_TOPO_QUEUE_DELETE] = {"queue.delete", false},
+    [WR_TOPO_BIND] = {"bind", false},
+    [WR_TOPO_UNBIND] = {"unbind", false},
+    [WR_TOPO_POLICIES] = {"policies", false},
+    [WR_TOPO_VHOST_DECLARE] = {"vhost.declare", false},
+    [WR_TOPO_VHOST_DELETE] = {"vhost.delete", false},
+    [WR_TOPO_PERMISSION_PUT] = {"permission.put", false},
+    [WR_TOPO_PERMISSION_DELETE] = {"permission.delete", false},
+    [WR_TOPO_USER_PUT] = {"user.put", true},
+    [WR_TOPO_USER_DELETE] = {"user.delete", true},
+    [WR_TOPO_SEEDED] = {"seeded", true},
 };
 
-#define NOPS (sizeof(op_names) / sizeof(op_names[0]))
+#define NOPS (sizeof(ops) / sizeof(ops[0]))
 
 wr_topo_state_t *wr_topo_state_new(void)
 {
     wr_topo_state_t *st = calloc(1, sizeof(*st));
 
-    if (st == NULL || (st->vhosts = json_object()) == NULL) {
-        free(st);
+    if (st == NULL || (st->vhosts = json_object()) == NULL || (st->users = json_object()) == NULL) {
+        wr_topo_state_free(st);
         return NULL;
     }
     st->next_inc = 1;
@@ -52,6 +67,7 @@ void wr_topo_state_free(wr_topo_state_t *st)
     if (st == NULL)
         return;
     json_decref(st->vhosts);
+    json_decref(st->users);
     free(st);
 }
 
@@ -59,7 +75,9 @@ json_t *wr_topo_rec(const char *vhost, wr_topo_op_t op, json_t *entry)
 {
     if (entry == NULL)
         return NULL;
-    return json_pack("{s:s,s:s,s:o}", "vhost", vhost, "op", op_names[op], "entry", entry);
+    if (ops[op].node)
+        return json_pack("{s:s,s:o}", "op", ops[op].name, "entry", entry);
+    return json_pack("{s:s,s:s,s:o}", "vhost", vhost, "op", ops[op].name, "entry", entry);
 }
 
 size_t wr_topo_state_size(const wr_topo_state_t *st)
@@ -119,7 +137,8 @@ static json_t *vhost_get(wr_topo_state_t *st, const char *name)
 
     if (v != NULL)
         return v;
-    v = json_pack("{s:[],s:{},s:{},s:{},s:{}}", "policies", "exchanges", "xinc", "queues", "bindings");
+    v = json_pack("{s:[],s:{},s:{},s:{},s:{},s:{}}", "policies", "exchanges", "xinc", "queues", "bindings",
+                  "permissions");
     if (v == NULL || json_object_set_new(st->vhosts, name, v) != 0)
         return NULL;
     return v;
@@ -154,6 +173,7 @@ typedef struct {
     wr_topo_state_t *st;
     json_t *v;           /* the vhost's object */
     const json_t *entry; /* the record's entry */
+    char why[160];       /* what is wrong with the entry of a new-style op */
 } apply_t;
 
 static int apply_exchange_declare(apply_t *a, const char *key)
@@ -269,10 +289,182 @@ static int apply_named(apply_t *a, wr_topo_op_t op)
     return rc;
 }
 
+/* ---------------------------------------------------------------- vhosts, users, permissions */
+
+/* A field's kind: a string, a list of strings, a boolean, an object. */
+typedef struct {
+    const char *key;
+    char kind; /* 's', 'l', 'b', 'o' */
+    bool optional;
+} field_t;
+
+static bool field_ok(const json_t *v, char kind)
+{
+    size_t i;
+    const json_t *t;
+
+    switch (kind) {
+    case 's':
+        return json_is_string(v);
+    case 'b':
+        return json_is_boolean(v);
+    case 'o':
+        return json_is_object(v);
+    default:
+        if (!json_is_array(v))
+            return false;
+        json_array_foreach(v, i, t)
+        {
+            if (!json_is_string(t))
+                return false;
+        }
+        return true;
+    }
+}
+
+/* Whether the entry is an object with these fields; a->why says why not. */
+static bool fields_ok(apply_t *a, const field_t *f, size_t n)
+{
+    static const char *const kinds[] = {"a string", "a list of strings", "a boolean", "an object"};
+
+    if (!json_is_object(a->entry)) {
+        snprintf(a->why, sizeof(a->why), "entry must be an object");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_object_get(a->entry, f[i].key);
+
+        if ((v == NULL && f[i].optional) || (v != NULL && field_ok(v, f[i].kind)))
+            continue;
+        snprintf(a->why, sizeof(a->why), "\"%s\" must be %s", f[i].key,
+                 kinds[strchr("slbo", f[i].kind) - "slbo"]);
+        return false;
+    }
+    return true;
+}
+
+static int apply_vhost_declare(apply_t *a)
+{
+    static const field_t f[] = {{"description", 's', true},
+                                {"tags", 'l', true},
+                                {"default_queue_type", 's', true},
+                                {"tracing", 'b', true}};
+
+    if (!fields_ok(a, f, sizeof(f) / sizeof(f[0])))
+        return WR_ESYNTAX;
+    return json_object_set(a->v, "settings", (json_t *)a->entry) == 0 ? WR_OK : WR_ENOMEM;
+}
+
+/* Entries in a vhost's object: exchanges, queues, bindings, permissions. */
+static size_t vhost_size(const json_t *v)
+{
+    size_t n = json_object_size(json_object_get(v, "exchanges")) +
+               json_object_size(json_object_get(v, "queues")) +
+               json_object_size(json_object_get(v, "permissions"));
+    const char *gk;
+    json_t *g;
+
+    json_object_foreach(json_object_get(v, "bindings"), gk, g)
+    {
+        n += json_object_size(g);
+    }
+    return n;
+}
+
+static int apply_vhost_delete(apply_t *a, const char *vhost)
+{
+    json_t *v = json_object_get(a->st->vhosts, vhost);
+
+    if (!fields_ok(a, NULL, 0))
+        return WR_ESYNTAX;
+    if (v != NULL) {
+        a->st->size -= vhost_size(v);
+        json_object_del(a->st->vhosts, vhost);
+    }
+    return WR_OK;
+}
+
+static int apply_permission(apply_t *a, const char *vhost, bool put)
+{
+    static const field_t f[] = {
+        {"user", 's', false}, {"configure", 's', false}, {"write", 's', false}, {"read", 's', false}};
+    json_t *v = json_object_get(a->st->vhosts, vhost);
+    const char *user;
+
+    if (!fields_ok(a, f, put ? 4 : 1))
+        return WR_ESYNTAX;
+    user = json_string_value(json_object_get(a->entry, "user"));
+    if (v == NULL)
+        return WR_OK;
+    if (!put) {
+        section_del(a->st, v, "permissions", user);
+        return WR_OK;
+    }
+    if (json_object_get(a->st->users, user) == NULL)
+        return WR_OK;
+    return section_put(a->st, json_object_get(v, "permissions"), user, json_incref((json_t *)a->entry));
+}
+
+static int apply_user_put(apply_t *a)
+{
+    static const field_t f[] = {{"name", 's', false},
+                                {"password_hash", 's', false},
+                                {"hashing_algorithm", 's', false},
+                                {"tags", 'l', false},
+                                {"limits", 'o', true}};
+    const char *name;
+
+    if (!fields_ok(a, f, sizeof(f) / sizeof(f[0])))
+        return WR_ESYNTAX;
+    name = json_string_value(json_object_get(a->entry, "name"));
+    if (name[0] == '\0') {
+        snprintf(a->why, sizeof(a->why), "\"name\" must not be empty");
+        return WR_ESYNTAX;
+    }
+    return section_put(a->st, a->st->users, name, json_incref((json_t *)a->entry));
+}
+
+static int apply_user_delete(apply_t *a)
+{
+    static const field_t f[] = {{"name", 's', false}};
+    const char *name, *vname;
+    json_t *v;
+
+    if (!fields_ok(a, f, 1))
+        return WR_ESYNTAX;
+    name = json_string_value(json_object_get(a->entry, "name"));
+    json_object_foreach(a->st->vhosts, vname, v)
+    {
+        section_del(a->st, v, "permissions", name);
+    }
+    if (json_object_get(a->st->users, name) != NULL) {
+        json_object_del(a->st->users, name);
+        a->st->size--;
+    }
+    return WR_OK;
+}
+
+static int apply_node(apply_t *a, wr_topo_op_t op)
+{
+    switch (op) {
+    case WR_TOPO_USER_PUT:
+        return apply_user_put(a);
+    case WR_TOPO_USER_DELETE:
+        return apply_user_delete(a);
+    default:
+        if (!fields_ok(a, NULL, 0))
+            return WR_ESYNTAX;
+        a->st->seeded = true;
+        return WR_OK;
+    }
+}
+
+/* ---------------------------------------------------------------- records */
+
 static int op_find(const char *name, wr_topo_op_t *op)
 {
     for (size_t i = 0; name != NULL && i < NOPS; i++) {
-        if (strcmp(op_names[i], name) == 0) {
+        if (strcmp(ops[i].name, name) == 0) {
             *op = (wr_topo_op_t)i;
             return WR_OK;
         }
@@ -280,26 +472,55 @@ static int op_find(const char *name, wr_topo_op_t *op)
     return WR_ESYNTAX;
 }
 
+/* An op on the vhost's contents, creating the vhost if it is new. */
+static int apply_contents(apply_t *a, wr_topo_op_t op)
+{
+    if (op == WR_TOPO_VHOST_DECLARE)
+        return apply_vhost_declare(a);
+    if (op == WR_TOPO_BIND || op == WR_TOPO_UNBIND)
+        return apply_binding(a, op == WR_TOPO_BIND);
+    if (op == WR_TOPO_POLICIES)
+        return apply_policies(a);
+    return apply_named(a, op);
+}
+
+static int apply_vhost(apply_t *a, const char *vhost, wr_topo_op_t op)
+{
+    bool fresh = json_object_get(a->st->vhosts, vhost) == NULL;
+    int rc;
+
+    if (op == WR_TOPO_VHOST_DELETE)
+        return apply_vhost_delete(a, vhost);
+    if (op == WR_TOPO_PERMISSION_PUT || op == WR_TOPO_PERMISSION_DELETE)
+        return apply_permission(a, vhost, op == WR_TOPO_PERMISSION_PUT);
+    a->v = vhost_get(a->st, vhost);
+    if (a->v == NULL)
+        return WR_ENOMEM;
+    rc = apply_contents(a, op);
+    /* A malformed record leaves the state as it was. */
+    if (rc == WR_ESYNTAX && fresh)
+        json_object_del(a->st->vhosts, vhost);
+    return rc;
+}
+
 int wr_topo_state_apply(wr_topo_state_t *st, const json_t *rec, char *err, size_t errlen)
 {
-    const char *vhost = json_string_value(json_object_get(rec, "vhost"));
-    apply_t a = {st, NULL, json_object_get(rec, "entry")};
-    wr_topo_op_t op;
+    const json_t *vhost = json_object_get(rec, "vhost");
+    apply_t a = {st, NULL, json_object_get(rec, "entry"), ""};
+    wr_topo_op_t op = WR_TOPO_EXCHANGE_DECLARE;
     int rc = WR_ESYNTAX;
 
-    if (vhost != NULL && a.entry != NULL &&
-        op_find(json_string_value(json_object_get(rec, "op")), &op) == WR_OK) {
-        a.v = vhost_get(st, vhost);
-        if (a.v == NULL)
-            rc = WR_ENOMEM;
-        else if (op == WR_TOPO_BIND || op == WR_TOPO_UNBIND)
-            rc = apply_binding(&a, op == WR_TOPO_BIND);
-        else if (op == WR_TOPO_POLICIES)
-            rc = apply_policies(&a);
-        else
-            rc = apply_named(&a, op);
+    if (a.entry != NULL && op_find(json_string_value(json_object_get(rec, "op")), &op) == WR_OK) {
+        if (ops[op].node && vhost != NULL)
+            snprintf(a.why, sizeof(a.why), "a node-wide record has no \"vhost\"");
+        else if (ops[op].node)
+            rc = apply_node(&a, op);
+        else if (json_is_string(vhost))
+            rc = apply_vhost(&a, json_string_value(vhost), op);
     }
-    if (rc == WR_ESYNTAX)
+    if (rc == WR_ESYNTAX && a.why[0] != '\0')
+        snprintf(err, errlen, "%s: %s", ops[op].name, a.why);
+    else if (rc == WR_ESYNTAX)
         snprintf(err, errlen, "not a topology change record");
     else if (rc == WR_ENOMEM)
         snprintf(err, errlen, "out of memory");
@@ -308,53 +529,79 @@ int wr_topo_state_apply(wr_topo_state_t *st, const json_t *rec, char *err, size_
 
 /* ---------------------------------------------------------------- load */
 
+static int load_one(wr_topo_state_t *st, const char *vhost, wr_topo_op_t op, const json_t *e, char *err,
+                    size_t errlen)
+{
+    json_t *rec = wr_topo_rec(vhost, op, json_incref((json_t *)e));
+    int rc = rec != NULL ? wr_topo_state_apply(st, rec, err, errlen) : WR_ENOMEM;
+
+    json_decref(rec);
+    return rc;
+}
+
 static int load_list(wr_topo_state_t *st, const char *vhost, const json_t *list, wr_topo_op_t op, char *err,
                      size_t errlen)
 {
     const json_t *e;
     size_t i;
 
+    if (list != NULL && !json_is_array(list))
+        return WR_ESYNTAX;
     json_array_foreach(list, i, e)
     {
-        json_t *rec = wr_topo_rec(vhost, op, json_incref((json_t *)e));
-        int rc = rec != NULL ? wr_topo_state_apply(st, rec, err, errlen) : WR_ENOMEM;
+        int rc = load_one(st, vhost, op, e, err, errlen);
 
-        json_decref(rec);
         if (rc != WR_OK)
             return rc;
     }
     return WR_OK;
 }
 
-int wr_topo_state_load(wr_topo_state_t *st, const json_t *vhosts, char *err, size_t errlen)
+static int load_vhost(wr_topo_state_t *st, const char *name, const json_t *v, char *err, size_t errlen)
 {
     static const struct {
         const char *key;
         wr_topo_op_t op;
     } parts[] = {{"exchanges", WR_TOPO_EXCHANGE_DECLARE},
                  {"queues", WR_TOPO_QUEUE_DECLARE},
-                 {"bindings", WR_TOPO_BIND}};
+                 {"bindings", WR_TOPO_BIND},
+                 {"permissions", WR_TOPO_PERMISSION_PUT}};
+    const json_t *pol = json_object_get(v, "policies"), *settings = json_object_get(v, "settings");
+    json_t *none = json_array();
+    int rc = none != NULL ? WR_OK : WR_ENOMEM;
+
+    if (rc == WR_OK)
+        rc = load_one(st, name, WR_TOPO_POLICIES, pol != NULL ? pol : none, err, errlen);
+    json_decref(none);
+    if (rc == WR_OK && settings != NULL)
+        rc = load_one(st, name, WR_TOPO_VHOST_DECLARE, settings, err, errlen);
+    for (size_t p = 0; rc == WR_OK && p < sizeof(parts) / sizeof(parts[0]); p++)
+        rc = load_list(st, name, json_object_get(v, parts[p].key), parts[p].op, err, errlen);
+    if (rc == WR_ESYNTAX)
+        snprintf(err, errlen, "vhost '%s' is malformed", name);
+    return rc;
+}
+
+int wr_topo_state_load(wr_topo_state_t *st, const json_t *snap, char *err, size_t errlen)
+{
+    const json_t *vhosts = json_object_get(snap, "vhosts"), *seeded = json_object_get(snap, "seeded"), *v;
     const char *name;
-    const json_t *v;
     int rc;
 
+    if (!json_is_object(vhosts) || (seeded != NULL && !json_is_boolean(seeded))) {
+        snprintf(err, errlen, "not a topology snapshot");
+        return WR_ESYNTAX;
+    }
+    rc = load_list(st, NULL, json_object_get(snap, "users"), WR_TOPO_USER_PUT, err, errlen);
+    if (rc == WR_ESYNTAX)
+        snprintf(err, errlen, "its users are malformed");
     json_object_foreach((json_t *)vhosts, name, v)
     {
-        const json_t *pol = json_object_get(v, "policies");
-        json_t *rec =
-            wr_topo_rec(name, WR_TOPO_POLICIES, pol != NULL ? json_incref((json_t *)pol) : json_array());
-
-        rc = rec != NULL ? wr_topo_state_apply(st, rec, err, errlen) : WR_ENOMEM;
-        json_decref(rec);
-        for (size_t p = 0; rc == WR_OK && p < sizeof(parts) / sizeof(parts[0]); p++)
-            rc = load_list(st, name, json_object_get(v, parts[p].key), parts[p].op, err, errlen);
-        if (rc != WR_OK) {
-            if (rc == WR_ESYNTAX)
-                snprintf(err, errlen, "vhost '%s' is malformed", name);
-            return rc;
-        }
+        if (rc == WR_OK)
+            rc = load_vhost(st, name, v, err, errlen);
     }
-    return WR_OK;
+    st->seeded |= json_is_true(seeded);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- dump */
@@ -402,7 +649,7 @@ static json_t *values(const json_t *obj)
 
 static json_t *dump_vhost(wr_topo_state_t *st, json_t *v)
 {
-    json_t *bindings = json_array(), *g;
+    json_t *bindings = json_array(), *g, *out, *settings = json_object_get(v, "settings");
     const char *gk;
 
     if (bindings == NULL)
@@ -414,22 +661,27 @@ static json_t *dump_vhost(wr_topo_state_t *st, json_t *v)
             return NULL;
         }
     }
-    return json_pack("{s:O,s:o,s:o,s:o}", "policies", json_object_get(v, "policies"), "exchanges",
-                     values(json_object_get(v, "exchanges")), "queues", values(json_object_get(v, "queues")),
-                     "bindings", bindings);
+    out = json_pack("{s:O,s:o,s:o,s:o,s:o}", "policies", json_object_get(v, "policies"), "exchanges",
+                    values(json_object_get(v, "exchanges")), "queues", values(json_object_get(v, "queues")),
+                    "bindings", bindings, "permissions", values(json_object_get(v, "permissions")));
+    if (out != NULL && settings != NULL && json_object_set(out, "settings", settings) != 0) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
 }
 
 json_t *wr_topo_state_dump(wr_topo_state_t *st)
 {
-    json_t *out = json_object(), *v;
+    json_t *vhosts = json_object(), *v;
     const char *name;
 
     json_object_foreach(st->vhosts, name, v)
     {
-        if (out == NULL || json_object_set_new(out, name, dump_vhost(st, v)) != 0) {
-            json_decref(out);
+        if (vhosts == NULL || json_object_set_new(vhosts, name, dump_vhost(st, v)) != 0) {
+            json_decref(vhosts);
             return NULL;
         }
     }
-    return out;
+    return json_pack("{s:b,s:o,s:o}", "seeded", st->seeded, "users", values(st->users), "vhosts", vhosts);
 }

@@ -26,7 +26,7 @@
 
 #define SNAPSHOT_FILE    "topology.json"
 #define SNAPSHOT_FORMAT  "warren-topology"
-#define SNAPSHOT_VERSION 2
+#define SNAPSHOT_VERSION 3
 #define SNAPSHOT_MIN     4096
 #define ERR_MAX          1024
 
@@ -91,9 +91,10 @@ static json_t *load_file(const char *path, json_error_t *jerr)
     return root;
 }
 
-/* Reads DIR/topology.json into *vhosts and its journal position; *vhosts is
- * an empty object when there is none (a new directory). */
-static int snapshot_read(const char *dir, json_t **vhosts, uint64_t *journal, char *err, size_t errlen)
+/* Reads DIR/topology.json into *snap (the whole document, which
+ * wr_topo_state_load reads) and its journal position; *snap has no vhosts
+ * when there is none (a new directory). */
+static int snapshot_read(const char *dir, json_t **snap, uint64_t *journal, char *err, size_t errlen)
 {
     char path[4096];
     json_error_t jerr;
@@ -103,7 +104,7 @@ static int snapshot_read(const char *dir, json_t **vhosts, uint64_t *journal, ch
     *journal = 0;
     snprintf(path, sizeof(path), "%s/%s", dir, SNAPSHOT_FILE);
     if (access(path, F_OK) != 0 && errno == ENOENT)
-        return (*vhosts = json_object()) != NULL ? WR_OK : WR_ENOMEM;
+        return (*snap = json_pack("{s:{}}", "vhosts")) != NULL ? WR_OK : WR_ENOMEM;
     root = load_file(path, &jerr);
     if (root == NULL) {
         snprintf(err, errlen, "cannot read the durable topology %s: line %d: %s", path, jerr.line, jerr.text);
@@ -118,12 +119,11 @@ static int snapshot_read(const char *dir, json_t **vhosts, uint64_t *journal, ch
         snprintf(err, errlen, "%s is not a warren topology file", path);
     } else if (json_integer_value(ver) < 1 || json_integer_value(ver) > SNAPSHOT_VERSION) {
         snprintf(err, errlen,
-                 "%s has format version %" JSON_INTEGER_FORMAT "; this build reads versions 1 and 2", path,
+                 "%s has format version %" JSON_INTEGER_FORMAT "; this build reads versions 1 to 3", path,
                  json_integer_value(ver));
     } else {
-        *vhosts = json_incref((json_t *)v);
+        *snap = root;
         *journal = (uint64_t)json_integer_value(j);
-        json_decref(root);
         return WR_OK;
     }
     json_decref(root);
@@ -134,14 +134,13 @@ static int snapshot_read(const char *dir, json_t **vhosts, uint64_t *journal, ch
  * snapshot thread. */
 static int snapshot_write(wr_topology_t *t, uint64_t seq, char *err, size_t errlen)
 {
-    json_t *vhosts = wr_topo_state_dump(t->state), *root = NULL;
+    json_t *root = wr_topo_state_dump(t->state);
     char *text = NULL;
     int rc = WR_ENOMEM;
 
-    if (vhosts != NULL)
-        root = json_pack("{s:s,s:i,s:I,s:o}", "format", SNAPSHOT_FORMAT, "version", SNAPSHOT_VERSION,
-                         "journal", (json_int_t)seq, "vhosts", vhosts);
-    if (root != NULL)
+    if (root != NULL && json_object_set_new(root, "format", json_string(SNAPSHOT_FORMAT)) == 0 &&
+        json_object_set_new(root, "version", json_integer(SNAPSHOT_VERSION)) == 0 &&
+        json_object_set_new(root, "journal", json_integer((json_int_t)seq)) == 0)
         text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     if (text != NULL)
@@ -442,14 +441,14 @@ static int topology_init(wr_topology_t *t, wr_store_t *s, const wr_topology_opts
     return t->state != NULL ? WR_OK : WR_ENOMEM;
 }
 
-wr_topology_t *wr_topology_open(wr_store_t *s, const char *dir, const wr_topology_opts_t *o, json_t **vhosts,
+wr_topology_t *wr_topology_open(wr_store_t *s, const char *dir, const wr_topology_opts_t *o, json_t **state,
                                 char *err, size_t errlen)
 {
     wr_topology_t *t = calloc(1, sizeof(*t));
     json_t *snap = NULL;
     uint64_t covered;
 
-    *vhosts = NULL;
+    *state = NULL;
     err[0] = '\0';
     if (t == NULL)
         goto nomem;
@@ -462,7 +461,7 @@ wr_topology_t *wr_topology_open(wr_store_t *s, const char *dir, const wr_topolog
         journal_open(t, covered, err, errlen) != WR_OK)
         goto err;
     t->snap_size = wr_topo_state_size(t->state);
-    if ((*vhosts = wr_topo_state_dump(t->state)) == NULL)
+    if ((*state = wr_topo_state_dump(t->state)) == NULL)
         goto nomem;
     if (pthread_create(&t->thread, NULL, snapshot_main, t) != 0)
         goto nomem;
@@ -474,8 +473,8 @@ nomem:
     if (err[0] == '\0')
         snprintf(err, errlen, "out of memory opening the durable topology");
 err:
-    json_decref(*vhosts);
-    *vhosts = NULL;
+    json_decref(*state);
+    *state = NULL;
     json_decref(snap);
     wr_topology_close(t);
     return NULL;

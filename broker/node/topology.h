@@ -34,14 +34,15 @@ typedef struct {
 
 /*
  * Opens the topology of store s (whose directory is dir): reads the
- * snapshot (format version 1, as earlier versions wrote it, or 2), replays
- * the journal's later records (the store's recovery cut a torn tail off),
- * and starts the snapshot thread. *vhosts is set to the recovered state in
- * the snapshot's "vhosts" shape (the caller owns it). Returns NULL with a
+ * snapshot (format version 1 or 2, as earlier versions wrote it with vhosts'
+ * contents only, or 3, with users, permissions and vhost settings too),
+ * replays the journal's later records (the store's recovery cut a torn tail
+ * off), and starts the snapshot thread. *state is set to the recovered state
+ * as wr_topo_state_dump gives it (the caller owns it). Returns NULL with a
  * message in err: the snapshot is not a topology file or of another
  * version, a journal record is malformed, the journal cannot be opened.
  */
-wr_topology_t *wr_topology_open(wr_store_t *s, const char *dir, const wr_topology_opts_t *o, json_t **vhosts,
+wr_topology_t *wr_topology_open(wr_store_t *s, const char *dir, const wr_topology_opts_t *o, json_t **state,
                                 char *err, size_t errlen);
 
 /*

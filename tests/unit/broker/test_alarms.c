@@ -167,6 +167,24 @@ END_TEST
 
 /* ---------------------------------------------------------------- storage flow */
 
+/* The store's hooks: vhosts it recovers or seeds go into fx->vhosts. */
+static int fx_vhost_add(void *ud, const char *name, const json_t *settings)
+{
+    fx_t *fx = ud;
+    wr_vhost_t *vh;
+
+    if (wr_map_get(fx->vhosts, wr_bytes_str(name)) != NULL)
+        return WR_EEXIST;
+    vh = wr_vhost_new(&fx->env, name);
+    ck_assert_ptr_nonnull(vh);
+    return wr_map_put(fx->vhosts, wr_bytes_str(wr_vhost_name(vh)), vh);
+}
+
+static int fx_seed(void *ud)
+{
+    return WR_OK;
+}
+
 /* The store in data_dir, with vhost "/" and a durable queue "q" in it. */
 static wr_queue_t *fx_store(fx_t *fx)
 {
@@ -178,11 +196,11 @@ static wr_queue_t *fx_store(fx_t *fx)
     fx->policies = wr_policies_new(fx->vhosts);
     ck_assert(fx->vhosts != NULL && fx->policies != NULL);
     fx->env = (wr_vhost_env_t){.base = fx->base, .policies = fx->policies, .consumer_timeout = -1};
-    vh = wr_vhost_new(&fx->env, "/");
-    ck_assert_ptr_nonnull(vh);
-    ck_assert_int_eq(wr_map_put(fx->vhosts, wr_bytes_str(wr_vhost_name(vh)), vh), WR_OK);
-    deps = (wr_durable_deps_t){fx->cfg, fx->base, fx->vhosts, &fx->env, on_progress, fx};
+    deps = (wr_durable_deps_t){fx->cfg,        fx->base,     fx->vhosts, &fx->env, on_progress,
+                               &fx->cfg->auth, fx_vhost_add, fx_seed,    fx};
     ck_assert_int_eq(wr_durable_open(&deps, &fx->durable), WR_OK);
+    vh = wr_map_get(fx->vhosts, WR_BYTES_LIT("/"));
+    ck_assert_ptr_nonnull(vh);
     ck_assert_int_eq(wr_vhost_queue_add(vh, WR_BYTES_LIT("q"), &(wr_queue_opts_t){.durable = true}, &q),
                      WR_OK);
     return q;

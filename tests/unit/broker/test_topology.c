@@ -58,10 +58,10 @@ static void apply(wr_topo_state_t *st, wr_topo_op_t op, json_t *entry)
 }
 
 /* The names in section ("queues", "exchanges") of vhost "/" of a dump, sorted, joined with ','. */
-static const char *names(json_t *vhosts, const char *section)
+static const char *names(json_t *state, const char *section)
 {
     static char out[1024];
-    const json_t *list = json_object_get(json_object_get(vhosts, "/"), section), *e;
+    const json_t *list = json_object_get(json_object_get(json_object_get(state, "vhosts"), "/"), section), *e;
     const char *v[64];
     size_t i, n = 0;
 
@@ -227,7 +227,7 @@ START_TEST(journal_replays_after_restart)
     uint64_t seq;
 
     fx_start(&fx, 0);
-    ck_assert_uint_eq(json_object_size(fx.vhosts), 0);
+    ck_assert_uint_eq(json_object_size(json_object_get(fx.vhosts, "vhosts")), 0);
     fx_append(&fx, WR_TOPO_QUEUE_DECLARE, queue_entry("a"));
     fx_append(&fx, WR_TOPO_QUEUE_DECLARE, queue_entry("b"));
     fx_append(&fx, WR_TOPO_EXCHANGE_DECLARE, exchange_entry("x"));
@@ -331,7 +331,7 @@ START_TEST(snapshot_truncates_journal)
     ck_assert_uint_eq(fx.durable, seq);
     snprintf(path, sizeof(path), "%s/topology.json", th_tmpdir_path());
     root = json_load_file(path, 0, NULL);
-    ck_assert_int_eq(json_integer_value(json_object_get(root, "version")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(root, "version")), 3);
     ck_assert_int_eq(json_integer_value(json_object_get(root, "journal")), 8);
     json_decref(root);
     fx_append(&fx, WR_TOPO_QUEUE_DELETE, named("q0"));
@@ -410,10 +410,10 @@ START_TEST(refuses_unknown_version)
 
     th_tmpdir();
     o = th_opts(0, &msgs, NULL);
-    write_file("topology.json", "{\"format\": \"warren-topology\", \"version\": 3, \"vhosts\": {}}");
+    write_file("topology.json", "{\"format\": \"warren-topology\", \"version\": 4, \"vhosts\": {}}");
     s = th_store(&o);
     ck_assert_ptr_null(wr_topology_open(s, th_tmpdir_path(), &to, &vhosts, err, sizeof(err)));
-    ck_assert_ptr_nonnull(strstr(err, "has format version 3; this build reads versions 1 and 2"));
+    ck_assert_ptr_nonnull(strstr(err, "has format version 4; this build reads versions 1 to 3"));
     wr_store_close(s);
     th_rmdir();
 }

@@ -33,6 +33,7 @@
 #include "broker/base/log.h"
 #include "broker/mgmt/metrics.h"
 #include "broker/mgmt/mgmt_conns.h"
+#include "broker/mgmt/mgmt_durable.h"
 #include "broker/mgmt/mgmt_health.h"
 #include "broker/mgmt/mgmt_http.h"
 #include "broker/mgmt/mgmt_internal.h"
@@ -41,6 +42,7 @@
 #include "broker/mgmt/mgmt_policies.h"
 #include "broker/mgmt/mgmt_topo.h"
 #include "broker/mgmt/mgmt_ui.h"
+#include "broker/mgmt/mgmt_vhosts.h"
 #include "broker/base/pattern.h"
 #include "broker/vhost/vhost.h"
 #include "core/base64.h"
@@ -413,7 +415,8 @@ void wr_mgmt_reply(wr_mgmt_req_t *r, int status, json_t *body)
             status = 500;
         json_decref(body);
     }
-    evhttp_send_reply(r->req, status, status_text(status), out);
+    wr_mgmt_send(r->mgmt ? r->mgmt->http : NULL, r->method == WR_MGMT_GET ? NULL : r->env->durable, r->req,
+                 status, status_text(status), out);
     if (out)
         evbuffer_free(out);
 }
@@ -619,23 +622,6 @@ static void overview(wr_mgmt_req_t *r)
                      "consumers", (json_int_t)consumers, "listeners", listeners_json(r), "contexts",
                      json_array(), "statistics_db_event_queue", 0);
     wr_mgmt_reply(r, body ? 200 : 500, body);
-}
-
-static json_t *vhost_json(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
-{
-    wr_mgmt_counts_t c;
-    wr_mgmt_rates_t rt;
-    json_t *obj;
-
-    wr_mgmt_stats_vhost_counts(vh, &c);
-    wr_mgmt_stats_vhost_rates(r->stats, vh, &rt);
-    obj = json_pack("{s:s, s:s, s:[], s:b, s:s, s:{s:s, s:[]}, s:{s:s}, s:o}", "name", wr_vhost_name(vh),
-                    "description", "", "tags", "tracing", 0, "default_queue_type", "classic", "metadata",
-                    "description", "", "tags", "cluster_state", r->node, "running", "message_stats",
-                    wr_mgmt_json_message_stats(&c, &rt));
-    if (obj)
-        wr_mgmt_json_set_totals(obj, &c, &rt);
-    return obj;
 }
 
 static json_t *tags_json(const wr_user_cfg_t *u)
@@ -976,36 +962,10 @@ static void permissions(wr_mgmt_req_t *r)
 
 static void vhosts(wr_mgmt_req_t *r)
 {
-    static const char *const order[] = {"name", NULL};
-    wr_map_iter_t it = {0};
-    void *vh;
-    json_t *arr;
-
-    if (r->nseg == 3) {
+    if (r->nseg == 3)
         permissions_by(r, false);
-        return;
-    }
-    if (r->method != WR_MGMT_GET) {
-        wr_mgmt_not_allowed(r, "GET");
-        return;
-    }
-    if (r->nseg == 2) {
-        vh = wr_mgmt_vhost(r, 1);
-        if (vh)
-            wr_mgmt_reply(r, 200, vhost_json(r, vh));
-        return;
-    }
-    if (r->nseg != 1) {
-        wr_mgmt_not_found(r);
-        return;
-    }
-    arr = json_array();
-    while (wr_map_next(r->env->vhosts, &it, NULL, &vh)) {
-        if (wr_mgmt_may_use(r, vh))
-            json_array_append_new(arr, vhost_json(r, vh));
-    }
-    wr_mgmt_sort(arr, order, false);
-    wr_mgmt_reply(r, 200, arr);
+    else
+        wr_mgmt_vhosts(r);
 }
 
 static void whoami(wr_mgmt_req_t *r)

@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * /api/vhosts: a vhost's settings (description, tags, default queue type,
+ * tracing) are kept by the server in a vhost.declare entry
+ * (broker/node/topo_state.h) and recorded in the node's store with the vhost;
+ * a PUT replaces description, tags and tracing, and keeps the default queue
+ * type unless it names one, as RabbitMQ 3.10 does, which also gives the user
+ * creating a vhost every permission in it. Deleting a vhost takes its
+ * queues with their messages, exchanges, policies and permissions, and closes
+ * its connections (320 "vhost 'NAME' is deleted").
+ */
+#include "broker/mgmt/mgmt_vhosts.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/mgmt/mgmt_json.h"
+#include "broker/mgmt/mgmt_stats.h"
+#include "broker/vhost/vhost.h"
+#include "core/status.h"
+
+#define MAX_TAGS_TEXT 1024
+
+static json_t *vhost_json(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
+{
+    const json_t *s = json_object_get(r->env->vhost_settings, wr_vhost_name(vh));
+    const json_t *dqt = json_object_get(s, "default_queue_type");
+    const char *desc = json_string_value(json_object_get(s, "description"));
+    json_t *tags = json_object_get(s, "tags"), *meta, *obj;
+    wr_mgmt_counts_t c;
+    wr_mgmt_rates_t rt;
+
+    wr_mgmt_stats_vhost_counts(vh, &c);
+    wr_mgmt_stats_vhost_rates(r->stats, vh, &rt);
+    meta = json_pack("{s:s, s:o}", "description", desc ? desc : "", "tags",
+                     tags ? json_copy(tags) : json_array());
+    if (meta && dqt)
+        json_object_set(meta, "default_queue_type", (json_t *)dqt);
+    obj = json_pack("{s:s, s:s, s:o, s:b, s:s, s:o, s:{s:s}, s:o}", "name", wr_vhost_name(vh), "description",
+                    desc ? desc : "", "tags", tags ? json_copy(tags) : json_array(), "tracing",
+                    json_is_true(json_object_get(s, "tracing")), "default_queue_type",
+                    dqt ? json_string_value(dqt) : "classic", "metadata", meta, "cluster_state", r->node,
+                    "running", "message_stats", wr_mgmt_json_message_stats(&c, &rt));
+    if (obj)
+        wr_mgmt_json_set_totals(obj, &c, &rt);
+    return obj;
+}
+
+/* "tags": a list of strings or RabbitMQ's comma-separated string; NULL when neither. */
+static json_t *parse_tags(const json_t *v)
+{
+    char buf[MAX_TAGS_TEXT];
+    json_t *list;
+    size_t i;
+    const json_t *t;
+
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, t)
+        {
+            if (!json_is_string(t))
+                return NULL;
+        }
+        return json_copy((json_t *)v);
+    }
+    if (!json_is_string(v) || json_string_length(v) >= sizeof(buf) || !(list = json_array()))
+        return NULL;
+    memcpy(buf, json_string_value(v), json_string_length(v) + 1);
+    for (char *save = NULL, *tag = strtok_r(buf, ",", &save); tag; tag = strtok_r(NULL, ",", &save)) {
+        while (*tag == ' ')
+            tag++;
+        if (*tag != '\0')
+            json_array_append_new(list, json_string(tag));
+    }
+    return list;
+}
+
+/* "tracing": a boolean, or "true"/"false" as RabbitMQ's parse_bool takes it. */
+static int parse_bool(const json_t *v, bool *out)
+{
+    const char *s = json_string_value(v);
+
+    if (json_is_boolean(v))
+        *out = json_is_true(v);
+    else if (s && (strcmp(s, "true") == 0 || strcmp(s, "false") == 0))
+        *out = strcmp(s, "true") == 0;
+    else
+        return WR_ESYNTAX;
+    return WR_OK;
+}
+
+/* The settings a PUT body asks for (old: the vhost's settings, or NULL);
+ * NULL after replying 400. */
+static json_t *settings_from(wr_mgmt_req_t *r, const json_t *body, const json_t *old)
+{
+    static const char *const types[] = {"classic", "quorum", "stream"};
+    const json_t *desc = json_object_get(body, "description"),
+                 *dqt = json_object_get(body, "default_queue_type");
+    json_t *tags = json_object_get(body, "tags") ? parse_tags(json_object_get(body, "tags")) : json_array();
+    bool tracing = false, known = false;
+
+    if (!dqt)
+        dqt = json_object_get(body, "defaultqueuetype");
+    if (!dqt && old)
+        dqt = json_object_get(old, "default_queue_type");
+    for (size_t i = 0; dqt && i < sizeof(types) / sizeof(types[0]); i++)
+        known |= json_is_string(dqt) && strcmp(json_string_value(dqt), types[i]) == 0;
+    if (desc && !json_is_string(desc))
+        wr_mgmt_error(r, 400, "bad_request", "description must be a string");
+    else if (!tags)
+        wr_mgmt_error(r, 400, "bad_request", "tags must be a list of strings or a comma-separated string");
+    else if (json_object_get(body, "tracing") &&
+             parse_bool(json_object_get(body, "tracing"), &tracing) != WR_OK)
+        wr_mgmt_error(r, 400, "bad_request", "tracing must be a boolean");
+    else if (dqt && !known)
+        wr_mgmt_error(r, 400, "bad_request", "default queue type must be classic, quorum or stream");
+    else
+        return json_pack("{s:s, s:o, s:b, s:O*}", "description", desc ? json_string_value(desc) : "", "tags",
+                         tags, "tracing", tracing, "default_queue_type", dqt);
+    json_decref(tags);
+    return NULL;
+}
+
+static void put_vhost(wr_mgmt_req_t *r, const char *name)
+{
+    static const char *const all[WR_PERM_KINDS] = {".*", ".*", ".*"};
+    json_t *body = wr_mgmt_body(r), *settings;
+    char why[300];
+    bool created;
+    int rc;
+
+    if (!body)
+        return;
+    settings = settings_from(r, body, json_object_get(r->env->vhost_settings, name));
+    json_decref(body);
+    if (!settings)
+        return;
+    rc = r->env->vhost_add(r->env->ud, name, settings);
+    json_decref(settings);
+    /* RabbitMQ gives the user who creates a vhost every permission in it. */
+    if (rc == WR_OK)
+        rc = wr_users_put_permission(&r->env->cfg->auth, r->user, name, all, &created, why, sizeof(why));
+    if (rc == WR_OK || rc == WR_EEXIST)
+        wr_mgmt_reply(r, rc == WR_OK ? 201 : 204, NULL);
+    else
+        wr_mgmt_error(r, 500, "internal_error", "out of memory creating vhost '%s'", name);
+}
+
+static void delete_vhost(wr_mgmt_req_t *r, const char *name)
+{
+    int rc = r->env->vhost_delete(r->env->ud, name);
+
+    if (rc == WR_ENOENT)
+        wr_mgmt_not_found(r);
+    else if (rc != WR_OK)
+        wr_mgmt_error(r, 500, "internal_error", "out of memory deleting vhost '%s'", name);
+    else
+        wr_mgmt_reply(r, 204, NULL);
+}
+
+static void vhost_one(wr_mgmt_req_t *r)
+{
+    const wr_vhost_t *vh;
+
+    if (r->method == WR_MGMT_GET) {
+        if ((vh = wr_mgmt_vhost(r, 1)))
+            wr_mgmt_reply(r, 200, vhost_json(r, vh));
+        return;
+    }
+    if (r->method != WR_MGMT_PUT && r->method != WR_MGMT_DELETE) {
+        wr_mgmt_not_allowed(r, "HEAD, GET, PUT, DELETE, OPTIONS");
+        return;
+    }
+    if (!wr_mgmt_has_tag(r->account, "administrator"))
+        wr_mgmt_error(r, 401, "not_authorised", "Not administrator user");
+    else if (r->method == WR_MGMT_PUT)
+        put_vhost(r, r->seg[1]);
+    else
+        delete_vhost(r, r->seg[1]);
+}
+
+void wr_mgmt_vhosts(wr_mgmt_req_t *r)
+{
+    static const char *const order[] = {"name", NULL};
+    wr_map_iter_t it = {0};
+    void *vh;
+    json_t *arr;
+
+    if (r->nseg == 2) {
+        vhost_one(r);
+        return;
+    }
+    if (!wr_mgmt_get_only(r, r->nseg == 1))
+        return;
+    arr = json_array();
+    while (wr_map_next(r->env->vhosts, &it, NULL, &vh)) {
+        if (wr_mgmt_may_use(r, vh))
+            json_array_append_new(arr, vhost_json(r, vh));
+    }
+    wr_mgmt_sort(arr, order, false);
+    wr_mgmt_reply(r, 200, arr);
+}

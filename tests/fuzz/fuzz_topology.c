@@ -3,9 +3,11 @@
  * libFuzzer harness for the durable topology: the input is written as
  * DATA/topology.json of a fresh data directory and a broker is started on it
  * (broker/node/topology.c reads the snapshot, durable_defs.c builds the objects);
- * then the same JSON drives the state machine of broker/node/topo_state.c, with
- * an optional "records" array of journal change records, and whatever it
- * accepts must dump to a snapshot that loads back into the same state.
+ * then the same JSON drives the state machine of broker/node/topo_state.c (a
+ * snapshot: "vhosts", "users", "seeded"), with an optional "records" array of
+ * journal change records (every op of the grammar, node-wide ones included),
+ * and whatever it accepts must dump to a snapshot that loads back into the
+ * same state.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -49,31 +51,35 @@ static json_t *canonical(const json_t *list)
 }
 
 /* The state's snapshot with each list in canonical order: the state keeps
- * its objects in seeded hash maps, so a dump's order is not stable. */
+ * its objects in seeded hash maps, so a dump's order is not stable. A vhost's
+ * "settings" (an object) and the snapshot's "seeded" are kept as they are. */
 static json_t *dump(wr_topo_state_t *st)
 {
-    json_t *v = wr_topo_state_dump(st), *out = json_object(), *lists, *list;
+    json_t *d = wr_topo_state_dump(st), *out = json_object(), *vhosts = json_object(), *lists, *list;
     const char *vhost, *key;
 
-    if (v == NULL || out == NULL)
+    if (d == NULL || out == NULL || vhosts == NULL)
         abort();
-    json_object_foreach(v, vhost, lists)
+    json_object_foreach(json_object_get(d, "vhosts"), vhost, lists)
     {
         json_t *c = json_object();
 
         json_object_foreach(lists, key, list)
         {
-            json_object_set_new(c, key, canonical(list));
+            json_object_set_new(c, key, json_is_array(list) ? canonical(list) : json_incref(list));
         }
-        json_object_set_new(out, vhost, c);
+        json_object_set_new(vhosts, vhost, c);
     }
-    json_decref(v);
+    json_object_set_new(out, "vhosts", vhosts);
+    json_object_set_new(out, "users", canonical(json_object_get(d, "users")));
+    json_object_set(out, "seeded", json_object_get(d, "seeded"));
+    json_decref(d);
     return out;
 }
 
-/* The pure round trip: the input's "vhosts" loaded, its "records" (journal
- * change records) applied, dumped; the dump loads into a fresh state that
- * dumps the same. */
+/* The pure round trip: the input loaded as a snapshot, its "records"
+ * (journal change records) applied, dumped; the dump loads into a fresh
+ * state that dumps the same. */
 static void round_trip(const json_t *input)
 {
     wr_topo_state_t *st = wr_topo_state_new(), *again = wr_topo_state_new();
@@ -83,7 +89,7 @@ static void round_trip(const json_t *input)
 
     if (st == NULL || again == NULL)
         abort();
-    if (wr_topo_state_load(st, json_object_get(input, "vhosts"), err, sizeof(err)) == WR_OK) {
+    if (wr_topo_state_load(st, input, err, sizeof(err)) == WR_OK) {
         json_array_foreach(json_object_get(input, "records"), i, rec)
         {
             if (wr_topo_state_apply(st, rec, err, sizeof(err)) == WR_ENOMEM)

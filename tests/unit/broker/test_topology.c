@@ -5,7 +5,8 @@
  * snapshots (broker/node/topology.c) on a real store in a temporary directory:
  * replay after a restart, a torn tail and a record with a bad CRC, snapshots
  * that truncate the journal, a crash between a snapshot and the truncation,
- * and a topology.json of format version 1 as earlier versions wrote it.
+ * a topology.json of format versions 1 and 2 as earlier versions wrote them,
+ * and the definitions records (vhosts, users, permissions) with their errors.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -127,6 +128,152 @@ START_TEST(state_rejects_malformed)
         ck_assert_str_eq(err, "not a topology change record");
         json_decref(bad[i]);
     }
+    wr_topo_state_free(st);
+}
+END_TEST
+
+/* Applies a record given as JSON text; returns the status, err set. */
+static int apply_text(wr_topo_state_t *st, const char *text, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *rec = json_loads(text, 0, &jerr);
+    int rc;
+
+    ck_assert_msg(rec != NULL, "%s: %s", text, jerr.text);
+    err[0] = '\0';
+    rc = wr_topo_state_apply(st, rec, err, errlen);
+    json_decref(rec);
+    return rc;
+}
+
+static void apply_ok(wr_topo_state_t *st, const char *text)
+{
+    char err[256];
+
+    ck_assert_msg(apply_text(st, text, err, sizeof(err)) == WR_OK, "%s: %s", text, err);
+}
+
+/* The dump's text with sorted keys, for exact comparisons. */
+static char *dump_text(wr_topo_state_t *st)
+{
+    json_t *d = wr_topo_state_dump(st);
+    char *text;
+
+    ck_assert_ptr_nonnull(d);
+    text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(d);
+    return text;
+}
+
+#define USER_A                                                                                               \
+    "{\"op\":\"user.put\",\"entry\":{\"name\":\"a\",\"password_hash\":\"\",\"hashing_algorithm\":\"rabbit_"  \
+    "password_hashing_sha256\",\"tags\":[\"management\"]}}"
+
+START_TEST(state_vhosts_users_permissions)
+{
+    wr_topo_state_t *st = wr_topo_state_new(), *again = wr_topo_state_new();
+    json_t *d;
+    char *text, *text2, err[256];
+
+    apply_ok(st,
+             "{\"vhost\":\"v\",\"op\":\"vhost.declare\",\"entry\":{\"description\":\"d\",\"tags\":[\"t\"]}}");
+    /* A permission needs its vhost and its user; without them it is a no-op. */
+    apply_ok(st, "{\"vhost\":\"v\",\"op\":\"permission.put\",\"entry\":{\"user\":\"a\",\"configure\":\".*\","
+                 "\"write\":\".*\",\"read\":\".*\"}}");
+    apply_ok(st, USER_A);
+    apply_ok(st, "{\"vhost\":\"v\",\"op\":\"permission.put\",\"entry\":{\"user\":\"a\",\"configure\":\".*\","
+                 "\"write\":\".*\",\"read\":\".*\"}}");
+    apply_ok(st,
+             "{\"vhost\":\"absent\",\"op\":\"permission.put\",\"entry\":{\"user\":\"a\",\"configure\":\"\","
+             "\"write\":\"\",\"read\":\"\"}}");
+    apply_ok(st, "{\"vhost\":\"w\",\"op\":\"queue.declare\",\"entry\":{\"name\":\"q\",\"log\":\"q1\"}}");
+    apply_ok(st, "{\"vhost\":\"w\",\"op\":\"permission.put\",\"entry\":{\"user\":\"a\",\"configure\":\"\","
+                 "\"write\":\"\",\"read\":\"x\"}}");
+    apply_ok(st, "{\"op\":\"seeded\",\"entry\":{}}");
+    ck_assert_uint_eq(wr_topo_state_size(st), 4); /* a user, two permissions, a queue */
+    text = dump_text(st);
+    ck_assert_str_eq(
+        text, "{\"seeded\":true,\"users\":[{\"hashing_algorithm\":\"rabbit_password_hashing_sha256\","
+              "\"name\":\"a\","
+              "\"password_hash\":\"\",\"tags\":[\"management\"]}],\"vhosts\":{\"v\":{\"bindings\":[],"
+              "\"exchanges\":[],"
+              "\"permissions\":[{\"configure\":\".*\",\"read\":\".*\",\"user\":\"a\",\"write\":\".*\"}],"
+              "\"policies\":[],"
+              "\"queues\":[],\"settings\":{\"description\":\"d\",\"tags\":[\"t\"]}},\"w\":{\"bindings\":[],"
+              "\"exchanges\":[],\"permissions\":[{\"configure\":\"\",\"read\":\"x\",\"user\":\"a\",\"write\":"
+              "\"\"}],"
+              "\"policies\":[],\"queues\":[{\"log\":\"q1\",\"name\":\"q\"}]}}}");
+    /* Its own dump loads into the same state. */
+    d = wr_topo_state_dump(st);
+    ck_assert_int_eq(wr_topo_state_load(again, d, err, sizeof(err)), WR_OK);
+    json_decref(d);
+    text2 = dump_text(again);
+    ck_assert_str_eq(text, text2);
+    free(text);
+    free(text2);
+    /* A user's delete takes its permissions everywhere; a vhost's delete all it holds. */
+    apply_ok(st, "{\"op\":\"user.delete\",\"entry\":{\"name\":\"a\"}}");
+    apply_ok(st, "{\"vhost\":\"w\",\"op\":\"vhost.delete\",\"entry\":{}}");
+    apply_ok(st, "{\"vhost\":\"gone\",\"op\":\"vhost.delete\",\"entry\":{}}");
+    ck_assert_uint_eq(wr_topo_state_size(st), 0);
+    text = dump_text(st);
+    ck_assert_str_eq(text,
+                     "{\"seeded\":true,\"users\":[],\"vhosts\":{\"v\":{\"bindings\":[],\"exchanges\":[],"
+                     "\"permissions\":[],\"policies\":[],\"queues\":[],\"settings\":{\"description\":\"d\","
+                     "\"tags\":[\"t\"]}}}}");
+    free(text);
+    wr_topo_state_free(st);
+    wr_topo_state_free(again);
+}
+END_TEST
+
+START_TEST(state_rejects_malformed_definitions)
+{
+    static const struct {
+        const char *rec, *err;
+    } bad[] = {
+        {"{\"vhost\":\"v\",\"op\":\"vhost.declare\",\"entry\":[]}", "vhost.declare: entry must be an object"},
+        {"{\"vhost\":\"v\",\"op\":\"vhost.declare\",\"entry\":{\"tags\":\"a,b\"}}",
+         "vhost.declare: \"tags\" must be a list of strings"},
+        {"{\"vhost\":\"v\",\"op\":\"vhost.declare\",\"entry\":{\"tags\":[1]}}",
+         "vhost.declare: \"tags\" must be a list of strings"},
+        {"{\"vhost\":\"v\",\"op\":\"vhost.declare\",\"entry\":{\"tracing\":\"yes\"}}",
+         "vhost.declare: \"tracing\" must be a boolean"},
+        {"{\"vhost\":\"v\",\"op\":\"vhost.declare\",\"entry\":{\"description\":1}}",
+         "vhost.declare: \"description\" must be a string"},
+        {"{\"vhost\":\"v\",\"op\":\"vhost.delete\",\"entry\":\"v\"}",
+         "vhost.delete: entry must be an object"},
+        {"{\"vhost\":\"v\",\"op\":\"permission.put\",\"entry\":{\"user\":\"a\",\"configure\":\".*\"}}",
+         "permission.put: \"write\" must be a string"},
+        {"{\"vhost\":\"v\",\"op\":\"permission.delete\",\"entry\":{}}",
+         "permission.delete: \"user\" must be a string"},
+        {"{\"op\":\"user.put\",\"entry\":{\"name\":\"a\",\"password_hash\":\"\",\"hashing_algorithm\":\"x\"}"
+         "}",
+         "user.put: \"tags\" must be a list of strings"},
+        {"{\"op\":\"user.put\",\"entry\":{\"name\":\"\",\"password_hash\":\"\",\"hashing_algorithm\":\"x\","
+         "\"tags\":[]}}",
+         "user.put: \"name\" must not be empty"},
+        {"{\"op\":\"user.put\",\"entry\":{\"name\":\"a\",\"password_hash\":\"\",\"hashing_algorithm\":\"x\","
+         "\"tags\":[],\"limits\":5}}",
+         "user.put: \"limits\" must be an object"},
+        {"{\"vhost\":\"v\",\"op\":\"user.delete\",\"entry\":{\"name\":\"a\"}}",
+         "user.delete: a node-wide record has no \"vhost\""},
+        {"{\"op\":\"user.delete\",\"entry\":{\"name\":1}}", "user.delete: \"name\" must be a string"},
+        {"{\"op\":\"seeded\",\"entry\":true}", "seeded: entry must be an object"},
+        {"{\"op\":\"permission.put\",\"entry\":{}}", "not a topology change record"},
+        {"{\"vhost\":\"v\",\"op\":\"user.rename\",\"entry\":{}}", "not a topology change record"},
+    };
+    wr_topo_state_t *st = wr_topo_state_new();
+    char err[256], *text;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(apply_text(st, bad[i].rec, err, sizeof(err)), WR_ESYNTAX);
+        ck_assert_str_eq(err, bad[i].err);
+    }
+    /* None of them left anything behind, not even the vhost they named. */
+    text = dump_text(st);
+    ck_assert_str_eq(text, "{\"seeded\":false,\"users\":[],\"vhosts\":{}}");
+    free(text);
     wr_topo_state_free(st);
 }
 END_TEST
@@ -399,6 +546,68 @@ START_TEST(loads_version_1)
 }
 END_TEST
 
+/* Users, permissions and vhost settings go through the journal, then a
+ * snapshot, like the rest. */
+START_TEST(journal_keeps_definitions)
+{
+    fx_t fx;
+    json_t *user = json_pack("{s:s,s:s,s:s,s:[s]}", "name", "a", "password_hash", "", "hashing_algorithm",
+                             "rabbit_password_hashing_sha256", "tags", "management");
+    uint64_t seq;
+
+    fx_start(&fx, 4);
+    ck_assert(!json_is_true(json_object_get(fx.vhosts, "seeded")));
+    wr_topology_append(fx.t, wr_topo_rec(NULL, WR_TOPO_USER_PUT, user), &seq);
+    fx_append(&fx, WR_TOPO_VHOST_DECLARE, json_pack("{s:s}", "description", "root"));
+    fx_append(&fx, WR_TOPO_PERMISSION_PUT,
+              json_pack("{s:s,s:s,s:s,s:s}", "user", "a", "configure", ".*", "write", ".*", "read", ""));
+    wr_topology_append(fx.t, wr_topo_rec(NULL, WR_TOPO_SEEDED, json_object()), &seq);
+    fx_snapshot_done(&fx);
+    fx_append(&fx, WR_TOPO_QUEUE_DECLARE, queue_entry("q"));
+    fx_sync(&fx, 5);
+    fx_close(&fx);
+    fx_open(&fx, 4);
+    ck_assert(json_is_true(json_object_get(fx.vhosts, "seeded")));
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(json_object_get(fx.vhosts, "users"), 0), "name")),
+        "a");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(json_object_get(fx.vhosts, "vhosts"), "/"), "settings"),
+            "description")),
+        "root");
+    ck_assert_str_eq(names(fx.vhosts, "queues"), "q");
+    ck_assert_uint_eq(json_array_size(json_object_get(
+                          json_object_get(json_object_get(fx.vhosts, "vhosts"), "/"), "permissions")),
+                      1);
+    fx_stop(&fx);
+}
+END_TEST
+
+/* The previous version's snapshot (version 2): vhosts' contents only, so
+ * the store is not seeded yet. */
+START_TEST(loads_version_2)
+{
+    fx_t fx;
+
+    memset(&fx, 0, sizeof(fx));
+    th_tmpdir();
+    write_file(
+        "topology.json",
+        "{\"format\":\"warren-topology\",\"version\":2,\"journal\":7,\"vhosts\":{\"/\":{\"policies\":[],"
+        "\"exchanges\":[],\"bindings\":[],\"queues\":[{\"name\":\"old\",\"durable\":true,\"auto_delete\":"
+        "false,\"arguments\":\"\",\"log\":\"q0000000000000003\"}]},\"legacy\":{\"policies\":[],"
+        "\"exchanges\":[],\"queues\":[],\"bindings\":[]}}}");
+    fx_open(&fx, 0);
+    ck_assert_str_eq(names(fx.vhosts, "queues"), "old");
+    ck_assert_ptr_nonnull(json_object_get(json_object_get(fx.vhosts, "vhosts"), "legacy"));
+    ck_assert(json_is_false(json_object_get(fx.vhosts, "seeded")));
+    ck_assert_uint_eq(json_array_size(json_object_get(fx.vhosts, "users")), 0);
+    ck_assert_uint_eq(wr_topology_seq(fx.t), 7);
+    fx_stop(&fx);
+}
+END_TEST
+
 START_TEST(refuses_unknown_version)
 {
     wr_store_opts_t o;
@@ -427,12 +636,16 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, state_cascades);
     tcase_add_test(tc, state_rejects_malformed);
+    tcase_add_test(tc, state_vhosts_users_permissions);
+    tcase_add_test(tc, state_rejects_malformed_definitions);
     tcase_add_test(tc, journal_replays_after_restart);
     tcase_add_test(tc, journal_torn_tail);
     tcase_add_test(tc, journal_bad_crc);
     tcase_add_test(tc, snapshot_truncates_journal);
     tcase_add_test(tc, snapshot_covers_journal_records);
     tcase_add_test(tc, loads_version_1);
+    tcase_add_test(tc, loads_version_2);
+    tcase_add_test(tc, journal_keeps_definitions);
     tcase_add_test(tc, refuses_unknown_version);
     suite_add_tcase(s, tc);
     return wr_test_run(s);

@@ -5,7 +5,8 @@
 # with warrenctl) come back after SIGTERM and after kill -9 right after the
 # API answered; the configuration seeds a new node only, so a vhost deleted
 # at run time stays deleted; importing the same definitions again after a
-# restart keeps the queue's messages; a data directory of the previous
+# restart (or load_definitions at the next start) keeps the queue's messages;
+# a data directory of the previous
 # version (topology.json version 2) opens with its vhosts. Also PUT and
 # DELETE /api/vhosts/NAME with RabbitMQ 3.10's statuses and bodies (checked
 # against scripts/rabbitmq), and rabbitmqadmin's declare/delete vhost.
@@ -213,6 +214,34 @@ def test_reimport_after_restart_keeps_messages(node):
     assert n.api.post("/api/definitions", defs).status == 204
     assert n.api.get("/api/queues/team-a/orders").json["messages"] == 3
     assert "not configured" not in n.b.log()
+
+
+def test_load_definitions_at_every_start_keeps_messages(node, tmp_path):
+    """load_definitions is imported at every start, as RabbitMQ 3.10 does:
+    after the store is recovered, so the queue it lists keeps its messages;
+    a vhost it lists that was deleted at run time comes back, empty."""
+    path = tmp_path / "defs.json"
+    path.write_text(json.dumps({
+        "vhosts": [{"name": "/"}, {"name": "team-b"}],
+        "permissions": [{"user": "guest", "vhost": "team-b", "configure": ".*", "write": ".*", "read": ".*"}],
+        "queues": [{"name": "jobs", "vhost": "/", "durable": True, "auto_delete": False, "arguments": {}},
+                   {"name": "b", "vhost": "team-b", "durable": True, "auto_delete": False, "arguments": {}}]}))
+    n = node({"load_definitions": str(path)})
+    c = n.connect()
+    ch = c.channel()
+    ch.confirm_delivery()
+    for i in range(4):
+        ch.basic_publish("", "jobs", b"j%d" % i, PERSISTENT)
+    c.close()
+    c = n.connect("team-b")
+    ch = c.channel()
+    ch.confirm_delivery()
+    ch.basic_publish("", "b", b"gone", PERSISTENT)
+    c.close()
+    assert n.api.delete("/api/vhosts/team-b").status == 204
+    n.restart(signal.SIGKILL)
+    assert n.api.get("/api/queues/%2F/jobs").json["messages"] == 4
+    assert n.api.get("/api/queues/team-b/b").json["messages"] == 0
 
 
 def test_previous_version_data_dir_opens(node, tmp_path):

@@ -12,7 +12,7 @@
  * exchanges, queues and routing keys are a string or {"hex": H} (not UTF-8);
  * "arguments" is the AMQP field table in hex (broker/node/durable_defs.h).
  *   vhost ops (a record of any of them for an absent vhost creates it, as
- *   records written before vhosts were kept did, except the two deletes and
+ *   records written before vhosts were kept did, except vhost.delete and
  *   the permission ops, which are no-ops there):
  *   "vhost.declare"     E = {"description": s, "tags": [s], "default_queue_type": s,
  *                            "tracing": b}, each optional: sets the settings,

@@ -121,7 +121,8 @@ static void exchange_declared(void *ud, const wr_vhost_t *vh, const wr_exchange_
 {
     wr_durable_t *d = ud;
 
-    if (recording(d))
+    /* Every vhost declares its standard exchanges itself, a new one too. */
+    if (recording(d) && !wr_exchange_is_standard(x))
         record(d, vh, WR_TOPO_EXCHANGE_DECLARE, wr_durable_defs_exchange(x));
 }
 

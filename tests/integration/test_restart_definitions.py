@@ -331,6 +331,22 @@ def test_vhost_delete_closes_connections_and_takes_everything(node):
     assert n.api.get("/api/vhosts/gone").status == 200
 
 
+def test_standard_exchanges_are_not_recorded(node):
+    """A vhost made at run time declares "" and amq.* itself, at every start:
+    the store records only what the user made."""
+    n = node()
+    n.put("/api/vhosts/std")
+    n.put("/api/exchanges/std/mine", {"type": "direct", "durable": True})
+    n.b.stop()
+    journal = os.path.join(n.b.config["data_dir"], "logs", "topology")
+    text = b"".join(open(os.path.join(journal, f), "rb").read() for f in os.listdir(journal))
+    assert b'"name":"mine"' in text and b"amq." not in text
+    n.b = start_warrend(raw_config=n.b.config, workdir=n.b.workdir)
+    n._up()
+    names = {x["name"] for x in n.api.get("/api/exchanges/std").json}
+    assert {"", "amq.direct", "amq.topic", "mine"} <= names
+
+
 def test_rabbitmqadmin_declare_and_delete_vhost(node):
     path = rabbitmqadmin_path()
     if not path:

@@ -130,6 +130,17 @@ static int snapshot_read(const char *dir, json_t **snap, uint64_t *journal, char
     return WR_ESYNTAX;
 }
 
+/* Loads the snapshot read from DIR into the state; an error names the file. */
+static int snapshot_load(wr_topology_t *t, const char *dir, const json_t *snap, char *err, size_t errlen)
+{
+    char why[512];
+    int rc = wr_topo_state_load(t->state, snap, why, sizeof(why));
+
+    if (rc != WR_OK)
+        snprintf(err, errlen, "the durable topology %s/%s: %s", dir, SNAPSHOT_FILE, why);
+    return rc;
+}
+
 /* Writes the state as DIR/topology.json covering the journal up to seq;
  * snapshot thread. */
 static int snapshot_write(wr_topology_t *t, uint64_t seq, char *err, size_t errlen)
@@ -457,8 +468,7 @@ wr_topology_t *wr_topology_open(wr_store_t *s, const char *dir, const wr_topolog
         goto nomem;
     if (snapshot_read(dir, &snap, &covered, err, errlen) != WR_OK)
         goto err;
-    if (wr_topo_state_load(t->state, snap, err, errlen) != WR_OK ||
-        journal_open(t, covered, err, errlen) != WR_OK)
+    if (snapshot_load(t, dir, snap, err, errlen) != WR_OK || journal_open(t, covered, err, errlen) != WR_OK)
         goto err;
     t->snap_size = wr_topo_state_size(t->state);
     if ((*state = wr_topo_state_dump(t->state)) == NULL)

@@ -608,6 +608,44 @@ START_TEST(loads_version_2)
 }
 END_TEST
 
+/* A snapshot whose definitions are malformed stops the start, naming the file. */
+START_TEST(refuses_malformed_definitions)
+{
+    static const struct {
+        const char *text, *err;
+    } bad[] = {
+        {"{\"format\":\"warren-topology\",\"version\":3,\"users\":5,\"vhosts\":{}}",
+         "its users are malformed"},
+        {"{\"format\":\"warren-topology\",\"version\":3,\"users\":[{\"name\":\"a\"}],\"vhosts\":{}}",
+         "its users are malformed"},
+        {"{\"format\":\"warren-topology\",\"version\":3,\"seeded\":1,\"vhosts\":{}}",
+         "not a topology snapshot"},
+        {"{\"format\":\"warren-topology\",\"version\":3,\"vhosts\":{\"v\":{\"settings\":{\"tags\":1}}}}",
+         "vhost 'v' is malformed"},
+    };
+    wr_topology_opts_t to = {0};
+    th_msgs_t msgs = {0};
+    wr_store_opts_t o;
+    json_t *state;
+    char err[1024], want[1024];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        wr_store_t *s;
+
+        th_tmpdir();
+        o = th_opts(0, &msgs, NULL);
+        write_file("topology.json", bad[i].text);
+        s = th_store(&o);
+        ck_assert_ptr_null(wr_topology_open(s, th_tmpdir_path(), &to, &state, err, sizeof(err)));
+        snprintf(want, sizeof(want), "the durable topology %s/topology.json: %s", th_tmpdir_path(),
+                 bad[i].err);
+        ck_assert_str_eq(err, want);
+        wr_store_close(s);
+        th_rmdir();
+    }
+}
+END_TEST
+
 START_TEST(refuses_unknown_version)
 {
     wr_store_opts_t o;
@@ -647,6 +685,7 @@ int main(void)
     tcase_add_test(tc, loads_version_2);
     tcase_add_test(tc, journal_keeps_definitions);
     tcase_add_test(tc, refuses_unknown_version);
+    tcase_add_test(tc, refuses_malformed_definitions);
     suite_add_tcase(s, tc);
     return wr_test_run(s);
 }

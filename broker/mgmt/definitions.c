@@ -253,6 +253,17 @@ static bool check_item(check_t *c, const char *section, size_t i, const json_t *
     return check_args(c, section, i, obj);
 }
 
+/* A user's "limits": RabbitMQ's {"max-connections": N}, N >= -1 (-1: none). */
+static bool check_limits(check_t *c, size_t i, const json_t *limits)
+{
+    const json_t *max = json_object_get(limits, "max-connections");
+
+    if (!limits ||
+        (json_is_object(limits) && (!max || (json_is_integer(max) && json_integer_value(max) >= -1))))
+        return true;
+    return fail(c, "users", i, "'limits' must be an object with an integer 'max-connections' of -1 or more");
+}
+
 /* A users or permissions entry of a whole-broker import: the checks that
  * need no broker state (the user and vhost of a permission are looked up
  * when it is applied, as RabbitMQ does). */
@@ -294,7 +305,7 @@ static bool check_access_item(check_t *c, const char *section, size_t i, const j
                     wr_mgmt_json_hash_alg_name(alg));
     if (tags && !json_is_string(tags) && !json_is_array(tags))
         return fail(c, section, i, "'tags' must be a list or a comma-separated string");
-    return true;
+    return check_limits(c, i, json_object_get(obj, "limits"));
 }
 
 /* Checked, with no vhost scope, and applied around `applied`. */
@@ -432,12 +443,13 @@ static int apply_policy(const wr_mgmt_env_t *env, wr_vhost_t *only, const json_t
 }
 
 /* The users, then (after the vhosts) the permissions of a whole-broker
- * import, as RabbitMQ's rabbit_definitions: a user is created or replaced,
- * a permission needs its user and vhost. */
+ * import, as RabbitMQ's rabbit_definitions: a user is created or replaced
+ * (with its "max-connections" limit when given), a permission needs its
+ * user and vhost. */
 static int apply_users(const wr_mgmt_env_t *env, const json_t *defs, char *err, size_t errlen)
 {
     size_t i;
-    const json_t *item;
+    const json_t *item, *max;
     bool created;
 
     json_array_foreach(json_object_get(defs, "users"), i, item)
@@ -455,6 +467,9 @@ static int apply_users(const wr_mgmt_env_t *env, const json_t *defs, char *err, 
             snprintf(err, errlen, "users: %s", why);
             return rc;
         }
+        max = json_object_get(json_object_get(item, "limits"), "max-connections");
+        if (max)
+            wr_users_set_max_connections(&env->cfg->auth, name, json_integer_value(max));
     }
     return WR_OK;
 }

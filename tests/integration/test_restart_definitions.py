@@ -216,6 +216,23 @@ def test_reimport_after_restart_keeps_messages(node):
     assert "not configured" not in n.b.log()
 
 
+def test_imported_user_limit_survives_restart(node):
+    n = node()
+    defs = {"users": [{"name": "lim", "password": "lim", "tags": "", "limits": {"max-connections": 1}}],
+            "permissions": [{"user": "lim", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}]}
+    assert n.api.post("/api/definitions", defs).status == 204
+    n.restart(signal.SIGKILL)
+    assert n.api.get("/api/users/lim").json["limits"] == {"max-connections": 1}
+    c = n.connect("/", "lim", "lim")
+    with pytest.raises(pex.AMQPConnectionError):
+        n.connect("/", "lim", "lim")
+    c.close()
+    defs["users"][0]["limits"] = {"max-connections": "x"}
+    r = n.api.post("/api/definitions", defs)
+    assert (r.status, r.json["reason"]) == (
+        400, "users[0]: 'limits' must be an object with an integer 'max-connections' of -1 or more")
+
+
 def test_load_definitions_at_every_start_keeps_messages(node, tmp_path):
     """load_definitions is imported at every start, as RabbitMQ 3.10 does:
     after the store is recovered, so the queue it lists keeps its messages;

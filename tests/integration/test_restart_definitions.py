@@ -333,8 +333,15 @@ def test_vhost_delete_closes_connections_and_takes_everything(node):
     c = n.connect("gone")
     ch = c.channel()
     ch.queue_declare("dq", durable=True)
+    ch.queue_declare("ex", exclusive=True)
     ch.confirm_delivery()
-    ch.basic_publish("", "dq", b"x", PERSISTENT)
+    for i in range(3):
+        ch.basic_publish("", "dq", b"x%d" % i, PERSISTENT)
+    # A consumer holding an unacked delivery while its vhost goes.
+    got = []
+    ch.basic_qos(prefetch_count=1)
+    ch.basic_consume("dq", lambda c_, m, p, body: got.append(body))
+    wait_for(lambda: c.process_data_events(0.02) or got, what="a delivery")
     assert n.api.delete("/api/vhosts/gone").status == 204
     with pytest.raises(pex.ConnectionClosedByBroker) as e:
         wait_for(lambda: c.process_data_events(0.05) and False, what="the close")

@@ -107,7 +107,7 @@ int wr_sync_replace_file(wr_store_t *s, const char *dir, const char *name, const
 
     snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
     snprintf(dst, sizeof(dst), "%s/%s", dir, name);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) {
         err = errno;
         note(msg, msglen, "cannot create %s: %s", tmp, errstr(err, eb, sizeof(eb)));

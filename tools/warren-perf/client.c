@@ -60,7 +60,8 @@ struct wr_client_s {
     char name[128];
     enum state state;
     uint32_t frame_max;
-    wr_buf_t out; /* encoding scratch, reused for every method */
+    bool unbatched; /* each message written at once, in its own syscall */
+    wr_buf_t out;   /* encoding scratch, reused for every method */
 
     enum content content;
     uint64_t tag;
@@ -92,11 +93,32 @@ static void fail(wr_client_t *c, const char *fmt, ...)
     finish(c, msg);
 }
 
+/*
+ * Queues data, or in unbatched mode writes it at once with one send(), as a
+ * client that writes each message as it is made does. What the socket does
+ * not take (it is full) is queued behind, in order, for the bufferevent.
+ */
+static int put_out(wr_client_t *c, const void *data, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    ssize_t n = 0;
+
+    if (c->unbatched && evbuffer_get_length(out) == 0) {
+        n = send(bufferevent_getfd(c->bev), data, len, MSG_NOSIGNAL);
+        /* A hard error is left for the bufferevent's own write to report. */
+        if (n < 0)
+            n = 0;
+    }
+    if ((size_t)n == len)
+        return WR_OK;
+    return evbuffer_add(out, (const uint8_t *)data + n, len - (size_t)n) == 0 ? WR_OK : WR_ENOMEM;
+}
+
 static void send_on(wr_client_t *c, uint16_t channel, const wr_method_t *m)
 {
     wr_buf_reset(&c->out);
     wr_frame_put_method(&c->out, channel, m);
-    if (!wr_buf_ok(&c->out) || evbuffer_add(bufferevent_get_output(c->bev), c->out.data, c->out.len) != 0)
+    if (!wr_buf_ok(&c->out) || put_out(c, c->out.data, c->out.len) != WR_OK)
         fail(c, "out of memory encoding %s", wr_method_name(m->id));
 }
 
@@ -430,8 +452,13 @@ void wr_client_send(wr_client_t *c, const wr_method_t *m)
 
 void wr_client_write(wr_client_t *c, const void *data, size_t len)
 {
-    if (c->state == ST_READY && evbuffer_add(bufferevent_get_output(c->bev), data, len) != 0)
+    if (c->state == ST_READY && put_out(c, data, len) != WR_OK)
         fail(c, "out of memory");
+}
+
+void wr_client_set_unbatched(wr_client_t *c, bool on)
+{
+    c->unbatched = on;
 }
 
 size_t wr_client_pending(const wr_client_t *c)

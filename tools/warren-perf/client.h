@@ -8,6 +8,7 @@
 #ifndef WR_PERF_CLIENT_H
 #define WR_PERF_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -53,6 +54,10 @@ void wr_client_free(wr_client_t *c); /* NULL is a no-op */
 void wr_client_send(wr_client_t *c, const wr_method_t *m);
 /* Appends pre-encoded frames (a publish template) to the output. */
 void wr_client_write(wr_client_t *c, const void *data, size_t len);
+/* Unbatched mode: every later wr_client_write and method (acks...) goes to
+ * the socket at once in its own send() while nothing is queued before it,
+ * as pika, the Java and Go clients and librabbitmq write. */
+void wr_client_set_unbatched(wr_client_t *c, bool on);
 /* Bytes waiting in the output buffer. */
 size_t wr_client_pending(const wr_client_t *c);
 /* The frame_max agreed in the handshake (0: no limit). */

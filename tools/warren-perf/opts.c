@@ -31,6 +31,7 @@ enum {
     OPT_PID,
     OPT_IDLE_CONNS,
     OPT_NO_CONSUME_DURING,
+    OPT_UNBATCHED,
     OPT_HELP,
 };
 
@@ -62,6 +63,7 @@ static const struct option long_opts[] = {
     {"pid", required_argument, NULL, OPT_PID},
     {"connections-idle", required_argument, NULL, OPT_IDLE_CONNS},
     {"no-consume-during", no_argument, NULL, OPT_NO_CONSUME_DURING},
+    {"unbatched", no_argument, NULL, OPT_UNBATCHED},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -85,6 +87,8 @@ static void usage(FILE *f)
           "  -q, --qos N              consumer prefetch count (default: unlimited)\n"
           "  -a, --autoack            consume with no-ack\n"
           "      --multi-ack-every N  ack with multiple=true every N deliveries\n"
+          "      --unbatched          one publish or ack per write, one publish per producer\n"
+          "                           per loop pass (as pika, Java, Go, librabbitmq do)\n"
           "Topology:\n"
           "  -u, --queue NAME         queue name (default warren-perf)\n"
           "      --queues N           N queues NAME-0..NAME-N-1; clients spread round-robin\n"
@@ -98,7 +102,7 @@ static void usage(FILE *f)
           "Phases and measurement:\n"
           "      --no-consume-during  publish all -C messages first, then drain them\n"
           "      --connections-idle N open N idle connections and report the broker's RSS\n"
-          "      --pid PID            sample the broker's VmRSS/VmHWM during the run\n"
+          "      --pid PID            sample the broker's VmRSS/VmHWM and CPU time during the run\n"
           "      --json               one JSON object on stdout instead of text\n",
           f);
 }
@@ -415,6 +419,9 @@ int wr_opts_parse(wr_opts_t *o, int argc, char **argv)
             break;
         case OPT_NO_CONSUME_DURING:
             o->no_consume_during = true;
+            break;
+        case OPT_UNBATCHED:
+            o->unbatched = true;
             break;
         case OPT_HELP:
             usage(stdout);

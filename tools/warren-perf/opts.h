@@ -51,6 +51,7 @@ typedef struct {
     pid_t pid;              /* broker to sample; 0: none */
     uint32_t idle_conns;    /* > 0: the idle-connections run instead */
     bool no_consume_during; /* publish everything first, then drain */
+    bool unbatched;         /* one message or ack per write syscall */
 } wr_opts_t;
 
 /*

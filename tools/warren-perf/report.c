@@ -43,6 +43,12 @@ static double mib(uint64_t kib)
     return (double)kib / 1024.0;
 }
 
+/* µs of broker CPU per counted message; 0 when none was counted. */
+static double per_msg_us(uint64_t ns, uint64_t msgs)
+{
+    return msgs ? (double)ns / 1000.0 / (double)msgs : 0.0;
+}
+
 void wr_report_text(FILE *f, const wr_opts_t *o, const wr_result_t *res)
 {
     if (o->idle_conns > 0) {
@@ -72,6 +78,11 @@ void wr_report_text(FILE *f, const wr_opts_t *o, const wr_result_t *res)
     if (res->have_rss)
         fprintf(f, "broker RSS     start %.1f MiB, peak %.1f MiB, end %.1f MiB (VmHWM %.1f MiB)\n",
                 mib(res->rss_start_kib), mib(res->rss_peak_kib), mib(res->rss_end_kib), mib(res->hwm_kib));
+    if (res->have_cpu)
+        fprintf(f, "broker CPU     user %.2f s, system %.2f s: %.2f + %.2f us per message (%" PRIu64 ")\n",
+                (double)res->cpu_user_ns / 1e9, (double)res->cpu_sys_ns / 1e9,
+                per_msg_us(res->cpu_user_ns, res->cpu_messages),
+                per_msg_us(res->cpu_sys_ns, res->cpu_messages), res->cpu_messages);
 }
 
 /* ---- JSON -------------------------------------------------------------- */
@@ -127,6 +138,7 @@ static json_t *json_scenario(const wr_opts_t *o, bool *ok)
     put(s, "count", json_integer((json_int_t)o->count), ok);
     put(s, "seconds", json_real(o->seconds), ok);
     put(s, "no_consume_during", json_boolean(o->no_consume_during), ok);
+    put(s, "unbatched", json_boolean(o->unbatched), ok);
     return s;
 }
 
@@ -161,6 +173,19 @@ int wr_report_json(FILE *f, const wr_opts_t *o, const wr_result_t *res)
             put(m, "peak", json_integer((json_int_t)res->rss_peak_kib), &ok);
             put(m, "end", json_integer((json_int_t)res->rss_end_kib), &ok);
             put(m, "hwm", json_integer((json_int_t)res->hwm_kib), &ok);
+        }
+    }
+    if (res->have_cpu) {
+        json_t *m = json_object();
+        put(j, "broker_cpu", m, &ok);
+        if (m) {
+            put(m, "user_s", json_real((double)res->cpu_user_ns / 1e9), &ok);
+            put(m, "system_s", json_real((double)res->cpu_sys_ns / 1e9), &ok);
+            put(m, "messages", json_integer((json_int_t)res->cpu_messages), &ok);
+            put(m, "user_us_per_msg", json_real(per_msg_us(res->cpu_user_ns, res->cpu_messages)), &ok);
+            put(m, "system_us_per_msg", json_real(per_msg_us(res->cpu_sys_ns, res->cpu_messages)), &ok);
+            put(m, "us_per_msg", json_real(per_msg_us(res->cpu_user_ns + res->cpu_sys_ns, res->cpu_messages)),
+                &ok);
         }
     }
     if (o->idle_conns > 0) {

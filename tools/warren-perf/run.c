@@ -72,6 +72,7 @@ typedef struct {
     uint64_t *sent_at;
     double tokens;
     bool finished;
+    struct event *turn; /* --unbatched: the next publish, one loop pass later */
     char queue[256];
 } producer_t;
 
@@ -133,6 +134,8 @@ struct wr_run_s {
     wr_hist_t *lat;
     wr_hist_t *clat;
     wr_result_t res;
+    uint64_t cpu_user_start; /* the broker's CPU time at the start of the run */
+    uint64_t cpu_sys_start;
 };
 
 static void stop(wr_run_t *r, bool drained);
@@ -364,26 +367,54 @@ static void publish_one(producer_t *p, uint64_t now)
     }
 }
 
-static void producer_pump(producer_t *p)
+/* Whether p may publish one more now; takes its token when it may. An
+ * unbatched producer, like a blocking client, waits for its socket to take
+ * all it wrote. */
+static bool producer_may_publish(producer_t *p)
 {
     wr_run_t *r = p->run;
     const wr_opts_t *o = r->o;
-    if (r->phase != PH_RUN || !p->live)
-        return;
-    while (wr_client_pending(p->cl) < OUT_HIGH) {
-        if (count_mode(r) && p->published >= o->count) {
-            producer_check_count(p);
-            return;
-        }
-        if (o->confirm && p->next_tag - p->base >= o->confirm)
-            return;
-        if (o->rate > 0) {
-            if (p->tokens < 1.0)
-                return;
-            p->tokens -= 1.0;
-        }
-        publish_one(p, now_ns());
+    if (r->phase != PH_RUN || !p->live || wr_client_pending(p->cl) >= (o->unbatched ? 1 : OUT_HIGH))
+        return false;
+    if (count_mode(r) && p->published >= o->count) {
+        producer_check_count(p);
+        return false;
     }
+    if (o->confirm && p->next_tag - p->base >= o->confirm)
+        return false;
+    if (o->rate > 0) {
+        if (p->tokens < 1.0)
+            return false;
+        p->tokens -= 1.0;
+    }
+    return true;
+}
+
+/*
+ * Pipelined, a producer writes until something stops it. Unbatched, it
+ * publishes one message per loop pass (a zero timer), so several producers
+ * and the consumers in this one loop interleave as separate clients would,
+ * and each publish is its own write.
+ */
+static void producer_pump(producer_t *p)
+{
+    static const struct timeval now = {0, 0};
+    if (p->turn) {
+        if (!evtimer_pending(p->turn, NULL) && p->run->phase == PH_RUN)
+            evtimer_add(p->turn, &now);
+        return;
+    }
+    while (producer_may_publish(p))
+        publish_one(p, now_ns());
+}
+
+static void turn_cb(evutil_socket_t fd, short what, void *arg)
+{
+    producer_t *p = arg;
+    if (!producer_may_publish(p))
+        return;
+    publish_one(p, now_ns());
+    producer_pump(p);
 }
 
 static void settle(producer_t *p, uint64_t tag, bool ack, uint64_t now)
@@ -479,6 +510,8 @@ static void start_run(wr_run_t *r)
 {
     const wr_opts_t *o = r->o;
     set_phase(r, PH_RUN);
+    if (o->pid)
+        r->res.have_cpu = wr_cpu_read(o->pid, &r->cpu_user_start, &r->cpu_sys_start) == WR_OK;
     r->t_start = now_ns();
     r->t_refill = r->t_start;
     r->t_prev_progress = r->t_start;
@@ -515,6 +548,7 @@ static void role_done(wr_run_t *r, bool *live, const char *error);
 static void producer_ready(wr_client_t *c, void *arg)
 {
     producer_t *p = arg;
+    wr_client_set_unbatched(c, p->run->o->unbatched);
     if (build_template(p) != WR_OK) {
         abort_run(p->run, "cannot encode the publish template (out of memory, or frame_max too small)");
         return;
@@ -575,6 +609,7 @@ static const wr_client_cbs_t producer_cbs = {
 static void consumer_ready(wr_client_t *c, void *arg)
 {
     consumer_t *k = arg;
+    wr_client_set_unbatched(c, k->run->o->unbatched);
     if (k->run->o->prefetch) {
         wr_method_t m = {.id = WR_BASIC_QOS};
         m.u.basic_qos.prefetch_count = k->run->o->prefetch;
@@ -683,6 +718,20 @@ static void producer_abandon(producer_t *p)
  * drained: everything published has been settled and consumed, so
  * producers can close politely; otherwise they are reset.
  */
+/* The broker's CPU time since start_run, and what it is divided by. */
+static void take_cpu(wr_run_t *r)
+{
+    wr_result_t *res = &r->res;
+    uint64_t user, sys;
+    if (wr_cpu_read(r->o->pid, &user, &sys) != WR_OK) {
+        res->have_cpu = false;
+        return;
+    }
+    res->cpu_user_ns = user - r->cpu_user_start;
+    res->cpu_sys_ns = sys - r->cpu_sys_start;
+    res->cpu_messages = r->o->consumers > 0 ? r->consumed : r->o->confirm ? r->confirmed : r->published;
+}
+
 static void stop(wr_run_t *r, bool drained)
 {
     const wr_opts_t *o = r->o;
@@ -690,6 +739,8 @@ static void stop(wr_run_t *r, bool drained)
         return;
     r->t_stop = now_ns();
     set_phase(r, PH_STOP);
+    if (r->res.have_cpu)
+        take_cpu(r);
     evtimer_del(r->tick);
     evtimer_del(r->deadline);
     /* Counted first, closed after: a close may report done() at once. */
@@ -1001,6 +1052,8 @@ static int alloc_roles(wr_run_t *r)
         producer_t *p = &r->prods[i];
         p->run = r;
         p->next_tag = p->base = 1; /* confirm tags count from 1 */
+        if (o->unbatched && !(p->turn = evtimer_new(r->base, turn_cb, p)))
+            return WR_ENOMEM;
         wr_opts_queue_name(o, i % o->nqueues, p->queue, sizeof(p->queue));
         if (o->confirm) {
             p->settled = calloc(o->confirm, sizeof(*p->settled));
@@ -1066,6 +1119,7 @@ void wr_run_free(wr_run_t *r)
         free(r->prods[i].tmpl);
         free(r->prods[i].settled);
         free(r->prods[i].sent_at);
+        free_event(r->prods[i].turn);
     }
     for (uint32_t i = 0; r->cons && i < r->o->consumers; i++)
         wr_client_free(r->cons[i].cl);

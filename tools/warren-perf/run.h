@@ -34,6 +34,14 @@ typedef struct {
     uint64_t rss_end_kib;
     uint64_t hwm_kib; /* VmHWM at the end: peak since the broker started */
 
+    /* --pid: the broker's CPU time from the start of the run to its stop,
+     * and the messages it is divided by: deliveries when there are
+     * consumers, else confirms, else publishes. */
+    bool have_cpu;
+    uint64_t cpu_user_ns;
+    uint64_t cpu_sys_ns;
+    uint64_t cpu_messages;
+
     uint32_t idle_conns; /* --connections-idle: connections opened */
     uint64_t idle_rss_before_kib;
     uint64_t idle_rss_after_kib;

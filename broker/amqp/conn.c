@@ -342,9 +342,32 @@ static void conn_queued(wr_conn_t *c)
     }
 }
 
+/*
+ * The cork comes off in a callback of its own, off every caller's stack, so
+ * an open plain-TCP connection writes its output right here: enabling
+ * EV_WRITE instead cost two epoll_ctl calls (add, then remove once empty)
+ * and a loop pass per flush. Only what the socket does not take waits for
+ * EV_WRITE (and a failed write is reported by the bufferevent's own). While
+ * corked, less than CORK_BYTES is queued, so no watermark is crossed.
+ */
 static void on_uncork(evutil_socket_t fd, short what, void *arg)
 {
-    conn_uncork(arg);
+    wr_conn_t *c = arg;
+    struct evbuffer *out = wr_conn_output(c);
+
+    if (c->tls || c->topo_held || c->state != WR_CONN_OPEN || !c->corked) {
+        conn_uncork(c);
+        return;
+    }
+    event_del(c->uncork_idle);
+    event_del(c->uncork_late);
+    /* The socket bufferevent keeps its output's front frozen but for its own writes. */
+    evbuffer_unfreeze(out, 1);
+    if (evbuffer_get_length(out) > 0)
+        evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) > 0)
+        conn_uncork(c);
 }
 
 /* Appends the scratch buffer to the output. */

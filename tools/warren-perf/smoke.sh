@@ -3,8 +3,10 @@
 # Smoke test for warren-perf against a real warrend: start warrend on a free
 # loopback port with a minimal config, run warren-perf for about 2 seconds
 # (1 producer with confirms, 1 consumer), check the JSON summary shows
-# messages published, confirmed and consumed, then stop warrend with SIGTERM
-# and require exit status 0.   usage: smoke.sh WARREND WARREN_PERF
+# messages published, confirmed and consumed and the broker's CPU time, the
+# same for about a second of --unbatched (2 producers, 2 consumers, each
+# ack on its own), then stop warrend with SIGTERM and require exit status 0.
+#   usage: smoke.sh WARREND WARREN_PERF
 set -uo pipefail
 
 warrend=$1
@@ -62,16 +64,26 @@ for attempt in 1 2 3 4 5; do
 done
 ((started)) || fail "warrend did not start listening (tried $attempt ports)"
 
-out=$(timeout 30 "$perf" -p "$port" -x 1 -y 1 -c 100 -z 2 --pid "$pid" --json) ||
-    fail "warren-perf failed (status $?)"
-echo "$out"
-"$PYTHON" - "$out" <<'PYEOF' || fail "unexpected summary"
+check() {
+    echo "$1"
+    "$PYTHON" - "$1" <<'PYEOF' || fail "unexpected summary"
 import json, sys
 r = json.loads(sys.argv[1])
 bad = [k for k in ("published", "confirmed", "consumed") if not r[k] > 0]
+cpu = r.get("broker_cpu") or {}
+if cpu.get("messages") != r["consumed"] or cpu.get("user_s", -1) < 0 or cpu.get("system_s", -1) < 0:
+    bad.append("broker_cpu")
 if bad:
-    sys.exit("perf-smoke: zero " + ", ".join(bad))
+    sys.exit("perf-smoke: zero or missing " + ", ".join(bad))
 PYEOF
+}
+
+out=$(timeout 30 "$perf" -p "$port" -x 1 -y 1 -c 100 -z 2 --pid "$pid" --json) ||
+    fail "warren-perf failed (status $?)"
+check "$out"
+out=$(timeout 30 "$perf" -p "$port" -x 2 -y 2 -c 100 -q 50 -z 1 --unbatched --pid "$pid" --json) ||
+    fail "warren-perf --unbatched failed (status $?)"
+check "$out"
 
 kill -TERM "$pid"
 deadline=$((SECONDS + 15))

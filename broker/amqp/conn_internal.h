@@ -91,9 +91,6 @@ struct wr_conn_s {
     wr_channel_t ***pages; /* CHANNEL_PAGES entries, each NULL or a page */
     uint32_t nchannels;
 
-    struct event *rd; /* plain TCP: reads the socket itself (conn_read_socket); NULL over TLS */
-    bool read_full;   /* rd is off because the input is at its high watermark */
-
     wr_buf_t scratch;       /* reused by every encoder call */
     struct event *resume;   /* more input to handle, or deferred teardown */
     struct event *deadline; /* handshake timeout, then close timeout */

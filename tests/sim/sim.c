@@ -107,7 +107,7 @@ static void propose(sim_t *s)
 {
     int g = sim_rand_int(s, s->o.groups), id = 1 + sim_rand_int(s, s->o.nodes);
     sim_node_t *n;
-    uint8_t buf[256] = {0};
+    uint8_t buf[512] = {0};
     wr_raft_entry_t e = {.type = WR_RAFT_ENTRY_NORMAL, .data = buf, .len = (uint32_t)s->o.payload};
     sim_proposal_t *p;
 
@@ -121,6 +121,8 @@ static void propose(sim_t *s)
     if (!n->up)
         return;
     memcpy(buf, &s->next_prop_id, sizeof(s->next_prop_id));
+    if (s->o.topo)
+        e.len = 8 + (uint32_t)sim_topo_record(s, (char *)buf + 8, sizeof(buf) - 8);
     if (s->n_props == s->cap_props) {
         s->cap_props = s->cap_props ? s->cap_props * 2 : 64;
         s->props = realloc(s->props, s->cap_props * sizeof(*s->props));
@@ -128,7 +130,7 @@ static void propose(sim_t *s)
             abort();
     }
     p = &s->props[s->n_props];
-    if (wr_raft_propose(n->g[g].raft, buf, (size_t)s->o.payload, &p->term, &p->index) != WR_OK)
+    if (wr_raft_propose(n->g[g].raft, buf, e.len, &p->term, &p->index) != WR_OK)
         return;
     *p = (sim_proposal_t){s->next_prop_id++, p->term, p->index, g, id, sim_check_hash(&e), false};
     s->n_props++;
@@ -388,6 +390,9 @@ static void setup(sim_t *s)
 {
     s->rng = s->o.seed * 0x2545F4914F6CDD1Dull + 1;
     s->check = sim_check_new(s);
+    if (s->o.topo && ((s->topo_seen = calloc((size_t)s->o.groups, sizeof(*s->topo_seen))) == NULL ||
+                      (s->topo_n = calloc((size_t)s->o.groups, sizeof(*s->topo_n))) == NULL))
+        abort();
     links_all(s, true);
     draw_profile(s);
     sim_trace(
@@ -412,6 +417,10 @@ static void teardown(sim_t *s)
     sim_net_clear(s);
     sim_check_free(s->check);
     free(s->props);
+    for (int g = 0; s->topo_seen != NULL && g < s->o.groups; g++)
+        free(s->topo_seen[g]);
+    free(s->topo_seen);
+    free(s->topo_n);
 }
 
 static void print_failure(sim_t *s)
@@ -423,10 +432,10 @@ static void print_failure(sim_t *s)
     for (size_t i = s->tail_pos - n; i < s->tail_pos; i++)
         fprintf(stderr, "%s\n", s->tail[i % TAIL_MAX]);
     fprintf(stderr,
-            "replay: build/tests/sim/warren-sim --seed %llu --nodes %d --groups %d --steps %d --disk %s%s "
+            "replay: build/tests/sim/warren-sim --seed %llu --nodes %d --groups %d --steps %d --disk %s%s%s "
             "--trace\n",
             (unsigned long long)o->seed, o->nodes, o->groups, o->steps, o->wal ? "wal" : "toy",
-            o->faults ? "" : " --no-faults");
+            o->faults ? "" : " --no-faults", o->topo ? " --sm topo" : "");
 }
 
 static void dump(sim_t *s)
@@ -489,9 +498,10 @@ static bool run(const sim_opts_t *o, uint64_t *applied, uint64_t *snaps, sim_wal
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: warren-sim [--seed N] [--count N] [--nodes 3|5|7|0=by seed] [--groups N]\n"
-                    "                  [--steps N] [--heal-steps N] [--proposals N] [--payload N]\n"
-                    "                  [--tail K] [--trace] [--no-faults] [--disk wal|toy]\n");
+    fprintf(stderr,
+            "usage: warren-sim [--seed N] [--count N] [--nodes 3|5|7|0=by seed] [--groups N]\n"
+            "                  [--steps N] [--heal-steps N] [--proposals N] [--payload N]\n"
+            "                  [--tail K] [--trace] [--no-faults] [--disk wal|toy] [--sm hash|topo]\n");
     return 2;
 }
 
@@ -530,6 +540,8 @@ static bool parse(int argc, char **argv, sim_opts_t *o, uint64_t *count)
             o->trace_tail = atoi(v);
         else if (strcmp(a, "--disk") == 0 && (strcmp(v, "wal") == 0 || strcmp(v, "toy") == 0))
             o->wal = strcmp(v, "wal") == 0;
+        else if (strcmp(a, "--sm") == 0 && (strcmp(v, "hash") == 0 || strcmp(v, "topo") == 0))
+            o->topo = strcmp(v, "topo") == 0;
         else
             return false;
     }

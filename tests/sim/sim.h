@@ -32,6 +32,7 @@ typedef struct {
     int payload;    /* payload bytes per proposal (>= 8) */
     int trace_tail; /* lines of trace printed on failure */
     bool wal;       /* the real node-wide WAL on a simdisk (sim_wal.c), else the toy sim_disk.c */
+    bool topo;      /* proposals are definition records applied to topo_state.c (sim_topo.c) */
 } sim_opts_t;
 
 /* A message in flight (entries deep-copied). */
@@ -120,6 +121,8 @@ typedef struct {
     bool failed;
     uint64_t delivered, applied_total;
     uint64_t snap_stats[3]; /* snapshots taken, installed, found damaged at restart */
+    uint64_t **topo_seen;   /* --sm topo: per group, the dump hash (| 1 << 32) first seen at each index */
+    size_t *topo_n;
 } sim_t;
 
 /* The run's PRNG (splitmix64): every random choice comes from here. */
@@ -251,5 +254,17 @@ void sim_sm_apply(sim_t *s, sim_node_t *n, int g, const wr_raft_entry_t *e);
 
 /* Frees the member's state machine and snapshot. */
 void sim_snap_free(sim_member_t *m);
+
+/* The metadata group (sim_topo.c). Writes a random definition change record into buf; returns its length. */
+size_t sim_topo_record(sim_t *s, char *buf, size_t cap);
+/* Applies e (a record after the 8-byte id, or nothing) to sm, then checks its dump at e->index. */
+void sim_topo_apply(sim_t *s, int node, int g, sim_sm_t *sm, const wr_raft_entry_t *e);
+/* Fails the run if sm's dump differs from another member's at index (the first one seen there counts). */
+void sim_topo_check_at(sim_t *s, int node, int g, uint64_t index, sim_sm_t *sm);
+/* sm's definitions as a snapshot's bytes (malloc'd), and loaded back from them (false: malformed). */
+char *sim_topo_snapshot(sim_sm_t *sm, size_t *len);
+bool sim_topo_load(sim_sm_t *sm, const uint8_t *p, size_t len);
+/* Frees sm's definitions. */
+void sim_topo_free(sim_sm_t *sm);
 
 #endif

@@ -39,10 +39,13 @@ static uint64_t get(const uint8_t **p, int bytes)
     return v;
 }
 
-/* The image of sm at meta: header, conf, one hash per index, CRC32C of it all. */
-static uint8_t *encode(const sim_sm_t *sm, const wr_raft_snapshot_t *meta, size_t *len)
+/* The image of sm at meta: header, conf, one hash per index, (--sm topo) the definitions, CRC32C of it all.
+ */
+static uint8_t *encode(const sim_t *s, sim_sm_t *sm, const wr_raft_snapshot_t *meta, size_t *len)
 {
-    uint8_t *b = xrealloc(NULL, HEAD + 4 * sm->n + 4), *p = b;
+    size_t tlen = 0;
+    char *topo = s->o.topo ? sim_topo_snapshot(sm, &tlen) : NULL;
+    uint8_t *b = xrealloc(NULL, HEAD + 4 * sm->n + (topo ? 4 + tlen : 0) + 4), *p = b;
 
     put(&p, MAGIC, 4);
     put(&p, meta->index, 8);
@@ -56,13 +59,29 @@ static uint8_t *encode(const sim_sm_t *sm, const wr_raft_snapshot_t *meta, size_
     put(&p, sm->n, 8);
     for (uint64_t i = 0; i < sm->n; i++)
         put(&p, sm->h[i], 4);
+    if (topo != NULL) {
+        put(&p, tlen, 4);
+        memcpy(p, topo, tlen);
+        p += tlen;
+        free(topo);
+    }
     put(&p, wr_crc32c_update(0, b, (size_t)(p - b)), 4);
     *len = (size_t)(p - b);
     return b;
 }
 
+/* --sm topo: the definitions after the hashes, loaded into sm; false if malformed. */
+static bool decode_topo(const uint8_t *p, size_t left, sim_sm_t *sm)
+{
+    size_t tlen;
+
+    if (left < 4 || (tlen = (size_t)get(&p, 4)) != left - 4)
+        return false;
+    return sim_topo_load(sm, p, tlen);
+}
+
 /* Checks and reads an image; false if it is damaged. */
-static bool decode(const uint8_t *b, size_t len, wr_raft_snapshot_t *meta, sim_sm_t *sm)
+static bool decode(const sim_t *s, const uint8_t *b, size_t len, wr_raft_snapshot_t *meta, sim_sm_t *sm)
 {
     const uint8_t *p = b, *crc_at = b + len - 4;
     uint64_t n;
@@ -77,13 +96,14 @@ static bool decode(const uint8_t *b, size_t len, wr_raft_snapshot_t *meta, sim_s
         meta->conf.voter[i] = get(&p, 1) != 0;
     }
     n = get(&p, 8);
-    if (n != meta->index || meta->conf.n > WR_RAFT_MAX_PEERS || len != HEAD + 4 * n + 4)
+    if (n != meta->index || meta->conf.n > WR_RAFT_MAX_PEERS || len < HEAD + 4 * n + 4 ||
+        (!s->o.topo && len != HEAD + 4 * n + 4))
         return false;
     sm->h = xrealloc(sm->h, n * sizeof(*sm->h));
     sm->n = sm->cap = n;
     for (uint64_t i = 0; i < n; i++)
         sm->h[i] = (uint32_t)get(&p, 4);
-    return true;
+    return !s->o.topo || decode_topo(p, len - (HEAD + 4 * n + 4), sm);
 }
 
 static void path(char *buf, size_t len, int g, const char *ext)
@@ -183,7 +203,7 @@ void sim_snap_take(sim_t *s, sim_node_t *n, int g)
         return;
     meta.term = wr_raft_term(m->raft, meta.index);
     wr_raft_conf_at(m->raft, meta.index, &meta.conf);
-    b = encode(&m->sm, &meta, &len);
+    b = encode(s, &m->sm, &meta, &len);
     if (file_put(n, g, ".tmp", b, len, 0, true) != WR_OK || file_commit(n, g, ".tmp") != WR_OK) {
         free(b);
         return;
@@ -222,17 +242,21 @@ static bool install_load(sim_t *s, sim_node_t *n, int g, const wr_raft_snapshot_
     size_t len = 0;
     uint8_t *b = file_get(n, g, ".rx", &len);
 
-    if (b == NULL || !decode(b, len, &meta, &sm) || meta.index != snap->index || meta.term != snap->term ||
+    if (b == NULL || !decode(s, b, len, &meta, &sm) || meta.index != snap->index || meta.term != snap->term ||
         !conf_same(&meta.conf, &snap->conf)) {
         sim_fail(s, "n%d g%d installed a damaged snapshot %llu/%llu", n->id, g,
                  (unsigned long long)snap->term, (unsigned long long)snap->index);
         free(b);
         free(sm.h);
+        sim_topo_free(&sm);
         return false;
     }
     sim_check_installed(s, n->id, g, &sm);
     free(m->sm.h);
+    sim_topo_free(&m->sm);
     m->sm = sm;
+    if (s->o.topo)
+        sim_topo_check_at(s, n->id, g, meta.index, &m->sm);
     serve(m, b, len, &meta);
     return true;
 }
@@ -317,6 +341,7 @@ bool sim_snap_load(sim_t *s, sim_node_t *n, int g, wr_raft_snapshot_t *meta)
     uint8_t *b = file_get(n, g, "", &len);
 
     m->sm.n = 0;
+    sim_topo_free(&m->sm);
     m->snap.pend = m->snap.in_batch = m->snap.flushed = false;
     m->snap.durable = *meta = (wr_raft_snapshot_t){.index = 0};
     free(m->snap.bytes);
@@ -324,15 +349,18 @@ bool sim_snap_load(sim_t *s, sim_node_t *n, int g, wr_raft_snapshot_t *meta)
     m->snap.meta.index = 0;
     if (b == NULL)
         return true;
-    if (!decode(b, len, meta, &m->sm)) {
+    if (!decode(s, b, len, meta, &m->sm)) {
         s->snap_stats[2]++;
         sim_trace(s, "n%d g%d snapshot file damaged (CRC): not installed, refetched from the leader", n->id,
                   g);
         m->sm.n = 0;
+        sim_topo_free(&m->sm);
         *meta = (wr_raft_snapshot_t){.index = 0};
         free(b);
         return false;
     }
+    if (s->o.topo)
+        sim_topo_check_at(s, n->id, g, meta->index, &m->sm);
     serve(m, b, len, meta);
     m->snap.durable = *meta;
     return true;
@@ -367,11 +395,14 @@ void sim_sm_apply(sim_t *s, sim_node_t *n, int g, const wr_raft_entry_t *e)
         sm->h = xrealloc(sm->h, sm->cap * sizeof(*sm->h));
     }
     sm->h[sm->n++] = sim_check_hash(e);
+    if (s->o.topo)
+        sim_topo_apply(s, n->id, g, sm, e);
 }
 
 void sim_snap_free(sim_member_t *m)
 {
     free(m->sm.h);
+    sim_topo_free(&m->sm);
     free(m->snap.bytes);
     memset(&m->sm, 0, sizeof(m->sm));
     memset(&m->snap, 0, sizeof(m->snap));

@@ -308,12 +308,12 @@ static int drive_once(wr_rgroup_t *g)
         installed = rd.snapshot;
     g->snap_wanted |= rd.snapshot_wanted;
     wr_raft_advance(g->raft);
-    /* The installed snapshot was made durable in step 0: the follower may acknowledge it. */
-    if (rc == WR_OK && installed.index > 0)
-        rc = wr_raft_persisted(g->raft, installed.term, installed.index);
     if (rc == WR_OK)
         apply(g, committed, n);
     wr_raftd_entries_free(committed, n);
+    /* The installed snapshot was made durable in step 0: the follower may acknowledge it. */
+    if (rc == WR_OK && installed.index > 0)
+        rc = wr_raft_persisted(g->raft, installed.term, installed.index);
     return rc;
 }
 

@@ -12,10 +12,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -434,6 +437,18 @@ static void log_incoming_failure(conn_t *c, const char *why)
     wr_log_warn("cluster: refused the incoming link from %s: %s%s", c->addr, why, more);
 }
 
+/*
+ * Raft's messages are small and each waits for the answer to the last: with
+ * Nagle's algorithm a small write waits for the peer's delayed ACK (40 ms on
+ * Linux) whenever an earlier one is unacknowledged. Best effort.
+ */
+static void no_delay(evutil_socket_t fd)
+{
+    int one = 1;
+
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     conn_t *c = arg;
@@ -443,6 +458,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
     /* Over TLS an accepted link reports its finished handshake too; it sent its HELLO already. */
     if (what & BEV_EVENT_CONNECTED) {
+        no_delay(bufferevent_getfd(bev));
         if (c->outgoing)
             conn_connected(c);
         return;
@@ -655,6 +671,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
         wr_log_error("cluster: out of memory accepting a peer link");
         return;
     }
+    no_delay(fd);
     sockaddr_text(sa, host, sizeof(host), &port);
     snprintf(c->addr, sizeof(c->addr), "%s:%u", host, port);
     conn_send_hello(c);

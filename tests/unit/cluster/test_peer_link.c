@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -394,6 +395,54 @@ START_TEST(missed_heartbeats_mark_down)
 }
 END_TEST
 
+/* Whether this process's end of the TCP connection whose other end is fd has TCP_NODELAY set. */
+static bool other_end_nodelay(int fd)
+{
+    struct sockaddr_storage want, got;
+    socklen_t wl = sizeof(want);
+    int on = 0;
+
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&want, &wl), 0);
+    for (int i = 0; i < 1024; i++) {
+        socklen_t gl = sizeof(got), ol = sizeof(on);
+        if (i == fd || getpeername(i, (struct sockaddr *)&got, &gl) != 0 || gl != wl ||
+            memcmp(&got, &want, wl) != 0)
+            continue;
+        ck_assert_int_eq(getsockopt(i, IPPROTO_TCP, TCP_NODELAY, &on, &ol), 0);
+        return on != 0;
+    }
+    ck_abort_msg("the other end of the link is not in this process");
+    return false;
+}
+
+/*
+ * Raft waits for each answer: without TCP_NODELAY, a small frame written
+ * while an earlier one is unacknowledged waits for the peer's delayed ACK
+ * (a Raft commit took 38 ms on loopback instead of 0.9 ms). Both the link
+ * n1 dials and the one it accepts.
+ */
+START_TEST(links_disable_nagle)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    fixture_t fx, *f = &fx;
+    wr_peer_frame_t fr;
+    int in;
+
+    setup(f);
+    ck_assert(other_end_nodelay(f->fd)); /* n1 dialled n2 */
+    a.sin_port = htons(f->nodes[0].port);
+    in = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(connect(in, (struct sockaddr *)&a, sizeof(a)), 0);
+    close(f->fd);
+    f->fd = in; /* n1 greets an accepted link with its HELLO: once read, n1 holds its end */
+    f->in_len = 0;
+    fr = n2_read(f);
+    ck_assert_uint_eq(fr.type, WR_PEER_HELLO);
+    ck_assert(other_end_nodelay(in));
+    teardown(f);
+}
+END_TEST
+
 static Suite *link_suite(void)
 {
     Suite *s = suite_create("cluster-peer-link");
@@ -404,6 +453,7 @@ static Suite *link_suite(void)
     tcase_add_test(tc, app_messages_routed_unknown_kind_refused);
     tcase_add_test(tc, backpressure);
     tcase_add_test(tc, missed_heartbeats_mark_down);
+    tcase_add_test(tc, links_disable_nagle);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -36,13 +36,13 @@ typedef struct {
     int loads;     /* snapshot_load calls */
 } toy_t;
 
-/* A disk whose fdatasync, off the loop's thread, waits while the gate is closed. */
+/* A disk whose fdatasync, off the loop's thread, waits while the gate is closed, or fails. */
 typedef struct {
     wr_vfs_t vfs;
     wr_vfs_ops_t ops;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool closed;
+    bool closed, failing;
     pthread_t loop;
 } gate_t;
 
@@ -150,12 +150,14 @@ static const wr_rgroup_sm_t toy_sm = {toy_apply, toy_save, toy_load, NULL};
 static int gate_datasync(wr_vfs_file_t *f)
 {
     gate_t *g = (gate_t *)f->vfs;
+    bool failing;
 
     pthread_mutex_lock(&g->mu);
     while (g->closed && !pthread_equal(pthread_self(), g->loop))
         pthread_cond_wait(&g->cv, &g->mu);
+    failing = g->failing && !pthread_equal(pthread_self(), g->loop);
     pthread_mutex_unlock(&g->mu);
-    return wr_vfs_posix()->ops->datasync(f);
+    return failing ? WR_EIO : wr_vfs_posix()->ops->datasync(f);
 }
 
 /* The posix implementation's files keep their vfs pointer: open through it, then point them here. */
@@ -177,6 +179,13 @@ static void gate_init(gate_t *g)
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
     g->loop = pthread_self();
+}
+
+static void gate_fail(gate_t *g, bool failing)
+{
+    pthread_mutex_lock(&g->mu);
+    g->failing = failing;
+    pthread_mutex_unlock(&g->mu);
 }
 
 static void gate_set(gate_t *g, bool closed)
@@ -739,6 +748,43 @@ START_TEST(one_member_group_commits_alone)
 }
 END_TEST
 
+/*
+ * A failed fdatasync fails the node's WAL: its groups stop (nothing more is
+ * written, sent or applied) while the others go on; closed and reopened on a
+ * working disk, it recovers and catches up.
+ */
+START_TEST(failed_fdatasync_stops_the_node_until_restart)
+{
+    cl_t c;
+    int l, f, ref;
+    wr_rgroup_status_t st;
+    done_t d;
+
+    cl_init(&c, 0, 0);
+    for (int i = 0; i < N; i++)
+        node_start(&c, i);
+    l = wait_leader(&c);
+    f = (l + 1) % N;
+    commit(&c, l, "before");
+    gate_fail(&c.n[f].gate, true);
+    commit(&c, l, "during-1");
+    commit(&c, l, "during-2");
+    ck_assert_uint_eq(c.n[f].toy.n, 1); /* its batch failed: it applies nothing more */
+    propose(&c, f, "from-the-failed-node", 5000, &d);
+    run_until(&c, is_done, &d, 10, "a proposal on the failed node");
+    ck_assert_int_eq(d.status, WR_ENOENT);
+    wr_rgroup_status(c.n[f].g, &st);
+    ck_assert_uint_eq(st.applied, c.n[f].toy.last);
+    node_stop(&c, f);
+    gate_fail(&c.n[f].gate, false);
+    node_start(&c, f);
+    ref = l;
+    run_until(&c, same_as, &ref, 10, "the restarted node catching up");
+    ck_assert_uint_eq(c.n[f].toy.n, 3);
+    cl_free(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster-raftd");
@@ -753,6 +799,7 @@ int main(void)
     tcase_add_test(tc, votes_wait_for_the_disk);
     tcase_add_test(tc, add_then_remove_a_member);
     tcase_add_test(tc, one_member_group_commits_alone);
+    tcase_add_test(tc, failed_fdatasync_stops_the_node_until_restart);
     suite_add_tcase(s, tc);
     return wr_test_run(s);
 }

@@ -103,10 +103,14 @@ wr_rgroup_t *wr_rgroup_open(wr_raftd_t *d, uint64_t id, const char *const *membe
  */
 typedef void (*wr_rgroup_done_fn)(void *ud, int status, uint64_t index);
 
+/* The largest entry a proposal may carry: an AppendEntries batch (64
+ * entries) must stay within a peer-link frame. */
+#define WR_RGROUP_MAX_ENTRY (4u << 20)
+
 /*
  * Proposes data (copied) from any member: the leader appends it; a follower
- * forwards it to the leader it knows. WR_OK (done will be called) or
- * WR_ENOMEM (done will not).
+ * forwards it to the leader it knows. WR_OK (done will be called),
+ * WR_ETOOBIG (len over WR_RGROUP_MAX_ENTRY) or WR_ENOMEM (done will not).
  */
 int wr_rgroup_propose(wr_rgroup_t *g, const void *data, size_t len, unsigned timeout_ms,
                       wr_rgroup_done_fn done, void *ud);

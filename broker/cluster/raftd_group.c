@@ -112,7 +112,7 @@ int wr_raftd_restore(wr_rgroup_t *g, const char *const *members, size_t n)
                             .election_ticks = d->election_ticks,
                             .heartbeat_ticks = d->heartbeat_ticks,
                             .max_inflight = 64,
-                            .max_batch = 256,
+                            .max_batch = 64,
                             .seed = d->seed ^ g->id,
                             .snapshot_trailing = g->snapshot_every / 4};
     wr_raft_snapshot_t meta = {0};

@@ -254,10 +254,12 @@ void wr_raftd_props_abort(wr_rgroup_t *g)
 int wr_rgroup_propose(wr_rgroup_t *g, const void *data, size_t len, unsigned timeout_ms,
                       wr_rgroup_done_fn done, void *ud)
 {
-    wr_raftd_prop_t *p = prop_new(g, WR_RAFTD_OP_DATA, timeout_ms, done, ud);
+    wr_raftd_prop_t *p;
     int rc;
 
-    if (p == NULL)
+    if (len > WR_RGROUP_MAX_ENTRY)
+        return WR_ETOOBIG;
+    if ((p = prop_new(g, WR_RAFTD_OP_DATA, timeout_ms, done, ud)) == NULL)
         return WR_ENOMEM;
     if (g->broken || g->d->failed) {
         finish_later(p, WR_ENOENT);
@@ -359,8 +361,13 @@ static void on_forward(wr_rgroup_t *g, const char *node, wr_bytes_t body)
         forwarded_change(g, node, req, op, timeout_ms, body);
         return;
     }
-    rc = op == WR_RAFTD_OP_DATA ? wr_raft_propose(g->raft, body.data, body.len, &term, &index) : WR_EUNKNOWN;
-    answer(g->d, g->id, node, req, rc == WR_OK || rc == WR_EUNKNOWN ? rc : WR_ENOENT, term, index);
+    if (op != WR_RAFTD_OP_DATA)
+        rc = WR_EUNKNOWN;
+    else if (body.len > WR_RGROUP_MAX_ENTRY)
+        rc = WR_ETOOBIG;
+    else if ((rc = wr_raft_propose(g->raft, body.data, body.len, &term, &index)) != WR_OK)
+        rc = WR_ENOENT; /* not the leader, or a transfer under way: nothing was appended */
+    answer(g->d, g->id, node, req, rc, term, index);
     if (rc == WR_OK)
         wr_raftd_wake(g);
 }

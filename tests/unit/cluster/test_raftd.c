@@ -428,6 +428,7 @@ static bool holds_n(cl_t *c, void *arg)
 
 START_TEST(proposals_from_leader_and_follower_apply_everywhere)
 {
+    static char big[WR_RGROUP_MAX_ENTRY + 1];
     cl_t c;
     int l, f, ref;
     done_at_t a = {0}, b = {0};
@@ -442,6 +443,8 @@ START_TEST(proposals_from_leader_and_follower_apply_everywhere)
     ck_assert_int_eq(wr_rgroup_propose(c.n[l].g, "from-leader", 11, 5000, on_done_at, &a), WR_OK);
     ck_assert_int_eq(wr_rgroup_propose(c.n[f].g, "from-follower", 13, 5000, on_done_at, &b), WR_OK);
     ck_assert_int_eq(a.done.calls + b.done.calls, 0);
+    /* An entry too big for an AppendEntries batch is refused at once, done not called. */
+    ck_assert_int_eq(wr_rgroup_propose(c.n[f].g, big, sizeof(big), 5000, on_done_at, &b), WR_ETOOBIG);
     run_until(&c, is_done, &a.done, 10, "the leader's proposal");
     run_until(&c, is_done, &b.done, 10, "the follower's proposal");
     ck_assert_int_eq(a.done.status, WR_OK);

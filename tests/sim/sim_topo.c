@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The metadata group in the simulator (--sm topo): proposals carry random
- * definition change records (exchanges, queues, bindings, policies of two
- * vhosts, names from small pools so that they collide), every member applies
+ * definition change records of the whole grammar (vhosts, exchanges, queues,
+ * bindings, policies and permissions of two vhosts, node-wide users, the
+ * seeded mark; names from small pools so that they collide), every member applies
  * them to the real broker/node/topo_state.c, and after every apply the
  * member's dump is compared with what every other member had at that index.
  * Snapshots carry the dump; a member that installs one loads it.
@@ -17,8 +18,21 @@
 #include "core/crc32c.h"
 #include "tests/sim/sim.h"
 
-static const char *const ops[] = {
-    "exchange.declare", "exchange.delete", "queue.declare", "queue.delete", "bind", "unbind", "policies"};
+static const char *const ops[] = {"exchange.declare",
+                                  "exchange.delete",
+                                  "queue.declare",
+                                  "queue.delete",
+                                  "bind",
+                                  "unbind",
+                                  "policies",
+                                  "vhost.declare",
+                                  "vhost.delete",
+                                  "permission.put",
+                                  "permission.delete",
+                                  "user.put",
+                                  "user.delete",
+                                  "seeded"};
+#define NODE_WIDE 11 /* ops from here have no vhost */
 
 /* The entry of a record of op (an index into ops), drawn from small pools. */
 static int entry(sim_t *s, int op, char *buf, size_t cap)
@@ -49,20 +63,40 @@ static int entry(sim_t *s, int op, char *buf, size_t cap)
                         "\"routing_key\":\"k%d\",\"arguments\":{}}",
                         x, to_queue ? 'q' : 'x', to_queue ? q : sim_rand_int(s, 4),
                         to_queue ? "queue" : "exchange", k);
-    default:
+    case 6:
         return snprintf(buf, cap,
                         "[{\"name\":\"p%d\",\"pattern\":\"^q\",\"apply-to\":\"queues\","
                         "\"definition\":{\"max-length\":%d},\"priority\":0}]",
                         k, sim_rand_int(s, 100));
+    case 7:
+        return snprintf(buf, cap, "{\"description\":\"d%d\",\"tags\":[\"t%d\"],\"tracing\":false}", x, k);
+    case 9:
+        return snprintf(buf, cap, "{\"user\":\"u%d\",\"configure\":\".*\",\"write\":\".*\",\"read\":\"r%d\"}",
+                        k, x);
+    case 10:
+    case 12:
+        return snprintf(buf, cap, "{\"%s\":\"u%d\"}", op == 10 ? "user" : "name", k);
+    case 11:
+        return snprintf(buf, cap,
+                        "{\"name\":\"u%d\",\"password_hash\":\"aGFzaA==\",\"hashing_algorithm\":"
+                        "\"rabbit_password_hashing_sha256\",\"tags\":[\"t%d\"]}",
+                        k, x);
+    default: /* vhost.delete, seeded */
+        return snprintf(buf, cap, "{}");
     }
 }
 
 size_t sim_topo_record(sim_t *s, char *buf, size_t cap)
 {
-    char e[256];
-    int op = sim_rand_int(s, 7), n = entry(s, op, e, sizeof(e));
-    int len =
-        snprintf(buf, cap, "{\"vhost\":\"v%d\",\"op\":\"%s\",\"entry\":%s}", sim_rand_int(s, 2), ops[op], e);
+    char e[256], vhost[32] = "";
+    int op = sim_rand_int(s, 14), n, len;
+
+    if (op == 8 && sim_chance(s, 800)) /* a vhost's deletion wipes it: rarer than the rest */
+        op = 0;
+    n = entry(s, op, e, sizeof(e));
+    if (op < NODE_WIDE)
+        snprintf(vhost, sizeof(vhost), "\"vhost\":\"v%d\",", sim_rand_int(s, 2));
+    len = snprintf(buf, cap, "{%s\"op\":\"%s\",\"entry\":%s}", vhost, ops[op], e);
 
     if (n < 0 || (size_t)n >= sizeof(e) || len < 0 || (size_t)len >= cap)
         abort();
@@ -102,7 +136,7 @@ static void sort_array(json_t *a)
     free(texts);
 }
 
-/* The CRC32C of the state's dump, with exchanges, queues and bindings as sets. */
+/* The CRC32C of the state's dump, with exchanges, queues, bindings, permissions and users as sets. */
 static uint32_t dump_hash(sim_sm_t *sm)
 {
     json_t *d = wr_topo_state_dump(state(sm)), *v;
@@ -110,14 +144,16 @@ static uint32_t dump_hash(sim_sm_t *sm)
     char *text;
     uint32_t h;
 
-    if (d == NULL)
+    if (d == NULL || !json_is_object(json_object_get(d, "vhosts")))
         abort();
-    json_object_foreach(d, name, v)
+    json_object_foreach(json_object_get(d, "vhosts"), name, v)
     {
         sort_array(json_object_get(v, "exchanges"));
         sort_array(json_object_get(v, "queues"));
         sort_array(json_object_get(v, "bindings"));
+        sort_array(json_object_get(v, "permissions"));
     }
+    sort_array(json_object_get(d, "users"));
     if ((text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
         abort();
     h = wr_crc32c_update(0, text, strlen(text));

@@ -587,7 +587,8 @@ wr_metrics_t *wr_metrics_new(const wr_mgmt_env_t *env, const wr_mgmt_stats_t *st
                              const wr_listener_cfg_t *l)
 {
     wr_metrics_t *m = calloc(1, sizeof(*m));
-    wr_mgmt_http_opts_t o = {"Prometheus metrics", MAX_BODY_SIZE, MAX_BODY_SIZE, on_request, NULL, NULL};
+    wr_mgmt_http_opts_t o = {
+        "Prometheus metrics", MAX_BODY_SIZE, MAX_BODY_SIZE, on_request, NULL, NULL, NULL};
     char host[256] = "localhost";
 
     if (!m)

@@ -556,9 +556,9 @@ static json_t *listeners_json(const wr_mgmt_req_t *r)
                                              "ip_address", cfg->listeners[i].address, "port",
                                              cfg->listeners[i].port));
     if (cfg->management.address)
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:s, s:i}", "node", r->node, "protocol", "http",
-                                        "ip_address", cfg->management.address, "port", cfg->management.port));
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i}", "node", r->node, "protocol",
+                                             r->env->tls ? "https" : "http", "ip_address",
+                                             cfg->management.address, "port", cfg->management.port));
     if (cfg->prometheus.address)
         json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i}", "node", r->node, "protocol",
                                              "http/prometheus", "ip_address", cfg->prometheus.address, "port",
@@ -1285,12 +1285,13 @@ static bool may_send_body(void *arg, const char *authorization, const struct soc
 
 static wr_mgmt_http_t *http_listen(wr_mgmt_t *m, const wr_listener_cfg_t *l)
 {
-    wr_mgmt_http_opts_t o = {"the management API", MAX_BODY_SIZE, PREAUTH_BODY_SIZE,
-                             on_request,           may_send_body, m};
+    wr_mgmt_http_opts_t o = {
+        "the management API", MAX_BODY_SIZE, PREAUTH_BODY_SIZE, on_request, may_send_body, m, m->env->tls};
     wr_mgmt_http_t *http = wr_mgmt_http_new(m->env->base, l, &o);
 
     if (http)
-        wr_log_info("management API listening on %s port %u", l->address, l->port);
+        wr_log_info("management API listening on %s port %u%s", l->address, l->port,
+                    m->env->tls ? " (HTTPS)" : "");
     return http;
 }
 

@@ -616,11 +616,13 @@ static void overview(wr_mgmt_req_t *r)
                      "management_version", WR_MGMT_COMPAT_VERSION, "rabbitmq_version", WR_MGMT_COMPAT_VERSION,
                      "product_name", "warren", "product_version", WR_VERSION, "cluster_name", cname, "node",
                      r->node, "rates_mode", "basic", "disable_stats", 0, "exchange_types",
-                     exchange_types_json(), "message_stats", wr_mgmt_json_message_stats(&c, &rt),
+                     exchange_types_json(), "message_stats", wr_mgmt_json_node_message_stats(&c, &rt),
                      "queue_totals", totals, "object_totals", "connections", (json_int_t)conns, "channels",
                      (json_int_t)channels, "exchanges", (json_int_t)exchanges, "queues", (json_int_t)queues,
                      "consumers", (json_int_t)consumers, "listeners", listeners_json(r), "contexts",
                      json_array(), "statistics_db_event_queue", 0);
+    if (body)
+        json_object_set_new(body, "churn_rates", wr_mgmt_json_churn_rates(&c, &rt));
     wr_mgmt_reply(r, body ? 200 : 500, body);
 }
 

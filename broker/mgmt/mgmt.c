@@ -35,6 +35,7 @@
 #include "broker/mgmt/mgmt_conns.h"
 #include "broker/mgmt/mgmt_durable.h"
 #include "broker/mgmt/mgmt_health.h"
+#include "broker/mgmt/mgmt_lists.h"
 #include "broker/mgmt/mgmt_http.h"
 #include "broker/mgmt/mgmt_internal.h"
 #include "broker/mgmt/mgmt_json.h"
@@ -620,9 +621,12 @@ static void overview(wr_mgmt_req_t *r)
                      "queue_totals", totals, "object_totals", "connections", (json_int_t)conns, "channels",
                      (json_int_t)channels, "exchanges", (json_int_t)exchanges, "queues", (json_int_t)queues,
                      "consumers", (json_int_t)consumers, "listeners", listeners_json(r), "contexts",
-                     json_array(), "statistics_db_event_queue", 0);
+                     wr_mgmt_json_contexts(r->env->cfg, r->node), "statistics_db_event_queue", 0);
     if (body)
-        json_object_set_new(body, "churn_rates", wr_mgmt_json_churn_rates(&c, &rt));
+        json_object_update_new(body, json_pack("{s:o, s:{s:[iiii], s:[ii], s:[i]}}", "churn_rates",
+                                               wr_mgmt_json_churn_rates(&c, &rt), "sample_retention_policies",
+                                               "global", 600, 3600, 28800, 86400, "basic", 600, 3600,
+                                               "detailed", 600));
     wr_mgmt_reply(r, body ? 200 : 500, body);
 }
 
@@ -1019,6 +1023,18 @@ static void health(wr_mgmt_req_t *r)
                             "alarms", alarms));
 }
 
+/* What RabbitMQ adds to this node's entry: churn, exchange types, contexts... */
+static void set_local_extras(const wr_mgmt_req_t *r, json_t *node)
+{
+    wr_mgmt_counts_t c;
+    wr_mgmt_rates_t rt;
+
+    wr_mgmt_stats_node_counts(r->env, &c);
+    wr_mgmt_stats_node_rates(r->stats, &rt);
+    json_object_set_new(node, "exchange_types", exchange_types_json());
+    wr_mgmt_json_set_node_extras(node, r->env->cfg, &c, &rt);
+}
+
 /* /api/nodes[/NAME]: for monitoring users and administrators. */
 static void nodes(wr_mgmt_req_t *r)
 {
@@ -1040,6 +1056,11 @@ static void nodes(wr_mgmt_req_t *r)
     if (!(all = wr_mgmt_nodes_json(r->env, r->node))) {
         wr_mgmt_error(r, 500, "internal_error", "out of memory");
         return;
+    }
+    json_array_foreach(all, i, node)
+    {
+        if (strcmp(json_string_value(json_object_get(node, "name")), r->node) == 0)
+            set_local_extras(r, node);
     }
     if (r->nseg == 1) {
         wr_mgmt_reply(r, 200, all);
@@ -1228,7 +1249,7 @@ void wr_mgmt_route(wr_mgmt_req_t *r)
             return;
         }
     }
-    if (!wr_mgmt_health_route(r))
+    if (!wr_mgmt_lists_route(r) && !wr_mgmt_health_route(r))
         wr_mgmt_not_found(r);
 }
 

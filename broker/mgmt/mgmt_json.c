@@ -486,6 +486,52 @@ json_t *wr_mgmt_json_churn_rates(const wr_mgmt_counts_t *c, const wr_mgmt_rates_
     return add_rates(json_object(), churn, sizeof(churn) / sizeof(churn[0]), c, r);
 }
 
+/* One context; port as a string, as RabbitMQ gives it. */
+static json_t *context_json(const wr_listener_cfg_t *l, const char *what, const char *node)
+{
+    char port[8];
+    json_t *ctx;
+
+    snprintf(port, sizeof(port), "%u", l->port);
+    ctx = json_pack("{s:s, s:s, s:s, s:s}", "description", what, "path", "/", "ip", l->address, "port", port);
+    if (ctx && node)
+        json_object_update_new(ctx, json_pack("{s:s, s:[]}", "node", node, "ssl_opts"));
+    return ctx;
+}
+
+json_t *wr_mgmt_json_contexts(const wr_config_t *cfg, const char *node)
+{
+    json_t *arr = json_array();
+
+    if (arr && cfg->management.address)
+        json_array_append_new(arr, context_json(&cfg->management, "RabbitMQ Management", node));
+    if (arr && cfg->prometheus.address)
+        json_array_append_new(arr, context_json(&cfg->prometheus, "RabbitMQ Prometheus", node));
+    return arr;
+}
+
+/* The SASL mechanisms: EXTERNAL only where TLS listeners are. */
+static json_t *auth_mechanisms(const wr_config_t *cfg)
+{
+    return json_pack("[{s:s, s:s, s:b}, {s:s, s:s, s:b}, {s:s, s:s, s:b}]", "name", "PLAIN", "description",
+                     "SASL PLAIN authentication mechanism", "enabled", 1, "name", "AMQPLAIN", "description",
+                     "QPid AMQPLAIN mechanism", "enabled", 1, "name", "EXTERNAL", "description",
+                     "SASL EXTERNAL authentication mechanism (TLS client certificates)", "enabled",
+                     cfg->ntls_listeners > 0);
+}
+
+bool wr_mgmt_json_set_node_extras(json_t *node, const wr_config_t *cfg, const wr_mgmt_counts_t *c,
+                                  const wr_mgmt_rates_t *r)
+{
+    json_t *extras =
+        json_pack("{s:s, s:o, s:o, s:s, s:[s], s:[]}", "rates_mode", "basic", "auth_mechanisms",
+                  auth_mechanisms(cfg), "contexts", wr_mgmt_json_contexts(cfg, NULL), "db_dir", cfg->data_dir,
+                  "log_files", cfg->log_file ? cfg->log_file : "<stderr>", "enabled_plugins");
+
+    return extras && json_object_update_new(extras, wr_mgmt_json_churn_rates(c, r)) == 0 &&
+           json_object_update_new(node, extras) == 0;
+}
+
 /* RabbitMQ's idle_since: "2026-12-06T11:12:04.947+00:00" (UTC). */
 static json_t *time_json(double unix_seconds)
 {

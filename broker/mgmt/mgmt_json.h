@@ -75,6 +75,18 @@ json_t *wr_mgmt_json_churn_rates(const wr_mgmt_counts_t *c, const wr_mgmt_rates_
  */
 bool wr_mgmt_json_set_queue_figures(json_t *obj, const wr_queue_t *q, const wr_mgmt_activity_t *a);
 
+/* The HTTP contexts as RabbitMQ's overview and nodes list them: the
+ * management API and Prometheus endpoints that cfg enables, each with
+ * "node" and "ssl_opts" when node is not NULL (the overview's form). */
+json_t *wr_mgmt_json_contexts(const wr_config_t *cfg, const char *node);
+
+/* Sets on a node what RabbitMQ's /api/nodes adds to the figures warren
+ * measures: the churn counters c and rates r (wr_mgmt_json_churn_rates),
+ * rates_mode, auth_mechanisms, contexts, db_dir, log_files and
+ * enabled_plugins (none). False on ENOMEM. */
+bool wr_mgmt_json_set_node_extras(json_t *node, const wr_config_t *cfg, const wr_mgmt_counts_t *c,
+                                  const wr_mgmt_rates_t *r);
+
 /* Sets messages, messages_ready and messages_unacknowledged, each with its
  * _details rate, on obj (a queue, a vhost, the overview's queue_totals). */
 bool wr_mgmt_json_set_totals(json_t *obj, const wr_mgmt_counts_t *c, const wr_mgmt_rates_t *r);

@@ -3,7 +3,9 @@
 # RabbitMQ 3.10 reports: message_bytes and its parts, messages_persistent
 # and messages_ram, head_message_timestamp, consumer_utilisation and
 # consumer_capacity, idle_since, and the overview's churn_rates and node
-# message_stats (confirm, get_empty, return_unroutable, drop_unroutable).
+# message_stats (confirm, get_empty, return_unroutable, drop_unroutable),
+# the node's extras (churn, contexts, auth_mechanisms) and the lists warren
+# has nothing in (operator policies, topic permissions, limits).
 # Values are asserted, not only presence. Runs against RabbitMQ too
 # (WARREN_BROKER and WARREN_MANAGEMENT), except where a test says warren.
 import datetime
@@ -13,7 +15,7 @@ import pika
 import pytest
 
 from conftest import quote
-from helpers import wait_for
+from helpers import free_port, listening, wait_for
 
 BODY = b"x" * 100
 IDLE_SINCE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
@@ -248,3 +250,52 @@ def test_overview_node_message_stats(mgmt_broker, api, conn, name):
         expected.update(get_empty=0, drop_unroutable=0)
     overview_when(api, lambda o: node_stats(o) == expected, "node message stats %r" % expected)
     ch.queue_delete(q)
+
+
+def test_overview_and_node_extras(mgmt_broker, api):
+    o = api.get("/api/overview").json
+    assert o["sample_retention_policies"] == {"global": [600, 3600, 28800, 86400], "basic": [600, 3600],
+                                              "detailed": [600]}
+    mgmt = [c for c in o["contexts"] if c["description"] == "RabbitMQ Management"]
+    assert [(c["path"], c["port"], c["node"]) for c in mgmt] == [("/", str(api.port), o["node"])]
+    node = api.get("/api/nodes/%s" % quote(o["node"])).json
+    assert node["rates_mode"] == "basic"
+    mechanisms = {m["name"]: m["enabled"] for m in node["auth_mechanisms"]}
+    assert mechanisms["PLAIN"] is True and mechanisms["AMQPLAIN"] is True
+    assert sorted(t["name"] for t in node["exchange_types"]) == ["direct", "fanout", "headers", "topic"]
+    assert all(isinstance(node[k], int) and isinstance(node[k + "_details"]["rate"], float) for k in CHURN)
+    assert "RabbitMQ Management" in [c["description"] for c in node["contexts"]]
+
+
+@pytest.mark.parametrize("path", ["/api/operator-policies", "/api/operator-policies/%2F", "/api/topic-permissions",
+                                  "/api/vhost-limits", "/api/vhost-limits/%2F", "/api/user-limits"])
+def test_lists_warren_has_nothing_in(api, path):
+    r = api.get(path)
+    assert (r.status, r.json) == (200, [])
+
+
+def test_list_errors(mgmt_broker, api):
+    if not mgmt_broker.proc:
+        pytest.skip("warren's user-limits list, its 404 and 405")
+    assert api.get("/api/vhost-limits/nope").status == 404
+    assert api.get("/api/operator-policies/%2F/x/y").status == 404
+    r = api.put("/api/topic-permissions", {})
+    assert (r.status, r.headers.get("allow")) == (405, "GET")
+
+
+def test_user_limits_list(dedicated_broker):
+    from conftest import Http
+    port = free_port()
+    b = dedicated_broker({"management": {"address": "127.0.0.1", "port": port},
+                          "users": [{"name": "guest", "password": "guest", "vhosts": ["/"],
+                                     "tags": ["administrator"]},
+                                    {"name": "capped", "password": "x", "limits": {"max-connections": 3}},
+                                    {"name": "monitor", "password": "m", "tags": ["monitoring"]}]})
+    api = Http("127.0.0.1", port)
+    wait_for(lambda: listening(port), what="the management API")
+    assert api.get("/api/user-limits").json == [{"user": "capped", "value": {"max-connections": 3}}]
+    assert api.get("/api/user-limits/capped").json == [{"user": "capped", "value": {"max-connections": 3}}]
+    assert api.get("/api/user-limits/guest").json == []
+    r = api.get("/api/user-limits", user="monitor", password="m")
+    assert (r.status, r.json) == (401, {"error": "not_authorised", "reason": "User not authorised to access object"})
+    assert b.proc.poll() is None

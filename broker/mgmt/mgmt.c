@@ -886,6 +886,24 @@ static void permissions_by(wr_mgmt_req_t *r, bool by_user)
     wr_mgmt_reply(r, arr ? 200 : 500, arr);
 }
 
+/* GET /api/users/without-permissions: the users no vhost permits. */
+static void users_without_permissions(wr_mgmt_req_t *r)
+{
+    const wr_users_t *db = &r->env->cfg->auth;
+    json_t *arr = json_array();
+
+    for (size_t i = 0; arr && i < db->nusers; i++) {
+        const wr_permission_cfg_t *perm;
+        size_t p = 0;
+
+        while ((perm = wr_users_permission_next(db, &p)) && strcmp(perm->user, db->users[i].name) != 0)
+            ;
+        if (!perm)
+            json_array_append_new(arr, wr_mgmt_user_json(&db->users[i]));
+    }
+    wr_mgmt_reply(r, arr ? 200 : 500, arr);
+}
+
 static void users(wr_mgmt_req_t *r)
 {
     const wr_config_t *cfg = r->env->cfg;
@@ -893,6 +911,11 @@ static void users(wr_mgmt_req_t *r)
 
     if (!administrator_only(r))
         return;
+    if (r->nseg == 2 && strcmp(r->seg[1], "without-permissions") == 0) {
+        if (wr_mgmt_get_only(r, true))
+            users_without_permissions(r);
+        return;
+    }
     if (r->nseg == 2) {
         user_one(r);
         return;

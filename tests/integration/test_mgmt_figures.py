@@ -299,3 +299,19 @@ def test_user_limits_list(dedicated_broker):
     r = api.get("/api/user-limits", user="monitor", password="m")
     assert (r.status, r.json) == (401, {"error": "not_authorised", "reason": "User not authorised to access object"})
     assert b.proc.poll() is None
+
+
+def test_users_without_permissions(api, name):
+    user = name("noperm")
+    assert api.put("/api/users/%s" % user, {"password": "p", "tags": ""}).status == 201
+    try:
+        listed = api.get("/api/users/without-permissions")
+        assert listed.status == 200
+        names = [u["name"] for u in listed.json]
+        assert user in names and "guest" not in names
+        assert [u for u in listed.json if u["name"] == user][0]["tags"] in ([], "")
+        assert api.put("/api/permissions/%%2F/%s" % user,
+                       {"configure": "", "write": "", "read": ".*"}).status == 201
+        assert user not in [u["name"] for u in api.get("/api/users/without-permissions").json]
+    finally:
+        api.delete("/api/users/%s" % user)

@@ -91,7 +91,8 @@ int main(int argc, char **argv)
     wr_log_set_level(cfg->log_level);
     /* Certificate and key problems are configuration errors, reported
      * before anything listens. */
-    if (cfg->ntls_listeners > 0 && !(tls = wr_tls_new(&cfg->tls, err, sizeof(err)))) {
+    if ((cfg->ntls_listeners > 0 || cfg->management_tls) &&
+        !(tls = wr_tls_new(&cfg->tls, err, sizeof(err)))) {
         fprintf(stderr, "%s: %s\n", path, err);
         goto invalid;
     }

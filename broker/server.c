@@ -72,7 +72,7 @@ struct wr_server_s {
     bool stopping;
     wr_mgmt_t *mgmt;       /* HTTP listeners and statistics; NULL when not configured */
     wr_durable_t *durable; /* the store in data_dir and the durable topology */
-    wr_tls_t *tls;         /* the TLS listeners' context; NULL without them */
+    wr_tls_t *tls;         /* the TLS listeners' and HTTPS API's context; NULL without */
     size_t nconns;         /* on the live list, for limits.max_connections */
     wr_map_t *user_conns;  /* user name -> open connections (uintptr_t) */
     time_t refusal_logged; /* connections over the limit are logged once a second */
@@ -641,6 +641,7 @@ wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls)
         .policies = srv->policies,
         .counters = &srv->counters,
         .vhost_settings = srv->vhost_settings,
+        .tls = cfg->management_tls ? tls : NULL,
         .vhost_add = server_vhost_add,
         .vhost_delete = server_vhost_delete,
         .ud = srv,

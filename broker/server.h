@@ -15,8 +15,8 @@
 typedef struct wr_server_s wr_server_t;
 typedef struct wr_tls_s wr_tls_t;
 
-/* Takes ownership of cfg and of tls (the TLS listeners' context, NULL when
- * there are none). NULL on failure (logged). */
+/* Takes ownership of cfg and of tls (the context of the TLS listeners and
+ * of an HTTPS management API, NULL when there are none). NULL on failure (logged). */
 wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls);
 /* Binds the management and metrics ports, then the AMQP listeners; WR_OK or
  * WR_EIO (logged). */

@@ -26,7 +26,6 @@ static bool declare_ok(wr_channel_t *ch, bool nowait, wr_queue_t *q)
     wr_method_t m = {.id = WR_QUEUE_DECLARE_OK};
 
     wr_channel_set_last_queue(ch, wr_queue_name(q));
-    wr_counters_add(wr_conn_env(ch->conn)->counters, WR_CNT_QUEUES_DECLARED, 1);
     if (nowait)
         return true;
     m.u.queue_declare_ok.queue = wr_queue_name(q);
@@ -77,6 +76,9 @@ static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp
     }
     if (!wr_access_check(wr_conn_who(ch->conn), WR_PERM_CONFIGURE, "queue", name, WR_QUEUE_DECLARE, err))
         return false;
+    /* As RabbitMQ's queue_declared: every permitted non-passive declare,
+     * before the equivalence check. */
+    wr_counters_add(wr_conn_env(ch->conn)->counters, WR_CNT_QUEUES_DECLARED, 1);
     /* RabbitMQ: an exclusive queue is never durable. */
     o = (wr_queue_opts_t){.durable = d->durable && !d->exclusive,
                           .exclusive = d->exclusive,

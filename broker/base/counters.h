@@ -17,7 +17,7 @@ typedef enum {
     WR_CNT_CONNECTIONS_CLOSED, /* of those, closed */
     WR_CNT_CHANNELS_OPENED,
     WR_CNT_CHANNELS_CLOSED,
-    WR_CNT_QUEUES_DECLARED,     /* queue.declare answered (passive too) */
+    WR_CNT_QUEUES_DECLARED,     /* queue.declare permitted (not passive), as RabbitMQ counts it */
     WR_CNT_RECEIVED_CONFIRM,    /* publishes on channels in confirm mode */
     WR_CNT_CONFIRMED,           /* publishes confirmed (basic.ack) */
     WR_CNT_UNROUTABLE_RETURNED, /* mandatory and unroutable: basic.return */

@@ -42,8 +42,9 @@
 /* Names travel as AMQP shortstrs. */
 #define MAX_NAME_LEN 255
 /* The HTTP listeners (management API, Prometheus) and statistics. */
-#define DEFAULT_MANAGEMENT_PORT 15672
-#define DEFAULT_PROMETHEUS_PORT 15692
+#define DEFAULT_MANAGEMENT_PORT     15672
+#define DEFAULT_MANAGEMENT_TLS_PORT 15671
+#define DEFAULT_PROMETHEUS_PORT     15692
 /* RabbitMQ's collect_statistics_interval, in ms. */
 #define DEFAULT_STATS_INTERVAL 5000
 #define MIN_STATS_INTERVAL     100
@@ -867,13 +868,41 @@ static bool parse_http_listener(problems_t *p, const char *name, const json_t *o
            set_http_listener(out, address, (uint16_t)port);
 }
 
+/* "management": parse_http_listener's keys plus "tls" (a boolean: HTTPS
+ * with the certificate of the "tls" object, on RabbitMQ's HTTPS port 15671
+ * unless "port" says otherwise). */
+static bool parse_management(problems_t *p, wr_config_t *cfg, const json_t *obj)
+{
+    const json_t *tls = json_object_get(obj, "tls");
+    json_t *rest;
+    bool ok;
+
+    if (!tls)
+        return parse_http_listener(p, "management", obj, DEFAULT_MANAGEMENT_PORT, &cfg->management);
+    if (!json_is_boolean(tls)) {
+        problem(p, "management.tls", "expected a boolean, got %s", json_kind(tls));
+        return true;
+    }
+    cfg->management_tls = json_is_true(tls);
+    rest = json_copy((json_t *)obj);
+    if (!rest)
+        return false;
+    json_object_del(rest, "tls");
+    ok = parse_http_listener(p, "management", rest,
+                             cfg->management_tls ? DEFAULT_MANAGEMENT_TLS_PORT : DEFAULT_MANAGEMENT_PORT,
+                             &cfg->management);
+    json_decref(rest);
+    return ok;
+}
+
 /* One of the keys ops_key accepts; false only on ENOMEM. */
 static bool parse_ops(problems_t *p, wr_config_t *cfg, const char *key, const json_t *v)
 {
     long long n;
 
     if (strcmp(key, "management") == 0)
-        return parse_http_listener(p, key, v, DEFAULT_MANAGEMENT_PORT, &cfg->management);
+        return json_is_object(v) ? parse_management(p, cfg, v)
+                                 : parse_http_listener(p, key, v, DEFAULT_MANAGEMENT_PORT, &cfg->management);
     if (strcmp(key, "prometheus") == 0)
         return parse_http_listener(p, key, v, DEFAULT_PROMETHEUS_PORT, &cfg->prometheus);
     if (strcmp(key, "collect_statistics_interval") == 0) {
@@ -1408,6 +1437,8 @@ static bool finish_security(problems_t *p, wr_config_t *cfg, const json_t *permi
         return false;
     if (cfg->ntls_listeners > 0 && (!tls->certfile || !tls->keyfile))
         problem(p, "tls_listeners", "TLS listeners need tls.certfile and tls.keyfile");
+    if (cfg->management_tls && (!tls->certfile || !tls->keyfile))
+        problem(p, "management.tls", "HTTPS needs tls.certfile and tls.keyfile");
     if (tls->verify_peer && !tls->cacertfile)
         problem(p, "tls.verify", "verify_peer needs tls.cacertfile");
     if (tls->fail_if_no_peer_cert && !tls->verify_peer)

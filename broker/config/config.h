@@ -51,6 +51,7 @@ typedef struct {
     /* Operations: the HTTP listeners are disabled while their address is
      * NULL (keys absent). */
     wr_listener_cfg_t management;
+    bool management_tls; /* "management": {"tls": true}: HTTPS with the "tls" keys */
     wr_listener_cfg_t prometheus;
     char *load_definitions;               /* definitions file applied at boot, or NULL */
     uint32_t collect_statistics_interval; /* ms between rate samples, default 5000 */

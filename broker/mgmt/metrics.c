@@ -422,8 +422,9 @@ static void on_chunk_sent(struct evhttp_connection *evcon, void *arg)
         evbuffer_free(out);
 }
 
-/* GET /metrics/per-object: the node's series, then the queue families
- * chunk by chunk. */
+/* GET /metrics/per-object: the node's series and the connection and channel
+ * families (few next to queues: in the first chunk), then the queue
+ * families chunk by chunk. */
 static void per_object(wr_metrics_t *m, struct evhttp_request *req)
 {
     scrape_t *s = calloc(1, sizeof(*s));
@@ -443,6 +444,7 @@ static void per_object(wr_metrics_t *m, struct evhttp_request *req)
     if (!scrape_take(s))
         s->nrows = 0; /* out of memory: the families come out empty */
     render_node(m, "per-object", out);
+    wr_metrics_rabbit_objects(m->env, out);
     wr_mgmt_http_watch(m->http, req, on_closed, s);
     evhttp_send_reply_start(req, HTTP_OK, "OK");
     evhttp_send_reply_chunk_with_cb(req, out, on_chunk_sent, s);
@@ -587,7 +589,8 @@ wr_metrics_t *wr_metrics_new(const wr_mgmt_env_t *env, const wr_mgmt_stats_t *st
                              const wr_listener_cfg_t *l)
 {
     wr_metrics_t *m = calloc(1, sizeof(*m));
-    wr_mgmt_http_opts_t o = {"Prometheus metrics", MAX_BODY_SIZE, MAX_BODY_SIZE, on_request, NULL, NULL};
+    wr_mgmt_http_opts_t o = {
+        "Prometheus metrics", MAX_BODY_SIZE, MAX_BODY_SIZE, on_request, NULL, NULL, NULL};
     char host[256] = "localhost";
 
     if (!m)

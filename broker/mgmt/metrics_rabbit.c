@@ -5,7 +5,8 @@
  * identity and build info (the rabbitmq_endpoint label says which endpoint
  * answered), the totals, connection churn, process and alarm gauges, the
  * rabbitmq_global_* counters (label protocol="amqp091") and the message
- * size histogram. The per-queue families live in metrics.c's table.
+ * size histogram; per object, the connection and channel gauges. The
+ * per-queue families live in metrics.c's table.
  */
 #include "broker/mgmt/metrics_rabbit.h"
 
@@ -15,6 +16,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "broker/amqp/channel.h"
+#include "broker/amqp/conn.h"
 #include "broker/base/version.h"
 #include "broker/mgmt/metrics.h"
 #include "broker/mgmt/mgmt_conns.h"
@@ -238,6 +241,103 @@ static void sizes(const wr_counters_t *c, struct evbuffer *out)
                         (unsigned long long)(c ? c->size_sum : 0));
     evbuffer_add_printf(out, "rabbitmq_message_size_bytes_count{protocol=\"amqp091\"} %llu\n",
                         (unsigned long long)cum);
+}
+
+/* A label value with \, " and newline escaped. */
+static void put_label(struct evbuffer *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\n')
+            evbuffer_add(out, "\\n", 2);
+        else
+            evbuffer_add_printf(out, "%s%c", *s == '\\' || *s == '"' ? "\\" : "", *s);
+    }
+}
+
+/* One sample of a per-object family: name{channel="label"} v. */
+static void put_object(struct evbuffer *out, const char *name, const char *label, double v)
+{
+    evbuffer_add_printf(out, "%s{channel=\"", name);
+    put_label(out, label);
+    evbuffer_add_printf(out, "\"} %.17g\n", v);
+}
+
+/* The connection families, in the order of their values in conn_value. */
+static const struct {
+    const char *name, *type, *help;
+} conn_families[] = {
+    {"rabbitmq_connection_incoming_bytes_total", "counter", "Total number of bytes received on a connection"},
+    {"rabbitmq_connection_outgoing_bytes_total", "counter", "Total number of bytes sent on a connection"},
+    {"rabbitmq_connection_channels", "gauge", "Channels on a connection"},
+};
+
+static double conn_value(const wr_conn_info_t *info, size_t family)
+{
+    return family == 0 ? (double)info->recv_oct : family == 1 ? (double)info->send_oct : info->channels;
+}
+
+static const struct {
+    const char *name, *type, *help;
+} channel_families[] = {
+    {"rabbitmq_channel_consumers", "gauge", "Consumers on a channel"},
+    {"rabbitmq_channel_messages_unacked", "gauge", "Delivered but not yet acknowledged messages"},
+    {"rabbitmq_channel_prefetch", "gauge",
+     "Total limit of unacknowledged messages for all consumers on a channel"},
+};
+
+static double channel_value(const wr_channel_info_t *info, size_t family)
+{
+    return family == 0   ? (double)info->consumers
+           : family == 1 ? (double)info->unacked
+                         : info->global_prefetch_count;
+}
+
+/* One family's samples for the channels of one connection. */
+typedef struct {
+    struct evbuffer *out;
+    const wr_conn_t *conn;
+    size_t family;
+} channel_ctx_t;
+
+static void put_channel(void *ud, const wr_channel_t *ch)
+{
+    channel_ctx_t *x = ud;
+    wr_channel_info_t info;
+    char name[300];
+
+    wr_channel_info(ch, &info);
+    /* The management API's channel name (mgmt_conns.c). */
+    snprintf(name, sizeof(name), "%s (%u)", wr_conn_name(x->conn), info.number);
+    put_object(x->out, channel_families[x->family].name, name, channel_value(&info, x->family));
+}
+
+void wr_metrics_rabbit_objects(const wr_mgmt_env_t *env, struct evbuffer *out)
+{
+    wr_conn_info_t info;
+    wr_list_t *pos, *tmp;
+
+    for (size_t f = 0; f < sizeof(conn_families) / sizeof(conn_families[0]); f++) {
+        put_family(out, conn_families[f].name, conn_families[f].type, conn_families[f].help);
+        wr_list_foreach_safe(pos, tmp, env->conns)
+        {
+            wr_conn_info(wr_conn_from_link(pos), &info);
+            if (info.open)
+                put_object(out, conn_families[f].name, wr_conn_name(wr_conn_from_link(pos)),
+                           conn_value(&info, f));
+        }
+    }
+    for (size_t f = 0; f < sizeof(channel_families) / sizeof(channel_families[0]); f++) {
+        channel_ctx_t x = {out, NULL, f};
+
+        put_family(out, channel_families[f].name, channel_families[f].type, channel_families[f].help);
+        wr_list_foreach_safe(pos, tmp, env->conns)
+        {
+            x.conn = wr_conn_from_link(pos);
+            wr_conn_info(x.conn, &info);
+            if (info.open)
+                wr_conn_foreach_channel(x.conn, put_channel, &x);
+        }
+    }
 }
 
 void wr_metrics_rabbit_node(const wr_metrics_rabbit_t *m, const char *endpoint, struct evbuffer *out)

@@ -29,6 +29,17 @@ void wr_metrics_rabbit_node(const wr_metrics_rabbit_t *m, const char *endpoint, 
 /* Appends rabbitmq_build_info and rabbitmq_identity_info for `endpoint`. */
 void wr_metrics_rabbit_identity(const char *node, const char *endpoint, struct evbuffer *out);
 
+/*
+ * Appends /metrics/per-object's connection and channel families
+ * (rabbitmq_connection_incoming_bytes_total, _outgoing_bytes_total,
+ * rabbitmq_connection_channels; rabbitmq_channel_consumers,
+ * _messages_unacked, _prefetch), one sample per open connection or
+ * channel. The label is `channel` for both, as rabbitmq_prometheus names
+ * it, holding the management API's name of the object (RabbitMQ's holds an
+ * Erlang pid).
+ */
+void wr_metrics_rabbit_objects(const wr_mgmt_env_t *env, struct evbuffer *out);
+
 /* Appends connection_churn_metrics with names `prefix` + "connections_opened_total"...;
  * c may be NULL (all zero). */
 void wr_metrics_rabbit_churn(const wr_counters_t *c, struct evbuffer *out, const char *prefix);

@@ -35,6 +35,7 @@
 #include "broker/mgmt/mgmt_conns.h"
 #include "broker/mgmt/mgmt_durable.h"
 #include "broker/mgmt/mgmt_health.h"
+#include "broker/mgmt/mgmt_lists.h"
 #include "broker/mgmt/mgmt_http.h"
 #include "broker/mgmt/mgmt_internal.h"
 #include "broker/mgmt/mgmt_json.h"
@@ -556,9 +557,9 @@ static json_t *listeners_json(const wr_mgmt_req_t *r)
                                              "ip_address", cfg->listeners[i].address, "port",
                                              cfg->listeners[i].port));
     if (cfg->management.address)
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:s, s:i}", "node", r->node, "protocol", "http",
-                                        "ip_address", cfg->management.address, "port", cfg->management.port));
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i}", "node", r->node, "protocol",
+                                             r->env->tls ? "https" : "http", "ip_address",
+                                             cfg->management.address, "port", cfg->management.port));
     if (cfg->prometheus.address)
         json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i}", "node", r->node, "protocol",
                                              "http/prometheus", "ip_address", cfg->prometheus.address, "port",
@@ -616,11 +617,16 @@ static void overview(wr_mgmt_req_t *r)
                      "management_version", WR_MGMT_COMPAT_VERSION, "rabbitmq_version", WR_MGMT_COMPAT_VERSION,
                      "product_name", "warren", "product_version", WR_VERSION, "cluster_name", cname, "node",
                      r->node, "rates_mode", "basic", "disable_stats", 0, "exchange_types",
-                     exchange_types_json(), "message_stats", wr_mgmt_json_message_stats(&c, &rt),
+                     exchange_types_json(), "message_stats", wr_mgmt_json_node_message_stats(&c, &rt),
                      "queue_totals", totals, "object_totals", "connections", (json_int_t)conns, "channels",
                      (json_int_t)channels, "exchanges", (json_int_t)exchanges, "queues", (json_int_t)queues,
                      "consumers", (json_int_t)consumers, "listeners", listeners_json(r), "contexts",
-                     json_array(), "statistics_db_event_queue", 0);
+                     wr_mgmt_json_contexts(r->env->cfg, r->node), "statistics_db_event_queue", 0);
+    if (body)
+        json_object_update_new(body, json_pack("{s:o, s:{s:[iiii], s:[ii], s:[i]}}", "churn_rates",
+                                               wr_mgmt_json_churn_rates(&c, &rt), "sample_retention_policies",
+                                               "global", 600, 3600, 28800, 86400, "basic", 600, 3600,
+                                               "detailed", 600));
     wr_mgmt_reply(r, body ? 200 : 500, body);
 }
 
@@ -880,6 +886,24 @@ static void permissions_by(wr_mgmt_req_t *r, bool by_user)
     wr_mgmt_reply(r, arr ? 200 : 500, arr);
 }
 
+/* GET /api/users/without-permissions: the users no vhost permits. */
+static void users_without_permissions(wr_mgmt_req_t *r)
+{
+    const wr_users_t *db = &r->env->cfg->auth;
+    json_t *arr = json_array();
+
+    for (size_t i = 0; arr && i < db->nusers; i++) {
+        const wr_permission_cfg_t *perm;
+        size_t p = 0;
+
+        while ((perm = wr_users_permission_next(db, &p)) && strcmp(perm->user, db->users[i].name) != 0)
+            ;
+        if (!perm)
+            json_array_append_new(arr, wr_mgmt_user_json(&db->users[i]));
+    }
+    wr_mgmt_reply(r, arr ? 200 : 500, arr);
+}
+
 static void users(wr_mgmt_req_t *r)
 {
     const wr_config_t *cfg = r->env->cfg;
@@ -887,6 +911,11 @@ static void users(wr_mgmt_req_t *r)
 
     if (!administrator_only(r))
         return;
+    if (r->nseg == 2 && strcmp(r->seg[1], "without-permissions") == 0) {
+        if (wr_mgmt_get_only(r, true))
+            users_without_permissions(r);
+        return;
+    }
     if (r->nseg == 2) {
         user_one(r);
         return;
@@ -1017,6 +1046,18 @@ static void health(wr_mgmt_req_t *r)
                             "alarms", alarms));
 }
 
+/* What RabbitMQ adds to this node's entry: churn, exchange types, contexts... */
+static void set_local_extras(const wr_mgmt_req_t *r, json_t *node)
+{
+    wr_mgmt_counts_t c;
+    wr_mgmt_rates_t rt;
+
+    wr_mgmt_stats_node_counts(r->env, &c);
+    wr_mgmt_stats_node_rates(r->stats, &rt);
+    json_object_set_new(node, "exchange_types", exchange_types_json());
+    wr_mgmt_json_set_node_extras(node, r->env->cfg, &c, &rt);
+}
+
 /* /api/nodes[/NAME]: for monitoring users and administrators. */
 static void nodes(wr_mgmt_req_t *r)
 {
@@ -1038,6 +1079,11 @@ static void nodes(wr_mgmt_req_t *r)
     if (!(all = wr_mgmt_nodes_json(r->env, r->node))) {
         wr_mgmt_error(r, 500, "internal_error", "out of memory");
         return;
+    }
+    json_array_foreach(all, i, node)
+    {
+        if (strcmp(json_string_value(json_object_get(node, "name")), r->node) == 0)
+            set_local_extras(r, node);
     }
     if (r->nseg == 1) {
         wr_mgmt_reply(r, 200, all);
@@ -1226,7 +1272,7 @@ void wr_mgmt_route(wr_mgmt_req_t *r)
             return;
         }
     }
-    if (!wr_mgmt_health_route(r))
+    if (!wr_mgmt_lists_route(r) && !wr_mgmt_health_route(r))
         wr_mgmt_not_found(r);
 }
 
@@ -1285,12 +1331,13 @@ static bool may_send_body(void *arg, const char *authorization, const struct soc
 
 static wr_mgmt_http_t *http_listen(wr_mgmt_t *m, const wr_listener_cfg_t *l)
 {
-    wr_mgmt_http_opts_t o = {"the management API", MAX_BODY_SIZE, PREAUTH_BODY_SIZE,
-                             on_request,           may_send_body, m};
+    wr_mgmt_http_opts_t o = {
+        "the management API", MAX_BODY_SIZE, PREAUTH_BODY_SIZE, on_request, may_send_body, m, m->env->tls};
     wr_mgmt_http_t *http = wr_mgmt_http_new(m->env->base, l, &o);
 
     if (http)
-        wr_log_info("management API listening on %s port %u", l->address, l->port);
+        wr_log_info("management API listening on %s port %u%s", l->address, l->port,
+                    m->env->tls ? " (HTTPS)" : "");
     return http;
 }
 

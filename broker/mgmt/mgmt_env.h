@@ -22,6 +22,7 @@ struct wr_policies_s;
 struct wr_peer_links_s;
 struct wr_reports_s;
 struct wr_durable_s;
+struct wr_tls_s;
 
 typedef struct {
     struct event_base *base;
@@ -34,6 +35,7 @@ typedef struct {
     struct wr_reports_s *reports;   /* the other nodes' reports; NULL without a cluster section */
     struct timespec started;        /* CLOCK_MONOTONIC at start-up, for the node's uptime */
     const wr_counters_t *counters;  /* node-wide event counters (Prometheus) */
+    struct wr_tls_s *tls;           /* the management API serves HTTPS with it; NULL: HTTP */
     const json_t *vhost_settings;   /* name -> the vhost's settings (a vhost.declare entry,
                                        broker/node/topo_state.h) */
     struct wr_durable_s *durable;   /* the node's store: replies wait until changes are durable */

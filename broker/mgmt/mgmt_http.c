@@ -20,6 +20,7 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
+#include "broker/amqp/tls.h"
 #include "broker/base/log.h"
 #include "core/list.h"
 
@@ -272,11 +273,13 @@ static http_conn_t *conn_new(wr_mgmt_http_t *h, struct bufferevent *bev)
 /* evhttp's bevcb: a new connection's bufferevent, held (a reference) until
  * conn_attach can tell whether evhttp still has it. Out of memory, the
  * connection goes unwatched: evhttp's idle timeout and its default body
- * cap (the pre-authentication one) still hold. */
+ * cap (the pre-authentication one) still hold. With TLS, evhttp hands the
+ * accepted socket to the session (bufferevent_setfd) after this returns. */
 static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
 {
     wr_mgmt_http_t *h = arg;
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = h->o.tls ? wr_tls_accept(h->o.tls, base, -1)
+                                       : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     http_conn_t *c = bev ? conn_new(h, bev) : NULL;
 
     if (c) {

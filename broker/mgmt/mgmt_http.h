@@ -18,6 +18,7 @@
 #include "broker/config/config.h"
 
 typedef struct wr_mgmt_http_s wr_mgmt_http_t;
+struct wr_tls_s;
 
 typedef struct {
     const char *what;    /* "the management API", for the log */
@@ -29,6 +30,7 @@ typedef struct {
      * accepted; NULL when every request is authorised (max_body applies). */
     bool (*authorised)(void *arg, const char *authorization, const struct sockaddr *peer);
     void *arg;
+    struct wr_tls_s *tls; /* HTTPS with this context (not owned); NULL: plain HTTP */
 } wr_mgmt_http_opts_t;
 
 /* Whole-request deadline: a request must be received, and its reply sent,

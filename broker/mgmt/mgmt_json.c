@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/base64.h"
 #include "protocol/table.h"
@@ -451,6 +452,141 @@ json_t *wr_mgmt_json_message_stats(const wr_mgmt_counts_t *c, const wr_mgmt_rate
         return NULL;
     }
     return obj;
+}
+
+/* Adds the counters `which` (WR_MS_*) with their rates to obj, or frees it
+ * and returns NULL on ENOMEM. */
+static json_t *add_rates(json_t *obj, const int *which, size_t n, const wr_mgmt_counts_t *c,
+                         const wr_mgmt_rates_t *r)
+{
+    int rc = obj ? 0 : -1;
+
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = set_rate(obj, wr_mgmt_stats_name(which[i]), c->v[which[i]], r->v[which[i]]);
+    if (rc == 0)
+        return obj;
+    json_decref(obj);
+    return NULL;
+}
+
+json_t *wr_mgmt_json_node_message_stats(const wr_mgmt_counts_t *c, const wr_mgmt_rates_t *r)
+{
+    static const int node[] = {WR_MS_CONFIRM, WR_MS_GET_EMPTY, WR_MS_RETURN_UNROUTABLE,
+                               WR_MS_DROP_UNROUTABLE};
+
+    return add_rates(wr_mgmt_json_message_stats(c, r), node, sizeof(node) / sizeof(node[0]), c, r);
+}
+
+json_t *wr_mgmt_json_churn_rates(const wr_mgmt_counts_t *c, const wr_mgmt_rates_t *r)
+{
+    static const int churn[] = {WR_MS_CONNECTION_CREATED, WR_MS_CONNECTION_CLOSED, WR_MS_CHANNEL_CREATED,
+                                WR_MS_CHANNEL_CLOSED,     WR_MS_QUEUE_CREATED,     WR_MS_QUEUE_DECLARED,
+                                WR_MS_QUEUE_DELETED};
+
+    return add_rates(json_object(), churn, sizeof(churn) / sizeof(churn[0]), c, r);
+}
+
+/* One context; port as a string, as RabbitMQ gives it. */
+static json_t *context_json(const wr_listener_cfg_t *l, const char *what, const char *node)
+{
+    char port[8];
+    json_t *ctx;
+
+    snprintf(port, sizeof(port), "%u", l->port);
+    ctx = json_pack("{s:s, s:s, s:s, s:s}", "description", what, "path", "/", "ip", l->address, "port", port);
+    if (ctx && node)
+        json_object_update_new(ctx, json_pack("{s:s, s:[]}", "node", node, "ssl_opts"));
+    return ctx;
+}
+
+json_t *wr_mgmt_json_contexts(const wr_config_t *cfg, const char *node)
+{
+    json_t *arr = json_array();
+
+    if (arr && cfg->management.address)
+        json_array_append_new(arr, context_json(&cfg->management, "RabbitMQ Management", node));
+    if (arr && cfg->prometheus.address)
+        json_array_append_new(arr, context_json(&cfg->prometheus, "RabbitMQ Prometheus", node));
+    return arr;
+}
+
+/* The SASL mechanisms: EXTERNAL only where TLS listeners are. */
+static json_t *auth_mechanisms(const wr_config_t *cfg)
+{
+    return json_pack("[{s:s, s:s, s:b}, {s:s, s:s, s:b}, {s:s, s:s, s:b}]", "name", "PLAIN", "description",
+                     "SASL PLAIN authentication mechanism", "enabled", 1, "name", "AMQPLAIN", "description",
+                     "QPid AMQPLAIN mechanism", "enabled", 1, "name", "EXTERNAL", "description",
+                     "SASL EXTERNAL authentication mechanism (TLS client certificates)", "enabled",
+                     cfg->ntls_listeners > 0);
+}
+
+bool wr_mgmt_json_set_node_extras(json_t *node, const wr_config_t *cfg, const wr_mgmt_counts_t *c,
+                                  const wr_mgmt_rates_t *r)
+{
+    json_t *extras =
+        json_pack("{s:s, s:o, s:o, s:s, s:[s], s:[]}", "rates_mode", "basic", "auth_mechanisms",
+                  auth_mechanisms(cfg), "contexts", wr_mgmt_json_contexts(cfg, NULL), "db_dir", cfg->data_dir,
+                  "log_files", cfg->log_file ? cfg->log_file : "<stderr>", "enabled_plugins");
+
+    return extras && json_object_update_new(extras, wr_mgmt_json_churn_rates(c, r)) == 0 &&
+           json_object_update_new(node, extras) == 0;
+}
+
+/* RabbitMQ's idle_since: "2026-12-06T11:12:04.947+00:00" (UTC). */
+static json_t *time_json(double unix_seconds)
+{
+    time_t secs = (time_t)unix_seconds;
+    int ms = (int)((unix_seconds - (double)secs) * 1000);
+    struct tm tm;
+    char out[64];
+
+    gmtime_r(&secs, &tm);
+    snprintf(out, sizeof(out), "%04d-%02d-%02dT%02d:%02d:%02d.%03d+00:00", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    return json_string(out);
+}
+
+/* The head message's timestamp property, or null. */
+static json_t *head_timestamp(wr_message_t *head)
+{
+    const wr_props_t *p = head ? wr_message_props(head) : NULL;
+
+    return p && (p->flags & WR_PROP_TIMESTAMP) ? json_integer((json_int_t)p->timestamp) : json_null();
+}
+
+/* consumer_utilisation and consumer_capacity: integer 0 without consumers,
+ * else the sampled share (the state right now before the first sample). */
+static json_t *utilisation(const wr_queue_t *q, const wr_mgmt_activity_t *a)
+{
+    if (wr_queue_consumer_count(q) == 0)
+        return json_integer(0);
+    return json_real(a->sampled ? a->utilisation : wr_queue_can_deliver(q) ? 1.0 : 0.0);
+}
+
+bool wr_mgmt_json_set_queue_figures(json_t *obj, const wr_queue_t *q, const wr_mgmt_activity_t *a)
+{
+    wr_queue_info_t i;
+    json_t *u, *figures;
+    size_t ram;
+
+    wr_queue_info(q, &i);
+    ram = i.ready_ram.n + i.unacked_ram.n;
+    u = utilisation(q, a);
+    figures = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:O, s:o, s:o}", "message_bytes",
+        (json_int_t)(i.ready_bytes + i.unacked.bytes), "message_bytes_ready", (json_int_t)i.ready_bytes,
+        "message_bytes_unacknowledged", (json_int_t)i.unacked.bytes, "message_bytes_ram",
+        (json_int_t)(i.ready_ram.bytes + i.unacked_ram.bytes), "message_bytes_persistent",
+        (json_int_t)(i.ready_persistent.bytes + i.unacked_persistent.bytes), "message_bytes_paged_out",
+        (json_int_t)(i.ready_bytes - i.ready_ram.bytes + i.unacked.bytes - i.unacked_ram.bytes),
+        "messages_ram", (json_int_t)ram, "messages_ready_ram", (json_int_t)i.ready_ram.n,
+        "messages_unacknowledged_ram", (json_int_t)i.unacked_ram.n, "messages_persistent",
+        (json_int_t)(i.ready_persistent.n + i.unacked_persistent.n), "messages_paged_out",
+        (json_int_t)(i.ready + i.unacked.n - ram), "memory", (json_int_t)i.memory, "consumer_utilisation", u,
+        "consumer_capacity", u, "head_message_timestamp", head_timestamp(i.head));
+    if (figures && a->sampled && a->idle)
+        json_object_set_new(figures, "idle_since", time_json(a->idle_since));
+    return figures && json_object_update_new(obj, figures) == 0;
 }
 
 bool wr_mgmt_json_set_totals(json_t *obj, const wr_mgmt_counts_t *c, const wr_mgmt_rates_t *r)

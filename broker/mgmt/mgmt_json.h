@@ -57,6 +57,36 @@ bool wr_mgmt_json_set_payload(json_t *obj, wr_bytes_t body, bool force_base64);
  * counters of a queue, a vhost or the node, with deliver_get, their sum. */
 json_t *wr_mgmt_json_message_stats(const wr_mgmt_counts_t *c, const wr_mgmt_rates_t *r);
 
+/* The overview's message_stats: wr_mgmt_json_message_stats plus the node's
+ * confirm, get_empty, return_unroutable and drop_unroutable. */
+json_t *wr_mgmt_json_node_message_stats(const wr_mgmt_counts_t *c, const wr_mgmt_rates_t *r);
+
+/* The overview's churn_rates: connections and channels created and closed,
+ * queues created, declared and deleted, each with its _details rate. */
+json_t *wr_mgmt_json_churn_rates(const wr_mgmt_counts_t *c, const wr_mgmt_rates_t *r);
+
+/*
+ * Sets a queue's figures on obj as RabbitMQ 3.10 names them: message_bytes
+ * (ready, unacknowledged, in memory, persistent, paged out), messages_ram,
+ * messages_persistent, messages_paged_out and the like, memory,
+ * consumer_utilisation and consumer_capacity (integer 0 without consumers),
+ * head_message_timestamp (null unless the head is in memory with a
+ * timestamp) and, when a is idle, idle_since. False on ENOMEM.
+ */
+bool wr_mgmt_json_set_queue_figures(json_t *obj, const wr_queue_t *q, const wr_mgmt_activity_t *a);
+
+/* The HTTP contexts as RabbitMQ's overview and nodes list them: the
+ * management API and Prometheus endpoints that cfg enables, each with
+ * "node" and "ssl_opts" when node is not NULL (the overview's form). */
+json_t *wr_mgmt_json_contexts(const wr_config_t *cfg, const char *node);
+
+/* Sets on a node what RabbitMQ's /api/nodes adds to the figures warren
+ * measures: the churn counters c and rates r (wr_mgmt_json_churn_rates),
+ * rates_mode, auth_mechanisms, contexts, db_dir, log_files and
+ * enabled_plugins (none). False on ENOMEM. */
+bool wr_mgmt_json_set_node_extras(json_t *node, const wr_config_t *cfg, const wr_mgmt_counts_t *c,
+                                  const wr_mgmt_rates_t *r);
+
 /* Sets messages, messages_ready and messages_unacknowledged, each with its
  * _details rate, on obj (a queue, a vhost, the overview's queue_totals). */
 bool wr_mgmt_json_set_totals(json_t *obj, const wr_mgmt_counts_t *c, const wr_mgmt_rates_t *r);

@@ -18,9 +18,31 @@
 #include "core/status.h"
 
 static const char *const counter_names[WR_MS_COUNT] = {
-    "publish",    "deliver",        "deliver_no_ack",          "get", "get_no_ack", "redeliver", "ack",
-    "unroutable", "messages_ready", "messages_unacknowledged",
+    "publish",
+    "deliver",
+    "deliver_no_ack",
+    "get",
+    "get_no_ack",
+    "redeliver",
+    "ack",
+    "unroutable",
+    "messages_ready",
+    "messages_unacknowledged",
+    "confirm",
+    "get_empty",
+    "return_unroutable",
+    "drop_unroutable",
+    "connection_created",
+    "connection_closed",
+    "channel_created",
+    "channel_closed",
+    "queue_created",
+    "queue_declared",
+    "queue_deleted",
 };
+
+/* Samples over which consumer_utilisation is averaged. */
+#define UTILISATION_WINDOW 12
 
 typedef struct {
     const void *obj;
@@ -29,6 +51,10 @@ typedef struct {
     double prev_t, cur_t; /* monotonic seconds */
     unsigned samples;
     uint64_t tick; /* the last tick that saw the object */
+    /* Queues only. */
+    double active_wall; /* Unix time of the last sample that saw activity (or the first) */
+    bool active;        /* the last sample saw activity */
+    uint32_t able;      /* bit i: a consumer could take a delivery i samples ago */
 } sample_t;
 
 struct wr_mgmt_stats_s {
@@ -80,6 +106,28 @@ void wr_mgmt_stats_vhost_counts(const wr_vhost_t *vh, wr_mgmt_counts_t *out)
     }
 }
 
+/* The node-only counters from the node's event counters (NULL: none). */
+static void add_node_counters(wr_mgmt_counts_t *out, const wr_counters_t *n)
+{
+    static const struct {
+        int ms;
+        wr_counter_t cnt;
+    } from[] = {{WR_MS_CONFIRM, WR_CNT_CONFIRMED},
+                {WR_MS_GET_EMPTY, WR_CNT_GET_EMPTY},
+                {WR_MS_RETURN_UNROUTABLE, WR_CNT_UNROUTABLE_RETURNED},
+                {WR_MS_CONNECTION_CREATED, WR_CNT_CONNECTIONS_OPENED},
+                {WR_MS_CONNECTION_CLOSED, WR_CNT_CONNECTIONS_CLOSED},
+                {WR_MS_CHANNEL_CREATED, WR_CNT_CHANNELS_OPENED},
+                {WR_MS_CHANNEL_CLOSED, WR_CNT_CHANNELS_CLOSED},
+                {WR_MS_QUEUE_DECLARED, WR_CNT_QUEUES_DECLARED}};
+    uint64_t returned = n ? n->v[WR_CNT_UNROUTABLE_RETURNED] : 0;
+
+    for (size_t i = 0; n && i < sizeof(from) / sizeof(from[0]); i++)
+        out->v[from[i].ms] = n->v[from[i].cnt];
+    out->v[WR_MS_DROP_UNROUTABLE] =
+        out->v[WR_MS_UNROUTABLE] >= returned ? out->v[WR_MS_UNROUTABLE] - returned : 0;
+}
+
 void wr_mgmt_stats_node_counts(const wr_mgmt_env_t *env, wr_mgmt_counts_t *out)
 {
     wr_map_iter_t it = {0};
@@ -92,14 +140,17 @@ void wr_mgmt_stats_node_counts(const wr_mgmt_env_t *env, wr_mgmt_counts_t *out)
         wr_mgmt_stats_vhost_counts(vh, &c);
         for (int i = 0; i < WR_MS_COUNT; i++)
             out->v[i] += c.v[i];
+        out->v[WR_MS_QUEUE_CREATED] += wr_vhost_stats(vh)->queues_created;
+        out->v[WR_MS_QUEUE_DELETED] += wr_vhost_stats(vh)->queues_deleted;
     }
+    add_node_counters(out, env->counters);
 }
 
-static double now_seconds(void)
+static double now_seconds(clockid_t clock)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -144,10 +195,26 @@ static void drop_sample(sample_t *e)
     free(e);
 }
 
+/* After record: whether e's queue q moved messages in the last interval
+ * (since it was declared, at the first sample), and whether a consumer
+ * could take one now. */
+static void record_activity(sample_t *e, const wr_queue_t *q, double wall)
+{
+    static const int moves[] = {WR_MS_PUBLISH, WR_MS_DELIVER,    WR_MS_DELIVER_NO_ACK,
+                                WR_MS_GET,     WR_MS_GET_NO_ACK, WR_MS_ACK};
+
+    e->active = false;
+    for (size_t i = 0; i < sizeof(moves) / sizeof(moves[0]); i++)
+        e->active = e->active || e->cur.v[moves[i]] != (e->samples >= 2 ? e->prev.v[moves[i]] : 0);
+    if (e->active || e->samples == 1)
+        e->active_wall = wall;
+    e->able = e->able << 1 | (wr_queue_can_deliver(q) ? 1u : 0u);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     wr_mgmt_stats_t *s = arg;
-    double t = now_seconds();
+    double t = now_seconds(CLOCK_MONOTONIC), wall = now_seconds(CLOCK_REALTIME);
     wr_map_iter_t it = {0}, qit;
     wr_mgmt_counts_t c;
     void *vh, *q, *e;
@@ -167,6 +234,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             if (qe) {
                 wr_mgmt_stats_queue_counts(q, &c);
                 record(qe, &c, t, s->tick);
+                record_activity(qe, q, wall);
             }
         }
     }
@@ -240,4 +308,19 @@ void wr_mgmt_stats_vhost_rates(const wr_mgmt_stats_t *s, const wr_vhost_t *vh, w
 void wr_mgmt_stats_node_rates(const wr_mgmt_stats_t *s, wr_mgmt_rates_t *out)
 {
     rates_of(&s->node, out);
+}
+
+void wr_mgmt_stats_queue_activity(const wr_mgmt_stats_t *s, const wr_queue_t *q, wr_mgmt_activity_t *out)
+{
+    const sample_t *e = wr_map_get(s->samples, addr_key((const void *const *)&q));
+    unsigned window = e && e->samples < UTILISATION_WINDOW ? e->samples : UTILISATION_WINDOW;
+    uint32_t mask = (1u << window) - 1;
+
+    *out = (wr_mgmt_activity_t){0};
+    if (!e)
+        return;
+    out->sampled = true;
+    out->idle = !e->active;
+    out->idle_since = e->active_wall;
+    out->utilisation = (double)__builtin_popcount(e->able & mask) / window;
 }

@@ -27,6 +27,18 @@ enum {
     WR_MS_UNROUTABLE,     /* vhost and node: published but routed to no queue */
     WR_MS_READY,          /* gauge: messages ready */
     WR_MS_UNACKED,        /* gauge: deliveries awaiting ack */
+    /* Node only (the overview's message_stats and churn_rates). */
+    WR_MS_CONFIRM,           /* publishes confirmed */
+    WR_MS_GET_EMPTY,         /* basic.get-empty sent */
+    WR_MS_RETURN_UNROUTABLE, /* unroutable mandatory publishes returned */
+    WR_MS_DROP_UNROUTABLE,   /* unroutable publishes dropped */
+    WR_MS_CONNECTION_CREATED,
+    WR_MS_CONNECTION_CLOSED,
+    WR_MS_CHANNEL_CREATED,
+    WR_MS_CHANNEL_CLOSED,
+    WR_MS_QUEUE_CREATED,
+    WR_MS_QUEUE_DECLARED,
+    WR_MS_QUEUE_DELETED,
     WR_MS_COUNT
 };
 
@@ -57,5 +69,16 @@ void wr_mgmt_stats_free(wr_mgmt_stats_t *s);
 void wr_mgmt_stats_queue_rates(const wr_mgmt_stats_t *s, const wr_queue_t *q, wr_mgmt_rates_t *out);
 void wr_mgmt_stats_vhost_rates(const wr_mgmt_stats_t *s, const wr_vhost_t *vh, wr_mgmt_rates_t *out);
 void wr_mgmt_stats_node_rates(const wr_mgmt_stats_t *s, wr_mgmt_rates_t *out);
+
+/* What the sampler saw of a queue's activity, for RabbitMQ's idle_since and
+ * consumer_utilisation. */
+typedef struct {
+    bool sampled;       /* false until the sampler has seen the queue (then the rest is zero) */
+    bool idle;          /* the last interval saw no publish, delivery, get or ack */
+    double idle_since;  /* wall-clock seconds (Unix time) of the last activity seen, or of the first sample */
+    double utilisation; /* share of the last samples in which a consumer could take a delivery */
+} wr_mgmt_activity_t;
+
+void wr_mgmt_stats_queue_activity(const wr_mgmt_stats_t *s, const wr_queue_t *q, wr_mgmt_activity_t *out);
 
 #endif

@@ -875,13 +875,16 @@ static json_t *queue_item(const wr_mgmt_req_t *r, const wr_vhost_t *vh, void *q)
     wr_queue_info_t info;
     wr_mgmt_counts_t c;
     wr_mgmt_rates_t rt;
+    wr_mgmt_activity_t act;
 
     if (!obj)
         return NULL;
     wr_queue_info(q, &info);
     wr_mgmt_stats_queue_counts(q, &c);
     wr_mgmt_stats_queue_rates(r->stats, q, &rt);
+    wr_mgmt_stats_queue_activity(r->stats, q, &act);
     wr_mgmt_json_set_totals(obj, &c, &rt);
+    wr_mgmt_json_set_queue_figures(obj, q, &act);
     wr_queue_foreach_consumer(q, find_exclusive, &exclusive);
     json_object_update_new(
         obj, json_pack("{s:b, s:s, s:s, s:s, s:I, s:o, s:o, s:o, s:n, s:o, s:o}", "exclusive",

@@ -57,6 +57,8 @@ typedef struct {
     wr_list_t groups;
     wr_list_t consumers; /* in attach order */
     wr_consumer_t *exclusive_consumer;
+    /* Deliveries awaiting settlement, all / in memory / persistent. */
+    wr_queue_tally_t unacked, unacked_ram, unacked_persistent;
     uint8_t data[]; /* name, then args */
 } classic_t;
 
@@ -100,6 +102,21 @@ static pos_t pos_of(const wr_ready_held_t *r, uint8_t prio, bool taken)
     return pos;
 }
 
+/* Adds (sign 1) or removes (-1) the delivery at pos in q's unacked tallies;
+ * the holder keeps its message only when it has no log record. */
+static void count_unacked(classic_t *q, const pos_t *pos, int sign)
+{
+    wr_queue_tally_t *t[3] = {&q->unacked, pos->index == 0 ? &q->unacked_ram : NULL,
+                              pos->flags & POS_PERSISTENT ? &q->unacked_persistent : NULL};
+
+    for (size_t i = 0; i < 3; i++) {
+        if (t[i]) {
+            t[i]->n += (size_t)sign;
+            t[i]->bytes += (uint64_t)(int64_t)sign * pos->size;
+        }
+    }
+}
+
 /* The message at pos is done with: its log record goes. */
 static void settle(classic_t *q, const pos_t *pos)
 {
@@ -121,7 +138,7 @@ static int read_held(classic_t *q, wr_ready_lane_t *l)
         return WR_OK;
     rc = q->log != NULL ? wr_qlog_read(q->log, wr_ready_index(h->word), &h->msg) : WR_ENOENT;
     if (rc == WR_OK)
-        q->rd.mem += wr_ready_cost(h->msg);
+        wr_ready_mem_add(&q->rd, h->msg);
     return rc;
 }
 
@@ -459,6 +476,7 @@ static inline bool deliver_head(classic_t *q)
     pos = take(q, &r, prio, from_ring, c->no_ack);
     if (!c->no_ack) {
         q->h.unacked++;
+        count_unacked(q, &pos, 1);
         pos.flags |= POS_CONSUMER;
     }
     t = token_of(&pos);
@@ -585,7 +603,24 @@ static void classic_info(const wr_queue_t *qh, wr_queue_info_t *out)
 {
     const classic_t *q = ccq(qh);
 
-    *out = (wr_queue_info_t){q->rd.count, q->rd.bytes, q->rd.mem, "running"};
+    const wr_ready_t *rd = &q->rd;
+    const wr_ready_lane_t *l = wr_ready_head_lane((wr_ready_t *)rd);
+    wr_message_t *head = NULL;
+
+    if (l)
+        head = wr_ready_heap_first(l) ? l->heap[0].msg : wr_ready_at(l, 0)->msg;
+    *out = (wr_queue_info_t){
+        .ready = rd->count,
+        .ready_bytes = rd->bytes,
+        .memory = rd->mem,
+        .state = "running",
+        .ready_ram = {rd->nmem, rd->mem_body},
+        .ready_persistent = {rd->npersistent, rd->persistent_bytes},
+        .unacked = q->unacked,
+        .unacked_ram = q->unacked_ram,
+        .unacked_persistent = q->unacked_persistent,
+        .head = head,
+    };
 }
 
 /*
@@ -667,7 +702,7 @@ static int classic_publish(wr_queue_t *qh, wr_message_t *m, wr_confirm_t *conf)
     }
     if (keep) {
         wr_message_ref(m);
-        q->rd.mem += cost;
+        wr_ready_mem_add(&q->rd, m);
         if (l->loaded == l->len - 1)
             l->loaded++;
     }
@@ -709,8 +744,10 @@ static bool classic_get(wr_queue_t *qh, bool no_ack, wr_message_t **m, wr_qtoken
     pos = take(q, &r, prio, from_ring, no_ack);
     if (no_ack)
         settle(q, &pos);
-    else
+    else {
         q->h.unacked++;
+        count_unacked(q, &pos, 1);
+    }
     *t = token_of(&pos);
     if (q->rd.nexpiring > 0)
         expire_heads(q, now);
@@ -768,6 +805,7 @@ static void classic_settle(wr_queue_t *qh, wr_message_t *m, const wr_qtoken_t *t
     pos_t pos = pos_from(t);
 
     q->h.unacked--;
+    count_unacked(q, &pos, -1);
     if (how == WR_SETTLE_REQUEUE) {
         requeue(q, m, &pos);
     } else if (how == WR_SETTLE_DISCARD) {

@@ -33,6 +33,32 @@ const wr_queue_type_t *const *wr_queue_types(void)
     return types;
 }
 
+/* can_take only looks (the owner's state and flow), so asking it through a
+ * const view of the consumer is safe. */
+static bool window_open(const wr_consumer_t *c)
+{
+    return (c->no_ack || c->prefetch == 0 || c->unacked < c->prefetch) &&
+           c->ops->can_take((wr_consumer_t *)c);
+}
+
+static void any_open(void *ud, const wr_consumer_t *c)
+{
+    bool *open = ud;
+
+    *open = *open || window_open(c);
+}
+
+bool wr_queue_can_deliver(const wr_queue_t *q)
+{
+    const wr_consumer_t *active = wr_queue_active_consumer(q);
+    bool open = false;
+
+    if (q->opts.single_active)
+        return active != NULL && window_open(active);
+    wr_queue_foreach_consumer(q, any_open, &open);
+    return open;
+}
+
 void wr_queue_limits_none(wr_queue_limits_t *l)
 {
     *l = (wr_queue_limits_t){-1, -1, -1, -1, WR_OVERFLOW_DROP_HEAD, -1, false, -1};

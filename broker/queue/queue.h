@@ -121,12 +121,27 @@ typedef struct {
     uint64_t ack;            /* acknowledged deliveries */
 } wr_queue_stats_t;
 
+/* Some of a queue's messages: how many, and their body bytes. */
+typedef struct {
+    size_t n;
+    uint64_t bytes;
+} wr_queue_tally_t;
+
 /* The figures a type computes (wr_queue_info). */
 typedef struct {
     size_t ready;         /* messages ready (not counting deliveries awaiting settlement) */
     uint64_t ready_bytes; /* their body bytes (x-max-length-bytes counts these) */
     uint64_t memory;      /* bytes of ready messages held in memory (the rest is paged out) */
     const char *state;    /* "running" */
+    /* For the management API (RabbitMQ's messages_* and message_bytes_*). */
+    wr_queue_tally_t ready_ram;          /* ready and held in memory */
+    wr_queue_tally_t ready_persistent;   /* ready, with a record that survives a restart */
+    wr_queue_tally_t unacked;            /* deliveries awaiting settlement */
+    wr_queue_tally_t unacked_ram;        /* of which the holder keeps the message in memory */
+    wr_queue_tally_t unacked_persistent; /* of which with a record that survives a restart */
+    /* The next message to deliver when it is in memory, else NULL; borrowed
+     * until the queue next changes. */
+    wr_message_t *head;
 } wr_queue_info_t;
 
 /*
@@ -423,6 +438,13 @@ static inline void wr_queue_foreach_consumer(const wr_queue_t *q,
 {
     q->type->foreach_consumer(q, fn, ud);
 }
+
+/*
+ * Whether a consumer of q could take a delivery now: its prefetch window
+ * is open and its owner can take one (RabbitMQ's consumer capacity, for
+ * the management API). Asks the owners, changes nothing.
+ */
+bool wr_queue_can_deliver(const wr_queue_t *q);
 
 /* Schedules a dispatch run if q has ready messages and consumers. */
 static inline void wr_queue_wake(wr_queue_t *q)

@@ -43,6 +43,16 @@ void wr_ready_fini(wr_ready_t *r)
     free(r->spare);
 }
 
+/* Adds (sign 1) or removes (-1) a message with entry word `word` of
+ * `size` body bytes to r's persistent tally. */
+static void count_persistent(wr_ready_t *r, uint64_t word, uint64_t size, int sign)
+{
+    if (!(word & WR_RE_PERSISTENT))
+        return;
+    r->npersistent += (size_t)sign;
+    r->persistent_bytes += (uint64_t)(int64_t)sign * size;
+}
+
 bool wr_ready_push(wr_ready_t *r, wr_ready_lane_t *l, wr_ready_entry_t e)
 {
     if (l->head + l->len == l->nblocks * WR_RE_BLOCK) {
@@ -71,6 +81,7 @@ bool wr_ready_push(wr_ready_t *r, wr_ready_lane_t *l, wr_ready_entry_t e)
     l->len++;
     r->count++;
     r->bytes += e.size;
+    count_persistent(r, e.word, e.size, 1);
     if (e.expiry != WR_RE_NO_EXPIRY)
         r->nexpiring++;
     return true;
@@ -100,10 +111,11 @@ wr_ready_entry_t wr_ready_shift(wr_ready_t *r, wr_ready_lane_t *l)
     }
     r->count--;
     r->bytes -= e.size;
+    count_persistent(r, e.word, e.size, -1);
     if (e.expiry != WR_RE_NO_EXPIRY)
         r->nexpiring--;
     if (e.msg != NULL)
-        r->mem -= wr_ready_cost(e.msg);
+        wr_ready_mem_sub(r, e.msg);
     return e;
 }
 
@@ -131,8 +143,9 @@ bool wr_ready_hold(wr_ready_t *r, wr_ready_lane_t *l, wr_ready_held_t h)
     l->heap[i] = h;
     r->count++;
     r->bytes += h.size;
+    count_persistent(r, h.word, h.size, 1);
     if (h.msg != NULL)
-        r->mem += wr_ready_cost(h.msg);
+        wr_ready_mem_add(r, h.msg);
     if (h.expiry != WR_RE_NO_EXPIRY)
         r->nexpiring++;
     return true;
@@ -159,8 +172,9 @@ wr_ready_held_t wr_ready_unhold(wr_ready_t *r, wr_ready_lane_t *l)
         l->heap[i] = last;
     r->count--;
     r->bytes -= top.size;
+    count_persistent(r, top.word, top.size, -1);
     if (top.msg != NULL)
-        r->mem -= wr_ready_cost(top.msg);
+        wr_ready_mem_sub(r, top.msg);
     if (top.expiry != WR_RE_NO_EXPIRY)
         r->nexpiring--;
     return top;
@@ -185,7 +199,7 @@ void wr_ready_page_in(wr_ready_t *r, wr_ready_lane_t *l, wr_qlog_t *log, uint64_
             if (rc != WR_OK) {
                 e->word |= WR_RE_LOST;
             } else {
-                r->mem += wr_ready_cost(e->msg);
+                wr_ready_mem_add(r, e->msg);
                 bytes += wr_ready_cost(e->msg);
                 n++;
             }

@@ -71,6 +71,12 @@ typedef struct {
     size_t nexpiring;        /* of which with an expiry */
     uint64_t bytes;          /* their body bytes */
     uint64_t mem;            /* bytes of them in memory */
+    /* For the management API: how many of them, and their body bytes, are
+     * in memory, and are persistent (WR_RE_PERSISTENT). */
+    size_t nmem;
+    uint64_t mem_body;
+    size_t npersistent;
+    uint64_t persistent_bytes;
 } wr_ready_t;
 
 /* nlanes empty lanes (r must not move afterwards). False on ENOMEM. */
@@ -82,6 +88,22 @@ void wr_ready_fini(wr_ready_t *r);
 static inline uint64_t wr_ready_cost(const wr_message_t *m)
 {
     return sizeof(*m) + m->exchange.len + m->routing_key.len + m->header.len + m->body_size;
+}
+
+/* Counts m, one of r's messages, as now held in memory. */
+static inline void wr_ready_mem_add(wr_ready_t *r, const wr_message_t *m)
+{
+    r->mem += wr_ready_cost(m);
+    r->nmem++;
+    r->mem_body += m->body_size;
+}
+
+/* Counts m as no longer held in memory by r. */
+static inline void wr_ready_mem_sub(wr_ready_t *r, const wr_message_t *m)
+{
+    r->mem -= wr_ready_cost(m);
+    r->nmem--;
+    r->mem_body -= m->body_size;
 }
 
 static inline uint64_t wr_ready_index(uint64_t word)

@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: MIT
 # The Prometheus endpoint: GET /metrics (queue families summed) and
-# /metrics/per-object (one sample per queue) in the text exposition format
-# 0.0.4, checked by a strict parser written here from the format's
-# specification, and values that follow messages through a queue (depth,
+# /metrics/per-object (one sample per queue, connection and channel) in the
+# text exposition format 0.0.4, checked by a strict parser written here from
+# the format's specification, and values that follow messages through a queue (depth,
 # consumers, counters, the publish/deliver rates that expose consumer lag).
 import math
 import re
+import urllib.parse
 
 import pytest
 
@@ -415,3 +416,42 @@ def test_rabbitmq_detailed(mgmt_broker, prom, name):
         assert "rabbitmq_detailed_queue_messages_ready" not in fams
     finally:
         c.close()
+
+
+def test_rabbitmq_connection_and_channel_series(mgmt_broker, prom, name):
+    """/metrics/per-object's rabbitmq_connection_* and rabbitmq_channel_*,
+    one sample per open connection and channel, labelled channel= with the
+    management API's names; /metrics has none of them."""
+    c = mgmt_broker.connect()
+    try:
+        ch = c.channel()
+        ch.basic_qos(prefetch_count=5, global_qos=True)
+        q = name("objq")
+        ch.queue_declare(q, exclusive=True)
+        for body in (b"x", b"y", b"z"):
+            ch.basic_publish("", q, body * 10)
+        got = []
+        ch.basic_consume(q, lambda c_, m, p, b: got.append(m.delivery_tag))
+        ch.basic_consume(q, lambda c_, m, p, b: got.append(m.delivery_tag))
+        wait_for(lambda: len(got) == 3, conn=c, what="3 deliveries")
+        local = c._impl._transport._sock.getsockname()
+        cname = "%s:%d -> %s:%d" % (local[0], local[1], mgmt_broker.host, mgmt_broker.port)
+        chname = "%s (%d)" % (cname, ch.channel_number)
+        fams = scrape(prom)
+        for fam in ("rabbitmq_connection_incoming_bytes_total", "rabbitmq_connection_outgoing_bytes_total"):
+            assert fams[fam]["type"] == "counter"
+            assert value(fams, fam, channel=cname) > 100
+        assert value(fams, "rabbitmq_connection_channels", channel=cname) == 1
+        assert value(fams, "rabbitmq_channel_consumers", channel=chname) == 2
+        assert value(fams, "rabbitmq_channel_messages_unacked", channel=chname) == 3
+        assert value(fams, "rabbitmq_channel_prefetch", channel=chname) == 5
+        # The same octets as the management API's connection.
+        api = mgmt_broker.mgmt.get("/api/connections/%s" % urllib.parse.quote(cname, safe="")).json
+        fams = scrape(prom)
+        assert value(fams, "rabbitmq_connection_outgoing_bytes_total", channel=cname) == api["send_oct"]
+        assert "rabbitmq_channel_consumers" not in scrape(prom, "/metrics")
+    finally:
+        c.close()
+    wait_for(lambda: value(scrape(prom), "rabbitmq_connection_channels", channel=cname) is None,
+             what="the closed connection's series to go")
+    assert value(scrape(prom), "rabbitmq_channel_consumers", channel=chname) is None

@@ -671,6 +671,55 @@ START_TEST(test_priority_queue_restart)
 }
 END_TEST
 
+/* The management API's tallies (wr_queue_info) follow messages through
+ * paging, delivery, requeue and acknowledgement, and return to zero. */
+START_TEST(test_info_tallies)
+{
+    enum { N = 40, SIZE = 1000, BUDGET = 10000 };
+    fx_t fx;
+    wr_queue_t *q;
+    wr_unacked_t *u = wr_unacked_new();
+    wr_queue_info_t i;
+
+    fx_start(&fx, 16 * 1024, BUDGET);
+    q = fx_queue(&fx, true, NULL);
+    for (int n = 0; n < N; n++)
+        ck_assert_int_eq(publish(q, n, n % 2 == 0, SIZE, NULL), WR_OK);
+    wr_queue_info(q, &i);
+    ck_assert_uint_eq(i.ready_persistent.n, N / 2);
+    ck_assert_uint_eq(i.ready_persistent.bytes, (uint64_t)N / 2 * SIZE);
+    ck_assert_uint_gt(i.ready_ram.n, 0);
+    ck_assert_uint_lt(i.ready_ram.n, N); /* the rest is paged out */
+    ck_assert_uint_eq(i.ready_ram.bytes, (uint64_t)i.ready_ram.n * SIZE);
+    ck_assert_ptr_nonnull(i.head);
+    /* A persistent delivery (logged: its holder drops the body), then a
+     * transient one that went to the log only because of the budget. */
+    get_id(q, u, 1, 0, false);
+    get_id(q, u, 2, 1, false);
+    wr_queue_info(q, &i);
+    ck_assert_uint_eq(i.unacked.n, 2);
+    ck_assert_uint_eq(i.unacked.bytes, 2 * SIZE);
+    ck_assert_uint_eq(i.unacked_persistent.n, 1);
+    ck_assert_uint_eq(i.unacked_persistent.bytes, SIZE);
+    ck_assert_uint_eq(i.ready_persistent.n, N / 2 - 1);
+    ck_assert_int_eq(wr_unacked_settle(u, 1, false, WR_SETTLE_REQUEUE), WR_OK);
+    ck_assert_int_eq(wr_unacked_settle(u, 2, false, WR_SETTLE_ACK), WR_OK);
+    wr_queue_info(q, &i);
+    ck_assert_uint_eq(i.unacked.n + i.unacked.bytes + i.unacked_persistent.n + i.unacked_ram.n, 0);
+    ck_assert_uint_eq(i.ready_persistent.n, N / 2);
+    ck_assert_uint_eq(i.ready, N - 1);
+    get_id(q, NULL, 0, 0, true);
+    for (int n = 2; n < N; n++)
+        get_id(q, NULL, 0, n, false);
+    wr_queue_info(q, &i);
+    ck_assert_uint_eq(i.ready_ram.n + i.ready_ram.bytes + i.ready_persistent.n + i.ready_persistent.bytes, 0);
+    ck_assert_ptr_null(i.head);
+    wr_unacked_free(u);
+    fx_shutdown_queue(q);
+    fx_stop(&fx);
+}
+END_TEST
+
 typedef struct {
     uint64_t now;
     wr_message_t *dl[64];
@@ -883,6 +932,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_checkpoints_across_restart);
     tcase_add_test(tc, test_priority_queue_restart);
     tcase_add_test(tc, test_paged_out_dead_lettered);
+    tcase_add_test(tc, test_info_tallies);
     tcase_add_test(tc, test_unacked_without_body_dead_lettered);
     tcase_add_test(tc, test_ttl_survives_restart);
     tcase_add_test(tc, test_delete_waits_for_topology);

@@ -84,6 +84,11 @@ void wr_meta_sm(wr_rgroup_sm_t *out)
     *out = (wr_rgroup_sm_t){wr_meta_apply, wr_meta_snapshot_save, wr_meta_snapshot_load, NULL};
 }
 
+const char *wr_meta_self(const wr_meta_t *m)
+{
+    return m->deps.self;
+}
+
 uint64_t wr_meta_applied(const wr_meta_t *m)
 {
     return m->applied;

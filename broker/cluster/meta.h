@@ -96,6 +96,8 @@ bool wr_meta_queue_equivalent(const wr_meta_t *m, const char *vhost, wr_bytes_t 
  * alternate-exchange): false with a 406 in *err. */
 bool wr_meta_exchange_equivalent(const char *vhost, wr_bytes_t name, const wr_exchange_opts_t *cur,
                                  const wr_exchange_opts_t *req, wr_amqp_error_t *err);
+/* This node's name (the home of the queues declared here). */
+const char *wr_meta_self(const wr_meta_t *m);
 /* The index of the last command applied (0: none). */
 uint64_t wr_meta_applied(const wr_meta_t *m);
 

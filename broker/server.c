@@ -580,7 +580,8 @@ static int server_open_store(wr_server_t *srv)
                               .users = &srv->cfg->auth,
                               .vhost_add = server_vhost_add,
                               .seed = server_seed,
-                              .ud = srv};
+                              .ud = srv,
+                              .defs_elsewhere = false};
 
     if (wr_durable_open(&deps, &srv->durable) != WR_OK)
         return WR_EIO;

@@ -1,0 +1,185 @@
+# SPDX-License-Identifier: MIT
+# Cluster-wide definitions (docs/CLUSTERING.md, "Definitions") on a real
+# three-node cluster of warrend processes on loopback: what one node declares
+# every node knows (passive declares, the management API); an inequivalent
+# redeclaration on another node gets RabbitMQ's 406; with one node killed the
+# other two still change definitions and the node catches up when restarted
+# (its durable queue with its messages too); with two killed, a change on the
+# survivor fails with 541 in bounded time while routing goes on, and all
+# converge once they are back. Every wait is a condition with a deadline.
+# warren only.
+import time
+
+import pika
+import pika.exceptions as pex
+import pytest
+
+from cluster import DEADLINE, Cluster
+from helpers import wait_for
+
+# A change waits at most WR_META_TIMEOUT_MS (5 s) for its commit.
+CHANGE_TIMEOUT = 5.0
+
+
+@pytest.fixture
+def cluster(warrend_binary, tmp_path):
+    c = Cluster(tmp_path)
+    c.start_all()
+    c.wait_all_up()
+    yield c
+    c.stop_all()
+
+
+def attempt(node, fn):
+    """Runs fn(channel) on a new connection to node; the broker's error, or None."""
+    conn = node.connect()
+    try:
+        fn(conn.channel())
+        return None
+    except (pex.ChannelClosedByBroker, pex.ConnectionClosedByBroker) as e:
+        return e
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def change(node, fn, timeout=DEADLINE):
+    """fn(channel) on node, again while no leader is elected yet (541)."""
+    def done():
+        e = attempt(node, fn)
+        assert e is None or e.reply_code == 541, e
+        return e is None
+    wait_for(done, timeout=timeout, what="a change on %s to commit" % node.name)
+
+
+def knows_exchange(node, name):
+    return attempt(node, lambda ch: ch.exchange_declare(name, passive=True)) is None
+
+
+def knows_queue(node, name):
+    return attempt(node, lambda ch: ch.queue_declare(name, passive=True)) is None
+
+
+def wait_known(nodes, exchanges=(), queues=()):
+    for n in nodes:
+        for x in exchanges:
+            wait_for(lambda: knows_exchange(n, x), what="%s to know exchange %s" % (n.name, x))
+        for q in queues:
+            wait_for(lambda: knows_queue(n, q), what="%s to know queue %s" % (n.name, q))
+
+
+def topology(ch):
+    ch.exchange_declare("x", "topic", durable=True)
+    ch.queue_declare("q", durable=True)
+    ch.queue_bind("q", "x", "a.#")
+
+
+def test_definitions_seen_on_every_node(cluster):
+    n1, n2, n3 = (cluster.nodes[n] for n in ("n1", "n2", "n3"))
+    change(n1, topology)
+    wait_known([n1, n2, n3], exchanges=["x"], queues=["q"])
+    for n in (n2, n3):
+        r = n.http().get("/api/exchanges/%2F/x")
+        assert r.status == 200 and r.json["type"] == "topic", r
+    # A change made on another node is seen everywhere too.
+    change(n2, lambda ch: ch.exchange_declare("y", "fanout"))
+    wait_known([n1, n2, n3], exchanges=["y"])
+    # The binding was made once, on the queue's home: routing on n1 reaches q.
+    conn = n1.connect()
+    ch = conn.channel()
+    ch.basic_publish("x", "a.b", b"hello")
+    wait_for(lambda: ch.queue_declare("q", passive=True).method.message_count == 1, what="q to hold it")
+    conn.close()
+    # Deleting on n3 deletes everywhere.
+    change(n3, lambda ch: ch.exchange_delete("y"))
+    for n in (n1, n2, n3):
+        wait_for(lambda: not knows_exchange(n, "y"), what="%s to forget y" % n.name)
+
+
+def test_pipelined_declare_then_bind(cluster):
+    """The frames after a declare wait for it: a bind right behind it finds the queue."""
+    n2 = cluster.nodes["n2"]
+    change(n2, lambda ch: ch.exchange_declare("px", "direct"))
+    conn = n2.connect()
+    ch = conn.channel()
+    ch.queue_declare("pq")
+    ch.queue_bind("pq", "px", "k")
+    ch.basic_publish("px", "k", b"m")
+    wait_for(lambda: ch.queue_declare("pq", passive=True).method.message_count == 1, what="pq to hold it")
+    conn.close()
+
+
+def test_inequivalent_redeclare_on_another_node(cluster):
+    n1, n2, n3 = (cluster.nodes[n] for n in ("n1", "n2", "n3"))
+    change(n1, lambda ch: (ch.exchange_declare("ex", "direct"), ch.queue_declare("iq", durable=True)))
+    wait_known([n2, n3], exchanges=["ex"], queues=["iq"])
+    e = attempt(n2, lambda ch: ch.exchange_declare("ex", "fanout"))
+    assert (e.reply_code, e.reply_text) == (
+        406, "PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'ex' in vhost '/': "
+             "received 'fanout' but current is 'direct'")
+    e = attempt(n3, lambda ch: ch.queue_declare("iq", durable=True, arguments={"x-max-length": 5}))
+    assert (e.reply_code, e.reply_text) == (
+        406, "PRECONDITION_FAILED - inequivalent arg 'x-max-length' for queue 'iq' in vhost '/': "
+             "received the value '5' of type 'signedint' but current is none")
+    # An equivalent redeclaration elsewhere is fine.
+    assert attempt(n3, lambda ch: ch.queue_declare("iq", durable=True)) is None
+
+
+def publish_confirmed(node, exchange, key, body):
+    conn = node.connect()
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.basic_publish(exchange, key, body, pika.BasicProperties(delivery_mode=2), mandatory=True)
+    conn.close()
+
+
+def get_one(node, queue):
+    conn = node.connect()
+    try:
+        m, _, body = conn.channel().basic_get(queue, auto_ack=True)
+        return body if m is not None else None
+    finally:
+        conn.close()
+
+
+def test_one_node_down_then_catches_up(cluster):
+    n1, n2, n3 = (cluster.nodes[n] for n in ("n1", "n2", "n3"))
+    # n3 is the home of a durable queue holding a persistent message.
+    change(n3, lambda ch: ch.queue_declare("home3", durable=True))
+    publish_confirmed(n3, "", "home3", b"kept")
+    wait_known([n1], queues=["home3"])
+    cluster.kill("n3")
+    change(n1, lambda ch: ch.exchange_declare("while-down", "direct", durable=True), timeout=CHANGE_TIMEOUT * 3)
+    change(n2, lambda ch: ch.exchange_declare("while-down-2", "fanout"), timeout=CHANGE_TIMEOUT * 3)
+    cluster.start("n3")
+    cluster.wait_all_up()
+    wait_known([n3], exchanges=["while-down", "while-down-2"], queues=["home3"])
+    assert get_one(n3, "home3") == b"kept"
+
+
+def test_majority_down(cluster):
+    n1 = cluster.nodes["n1"]
+    change(n1, topology)
+    wait_known([cluster.nodes["n2"], cluster.nodes["n3"]], exchanges=["x"])
+    cluster.kill("n2")
+    cluster.kill("n3")
+    start = time.monotonic()
+    e = attempt(n1, lambda ch: ch.exchange_declare("z", "direct"))
+    took = time.monotonic() - start
+    assert e is not None and (e.reply_code, e.reply_text) == (
+        541, "INTERNAL_ERROR - failed to declare exchange 'z' in vhost '/' because the operation timed out"), e
+    assert took < CHANGE_TIMEOUT + 3, took
+    e = attempt(n1, lambda ch: ch.queue_declare("zq", durable=True))
+    assert e.reply_code == 541 and e.reply_text == (
+        "INTERNAL_ERROR - Could not declare queue 'zq' in vhost '/' on node 'n1' because the metadata store "
+        "operation timed out"), e
+    assert n1.alive()
+    assert not knows_exchange(n1, "z")
+    # Routing of what is known goes on.
+    publish_confirmed(n1, "x", "a.z", b"routed")
+    assert get_one(n1, "q") == b"routed"
+    cluster.start("n2")
+    cluster.start("n3")
+    cluster.wait_all_up()
+    change(n1, lambda ch: ch.exchange_declare("z", "direct"))
+    wait_known(cluster.nodes.values(), exchanges=["x", "z"], queues=["q"])

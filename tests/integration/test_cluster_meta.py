@@ -109,6 +109,28 @@ def test_pipelined_declare_then_bind(cluster):
     conn.close()
 
 
+def test_api_nodes_shows_the_metadata_group(cluster):
+    n1 = cluster.nodes["n1"]
+    change(n1, lambda ch: ch.exchange_declare("s", "direct"))
+
+    def stores():
+        return {n.name: n.nodes()[n.name]["metadata_store"] for n in cluster.nodes.values()}
+
+    def agreed():
+        st = stores()
+        leaders = {s["leader"] for s in st.values()}
+        applied = {s["applied"] for s in st.values()}
+        return len(leaders) == 1 and None not in leaders and len(applied) == 1 and st
+    st = wait_for(agreed, what="every node to agree on the leader and what is applied")
+    roles = sorted(s["role"] for s in st.values())
+    assert roles == ["follower", "follower", "leader"], st
+    leader = st["n1"]["leader"]
+    assert st[leader]["role"] == "leader"
+    for s in st.values():
+        assert sorted(s["members"]) == ["n1", "n2", "n3"]
+        assert s["term"] >= 1 and s["commit"] >= s["applied"] >= 1
+
+
 def test_inequivalent_redeclare_on_another_node(cluster):
     n1, n2, n3 = (cluster.nodes[n] for n in ("n1", "n2", "n3"))
     change(n1, lambda ch: (ch.exchange_declare("ex", "direct"), ch.queue_declare("iq", durable=True)))

@@ -113,10 +113,10 @@ static json_t *metadata_store(const wr_rgroup_t *g)
     wr_rgroup_status(g, &st);
     for (size_t i = 0; members != NULL && i < st.n_members; i++)
         json_array_append_new(members, json_string(st.members[i]));
-    return json_pack("{s:s, s:s?, s:I, s:I, s:I, s:I, s:I, s:o}", "role", st.role, "leader", st.leader, "term",
-                     (json_int_t)st.term, "commit", (json_int_t)st.commit, "applied", (json_int_t)st.applied,
-                     "last_index", (json_int_t)st.last_index, "snapshot_index", (json_int_t)st.snapshot_index,
-                     "members", members);
+    return json_pack("{s:s, s:s?, s:I, s:I, s:I, s:I, s:I, s:o}", "role", st.role, "leader", st.leader,
+                     "term", (json_int_t)st.term, "commit", (json_int_t)st.commit, "applied",
+                     (json_int_t)st.applied, "last_index", (json_int_t)st.last_index, "snapshot_index",
+                     (json_int_t)st.snapshot_index, "members", members);
 }
 
 static json_t *self_json(const wr_mgmt_env_t *env, const char *self)

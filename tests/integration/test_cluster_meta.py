@@ -131,6 +131,35 @@ def test_api_nodes_shows_the_metadata_group(cluster):
         assert s["term"] >= 1 and s["commit"] >= s["applied"] >= 1
 
 
+def http_change(node, method, path, body=None, timeout=DEADLINE):
+    """A management API write, again while no leader is elected yet (503)."""
+    def done():
+        r = node.http().request(method, path, body=body)
+        assert r.status != 503 or r.json["error"] == "timeout", r
+        return r if r.status != 503 else None
+    return wait_for(done, timeout=timeout, what="%s %s on %s to commit" % (method, path, node.name))
+
+
+def test_management_api_writes_go_through_the_group(cluster):
+    n1, n2, n3 = (cluster.nodes[n] for n in ("n1", "n2", "n3"))
+    assert http_change(n2, "PUT", "/api/exchanges/%2F/hx", {"type": "fanout", "durable": True}).status == 201
+    assert http_change(n3, "PUT", "/api/queues/%2F/hq", {"durable": True}).status == 201
+    wait_known([n1, n2, n3], exchanges=["hx"], queues=["hq"])
+    r = http_change(n1, "POST", "/api/bindings/%2F/e/hx/q/hq", {"routing_key": "k"})
+    assert r.status == 201 and r.headers["location"] == "hq/k", r
+    r = n1.http().post("/api/bindings/%2F/e/nope/q/hq", {"routing_key": "k"})
+    assert r.status == 404 and r.json["reason"] == "no exchange 'nope' in vhost '/'", r
+    # The binding was made on hq's home (n3): routing there reaches it.
+    conn = n3.connect()
+    ch = conn.channel()
+    ch.basic_publish("hx", "", b"via-api")
+    wait_for(lambda: ch.queue_declare("hq", passive=True).method.message_count == 1, what="hq to hold it")
+    conn.close()
+    assert http_change(n2, "DELETE", "/api/exchanges/%2F/hx").status == 204
+    for n in (n1, n2, n3):
+        wait_for(lambda: not knows_exchange(n, "hx"), what="%s to forget hx" % n.name)
+
+
 def test_inequivalent_redeclare_on_another_node(cluster):
     n1, n2, n3 = (cluster.nodes[n] for n in ("n1", "n2", "n3"))
     change(n1, lambda ch: (ch.exchange_declare("ex", "direct"), ch.queue_declare("iq", durable=True)))
@@ -195,6 +224,9 @@ def test_majority_down(cluster):
     assert e.reply_code == 541 and e.reply_text == (
         "INTERNAL_ERROR - Could not declare queue 'zq' in vhost '/' on node 'n1' because the metadata store "
         "operation timed out"), e
+    r = n1.http().put("/api/exchanges/%2F/hz", {"type": "direct"})
+    assert (r.status, r.json) == (503, {"error": "timeout", "reason": "failed to declare exchange 'hz' in vhost "
+                                                                     "'/' because the operation timed out"}), r
     assert n1.alive()
     assert not knows_exchange(n1, "z")
     # Routing of what is known goes on.

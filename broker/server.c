@@ -476,6 +476,8 @@ static int server_open_meta(wr_server_t *srv)
     srv->meta_group = wr_rgroup_open(srv->raftd, WR_RGROUP_META, members, cc->n_nodes, 0, &sm, srv->meta);
     free(members);
     srv->conn_env.meta = srv->meta;
+    srv->vhost_env.queue_deleted = wr_meta_queue_gone;
+    srv->vhost_env.queue_deleted_ud = srv->meta;
     srv->mgmt_env.meta = srv->meta;
     srv->mgmt_env.meta_group = srv->meta_group;
     return srv->meta_group != NULL ? WR_OK : WR_EIO;

@@ -268,6 +268,27 @@ void wr_meta_cancel(wr_meta_op_t *op)
         op->fn = NULL;
 }
 
+static void on_gone_result(void *ud, const wr_meta_result_t *r)
+{
+    if (r->err.code != 0)
+        wr_log_warn("cluster: the deletion of an auto-deleted or expired queue was not committed: %s",
+                    r->err.text);
+}
+
+void wr_meta_queue_gone(void *ud, const wr_vhost_t *vh, const wr_queue_t *q)
+{
+    wr_meta_t *m = ud;
+    const char *home = NULL;
+
+    /* The group's own deletions drop the record first: nothing to propose then. */
+    if (wr_queue_opts(q)->exclusive || !wr_meta_queue_find(m, wr_vhost_name(vh), wr_queue_name(q), &home) ||
+        strcmp(home, m->deps.self) != 0)
+        return;
+    if (wr_meta_submit(m, wr_meta_cmd_queue_delete(wr_vhost_name(vh), wr_queue_name(q)), on_gone_result,
+                       NULL) == NULL)
+        wr_log_error("cluster: out of memory proposing the deletion of a queue that went");
+}
+
 /* ---------------------------------------------------------------- lookups */
 
 bool wr_meta_queue_find(const wr_meta_t *m, const char *vhost, wr_bytes_t name, const char **home)

@@ -96,6 +96,13 @@ bool wr_meta_queue_equivalent(const wr_meta_t *m, const char *vhost, wr_bytes_t 
  * alternate-exchange): false with a 406 in *err. */
 bool wr_meta_exchange_equivalent(const char *vhost, wr_bytes_t name, const wr_exchange_opts_t *cur,
                                  const wr_exchange_opts_t *req, wr_amqp_error_t *err);
+/*
+ * wr_vhost_env_t's queue_deleted hook (ud = the wr_meta_t): a shared queue
+ * whose home is this node went without the group deleting it (auto-delete,
+ * x-expires), so its deletion is proposed for every node (a failed proposal
+ * is logged and leaves the record).
+ */
+void wr_meta_queue_gone(void *m, const wr_vhost_t *vh, const wr_queue_t *q);
 /* This node's name (the home of the queues declared here). */
 const char *wr_meta_self(const wr_meta_t *m);
 /* The index of the last command applied (0: none). */

@@ -420,6 +420,8 @@ static void queue_delete(apply_t *a)
         return; /* RabbitMQ 3.10 answers delete-ok (0 messages) for a missing queue */
     }
     bindings_drop(a, to_queue, name);
+    /* The record goes first: the vhost's queue_deleted hook then knows the
+     * deletion is the group's own (wr_meta_queue_gone). */
     json_object_del(section(a, "queues"), key);
     free(key);
     q = a->vh != NULL ? wr_vhost_queue(a->vh, raw) : NULL;

@@ -131,6 +131,20 @@ def test_api_nodes_shows_the_metadata_group(cluster):
         assert s["term"] >= 1 and s["commit"] >= s["applied"] >= 1
 
 
+def test_auto_delete_on_the_home_deletes_everywhere(cluster):
+    n1, n2 = cluster.nodes["n1"], cluster.nodes["n2"]
+    conn = n1.connect()
+    ch = conn.channel()
+    wait_for(lambda: attempt(n1, lambda c: c.queue_declare("ad", auto_delete=True)) is None,
+             what="ad to be declared")
+    wait_known([n2], queues=["ad"])
+    tag = ch.basic_consume("ad", lambda *a: None)
+    ch.basic_cancel(tag)
+    wait_for(lambda: not knows_queue(n2, "ad"), what="n2 to forget the auto-deleted queue")
+    assert not knows_queue(n1, "ad")
+    conn.close()
+
+
 def http_change(node, method, path, body=None, timeout=DEADLINE):
     """A management API write, again while no leader is elected yet (503)."""
     def done():

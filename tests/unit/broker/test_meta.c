@@ -100,6 +100,8 @@ static void node_start(fx_t *fx, node_t *n, const char *name)
     ck_assert(n->vh != NULL && wr_map_put(n->vhosts, wr_bytes_str("/"), n->vh) == WR_OK);
     n->meta = wr_meta_new(&(wr_meta_deps_t){n->vhosts, name, fake_propose, n, 0});
     ck_assert_ptr_nonnull(n->meta);
+    n->env.queue_deleted = wr_meta_queue_gone;
+    n->env.queue_deleted_ud = n->meta;
 }
 
 static void node_stop(node_t *n)
@@ -329,6 +331,26 @@ START_TEST(test_auto_delete_cascade)
 }
 END_TEST
 
+START_TEST(test_home_deletion_propagates)
+{
+    fx_t fx;
+
+    fx_start(&fx);
+    assert_ok(run(&fx, 0, xdecl("x", "direct", false)));
+    assert_ok(run(&fx, 1, qdecl("gone", false, WR_BYTES_LIT(""), "n2")));
+    assert_ok(run(&fx, 0, qbind("x", "gone", "k", true)));
+    /* As auto-delete or x-expires do on the home node. */
+    wr_vhost_queue_delete(fx.nodes[1].vh, q_on(&fx.nodes[1], "gone"));
+    for (int i = 0; i < NODES; i++)
+        WR_TEST_LOOP_UNTIL(fx.base, !wr_meta_queue_find(fx.nodes[i].meta, "/", WR_BYTES_LIT("gone"), NULL),
+                           MAX_PASSES);
+    assert_converged(&fx);
+    /* The group's own deletion proposed nothing more. */
+    ck_assert_uint_eq(wr_meta_applied(fx.nodes[0].meta), 4);
+    fx_stop(&fx);
+}
+END_TEST
+
 static const struct {
     const char *cmd;
     const char *text;
@@ -463,6 +485,7 @@ int main(void)
     tcase_add_test(tc, test_queue_lives_on_its_home);
     tcase_add_test(tc, test_bindings);
     tcase_add_test(tc, test_auto_delete_cascade);
+    tcase_add_test(tc, test_home_deletion_propagates);
     tcase_add_loop_test(tc, test_malformed, 0, (int)(sizeof(malformed_cases) / sizeof(malformed_cases[0])));
     tcase_add_test(tc, test_no_majority);
     tcase_add_test(tc, test_cancelled_reply_dropped);

@@ -97,15 +97,16 @@ def test_definitions_seen_on_every_node(cluster):
 
 
 def test_pipelined_declare_then_bind(cluster):
-    """The frames after a declare wait for it: a bind right behind it finds the queue."""
+    """Frames right behind a declare (nowait: nothing waits for the reply)
+    wait for it: the bind finds the queue, the publish the binding."""
     n2 = cluster.nodes["n2"]
     change(n2, lambda ch: ch.exchange_declare("px", "direct"))
     conn = n2.connect()
     ch = conn.channel()
-    ch.queue_declare("pq")
-    ch.queue_bind("pq", "px", "k")
+    ch._impl.queue_declare("pq", callback=None)
+    ch._impl.queue_bind("pq", "px", "k", callback=None)
     ch.basic_publish("px", "k", b"m")
-    wait_for(lambda: ch.queue_declare("pq", passive=True).method.message_count == 1, what="pq to hold it")
+    assert ch.queue_declare("pq", passive=True).method.message_count == 1
     conn.close()
 
 

@@ -721,6 +721,8 @@ void wr_server_free(wr_server_t *srv)
         return;
     wr_mgmt_free(srv->mgmt);
     wr_reports_free(srv->reports);
+    /* Queues the closing connections auto-delete propose nothing to a closed group. */
+    srv->vhost_env.queue_deleted = NULL;
     wr_raftd_close(srv->raftd); /* before the links it sends on */
     wr_peer_links_free(srv->peers);
     wr_tls_free(srv->peer_tls);

@@ -620,7 +620,7 @@ static int server_open_store(wr_server_t *srv)
                               .vhost_add = server_vhost_add,
                               .seed = server_seed,
                               .ud = srv,
-                              .defs_elsewhere = false};
+                              .defs_elsewhere = srv->cfg->cluster != NULL};
 
     if (wr_durable_open(&deps, &srv->durable) != WR_OK)
         return WR_EIO;

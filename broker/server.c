@@ -27,6 +27,7 @@
 
 #include "broker/base/loop.h"
 #include "broker/cluster/link.h"
+#include "broker/cluster/meta.h"
 #include "broker/cluster/reports.h"
 #include "broker/cluster/raftd.h"
 #include "broker/node/alarm.h"
@@ -88,6 +89,8 @@ struct wr_server_s {
     wr_reports_t *reports;    /* the other nodes' reports; NULL without a cluster section */
     wr_tls_t *peer_tls;       /* cluster.tls: the peer links' context */
     wr_raftd_t *raftd;        /* the Raft groups in data_dir/raft; NULL without a cluster section */
+    wr_meta_t *meta;          /* the cluster-wide definitions; NULL without a cluster section */
+    wr_rgroup_t *meta_group;  /* the metadata Raft group driving it */
 };
 
 static void server_close_listeners(wr_server_t *srv)
@@ -444,8 +447,44 @@ static int server_start_raftd(wr_server_t *srv)
     return rc;
 }
 
-/* The peer links of a node with a cluster section (docs/CLUSTERING.md), the node reports and the Raft
- * driver over them. */
+static int server_meta_propose(void *ud, const void *data, size_t len, unsigned timeout_ms,
+                               wr_rgroup_done_fn done, void *done_ud)
+{
+    wr_server_t *srv = ud;
+
+    return wr_rgroup_propose(srv->meta_group, data, len, timeout_ms, done, done_ud);
+}
+
+/* The metadata group (every configured node a first voter): opening it
+ * applies what is committed, recreating the definitions; from then on the
+ * channel handlers change definitions through it. */
+static int server_open_meta(wr_server_t *srv)
+{
+    const wr_cluster_config_t *cc = srv->cfg->cluster;
+    const wr_meta_deps_t md = {srv->vhosts, cc->node, server_meta_propose, srv, 0};
+    const char **members = calloc(cc->n_nodes, sizeof(*members));
+    wr_rgroup_sm_t sm;
+
+    srv->meta = members != NULL ? wr_meta_new(&md) : NULL;
+    if (srv->meta == NULL) {
+        free(members);
+        return WR_ENOMEM;
+    }
+    for (size_t i = 0; i < cc->n_nodes; i++)
+        members[i] = cc->nodes[i].name;
+    wr_meta_sm(&sm);
+    srv->meta_group = wr_rgroup_open(srv->raftd, WR_RGROUP_META, members, cc->n_nodes, 0, &sm, srv->meta);
+    free(members);
+    srv->conn_env.meta = srv->meta;
+    srv->vhost_env.queue_deleted = wr_meta_queue_gone;
+    srv->vhost_env.queue_deleted_ud = srv->meta;
+    srv->mgmt_env.meta = srv->meta;
+    srv->mgmt_env.meta_group = srv->meta_group;
+    return srv->meta_group != NULL ? WR_OK : WR_EIO;
+}
+
+/* The peer links of a node with a cluster section (docs/CLUSTERING.md), the
+ * node reports, the Raft driver and the metadata group over them. */
 static int server_start_peers(wr_server_t *srv)
 {
     const wr_peer_handler_t h = {.on_raft = server_on_raft, .ctx = srv};
@@ -462,7 +501,7 @@ static int server_start_peers(wr_server_t *srv)
         return WR_ENOMEM;
     srv->mgmt_env.peers = srv->peers;
     srv->mgmt_env.reports = srv->reports;
-    if ((rc = server_start_raftd(srv)) != WR_OK)
+    if ((rc = server_start_raftd(srv)) != WR_OK || (rc = server_open_meta(srv)) != WR_OK)
         return rc;
     return wr_peer_links_start(srv->peers);
 }
@@ -580,7 +619,8 @@ static int server_open_store(wr_server_t *srv)
                               .users = &srv->cfg->auth,
                               .vhost_add = server_vhost_add,
                               .seed = server_seed,
-                              .ud = srv};
+                              .ud = srv,
+                              .defs_elsewhere = srv->cfg->cluster != NULL};
 
     if (wr_durable_open(&deps, &srv->durable) != WR_OK)
         return WR_EIO;
@@ -682,6 +722,8 @@ void wr_server_free(wr_server_t *srv)
         return;
     wr_mgmt_free(srv->mgmt);
     wr_reports_free(srv->reports);
+    /* Queues the closing connections auto-delete propose nothing to a closed group. */
+    srv->vhost_env.queue_deleted = NULL;
     wr_raftd_close(srv->raftd); /* before the links it sends on */
     wr_peer_links_free(srv->peers);
     wr_tls_free(srv->peer_tls);
@@ -691,6 +733,7 @@ void wr_server_free(wr_server_t *srv)
     free_conn_list(&srv->conns);
     free_retired(srv, true);
     free(srv->retired);
+    wr_meta_free(srv->meta); /* after the connections: a parked one cancels its wait */
     wr_alarms_free(srv->alarms);
     wr_durable_close(srv->durable);
     if (srv->vhosts) {

@@ -233,6 +233,9 @@ void wr_conn_teardown(wr_conn_t *c)
         return;
     c->torn_down = true;
     c->teardown_pending = false;
+    if (c->parked && c->park_cancel != NULL)
+        c->park_cancel(c->park_ud);
+    c->parked = false;
     conn_free_channels(c);
     if (c->vhost) {
         wr_vhost_conn_closed(c->vhost, c->id);
@@ -502,9 +505,25 @@ static void conn_signal_blocked(wr_conn_t *c)
  * buffered is handled on the next pass. */
 static void conn_reads_resume(wr_conn_t *c)
 {
-    if (!c->blocked && !c->output_held)
+    if (!c->blocked && !c->output_held && !c->parked)
         bufferevent_enable(c->bev, EV_READ);
     event_active(c->resume, EV_READ, 0);
+}
+
+void wr_conn_park(wr_conn_t *c, void (*cancel)(void *ud), void *ud)
+{
+    c->parked = true;
+    c->park_cancel = cancel;
+    c->park_ud = ud;
+    bufferevent_disable(c->bev, EV_READ);
+}
+
+void wr_conn_unpark(wr_conn_t *c)
+{
+    c->parked = false;
+    c->park_cancel = NULL;
+    if (c->state != WR_CONN_DEAD)
+        conn_reads_resume(c);
 }
 
 static void conn_unblock(wr_conn_t *c)
@@ -1019,8 +1038,9 @@ static void conn_process_frames(wr_conn_t *c)
                 break;
             continue;
         }
-        /* Held by an alarm, flow or unread output: the rest waits, EOF included. */
-        if (c->blocked || conn_output_holds(c))
+        /* Held by an alarm, flow, unread output or a cluster-wide change: the
+         * rest waits, EOF included. */
+        if (c->blocked || c->parked || conn_output_holds(c))
             return;
         if (budget == 0) {
             event_active(c->resume, EV_READ, 0);

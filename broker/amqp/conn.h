@@ -30,6 +30,7 @@ typedef struct wr_vhost_s wr_vhost_t;
 struct event_base;
 struct wr_alarms_s;
 struct wr_durable_s;
+struct wr_meta_s;
 struct wr_reply_to_s;
 
 /*
@@ -45,7 +46,8 @@ typedef struct {
     struct wr_alarms_s *alarms;     /* flow alarms: publishers are held while they say so */
     struct wr_durable_s *durable;   /* replies wait for the topology journal */
     struct wr_reply_to_s *reply_to; /* the node's direct reply-to names */
-    wr_counters_t *counters;        /* node-wide event counters; may be NULL */
+    struct wr_meta_s *meta;  /* cluster mode: definitions change through the metadata group; NULL: one node */
+    wr_counters_t *counters; /* node-wide event counters; may be NULL */
     /* Counts one more connection of `user`: WR_OK; WR_ETOOBIG when the
      * user's limit (stored in *limit) is reached; WR_ENOMEM. */
     int (*user_add)(void *ud, const char *user, int64_t *limit);
@@ -55,6 +57,16 @@ typedef struct {
     void (*done)(void *ud, wr_conn_t *c);
     void *ud;
 } wr_conn_env_t;
+
+/*
+ * Stops handling c's input until wr_conn_unpark: a method whose reply waits
+ * for a cluster-wide change, so that the frames after it (pipelined) see the
+ * change made. While parked c reads nothing; if c is torn down first,
+ * cancel(ud) is called instead (once). One park at a time.
+ */
+void wr_conn_park(wr_conn_t *c, void (*cancel)(void *ud), void *ud);
+/* Input is handled again, starting with what was buffered. */
+void wr_conn_unpark(wr_conn_t *c);
 
 /* Queues one method frame. */
 void wr_conn_send_method(wr_conn_t *c, uint16_t channel, const wr_method_t *m);

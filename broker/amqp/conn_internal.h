@@ -103,6 +103,10 @@ struct wr_conn_s {
 
     wr_durable_waiter_t topo_wait; /* for the durable topology changes its frames made */
     bool topo_held;                /* output waits for them to be on disk: EV_WRITE is disabled */
+
+    bool parked;                   /* a method waits for a cluster-wide change: reads stop (wr_conn_park) */
+    void (*park_cancel)(void *ud); /* called instead of the unpark if c goes first */
+    void *park_ud;
 };
 
 /* RabbitMQ's name for a state, as its error texts show it; static storage. */

@@ -8,6 +8,9 @@
 
 #include "broker/auth/access.h"
 #include "broker/amqp/channel_internal.h"
+#include "broker/amqp/handle_meta.h"
+#include "broker/cluster/meta.h"
+#include "broker/cluster/meta_cmd.h"
 #include "broker/vhost/exchange.h"
 #include "broker/vhost/queue_args.h"
 #include "core/status.h"
@@ -87,26 +90,7 @@ bool wr_handle_exchange_check_new(const char *vhost, wr_bytes_t name, wr_bytes_t
 bool wr_handle_exchange_check_equivalent(const char *vhost, const wr_exchange_t *x,
                                          const wr_exchange_opts_t *req, wr_amqp_error_t *err)
 {
-    const wr_exchange_opts_t *o = wr_exchange_opts(x);
-    wr_bytes_t name = wr_exchange_name(x);
-
-    if (o->type != req->type) {
-        wr_amqp_error_set(
-            err, WR_AMQP_PRECONDITION_FAILED, WR_EXCHANGE_DECLARE,
-            "inequivalent arg 'type' for exchange '%.*s' in vhost '%s': received '%s' but current "
-            "is '%s'",
-            (int)name.len, (const char *)name.data, vhost, wr_router_type_name(req->type),
-            wr_router_type_name(o->type));
-        return false;
-    }
-    return wr_queue_args_equiv_flag(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, "durable", o->durable,
-                                    req->durable) &&
-           wr_queue_args_equiv_flag(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, "auto_delete",
-                                    o->auto_delete, req->auto_delete) &&
-           wr_queue_args_equiv_flag(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, "internal",
-                                    o->internal, req->internal) &&
-           wr_queue_args_equiv_arg(vhost, err, WR_EXCHANGE_DECLARE, "exchange", name, o->args, req->args,
-                                   "alternate-exchange");
+    return wr_meta_exchange_equivalent(vhost, wr_exchange_name(x), wr_exchange_opts(x), req, err);
 }
 
 static bool declare_new(wr_channel_t *ch, const wr_exchange_declare_t *d, wr_bytes_t name,
@@ -120,9 +104,12 @@ static bool declare_new(wr_channel_t *ch, const wr_exchange_declare_t *d, wr_byt
     if (!wr_access_check_arg(wr_conn_who(ch->conn), "exchange", name, d->arguments, "alternate-exchange",
                              WR_EXCHANGE_DECLARE, err))
         return false;
+    if (wr_handle_meta(ch) != NULL)
+        return wr_handle_meta_propose(ch, wr_meta_cmd_exchange_declare(wr_channel_vhost_name(ch), name, &o),
+                                      WR_EXCHANGE_DECLARE, d->nowait, WR_BYTES_LIT(""), err);
     if (wr_vhost_exchange_add(ch->vhost, name, &o, &x) != WR_OK)
         return out_of_memory(WR_EXCHANGE_DECLARE, err);
-    return true;
+    return reply(ch, d->nowait, WR_EXCHANGE_DECLARE_OK);
 }
 
 static bool declare_exchange(wr_channel_t *ch, const wr_exchange_declare_t *d, wr_amqp_error_t *err)
@@ -152,11 +139,8 @@ static bool declare_exchange(wr_channel_t *ch, const wr_exchange_declare_t *d, w
                          err))
         return false;
     x = wr_vhost_exchange(ch->vhost, name);
-    if (x == NULL) {
-        if (!declare_new(ch, d, name, type, err))
-            return false;
-        return reply(ch, d->nowait, WR_EXCHANGE_DECLARE_OK);
-    }
+    if (x == NULL)
+        return declare_new(ch, d, name, type, err);
     req = (wr_exchange_opts_t){type, d->durable, d->auto_delete, d->internal, d->arguments};
     if (!wr_handle_exchange_check_equivalent(wr_channel_vhost_name(ch), x, &req, err))
         return false;
@@ -183,6 +167,11 @@ static bool delete_exchange(wr_channel_t *ch, const wr_exchange_delete_t *d, wr_
     /* RabbitMQ 3.10 answers delete-ok for an exchange that does not exist. */
     if (x == NULL)
         return reply(ch, d->nowait, WR_EXCHANGE_DELETE_OK);
+    /* In a cluster the apply decides if_unused: queues elsewhere have bindings too. */
+    if (wr_handle_meta(ch) != NULL)
+        return wr_handle_meta_propose(
+            ch, wr_meta_cmd_exchange_delete(wr_channel_vhost_name(ch), name, d->if_unused),
+            WR_EXCHANGE_DELETE, d->nowait, WR_BYTES_LIT(""), err);
     if (d->if_unused && wr_exchange_binding_count(x) > 0) {
         wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_EXCHANGE_DELETE,
                           "exchange '%.*s' in vhost '%s' in use", (int)name.len, (const char *)name.data,
@@ -191,6 +180,21 @@ static bool delete_exchange(wr_channel_t *ch, const wr_exchange_delete_t *d, wr_
     }
     wr_vhost_exchange_delete(ch->vhost, x);
     return reply(ch, d->nowait, WR_EXCHANGE_DELETE_OK);
+}
+
+/* Cluster mode, both ends known here (for a bind): the apply decides. */
+static bool propose_binding(wr_channel_t *ch, const wr_exchange_bind_t *b, uint32_t method,
+                            const wr_exchange_t *src, wr_bytes_t sname, wr_bytes_t dname,
+                            wr_amqp_error_t *err)
+{
+    bool bind = method == WR_EXCHANGE_BIND;
+
+    if (bind && !wr_handle_exchange_check_binding(src, b->arguments, method, err))
+        return false;
+    return wr_handle_meta_propose(ch,
+                                  wr_meta_cmd_binding(wr_channel_vhost_name(ch), bind, sname,
+                                                      WR_DEST_EXCHANGE, dname, b->routing_key, b->arguments),
+                                  method, b->nowait, WR_BYTES_LIT(""), err);
 }
 
 /* exchange.bind and exchange.unbind have the same fields. */
@@ -212,6 +216,8 @@ static bool bind_exchange(wr_channel_t *ch, const wr_exchange_bind_t *b, uint32_
         return false;
     src = wr_vhost_exchange(ch->vhost, sname);
     dst = wr_vhost_exchange(ch->vhost, dname);
+    if (wr_handle_meta(ch) != NULL && (method == WR_EXCHANGE_UNBIND || (src != NULL && dst != NULL)))
+        return propose_binding(ch, b, method, src, sname, dname, err);
     if (method == WR_EXCHANGE_UNBIND) {
         /* RabbitMQ 3.10: unbinding what does not exist is fine. */
         if (src != NULL && dst != NULL)

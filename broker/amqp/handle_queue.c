@@ -10,6 +10,9 @@
 #include "broker/amqp/channel_internal.h"
 #include "broker/vhost/exchange.h"
 #include "broker/amqp/handle_exchange.h"
+#include "broker/amqp/handle_meta.h"
+#include "broker/cluster/meta.h"
+#include "broker/cluster/meta_cmd.h"
 #include "broker/vhost/queue_args.h"
 #include "core/status.h"
 
@@ -21,18 +24,39 @@ static bool out_of_memory(uint32_t method, wr_amqp_error_t *err)
     return false;
 }
 
-static bool declare_ok(wr_channel_t *ch, bool nowait, wr_queue_t *q)
+/* q is NULL for a queue that lives on another node (counts unknown here: 0). */
+static bool declare_ok_named(wr_channel_t *ch, bool nowait, wr_bytes_t name, wr_queue_t *q)
 {
     wr_method_t m = {.id = WR_QUEUE_DECLARE_OK};
 
-    wr_channel_set_last_queue(ch, wr_queue_name(q));
+    wr_channel_set_last_queue(ch, name);
     if (nowait)
         return true;
-    m.u.queue_declare_ok.queue = wr_queue_name(q);
-    m.u.queue_declare_ok.message_count = (uint32_t)wr_queue_ready(q);
-    m.u.queue_declare_ok.consumer_count = (uint32_t)wr_queue_consumer_count(q);
+    m.u.queue_declare_ok.queue = name;
+    m.u.queue_declare_ok.message_count = q != NULL ? (uint32_t)wr_queue_ready(q) : 0;
+    m.u.queue_declare_ok.consumer_count = q != NULL ? (uint32_t)wr_queue_consumer_count(q) : 0;
     wr_channel_send(ch, &m);
     return true;
+}
+
+static bool declare_ok(wr_channel_t *ch, bool nowait, wr_queue_t *q)
+{
+    return declare_ok_named(ch, nowait, wr_queue_name(q), q);
+}
+
+/* In a cluster: whether the metadata group knows the shared queue `name`. */
+static bool shared_queue(const wr_channel_t *ch, wr_bytes_t name)
+{
+    wr_meta_t *meta = wr_handle_meta(ch);
+
+    return meta != NULL && wr_meta_queue_find(meta, wr_channel_vhost_name(ch), name, NULL);
+}
+
+/* Whether a change to the queue named goes through the metadata group: in a
+ * cluster, unless it is a local exclusive queue (those are not replicated). */
+static bool through_meta(const wr_channel_t *ch, const wr_queue_t *q)
+{
+    return wr_handle_meta(ch) != NULL && (q == NULL || !wr_queue_opts(q)->exclusive);
 }
 
 /* A redeclaration must match: owner exactly (not just access), then the
@@ -60,6 +84,8 @@ static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp
 
     if (d->passive) {
         q = wr_vhost_queue(ch->vhost, name);
+        if (q == NULL && shared_queue(ch, name))
+            return declare_ok_named(ch, d->nowait, name, NULL);
         if (q == NULL)
             return wr_channel_not_found(ch, err, WR_QUEUE_DECLARE, "queue", name);
         if (!wr_channel_check_exclusive(ch, q, WR_QUEUE_DECLARE, err))
@@ -92,15 +118,46 @@ static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp
         wr_queue_touch(q);
         return declare_ok(ch, d->nowait, q);
     }
+    if (!d->exclusive && shared_queue(ch, name))
+        return wr_meta_queue_equivalent(wr_handle_meta(ch), wr_channel_vhost_name(ch), name,
+                                        &(wr_queue_args_decl_t){o.durable, o.auto_delete, d->arguments},
+                                        err) &&
+               declare_ok_named(ch, d->nowait, name, NULL);
     if (!wr_queue_args_check_dlx_type(wr_channel_vhost_name(ch), name, d->arguments, err) ||
         !wr_access_check_arg(wr_conn_who(ch->conn), "queue", name, d->arguments, "x-dead-letter-exchange",
                              WR_QUEUE_DECLARE, err))
         return false;
     if (!wr_queue_args_validate(wr_channel_vhost_name(ch), name, d->arguments, err))
         return false;
+    if (!d->exclusive && wr_handle_meta(ch) != NULL)
+        return wr_handle_meta_propose(
+            ch,
+            wr_meta_cmd_queue_declare(wr_channel_vhost_name(ch), name,
+                                      &(wr_queue_args_decl_t){o.durable, o.auto_delete, d->arguments},
+                                      wr_meta_self(wr_handle_meta(ch))),
+            WR_QUEUE_DECLARE, d->nowait, name, err);
     if (wr_vhost_queue_add(ch->vhost, name, &o, &q) != WR_OK)
         return out_of_memory(WR_QUEUE_DECLARE, err);
     return declare_ok(ch, d->nowait, q);
+}
+
+/* Cluster mode: the ends known here first (a bind's 404s in RabbitMQ's
+ * order), then the apply decides. */
+static bool propose_binding(wr_channel_t *ch, uint32_t method, const wr_exchange_t *x, wr_bytes_t qname,
+                            wr_bytes_t xname, wr_bytes_t key, wr_bytes_t args, bool nowait,
+                            wr_amqp_error_t *err)
+{
+    bool bind = method == WR_QUEUE_BIND;
+
+    if (bind && x == NULL)
+        return wr_channel_not_found(ch, err, method, "exchange", xname);
+    if (bind && wr_vhost_queue(ch->vhost, qname) == NULL && !shared_queue(ch, qname))
+        return wr_channel_not_found(ch, err, method, "queue", qname);
+    if (bind && !wr_handle_exchange_check_binding(x, args, method, err))
+        return false;
+    return wr_handle_meta_propose(
+        ch, wr_meta_cmd_binding(wr_channel_vhost_name(ch), bind, xname, WR_DEST_QUEUE, qname, key, args),
+        method, nowait, WR_BYTES_LIT(""), err);
 }
 
 /* queue.bind and queue.unbind: the same checks, in RabbitMQ's order. */
@@ -132,6 +189,8 @@ static bool bind_queue(wr_channel_t *ch, uint32_t method, wr_bytes_t qname, wr_b
         return false;
     x = wr_vhost_exchange(ch->vhost, xname);
     q = wr_vhost_queue(ch->vhost, qname);
+    if (through_meta(ch, q))
+        return propose_binding(ch, method, x, qname, xname, key, args, nowait, err);
     if (method == WR_QUEUE_UNBIND) {
         /* RabbitMQ 3.10: unbinding what does not exist is fine. */
         if (x != NULL && q != NULL) {
@@ -182,6 +241,36 @@ static bool purge_queue(wr_channel_t *ch, const wr_queue_purge_t *p, wr_amqp_err
     return true;
 }
 
+/* if-empty and if-unused, checked where the queue lives. */
+static bool delete_allowed(const wr_channel_t *ch, const wr_queue_delete_t *d, const wr_queue_t *q,
+                           wr_bytes_t name, wr_amqp_error_t *err)
+{
+    if (d->if_empty && wr_queue_ready(q) > 0) {
+        wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_QUEUE_DELETE,
+                          "queue '%.*s' in vhost '%s' not empty", (int)name.len, (const char *)name.data,
+                          wr_channel_vhost_name(ch));
+        return false;
+    }
+    if (d->if_unused && wr_queue_consumer_count(q) > 0) {
+        wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_QUEUE_DELETE,
+                          "queue '%.*s' in vhost '%s' in use", (int)name.len, (const char *)name.data,
+                          wr_channel_vhost_name(ch));
+        return false;
+    }
+    return true;
+}
+
+/* A shared queue in a cluster: the conditions are checked on its home node
+ * only (elsewhere its counts are not known here), then the apply deletes it. */
+static bool delete_shared(wr_channel_t *ch, const wr_queue_delete_t *d, const wr_queue_t *q, wr_bytes_t name,
+                          wr_amqp_error_t *err)
+{
+    if (q != NULL && !delete_allowed(ch, d, q, name, err))
+        return false;
+    return wr_handle_meta_propose(ch, wr_meta_cmd_queue_delete(wr_channel_vhost_name(ch), name),
+                                  WR_QUEUE_DELETE, d->nowait, WR_BYTES_LIT(""), err);
+}
+
 static bool delete_queue(wr_channel_t *ch, const wr_queue_delete_t *d, wr_amqp_error_t *err)
 {
     uint8_t buf[255];
@@ -195,22 +284,12 @@ static bool delete_queue(wr_channel_t *ch, const wr_queue_delete_t *d, wr_amqp_e
     if (!wr_access_check(wr_conn_who(ch->conn), WR_PERM_CONFIGURE, "queue", name, WR_QUEUE_DELETE, err))
         return false;
     q = wr_vhost_queue(ch->vhost, name);
+    if (through_meta(ch, q) && (q != NULL || shared_queue(ch, name)))
+        return delete_shared(ch, d, q, name, err);
     /* RabbitMQ 3.10 answers delete-ok (0 messages) for a missing queue. */
     if (q != NULL) {
-        if (!wr_channel_check_exclusive(ch, q, WR_QUEUE_DELETE, err))
+        if (!wr_channel_check_exclusive(ch, q, WR_QUEUE_DELETE, err) || !delete_allowed(ch, d, q, name, err))
             return false;
-        if (d->if_empty && wr_queue_ready(q) > 0) {
-            wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_QUEUE_DELETE,
-                              "queue '%.*s' in vhost '%s' not empty", (int)name.len, (const char *)name.data,
-                              wr_channel_vhost_name(ch));
-            return false;
-        }
-        if (d->if_unused && wr_queue_consumer_count(q) > 0) {
-            wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_QUEUE_DELETE,
-                              "queue '%.*s' in vhost '%s' in use", (int)name.len, (const char *)name.data,
-                              wr_channel_vhost_name(ch));
-            return false;
-        }
         ok.u.queue_delete_ok.message_count = (uint32_t)wr_vhost_queue_delete(ch->vhost, q);
     }
     if (!d->nowait)

@@ -468,6 +468,11 @@ void wr_mgmt_amqp_error(wr_mgmt_req_t *r, const wr_amqp_error_t *e)
         wr_mgmt_error(r, 400, "bad_request", "%s", reason);
 }
 
+void wr_mgmt_watch(const wr_mgmt_req_t *r, void (*closed)(void *arg), void *arg)
+{
+    wr_mgmt_http_watch(r->mgmt->http, r->req, closed, arg);
+}
+
 json_t *wr_mgmt_body(wr_mgmt_req_t *r)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(r->req);

@@ -23,6 +23,8 @@ struct wr_peer_links_s;
 struct wr_reports_s;
 struct wr_durable_s;
 struct wr_tls_s;
+struct wr_rgroup_s;
+struct wr_meta_s;
 
 typedef struct {
     struct event_base *base;
@@ -33,6 +35,8 @@ typedef struct {
     struct wr_policies_s *policies; /* the node's policies */
     struct wr_peer_links_s *peers;  /* the cluster's peer links; NULL without a cluster section */
     struct wr_reports_s *reports;   /* the other nodes' reports; NULL without a cluster section */
+    struct wr_rgroup_s *meta_group; /* the metadata Raft group; NULL without a cluster section */
+    struct wr_meta_s *meta;         /* its definitions: writes go through it; NULL on a single node */
     struct timespec started;        /* CLOCK_MONOTONIC at start-up, for the node's uptime */
     const wr_counters_t *counters;  /* node-wide event counters (Prometheus) */
     struct wr_tls_s *tls;           /* the management API serves HTTPS with it; NULL: HTTP */

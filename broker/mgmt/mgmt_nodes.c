@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "broker/cluster/cluster_json.h"
+#include "broker/cluster/raftd.h"
 #include "broker/mgmt/metrics.h"
 #include "broker/node/alarm.h"
 
@@ -103,6 +104,21 @@ static json_t *partitions(const wr_mgmt_env_t *env, const char *name, const char
     return arr;
 }
 
+/* This node's member of the metadata Raft group, as wr_rgroup_status sees it. */
+static json_t *metadata_store(const wr_rgroup_t *g)
+{
+    wr_rgroup_status_t st;
+    json_t *members = json_array();
+
+    wr_rgroup_status(g, &st);
+    for (size_t i = 0; members != NULL && i < st.n_members; i++)
+        json_array_append_new(members, json_string(st.members[i]));
+    return json_pack("{s:s, s:s?, s:I, s:I, s:I, s:I, s:I, s:o}", "role", st.role, "leader", st.leader,
+                     "term", (json_int_t)st.term, "commit", (json_int_t)st.commit, "applied",
+                     (json_int_t)st.applied, "last_index", (json_int_t)st.last_index, "snapshot_index",
+                     (json_int_t)st.snapshot_index, "members", members);
+}
+
 static json_t *self_json(const wr_mgmt_env_t *env, const char *self)
 {
     json_t *node = json_pack("{s:s, s:s, s:b, s:o}", "name", self, "type", "disc", "running", 1, "partitions",
@@ -116,6 +132,8 @@ static json_t *self_json(const wr_mgmt_env_t *env, const char *self)
     }
     if (node && env->peers)
         json_object_set_new(node, "cluster_links", wr_cluster_json_links(env->peers));
+    if (node && env->meta_group)
+        json_object_set_new(node, "metadata_store", metadata_store(env->meta_group));
     return node;
 }
 

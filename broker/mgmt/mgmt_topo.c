@@ -16,8 +16,11 @@
 #include <event2/http.h>
 
 #include "broker/amqp/handle_exchange.h"
+#include "broker/cluster/meta.h"
+#include "broker/cluster/meta_cmd.h"
 #include "broker/mgmt/mgmt_conns.h"
 #include "broker/mgmt/mgmt_json.h"
+#include "broker/mgmt/mgmt_meta.h"
 #include "broker/vhost/policy.h"
 #include "broker/vhost/queue_args.h"
 #include "core/base64.h"
@@ -482,6 +485,35 @@ static char *location_of(wr_bytes_t dest, const char *props)
     return out;
 }
 
+/* Cluster mode: the ends known here (RabbitMQ's 404s), then the group binds. */
+static void propose_binding(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_bytes_t source, bool dest_is_queue,
+                            wr_bytes_t dest, wr_bytes_t key, wr_bytes_t args, const char *location)
+{
+    uint32_t method = dest_is_queue ? WR_QUEUE_BIND : WR_EXCHANGE_BIND;
+    wr_exchange_t *x = wr_vhost_exchange(vh, source);
+    bool dest_known = dest_is_queue ? wr_vhost_queue(vh, dest) != NULL ||
+                                          wr_meta_queue_find(wr_mgmt_meta(r), wr_vhost_name(vh), dest, NULL)
+                                    : dest.len > 0 && wr_vhost_exchange(vh, dest) != NULL;
+    wr_amqp_error_t err;
+
+    if (source.len == 0 || (!dest_is_queue && dest.len == 0))
+        default_exchange(method, &err);
+    else if (x == NULL)
+        not_found(vh, "exchange", source, method, &err);
+    else if (!dest_known)
+        not_found(vh, dest_is_queue ? "queue" : "exchange", dest, method, &err);
+    if (source.len == 0 || (!dest_is_queue && dest.len == 0) || x == NULL || !dest_known ||
+        !wr_handle_exchange_check_binding(x, args, method, &err)) {
+        wr_mgmt_amqp_error(r, &err);
+        return;
+    }
+    wr_mgmt_meta_propose(r,
+                         wr_meta_cmd_binding(wr_vhost_name(vh), true, source,
+                                             dest_is_queue ? WR_DEST_QUEUE : WR_DEST_EXCHANGE, dest, key,
+                                             args),
+                         201, location);
+}
+
 static void create_binding(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_bytes_t source, bool dest_is_queue,
                            wr_bytes_t dest)
 {
@@ -501,19 +533,22 @@ static void create_binding(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_bytes_t source, 
         wr_bytes_t k = key ? (wr_bytes_t){(const uint8_t *)json_string_value(key), json_string_length(key)}
                            : WR_BYTES_LIT("");
 
-        if (!may_bind(r, vh, source, dest_is_queue, dest, &err) ||
-            !wr_mgmt_topo_bind(vh, source, dest_is_queue, dest, k, args, &err)) {
+        /* RabbitMQ's Location: DEST/PROPS, relative to the request. */
+        props = wr_mgmt_json_props_key(k, args);
+        location = props ? location_of(dest, props) : NULL;
+        if (!may_bind(r, vh, source, dest_is_queue, dest, &err)) {
+            wr_mgmt_amqp_error(r, &err);
+        } else if (wr_mgmt_meta(r) != NULL) {
+            propose_binding(r, vh, source, dest_is_queue, dest, k, args, location);
+        } else if (!wr_mgmt_topo_bind(vh, source, dest_is_queue, dest, k, args, &err)) {
             wr_mgmt_amqp_error(r, &err);
         } else {
-            /* RabbitMQ's Location: DEST/PROPS, relative to the request. */
-            props = wr_mgmt_json_props_key(k, args);
-            location = props ? location_of(dest, props) : NULL;
             if (location)
                 evhttp_add_header(evhttp_request_get_output_headers(r->req), "Location", location);
-            free(location);
-            free(props);
             wr_mgmt_reply(r, 201, NULL);
         }
+        free(location);
+        free(props);
     }
     wr_buf_free(&buf);
     json_decref(body);
@@ -537,6 +572,15 @@ static void delete_binding(wr_mgmt_req_t *r, wr_vhost_t *vh, collect_t *c)
     if (c->source.len == 0) {
         default_exchange(WR_QUEUE_UNBIND, &err);
         wr_mgmt_amqp_error(r, &err);
+        return;
+    }
+    if (wr_mgmt_meta(r) != NULL) {
+        wr_mgmt_meta_propose(r,
+                             wr_meta_cmd_binding(wr_vhost_name(vh), false, c->source,
+                                                 c->dest_is_queue ? WR_DEST_QUEUE : WR_DEST_EXCHANGE, c->dest,
+                                                 (wr_bytes_t){c->key.data, c->key.len},
+                                                 (wr_bytes_t){c->args.data, c->args.len}),
+                             204, NULL);
         return;
     }
     find_dest(vh, c->dest_is_queue, c->dest, WR_QUEUE_UNBIND, &d, &err);
@@ -633,6 +677,25 @@ static json_t *exchange_item(const wr_mgmt_req_t *r, const wr_vhost_t *vh, void 
     return obj;
 }
 
+/* Cluster mode, a new exchange: checked here, made by the metadata group. */
+static void propose_exchange(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_bytes_t name, const char *type,
+                             wr_exchange_opts_t *o)
+{
+    wr_amqp_error_t err;
+
+    o->type = wr_router_type_find(wr_bytes_str(type));
+    if (o->type == NULL)
+        wr_amqp_error_set(&err, WR_AMQP_COMMAND_INVALID, WR_EXCHANGE_DECLARE, "unknown exchange type '%s'",
+                          type);
+    else if (name.len == 0)
+        default_exchange(WR_EXCHANGE_DECLARE, &err);
+    if (o->type == NULL || name.len == 0 ||
+        !wr_handle_exchange_check_new(wr_vhost_name(vh), name, o->args, &err))
+        wr_mgmt_amqp_error(r, &err);
+    else
+        wr_mgmt_meta_propose(r, wr_meta_cmd_exchange_declare(wr_vhost_name(vh), name, o), 201, NULL);
+}
+
 static void put_exchange(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_bytes_t name)
 {
     json_t *body = wr_mgmt_body(r);
@@ -650,9 +713,13 @@ static void put_exchange(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_bytes_t name)
     } else if (get_bool(r, body, "durable", &durable) && get_bool(r, body, "auto_delete", &auto_delete) &&
                get_bool(r, body, "internal", &internal) && get_args(r, body, &buf, &args)) {
         if (!may_declare(r, vh, "exchange", name, wr_vhost_exchange(vh, name) != NULL, args,
-                         "alternate-exchange", &err) ||
-            !wr_mgmt_topo_declare_exchange(vh, name, type ? json_string_value(type) : "direct", durable,
-                                           auto_delete, internal, args, &created, &err))
+                         "alternate-exchange", &err))
+            wr_mgmt_amqp_error(r, &err);
+        else if (wr_mgmt_meta(r) != NULL && wr_vhost_exchange(vh, name) == NULL)
+            propose_exchange(r, vh, name, type ? json_string_value(type) : "direct",
+                             &(wr_exchange_opts_t){NULL, durable, auto_delete, internal, args});
+        else if (!wr_mgmt_topo_declare_exchange(vh, name, type ? json_string_value(type) : "direct", durable,
+                                                auto_delete, internal, args, &created, &err))
             wr_mgmt_amqp_error(r, &err);
         else
             wr_mgmt_reply(r, created ? 201 : 204, NULL);
@@ -676,6 +743,8 @@ static void delete_exchange(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_exchange_t *x)
     } else if (query_true(r, "if-unused") && wr_exchange_binding_count(x) > 0) {
         wr_mgmt_error(r, 400, "bad_request", "exchange '%.*s' in vhost '%s' in use", (int)name.len,
                       (const char *)name.data, wr_vhost_name(vh));
+    } else if (wr_mgmt_meta(r) != NULL) {
+        wr_mgmt_meta_propose(r, wr_meta_cmd_exchange_delete(wr_vhost_name(vh), name, false), 204, NULL);
     } else {
         wr_vhost_exchange_delete(vh, x);
         wr_mgmt_reply(r, 204, NULL);
@@ -907,6 +976,28 @@ static json_t *queue_one(const wr_mgmt_req_t *r, const wr_vhost_t *vh, wr_queue_
     return obj;
 }
 
+/* Cluster mode, a queue not living here: known to the group (equivalence
+ * checked against its record), or new, made by the group with this node as
+ * its home. */
+static void propose_queue(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_bytes_t name, const wr_queue_args_decl_t *d)
+{
+    wr_meta_t *meta = wr_mgmt_meta(r);
+    wr_amqp_error_t err;
+
+    if (!wr_queue_args_check_name(name, &err))
+        wr_mgmt_amqp_error(r, &err);
+    else if (wr_meta_queue_find(meta, wr_vhost_name(vh), name, NULL) &&
+             !wr_meta_queue_equivalent(meta, wr_vhost_name(vh), name, d, &err))
+        wr_mgmt_amqp_error(r, &err);
+    else if (wr_meta_queue_find(meta, wr_vhost_name(vh), name, NULL))
+        wr_mgmt_reply(r, 204, NULL);
+    else if (!wr_queue_args_validate(wr_vhost_name(vh), name, d->args, &err))
+        wr_mgmt_amqp_error(r, &err);
+    else
+        wr_mgmt_meta_propose(r, wr_meta_cmd_queue_declare(wr_vhost_name(vh), name, d, wr_meta_self(meta)),
+                             201, NULL);
+}
+
 static void put_queue(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_bytes_t name)
 {
     json_t *body = wr_mgmt_body(r);
@@ -920,8 +1011,11 @@ static void put_queue(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_bytes_t name)
     if (get_bool(r, body, "durable", &durable) && get_bool(r, body, "auto_delete", &auto_delete) &&
         get_args(r, body, &buf, &args)) {
         if (!may_declare(r, vh, "queue", name, wr_vhost_queue(vh, name) != NULL, args,
-                         "x-dead-letter-exchange", &err) ||
-            !wr_mgmt_topo_declare_queue(vh, name, durable, auto_delete, args, &created, &err))
+                         "x-dead-letter-exchange", &err))
+            wr_mgmt_amqp_error(r, &err);
+        else if (wr_mgmt_meta(r) != NULL && wr_vhost_queue(vh, name) == NULL)
+            propose_queue(r, vh, name, &(wr_queue_args_decl_t){durable, auto_delete, args});
+        else if (!wr_mgmt_topo_declare_queue(vh, name, durable, auto_delete, args, &created, &err))
             wr_mgmt_amqp_error(r, &err);
         else
             wr_mgmt_reply(r, created ? 201 : 204, NULL);
@@ -943,6 +1037,8 @@ static void delete_queue(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_queue_t *q)
     else if (query_true(r, "if-unused") && wr_queue_consumer_count(q) > 0)
         wr_mgmt_error(r, 400, "bad_request", "queue '%.*s' in vhost '%s' in use", (int)name.len,
                       (const char *)name.data, wr_vhost_name(vh));
+    else if (wr_mgmt_meta(r) != NULL && !wr_queue_opts(q)->exclusive)
+        wr_mgmt_meta_propose(r, wr_meta_cmd_queue_delete(wr_vhost_name(vh), name), 204, NULL);
     else {
         wr_vhost_queue_delete(vh, q);
         wr_mgmt_reply(r, 204, NULL);

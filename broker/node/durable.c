@@ -381,6 +381,26 @@ out:
     return rc;
 }
 
+/* A vhost's saved definitions; in cluster mode only its policies: the
+ * metadata group recreates exchanges, queues and bindings. */
+static int load_vhost(wr_durable_t *d, wr_vhost_t *vh, json_t *v, wr_durable_defs_stats_t *st, char *err,
+                      size_t errlen)
+{
+    json_t *policies = json_object_get(v, "policies"), *only;
+    int rc;
+
+    if (!d->deps.defs_elsewhere)
+        return wr_durable_defs_load(vh, v, st, err, errlen);
+    only = policies != NULL ? json_pack("{s:O}", "policies", policies) : json_object();
+    if (only == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return WR_ENOMEM;
+    }
+    rc = wr_durable_defs_load(vh, only, st, err, errlen);
+    json_decref(only);
+    return rc;
+}
+
 /* Creates the vhosts of the recovered state (vhosts: its "vhosts") with
  * their settings and recreates what they hold. */
 static int recreate(wr_durable_t *d, const json_t *vhosts, wr_durable_defs_stats_t *st)
@@ -397,7 +417,7 @@ static int recreate(wr_durable_t *d, const json_t *vhosts, wr_durable_defs_stats
             wr_log_error("out of memory recovering vhost '%s'", vname);
             return rc;
         }
-        rc = wr_durable_defs_load(wr_map_get(d->deps.vhosts, wr_bytes_str(vname)), v, st, err, sizeof(err));
+        rc = load_vhost(d, wr_map_get(d->deps.vhosts, wr_bytes_str(vname)), v, st, err, sizeof(err));
         if (rc != WR_OK) {
             wr_log_error("cannot recover the durable topology of %s: %s", d->deps.cfg->data_dir, err);
             return rc;

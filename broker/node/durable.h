@@ -45,6 +45,11 @@ typedef struct {
      * WR_OK or an error that has been logged. */
     int (*seed)(void *ud);
     void *ud;
+    /* Cluster mode: the metadata group recreates exchanges, queues and
+     * bindings (and opens the durable queues' logs by name); recovery keeps
+     * the logs the journal names and recreates vhosts, policies, users and
+     * permissions only. */
+    bool defs_elsewhere;
 } wr_durable_deps_t;
 
 /*

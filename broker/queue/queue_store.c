@@ -57,7 +57,8 @@ bool wr_queue_store_claim(wr_queue_store_t *s, const char *name)
     id = strtoull(name + 1, &end, 16);
     if (*end != '\0')
         return false;
-    if (id >= s->next_id)
+    /* The upper half is the metadata group's (logs named by Raft index). */
+    if (id >= s->next_id && id < UINT64_C(1) << 63)
         s->next_id = id + 1;
     return true;
 }

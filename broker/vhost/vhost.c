@@ -810,6 +810,8 @@ size_t wr_vhost_queue_delete(wr_vhost_t *vh, wr_queue_t *q)
     wr_map_del(vh->queues, wr_queue_name(q));
     if (o->durable)
         note(vh, queue_deleted, q);
+    if (vh->env->queue_deleted != NULL)
+        vh->env->queue_deleted(vh->env->queue_deleted_ud, vh, q);
     stats_add(&vh->stats.retired, wr_queue_stats(q));
     vh->stats.queues_deleted++;
     if (o->exclusive) {

@@ -52,6 +52,11 @@ typedef struct {
      * hook hands m to that name's consumer, taking a reference of its own. */
     void (*reply_to)(void *ud, wr_bytes_t name, wr_message_t *m);
     void *reply_to_ud;
+    /* A queue is being deleted, for whatever reason (a delete, auto-delete,
+     * x-expires, its exclusive owner gone); it must not call back into the
+     * vhost. The metadata group hears of the deletions it did not make. NULL: none. */
+    void (*queue_deleted)(void *ud, const wr_vhost_t *vh, const wr_queue_t *q);
+    void *queue_deleted_ud;
 } wr_vhost_env_t;
 
 /* A vhost with the standard exchanges declared. NULL on ENOMEM. */

@@ -197,7 +197,7 @@ static wr_queue_t *fx_store(fx_t *fx)
     ck_assert(fx->vhosts != NULL && fx->policies != NULL);
     fx->env = (wr_vhost_env_t){.base = fx->base, .policies = fx->policies, .consumer_timeout = -1};
     deps = (wr_durable_deps_t){fx->cfg,        fx->base,     fx->vhosts, &fx->env, on_progress,
-                               &fx->cfg->auth, fx_vhost_add, fx_seed,    fx};
+                               &fx->cfg->auth, fx_vhost_add, fx_seed,    fx,       false};
     ck_assert_int_eq(wr_durable_open(&deps, &fx->durable), WR_OK);
     vh = wr_map_get(fx->vhosts, WR_BYTES_LIT("/"));
     ck_assert_ptr_nonnull(vh);

@@ -133,6 +133,56 @@ static void port_listener(wr_mgmt_req_t *r)
                             "missing", (int)port, "ports", ports));
 }
 
+/* The protocols warren listens for, by RabbitMQ's listener names, in its order. */
+static json_t *listener_protocols(const wr_config_t *cfg)
+{
+    json_t *p = json_array();
+
+    if (cfg->cluster)
+        json_array_append_new(p, json_string("clustering"));
+    if (cfg->nlisteners > 0)
+        json_array_append_new(p, json_string("amqp"));
+    if (cfg->ntls_listeners > 0)
+        json_array_append_new(p, json_string("amqp/ssl"));
+    if (cfg->management.address)
+        json_array_append_new(p, json_string(cfg->management_tls ? "https" : "http"));
+    if (cfg->prometheus.address)
+        json_array_append_new(p, json_string("http/prometheus"));
+    return p;
+}
+
+/* RabbitMQ's aliases of a protocol name (rabbit_networking's normalisation). */
+static const char *protocol_name(const char *s)
+{
+    if (strcmp(s, "amqp091") == 0 || strcmp(s, "amqp0.9.1") == 0 || strcmp(s, "amqp0-9-1") == 0)
+        return "amqp";
+    if (strcmp(s, "amqps") == 0)
+        return "amqp/ssl";
+    if (strcmp(s, "prometheus") == 0)
+        return "http/prometheus";
+    return s;
+}
+
+/* protocol-listener/PROTOCOL: 200 while a listener for it runs, else 503 with those that do. */
+static void protocol_listener(wr_mgmt_req_t *r)
+{
+    const char *want = protocol_name(r->seg[3]);
+    json_t *protos = listener_protocols(r->env->cfg), *p;
+    size_t i;
+
+    json_array_foreach(protos, i, p)
+    {
+        if (strcmp(json_string_value(p), want) == 0) {
+            json_decref(protos);
+            wr_mgmt_reply(r, 200, json_pack("{s:s, s:s}", "status", "ok", "protocol", want));
+            return;
+        }
+    }
+    wr_mgmt_reply(r, 503,
+                  json_pack("{s:s, s:s, s:s, s:o}", "status", "failed", "reason", "No active listener", "missing",
+                            want, "protocols", protos));
+}
+
 bool wr_mgmt_health_check(wr_mgmt_req_t *r)
 {
     const char *check = r->nseg >= 3 && strcmp(r->seg[1], "checks") == 0 ? r->seg[2] : "";
@@ -144,9 +194,16 @@ bool wr_mgmt_health_check(wr_mgmt_req_t *r)
     } else if (strcmp(check, "node-is-quorum-critical") == 0) {
         if (wr_mgmt_get_only(r, r->nseg == 3))
             wr_mgmt_reply(r, 200, json_pack("{s:s, s:s}", "status", "ok", "reason", "single node cluster"));
+    } else if (strcmp(check, "node-is-mirror-sync-critical") == 0) {
+        /* warren has no classic mirrored queues: none can lose its last synchronised mirror. */
+        if (wr_mgmt_get_only(r, r->nseg == 3))
+            wr_mgmt_reply(r, 200, json_pack("{s:s, s:s}", "status", "ok", "reason", "single node cluster"));
     } else if (strcmp(check, "port-listener") == 0) {
         if (wr_mgmt_get_only(r, r->nseg == 4))
             port_listener(r);
+    } else if (strcmp(check, "protocol-listener") == 0) {
+        if (wr_mgmt_get_only(r, r->nseg == 4))
+            protocol_listener(r);
     } else {
         return false;
     }

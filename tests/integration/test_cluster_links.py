@@ -59,6 +59,8 @@ def test_three_nodes_see_each_other(cluster):
     assert n1.put("/api/cluster-name", {"name": "x"}).status == 405
     overview = n1.get("/api/overview").json
     assert (overview["cluster_name"], overview["node"]) == ("warren", "n1")
+    assert n1.get("/api/health/checks/protocol-listener/clustering").json == {"status": "ok",
+                                                                              "protocol": "clustering"}
     n2 = n1.get("/api/nodes/n2").json
     assert (n2["name"], n2["type"], n2["running"]) == ("n2", "disc", True)
     assert n1.get("/api/nodes/n9").status == 404

@@ -39,6 +39,7 @@ def test_aliveness_test(mgmt_broker, api):
 @pytest.mark.parametrize("path,body", [
     ("/api/health/checks/virtual-hosts", {"status": "ok"}),
     ("/api/health/checks/node-is-quorum-critical", {"status": "ok", "reason": "single node cluster"}),
+    ("/api/health/checks/node-is-mirror-sync-critical", {"status": "ok", "reason": "single node cluster"}),
 ])
 def test_health_checks_ok(api, path, body):
     r = api.get(path)
@@ -59,6 +60,20 @@ def test_port_listener(mgmt_broker, api):
     for bad in ("abc", "70000", "-1", "12x"):
         r = api.get("/api/health/checks/port-listener/" + bad)
         assert (r.status, r.json) == (400, {"error": "bad_request", "reason": "Invalid port"})
+
+
+def test_protocol_listener(api):
+    """RabbitMQ 3.10's answers: the protocol as named after its aliases
+    (amqp091 is amqp, amqps is amqp/ssl), and on a miss the protocols that
+    do have a listener."""
+    for asked, name in (("amqp", "amqp"), ("amqp091", "amqp"), ("amqp0-9-1", "amqp"), ("http", "http"),
+                        ("prometheus", "http/prometheus")):
+        r = api.get("/api/health/checks/protocol-listener/" + asked)
+        assert (r.status, r.json) == (200, {"status": "ok", "protocol": name})
+    for asked, name in (("stomp", "stomp"), ("amqps", "amqp/ssl"), ("clustering", "clustering")):
+        r = api.get("/api/health/checks/protocol-listener/" + asked)
+        assert (r.status, r.json) == (503, {"status": "failed", "reason": "No active listener", "missing": name,
+                                            "protocols": ["amqp", "http", "http/prometheus"]})
 
 
 def test_alarm_checks_still_answer(api):

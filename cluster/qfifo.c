@@ -468,7 +468,9 @@ static uint64_t expiry_of(const wr_qfifo_t *q, uint32_t ttl)
 {
     if (q->pol.msg_ttl_ms < ttl)
         ttl = q->pol.msg_ttl_ms;
-    return ttl == WR_QF_NO_TTL ? 0 : q->now + ttl + 1;
+    if (ttl == WR_QF_NO_TTL)
+        return 0;
+    return q->now < UINT64_MAX - ttl - 1 ? q->now + ttl + 1 : UINT64_MAX;
 }
 
 static int enqueue(wr_qfifo_t *q, wr_qfifo_effects_t *fx, uint64_t index, const wr_qfifo_cmd_t *cmd)
@@ -574,6 +576,11 @@ static uint64_t purge(wr_qfifo_t *q)
     return n;
 }
 
+static bool held_too_long(const wr_qfifo_t *q, const qf_out_t *o)
+{
+    return o->at <= q->now && q->now - o->at >= q->pol.consumer_timeout_ms;
+}
+
 /* RabbitMQ 4.3: a consumer holding a message longer than the timeout is cancelled, alone. */
 static void timeouts(wr_qfifo_t *q, wr_qfifo_effects_t *fx)
 {
@@ -582,7 +589,7 @@ static void timeouts(wr_qfifo_t *q, wr_qfifo_effects_t *fx)
     while (q->pol.consumer_timeout_ms != 0 && i < q->ncons) {
         qf_consumer_t *c = q->cons[i];
 
-        if (c->nout == 0 || ((qf_out_t *)qf_ring_at(&c->out, 0))->at + q->pol.consumer_timeout_ms > q->now) {
+        if (c->nout == 0 || !held_too_long(q, qf_ring_at(&c->out, 0))) {
             i++;
             continue;
         }

@@ -14,8 +14,8 @@
 #include "cluster/qfifo_internal.h"
 #include "core/status.h"
 
-#define HI_WEIGHT              2 /* high-priority deliveries per normal one when both wait */
-#define DEFAULT_RELEASE_EVERY  4096
+#define HI_WEIGHT             2 /* high-priority deliveries per normal one when both wait */
+#define DEFAULT_RELEASE_EVERY 4096
 
 void wr_qfifo_policy_default(wr_qfifo_policy_t *p)
 {
@@ -180,8 +180,12 @@ static void dead_letter(wr_qfifo_t *q, wr_qfifo_effects_t *fx, const qf_msg_t *m
     qf_out_t *o;
 
     if (f != NULL)
-        *f = (wr_qfifo_effect_t){.kind = WR_QFE_DEADLETTER, .reason = (uint8_t)why, .dlx = (uint8_t)how,
-                                 .size = m->size, .count = m->count, .index = m->index};
+        *f = (wr_qfifo_effect_t){.kind = WR_QFE_DEADLETTER,
+                                 .reason = (uint8_t)why,
+                                 .dlx = (uint8_t)how,
+                                 .size = m->size,
+                                 .count = m->count,
+                                 .index = m->index};
     if (how != WR_QF_DLX_AT_LEAST_ONCE)
         return;
     if ((o = qf_ring_push(&q->dlx)) == NULL) {
@@ -525,7 +529,8 @@ static int settle(wr_qfifo_t *q, wr_qfifo_effects_t *fx, const wr_qfifo_cmd_t *c
             continue;
         o->m.flags |= QF_TOMB;
         c->nout--;
-        settle_one(q, fx, (qf_msg_t){o->m.index, o->m.expiry, o->m.size, o->m.count, o->m.prio, QF_REDELIVERED},
+        settle_one(q, fx,
+                   (qf_msg_t){o->m.index, o->m.expiry, o->m.size, o->m.count, o->m.prio, QF_REDELIVERED},
                    how);
     }
     qf_ring_trim(&c->out, c->nout);
@@ -614,18 +619,35 @@ static int dispatch(wr_qfifo_t *q, wr_qfifo_effects_t *fx, uint64_t index, const
                     uint64_t *n)
 {
     switch (cmd->op) {
-    case WR_QF_ENQUEUE: return enqueue(q, fx, index, cmd);
-    case WR_QF_CHECKOUT: return checkout(q, fx, index, cmd);
-    case WR_QF_SETTLE: return settle(q, fx, cmd, HOW_SETTLE);
-    case WR_QF_RETURN: return settle(q, fx, cmd, HOW_RETURN);
-    case WR_QF_DISCARD: return settle(q, fx, cmd, HOW_DISCARD);
-    case WR_QF_CREDIT: return credit(q, cmd);
-    case WR_QF_CANCEL: return cancel(q, fx, cmd);
-    case WR_QF_DOWN: down(q, fx, cmd->owner); return WR_OK;
-    case WR_QF_PURGE: *n = purge(q); return WR_OK;
-    case WR_QF_TICK: timeouts(q, fx); return WR_OK;
-    case WR_QF_POLICY: set_policy(q, fx, &cmd->policy); return WR_OK;
-    case WR_QF_DLX_SETTLE: dlx_settle(q, cmd); return WR_OK;
+    case WR_QF_ENQUEUE:
+        return enqueue(q, fx, index, cmd);
+    case WR_QF_CHECKOUT:
+        return checkout(q, fx, index, cmd);
+    case WR_QF_SETTLE:
+        return settle(q, fx, cmd, HOW_SETTLE);
+    case WR_QF_RETURN:
+        return settle(q, fx, cmd, HOW_RETURN);
+    case WR_QF_DISCARD:
+        return settle(q, fx, cmd, HOW_DISCARD);
+    case WR_QF_CREDIT:
+        return credit(q, cmd);
+    case WR_QF_CANCEL:
+        return cancel(q, fx, cmd);
+    case WR_QF_DOWN:
+        down(q, fx, cmd->owner);
+        return WR_OK;
+    case WR_QF_PURGE:
+        *n = purge(q);
+        return WR_OK;
+    case WR_QF_TICK:
+        timeouts(q, fx);
+        return WR_OK;
+    case WR_QF_POLICY:
+        set_policy(q, fx, &cmd->policy);
+        return WR_OK;
+    case WR_QF_DLX_SETTLE:
+        dlx_settle(q, cmd);
+        return WR_OK;
     }
     return WR_EUNKNOWN;
 }

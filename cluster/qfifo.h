@@ -75,13 +75,13 @@ typedef struct {
     wr_qf_op_t op;
     uint64_t owner;
     wr_bytes_t tag;
-    uint64_t seq;      /* ENQUEUE: publisher sequence (0: none) */
-    uint32_t size;     /* ENQUEUE: the message's bytes in the log */
-    uint8_t priority;  /* ENQUEUE: message priority */
-    uint32_t ttl_ms;   /* ENQUEUE: per-message TTL (expiration), WR_QF_NO_TTL */
-    uint32_t prefetch; /* CHECKOUT, CREDIT: unsettled deliveries allowed (0: unlimited) */
-    int32_t cprio;     /* CHECKOUT: x-priority */
-    wr_bytes_t ids;    /* SETTLE, RETURN, DISCARD: message ids; DLX_SETTLE: dead-letter ids */
+    uint64_t seq;             /* ENQUEUE: publisher sequence (0: none) */
+    uint32_t size;            /* ENQUEUE: the message's bytes in the log */
+    uint8_t priority;         /* ENQUEUE: message priority */
+    uint32_t ttl_ms;          /* ENQUEUE: per-message TTL (expiration), WR_QF_NO_TTL */
+    uint32_t prefetch;        /* CHECKOUT, CREDIT: unsettled deliveries allowed (0: unlimited) */
+    int32_t cprio;            /* CHECKOUT: x-priority */
+    wr_bytes_t ids;           /* SETTLE, RETURN, DISCARD: message ids; DLX_SETTLE: dead-letter ids */
     wr_qfifo_policy_t policy; /* POLICY */
 } wr_qfifo_cmd_t;
 
@@ -133,7 +133,10 @@ typedef struct {
     bool oom;
 } wr_qfifo_effects_t;
 
-#define WR_QFIFO_EFFECTS_INIT {NULL, 0, 0, WR_BUF_INIT, false}
+#define WR_QFIFO_EFFECTS_INIT                                                                                \
+    {                                                                                                        \
+        NULL, 0, 0, WR_BUF_INIT, false                                                                       \
+    }
 void wr_qfifo_effects_reset(wr_qfifo_effects_t *e);
 void wr_qfifo_effects_free(wr_qfifo_effects_t *e);
 /* The consumer tag of a DELIVER, CANCEL or ACTIVE effect, borrowed from e. */

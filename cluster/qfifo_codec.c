@@ -151,14 +151,29 @@ static void put_body(wr_buf_t *b, const wr_qfifo_cmd_t *cmd)
         break;
     case WR_QF_SETTLE:
     case WR_QF_RETURN:
-    case WR_QF_DISCARD: put_key(b, cmd); put_ids(b, cmd); break;
-    case WR_QF_CREDIT: put_key(b, cmd); wr_buf_put_u32(b, cmd->prefetch); break;
-    case WR_QF_CANCEL: put_key(b, cmd); break;
-    case WR_QF_DOWN: wr_buf_put_u64(b, cmd->owner); break;
-    case WR_QF_POLICY: put_policy(b, &cmd->policy); break;
-    case WR_QF_DLX_SETTLE: put_ids(b, cmd); break;
+    case WR_QF_DISCARD:
+        put_key(b, cmd);
+        put_ids(b, cmd);
+        break;
+    case WR_QF_CREDIT:
+        put_key(b, cmd);
+        wr_buf_put_u32(b, cmd->prefetch);
+        break;
+    case WR_QF_CANCEL:
+        put_key(b, cmd);
+        break;
+    case WR_QF_DOWN:
+        wr_buf_put_u64(b, cmd->owner);
+        break;
+    case WR_QF_POLICY:
+        put_policy(b, &cmd->policy);
+        break;
+    case WR_QF_DLX_SETTLE:
+        put_ids(b, cmd);
+        break;
     case WR_QF_PURGE:
-    case WR_QF_TICK: break;
+    case WR_QF_TICK:
+        break;
     }
 }
 
@@ -206,18 +221,27 @@ static bool rd_checkout(rd_t *r, wr_qfifo_cmd_t *cmd)
 static bool rd_body(rd_t *r, wr_qfifo_cmd_t *cmd)
 {
     switch (cmd->op) {
-    case WR_QF_ENQUEUE: return rd_enqueue(r, cmd);
-    case WR_QF_CHECKOUT: return rd_checkout(r, cmd);
+    case WR_QF_ENQUEUE:
+        return rd_enqueue(r, cmd);
+    case WR_QF_CHECKOUT:
+        return rd_checkout(r, cmd);
     case WR_QF_SETTLE:
     case WR_QF_RETURN:
-    case WR_QF_DISCARD: return rd_key(r, cmd) && rd_ids(r, cmd);
-    case WR_QF_CREDIT: return rd_key(r, cmd) && rd_u32(r, &cmd->prefetch);
-    case WR_QF_CANCEL: return rd_key(r, cmd);
-    case WR_QF_DOWN: return rd_u64(r, &cmd->owner);
-    case WR_QF_POLICY: return rd_policy(r, &cmd->policy);
-    case WR_QF_DLX_SETTLE: return rd_ids(r, cmd);
+    case WR_QF_DISCARD:
+        return rd_key(r, cmd) && rd_ids(r, cmd);
+    case WR_QF_CREDIT:
+        return rd_key(r, cmd) && rd_u32(r, &cmd->prefetch);
+    case WR_QF_CANCEL:
+        return rd_key(r, cmd);
+    case WR_QF_DOWN:
+        return rd_u64(r, &cmd->owner);
+    case WR_QF_POLICY:
+        return rd_policy(r, &cmd->policy);
+    case WR_QF_DLX_SETTLE:
+        return rd_ids(r, cmd);
     case WR_QF_PURGE:
-    case WR_QF_TICK: return true;
+    case WR_QF_TICK:
+        return true;
     }
     return false;
 }
@@ -378,7 +402,8 @@ static bool rd_consumer_head(rd_t *r, qf_consumer_t *c)
     wr_bytes_t tag;
 
     if (!rd_u64(r, &c->owner) || !rd_u64(r, &c->cid) || !rd_u64(r, &c->next_id) || !rd_u64(r, &c->served) ||
-        !rd_u32(r, &c->prefetch) || !rd_u32(r, &prio) || !rd_u8(r, &c->status, QF_CANCELLED) || !rd_tag(r, &tag))
+        !rd_u32(r, &c->prefetch) || !rd_u32(r, &prio) || !rd_u8(r, &c->status, QF_CANCELLED) ||
+        !rd_tag(r, &tag))
         return false;
     c->prio = (int32_t)prio;
     c->tag_len = (uint8_t)tag.len;
@@ -410,8 +435,9 @@ static bool rd_header(rd_t *r, wr_qfifo_t *q)
 
     return rd_bytes(r, 4, &magic) && memcmp(magic, SNAP_MAGIC, 4) == 0 && rd_u8(r, &version, SNAP_VERSION) &&
            version == SNAP_VERSION && rd_policy(r, &q->pol) && rd_u32(r, &q->release_every) &&
-           q->release_every != 0 && rd_u8(r, &q->hi_streak, 2) && rd_u64(r, &q->now) && rd_u64(r, &q->applied) &&
-           rd_u64(r, &q->last_release) && rd_u64(r, &q->serve_seq) && rd_u64(r, &q->dlx_next) && q->dlx_next != 0;
+           q->release_every != 0 && rd_u8(r, &q->hi_streak, 2) && rd_u64(r, &q->now) &&
+           rd_u64(r, &q->applied) && rd_u64(r, &q->last_release) && rd_u64(r, &q->serve_seq) &&
+           rd_u64(r, &q->dlx_next) && q->dlx_next != 0;
 }
 
 /* Publishers sorted by id, strictly. */
@@ -451,7 +477,8 @@ static int rd_state(rd_t *r, wr_qfifo_t *q)
         return WR_ESYNTAX;
     if ((rc = rd_pubs(r, q)) != WR_OK || (rc = rd_consumers(r, q)) != WR_OK ||
         (rc = rd_msgs(r, q, &q->returns)) != WR_OK || (rc = rd_msgs(r, q, &q->hi)) != WR_OK ||
-        (rc = rd_msgs(r, q, &q->lo)) != WR_OK || (rc = rd_outs(r, &q->dlx, q->dlx_next, &q->ndlx, &q->dlx_bytes)) != WR_OK)
+        (rc = rd_msgs(r, q, &q->lo)) != WR_OK ||
+        (rc = rd_outs(r, &q->dlx, q->dlx_next, &q->ndlx, &q->dlx_bytes)) != WR_OK)
         return rc;
     return r->p == r->end ? WR_OK : WR_ESYNTAX;
 }

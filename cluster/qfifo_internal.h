@@ -49,8 +49,8 @@ typedef struct {
     uint8_t status;
     uint8_t tag_len;
     uint8_t tag[255];
-    qf_ring_t out;   /* qf_out_t sorted by id, with QF_TOMB slots */
-    size_t nout;     /* unsettled in out */
+    qf_ring_t out; /* qf_out_t sorted by id, with QF_TOMB slots */
+    size_t nout;   /* unsettled in out */
 } qf_consumer_t;
 
 typedef struct {

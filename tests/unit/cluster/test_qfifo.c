@@ -51,7 +51,8 @@ static int h_apply(h_t *h, const wr_qfifo_cmd_t *cmd)
 
 static int enq(h_t *h, uint64_t pub, uint64_t seq, uint8_t prio, uint32_t ttl)
 {
-    wr_qfifo_cmd_t c = {.op = WR_QF_ENQUEUE, .owner = pub, .seq = seq, .size = 100, .priority = prio, .ttl_ms = ttl};
+    wr_qfifo_cmd_t c = {
+        .op = WR_QF_ENQUEUE, .owner = pub, .seq = seq, .size = 100, .priority = prio, .ttl_ms = ttl};
     return h_apply(h, &c);
 }
 
@@ -62,8 +63,8 @@ static int enq1(h_t *h)
 
 static int checkout(h_t *h, uint64_t owner, const char *tag, uint32_t prefetch, int32_t prio)
 {
-    wr_qfifo_cmd_t c = {.op = WR_QF_CHECKOUT, .owner = owner, .tag = wr_bytes_str(tag), .prefetch = prefetch,
-                        .cprio = prio};
+    wr_qfifo_cmd_t c = {
+        .op = WR_QF_CHECKOUT, .owner = owner, .tag = wr_bytes_str(tag), .prefetch = prefetch, .cprio = prio};
     return h_apply(h, &c);
 }
 
@@ -283,8 +284,8 @@ START_TEST(ttl_by_leader_time)
     p.msg_ttl_ms = 1000;
     policy(&h, &p);
     h.now = 5000;
-    enq1(&h);                            /* expires after 6000 */
-    enq(&h, 0, 0, 0, 10);                /* its own TTL is shorter: after 5010 */
+    enq1(&h);             /* expires after 6000 */
+    enq(&h, 0, 0, 0, 10); /* its own TTL is shorter: after 5010 */
     h.now = 6000;
     ck_assert_int_eq(simple(&h, WR_QF_TICK, 0, ""), WR_OK);
     ck_assert_uint_eq(count_kind(&h, WR_QFE_DEADLETTER), 0); /* the second waits behind the head */
@@ -757,7 +758,8 @@ static int model_before(model_t *m, const wr_qfifo_cmd_t *c, uint64_t index)
     size_t s = c->op >= WR_QF_CHECKOUT && c->op <= WR_QF_CANCEL ? slot_of(c->owner, c->tag) : 0;
 
     switch (c->op) {
-    case WR_QF_ENQUEUE: return c->owner && c->seq && c->seq <= m->pub_last[c->owner] ? WR_EEXIST : WR_OK;
+    case WR_QF_ENQUEUE:
+        return c->owner && c->seq && c->seq <= m->pub_last[c->owner] ? WR_EEXIST : WR_OK;
     case WR_QF_CHECKOUT:
         if (!m->slot[s].live)
             m->slot[s] = (mslot_t){.live = true, .last_id = -1};
@@ -797,7 +799,8 @@ static int model_before(model_t *m, const wr_qfifo_cmd_t *c, uint64_t index)
         return WR_OK;
     case WR_QF_PURGE:
     case WR_QF_TICK:
-    case WR_QF_POLICY: return WR_OK;
+    case WR_QF_POLICY:
+        return WR_OK;
     }
     (void)index;
     return WR_OK;
@@ -838,7 +841,9 @@ static void min_live_of(const model_t *m, uint64_t *min)
 static void model_effect(model_t *m, const h_t *h, const wr_qfifo_effect_t *f, uint64_t *dlx_min)
 {
     switch (f->kind) {
-    case WR_QFE_DELIVER: model_deliver(m, h, f); break;
+    case WR_QFE_DELIVER:
+        model_deliver(m, h, f);
+        break;
     case WR_QFE_DEADLETTER:
         ck_assert(m->msg[f->index].st == M_READY || m->msg[f->index].st == M_DISCARDING);
         m->msg[f->index].st = M_DONE;
@@ -848,7 +853,9 @@ static void model_effect(model_t *m, const h_t *h, const wr_qfifo_effect_t *f, u
                 *dlx_min = f->index;
         }
         break;
-    case WR_QFE_CANCEL: slot_drop(m, slot_of(f->owner, wr_qfifo_effect_tag(&h->fx, f))); break;
+    case WR_QFE_CANCEL:
+        slot_drop(m, slot_of(f->owner, wr_qfifo_effect_tag(&h->fx, f)));
+        break;
     case WR_QFE_RELEASE: {
         uint64_t min;
         min_live_of(m, &min);
@@ -856,7 +863,8 @@ static void model_effect(model_t *m, const h_t *h, const wr_qfifo_effect_t *f, u
             ck_assert_uint_eq(f->id, min);
         break;
     }
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -872,7 +880,9 @@ static void model_after(model_t *m, const h_t *h, const wr_qfifo_cmd_t *c, uint6
             m->pub_last[c->owner] = c->seq;
     }
     if (c->op == WR_QF_ENQUEUE && c->seq)
-        ck_assert_uint_eq(count_kind(h, rc == WR_OK ? WR_QFE_CONFIRM : rc == WR_EFULL ? WR_QFE_REJECT : 0),
+        ck_assert_uint_eq(count_kind(h, rc == WR_OK      ? WR_QFE_CONFIRM
+                                        : rc == WR_EFULL ? WR_QFE_REJECT
+                                                         : 0),
                           rc == WR_EEXIST ? 0 : 1);
     if (c->op == WR_QF_PURGE) {
         ck_assert_uint_eq(h->n, count_st(m, M_READY));
@@ -906,7 +916,8 @@ static wr_bytes_t pick_ids(model_t *m, size_t s, uint8_t *raw, size_t n)
 static void gen_policy(model_t *m, wr_qfifo_policy_t *p)
 {
     static const uint64_t lens[] = {WR_QF_NONE, 3, 12};
-    static const uint32_t ttls[] = {WR_QF_NO_TTL, 60, 400}, limits[] = {WR_QF_DEFAULT_DLIMIT, 1, WR_QF_UNLIMITED};
+    static const uint32_t ttls[] = {WR_QF_NO_TTL, 60, 400},
+                          limits[] = {WR_QF_DEFAULT_DLIMIT, 1, WR_QF_UNLIMITED};
 
     wr_qfifo_policy_default(p);
     p->max_length = lens[rnd(m) % 3];
@@ -1039,7 +1050,9 @@ static void drain(h_t *r, model_t *m, uint64_t now)
     for (size_t i = 0; i < m->slot[DRAIN].nout; i++)
         ids[n++] = m->slot[DRAIN].ids[i];
     wr_qfifo_ids_pack(raw, ids, n);
-    step(r, m, &(wr_qfifo_cmd_t){.op = WR_QF_SETTLE, .owner = 99, .tag = WR_BYTES_LIT("d"), .ids = {raw, 8 * n}}, now);
+    step(r, m,
+         &(wr_qfifo_cmd_t){.op = WR_QF_SETTLE, .owner = 99, .tag = WR_BYTES_LIT("d"), .ids = {raw, 8 * n}},
+         now);
     wr_qfifo_ids_pack(raw, m->dlx, m->ndlx);
     step(r, m, &(wr_qfifo_cmd_t){.op = WR_QF_DLX_SETTLE, .ids = {raw, 8 * m->ndlx}}, now);
     for (size_t i = 0; i < MAXIDX; i++)

@@ -309,6 +309,30 @@ START_TEST(ttl_by_leader_time)
 }
 END_TEST
 
+/* x-message-ttl 0: delivered if a consumer is waiting, expired otherwise (as RabbitMQ). */
+START_TEST(ttl_zero_reaches_a_waiting_consumer)
+{
+    wr_qfifo_policy_t p;
+    h_t h;
+
+    h_init(&h);
+    wr_qfifo_policy_default(&p);
+    p.msg_ttl_ms = 0;
+    policy(&h, &p);
+    checkout(&h, 1, "c", 1, 0);
+    enq1(&h);
+    ck_assert_uint_eq(count_kind(&h, WR_QFE_DELIVER), 1);
+    enq1(&h);
+    ck_assert_uint_eq(count_kind(&h, WR_QFE_DELIVER), 0);
+    ck_assert_uint_eq(count_kind(&h, WR_QFE_DEADLETTER), 0);
+    h.now++;
+    simple(&h, WR_QF_TICK, 0, "");
+    ck_assert_uint_eq(nth(&h, WR_QFE_DEADLETTER, 0)->reason, WR_QF_DL_EXPIRED);
+    ck_assert_uint_eq(info(&h).ready, 0);
+    h_done(&h);
+}
+END_TEST
+
 START_TEST(single_active_consumer)
 {
     wr_qfifo_policy_t p;
@@ -645,7 +669,7 @@ END_TEST
 /* ---- the property test: three replicas and a model ---- */
 
 enum { STEPS = 1500, SEEDS = 40, SLOTS = 7, DRAIN = 6, MAXIDX = STEPS + 16 };
-enum { M_NONE, M_READY, M_OUT, M_DISCARDING, M_DONE };
+enum { M_NONE, M_READY, M_OUT, M_DISCARDING, M_DLX, M_DONE };
 
 typedef struct {
     uint8_t st;
@@ -666,8 +690,9 @@ typedef struct {
     mmsg_t msg[MAXIDX];
     mslot_t slot[SLOTS];
     uint64_t pub_last[4], pub_next[4];
-    uint64_t dlx[MAXIDX];
+    uint64_t dlx[MAXIDX], dlx_idx[MAXIDX]; /* at-least-once dead letters: id -> log index */
     size_t ndlx;
+    uint64_t *seen; /* effects seen per kind, over every seed; reason r of DEADLETTER at 8 + r */
 } model_t;
 
 static const char *const slot_tags[SLOTS] = {"a", "b", "a", "b", "a", "b", "d"};
@@ -794,8 +819,12 @@ static int model_before(model_t *m, const wr_qfifo_cmd_t *c, uint64_t index)
     case WR_QF_DLX_SETTLE:
         for (size_t k = 0; k < wr_qfifo_cmd_nids(c); k++)
             for (size_t i = 0; i < m->ndlx; i++)
-                if (m->dlx[i] == wr_qfifo_cmd_id(c, k))
-                    m->dlx[i] = m->dlx[--m->ndlx];
+                if (m->dlx[i] == wr_qfifo_cmd_id(c, k)) {
+                    m->msg[m->dlx_idx[i]].st = M_DONE;
+                    m->ndlx--;
+                    m->dlx[i] = m->dlx[m->ndlx];
+                    m->dlx_idx[i] = m->dlx_idx[m->ndlx];
+                }
         return WR_OK;
     case WR_QF_PURGE:
     case WR_QF_TICK:
@@ -830,7 +859,7 @@ static void min_live_of(const model_t *m, uint64_t *min)
 {
     *min = 0;
     for (uint64_t i = 1; i < MAXIDX; i++) {
-        if (m->msg[i].st == M_READY || m->msg[i].st == M_OUT) {
+        if (m->msg[i].st == M_READY || m->msg[i].st == M_OUT || m->msg[i].st == M_DLX) {
             *min = i;
             return;
         }
@@ -838,31 +867,31 @@ static void min_live_of(const model_t *m, uint64_t *min)
 }
 
 /* Checks one effect of replica A against the model and applies it. */
-static void model_effect(model_t *m, const h_t *h, const wr_qfifo_effect_t *f, uint64_t *dlx_min)
+static void model_effect(model_t *m, const h_t *h, const wr_qfifo_effect_t *f)
 {
+    uint64_t min;
+
+    m->seen[f->kind]++;
     switch (f->kind) {
     case WR_QFE_DELIVER:
         model_deliver(m, h, f);
         break;
     case WR_QFE_DEADLETTER:
         ck_assert(m->msg[f->index].st == M_READY || m->msg[f->index].st == M_DISCARDING);
-        m->msg[f->index].st = M_DONE;
+        m->msg[f->index].st = f->dlx == WR_QF_DLX_AT_LEAST_ONCE ? M_DLX : M_DONE;
+        m->seen[8 + f->reason]++;
         if (f->dlx == WR_QF_DLX_AT_LEAST_ONCE) {
+            m->dlx_idx[m->ndlx] = f->index;
             m->dlx[m->ndlx++] = f->id;
-            if (*dlx_min == 0 || f->index < *dlx_min)
-                *dlx_min = f->index;
         }
         break;
     case WR_QFE_CANCEL:
         slot_drop(m, slot_of(f->owner, wr_qfifo_effect_tag(&h->fx, f)));
         break;
-    case WR_QFE_RELEASE: {
-        uint64_t min;
+    case WR_QFE_RELEASE:
         min_live_of(m, &min);
-        if (m->ndlx == 0) /* dead letters awaiting a confirm: the machine's own check covers them */
-            ck_assert_uint_eq(f->id, min);
+        ck_assert_uint_eq(f->id, min);
         break;
-    }
     default:
         break;
     }
@@ -870,7 +899,6 @@ static void model_effect(model_t *m, const h_t *h, const wr_qfifo_effect_t *f, u
 
 static void model_after(model_t *m, const h_t *h, const wr_qfifo_cmd_t *c, uint64_t index, int rc, int want)
 {
-    uint64_t dlx_min = 0;
     wr_qfifo_info_t in = info(h);
 
     ck_assert_int_eq(rc == WR_EFULL ? WR_OK : rc, want);
@@ -891,10 +919,11 @@ static void model_after(model_t *m, const h_t *h, const wr_qfifo_cmd_t *c, uint6
                 m->msg[i].st = M_DONE;
     }
     for (size_t i = 0; i < h->fx.n; i++)
-        model_effect(m, h, &h->fx.v[i], &dlx_min);
+        model_effect(m, h, &h->fx.v[i]);
     ck_assert_uint_eq(count_st(m, M_DISCARDING), 0);
     ck_assert_uint_eq(in.ready, count_st(m, M_READY));
     ck_assert_uint_eq(in.checked_out, count_st(m, M_OUT));
+    ck_assert_uint_eq(in.dlx_pending, count_st(m, M_DLX));
     ck_assert_uint_eq(in.dlx_pending, m->ndlx);
 }
 
@@ -1060,7 +1089,7 @@ static void drain(h_t *r, model_t *m, uint64_t now)
     ck_assert_uint_eq(wr_qfifo_min_live(r[0].q), 0);
 }
 
-static void run_seed(uint64_t seed)
+static void run_seed(uint64_t seed, uint64_t *seen)
 {
     static model_t m;
     uint8_t raw[32];
@@ -1068,7 +1097,7 @@ static void run_seed(uint64_t seed)
     wr_qfifo_cmd_t c;
     h_t r[3];
 
-    m = (model_t){.rng = seed * 0x9E3779B97F4A7C15ull + 1};
+    m = (model_t){.rng = seed * 0x9E3779B97F4A7C15ull + 1, .seen = seen};
     for (size_t s = 0; s < SLOTS; s++)
         m.slot[s].last_id = -1;
     for (int i = 0; i < 3; i++)
@@ -1087,8 +1116,19 @@ static void run_seed(uint64_t seed)
 
 START_TEST(replicas_agree_and_model_holds)
 {
+    uint64_t seen[16] = {0};
+
     for (uint64_t seed = 1; seed <= SEEDS; seed++)
-        run_seed(seed);
+        run_seed(seed, seen);
+    /* Every effect kind and every dead-letter reason came up: the commands reach every path. */
+    for (int k = WR_QFE_DELIVER; k <= WR_QFE_RELEASE; k++)
+        ck_assert_msg(seen[k] > 0, "no effect of kind %d in %d seeds", k, SEEDS);
+    for (int r = WR_QF_DL_REJECTED; r <= WR_QF_DL_DELIVERY_LIMIT; r++)
+        ck_assert_msg(seen[8 + r] > 0, "no dead letter for reason %d", r);
+    printf("qfifo property: %d seeds x %d commands: %llu deliveries, %llu dead letters, %llu consumer "
+           "timeouts\n",
+           SEEDS, STEPS, (unsigned long long)seen[WR_QFE_DELIVER],
+           (unsigned long long)seen[WR_QFE_DEADLETTER], (unsigned long long)seen[WR_QFE_CANCEL]);
 }
 END_TEST
 
@@ -1097,13 +1137,13 @@ static Suite *qfifo_suite(void)
     Suite *s = suite_create("cluster-qfifo");
     TCase *tc = tcase_create("machine");
 
-    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, enqueue_checkout_settle);
     tcase_add_test(tc, requeue_counts_delivery);
     tcase_add_test(tc, delivery_limit_default_20);
     tcase_add_test(tc, at_least_once_waits_for_dlx_settled);
     tcase_add_test(tc, drop_head_or_reject_publish);
     tcase_add_test(tc, ttl_by_leader_time);
+    tcase_add_test(tc, ttl_zero_reaches_a_waiting_consumer);
     tcase_add_test(tc, single_active_consumer);
     tcase_add_test(tc, consumer_priorities);
     tcase_add_test(tc, message_priorities);
@@ -1116,7 +1156,13 @@ static Suite *qfifo_suite(void)
     tcase_add_test(tc, old_unacked_does_not_pin_the_log);
     tcase_add_test(tc, snapshot_round_trip);
     tcase_add_test(tc, codec_rejects_malformed);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("memory");
+    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, memory_per_message);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("property");
+    tcase_set_timeout(tc, 600);
     tcase_add_test(tc, replicas_agree_and_model_holds);
     suite_add_tcase(s, tc);
     return s;

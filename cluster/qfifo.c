@@ -323,12 +323,12 @@ static void activate_next(wr_qfifo_t *q, wr_qfifo_effects_t *fx)
     }
 }
 
-static void remove_consumer(wr_qfifo_t *q, wr_qfifo_effects_t *fx, size_t i)
+/* The caller activates the next single active consumer once it has removed all it removes. */
+static void remove_consumer(wr_qfifo_t *q, size_t i)
 {
     qf_consumer_free(q->cons[i]);
     memmove(q->cons + i, q->cons + i + 1, (q->ncons - i - 1) * sizeof(*q->cons));
     q->ncons--;
-    activate_next(q, fx);
 }
 
 /* Every unsettled message of c goes back, in delivery order, ahead of the rest. */
@@ -385,9 +385,8 @@ static int cancel(wr_qfifo_t *q, wr_qfifo_effects_t *fx, const wr_qfifo_cmd_t *c
         return WR_ENOENT;
     q->cons[i]->status = QF_CANCELLED;
     if (q->cons[i]->nout == 0)
-        remove_consumer(q, fx, i);
-    else
-        activate_next(q, fx);
+        remove_consumer(q, i);
+    activate_next(q, fx);
     return WR_OK;
 }
 
@@ -492,7 +491,6 @@ static int enqueue(wr_qfifo_t *q, wr_qfifo_effects_t *fx, uint64_t index, const 
         return WR_ENOMEM;
     if (cmd->seq != 0)
         fx_publisher(fx, WR_QFE_CONFIRM, cmd->owner, cmd->seq);
-    drop_head(q, fx);
     return WR_OK;
 }
 
@@ -535,7 +533,8 @@ static int settle(wr_qfifo_t *q, wr_qfifo_effects_t *fx, const wr_qfifo_cmd_t *c
     }
     qf_ring_trim(&c->out, c->nout);
     if (c->status == QF_CANCELLED && c->nout == 0)
-        remove_consumer(q, fx, i);
+        remove_consumer(q, i);
+    activate_next(q, fx);
     return WR_OK;
 }
 
@@ -564,8 +563,9 @@ static void down(wr_qfifo_t *q, wr_qfifo_effects_t *fx, uint64_t owner)
             continue;
         }
         return_all(q, fx, q->cons[i]);
-        remove_consumer(q, fx, i);
+        remove_consumer(q, i);
     }
+    activate_next(q, fx);
     pub_forget(q, owner);
 }
 
@@ -600,8 +600,9 @@ static void timeouts(wr_qfifo_t *q, wr_qfifo_effects_t *fx)
         }
         fx_consumer(fx, WR_QFE_CANCEL, c);
         return_all(q, fx, c);
-        remove_consumer(q, fx, i);
+        remove_consumer(q, i);
     }
+    activate_next(q, fx);
 }
 
 static void set_policy(wr_qfifo_t *q, wr_qfifo_effects_t *fx, const wr_qfifo_policy_t *p)
@@ -612,7 +613,6 @@ static void set_policy(wr_qfifo_t *q, wr_qfifo_effects_t *fx, const wr_qfifo_pol
             if (q->cons[i]->status == QF_WAITING)
                 q->cons[i]->status = QF_UP;
     activate_next(q, fx);
-    drop_head(q, fx);
 }
 
 static int dispatch(wr_qfifo_t *q, wr_qfifo_effects_t *fx, uint64_t index, const wr_qfifo_cmd_t *cmd,
@@ -688,6 +688,7 @@ int wr_qfifo_apply(wr_qfifo_t *q, uint64_t index, uint64_t time_ms, const wr_qfi
     if (n != NULL && cmd->op != WR_QF_PURGE)
         *n = 0;
     run(q, fx);
+    drop_head(q, fx); /* after deliveries: a waiting consumer still gets a message over the limit */
     release(q, fx, index);
     return fx->oom || !wr_buf_ok(&fx->tags) ? WR_ENOMEM : rc;
 }

@@ -362,6 +362,48 @@ START_TEST(single_active_consumer)
 }
 END_TEST
 
+/* A channel with the active consumer and a waiting one goes: the next channel's consumer is the one
+ * activated. */
+START_TEST(single_active_down_skips_the_same_channel)
+{
+    wr_qfifo_policy_t p;
+    h_t h;
+
+    h_init(&h);
+    wr_qfifo_policy_default(&p);
+    p.single_active = 1;
+    policy(&h, &p);
+    checkout(&h, 1, "a", 0, 0);
+    checkout(&h, 1, "b", 0, 0);
+    checkout(&h, 2, "c", 0, 0);
+    ck_assert_int_eq(simple(&h, WR_QF_DOWN, 1, ""), WR_OK);
+    ck_assert_uint_eq(count_kind(&h, WR_QFE_ACTIVE), 1);
+    ck_assert(tag_is(&h, nth(&h, WR_QFE_ACTIVE, 0), "c"));
+    h_done(&h);
+}
+END_TEST
+
+/* Limits are enforced after deliveries (RabbitMQ's evaluate_limit): a waiting consumer gets the message. */
+START_TEST(limit_after_delivery)
+{
+    wr_qfifo_policy_t p;
+    h_t h;
+
+    h_init(&h);
+    wr_qfifo_policy_default(&p);
+    p.max_length = 0;
+    policy(&h, &p);
+    checkout(&h, 1, "c", 1, 0);
+    enq1(&h);
+    ck_assert_uint_eq(count_kind(&h, WR_QFE_DELIVER), 1);
+    ck_assert_uint_eq(count_kind(&h, WR_QFE_DEADLETTER), 0);
+    enq1(&h);
+    ck_assert_uint_eq(nth(&h, WR_QFE_DEADLETTER, 0)->reason, WR_QF_DL_MAXLEN);
+    ck_assert_uint_eq(nth(&h, WR_QFE_DEADLETTER, 0)->index, 4);
+    h_done(&h);
+}
+END_TEST
+
 START_TEST(consumer_priorities)
 {
     h_t h;
@@ -1145,6 +1187,8 @@ static Suite *qfifo_suite(void)
     tcase_add_test(tc, ttl_by_leader_time);
     tcase_add_test(tc, ttl_zero_reaches_a_waiting_consumer);
     tcase_add_test(tc, single_active_consumer);
+    tcase_add_test(tc, single_active_down_skips_the_same_channel);
+    tcase_add_test(tc, limit_after_delivery);
     tcase_add_test(tc, consumer_priorities);
     tcase_add_test(tc, message_priorities);
     tcase_add_test(tc, purge_drops_ready_only);

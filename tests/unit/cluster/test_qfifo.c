@@ -819,61 +819,64 @@ static size_t count_st(const model_t *m, uint8_t st)
     return n;
 }
 
-/* The expected status of a command, from the model, updating it first. */
-static int model_before(model_t *m, const wr_qfifo_cmd_t *c, uint64_t index)
+/* A command naming a consumer (CHECKOUT .. CANCEL): the model's change and the expected status. */
+static int model_consumer_cmd(model_t *m, const wr_qfifo_cmd_t *c)
 {
-    size_t s = c->op >= WR_QF_CHECKOUT && c->op <= WR_QF_CANCEL ? slot_of(c->owner, c->tag) : 0;
+    size_t s = slot_of(c->owner, c->tag);
 
-    switch (c->op) {
-    case WR_QF_ENQUEUE:
-        return c->owner && c->seq && c->seq <= m->pub_last[c->owner] ? WR_EEXIST : WR_OK;
-    case WR_QF_CHECKOUT:
+    if (c->op == WR_QF_CHECKOUT) {
         if (!m->slot[s].live)
             m->slot[s] = (mslot_t){.live = true, .last_id = -1};
         m->slot[s].cancelled = false;
         m->slot[s].prefetch = c->prefetch;
         return WR_OK;
-    case WR_QF_SETTLE:
-    case WR_QF_RETURN:
-    case WR_QF_DISCARD:
-        if (!m->slot[s].live)
-            return WR_ENOENT;
-        model_settle(m, c, s);
-        return WR_OK;
-    case WR_QF_CREDIT:
-        if (!m->slot[s].live)
-            return WR_ENOENT;
+    }
+    if (!m->slot[s].live)
+        return WR_ENOENT;
+    if (c->op == WR_QF_CREDIT)
         m->slot[s].prefetch = c->prefetch;
-        return WR_OK;
-    case WR_QF_CANCEL:
-        if (!m->slot[s].live)
-            return WR_ENOENT;
+    else if (c->op == WR_QF_CANCEL) {
         m->slot[s].cancelled = true;
         slot_maybe_gone(m, s);
-        return WR_OK;
-    case WR_QF_DOWN:
-        for (size_t i = 0; i < SLOTS; i++)
-            if (slot_owner(i) == c->owner && m->slot[i].live)
-                slot_drop(m, i);
-        if (c->owner < 4)
-            m->pub_last[c->owner] = 0;
-        return WR_OK;
-    case WR_QF_DLX_SETTLE:
-        for (size_t k = 0; k < wr_qfifo_cmd_nids(c); k++)
-            for (size_t i = 0; i < m->ndlx; i++)
-                if (m->dlx[i] == wr_qfifo_cmd_id(c, k)) {
-                    m->msg[m->dlx_idx[i]].st = M_DONE;
-                    m->ndlx--;
-                    m->dlx[i] = m->dlx[m->ndlx];
-                    m->dlx_idx[i] = m->dlx_idx[m->ndlx];
-                }
-        return WR_OK;
-    case WR_QF_PURGE:
-    case WR_QF_TICK:
-    case WR_QF_POLICY:
-        return WR_OK;
+    } else
+        model_settle(m, c, s);
+    return WR_OK;
+}
+
+static void model_down(model_t *m, uint64_t owner)
+{
+    for (size_t i = 0; i < SLOTS; i++)
+        if (slot_owner(i) == owner && m->slot[i].live)
+            slot_drop(m, i);
+    if (owner < 4)
+        m->pub_last[owner] = 0;
+}
+
+static void model_dlx_settle(model_t *m, uint64_t id)
+{
+    for (size_t i = 0; i < m->ndlx; i++) {
+        if (m->dlx[i] == id) {
+            m->msg[m->dlx_idx[i]].st = M_DONE;
+            m->ndlx--;
+            m->dlx[i] = m->dlx[m->ndlx];
+            m->dlx_idx[i] = m->dlx_idx[m->ndlx];
+            return;
+        }
     }
-    (void)index;
+}
+
+/* The expected status of a command, from the model, updating it first. */
+static int model_before(model_t *m, const wr_qfifo_cmd_t *c)
+{
+    if (c->op >= WR_QF_CHECKOUT && c->op <= WR_QF_CANCEL)
+        return model_consumer_cmd(m, c);
+    if (c->op == WR_QF_ENQUEUE)
+        return c->owner && c->seq && c->seq <= m->pub_last[c->owner] ? WR_EEXIST : WR_OK;
+    if (c->op == WR_QF_DOWN)
+        model_down(m, c->owner);
+    if (c->op == WR_QF_DLX_SETTLE)
+        for (size_t k = 0; k < wr_qfifo_cmd_nids(c); k++)
+            model_dlx_settle(m, wr_qfifo_cmd_id(c, k));
     return WR_OK;
 }
 
@@ -1091,7 +1094,7 @@ static void reload(h_t *r)
 /* Applies c to all three replicas at time now, checks they agree and that the model holds. */
 static void step(h_t *r, model_t *m, const wr_qfifo_cmd_t *c, uint64_t now)
 {
-    int want = model_before(m, c, r[0].index + 1), rc[3];
+    int want = model_before(m, c), rc[3];
 
     for (int i = 0; i < 3; i++) {
         r[i].now = now;

@@ -641,9 +641,10 @@ START_TEST(snapshot_round_trip)
         ck_assert_int_eq(wr_qfifo_snapshot_load(a.data, cut, &bad), WR_ESYNTAX);
         ck_assert_ptr_null(bad);
     }
+    wr_qfifo_free(copy);
     wr_buf_put_u8(&a, 0);
     ck_assert_int_eq(wr_qfifo_snapshot_load(a.data, a.len, &copy), WR_ESYNTAX);
-    wr_qfifo_free(copy);
+    ck_assert_ptr_null(copy);
     wr_buf_free(&a);
     wr_buf_free(&b);
     h_done(&h);

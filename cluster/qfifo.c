@@ -605,6 +605,60 @@ static void timeouts(wr_qfifo_t *q, wr_qfifo_effects_t *fx)
     activate_next(q, fx);
 }
 
+/* The consumer (owner, tag) for a basic.get, made when none is: a cancelled one, which receives
+ * nothing else and goes with its last settlement. NULL on allocation failure. */
+static qf_consumer_t *getter(wr_qfifo_t *q, uint64_t index, const wr_qfifo_cmd_t *cmd)
+{
+    size_t i = find_consumer(q, cmd->owner, cmd->tag);
+    qf_consumer_t *c;
+
+    if (i != SIZE_MAX)
+        return q->cons[i];
+    if ((c = qf_consumer_new(cmd->owner, cmd->tag, index)) == NULL || !qf_consumer_add(q, c)) {
+        qf_consumer_free(c);
+        return NULL;
+    }
+    c->status = QF_CANCELLED;
+    return c;
+}
+
+/* A no-ack basic.get: the message leaves the queue as it is delivered. */
+static void deliver_settled(wr_qfifo_effects_t *fx, const wr_qfifo_cmd_t *cmd, const qf_msg_t *m)
+{
+    qf_consumer_t to = {.owner = cmd->owner, .tag_len = (uint8_t)cmd->tag.len};
+    wr_qfifo_effect_t *f;
+
+    if (to.tag_len > 0)
+        memcpy(to.tag, cmd->tag.data, to.tag_len);
+    if ((f = fx_consumer(fx, WR_QFE_DELIVER, &to)) == NULL)
+        return;
+    f->index = m->index;
+    f->size = m->size;
+    f->count = m->count;
+    f->redelivered = (m->flags & QF_REDELIVERED) != 0;
+}
+
+/* basic.get: the next ready message, settled at once (no-ack) or checked out. *n: whether one was got. */
+static int dequeue(wr_qfifo_t *q, wr_qfifo_effects_t *fx, uint64_t index, const wr_qfifo_cmd_t *cmd,
+                   uint64_t *n)
+{
+    qf_consumer_t *c = NULL;
+    qf_msg_t m;
+
+    expire_heads(q, fx);
+    if (ready_count(q) == 0)
+        return WR_OK;
+    if (!cmd->no_ack && (c = getter(q, index, cmd)) == NULL)
+        return WR_ENOMEM;
+    take_next(q, &m);
+    *n = 1;
+    if (c == NULL) {
+        deliver_settled(fx, cmd, &m);
+        return WR_OK;
+    }
+    return deliver(q, fx, c, &m) ? WR_OK : WR_ENOMEM;
+}
+
 static void set_policy(wr_qfifo_t *q, wr_qfifo_effects_t *fx, const wr_qfifo_policy_t *p)
 {
     q->pol = *p;
@@ -648,6 +702,8 @@ static int dispatch(wr_qfifo_t *q, wr_qfifo_effects_t *fx, uint64_t index, const
     case WR_QF_DLX_SETTLE:
         dlx_settle(q, cmd);
         return WR_OK;
+    case WR_QF_DEQUEUE:
+        return dequeue(q, fx, index, cmd, n);
     }
     return WR_EUNKNOWN;
 }
@@ -678,15 +734,16 @@ static void release(wr_qfifo_t *q, wr_qfifo_effects_t *fx, uint64_t index)
 int wr_qfifo_apply(wr_qfifo_t *q, uint64_t index, uint64_t time_ms, const wr_qfifo_cmd_t *cmd,
                    wr_qfifo_effects_t *fx, uint64_t *n)
 {
-    uint64_t scratch = 0;
+    uint64_t scratch;
     int rc;
 
+    if (n == NULL)
+        n = &scratch;
+    *n = 0;
     if (time_ms > q->now)
         q->now = time_ms;
     q->applied = index;
-    rc = dispatch(q, fx, index, cmd, n ? n : &scratch);
-    if (n != NULL && cmd->op != WR_QF_PURGE)
-        *n = 0;
+    rc = dispatch(q, fx, index, cmd, n);
     run(q, fx);
     drop_head(q, fx); /* after deliveries: a waiting consumer still gets a message over the limit */
     release(q, fx, index);

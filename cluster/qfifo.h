@@ -52,17 +52,18 @@ void wr_qfifo_policy_default(wr_qfifo_policy_t *p);
 
 typedef enum {
     WR_QF_ENQUEUE = 1,
-    WR_QF_CHECKOUT = 2,   /* basic.consume (or a re-checkout: new prefetch and priority) */
-    WR_QF_SETTLE = 3,     /* basic.ack */
-    WR_QF_RETURN = 4,     /* reject/nack with requeue: delivery count + 1 */
-    WR_QF_DISCARD = 5,    /* reject/nack without requeue: dead-letter (rejected) or drop */
-    WR_QF_CREDIT = 6,     /* basic.qos on a live consumer: its new prefetch */
-    WR_QF_CANCEL = 7,     /* basic.cancel: no more deliveries; unacked stay until settled */
-    WR_QF_DOWN = 8,       /* every consumer of a channel/connection gone: its messages return */
-    WR_QF_PURGE = 9,      /* queue.purge: ready messages dropped */
-    WR_QF_TICK = 10,      /* the leader's periodic time: TTL expiry, consumer timeouts */
-    WR_QF_POLICY = 11,    /* arguments / policy changed */
-    WR_QF_DLX_SETTLE = 12 /* at-least-once: the dead-letter target confirmed these */
+    WR_QF_CHECKOUT = 2,    /* basic.consume (or a re-checkout: new prefetch and priority) */
+    WR_QF_SETTLE = 3,      /* basic.ack */
+    WR_QF_RETURN = 4,      /* reject/nack with requeue: delivery count + 1 */
+    WR_QF_DISCARD = 5,     /* reject/nack without requeue: dead-letter (rejected) or drop */
+    WR_QF_CREDIT = 6,      /* basic.qos on a live consumer: its new prefetch */
+    WR_QF_CANCEL = 7,      /* basic.cancel: no more deliveries; unacked stay until settled */
+    WR_QF_DOWN = 8,        /* every consumer of a channel/connection gone: its messages return */
+    WR_QF_PURGE = 9,       /* queue.purge: ready messages dropped */
+    WR_QF_TICK = 10,       /* the leader's periodic time: TTL expiry, consumer timeouts */
+    WR_QF_POLICY = 11,     /* arguments / policy changed */
+    WR_QF_DLX_SETTLE = 12, /* at-least-once: the dead-letter target confirmed these */
+    WR_QF_DEQUEUE = 13     /* basic.get: the next ready message to (owner, tag), settled or not */
 } wr_qf_op_t;
 
 /*
@@ -81,6 +82,7 @@ typedef struct {
     uint32_t ttl_ms;          /* ENQUEUE: per-message TTL (expiration), WR_QF_NO_TTL */
     uint32_t prefetch;        /* CHECKOUT, CREDIT: unsettled deliveries allowed (0: unlimited) */
     int32_t cprio;            /* CHECKOUT: x-priority */
+    uint8_t no_ack;           /* DEQUEUE: settled on delivery (basic.get no-ack) */
     wr_bytes_t ids;           /* SETTLE, RETURN, DISCARD: message ids; DLX_SETTLE: dead-letter ids */
     wr_qfifo_policy_t policy; /* POLICY */
 } wr_qfifo_cmd_t;
@@ -104,7 +106,8 @@ bool wr_qfifo_cmd_put(wr_buf_t *b, uint64_t time_ms, const wr_qfifo_cmd_t *cmd);
 int wr_qfifo_cmd_decode(const uint8_t *data, size_t len, uint64_t *time_ms, wr_qfifo_cmd_t *cmd);
 
 typedef enum {
-    WR_QFE_DELIVER = 1,    /* owner/tag: consumer; id: message id; index, size, count, redelivered */
+    WR_QFE_DELIVER = 1,    /* owner/tag: consumer; id: message id (0 for a no-ack get); index, size, count,
+                              redelivered */
     WR_QFE_CONFIRM = 2,    /* owner: publisher; seq */
     WR_QFE_REJECT = 3,     /* owner: publisher; seq (reject-publish: basic.nack) */
     WR_QFE_DEADLETTER = 4, /* index, size, reason, dlx (strategy); id: dead-letter id (at-least-once) */
@@ -158,7 +161,7 @@ void wr_qfifo_free(wr_qfifo_t *q); /* NULL is a no-op */
  * enqueue refused by reject-publish (a REJECT effect); WR_ENOENT for a
  * command naming no known consumer (nothing happens); WR_ENOMEM (fatal for
  * this replica: the state may be partly applied). *n (may be NULL) is the
- * number of messages PURGE removed, 0 otherwise.
+ * number of messages PURGE removed, 1 when DEQUEUE got a message, else 0.
  */
 int wr_qfifo_apply(wr_qfifo_t *q, uint64_t index, uint64_t time_ms, const wr_qfifo_cmd_t *cmd,
                    wr_qfifo_effects_t *fx, uint64_t *n);

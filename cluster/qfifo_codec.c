@@ -171,6 +171,10 @@ static void put_body(wr_buf_t *b, const wr_qfifo_cmd_t *cmd)
     case WR_QF_DLX_SETTLE:
         put_ids(b, cmd);
         break;
+    case WR_QF_DEQUEUE:
+        put_key(b, cmd);
+        wr_buf_put_u8(b, cmd->no_ack);
+        break;
     case WR_QF_PURGE:
     case WR_QF_TICK:
         break;
@@ -239,6 +243,8 @@ static bool rd_body(rd_t *r, wr_qfifo_cmd_t *cmd)
         return rd_policy(r, &cmd->policy);
     case WR_QF_DLX_SETTLE:
         return rd_ids(r, cmd);
+    case WR_QF_DEQUEUE:
+        return rd_key(r, cmd) && rd_u8(r, &cmd->no_ack, 1);
     case WR_QF_PURGE:
     case WR_QF_TICK:
         return true;
@@ -254,7 +260,7 @@ int wr_qfifo_cmd_decode(const uint8_t *data, size_t len, uint64_t *time_ms, wr_q
     memset(cmd, 0, sizeof(*cmd));
     if (!rd_u8(&r, &op, UINT8_MAX) || !rd_u64(&r, time_ms))
         return WR_ESYNTAX;
-    if (op < WR_QF_ENQUEUE || op > WR_QF_DLX_SETTLE)
+    if (op < WR_QF_ENQUEUE || op > WR_QF_DEQUEUE)
         return WR_EUNKNOWN;
     cmd->op = (wr_qf_op_t)op;
     if (!rd_body(&r, cmd) || r.p != r.end)

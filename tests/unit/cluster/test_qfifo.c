@@ -404,6 +404,41 @@ START_TEST(limit_after_delivery)
 }
 END_TEST
 
+START_TEST(dequeue_get)
+{
+    wr_qfifo_cmd_t get = {.op = WR_QF_DEQUEUE, .owner = 4, .tag = WR_BYTES_LIT("get"), .no_ack = 1};
+    h_t h;
+
+    h_init(&h);
+    enq1(&h);
+    enq1(&h);
+    enq1(&h);
+    ck_assert_int_eq(h_apply(&h, &get), WR_OK);
+    ck_assert_uint_eq(h.n, 1);
+    ck_assert(tag_is(&h, nth(&h, WR_QFE_DELIVER, 0), "get"));
+    ck_assert_uint_eq(nth(&h, WR_QFE_DELIVER, 0)->index, 1);
+    ck_assert_uint_eq(info(&h).consumers, 0); /* no-ack: settled as delivered */
+    get.no_ack = 0;
+    h_apply(&h, &get);
+    ck_assert_uint_eq(nth(&h, WR_QFE_DELIVER, 0)->index, 2);
+    ck_assert_uint_eq(nth(&h, WR_QFE_DELIVER, 0)->id, 0);
+    ck_assert_uint_eq(info(&h).checked_out, 1);
+    enq1(&h);
+    ck_assert_uint_eq(count_kind(&h, WR_QFE_DELIVER), 0); /* a getter is no consumer */
+    settle(&h, WR_QF_RETURN, 4, "get", 0);
+    ck_assert_uint_eq(info(&h).consumers, 0);
+    ck_assert_uint_eq(info(&h).ready, 3);
+    h_apply(&h, &get);
+    ck_assert_uint_eq(nth(&h, WR_QFE_DELIVER, 0)->index, 2); /* returned first, counted */
+    ck_assert_uint_eq(nth(&h, WR_QFE_DELIVER, 0)->count, 1);
+    simple(&h, WR_QF_PURGE, 0, "");
+    ck_assert_int_eq(h_apply(&h, &get), WR_OK);
+    ck_assert_uint_eq(h.n, 0);
+    ck_assert_uint_eq(count_kind(&h, WR_QFE_DELIVER), 0);
+    h_done(&h);
+}
+END_TEST
+
 START_TEST(consumer_priorities)
 {
     h_t h;
@@ -670,7 +705,7 @@ START_TEST(codec_rejects_malformed)
     ck_assert_int_eq(wr_qfifo_cmd_decode(b.data, b.len, &t, &got), WR_ESYNTAX);
     b.data[0] = 0;
     ck_assert_int_eq(wr_qfifo_cmd_decode(b.data, b.len, &t, &got), WR_EUNKNOWN);
-    b.data[0] = 13;
+    b.data[0] = 14;
     ck_assert_int_eq(wr_qfifo_cmd_decode(b.data, b.len, &t, &got), WR_EUNKNOWN);
     wr_buf_reset(&b);
     c = (wr_qfifo_cmd_t){.op = WR_QF_POLICY};
@@ -711,7 +746,8 @@ END_TEST
 
 /* ---- the property test: three replicas and a model ---- */
 
-enum { STEPS = 1500, SEEDS = 40, SLOTS = 7, DRAIN = 6, MAXIDX = STEPS + 16 };
+enum { STEPS = 1500, SEEDS = 40, SLOTS = 10, DRAIN = 9, MAXIDX = STEPS + 16 };
+enum { SEEN_GETS = 15 }; /* where seen[] counts basic.get deliveries */
 enum { M_NONE, M_READY, M_OUT, M_DISCARDING, M_DLX, M_DONE };
 
 typedef struct {
@@ -738,11 +774,12 @@ typedef struct {
     uint64_t *seen; /* effects seen per kind, over every seed; reason r of DEADLETTER at 8 + r */
 } model_t;
 
-static const char *const slot_tags[SLOTS] = {"a", "b", "a", "b", "a", "b", "d"};
+/* Two consumers per channel 1..3, a basic.get tag per channel, and the drain's consumer. */
+static const char *const slot_tags[SLOTS] = {"a", "b", "a", "b", "a", "b", "g", "g", "g", "d"};
 
 static uint64_t slot_owner(size_t s)
 {
-    return s == DRAIN ? 99 : 1 + s / 2;
+    return s == DRAIN ? 99 : s < 6 ? 1 + s / 2 : s - 5;
 }
 
 static uint64_t rnd(model_t *m)
@@ -881,19 +918,26 @@ static int model_before(model_t *m, const wr_qfifo_cmd_t *c)
     return WR_OK;
 }
 
-static void model_deliver(model_t *m, const h_t *h, const wr_qfifo_effect_t *f)
+/* get: the basic.get this delivery answers (it may go to a cancelled getter, past prefetch), or NULL. */
+static void model_deliver(model_t *m, const h_t *h, const wr_qfifo_effect_t *f, const wr_qfifo_cmd_t *get)
 {
     size_t s = slot_of(f->owner, wr_qfifo_effect_tag(&h->fx, f));
     mslot_t *sl = &m->slot[s];
     mmsg_t *msg = &m->msg[f->index];
 
-    ck_assert_msg(sl->live && !sl->cancelled, "delivery to a consumer that is not up");
     ck_assert_msg(msg->st == M_READY, "message %llu delivered while not ready (state %d)",
                   (unsigned long long)f->index, msg->st);
-    ck_assert_msg(sl->prefetch == 0 || sl->nout < sl->prefetch, "prefetch %u exceeded", sl->prefetch);
-    ck_assert_int_gt((int64_t)f->id, sl->last_id);
     ck_assert_uint_eq(f->count, msg->count);
     ck_assert_uint_eq(f->redelivered, msg->delivered);
+    msg->delivered = true;
+    if (get != NULL && get->no_ack) {
+        msg->st = M_DONE;
+        return;
+    }
+    ck_assert_msg(sl->live && (get != NULL || !sl->cancelled), "delivery to a consumer that is not up");
+    ck_assert_msg(get != NULL || sl->prefetch == 0 || sl->nout < sl->prefetch, "prefetch %u exceeded",
+                  sl->prefetch);
+    ck_assert_int_gt((int64_t)f->id, sl->last_id);
     sl->last_id = (int64_t)f->id;
     sl->ids[sl->nout] = f->id;
     sl->idx[sl->nout++] = f->index;
@@ -913,14 +957,14 @@ static void min_live_of(const model_t *m, uint64_t *min)
 }
 
 /* Checks one effect of replica A against the model and applies it. */
-static void model_effect(model_t *m, const h_t *h, const wr_qfifo_effect_t *f)
+static void model_effect(model_t *m, const h_t *h, const wr_qfifo_effect_t *f, const wr_qfifo_cmd_t *get)
 {
     uint64_t min;
 
     m->seen[f->kind]++;
     switch (f->kind) {
     case WR_QFE_DELIVER:
-        model_deliver(m, h, f);
+        model_deliver(m, h, f, get);
         break;
     case WR_QFE_DEADLETTER:
         ck_assert(m->msg[f->index].st == M_READY || m->msg[f->index].st == M_DISCARDING);
@@ -941,6 +985,17 @@ static void model_effect(model_t *m, const h_t *h, const wr_qfifo_effect_t *f)
     default:
         break;
     }
+}
+
+/* A basic.get that got a message (one delivery) made its getter if it had none. */
+static void model_get(model_t *m, const h_t *h, const wr_qfifo_cmd_t *c)
+{
+    size_t s = slot_of(c->owner, c->tag);
+
+    ck_assert_uint_eq(count_kind(h, WR_QFE_DELIVER), h->n);
+    m->seen[SEEN_GETS] += h->n;
+    if (h->n == 1 && !c->no_ack && !m->slot[s].live)
+        m->slot[s] = (mslot_t){.live = true, .cancelled = true, .last_id = -1};
 }
 
 static void model_after(model_t *m, const h_t *h, const wr_qfifo_cmd_t *c, uint64_t index, int rc, int want)
@@ -964,8 +1019,12 @@ static void model_after(model_t *m, const h_t *h, const wr_qfifo_cmd_t *c, uint6
             if (m->msg[i].st == M_READY)
                 m->msg[i].st = M_DONE;
     }
-    for (size_t i = 0; i < h->fx.n; i++)
-        model_effect(m, h, &h->fx.v[i]);
+    if (c->op == WR_QF_DEQUEUE)
+        model_get(m, h, c);
+    for (size_t i = 0, got = 0; i < h->fx.n; i++) {
+        bool get = c->op == WR_QF_DEQUEUE && h->fx.v[i].kind == WR_QFE_DELIVER && got++ == 0;
+        model_effect(m, h, &h->fx.v[i], get ? c : NULL);
+    }
     ck_assert_uint_eq(count_st(m, M_DISCARDING), 0);
     ck_assert_uint_eq(in.ready, count_st(m, M_READY));
     ck_assert_uint_eq(in.checked_out, count_st(m, M_OUT));
@@ -1025,9 +1084,12 @@ static void gen(model_t *m, wr_qfifo_cmd_t *c, uint8_t *raw)
     size_t s = rnd(m) % DRAIN;
 
     *c = (wr_qfifo_cmd_t){.owner = slot_owner(s), .tag = wr_bytes_str(slot_tags[s])};
-    if (r < 35)
+    if (r < 32)
         gen_enqueue(m, c);
-    else if (r < 43) {
+    else if (r < 35) {
+        c->op = WR_QF_DEQUEUE;
+        c->no_ack = rnd(m) % 2;
+    } else if (r < 43) {
         c->op = WR_QF_CHECKOUT;
         c->prefetch = (uint32_t)(rnd(m) % 4);
         c->cprio = (int32_t)(rnd(m) % 3);
@@ -1171,9 +1233,10 @@ START_TEST(replicas_agree_and_model_holds)
         ck_assert_msg(seen[k] > 0, "no effect of kind %d in %d seeds", k, SEEDS);
     for (int r = WR_QF_DL_REJECTED; r <= WR_QF_DL_DELIVERY_LIMIT; r++)
         ck_assert_msg(seen[8 + r] > 0, "no dead letter for reason %d", r);
-    printf("qfifo property: %d seeds x %d commands: %llu deliveries, %llu dead letters, %llu consumer "
-           "timeouts\n",
-           SEEDS, STEPS, (unsigned long long)seen[WR_QFE_DELIVER],
+    ck_assert_msg(seen[SEEN_GETS] > 0, "no basic.get got a message");
+    printf("qfifo property: %d seeds x %d commands: %llu deliveries (%llu by basic.get), %llu dead letters, "
+           "%llu consumer timeouts\n",
+           SEEDS, STEPS, (unsigned long long)seen[WR_QFE_DELIVER], (unsigned long long)seen[SEEN_GETS],
            (unsigned long long)seen[WR_QFE_DEADLETTER], (unsigned long long)seen[WR_QFE_CANCEL]);
 }
 END_TEST
@@ -1193,6 +1256,7 @@ static Suite *qfifo_suite(void)
     tcase_add_test(tc, single_active_consumer);
     tcase_add_test(tc, single_active_down_skips_the_same_channel);
     tcase_add_test(tc, limit_after_delivery);
+    tcase_add_test(tc, dequeue_get);
     tcase_add_test(tc, consumer_priorities);
     tcase_add_test(tc, message_priorities);
     tcase_add_test(tc, purge_drops_ready_only);

@@ -6,7 +6,9 @@
 # other two still change definitions and the node catches up when restarted
 # (its durable queue with its messages too); with two killed, a change on the
 # survivor fails with 541 in bounded time while routing goes on, and all
-# converge once they are back. Every wait is a condition with a deadline.
+# converge once they are back; a node partitioned from the others by the
+# fault-injecting proxies refuses changes while the majority goes on, and
+# converges after the heal. Every wait is a condition with a deadline.
 # warren only.
 import time
 
@@ -256,3 +258,37 @@ def test_majority_down(cluster):
     cluster.wait_all_up()
     change(n1, lambda ch: ch.exchange_declare("z", "direct"))
     wait_known(cluster.nodes.values(), exchanges=["x", "z"], queues=["q"])
+
+
+@pytest.mark.parametrize("mode", ["cut", "drop"])
+def test_partition_minority_refuses_changes_then_converges(tmp_path, warrend_binary, mode):
+    """n1 cut off from n2 and n3 by the fault-injecting proxies on its peer
+    links (reset, or silently dropping every byte) while its clients stay
+    connected to it: a change on n1 fails with 541 and changes nothing, the
+    majority side keeps changing definitions, routing on n1 goes on; after
+    the heal every node converges on the majority's definitions."""
+    c = Cluster(tmp_path, proxies=True)
+    try:
+        c.start_all()
+        c.wait_all_up()
+        n1, n2, n3 = (c.nodes[n] for n in ("n1", "n2", "n3"))
+        change(n1, topology)  # q's home is n1
+        wait_known([n1, n2, n3], exchanges=["x"], queues=["q"])
+        c.partition(["n1"], ["n2", "n3"], mode)
+        c.wait_running("n1", {"n2": False, "n3": False})
+        # The majority may need a new leader if n1 led: retried while 541.
+        change(n2, lambda ch: ch.exchange_declare("during", "fanout", durable=True))
+        e = attempt(n1, lambda ch: ch.exchange_declare("minority", "direct"))
+        assert e is not None and (e.reply_code, e.reply_text) == (
+            541, "INTERNAL_ERROR - failed to declare exchange 'minority' in vhost '/' because the operation "
+                 "timed out"), e
+        assert not knows_exchange(n1, "during")
+        publish_confirmed(n1, "x", "a.b", b"in the minority")
+        c.heal()
+        c.wait_all_up()
+        wait_known([n1, n2, n3], exchanges=["x", "during"], queues=["q"])
+        for n in (n1, n2, n3):
+            assert not knows_exchange(n, "minority")
+        assert get_one(n1, "q") == b"in the minority"
+    finally:
+        c.stop_all()

@@ -179,8 +179,8 @@ static void protocol_listener(wr_mgmt_req_t *r)
         }
     }
     wr_mgmt_reply(r, 503,
-                  json_pack("{s:s, s:s, s:s, s:o}", "status", "failed", "reason", "No active listener", "missing",
-                            want, "protocols", protos));
+                  json_pack("{s:s, s:s, s:s, s:o}", "status", "failed", "reason", "No active listener",
+                            "missing", want, "protocols", protos));
 }
 
 bool wr_mgmt_health_check(wr_mgmt_req_t *r)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "broker/auth/access.h"
+#include "broker/cluster/remote.h"
 #include "broker/amqp/channel_internal.h"
 #include "broker/vhost/exchange.h"
 #include "broker/base/log.h"
@@ -100,6 +101,10 @@ static wr_queue_t *find_queue(wr_channel_t *ch, wr_bytes_t name, uint32_t method
     }
     if (!wr_channel_check_exclusive(ch, q, method, err))
         return NULL;
+    if (wr_remote_queue_down(q)) {
+        wr_remote_queue_down_error(q, wr_channel_vhost_name(ch), method, err);
+        return NULL;
+    }
     return q;
 }
 

@@ -67,14 +67,22 @@ static const proxy_t *cpq(const wr_queue_t *q)
     return (const proxy_t *)((const char *)q - offsetof(proxy_t, h));
 }
 
+/* The home can be reached: settlements of earlier deliveries still go
+ * there after the proxy is deleted here. */
+static bool linked(const proxy_t *p)
+{
+    return p->r != NULL && !p->down;
+}
+
+/* New publishes and consumers are taken. */
 static bool usable(const proxy_t *p)
 {
-    return p->r != NULL && !p->down && !p->h.closed;
+    return linked(p) && !p->h.closed;
 }
 
 static int send_to_home(proxy_t *p, const wr_remote_msg_t *m)
 {
-    return usable(p) ? wr_remote_send(p->r, p->home, m) : WR_ENOENT;
+    return linked(p) ? wr_remote_send(p->r, p->home, m) : WR_ENOENT;
 }
 
 /* ---------------------------------------------------------------- confirms */

@@ -442,6 +442,27 @@ START_TEST(queue_deleted_at_home_cancels_the_remote_consumer)
 }
 END_TEST
 
+/* The proxy is deleted on its node (the queue was deleted cluster-wide):
+ * its consumers are cancelled there and detached at the home. */
+START_TEST(proxy_deleted_cancels_its_consumers)
+{
+    tcons_t *tc = consume(fx.proxy, 0, false);
+
+    ck_assert_int_eq(publish(fx.home, "a", NULL), WR_OK);
+    UNTIL(tc->n == 1);
+    wr_queue_ref(fx.proxy); /* as the channel's unacked delivery holds it */
+    wr_vhost_queue_delete(fx.n[1].vh, fx.proxy);
+    ck_assert_int_eq(tc->cancelled, 1);
+    UNTIL(wr_queue_consumer_count(fx.home) == 0);
+    /* The delivery it still holds can be settled: back to the home. */
+    settle(fx.proxy, tc, 0, WR_SETTLE_REQUEUE);
+    wr_queue_unref(fx.proxy);
+    UNTIL(wr_queue_ready(fx.home) == 1);
+    ck_assert_uint_eq(wr_queue_unacked(fx.home), 0);
+    tc_free(tc);
+}
+END_TEST
+
 START_TEST(cancel_at_the_proxy_detaches_at_home)
 {
     tcons_t *tc = consume(fx.proxy, 0, false);
@@ -563,6 +584,7 @@ static Suite *remote_suite(void)
     tcase_add_test(tc, home_down_cancels_consumers_and_nacks_confirms);
     tcase_add_test(tc, user_down_requeues_its_deliveries_at_home);
     tcase_add_test(tc, queue_deleted_at_home_cancels_the_remote_consumer);
+    tcase_add_test(tc, proxy_deleted_cancels_its_consumers);
     tcase_add_test(tc, cancel_at_the_proxy_detaches_at_home);
     tcase_add_test(tc, no_ack_consumer);
     tcase_add_test(tc, slow_consumer_holds_at_most_the_credit_window);

@@ -558,6 +558,30 @@ START_TEST(fast_publisher_is_bounded_by_the_outbox)
 }
 END_TEST
 
+/* SETTLE with multiple (the proxy sends one per delivery; a peer may send
+ * one for several): every delivery up to the id, of that consumer only. */
+START_TEST(settle_multiple_at_home)
+{
+    tcons_t *tc = consume(fx.proxy, 0, false);
+    wr_remote_msg_t m = {.kind = WR_REMOTE_SETTLE, .how = WR_SETTLE_ACK, .flags = WR_REMOTE_MULTIPLE};
+    wr_buf_t b = WR_BUF_INIT;
+    wr_bytes_t part;
+
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(publish(fx.home, "m", NULL), WR_OK);
+    UNTIL(tc->n == 4);
+    m.id = tc->t[2].w[0];
+    m.tag = tc->t[2].w[1];
+    ck_assert(wr_remote_wire_encode(&b, &m));
+    part = (wr_bytes_t){b.data, b.len};
+    ck_assert_int_eq(wr_peer_send_app(fx.n[1].links, "n1", WR_REMOTE_SETTLE, 0, &part, 1), WR_OK);
+    UNTIL(wr_queue_stats(fx.home)->ack == 3);
+    ck_assert_uint_eq(wr_queue_unacked(fx.home), 1);
+    wr_buf_free(&b);
+    tc_free(tc);
+}
+END_TEST
+
 /* A malformed body closes the link, as a malformed Raft message does. */
 START_TEST(malformed_body_closes_the_link)
 {
@@ -589,6 +613,7 @@ static Suite *remote_suite(void)
     tcase_add_test(tc, no_ack_consumer);
     tcase_add_test(tc, slow_consumer_holds_at_most_the_credit_window);
     tcase_add_test(tc, fast_publisher_is_bounded_by_the_outbox);
+    tcase_add_test(tc, settle_multiple_at_home);
     tcase_add_test(tc, malformed_body_closes_the_link);
     suite_add_tcase(s, tc);
     return s;

@@ -138,7 +138,8 @@ size_t wr_remote_backlog(const wr_remote_t *r, const char *node)
 static bool for_home(uint8_t kind)
 {
     return kind == WR_REMOTE_PUBLISH || kind == WR_REMOTE_CONSUME || kind == WR_REMOTE_CANCEL ||
-           kind == WR_REMOTE_SETTLE || kind == WR_REMOTE_CREDIT || kind == WR_REMOTE_PURGE;
+           kind == WR_REMOTE_SETTLE || kind == WR_REMOTE_CREDIT || kind == WR_REMOTE_PURGE ||
+           kind == WR_REMOTE_GET;
 }
 
 static void on_app(void *ud, const char *node, uint8_t kind, uint64_t group, wr_bytes_t body)
@@ -204,9 +205,10 @@ wr_remote_t *wr_remote_new(const wr_remote_deps_t *d)
     r->scratch = (wr_buf_t)WR_BUF_INIT;
     r->confirms = wr_map_new();
     r->consumers = wr_map_new();
+    r->gets = wr_map_new();
     r->home_by_key = wr_map_new();
     w.ud = r;
-    if (r->confirms == NULL || r->consumers == NULL || r->home_by_key == NULL ||
+    if (r->confirms == NULL || r->consumers == NULL || r->gets == NULL || r->home_by_key == NULL ||
         wr_peer_links_route(d->links, WR_REMOTE_PUBLISH, WR_REMOTE_KIND_LAST, on_app, r) != WR_OK ||
         wr_peer_links_watch(d->links, &w) != WR_OK)
         goto err;
@@ -231,6 +233,7 @@ void wr_remote_free(wr_remote_t *r)
     }
     wr_map_free(r->confirms);
     wr_map_free(r->consumers);
+    wr_map_free(r->gets);
     wr_map_free(r->home_by_key);
     wr_buf_free(&r->scratch);
     free(r);
@@ -244,6 +247,7 @@ void wr_remote_stats(const wr_remote_t *r, wr_remote_stats_t *out)
     for (const wr_list_t *n = r->outs.next; n != &r->outs; n = n->next)
         out->outbox_bytes += wr_list_entry(n, outbox_t, link)->bytes;
     out->confirms = wr_map_count(r->confirms);
+    out->gets = wr_map_count(r->gets);
     out->buffered = r->buffered;
     wr_remote_home_stats(r, out);
 }

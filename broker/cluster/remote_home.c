@@ -196,7 +196,8 @@ static void slot_settle(home_t *h, slot_t *s, wr_settle_t how)
 {
     s->live = false;
     h->live--;
-    h->c->unacked--;
+    if (h->c != NULL)
+        h->c->unacked--;
     wr_queue_settle(h->q, s->m, &s->t, how);
 }
 
@@ -271,28 +272,43 @@ static void home_cancelled(wr_consumer_t *c)
 
 static const wr_consumer_ops_t home_ops = {home_can_take, home_deliver, home_cancelled};
 
-static home_t *home_new(wr_remote_t *r, const char *node, const wr_remote_msg_t *m, wr_queue_t *q)
+/* The record of (node, id) on q, listed; c is the caller's to add. */
+static home_t *home_alloc(wr_remote_t *r, const char *node, uint64_t id, wr_queue_t *q)
 {
     home_t *h = calloc(1, sizeof(*h));
 
     if (h == NULL)
         return NULL;
-    h->c = wr_consumer_new(wr_bytes_str(node), m->args, &home_ops, h);
-    if (h->c == NULL) {
+    h->r = r;
+    h->q = wr_queue_ref(q);
+    h->id = id;
+    h->first = h->next = 1;
+    h->keylen = key_make(h->key, node, id);
+    if (wr_map_put(r->home_by_key, (wr_bytes_t){h->key, h->keylen}, h) != WR_OK) {
+        wr_queue_unref(h->q);
         free(h);
         return NULL;
     }
-    h->r = r;
-    h->q = wr_queue_ref(q);
-    h->id = m->id;
+    wr_list_insert_tail(&r->homes, &h->link);
+    return h;
+}
+
+static home_t *home_new(wr_remote_t *r, const char *node, const wr_remote_msg_t *m, wr_queue_t *q)
+{
+    home_t *h = home_alloc(r, node, m->id, q);
+
+    if (h == NULL)
+        return NULL;
+    h->c = wr_consumer_new(wr_bytes_str(node), m->args, &home_ops, h);
+    if (h->c == NULL) {
+        home_free(h);
+        return NULL;
+    }
     h->credit = m->credit;
-    h->first = h->next = 1;
-    h->keylen = key_make(h->key, node, m->id);
     h->c->prefetch = m->prefetch;
     h->c->priority = m->priority;
     h->c->no_ack = (m->flags & WR_REMOTE_NO_ACK) != 0;
     h->c->exclusive = (m->flags & WR_REMOTE_EXCLUSIVE) != 0;
-    wr_list_insert_tail(&r->homes, &h->link);
     return h;
 }
 
@@ -306,16 +322,66 @@ static void home_consume(wr_remote_t *r, const char *node, const wr_remote_msg_t
     wr_queue_t *q = local_queue(r, m);
     wr_remote_msg_t ok = {.kind = WR_REMOTE_CONSUME_OK, .id = m->id, .status = WR_REMOTE_NOT_FOUND};
     home_t *h = q != NULL && home_find(r, node, m->id) == NULL ? home_new(r, node, m, q) : NULL;
-    int rc = WR_ENOMEM;
+    int rc = h != NULL ? wr_queue_consume(q, h->c) : WR_ENOMEM;
 
-    if (h != NULL && (rc = wr_map_put(r->home_by_key, (wr_bytes_t){h->key, h->keylen}, h)) == WR_OK)
-        rc = wr_queue_consume(q, h->c);
     if (q != NULL)
         ok.status = consume_status(rc);
     /* consume-ok before any delivery: the queue only schedules them. */
     wr_remote_send(r, node, &ok);
     if (h != NULL && rc != WR_OK)
         home_free(h);
+}
+
+/* A proxy's gets settle through a record with no consumer, freed once
+ * nothing it handed out awaits settlement (and made again at the next get). */
+static home_t *getter(wr_remote_t *r, const char *node, uint64_t id, wr_queue_t *q)
+{
+    home_t *h = home_find(r, node, id);
+
+    if (h == NULL && (h = home_alloc(r, node, id, q)) != NULL)
+        h->gone = true;
+    return h != NULL && h->c == NULL && h->q == q ? h : NULL;
+}
+
+static void home_get(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
+{
+    wr_queue_t *q = local_queue(r, m);
+    home_t *h = q != NULL ? getter(r, node, m->id, q) : NULL;
+    bool no_ack = (m->flags & WR_REMOTE_NO_ACK) != 0, redelivered = false;
+    wr_remote_msg_t ok = {
+        .kind = WR_REMOTE_GET_OK, .id = m->id, .tag = m->tag, .status = WR_REMOTE_NOT_FOUND};
+    wr_message_t *msg = NULL;
+    wr_qtoken_t t;
+
+    if (h != NULL) {
+        wr_queue_touch(q);
+        ok.status = WR_REMOTE_EMPTY;
+    }
+    if (h != NULL && wr_queue_get(q, no_ack, &msg, &t, &redelivered) && !no_ack) {
+        if (!ring_push(h, &t, t.keep_msg ? msg : NULL)) {
+            wr_queue_settle(q, msg, &t, WR_SETTLE_REQUEUE); /* nowhere to track it */
+            msg = NULL;
+        } else if (t.keep_msg) {
+            wr_message_ref(msg);
+        }
+    }
+    if (msg != NULL) {
+        ok = (wr_remote_msg_t){.kind = WR_REMOTE_GET_OK,
+                               .id = m->id,
+                               .tag = m->tag,
+                               .status = WR_REMOTE_OK,
+                               .delivery = no_ack ? 0 : h->next - 1,
+                               .count = (uint32_t)wr_queue_ready(q),
+                               .flags = redelivered ? WR_REMOTE_REDELIVERED : 0,
+                               .exchange = msg->exchange,
+                               .routing_key = msg->routing_key,
+                               .header = msg->header,
+                               .body = {msg->body, msg->body_size}};
+    }
+    wr_remote_send(r, node, &ok);
+    wr_message_unref(msg);
+    if (h != NULL)
+        home_reap(h);
 }
 
 static void home_cancel(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
@@ -375,6 +441,9 @@ void wr_remote_home_recv(wr_remote_t *r, const char *node, const wr_remote_msg_t
         break;
     case WR_REMOTE_CREDIT:
         home_credit(r, node, m);
+        break;
+    case WR_REMOTE_GET:
+        home_get(r, node, m);
         break;
     default:
         if ((q = local_queue(r, m)) != NULL)
@@ -437,7 +506,9 @@ void wr_remote_home_free_all(wr_remote_t *r)
 void wr_remote_home_stats(const wr_remote_t *r, wr_remote_stats_t *out)
 {
     for (const wr_list_t *n = r->homes.next; n != &r->homes; n = n->next) {
-        out->home_consumers++;
-        out->home_unsettled += wr_list_entry(n, home_t, link)->live;
+        const home_t *h = wr_list_entry(n, home_t, link);
+
+        out->home_consumers += h->c != NULL;
+        out->home_unsettled += h->live;
     }
 }

@@ -21,8 +21,9 @@ struct wr_remote_s {
     wr_list_t home_confs;  /* forwarded publishes awaiting a local confirm */
     wr_map_t *confirms;    /* publish seq -> the proxy's pending confirm */
     wr_map_t *consumers;   /* proxy consumer id -> the proxy's consumer */
+    wr_map_t *gets;        /* get request id -> the proxy's pending get */
     wr_map_t *home_by_key; /* node and consumer id -> home consumer */
-    uint64_t next_seq, next_id;
+    uint64_t next_seq, next_id, next_get;
     size_t buffered; /* deliveries held by proxies for busy local consumers */
     wr_buf_t scratch;
 };

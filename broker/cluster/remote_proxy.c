@@ -24,6 +24,8 @@ typedef struct {
     wr_list_t link;      /* in r->proxies */
     wr_list_t consumers; /* pcons_t, in attach order */
     wr_list_t confirms;  /* pconf_t awaiting the home */
+    wr_list_t gets;      /* struct wr_remote_get_s awaiting the home */
+    uint64_t getter;     /* the id its gets settle under at the home; 0: none yet */
     size_t held;         /* deliveries held for busy consumers */
     bool down;           /* the home's link is down */
     char *vhost;
@@ -84,6 +86,17 @@ static int send_to_home(proxy_t *p, const wr_remote_msg_t *m)
 {
     return linked(p) ? wr_remote_send(p->r, p->home, m) : WR_ENOENT;
 }
+
+/* A basic.get awaiting the home's answer. */
+struct wr_remote_get_s {
+    wr_list_t link; /* in the proxy's gets */
+    proxy_t *p;
+    uint64_t tag; /* request id */
+    bool no_ack;
+    bool cancelled;
+    wr_remote_get_fn fn;
+    void *ud;
+};
 
 /* ---------------------------------------------------------------- confirms */
 
@@ -307,6 +320,112 @@ static void on_cancelled(wr_remote_t *r, const wr_remote_msg_t *m)
         pcons_cancelled(pc);
 }
 
+/* ---------------------------------------------------------------- gets */
+
+static void get_end(wr_remote_get_t *g)
+{
+    if (g->p->r != NULL)
+        wr_map_del(g->p->r->gets, wr_remote_key(&g->tag));
+    wr_list_remove(&g->link);
+    free(g);
+}
+
+/* The home is gone: pending gets answer DOWN. */
+static void gets_fail(proxy_t *p)
+{
+    while (!wr_list_empty(&p->gets)) {
+        wr_remote_get_t *g = wr_list_entry(p->gets.next, wr_remote_get_t, link);
+        wr_remote_get_fn fn = g->cancelled ? NULL : g->fn;
+        void *ud = g->ud;
+
+        get_end(g);
+        if (fn != NULL)
+            fn(ud, WR_REMOTE_GOT_DOWN, NULL, NULL, false, 0);
+    }
+}
+
+/* GET_OK with a message: the asker's, or back to the queue. */
+static void got(wr_remote_get_t *g, const wr_remote_msg_t *m)
+{
+    proxy_t *p = g->p;
+    wr_message_t *msg = g->cancelled ? NULL : message_of(m);
+    wr_qtoken_t t = {{p->getter, m->delivery, 0, 0}, 0, {0, 0}, false};
+    bool redelivered = (m->flags & WR_REMOTE_REDELIVERED) != 0;
+    wr_remote_get_fn fn = g->fn;
+    void *ud = g->ud;
+    bool no_ack = g->no_ack;
+
+    get_end(g);
+    if (msg == NULL) {
+        if (!no_ack)
+            settle_at_home(p, p->getter, m->delivery, WR_SETTLE_REQUEUE);
+        return;
+    }
+    if (no_ack) {
+        p->h.stats.get_no_ack++;
+    } else {
+        p->h.stats.get++;
+        p->h.unacked++;
+    }
+    p->h.stats.redeliver += redelivered;
+    fn(ud, WR_REMOTE_GOT, msg, &t, redelivered, m->count);
+}
+
+static void on_get_ok(wr_remote_t *r, const wr_remote_msg_t *m)
+{
+    wr_remote_get_t *g = wr_map_get(r->gets, wr_remote_key(&m->tag));
+    wr_remote_get_fn fn;
+    void *ud;
+
+    /* None: failed when the home went down; it requeued what it sent. */
+    if (g == NULL)
+        return;
+    if (m->status == WR_REMOTE_OK) {
+        got(g, m);
+        return;
+    }
+    fn = g->cancelled ? NULL : g->fn;
+    ud = g->ud;
+    get_end(g);
+    if (fn != NULL)
+        fn(ud, m->status == WR_REMOTE_EMPTY ? WR_REMOTE_GOT_EMPTY : WR_REMOTE_GOT_GONE, NULL, NULL, false, 0);
+}
+
+int wr_remote_queue_get(wr_queue_t *q, bool no_ack, wr_remote_get_fn fn, void *ud, wr_remote_get_t **out)
+{
+    proxy_t *p = pq(q);
+    wr_remote_get_t *g;
+    wr_remote_msg_t m = {.kind = WR_REMOTE_GET, .flags = no_ack ? WR_REMOTE_NO_ACK : 0, .queue = q->name};
+    int rc;
+
+    if (q->type != &wr_remote_proxy_type || !usable(p))
+        return WR_ENOENT;
+    g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return WR_ENOMEM;
+    if (p->getter == 0)
+        p->getter = ++p->r->next_id;
+    *g = (wr_remote_get_t){.p = p, .tag = ++p->r->next_get, .no_ack = no_ack, .fn = fn, .ud = ud};
+    m.id = p->getter;
+    m.tag = g->tag;
+    m.vhost = wr_bytes_str(p->vhost);
+    rc = wr_map_put(p->r->gets, wr_remote_key(&g->tag), g);
+    if (rc == WR_OK && (rc = wr_remote_send(p->r, p->home, &m)) != WR_OK)
+        wr_map_del(p->r->gets, wr_remote_key(&g->tag));
+    if (rc != WR_OK) {
+        free(g);
+        return rc == WR_ENOENT ? WR_ENOENT : WR_ENOMEM;
+    }
+    wr_list_insert_tail(&p->gets, &g->link);
+    *out = g;
+    return WR_OK;
+}
+
+void wr_remote_get_cancel(wr_remote_get_t *g)
+{
+    g->cancelled = true;
+}
+
 void wr_remote_proxy_recv(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
 {
     switch (m->kind) {
@@ -318,6 +437,9 @@ void wr_remote_proxy_recv(wr_remote_t *r, const char *node, const wr_remote_msg_
         break;
     case WR_REMOTE_CANCELLED:
         on_cancelled(r, m);
+        break;
+    case WR_REMOTE_GET_OK:
+        on_get_ok(r, m);
         break;
     default:
         on_deliver(r, m);
@@ -348,6 +470,7 @@ void wr_remote_proxy_down(wr_remote_t *r, const char *node)
         p->down = true;
         consumers_fail(p);
         confirms_fail(p);
+        gets_fail(p);
     }
 }
 
@@ -367,6 +490,7 @@ void wr_remote_proxy_free_all(wr_remote_t *r)
 
         consumers_fail(p);
         confirms_fail(p);
+        gets_fail(p);
         wr_list_remove(&p->link);
         wr_list_init(&p->link);
         p->r = NULL;
@@ -406,7 +530,8 @@ static int proxy_publish(wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf)
     return rc;
 }
 
-/* basic.get needs an answer now; the home's is a round trip away. */
+/* basic.get needs an answer now; the home's is a round trip away
+ * (wr_remote_queue_get). */
 static bool proxy_get(wr_queue_t *q, bool no_ack, wr_message_t **m, wr_qtoken_t *t, bool *redelivered)
 {
     return false;
@@ -563,6 +688,7 @@ static void proxy_destroy(wr_queue_t *q)
 
     consumers_fail(p);
     confirms_fail(p);
+    gets_fail(p);
     wr_list_remove(&p->link);
     wr_list_remove(&q->run_node);
     free(p->vhost);
@@ -639,6 +765,7 @@ wr_queue_t *wr_remote_queue_new(wr_remote_t *r, wr_vhost_t *vh, wr_bytes_t name,
     p->down = !wr_peer_up(r->d.links, home);
     wr_list_init(&p->consumers);
     wr_list_init(&p->confirms);
+    wr_list_init(&p->gets);
     wr_list_insert_tail(&r->proxies, &p->link);
     return &p->h;
 }

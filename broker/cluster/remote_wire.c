@@ -27,6 +27,8 @@
 #define F_CREDIT   'c' /* u32 */
 #define F_STATUS   's' /* u8, at most the kind's maximum */
 #define F_HOW      'w' /* u8, a wr_settle_t */
+#define F_DELIVERY 'd' /* u64 */
+#define F_COUNT    'n' /* u32 */
 #define F_BODY     'b' /* the rest of the input */
 
 typedef struct {
@@ -46,6 +48,8 @@ static const format_t formats[WR_REMOTE_KIND_LAST - WR_REMOTE_PUBLISH + 1] = {
     [WR_REMOTE_SETTLE - WR_REMOTE_PUBLISH] = {"itwf", WR_REMOTE_MULTIPLE, 0},
     [WR_REMOTE_CREDIT - WR_REMOTE_PUBLISH] = {"ic", 0, 0},
     [WR_REMOTE_PURGE - WR_REMOTE_PUBLISH] = {"vq", 0, 0},
+    [WR_REMOTE_GET - WR_REMOTE_PUBLISH] = {"itvqf", WR_REMOTE_NO_ACK, 0},
+    [WR_REMOTE_GET_OK - WR_REMOTE_PUBLISH] = {"itsdnfxkhb", WR_REMOTE_REDELIVERED, WR_REMOTE_GET_STATUS_LAST},
 };
 
 static const format_t *format_of(uint8_t kind)
@@ -105,6 +109,12 @@ static bool put_field(wr_buf_t *b, char f, const wr_remote_msg_t *m)
         return true;
     case F_HOW:
         wr_buf_put_u8(b, m->how);
+        return true;
+    case F_DELIVERY:
+        wr_buf_put_u64(b, m->delivery);
+        return true;
+    case F_COUNT:
+        wr_buf_put_u32(b, m->count);
         return true;
     default:
         return true; /* F_BODY: the caller's second part */
@@ -173,6 +183,10 @@ static bool rd_field(wr_cursor_t *c, char f, const format_t *fmt, wr_remote_msg_
         return rd_u8_max(c, fmt->status, &m->status);
     case F_HOW:
         return rd_u8_max(c, WR_SETTLE_DISCARD, &m->how);
+    case F_DELIVERY:
+        return wr_rd_u64(c, &m->delivery);
+    case F_COUNT:
+        return wr_rd_u32(c, &m->count);
     default:
         return rd_rest(c, &m->body);
     }

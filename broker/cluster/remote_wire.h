@@ -28,18 +28,23 @@ typedef enum {
     WR_REMOTE_SETTLE,                            /* user -> home: ack, requeue or discard */
     WR_REMOTE_CREDIT,                            /* user -> home: more deliveries may come */
     WR_REMOTE_PURGE,                             /* user -> home: drop the ready messages */
+    WR_REMOTE_GET,                               /* user -> home: basic.get */
+    WR_REMOTE_GET_OK,                            /* home -> user: its answer */
 } wr_remote_kind_t;
-#define WR_REMOTE_KIND_LAST WR_REMOTE_PURGE
+#define WR_REMOTE_KIND_LAST WR_REMOTE_GET_OK
 
 /* CONFIRM status. */
 enum { WR_REMOTE_ACK = 0, WR_REMOTE_NACK = 1 };
 /* CONSUME_OK status: as wr_queue_consume answered at the home. */
 enum { WR_REMOTE_OK = 0, WR_REMOTE_NOT_FOUND = 1, WR_REMOTE_IN_USE = 2, WR_REMOTE_FAILED = 3 };
 #define WR_REMOTE_STATUS_LAST WR_REMOTE_FAILED
-/* flags: CONSUME */
+/* GET_OK status: OK (a message), EMPTY, or NOT_FOUND (no such queue). */
+#define WR_REMOTE_EMPTY           2
+#define WR_REMOTE_GET_STATUS_LAST WR_REMOTE_EMPTY
+/* flags: CONSUME, GET */
 #define WR_REMOTE_NO_ACK    0x01u
 #define WR_REMOTE_EXCLUSIVE 0x02u
-/* flags: DELIVER */
+/* flags: DELIVER, GET_OK */
 #define WR_REMOTE_REDELIVERED 0x01u
 /* flags: SETTLE (how is a wr_settle_t) */
 #define WR_REMOTE_MULTIPLE 0x01u
@@ -57,6 +62,10 @@ enum { WR_REMOTE_OK = 0, WR_REMOTE_NOT_FOUND = 1, WR_REMOTE_IN_USE = 2, WR_REMOT
  *   SETTLE     id, tag, how (wr_settle_t), flags
  *   CREDIT     id, credit
  *   PURGE      vhost, queue
+ *   GET        id (the proxy's getter), tag (request id), vhost, queue, flags
+ *   GET_OK     id, tag, status (OK/NOT_FOUND/EMPTY), delivery (its delivery id,
+ *              0 unless OK), count (messages left), flags, exchange,
+ *              routing_key, header, body
  * Consumer ids are never 0; vhost and queue names never empty.
  */
 typedef struct {
@@ -69,6 +78,8 @@ typedef struct {
     uint32_t credit;
     uint64_t id;
     uint64_t tag;
+    uint64_t delivery;
+    uint32_t count;
     wr_bytes_t vhost, queue, exchange, routing_key, header, args, body;
 } wr_remote_msg_t;
 

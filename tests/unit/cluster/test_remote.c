@@ -558,6 +558,110 @@ START_TEST(fast_publisher_is_bounded_by_the_outbox)
 }
 END_TEST
 
+/* What a basic.get on the proxy came to. */
+typedef struct {
+    int calls;
+    wr_remote_got_t what;
+    wr_message_t *m;
+    wr_qtoken_t t;
+    bool redelivered;
+    uint32_t left;
+} tget_t;
+
+static void got(void *ud, wr_remote_got_t what, wr_message_t *m, const wr_qtoken_t *t, bool redelivered,
+                uint32_t left)
+{
+    tget_t *g = ud;
+
+    g->calls++;
+    g->what = what;
+    g->m = m;
+    if (t != NULL)
+        g->t = *t;
+    g->redelivered = redelivered;
+    g->left = left;
+}
+
+/* basic.get through the proxy, answered by the home a round trip later. */
+static tget_t *get(bool no_ack, wr_remote_get_t **out)
+{
+    static tget_t g;
+    wr_remote_get_t *handle;
+
+    memset(&g, 0, sizeof(g));
+    ck_assert_int_eq(wr_remote_queue_get(fx.proxy, no_ack, got, &g, out != NULL ? out : &handle), WR_OK);
+    ck_assert_int_eq(g.calls, 0);
+    return &g;
+}
+
+START_TEST(get_takes_the_head_from_the_home)
+{
+    wr_message_t *m;
+    tget_t *g;
+
+    ck_assert_int_eq(publish(fx.home, "a", NULL), WR_OK);
+    ck_assert_int_eq(publish(fx.home, "b", NULL), WR_OK);
+    g = get(false, NULL);
+    UNTIL(g->calls == 1);
+    ck_assert_int_eq(g->what, WR_REMOTE_GOT);
+    ck_assert(body_is(g->m, "a") && !g->redelivered);
+    ck_assert_uint_eq(g->left, 1);
+    ck_assert_uint_eq(wr_queue_unacked(fx.home), 1);
+    ck_assert_uint_eq(wr_queue_stats(fx.proxy)->get, 1);
+    /* A requeue puts it back at the head, marked redelivered. */
+    m = g->m;
+    wr_queue_settle(fx.proxy, m, &g->t, WR_SETTLE_REQUEUE);
+    g = get(false, NULL);
+    UNTIL(g->calls == 1);
+    ck_assert(body_is(g->m, "a") && g->redelivered);
+    wr_queue_settle(fx.proxy, g->m, &g->t, WR_SETTLE_ACK);
+    UNTIL(wr_queue_stats(fx.home)->ack == 1);
+    /* no-ack: nothing to settle. */
+    g = get(true, NULL);
+    UNTIL(g->calls == 1);
+    ck_assert(body_is(g->m, "b"));
+    ck_assert_uint_eq(g->left, 0);
+    wr_message_unref(g->m);
+    ck_assert_uint_eq(wr_queue_unacked(fx.home), 0);
+    g = get(false, NULL);
+    UNTIL(g->calls == 1);
+    ck_assert_int_eq(g->what, WR_REMOTE_GOT_EMPTY);
+}
+END_TEST
+
+START_TEST(get_of_a_queue_gone_at_home_or_cancelled)
+{
+    wr_remote_get_t *handle;
+    tget_t *g;
+
+    /* The asker went away: the message goes back. */
+    ck_assert_int_eq(publish(fx.home, "a", NULL), WR_OK);
+    g = get(false, &handle);
+    wr_remote_get_cancel(handle);
+    UNTIL(wr_queue_stats(fx.home)->get == 1 && wr_queue_ready(fx.home) == 1);
+    ck_assert_uint_eq(wr_queue_unacked(fx.home), 0);
+    ck_assert_int_eq(g->calls, 0);
+    wr_vhost_queue_delete(fx.n[0].vh, fx.home);
+    g = get(false, NULL);
+    UNTIL(g->calls == 1);
+    ck_assert_int_eq(g->what, WR_REMOTE_GOT_GONE);
+}
+END_TEST
+
+START_TEST(get_pending_when_the_home_goes_down)
+{
+    tget_t *g = get(false, NULL);
+    wr_remote_get_t *handle;
+
+    node_unlink(0);
+    UNTIL(g->calls == 1);
+    ck_assert_int_eq(g->what, WR_REMOTE_GOT_DOWN);
+    ck_assert_int_eq(wr_remote_queue_get(fx.proxy, false, got, g, &handle), WR_ENOENT);
+    ck_assert_int_eq(wr_remote_queue_get(fx.home, false, got, g, &handle), WR_ENOENT);
+    node_link(0);
+}
+END_TEST
+
 /* SETTLE with multiple (the proxy sends one per delivery; a peer may send
  * one for several): every delivery up to the id, of that consumer only. */
 START_TEST(settle_multiple_at_home)
@@ -613,6 +717,9 @@ static Suite *remote_suite(void)
     tcase_add_test(tc, no_ack_consumer);
     tcase_add_test(tc, slow_consumer_holds_at_most_the_credit_window);
     tcase_add_test(tc, fast_publisher_is_bounded_by_the_outbox);
+    tcase_add_test(tc, get_takes_the_head_from_the_home);
+    tcase_add_test(tc, get_of_a_queue_gone_at_home_or_cancelled);
+    tcase_add_test(tc, get_pending_when_the_home_goes_down);
     tcase_add_test(tc, settle_multiple_at_home);
     tcase_add_test(tc, malformed_body_closes_the_link);
     suite_add_tcase(s, tc);

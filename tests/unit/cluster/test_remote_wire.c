@@ -67,6 +67,24 @@ static const wr_remote_msg_t samples[] = {
     {.kind = WR_REMOTE_SETTLE, .id = 3, .tag = 99, .how = WR_SETTLE_DISCARD, .flags = WR_REMOTE_MULTIPLE},
     {.kind = WR_REMOTE_CREDIT, .id = 3, .credit = 128},
     {.kind = WR_REMOTE_PURGE, .vhost = {(const uint8_t *)"/", 1}, .queue = {(const uint8_t *)"q", 1}},
+    {.kind = WR_REMOTE_GET,
+     .id = 4,
+     .tag = 1,
+     .vhost = {(const uint8_t *)"/", 1},
+     .queue = {(const uint8_t *)"q", 1},
+     .flags = WR_REMOTE_NO_ACK},
+    {.kind = WR_REMOTE_GET_OK,
+     .id = 4,
+     .tag = 1,
+     .status = WR_REMOTE_OK,
+     .delivery = 12,
+     .count = 7,
+     .flags = WR_REMOTE_REDELIVERED,
+     .exchange = {(const uint8_t *)"x", 1},
+     .routing_key = {(const uint8_t *)"k", 1},
+     .header = {(const uint8_t *)"h", 1},
+     .body = {(const uint8_t *)"body", 4}},
+    {.kind = WR_REMOTE_GET_OK, .id = 4, .tag = 2, .status = WR_REMOTE_EMPTY},
 };
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
 
@@ -87,6 +105,8 @@ START_TEST(every_kind_round_trips)
     ck_assert_uint_eq(out.prefetch, in->prefetch);
     ck_assert_int_eq(out.priority, in->priority);
     ck_assert_uint_eq(out.credit, in->credit);
+    ck_assert_uint_eq(out.delivery, in->delivery);
+    ck_assert_uint_eq(out.count, in->count);
     same(out.vhost, in->vhost);
     same(out.queue, in->queue);
     same(out.exchange, in->exchange);
@@ -123,8 +143,8 @@ START_TEST(trailing_bytes_are_syntax_errors)
     wr_buf_t b = WR_BUF_INIT;
     wr_remote_msg_t out;
 
-    /* PUBLISH and DELIVER end with the body: their extra bytes are body. */
-    if (in->kind == WR_REMOTE_PUBLISH || in->kind == WR_REMOTE_DELIVER)
+    /* PUBLISH, DELIVER and GET_OK end with the body: their extra bytes are body. */
+    if (in->kind == WR_REMOTE_PUBLISH || in->kind == WR_REMOTE_DELIVER || in->kind == WR_REMOTE_GET_OK)
         return;
     encode(&b, in);
     wr_buf_put_u8(&b, 0);
@@ -152,6 +172,7 @@ START_TEST(bad_values_are_syntax_errors)
     wr_remote_msg_t ok = {.kind = WR_REMOTE_CONSUME_OK, .id = 1};
     wr_remote_msg_t settle = {.kind = WR_REMOTE_SETTLE, .id = 1, .tag = 1};
     wr_remote_msg_t deliver = {.kind = WR_REMOTE_DELIVER, .id = 1, .tag = 1};
+    wr_remote_msg_t get_ok = {.kind = WR_REMOTE_GET_OK, .id = 1, .tag = 1};
 
     patched(confirm, 8, WR_REMOTE_NACK, WR_OK);
     patched(confirm, 8, 2, WR_ESYNTAX); /* no such confirm status */
@@ -161,6 +182,8 @@ START_TEST(bad_values_are_syntax_errors)
     patched(settle, 16, WR_SETTLE_DISCARD + 1, WR_ESYNTAX); /* no such settlement */
     patched(settle, 17, 0x02, WR_ESYNTAX);                  /* unknown flag */
     patched(deliver, 16, 0x02, WR_ESYNTAX);
+    patched(get_ok, 16, WR_REMOTE_GET_STATUS_LAST + 1, WR_ESYNTAX); /* id, tag, then status */
+    patched(get_ok, 16 + 1 + 8 + 4, 0x02, WR_ESYNTAX);              /* ..., delivery, count, then flags */
     patched(samples[3], 14, 0x03, WR_OK); /* CONSUME: id, "/", "q", prefetch, then flags */
     patched(samples[3], 14, 0x04, WR_ESYNTAX);
 }

@@ -29,6 +29,7 @@ typedef struct {
     wr_remote_t *r;
     wr_consumer_t *c; /* owner: this */
     wr_queue_t *q;    /* a reference */
+    wr_vhost_t *vh;   /* q's */
     uint64_t id;      /* the proxy's consumer id */
     uint32_t credit;
     bool gone;    /* cancelled: freed once nothing awaits settlement */
@@ -72,8 +73,9 @@ static home_t *home_find(wr_remote_t *r, const char *node, uint64_t id)
     return wr_map_get(r->home_by_key, (wr_bytes_t){key, len});
 }
 
-/* The local queue (not itself a proxy) a message names, or NULL. */
-static wr_queue_t *local_queue(wr_remote_t *r, const wr_remote_msg_t *m)
+/* The local queue (not itself a proxy) a message names, or NULL; *vhp
+ * (may be NULL) is its vhost. */
+static wr_queue_t *local_queue_in(wr_remote_t *r, const wr_remote_msg_t *m, wr_vhost_t **vhp)
 {
     char vname[256];
     wr_vhost_t *vh;
@@ -83,7 +85,22 @@ static wr_queue_t *local_queue(wr_remote_t *r, const wr_remote_msg_t *m)
     vname[m->vhost.len] = '\0';
     vh = r->d.vhost != NULL ? r->d.vhost(r->d.ud, vname) : NULL;
     q = vh != NULL ? wr_vhost_queue(vh, m->queue) : NULL;
+    if (vhp != NULL)
+        *vhp = vh;
     return q != NULL && wr_remote_queue_home(q) == NULL ? q : NULL;
+}
+
+static wr_queue_t *local_queue(wr_remote_t *r, const wr_remote_msg_t *m)
+{
+    return local_queue_in(r, m, NULL);
+}
+
+/* q lost its last consumer: an auto-delete queue goes, as when a channel's
+ * consumer leaves it (the vhost tells the metadata group). */
+static void auto_delete(wr_vhost_t *vh, wr_queue_t *q)
+{
+    if (wr_queue_auto_delete_due(q))
+        wr_vhost_queue_delete(vh, q);
 }
 
 /* ---------------------------------------------------------------- publish */
@@ -273,7 +290,7 @@ static void home_cancelled(wr_consumer_t *c)
 static const wr_consumer_ops_t home_ops = {home_can_take, home_deliver, home_cancelled};
 
 /* The record of (node, id) on q, listed; c is the caller's to add. */
-static home_t *home_alloc(wr_remote_t *r, const char *node, uint64_t id, wr_queue_t *q)
+static home_t *home_alloc(wr_remote_t *r, const char *node, uint64_t id, wr_vhost_t *vh, wr_queue_t *q)
 {
     home_t *h = calloc(1, sizeof(*h));
 
@@ -281,6 +298,7 @@ static home_t *home_alloc(wr_remote_t *r, const char *node, uint64_t id, wr_queu
         return NULL;
     h->r = r;
     h->q = wr_queue_ref(q);
+    h->vh = vh;
     h->id = id;
     h->first = h->next = 1;
     h->keylen = key_make(h->key, node, id);
@@ -293,9 +311,10 @@ static home_t *home_alloc(wr_remote_t *r, const char *node, uint64_t id, wr_queu
     return h;
 }
 
-static home_t *home_new(wr_remote_t *r, const char *node, const wr_remote_msg_t *m, wr_queue_t *q)
+static home_t *home_new(wr_remote_t *r, const char *node, const wr_remote_msg_t *m, wr_vhost_t *vh,
+                        wr_queue_t *q)
 {
-    home_t *h = home_alloc(r, node, m->id, q);
+    home_t *h = home_alloc(r, node, m->id, vh, q);
 
     if (h == NULL)
         return NULL;
@@ -319,9 +338,10 @@ static uint8_t consume_status(int rc)
 
 static void home_consume(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
 {
-    wr_queue_t *q = local_queue(r, m);
+    wr_vhost_t *vh;
+    wr_queue_t *q = local_queue_in(r, m, &vh);
     wr_remote_msg_t ok = {.kind = WR_REMOTE_CONSUME_OK, .id = m->id, .status = WR_REMOTE_NOT_FOUND};
-    home_t *h = q != NULL && home_find(r, node, m->id) == NULL ? home_new(r, node, m, q) : NULL;
+    home_t *h = q != NULL && home_find(r, node, m->id) == NULL ? home_new(r, node, m, vh, q) : NULL;
     int rc = h != NULL ? wr_queue_consume(q, h->c) : WR_ENOMEM;
 
     if (q != NULL)
@@ -334,19 +354,20 @@ static void home_consume(wr_remote_t *r, const char *node, const wr_remote_msg_t
 
 /* A proxy's gets settle through a record with no consumer, freed once
  * nothing it handed out awaits settlement (and made again at the next get). */
-static home_t *getter(wr_remote_t *r, const char *node, uint64_t id, wr_queue_t *q)
+static home_t *getter(wr_remote_t *r, const char *node, uint64_t id, wr_vhost_t *vh, wr_queue_t *q)
 {
     home_t *h = home_find(r, node, id);
 
-    if (h == NULL && (h = home_alloc(r, node, id, q)) != NULL)
+    if (h == NULL && (h = home_alloc(r, node, id, vh, q)) != NULL)
         h->gone = true;
     return h != NULL && h->c == NULL && h->q == q ? h : NULL;
 }
 
 static void home_get(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
 {
-    wr_queue_t *q = local_queue(r, m);
-    home_t *h = q != NULL ? getter(r, node, m->id, q) : NULL;
+    wr_vhost_t *vh;
+    wr_queue_t *q = local_queue_in(r, m, &vh);
+    home_t *h = q != NULL ? getter(r, node, m->id, vh, q) : NULL;
     bool no_ack = (m->flags & WR_REMOTE_NO_ACK) != 0, redelivered = false;
     wr_remote_msg_t ok = {
         .kind = WR_REMOTE_GET_OK, .id = m->id, .tag = m->tag, .status = WR_REMOTE_NOT_FOUND};
@@ -388,11 +409,18 @@ static void home_cancel(wr_remote_t *r, const char *node, const wr_remote_msg_t 
 {
     home_t *h = home_find(r, node, m->id);
 
+    wr_queue_t *q;
+    wr_vhost_t *vh;
+
     if (h == NULL || h->gone)
         return;
+    q = wr_queue_ref(h->q);
+    vh = h->vh;
     wr_queue_cancel(h->c);
     h->gone = true;
     home_reap(h);
+    auto_delete(vh, q);
+    wr_queue_unref(q);
 }
 
 static void home_settle(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
@@ -468,15 +496,28 @@ static void home_drop(home_t *h)
     home_free(h);
 }
 
-void wr_remote_home_down(wr_remote_t *r, const char *node)
+static home_t *first_of(const wr_remote_t *r, const char *node)
 {
-    wr_list_t *n, *tmp;
-
-    wr_list_foreach_safe(n, tmp, &r->homes)
-    {
+    for (wr_list_t *n = r->homes.next; n != &r->homes; n = n->next) {
         home_t *h = wr_list_entry(n, home_t, link);
         if (strcmp(node_of(h), node) == 0)
-            home_drop(h);
+            return h;
+    }
+    return NULL;
+}
+
+void wr_remote_home_down(wr_remote_t *r, const char *node)
+{
+    home_t *h;
+
+    /* One at a time: an auto-delete may end other records of node. */
+    while ((h = first_of(r, node)) != NULL) {
+        wr_queue_t *q = wr_queue_ref(h->q);
+        wr_vhost_t *vh = h->vh;
+
+        home_drop(h);
+        auto_delete(vh, q);
+        wr_queue_unref(q);
     }
 }
 

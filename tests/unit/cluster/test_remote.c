@@ -662,6 +662,43 @@ START_TEST(get_pending_when_the_home_goes_down)
 }
 END_TEST
 
+/* An auto-delete queue at n1 consumed only from n2 (as RabbitMQ: when its
+ * last consumer leaves, by basic.cancel or with its node). */
+static wr_queue_t *auto_delete_pair(void)
+{
+    wr_queue_opts_t o = {.auto_delete = true};
+    wr_queue_t *home, *proxy;
+
+    ck_assert_int_eq(wr_vhost_queue_add(fx.n[0].vh, wr_bytes_str("ad"), &o, &home), WR_OK);
+    proxy = wr_remote_queue_new(fx.n[1].remote, fx.n[1].vh, wr_bytes_str("ad"), &o, "n1");
+    ck_assert_ptr_nonnull(proxy);
+    ck_assert_int_eq(wr_vhost_queue_attach(fx.n[1].vh, proxy), WR_OK);
+    return proxy;
+}
+
+START_TEST(auto_delete_when_the_remote_consumer_cancels)
+{
+    tcons_t *tc = consume(auto_delete_pair(), 0, false);
+
+    UNTIL(wr_queue_consumer_count(wr_vhost_queue(fx.n[0].vh, wr_bytes_str("ad"))) == 1);
+    wr_queue_cancel(tc->c);
+    UNTIL(wr_vhost_queue(fx.n[0].vh, wr_bytes_str("ad")) == NULL);
+    tc_free(tc);
+}
+END_TEST
+
+START_TEST(auto_delete_when_the_consumers_node_goes)
+{
+    tcons_t *tc = consume(auto_delete_pair(), 0, false);
+
+    UNTIL(wr_queue_consumer_count(wr_vhost_queue(fx.n[0].vh, wr_bytes_str("ad"))) == 1);
+    node_unlink(1);
+    UNTIL(wr_vhost_queue(fx.n[0].vh, wr_bytes_str("ad")) == NULL);
+    tc_free(tc);
+    node_link(1);
+}
+END_TEST
+
 /* SETTLE with multiple (the proxy sends one per delivery; a peer may send
  * one for several): every delivery up to the id, of that consumer only. */
 START_TEST(settle_multiple_at_home)
@@ -720,6 +757,8 @@ static Suite *remote_suite(void)
     tcase_add_test(tc, get_takes_the_head_from_the_home);
     tcase_add_test(tc, get_of_a_queue_gone_at_home_or_cancelled);
     tcase_add_test(tc, get_pending_when_the_home_goes_down);
+    tcase_add_test(tc, auto_delete_when_the_remote_consumer_cancels);
+    tcase_add_test(tc, auto_delete_when_the_consumers_node_goes);
     tcase_add_test(tc, settle_multiple_at_home);
     tcase_add_test(tc, malformed_body_closes_the_link);
     suite_add_tcase(s, tc);

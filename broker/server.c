@@ -482,6 +482,7 @@ static int server_open_meta(wr_server_t *srv)
     }
     for (size_t i = 0; i < cc->n_nodes; i++)
         members[i] = cc->nodes[i].name;
+    wr_meta_set_remote(srv->meta, srv->remote);
     wr_meta_sm(&sm);
     srv->meta_group = wr_rgroup_open(srv->raftd, WR_RGROUP_META, members, cc->n_nodes, 0, &sm, srv->meta);
     free(members);

@@ -117,6 +117,28 @@ def test_publish_on_n2_consume_on_n3_with_prefetch_acks_and_requeue(cluster):
     assert home.queue_declare("q", passive=True).method.consumer_count == 1
 
 
+def test_basic_get_on_another_node(cluster):
+    declared_everywhere(cluster, "g")
+    pub = cluster.nodes["n1"].connect().channel()
+    for body in (b"a", b"b", b"c"):
+        pub.basic_publish("", "g", body, PERSISTENT)
+    ch = cluster.nodes["n3"].connect().channel()
+    m, _, body = ch.basic_get("g")
+    assert body == b"a" and not m.redelivered and m.message_count == 2
+    ch.basic_nack(m.delivery_tag, requeue=True)
+    m, _, body = ch.basic_get("g")
+    assert body == b"a" and m.redelivered
+    ch.basic_ack(m.delivery_tag)
+    m, _, body = ch.basic_get("g", auto_ack=True)
+    assert body == b"b"
+    m, _, body = ch.basic_get("g")
+    assert body == b"c" and m.message_count == 0
+    assert ch.basic_get("g") == (None, None, None)
+    ch.basic_ack(m.delivery_tag)
+    home = cluster.nodes["n1"].connect().channel()
+    wait_for(lambda: home.queue_declare("g", passive=True).method.message_count == 0, DEADLINE, "g to be empty")
+
+
 def test_home_down_cancels_nacks_and_nothing_is_lost(cluster):
     declared_everywhere(cluster, "q")
     confirmed, refused, stop = [], [], threading.Event()

@@ -53,12 +53,17 @@ typedef struct {
     wr_qtoken_t pending[MAX_PREFETCH];
 } bench_t;
 
-static double now_s(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double now_s(void)
+{
+    return clock_s(CLOCK_MONOTONIC);
 }
 
 static void die(const char *what)
@@ -163,12 +168,14 @@ static wr_message_t *message(size_t size)
     return m;
 }
 
-/* n messages published to pq and consumed from cq (prefetch, acks); msg/s. */
-static double run(bench_t *b, wr_queue_t *pq, wr_queue_t *cq, uint64_t n, size_t size)
+/* n messages published to pq and consumed from cq (prefetch, acks); msg/s,
+ * and in *cpu_us the process's CPU microseconds per message (what a loaded
+ * machine's other work does not change much). */
+static double run(bench_t *b, wr_queue_t *pq, wr_queue_t *cq, uint64_t n, size_t size, double *cpu_us)
 {
     wr_message_t *m = message(size);
     uint64_t published = 0;
-    double t0;
+    double t0, c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
 
     b->c = wr_consumer_new(wr_bytes_str("bench"), (wr_bytes_t){NULL, 0}, &ops, b);
     b->c->prefetch = b->prefetch;
@@ -184,6 +191,7 @@ static double run(bench_t *b, wr_queue_t *pq, wr_queue_t *cq, uint64_t n, size_t
         ack_pending(b);
     }
     t0 = now_s() - t0;
+    *cpu_us = (clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0) * 1e6 / (double)n;
     wr_queue_cancel(b->c);
     wr_consumer_unref(b->c);
     wr_message_unref(m);
@@ -198,7 +206,7 @@ int main(int argc, char **argv)
     wr_queue_opts_t o = {.durable = true};
     bench_t b = {0};
     wr_queue_t *home, *proxy;
-    double local, remote;
+    double local, remote, local_cpu, remote_cpu;
 
     if (n == 0 || size < 1 || prefetch < 1 || prefetch > MAX_PREFETCH)
         die("usage: bench_remote [MESSAGES] [BODY_BYTES] [PREFETCH 1..1000]");
@@ -218,11 +226,11 @@ int main(int argc, char **argv)
         (proxy = wr_remote_queue_new(b.n[1].remote, b.n[1].vh, wr_bytes_str("q"), &o, "n1")) == NULL ||
         wr_vhost_queue_attach(b.n[1].vh, proxy) != WR_OK)
         die("cannot make the queues");
-    local = run(&b, home, home, n, size);
-    remote = run(&b, proxy, proxy, n, size);
+    local = run(&b, home, home, n, size, &local_cpu);
+    remote = run(&b, proxy, proxy, n, size, &remote_cpu);
     printf("{\"messages\": %llu, \"body_bytes\": %zu, \"prefetch\": %u, \"local_rate\": %.0f, "
-           "\"remote_rate\": %.0f, \"ratio\": %.3f}\n",
-           (unsigned long long)n, size, b.prefetch, local, remote, remote / local);
+           "\"remote_rate\": %.0f, \"ratio\": %.3f, \"local_cpu_us\": %.2f, \"remote_cpu_us\": %.2f}\n",
+           (unsigned long long)n, size, b.prefetch, local, remote, remote / local, local_cpu, remote_cpu);
     for (int i = 1; i >= 0; i--) {
         wr_remote_free(b.n[i].remote);
         wr_peer_links_free(b.n[i].links);

@@ -28,6 +28,7 @@
 #include "broker/base/loop.h"
 #include "broker/cluster/link.h"
 #include "broker/cluster/meta.h"
+#include "broker/cluster/remote.h"
 #include "broker/cluster/reports.h"
 #include "broker/cluster/raftd.h"
 #include "broker/node/alarm.h"
@@ -89,6 +90,7 @@ struct wr_server_s {
     wr_reports_t *reports;    /* the other nodes' reports; NULL without a cluster section */
     wr_tls_t *peer_tls;       /* cluster.tls: the peer links' context */
     wr_raftd_t *raftd;        /* the Raft groups in data_dir/raft; NULL without a cluster section */
+    wr_remote_t *remote;      /* classic queues used across nodes; NULL without a cluster section */
     wr_meta_t *meta;          /* the cluster-wide definitions; NULL without a cluster section */
     wr_rgroup_t *meta_group;  /* the metadata Raft group driving it */
 };
@@ -447,6 +449,14 @@ static int server_start_raftd(wr_server_t *srv)
     return rc;
 }
 
+/* The home side of remote queues: the local vhost of that name. */
+static wr_vhost_t *server_vhost(void *ud, const char *name)
+{
+    wr_server_t *srv = ud;
+
+    return wr_map_get(srv->vhosts, wr_bytes_str(name));
+}
+
 static int server_meta_propose(void *ud, const void *data, size_t len, unsigned timeout_ms,
                                wr_rgroup_done_fn done, void *done_ud)
 {
@@ -472,6 +482,7 @@ static int server_open_meta(wr_server_t *srv)
     }
     for (size_t i = 0; i < cc->n_nodes; i++)
         members[i] = cc->nodes[i].name;
+    wr_meta_set_remote(srv->meta, srv->remote);
     wr_meta_sm(&sm);
     srv->meta_group = wr_rgroup_open(srv->raftd, WR_RGROUP_META, members, cc->n_nodes, 0, &sm, srv->meta);
     free(members);
@@ -484,11 +495,13 @@ static int server_open_meta(wr_server_t *srv)
 }
 
 /* The peer links of a node with a cluster section (docs/CLUSTERING.md), the
- * node reports, the Raft driver and the metadata group over them. */
+ * node reports, the Raft driver, the metadata group and the remote queues
+ * over them. */
 static int server_start_peers(wr_server_t *srv)
 {
     const wr_peer_handler_t h = {.on_raft = server_on_raft, .ctx = srv};
     wr_reports_deps_t rd = {srv->base, NULL, server_report_sample, server_remote_alarms, srv};
+    wr_remote_deps_t qd = {srv->base, NULL, srv->cfg->cluster->node, server_vhost, srv};
     int rc;
 
     srv->peers = wr_peer_links_new(srv->base, srv->cfg->cluster, &h);
@@ -498,6 +511,9 @@ static int server_start_peers(wr_server_t *srv)
         return WR_EIO;
     rd.links = srv->peers;
     if (!(srv->reports = wr_reports_new(&rd)))
+        return WR_ENOMEM;
+    qd.links = srv->peers;
+    if (!(srv->remote = wr_remote_new(&qd)))
         return WR_ENOMEM;
     srv->mgmt_env.peers = srv->peers;
     srv->mgmt_env.reports = srv->reports;
@@ -722,6 +738,9 @@ void wr_server_free(wr_server_t *srv)
         return;
     wr_mgmt_free(srv->mgmt);
     wr_reports_free(srv->reports);
+    /* Before the links it sends on: its proxies then forget it, and the
+     * connections freed below find their consumers already cancelled. */
+    wr_remote_free(srv->remote);
     /* Queues the closing connections auto-delete propose nothing to a closed group. */
     srv->vhost_env.queue_deleted = NULL;
     wr_raftd_close(srv->raftd); /* before the links it sends on */

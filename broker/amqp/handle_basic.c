@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "broker/auth/access.h"
+#include "broker/cluster/remote.h"
 #include "broker/amqp/channel_internal.h"
 #include "broker/vhost/exchange.h"
 #include "broker/base/log.h"
@@ -100,6 +101,10 @@ static wr_queue_t *find_queue(wr_channel_t *ch, wr_bytes_t name, uint32_t method
     }
     if (!wr_channel_check_exclusive(ch, q, method, err))
         return NULL;
+    if (wr_remote_queue_down(q)) {
+        wr_remote_queue_down_error(q, wr_channel_vhost_name(ch), method, err);
+        return NULL;
+    }
     return q;
 }
 
@@ -246,39 +251,117 @@ static bool cancel(wr_channel_t *ch, const wr_basic_cancel_t *b)
     return true;
 }
 
-static bool get(wr_channel_t *ch, const wr_basic_get_t *g, wr_amqp_error_t *err)
+/* get-ok for msg (a reference it takes over) taken from q, or get-empty
+ * without one; left: what q still holds ready. */
+static bool get_answer(wr_channel_t *ch, wr_queue_t *q, bool no_ack, wr_message_t *msg,
+                       const wr_qtoken_t *tok, bool redelivered, uint32_t left, wr_amqp_error_t *err)
 {
     wr_method_t m = {.id = WR_BASIC_GET_OK};
-    wr_queue_t *q = find_queue(ch, g->queue, WR_BASIC_GET, err);
-    wr_message_t *msg;
-    wr_qtoken_t tok;
-    bool redelivered;
 
-    if (q == NULL)
-        return false;
-    /* Even an empty get counts as use for x-expires. */
-    wr_queue_touch(q);
-    if (!wr_queue_get(q, g->no_ack, &msg, &tok, &redelivered)) {
+    if (msg == NULL) {
         m.id = WR_BASIC_GET_EMPTY;
         wr_counters_add(wr_conn_env(ch->conn)->counters, WR_CNT_GET_EMPTY, 1);
         wr_channel_send(ch, &m);
         return true;
     }
-    if (!g->no_ack && wr_unacked_add(ch->unacked, ch->last_tag + 1, q, msg, &tok, NULL) != WR_OK) {
-        wr_queue_settle(q, msg, &tok, WR_SETTLE_REQUEUE);
+    if (!no_ack && wr_unacked_add(ch->unacked, ch->last_tag + 1, q, msg, tok, NULL) != WR_OK) {
+        wr_queue_settle(q, msg, tok, WR_SETTLE_REQUEUE);
         return internal_error(WR_BASIC_GET, err);
     }
     ch->last_tag++;
-    if (!g->no_ack)
+    if (!no_ack)
         wr_channel_ack_timer_arm(ch);
     m.u.basic_get_ok.delivery_tag = ch->last_tag;
     m.u.basic_get_ok.redelivered = redelivered;
     m.u.basic_get_ok.exchange = msg->exchange;
     m.u.basic_get_ok.routing_key = msg->routing_key;
-    m.u.basic_get_ok.message_count = (uint32_t)wr_queue_ready(q);
+    m.u.basic_get_ok.message_count = left;
     wr_conn_send_content(ch->conn, ch->id, &m, msg);
     wr_message_unref(msg);
     return true;
+}
+
+/* basic.get on a queue whose home is another node (cluster/remote.h): the
+ * connection is parked until the home answers, so later frames wait. */
+typedef struct {
+    wr_channel_t *ch;
+    wr_conn_t *conn;
+    wr_queue_t *q; /* a reference, while the get is pending */
+    wr_remote_get_t *get;
+    bool no_ack;
+} remote_get_t;
+
+static void remote_got(void *ud, wr_remote_got_t what, wr_message_t *msg, const wr_qtoken_t *tok,
+                       bool redelivered, uint32_t left)
+{
+    remote_get_t *w = ud;
+    wr_channel_t *ch = w->ch;
+    wr_amqp_error_t err = {0};
+    bool ok = false;
+
+    if (ch->state != WR_CH_OPEN) {
+        if (msg != NULL && !w->no_ack)
+            wr_queue_settle(w->q, msg, tok, WR_SETTLE_REQUEUE);
+        else
+            wr_message_unref(msg);
+        ok = true;
+    } else if (what == WR_REMOTE_GOT || what == WR_REMOTE_GOT_EMPTY) {
+        ok = get_answer(ch, w->q, w->no_ack, msg, tok, redelivered, left, &err);
+    } else if (what == WR_REMOTE_GOT_GONE) {
+        wr_channel_not_found(ch, &err, WR_BASIC_GET, "queue", wr_queue_name(w->q));
+    } else {
+        wr_remote_queue_down_error(w->q, wr_channel_vhost_name(ch), WR_BASIC_GET, &err);
+    }
+    if (!ok)
+        wr_channel_error(ch, &err);
+    wr_queue_unref(w->q);
+    wr_conn_unpark(w->conn);
+    free(w);
+}
+
+static void remote_get_cancel(void *ud)
+{
+    remote_get_t *w = ud;
+
+    wr_remote_get_cancel(w->get);
+    wr_queue_unref(w->q);
+    free(w);
+}
+
+static bool remote_get(wr_channel_t *ch, wr_queue_t *q, bool no_ack, wr_amqp_error_t *err)
+{
+    remote_get_t *w = calloc(1, sizeof(*w));
+    int rc = w != NULL ? wr_remote_queue_get(q, no_ack, remote_got, w, &w->get) : WR_ENOMEM;
+
+    if (rc != WR_OK) {
+        free(w);
+        if (rc == WR_ENOENT)
+            wr_remote_queue_down_error(q, wr_channel_vhost_name(ch), WR_BASIC_GET, err);
+        return rc == WR_ENOENT ? false : internal_error(WR_BASIC_GET, err);
+    }
+    w->ch = ch;
+    w->conn = ch->conn;
+    w->q = wr_queue_ref(q);
+    w->no_ack = no_ack;
+    wr_conn_park(ch->conn, remote_get_cancel, w);
+    return true;
+}
+
+static bool get(wr_channel_t *ch, const wr_basic_get_t *g, wr_amqp_error_t *err)
+{
+    wr_queue_t *q = find_queue(ch, g->queue, WR_BASIC_GET, err);
+    wr_message_t *msg = NULL;
+    wr_qtoken_t tok;
+    bool redelivered = false;
+
+    if (q == NULL)
+        return false;
+    if (wr_remote_queue_home(q) != NULL)
+        return remote_get(ch, q, g->no_ack, err);
+    /* Even an empty get counts as use for x-expires. */
+    wr_queue_touch(q);
+    wr_queue_get(q, g->no_ack, &msg, &tok, &redelivered);
+    return get_answer(ch, q, g->no_ack, msg, &tok, redelivered, (uint32_t)wr_queue_ready(q), err);
 }
 
 static bool settle(wr_channel_t *ch, uint32_t method, uint64_t tag, bool multiple, wr_settle_t how,

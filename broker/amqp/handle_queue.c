@@ -7,6 +7,7 @@
 #include "broker/amqp/handle_queue.h"
 
 #include "broker/auth/access.h"
+#include "broker/cluster/remote.h"
 #include "broker/amqp/channel_internal.h"
 #include "broker/vhost/exchange.h"
 #include "broker/amqp/handle_exchange.h"
@@ -21,6 +22,15 @@
 static bool out_of_memory(uint32_t method, wr_amqp_error_t *err)
 {
     wr_amqp_error_set(err, WR_AMQP_INTERNAL_ERROR, method, "out of memory");
+    return false;
+}
+
+/* A queue whose home node is down cannot be declared: RabbitMQ's 404. */
+static bool home_up(const wr_channel_t *ch, const wr_queue_t *q, wr_amqp_error_t *err)
+{
+    if (!wr_remote_queue_down(q))
+        return true;
+    wr_remote_queue_down_error(q, wr_channel_vhost_name(ch), WR_QUEUE_DECLARE, err);
     return false;
 }
 
@@ -88,7 +98,7 @@ static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp
             return declare_ok_named(ch, d->nowait, name, NULL);
         if (q == NULL)
             return wr_channel_not_found(ch, err, WR_QUEUE_DECLARE, "queue", name);
-        if (!wr_channel_check_exclusive(ch, q, WR_QUEUE_DECLARE, err))
+        if (!wr_channel_check_exclusive(ch, q, WR_QUEUE_DECLARE, err) || !home_up(ch, q, err))
             return false;
         /* As RabbitMQ's queue.stat: a passive declare is a use too. */
         wr_queue_touch(q);
@@ -113,7 +123,8 @@ static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp
                           .args = d->arguments};
     q = wr_vhost_queue(ch->vhost, name);
     if (q != NULL) {
-        if (!check_equivalent(ch, q, o.durable, o.exclusive, o.auto_delete, d->arguments, err))
+        if (!check_equivalent(ch, q, o.durable, o.exclusive, o.auto_delete, d->arguments, err) ||
+            !home_up(ch, q, err))
             return false;
         wr_queue_touch(q);
         return declare_ok(ch, d->nowait, q);

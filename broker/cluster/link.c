@@ -896,6 +896,16 @@ int wr_peer_send_app(wr_peer_links_t *l, const char *node, uint8_t kind, uint64_
     return WR_OK;
 }
 
+void wr_peer_links_drop(wr_peer_links_t *l, const char *node, const char *why)
+{
+    peer_t *p = peer_by_name(l, node, strlen(node));
+
+    if (!p || !p->active)
+        return;
+    wr_log_warn("cluster: peer %s sent a malformed message (%s); closing the link", node, why);
+    conn_close(p->active, why);
+}
+
 bool wr_peer_up(const wr_peer_links_t *l, const char *node)
 {
     const peer_t *p = peer_by_name(l, node, strlen(node));

@@ -142,6 +142,12 @@ int wr_peer_links_watch(wr_peer_links_t *l, const wr_peer_watch_t *w);
  */
 int wr_peer_send_app(wr_peer_links_t *l, const char *node, uint8_t kind, uint64_t group,
                      const wr_bytes_t *parts, size_t n);
+/*
+ * Closes the link to node, if up, because its peer broke the protocol of an
+ * APP kind (a malformed body): logged with why, then as any failed link
+ * (on_down, reconnection). Callable from inside an APP route.
+ */
+void wr_peer_links_drop(wr_peer_links_t *l, const char *node, const char *why);
 /* Whether node is a peer whose link is up now. */
 bool wr_peer_up(const wr_peer_links_t *l, const char *node);
 

@@ -69,6 +69,11 @@ static void op_detach(wr_meta_op_t *op)
     op->m = NULL;
 }
 
+void wr_meta_set_remote(wr_meta_t *m, wr_remote_t *r)
+{
+    m->remote = r;
+}
+
 void wr_meta_free(wr_meta_t *m)
 {
     if (m == NULL)

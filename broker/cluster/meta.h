@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "broker/cluster/raftd.h"
+#include "broker/cluster/remote.h"
 #include "broker/vhost/queue_args.h"
 #include "broker/vhost/vhost.h"
 #include "core/buf.h"
@@ -44,6 +45,12 @@ typedef struct {
 wr_meta_t *wr_meta_new(const wr_meta_deps_t *deps);
 /* Frees m; the pending submissions' replies are dropped. NULL is a no-op. */
 void wr_meta_free(wr_meta_t *m);
+/*
+ * The apply lists, on every node but a queue's home, a proxy for it made by
+ * r (cluster/remote.h; valid while the group applies). Before the group
+ * opens. Without it (unit tests) a queue lives only on its home.
+ */
+void wr_meta_set_remote(wr_meta_t *m, wr_remote_t *r);
 
 /* The state machine for wr_rgroup_open, with ud = the wr_meta_t. */
 void wr_meta_sm(wr_rgroup_sm_t *out);

@@ -109,9 +109,23 @@ static void live_exchange_create(wr_vhost_t *vh, const json_t *e)
     free(abuf);
 }
 
+/* A proxy (cluster/remote.h) for a queue whose home is another node. */
+static void live_proxy_create(const wr_meta_t *m, wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o,
+                              const char *home)
+{
+    wr_queue_t *q = wr_remote_queue_new(m->remote, vh, name, o, home);
+
+    if (q == NULL || wr_vhost_queue_attach(vh, q) != WR_OK) {
+        wr_queue_unref(q);
+        wr_log_error("vhost '%s': out of memory making the proxy of queue '%.*s' (home %s)",
+                     wr_vhost_name(vh), (int)name.len, (const char *)name.data, home);
+    }
+}
+
 static void live_queue_create(const wr_meta_t *m, wr_vhost_t *vh, const json_t *e)
 {
     const char *log = json_string_value(json_object_get(e, "log"));
+    const char *home = json_string_value(json_object_get(e, "home"));
     uint8_t nbuf[WR_META_NAME_MAX], *abuf = NULL;
     wr_queue_opts_t o = {0};
     wr_queue_t *q;
@@ -119,14 +133,16 @@ static void live_queue_create(const wr_meta_t *m, wr_vhost_t *vh, const json_t *
     char err[512];
     int rc;
 
-    const char *home = json_string_value(json_object_get(e, "home"));
-
-    if (vh == NULL || home == NULL || strcmp(home, m->deps.self) != 0 ||
-        !wr_meta_name_get(e, "name", &name, nbuf) || !wr_meta_args_get(e, &o.args, &abuf) ||
-        wr_vhost_queue(vh, name) != NULL)
+    if (vh == NULL || home == NULL || !wr_meta_name_get(e, "name", &name, nbuf) ||
+        !wr_meta_args_get(e, &o.args, &abuf) || wr_vhost_queue(vh, name) != NULL)
         goto out;
     o.durable = flag(e, "durable");
     o.auto_delete = flag(e, "auto_delete");
+    if (strcmp(home, m->deps.self) != 0) {
+        if (m->remote != NULL)
+            live_proxy_create(m, vh, name, &o, home);
+        goto out;
+    }
     rc = log != NULL ? wr_vhost_queue_recover(vh, name, &o, log, &q, err, sizeof(err))
                      : wr_vhost_queue_add(vh, name, &o, &q);
     if (rc != WR_OK)
@@ -632,8 +648,10 @@ static void live_extras(wr_vhost_t *vh, const json_t *v, const wr_meta_t *m, wr_
             (*xs)[(*nx)++] = wr_exchange_ref(val);
     it = (wr_map_iter_t){0};
     while (*qs != NULL && wr_map_next(qmap, &it, &name, &val)) {
-        const char *home = NULL;
-        bool mine = wr_meta_queue_find(m, wr_vhost_name(vh), name, &home) && strcmp(home, m->deps.self) == 0;
+        const char *home = NULL, *proxy_of = wr_remote_queue_home(val);
+        bool known = wr_meta_queue_find(m, wr_vhost_name(vh), name, &home);
+        /* Kept: the home's queue, or a proxy for the same home. */
+        bool mine = known && strcmp(home, proxy_of != NULL ? proxy_of : m->deps.self) == 0;
         if (!wr_queue_opts(val)->exclusive && !mine)
             (*qs)[(*nq)++] = wr_queue_ref(val);
     }

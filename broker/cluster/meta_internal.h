@@ -26,6 +26,7 @@ struct wr_meta_s {
     uint64_t next_op;
     json_int_t run; /* this run's id in its commands */
     uint64_t applied;
+    wr_remote_t *remote; /* proxies for queues whose home is another node; NULL: none */
 };
 
 /* Applies one parsed command at index to the state and the live vhosts,

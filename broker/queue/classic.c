@@ -969,7 +969,7 @@ static void classic_foreach_consumer(const wr_queue_t *qh, void (*fn)(void *ud, 
 /* ---------------------------------------------------------------- the type */
 
 /* What a redeclaration of a classic queue must repeat, as rabbit_classic_queue lists it. */
-static const char *const classic_equiv_args[] = {
+const char *const wr_classic_equiv_args[] = {
     "x-expires",
     "x-message-ttl",
     "x-dead-letter-exchange",
@@ -990,7 +990,7 @@ static const char *const classic_equiv_args[] = {
 const wr_queue_type_t wr_classic_queue_type = {
     .name = "classic",
     .validate_args = wr_classic_validate_args,
-    .equiv_args = classic_equiv_args,
+    .equiv_args = wr_classic_equiv_args,
     .create = classic_create,
     .open_store = classic_open_store,
     .store_name = classic_store_name,

@@ -2,7 +2,8 @@
 /*
  * The classic queue type (classic.c): ready messages in memory and in the
  * queue's log, consumers in priority order, TTL, length limits, delivery
- * limit, x-expires and dead-lettering. Only the type registry (queue.c) and
+ * limit, x-expires and dead-lettering. Only the type registry (queue.c),
+ * the proxy of a classic queue on another node (cluster/remote_proxy.c) and
  * the classic queue's own tests include this; everyone else goes through
  * queue.h.
  */
@@ -13,6 +14,10 @@
 
 /* Its vtable; wr_queue_type_find("classic") returns it. */
 extern const wr_queue_type_t wr_classic_queue_type;
+
+/* What a redeclaration of a classic queue must repeat (its equiv_args),
+ * NULL-terminated; a proxy of a classic queue has the same. */
+extern const char *const wr_classic_equiv_args[];
 
 /*
  * The type's validate_args (classic_args.c): RabbitMQ's classic-queue rules

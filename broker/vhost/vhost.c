@@ -735,6 +735,28 @@ int wr_vhost_queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o
     return rc == WR_OK ? WR_OK : WR_ENOMEM;
 }
 
+int wr_vhost_queue_attach(wr_vhost_t *vh, wr_queue_t *q)
+{
+    qslot_t *s;
+
+    if (wr_map_get(vh->queues, wr_queue_name(q)) != NULL)
+        return WR_EEXIST;
+    s = slot_new(vh, q);
+    if (s == NULL)
+        return WR_ENOMEM;
+    if (wr_map_put(vh->queues, wr_queue_name(q), q) != WR_OK) {
+        slot_free(vh, q);
+        return WR_ENOMEM;
+    }
+    apply_limits(vh, s);
+    return WR_OK;
+}
+
+wr_queue_sched_t *wr_vhost_sched(wr_vhost_t *vh)
+{
+    return &vh->sched;
+}
+
 int wr_vhost_queue_recover(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, const char *logname,
                            wr_queue_t **out, char *err, size_t errlen)
 {

@@ -86,6 +86,14 @@ int wr_vhost_queue_add(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o
  * messages are recovered now. WR_OK, or an error with a message in err. */
 int wr_vhost_queue_recover(wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o, const char *logname,
                            wr_queue_t **out, char *err, size_t errlen);
+/* Lists q, a queue made elsewhere on this vhost's scheduler (a proxy for a
+ * queue whose home is another node, cluster/remote.h), under its name, with
+ * its limits from args and policies; takes over the caller's reference on
+ * WR_OK. Nothing is noted for the saved topology. WR_OK, WR_EEXIST (the
+ * name is taken) or WR_ENOMEM. */
+int wr_vhost_queue_attach(wr_vhost_t *vh, wr_queue_t *q);
+/* The scheduler a queue attached to vh must be created on. */
+wr_queue_sched_t *wr_vhost_sched(wr_vhost_t *vh);
 /* Deletes x with its bindings (either side), then auto-delete exchanges
  * left without bindings. */
 void wr_vhost_exchange_delete(wr_vhost_t *vh, wr_exchange_t *x);

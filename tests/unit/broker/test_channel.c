@@ -19,6 +19,7 @@
 #include "broker/amqp/channel.h"
 #include "broker/amqp/conn.h"
 #include "broker/amqp/reply_to.h"
+#include "broker/cluster/remote.h"
 #include "broker/vhost/policy.h"
 #include "broker/vhost/vhost.h"
 #include "core/map.h"
@@ -501,6 +502,72 @@ START_TEST(test_unknown_delivery_tag)
 }
 END_TEST
 
+/* The channel's 404 for m (a method a client sends on ch), with RabbitMQ's
+ * text for queue "q" whose home n1 is down. */
+static void expect_home_down(fx_t *fx, uint16_t ch, const wr_method_t *m, uint16_t class_id,
+                             uint16_t method_id)
+{
+    wr_method_t close = {.id = WR_CHANNEL_CLOSE};
+
+    open_channel(fx, ch);
+    send_method(fx, ch, m);
+    expect(fx, ch, WR_CHANNEL_CLOSE, &close);
+    ck_assert_uint_eq(close.u.channel_close.reply_code, WR_AMQP_NOT_FOUND);
+    ck_assert(wr_bytes_eq_str(
+        close.u.channel_close.reply_text,
+        "NOT_FOUND - home node 'n1' of durable queue 'q' in vhost '/' is down or inaccessible"));
+    ck_assert_uint_eq(close.u.channel_close.class_id, class_id);
+    ck_assert_uint_eq(close.u.channel_close.method_id, method_id);
+}
+
+/* A queue whose home node (cluster/remote.h) is unreachable: declares,
+ * consumes and gets fail as RabbitMQ's do, with no consumer left waiting. */
+START_TEST(test_queue_home_down)
+{
+    wr_cluster_node_t members[2] = {{"n2", "127.0.0.1", 1}, {"n1", "127.0.0.1", 2}};
+    wr_cluster_config_t cfg = {.name = "warren",
+                               .node = "n2",
+                               .secret = (uint8_t *)"0123456789abcdef0123456789abcdef",
+                               .secret_len = 32,
+                               .listen_address = "127.0.0.1",
+                               .listen_port = 1,
+                               .nodes = members,
+                               .n_nodes = 2};
+    wr_queue_opts_t o = {.durable = true};
+    wr_method_t m = {.id = WR_QUEUE_DECLARE};
+    wr_peer_links_t *links;
+    wr_remote_t *remote;
+    wr_queue_t *q;
+    fx_t fx;
+
+    fx_start(&fx);
+    /* Never started: the link to n1 stays down. */
+    links = wr_peer_links_new(fx.base, &cfg, &(wr_peer_handler_t){0});
+    ck_assert_ptr_nonnull(links);
+    remote = wr_remote_new(&(wr_remote_deps_t){fx.base, links, "n2", NULL, NULL});
+    ck_assert_ptr_nonnull(remote);
+    q = wr_remote_queue_new(remote, fx.vh, wr_bytes_str("q"), &o, "n1");
+    ck_assert_ptr_nonnull(q);
+    ck_assert_int_eq(wr_vhost_queue_attach(fx.vh, q), WR_OK);
+    m.u.queue_declare.queue = wr_bytes_str("q");
+    m.u.queue_declare.passive = true;
+    expect_home_down(&fx, 1, &m, 50, 10);
+    m.u.queue_declare.passive = false;
+    m.u.queue_declare.durable = true;
+    expect_home_down(&fx, 2, &m, 50, 10);
+    m = (wr_method_t){.id = WR_BASIC_CONSUME};
+    m.u.basic_consume.queue = wr_bytes_str("q");
+    expect_home_down(&fx, 3, &m, 60, 20);
+    ck_assert_uint_eq(wr_queue_consumer_count(q), 0);
+    m = (wr_method_t){.id = WR_BASIC_GET};
+    m.u.basic_get.queue = wr_bytes_str("q");
+    expect_home_down(&fx, 4, &m, 60, 70);
+    wr_remote_free(remote);
+    wr_peer_links_free(links);
+    fx_stop(&fx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("channel");
@@ -512,6 +579,7 @@ int main(void)
     tcase_add_test(tc, test_prefetch_one);
     tcase_add_test(tc, test_close_second_channel);
     tcase_add_test(tc, test_unknown_delivery_tag);
+    tcase_add_test(tc, test_queue_home_down);
     suite_add_tcase(s, tc);
     return wr_test_run(s);
 }

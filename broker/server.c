@@ -494,6 +494,17 @@ static int server_open_meta(wr_server_t *srv)
     return srv->meta_group != NULL ? WR_OK : WR_EIO;
 }
 
+/* Publishes forwarded to other nodes and waiting for a link hold publishers by flow. */
+static uint64_t server_links_pending(void *ud)
+{
+    return wr_remote_pending_bytes(((wr_server_t *)ud)->remote);
+}
+
+static void server_links_drained(void *ud)
+{
+    wr_alarms_storage_progress(((wr_server_t *)ud)->alarms);
+}
+
 /* The peer links of a node with a cluster section (docs/CLUSTERING.md), the
  * node reports, the Raft driver, the metadata group and the remote queues
  * over them. */
@@ -501,7 +512,7 @@ static int server_start_peers(wr_server_t *srv)
 {
     const wr_peer_handler_t h = {.on_raft = server_on_raft, .ctx = srv};
     wr_reports_deps_t rd = {srv->base, NULL, server_report_sample, server_remote_alarms, srv};
-    wr_remote_deps_t qd = {srv->base, NULL, srv->cfg->cluster->node, server_vhost, srv};
+    wr_remote_deps_t qd = {srv->base, NULL, srv->cfg->cluster->node, server_vhost, server_links_drained, srv};
     int rc;
 
     srv->peers = wr_peer_links_new(srv->base, srv->cfg->cluster, &h);
@@ -515,6 +526,7 @@ static int server_start_peers(wr_server_t *srv)
     qd.links = srv->peers;
     if (!(srv->remote = wr_remote_new(&qd)))
         return WR_ENOMEM;
+    wr_alarms_link_backlog(srv->alarms, server_links_pending, srv, WR_REMOTE_FLOW_BYTES);
     srv->mgmt_env.peers = srv->peers;
     srv->mgmt_env.reports = srv->reports;
     if ((rc = server_start_raftd(srv)) != WR_OK || (rc = server_open_meta(srv)) != WR_OK)

@@ -73,15 +73,17 @@ static int outbox_add(wr_remote_t *r, const char *node, uint8_t kind, const wr_b
         memcpy(om->data + parts[0].len, parts[1].data, parts[1].len);
     wr_list_insert_tail(&o->msgs, &om->link);
     o->bytes += om->len;
+    r->pending += om->len;
     return WR_OK;
 }
 
-static void outbox_pop(outbox_t *o)
+static void outbox_pop(wr_remote_t *r, outbox_t *o)
 {
     out_msg_t *om = wr_list_entry(o->msgs.next, out_msg_t, link);
 
     wr_list_remove(&om->link);
     o->bytes -= om->len;
+    r->pending -= om->len;
     free(om);
 }
 
@@ -94,14 +96,14 @@ static void outbox_flush(wr_remote_t *r, outbox_t *o)
 
         if (wr_peer_send_app(r->d.links, o->node, om->kind, 0, &body, 1) == WR_AGAIN)
             return;
-        outbox_pop(o);
+        outbox_pop(r, o);
     }
 }
 
-static void outbox_clear(outbox_t *o)
+static void outbox_clear(wr_remote_t *r, outbox_t *o)
 {
     while (!wr_list_empty(&o->msgs))
-        outbox_pop(o);
+        outbox_pop(r, o);
 }
 
 int wr_remote_send(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
@@ -123,6 +125,11 @@ int wr_remote_send(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
         return WR_ENOENT;
     }
     return outbox_add(r, node, m->kind, parts);
+}
+
+uint64_t wr_remote_pending_bytes(const wr_remote_t *r)
+{
+    return r ? r->pending : 0;
 }
 
 size_t wr_remote_backlog(const wr_remote_t *r, const char *node)
@@ -172,7 +179,9 @@ static void on_down(void *ud, const char *node)
     outbox_t *o = outbox_find(r, node);
 
     if (o != NULL)
-        outbox_clear(o);
+        outbox_clear(r, o);
+    if (r->d.drained)
+        r->d.drained(r->d.ud);
     wr_remote_home_down(r, node);
     wr_remote_proxy_down(r, node);
 }
@@ -184,6 +193,8 @@ static void on_writable(void *ud, const char *node)
 
     if (o != NULL)
         outbox_flush(r, o);
+    if (r->d.drained)
+        r->d.drained(r->d.ud);
     if (o == NULL || wr_list_empty(&o->msgs))
         wr_remote_home_writable(r, node);
 }
@@ -227,7 +238,7 @@ void wr_remote_free(wr_remote_t *r)
     while (!wr_list_empty(&r->outs)) {
         outbox_t *o = wr_list_entry(r->outs.next, outbox_t, link);
 
-        outbox_clear(o);
+        outbox_clear(r, o);
         wr_list_remove(&o->link);
         free(o);
     }

@@ -33,8 +33,18 @@ typedef struct {
     const char *self;       /* this node's name */
     /* Home side: the local vhost of that name (NULL: none). */
     wr_vhost_t *(*vhost)(void *ud, const char *name);
+    /* The outboxes shrank (wr_remote_pending_bytes): publishers held by flow may go on. May be NULL. */
+    void (*drained)(void *ud);
     void *ud;
 } wr_remote_deps_t;
+
+/*
+ * Bytes waiting in the outboxes for links above their high mark: publishes
+ * forwarded faster than a link drains. The alarms hold publishers by flow
+ * above WR_REMOTE_FLOW_BYTES (as for a slow disk), well before a proxy
+ * refuses a publish at WR_REMOTE_OUTBOX_MAX. 0 for NULL.
+ */
+uint64_t wr_remote_pending_bytes(const wr_remote_t *r);
 
 /* The node-wide service, both sides. NULL on ENOMEM. Before wr_peer_links_start. */
 wr_remote_t *wr_remote_new(const wr_remote_deps_t *d);
@@ -108,5 +118,7 @@ void wr_remote_stats(const wr_remote_t *r, wr_remote_stats_t *out);
 /* A proxy refuses publishes (WR_EFULL: a nack) once this much waits for a
  * link above its high mark. */
 #define WR_REMOTE_OUTBOX_MAX (1u << 20)
+/* Publishers are held by flow while the outboxes hold more than this. */
+#define WR_REMOTE_FLOW_BYTES (WR_REMOTE_OUTBOX_MAX / 4)
 
 #endif

@@ -24,7 +24,8 @@ struct wr_remote_s {
     wr_map_t *gets;        /* get request id -> the proxy's pending get */
     wr_map_t *home_by_key; /* node and consumer id -> home consumer */
     uint64_t next_seq, next_id, next_get;
-    size_t buffered; /* deliveries held by proxies for busy local consumers */
+    size_t buffered;  /* deliveries held by proxies for busy local consumers */
+    uint64_t pending; /* bytes in every outbox */
     wr_buf_t scratch;
 };
 

@@ -40,6 +40,9 @@
 
 struct wr_alarms_s {
     wr_durable_t *durable;
+    uint64_t (*link_bytes)(void *ud); /* bytes waiting for peer links (wr_alarms_link_backlog) */
+    void *link_ud;
+    uint64_t link_limit;
     void (*changed)(void *ud); /* the reasons to hold publishers changed */
     void *ud;
     const char *data_dir; /* the configuration's: the disk alarm watches it */
@@ -334,19 +337,35 @@ void wr_alarms_set_remote(wr_alarms_t *a, bool memory, bool disk)
         throttle_all(a);
 }
 
+/* Bytes waiting for the peer links (0 without the hook). */
+static uint64_t link_pending(const wr_alarms_t *a)
+{
+    return a->link_bytes ? a->link_bytes(a->link_ud) : 0;
+}
+
 unsigned wr_alarm_reasons(wr_alarms_t *a)
 {
-    if (!a->st.flow && a->st.storage_limit > 0 &&
-        wr_durable_pending_bytes(a->durable) > a->st.storage_limit) {
+    bool storage = a->st.storage_limit > 0 && wr_durable_pending_bytes(a->durable) > a->st.storage_limit;
+    bool links = a->link_bytes && link_pending(a) > a->link_limit;
+
+    if (!a->st.flow && (storage || links)) {
         a->st.flow = true;
         a->st.flow_started++;
     }
     return resource_reasons(a) | (a->st.flow ? WR_ALARM_FLOW : 0);
 }
 
+void wr_alarms_link_backlog(wr_alarms_t *a, uint64_t (*bytes)(void *ud), void *ud, uint64_t limit)
+{
+    a->link_bytes = bytes;
+    a->link_ud = ud;
+    a->link_limit = limit;
+}
+
 void wr_alarms_storage_progress(wr_alarms_t *a)
 {
-    if (!a || !a->st.flow || wr_durable_pending_bytes(a->durable) > a->st.storage_limit / 2)
+    if (!a || !a->st.flow || wr_durable_pending_bytes(a->durable) > a->st.storage_limit / 2 ||
+        link_pending(a) > a->link_limit / 2)
         return;
     a->st.flow = false;
     throttle_all(a);

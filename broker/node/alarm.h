@@ -8,7 +8,8 @@
  * advertised the capability, it is told connection.blocked with the reason;
  * consumers keep draining. Cleared alarms unblock (connection.unblocked).
  * Separately, a publishing connection's reads stop while the storage thread
- * has more than flow_storage_pending_bytes waiting (credit flow).
+ * has more than flow_storage_pending_bytes waiting, or the peer links more
+ * than their limit of forwarded publishes (credit flow).
  */
 #ifndef WR_BROKER_ALARM_H
 #define WR_BROKER_ALARM_H
@@ -75,8 +76,17 @@ unsigned wr_alarm_reasons(wr_alarms_t *a);
  */
 void wr_alarms_set_remote(wr_alarms_t *a, bool memory, bool disk);
 /*
- * The storage thread finished a batch (durable.c): flow ends once its backlog
- * is down to half the limit, and the connections it held resume.
+ * A second backlog that holds publishers by flow like the storage thread's:
+ * bytes forwarded to other nodes that wait for a peer link (remote queues).
+ * Above limit flow starts; it ends once both backlogs are down to half
+ * their limits (wr_alarms_storage_progress, which the owner also calls when
+ * this backlog shrinks). Set once, before connections publish.
+ */
+void wr_alarms_link_backlog(wr_alarms_t *a, uint64_t (*bytes)(void *ud), void *ud, uint64_t limit);
+/*
+ * The storage thread finished a batch (durable.c), or the link backlog
+ * shrank: flow ends once each backlog is down to half its limit, and the
+ * connections it held resume.
  */
 void wr_alarms_storage_progress(wr_alarms_t *a);
 

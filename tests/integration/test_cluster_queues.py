@@ -184,3 +184,21 @@ def test_home_down_cancels_nacks_and_nothing_is_lost(cluster):
         consumed.update(b for _, b, _ in c.got)
         return set(confirmed) <= consumed
     c.wait(all_confirmed, "every confirmed message (%d) to be consumed" % len(confirmed))
+
+
+def test_fast_publisher_without_confirms_loses_nothing(cluster):
+    """A publisher on n2 without confirms outruns the peer link to the
+    queue's home n1: it is held by flow (as by a slow disk) instead of having
+    messages dropped, so every message it sent arrives."""
+    declared_everywhere(cluster, "fast")
+    count, body = 2000, b"x" * 16384
+    conn = cluster.nodes["n2"].connect()
+    ch = conn.channel()
+    for i in range(count):
+        ch.basic_publish("", "fast", body)
+    conn.close()
+    n1 = cluster.nodes["n1"].connect()
+    ch1 = n1.channel()
+    wait_for(lambda: ch1.queue_declare("fast", passive=True).method.message_count == count, DEADLINE,
+             "all %d messages on n1" % count, conn=n1)
+    n1.close()

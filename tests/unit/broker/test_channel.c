@@ -544,7 +544,7 @@ START_TEST(test_queue_home_down)
     /* Never started: the link to n1 stays down. */
     links = wr_peer_links_new(fx.base, &cfg, &(wr_peer_handler_t){0});
     ck_assert_ptr_nonnull(links);
-    remote = wr_remote_new(&(wr_remote_deps_t){fx.base, links, "n2", NULL, NULL});
+    remote = wr_remote_new(&(wr_remote_deps_t){fx.base, links, "n2", NULL, NULL, NULL});
     ck_assert_ptr_nonnull(remote);
     q = wr_remote_queue_new(remote, fx.vh, wr_bytes_str("q"), &o, "n1");
     ck_assert_ptr_nonnull(q);

@@ -96,7 +96,7 @@ static void node_start(bench_t *b, int i)
 {
     node_t *n = &b->n[i];
     wr_peer_handler_t h = {0};
-    wr_remote_deps_t d = {b->base, NULL, b->members[i].name, vhost_of, n};
+    wr_remote_deps_t d = {b->base, NULL, b->members[i].name, vhost_of, NULL, n};
 
     n->cfg = (wr_cluster_config_t){.name = "warren",
                                    .node = b->members[i].name,

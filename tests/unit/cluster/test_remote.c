@@ -110,7 +110,7 @@ static void node_link(int i)
 {
     node_t *n = &fx.n[i];
     wr_peer_handler_t h = {0};
-    wr_remote_deps_t d = {fx.base, NULL, fx.members[i].name, vhost_of, n};
+    wr_remote_deps_t d = {fx.base, NULL, fx.members[i].name, vhost_of, NULL, n};
 
     n->links = wr_peer_links_new(fx.base, &n->cfg, &h);
     ck_assert_ptr_nonnull(n->links);

@@ -11,12 +11,27 @@ import signal
 import socket
 import threading
 
+import pika.exceptions as pex
+
 from conftest import Http, start_warrend
 from helpers import connect, free_port_below_ephemeral, wait_for
 
 SECRET = b"correct horse battery staple, 32+ bytes"
 # Down after 4 missed 500 ms heartbeats; back within the 5 s back-off cap.
 DEADLINE = 20.0
+
+
+def attempt(node, fn):
+    """Runs fn(channel) on a new connection to node; the broker's error, or None."""
+    conn = node.connect()
+    try:
+        fn(conn.channel())
+        return None
+    except (pex.ChannelClosedByBroker, pex.ConnectionClosedByBroker) as e:
+        return e
+    finally:
+        if conn.is_open:
+            conn.close()
 
 
 class FaultProxy:

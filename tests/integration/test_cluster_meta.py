@@ -13,10 +13,9 @@
 import time
 
 import pika
-import pika.exceptions as pex
 import pytest
 
-from cluster import DEADLINE, Cluster
+from cluster import DEADLINE, Cluster, attempt
 from helpers import wait_for
 
 # A change waits at most WR_META_TIMEOUT_MS (5 s) for its commit.
@@ -30,19 +29,6 @@ def cluster(warrend_binary, tmp_path):
     c.wait_all_up()
     yield c
     c.stop_all()
-
-
-def attempt(node, fn):
-    """Runs fn(channel) on a new connection to node; the broker's error, or None."""
-    conn = node.connect()
-    try:
-        fn(conn.channel())
-        return None
-    except (pex.ChannelClosedByBroker, pex.ConnectionClosedByBroker) as e:
-        return e
-    finally:
-        if conn.is_open:
-            conn.close()
 
 
 def change(node, fn, timeout=DEADLINE):

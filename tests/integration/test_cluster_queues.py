@@ -13,7 +13,7 @@ import pika
 import pika.exceptions as pex
 import pytest
 
-from cluster import DEADLINE, Cluster
+from cluster import DEADLINE, Cluster, attempt
 from helpers import channel_error, wait_for
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
@@ -26,19 +26,6 @@ def cluster(warrend_binary, tmp_path):
     c.wait_all_up()
     yield c
     c.stop_all()
-
-
-def attempt(node, fn):
-    """Runs fn(channel) on a new connection to node; the broker's error, or None."""
-    conn = node.connect()
-    try:
-        fn(conn.channel())
-        return None
-    except (pex.ChannelClosedByBroker, pex.ConnectionClosedByBroker) as e:
-        return e
-    finally:
-        if conn.is_open:
-            conn.close()
 
 
 def declared_everywhere(cluster, queue):

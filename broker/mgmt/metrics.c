@@ -15,6 +15,7 @@
  * written: the loop never stalls on formatting, and a slow reader holds one
  * chunk, not the whole page.
  */
+#include "broker/cluster/cluster_config.h"
 #include "broker/base/version.h"
 #include "broker/mgmt/metrics.h"
 
@@ -527,7 +528,7 @@ static void detailed(const wr_metrics_t *m, struct evhttp_request *req, struct e
     }
     if (query_has(&q, "family", "connection_churn_metrics", &seen))
         wr_metrics_rabbit_churn(m->env->counters, out, "rabbitmq_detailed_");
-    wr_metrics_rabbit_identity(m->node, "detailed", out);
+    wr_metrics_rabbit_identity(m->node, m->rabbit.cluster, "detailed", out);
     evhttp_clear_headers(&q);
 }
 
@@ -598,8 +599,11 @@ wr_metrics_t *wr_metrics_new(const wr_mgmt_env_t *env, const wr_mgmt_stats_t *st
     m->env = env;
     m->stats = stats;
     gethostname(host, sizeof(host) - 1);
-    snprintf(m->node, sizeof(m->node), "warren@%s", host);
-    m->rabbit = (wr_metrics_rabbit_t){.env = env, .node = m->node};
+    /* In a cluster, nodes are named as configured, here as in the management API. */
+    snprintf(m->node, sizeof(m->node), env->cfg->cluster ? "%s" : "warren@%s",
+             env->cfg->cluster ? env->cfg->cluster->node : host);
+    m->rabbit = (wr_metrics_rabbit_t){
+        .env = env, .node = m->node, .cluster = env->cfg->cluster ? env->cfg->cluster->name : m->node};
     clock_gettime(CLOCK_MONOTONIC, &m->rabbit.started);
     wr_list_init(&m->scrapes);
     o.arg = m;

@@ -38,7 +38,8 @@ static void put_one(struct evbuffer *out, const char *name, const char *type, co
     evbuffer_add_printf(out, "%s%s %.17g\n", name, labels, v);
 }
 
-void wr_metrics_rabbit_identity(const char *node, const char *endpoint, struct evbuffer *out)
+void wr_metrics_rabbit_identity(const char *node, const char *cluster, const char *endpoint,
+                                struct evbuffer *out)
 {
     put_family(out, "rabbitmq_build_info", "untyped", "RabbitMQ & Erlang/OTP version info");
     evbuffer_add_printf(out,
@@ -50,7 +51,7 @@ void wr_metrics_rabbit_identity(const char *node, const char *endpoint, struct e
     evbuffer_add_printf(out,
                         "rabbitmq_identity_info{rabbitmq_node=\"%s\",rabbitmq_cluster=\"%s\","
                         "rabbitmq_cluster_permanent_id=\"%s\",rabbitmq_endpoint=\"%s\"} 1\n",
-                        node, node, node, endpoint);
+                        node, cluster, cluster, endpoint);
 }
 
 /* Open descriptors of this process (0 when /proc cannot tell). */
@@ -347,5 +348,5 @@ void wr_metrics_rabbit_node(const wr_metrics_rabbit_t *m, const char *endpoint, 
     process(m, out);
     global(m, out);
     sizes(m->env->counters, out);
-    wr_metrics_rabbit_identity(m->node, endpoint, out);
+    wr_metrics_rabbit_identity(m->node, m->cluster, endpoint, out);
 }

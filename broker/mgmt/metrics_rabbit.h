@@ -17,7 +17,8 @@
 /* What the node series are computed from; borrowed from metrics.c. */
 typedef struct {
     const wr_mgmt_env_t *env;
-    const char *node;        /* "warren@host": rabbitmq_node and rabbitmq_cluster */
+    const char *node;        /* rabbitmq_node: the cluster's node name (n1), else "warren@host" */
+    const char *cluster;     /* rabbitmq_cluster: cluster.name, else the node's name */
     struct timespec started; /* CLOCK_MONOTONIC, for rabbitmq_erlang_uptime_seconds */
 } wr_metrics_rabbit_t;
 
@@ -27,7 +28,8 @@ typedef struct {
 void wr_metrics_rabbit_node(const wr_metrics_rabbit_t *m, const char *endpoint, struct evbuffer *out);
 
 /* Appends rabbitmq_build_info and rabbitmq_identity_info for `endpoint`. */
-void wr_metrics_rabbit_identity(const char *node, const char *endpoint, struct evbuffer *out);
+void wr_metrics_rabbit_identity(const char *node, const char *cluster, const char *endpoint,
+                                struct evbuffer *out);
 
 /*
  * Appends /metrics/per-object's connection and channel families

@@ -176,6 +176,7 @@ class Node:
         self.peer_port = free_port_below_ephemeral()
         self.mgmt_port = free_port_below_ephemeral()
         self.amqp_port = free_port_below_ephemeral()
+        self.prometheus_port = free_port_below_ephemeral()
         self.broker = None
 
     def http(self):
@@ -242,6 +243,7 @@ class Cluster:
         extra = {"cluster": self.section(node, **kw),
                  "listeners": [{"address": "127.0.0.1", "port": node.amqp_port}],
                  "management": {"address": "127.0.0.1", "port": node.mgmt_port},
+                 "prometheus": {"address": "127.0.0.1", "port": node.prometheus_port},
                  "users": [{"name": "guest", "password": "guest", "vhosts": ["/"], "tags": ["administrator"]}]}
         extra.update(self.extra)
         extra.update(config or {})

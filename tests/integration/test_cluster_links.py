@@ -18,6 +18,7 @@ import struct
 import pytest
 
 from cluster import DEADLINE, SECRET, Cluster
+from conftest import Http
 from helpers import wait_for
 
 def crc32c(data):
@@ -454,3 +455,15 @@ def test_unresolvable_host_name_is_logged_and_retried(cluster):
                                cluster.nodes["n1"].log()), timeout=DEADLINE, what="n1's resolution failure")
     cluster.start("n2")
     cluster.wait_running("n1", {"n2": True, "n3": False})
+
+
+def test_prometheus_names_the_node_and_the_cluster(cluster):
+    """Each node's Prometheus endpoint says who it is the way RabbitMQ's
+    dashboards select on it: rabbitmq_node as configured (n2) and
+    rabbitmq_cluster the cluster's name, the same on every node."""
+    cluster.start_all()
+    for n, node in cluster.nodes.items():
+        r = Http("127.0.0.1", node.prometheus_port).get("/metrics", auth=False)
+        assert r.status == 200, r
+        line = next(x for x in r.body.splitlines() if x.startswith("rabbitmq_identity_info{"))
+        assert ('rabbitmq_node="%s",rabbitmq_cluster="warren",rabbitmq_cluster_permanent_id="warren"' % n) in line, line

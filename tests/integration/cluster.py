@@ -17,6 +17,18 @@ from conftest import Http, start_warrend
 from helpers import connect, free_port_below_ephemeral, wait_for
 
 SECRET = b"correct horse battery staple, 32+ bytes"
+# Ports handed to nodes so far: a node's ports are chosen before it binds
+# them, so a later pick must not return one a node has not bound yet.
+_handed_out = set()
+
+
+def node_port():
+    """A free loopback port below the ephemeral range, never handed out before in this process."""
+    while True:
+        port = free_port_below_ephemeral()
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 # Down after 4 missed 500 ms heartbeats; back within the 5 s back-off cap.
 DEADLINE = 20.0
 
@@ -48,7 +60,9 @@ class FaultProxy:
         self.mode = "pass"
         self._lock = threading.Lock()
         self._sel = selectors.DefaultSelector()
-        self._listener = socket.create_server(("127.0.0.1", free_port_below_ephemeral()))
+        # Bound at once, so any free port does: one of the ephemeral range
+        # cannot be a node's port chosen but not yet bound.
+        self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.setblocking(False)
         self.port = self._listener.getsockname()[1]
         self._pairs = {}  # socket -> its other end
@@ -173,10 +187,10 @@ class FaultProxy:
 class Node:
     def __init__(self, node_name):
         self.name = node_name
-        self.peer_port = free_port_below_ephemeral()
-        self.mgmt_port = free_port_below_ephemeral()
-        self.amqp_port = free_port_below_ephemeral()
-        self.prometheus_port = free_port_below_ephemeral()
+        self.peer_port = node_port()
+        self.mgmt_port = node_port()
+        self.amqp_port = node_port()
+        self.prometheus_port = node_port()
         self.broker = None
 
     def http(self):

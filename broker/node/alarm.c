@@ -343,12 +343,16 @@ static uint64_t link_pending(const wr_alarms_t *a)
     return a->link_bytes ? a->link_bytes(a->link_ud) : 0;
 }
 
+/* A backlog over its limit: storage thread or peer links. Only asked while flow is off. */
+static bool backlog_over(const wr_alarms_t *a)
+{
+    return (a->st.storage_limit > 0 && wr_durable_pending_bytes(a->durable) > a->st.storage_limit) ||
+           (a->link_bytes && link_pending(a) > a->link_limit);
+}
+
 unsigned wr_alarm_reasons(wr_alarms_t *a)
 {
-    bool storage = a->st.storage_limit > 0 && wr_durable_pending_bytes(a->durable) > a->st.storage_limit;
-    bool links = a->link_bytes && link_pending(a) > a->link_limit;
-
-    if (!a->st.flow && (storage || links)) {
+    if (!a->st.flow && backlog_over(a)) {
         a->st.flow = true;
         a->st.flow_started++;
     }

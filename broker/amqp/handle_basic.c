@@ -46,7 +46,7 @@ static void consumer_deliver(wr_consumer_t *c, wr_message_t *msg, const wr_qtoke
 
     if (!c->no_ack && wr_unacked_add(ch->unacked, tag, c->queue, msg, t, c) != WR_OK) {
         /* Untracked it could never be acked: keep it in the queue instead. */
-        wr_queue_settle(c->queue, msg, t, WR_SETTLE_REQUEUE);
+        wr_queue_settle(c->queue, msg, t, WR_SETTLE_RELEASE);
         return;
     }
     ch->last_tag = tag;
@@ -265,7 +265,7 @@ static bool get_answer(wr_channel_t *ch, wr_queue_t *q, bool no_ack, wr_message_
         return true;
     }
     if (!no_ack && wr_unacked_add(ch->unacked, ch->last_tag + 1, q, msg, tok, NULL) != WR_OK) {
-        wr_queue_settle(q, msg, tok, WR_SETTLE_REQUEUE);
+        wr_queue_settle(q, msg, tok, WR_SETTLE_RELEASE);
         return internal_error(WR_BASIC_GET, err);
     }
     ch->last_tag++;
@@ -281,36 +281,50 @@ static bool get_answer(wr_channel_t *ch, wr_queue_t *q, bool no_ack, wr_message_
     return true;
 }
 
-/* basic.get on a queue whose home is another node (cluster/remote.h): the
- * connection is parked until the home answers, so later frames wait. */
+/* basic.get on a queue whose answer comes later (a queue whose home is
+ * another node, a quorum queue: the type's get_async): the connection is
+ * parked until it comes, so later frames wait. */
 typedef struct {
     wr_channel_t *ch;
     wr_conn_t *conn;
     wr_queue_t *q; /* a reference, while the get is pending */
-    wr_remote_get_t *get;
+    wr_queue_get_t *get;
     bool no_ack;
-} remote_get_t;
+} async_get_t;
 
-static void remote_got(void *ud, wr_remote_got_t what, wr_message_t *msg, const wr_qtoken_t *tok,
-                       bool redelivered, uint32_t left)
+/* The error for a queue that cannot answer now. */
+static void get_down_error(wr_channel_t *ch, wr_queue_t *q, wr_amqp_error_t *err)
 {
-    remote_get_t *w = ud;
+    wr_bytes_t name = wr_queue_name(q);
+
+    if (wr_remote_queue_home(q) != NULL)
+        wr_remote_queue_down_error(q, wr_channel_vhost_name(ch), WR_BASIC_GET, err);
+    else
+        wr_amqp_error_set(err, WR_AMQP_INTERNAL_ERROR, WR_BASIC_GET,
+                          "timed out waiting for the leader of queue '%.*s' in vhost '%s'", (int)name.len,
+                          (const char *)name.data, wr_channel_vhost_name(ch));
+}
+
+static void async_got(void *ud, wr_queue_got_t what, wr_message_t *msg, const wr_qtoken_t *tok,
+                      bool redelivered, uint32_t left)
+{
+    async_get_t *w = ud;
     wr_channel_t *ch = w->ch;
     wr_amqp_error_t err = {0};
     bool ok = false;
 
     if (ch->state != WR_CH_OPEN) {
         if (msg != NULL && !w->no_ack)
-            wr_queue_settle(w->q, msg, tok, WR_SETTLE_REQUEUE);
+            wr_queue_settle(w->q, msg, tok, WR_SETTLE_RELEASE);
         else
             wr_message_unref(msg);
         ok = true;
-    } else if (what == WR_REMOTE_GOT || what == WR_REMOTE_GOT_EMPTY) {
+    } else if (what == WR_QUEUE_GOT || what == WR_QUEUE_GOT_EMPTY) {
         ok = get_answer(ch, w->q, w->no_ack, msg, tok, redelivered, left, &err);
-    } else if (what == WR_REMOTE_GOT_GONE) {
+    } else if (what == WR_QUEUE_GOT_GONE) {
         wr_channel_not_found(ch, &err, WR_BASIC_GET, "queue", wr_queue_name(w->q));
     } else {
-        wr_remote_queue_down_error(w->q, wr_channel_vhost_name(ch), WR_BASIC_GET, &err);
+        get_down_error(ch, w->q, &err);
     }
     if (!ok)
         wr_channel_error(ch, &err);
@@ -319,31 +333,31 @@ static void remote_got(void *ud, wr_remote_got_t what, wr_message_t *msg, const 
     free(w);
 }
 
-static void remote_get_cancel(void *ud)
+static void async_get_cancel(void *ud)
 {
-    remote_get_t *w = ud;
+    async_get_t *w = ud;
 
-    wr_remote_get_cancel(w->get);
+    w->q->type->get_cancel(w->get);
     wr_queue_unref(w->q);
     free(w);
 }
 
-static bool remote_get(wr_channel_t *ch, wr_queue_t *q, bool no_ack, wr_amqp_error_t *err)
+static bool async_get(wr_channel_t *ch, wr_queue_t *q, bool no_ack, wr_amqp_error_t *err)
 {
-    remote_get_t *w = calloc(1, sizeof(*w));
-    int rc = w != NULL ? wr_remote_queue_get(q, no_ack, remote_got, w, &w->get) : WR_ENOMEM;
+    async_get_t *w = calloc(1, sizeof(*w));
+    int rc = w != NULL ? q->type->get_async(q, no_ack, async_got, w, &w->get) : WR_ENOMEM;
 
     if (rc != WR_OK) {
         free(w);
         if (rc == WR_ENOENT)
-            wr_remote_queue_down_error(q, wr_channel_vhost_name(ch), WR_BASIC_GET, err);
+            get_down_error(ch, q, err);
         return rc == WR_ENOENT ? false : internal_error(WR_BASIC_GET, err);
     }
     w->ch = ch;
     w->conn = ch->conn;
     w->q = wr_queue_ref(q);
     w->no_ack = no_ack;
-    wr_conn_park(ch->conn, remote_get_cancel, w);
+    wr_conn_park(ch->conn, async_get_cancel, w);
     return true;
 }
 
@@ -356,8 +370,8 @@ static bool get(wr_channel_t *ch, const wr_basic_get_t *g, wr_amqp_error_t *err)
 
     if (q == NULL)
         return false;
-    if (wr_remote_queue_home(q) != NULL)
-        return remote_get(ch, q, g->no_ack, err);
+    if (q->type->get_async != NULL)
+        return async_get(ch, q, g->no_ack, err);
     /* Even an empty get counts as use for x-expires. */
     wr_queue_touch(q);
     wr_queue_get(q, g->no_ack, &msg, &tok, &redelivered);

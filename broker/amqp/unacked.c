@@ -204,7 +204,7 @@ size_t wr_unacked_requeue_all(wr_unacked_t *u)
     size_t n = u->count;
 
     while (u->count > 0)
-        settle_head(u, WR_SETTLE_REQUEUE);
+        settle_head(u, WR_SETTLE_RELEASE);
     index_maybe_shrink(u);
     return n;
 }

@@ -68,27 +68,23 @@ wr_queue_t *wr_remote_queue_new(wr_remote_t *r, wr_vhost_t *vh, wr_bytes_t name,
 const char *wr_remote_queue_home(const wr_queue_t *q);
 /*
  * basic.get on a proxy: the head message comes from the home, a round trip
- * away (wr_queue_get on a proxy always answers none). What it came to:
+ * away (wr_queue_get on a proxy always answers none; it is the type's
+ * get_async, queue.h). What it came to:
  * GOT (m is a reference the callback takes over; unless no_ack, t settles
  * it through wr_queue_settle as any get's token; left is what the home still
  * holds ready), EMPTY, GONE (the home has no such queue) or DOWN (the home
  * went down meanwhile: RabbitMQ's 404, wr_remote_queue_down_error).
  */
-typedef enum { WR_REMOTE_GOT, WR_REMOTE_GOT_EMPTY, WR_REMOTE_GOT_GONE, WR_REMOTE_GOT_DOWN } wr_remote_got_t;
-typedef void (*wr_remote_get_fn)(void *ud, wr_remote_got_t what, wr_message_t *m, const wr_qtoken_t *t,
-                                 bool redelivered, uint32_t left);
-typedef struct wr_remote_get_s wr_remote_get_t;
-
 /*
  * Asks q's home for its head message. WR_OK with *out: fn(ud, ...) is called
  * once, later on the loop (never inside this call), unless cancelled; the
  * caller holds a reference to q until then. WR_ENOENT when q is not a
  * usable proxy (its home is down now: answer RabbitMQ's 404); WR_ENOMEM.
  */
-int wr_remote_queue_get(wr_queue_t *q, bool no_ack, wr_remote_get_fn fn, void *ud, wr_remote_get_t **out);
+int wr_remote_queue_get(wr_queue_t *q, bool no_ack, wr_queue_got_fn fn, void *ud, wr_queue_get_t **out);
 /* fn will not be called (the asker is gone); a message the home sends for
  * g anyway goes back to the queue. */
-void wr_remote_get_cancel(wr_remote_get_t *g);
+void wr_remote_get_cancel(wr_queue_get_t *g);
 
 /* Whether q is a proxy whose home node is down now. */
 bool wr_remote_queue_down(const wr_queue_t *q);

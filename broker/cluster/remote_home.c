@@ -260,7 +260,7 @@ static void home_deliver(wr_consumer_t *c, wr_message_t *m, const wr_qtoken_t *t
     h->credit--;
     if (!c->no_ack && !ring_push(h, t, t->keep_msg ? m : NULL)) {
         /* Nowhere to track it: back to the queue at once. */
-        wr_queue_settle(h->q, t->keep_msg ? m : NULL, t, WR_SETTLE_REQUEUE);
+        wr_queue_settle(h->q, t->keep_msg ? m : NULL, t, WR_SETTLE_RELEASE);
         if (!t->keep_msg)
             wr_message_unref(m);
         return;
@@ -380,7 +380,7 @@ static void home_get(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
     }
     if (h != NULL && wr_queue_get(q, no_ack, &msg, &t, &redelivered) && !no_ack) {
         if (!ring_push(h, &t, t.keep_msg ? msg : NULL)) {
-            wr_queue_settle(q, msg, &t, WR_SETTLE_REQUEUE); /* nowhere to track it */
+            wr_queue_settle(q, msg, &t, WR_SETTLE_RELEASE); /* nowhere to track it */
             msg = NULL;
         } else if (t.keep_msg) {
             wr_message_ref(msg);
@@ -491,7 +491,7 @@ static void home_drop(home_t *h)
     for (uint64_t id = h->first; id < h->next; id++) {
         slot_t *s = ring_at(h, id);
         if (s != NULL)
-            slot_settle(h, s, WR_SETTLE_REQUEUE);
+            slot_settle(h, s, WR_SETTLE_RELEASE);
     }
     home_free(h);
 }

@@ -24,7 +24,7 @@ typedef struct {
     wr_list_t link;      /* in r->proxies */
     wr_list_t consumers; /* pcons_t, in attach order */
     wr_list_t confirms;  /* pconf_t awaiting the home */
-    wr_list_t gets;      /* struct wr_remote_get_s awaiting the home */
+    wr_list_t gets;      /* struct wr_queue_get_s awaiting the home */
     uint64_t getter;     /* the id its gets settle under at the home; 0: none yet */
     size_t held;         /* deliveries held for busy consumers */
     bool down;           /* the home's link is down */
@@ -88,13 +88,13 @@ static int send_to_home(proxy_t *p, const wr_remote_msg_t *m)
 }
 
 /* A basic.get awaiting the home's answer. */
-struct wr_remote_get_s {
+struct wr_queue_get_s {
     wr_list_t link; /* in the proxy's gets */
     proxy_t *p;
     uint64_t tag; /* request id */
     bool no_ack;
     bool cancelled;
-    wr_remote_get_fn fn;
+    wr_queue_got_fn fn;
     void *ud;
 };
 
@@ -172,7 +172,7 @@ static void held_drop(pcons_t *pc, bool requeue)
         held_t *h = wr_list_entry(pc->held.next, held_t, link);
 
         if (requeue && !pc->c->no_ack)
-            settle_at_home(pc->p, pc->id, h->tag, WR_SETTLE_REQUEUE);
+            settle_at_home(pc->p, pc->id, h->tag, WR_SETTLE_RELEASE);
         wr_list_remove(&h->link);
         wr_message_unref(h->m);
         free(h);
@@ -290,7 +290,7 @@ static void on_deliver(wr_remote_t *r, const wr_remote_msg_t *m)
     msg = message_of(m);
     if (msg == NULL) {
         if (!pc->c->no_ack)
-            settle_at_home(pc->p, pc->id, m->tag, WR_SETTLE_REQUEUE);
+            settle_at_home(pc->p, pc->id, m->tag, WR_SETTLE_RELEASE);
         pc->owed++;
         credit_return(pc);
         return;
@@ -298,7 +298,7 @@ static void on_deliver(wr_remote_t *r, const wr_remote_msg_t *m)
     if (wr_list_empty(&pc->held) && pc->c->ops->can_take(pc->c))
         hand(pc, msg, m->tag, redelivered);
     else if (!hold(pc, msg, m->tag, redelivered)) {
-        settle_at_home(pc->p, pc->id, m->tag, WR_SETTLE_REQUEUE);
+        settle_at_home(pc->p, pc->id, m->tag, WR_SETTLE_RELEASE);
         wr_message_unref(msg);
     }
 }
@@ -322,7 +322,7 @@ static void on_cancelled(wr_remote_t *r, const wr_remote_msg_t *m)
 
 /* ---------------------------------------------------------------- gets */
 
-static void get_end(wr_remote_get_t *g)
+static void get_end(wr_queue_get_t *g)
 {
     if (g->p->r != NULL)
         wr_map_del(g->p->r->gets, wr_remote_key(&g->tag));
@@ -334,31 +334,31 @@ static void get_end(wr_remote_get_t *g)
 static void gets_fail(proxy_t *p)
 {
     while (!wr_list_empty(&p->gets)) {
-        wr_remote_get_t *g = wr_list_entry(p->gets.next, wr_remote_get_t, link);
-        wr_remote_get_fn fn = g->cancelled ? NULL : g->fn;
+        wr_queue_get_t *g = wr_list_entry(p->gets.next, wr_queue_get_t, link);
+        wr_queue_got_fn fn = g->cancelled ? NULL : g->fn;
         void *ud = g->ud;
 
         get_end(g);
         if (fn != NULL)
-            fn(ud, WR_REMOTE_GOT_DOWN, NULL, NULL, false, 0);
+            fn(ud, WR_QUEUE_GOT_DOWN, NULL, NULL, false, 0);
     }
 }
 
 /* GET_OK with a message: the asker's, or back to the queue. */
-static void got(wr_remote_get_t *g, const wr_remote_msg_t *m)
+static void got(wr_queue_get_t *g, const wr_remote_msg_t *m)
 {
     proxy_t *p = g->p;
     wr_message_t *msg = g->cancelled ? NULL : message_of(m);
     wr_qtoken_t t = {{p->getter, m->delivery, 0, 0}, 0, {0, 0}, false};
     bool redelivered = (m->flags & WR_REMOTE_REDELIVERED) != 0;
-    wr_remote_get_fn fn = g->fn;
+    wr_queue_got_fn fn = g->fn;
     void *ud = g->ud;
     bool no_ack = g->no_ack;
 
     get_end(g);
     if (msg == NULL) {
         if (!no_ack)
-            settle_at_home(p, p->getter, m->delivery, WR_SETTLE_REQUEUE);
+            settle_at_home(p, p->getter, m->delivery, WR_SETTLE_RELEASE);
         return;
     }
     if (no_ack) {
@@ -368,13 +368,13 @@ static void got(wr_remote_get_t *g, const wr_remote_msg_t *m)
         p->h.unacked++;
     }
     p->h.stats.redeliver += redelivered;
-    fn(ud, WR_REMOTE_GOT, msg, &t, redelivered, m->count);
+    fn(ud, WR_QUEUE_GOT, msg, &t, redelivered, m->count);
 }
 
 static void on_get_ok(wr_remote_t *r, const wr_remote_msg_t *m)
 {
-    wr_remote_get_t *g = wr_map_get(r->gets, wr_remote_key(&m->tag));
-    wr_remote_get_fn fn;
+    wr_queue_get_t *g = wr_map_get(r->gets, wr_remote_key(&m->tag));
+    wr_queue_got_fn fn;
     void *ud;
 
     /* None: failed when the home went down; it requeued what it sent. */
@@ -388,13 +388,13 @@ static void on_get_ok(wr_remote_t *r, const wr_remote_msg_t *m)
     ud = g->ud;
     get_end(g);
     if (fn != NULL)
-        fn(ud, m->status == WR_REMOTE_EMPTY ? WR_REMOTE_GOT_EMPTY : WR_REMOTE_GOT_GONE, NULL, NULL, false, 0);
+        fn(ud, m->status == WR_REMOTE_EMPTY ? WR_QUEUE_GOT_EMPTY : WR_QUEUE_GOT_GONE, NULL, NULL, false, 0);
 }
 
-int wr_remote_queue_get(wr_queue_t *q, bool no_ack, wr_remote_get_fn fn, void *ud, wr_remote_get_t **out)
+int wr_remote_queue_get(wr_queue_t *q, bool no_ack, wr_queue_got_fn fn, void *ud, wr_queue_get_t **out)
 {
     proxy_t *p = pq(q);
-    wr_remote_get_t *g;
+    wr_queue_get_t *g;
     wr_remote_msg_t m = {.kind = WR_REMOTE_GET, .flags = no_ack ? WR_REMOTE_NO_ACK : 0, .queue = q->name};
     int rc;
 
@@ -405,7 +405,7 @@ int wr_remote_queue_get(wr_queue_t *q, bool no_ack, wr_remote_get_fn fn, void *u
         return WR_ENOMEM;
     if (p->getter == 0)
         p->getter = ++p->r->next_id;
-    *g = (wr_remote_get_t){.p = p, .tag = ++p->r->next_get, .no_ack = no_ack, .fn = fn, .ud = ud};
+    *g = (wr_queue_get_t){.p = p, .tag = ++p->r->next_get, .no_ack = no_ack, .fn = fn, .ud = ud};
     m.id = p->getter;
     m.tag = g->tag;
     m.vhost = wr_bytes_str(p->vhost);
@@ -421,7 +421,7 @@ int wr_remote_queue_get(wr_queue_t *q, bool no_ack, wr_remote_get_fn fn, void *u
     return WR_OK;
 }
 
-void wr_remote_get_cancel(wr_remote_get_t *g)
+void wr_remote_get_cancel(wr_queue_get_t *g)
 {
     g->cancelled = true;
 }
@@ -729,6 +729,8 @@ const wr_queue_type_t wr_remote_proxy_type = {
     .destroy = proxy_destroy,
     .publish = proxy_publish,
     .get = proxy_get,
+    .get_async = wr_remote_queue_get,
+    .get_cancel = wr_remote_get_cancel,
     .settle = proxy_settle,
     .purge = proxy_purge,
     .consume = proxy_consume,

@@ -182,7 +182,7 @@ static bool rd_field(wr_cursor_t *c, char f, const format_t *fmt, wr_remote_msg_
     case F_STATUS:
         return rd_u8_max(c, fmt->status, &m->status);
     case F_HOW:
-        return rd_u8_max(c, WR_SETTLE_DISCARD, &m->how);
+        return rd_u8_max(c, WR_SETTLE_RELEASE, &m->how);
     case F_DELIVERY:
         return wr_rd_u64(c, &m->delivery);
     case F_COUNT:

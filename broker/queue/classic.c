@@ -806,7 +806,7 @@ static void classic_settle(wr_queue_t *qh, wr_message_t *m, const wr_qtoken_t *t
 
     q->h.unacked--;
     count_unacked(q, &pos, -1);
-    if (how == WR_SETTLE_REQUEUE) {
+    if (how == WR_SETTLE_REQUEUE || how == WR_SETTLE_RELEASE) {
         requeue(q, m, &pos);
     } else if (how == WR_SETTLE_DISCARD) {
         dead_letter(q, m, &pos, WR_DL_REJECTED);

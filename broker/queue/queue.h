@@ -162,8 +162,24 @@ typedef struct {
 } wr_qtoken_t;
 
 /* DISCARD is a reject or nack without requeue: the message is dead-lettered
- * (rejected) when the queue's limits say dead_letter, dropped otherwise. */
-typedef enum { WR_SETTLE_ACK, WR_SETTLE_REQUEUE, WR_SETTLE_DISCARD } wr_settle_t;
+ * (rejected) when the queue's limits say dead_letter, dropped otherwise.
+ * RELEASE is a requeue because the holder went away (its channel closed, or
+ * basic.recover), not because the client refused it: the classic type treats
+ * it as REQUEUE; a quorum queue does not count it in x-delivery-count, as
+ * RabbitMQ 4 does not. */
+typedef enum { WR_SETTLE_ACK, WR_SETTLE_REQUEUE, WR_SETTLE_DISCARD, WR_SETTLE_RELEASE } wr_settle_t;
+
+/*
+ * What a basic.get answered later came to (get_async): GOT (m is a
+ * reference the callback takes over; unless no_ack, t settles it through
+ * wr_queue_settle as any get's token; left is how many stay ready), EMPTY,
+ * GONE (the queue is no more) or DOWN (the queue cannot answer now: its home
+ * node is down, or it has no leader).
+ */
+typedef enum { WR_QUEUE_GOT, WR_QUEUE_GOT_EMPTY, WR_QUEUE_GOT_GONE, WR_QUEUE_GOT_DOWN } wr_queue_got_t;
+typedef void (*wr_queue_got_fn)(void *ud, wr_queue_got_t what, wr_message_t *m, const wr_qtoken_t *t,
+                                bool redelivered, uint32_t left);
+typedef struct wr_queue_get_s wr_queue_get_t;
 
 /*
  * The generic head of every queue, embedded in its type's state (container_of
@@ -264,6 +280,13 @@ struct wr_queue_type_s {
 
     int (*publish)(wr_queue_t *q, wr_message_t *m, wr_confirm_t *conf);
     bool (*get)(wr_queue_t *q, bool no_ack, wr_message_t **m, wr_qtoken_t *t, bool *redelivered);
+    /* NULL for a type whose get answers at once. Otherwise basic.get goes
+     * here instead: WR_OK with *out, and fn(ud, ...) called once later on the
+     * loop (never inside this call) unless get_cancel(*out) comes first (the
+     * caller holds a reference to q until then); WR_ENOENT when q cannot
+     * answer now (as GOT_DOWN); WR_ENOMEM. */
+    int (*get_async)(wr_queue_t *q, bool no_ack, wr_queue_got_fn fn, void *ud, wr_queue_get_t **out);
+    void (*get_cancel)(wr_queue_get_t *g);
     void (*settle)(wr_queue_t *q, wr_message_t *m, const wr_qtoken_t *t, wr_settle_t how);
     size_t (*purge)(wr_queue_t *q);
 

@@ -561,14 +561,14 @@ END_TEST
 /* What a basic.get on the proxy came to. */
 typedef struct {
     int calls;
-    wr_remote_got_t what;
+    wr_queue_got_t what;
     wr_message_t *m;
     wr_qtoken_t t;
     bool redelivered;
     uint32_t left;
 } tget_t;
 
-static void got(void *ud, wr_remote_got_t what, wr_message_t *m, const wr_qtoken_t *t, bool redelivered,
+static void got(void *ud, wr_queue_got_t what, wr_message_t *m, const wr_qtoken_t *t, bool redelivered,
                 uint32_t left)
 {
     tget_t *g = ud;
@@ -583,10 +583,10 @@ static void got(void *ud, wr_remote_got_t what, wr_message_t *m, const wr_qtoken
 }
 
 /* basic.get through the proxy, answered by the home a round trip later. */
-static tget_t *get(bool no_ack, wr_remote_get_t **out)
+static tget_t *get(bool no_ack, wr_queue_get_t **out)
 {
     static tget_t g;
-    wr_remote_get_t *handle;
+    wr_queue_get_t *handle;
 
     memset(&g, 0, sizeof(g));
     ck_assert_int_eq(wr_remote_queue_get(fx.proxy, no_ack, got, &g, out != NULL ? out : &handle), WR_OK);
@@ -603,7 +603,7 @@ START_TEST(get_takes_the_head_from_the_home)
     ck_assert_int_eq(publish(fx.home, "b", NULL), WR_OK);
     g = get(false, NULL);
     UNTIL(g->calls == 1);
-    ck_assert_int_eq(g->what, WR_REMOTE_GOT);
+    ck_assert_int_eq(g->what, WR_QUEUE_GOT);
     ck_assert(body_is(g->m, "a") && !g->redelivered);
     ck_assert_uint_eq(g->left, 1);
     ck_assert_uint_eq(wr_queue_unacked(fx.home), 1);
@@ -625,13 +625,13 @@ START_TEST(get_takes_the_head_from_the_home)
     ck_assert_uint_eq(wr_queue_unacked(fx.home), 0);
     g = get(false, NULL);
     UNTIL(g->calls == 1);
-    ck_assert_int_eq(g->what, WR_REMOTE_GOT_EMPTY);
+    ck_assert_int_eq(g->what, WR_QUEUE_GOT_EMPTY);
 }
 END_TEST
 
 START_TEST(get_of_a_queue_gone_at_home_or_cancelled)
 {
-    wr_remote_get_t *handle;
+    wr_queue_get_t *handle;
     tget_t *g;
 
     /* The asker went away: the message goes back. */
@@ -644,18 +644,18 @@ START_TEST(get_of_a_queue_gone_at_home_or_cancelled)
     wr_vhost_queue_delete(fx.n[0].vh, fx.home);
     g = get(false, NULL);
     UNTIL(g->calls == 1);
-    ck_assert_int_eq(g->what, WR_REMOTE_GOT_GONE);
+    ck_assert_int_eq(g->what, WR_QUEUE_GOT_GONE);
 }
 END_TEST
 
 START_TEST(get_pending_when_the_home_goes_down)
 {
     tget_t *g = get(false, NULL);
-    wr_remote_get_t *handle;
+    wr_queue_get_t *handle;
 
     node_unlink(0);
     UNTIL(g->calls == 1);
-    ck_assert_int_eq(g->what, WR_REMOTE_GOT_DOWN);
+    ck_assert_int_eq(g->what, WR_QUEUE_GOT_DOWN);
     ck_assert_int_eq(wr_remote_queue_get(fx.proxy, false, got, g, &handle), WR_ENOENT);
     ck_assert_int_eq(wr_remote_queue_get(fx.home, false, got, g, &handle), WR_ENOENT);
     node_link(0);

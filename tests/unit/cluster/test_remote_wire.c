@@ -178,8 +178,8 @@ START_TEST(bad_values_are_syntax_errors)
     patched(confirm, 8, 2, WR_ESYNTAX); /* no such confirm status */
     patched(ok, 8, WR_REMOTE_STATUS_LAST, WR_OK);
     patched(ok, 8, WR_REMOTE_STATUS_LAST + 1, WR_ESYNTAX);
-    patched(settle, 16, WR_SETTLE_DISCARD, WR_OK);
-    patched(settle, 16, WR_SETTLE_DISCARD + 1, WR_ESYNTAX); /* no such settlement */
+    patched(settle, 16, WR_SETTLE_RELEASE, WR_OK);
+    patched(settle, 16, WR_SETTLE_RELEASE + 1, WR_ESYNTAX); /* no such settlement */
     patched(settle, 17, 0x02, WR_ESYNTAX);                  /* unknown flag */
     patched(deliver, 16, 0x02, WR_ESYNTAX);
     patched(get_ok, 16, WR_REMOTE_GET_STATUS_LAST + 1, WR_ESYNTAX); /* id, tag, then status */

@@ -783,6 +783,12 @@ void wr_qfifo_live_foreach(const wr_qfifo_t *q, void (*fn)(void *ud, uint64_t in
         ring_foreach(&q->cons[i]->out, fn, ud);
 }
 
+void wr_qfifo_owners_foreach(const wr_qfifo_t *q, void (*fn)(void *ud, uint64_t owner), void *ud)
+{
+    for (size_t i = 0; i < q->ncons; i++)
+        fn(ud, q->cons[i]->owner);
+}
+
 static void min_of(void *ud, uint64_t index)
 {
     uint64_t *min = ud;

@@ -185,6 +185,10 @@ uint64_t wr_qfifo_publisher_seq(const wr_qfifo_t *q, uint64_t publisher);
  * those entries and may drop every other one up to the snapshot point.
  */
 void wr_qfifo_live_foreach(const wr_qfifo_t *q, void (*fn)(void *ud, uint64_t index), void *ud);
+/* Calls fn for every consumer's owner, in registration order (an owner with
+ * several consumers comes as often): the driver proposes DOWN for owners
+ * whose node is gone. */
+void wr_qfifo_owners_foreach(const wr_qfifo_t *q, void (*fn)(void *ud, uint64_t owner), void *ud);
 /* The smallest live index, 0 when none. */
 uint64_t wr_qfifo_min_live(const wr_qfifo_t *q);
 /* Bytes of heap the state uses (message records, consumers, publishers). */

@@ -30,6 +30,7 @@
 #include "broker/cluster/meta.h"
 #include "broker/cluster/remote.h"
 #include "broker/cluster/reports.h"
+#include "broker/cluster/quorum.h"
 #include "broker/cluster/raftd.h"
 #include "broker/node/alarm.h"
 #include "broker/amqp/conn.h"
@@ -92,6 +93,8 @@ struct wr_server_s {
     wr_raftd_t *raftd;        /* the Raft groups in data_dir/raft; NULL without a cluster section */
     wr_remote_t *remote;      /* classic queues used across nodes; NULL without a cluster section */
     wr_meta_t *meta;          /* the cluster-wide definitions; NULL without a cluster section */
+    wr_quorum_t *quorum;      /* quorum queues' groups on this node; NULL without a cluster section */
+    const char **node_names;  /* the cluster's node names, for quorum queue placement */
     wr_rgroup_t *meta_group;  /* the metadata Raft group driving it */
 };
 
@@ -465,6 +468,20 @@ static int server_meta_propose(void *ud, const void *data, size_t len, unsigned 
     return wr_rgroup_propose(srv->meta_group, data, len, timeout_ms, done, done_ud);
 }
 
+/* Quorum queues: their groups run on the driver, placed among the configured nodes. */
+static int server_open_quorum(wr_server_t *srv)
+{
+    const wr_cluster_config_t *cc = srv->cfg->cluster;
+    const wr_quorum_deps_t qd = {srv->base, srv->raftd, srv->peers, cc->node};
+
+    if ((srv->node_names = calloc(cc->n_nodes, sizeof(*srv->node_names))) == NULL)
+        return WR_ENOMEM;
+    for (size_t i = 0; i < cc->n_nodes; i++)
+        srv->node_names[i] = cc->nodes[i].name;
+    srv->quorum = wr_quorum_new(&qd);
+    return srv->quorum != NULL ? WR_OK : WR_ENOMEM;
+}
+
 /* The metadata group (every configured node a first voter): opening it
  * applies what is committed, recreating the definitions; from then on the
  * channel handlers change definitions through it. */
@@ -483,6 +500,7 @@ static int server_open_meta(wr_server_t *srv)
     for (size_t i = 0; i < cc->n_nodes; i++)
         members[i] = cc->nodes[i].name;
     wr_meta_set_remote(srv->meta, srv->remote);
+    wr_meta_set_quorum(srv->meta, srv->quorum, srv->node_names, cc->n_nodes);
     wr_meta_sm(&sm);
     srv->meta_group = wr_rgroup_open(srv->raftd, WR_RGROUP_META, members, cc->n_nodes, 0, &sm, srv->meta);
     free(members);
@@ -529,7 +547,8 @@ static int server_start_peers(wr_server_t *srv)
     wr_alarms_link_backlog(srv->alarms, server_links_pending, srv, WR_REMOTE_FLOW_BYTES);
     srv->mgmt_env.peers = srv->peers;
     srv->mgmt_env.reports = srv->reports;
-    if ((rc = server_start_raftd(srv)) != WR_OK || (rc = server_open_meta(srv)) != WR_OK)
+    if ((rc = server_start_raftd(srv)) != WR_OK || (rc = server_open_quorum(srv)) != WR_OK ||
+        (rc = server_open_meta(srv)) != WR_OK)
         return rc;
     return wr_peer_links_start(srv->peers);
 }
@@ -755,7 +774,8 @@ void wr_server_free(wr_server_t *srv)
     wr_remote_free(srv->remote);
     /* Queues the closing connections auto-delete propose nothing to a closed group. */
     srv->vhost_env.queue_deleted = NULL;
-    wr_raftd_close(srv->raftd); /* before the links it sends on */
+    wr_quorum_free(srv->quorum); /* before the driver: its queues forget their groups */
+    wr_raftd_close(srv->raftd);  /* before the links it sends on */
     wr_peer_links_free(srv->peers);
     wr_tls_free(srv->peer_tls);
     server_close_listeners(srv);
@@ -765,6 +785,7 @@ void wr_server_free(wr_server_t *srv)
     free_retired(srv, true);
     free(srv->retired);
     wr_meta_free(srv->meta); /* after the connections: a parked one cancels its wait */
+    free(srv->node_names);
     wr_alarms_free(srv->alarms);
     wr_durable_close(srv->durable);
     if (srv->vhosts) {

@@ -14,6 +14,7 @@
 #include "broker/amqp/handle_meta.h"
 #include "broker/cluster/meta.h"
 #include "broker/cluster/meta_cmd.h"
+#include "broker/cluster/quorum.h"
 #include "broker/vhost/queue_args.h"
 #include "core/status.h"
 
@@ -139,6 +140,10 @@ static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp
                              WR_QUEUE_DECLARE, err))
         return false;
     if (!wr_queue_args_validate(wr_channel_vhost_name(ch), name, d->arguments, err))
+        return false;
+    if (wr_handle_meta(ch) != NULL && wr_quorum_args_want(d->arguments) &&
+        !wr_quorum_check_props(wr_channel_vhost_name(ch), name, d->durable, d->exclusive, d->auto_delete,
+                               WR_QUEUE_DECLARE, err))
         return false;
     if (!d->exclusive && wr_handle_meta(ch) != NULL)
         return wr_handle_meta_propose(

@@ -69,6 +69,13 @@ static void op_detach(wr_meta_op_t *op)
     op->m = NULL;
 }
 
+void wr_meta_set_quorum(wr_meta_t *m, wr_quorum_t *qs, const char *const *nodes, size_t n)
+{
+    m->quorum = qs;
+    m->nodes = nodes;
+    m->n_nodes = n;
+}
+
 void wr_meta_set_remote(wr_meta_t *m, wr_remote_t *r)
 {
     m->remote = r;

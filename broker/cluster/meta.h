@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/cluster/quorum.h"
 #include "broker/cluster/raftd.h"
 #include "broker/cluster/remote.h"
 #include "broker/vhost/queue_args.h"
@@ -52,6 +53,14 @@ void wr_meta_free(wr_meta_t *m);
  */
 void wr_meta_set_remote(wr_meta_t *m, wr_remote_t *r);
 
+/*
+ * A queue declared with x-queue-type quorum gets members placed among nodes
+ * (wr_quorum_place; every node lists the same names) and a Raft group run by
+ * qs on each member (cluster/quorum.h); other nodes get a proxy to its first
+ * member. Before the group opens. Without it quorum declares make classic
+ * queues, as a single node does.
+ */
+void wr_meta_set_quorum(wr_meta_t *m, wr_quorum_t *qs, const char *const *nodes, size_t n);
 /* The state machine for wr_rgroup_open, with ud = the wr_meta_t. */
 void wr_meta_sm(wr_rgroup_sm_t *out);
 /*

@@ -122,8 +122,50 @@ static void live_proxy_create(const wr_meta_t *m, wr_vhost_t *vh, wr_bytes_t nam
     }
 }
 
+/* A quorum queue's member list in its record, or 0 members (not a quorum queue here). */
+static size_t record_members(const json_t *e, const char **out, size_t room)
+{
+    const json_t *ms = json_object_get(e, "members");
+    size_t n = 0;
+
+    for (size_t i = 0; i < json_array_size(ms) && n < room; i++)
+        if (json_is_string(json_array_get(ms, i)))
+            out[n++] = json_string_value(json_array_get(ms, i));
+    return n;
+}
+
+static bool member(const char *const *ms, size_t n, const char *self)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ms[i], self) == 0)
+            return true;
+    return false;
+}
+
+/* A quorum queue: its group on a member, a proxy to its first member elsewhere. */
+static void live_quorum_create(const wr_meta_t *m, wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o,
+                               const json_t *e, const char *const *ms, size_t n)
+{
+    uint64_t group = (uint64_t)json_integer_value(json_object_get(e, "group"));
+    wr_queue_t *q;
+
+    if (!member(ms, n, m->deps.self)) {
+        if (m->remote != NULL)
+            live_proxy_create(m, vh, name, o, ms[0]);
+        return;
+    }
+    q = wr_quorum_queue_new(m->quorum, vh, name, o, group, ms, n);
+    if (q == NULL || wr_vhost_queue_attach(vh, q) != WR_OK) {
+        wr_queue_unref(q);
+        wr_log_error("vhost '%s': out of memory making quorum queue '%.*s'", wr_vhost_name(vh), (int)name.len,
+                     (const char *)name.data);
+    }
+}
+
 static void live_queue_create(const wr_meta_t *m, wr_vhost_t *vh, const json_t *e)
 {
+    const char *ms[9];
+    size_t nms = record_members(e, ms, 9);
     const char *log = json_string_value(json_object_get(e, "log"));
     const char *home = json_string_value(json_object_get(e, "home"));
     uint8_t nbuf[WR_META_NAME_MAX], *abuf = NULL;
@@ -138,6 +180,10 @@ static void live_queue_create(const wr_meta_t *m, wr_vhost_t *vh, const json_t *
         goto out;
     o.durable = flag(e, "durable");
     o.auto_delete = flag(e, "auto_delete");
+    if (nms > 0 && m->quorum != NULL) {
+        live_quorum_create(m, vh, name, &o, e, ms, nms);
+        goto out;
+    }
     if (strcmp(home, m->deps.self) != 0) {
         if (m->remote != NULL)
             live_proxy_create(m, vh, name, &o, home);
@@ -373,11 +419,38 @@ bool wr_meta_queue_equivalent(const wr_meta_t *m, const char *vhost, wr_bytes_t 
     return ok;
 }
 
-static json_t *queue_entry(const apply_t *a, bool durable)
+/* A quorum queue's record names its members and its Raft group (from the index: the same on every node). */
+static bool quorum_fields(const apply_t *a, json_t *e, wr_bytes_t args)
+{
+    const char *home = json_string_value(json_object_get(e, "home"));
+    const char **ms = calloc(a->m->n_nodes + 1, sizeof(*ms));
+    json_t *arr = json_array();
+    size_t n;
+    bool ok = ms != NULL && arr != NULL;
+
+    n = ok ? wr_quorum_place(home, a->m->nodes, a->m->n_nodes, args, ms) : 0;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = json_array_append_new(arr, json_string(ms[i])) == 0;
+    free(ms);
+    if (ok && json_object_set_new(e, "members", arr) == 0)
+        return json_object_set_new(e, "group", json_integer((json_int_t)(WR_QUORUM_GROUP_BASE + a->index))) ==
+               0;
+    json_decref(arr);
+    return false;
+}
+
+static json_t *queue_entry(const apply_t *a, bool durable, wr_bytes_t args)
 {
     json_t *e = json_deep_copy(a->entry);
     char log[32];
 
+    if (e != NULL && a->m->quorum != NULL && wr_quorum_args_want(args)) {
+        if (!quorum_fields(a, e, args)) {
+            json_decref(e);
+            return NULL;
+        }
+        return e; /* its Raft log is its store */
+    }
     if (e == NULL || !durable)
         return e;
     snprintf(log, sizeof(log), "q%016" PRIx64, LOG_FROM_INDEX | a->index);
@@ -410,7 +483,7 @@ static void queue_declare(apply_t *a)
         wr_meta_queue_equivalent(a->m, a->vname, raw, &d, &a->res->err);
         goto out;
     }
-    e = queue_entry(a, d.durable);
+    e = queue_entry(a, d.durable, d.args);
     if (put(a, "queues", key, e))
         live_queue_create(a->m, a->vh, e);
 out:
@@ -651,7 +724,8 @@ static void live_extras(wr_vhost_t *vh, const json_t *v, const wr_meta_t *m, wr_
         const char *home = NULL, *proxy_of = wr_remote_queue_home(val);
         bool known = wr_meta_queue_find(m, wr_vhost_name(vh), name, &home);
         /* Kept: the home's queue, or a proxy for the same home. */
-        bool mine = known && strcmp(home, proxy_of != NULL ? proxy_of : m->deps.self) == 0;
+        bool mine = known && (((wr_queue_t *)val)->type == &wr_quorum_queue_type ||
+                              strcmp(home, proxy_of != NULL ? proxy_of : m->deps.self) == 0);
         if (!wr_queue_opts(val)->exclusive && !mine)
             (*qs)[(*nq)++] = wr_queue_ref(val);
     }

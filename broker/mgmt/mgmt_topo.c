@@ -18,6 +18,7 @@
 #include "broker/amqp/handle_exchange.h"
 #include "broker/cluster/meta.h"
 #include "broker/cluster/meta_cmd.h"
+#include "broker/cluster/quorum.h"
 #include "broker/mgmt/mgmt_conns.h"
 #include "broker/mgmt/mgmt_json.h"
 #include "broker/mgmt/mgmt_meta.h"
@@ -936,6 +937,36 @@ static json_t *tag_or_null(const wr_consumer_t *c)
     return c ? wr_mgmt_json_bytes(c->tag) : json_null();
 }
 
+/* A quorum queue's group, as RabbitMQ lists it: leader (also its node), members, and those online. */
+static void quorum_fields(const wr_mgmt_req_t *r, json_t *obj, const wr_queue_t *q)
+{
+    json_t *members = json_array(), *online = json_array();
+    wr_rgroup_status_t st;
+
+    if (!wr_quorum_queue_status(q, &st) || members == NULL || online == NULL) {
+        json_decref(members);
+        json_decref(online);
+        return;
+    }
+    for (size_t i = 0; i < st.n_members; i++) {
+        json_array_append_new(members, json_string(st.members[i]));
+        if (strcmp(st.members[i], r->node) == 0 || wr_peer_up(r->env->peers, st.members[i]))
+            json_array_append_new(online, json_string(st.members[i]));
+    }
+    json_object_set_new(obj, "members", members);
+    json_object_set_new(obj, "online", online);
+    json_object_set_new(obj, "leader", st.leader != NULL ? json_string(st.leader) : json_null());
+    /* This member's view of the group's log (warren's own field). */
+    json_object_set_new(obj, "raft",
+                        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "role", st.role, "term",
+                                  (json_int_t)st.term, "commit_index", (json_int_t)st.commit, "last_applied",
+                                  (json_int_t)st.applied, "last_index", (json_int_t)st.last_index,
+                                  "snapshot_index", (json_int_t)st.snapshot_index, "elections",
+                                  (json_int_t)st.elections));
+    if (st.leader != NULL)
+        json_object_set_new(obj, "node", json_string(st.leader));
+}
+
 static json_t *queue_item(const wr_mgmt_req_t *r, const wr_vhost_t *vh, void *q)
 {
     json_t *obj = wr_mgmt_json_queue(q, wr_vhost_name(vh));
@@ -963,6 +994,7 @@ static json_t *queue_item(const wr_mgmt_req_t *r, const wr_vhost_t *vh, void *q)
                        "effective_policy_definition", p ? json_deep_copy(p->definition) : json_object(),
                        "operator_policy", "exclusive_consumer_tag", tag_or_null(exclusive),
                        "single_active_consumer_tag", tag_or_null(wr_queue_active_consumer(q))));
+    quorum_fields(r, obj, q);
     return obj;
 }
 

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Quorum queues (docs/QUORUM.md): a queue whose state is a Raft group of its
+ * member nodes (raftd.h) running the quorum-queue state machine
+ * (cluster/qfifo.h). The metadata group's apply calls wr_quorum_queue_new on
+ * every member node; a node that is not a member serves the queue through a
+ * proxy to a member (remote.h). A publish is an ENQUEUE entry carrying the
+ * message; the publisher's confirm comes when this node applies it (so it is
+ * on a majority of the members' disks). Consumers are served by the member on
+ * their own node, reading bodies it holds itself; only the leader
+ * dead-letters.
+ */
+#ifndef WR_BROKER_CLUSTER_QUORUM_H
+#define WR_BROKER_CLUSTER_QUORUM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/cluster/link.h"
+#include "broker/cluster/raftd.h"
+#include "broker/queue/queue.h"
+#include "broker/vhost/vhost.h"
+
+struct event_base;
+typedef struct wr_quorum_s wr_quorum_t;
+
+/* A quorum queue's Raft group id: this base plus the metadata index of its declaration. */
+#define WR_QUORUM_GROUP_BASE (1ull << 48)
+/* Members when the declaration names no x-quorum-initial-group-size. */
+#define WR_QUORUM_DEFAULT_SIZE 3
+/* How long a command (publish, settle, consume...) is retried while the group has no leader. */
+#define WR_QUORUM_RETRY_MS 30000
+/* Commands of one queue waiting for their commit on this node, past which publishes are refused (a nack). */
+#define WR_QUORUM_MAX_PENDING 20000
+
+typedef struct {
+    struct event_base *base;
+    wr_raftd_t *raftd;
+    wr_peer_links_t *links; /* the service watches peers: their consumers go when they do */
+    const char *self;       /* this node's name */
+} wr_quorum_deps_t;
+
+/* The node-wide service. NULL on ENOMEM. Before wr_peer_links_start. */
+wr_quorum_t *wr_quorum_new(const wr_quorum_deps_t *d);
+/* Before the Raft driver closes: every queue forgets its group (commands
+ * pending fail, confirms are nacked); frees qs. NULL is a no-op. */
+void wr_quorum_free(wr_quorum_t *qs);
+
+/* Whether args (a raw table) ask for a quorum queue (x-queue-type "quorum"). */
+bool wr_quorum_args_want(wr_bytes_t args);
+
+/*
+ * RabbitMQ's refusals for a quorum queue's declaration, in its order:
+ * auto-delete, exclusive, non-durable. false with a 406 in *err.
+ */
+bool wr_quorum_check_props(const char *vhost, wr_bytes_t name, bool durable, bool exclusive, bool auto_delete,
+                           uint32_t method, wr_amqp_error_t *err);
+
+/*
+ * The members of a new quorum queue declared on node self of a cluster whose
+ * nodes are names[0..n): self first, then the others in name order, up to
+ * x-quorum-initial-group-size from args (WR_QUORUM_DEFAULT_SIZE when absent;
+ * every node when the cluster has fewer). Returns how many were written to
+ * out (room for n).
+ */
+size_t wr_quorum_place(const char *self, const char *const *names, size_t n, wr_bytes_t args,
+                       const char **out);
+
+/*
+ * The queue (refs = 1) of vhost vh on this member node: opens Raft group
+ * `group` with `members` as its first voters (a group with stored state
+ * keeps its own), on the next loop pass. NULL on ENOMEM.
+ */
+wr_queue_t *wr_quorum_queue_new(wr_quorum_t *qs, wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o,
+                                uint64_t group, const char *const *members, size_t n);
+
+/* What the management API shows of a quorum queue; false when q is not one (or its group is not open). */
+bool wr_quorum_queue_status(const wr_queue_t *q, wr_rgroup_status_t *st);
+
+extern const wr_queue_type_t wr_quorum_queue_type;
+
+#endif

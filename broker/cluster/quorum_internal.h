@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the two files of quorum queues share: quorum.c (the service, the
+ * queue type, commands proposed and retried) and quorum_sm.c (the group's
+ * state machine: entries applied, effects performed, bodies, snapshots).
+ * Only broker/cluster/quorum*.c include it.
+ */
+#ifndef WR_BROKER_CLUSTER_QUORUM_INTERNAL_H
+#define WR_BROKER_CLUSTER_QUORUM_INTERNAL_H
+
+#include "broker/cluster/quorum.h"
+#include "cluster/qfifo.h"
+#include "core/buf.h"
+#include "core/list.h"
+#include "core/map.h"
+
+struct wr_quorum_s {
+    wr_quorum_deps_t d;
+    uint32_t self_id; /* the high half of every owner and publisher id made here */
+    uint32_t next_id; /* their low half; starts at a random point each run */
+    wr_list_t queues; /* qq_t */
+};
+
+/* A delivery waiting for its consumer's channel to take it. */
+typedef struct {
+    wr_list_t link;
+    wr_message_t *m;
+    uint64_t id;
+    bool redelivered;
+} qheld_t;
+
+/* The settlement kinds batched per consumer until the next flush. */
+enum { QS_SETTLE, QS_RETURN, QS_DISCARD, QS_KINDS };
+
+/*
+ * A local consumer (owner: its id in the machine) or a basic.get awaiting its
+ * message (is_get). Lives until cancelled or gone and every delivery it had
+ * is settled.
+ */
+typedef struct {
+    wr_list_t link; /* in the queue's consumers */
+    uint64_t owner;
+    wr_consumer_t *c; /* NULL once cancelled, and for a get */
+    bool is_get, no_ack;
+    bool down;        /* DOWN proposed (or waiting for settle_props): the machine forgets it */
+    bool down_wanted; /* DOWN goes once settle_props is 0 */
+    uint32_t unacked;
+    uint32_t settle_props;  /* its settlements proposed and not yet known committed */
+    wr_list_t held;         /* qheld_t, oldest first */
+    wr_buf_t ids[QS_KINDS]; /* big-endian ids awaiting the flush */
+    wr_queue_got_fn fn;     /* a get's answer; NULL once given or cancelled */
+    void *ud;
+    wr_bytes_t tag; /* points into tagbuf */
+    uint8_t tagbuf[255];
+} qcons_t;
+
+typedef struct qq_s {
+    wr_queue_t h;
+    wr_quorum_t *s; /* NULL once the service is freed */
+    wr_list_t link; /* in s->queues */
+    wr_rgroup_t *g; /* NULL until opened, and once the service is freed */
+    uint64_t group;
+    wr_qfifo_t *sm;
+    wr_qfifo_effects_t fx;
+    wr_map_t *bodies;    /* log index -> wr_message_t reference, for live messages */
+    wr_list_t consumers; /* qcons_t */
+    wr_list_t props;     /* commands awaiting their outcome */
+    wr_map_t *pubs;      /* publisher seq -> its enqueue, until applied here */
+    uint64_t pub_id, next_seq;
+    size_t npending;
+    bool leader;   /* this member leads the group */
+    bool flushing; /* flush_ev is active */
+    bool pol_sent;
+    wr_qfifo_policy_t pol; /* the policy last proposed */
+    struct event *flush_ev, *retry_ev, *tick_ev, *open_ev;
+    char *vhost;
+    char **members;
+    size_t nmembers;
+    uint8_t data[]; /* name, then args */
+} qq_t;
+
+/* quorum.c */
+qcons_t *wr_qq_cons_find(qq_t *q, uint64_t owner);
+/* Proposes cmd (with m for an ENQUEUE, and its confirm), retried until it
+ * commits or WR_QUORUM_RETRY_MS pass. WR_OK, WR_EFULL (too many pending) or WR_ENOMEM. */
+int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_confirm_t *conf);
+/* This node applied its own enqueue seq with the machine's status. */
+void wr_qq_landed(qq_t *q, uint64_t seq, int status);
+/* A DELIVER for local consumer qc: handed over now, or held. m is a reference the call takes. */
+void wr_qq_deliver(qq_t *q, qcons_t *qc, wr_message_t *m, uint64_t id, bool redelivered);
+/* Proposes DOWN for owner: its messages go back, the machine forgets it. */
+void wr_qq_down(qq_t *q, uint64_t owner);
+/* DOWN for a local consumer, after its settlements: those must commit first,
+ * or DOWN would hand back messages already acknowledged. */
+void wr_qq_cons_down(qq_t *q, qcons_t *qc);
+/* Proposes DOWN for the machine's owners of node (a node id; 0: this node's owners it has no consumer for).
+ */
+void wr_qq_sweep(qq_t *q, uint32_t node);
+/* The owner's node id (high half). */
+static inline uint32_t wr_qq_owner_node(uint64_t owner)
+{
+    return (uint32_t)(owner >> 32);
+}
+
+/* quorum_sm.c */
+void wr_qq_sm(wr_rgroup_sm_t *out);
+/* Appends ENQUEUE's entry: the command, then the message. */
+bool wr_qq_entry_put(wr_buf_t *b, uint64_t time_ms, const wr_qfifo_cmd_t *cmd, const wr_message_t *m);
+/* Drops bodies the machine no longer needs once they outnumber live ones. */
+void wr_qq_bodies_gc(qq_t *q, bool force);
+/* The leader's clock (wall milliseconds) stamped into each command. */
+uint64_t wr_qq_now(void);
+
+#endif

@@ -1,0 +1,155 @@
+# SPDX-License-Identifier: MIT
+# Quorum queues on a real 3-node cluster (docs/QUORUM.md, "The queue type"):
+# RabbitMQ's refusals of non-durable, exclusive and auto-delete declares;
+# declare on n1, publish with confirms on n2, consume on n3; the management
+# API's leader and members; x-delivery-count after a nack with requeue; and
+# the leader's node killed with kill -9 after confirms: every confirmed
+# message is consumed from the survivors, and the node catches up when it
+# comes back. Every wait is a condition with a deadline.
+# warren only (skips with WARREN_BROKER).
+import pika
+import pytest
+
+from cluster import DEADLINE, Cluster, attempt
+from helpers import wait_for
+
+QQ = {"x-queue-type": "quorum"}
+PERSISTENT = pika.BasicProperties(delivery_mode=2)
+
+
+@pytest.fixture
+def cluster(warrend_binary, tmp_path):
+    c = Cluster(tmp_path)
+    c.start_all()
+    c.wait_all_up()
+    yield c
+    c.stop_all()
+
+
+def declare(cluster, node, queue, args=None):
+    """Declares a quorum queue on node (again while the metadata group has no leader yet)."""
+    def declared():
+        e = attempt(cluster.nodes[node],
+                    lambda ch: ch.queue_declare(queue, durable=True, arguments=dict(QQ, **(args or {}))))
+        assert e is None or e.reply_code == 541, e
+        return e is None
+    wait_for(declared, DEADLINE, "the declare of %s to commit" % queue)
+
+
+def queue_info(node, queue):
+    r = node.http().get("/api/queues/%2F/" + queue)
+    return r.json if r.status == 200 else None
+
+
+def leader_of(cluster, queue, among):
+    found = {}
+
+    def known():
+        for n in among:
+            info = queue_info(cluster.nodes[n], queue)
+            if info is not None and info.get("leader") in among:
+                found["leader"] = info["leader"]
+                return True
+        return False
+    wait_for(known, DEADLINE, "a leader of %s among %s" % (queue, among))
+    return found["leader"]
+
+
+def publish_confirmed(node, queue, bodies):
+    conn = node.connect()
+    try:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        for b in bodies:
+            ch.basic_publish("", queue, b, PERSISTENT)
+    finally:
+        conn.close()
+
+
+def drain(node, queue, want):
+    """Consumes with manual acks until want distinct bodies arrived; returns them in order of first arrival."""
+    conn = node.connect()
+    got = []
+    try:
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=50)
+
+        def on(chx, method, props, body):
+            if body not in got:
+                got.append(body)
+            chx.basic_ack(method.delivery_tag)
+        ch.basic_consume(queue, on)
+        wait_for(lambda: conn.process_data_events(0.05) or len(got) >= want, DEADLINE,
+                 "%d messages from %s" % (want, queue))
+    finally:
+        conn.close()
+    return got
+
+
+@pytest.mark.parametrize("kw,prop", [
+    ({"durable": True, "auto_delete": True}, "auto-delete"),
+    ({"durable": True, "exclusive": True}, "exclusive-owner"),
+    ({"durable": False}, "non-durable"),
+])
+def test_declare_refuses_what_rabbitmq_refuses(cluster, kw, prop):
+    e = attempt(cluster.nodes["n1"], lambda ch: ch.queue_declare("q-bad", arguments=QQ, **kw))
+    assert e is not None and e.reply_code == 406, e
+    assert e.reply_text == "PRECONDITION_FAILED - invalid property '%s' for queue 'q-bad' in vhost '/'" % prop
+
+
+def test_publish_on_n2_consume_on_n3_and_management_view(cluster):
+    declare(cluster, "n1", "qq")
+    wait_for(lambda: all(queue_info(cluster.nodes[n], "qq") for n in ("n2", "n3")), DEADLINE,
+             "every node to list qq")
+    bodies = [b"m%d" % i for i in range(100)]
+    publish_confirmed(cluster.nodes["n2"], "qq", bodies)
+    assert drain(cluster.nodes["n3"], "qq", 100) == bodies
+    info = queue_info(cluster.nodes["n2"], "qq")
+    assert info["type"] == "quorum"
+    assert sorted(info["members"]) == ["n1", "n2", "n3"]
+    assert info["leader"] in info["members"] and info["node"] == info["leader"]
+
+
+def test_nack_requeue_counts_delivery(cluster):
+    declare(cluster, "n1", "qd")
+    publish_confirmed(cluster.nodes["n1"], "qd", [b"x"])
+    conn = cluster.nodes["n2"].connect()
+    try:
+        ch = conn.channel()
+        seen = []
+
+        def get():
+            m = ch.basic_get("qd")
+            if m[0] is not None:
+                seen.append(m)
+            return m[0] is not None
+        wait_for(get, DEADLINE, "the first get")
+        assert (seen[0][1].headers or {}).get("x-delivery-count") is None
+        ch.basic_nack(seen[0][0].delivery_tag, requeue=True)
+        wait_for(get, DEADLINE, "the get after the nack")
+        method, props, body = seen[1]
+        assert body == b"x" and method.redelivered
+        assert props.headers["x-delivery-count"] == 1
+        ch.basic_ack(method.delivery_tag)
+    finally:
+        conn.close()
+
+
+def test_leader_killed_loses_no_confirmed_message(cluster):
+    declare(cluster, "n1", "qk")
+    leader = leader_of(cluster, "qk", ["n1", "n2", "n3"])
+    other = next(n for n in ("n1", "n2", "n3") if n != leader)
+    first = [b"a%d" % i for i in range(200)]
+    publish_confirmed(cluster.nodes[other], "qk", first)
+    cluster.kill(leader)
+    rest = [n for n in ("n1", "n2", "n3") if n != leader]
+    leader_of(cluster, "qk", rest)
+    second = [b"b%d" % i for i in range(200)]
+    publish_confirmed(cluster.nodes[rest[0]], "qk", second)
+    assert drain(cluster.nodes[rest[1]], "qk", 400) == first + second
+    cluster.start(leader)
+
+    def caught_up():
+        info = queue_info(cluster.nodes[leader], "qk")
+        return info is not None and info["messages"] == 0
+    wait_for(caught_up, DEADLINE, "the restarted node to catch up with an empty queue")

@@ -468,20 +468,6 @@ static int server_meta_propose(void *ud, const void *data, size_t len, unsigned 
     return wr_rgroup_propose(srv->meta_group, data, len, timeout_ms, done, done_ud);
 }
 
-/* Quorum queues: their groups run on the driver, placed among the configured nodes. */
-static int server_open_quorum(wr_server_t *srv)
-{
-    const wr_cluster_config_t *cc = srv->cfg->cluster;
-    const wr_quorum_deps_t qd = {srv->base, srv->raftd, srv->peers, cc->node};
-
-    if ((srv->node_names = calloc(cc->n_nodes, sizeof(*srv->node_names))) == NULL)
-        return WR_ENOMEM;
-    for (size_t i = 0; i < cc->n_nodes; i++)
-        srv->node_names[i] = cc->nodes[i].name;
-    srv->quorum = wr_quorum_new(&qd);
-    return srv->quorum != NULL ? WR_OK : WR_ENOMEM;
-}
-
 /* The metadata group (every configured node a first voter): opening it
  * applies what is committed, recreating the definitions; from then on the
  * channel handlers change definitions through it. */
@@ -515,12 +501,28 @@ static int server_open_meta(wr_server_t *srv)
 /* Publishes forwarded to other nodes and waiting for a link hold publishers by flow. */
 static uint64_t server_links_pending(void *ud)
 {
-    return wr_remote_pending_bytes(((wr_server_t *)ud)->remote);
+    wr_server_t *srv = ud;
+
+    return wr_remote_pending_bytes(srv->remote) + wr_quorum_pending_bytes(srv->quorum);
 }
 
 static void server_links_drained(void *ud)
 {
     wr_alarms_storage_progress(((wr_server_t *)ud)->alarms);
+}
+
+/* Quorum queues: their groups run on the driver, placed among the configured nodes. */
+static int server_open_quorum(wr_server_t *srv)
+{
+    const wr_cluster_config_t *cc = srv->cfg->cluster;
+    const wr_quorum_deps_t qd = {srv->base, srv->raftd, srv->peers, cc->node, server_links_drained, srv};
+
+    if ((srv->node_names = calloc(cc->n_nodes, sizeof(*srv->node_names))) == NULL)
+        return WR_ENOMEM;
+    for (size_t i = 0; i < cc->n_nodes; i++)
+        srv->node_names[i] = cc->nodes[i].name;
+    srv->quorum = wr_quorum_new(&qd);
+    return srv->quorum != NULL ? WR_OK : WR_ENOMEM;
 }
 
 /* The peer links of a node with a cluster section (docs/CLUSTERING.md), the

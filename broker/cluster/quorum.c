@@ -147,11 +147,16 @@ size_t wr_quorum_place(const char *self, const char *const *names, size_t n, wr_
 
 static void prop_free(prop_t *p)
 {
+    qq_t *q = p->q;
+
     wr_list_remove(&p->link);
-    p->q->npending--;
+    q->npending--;
+    q->pending_bytes -= p->entry.len;
     wr_buf_free(&p->entry);
-    wr_queue_unref(&p->q->h);
     free(p);
+    if (q->s != NULL && q->s->d.drained != NULL)
+        q->s->d.drained(q->s->d.ud);
+    wr_queue_unref(&q->h);
 }
 
 static void cons_maybe_free(qq_t *q, qcons_t *qc);
@@ -279,6 +284,7 @@ int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_
     wr_queue_ref(&q->h);
     wr_list_insert_tail(&q->props, &p->link);
     q->npending++;
+    q->pending_bytes += p->entry.len;
     if (p->settler != 0) {
         qcons_t *qc = wr_qq_cons_find(q, p->settler);
 
@@ -566,7 +572,7 @@ static size_t qq_purge(wr_queue_t *h)
     return (size_t)i.ready;
 }
 
-static void checkout(qq_t *q, qcons_t *qc)
+void wr_qq_checkout(qq_t *q, qcons_t *qc)
 {
     wr_consumer_t *c = qc->c;
     wr_qfifo_cmd_t cmd = {.op = WR_QF_CHECKOUT, .owner = qc->owner, .tag = qc->tag, .cprio = c->priority};
@@ -593,7 +599,7 @@ static int qq_consume(wr_queue_t *h, wr_consumer_t *c)
     c->queue = h;
     h->nconsumers++;
     h->had_consumers = true;
-    checkout(q, qc);
+    wr_qq_checkout(q, qc);
     return WR_OK;
 }
 
@@ -781,7 +787,7 @@ static wr_queue_t *qq_create(wr_bytes_t name, const wr_queue_opts_t *o, wr_queue
     return NULL; /* made only by wr_quorum_queue_new */
 }
 
-/* Its consumers are told; commands still pending keep it alive until they end. */
+/* Its consumers are told and its group deleted; commands still pending keep it alive until they end. */
 static size_t qq_close(wr_queue_t *h)
 {
     qq_t *q = qq(h);
@@ -813,6 +819,11 @@ static size_t qq_close(wr_queue_t *h)
         }
     }
     wr_list_remove(&h->run_node);
+    event_del(q->open_ev);
+    event_del(q->tick_ev);
+    if (q->g != NULL)
+        wr_rgroup_delete(q->g);
+    q->g = NULL;
     return (size_t)i.ready;
 }
 
@@ -822,6 +833,8 @@ static void qq_destroy(wr_queue_t *h)
     wr_map_iter_t it = {0};
     void *v;
 
+    if (q->g != NULL)
+        wr_rgroup_delete(q->g); /* never closed: its state machine goes now */
     while (!wr_list_empty(&q->consumers)) {
         qcons_t *qc = wr_list_entry(q->consumers.next, qcons_t, link);
 
@@ -939,7 +952,7 @@ static void on_tick(evutil_socket_t fd, short what, void *ud)
 
     (void)fd;
     (void)what;
-    if (q->leader && (p->msg_ttl_ms != WR_QF_NO_TTL || p->consumer_timeout_ms != 0 || q->h.opts.args.len > 0))
+    if (q->leader && (p->msg_ttl_ms != WR_QF_NO_TTL || p->consumer_timeout_ms != 0 || q->expiring))
         propose_simple(q, WR_QF_TICK, 0, (wr_bytes_t){NULL, 0});
     arm(q->tick_ev, TICK_EVERY_MS);
 }
@@ -1016,6 +1029,18 @@ static void on_peer_down(void *ud, const char *node)
         if (q->leader && !q->h.closed)
             wr_qq_sweep(q, id);
     }
+}
+
+uint64_t wr_quorum_pending_bytes(const wr_quorum_t *s)
+{
+    uint64_t n = 0;
+    wr_list_t *it;
+
+    if (s == NULL)
+        return 0;
+    for (it = s->queues.next; it != &s->queues; it = it->next)
+        n += wr_list_entry(it, qq_t, link)->pending_bytes;
+    return n;
 }
 
 wr_quorum_t *wr_quorum_new(const wr_quorum_deps_t *d)

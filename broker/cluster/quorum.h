@@ -39,6 +39,9 @@ typedef struct {
     wr_raftd_t *raftd;
     wr_peer_links_t *links; /* the service watches peers: their consumers go when they do */
     const char *self;       /* this node's name */
+    /* Pending commands shrank (wr_quorum_pending_bytes): publishers held by flow may go on. May be NULL. */
+    void (*drained)(void *ud);
+    void *ud;
 } wr_quorum_deps_t;
 
 /* The node-wide service. NULL on ENOMEM. Before wr_peer_links_start. */
@@ -46,6 +49,13 @@ wr_quorum_t *wr_quorum_new(const wr_quorum_deps_t *d);
 /* Before the Raft driver closes: every queue forgets its group (commands
  * pending fail, confirms are nacked); frees qs. NULL is a no-op. */
 void wr_quorum_free(wr_quorum_t *qs);
+
+/*
+ * Bytes of commands proposed on this node and not yet committed: the alarms
+ * hold publishers by flow while it is high (as for peer-link outboxes), so a
+ * group without a leader or a slow disk does not grow memory without bound.
+ */
+uint64_t wr_quorum_pending_bytes(const wr_quorum_t *qs);
 
 /* Whether args (a raw table) ask for a quorum queue (x-queue-type "quorum"). */
 bool wr_quorum_args_want(wr_bytes_t args);

@@ -68,8 +68,10 @@ typedef struct qq_s {
     wr_map_t *pubs;      /* publisher seq -> its enqueue, until applied here */
     uint64_t pub_id, next_seq;
     size_t npending;
-    bool leader;   /* this member leads the group */
-    bool flushing; /* flush_ev is active */
+    uint64_t pending_bytes; /* entries of those commands */
+    bool expiring;          /* an enqueue carried a per-message TTL: the leader ticks */
+    bool leader;            /* this member leads the group */
+    bool flushing;          /* flush_ev is active */
     bool pol_sent;
     wr_qfifo_policy_t pol; /* the policy last proposed */
     struct event *flush_ev, *retry_ev, *tick_ev, *open_ev;
@@ -88,6 +90,8 @@ int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_
 void wr_qq_landed(qq_t *q, uint64_t seq, int status);
 /* A DELIVER for local consumer qc: handed over now, or held. m is a reference the call takes. */
 void wr_qq_deliver(qq_t *q, qcons_t *qc, wr_message_t *m, uint64_t id, bool redelivered);
+/* Proposes CHECKOUT for a local consumer (again, when the machine forgot it). */
+void wr_qq_checkout(qq_t *q, qcons_t *qc);
 /* Proposes DOWN for owner: its messages go back, the machine forgets it. */
 void wr_qq_down(qq_t *q, uint64_t owner);
 /* DOWN for a local consumer, after its settlements: those must commit first,

@@ -266,6 +266,16 @@ static void perform(qq_t *q, const wr_qfifo_effect_t *f)
 
 /* ---------------------------------------------------------------- apply */
 
+/* The leader handed back a live local consumer's messages (this node was cut
+ * off): it subscribes again; what it still holds can no longer be settled. */
+static void forgotten(qq_t *q, uint64_t owner)
+{
+    qcons_t *qc = wr_qq_cons_find(q, owner);
+
+    if (qc != NULL && qc->c != NULL && !qc->down && !q->h.closed)
+        wr_qq_checkout(q, qc);
+}
+
 static void apply(void *ud, uint64_t index, const uint8_t *data, size_t len)
 {
     qq_t *q = ud;
@@ -300,6 +310,9 @@ static void apply(void *ud, uint64_t index, const uint8_t *data, size_t len)
         return;
     if (cmd.op == WR_QF_ENQUEUE && cmd.owner == q->pub_id)
         wr_qq_landed(q, cmd.seq, st);
+    q->expiring |= cmd.op == WR_QF_ENQUEUE && cmd.ttl_ms != WR_QF_NO_TTL;
+    if (cmd.op == WR_QF_DOWN && wr_qq_owner_node(cmd.owner) == q->s->self_id)
+        forgotten(q, cmd.owner);
     for (size_t i = 0; i < q->fx.n && !q->h.closed; i++)
         perform(q, &q->fx.v[i]);
     if (cmd.op == WR_QF_DEQUEUE && n == 0 && wr_qq_owner_node(cmd.owner) == q->s->self_id) {

@@ -47,7 +47,7 @@ int wr_raftd_slot(const wr_raftd_t *d, uint32_t id)
 wr_rgroup_t *wr_raftd_group(const wr_raftd_t *d, uint64_t id)
 {
     for (size_t i = 0; i < d->n_groups; i++) {
-        if (d->groups[i]->id == id)
+        if (d->groups[i]->id == id && !d->groups[i]->deleted)
             return d->groups[i];
     }
     return NULL;
@@ -321,6 +321,8 @@ static void drive_group(wr_rgroup_t *g)
 {
     int rc = WR_OK;
 
+    if (g->deleted)
+        return;
     while (rc == WR_OK && !g->broken && !g->d->failed && wr_raft_has_ready(g->raft))
         rc = drive_once(g);
     if (rc == WR_ENOMEM) {
@@ -335,9 +337,51 @@ static void drive_group(wr_rgroup_t *g)
         wr_raftd_snap_take(g);
 }
 
+static void group_free(wr_rgroup_t *g);
+static char *path_join(const char *a, const char *b);
+
+/* A file of a deleted group's snapshot directory. */
+static int unlink_in(void *ud, const char *name)
+{
+    wr_rgroup_t *g = ud;
+    char *p = path_join(g->dir, name);
+
+    if (p != NULL)
+        (void)wr_vfs_unlink(g->d->vfs, p);
+    free(p);
+    return WR_OK;
+}
+
+/* Groups deleted since the last drive leave the driver, their files and the WAL. */
+static void sweep_deleted(wr_raftd_t *d)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < d->n_groups; i++) {
+        wr_rgroup_t *g = d->groups[i];
+
+        if (!g->deleted) {
+            d->groups[k++] = g;
+            continue;
+        }
+        if (!d->failed && wr_wal_group_delete(d->wal, g->id) == WR_OK)
+            d->seq_written++;
+        (void)wr_vfs_list(d->vfs, g->dir, unlink_in, g);
+        group_free(g);
+    }
+    d->n_groups = k;
+}
+
+void wr_rgroup_delete(wr_rgroup_t *g)
+{
+    g->deleted = true;
+    wr_raftd_wake(g);
+}
+
 /* Drives every group with work, hands the writes to the storage thread, releases what is durable. */
 static void drive_all(wr_raftd_t *d)
 {
+    sweep_deleted(d);
     for (size_t i = 0; i < d->n_groups; i++) {
         wr_rgroup_t *g = d->groups[i];
         if (g->dirty) {
@@ -378,7 +422,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     for (size_t i = 0; i < d->n_groups; i++) {
         wr_rgroup_t *g = d->groups[i];
-        if (g->broken)
+        if (g->broken || g->deleted)
             continue;
         if (wr_raft_tick(g->raft) != WR_OK)
             wr_log(WR_LOG_ERROR, "raft: group %llu: out of memory on a tick", (unsigned long long)g->id);

@@ -115,6 +115,16 @@ typedef void (*wr_rgroup_done_fn)(void *ud, int status, uint64_t index);
 int wr_rgroup_propose(wr_rgroup_t *g, const void *data, size_t len, unsigned timeout_ms,
                       wr_rgroup_done_fn done, void *ud);
 
+/*
+ * The group is gone for good (its quorum queue was deleted): pending
+ * proposals end (done with WR_ENOENT or WR_ETIMEDOUT, as at close), its
+ * messages from peers are dropped, its snapshot files are removed and the
+ * WAL drops its entries (wr_wal_group_delete). From anywhere on the loop, an
+ * apply included: the state machine hears nothing more at once, the rest
+ * happens when the driver next runs.
+ */
+void wr_rgroup_delete(wr_rgroup_t *g);
+
 /* What the management API and warrenctl show of a group on this node. */
 typedef struct {
     const char *role;   /* "leader", "follower", "candidate", "pre_candidate" */

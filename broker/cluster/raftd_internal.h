@@ -79,6 +79,7 @@ struct wr_rgroup_s {
     bool dirty;       /* the core may have work: drive it */
     bool broken;      /* a received snapshot could not be installed: the group stopped */
     bool snap_wanted; /* a follower needs a newer snapshot than this leader's */
+    bool deleted;     /* wr_rgroup_delete: gone at the end of the next drive */
     uint32_t leader;  /* as leader_changed last reported it */
     wr_raft_role_t role;
     uint64_t elections;

@@ -6,6 +6,7 @@
  * applied). Every wait is a condition with a deadline.
  */
 #include <check.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <netinet/in.h>
@@ -788,6 +789,57 @@ START_TEST(failed_fdatasync_stops_the_node_until_restart)
 }
 END_TEST
 
+/* Regular files in dir (-1 when it cannot be read). */
+static int files_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* A deleted group ends its proposals and leaves nothing on disk: opened again after a restart, it starts empty. */
+START_TEST(deleted_group_leaves_nothing)
+{
+    cl_t c;
+    done_t d = {0};
+    char s[512];
+    int l;
+
+    cl_init(&c, 0, 0); /* no snapshot: every entry is in the WAL */
+    for (int i = 0; i < N; i++)
+        node_start(&c, i);
+    l = wait_leader(&c);
+    for (int k = 0; k < 12; k++) {
+        snprintf(s, sizeof(s), "e%d", k);
+        commit(&c, l, s);
+    }
+    propose(&c, l, "pending", 5000, &d);
+    for (int i = 0; i < N; i++)
+        wr_rgroup_delete(c.n[i].g);
+    run_until(&c, is_done, &d, 10, "the pending proposal ending");
+    ck_assert_int_ne(d.status, WR_OK);
+    ck_assert_uint_eq(c.n[l].toy.n, 12); /* nothing applied after the deletion */
+    for (int i = 0; i < N; i++) {
+        snprintf(s, sizeof(s), "%s/snap/%d", c.n[i].dir, WR_RGROUP_META);
+        ck_assert_int_eq(files_in(s), 0);
+        node_stop(&c, i);
+    }
+    for (int i = 0; i < N; i++) {
+        node_start(&c, i);
+        ck_assert_int_eq(c.n[i].toy.loads, 0);
+        ck_assert_uint_eq(c.n[i].toy.n, 0);
+    }
+    cl_free(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster-raftd");
@@ -803,6 +855,7 @@ int main(void)
     tcase_add_test(tc, add_then_remove_a_member);
     tcase_add_test(tc, one_member_group_commits_alone);
     tcase_add_test(tc, failed_fdatasync_stops_the_node_until_restart);
+    tcase_add_test(tc, deleted_group_leaves_nothing);
     suite_add_tcase(s, tc);
     return wr_test_run(s);
 }

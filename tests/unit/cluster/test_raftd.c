@@ -804,7 +804,8 @@ static int files_in(const char *dir)
     return n;
 }
 
-/* A deleted group ends its proposals and leaves nothing on disk: opened again after a restart, it starts empty. */
+/* A deleted group ends its proposals and leaves nothing on disk: opened again after a restart, it starts
+ * empty. */
 START_TEST(deleted_group_leaves_nothing)
 {
     cl_t c;

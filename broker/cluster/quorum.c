@@ -392,7 +392,6 @@ static void hand(qq_t *q, qcons_t *qc, wr_message_t *m, uint64_t id, bool redeli
         wr_buf_put_u64(&qc->ids[QS_SETTLE], id);
     } else {
         q->h.stats.deliver++;
-        q->h.unacked++;
         qc->unacked++;
         c->unacked++;
     }
@@ -545,7 +544,6 @@ static void qq_settle(wr_queue_t *h, wr_message_t *m, const wr_qtoken_t *t, wr_s
     qcons_t *qc = wr_qq_cons_find(q, t->w[0]);
 
     wr_message_unref(m);
-    h->unacked--;
     h->stats.ack += how == WR_SETTLE_ACK;
     if (qc == NULL)
         return; /* its owner went DOWN: the machine returned it already */

@@ -182,7 +182,6 @@ static void answer_get(qq_t *q, qcons_t *qc, wr_message_t *m, uint64_t id, bool 
         q->h.stats.get_no_ack++;
     } else {
         q->h.stats.get++;
-        q->h.unacked++;
         qc->unacked++;
     }
     q->h.stats.redeliver += redelivered;
@@ -266,6 +265,15 @@ static void perform(qq_t *q, const wr_qfifo_effect_t *f)
 
 /* ---------------------------------------------------------------- apply */
 
+/* The queue's unacked figure is the group's: deliveries on every node. */
+static void unacked_now(qq_t *q)
+{
+    wr_qfifo_info_t i;
+
+    wr_qfifo_info(q->sm, &i);
+    q->h.unacked = (size_t)i.checked_out;
+}
+
 /* The leader handed back a live local consumer's messages (this node was cut
  * off): it subscribes again; what it still holds can no longer be settled. */
 static void forgotten(qq_t *q, uint64_t owner)
@@ -287,6 +295,7 @@ static void apply(void *ud, uint64_t index, const uint8_t *data, size_t len)
     uint32_t clen;
     int st;
 
+    q->since_snap += len;
     if (!wr_rd_u32(&c, &clen) || !wr_rd_bytes(&c, clen, &cb) ||
         wr_qfifo_cmd_decode(cb.data, cb.len, &t, &cmd) != WR_OK ||
         (cmd.op == WR_QF_ENQUEUE && (m = msg_read(&c)) == NULL) ||
@@ -322,6 +331,7 @@ static void apply(void *ud, uint64_t index, const uint8_t *data, size_t len)
             answer_get(q, qc, NULL, 0, false);
     }
     wr_qq_bodies_gc(q, cmd.op == WR_QF_PURGE);
+    unacked_now(q);
 }
 
 /* ---------------------------------------------------------------- snapshots */
@@ -350,7 +360,7 @@ static void save_body(void *ud, uint64_t index)
 
 static int snapshot_save(void *ud, wr_buf_t *out)
 {
-    const qq_t *q = ud;
+    qq_t *q = ud;
     save_t sv = {q, out, 0};
     size_t at, nat;
 
@@ -365,6 +375,7 @@ static int snapshot_save(void *ud, wr_buf_t *out)
     wr_qfifo_live_foreach(q->sm, save_body, &sv);
     if (!wr_buf_ok(out))
         return WR_ENOMEM;
+    q->since_snap = 0;
     out->data[nat] = (uint8_t)(sv.n >> 56);
     for (int i = 1; i < 8; i++)
         out->data[nat + (size_t)i] = (uint8_t)(sv.n >> (56 - 8 * i));
@@ -422,7 +433,18 @@ static int snapshot_load(void *ud, const uint8_t *data, size_t len)
     q->sm = sm;
     unref_all(q->bodies);
     q->bodies = bodies;
+    unacked_now(q);
     return WR_OK;
+}
+
+/* A snapshot writes every live body: worth it once the log it frees is larger. */
+static bool snapshot_worth(void *ud)
+{
+    const qq_t *q = ud;
+    wr_qfifo_info_t i;
+
+    wr_qfifo_info(q->sm, &i);
+    return i.ready_bytes + (i.checked_out + i.dlx_pending) * 1024 < q->since_snap / 2;
 }
 
 static void leader_changed(void *ud, const char *leader)
@@ -441,5 +463,5 @@ static void leader_changed(void *ud, const char *leader)
 
 void wr_qq_sm(wr_rgroup_sm_t *out)
 {
-    *out = (wr_rgroup_sm_t){apply, snapshot_save, snapshot_load, leader_changed};
+    *out = (wr_rgroup_sm_t){apply, snapshot_save, snapshot_load, leader_changed, snapshot_worth};
 }

@@ -333,7 +333,8 @@ static void drive_group(wr_rgroup_t *g)
     if (g->broken || g->d->failed)
         return;
     watch_role(g);
-    if (g->snap_wanted || g->applied >= g->snap.meta.index + g->snapshot_every)
+    if (g->snap_wanted || (g->applied >= g->snap.meta.index + g->snapshot_every &&
+                           (g->sm.snapshot_worth == NULL || g->sm.snapshot_worth(g->ud))))
         wr_raftd_snap_take(g);
 }
 

@@ -77,6 +77,11 @@ typedef struct {
     int (*snapshot_load)(void *ud, const uint8_t *data, size_t len);
     /* The leader this member knows changed (NULL: none known). May be NULL. */
     void (*leader_changed)(void *ud, const char *leader);
+    /* Whether a periodic snapshot (every snapshot_every entries) is worth
+     * taking now; a follower needing one gets it regardless. NULL: always.
+     * A quorum queue declines while its live messages outweigh the log a
+     * snapshot would free. */
+    bool (*snapshot_worth)(void *ud);
 } wr_rgroup_sm_t;
 
 /*

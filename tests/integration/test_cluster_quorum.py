@@ -153,3 +153,58 @@ def test_leader_killed_loses_no_confirmed_message(cluster):
         info = queue_info(cluster.nodes[leader], "qk")
         return info is not None and info["messages"] == 0
     wait_for(caught_up, DEADLINE, "the restarted node to catch up with an empty queue")
+
+
+def test_one_unacked_message_does_not_pin_the_log(cluster):
+    """A consumer holds the first message unacked while 6,000 pass through: the
+    members still snapshot past it (the snapshot keeps its body), so the log is
+    compacted to what lives, not to what ever went through."""
+    declare(cluster, "n1", "qs")
+    publish_confirmed(cluster.nodes["n1"], "qs", [b"old"])
+    holder = cluster.nodes["n2"].connect()
+    held = []
+    hch = holder.channel()
+    hch.basic_qos(prefetch_count=1)
+    hch.basic_consume("qs", lambda ch, m, p, b: held.append((m, b)))
+    wait_for(lambda: holder.process_data_events(0.05) or held, DEADLINE, "the old message to be held")
+    assert held[0][1] == b"old"
+    conn = cluster.nodes["n1"].connect()
+    ch = conn.channel()
+    body = b"x" * 1024
+    for i in range(6000):
+        ch.basic_publish("", "qs", body)
+    conn.close()
+    got = [0]
+    c3 = cluster.nodes["n3"].connect()
+    ch3 = c3.channel()
+    ch3.basic_qos(prefetch_count=200)
+
+    def on(chx, method, props, b):
+        got[0] += 1
+        chx.basic_ack(method.delivery_tag)
+    ch3.basic_consume("qs", on)
+    wait_for(lambda: c3.process_data_events(0.05) or queue_info(cluster.nodes["n3"], "qs")["messages"] == 1,
+             DEADLINE, "everything but the held message to be consumed")
+    c3.close()
+
+    def compacted():
+        rafts = [queue_info(cluster.nodes[n], "qs")["raft"] for n in ("n1", "n2", "n3")]
+        return all(r["snapshot_index"] > 4096 and r["last_index"] - r["snapshot_index"] < 4096 for r in rafts)
+    wait_for(lambda: holder.process_data_events(0.05) or compacted(), DEADLINE, "every member to compact its log")
+    hch.basic_ack(held[0][0].delivery_tag)
+    holder.close()
+
+
+def test_a_backlog_is_not_snapshotted_over_and_over(cluster):
+    """6,000 messages waiting: a snapshot would write every body again for
+    little log freed, so the members keep the log instead."""
+    declare(cluster, "n1", "qb")
+    conn = cluster.nodes["n1"].connect()
+    ch = conn.channel()
+    for i in range(6000):
+        ch.basic_publish("", "qb", b"y" * 1024)
+    conn.close()
+    wait_for(lambda: all(queue_info(cluster.nodes[n], "qb")["messages"] == 6000 for n in ("n1", "n2", "n3")),
+             DEADLINE, "every member to hold the backlog")
+    for n in ("n1", "n2", "n3"):
+        assert queue_info(cluster.nodes[n], "qb")["raft"]["snapshot_index"] == 0

@@ -144,7 +144,7 @@ static int toy_load(void *ud, const uint8_t *data, size_t len)
     return p == end ? WR_OK : WR_ESYNTAX;
 }
 
-static const wr_rgroup_sm_t toy_sm = {toy_apply, toy_save, toy_load, NULL};
+static const wr_rgroup_sm_t toy_sm = {toy_apply, toy_save, toy_load, NULL, NULL};
 
 /* ---- the gated disk ---- */
 

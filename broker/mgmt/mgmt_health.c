@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "broker/base/message.h"
+#include "broker/cluster/link.h"
+#include "broker/cluster/quorum.h"
 #include "broker/mgmt/mgmt_topo.h"
 #include "broker/queue/queue.h"
 #include "broker/vhost/vhost.h"
@@ -183,6 +185,60 @@ static void protocol_listener(wr_mgmt_req_t *r)
                             "missing", want, "protocols", protos));
 }
 
+/* Whether stopping this node leaves quorum queue q (a member here) without a majority of online members. */
+static bool quorum_critical(const wr_mgmt_req_t *r, const wr_queue_t *q)
+{
+    wr_rgroup_status_t st;
+    size_t online = 0;
+
+    if (!wr_quorum_queue_status(q, &st))
+        return false;
+    for (size_t i = 0; i < st.n_members; i++)
+        online += strcmp(st.members[i], r->node) != 0 && wr_peer_up(r->env->peers, st.members[i]);
+    return online < st.n_members / 2 + 1;
+}
+
+/* RabbitMQ's node-is-quorum-critical: 503 listing the quorum queues this node's shutdown would stop. */
+static void node_is_quorum_critical(wr_mgmt_req_t *r)
+{
+    json_t *qs = json_array();
+    wr_map_iter_t it = {0};
+    void *vh;
+
+    if (r->env->peers == NULL) {
+        wr_mgmt_reply(r, 200, json_pack("{s:s, s:s}", "status", "ok", "reason", "single node cluster"));
+        json_decref(qs);
+        return;
+    }
+    while (qs != NULL && wr_map_next(r->env->vhosts, &it, NULL, &vh)) {
+        wr_map_iter_t qit = {0};
+        wr_bytes_t name;
+        void *q;
+
+        while (wr_map_next(wr_vhost_queues(vh), &qit, &name, &q)) {
+            char readable[600];
+
+            if (!quorum_critical(r, q))
+                continue;
+            snprintf(readable, sizeof(readable), "queue '%.*s' in vhost '%s'", (int)name.len,
+                     (const char *)name.data, wr_vhost_name(vh));
+            json_array_append_new(qs, json_pack("{s:s%, s:s, s:s, s:s}", "name", (const char *)name.data,
+                                                name.len, "virtual_host", wr_vhost_name(vh), "type", "quorum",
+                                                "readable_name", readable));
+        }
+    }
+    if (json_array_size(qs) == 0) {
+        json_decref(qs);
+        wr_mgmt_reply(r, 200, json_pack("{s:s}", "status", "ok"));
+        return;
+    }
+    wr_mgmt_reply(
+        r, 503,
+        json_pack("{s:s, s:s, s:o}", "status", "failed", "reason",
+                  "There are quorum queues that would lose their quorum if the target node is shut down",
+                  "queues", qs));
+}
+
 bool wr_mgmt_health_check(wr_mgmt_req_t *r)
 {
     const char *check = r->nseg >= 3 && strcmp(r->seg[1], "checks") == 0 ? r->seg[2] : "";
@@ -193,7 +249,7 @@ bool wr_mgmt_health_check(wr_mgmt_req_t *r)
             wr_mgmt_reply(r, 200, json_pack("{s:s}", "status", "ok"));
     } else if (strcmp(check, "node-is-quorum-critical") == 0) {
         if (wr_mgmt_get_only(r, r->nseg == 3))
-            wr_mgmt_reply(r, 200, json_pack("{s:s, s:s}", "status", "ok", "reason", "single node cluster"));
+            node_is_quorum_critical(r);
     } else if (strcmp(check, "node-is-mirror-sync-critical") == 0) {
         /* warren has no classic mirrored queues: none can lose its last synchronised mirror. */
         if (wr_mgmt_get_only(r, r->nseg == 3))

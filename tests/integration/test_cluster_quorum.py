@@ -208,3 +208,20 @@ def test_a_backlog_is_not_snapshotted_over_and_over(cluster):
              DEADLINE, "every member to hold the backlog")
     for n in ("n1", "n2", "n3"):
         assert queue_info(cluster.nodes[n], "qb")["raft"]["snapshot_index"] == 0
+
+
+def test_node_is_quorum_critical(cluster):
+    """RabbitMQ's health check: ok while every member is up; once n2 is down,
+    stopping n1 would leave the queue one member of three: 503 naming it."""
+    declare(cluster, "n1", "qc")
+    wait_for(lambda: queue_info(cluster.nodes["n3"], "qc") is not None, DEADLINE, "n3 to list qc")
+    r = cluster.nodes["n1"].http().get("/api/health/checks/node-is-quorum-critical")
+    assert (r.status, r.json) == (200, {"status": "ok"})
+    cluster.kill("n2")
+    wait_for(lambda: not cluster.nodes["n1"].running()["n2"], DEADLINE, "n1 to see n2 down")
+    r = cluster.nodes["n1"].http().get("/api/health/checks/node-is-quorum-critical")
+    assert r.status == 503
+    assert r.json == {"status": "failed",
+                      "reason": "There are quorum queues that would lose their quorum if the target node is shut down",
+                      "queues": [{"name": "qc", "virtual_host": "/", "type": "quorum",
+                                  "readable_name": "queue 'qc' in vhost '/'"}]}

@@ -425,10 +425,12 @@ static bool quorum_fields(const apply_t *a, json_t *e, wr_bytes_t args)
     const char *home = json_string_value(json_object_get(e, "home"));
     const char **ms = calloc(a->m->n_nodes + 1, sizeof(*ms));
     json_t *arr = json_array();
+    uint8_t nbuf[WR_META_NAME_MAX];
+    wr_bytes_t name;
     size_t n;
-    bool ok = ms != NULL && arr != NULL;
+    bool ok = ms != NULL && arr != NULL && wr_meta_name_get(e, "name", &name, nbuf);
 
-    n = ok ? wr_quorum_place(home, a->m->nodes, a->m->n_nodes, args, ms) : 0;
+    n = ok ? wr_quorum_place(home, a->m->nodes, a->m->n_nodes, name, args, ms) : 0;
     for (size_t i = 0; ok && i < n; i++)
         ok = json_array_append_new(arr, json_string(ms[i])) == 0;
     free(ms);

@@ -20,8 +20,9 @@
 #include "protocol/methods.h"
 #include "protocol/table.h"
 
-#define RETRY_EVERY_MS 200
-#define TICK_EVERY_MS  1000
+#define RETRY_EVERY_MS    200
+#define TICK_EVERY_MS     1000
+#define TRANSFER_EVERY_MS 10000
 
 /* A command awaiting its outcome. */
 typedef struct {
@@ -126,11 +127,22 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-size_t wr_quorum_place(const char *self, const char *const *names, size_t n, wr_bytes_t args,
+/* FNV-1a of the queue's name: the balanced locator's pick. */
+static uint32_t name_hash(wr_bytes_t name)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < name.len; i++)
+        h = (h ^ name.data[i]) * 16777619u;
+    return h;
+}
+
+size_t wr_quorum_place(const char *self, const char *const *names, size_t n, wr_bytes_t name, wr_bytes_t args,
                        const char **out)
 {
     int64_t want = WR_QUORUM_DEFAULT_SIZE;
-    size_t k = 0;
+    size_t k = 0, start;
+    const char **tmp;
     wr_value_t v;
 
     if (wr_table_get(args, "x-quorum-initial-group-size", &v) && wr_value_int(&v, &want) && want < 1)
@@ -140,6 +152,16 @@ size_t wr_quorum_place(const char *self, const char *const *names, size_t n, wr_
         if (strcmp(names[i], self) != 0)
             out[k++] = names[i];
     qsort(out + 1, k - 1, sizeof(*out), by_name);
+    if (wr_table_get(args, "x-queue-leader-locator", &v) && v.type == 'S' &&
+        wr_bytes_eq_str(v.v.s, "balanced") && (tmp = malloc(k * sizeof(*tmp))) != NULL) {
+        /* Every node in name order, rotated to start at the hashed one. */
+        memcpy(tmp, out, k * sizeof(*tmp));
+        qsort(tmp, k, sizeof(*tmp), by_name);
+        start = name_hash(name) % k;
+        for (size_t i = 0; i < k; i++)
+            out[i] = tmp[(start + i) % k];
+        free(tmp);
+    }
     return (size_t)want < k ? (size_t)want : k;
 }
 
@@ -942,6 +964,23 @@ static void on_open(evutil_socket_t fd, short what, void *ud)
     arm(q->tick_ev, TICK_EVERY_MS);
 }
 
+/* Leadership belongs on the first member (the locator's choice): the leader
+ * hands it there whenever that node is up, at most every TRANSFER_EVERY_MS.
+ * That places a new queue's leader and rebalances after a node returns. */
+static void go_home(qq_t *q)
+{
+    const char *home = q->members[0];
+    uint64_t now = mono_ms();
+
+    if (!q->leader || q->g == NULL || strcmp(home, q->s->d.self) == 0 || now < q->next_transfer ||
+        !wr_peer_up(q->s->d.links, home))
+        return;
+    q->next_transfer = now + TRANSFER_EVERY_MS;
+    if (wr_rgroup_transfer(q->g, home) == WR_OK)
+        wr_log_info("quorum queue '%.*s' in vhost '%s': handing leadership to %s", (int)q->h.name.len,
+                    (const char *)q->h.name.data, q->vhost, home);
+}
+
 /* The leader stamps time into the machine: expiry and consumer timeouts. */
 static void on_tick(evutil_socket_t fd, short what, void *ud)
 {
@@ -952,6 +991,7 @@ static void on_tick(evutil_socket_t fd, short what, void *ud)
     (void)what;
     if (q->leader && (p->msg_ttl_ms != WR_QF_NO_TTL || p->consumer_timeout_ms != 0 || q->expiring))
         propose_simple(q, WR_QF_TICK, 0, (wr_bytes_t){NULL, 0});
+    go_home(q);
     arm(q->tick_ev, TICK_EVERY_MS);
 }
 

@@ -68,13 +68,17 @@ bool wr_quorum_check_props(const char *vhost, wr_bytes_t name, bool durable, boo
                            uint32_t method, wr_amqp_error_t *err);
 
 /*
- * The members of a new quorum queue declared on node self of a cluster whose
- * nodes are names[0..n): self first, then the others in name order, up to
- * x-quorum-initial-group-size from args (WR_QUORUM_DEFAULT_SIZE when absent;
- * every node when the cluster has fewer). Returns how many were written to
- * out (room for n).
+ * The members of a new quorum queue `name` declared on node self of a cluster
+ * whose nodes are names[0..n), up to x-quorum-initial-group-size from args
+ * (WR_QUORUM_DEFAULT_SIZE when absent; every node when the cluster has
+ * fewer). The first is where the queue's leader belongs (the group hands
+ * leadership there whenever that node is up): with x-queue-leader-locator
+ * client-local (the default) self, then the others in name order; balanced:
+ * the nodes in name order starting at one picked by a hash of the queue's
+ * name, so queues spread their leaders over the nodes. Returns how many were
+ * written to out (room for n + 1).
  */
-size_t wr_quorum_place(const char *self, const char *const *names, size_t n, wr_bytes_t args,
+size_t wr_quorum_place(const char *self, const char *const *names, size_t n, wr_bytes_t name, wr_bytes_t args,
                        const char **out);
 
 /*

@@ -70,6 +70,7 @@ typedef struct qq_s {
     size_t npending;
     uint64_t pending_bytes; /* entries of those commands */
     bool expiring;          /* an enqueue carried a per-message TTL: the leader ticks */
+    uint64_t next_transfer; /* monotonic ms before which leadership is not handed home again */
     uint64_t since_snap;    /* entry bytes applied since the last snapshot */
     bool leader;            /* this member leads the group */
     bool flushing;          /* flush_ev is active */

@@ -130,6 +130,14 @@ int wr_rgroup_propose(wr_rgroup_t *g, const void *data, size_t len, unsigned tim
  */
 void wr_rgroup_delete(wr_rgroup_t *g);
 
+/*
+ * On the leader: hands leadership to member node (Raft's transfer: the
+ * leader brings it up to date and tells it to campaign; proposals wait
+ * meanwhile; abandoned after an election timeout). WR_OK; WR_ENOENT when this
+ * member does not lead, node is not another voter, or the group stopped.
+ */
+int wr_rgroup_transfer(wr_rgroup_t *g, const char *node);
+
 /* What the management API and warrenctl show of a group on this node. */
 typedef struct {
     const char *role;   /* "leader", "follower", "candidate", "pre_candidate" */

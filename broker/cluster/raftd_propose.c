@@ -306,6 +306,18 @@ static int change(wr_rgroup_t *g, uint8_t op, const char *node, wr_rgroup_done_f
     return WR_OK;
 }
 
+int wr_rgroup_transfer(wr_rgroup_t *g, const char *node)
+{
+    int rc;
+
+    if (g->broken || g->d->failed || g->deleted)
+        return WR_ENOENT;
+    if ((rc = wr_raft_transfer(g->raft, wr_raftd_node_id(node))) != WR_OK)
+        return WR_ENOENT;
+    wr_raftd_wake(g);
+    return WR_OK;
+}
+
 int wr_rgroup_add_member(wr_rgroup_t *g, const char *node, wr_rgroup_done_fn done, void *ud)
 {
     return change(g, WR_RAFTD_OP_ADD, node, done, ud);

@@ -51,6 +51,13 @@ static const struct {
     {"x-consumer-timeout", ARG_NON_NEG},
 };
 
+/* Arguments of quorum queues: accepted when x-queue-type is quorum (in a
+ * cluster a quorum queue uses them; a single node makes a classic queue). */
+static const char *const quorum_args[] = {
+    "x-dead-letter-strategy",      "x-max-in-memory-length", "x-max-in-memory-bytes",
+    "x-quorum-initial-group-size", "x-queue-leader-locator",
+};
+
 /* Arguments of other queue types, which a classic queue refuses. */
 static const char *const foreign_args[] = {
     "x-dead-letter-strategy",          "x-max-in-memory-length", "x-max-in-memory-bytes",
@@ -157,6 +164,7 @@ bool wr_classic_validate_args(const char *vhost, wr_bytes_t name, wr_bytes_t arg
     wr_bytes_t key;
     wr_value_t v;
     char why[160];
+    bool quorum;
 
     for (size_t i = 0; i < sizeof(declare_args) / sizeof(declare_args[0]); i++) {
         if (wr_table_get(args, declare_args[i].key, &v) &&
@@ -167,8 +175,11 @@ bool wr_classic_validate_args(const char *vhost, wr_bytes_t name, wr_bytes_t arg
             return false;
         }
     }
+    quorum = wr_table_get(args, "x-queue-type", &v) && v.type == 'S' && wr_bytes_eq_str(v.v.s, "quorum");
     wr_table_iter_init(&it, args);
     while (wr_table_next(&it, &key, &v)) {
+        if (quorum && str_in(key, quorum_args, sizeof(quorum_args) / sizeof(quorum_args[0])))
+            continue;
         if (str_in(key, foreign_args, sizeof(foreign_args) / sizeof(foreign_args[0]))) {
             wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_QUEUE_DECLARE,
                               "invalid arg '%.*s' for queue '%.*s' in vhost '%s' of queue type "

@@ -225,3 +225,25 @@ def test_node_is_quorum_critical(cluster):
                       "reason": "There are quorum queues that would lose their quorum if the target node is shut down",
                       "queues": [{"name": "qc", "virtual_host": "/", "type": "quorum",
                                   "readable_name": "queue 'qc' in vhost '/'"}]}
+
+
+def test_leader_is_client_local_and_returns_after_a_restart(cluster):
+    """Declared on n2: n2 leads (the default client-local locator). n2 killed:
+    another member leads; n2 back: leadership is handed back to it."""
+    declare(cluster, "n2", "ql")
+    wait_for(lambda: (queue_info(cluster.nodes["n1"], "ql") or {}).get("leader") == "n2", DEADLINE,
+             "n2 to lead the queue declared there")
+    cluster.kill("n2")
+    assert leader_of(cluster, "ql", ["n1", "n3"]) in ("n1", "n3")
+    cluster.start("n2")
+    wait_for(lambda: (queue_info(cluster.nodes["n1"], "ql") or {}).get("leader") == "n2", DEADLINE,
+             "leadership to return to n2")
+
+
+def test_balanced_locator_spreads_leaders(cluster):
+    homes = set()
+    for i in range(6):
+        declare(cluster, "n1", "qbal%d" % i, {"x-queue-leader-locator": "balanced"})
+    for i in range(6):
+        homes.add(leader_of(cluster, "qbal%d" % i, ["n1", "n2", "n3"]))
+    assert len(homes) >= 2, homes

@@ -147,6 +147,8 @@ typedef struct {
     size_t n_members;
     const char *members[9]; /* node names */
     bool voter[9];
+    uint64_t
+        match[9]; /* on the leader: the last index each member acknowledged (its own: last_index); else 0 */
 } wr_rgroup_status_t;
 void wr_rgroup_status(const wr_rgroup_t *g, wr_rgroup_status_t *st);
 

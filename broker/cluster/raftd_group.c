@@ -158,7 +158,11 @@ void wr_rgroup_status(const wr_rgroup_t *g, wr_rgroup_status_t *st)
                                .elections = g->elections};
     for (size_t i = 0; i < c.n && i < WR_RAFT_MAX_PEERS; i++) {
         const char *name = wr_raftd_name(g->d, c.id[i]);
+        int slot = wr_raftd_slot(g->d, c.id[i]);
+
         st->members[st->n_members] = name ? name : "?";
+        if (s.role == WR_RAFT_LEADER)
+            st->match[st->n_members] = c.id[i] == g->d->self ? s.last_index : slot >= 0 ? g->match[slot] : 0;
         st->voter[st->n_members++] = c.voter[i];
     }
 }

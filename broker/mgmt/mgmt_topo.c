@@ -937,6 +937,18 @@ static json_t *tag_or_null(const wr_consumer_t *c)
     return c ? wr_mgmt_json_bytes(c->tag) : json_null();
 }
 
+/* On the leader, each member: the index it acknowledged and how far behind it is (elsewhere: none). */
+static json_t *raft_members(const wr_rgroup_status_t *st)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; a != NULL && strcmp(st->role, "leader") == 0 && i < st->n_members; i++)
+        json_array_append_new(a, json_pack("{s:s, s:I, s:I}", "node", st->members[i], "match_index",
+                                           (json_int_t)st->match[i], "lag",
+                                           (json_int_t)(st->last_index - st->match[i])));
+    return a;
+}
+
 /* A quorum queue's group, as RabbitMQ lists it: leader (also its node), members, and those online. */
 static void quorum_fields(const wr_mgmt_req_t *r, json_t *obj, const wr_queue_t *q)
 {
@@ -958,11 +970,11 @@ static void quorum_fields(const wr_mgmt_req_t *r, json_t *obj, const wr_queue_t 
     json_object_set_new(obj, "leader", st.leader != NULL ? json_string(st.leader) : json_null());
     /* This member's view of the group's log (warren's own field). */
     json_object_set_new(obj, "raft",
-                        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "role", st.role, "term",
+                        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "role", st.role, "term",
                                   (json_int_t)st.term, "commit_index", (json_int_t)st.commit, "last_applied",
                                   (json_int_t)st.applied, "last_index", (json_int_t)st.last_index,
                                   "snapshot_index", (json_int_t)st.snapshot_index, "elections",
-                                  (json_int_t)st.elections));
+                                  (json_int_t)st.elections, "members", raft_members(&st)));
     if (st.leader != NULL)
         json_object_set_new(obj, "node", json_string(st.leader));
 }

@@ -108,6 +108,10 @@ def test_publish_on_n2_consume_on_n3_and_management_view(cluster):
     assert info["type"] == "quorum"
     assert sorted(info["members"]) == ["n1", "n2", "n3"]
     assert info["leader"] in info["members"] and info["node"] == info["leader"]
+    raft = queue_info(cluster.nodes[info["leader"]], "qq")["raft"]
+    assert raft["role"] == "leader"
+    assert sorted(m["node"] for m in raft["members"]) == ["n1", "n2", "n3"]
+    assert all(0 <= m["lag"] <= raft["last_index"] for m in raft["members"])
 
 
 def test_nack_requeue_counts_delivery(cluster):

@@ -481,7 +481,7 @@ static bool converged(sim_t *s)
 }
 
 /* One seed: the fault phase, then healing until every acknowledged proposal is everywhere. */
-static bool run(const sim_opts_t *o, uint64_t *applied, uint64_t *snaps, sim_wal_stats_t *wal)
+static bool run(const sim_opts_t *o, uint64_t *applied, uint64_t *snaps, sim_wal_stats_t *wal, uint64_t *qf)
 {
     sim_t *s = calloc(1, sizeof(*s));
     bool ok;
@@ -515,6 +515,8 @@ static bool run(const sim_opts_t *o, uint64_t *applied, uint64_t *snaps, sim_wal
     for (int i = 1; i <= o->nodes; i++)
         if (s->nodes[i].wal != NULL)
             sim_wal_stats_add(s->nodes[i].wal, wal);
+    if (o->qfifo)
+        sim_qfifo_stats_add(s, qf);
     teardown(s);
     for (size_t i = 0; i < TAIL_MAX; i++)
         free(s->tail[i]);
@@ -590,7 +592,7 @@ int main(int argc, char **argv)
                     .payload = 16,
                     .trace_tail = 60,
                     .wal = true};
-    uint64_t count = 1, failed = 0, applied = 0, snaps[3] = {0, 0, 0};
+    uint64_t count = 1, failed = 0, applied = 0, snaps[3] = {0, 0, 0}, qf[SIM_QF_STATS] = {0};
     sim_wal_stats_t wal = {0};
     int nodes;
 
@@ -601,7 +603,7 @@ int main(int argc, char **argv)
         sim_opts_t run_o = o;
         run_o.seed = o.seed + i;
         run_o.nodes = nodes != 0 ? nodes : 3 + 2 * (int)(run_o.seed % 3);
-        if (!run(&run_o, &applied, snaps, &wal)) {
+        if (!run(&run_o, &applied, snaps, &wal, qf)) {
             failed++;
             break;
         }
@@ -618,5 +620,12 @@ int main(int argc, char **argv)
                (unsigned long long)wal.writebehinds, (unsigned long long)wal.recoveries,
                (unsigned long long)wal.torn, (unsigned long long)wal.damaged,
                (unsigned long long)wal.wal_corrupt);
+    if (o.qfifo)
+        printf("qfifo: %llu enqueues confirmed, %llu duplicates, %llu rejected; %llu deliveries (%llu "
+               "redelivered), "
+               "%llu dead letters, %llu consumer timeouts, %llu DOWN applied\n",
+               (unsigned long long)qf[0], (unsigned long long)qf[1], (unsigned long long)qf[2],
+               (unsigned long long)qf[3], (unsigned long long)qf[4], (unsigned long long)qf[5],
+               (unsigned long long)qf[6], (unsigned long long)qf[7]);
     return failed ? 1 : 0;
 }

@@ -107,6 +107,7 @@ struct sim_qfifo_s {
     wr_qfifo_effects_t fx;
     wr_buf_t buf;
     int act_pm; /* client actions per group per step, per mille */
+    uint64_t stats[SIM_QF_STATS];
 };
 
 /* Small lists. */

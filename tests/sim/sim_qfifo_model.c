@@ -123,6 +123,7 @@ static void enqueue(sim_t *s, int g, qm_t *m, uint64_t index, const wr_qfifo_cmd
 {
     uint64_t *last = &m->pub_last[cmd->owner <= QS_PUBS ? cmd->owner : 0];
     bool dup = cmd->seq <= *last;
+    qm_msg_t *x;
 
     if (dup != (rc == WR_EEXIST))
         sim_fail(s, "qfifo g%d %llu: enqueue p%llu seq %llu (last %llu) gave status %d", g,
@@ -131,7 +132,7 @@ static void enqueue(sim_t *s, int g, qm_t *m, uint64_t index, const wr_qfifo_cmd
     if (rc != WR_OK)
         return;
     *last = cmd->seq;
-    qm_msg_t *x = msg_add(m, index);
+    x = msg_add(m, index);
     x->pub = cmd->owner;
     x->seq = cmd->seq;
 }
@@ -171,10 +172,12 @@ static void consumer_cmd(sim_t *s, int g, qm_t *m, uint64_t index, const wr_qfif
         c->prefetch = cmd->prefetch;
     if (cmd->op == WR_QF_CHECKOUT)
         c->cancelled = false;
-    if (cmd->op == WR_QF_CANCEL && (c->cancelled = true) && c->nout == 0)
-        *c = m->c[--m->nc];
+    if (cmd->op == WR_QF_CANCEL)
+        c->cancelled = true;
     if (cmd->op == WR_QF_SETTLE || cmd->op == WR_QF_RETURN || cmd->op == WR_QF_DISCARD)
         settle(m, c, cmd);
+    else if (c->cancelled && c->nout == 0)
+        *c = m->c[--m->nc]; /* a cancelled consumer goes with its last message */
 }
 
 static void command(sim_t *s, int g, qm_t *m, uint64_t index, const wr_qfifo_cmd_t *cmd, int rc)

@@ -322,11 +322,9 @@ static void client_act(sim_t *s, int g, qs_client_t *c)
 
 /* ---- the leader's chores and the dead-letter worker ---- */
 
+/* The POLICY until applied, and the leader's periodic TICK. */
 static void chores(sim_t *s, int g, qs_group_t *G)
 {
-    uint64_t ids[MAX_IDS];
-    size_t n = 0;
-
     if (G->policy_pending && due(s, G->policy_asked, RETRY)) {
         wr_qfifo_cmd_t cmd = {.op = WR_QF_POLICY, .policy = G->policy};
         G->policy_asked = s->now;
@@ -337,6 +335,14 @@ static void chores(sim_t *s, int g, qs_group_t *G)
         G->next_tick = s->now + TICK_EVERY;
         send_cmd(s, g, &cmd);
     }
+}
+
+/* DOWNs of retired channels and confirms of at-least-once dead letters, until applied. */
+static void retries(sim_t *s, int g, qs_group_t *G)
+{
+    uint64_t ids[MAX_IDS];
+    size_t n = 0;
+
     for (size_t i = 0; i < G->downs.n; i++) {
         wr_qfifo_cmd_t cmd = {.op = WR_QF_DOWN, .owner = G->downs.v[i].id};
         if (!due(s, G->downs.v[i].asked, RETRY))
@@ -370,6 +376,7 @@ static void group_step(sim_t *s, int g, qs_group_t *G)
     if (s->heal && group_drained(G))
         return;
     chores(s, g, G);
+    retries(s, g, G);
     for (int i = 0; i < QS_PUBS && s->heal; i++)
         publish(s, g, &G->pubs[i]); /* draining: resends only */
     for (int i = 0; i < QS_CLIENTS && s->heal; i++)

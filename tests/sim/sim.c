@@ -103,26 +103,16 @@ static void partition(sim_t *s)
     sim_trace(s, "partition %s (x=n%d)", shapes[pick], x);
 }
 
-static void propose(sim_t *s)
+bool sim_propose(sim_t *s, int g, int id, const uint8_t *data, size_t len)
 {
-    int g = sim_rand_int(s, s->o.groups), id = 1 + sim_rand_int(s, s->o.nodes);
-    sim_node_t *n;
-    uint8_t buf[512] = {0};
-    wr_raft_entry_t e = {.type = WR_RAFT_ENTRY_NORMAL, .data = buf, .len = (uint32_t)s->o.payload};
+    uint8_t buf[1024];
+    wr_raft_entry_t e = {.type = WR_RAFT_ENTRY_NORMAL, .data = buf, .len = (uint32_t)(8 + len)};
     sim_proposal_t *p;
 
-    /* The client asks whoever it believes leads, as a real one would. */
-    for (int i = 1; i <= s->o.nodes && sim_chance(s, 800); i++) {
-        wr_raft_status_t st;
-        if (s->nodes[i].up && (wr_raft_status(s->nodes[i].g[g].raft, &st), st.role == WR_RAFT_LEADER))
-            id = i;
-    }
-    n = &s->nodes[id];
-    if (!n->up)
-        return;
+    if (len > sizeof(buf) - 8)
+        abort();
     memcpy(buf, &s->next_prop_id, sizeof(s->next_prop_id));
-    if (s->o.topo)
-        e.len = 8 + (uint32_t)sim_topo_record(s, (char *)buf + 8, sizeof(buf) - 8);
+    memcpy(buf + 8, data, len);
     if (s->n_props == s->cap_props) {
         s->cap_props = s->cap_props ? s->cap_props * 2 : 64;
         s->props = realloc(s->props, s->cap_props * sizeof(*s->props));
@@ -130,13 +120,33 @@ static void propose(sim_t *s)
             abort();
     }
     p = &s->props[s->n_props];
-    if (wr_raft_propose(n->g[g].raft, buf, e.len, &p->term, &p->index) != WR_OK)
-        return;
+    if (wr_raft_propose(s->nodes[id].g[g].raft, buf, e.len, &p->term, &p->index) != WR_OK)
+        return false;
     *p = (sim_proposal_t){s->next_prop_id++, p->term, p->index, g, id, sim_check_hash(&e), false};
     s->n_props++;
     if (s->o.trace)
         sim_trace(s, "n%d g%d propose %llu at %llu/%llu", id, g, (unsigned long long)p->id,
                   (unsigned long long)p->term, (unsigned long long)p->index);
+    return true;
+}
+
+static void propose(sim_t *s)
+{
+    int g = sim_rand_int(s, s->o.groups), id = 1 + sim_rand_int(s, s->o.nodes);
+    uint8_t buf[512] = {0};
+    size_t len = (size_t)s->o.payload - 8;
+
+    /* The client asks whoever it believes leads, as a real one would. */
+    for (int i = 1; i <= s->o.nodes && sim_chance(s, 800); i++) {
+        wr_raft_status_t st;
+        if (s->nodes[i].up && (wr_raft_status(s->nodes[i].g[g].raft, &st), st.role == WR_RAFT_LEADER))
+            id = i;
+    }
+    if (!s->nodes[id].up)
+        return;
+    if (s->o.topo)
+        len = sim_topo_record(s, (char *)buf, sizeof(buf));
+    sim_propose(s, g, id, buf, len);
 }
 
 static void crash(sim_t *s, sim_node_t *n)
@@ -149,8 +159,7 @@ static void crash(sim_t *s, sim_node_t *n)
     }
 }
 
-/* The first up node that leads group g, or 0. */
-static int leader_of(sim_t *s, int g)
+int sim_leader_of(sim_t *s, int g)
 {
     for (int i = 1; i <= s->o.nodes; i++) {
         wr_raft_status_t st;
@@ -166,7 +175,7 @@ static int leader_of(sim_t *s, int g)
 /* Targeted: the leader of a random group dies, mid-replication. */
 static void kill_leader(sim_t *s)
 {
-    int g = sim_rand_int(s, s->o.groups), l = leader_of(s, g);
+    int g = sim_rand_int(s, s->o.groups), l = sim_leader_of(s, g);
 
     if (l != 0) {
         sim_trace(s, "kill leader of g%d", g);
@@ -216,7 +225,7 @@ static void change_group(sim_t *s, int g, int l)
 
 static void change(sim_t *s)
 {
-    int g = sim_rand_int(s, s->o.groups), l = leader_of(s, g);
+    int g = sim_rand_int(s, s->o.groups), l = sim_leader_of(s, g);
 
     if (l != 0)
         change_group(s, g, l);
@@ -317,7 +326,9 @@ static void step(sim_t *s)
     sim_net_deliver(s);
     for (int i = 1; i <= s->o.nodes; i++)
         run_node(s, &s->nodes[i]);
-    if (!s->heal && sim_rand_int(s, s->o.steps) < s->o.proposals * s->o.groups)
+    if (s->o.qfifo)
+        sim_qfifo_step(s);
+    else if (!s->heal && sim_rand_int(s, s->o.steps) < s->o.proposals * s->o.groups)
         propose(s);
     sim_check_step(s);
 }
@@ -395,6 +406,8 @@ static void setup(sim_t *s)
         abort();
     links_all(s, true);
     draw_profile(s);
+    if (s->o.qfifo)
+        sim_qfifo_new(s);
     sim_trace(
         s,
         "profile: drop %d dup %d delay %d crash %d partition %d kill-leader %d sync %d batch %u inflight %u "
@@ -421,6 +434,7 @@ static void teardown(sim_t *s)
         free(s->topo_seen[g]);
     free(s->topo_seen);
     free(s->topo_n);
+    sim_qfifo_free(s);
 }
 
 static void print_failure(sim_t *s)
@@ -435,7 +449,10 @@ static void print_failure(sim_t *s)
             "replay: build/tests/sim/warren-sim --seed %llu --nodes %d --groups %d --steps %d --disk %s%s%s "
             "--trace\n",
             (unsigned long long)o->seed, o->nodes, o->groups, o->steps, o->wal ? "wal" : "toy",
-            o->faults ? "" : " --no-faults", o->topo ? " --sm topo" : "");
+            o->faults ? "" : " --no-faults",
+            o->topo    ? " --sm topo"
+            : o->qfifo ? " --sm qfifo"
+                       : "");
 }
 
 static void dump(sim_t *s)
@@ -457,8 +474,14 @@ static void dump(sim_t *s)
     }
 }
 
+/* Every acknowledged proposal everywhere and, with --sm qfifo, every message drained. */
+static bool converged(sim_t *s)
+{
+    return sim_check_converged(s) && (!s->o.qfifo || sim_qfifo_drained(s));
+}
+
 /* One seed: the fault phase, then healing until every acknowledged proposal is everywhere. */
-static bool run(const sim_opts_t *o, uint64_t *applied, uint64_t *snaps, sim_wal_stats_t *wal)
+static bool run(const sim_opts_t *o, uint64_t *applied, uint64_t *snaps, sim_wal_stats_t *wal, uint64_t *qf)
 {
     sim_t *s = calloc(1, sizeof(*s));
     bool ok;
@@ -471,14 +494,18 @@ static bool run(const sim_opts_t *o, uint64_t *applied, uint64_t *snaps, sim_wal
     for (int i = 0; i < o->steps && !s->failed; i++)
         step(s);
     heal(s);
-    for (int i = 0; i < o->heal_steps && !s->failed && !sim_check_converged(s); i++)
+    for (int i = 0; i < o->heal_steps && !s->failed && !converged(s); i++)
         step(s);
-    if (!s->failed && !sim_check_converged(s)) {
+    if (!s->failed && !converged(s)) {
         dump(s);
+        if (o->qfifo)
+            sim_qfifo_dump(s);
         sim_fail(s, "no convergence within %d steps of healing", o->heal_steps);
     }
     if (!s->failed)
         sim_check_final(s);
+    if (!s->failed && o->qfifo)
+        sim_qfifo_final(s);
     if (s->failed)
         print_failure(s);
     ok = !s->failed;
@@ -488,6 +515,8 @@ static bool run(const sim_opts_t *o, uint64_t *applied, uint64_t *snaps, sim_wal
     for (int i = 1; i <= o->nodes; i++)
         if (s->nodes[i].wal != NULL)
             sim_wal_stats_add(s->nodes[i].wal, wal);
+    if (o->qfifo)
+        sim_qfifo_stats_add(s, qf);
     teardown(s);
     for (size_t i = 0; i < TAIL_MAX; i++)
         free(s->tail[i]);
@@ -498,10 +527,10 @@ static bool run(const sim_opts_t *o, uint64_t *applied, uint64_t *snaps, sim_wal
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: warren-sim [--seed N] [--count N] [--nodes 3|5|7|0=by seed] [--groups N]\n"
-            "                  [--steps N] [--heal-steps N] [--proposals N] [--payload N]\n"
-            "                  [--tail K] [--trace] [--no-faults] [--disk wal|toy] [--sm hash|topo]\n");
+    fprintf(stderr, "usage: warren-sim [--seed N] [--count N] [--nodes 3|5|7|0=by seed] [--groups N]\n"
+                    "                  [--steps N] [--heal-steps N] [--proposals N] [--payload N]\n"
+                    "                  [--tail K] [--trace] [--no-faults] [--disk wal|toy]\n"
+                    "                  [--sm hash|topo|qfifo]\n");
     return 2;
 }
 
@@ -540,10 +569,13 @@ static bool parse(int argc, char **argv, sim_opts_t *o, uint64_t *count)
             o->trace_tail = atoi(v);
         else if (strcmp(a, "--disk") == 0 && (strcmp(v, "wal") == 0 || strcmp(v, "toy") == 0))
             o->wal = strcmp(v, "wal") == 0;
-        else if (strcmp(a, "--sm") == 0 && (strcmp(v, "hash") == 0 || strcmp(v, "topo") == 0))
+        else if (strcmp(a, "--sm") == 0 &&
+                 (strcmp(v, "hash") == 0 || strcmp(v, "topo") == 0 || strcmp(v, "qfifo") == 0)) {
             o->topo = strcmp(v, "topo") == 0;
-        else
+            o->qfifo = strcmp(v, "qfifo") == 0;
+        } else {
             return false;
+        }
     }
     return o->nodes >= 0 && o->nodes <= SIM_MAX_NODES && o->groups > 0 && o->steps > 0 && o->payload >= 8 &&
            o->payload <= 256 && o->trace_tail >= 0 && o->trace_tail <= TAIL_MAX;
@@ -560,7 +592,7 @@ int main(int argc, char **argv)
                     .payload = 16,
                     .trace_tail = 60,
                     .wal = true};
-    uint64_t count = 1, failed = 0, applied = 0, snaps[3] = {0, 0, 0};
+    uint64_t count = 1, failed = 0, applied = 0, snaps[3] = {0, 0, 0}, qf[SIM_QF_STATS] = {0};
     sim_wal_stats_t wal = {0};
     int nodes;
 
@@ -571,7 +603,7 @@ int main(int argc, char **argv)
         sim_opts_t run_o = o;
         run_o.seed = o.seed + i;
         run_o.nodes = nodes != 0 ? nodes : 3 + 2 * (int)(run_o.seed % 3);
-        if (!run(&run_o, &applied, snaps, &wal)) {
+        if (!run(&run_o, &applied, snaps, &wal, qf)) {
             failed++;
             break;
         }
@@ -588,5 +620,12 @@ int main(int argc, char **argv)
                (unsigned long long)wal.writebehinds, (unsigned long long)wal.recoveries,
                (unsigned long long)wal.torn, (unsigned long long)wal.damaged,
                (unsigned long long)wal.wal_corrupt);
+    if (o.qfifo)
+        printf("qfifo: %llu enqueues confirmed, %llu duplicates, %llu rejected; %llu deliveries (%llu "
+               "redelivered), "
+               "%llu dead letters, %llu consumer timeouts, %llu DOWN applied\n",
+               (unsigned long long)qf[0], (unsigned long long)qf[1], (unsigned long long)qf[2],
+               (unsigned long long)qf[3], (unsigned long long)qf[4], (unsigned long long)qf[5],
+               (unsigned long long)qf[6], (unsigned long long)qf[7]);
     return failed ? 1 : 0;
 }

@@ -19,6 +19,7 @@
 #include "tests/sim/simdisk.h"
 
 #define SIM_MAX_NODES 9
+#define SIM_QF_STATS  8 /* --sm qfifo counters: sim_qfifo_stats_add */
 
 typedef struct {
     uint64_t seed;
@@ -33,6 +34,7 @@ typedef struct {
     int trace_tail; /* lines of trace printed on failure */
     bool wal;       /* the real node-wide WAL on a simdisk (sim_wal.c), else the toy sim_disk.c */
     bool topo;      /* proposals are definition records applied to topo_state.c (sim_topo.c) */
+    bool qfifo;     /* proposals are quorum-queue commands applied to cluster/qfifo.c (sim_qfifo.c) */
 } sim_opts_t;
 
 /* A message in flight (entries deep-copied). */
@@ -95,6 +97,7 @@ typedef struct {
 } sim_proposal_t;
 
 typedef struct sim_check_s sim_check_t;
+typedef struct sim_qfifo_s sim_qfifo_t;
 
 typedef struct {
     sim_opts_t o;
@@ -123,6 +126,7 @@ typedef struct {
     uint64_t snap_stats[3]; /* snapshots taken, installed, found damaged at restart */
     uint64_t **topo_seen;   /* --sm topo: per group, the dump hash (| 1 << 32) first seen at each index */
     size_t *topo_n;
+    sim_qfifo_t *qfifo; /* --sm qfifo: the clients and the checker's model, per group */
 } sim_t;
 
 /* The run's PRNG (splitmix64): every random choice comes from here. */
@@ -136,6 +140,13 @@ bool sim_chance(sim_t *s, int per_mille);
 
 /* Records a trace line (printed at once with --trace, kept for failures). */
 void sim_trace(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The first up node that leads group g (as a client would find it), or 0. */
+int sim_leader_of(sim_t *s, int g);
+
+/* Proposes data (after an 8-byte proposal id) to group g on node id, recorded as a
+ * proposal the checker follows; false if the core refused it. */
+bool sim_propose(sim_t *s, int g, int id, const uint8_t *data, size_t len);
 
 /* Marks the run failed with a reason. */
 void sim_fail(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -266,5 +277,29 @@ char *sim_topo_snapshot(sim_sm_t *sm, size_t *len);
 bool sim_topo_load(sim_sm_t *sm, const uint8_t *p, size_t len);
 /* Frees sm's definitions. */
 void sim_topo_free(sim_sm_t *sm);
+
+/* The quorum-queue group (sim_qfifo.c). Its clients and model for run s (s->qfifo), and their end. */
+void sim_qfifo_new(sim_t *s);
+void sim_qfifo_free(sim_t *s);
+/* The clients' moves of one step: publishes, settlements, retries, the leader's TICK (drain when healing). */
+void sim_qfifo_step(sim_t *s);
+/* Applies e to member node's machine; the first applier of e->index feeds the model, the others must match.
+ */
+void sim_qfifo_apply(sim_t *s, int node, int g, sim_sm_t *sm, const wr_raft_entry_t *e);
+/* Fails the run if sm's machine differs from the first applier's at index. */
+void sim_qfifo_check_at(sim_t *s, int node, int g, uint64_t index, sim_sm_t *sm);
+/* sm's machine as a snapshot's bytes (malloc'd), and loaded back from them (false: malformed). */
+char *sim_qfifo_snapshot(sim_sm_t *sm, size_t *len);
+bool sim_qfifo_load(sim_sm_t *sm, const uint8_t *p, size_t len);
+void sim_qfifo_sm_free(sim_sm_t *sm);
+/* True once every client is done and every message settled or dead-lettered. */
+bool sim_qfifo_drained(const sim_t *s);
+/* After the drain: every confirmed enqueue is settled or dead-lettered. */
+void sim_qfifo_final(sim_t *s);
+/* Adds the run's counters to out: confirms, duplicates, rejects, deliveries, redeliveries, dead letters,
+ * consumer timeouts, channels down. */
+void sim_qfifo_stats_add(const sim_t *s, uint64_t out[SIM_QF_STATS]);
+/* Traces what each group still waits for (a drain that does not end). */
+void sim_qfifo_dump(sim_t *s);
 
 #endif

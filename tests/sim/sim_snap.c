@@ -39,13 +39,36 @@ static uint64_t get(const uint8_t **p, int bytes)
     return v;
 }
 
-/* The image of sm at meta: header, conf, one hash per index, (--sm topo) the definitions, CRC32C of it all.
- */
+/* The state beyond the hashes (--sm topo: the definitions, --sm qfifo: the machine), malloc'd; NULL: none. */
+static char *extra_put(const sim_t *s, sim_sm_t *sm, size_t *len)
+{
+    *len = 0;
+    if (s->o.topo)
+        return sim_topo_snapshot(sm, len);
+    return s->o.qfifo ? sim_qfifo_snapshot(sm, len) : NULL;
+}
+
+static void extra_free(sim_sm_t *sm)
+{
+    sim_topo_free(sm);
+    sim_qfifo_sm_free(sm);
+}
+
+/* A member's state machine at index after a load or install: the same as the others had there. */
+static void extra_check(sim_t *s, int node, int g, uint64_t index, sim_sm_t *sm)
+{
+    if (s->o.topo)
+        sim_topo_check_at(s, node, g, index, sm);
+    if (s->o.qfifo)
+        sim_qfifo_check_at(s, node, g, index, sm);
+}
+
+/* The image of sm at meta: header, conf, one hash per index, the extra state, CRC32C of it all. */
 static uint8_t *encode(const sim_t *s, sim_sm_t *sm, const wr_raft_snapshot_t *meta, size_t *len)
 {
     size_t tlen = 0;
-    char *topo = s->o.topo ? sim_topo_snapshot(sm, &tlen) : NULL;
-    uint8_t *b = xrealloc(NULL, HEAD + 4 * sm->n + (topo ? 4 + tlen : 0) + 4), *p = b;
+    char *extra = extra_put(s, sm, &tlen);
+    uint8_t *b = xrealloc(NULL, HEAD + 4 * sm->n + (extra ? 4 + tlen : 0) + 4), *p = b;
 
     put(&p, MAGIC, 4);
     put(&p, meta->index, 8);
@@ -59,25 +82,25 @@ static uint8_t *encode(const sim_t *s, sim_sm_t *sm, const wr_raft_snapshot_t *m
     put(&p, sm->n, 8);
     for (uint64_t i = 0; i < sm->n; i++)
         put(&p, sm->h[i], 4);
-    if (topo != NULL) {
+    if (extra != NULL) {
         put(&p, tlen, 4);
-        memcpy(p, topo, tlen);
+        memcpy(p, extra, tlen);
         p += tlen;
-        free(topo);
+        free(extra);
     }
     put(&p, wr_crc32c_update(0, b, (size_t)(p - b)), 4);
     *len = (size_t)(p - b);
     return b;
 }
 
-/* --sm topo: the definitions after the hashes, loaded into sm; false if malformed. */
-static bool decode_topo(const uint8_t *p, size_t left, sim_sm_t *sm)
+/* The extra state after the hashes, loaded into sm; false if malformed. */
+static bool decode_extra(const sim_t *s, const uint8_t *p, size_t left, sim_sm_t *sm)
 {
     size_t tlen;
 
     if (left < 4 || (tlen = (size_t)get(&p, 4)) != left - 4)
         return false;
-    return sim_topo_load(sm, p, tlen);
+    return s->o.topo ? sim_topo_load(sm, p, tlen) : sim_qfifo_load(sm, p, tlen);
 }
 
 /* Checks and reads an image; false if it is damaged. */
@@ -97,13 +120,13 @@ static bool decode(const sim_t *s, const uint8_t *b, size_t len, wr_raft_snapsho
     }
     n = get(&p, 8);
     if (n != meta->index || meta->conf.n > WR_RAFT_MAX_PEERS || len < HEAD + 4 * n + 4 ||
-        (!s->o.topo && len != HEAD + 4 * n + 4))
+        (!s->o.topo && !s->o.qfifo && len != HEAD + 4 * n + 4))
         return false;
     sm->h = xrealloc(sm->h, n * sizeof(*sm->h));
     sm->n = sm->cap = n;
     for (uint64_t i = 0; i < n; i++)
         sm->h[i] = (uint32_t)get(&p, 4);
-    return !s->o.topo || decode_topo(p, len - (HEAD + 4 * n + 4), sm);
+    return (!s->o.topo && !s->o.qfifo) || decode_extra(s, p, len - (HEAD + 4 * n + 4), sm);
 }
 
 static void path(char *buf, size_t len, int g, const char *ext)
@@ -248,15 +271,14 @@ static bool install_load(sim_t *s, sim_node_t *n, int g, const wr_raft_snapshot_
                  (unsigned long long)snap->term, (unsigned long long)snap->index);
         free(b);
         free(sm.h);
-        sim_topo_free(&sm);
+        extra_free(&sm);
         return false;
     }
     sim_check_installed(s, n->id, g, &sm);
     free(m->sm.h);
-    sim_topo_free(&m->sm);
+    extra_free(&m->sm);
     m->sm = sm;
-    if (s->o.topo)
-        sim_topo_check_at(s, n->id, g, meta.index, &m->sm);
+    extra_check(s, n->id, g, meta.index, &m->sm);
     serve(m, b, len, &meta);
     return true;
 }
@@ -341,7 +363,7 @@ bool sim_snap_load(sim_t *s, sim_node_t *n, int g, wr_raft_snapshot_t *meta)
     uint8_t *b = file_get(n, g, "", &len);
 
     m->sm.n = 0;
-    sim_topo_free(&m->sm);
+    extra_free(&m->sm);
     m->snap.pend = m->snap.in_batch = m->snap.flushed = false;
     m->snap.durable = *meta = (wr_raft_snapshot_t){.index = 0};
     free(m->snap.bytes);
@@ -354,13 +376,12 @@ bool sim_snap_load(sim_t *s, sim_node_t *n, int g, wr_raft_snapshot_t *meta)
         sim_trace(s, "n%d g%d snapshot file damaged (CRC): not installed, refetched from the leader", n->id,
                   g);
         m->sm.n = 0;
-        sim_topo_free(&m->sm);
+        extra_free(&m->sm);
         *meta = (wr_raft_snapshot_t){.index = 0};
         free(b);
         return false;
     }
-    if (s->o.topo)
-        sim_topo_check_at(s, n->id, g, meta->index, &m->sm);
+    extra_check(s, n->id, g, meta->index, &m->sm);
     serve(m, b, len, meta);
     m->snap.durable = *meta;
     return true;
@@ -397,12 +418,14 @@ void sim_sm_apply(sim_t *s, sim_node_t *n, int g, const wr_raft_entry_t *e)
     sm->h[sm->n++] = sim_check_hash(e);
     if (s->o.topo)
         sim_topo_apply(s, n->id, g, sm, e);
+    if (s->o.qfifo)
+        sim_qfifo_apply(s, n->id, g, sm, e);
 }
 
 void sim_snap_free(sim_member_t *m)
 {
     free(m->sm.h);
-    sim_topo_free(&m->sm);
+    extra_free(&m->sm);
     free(m->snap.bytes);
     memset(&m->sm, 0, sizeof(m->sm));
     memset(&m->snap, 0, sizeof(m->snap));

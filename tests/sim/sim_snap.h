@@ -15,12 +15,14 @@
 #include "cluster/raft.h"
 
 struct wr_topo_state_s;
+struct wr_qfifo_s;
 
 /* The state machine: h[i - 1] is the hash of the entry applied at index i. */
 typedef struct {
     uint32_t *h;
     uint64_t n, cap;
     struct wr_topo_state_s *topo; /* --sm topo: the definitions applied (NULL: none yet) */
+    struct wr_qfifo_s *qf;        /* --sm qfifo: the quorum-queue machine (NULL: none yet) */
 } sim_sm_t;
 
 /* One member's snapshots. */

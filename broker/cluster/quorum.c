@@ -23,6 +23,9 @@
 #define RETRY_EVERY_MS    200
 #define TICK_EVERY_MS     1000
 #define TRANSFER_EVERY_MS 10000
+/* Entries between snapshots, when one is worth it (snapshot_worth): a small
+ * live set is snapshotted often, so the log and its memory stay small. */
+#define SNAPSHOT_EVERY 1024
 
 /* A command awaiting its outcome. */
 typedef struct {
@@ -31,6 +34,8 @@ typedef struct {
     wr_buf_t entry;
     uint64_t seq;       /* an ENQUEUE's publisher seq; 0 for other commands */
     uint64_t settler;   /* a SETTLE/RETURN/DISCARD's consumer owner; 0 for other commands */
+    wr_qfifo_cmd_t cmd; /* an ENQUEUE, kept to renumber it (wr_qq_landed) */
+    wr_message_t *msg;  /* its message, a reference */
     wr_confirm_t *conf; /* an ENQUEUE's confirm, while not yet answered */
     uint64_t deadline;
     unsigned inflight; /* proposals whose done has not come */
@@ -175,6 +180,7 @@ static void prop_free(prop_t *p)
     q->npending--;
     q->pending_bytes -= p->entry.len;
     wr_buf_free(&p->entry);
+    wr_message_unref(p->msg);
     free(p);
     if (q->s != NULL && q->s->d.drained != NULL)
         q->s->d.drained(q->s->d.ud);
@@ -216,6 +222,16 @@ static void prop_settle(prop_t *p, bool ok)
         wr_confirm_release(conf, ok);
 }
 
+/* p goes again at the next retry pass; until then new commands queue behind it, so they keep their order. */
+static void need_retry(prop_t *p)
+{
+    if (p->retry)
+        return;
+    p->retry = true;
+    p->q->retrying = true;
+    arm(p->q->retry_ev, RETRY_EVERY_MS);
+}
+
 static void prop_done(void *ud, int status, uint64_t index)
 {
     prop_t *p = ud;
@@ -228,17 +244,18 @@ static void prop_done(void *ud, int status, uint64_t index)
             prop_free(p);
         return;
     }
-    /* Applied here (an enqueue was settled by wr_qq_landed just before), or
-     * given up: either way its outcome is known now. */
-    if (status == WR_OK || q->g == NULL || mono_ms() > p->deadline) {
-        prop_settle(p, status == WR_OK);
+    /* Applied here: an enqueue was settled or renumbered by wr_qq_landed just before. */
+    if (status == WR_OK) {
+        if (p->seq == 0)
+            prop_settle(p, true);
+        return;
+    }
+    if (q->g == NULL || mono_ms() > p->deadline) {
+        prop_settle(p, false);
         return;
     }
     /* Not committed, or not known to be: again (the machine drops a duplicate enqueue). */
-    if (status != WR_OK && !p->retry) {
-        p->retry = true;
-        arm(q->retry_ev, RETRY_EVERY_MS);
-    }
+    need_retry(p);
 }
 
 static void prop_send(prop_t *p)
@@ -246,16 +263,10 @@ static void prop_send(prop_t *p)
     qq_t *q = p->q;
 
     p->retry = false;
-    if (q->g == NULL) {
-        p->retry = true; /* proposed once the group is open */
-        return;
-    }
-    if (wr_rgroup_propose(q->g, p->entry.data, p->entry.len, 5000, prop_done, p) == WR_OK) {
+    if (q->g != NULL && wr_rgroup_propose(q->g, p->entry.data, p->entry.len, 5000, prop_done, p) == WR_OK)
         p->inflight++;
-    } else {
-        p->retry = true;
-        arm(q->retry_ev, RETRY_EVERY_MS);
-    }
+    else
+        need_retry(p); /* no group yet (on_open sends it) or out of memory */
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *ud)
@@ -265,12 +276,14 @@ static void on_retry(evutil_socket_t fd, short what, void *ud)
 
     (void)fd;
     (void)what;
+    q->retrying = false;
     for (it = q->props.next; it != &q->props; it = next) {
         prop_t *p = wr_list_entry(it, prop_t, link);
 
         next = it->next;
         if (!p->retry || p->settled)
             continue;
+        p->retry = false;
         if (mono_ms() > p->deadline && p->inflight == 0)
             prop_settle(p, false);
         else
@@ -319,17 +332,49 @@ int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_
         p->conf = conf;
         conf->waiting++;
     }
-    prop_send(p);
+    if (p->seq != 0) {
+        p->cmd = *cmd;
+        p->msg = wr_message_ref((wr_message_t *)m);
+    }
+    if (q->retrying)
+        need_retry(p);
+    else
+        prop_send(p);
     return WR_OK;
+}
+
+/*
+ * WR_EEXIST for our own seq not yet landed: a later one was committed first
+ * (an earlier attempt never reached a leader), so the machine will refuse
+ * this seq for good; the message goes again under a new one, behind what is
+ * pending. Nothing is lost; only this message may come after later ones.
+ */
+static void renumber(qq_t *q, prop_t *p)
+{
+    wr_map_del(q->pubs, key_of(&p->seq));
+    p->seq = p->cmd.seq = ++q->next_seq;
+    q->pending_bytes -= p->entry.len;
+    wr_buf_reset(&p->entry);
+    if (!wr_qq_entry_put(&p->entry, wr_qq_now(), &p->cmd, p->msg) ||
+        wr_map_put(q->pubs, key_of(&p->seq), p) != WR_OK) {
+        q->pending_bytes += p->entry.len;
+        p->seq = 0;
+        prop_settle(p, false);
+        return;
+    }
+    q->pending_bytes += p->entry.len;
+    need_retry(p);
 }
 
 void wr_qq_landed(qq_t *q, uint64_t seq, int status)
 {
     prop_t *p = wr_map_get(q->pubs, key_of(&seq));
 
-    /* WR_EEXIST for our own seq: a later one committed first, so this
-     * message is not in the queue; its publisher gets a nack. */
-    if (p != NULL)
+    if (p == NULL)
+        return;
+    if (status == WR_EEXIST && p->msg != NULL)
+        renumber(q, p);
+    else
         prop_settle(p, status == WR_OK);
 }
 
@@ -370,7 +415,8 @@ static qcons_t *cons_new(qq_t *q, wr_bytes_t tag)
         return NULL;
     qc->owner = new_id(q->s);
     qc->tag.len = tag.len < sizeof(qc->tagbuf) ? tag.len : sizeof(qc->tagbuf);
-    memcpy(qc->tagbuf, tag.data, qc->tag.len);
+    if (qc->tag.len > 0)
+        memcpy(qc->tagbuf, tag.data, qc->tag.len);
     qc->tag.data = qc->tagbuf;
     wr_list_init(&qc->held);
     wr_list_insert_tail(&q->consumers, &qc->link);
@@ -948,7 +994,8 @@ static void on_open(evutil_socket_t fd, short what, void *ud)
     if (q->s == NULL || q->h.closed)
         return;
     wr_qq_sm(&sm);
-    q->g = wr_rgroup_open(q->s->d.raftd, q->group, (const char *const *)q->members, q->nmembers, 0, &sm, q);
+    q->g = wr_rgroup_open(q->s->d.raftd, q->group, (const char *const *)q->members, q->nmembers,
+                          SNAPSHOT_EVERY, &sm, q);
     if (q->g == NULL) {
         wr_log_error("quorum queue '%.*s' in vhost '%s': its Raft group could not be opened",
                      (int)q->h.name.len, (const char *)q->h.name.data, q->vhost);

@@ -74,6 +74,7 @@ typedef struct qq_s {
     uint64_t since_snap;    /* entry bytes applied since the last snapshot */
     bool leader;            /* this member leads the group */
     bool flushing;          /* flush_ev is active */
+    bool retrying;          /* some command waits for the retry pass: new ones queue behind it */
     bool pol_sent;
     wr_qfifo_policy_t pol; /* the policy last proposed */
     struct event *flush_ev, *retry_ev, *tick_ev, *open_ev;

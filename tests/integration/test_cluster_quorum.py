@@ -160,7 +160,7 @@ def test_leader_killed_loses_no_confirmed_message(cluster):
 
 
 def test_one_unacked_message_does_not_pin_the_log(cluster):
-    """A consumer holds the first message unacked while 6,000 pass through: the
+    """A consumer holds the first message unacked while 2,000 pass through: the
     members still snapshot past it (the snapshot keeps its body), so the log is
     compacted to what lives, not to what ever went through."""
     declare(cluster, "n1", "qs")
@@ -175,7 +175,7 @@ def test_one_unacked_message_does_not_pin_the_log(cluster):
     conn = cluster.nodes["n1"].connect()
     ch = conn.channel()
     body = b"x" * 1024
-    for i in range(6000):
+    for i in range(2000):
         ch.basic_publish("", "qs", body)
     conn.close()
     got = [0]
@@ -193,22 +193,22 @@ def test_one_unacked_message_does_not_pin_the_log(cluster):
 
     def compacted():
         rafts = [queue_info(cluster.nodes[n], "qs")["raft"] for n in ("n1", "n2", "n3")]
-        return all(r["snapshot_index"] > 4096 and r["last_index"] - r["snapshot_index"] < 4096 for r in rafts)
+        return all(r["snapshot_index"] > 1024 and r["last_index"] - r["snapshot_index"] < 1024 for r in rafts)
     wait_for(lambda: holder.process_data_events(0.05) or compacted(), DEADLINE, "every member to compact its log")
     hch.basic_ack(held[0][0].delivery_tag)
     holder.close()
 
 
 def test_a_backlog_is_not_snapshotted_over_and_over(cluster):
-    """6,000 messages waiting: a snapshot would write every body again for
+    """2,000 messages waiting: a snapshot would write every body again for
     little log freed, so the members keep the log instead."""
     declare(cluster, "n1", "qb")
     conn = cluster.nodes["n1"].connect()
     ch = conn.channel()
-    for i in range(6000):
+    for i in range(2000):
         ch.basic_publish("", "qb", b"y" * 1024)
     conn.close()
-    wait_for(lambda: all(queue_info(cluster.nodes[n], "qb")["messages"] == 6000 for n in ("n1", "n2", "n3")),
+    wait_for(lambda: all(queue_info(cluster.nodes[n], "qb")["messages"] == 2000 for n in ("n1", "n2", "n3")),
              DEADLINE, "every member to hold the backlog")
     for n in ("n1", "n2", "n3"):
         assert queue_info(cluster.nodes[n], "qb")["raft"]["snapshot_index"] == 0

@@ -269,20 +269,26 @@ static void live_vhost_delete(const wr_meta_t *m, const char *name)
 
 static void permission_set_in(defs_t *d, const char *vhost, const char *user, json_t *p);
 
+/* A vhost.add without settings keeps an existing vhost's, and gives a new
+ * one the defaults (a definitions import names vhosts only). */
 static void vhost_add(defs_t *d)
 {
     const json_t *settings = json_object_get(d->entry, "settings");
     const char *grant = entry_str(d, "grant");
     json_t *all;
 
-    if (!json_is_object(settings) || d->vname[0] == '\0') {
+    if ((settings != NULL && !json_is_object(settings)) || d->vname[0] == '\0') {
         malformed(d);
         return;
     }
     d->res->created = json_object_get(sect(d->m, "vhosts"), d->vname) == NULL;
-    if (!put(d, sect(d->m, "vhosts"), d->vname, json_deep_copy(settings)))
+    if (settings == NULL && !d->res->created)
         return;
-    live_vhost_add(d->m, d->vname, settings);
+    if (!put(d, sect(d->m, "vhosts"), d->vname,
+             settings != NULL ? json_deep_copy(settings)
+                              : json_pack("{s:s,s:[],s:b}", "description", "", "tags", "tracing", 0)))
+        return;
+    live_vhost_add(d->m, d->vname, json_object_get(sect(d->m, "vhosts"), d->vname));
     /* RabbitMQ gives the user who creates a vhost every permission in it. */
     if (!d->res->created || grant == NULL || json_object_get(sect(d->m, "users"), grant) == NULL)
         return;

@@ -6,6 +6,7 @@
  * that makes one node's definitions the cluster's, and the reconciliation of
  * the live objects with a seeded state (seed, snapshot install).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,11 +136,16 @@ static void per_vhost_del(const wr_meta_t *m, const char *section, const char *v
         json_object_del(sect(m, section), vhost);
 }
 
-static void fail(defs_t *d, uint16_t code, const char *fmt, const char *a, const char *b)
+static void fail(defs_t *d, uint16_t code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void fail(defs_t *d, uint16_t code, const char *fmt, ...)
 {
     char text[200];
+    va_list ap;
 
-    snprintf(text, sizeof(text), fmt, a, b);
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
     wr_amqp_error_set(&d->res->err, code, 0, "%s", text);
 }
 
@@ -299,7 +305,7 @@ static void vhost_add(defs_t *d)
 static void vhost_delete(defs_t *d)
 {
     if (json_object_get(sect(d->m, "vhosts"), d->vname) == NULL) {
-        fail(d, WR_AMQP_NOT_FOUND, "no vhost '%s'%s", d->vname, "");
+        fail(d, WR_AMQP_NOT_FOUND, "no vhost '%s'", d->vname);
         return;
     }
     json_object_del(sect(d->m, "vhosts"), d->vname);
@@ -317,11 +323,11 @@ static json_t *user_record(const json_t *e, const json_t *old)
 {
     const json_t *hash = json_object_get(e, "password_hash"), *limits = json_object_get(e, "limits");
     const json_t *src = hash != NULL ? e : old;
-    json_t *u = json_pack(
-        "{s:s,s:s,s:O}", "password_hash",
-        src != NULL ? json_string_value(json_object_get(src, "password_hash")) : "", "hashing_algorithm",
-        src != NULL ? json_string_value(json_object_get(src, "hashing_algorithm")) : alg_name(WR_HASH_SHA256),
-        "tags", json_object_get(e, "tags"));
+    const char *alg = json_string_value(json_object_get(src, "hashing_algorithm"));
+    json_t *u = json_pack("{s:s,s:s,s:O}", "password_hash",
+                          src != NULL ? json_string_value(json_object_get(src, "password_hash")) : "",
+                          "hashing_algorithm", alg != NULL ? alg : alg_name(WR_HASH_SHA256), "tags",
+                          json_object_get(e, "tags"));
 
     if (limits == NULL)
         limits = json_object_get(old, "limits");
@@ -363,7 +369,7 @@ static void user_delete(defs_t *d)
         return;
     }
     if (json_object_get(sect(d->m, "users"), name) == NULL) {
-        fail(d, WR_AMQP_NOT_FOUND, "no user '%s'%s", name, "");
+        fail(d, WR_AMQP_NOT_FOUND, "no user '%s'", name);
         return;
     }
     json_object_foreach_safe(perms, tmp, v, p)
@@ -405,7 +411,7 @@ static void permission_set(defs_t *d)
     }
     if (json_object_get(sect(d->m, "users"), user) == NULL ||
         json_object_get(sect(d->m, "vhosts"), d->vname) == NULL) {
-        fail(d, WR_AMQP_PRECONDITION_FAILED, "vhost_or_user_not_found%s%s", "", "");
+        fail(d, WR_AMQP_PRECONDITION_FAILED, "vhost_or_user_not_found");
         return;
     }
     p = json_pack("{s:s,s:s,s:s}", kinds[0], entry_str(d, kinds[0]), kinds[1], entry_str(d, kinds[1]),
@@ -447,7 +453,7 @@ static void policy_set(defs_t *d)
         return;
     }
     if (json_object_get(sect(d->m, "vhosts"), d->vname) == NULL) {
-        fail(d, WR_AMQP_NOT_FOUND, "vhost_not_found%s%s", "", "");
+        fail(d, WR_AMQP_NOT_FOUND, "vhost_not_found");
         return;
     }
     v = per_vhost(d->m, "policies", d->vname);

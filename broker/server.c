@@ -468,13 +468,42 @@ static int server_meta_propose(void *ud, const void *data, size_t len, unsigned 
     return wr_rgroup_propose(srv->meta_group, data, len, timeout_ms, done, done_ud);
 }
 
+static int server_vhost_add(void *ud, const char *name, const json_t *settings);
+static int server_vhost_delete(void *ud, const char *name);
+
+/* A user the metadata group deleted: its connections close, as RabbitMQ's. */
+static void server_user_deleted(void *ud, const char *name)
+{
+    wr_server_t *srv = ud;
+    wr_list_t *pos, *tmp;
+    wr_amqp_error_t err;
+
+    wr_amqp_error_set(&err, WR_AMQP_CONNECTION_FORCED, 0, "user '%s' is deleted", name);
+    wr_list_foreach_safe(pos, tmp, &srv->conns)
+    {
+        wr_conn_t *c = wr_conn_from_link(pos);
+
+        if (wr_conn_user(c) != NULL && strcmp(wr_conn_user(c), name) == 0)
+            wr_conn_fail(c, &err);
+    }
+}
+
 /* The metadata group (every configured node a first voter): opening it
  * applies what is committed, recreating the definitions; from then on the
- * channel handlers change definitions through it. */
+ * channel handlers and the management API change definitions through it. */
 static int server_open_meta(wr_server_t *srv)
 {
     const wr_cluster_config_t *cc = srv->cfg->cluster;
-    const wr_meta_deps_t md = {srv->vhosts, cc->node, server_meta_propose, srv, 0};
+    const wr_meta_deps_t md = {.vhosts = srv->vhosts,
+                               .self = cc->node,
+                               .propose = server_meta_propose,
+                               .ud = srv,
+                               .users = &srv->cfg->auth,
+                               .policies = srv->policies,
+                               .vhost_settings = srv->vhost_settings,
+                               .vhost_add = server_vhost_add,
+                               .vhost_delete = server_vhost_delete,
+                               .user_deleted = server_user_deleted};
     const char **members = calloc(cc->n_nodes, sizeof(*members));
     wr_rgroup_sm_t sm;
 

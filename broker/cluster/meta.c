@@ -46,7 +46,7 @@ wr_meta_t *wr_meta_new(const wr_meta_deps_t *deps)
 {
     wr_meta_t *m = calloc(1, sizeof(*m));
 
-    if (m == NULL || (m->state = json_object()) == NULL) {
+    if (m == NULL || (m->state = wr_meta_state_new()) == NULL) {
         free(m);
         return NULL;
     }
@@ -93,7 +93,8 @@ void wr_meta_free(wr_meta_t *m)
 
 void wr_meta_sm(wr_rgroup_sm_t *out)
 {
-    *out = (wr_rgroup_sm_t){wr_meta_apply, wr_meta_snapshot_save, wr_meta_snapshot_load, NULL, NULL};
+    *out = (wr_rgroup_sm_t){wr_meta_apply, wr_meta_snapshot_save, wr_meta_snapshot_load,
+                            wr_meta_leader_changed, NULL};
 }
 
 const char *wr_meta_self(const wr_meta_t *m)
@@ -164,35 +165,19 @@ int wr_meta_snapshot_save(void *ud, wr_buf_t *out)
     return wr_buf_ok(out) ? WR_OK : WR_ENOMEM;
 }
 
-/* A snapshot is an object of vhosts, each with three objects. */
-static bool snapshot_shape(const json_t *st)
-{
-    const char *k;
-    json_t *v;
-
-    if (!json_is_object(st))
-        return false;
-    json_object_foreach((json_t *)st, k, v)
-    {
-        if (!json_is_object(json_object_get(v, "exchanges")) ||
-            !json_is_object(json_object_get(v, "queues")) || !json_is_object(json_object_get(v, "bindings")))
-            return false;
-    }
-    return true;
-}
-
 int wr_meta_snapshot_load(void *ud, const uint8_t *data, size_t len)
 {
     wr_meta_t *m = ud;
-    json_t *st = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
+    char why[128];
+    json_t *st = wr_meta_state_load(data, len, why, sizeof(why));
 
-    if (!snapshot_shape(st)) {
-        json_decref(st);
-        wr_log_error("cluster: the metadata snapshot is malformed; not loaded");
+    if (st == NULL) {
+        wr_log_error("cluster: the metadata snapshot is not loaded: %s", why);
         return WR_ESYNTAX;
     }
     json_decref(m->state);
     m->state = st;
+    wr_meta_defs_reconcile(m); /* the vhosts first: the topology lives in them */
     wr_meta_apply_reconcile(m);
     return WR_OK;
 }
@@ -209,6 +194,8 @@ static void timeout_text(wr_meta_op_t *op, const json_t *cmd, const char *self)
     wr_bytes_t name = WR_BYTES_LIT("");
     bool queue = strncmp(op_name, "queue.", 6) == 0;
 
+    if (wr_meta_defs_timeout_text(cmd, op->timeout_text, sizeof(op->timeout_text)))
+        return;
     if (!wr_meta_name_get(e, "name", &name, buf) && !wr_meta_name_get(e, "destination", &name, buf))
         name = WR_BYTES_LIT("");
     if (strcmp(op_name, "queue.declare") == 0)
@@ -301,15 +288,50 @@ void wr_meta_queue_gone(void *ud, const wr_vhost_t *vh, const wr_queue_t *q)
         wr_log_error("cluster: out of memory proposing the deletion of a queue that went");
 }
 
+/* ---------------------------------------------------------------- the seed */
+
+static void seed_propose(wr_meta_t *m);
+
+static void on_seed_result(void *ud, const wr_meta_result_t *r)
+{
+    wr_meta_t *m = ud;
+
+    m->seeding = false;
+    if (r->err.code != 0)
+        wr_log_warn("cluster: the definitions' seed was not committed: %s", r->err.text);
+    seed_propose(m);
+}
+
+/* While this node leads a group whose definitions are not seeded. */
+static void seed_propose(wr_meta_t *m)
+{
+    if (!m->leading || m->seeding || wr_meta_seeded(m) || m->deps.users == NULL)
+        return;
+    m->seeding = wr_meta_submit(m, wr_meta_defs_seed(m), on_seed_result, m) != NULL;
+    if (!m->seeding)
+        wr_log_error("cluster: out of memory proposing the definitions' seed");
+    else
+        wr_log_info("cluster: proposing this node's vhosts, users, permissions and policies as the seed");
+}
+
+void wr_meta_leader_changed(void *ud, const char *leader)
+{
+    wr_meta_t *m = ud;
+
+    m->leading = leader != NULL && strcmp(leader, m->deps.self) == 0;
+    seed_propose(m);
+}
+
 /* ---------------------------------------------------------------- lookups */
 
 bool wr_meta_queue_find(const wr_meta_t *m, const char *vhost, wr_bytes_t name, const char **home)
 {
     json_t *n = wr_meta_name_json(name);
     char *key = n != NULL ? wr_meta_key(n) : NULL;
-    const json_t *e = key != NULL
-                          ? json_object_get(json_object_get(json_object_get(m->state, vhost), "queues"), key)
-                          : NULL;
+    const json_t *e =
+        key != NULL
+            ? json_object_get(json_object_get(json_object_get(wr_meta_topology(m), vhost), "queues"), key)
+            : NULL;
 
     free(key);
     json_decref(n);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/auth/users.h"
 #include "broker/cluster/quorum.h"
 #include "broker/cluster/raftd.h"
 #include "broker/cluster/remote.h"
@@ -40,6 +41,19 @@ typedef struct {
                    void *done_ud);
     void *ud;
     unsigned timeout_ms; /* 0: WR_META_TIMEOUT_MS */
+    /* The live definitions the vhost, user, permission and policy commands
+     * change (docs/CLUSTERING.md, "Definitions"). NULL users: the group
+     * handles exchanges, queues and bindings only (the unit tests of those). */
+    wr_users_t *users;
+    struct wr_policies_s *policies;
+    const json_t *vhost_settings; /* name -> the live vhost's settings (the seed reads them) */
+    /* Creates vhost name with settings, or changes its settings (WR_EEXIST);
+     * deletes a vhost with its queues, policies and permissions, closing its
+     * connections (the server's, as the management API uses them). */
+    int (*vhost_add)(void *ud, const char *name, const json_t *settings);
+    int (*vhost_delete)(void *ud, const char *name);
+    /* A user went: its connections are closed (may be NULL). */
+    void (*user_deleted)(void *ud, const char *name);
 } wr_meta_deps_t;
 
 /* An empty state over deps (copied; its pointees outlive m). NULL on ENOMEM. */
@@ -69,12 +83,18 @@ void wr_meta_sm(wr_rgroup_sm_t *out);
  * the asker) is a 541 saying why.
  */
 void wr_meta_apply(void *m, uint64_t index, const uint8_t *data, size_t len);
+/* The version of the snapshots this node writes; it reads this one and 1
+ * (exchanges, queues and bindings only, from before the definitions). */
+#define WR_META_SNAPSHOT_VERSION 2
+
 /* The state as a snapshot (compact JSON, sorted keys). WR_OK or WR_ENOMEM. */
 int wr_meta_snapshot_save(void *m, wr_buf_t *out);
 /*
- * Replaces the state with a snapshot's, then makes the live vhosts agree:
+ * Replaces the state with a snapshot's, then makes the live objects agree:
  * exchanges and queues the snapshot lacks are deleted, missing ones and their
- * bindings created. WR_OK, WR_ESYNTAX (not a snapshot: nothing changed) or
+ * bindings created; once the definitions are seeded, vhosts, users,
+ * permissions and policies likewise. WR_OK, WR_ESYNTAX (not a snapshot, or
+ * of a version this node does not read, logged: nothing changed) or
  * WR_ENOMEM.
  */
 int wr_meta_snapshot_load(void *m, const uint8_t *data, size_t len);
@@ -84,6 +104,7 @@ int wr_meta_snapshot_load(void *m, const uint8_t *data, size_t len);
 typedef struct {
     wr_amqp_error_t err;
     uint32_t messages; /* queue.delete: the messages the queue held, on its home node (else 0) */
+    bool created;      /* vhost.add, user.put, permission.set, policy.set: it was new */
 } wr_meta_result_t;
 
 typedef void (*wr_meta_reply_fn)(void *ud, const wr_meta_result_t *r);
@@ -119,6 +140,16 @@ bool wr_meta_exchange_equivalent(const char *vhost, wr_bytes_t name, const wr_ex
  * is logged and leaves the record).
  */
 void wr_meta_queue_gone(void *m, const wr_vhost_t *vh, const wr_queue_t *q);
+/*
+ * The state machine's leader_changed (ud = the wr_meta_t): a node that becomes
+ * leader while the definitions are not seeded proposes its own live vhosts,
+ * users, permissions and policies as the seed (the first seed committed
+ * wins; later ones change nothing), again after a failure while it leads.
+ */
+void wr_meta_leader_changed(void *m, const char *leader);
+/* Whether the group's definitions are seeded (from then on they are the
+ * cluster's vhosts, users, permissions and policies). */
+bool wr_meta_seeded(const wr_meta_t *m);
 /* This node's name (the home of the queues declared here). */
 const char *wr_meta_self(const wr_meta_t *m);
 /* The index of the last command applied (0: none). */

@@ -402,9 +402,10 @@ bool wr_meta_queue_equivalent(const wr_meta_t *m, const char *vhost, wr_bytes_t 
 {
     json_t *n = wr_meta_name_json(name);
     char *key = n != NULL ? wr_meta_key(n) : NULL;
-    const json_t *e = key != NULL
-                          ? json_object_get(json_object_get(json_object_get(m->state, vhost), "queues"), key)
-                          : NULL;
+    const json_t *e =
+        key != NULL
+            ? json_object_get(json_object_get(json_object_get(wr_meta_topology(m), vhost), "queues"), key)
+            : NULL;
     wr_queue_args_decl_t cur;
     uint8_t *abuf = NULL;
     bool ok = false;
@@ -624,12 +625,12 @@ static const struct {
 /* The vhost's state, created empty; NULL on ENOMEM. */
 static json_t *vhost_state(wr_meta_t *m, const char *name)
 {
-    json_t *v = json_object_get(m->state, name);
+    json_t *v = json_object_get(wr_meta_topology(m), name);
 
     if (v != NULL)
         return v;
     v = json_pack("{s:{},s:{},s:{}}", "exchanges", "queues", "bindings");
-    if (v == NULL || json_object_set_new(m->state, name, v) != 0)
+    if (v == NULL || json_object_set_new(wr_meta_topology(m), name, v) != 0)
         return NULL;
     return v;
 }
@@ -653,6 +654,10 @@ void wr_meta_apply_cmd(wr_meta_t *m, uint64_t index, const json_t *cmd, wr_meta_
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
         if (strcmp(ops[i].op, a.op) != 0)
             continue;
+        if (!wr_meta_vhost_known(m, a.vname)) {
+            wr_amqp_error_set(&res->err, WR_AMQP_NOT_FOUND, 0, "no vhost '%.200s'", a.vname);
+            return;
+        }
         if ((a.v = vhost_state(m, a.vname)) == NULL) {
             out_of_memory(&a);
             return;
@@ -663,9 +668,11 @@ void wr_meta_apply_cmd(wr_meta_t *m, uint64_t index, const json_t *cmd, wr_meta_
         if (json_object_size(section(&a, "exchanges")) + json_object_size(section(&a, "queues")) +
                 json_object_size(section(&a, "bindings")) ==
             0)
-            json_object_del(m->state, a.vname);
+            json_object_del(wr_meta_topology(m), a.vname);
         return;
     }
+    if (wr_meta_defs_apply(m, a.op, cmd, res))
+        return;
     wr_amqp_error_set(&res->err, WR_AMQP_INTERNAL_ERROR, 0, "malformed metadata command: unknown op '%.255s'",
                       a.op);
 }
@@ -774,5 +781,5 @@ void wr_meta_apply_reconcile(wr_meta_t *m)
     void *vh;
 
     while (wr_map_next(m->deps.vhosts, &it, &name, &vh))
-        reconcile_vhost(m, vh, json_object_get(m->state, wr_vhost_name(vh)));
+        reconcile_vhost(m, vh, json_object_get(wr_meta_topology(m), wr_vhost_name(vh)));
 }

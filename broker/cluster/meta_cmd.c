@@ -38,6 +38,11 @@ static json_t *record(const char *vhost, const char *op, json_t *entry)
     return json_pack("{s:s,s:s,s:o}", "vhost", vhost, "op", op, "entry", entry);
 }
 
+json_t *wr_meta_cmd_defs(const char *op, const char *vhost, json_t *entry)
+{
+    return record(vhost, op, entry);
+}
+
 json_t *wr_meta_cmd_exchange_declare(const char *vhost, wr_bytes_t name, const wr_exchange_opts_t *o)
 {
     return record(vhost, "exchange.declare",

@@ -36,6 +36,19 @@ json_t *wr_meta_cmd_queue_delete(const char *vhost, wr_bytes_t name);
 json_t *wr_meta_cmd_binding(const char *vhost, bool bind, wr_bytes_t source, wr_dest_kind_t kind,
                             wr_bytes_t dest, wr_bytes_t key, wr_bytes_t args);
 
+/*
+ * A definitions command (meta_defs.c), entry taken: "vhost.add" ({"settings"
+ * (a vhost.declare entry's, broker/node/topo_state.h), optional "grant" (a
+ * user given every permission in a new vhost)}), "vhost.delete" ({}),
+ * "user.put" ({"name", "tags", optional "password_hash" with
+ * "hashing_algorithm" (kept from the user's record when absent), optional
+ * "limits"}; vhost ""), "user.delete" ({"name"}; vhost ""),
+ * "permission.set" ({"user", "configure", "write", "read"}),
+ * "permission.clear" ({"user"}), "policy.set" ({"name", "pattern",
+ * "apply-to", "priority", "definition"}), "policy.clear" ({"name"}).
+ */
+json_t *wr_meta_cmd_defs(const char *op, const char *vhost, json_t *entry);
+
 /* A name as a command carries it: a string, or {"hex": ...}. NULL on ENOMEM. */
 json_t *wr_meta_name_json(wr_bytes_t name);
 /* A name (a string or {"hex"}) decoded into buf; false when malformed or

@@ -13,11 +13,17 @@
 #include "core/list.h"
 
 /*
- * state: vhost name -> {"exchanges": {key: entry}, "queues": {key: entry},
- * "bindings": {key: entry}}, where an exchange's or queue's key is its
- * name's compact JSON text and a binding's the compact JSON text of
- * [source, destination_type, destination, routing_key, arguments]. Entries
- * are the commands' entries (a queue's with "log" added when durable).
+ * state (version 2): {"version": 2, "seeded": bool, "topology": T,
+ * "vhosts": {name: settings}, "users": {name: U}, "permissions": {vhost:
+ * {user: {"configure", "write", "read"}}}, "policies": {vhost: {name:
+ * {"pattern", "apply-to", "priority", "definition"}}}}. T: vhost name ->
+ * {"exchanges": {key: entry}, "queues": {key: entry}, "bindings": {key:
+ * entry}}, where an exchange's or queue's key is its name's compact JSON
+ * text and a binding's the compact JSON text of [source, destination_type,
+ * destination, routing_key, arguments]; entries are the commands' entries (a
+ * queue's with "log" added when durable). U: {"password_hash" (base64),
+ * "hashing_algorithm", "tags", "limits"}. A vhost with nothing in T, and a
+ * vhost without permissions or policies, is not listed there.
  */
 struct wr_meta_s {
     wr_meta_deps_t deps;
@@ -30,6 +36,8 @@ struct wr_meta_s {
     wr_quorum_t *quorum;      /* quorum queues on their member nodes; NULL: none */
     const char *const *nodes; /* the cluster's node names, for quorum queue placement */
     size_t n_nodes;
+    bool leading; /* this node leads the group (leader_changed) */
+    bool seeding; /* its seed is proposed and not yet answered */
 };
 
 /* Applies one parsed command at index to the state and the live vhosts,
@@ -39,5 +47,28 @@ void wr_meta_apply_cmd(wr_meta_t *m, uint64_t index, const json_t *cmd, wr_meta_
 void wr_meta_apply_reconcile(wr_meta_t *m);
 /* The key an exchange or queue name (as JSON) is filed under; NULL on ENOMEM. */
 char *wr_meta_key(const json_t *name);
+/* The state's exchanges, queues and bindings per vhost (T above). */
+json_t *wr_meta_topology(const wr_meta_t *m);
+
+/* An empty state of the current version; NULL on ENOMEM. */
+json_t *wr_meta_state_new(void);
+/*
+ * The state a snapshot holds, upgraded to the current version (a version 1
+ * snapshot is T alone); NULL with why set when it is malformed or of a
+ * version this node does not read.
+ */
+json_t *wr_meta_state_load(const uint8_t *data, size_t len, char *why, size_t n);
+/* Applies a vhost, user, permission, policy or seed command (meta_defs.c);
+ * false when op is none of those. */
+bool wr_meta_defs_apply(wr_meta_t *m, const char *op, const json_t *cmd, wr_meta_result_t *res);
+/* Makes the live vhosts, users, permissions and policies agree with a seeded state. */
+void wr_meta_defs_reconcile(wr_meta_t *m);
+/* This node's live definitions as a seed command; NULL on ENOMEM. */
+json_t *wr_meta_defs_seed(const wr_meta_t *m);
+/* RabbitMQ-style words for a definitions command that did not commit, into
+ * out; false when cmd is not one. */
+bool wr_meta_defs_timeout_text(const json_t *cmd, char *out, size_t n);
+/* Whether the group holds vhost `name` (always true before the seed). */
+bool wr_meta_vhost_known(const wr_meta_t *m, const char *name);
 
 #endif

@@ -18,10 +18,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "broker/amqp/handle_exchange.h"
 #include "broker/auth/auth.h"
 #include "broker/base/log.h"
+#include "broker/cluster/meta.h"
+#include "broker/cluster/meta_cmd.h"
 #include "broker/mgmt/mgmt_internal.h"
 #include "broker/mgmt/mgmt_json.h"
+#include "broker/mgmt/mgmt_meta.h"
 #include "broker/mgmt/mgmt_topo.h"
 #include "broker/vhost/policy.h"
 #include "broker/vhost/vhost.h"
@@ -551,6 +555,101 @@ int wr_definitions_import(const wr_mgmt_env_t *env, const json_t *defs, wr_vhost
         rc = apply_permissions(env, defs, err, errlen);
     wr_buf_free(&args);
     return rc;
+}
+
+/* ---------------------------------------------------------------- import in cluster mode */
+
+/* An exchange's, queue's or binding's command, checked as a client's
+ * declaration is checked before it is proposed; NULL with err set. */
+static json_t *topo_cmd(const char *section, const json_t *obj, const char *vhost, const char *self,
+                        wr_buf_t *buf, char *err, size_t errlen)
+{
+    const char *type = json_string_value(json_object_get(obj, "type"));
+    wr_queue_args_decl_t d = {.durable = flag(obj, "durable"), .auto_delete = flag(obj, "auto_delete")};
+    wr_exchange_opts_t o = {wr_router_type_find(wr_bytes_str(type ? type : "")), flag(obj, "durable"),
+                            flag(obj, "auto_delete"), flag(obj, "internal"), WR_BYTES_LIT("")};
+    wr_bytes_t name = str(obj, "name"), args;
+    wr_amqp_error_t e = {0};
+
+    wr_mgmt_json_to_table(json_object_get(obj, "arguments"), buf, &args, err, errlen);
+    o.args = d.args = args;
+    if (strcmp(section, "bindings") == 0)
+        return wr_meta_cmd_binding(
+            vhost, true, str(obj, "source"),
+            strcmp(json_string_value(json_object_get(obj, "destination_type")), "queue") == 0
+                ? WR_DEST_QUEUE
+                : WR_DEST_EXCHANGE,
+            str(obj, "destination"), str(obj, "routing_key"), args);
+    if (strcmp(section, "queues") == 0 && wr_queue_args_check_name(name, &e) &&
+        wr_queue_args_validate(vhost, name, args, &e))
+        return wr_meta_cmd_queue_declare(vhost, name, &d, self);
+    if (strcmp(section, "exchanges") == 0 && o.type == NULL)
+        snprintf(e.text, sizeof(e.text), "unknown exchange type '%s'", type);
+    else if (strcmp(section, "exchanges") == 0 && wr_handle_exchange_check_new(vhost, name, args, &e))
+        return wr_meta_cmd_exchange_declare(vhost, name, &o);
+    snprintf(err, errlen, "%s '%.*s' in vhost '%s': %s",
+             strcmp(section, "queues") == 0 ? "queue" : "exchange", (int)name.len, (const char *)name.data,
+             vhost, e.text);
+    return NULL;
+}
+
+/* The command of item i of section; NULL with err set. */
+static json_t *item_cmd(const wr_mgmt_env_t *env, const char *section, const json_t *obj,
+                        const wr_vhost_t *only, wr_buf_t *buf, char *err, size_t errlen)
+{
+    const char *vhost = only ? wr_vhost_name(only) : json_string_value(json_object_get(obj, "vhost"));
+    const char *name = json_string_value(json_object_get(obj, "name"));
+    json_t *cmd;
+    int rc;
+
+    if (strcmp(section, "users") == 0) {
+        cmd = wr_mgmt_meta_user_cmd(name, obj, err, errlen, &rc);
+    } else if (strcmp(section, "vhosts") == 0) {
+        cmd = wr_meta_cmd_defs("vhost.add", name, json_object());
+    } else if (strcmp(section, "permissions") == 0) {
+        cmd = wr_mgmt_meta_permission_cmd(json_string_value(json_object_get(obj, "user")), vhost, obj, err,
+                                          errlen);
+    } else if (strcmp(section, "policies") == 0) {
+        cmd = wr_mgmt_meta_policy_cmd(vhost, name, json_string_value(json_object_get(obj, "pattern")),
+                                      json_string_value(json_object_get(obj, "apply-to")),
+                                      json_integer_value(json_object_get(obj, "priority")),
+                                      json_object_get(obj, "definition"), err, errlen, &rc);
+    } else {
+        cmd = topo_cmd(section, obj, vhost, wr_meta_self(env->meta), buf, err, errlen);
+    }
+    return cmd;
+}
+
+json_t *wr_definitions_commands(const wr_mgmt_env_t *env, const json_t *defs, const wr_vhost_t *only,
+                                char *err, size_t errlen)
+{
+    static const char *const order[] = {"users",  "vhosts",   "policies",   "exchanges",
+                                        "queues", "bindings", "permissions"};
+    json_t *cmds = check_document(defs, only != NULL, err, errlen) == WR_OK ? json_array() : NULL, *cmd;
+    wr_buf_t buf = WR_BUF_INIT;
+    const json_t *item;
+    size_t i;
+
+    if (cmds != NULL)
+        log_skipped(defs);
+    for (size_t s = 0; cmds != NULL && s < sizeof(order) / sizeof(order[0]); s++) {
+        bool whole = strcmp(order[s], "users") == 0 || strcmp(order[s], "vhosts") == 0 ||
+                     strcmp(order[s], "permissions") == 0;
+        if (only && whole)
+            continue;
+        json_array_foreach(json_object_get(defs, order[s]), i, item)
+        {
+            snprintf(err, errlen, "%s: out of memory", order[s]);
+            if ((cmd = item_cmd(env, order[s], item, only, &buf, err, errlen)) == NULL ||
+                json_array_append_new(cmds, cmd) != 0) {
+                json_decref(cmds);
+                cmds = NULL;
+                break;
+            }
+        }
+    }
+    wr_buf_free(&buf);
+    return cmds;
 }
 
 int wr_definitions_check_file(const char *path, char *err, size_t errlen)

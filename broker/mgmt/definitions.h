@@ -28,6 +28,15 @@ json_t *wr_definitions_export(const wr_mgmt_env_t *env, const wr_vhost_t *only);
  */
 int wr_definitions_import(const wr_mgmt_env_t *env, const json_t *defs, wr_vhost_t *only, char *err,
                           size_t errlen);
+/*
+ * Cluster mode: the document checked as wr_definitions_import checks it, as
+ * the metadata group's commands that import it, in the order a single node
+ * applies it (users, vhosts, policies, exchanges, queues with this node as
+ * their home, bindings, permissions; only the middle four into `only`). NULL
+ * with one line saying what is wrong in err.
+ */
+json_t *wr_definitions_commands(const wr_mgmt_env_t *env, const json_t *defs, const wr_vhost_t *only,
+                                char *err, size_t errlen);
 /* Whether `path` holds a definitions document warren can import (for
  * --check-config). WR_OK or an error with the reason in err. */
 int wr_definitions_check_file(const char *path, char *err, size_t errlen);

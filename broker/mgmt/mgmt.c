@@ -28,6 +28,7 @@
 #include "broker/auth/auth.h"
 #include "broker/cluster/cluster_config.h"
 #include "broker/cluster/cluster_json.h"
+#include "broker/cluster/meta_cmd.h"
 #include "broker/amqp/conn.h"
 #include "broker/mgmt/definitions.h"
 #include "broker/base/log.h"
@@ -36,6 +37,7 @@
 #include "broker/mgmt/mgmt_durable.h"
 #include "broker/mgmt/mgmt_health.h"
 #include "broker/mgmt/mgmt_lists.h"
+#include "broker/mgmt/mgmt_meta.h"
 #include "broker/mgmt/mgmt_http.h"
 #include "broker/mgmt/mgmt_internal.h"
 #include "broker/mgmt/mgmt_json.h"
@@ -836,6 +838,9 @@ static void user_one(wr_mgmt_req_t *r)
             wr_mgmt_reply(r, 200, wr_mgmt_user_json(u));
         else
             wr_mgmt_not_found(r);
+    } else if (r->method == WR_MGMT_DELETE && u && wr_mgmt_meta(r)) {
+        wr_mgmt_meta_propose(r, wr_meta_cmd_defs("user.delete", "", json_pack("{s:s}", "name", name)), 204,
+                             NULL);
     } else if (r->method == WR_MGMT_DELETE) {
         if (!wr_users_delete(&r->env->cfg->auth, name)) {
             wr_mgmt_not_found(r);
@@ -850,6 +855,11 @@ static void user_one(wr_mgmt_req_t *r)
         if (!json_object_get(body, "tags")) {
             json_decref(body);
             wr_mgmt_error(r, 400, "bad_request", "tags_not_present");
+            return;
+        }
+        if (wr_mgmt_meta(r)) {
+            wr_mgmt_meta_put_user(r, name, body);
+            json_decref(body);
             return;
         }
         rc = wr_mgmt_put_user(r->env, name, body, &created, err, sizeof(err));
@@ -962,6 +972,9 @@ static void permission_one(wr_mgmt_req_t *r)
             wr_mgmt_reply(r, 200, wr_mgmt_permission_json(perm));
         else
             wr_mgmt_not_found(r);
+    } else if (r->method == WR_MGMT_DELETE && perm && wr_mgmt_meta(r)) {
+        wr_mgmt_meta_propose(r, wr_meta_cmd_defs("permission.clear", vhost, json_pack("{s:s}", "user", user)),
+                             204, NULL);
     } else if (r->method == WR_MGMT_DELETE) {
         if (wr_users_delete_permission(&r->env->cfg->auth, user, vhost))
             wr_mgmt_reply(r, 204, NULL);
@@ -970,6 +983,11 @@ static void permission_one(wr_mgmt_req_t *r)
     } else if (r->method == WR_MGMT_PUT) {
         if (!(body = wr_mgmt_body(r)))
             return;
+        if (wr_mgmt_meta(r)) {
+            wr_mgmt_meta_put_permission(r, user, vhost, body);
+            json_decref(body);
+            return;
+        }
         rc = wr_mgmt_put_permission(r->env, user, vhost, body, &created, err, sizeof(err));
         json_decref(body);
         put_reply(r, rc, created, err);
@@ -1141,7 +1159,15 @@ static void definitions(wr_mgmt_req_t *r)
     body = wr_mgmt_body(r);
     if (!body)
         return;
-    if (wr_definitions_import(r->env, body, only, err, sizeof(err)) != WR_OK)
+    if (wr_mgmt_meta(r)) {
+        /* Cluster mode: the import is a sequence of the group's commands. */
+        json_t *cmds = wr_definitions_commands(r->env, body, only, err, sizeof(err));
+
+        if (cmds)
+            wr_mgmt_meta_propose_all(r, cmds, 204);
+        else
+            wr_mgmt_error(r, 400, "bad_request", "%s", err);
+    } else if (wr_definitions_import(r->env, body, only, err, sizeof(err)) != WR_OK)
         wr_mgmt_error(r, 400, "bad_request", "%s", err);
     else
         wr_mgmt_reply(r, 204, NULL);

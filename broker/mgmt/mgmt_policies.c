@@ -3,7 +3,8 @@
  * /api/policies: listing, showing, setting and clearing policies
  * (broker/policy.h) with RabbitMQ's statuses, permissions (policymaker or
  * administrator to show or change one) and error bodies, validation
- * failures included.
+ * failures included. In cluster mode a change goes through the metadata
+ * group (mgmt_meta.h).
  */
 #include "broker/mgmt/mgmt_policies.h"
 
@@ -11,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/cluster/meta_cmd.h"
+#include "broker/mgmt/mgmt_meta.h"
 #include "broker/vhost/policy.h"
 #include "broker/vhost/vhost.h"
 #include "core/status.h"
@@ -65,6 +68,25 @@ static void bad_field(wr_mgmt_req_t *r, const char *what, const json_t *v)
     validation_failed(r, err);
 }
 
+/* Cluster mode: checked here, set by the metadata group. */
+static void put_policy_cluster(wr_mgmt_req_t *r, const char *vhost, const char *name, const json_t *body)
+{
+    const json_t *apply = json_object_get(body, "apply-to"), *prio = json_object_get(body, "priority");
+    char err[512];
+    int rc;
+    json_t *cmd =
+        wr_mgmt_meta_policy_cmd(vhost, name, json_string_value(json_object_get(body, "pattern")),
+                                apply ? json_string_value(apply) : NULL, prio ? json_integer_value(prio) : 0,
+                                json_object_get(body, "definition"), err, sizeof(err), &rc);
+
+    if (cmd)
+        wr_mgmt_meta_propose(r, cmd, 0, NULL);
+    else if (rc == WR_ESYNTAX)
+        validation_failed(r, err);
+    else
+        wr_mgmt_error(r, 500, "internal_error", "%s", err);
+}
+
 /* PUT /api/policies/VHOST/NAME: "pattern" and "definition" required,
  * "priority" (an integer, default 0) and "apply-to" (default "all")
  * optional. 201 for a new policy, 204 for a replaced one. */
@@ -95,6 +117,10 @@ static void put_policy(wr_mgmt_req_t *r, const char *vhost, const char *name)
         bad_field(r, "priority should be a number, actually was ", prio);
     if (r->replied)
         goto out;
+    if (wr_mgmt_meta(r)) {
+        put_policy_cluster(r, vhost, name, body);
+        goto out;
+    }
     created = wr_policy_get(r->env->policies, vhost, name) == NULL;
     rc = wr_policy_put(r->env->policies, vhost, name, json_string_value(pattern),
                        apply ? json_string_value(apply) : NULL, prio ? json_integer_value(prio) : 0, def, err,
@@ -133,6 +159,10 @@ static void policy_one(wr_mgmt_req_t *r)
         return;
     if (r->method == WR_MGMT_PUT) {
         put_policy(r, vhost, name);
+    } else if (r->method == WR_MGMT_DELETE && wr_mgmt_meta(r) &&
+               wr_policy_get(r->env->policies, vhost, name)) {
+        wr_mgmt_meta_propose(r, wr_meta_cmd_defs("policy.clear", vhost, json_pack("{s:s}", "name", name)),
+                             204, NULL);
     } else if (r->method == WR_MGMT_DELETE) {
         if (wr_policy_delete(r->env->policies, vhost, name) == WR_OK)
             wr_mgmt_reply(r, 204, NULL);

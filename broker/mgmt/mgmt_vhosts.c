@@ -7,14 +7,17 @@
  * type unless it names one, as RabbitMQ 3.10 does, which also gives the user
  * creating a vhost every permission in it. Deleting a vhost takes its
  * queues with their messages, exchanges, policies and permissions, and closes
- * its connections (320 "vhost 'NAME' is deleted").
+ * its connections (320 "vhost 'NAME' is deleted"). In cluster mode both go
+ * through the metadata group (mgmt_meta.h).
  */
 #include "broker/mgmt/mgmt_vhosts.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "broker/cluster/meta_cmd.h"
 #include "broker/mgmt/mgmt_json.h"
+#include "broker/mgmt/mgmt_meta.h"
 #include "broker/mgmt/mgmt_stats.h"
 #include "broker/vhost/vhost.h"
 #include "core/status.h"
@@ -134,6 +137,13 @@ static void put_vhost(wr_mgmt_req_t *r, const char *name)
     json_decref(body);
     if (!settings)
         return;
+    if (wr_mgmt_meta(r)) {
+        wr_mgmt_meta_propose(r,
+                             wr_meta_cmd_defs("vhost.add", name,
+                                              json_pack("{s:o,s:s}", "settings", settings, "grant", r->user)),
+                             0, NULL);
+        return;
+    }
     rc = r->env->vhost_add(r->env->ud, name, settings);
     json_decref(settings);
     /* RabbitMQ gives the user who creates a vhost every permission in it. */
@@ -147,7 +157,13 @@ static void put_vhost(wr_mgmt_req_t *r, const char *name)
 
 static void delete_vhost(wr_mgmt_req_t *r, const char *name)
 {
-    int rc = r->env->vhost_delete(r->env->ud, name);
+    int rc;
+
+    if (wr_mgmt_meta(r) && wr_map_get(r->env->vhosts, wr_bytes_str(name))) {
+        wr_mgmt_meta_propose(r, wr_meta_cmd_defs("vhost.delete", name, json_object()), 204, NULL);
+        return;
+    }
+    rc = r->env->vhost_delete(r->env->ud, name);
 
     if (rc == WR_ENOENT)
         wr_mgmt_not_found(r);

@@ -8,14 +8,18 @@
  * that cannot commit, and a lagging node installing a snapshot.
  */
 #include <check.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/auth/auth.h"
 #include "broker/cluster/meta.h"
 #include "broker/cluster/meta_cmd.h"
+#include "broker/config/config.h"
 #include "broker/vhost/policy.h"
 #include "broker/vhost/vhost.h"
+#include "core/base64.h"
 #include "core/status.h"
 #include "tests/unit/broker/loop_fixture.h"
 #include "tests/unit/runner.h"
@@ -32,8 +36,10 @@ typedef struct {
     wr_map_t *vhosts;
     wr_policies_t *policies;
     wr_vhost_env_t env;
-    wr_vhost_t *vh;
+    wr_vhost_t *vh; /* "/" */
     wr_meta_t *meta;
+    wr_config_t *cfg; /* its users and permissions */
+    json_t *settings; /* vhost name -> settings */
 } node_t;
 
 /* One proposal on its way through the fake group. */
@@ -89,6 +95,41 @@ static int fake_propose(void *ud, const void *data, size_t len, unsigned timeout
     return WR_OK;
 }
 
+/* The server's vhost_add and vhost_delete, on the node's map. */
+static int fake_vhost_add(void *ud, const char *name, const json_t *settings)
+{
+    node_t *n = ud;
+    wr_vhost_t *vh;
+    bool existed = wr_map_get(n->vhosts, wr_bytes_str(name)) != NULL;
+
+    if (settings != NULL)
+        json_object_set_new(n->settings, name, json_deep_copy(settings));
+    if (existed)
+        return WR_EEXIST;
+    vh = wr_vhost_new(&n->env, name);
+    ck_assert(vh != NULL && wr_map_put(n->vhosts, wr_bytes_str(wr_vhost_name(vh)), vh) == WR_OK);
+    return WR_OK;
+}
+
+static int fake_vhost_delete(void *ud, const char *name)
+{
+    node_t *n = ud;
+    wr_vhost_t *vh = wr_map_get(n->vhosts, wr_bytes_str(name));
+    const wr_permission_cfg_t *perm;
+    size_t i = 0;
+
+    ck_assert_ptr_nonnull(vh);
+    while ((perm = wr_users_permission_next(&n->cfg->auth, &i)) != NULL)
+        if (strcmp(perm->vhost, name) == 0)
+            wr_users_delete_permission(&n->cfg->auth, perm->user, name);
+    wr_map_del(n->vhosts, wr_bytes_str(name));
+    json_object_del(n->settings, name);
+    if (vh == n->vh)
+        n->vh = NULL;
+    wr_vhost_free(vh);
+    return WR_OK;
+}
+
 static void node_start(fx_t *fx, node_t *n, const char *name)
 {
     n->fx = fx;
@@ -98,7 +139,18 @@ static void node_start(fx_t *fx, node_t *n, const char *name)
     n->env = (wr_vhost_env_t){.base = fx->base, .policies = n->policies, .consumer_timeout = -1};
     n->vh = wr_vhost_new(&n->env, "/");
     ck_assert(n->vh != NULL && wr_map_put(n->vhosts, wr_bytes_str("/"), n->vh) == WR_OK);
-    n->meta = wr_meta_new(&(wr_meta_deps_t){n->vhosts, name, fake_propose, n, 0});
+    n->cfg = wr_config_new_default();
+    n->settings = json_object();
+    ck_assert(n->cfg != NULL && n->settings != NULL);
+    n->meta = wr_meta_new(&(wr_meta_deps_t){.vhosts = n->vhosts,
+                                            .self = name,
+                                            .propose = fake_propose,
+                                            .ud = n,
+                                            .users = &n->cfg->auth,
+                                            .policies = n->policies,
+                                            .vhost_settings = n->settings,
+                                            .vhost_add = fake_vhost_add,
+                                            .vhost_delete = fake_vhost_delete});
     ck_assert_ptr_nonnull(n->meta);
     n->env.queue_deleted = wr_meta_queue_gone;
     n->env.queue_deleted_ud = n->meta;
@@ -106,10 +158,16 @@ static void node_start(fx_t *fx, node_t *n, const char *name)
 
 static void node_stop(node_t *n)
 {
+    wr_map_iter_t it = {0};
+    void *vh;
+
     wr_meta_free(n->meta);
-    wr_vhost_free(n->vh);
+    while (wr_map_next(n->vhosts, &it, NULL, &vh))
+        wr_vhost_free(vh);
     wr_policies_free(n->policies);
     wr_map_free(n->vhosts);
+    wr_config_free(n->cfg);
+    json_decref(n->settings);
 }
 
 static void fx_start(fx_t *fx)
@@ -476,6 +534,230 @@ START_TEST(test_snapshot_install_reconciles)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- definitions */
+
+static json_t *defs(const char *op, const char *vhost, const char *fmt, ...)
+{
+    va_list ap;
+    json_t *e;
+
+    va_start(ap, fmt);
+    e = json_vpack_ex(NULL, 0, fmt, ap);
+    va_end(ap);
+    ck_assert_ptr_nonnull(e);
+    return wr_meta_cmd_defs(op, vhost, e);
+}
+
+/* n leads and seeds; every node applies the seed. */
+static void seed_by(fx_t *fx, int n)
+{
+    wr_meta_leader_changed(fx->nodes[n].meta, fx->nodes[n].name);
+    WR_TEST_LOOP_UNTIL(fx->base, wr_meta_seeded(fx->nodes[0].meta) && wr_meta_seeded(fx->nodes[2].meta),
+                       MAX_PASSES);
+    wr_meta_leader_changed(fx->nodes[n].meta, NULL);
+}
+
+/* The base64 hash of password, as the management API sends it. */
+static json_t *hash_of(const char *password)
+{
+    uint8_t h[WR_PASSWORD_HASH_MAX];
+    char b64[WR_PASSWORD_HASH_MAX * 2];
+    size_t len = wr_auth_hash_password(WR_HASH_SHA256, wr_bytes_str(password), h);
+
+    ck_assert_uint_gt(len, 0);
+    wr_base64_encode(h, len, b64);
+    return json_string(b64);
+}
+
+static const wr_permission_cfg_t *perm_on(node_t *n, const char *user, const char *vhost)
+{
+    return wr_users_permission(&n->cfg->auth, user, vhost, strlen(vhost));
+}
+
+START_TEST(test_defs_everywhere)
+{
+    fx_t fx;
+    const wr_meta_result_t *r;
+
+    fx_start(&fx);
+    seed_by(&fx, 0);
+    r = run(&fx, 0,
+            defs("vhost.add", "v", "{s:{s:s,s:[],s:b},s:s}", "settings", "description", "d", "tags",
+                 "tracing", 0, "grant", "guest"));
+    assert_ok(r);
+    ck_assert(r->created);
+    ck_assert(!run(&fx, 1,
+                   defs("vhost.add", "v", "{s:{s:s,s:[],s:b}}", "settings", "description", "e", "tags",
+                        "tracing", 0))
+                   ->created);
+    assert_ok(run(&fx, 1,
+                  defs("user.put", "", "{s:s,s:o,s:s,s:[s]}", "name", "bob", "password_hash", hash_of("pw"),
+                       "hashing_algorithm", "rabbit_password_hashing_sha256", "tags", "management")));
+    assert_ok(run(&fx, 2,
+                  defs("permission.set", "v", "{s:s,s:s,s:s,s:s}", "user", "bob", "configure", "^q", "write",
+                       ".*", "read", "")));
+    assert_ok(run(&fx, 0,
+                  defs("policy.set", "v", "{s:s,s:s,s:s,s:i,s:{s:i}}", "name", "p", "pattern", "^q",
+                       "apply-to", "queues", "priority", 1, "definition", "max-length", 2)));
+    for (int i = 0; i < NODES; i++) {
+        node_t *n = &fx.nodes[i];
+        ck_assert_ptr_nonnull(wr_map_get(n->vhosts, WR_BYTES_LIT("v")));
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(n->settings, "v"), "description")),
+                         "e");
+        ck_assert_ptr_nonnull(wr_auth_check(&n->cfg->auth, WR_BYTES_LIT("bob"), WR_BYTES_LIT("pw")));
+        ck_assert_str_eq(perm_on(n, "bob", "v")->pattern[WR_PERM_CONFIGURE], "^q");
+        ck_assert_str_eq(perm_on(n, "guest", "v")->pattern[WR_PERM_READ], ".*"); /* the creator's */
+        ck_assert_int_eq(wr_policy_get(n->policies, "v", "p")->max_length, 2);
+    }
+    assert_converged(&fx);
+    assert_ok(run(&fx, 2, defs("permission.clear", "v", "{s:s}", "user", "bob")));
+    assert_ok(run(&fx, 1, defs("policy.clear", "v", "{s:s}", "name", "p")));
+    assert_ok(run(&fx, 0, defs("user.put", "", "{s:s,s:[]}", "name", "bob", "tags"))); /* keeps the hash */
+    for (int i = 0; i < NODES; i++) {
+        ck_assert_ptr_null(perm_on(&fx.nodes[i], "bob", "v"));
+        ck_assert_ptr_null(wr_policy_get(fx.nodes[i].policies, "v", "p"));
+        ck_assert_ptr_nonnull(wr_auth_check(&fx.nodes[i].cfg->auth, WR_BYTES_LIT("bob"), WR_BYTES_LIT("pw")));
+    }
+    assert_ok(run(&fx, 0,
+                  defs("permission.set", "v", "{s:s,s:s,s:s,s:s}", "user", "bob", "configure", ".*", "write",
+                       ".*", "read", ".*")));
+    assert_ok(run(&fx, 1, defs("user.delete", "", "{s:s}", "name", "bob")));
+    assert_ok(run(&fx, 2, defs("vhost.delete", "v", "{}")));
+    for (int i = 0; i < NODES; i++) {
+        ck_assert_ptr_null(wr_users_find(&fx.nodes[i].cfg->auth, "bob", 3));
+        ck_assert_ptr_null(perm_on(&fx.nodes[i], "bob", "v"));
+        ck_assert_ptr_null(wr_map_get(fx.nodes[i].vhosts, WR_BYTES_LIT("v")));
+    }
+    assert_converged(&fx);
+    fx_stop(&fx);
+}
+END_TEST
+
+START_TEST(test_defs_errors)
+{
+    fx_t fx;
+
+    fx_start(&fx);
+    seed_by(&fx, 1);
+    assert_err(run(&fx, 0, defs("vhost.delete", "nope", "{}")), WR_AMQP_NOT_FOUND,
+               "NOT_FOUND - no vhost 'nope'");
+    assert_err(run(&fx, 0, defs("user.delete", "", "{s:s}", "name", "nope")), WR_AMQP_NOT_FOUND,
+               "NOT_FOUND - no user 'nope'");
+    assert_err(run(&fx, 0,
+                   defs("permission.set", "nope", "{s:s,s:s,s:s,s:s}", "user", "guest", "configure", "",
+                        "write", "", "read", "")),
+               WR_AMQP_PRECONDITION_FAILED, "PRECONDITION_FAILED - vhost_or_user_not_found");
+    assert_err(run(&fx, 0, defs("permission.clear", "/", "{s:s}", "user", "nope")), WR_AMQP_NOT_FOUND,
+               "NOT_FOUND - no permission of user 'nope' in vhost '/'");
+    assert_err(run(&fx, 0,
+                   defs("policy.set", "nope", "{s:s,s:s,s:i,s:{s:i}}", "name", "p", "pattern", ".",
+                        "priority", 0, "definition", "max-length", 1)),
+               WR_AMQP_NOT_FOUND, "NOT_FOUND - vhost_not_found");
+    assert_err(run(&fx, 0, defs("policy.clear", "/", "{s:s}", "name", "p")), WR_AMQP_NOT_FOUND,
+               "NOT_FOUND - no policy 'p' in vhost '/'");
+    assert_err(run(&fx, 0,
+                   defs("policy.set", "/", "{s:s,s:s,s:i,s:{s:s}}", "name", "p", "pattern", ".", "priority",
+                        0, "definition", "max-length", "x")),
+               WR_AMQP_INTERNAL_ERROR,
+               "INTERNAL_ERROR - malformed metadata command: policy.set: bad 'entry'");
+    assert_err(run(&fx, 0,
+                   defs("user.put", "", "{s:s,s:s,s:s,s:[]}", "name", "u", "password_hash", "%%",
+                        "hashing_algorithm", "rabbit_password_hashing_sha256", "tags")),
+               WR_AMQP_INTERNAL_ERROR, "INTERNAL_ERROR - malformed metadata command: user.put: bad 'entry'");
+    /* Once the group holds the vhosts, a declaration in one it lacks fails everywhere alike. */
+    assert_err(run(&fx, 0, wr_meta_cmd_exchange_delete("gone", WR_BYTES_LIT("x"), false)), WR_AMQP_NOT_FOUND,
+               "NOT_FOUND - no vhost 'gone'");
+    assert_converged(&fx);
+    fx.minority = true;
+    assert_err(run(&fx, 0, defs("vhost.add", "v", "{s:{}}", "settings")), WR_AMQP_INTERNAL_ERROR,
+               "INTERNAL_ERROR - failed to add vhost 'v' because the operation timed out");
+    assert_err(run(&fx, 0, defs("user.delete", "", "{s:s}", "name", "guest")), WR_AMQP_INTERNAL_ERROR,
+               "INTERNAL_ERROR - failed to delete user 'guest' because the operation timed out");
+    assert_err(
+        run(&fx, 0,
+            defs("permission.set", "/", "{s:s,s:s,s:s,s:s}", "user", "guest", "configure", "", "write", "",
+                 "read", "")),
+        WR_AMQP_INTERNAL_ERROR,
+        "INTERNAL_ERROR - failed to set permissions of user 'guest' in vhost '/' because the operation "
+        "timed out");
+    assert_err(run(&fx, 0, defs("policy.clear", "/", "{s:s}", "name", "p")), WR_AMQP_INTERNAL_ERROR,
+               "INTERNAL_ERROR - failed to clear policy 'p' in vhost '/' because the operation timed out");
+    fx_stop(&fx);
+}
+END_TEST
+
+/* Nodes start with different definitions: the first seed committed is the
+ * cluster's, a later one changes nothing, and every node follows. */
+START_TEST(test_seed_once)
+{
+    fx_t fx;
+    bool created;
+
+    fx_start(&fx);
+    ck_assert_int_eq(
+        wr_users_put(&fx.nodes[2].cfg->auth, "extra", NULL, 0, WR_HASH_SHA256, NULL, 0, &created), WR_OK);
+    ck_assert_int_eq(fake_vhost_add(&fx.nodes[2], "local", NULL), WR_OK);
+    /* A change before the seed is kept: the state's entries win over the seed's. */
+    assert_ok(run(&fx, 1, defs("user.put", "", "{s:s,s:[s]}", "name", "early", "tags", "x")));
+    wr_meta_leader_changed(fx.nodes[1].meta, "n1"); /* a follower's view: no seed from n2 */
+    seed_by(&fx, 0);
+    seed_by(&fx, 2); /* too late: changes nothing */
+    for (int i = 0; i < NODES; i++) {
+        ck_assert_ptr_null(wr_users_find(&fx.nodes[i].cfg->auth, "extra", 5));
+        ck_assert_ptr_nonnull(wr_users_find(&fx.nodes[i].cfg->auth, "early", 5));
+        ck_assert_ptr_nonnull(wr_users_find(&fx.nodes[i].cfg->auth, "guest", 5));
+        ck_assert_ptr_nonnull(perm_on(&fx.nodes[i], "guest", "/"));
+        ck_assert_ptr_null(wr_map_get(fx.nodes[i].vhosts, WR_BYTES_LIT("local")));
+    }
+    assert_converged(&fx);
+    fx_stop(&fx);
+}
+END_TEST
+
+/* A node that missed the changes installs a snapshot: its vhosts, users,
+ * permissions and policies become the group's; other versions are refused. */
+START_TEST(test_snapshot_defs)
+{
+    fx_t fx;
+    wr_buf_t b = {0};
+    node_t lag;
+    char *want, *got;
+    bool created;
+    static const char v1[] = "{\"/\":{\"exchanges\":{},\"queues\":{},\"bindings\":{}}}";
+    static const char v3[] = "{\"version\":3}";
+
+    fx_start(&fx);
+    seed_by(&fx, 0);
+    assert_ok(run(&fx, 0, defs("vhost.add", "v", "{s:{}}", "settings")));
+    assert_ok(run(&fx, 0,
+                  defs("policy.set", "v", "{s:s,s:s,s:i,s:{s:i}}", "name", "p", "pattern", ".", "priority", 0,
+                       "definition", "max-length", 1)));
+    assert_ok(run(&fx, 0, defs("user.delete", "", "{s:s}", "name", "guest")));
+    node_start(&fx, &lag, "lag");
+    ck_assert_int_eq(wr_users_put(&lag.cfg->auth, "stale", NULL, 0, WR_HASH_SHA256, NULL, 0, &created),
+                     WR_OK);
+    ck_assert_int_eq(wr_meta_snapshot_save(fx.nodes[0].meta, &b), WR_OK);
+    ck_assert_int_eq(wr_meta_snapshot_load(lag.meta, b.data, b.len), WR_OK);
+    ck_assert_ptr_null(wr_users_find(&lag.cfg->auth, "stale", 5));
+    ck_assert_ptr_null(wr_users_find(&lag.cfg->auth, "guest", 5));
+    ck_assert_ptr_nonnull(wr_policy_get(lag.policies, "v", "p"));
+    want = snapshot(&fx.nodes[0]);
+    got = snapshot(&lag);
+    ck_assert_str_eq(got, want);
+    free(want);
+    free(got);
+    ck_assert_int_eq(wr_meta_snapshot_load(lag.meta, (const uint8_t *)v3, strlen(v3)), WR_ESYNTAX);
+    ck_assert(wr_meta_seeded(lag.meta));
+    /* A version 1 snapshot (before the definitions): topology, not seeded. */
+    ck_assert_int_eq(wr_meta_snapshot_load(lag.meta, (const uint8_t *)v1, strlen(v1)), WR_OK);
+    ck_assert(!wr_meta_seeded(lag.meta));
+    ck_assert_ptr_nonnull(wr_policy_get(lag.policies, "v", "p")); /* live definitions untouched */
+    wr_buf_free(&b);
+    node_stop(&lag);
+    fx_stop(&fx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("meta");
@@ -490,6 +772,10 @@ int main(void)
     tcase_add_test(tc, test_no_majority);
     tcase_add_test(tc, test_cancelled_reply_dropped);
     tcase_add_test(tc, test_snapshot_install_reconciles);
+    tcase_add_test(tc, test_defs_everywhere);
+    tcase_add_test(tc, test_defs_errors);
+    tcase_add_test(tc, test_seed_once);
+    tcase_add_test(tc, test_snapshot_defs);
     suite_add_tcase(s, tc);
     return wr_test_run(s);
 }

@@ -1125,7 +1125,7 @@ uint64_t wr_quorum_pending_bytes(const wr_quorum_t *s)
         return 0;
     for (it = s->queues.next; it != &s->queues; it = it->next)
         n += wr_list_entry(it, qq_t, link)->pending_bytes;
-    return n;
+    return n > WR_QUORUM_PENDING_FREE ? n - WR_QUORUM_PENDING_FREE : 0;
 }
 
 wr_quorum_t *wr_quorum_new(const wr_quorum_deps_t *d)

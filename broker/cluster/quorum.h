@@ -50,10 +50,15 @@ wr_quorum_t *wr_quorum_new(const wr_quorum_deps_t *d);
  * pending fail, confirms are nacked); frees qs. NULL is a no-op. */
 void wr_quorum_free(wr_quorum_t *qs);
 
+/* Bytes of uncommitted commands a node may hold before publishers feel it:
+ * room for many publishers' confirm windows (1,000 in flight of 1 KiB each is 1 MiB). */
+#define WR_QUORUM_PENDING_FREE (16u << 20)
+
 /*
- * Bytes of commands proposed on this node and not yet committed: the alarms
- * hold publishers by flow while it is high (as for peer-link outboxes), so a
- * group without a leader or a slow disk does not grow memory without bound.
+ * Bytes of commands proposed on this node and not yet committed, beyond
+ * WR_QUORUM_PENDING_FREE: the alarms hold publishers by flow while it is high
+ * (as for peer-link outboxes), so a group without a leader or a slow disk
+ * does not grow memory without bound.
  */
 uint64_t wr_quorum_pending_bytes(const wr_quorum_t *qs);
 

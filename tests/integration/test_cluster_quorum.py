@@ -251,3 +251,25 @@ def test_balanced_locator_spreads_leaders(cluster):
     for i in range(6):
         homes.add(leader_of(cluster, "qbal%d" % i, ["n1", "n2", "n3"]))
     assert len(homes) >= 2, homes
+
+
+def test_consumer_node_killed_its_unacked_messages_go_elsewhere(cluster):
+    """A consumer on n3 holds 10 deliveries unacked; n3 is killed: the leader
+    hands them back and a consumer on n1 gets them, redelivered."""
+    declare(cluster, "n1", "qn")
+    bodies = [b"h%d" % i for i in range(10)]
+    publish_confirmed(cluster.nodes["n1"], "qn", bodies)
+    holder = cluster.nodes["n3"].connect()
+    held = []
+    hch = holder.channel()
+    hch.basic_qos(prefetch_count=10)
+    hch.basic_consume("qn", lambda ch, m, p, b: held.append(b))
+    wait_for(lambda: holder.process_data_events(0.05) or len(held) == 10, DEADLINE, "n3's consumer to hold 10")
+    cluster.kill("n3")
+    conn = cluster.nodes["n1"].connect()
+    got = []
+    ch = conn.channel()
+    ch.basic_consume("qn", lambda chx, m, p, b: (got.append((b, m.redelivered)), chx.basic_ack(m.delivery_tag)))
+    wait_for(lambda: conn.process_data_events(0.05) or len(got) == 10, DEADLINE, "n1's consumer to get the 10")
+    conn.close()
+    assert [b for b, _ in got] == bodies and all(r for _, r in got)

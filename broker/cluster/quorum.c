@@ -781,6 +781,9 @@ static void qq_set_limits(wr_queue_t *h, const wr_queue_limits_t *l)
     wr_qfifo_policy_t *p = &cmd.policy;
 
     h->limits = *l;
+    /* The machine times consumers out (cancelling only the stuck one, as
+     * RabbitMQ 4.3): the channel must not close over a quorum delivery. */
+    h->limits.consumer_timeout = -1;
     wr_qfifo_policy_default(p);
     p->max_length = l->max_length < 0 ? WR_QF_NONE : (uint64_t)l->max_length;
     p->max_bytes = l->max_length_bytes < 0 ? WR_QF_NONE : (uint64_t)l->max_length_bytes;

@@ -273,3 +273,25 @@ def test_consumer_node_killed_its_unacked_messages_go_elsewhere(cluster):
     wait_for(lambda: conn.process_data_events(0.05) or len(got) == 10, DEADLINE, "n1's consumer to get the 10")
     conn.close()
     assert [b for b, _ in got] == bodies and all(r for _, r in got)
+
+
+def test_consumer_timeout_cancels_only_the_stuck_consumer(cluster):
+    """x-consumer-timeout 1 s: a consumer sitting on a delivery gets basic.cancel
+    (its channel stays open) and the message goes to the other consumer."""
+    declare(cluster, "n1", "qt", {"x-consumer-timeout": 1000})
+    publish_confirmed(cluster.nodes["n1"], "qt", [b"stuck"])
+    conn = cluster.nodes["n2"].connect()
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=1)
+    held, cancelled = [], []
+    ch.add_on_cancel_callback(lambda frame: cancelled.append(frame.method.consumer_tag))
+    tag = ch.basic_consume("qt", lambda c, m, p, b: held.append(b))
+    wait_for(lambda: conn.process_data_events(0.05) or held, DEADLINE, "the delivery")
+    wait_for(lambda: conn.process_data_events(0.05) or cancelled, DEADLINE, "basic.cancel for the stuck consumer")
+    assert cancelled == [tag] and ch.is_open
+    got = []
+    ch2 = conn.channel()
+    ch2.basic_consume("qt", lambda c, m, p, b: (got.append((b, m.redelivered)), c.basic_ack(m.delivery_tag)))
+    wait_for(lambda: conn.process_data_events(0.05) or got, DEADLINE, "the message again, on the other consumer")
+    assert got == [(b"stuck", True)] and ch.is_open
+    conn.close()

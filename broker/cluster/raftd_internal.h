@@ -87,7 +87,7 @@ struct wr_rgroup_s {
     wr_raftd_held_t *held;
     size_t n_held, cap_held;
     wr_raftd_snap_t snap;
-    wr_raftd_prop_t *props;
+    wr_raftd_prop_t *props, *props_tail; /* oldest first */
 };
 
 struct wr_raftd_s {

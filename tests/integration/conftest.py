@@ -252,6 +252,19 @@ def warrend_binary():
 
 
 @pytest.fixture
+def cluster(warrend_binary, tmp_path):
+    """A running 3-node cluster of real warrend processes on loopback
+    (cluster.py), every node up and linked; stopped after the test."""
+    from cluster import Cluster
+
+    c = Cluster(tmp_path)
+    c.start_all()
+    c.wait_all_up()
+    yield c
+    c.stop_all()
+
+
+@pytest.fixture
 def name():
     """A factory of unique queue/exchange names for this test."""
     def make(prefix="it"):

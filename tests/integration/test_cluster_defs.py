@@ -11,9 +11,7 @@
 # condition with a deadline. warren only.
 import time
 
-import pika
 import pika.exceptions as pex
-import pytest
 
 from cluster import DEADLINE, Cluster, attempt
 from helpers import wait_for
@@ -21,15 +19,6 @@ from helpers import wait_for
 # A change waits at most WR_META_TIMEOUT_MS (5 s) for its commit.
 CHANGE_TIMEOUT = 5.0
 ALL = {"configure": ".*", "write": ".*", "read": ".*"}
-
-
-@pytest.fixture
-def cluster(warrend_binary, tmp_path):
-    c = Cluster(tmp_path)
-    c.start_all()
-    c.wait_all_up()
-    yield c
-    c.stop_all()
 
 
 def nodes(cluster):

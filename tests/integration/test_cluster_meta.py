@@ -22,15 +22,6 @@ from helpers import wait_for
 CHANGE_TIMEOUT = 5.0
 
 
-@pytest.fixture
-def cluster(warrend_binary, tmp_path):
-    c = Cluster(tmp_path)
-    c.start_all()
-    c.wait_all_up()
-    yield c
-    c.stop_all()
-
-
 def change(node, fn, timeout=DEADLINE):
     """fn(channel) on node, again while no leader is elected yet (541)."""
     def done():

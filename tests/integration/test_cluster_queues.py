@@ -11,21 +11,11 @@ import threading
 
 import pika
 import pika.exceptions as pex
-import pytest
 
-from cluster import DEADLINE, Cluster, attempt
+from cluster import DEADLINE, attempt
 from helpers import channel_error, wait_for
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
-
-
-@pytest.fixture
-def cluster(warrend_binary, tmp_path):
-    c = Cluster(tmp_path)
-    c.start_all()
-    c.wait_all_up()
-    yield c
-    c.stop_all()
 
 
 def declared_everywhere(cluster, queue):

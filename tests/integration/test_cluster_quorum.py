@@ -10,20 +10,11 @@
 import pika
 import pytest
 
-from cluster import DEADLINE, Cluster, attempt
+from cluster import DEADLINE, attempt
 from helpers import wait_for
 
 QQ = {"x-queue-type": "quorum"}
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
-
-
-@pytest.fixture
-def cluster(warrend_binary, tmp_path):
-    c = Cluster(tmp_path)
-    c.start_all()
-    c.wait_all_up()
-    yield c
-    c.stop_all()
 
 
 def declare(cluster, node, queue, args=None):

@@ -664,3 +664,32 @@ json_t *wr_mgmt_json_binding(const char *vhost, wr_bytes_t source, wr_bytes_t de
                      dest_is_queue ? "queue" : "exchange", "routing_key", wr_mgmt_json_bytes(key),
                      "arguments", table_json(args));
 }
+
+json_t *wr_mgmt_json_tags(const json_t *v)
+{
+    char buf[1024];
+    json_t *list;
+    size_t i;
+    const json_t *t;
+
+    if (v == NULL || json_is_null(v))
+        return json_array();
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, t)
+        {
+            if (!json_is_string(t))
+                return NULL;
+        }
+        return json_copy((json_t *)v);
+    }
+    if (!json_is_string(v) || json_string_length(v) >= sizeof(buf) || !(list = json_array()))
+        return NULL;
+    memcpy(buf, json_string_value(v), json_string_length(v) + 1);
+    for (char *save = NULL, *tag = strtok_r(buf, ",", &save); tag; tag = strtok_r(NULL, ",", &save)) {
+        while (*tag == ' ')
+            tag++;
+        if (*tag != '\0')
+            json_array_append_new(list, json_string(tag));
+    }
+    return list;
+}

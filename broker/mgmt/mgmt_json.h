@@ -104,4 +104,8 @@ json_t *wr_mgmt_json_queue(const wr_queue_t *q, const char *vhost);
 json_t *wr_mgmt_json_binding(const char *vhost, wr_bytes_t source, wr_bytes_t dest, bool dest_is_queue,
                              wr_bytes_t key, wr_bytes_t args);
 
+/* "tags" (vhosts, users) as a new array: a list of strings or RabbitMQ's
+ * comma-separated string; absent or null: empty; NULL when it is neither. */
+json_t *wr_mgmt_json_tags(const json_t *v);
+
 #endif

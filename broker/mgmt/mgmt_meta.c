@@ -20,8 +20,6 @@
 #include "core/status.h"
 #include "protocol/constants.h"
 
-#define MAX_TAGS_TEXT 512
-
 typedef struct {
     wr_mgmt_req_t r; /* mgmt, req and method only */
     wr_meta_op_t *op;
@@ -138,40 +136,6 @@ void wr_mgmt_meta_propose(wr_mgmt_req_t *r, json_t *cmd, int ok_status, const ch
 
 /* ---------------------------------------------------------------- users */
 
-/* "tags" as a list of strings or RabbitMQ's comma-separated string (absent
- * or null: none); NULL when it is neither. */
-static json_t *tags_list(const json_t *v)
-{
-    char buf[MAX_TAGS_TEXT];
-    json_t *list = json_array();
-    const json_t *t;
-    size_t i;
-
-    if (list == NULL || v == NULL || json_is_null(v))
-        return list;
-    if (json_is_array(v)) {
-        json_array_foreach(v, i, t)
-        {
-            if (!json_is_string(t) || json_array_append(list, (json_t *)t) != 0)
-                goto err;
-        }
-        return list;
-    }
-    if (!json_is_string(v) || json_string_length(v) >= sizeof(buf))
-        goto err;
-    memcpy(buf, json_string_value(v), json_string_length(v) + 1);
-    for (char *save = NULL, *tag = strtok_r(buf, ",", &save); tag; tag = strtok_r(NULL, ",", &save)) {
-        while (*tag == ' ')
-            tag++;
-        if (*tag != '\0')
-            json_array_append_new(list, json_string(tag));
-    }
-    return list;
-err:
-    json_decref(list);
-    return NULL;
-}
-
 /* The entry's "password_hash" and "hashing_algorithm" from a password
  * (hashed here: the command carries the hash, so every node stores the same
  * salt) or a given hash; neither: the user keeps its own. */
@@ -224,7 +188,7 @@ static int user_hash(json_t *e, const char *name, const json_t *obj, char *err, 
 
 json_t *wr_mgmt_meta_user_cmd(const char *name, const json_t *obj, char *err, size_t errlen, int *rc)
 {
-    json_t *tags = tags_list(json_object_get(obj, "tags")), *e;
+    json_t *tags = wr_mgmt_json_tags(json_object_get(obj, "tags")), *e;
     const json_t *max = json_object_get(json_object_get(obj, "limits"), "max-connections");
 
     *rc = WR_ESYNTAX;

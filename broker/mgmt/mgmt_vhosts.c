@@ -22,8 +22,6 @@
 #include "broker/vhost/vhost.h"
 #include "core/status.h"
 
-#define MAX_TAGS_TEXT 1024
-
 static json_t *vhost_json(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
 {
     const json_t *s = json_object_get(r->env->vhost_settings, wr_vhost_name(vh));
@@ -49,34 +47,6 @@ static json_t *vhost_json(const wr_mgmt_req_t *r, const wr_vhost_t *vh)
     return obj;
 }
 
-/* "tags": a list of strings or RabbitMQ's comma-separated string; NULL when neither. */
-static json_t *parse_tags(const json_t *v)
-{
-    char buf[MAX_TAGS_TEXT];
-    json_t *list;
-    size_t i;
-    const json_t *t;
-
-    if (json_is_array(v)) {
-        json_array_foreach(v, i, t)
-        {
-            if (!json_is_string(t))
-                return NULL;
-        }
-        return json_copy((json_t *)v);
-    }
-    if (!json_is_string(v) || json_string_length(v) >= sizeof(buf) || !(list = json_array()))
-        return NULL;
-    memcpy(buf, json_string_value(v), json_string_length(v) + 1);
-    for (char *save = NULL, *tag = strtok_r(buf, ",", &save); tag; tag = strtok_r(NULL, ",", &save)) {
-        while (*tag == ' ')
-            tag++;
-        if (*tag != '\0')
-            json_array_append_new(list, json_string(tag));
-    }
-    return list;
-}
-
 /* "tracing": a boolean, or "true"/"false" as RabbitMQ's parse_bool takes it. */
 static int parse_bool(const json_t *v, bool *out)
 {
@@ -98,7 +68,7 @@ static json_t *settings_from(wr_mgmt_req_t *r, const json_t *body, const json_t 
     static const char *const types[] = {"classic", "quorum", "stream"};
     const json_t *desc = json_object_get(body, "description"),
                  *dqt = json_object_get(body, "default_queue_type");
-    json_t *tags = json_object_get(body, "tags") ? parse_tags(json_object_get(body, "tags")) : json_array();
+    json_t *tags = wr_mgmt_json_tags(json_object_get(body, "tags"));
     bool tracing = false, known = false;
 
     if (!dqt)

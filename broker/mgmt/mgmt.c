@@ -41,6 +41,7 @@
 #include "broker/mgmt/mgmt_http.h"
 #include "broker/mgmt/mgmt_internal.h"
 #include "broker/mgmt/mgmt_json.h"
+#include "broker/mgmt/mgmt_cluster.h"
 #include "broker/mgmt/mgmt_nodes.h"
 #include "broker/mgmt/mgmt_policies.h"
 #include "broker/mgmt/mgmt_topo.h"
@@ -1284,6 +1285,7 @@ static const struct {
     {"whoami", true, whoami},
     {"nodes", false, nodes},
     {"cluster-name", true, cluster_name},
+    {"cluster", false, wr_mgmt_cluster},
     {"exchanges", false, wr_mgmt_topo_exchanges},
     {"queues", false, wr_mgmt_topo_queues},
     {"bindings", false, wr_mgmt_topo_bindings},

@@ -283,11 +283,17 @@ static void cl_init(cl_t *c, unsigned snapshot_every, unsigned chunk)
         n->cl = c;
         n->i = i;
         snprintf(n->dir, sizeof(n->dir), "%s/%s", c->root, c->nodes[i].name);
-        n->cfg = (wr_cluster_config_t){"warren",          c->nodes[i].name,
-                                       (uint8_t *)SECRET, strlen(SECRET),
-                                       "127.0.0.1",       c->nodes[i].port,
-                                       c->nodes,          N,
-                                       (size_t)i,         false};
+        n->cfg = (wr_cluster_config_t){"warren",
+                                       c->nodes[i].name,
+                                       (uint8_t *)SECRET,
+                                       strlen(SECRET),
+                                       "127.0.0.1",
+                                       c->nodes[i].port,
+                                       c->nodes,
+                                       N,
+                                       (size_t)i,
+                                       false,
+                                       NULL};
         gate_init(&n->gate);
     }
 }

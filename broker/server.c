@@ -39,6 +39,7 @@
 #include "broker/node/durable_defs.h"
 #include "broker/base/log.h"
 #include "broker/mgmt/mgmt.h"
+#include "broker/mgmt/mgmt_cluster_lists.h"
 #include "broker/mgmt/mgmt_nodes.h"
 #include "broker/vhost/policy.h"
 #include "broker/amqp/reply_to.h"
@@ -405,6 +406,14 @@ static void server_report_sample(void *ud, wr_report_t *out)
     wr_mgmt_node_sample(&srv->mgmt_env, out);
 }
 
+/* What this node lists in the management API, for the other nodes' listings (mgmt_cluster.h). */
+static void server_report_lists(void *ud, wr_buf_t *out)
+{
+    wr_server_t *srv = ud;
+
+    wr_mgmt_cluster_sample(&srv->mgmt_env, out);
+}
+
 /* Other nodes' memory and disk alarms hold this node's publishers too. */
 static void server_remote_alarms(void *ud)
 {
@@ -596,7 +605,8 @@ static int server_open_quorum(wr_server_t *srv)
 static int server_start_peers(wr_server_t *srv)
 {
     const wr_peer_handler_t h = {.on_raft = server_on_raft, .ctx = srv};
-    wr_reports_deps_t rd = {srv->base, NULL, server_report_sample, server_remote_alarms, srv};
+    wr_reports_deps_t rd = {srv->base,          NULL, server_report_sample, server_remote_alarms, srv,
+                            server_report_lists};
     wr_remote_deps_t qd = {srv->base, NULL, srv->cfg->cluster->node, server_vhost, server_links_drained, srv};
     int rc;
 

@@ -12,6 +12,7 @@
 #include "broker/cluster/link.h"
 #include "broker/cluster/membership.h"
 #include "broker/cluster/raftd.h"
+#include "broker/cluster/reports.h"
 #include "core/status.h"
 
 /* A change waiting for its outcome; the request's fields a reply uses are copied. */
@@ -197,6 +198,87 @@ static void forget(wr_mgmt_req_t *r, const char *node)
                       node);
     else
         remove_member(r, node);
+}
+
+/* ---------------------------------------------------------------- the peers' lists */
+
+typedef void (*peer_fn)(const wr_mgmt_req_t *r, json_t *doc, void *arg);
+
+/* f(r, lists, arg) for the last lists of each peer whose link is up. */
+static void foreach_peer(const wr_mgmt_req_t *r, peer_fn f, void *arg)
+{
+    wr_peer_status_t st;
+    wr_bytes_t b;
+    json_t *doc;
+
+    for (size_t i = 0; r->env->reports && i < wr_peer_count(r->env->peers); i++) {
+        wr_peer_status(r->env->peers, i, &st);
+        if (!st.up || !wr_reports_lists(r->env->reports, st.name, &b))
+            continue;
+        doc = json_loadb((const char *)b.data, b.len, 0, NULL);
+        if (json_is_object(doc))
+            f(r, doc, arg);
+        json_decref(doc);
+    }
+}
+
+typedef struct {
+    json_t *arr;
+    const char *list, *only;
+} add_ctx_t;
+
+static void add_items(const wr_mgmt_req_t *r, json_t *doc, void *arg)
+{
+    const add_ctx_t *x = arg;
+    json_t *item;
+    size_t i;
+
+    json_array_foreach(json_object_get(doc, x->list), i, item)
+    {
+        const char *user = json_string_value(json_object_get(item, "user"));
+        const char *name = json_string_value(json_object_get(item, "name"));
+
+        if ((wr_mgmt_sees_all(r) || (user && strcmp(user, r->user) == 0)) &&
+            (!x->only || (name && strcmp(name, x->only) == 0)))
+            json_array_append(x->arr, item);
+    }
+}
+
+void wr_mgmt_cluster_add_peers(const wr_mgmt_req_t *r, json_t *arr, const char *list, const char *only)
+{
+    add_ctx_t x = {arr, list, only};
+
+    foreach_peer(r, add_items, &x);
+}
+
+/* body[obj][key] += from[obj][key], when both are integers. */
+static void add_figure(json_t *body, const char *obj, const char *key, json_t *from)
+{
+    json_t *v = json_object_get(json_object_get(body, obj), key);
+    json_t *add = json_object_get(json_object_get(from, obj), key);
+
+    if (json_is_integer(v) && json_is_integer(add))
+        json_integer_set(v, json_integer_value(v) + json_integer_value(add));
+}
+
+static void add_overview(const wr_mgmt_req_t *r, json_t *doc, void *arg)
+{
+    static const char *const figures[][2] = {{"object_totals", "connections"},
+                                             {"object_totals", "channels"},
+                                             {"queue_totals", "messages"},
+                                             {"queue_totals", "messages_ready"},
+                                             {"queue_totals", "messages_unacknowledged"}};
+    json_t *body = arg, *listeners = json_object_get(doc, "listeners");
+
+    for (size_t i = 0; i < sizeof(figures) / sizeof(figures[0]); i++)
+        add_figure(body, figures[i][0], figures[i][1], doc);
+    if (json_is_array(listeners))
+        json_array_extend(json_object_get(body, "listeners"), listeners);
+}
+
+void wr_mgmt_cluster_overview(const wr_mgmt_req_t *r, json_t *body)
+{
+    foreach_peer(r, add_overview, body);
 }
 
 /* ---------------------------------------------------------------- routing */

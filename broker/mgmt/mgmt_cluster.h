@@ -17,4 +17,14 @@
  */
 void wr_mgmt_cluster(wr_mgmt_req_t *r);
 
+/*
+ * Appends to arr the items of list ("connections" or "channels") that every
+ * reachable peer last reported (mgmt_cluster_lists.h) and r may see (its
+ * own, or all for administrators and monitoring users); only: just the item
+ * of that name. Nothing outside a cluster.
+ */
+void wr_mgmt_cluster_add_peers(const wr_mgmt_req_t *r, json_t *arr, const char *list, const char *only);
+/* Adds the peers' object and queue totals to body (an /api/overview) and their listeners to its own. */
+void wr_mgmt_cluster_overview(const wr_mgmt_req_t *r, json_t *body);
+
 #endif

@@ -172,3 +172,48 @@ def test_join_forget_removed_leave(cluster, ctl):
     assert ctl(n1, "cluster", "forget", "n2") == (
         1, "", "warrenctl: DELETE /api/cluster/members/n2: 503 no_quorum: cluster 'warren' has no leader: a "
         "majority of its members must be running\n")
+
+
+@pytest.fixture
+def three(warrend_binary, tmp_path):
+    c = Cluster(tmp_path)
+    c.start_all()
+    c.wait_all_up()
+    yield c
+    c.stop_all()
+
+
+def test_listings_cluster_wide(three):
+    n1, n2, n3 = (three.nodes[n] for n in ("n1", "n2", "n3"))
+    conns = [n.connect() for n in (n1, n2, n3)]
+    chans = [c.channel() for c in conns]
+    change(n2, lambda ch: ch.queue_declare("on-n2", durable=True))
+    chans[1].basic_publish("", "on-n2", b"one")
+    chans[1].basic_publish("", "on-n2", b"two")
+
+    def nodes_of(node, path):
+        r = node.http().get(path)
+        assert r.status == 200, r
+        return sorted(item["node"] for item in r.json)
+    # Every node lists every node's connections and channels with their node
+    # (the peers' as their last report, within a second).
+    for n in (n1, n2, n3):
+        wait_for(lambda: nodes_of(n, "/api/connections") == ["n1", "n2", "n3"], timeout=DEADLINE,
+                 what="%s to list the connections of all three nodes" % n.name)
+        wait_for(lambda: nodes_of(n, "/api/channels") == ["n1", "n2", "n3"], timeout=DEADLINE,
+                 what="%s to list the channels of all three nodes" % n.name)
+    # A queue is listed everywhere with its home.
+    wait_for(lambda: n1.http().get("/api/queues/%2F/on-n2").json.get("node") == "n2", timeout=DEADLINE,
+             what="n1 to list on-n2 with its home n2")
+
+    def overview_ok():
+        o = n1.http().get("/api/overview").json
+        ports = sorted(l["port"] for l in o["listeners"] if l["protocol"] == "amqp")
+        return (o["object_totals"]["connections"] == 3 and o["object_totals"]["channels"] == 3 and
+                o["queue_totals"]["messages"] == 2 and ports == sorted(n.amqp_port for n in (n1, n2, n3)) and
+                sorted({l["node"] for l in o["listeners"]}) == ["n1", "n2", "n3"])
+    wait_for(overview_ok, timeout=DEADLINE, what="n1's overview to count the whole cluster")
+    for c in conns:
+        c.close()
+    wait_for(lambda: n1.http().get("/api/connections").json == [], timeout=DEADLINE,
+             what="the closed connections to leave n1's list")

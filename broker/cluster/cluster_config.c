@@ -164,7 +164,7 @@ static bool parse_endpoint(probs_t *p, const char *path, const json_t *obj, bool
         if (with_name && strcmp(key, "name") == 0 && (s = get_name(p, kpath, v)) && !set(&e->name, s))
             return false;
         if (with_name && strcmp(key, "seed") == 0 && !json_is_boolean(v))
-            bad(p, kpath, "expected true or false, got %s", kind(v));
+            bad(p, kpath, "must be true or false");
         if (strcmp(key, "address") != 0 && strcmp(key, "port") != 0 &&
             (!with_name || (strcmp(key, "name") != 0 && strcmp(key, "seed") != 0)))
             bad(p, kpath, "unknown key");

@@ -103,8 +103,9 @@ static void reply_failure(wait_t *w, int status)
         wr_mgmt_error(&w->r, 409, "last_member", "node '%s' is the last member of cluster '%s'", w->node,
                       name);
     else if (status == WR_ENOENT)
-        wr_mgmt_error(&w->r, 503, "no_quorum",
-                      "cluster '%s' has no leader: a majority of its members must be running", name);
+        wr_mgmt_error(
+            &w->r, 503, "no_quorum",
+            "cluster '%s' has no leader: a majority of its members must be running, and one elected", name);
     else if (status == WR_ETIMEDOUT)
         wr_mgmt_error(&w->r, 503, "timeout", "the change did not complete within %d s; it may still happen",
                       WR_RGROUP_CHANGE_TIMEOUT_MS / 1000);

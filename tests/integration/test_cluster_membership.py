@@ -222,3 +222,33 @@ def test_listings_cluster_wide(three):
         c.close()
     wait_for(lambda: n1.http().get("/api/connections").json == [], timeout=DEADLINE,
              what="the closed connections to leave n1's list")
+
+
+def test_warrenctl_cluster_usage_and_single_node(warrend_binary, mgmt_broker, tmp_path):
+    """Usage errors exit 2 before any request; a node without a cluster
+    section answers 400; the help lists the four commands."""
+    path = warrenctl_path()
+    if not path:
+        pytest.skip("warrenctl not built (set WARRENCTL or WARREND)")
+    home = tmp_path / "home"
+    home.mkdir()
+    api = mgmt_broker.mgmt
+
+    def run(*args):
+        p = subprocess.run([path, "--host", api.host, "--port", str(api.port)] + list(args),
+                           capture_output=True, timeout=30, env=clean_env(home))
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+    assert run("cluster", "join") == (2, "", "warrenctl: missing arguments (see warrenctl cluster "
+                                             "join --help)\n")
+    assert run("cluster", "forget", "a", "b")[0] == 2
+    assert run("cluster", "leave", "n1")[0] == 2
+    assert run("cluster") == (2, "", "warrenctl: 'cluster' needs one of:\n"
+                                     "  warrenctl cluster status \n  warrenctl cluster join NODE\n"
+                                     "  warrenctl cluster leave \n  warrenctl cluster forget NODE\n")
+    assert run("cluster", "status") == (
+        1, "", "warrenctl: GET /api/cluster/members: 400 bad_request: this node is not clustered (no cluster "
+        "section)\n")
+    rc, out, _ = run("cluster", "join", "--help")
+    assert rc == 0 and out.startswith("usage: warrenctl [OPTIONS] cluster join NODE\n"), out
+    rc, out, _ = run("--help")
+    assert rc == 0 and all("  cluster %s" % w in out for w in ("status", "join", "leave", "forget")), out

@@ -215,6 +215,7 @@ static void on_app(void *ud, const char *node, uint8_t kind, uint64_t group, wr_
     wr_cursor_t c = wr_cursor(body);
     uint64_t req = 0;
     uint32_t status = 0;
+    char why[300];
     join_t *j;
 
     if (kind == WR_MEMBER_JOIN && wr_rd_u64(&c, &req) && wr_cursor_left(&c) == 0) {
@@ -224,7 +225,8 @@ static void on_app(void *ud, const char *node, uint8_t kind, uint64_t group, wr_
         if ((j = join_take(m, node, req)) != NULL)
             join_finish(j, (int)(int32_t)status);
     } else if (kind == WR_MEMBER_REMOVED && body.len == 0) {
-        gone(m, node);
+        snprintf(why, sizeof(why), "%s says so", node);
+        gone(m, why);
     } else {
         wr_peer_links_drop(m->d.links, node, "a malformed membership message");
     }

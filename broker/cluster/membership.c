@@ -178,7 +178,8 @@ static void serve_join(wr_membership_t *m, const char *node, uint64_t req)
     int rc = WR_ENOMEM;
 
     if (c && (c->peer = strdup(node)) != NULL) {
-        *c = (change_t){.m = m, .peer = c->peer, .req = req};
+        c->m = m;
+        c->req = req;
         rc = m->meta ? wr_rgroup_add_member(m->meta, node, on_served, c) : WR_ENOENT;
     }
     wr_log_info("cluster: %s asks to join: %s", node, rc == WR_OK ? "adding it" : "refused");

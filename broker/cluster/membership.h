@@ -62,9 +62,10 @@ void wr_membership_set_group(wr_membership_t *m, wr_rgroup_t *meta);
 /*
  * Asks member `via` to add this node to the metadata group. done: WR_OK
  * (this node is a voter, caught up), WR_EEXIST (already a member),
- * WR_ENOENT (no leader, or no majority), WR_ETIMEDOUT (outcome unknown),
- * WR_EIO (via went away before answering). Returns WR_OK (done will be
- * called), WR_EIO (via's link is down) or WR_ENOMEM.
+ * WR_ENOENT (no leader, or no majority), WR_ETIMEDOUT (no answer within
+ * WR_MEMBER_JOIN_TIMEOUT_MS, or the change's own timeout: the outcome is
+ * unknown), or WR_ENOENT from wr_membership_free. Returns WR_OK (done will
+ * be called), WR_EIO (via's link is down or full) or WR_ENOMEM.
  */
 int wr_membership_join(wr_membership_t *m, const char *via, wr_membership_done_fn done, void *ud);
 /*

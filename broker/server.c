@@ -27,6 +27,7 @@
 
 #include "broker/base/loop.h"
 #include "broker/cluster/link.h"
+#include "broker/cluster/membership.h"
 #include "broker/cluster/meta.h"
 #include "broker/cluster/remote.h"
 #include "broker/cluster/reports.h"
@@ -38,6 +39,7 @@
 #include "broker/node/durable_defs.h"
 #include "broker/base/log.h"
 #include "broker/mgmt/mgmt.h"
+#include "broker/mgmt/mgmt_cluster_lists.h"
 #include "broker/mgmt/mgmt_nodes.h"
 #include "broker/vhost/policy.h"
 #include "broker/amqp/reply_to.h"
@@ -96,6 +98,10 @@ struct wr_server_s {
     wr_quorum_t *quorum;      /* quorum queues' groups on this node; NULL without a cluster section */
     const char **node_names;  /* the cluster's node names, for quorum queue placement */
     wr_rgroup_t *meta_group;  /* the metadata Raft group driving it */
+    /* Joins, leaves, removals; NULL without a cluster section. */
+    wr_membership_t *membership;
+    /* wr_server_run's result once the loop ends (a removed node: WR_EEXIST). */
+    int exit_rc;
 };
 
 static void server_close_listeners(wr_server_t *srv)
@@ -243,19 +249,13 @@ static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(srv->base);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* Closes the listeners and every connection; the loop ends once they are gone (or at the deadline). */
+static void server_begin_stop(wr_server_t *srv)
 {
-    wr_server_t *srv = arg;
     struct timeval grace = {SHUTDOWN_GRACE_SEC, 0};
     wr_list_t *pos, *tmp;
 
-    if (srv->stopping) {
-        wr_log_warn("received %s again; stopping now", sig == SIGINT ? "SIGINT" : "SIGTERM");
-        event_base_loopbreak(srv->base);
-        return;
-    }
     srv->stopping = true;
-    wr_log_info("received %s; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     server_close_listeners(srv);
     event_del(srv->accept_retry);
     /* wr_conn_shutdown may move the connection to the closing list. */
@@ -265,6 +265,19 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     event_add(srv->stop_deadline, &grace);
     event_active(srv->reaper, 0, 0);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    wr_server_t *srv = arg;
+
+    if (srv->stopping) {
+        wr_log_warn("received %s again; stopping now", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        event_base_loopbreak(srv->base);
+        return;
+    }
+    wr_log_info("received %s; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server_begin_stop(srv);
 }
 
 /* Log rotation: the file was renamed; lines go to a new one at the path. */
@@ -393,6 +406,14 @@ static void server_report_sample(void *ud, wr_report_t *out)
     wr_mgmt_node_sample(&srv->mgmt_env, out);
 }
 
+/* What this node lists in the management API, for the other nodes' listings (mgmt_cluster.h). */
+static void server_report_lists(void *ud, wr_buf_t *out)
+{
+    wr_server_t *srv = ud;
+
+    wr_mgmt_cluster_sample(&srv->mgmt_env, out);
+}
+
 /* Other nodes' memory and disk alarms hold this node's publishers too. */
 static void server_remote_alarms(void *ud)
 {
@@ -428,6 +449,17 @@ static int server_peer_tls(wr_server_t *srv)
     return WR_OK;
 }
 
+/* This node is no longer a cluster member (membership.c logged why): it stops, exiting 1 unless it left. */
+static void server_member_stop(void *ud, bool left)
+{
+    wr_server_t *srv = ud;
+
+    if (!left)
+        srv->exit_rc = WR_EEXIST;
+    if (!srv->stopping)
+        server_begin_stop(srv);
+}
+
 static void server_on_raft(void *ctx, const char *node, uint64_t group, const wr_raft_msg_t *m)
 {
     wr_server_t *srv = ctx;
@@ -435,19 +467,27 @@ static void server_on_raft(void *ctx, const char *node, uint64_t group, const wr
     wr_raftd_on_raft(srv->raftd, node, group, m);
 }
 
-/* The Raft driver in data_dir/raft, on the links (it routes its APP kinds before they start). */
+/* The Raft driver in data_dir/raft, on the links (it and the membership
+ * route their APP kinds before they start); a node removed from the
+ * cluster stops here. */
 static int server_start_raftd(wr_server_t *srv)
 {
     size_t n = strlen(srv->cfg->data_dir) + sizeof("/raft");
     wr_raftd_opts_t o = {.base = srv->base, .links = srv->peers, .cluster = srv->cfg->cluster};
+    wr_membership_deps_t md = {srv->base, srv->peers, srv->cfg->cluster, NULL, server_member_stop, srv};
     char *dir = malloc(n);
     int rc;
 
     if (!dir)
         return WR_ENOMEM;
     snprintf(dir, n, "%s/raft", srv->cfg->data_dir);
-    o.dir = dir;
-    rc = wr_raftd_open(&o, &srv->raftd);
+    md.raft_dir = o.dir = dir;
+    if ((rc = wr_membership_check(dir, srv->cfg->cluster->name)) == WR_OK)
+        rc = (srv->membership = wr_membership_new(&md)) ? WR_OK : WR_ENOMEM;
+    if (rc == WR_OK) {
+        o.watch = wr_membership_watch(srv->membership);
+        rc = wr_raftd_open(&o, &srv->raftd);
+    }
     free(dir);
     return rc;
 }
@@ -488,7 +528,7 @@ static void server_user_deleted(void *ud, const char *name)
     }
 }
 
-/* The metadata group (every configured node a first voter): opening it
+/* The metadata group (the nodes not marked "seed": false its first voters): opening it
  * applies what is committed, recreating the definitions; from then on the
  * channel handlers and the management API change definitions through it. */
 static int server_open_meta(wr_server_t *srv)
@@ -506,19 +546,24 @@ static int server_open_meta(wr_server_t *srv)
                                .user_deleted = server_user_deleted};
     const char **members = calloc(cc->n_nodes, sizeof(*members));
     wr_rgroup_sm_t sm;
+    size_t n = 0;
 
     srv->meta = members != NULL ? wr_meta_new(&md) : NULL;
     if (srv->meta == NULL) {
         free(members);
         return WR_ENOMEM;
     }
-    for (size_t i = 0; i < cc->n_nodes; i++)
-        members[i] = cc->nodes[i].name;
+    for (size_t i = 0; i < cc->n_nodes; i++) {
+        if (!cc->joins[i])
+            members[n++] = cc->nodes[i].name;
+    }
     wr_meta_set_remote(srv->meta, srv->remote);
     wr_meta_set_quorum(srv->meta, srv->quorum, srv->node_names, cc->n_nodes);
     wr_meta_sm(&sm);
-    srv->meta_group = wr_rgroup_open(srv->raftd, WR_RGROUP_META, members, cc->n_nodes, 0, &sm, srv->meta);
+    srv->meta_group = wr_rgroup_open(srv->raftd, WR_RGROUP_META, members, n, 0, &sm, srv->meta);
     free(members);
+    wr_membership_set_group(srv->membership, srv->meta_group);
+    srv->mgmt_env.membership = srv->membership;
     srv->conn_env.meta = srv->meta;
     srv->vhost_env.queue_deleted = wr_meta_queue_gone;
     srv->vhost_env.queue_deleted_ud = srv->meta;
@@ -560,7 +605,8 @@ static int server_open_quorum(wr_server_t *srv)
 static int server_start_peers(wr_server_t *srv)
 {
     const wr_peer_handler_t h = {.on_raft = server_on_raft, .ctx = srv};
-    wr_reports_deps_t rd = {srv->base, NULL, server_report_sample, server_remote_alarms, srv};
+    wr_reports_deps_t rd = {srv->base,          NULL, server_report_sample, server_remote_alarms, srv,
+                            server_report_lists};
     wr_remote_deps_t qd = {srv->base, NULL, srv->cfg->cluster->node, server_vhost, server_links_drained, srv};
     int rc;
 
@@ -787,7 +833,7 @@ int wr_server_run(wr_server_t *srv)
         wr_log_error("event loop failed");
         return WR_EIO;
     }
-    return WR_OK;
+    return srv->exit_rc;
 }
 
 void wr_server_free(wr_server_t *srv)
@@ -807,6 +853,7 @@ void wr_server_free(wr_server_t *srv)
     srv->vhost_env.queue_deleted = NULL;
     wr_quorum_free(srv->quorum); /* before the driver: its queues forget their groups */
     wr_raftd_close(srv->raftd);  /* before the links it sends on */
+    wr_membership_free(srv->membership);
     wr_peer_links_free(srv->peers);
     wr_tls_free(srv->peer_tls);
     server_close_listeners(srv);

@@ -163,8 +163,10 @@ static bool parse_endpoint(probs_t *p, const char *path, const json_t *obj, bool
             get_port(p, kpath, v, &e->port);
         if (with_name && strcmp(key, "name") == 0 && (s = get_name(p, kpath, v)) && !set(&e->name, s))
             return false;
+        if (with_name && strcmp(key, "seed") == 0 && !json_is_boolean(v))
+            bad(p, kpath, "must be true or false");
         if (strcmp(key, "address") != 0 && strcmp(key, "port") != 0 &&
-            (!with_name || strcmp(key, "name") != 0))
+            (!with_name || (strcmp(key, "name") != 0 && strcmp(key, "seed") != 0)))
             bad(p, kpath, "unknown key");
     }
     for (size_t i = 0; i < (with_name ? 3u : 2u); i++) {
@@ -189,11 +191,15 @@ static bool parse_nodes(probs_t *p, wr_cluster_config_t *c, const json_t *arr)
     c->nodes = calloc(json_array_size(arr) + 1, sizeof(*c->nodes));
     if (!c->nodes)
         return false;
+    c->joins = calloc(json_array_size(arr) + 1, sizeof(*c->joins));
+    if (!c->joins)
+        return false;
     json_array_foreach(arr, i, item)
     {
         snprintf(path, sizeof(path), "cluster.nodes[%zu]", i);
         if (!parse_endpoint(p, path, item, true, &c->nodes[i]))
             return false;
+        c->joins[i] = json_is_false(json_object_get(item, "seed"));
         c->n_nodes++;
     }
     return true;
@@ -318,6 +324,17 @@ static void check_members(probs_t *p, wr_cluster_config_t *c)
         bad(p, "cluster.node", "'%s' is not one of cluster.nodes", c->node);
 }
 
+/* A new cluster's first members are the nodes not marked "seed": false. */
+static void check_seeds(probs_t *p, const wr_cluster_config_t *c)
+{
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        if (!c->joins[i])
+            return;
+    }
+    if (c->n_nodes > 0)
+        bad(p, "cluster.nodes", "every node has \"seed\": false; a new cluster needs at least one seed");
+}
+
 static bool parse_listen(probs_t *p, wr_cluster_config_t *c, const json_t *v)
 {
     wr_cluster_node_t e = {0};
@@ -372,6 +389,7 @@ static bool parse_section(probs_t *p, wr_cluster_config_t *c, const json_t *v)
     if (!parse_secret(p, c, v))
         return false;
     check_members(p, c);
+    check_seeds(p, c);
     return true;
 }
 
@@ -408,6 +426,7 @@ void wr_cluster_config_free(wr_cluster_config_t *c)
         free(c->nodes[i].address);
     }
     free(c->nodes);
+    free(c->joins);
     if (c->secret)
         explicit_bzero(c->secret, c->secret_len);
     free(c->secret);

@@ -37,6 +37,9 @@ typedef struct wr_cluster_config_s {
     size_t n_nodes;
     size_t self;
     bool tls; /* peer links over TLS with the "tls" section's certificate, key and CA */
+    /* joins[i]: nodes[i] has "seed": false, so it is not a first member of a
+     * new cluster but joins one later (warrenctl cluster join); NULL: none has. */
+    bool *joins;
 } wr_cluster_config_t;
 
 /* Receives one problem: path ("cluster.nodes[1].port") and reason. */

@@ -59,6 +59,8 @@ enum {
     WR_PEER_APP_QUEUE_LAST = 63,
     WR_PEER_APP_NODE_FIRST = 64, /* node reports (reports.h) */
     WR_PEER_APP_NODE_LAST = 71,
+    WR_PEER_APP_MEMBER_FIRST = 72, /* membership: join requests, removal notices (membership.h) */
+    WR_PEER_APP_MEMBER_LAST = 79,
 };
 
 /* A received application message; body is valid during the call only. */

@@ -253,6 +253,19 @@ static void dispatch_msgs(wr_rgroup_t *g, const wr_raft_ready_t *rd)
         (void)hold(g, &rd->msgs_after_sync[i]);
 }
 
+/* A committed membership change: whether it removes this node, which was a member until now. */
+static void apply_conf(wr_rgroup_t *g, const wr_raft_entry_t *e)
+{
+    wr_raft_conf_t c;
+    bool was = g->member;
+
+    if (wr_raft_conf_decode(e, &c) != WR_OK)
+        return;
+    g->member = wr_raftd_conf_has(&c, g->d->self);
+    if (was && !g->member && g->d->watch.removed)
+        g->d->watch.removed(g->d->watch.ud, g->id);
+}
+
 /* Step 4, after wr_raft_advance so that done callbacks may propose: in order, each entry once. */
 static void apply(wr_rgroup_t *g, const wr_raft_entry_t *e, size_t n)
 {
@@ -262,6 +275,8 @@ static void apply(wr_rgroup_t *g, const wr_raft_entry_t *e, size_t n)
         g->applied = e[i].index;
         if (e[i].type == WR_RAFT_ENTRY_NORMAL)
             g->sm.apply(g->ud, e[i].index, e[i].data, e[i].len);
+        else if (e[i].type == WR_RAFT_ENTRY_CONFIG)
+            apply_conf(g, &e[i]);
         wr_raftd_props_applied(g, &e[i]);
     }
 }
@@ -306,6 +321,8 @@ static int drive_once(wr_rgroup_t *g)
     }
     if (rd.installed)
         installed = rd.snapshot;
+    if (rd.installed && installed.conf.n > 0)
+        g->member = wr_raftd_conf_has(&installed.conf, g->d->self);
     g->snap_wanted |= rd.snapshot_wanted;
     wr_raft_advance(g->raft);
     if (rc == WR_OK)
@@ -433,6 +450,20 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     drive_all(d);
 }
 
+/* A vote request from a node that this member's committed membership lacks, with no newer log. */
+static void check_stranger(wr_rgroup_t *g, const char *node, const wr_raft_msg_t *m)
+{
+    wr_raft_status_t st;
+    wr_raft_conf_t c;
+
+    if (g->d->watch.stranger == NULL || (m->type != WR_RAFT_MSG_VOTE && m->type != WR_RAFT_MSG_PREVOTE))
+        return;
+    wr_raft_status(g->raft, &st);
+    wr_raft_conf(g->raft, &c);
+    if (c.index <= st.commit && m->index <= st.commit && !wr_raftd_conf_has(&c, m->from))
+        g->d->watch.stranger(g->d->watch.ud, g->id, node);
+}
+
 void wr_raftd_on_raft(wr_raftd_t *d, const char *node, uint64_t group, const wr_raft_msg_t *m)
 {
     wr_rgroup_t *g = wr_raftd_group(d, group);
@@ -444,6 +475,7 @@ void wr_raftd_on_raft(wr_raftd_t *d, const char *node, uint64_t group, const wr_
         return;
     if (m->type == WR_RAFT_MSG_APP_RESP && !m->reject && m->index > g->match[slot])
         g->match[slot] = m->index;
+    check_stranger(g, node, m);
     if (wr_raft_step(g->raft, m) != WR_OK)
         wr_log(WR_LOG_ERROR, "raft: group %llu: out of memory on a message", (unsigned long long)group);
     wr_raftd_wake(g);
@@ -582,6 +614,7 @@ static void set_opts(wr_raftd_t *d, const wr_raftd_opts_t *o)
     d->election_ticks = o->election_ticks ? o->election_ticks : 10;
     d->heartbeat_ticks = o->heartbeat_ticks ? o->heartbeat_ticks : 2;
     d->snap_chunk = o->snap_chunk ? o->snap_chunk : DEFAULT_CHUNK;
+    d->watch = o->watch;
     d->seed = seed() ^ wr_crc32c_update(0, o->cluster->node, strlen(o->cluster->node));
 }
 

@@ -33,6 +33,20 @@ typedef struct wr_rgroup_s wr_rgroup_t;
  * config refuses two node names with the same id. */
 uint32_t wr_raftd_node_id(const char *name);
 
+/*
+ * Membership news (broker/cluster/membership.h); either may be NULL. Called
+ * on the loop from the driver; neither may close it.
+ */
+typedef struct {
+    /* group applied a committed change that removes this node (a member until then). */
+    void (*removed)(void *ud, uint64_t group);
+    /* node asked for a vote in group although this member's committed
+     * membership lacks it and its log is no newer than what this member has
+     * committed: it was removed (or never added) and does not know it. */
+    void (*stranger)(void *ud, uint64_t group, const char *node);
+    void *ud;
+} wr_raftd_watch_t;
+
 typedef struct {
     struct event_base *base;
     wr_peer_links_t *links;             /* the driver routes its APP kinds and sets no handler of its own */
@@ -43,6 +57,7 @@ typedef struct {
     unsigned heartbeat_ticks;           /* 0: 2 */
     const struct wr_vfs_s *vfs;         /* NULL: the real file system (tests pass a slow one) */
     unsigned snap_chunk;                /* bytes per snapshot chunk sent; 0: 256 KiB */
+    wr_raftd_watch_t watch;             /* copied */
 } wr_raftd_opts_t;
 
 /*

@@ -104,6 +104,24 @@ static int config_peers(wr_rgroup_t *g, const char *const *members, size_t n, wr
     return wr_raftd_members(g, cfg->peers, &cfg->n_peers);
 }
 
+bool wr_raftd_conf_has(const wr_raft_conf_t *c, uint32_t id)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->id[i] == id)
+            return true;
+    }
+    return false;
+}
+
+/* Whether this node is a member as of the snapshot (or, without one, among the first voters). */
+static bool member_at(const wr_raft_config_t *cfg, const wr_raft_snapshot_t *meta)
+{
+    wr_raft_conf_t first = {.n = cfg->n_peers};
+
+    memcpy(first.id, cfg->peers, sizeof(first.id));
+    return wr_raftd_conf_has(meta->conf.n > 0 ? &meta->conf : &first, cfg->id);
+}
+
 /* The core from the stored snapshot, log and hard state. */
 int wr_raftd_restore(wr_rgroup_t *g, const char *const *members, size_t n)
 {
@@ -129,6 +147,7 @@ int wr_raftd_restore(wr_rgroup_t *g, const char *const *members, size_t n)
     g->raft = wr_raft_restore(&cfg, h, &meta, e, count);
     rc = g->raft ? WR_OK : WR_ENOMEM;
     g->applied = cfg.snapshot_lost ? 0 : meta.index;
+    g->member = member_at(&cfg, &meta);
 out:
     wr_raftd_entries_free(e, count);
     return rc;

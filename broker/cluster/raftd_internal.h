@@ -80,6 +80,7 @@ struct wr_rgroup_s {
     bool broken;      /* a received snapshot could not be installed: the group stopped */
     bool snap_wanted; /* a follower needs a newer snapshot than this leader's */
     bool deleted;     /* wr_rgroup_delete: gone at the end of the next drive */
+    bool member;      /* this node is in the membership applied so far (watch.removed) */
     uint32_t leader;  /* as leader_changed last reported it */
     wr_raft_role_t role;
     uint64_t elections;
@@ -97,6 +98,7 @@ struct wr_raftd_s {
     const wr_vfs_t *vfs;
     char *dir;
     unsigned tick_ms, election_ticks, heartbeat_ticks, snap_chunk;
+    wr_raftd_watch_t watch;
     uint32_t *ids; /* ids[i]: the member id of cluster->nodes[i] */
     uint32_t self;
     uint64_t seed;
@@ -127,7 +129,9 @@ void wr_raftd_entries_free(wr_raft_entry_t *e, size_t n);
 /* Hands the WAL a snapshot marker for g. WR_OK or the WAL's error (the driver has failed). */
 int wr_raftd_wal_snapshot(wr_rgroup_t *g, uint64_t index, uint64_t term);
 
-/* raftd_group.c. Builds g's core from its stored snapshot, log and hard state. WR_OK or an error (logged). */
+/* raftd_group.c. Whether id is in c. */
+bool wr_raftd_conf_has(const wr_raft_conf_t *c, uint32_t id);
+/* Builds g's core from its stored snapshot, log and hard state. WR_OK or an error (logged). */
 int wr_raftd_restore(wr_rgroup_t *g, const char *const *members, size_t n);
 
 /* raftd_snap.c. Creates g->dir. WR_OK or WR_EIO (logged). */

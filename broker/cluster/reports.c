@@ -26,6 +26,8 @@ typedef struct {
     bool have;
     wr_report_t rep;
     wr_buf_t raw; /* the body rep's names borrow from */
+    bool have_lists;
+    wr_buf_t lists; /* the last WR_REPORT_LISTS_KIND body */
 } peer_t;
 
 struct wr_reports_s {
@@ -140,6 +142,13 @@ static void send_to(wr_reports_t *r, const char *node)
     body = (wr_bytes_t){r->out.data, r->out.len};
     /* A report that does not fit now is replaced by the next one. */
     (void)wr_peer_send_app(r->d.links, node, WR_REPORT_KIND, 0, &body, 1);
+    if (!r->d.sample_lists)
+        return;
+    wr_buf_reset(&r->out);
+    r->d.sample_lists(r->d.ud, &r->out);
+    body = (wr_bytes_t){r->out.data, r->out.len};
+    if (wr_buf_ok(&r->out) && body.len <= WR_REPORT_LISTS_MAX)
+        (void)wr_peer_send_app(r->d.links, node, WR_REPORT_LISTS_KIND, 0, &body, 1);
 }
 
 static void send_all(wr_reports_t *r)
@@ -154,15 +163,27 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     send_all(arg);
 }
 
+/* A peer's lists: kept as they came (the management API parses them). */
+static void on_lists(peer_t *p, wr_bytes_t body)
+{
+    wr_buf_reset(&p->lists);
+    wr_buf_put(&p->lists, body.data, body.len);
+    p->have_lists = wr_buf_ok(&p->lists) && body.len <= WR_REPORT_LISTS_MAX;
+}
+
 static void on_report(void *ud, const char *node, uint8_t kind, uint64_t group, wr_bytes_t body)
 {
     wr_reports_t *r = ud;
     peer_t *p = peer_find(r, node, strlen(node));
     wr_report_t rep;
-    int rc = wr_report_decode(body, &rep);
+    int rc = kind == WR_REPORT_KIND ? wr_report_decode(body, &rep) : WR_OK;
 
     if (!p)
         return;
+    if (kind == WR_REPORT_LISTS_KIND) {
+        on_lists(p, body);
+        return;
+    }
     if (rc != WR_OK) {
         wr_log_warn("cluster: peer %s sent a malformed node report (%d); ignored", node, rc);
         return;
@@ -187,7 +208,7 @@ static void on_down(void *ud, const char *node)
     peer_t *p = peer_find(r, node, strlen(node));
 
     if (p)
-        p->have = false;
+        p->have = p->have_lists = false;
     alarms_update(r);
     send_all(r);
 }
@@ -211,7 +232,7 @@ wr_reports_t *wr_reports_new(const wr_reports_deps_t *d)
         if (!(r->peers[i].name = strdup(st.name)))
             goto err;
     }
-    if (wr_peer_links_route(d->links, WR_REPORT_KIND, WR_REPORT_KIND, on_report, r) != WR_OK ||
+    if (wr_peer_links_route(d->links, WR_REPORT_KIND, WR_REPORT_LISTS_KIND, on_report, r) != WR_OK ||
         wr_peer_links_watch(d->links, &(wr_peer_watch_t){.on_up = on_up, .on_down = on_down, .ud = r}) !=
             WR_OK)
         goto err;
@@ -231,6 +252,7 @@ void wr_reports_free(wr_reports_t *r)
     for (size_t i = 0; r->peers && i < r->n_peers; i++) {
         free(r->peers[i].name);
         wr_buf_free(&r->peers[i].raw);
+        wr_buf_free(&r->peers[i].lists);
     }
     free(r->peers);
     wr_buf_free(&r->out);
@@ -244,6 +266,16 @@ bool wr_reports_get(const wr_reports_t *r, const char *node, wr_report_t *out)
     if (!p || !p->have)
         return false;
     *out = p->rep;
+    return true;
+}
+
+bool wr_reports_lists(const wr_reports_t *r, const char *node, wr_bytes_t *out)
+{
+    const peer_t *p = peer_find(r, node, strlen(node));
+
+    if (!p || !p->have_lists)
+        return false;
+    *out = (wr_bytes_t){p->lists.data, p->lists.len};
     return true;
 }
 

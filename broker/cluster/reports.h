@@ -25,6 +25,11 @@ typedef struct wr_reports_s wr_reports_t;
 #define WR_REPORT_KIND WR_PEER_APP_NODE_FIRST
 /* Reports leave every this many ms. */
 #define WR_REPORT_INTERVAL_MS 1000
+/* The APP kind of a report's companion: what the node lists in the
+ * management API (JSON, opaque here), sent right after each report. */
+#define WR_REPORT_LISTS_KIND (WR_PEER_APP_NODE_FIRST + 1)
+/* The largest such body sent; the producer keeps within it. */
+#define WR_REPORT_LISTS_MAX (256u << 10)
 /* The most peers a report names as reachable. */
 #define WR_REPORT_MAX_UP 63
 
@@ -59,6 +64,8 @@ typedef struct {
     /* The alarms raised on other reachable nodes changed (wr_reports_alarms). May be NULL. */
     void (*alarms_changed)(void *ud);
     void *ud;
+    /* Appends this node's lists (at most WR_REPORT_LISTS_MAX bytes; more are not sent). May be NULL. */
+    void (*sample_lists)(void *ud, wr_buf_t *out);
 } wr_reports_deps_t;
 
 /* Starts reporting (before wr_peer_links_start). NULL on allocation failure. */
@@ -71,6 +78,12 @@ void wr_reports_free(wr_reports_t *r); /* NULL is a no-op */
  * down or no report came yet.
  */
 bool wr_reports_get(const wr_reports_t *r, const char *node, wr_report_t *out);
+/*
+ * The last lists of the peer named node while its link is up: true with
+ * *out (valid until the next lists arrive), false when the link is down or
+ * none came yet.
+ */
+bool wr_reports_lists(const wr_reports_t *r, const char *node, wr_bytes_t *out);
 /* Whether a memory / disk alarm is raised on some reachable peer. */
 void wr_reports_alarms(const wr_reports_t *r, bool *memory, bool *disk);
 /*

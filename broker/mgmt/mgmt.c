@@ -41,6 +41,7 @@
 #include "broker/mgmt/mgmt_http.h"
 #include "broker/mgmt/mgmt_internal.h"
 #include "broker/mgmt/mgmt_json.h"
+#include "broker/mgmt/mgmt_cluster.h"
 #include "broker/mgmt/mgmt_nodes.h"
 #include "broker/mgmt/mgmt_policies.h"
 #include "broker/mgmt/mgmt_topo.h"
@@ -554,7 +555,7 @@ wr_vhost_t *wr_mgmt_vhost(wr_mgmt_req_t *r, size_t i)
 
 /* ---------------------------------------------------------------- small resources */
 
-static json_t *listeners_json(const wr_mgmt_req_t *r)
+json_t *wr_mgmt_listeners_json(const wr_mgmt_req_t *r)
 {
     const wr_config_t *cfg = r->env->cfg;
     json_t *arr = json_array();
@@ -627,8 +628,10 @@ static void overview(wr_mgmt_req_t *r)
                      exchange_types_json(), "message_stats", wr_mgmt_json_node_message_stats(&c, &rt),
                      "queue_totals", totals, "object_totals", "connections", (json_int_t)conns, "channels",
                      (json_int_t)channels, "exchanges", (json_int_t)exchanges, "queues", (json_int_t)queues,
-                     "consumers", (json_int_t)consumers, "listeners", listeners_json(r), "contexts",
+                     "consumers", (json_int_t)consumers, "listeners", wr_mgmt_listeners_json(r), "contexts",
                      wr_mgmt_json_contexts(r->env->cfg, r->node), "statistics_db_event_queue", 0);
+    if (body && r->env->reports)
+        wr_mgmt_cluster_overview(r, body);
     if (body)
         json_object_update_new(body, json_pack("{s:o, s:{s:[iiii], s:[ii], s:[i]}}", "churn_rates",
                                                wr_mgmt_json_churn_rates(&c, &rt), "sample_retention_policies",
@@ -1284,6 +1287,7 @@ static const struct {
     {"whoami", true, whoami},
     {"nodes", false, nodes},
     {"cluster-name", true, cluster_name},
+    {"cluster", false, wr_mgmt_cluster},
     {"exchanges", false, wr_mgmt_topo_exchanges},
     {"queues", false, wr_mgmt_topo_queues},
     {"bindings", false, wr_mgmt_topo_bindings},

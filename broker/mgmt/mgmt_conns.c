@@ -20,6 +20,7 @@
 #include "broker/mgmt/mgmt_json.h"
 #include "broker/queue/queue.h"
 #include "broker/vhost/vhost.h"
+#include "broker/mgmt/mgmt_cluster.h"
 
 /* "host:port" or "[v6]:port" of n bytes into host and *port. */
 static void split_addr(const char *s, size_t n, char *host, size_t hostlen, int *port)
@@ -188,6 +189,8 @@ static json_t *channels_json(const wr_mgmt_req_t *r, const wr_conn_t *c, const c
         if (visible(r, x.conn) && (!c || c == x.conn))
             wr_conn_foreach_channel(x.conn, add_channel, &x);
     }
+    if (!c)
+        wr_mgmt_cluster_add_peers(r, x.arr, "channels", only);
     wr_mgmt_sort(x.arr, order, false);
     return x.arr;
 }
@@ -213,6 +216,7 @@ void wr_mgmt_conns_connections(wr_mgmt_req_t *r)
             if (visible(r, c))
                 json_array_append_new(arr, conn_json(r, c));
         }
+        wr_mgmt_cluster_add_peers(r, arr, "connections", NULL);
         wr_mgmt_sort(arr, order, false);
         wr_mgmt_reply(r, 200, arr);
         return;
@@ -256,6 +260,25 @@ void wr_mgmt_conns_channels(wr_mgmt_req_t *r)
         wr_mgmt_reply(r, 200, one);
     else
         wr_mgmt_not_found(r);
+}
+
+json_t *wr_mgmt_conns_all(const wr_mgmt_env_t *env, const char *node, bool channels)
+{
+    const wr_mgmt_req_t r = {.env = env, .node = node};
+    chan_ctx_t x = {&r, NULL, json_array(), NULL};
+    wr_list_t *pos, *tmp;
+    wr_conn_info_t info;
+
+    wr_list_foreach_safe(pos, tmp, env->conns)
+    {
+        x.conn = wr_conn_from_link(pos);
+        wr_conn_info(x.conn, &info);
+        if (info.open && channels)
+            wr_conn_foreach_channel(x.conn, add_channel, &x);
+        else if (info.open)
+            json_array_append_new(x.arr, conn_json(&r, x.conn));
+    }
+    return x.arr;
 }
 
 void wr_mgmt_conns_totals(const wr_mgmt_env_t *env, size_t *connections, size_t *channels)

@@ -24,5 +24,8 @@ void wr_mgmt_conns_consumers(wr_mgmt_req_t *r);
 json_t *wr_mgmt_conns_queue_consumers(const wr_mgmt_req_t *r, const wr_vhost_t *vh, const wr_queue_t *q);
 /* How many open connections and channels there are (overview, metrics). */
 void wr_mgmt_conns_totals(const wr_mgmt_env_t *env, size_t *connections, size_t *channels);
+/* Every open connection (channels: every channel of one) as /api/connections (/api/channels) shows
+ * it, named as on node, whoever owns it: what this node tells its peers. A new reference. */
+json_t *wr_mgmt_conns_all(const wr_mgmt_env_t *env, const char *node, bool channels);
 
 #endif

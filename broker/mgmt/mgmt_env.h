@@ -25,6 +25,7 @@ struct wr_durable_s;
 struct wr_tls_s;
 struct wr_rgroup_s;
 struct wr_meta_s;
+struct wr_membership_s;
 
 typedef struct {
     struct event_base *base;
@@ -51,6 +52,8 @@ typedef struct {
      * policies and permissions, closing its connections. WR_OK, WR_ENOENT, WR_ENOMEM. */
     int (*vhost_delete)(void *ud, const char *name);
     void *ud;
+    /* Joins and removals (broker/cluster/membership.h); NULL without a cluster section. */
+    struct wr_membership_s *membership;
 } wr_mgmt_env_t;
 
 #endif

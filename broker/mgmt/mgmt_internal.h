@@ -81,6 +81,8 @@ void wr_mgmt_amqp_error(wr_mgmt_req_t *r, const wr_amqp_error_t *e);
 /* For a reply sent after on_request returns: closed(arg) runs if the
  * client's connection goes first (wr_mgmt_http_watch); NULL stops watching. */
 void wr_mgmt_watch(const wr_mgmt_req_t *r, void (*closed)(void *arg), void *arg);
+/* The node's listeners as /api/overview shows them (r's env and node only). A new reference. */
+json_t *wr_mgmt_listeners_json(const wr_mgmt_req_t *r);
 /* The request body as a JSON object; NULL after replying 400 when it is not. */
 json_t *wr_mgmt_body(wr_mgmt_req_t *r);
 /* The value at a dotted path ("queue_totals.messages") of obj, or NULL. */

@@ -19,6 +19,7 @@
 #include "broker/cluster/meta.h"
 #include "broker/cluster/meta_cmd.h"
 #include "broker/cluster/quorum.h"
+#include "broker/cluster/remote.h"
 #include "broker/mgmt/mgmt_conns.h"
 #include "broker/mgmt/mgmt_json.h"
 #include "broker/mgmt/mgmt_meta.h"
@@ -1001,7 +1002,8 @@ static json_t *queue_item(const wr_mgmt_req_t *r, const wr_vhost_t *vh, void *q)
     json_object_update_new(
         obj, json_pack("{s:b, s:s, s:s, s:s, s:I, s:o, s:o, s:o, s:n, s:o, s:o}", "exclusive",
                        wr_queue_opts(q)->exclusive, "type", wr_queue_type_name(q), "state", info.state,
-                       "node", r->node, "consumers", (json_int_t)wr_queue_consumer_count(q), "message_stats",
+                       "node", wr_remote_queue_home(q) ? wr_remote_queue_home(q) : r->node, "consumers",
+                       (json_int_t)wr_queue_consumer_count(q), "message_stats",
                        wr_mgmt_json_message_stats(&c, &rt), "policy", p ? json_string(p->name) : json_null(),
                        "effective_policy_definition", p ? json_deep_copy(p->definition) : json_object(),
                        "operator_policy", "exclusive_consumer_tag", tag_or_null(exclusive),

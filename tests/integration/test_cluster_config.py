@@ -53,6 +53,9 @@ def test_valid_sections(check, tmp_path):
                            {"name": "n2", "address": "localhost", "port": 25002},
                            {"name": "n3", "address": "n3.warren.default.svc.cluster.local", "port": 25003}])
     assert check(names)[0] == 0
+    joiner = section(nodes=[{"name": "n1", "address": "127.0.0.1", "port": 25001, "seed": False},
+                            {"name": "n2", "address": "127.0.0.1", "port": 25002, "seed": True}])
+    assert check(joiner)[0] == 0
     # A secret file: one trailing newline is stripped, so 32 bytes + "\n" is enough.
     f = secret_file(tmp_path, b"k" * 32 + b"\n")
     assert check(section(secret=None, secret_file=f))[0] == 0
@@ -109,6 +112,12 @@ def problems(result):
                     {"name": "node-2000402", "address": "127.0.0.1", "port": 25003}]),
      ["FILE: cluster.nodes[2].name: node name 'node-2000402' has the same Raft member id as 'node-1371838' "
       "(cluster.nodes[1]): rename one"]),
+    # "seed": false marks a node that joins later (docs/CLUSTERING.md, Membership).
+    (section(nodes=[{"name": "n1", "address": "127.0.0.1", "port": 25001, "seed": "no"}]),
+     ["FILE: cluster.nodes[0].seed: must be true or false"]),
+    (section(nodes=[{"name": "n1", "address": "127.0.0.1", "port": 25001, "seed": False},
+                    {"name": "n2", "address": "127.0.0.1", "port": 25002, "seed": False}]),
+     ["FILE: cluster.nodes: every node has \"seed\": false; a new cluster needs at least one seed"]),
 ])
 def test_mistakes(check, cluster, expected):
     assert problems(check(cluster)) == sorted(expected)

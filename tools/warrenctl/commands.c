@@ -1044,6 +1044,60 @@ out:
     return rc;
 }
 
+/* ---------------------------------------------------------------- cluster */
+
+static const wr_column_t member_cols[] = {
+    {"name", "name"}, {"voter", "voter"}, {"running", "running"}, {"this_node", "this_node"}};
+
+/* The metadata group's members as the node asked knows them: a line naming
+ * the cluster, this node and the leader, then one row per member. */
+static int cmd_cluster_status(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    json_t *st;
+    const char *leader;
+    int rc = WR_CTL_OK;
+
+    if (call(c, "GET", api_path("cluster", "members", NULL, NULL), NULL, NULL, &st) != 0)
+        return WR_CTL_FAILED;
+    leader = json_string_value(json_object_get(st, "leader"));
+    if (c->json) {
+        wr_output_json(stdout, st);
+    } else {
+        if (c->format == WR_FORMAT_TABLE)
+            printf("cluster %s: node %s is %s; leader %s\n",
+                   json_string_value(json_object_get(st, "cluster_name")),
+                   json_string_value(json_object_get(st, "node")),
+                   json_is_true(json_object_get(st, "member")) ? "a member" : "not a member",
+                   leader ? leader : "unknown");
+        rc = print_rows(c, json_object_get(st, "members"), COLS(member_cols), "name");
+    }
+    json_decref(st);
+    return rc;
+}
+
+static int cmd_cluster_join(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[300];
+
+    snprintf(done, sizeof(done), "joined the cluster through %s", a->pos[0]);
+    return change(c, "POST", api_path("cluster", "join", NULL, NULL), json_pack("{s:s}", "node", a->pos[0]),
+                  NULL, done);
+}
+
+static int cmd_cluster_leave(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    return change(c, "POST", api_path("cluster", "leave", NULL, NULL), json_object(), NULL,
+                  "left the cluster; the node stops");
+}
+
+static int cmd_cluster_forget(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[300];
+
+    snprintf(done, sizeof(done), "forgot %s", a->pos[0]);
+    return change(c, "DELETE", api_path("cluster", "members", a->pos[0], NULL), NULL, NULL, done);
+}
+
 /* ---------------------------------------------------------------- the table */
 
 #define LIST(what, per_vhost, name_path, cols, help)                                                         \
@@ -1139,6 +1193,21 @@ static const command_t commands[] = {
      "Writes the definitions (all, or --vhost's) as RabbitMQ's definitions.json.", cmd_export, NULL},
     {"import", "", 1, 1, "FILE|-", "Imports a definitions.json (from RabbitMQ or warren).", cmd_import, NULL},
     {"overview", "", 0, 0, "", "Shows versions, object counts and message totals.", cmd_overview, NULL},
+    {"cluster status", "", 0, 0, "",
+     "Shows the cluster's members (the metadata group's), whether each runs, the leader and the node "
+     "asked.",
+     cmd_cluster_status, NULL},
+    {"cluster join", "", 1, 1, "NODE",
+     "Run against a node that is not a member yet: it asks the cluster, through its member NODE, to add "
+     "it; it then catches up (snapshot and log) and answers once it is a voter.",
+     cmd_cluster_join, NULL},
+    {"cluster leave", "", 0, 0, "",
+     "The node asked leaves the cluster: once the change commits it stops, and it will not start as a "
+     "member again.",
+     cmd_cluster_leave, NULL},
+    {"cluster forget", "", 1, 1, "NODE",
+     "Removes NODE, which must be stopped (a dead node), from the cluster, through the node asked.",
+     cmd_cluster_forget, NULL},
     {"alarms", "", 0, 0, "",
      "Health check: exits 0 when no resource alarm is in effect. Otherwise it exits 1 naming the alarms "
      "(memory, disk space) on one line.",
@@ -1263,7 +1332,7 @@ static const command_t *lookup(int argc, char **argv, int *used)
  * to lists and get, --filter to lists, CSV and TSV to overview too. */
 static int check_view(const wr_ctl_t *ctl, const command_t *cmd)
 {
-    bool rows = cmd->fn == cmd_list || cmd->fn == cmd_get;
+    bool rows = cmd->fn == cmd_list || cmd->fn == cmd_get || cmd->fn == cmd_cluster_status;
     const char *opt =
         !rows && ctl->view.columns       ? "--columns"
         : !rows && ctl->view.sort        ? "--sort"

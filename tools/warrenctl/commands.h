@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * warrenctl's subcommands (list, declare, delete, set, purge, publish,
- * get, close, export, import, overview, alarms) over the management HTTP
+ * get, close, export, import, overview, alarms, cluster) over the management HTTP
  * API, vhosts, users, permissions and policies included, and their help
  * texts.
  */

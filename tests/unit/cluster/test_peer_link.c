@@ -211,7 +211,7 @@ static void setup(fixture_t *f)
     f->nodes[0] = (wr_cluster_node_t){"n1", "127.0.0.1", p1};
     f->nodes[1] = (wr_cluster_node_t){"n2", "127.0.0.1", p2};
     f->cfg = (wr_cluster_config_t){
-        "warren", "n1", (uint8_t *)SECRET, strlen(SECRET), "127.0.0.1", p1, f->nodes, 2, 0, false};
+        "warren", "n1", (uint8_t *)SECRET, strlen(SECRET), "127.0.0.1", p1, f->nodes, 2, 0, false, NULL};
     f->links = wr_peer_links_new(f->base, &f->cfg, &h);
     ck_assert_ptr_nonnull(f->links);
     ck_assert_int_eq(

@@ -59,6 +59,8 @@ typedef struct {
     gate_t gate;
     char dir[256];
     wr_cluster_config_t cfg;
+    int removed;       /* watch.removed calls */
+    char stranger[16]; /* the last node watch.stranger named */
 } node_t;
 
 struct cl_s {
@@ -228,6 +230,18 @@ static void on_raft(void *ctx, const char *node, uint64_t group, const wr_raft_m
         wr_raftd_on_raft(n->d, node, group, m);
 }
 
+static void on_watch_removed(void *ud, uint64_t group)
+{
+    ((node_t *)ud)->removed++;
+}
+
+static void on_watch_stranger(void *ud, uint64_t group, const char *node)
+{
+    node_t *n = ud;
+
+    snprintf(n->stranger, sizeof(n->stranger), "%s", node);
+}
+
 static void node_start(cl_t *c, int i)
 {
     node_t *n = &c->n[i];
@@ -238,7 +252,8 @@ static void node_start(cl_t *c, int i)
                          .dir = n->dir,
                          .tick_ms = 20,
                          .vfs = &n->gate.vfs,
-                         .snap_chunk = c->chunk};
+                         .snap_chunk = c->chunk,
+                         .watch = {on_watch_removed, on_watch_stranger, n}};
 
     n->links = wr_peer_links_new(c->base, &n->cfg, &h);
     ck_assert_ptr_nonnull(n->links);
@@ -283,11 +298,17 @@ static void cl_init(cl_t *c, unsigned snapshot_every, unsigned chunk)
         n->cl = c;
         n->i = i;
         snprintf(n->dir, sizeof(n->dir), "%s/%s", c->root, c->nodes[i].name);
-        n->cfg = (wr_cluster_config_t){"warren",          c->nodes[i].name,
-                                       (uint8_t *)SECRET, strlen(SECRET),
-                                       "127.0.0.1",       c->nodes[i].port,
-                                       c->nodes,          N,
-                                       (size_t)i,         false};
+        n->cfg = (wr_cluster_config_t){"warren",
+                                       c->nodes[i].name,
+                                       (uint8_t *)SECRET,
+                                       strlen(SECRET),
+                                       "127.0.0.1",
+                                       c->nodes[i].port,
+                                       c->nodes,
+                                       N,
+                                       (size_t)i,
+                                       false,
+                                       NULL};
         gate_init(&n->gate);
     }
 }
@@ -730,6 +751,61 @@ static bool leads(cl_t *c, void *arg)
     return is_role(c, *(int *)arg, "leader");
 }
 
+static bool stranger_seen(cl_t *c, void *arg)
+{
+    const char *name = arg;
+
+    for (int i = 0; i < N; i++) {
+        if (c->n[i].d && strcmp(c->n[i].stranger, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool removed_seen(cl_t *c, void *arg)
+{
+    return c->n[*(int *)arg].removed > 0;
+}
+
+/*
+ * The watch (membership.c's source): a member removed while it was down
+ * campaigns when it comes back and the others name it a stranger; a member
+ * that applies its own removal (a leader leaving) hears removed once; the
+ * others, and a joiner catching up on older memberships, never do.
+ */
+START_TEST(watch_reports_removals_and_strangers)
+{
+    cl_t c;
+    int l, f, gone;
+    done_t d = {0};
+
+    cl_init(&c, 0, 0);
+    for (int i = 0; i < N; i++)
+        node_start(&c, i);
+    l = wait_leader(&c);
+    f = (l + 1) % N;
+    commit(&c, l, "before");
+    node_stop(&c, f);
+    ck_assert_int_eq(wr_rgroup_remove_member(c.n[l].g, c.nodes[f].name, on_done, &d), WR_OK);
+    run_until(&c, is_done, &d, 10, "the removal of a stopped member");
+    ck_assert_int_eq(d.status, WR_OK);
+    commit(&c, l, "after");
+    node_start(&c, f);
+    run_until(&c, stranger_seen, (void *)c.nodes[f].name, 10, "the removed member named a stranger");
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(c.n[i].removed, 0);
+    /* The leader leaves: it applies its own removal. */
+    gone = l;
+    memset(&d, 0, sizeof(d));
+    ck_assert_int_eq(wr_rgroup_remove_member(c.n[l].g, c.nodes[l].name, on_done, &d), WR_OK);
+    run_until(&c, removed_seen, &gone, 10, "the leaving leader told it is out");
+    ck_assert_int_eq(c.n[gone].removed, 1);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(c.n[i].removed, i == gone);
+    cl_free(&c);
+}
+END_TEST
+
 /* A group whose only member is this node (a one-node cluster) elects itself and commits alone. */
 START_TEST(one_member_group_commits_alone)
 {
@@ -854,6 +930,7 @@ int main(void)
     tcase_add_test(tc, corrupt_snapshot_is_refetched);
     tcase_add_test(tc, votes_wait_for_the_disk);
     tcase_add_test(tc, add_then_remove_a_member);
+    tcase_add_test(tc, watch_reports_removals_and_strangers);
     tcase_add_test(tc, one_member_group_commits_alone);
     tcase_add_test(tc, failed_fdatasync_stops_the_node_until_restart);
     tcase_add_test(tc, deleted_group_leaves_nothing);

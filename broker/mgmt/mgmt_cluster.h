@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * /api/cluster: membership through the management API (docs/MANAGEMENT.md
+ * and docs/CLUSTERING.md, "Membership"), behind warrenctl cluster status,
+ * join, leave and forget. RabbitMQ has no HTTP equivalent for the changes
+ * (rabbitmqctl join_cluster, forget_cluster_node).
+ */
+#ifndef WR_BROKER_MGMT_CLUSTER_H
+#define WR_BROKER_MGMT_CLUSTER_H
+
+#include "broker/mgmt/mgmt_internal.h"
+
+/*
+ * GET /api/cluster/members, POST /api/cluster/join {"node": NAME},
+ * POST /api/cluster/leave, DELETE /api/cluster/members/NAME (forget). Replies
+ * (a change only once it is committed, or failed), never frees r.
+ */
+void wr_mgmt_cluster(wr_mgmt_req_t *r);
+
+/*
+ * Appends to arr the items of list ("connections" or "channels") that every
+ * reachable peer last reported (mgmt_cluster_lists.h) and r may see (its
+ * own, or all for administrators and monitoring users); only: just the item
+ * of that name. Nothing outside a cluster.
+ */
+void wr_mgmt_cluster_add_peers(const wr_mgmt_req_t *r, json_t *arr, const char *list, const char *only);
+/* Adds the peers' object and queue totals to body (an /api/overview) and their listeners to its own. */
+void wr_mgmt_cluster_overview(const wr_mgmt_req_t *r, json_t *body);
+
+#endif

@@ -96,7 +96,6 @@ struct wr_server_s {
     wr_remote_t *remote;      /* classic queues used across nodes; NULL without a cluster section */
     wr_meta_t *meta;          /* the cluster-wide definitions; NULL without a cluster section */
     wr_quorum_t *quorum;      /* quorum queues' groups on this node; NULL without a cluster section */
-    const char **node_names;  /* the cluster's node names, for quorum queue placement */
     wr_rgroup_t *meta_group;  /* the metadata Raft group driving it */
     /* Joins, leaves, removals; NULL without a cluster section. */
     wr_membership_t *membership;
@@ -528,6 +527,20 @@ static void server_user_deleted(void *ud, const char *name)
     }
 }
 
+/* The cluster's members, where new quorum queues are placed: the metadata group's voters. */
+static size_t server_members(void *ud, const char **out, size_t room)
+{
+    wr_server_t *srv = ud;
+    wr_rgroup_status_t st;
+    size_t n = 0;
+
+    wr_rgroup_status(srv->meta_group, &st);
+    for (size_t i = 0; i < st.n_members && n < room; i++)
+        if (st.voter[i])
+            out[n++] = st.members[i];
+    return n;
+}
+
 /* The metadata group (the nodes not marked "seed": false its first voters): opening it
  * applies what is committed, recreating the definitions; from then on the
  * channel handlers and the management API change definitions through it. */
@@ -558,7 +571,7 @@ static int server_open_meta(wr_server_t *srv)
             members[n++] = cc->nodes[i].name;
     }
     wr_meta_set_remote(srv->meta, srv->remote);
-    wr_meta_set_quorum(srv->meta, srv->quorum, srv->node_names, cc->n_nodes);
+    wr_meta_set_quorum(srv->meta, srv->quorum, server_members, srv);
     wr_meta_sm(&sm);
     srv->meta_group = wr_rgroup_open(srv->raftd, WR_RGROUP_META, members, n, 0, &sm, srv->meta);
     free(members);
@@ -585,16 +598,12 @@ static void server_links_drained(void *ud)
     wr_alarms_storage_progress(((wr_server_t *)ud)->alarms);
 }
 
-/* Quorum queues: their groups run on the driver, placed among the configured nodes. */
+/* Quorum queues: their groups run on the driver. */
 static int server_open_quorum(wr_server_t *srv)
 {
     const wr_cluster_config_t *cc = srv->cfg->cluster;
     const wr_quorum_deps_t qd = {srv->base, srv->raftd, srv->peers, cc->node, server_links_drained, srv};
 
-    if ((srv->node_names = calloc(cc->n_nodes, sizeof(*srv->node_names))) == NULL)
-        return WR_ENOMEM;
-    for (size_t i = 0; i < cc->n_nodes; i++)
-        srv->node_names[i] = cc->nodes[i].name;
     srv->quorum = wr_quorum_new(&qd);
     return srv->quorum != NULL ? WR_OK : WR_ENOMEM;
 }
@@ -863,7 +872,6 @@ void wr_server_free(wr_server_t *srv)
     free_retired(srv, true);
     free(srv->retired);
     wr_meta_free(srv->meta); /* after the connections: a parked one cancels its wait */
-    free(srv->node_names);
     wr_alarms_free(srv->alarms);
     wr_durable_close(srv->durable);
     if (srv->vhosts) {

@@ -69,11 +69,36 @@ static void op_detach(wr_meta_op_t *op)
     op->m = NULL;
 }
 
-void wr_meta_set_quorum(wr_meta_t *m, wr_quorum_t *qs, const char *const *nodes, size_t n)
+void wr_meta_set_quorum(wr_meta_t *m, wr_quorum_t *qs, wr_meta_members_fn members, void *ud)
 {
     m->quorum = qs;
-    m->nodes = nodes;
-    m->n_nodes = n;
+    m->members = members;
+    m->members_ud = ud;
+}
+
+/* A quorum queue's declaration carries its members, placed here among the
+ * cluster's members now, so that every node applies the same list. */
+static bool quorum_place(const wr_meta_t *m, json_t *cmd)
+{
+    json_t *e = json_object_get(cmd, "entry"), *arr;
+    const char *op = json_string_value(json_object_get(cmd, "op")), *names[9], *ms[10];
+    uint8_t nbuf[WR_META_NAME_MAX], *abuf = NULL;
+    wr_bytes_t name, args;
+    bool ok = true;
+    size_t k;
+
+    if (m->quorum == NULL || op == NULL || strcmp(op, "queue.declare") != 0 ||
+        !wr_meta_args_get(e, &args, &abuf) || !wr_quorum_args_want(args) ||
+        !wr_meta_name_get(e, "name", &name, nbuf)) {
+        free(abuf);
+        return true;
+    }
+    k = wr_quorum_place(m->deps.self, names, m->members(m->members_ud, names, 9), name, args, ms);
+    ok = (arr = json_array()) != NULL && json_object_set_new(e, "members", arr) == 0;
+    for (size_t i = 0; ok && i < k; i++)
+        ok = json_array_append_new(arr, json_string(ms[i])) == 0;
+    free(abuf);
+    return ok;
 }
 
 void wr_meta_set_remote(wr_meta_t *m, wr_remote_t *r)
@@ -237,7 +262,8 @@ wr_meta_op_t *wr_meta_submit(wr_meta_t *m, json_t *cmd, wr_meta_reply_fn fn, voi
     wr_meta_op_t *op = calloc(1, sizeof(*op));
     char *text = NULL;
 
-    if (op == NULL || cmd == NULL || json_object_set_new(cmd, "origin", json_string(m->deps.self)) != 0 ||
+    if (op == NULL || cmd == NULL || !quorum_place(m, cmd) ||
+        json_object_set_new(cmd, "origin", json_string(m->deps.self)) != 0 ||
         json_object_set_new(cmd, "op_id", json_integer((json_int_t)m->next_op)) != 0 ||
         json_object_set_new(cmd, "run", json_integer(m->run)) != 0 ||
         (text = json_dumps(cmd, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)

@@ -68,13 +68,20 @@ void wr_meta_free(wr_meta_t *m);
 void wr_meta_set_remote(wr_meta_t *m, wr_remote_t *r);
 
 /*
- * A queue declared with x-queue-type quorum gets members placed among nodes
- * (wr_quorum_place; every node lists the same names) and a Raft group run by
- * qs on each member (cluster/quorum.h); other nodes get a proxy to its first
- * member. Before the group opens. Without it quorum declares make classic
- * queues, as a single node does.
+ * The cluster's members now (the metadata group's voters): at most room
+ * names into out, borrowed until the loop next runs; how many.
  */
-void wr_meta_set_quorum(wr_meta_t *m, wr_quorum_t *qs, const char *const *nodes, size_t n);
+typedef size_t (*wr_meta_members_fn)(void *ud, const char **out, size_t room);
+
+/*
+ * A queue declared with x-queue-type quorum gets its members placed by the
+ * node it is declared on, among the cluster's members then (members;
+ * wr_quorum_place), in the command, so every node applies the same list; a
+ * Raft group run by qs on each member (cluster/quorum.h); other nodes get a
+ * proxy to its first member. Before the group opens. Without it quorum
+ * declares make classic queues, as a single node does.
+ */
+void wr_meta_set_quorum(wr_meta_t *m, wr_quorum_t *qs, wr_meta_members_fn members, void *ud);
 /* The state machine for wr_rgroup_open, with ud = the wr_meta_t. */
 void wr_meta_sm(wr_rgroup_sm_t *out);
 /*

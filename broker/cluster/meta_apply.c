@@ -420,26 +420,17 @@ bool wr_meta_queue_equivalent(const wr_meta_t *m, const char *vhost, wr_bytes_t 
     return ok;
 }
 
-/* A quorum queue's record names its members and its Raft group (from the index: the same on every node). */
-static bool quorum_fields(const apply_t *a, json_t *e, wr_bytes_t args)
+/* A quorum queue's record: the members its declaring node placed (meta.c),
+ * or that node alone in a command without them, and its Raft group (from
+ * the index: the same on every node). */
+static bool quorum_fields(const apply_t *a, json_t *e)
 {
-    const char *home = json_string_value(json_object_get(e, "home"));
-    const char **ms = calloc(a->m->n_nodes + 1, sizeof(*ms));
-    json_t *arr = json_array();
-    uint8_t nbuf[WR_META_NAME_MAX];
-    wr_bytes_t name;
-    size_t n;
-    bool ok = ms != NULL && arr != NULL && wr_meta_name_get(e, "name", &name, nbuf);
+    json_t *ms = json_object_get(e, "members");
 
-    n = ok ? wr_quorum_place(home, a->m->nodes, a->m->n_nodes, name, args, ms) : 0;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = json_array_append_new(arr, json_string(ms[i])) == 0;
-    free(ms);
-    if (ok && json_object_set_new(e, "members", arr) == 0)
-        return json_object_set_new(e, "group", json_integer((json_int_t)(WR_QUORUM_GROUP_BASE + a->index))) ==
-               0;
-    json_decref(arr);
-    return false;
+    if (json_array_size(ms) == 0 &&
+        json_object_set_new(e, "members", json_pack("[O]", json_object_get(e, "home"))) != 0)
+        return false;
+    return json_object_set_new(e, "group", json_integer((json_int_t)(WR_QUORUM_GROUP_BASE + a->index))) == 0;
 }
 
 static json_t *queue_entry(const apply_t *a, bool durable, wr_bytes_t args)
@@ -448,7 +439,7 @@ static json_t *queue_entry(const apply_t *a, bool durable, wr_bytes_t args)
     char log[32];
 
     if (e != NULL && a->m->quorum != NULL && wr_quorum_args_want(args)) {
-        if (!quorum_fields(a, e, args)) {
+        if (!quorum_fields(a, e)) {
             json_decref(e);
             return NULL;
         }

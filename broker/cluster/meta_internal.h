@@ -32,10 +32,10 @@ struct wr_meta_s {
     uint64_t next_op;
     json_int_t run; /* this run's id in its commands */
     uint64_t applied;
-    wr_remote_t *remote;      /* proxies for queues whose home is another node; NULL: none */
-    wr_quorum_t *quorum;      /* quorum queues on their member nodes; NULL: none */
-    const char *const *nodes; /* the cluster's node names, for quorum queue placement */
-    size_t n_nodes;
+    wr_remote_t *remote;        /* proxies for queues whose home is another node; NULL: none */
+    wr_quorum_t *quorum;        /* quorum queues on their member nodes; NULL: none */
+    wr_meta_members_fn members; /* the cluster's members, for quorum queue placement */
+    void *members_ud;
     bool leading; /* this node leads the group (leader_changed) */
     bool seeding; /* its seed is proposed and not yet answered */
 };

@@ -286,3 +286,20 @@ def test_consumer_timeout_cancels_only_the_stuck_consumer(cluster):
     wait_for(lambda: conn.process_data_events(0.05) or got, DEADLINE, "the message again, on the other consumer")
     assert got == [(b"stuck", True)] and ch.is_open
     conn.close()
+
+
+def test_placement_follows_the_clusters_members(cluster):
+    """n3 killed and forgotten: a quorum queue declared afterwards is placed
+    on n1 and n2 only, and works with n3 gone for good."""
+    cluster.kill("n3")
+    wait_for(lambda: not cluster.nodes["n1"].running()["n3"], DEADLINE, "n1 to see n3 down")
+    def forget():
+        r = cluster.nodes["n1"].http().request("DELETE", "/api/cluster/members/n3")
+        assert r.status in (200, 204, 503), r  # 503 until the metadata group elects a leader
+        return r.status != 503
+    wait_for(forget, DEADLINE, "n3 to be forgotten")
+    declare(cluster, "n1", "qm")
+    info = queue_info(cluster.nodes["n1"], "qm")
+    assert sorted(info["members"]) == ["n1", "n2"]
+    publish_confirmed(cluster.nodes["n2"], "qm", [b"p"])
+    assert drain(cluster.nodes["n1"], "qm", 1) == [b"p"]

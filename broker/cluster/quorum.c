@@ -295,6 +295,9 @@ int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_
 {
     prop_t *p;
 
+    /* The node is stopping (its connections close after the driver): nothing more is proposed. */
+    if (q->s == NULL)
+        return WR_ENOENT;
     if (q->npending >= WR_QUORUM_MAX_PENDING && cmd->op == WR_QF_ENQUEUE)
         return WR_EFULL;
     if ((p = calloc(1, sizeof(*p))) == NULL)
@@ -382,7 +385,7 @@ static void propose_simple(qq_t *q, wr_qf_op_t op, uint64_t owner, wr_bytes_t ta
 {
     wr_qfifo_cmd_t cmd = {.op = op, .owner = owner, .tag = tag};
 
-    if (wr_qq_propose(q, &cmd, NULL, NULL) != WR_OK)
+    if (wr_qq_propose(q, &cmd, NULL, NULL) == WR_ENOMEM)
         wr_log_error("quorum queue '%.*s': out of memory proposing a command", (int)q->h.name.len,
                      (const char *)q->h.name.data);
 }
@@ -499,7 +502,7 @@ static void flush_cons(qq_t *q, qcons_t *qc)
         if (qc->ids[k].len == 0)
             continue;
         cmd.ids = (wr_bytes_t){qc->ids[k].data, qc->ids[k].len};
-        if (wr_qq_propose(q, &cmd, NULL, NULL) != WR_OK)
+        if (wr_qq_propose(q, &cmd, NULL, NULL) == WR_ENOMEM)
             wr_log_error("quorum queue '%.*s': out of memory settling deliveries", (int)q->h.name.len,
                          (const char *)q->h.name.data);
         wr_buf_reset(&qc->ids[k]);
@@ -645,7 +648,7 @@ void wr_qq_checkout(qq_t *q, qcons_t *qc)
 
     /* A no-ack consumer settles each delivery as it goes: its window bounds what is in flight. */
     cmd.prefetch = c->no_ack ? 256 : c->prefetch;
-    if (wr_qq_propose(q, &cmd, NULL, NULL) != WR_OK)
+    if (wr_qq_propose(q, &cmd, NULL, NULL) == WR_ENOMEM)
         wr_log_error("quorum queue '%.*s': out of memory adding a consumer", (int)q->h.name.len,
                      (const char *)q->h.name.data);
 }
@@ -798,7 +801,7 @@ static void qq_set_limits(wr_queue_t *h, const wr_queue_limits_t *l)
         return;
     q->pol = *p;
     q->pol_sent = true;
-    if (wr_qq_propose(q, &cmd, NULL, NULL) != WR_OK)
+    if (wr_qq_propose(q, &cmd, NULL, NULL) == WR_ENOMEM)
         wr_log_error("quorum queue '%.*s': out of memory setting its policy", (int)h->name.len,
                      (const char *)h->name.data);
 }

@@ -10,7 +10,6 @@
 import os
 import subprocess
 
-import pika
 import pytest
 
 from cluster import Cluster

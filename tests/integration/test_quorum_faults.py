@@ -217,9 +217,13 @@ def wal_entries(path):
 
 def flip_in_entry(data_dir, marker):
     """Flips one bit of the body byte after marker inside an entry ('E')
-    record of the node's Raft WAL (data_dir/raft/wal/*.wal, docs/STORAGE.md);
-    returns the file and offset."""
-    for path in sorted(glob.glob(os.path.join(data_dir, "raft", "wal", "*.wal"))):
+    record of the node's Raft log: its WAL files (data_dir/raft/wal/wal/
+    *.wal), else its segment files (data_dir/raft/wal/groups/*/*.seg), the
+    same framing (docs/STORAGE.md); returns the file and offset."""
+    base = os.path.join(data_dir, "raft", "wal")
+    files = sorted(glob.glob(os.path.join(base, "wal", "*.wal"))) + \
+        sorted(glob.glob(os.path.join(base, "groups", "*", "*.seg")))
+    for path in files:
         for off, payload in wal_entries(path):
             i = payload.find(marker)
             if payload[:1] == b"E" and i >= 0:

@@ -7,6 +7,7 @@
 # confirmed was lost, nothing unpublished appeared and order held.
 import os
 import threading
+import time
 import urllib.parse
 
 import pika
@@ -329,6 +330,15 @@ def drain_and_check(publishers, consumer, queue_count, timeout=60.0):
         raise
     consumer.stop()
     return check_delivered(publishers, consumer)
+
+
+def holds_for(cond, seconds, what):
+    """Asserts that cond() stays true for `seconds` (checked every 50 ms):
+    for what must not happen, where no event can end the wait sooner."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert cond(), what
+        time.sleep(0.05)
 
 
 def wait_progress(publishers, consumer, n, timeout=DEADLINE):

@@ -150,6 +150,9 @@ def test_publish_with_confirms_on_one_node_consume_on_another(qc, queue):
     pch.confirm_delivery()
     for i in range(50):
         pch.basic_publish("", queue, b"m%d" % i, PERSISTENT, mandatory=True)
+    for i in range(3):
+        with qc.connect(i) as c:
+            wait_queue_count(c.channel(), queue, 50, DEADLINE)
     cons = qc.connect(2)
     col = consume(cons, cons.channel(), queue, 50, prefetch=10, ack=True)
     assert col.bodies == [b"m%d" % i for i in range(50)]

@@ -2,7 +2,8 @@
 # Quorum queues under faults on a real 3-node warren cluster (cluster.py):
 # the leader's node killed again and again, the leader partitioned from its
 # followers, a follower stopped past the election timeout, every node killed
-# at once, a bit flipped in a member's Raft log. Publishers with confirms and
+# at once, a bit flipped in a member's Raft log, a leader left without a
+# majority. Publishers with confirms and
 # a manual-ack consumer run throughout (quorum_clients.py) and every test
 # ends with a full drain: no confirmed message lost, none that was never
 # published, each publisher's order kept on first deliveries. Every wait is a
@@ -16,7 +17,7 @@ import pytest
 
 from cluster import Cluster
 from helpers import wait_for
-from quorum_clients import DEADLINE, Consumer, Publisher, Target, drain_and_check, wait_progress
+from quorum_clients import DEADLINE, Consumer, Publisher, Target, drain_and_check, holds_for, wait_progress
 
 QUEUE = "qf"
 CYCLES = int(os.environ.get("WARREN_QUORUM_CYCLES", "20"))
@@ -258,6 +259,34 @@ def test_e_flipped_bit_in_a_members_log_is_detected_and_repaired(make_cluster):
         c.stop(third)
         cl.step()
         c.start(third)
+        c.wait_all_up()
+        cl.step()
+        cl.drain()
+    finally:
+        cl.stop()
+
+
+def test_f_no_confirm_without_a_majority(make_cluster):
+    c = make_cluster()
+    lead = leader(c)
+    li = list(c.nodes).index(lead)
+    cl = Clients(c, pub_nodes=(li, li), cons_node=li)
+    try:
+        cl.step()
+        followers = [n for n in c.nodes if n != lead]
+        for f in followers:
+            c.kill(f)
+        wait_for(lambda: not any(c.nodes[lead].running().values()), DEADLINE, "%s to see both down" % lead)
+        before = [p.confirmed for p in cl.pubs]
+        cl.grant()
+        # Alone, the leader can commit nothing: for 3 s (beyond an election
+        # timeout) no publish may be confirmed.
+        holds_for(lambda: [p.confirmed for p in cl.pubs] == before, 3.0,
+                  "a publish confirmed by %s without a majority" % lead)
+        c.start(followers[0])
+        for p in cl.pubs:
+            p.wait_confirmed(p.budget)
+        c.start(followers[1])
         c.wait_all_up()
         cl.step()
         cl.drain()

@@ -21,7 +21,8 @@ from quorum_clients import DEADLINE, Consumer, Publisher, Target, drain_and_chec
 
 QUEUE = "qf"
 CYCLES = int(os.environ.get("WARREN_QUORUM_CYCLES", "20"))
-BATCH = 10  # messages each publisher sends per step
+BATCH = 15  # messages each publisher sends per step
+UNDER_WAY = 2  # confirmed of a step's batch before a kill: the rest is in flight
 
 
 @pytest.fixture
@@ -115,8 +116,8 @@ def test_a_leader_killed_repeatedly(make_cluster):
         for _ in range(CYCLES):
             old = leader(c)
             cl.grant()
-            wait_for(lambda: all(p.confirmed >= p.budget - BATCH + 3 for p in cl.pubs), DEADLINE,
-                     "publishing under way")
+            wait_for(lambda: all(p.confirmed >= p.budget - BATCH + UNDER_WAY for p in cl.pubs), DEADLINE,
+                     "publishing under way", step=0.002)
             c.kill(old)
             leader(c, exclude={old})
             for p in cl.pubs:
@@ -184,7 +185,8 @@ def test_d_every_node_killed_at_once(make_cluster):
     try:
         cl.step()
         cl.grant()
-        wait_for(lambda: all(p.confirmed >= p.budget - BATCH + 3 for p in cl.pubs), DEADLINE, "publishing under way")
+        wait_for(lambda: all(p.confirmed >= p.budget - BATCH + UNDER_WAY for p in cl.pubs), DEADLINE,
+                 "publishing under way", step=0.002)
         c.kill_all()
         c.start_all()
         c.wait_all_up()

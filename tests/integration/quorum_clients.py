@@ -108,9 +108,14 @@ class Target:
             wait_for(lambda: self.attempt(i, lambda ch: ch.queue_declare(queue, passive=True)) is None,
                      timeout, "node %d to know queue %s" % (i, queue))
 
-    def delete(self, queue, node=0):
-        e = self.attempt(node, lambda ch: ch.queue_delete(queue))
-        assert e is None or e.reply_code == 404, e
+    def delete(self, queue, node=0, timeout=DEADLINE):
+        """Deletes queue if it exists (again while a warren cluster's metadata
+        has no leader: 541)."""
+        def deleted():
+            e = self.attempt(node, lambda ch: ch.queue_delete(queue))
+            assert e is None or e.reply_code in (404, 541), e
+            return e is None or e.reply_code == 404
+        wait_for(deleted, timeout, "the delete of %s to commit" % queue)
 
 
 def _text(v):

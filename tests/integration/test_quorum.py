@@ -28,8 +28,22 @@ def qc(tmp_path_factory):
     c = Cluster(tmp_path_factory.mktemp("quorum"))
     c.start_all()
     c.wait_all_up()
-    yield Target.from_cluster(c)
+    t = Target.from_cluster(c)
+    t.cluster = c
+    yield t
     c.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def nodes_alive(qc):
+    """After each test every warren node still runs: a crash is reported
+    against the test that caused it, with the end of the node's log."""
+    yield
+    for n in getattr(qc, "cluster", None).nodes.values() if hasattr(qc, "cluster") else ():
+        if not n.alive():
+            pytest.fail("%s died during this test (exit status %s); its log ends:\n%s"
+                        % (n.name, n.broker.proc.returncode, "\n".join(n.log().splitlines()[-60:])),
+                        pytrace=False)
 
 
 @pytest.fixture
@@ -114,7 +128,10 @@ def settled_info(qc, i, queue, members):
         d = qc.queue_info(i, queue)
         return d if d and len(d.get("members", [])) == members and \
             sorted(d.get("online", [])) == sorted(d["members"]) and d.get("leader") else None
-    return wait_for(ready, DEADLINE, "node %d to show %s with %d members online" % (i, queue, members))
+    try:
+        return wait_for(ready, DEADLINE, "node %d to show %s with %d members online" % (i, queue, members))
+    except AssertionError as e:
+        raise AssertionError("%s; it shows %r" % (e, qc.queue_info(i, queue)))
 
 
 def test_api_shows_type_leader_and_members_on_every_node(qc, queue):
@@ -343,6 +360,22 @@ def test_prefetch_is_honoured(qc, queue):
     cons.process_data_events(time_limit=0.2)
     assert col.bodies == [b"f0", b"f1", b"f2", b"f3"]
     pub.close()
+    cons.close()
+
+
+def test_consumer_count_on_every_node(qc, queue):
+    qc.declare(queue)
+    cons = qc.connect(1)
+    cch = cons.channel()
+    tag = cch.basic_consume(queue, Collector())
+    chans = [qc.connect(i).channel() for i in range(3)]
+    for i, ch in enumerate(chans):
+        wait_for(lambda: queue_counts(ch, queue) == (0, 1), DEADLINE, "node %d to count 1 consumer" % i)
+    cch.basic_cancel(tag)
+    for i, ch in enumerate(chans):
+        wait_for(lambda: queue_counts(ch, queue) == (0, 0), DEADLINE, "node %d to count no consumer" % i)
+    for ch in chans:
+        ch.connection.close()
     cons.close()
 
 

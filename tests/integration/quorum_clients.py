@@ -187,7 +187,8 @@ class Publisher(Client):
     """Publishes body(pid, seq) for seq = 1, 2, ... as persistent messages
     with confirms and mandatory, one at a time, up to the budget grant()
     allows. A nack, a return or a lost connection means the same seq is sent
-    again (on another node for a lost connection): at least once."""
+    again (on another node for a lost connection): at least once. While it
+    has nothing to send it keeps its connection's heartbeats going."""
 
     def __init__(self, ports, prefer, queue, pid):
         super().__init__(ports, prefer, queue)
@@ -197,36 +198,39 @@ class Publisher(Client):
         self.sent = 0  # highest seq sent at least once
         self.resends = 0
         self.budget = 0
-        self.cond = threading.Condition()
+        self._lock = threading.Lock()
 
     def grant(self, n):
-        with self.cond:
+        with self._lock:
             self.budget += n
-            self.cond.notify_all()
 
     def _next(self):
         """The next seq to send, or None when stopping."""
-        with self.cond:
-            while self.confirmed >= self.budget and not self.stopping.is_set():
-                self.cond.wait(0.2)
-            return None if self.stopping.is_set() else self.confirmed + 1
+        while not self.stopping.is_set():
+            with self._lock:
+                if self.confirmed < self.budget:
+                    return self.confirmed + 1
+            if self.conn is None:
+                self.stopping.wait(0.05)
+            else:
+                self.conn.process_data_events(time_limit=0.05)
+        return None
 
     def run(self):
         ch = None
         while True:
-            seq = self._next()
-            if seq is None:
-                break
             try:
+                seq = self._next()
+                if seq is None:
+                    break
                 if self.conn is None:
                     self.conn = self._open()
                     ch = self.conn.channel()
                     ch.confirm_delivery()
                 self.sent = max(self.sent, seq)
                 ch.basic_publish("", self.queue, body(self.pid, seq), PERSISTENT, mandatory=True)
-                with self.cond:
+                with self._lock:
                     self.confirmed = seq
-                    self.cond.notify_all()
             except (pex.NackError, pex.UnroutableError):
                 self.resends += 1
                 self.stopping.wait(0.05)
@@ -237,7 +241,8 @@ class Publisher(Client):
 
     def wait_confirmed(self, n, timeout=DEADLINE):
         wait_for(lambda: self.confirmed >= n, timeout,
-                 "%s to have %d confirmed (has %d; errors %s)" % (self.name, n, self.confirmed, self.errors))
+                 "%s to have %d confirmed (has %d; resends %d; errors %s)"
+                 % (self.name, n, self.confirmed, self.resends, self.errors))
 
 
 class Consumer(Client):
@@ -354,4 +359,5 @@ def wait_progress(publishers, consumer, n, timeout=DEADLINE):
     for p, g in goal:
         p.wait_confirmed(g, timeout)
     wait_for(lambda: consumer.count() >= got, timeout,
-             "the consumer to get %d more (errors %s)" % (n, consumer.errors))
+             "the consumer to get %d more (has %d; cancelled %d times; reconnects %d; errors %s)"
+             % (n, consumer.count(), consumer.cancelled, consumer.reconnects, consumer.errors))

@@ -42,7 +42,13 @@ def make_cluster(warrend_binary, tmp_path, request):
     for c in made:
         for n in c.nodes.values():
             if n.broker is not None:
-                print("---- %s log (last 40 lines) ----\n%s" % (n.name, "\n".join(n.log().splitlines()[-40:])))
+                lines = [x for x in n.log().splitlines() if "connection" not in x]
+                print("---- %s log, connections left out (last 40 lines) ----\n%s" % (n.name, "\n".join(lines[-40:])))
+            if n.alive():
+                try:
+                    print("---- %s GET /api/queues/%%2F/%s: %s" % (n.name, QUEUE, n.http().get("/api/queues/%2F/" + QUEUE).body))
+                except OSError as e:
+                    print("---- %s: no API answer: %r" % (n.name, e))
         for n in c.nodes.values():
             if n.alive():
                 c.resume(n.name)

@@ -34,25 +34,33 @@ def qc(tmp_path_factory):
     c.stop_all()
 
 
-@pytest.fixture(autouse=True)
-def nodes_alive(qc):
-    """After each test every warren node still runs: a crash is reported
-    against the test that caused it, with the end of the node's log."""
-    yield
-    for n in getattr(qc, "cluster", None).nodes.values() if hasattr(qc, "cluster") else ():
-        if not n.alive():
-            pytest.fail("%s died during this test (exit status %s); its log ends:\n%s"
-                        % (n.name, n.broker.proc.returncode, "\n".join(n.log().splitlines()[-60:])),
-                        pytrace=False)
+def revive(qc):
+    """Restarts every warren node that died; the report of each death
+    (exit status and the end of its log), or "" ("" also for an external
+    cluster)."""
+    c = getattr(qc, "cluster", None)
+    dead = [n for n in c.nodes.values() if not n.alive()] if c else []
+    report = "".join("%s died (exit status %s); its log ends:\n%s\n"
+                     % (n.name, n.broker.proc.returncode, "\n".join(n.log().splitlines()[-60:])) for n in dead)
+    for n in dead:
+        c.start(n.name)
+    if dead:
+        c.wait_all_up()
+    return report
 
 
 @pytest.fixture
 def queue(qc, request):
-    """A fresh queue name per test, deleted afterwards."""
+    """A fresh queue name per test, deleted afterwards. A warren node that
+    died during the test is reported against it, and restarted so that the
+    next tests still say something."""
     name = "qq-" + request.node.name.replace("[", "-").replace("]", "")
     qc.delete(name)
     yield name
+    report = revive(qc)
     qc.delete(name)
+    if report:
+        pytest.fail(report, pytrace=False)
 
 
 def consume(conn, ch, queue, n, prefetch=0, ack=False):

@@ -132,8 +132,11 @@ def test_a_leader_killed_repeatedly(make_cluster):
         c.wait_all_up()
         cl.step()
         distinct, total = cl.drain()
-        print("cycles %d, messages %d, deliveries %d, publisher resends %s, consumer reconnects %d"
-              % (CYCLES, distinct, total, [p.resends for p in cl.pubs], cl.cons.reconnects))
+        first_seen_redelivered = len({d for d, r in cl.cons.deliveries if r} -
+                                     {d for d, r in cl.cons.deliveries if not r})
+        print("cycles %d, messages %d, deliveries %d, publisher resends %s, consumer reconnects %d, "
+              "messages the client first saw flagged redelivered %d"
+              % (CYCLES, distinct, total, [p.resends for p in cl.pubs], cl.cons.reconnects, first_seen_redelivered))
     finally:
         cl.stop()
 

@@ -37,6 +37,10 @@ def make_cluster(warrend_binary, tmp_path, request):
         c.start_all()
         c.wait_all_up()
         Target.from_cluster(c).declare(QUEUE)
+        # warren hands a new queue's leadership to its first member (n1, the
+        # declaring node) shortly after the declare: start from there, not
+        # in the middle of the hand-over.
+        wait_for(lambda: leader(c) == "n1", DEADLINE, "the leadership of %s on n1" % QUEUE)
         return c
     yield make
     for c in made:

@@ -118,6 +118,17 @@ class Target:
         wait_for(deleted, timeout, "the delete of %s to commit" % queue)
 
 
+def stop_cluster(c):
+    """cluster.stop_all (SIGTERM, a clean exit asserted), and kill -9 for any
+    node still running when it fails part way, so no warrend outlives the test."""
+    try:
+        c.stop_all()
+    finally:
+        for n in c.nodes.values():
+            if n.alive():
+                c.kill(n.name)
+
+
 def _text(v):
     return v.decode() if isinstance(v, bytes) else (v or "")
 

@@ -14,7 +14,7 @@ import pytest
 
 from cluster import Cluster
 from helpers import Collector, channel_error, queue_counts, wait_for, wait_queue_count
-from quorum_clients import DEADLINE, PERSISTENT, QUORUM, Target
+from quorum_clients import DEADLINE, PERSISTENT, QUORUM, Target, stop_cluster
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def qc(tmp_path_factory):
     t = Target.from_cluster(c)
     t.cluster = c
     yield t
-    c.stop_all()
+    stop_cluster(c)
 
 
 def revive(qc):

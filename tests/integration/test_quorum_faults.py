@@ -17,7 +17,7 @@ import pytest
 
 from cluster import Cluster
 from helpers import wait_for
-from quorum_clients import DEADLINE, Consumer, Publisher, Target, drain_and_check, holds_for, wait_progress
+from quorum_clients import DEADLINE, Consumer, Publisher, Target, drain_and_check, holds_for, stop_cluster, wait_progress
 
 QUEUE = "qf"
 CYCLES = int(os.environ.get("WARREN_QUORUM_CYCLES", "20"))
@@ -57,7 +57,7 @@ def make_cluster(warrend_binary, tmp_path, request):
             if n.alive():
                 c.resume(n.name)
         c.heal()
-        c.stop_all()
+        stop_cluster(c)
 
 
 class Clients:

@@ -275,6 +275,15 @@ class Cluster:
         b.proc.kill()
         b.proc.wait()
 
+    def kill_all(self):
+        """kill -9 to every running node at once, then waits for them all to be gone."""
+        live = [n.broker.proc for n in self.nodes.values() if n.alive()]
+        for proc in live:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+        for proc in live:
+            proc.wait()
+
     def stop(self, node_name):
         """SIGTERM; asserts a clean exit."""
         b = self.nodes[node_name].broker

@@ -752,9 +752,19 @@ int wr_qfifo_apply(wr_qfifo_t *q, uint64_t index, uint64_t time_ms, const wr_qfi
 
 /* ---- what the driver and the queue type read ---- */
 
+static uint64_t tagged_count(const wr_qfifo_t *q)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < q->ncons; i++)
+        n += q->cons[i]->tag_len > 0;
+    return n;
+}
+
 void wr_qfifo_info(const wr_qfifo_t *q, wr_qfifo_info_t *out)
 {
     *out = (wr_qfifo_info_t){.ready = ready_count(q),
+                             .tagged = tagged_count(q),
                              .ready_bytes = q->ready_bytes,
                              .checked_out = live_count(q) - ready_count(q) - q->ndlx,
                              .dlx_pending = q->ndlx,

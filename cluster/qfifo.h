@@ -172,6 +172,8 @@ typedef struct {
     uint64_t checked_out;        /* delivered, unsettled */
     uint64_t dlx_pending;        /* at-least-once dead letters not yet confirmed */
     uint64_t consumers, publishers;
+    uint64_t tagged;  /* consumers with a tag: basic.consume's (a cancelled one still holding
+                         deliveries included, as RabbitMQ counts it), not the broker's basic.get ones */
     uint64_t applied; /* last applied index */
 } wr_qfifo_info_t;
 void wr_qfifo_info(const wr_qfifo_t *q, wr_qfifo_info_t *out);

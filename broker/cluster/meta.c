@@ -350,6 +350,26 @@ void wr_meta_leader_changed(void *ud, const char *leader)
 
 /* ---------------------------------------------------------------- lookups */
 
+size_t wr_meta_queue_members(const wr_meta_t *m, const char *vhost, wr_bytes_t name, const char **out,
+                             size_t room)
+{
+    json_t *n = wr_meta_name_json(name);
+    char *key = n != NULL ? wr_meta_key(n) : NULL;
+    const json_t *e =
+        key != NULL
+            ? json_object_get(json_object_get(json_object_get(wr_meta_topology(m), vhost), "queues"), key)
+            : NULL;
+    const json_t *ms = json_object_get(e, "members");
+    size_t k = 0;
+
+    free(key);
+    json_decref(n);
+    for (size_t i = 0; i < json_array_size(ms) && k < room; i++)
+        if (json_is_string(json_array_get(ms, i)))
+            out[k++] = json_string_value(json_array_get(ms, i));
+    return k;
+}
+
 bool wr_meta_queue_find(const wr_meta_t *m, const char *vhost, wr_bytes_t name, const char **home)
 {
     json_t *n = wr_meta_name_json(name);

@@ -132,6 +132,10 @@ void wr_meta_cancel(wr_meta_op_t *op);
  * its home node, valid until the next apply.
  */
 bool wr_meta_queue_find(const wr_meta_t *m, const char *vhost, wr_bytes_t name, const char **home);
+/* A quorum queue's members from its record (at most room names into out,
+ * valid until the next apply): how many; 0 for any other queue. */
+size_t wr_meta_queue_members(const wr_meta_t *m, const char *vhost, wr_bytes_t name, const char **out,
+                             size_t room);
 /* RabbitMQ's redeclaration check of the queue's record against req: false
  * with a 406 (or a 541 out of memory) in *err. The queue must exist. */
 bool wr_meta_queue_equivalent(const wr_meta_t *m, const char *vhost, wr_bytes_t name,

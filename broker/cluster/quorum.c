@@ -521,20 +521,27 @@ void wr_qq_cons_down(qq_t *q, qcons_t *qc)
         wr_qq_down(q, qc->owner);
 }
 
-/* Settlements batched during one loop pass leave as one command per consumer and kind. */
-static void on_flush(evutil_socket_t fd, short what, void *ud)
+/* Every consumer's batched settlements leave now: before a command that must come after them. */
+static void flush_all(qq_t *q)
 {
-    qq_t *q = ud;
     wr_list_t *it, *next;
 
-    (void)fd;
-    (void)what;
-    q->flushing = false;
     for (it = q->consumers.next; it != &q->consumers; it = next) {
         next = it->next;
         flush_cons(q, wr_list_entry(it, qcons_t, link));
         cons_maybe_free(q, wr_list_entry(it, qcons_t, link));
     }
+}
+
+/* Settlements batched during one loop pass leave as one command per consumer and kind. */
+static void on_flush(evutil_socket_t fd, short what, void *ud)
+{
+    qq_t *q = ud;
+
+    (void)fd;
+    (void)what;
+    q->flushing = false;
+    flush_all(q);
 }
 
 static void flush_soon(qq_t *q)
@@ -587,6 +594,8 @@ static int qq_get_async(wr_queue_t *h, bool no_ack, wr_queue_got_fn fn, void *ud
 
     if (q->s == NULL || h->closed)
         return WR_ENOENT;
+    /* A reject with requeue just before must reach the machine first: the get may take it back. */
+    flush_all(q);
     if ((qc = cons_new(q, (wr_bytes_t){NULL, 0})) == NULL)
         return WR_ENOMEM;
     qc->is_get = true;
@@ -631,14 +640,19 @@ static void qq_settle(wr_queue_t *h, wr_message_t *m, const wr_qtoken_t *t, wr_s
     cons_maybe_free(q, qc);
 }
 
+/* purge-ok's count is what is ready here now, less what purges not yet applied here already counted. */
 static size_t qq_purge(wr_queue_t *h)
 {
     qq_t *q = qq(h);
     wr_qfifo_info_t i;
+    size_t n;
 
+    flush_all(q);
     wr_qfifo_info(q->sm, &i);
+    n = i.ready > q->purging ? (size_t)(i.ready - q->purging) : 0;
+    q->purging += n;
     propose_simple(q, WR_QF_PURGE, 0, (wr_bytes_t){NULL, 0});
-    return (size_t)i.ready;
+    return n;
 }
 
 void wr_qq_checkout(qq_t *q, qcons_t *qc)
@@ -666,7 +680,6 @@ static int qq_consume(wr_queue_t *h, wr_consumer_t *c)
     qc->no_ack = c->no_ack;
     c->refs++;
     c->queue = h;
-    h->nconsumers++;
     h->had_consumers = true;
     wr_qq_checkout(q, qc);
     return WR_OK;
@@ -678,7 +691,6 @@ static void cons_detach(qq_t *q, qcons_t *qc)
     wr_consumer_t *c = qc->c;
 
     qc->c = NULL;
-    q->h.nconsumers--;
     c->queue = NULL;
     wr_consumer_unref(c);
     if (!wr_list_empty(&qc->held) || qc->unacked == 0) {
@@ -884,12 +896,12 @@ static size_t qq_close(wr_queue_t *h)
         }
         if (c != NULL) {
             qc->c = NULL;
-            h->nconsumers--;
             c->queue = NULL;
             c->ops->cancelled(c);
             wr_consumer_unref(c);
         }
     }
+    h->nconsumers = 0;
     wr_list_remove(&h->run_node);
     event_del(q->open_ev);
     event_del(q->tick_ev);

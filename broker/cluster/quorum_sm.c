@@ -224,7 +224,6 @@ static void cancel_local(qq_t *q, const wr_qfifo_effect_t *f)
     if (c == NULL)
         return;
     qc->c = NULL;
-    q->h.nconsumers--;
     c->queue = NULL;
     c->ops->cancelled(c);
     wr_consumer_unref(c);
@@ -265,13 +264,16 @@ static void perform(qq_t *q, const wr_qfifo_effect_t *f)
 
 /* ---------------------------------------------------------------- apply */
 
-/* The queue's unacked figure is the group's: deliveries on every node. */
+/* The queue's unacked and consumer figures are the group's: every node's
+ * deliveries and consumers, as RabbitMQ's declare-ok and API count them. */
 static void unacked_now(qq_t *q)
 {
     wr_qfifo_info_t i;
 
     wr_qfifo_info(q->sm, &i);
     q->h.unacked = (size_t)i.checked_out;
+    if (!q->h.closed)
+        q->h.nconsumers = (size_t)i.tagged; /* basic.get's consumers have no tag */
 }
 
 /* The leader handed back a live local consumer's messages (this node was cut
@@ -320,6 +322,8 @@ static void apply(void *ud, uint64_t index, const uint8_t *data, size_t len)
     if (cmd.op == WR_QF_ENQUEUE && cmd.owner == q->pub_id)
         wr_qq_landed(q, cmd.seq, st);
     q->expiring |= cmd.op == WR_QF_ENQUEUE && cmd.ttl_ms != WR_QF_NO_TTL;
+    if (cmd.op == WR_QF_PURGE)
+        q->purging = 0;
     if (cmd.op == WR_QF_DOWN && wr_qq_owner_node(cmd.owner) == q->s->self_id)
         forgotten(q, cmd.owner);
     for (size_t i = 0; i < q->fx.n && !q->h.closed; i++)

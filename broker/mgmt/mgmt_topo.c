@@ -938,6 +938,34 @@ static json_t *tag_or_null(const wr_consumer_t *c)
     return c ? wr_mgmt_json_bytes(c->tag) : json_null();
 }
 
+/* A queue's type as declared: a node that is not a quorum queue's member
+ * serves it through a proxy, but it is a quorum queue all the same. */
+static const char *type_name(const wr_queue_t *q)
+{
+    if (wr_remote_queue_home(q) != NULL && wr_quorum_args_want(wr_queue_opts(q)->args))
+        return "quorum";
+    return wr_queue_type_name(q);
+}
+
+/*
+ * A node that is not a quorum queue's member knows its members from the
+ * metadata group and names as leader the member leadership belongs to (the
+ * first: the leader hands it there whenever it is up) while that node is up.
+ */
+static bool proxy_status(const wr_mgmt_req_t *r, const wr_vhost_t *vh, const wr_queue_t *q,
+                         wr_rgroup_status_t *st)
+{
+    wr_meta_t *meta = wr_mgmt_meta((wr_mgmt_req_t *)r);
+
+    if (meta == NULL || wr_remote_queue_home(q) == NULL)
+        return false;
+    *st = (wr_rgroup_status_t){.role = "none"};
+    st->n_members = wr_meta_queue_members(meta, wr_vhost_name(vh), wr_queue_name(q), st->members, 9);
+    if (st->n_members > 0 && wr_peer_up(r->env->peers, st->members[0]))
+        st->leader = st->members[0];
+    return st->n_members > 0;
+}
+
 /* On the leader, each member: the index it acknowledged and how far behind it is (elsewhere: none). */
 static json_t *raft_members(const wr_rgroup_status_t *st)
 {
@@ -951,12 +979,13 @@ static json_t *raft_members(const wr_rgroup_status_t *st)
 }
 
 /* A quorum queue's group, as RabbitMQ lists it: leader (also its node), members, and those online. */
-static void quorum_fields(const wr_mgmt_req_t *r, json_t *obj, const wr_queue_t *q)
+static void quorum_fields(const wr_mgmt_req_t *r, json_t *obj, const wr_vhost_t *vh, const wr_queue_t *q)
 {
     json_t *members = json_array(), *online = json_array();
     wr_rgroup_status_t st;
+    bool member = wr_quorum_queue_status(q, &st);
 
-    if (!wr_quorum_queue_status(q, &st) || members == NULL || online == NULL) {
+    if ((!member && !proxy_status(r, vh, q, &st)) || members == NULL || online == NULL) {
         json_decref(members);
         json_decref(online);
         return;
@@ -970,12 +999,14 @@ static void quorum_fields(const wr_mgmt_req_t *r, json_t *obj, const wr_queue_t 
     json_object_set_new(obj, "online", online);
     json_object_set_new(obj, "leader", st.leader != NULL ? json_string(st.leader) : json_null());
     /* This member's view of the group's log (warren's own field). */
-    json_object_set_new(obj, "raft",
-                        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "role", st.role, "term",
-                                  (json_int_t)st.term, "commit_index", (json_int_t)st.commit, "last_applied",
-                                  (json_int_t)st.applied, "last_index", (json_int_t)st.last_index,
-                                  "snapshot_index", (json_int_t)st.snapshot_index, "elections",
-                                  (json_int_t)st.elections, "members", raft_members(&st)));
+    if (member)
+        json_object_set_new(obj, "raft",
+                            json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "role", st.role, "term",
+                                      (json_int_t)st.term, "commit_index", (json_int_t)st.commit,
+                                      "last_applied", (json_int_t)st.applied, "last_index",
+                                      (json_int_t)st.last_index, "snapshot_index",
+                                      (json_int_t)st.snapshot_index, "elections", (json_int_t)st.elections,
+                                      "members", raft_members(&st)));
     if (st.leader != NULL)
         json_object_set_new(obj, "node", json_string(st.leader));
 }
@@ -1001,14 +1032,14 @@ static json_t *queue_item(const wr_mgmt_req_t *r, const wr_vhost_t *vh, void *q)
     wr_queue_foreach_consumer(q, find_exclusive, &exclusive);
     json_object_update_new(
         obj, json_pack("{s:b, s:s, s:s, s:s, s:I, s:o, s:o, s:o, s:n, s:o, s:o}", "exclusive",
-                       wr_queue_opts(q)->exclusive, "type", wr_queue_type_name(q), "state", info.state,
-                       "node", wr_remote_queue_home(q) ? wr_remote_queue_home(q) : r->node, "consumers",
+                       wr_queue_opts(q)->exclusive, "type", type_name(q), "state", info.state, "node",
+                       wr_remote_queue_home(q) ? wr_remote_queue_home(q) : r->node, "consumers",
                        (json_int_t)wr_queue_consumer_count(q), "message_stats",
                        wr_mgmt_json_message_stats(&c, &rt), "policy", p ? json_string(p->name) : json_null(),
                        "effective_policy_definition", p ? json_deep_copy(p->definition) : json_object(),
                        "operator_policy", "exclusive_consumer_tag", tag_or_null(exclusive),
                        "single_active_consumer_tag", tag_or_null(wr_queue_active_consumer(q))));
-    quorum_fields(r, obj, q);
+    quorum_fields(r, obj, vh, q);
     return obj;
 }
 

@@ -118,6 +118,16 @@ def online(cluster, observer, member):
     return r.status == 200 and member in r.json.get("online", [])
 
 
+def repaired(cluster, lead, member):
+    """member's replica of the queue has applied what the leader had committed
+    (it was repaired from the leader: the metadata group first, which names
+    the queue, then the queue's own group)."""
+    lr = cluster.nodes[lead].http().get("/api/queues/%2F/" + QUEUE)
+    mr = cluster.nodes[member].http().get("/api/queues/%2F/" + QUEUE)
+    return lr.status == 200 and mr.status == 200 and "raft" in mr.json and \
+        mr.json["raft"]["last_applied"] >= lr.json["raft"]["commit_index"]
+
+
 def test_a_leader_killed_repeatedly(make_cluster):
     c = make_cluster()
     cl = Clients(c)
@@ -270,6 +280,7 @@ def test_e_flipped_bit_in_a_members_log_is_detected_and_repaired(make_cluster):
         wait_for(lambda: "its log was damaged" in node.log()[log_before:], DEADLINE,
                  "%s to report its damaged log (%s, byte %d flipped)" % (victim, path, at))
         wait_for(lambda: online(c, lead, victim), DEADLINE, "%s back online" % victim)
+        wait_for(lambda: repaired(c, lead, victim), DEADLINE, "%s repaired from the leader" % victim)
         # With the third member stopped, every commit needs the repaired one.
         c.stop(third)
         cl.step()

@@ -11,13 +11,22 @@ import pika
 import pika.exceptions as pex
 
 
+_free_ports_given = set()
+
+
 def free_port():
-    """A loopback port that was free a moment ago (bind to 0, read, close)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port that was free a moment ago (bind to 0, read, close),
+    never one this process was given before: two calls for one broker's
+    listener and management port once returned the same port, and the
+    broker refused its configuration."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _free_ports_given:
+            _free_ports_given.add(port)
+            return port
 
 
 def free_port_below_ephemeral():

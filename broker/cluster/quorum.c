@@ -237,7 +237,6 @@ static void prop_done(void *ud, int status, uint64_t index)
     prop_t *p = ud;
     qq_t *q = p->q;
 
-    (void)index;
     p->inflight--;
     if (p->settled) {
         if (p->inflight == 0)
@@ -274,8 +273,6 @@ static void on_retry(evutil_socket_t fd, short what, void *ud)
     qq_t *q = ud;
     wr_list_t *it, *next;
 
-    (void)fd;
-    (void)what;
     q->retrying = false;
     for (it = q->props.next; it != &q->props; it = next) {
         prop_t *p = wr_list_entry(it, prop_t, link);
@@ -445,7 +442,6 @@ static void cons_maybe_free(qq_t *q, qcons_t *qc)
     for (int k = 0; k < QS_KINDS; k++)
         if (qc->ids[k].len > 0)
             return;
-    (void)q;
     held_drop(qc);
     for (int k = 0; k < QS_KINDS; k++)
         wr_buf_free(&qc->ids[k]);
@@ -538,8 +534,6 @@ static void on_flush(evutil_socket_t fd, short what, void *ud)
 {
     qq_t *q = ud;
 
-    (void)fd;
-    (void)what;
     q->flushing = false;
     flush_all(q);
 }
@@ -577,11 +571,6 @@ static int qq_publish(wr_queue_t *h, wr_message_t *m, wr_confirm_t *conf)
 /* basic.get answers through get_async. */
 static bool qq_get(wr_queue_t *h, bool no_ack, wr_message_t **m, wr_qtoken_t *t, bool *redelivered)
 {
-    (void)h;
-    (void)no_ack;
-    (void)m;
-    (void)t;
-    (void)redelivered;
     return false;
 }
 
@@ -820,7 +809,6 @@ static void qq_set_limits(wr_queue_t *h, const wr_queue_limits_t *l)
 
 static void qq_tick(wr_queue_t *h)
 {
-    (void)h;
 }
 
 static void qq_info(const wr_queue_t *h, wr_queue_info_t *out)
@@ -843,31 +831,20 @@ static void qq_info(const wr_queue_t *h, wr_queue_info_t *out)
 static int qq_open_store(wr_queue_t *h, wr_queue_store_t *st, const char *logname, const char *what,
                          char *err, size_t errlen)
 {
-    (void)h;
-    (void)st;
-    (void)logname;
-    (void)what;
-    (void)err;
-    (void)errlen;
     return WR_OK; /* the Raft log is its store */
 }
 
 static const char *qq_store_name(const wr_queue_t *h)
 {
-    (void)h;
     return NULL;
 }
 
 static void qq_close_store(wr_queue_t *h)
 {
-    (void)h;
 }
 
 static wr_queue_t *qq_create(wr_bytes_t name, const wr_queue_opts_t *o, wr_queue_sched_t *s)
 {
-    (void)name;
-    (void)o;
-    (void)s;
     return NULL; /* made only by wr_quorum_queue_new */
 }
 
@@ -1007,8 +984,6 @@ static void on_open(evutil_socket_t fd, short what, void *ud)
     wr_rgroup_sm_t sm;
     wr_list_t *it;
 
-    (void)fd;
-    (void)what;
     if (q->s == NULL || q->h.closed)
         return;
     wr_qq_sm(&sm);
@@ -1052,8 +1027,6 @@ static void on_tick(evutil_socket_t fd, short what, void *ud)
     qq_t *q = ud;
     const wr_qfifo_policy_t *p = &q->pol;
 
-    (void)fd;
-    (void)what;
     if (q->leader && (p->msg_ttl_ms != WR_QF_NO_TTL || p->consumer_timeout_ms != 0 || q->expiring))
         propose_simple(q, WR_QF_TICK, 0, (wr_bytes_t){NULL, 0});
     go_home(q);

@@ -114,8 +114,6 @@ static inline uint32_t wr_qq_owner_node(uint64_t owner)
 void wr_qq_sm(wr_rgroup_sm_t *out);
 /* Appends ENQUEUE's entry: the command, then the message. */
 bool wr_qq_entry_put(wr_buf_t *b, uint64_t time_ms, const wr_qfifo_cmd_t *cmd, const wr_message_t *m);
-/* Drops bodies the machine no longer needs once they outnumber live ones. */
-void wr_qq_bodies_gc(qq_t *q, bool force);
 /* The leader's clock (wall milliseconds) stamped into each command. */
 uint64_t wr_qq_now(void);
 

@@ -94,14 +94,13 @@ static void unref_all(wr_map_t *m)
     wr_map_free(m);
 }
 
-void wr_qq_bodies_gc(qq_t *q, bool force)
+/* Drops bodies the machine no longer needs (i: its figures now) once they outnumber live ones. */
+static void bodies_gc(qq_t *q, const wr_qfifo_info_t *i, bool force)
 {
-    wr_qfifo_info_t i;
     keep_t k;
 
-    wr_qfifo_info(q->sm, &i);
     /* Amortised: a sweep costs the map's size and runs once garbage is as large as what lives. */
-    if (!force && wr_map_count(q->bodies) <= 2 * (i.ready + i.checked_out + i.dlx_pending) + 1024)
+    if (!force && wr_map_count(q->bodies) <= 2 * (i->ready + i->checked_out + i->dlx_pending) + 1024)
         return;
     k = (keep_t){q->bodies, wr_map_new(), false};
     if (k.to == NULL)
@@ -266,14 +265,11 @@ static void perform(qq_t *q, const wr_qfifo_effect_t *f)
 
 /* The queue's unacked and consumer figures are the group's: every node's
  * deliveries and consumers, as RabbitMQ's declare-ok and API count them. */
-static void unacked_now(qq_t *q)
+static void counts_now(qq_t *q, const wr_qfifo_info_t *i)
 {
-    wr_qfifo_info_t i;
-
-    wr_qfifo_info(q->sm, &i);
-    q->h.unacked = (size_t)i.checked_out;
+    q->h.unacked = (size_t)i->checked_out;
     if (!q->h.closed)
-        q->h.nconsumers = (size_t)i.tagged; /* basic.get's consumers have no tag */
+        q->h.nconsumers = (size_t)i->tagged; /* basic.get's consumers have no tag */
 }
 
 /* The leader handed back a live local consumer's messages (this node was cut
@@ -292,6 +288,7 @@ static void apply(void *ud, uint64_t index, const uint8_t *data, size_t len)
     wr_cursor_t c = wr_cursor((wr_bytes_t){data, len});
     wr_message_t *m = NULL;
     wr_qfifo_cmd_t cmd;
+    wr_qfifo_info_t info;
     uint64_t t, n = 0;
     wr_bytes_t cb;
     uint32_t clen;
@@ -334,8 +331,10 @@ static void apply(void *ud, uint64_t index, const uint8_t *data, size_t len)
         if (qc != NULL && qc->is_get)
             answer_get(q, qc, NULL, 0, false);
     }
-    wr_qq_bodies_gc(q, cmd.op == WR_QF_PURGE);
-    unacked_now(q);
+    /* The machine's figures once per entry, for both. */
+    wr_qfifo_info(q->sm, &info);
+    bodies_gc(q, &info, cmd.op == WR_QF_PURGE);
+    counts_now(q, &info);
 }
 
 /* ---------------------------------------------------------------- snapshots */
@@ -423,6 +422,7 @@ static int snapshot_load(void *ud, const uint8_t *data, size_t len)
     wr_cursor_t c = wr_cursor((wr_bytes_t){data, len});
     wr_qfifo_t *sm = NULL;
     wr_map_t *bodies;
+    wr_qfifo_info_t info;
     uint32_t magic;
     wr_bytes_t st;
 
@@ -437,7 +437,8 @@ static int snapshot_load(void *ud, const uint8_t *data, size_t len)
     q->sm = sm;
     unref_all(q->bodies);
     q->bodies = bodies;
-    unacked_now(q);
+    wr_qfifo_info(q->sm, &info);
+    counts_now(q, &info);
     return WR_OK;
 }
 

@@ -3,6 +3,7 @@
 # pika connection parameters, asserting broker-sent closes (code and text),
 # waiting for a condition with a deadline.
 import contextlib
+import os
 import random
 import socket
 import time
@@ -14,11 +15,46 @@ import pika.exceptions as pex
 _free_ports_given = set()
 
 
+def _port_range():
+    """WARREN_TEST_PORTS=LO-HI: the only ports this process hands out. meson
+    runs the suite as several pytest processes at once, each with its own
+    range, so no two of them ever pick the same port; every range lies below
+    Linux's ephemeral range (32768-60999), which outgoing connections take
+    their local ports from. None when unset."""
+    spec = os.environ.get("WARREN_TEST_PORTS")
+    if not spec:
+        return None
+    lo, hi = (int(v) for v in spec.split("-"))
+    return lo, hi
+
+
+def _bindable(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _port_from_range(lo, hi):
+    for port in range(lo, hi + 1):
+        if port not in _free_ports_given and _bindable(port):
+            _free_ports_given.add(port)
+            return port
+    raise RuntimeError("no free port left in WARREN_TEST_PORTS=%d-%d" % (lo, hi))
+
+
 def free_port():
     """A loopback port that was free a moment ago (bind to 0, read, close),
     never one this process was given before: two calls for one broker's
     listener and management port once returned the same port, and the
-    broker refused its configuration."""
+    broker refused its configuration. From WARREN_TEST_PORTS when set."""
+    limits = _port_range()
+    if limits:
+        return _port_from_range(*limits)
     while True:
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
@@ -33,17 +69,15 @@ def free_port_below_ephemeral():
     """A free loopback port below Linux's ephemeral range (32768-60999), for
     a port chosen before the process that listens on it starts while other
     processes dial out: an outgoing connection's local port (a cluster
-    node dialling its peers) is never taken from below that range."""
+    node dialling its peers) is never taken from below that range. From
+    WARREN_TEST_PORTS when set."""
+    limits = _port_range()
+    if limits:
+        return _port_from_range(*limits)
     for _ in range(200):
         port = random.randint(20000, 32000)
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
+        if _bindable(port):
             return port
-        except OSError:
-            continue
-        finally:
-            s.close()
     raise RuntimeError("no free port in 20000-32000")
 
 

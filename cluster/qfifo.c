@@ -440,15 +440,24 @@ static void pub_forget(wr_qfifo_t *q, uint64_t id)
 
 /* ---- commands ---- */
 
-static bool is_duplicate(const wr_qfifo_t *q, const wr_qfifo_cmd_t *cmd)
+/*
+ * WR_OK when cmd's sequence is its publisher's next (an unknown publisher
+ * starts at 1), WR_EEXIST at or below the last one, WR_AGAIN past a gap.
+ * Commands without publisher or sequence are never checked.
+ */
+static int in_sequence(const wr_qfifo_t *q, const wr_qfifo_cmd_t *cmd)
 {
     bool found;
     size_t at;
+    uint64_t last;
 
     if (cmd->owner == 0 || cmd->seq == 0)
-        return false;
+        return WR_OK;
     at = pub_find(q, cmd->owner, &found);
-    return found && cmd->seq <= q->pubs[at].last_seq;
+    last = found ? q->pubs[at].last_seq : 0;
+    if (cmd->seq <= last)
+        return WR_EEXIST;
+    return cmd->seq == last + 1 ? WR_OK : WR_AGAIN;
 }
 
 static bool pub_record(wr_qfifo_t *q, const wr_qfifo_cmd_t *cmd)
@@ -479,10 +488,13 @@ static uint64_t expiry_of(const wr_qfifo_t *q, uint32_t ttl)
 static int enqueue(wr_qfifo_t *q, wr_qfifo_effects_t *fx, uint64_t index, const wr_qfifo_cmd_t *cmd)
 {
     qf_msg_t m = {index, expiry_of(q, cmd->ttl_ms), cmd->size, 0, cmd->priority, 0};
+    int rc = in_sequence(q, cmd);
 
-    if (is_duplicate(q, cmd))
-        return WR_EEXIST;
+    if (rc != WR_OK)
+        return rc;
     if (q->pol.overflow == WR_QF_REJECT_PUBLISH && over_limit(q, 1, cmd->size)) {
+        if (!pub_record(q, cmd))
+            return WR_ENOMEM;
         if (cmd->seq != 0)
             fx_publisher(fx, WR_QFE_REJECT, cmd->owner, cmd->seq);
         return WR_EFULL;

@@ -157,8 +157,12 @@ void wr_qfifo_free(wr_qfifo_t *q); /* NULL is a no-op */
  * Applies the command committed at log index with the leader's time_ms (from
  * the entry, never the local clock), appending its effects to fx. Returns
  * WR_OK; WR_EEXIST for a duplicate enqueue (same publisher, sequence not
- * above the last applied: nothing happens, no confirm); WR_EFULL for an
- * enqueue refused by reject-publish (a REJECT effect); WR_ENOENT for a
+ * above the last applied: nothing happens, no confirm); WR_AGAIN for an
+ * enqueue out of sequence (a publisher's sequences go 1, 2, 3...; one past
+ * a gap is not enqueued and gives no effect: the publisher sends the
+ * missing ones and then this one again, so its order holds); WR_EFULL for an
+ * enqueue refused by reject-publish (a REJECT effect; the sequence counts
+ * as used); WR_ENOENT for a
  * command naming no known consumer (nothing happens); WR_ENOMEM (fatal for
  * this replica: the state may be partly applied). *n (may be NULL) is the
  * number of messages PURGE removed, 1 when DEQUEUE got a message, else 0.

@@ -34,8 +34,6 @@ typedef struct {
     wr_buf_t entry;
     uint64_t seq;       /* an ENQUEUE's publisher seq; 0 for other commands */
     uint64_t settler;   /* a SETTLE/RETURN/DISCARD's consumer owner; 0 for other commands */
-    wr_qfifo_cmd_t cmd; /* an ENQUEUE, kept to renumber it (wr_qq_landed) */
-    wr_message_t *msg;  /* its message, a reference */
     wr_confirm_t *conf; /* an ENQUEUE's confirm, while not yet answered */
     uint64_t deadline;
     unsigned inflight; /* proposals whose done has not come */
@@ -180,7 +178,6 @@ static void prop_free(prop_t *p)
     q->npending--;
     q->pending_bytes -= p->entry.len;
     wr_buf_free(&p->entry);
-    wr_message_unref(p->msg);
     free(p);
     if (q->s != NULL && q->s->d.drained != NULL)
         q->s->d.drained(q->s->d.ud);
@@ -232,6 +229,41 @@ static void need_retry(prop_t *p)
     arm(p->q->retry_ev, RETRY_EVERY_MS);
 }
 
+/*
+ * p is given up (no outcome within WR_QUORUM_RETRY_MS, or the group is
+ * gone): nacked. An enqueue takes every later one of this publisher with it,
+ * since the machine would refuse them all past the gap, and later publishes
+ * go as a new publisher. One given up may still commit (nack only says the
+ * message is not known to be safe).
+ */
+static void abandon(prop_t *p)
+{
+    qq_t *q = p->q;
+    wr_list_t *it, *next, *end;
+    bool last;
+
+    if (p->seq == 0) {
+        prop_settle(p, false);
+        return;
+    }
+    /* First the new publisher: a nack below may free a publisher's flow and bring new publishes. */
+    if (q->s != NULL) {
+        q->pub_id = new_id(q->s);
+        q->next_seq = 0;
+    }
+    wr_queue_ref(&q->h);
+    end = q->props.prev;
+    for (it = &p->link, last = false; !last; it = next) {
+        prop_t *later = wr_list_entry(it, prop_t, link);
+
+        last = it == end;
+        next = it->next;
+        if (later->seq != 0)
+            prop_settle(later, false);
+    }
+    wr_queue_unref(&q->h);
+}
+
 static void prop_done(void *ud, int status, uint64_t index)
 {
     prop_t *p = ud;
@@ -243,14 +275,14 @@ static void prop_done(void *ud, int status, uint64_t index)
             prop_free(p);
         return;
     }
-    /* Applied here: an enqueue was settled or renumbered by wr_qq_landed just before. */
+    /* Applied here: an enqueue was settled (or marked for a retry) by wr_qq_landed just before. */
     if (status == WR_OK) {
         if (p->seq == 0)
             prop_settle(p, true);
         return;
     }
     if (q->g == NULL || mono_ms() > p->deadline) {
-        prop_settle(p, false);
+        abandon(p);
         return;
     }
     /* Not committed, or not known to be: again (the machine drops a duplicate enqueue). */
@@ -268,23 +300,40 @@ static void prop_send(prop_t *p)
         need_retry(p); /* no group yet (on_open sends it) or out of memory */
 }
 
+/*
+ * The retry pass: commands marked go again, in order. An enqueue waits while
+ * an earlier one is out with no outcome yet: sent now, it would reach the
+ * log past that one's gap and be refused again.
+ */
 static void on_retry(evutil_socket_t fd, short what, void *ud)
 {
     qq_t *q = ud;
     wr_list_t *it, *next;
+    bool awaited = false; /* an earlier enqueue is out, its outcome unknown */
 
     q->retrying = false;
     for (it = q->props.next; it != &q->props; it = next) {
         prop_t *p = wr_list_entry(it, prop_t, link);
 
         next = it->next;
-        if (!p->retry || p->settled)
+        if (p->settled)
             continue;
-        p->retry = false;
-        if (mono_ms() > p->deadline && p->inflight == 0)
-            prop_settle(p, false);
-        else
-            prop_send(p);
+        if (!p->retry) {
+            awaited |= p->seq != 0 && p->inflight > 0;
+            continue;
+        }
+        if (mono_ms() > p->deadline && p->inflight == 0) {
+            abandon(p);
+            next = q->props.next; /* abandon may have freed any later command: from the top */
+            awaited = false;
+            continue;
+        }
+        if (p->seq != 0 && awaited) {
+            p->retry = false;
+            need_retry(p);
+            continue;
+        }
+        prop_send(p);
     }
 }
 
@@ -332,10 +381,6 @@ int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_
         p->conf = conf;
         conf->waiting++;
     }
-    if (p->seq != 0) {
-        p->cmd = *cmd;
-        p->msg = wr_message_ref((wr_message_t *)m);
-    }
     if (q->retrying)
         need_retry(p);
     else
@@ -344,38 +389,22 @@ int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_
 }
 
 /*
- * WR_EEXIST for our own seq not yet landed: a later one was committed first
- * (an earlier attempt never reached a leader), so the machine will refuse
- * this seq for good; the message goes again under a new one, behind what is
- * pending. Nothing is lost; only this message may come after later ones.
+ * This node applied its own enqueue seq. WR_AGAIN: it reached the log past
+ * an earlier one that did not (an attempt forwarded to a leader that died
+ * before appending it), so the machine refused it; it goes again behind that
+ * one at the next retry pass, which keeps the publisher's order. WR_EEXIST:
+ * an earlier attempt was enqueued.
  */
-static void renumber(qq_t *q, prop_t *p)
-{
-    wr_map_del(q->pubs, key_of(&p->seq));
-    p->seq = p->cmd.seq = ++q->next_seq;
-    q->pending_bytes -= p->entry.len;
-    wr_buf_reset(&p->entry);
-    if (!wr_qq_entry_put(&p->entry, wr_qq_now(), &p->cmd, p->msg) ||
-        wr_map_put(q->pubs, key_of(&p->seq), p) != WR_OK) {
-        q->pending_bytes += p->entry.len;
-        p->seq = 0;
-        prop_settle(p, false);
-        return;
-    }
-    q->pending_bytes += p->entry.len;
-    need_retry(p);
-}
-
 void wr_qq_landed(qq_t *q, uint64_t seq, int status)
 {
     prop_t *p = wr_map_get(q->pubs, key_of(&seq));
 
     if (p == NULL)
         return;
-    if (status == WR_EEXIST && p->msg != NULL)
-        renumber(q, p);
+    if (status == WR_AGAIN)
+        need_retry(p);
     else
-        prop_settle(p, status == WR_OK);
+        prop_settle(p, status == WR_OK || status == WR_EEXIST);
 }
 
 static void propose_simple(qq_t *q, wr_qf_op_t op, uint64_t owner, wr_bytes_t tag)

@@ -621,11 +621,12 @@ int main(int argc, char **argv)
                (unsigned long long)wal.torn, (unsigned long long)wal.damaged,
                (unsigned long long)wal.wal_corrupt);
     if (o.qfifo)
-        printf("qfifo: %llu enqueues confirmed, %llu duplicates, %llu rejected; %llu deliveries (%llu "
+        printf("qfifo: %llu enqueues confirmed, %llu duplicates, %llu out of sequence, %llu rejected; %llu "
+               "deliveries (%llu "
                "redelivered), "
                "%llu dead letters, %llu consumer timeouts, %llu DOWN applied\n",
-               (unsigned long long)qf[0], (unsigned long long)qf[1], (unsigned long long)qf[2],
-               (unsigned long long)qf[3], (unsigned long long)qf[4], (unsigned long long)qf[5],
-               (unsigned long long)qf[6], (unsigned long long)qf[7]);
+               (unsigned long long)qf[0], (unsigned long long)qf[1], (unsigned long long)qf[8],
+               (unsigned long long)qf[2], (unsigned long long)qf[3], (unsigned long long)qf[4],
+               (unsigned long long)qf[5], (unsigned long long)qf[6], (unsigned long long)qf[7]);
     return failed ? 1 : 0;
 }

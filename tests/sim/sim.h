@@ -19,7 +19,7 @@
 #include "tests/sim/simdisk.h"
 
 #define SIM_MAX_NODES 9
-#define SIM_QF_STATS  8 /* --sm qfifo counters: sim_qfifo_stats_add */
+#define SIM_QF_STATS  9 /* --sm qfifo counters: sim_qfifo_stats_add */
 
 typedef struct {
     uint64_t seed;
@@ -297,7 +297,7 @@ bool sim_qfifo_drained(const sim_t *s);
 /* After the drain: every confirmed enqueue is settled or dead-lettered. */
 void sim_qfifo_final(sim_t *s);
 /* Adds the run's counters to out: confirms, duplicates, rejects, deliveries, redeliveries, dead letters,
- * consumer timeouts, channels down. */
+ * consumer timeouts, channels down, enqueues out of sequence. */
 void sim_qfifo_stats_add(const sim_t *s, uint64_t out[SIM_QF_STATS]);
 /* Traces what each group still waits for (a drain that does not end). */
 void sim_qfifo_dump(sim_t *s);

@@ -118,17 +118,20 @@ static void settle(qm_t *m, qm_con_t *c, const wr_qfifo_cmd_t *cmd)
         *c = m->c[--m->nc];
 }
 
-/* ENQUEUE: the status must follow the model's dedup (a seq at or below the last applied one). */
+/* ENQUEUE: the status must follow the model's sequence (a duplicate at or below the last used one, out
+ * of sequence past a gap); what is enqueued comes in each publisher's order, without a gap. */
 static void enqueue(sim_t *s, int g, qm_t *m, uint64_t index, const wr_qfifo_cmd_t *cmd, int rc)
 {
     uint64_t *last = &m->pub_last[cmd->owner <= QS_PUBS ? cmd->owner : 0];
-    bool dup = cmd->seq <= *last;
+    int want = cmd->seq <= *last ? WR_EEXIST : cmd->seq > *last + 1 ? WR_AGAIN : WR_OK;
     qm_msg_t *x;
 
-    if (dup != (rc == WR_EEXIST))
-        sim_fail(s, "qfifo g%d %llu: enqueue p%llu seq %llu (last %llu) gave status %d", g,
+    if (want != (rc == WR_EFULL ? WR_OK : rc))
+        sim_fail(s, "qfifo g%d %llu: enqueue p%llu seq %llu (last %llu) gave status %d, not %d", g,
                  (unsigned long long)index, (unsigned long long)cmd->owner, (unsigned long long)cmd->seq,
-                 (unsigned long long)*last, rc);
+                 (unsigned long long)*last, rc, want);
+    if (rc == WR_EFULL)
+        *last = cmd->seq;
     if (rc != WR_OK)
         return;
     *last = cmd->seq;

@@ -264,7 +264,7 @@ START_TEST(drop_head_or_reject_publish)
     p.max_length = WR_QF_NONE;
     p.max_bytes = 250; /* two 100-byte messages fit, a third does not */
     policy(&h, &p);
-    ck_assert_int_eq(enq(&h, 5, 5, 0, WR_QF_NO_TTL), WR_EFULL);
+    ck_assert_int_eq(enq(&h, 5, 5, 0, WR_QF_NO_TTL), WR_EFULL); /* 4 was refused, yet used: 5 is next */
     p.overflow = WR_QF_DROP_HEAD;
     p.max_bytes = 100;
     policy(&h, &p); /* a tighter limit drops at once */
@@ -528,11 +528,16 @@ START_TEST(dedup_applies_once)
     ck_assert_int_eq(enq(&h, 5, 1, 0, WR_QF_NO_TTL), WR_OK);
     ck_assert_int_eq(enq(&h, 5, 1, 0, WR_QF_NO_TTL), WR_EEXIST);
     ck_assert_uint_eq(h.fx.n, 0);
-    ck_assert_int_eq(enq(&h, 5, 7, 0, WR_QF_NO_TTL), WR_OK); /* gaps are fine: other queues took 2..6 */
-    ck_assert_int_eq(enq(&h, 5, 3, 0, WR_QF_NO_TTL), WR_EEXIST);
-    ck_assert_int_eq(enq(&h, 6, 3, 0, WR_QF_NO_TTL), WR_OK);
-    ck_assert_uint_eq(info(&h).ready, 3);
-    ck_assert_uint_eq(wr_qfifo_publisher_seq(h.q, 5), 7);
+    ck_assert_int_eq(enq(&h, 5, 3, 0, WR_QF_NO_TTL), WR_AGAIN); /* 2 is missing: not enqueued */
+    ck_assert_uint_eq(h.fx.n, 0);
+    ck_assert_uint_eq(wr_qfifo_publisher_seq(h.q, 5), 1);
+    ck_assert_int_eq(enq(&h, 5, 2, 0, WR_QF_NO_TTL), WR_OK);
+    ck_assert_int_eq(enq(&h, 5, 3, 0, WR_QF_NO_TTL), WR_OK); /* sent again after 2: in order */
+    ck_assert_int_eq(enq(&h, 5, 2, 0, WR_QF_NO_TTL), WR_EEXIST);
+    ck_assert_int_eq(enq(&h, 6, 2, 0, WR_QF_NO_TTL), WR_AGAIN); /* a new publisher starts at 1 */
+    ck_assert_int_eq(enq(&h, 6, 1, 0, WR_QF_NO_TTL), WR_OK);
+    ck_assert_uint_eq(info(&h).ready, 4);
+    ck_assert_uint_eq(wr_qfifo_publisher_seq(h.q, 5), 3);
     simple(&h, WR_QF_DOWN, 5, "");
     ck_assert_uint_eq(wr_qfifo_publisher_seq(h.q, 5), 0);
     h_done(&h);
@@ -887,7 +892,7 @@ static void model_down(model_t *m, uint64_t owner)
         if (slot_owner(i) == owner && m->slot[i].live)
             slot_drop(m, i);
     if (owner < 4)
-        m->pub_last[owner] = 0;
+        m->pub_last[owner] = m->pub_next[owner] = 0;
 }
 
 static void model_dlx_settle(model_t *m, uint64_t id)
@@ -909,7 +914,10 @@ static int model_before(model_t *m, const wr_qfifo_cmd_t *c)
     if (c->op >= WR_QF_CHECKOUT && c->op <= WR_QF_CANCEL)
         return model_consumer_cmd(m, c);
     if (c->op == WR_QF_ENQUEUE)
-        return c->owner && c->seq && c->seq <= m->pub_last[c->owner] ? WR_EEXIST : WR_OK;
+        return !c->owner || !c->seq                 ? WR_OK
+               : c->seq <= m->pub_last[c->owner]    ? WR_EEXIST
+               : c->seq > m->pub_last[c->owner] + 1 ? WR_AGAIN
+                                                    : WR_OK;
     if (c->op == WR_QF_DOWN)
         model_down(m, c->owner);
     if (c->op == WR_QF_DLX_SETTLE)
@@ -1003,16 +1011,15 @@ static void model_after(model_t *m, const h_t *h, const wr_qfifo_cmd_t *c, uint6
     wr_qfifo_info_t in = info(h);
 
     ck_assert_int_eq(rc == WR_EFULL ? WR_OK : rc, want);
-    if (c->op == WR_QF_ENQUEUE && rc == WR_OK) {
+    if (c->op == WR_QF_ENQUEUE && rc == WR_OK)
         m->msg[index].st = M_READY;
-        if (c->owner && c->seq)
-            m->pub_last[c->owner] = c->seq;
-    }
+    if (c->op == WR_QF_ENQUEUE && (rc == WR_OK || rc == WR_EFULL) && c->owner && c->seq)
+        m->pub_last[c->owner] = c->seq;
     if (c->op == WR_QF_ENQUEUE && c->seq)
         ck_assert_uint_eq(count_kind(h, rc == WR_OK      ? WR_QFE_CONFIRM
                                         : rc == WR_EFULL ? WR_QFE_REJECT
                                                          : 0),
-                          rc == WR_EEXIST ? 0 : 1);
+                          rc == WR_EEXIST || rc == WR_AGAIN ? 0 : 1);
     if (c->op == WR_QF_PURGE) {
         ck_assert_uint_eq(h->n, count_st(m, M_READY));
         for (size_t i = 0; i < MAXIDX; i++)
@@ -1070,8 +1077,13 @@ static void gen_enqueue(model_t *m, wr_qfifo_cmd_t *c)
 
     c->op = WR_QF_ENQUEUE;
     c->owner = pub;
-    if (pub != 0)
-        c->seq = rnd(m) % 6 == 0 && m->pub_next[pub] > 0 ? m->pub_next[pub] - rnd(m) % 2 : ++m->pub_next[pub];
+    /* Mostly the next sequence; sometimes a resend (a duplicate), sometimes one past a gap. */
+    if (pub != 0 && rnd(m) % 6 == 0 && m->pub_next[pub] > 0)
+        c->seq = m->pub_next[pub] - rnd(m) % 2;
+    else if (pub != 0 && rnd(m) % 8 == 0)
+        c->seq = m->pub_next[pub] + 2;
+    else if (pub != 0)
+        c->seq = ++m->pub_next[pub];
     c->size = 1 + (uint32_t)(rnd(m) % 2000);
     c->priority = (uint8_t)(rnd(m) % 10);
     c->ttl_ms = rnd(m) % 4 == 0 ? 20 + (uint32_t)(rnd(m) % 300) : WR_QF_NO_TTL;

@@ -28,7 +28,8 @@ def _port_range():
     return lo, hi
 
 
-def _bindable(port):
+def port_free(port):
+    """Whether a loopback port can be bound now."""
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", port))
@@ -41,7 +42,7 @@ def _bindable(port):
 
 def _port_from_range(lo, hi):
     for port in range(lo, hi + 1):
-        if port not in _free_ports_given and _bindable(port):
+        if port not in _free_ports_given and port_free(port):
             _free_ports_given.add(port)
             return port
     raise RuntimeError("no free port left in WARREN_TEST_PORTS=%d-%d" % (lo, hi))
@@ -76,7 +77,7 @@ def free_port_below_ephemeral():
         return _port_from_range(*limits)
     for _ in range(200):
         port = random.randint(20000, 32000)
-        if _bindable(port):
+        if port_free(port):
             return port
     raise RuntimeError("no free port in 20000-32000")
 

@@ -9,7 +9,6 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ import tempfile
 import pytest
 
 from conftest import Http, free_port
-from helpers import wait_for
+from helpers import port_free, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RMQ_BIN = "/usr/lib/rabbitmq/bin"
@@ -30,17 +29,6 @@ def rabbitmqadmin_path():
     found = sorted(glob.glob("/usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins/rabbitmq_management-*/"
                              "priv/www/cli/rabbitmqadmin"))
     return found[-1] if found else None
-
-
-def port_free(port):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 def admin(port, *args):

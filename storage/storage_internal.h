@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/list.h"
@@ -108,6 +109,7 @@ typedef struct {
     size_t nlogs;
     char **trash; /* directories of destroyed logs to remove; owned */
     size_t ntrash;
+    bool paced; /* submitted behind a sync and small: starts a commit interval after the last */
     char msg[WR_STORE_MSG_MAX]; /* storage thread: problems removing trash */
 } wr_batch_t;
 
@@ -117,6 +119,7 @@ struct wr_store_s {
     uint64_t segment_size;
     unsigned compact_pct;
     uint64_t reclaim_bytes; /* see WR_STORE_RECLAIM_BYTES */
+    int64_t pace_ns;        /* the commit interval; <= 0: none */
     wr_store_message_fn message;
     void *message_ud;
     wr_store_fault_fn fault;
@@ -131,7 +134,9 @@ struct wr_store_s {
     wr_batch_t *submitted;
     wr_batch_t *completed;
     bool stop;
+    bool hurry; /* the owner waits for the batch: start it without pacing */
     pthread_t thread;
+    struct timespec last_start; /* storage thread only: when it began the last batch */
 
     /* Owner's thread only. */
     wr_batch_t *inflight; /* submitted and not yet applied */

@@ -17,7 +17,9 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "core/status.h"
@@ -243,6 +245,19 @@ static int opts_apply(wr_store_t *s, const wr_store_opts_t *o, char *err, size_t
     return WR_OK;
 }
 
+/*
+ * ext4 and XFS overwrite a file's allocated blocks in place, so data written
+ * back inside a length an fdatasync already covered is durable after any
+ * later device flush. Copy-on-write and unknown file systems get an
+ * fdatasync per file.
+ */
+static bool overwrites_in_place(const char *dir)
+{
+    struct statfs st;
+
+    return statfs(dir, &st) == 0 && (st.f_type == EXT4_SUPER_MAGIC || st.f_type == XFS_SUPER_MAGIC);
+}
+
 /* The storage thread's work condition times its pacing on the monotonic clock. */
 static int work_cond_init(pthread_cond_t *c)
 {
@@ -285,6 +300,7 @@ wr_store_t *wr_store_open(const char *dir, const wr_store_opts_t *opts, char *er
         snprintf(err, errlen, "cannot create storage directory %s: %s", dir, strerror(errno));
         goto err;
     }
+    s->flush_once = overwrites_in_place(dir);
     if (lock_take(s, err, errlen) != WR_OK || version_check(s, err, errlen) != WR_OK ||
         logs_dir_prepare(s, err, errlen) != WR_OK)
         goto err;

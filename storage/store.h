@@ -27,11 +27,12 @@ typedef struct wr_store_s wr_store_t;
 /* Receives one human-readable line: recovery reports and I/O errors. Owner's thread. */
 typedef void (*wr_store_message_fn)(void *ud, const char *text);
 
-typedef enum { WR_STORE_IO_WRITE, WR_STORE_IO_SYNC } wr_store_io_t;
+/* WRITEBACK: a segment's data written back without a device flush (sync_file_range). */
+typedef enum { WR_STORE_IO_WRITE, WR_STORE_IO_SYNC, WR_STORE_IO_WRITEBACK } wr_store_io_t;
 
 /*
- * TESTS ONLY. Called on the storage thread before each pwrite and each
- * fsync/fdatasync it performs, with the file's path. Return 0 to let the call
+ * TESTS ONLY. Called on the storage thread before each pwrite, each
+ * fsync/fdatasync and each writeback it performs, with the file's path. Return 0 to let the call
  * happen, or an errno value (EIO, ENOSPC) to fail it as if the kernel had. A
  * hook may block to hold the storage thread at that point.
  */

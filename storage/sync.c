@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The storage thread. Per log: write the chunks, one fdatasync per segment
- * written, fsync the directory if a segment was created; that is the durable
- * point. Deletions (so a compacted segment outlives its copies' sync) and FRONT
- * come after it; a failure before it rolls the log's files back.
+ * The storage thread. Per log: write the chunks, sync each segment written
+ * (fdatasync, or only write the data back where its blocks and size are on
+ * disk already, and then one device flush for the whole batch), fsync the
+ * directory if a segment was created; that is the durable point. Deletions
+ * (so a compacted segment outlives its copies' sync) and FRONT come after it;
+ * a failure before it rolls the log's files back.
  */
 #include "storage/sync.h"
 
@@ -164,6 +166,8 @@ static void rollback(wr_batch_log_t *e)
     for (n = e->log->inflight.next; n != &e->log->inflight; n = n->next) {
         wr_chunk_t *c = wr_list_entry(n, wr_chunk_t, link);
         int r = c->off == 0 ? unlink(c->seg->path) : ftruncate(c->seg->fd, (off_t)c->off);
+        /* The file's length changed: its next sync is an fdatasync again. */
+        c->seg->synced = c->seg->ahead = 0;
         if (r != 0)
             note(e->msg, sizeof(e->msg), "; rolling back %s also failed: %s", c->seg->path,
                  errstr(errno, eb, sizeof(eb)));
@@ -179,31 +183,93 @@ static void fail(wr_batch_log_t *e, int err, const char *what, const char *path)
          errstr(err, eb, sizeof(eb)));
 }
 
-static void run_log(wr_store_t *s, wr_batch_log_t *e)
+/*
+ * Where the zeros written after a segment's data end: an eighth of its
+ * length further (at most 1 MiB), up to a 4 KiB boundary, never past the
+ * segment size. Later batches then overwrite allocated blocks inside the
+ * file, which needs no metadata on disk.
+ */
+static uint64_t ahead_end(const wr_store_t *s, uint64_t end)
+{
+    uint64_t to = end + (end / 8 < (1u << 20) ? end / 8 : (1u << 20));
+
+    if (end >= s->segment_size)
+        return end;
+    to = (to + 4095) & ~(uint64_t)4095;
+    return to < s->segment_size ? to : s->segment_size;
+}
+
+/* Writes the chunk, then zeros ahead of it when it passed the zeros already there. */
+static int write_chunk(wr_store_t *s, wr_chunk_t *c)
+{
+    static const uint8_t zeros[65536];
+    uint64_t end = c->off + c->data.len, to, at;
+    int err = write_all(s, c->seg->fd, c->seg->path, c->data.data, c->data.len, c->off);
+
+    if (err != 0 || !s->flush_once || end <= c->seg->ahead)
+        return err;
+    to = ahead_end(s, end);
+    /* Best effort: without them the segment is fdatasync'ed each batch, as before. */
+    for (at = end; at < to && err == 0; at += sizeof(zeros))
+        err = write_all(s, c->seg->fd, c->seg->path, zeros, to - at < sizeof(zeros) ? to - at : sizeof(zeros),
+                        at);
+    c->seg->ahead = err == 0 ? to : end;
+    return 0;
+}
+
+/*
+ * The chunk's sync step. When its blocks and the file's size are already on
+ * disk (the chunk lies within what an earlier fdatasync covered), writing the
+ * data back is enough, and the batch's one device flush, issued after every
+ * log's writeback, makes it durable: *rides says so. Else fdatasync.
+ */
+static int sync_chunk(wr_store_t *s, wr_chunk_t *c, bool *rides)
+{
+    unsigned flags = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
+    uint64_t end = c->off + c->data.len;
+    int err;
+
+    if (s->flush_once && end <= c->seg->synced) {
+        err = fault(s, WR_STORE_IO_WRITEBACK, c->seg->path);
+        if (err == 0 && sync_file_range(c->seg->fd, (off_t)c->off, (off_t)c->data.len, flags) != 0)
+            err = errno;
+        *rides = err == 0;
+        return err;
+    }
+    err = sync_fd(s, c->seg->fd, c->seg->path);
+    if (err == 0)
+        c->seg->synced = c->seg->ahead > end ? c->seg->ahead : end;
+    return err;
+}
+
+/* Up to the log's durable point (but for the batch's flush, if e->rides). False if it failed and was
+ * rolled back. */
+static bool log_sync(wr_store_t *s, wr_batch_log_t *e, wr_seg_t **carrier)
 {
     wr_seglog_t *log = e->log;
-    bool created = false, changed = false;
-    char eb[128];
+    bool created = false;
     wr_list_t *n;
     int err;
 
-    /* Up to the durable point: everything here must succeed. */
     for (n = log->inflight.next; n != &log->inflight; n = n->next) {
         wr_chunk_t *c = wr_list_entry(n, wr_chunk_t, link);
-        err = write_all(s, c->seg->fd, c->seg->path, c->data.data, c->data.len, c->off);
-        if (err != 0) {
+        if ((err = write_chunk(s, c)) != 0) {
             fail(e, err, "write to", c->seg->path);
             goto rollback;
         }
         created |= c->off == 0;
     }
-    /* Each segment has one chunk per batch, so this is one fdatasync per dirty file. */
+    /* Each segment has one chunk per batch, so this is one sync step per dirty file. */
     for (n = log->inflight.next; n != &log->inflight; n = n->next) {
         wr_chunk_t *c = wr_list_entry(n, wr_chunk_t, link);
-        err = sync_fd(s, c->seg->fd, c->seg->path);
-        if (err != 0) {
+        bool rode = false;
+        if ((err = sync_chunk(s, c, &rode)) != 0) {
             fail(e, err, "fdatasync of", c->seg->path);
             goto rollback;
+        }
+        if (rode) {
+            e->rides = true;
+            *carrier = c->seg;
         }
     }
     if (created && (err = sync_dir(s, log->dir)) != 0) {
@@ -214,8 +280,21 @@ static void run_log(wr_store_t *s, wr_batch_log_t *e)
         fail(e, err, "fsync of directory", s->logs_dir);
         goto rollback;
     }
+    return true;
 
-    /* Past the durable point: failures only leave extra files behind. */
+rollback:
+    rollback(e);
+    return false;
+}
+
+/* Past the durable point: failures only leave extra files behind. */
+static void log_after(wr_store_t *s, wr_batch_log_t *e)
+{
+    wr_seglog_t *log = e->log;
+    bool changed = false;
+    char eb[128];
+    int err;
+
     if (e->front != 0) {
         char text[32];
         int len = snprintf(text, sizeof(text), "%" PRIu64 "\n", e->front);
@@ -233,19 +312,35 @@ static void run_log(wr_store_t *s, wr_batch_log_t *e)
     if (changed && (err = sync_dir(s, log->dir)) != 0)
         note(e->msg, sizeof(e->msg), "log '%s': fsync of directory %s failed: %s; ", log->name, log->dir,
              errstr(err, eb, sizeof(eb)));
-    return;
+}
 
-rollback:
-    rollback(e);
+/* The one device flush the riders wait for; if it fails, so do they. */
+static void flush_riders(wr_store_t *s, wr_batch_t *b, wr_seg_t *carrier)
+{
+    int err = sync_fd(s, carrier->fd, carrier->path);
+
+    for (size_t i = 0; i < b->nlogs && err != 0; i++) {
+        if (b->logs[i].rides && b->logs[i].err == 0) {
+            fail(&b->logs[i], err, "fdatasync of", carrier->path);
+            rollback(&b->logs[i]);
+        }
+    }
 }
 
 static void run_batch(wr_store_t *s, wr_batch_t *b)
 {
+    wr_seg_t *carrier = NULL;
     char eb[128];
     int err;
 
     for (size_t i = 0; i < b->nlogs; i++)
-        run_log(s, &b->logs[i]);
+        log_sync(s, &b->logs[i], &carrier);
+    if (carrier != NULL)
+        flush_riders(s, b, carrier);
+    for (size_t i = 0; i < b->nlogs; i++) {
+        if (b->logs[i].err == 0)
+            log_after(s, &b->logs[i]);
+    }
     for (size_t i = 0; i < b->ntrash; i++)
         wr_sync_remove_dir(b->trash[i], b->msg, sizeof(b->msg));
     if (b->ntrash > 0 && (err = sync_dir(s, s->logs_dir)) != 0)

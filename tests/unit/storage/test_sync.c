@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for storage/sync.c and the batch hand-off: group commit (one
- * callback, one fdatasync per dirty file), callbacks waiting for their fsync,
+ * callback, one sync per dirty file, one device flush per batch once files
+ * are allocated), callbacks waiting for their fsync,
  * appends gathering behind a slow sync, the commit interval that paces a
  * backlog of small batches, injected write and fsync errors
  * (reported, isolated, the stored prefix recovers exactly), close.
@@ -11,7 +12,9 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/magic.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,6 +128,93 @@ START_TEST(callback_waits_for_fsync)
     ck_assert_int_eq(th_fault_syncs(&fault), 2);
     ck_assert_uint_eq(wr_store_pending_bytes(s), 0);
     th_check_read(log, 18);
+    wr_store_close(s);
+}
+END_TEST
+
+/* Whether the store under test makes one device flush per batch (storage/store.c). */
+static bool flush_once_fs(void)
+{
+    struct statfs st;
+
+    ck_assert_int_eq(statfs(th_tmpdir_path(), &st), 0);
+    return st.f_type == EXT4_SUPER_MAGIC || st.f_type == XFS_SUPER_MAGIC;
+}
+
+/* Opens logs q0..q3 and makes a first record of each durable (their files' first fdatasync). */
+static void four_logs(wr_store_t *s, wr_seglog_t *logs[4], th_durable_t durs[4])
+{
+    for (int i = 0; i < 4; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "q%d", i);
+        logs[i] = th_open_log(s, name, &durs[i], NULL, NULL);
+        th_append_n(logs[i], 1, 1);
+    }
+    th_settle(s);
+    for (int i = 0; i < 4; i++)
+        ck_assert_uint_eq(durs[i].index, 1);
+}
+
+/*
+ * Once a file's blocks are on disk, a batch writes each log's data back and
+ * flushes the device once for all of them, instead of an fdatasync per file.
+ */
+START_TEST(one_flush_per_batch)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s = th_store(&o);
+    th_durable_t durs[4] = {{0}};
+    wr_seglog_t *logs[4];
+    int syncs;
+
+    four_logs(s, logs, durs);
+    syncs = th_fault_syncs(&fault);
+    ck_assert_int_eq(syncs, 4);
+    for (int i = 0; i < 4; i++)
+        th_append_n(logs[i], 2, 20);
+    th_settle(s);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_uint_eq(durs[i].index, 20);
+        ck_assert_int_eq(durs[i].status, WR_OK);
+    }
+    if (flush_once_fs()) {
+        ck_assert_int_eq(th_fault_syncs(&fault) - syncs, 1);
+        ck_assert_int_eq(th_fault_writebacks(&fault), 4);
+    } else {
+        ck_assert_int_eq(th_fault_syncs(&fault) - syncs, 4);
+    }
+    ck_assert_int_eq(msgs.count, 0);
+    wr_store_close(s);
+}
+END_TEST
+
+/* When the batch's one flush fails, every log that relied on it fails, not just the file flushed. */
+START_TEST(failed_flush_fails_every_rider)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s = th_store(&o);
+    th_durable_t durs[4] = {{0}};
+    wr_seglog_t *logs[4];
+
+    if (!flush_once_fs())
+        return;
+    four_logs(s, logs, durs);
+    for (int i = 0; i < 4; i++)
+        th_append_n(logs[i], 2, 5);
+    fault.err = EIO;
+    fault.fail_sync = 1;
+    th_settle(s);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(durs[i].status, WR_EIO);
+        ck_assert_uint_eq(wr_seglog_durable_index(logs[i]), 1);
+        ck_assert_msg(th_msgs_has(&msgs, "records 2..5 of log"), "%s", msgs.text);
+    }
+    /* The logs go on once the disk does. */
+    for (int i = 0; i < 4; i++) {
+        th_append_n(logs[i], 6, 7);
+        th_sync(s, logs[i], 7);
+        ck_assert_int_eq(durs[i].status, WR_OK);
+    }
     wr_store_close(s);
 }
 END_TEST
@@ -444,6 +534,8 @@ int main(void)
     tcase_add_test(tc, one_batch_one_callback);
     tcase_add_test(tc, one_sync_per_dirty_file);
     tcase_add_test(tc, callback_waits_for_fsync);
+    tcase_add_test(tc, one_flush_per_batch);
+    tcase_add_test(tc, failed_flush_fails_every_rider);
     tcase_add_test(tc, backlog_batch_waits_commit_interval);
     tcase_add_test(tc, large_backlog_not_paced);
     tcase_add_test(tc, batch_after_idle_not_paced);

@@ -217,34 +217,29 @@ static int write_chunk(wr_store_t *s, wr_chunk_t *c)
     return 0;
 }
 
-/*
- * The chunk's sync step. When its blocks and the file's size are already on
- * disk (the chunk lies within what an earlier fdatasync covered), writing the
- * data back is enough, and the batch's one device flush, issued after every
- * log's writeback, makes it durable: *rides says so. Else fdatasync.
- */
-static int sync_chunk(wr_store_t *s, wr_chunk_t *c, bool *rides)
+/* Whether the chunk overwrites blocks that an fdatasync put on disk, inside the size it made durable. */
+static bool in_place(const wr_store_t *s, const wr_chunk_t *c)
 {
-    unsigned flags = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
-    uint64_t end = c->off + c->data.len;
-    int err;
+    return s->flush_once && c->off + c->data.len <= c->seg->synced;
+}
 
-    if (s->flush_once && end <= c->seg->synced) {
-        err = fault(s, WR_STORE_IO_WRITEBACK, c->seg->path);
-        if (err == 0 && sync_file_range(c->seg->fd, (off_t)c->off, (off_t)c->data.len, flags) != 0)
-            err = errno;
-        *rides = err == 0;
-        return err;
-    }
-    err = sync_fd(s, c->seg->fd, c->seg->path);
+/* fdatasync of the chunk's segment: then all that was written to it is on disk, zeros ahead included. */
+static int sync_seg(wr_store_t *s, wr_chunk_t *c)
+{
+    uint64_t end = c->off + c->data.len;
+    int err = sync_fd(s, c->seg->fd, c->seg->path);
+
     if (err == 0)
         c->seg->synced = c->seg->ahead > end ? c->seg->ahead : end;
     return err;
 }
 
-/* Up to the log's durable point (but for the batch's flush, if e->rides). False if it failed and was
- * rolled back. */
-static bool log_sync(wr_store_t *s, wr_batch_log_t *e, wr_seg_t **carrier)
+/*
+ * Writes the log's chunks and syncs those that are not in place; those that
+ * are wait for sync_riders (e->rides, counted in *riders, the last in *last).
+ * Then the directories. False if it failed and was rolled back.
+ */
+static bool log_sync(wr_store_t *s, wr_batch_log_t *e, size_t *riders, wr_chunk_t **last)
 {
     wr_seglog_t *log = e->log;
     bool created = false;
@@ -259,17 +254,16 @@ static bool log_sync(wr_store_t *s, wr_batch_log_t *e, wr_seg_t **carrier)
         }
         created |= c->off == 0;
     }
-    /* Each segment has one chunk per batch, so this is one sync step per dirty file. */
+    /* Each segment has one chunk per batch, so this is one sync per dirty file. */
     for (n = log->inflight.next; n != &log->inflight; n = n->next) {
         wr_chunk_t *c = wr_list_entry(n, wr_chunk_t, link);
-        bool rode = false;
-        if ((err = sync_chunk(s, c, &rode)) != 0) {
+        if (in_place(s, c)) {
+            e->rides = true;
+            (*riders)++;
+            *last = c;
+        } else if ((err = sync_seg(s, c)) != 0) {
             fail(e, err, "fdatasync of", c->seg->path);
             goto rollback;
-        }
-        if (rode) {
-            e->rides = true;
-            *carrier = c->seg;
         }
     }
     if (created && (err = sync_dir(s, log->dir)) != 0) {
@@ -285,6 +279,52 @@ static bool log_sync(wr_store_t *s, wr_batch_log_t *e, wr_seg_t **carrier)
 rollback:
     rollback(e);
     return false;
+}
+
+/* Writes back the log's in-place chunks but `last`, without a device flush. */
+static void writeback_log(wr_store_t *s, wr_batch_log_t *e, const wr_chunk_t *last)
+{
+    unsigned flags = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
+    wr_list_t *n;
+
+    for (n = e->log->inflight.next; n != &e->log->inflight; n = n->next) {
+        wr_chunk_t *c = wr_list_entry(n, wr_chunk_t, link);
+        int err;
+        if (c == last || !in_place(s, c))
+            continue;
+        err = fault(s, WR_STORE_IO_WRITEBACK, c->seg->path);
+        if (err == 0 && sync_file_range(c->seg->fd, (off_t)c->off, (off_t)c->data.len, flags) != 0)
+            err = errno;
+        if (err != 0) {
+            fail(e, err, "writeback of", c->seg->path);
+            rollback(e);
+            return;
+        }
+    }
+}
+
+/*
+ * The in-place chunks of every log: each written back, then one fdatasync of
+ * the last, whose device flush makes them all durable (a lone one is simply
+ * fdatasync'ed). If that fails, every log that relied on it fails.
+ */
+static void sync_riders(wr_store_t *s, wr_batch_t *b, wr_chunk_t *last)
+{
+    int err;
+
+    for (size_t i = 0; i < b->nlogs; i++) {
+        if (b->logs[i].rides && b->logs[i].err == 0)
+            writeback_log(s, &b->logs[i], last);
+    }
+    /* Not sync_seg: last is in place, and its log may have been rolled back meanwhile. */
+    if ((err = sync_fd(s, last->seg->fd, last->seg->path)) == 0)
+        return;
+    for (size_t i = 0; i < b->nlogs; i++) {
+        if (b->logs[i].rides && b->logs[i].err == 0) {
+            fail(&b->logs[i], err, "fdatasync of", last->seg->path);
+            rollback(&b->logs[i]);
+        }
+    }
 }
 
 /* Past the durable point: failures only leave extra files behind. */
@@ -314,29 +354,17 @@ static void log_after(wr_store_t *s, wr_batch_log_t *e)
              errstr(err, eb, sizeof(eb)));
 }
 
-/* The one device flush the riders wait for; if it fails, so do they. */
-static void flush_riders(wr_store_t *s, wr_batch_t *b, wr_seg_t *carrier)
-{
-    int err = sync_fd(s, carrier->fd, carrier->path);
-
-    for (size_t i = 0; i < b->nlogs && err != 0; i++) {
-        if (b->logs[i].rides && b->logs[i].err == 0) {
-            fail(&b->logs[i], err, "fdatasync of", carrier->path);
-            rollback(&b->logs[i]);
-        }
-    }
-}
-
 static void run_batch(wr_store_t *s, wr_batch_t *b)
 {
-    wr_seg_t *carrier = NULL;
+    wr_chunk_t *last = NULL;
+    size_t riders = 0;
     char eb[128];
     int err;
 
     for (size_t i = 0; i < b->nlogs; i++)
-        log_sync(s, &b->logs[i], &carrier);
-    if (carrier != NULL)
-        flush_riders(s, b, carrier);
+        log_sync(s, &b->logs[i], &riders, &last);
+    if (riders > 0)
+        sync_riders(s, b, last);
     for (size_t i = 0; i < b->nlogs; i++) {
         if (b->logs[i].err == 0)
             log_after(s, &b->logs[i]);

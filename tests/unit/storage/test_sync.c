@@ -157,7 +157,8 @@ static void four_logs(wr_store_t *s, wr_seglog_t *logs[4], th_durable_t durs[4])
 
 /*
  * Once a file's blocks are on disk, a batch writes each log's data back and
- * flushes the device once for all of them, instead of an fdatasync per file.
+ * flushes the device once for all of them (the fdatasync of the last),
+ * instead of an fdatasync per file.
  */
 START_TEST(one_flush_per_batch)
 {
@@ -179,7 +180,7 @@ START_TEST(one_flush_per_batch)
     }
     if (flush_once_fs()) {
         ck_assert_int_eq(th_fault_syncs(&fault) - syncs, 1);
-        ck_assert_int_eq(th_fault_writebacks(&fault), 4);
+        ck_assert_int_eq(th_fault_writebacks(&fault), 3); /* the fourth is the one fdatasync'ed */
     } else {
         ck_assert_int_eq(th_fault_syncs(&fault) - syncs, 4);
     }

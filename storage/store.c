@@ -384,8 +384,9 @@ void wr_store_submit(wr_store_t *s)
     s->ntrash = 0;
     pthread_mutex_lock(&s->mu);
     s->submitted = b;
-    pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->mu);
+    /* After unlocking: woken inside, the thread would block at once on mu. */
+    pthread_cond_signal(&s->work);
     s->inflight = b;
 }
 

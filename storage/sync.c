@@ -425,9 +425,12 @@ void *wr_sync_main(void *arg)
         s->completed = b;
         s->hurry = false;
         pthread_cond_broadcast(&s->done);
-        /* Only the owner reads the counter, so it cannot overflow; a failed add
+        pthread_mutex_unlock(&s->mu);
+        /* Outside mu, so the owner it wakes does not block on mu next. Only
+         * the owner reads the counter, so it cannot overflow; a failed add
          * would mean a bad descriptor, which the owner's poll reports itself. */
         eventfd_write(s->notify_fd, 1);
+        pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;

@@ -225,6 +225,8 @@ static int scan_segment(recovery_t *r, wr_seg_t *seg, const wr_segment_header_t 
         if ((rc = add_record(r, seg, &it)) != WR_OK)
             return rc;
     }
+    if (sc.n < seg->size)
+        seg->size = sc.n; /* the zeros after the records are overwritten in place */
     seg->durable = seg->size;
     return WR_OK;
 }
@@ -233,7 +235,7 @@ static int scan_segment(recovery_t *r, wr_seg_t *seg, const wr_segment_header_t 
  * Counts the records framed in a segment whose header is damaged: their
  * lengths chain them from the end of the header. Without the header no CRC
  * verifies, so the count is trusted only when the chain ends exactly at the
- * end of the file; false otherwise.
+ * end of the file or where zeros written ahead begin; false otherwise.
  */
 static bool count_frames(const uint8_t *p, size_t n, uint64_t *count)
 {
@@ -242,14 +244,14 @@ static bool count_frames(const uint8_t *p, size_t n, uint64_t *count)
     uint32_t len;
 
     *count = 0;
-    while (n - pos >= WR_SEGMENT_RECORD_HEADER) {
+    while (n - pos >= WR_SEGMENT_RECORD_HEADER && !wr_segment_all_zero(p + pos, n - pos)) {
         if (wr_segment_record_head(p + pos, UINT64_MAX, &len, &index) != WR_OK ||
             len > n - pos - WR_SEGMENT_RECORD_HEADER)
             return false;
         pos += WR_SEGMENT_RECORD_HEADER + len;
         (*count)++;
     }
-    return pos == n;
+    return pos == n || wr_segment_all_zero(p + pos, n - pos);
 }
 
 /* Renames a segment with a damaged header to *.seg.corrupt and reports the records lost with it. */

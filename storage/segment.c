@@ -151,6 +151,15 @@ static bool record_at(const wr_segment_scan_t *s, size_t off, wr_segment_item_t 
     return true;
 }
 
+bool wr_segment_all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != 0)
+            return false;
+    }
+    return true;
+}
+
 wr_scan_kind_t wr_segment_scan_next(wr_segment_scan_t *s, wr_segment_item_t *it)
 {
     size_t bad;
@@ -160,6 +169,11 @@ wr_scan_kind_t wr_segment_scan_next(wr_segment_scan_t *s, wr_segment_item_t *it)
     if (record_at(s, s->pos, it)) {
         s->pos += it->size;
         return WR_SCAN_RECORD;
+    }
+    /* No record is all zeros (indexes start at 1): this is space written ahead. */
+    if (wr_segment_all_zero(s->p + s->pos, s->n - s->pos)) {
+        s->n = s->pos;
+        return WR_SCAN_END;
     }
     /* Resynchronise: the next offset at which a record verifies ends the bad run. */
     bad = s->pos;

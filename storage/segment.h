@@ -88,9 +88,14 @@ void wr_segment_scan_init(wr_segment_scan_t *s, const uint8_t *p, size_t n, cons
  * The next item. After a bad byte the scanner searches forward, byte by byte,
  * for the next record that verifies, so one corrupt record costs only itself:
  * WR_SCAN_BAD reports the unreadable run, and a run that reaches the end of
- * the file (off + size == n) is a torn tail. WR_SCAN_END when done.
+ * the file (off + size == n) is a torn tail. Zeros from a point to the end of
+ * the file are space written ahead of the records (storage/sync.c): the scan
+ * ends there and n becomes that point. WR_SCAN_END when done.
  */
 wr_scan_kind_t wr_segment_scan_next(wr_segment_scan_t *s, wr_segment_item_t *it);
+
+/* True when p[0..n) is all zero bytes: space written ahead, which no record can be. */
+bool wr_segment_all_zero(const uint8_t *p, size_t n);
 
 /* "%016x.seg" for seq into out. */
 void wr_segment_name(char out[WR_SEGMENT_NAME_MAX], uint64_t seq);

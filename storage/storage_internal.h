@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/list.h"
@@ -29,7 +30,7 @@
  * Records that compaction copied in from older segments are "hosted": they
  * keep their old index and are found through the log's moved map instead.
  * Owned by the owner's thread. The storage thread reads only `path` and `fd`,
- * which never change while the segment exists.
+ * which never change while the segment exists, and keeps `ahead` and `synced`.
  */
 typedef struct {
     char *path;         /* owned */
@@ -46,6 +47,8 @@ typedef struct {
     uint32_t ntotal;    /* records in the file, dead or alive */
     uint64_t size;      /* bytes placed, written or not */
     uint64_t durable;   /* bytes written and fdatasync'ed */
+    uint64_t ahead;     /* storage thread only: the file's length, data and zeros written ahead */
+    uint64_t synced;    /* storage thread only: the length whose blocks an fdatasync put on disk */
     wr_list_t hosted;   /* wr_moved_t.link of records whose copy lives here */
     bool candidate;     /* sparse enough to compact, waiting for a batch */
     bool compacting;    /* its live records are being copied by the in-flight batch */
@@ -99,6 +102,7 @@ typedef struct {
     uint64_t target; /* durable index once this succeeds */
     uint64_t front;  /* FRONT value to persist, 0 = none */
     bool dir_new;    /* the log's directory was created: fsync logs/ too */
+    bool rides;      /* storage thread: durable only with the batch's one device flush */
     int err;         /* storage thread: errno of the failure, 0 if none */
     char msg[WR_STORE_MSG_MAX];
 } wr_batch_log_t;
@@ -108,6 +112,7 @@ typedef struct {
     size_t nlogs;
     char **trash; /* directories of destroyed logs to remove; owned */
     size_t ntrash;
+    bool paced; /* submitted behind a sync and small: starts a commit interval after the last */
     char msg[WR_STORE_MSG_MAX]; /* storage thread: problems removing trash */
 } wr_batch_t;
 
@@ -117,12 +122,14 @@ struct wr_store_s {
     uint64_t segment_size;
     unsigned compact_pct;
     uint64_t reclaim_bytes; /* see WR_STORE_RECLAIM_BYTES */
+    int64_t pace_ns;        /* the commit interval; <= 0: none */
     wr_store_message_fn message;
     void *message_ud;
     wr_store_fault_fn fault;
     void *fault_ud;
     int lock_fd;
-    int notify_fd; /* eventfd: the storage thread adds 1 per completed batch */
+    int notify_fd;   /* eventfd: the storage thread adds 1 per completed batch */
+    bool flush_once; /* the file system keeps overwrites in place: one device flush per batch */
 
     /* Shared with the storage thread, under mu. */
     pthread_mutex_t mu;
@@ -131,7 +138,9 @@ struct wr_store_s {
     wr_batch_t *submitted;
     wr_batch_t *completed;
     bool stop;
+    bool hurry; /* the owner waits for the batch: start it without pacing */
     pthread_t thread;
+    struct timespec last_start; /* storage thread only: when it began the last batch */
 
     /* Owner's thread only. */
     wr_batch_t *inflight; /* submitted and not yet applied */

@@ -20,14 +20,19 @@ typedef struct wr_store_s wr_store_t;
 #define WR_STORE_MAX_SEGMENT_SIZE        (1u << 30)
 #define WR_STORE_DEFAULT_COMPACT_PERCENT 25u
 
+/* See commit_interval_us. A batch this large is never held back by it. */
+#define WR_STORE_DEFAULT_COMMIT_INTERVAL_US 10000
+#define WR_STORE_PACE_BYTES                 (64u << 10)
+
 /* Receives one human-readable line: recovery reports and I/O errors. Owner's thread. */
 typedef void (*wr_store_message_fn)(void *ud, const char *text);
 
-typedef enum { WR_STORE_IO_WRITE, WR_STORE_IO_SYNC } wr_store_io_t;
+/* WRITEBACK: a segment's data written back without a device flush (sync_file_range). */
+typedef enum { WR_STORE_IO_WRITE, WR_STORE_IO_SYNC, WR_STORE_IO_WRITEBACK } wr_store_io_t;
 
 /*
- * TESTS ONLY. Called on the storage thread before each pwrite and each
- * fsync/fdatasync it performs, with the file's path. Return 0 to let the call
+ * TESTS ONLY. Called on the storage thread before each pwrite, each
+ * fsync/fdatasync and each writeback it performs, with the file's path. Return 0 to let the call
  * happen, or an errno value (EIO, ENOSPC) to fail it as if the kernel had. A
  * hook may block to hold the storage thread at that point.
  */
@@ -37,7 +42,12 @@ typedef struct {
     uint64_t segment_size;         /* 0 = default; else WR_STORE_MIN.. MAX_SEGMENT_SIZE */
     unsigned compact_live_percent; /* compact a segment whose live records fall below this share;
                                       0 = default, else 1..99 */
-    wr_store_message_fn message;   /* may be NULL */
+    /* Under steady load (appends arrived while the last batch was syncing) and
+     * while the waiting batch is under WR_STORE_PACE_BYTES, the storage thread
+     * starts batches at most this often, so each sync covers more records.
+     * 0 = default; negative = start each batch as soon as the last is done. */
+    int64_t commit_interval_us;
+    wr_store_message_fn message; /* may be NULL */
     void *message_ud;
     wr_store_fault_fn test_fault; /* TESTS ONLY; NULL in production */
     void *test_fault_ud;

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The storage thread. Per log: write the chunks, one fdatasync per segment
- * written, fsync the directory if a segment was created; that is the durable
- * point. Deletions (so a compacted segment outlives its copies' sync) and FRONT
- * come after it; a failure before it rolls the log's files back.
+ * The storage thread. Per log: write the chunks, sync each segment written
+ * (fdatasync, or only write the data back where its blocks and size are on
+ * disk already, and then one device flush for the whole batch), fsync the
+ * directory if a segment was created; that is the durable point. Deletions
+ * (so a compacted segment outlives its copies' sync) and FRONT come after it;
+ * a failure before it rolls the log's files back.
  */
 #include "storage/sync.h"
 
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/status.h"
@@ -163,6 +166,8 @@ static void rollback(wr_batch_log_t *e)
     for (n = e->log->inflight.next; n != &e->log->inflight; n = n->next) {
         wr_chunk_t *c = wr_list_entry(n, wr_chunk_t, link);
         int r = c->off == 0 ? unlink(c->seg->path) : ftruncate(c->seg->fd, (off_t)c->off);
+        /* The file's length changed: its next sync is an fdatasync again. */
+        c->seg->synced = c->seg->ahead = 0;
         if (r != 0)
             note(e->msg, sizeof(e->msg), "; rolling back %s also failed: %s", c->seg->path,
                  errstr(errno, eb, sizeof(eb)));
@@ -178,29 +183,85 @@ static void fail(wr_batch_log_t *e, int err, const char *what, const char *path)
          errstr(err, eb, sizeof(eb)));
 }
 
-static void run_log(wr_store_t *s, wr_batch_log_t *e)
+/*
+ * Where the zeros written after a segment's data end: an eighth of its
+ * length further (at most 1 MiB), up to a 4 KiB boundary, never past the
+ * segment size. Later batches then overwrite allocated blocks inside the
+ * file, which needs no metadata on disk.
+ */
+static uint64_t ahead_end(const wr_store_t *s, uint64_t end)
+{
+    uint64_t to = end + (end / 8 < (1u << 20) ? end / 8 : (1u << 20));
+
+    if (end >= s->segment_size)
+        return end;
+    to = (to + 4095) & ~(uint64_t)4095;
+    return to < s->segment_size ? to : s->segment_size;
+}
+
+/* Writes the chunk, then zeros ahead of it when it passed the zeros already there. */
+static int write_chunk(wr_store_t *s, wr_chunk_t *c)
+{
+    static const uint8_t zeros[65536];
+    uint64_t end = c->off + c->data.len, to, at;
+    int err = write_all(s, c->seg->fd, c->seg->path, c->data.data, c->data.len, c->off);
+
+    if (err != 0 || !s->flush_once || end <= c->seg->ahead)
+        return err;
+    to = ahead_end(s, end);
+    /* Best effort: without them the segment is fdatasync'ed each batch, as before. */
+    for (at = end; at < to && err == 0; at += sizeof(zeros))
+        err = write_all(s, c->seg->fd, c->seg->path, zeros, to - at < sizeof(zeros) ? to - at : sizeof(zeros),
+                        at);
+    c->seg->ahead = err == 0 ? to : end;
+    return 0;
+}
+
+/* Whether the chunk overwrites blocks that an fdatasync put on disk, inside the size it made durable. */
+static bool in_place(const wr_store_t *s, const wr_chunk_t *c)
+{
+    return s->flush_once && c->off + c->data.len <= c->seg->synced;
+}
+
+/* fdatasync of the chunk's segment: then all that was written to it is on disk, zeros ahead included. */
+static int sync_seg(wr_store_t *s, wr_chunk_t *c)
+{
+    uint64_t end = c->off + c->data.len;
+    int err = sync_fd(s, c->seg->fd, c->seg->path);
+
+    if (err == 0)
+        c->seg->synced = c->seg->ahead > end ? c->seg->ahead : end;
+    return err;
+}
+
+/*
+ * Writes the log's chunks and syncs those that are not in place; those that
+ * are wait for sync_riders (e->rides, counted in *riders, the last in *last).
+ * Then the directories. False if it failed and was rolled back.
+ */
+static bool log_sync(wr_store_t *s, wr_batch_log_t *e, size_t *riders, wr_chunk_t **last)
 {
     wr_seglog_t *log = e->log;
-    bool created = false, changed = false;
-    char eb[128];
+    bool created = false;
     wr_list_t *n;
     int err;
 
-    /* Up to the durable point: everything here must succeed. */
     for (n = log->inflight.next; n != &log->inflight; n = n->next) {
         wr_chunk_t *c = wr_list_entry(n, wr_chunk_t, link);
-        err = write_all(s, c->seg->fd, c->seg->path, c->data.data, c->data.len, c->off);
-        if (err != 0) {
+        if ((err = write_chunk(s, c)) != 0) {
             fail(e, err, "write to", c->seg->path);
             goto rollback;
         }
         created |= c->off == 0;
     }
-    /* Each segment has one chunk per batch, so this is one fdatasync per dirty file. */
+    /* Each segment has one chunk per batch, so this is one sync per dirty file. */
     for (n = log->inflight.next; n != &log->inflight; n = n->next) {
         wr_chunk_t *c = wr_list_entry(n, wr_chunk_t, link);
-        err = sync_fd(s, c->seg->fd, c->seg->path);
-        if (err != 0) {
+        if (in_place(s, c)) {
+            e->rides = true;
+            (*riders)++;
+            *last = c;
+        } else if ((err = sync_seg(s, c)) != 0) {
             fail(e, err, "fdatasync of", c->seg->path);
             goto rollback;
         }
@@ -213,8 +274,67 @@ static void run_log(wr_store_t *s, wr_batch_log_t *e)
         fail(e, err, "fsync of directory", s->logs_dir);
         goto rollback;
     }
+    return true;
 
-    /* Past the durable point: failures only leave extra files behind. */
+rollback:
+    rollback(e);
+    return false;
+}
+
+/* Writes back the log's in-place chunks but `last`, without a device flush. */
+static void writeback_log(wr_store_t *s, wr_batch_log_t *e, const wr_chunk_t *last)
+{
+    unsigned flags = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
+    wr_list_t *n;
+
+    for (n = e->log->inflight.next; n != &e->log->inflight; n = n->next) {
+        wr_chunk_t *c = wr_list_entry(n, wr_chunk_t, link);
+        int err;
+        if (c == last || !in_place(s, c))
+            continue;
+        err = fault(s, WR_STORE_IO_WRITEBACK, c->seg->path);
+        if (err == 0 && sync_file_range(c->seg->fd, (off_t)c->off, (off_t)c->data.len, flags) != 0)
+            err = errno;
+        if (err != 0) {
+            fail(e, err, "writeback of", c->seg->path);
+            rollback(e);
+            return;
+        }
+    }
+}
+
+/*
+ * The in-place chunks of every log: each written back, then one fdatasync of
+ * the last, whose device flush makes them all durable (a lone one is simply
+ * fdatasync'ed). If that fails, every log that relied on it fails.
+ */
+static void sync_riders(wr_store_t *s, wr_batch_t *b, wr_chunk_t *last)
+{
+    int err;
+
+    for (size_t i = 0; i < b->nlogs; i++) {
+        if (b->logs[i].rides && b->logs[i].err == 0)
+            writeback_log(s, &b->logs[i], last);
+    }
+    /* Not sync_seg: last is in place, and its log may have been rolled back meanwhile. */
+    if ((err = sync_fd(s, last->seg->fd, last->seg->path)) == 0)
+        return;
+    for (size_t i = 0; i < b->nlogs; i++) {
+        if (b->logs[i].rides && b->logs[i].err == 0) {
+            fail(&b->logs[i], err, "fdatasync of", last->seg->path);
+            rollback(&b->logs[i]);
+        }
+    }
+}
+
+/* Past the durable point: failures only leave extra files behind. */
+static void log_after(wr_store_t *s, wr_batch_log_t *e)
+{
+    wr_seglog_t *log = e->log;
+    bool changed = false;
+    char eb[128];
+    int err;
+
     if (e->front != 0) {
         char text[32];
         int len = snprintf(text, sizeof(text), "%" PRIu64 "\n", e->front);
@@ -232,24 +352,56 @@ static void run_log(wr_store_t *s, wr_batch_log_t *e)
     if (changed && (err = sync_dir(s, log->dir)) != 0)
         note(e->msg, sizeof(e->msg), "log '%s': fsync of directory %s failed: %s; ", log->name, log->dir,
              errstr(err, eb, sizeof(eb)));
-    return;
-
-rollback:
-    rollback(e);
 }
 
 static void run_batch(wr_store_t *s, wr_batch_t *b)
 {
+    wr_chunk_t *last = NULL;
+    size_t riders = 0;
     char eb[128];
     int err;
 
     for (size_t i = 0; i < b->nlogs; i++)
-        run_log(s, &b->logs[i]);
+        log_sync(s, &b->logs[i], &riders, &last);
+    if (riders > 0)
+        sync_riders(s, b, last);
+    for (size_t i = 0; i < b->nlogs; i++) {
+        if (b->logs[i].err == 0)
+            log_after(s, &b->logs[i]);
+    }
     for (size_t i = 0; i < b->ntrash; i++)
         wr_sync_remove_dir(b->trash[i], b->msg, sizeof(b->msg));
     if (b->ntrash > 0 && (err = sync_dir(s, s->logs_dir)) != 0)
         note(b->msg, sizeof(b->msg), "fsync of directory %s failed: %s", s->logs_dir,
              errstr(err, eb, sizeof(eb)));
+}
+
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/*
+ * With mu held: holds a paced batch until the commit interval since the last
+ * batch began has passed, or the owner waits for it, or the store stops. Then
+ * notes when this batch begins.
+ */
+static void pace(wr_store_t *s, const wr_batch_t *b)
+{
+    struct timespec until = s->last_start, now;
+
+    until.tv_sec += s->pace_ns / 1000000000;
+    until.tv_nsec += s->pace_ns % 1000000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    while (b->paced && !s->hurry && !s->stop && before(&now, &until)) {
+        pthread_cond_timedwait(&s->work, &s->mu, &until);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    }
+    s->last_start = now;
 }
 
 void *wr_sync_main(void *arg)
@@ -266,14 +418,19 @@ void *wr_sync_main(void *arg)
             break;
         b = s->submitted;
         s->submitted = NULL;
+        pace(s, b);
         pthread_mutex_unlock(&s->mu);
         run_batch(s, b);
         pthread_mutex_lock(&s->mu);
         s->completed = b;
+        s->hurry = false;
         pthread_cond_broadcast(&s->done);
-        /* Only the owner reads the counter, so it cannot overflow; a failed add
+        pthread_mutex_unlock(&s->mu);
+        /* Outside mu, so the owner it wakes does not block on mu next. Only
+         * the owner reads the counter, so it cannot overflow; a failed add
          * would mean a bad descriptor, which the owner's poll reports itself. */
         eventfd_write(s->notify_fd, 1);
+        pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;

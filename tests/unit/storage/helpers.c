@@ -88,7 +88,9 @@ int th_fault(void *ud, wr_store_io_t op, const char *path)
     if (!seg || (f->match[0] != '\0' && strstr(path, f->match) == NULL))
         return 0;
     pthread_mutex_lock(&f->mu);
-    if (op == WR_STORE_IO_WRITE) {
+    if (op == WR_STORE_IO_WRITEBACK) {
+        f->writebacks++;
+    } else if (op == WR_STORE_IO_WRITE) {
         f->writes++;
         if (f->fail_write > 0) {
             f->fail_write--;
@@ -115,6 +117,16 @@ int th_fault_syncs(th_fault_t *f)
 
     pthread_mutex_lock(&f->mu);
     n = f->syncs;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+int th_fault_writebacks(th_fault_t *f)
+{
+    int n;
+
+    pthread_mutex_lock(&f->mu);
+    n = f->writebacks;
     pthread_mutex_unlock(&f->mu);
     return n;
 }

@@ -33,8 +33,9 @@ bool th_msgs_has(const th_msgs_t *m, const char *needle);
 
 /*
  * The fault hook. The counters count only segment files (".seg") whose path
- * contains `match` (any, if empty). fail_write
- * / fail_sync: fail that many upcoming operations of the kind with err.
+ * contains `match` (any, if empty): syncs the fdatasyncs, writebacks the
+ * sync_file_range calls. fail_write / fail_sync: fail that many upcoming
+ * writes / fdatasyncs with err.
  * hold_sync: the next segment fdatasync writes one byte to entered[1] and
  * waits for one byte on release[0] before going on.
  */
@@ -42,6 +43,7 @@ typedef struct {
     pthread_mutex_t mu;
     int writes;
     int syncs;
+    int writebacks;
     int fail_write;
     int fail_sync;
     int err;
@@ -55,6 +57,7 @@ void th_fault_init(th_fault_t *f);
 void th_fault_fini(th_fault_t *f);
 int th_fault(void *ud, wr_store_io_t op, const char *path);
 int th_fault_syncs(th_fault_t *f);
+int th_fault_writebacks(th_fault_t *f);
 
 /* Options with tiny segments, the message collector and (if f) the fault hook. */
 wr_store_opts_t th_opts(uint64_t segment_size, th_msgs_t *m, th_fault_t *f);

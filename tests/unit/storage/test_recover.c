@@ -265,6 +265,37 @@ START_TEST(torn_tail_in_a_middle_segment)
 }
 END_TEST
 
+/* Zeros after the last record are space written ahead, not a torn tail: kept, and appended into. */
+START_TEST(zero_tail_is_space_ahead)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, NULL);
+    const uint64_t want[] = {1, 2, 3, 4, 5, 6, 7, 8};
+    wr_seglog_recovery_t rec;
+    struct stat st;
+    wr_store_t *s;
+    wr_seglog_t *log;
+
+    write_log(&o, 5);
+    ck_assert_int_eq(truncate(seg_path(1), HDR + 5 * REC + 3000), 0);
+    s = th_store(&o);
+    log = open_log(s, &rec);
+    expect_replayed(want, 5);
+    ck_assert_uint_eq(rec.truncated_bytes, 0);
+    ck_assert_msg(msgs.count == 0, "%s", msgs.text);
+    ck_assert_int_eq(stat(seg_path(1), &st), 0);
+    ck_assert_int_ge(st.st_size, HDR + 5 * REC + 3000);
+    th_append_n(log, 6, 8);
+    wr_store_close(s);
+    s = th_store(&o);
+    open_log(s, &rec);
+    expect_replayed(want, 8);
+    ck_assert_uint_eq(rec.last_index, 8);
+    ck_assert_int_eq(th_count_files(th_logdir("q"), ".seg"), 1);
+    ck_assert_msg(msgs.count == 0, "%s", msgs.text);
+    wr_store_close(s);
+}
+END_TEST
+
 START_TEST(corrupt_header_set_aside)
 {
     wr_store_opts_t o = th_opts(256, &msgs, NULL);
@@ -279,12 +310,13 @@ START_TEST(corrupt_header_set_aside)
     s = th_store(&o);
     log = open_log(s, &rec);
     expect_replayed(want, 12);
-    /* The records of the file set aside are counted, not guessed at 1. */
+    /* The records of the file set aside are counted, not guessed at 1 (the file
+     * holds 226 bytes of them and zeros written ahead up to the segment size). */
     ck_assert_uint_eq(rec.lost_records, 6);
     snprintf(aside, sizeof(aside), "%s.corrupt", seg_path(2));
     ck_assert_int_eq(access(aside, F_OK), 0);
     ck_assert_int_ne(access(seg_path(2), F_OK), 0);
-    ck_assert_msg(th_msgs_has(&msgs, "has a corrupt header; 6 record(s) in its 226 bytes are lost") &&
+    ck_assert_msg(th_msgs_has(&msgs, "has a corrupt header; 6 record(s) in its 256 bytes are lost") &&
                       th_msgs_has(&msgs, aside),
                   "%s", msgs.text);
     /* New segments never reuse the number of the file set aside. */
@@ -313,7 +345,7 @@ START_TEST(corrupt_header_uncountable)
     open_log(s, &rec);
     expect_replayed(want, 12);
     ck_assert_uint_eq(rec.lost_records, 1);
-    ck_assert_msg(th_msgs_has(&msgs, "has a corrupt header; an unknown number of records in its 226 bytes"),
+    ck_assert_msg(th_msgs_has(&msgs, "has a corrupt header; an unknown number of records in its 256 bytes"),
                   "%s", msgs.text);
     wr_store_close(s);
 }
@@ -493,6 +525,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, index_rebuilt_after_reopen);
     tcase_add_test(tc, torn_tail_at_every_offset);
+    tcase_add_test(tc, zero_tail_is_space_ahead);
     tcase_add_test(tc, corrupt_payload_in_the_middle);
     tcase_add_test(tc, corrupt_length_in_the_middle);
     tcase_add_test(tc, two_corrupt_records);

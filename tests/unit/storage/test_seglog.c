@@ -460,7 +460,8 @@ START_TEST(consumed_head_is_reclaimed)
 
     consumed(s, 0);
     th_settle(s);
-    ck_assert_uint_lt(th_dir_bytes(th_logdir("q")), 4096);
+    /* The new head: one block, its header and the zeros written ahead (storage/sync.c). */
+    ck_assert_uint_le(th_dir_bytes(th_logdir("q")), 4096 + 32);
     wr_store_close(s);
 }
 END_TEST

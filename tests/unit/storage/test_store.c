@@ -145,6 +145,10 @@ START_TEST(bad_options)
     o.compact_live_percent = 100;
     ck_assert_ptr_null(wr_store_open(dir, &o, err, sizeof(err)));
     ck_assert_msg(strstr(err, "compact_live_percent") != NULL, "%s", err);
+    o.compact_live_percent = 0;
+    o.commit_interval_us = INT64_MAX / 1000 + 1;
+    ck_assert_ptr_null(wr_store_open(dir, &o, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "commit_interval_us") != NULL, "%s", err);
 }
 END_TEST
 

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for storage/sync.c and the batch hand-off: group commit (one
- * callback, one fdatasync per dirty file), callbacks waiting for their fsync,
- * appends gathering behind a slow sync, injected write and fsync errors
+ * callback, one sync per dirty file, one device flush per batch once files
+ * are allocated), callbacks waiting for their fsync,
+ * appends gathering behind a slow sync, the commit interval that paces a
+ * backlog of small batches, injected write and fsync errors
  * (reported, isolated, the stored prefix recovers exactly), close.
  */
 #include <check.h>
@@ -10,7 +12,10 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/magic.h>
 #include <string.h>
+#include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -127,6 +132,190 @@ START_TEST(callback_waits_for_fsync)
 }
 END_TEST
 
+/* Whether the store under test makes one device flush per batch (storage/store.c). */
+static bool flush_once_fs(void)
+{
+    struct statfs st;
+
+    ck_assert_int_eq(statfs(th_tmpdir_path(), &st), 0);
+    return st.f_type == EXT4_SUPER_MAGIC || st.f_type == XFS_SUPER_MAGIC;
+}
+
+/* Opens logs q0..q3 and makes a first record of each durable (their files' first fdatasync). */
+static void four_logs(wr_store_t *s, wr_seglog_t *logs[4], th_durable_t durs[4])
+{
+    for (int i = 0; i < 4; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "q%d", i);
+        logs[i] = th_open_log(s, name, &durs[i], NULL, NULL);
+        th_append_n(logs[i], 1, 1);
+    }
+    th_settle(s);
+    for (int i = 0; i < 4; i++)
+        ck_assert_uint_eq(durs[i].index, 1);
+}
+
+/*
+ * Once a file's blocks are on disk, a batch writes each log's data back and
+ * flushes the device once for all of them (the fdatasync of the last),
+ * instead of an fdatasync per file.
+ */
+START_TEST(one_flush_per_batch)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s = th_store(&o);
+    th_durable_t durs[4] = {{0}};
+    wr_seglog_t *logs[4];
+    int syncs;
+
+    four_logs(s, logs, durs);
+    syncs = th_fault_syncs(&fault);
+    ck_assert_int_eq(syncs, 4);
+    for (int i = 0; i < 4; i++)
+        th_append_n(logs[i], 2, 20);
+    th_settle(s);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_uint_eq(durs[i].index, 20);
+        ck_assert_int_eq(durs[i].status, WR_OK);
+    }
+    if (flush_once_fs()) {
+        ck_assert_int_eq(th_fault_syncs(&fault) - syncs, 1);
+        ck_assert_int_eq(th_fault_writebacks(&fault), 3); /* the fourth is the one fdatasync'ed */
+    } else {
+        ck_assert_int_eq(th_fault_syncs(&fault) - syncs, 4);
+    }
+    ck_assert_int_eq(msgs.count, 0);
+    wr_store_close(s);
+}
+END_TEST
+
+/* When the batch's one flush fails, every log that relied on it fails, not just the file flushed. */
+START_TEST(failed_flush_fails_every_rider)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s = th_store(&o);
+    th_durable_t durs[4] = {{0}};
+    wr_seglog_t *logs[4];
+
+    if (!flush_once_fs())
+        return;
+    four_logs(s, logs, durs);
+    for (int i = 0; i < 4; i++)
+        th_append_n(logs[i], 2, 5);
+    fault.err = EIO;
+    fault.fail_sync = 1;
+    th_settle(s);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(durs[i].status, WR_EIO);
+        ck_assert_uint_eq(wr_seglog_durable_index(logs[i]), 1);
+        ck_assert_msg(th_msgs_has(&msgs, "records 2..5 of log"), "%s", msgs.text);
+    }
+    /* The logs go on once the disk does. */
+    for (int i = 0; i < 4; i++) {
+        th_append_n(logs[i], 6, 7);
+        th_sync(s, logs[i], 7);
+        ck_assert_int_eq(durs[i].status, WR_OK);
+    }
+    wr_store_close(s);
+}
+END_TEST
+
+static int64_t now_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*
+ * Appends 1..10 and flushes while the thread is held in that batch's fsync,
+ * appends `more` records of `size` bytes (th_payload's, if 0) behind it and
+ * flushes, then lets the
+ * sync go. Returns the time of the first flush (the first batch began after it).
+ */
+static int64_t backlog_behind_sync(wr_store_t *s, wr_seglog_t *log, uint64_t more, size_t size)
+{
+    static char rec[8192];
+    int64_t t0 = now_ms();
+    uint64_t index;
+    char c = 0;
+
+    th_append_n(log, 1, 10);
+    fault.hold_sync = true;
+    wr_store_flush(s);
+    ck_assert_int_eq(read(fault.entered[0], &c, 1), 1);
+    for (uint64_t i = 0; i < more && size > 0; i++)
+        ck_assert_int_eq(wr_seglog_append(log, rec, size, &index), WR_OK);
+    if (size == 0)
+        th_append_n(log, 11, 10 + more);
+    wr_store_flush(s);
+    ck_assert_int_eq(write(fault.release[1], &c, 1), 1);
+    th_wait_dispatch(s);
+    ck_assert_uint_eq(dur.index, 10);
+    return t0;
+}
+
+/* A small batch that piled up behind a sync starts a commit interval after the last one began. */
+START_TEST(backlog_batch_waits_commit_interval)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s;
+    wr_seglog_t *log;
+    int64_t t0;
+
+    o.commit_interval_us = 300 * 1000;
+    s = th_store(&o);
+    log = th_open_log(s, "q", &dur, NULL, NULL);
+    t0 = backlog_behind_sync(s, log, 5, 0);
+    th_wait_dispatch(s);
+    ck_assert_uint_eq(dur.index, 15);
+    ck_assert_int_ge(now_ms() - t0, 300);
+    ck_assert_int_eq(th_fault_syncs(&fault), 2);
+    wr_store_close(s);
+}
+END_TEST
+
+/* A backlog of WR_STORE_PACE_BYTES or more goes at once: pacing never slows a full disk. */
+START_TEST(large_backlog_not_paced)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s;
+    wr_seglog_t *log;
+    int64_t t0;
+
+    o.commit_interval_us = 60 * 1000 * 1000;
+    s = th_store(&o);
+    log = th_open_log(s, "q", &dur, NULL, NULL);
+    t0 = backlog_behind_sync(s, log, WR_STORE_PACE_BYTES / 4096 + 1, 4096);
+    th_wait_dispatch(s);
+    ck_assert_uint_eq(dur.index, 10 + WR_STORE_PACE_BYTES / 4096 + 1);
+    ck_assert_int_lt(now_ms() - t0, 10 * 1000);
+    wr_store_close(s);
+}
+END_TEST
+
+/* A batch flushed after the last one completed (a lone client waiting for its confirm) is not held. */
+START_TEST(batch_after_idle_not_paced)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s;
+    wr_seglog_t *log;
+    int64_t t0;
+
+    o.commit_interval_us = 60 * 1000 * 1000;
+    s = th_store(&o);
+    log = th_open_log(s, "q", &dur, NULL, NULL);
+    t0 = now_ms();
+    for (uint64_t i = 1; i <= 5; i++) {
+        th_append_n(log, i, i);
+        th_sync(s, log, i);
+    }
+    ck_assert_int_lt(now_ms() - t0, 10 * 1000);
+    wr_store_close(s);
+}
+END_TEST
+
 static void reopen_expect(const wr_store_opts_t *o, const char *name, uint64_t last)
 {
     th_replay_t *r = calloc(1, sizeof(*r));
@@ -148,6 +337,25 @@ static void reopen_expect(const wr_store_opts_t *o, const char *name, uint64_t l
     free(r);
     wr_store_close(s);
 }
+
+/* Closing a log does not wait out the interval of a paced batch. */
+START_TEST(close_cuts_pacing_short)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s;
+    wr_seglog_t *log;
+    int64_t t0;
+
+    o.commit_interval_us = 60 * 1000 * 1000;
+    s = th_store(&o);
+    log = th_open_log(s, "q", &dur, NULL, NULL);
+    t0 = backlog_behind_sync(s, log, 5, 0);
+    ck_assert_int_eq(wr_seglog_close(log), WR_OK);
+    ck_assert_int_lt(now_ms() - t0, 10 * 1000);
+    wr_store_close(s);
+    reopen_expect(&o, "q", 15);
+}
+END_TEST
 
 /* Reopens log "q": records 1..upto and from..last replay, nothing else. */
 static void reopen_around_loss(const wr_store_opts_t *o, uint64_t upto, uint64_t from, uint64_t last)
@@ -327,6 +535,12 @@ int main(void)
     tcase_add_test(tc, one_batch_one_callback);
     tcase_add_test(tc, one_sync_per_dirty_file);
     tcase_add_test(tc, callback_waits_for_fsync);
+    tcase_add_test(tc, one_flush_per_batch);
+    tcase_add_test(tc, failed_flush_fails_every_rider);
+    tcase_add_test(tc, backlog_batch_waits_commit_interval);
+    tcase_add_test(tc, large_backlog_not_paced);
+    tcase_add_test(tc, batch_after_idle_not_paced);
+    tcase_add_test(tc, close_cuts_pacing_short);
     tcase_add_test(tc, write_error);
     tcase_add_test(tc, fsync_error);
     tcase_add_test(tc, errors_stay_in_their_log);

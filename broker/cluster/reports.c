@@ -196,9 +196,27 @@ static void on_report(void *ud, const char *node, uint8_t kind, uint64_t group, 
     alarms_update(r);
 }
 
+/* A node the file does not list links in (link.h): its reports are kept from now on. */
+static void peer_add(wr_reports_t *r, const char *node)
+{
+    peer_t *peers;
+    char *name;
+
+    if (peer_find(r, node, strlen(node)))
+        return;
+    if (!(name = strdup(node)) || !(peers = realloc(r->peers, (r->n_peers + 1) * sizeof(*peers)))) {
+        free(name);
+        wr_log_error("cluster: out of memory keeping the reports of %s", node);
+        return;
+    }
+    r->peers = peers;
+    r->peers[r->n_peers++] = (peer_t){.name = name};
+}
+
 /* Which peers this node reaches changed: everyone hears it at once. */
 static void on_up(void *ud, const char *node)
 {
+    peer_add(ud, node);
     send_all(ud);
 }
 

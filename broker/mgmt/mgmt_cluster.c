@@ -282,6 +282,29 @@ void wr_mgmt_cluster_overview(const wr_mgmt_req_t *r, json_t *body)
     foreach_peer(r, add_overview, body);
 }
 
+typedef struct {
+    const char *section, *name;
+    int64_t n;
+} usage_ctx_t;
+
+static void add_usage(const wr_mgmt_req_t *r, json_t *doc, void *arg)
+{
+    usage_ctx_t *x = arg;
+
+    x->n += json_integer_value(
+        json_object_get(json_object_get(json_object_get(doc, "usage"), x->section), x->name));
+}
+
+int64_t wr_mgmt_cluster_usage(const wr_mgmt_env_t *env, const char *section, const char *name)
+{
+    const wr_mgmt_req_t r = {.env = env};
+    usage_ctx_t x = {section, name, 0};
+
+    if (env->peers)
+        foreach_peer(&r, add_usage, &x);
+    return x.n;
+}
+
 /* ---------------------------------------------------------------- routing */
 
 static bool allowed(wr_mgmt_req_t *r)

@@ -49,6 +49,7 @@ void wr_mgmt_cluster_sample(const wr_mgmt_env_t *env, wr_buf_t *out)
     if (!doc)
         return;
     json_object_set_new(doc, "listeners", wr_mgmt_listeners_json(&r));
+    json_object_set_new(doc, "usage", wr_mgmt_conns_usage(env));
     json_object_set_new(doc, "connections", wr_mgmt_conns_all(env, node, false));
     json_object_set_new(doc, "channels", wr_mgmt_conns_all(env, node, true));
     if (!put(doc, out)) {

@@ -297,6 +297,37 @@ void wr_mgmt_conns_totals(const wr_mgmt_env_t *env, size_t *connections, size_t 
     }
 }
 
+/* usage[key][name] += n (the object created as needed). */
+static void usage_add(json_t *usage, const char *key, const char *name, json_int_t n)
+{
+    json_t *o = json_object_get(usage, key), *v = json_object_get(o, name);
+
+    if (v)
+        json_integer_set(v, json_integer_value(v) + n);
+    else
+        json_object_set_new(o, name, json_integer(n));
+}
+
+json_t *wr_mgmt_conns_usage(const wr_mgmt_env_t *env)
+{
+    json_t *usage = json_pack("{s:{},s:{},s:{}}", "vhost_connections", "user_connections", "user_channels");
+    wr_list_t *pos, *tmp;
+    wr_conn_info_t info;
+
+    wr_list_foreach_safe(pos, tmp, env->conns)
+    {
+        const wr_conn_t *c = wr_conn_from_link(pos);
+
+        wr_conn_info(c, &info);
+        if (!usage || !info.open)
+            continue;
+        usage_add(usage, "vhost_connections", conn_vhost(c), 1);
+        usage_add(usage, "user_connections", wr_conn_user(c), 1);
+        usage_add(usage, "user_channels", wr_conn_user(c), info.channels);
+    }
+    return usage;
+}
+
 /* ---------------------------------------------------------------- consumers */
 
 typedef struct {

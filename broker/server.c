@@ -40,6 +40,7 @@
 #include "broker/base/log.h"
 #include "broker/mgmt/mgmt.h"
 #include "broker/mgmt/mgmt_cluster.h"
+#include "broker/mgmt/mgmt_cluster_conns.h"
 #include "broker/mgmt/mgmt_cluster_lists.h"
 #include "broker/mgmt/mgmt_conns.h"
 #include "broker/mgmt/mgmt_nodes.h"
@@ -635,6 +636,8 @@ static int server_start_peers(wr_server_t *srv)
     wr_alarms_link_backlog(srv->alarms, server_links_pending, srv, WR_REMOTE_FLOW_BYTES);
     srv->mgmt_env.peers = srv->peers;
     srv->mgmt_env.reports = srv->reports;
+    if (!(srv->mgmt_env.forward = wr_mgmt_forward_new(&srv->mgmt_env)))
+        return WR_ENOMEM;
     if ((rc = server_start_raftd(srv)) != WR_OK || (rc = server_open_quorum(srv)) != WR_OK ||
         (rc = server_open_meta(srv)) != WR_OK)
         return rc;
@@ -861,6 +864,7 @@ void wr_server_free(wr_server_t *srv)
 
     if (!srv)
         return;
+    wr_mgmt_forward_free(srv->mgmt_env.forward); /* before the HTTP server: it stops watching its requests */
     wr_mgmt_free(srv->mgmt);
     wr_reports_free(srv->reports);
     /* Before the links it sends on: its proxies then forget it, and the

@@ -3,9 +3,13 @@
 # (docs/CLUSTERING.md, "Membership"): GET and DELETE /api/connections/NAME on
 # n1 of a connection on n2 go to n2 over the link (DELETE closes it with
 # RabbitMQ's 320 text, or the X-Reason header's); /api/consumers and the
-# overview's consumers count every node's consumers once. Every wait is a
-# condition with a deadline. warren only.
+# overview's consumers count every node's consumers once; a node with 1,000
+# connections has them all listed by the others. Every wait is a condition
+# with a deadline. warren only.
+import socket
 from urllib.parse import quote
+
+import amqp_raw as raw
 
 import pika.exceptions as pex
 import pytest
@@ -89,3 +93,24 @@ def test_consumers_of_every_node(three):
     assert [x["consumer_tag"] for x in n1.http().get("/api/consumers/%2F").json] == ["tag-n1", "tag-n2", "tag-n3"]
     for c in (c1, c2, c3):
         c.close()
+
+
+def test_a_thousand_connections_listed_elsewhere(three):
+    """Each opened with its handshake and a channel.open pipelined, never read."""
+    n1, n2 = three.nodes["n1"], three.nodes["n2"]
+    hello = (b"AMQP\x00\x00\x09\x01" + raw.start_ok() + raw.tune_ok(2047, 131072, 0) + raw.connection_open("/")
+             + raw.channel_open(1))
+    socks = [socket.create_connection(("127.0.0.1", n2.amqp_port)) for _ in range(1000)]
+    try:
+        for s in socks:
+            s.sendall(hello)
+
+        def listed(path):
+            return sum(1 for x in n1.http().get(path).json if x["node"] == "n2")
+        wait_for(lambda: listed("/api/connections") == 1000, timeout=DEADLINE * 2,
+                 what="n1 to list n2's 1,000 connections")
+        assert listed("/api/channels") == 1000
+        assert n1.http().get("/api/overview").json["object_totals"]["connections"] == 1000
+    finally:
+        for s in socks:
+            s.close()

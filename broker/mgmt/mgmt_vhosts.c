@@ -271,22 +271,32 @@ static json_t *vhost_limits_json(const wr_mgmt_req_t *r, const char *vhost)
     return l ? json_pack("{s:s,s:O}", "vhost", vhost, "value", l) : NULL;
 }
 
+/* GET of the lists (monitoring users too when `monitoring`), PUT and DELETE
+ * of one limit by administrators; false after replying otherwise. */
+static bool limits_allowed(wr_mgmt_req_t *r, bool monitoring)
+{
+    bool one = r->nseg == 3;
+
+    if (r->nseg > 3)
+        wr_mgmt_not_found(r);
+    else if (one ? !(r->method == WR_MGMT_PUT || r->method == WR_MGMT_DELETE) : r->method != WR_MGMT_GET)
+        wr_mgmt_not_allowed(r, one ? "PUT, DELETE" : "GET");
+    else if (!wr_mgmt_has_tag(r->account, "administrator") &&
+             (one || !monitoring || !wr_mgmt_has_tag(r->account, "monitoring")))
+        wr_mgmt_error(r, 401, "not_authorised", "User not authorised to access object");
+    else
+        return true;
+    return false;
+}
+
 void wr_mgmt_vhost_limits(wr_mgmt_req_t *r)
 {
     wr_map_iter_t it = {0};
     json_t *arr;
     void *vh;
 
-    if (r->nseg > 3 || (r->nseg == 3 ? !(r->method == WR_MGMT_PUT || r->method == WR_MGMT_DELETE)
-                                     : r->method != WR_MGMT_GET)) {
-        r->nseg > 3 ? wr_mgmt_not_found(r) : wr_mgmt_not_allowed(r, r->nseg == 3 ? "PUT, DELETE" : "GET");
+    if (!limits_allowed(r, true))
         return;
-    }
-    if (!wr_mgmt_has_tag(r->account, "administrator") &&
-        (r->nseg == 3 || !wr_mgmt_has_tag(r->account, "monitoring"))) {
-        wr_mgmt_error(r, 401, "not_authorised", "User not authorised to access object");
-        return;
-    }
     if (r->nseg >= 2 && !wr_mgmt_vhost(r, 1))
         return; /* answered 404 */
     if (r->nseg == 3) {
@@ -344,15 +354,8 @@ void wr_mgmt_user_limits(wr_mgmt_req_t *r)
     const wr_user_cfg_t *u = NULL;
     json_t *arr;
 
-    if (r->nseg > 3 || (r->nseg == 3 ? !(r->method == WR_MGMT_PUT || r->method == WR_MGMT_DELETE)
-                                     : r->method != WR_MGMT_GET)) {
-        r->nseg > 3 ? wr_mgmt_not_found(r) : wr_mgmt_not_allowed(r, r->nseg == 3 ? "PUT, DELETE" : "GET");
+    if (!limits_allowed(r, false))
         return;
-    }
-    if (!wr_mgmt_has_tag(r->account, "administrator")) {
-        wr_mgmt_error(r, 401, "not_authorised", "User not authorised to access object");
-        return;
-    }
     if (r->nseg >= 2 && !(u = wr_users_find(db, r->seg[1], strlen(r->seg[1])))) {
         wr_mgmt_not_found(r);
         return;

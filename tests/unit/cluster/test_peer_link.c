@@ -299,8 +299,10 @@ static bool stranger_dials(fixture_t *f, const char *name, bool proof)
     ck_assert(wr_peer_hello_put(&b, &mine));
     n2_send(f, &b);
     fr = next_frame(f);
-    if (fr.type != WR_PEER_PROOF)
+    if (fr.type != WR_PEER_PROOF) {
+        wr_buf_free(&b);
         return false;
+    }
     ck_assert_int_eq(wr_peer_proof_check(&au, WR_PEER_ACCEPTOR, mac, NULL, fr.payload), WR_OK);
     n2_consume(f, &fr);
     if (proof) {

@@ -39,7 +39,10 @@
 #include "broker/node/durable_defs.h"
 #include "broker/base/log.h"
 #include "broker/mgmt/mgmt.h"
+#include "broker/mgmt/mgmt_cluster.h"
+#include "broker/mgmt/mgmt_cluster_conns.h"
 #include "broker/mgmt/mgmt_cluster_lists.h"
+#include "broker/mgmt/mgmt_conns.h"
 #include "broker/mgmt/mgmt_nodes.h"
 #include "broker/vhost/policy.h"
 #include "broker/amqp/reply_to.h"
@@ -633,6 +636,8 @@ static int server_start_peers(wr_server_t *srv)
     wr_alarms_link_backlog(srv->alarms, server_links_pending, srv, WR_REMOTE_FLOW_BYTES);
     srv->mgmt_env.peers = srv->peers;
     srv->mgmt_env.reports = srv->reports;
+    if (!(srv->mgmt_env.forward = wr_mgmt_forward_new(&srv->mgmt_env)))
+        return WR_ENOMEM;
     if ((rc = server_start_raftd(srv)) != WR_OK || (rc = server_open_quorum(srv)) != WR_OK ||
         (rc = server_open_meta(srv)) != WR_OK)
         return rc;
@@ -688,6 +693,9 @@ static int server_user_conn_add(void *ud, const char *user, int64_t *limit);
 static int server_vhost_add(void *ud, const char *name, const json_t *settings);
 static int server_vhost_delete(void *ud, const char *name);
 static void server_user_conn_remove(void *ud, const char *user);
+static int server_vhost_conn_check(void *ud, const char *vhost, int64_t *limit);
+static int server_channel_check(void *ud, const char *user, int64_t *limit);
+static int server_queue_check(void *ud, const char *vhost, int64_t *limit);
 
 /* The vhosts' hook for a publish to a direct reply-to name. */
 static void server_reply_to(void *ud, wr_bytes_t name, wr_message_t *m)
@@ -803,6 +811,9 @@ wr_server_t *wr_server_new(wr_config_t *cfg, wr_tls_t *tls)
         .counters = &srv->counters,
         .user_add = server_user_conn_add,
         .user_remove = server_user_conn_remove,
+        .vhost_conn_check = server_vhost_conn_check,
+        .channel_check = server_channel_check,
+        .queue_check = server_queue_check,
         .done = server_conn_done,
         .ud = srv,
     };
@@ -853,6 +864,7 @@ void wr_server_free(wr_server_t *srv)
 
     if (!srv)
         return;
+    wr_mgmt_forward_free(srv->mgmt_env.forward); /* before the HTTP server: it stops watching its requests */
     wr_mgmt_free(srv->mgmt);
     wr_reports_free(srv->reports);
     /* Before the links it sends on: its proxies then forget it, and the
@@ -909,7 +921,7 @@ static int server_user_conn_add(void *ud, const char *user, int64_t *limit)
     uintptr_t n = (uintptr_t)wr_map_get(srv->user_conns, wr_bytes_str(user));
 
     *limit = u && u->has_max_connections ? u->max_connections : srv->cfg->max_connections_per_user;
-    if (*limit >= 0 && n >= (uint64_t)*limit)
+    if (*limit >= 0 && (int64_t)n + wr_mgmt_cluster_usage(&srv->mgmt_env, "user_connections", user) >= *limit)
         return WR_ETOOBIG;
     if (n > 0)
         wr_map_del(srv->user_conns, wr_bytes_str(user));
@@ -923,6 +935,61 @@ static void server_user_conn_remove(void *ud, const char *user)
 
     if (n > 1)
         wr_map_put(srv->user_conns, wr_bytes_str(user), (void *)(n - 1));
+}
+
+/* What the open connections use, here and (as last reported) on the other nodes (wr_mgmt_conns_usage). */
+static int64_t server_usage(wr_server_t *srv, const char *section, const char *name)
+{
+    json_t *u = wr_mgmt_conns_usage(&srv->mgmt_env);
+    int64_t n = json_integer_value(json_object_get(json_object_get(u, section), name));
+
+    json_decref(u);
+    return n + wr_mgmt_cluster_usage(&srv->mgmt_env, section, name);
+}
+
+/* A vhost limit ("max-connections", "max-queues" in its settings); -1: none. */
+static int64_t server_vhost_limit(const wr_server_t *srv, const char *vhost, const char *name)
+{
+    const json_t *v =
+        json_object_get(json_object_get(json_object_get(srv->vhost_settings, vhost), "limits"), name);
+
+    return json_is_integer(v) ? json_integer_value(v) : -1;
+}
+
+/* The vhost's connections in the whole cluster, as RabbitMQ counts them. */
+static int server_vhost_conn_check(void *ud, const char *vhost, int64_t *limit)
+{
+    wr_server_t *srv = ud;
+
+    *limit = server_vhost_limit(srv, vhost, "max-connections");
+    return *limit >= 0 && server_usage(srv, "vhost_connections", vhost) >= *limit ? WR_ETOOBIG : WR_OK;
+}
+
+/* The channels of the user's connections in the whole cluster. */
+static int server_channel_check(void *ud, const char *user, int64_t *limit)
+{
+    wr_server_t *srv = ud;
+    const wr_user_cfg_t *u = wr_users_find(&srv->cfg->auth, user, strlen(user));
+
+    *limit = u && u->has_max_channels ? u->max_channels : -1;
+    return *limit >= 0 && server_usage(srv, "user_channels", user) >= *limit ? WR_ETOOBIG : WR_OK;
+}
+
+/* The vhost's queues: the cluster's (replicated) and this node's exclusive ones, or all of one node's. */
+static int server_queue_check(void *ud, const char *vhost, int64_t *limit)
+{
+    wr_server_t *srv = ud;
+    const wr_vhost_t *vh = wr_map_get(srv->vhosts, wr_bytes_str(vhost));
+    wr_map_iter_t it = {0};
+    int64_t n = srv->meta ? (int64_t)wr_meta_queue_count(srv->meta, vhost) : 0;
+    void *q;
+
+    *limit = server_vhost_limit(srv, vhost, "max-queues");
+    if (*limit < 0 || !vh)
+        return WR_OK;
+    while (wr_map_next(wr_vhost_queues(vh), &it, NULL, &q))
+        n += !srv->meta || wr_queue_opts(q)->exclusive;
+    return n >= *limit ? WR_ETOOBIG : WR_OK;
 }
 
 /* Keeps a vhost's settings (a copy; NULL: the defaults) and records them. */

@@ -812,11 +812,19 @@ static void conn_unopened_channel(wr_conn_t *c, const wr_frame_t *f)
 {
     wr_channel_t **slot;
     wr_method_t m;
+    int64_t limit;
 
     if (c->nchannels >= c->channel_max) {
         wr_conn_fail_fmt(c, f->channel, WR_AMQP_NOT_ALLOWED, 0, false,
                          "number of channels opened (%u) has reached the negotiated channel_max (%u)",
                          c->nchannels, c->channel_max);
+        return;
+    }
+    if (c->env->channel_check && c->env->channel_check(c->env->ud, c->user, &limit) != WR_OK) {
+        wr_conn_fail_fmt(c, f->channel, WR_AMQP_NOT_ALLOWED, 0, false,
+                         "number of channels opened for user '%s' has reached the maximum allowed user limit "
+                         "of (%lld)",
+                         c->user, (long long)limit);
         return;
     }
     if (f->type != WR_FRAME_METHOD) {

@@ -52,6 +52,12 @@ typedef struct {
      * user's limit (stored in *limit) is reached; WR_ENOMEM. */
     int (*user_add)(void *ud, const char *user, int64_t *limit);
     void (*user_remove)(void *ud, const char *user); /* undoes one user_add */
+    /* The vhost and user limits of the definitions; each may be NULL (no
+     * limit). WR_ETOOBIG, the limit in *limit, when one more connection to
+     * vhost, channel of user or queue in vhost would pass it; else WR_OK. */
+    int (*vhost_conn_check)(void *ud, const char *vhost, int64_t *limit);
+    int (*channel_check)(void *ud, const char *user, int64_t *limit);
+    int (*queue_check)(void *ud, const char *vhost, int64_t *limit);
     /* c has finished (socket side done, channels freed): the server frees
      * it once the current callbacks have returned, never inside them. */
     void (*done)(void *ud, wr_conn_t *c);

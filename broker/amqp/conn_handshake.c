@@ -293,8 +293,8 @@ static void conn_tune_ok(wr_conn_t *c, const wr_connection_tune_ok_t *m)
     c->state = WR_CONN_AWAIT_OPEN;
 }
 
-/* In RabbitMQ's order (rabbit_reader): the vhost, the user's connection
- * limit, then the user's access to the vhost. */
+/* In RabbitMQ's order (rabbit_reader): the vhost, its connection limit, the
+ * user's connection limit, then the user's access to the vhost. */
 static void conn_open(wr_conn_t *c, const wr_connection_open_t *m)
 {
     wr_vhost_t *vh = wr_map_get(c->env->vhosts, m->virtual_host);
@@ -308,6 +308,13 @@ static void conn_open(wr_conn_t *c, const wr_connection_open_t *m)
     if (!vh) {
         wr_conn_fail_fmt(c, 0, WR_AMQP_NOT_ALLOWED, WR_CONNECTION_OPEN, false, "vhost %.*s not found", len,
                          name);
+        return;
+    }
+    if (c->env->vhost_conn_check &&
+        c->env->vhost_conn_check(c->env->ud, wr_vhost_name(vh), &limit) != WR_OK) {
+        wr_conn_fail_fmt(c, 0, WR_AMQP_NOT_ALLOWED, WR_CONNECTION_OPEN, false,
+                         "access to vhost '%s' refused for user '%s': connection limit (%lld) is reached",
+                         wr_vhost_name(vh), c->user, (long long)limit);
         return;
     }
     rc = c->env->user_add(c->env->ud, c->user, &limit);

@@ -84,6 +84,20 @@ static bool check_equivalent(const wr_channel_t *ch, const wr_queue_t *q, bool d
                                           &(wr_queue_args_decl_t){durable, auto_delete, args}, err);
 }
 
+/* The vhost's max-queues limit, checked before a new queue is made (RabbitMQ 3.10's text). */
+static bool queue_room(const wr_channel_t *ch, wr_bytes_t name, wr_amqp_error_t *err)
+{
+    const wr_conn_env_t *env = wr_conn_env(ch->conn);
+    int64_t limit;
+
+    if (!env->queue_check || env->queue_check(env->ud, wr_channel_vhost_name(ch), &limit) == WR_OK)
+        return true;
+    wr_amqp_error_set(err, WR_AMQP_PRECONDITION_FAILED, WR_QUEUE_DECLARE,
+                      "cannot declare queue '%.*s': queue limit in vhost '%s' (%lld) is reached",
+                      (int)name.len, (const char *)name.data, wr_channel_vhost_name(ch), (long long)limit);
+    return false;
+}
+
 static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp_error_t *err)
 {
     uint8_t buf[255];
@@ -144,6 +158,8 @@ static bool declare_queue(wr_channel_t *ch, const wr_queue_declare_t *d, wr_amqp
     if (wr_handle_meta(ch) != NULL && wr_quorum_args_want(d->arguments) &&
         !wr_quorum_check_props(wr_channel_vhost_name(ch), name, d->durable, d->exclusive, d->auto_delete,
                                WR_QUEUE_DECLARE, err))
+        return false;
+    if (!queue_room(ch, name, err))
         return false;
     if (!d->exclusive && wr_handle_meta(ch) != NULL)
         return wr_handle_meta_propose(

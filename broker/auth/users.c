@@ -102,7 +102,7 @@ int wr_users_put(wr_users_t *db, const char *name, const uint8_t *hash, size_t h
             goto nomem;
         db->users = grown;
         u = &grown[db->nusers];
-        *u = (wr_user_cfg_t){.max_connections = -1};
+        *u = (wr_user_cfg_t){.max_connections = -1, .max_channels = -1};
         if (!(u->name = strdup(name)))
             goto nomem;
         db->nusers++;
@@ -142,6 +142,22 @@ bool wr_users_delete(wr_users_t *db, const char *name)
     free_strings(u->tags, u->ntags);
     memmove(u, u + 1, (size_t)(&db->users[db->nusers] - (u + 1)) * sizeof(*u));
     db->nusers--;
+    return true;
+}
+
+bool wr_users_set_limits(wr_users_t *db, const char *name, bool has_conns, int64_t conns, bool has_chans,
+                         int64_t chans)
+{
+    wr_user_cfg_t *u = (wr_user_cfg_t *)wr_users_find(db, name, strlen(name));
+
+    if (u == NULL)
+        return false;
+    u->has_max_connections = has_conns;
+    u->max_connections = has_conns ? conns : -1;
+    u->has_max_channels = has_chans;
+    u->max_channels = has_chans ? chans : -1;
+    if (db->observer != NULL)
+        db->observer->user_put(db->observer_ud, u);
     return true;
 }
 

@@ -34,6 +34,8 @@ typedef struct {
     size_t ntags;
     bool has_max_connections; /* "limits": {"max-connections": N} given */
     int64_t max_connections;  /* that N; -1 means no limit, as in RabbitMQ */
+    bool has_max_channels;    /* "limits": {"max-channels": N} given */
+    int64_t max_channels;     /* that N (channels of the user's connections together); -1: no limit */
 } wr_user_cfg_t;
 
 /* What a permission grants, in RabbitMQ's order. */
@@ -89,6 +91,10 @@ int wr_users_put(wr_users_t *db, const char *name, const uint8_t *hash, size_t h
 bool wr_users_delete(wr_users_t *db, const char *name);
 /* Sets a user's "max-connections" limit (-1: none); false when there is no such user. */
 bool wr_users_set_max_connections(wr_users_t *db, const char *name, int64_t max);
+/* Sets or (has_ false) clears a user's "max-connections" and "max-channels"
+ * limits (-1: no limit); false when there is no such user. */
+bool wr_users_set_limits(wr_users_t *db, const char *name, bool has_conns, int64_t conns, bool has_chans,
+                         int64_t chans);
 /* Removes every user and permission, telling the observer of each user
  * (start-up: the users of the node's store replace the configuration's). */
 void wr_users_clear(wr_users_t *db);

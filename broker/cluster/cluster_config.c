@@ -188,10 +188,11 @@ static bool parse_nodes(probs_t *p, wr_cluster_config_t *c, const json_t *arr)
     }
     if (json_array_size(arr) == 0)
         bad(p, "cluster.nodes", "must name at least one node");
-    c->nodes = calloc(json_array_size(arr) + 1, sizeof(*c->nodes));
+    c->cap_nodes = json_array_size(arr) + WR_CLUSTER_MAX_LEARNED;
+    c->nodes = calloc(c->cap_nodes, sizeof(*c->nodes));
     if (!c->nodes)
         return false;
-    c->joins = calloc(json_array_size(arr) + 1, sizeof(*c->joins));
+    c->joins = calloc(c->cap_nodes, sizeof(*c->joins));
     if (!c->joins)
         return false;
     json_array_foreach(arr, i, item)
@@ -292,6 +293,25 @@ uint32_t wr_cluster_node_id(const char *name)
     uint32_t id = wr_crc32c_update(0, name, strlen(name));
 
     return id != 0 ? id : 1;
+}
+
+int wr_cluster_config_learn(wr_cluster_config_t *c, const char *name, size_t *slot)
+{
+    uint32_t id = wr_cluster_node_id(name);
+
+    for (*slot = 0; *slot < c->n_nodes; (*slot)++) {
+        if (strcmp(c->nodes[*slot].name, name) == 0)
+            return WR_OK;
+        if (wr_cluster_node_id(c->nodes[*slot].name) == id)
+            return WR_EEXIST;
+    }
+    if (c->n_nodes >= c->cap_nodes)
+        return WR_ETOOBIG;
+    if (!(c->nodes[c->n_nodes].name = strdup(name)))
+        return WR_ENOMEM;
+    c->joins[c->n_nodes] = true;
+    *slot = c->n_nodes++;
+    return WR_OK;
 }
 
 /* Names and their member ids are unique, this node is one of them and its entry names its listen port. */

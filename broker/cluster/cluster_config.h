@@ -19,10 +19,13 @@ struct json_t;
 /* The longest: a secret file is read whole, so it is bounded. */
 #define WR_CLUSTER_SECRET_MAX 4096
 
+/* Room for the names this node learns at run time beyond its file (the Raft core's member limit). */
+#define WR_CLUSTER_MAX_LEARNED 9
+
 /* A member as this node's file lists it: where this node dials it. */
 typedef struct {
     char *name;
-    char *address; /* an IPv4 or IPv6 address */
+    char *address; /* an IPv4 or IPv6 address or a host name; NULL: learned, never dialled */
     uint16_t port;
 } wr_cluster_node_t;
 
@@ -40,6 +43,7 @@ typedef struct wr_cluster_config_s {
     /* joins[i]: nodes[i] has "seed": false, so it is not a first member of a
      * new cluster but joins one later (warrenctl cluster join); NULL: none has. */
     bool *joins;
+    size_t cap_nodes; /* room in nodes and joins for wr_cluster_config_learn; 0: none */
 } wr_cluster_config_t;
 
 /* Receives one problem: path ("cluster.nodes[1].port") and reason. */
@@ -55,6 +59,16 @@ int wr_cluster_config_parse(const struct json_t *v, wr_cluster_config_problem_fn
 
 /* A node's Raft member id: CRC32C of its name, 0 mapped to 1 (the config refuses two names with one id). */
 uint32_t wr_cluster_node_id(const char *name);
+
+/*
+ * Adds name (copied) to c's nodes as a member that joined through another
+ * node: no address (this node never dials it, it dials this node), joins
+ * true. Entries never move. WR_OK with *slot its index (added, or known
+ * already); WR_EEXIST when another known name (this node's included) has
+ * its Raft member id, *slot that one's index; WR_ETOOBIG when c has no room
+ * left; WR_ENOMEM.
+ */
+int wr_cluster_config_learn(wr_cluster_config_t *c, const char *name, size_t *slot);
 
 /* Frees c, wiping the secret. NULL is a no-op. */
 void wr_cluster_config_free(wr_cluster_config_t *c);

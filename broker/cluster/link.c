@@ -5,8 +5,10 @@
  * (HMAC-SHA256 over both nonces and names, cluster/peer.h) and is up once
  * the other's proof verifies. A peer is known by the name it proves, never
  * by its address. When both nodes dial at once, the lower name's outgoing
- * link wins on both sides. Links are freed by the reaper event, never inside
- * their own callbacks.
+ * link wins on both sides. A node the file does not list links in only as a
+ * member of the metadata group's committed configuration, or to send a JOIN
+ * (a pending link until then); its name is learnt, it is never dialled.
+ * Links are freed by the reaper event, never inside their own callbacks.
  */
 #include "broker/cluster/link.h"
 
@@ -41,7 +43,8 @@
 /* At most one refusal logged per this many ms; the line counts the others. */
 #define REFUSAL_LOG_MS 100
 
-typedef enum { CONN_HELLO, CONN_PROOF, CONN_UP, CONN_CLOSING } conn_state_t;
+/* CONN_PENDING: authenticated, from a node that is not a member, until it sends a JOIN or becomes one. */
+typedef enum { CONN_HELLO, CONN_PROOF, CONN_PENDING, CONN_UP, CONN_CLOSING } conn_state_t;
 
 typedef struct peer_s peer_t;
 
@@ -49,7 +52,8 @@ typedef struct {
     wr_list_t link; /* on l->conns, or l->closing */
     wr_peer_links_t *l;
     struct bufferevent *bev;
-    peer_t *peer; /* the dialled peer, or the one an accepted link's HELLO named */
+    peer_t *peer;      /* the dialled peer, or the one an accepted link's HELLO named */
+    char claimed[256]; /* peer NULL: the name an accepted link's HELLO claims, not (yet) known */
     bool outgoing;
     conn_state_t state;
     bool flushing; /* closing: a REFUSE is being written */
@@ -61,9 +65,9 @@ typedef struct {
 
 struct peer_s {
     wr_peer_links_t *l;
-    const wr_cluster_node_t *node;
-    conn_t *active;  /* the link in use; NULL while down */
-    conn_t *dialing; /* an outgoing link in its handshake */
+    const wr_cluster_node_t *node; /* address NULL: a learnt node, never dialled */
+    conn_t *active;                /* the link in use; NULL while down */
+    conn_t *dialing;               /* an outgoing link in its handshake */
     struct event *retry;
     unsigned backoff_ms;
     bool want_writable;
@@ -77,7 +81,9 @@ typedef struct {
 
 struct wr_peer_links_s {
     struct event_base *base;
-    const wr_cluster_config_t *cfg;
+    wr_cluster_config_t *cfg; /* learns the names of admitted nodes it does not list */
+    wr_peer_member_fn member; /* NULL: only the nodes the file lists link in */
+    void *member_ud;
     wr_peer_handler_t h;
     wr_peer_watch_t watch[WR_PEER_MAX_WATCHERS];
     size_t n_watch;
@@ -85,7 +91,7 @@ struct wr_peer_links_s {
     wr_peer_transport_t transport;
     bool has_transport;     /* else plain TCP */
     struct evdns_base *dns; /* resolves peers' host names; made at the first one */
-    peer_t *peers;
+    peer_t *peers;          /* room for every node cfg may hold */
     size_t n_peers;
     struct evconnlistener *listener;
     wr_list_t conns, closing;
@@ -121,6 +127,19 @@ static peer_t *peer_by_name(const wr_peer_links_t *l, const char *name, size_t l
     return NULL;
 }
 
+static const char *conn_name(const conn_t *c)
+{
+    return c->peer ? c->peer->node->name : c->claimed;
+}
+
+/* Whether c's peer may link in without a JOIN: the file gives its address, or it is a member. */
+static bool conn_member(const conn_t *c)
+{
+    if (c->peer && c->peer->node->address)
+        return true;
+    return c->l->member && c->l->member(c->l->member_ud, conn_name(c));
+}
+
 /* Writes the frame(s) in l->out to c; false on out-of-memory. */
 static bool conn_write(conn_t *c)
 {
@@ -144,7 +163,7 @@ static void conn_send_hello(conn_t *c)
 /* What both ends of c hash: the dialer's and the acceptor's names and nonces. */
 static wr_peer_auth_t conn_auth(const conn_t *c)
 {
-    wr_bytes_t self = wr_bytes_str(self_name(c->l)), peer = wr_bytes_str(c->peer->node->name);
+    wr_bytes_t self = wr_bytes_str(self_name(c->l)), peer = wr_bytes_str(conn_name(c));
 
     return (wr_peer_auth_t){wr_bytes_str(c->l->cfg->name), c->outgoing ? self : peer,
                             c->outgoing ? peer : self, c->outgoing ? c->nonce : c->peer_nonce,
@@ -167,15 +186,42 @@ static void conn_refuse(conn_t *c, const char *fmt, ...)
         if (suppressed > 0)
             snprintf(more, sizeof(more), " (%lu more refusals not logged)", suppressed);
         wr_log_warn("cluster: refused the %s link %s %s%s%s: %s%s", c->outgoing ? "outgoing" : "incoming",
-                    c->outgoing ? "to" : "from", c->addr, c->peer ? " claiming to be " : "",
-                    c->peer ? c->peer->node->name : "", why, more);
+                    c->outgoing ? "to" : "from", c->addr, *conn_name(c) ? " claiming to be " : "",
+                    conn_name(c), why, more);
     }
     if (wr_peer_refuse_put(&c->l->out, why))
         conn_write(c);
     conn_close(c, NULL);
 }
 
-/* The peer's HELLO: same cluster, a known other node, the one dialled. */
+/*
+ * An accepted link's HELLO names a node the file does not list: kept as
+ * claimed, for a member or a joiner, unless its Raft member id is a known
+ * node's. False once refused.
+ */
+static bool conn_claim(conn_t *c, wr_bytes_t name)
+{
+    const wr_cluster_config_t *cfg = c->l->cfg;
+    uint32_t id;
+
+    if (c->outgoing || !c->l->member || name.len == 0 || name.len >= sizeof(c->claimed)) {
+        conn_refuse(c, "unknown node name '%.*s'", (int)name.len, (const char *)name.data);
+        return false;
+    }
+    memcpy(c->claimed, name.data, name.len);
+    c->claimed[name.len] = '\0';
+    id = wr_cluster_node_id(c->claimed);
+    for (size_t i = 0; i < cfg->n_nodes; i++) {
+        if (wr_cluster_node_id(cfg->nodes[i].name) == id) {
+            conn_refuse(c, "node name '%s' has the same Raft member id as '%s': rename one", c->claimed,
+                        cfg->nodes[i].name);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The peer's HELLO: same cluster, a known other node (or one that may join), the one dialled. */
 static void on_hello(conn_t *c, wr_bytes_t payload)
 {
     const wr_cluster_config_t *cfg = c->l->cfg;
@@ -202,12 +248,11 @@ static void on_hello(conn_t *c, wr_bytes_t payload)
         return;
     }
     p = peer_by_name(c->l, (const char *)h.node.data, h.node.len);
-    if (!p) {
-        conn_refuse(c, "unknown node name '%.*s'", (int)h.node.len, (const char *)h.node.data);
+    if (!p && !conn_claim(c, h.node))
         return;
-    }
     if (c->peer && c->peer != p) {
-        conn_refuse(c, "the peer says it is '%s', not '%s'", p->node->name, c->peer->node->name);
+        conn_refuse(c, "the peer says it is '%.*s', not '%s'", (int)h.node.len, (const char *)h.node.data,
+                    c->peer->node->name);
         return;
     }
     c->peer = p;
@@ -235,7 +280,8 @@ static void peer_up(peer_t *p, conn_t *c)
     p->active = c;
     p->backoff_ms = WR_PEER_BACKOFF_MIN_MS;
     p->unreachable_logged = false;
-    event_del(p->retry);
+    if (p->retry)
+        event_del(p->retry);
     wr_log_info("cluster: peer %s up (%s link %s %s)", p->node->name, c->outgoing ? "outgoing" : "incoming",
                 c->outgoing ? "to" : "from", c->addr);
     if (h->on_up)
@@ -259,7 +305,8 @@ static void conn_established(conn_t *c)
         peer_up(p, c);
         return;
     }
-    if (!conn_preferred(c) || conn_preferred(old)) {
+    /* A learnt node's links are all its own dials: the newest one is its current one. */
+    if (p->node->address && (!conn_preferred(c) || conn_preferred(old))) {
         wr_log_debug("cluster: peer %s: keeping the link %s, closing %s", p->node->name, old->addr, c->addr);
         {
             conn_close(c, NULL);
@@ -270,6 +317,45 @@ static void conn_established(conn_t *c)
                 c->outgoing ? "outgoing" : "incoming", c->outgoing ? "to" : "from", c->addr);
     p->active = c;
     conn_close(old, NULL);
+}
+
+/* The peer entry of a learnt node: found, or made (never dialled: no retry timer). */
+static peer_t *peer_learnt(wr_peer_links_t *l, const wr_cluster_node_t *node)
+{
+    peer_t *p = peer_by_name(l, node->name, strlen(node->name));
+
+    if (!p) {
+        p = &l->peers[l->n_peers++];
+        *p = (peer_t){.l = l, .node = node, .backoff_ms = WR_PEER_BACKOFF_MIN_MS};
+    }
+    return p;
+}
+
+/* An authenticated link from a member or a joiner: its name learnt if new, then it is up. */
+static void conn_admit(conn_t *c)
+{
+    size_t slot;
+    int rc = c->peer ? WR_OK : wr_cluster_config_learn(c->l->cfg, c->claimed, &slot);
+
+    if (rc == WR_EEXIST) {
+        conn_refuse(c, "node name '%s' has the same Raft member id as '%s': rename one", c->claimed,
+                    c->l->cfg->nodes[slot].name);
+        return;
+    }
+    if (rc != WR_OK) {
+        conn_refuse(c,
+                    rc == WR_ETOOBIG
+                        ? "no room for another node that cluster.nodes does not list (at most %d)"
+                        : "out of memory (%d)",
+                    rc == WR_ETOOBIG ? WR_CLUSTER_MAX_LEARNED : rc);
+        return;
+    }
+    if (!c->peer) {
+        c->peer = peer_learnt(c->l, &c->l->cfg->nodes[slot]);
+        wr_log_info("cluster: node %s, which cluster.nodes does not list, links in as a %s", c->claimed,
+                    conn_member(c) ? "member" : "joiner");
+    }
+    conn_established(c);
 }
 
 static void on_proof(conn_t *c, wr_bytes_t payload)
@@ -286,7 +372,10 @@ static void on_proof(conn_t *c, wr_bytes_t payload)
         conn_refuse(c, "malformed PROOF");
         return;
     }
-    conn_established(c);
+    if (conn_member(c))
+        conn_admit(c);
+    else
+        c->state = CONN_PENDING;
 }
 
 static void on_refused(conn_t *c, wr_bytes_t payload)
@@ -336,12 +425,39 @@ static void on_app(conn_t *c, const wr_peer_frame_t *f)
     r->fn(r->ud, c->peer->node->name, kind, f->group, body);
 }
 
+static void conn_frame(conn_t *c, const wr_peer_frame_t *f);
+
+/*
+ * A frame on a pending link: a JOIN, or anything once the node is a member,
+ * admits it; other application messages (a joiner's reports) are dropped, a
+ * Raft message is refused (a removed node campaigning).
+ */
+static void on_pending(conn_t *c, const wr_peer_frame_t *f)
+{
+    uint8_t kind = 0;
+    wr_bytes_t body;
+
+    if (f->type == WR_PEER_APP)
+        (void)wr_peer_app_decode(f->payload, &kind, &body);
+    if (f->type == WR_PEER_HEARTBEAT)
+        return;
+    if ((f->type == WR_PEER_APP && kind == WR_PEER_APP_JOIN) || conn_member(c)) {
+        conn_admit(c);
+        if (c->state == CONN_UP)
+            conn_frame(c, f);
+    } else if (f->type != WR_PEER_APP) {
+        conn_refuse(c, "node '%s' is not a member of cluster '%s'", conn_name(c), c->l->cfg->name);
+    }
+}
+
 /* One frame, by the link's state. */
 static void conn_frame(conn_t *c, const wr_peer_frame_t *f)
 {
     c->idle_ticks = 0;
     if (f->type == WR_PEER_REFUSE)
         on_refused(c, f->payload);
+    else if (c->state == CONN_PENDING)
+        on_pending(c, f);
     else if (c->state == CONN_HELLO && f->type == WR_PEER_HELLO)
         on_hello(c, f->payload);
     else if (c->state == CONN_PROOF && f->type == WR_PEER_PROOF)
@@ -534,7 +650,7 @@ static void peer_schedule(peer_t *p)
     unsigned ms;
     struct timeval tv;
 
-    if (p->active || p->dialing || evtimer_pending(p->retry, NULL) || !p->l->listener)
+    if (!p->retry || p->active || p->dialing || evtimer_pending(p->retry, NULL) || !p->l->listener)
         return;
     ms = peer_next_delay(p);
     tv = (struct timeval){ms / 1000, (ms % 1000) * 1000};
@@ -640,7 +756,7 @@ static void peer_dial(peer_t *p)
 {
     conn_t *c;
 
-    if (p->active || p->dialing)
+    if (!p->node->address || p->active || p->dialing)
         return;
     c = conn_new(p->l, -1, p);
     if (!c) {
@@ -696,11 +812,18 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     {
         conn_t *c = wr_list_entry(pos, conn_t, link);
 
+        bool authenticated = c->state == CONN_UP || c->state == CONN_PENDING;
+
         c->idle_ticks++;
-        if (c->state == CONN_UP && c->idle_ticks > WR_PEER_MISSED_BEATS) {
+        /* Not while an older link is up: replacing it would close another entry of this list. */
+        if (c->state == CONN_PENDING && !(c->peer && c->peer->active) && conn_member(c))
+            conn_admit(c);
+        if (c->state == CONN_CLOSING)
+            continue;
+        if (authenticated && c->idle_ticks > WR_PEER_MISSED_BEATS) {
             snprintf(why, sizeof(why), "no heartbeat for %u ms", WR_PEER_MISSED_BEATS * WR_PEER_HEARTBEAT_MS);
             conn_close(c, why);
-        } else if (c->state == CONN_UP) {
+        } else if (authenticated) {
             if (!wr_peer_frame_put(&l->out, WR_PEER_HEARTBEAT, 0, NULL, 0) || !conn_write(c))
                 conn_close(c, "out of memory");
         } else if (c->idle_ticks > HANDSHAKE_TICKS) {
@@ -735,7 +858,7 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-wr_peer_links_t *wr_peer_links_new(struct event_base *base, const wr_cluster_config_t *cfg,
+wr_peer_links_t *wr_peer_links_new(struct event_base *base, wr_cluster_config_t *cfg,
                                    const wr_peer_handler_t *h)
 {
     wr_peer_links_t *l = calloc(1, sizeof(*l));
@@ -747,7 +870,7 @@ wr_peer_links_t *wr_peer_links_new(struct event_base *base, const wr_cluster_con
     l->h = *h;
     wr_list_init(&l->conns);
     wr_list_init(&l->closing);
-    l->peers = calloc(cfg->n_nodes, sizeof(*l->peers));
+    l->peers = calloc(cfg->cap_nodes > cfg->n_nodes ? cfg->cap_nodes : cfg->n_nodes, sizeof(*l->peers));
     l->tick = event_new(base, -1, EV_PERSIST, on_tick, l);
     l->reaper = event_new(base, -1, 0, on_reap, l);
     if (!l->peers || !l->tick || !l->reaper || RAND_bytes((uint8_t *)&l->rng, sizeof(l->rng)) != 1)
@@ -855,6 +978,12 @@ int wr_peer_send(wr_peer_links_t *l, const char *node, uint64_t group, const wr_
     if (!wr_peer_raft_put(&l->out, group, m) || !conn_write(c))
         return WR_ENOMEM;
     return WR_OK;
+}
+
+void wr_peer_links_members(wr_peer_links_t *l, wr_peer_member_fn member, void *ud)
+{
+    l->member = member;
+    l->member_ud = ud;
 }
 
 void wr_peer_links_transport(wr_peer_links_t *l, const wr_peer_transport_t *t)

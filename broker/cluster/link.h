@@ -61,6 +61,8 @@ enum {
     WR_PEER_APP_NODE_LAST = 71,
     WR_PEER_APP_MEMBER_FIRST = 72, /* membership: join requests, removal notices (membership.h) */
     WR_PEER_APP_MEMBER_LAST = 79,
+    /* A JOIN (membership.h): what a node that is not a member may send first. */
+    WR_PEER_APP_JOIN = WR_PEER_APP_MEMBER_FIRST,
 };
 
 /* A received application message; body is valid during the call only. */
@@ -110,10 +112,24 @@ typedef struct {
 
 /*
  * Creates the links of cfg's node to every other node in cfg (kept, not
- * copied: it must outlive the links). h is copied. NULL on allocation failure.
+ * copied: it must outlive the links; the names of nodes it does not list
+ * that are admitted are learnt into it, wr_cluster_config_learn). h is
+ * copied. NULL on allocation failure.
  */
-wr_peer_links_t *wr_peer_links_new(struct event_base *base, const wr_cluster_config_t *cfg,
+wr_peer_links_t *wr_peer_links_new(struct event_base *base, wr_cluster_config_t *cfg,
                                    const wr_peer_handler_t *h);
+
+/* Whether node is a member of the metadata group's committed configuration. */
+typedef bool (*wr_peer_member_fn)(void *ud, const char *node);
+/*
+ * Lets nodes that cfg does not list link in (before wr_peer_links_start):
+ * an authenticated link from one is up when member says it is a member, or
+ * once its first application message is a WR_PEER_APP_JOIN; until then it
+ * is pending (heartbeats kept, other application messages dropped, a Raft
+ * message refused). Such a node is never dialled. The same holds for a
+ * learnt node that links in again. Without this, such links are refused.
+ */
+void wr_peer_links_members(wr_peer_links_t *l, wr_peer_member_fn member, void *ud);
 /* Listens on cfg's listen address and starts dialling. WR_OK or WR_EIO (logged). */
 int wr_peer_links_start(wr_peer_links_t *l);
 /* Closes every link and frees l. NULL is a no-op. Not from inside a handler. */

@@ -260,6 +260,14 @@ wr_raftd_watch_t wr_membership_watch(wr_membership_t *m)
 
 /* ---------------------------------------------------------------- the API */
 
+/* The links admit a node that the file does not list once it is in the committed membership. */
+static bool is_member(void *ud, const char *node)
+{
+    wr_membership_t *m = ud;
+
+    return m->meta && wr_rgroup_committed_member(m->meta, node);
+}
+
 wr_membership_t *wr_membership_new(const wr_membership_deps_t *d)
 {
     wr_membership_t *m = calloc(1, sizeof(*m));
@@ -276,6 +284,7 @@ wr_membership_t *wr_membership_new(const wr_membership_deps_t *d)
         wr_membership_free(m);
         return NULL;
     }
+    wr_peer_links_members(d->links, is_member, m);
     return m;
 }
 

@@ -166,4 +166,7 @@ const char *wr_meta_self(const wr_meta_t *m);
 /* The index of the last command applied (0: none). */
 uint64_t wr_meta_applied(const wr_meta_t *m);
 
+/* How many queues the replicated topology holds in vhost (exclusive queues are not replicated). */
+size_t wr_meta_queue_count(const wr_meta_t *m, const char *vhost);
+
 #endif

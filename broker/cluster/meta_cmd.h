@@ -45,7 +45,10 @@ json_t *wr_meta_cmd_binding(const char *vhost, bool bind, wr_bytes_t source, wr_
  * "limits"}; vhost ""), "user.delete" ({"name"}; vhost ""),
  * "permission.set" ({"user", "configure", "write", "read"}),
  * "permission.clear" ({"user"}), "policy.set" ({"name", "pattern",
- * "apply-to", "priority", "definition"}), "policy.clear" ({"name"}).
+ * "apply-to", "priority", "definition"}), "policy.clear" ({"name"}),
+ * "vhost.limit" ({"limit": "max-connections" or "max-queues", "value": an
+ * integer, or null to clear it}), "user.limit" ({"user", "limit":
+ * "max-connections" or "max-channels", "value"}; vhost "").
  */
 json_t *wr_meta_cmd_defs(const char *op, const char *vhost, json_t *entry);
 

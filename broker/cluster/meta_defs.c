@@ -111,6 +111,11 @@ bool wr_meta_seeded(const wr_meta_t *m)
     return json_is_true(json_object_get(m->state, "seeded"));
 }
 
+size_t wr_meta_queue_count(const wr_meta_t *m, const char *vhost)
+{
+    return json_object_size(json_object_get(json_object_get(wr_meta_topology(m), vhost), "queues"));
+}
+
 bool wr_meta_vhost_known(const wr_meta_t *m, const char *name)
 {
     return !wr_meta_seeded(m) || json_object_get(sect(m, "vhosts"), name) != NULL;
@@ -204,6 +209,9 @@ static bool user_fields(const json_t *u, wr_hash_alg_t *alg, uint8_t *hash, size
         tags[(*ntags)++] = json_string_value(t);
     }
     t = json_object_get(json_object_get(u, "limits"), "max-connections");
+    if (t != NULL && !json_is_integer(t))
+        return false;
+    t = json_object_get(json_object_get(u, "limits"), "max-channels");
     return t == NULL || json_is_integer(t);
 }
 
@@ -212,6 +220,7 @@ static void live_user_put(const wr_meta_t *m, const char *name, const json_t *u)
     uint8_t hash[WR_PASSWORD_HASH_MAX];
     const char *tags[MAX_TAGS];
     const json_t *max = json_object_get(json_object_get(u, "limits"), "max-connections");
+    const json_t *chans = json_object_get(json_object_get(u, "limits"), "max-channels");
     size_t len, ntags;
     wr_hash_alg_t alg;
     bool created;
@@ -220,8 +229,9 @@ static void live_user_put(const wr_meta_t *m, const char *name, const json_t *u)
         return;
     if (wr_users_put(m->deps.users, name, hash, len, alg, tags, ntags, &created) != WR_OK)
         wr_log_error("cluster: out of memory putting user '%s'", name);
-    else if (max != NULL)
-        wr_users_set_max_connections(m->deps.users, name, json_integer_value(max));
+    else
+        wr_users_set_limits(m->deps.users, name, max != NULL, json_integer_value(max), chans != NULL,
+                            json_integer_value(chans));
 }
 
 static void live_user_delete(const wr_meta_t *m, const char *name)
@@ -313,6 +323,65 @@ static void vhost_delete(defs_t *d)
     json_object_del(sect(d->m, "permissions"), d->vname);
     json_object_del(sect(d->m, "policies"), d->vname);
     live_vhost_delete(d->m, d->vname);
+}
+
+/* ---------------------------------------------------------------- limits */
+
+/* Sets (an integer value) or clears (null) limit `name` in holder's "limits"
+ * object, dropped once empty; false when malformed (then d says so). */
+static bool limit_set(defs_t *d, json_t *holder, const char *const allowed[2])
+{
+    const char *name = entry_str(d, "limit");
+    const json_t *value = json_object_get(d->entry, "value");
+    json_t *limits = json_object_get(holder, "limits");
+
+    if (name == NULL || (strcmp(name, allowed[0]) != 0 && strcmp(name, allowed[1]) != 0) ||
+        (!json_is_integer(value) && !json_is_null(value))) {
+        malformed(d);
+        return false;
+    }
+    if (limits == NULL && json_is_integer(value) && !put(d, holder, "limits", limits = json_object()))
+        return false;
+    if (json_is_null(value))
+        json_object_del(limits, name);
+    else if (!put(d, limits, name, json_incref((json_t *)value)))
+        return false;
+    if (limits != NULL && json_object_size(limits) == 0)
+        json_object_del(holder, "limits");
+    return true;
+}
+
+/* vhost.limit: "max-connections" or "max-queues" in the vhost's settings. */
+static void vhost_limit(defs_t *d)
+{
+    static const char *const names[2] = {"max-connections", "max-queues"};
+    json_t *settings = json_object_get(sect(d->m, "vhosts"), d->vname);
+
+    if (settings == NULL) {
+        fail(d, WR_AMQP_NOT_FOUND, "no vhost '%s'", d->vname);
+        return;
+    }
+    if (limit_set(d, settings, names))
+        live_vhost_add(d->m, d->vname, settings);
+}
+
+/* user.limit: "max-connections" or "max-channels" in the user's record. */
+static void user_limit(defs_t *d)
+{
+    static const char *const names[2] = {"max-connections", "max-channels"};
+    const char *name = entry_str(d, "user");
+    json_t *u = name != NULL ? json_object_get(sect(d->m, "users"), name) : NULL;
+
+    if (name == NULL) {
+        malformed(d);
+        return;
+    }
+    if (u == NULL) {
+        fail(d, WR_AMQP_NOT_FOUND, "no user '%s'", name);
+        return;
+    }
+    if (limit_set(d, u, names))
+        live_user_put(d->m, name, u);
 }
 
 /* ---------------------------------------------------------------- users */
@@ -688,9 +757,13 @@ static json_t *user_json(const wr_user_cfg_t *u)
         json_array_append_new(tags, json_string(u->tags[i]));
     out = json_pack("{s:s,s:s,s:o}", "password_hash", b64, "hashing_algorithm",
                     alg_name(u->hashing_algorithm), "tags", tags);
-    if (out != NULL && u->has_max_connections)
-        json_object_set_new(out, "limits",
-                            json_pack("{s:I}", "max-connections", (json_int_t)u->max_connections));
+    if (out != NULL && (u->has_max_connections || u->has_max_channels))
+        json_object_set_new(out, "limits", json_object());
+    if (u->has_max_connections)
+        json_object_set_new(json_object_get(out, "limits"), "max-connections",
+                            json_integer(u->max_connections));
+    if (u->has_max_channels)
+        json_object_set_new(json_object_get(out, "limits"), "max-channels", json_integer(u->max_channels));
     return out;
 }
 
@@ -750,6 +823,8 @@ static const struct {
     {"vhost.delete", vhost_delete, "delete", "vhost", false},
     {"user.put", user_put, "add", "user", false},
     {"user.delete", user_delete, "delete", "user", false},
+    {"vhost.limit", vhost_limit, "set the limits of", "vhost", false},
+    {"user.limit", user_limit, "set the limits of", "user", false},
     {"permission.set", permission_set, "set", "permissions of user", true},
     {"permission.clear", permission_clear, "clear", "permissions of user", true},
     {"policy.set", policy_set, "set", "policy", true},

@@ -35,10 +35,11 @@ const char *wr_raftd_name(const wr_raftd_t *d, uint32_t id)
     return i < 0 ? NULL : d->cluster->nodes[i].name;
 }
 
+/* Names learnt after the open (wr_cluster_config_learn) have no cached id. */
 int wr_raftd_slot(const wr_raftd_t *d, uint32_t id)
 {
     for (size_t i = 0; i < d->cluster->n_nodes; i++) {
-        if (d->ids[i] == id)
+        if ((i < d->n_ids ? d->ids[i] : wr_raftd_node_id(d->cluster->nodes[i].name)) == id)
             return (int)i;
     }
     return -1;
@@ -600,6 +601,7 @@ static int node_ids(wr_raftd_t *d)
         return WR_ENOMEM;
     for (size_t i = 0; i < c->n_nodes; i++)
         d->ids[i] = wr_raftd_node_id(c->nodes[i].name);
+    d->n_ids = c->n_nodes;
     d->self = d->ids[c->self];
     return WR_OK;
 }
@@ -694,7 +696,9 @@ static int group_add(wr_raftd_t *d, wr_rgroup_t *g)
     }
     snprintf(id, sizeof(id), "snap/%llu", (unsigned long long)g->id);
     if ((g->dir = path_join(d->dir, id)) == NULL ||
-        (g->match = calloc(d->cluster->n_nodes, sizeof(*g->match))) == NULL)
+        (g->match =
+             calloc(d->cluster->n_nodes > d->cluster->cap_nodes ? d->cluster->n_nodes : d->cluster->cap_nodes,
+                    sizeof(*g->match))) == NULL)
         return WR_ENOMEM;
     d->groups[d->n_groups++] = g;
     return WR_OK;

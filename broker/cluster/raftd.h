@@ -167,6 +167,9 @@ typedef struct {
 } wr_rgroup_status_t;
 void wr_rgroup_status(const wr_rgroup_t *g, wr_rgroup_status_t *st);
 
+/* Whether node is in g's committed membership (voter or learner) on this member. */
+bool wr_rgroup_committed_member(const wr_rgroup_t *g, const char *node);
+
 /* How long a membership change may take before done says WR_ETIMEDOUT. */
 #define WR_RGROUP_CHANGE_TIMEOUT_MS 30000
 

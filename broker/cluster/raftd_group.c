@@ -185,3 +185,13 @@ void wr_rgroup_status(const wr_rgroup_t *g, wr_rgroup_status_t *st)
         st->voter[st->n_members++] = c.voter[i];
     }
 }
+
+bool wr_rgroup_committed_member(const wr_rgroup_t *g, const char *node)
+{
+    wr_raft_status_t st;
+    wr_raft_conf_t c;
+
+    wr_raft_status(g->raft, &st);
+    wr_raft_conf_at(g->raft, st.commit, &c);
+    return wr_raftd_conf_has(&c, wr_raftd_node_id(node));
+}

@@ -100,6 +100,7 @@ struct wr_raftd_s {
     unsigned tick_ms, election_ticks, heartbeat_ticks, snap_chunk;
     wr_raftd_watch_t watch;
     uint32_t *ids; /* ids[i]: the member id of cluster->nodes[i] */
+    size_t n_ids;  /* the nodes at open; those learnt later are hashed when looked up */
     uint32_t self;
     uint64_t seed;
     wr_wal_t *wal;

@@ -128,34 +128,36 @@ static void alarms_update(wr_reports_t *r)
         r->d.alarms_changed(r->d.ud);
 }
 
-static void send_to(wr_reports_t *r, const char *node)
+/* r->out (kind) to every peer whose link is up; one that does not fit now is replaced by the next. */
+static void send_out(wr_reports_t *r, uint8_t kind)
+{
+    wr_bytes_t body = {r->out.data, r->out.len};
+
+    for (size_t i = 0; wr_buf_ok(&r->out) && i < r->n_peers; i++)
+        if (wr_peer_up(r->d.links, r->peers[i].name))
+            (void)wr_peer_send_app(r->d.links, r->peers[i].name, kind, 0, &body, 1);
+}
+
+/* This node's report, then its lists, each made once for every peer. */
+static void send_all(wr_reports_t *r)
 {
     wr_report_t rep = {0};
-    wr_bytes_t body;
 
     r->d.sample(r->d.ud, &rep);
     for (size_t i = 0; i < r->n_peers && rep.n_up < WR_REPORT_MAX_UP; i++)
         if (wr_peer_up(r->d.links, r->peers[i].name))
             rep.up[rep.n_up++] = wr_bytes_str(r->peers[i].name);
+    if (rep.n_up == 0)
+        return;
     wr_buf_reset(&r->out);
     wr_report_put(&r->out, &rep);
-    body = (wr_bytes_t){r->out.data, r->out.len};
-    /* A report that does not fit now is replaced by the next one. */
-    (void)wr_peer_send_app(r->d.links, node, WR_REPORT_KIND, 0, &body, 1);
+    send_out(r, WR_REPORT_KIND);
     if (!r->d.sample_lists)
         return;
     wr_buf_reset(&r->out);
     r->d.sample_lists(r->d.ud, &r->out);
-    body = (wr_bytes_t){r->out.data, r->out.len};
-    if (wr_buf_ok(&r->out) && body.len <= WR_REPORT_LISTS_MAX)
-        (void)wr_peer_send_app(r->d.links, node, WR_REPORT_LISTS_KIND, 0, &body, 1);
-}
-
-static void send_all(wr_reports_t *r)
-{
-    for (size_t i = 0; i < r->n_peers; i++)
-        if (wr_peer_up(r->d.links, r->peers[i].name))
-            send_to(r, r->peers[i].name);
+    if (r->out.len <= WR_REPORT_LISTS_MAX)
+        send_out(r, WR_REPORT_LISTS_KIND);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -196,9 +198,27 @@ static void on_report(void *ud, const char *node, uint8_t kind, uint64_t group, 
     alarms_update(r);
 }
 
+/* A node the file does not list links in (link.h): its reports are kept from now on. */
+static void peer_add(wr_reports_t *r, const char *node)
+{
+    peer_t *peers;
+    char *name;
+
+    if (peer_find(r, node, strlen(node)))
+        return;
+    if (!(name = strdup(node)) || !(peers = realloc(r->peers, (r->n_peers + 1) * sizeof(*peers)))) {
+        free(name);
+        wr_log_error("cluster: out of memory keeping the reports of %s", node);
+        return;
+    }
+    r->peers = peers;
+    r->peers[r->n_peers++] = (peer_t){.name = name};
+}
+
 /* Which peers this node reaches changed: everyone hears it at once. */
 static void on_up(void *ud, const char *node)
 {
+    peer_add(ud, node);
     send_all(ud);
 }
 

@@ -29,7 +29,11 @@ typedef struct wr_reports_s wr_reports_t;
  * management API (JSON, opaque here), sent right after each report. */
 #define WR_REPORT_LISTS_KIND (WR_PEER_APP_NODE_FIRST + 1)
 /* The largest such body sent; the producer keeps within it. */
-#define WR_REPORT_LISTS_MAX (256u << 10)
+#define WR_REPORT_LISTS_MAX (4u << 20) /* some 4,000 connections with a channel each */
+/* A node asks a peer about one of its connections, and the answer
+ * (broker/mgmt/mgmt_cluster_conns.h routes both). */
+#define WR_REPORT_CONN_ASK_KIND    (WR_PEER_APP_NODE_FIRST + 2)
+#define WR_REPORT_CONN_ANSWER_KIND (WR_PEER_APP_NODE_FIRST + 3)
 /* The most peers a report names as reachable. */
 #define WR_REPORT_MAX_UP 63
 

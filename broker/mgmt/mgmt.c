@@ -1297,6 +1297,8 @@ static const struct {
     {"health", false, health},
     {"policies", false, wr_mgmt_policies},
     {"consumers", false, wr_mgmt_conns_consumers},
+    {"vhost-limits", false, wr_mgmt_vhost_limits},
+    {"user-limits", false, wr_mgmt_user_limits},
 };
 
 void wr_mgmt_route(wr_mgmt_req_t *r)

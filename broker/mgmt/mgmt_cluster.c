@@ -13,6 +13,7 @@
 #include "broker/cluster/membership.h"
 #include "broker/cluster/raftd.h"
 #include "broker/cluster/reports.h"
+#include "broker/mgmt/mgmt_conns.h"
 #include "core/status.h"
 
 /* A change waiting for its outcome; the request's fields a reply uses are copied. */
@@ -245,6 +246,20 @@ static void add_items(const wr_mgmt_req_t *r, json_t *doc, void *arg)
     }
 }
 
+static void add_all(const wr_mgmt_req_t *r, json_t *doc, void *arg)
+{
+    const add_ctx_t *x = arg;
+
+    json_array_extend(x->arr, json_object_get(doc, x->list));
+}
+
+void wr_mgmt_cluster_peer_items(const wr_mgmt_req_t *r, json_t *arr, const char *list)
+{
+    add_ctx_t x = {arr, list, NULL};
+
+    foreach_peer(r, add_all, &x);
+}
+
 void wr_mgmt_cluster_add_peers(const wr_mgmt_req_t *r, json_t *arr, const char *list, const char *only)
 {
     add_ctx_t x = {arr, list, only};
@@ -264,11 +279,10 @@ static void add_figure(json_t *body, const char *obj, const char *key, json_t *f
 
 static void add_overview(const wr_mgmt_req_t *r, json_t *doc, void *arg)
 {
-    static const char *const figures[][2] = {{"object_totals", "connections"},
-                                             {"object_totals", "channels"},
-                                             {"queue_totals", "messages"},
-                                             {"queue_totals", "messages_ready"},
-                                             {"queue_totals", "messages_unacknowledged"}};
+    static const char *const figures[][2] = {
+        {"object_totals", "connections"},   {"object_totals", "channels"},
+        {"object_totals", "consumers"},     {"queue_totals", "messages"},
+        {"queue_totals", "messages_ready"}, {"queue_totals", "messages_unacknowledged"}};
     json_t *body = arg, *listeners = json_object_get(doc, "listeners");
 
     for (size_t i = 0; i < sizeof(figures) / sizeof(figures[0]); i++)
@@ -279,7 +293,36 @@ static void add_overview(const wr_mgmt_req_t *r, json_t *doc, void *arg)
 
 void wr_mgmt_cluster_overview(const wr_mgmt_req_t *r, json_t *body)
 {
+    json_t *consumers = json_object_get(json_object_get(body, "object_totals"), "consumers");
+
+    if (!r->env->peers)
+        return;
+    /* The consumers of this node's channels: a queue here may count other nodes' too. */
+    json_integer_set(consumers, (json_int_t)wr_mgmt_conns_consumer_count(r->env));
     foreach_peer(r, add_overview, body);
+}
+
+typedef struct {
+    const char *section, *name;
+    int64_t n;
+} usage_ctx_t;
+
+static void add_usage(const wr_mgmt_req_t *r, json_t *doc, void *arg)
+{
+    usage_ctx_t *x = arg;
+
+    x->n += json_integer_value(
+        json_object_get(json_object_get(json_object_get(doc, "usage"), x->section), x->name));
+}
+
+int64_t wr_mgmt_cluster_usage(const wr_mgmt_env_t *env, const char *section, const char *name)
+{
+    const wr_mgmt_req_t r = {.env = env};
+    usage_ctx_t x = {section, name, 0};
+
+    if (env->peers)
+        foreach_peer(&r, add_usage, &x);
+    return x.n;
 }
 
 /* ---------------------------------------------------------------- routing */

@@ -24,7 +24,16 @@ void wr_mgmt_cluster(wr_mgmt_req_t *r);
  * of that name. Nothing outside a cluster.
  */
 void wr_mgmt_cluster_add_peers(const wr_mgmt_req_t *r, json_t *arr, const char *list, const char *only);
-/* Adds the peers' object and queue totals to body (an /api/overview) and their listeners to its own. */
+/* Appends to arr every item of list that the reachable peers last reported, unfiltered. */
+void wr_mgmt_cluster_peer_items(const wr_mgmt_req_t *r, json_t *arr, const char *list);
+/*
+ * What the reachable peers last reported using (wr_mgmt_conns_usage):
+ * section "vhost_connections", "user_connections" or "user_channels", of
+ * vhost or user name; 0 outside a cluster. Up to a second old.
+ */
+int64_t wr_mgmt_cluster_usage(const wr_mgmt_env_t *env, const char *section, const char *name);
+/* In a cluster: the consumers of this node's channels plus the peers' object and queue totals
+ * in body (an /api/overview), and their listeners added to its own. */
 void wr_mgmt_cluster_overview(const wr_mgmt_req_t *r, json_t *body);
 
 #endif

@@ -21,8 +21,9 @@ static json_t *totals_json(const wr_mgmt_env_t *env)
 
     wr_mgmt_stats_node_counts(env, &c);
     wr_mgmt_conns_totals(env, &conns, &channels);
-    return json_pack("{s:{s:I,s:I},s:{s:I,s:I,s:I}}", "object_totals", "connections", (json_int_t)conns,
-                     "channels", (json_int_t)channels, "queue_totals", "messages",
+    return json_pack("{s:{s:I,s:I,s:I},s:{s:I,s:I,s:I}}", "object_totals", "connections", (json_int_t)conns,
+                     "channels", (json_int_t)channels, "consumers",
+                     (json_int_t)wr_mgmt_conns_consumer_count(env), "queue_totals", "messages",
                      (json_int_t)(c.v[WR_MS_READY] + c.v[WR_MS_UNACKED]), "messages_ready",
                      (json_int_t)c.v[WR_MS_READY], "messages_unacknowledged", (json_int_t)c.v[WR_MS_UNACKED]);
 }
@@ -49,11 +50,14 @@ void wr_mgmt_cluster_sample(const wr_mgmt_env_t *env, wr_buf_t *out)
     if (!doc)
         return;
     json_object_set_new(doc, "listeners", wr_mgmt_listeners_json(&r));
+    json_object_set_new(doc, "usage", wr_mgmt_conns_usage(env));
     json_object_set_new(doc, "connections", wr_mgmt_conns_all(env, node, false));
     json_object_set_new(doc, "channels", wr_mgmt_conns_all(env, node, true));
+    json_object_set_new(doc, "consumers", wr_mgmt_conns_consumers_all(env, node));
     if (!put(doc, out)) {
         json_object_del(doc, "connections");
         json_object_del(doc, "channels");
+        json_object_del(doc, "consumers");
         json_object_set_new(doc, "truncated", json_true());
         (void)put(doc, out);
     }

@@ -14,10 +14,11 @@
 
 /*
  * Appends this node's lists as compact JSON: {"connections": [...],
- * "channels": [...], "object_totals": {"connections", "channels"},
- * "queue_totals": {"messages", "messages_ready", "messages_unacknowledged"},
- * "listeners": [...]}, each item with its "node". When that exceeds
- * WR_REPORT_LISTS_MAX the two lists are left out and "truncated" is true.
+ * "channels": [...], "consumers": [...], "object_totals": {"connections",
+ * "channels", "consumers"}, "queue_totals": {"messages", "messages_ready",
+ * "messages_unacknowledged"}, "listeners": [...], "usage":
+ * wr_mgmt_conns_usage's}, each item with its "node". When that exceeds
+ * WR_REPORT_LISTS_MAX the three lists are left out and "truncated" is true.
  */
 void wr_mgmt_cluster_sample(const wr_mgmt_env_t *env, wr_buf_t *out);
 

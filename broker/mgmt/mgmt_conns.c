@@ -17,10 +17,13 @@
 
 #include "broker/amqp/channel.h"
 #include "broker/amqp/conn.h"
+#include "broker/cluster/cluster_config.h"
 #include "broker/mgmt/mgmt_json.h"
 #include "broker/queue/queue.h"
 #include "broker/vhost/vhost.h"
+#include "core/status.h"
 #include "broker/mgmt/mgmt_cluster.h"
+#include "broker/mgmt/mgmt_cluster_conns.h"
 
 /* "host:port" or "[v6]:port" of n bytes into host and *port. */
 static void split_addr(const char *s, size_t n, char *host, size_t hostlen, int *port)
@@ -195,12 +198,43 @@ static json_t *channels_json(const wr_mgmt_req_t *r, const wr_conn_t *c, const c
     return x.arr;
 }
 
+/* Closes c as RabbitMQ's DELETE does: 320 with reason ("" or NULL: RabbitMQ's default text). */
+static void conn_close_forced(wr_conn_t *c, const char *reason)
+{
+    wr_amqp_error_t err;
+
+    wr_amqp_error_set(&err, WR_AMQP_CONNECTION_FORCED, 0, "%s",
+                      reason && *reason ? reason : "Closed via management plugin");
+    wr_conn_fail(c, &err);
+}
+
+int wr_mgmt_conns_by_name(const wr_mgmt_env_t *env, const char *name, const char *reason, json_t **out)
+{
+    const wr_mgmt_req_t r = {.env = env, .node = env->cfg->cluster ? env->cfg->cluster->node : NULL};
+    wr_list_t *pos, *tmp;
+    wr_conn_info_t info;
+
+    *out = NULL;
+    wr_list_foreach_safe(pos, tmp, env->conns)
+    {
+        wr_conn_t *c = wr_conn_from_link(pos);
+
+        wr_conn_info(c, &info);
+        if (!info.open || strcmp(wr_conn_name(c), name) != 0)
+            continue;
+        if (reason)
+            conn_close_forced(c, reason);
+        else if (!(*out = conn_json(&r, c)))
+            return WR_ENOMEM;
+        return WR_OK;
+    }
+    return WR_ENOENT;
+}
+
 void wr_mgmt_conns_connections(wr_mgmt_req_t *r)
 {
     static const char *const order[] = {"name", NULL};
-    const char *reason;
     wr_list_t *pos, *tmp;
-    wr_amqp_error_t err;
     wr_conn_t *c;
     json_t *arr;
 
@@ -222,6 +256,9 @@ void wr_mgmt_conns_connections(wr_mgmt_req_t *r)
         return;
     }
     c = r->nseg <= 3 ? find_conn(r, r->seg[1]) : NULL;
+    if (!c && r->nseg == 2 && (r->method == WR_MGMT_GET || r->method == WR_MGMT_DELETE) &&
+        wr_mgmt_forward_conn(r, r->seg[1]))
+        return;
     if (!c || (r->nseg == 3 && strcmp(r->seg[2], "channels") != 0)) {
         wr_mgmt_not_found(r);
     } else if (r->nseg == 3) {
@@ -233,10 +270,7 @@ void wr_mgmt_conns_connections(wr_mgmt_req_t *r)
         wr_mgmt_reply(r, 200, conn_json(r, c));
     } else if (r->method == WR_MGMT_DELETE) {
         /* RabbitMQ takes the close reason from an X-Reason header. */
-        reason = evhttp_find_header(evhttp_request_get_input_headers(r->req), "X-Reason");
-        wr_amqp_error_set(&err, WR_AMQP_CONNECTION_FORCED, 0, "%s",
-                          reason ? reason : "Closed via management plugin");
-        wr_conn_fail(c, &err);
+        conn_close_forced(c, evhttp_find_header(evhttp_request_get_input_headers(r->req), "X-Reason"));
         wr_mgmt_reply(r, 204, NULL);
     } else {
         wr_mgmt_not_allowed(r, "GET, DELETE");
@@ -281,6 +315,29 @@ json_t *wr_mgmt_conns_all(const wr_mgmt_env_t *env, const char *node, bool chann
     return x.arr;
 }
 
+static void count_consumers(void *ud, const wr_channel_t *ch)
+{
+    wr_channel_info_t info;
+
+    wr_channel_info(ch, &info);
+    *(size_t *)ud += info.consumers;
+}
+
+size_t wr_mgmt_conns_consumer_count(const wr_mgmt_env_t *env)
+{
+    wr_list_t *pos, *tmp;
+    wr_conn_info_t info;
+    size_t n = 0;
+
+    wr_list_foreach_safe(pos, tmp, env->conns)
+    {
+        wr_conn_info(wr_conn_from_link(pos), &info);
+        if (info.open)
+            wr_conn_foreach_channel(wr_conn_from_link(pos), count_consumers, &n);
+    }
+    return n;
+}
+
 void wr_mgmt_conns_totals(const wr_mgmt_env_t *env, size_t *connections, size_t *channels)
 {
     wr_list_t *pos, *tmp;
@@ -295,6 +352,37 @@ void wr_mgmt_conns_totals(const wr_mgmt_env_t *env, size_t *connections, size_t 
             *channels += info.channels;
         }
     }
+}
+
+/* usage[key][name] += n (the object created as needed). */
+static void usage_add(json_t *usage, const char *key, const char *name, json_int_t n)
+{
+    json_t *o = json_object_get(usage, key), *v = json_object_get(o, name);
+
+    if (v)
+        json_integer_set(v, json_integer_value(v) + n);
+    else
+        json_object_set_new(o, name, json_integer(n));
+}
+
+json_t *wr_mgmt_conns_usage(const wr_mgmt_env_t *env)
+{
+    json_t *usage = json_pack("{s:{},s:{},s:{}}", "vhost_connections", "user_connections", "user_channels");
+    wr_list_t *pos, *tmp;
+    wr_conn_info_t info;
+
+    wr_list_foreach_safe(pos, tmp, env->conns)
+    {
+        const wr_conn_t *c = wr_conn_from_link(pos);
+
+        wr_conn_info(c, &info);
+        if (!usage || !info.open)
+            continue;
+        usage_add(usage, "vhost_connections", conn_vhost(c), 1);
+        usage_add(usage, "user_connections", wr_conn_user(c), 1);
+        usage_add(usage, "user_channels", wr_conn_user(c), info.channels);
+    }
+    return usage;
 }
 
 /* ---------------------------------------------------------------- consumers */
@@ -397,15 +485,20 @@ static void add_consumer(void *ud, const wr_consumer_t *c)
     consumers_ctx_t *x = ud;
     bool sac = wr_queue_opts(x->q)->single_active;
     bool active = !sac || wr_queue_active_consumer(x->q) == c;
-    json_t *args = wr_mgmt_json_table(c->args);
+    const chan_ref_t *ref = index_find(x->idx, c->owner);
+    json_t *args;
 
+    /* In a cluster a consumer with no channel here stands for another node's, which that node lists. */
+    if (!ref && x->r->env->peers)
+        return;
+    args = wr_mgmt_json_table(c->args);
     json_array_append_new(x->arr,
                           json_pack("{s:o, s:{s:o, s:s}, s:o, s:b, s:i, s:b, s:o, s:b, s:s}", "consumer_tag",
                                     wr_mgmt_json_bytes(c->tag), "queue", "name",
                                     wr_mgmt_json_bytes(wr_queue_name(x->q)), "vhost", x->vhost,
-                                    "channel_details", channel_details(x->r, index_find(x->idx, c->owner)),
-                                    "ack_required", !c->no_ack, "prefetch_count", c->prefetch, "exclusive",
-                                    c->exclusive, "arguments", args, "active", active, "activity_status",
+                                    "channel_details", channel_details(x->r, ref), "ack_required", !c->no_ack,
+                                    "prefetch_count", c->prefetch, "exclusive", c->exclusive, "arguments",
+                                    args, "active", active, "activity_status",
                                     !sac     ? "up"
                                     : active ? "single_active"
                                              : "waiting"));
@@ -423,23 +516,17 @@ json_t *wr_mgmt_conns_queue_consumers(const wr_mgmt_req_t *r, const wr_vhost_t *
     return x.arr;
 }
 
-void wr_mgmt_conns_consumers(wr_mgmt_req_t *r)
+/* The consumers of the vhosts r may use (all: every vhost), or of vhost only, this node's. */
+static json_t *consumers_here(const wr_mgmt_req_t *r, const wr_vhost_t *only, bool all)
 {
-    static const char *const order[] = {"queue.vhost", "queue.name", "consumer_tag", NULL};
-    const wr_vhost_t *only = NULL;
     wr_map_iter_t vit = {0}, qit;
     void *vh, *q;
     chan_index_t idx;
-    consumers_ctx_t x = {r, &idx, NULL, NULL, NULL};
+    consumers_ctx_t x = {r, &idx, NULL, NULL, json_array()};
 
-    if (!wr_mgmt_get_only(r, r->nseg <= 2))
-        return;
-    if (r->nseg == 2 && !(only = wr_mgmt_vhost(r, 1)))
-        return;
-    x.arr = json_array();
     index_build(r->env, &idx);
     while (x.arr && wr_map_next(r->env->vhosts, &vit, NULL, &vh)) {
-        if ((only && vh != only) || !wr_mgmt_may_use(r, vh))
+        if ((only && vh != only) || (!all && !wr_mgmt_may_use(r, vh)))
             continue;
         x.vhost = wr_vhost_name(vh);
         qit = (wr_map_iter_t){0};
@@ -449,7 +536,48 @@ void wr_mgmt_conns_consumers(wr_mgmt_req_t *r)
         }
     }
     free(idx.refs);
-    if (x.arr)
-        wr_mgmt_sort(x.arr, order, false);
-    wr_mgmt_reply(r, x.arr ? 200 : 500, x.arr);
+    return x.arr;
+}
+
+json_t *wr_mgmt_conns_consumers_all(const wr_mgmt_env_t *env, const char *node)
+{
+    const wr_mgmt_req_t r = {.env = env, .node = node};
+
+    return consumers_here(&r, NULL, true);
+}
+
+/* The peers' consumers (their last lists) in the vhosts r may use, or in only. */
+static void add_peer_consumers(const wr_mgmt_req_t *r, const wr_vhost_t *only, json_t *arr)
+{
+    json_t *peers = json_array(), *item;
+    size_t i;
+
+    wr_mgmt_cluster_peer_items(r, peers, "consumers");
+    json_array_foreach(peers, i, item)
+    {
+        const char *v = json_string_value(json_object_get(json_object_get(item, "queue"), "vhost"));
+        const wr_vhost_t *vh = v ? wr_map_get(r->env->vhosts, wr_bytes_str(v)) : NULL;
+
+        if (vh && (only ? vh == only : wr_mgmt_may_use(r, vh)))
+            json_array_append(arr, item);
+    }
+    json_decref(peers);
+}
+
+void wr_mgmt_conns_consumers(wr_mgmt_req_t *r)
+{
+    static const char *const order[] = {"queue.vhost", "queue.name", "consumer_tag", NULL};
+    const wr_vhost_t *only = NULL;
+    json_t *arr;
+
+    if (!wr_mgmt_get_only(r, r->nseg <= 2))
+        return;
+    if (r->nseg == 2 && !(only = wr_mgmt_vhost(r, 1)))
+        return;
+    arr = consumers_here(r, only, false);
+    if (arr)
+        add_peer_consumers(r, only, arr);
+    if (arr)
+        wr_mgmt_sort(arr, order, false);
+    wr_mgmt_reply(r, arr ? 200 : 500, arr);
 }

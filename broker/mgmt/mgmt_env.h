@@ -26,6 +26,7 @@ struct wr_tls_s;
 struct wr_rgroup_s;
 struct wr_meta_s;
 struct wr_membership_s;
+struct wr_mgmt_forward_s;
 
 typedef struct {
     struct event_base *base;
@@ -54,6 +55,8 @@ typedef struct {
     void *ud;
     /* Joins and removals (broker/cluster/membership.h); NULL without a cluster section. */
     struct wr_membership_s *membership;
+    /* Requests about another node's connections (mgmt_cluster_conns.h); NULL without a cluster section. */
+    struct wr_mgmt_forward_s *forward;
 } wr_mgmt_env_t;
 
 #endif

@@ -14,4 +14,14 @@
  * Replies. */
 void wr_mgmt_vhosts(wr_mgmt_req_t *r);
 
+/*
+ * /api/vhost-limits[/V[/NAME]]: GET [{"vhost", "value": {"max-connections",
+ * "max-queues"}}] (monitoring or administrator); PUT {"value": N} (N >= -1,
+ * -1 no limit) and DELETE of one limit (administrator), 204. Replies.
+ */
+void wr_mgmt_vhost_limits(wr_mgmt_req_t *r);
+/* /api/user-limits[/U[/NAME]]: the same for users' "max-connections" and
+ * "max-channels" (administrator). Replies. */
+void wr_mgmt_user_limits(wr_mgmt_req_t *r);
+
 #endif

@@ -200,6 +200,7 @@ json_t *wr_durable_defs_user(const wr_user_cfg_t *u)
         put(e, "hashing_algorithm", json_string(alg_names[u->hashing_algorithm])) &&
         put(e, "tags", strings_json(u->tags, u->ntags)) &&
         (!u->has_max_connections || put(limits, "max-connections", json_integer(u->max_connections))) &&
+        (!u->has_max_channels || put(limits, "max-channels", json_integer(u->max_channels))) &&
         put(e, "limits", json_incref(limits))) {
         json_decref(limits);
         return e;
@@ -221,7 +222,7 @@ static int load_user(wr_users_t *db, const json_t *e)
     const char *name = json_string_value(json_object_get(e, "name"));
     const char *alg_name = json_string_value(json_object_get(e, "hashing_algorithm"));
     const char *b64 = json_string_value(json_object_get(e, "password_hash"));
-    const json_t *tags = json_object_get(e, "tags"), *max;
+    const json_t *tags = json_object_get(e, "tags"), *max, *chans;
     const char *tag[64];
     uint8_t hash[WR_PASSWORD_HASH_MAX];
     size_t len, ntags = json_array_size(tags);
@@ -236,8 +237,10 @@ static int load_user(wr_users_t *db, const json_t *e)
     if (wr_users_put(db, name, hash, len, alg, tag, ntags, &created) != WR_OK)
         return WR_ENOMEM;
     max = json_object_get(json_object_get(e, "limits"), "max-connections");
-    if (json_is_integer(max))
-        wr_users_set_max_connections(db, name, json_integer_value(max));
+    chans = json_object_get(json_object_get(e, "limits"), "max-channels");
+    if (json_is_integer(max) || json_is_integer(chans))
+        wr_users_set_limits(db, name, json_is_integer(max), json_integer_value(max), json_is_integer(chans),
+                            json_integer_value(chans));
     return WR_OK;
 }
 

@@ -3,7 +3,9 @@
  * Tests of broker/cluster/link.c on a real loopback socket: node n1's links
  * against a hand-driven peer n2 in the test (a plain socket). The handshake,
  * Raft messages both ways, backpressure (WR_AGAIN at the high mark, one
- * on_writable once drained) and failure detection by missed heartbeats.
+ * on_writable once drained), failure detection by missed heartbeats, and
+ * nodes the file does not list linking in (a member at once, a joiner once
+ * it sends a JOIN, a Raft message of a non-member refused, a Raft-id clash).
  */
 #include <check.h>
 #include <errno.h>
@@ -40,8 +42,10 @@ typedef struct {
 
 typedef struct {
     struct event_base *base;
-    wr_cluster_node_t nodes[2];
+    wr_cluster_node_t nodes[4]; /* n1, n2, and room for two learnt names */
+    bool joins[4];
     wr_cluster_config_t cfg;
+    bool member; /* what the membership callback answers for any name */
     wr_peer_links_t *links;
     seen_t seen;
     int fd; /* n2's end of the link */
@@ -93,6 +97,11 @@ static void on_app(void *ud, const char *node, uint8_t kind, uint64_t group, wr_
 static void on_watched_down(void *ud, const char *node)
 {
     ((seen_t *)ud)->watched_down++;
+}
+
+static bool is_member(void *ud, const char *node)
+{
+    return *(bool *)ud;
 }
 
 static int mac(void *ctx, const uint8_t *msg, size_t len, uint8_t out[WR_PEER_MAC_SIZE])
@@ -210,15 +219,20 @@ static void setup(fixture_t *f)
     f->base = event_base_new();
     f->nodes[0] = (wr_cluster_node_t){"n1", "127.0.0.1", p1};
     f->nodes[1] = (wr_cluster_node_t){"n2", "127.0.0.1", p2};
-    f->cfg = (wr_cluster_config_t){
-        "warren", "n1", (uint8_t *)SECRET, strlen(SECRET), "127.0.0.1", p1, f->nodes, 2, 0, false, NULL};
+    f->cfg = (wr_cluster_config_t){"warren",    "n1",  (uint8_t *)SECRET, strlen(SECRET),
+                                   "127.0.0.1", p1,    f->nodes,          2,
+                                   0,           false, f->joins,          4};
     f->links = wr_peer_links_new(f->base, &f->cfg, &h);
     ck_assert_ptr_nonnull(f->links);
     ck_assert_int_eq(
         wr_peer_links_route(f->links, WR_PEER_APP_QUEUE_FIRST, WR_PEER_APP_QUEUE_LAST, on_app, &f->seen),
         WR_OK);
     ck_assert_int_eq(
+        wr_peer_links_route(f->links, WR_PEER_APP_MEMBER_FIRST, WR_PEER_APP_MEMBER_LAST, on_app, &f->seen),
+        WR_OK);
+    ck_assert_int_eq(
         wr_peer_links_watch(f->links, &(wr_peer_watch_t){.on_down = on_watched_down, .ud = &f->seen}), WR_OK);
+    wr_peer_links_members(f->links, is_member, &f->member);
     ck_assert_int_eq(wr_peer_links_start(f->links), WR_OK);
     n2_handshake(f, l2);
     close(l2);
@@ -229,7 +243,156 @@ static void teardown(fixture_t *f)
     wr_peer_links_free(f->links);
     close(f->fd);
     event_base_free(f->base);
+    for (size_t i = 2; i < f->cfg.n_nodes; i++)
+        free(f->nodes[i].name);
 }
+
+/* The next frame n1 sends on f->fd that is not a heartbeat. */
+static wr_peer_frame_t next_frame(fixture_t *f)
+{
+    wr_peer_frame_t fr;
+
+    for (fr = n2_read(f); fr.type == WR_PEER_HEARTBEAT; fr = n2_read(f))
+        n2_consume(f, &fr);
+    return fr;
+}
+
+/* The reason of the REFUSE n1 sends next, as a string (borrowing f->in). */
+static const char *refusal(fixture_t *f)
+{
+    wr_peer_frame_t fr = next_frame(f);
+    wr_bytes_t why;
+    static char out[256];
+
+    ck_assert_uint_eq(fr.type, WR_PEER_REFUSE);
+    ck_assert_int_eq(wr_peer_refuse_decode(fr.payload, &why), WR_OK);
+    snprintf(out, sizeof(out), "%.*s", (int)why.len, (const char *)why.data);
+    return out;
+}
+
+/*
+ * A node n1's file does not list dials n1 as `name` on a new f->fd (n2's
+ * socket is closed) and sends its HELLO; with proof, its PROOF too after
+ * reading n1's. Returns whether n1 answered with its PROOF (else a REFUSE waits).
+ */
+static bool stranger_dials(fixture_t *f, const char *name, bool proof)
+{
+    wr_peer_hello_t mine = {WR_PEER_VERSION, WR_BYTES_LIT("warren"), wr_bytes_str(name), {5, 5}}, theirs;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    uint8_t mac_out[WR_PEER_MAC_SIZE];
+    wr_buf_t b = WR_BUF_INIT;
+    wr_peer_frame_t fr;
+    wr_peer_auth_t au;
+
+    close(f->fd);
+    f->fd = socket(AF_INET, SOCK_STREAM, 0);
+    f->in_len = 0;
+    a.sin_port = htons(f->nodes[0].port);
+    ck_assert_int_eq(connect(f->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    fr = n2_read(f);
+    ck_assert_uint_eq(fr.type, WR_PEER_HELLO);
+    ck_assert_int_eq(wr_peer_hello_decode(fr.payload, &theirs), WR_OK);
+    au = (wr_peer_auth_t){WR_BYTES_LIT("warren"), wr_bytes_str(name), WR_BYTES_LIT("n1"), mine.nonce,
+                          theirs.nonce};
+    ck_assert_int_eq(wr_peer_proof(&au, WR_PEER_DIALER, mac, NULL, mac_out), WR_OK);
+    n2_consume(f, &fr);
+    ck_assert(wr_peer_hello_put(&b, &mine));
+    n2_send(f, &b);
+    fr = next_frame(f);
+    if (fr.type != WR_PEER_PROOF) {
+        wr_buf_free(&b);
+        return false;
+    }
+    ck_assert_int_eq(wr_peer_proof_check(&au, WR_PEER_ACCEPTOR, mac, NULL, fr.payload), WR_OK);
+    n2_consume(f, &fr);
+    if (proof) {
+        ck_assert(wr_peer_frame_put(&b, WR_PEER_PROOF, 0, mac_out, sizeof(mac_out)));
+        n2_send(f, &b);
+    }
+    wr_buf_free(&b);
+    return true;
+}
+
+static void stranger_sends_app(fixture_t *f, uint8_t kind)
+{
+    wr_bytes_t part = WR_BYTES_LIT("body");
+    wr_buf_t b = WR_BUF_INIT;
+
+    ck_assert(wr_peer_app_put(&b, 0, kind, &part, 1));
+    n2_send(f, &b);
+    wr_buf_free(&b);
+}
+
+static void stranger_sends_raft(fixture_t *f)
+{
+    wr_raft_msg_t m = {.type = WR_RAFT_MSG_VOTE, .from = 5, .to = 1, .term = 9};
+    wr_buf_t b = WR_BUF_INIT;
+
+    ck_assert(wr_peer_raft_put(&b, 1, &m));
+    n2_send(f, &b);
+    wr_buf_free(&b);
+}
+
+/* A joiner's link is pending: its first messages (a report) are dropped, its JOIN admits it. */
+START_TEST(joiner_admitted_by_its_join)
+{
+    fixture_t f;
+
+    setup(&f);
+    ck_assert(stranger_dials(&f, "n5", true));
+    stranger_sends_app(&f, WR_PEER_APP_NODE_FIRST); /* not routed here: refused if it were not dropped */
+    stranger_sends_app(&f, WR_PEER_APP_JOIN);
+    run_until(&f, &f.seen.app, 1);
+    ck_assert_uint_eq(f.seen.kind, WR_PEER_APP_JOIN);
+    ck_assert_int_eq(f.seen.up, 2);
+    ck_assert(wr_peer_up(f.links, "n5"));
+    ck_assert_uint_eq(f.cfg.n_nodes, 3);
+    ck_assert_str_eq(f.nodes[2].name, "n5");
+    ck_assert_ptr_null(f.nodes[2].address);
+    ck_assert_uint_eq(wr_peer_count(f.links), 2);
+    ck_assert_int_eq(wr_peer_send_app(f.links, "n5", 40, 0, NULL, 0), WR_OK);
+    ck_assert_uint_eq(next_frame(&f).type, WR_PEER_APP);
+    teardown(&f);
+}
+END_TEST
+
+/* A member links in at once; linking in again once it is out, its Raft message is refused. */
+START_TEST(member_admitted_removed_refused)
+{
+    fixture_t f;
+
+    setup(&f);
+    f.member = true;
+    ck_assert(stranger_dials(&f, "n5", true));
+    run_until(&f, &f.seen.up, 2);
+    ck_assert(wr_peer_up(f.links, "n5"));
+    f.member = false;
+    ck_assert(stranger_dials(&f, "n5", true)); /* closes the first link */
+    run_until(&f, &f.seen.down, 2);            /* n2's, then n5's */
+    stranger_sends_raft(&f);
+    ck_assert_str_eq(refusal(&f), "node 'n5' is not a member of cluster 'warren'");
+    ck_assert(!wr_peer_up(f.links, "n5"));
+    ck_assert_int_eq(f.seen.up, 2);
+    teardown(&f);
+}
+END_TEST
+
+/* A name whose Raft member id is a known node's is refused at its HELLO (these two collide). */
+START_TEST(raft_id_clash_refused)
+{
+    fixture_t f;
+
+    setup(&f);
+    f.member = true;
+    ck_assert(stranger_dials(&f, "node-1371838", true));
+    run_until(&f, &f.seen.up, 2);
+    ck_assert(!stranger_dials(&f, "node-2000402", true));
+    ck_assert_str_eq(refusal(&f),
+                     "node name 'node-2000402' has the same Raft member id as 'node-1371838': rename one");
+    ck_assert_uint_eq(f.cfg.n_nodes, 3);
+    teardown(&f);
+}
+END_TEST
 
 START_TEST(raft_messages_both_ways)
 {
@@ -454,6 +617,9 @@ static Suite *link_suite(void)
     tcase_add_test(tc, backpressure);
     tcase_add_test(tc, missed_heartbeats_mark_down);
     tcase_add_test(tc, links_disable_nagle);
+    tcase_add_test(tc, joiner_admitted_by_its_join);
+    tcase_add_test(tc, member_admitted_removed_refused);
+    tcase_add_test(tc, raft_id_clash_refused);
     suite_add_tcase(s, tc);
     return s;
 }

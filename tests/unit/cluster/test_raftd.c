@@ -308,7 +308,8 @@ static void cl_init(cl_t *c, unsigned snapshot_every, unsigned chunk)
                                        N,
                                        (size_t)i,
                                        false,
-                                       NULL};
+                                       NULL,
+                                       0};
         gate_init(&n->gate);
     }
 }

@@ -191,6 +191,23 @@ static int entry_copy(wr_rgroup_t *g, const wr_raft_entry_t *e, bool load, wr_bu
     return WR_OK;
 }
 
+int wr_rgroup_read(wr_rgroup_t *g, uint64_t index, wr_buf_t *out)
+{
+    wr_buf_t b = WR_BUF_INIT;
+    uint64_t term = 0;
+    int rc = wr_wal_read(g->d->wal, g->id, index, &term, &b);
+
+    if (rc == WR_OK && (b.len < 1 || b.data[0] != WR_RAFT_ENTRY_NORMAL))
+        rc = WR_ESYNTAX;
+    if (rc == WR_OK) {
+        g->read_backs++;
+        wr_buf_put(out, b.data + 1, b.len - 1);
+        rc = wr_buf_ok(out) ? WR_OK : WR_ENOMEM;
+    }
+    wr_buf_free(&b);
+    return rc;
+}
+
 /* Deep copies of e[0..n) (see entry_copy); NULL with n > 0 on failure. */
 static wr_raft_entry_t *entries_dup(wr_rgroup_t *g, const wr_raft_entry_t *e, size_t n, bool load)
 {
@@ -620,6 +637,7 @@ static int open_wal(wr_raftd_t *d)
     char *dir = path_join(d->dir, "wal");
     wr_wal_opts_t o = {.vfs = d->vfs,
                        .dir = dir,
+                       .wal_size = WR_RAFTD_WAL_SIZE,
                        .seed = d->seed,
                        .durable = on_durable,
                        .durable_ud = d,

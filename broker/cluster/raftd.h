@@ -153,6 +153,25 @@ void wr_rgroup_delete(wr_rgroup_t *g);
  */
 int wr_rgroup_transfer(wr_rgroup_t *g, const char *node);
 
+/*
+ * Reads back committed NORMAL entry index of g from the WAL: the payload apply
+ * was given, appended to out. For a state machine that keeps no copy of what
+ * it applied (a quorum queue's bodies). WR_OK; WR_ENOENT: the WAL no longer
+ * holds it (a snapshot compacted it; see wr_rgroup_snap_read) or never did;
+ * WR_ESYNTAX: damaged (reported) or not a NORMAL entry; WR_ENOMEM; WR_EIO.
+ */
+int wr_rgroup_read(wr_rgroup_t *g, uint64_t index, wr_buf_t *out);
+
+/*
+ * Reads len bytes at off of the state machine's part of the snapshot this
+ * member serves (off counts from the start of the bytes its snapshot_save
+ * wrote or snapshot_load was given for that snapshot), appended to out. The
+ * caller checks it reads what it expects: a snapshot taken or installed since
+ * replaces the one served. WR_OK; WR_ENOENT (no snapshot, or the range is
+ * outside it); WR_ENOMEM; WR_EIO.
+ */
+int wr_rgroup_snap_read(wr_rgroup_t *g, uint64_t off, size_t len, wr_buf_t *out);
+
 /* What the management API and warrenctl show of a group on this node. */
 typedef struct {
     const char *role;   /* "leader", "follower", "candidate", "pre_candidate" */

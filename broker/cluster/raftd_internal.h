@@ -21,6 +21,8 @@ struct event;
 
 /* Entries a leader keeps in memory for members behind it (one AppendEntries batch); older ones: the WAL. */
 #define WR_RAFTD_PAYLOAD_WINDOW 64
+/* A WAL file's size: write-behind reads a whole one into memory to move it into segment files. */
+#define WR_RAFTD_WAL_SIZE (16u << 20)
 
 /* A message that waits for the disk (msgs_after_sync), its entries copied. */
 typedef struct {
@@ -68,6 +70,7 @@ typedef struct {
     uint64_t len;
     uint32_t crc; /* of the whole file */
     wr_raft_snapshot_t meta;
+    uint64_t head; /* where the state machine's bytes start in the file */
 } wr_raftd_snap_t;
 
 struct wr_rgroup_s {

@@ -188,7 +188,23 @@ static bool snap_decode(const wr_buf_t *b, wr_raft_snapshot_t *meta, const uint8
 static void serve(wr_rgroup_t *g, wr_vfs_file_t *f, const wr_buf_t *b, const wr_raft_snapshot_t *meta)
 {
     wr_vfs_close(g->snap.f);
-    g->snap = (wr_raftd_snap_t){f, b->len, wr_crc32c_update(0, b->data, b->len), *meta};
+    g->snap = (wr_raftd_snap_t){f, b->len, wr_crc32c_update(0, b->data, b->len), *meta,
+                                HEAD_FIXED + 5 * meta->conf.n};
+}
+
+int wr_rgroup_snap_read(wr_rgroup_t *g, uint64_t off, size_t len, wr_buf_t *out)
+{
+    const wr_raftd_snap_t *s = &g->snap;
+    size_t got = 0;
+
+    if (s->f == NULL || s->len < s->head + 4 || off > s->len - s->head - 4 || len > s->len - s->head - 4 - off)
+        return WR_ENOENT;
+    if (!wr_buf_reserve(out, len))
+        return WR_ENOMEM;
+    if (wr_vfs_pread(s->f, out->data + out->len, len, s->head + off, &got) != WR_OK || got != len)
+        return WR_EIO;
+    out->len += len;
+    return WR_OK;
 }
 
 int wr_raftd_snap_load(wr_rgroup_t *g, wr_raft_snapshot_t *meta)

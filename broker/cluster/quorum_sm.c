@@ -455,30 +455,45 @@ static void apply(void *ud, uint64_t index, const uint8_t *data, size_t len)
 
 /* ---------------------------------------------------------------- snapshots */
 
+/* Bytes of snapshot gathered before they are written out (wr_rgroup_snap_spill). */
+#define SNAP_SPILL (1u << 20)
+
 typedef struct {
     qq_t *q;
     wr_buf_t *out;
-    size_t base;     /* where the state machine's bytes start in out */
-    qsnapbody_t *v;  /* the new snapshot's body index */
+    size_t base;      /* where the state machine's bytes start in out */
+    uint64_t flushed; /* bytes of out written to the file so far */
+    qsnapbody_t *v;   /* the new snapshot's body index */
     size_t n, cap;
-    bool failed;
+    int rc;
 } save_t;
 
-/* A live body into the snapshot: cached or read back (the old snapshot or the WAL), one at a time. */
+static void count_live(void *ud, uint64_t index)
+{
+    (*(uint64_t *)ud)++;
+}
+
+/* A live body into the snapshot: cached or read back (the old snapshot or the WAL), one at a time,
+ * the snapshot written out every SNAP_SPILL bytes. */
 static void save_body(void *ud, uint64_t index)
 {
     save_t *sv = ud;
-    size_t at = sv->out->len, lat;
+    uint64_t at = sv->flushed + sv->out->len - sv->base;
+    size_t lat;
     wr_message_t *m;
 
-    if (sv->failed || (m = body_get(sv->q, index)) == NULL)
+    if (sv->rc != WR_OK)
         return;
+    if ((m = body_get(sv->q, index)) == NULL) {
+        sv->rc = WR_ENOENT; /* a snapshot without it would lose it for good */
+        return;
+    }
     if (sv->n == sv->cap) {
         size_t cap = sv->cap ? sv->cap * 2 : 64;
         qsnapbody_t *v = realloc(sv->v, cap * sizeof(*v));
 
         if (v == NULL) {
-            sv->failed = true;
+            sv->rc = WR_ENOMEM;
             wr_message_unref(m);
             return;
         }
@@ -490,8 +505,16 @@ static void save_body(void *ud, uint64_t index)
     wr_buf_put_u32(sv->out, 0);
     msg_put(sv->out, m);
     wr_buf_patch_u32(sv->out, lat, (uint32_t)(sv->out->len - lat - 4));
-    sv->v[sv->n++] = (qsnapbody_t){index, at - sv->base, (uint32_t)(sv->out->len - at)};
+    sv->v[sv->n++] = (qsnapbody_t){index, at, (uint32_t)(sv->flushed + sv->out->len - sv->base - at)};
     wr_message_unref(m);
+    if (!wr_buf_ok(sv->out))
+        sv->rc = WR_ENOMEM;
+    else if (sv->out->len >= SNAP_SPILL && sv->q->g != NULL) {
+        size_t len = sv->out->len;
+
+        if ((sv->rc = wr_rgroup_snap_spill(sv->q->g, sv->out)) == WR_OK)
+            sv->flushed += len - sv->out->len;
+    }
 }
 
 /* The index of the snapshot now served: its bodies, sorted for bsearch. */
@@ -504,11 +527,13 @@ static void snap_bodies_set(qq_t *q, qsnapbody_t *v, size_t n)
     q->n_snap_bodies = n;
 }
 
+/* The machine, then the count of live bodies and each body: written out as it goes, never whole in memory. */
 static int snapshot_save(void *ud, wr_buf_t *out)
 {
     qq_t *q = ud;
-    save_t sv = {q, out, out->len, NULL, 0, 0, false};
-    size_t at, nat;
+    save_t sv = {q, out, out->len, 0, NULL, 0, 0, WR_OK};
+    uint64_t live = 0;
+    size_t at;
 
     wr_buf_put_u32(out, SNAP_MAGIC);
     at = out->len;
@@ -516,17 +541,16 @@ static int snapshot_save(void *ud, wr_buf_t *out)
     if (!wr_qfifo_snapshot_put(q->sm, out))
         return WR_ENOMEM;
     wr_buf_patch_u32(out, at, (uint32_t)(out->len - at - 4));
-    nat = out->len;
-    wr_buf_put_u64(out, 0);
+    wr_qfifo_live_foreach(q->sm, count_live, &live);
+    wr_buf_put_u64(out, live);
     wr_qfifo_live_foreach(q->sm, save_body, &sv);
-    if (sv.failed || !wr_buf_ok(out)) {
+    if (sv.rc == WR_OK && !wr_buf_ok(out))
+        sv.rc = WR_ENOMEM;
+    if (sv.rc != WR_OK) {
         free(sv.v);
-        return WR_ENOMEM;
+        return sv.rc;
     }
     q->since_snap = 0;
-    out->data[nat] = (uint8_t)(sv.n >> 56);
-    for (int i = 1; i < 8; i++)
-        out->data[nat + (size_t)i] = (uint8_t)(sv.n >> (56 - 8 * i));
     snap_bodies_set(q, sv.v, sv.n);
     return WR_OK;
 }

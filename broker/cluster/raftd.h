@@ -85,7 +85,9 @@ typedef struct {
      * member computes the same result from the same entries.
      */
     void (*apply)(void *ud, uint64_t index, const uint8_t *data, size_t len);
-    /* The whole state as of the last applied entry, appended to out. WR_OK or WR_ENOMEM. */
+    /* The whole state as of the last applied entry, appended to out (which may
+     * be written out on the way with wr_rgroup_snap_spill). WR_OK, WR_ENOMEM,
+     * or an error of wr_rgroup_snap_spill. */
     int (*snapshot_save)(void *ud, wr_buf_t *out);
     /* Replaces the state with a snapshot's bytes (at open, or installed from the leader). WR_OK or
      * WR_ESYNTAX. */
@@ -171,6 +173,14 @@ int wr_rgroup_read(wr_rgroup_t *g, uint64_t index, wr_buf_t *out);
  * outside it); WR_ENOMEM; WR_EIO.
  */
 int wr_rgroup_snap_read(wr_rgroup_t *g, uint64_t off, size_t len, wr_buf_t *out);
+
+/*
+ * From snapshot_save only: writes what out holds to the snapshot file and
+ * empties out, so a snapshot need not fit in memory at once. Bytes appended
+ * to out before this call can no longer be patched. WR_OK (also when g is not
+ * writing a snapshot: out is kept), WR_EIO.
+ */
+int wr_rgroup_snap_spill(wr_rgroup_t *g, wr_buf_t *out);
 
 /* What the management API and warrenctl show of a group on this node. */
 typedef struct {

@@ -73,6 +73,13 @@ typedef struct {
     uint64_t head; /* where the state machine's bytes start in the file */
 } wr_raftd_snap_t;
 
+/* The snapshot wr_raftd_snap_take is writing: snap.tmp, the bytes written so far and their CRC32C. */
+typedef struct {
+    wr_vfs_file_t *f; /* NULL: none being written */
+    uint64_t len;
+    uint32_t crc;
+} wr_raftd_snapw_t;
+
 struct wr_rgroup_s {
     wr_raftd_t *d;
     uint64_t id;
@@ -95,6 +102,7 @@ struct wr_rgroup_s {
     wr_raftd_held_t *held;
     size_t n_held, cap_held;
     wr_raftd_snap_t snap;
+    wr_raftd_snapw_t snap_w;
     wr_raftd_prop_t *props, *props_tail; /* oldest first */
 };
 

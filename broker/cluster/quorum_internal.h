@@ -19,6 +19,7 @@ struct wr_quorum_s {
     uint32_t self_id; /* the high half of every owner and publisher id made here */
     uint32_t next_id; /* their low half; starts at a random point each run */
     wr_list_t queues; /* qq_t */
+
     uint64_t body_bytes; /* bodies every queue's cache holds now (quorum_sm.c), within d.body_budget */
 };
 

@@ -181,7 +181,8 @@ static bool snap_decode(const wr_buf_t *b, wr_raft_snapshot_t *meta, const uint8
 }
 
 /* f (taken), len bytes whose CRC32C is crc, describing meta, is now the snapshot served. */
-static void serve(wr_rgroup_t *g, wr_vfs_file_t *f, uint64_t len, uint32_t crc, const wr_raft_snapshot_t *meta)
+static void serve(wr_rgroup_t *g, wr_vfs_file_t *f, uint64_t len, uint32_t crc,
+                  const wr_raft_snapshot_t *meta)
 {
     wr_vfs_close(g->snap.f);
     g->snap = (wr_raftd_snap_t){f, len, crc, *meta, HEAD_FIXED + 5 * meta->conf.n};
@@ -192,7 +193,8 @@ int wr_rgroup_snap_read(wr_rgroup_t *g, uint64_t off, size_t len, wr_buf_t *out)
     const wr_raftd_snap_t *s = &g->snap;
     size_t got = 0;
 
-    if (s->f == NULL || s->len < s->head + 4 || off > s->len - s->head - 4 || len > s->len - s->head - 4 - off)
+    if (s->f == NULL || s->len < s->head + 4 || off > s->len - s->head - 4 ||
+        len > s->len - s->head - 4 - off)
         return WR_ENOENT;
     if (!wr_buf_reserve(out, len))
         return WR_ENOMEM;
@@ -271,7 +273,8 @@ static int snapw_finish(wr_rgroup_t *g, wr_buf_t *b)
         wr_buf_put_u32(b, w->crc);
         rc = wr_buf_ok(b) ? wr_rgroup_snap_spill(g, b) : WR_ENOMEM;
     }
-    if (rc == WR_OK && (rc = wr_vfs_datasync(w->f)) == WR_OK && (rc = wr_vfs_rename(g->d->vfs, tmp, to)) == WR_OK)
+    if (rc == WR_OK && (rc = wr_vfs_datasync(w->f)) == WR_OK &&
+        (rc = wr_vfs_rename(g->d->vfs, tmp, to)) == WR_OK)
         rc = wr_vfs_sync_dir(g->d->vfs, g->dir);
     return logged(g, "writing", "snap", rc);
 }

@@ -116,6 +116,8 @@ static void drop_all(qq_t *q, wr_map_t *map)
     wr_map_iter_t it = {0};
     void *v;
 
+    if (map == NULL)
+        return; /* a queue whose creation failed */
     while (wr_map_next(map, &it, NULL, &v)) {
         cache_count(q, v, false);
         wr_message_unref(v);

@@ -21,8 +21,8 @@ COUNT = 1024  # 64 MiB of bodies
 # What a node's peak RSS may grow by while it takes the 64 MiB backlog: the
 # WAL file write-behind reads whole (16 MiB, WR_RAFTD_WAL_SIZE), peer-link
 # and WAL batch buffers, the core's log index, malloc's slack. Holding the
-# bodies in memory once would exceed it by twice.
-GROWTH_LIMIT = 32 * MiB
+# bodies in memory once would exceed it (ASan adds its shadow and quarantine).
+GROWTH_LIMIT = 40 * MiB
 
 
 def status_bytes(pid, field):
@@ -72,13 +72,24 @@ def test_backlog_larger_than_the_budget_stays_out_of_memory(warrend_binary, tmp_
         ch3.basic_qos(prefetch_count=32)
 
         def on(chx, method, props, b):
-            got.append(b)
+            got.append((method.redelivered, b))
             chx.basic_ack(method.delivery_tag)
         ch3.basic_consume("qm", on)
-        wait_for(lambda: c3.process_data_events(0.05) or len(got) >= COUNT, 60, "the backlog to drain")
+        wait_for(lambda: c3.process_data_events(0.05) or len({b[:8] for _, b in got}) >= COUNT, 60,
+                 "the backlog to drain")
         c3.close()
-        assert [b[:8] for b in got] == [b"%08d" % i for i in range(COUNT)]
-        assert all(b == body(i) for i, b in enumerate(got))
+        # Every message, intact, first arrivals in publish order; a repeat only as a redelivery
+        # (at-least-once: a consumer handed back after a missed peer heartbeat on a loaded machine).
+        first, seen = [], set()
+        for redelivered, b in got:
+            i = int(b[:8])
+            assert b == body(i), "damaged body %d" % i
+            if i in seen:
+                assert redelivered, "%d delivered twice, not as a redelivery" % i
+            else:
+                seen.add(i)
+                first.append(i)
+        assert first == list(range(COUNT))
         wait_for(lambda: all(queue_info(cluster.nodes[n], "qm")["messages"] == 0 for n in pids),
                  30, "every member to see the queue empty")
     finally:

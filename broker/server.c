@@ -605,7 +605,13 @@ static void server_links_drained(void *ud)
 static int server_open_quorum(wr_server_t *srv)
 {
     const wr_cluster_config_t *cc = srv->cfg->cluster;
-    const wr_quorum_deps_t qd = {srv->base, srv->raftd, srv->peers, cc->node, server_links_drained, srv};
+    const wr_quorum_deps_t qd = {srv->base,
+                                 srv->raftd,
+                                 srv->peers,
+                                 cc->node,
+                                 server_links_drained,
+                                 srv,
+                                 srv->cfg->queue_memory_budget};
 
     srv->quorum = wr_quorum_new(&qd);
     return srv->quorum != NULL ? WR_OK : WR_ENOMEM;

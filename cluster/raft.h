@@ -30,7 +30,15 @@ typedef enum {
     WR_RAFT_ENTRY_CONFIG,     /* a membership (wr_raft_conf_decode); in force once appended */
 } wr_raft_entry_type_t;
 
-/* A log entry. The core owns data of the entries in its log. */
+/*
+ * A log entry. The core owns data of the entries in its log. With
+ * cfg.payload_window set, the core drops the payload of a NORMAL entry it no
+ * longer needs in memory (durable here, handed over to apply, and on a leader
+ * acknowledged by every member or older than the window): data is then NULL
+ * while len stays, and the driver reads the payload back from its stored log
+ * wherever it meets such an entry (msgs[] entries and committed[]; never
+ * entries[] to persist). Received messages always carry their payloads.
+ */
 typedef struct {
     uint64_t term;
     uint64_t index;
@@ -106,6 +114,8 @@ typedef struct {
     bool log_damaged;           /* the stored log lost records to corruption (see wr_raft_new) */
     bool snapshot_lost;         /* the stored snapshot failed its CRC (see wr_raft_restore) */
     unsigned snapshot_trailing; /* entries kept in the log behind a snapshot taken, for slow followers */
+    unsigned payload_window;    /* 0: every payload stays in memory; else see wr_raft_entry_t: a leader
+                                   keeps those of the last payload_window entries that some member lacks */
 } wr_raft_config_t;
 
 /* A group's membership: voters and learners (non-voters that only replicate). */
@@ -199,8 +209,9 @@ typedef struct {
 
 /*
  * Creates a member from its durable state: hs (NULL: a new member) and the
- * stored log entries[0..n) (copied; indexes dense from 1). All of it counts as
- * durable. The membership is that of the last CONFIG entry in the log, else
+ * stored log entries[0..n) (copied; indexes dense from 1; a NORMAL entry may
+ * come without its payload, data NULL, if cfg->payload_window is set). All of
+ * it counts as durable. The membership is that of the last CONFIG entry in the log, else
  * cfg->peers as voters; a member that is not a voter in it never campaigns.
  * With cfg->log_damaged (a CRC found a bad record and the log was cut there)
  * the member may have acknowledged entries it no longer has: it neither votes
@@ -312,7 +323,8 @@ void wr_raft_advance(wr_raft_t *r);
 /* Fills *st with the member's current view. */
 void wr_raft_status(const wr_raft_t *r, wr_raft_status_t *st);
 
-/* Returns the entry at index from the in-memory log, or NULL (also when compacted). */
+/* The entry at index in the in-memory log, or NULL (also when compacted); data may be NULL (see
+ * wr_raft_entry_t). */
 const wr_raft_entry_t *wr_raft_entry(const wr_raft_t *r, uint64_t index);
 
 /* Bytes of one wr_raft_t (per-follower state and logs excluded). */

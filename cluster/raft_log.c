@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The in-memory Raft log: a growable array of entries owning their payloads.
- * Truncation keeps the persist bookkeeping (unstable, stable) consistent so a
- * rewritten suffix is persisted again and never counted durable by accident.
+ * The in-memory Raft log: a growable array of entries owning their payloads,
+ * until the payloads the driver can read back are dropped. Truncation keeps
+ * the persist bookkeeping (unstable, stable) consistent so a rewritten suffix
+ * is persisted again and never counted durable by accident.
  */
 #include "cluster/raft_log.h"
 
@@ -51,7 +52,7 @@ int wr_raft_log_append(wr_raft_log_t *l, const wr_raft_entry_t *e)
 
     if (l->n - l->offset == l->cap && log_grow(l) != WR_OK)
         return WR_ENOMEM;
-    if (e->len > 0) {
+    if (e->len > 0 && e->data != NULL) {
         data = malloc(e->len);
         if (data == NULL)
             return WR_ENOMEM;
@@ -76,6 +77,8 @@ void wr_raft_log_truncate(wr_raft_log_t *l, uint64_t from)
         l->unstable = l->n + 1;
     if (l->stable > l->n)
         l->stable = l->n;
+    if (l->dropped > l->n)
+        l->dropped = l->n;
 }
 
 void wr_raft_log_compact(wr_raft_log_t *l, uint64_t index)
@@ -89,6 +92,8 @@ void wr_raft_log_compact(wr_raft_log_t *l, uint64_t index)
         free(l->e[i].data);
     memmove(l->e, l->e + drop, (size_t)(l->n - index) * sizeof(*l->e));
     l->offset = index;
+    if (l->dropped < index)
+        l->dropped = index;
     if (l->unstable < index + 1)
         l->unstable = index + 1;
     if (l->stable < index)
@@ -100,10 +105,26 @@ void wr_raft_log_reset(wr_raft_log_t *l, uint64_t index, uint64_t term)
     wr_raft_log_truncate(l, l->offset + 1);
     if (l->cut == 0 || l->offset + 1 < l->cut)
         l->cut = l->offset + 1;
-    l->offset = l->n = index;
+    l->offset = l->n = l->dropped = index;
     l->offset_term = term;
     l->unstable = index + 1;
     l->stable = 0; /* not even the snapshot is durable until notified */
+}
+
+void wr_raft_log_drop_payloads(wr_raft_log_t *l, uint64_t to)
+{
+    if (to > l->n)
+        to = l->n;
+    for (uint64_t i = l->dropped > l->offset ? l->dropped + 1 : l->offset + 1; i <= to; i++) {
+        wr_raft_entry_t *e = &l->e[i - l->offset - 1];
+
+        if (e->type == WR_RAFT_ENTRY_NORMAL) {
+            free(e->data);
+            e->data = NULL;
+        }
+    }
+    if (to > l->dropped)
+        l->dropped = to;
 }
 
 const wr_raft_entry_t *wr_raft_log_at(const wr_raft_log_t *l, uint64_t index)

@@ -22,6 +22,7 @@ typedef struct {
     uint64_t unstable; /* first index not yet handed over to persist */
     uint64_t stable;   /* durable prefix, as notified */
     uint64_t cut;      /* lowest index truncated since queued messages were last resolved; 0: none */
+    uint64_t dropped;  /* NORMAL entries <= dropped have no payload in memory (the driver reads it back) */
 } wr_raft_log_t;
 
 /* Frees every entry's payload and the array; the log is then empty. */
@@ -34,8 +35,9 @@ uint64_t wr_raft_log_term(const wr_raft_log_t *l, uint64_t index);
 uint64_t wr_raft_log_last_term(const wr_raft_log_t *l);
 
 /*
- * Appends a copy of e (payload copied) at index l->n + 1; e->index is ignored.
- * WR_OK or WR_ENOMEM (then nothing changed).
+ * Appends a copy of e (payload copied; a NULL data with len > 0 stays NULL: a
+ * payload held only by the driver's stored log) at index l->n + 1; e->index
+ * is ignored. WR_OK or WR_ENOMEM (then nothing changed).
  */
 int wr_raft_log_append(wr_raft_log_t *l, const wr_raft_entry_t *e);
 
@@ -47,6 +49,9 @@ void wr_raft_log_compact(wr_raft_log_t *l, uint64_t index);
 
 /* Drops every entry: the log restarts after (index, term); stable 0 until notified. */
 void wr_raft_log_reset(wr_raft_log_t *l, uint64_t index, uint64_t term);
+
+/* Frees the payloads of the NORMAL entries <= to (at most n); CONFIG payloads stay (memberships). */
+void wr_raft_log_drop_payloads(wr_raft_log_t *l, uint64_t to);
 
 /* Returns the entry at index, or NULL outside [offset + 1, n]. */
 const wr_raft_entry_t *wr_raft_log_at(const wr_raft_log_t *l, uint64_t index);

@@ -147,6 +147,27 @@ int wr_raft_ready(wr_raft_t *r, wr_raft_ready_t *rd)
     return WR_OK;
 }
 
+/*
+ * The payloads the driver can read back from its stored log go: durable here
+ * and handed over to apply; on a leader also acknowledged by every other
+ * member, or older than the window (a member that far behind is served from
+ * the stored log).
+ */
+static void drop_payloads(wr_raft_t *r)
+{
+    uint64_t to = r->log.stable < r->applied ? r->log.stable : r->applied;
+    uint64_t need = r->log.n;
+
+    if (r->cfg.payload_window == 0)
+        return;
+    for (size_t i = 0; r->role == WR_RAFT_LEADER && i < r->n_peers; i++)
+        if (r->peers[i].id != r->cfg.id && r->peers[i].match < need)
+            need = r->peers[i].match;
+    if (r->role == WR_RAFT_LEADER && need + r->cfg.payload_window < r->log.n)
+        need = r->log.n - r->cfg.payload_window;
+    wr_raft_log_drop_payloads(&r->log, to < need ? to : need);
+}
+
 void wr_raft_advance(wr_raft_t *r)
 {
     r->log.unstable = r->rd_unstable;
@@ -157,4 +178,5 @@ void wr_raft_advance(wr_raft_t *r)
     free(r->chunk);
     r->chunk = NULL;
     r->install_ready = r->compact_ready = r->snap_wanted = false;
+    drop_payloads(r);
 }

@@ -248,6 +248,8 @@ static int move_some(wr_wal_t *w, wr_wal_file_t *f, uint64_t budget)
     wr_scan_kind_t k;
     int rc = WR_OK;
 
+    if (f->wb_pos >= f->size)
+        return WR_OK; /* moved already, waiting to retire: no need to read it again */
     if (w->wb_seq != f->seq && (rc = wr_wal_read_all(f->f, &w->wb_img)) != WR_OK)
         return rc;
     w->wb_seq = f->seq;
@@ -262,6 +264,10 @@ static int move_some(wr_wal_t *w, wr_wal_file_t *f, uint64_t budget)
         budget = it.size < budget ? budget - it.size : 0;
     }
     f->wb_pos = sc.pos;
+    if (f->wb_pos >= f->size) { /* moved: its image is not kept in memory */
+        wr_buf_free(&w->wb_img);
+        w->wb_seq = 0;
+    }
     return rc;
 }
 

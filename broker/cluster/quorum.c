@@ -920,8 +920,6 @@ static size_t qq_close(wr_queue_t *h)
 static void qq_destroy(wr_queue_t *h)
 {
     qq_t *q = qq(h);
-    wr_map_iter_t it = {0};
-    void *v;
 
     if (q->g != NULL)
         wr_rgroup_delete(q->g); /* never closed: its state machine goes now */
@@ -934,9 +932,7 @@ static void qq_destroy(wr_queue_t *h)
         wr_list_remove(&qc->link);
         free(qc);
     }
-    while (wr_map_next(q->bodies, &it, NULL, &v))
-        wr_message_unref(v);
-    wr_map_free(q->bodies);
+    wr_qq_bodies_free(q);
     wr_map_free(q->pubs);
     wr_qfifo_effects_free(&q->fx);
     wr_qfifo_free(q->sm);

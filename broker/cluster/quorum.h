@@ -42,6 +42,7 @@ typedef struct {
     /* Pending commands shrank (wr_quorum_pending_bytes): publishers held by flow may go on. May be NULL. */
     void (*drained)(void *ud);
     void *ud;
+    uint64_t body_budget; /* bytes of bodies all quorum queues here keep in memory; the rest is read back */
 } wr_quorum_deps_t;
 
 /* The node-wide service. NULL on ENOMEM. Before wr_peer_links_start. */

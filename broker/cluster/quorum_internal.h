@@ -19,7 +19,16 @@ struct wr_quorum_s {
     uint32_t self_id; /* the high half of every owner and publisher id made here */
     uint32_t next_id; /* their low half; starts at a random point each run */
     wr_list_t queues; /* qq_t */
+
+    uint64_t body_bytes; /* bodies every queue's cache holds now (quorum_sm.c), within d.body_budget */
 };
+
+/* A body in the snapshot this member serves: its record's place in the state machine's bytes. */
+typedef struct {
+    uint64_t index;
+    uint64_t off;
+    uint32_t len; /* the record: u64 index, u32 length, the message */
+} qsnapbody_t;
 
 /* A delivery waiting for its consumer's channel to take it. */
 typedef struct {
@@ -62,7 +71,10 @@ typedef struct qq_s {
     uint64_t group;
     wr_qfifo_t *sm;
     wr_qfifo_effects_t fx;
-    wr_map_t *bodies;    /* log index -> wr_message_t reference, for live messages */
+    wr_map_t *bodies;    /* the body cache: log index -> wr_message_t, ready messages within the budget */
+    uint64_t body_bytes; /* what bodies holds */
+    qsnapbody_t *snap_bodies; /* the live bodies of the snapshot served, by index (read back from it) */
+    size_t n_snap_bodies;
     wr_list_t consumers; /* qcons_t */
     wr_list_t props;     /* commands awaiting their outcome */
     wr_map_t *pubs;      /* publisher seq -> its enqueue, until applied here */
@@ -112,6 +124,8 @@ static inline uint32_t wr_qq_owner_node(uint64_t owner)
 
 /* quorum_sm.c */
 void wr_qq_sm(wr_rgroup_sm_t *out);
+/* Frees the body cache and the snapshot's body index (the queue goes). */
+void wr_qq_bodies_free(qq_t *q);
 /* Appends ENQUEUE's entry: the command, then the message. */
 bool wr_qq_entry_put(wr_buf_t *b, uint64_t time_ms, const wr_qfifo_cmd_t *cmd, const wr_message_t *m);
 /* The leader's clock (wall milliseconds) stamped into each command. */

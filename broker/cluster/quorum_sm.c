@@ -68,6 +68,135 @@ bool wr_qq_entry_put(wr_buf_t *b, uint64_t time_ms, const wr_qfifo_cmd_t *cmd, c
 
 /* ---------------------------------------------------------------- bodies */
 
+/* What a cached body costs: the message and everything in its allocation. */
+static uint64_t msg_bytes(const wr_message_t *m)
+{
+    return sizeof(*m) + m->exchange.len + m->routing_key.len + m->header.len + m->body_size;
+}
+
+static void cache_count(qq_t *q, const wr_message_t *m, bool add)
+{
+    uint64_t n = msg_bytes(m);
+
+    q->body_bytes = add ? q->body_bytes + n : q->body_bytes - n;
+    if (q->s != NULL)
+        q->s->body_bytes = add ? q->s->body_bytes + n : q->s->body_bytes - n;
+}
+
+/* Caches m (a reference the call takes) as index's body; false (m dropped) on ENOMEM. */
+static bool cache_put(qq_t *q, uint64_t index, wr_message_t *m)
+{
+    if (wr_map_put(q->bodies, key_of(&index), m) != WR_OK) {
+        wr_message_unref(m);
+        return false;
+    }
+    cache_count(q, m, true);
+    return true;
+}
+
+static void cache_drop(qq_t *q, uint64_t index)
+{
+    wr_message_t *m = wr_map_del(q->bodies, key_of(&index));
+
+    if (m != NULL) {
+        cache_count(q, m, false);
+        wr_message_unref(m);
+    }
+}
+
+/* After an enqueue's effects: its body stays cached only within the node's budget. */
+static void cache_trim(qq_t *q, uint64_t index)
+{
+    if (q->s == NULL || q->s->body_bytes > q->s->d.body_budget)
+        cache_drop(q, index);
+}
+
+static void drop_all(qq_t *q, wr_map_t *map)
+{
+    wr_map_iter_t it = {0};
+    void *v;
+
+    if (map == NULL)
+        return; /* a queue whose creation failed */
+    while (wr_map_next(map, &it, NULL, &v)) {
+        cache_count(q, v, false);
+        wr_message_unref(v);
+    }
+    wr_map_free(map);
+}
+
+void wr_qq_bodies_free(qq_t *q)
+{
+    drop_all(q, q->bodies);
+    q->bodies = NULL;
+    free(q->snap_bodies);
+    q->snap_bodies = NULL;
+    q->n_snap_bodies = 0;
+}
+
+/* The message of an ENQUEUE entry's payload; NULL when it is not one. */
+static wr_message_t *entry_msg(const wr_buf_t *b)
+{
+    wr_cursor_t c = wr_cursor((wr_bytes_t){b->data, b->len});
+    uint32_t clen;
+    wr_bytes_t cmd;
+
+    if (!wr_rd_u32(&c, &clen) || !wr_rd_bytes(&c, clen, &cmd))
+        return NULL;
+    return msg_read(&c);
+}
+
+static int snapbody_cmp(const void *a, const void *b)
+{
+    const qsnapbody_t *x = a, *y = b;
+
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* The record of index's body in the snapshot served, read back; NULL if it holds none. */
+static wr_message_t *snap_body(qq_t *q, uint64_t index, wr_buf_t *b)
+{
+    qsnapbody_t key = {.index = index};
+    const qsnapbody_t *r =
+        q->n_snap_bodies ? bsearch(&key, q->snap_bodies, q->n_snap_bodies, sizeof(key), snapbody_cmp) : NULL;
+    wr_cursor_t c;
+    uint64_t at;
+    wr_bytes_t rec;
+
+    if (r == NULL || wr_rgroup_snap_read(q->g, r->off, r->len, b) != WR_OK)
+        return NULL;
+    c = wr_cursor((wr_bytes_t){b->data, b->len});
+    /* A snapshot taken or installed since may have replaced the file: the record names its index. */
+    if (!wr_rd_u64(&c, &at) || at != index || !wr_rd_longstr(&c, &rec))
+        return NULL;
+    c = wr_cursor(rec);
+    return msg_read(&c);
+}
+
+/*
+ * The body of live message index (a new reference): cached, else read back
+ * from the snapshot served or the WAL (a synchronous pread, docs/QUORUM.md
+ * "Memory"). NULL, logged, if none holds it.
+ */
+static wr_message_t *body_get(qq_t *q, uint64_t index)
+{
+    wr_message_t *m = wr_map_get(q->bodies, key_of(&index));
+    wr_buf_t b = WR_BUF_INIT;
+
+    if (m != NULL)
+        return wr_message_ref(m);
+    if (q->g != NULL && (m = snap_body(q, index, &b)) == NULL) {
+        wr_buf_reset(&b);
+        if (wr_rgroup_read(q->g, index, &b) == WR_OK)
+            m = entry_msg(&b);
+    }
+    wr_buf_free(&b);
+    if (m == NULL)
+        wr_log_error("quorum queue '%.*s': no body for log index %llu", (int)q->h.name.len,
+                     (const char *)q->h.name.data, (unsigned long long)index);
+    return m;
+}
+
 typedef struct {
     wr_map_t *from, *to;
     bool failed;
@@ -82,16 +211,6 @@ static void keep_live(void *ud, uint64_t index)
         wr_map_put(k->from, key_of(&index), m);
         k->failed = true;
     }
-}
-
-static void unref_all(wr_map_t *m)
-{
-    wr_map_iter_t it = {0};
-    void *v;
-
-    while (wr_map_next(m, &it, NULL, &v))
-        wr_message_unref(v);
-    wr_map_free(m);
 }
 
 /* Drops bodies the machine no longer needs (i: its figures now) once they outnumber live ones. */
@@ -117,7 +236,7 @@ static void bodies_gc(qq_t *q, const wr_qfifo_info_t *i, bool force)
         wr_map_free(k.to);
         return;
     }
-    unref_all(k.from);
+    drop_all(q, k.from);
     q->bodies = k.to;
 }
 
@@ -190,8 +309,7 @@ static void answer_get(qq_t *q, qcons_t *qc, wr_message_t *m, uint64_t id, bool 
 static void deliver(qq_t *q, const wr_qfifo_effect_t *f)
 {
     qcons_t *qc = wr_qq_cons_find(q, f->owner);
-    wr_message_t *body = wr_map_get(q->bodies, key_of(&f->index));
-    wr_message_t *m;
+    wr_message_t *body, *m;
 
     /* Checked out to a consumer this node no longer has: back it goes. */
     if (qc == NULL) {
@@ -202,12 +320,10 @@ static void deliver(qq_t *q, const wr_qfifo_effect_t *f)
         wr_qq_cons_down(q, qc);
         return;
     }
-    if (body == NULL) {
-        wr_log_error("quorum queue '%.*s': no body for log index %llu", (int)q->h.name.len,
-                     (const char *)q->h.name.data, (unsigned long long)f->index);
+    if ((body = body_get(q, f->index)) == NULL)
         return;
-    }
     m = with_count(body, f->count);
+    wr_message_unref(body);
     if (qc->is_get)
         answer_get(q, qc, m, f->id, f->redelivered);
     else
@@ -232,12 +348,12 @@ static void dead_letter(qq_t *q, const wr_qfifo_effect_t *f)
 {
     static const wr_dl_reason_t why[] = {WR_DL_REJECTED, WR_DL_EXPIRED, WR_DL_MAXLEN, WR_DL_DELIVERY_LIMIT};
     const wr_queue_hooks_t *h = q->h.sched->hooks;
-    wr_message_t *m = wr_map_get(q->bodies, key_of(&f->index));
+    wr_message_t *m;
 
-    if (!q->leader || f->dlx == WR_QF_DLX_NONE || h == NULL || !q->h.limits.dead_letter || m == NULL ||
-        f->reason > WR_QF_DL_DELIVERY_LIMIT)
+    if (!q->leader || f->dlx == WR_QF_DLX_NONE || h == NULL || !q->h.limits.dead_letter ||
+        f->reason > WR_QF_DL_DELIVERY_LIMIT || (m = body_get(q, f->index)) == NULL)
         return;
-    h->dead_letter(q->h.sched->ud, &q->h, wr_message_ref(m), why[f->reason]);
+    h->dead_letter(q->h.sched->ud, &q->h, m, why[f->reason]);
 }
 
 static void perform(qq_t *q, const wr_qfifo_effect_t *f)
@@ -248,6 +364,7 @@ static void perform(qq_t *q, const wr_qfifo_effect_t *f)
     case WR_QFE_DELIVER:
         if (mine)
             deliver(q, f);
+        cache_drop(q, f->index); /* checked out: its consumer holds it; a return reads it back */
         break;
     case WR_QFE_CANCEL:
         if (mine)
@@ -255,6 +372,7 @@ static void perform(qq_t *q, const wr_qfifo_effect_t *f)
         break;
     case WR_QFE_DEADLETTER:
         dead_letter(q, f);
+        cache_drop(q, f->index);
         break;
     default:
         break; /* confirms come from wr_qq_landed; ACTIVE and RELEASE need nothing here */
@@ -303,17 +421,15 @@ static void apply(void *ud, uint64_t index, const uint8_t *data, size_t len)
                      (const char *)q->h.name.data, (unsigned long long)index);
         return;
     }
-    if (m != NULL && wr_map_put(q->bodies, key_of(&index), m) != WR_OK) {
-        wr_message_unref(m);
+    if (m != NULL && !cache_put(q, index, m))
         m = NULL;
-    }
     wr_qfifo_effects_reset(&q->fx);
     st = wr_qfifo_apply(q->sm, index, t, &cmd, &q->fx, &n);
     if (st == WR_ENOMEM)
         wr_log_error("quorum queue '%.*s': out of memory applying entry %llu", (int)q->h.name.len,
                      (const char *)q->h.name.data, (unsigned long long)index);
-    if (m != NULL && st != WR_OK)
-        wr_message_unref(wr_map_del(q->bodies, key_of(&index)));
+    if (m != NULL && (st != WR_OK || q->s == NULL))
+        cache_drop(q, index);
     if (q->s == NULL)
         return;
     if (cmd.op == WR_QF_ENQUEUE && cmd.owner == q->pub_id)
@@ -331,6 +447,8 @@ static void apply(void *ud, uint64_t index, const uint8_t *data, size_t len)
         if (qc != NULL && qc->is_get)
             answer_get(q, qc, NULL, 0, false);
     }
+    if (m != NULL)
+        cache_trim(q, index);
     /* The machine's figures once per entry, for both. */
     wr_qfifo_info(q->sm, &info);
     bodies_gc(q, &info, cmd.op == WR_QF_PURGE);
@@ -339,33 +457,85 @@ static void apply(void *ud, uint64_t index, const uint8_t *data, size_t len)
 
 /* ---------------------------------------------------------------- snapshots */
 
+/* Bytes of snapshot gathered before they are written out (wr_rgroup_snap_spill). */
+#define SNAP_SPILL (1u << 20)
+
 typedef struct {
-    const qq_t *q;
+    qq_t *q;
     wr_buf_t *out;
-    uint64_t n;
+    size_t base;      /* where the state machine's bytes start in out */
+    uint64_t flushed; /* bytes of out written to the file so far */
+    qsnapbody_t *v;   /* the new snapshot's body index */
+    size_t n, cap;
+    int rc;
 } save_t;
 
+static void count_live(void *ud, uint64_t index)
+{
+    (*(uint64_t *)ud)++;
+}
+
+/* A live body into the snapshot: cached or read back (the old snapshot or the WAL), one at a time,
+ * the snapshot written out every SNAP_SPILL bytes. */
 static void save_body(void *ud, uint64_t index)
 {
     save_t *sv = ud;
-    const wr_message_t *m = wr_map_get(sv->q->bodies, key_of(&index));
-    size_t at;
+    uint64_t at = sv->flushed + sv->out->len - sv->base;
+    size_t lat;
+    wr_message_t *m;
 
-    if (m == NULL)
+    if (sv->rc != WR_OK)
         return;
+    if ((m = body_get(sv->q, index)) == NULL) {
+        sv->rc = WR_ENOENT; /* a snapshot without it would lose it for good */
+        return;
+    }
+    if (sv->n == sv->cap) {
+        size_t cap = sv->cap ? sv->cap * 2 : 64;
+        qsnapbody_t *v = realloc(sv->v, cap * sizeof(*v));
+
+        if (v == NULL) {
+            sv->rc = WR_ENOMEM;
+            wr_message_unref(m);
+            return;
+        }
+        sv->v = v;
+        sv->cap = cap;
+    }
     wr_buf_put_u64(sv->out, index);
-    at = sv->out->len;
+    lat = sv->out->len;
     wr_buf_put_u32(sv->out, 0);
     msg_put(sv->out, m);
-    wr_buf_patch_u32(sv->out, at, (uint32_t)(sv->out->len - at - 4));
-    sv->n++;
+    wr_buf_patch_u32(sv->out, lat, (uint32_t)(sv->out->len - lat - 4));
+    sv->v[sv->n++] = (qsnapbody_t){index, at, (uint32_t)(sv->flushed + sv->out->len - sv->base - at)};
+    wr_message_unref(m);
+    if (!wr_buf_ok(sv->out))
+        sv->rc = WR_ENOMEM;
+    else if (sv->out->len >= SNAP_SPILL && sv->q->g != NULL) {
+        size_t len = sv->out->len;
+
+        if ((sv->rc = wr_rgroup_snap_spill(sv->q->g, sv->out)) == WR_OK)
+            sv->flushed += len - sv->out->len;
+    }
 }
 
+/* The index of the snapshot now served: its bodies, sorted for bsearch. */
+static void snap_bodies_set(qq_t *q, qsnapbody_t *v, size_t n)
+{
+    if (n > 0)
+        qsort(v, n, sizeof(*v), snapbody_cmp);
+    free(q->snap_bodies);
+    q->snap_bodies = v;
+    q->n_snap_bodies = n;
+}
+
+/* The machine, then the count of live bodies and each body: written out as it goes, never whole in memory. */
 static int snapshot_save(void *ud, wr_buf_t *out)
 {
     qq_t *q = ud;
-    save_t sv = {q, out, 0};
-    size_t at, nat;
+    save_t sv = {q, out, out->len, 0, NULL, 0, 0, WR_OK};
+    uint64_t live = 0;
+    size_t at;
 
     wr_buf_put_u32(out, SNAP_MAGIC);
     at = out->len;
@@ -373,47 +543,56 @@ static int snapshot_save(void *ud, wr_buf_t *out)
     if (!wr_qfifo_snapshot_put(q->sm, out))
         return WR_ENOMEM;
     wr_buf_patch_u32(out, at, (uint32_t)(out->len - at - 4));
-    nat = out->len;
-    wr_buf_put_u64(out, 0);
+    wr_qfifo_live_foreach(q->sm, count_live, &live);
+    wr_buf_put_u64(out, live);
     wr_qfifo_live_foreach(q->sm, save_body, &sv);
-    if (!wr_buf_ok(out))
-        return WR_ENOMEM;
+    if (sv.rc == WR_OK && !wr_buf_ok(out))
+        sv.rc = WR_ENOMEM;
+    if (sv.rc != WR_OK) {
+        free(sv.v);
+        return sv.rc;
+    }
     q->since_snap = 0;
-    out->data[nat] = (uint8_t)(sv.n >> 56);
-    for (int i = 1; i < 8; i++)
-        out->data[nat + (size_t)i] = (uint8_t)(sv.n >> (56 - 8 * i));
+    snap_bodies_set(q, sv.v, sv.n);
     return WR_OK;
 }
 
-/* The bodies of a snapshot into a new map; NULL when malformed or on ENOMEM. */
-static wr_map_t *bodies_read(wr_cursor_t *c)
+/* A message record's fields are well formed (nothing is copied). */
+static bool msg_valid(wr_cursor_t *c)
 {
-    wr_map_t *map = wr_map_new();
-    uint64_t n, index;
+    wr_bytes_t ex, rk, header;
+
+    return wr_rd_shortstr(c, &ex) && wr_rd_shortstr(c, &rk) && wr_rd_longstr(c, &header);
+}
+
+/* The bodies of a snapshot (data: the state machine's bytes), checked and indexed, none loaded. */
+static bool bodies_index(wr_cursor_t *c, const uint8_t *data, qsnapbody_t **out, size_t *n_out)
+{
+    qsnapbody_t *v = NULL;
+    uint64_t n, index, i = 0;
     wr_bytes_t rec;
 
-    if (map == NULL || !wr_rd_u64(c, &n))
-        goto fail;
-    for (uint64_t i = 0; i < n; i++) {
+    /* A record takes at least 12 bytes: a count beyond that is damage, not an allocation. */
+    if (!wr_rd_u64(c, &n) || n > wr_cursor_left(c) / 12 || (n > 0 && (v = malloc(n * sizeof(*v))) == NULL))
+        return false;
+    for (; i < n; i++) {
+        const uint8_t *at = c->pos;
         wr_cursor_t r;
-        wr_message_t *m;
 
         if (!wr_rd_u64(c, &index) || !wr_rd_longstr(c, &rec))
-            goto fail;
+            break;
         r = wr_cursor(rec);
-        if ((m = msg_read(&r)) == NULL)
-            goto fail;
-        if (wr_map_put(map, key_of(&index), m) != WR_OK) {
-            wr_message_unref(m);
-            goto fail;
-        }
+        if (!msg_valid(&r))
+            break;
+        v[i] = (qsnapbody_t){index, (uint64_t)(at - data), (uint32_t)(c->pos - at)};
     }
-    if (wr_cursor_left(c) == 0)
-        return map;
-fail:
-    if (map != NULL)
-        unref_all(map);
-    return NULL;
+    if (i < n || wr_cursor_left(c) != 0) {
+        free(v);
+        return false;
+    }
+    *out = v;
+    *n_out = (size_t)n;
+    return true;
 }
 
 static int snapshot_load(void *ud, const uint8_t *data, size_t len)
@@ -421,22 +600,26 @@ static int snapshot_load(void *ud, const uint8_t *data, size_t len)
     qq_t *q = ud;
     wr_cursor_t c = wr_cursor((wr_bytes_t){data, len});
     wr_qfifo_t *sm = NULL;
-    wr_map_t *bodies;
+    wr_map_t *bodies = NULL;
+    qsnapbody_t *v = NULL;
     wr_qfifo_info_t info;
     uint32_t magic;
     wr_bytes_t st;
+    size_t n = 0;
 
     if (!wr_rd_u32(&c, &magic) || magic != SNAP_MAGIC || !wr_rd_longstr(&c, &st) ||
         wr_qfifo_snapshot_load(st.data, st.len, &sm) != WR_OK)
         return WR_ESYNTAX;
-    if ((bodies = bodies_read(&c)) == NULL) {
+    if (!bodies_index(&c, data, &v, &n) || (bodies = wr_map_new()) == NULL) {
+        free(v);
         wr_qfifo_free(sm);
         return WR_ESYNTAX;
     }
     wr_qfifo_free(q->sm);
     q->sm = sm;
-    unref_all(q->bodies);
+    drop_all(q, q->bodies);
     q->bodies = bodies;
+    snap_bodies_set(q, v, n);
     wr_qfifo_info(q->sm, &info);
     counts_now(q, &info);
     return WR_OK;

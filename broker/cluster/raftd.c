@@ -151,17 +151,6 @@ static void on_wal_message(void *ud, const char *text)
 
 /* ---- the ready loop ---- */
 
-static void send_msg(wr_rgroup_t *g, const wr_raft_msg_t *m)
-{
-    const char *node = wr_raftd_name(g->d, m->to);
-    wr_raft_msg_t c = *m;
-
-    if (node == NULL || (m->type == WR_RAFT_MSG_SNAP && !wr_raftd_snap_fill(g, &c)))
-        return;
-    /* WR_AGAIN (a full link) and WR_ENOENT (a link down) drop it: Raft resends. */
-    (void)wr_peer_send(g->d->links, node, g->id, &c);
-}
-
 void wr_raftd_entries_free(wr_raft_entry_t *e, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -169,22 +158,94 @@ void wr_raftd_entries_free(wr_raft_entry_t *e, size_t n)
     free(e);
 }
 
-/* Deep copies of e[0..n); NULL with n > 0 on allocation failure. */
-static wr_raft_entry_t *entries_dup(const wr_raft_entry_t *e, size_t n)
+int wr_raftd_payload_read(wr_rgroup_t *g, const wr_raft_entry_t *e, wr_buf_t *b)
+{
+    uint64_t term = 0;
+    int rc;
+
+    wr_buf_reset(b);
+    g->read_backs++;
+    rc = wr_wal_read(g->d->wal, g->id, e->index, &term, b);
+    if (rc == WR_OK && (term != e->term || b->len != (size_t)e->len + 1 || b->data[0] != e->type))
+        rc = WR_ESYNTAX;
+    return rc;
+}
+
+/* A copy of e into *out; a payload the core dropped is read back from the WAL if load, else left NULL. */
+static int entry_copy(wr_rgroup_t *g, const wr_raft_entry_t *e, bool load, wr_buf_t *b, wr_raft_entry_t *out)
+{
+    const uint8_t *src = e->data;
+    int rc;
+
+    *out = *e;
+    out->data = NULL;
+    if (e->len == 0 || (src == NULL && !load))
+        return WR_OK;
+    if (src == NULL && (rc = wr_raftd_payload_read(g, e, b)) != WR_OK)
+        return rc;
+    if (src == NULL)
+        src = b->data + 1;
+    if ((out->data = malloc(e->len)) == NULL)
+        return WR_ENOMEM;
+    memcpy(out->data, src, e->len);
+    return WR_OK;
+}
+
+int wr_rgroup_read(wr_rgroup_t *g, uint64_t index, wr_buf_t *out)
+{
+    wr_buf_t b = WR_BUF_INIT;
+    uint64_t term = 0;
+    int rc = wr_wal_read(g->d->wal, g->id, index, &term, &b);
+
+    if (rc == WR_OK && (b.len < 1 || b.data[0] != WR_RAFT_ENTRY_NORMAL))
+        rc = WR_ESYNTAX;
+    if (rc == WR_OK) {
+        g->read_backs++;
+        wr_buf_put(out, b.data + 1, b.len - 1);
+        rc = wr_buf_ok(out) ? WR_OK : WR_ENOMEM;
+    }
+    wr_buf_free(&b);
+    return rc;
+}
+
+/* Deep copies of e[0..n) (see entry_copy); NULL with n > 0 on failure. */
+static wr_raft_entry_t *entries_dup(wr_rgroup_t *g, const wr_raft_entry_t *e, size_t n, bool load)
 {
     wr_raft_entry_t *out = n ? calloc(n, sizeof(*out)) : NULL;
+    wr_buf_t b = WR_BUF_INIT;
 
     for (size_t i = 0; out != NULL && i < n; i++) {
-        out[i] = e[i];
-        out[i].data = NULL;
-        if (e[i].len > 0 && (out[i].data = malloc(e[i].len)) == NULL) {
-            wr_raftd_entries_free(out, i);
-            return NULL;
+        if (entry_copy(g, &e[i], load, &b, &out[i]) != WR_OK) {
+            wr_raftd_entries_free(out, i + 1);
+            out = NULL;
         }
-        if (e[i].len > 0)
-            memcpy(out[i].data, e[i].data, e[i].len);
     }
+    wr_buf_free(&b);
     return out;
+}
+
+static bool lacks_payloads(const wr_raft_msg_t *m)
+{
+    for (size_t i = 0; i < m->n_entries; i++)
+        if (m->entries[i].data == NULL && m->entries[i].len > 0)
+            return true;
+    return false;
+}
+
+static void send_msg(wr_rgroup_t *g, const wr_raft_msg_t *m)
+{
+    const char *node = wr_raftd_name(g->d, m->to);
+    wr_raft_entry_t *copy = NULL;
+    wr_raft_msg_t c = *m;
+
+    if (node == NULL || (m->type == WR_RAFT_MSG_SNAP && !wr_raftd_snap_fill(g, &c)))
+        return;
+    /* Entries the core dropped come from the WAL; one that cannot be read is lost (reported by the WAL). */
+    if (lacks_payloads(m) && (c.entries = copy = entries_dup(g, m->entries, m->n_entries, true)) == NULL)
+        return;
+    /* WR_AGAIN (a full link) and WR_ENOENT (a link down) drop it: Raft resends. */
+    (void)wr_peer_send(g->d->links, node, g->id, &c);
+    wr_raftd_entries_free(copy, copy != NULL ? m->n_entries : 0);
 }
 
 static int hold(wr_rgroup_t *g, const wr_raft_msg_t *m)
@@ -202,7 +263,7 @@ static int hold(wr_rgroup_t *g, const wr_raft_msg_t *m)
     h = &g->held[g->n_held];
     h->seq = g->d->seq_written;
     h->m = *m;
-    if ((h->entries = entries_dup(m->entries, m->n_entries)) == NULL && m->n_entries > 0)
+    if ((h->entries = entries_dup(g, m->entries, m->n_entries, true)) == NULL && m->n_entries > 0)
         return WR_ENOMEM;
     h->m.entries = h->entries;
     g->n_held++;
@@ -267,19 +328,38 @@ static void apply_conf(wr_rgroup_t *g, const wr_raft_entry_t *e)
         g->d->watch.removed(g->d->watch.ud, g->id);
 }
 
+/* e's payload, read back into b from the WAL if the core dropped it; NULL if that fails. */
+static const uint8_t *payload_of(wr_rgroup_t *g, const wr_raft_entry_t *e, wr_buf_t *b)
+{
+    if (e->data != NULL || e->len == 0)
+        return e->data;
+    return wr_raftd_payload_read(g, e, b) == WR_OK ? b->data + 1 : NULL;
+}
+
 /* Step 4, after wr_raft_advance so that done callbacks may propose: in order, each entry once. */
 static void apply(wr_rgroup_t *g, const wr_raft_entry_t *e, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    wr_buf_t b = WR_BUF_INIT;
+    const uint8_t *data;
+
+    for (size_t i = 0; i < n && !g->broken; i++) {
         if (e[i].index <= g->applied)
             continue;
+        if ((data = payload_of(g, &e[i], &b)) == NULL && e[i].len > 0) {
+            /* Skipping it would make this member's state differ from the others'. */
+            wr_log(WR_LOG_ERROR, "raft: group %llu: entry %llu cannot be read back to apply: the group stops",
+                   (unsigned long long)g->id, (unsigned long long)e[i].index);
+            g->broken = true;
+            break;
+        }
         g->applied = e[i].index;
         if (e[i].type == WR_RAFT_ENTRY_NORMAL)
-            g->sm.apply(g->ud, e[i].index, e[i].data, e[i].len);
+            g->sm.apply(g->ud, e[i].index, data, e[i].len);
         else if (e[i].type == WR_RAFT_ENTRY_CONFIG)
             apply_conf(g, &e[i]);
         wr_raftd_props_applied(g, &e[i]);
     }
+    wr_buf_free(&b);
 }
 
 /* Reports leader changes and counts the elections this member starts. */
@@ -313,8 +393,9 @@ static int drive_once(wr_rgroup_t *g)
     n = rd.n_committed;
     if ((rc = persist(g, &rd)) == WR_OK)
         dispatch_msgs(g, &rd);
-    /* Entries the core counts as applied after the advance cannot be lost: the group stops instead. */
-    if ((committed = entries_dup(rd.committed, n)) == NULL && n > 0) {
+    /* Entries the core counts as applied after the advance cannot be lost: the group stops instead.
+     * Payloads the core dropped are read back one at a time as they apply, so memory stays bounded. */
+    if ((committed = entries_dup(g, rd.committed, n, false)) == NULL && n > 0) {
         wr_log(WR_LOG_ERROR, "raft: group %llu: out of memory applying entries: the group stops",
                (unsigned long long)g->id);
         g->broken = true;
@@ -556,6 +637,7 @@ static int open_wal(wr_raftd_t *d)
     char *dir = path_join(d->dir, "wal");
     wr_wal_opts_t o = {.vfs = d->vfs,
                        .dir = dir,
+                       .wal_size = WR_RAFTD_WAL_SIZE,
                        .seed = d->seed,
                        .durable = on_durable,
                        .durable_ud = d,

@@ -85,7 +85,9 @@ typedef struct {
      * member computes the same result from the same entries.
      */
     void (*apply)(void *ud, uint64_t index, const uint8_t *data, size_t len);
-    /* The whole state as of the last applied entry, appended to out. WR_OK or WR_ENOMEM. */
+    /* The whole state as of the last applied entry, appended to out (which may
+     * be written out on the way with wr_rgroup_snap_spill). WR_OK, WR_ENOMEM,
+     * or an error of wr_rgroup_snap_spill. */
     int (*snapshot_save)(void *ud, wr_buf_t *out);
     /* Replaces the state with a snapshot's bytes (at open, or installed from the leader). WR_OK or
      * WR_ESYNTAX. */
@@ -153,12 +155,40 @@ void wr_rgroup_delete(wr_rgroup_t *g);
  */
 int wr_rgroup_transfer(wr_rgroup_t *g, const char *node);
 
+/*
+ * Reads back committed NORMAL entry index of g from the WAL: the payload apply
+ * was given, appended to out. For a state machine that keeps no copy of what
+ * it applied (a quorum queue's bodies). WR_OK; WR_ENOENT: the WAL no longer
+ * holds it (a snapshot compacted it; see wr_rgroup_snap_read) or never did;
+ * WR_ESYNTAX: damaged (reported) or not a NORMAL entry; WR_ENOMEM; WR_EIO.
+ */
+int wr_rgroup_read(wr_rgroup_t *g, uint64_t index, wr_buf_t *out);
+
+/*
+ * Reads len bytes at off of the state machine's part of the snapshot this
+ * member serves (off counts from the start of the bytes its snapshot_save
+ * wrote or snapshot_load was given for that snapshot), appended to out. The
+ * caller checks it reads what it expects: a snapshot taken or installed since
+ * replaces the one served. WR_OK; WR_ENOENT (no snapshot, or the range is
+ * outside it); WR_ENOMEM; WR_EIO.
+ */
+int wr_rgroup_snap_read(wr_rgroup_t *g, uint64_t off, size_t len, wr_buf_t *out);
+
+/*
+ * From snapshot_save only: writes what out holds to the snapshot file and
+ * empties out, so a snapshot need not fit in memory at once. Bytes appended
+ * to out before this call can no longer be patched. WR_OK (also when g is not
+ * writing a snapshot: out is kept), WR_EIO.
+ */
+int wr_rgroup_snap_spill(wr_rgroup_t *g, wr_buf_t *out);
+
 /* What the management API and warrenctl show of a group on this node. */
 typedef struct {
     const char *role;   /* "leader", "follower", "candidate", "pre_candidate" */
     const char *leader; /* node name, NULL when unknown */
     uint64_t term, commit, applied, last_index, snapshot_index;
-    uint64_t elections; /* elections this member started */
+    uint64_t elections;  /* elections this member started */
+    uint64_t read_backs; /* payloads read back from the WAL (the core keeps none it can read back) */
     size_t n_members;
     const char *members[9]; /* node names */
     bool voter[9];

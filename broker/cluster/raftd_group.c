@@ -11,7 +11,11 @@
 #include "broker/cluster/raftd_internal.h"
 #include "core/status.h"
 
-/* The stored log after the snapshot; a log that lacks the snapshot's entry restarts after it. */
+/*
+ * The stored log after the snapshot; a log that lacks the snapshot's entry
+ * restarts after it. NORMAL entries come without their payloads (the core reads
+ * them back through the driver), so a long backlog is not loaded into memory.
+ */
 static int load_log(wr_rgroup_t *g, const wr_raft_snapshot_t *meta, wr_raft_entry_t **out, size_t *n,
                     bool *damaged)
 {
@@ -41,9 +45,9 @@ static int load_log(wr_rgroup_t *g, const wr_raft_snapshot_t *meta, wr_raft_entr
             break;
         }
         *e = (wr_raft_entry_t){e->term, i, NULL, (uint32_t)(b.len - 1), b.data[0]};
-        if (e->len > 0 && (e->data = malloc(e->len)) == NULL)
+        if (e->len > 0 && e->type != WR_RAFT_ENTRY_NORMAL && (e->data = malloc(e->len)) == NULL)
             rc = WR_ENOMEM;
-        else if (e->len > 0)
+        else if (e->data != NULL)
             memcpy(e->data, b.data + 1, e->len);
         (*n) += rc == WR_OK;
     }
@@ -132,7 +136,8 @@ int wr_raftd_restore(wr_rgroup_t *g, const char *const *members, size_t n)
                             .max_inflight = 64,
                             .max_batch = 64,
                             .seed = d->seed ^ g->id,
-                            .snapshot_trailing = g->snapshot_every / 4};
+                            .snapshot_trailing = g->snapshot_every / 4,
+                            .payload_window = WR_RAFTD_PAYLOAD_WINDOW};
     wr_raft_snapshot_t meta = {0};
     wr_raft_hard_state_t hs;
     const wr_raft_hard_state_t *h;
@@ -174,7 +179,8 @@ void wr_rgroup_status(const wr_rgroup_t *g, wr_rgroup_status_t *st)
                                .applied = g->applied,
                                .last_index = s.last_index,
                                .snapshot_index = s.snap_index,
-                               .elections = g->elections};
+                               .elections = g->elections,
+                               .read_backs = g->read_backs};
     for (size_t i = 0; i < c.n && i < WR_RAFT_MAX_PEERS; i++) {
         const char *name = wr_raftd_name(g->d, c.id[i]);
         int slot = wr_raftd_slot(g->d, c.id[i]);

@@ -19,6 +19,11 @@
 
 struct event;
 
+/* Entries a leader keeps in memory for members behind it (one AppendEntries batch); older ones: the WAL. */
+#define WR_RAFTD_PAYLOAD_WINDOW 64
+/* A WAL file's size: write-behind reads a whole one into memory to move it into segment files. */
+#define WR_RAFTD_WAL_SIZE (16u << 20)
+
 /* A message that waits for the disk (msgs_after_sync), its entries copied. */
 typedef struct {
     uint64_t seq; /* it may leave once the driver's synced seq reaches this */
@@ -65,7 +70,15 @@ typedef struct {
     uint64_t len;
     uint32_t crc; /* of the whole file */
     wr_raft_snapshot_t meta;
+    uint64_t head; /* where the state machine's bytes start in the file */
 } wr_raftd_snap_t;
+
+/* The snapshot wr_raftd_snap_take is writing: snap.tmp, the bytes written so far and their CRC32C. */
+typedef struct {
+    wr_vfs_file_t *f; /* NULL: none being written */
+    uint64_t len;
+    uint32_t crc;
+} wr_raftd_snapw_t;
 
 struct wr_rgroup_s {
     wr_raftd_t *d;
@@ -84,10 +97,12 @@ struct wr_rgroup_s {
     uint32_t leader;  /* as leader_changed last reported it */
     wr_raft_role_t role;
     uint64_t elections;
-    uint64_t *match; /* per cluster node: the highest index it acknowledged (leader) */
+    uint64_t read_backs; /* payloads read back from the WAL, to send or to apply */
+    uint64_t *match;     /* per cluster node: the highest index it acknowledged (leader) */
     wr_raftd_held_t *held;
     size_t n_held, cap_held;
     wr_raftd_snap_t snap;
+    wr_raftd_snapw_t snap_w;
     wr_raftd_prop_t *props, *props_tail; /* oldest first */
 };
 
@@ -127,6 +142,13 @@ wr_rgroup_t *wr_raftd_group(const wr_raftd_t *d, uint64_t id);
 void wr_raftd_wake(wr_rgroup_t *g);
 /* Frees e[0..n) and their payloads. */
 void wr_raftd_entries_free(wr_raft_entry_t *e, size_t n);
+/*
+ * Reads back from the WAL the payload of e, which the core dropped (data
+ * NULL): b (reset first) gets the stored record, its type byte then the
+ * payload. WR_OK; WR_ESYNTAX if what is stored is not e (another term, length
+ * or type) or is damaged; WR_ENOENT, WR_ENOMEM, WR_EIO as wr_wal_read.
+ */
+int wr_raftd_payload_read(wr_rgroup_t *g, const wr_raft_entry_t *e, wr_buf_t *b);
 /* Hands the WAL a snapshot marker for g. WR_OK or the WAL's error (the driver has failed). */
 int wr_raftd_wal_snapshot(wr_rgroup_t *g, uint64_t index, uint64_t term);
 

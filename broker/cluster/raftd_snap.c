@@ -43,8 +43,8 @@ static int logged(const wr_rgroup_t *g, const char *what, const char *name, int 
     return rc;
 }
 
-/* Writes b to <name>.tmp, fdatasync, renames it to name, fsyncs the directory; *keep gets the open file. */
-static int file_put(wr_rgroup_t *g, const char *name, const wr_buf_t *b, wr_vfs_file_t **keep)
+/* Writes b to <name>.tmp, fdatasync, renames it to name, fsyncs the directory. */
+static int file_put(wr_rgroup_t *g, const char *name, const wr_buf_t *b)
 {
     const wr_vfs_t *v = g->d->vfs;
     char tmp[4200], to[4200], base[64];
@@ -58,10 +58,6 @@ static int file_put(wr_rgroup_t *g, const char *name, const wr_buf_t *b, wr_vfs_
         (rc = wr_vfs_pwrite(f, b->data, b->len, 0)) == WR_OK && (rc = wr_vfs_datasync(f)) == WR_OK &&
         (rc = wr_vfs_rename(v, tmp, to)) == WR_OK)
         rc = wr_vfs_sync_dir(v, g->dir);
-    if (rc == WR_OK && keep != NULL) {
-        *keep = f;
-        f = NULL;
-    }
     wr_vfs_close(f);
     return logged(g, "writing", name, rc);
 }
@@ -139,7 +135,7 @@ int wr_raftd_members(wr_rgroup_t *g, uint32_t *ids, size_t *n)
         for (size_t i = 0; i < *n; i++)
             wr_buf_put_u32(&b, ids[i]);
         wr_buf_put_u32(&b, wr_crc32c_update(0, b.data, b.len));
-        rc = wr_buf_ok(&b) ? file_put(g, "members", &b, NULL) : WR_ENOMEM;
+        rc = wr_buf_ok(&b) ? file_put(g, "members", &b) : WR_ENOMEM;
     }
     wr_buf_free(&b);
     return rc;
@@ -184,11 +180,28 @@ static bool snap_decode(const wr_buf_t *b, wr_raft_snapshot_t *meta, const uint8
     return true;
 }
 
-/* f (taken) with the bytes b describing meta is now the snapshot served. */
-static void serve(wr_rgroup_t *g, wr_vfs_file_t *f, const wr_buf_t *b, const wr_raft_snapshot_t *meta)
+/* f (taken), len bytes whose CRC32C is crc, describing meta, is now the snapshot served. */
+static void serve(wr_rgroup_t *g, wr_vfs_file_t *f, uint64_t len, uint32_t crc,
+                  const wr_raft_snapshot_t *meta)
 {
     wr_vfs_close(g->snap.f);
-    g->snap = (wr_raftd_snap_t){f, b->len, wr_crc32c_update(0, b->data, b->len), *meta};
+    g->snap = (wr_raftd_snap_t){f, len, crc, *meta, HEAD_FIXED + 5 * meta->conf.n};
+}
+
+int wr_rgroup_snap_read(wr_rgroup_t *g, uint64_t off, size_t len, wr_buf_t *out)
+{
+    const wr_raftd_snap_t *s = &g->snap;
+    size_t got = 0;
+
+    if (s->f == NULL || s->len < s->head + 4 || off > s->len - s->head - 4 ||
+        len > s->len - s->head - 4 - off)
+        return WR_ENOENT;
+    if (!wr_buf_reserve(out, len))
+        return WR_ENOMEM;
+    if (wr_vfs_pread(s->f, out->data + out->len, len, s->head + off, &got) != WR_OK || got != len)
+        return WR_EIO;
+    out->len += len;
+    return WR_OK;
 }
 
 int wr_raftd_snap_load(wr_rgroup_t *g, wr_raft_snapshot_t *meta)
@@ -204,7 +217,7 @@ int wr_raftd_snap_load(wr_rgroup_t *g, wr_raft_snapshot_t *meta)
         (!snap_decode(&b, meta, &data, &len) || g->sm.snapshot_load(g->ud, data, len) != WR_OK))
         rc = WR_ESYNTAX;
     if (rc == WR_OK)
-        serve(g, f, &b, meta);
+        serve(g, f, b.len, wr_crc32c_update(0, b.data, b.len), meta);
     else
         wr_vfs_close(f);
     if (rc == WR_ESYNTAX)
@@ -216,13 +229,76 @@ int wr_raftd_snap_load(wr_rgroup_t *g, wr_raft_snapshot_t *meta)
     return rc == WR_ENOENT ? WR_OK : rc;
 }
 
+int wr_rgroup_snap_spill(wr_rgroup_t *g, wr_buf_t *out)
+{
+    wr_raftd_snapw_t *w = &g->snap_w;
+
+    if (w->f == NULL || out->len == 0)
+        return WR_OK;
+    if (wr_vfs_pwrite(w->f, out->data, out->len, w->len) != WR_OK)
+        return WR_EIO;
+    w->crc = wr_crc32c_update(w->crc, out->data, out->len);
+    w->len += out->len;
+    wr_buf_reset(out);
+    return WR_OK;
+}
+
+/* Opens snap.tmp, empty, for the snapshot being taken (g->snap_w). */
+static int snapw_open(wr_rgroup_t *g)
+{
+    char tmp[4200];
+    int rc;
+
+    path(g, "snap.tmp", tmp, sizeof(tmp));
+    g->snap_w = (wr_raftd_snapw_t){0};
+    if ((rc = wr_vfs_open(g->d->vfs, tmp, true, &g->snap_w.f)) == WR_OK &&
+        (rc = wr_vfs_truncate(g->snap_w.f, 0)) != WR_OK) {
+        wr_vfs_close(g->snap_w.f);
+        g->snap_w.f = NULL;
+    }
+    return rc;
+}
+
+/* Ends the snapshot being written with b and the CRC32C of it all; durable as snap (fdatasync, rename,
+ * directory fsync). WR_OK (the file stays open in g->snap_w) or an error (logged). */
+static int snapw_finish(wr_rgroup_t *g, wr_buf_t *b)
+{
+    wr_raftd_snapw_t *w = &g->snap_w;
+    char tmp[4200], to[4200];
+    int rc = wr_rgroup_snap_spill(g, b);
+
+    path(g, "snap.tmp", tmp, sizeof(tmp));
+    path(g, "snap", to, sizeof(to));
+    if (rc == WR_OK) {
+        wr_buf_put_u32(b, w->crc);
+        rc = wr_buf_ok(b) ? wr_rgroup_snap_spill(g, b) : WR_ENOMEM;
+    }
+    if (rc == WR_OK && (rc = wr_vfs_datasync(w->f)) == WR_OK &&
+        (rc = wr_vfs_rename(g->d->vfs, tmp, to)) == WR_OK)
+        rc = wr_vfs_sync_dir(g->d->vfs, g->dir);
+    return logged(g, "writing", "snap", rc);
+}
+
+/* The state machine's bytes after the head, written out as they come (wr_rgroup_snap_spill). */
+static int snap_write(wr_rgroup_t *g, const wr_raft_snapshot_t *meta)
+{
+    wr_buf_t b = WR_BUF_INIT;
+    int rc = logged(g, "opening", "snap.tmp", snapw_open(g));
+
+    head_put(&b, meta);
+    if (rc == WR_OK && (rc = g->sm.snapshot_save(g->ud, &b)) != WR_OK)
+        wr_log(WR_LOG_ERROR, "raft: group %llu: the state machine could not write a snapshot (%d)",
+               (unsigned long long)g->id, rc);
+    if (rc == WR_OK)
+        rc = wr_buf_ok(&b) ? snapw_finish(g, &b) : WR_ENOMEM;
+    wr_buf_free(&b);
+    return rc;
+}
+
 void wr_raftd_snap_take(wr_rgroup_t *g)
 {
     wr_raft_snapshot_t meta = {.index = g->applied};
-    wr_buf_t b = WR_BUF_INIT;
-    wr_vfs_file_t *f = NULL;
     wr_raft_status_t st;
-    int rc;
 
     wr_raft_status(g->raft, &st);
     g->snap_wanted = false;
@@ -230,20 +306,16 @@ void wr_raftd_snap_take(wr_rgroup_t *g)
         return;
     meta.term = wr_raft_term(g->raft, meta.index);
     wr_raft_conf_at(g->raft, meta.index, &meta.conf);
-    head_put(&b, &meta);
-    rc = g->sm.snapshot_save(g->ud, &b);
-    if (rc == WR_OK && wr_buf_ok(&b))
-        wr_buf_put_u32(&b, wr_crc32c_update(0, b.data, b.len));
-    if (rc != WR_OK || !wr_buf_ok(&b)) {
-        wr_log(WR_LOG_ERROR, "raft: group %llu: out of memory taking a snapshot", (unsigned long long)g->id);
-    } else if (file_put(g, "snap", &b, &f) == WR_OK) {
-        serve(g, f, &b, &meta);
+    if (snap_write(g, &meta) == WR_OK) {
+        serve(g, g->snap_w.f, g->snap_w.len, g->snap_w.crc, &meta);
+        g->snap_w.f = NULL;
         if (wr_raft_snapshot_taken(g->raft, meta.index, NULL) != WR_OK)
             wr_log(WR_LOG_ERROR, "raft: group %llu: the core refused snapshot %llu",
                    (unsigned long long)g->id, (unsigned long long)meta.index);
         wr_raftd_wake(g); /* the next ready names the log's prefix that may go */
     }
-    wr_buf_free(&b);
+    wr_vfs_close(g->snap_w.f);
+    g->snap_w.f = NULL;
 }
 
 bool wr_raftd_snap_fill(wr_rgroup_t *g, wr_raft_msg_t *m)
@@ -327,7 +399,7 @@ int wr_raftd_snap_install(wr_rgroup_t *g, const wr_raft_snapshot_t *s)
          !conf_same(&meta.conf, &s->conf) || g->sm.snapshot_load(g->ud, data, len) != WR_OK))
         rc = WR_ESYNTAX;
     if (rc == WR_OK && (rc = install_commit(g, f)) == WR_OK) {
-        serve(g, f, &b, &meta);
+        serve(g, f, b.len, wr_crc32c_update(0, b.data, b.len), &meta);
         f = NULL;
         g->applied = s->index;
     }

@@ -358,6 +358,16 @@ static void draw_snapshots(sim_t *s)
     s->corrupt_pm = sim_rand_int(s, 2) * 20;
 }
 
+/* Payloads the cores drop (read back from the disk to send and apply): by the seed, not the run's PRNG,
+ * so every seed keeps the faults it always drew. 0 keeps them all, 1 drops nearly all. */
+static void draw_payload_window(sim_t *s)
+{
+    static const unsigned window[] = {1, 4, 0, 16};
+
+    s->payload_window =
+        s->o.payload_window >= 0 ? (unsigned)s->o.payload_window : window[(s->o.seed / 3) % 4];
+}
+
 /* Each seed draws its own fault profile, from gentle to brutal. */
 static void draw_profile(sim_t *s)
 {
@@ -406,16 +416,17 @@ static void setup(sim_t *s)
         abort();
     links_all(s, true);
     draw_profile(s);
+    draw_payload_window(s);
     if (s->o.qfifo)
         sim_qfifo_new(s);
     sim_trace(
         s,
         "profile: drop %d dup %d delay %d crash %d partition %d kill-leader %d sync %d batch %u inflight %u "
         "change %d voters %d snapshot %d chunk %d trailing %d corrupt %d sync-fail %d torn %d write-behind "
-        "%d",
+        "%d payload-window %u",
         s->drop_pm, s->dup_pm, s->max_delay, s->crash_pm, s->partition_pm, s->kill_leader_pm, s->sync_max,
         s->max_batch, s->max_inflight, s->change_pm, s->voters0, s->snap_pm, s->chunk, s->trailing,
-        s->corrupt_pm, s->sync_fail_pm, s->torn_pm, s->writebehind_pm);
+        s->corrupt_pm, s->sync_fail_pm, s->torn_pm, s->writebehind_pm, s->payload_window);
     for (int i = 1; i <= s->o.nodes; i++) {
         s->nodes[i].id = i;
         s->nodes[i].tick_period = s->o.faults ? 7 + sim_rand_int(s, 7) : 10;
@@ -481,7 +492,8 @@ static bool converged(sim_t *s)
 }
 
 /* One seed: the fault phase, then healing until every acknowledged proposal is everywhere. */
-static bool run(const sim_opts_t *o, uint64_t *applied, uint64_t *snaps, sim_wal_stats_t *wal, uint64_t *qf)
+static bool run(const sim_opts_t *o, uint64_t *applied, uint64_t *snaps, sim_wal_stats_t *wal, uint64_t *qf,
+                uint64_t *reads)
 {
     sim_t *s = calloc(1, sizeof(*s));
     bool ok;
@@ -510,6 +522,7 @@ static bool run(const sim_opts_t *o, uint64_t *applied, uint64_t *snaps, sim_wal
         print_failure(s);
     ok = !s->failed;
     *applied += s->applied_total;
+    *reads += s->read_backs;
     for (int i = 0; i < 3; i++)
         snaps[i] += s->snap_stats[i];
     for (int i = 1; i <= o->nodes; i++)
@@ -530,7 +543,7 @@ static int usage(void)
     fprintf(stderr, "usage: warren-sim [--seed N] [--count N] [--nodes 3|5|7|0=by seed] [--groups N]\n"
                     "                  [--steps N] [--heal-steps N] [--proposals N] [--payload N]\n"
                     "                  [--tail K] [--trace] [--no-faults] [--disk wal|toy]\n"
-                    "                  [--sm hash|topo|qfifo]\n");
+                    "                  [--sm hash|topo|qfifo] [--payload-window N]\n");
     return 2;
 }
 
@@ -565,6 +578,8 @@ static bool parse(int argc, char **argv, sim_opts_t *o, uint64_t *count)
             o->proposals = atoi(v);
         else if (strcmp(a, "--payload") == 0)
             o->payload = atoi(v);
+        else if (strcmp(a, "--payload-window") == 0)
+            o->payload_window = atoi(v);
         else if (strcmp(a, "--tail") == 0)
             o->trace_tail = atoi(v);
         else if (strcmp(a, "--disk") == 0 && (strcmp(v, "wal") == 0 || strcmp(v, "toy") == 0))
@@ -578,7 +593,7 @@ static bool parse(int argc, char **argv, sim_opts_t *o, uint64_t *count)
         }
     }
     return o->nodes >= 0 && o->nodes <= SIM_MAX_NODES && o->groups > 0 && o->steps > 0 && o->payload >= 8 &&
-           o->payload <= 256 && o->trace_tail >= 0 && o->trace_tail <= TAIL_MAX;
+           o->payload <= 256 && o->trace_tail >= 0 && o->trace_tail <= TAIL_MAX && o->payload_window >= -1;
 }
 
 int main(int argc, char **argv)
@@ -591,8 +606,9 @@ int main(int argc, char **argv)
                     .proposals = 100,
                     .payload = 16,
                     .trace_tail = 60,
-                    .wal = true};
-    uint64_t count = 1, failed = 0, applied = 0, snaps[3] = {0, 0, 0}, qf[SIM_QF_STATS] = {0};
+                    .wal = true,
+                    .payload_window = -1};
+    uint64_t count = 1, failed = 0, applied = 0, snaps[3] = {0, 0, 0}, qf[SIM_QF_STATS] = {0}, reads = 0;
     sim_wal_stats_t wal = {0};
     int nodes;
 
@@ -603,7 +619,7 @@ int main(int argc, char **argv)
         sim_opts_t run_o = o;
         run_o.seed = o.seed + i;
         run_o.nodes = nodes != 0 ? nodes : 3 + 2 * (int)(run_o.seed % 3);
-        if (!run(&run_o, &applied, snaps, &wal, qf)) {
+        if (!run(&run_o, &applied, snaps, &wal, qf, &reads)) {
             failed++;
             break;
         }
@@ -611,6 +627,7 @@ int main(int argc, char **argv)
     printf("warren-sim: %llu seed(s) from %llu, %llu failed, %llu entries applied\n",
            (unsigned long long)count, (unsigned long long)o.seed, (unsigned long long)failed,
            (unsigned long long)applied);
+    printf("payloads read back from the stored log (to send or apply): %llu\n", (unsigned long long)reads);
     printf("snapshots: %llu taken, %llu installed by followers, %llu found damaged at restart\n",
            (unsigned long long)snaps[0], (unsigned long long)snaps[1], (unsigned long long)snaps[2]);
     if (o.wal)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "cluster/raft.h"
+#include "core/buf.h"
 #include "core/status.h"
 #include "tests/sim/sim_disk.h"
 #include "tests/sim/sim_snap.h"
@@ -35,6 +36,8 @@ typedef struct {
     bool wal;       /* the real node-wide WAL on a simdisk (sim_wal.c), else the toy sim_disk.c */
     bool topo;      /* proposals are definition records applied to topo_state.c (sim_topo.c) */
     bool qfifo;     /* proposals are quorum-queue commands applied to cluster/qfifo.c (sim_qfifo.c) */
+
+    int payload_window; /* the cores' cfg.payload_window; -1: drawn from the seed */
 } sim_opts_t;
 
 /* A message in flight (entries deep-copied). */
@@ -114,6 +117,8 @@ typedef struct {
     int snap_pm, chunk, trailing, corrupt_pm; /* snapshots taken, chunk bytes, entries kept, chunks damaged */
     int voters0; /* the first voters: nodes 1..voters0; the others may join later */
     unsigned max_batch, max_inflight;
+    unsigned payload_window; /* payloads the cores drop are read back from the node's disk */
+    uint64_t read_backs;     /* entries whose payload was read back to send or apply */
     bool heal;
     sim_proposal_t *props;
     size_t n_props, cap_props;
@@ -198,7 +203,14 @@ void sim_node_free(const sim_t *s, sim_node_t *n);
 /* The core's config for member id of group (limits from the run's profile). */
 wr_raft_config_t sim_node_config(const sim_t *s, int id, int group);
 
-/* Copies n entries (payloads too); the caller frees with sim_entries_free. */
+/*
+ * The payload of entry e of member g on node n: its own, or, when the core
+ * dropped it (data NULL), read back from the node's disk into b. A payload the
+ * disk does not hold fails the run (b then holds zeros).
+ */
+const uint8_t *sim_member_payload(sim_t *s, sim_node_t *n, int g, const wr_raft_entry_t *e, wr_buf_t *b);
+
+/* Copies n entries (payloads too; a dropped one stays NULL); the caller frees with sim_entries_free. */
 wr_raft_entry_t *sim_entries_dup(const wr_raft_entry_t *e, size_t n);
 void sim_entries_free(wr_raft_entry_t *e, size_t n);
 

@@ -297,22 +297,26 @@ static void check_matching(sim_t *s, int node, int g, const wr_raft_t *r, watch_
                            const wr_raft_status_t *st)
 {
     uint64_t from = w->check_from < st->last_index + 1 ? w->check_from : st->last_index + 1;
+    wr_buf_t b = WR_BUF_INIT;
 
-    /* Entries behind the snapshot are gone from memory: the install check covers them. */
+    /* Entries behind the snapshot are gone from memory: the install check covers them. A payload
+     * the core dropped is read back from the node's disk, as its driver would. */
     for (uint64_t i = from > st->first_index ? from : st->first_index; i <= st->last_index; i++) {
-        const wr_raft_entry_t *e = wr_raft_entry(r, i);
+        wr_raft_entry_t e = *wr_raft_entry(r, i);
         uint64_t prev = wr_raft_term(r, i - 1);
         bool fresh;
-        slot_t *sl = tab_get(s->check, g, i, e->term, &fresh);
+        slot_t *sl = tab_get(s->check, g, i, e.term, &fresh);
+        e.data = (uint8_t *)sim_member_payload(s, &s->nodes[node], g, &e, &b);
         if (fresh) {
             sl->prev_term = prev;
-            sl->hash = entry_hash(e);
-        } else if (sl->prev_term != prev || sl->hash != entry_hash(e)) {
+            sl->hash = entry_hash(&e);
+        } else if (sl->prev_term != prev || sl->hash != entry_hash(&e)) {
             sim_fail(s, "log matching: n%d g%d entry %llu/%llu differs from another log", node, g,
-                     (unsigned long long)e->term, (unsigned long long)i);
-            return;
+                     (unsigned long long)e.term, (unsigned long long)i);
+            break;
         }
     }
+    wr_buf_free(&b);
     w->check_from = st->commit + 1;
 }
 

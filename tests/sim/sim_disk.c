@@ -251,6 +251,19 @@ wr_raft_hard_state_t sim_disk_durable_hs(const sim_disk_t *d)
     return (wr_raft_hard_state_t){0, 0, 0, 0};
 }
 
+bool sim_disk_payload(const sim_disk_t *d, const wr_raft_entry_t *e, wr_buf_t *out)
+{
+    const sim_rec_t *r =
+        e->index > d->base && e->index <= d->base + d->n ? &d->log[e->index - d->base - 1] : NULL;
+
+    wr_buf_reset(out);
+    if (r == NULL || r->crc != entry_crc(&r->e) || r->e.term != e->term || r->e.len != e->len ||
+        r->e.type != e->type)
+        return false;
+    wr_buf_put(out, r->e.data, r->e.len);
+    return wr_buf_ok(out);
+}
+
 uint64_t sim_disk_term(sim_disk_t *d, uint64_t index)
 {
     if (index == d->base)

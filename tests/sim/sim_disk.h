@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cluster/raft.h"
+#include "core/buf.h"
 
 typedef struct {
     wr_raft_entry_t e;
@@ -82,6 +83,9 @@ uint64_t sim_disk_valid(sim_disk_t *d);
 
 /* The term of durable record index (0 when absent or past a bad record). */
 uint64_t sim_disk_term(sim_disk_t *d, uint64_t index);
+
+/* Reads back the payload of e into out (reset first): false unless the durable log holds exactly e. */
+bool sim_disk_payload(const sim_disk_t *d, const wr_raft_entry_t *e, wr_buf_t *out);
 
 /* The durable hard state (for the checker). */
 wr_raft_hard_state_t sim_disk_durable_hs(const sim_disk_t *d);

@@ -19,6 +19,7 @@ wr_raft_config_t sim_node_config(const sim_t *s, int id, int group)
     c.max_inflight = s->max_inflight;
     c.max_batch = s->max_batch;
     c.snapshot_trailing = (unsigned)s->trailing;
+    c.payload_window = s->payload_window;
     c.seed = s->o.seed * 1000003u + (uint64_t)group;
     return c;
 }
@@ -31,12 +32,12 @@ wr_raft_entry_t *sim_entries_dup(const wr_raft_entry_t *e, size_t n)
         abort();
     for (size_t i = 0; i < n; i++) {
         out[i] = e[i];
-        out[i].data = e[i].len ? malloc(e[i].len) : NULL;
-        if (e[i].len) {
-            if (out[i].data == NULL)
-                abort();
-            memcpy(out[i].data, e[i].data, e[i].len);
-        }
+        out[i].data = NULL;
+        if (e[i].len == 0 || e[i].data == NULL)
+            continue;
+        if ((out[i].data = malloc(e[i].len)) == NULL)
+            abort();
+        memcpy(out[i].data, e[i].data, e[i].len);
     }
     return out;
 }
@@ -46,6 +47,57 @@ void sim_entries_free(wr_raft_entry_t *e, size_t n)
     for (size_t i = 0; i < n; i++)
         free(e[i].data);
     free(e);
+}
+
+const uint8_t *sim_member_payload(sim_t *s, sim_node_t *n, int g, const wr_raft_entry_t *e, wr_buf_t *b)
+{
+    bool ok;
+
+    if (e->data != NULL || e->len == 0)
+        return e->data;
+    ok = n->wal != NULL ? sim_wal_payload(n->wal, g, e, b) : sim_disk_payload(&n->g[g].disk, e, b);
+    if (!ok) {
+        sim_fail(s, "read-back: n%d g%d entry %llu/%llu, whose payload the core dropped, is not on its disk",
+                 n->id, g, (unsigned long long)e->term, (unsigned long long)e->index);
+        wr_buf_reset(b);
+        for (uint32_t i = 0; i < e->len; i++)
+            wr_buf_put_u8(b, 0);
+        if (!wr_buf_ok(b))
+            abort();
+    }
+    return b->data;
+}
+
+/* Copies of e[0..count) with every payload, those the core dropped read back from the disk. */
+static wr_raft_entry_t *entries_filled(sim_t *s, sim_node_t *n, int g, const wr_raft_entry_t *e, size_t count)
+{
+    wr_raft_entry_t *out = sim_entries_dup(e, count);
+    wr_buf_t b = WR_BUF_INIT;
+
+    for (size_t i = 0; i < count; i++) {
+        if (out[i].data != NULL || out[i].len == 0)
+            continue;
+        const uint8_t *p = sim_member_payload(s, n, g, &out[i], &b);
+        if ((out[i].data = malloc(out[i].len)) == NULL)
+            abort();
+        memcpy(out[i].data, p, out[i].len);
+        s->read_backs++;
+    }
+    wr_buf_free(&b);
+    return out;
+}
+
+/* With a payload window the core restarts without payloads, as the broker's driver gives it (the WAL's
+ * entries are copies; the toy disk's stay the disk's). */
+static void strip_payloads(const sim_t *s, sim_node_t *n, wr_raft_entry_t *e, size_t count)
+{
+    for (size_t i = 0; s->payload_window > 0 && i < count; i++) {
+        if (e[i].type != WR_RAFT_ENTRY_NORMAL)
+            continue;
+        if (n->wal != NULL)
+            free(e[i].data);
+        e[i].data = NULL;
+    }
 }
 
 /* The last durable index: of the log, or of the snapshot when the log holds nothing past it. */
@@ -171,6 +223,7 @@ static void member_start(sim_t *s, sim_node_t *n, int g)
         toy_mark_damaged(n, g);
     stored_log_after(n, g, &meta);
     e = member_load(n, g, &hs, &count, &damaged);
+    strip_payloads(s, n, e, count);
     cfg.log_damaged |= damaged;
     m->raft = wr_raft_restore(&cfg, &hs, &meta, e, count);
     if (m->raft == NULL)
@@ -372,21 +425,48 @@ static void persist(sim_t *s, sim_node_t *n, int g, const wr_raft_ready_t *rd)
     }
 }
 
-/* A SNAP message leaves with the chunk it names attached, or not at all. */
+static bool lacks_payloads(const wr_raft_msg_t *m)
+{
+    for (size_t i = 0; i < m->n_entries; i++)
+        if (m->entries[i].data == NULL && m->entries[i].len > 0)
+            return true;
+    return false;
+}
+
+/* A SNAP message leaves with the chunk it names attached, or not at all; entries with every payload. */
 static void send(sim_t *s, sim_node_t *n, int g, const wr_raft_msg_t *m)
 {
+    wr_raft_entry_t *copy = NULL;
     wr_raft_msg_t c = *m;
 
     if (m->type == WR_RAFT_MSG_SNAP && !sim_snap_fill(s, &n->g[g], &c))
         return;
+    if (m->type == WR_RAFT_MSG_APP && lacks_payloads(m))
+        c.entries = copy = entries_filled(s, n, g, m->entries, m->n_entries);
     sim_net_send(s, (uint32_t)g, &c);
+    if (copy != NULL)
+        sim_entries_free(copy, m->n_entries);
+}
+
+/* Step 4: a committed entry applied, its payload read back if the core dropped it. */
+static void apply_one(sim_t *s, sim_node_t *n, int g, const wr_raft_entry_t *committed, wr_buf_t *b)
+{
+    wr_raft_entry_t e = *committed;
+
+    if (e.data == NULL && e.len > 0) {
+        e.data = (uint8_t *)sim_member_payload(s, n, g, &e, b);
+        s->read_backs++;
+    }
+    sim_check_applied(s, n->id, g, &e);
+    sim_sm_apply(s, n, g, &e);
+    ack_clients(s, n, g, &e);
 }
 
 static void drive_member(sim_t *s, sim_node_t *n, int g)
 {
     sim_member_t *m = &n->g[g];
+    wr_buf_t b = WR_BUF_INIT;
     wr_raft_ready_t rd;
-
     bool want = false;
 
     sim_snap_notify(n, g);
@@ -398,11 +478,8 @@ static void drive_member(sim_t *s, sim_node_t *n, int g)
             send(s, n, g, &rd.msgs[i]);
         for (size_t i = 0; i < rd.n_msgs_after_sync; i++)
             hold(n, (uint32_t)g, &rd.msgs_after_sync[i]);
-        for (size_t i = 0; i < rd.n_committed; i++) {
-            sim_check_applied(s, n->id, g, &rd.committed[i]);
-            sim_sm_apply(s, n, g, &rd.committed[i]);
-            ack_clients(s, n, g, &rd.committed[i]);
-        }
+        for (size_t i = 0; i < rd.n_committed; i++)
+            apply_one(s, n, g, &rd.committed[i], &b);
         want |= rd.snapshot_wanted;
         wr_raft_advance(m->raft);
         sim_snap_notify(n, g);
@@ -412,6 +489,7 @@ static void drive_member(sim_t *s, sim_node_t *n, int g)
             sim_snap_take(s, n, g);
         }
     }
+    wr_buf_free(&b);
 }
 
 void sim_node_drive(sim_t *s, sim_node_t *n)

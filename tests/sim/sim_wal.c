@@ -177,6 +177,19 @@ void sim_wal_load(sim_wal_t *w, int g, wr_raft_hard_state_t *hs, wr_raft_entry_t
     *damaged = s->damaged;
 }
 
+bool sim_wal_payload(sim_wal_t *w, int g, const wr_raft_entry_t *e, wr_buf_t *out)
+{
+    uint64_t term = 0;
+
+    wr_buf_reset(out);
+    if (wr_wal_read(w->wal, (uint64_t)g + 1, e->index, &term, out) != WR_OK || term != e->term ||
+        out->len != (size_t)e->len + 1 || out->data[0] != e->type)
+        return false;
+    memmove(out->data, out->data + 1, e->len);
+    out->len = e->len;
+    return true;
+}
+
 void sim_wal_base(const sim_wal_t *w, int g, uint64_t *index, uint64_t *term)
 {
     *index = w->g[g].floor;

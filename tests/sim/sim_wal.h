@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "cluster/raft.h"
+#include "core/buf.h"
 #include "tests/sim/simdisk.h"
 
 typedef struct sim_wal_s sim_wal_t;
@@ -43,6 +44,9 @@ void sim_wal_load(sim_wal_t *w, int g, wr_raft_hard_state_t *hs, wr_raft_entry_t
 
 /* Queues an append (the stored log is cut at e[0].index first); a refusal fails the WAL. */
 void sim_wal_append(sim_wal_t *w, int g, const wr_raft_entry_t *e, size_t n);
+
+/* Reads back the payload of e (group g) into out (reset first): false unless the WAL holds exactly e. */
+bool sim_wal_payload(sim_wal_t *w, int g, const wr_raft_entry_t *e, wr_buf_t *out);
 
 /* Queues a snapshot marker (wr_wal_snapshot) for group g; a refusal fails the WAL. */
 void sim_wal_snapshot(sim_wal_t *w, int g, uint64_t index, uint64_t term);

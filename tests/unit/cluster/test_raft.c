@@ -339,6 +339,114 @@ static const wr_raft_msg_t *only_msg(const wr_raft_ready_t *rd, uint8_t t, uint3
     return &rd->msgs[0];
 }
 
+/* ---- payloads the driver can read back leave memory ---- */
+
+/* A leader (member 1 of 1, 2, 3, window 2) with "a".."e" at 2..6, durable and acknowledged by n2 only. */
+static wr_raft_t *leader_with_payloads(void)
+{
+    wr_raft_config_t cfg = {.id = 1,
+                            .peers = {1, 2, 3},
+                            .n_peers = 3,
+                            .election_ticks = 10,
+                            .heartbeat_ticks = 2,
+                            .max_inflight = 4,
+                            .max_batch = 16,
+                            .payload_window = 2};
+    wr_raft_msg_t pre = {.type = WR_RAFT_MSG_PREVOTE_RESP, .from = 2, .to = 1, .term = 1};
+    wr_raft_msg_t vote = {.type = WR_RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = 1};
+    wr_raft_msg_t ack = {.type = WR_RAFT_MSG_APP_RESP, .from = 2, .to = 1, .term = 1, .index = 6};
+    wr_raft_t *r = wr_raft_new(&cfg, NULL, NULL, 0);
+    wr_raft_status_t st;
+    uint64_t term, index;
+
+    ck_assert_ptr_nonnull(r);
+    for (int i = 0; i < 40; i++)
+        ck_assert_int_eq(wr_raft_tick(r), WR_OK);
+    settle(r);
+    ck_assert_int_eq(wr_raft_step(r, &pre), WR_OK);
+    settle(r);
+    ck_assert_int_eq(wr_raft_step(r, &vote), WR_OK);
+    settle(r);
+    for (char c = 'a'; c <= 'e'; c++)
+        ck_assert_int_eq(wr_raft_propose(r, &c, 1, &term, &index), WR_OK);
+    settle(r);
+    ck_assert_int_eq(wr_raft_step(r, &ack), WR_OK);
+    settle(r);
+    wr_raft_status(r, &st);
+    ck_assert_uint_eq(st.commit, 6);
+    return r;
+}
+
+START_TEST(payloads_dropped_once_read_back_possible)
+{
+    wr_raft_t *r = leader_with_payloads();
+    wr_raft_msg_t lag = {.type = WR_RAFT_MSG_APP_RESP,
+                         .from = 3,
+                         .to = 1,
+                         .term = 1,
+                         .index = 0,
+                         .reject = true,
+                         .hint_index = 1};
+    wr_raft_msg_t ack3 = {.type = WR_RAFT_MSG_APP_RESP, .from = 3, .to = 1, .term = 1, .index = 6};
+    wr_raft_ready_t rd;
+    const wr_raft_msg_t *m;
+
+    /* n3 lacks everything: only the window's last two payloads stay for it; the older ones it gets
+     * from the driver's stored log. */
+    for (uint64_t i = 2; i <= 6; i++) {
+        const wr_raft_entry_t *e = wr_raft_entry(r, i);
+        ck_assert_uint_eq(e->len, 1);
+        if (i <= 4) {
+            ck_assert_ptr_null(e->data);
+            continue;
+        }
+        ck_assert_ptr_nonnull(e->data);
+        ck_assert_int_eq(e->data[0], 'a' + (int)i - 2);
+    }
+    rd = step_ready(r, &lag);
+    m = only_msg(&rd, WR_RAFT_MSG_APP, 3);
+    ck_assert_uint_eq(m->index, 0);
+    ck_assert_uint_eq(m->n_entries, 6);
+    ck_assert_ptr_null(m->entries[1].data); /* "a": the driver reads it back */
+    ck_assert_uint_eq(m->entries[1].len, 1);
+    ck_assert_ptr_nonnull(m->entries[5].data);
+    ck_assert_int_eq(m->entries[5].data[0], 'e');
+    wr_raft_advance(r);
+    /* Every member has it all: nothing stays after the next ready (a heartbeat's at the latest). */
+    ck_assert_int_eq(wr_raft_step(r, &ack3), WR_OK);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(wr_raft_tick(r), WR_OK);
+    settle(r);
+    ck_assert_ptr_null(wr_raft_entry(r, 6)->data);
+    wr_raft_free(r);
+}
+END_TEST
+
+START_TEST(restored_without_payloads)
+{
+    wr_raft_config_t cfg = {.id = 2,
+                            .peers = {1, 2, 3},
+                            .n_peers = 3,
+                            .election_ticks = 10,
+                            .heartbeat_ticks = 2,
+                            .max_inflight = 4,
+                            .max_batch = 16,
+                            .payload_window = 8};
+    wr_raft_entry_t e[2] = {{1, 1, NULL, 0, WR_RAFT_ENTRY_NOOP}, {1, 2, NULL, 3, WR_RAFT_ENTRY_NORMAL}};
+    wr_raft_hard_state_t hs = {.term = 1, .commit = 2};
+    wr_raft_t *r = wr_raft_new(&cfg, &hs, e, 2);
+    wr_raft_ready_t rd;
+
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(wr_raft_ready(r, &rd), WR_OK);
+    ck_assert_uint_eq(rd.n_committed, 2);
+    ck_assert_ptr_null(rd.committed[1].data);
+    ck_assert_uint_eq(rd.committed[1].len, 3);
+    wr_raft_advance(r);
+    wr_raft_free(r);
+}
+END_TEST
+
 START_TEST(snap_chunks_install)
 {
     wr_raft_t *r = follower_with(NULL, 0, 2);
@@ -587,6 +695,8 @@ int main(void)
     tcase_add_test(tc, damage_raises_an_older_abstain);
     tcase_add_test(tc, damaged_log_heartbeat_commit);
     tcase_add_test(tc, stale_appends_dropped_after_truncation);
+    tcase_add_test(tc, payloads_dropped_once_read_back_possible);
+    tcase_add_test(tc, restored_without_payloads);
     tcase_add_test(tc, snap_chunks_install);
     tcase_add_test(tc, snap_stale_term_chunk);
     tcase_add_test(tc, snap_out_of_order_offset);

@@ -527,6 +527,8 @@ START_TEST(restart_recovers_from_snapshot_and_wal)
     int l, f, ref, want[2];
     char s[32];
     wr_rgroup_status_t st;
+    wr_buf_t b = WR_BUF_INIT;
+    const uint8_t *p;
 
     cl_init(&c, 5, 0);
     for (int i = 0; i < N; i++)
@@ -549,6 +551,12 @@ START_TEST(restart_recovers_from_snapshot_and_wal)
     wr_rgroup_status(c.n[f].g, &st);
     ck_assert_int_eq(c.n[f].toy.loads, 1); /* its own snapshot */
     ck_assert_uint_gt(st.snapshot_index, 0);
+    /* The state machine's bytes of the snapshot served read back: the toy's first field is its index. */
+    ck_assert_int_eq(wr_rgroup_snap_read(c.n[f].g, 0, 8, &b), WR_OK);
+    p = b.data;
+    ck_assert_uint_eq(rd(&p, 8), st.snapshot_index);
+    ck_assert_int_eq(wr_rgroup_snap_read(c.n[f].g, 1, 1 << 20, &b), WR_ENOENT);
+    wr_buf_free(&b);
     ck_assert_uint_eq(c.n[f].toy.n, 12); /* then the committed entries of its WAL */
     ck_assert_str_eq(c.n[f].toy.s[11], "e11");
     ref = l;
@@ -584,6 +592,54 @@ START_TEST(far_behind_installs_a_snapshot)
     /* It goes on from there. */
     commit(&c, l, "after");
     run_until(&c, same_as, &ref, 10, "the entry after the snapshot");
+    cl_free(&c);
+}
+END_TEST
+
+/*
+ * A member behind by more than the leader's payload window is served from the
+ * leader's WAL (the core holds no payload it can read back), and a restarted
+ * member applies its log at open from the WAL too: the same strings everywhere.
+ */
+START_TEST(far_behind_served_from_the_wal)
+{
+    wr_buf_t b = WR_BUF_INIT;
+    wr_rgroup_status_t st;
+    cl_t c;
+    int l, f, ref;
+    char s[32];
+
+    cl_init(&c, 0, 0);
+    for (int i = 0; i < N; i++)
+        node_start(&c, i);
+    l = wait_leader(&c);
+    f = (l + 1) % N;
+    node_stop(&c, f);
+    for (int k = 0; k < 100; k++) {
+        snprintf(s, sizeof(s), "entry-%d", k);
+        commit(&c, l, s);
+    }
+    node_start(&c, f);
+    ref = l;
+    run_until(&c, same_as, &ref, 10, "the member catching up from the leader's WAL");
+    ck_assert_uint_eq(c.n[f].toy.n, 100);
+    ck_assert_str_eq(c.n[f].toy.s[99], "entry-99");
+    wr_rgroup_status(c.n[l].g, &st);
+    ck_assert_uint_ge(st.read_backs, 100 - 64);
+    ck_assert_int_eq(c.n[f].toy.loads, 0); /* from the log, not a snapshot */
+    node_stop(&c, l);
+    node_start(&c, l);
+    wr_rgroup_status(c.n[l].g, &st);
+    ck_assert_uint_eq(c.n[l].toy.n, 100); /* applied at open, each payload read back */
+    ck_assert_uint_ge(st.read_backs, 100);
+    ck_assert_str_eq(c.n[l].toy.s[0], "entry-0");
+    /* What the state machine applied reads back by index; nothing past the log. */
+    ck_assert_int_eq(wr_rgroup_read(c.n[l].g, c.n[l].toy.last, &b), WR_OK);
+    ck_assert_uint_eq(b.len, 8);
+    ck_assert_int_eq(memcmp(b.data, "entry-99", 8), 0);
+    ck_assert_int_eq(wr_rgroup_read(c.n[l].g, st.last_index + 100, &b), WR_ENOENT);
+    wr_buf_free(&b);
+    run_until(&c, same_as, &ref, 10, "the same strings after the restart");
     cl_free(&c);
 }
 END_TEST
@@ -928,6 +984,7 @@ int main(void)
     tcase_add_test(tc, no_quorum_times_out_then_has_no_leader);
     tcase_add_test(tc, restart_recovers_from_snapshot_and_wal);
     tcase_add_test(tc, far_behind_installs_a_snapshot);
+    tcase_add_test(tc, far_behind_served_from_the_wal);
     tcase_add_test(tc, corrupt_snapshot_is_refetched);
     tcase_add_test(tc, votes_wait_for_the_disk);
     tcase_add_test(tc, add_then_remove_a_member);

@@ -159,7 +159,9 @@ static void live_quorum_create(const wr_meta_t *m, wr_vhost_t *vh, wr_bytes_t na
         wr_queue_unref(q);
         wr_log_error("vhost '%s': out of memory making quorum queue '%.*s'", wr_vhost_name(vh), (int)name.len,
                      (const char *)name.data);
+        return;
     }
+    wr_meta_quorum_sync(m, q, e);
 }
 
 static void live_queue_create(const wr_meta_t *m, wr_vhost_t *vh, const json_t *e)
@@ -662,7 +664,7 @@ void wr_meta_apply_cmd(wr_meta_t *m, uint64_t index, const json_t *cmd, wr_meta_
             json_object_del(wr_meta_topology(m), a.vname);
         return;
     }
-    if (wr_meta_defs_apply(m, a.op, cmd, res))
+    if (wr_meta_defs_apply(m, a.op, cmd, res) || wr_meta_quorum_apply(m, a.op, cmd, res))
         return;
     wr_amqp_error_set(&res->err, WR_AMQP_INTERNAL_ERROR, 0, "malformed metadata command: unknown op '%.255s'",
                       a.op);
@@ -762,6 +764,28 @@ static void reconcile_vhost(wr_meta_t *m, wr_vhost_t *vh, const json_t *v)
     json_object_foreach((json_t *)json_object_get(v, "bindings"), k, e)
     {
         live_binding(vh, e, true);
+    }
+    wr_meta_quorum_reconcile(m, vh, v);
+}
+
+void wr_meta_queue_renew(const wr_meta_t *m, wr_vhost_t *vh, const json_t *v, const json_t *e)
+{
+    const json_t *name = json_object_get(e, "name");
+    uint8_t nbuf[WR_META_NAME_MAX];
+    wr_bytes_t raw;
+    wr_queue_t *q;
+    const char *k;
+    json_t *b;
+
+    if (!wr_meta_name_decode(name, &raw, nbuf))
+        return;
+    if ((q = wr_vhost_queue(vh, raw)) != NULL)
+        wr_vhost_queue_delete(vh, q);
+    live_queue_create(m, vh, e);
+    json_object_foreach((json_t *)json_object_get(v, "bindings"), k, b)
+    {
+        if (to_queue(b, name))
+            live_binding(vh, b, true);
     }
 }
 

@@ -1098,6 +1098,53 @@ static int cmd_cluster_forget(const wr_ctl_t *c, const command_t *cmd, args_t *a
     return change(c, "DELETE", api_path("cluster", "members", a->pos[0], NULL), NULL, NULL, done);
 }
 
+/* ---------------------------------------------------------------- quorum queues */
+
+static const wr_column_t quorum_cols[] = {{"node", "Node Name"},
+                                          {"state", "Raft State"},
+                                          {"membership", "Membership"},
+                                          {"last_index", "Last Log Index"},
+                                          {"commit", "Commit Index"},
+                                          {"applied", "Last Applied"},
+                                          {"snapshot", "Snapshot Index"},
+                                          {"term", "Term"},
+                                          {"elections", "Elections"},
+                                          {"match", "Match Index"},
+                                          {"lag", "Lag"}};
+
+/* "/api/queues/quorum/VHOST/QUEUE/TAIL" for --vhost (default /). */
+static char *quorum_path(const wr_ctl_t *c, const char *queue, const char *tail)
+{
+    char *v = vhost_seg(c), *q = wr_http_escape(queue), *out = NULL;
+
+    if (v && q && asprintf(&out, "/api/queues/quorum/%s/%s/%s", v, q, tail) < 0)
+        out = NULL;
+    free(v);
+    free(q);
+    return out;
+}
+
+static int cmd_quorum_status(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    json_t *rows;
+    int rc;
+
+    if (call(c, "GET", quorum_path(c, a->pos[0], "status"), NULL, NULL, &rows) != 0)
+        return WR_CTL_FAILED;
+    rc = print_rows(c, rows, COLS(quorum_cols), "Node Name");
+    json_decref(rows);
+    return rc;
+}
+
+static int cmd_transfer_leadership(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[600];
+
+    snprintf(done, sizeof(done), "leadership of %s goes to %s", a->pos[0], a->pos[1]);
+    return change(c, "POST", quorum_path(c, a->pos[0], "leader/transfer"),
+                  json_pack("{s:s}", "node", a->pos[1]), NULL, done);
+}
+
 /* ---------------------------------------------------------------- the table */
 
 #define LIST(what, per_vhost, name_path, cols, help)                                                         \
@@ -1208,6 +1255,15 @@ static const command_t commands[] = {
     {"cluster forget", "", 1, 1, "NODE",
      "Removes NODE, which must be stopped (a dead node), from the cluster, through the node asked.",
      cmd_cluster_forget, NULL},
+    {"queues quorum_status", "", 1, 1, "QUEUE",
+     "Shows each member of quorum queue QUEUE (in --vhost, default /) as the node asked knows it: Raft "
+     "state, membership, its own log, commit and applied index, snapshot, term and elections; on the "
+     "leader, each member's acknowledged index and lag.",
+     cmd_quorum_status, NULL},
+    {"queues transfer_leadership", "", 2, 2, "QUEUE NODE",
+     "Hands the leadership of quorum queue QUEUE (in --vhost, default /) to its member NODE, which becomes "
+     "the member the leader belongs on (warren's own: rabbitmq-queues has no such command).",
+     cmd_transfer_leadership, NULL},
     {"alarms", "", 0, 0, "",
      "Health check: exits 0 when no resource alarm is in effect. Otherwise it exits 1 naming the alarms "
      "(memory, disk space) on one line.",
@@ -1332,7 +1388,8 @@ static const command_t *lookup(int argc, char **argv, int *used)
  * to lists and get, --filter to lists, CSV and TSV to overview too. */
 static int check_view(const wr_ctl_t *ctl, const command_t *cmd)
 {
-    bool rows = cmd->fn == cmd_list || cmd->fn == cmd_get || cmd->fn == cmd_cluster_status;
+    bool rows = cmd->fn == cmd_list || cmd->fn == cmd_get || cmd->fn == cmd_cluster_status ||
+                cmd->fn == cmd_quorum_status;
     const char *opt =
         !rows && ctl->view.columns       ? "--columns"
         : !rows && ctl->view.sort        ? "--sort"

@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Quorum queue operations over the management API (mgmt_quorum.h). Every
+ * change is a command of the metadata group about the queue's record
+ * (broker/cluster/meta_quorum.h); the queue's Raft group follows it, its
+ * leader making the membership change and handing leadership to the first
+ * member. RabbitMQ's refusals: 404 for an unknown queue, 503 with its reason
+ * atom (classic_queue_not_supported, node_not_running, last_node, timeout).
+ */
+#include "broker/mgmt/mgmt_quorum.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/cluster/link.h"
+#include "broker/cluster/meta_quorum.h"
+#include "broker/cluster/quorum.h"
+#include "broker/mgmt/mgmt_meta.h"
+#include "core/status.h"
+
+static const char *self_name(const wr_mgmt_req_t *r)
+{
+    return r->env->cfg->cluster->node;
+}
+
+static bool running(const wr_mgmt_req_t *r, const char *node)
+{
+    return strcmp(node, self_name(r)) == 0 || wr_peer_up(r->env->peers, node);
+}
+
+static bool admin(wr_mgmt_req_t *r)
+{
+    if (wr_mgmt_has_tag(r->account, "administrator"))
+        return true;
+    wr_mgmt_error(r, 401, "not_authorised", "Not administrator user");
+    return false;
+}
+
+static void unavailable(wr_mgmt_req_t *r, const char *why)
+{
+    wr_mgmt_error(r, 503, "service_unavailable", "%s", why);
+}
+
+/* The record of the queue at seg[2] (vhost), seg[3] (name); false after replying. */
+static bool record(wr_mgmt_req_t *r, wr_meta_qq_t *qq)
+{
+    wr_vhost_t *vh = wr_mgmt_vhost(r, 2);
+    wr_meta_t *m = wr_mgmt_meta(r);
+
+    if (vh == NULL)
+        return false;
+    if (m != NULL && wr_meta_quorum_get(m, r->seg[2], wr_bytes_str(r->seg[3]), qq) && qq->n > 0)
+        return true;
+    if (wr_vhost_queue(vh, wr_bytes_str(r->seg[3])) != NULL)
+        unavailable(r, "classic_queue_not_supported");
+    else
+        wr_mgmt_not_found(r);
+    return false;
+}
+
+/* The body's "node" into buf; NULL after replying 400 (RabbitMQ's words). */
+static const char *body_node(wr_mgmt_req_t *r, char *buf, size_t n)
+{
+    json_t *b = wr_mgmt_body(r);
+    const char *node = json_string_value(json_object_get(b, "node"));
+
+    if (b != NULL && node == NULL)
+        wr_mgmt_error(r, 400, "bad_request", "[{key_missing,node}]");
+    else if (node != NULL)
+        snprintf(buf, n, "%s", node);
+    json_decref(b);
+    return node != NULL ? buf : NULL;
+}
+
+static int member_at(const wr_meta_qq_t *qq, const char *node)
+{
+    for (size_t i = 0; i < qq->n; i++)
+        if (strcmp(qq->members[i], node) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- status */
+
+static int status_at(const wr_rgroup_status_t *st, const char *node)
+{
+    for (size_t i = 0; i < st->n_members; i++)
+        if (strcmp(st->members[i], node) == 0)
+            return (int)i;
+    return -1;
+}
+
+static const char *raft_state(const wr_mgmt_req_t *r, const wr_rgroup_status_t *st, const char *node)
+{
+    if (st != NULL && strcmp(node, self_name(r)) == 0)
+        return st->role;
+    if (!running(r, node))
+        return "noproc";
+    if (st == NULL)
+        return "";
+    return st->leader != NULL && strcmp(st->leader, node) == 0 ? "leader" : "follower";
+}
+
+/* This member's own figures, and on the leader each member's acknowledged index and lag. */
+static void figures(const wr_mgmt_req_t *r, json_t *row, const wr_rgroup_status_t *st, const char *node)
+{
+    int at = status_at(st, node);
+
+    if (strcmp(node, self_name(r)) == 0)
+        json_object_update_new(row, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "Last Log Index",
+                                              (json_int_t)st->last_index, "Last Applied",
+                                              (json_int_t)st->applied, "Commit Index", (json_int_t)st->commit,
+                                              "Snapshot Index", (json_int_t)st->snapshot_index, "Term",
+                                              (json_int_t)st->term, "Elections", (json_int_t)st->elections));
+    if (at >= 0 && strcmp(st->role, "leader") == 0)
+        json_object_update_new(row, json_pack("{s:I,s:I}", "Match Index", (json_int_t)st->match[at], "Lag",
+                                              (json_int_t)(st->last_index - st->match[at])));
+}
+
+/* RabbitMQ's row of a member ("" for what this node does not know), with warren's Elections, Match Index,
+ * Lag. */
+static json_t *status_row(const wr_mgmt_req_t *r, const wr_meta_qq_t *qq, size_t i,
+                          const wr_rgroup_status_t *st)
+{
+    const char *node = qq->members[i];
+    int at = st != NULL ? status_at(st, node) : -1;
+    bool voter = at >= 0 ? st->voter[at] : qq->role[i] != WR_QUORUM_JOINING;
+    json_t *row = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "Node Name", node, "Raft State",
+                            raft_state(r, st, node), "Membership", voter ? "voter" : "promotable",
+                            "Last Log Index", "", "Last Applied", "", "Commit Index", "", "Snapshot Index",
+                            "", "Term", "", "Elections", "", "Match Index", "", "Lag", "");
+
+    if (row != NULL && st != NULL)
+        figures(r, row, st, node);
+    return row;
+}
+
+static void status(wr_mgmt_req_t *r)
+{
+    wr_meta_qq_t qq;
+    wr_rgroup_status_t st;
+    wr_vhost_t *vh;
+    wr_queue_t *q;
+    json_t *rows;
+    bool member;
+
+    if (!record(r, &qq))
+        return;
+    vh = wr_map_get(r->env->vhosts, wr_bytes_str(r->seg[2]));
+    q = wr_vhost_queue(vh, qq.name);
+    member = q != NULL && wr_quorum_queue_status(q, &st);
+    rows = json_array();
+    for (size_t i = 0; rows != NULL && i < qq.n; i++)
+        json_array_append_new(rows, status_row(r, &qq, i, member ? &st : NULL));
+    wr_mgmt_reply(r, 200, rows);
+}
+
+/* ---------------------------------------------------------------- changes */
+
+/* POST .../leader/transfer {"node"}: the node goes first in the record; the leader hands over at its next
+ * tick. */
+static void transfer(wr_mgmt_req_t *r)
+{
+    char buf[256];
+    const char *node;
+    wr_meta_qq_t qq;
+    int at;
+
+    if (!admin(r) || !record(r, &qq) || (node = body_node(r, buf, sizeof(buf))) == NULL)
+        return;
+    at = member_at(&qq, node);
+    if (at < 0 || qq.role[at] != WR_QUORUM_VOTER)
+        wr_mgmt_error(r, 400, "bad_request", "node '%s' is not a member of quorum queue '%.*s' in vhost '%s'",
+                      node, (int)qq.name.len, (const char *)qq.name.data, qq.vhost);
+    else if (!running(r, node))
+        unavailable(r, "node_not_running");
+    else
+        wr_mgmt_meta_propose(r, wr_meta_cmd_quorum("quorum.leader", qq.vhost, qq.name, node), 204, NULL);
+}
+
+/* ---------------------------------------------------------------- routing */
+
+/* The paths under /api/queues/quorum: seg[2..] as words (NULL: any). */
+static const struct {
+    const char *seg[4];
+    wr_mgmt_method_t method;
+    const char *allow;
+    void (*fn)(wr_mgmt_req_t *r);
+} routes[] = {
+    {{NULL, NULL, "status", NULL}, WR_MGMT_GET, "GET", status},
+    {{NULL, NULL, "leader", "transfer"}, WR_MGMT_POST, "POST", transfer},
+};
+
+static bool matches(const wr_mgmt_req_t *r, const char *const *seg)
+{
+    size_t n = seg[3] != NULL ? 6 : 5;
+
+    if (r->nseg != n)
+        return false;
+    for (size_t i = 0; i + 2 < n; i++)
+        if (seg[i] != NULL && strcmp(r->seg[i + 2], seg[i]) != 0)
+            return false;
+    return true;
+}
+
+bool wr_mgmt_quorum_route(wr_mgmt_req_t *r)
+{
+    if (r->nseg < 5 || strcmp(r->seg[1], "quorum") != 0)
+        return false;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (!matches(r, routes[i].seg))
+            continue;
+        if (r->method != routes[i].method)
+            wr_mgmt_not_allowed(r, routes[i].allow);
+        else
+            routes[i].fn(r);
+        return true;
+    }
+    return false;
+}

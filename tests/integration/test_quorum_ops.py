@@ -1,0 +1,137 @@
+# SPDX-License-Identifier: MIT
+# Operating quorum queues (docs/QUORUM.md, "Operating quorum queues") on a
+# real 4-node cluster: quorum queues get 3 members, so one node is not a
+# member. Each member's status, leadership handed by hand, members added and
+# removed (the group's Raft membership and the record every node reads),
+# grown and shrunk per node, leaders rebalanced, and a consumer on a node
+# that is not a member surviving the loss of the member it went through;
+# the refusals with RabbitMQ's status codes and reasons; warrenctl's
+# commands for all of it. Every wait is a condition with a deadline.
+# warren only.
+import os
+import subprocess
+
+import pytest
+
+from cluster import DEADLINE, Cluster, attempt
+from helpers import wait_for
+from test_cluster_quorum import declare, drain, publish_confirmed, queue_info
+from test_warrenctl import clean_env, warrenctl_path
+
+NODES = ("n1", "n2", "n3", "n4")
+LONG = 3 * DEADLINE
+
+
+@pytest.fixture
+def cluster4(warrend_binary, tmp_path):
+    c = Cluster(tmp_path, names=NODES)
+    c.start_all()
+    c.wait_all_up()
+    yield c
+    c.stop_all()
+
+
+def api(cluster, node="n1"):
+    return cluster.nodes[node].http()
+
+
+def status(cluster, queue, node="n1"):
+    r = api(cluster, node).get("/api/queues/quorum/%2F/" + queue + "/status")
+    assert r.status == 200, r
+    return {row["Node Name"]: row for row in r.json}
+
+
+def wait_leader(cluster, queue, want, observer="n1"):
+    def led():
+        info = queue_info(cluster.nodes[observer], queue)
+        return info is not None and info.get("leader") == want
+    wait_for(led, LONG, "the leader of %s to be %s" % (queue, want))
+
+
+def error(r, status, err, reason):
+    assert (r.status, r.json) == (status, {"error": err, "reason": reason}), r
+
+
+def ctl(cluster, node, *args):
+    path = warrenctl_path()
+    if not path or not os.path.exists(path):
+        pytest.skip("warrenctl not built (set WARRENCTL or WARREND)")
+    home = cluster.tmp / "ctl-home"
+    home.mkdir(exist_ok=True)
+    p = subprocess.run([path, "--host", "127.0.0.1", "--port", str(cluster.nodes[node].mgmt_port)] + list(args),
+                       capture_output=True, timeout=60, env=clean_env(home))
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+# ---------------------------------------------------------------- status and leadership
+
+
+def test_status_lists_every_member_with_its_figures(cluster4):
+    declare(cluster4, "n1", "qs")
+    wait_leader(cluster4, "qs", "n1")
+    publish_confirmed(cluster4.nodes["n1"], "qs", [b"a", b"b"])
+    rows = status(cluster4, "qs")
+    assert sorted(rows) == ["n1", "n2", "n3"]
+    me = rows["n1"]
+    assert (me["Raft State"], me["Membership"]) == ("leader", "voter")
+    assert me["Commit Index"] >= 3 and me["Last Applied"] <= me["Commit Index"] <= me["Last Log Index"]
+    assert me["Elections"] >= 0 and me["Lag"] == 0 and me["Match Index"] == me["Last Log Index"]
+    for n in ("n2", "n3"):
+        row = rows[n]
+        assert (row["Raft State"], row["Membership"]) == ("follower", "voter"), row
+        assert row["Last Log Index"] == "" and isinstance(row["Lag"], int) and row["Lag"] >= 0, row
+    follower = status(cluster4, "qs", "n2")["n2"]
+    assert follower["Raft State"] == "follower" and follower["Match Index"] == ""
+
+
+def test_status_refusals(cluster4):
+    error(api(cluster4).get("/api/queues/quorum/%2F/nope/status"), 404, "Object Not Found", "Not Found")
+    wait_for(lambda: attempt(cluster4.nodes["n1"], lambda ch: ch.queue_declare("classic", durable=True)) is None,
+             DEADLINE, "the classic queue's declare to commit")
+    error(api(cluster4).get("/api/queues/quorum/%2F/classic/status"), 503, "service_unavailable",
+          "classic_queue_not_supported")
+
+
+def test_transfer_moves_the_leader_and_it_stays(cluster4):
+    declare(cluster4, "n1", "qt")
+    wait_leader(cluster4, "qt", "n1")
+    r = api(cluster4, "n4").post("/api/queues/quorum/%2F/qt/leader/transfer", {"node": "n3"})
+    assert r.status == 204, r
+    wait_leader(cluster4, "qt", "n3")
+    assert queue_info(cluster4.nodes["n4"], "qt")["members"][0] == "n3"
+    assert status(cluster4, "qt", "n3")["n3"]["Raft State"] == "leader"
+    bodies = [b"t%d" % i for i in range(20)]
+    publish_confirmed(cluster4.nodes["n2"], "qt", bodies)
+    assert drain(cluster4.nodes["n1"], "qt", 20) == bodies
+
+
+def test_transfer_refusals(cluster4):
+    declare(cluster4, "n1", "qr")
+    path = "/api/queues/quorum/%2F/qr/leader/transfer"
+    error(api(cluster4).post(path, {"node": "n4"}), 400, "bad_request",
+          "node 'n4' is not a member of quorum queue 'qr' in vhost '/'")
+    error(api(cluster4).post(path, {}), 400, "bad_request", "[{key_missing,node}]")
+    error(api(cluster4).post("/api/queues/quorum/%2F/nope/leader/transfer", {"node": "n2"}), 404,
+          "Object Not Found", "Not Found")
+    assert api(cluster4).get(path).status == 405
+    cluster4.kill("n3")
+    cluster4.wait_running("n1", {"n2": True, "n3": False, "n4": True})
+    error(api(cluster4).post(path, {"node": "n3"}), 503, "service_unavailable", "node_not_running")
+
+
+def test_warrenctl_quorum_status_and_transfer(cluster4):
+    declare(cluster4, "n1", "qc")
+    wait_leader(cluster4, "qc", "n1")
+    rc, out, err = ctl(cluster4, "n1", "queues", "transfer_leadership", "qc", "n2")
+    assert (rc, out, err) == (0, "leadership of qc goes to n2\n", ""), (rc, out, err)
+    wait_leader(cluster4, "qc", "n2")
+    rc, out, err = ctl(cluster4, "n2", "queues", "quorum_status", "qc")
+    assert rc == 0 and err == "", (rc, out, err)
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["node", "state", "membership"], out
+    states = {ln.split()[0]: ln.split()[1] for ln in lines[2:]}
+    assert states == {"n1": "follower", "n2": "leader", "n3": "follower"}, out
+    rc, out, err = ctl(cluster4, "n1", "queues", "transfer_leadership", "qc", "n4")
+    assert (rc, out) == (1, ""), (rc, out, err)
+    assert err == ("warrenctl: POST /api/queues/quorum/%2F/qc/leader/transfer: 400 bad_request: node 'n4' is "
+                   "not a member of quorum queue 'qc' in vhost '/'\n")

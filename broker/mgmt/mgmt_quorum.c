@@ -9,6 +9,7 @@
  */
 #include "broker/mgmt/mgmt_quorum.h"
 
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "broker/cluster/quorum.h"
 #include "broker/mgmt/mgmt_meta.h"
 #include "core/status.h"
+#include "protocol/constants.h"
 
 static const char *self_name(const wr_mgmt_req_t *r)
 {
@@ -179,6 +181,175 @@ static void transfer(wr_mgmt_req_t *r)
         wr_mgmt_meta_propose(r, wr_meta_cmd_quorum("quorum.leader", qq.vhost, qq.name, node), 204, NULL);
 }
 
+/* ---------------------------------------------------------------- members */
+
+/* How long a member change may take, as RabbitMQ's replica operations; polled every POLL_MS. */
+#define CHANGE_MS 30000
+#define POLL_MS   100
+
+/* An add or delete waiting for the record to say it is done; the request's fields a reply uses are copied. */
+typedef struct {
+    wr_mgmt_req_t r; /* mgmt, env, req and method only */
+    bool orphan;     /* the client left: nothing to answer */
+    bool add;
+    unsigned polls;
+    struct event *ev;
+    char *vhost;
+    char node[256];
+    size_t name_len;
+    uint8_t name[WR_META_NAME_MAX];
+} change_t;
+
+static void change_free(change_t *c)
+{
+    if (c->ev != NULL)
+        event_free(c->ev);
+    free(c->vhost);
+    free(c);
+}
+
+static void on_closed(void *arg)
+{
+    ((change_t *)arg)->orphan = true;
+}
+
+/* Replies (unless the client left) and frees c. */
+static void change_end(change_t *c, int status, const char *why)
+{
+    if (!c->orphan) {
+        wr_mgmt_watch(&c->r, NULL, NULL);
+        if (status == 204)
+            wr_mgmt_reply(&c->r, 204, NULL);
+        else if (status == 404)
+            wr_mgmt_not_found(&c->r);
+        else
+            unavailable(&c->r, why);
+    }
+    change_free(c);
+}
+
+/* The record shows the change made: an added node a voter, a deleted one gone (or the queue gone). */
+static bool change_made(const change_t *c)
+{
+    wr_meta_qq_t qq;
+    int at;
+
+    if (!wr_meta_quorum_get(c->r.env->meta, c->vhost, (wr_bytes_t){c->name, c->name_len}, &qq))
+        return true;
+    at = member_at(&qq, c->node);
+    return c->add ? at >= 0 && qq.role[at] == WR_QUORUM_VOTER : at < 0;
+}
+
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+    change_t *c = arg;
+    struct timeval tv = {0, POLL_MS * 1000};
+
+    if (c->orphan)
+        change_free(c);
+    else if (change_made(c))
+        change_end(c, 204, NULL);
+    else if (++c->polls * POLL_MS >= CHANGE_MS)
+        change_end(c, 503, "timeout");
+    else
+        evtimer_add(c->ev, &tv);
+}
+
+static void on_recorded(void *ud, const wr_meta_result_t *res)
+{
+    change_t *c = ud;
+
+    if (c->orphan)
+        change_free(c);
+    else if (res->err.code == WR_AMQP_NOT_FOUND)
+        change_end(c, 404, NULL);
+    else if (res->err.code != 0)
+        change_end(c, 503, res->err.code == WR_AMQP_INTERNAL_ERROR ? "timeout" : res->err.text);
+    else
+        on_poll(-1, 0, c);
+}
+
+/* Proposes the record change and answers once the group has followed it. */
+static void change_start(wr_mgmt_req_t *r, const wr_meta_qq_t *qq, const char *node, bool add)
+{
+    change_t *c = calloc(1, sizeof(*c));
+
+    if (c == NULL || (c->vhost = strdup(qq->vhost)) == NULL ||
+        (c->ev = evtimer_new(r->env->base, on_poll, c)) == NULL) {
+        if (c != NULL)
+            change_free(c);
+        wr_mgmt_error(r, 500, "internal_error", "out of memory");
+        return;
+    }
+    c->r = (wr_mgmt_req_t){.mgmt = r->mgmt, .env = r->env, .req = r->req, .method = r->method};
+    c->add = add;
+    snprintf(c->node, sizeof(c->node), "%s", node);
+    memcpy(c->name, qq->name.data, qq->name.len);
+    c->name_len = qq->name.len;
+    if (wr_meta_submit(
+            r->env->meta,
+            wr_meta_cmd_quorum(add ? "quorum.member.add" : "quorum.member.delete", qq->vhost, qq->name, node),
+            on_recorded, c) == NULL) {
+        change_free(c);
+        wr_mgmt_error(r, 500, "internal_error", "out of memory");
+        return;
+    }
+    r->replied = true;
+    wr_mgmt_watch(r, on_closed, c);
+}
+
+/* A member of the cluster (the metadata group's) that runs. */
+static bool cluster_node_up(const wr_mgmt_req_t *r, const char *node)
+{
+    wr_rgroup_status_t st;
+
+    wr_rgroup_status(r->env->meta_group, &st);
+    return status_at(&st, node) >= 0 && running(r, node);
+}
+
+/* Whether node is the last member that stays. */
+static bool last_member(const wr_meta_qq_t *qq, const char *node)
+{
+    for (size_t i = 0; i < qq->n; i++)
+        if (qq->role[i] != WR_QUORUM_LEAVING && strcmp(qq->members[i], node) != 0)
+            return false;
+    return true;
+}
+
+/* POST .../replicas/add {"node"}: RabbitMQ's add_member, idempotent; 204 once the node is a voter. */
+static void add_member(wr_mgmt_req_t *r)
+{
+    char buf[256];
+    const char *node;
+    wr_meta_qq_t qq;
+
+    if (!admin(r) || !record(r, &qq) || (node = body_node(r, buf, sizeof(buf))) == NULL)
+        return;
+    if (!cluster_node_up(r, node))
+        unavailable(r, "node_not_running");
+    else if (member_at(&qq, node) >= 0)
+        wr_mgmt_reply(r, 204, NULL);
+    else
+        change_start(r, &qq, node, true);
+}
+
+/* DELETE .../replicas/delete {"node"}: RabbitMQ's delete_member, idempotent; 204 once the node is out. */
+static void delete_member(wr_mgmt_req_t *r)
+{
+    char buf[256];
+    const char *node;
+    wr_meta_qq_t qq;
+
+    if (!admin(r) || !record(r, &qq) || (node = body_node(r, buf, sizeof(buf))) == NULL)
+        return;
+    if (member_at(&qq, node) < 0)
+        wr_mgmt_reply(r, 204, NULL);
+    else if (last_member(&qq, node))
+        unavailable(r, "last_node");
+    else
+        change_start(r, &qq, node, false);
+}
+
 /* ---------------------------------------------------------------- routing */
 
 /* The paths under /api/queues/quorum: seg[2..] as words (NULL: any). */
@@ -190,6 +361,8 @@ static const struct {
 } routes[] = {
     {{NULL, NULL, "status", NULL}, WR_MGMT_GET, "GET", status},
     {{NULL, NULL, "leader", "transfer"}, WR_MGMT_POST, "POST", transfer},
+    {{NULL, NULL, "replicas", "add"}, WR_MGMT_POST, "POST", add_member},
+    {{NULL, NULL, "replicas", "delete"}, WR_MGMT_DELETE, "DELETE", delete_member},
 };
 
 static bool matches(const wr_mgmt_req_t *r, const char *const *seg)

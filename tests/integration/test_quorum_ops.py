@@ -135,3 +135,86 @@ def test_warrenctl_quorum_status_and_transfer(cluster4):
     assert (rc, out) == (1, ""), (rc, out, err)
     assert err == ("warrenctl: POST /api/queues/quorum/%2F/qc/leader/transfer: 400 bad_request: node 'n4' is "
                    "not a member of quorum queue 'qc' in vhost '/'\n")
+
+
+# ---------------------------------------------------------------- adding and removing members
+
+
+def members_everywhere(cluster, queue, want):
+    """Every running node lists exactly these members of queue (in any order)."""
+    def agreed():
+        return all(queue_info(n, queue) is not None and sorted(queue_info(n, queue)["members"]) == want
+                   for n in cluster.nodes.values() if n.alive())
+    wait_for(agreed, LONG, "every node to list %s as the members of %s" % (want, queue))
+
+
+def group_files(cluster, node):
+    """The files of the quorum queues' Raft groups in the node's data directory (the metadata group is 1)."""
+    snap = os.path.join(cluster.nodes[node].broker.config["data_dir"], "raft", "snap")
+    return sorted(os.path.join(d, f) for d in os.listdir(snap) if d != "1"
+                  for f in os.listdir(os.path.join(snap, d)))
+
+
+def test_added_member_holds_every_confirmed_message(cluster4):
+    declare(cluster4, "n1", "qa")
+    first = [b"a%d" % i for i in range(300)]
+    publish_confirmed(cluster4.nodes["n2"], "qa", first)
+    assert group_files(cluster4, "n4") == []
+    r = api(cluster4, "n3").post("/api/queues/quorum/%2F/qa/replicas/add", {"node": "n4"})
+    assert r.status == 204, r
+    rows = status(cluster4, "qa", "n4")
+    assert rows["n4"]["Membership"] == "voter" and rows["n4"]["Last Applied"] >= 300, rows
+    members_everywhere(cluster4, "qa", ["n1", "n2", "n3", "n4"])
+    assert group_files(cluster4, "n4") != []
+    second = [b"b%d" % i for i in range(50)]
+    publish_confirmed(cluster4.nodes["n4"], "qa", second)
+    # n1 leaves the group; then n1 and n2, two of the old members, are killed.
+    r = api(cluster4, "n3").delete("/api/queues/quorum/%2F/qa/replicas/delete", body={"node": "n1"})
+    assert r.status == 204, r
+    members_everywhere(cluster4, "qa", ["n2", "n3", "n4"])
+    cluster4.kill("n1")
+    cluster4.kill("n2")
+    assert drain(cluster4.nodes["n4"], "qa", 350) == first + second
+
+
+def test_deleted_member_drops_its_copy_and_the_queue_goes_on(cluster4):
+    declare(cluster4, "n1", "qd")
+    publish_confirmed(cluster4.nodes["n1"], "qd", [b"x%d" % i for i in range(10)])
+    assert group_files(cluster4, "n1") != []
+    r = api(cluster4, "n4").delete("/api/queues/quorum/%2F/qd/replicas/delete", body={"node": "n1"})
+    assert r.status == 204, r
+    members_everywhere(cluster4, "qd", ["n2", "n3"])
+    wait_for(lambda: group_files(cluster4, "n1") == [], DEADLINE, "n1 to delete its copy of qd's group")
+    assert sorted(status(cluster4, "qd", "n2")) == ["n2", "n3"]
+    more = [b"y%d" % i for i in range(10)]
+    publish_confirmed(cluster4.nodes["n1"], "qd", more)
+    assert drain(cluster4.nodes["n1"], "qd", 20) == [b"x%d" % i for i in range(10)] + more
+
+
+def test_member_refusals_as_rabbitmq(cluster4):
+    declare(cluster4, "n1", "qm")
+    declare(cluster4, "n1", "q1", {"x-quorum-initial-group-size": 1})
+    add, delete = "/api/queues/quorum/%2F/{}/replicas/add", "/api/queues/quorum/%2F/{}/replicas/delete"
+    error(api(cluster4).post(add.format("qm"), {"node": "n9"}), 503, "service_unavailable", "node_not_running")
+    error(api(cluster4).post(add.format("qm"), {}), 400, "bad_request", "[{key_missing,node}]")
+    error(api(cluster4).post(add.format("nope"), {"node": "n4"}), 404, "Object Not Found", "Not Found")
+    error(api(cluster4).delete(delete.format("q1"), body={"node": "n1"}), 503, "service_unavailable", "last_node")
+    # RabbitMQ's add_member and delete_member are idempotent.
+    assert api(cluster4).post(add.format("qm"), {"node": "n2"}).status == 204
+    assert api(cluster4).delete(delete.format("qm"), body={"node": "n4"}).status == 204
+    members_everywhere(cluster4, "qm", ["n1", "n2", "n3"])
+    assert api(cluster4).get(add.format("qm")).status == 405
+    cluster4.kill("n4")
+    cluster4.wait_running("n1", {"n2": True, "n3": True, "n4": False})
+    error(api(cluster4).post(add.format("qm"), {"node": "n4"}), 503, "service_unavailable", "node_not_running")
+
+
+def test_warrenctl_add_and_delete_member(cluster4):
+    declare(cluster4, "n1", "qw")
+    assert ctl(cluster4, "n2", "queues", "add_member", "qw", "n4") == (0, "n4 is a member of qw\n", "")
+    members_everywhere(cluster4, "qw", ["n1", "n2", "n3", "n4"])
+    assert ctl(cluster4, "n2", "queues", "delete_member", "qw", "n2") == (0, "n2 is no longer a member of qw\n", "")
+    members_everywhere(cluster4, "qw", ["n1", "n3", "n4"])
+    rc, out, err = ctl(cluster4, "n1", "queues", "add_member", "nope", "n4")
+    assert (rc, out, err) == (1, "", "warrenctl: POST /api/queues/quorum/%2F/nope/replicas/add: 404 Object Not "
+                                     "Found: Not Found\n")

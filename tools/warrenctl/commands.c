@@ -1145,6 +1145,28 @@ static int cmd_transfer_leadership(const wr_ctl_t *c, const command_t *cmd, args
                   json_pack("{s:s}", "node", a->pos[1]), NULL, done);
 }
 
+/* add_member and delete_member: {"node": NODE} to .../replicas/add (POST) or .../replicas/delete (DELETE). */
+static int member_change(const wr_ctl_t *c, args_t *a, bool add)
+{
+    char done[600];
+
+    snprintf(done, sizeof(done), add ? "%s is a member of %s" : "%s is no longer a member of %s", a->pos[1],
+             a->pos[0]);
+    return change(c, add ? "POST" : "DELETE",
+                  quorum_path(c, a->pos[0], add ? "replicas/add" : "replicas/delete"),
+                  json_pack("{s:s}", "node", a->pos[1]), NULL, done);
+}
+
+static int cmd_add_member(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    return member_change(c, a, true);
+}
+
+static int cmd_delete_member(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    return member_change(c, a, false);
+}
+
 /* ---------------------------------------------------------------- the table */
 
 #define LIST(what, per_vhost, name_path, cols, help)                                                         \
@@ -1260,6 +1282,15 @@ static const command_t commands[] = {
      "state, membership, its own log, commit and applied index, snapshot, term and elections; on the "
      "leader, each member's acknowledged index and lag.",
      cmd_quorum_status, NULL},
+    {"queues add_member", "", 2, 2, "QUEUE NODE",
+     "Adds a member on NODE to quorum queue QUEUE (in --vhost, default /): the node opens the queue's group, "
+     "the leader sends it the log (or a snapshot) and makes it a voter once it has caught up; answers then. "
+     "Nothing to do when NODE is a member already.",
+     cmd_add_member, NULL},
+    {"queues delete_member", "", 2, 2, "QUEUE NODE",
+     "Removes quorum queue QUEUE's member on NODE (in --vhost, default /); the node deletes its copy of the "
+     "queue's log. Refused for the last member; nothing to do when NODE is not a member.",
+     cmd_delete_member, NULL},
     {"queues transfer_leadership", "", 2, 2, "QUEUE NODE",
      "Hands the leadership of quorum queue QUEUE (in --vhost, default /) to its member NODE, which becomes "
      "the member the leader belongs on (warren's own: rabbitmq-queues has no such command).",

@@ -1307,6 +1307,7 @@ static const struct {
     {"consumers", false, wr_mgmt_conns_consumers},
     {"vhost-limits", false, wr_mgmt_vhost_limits},
     {"user-limits", false, wr_mgmt_user_limits},
+    {"rebalance", false, wr_mgmt_quorum_rebalance},
 };
 
 void wr_mgmt_route(wr_mgmt_req_t *r)

@@ -10,6 +10,7 @@
 #include "broker/mgmt/mgmt_quorum.h"
 
 #include <event2/event.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,6 +351,196 @@ static void delete_member(wr_mgmt_req_t *r)
         change_start(r, &qq, node, false);
 }
 
+/* ---------------------------------------------------------------- many queues */
+
+/* A plan over every quorum queue: the commands it makes. */
+typedef struct {
+    const char *node;
+    bool even; /* grow only queues with an even number of members */
+    regex_t vre, qre;
+    json_t *cmds;
+    const wr_mgmt_req_t *r;
+    size_t *leaders; /* rebalance: leaders placed per cluster node so far */
+} plan_t;
+
+static bool name_matches(const regex_t *re, wr_bytes_t name)
+{
+    char buf[WR_META_NAME_MAX + 1];
+
+    memcpy(buf, name.data, name.len);
+    buf[name.len] = '\0';
+    return regexec(re, buf, 0, NULL, 0) == 0;
+}
+
+/* No member change under way: RabbitMQ grows a queue only when its members are stable. */
+static bool stable(const wr_meta_qq_t *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        if (q->role[i] != WR_QUORUM_VOTER)
+            return false;
+    return true;
+}
+
+static void plan_add(plan_t *p, const char *op, const wr_meta_qq_t *q, const char *node)
+{
+    json_array_append_new(p->cmds, wr_meta_cmd_quorum(op, q->vhost, q->name, node));
+}
+
+static void grow_one(void *ud, const wr_meta_qq_t *q)
+{
+    plan_t *p = ud;
+
+    if (member_at(q, p->node) < 0 && q->n < 9 && (!p->even || q->n % 2 == 0) && stable(q) &&
+        regexec(&p->vre, q->vhost, 0, NULL, 0) == 0 && name_matches(&p->qre, q->name))
+        plan_add(p, "quorum.member.add", q, p->node);
+}
+
+static void shrink_one(void *ud, const wr_meta_qq_t *q)
+{
+    plan_t *p = ud;
+    int at = member_at(q, p->node);
+
+    if (at >= 0 && q->role[at] != WR_QUORUM_LEAVING && !last_member(q, p->node))
+        plan_add(p, "quorum.member.delete", q, p->node);
+}
+
+/* The body's string `key` into *out; false after replying 400 as RabbitMQ. */
+static bool body_string(wr_mgmt_req_t *r, const json_t *b, const char *key, const char **out)
+{
+    if ((*out = json_string_value(json_object_get(b, key))) != NULL)
+        return true;
+    wr_mgmt_error(r, 400, "bad_request", "[{key_missing,%s}]", key);
+    return false;
+}
+
+static bool pattern(wr_mgmt_req_t *r, regex_t *re, const char *s)
+{
+    if (regcomp(re, s, REG_EXTENDED | REG_NOSUB) == 0)
+        return true;
+    wr_mgmt_error(r, 400, "bad_request", "invalid regular expression '%s'", s);
+    return false;
+}
+
+/* Grow's body: vhost_pattern, queue_pattern and strategy (all or even); false after replying. */
+static bool grow_body(wr_mgmt_req_t *r, const json_t *b, plan_t *p)
+{
+    const char *vp, *qp, *strategy;
+
+    if (!body_string(r, b, "vhost_pattern", &vp) || !body_string(r, b, "queue_pattern", &qp) ||
+        !body_string(r, b, "strategy", &strategy))
+        return false;
+    if (strcmp(strategy, "all") != 0 && strcmp(strategy, "even") != 0) {
+        wr_mgmt_error(r, 400, "bad_request", "strategy must be all or even, not '%s'", strategy);
+        return false;
+    }
+    p->even = strcmp(strategy, "even") == 0;
+    if (!pattern(r, &p->vre, vp))
+        return false;
+    if (pattern(r, &p->qre, qp))
+        return true;
+    regfree(&p->vre);
+    return false;
+}
+
+/* POST /api/queues/quorum/replicas/on/NODE/grow: a member on NODE for every matching queue; 204 once
+ * recorded. */
+static void grow(wr_mgmt_req_t *r)
+{
+    plan_t p = {.node = r->seg[4], .r = r};
+    json_t *b;
+
+    if (!admin(r))
+        return;
+    if (r->env->meta == NULL || !cluster_node_up(r, p.node)) {
+        wr_mgmt_not_found(r);
+        return;
+    }
+    if ((b = wr_mgmt_body(r)) == NULL)
+        return;
+    if (grow_body(r, b, &p)) {
+        p.cmds = json_array();
+        wr_meta_quorum_foreach(r->env->meta, grow_one, &p);
+        wr_mgmt_meta_propose_all(r, p.cmds, 204);
+        regfree(&p.vre);
+        regfree(&p.qre);
+    }
+    json_decref(b);
+}
+
+/* DELETE /api/queues/quorum/replicas/on/NODE/shrink: NODE's members go (not a last one); 202 once recorded.
+ */
+static void shrink(wr_mgmt_req_t *r)
+{
+    plan_t p = {.node = r->seg[4], .r = r};
+    wr_rgroup_status_t st;
+
+    if (!admin(r))
+        return;
+    if (r->env->meta != NULL)
+        wr_rgroup_status(r->env->meta_group, &st);
+    if (r->env->meta == NULL || status_at(&st, p.node) < 0) {
+        wr_mgmt_not_found(r);
+        return;
+    }
+    p.cmds = json_array();
+    wr_meta_quorum_foreach(r->env->meta, shrink_one, &p);
+    wr_mgmt_meta_propose_all(r, p.cmds, 202);
+}
+
+static int node_index(const wr_mgmt_req_t *r, const char *node)
+{
+    const wr_cluster_config_t *c = r->env->cfg->cluster;
+
+    for (size_t i = 0; i < c->n_nodes; i++)
+        if (strcmp(c->nodes[i].name, node) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* The running voter with the fewest leaders placed so far (the current first on a tie) leads q. */
+static void rebalance_one(void *ud, const wr_meta_qq_t *q)
+{
+    plan_t *p = ud;
+    int best = -1, best_at = -1;
+
+    for (size_t i = 0; i < q->n; i++) {
+        int k = node_index(p->r, q->members[i]);
+
+        if (k >= 0 && q->role[i] == WR_QUORUM_VOTER && running(p->r, q->members[i]) &&
+            (best < 0 || p->leaders[k] < p->leaders[best])) {
+            best = k;
+            best_at = (int)i;
+        }
+    }
+    if (best < 0)
+        return;
+    p->leaders[best]++;
+    if (best_at != 0)
+        plan_add(p, "quorum.leader", q, q->members[best_at]);
+}
+
+void wr_mgmt_quorum_rebalance(wr_mgmt_req_t *r)
+{
+    plan_t p = {.r = r};
+
+    if (r->nseg != 2 || strcmp(r->seg[1], "queues") != 0)
+        wr_mgmt_not_found(r);
+    else if (r->method != WR_MGMT_POST)
+        wr_mgmt_not_allowed(r, "POST");
+    else if (!admin(r))
+        return;
+    else if (r->env->meta == NULL)
+        wr_mgmt_reply(r, 204, NULL);
+    else if ((p.leaders = calloc(r->env->cfg->cluster->n_nodes, sizeof(*p.leaders))) == NULL)
+        wr_mgmt_error(r, 500, "internal_error", "out of memory");
+    else {
+        p.cmds = json_array();
+        wr_meta_quorum_foreach(r->env->meta, rebalance_one, &p);
+        wr_mgmt_meta_propose_all(r, p.cmds, 204);
+        free(p.leaders);
+    }
+}
+
 /* ---------------------------------------------------------------- routing */
 
 /* The paths under /api/queues/quorum: seg[2..] as words (NULL: any). */
@@ -363,6 +554,8 @@ static const struct {
     {{NULL, NULL, "leader", "transfer"}, WR_MGMT_POST, "POST", transfer},
     {{NULL, NULL, "replicas", "add"}, WR_MGMT_POST, "POST", add_member},
     {{NULL, NULL, "replicas", "delete"}, WR_MGMT_DELETE, "DELETE", delete_member},
+    {{"replicas", "on", NULL, "grow"}, WR_MGMT_POST, "POST", grow},
+    {{"replicas", "on", NULL, "shrink"}, WR_MGMT_DELETE, "DELETE", shrink},
 };
 
 static bool matches(const wr_mgmt_req_t *r, const char *const *seg)

@@ -218,3 +218,77 @@ def test_warrenctl_add_and_delete_member(cluster4):
     rc, out, err = ctl(cluster4, "n1", "queues", "add_member", "nope", "n4")
     assert (rc, out, err) == (1, "", "warrenctl: POST /api/queues/quorum/%2F/nope/replicas/add: 404 Object Not "
                                      "Found: Not Found\n")
+
+
+# ---------------------------------------------------------------- many queues at once
+
+
+def leaders(cluster, queues, observer="n1"):
+    return {q: queue_info(cluster.nodes[observer], q).get("leader") for q in queues}
+
+
+def test_grow_even_then_all_and_shrink(cluster4):
+    declare(cluster4, "n1", "g1")
+    declare(cluster4, "n1", "g2")
+    declare(cluster4, "n1", "g3", {"x-quorum-initial-group-size": 2})
+    declare(cluster4, "n2", "solo", {"x-quorum-initial-group-size": 1})
+    grow = "/api/queues/quorum/replicas/on/n4/grow"
+    body = {"vhost_pattern": "^/$", "queue_pattern": "^g", "strategy": "even"}
+    assert api(cluster4).post(grow, body).status == 204
+    # Answered once n1 applied the record changes: its status lists the records' members.
+    assert [sorted(status(cluster4, q)) for q in ("g1", "g2", "g3")] == \
+        [["n1", "n2", "n3"], ["n1", "n2", "n3"], ["n1", "n2", "n4"]]
+    members_everywhere(cluster4, "g3", ["n1", "n2", "n4"])
+    assert api(cluster4).post(grow, dict(body, strategy="all")).status == 204
+    for q in ("g1", "g2"):
+        members_everywhere(cluster4, q, ["n1", "n2", "n3", "n4"])
+    members_everywhere(cluster4, "solo", ["n2"])
+    wait_for(lambda: status(cluster4, "g1", "n4")["n4"]["Membership"] == "voter", LONG, "n4 to vote in g1")
+    r = api(cluster4, "n3").delete("/api/queues/quorum/replicas/on/n2/shrink")
+    assert r.status == 202, r
+    for q, want in (("g1", ["n1", "n3", "n4"]), ("g2", ["n1", "n3", "n4"]), ("g3", ["n1", "n4"]),
+                    ("solo", ["n2"])):
+        members_everywhere(cluster4, q, want)
+    publish_confirmed(cluster4.nodes["n2"], "g3", [b"after"])
+    assert drain(cluster4.nodes["n4"], "g3", 1) == [b"after"]
+
+
+def test_grow_and_shrink_refusals(cluster4):
+    grow = "/api/queues/quorum/replicas/on/{}/grow"
+    body = {"vhost_pattern": ".*", "queue_pattern": ".*", "strategy": "all"}
+    error(api(cluster4).post(grow.format("n9"), body), 404, "Object Not Found", "Not Found")
+    error(api(cluster4).post(grow.format("n4"), {"vhost_pattern": ".*", "queue_pattern": ".*"}), 400,
+          "bad_request", "[{key_missing,strategy}]")
+    error(api(cluster4).post(grow.format("n4"), dict(body, strategy="some")), 400, "bad_request",
+          "strategy must be all or even, not 'some'")
+    error(api(cluster4).post(grow.format("n4"), dict(body, queue_pattern="(")), 400, "bad_request",
+          "invalid regular expression '('")
+    error(api(cluster4).delete("/api/queues/quorum/replicas/on/n9/shrink"), 404, "Object Not Found", "Not Found")
+    assert api(cluster4).get(grow.format("n4")).status == 405
+
+
+def test_rebalance_spreads_leaders(cluster4):
+    queues = ["r%d" % i for i in range(4)]
+    for q in queues:
+        declare(cluster4, "n1", q)
+    wait_for(lambda: set(leaders(cluster4, queues).values()) == {"n1"}, LONG, "n1 to lead every queue")
+    r = api(cluster4, "n2").post("/api/rebalance/queues", {})
+    assert r.status == 204, r
+
+    def spread():
+        placed = list(leaders(cluster4, queues).values())
+        return None not in placed and max(placed.count(n) for n in placed) <= 2 and len(set(placed)) == 3
+    wait_for(spread, LONG, "the leaders to spread over n1, n2 and n3")
+    assert api(cluster4).get("/api/rebalance/queues").status == 405
+
+
+def test_warrenctl_grow_shrink_rebalance(cluster4):
+    declare(cluster4, "n1", "w1")
+    assert ctl(cluster4, "n1", "queues", "grow", "n4", "all", "--queue-pattern", "^w") == \
+        (0, "quorum queues grow onto n4\n", "")
+    members_everywhere(cluster4, "w1", ["n1", "n2", "n3", "n4"])
+    assert ctl(cluster4, "n1", "queues", "shrink", "n3") == (0, "quorum queues shrink off n3\n", "")
+    members_everywhere(cluster4, "w1", ["n1", "n2", "n4"])
+    assert ctl(cluster4, "n1", "queues", "rebalance") == (0, "quorum queue leaders rebalanced\n", "")
+    rc, out, err = ctl(cluster4, "n1", "queues", "grow", "n4", "odd")
+    assert (rc, out) == (2, "") and "the strategy is all or even, not 'odd'" in err, (rc, out, err)

@@ -29,7 +29,7 @@ typedef struct {
     int npos;
     bool durable, auto_delete, internal, if_unused, if_empty, all;
     const char *type, *routing_key, *destination_type, *count, *ackmode, *encoding, *reason, *tags, *priority,
-        *apply_to, *description, *default_queue_type, *user;
+        *apply_to, *description, *default_queue_type, *user, *vhost_pattern, *queue_pattern;
     json_t *arguments;  /* --argument K=V */
     json_t *headers;    /* --header K=V */
     json_t *properties; /* --property K=V */
@@ -117,6 +117,8 @@ static const struct {
     {"description", offsetof(args_t, description), OPT_VALUE},
     {"default-queue-type", offsetof(args_t, default_queue_type), OPT_VALUE},
     {"of-user", offsetof(args_t, user), OPT_VALUE},
+    {"vhost-pattern", offsetof(args_t, vhost_pattern), OPT_VALUE},
+    {"queue-pattern", offsetof(args_t, queue_pattern), OPT_VALUE},
     {"argument", offsetof(args_t, arguments), OPT_KV},
     {"header", offsetof(args_t, headers), OPT_KV},
     {"property", offsetof(args_t, properties), OPT_KV},
@@ -1167,6 +1169,45 @@ static int cmd_delete_member(const wr_ctl_t *c, const command_t *cmd, args_t *a)
     return member_change(c, a, false);
 }
 
+/* "/api/queues/quorum/replicas/on/NODE/TAIL". */
+static char *node_path(const char *node, const char *tail)
+{
+    char *n = wr_http_escape(node), *out = NULL;
+
+    if (n && asprintf(&out, "/api/queues/quorum/replicas/on/%s/%s", n, tail) < 0)
+        out = NULL;
+    free(n);
+    return out;
+}
+
+static int cmd_grow(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[300];
+
+    if (strcmp(a->pos[1], "all") != 0 && strcmp(a->pos[1], "even") != 0)
+        return usage_error(cmd, "the strategy is all or even, not '%s'", a->pos[1]);
+    snprintf(done, sizeof(done), "quorum queues grow onto %s", a->pos[0]);
+    return change(c, "POST", node_path(a->pos[0], "grow"),
+                  json_pack("{s:s,s:s,s:s}", "vhost_pattern", a->vhost_pattern ? a->vhost_pattern : ".*",
+                            "queue_pattern", a->queue_pattern ? a->queue_pattern : ".*", "strategy",
+                            a->pos[1]),
+                  NULL, done);
+}
+
+static int cmd_shrink(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[300];
+
+    snprintf(done, sizeof(done), "quorum queues shrink off %s", a->pos[0]);
+    return change(c, "DELETE", node_path(a->pos[0], "shrink"), NULL, NULL, done);
+}
+
+static int cmd_rebalance(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    return change(c, "POST", api_path("rebalance", "queues", NULL, NULL), json_object(), NULL,
+                  "quorum queue leaders rebalanced");
+}
+
 /* ---------------------------------------------------------------- the table */
 
 #define LIST(what, per_vhost, name_path, cols, help)                                                         \
@@ -1291,6 +1332,20 @@ static const command_t commands[] = {
      "Removes quorum queue QUEUE's member on NODE (in --vhost, default /); the node deletes its copy of the "
      "queue's log. Refused for the last member; nothing to do when NODE is not a member.",
      cmd_delete_member, NULL},
+    {"queues grow", "vhost-pattern queue-pattern", 2, 2,
+     "NODE all|even [--vhost-pattern REGEX] [--queue-pattern REGEX]",
+     "Adds a member on NODE to every quorum queue (whose vhost and name match the patterns, default all) "
+     "that has none there and no member change under way; with even, only to queues with an even number "
+     "of members. The members join as add_member's do, after the answer.",
+     cmd_grow, NULL},
+    {"queues shrink", "", 1, 1, "NODE",
+     "Removes NODE's member from every quorum queue but those where it is the last one; they leave as "
+     "delete_member's do, after the answer.",
+     cmd_shrink, NULL},
+    {"queues rebalance", "", 0, 0, "",
+     "Spreads quorum queue leaders over the running nodes: each queue's leadership goes to its running "
+     "member with the fewest leaders so far (its current one on a tie).",
+     cmd_rebalance, NULL},
     {"queues transfer_leadership", "", 2, 2, "QUEUE NODE",
      "Hands the leadership of quorum queue QUEUE (in --vhost, default /) to its member NODE, which becomes "
      "the member the leader belongs on (warren's own: rabbitmq-queues has no such command).",

@@ -110,7 +110,7 @@ static void live_exchange_create(wr_vhost_t *vh, const json_t *e)
 }
 
 /* A proxy (cluster/remote.h) for a queue whose home is another node. */
-static void live_proxy_create(const wr_meta_t *m, wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o,
+static bool live_proxy_create(const wr_meta_t *m, wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o,
                               const char *home)
 {
     wr_queue_t *q = wr_remote_queue_new(m->remote, vh, name, o, home);
@@ -119,7 +119,9 @@ static void live_proxy_create(const wr_meta_t *m, wr_vhost_t *vh, wr_bytes_t nam
         wr_queue_unref(q);
         wr_log_error("vhost '%s': out of memory making the proxy of queue '%.*s' (home %s)",
                      wr_vhost_name(vh), (int)name.len, (const char *)name.data, home);
+        return false;
     }
+    return true;
 }
 
 /* A quorum queue's member list in its record, or 0 members (not a quorum queue here). */
@@ -150,8 +152,8 @@ static void live_quorum_create(const wr_meta_t *m, wr_vhost_t *vh, wr_bytes_t na
     wr_queue_t *q;
 
     if (!member(ms, n, m->deps.self)) {
-        if (m->remote != NULL)
-            live_proxy_create(m, vh, name, o, ms[0]);
+        if (m->remote != NULL && live_proxy_create(m, vh, name, o, ms[0]))
+            wr_meta_quorum_sync(m, wr_vhost_queue(vh, name), e);
         return;
     }
     q = wr_quorum_queue_new(m->quorum, vh, name, o, group, ms, n);

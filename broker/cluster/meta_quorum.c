@@ -102,13 +102,25 @@ json_t *wr_meta_cmd_quorum(const char *op, const char *vhost, wr_bytes_t name, c
 
 /* ---------------------------------------------------------------- the live queue */
 
+/* A proxy goes through the voters only: a joiner's group has no leader yet, a leaver is going. */
+static bool proxy_sync(wr_queue_t *q, const char *const *ms, const uint8_t *role, size_t n)
+{
+    const char *voters[9];
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (role[i] == WR_QUORUM_VOTER)
+            voters[k++] = ms[i];
+    return wr_remote_queue_set_members(q, voters, k);
+}
+
 void wr_meta_quorum_sync(const wr_meta_t *m, wr_queue_t *q, const json_t *e)
 {
     const char *ms[9];
     uint8_t role[9];
     size_t n = record_read(e, ms, role);
 
-    if (n > 0 && !wr_quorum_queue_set_members(q, ms, role, n))
+    if (n > 0 && !(wr_quorum_queue_set_members(q, ms, role, n) && proxy_sync(q, ms, role, n)))
         wr_log_error("quorum queue '%.*s': out of memory updating its members", (int)q->name.len,
                      (const char *)q->name.data);
 }

@@ -292,3 +292,38 @@ def test_warrenctl_grow_shrink_rebalance(cluster4):
     assert ctl(cluster4, "n1", "queues", "rebalance") == (0, "quorum queue leaders rebalanced\n", "")
     rc, out, err = ctl(cluster4, "n1", "queues", "grow", "n4", "odd")
     assert (rc, out) == (2, "") and "the strategy is all or even, not 'odd'" in err, (rc, out, err)
+
+
+# ---------------------------------------------------------------- clients on a node that is not a member
+
+
+def test_consumer_on_a_non_member_survives_the_loss_of_its_member(cluster4):
+    declare(cluster4, "n1", "qp")
+    wait_leader(cluster4, "qp", "n1")
+    wait_for(lambda: queue_info(cluster4.nodes["n4"], "qp"), DEADLINE, "n4 to list qp")
+    assert queue_info(cluster4.nodes["n4"], "qp")["node"] == "n1"
+    conn = cluster4.nodes["n4"].connect()
+    got, cancelled = [], []
+    try:
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=20)
+        ch.add_on_cancel_callback(cancelled.append)
+
+        def on(chx, method, props, body):
+            if body not in got:
+                got.append(body)
+            chx.basic_ack(method.delivery_tag)
+        ch.basic_consume("qp", on)
+        first = [b"p%d" % i for i in range(50)]
+        publish_confirmed(cluster4.nodes["n2"], "qp", first)
+        wait_for(lambda: len(got) >= 50, LONG, "the first 50 on n4", conn=conn)
+        cluster4.kill("n1")
+        second = [b"q%d" % i for i in range(50)]
+        publish_confirmed(cluster4.nodes["n2"], "qp", second)
+        wait_for(lambda: len(got) >= 100, LONG, "the next 50 on n4 after n1 died", conn=conn)
+        assert got == first + second
+        assert cancelled == []
+        publish_confirmed(cluster4.nodes["n4"], "qp", [b"via n4"])
+        wait_for(lambda: b"via n4" in got, LONG, "a message published on n4", conn=conn)
+    finally:
+        conn.close()

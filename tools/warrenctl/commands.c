@@ -1114,24 +1114,13 @@ static const wr_column_t quorum_cols[] = {{"node", "Node Name"},
                                           {"match", "Match Index"},
                                           {"lag", "Lag"}};
 
-/* "/api/queues/quorum/VHOST/QUEUE/TAIL" for --vhost (default /). */
-static char *quorum_path(const wr_ctl_t *c, const char *queue, const char *tail)
-{
-    char *v = vhost_seg(c), *q = wr_http_escape(queue), *out = NULL;
-
-    if (v && q && asprintf(&out, "/api/queues/quorum/%s/%s/%s", v, q, tail) < 0)
-        out = NULL;
-    free(v);
-    free(q);
-    return out;
-}
-
 static int cmd_quorum_status(const wr_ctl_t *c, const command_t *cmd, args_t *a)
 {
     json_t *rows;
     int rc;
 
-    if (call(c, "GET", quorum_path(c, a->pos[0], "status"), NULL, NULL, &rows) != 0)
+    if (call(c, "GET", api_path("queues/quorum", vhost_name(c), a->pos[0], "/status"), NULL, NULL, &rows) !=
+        0)
         return WR_CTL_FAILED;
     rc = print_rows(c, rows, COLS(quorum_cols), "Node Name");
     json_decref(rows);
@@ -1143,41 +1132,22 @@ static int cmd_transfer_leadership(const wr_ctl_t *c, const command_t *cmd, args
     char done[600];
 
     snprintf(done, sizeof(done), "leadership of %s goes to %s", a->pos[0], a->pos[1]);
-    return change(c, "POST", quorum_path(c, a->pos[0], "leader/transfer"),
+    return change(c, "POST", api_path("queues/quorum", vhost_name(c), a->pos[0], "/leader/transfer"),
                   json_pack("{s:s}", "node", a->pos[1]), NULL, done);
 }
 
 /* add_member and delete_member: {"node": NODE} to .../replicas/add (POST) or .../replicas/delete (DELETE). */
-static int member_change(const wr_ctl_t *c, args_t *a, bool add)
+static int cmd_member(const wr_ctl_t *c, const command_t *cmd, args_t *a)
 {
+    bool add = strcmp(cmd->words, "queues add_member") == 0;
     char done[600];
 
     snprintf(done, sizeof(done), add ? "%s is a member of %s" : "%s is no longer a member of %s", a->pos[1],
              a->pos[0]);
-    return change(c, add ? "POST" : "DELETE",
-                  quorum_path(c, a->pos[0], add ? "replicas/add" : "replicas/delete"),
-                  json_pack("{s:s}", "node", a->pos[1]), NULL, done);
-}
-
-static int cmd_add_member(const wr_ctl_t *c, const command_t *cmd, args_t *a)
-{
-    return member_change(c, a, true);
-}
-
-static int cmd_delete_member(const wr_ctl_t *c, const command_t *cmd, args_t *a)
-{
-    return member_change(c, a, false);
-}
-
-/* "/api/queues/quorum/replicas/on/NODE/TAIL". */
-static char *node_path(const char *node, const char *tail)
-{
-    char *n = wr_http_escape(node), *out = NULL;
-
-    if (n && asprintf(&out, "/api/queues/quorum/replicas/on/%s/%s", n, tail) < 0)
-        out = NULL;
-    free(n);
-    return out;
+    return change(
+        c, add ? "POST" : "DELETE",
+        api_path("queues/quorum", vhost_name(c), a->pos[0], add ? "/replicas/add" : "/replicas/delete"),
+        json_pack("{s:s}", "node", a->pos[1]), NULL, done);
 }
 
 static int cmd_grow(const wr_ctl_t *c, const command_t *cmd, args_t *a)
@@ -1187,7 +1157,7 @@ static int cmd_grow(const wr_ctl_t *c, const command_t *cmd, args_t *a)
     if (strcmp(a->pos[1], "all") != 0 && strcmp(a->pos[1], "even") != 0)
         return usage_error(cmd, "the strategy is all or even, not '%s'", a->pos[1]);
     snprintf(done, sizeof(done), "quorum queues grow onto %s", a->pos[0]);
-    return change(c, "POST", node_path(a->pos[0], "grow"),
+    return change(c, "POST", api_path("queues/quorum/replicas/on", a->pos[0], NULL, "/grow"),
                   json_pack("{s:s,s:s,s:s}", "vhost_pattern", a->vhost_pattern ? a->vhost_pattern : ".*",
                             "queue_pattern", a->queue_pattern ? a->queue_pattern : ".*", "strategy",
                             a->pos[1]),
@@ -1199,7 +1169,8 @@ static int cmd_shrink(const wr_ctl_t *c, const command_t *cmd, args_t *a)
     char done[300];
 
     snprintf(done, sizeof(done), "quorum queues shrink off %s", a->pos[0]);
-    return change(c, "DELETE", node_path(a->pos[0], "shrink"), NULL, NULL, done);
+    return change(c, "DELETE", api_path("queues/quorum/replicas/on", a->pos[0], NULL, "/shrink"), NULL, NULL,
+                  done);
 }
 
 static int cmd_rebalance(const wr_ctl_t *c, const command_t *cmd, args_t *a)
@@ -1327,11 +1298,11 @@ static const command_t commands[] = {
      "Adds a member on NODE to quorum queue QUEUE (in --vhost, default /): the node opens the queue's group, "
      "the leader sends it the log (or a snapshot) and makes it a voter once it has caught up; answers then. "
      "Nothing to do when NODE is a member already.",
-     cmd_add_member, NULL},
+     cmd_member, NULL},
     {"queues delete_member", "", 2, 2, "QUEUE NODE",
      "Removes quorum queue QUEUE's member on NODE (in --vhost, default /); the node deletes its copy of the "
      "queue's log. Refused for the last member; nothing to do when NODE is not a member.",
-     cmd_delete_member, NULL},
+     cmd_member, NULL},
     {"queues grow", "vhost-pattern queue-pattern", 2, 2,
      "NODE all|even [--vhost-pattern REGEX] [--queue-pattern REGEX]",
      "Adds a member on NODE to every quorum queue (whose vhost and name match the patterns, default all) "

@@ -259,13 +259,17 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
 static void on_recorded(void *ud, const wr_meta_result_t *res)
 {
     change_t *c = ud;
+    const char *sep = strstr(res->err.text, " - ");
 
     if (c->orphan)
         change_free(c);
     else if (res->err.code == WR_AMQP_NOT_FOUND)
         change_end(c, 404, NULL);
     else if (res->err.code != 0)
-        change_end(c, 503, res->err.code == WR_AMQP_INTERNAL_ERROR ? "timeout" : res->err.text);
+        change_end(c, 503,
+                   res->err.code == WR_AMQP_INTERNAL_ERROR ? "timeout"
+                   : sep != NULL                           ? sep + 3
+                                                           : res->err.text);
     else
         on_poll(-1, 0, c);
 }

@@ -21,7 +21,9 @@
  * entry}}, where an exchange's or queue's key is its name's compact JSON
  * text and a binding's the compact JSON text of [source, destination_type,
  * destination, routing_key, arguments]; entries are the commands' entries (a
- * queue's with "log" added when durable). U: {"password_hash" (base64),
+ * queue's with "log" added when durable; a quorum queue's with "members",
+ * "group", and "joining" and "leaving" while a member change is under way,
+ * meta_quorum.c). U: {"password_hash" (base64),
  * "hashing_algorithm", "tags", "limits"}. A vhost with nothing in T, and a
  * vhost without permissions or policies, is not listed there.
  */

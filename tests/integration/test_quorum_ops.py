@@ -63,6 +63,31 @@ def ctl(cluster, node, *args):
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
+def busy(r):
+    """A 503 saying the metadata group did not commit in time (an election under load): the change
+    may still happen, and every change here is idempotent, so it is asked again."""
+    j = r.json if r.status == 503 else None
+    return isinstance(j, dict) and "timeout" in (j.get("error"), j.get("reason"))
+
+
+def settled(call):
+    """call()'s reply once it is not busy(), asked again until then (within the deadline)."""
+    out = []
+    wait_for(lambda: out.append(call()) or not busy(out[-1]), LONG, "a committed answer")
+    return out[-1]
+
+
+def ctl_settled(cluster, node, *args):
+    """ctl() as settled() asks the API."""
+    out = []
+
+    def answered():
+        out.append(ctl(cluster, node, *args))
+        return not (out[-1][0] == 1 and ": 503 " in out[-1][2] and "timeout" in out[-1][2])
+    wait_for(answered, LONG, "a committed answer")
+    return out[-1]
+
+
 # ---------------------------------------------------------------- status and leadership
 
 
@@ -95,7 +120,7 @@ def test_status_refusals(cluster4):
 def test_transfer_moves_the_leader_and_it_stays(cluster4):
     declare(cluster4, "n1", "qt")
     wait_leader(cluster4, "qt", "n1")
-    r = api(cluster4, "n4").post("/api/queues/quorum/%2F/qt/leader/transfer", {"node": "n3"})
+    r = settled(lambda: api(cluster4, "n4").post("/api/queues/quorum/%2F/qt/leader/transfer", {"node": "n3"}))
     assert r.status == 204, r
     wait_leader(cluster4, "qt", "n3")
     assert queue_info(cluster4.nodes["n4"], "qt")["members"][0] == "n3"
@@ -122,7 +147,7 @@ def test_transfer_refusals(cluster4):
 def test_warrenctl_quorum_status_and_transfer(cluster4):
     declare(cluster4, "n1", "qc")
     wait_leader(cluster4, "qc", "n1")
-    rc, out, err = ctl(cluster4, "n1", "queues", "transfer_leadership", "qc", "n2")
+    rc, out, err = ctl_settled(cluster4, "n1", "queues", "transfer_leadership", "qc", "n2")
     assert (rc, out, err) == (0, "leadership of qc goes to n2\n", ""), (rc, out, err)
     wait_leader(cluster4, "qc", "n2")
     rc, out, err = ctl(cluster4, "n2", "queues", "quorum_status", "qc")
@@ -131,7 +156,7 @@ def test_warrenctl_quorum_status_and_transfer(cluster4):
     assert lines[0].split()[:3] == ["node", "state", "membership"], out
     states = {ln.split()[0]: ln.split()[1] for ln in lines[2:]}
     assert states == {"n1": "follower", "n2": "leader", "n3": "follower"}, out
-    rc, out, err = ctl(cluster4, "n1", "queues", "transfer_leadership", "qc", "n4")
+    rc, out, err = ctl_settled(cluster4, "n1", "queues", "transfer_leadership", "qc", "n4")
     assert (rc, out) == (1, ""), (rc, out, err)
     assert err == ("warrenctl: POST /api/queues/quorum/%2F/qc/leader/transfer: 400 bad_request: node 'n4' is "
                    "not a member of quorum queue 'qc' in vhost '/'\n")
@@ -160,7 +185,7 @@ def test_added_member_holds_every_confirmed_message(cluster4):
     first = [b"a%d" % i for i in range(300)]
     publish_confirmed(cluster4.nodes["n2"], "qa", first)
     assert group_files(cluster4, "n4") == []
-    r = api(cluster4, "n3").post("/api/queues/quorum/%2F/qa/replicas/add", {"node": "n4"})
+    r = settled(lambda: api(cluster4, "n3").post("/api/queues/quorum/%2F/qa/replicas/add", {"node": "n4"}))
     assert r.status == 204, r
     rows = status(cluster4, "qa", "n4")
     assert rows["n4"]["Membership"] == "voter" and rows["n4"]["Last Applied"] >= 300, rows
@@ -169,7 +194,8 @@ def test_added_member_holds_every_confirmed_message(cluster4):
     second = [b"b%d" % i for i in range(50)]
     publish_confirmed(cluster4.nodes["n4"], "qa", second)
     # n1 leaves the group; then n1 and n2, two of the old members, are killed.
-    r = api(cluster4, "n3").delete("/api/queues/quorum/%2F/qa/replicas/delete", body={"node": "n1"})
+    r = settled(lambda: api(cluster4, "n3").delete("/api/queues/quorum/%2F/qa/replicas/delete",
+                                                   body={"node": "n1"}))
     assert r.status == 204, r
     members_everywhere(cluster4, "qa", ["n2", "n3", "n4"])
     cluster4.kill("n1")
@@ -181,7 +207,8 @@ def test_deleted_member_drops_its_copy_and_the_queue_goes_on(cluster4):
     declare(cluster4, "n1", "qd")
     publish_confirmed(cluster4.nodes["n1"], "qd", [b"x%d" % i for i in range(10)])
     assert group_files(cluster4, "n1") != []
-    r = api(cluster4, "n4").delete("/api/queues/quorum/%2F/qd/replicas/delete", body={"node": "n1"})
+    r = settled(lambda: api(cluster4, "n4").delete("/api/queues/quorum/%2F/qd/replicas/delete",
+                                                   body={"node": "n1"}))
     assert r.status == 204, r
     members_everywhere(cluster4, "qd", ["n2", "n3"])
     wait_for(lambda: group_files(cluster4, "n1") == [], DEADLINE, "n1 to delete its copy of qd's group")
@@ -200,8 +227,8 @@ def test_member_refusals_as_rabbitmq(cluster4):
     error(api(cluster4).post(add.format("nope"), {"node": "n4"}), 404, "Object Not Found", "Not Found")
     error(api(cluster4).delete(delete.format("q1"), body={"node": "n1"}), 503, "service_unavailable", "last_node")
     # RabbitMQ's add_member and delete_member are idempotent.
-    assert api(cluster4).post(add.format("qm"), {"node": "n2"}).status == 204
-    assert api(cluster4).delete(delete.format("qm"), body={"node": "n4"}).status == 204
+    assert settled(lambda: api(cluster4).post(add.format("qm"), {"node": "n2"})).status == 204
+    assert settled(lambda: api(cluster4).delete(delete.format("qm"), body={"node": "n4"})).status == 204
     members_everywhere(cluster4, "qm", ["n1", "n2", "n3"])
     assert api(cluster4).get(add.format("qm")).status == 405
     cluster4.kill("n4")
@@ -211,11 +238,12 @@ def test_member_refusals_as_rabbitmq(cluster4):
 
 def test_warrenctl_add_and_delete_member(cluster4):
     declare(cluster4, "n1", "qw")
-    assert ctl(cluster4, "n2", "queues", "add_member", "qw", "n4") == (0, "n4 is a member of qw\n", "")
+    assert ctl_settled(cluster4, "n2", "queues", "add_member", "qw", "n4") == (0, "n4 is a member of qw\n", "")
     members_everywhere(cluster4, "qw", ["n1", "n2", "n3", "n4"])
-    assert ctl(cluster4, "n2", "queues", "delete_member", "qw", "n2") == (0, "n2 is no longer a member of qw\n", "")
+    assert ctl_settled(cluster4, "n2", "queues", "delete_member", "qw", "n2") == \
+        (0, "n2 is no longer a member of qw\n", "")
     members_everywhere(cluster4, "qw", ["n1", "n3", "n4"])
-    rc, out, err = ctl(cluster4, "n1", "queues", "add_member", "nope", "n4")
+    rc, out, err = ctl_settled(cluster4, "n1", "queues", "add_member", "nope", "n4")
     assert (rc, out, err) == (1, "", "warrenctl: POST /api/queues/quorum/%2F/nope/replicas/add: 404 Object Not "
                                      "Found: Not Found\n")
 
@@ -234,17 +262,17 @@ def test_grow_even_then_all_and_shrink(cluster4):
     declare(cluster4, "n2", "solo", {"x-quorum-initial-group-size": 1})
     grow = "/api/queues/quorum/replicas/on/n4/grow"
     body = {"vhost_pattern": "^/$", "queue_pattern": "^g", "strategy": "even"}
-    assert api(cluster4).post(grow, body).status == 204
+    assert settled(lambda: api(cluster4).post(grow, body)).status == 204
     # Answered once n1 applied the record changes: its status lists the records' members.
     assert [sorted(status(cluster4, q)) for q in ("g1", "g2", "g3")] == \
         [["n1", "n2", "n3"], ["n1", "n2", "n3"], ["n1", "n2", "n4"]]
     members_everywhere(cluster4, "g3", ["n1", "n2", "n4"])
-    assert api(cluster4).post(grow, dict(body, strategy="all")).status == 204
+    assert settled(lambda: api(cluster4).post(grow, dict(body, strategy="all"))).status == 204
     for q in ("g1", "g2"):
         members_everywhere(cluster4, q, ["n1", "n2", "n3", "n4"])
     members_everywhere(cluster4, "solo", ["n2"])
     wait_for(lambda: status(cluster4, "g1", "n4")["n4"]["Membership"] == "voter", LONG, "n4 to vote in g1")
-    r = api(cluster4, "n3").delete("/api/queues/quorum/replicas/on/n2/shrink")
+    r = settled(lambda: api(cluster4, "n3").delete("/api/queues/quorum/replicas/on/n2/shrink"))
     assert r.status == 202, r
     for q, want in (("g1", ["n1", "n3", "n4"]), ("g2", ["n1", "n3", "n4"]), ("g3", ["n1", "n4"]),
                     ("solo", ["n2"])):
@@ -272,7 +300,7 @@ def test_rebalance_spreads_leaders(cluster4):
     for q in queues:
         declare(cluster4, "n1", q)
     wait_for(lambda: set(leaders(cluster4, queues).values()) == {"n1"}, LONG, "n1 to lead every queue")
-    r = api(cluster4, "n2").post("/api/rebalance/queues", {})
+    r = settled(lambda: api(cluster4, "n2").post("/api/rebalance/queues", {}))
     assert r.status == 204, r
 
     def spread():
@@ -284,13 +312,13 @@ def test_rebalance_spreads_leaders(cluster4):
 
 def test_warrenctl_grow_shrink_rebalance(cluster4):
     declare(cluster4, "n1", "w1")
-    assert ctl(cluster4, "n1", "queues", "grow", "n4", "all", "--queue-pattern", "^w") == \
+    assert ctl_settled(cluster4, "n1", "queues", "grow", "n4", "all", "--queue-pattern", "^w") == \
         (0, "quorum queues grow onto n4\n", "")
     members_everywhere(cluster4, "w1", ["n1", "n2", "n3", "n4"])
-    assert ctl(cluster4, "n1", "queues", "shrink", "n3") == (0, "quorum queues shrink off n3\n", "")
+    assert ctl_settled(cluster4, "n1", "queues", "shrink", "n3") == (0, "quorum queues shrink off n3\n", "")
     members_everywhere(cluster4, "w1", ["n1", "n2", "n4"])
-    assert ctl(cluster4, "n1", "queues", "rebalance") == (0, "quorum queue leaders rebalanced\n", "")
-    rc, out, err = ctl(cluster4, "n1", "queues", "grow", "n4", "odd")
+    assert ctl_settled(cluster4, "n1", "queues", "rebalance") == (0, "quorum queue leaders rebalanced\n", "")
+    rc, out, err = ctl_settled(cluster4, "n1", "queues", "grow", "n4", "odd")
     assert (rc, out) == (2, "") and "the strategy is all or even, not 'odd'" in err, (rc, out, err)
 
 

@@ -74,6 +74,8 @@ void wr_meta_set_quorum(wr_meta_t *m, wr_quorum_t *qs, wr_meta_members_fn member
     m->quorum = qs;
     m->members = members;
     m->members_ud = ud;
+    if (qs != NULL)
+        wr_quorum_set_reporter(qs, wr_meta_quorum_report, m);
 }
 
 /* A quorum queue's declaration carries its members, placed here among the
@@ -305,9 +307,10 @@ void wr_meta_queue_gone(void *ud, const wr_vhost_t *vh, const wr_queue_t *q)
     wr_meta_t *m = ud;
     const char *home = NULL;
 
-    /* The group's own deletions drop the record first: nothing to propose then. */
-    if (wr_queue_opts(q)->exclusive || !wr_meta_queue_find(m, wr_vhost_name(vh), wr_queue_name(q), &home) ||
-        strcmp(home, m->deps.self) != 0)
+    /* The group's own deletions drop the record first: nothing to propose then.
+     * A quorum queue's live object goes when its members change (meta_quorum.c). */
+    if (wr_queue_opts(q)->exclusive || wr_quorum_args_want(wr_queue_opts(q)->args) ||
+        !wr_meta_queue_find(m, wr_vhost_name(vh), wr_queue_name(q), &home) || strcmp(home, m->deps.self) != 0)
         return;
     if (wr_meta_submit(m, wr_meta_cmd_queue_delete(wr_vhost_name(vh), wr_queue_name(q)), on_gone_result,
                        NULL) == NULL)

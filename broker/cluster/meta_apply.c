@@ -110,7 +110,7 @@ static void live_exchange_create(wr_vhost_t *vh, const json_t *e)
 }
 
 /* A proxy (cluster/remote.h) for a queue whose home is another node. */
-static void live_proxy_create(const wr_meta_t *m, wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o,
+static bool live_proxy_create(const wr_meta_t *m, wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o,
                               const char *home)
 {
     wr_queue_t *q = wr_remote_queue_new(m->remote, vh, name, o, home);
@@ -119,7 +119,9 @@ static void live_proxy_create(const wr_meta_t *m, wr_vhost_t *vh, wr_bytes_t nam
         wr_queue_unref(q);
         wr_log_error("vhost '%s': out of memory making the proxy of queue '%.*s' (home %s)",
                      wr_vhost_name(vh), (int)name.len, (const char *)name.data, home);
+        return false;
     }
+    return true;
 }
 
 /* A quorum queue's member list in its record, or 0 members (not a quorum queue here). */
@@ -150,8 +152,8 @@ static void live_quorum_create(const wr_meta_t *m, wr_vhost_t *vh, wr_bytes_t na
     wr_queue_t *q;
 
     if (!member(ms, n, m->deps.self)) {
-        if (m->remote != NULL)
-            live_proxy_create(m, vh, name, o, ms[0]);
+        if (m->remote != NULL && live_proxy_create(m, vh, name, o, ms[0]))
+            wr_meta_quorum_sync(m, wr_vhost_queue(vh, name), e);
         return;
     }
     q = wr_quorum_queue_new(m->quorum, vh, name, o, group, ms, n);
@@ -159,7 +161,9 @@ static void live_quorum_create(const wr_meta_t *m, wr_vhost_t *vh, wr_bytes_t na
         wr_queue_unref(q);
         wr_log_error("vhost '%s': out of memory making quorum queue '%.*s'", wr_vhost_name(vh), (int)name.len,
                      (const char *)name.data);
+        return;
     }
+    wr_meta_quorum_sync(m, q, e);
 }
 
 static void live_queue_create(const wr_meta_t *m, wr_vhost_t *vh, const json_t *e)
@@ -662,7 +666,7 @@ void wr_meta_apply_cmd(wr_meta_t *m, uint64_t index, const json_t *cmd, wr_meta_
             json_object_del(wr_meta_topology(m), a.vname);
         return;
     }
-    if (wr_meta_defs_apply(m, a.op, cmd, res))
+    if (wr_meta_defs_apply(m, a.op, cmd, res) || wr_meta_quorum_apply(m, a.op, cmd, res))
         return;
     wr_amqp_error_set(&res->err, WR_AMQP_INTERNAL_ERROR, 0, "malformed metadata command: unknown op '%.255s'",
                       a.op);
@@ -762,6 +766,28 @@ static void reconcile_vhost(wr_meta_t *m, wr_vhost_t *vh, const json_t *v)
     json_object_foreach((json_t *)json_object_get(v, "bindings"), k, e)
     {
         live_binding(vh, e, true);
+    }
+    wr_meta_quorum_reconcile(m, vh, v);
+}
+
+void wr_meta_queue_renew(const wr_meta_t *m, wr_vhost_t *vh, const json_t *v, const json_t *e)
+{
+    const json_t *name = json_object_get(e, "name");
+    uint8_t nbuf[WR_META_NAME_MAX];
+    wr_bytes_t raw;
+    wr_queue_t *q;
+    const char *k;
+    json_t *b;
+
+    if (!wr_meta_name_decode(name, &raw, nbuf))
+        return;
+    if ((q = wr_vhost_queue(vh, raw)) != NULL)
+        wr_vhost_queue_delete(vh, q);
+    live_queue_create(m, vh, e);
+    json_object_foreach((json_t *)json_object_get(v, "bindings"), k, b)
+    {
+        if (to_queue(b, name))
+            live_binding(vh, b, true);
     }
 }
 

@@ -21,7 +21,9 @@
  * entry}}, where an exchange's or queue's key is its name's compact JSON
  * text and a binding's the compact JSON text of [source, destination_type,
  * destination, routing_key, arguments]; entries are the commands' entries (a
- * queue's with "log" added when durable). U: {"password_hash" (base64),
+ * queue's with "log" added when durable; a quorum queue's with "members",
+ * "group", and "joining" and "leaving" while a member change is under way,
+ * meta_quorum.c). U: {"password_hash" (base64),
  * "hashing_algorithm", "tags", "limits"}. A vhost with nothing in T, and a
  * vhost without permissions or policies, is not listed there.
  */
@@ -70,5 +72,20 @@ json_t *wr_meta_defs_seed(const wr_meta_t *m);
 bool wr_meta_defs_timeout_text(const json_t *cmd, char *out, size_t n);
 /* Whether the group holds vhost `name` (always true before the seed). */
 bool wr_meta_vhost_known(const wr_meta_t *m, const char *name);
+
+/* Applies a quorum queue operation (meta_quorum.c); false when op is none. */
+bool wr_meta_quorum_apply(wr_meta_t *m, const char *op, const json_t *cmd, wr_meta_result_t *res);
+/* Makes this node's live queue for quorum record e (of vhost state v) what
+ * the record says: the member's queue or a proxy, with its members. */
+void wr_meta_quorum_live(const wr_meta_t *m, wr_vhost_t *vh, const json_t *v, const json_t *e);
+/* wr_meta_quorum_live for every quorum record of vhost state v (after a snapshot load). */
+void wr_meta_quorum_reconcile(const wr_meta_t *m, wr_vhost_t *vh, const json_t *v);
+/* wr_quorum_report_fn (ud = the wr_meta_t): proposes "quorum.member.done". */
+void wr_meta_quorum_report(void *ud, const char *vhost, wr_bytes_t name, const char *node);
+/* Gives live queue q (a member's queue or a proxy) record e's members and roles. */
+void wr_meta_quorum_sync(const wr_meta_t *m, wr_queue_t *q, const json_t *e);
+/* Replaces the live queue of record e (of vhost state v) by a new one made
+ * from the record, with the record's bindings to it (meta_apply.c). */
+void wr_meta_queue_renew(const wr_meta_t *m, wr_vhost_t *vh, const json_t *v, const json_t *e);
 
 #endif

@@ -943,9 +943,7 @@ static void qq_destroy(wr_queue_t *h)
         event_free(q->open_ev);
     }
     wr_list_remove(&q->link);
-    for (size_t i = 0; i < q->nmembers; i++)
-        free(q->members[i]);
-    free(q->members);
+    wr_qq_members_free(q);
     free(q->vhost);
     free(q);
 }
@@ -1006,14 +1004,15 @@ void wr_qq_sweep(qq_t *q, uint32_t node)
 static void on_open(evutil_socket_t fd, short what, void *ud)
 {
     qq_t *q = ud;
+    const char *first[9];
     wr_rgroup_sm_t sm;
     wr_list_t *it;
 
     if (q->s == NULL || q->h.closed)
         return;
     wr_qq_sm(&sm);
-    q->g = wr_rgroup_open(q->s->d.raftd, q->group, (const char *const *)q->members, q->nmembers,
-                          SNAPSHOT_EVERY, &sm, q);
+    q->g =
+        wr_rgroup_open(q->s->d.raftd, q->group, first, wr_qq_first_voters(q, first), SNAPSHOT_EVERY, &sm, q);
     if (q->g == NULL) {
         wr_log_error("quorum queue '%.*s' in vhost '%s': its Raft group could not be opened",
                      (int)q->h.name.len, (const char *)q->h.name.data, q->vhost);
@@ -1055,6 +1054,7 @@ static void on_tick(evutil_socket_t fd, short what, void *ud)
     if (q->leader && (p->msg_ttl_ms != WR_QF_NO_TTL || p->consumer_timeout_ms != 0 || q->expiring))
         propose_simple(q, WR_QF_TICK, 0, (wr_bytes_t){NULL, 0});
     go_home(q);
+    wr_qq_members_tick(q);
     arm(q->tick_ev, TICK_EVERY_MS);
 }
 

@@ -95,6 +95,27 @@ size_t wr_quorum_place(const char *self, const char *const *names, size_t n, wr_
 wr_queue_t *wr_quorum_queue_new(wr_quorum_t *qs, wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o,
                                 uint64_t group, const char *const *members, size_t n);
 
+/* A member's part in its queue's record (docs/QUORUM.md, "Operating quorum queues"). */
+typedef enum {
+    WR_QUORUM_VOTER,   /* a voter of the group */
+    WR_QUORUM_JOINING, /* to be added: the leader adds it as a learner and promotes it */
+    WR_QUORUM_LEAVING, /* to be removed by the leader */
+} wr_quorum_role_t;
+
+/*
+ * The queue's members from its record, in leadership order (the leader hands
+ * leadership to the first when it is up), with their roles (copied). The
+ * group's leader adds the joining and removes the leaving, one at a time,
+ * and reports each change done (wr_quorum_set_reporter). Nothing for a queue
+ * that is not a member's quorum queue. false on ENOMEM (nothing changed).
+ */
+bool wr_quorum_queue_set_members(wr_queue_t *q, const char *const *members, const uint8_t *roles, size_t n);
+
+/* The leader of a queue's group made the Raft change its record asks for node. */
+typedef void (*wr_quorum_report_fn)(void *ud, const char *vhost, wr_bytes_t name, const char *node);
+/* Who hears of those changes (the metadata group records them); before any queue. */
+void wr_quorum_set_reporter(wr_quorum_t *qs, wr_quorum_report_fn fn, void *ud);
+
 /* What the management API shows of a quorum queue; false when q is not one (or its group is not open). */
 bool wr_quorum_queue_status(const wr_queue_t *q, wr_rgroup_status_t *st);
 

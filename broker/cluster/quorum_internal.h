@@ -20,7 +20,9 @@ struct wr_quorum_s {
     uint32_t next_id; /* their low half; starts at a random point each run */
     wr_list_t queues; /* qq_t */
 
-    uint64_t body_bytes; /* bodies every queue's cache holds now (quorum_sm.c), within d.body_budget */
+    uint64_t body_bytes;        /* bodies every queue's cache holds now (quorum_sm.c), within d.body_budget */
+    wr_quorum_report_fn report; /* member changes made (wr_quorum_set_reporter); NULL: none */
+    void *report_ud;
 };
 
 /* A body in the snapshot this member serves: its record's place in the state machine's bytes. */
@@ -94,6 +96,8 @@ typedef struct qq_s {
     char *vhost;
     char **members;
     size_t nmembers;
+    uint8_t *roles; /* wr_quorum_role_t per member; NULL: all voters */
+    bool changing;  /* a member change of the record is under way (the leader's) */
     uint8_t data[]; /* name, then args */
 } qq_t;
 
@@ -121,6 +125,15 @@ static inline uint32_t wr_qq_owner_node(uint64_t owner)
 {
     return (uint32_t)(owner >> 32);
 }
+
+/* quorum_members.c */
+/* On the leader, every tick: the next member change the record asks for. */
+void wr_qq_members_tick(qq_t *q);
+/* The first voters to open the group with: the members but those joining
+ * (a joiner waits for the leader, a non-voter in its own eyes); how many. */
+size_t wr_qq_first_voters(const qq_t *q, const char **out);
+/* Frees the member list. */
+void wr_qq_members_free(qq_t *q);
 
 /* quorum_sm.c */
 void wr_qq_sm(wr_rgroup_sm_t *out);

@@ -64,6 +64,16 @@ void wr_remote_free(wr_remote_t *r);
  */
 wr_queue_t *wr_remote_queue_new(wr_remote_t *r, wr_vhost_t *vh, wr_bytes_t name, const wr_queue_opts_t *o,
                                 const char *home);
+/*
+ * Makes proxy q (a quorum queue's, on a node that is not its member) go
+ * through any of members (copied), the voters of the queue's group in
+ * leadership order: its home is the first of them that is up, and when that
+ * node goes down it moves to the next one up, its consumers subscribing
+ * there again (keeping their channels) instead of being cancelled, pending
+ * confirms nacked. Nothing for another queue. false on ENOMEM (nothing
+ * changed).
+ */
+bool wr_remote_queue_set_members(wr_queue_t *q, const char *const *members, size_t n);
 /* The home node of q if it is a proxy, else NULL. */
 const char *wr_remote_queue_home(const wr_queue_t *q);
 /*

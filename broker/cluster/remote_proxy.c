@@ -30,6 +30,8 @@ typedef struct {
     bool down;           /* the home's link is down */
     char *vhost;
     char *home;
+    char **members; /* a quorum queue's voters: any of them can be its home; NULL for a classic queue */
+    size_t nmembers;
     uint8_t data[]; /* name, then args */
 } proxy_t;
 
@@ -461,12 +463,59 @@ static proxy_t *next_of_home(wr_remote_t *r, wr_list_t **it, const char *node)
     return NULL;
 }
 
+static int subscribe(pcons_t *pc);
+
+/* A quorum queue's first member that is up, but skip; NULL: none. */
+static const char *member_up(const proxy_t *p, const char *skip)
+{
+    for (size_t i = 0; i < p->nmembers; i++)
+        if (strcmp(p->members[i], skip) != 0 && wr_peer_up(p->r->d.links, p->members[i]))
+            return p->members[i];
+    return NULL;
+}
+
+/*
+ * A quorum queue's proxy goes through member node from now on: its pending
+ * confirms and gets end (a nack, a 404: their outcome at the old home is
+ * unknown) and its consumers subscribe at node again, keeping their
+ * channels; what the old home delivered and was not settled comes back
+ * through the queue's machine, redelivered (the leader hands a lost node's
+ * deliveries back). false on ENOMEM (nothing changed).
+ */
+static bool rehome(proxy_t *p, const char *node)
+{
+    char *home = strdup(node);
+    wr_list_t *n, *tmp;
+
+    if (home == NULL)
+        return false;
+    confirms_fail(p);
+    gets_fail(p);
+    free(p->home);
+    p->home = home;
+    p->down = false;
+    wr_list_foreach_safe(n, tmp, &p->consumers)
+    {
+        pcons_t *pc = wr_list_entry(n, pcons_t, link);
+
+        held_drop(pc, false);
+        wr_map_del(p->r->consumers, wr_remote_key(&pc->id));
+        pc->owed = 0;
+        if (subscribe(pc) != WR_OK)
+            pcons_cancelled(pc);
+    }
+    return true;
+}
+
 void wr_remote_proxy_down(wr_remote_t *r, const char *node)
 {
     wr_list_t *it = r->proxies.next;
+    const char *next;
     proxy_t *p;
 
     while ((p = next_of_home(r, &it, node)) != NULL) {
+        if ((next = member_up(p, node)) != NULL && rehome(p, next))
+            continue;
         p->down = true;
         consumers_fail(p);
         confirms_fail(p);
@@ -474,13 +523,26 @@ void wr_remote_proxy_down(wr_remote_t *r, const char *node)
     }
 }
 
+static bool is_member(const proxy_t *p, const char *node)
+{
+    for (size_t i = 0; i < p->nmembers; i++)
+        if (strcmp(p->members[i], node) == 0)
+            return true;
+    return false;
+}
+
 void wr_remote_proxy_up(wr_remote_t *r, const char *node)
 {
-    wr_list_t *it = r->proxies.next;
-    proxy_t *p;
+    wr_list_t *it;
 
-    while ((p = next_of_home(r, &it, node)) != NULL)
-        p->down = false;
+    for (it = r->proxies.next; it != &r->proxies; it = it->next) {
+        proxy_t *p = wr_list_entry(it, proxy_t, link);
+
+        if (strcmp(p->home, node) == 0)
+            p->down = false;
+        else if (p->down && is_member(p, node))
+            rehome(p, node);
+    }
 }
 
 void wr_remote_proxy_free_all(wr_remote_t *r)
@@ -556,17 +618,33 @@ static size_t proxy_purge(wr_queue_t *q)
     return 0;
 }
 
-static int proxy_consume(wr_queue_t *q, wr_consumer_t *c)
+/* Subscribes pc at the home under a new id. WR_OK, WR_ENOENT (the link is down) or WR_ENOMEM. */
+static int subscribe(pcons_t *pc)
 {
-    proxy_t *p = pq(q);
-    pcons_t *pc;
+    proxy_t *p = pc->p;
+    wr_consumer_t *c = pc->c;
     wr_remote_msg_t m = {.kind = WR_REMOTE_CONSUME,
                          .vhost = wr_bytes_str(p->vhost),
-                         .queue = q->name,
+                         .queue = p->h.name,
                          .prefetch = c->prefetch,
                          .priority = c->priority,
                          .credit = WR_REMOTE_CREDIT_WINDOW,
                          .args = c->args};
+    int rc;
+
+    pc->id = ++p->r->next_id;
+    m.id = pc->id;
+    m.flags = (uint8_t)((c->no_ack ? WR_REMOTE_NO_ACK : 0) | (c->exclusive ? WR_REMOTE_EXCLUSIVE : 0));
+    rc = wr_map_put(p->r->consumers, wr_remote_key(&pc->id), pc);
+    if (rc == WR_OK && (rc = wr_remote_send(p->r, p->home, &m)) != WR_OK)
+        wr_map_del(p->r->consumers, wr_remote_key(&pc->id));
+    return rc;
+}
+
+static int proxy_consume(wr_queue_t *q, wr_consumer_t *c)
+{
+    proxy_t *p = pq(q);
+    pcons_t *pc;
     int rc;
 
     if (!usable(p))
@@ -574,14 +652,9 @@ static int proxy_consume(wr_queue_t *q, wr_consumer_t *c)
     pc = calloc(1, sizeof(*pc));
     if (pc == NULL)
         return WR_ENOMEM;
-    *pc = (pcons_t){.p = p, .c = c, .id = ++p->r->next_id};
+    *pc = (pcons_t){.p = p, .c = c};
     wr_list_init(&pc->held);
-    m.id = pc->id;
-    m.flags = (uint8_t)((c->no_ack ? WR_REMOTE_NO_ACK : 0) | (c->exclusive ? WR_REMOTE_EXCLUSIVE : 0));
-    rc = wr_map_put(p->r->consumers, wr_remote_key(&pc->id), pc);
-    if (rc == WR_OK && (rc = wr_remote_send(p->r, p->home, &m)) != WR_OK)
-        wr_map_del(p->r->consumers, wr_remote_key(&pc->id));
-    if (rc != WR_OK) {
+    if ((rc = subscribe(pc)) != WR_OK) {
         free(pc);
         return rc == WR_ENOENT ? WR_ENOENT : WR_ENOMEM;
     }
@@ -682,6 +755,15 @@ static size_t proxy_close(wr_queue_t *q)
     return 0;
 }
 
+static void members_free(proxy_t *p)
+{
+    for (size_t i = 0; i < p->nmembers; i++)
+        free(p->members[i]);
+    free(p->members);
+    p->members = NULL;
+    p->nmembers = 0;
+}
+
 static void proxy_destroy(wr_queue_t *q)
 {
     proxy_t *p = pq(q);
@@ -691,6 +773,7 @@ static void proxy_destroy(wr_queue_t *q)
     gets_fail(p);
     wr_list_remove(&p->link);
     wr_list_remove(&q->run_node);
+    members_free(p);
     free(p->vhost);
     free(p->home);
     free(p);
@@ -789,4 +872,32 @@ void wr_remote_queue_down_error(const wr_queue_t *q, const char *vhost, uint32_t
     wr_amqp_error_set(err, WR_AMQP_NOT_FOUND, method,
                       "home node '%s' of durable queue '%.*s' in vhost '%s' is down or inaccessible",
                       home != NULL ? home : "?", (int)q->name.len, (const char *)q->name.data, vhost);
+}
+
+bool wr_remote_queue_set_members(wr_queue_t *q, const char *const *members, size_t n)
+{
+    proxy_t *p = pq(q);
+    char **ms;
+    bool ok;
+    const char *home;
+
+    if (q->type != &wr_remote_proxy_type || n == 0)
+        return true;
+    ok = (ms = calloc(n, sizeof(*ms))) != NULL;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (ms[i] = strdup(members[i])) != NULL;
+    if (!ok) {
+        for (size_t i = 0; ms != NULL && i < n; i++)
+            free(ms[i]);
+        free(ms);
+        return false;
+    }
+    members_free(p);
+    p->members = ms;
+    p->nmembers = n;
+    /* A home that left the members, or is down, gives way to the first member up. */
+    if (p->r != NULL && (!is_member(p, p->home) || p->down) && (home = member_up(p, "")) != NULL &&
+        strcmp(home, p->home) != 0)
+        return rehome(p, home);
+    return true;
 }

@@ -42,6 +42,7 @@
 #include "broker/mgmt/mgmt_internal.h"
 #include "broker/mgmt/mgmt_json.h"
 #include "broker/mgmt/mgmt_cluster.h"
+#include "broker/mgmt/mgmt_quorum.h"
 #include "broker/mgmt/mgmt_nodes.h"
 #include "broker/mgmt/mgmt_policies.h"
 #include "broker/mgmt/mgmt_topo.h"
@@ -1274,6 +1275,13 @@ static wr_mgmt_method_t method_of(enum evhttp_cmd_type cmd)
     }
 }
 
+/* /api/queues, with RabbitMQ's quorum queue operations under /api/queues/quorum. */
+static void queues(wr_mgmt_req_t *r)
+{
+    if (!wr_mgmt_quorum_route(r))
+        wr_mgmt_topo_queues(r);
+}
+
 /* The collections under /api; `whole` ones take no further segment. */
 static const struct {
     const char *name;
@@ -1289,7 +1297,7 @@ static const struct {
     {"cluster-name", true, cluster_name},
     {"cluster", false, wr_mgmt_cluster},
     {"exchanges", false, wr_mgmt_topo_exchanges},
-    {"queues", false, wr_mgmt_topo_queues},
+    {"queues", false, queues},
     {"bindings", false, wr_mgmt_topo_bindings},
     {"connections", false, wr_mgmt_conns_connections},
     {"channels", false, wr_mgmt_conns_channels},
@@ -1299,6 +1307,7 @@ static const struct {
     {"consumers", false, wr_mgmt_conns_consumers},
     {"vhost-limits", false, wr_mgmt_vhost_limits},
     {"user-limits", false, wr_mgmt_user_limits},
+    {"rebalance", false, wr_mgmt_quorum_rebalance},
 };
 
 void wr_mgmt_route(wr_mgmt_req_t *r)

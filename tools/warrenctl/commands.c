@@ -29,7 +29,7 @@ typedef struct {
     int npos;
     bool durable, auto_delete, internal, if_unused, if_empty, all;
     const char *type, *routing_key, *destination_type, *count, *ackmode, *encoding, *reason, *tags, *priority,
-        *apply_to, *description, *default_queue_type, *user;
+        *apply_to, *description, *default_queue_type, *user, *vhost_pattern, *queue_pattern;
     json_t *arguments;  /* --argument K=V */
     json_t *headers;    /* --header K=V */
     json_t *properties; /* --property K=V */
@@ -117,6 +117,8 @@ static const struct {
     {"description", offsetof(args_t, description), OPT_VALUE},
     {"default-queue-type", offsetof(args_t, default_queue_type), OPT_VALUE},
     {"of-user", offsetof(args_t, user), OPT_VALUE},
+    {"vhost-pattern", offsetof(args_t, vhost_pattern), OPT_VALUE},
+    {"queue-pattern", offsetof(args_t, queue_pattern), OPT_VALUE},
     {"argument", offsetof(args_t, arguments), OPT_KV},
     {"header", offsetof(args_t, headers), OPT_KV},
     {"property", offsetof(args_t, properties), OPT_KV},
@@ -1098,6 +1100,85 @@ static int cmd_cluster_forget(const wr_ctl_t *c, const command_t *cmd, args_t *a
     return change(c, "DELETE", api_path("cluster", "members", a->pos[0], NULL), NULL, NULL, done);
 }
 
+/* ---------------------------------------------------------------- quorum queues */
+
+static const wr_column_t quorum_cols[] = {{"node", "Node Name"},
+                                          {"state", "Raft State"},
+                                          {"membership", "Membership"},
+                                          {"last_index", "Last Log Index"},
+                                          {"commit", "Commit Index"},
+                                          {"applied", "Last Applied"},
+                                          {"snapshot", "Snapshot Index"},
+                                          {"term", "Term"},
+                                          {"elections", "Elections"},
+                                          {"match", "Match Index"},
+                                          {"lag", "Lag"}};
+
+static int cmd_quorum_status(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    json_t *rows;
+    int rc;
+
+    if (call(c, "GET", api_path("queues/quorum", vhost_name(c), a->pos[0], "/status"), NULL, NULL, &rows) !=
+        0)
+        return WR_CTL_FAILED;
+    rc = print_rows(c, rows, COLS(quorum_cols), "Node Name");
+    json_decref(rows);
+    return rc;
+}
+
+static int cmd_transfer_leadership(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[600];
+
+    snprintf(done, sizeof(done), "leadership of %s goes to %s", a->pos[0], a->pos[1]);
+    return change(c, "POST", api_path("queues/quorum", vhost_name(c), a->pos[0], "/leader/transfer"),
+                  json_pack("{s:s}", "node", a->pos[1]), NULL, done);
+}
+
+/* add_member and delete_member: {"node": NODE} to .../replicas/add (POST) or .../replicas/delete (DELETE). */
+static int cmd_member(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    bool add = strcmp(cmd->words, "queues add_member") == 0;
+    char done[600];
+
+    snprintf(done, sizeof(done), add ? "%s is a member of %s" : "%s is no longer a member of %s", a->pos[1],
+             a->pos[0]);
+    return change(
+        c, add ? "POST" : "DELETE",
+        api_path("queues/quorum", vhost_name(c), a->pos[0], add ? "/replicas/add" : "/replicas/delete"),
+        json_pack("{s:s}", "node", a->pos[1]), NULL, done);
+}
+
+static int cmd_grow(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[300];
+
+    if (strcmp(a->pos[1], "all") != 0 && strcmp(a->pos[1], "even") != 0)
+        return usage_error(cmd, "the strategy is all or even, not '%s'", a->pos[1]);
+    snprintf(done, sizeof(done), "quorum queues grow onto %s", a->pos[0]);
+    return change(c, "POST", api_path("queues/quorum/replicas/on", a->pos[0], NULL, "/grow"),
+                  json_pack("{s:s,s:s,s:s}", "vhost_pattern", a->vhost_pattern ? a->vhost_pattern : ".*",
+                            "queue_pattern", a->queue_pattern ? a->queue_pattern : ".*", "strategy",
+                            a->pos[1]),
+                  NULL, done);
+}
+
+static int cmd_shrink(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    char done[300];
+
+    snprintf(done, sizeof(done), "quorum queues shrink off %s", a->pos[0]);
+    return change(c, "DELETE", api_path("queues/quorum/replicas/on", a->pos[0], NULL, "/shrink"), NULL, NULL,
+                  done);
+}
+
+static int cmd_rebalance(const wr_ctl_t *c, const command_t *cmd, args_t *a)
+{
+    return change(c, "POST", api_path("rebalance", "queues", NULL, NULL), json_object(), NULL,
+                  "quorum queue leaders rebalanced");
+}
+
 /* ---------------------------------------------------------------- the table */
 
 #define LIST(what, per_vhost, name_path, cols, help)                                                         \
@@ -1208,6 +1289,38 @@ static const command_t commands[] = {
     {"cluster forget", "", 1, 1, "NODE",
      "Removes NODE, which must be stopped (a dead node), from the cluster, through the node asked.",
      cmd_cluster_forget, NULL},
+    {"queues quorum_status", "", 1, 1, "QUEUE",
+     "Shows each member of quorum queue QUEUE (in --vhost, default /) as the node asked knows it: Raft "
+     "state, membership, its own log, commit and applied index, snapshot, term and elections; on the "
+     "leader, each member's acknowledged index and lag.",
+     cmd_quorum_status, NULL},
+    {"queues add_member", "", 2, 2, "QUEUE NODE",
+     "Adds a member on NODE to quorum queue QUEUE (in --vhost, default /): the node opens the queue's group, "
+     "the leader sends it the log (or a snapshot) and makes it a voter once it has caught up; answers then. "
+     "Nothing to do when NODE is a member already.",
+     cmd_member, NULL},
+    {"queues delete_member", "", 2, 2, "QUEUE NODE",
+     "Removes quorum queue QUEUE's member on NODE (in --vhost, default /); the node deletes its copy of the "
+     "queue's log. Refused for the last member; nothing to do when NODE is not a member.",
+     cmd_member, NULL},
+    {"queues grow", "vhost-pattern queue-pattern", 2, 2,
+     "NODE all|even [--vhost-pattern REGEX] [--queue-pattern REGEX]",
+     "Adds a member on NODE to every quorum queue (whose vhost and name match the patterns, default all) "
+     "that has none there and no member change under way; with even, only to queues with an even number "
+     "of members. The members join as add_member's do, after the answer.",
+     cmd_grow, NULL},
+    {"queues shrink", "", 1, 1, "NODE",
+     "Removes NODE's member from every quorum queue but those where it is the last one; they leave as "
+     "delete_member's do, after the answer.",
+     cmd_shrink, NULL},
+    {"queues rebalance", "", 0, 0, "",
+     "Spreads quorum queue leaders over the running nodes: each queue's leadership goes to its running "
+     "member with the fewest leaders so far (its current one on a tie).",
+     cmd_rebalance, NULL},
+    {"queues transfer_leadership", "", 2, 2, "QUEUE NODE",
+     "Hands the leadership of quorum queue QUEUE (in --vhost, default /) to its member NODE, which becomes "
+     "the member the leader belongs on (warren's own: rabbitmq-queues has no such command).",
+     cmd_transfer_leadership, NULL},
     {"alarms", "", 0, 0, "",
      "Health check: exits 0 when no resource alarm is in effect. Otherwise it exits 1 naming the alarms "
      "(memory, disk space) on one line.",
@@ -1332,7 +1445,8 @@ static const command_t *lookup(int argc, char **argv, int *used)
  * to lists and get, --filter to lists, CSV and TSV to overview too. */
 static int check_view(const wr_ctl_t *ctl, const command_t *cmd)
 {
-    bool rows = cmd->fn == cmd_list || cmd->fn == cmd_get || cmd->fn == cmd_cluster_status;
+    bool rows = cmd->fn == cmd_list || cmd->fn == cmd_get || cmd->fn == cmd_cluster_status ||
+                cmd->fn == cmd_quorum_status;
     const char *opt =
         !rows && ctl->view.columns       ? "--columns"
         : !rows && ctl->view.sort        ? "--sort"

@@ -16,6 +16,7 @@
 #include "broker/auth/auth.h"
 #include "broker/cluster/meta.h"
 #include "broker/cluster/meta_cmd.h"
+#include "broker/cluster/meta_quorum.h"
 #include "broker/config/config.h"
 #include "broker/vhost/policy.h"
 #include "broker/vhost/vhost.h"
@@ -758,6 +759,76 @@ START_TEST(test_snapshot_defs)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- quorum queue records */
+
+/* A quorum queue's declaration with the members its declaring node placed (meta.c does with a quorum
+ * service). */
+static json_t *qq_decl(const char *name, const char *members)
+{
+    json_t *cmd = qdecl(name, true, WR_BYTES_LIT(""), "n1");
+
+    json_object_set_new(json_object_get(cmd, "entry"), "members", json_loads(members, 0, NULL));
+    return cmd;
+}
+
+static json_t *qq_op(const char *op, const char *name, const char *node)
+{
+    return wr_meta_cmd_quorum(op, "/", wr_bytes_str(name), node);
+}
+
+/* Every node's record of name: its members in order, "+" after a joining one, "-" after a leaving one. */
+static void assert_record(fx_t *fx, const char *name, const char *want)
+{
+    for (int i = 0; i < NODES; i++) {
+        wr_meta_qq_t q;
+        char got[128] = "";
+
+        ck_assert(wr_meta_quorum_get(fx->nodes[i].meta, "/", wr_bytes_str(name), &q));
+        for (size_t k = 0; k < q.n; k++)
+            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s%s", k ? "," : "", q.members[k],
+                     q.role[k] == WR_QUORUM_JOINING   ? "+"
+                     : q.role[k] == WR_QUORUM_LEAVING ? "-"
+                                                      : "");
+        ck_assert_str_eq(got, want);
+    }
+}
+
+/* The record changes of add, delete, done and leader, the same on every node, with their refusals. */
+START_TEST(test_quorum_record)
+{
+    fx_t fx;
+
+    fx_start(&fx);
+    assert_ok(run(&fx, 0, qq_decl("qq", "[\"n1\", \"n2\"]")));
+    assert_ok(run(&fx, 1, qq_op("quorum.member.add", "qq", "n3")));
+    assert_record(&fx, "qq", "n1,n2,n3+");
+    assert_err(run(&fx, 0, qq_op("quorum.leader", "qq", "n3")), WR_AMQP_PRECONDITION_FAILED,
+               "PRECONDITION_FAILED - not_member");
+    assert_ok(run(&fx, 0, qq_op("quorum.member.add", "qq", "n2"))); /* a member already: nothing */
+    assert_ok(run(&fx, 2, qq_op("quorum.member.done", "qq", "n3")));
+    assert_record(&fx, "qq", "n1,n2,n3");
+    assert_ok(run(&fx, 0, qq_op("quorum.leader", "qq", "n3")));
+    assert_record(&fx, "qq", "n3,n1,n2");
+    assert_ok(run(&fx, 0, qq_op("quorum.member.delete", "qq", "n3")));
+    assert_ok(run(&fx, 0, qq_op("quorum.member.delete", "qq", "n1")));
+    assert_record(&fx, "qq", "n2,n3-,n1-");
+    assert_err(run(&fx, 1, qq_op("quorum.member.delete", "qq", "n2")), WR_AMQP_PRECONDITION_FAILED,
+               "PRECONDITION_FAILED - last_node");
+    assert_ok(run(&fx, 0, qq_op("quorum.member.delete", "qq", "n9"))); /* not a member: nothing */
+    assert_ok(run(&fx, 1, qq_op("quorum.member.done", "qq", "n3")));
+    assert_ok(run(&fx, 1, qq_op("quorum.member.done", "qq", "n1")));
+    assert_ok(run(&fx, 1, qq_op("quorum.member.done", "qq", "n1"))); /* again: nothing */
+    assert_record(&fx, "qq", "n2");
+    assert_err(run(&fx, 0, qq_op("quorum.member.add", "nope", "n2")), WR_AMQP_NOT_FOUND,
+               "NOT_FOUND - no queue 'nope' in vhost '/'");
+    assert_ok(run(&fx, 0, qdecl("classic", true, WR_BYTES_LIT(""), "n1")));
+    assert_err(run(&fx, 0, qq_op("quorum.member.add", "classic", "n2")), WR_AMQP_PRECONDITION_FAILED,
+               "PRECONDITION_FAILED - classic_queue_not_supported");
+    assert_converged(&fx);
+    fx_stop(&fx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("meta");
@@ -776,6 +847,7 @@ int main(void)
     tcase_add_test(tc, test_defs_errors);
     tcase_add_test(tc, test_seed_once);
     tcase_add_test(tc, test_snapshot_defs);
+    tcase_add_test(tc, test_quorum_record);
     suite_add_tcase(s, tc);
     return wr_test_run(s);
 }

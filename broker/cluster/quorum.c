@@ -1081,10 +1081,14 @@ wr_queue_t *wr_quorum_queue_new(wr_quorum_t *qs, wr_vhost_t *vh, wr_bytes_t name
                                 uint64_t group, const char *const *members, size_t n)
 {
     qq_t *q = calloc(1, sizeof(*q) + name.len + o->args.len);
+    wr_queue_opts_t oa = *o;
+    wr_value_t v;
 
     if (q == NULL)
         return NULL;
-    wr_queue_head_init(&q->h, &wr_quorum_queue_type, name, o, wr_vhost_sched(vh), q->data);
+    /* The metadata record carries the arguments only: the machine's policy needs this one. */
+    oa.single_active = wr_table_get(o->args, "x-single-active-consumer", &v) && v.type == 't' && v.v.b;
+    wr_queue_head_init(&q->h, &wr_quorum_queue_type, name, &oa, wr_vhost_sched(vh), q->data);
     wr_list_init(&q->consumers);
     wr_list_init(&q->props);
     wr_list_insert_tail(&qs->queues, &q->link);

@@ -99,6 +99,9 @@ void wr_qfifo_ids_pack(uint8_t *out, const uint64_t *ids, size_t n);
 /* Appends the log entry for cmd at leader time time_ms. false on allocation failure, a tag
  * over 255 bytes or more than WR_QF_MAX_IDS ids (nothing appended then). */
 bool wr_qfifo_cmd_put(wr_buf_t *b, uint64_t time_ms, const wr_qfifo_cmd_t *cmd);
+/* Overwrites the leader time of the encoded command in data (the leader's
+ * clock, as it appends the entry). false when len is too short to hold one. */
+bool wr_qfifo_cmd_stamp(uint8_t *data, size_t len, uint64_t time_ms);
 /*
  * Decodes a log entry; cmd borrows tag and ids from data. WR_OK, WR_ESYNTAX
  * (truncated, trailing bytes, bad enum) or WR_EUNKNOWN (unknown op).

@@ -649,7 +649,20 @@ static void leader_changed(void *ud, const char *leader)
     }
 }
 
+/* The leader's clock replaces the proposer's in every command it appends:
+ * TTLs and timeouts follow one clock, whichever member proposed. */
+static void stamp(void *ud, uint8_t *entry, size_t len)
+{
+    uint32_t clen;
+
+    if (len < 4)
+        return;
+    clen = (uint32_t)entry[0] << 24 | (uint32_t)entry[1] << 16 | (uint32_t)entry[2] << 8 | entry[3];
+    if (clen <= len - 4)
+        wr_qfifo_cmd_stamp(entry + 4, clen, wr_qq_now());
+}
+
 void wr_qq_sm(wr_rgroup_sm_t *out)
 {
-    *out = (wr_rgroup_sm_t){apply, snapshot_save, snapshot_load, leader_changed, snapshot_worth};
+    *out = (wr_rgroup_sm_t){apply, snapshot_save, snapshot_load, leader_changed, snapshot_worth, stamp};
 }

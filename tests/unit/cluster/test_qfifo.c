@@ -727,6 +727,25 @@ START_TEST(codec_rejects_malformed)
 }
 END_TEST
 
+/* The leader rewrites only the time of an encoded command (raftd's stamp). */
+START_TEST(codec_stamp_rewrites_the_time)
+{
+    wr_qfifo_cmd_t c = {.op = WR_QF_CHECKOUT, .owner = 9, .tag = WR_BYTES_LIT("ct"), .prefetch = 3}, got;
+    wr_buf_t b = WR_BUF_INIT;
+    uint64_t t;
+
+    ck_assert(wr_qfifo_cmd_put(&b, 1000, &c));
+    ck_assert(wr_qfifo_cmd_stamp(b.data, b.len, 0x0102030405060708ull));
+    ck_assert_int_eq(wr_qfifo_cmd_decode(b.data, b.len, &t, &got), WR_OK);
+    ck_assert_uint_eq(t, 0x0102030405060708ull);
+    ck_assert_uint_eq(got.owner, 9);
+    ck_assert_uint_eq(got.prefetch, 3);
+    ck_assert(wr_bytes_eq(got.tag, c.tag));
+    ck_assert(!wr_qfifo_cmd_stamp(b.data, 8, 5));
+    wr_buf_free(&b);
+}
+END_TEST
+
 START_TEST(memory_per_message)
 {
     enum { N = 1000000 };
@@ -1280,6 +1299,7 @@ static Suite *qfifo_suite(void)
     tcase_add_test(tc, old_unacked_does_not_pin_the_log);
     tcase_add_test(tc, snapshot_round_trip);
     tcase_add_test(tc, codec_rejects_malformed);
+    tcase_add_test(tc, codec_stamp_rewrites_the_time);
     suite_add_tcase(s, tc);
     tc = tcase_create("memory");
     tcase_set_timeout(tc, 120);

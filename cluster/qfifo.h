@@ -194,6 +194,11 @@ uint64_t wr_qfifo_publisher_seq(const wr_qfifo_t *q, uint64_t publisher);
  * those entries and may drop every other one up to the snapshot point.
  */
 void wr_qfifo_live_foreach(const wr_qfifo_t *q, void (*fn)(void *ud, uint64_t index), void *ud);
+/* Calls fn for every at-least-once dead letter awaiting DLX_SETTLE, oldest
+ * first, with its dead-letter id, log index and reason: a new leader
+ * publishes them again. fn must not change q. */
+typedef void (*wr_qfifo_dlx_fn)(void *ud, uint64_t id, uint64_t index, wr_qf_reason_t why);
+void wr_qfifo_dlx_foreach(const wr_qfifo_t *q, wr_qfifo_dlx_fn fn, void *ud);
 /* Calls fn for every consumer's owner, in registration order (an owner with
  * several consumers comes as often): the driver proposes DOWN for owners
  * whose node is gone. */

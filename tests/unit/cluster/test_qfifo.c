@@ -205,9 +205,20 @@ START_TEST(delivery_limit_default_20)
 }
 END_TEST
 
+/* What wr_qfifo_dlx_foreach lists, as "id:index:reason " */
+static void dlx_note(void *ud, uint64_t id, uint64_t index, wr_qf_reason_t why)
+{
+    char *s = ud;
+
+    snprintf(s + strlen(s), 64, "%llu:%llu:%d ", (unsigned long long)id, (unsigned long long)index, (int)why);
+}
+
 START_TEST(at_least_once_waits_for_dlx_settled)
 {
     wr_qfifo_policy_t p;
+    wr_buf_t snap = WR_BUF_INIT;
+    wr_qfifo_t *back;
+    char seen[128] = "", again[128] = "";
     h_t h;
 
     h_init(&h);
@@ -223,6 +234,15 @@ START_TEST(at_least_once_waits_for_dlx_settled)
     ck_assert_uint_eq(nth(&h, WR_QFE_DEADLETTER, 0)->id, 1);
     ck_assert_uint_eq(info(&h).dlx_pending, 1);
     ck_assert_uint_eq(wr_qfifo_min_live(h.q), 2); /* the log entry stays until the target confirms */
+    /* A new leader lists it to publish again, reason included, also from a snapshot. */
+    wr_qfifo_dlx_foreach(h.q, dlx_note, seen);
+    ck_assert_str_eq(seen, "1:2:0 ");
+    ck_assert(wr_qfifo_snapshot_put(h.q, &snap));
+    ck_assert_int_eq(wr_qfifo_snapshot_load(snap.data, snap.len, &back), WR_OK);
+    wr_qfifo_dlx_foreach(back, dlx_note, again);
+    ck_assert_str_eq(again, seen);
+    wr_qfifo_free(back);
+    wr_buf_free(&snap);
     ck_assert_int_eq(settle(&h, WR_QF_DLX_SETTLE, 0, "", 1), WR_OK);
     ck_assert_uint_eq(info(&h).dlx_pending, 0);
     ck_assert_uint_eq(wr_qfifo_min_live(h.q), 0);

@@ -225,6 +225,7 @@ START_TEST(at_least_once_waits_for_dlx_settled)
     wr_qfifo_policy_default(&p);
     p.dlx = WR_QF_DLX_AT_LEAST_ONCE;
     p.overflow = WR_QF_REJECT_PUBLISH;
+    p.delivery_limit = 0;
     policy(&h, &p);
     enq1(&h);
     checkout(&h, 7, "c", 1, 0);
@@ -234,9 +235,12 @@ START_TEST(at_least_once_waits_for_dlx_settled)
     ck_assert_uint_eq(nth(&h, WR_QFE_DEADLETTER, 0)->id, 1);
     ck_assert_uint_eq(info(&h).dlx_pending, 1);
     ck_assert_uint_eq(wr_qfifo_min_live(h.q), 2); /* the log entry stays until the target confirms */
-    /* A new leader lists it to publish again, reason included, also from a snapshot. */
+    /* A second one, past the delivery limit (0): dead letter 2, the message at index 5. */
+    enq1(&h);
+    ck_assert_int_eq(settle(&h, WR_QF_RETURN, 7, "c", 1), WR_OK);
+    /* A new leader lists them to publish again, reasons included, also from a snapshot. */
     wr_qfifo_dlx_foreach(h.q, dlx_note, seen);
-    ck_assert_str_eq(seen, "1:2:0 ");
+    ck_assert_str_eq(seen, "1:2:0 2:5:3 ");
     ck_assert(wr_qfifo_snapshot_put(h.q, &snap));
     ck_assert_int_eq(wr_qfifo_snapshot_load(snap.data, snap.len, &back), WR_OK);
     wr_qfifo_dlx_foreach(back, dlx_note, again);
@@ -244,13 +248,14 @@ START_TEST(at_least_once_waits_for_dlx_settled)
     wr_qfifo_free(back);
     wr_buf_free(&snap);
     ck_assert_int_eq(settle(&h, WR_QF_DLX_SETTLE, 0, "", 1), WR_OK);
+    ck_assert_int_eq(settle(&h, WR_QF_DLX_SETTLE, 0, "", 2), WR_OK);
     ck_assert_uint_eq(info(&h).dlx_pending, 0);
     ck_assert_uint_eq(wr_qfifo_min_live(h.q), 0);
     /* Without reject-publish, at-least-once acts as at-most-once (as in RabbitMQ). */
     p.overflow = WR_QF_DROP_HEAD;
     policy(&h, &p);
     enq1(&h);
-    settle(&h, WR_QF_DISCARD, 7, "c", 1);
+    settle(&h, WR_QF_DISCARD, 7, "c", 2);
     ck_assert_uint_eq(nth(&h, WR_QFE_DEADLETTER, 0)->dlx, WR_QF_DLX_AT_MOST_ONCE);
     ck_assert_uint_eq(info(&h).dlx_pending, 0);
     h_done(&h);

@@ -807,8 +807,8 @@ static uint32_t ms32(int64_t v, uint32_t none)
     return v < 0 ? none : v >= (int64_t)none ? none - 1 : (uint32_t)v;
 }
 
-/* x-dead-letter-strategy: at-least-once acts only with reject-publish (the machine falls back, as RabbitMQ).
- */
+/* x-dead-letter-strategy (the argument). At-least-once acts only with
+ * reject-publish: otherwise the machine falls back to at-most-once, as RabbitMQ. */
 static uint8_t dlx_strategy(const wr_queue_t *h, const wr_queue_limits_t *l)
 {
     wr_value_t v;

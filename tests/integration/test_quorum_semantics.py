@@ -385,7 +385,9 @@ def test_at_least_once_survives_target_down_and_source_leader_killed(qc, queue):
              "the source to lead again, its dead letters still pending")
     c.start("n3")
     c.wait_all_up()
-    home = qc.connect(2)  # the target's own node (see docs/QUORUM.md: a proxy read lags a restarted home)
+    # Read on the target's own node: through n2's proxy the restarted home showed
+    # nothing for 30 s (reported, not investigated here).
+    home = qc.connect(2)
     got = get_all(home.channel(), dlq, n)
     assert sorted(set(b for _, b in got)) == sorted(bodies)
     wait_for(lambda: publish_all(ch, queue, [b"room"]) == ["ack"], DEADLINE, "the dead letters settled")

@@ -193,6 +193,7 @@ static void dead_letter(wr_qfifo_t *q, wr_qfifo_effects_t *fx, const qf_msg_t *m
         return;
     }
     *o = (qf_out_t){*m, q->dlx_next, q->now};
+    o->m.flags = (uint8_t)((m->flags & QF_REDELIVERED) | (unsigned)why << QF_REASON_SHIFT);
     if (f != NULL)
         f->id = q->dlx_next;
     q->dlx_next++;
@@ -803,6 +804,16 @@ void wr_qfifo_live_foreach(const wr_qfifo_t *q, void (*fn)(void *ud, uint64_t in
     ring_foreach(&q->dlx, fn, ud);
     for (size_t i = 0; i < q->ncons; i++)
         ring_foreach(&q->cons[i]->out, fn, ud);
+}
+
+void wr_qfifo_dlx_foreach(const wr_qfifo_t *q, wr_qfifo_dlx_fn fn, void *ud)
+{
+    for (size_t i = 0; i < q->dlx.len; i++) {
+        const qf_out_t *o = qf_ring_at(&q->dlx, i);
+
+        if (!(o->m.flags & QF_TOMB))
+            fn(ud, o->id, o->m.index, (wr_qf_reason_t)((o->m.flags & QF_REASON) >> QF_REASON_SHIFT));
+    }
 }
 
 void wr_qfifo_owners_foreach(const wr_qfifo_t *q, void (*fn)(void *ud, uint64_t owner), void *ud)

@@ -99,6 +99,9 @@ void wr_qfifo_ids_pack(uint8_t *out, const uint64_t *ids, size_t n);
 /* Appends the log entry for cmd at leader time time_ms. false on allocation failure, a tag
  * over 255 bytes or more than WR_QF_MAX_IDS ids (nothing appended then). */
 bool wr_qfifo_cmd_put(wr_buf_t *b, uint64_t time_ms, const wr_qfifo_cmd_t *cmd);
+/* Overwrites the leader time of the encoded command in data (the leader's
+ * clock, as it appends the entry). false when len is too short to hold one. */
+bool wr_qfifo_cmd_stamp(uint8_t *data, size_t len, uint64_t time_ms);
 /*
  * Decodes a log entry; cmd borrows tag and ids from data. WR_OK, WR_ESYNTAX
  * (truncated, trailing bytes, bad enum) or WR_EUNKNOWN (unknown op).
@@ -191,6 +194,11 @@ uint64_t wr_qfifo_publisher_seq(const wr_qfifo_t *q, uint64_t publisher);
  * those entries and may drop every other one up to the snapshot point.
  */
 void wr_qfifo_live_foreach(const wr_qfifo_t *q, void (*fn)(void *ud, uint64_t index), void *ud);
+/* Calls fn for every at-least-once dead letter awaiting DLX_SETTLE, oldest
+ * first, with its dead-letter id, log index and reason: a new leader
+ * publishes them again. fn must not change q. */
+typedef void (*wr_qfifo_dlx_fn)(void *ud, uint64_t id, uint64_t index, wr_qf_reason_t why);
+void wr_qfifo_dlx_foreach(const wr_qfifo_t *q, wr_qfifo_dlx_fn fn, void *ud);
 /* Calls fn for every consumer's owner, in registration order (an owner with
  * several consumers comes as often): the driver proposes DOWN for owners
  * whose node is gone. */

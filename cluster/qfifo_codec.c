@@ -191,6 +191,15 @@ bool wr_qfifo_cmd_put(wr_buf_t *b, uint64_t time_ms, const wr_qfifo_cmd_t *cmd)
     return wr_buf_ok(b);
 }
 
+bool wr_qfifo_cmd_stamp(uint8_t *data, size_t len, uint64_t time_ms)
+{
+    if (len < 9)
+        return false;
+    for (int i = 0; i < 8; i++)
+        data[1 + i] = (uint8_t)(time_ms >> (56 - 8 * i));
+    return true;
+}
+
 static bool rd_key(rd_t *r, wr_qfifo_cmd_t *cmd)
 {
     return rd_u64(r, &cmd->owner) && rd_tag(r, &cmd->tag);

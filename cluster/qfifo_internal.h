@@ -9,9 +9,11 @@
 
 #include "cluster/qfifo.h"
 
-#define QF_REDELIVERED 0x01 /* delivered before: AMQP redelivered */
-#define QF_TOMB        0x80 /* a settled slot inside an id-sorted ring (never in a snapshot) */
-#define QF_FLAGS       QF_REDELIVERED
+#define QF_REDELIVERED  0x01 /* delivered before: AMQP redelivered */
+#define QF_TOMB         0x80 /* a settled slot inside an id-sorted ring (never in a snapshot) */
+#define QF_REASON       0x06 /* a dead letter's wr_qf_reason_t (in the dlx ring only) */
+#define QF_REASON_SHIFT 1
+#define QF_FLAGS        (QF_REDELIVERED | QF_REASON)
 
 /* One message: 24 bytes; the body is the log entry at index. */
 typedef struct {

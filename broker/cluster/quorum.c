@@ -807,6 +807,24 @@ static uint32_t ms32(int64_t v, uint32_t none)
     return v < 0 ? none : v >= (int64_t)none ? none - 1 : (uint32_t)v;
 }
 
+/* x-dead-letter-strategy (the argument). At-least-once acts only with
+ * reject-publish: otherwise the machine falls back to at-most-once, as RabbitMQ. */
+static uint8_t dlx_strategy(const wr_queue_t *h, const wr_queue_limits_t *l)
+{
+    wr_value_t v;
+
+    if (!l->dead_letter)
+        return WR_QF_DLX_NONE;
+    if (!wr_table_get(h->opts.args, "x-dead-letter-strategy", &v) || v.type != 'S' ||
+        !wr_bytes_eq_str(v.v.s, "at-least-once"))
+        return WR_QF_DLX_AT_MOST_ONCE;
+    if (l->overflow != WR_OVERFLOW_REJECT_PUBLISH)
+        wr_log_warn("quorum queue '%.*s': x-dead-letter-strategy at-least-once needs x-overflow "
+                    "reject-publish; dead-lettering at most once",
+                    (int)h->name.len, (const char *)h->name.data);
+    return WR_QF_DLX_AT_LEAST_ONCE;
+}
+
 static void qq_set_limits(wr_queue_t *h, const wr_queue_limits_t *l)
 {
     qq_t *q = qq(h);
@@ -821,7 +839,7 @@ static void qq_set_limits(wr_queue_t *h, const wr_queue_limits_t *l)
     p->max_length = l->max_length < 0 ? WR_QF_NONE : (uint64_t)l->max_length;
     p->max_bytes = l->max_length_bytes < 0 ? WR_QF_NONE : (uint64_t)l->max_length_bytes;
     p->overflow = l->overflow == WR_OVERFLOW_DROP_HEAD ? WR_QF_DROP_HEAD : WR_QF_REJECT_PUBLISH;
-    p->dlx = l->dead_letter ? WR_QF_DLX_AT_MOST_ONCE : WR_QF_DLX_NONE;
+    p->dlx = dlx_strategy(h, l);
     p->single_active = h->opts.single_active;
     p->msg_ttl_ms = ms32(l->message_ttl, WR_QF_NO_TTL);
     if (l->delivery_limit >= 0)
@@ -934,6 +952,7 @@ static void qq_destroy(wr_queue_t *h)
     }
     wr_qq_bodies_free(q);
     wr_map_free(q->pubs);
+    wr_qq_dlx_free(q);
     wr_qfifo_effects_free(&q->fx);
     wr_qfifo_free(q->sm);
     if (q->flush_ev != NULL) {
@@ -1053,6 +1072,7 @@ static void on_tick(evutil_socket_t fd, short what, void *ud)
 
     if (q->leader && (p->msg_ttl_ms != WR_QF_NO_TTL || p->consumer_timeout_ms != 0 || q->expiring))
         propose_simple(q, WR_QF_TICK, 0, (wr_bytes_t){NULL, 0});
+    wr_qq_dlx_retry(q);
     go_home(q);
     wr_qq_members_tick(q);
     arm(q->tick_ev, TICK_EVERY_MS);
@@ -1081,10 +1101,14 @@ wr_queue_t *wr_quorum_queue_new(wr_quorum_t *qs, wr_vhost_t *vh, wr_bytes_t name
                                 uint64_t group, const char *const *members, size_t n)
 {
     qq_t *q = calloc(1, sizeof(*q) + name.len + o->args.len);
+    wr_queue_opts_t oa = *o;
+    wr_value_t v;
 
     if (q == NULL)
         return NULL;
-    wr_queue_head_init(&q->h, &wr_quorum_queue_type, name, o, wr_vhost_sched(vh), q->data);
+    /* The metadata record carries the arguments only: the machine's policy needs this one. */
+    oa.single_active = wr_table_get(o->args, "x-single-active-consumer", &v) && v.type == 't' && v.v.b;
+    wr_queue_head_init(&q->h, &wr_quorum_queue_type, name, &oa, wr_vhost_sched(vh), q->data);
     wr_list_init(&q->consumers);
     wr_list_init(&q->props);
     wr_list_insert_tail(&qs->queues, &q->link);
@@ -1096,7 +1120,8 @@ wr_queue_t *wr_quorum_queue_new(wr_quorum_t *qs, wr_vhost_t *vh, wr_bytes_t name
     q->sm = wr_qfifo_new(0);
     q->bodies = wr_map_new();
     q->pubs = wr_map_new();
-    if (q->vhost == NULL || q->sm == NULL || q->bodies == NULL || q->pubs == NULL ||
+    q->dlx_out = wr_map_new();
+    if (q->vhost == NULL || q->sm == NULL || q->bodies == NULL || q->pubs == NULL || q->dlx_out == NULL ||
         !qq_members(q, members, n) || !qq_events(q, qs->d.base)) {
         qq_destroy(&q->h);
         return NULL;

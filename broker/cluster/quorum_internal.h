@@ -80,6 +80,7 @@ typedef struct qq_s {
     wr_list_t consumers; /* qcons_t */
     wr_list_t props;     /* commands awaiting their outcome */
     wr_map_t *pubs;      /* publisher seq -> its enqueue, until applied here */
+    wr_map_t *dlx_out;   /* dead-letter id -> its at-least-once publish from here (quorum_dlx.c) */
     uint64_t pub_id, next_seq;
     size_t npending;
     uint64_t pending_bytes; /* entries of those commands */
@@ -135,7 +136,24 @@ size_t wr_qq_first_voters(const qq_t *q, const char **out);
 /* Frees the member list. */
 void wr_qq_members_free(qq_t *q);
 
+/* quorum_dlx.c: at-least-once dead-lettering, by the leader */
+/* RabbitMQ's x-death reason for the machine's wr_qf_reason_t. */
+wr_dl_reason_t wr_qq_dl_reason(uint8_t reason);
+/* Publishes dead letter id (the message at log index) to the queue's DLX with
+ * a confirm, unless already out from here; DLX_SETTLE follows the confirm. */
+void wr_qq_dlx_publish(qq_t *q, uint64_t id, uint64_t index, uint8_t reason);
+/* On the leader: every dead letter the machine still holds and this node has
+ * not out goes (again): after a failed confirm, a lost DLX_SETTLE, a new leader. */
+void wr_qq_dlx_retry(qq_t *q);
+/* A DLX_SETTLE applied: its ids are done here. */
+void wr_qq_dlx_settled(qq_t *q, const wr_qfifo_cmd_t *cmd);
+/* Frees dlx_out (no confirm can be out: each holds a reference to q). */
+void wr_qq_dlx_free(qq_t *q);
+
 /* quorum_sm.c */
+/* The body of live message index (a new reference; cached, else read back from the log). NULL, logged, if
+ * none holds it. */
+wr_message_t *wr_qq_body(qq_t *q, uint64_t index);
 void wr_qq_sm(wr_rgroup_sm_t *out);
 /* Frees the body cache and the snapshot's body index (the queue goes). */
 void wr_qq_bodies_free(qq_t *q);

@@ -346,14 +346,21 @@ static void cancel_local(qq_t *q, const wr_qfifo_effect_t *f)
 
 static void dead_letter(qq_t *q, const wr_qfifo_effect_t *f)
 {
-    static const wr_dl_reason_t why[] = {WR_DL_REJECTED, WR_DL_EXPIRED, WR_DL_MAXLEN, WR_DL_DELIVERY_LIMIT};
     const wr_queue_hooks_t *h = q->h.sched->hooks;
     wr_message_t *m;
 
     if (!q->leader || f->dlx == WR_QF_DLX_NONE || h == NULL || !q->h.limits.dead_letter ||
-        f->reason > WR_QF_DL_DELIVERY_LIMIT || (m = body_get(q, f->index)) == NULL)
+        f->reason > WR_QF_DL_DELIVERY_LIMIT)
         return;
-    h->dead_letter(q->h.sched->ud, &q->h, m, why[f->reason]);
+    if (f->dlx == WR_QF_DLX_AT_LEAST_ONCE)
+        wr_qq_dlx_publish(q, f->id, f->index, f->reason);
+    else if ((m = body_get(q, f->index)) != NULL)
+        h->dead_letter(q->h.sched->ud, &q->h, m, wr_qq_dl_reason(f->reason));
+}
+
+wr_message_t *wr_qq_body(qq_t *q, uint64_t index)
+{
+    return body_get(q, index);
 }
 
 static void perform(qq_t *q, const wr_qfifo_effect_t *f)
@@ -437,6 +444,8 @@ static void apply(void *ud, uint64_t index, const uint8_t *data, size_t len)
     q->expiring |= cmd.op == WR_QF_ENQUEUE && cmd.ttl_ms != WR_QF_NO_TTL;
     if (cmd.op == WR_QF_PURGE)
         q->purging = 0;
+    if (cmd.op == WR_QF_DLX_SETTLE)
+        wr_qq_dlx_settled(q, &cmd);
     if (cmd.op == WR_QF_DOWN && wr_qq_owner_node(cmd.owner) == q->s->self_id)
         forgotten(q, cmd.owner);
     for (size_t i = 0; i < q->fx.n && !q->h.closed; i++)
@@ -646,10 +655,25 @@ static void leader_changed(void *ud, const char *leader)
         for (size_t i = 0; i < q->nmembers; i++)
             if (strcmp(q->members[i], q->s->d.self) != 0 && !wr_peer_up(q->s->d.links, q->members[i]))
                 wr_qq_sweep(q, wr_raftd_node_id(q->members[i]));
+        /* At-least-once dead letters the old leader had not settled go again. */
+        wr_qq_dlx_retry(q);
     }
+}
+
+/* The leader's clock replaces the proposer's in every command it appends:
+ * TTLs and timeouts follow one clock, whichever member proposed. */
+static void stamp(void *ud, uint8_t *entry, size_t len)
+{
+    uint32_t clen;
+
+    if (len < 4)
+        return;
+    clen = (uint32_t)entry[0] << 24 | (uint32_t)entry[1] << 16 | (uint32_t)entry[2] << 8 | entry[3];
+    if (clen <= len - 4)
+        wr_qfifo_cmd_stamp(entry + 4, clen, wr_qq_now());
 }
 
 void wr_qq_sm(wr_rgroup_sm_t *out)
 {
-    *out = (wr_rgroup_sm_t){apply, snapshot_save, snapshot_load, leader_changed, snapshot_worth};
+    *out = (wr_rgroup_sm_t){apply, snapshot_save, snapshot_load, leader_changed, snapshot_worth, stamp};
 }

@@ -99,6 +99,11 @@ typedef struct {
      * A quorum queue declines while its live messages outweigh the log a
      * snapshot would free. */
     bool (*snapshot_worth)(void *ud);
+    /* On the leader, just before it appends a NORMAL entry (its own proposal
+     * or one a follower forwarded): may rewrite the entry in place, same
+     * length (a copy of the proposer's bytes), so that every member applies
+     * what the leader wrote, e.g. the leader's clock. May be NULL. */
+    void (*stamp)(void *ud, uint8_t *entry, size_t len);
 } wr_rgroup_sm_t;
 
 /*

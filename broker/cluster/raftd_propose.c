@@ -37,6 +37,28 @@ static uint64_t get(const uint8_t *p, int bytes)
     return v;
 }
 
+/* Appends data if this member leads (wr_raft_propose), through the state
+ * machine's stamp on a copy when it has one. */
+static int append(wr_rgroup_t *g, const void *data, size_t len, uint64_t *term, uint64_t *index)
+{
+    wr_raft_status_t st;
+    uint8_t *copy;
+    int rc;
+
+    if (g->sm.stamp == NULL || len == 0)
+        return wr_raft_propose(g->raft, data, len, term, index);
+    wr_raft_status(g->raft, &st);
+    if (st.role != WR_RAFT_LEADER)
+        return WR_ENOENT;
+    if ((copy = malloc(len)) == NULL)
+        return WR_ENOMEM;
+    memcpy(copy, data, len);
+    g->sm.stamp(g->ud, copy, len);
+    rc = wr_raft_propose(g->raft, copy, len, term, index);
+    free(copy);
+    return rc;
+}
+
 /* ---- a proposal's life ---- */
 
 /* Oldest first: proposals mostly end in the order they were made, so the
@@ -275,7 +297,7 @@ int wr_rgroup_propose(wr_rgroup_t *g, const void *data, size_t len, unsigned tim
         finish_later(p, WR_ENOENT);
         return WR_OK;
     }
-    rc = wr_raft_propose(g->raft, data, len, &p->term, &p->index);
+    rc = append(g, data, len, &p->term, &p->index);
     if (rc == WR_ENOENT) {
         forward(p, timeout_ms, data, len);
         return WR_OK;
@@ -387,7 +409,7 @@ static void on_forward(wr_rgroup_t *g, const char *node, wr_bytes_t body)
         rc = WR_EUNKNOWN;
     else if (body.len > WR_RGROUP_MAX_ENTRY)
         rc = WR_ETOOBIG;
-    else if ((rc = wr_raft_propose(g->raft, body.data, body.len, &term, &index)) != WR_OK)
+    else if ((rc = append(g, body.data, body.len, &term, &index)) != WR_OK)
         rc = WR_ENOENT; /* not the leader, or a transfer under way: nothing was appended */
     answer(g->d, g->id, node, req, rc, term, index);
     if (rc == WR_OK)

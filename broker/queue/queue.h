@@ -47,6 +47,13 @@ typedef struct {
     /* q has been unused for its x-expires: the owner deletes it (later, not
      * inside this call). */
     void (*expired)(void *ud, wr_queue_t *q);
+    /* As dead_letter, for at-least-once dead-lettering: the hook raises
+     * conf->waiting and releases it once every queue the copy was routed to
+     * stored it (ok), or failed (no such exchange, no route, a queue refused
+     * it, the vhost went): then the caller keeps the message and tries again.
+     * May release inside the call. */
+    void (*dead_letter_confirmed)(void *ud, wr_queue_t *q, wr_message_t *m, wr_dl_reason_t why,
+                                  wr_confirm_t *conf);
 } wr_queue_hooks_t;
 
 /*

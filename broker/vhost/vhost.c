@@ -51,7 +51,8 @@ typedef struct {
 typedef struct dl_item_s {
     struct dl_item_s *next;
     wr_message_t *m;
-    wr_deadletter_t d; /* strings point after the struct */
+    wr_confirm_t *conf; /* at-least-once: held until the copy is stored, or not */
+    wr_deadletter_t d;  /* strings point after the struct */
 } dl_item_t;
 
 /* A queue past its x-expires, to delete from the deferred event. */
@@ -162,28 +163,28 @@ static void deferred_wake(wr_vhost_t *vh)
         event_active(vh->deferred_ev, 0, 0);
 }
 
-static void hook_dead_letter(void *ud, wr_queue_t *q, wr_message_t *m, wr_dl_reason_t why)
+/* Queues m for q's dead-letter exchange; with conf, its hold (taken by the
+ * caller) is released failed when m is dropped here. */
+static void dl_push(wr_vhost_t *vh, wr_queue_t *q, wr_message_t *m, wr_dl_reason_t why, wr_confirm_t *conf)
 {
-    wr_vhost_t *vh = ud;
     qslot_t *s = slot_of(vh, q);
     wr_bytes_t name = wr_queue_name(q);
-    dl_item_t *it;
+    dl_item_t *it = NULL;
     uint8_t *p;
 
-    if (s == NULL || !s->dlx.set) {
-        wr_message_unref(m);
-        return;
-    }
-    it = malloc(sizeof(*it) + name.len + s->dlx.len + s->dlrk.len);
-    if (it == NULL) {
+    if (s != NULL && s->dlx.set && (it = malloc(sizeof(*it) + name.len + s->dlx.len + s->dlrk.len)) == NULL)
         wr_log_warn("out of memory: message dead-lettered from queue '%.*s' in vhost '%s' dropped",
                     (int)name.len, (const char *)name.data, vh->name);
+    if (it == NULL) {
         wr_message_unref(m);
+        if (conf != NULL)
+            wr_confirm_release(conf, false);
         return;
     }
     p = (uint8_t *)(it + 1);
     it->next = NULL;
     it->m = m;
+    it->conf = conf;
     it->d = (wr_deadletter_t){.reason = why, .has_routing_key = s->dlrk.set};
     it->d.queue = (wr_bytes_t){p, name.len};
     if (name.len > 0)
@@ -199,6 +200,18 @@ static void hook_dead_letter(void *ud, wr_queue_t *q, wr_message_t *m, wr_dl_rea
     *vh->dl_tail = it;
     vh->dl_tail = &it->next;
     deferred_wake(vh);
+}
+
+static void hook_dead_letter(void *ud, wr_queue_t *q, wr_message_t *m, wr_dl_reason_t why)
+{
+    dl_push(ud, q, m, why, NULL);
+}
+
+static void hook_dead_letter_confirmed(void *ud, wr_queue_t *q, wr_message_t *m, wr_dl_reason_t why,
+                                       wr_confirm_t *conf)
+{
+    conf->waiting++;
+    dl_push(ud, q, m, why, conf);
 }
 
 static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
@@ -249,6 +262,7 @@ static const wr_queue_hooks_t queue_hooks = {
     .dead_letter = hook_dead_letter,
     .arm = hook_arm,
     .expired = hook_expired,
+    .dead_letter_confirmed = hook_dead_letter_confirmed,
 };
 
 /* RabbitMQ warns once per cycle; once per queue the cycle ends in is enough
@@ -273,7 +287,7 @@ static void dead_letter_one(wr_vhost_t *vh, dl_item_t *it)
     wr_exchange_t *x = wr_vhost_exchange(vh, it->d.dlx);
     wr_message_t *copy;
     wr_bytes_t *keys = NULL;
-    size_t nkeys = 0, routed = 0;
+    size_t nkeys = 0, routed = 0, cycles = 0;
 
     if (x == NULL) {
         wr_log_debug(
@@ -298,17 +312,26 @@ static void dead_letter_one(wr_vhost_t *vh, dl_item_t *it)
             continue;
         if (it->d.reason != WR_DL_REJECTED && wr_deadletter_is_cycle(copy, wr_queue_name(q))) {
             log_cycle(vh, q);
+            cycles++;
             continue;
         }
-        publish_to(vh, q, copy, NULL, &routed);
+        publish_to(vh, q, copy, it->conf, &routed);
+    }
+    /* At-least-once: stored somewhere, or only dropped as a cycle (settled, as RabbitMQ). */
+    if (it->conf != NULL && (routed > 0 || cycles > 0)) {
+        wr_confirm_release(it->conf, true);
+        it->conf = NULL;
     }
 out:
     free(keys);
     wr_message_unref(copy);
 }
 
+/* An at-least-once dead letter not stored (no exchange, no route, the vhost going) fails its confirm. */
 static void dl_item_free(dl_item_t *it)
 {
+    if (it->conf != NULL)
+        wr_confirm_release(it->conf, false);
     wr_message_unref(it->m);
     free(it);
 }

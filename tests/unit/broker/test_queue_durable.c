@@ -749,7 +749,7 @@ static void hk_expired(void *ud, wr_queue_t *q)
 {
 }
 
-static const wr_queue_hooks_t hk_hooks = {hk_now, hk_dead_letter, hk_arm, hk_expired};
+static const wr_queue_hooks_t hk_hooks = {hk_now, hk_dead_letter, hk_arm, hk_expired, NULL};
 
 START_TEST(test_paged_out_dead_lettered)
 {

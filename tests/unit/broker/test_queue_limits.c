@@ -59,7 +59,7 @@ static void fake_expired(void *ud, wr_queue_t *q)
     ((fx_t *)ud)->expired++;
 }
 
-static const wr_queue_hooks_t hooks = {fake_now, fake_dead_letter, fake_arm, fake_expired};
+static const wr_queue_hooks_t hooks = {fake_now, fake_dead_letter, fake_arm, fake_expired, NULL};
 
 static void sched_init(wr_queue_sched_t *s)
 {

@@ -528,6 +528,55 @@ START_TEST(test_dead_letter_deferred)
 }
 END_TEST
 
+typedef struct {
+    wr_confirm_t c;
+    int done;
+    bool failed;
+} tconf_t;
+
+static void tconf_done(wr_confirm_t *c)
+{
+    tconf_t *t = (tconf_t *)c;
+
+    t->done++;
+    t->failed = c->failed;
+}
+
+/* At-least-once (dead_letter_confirmed, quorum_dlx.c): the confirm is held
+ * until the copy is stored, and fails when the DLX is missing, routes it
+ * nowhere, or the vhost goes first. */
+START_TEST(test_dead_letter_confirmed)
+{
+    static const wr_test_arg_t dl_args[] = {WR_TEST_STR("x-dead-letter-exchange", "dlx"),
+                                            WR_TEST_STR("x-dead-letter-routing-key", "dlrk"), WR_TEST_END};
+    static const char *const cases[] = {"no exchange", "no route", "stored", "vhost freed"};
+    tconf_t t = {{1, false, tconf_done}, 0, false};
+    wr_queue_t *src, *dead;
+    fx_t fx;
+
+    fx_start(&fx);
+    src = q_add(&fx, "src", &(wr_queue_opts_t){.args = wr_test_args(&fx.args, dl_args)});
+    dead = q_plain(&fx, "dead");
+    if (_i >= 1)
+        x_add(&fx, "dlx", "direct", false, false, (wr_bytes_t){0});
+    if (_i >= 2)
+        bind_q(&fx, "dlx", "dead", "dlrk");
+    src->sched->hooks->dead_letter_confirmed(src->sched->ud, src, wr_test_message("", "src", "body", false),
+                                             WR_DL_REJECTED, &t.c);
+    wr_confirm_release(&t.c, true);
+    ck_assert_int_eq(t.done, 0); /* deferred, as every dead letter */
+    if (_i == 3) {
+        fx_stop(&fx);
+        ck_assert(t.done == 1 && t.failed);
+        return;
+    }
+    WR_TEST_LOOP_UNTIL(fx.base, t.done == 1, MAX_PASSES);
+    ck_assert_msg(t.failed == (_i < 2), "%s: failed %d", cases[_i], t.failed);
+    ck_assert_uint_eq(wr_queue_ready(dead), _i == 2 ? 1 : 0);
+    fx_stop(&fx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("vhost");
@@ -543,6 +592,7 @@ int main(void)
     tcase_add_test(tc, test_exclusive_queues_of_closed_conn);
     tcase_add_test(tc, test_policy_limits);
     tcase_add_loop_test(tc, test_dead_letter_deferred, 0, 2);
+    tcase_add_loop_test(tc, test_dead_letter_confirmed, 0, 4);
     suite_add_tcase(s, tc);
     return wr_test_run(s);
 }

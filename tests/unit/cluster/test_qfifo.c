@@ -205,15 +205,27 @@ START_TEST(delivery_limit_default_20)
 }
 END_TEST
 
+/* What wr_qfifo_dlx_foreach lists, as "id:index:reason " */
+static void dlx_note(void *ud, uint64_t id, uint64_t index, wr_qf_reason_t why)
+{
+    char *s = ud;
+
+    snprintf(s + strlen(s), 64, "%llu:%llu:%d ", (unsigned long long)id, (unsigned long long)index, (int)why);
+}
+
 START_TEST(at_least_once_waits_for_dlx_settled)
 {
     wr_qfifo_policy_t p;
+    wr_buf_t snap = WR_BUF_INIT;
+    wr_qfifo_t *back;
+    char seen[128] = "", again[128] = "";
     h_t h;
 
     h_init(&h);
     wr_qfifo_policy_default(&p);
     p.dlx = WR_QF_DLX_AT_LEAST_ONCE;
     p.overflow = WR_QF_REJECT_PUBLISH;
+    p.delivery_limit = 0;
     policy(&h, &p);
     enq1(&h);
     checkout(&h, 7, "c", 1, 0);
@@ -223,14 +235,27 @@ START_TEST(at_least_once_waits_for_dlx_settled)
     ck_assert_uint_eq(nth(&h, WR_QFE_DEADLETTER, 0)->id, 1);
     ck_assert_uint_eq(info(&h).dlx_pending, 1);
     ck_assert_uint_eq(wr_qfifo_min_live(h.q), 2); /* the log entry stays until the target confirms */
+    /* A second one, past the delivery limit (0): dead letter 2, the message at index 5. */
+    enq1(&h);
+    ck_assert_int_eq(settle(&h, WR_QF_RETURN, 7, "c", 1), WR_OK);
+    /* A new leader lists them to publish again, reasons included, also from a snapshot. */
+    wr_qfifo_dlx_foreach(h.q, dlx_note, seen);
+    ck_assert_str_eq(seen, "1:2:0 2:5:3 ");
+    ck_assert(wr_qfifo_snapshot_put(h.q, &snap));
+    ck_assert_int_eq(wr_qfifo_snapshot_load(snap.data, snap.len, &back), WR_OK);
+    wr_qfifo_dlx_foreach(back, dlx_note, again);
+    ck_assert_str_eq(again, seen);
+    wr_qfifo_free(back);
+    wr_buf_free(&snap);
     ck_assert_int_eq(settle(&h, WR_QF_DLX_SETTLE, 0, "", 1), WR_OK);
+    ck_assert_int_eq(settle(&h, WR_QF_DLX_SETTLE, 0, "", 2), WR_OK);
     ck_assert_uint_eq(info(&h).dlx_pending, 0);
     ck_assert_uint_eq(wr_qfifo_min_live(h.q), 0);
     /* Without reject-publish, at-least-once acts as at-most-once (as in RabbitMQ). */
     p.overflow = WR_QF_DROP_HEAD;
     policy(&h, &p);
     enq1(&h);
-    settle(&h, WR_QF_DISCARD, 7, "c", 1);
+    settle(&h, WR_QF_DISCARD, 7, "c", 2);
     ck_assert_uint_eq(nth(&h, WR_QFE_DEADLETTER, 0)->dlx, WR_QF_DLX_AT_MOST_ONCE);
     ck_assert_uint_eq(info(&h).dlx_pending, 0);
     h_done(&h);
@@ -723,6 +748,25 @@ START_TEST(codec_rejects_malformed)
     ck_assert(wr_qfifo_cmd_put(&b, 0, &c));
     b.data[b.len - 1] = 1; /* one id announced, none present */
     ck_assert_int_eq(wr_qfifo_cmd_decode(b.data, b.len, &t, &got), WR_ESYNTAX);
+    wr_buf_free(&b);
+}
+END_TEST
+
+/* The leader rewrites only the time of an encoded command (raftd's stamp). */
+START_TEST(codec_stamp_rewrites_the_time)
+{
+    wr_qfifo_cmd_t c = {.op = WR_QF_CHECKOUT, .owner = 9, .tag = WR_BYTES_LIT("ct"), .prefetch = 3}, got;
+    wr_buf_t b = WR_BUF_INIT;
+    uint64_t t;
+
+    ck_assert(wr_qfifo_cmd_put(&b, 1000, &c));
+    ck_assert(wr_qfifo_cmd_stamp(b.data, b.len, 0x0102030405060708ull));
+    ck_assert_int_eq(wr_qfifo_cmd_decode(b.data, b.len, &t, &got), WR_OK);
+    ck_assert_uint_eq(t, 0x0102030405060708ull);
+    ck_assert_uint_eq(got.owner, 9);
+    ck_assert_uint_eq(got.prefetch, 3);
+    ck_assert(wr_bytes_eq(got.tag, c.tag));
+    ck_assert(!wr_qfifo_cmd_stamp(b.data, 8, 5));
     wr_buf_free(&b);
 }
 END_TEST
@@ -1280,6 +1324,7 @@ static Suite *qfifo_suite(void)
     tcase_add_test(tc, old_unacked_does_not_pin_the_log);
     tcase_add_test(tc, snapshot_round_trip);
     tcase_add_test(tc, codec_rejects_malformed);
+    tcase_add_test(tc, codec_stamp_rewrites_the_time);
     suite_add_tcase(s, tc);
     tc = tcase_create("memory");
     tcase_set_timeout(tc, 120);

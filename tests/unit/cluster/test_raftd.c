@@ -35,6 +35,8 @@ typedef struct {
     size_t n;
     uint64_t last; /* the last index applied */
     int loads;     /* snapshot_load calls */
+    char clock[9]; /* this node's clock, as the stamping toy writes it (stamp_sm) */
+    int stamps;    /* stamp calls */
 } toy_t;
 
 /* A disk whose fdatasync, off the loop's thread, waits while the gate is closed, or fails. */
@@ -69,7 +71,8 @@ struct cl_s {
     node_t n[N];
     char root[128];
     unsigned snapshot_every, chunk;
-    size_t members; /* the group's first voters: nodes[0..members) */
+    size_t members;           /* the group's first voters: nodes[0..members) */
+    const wr_rgroup_sm_t *sm; /* NULL: toy_sm */
 };
 
 typedef struct {
@@ -146,7 +149,18 @@ static int toy_load(void *ud, const uint8_t *data, size_t len)
     return p == end ? WR_OK : WR_ESYNTAX;
 }
 
-static const wr_rgroup_sm_t toy_sm = {toy_apply, toy_save, toy_load, NULL, NULL};
+static const wr_rgroup_sm_t toy_sm = {toy_apply, toy_save, toy_load, NULL, NULL, NULL};
+
+/* The leader writes its clock over an entry's first 8 bytes. */
+static void toy_stamp(void *ud, uint8_t *entry, size_t len)
+{
+    toy_t *t = ud;
+
+    t->stamps++;
+    memcpy(entry, t->clock, len < 8 ? len : 8);
+}
+
+static const wr_rgroup_sm_t stamp_sm = {toy_apply, toy_save, toy_load, NULL, NULL, toy_stamp};
 
 /* ---- the gated disk ---- */
 
@@ -260,7 +274,8 @@ static void node_start(cl_t *c, int i)
     o.links = n->links;
     ck_assert_int_eq(wr_raftd_open(&o, &n->d), WR_OK);
     ck_assert_int_eq(wr_peer_links_start(n->links), WR_OK);
-    n->g = wr_rgroup_open(n->d, WR_RGROUP_META, members, c->members, c->snapshot_every, &toy_sm, &n->toy);
+    n->g = wr_rgroup_open(n->d, WR_RGROUP_META, members, c->members, c->snapshot_every,
+                          c->sm != NULL ? c->sm : &toy_sm, &n->toy);
     ck_assert_ptr_nonnull(n->g);
 }
 
@@ -479,6 +494,39 @@ START_TEST(proposals_from_leader_and_follower_apply_everywhere)
     ref = l;
     run_until(&c, same_as, &ref, 10, "the same state on all three");
     ck_assert_uint_eq(c.n[l].toy.n, 2);
+    cl_free(&c);
+}
+END_TEST
+
+/* Time in a quorum queue's entries is the leader's (issue 15): a follower
+ * whose clock is an hour ahead proposes, and every member applies the
+ * leader's clock; the follower's stamp is never asked. */
+START_TEST(the_leader_stamps_every_entry)
+{
+    cl_t c;
+    int l, f, ref;
+    done_t d;
+
+    cl_init(&c, 0, 0);
+    c.sm = &stamp_sm;
+    for (int i = 0; i < N; i++) {
+        node_start(&c, i);
+        snprintf(c.n[i].toy.clock, sizeof(c.n[i].toy.clock), "%08d", 10000000 + i * 3600);
+    }
+    l = wait_leader(&c);
+    f = (l + 1) % N;
+    commit(&c, f, "........from-follower");
+    commit(&c, l, "........from-leader");
+    propose(&c, f, "short", 5000, &d);
+    run_until(&c, is_done, &d, 10, "a short entry");
+    ref = l;
+    run_until(&c, same_as, &ref, 10, "the same state on all three");
+    ck_assert_uint_eq(c.n[f].toy.n, 3);
+    ck_assert_str_eq(c.n[f].toy.s[0], strcat(strcpy((char[32]){0}, c.n[l].toy.clock), "from-follower"));
+    ck_assert_str_eq(c.n[f].toy.s[1], strcat(strcpy((char[32]){0}, c.n[l].toy.clock), "from-leader"));
+    ck_assert_int_eq(memcmp(c.n[f].toy.s[2], c.n[l].toy.clock, 5), 0);
+    ck_assert_int_eq(c.n[l].toy.stamps, 3);
+    ck_assert_int_eq(c.n[f].toy.stamps + c.n[(l + 2) % N].toy.stamps, 0);
     cl_free(&c);
 }
 END_TEST
@@ -981,6 +1029,7 @@ int main(void)
 
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, proposals_from_leader_and_follower_apply_everywhere);
+    tcase_add_test(tc, the_leader_stamps_every_entry);
     tcase_add_test(tc, no_quorum_times_out_then_has_no_leader);
     tcase_add_test(tc, restart_recovers_from_snapshot_and_wal);
     tcase_add_test(tc, far_behind_installs_a_snapshot);

@@ -170,13 +170,21 @@ size_t wr_quorum_place(const char *self, const char *const *names, size_t n, wr_
 
 /* ---------------------------------------------------------------- commands */
 
+/* What a pending command counts toward flow: its entry, and never less than
+ * WR_QUORUM_MIN_CHARGE, so that tiny messages engage flow before the queue's
+ * count of pending commands refuses publishes (WR_QUORUM_MAX_PENDING). */
+static size_t flow_charge(const prop_t *p)
+{
+    return p->entry.len > WR_QUORUM_MIN_CHARGE ? p->entry.len : WR_QUORUM_MIN_CHARGE;
+}
+
 static void prop_free(prop_t *p)
 {
     qq_t *q = p->q;
 
     wr_list_remove(&p->link);
     q->npending--;
-    q->pending_bytes -= p->entry.len;
+    q->pending_bytes -= flow_charge(p);
     wr_buf_free(&p->entry);
     free(p);
     if (q->s != NULL && q->s->d.drained != NULL)
@@ -368,7 +376,7 @@ int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_
     wr_queue_ref(&q->h);
     wr_list_insert_tail(&q->props, &p->link);
     q->npending++;
-    q->pending_bytes += p->entry.len;
+    q->pending_bytes += flow_charge(p);
     if (p->settler != 0) {
         qcons_t *qc = wr_qq_cons_find(q, p->settler);
 

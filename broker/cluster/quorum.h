@@ -54,6 +54,10 @@ void wr_quorum_free(wr_quorum_t *qs);
 /* Bytes of uncommitted commands a node may hold before publishers feel it:
  * room for many publishers' confirm windows (1,000 in flight of 1 KiB each is 1 MiB). */
 #define WR_QUORUM_PENDING_FREE (16u << 20)
+/* The least a pending command counts: 16 MiB of them is 16,384 commands, so
+ * flow holds publishers of tiny messages well before WR_QUORUM_MAX_PENDING
+ * would nack them (a publisher without confirms would lose those). */
+#define WR_QUORUM_MIN_CHARGE 1024
 
 /*
  * Bytes of commands proposed on this node and not yet committed, beyond

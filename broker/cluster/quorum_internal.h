@@ -83,7 +83,7 @@ typedef struct qq_s {
     wr_map_t *dlx_out;   /* dead-letter id -> its at-least-once publish from here (quorum_dlx.c) */
     uint64_t pub_id, next_seq;
     size_t npending;
-    uint64_t pending_bytes; /* entries of those commands */
+    uint64_t pending_bytes; /* their charge toward flow: entries, at least WR_QUORUM_MIN_CHARGE each */
     bool expiring;          /* an enqueue carried a per-message TTL: the leader ticks */
     uint64_t next_transfer; /* monotonic ms before which leadership is not handed home again */
     uint64_t purging;       /* messages counted by purges proposed here and not yet applied */

@@ -62,13 +62,14 @@ def publish_confirmed(node, queue, bodies):
 def drain(node, queue, want):
     """Consumes with manual acks until want distinct bodies arrived; returns them in order of first arrival."""
     conn = node.connect()
-    got = []
+    got, seen = [], set()
     try:
         ch = conn.channel()
         ch.basic_qos(prefetch_count=50)
 
         def on(chx, method, props, body):
-            if body not in got:
+            if body not in seen:
+                seen.add(body)
                 got.append(body)
             chx.basic_ack(method.delivery_tag)
         ch.basic_consume(queue, on)
@@ -174,32 +175,39 @@ def test_publisher_order_holds_across_a_leader_change(proxied, fault):
     declare(c, "n1", "qo")
     leader = leader_of(c, "qo", ["n1", "n2", "n3"])
     rest = [n for n in ("n1", "n2", "n3") if n != leader]
-    sent, stop = [0], threading.Event()
+    sent, credit, stop = [0], threading.Semaphore(0), threading.Event()
 
     def publish():
         conn = c.nodes[rest[0]].connect()
         ch = conn.channel()
         while not stop.is_set():
-            ch.basic_publish("", "qo", b"%d" % sent[0])
-            sent[0] += 1
+            if credit.acquire(timeout=0.1):
+                ch.basic_publish("", "qo", b"%d" % sent[0])
+                sent[0] += 1
         conn.close()
+
+    def send(n):
+        want = sent[0] + n
+        for _ in range(n):
+            credit.release()
+        wait_for(lambda: sent[0] == want, DEADLINE, "%d messages sent" % want)
     t = threading.Thread(target=publish)
     t.start()
     try:
-        wait_for(lambda: sent[0] >= 500, DEADLINE, "500 messages sent")
+        send(500)
         if fault == "kill":
             c.kill(leader)
         else:
             c.partition([leader], rest, mode="drop")
+        send(1000)  # forwarded to the old leader: lost
         leader_of(c, "qo", rest)
-        mark = sent[0]
-        wait_for(lambda: sent[0] >= mark + 500, DEADLINE, "500 more messages sent to the new leader")
+        send(500)  # to the new leader, before the lost ones are retried
     finally:
         stop.set()
         t.join()
-    wait_for(lambda: (queue_info(c.nodes[rest[1]], "qo") or {}).get("messages") == sent[0], DEADLINE,
-             "all %d messages enqueued" % sent[0])
-    assert drain(c.nodes[rest[1]], "qo", sent[0]) == [b"%d" % i for i in range(sent[0])]
+    wait_for(lambda: (queue_info(c.nodes[rest[1]], "qo") or {}).get("messages") == 2000, DEADLINE,
+             "all 2000 messages enqueued")
+    assert drain(c.nodes[rest[1]], "qo", 2000) == [b"%d" % i for i in range(2000)]
     c.heal()
 
 

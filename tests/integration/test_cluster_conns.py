@@ -12,20 +12,10 @@ from urllib.parse import quote
 import amqp_raw as raw
 
 import pika.exceptions as pex
-import pytest
 
-from cluster import DEADLINE, Cluster
+from cluster import DEADLINE
 from helpers import wait_for
 from test_cluster_membership import change, leader
-
-
-@pytest.fixture
-def three(warrend_binary, tmp_path):
-    c = Cluster(tmp_path)
-    c.start_all()
-    c.wait_all_up()
-    yield c
-    c.stop_all()
 
 
 def conn_on(observer, node):
@@ -47,8 +37,8 @@ def closed_with(conn):
     return wait_for(closed, timeout=DEADLINE, what="the connection to be closed")
 
 
-def test_get_and_delete_another_nodes_connection(three):
-    n1, n2, n3 = (three.nodes[n] for n in ("n1", "n2", "n3"))
+def test_get_and_delete_another_nodes_connection(cluster):
+    n1, n2, n3 = (cluster.nodes[n] for n in ("n1", "n2", "n3"))
     conn = n2.connect()
     name = conn_on(n1, n2)
     r = n1.http().get("/api/connections/" + quote(name, safe=""))
@@ -69,8 +59,8 @@ def test_get_and_delete_another_nodes_connection(three):
     assert closed_with(conn) == (320, "CONNECTION_FORCED - maintenance")
 
 
-def test_consumers_of_every_node(three):
-    n1, n2, n3 = (three.nodes[n] for n in ("n1", "n2", "n3"))
+def test_consumers_of_every_node(cluster):
+    n1, n2, n3 = (cluster.nodes[n] for n in ("n1", "n2", "n3"))
     wait_for(lambda: leader(n1) is not None, timeout=DEADLINE, what="a leader")
     change(n1, lambda ch: ch.queue_declare("on-n1", durable=True))
     change(n1, lambda ch: ch.queue_declare("qq", durable=True, arguments={"x-queue-type": "quorum"}))
@@ -95,9 +85,9 @@ def test_consumers_of_every_node(three):
         c.close()
 
 
-def test_a_thousand_connections_listed_elsewhere(three):
+def test_a_thousand_connections_listed_elsewhere(cluster):
     """Each opened with its handshake and a channel.open pipelined, never read."""
-    n1, n2 = three.nodes["n1"], three.nodes["n2"]
+    n1, n2 = cluster.nodes["n1"], cluster.nodes["n2"]
     hello = (b"AMQP\x00\x00\x09\x01" + raw.start_ok() + raw.tune_ok(2047, 131072, 0) + raw.connection_open("/")
              + raw.channel_open(1))
     socks = [socket.create_connection(("127.0.0.1", n2.amqp_port)) for _ in range(1000)]

@@ -5,11 +5,10 @@
 # cluster's queues, connections and channels (RabbitMQ 3.10 counts them
 # cluster-wide), with RabbitMQ's reply texts; and on a single node, kept
 # across a restart. Every wait is a condition with a deadline. warren only.
-import pika
 import pika.exceptions as pex
 import pytest
 
-from cluster import DEADLINE, Cluster, attempt
+from cluster import DEADLINE, attempt
 from helpers import wait_for
 from test_cluster_membership import change, leader
 from test_restart_definitions import node  # noqa: F401 (a fixture)
@@ -17,15 +16,6 @@ from test_restart_definitions import node  # noqa: F401 (a fixture)
 VHOST_LIMIT = "NOT_ALLOWED - access to vhost '/' refused for user 'guest': connection limit (2) is reached"
 USER_LIMIT = "NOT_ALLOWED - connection refused for user 'guest': user connection limit (2) is reached"
 CHANNELS = "NOT_ALLOWED - number of channels opened for user 'guest' has reached the maximum allowed user limit of (2)"
-
-
-@pytest.fixture
-def three(warrend_binary, tmp_path):
-    c = Cluster(tmp_path)
-    c.start_all()
-    c.wait_all_up()
-    yield c
-    c.stop_all()
 
 
 def put(node, path, value):
@@ -46,8 +36,8 @@ def listed(node, path, want):
     return node.http().get(path).json == want
 
 
-def test_limits_replicated_and_enforced_cluster_wide(three):
-    n1, n2, n3 = (three.nodes[n] for n in ("n1", "n2", "n3"))
+def test_limits_replicated_and_enforced_cluster_wide(cluster):
+    n1, n2, n3 = (cluster.nodes[n] for n in ("n1", "n2", "n3"))
     wait_for(lambda: leader(n1) is not None, timeout=DEADLINE, what="a leader")
     assert put(n1, "/api/vhost-limits/%2F/max-queues", 2).status == 204
     for n in (n1, n2, n3):
@@ -96,8 +86,8 @@ def test_limits_replicated_and_enforced_cluster_wide(three):
         c.close()
 
 
-def test_limit_requests_refused(three):
-    n1 = three.nodes["n1"]
+def test_limit_requests_refused(cluster):
+    n1 = cluster.nodes["n1"]
     h = n1.http()
     wait_for(lambda: leader(n1) is not None, timeout=DEADLINE, what="a leader")
     r = put(n1, "/api/vhost-limits/%2F/max-foo", 1)

@@ -213,6 +213,7 @@ wr_remote_t *wr_remote_new(const wr_remote_deps_t *d)
     wr_list_init(&r->outs);
     wr_list_init(&r->homes);
     wr_list_init(&r->home_confs);
+    wr_list_init(&r->home_gets);
     r->scratch = (wr_buf_t)WR_BUF_INIT;
     r->confirms = wr_map_new();
     r->consumers = wr_map_new();

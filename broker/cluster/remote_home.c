@@ -363,46 +363,120 @@ static home_t *getter(wr_remote_t *r, const char *node, uint64_t id, wr_vhost_t 
     return h != NULL && h->c == NULL && h->q == q ? h : NULL;
 }
 
-static void home_get(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
+/*
+ * Answers a proxy's get m of q: msg (a reference taken over; NULL for none)
+ * joins h's ring unless no_ack, left is what stays ready. h NULL: NOT_FOUND,
+ * or status when no message comes.
+ */
+static void get_send(wr_remote_t *r, const char *node, const wr_remote_msg_t *m, wr_queue_t *q, home_t *h,
+                     wr_message_t *msg, const wr_qtoken_t *t, bool redelivered, uint32_t left, uint8_t status)
 {
-    wr_vhost_t *vh;
-    wr_queue_t *q = local_queue_in(r, m, &vh);
-    home_t *h = q != NULL ? getter(r, node, m->id, vh, q) : NULL;
-    bool no_ack = (m->flags & WR_REMOTE_NO_ACK) != 0, redelivered = false;
-    wr_remote_msg_t ok = {
-        .kind = WR_REMOTE_GET_OK, .id = m->id, .tag = m->tag, .status = WR_REMOTE_NOT_FOUND};
-    wr_message_t *msg = NULL;
-    wr_qtoken_t t;
+    bool no_ack = (m->flags & WR_REMOTE_NO_ACK) != 0;
+    wr_remote_msg_t ok = {.kind = WR_REMOTE_GET_OK, .id = m->id, .tag = m->tag, .status = status};
 
-    if (h != NULL) {
-        wr_queue_touch(q);
-        ok.status = WR_REMOTE_EMPTY;
-    }
-    if (h != NULL && wr_queue_get(q, no_ack, &msg, &t, &redelivered) && !no_ack) {
-        if (!ring_push(h, &t, t.keep_msg ? msg : NULL)) {
-            wr_queue_settle(q, msg, &t, WR_SETTLE_RELEASE); /* nowhere to track it */
+    if (msg != NULL && !no_ack) {
+        if (h == NULL || !ring_push(h, t, t->keep_msg ? msg : NULL)) {
+            wr_queue_settle(q, msg, t, WR_SETTLE_RELEASE); /* nowhere to track it */
             msg = NULL;
-        } else if (t.keep_msg) {
+        } else if (t->keep_msg) {
             wr_message_ref(msg);
         }
     }
-    if (msg != NULL) {
+    if (msg != NULL)
         ok = (wr_remote_msg_t){.kind = WR_REMOTE_GET_OK,
                                .id = m->id,
                                .tag = m->tag,
                                .status = WR_REMOTE_OK,
                                .delivery = no_ack ? 0 : h->next - 1,
-                               .count = (uint32_t)wr_queue_ready(q),
+                               .count = left,
                                .flags = redelivered ? WR_REMOTE_REDELIVERED : 0,
                                .exchange = msg->exchange,
                                .routing_key = msg->routing_key,
                                .header = msg->header,
                                .body = {msg->body, msg->body_size}};
-    }
     wr_remote_send(r, node, &ok);
     wr_message_unref(msg);
     if (h != NULL)
         home_reap(h);
+}
+
+/* A proxy's get of a queue whose answer comes later (a quorum queue's get_async). */
+typedef struct {
+    wr_list_t link; /* in r->home_gets */
+    wr_remote_t *r;
+    wr_queue_t *q; /* a reference */
+    wr_vhost_t *vh;
+    wr_queue_get_t *get;
+    wr_remote_msg_t m; /* the request: id, tag, flags */
+    char node[];
+} hget_t;
+
+static void hget_free(hget_t *g)
+{
+    wr_list_remove(&g->link);
+    wr_queue_unref(g->q);
+    free(g);
+}
+
+static void hget_got(void *ud, wr_queue_got_t what, wr_message_t *msg, const wr_qtoken_t *t, bool redelivered,
+                     uint32_t left)
+{
+    hget_t *g = ud;
+    bool here = what == WR_QUEUE_GOT || what == WR_QUEUE_GOT_EMPTY;
+    home_t *h = here ? getter(g->r, g->node, g->m.id, g->vh, g->q) : NULL;
+    uint8_t status = here                        ? WR_REMOTE_EMPTY
+                     : what == WR_QUEUE_GOT_DOWN ? WR_REMOTE_DOWN
+                                                 : WR_REMOTE_NOT_FOUND;
+
+    get_send(g->r, g->node, &g->m, g->q, h, msg, t, redelivered, left, status);
+    hget_free(g);
+}
+
+/* Starts q's get for the proxy; WR_OK (answered later by hget_got) or the get_async error. */
+static int get_later(wr_remote_t *r, const char *node, const wr_remote_msg_t *m, wr_queue_t *q,
+                     wr_vhost_t *vh)
+{
+    size_t len = strlen(node) + 1;
+    hget_t *g = calloc(1, sizeof(*g) + len);
+    int rc;
+
+    if (g == NULL)
+        return WR_ENOMEM;
+    *g = (hget_t){.r = r, .q = wr_queue_ref(q), .vh = vh};
+    g->m = (wr_remote_msg_t){.id = m->id, .tag = m->tag, .flags = m->flags};
+    memcpy(g->node, node, len);
+    wr_list_insert_tail(&r->home_gets, &g->link);
+    rc = q->type->get_async(q, (m->flags & WR_REMOTE_NO_ACK) != 0, hget_got, g, &g->get);
+    if (rc != WR_OK)
+        hget_free(g);
+    return rc;
+}
+
+static void home_get(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
+{
+    wr_vhost_t *vh;
+    wr_queue_t *q = local_queue_in(r, m, &vh);
+    home_t *h;
+    bool redelivered = false;
+    wr_message_t *msg = NULL;
+    wr_qtoken_t t;
+    int rc;
+
+    if (q != NULL && q->type->get_async != NULL) {
+        wr_queue_touch(q);
+        rc = get_later(r, node, m, q, vh);
+        if (rc != WR_OK)
+            get_send(r, node, m, q, NULL, NULL, NULL, false, 0,
+                     rc == WR_ENOENT ? WR_REMOTE_DOWN : WR_REMOTE_NOT_FOUND);
+        return;
+    }
+    h = q != NULL ? getter(r, node, m->id, vh, q) : NULL;
+    if (h != NULL) {
+        wr_queue_touch(q);
+        wr_queue_get(q, (m->flags & WR_REMOTE_NO_ACK) != 0, &msg, &t, &redelivered);
+    }
+    get_send(r, node, m, q, h, msg, &t, redelivered, h != NULL ? (uint32_t)wr_queue_ready(q) : 0,
+             h != NULL ? WR_REMOTE_EMPTY : WR_REMOTE_NOT_FOUND);
 }
 
 static void home_cancel(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
@@ -509,6 +583,18 @@ static home_t *first_of(const wr_remote_t *r, const char *node)
 void wr_remote_home_down(wr_remote_t *r, const char *node)
 {
     home_t *h;
+    wr_list_t *it, *next;
+
+    /* Its gets waiting for an answer end: the proxy failed them already. */
+    for (it = r->home_gets.next; it != &r->home_gets; it = next) {
+        hget_t *g = wr_list_entry(it, hget_t, link);
+
+        next = it->next;
+        if (strcmp(g->node, node) == 0) {
+            g->q->type->get_cancel(g->get);
+            hget_free(g);
+        }
+    }
 
     /* One at a time: an auto-delete may end other records of node. */
     while ((h = first_of(r, node)) != NULL) {
@@ -532,6 +618,12 @@ void wr_remote_home_writable(wr_remote_t *r, const char *node)
 
 void wr_remote_home_free_all(wr_remote_t *r)
 {
+    while (!wr_list_empty(&r->home_gets)) {
+        hget_t *g = wr_list_entry(r->home_gets.next, hget_t, link);
+
+        g->q->type->get_cancel(g->get);
+        hget_free(g);
+    }
     while (!wr_list_empty(&r->homes))
         home_drop(wr_list_entry(r->homes.next, home_t, link));
     while (!wr_list_empty(&r->home_confs)) {

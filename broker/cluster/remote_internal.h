@@ -19,6 +19,7 @@ struct wr_remote_s {
     wr_list_t outs;        /* an outbox per peer that ever needed one (remote.c) */
     wr_list_t homes;       /* consumers of other nodes on local queues (remote_home.c) */
     wr_list_t home_confs;  /* forwarded publishes awaiting a local confirm */
+    wr_list_t home_gets;   /* proxies' gets of local queues that answer later (remote_home.c) */
     wr_map_t *confirms;    /* publish seq -> the proxy's pending confirm */
     wr_map_t *consumers;   /* proxy consumer id -> the proxy's consumer */
     wr_map_t *gets;        /* get request id -> the proxy's pending get */

@@ -390,7 +390,11 @@ static void on_get_ok(wr_remote_t *r, const wr_remote_msg_t *m)
     ud = g->ud;
     get_end(g);
     if (fn != NULL)
-        fn(ud, m->status == WR_REMOTE_EMPTY ? WR_QUEUE_GOT_EMPTY : WR_QUEUE_GOT_GONE, NULL, NULL, false, 0);
+        fn(ud,
+           m->status == WR_REMOTE_EMPTY  ? WR_QUEUE_GOT_EMPTY
+           : m->status == WR_REMOTE_DOWN ? WR_QUEUE_GOT_DOWN
+                                         : WR_QUEUE_GOT_GONE,
+           NULL, NULL, false, 0);
 }
 
 int wr_remote_queue_get(wr_queue_t *q, bool no_ack, wr_queue_got_fn fn, void *ud, wr_queue_get_t **out)

@@ -38,9 +38,11 @@ enum { WR_REMOTE_ACK = 0, WR_REMOTE_NACK = 1 };
 /* CONSUME_OK status: as wr_queue_consume answered at the home. */
 enum { WR_REMOTE_OK = 0, WR_REMOTE_NOT_FOUND = 1, WR_REMOTE_IN_USE = 2, WR_REMOTE_FAILED = 3 };
 #define WR_REMOTE_STATUS_LAST WR_REMOTE_FAILED
-/* GET_OK status: OK (a message), EMPTY, or NOT_FOUND (no such queue). */
+/* GET_OK status: OK (a message), EMPTY, NOT_FOUND (no such queue) or DOWN
+ * (the queue cannot answer now: a quorum queue without a leader). */
 #define WR_REMOTE_EMPTY           2
-#define WR_REMOTE_GET_STATUS_LAST WR_REMOTE_EMPTY
+#define WR_REMOTE_DOWN            3
+#define WR_REMOTE_GET_STATUS_LAST WR_REMOTE_DOWN
 /* flags: CONSUME, GET */
 #define WR_REMOTE_NO_ACK    0x01u
 #define WR_REMOTE_EXCLUSIVE 0x02u

@@ -325,6 +325,30 @@ def test_basic_get_from_another_node(qc, queue, limit):
     pub.close()
 
 
+def test_basic_get_through_a_non_member(qc, queue):
+    """One member: another node reaches the queue through its proxy, and
+    basic.get there gets every message in order (it answered get-empty
+    while the member's get answered later than the proxy asked)."""
+    needs_api(qc)
+    qc.declare(queue, node=0, arguments={"x-quorum-initial-group-size": 1})
+    members = settled_info(qc, 0, queue, 1)["members"]
+    other = next(i for i, n in enumerate(qc.names) if n not in members)
+    pub = qc.connect(0)
+    pch = pub.channel()
+    pch.confirm_delivery()
+    for i in range(3):
+        pch.basic_publish("", queue, b"n%d" % i, PERSISTENT)
+    c = qc.connect(other)
+    ch = c.channel()
+    got = [ch.basic_get(queue) for _ in range(3)]
+    assert [(b, m.message_count) for m, _, b in got] == [(b"n0", 2), (b"n1", 1), (b"n2", 0)]
+    for m, _, _ in got:
+        ch.basic_ack(m.delivery_tag)
+    assert ch.basic_get(queue) == (None, None, None)
+    c.close()
+    pub.close()
+
+
 def test_purge_counts_ready_messages_only(qc, queue):
     qc.declare(queue)
     pub = qc.connect(0)

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The peer-link codec (peer.h). Every read goes through the bounded reader
- * below (cluster/ cannot use protocol/'s cursor), every size check is
- * written as `n <= end - pos`, and counts are bounded by the bytes that
- * could hold them before anything is allocated. All integers big-endian.
+ * The peer-link codec (peer.h). Every read goes through the bounded cursor
+ * (core/cursor.h), every size check is written as `n <= end - pos`, and
+ * counts are bounded by the bytes that could hold them before anything is
+ * allocated. All integers big-endian.
  */
 #include "cluster/peer.h"
 
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/crc32c.h"
+#include "core/cursor.h"
 #include "core/status.h"
 
 #define MAX_NAME           255
@@ -19,65 +20,10 @@
 #define RAFT_FLAG_LAST     0x04 /* SNAP: the chunk ends the snapshot */
 #define PROOF_LABEL        "warren peer proof v1"
 
-typedef struct {
-    const uint8_t *p, *end;
-} rd_t;
-
-static bool rd_bytes(rd_t *r, size_t n, const uint8_t **out)
-{
-    if (n > (size_t)(r->end - r->p))
-        return false;
-    *out = r->p;
-    r->p += n;
-    return true;
-}
-
-static bool rd_uint(rd_t *r, size_t n, uint64_t *out)
-{
-    const uint8_t *p;
-
-    if (!rd_bytes(r, n, &p))
-        return false;
-    *out = 0;
-    for (size_t i = 0; i < n; i++)
-        *out = *out << 8 | p[i];
-    return true;
-}
-
-static bool rd_u32(rd_t *r, uint32_t *out)
-{
-    uint64_t v;
-
-    if (!rd_uint(r, 4, &v))
-        return false;
-    *out = (uint32_t)v;
-    return true;
-}
-
-static bool rd_u64(rd_t *r, uint64_t *out)
-{
-    return rd_uint(r, 8, out);
-}
-
-static bool rd_u8(rd_t *r, uint8_t *out)
-{
-    const uint8_t *p;
-
-    if (!rd_bytes(r, 1, &p))
-        return false;
-    *out = *p;
-    return true;
-}
-
 /* A u8 length and 1..255 bytes. */
-static bool rd_name(rd_t *r, wr_bytes_t *out)
+static bool rd_name(wr_cursor_t *r, wr_bytes_t *out)
 {
-    uint8_t n;
-
-    if (!rd_u8(r, &n) || n == 0 || !rd_bytes(r, n, &out->data))
-        return false;
-    out->len = n;
-    return true;
+    return wr_rd_shortstr(r, out) && out->len > 0;
 }
 
 static uint64_t get_be(const uint8_t *p, size_t n)
@@ -178,15 +124,13 @@ bool wr_peer_hello_put(wr_buf_t *b, const wr_peer_hello_t *h)
 
 int wr_peer_hello_decode(wr_bytes_t payload, wr_peer_hello_t *h)
 {
-    rd_t r = {payload.data, payload.data + payload.len};
-    const uint8_t *nonce;
-    uint64_t version;
+    wr_cursor_t r = wr_cursor(payload);
+    wr_bytes_t nonce;
 
-    if (!rd_uint(&r, 2, &version) || !rd_name(&r, &h->cluster) || !rd_name(&r, &h->node) ||
-        !rd_bytes(&r, WR_PEER_NONCE_SIZE, &nonce) || r.p != r.end)
+    if (!wr_rd_u16(&r, &h->version) || !rd_name(&r, &h->cluster) || !rd_name(&r, &h->node) ||
+        !wr_rd_bytes(&r, WR_PEER_NONCE_SIZE, &nonce) || wr_cursor_left(&r) != 0)
         return WR_ESYNTAX;
-    h->version = (uint16_t)version;
-    memcpy(h->nonce, nonce, WR_PEER_NONCE_SIZE);
+    memcpy(h->nonce, nonce.data, WR_PEER_NONCE_SIZE);
     return WR_OK;
 }
 
@@ -305,14 +249,15 @@ bool wr_peer_raft_put(wr_buf_t *b, uint64_t group, const wr_raft_msg_t *m)
 }
 
 /* The fixed part of a Raft message; *n the number of entries that follow. */
-static int raft_fixed(rd_t *r, wr_raft_msg_t *m, uint32_t *n)
+static int raft_fixed(wr_cursor_t *r, wr_raft_msg_t *m, uint32_t *n)
 {
     uint8_t flags;
 
     memset(m, 0, sizeof(*m));
-    if (!rd_u8(r, &m->type) || !rd_u8(r, &flags) || !rd_u32(r, &m->from) || !rd_u32(r, &m->to) ||
-        !rd_u64(r, &m->term) || !rd_u64(r, &m->index) || !rd_u64(r, &m->log_term) || !rd_u64(r, &m->commit) ||
-        !rd_u64(r, &m->hint_index) || !rd_u64(r, &m->hint_term) || !rd_u32(r, n))
+    if (!wr_rd_u8(r, &m->type) || !wr_rd_u8(r, &flags) || !wr_rd_u32(r, &m->from) || !wr_rd_u32(r, &m->to) ||
+        !wr_rd_u64(r, &m->term) || !wr_rd_u64(r, &m->index) || !wr_rd_u64(r, &m->log_term) ||
+        !wr_rd_u64(r, &m->commit) || !wr_rd_u64(r, &m->hint_index) || !wr_rd_u64(r, &m->hint_term) ||
+        !wr_rd_u32(r, n))
         return WR_ESYNTAX;
     if (m->type < WR_RAFT_MSG_APP || m->type > WR_RAFT_MSG_SNAP_RESP)
         return WR_EUNKNOWN;
@@ -324,44 +269,47 @@ static int raft_fixed(rd_t *r, wr_raft_msg_t *m, uint32_t *n)
     /* Entries travel in APP, and in SNAP the snapshot's membership. Each
      * takes at least its header: bounds the allocation by the input. */
     if (*n > 0 && ((m->type != WR_RAFT_MSG_APP && m->type != WR_RAFT_MSG_SNAP) ||
-                   *n > (size_t)(r->end - r->p) / WR_PEER_ENTRY_HDR))
+                   *n > wr_cursor_left(r) / WR_PEER_ENTRY_HDR))
         return WR_ESYNTAX;
     return WR_OK;
 }
 
 /* What follows the entries of SNAP (offset, CRCs, the chunk) and SNAP_RESP
  * (offset). The chunk borrows from the payload. */
-static int raft_snap_tail(rd_t *r, wr_raft_msg_t *m)
+static int raft_snap_tail(wr_cursor_t *r, wr_raft_msg_t *m)
 {
+    wr_bytes_t chunk;
+
     if (m->type != WR_RAFT_MSG_SNAP && m->type != WR_RAFT_MSG_SNAP_RESP)
         return WR_OK;
-    if (!rd_u64(r, &m->offset))
+    if (!wr_rd_u64(r, &m->offset))
         return WR_ESYNTAX;
-    if (m->type == WR_RAFT_MSG_SNAP && (!rd_u32(r, &m->crc) || !rd_u32(r, &m->total_crc) ||
-                                        !rd_u32(r, &m->len) || !rd_bytes(r, m->len, &m->data)))
+    if (m->type == WR_RAFT_MSG_SNAP && (!wr_rd_u32(r, &m->crc) || !wr_rd_u32(r, &m->total_crc) ||
+                                        !wr_rd_u32(r, &m->len) || !wr_rd_bytes(r, m->len, &chunk)))
         return WR_ESYNTAX;
+    m->data = chunk.data;
     return WR_OK;
 }
 
-static int raft_entry(rd_t *r, const wr_raft_msg_t *m, size_t i, wr_raft_entry_t *e)
+static int raft_entry(wr_cursor_t *r, const wr_raft_msg_t *m, size_t i, wr_raft_entry_t *e)
 {
-    const uint8_t *data;
+    wr_bytes_t data;
 
-    if (!rd_u64(r, &e->term) || !rd_u64(r, &e->index) || !rd_u8(r, &e->type) || !rd_u32(r, &e->len) ||
-        !rd_bytes(r, e->len, &data))
+    if (!wr_rd_u64(r, &e->term) || !wr_rd_u64(r, &e->index) || !wr_rd_u8(r, &e->type) ||
+        !wr_rd_u32(r, &e->len) || !wr_rd_bytes(r, e->len, &data))
         return WR_ESYNTAX;
     if (e->type > WR_RAFT_ENTRY_CONFIG)
         return WR_EUNKNOWN;
     if (m->type == WR_RAFT_MSG_APP && e->index != m->index + 1 + i)
         return WR_ESYNTAX;
     /* Received entries are only read (raft.h); the array type is shared with the log's. */
-    e->data = (uint8_t *)(uintptr_t)data;
+    e->data = (uint8_t *)(uintptr_t)data.data;
     return WR_OK;
 }
 
 int wr_peer_raft_decode(wr_bytes_t payload, wr_raft_msg_t *m, wr_raft_entry_t **entries)
 {
-    rd_t r = {payload.data, payload.data + payload.len};
+    wr_cursor_t r = wr_cursor(payload);
     wr_raft_entry_t *e = NULL;
     uint32_t n;
     int rc;
@@ -375,7 +323,7 @@ int wr_peer_raft_decode(wr_bytes_t payload, wr_raft_msg_t *m, wr_raft_entry_t **
         rc = raft_entry(&r, m, i, &e[i]);
     if (rc == WR_OK)
         rc = raft_snap_tail(&r, m);
-    if (rc == WR_OK && r.p != r.end)
+    if (rc == WR_OK && wr_cursor_left(&r) != 0)
         rc = WR_ESYNTAX;
     if (rc != WR_OK) {
         free(e);

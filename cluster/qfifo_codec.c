@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The quorum-queue machine's bytes: its commands as Raft log entries and its
- * snapshots. Every read goes through the bounded reader below, every count is
- * bounded by the bytes that could hold it before anything is allocated, and a
- * snapshot that loads saves back to the same bytes. All integers big-endian.
+ * snapshots. Every read goes through the bounded cursor (core/cursor.h),
+ * every count is bounded by the bytes that could hold it before anything is
+ * allocated, and a snapshot that loads saves back to the same bytes. All
+ * integers big-endian.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cluster/qfifo_internal.h"
+#include "core/cursor.h"
 #include "core/status.h"
 
 #define SNAP_MAGIC   "QFIF"
@@ -18,78 +20,24 @@
 #define PUB_BYTES    16
 #define CONS_BYTES   (8 * 4 + 4 + 4 + 1 + 1 + 4) /* a consumer with an empty tag and nothing out */
 
-typedef struct {
-    const uint8_t *p, *end;
-} rd_t;
-
-static bool rd_bytes(rd_t *r, size_t n, const uint8_t **out)
+/* A u8 no greater than max (an enum, a flag set). */
+static bool rd_u8(wr_cursor_t *r, uint8_t *out, uint8_t max)
 {
-    if (n > (size_t)(r->end - r->p))
-        return false;
-    *out = r->p;
-    r->p += n;
-    return true;
-}
-
-static bool rd_uint(rd_t *r, size_t n, uint64_t *out)
-{
-    const uint8_t *p;
-
-    if (!rd_bytes(r, n, &p))
-        return false;
-    *out = 0;
-    for (size_t i = 0; i < n; i++)
-        *out = *out << 8 | p[i];
-    return true;
-}
-
-static bool rd_u64(rd_t *r, uint64_t *out)
-{
-    return rd_uint(r, 8, out);
-}
-
-static bool rd_u32(rd_t *r, uint32_t *out)
-{
-    uint64_t v;
-
-    if (!rd_uint(r, 4, &v))
-        return false;
-    *out = (uint32_t)v;
-    return true;
-}
-
-static bool rd_u8(rd_t *r, uint8_t *out, uint8_t max)
-{
-    uint64_t v;
-
-    if (!rd_uint(r, 1, &v) || v > max)
-        return false;
-    *out = (uint8_t)v;
-    return true;
+    return wr_rd_u8(r, out) && *out <= max;
 }
 
 /* A count of records of at least each bytes that the rest of the input could hold. */
-static bool rd_count(rd_t *r, size_t each, size_t max, uint32_t *n)
+static bool rd_count(wr_cursor_t *r, size_t each, size_t max, uint32_t *n)
 {
-    return rd_u32(r, n) && *n <= max && *n <= (size_t)(r->end - r->p) / each;
-}
-
-static bool rd_tag(rd_t *r, wr_bytes_t *tag)
-{
-    uint8_t n;
-
-    if (!rd_u8(r, &n, UINT8_MAX) || !rd_bytes(r, n, &tag->data))
-        return false;
-    tag->len = n;
-    return true;
+    return wr_rd_u32(r, n) && *n <= max && *n <= wr_cursor_left(r) / each;
 }
 
 uint64_t wr_qfifo_cmd_id(const wr_qfifo_cmd_t *cmd, size_t i)
 {
-    rd_t r = {cmd->ids.data + 8 * i, cmd->ids.data + 8 * i + 8};
+    wr_cursor_t r = wr_cursor((wr_bytes_t){cmd->ids.data + 8 * i, 8});
     uint64_t v = 0;
 
-    rd_u64(&r, &v);
+    wr_rd_u64(&r, &v);
     return v;
 }
 
@@ -114,11 +62,11 @@ static void put_policy(wr_buf_t *b, const wr_qfifo_policy_t *p)
     wr_buf_put_u32(b, p->consumer_timeout_ms);
 }
 
-static bool rd_policy(rd_t *r, wr_qfifo_policy_t *p)
+static bool rd_policy(wr_cursor_t *r, wr_qfifo_policy_t *p)
 {
-    return rd_u64(r, &p->max_length) && rd_u64(r, &p->max_bytes) && rd_u8(r, &p->overflow, 1) &&
-           rd_u8(r, &p->dlx, 2) && rd_u8(r, &p->single_active, 1) && rd_u32(r, &p->msg_ttl_ms) &&
-           rd_u32(r, &p->delivery_limit) && rd_u32(r, &p->consumer_timeout_ms);
+    return wr_rd_u64(r, &p->max_length) && wr_rd_u64(r, &p->max_bytes) && rd_u8(r, &p->overflow, 1) &&
+           rd_u8(r, &p->dlx, 2) && rd_u8(r, &p->single_active, 1) && wr_rd_u32(r, &p->msg_ttl_ms) &&
+           wr_rd_u32(r, &p->delivery_limit) && wr_rd_u32(r, &p->consumer_timeout_ms);
 }
 
 static void put_key(wr_buf_t *b, const wr_qfifo_cmd_t *cmd)
@@ -200,38 +148,35 @@ bool wr_qfifo_cmd_stamp(uint8_t *data, size_t len, uint64_t time_ms)
     return true;
 }
 
-static bool rd_key(rd_t *r, wr_qfifo_cmd_t *cmd)
+static bool rd_key(wr_cursor_t *r, wr_qfifo_cmd_t *cmd)
 {
-    return rd_u64(r, &cmd->owner) && rd_tag(r, &cmd->tag);
+    return wr_rd_u64(r, &cmd->owner) && wr_rd_shortstr(r, &cmd->tag);
 }
 
-static bool rd_ids(rd_t *r, wr_qfifo_cmd_t *cmd)
+static bool rd_ids(wr_cursor_t *r, wr_qfifo_cmd_t *cmd)
 {
     uint32_t n;
 
-    if (!rd_count(r, 8, WR_QF_MAX_IDS, &n) || !rd_bytes(r, (size_t)n * 8, &cmd->ids.data))
-        return false;
-    cmd->ids.len = (size_t)n * 8;
-    return true;
+    return rd_count(r, 8, WR_QF_MAX_IDS, &n) && wr_rd_bytes(r, (size_t)n * 8, &cmd->ids);
 }
 
-static bool rd_enqueue(rd_t *r, wr_qfifo_cmd_t *cmd)
+static bool rd_enqueue(wr_cursor_t *r, wr_qfifo_cmd_t *cmd)
 {
-    return rd_u64(r, &cmd->owner) && rd_u64(r, &cmd->seq) && rd_u32(r, &cmd->size) &&
-           rd_u8(r, &cmd->priority, UINT8_MAX) && rd_u32(r, &cmd->ttl_ms);
+    return wr_rd_u64(r, &cmd->owner) && wr_rd_u64(r, &cmd->seq) && wr_rd_u32(r, &cmd->size) &&
+           rd_u8(r, &cmd->priority, UINT8_MAX) && wr_rd_u32(r, &cmd->ttl_ms);
 }
 
-static bool rd_checkout(rd_t *r, wr_qfifo_cmd_t *cmd)
+static bool rd_checkout(wr_cursor_t *r, wr_qfifo_cmd_t *cmd)
 {
     uint32_t prio;
 
-    if (!rd_key(r, cmd) || !rd_u32(r, &cmd->prefetch) || !rd_u32(r, &prio))
+    if (!rd_key(r, cmd) || !wr_rd_u32(r, &cmd->prefetch) || !wr_rd_u32(r, &prio))
         return false;
     cmd->cprio = (int32_t)prio;
     return true;
 }
 
-static bool rd_body(rd_t *r, wr_qfifo_cmd_t *cmd)
+static bool rd_body(wr_cursor_t *r, wr_qfifo_cmd_t *cmd)
 {
     switch (cmd->op) {
     case WR_QF_ENQUEUE:
@@ -243,11 +188,11 @@ static bool rd_body(rd_t *r, wr_qfifo_cmd_t *cmd)
     case WR_QF_DISCARD:
         return rd_key(r, cmd) && rd_ids(r, cmd);
     case WR_QF_CREDIT:
-        return rd_key(r, cmd) && rd_u32(r, &cmd->prefetch);
+        return rd_key(r, cmd) && wr_rd_u32(r, &cmd->prefetch);
     case WR_QF_CANCEL:
         return rd_key(r, cmd);
     case WR_QF_DOWN:
-        return rd_u64(r, &cmd->owner);
+        return wr_rd_u64(r, &cmd->owner);
     case WR_QF_POLICY:
         return rd_policy(r, &cmd->policy);
     case WR_QF_DLX_SETTLE:
@@ -263,16 +208,16 @@ static bool rd_body(rd_t *r, wr_qfifo_cmd_t *cmd)
 
 int wr_qfifo_cmd_decode(const uint8_t *data, size_t len, uint64_t *time_ms, wr_qfifo_cmd_t *cmd)
 {
-    rd_t r = {data, data + len};
+    wr_cursor_t r = wr_cursor((wr_bytes_t){data, len});
     uint8_t op;
 
     memset(cmd, 0, sizeof(*cmd));
-    if (!rd_u8(&r, &op, UINT8_MAX) || !rd_u64(&r, time_ms))
+    if (!rd_u8(&r, &op, UINT8_MAX) || !wr_rd_u64(&r, time_ms))
         return WR_ESYNTAX;
     if (op < WR_QF_ENQUEUE || op > WR_QF_DEQUEUE)
         return WR_EUNKNOWN;
     cmd->op = (wr_qf_op_t)op;
-    if (!rd_body(&r, cmd) || r.p != r.end)
+    if (!rd_body(&r, cmd) || wr_cursor_left(&r) != 0)
         return WR_ESYNTAX;
     return WR_OK;
 }
@@ -357,18 +302,13 @@ bool wr_qfifo_snapshot_put(const wr_qfifo_t *q, wr_buf_t *out)
     return wr_buf_ok(out);
 }
 
-static bool rd_msg(rd_t *r, qf_msg_t *m)
+static bool rd_msg(wr_cursor_t *r, qf_msg_t *m)
 {
-    uint64_t count;
-
-    if (!rd_u64(r, &m->index) || !rd_u64(r, &m->expiry) || !rd_u32(r, &m->size) || !rd_uint(r, 2, &count) ||
-        !rd_u8(r, &m->prio, UINT8_MAX) || !rd_u8(r, &m->flags, QF_FLAGS))
-        return false;
-    m->count = (uint16_t)count;
-    return true;
+    return wr_rd_u64(r, &m->index) && wr_rd_u64(r, &m->expiry) && wr_rd_u32(r, &m->size) &&
+           wr_rd_u16(r, &m->count) && rd_u8(r, &m->prio, UINT8_MAX) && rd_u8(r, &m->flags, QF_FLAGS);
 }
 
-static int rd_msgs(rd_t *r, wr_qfifo_t *q, qf_ring_t *ring)
+static int rd_msgs(wr_cursor_t *r, wr_qfifo_t *q, qf_ring_t *ring)
 {
     uint32_t n;
     qf_msg_t m;
@@ -389,7 +329,7 @@ static int rd_msgs(rd_t *r, wr_qfifo_t *q, qf_ring_t *ring)
 }
 
 /* Checked-out or dead-letter records: ids strictly increasing and below next_id. *bytes sums sizes. */
-static int rd_outs(rd_t *r, qf_ring_t *ring, uint64_t next_id, size_t *live, uint64_t *bytes)
+static int rd_outs(wr_cursor_t *r, qf_ring_t *ring, uint64_t next_id, size_t *live, uint64_t *bytes)
 {
     uint32_t n;
     qf_out_t o;
@@ -399,7 +339,7 @@ static int rd_outs(rd_t *r, qf_ring_t *ring, uint64_t next_id, size_t *live, uin
     for (uint32_t i = 0; i < n; i++) {
         qf_out_t *p;
 
-        if (!rd_msg(r, &o.m) || !rd_u64(r, &o.id) || !rd_u64(r, &o.at) || o.id >= next_id ||
+        if (!rd_msg(r, &o.m) || !wr_rd_u64(r, &o.id) || !wr_rd_u64(r, &o.at) || o.id >= next_id ||
             (i > 0 && o.id <= ((qf_out_t *)qf_ring_at(ring, i - 1))->id))
             return WR_ESYNTAX;
         if ((p = qf_ring_push(ring)) == NULL)
@@ -411,14 +351,14 @@ static int rd_outs(rd_t *r, qf_ring_t *ring, uint64_t next_id, size_t *live, uin
     return WR_OK;
 }
 
-static bool rd_consumer_head(rd_t *r, qf_consumer_t *c)
+static bool rd_consumer_head(wr_cursor_t *r, qf_consumer_t *c)
 {
     uint32_t prio;
     wr_bytes_t tag;
 
-    if (!rd_u64(r, &c->owner) || !rd_u64(r, &c->cid) || !rd_u64(r, &c->next_id) || !rd_u64(r, &c->served) ||
-        !rd_u32(r, &c->prefetch) || !rd_u32(r, &prio) || !rd_u8(r, &c->status, QF_CANCELLED) ||
-        !rd_tag(r, &tag))
+    if (!wr_rd_u64(r, &c->owner) || !wr_rd_u64(r, &c->cid) || !wr_rd_u64(r, &c->next_id) ||
+        !wr_rd_u64(r, &c->served) || !wr_rd_u32(r, &c->prefetch) || !wr_rd_u32(r, &prio) ||
+        !rd_u8(r, &c->status, QF_CANCELLED) || !wr_rd_shortstr(r, &tag))
         return false;
     c->prio = (int32_t)prio;
     c->tag_len = (uint8_t)tag.len;
@@ -427,7 +367,7 @@ static bool rd_consumer_head(rd_t *r, qf_consumer_t *c)
     return true;
 }
 
-static int rd_consumer(rd_t *r, wr_qfifo_t *q)
+static int rd_consumer(wr_cursor_t *r, wr_qfifo_t *q)
 {
     qf_consumer_t *c = qf_consumer_new(0, (wr_bytes_t){NULL, 0}, 0);
     uint64_t bytes = 0;
@@ -443,20 +383,20 @@ static int rd_consumer(rd_t *r, wr_qfifo_t *q)
     return rc;
 }
 
-static bool rd_header(rd_t *r, wr_qfifo_t *q)
+static bool rd_header(wr_cursor_t *r, wr_qfifo_t *q)
 {
-    const uint8_t *magic;
+    wr_bytes_t magic;
     uint8_t version;
 
-    return rd_bytes(r, 4, &magic) && memcmp(magic, SNAP_MAGIC, 4) == 0 && rd_u8(r, &version, SNAP_VERSION) &&
-           version == SNAP_VERSION && rd_policy(r, &q->pol) && rd_u32(r, &q->release_every) &&
-           q->release_every != 0 && rd_u8(r, &q->hi_streak, 2) && rd_u64(r, &q->now) &&
-           rd_u64(r, &q->applied) && rd_u64(r, &q->last_release) && rd_u64(r, &q->serve_seq) &&
-           rd_u64(r, &q->dlx_next) && q->dlx_next != 0;
+    return wr_rd_bytes(r, 4, &magic) && memcmp(magic.data, SNAP_MAGIC, 4) == 0 &&
+           rd_u8(r, &version, SNAP_VERSION) && version == SNAP_VERSION && rd_policy(r, &q->pol) &&
+           wr_rd_u32(r, &q->release_every) && q->release_every != 0 && rd_u8(r, &q->hi_streak, 2) &&
+           wr_rd_u64(r, &q->now) && wr_rd_u64(r, &q->applied) && wr_rd_u64(r, &q->last_release) &&
+           wr_rd_u64(r, &q->serve_seq) && wr_rd_u64(r, &q->dlx_next) && q->dlx_next != 0;
 }
 
 /* Publishers sorted by id, strictly. */
-static int rd_pubs(rd_t *r, wr_qfifo_t *q)
+static int rd_pubs(wr_cursor_t *r, wr_qfifo_t *q)
 {
     uint32_t n;
     uint64_t id, last;
@@ -464,7 +404,7 @@ static int rd_pubs(rd_t *r, wr_qfifo_t *q)
     if (!rd_count(r, PUB_BYTES, SIZE_MAX, &n))
         return WR_ESYNTAX;
     for (uint32_t i = 0; i < n; i++) {
-        if (!rd_u64(r, &id) || !rd_u64(r, &last) || (i > 0 && id <= q->pubs[i - 1].id))
+        if (!wr_rd_u64(r, &id) || !wr_rd_u64(r, &last) || (i > 0 && id <= q->pubs[i - 1].id))
             return WR_ESYNTAX;
         if (!qf_pub_insert(q, i, id, last))
             return WR_ENOMEM;
@@ -472,7 +412,7 @@ static int rd_pubs(rd_t *r, wr_qfifo_t *q)
     return WR_OK;
 }
 
-static int rd_consumers(rd_t *r, wr_qfifo_t *q)
+static int rd_consumers(wr_cursor_t *r, wr_qfifo_t *q)
 {
     uint32_t n;
     int rc = WR_OK;
@@ -484,7 +424,7 @@ static int rd_consumers(rd_t *r, wr_qfifo_t *q)
     return rc;
 }
 
-static int rd_state(rd_t *r, wr_qfifo_t *q)
+static int rd_state(wr_cursor_t *r, wr_qfifo_t *q)
 {
     int rc;
 
@@ -495,13 +435,13 @@ static int rd_state(rd_t *r, wr_qfifo_t *q)
         (rc = rd_msgs(r, q, &q->lo)) != WR_OK ||
         (rc = rd_outs(r, &q->dlx, q->dlx_next, &q->ndlx, &q->dlx_bytes)) != WR_OK)
         return rc;
-    return r->p == r->end ? WR_OK : WR_ESYNTAX;
+    return wr_cursor_left(r) == 0 ? WR_OK : WR_ESYNTAX;
 }
 
 int wr_qfifo_snapshot_load(const uint8_t *data, size_t len, wr_qfifo_t **out)
 {
     wr_qfifo_t *q = wr_qfifo_new(0);
-    rd_t r = {data, data + len};
+    wr_cursor_t r = wr_cursor((wr_bytes_t){data, len});
     int rc;
 
     *out = NULL;

@@ -7,7 +7,7 @@
 #include "protocol/frame.h"
 
 #include "core/status.h"
-#include "protocol/cursor.h"
+#include "core/cursor.h"
 
 const uint8_t wr_protocol_header[8] = {'A', 'M', 'Q', 'P', 0, 0, 9, 1};
 

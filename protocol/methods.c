@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/status.h"
-#include "protocol/cursor.h"
+#include "core/cursor.h"
 #include "protocol/method_desc.h"
 #include "protocol/table.h"
 

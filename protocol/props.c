@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "core/status.h"
-#include "protocol/cursor.h"
+#include "core/cursor.h"
 #include "protocol/table.h"
 
 /* Bits 1 and 0 are not properties: bit 0 announces another flag word, which

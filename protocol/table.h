@@ -18,7 +18,7 @@
 
 #include "core/buf.h"
 #include "core/bytes.h"
-#include "protocol/cursor.h"
+#include "core/cursor.h"
 
 #define WR_TABLE_MAX_DEPTH 32
 

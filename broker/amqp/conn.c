@@ -31,7 +31,7 @@
 #include "broker/vhost/vhost.h"
 #include "core/status.h"
 #include "protocol/constants.h"
-#include "protocol/cursor.h"
+#include "core/cursor.h"
 #include "protocol/frame.h"
 #include "protocol/props.h"
 #include "protocol/table.h"

@@ -19,7 +19,7 @@
 #include "broker/base/log.h"
 #include "core/buf.h"
 #include "core/status.h"
-#include "protocol/cursor.h"
+#include "core/cursor.h"
 
 #define MARKER "removed"
 

@@ -18,7 +18,7 @@
 
 #include "broker/base/log.h"
 #include "core/status.h"
-#include "protocol/cursor.h"
+#include "core/cursor.h"
 #include "protocol/table.h"
 
 #define SNAP_MAGIC 0x57515131u /* "WQQ1" */

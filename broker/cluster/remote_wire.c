@@ -10,7 +10,7 @@
 
 #include "broker/queue/queue.h"
 #include "core/status.h"
-#include "protocol/cursor.h"
+#include "core/cursor.h"
 
 /* Field codes, one character each in a kind's list. */
 #define F_ID       'i' /* u64, never 0 except a PUBLISH's seq */

@@ -19,7 +19,7 @@
 #include "broker/mgmt/mgmt_conns.h"
 #include "core/buf.h"
 #include "core/status.h"
-#include "protocol/cursor.h"
+#include "core/cursor.h"
 
 enum { OP_GET = 1, OP_DELETE = 2 };
 

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "core/buf.h"
-#include "protocol/cursor.h"
+#include "core/cursor.h"
 #include "protocol/props.h"
 #include "protocol/table.h"
 

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The bounds-checked reader every wire decoder goes through, and the matching
- * writers for AMQP strings. A read that would cross `end` returns false and
- * consumes nothing; strings are borrowed from the underlying buffer.
+ * The bounds-checked big-endian reader every decoder of outside input goes
+ * through (AMQP frames, peer-link messages, Raft log entries and snapshots),
+ * and writers for length-prefixed strings (AMQP's shortstr and longstr). A
+ * read that would cross `end` returns false and consumes nothing; strings are
+ * borrowed from the underlying buffer.
  */
-#ifndef WR_PROTOCOL_CURSOR_H
-#define WR_PROTOCOL_CURSOR_H
+#ifndef WR_CORE_CURSOR_H
+#define WR_CORE_CURSOR_H
 
 #include <stdbool.h>
 #include <stddef.h>

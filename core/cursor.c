@@ -4,7 +4,7 @@
  * string writers. Every check compares a wanted length against what is left
  * (never `pos + n <= end`), so no length can make the arithmetic overflow.
  */
-#include "protocol/cursor.h"
+#include "core/cursor.h"
 
 bool wr_rd_u8(wr_cursor_t *c, uint8_t *out)
 {

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for protocol/cursor.c: big-endian reads, reads that would cross
+ * Unit tests for core/cursor.c: big-endian reads, reads that would cross
  * the end consume nothing, and the string writers' limits.
  */
 #include <check.h>
 #include <stdlib.h>
 
-#include "protocol/cursor.h"
+#include "core/cursor.h"
 #include "tests/unit/runner.h"
 
 static const uint8_t data[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09};

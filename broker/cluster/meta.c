@@ -353,8 +353,7 @@ void wr_meta_leader_changed(void *ud, const char *leader)
 
 /* ---------------------------------------------------------------- lookups */
 
-size_t wr_meta_queue_members(const wr_meta_t *m, const char *vhost, wr_bytes_t name, const char **out,
-                             size_t room)
+const json_t *wr_meta_queue_record(const wr_meta_t *m, const char *vhost, wr_bytes_t name)
 {
     json_t *n = wr_meta_name_json(name);
     char *key = n != NULL ? wr_meta_key(n) : NULL;
@@ -362,11 +361,19 @@ size_t wr_meta_queue_members(const wr_meta_t *m, const char *vhost, wr_bytes_t n
         key != NULL
             ? json_object_get(json_object_get(json_object_get(wr_meta_topology(m), vhost), "queues"), key)
             : NULL;
-    const json_t *ms = json_object_get(e, "members");
-    size_t k = 0;
 
     free(key);
     json_decref(n);
+    return e;
+}
+
+size_t wr_meta_queue_members(const wr_meta_t *m, const char *vhost, wr_bytes_t name, const char **out,
+                             size_t room)
+{
+    const json_t *e = wr_meta_queue_record(m, vhost, name);
+    const json_t *ms = json_object_get(e, "members");
+    size_t k = 0;
+
     for (size_t i = 0; i < json_array_size(ms) && k < room; i++)
         if (json_is_string(json_array_get(ms, i)))
             out[k++] = json_string_value(json_array_get(ms, i));
@@ -375,15 +382,8 @@ size_t wr_meta_queue_members(const wr_meta_t *m, const char *vhost, wr_bytes_t n
 
 bool wr_meta_queue_find(const wr_meta_t *m, const char *vhost, wr_bytes_t name, const char **home)
 {
-    json_t *n = wr_meta_name_json(name);
-    char *key = n != NULL ? wr_meta_key(n) : NULL;
-    const json_t *e =
-        key != NULL
-            ? json_object_get(json_object_get(json_object_get(wr_meta_topology(m), vhost), "queues"), key)
-            : NULL;
+    const json_t *e = wr_meta_queue_record(m, vhost, name);
 
-    free(key);
-    json_decref(n);
     if (e != NULL && home != NULL)
         *home = json_string_value(json_object_get(e, "home"));
     return e != NULL;

@@ -404,12 +404,7 @@ static bool queue_decl(const json_t *e, wr_queue_args_decl_t *d, uint8_t **abuf)
 bool wr_meta_queue_equivalent(const wr_meta_t *m, const char *vhost, wr_bytes_t name,
                               const wr_queue_args_decl_t *req, wr_amqp_error_t *err)
 {
-    json_t *n = wr_meta_name_json(name);
-    char *key = n != NULL ? wr_meta_key(n) : NULL;
-    const json_t *e =
-        key != NULL
-            ? json_object_get(json_object_get(json_object_get(wr_meta_topology(m), vhost), "queues"), key)
-            : NULL;
+    const json_t *e = wr_meta_queue_record(m, vhost, name);
     wr_queue_args_decl_t cur;
     uint8_t *abuf = NULL;
     bool ok = false;
@@ -419,8 +414,6 @@ bool wr_meta_queue_equivalent(const wr_meta_t *m, const char *vhost, wr_bytes_t 
     else
         ok = wr_queue_args_check_equivalent(vhost, name, &cur, req, err);
     free(abuf);
-    free(key);
-    json_decref(n);
     return ok;
 }
 

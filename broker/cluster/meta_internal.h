@@ -49,6 +49,8 @@ void wr_meta_apply_cmd(wr_meta_t *m, uint64_t index, const json_t *cmd, wr_meta_
 void wr_meta_apply_reconcile(wr_meta_t *m);
 /* The key an exchange or queue name (as JSON) is filed under; NULL on ENOMEM. */
 char *wr_meta_key(const json_t *name);
+/* Queue name's record in vhost (borrowed from the state), NULL when none or on ENOMEM. */
+const json_t *wr_meta_queue_record(const wr_meta_t *m, const char *vhost, wr_bytes_t name);
 /* The state's exchanges, queues and bindings per vhost (T above). */
 json_t *wr_meta_topology(const wr_meta_t *m);
 

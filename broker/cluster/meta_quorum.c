@@ -49,18 +49,6 @@ static size_t record_read(const json_t *e, const char **ms, uint8_t *role)
     return n;
 }
 
-static const json_t *record_of(const wr_meta_t *m, const char *vhost, const json_t *name)
-{
-    char *key = wr_meta_key(name);
-    const json_t *e =
-        key != NULL
-            ? json_object_get(json_object_get(json_object_get(wr_meta_topology(m), vhost), "queues"), key)
-            : NULL;
-
-    free(key);
-    return e;
-}
-
 static bool qq_fill(const char *vhost, const json_t *e, wr_meta_qq_t *out)
 {
     out->vhost = vhost;
@@ -72,10 +60,8 @@ static bool qq_fill(const char *vhost, const json_t *e, wr_meta_qq_t *out)
 
 bool wr_meta_quorum_get(const wr_meta_t *m, const char *vhost, wr_bytes_t name, wr_meta_qq_t *out)
 {
-    json_t *n = wr_meta_name_json(name);
-    const json_t *e = n != NULL ? record_of(m, vhost, n) : NULL;
+    const json_t *e = wr_meta_queue_record(m, vhost, name);
 
-    json_decref(n);
     return e != NULL && qq_fill(vhost, e, out);
 }
 

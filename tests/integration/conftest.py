@@ -251,17 +251,23 @@ def warrend_binary():
     return binary
 
 
-@pytest.fixture
-def cluster(warrend_binary, tmp_path):
-    """A running 3-node cluster of real warrend processes on loopback
-    (cluster.py), every node up and linked; stopped after the test."""
+def running_cluster(tmp_path, **kw):
+    """A generator for cluster fixtures: real warrend processes on loopback
+    (cluster.py's Cluster with kw: names, proxies), every node up and
+    linked; stopped after the test."""
     from cluster import Cluster
 
-    c = Cluster(tmp_path)
+    c = Cluster(tmp_path, **kw)
     c.start_all()
     c.wait_all_up()
     yield c
     c.stop_all()
+
+
+@pytest.fixture
+def cluster(warrend_binary, tmp_path):
+    """A running 3-node cluster."""
+    yield from running_cluster(tmp_path)
 
 
 @pytest.fixture

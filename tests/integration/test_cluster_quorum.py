@@ -12,7 +12,8 @@ import threading
 import pika
 import pytest
 
-from cluster import DEADLINE, Cluster, attempt
+from cluster import DEADLINE, attempt
+from conftest import running_cluster
 from helpers import wait_for
 
 QQ = {"x-queue-type": "quorum"}
@@ -156,11 +157,7 @@ def test_leader_killed_loses_no_confirmed_message(cluster):
 @pytest.fixture
 def proxied(warrend_binary, tmp_path):
     """A 3-node cluster whose peer links go through fault proxies."""
-    c = Cluster(tmp_path, proxies=True)
-    c.start_all()
-    c.wait_all_up()
-    yield c
-    c.stop_all()
+    yield from running_cluster(tmp_path, proxies=True)
 
 
 @pytest.mark.parametrize("fault", ["kill", "drop"])

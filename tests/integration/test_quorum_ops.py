@@ -13,7 +13,8 @@ import subprocess
 
 import pytest
 
-from cluster import DEADLINE, Cluster, attempt
+from cluster import DEADLINE, attempt
+from conftest import running_cluster
 from helpers import wait_for
 from test_cluster_quorum import declare, drain, publish_confirmed, queue_info
 from test_warrenctl import clean_env, warrenctl_path
@@ -24,11 +25,7 @@ LONG = 3 * DEADLINE
 
 @pytest.fixture
 def cluster4(warrend_binary, tmp_path):
-    c = Cluster(tmp_path, names=NODES)
-    c.start_all()
-    c.wait_all_up()
-    yield c
-    c.stop_all()
+    yield from running_cluster(tmp_path, names=NODES)
 
 
 def api(cluster, node="n1"):

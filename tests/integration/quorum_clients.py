@@ -8,11 +8,13 @@
 import os
 import threading
 import time
+import types
 import urllib.parse
 
 import pika
 import pika.exceptions as pex
 
+from cluster import attempt
 from conftest import Http
 from helpers import connect, wait_for
 
@@ -83,15 +85,7 @@ class Target:
 
     def attempt(self, i, fn):
         """fn(channel) on a new connection to node i; the broker's close, or None."""
-        conn = self.connect(i)
-        try:
-            fn(conn.channel())
-            return None
-        except (pex.ChannelClosedByBroker, pex.ConnectionClosedByBroker) as e:
-            return e
-        finally:
-            if conn.is_open:
-                conn.close()
+        return attempt(types.SimpleNamespace(connect=lambda: self.connect(i)), fn)
 
     def declare(self, queue, node=0, arguments=None, timeout=DEADLINE):
         """Declares a durable quorum queue on node (again while a warren

@@ -253,6 +253,12 @@ int wr_wal_set_hard(wr_wal_t *w, uint64_t group, const wr_wal_hard_t *h)
     wr_wal_hard_encode(rec, group, h);
     if ((rc = stage(w, WR_WAL_HARD, group, 0, rec, sizeof(rec), NULL, 0)) != WR_OK)
         return rc;
+    /* Only the commit index moved: Raft never needs it durable (a member relearns it from the leader), so it
+     * waits for the next batch that must be synced anyway instead of costing an fdatasync. */
+    if (h->term == g->hard.term && h->vote == g->hard.vote && h->abstain == g->hard.abstain) {
+        w->nlazy++;
+        w->lazy_bytes += sizeof(rec);
+    }
     g->hard = *h;
     wr_wal_state_note(w, g);
     return WR_OK;
@@ -309,7 +315,7 @@ int wr_wal_group_delete(wr_wal_t *w, uint64_t group)
 
 uint64_t wr_wal_pending_bytes(const wr_wal_t *w)
 {
-    return w->staged.len;
+    return w->staged.len - w->lazy_bytes;
 }
 
 /* ---- group commit ---- */
@@ -429,8 +435,8 @@ static int batch_start(wr_wal_t *w, bool roll, wr_wal_batch_t **out)
         wr_wal_group(w, b->notices[i].group, false)->slot = 0;
     b->gen = w->gen;
     w->next_lsn = b->next_lsn;
-    w->nq = 0;
-    w->staged.len = 0;
+    w->nq = w->nlazy = 0;
+    w->staged.len = w->lazy_bytes = 0;
     w->inflight = b;
     *out = b;
     return WR_OK;
@@ -440,7 +446,7 @@ int wr_wal_prepare(wr_wal_t *w, wr_wal_batch_t **out)
 {
     if (w->failed)
         return WR_EIO;
-    if (w->inflight != NULL || w->nq == 0)
+    if (w->inflight != NULL || w->nq == w->nlazy)
         return WR_AGAIN;
     return batch_start(w, false, out);
 }
@@ -526,9 +532,13 @@ void wr_wal_complete(wr_wal_t *w, wr_wal_batch_t *b)
 int wr_wal_sync(wr_wal_t *w)
 {
     wr_wal_batch_t *b;
-    int rc = wr_wal_prepare(w, &b);
+    int rc;
 
-    if (rc != WR_OK)
+    if (w->failed)
+        return WR_EIO;
+    if (w->inflight != NULL || w->nq == 0)
+        return WR_AGAIN;
+    if ((rc = batch_start(w, false, &b)) != WR_OK)
         return rc;
     rc = wr_wal_write(b);
     wr_wal_complete(w, b);

@@ -105,7 +105,13 @@ void wr_wal_close(wr_wal_t *w);
  */
 int wr_wal_append(wr_wal_t *w, uint64_t group, uint64_t term, uint64_t index, const void *data, size_t len);
 
-/* Queues the group's hard state for the next batch. WR_OK, WR_ENOMEM or WR_EIO. Creates the group. */
+/*
+ * Queues the group's hard state for the next batch. One that changes only
+ * the commit index (Raft never needs that durable) makes no batch of its
+ * own: it leaves with the next batch that something else makes, or with
+ * wr_wal_sync, and wr_wal_pending_bytes does not count it. WR_OK, WR_ENOMEM
+ * or WR_EIO. Creates the group.
+ */
 int wr_wal_set_hard(wr_wal_t *w, uint64_t group, const wr_wal_hard_t *h);
 
 /*
@@ -144,8 +150,9 @@ int wr_wal_foreach_group(const wr_wal_t *w, int (*fn)(void *ud, uint64_t group),
 /*
  * Group commit, step 1 (owner's thread): takes everything queued since the
  * last batch into a new batch (*out), framed for the current WAL file, or a
- * new one when it is full. WR_OK, WR_AGAIN (nothing queued, or a batch is in
- * flight: only one is), WR_ENOMEM, WR_EIO (the WAL failed).
+ * new one when it is full. WR_OK, WR_AGAIN (nothing queued but commit-only
+ * hard states, or a batch is in flight: only one is), WR_ENOMEM, WR_EIO (the
+ * WAL failed).
  */
 int wr_wal_prepare(wr_wal_t *w, wr_wal_batch_t **out);
 
@@ -163,7 +170,8 @@ int wr_wal_write(wr_wal_batch_t *b);
  */
 void wr_wal_complete(wr_wal_t *w, wr_wal_batch_t *b);
 
-/* Steps 1-3 inline (tests, the simulator). WR_OK, WR_AGAIN (nothing queued) or an error of the steps. */
+/* Steps 1-3 inline (tests, the simulator, closing), commit-only hard states included. WR_OK, WR_AGAIN
+ * (nothing queued, or a batch in flight) or an error of the steps. */
 int wr_wal_sync(wr_wal_t *w);
 
 /*
@@ -178,7 +186,7 @@ int wr_wal_sync(wr_wal_t *w);
  */
 int wr_wal_writebehind(wr_wal_t *w, uint64_t budget, bool *more);
 
-/* Bytes queued for the next batch. */
+/* Bytes queued that the next batch must write and sync (commit-only hard states not counted). */
 uint64_t wr_wal_pending_bytes(const wr_wal_t *w);
 
 #endif

@@ -145,6 +145,8 @@ struct wr_wal_s {
     wr_buf_t staged;
     wr_wal_staged_t *q;
     size_t nq, capq;
+    size_t nlazy;         /* staged records that need no sync of their own (commit-only hard states) */
+    uint64_t lazy_bytes;  /* their bytes */
     uint64_t gen;         /* appends so far */
     uint64_t durable_gen; /* appends made durable */
     wr_wal_batch_t *inflight;

@@ -240,6 +240,47 @@ START_TEST(group_commit_one_sync_for_all_groups)
 }
 END_TEST
 
+/*
+ * A hard state that moves only the commit index costs no fdatasync of its own (issue 15: each commit
+ * advance was a batch, a third of a quorum queue's syncs): prepare has nothing to do, the bytes are not
+ * pending, and the record leaves with the next batch that must be synced, then survives a crash. A term
+ * or vote change still makes a batch at once.
+ */
+START_TEST(commit_only_hard_state_waits_for_the_next_batch)
+{
+    fx_t *fx = fx_new(31, 0, 0);
+    wr_wal_batch_t *b = NULL;
+    uint64_t syncs;
+
+    ck_assert_int_eq(wr_wal_set_hard(fx->w, 1, &(wr_wal_hard_t){2, 1, 0, 0}), WR_OK);
+    append(fx, 1, 1, 2, 1);
+    sync_ok(fx);
+    syncs = wr_simdisk_stats(fx->d).datasyncs;
+    ck_assert_int_eq(wr_wal_set_hard(fx->w, 1, &(wr_wal_hard_t){2, 1, 1, 0}), WR_OK);
+    ck_assert_uint_eq(wr_wal_pending_bytes(fx->w), 0);
+    ck_assert_int_eq(wr_wal_prepare(fx->w, &b), WR_AGAIN);
+    ck_assert_uint_eq(wr_simdisk_stats(fx->d).datasyncs, syncs);
+    append(fx, 1, 2, 2, 2);
+    ck_assert_uint_gt(wr_wal_pending_bytes(fx->w), 0);
+    sync_ok(fx);
+    ck_assert_uint_eq(wr_simdisk_stats(fx->d).datasyncs, syncs + 1);
+    fx_crash(fx, false);
+    ck_assert_uint_eq(info(fx, 1).hard.commit, 1);
+    ck_assert_uint_eq(info(fx, 1).last, 2);
+    /* A new term is a batch of its own; a lone commit-only record still goes with wr_wal_sync. */
+    ck_assert_int_eq(wr_wal_set_hard(fx->w, 1, &(wr_wal_hard_t){3, 0, 1, 0}), WR_OK);
+    ck_assert_uint_gt(wr_wal_pending_bytes(fx->w), 0);
+    sync_ok(fx);
+    ck_assert_int_eq(wr_wal_set_hard(fx->w, 1, &(wr_wal_hard_t){3, 0, 2, 0}), WR_OK);
+    ck_assert_int_eq(wr_wal_prepare(fx->w, &b), WR_AGAIN);
+    sync_ok(fx);
+    fx_crash(fx, false);
+    ck_assert_uint_eq(info(fx, 1).hard.term, 3);
+    ck_assert_uint_eq(info(fx, 1).hard.commit, 2);
+    fx_free(fx);
+}
+END_TEST
+
 START_TEST(crash_loses_only_unsynced)
 {
     fx_t *fx = fx_new(4, 0, 0);
@@ -998,6 +1039,7 @@ int main(void)
     tcase_add_test(tc, round_trip);
     tcase_add_test(tc, append_refuses_bad_indexes);
     tcase_add_test(tc, group_commit_one_sync_for_all_groups);
+    tcase_add_test(tc, commit_only_hard_state_waits_for_the_next_batch);
     tcase_add_test(tc, crash_loses_only_unsynced);
     tcase_add_test(tc, failed_sync_reports_eio_and_stops);
     tcase_add_test(tc, torn_tail_is_cut);

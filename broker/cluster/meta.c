@@ -121,7 +121,8 @@ void wr_meta_free(wr_meta_t *m)
 void wr_meta_sm(wr_rgroup_sm_t *out)
 {
     *out = (wr_rgroup_sm_t){
-        wr_meta_apply, wr_meta_snapshot_save, wr_meta_snapshot_load, wr_meta_leader_changed, NULL, NULL};
+        wr_meta_apply, wr_meta_snapshot_save, wr_meta_snapshot_load, wr_meta_leader_changed, NULL, NULL,
+        NULL};
 }
 
 const char *wr_meta_self(const wr_meta_t *m)

@@ -566,36 +566,74 @@ static int snapshot_save(void *ud, wr_buf_t *out)
     return WR_OK;
 }
 
-/* A message record's fields are well formed (nothing is copied). */
-static bool msg_valid(wr_cursor_t *c)
-{
-    wr_bytes_t ex, rk, header;
+/* The longest a message record's head can be: exchange and routing key (shortstrs), the header's length. */
+#define MSG_HEAD_MAX (1 + 255 + 1 + 255 + 4)
 
-    return wr_rd_shortstr(c, &ex) && wr_rd_shortstr(c, &rk) && wr_rd_longstr(c, &header);
+/* The next bytes (at most 8) of the snapshot as a big-endian number. */
+static bool in_uint(wr_rgroup_snap_in_t *in, size_t bytes, uint64_t *v)
+{
+    uint8_t b[8];
+
+    if (wr_rgroup_snap_in_read(in, b, bytes) != WR_OK)
+        return false;
+    *v = 0;
+    for (size_t i = 0; i < bytes; i++)
+        *v = *v << 8 | b[i];
+    return true;
 }
 
-/* The bodies of a snapshot (data: the state machine's bytes), checked and indexed, none loaded. */
-static bool bodies_index(wr_cursor_t *c, const uint8_t *data, qsnapbody_t **out, size_t *n_out)
+/* The magic and the machine (a longstr), loaded into *sm. */
+static bool machine_read(wr_rgroup_snap_in_t *in, wr_qfifo_t **sm)
+{
+    uint64_t magic, len;
+    uint8_t *st;
+    bool ok;
+
+    if (!in_uint(in, 4, &magic) || magic != SNAP_MAGIC || !in_uint(in, 4, &len) ||
+        len > wr_rgroup_snap_in_left(in) || (st = malloc(len > 0 ? (size_t)len : 1)) == NULL)
+        return false;
+    ok = wr_rgroup_snap_in_read(in, st, len) == WR_OK && wr_qfifo_snapshot_load(st, (size_t)len, sm) == WR_OK;
+    free(st);
+    return ok;
+}
+
+/* One body record (index, then a longstr message) checked and indexed: only its head is read, the
+ * body skipped. */
+static bool body_next(wr_rgroup_snap_in_t *in, qsnapbody_t *out)
+{
+    uint64_t at = wr_rgroup_snap_in_offset(in), index, len;
+    uint8_t head[MSG_HEAD_MAX];
+    wr_bytes_t ex, rk;
+    wr_cursor_t c;
+    uint32_t hlen;
+    size_t n;
+
+    if (!in_uint(in, 8, &index) || !in_uint(in, 4, &len) || len > wr_rgroup_snap_in_left(in))
+        return false;
+    n = len < sizeof(head) ? (size_t)len : sizeof(head);
+    if (wr_rgroup_snap_in_read(in, head, n) != WR_OK)
+        return false;
+    c = wr_cursor((wr_bytes_t){head, n});
+    if (!wr_rd_shortstr(&c, &ex) || !wr_rd_shortstr(&c, &rk) || !wr_rd_u32(&c, &hlen) ||
+        hlen > len - (uint64_t)(c.pos - head) || wr_rgroup_snap_in_read(in, NULL, len - n) != WR_OK)
+        return false;
+    *out = (qsnapbody_t){index, at, (uint32_t)(wr_rgroup_snap_in_offset(in) - at)};
+    return true;
+}
+
+/* The count of bodies, then each one checked and indexed, none loaded; nothing may follow. */
+static bool bodies_read(wr_rgroup_snap_in_t *in, qsnapbody_t **out, size_t *n_out)
 {
     qsnapbody_t *v = NULL;
-    uint64_t n, index, i = 0;
-    wr_bytes_t rec;
+    uint64_t n, i = 0;
 
     /* A record takes at least 12 bytes: a count beyond that is damage, not an allocation. */
-    if (!wr_rd_u64(c, &n) || n > wr_cursor_left(c) / 12 || (n > 0 && (v = malloc(n * sizeof(*v))) == NULL))
+    if (!in_uint(in, 8, &n) || n > wr_rgroup_snap_in_left(in) / 12 ||
+        (n > 0 && (v = malloc((size_t)n * sizeof(*v))) == NULL))
         return false;
-    for (; i < n; i++) {
-        const uint8_t *at = c->pos;
-        wr_cursor_t r;
-
-        if (!wr_rd_u64(c, &index) || !wr_rd_longstr(c, &rec))
-            break;
-        r = wr_cursor(rec);
-        if (!msg_valid(&r))
-            break;
-        v[i] = (qsnapbody_t){index, (uint64_t)(at - data), (uint32_t)(c->pos - at)};
-    }
-    if (i < n || wr_cursor_left(c) != 0) {
+    while (i < n && body_next(in, &v[i]))
+        i++;
+    if (i < n || wr_rgroup_snap_in_left(in) != 0) {
         free(v);
         return false;
     }
@@ -604,22 +642,17 @@ static bool bodies_index(wr_cursor_t *c, const uint8_t *data, qsnapbody_t **out,
     return true;
 }
 
-static int snapshot_load(void *ud, const uint8_t *data, size_t len)
+/* Read a chunk at a time: the machine, then the body index; a body is read only when it is delivered. */
+static int snapshot_stream(void *ud, wr_rgroup_snap_in_t *in)
 {
     qq_t *q = ud;
-    wr_cursor_t c = wr_cursor((wr_bytes_t){data, len});
     wr_qfifo_t *sm = NULL;
     wr_map_t *bodies = NULL;
     qsnapbody_t *v = NULL;
     wr_qfifo_info_t info;
-    uint32_t magic;
-    wr_bytes_t st;
     size_t n = 0;
 
-    if (!wr_rd_u32(&c, &magic) || magic != SNAP_MAGIC || !wr_rd_longstr(&c, &st) ||
-        wr_qfifo_snapshot_load(st.data, st.len, &sm) != WR_OK)
-        return WR_ESYNTAX;
-    if (!bodies_index(&c, data, &v, &n) || (bodies = wr_map_new()) == NULL) {
+    if (!machine_read(in, &sm) || !bodies_read(in, &v, &n) || (bodies = wr_map_new()) == NULL) {
         free(v);
         wr_qfifo_free(sm);
         return WR_ESYNTAX;
@@ -675,5 +708,6 @@ static void stamp(void *ud, uint8_t *entry, size_t len)
 
 void wr_qq_sm(wr_rgroup_sm_t *out)
 {
-    *out = (wr_rgroup_sm_t){apply, snapshot_save, snapshot_load, leader_changed, snapshot_worth, stamp};
+    *out =
+        (wr_rgroup_sm_t){apply, snapshot_save, NULL, leader_changed, snapshot_worth, stamp, snapshot_stream};
 }

@@ -56,7 +56,7 @@ typedef struct {
     unsigned election_ticks;            /* 0: 10 (an election timeout of 1-2 s) */
     unsigned heartbeat_ticks;           /* 0: 2 */
     const struct wr_vfs_s *vfs;         /* NULL: the real file system (tests pass a slow one) */
-    unsigned snap_chunk;                /* bytes per snapshot chunk sent; 0: 256 KiB */
+    unsigned snap_chunk;                /* bytes per snapshot chunk sent or read at load; 0: 256 KiB */
     wr_raftd_watch_t watch;             /* copied */
 } wr_raftd_opts_t;
 
@@ -76,6 +76,9 @@ void wr_raftd_close(wr_raftd_t *d);
 /* A Raft message from a peer (the links' on_raft). */
 void wr_raftd_on_raft(wr_raftd_t *d, const char *node, uint64_t group, const wr_raft_msg_t *m);
 
+/* A snapshot being loaded, read in bounded chunks (wr_rgroup_snap_in_read). */
+typedef struct wr_rgroup_snap_in_s wr_rgroup_snap_in_t;
+
 /* The state machine a group drives. Every call is on the loop. */
 typedef struct {
     /*
@@ -89,8 +92,8 @@ typedef struct {
      * be written out on the way with wr_rgroup_snap_spill). WR_OK, WR_ENOMEM,
      * or an error of wr_rgroup_snap_spill. */
     int (*snapshot_save)(void *ud, wr_buf_t *out);
-    /* Replaces the state with a snapshot's bytes (at open, or installed from the leader). WR_OK or
-     * WR_ESYNTAX. */
+    /* Replaces the state with a snapshot's bytes (at open, or installed from the leader), given whole.
+     * WR_OK or WR_ESYNTAX. NULL when snapshot_stream is set. */
     int (*snapshot_load)(void *ud, const uint8_t *data, size_t len);
     /* The leader this member knows changed (NULL: none known). May be NULL. */
     void (*leader_changed)(void *ud, const char *leader);
@@ -104,7 +107,24 @@ typedef struct {
      * length (a copy of the proposer's bytes), so that every member applies
      * what the leader wrote, e.g. the leader's clock. May be NULL. */
     void (*stamp)(void *ud, uint8_t *entry, size_t len);
+    /* Instead of snapshot_load (may be NULL): replaces the state with a snapshot it reads from in
+     * (wr_rgroup_snap_in_read), so a large one is never whole in memory; its CRC was checked before the
+     * call. The state must be left unchanged on failure, and bytes left unread are the machine's own
+     * error. WR_OK or WR_ESYNTAX. */
+    int (*snapshot_stream)(void *ud, wr_rgroup_snap_in_t *in);
 } wr_rgroup_sm_t;
+
+/*
+ * From snapshot_stream only: the next len bytes of the snapshot copied to to,
+ * or skipped unread when to is NULL. The driver reads the file in chunks of
+ * its snap_chunk bytes. WR_OK; WR_ESYNTAX (fewer than len bytes left: nothing
+ * is consumed); WR_EIO.
+ */
+int wr_rgroup_snap_in_read(wr_rgroup_snap_in_t *in, void *to, uint64_t len);
+/* Bytes of the state machine's part consumed so far: the offset wr_rgroup_snap_read takes for the next. */
+uint64_t wr_rgroup_snap_in_offset(const wr_rgroup_snap_in_t *in);
+/* Bytes of the state machine's part not consumed yet. */
+uint64_t wr_rgroup_snap_in_left(const wr_rgroup_snap_in_t *in);
 
 /*
  * Opens group id on this node: its stored snapshot and log (from the WAL)

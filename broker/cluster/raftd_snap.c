@@ -4,7 +4,9 @@
  * written once), "snap" (the newest snapshot: what it covers, the membership
  * then, the state machine's bytes and a CRC32C of it all), "snap.tmp" (one
  * being taken: written, fdatasynced, renamed, directory fsynced) and
- * "snap.rx" (chunks received from a leader, installed the same way).
+ * "snap.rx" (chunks received from a leader, installed the same way). A
+ * snapshot is loaded a chunk at a time (its CRC first, then the state
+ * machine's bytes), never whole in memory.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -62,8 +64,8 @@ static int file_put(wr_rgroup_t *g, const char *name, const wr_buf_t *b)
     return logged(g, "writing", name, rc);
 }
 
-/* Reads name whole into *b; *keep (if not NULL) gets the open file. WR_ENOENT if absent. */
-static int file_get(wr_rgroup_t *g, const char *name, wr_buf_t *b, wr_vfs_file_t **keep)
+/* Reads name (a small file) whole into *b. WR_ENOENT if absent. */
+static int file_get(wr_rgroup_t *g, const char *name, wr_buf_t *b)
 {
     wr_vfs_file_t *f = NULL;
     uint64_t size = 0;
@@ -80,10 +82,6 @@ static int file_get(wr_rgroup_t *g, const char *name, wr_buf_t *b, wr_vfs_file_t
         rc = WR_ENOMEM;
     if (rc == WR_OK && (rc = wr_vfs_pread(f, b->data, (size_t)size, 0, &got)) == WR_OK)
         b->len = got;
-    if (rc == WR_OK && keep != NULL) {
-        *keep = f;
-        f = NULL;
-    }
     wr_vfs_close(f);
     return rc == WR_ETOOBIG ? WR_ESYNTAX : logged(g, "reading", name, rc);
 }
@@ -123,7 +121,7 @@ static bool members_decode(const wr_buf_t *b, uint32_t *ids, size_t *n)
 int wr_raftd_members(wr_rgroup_t *g, uint32_t *ids, size_t *n)
 {
     wr_buf_t b = WR_BUF_INIT;
-    int rc = file_get(g, "members", &b, NULL);
+    int rc = file_get(g, "members", &b);
 
     if (rc == WR_OK && !members_decode(&b, ids, n)) {
         wr_log(WR_LOG_ERROR, "raft: group %llu: %s/members is damaged (CRC)", (unsigned long long)g->id,
@@ -156,27 +154,24 @@ static void head_put(wr_buf_t *b, const wr_raft_snapshot_t *m)
     }
 }
 
-/* Checks a snapshot file's bytes; *meta and the state machine's part (borrowed) on success. */
-static bool snap_decode(const wr_buf_t *b, wr_raft_snapshot_t *meta, const uint8_t **data, size_t *len)
+/* The head of a snapshot file of size bytes, from its first bytes h[0..hlen): *meta on success. */
+static bool head_decode(const uint8_t *h, size_t hlen, uint64_t size, wr_raft_snapshot_t *meta)
 {
-    const uint8_t *p = b->data, *crc_at = b->data + b->len - 4;
+    const uint8_t *p = h;
     size_t head;
 
-    if (b->len < HEAD_FIXED + 4 || wr_crc32c_update(0, b->data, b->len - 4) != (uint32_t)get(&crc_at, 4) ||
-        get(&p, 4) != SNAP_MAGIC)
+    if (hlen < HEAD_FIXED || size < HEAD_FIXED + 4 || get(&p, 4) != SNAP_MAGIC)
         return false;
     *meta = (wr_raft_snapshot_t){.index = get(&p, 8), .term = get(&p, 8)};
     meta->conf.index = get(&p, 8);
     meta->conf.n = (size_t)get(&p, 1);
     head = HEAD_FIXED + 5 * meta->conf.n;
-    if (meta->conf.n > WR_RAFT_MAX_PEERS || b->len < head + 4 || meta->index == 0)
+    if (meta->conf.n > WR_RAFT_MAX_PEERS || hlen < head || size < head + 4 || meta->index == 0)
         return false;
     for (size_t i = 0; i < meta->conf.n; i++) {
         meta->conf.id[i] = (uint32_t)get(&p, 4);
         meta->conf.voter[i] = get(&p, 1) != 0;
     }
-    *data = b->data + head;
-    *len = b->len - head - 4;
     return true;
 }
 
@@ -204,28 +199,171 @@ int wr_rgroup_snap_read(wr_rgroup_t *g, uint64_t off, size_t len, wr_buf_t *out)
     return WR_OK;
 }
 
+/* ---- loading, in chunks ---- */
+
+struct wr_rgroup_snap_in_s {
+    wr_vfs_file_t *f;
+    uint64_t size;      /* of the file */
+    uint64_t base, pos; /* file offsets: the state machine's first byte, the next one to hand out */
+    uint8_t *buf;       /* a chunk of the file: buf_len bytes from file offset buf_at */
+    size_t cap, buf_len;
+    uint64_t buf_at;
+};
+
+/* The state machine's part ends before the CRC. */
+static uint64_t in_end(const wr_rgroup_snap_in_t *in)
+{
+    return in->size - 4;
+}
+
+uint64_t wr_rgroup_snap_in_offset(const wr_rgroup_snap_in_t *in)
+{
+    return in->pos - in->base;
+}
+
+uint64_t wr_rgroup_snap_in_left(const wr_rgroup_snap_in_t *in)
+{
+    return in_end(in) - in->pos;
+}
+
+/* The chunk of the file from off, at most cap bytes, up to end. WR_OK or WR_EIO. */
+static int in_fill(wr_rgroup_snap_in_t *in, uint64_t off, uint64_t end)
+{
+    size_t want = end - off < in->cap ? (size_t)(end - off) : in->cap, got = 0;
+
+    in->buf_len = 0;
+    if (wr_vfs_pread(in->f, in->buf, want, off, &got) != WR_OK || got != want)
+        return WR_EIO;
+    in->buf_at = off;
+    in->buf_len = want;
+    return WR_OK;
+}
+
+int wr_rgroup_snap_in_read(wr_rgroup_snap_in_t *in, void *to, uint64_t len)
+{
+    uint8_t *dst = to;
+
+    if (len > wr_rgroup_snap_in_left(in))
+        return WR_ESYNTAX;
+    while (len > 0 && dst != NULL) {
+        size_t n;
+
+        if ((in->pos < in->buf_at || in->pos >= in->buf_at + in->buf_len) &&
+            in_fill(in, in->pos, in_end(in)) != WR_OK)
+            return WR_EIO;
+        n = (size_t)(in->buf_at + in->buf_len - in->pos);
+        n = n < len ? n : (size_t)len;
+        memcpy(dst, in->buf + (in->pos - in->buf_at), n);
+        dst += n;
+        in->pos += n;
+        len -= n;
+    }
+    in->pos += len; /* skipped unread */
+    return WR_OK;
+}
+
+/* The CRC32C of the file but its last 4 bytes, read a chunk at a time, matches them: *crc is the whole
+ * file's. */
+static int in_crc(wr_rgroup_snap_in_t *in, uint32_t *crc)
+{
+    uint8_t tail[4];
+    const uint8_t *p = tail;
+    size_t got = 0;
+    uint32_t c = 0;
+
+    for (uint64_t off = 0; off < in_end(in); off += in->buf_len) {
+        if (in_fill(in, off, in_end(in)) != WR_OK)
+            return WR_EIO;
+        c = wr_crc32c_update(c, in->buf, in->buf_len);
+    }
+    if (wr_vfs_pread(in->f, tail, sizeof(tail), in_end(in), &got) != WR_OK || got != sizeof(tail))
+        return WR_EIO;
+    if ((uint32_t)get(&p, 4) != c)
+        return WR_ESYNTAX;
+    *crc = wr_crc32c_update(c, tail, sizeof(tail));
+    return WR_OK;
+}
+
+/* The file's head into *meta; in then hands out the state machine's bytes from their first. */
+static int in_head(wr_rgroup_snap_in_t *in, wr_raft_snapshot_t *meta)
+{
+    uint8_t head[HEAD_FIXED + 5 * WR_RAFT_MAX_PEERS];
+    size_t hlen = in_end(in) < sizeof(head) ? (size_t)in_end(in) : sizeof(head), got = 0;
+
+    if (wr_vfs_pread(in->f, head, hlen, 0, &got) != WR_OK || got != hlen)
+        return WR_EIO;
+    if (!head_decode(head, hlen, in->size, meta))
+        return WR_ESYNTAX;
+    in->base = in->pos = HEAD_FIXED + 5 * meta->conf.n;
+    in->buf_len = 0;
+    return WR_OK;
+}
+
+/*
+ * Opens the snapshot file name and checks its CRC and head, reading it in
+ * chunks of snap_chunk bytes: never whole in memory. WR_OK (in at the state
+ * machine's bytes, *crc the file's), WR_ENOENT (absent), WR_ESYNTAX (damaged,
+ * or over 4 GiB), WR_ENOMEM or WR_EIO (logged). in_close in every case.
+ */
+static int in_open(wr_rgroup_t *g, const char *name, wr_rgroup_snap_in_t *in, wr_raft_snapshot_t *meta,
+                   uint32_t *crc)
+{
+    char p[4200];
+    int rc;
+
+    *in = (wr_rgroup_snap_in_t){.cap = g->d->snap_chunk};
+    path(g, name, p, sizeof(p));
+    if ((rc = wr_vfs_open(g->d->vfs, p, false, &in->f)) != WR_OK)
+        return rc == WR_ENOENT ? rc : logged(g, "opening", name, rc);
+    if ((rc = wr_vfs_size(in->f, &in->size)) == WR_OK && (in->size > MAX_FILE || in->size < HEAD_FIXED + 4))
+        rc = WR_ESYNTAX;
+    if (rc == WR_OK && (in->buf = malloc(in->cap)) == NULL)
+        rc = WR_ENOMEM;
+    if (rc == WR_OK && (rc = in_crc(in, crc)) == WR_OK)
+        rc = in_head(in, meta);
+    return rc == WR_ESYNTAX ? rc : logged(g, "reading", name, rc);
+}
+
+static void in_close(wr_rgroup_snap_in_t *in)
+{
+    wr_vfs_close(in->f);
+    free(in->buf);
+}
+
+/* The state machine takes the snapshot in: streamed, or whole for a machine without snapshot_stream. */
+static int sm_load(wr_rgroup_t *g, wr_rgroup_snap_in_t *in)
+{
+    uint64_t len = wr_rgroup_snap_in_left(in);
+    wr_buf_t b = WR_BUF_INIT;
+    int rc;
+
+    if (g->sm.snapshot_stream != NULL)
+        return g->sm.snapshot_stream(g->ud, in) == WR_OK ? WR_OK : WR_ESYNTAX;
+    if (!wr_buf_reserve(&b, (size_t)len + 1))
+        return WR_ENOMEM;
+    rc = wr_rgroup_snap_in_read(in, b.data, len);
+    if (rc == WR_OK && g->sm.snapshot_load(g->ud, b.data, (size_t)len) != WR_OK)
+        rc = WR_ESYNTAX;
+    wr_buf_free(&b);
+    return rc;
+}
+
 int wr_raftd_snap_load(wr_rgroup_t *g, wr_raft_snapshot_t *meta)
 {
-    wr_buf_t b = WR_BUF_INIT;
-    wr_vfs_file_t *f = NULL;
-    const uint8_t *data;
-    size_t len;
-    int rc = file_get(g, "snap", &b, &f);
+    wr_rgroup_snap_in_t in;
+    uint32_t crc = 0;
+    int rc = in_open(g, "snap", &in, meta, &crc);
 
-    *meta = (wr_raft_snapshot_t){0};
-    if (rc == WR_OK &&
-        (!snap_decode(&b, meta, &data, &len) || g->sm.snapshot_load(g->ud, data, len) != WR_OK))
-        rc = WR_ESYNTAX;
-    if (rc == WR_OK)
-        serve(g, f, b.len, wr_crc32c_update(0, b.data, b.len), meta);
-    else
-        wr_vfs_close(f);
+    if (rc == WR_OK && (rc = sm_load(g, &in)) == WR_OK) {
+        serve(g, in.f, in.size, crc, meta);
+        in.f = NULL;
+    }
+    in_close(&in);
     if (rc == WR_ESYNTAX)
         wr_log(WR_LOG_WARNING, "raft: group %llu: snapshot %s/snap is damaged (CRC): not loaded",
                (unsigned long long)g->id, g->dir);
     if (rc != WR_OK)
         *meta = (wr_raft_snapshot_t){0};
-    wr_buf_free(&b);
     return rc == WR_ENOENT ? WR_OK : rc;
 }
 
@@ -387,24 +525,21 @@ static int install_commit(wr_rgroup_t *g, wr_vfs_file_t *f)
 
 int wr_raftd_snap_install(wr_rgroup_t *g, const wr_raft_snapshot_t *s)
 {
-    wr_buf_t b = WR_BUF_INIT;
-    wr_vfs_file_t *f = NULL;
+    wr_rgroup_snap_in_t in;
     wr_raft_snapshot_t meta;
-    const uint8_t *data;
-    size_t len;
-    int rc = file_get(g, "snap.rx", &b, &f);
+    uint32_t crc = 0;
+    int rc = in_open(g, "snap.rx", &in, &meta, &crc);
 
-    if (rc == WR_OK &&
-        (!snap_decode(&b, &meta, &data, &len) || meta.index != s->index || meta.term != s->term ||
-         !conf_same(&meta.conf, &s->conf) || g->sm.snapshot_load(g->ud, data, len) != WR_OK))
+    if (rc == WR_OK && (meta.index != s->index || meta.term != s->term || !conf_same(&meta.conf, &s->conf)))
         rc = WR_ESYNTAX;
-    if (rc == WR_OK && (rc = install_commit(g, f)) == WR_OK) {
-        serve(g, f, b.len, wr_crc32c_update(0, b.data, b.len), &meta);
-        f = NULL;
+    if (rc == WR_OK)
+        rc = sm_load(g, &in);
+    if (rc == WR_OK && (rc = install_commit(g, in.f)) == WR_OK) {
+        serve(g, in.f, in.size, crc, &meta);
+        in.f = NULL;
         g->applied = s->index;
     }
-    wr_vfs_close(f);
-    wr_buf_free(&b);
+    in_close(&in);
     return broken(g, rc);
 }
 

@@ -33,10 +33,12 @@
 typedef struct {
     char *s[MAXS];
     size_t n;
-    uint64_t last; /* the last index applied */
-    int loads;     /* snapshot_load calls */
-    char clock[9]; /* this node's clock, as the stamping toy writes it (stamp_sm) */
-    int stamps;    /* stamp calls */
+    uint64_t last;     /* the last index applied */
+    int loads;         /* snapshot_load calls */
+    uint64_t streamed; /* bytes of the last snapshot snapshot_stream read */
+    size_t pieces;     /* reads it made */
+    char clock[9];     /* this node's clock, as the stamping toy writes it (stamp_sm) */
+    int stamps;        /* stamp calls */
 } toy_t;
 
 /* A disk whose fdatasync, off the loop's thread, waits while the gate is closed, or fails. */
@@ -149,7 +151,40 @@ static int toy_load(void *ud, const uint8_t *data, size_t len)
     return p == end ? WR_OK : WR_ESYNTAX;
 }
 
-static const wr_rgroup_sm_t toy_sm = {toy_apply, toy_save, toy_load, NULL, NULL, NULL};
+static const wr_rgroup_sm_t toy_sm = {toy_apply, toy_save, toy_load, NULL, NULL, NULL, NULL};
+
+/* toy_load's format read through the driver a field at a time (snapshot_stream), never whole. */
+static bool toy_piece(toy_t *t, wr_rgroup_snap_in_t *in, void *to, size_t len)
+{
+    t->pieces++;
+    return wr_rgroup_snap_in_read(in, to, len) == WR_OK;
+}
+
+static int toy_stream(void *ud, wr_rgroup_snap_in_t *in)
+{
+    toy_t *t = ud;
+    uint8_t h[12], str[64];
+    const uint8_t *p = h;
+    size_t n, l;
+
+    t->pieces = 0;
+    t->streamed = wr_rgroup_snap_in_left(in);
+    if (!toy_piece(t, in, h, sizeof(h)))
+        return WR_ESYNTAX;
+    toy_reset(t);
+    t->loads++;
+    t->last = rd(&p, 8);
+    n = (size_t)rd(&p, 4);
+    for (size_t i = 0; i < n && n <= MAXS; i++) {
+        p = h;
+        if (!toy_piece(t, in, h, 4) || (l = (size_t)rd(&p, 4)) > sizeof(str) || !toy_piece(t, in, str, l))
+            return WR_ESYNTAX;
+        t->s[t->n++] = strndup((const char *)str, l);
+    }
+    return wr_rgroup_snap_in_left(in) == 0 ? WR_OK : WR_ESYNTAX;
+}
+
+static const wr_rgroup_sm_t stream_sm = {toy_apply, toy_save, NULL, NULL, NULL, NULL, toy_stream};
 
 /* The leader writes its clock over an entry's first 8 bytes. */
 static void toy_stamp(void *ud, uint8_t *entry, size_t len)
@@ -160,7 +195,7 @@ static void toy_stamp(void *ud, uint8_t *entry, size_t len)
     memcpy(entry, t->clock, len < 8 ? len : 8);
 }
 
-static const wr_rgroup_sm_t stamp_sm = {toy_apply, toy_save, toy_load, NULL, NULL, toy_stamp};
+static const wr_rgroup_sm_t stamp_sm = {toy_apply, toy_save, toy_load, NULL, NULL, toy_stamp, NULL};
 
 /* ---- the gated disk ---- */
 
@@ -614,6 +649,58 @@ START_TEST(restart_recovers_from_snapshot_and_wal)
 }
 END_TEST
 
+/*
+ * A state machine with snapshot_stream reads its snapshot through the driver,
+ * which reads the file 16 bytes at a time (snap_chunk): at open, its own
+ * (several times the chunk), then, far behind, the leader's installed.
+ */
+START_TEST(snapshots_load_in_chunks)
+{
+    cl_t c;
+    int l, f, ref, want[2];
+    char s[32];
+    wr_rgroup_status_t st;
+
+    cl_init(&c, 5, 16);
+    c.sm = &stream_sm;
+    for (int i = 0; i < N; i++)
+        node_start(&c, i);
+    l = wait_leader(&c);
+    f = (l + 1) % N;
+    for (int k = 0; k < 12; k++) {
+        snprintf(s, sizeof(s), "entry-%d", k);
+        commit(&c, l, s);
+    }
+    want[0] = f;
+    want[1] = 12;
+    run_until(&c, holds_n, want, 10, "the follower applying 12");
+    node_stop(&c, f);
+    node_start(&c, f);
+    wr_rgroup_status(c.n[f].g, &st);
+    ck_assert_int_eq(c.n[f].toy.loads, 1);
+    ck_assert_uint_gt(st.snapshot_index, 0);
+    ck_assert_uint_gt(c.n[f].toy.streamed, 4 * 16);
+    ck_assert_uint_gt(c.n[f].toy.pieces, 2);
+    ck_assert_uint_eq(c.n[f].toy.n, 12);
+    for (int k = 0; k < 12; k++) {
+        snprintf(s, sizeof(s), "entry-%d", k);
+        ck_assert_str_eq(c.n[f].toy.s[k], s);
+    }
+    node_stop(&c, f);
+    for (int k = 12; k < 40; k++) {
+        snprintf(s, sizeof(s), "entry-%d", k);
+        commit(&c, l, s);
+    }
+    node_start(&c, f);
+    ref = l;
+    run_until(&c, same_as, &ref, 10, "the member installing the leader's snapshot");
+    ck_assert_int_eq(c.n[f].toy.loads, 2);
+    ck_assert_uint_gt(c.n[f].toy.streamed, 16 * 16);
+    ck_assert_str_eq(c.n[f].toy.s[39], "entry-39");
+    cl_free(&c);
+}
+END_TEST
+
 /* A member far behind a leader that compacted its log gets its snapshot, in chunks of 16 bytes. */
 START_TEST(far_behind_installs_a_snapshot)
 {
@@ -1033,6 +1120,7 @@ int main(void)
     tcase_add_test(tc, no_quorum_times_out_then_has_no_leader);
     tcase_add_test(tc, restart_recovers_from_snapshot_and_wal);
     tcase_add_test(tc, far_behind_installs_a_snapshot);
+    tcase_add_test(tc, snapshots_load_in_chunks);
     tcase_add_test(tc, far_behind_served_from_the_wal);
     tcase_add_test(tc, corrupt_snapshot_is_refetched);
     tcase_add_test(tc, votes_wait_for_the_disk);

@@ -136,8 +136,10 @@ void wr_wal_close(wr_wal_t *w)
 {
     if (w == NULL)
         return;
-    for (size_t i = 0; i < w->nfiles; i++)
+    for (size_t i = 0; i < w->nfiles; i++) {
         wr_vfs_close(w->files[i].f);
+        free(w->files[i].sum);
+    }
     for (size_t i = 0; i < w->nall; i++)
         wr_wal_group_free(w->all[i]);
     wr_wal_state_close(w);
@@ -336,7 +338,7 @@ static void batch_free(wr_wal_batch_t *b)
 static wr_wal_batch_t *batch_new(wr_wal_t *w, bool roll)
 {
     wr_wal_batch_t *b = calloc(1, sizeof(*b));
-    wr_wal_file_t none = {0, 0, NULL, 0, 0, 0, 0, false};
+    wr_wal_file_t none = {.seq = 0};
     wr_wal_file_t *cur = w->nfiles > 0 ? &w->files[w->nfiles - 1] : &none;
     size_t need = w->staged.len + (w->nq + 1) * WR_SEGMENT_RECORD_HEADER + WR_WAL_END_LEN;
 
@@ -391,6 +393,7 @@ static void batch_add(wr_wal_t *w, wr_wal_batch_t *b, const wr_wal_staged_t *s)
 
     if (s->type == WR_WAL_DELETE)
         g->born = b->next_lsn;
+    wr_wal_fsum_note(w, wr_wal_file_find(w, b->seq), g, s);
     frame(&b->buf, b->seed, &b->next_lsn, w->staged.data + s->off, s->len);
     b->notices[k].hard |= s->type == WR_WAL_HARD;
     b->notices[k].snapshot |= s->type == WR_WAL_SNAPSHOT;
@@ -415,10 +418,12 @@ static void batch_add(wr_wal_t *w, wr_wal_batch_t *b, const wr_wal_staged_t *s)
 static int batch_start(wr_wal_t *w, bool roll, wr_wal_batch_t **out)
 {
     wr_wal_batch_t *b = batch_new(w, roll);
+    wr_wal_file_t *f;
 
     if (b == NULL)
         return WR_ENOMEM;
-    if (b->new_file && !wr_wal_file_push(w, &(wr_wal_file_t){b->seq, b->seed, NULL, 0, 0, 0, 0, false})) {
+    if (b->new_file &&
+        !wr_wal_file_push(w, &(wr_wal_file_t){.seq = b->seq, .seed = b->seed, .sum_known = true})) {
         batch_free(b);
         return WR_ENOMEM;
     }
@@ -427,6 +432,8 @@ static int batch_start(wr_wal_t *w, bool roll, wr_wal_batch_t **out)
     /* The end marker: a damaged last record is then followed by a valid one, so it is not taken for a torn
      * tail. */
     wr_wal_end_encode(&b->buf, b->seed, b->next_lsn++, b->buf.len);
+    if ((f = wr_wal_file_find(w, b->seq)) != NULL)
+        f->lsn_end = b->next_lsn;
     if (w->state_dirty) { /* a term, vote or abstain changed: the state file is written after the WAL */
         wr_wal_state_image(w, &b->state);
         b->state_f = wr_wal_state_file(w);

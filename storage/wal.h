@@ -57,6 +57,9 @@ typedef struct {
     void *durable_ud;
     wr_wal_message_fn message; /* may be NULL */
     void *message_ud;
+    /* Write-behind leaves up to this many full WAL files unread while some entry in the oldest is above its
+     * group's durable snapshot: snapshots that pass it spare reading it at all. 0 = read at once. */
+    unsigned wb_wait_files;
 } wr_wal_opts_t;
 
 /* What recovery found. */

@@ -43,16 +43,27 @@ typedef struct {
     uint8_t where;
 } wr_wal_loc_t;
 
+/* What one WAL file holds of a group, noted as its batches are framed. */
+typedef struct {
+    uint64_t group;
+    uint64_t hi; /* its highest entry index in the file; 0 = none */
+    bool reset;  /* a reset snapshot marker of it is in the file */
+} wr_wal_fsum_t;
+
 /* One WAL file. */
 typedef struct {
     uint32_t seq;
     uint32_t seed;
     wr_vfs_file_t *f;
     uint64_t size;
-    uint64_t live;     /* entries whose current record is here */
-    uint64_t kill_gen; /* the newest append that made one of its entries dead */
-    uint64_t wb_pos;   /* write-behind progress */
-    bool stuck;        /* a damaged record stopped write-behind */
+    uint64_t live;      /* entries whose current record is here */
+    uint64_t kill_gen;  /* the newest append that made one of its entries dead */
+    uint64_t wb_pos;    /* write-behind progress */
+    bool stuck;         /* a damaged record stopped write-behind */
+    wr_wal_fsum_t *sum; /* per group with records here, when sum_known */
+    size_t nsum, capsum;
+    bool sum_known;   /* sum describes every record: made by this open, no deletion in it */
+    uint64_t lsn_end; /* the LSN after its last record */
 } wr_wal_file_t;
 
 /* One segment file of a group. */
@@ -77,9 +88,11 @@ typedef struct {
     bool damaged;
     wr_wal_seg_t *segs; /* in sequence order; the last is the head */
     size_t nsegs, capsegs;
-    bool dir_made; /* its directory exists and is durable */
-    size_t slot;   /* its notice in the batch being prepared, + 1; 0 = none */
-    wr_buf_t wb;   /* write-behind: bytes for the head segment, not yet written */
+    bool dir_made;    /* its directory exists and is durable */
+    size_t slot;      /* its notice in the batch being prepared, + 1; 0 = none */
+    uint32_t sum_seq; /* the WAL file whose sum[sum_slot] describes it; 0 = none */
+    size_t sum_slot;
+    wr_buf_t wb; /* write-behind: bytes for the head segment, not yet written */
     bool wb_listed;
     uint64_t wb_last;  /* the last index queued in wb */
     bool wb_reset;     /* the last record queued for its segments is a reset marker at floor */
@@ -156,6 +169,7 @@ struct wr_wal_s {
     wr_buf_t wb_img;  /* the WAL file write-behind is reading */
     uint32_t wb_seq;  /* its sequence number; 0 = none */
     bool wb_unsynced; /* segments were written since the last wr_vfs_sync_all */
+    bool wb_waiting;  /* write-behind waits for snapshots to pass the oldest file (o.wb_wait_files) */
     uint64_t salt;
     wr_wal_doomed_t *doomed; /* segment files to remove */
     size_t ndoomed, capdoomed;
@@ -257,6 +271,9 @@ void wr_wal_state_settle(wr_wal_t *w);
 void wr_wal_state_close(wr_wal_t *w);
 
 /* ---- wal_segment.c ---- */
+
+/* Notes in f's summary that the staged record s of g was framed into f. */
+void wr_wal_fsum_note(wr_wal_t *w, wr_wal_file_t *f, wr_wal_group_t *g, const wr_wal_staged_t *s);
 
 /* Reads a whole file into b (replacing its contents). WR_OK, WR_ENOMEM or WR_EIO. */
 int wr_wal_read_all(wr_vfs_file_t *f, wr_buf_t *b);

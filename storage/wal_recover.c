@@ -451,7 +451,9 @@ static int wal_open_file(wal_ctx_t *c, uint32_t seq, const char *path, wr_vfs_fi
     if ((rc = wr_vfs_datasync(f)) != WR_OK)
         return rc;
     c->rec->wal_files++;
-    return wr_wal_file_push(c->w, &(wr_wal_file_t){seq, h.seed, f, good, 0, 0, 0, false}) ? WR_OK : WR_ENOMEM;
+    return wr_wal_file_push(c->w, &(wr_wal_file_t){.seq = seq, .seed = h.seed, .f = f, .size = good})
+               ? WR_OK
+               : WR_ENOMEM;
 }
 
 /* One WAL file. A headerless newest file (a crash as it was created) is removed. */

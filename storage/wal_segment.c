@@ -5,6 +5,9 @@
  * file (same payload, framed with the group index), unsynced. The WAL file
  * is deleted once nothing current is left in it, one syncfs made the
  * segments durable, and whatever overwrote its entries is itself durable.
+ * A file whose every group was snapshotted past it is not read at all: what
+ * it holds of each group is known from its appends, and all of it comes down
+ * to reset markers.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -238,6 +241,71 @@ static int consider(wr_wal_t *w, wr_wal_file_t *f, const wr_segment_item_t *it)
     return move_entry(w, g, index, l, it->data, it->len);
 }
 
+void wr_wal_fsum_note(wr_wal_t *w, wr_wal_file_t *f, wr_wal_group_t *g, const wr_wal_staged_t *s)
+{
+    wr_wal_fsum_t *e;
+
+    if (f == NULL || !f->sum_known)
+        return;
+    if (s->type == WR_WAL_DELETE) { /* two incarnations in one file: it is read like one written before */
+        f->sum_known = false;
+        return;
+    }
+    if (g->sum_seq != f->seq) {
+        if (f->nsum == f->capsum) {
+            size_t cap = f->capsum ? f->capsum * 2 : 16;
+            wr_wal_fsum_t *v = realloc(f->sum, cap * sizeof(*v));
+            if (v == NULL) {
+                f->sum_known = false;
+                return;
+            }
+            f->sum = v;
+            f->capsum = cap;
+        }
+        f->sum[f->nsum] = (wr_wal_fsum_t){g->id, 0, false};
+        g->sum_seq = f->seq;
+        g->sum_slot = f->nsum++;
+    }
+    e = &f->sum[g->sum_slot];
+    if (s->type == WR_WAL_ENTRY && s->index > e->hi)
+        e->hi = s->index;
+    if (s->type == WR_WAL_SNAPSHOT && (w->staged.data[s->off + 25] & 1))
+        e->reset = true;
+}
+
+/* The group a summary line of f speaks for, or NULL when its records there are a deleted incarnation's. */
+static wr_wal_group_t *fsum_group(wr_wal_t *w, const wr_wal_file_t *f, const wr_wal_fsum_t *e)
+{
+    wr_wal_group_t *g = wr_wal_group(w, e->group, false);
+
+    return g != NULL && g->born < f->lsn_end ? g : NULL;
+}
+
+/*
+ * Write-behind of f without reading it, when its summary says every entry in
+ * it is at or below its group's durable floor: scanning would queue only
+ * reset markers. Also true, with w->wb_waiting set, while it is left for
+ * snapshots to pass (o.wb_wait_files). false when f must be read.
+ */
+static bool move_known(wr_wal_t *w, wr_wal_file_t *f, int *rc)
+{
+    wr_wal_group_t *g;
+
+    *rc = WR_OK;
+    if (!f->sum_known || f->wb_pos > 0)
+        return false;
+    for (size_t i = 0; i < f->nsum; i++)
+        if ((g = fsum_group(w, f, &f->sum[i])) != NULL && f->sum[i].hi > g->dfloor) {
+            w->wb_waiting = w->nfiles - 1 <= w->o.wb_wait_files;
+            return w->wb_waiting;
+        }
+    for (size_t i = 0; *rc == WR_OK && i < f->nsum; i++)
+        if ((g = fsum_group(w, f, &f->sum[i])) != NULL && (f->sum[i].hi > 0 || f->sum[i].reset))
+            *rc = move_reset(w, g);
+    f->wb_pos = f->size;
+    return true;
+}
+
 /* Moves records of f from f->wb_pos until budget bytes are scanned or the file ends. */
 static int move_some(wr_wal_t *w, wr_wal_file_t *f, uint64_t budget)
 {
@@ -250,6 +318,8 @@ static int move_some(wr_wal_t *w, wr_wal_file_t *f, uint64_t budget)
 
     if (f->wb_pos >= f->size)
         return WR_OK; /* moved already, waiting to retire: no need to read it again */
+    if (move_known(w, f, &rc))
+        return rc;
     if (w->wb_seq != f->seq && (rc = wr_wal_read_all(f->f, &w->wb_img)) != WR_OK)
         return rc;
     w->wb_seq = f->seq;
@@ -294,6 +364,7 @@ static int retire(wr_wal_t *w, wr_wal_file_t *f)
     if (rc != WR_OK)
         return WR_EIO;
     wr_vfs_close(f->f);
+    free(f->sum);
     memmove(w->files, w->files + 1, (w->nfiles - 1) * sizeof(*w->files));
     w->nfiles--;
     return WR_OK;
@@ -391,6 +462,7 @@ int wr_wal_writebehind(wr_wal_t *w, uint64_t budget, bool *more)
     int rc = WR_OK;
 
     *more = false;
+    w->wb_waiting = false;
     if (w->failed)
         return WR_EIO;
     if (w->inflight != NULL)
@@ -409,6 +481,6 @@ int wr_wal_writebehind(wr_wal_t *w, uint64_t budget, bool *more)
     if (rc == WR_OK)
         rc = sweep(w);
     f = w->nfiles >= 2 ? &w->files[0] : NULL;
-    *more = rc == WR_OK && f != NULL && !f->stuck && f->wb_pos < f->size;
+    *more = rc == WR_OK && f != NULL && !f->stuck && f->wb_pos < f->size && !w->wb_waiting;
     return rc;
 }

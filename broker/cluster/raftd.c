@@ -22,6 +22,7 @@
 
 #define DEFAULT_CHUNK (256u << 10)
 #define WB_BUDGET     (1u << 20) /* write-behind bytes after each batch */
+#define WB_WAIT_FILES 2          /* full WAL files write-behind leaves for snapshots to pass (wal.h) */
 
 uint32_t wr_raftd_node_id(const char *name)
 {
@@ -641,7 +642,8 @@ static int open_wal(wr_raftd_t *d)
                        .seed = d->seed,
                        .durable = on_durable,
                        .durable_ud = d,
-                       .message = on_wal_message};
+                       .message = on_wal_message,
+                       .wb_wait_files = WB_WAIT_FILES};
     wr_wal_recovery_t rec;
     int rc;
 

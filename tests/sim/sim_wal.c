@@ -125,6 +125,7 @@ static void wal_open(sim_wal_t *w)
                        .message = w->msg,
                        .message_ud = w->msg_ud};
 
+    o.wb_wait_files = (unsigned)(o.wal_size % 3); /* from a draw made already: seeds replay as before */
     if (wr_wal_open(&o, &w->wal, &rec) != WR_OK)
         abort();
     w->stats.damaged += rec.damaged;

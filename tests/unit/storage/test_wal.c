@@ -3,7 +3,8 @@
  * Unit tests for storage/wal*.c on simdisk: round trip, group commit (one
  * fdatasync for many groups), crashes that lose or tear unsynced writes,
  * bit flips (detected, reported, never returned), suffix overwrites,
- * write-behind into segments with WAL deletion, recovery of many groups, and
+ * write-behind into segments with WAL deletion (a file snapshotted past not
+ * even read), recovery of many groups, and
  * a seeded property test over random operations (group deletions too), crashes and flips
  * (seeds 1-300; WAL_SEED=N WAL_SEEDS_END=M runs seeds N..M, one seed
  * reproduces one run).
@@ -63,7 +64,8 @@ static fx_t *fx_new(uint64_t seed, uint64_t wal_size, uint64_t seg_size)
     fx->d = wr_simdisk_new(seed);
     ck_assert_int_eq(wr_vfs_mkdir(wr_simdisk_vfs(fx->d), "n"), WR_OK);
     ck_assert_int_eq(wr_vfs_sync_dir(wr_simdisk_vfs(fx->d), ""), WR_OK);
-    fx->o = (wr_wal_opts_t){wr_simdisk_vfs(fx->d), "n", wal_size, seg_size, seed, on_durable, fx, on_msg, fx};
+    fx->o =
+        (wr_wal_opts_t){wr_simdisk_vfs(fx->d), "n", wal_size, seg_size, seed, on_durable, fx, on_msg, fx, 0};
     fx_reopen(fx);
     return fx;
 }
@@ -505,6 +507,79 @@ START_TEST(writebehind_moves_to_segments_and_deletes_wal)
     ck_assert_uint_eq(info(fx, 1).first, 61);
     ck_assert_uint_eq(info(fx, 1).last, 66);
     ck_assert_int_eq(check_read(fx, 1, 61, 1, 61 * 3 - 2 + 2), WR_OK);
+    fx_free(fx);
+}
+END_TEST
+
+/* A WAL file whose groups were all snapshotted past it is retired without being read: a flipped bit in it is
+ * never seen, where a scan would stop at it and keep the file. */
+START_TEST(writebehind_skips_a_file_snapshotted_past)
+{
+    fx_t *fx = fx_new(9, 2048, 1024);
+    uint64_t size;
+
+    for (uint64_t i = 1; i <= 60; i++) {
+        append(fx, 1 + i % 2, 1 + (i - 1) / 2, 1, i);
+        if (i % 5 == 0)
+            sync_ok(fx);
+    }
+    ck_assert_int_gt(count_files(fx, "n/wal", ".wal"), 2);
+    ck_assert_int_eq(wr_wal_snapshot(fx->w, 1, 30, 1), WR_OK);
+    ck_assert_int_eq(wr_wal_snapshot(fx->w, 2, 30, 1), WR_OK);
+    sync_ok(fx);
+    ck_assert_int_eq(wr_simdisk_file_size(fx->d, "n/wal/0000000000000001.wal", &size), WR_OK);
+    ck_assert_int_eq(wr_simdisk_flip_bit(fx->d, "n/wal/0000000000000001.wal", size / 2, 3), WR_OK);
+    drain_writebehind(fx);
+    ck_assert_int_eq(count_files(fx, "n/wal", ".wal"), 1);
+    ck_assert_ptr_null(strstr(fx->msgs, "damaged"));
+    fx_crash(fx, false);
+    ck_assert_uint_eq(info(fx, 1).snap_index, 30);
+    ck_assert_uint_eq(info(fx, 2).snap_index, 30);
+    ck_assert_uint_eq(info(fx, 1).last, 30);
+    fx_free(fx);
+}
+END_TEST
+
+/* With wb_wait_files, a full file with entries above the snapshot waits unread until a snapshot passes it
+ * (then it goes unread), or until more full files than that pile up (then it is read and moved). */
+START_TEST(writebehind_waits_for_a_snapshot_then_reads)
+{
+    fx_t *fx = fx_new(10, 2048, 1024);
+    bool more;
+    uint64_t i = 1;
+
+    wr_wal_close(fx->w);
+    fx->o.wb_wait_files = 2;
+    fx_reopen(fx);
+    drain_writebehind(fx); /* the file of the first open, read: it was written before this open */
+    ck_assert_int_eq(count_files(fx, "n/wal", ".wal"), 1);
+    for (; count_files(fx, "n/wal", ".wal") < 2; i++) {
+        append(fx, 1, i, 1, i);
+        sync_ok(fx);
+    }
+    ck_assert_int_eq(wr_wal_writebehind(fx->w, 1 << 20, &more), WR_OK);
+    ck_assert(!more);
+    ck_assert_int_eq(count_files(fx, "n/wal", ".wal"), 2); /* waiting */
+    ck_assert_int_eq(wr_wal_snapshot(fx->w, 1, i - 1, 1), WR_OK);
+    sync_ok(fx);
+    drain_writebehind(fx);
+    ck_assert_int_eq(count_files(fx, "n/wal", ".wal"), 1); /* passed: retired */
+    ck_assert_int_eq(count_files(fx, "n/groups/0000000000000001", ".seg"), 1);
+    for (;; i++) { /* two full files wait unread */
+        append(fx, 1, i, 1, i);
+        sync_ok(fx);
+        if (count_files(fx, "n/wal", ".wal") == 4)
+            break;
+        drain_writebehind(fx);
+    }
+    i++;
+    drain_writebehind(fx); /* a third full file: the oldest is read and moved */
+    ck_assert_int_eq(count_files(fx, "n/wal", ".wal"), 3);
+    ck_assert_int_gt(count_files(fx, "n/groups/0000000000000001", ".seg"), 1);
+    fx_crash(fx, false);
+    ck_assert_uint_eq(info(fx, 1).last, i - 1);
+    for (uint64_t k = info(fx, 1).first; k < i; k++)
+        ck_assert_int_eq(check_read(fx, 1, k, 1, k), WR_OK);
     fx_free(fx);
 }
 END_TEST
@@ -1047,6 +1122,8 @@ int main(void)
     tcase_add_test(tc, hard_state_survives_wal_damage);
     tcase_add_test(tc, suffix_overwrite_survives_crash);
     tcase_add_test(tc, writebehind_moves_to_segments_and_deletes_wal);
+    tcase_add_test(tc, writebehind_skips_a_file_snapshotted_past);
+    tcase_add_test(tc, writebehind_waits_for_a_snapshot_then_reads);
     tcase_add_test(tc, bit_flip_in_a_segment_is_repaired_or_reported);
     tcase_add_test(tc, bit_flip_at_a_synced_segment_tail_is_damage);
     tcase_add_test(tc, segment_damage_never_mixes_an_overwrite);

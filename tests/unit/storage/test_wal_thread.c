@@ -61,7 +61,7 @@ static void on_msg(void *ud, const char *text)
 
 static void fx_open(fx_t *fx, const wr_vfs_t *vfs)
 {
-    wr_wal_opts_t o = {vfs, th_tmpdir_path(), 1 << 20, 0, 7, on_durable, fx, on_msg, fx};
+    wr_wal_opts_t o = {vfs, th_tmpdir_path(), 1 << 20, 0, 7, on_durable, fx, on_msg, fx, 0};
 
     ck_assert_int_eq(wr_wal_open(&o, &fx->w, NULL), WR_OK);
     ck_assert_int_eq(wr_wal_thread_new(fx->w, 1 << 20, &fx->t), WR_OK);

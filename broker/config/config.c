@@ -54,6 +54,8 @@
 #define DEFAULT_QUEUE_MEMORY_BUDGET 67108864
 #define MIN_SEGMENT_SIZE            4096
 #define MAX_SEGMENT_SIZE            1073741824
+/* A commit interval holds confirms back by up to itself: one second at most. */
+#define MAX_COMMIT_INTERVAL_US 1000000
 /* Flow alarms: RabbitMQ's defaults, and a floor under the storage backlog
  * that blocks publishers (below one large message, nothing could publish). */
 #define DEFAULT_MEMORY_HIGH_WATERMARK 0.4
@@ -406,6 +408,7 @@ wr_config_t *wr_config_new_default(void)
     cfg->collect_statistics_interval = DEFAULT_STATS_INTERVAL;
     cfg->segment_size = WR_STORE_DEFAULT_SEGMENT_SIZE;
     cfg->queue_memory_budget = DEFAULT_QUEUE_MEMORY_BUDGET;
+    cfg->commit_interval_us = WR_STORE_DEFAULT_COMMIT_INTERVAL_US;
     cfg->data_dir = strdup(DEFAULT_DATA_DIR);
     cfg->max_connections = -1;
     cfg->max_connections_per_user = -1;
@@ -1019,7 +1022,7 @@ static bool storage_key(const char *key)
 }
 
 /* "data_dir": a path, and "storage": {"segment_size", "queue_memory_budget",
- * "flow_pending_bytes"} in bytes. */
+ * "flow_pending_bytes"} in bytes, "commit_interval_us" in microseconds. */
 static bool parse_storage(problems_t *p, wr_config_t *cfg, const char *name, const json_t *v)
 {
     const char *key;
@@ -1055,6 +1058,9 @@ static bool parse_storage(problems_t *p, wr_config_t *cfg, const char *name, con
         } else if (strcmp(key, "queue_memory_budget") == 0) {
             if (get_int(p, path, item, 0, INT64_MAX, &n))
                 cfg->queue_memory_budget = (uint64_t)n;
+        } else if (strcmp(key, "commit_interval_us") == 0) {
+            if (get_int(p, path, item, 0, MAX_COMMIT_INTERVAL_US, &n))
+                cfg->commit_interval_us = n;
         } else if (strcmp(key, "flow_pending_bytes") == 0) {
             if (get_int(p, path, item, MIN_FLOW_PENDING_BYTES, INT64_MAX, &n))
                 cfg->flow_storage_pending_bytes = (uint64_t)n;

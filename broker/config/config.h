@@ -60,6 +60,8 @@ typedef struct {
     char *data_dir;               /* the store's directory, default "data" (relative to the cwd) */
     uint64_t segment_size;        /* bytes per segment file, default 64 MiB */
     uint64_t queue_memory_budget; /* bytes of messages a queue keeps in memory, default 64 MiB */
+    int64_t commit_interval_us;   /* least µs between the starts of two small batches under
+                                     steady load, default 10000; 0: none (storage/store.h) */
 
     /* Security (docs/SECURITY.md). */
     wr_listener_cfg_t *tls_listeners; /* default none */

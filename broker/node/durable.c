@@ -519,7 +519,9 @@ static int recover(wr_durable_t *d)
 int wr_durable_open(const wr_durable_deps_t *deps, wr_durable_t **out)
 {
     const wr_config_t *cfg = deps->cfg;
-    wr_store_opts_t opts = {.segment_size = cfg->segment_size, .message = on_store_message};
+    wr_store_opts_t opts = {.segment_size = cfg->segment_size,
+                            .commit_interval_us = cfg->commit_interval_us > 0 ? cfg->commit_interval_us : -1,
+                            .message = on_store_message};
     struct event_base *base = deps->base;
     wr_durable_t *d = calloc(1, sizeof(*d));
     char err[1024];

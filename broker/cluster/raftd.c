@@ -802,6 +802,7 @@ wr_rgroup_t *wr_rgroup_open(wr_raftd_t *d, uint64_t id, const char *const *membe
     }
     *g = (wr_rgroup_t){
         .d = d, .id = id, .sm = *sm, .ud = ud, .snapshot_every = snapshot_every ? snapshot_every : 4096};
+    wr_list_init(&g->waits);
     if (group_add(d, g) != WR_OK) {
         free(g->dir);
         free(g);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "broker/cluster/raftd.h"
+#include "core/list.h"
 #include "cluster/raft.h"
 #include "storage/vfs.h"
 #include "storage/wal.h"
@@ -51,6 +52,7 @@ enum {
  */
 typedef struct wr_raftd_prop_s {
     struct wr_raftd_prop_s *next;
+    wr_list_t wait; /* WAIT_APPLY, WAIT_LEARNER: in g->waits, by index */
     wr_rgroup_t *g;
     uint8_t op, phase;
     uint32_t member; /* ADD, REMOVE: whom */
@@ -104,6 +106,7 @@ struct wr_rgroup_s {
     wr_raftd_snap_t snap;
     wr_raftd_snapw_t snap_w;
     wr_raftd_prop_t *props, *props_tail; /* oldest first */
+    wr_list_t waits;                     /* the props waiting for an index to apply, lowest index first */
 };
 
 struct wr_raftd_s {

@@ -62,8 +62,8 @@ static int append(wr_rgroup_t *g, const void *data, size_t len, uint64_t *term, 
 /* ---- a proposal's life ---- */
 
 /* Oldest first: proposals mostly end in the order they were made, so the
- * walks here and in waiting_for stop near the head (with 1,000 in flight
- * the newest-first list cost 3% of a node's CPU in these walks). */
+ * walk here stops near the head (with 1,000 in flight the newest-first list
+ * cost 3% of a node's CPU in these walks). */
 static void prop_unlink(wr_raftd_prop_t *p)
 {
     wr_raftd_prop_t **pp = &p->g->props, *prev = NULL;
@@ -77,10 +77,30 @@ static void prop_unlink(wr_raftd_prop_t *p)
         p->g->props_tail = prev;
 }
 
+/*
+ * p waits in phase for its local apply of (term, index): in g->waits, kept in
+ * index order so an applied entry finds its waiters at the head in O(1) (a
+ * walk of every proposal per applied entry cost 12% of a leader's CPU with
+ * 1,000 in flight). Indexes mostly rise, so the walk back from the tail stops
+ * at once.
+ */
+static void wait_apply(wr_raftd_prop_t *p, uint8_t phase, uint64_t term, uint64_t index)
+{
+    wr_list_t *at = p->g->waits.prev;
+
+    while (at != &p->g->waits && wr_list_entry(at, wr_raftd_prop_t, wait)->index > index)
+        at = at->prev;
+    wr_list_insert_tail(at->next, &p->wait);
+    p->phase = phase;
+    p->term = term;
+    p->index = index;
+}
+
 /* Unlinks p, calls done and frees it. */
 static void finish_now(wr_raftd_prop_t *p, int status)
 {
     prop_unlink(p);
+    wr_list_remove(&p->wait);
     event_free(p->ev);
     if (p->done)
         p->done(p->ud, status, p->index);
@@ -93,6 +113,7 @@ static void finish_later(wr_raftd_prop_t *p, int status)
 {
     p->status = status;
     p->phase = WR_RAFTD_FINISHED;
+    wr_list_remove(&p->wait);
     event_del(p->ev);
     event_active(p->ev, EV_TIMEOUT, 0);
 }
@@ -113,6 +134,7 @@ static wr_raftd_prop_t *prop_new(wr_rgroup_t *g, uint8_t op, unsigned timeout_ms
     if (p == NULL)
         return NULL;
     *p = (wr_raftd_prop_t){.g = g, .op = op, .done = done, .ud = ud};
+    wr_list_init(&p->wait);
     if ((p->ev = evtimer_new(g->d->base, on_prop_event, p)) == NULL || evtimer_add(p->ev, &tv) != 0) {
         if (p->ev)
             event_free(p->ev);
@@ -177,9 +199,7 @@ static void change_final(wr_raftd_prop_t *p, int rc, uint64_t term, uint64_t ind
     } else if (rc != WR_OK) {
         finish_later(p, rc);
     } else {
-        p->phase = WR_RAFTD_WAIT_APPLY;
-        p->term = term;
-        p->index = index;
+        wait_apply(p, WR_RAFTD_WAIT_APPLY, term, index);
     }
 }
 
@@ -220,9 +240,7 @@ static void change_step(wr_raftd_prop_t *p)
             return;
         }
         if (rc == WR_OK) {
-            p->phase = WR_RAFTD_WAIT_LEARNER;
-            p->term = term;
-            p->index = index;
+            wait_apply(p, WR_RAFTD_WAIT_LEARNER, term, index);
             wr_raftd_wake(g);
             return;
         }
@@ -250,11 +268,20 @@ void wr_raftd_props_tick(wr_rgroup_t *g)
 
 /* ---- what applies end ---- */
 
-static wr_raftd_prop_t *waiting_for(const wr_rgroup_t *g, uint64_t index)
+/*
+ * The oldest proposal waiting for index, or NULL. Those waiting for a lower
+ * index were passed over by a snapshot installed here: they leave g->waits
+ * and time out (their outcome is unknown).
+ */
+static wr_raftd_prop_t *waiting_for(wr_rgroup_t *g, uint64_t index)
 {
-    for (wr_raftd_prop_t *p = g->props; p != NULL; p = p->next) {
-        if ((p->phase == WR_RAFTD_WAIT_APPLY || p->phase == WR_RAFTD_WAIT_LEARNER) && p->index == index)
-            return p;
+    wr_raftd_prop_t *p;
+
+    while (!wr_list_empty(&g->waits)) {
+        p = wr_list_entry(g->waits.next, wr_raftd_prop_t, wait);
+        if (p->index >= index)
+            return p->index == index ? p : NULL;
+        wr_list_remove(&p->wait);
     }
     return NULL;
 }
@@ -263,12 +290,14 @@ void wr_raftd_props_applied(wr_rgroup_t *g, const wr_raft_entry_t *e)
 {
     wr_raftd_prop_t *p;
 
-    /* done may propose (a new head of the list): look again after each. */
+    /* Several may wait for one index (one of them for an entry overwritten since). */
     while ((p = waiting_for(g, e->index)) != NULL) {
-        if (p->phase == WR_RAFTD_WAIT_LEARNER && p->term == e->term)
+        if (p->phase == WR_RAFTD_WAIT_LEARNER && p->term == e->term) {
             p->phase = WR_RAFTD_WAIT_CATCHUP;
-        else
+            wr_list_remove(&p->wait);
+        } else {
             finish_now(p, p->term == e->term ? WR_OK : WR_ENOENT);
+        }
     }
 }
 
@@ -311,7 +340,7 @@ int wr_rgroup_propose(wr_rgroup_t *g, const void *data, size_t len, unsigned tim
         finish_later(p, WR_ENOENT);
         return WR_OK;
     }
-    p->phase = WR_RAFTD_WAIT_APPLY;
+    wait_apply(p, WR_RAFTD_WAIT_APPLY, p->term, p->index);
     wr_raftd_wake(g);
     return WR_OK;
 }
@@ -440,9 +469,10 @@ static void on_answer(wr_rgroup_t *g, wr_bytes_t body)
     }
     p->term = get(body.data + 12, 8);
     p->index = get(body.data + 20, 8);
-    p->phase = WR_RAFTD_WAIT_APPLY;
-    if (p->index > g->applied)
+    if (p->index > g->applied) {
+        wait_apply(p, WR_RAFTD_WAIT_APPLY, p->term, p->index);
         return;
+    }
     /* Applied here before the answer came: the term of the entry applied decides, if still known. */
     t = wr_raft_term(g->raft, p->index);
     finish_later(p, t == 0 ? WR_ETIMEDOUT : t == p->term ? WR_OK : WR_ENOENT);

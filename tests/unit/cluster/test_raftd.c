@@ -533,6 +533,50 @@ START_TEST(proposals_from_leader_and_follower_apply_everywhere)
 }
 END_TEST
 
+static bool all_done(cl_t *c, void *arg)
+{
+    const done_at_t *d = arg;
+
+    for (int k = 0; k < 200; k++) {
+        if (d[k].done.calls == 0)
+            return false;
+    }
+    return true;
+}
+
+/* 200 proposals in flight at once, from the leader and a follower in turn:
+ * each ends once, WR_OK, right after its own entry applied on its node. */
+START_TEST(many_in_flight_each_ends_after_its_apply)
+{
+    static done_at_t d[200];
+    char s[32];
+    cl_t c;
+    int l, f, at;
+
+    cl_init(&c, 0, 0);
+    for (int i = 0; i < N; i++)
+        node_start(&c, i);
+    l = wait_leader(&c);
+    f = (l + 1) % N;
+    for (int k = 0; k < 200; k++) {
+        at = k % 2 ? f : l;
+        d[k] = (done_at_t){.toy = &c.n[at].toy};
+        snprintf(s, sizeof(s), "p-%d", k);
+        ck_assert_int_eq(wr_rgroup_propose(c.n[at].g, s, strlen(s), 5000, on_done_at, &d[k]), WR_OK);
+    }
+    run_until(&c, all_done, d, 10, "every proposal's done");
+    for (int k = 0; k < 200; k++) {
+        at = k % 2 ? f : l;
+        snprintf(s, sizeof(s), "p-%d", k);
+        ck_assert_int_eq(d[k].done.calls, 1);
+        ck_assert_int_eq(d[k].done.status, WR_OK);
+        ck_assert_uint_ge(d[k].done.applied_then, 1);
+        ck_assert_str_eq(c.n[at].toy.s[d[k].done.applied_then - 1], s);
+    }
+    cl_free(&c);
+}
+END_TEST
+
 /* Time in a quorum queue's entries is the leader's (issue 15): a follower
  * whose clock is an hour ahead proposes, and every member applies the
  * leader's clock; the follower's stamp is never asked. */
@@ -1038,6 +1082,7 @@ START_TEST(failed_fdatasync_stops_the_node_until_restart)
     l = wait_leader(&c);
     f = (l + 1) % N;
     commit(&c, l, "before");
+    run_until(&c, holds_n, (int[]){f, 1}, 10, "the follower applying the first entry");
     gate_fail(&c.n[f].gate, true);
     commit(&c, l, "during-1");
     commit(&c, l, "during-2");
@@ -1116,6 +1161,7 @@ int main(void)
 
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, proposals_from_leader_and_follower_apply_everywhere);
+    tcase_add_test(tc, many_in_flight_each_ends_after_its_apply);
     tcase_add_test(tc, the_leader_stamps_every_entry);
     tcase_add_test(tc, no_quorum_times_out_then_has_no_leader);
     tcase_add_test(tc, restart_recovers_from_snapshot_and_wal);

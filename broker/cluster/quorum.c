@@ -815,19 +815,25 @@ static uint32_t ms32(int64_t v, uint32_t none)
     return v < 0 ? none : v >= (int64_t)none ? none - 1 : (uint32_t)v;
 }
 
-/* x-dead-letter-strategy (the argument). At-least-once acts only with
- * reject-publish: otherwise the machine falls back to at-most-once, as RabbitMQ. */
-static uint8_t dlx_strategy(const wr_queue_t *h, const wr_queue_limits_t *l)
+/* x-overflow, or the policy's, which wins for quorum queues (RabbitMQ's
+ * policy_has_precedence); reject-publish-dlx acts as reject-publish. */
+static uint8_t overflow_of(const wr_queue_limits_t *l)
 {
-    wr_value_t v;
+    int o = l->policy_overflow >= 0 ? l->policy_overflow : (int)l->overflow;
 
+    return o == WR_OVERFLOW_DROP_HEAD ? WR_QF_DROP_HEAD : WR_QF_REJECT_PUBLISH;
+}
+
+/* x-dead-letter-strategy (argument, else policy). At-least-once acts only with
+ * reject-publish: otherwise the machine falls back to at-most-once, as RabbitMQ. */
+static uint8_t dlx_strategy(const wr_queue_t *h, const wr_queue_limits_t *l, uint8_t overflow)
+{
     if (!l->dead_letter)
         return WR_QF_DLX_NONE;
-    if (!wr_table_get(h->opts.args, "x-dead-letter-strategy", &v) || v.type != 'S' ||
-        !wr_bytes_eq_str(v.v.s, "at-least-once"))
+    if (l->dl_strategy != WR_DL_AT_LEAST_ONCE)
         return WR_QF_DLX_AT_MOST_ONCE;
-    if (l->overflow != WR_OVERFLOW_REJECT_PUBLISH)
-        wr_log_warn("quorum queue '%.*s': x-dead-letter-strategy at-least-once needs x-overflow "
+    if (overflow != WR_QF_REJECT_PUBLISH)
+        wr_log_warn("quorum queue '%.*s': dead-letter-strategy at-least-once needs overflow "
                     "reject-publish; dead-lettering at most once",
                     (int)h->name.len, (const char *)h->name.data);
     return WR_QF_DLX_AT_LEAST_ONCE;
@@ -846,8 +852,9 @@ static void qq_set_limits(wr_queue_t *h, const wr_queue_limits_t *l)
     wr_qfifo_policy_default(p);
     p->max_length = l->max_length < 0 ? WR_QF_NONE : (uint64_t)l->max_length;
     p->max_bytes = l->max_length_bytes < 0 ? WR_QF_NONE : (uint64_t)l->max_length_bytes;
-    p->overflow = l->overflow == WR_OVERFLOW_DROP_HEAD ? WR_QF_DROP_HEAD : WR_QF_REJECT_PUBLISH;
-    p->dlx = dlx_strategy(h, l);
+    p->overflow = overflow_of(l);
+    h->limits.overflow = p->overflow == WR_QF_DROP_HEAD ? WR_OVERFLOW_DROP_HEAD : WR_OVERFLOW_REJECT_PUBLISH;
+    p->dlx = dlx_strategy(h, l, p->overflow);
     p->single_active = h->opts.single_active;
     p->msg_ttl_ms = ms32(l->message_ttl, WR_QF_NO_TTL);
     if (l->delivery_limit >= 0)

@@ -61,7 +61,7 @@ bool wr_queue_can_deliver(const wr_queue_t *q)
 
 void wr_queue_limits_none(wr_queue_limits_t *l)
 {
-    *l = (wr_queue_limits_t){-1, -1, -1, -1, WR_OVERFLOW_DROP_HEAD, -1, false, -1};
+    *l = (wr_queue_limits_t){-1, -1, -1, -1, WR_OVERFLOW_DROP_HEAD, -1, false, -1, -1, WR_DL_AT_MOST_ONCE};
 }
 
 void wr_queue_head_init(wr_queue_t *q, const wr_queue_type_t *t, wr_bytes_t name, const wr_queue_opts_t *o,

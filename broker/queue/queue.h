@@ -98,6 +98,9 @@ typedef enum {
     WR_OVERFLOW_REJECT_PUBLISH_DLX
 } wr_overflow_t;
 
+/* x-dead-letter-strategy (quorum queues dead-letter by either). */
+typedef enum { WR_DL_AT_MOST_ONCE, WR_DL_AT_LEAST_ONCE } wr_dl_strategy_t;
+
 /*
  * The limits in force on a queue: its arguments merged with the policy that
  * matches it (vhost.c computes them; they change when policies do). -1: no
@@ -112,9 +115,15 @@ typedef struct {
     int64_t delivery_limit;   /* x-delivery-limit: returns before dead-lettering */
     bool dead_letter;         /* a dead-letter exchange is set: hooks->dead_letter gets what leaves */
     int64_t consumer_timeout; /* x-consumer-timeout, ms a delivery may wait for its ack */
+    /* For types whose rules differ from classic queues' (quorum queues, as
+     * RabbitMQ's rabbit_quorum_queue): the policy's own overflow (-1: none),
+     * which wins over x-overflow there, and the dead-letter strategy
+     * (argument, else policy). */
+    int policy_overflow;
+    wr_dl_strategy_t dl_strategy;
 } wr_queue_limits_t;
 
-/* Every limit -1, overflow drop-head, no dead-lettering. */
+/* Every limit -1, overflow drop-head, no dead-lettering (at most once). */
 void wr_queue_limits_none(wr_queue_limits_t *l);
 
 /* Message counters since the queue was created (management API, metrics). */

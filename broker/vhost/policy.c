@@ -49,8 +49,19 @@ static const struct {
     {"dead-letter-routing-key", offsetof(wr_policy_t, dead_letter_routing_key), "dead letter routing key"},
     {"alternate-exchange", offsetof(wr_policy_t, alternate_exchange), "alternate exchange name"},
 };
-/* In wr_overflow_t order. */
-static const char *const overflows[] = {"drop-head", "reject-publish", "reject-publish-dlx"};
+/* The keys whose value is one of a few words: the words in the order of
+ * the field's enum (wr_overflow_t, wr_dl_strategy_t). */
+static const char *const overflows[] = {"drop-head", "reject-publish", "reject-publish-dlx", NULL};
+static const char *const strategies[] = {"at-most-once", "at-least-once", NULL};
+static const struct {
+    const char *key;
+    size_t offset;
+    const char *const *words;
+    const char *what;
+} enums[] = {
+    {"overflow", offsetof(wr_policy_t, overflow), overflows, "overflow value"},
+    {"dead-letter-strategy", offsetof(wr_policy_t, dead_letter_strategy), strategies, "dead letter strategy"},
+};
 
 /* Keys RabbitMQ accepts for features warren does not have (mirroring, lazy
  * queues, quorum queues, streams, federation): accepted, so that RabbitMQ's
@@ -71,7 +82,6 @@ static const char *const ignored_keys[] = {
     "max-age",
     "initial-cluster-size",
     "stream-max-segment-size-bytes",
-    "dead-letter-strategy",
     "federation-upstream",
     "federation-upstream-set",
 };
@@ -265,7 +275,23 @@ static bool unknown_key(const char *key)
         if (strcmp(key, strings[i].key) == 0)
             return false;
     }
-    return strcmp(key, "overflow") != 0 && !ignored_key(key);
+    for (size_t i = 0; i < sizeof(enums) / sizeof(enums[0]); i++) {
+        if (strcmp(key, enums[i].key) == 0)
+            return false;
+    }
+    return !ignored_key(key);
+}
+
+/* One of the words of enums[e]: its index into *field. */
+static int parse_enum(wr_policy_t *p, size_t e, const json_t *v, char *err, size_t errlen)
+{
+    for (size_t i = 0; json_is_string(v) && enums[e].words[i] != NULL; i++) {
+        if (strcmp(json_string_value(v), enums[e].words[i]) == 0) {
+            *(int *)((char *)p + enums[e].offset) = (int)i;
+            return WR_OK;
+        }
+    }
+    return bad_value(err, errlen, v, enums[e].what);
 }
 
 /* An integer key: *out set when v is an integer >= min. */
@@ -298,14 +324,12 @@ static int parse_key(wr_policy_t *p, const char *key, const json_t *v, char *err
         *slot = strdup(json_string_value(v));
         return *slot != NULL ? WR_OK : WR_ENOMEM;
     }
-    /* What is left is "overflow". */
-    for (size_t i = 0; json_is_string(v) && i < sizeof(overflows) / sizeof(overflows[0]); i++) {
-        if (strcmp(json_string_value(v), overflows[i]) == 0) {
-            p->overflow = (int)i;
-            return WR_OK;
-        }
+    /* What is left is one of enums. */
+    for (size_t i = 0; i < sizeof(enums) / sizeof(enums[0]); i++) {
+        if (strcmp(key, enums[i].key) == 0)
+            return parse_enum(p, i, v, err, errlen);
     }
-    return bad_value(err, errlen, v, "overflow value");
+    return WR_OK;
 }
 
 /*
@@ -367,7 +391,7 @@ static wr_policy_t *policy_parse(const char *pattern, const char *apply_to, cons
         return NULL;
     p->message_ttl = p->expires = p->max_length = p->max_length_bytes = p->delivery_limit = -1;
     p->consumer_timeout = -1;
-    p->overflow = -1;
+    p->overflow = p->dead_letter_strategy = -1;
     if (apply_to == NULL || strcmp(apply_to, "all") == 0) {
         p->apply_to = WR_APPLY_ALL;
     } else if (strcmp(apply_to, "queues") == 0) {

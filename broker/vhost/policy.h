@@ -3,8 +3,9 @@
  * Policies, as RabbitMQ has them: per vhost, a name, a regular expression
  * matched against queue and/or exchange names, a priority and a definition
  * whose keys (message-ttl, expires, max-length, max-length-bytes, overflow,
- * dead-letter-exchange, dead-letter-routing-key, delivery-limit,
- * consumer-timeout, alternate-exchange) act like the matching x- arguments. Of the policies
+ * dead-letter-exchange, dead-letter-routing-key, dead-letter-strategy,
+ * delivery-limit, consumer-timeout, alternate-exchange) act like the matching
+ * x- arguments. Of the policies
  * matching a name, the one with the highest priority applies. Set from the
  * config file, the definitions file, the management API and warrenctl; kept
  * in the durable topology.
@@ -43,6 +44,7 @@ typedef struct {
     int overflow; /* a wr_overflow_t, or -1 */
     int64_t delivery_limit;
     int64_t consumer_timeout;
+    int dead_letter_strategy; /* a wr_dl_strategy_t, or -1 */
     char *dead_letter_exchange;
     char *dead_letter_routing_key;
     char *alternate_exchange;

@@ -424,6 +424,17 @@ static bool resolve_str(wr_bytes_t args, const char *key, const char *policy, op
     return true;
 }
 
+/* x-dead-letter-strategy, else the policy's (queue_arg_has_precedence). */
+static wr_dl_strategy_t dl_strategy_of(wr_bytes_t args, const wr_policy_t *p)
+{
+    wr_bytes_t v;
+
+    if (arg_str(args, "x-dead-letter-strategy", &v))
+        return wr_bytes_eq_str(v, "at-least-once") ? WR_DL_AT_LEAST_ONCE : WR_DL_AT_MOST_ONCE;
+    return p != NULL && p->dead_letter_strategy == WR_DL_AT_LEAST_ONCE ? WR_DL_AT_LEAST_ONCE
+                                                                       : WR_DL_AT_MOST_ONCE;
+}
+
 /*
  * Puts in force the limits of s's queue: its arguments merged with the
  * policy matching it now, key by key as RabbitMQ's process_args_policy
@@ -451,6 +462,8 @@ static void apply_limits(wr_vhost_t *vh, qslot_t *s)
         l.overflow = overflow_of(ov);
     else if (p != NULL && p->overflow >= 0)
         l.overflow = (wr_overflow_t)p->overflow;
+    l.policy_overflow = p != NULL ? p->overflow : -1;
+    l.dl_strategy = dl_strategy_of(args, p);
     if (!resolve_str(args, "x-dead-letter-exchange", p ? p->dead_letter_exchange : NULL, &s->dlx) ||
         !resolve_str(args, "x-dead-letter-routing-key", p ? p->dead_letter_routing_key : NULL, &s->dlrk))
         wr_log_warn("out of memory: dead-letter settings of queue '%.*s' in vhost '%s' not updated",

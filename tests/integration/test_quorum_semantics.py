@@ -5,17 +5,20 @@
 # the confirming publisher, never a silent drop), dead-lettering by TTL,
 # length and reject with RabbitMQ's x-death headers, single active consumer
 # and its handover, consumer priorities, message priorities, purge, and
-# at-least-once dead-lettering. Runs against a warren cluster (cluster.py) or
+# at-least-once dead-lettering, and policies on quorum queues (with
+# RabbitMQ's precedence between argument and policy). Runs against a warren cluster (cluster.py) or
 # an external one (WARREN_CLUSTER_BROKERS, as test_quorum.py; see
 # scripts/test-rabbitmq-cluster); where RabbitMQ 3.10 differs from the 4.x
 # behaviour warren follows, the case says so and skips.
+import re
+
 import pika
 import pika.exceptions as pex
 import pytest
 
 from helpers import Collector, queue_counts, wait_for, wait_queue_count
 from quorum_clients import DEADLINE, PERSISTENT
-from test_quorum import qc, queue  # noqa: F401  (fixtures)
+from test_quorum import needs_api, qc, queue  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -394,3 +397,106 @@ def test_at_least_once_survives_target_down_and_source_leader_killed(qc, queue):
     conn.close()
     home.close()
     qc.delete(dlq)
+
+
+# ---- policies ----
+
+@pytest.fixture
+def policy(qc, queue):
+    """set(definition) puts a policy matching only queue (through node 0's
+    management API); it is deleted afterwards."""
+    needs_api(qc)
+    name = queue + "-pol"
+    path = "/api/policies/%2F/" + name
+
+    def change(method, body=None):
+        def done():
+            r = qc.http(0).request(method, path, body=body)
+            assert r.status in (201, 204, 404, 503), r
+            return r.status != 503  # again while the cluster elects its metadata leader
+        wait_for(done, DEADLINE, "%s %s" % (method, path))
+
+    def put(definition):
+        change("PUT", {"pattern": "^%s$" % re.escape(queue), "apply-to": "queues", "definition": definition})
+    put.delete = lambda: change("DELETE")
+    yield put
+    put.delete()
+
+
+def publish_until_nacked(ch, queue, what):
+    """Publishes with confirms until one is nacked (a limit with
+    reject-publish in force); the number acked before it."""
+    acked = [0]
+
+    def nacked():
+        if publish_all(ch, queue, [b"f%d" % acked[0]]) == ["nack"]:
+            return True
+        acked[0] += 1
+        return False
+    wait_for(nacked, DEADLINE, what)
+    return acked[0]
+
+
+@pytest.mark.parametrize("order", ["policy-first", "queue-first"])
+def test_policy_dead_letter_strategy_at_least_once(qc, queue, policy, order):
+    """dead-letter-strategy from a policy, on a new and on an existing queue:
+    rejected messages whose dead-letter exchange is missing stay in the
+    source at least once, counted by its length (a publish is nacked); at
+    most once would drop them. Deleting the policy frees the queue."""
+    args = {"x-dead-letter-exchange": queue + "-missing"}
+    definition = {"dead-letter-strategy": "at-least-once", "overflow": "reject-publish", "max-length": 2}
+    if order == "policy-first":
+        policy(definition)
+    qc.declare(queue, arguments=args)
+    if order == "queue-first":
+        policy(definition)
+    conn, ch = publisher(qc)
+    acked = publish_until_nacked(ch, queue, "the policy's length limit")
+    cons = reject_all(qc, queue, acked)
+    wait_for(lambda: queue_counts(ch, queue)[0] == 0, DEADLINE, "every message rejected", conn=cons)
+    assert publish_all(ch, queue, [b"refused"]) == ["nack"], "the dead letters must still count in the source"
+    cons.close()
+    policy.delete()
+    wait_for(lambda: publish_all(ch, queue, [b"free"]) == ["ack"], DEADLINE, "the policy's limit to go")
+    conn.close()
+
+
+def test_policy_overflow_wins_over_the_argument(qc, queue, policy):
+    """For quorum queues the policy's overflow beats x-overflow (RabbitMQ's
+    policy_has_precedence; classic queues do the opposite)."""
+    qc.declare(queue, arguments={"x-overflow": "drop-head", "x-max-length": 2})
+    policy({"overflow": "reject-publish"})
+    conn, ch = publisher(qc, node=1)
+    acked = publish_until_nacked(ch, queue, "the policy's reject-publish")
+    assert acked == 2 or (qc.rabbitmq3 and acked == 3), acked
+    policy.delete()
+    wait_for(lambda: publish_all(ch, queue, [b"dropping"]) == ["ack"], DEADLINE, "drop-head again")
+    wait_queue_count(ch, queue, 2)
+    conn.close()
+
+
+def test_policy_max_length_takes_the_smaller_of_argument_and_policy(qc, queue, policy):
+    """max-length: the smaller of x-max-length and the policy's, changed on
+    the running queue as the policy changes."""
+    qc.declare(queue, arguments={"x-max-length": 3})
+    conn, ch = publisher(qc, node=2)
+    policy({"max-length": 1})
+    wait_for(lambda: publish_all(ch, queue, [b"one"]) == ["ack"] and queue_counts(ch, queue)[0] == 1,
+             DEADLINE, "the policy's max-length 1")
+    policy({"max-length": 10})
+    wait_for(lambda: publish_all(ch, queue, [b"three"]) == ["ack"] and queue_counts(ch, queue)[0] == 3,
+             DEADLINE, "the argument's max-length 3")
+    assert publish_all(ch, queue, [b"more"] * 3) == ["ack"] * 3
+    wait_queue_count(ch, queue, 3)
+    conn.close()
+
+
+def test_policy_bad_dead_letter_strategy_is_refused(qc, queue):
+    """RabbitMQ's validation reason (HTML-escaped, as its API sends it)."""
+    needs_api(qc)
+    for value, text in [("some", "&lt;&lt;\"some\"&gt;&gt; is not a valid dead letter strategy"),
+                        (5, "5 is not a valid dead letter strategy")]:
+        r = qc.http(0).put("/api/policies/%2F/" + queue + "-pol",
+                           {"pattern": "^q$", "definition": {"dead-letter-strategy": value}})
+        assert (r.status, r.json) == (400, {"error": "bad_request",
+                                            "reason": "Validation failed\n\n%s\n" % text})

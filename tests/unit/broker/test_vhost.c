@@ -496,6 +496,36 @@ START_TEST(test_policy_limits)
 }
 END_TEST
 
+/* What quorum queues resolve differently (rabbit_quorum_queue): the policy's
+ * own overflow, and the dead-letter strategy, argument first. */
+START_TEST(test_policy_quorum_fields)
+{
+    fx_t fx;
+    wr_queue_t *a, *b;
+    json_t *bad = json_pack("{s:s}", "dead-letter-strategy", "some");
+    char err[128];
+
+    fx_start(&fx);
+    a = q_plain(&fx, "qf.a");
+    b = q_add(&fx, "qf.b",
+              &(wr_queue_opts_t){
+                  .args = wr_test_args(
+                      &fx.args, (wr_test_arg_t[]){WR_TEST_STR("x-dead-letter-strategy", "at-most-once"),
+                                                  WR_TEST_STR("x-overflow", "drop-head"), WR_TEST_END})});
+    ck_assert_int_eq(wr_queue_limits(a)->policy_overflow, -1);
+    policy_put(&fx, "qf", "^qf\\.", "queues",
+               "{\"dead-letter-strategy\": \"at-least-once\", \"overflow\": \"reject-publish\"}");
+    ck_assert_int_eq(wr_queue_limits(a)->dl_strategy, WR_DL_AT_LEAST_ONCE);
+    ck_assert_int_eq(wr_queue_limits(b)->dl_strategy, WR_DL_AT_MOST_ONCE);
+    ck_assert_int_eq(wr_queue_limits(b)->overflow, WR_OVERFLOW_DROP_HEAD);
+    ck_assert_int_eq(wr_queue_limits(b)->policy_overflow, WR_OVERFLOW_REJECT_PUBLISH);
+    ck_assert_int_eq(wr_policy_validate("x", NULL, bad, err, sizeof(err)), WR_ESYNTAX);
+    ck_assert_str_eq(err, "<<\"some\">> is not a valid dead letter strategy");
+    json_decref(bad);
+    fx_stop(&fx);
+}
+END_TEST
+
 /* A dead letter leaves "src" past its x-max-length through the DLX, with
  * the dead-letter routing key, set by argument or by policy. */
 START_TEST(test_dead_letter_deferred)
@@ -591,6 +621,7 @@ int main(void)
     tcase_add_test(tc, test_auto_delete_exchange);
     tcase_add_test(tc, test_exclusive_queues_of_closed_conn);
     tcase_add_test(tc, test_policy_limits);
+    tcase_add_test(tc, test_policy_quorum_fields);
     tcase_add_loop_test(tc, test_dead_letter_deferred, 0, 2);
     tcase_add_loop_test(tc, test_dead_letter_confirmed, 0, 4);
     suite_add_tcase(s, tc);

@@ -320,6 +320,7 @@ static void on_retry(evutil_socket_t fd, short what, void *ud)
     bool awaited = false; /* an earlier enqueue is out, its outcome unknown */
 
     q->retrying = false;
+    wr_queue_ref(&q->h); /* abandoning the last command of a deleted queue drops its last reference */
     for (it = q->props.next; it != &q->props; it = next) {
         prop_t *p = wr_list_entry(it, prop_t, link);
 
@@ -343,6 +344,7 @@ static void on_retry(evutil_socket_t fd, short what, void *ud)
         }
         prop_send(p);
     }
+    wr_queue_unref(&q->h);
 }
 
 int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_confirm_t *conf)

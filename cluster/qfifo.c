@@ -717,8 +717,27 @@ static int dispatch(wr_qfifo_t *q, wr_qfifo_effects_t *fx, uint64_t index, const
         return WR_OK;
     case WR_QF_DEQUEUE:
         return dequeue(q, fx, index, cmd, n);
+    case WR_QF_EXPIRES:
+        q->expires_ms = cmd->expires_ms;
+        return WR_OK;
     }
     return WR_EUNKNOWN;
+}
+
+/* RabbitMQ's last_active: x-expires counts from the queue's first entry, its
+ * last basic.get, or its last consumer leaving (had: consumers before). A
+ * redeclaration or a policy change is no use, as in RabbitMQ. */
+static void note_use(wr_qfifo_t *q, const wr_qfifo_cmd_t *cmd, size_t had)
+{
+    if (q->last_active == 0 || cmd->op == WR_QF_DEQUEUE || (had > 0 && q->ncons == 0))
+        q->last_active = q->now;
+}
+
+/* On TICK: unused (no consumer) for longer than x-expires. */
+static void expire_queue(wr_qfifo_t *q, wr_qfifo_effects_t *fx)
+{
+    if (q->expires_ms != 0 && q->ncons == 0 && q->now - q->last_active > q->expires_ms)
+        fx_push(fx, WR_QFE_EXPIRED);
 }
 
 static uint64_t live_count(const wr_qfifo_t *q)
@@ -748,6 +767,7 @@ int wr_qfifo_apply(wr_qfifo_t *q, uint64_t index, uint64_t time_ms, const wr_qfi
                    wr_qfifo_effects_t *fx, uint64_t *n)
 {
     uint64_t scratch;
+    size_t had = q->ncons;
     int rc;
 
     if (n == NULL)
@@ -757,6 +777,9 @@ int wr_qfifo_apply(wr_qfifo_t *q, uint64_t index, uint64_t time_ms, const wr_qfi
         q->now = time_ms;
     q->applied = index;
     rc = dispatch(q, fx, index, cmd, n);
+    note_use(q, cmd, had);
+    if (cmd->op == WR_QF_TICK)
+        expire_queue(q, fx);
     run(q, fx);
     drop_head(q, fx); /* after deliveries: a waiting consumer still gets a message over the limit */
     release(q, fx, index);
@@ -783,7 +806,9 @@ void wr_qfifo_info(const wr_qfifo_t *q, wr_qfifo_info_t *out)
                              .dlx_pending = q->ndlx,
                              .consumers = q->ncons,
                              .publishers = q->npubs,
-                             .applied = q->applied};
+                             .applied = q->applied,
+                             .expires_ms = q->expires_ms,
+                             .last_active = q->last_active};
 }
 
 static void ring_foreach(const qf_ring_t *r, void (*fn)(void *ud, uint64_t index), void *ud)

@@ -63,7 +63,8 @@ typedef enum {
     WR_QF_TICK = 10,       /* the leader's periodic time: TTL expiry, consumer timeouts */
     WR_QF_POLICY = 11,     /* arguments / policy changed */
     WR_QF_DLX_SETTLE = 12, /* at-least-once: the dead-letter target confirmed these */
-    WR_QF_DEQUEUE = 13     /* basic.get: the next ready message to (owner, tag), settled or not */
+    WR_QF_DEQUEUE = 13,    /* basic.get: the next ready message to (owner, tag), settled or not */
+    WR_QF_EXPIRES = 14     /* x-expires changed (argument / policy) */
 } wr_qf_op_t;
 
 /*
@@ -85,6 +86,7 @@ typedef struct {
     uint8_t no_ack;           /* DEQUEUE: settled on delivery (basic.get no-ack) */
     wr_bytes_t ids;           /* SETTLE, RETURN, DISCARD: message ids; DLX_SETTLE: dead-letter ids */
     wr_qfifo_policy_t policy; /* POLICY */
+    uint64_t expires_ms;      /* EXPIRES: x-expires, ms unused before the queue goes; 0: never */
 } wr_qfifo_cmd_t;
 
 /* The i-th id of cmd->ids (i < wr_qfifo_cmd_nids). */
@@ -116,7 +118,8 @@ typedef enum {
     WR_QFE_DEADLETTER = 4, /* index, size, reason, dlx (strategy); id: dead-letter id (at-least-once) */
     WR_QFE_CANCEL = 5,     /* owner/tag: consumer cancelled by the queue (consumer timeout) */
     WR_QFE_ACTIVE = 6,     /* owner/tag: single active consumer now active */
-    WR_QFE_RELEASE = 7     /* index: snapshot point; id: smallest live index (0: none live) */
+    WR_QFE_RELEASE = 7,    /* index: snapshot point; id: smallest live index (0: none live) */
+    WR_QFE_EXPIRED = 8     /* (TICK) unused for its x-expires: the leader has the queue deleted */
 } wr_qfe_kind_t;
 
 typedef struct {
@@ -179,9 +182,11 @@ typedef struct {
     uint64_t checked_out;        /* delivered, unsettled */
     uint64_t dlx_pending;        /* at-least-once dead letters not yet confirmed */
     uint64_t consumers, publishers;
-    uint64_t tagged;  /* consumers with a tag: basic.consume's (a cancelled one still holding
-                         deliveries included, as RabbitMQ counts it), not the broker's basic.get ones */
-    uint64_t applied; /* last applied index */
+    uint64_t tagged;      /* consumers with a tag: basic.consume's (a cancelled one still holding
+                             deliveries included, as RabbitMQ counts it), not the broker's basic.get ones */
+    uint64_t applied;     /* last applied index */
+    uint64_t expires_ms;  /* x-expires in force (EXPIRES), 0: none */
+    uint64_t last_active; /* leader ms of the last use x-expires counts from */
 } wr_qfifo_info_t;
 void wr_qfifo_info(const wr_qfifo_t *q, wr_qfifo_info_t *out);
 

@@ -14,7 +14,7 @@
 #include "core/status.h"
 
 #define SNAP_MAGIC   "QFIF"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2  /* 2: x-expires and the last use */
 #define MSG_BYTES    24 /* a message record in a snapshot */
 #define OUT_BYTES    (MSG_BYTES + 16)
 #define PUB_BYTES    16
@@ -123,6 +123,9 @@ static void put_body(wr_buf_t *b, const wr_qfifo_cmd_t *cmd)
         put_key(b, cmd);
         wr_buf_put_u8(b, cmd->no_ack);
         break;
+    case WR_QF_EXPIRES:
+        wr_buf_put_u64(b, cmd->expires_ms);
+        break;
     case WR_QF_PURGE:
     case WR_QF_TICK:
         break;
@@ -199,6 +202,8 @@ static bool rd_body(wr_cursor_t *r, wr_qfifo_cmd_t *cmd)
         return rd_ids(r, cmd);
     case WR_QF_DEQUEUE:
         return rd_key(r, cmd) && rd_u8(r, &cmd->no_ack, 1);
+    case WR_QF_EXPIRES:
+        return wr_rd_u64(r, &cmd->expires_ms);
     case WR_QF_PURGE:
     case WR_QF_TICK:
         return true;
@@ -214,7 +219,7 @@ int wr_qfifo_cmd_decode(const uint8_t *data, size_t len, uint64_t *time_ms, wr_q
     memset(cmd, 0, sizeof(*cmd));
     if (!rd_u8(&r, &op, UINT8_MAX) || !wr_rd_u64(&r, time_ms))
         return WR_ESYNTAX;
-    if (op < WR_QF_ENQUEUE || op > WR_QF_DEQUEUE)
+    if (op < WR_QF_ENQUEUE || op > WR_QF_EXPIRES)
         return WR_EUNKNOWN;
     cmd->op = (wr_qf_op_t)op;
     if (!rd_body(&r, cmd) || wr_cursor_left(&r) != 0)
@@ -282,6 +287,8 @@ static void put_header(wr_buf_t *b, const wr_qfifo_t *q)
     wr_buf_put_u64(b, q->last_release);
     wr_buf_put_u64(b, q->serve_seq);
     wr_buf_put_u64(b, q->dlx_next);
+    wr_buf_put_u64(b, q->expires_ms);
+    wr_buf_put_u64(b, q->last_active);
 }
 
 bool wr_qfifo_snapshot_put(const wr_qfifo_t *q, wr_buf_t *out)
@@ -392,7 +399,8 @@ static bool rd_header(wr_cursor_t *r, wr_qfifo_t *q)
            rd_u8(r, &version, SNAP_VERSION) && version == SNAP_VERSION && rd_policy(r, &q->pol) &&
            wr_rd_u32(r, &q->release_every) && q->release_every != 0 && rd_u8(r, &q->hi_streak, 2) &&
            wr_rd_u64(r, &q->now) && wr_rd_u64(r, &q->applied) && wr_rd_u64(r, &q->last_release) &&
-           wr_rd_u64(r, &q->serve_seq) && wr_rd_u64(r, &q->dlx_next) && q->dlx_next != 0;
+           wr_rd_u64(r, &q->serve_seq) && wr_rd_u64(r, &q->dlx_next) && q->dlx_next != 0 &&
+           wr_rd_u64(r, &q->expires_ms) && wr_rd_u64(r, &q->last_active) && q->last_active <= q->now;
 }
 
 /* Publishers sorted by id, strictly. */

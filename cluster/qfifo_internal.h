@@ -74,6 +74,8 @@ struct wr_qfifo_s {
     qf_ring_t dlx; /* qf_out_t sorted by id, with QF_TOMB slots */
     size_t ndlx;
     uint64_t dlx_bytes;
+    uint64_t expires_ms;  /* x-expires (EXPIRES), 0: never */
+    uint64_t last_active; /* leader ms of the first entry, the last basic.get or last consumer gone */
 };
 
 void qf_ring_init(qf_ring_t *r, uint32_t esz);

@@ -74,8 +74,10 @@ void wr_meta_set_quorum(wr_meta_t *m, wr_quorum_t *qs, wr_meta_members_fn member
     m->quorum = qs;
     m->members = members;
     m->members_ud = ud;
-    if (qs != NULL)
+    if (qs != NULL) {
         wr_quorum_set_reporter(qs, wr_meta_quorum_report, m);
+        wr_quorum_set_expirer(qs, wr_meta_quorum_expired, m);
+    }
 }
 
 /* A quorum queue's declaration carries its members, placed here among the

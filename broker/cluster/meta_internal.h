@@ -84,6 +84,9 @@ void wr_meta_quorum_live(const wr_meta_t *m, wr_vhost_t *vh, const json_t *v, co
 void wr_meta_quorum_reconcile(const wr_meta_t *m, wr_vhost_t *vh, const json_t *v);
 /* wr_quorum_report_fn (ud = the wr_meta_t): proposes "quorum.member.done". */
 void wr_meta_quorum_report(void *ud, const char *vhost, wr_bytes_t name, const char *node);
+/* wr_quorum_expired_fn (ud = the wr_meta_t): proposes the queue's deletion
+ * for every node, as a client's queue.delete (a failure is logged). */
+void wr_meta_quorum_expired(void *ud, const char *vhost, wr_bytes_t name);
 /* Gives live queue q (a member's queue or a proxy) record e's members and roles. */
 void wr_meta_quorum_sync(const wr_meta_t *m, wr_queue_t *q, const json_t *e);
 /* Replaces the live queue of record e (of vhost state v) by a new one made

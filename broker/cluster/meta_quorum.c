@@ -301,3 +301,18 @@ void wr_meta_quorum_report(void *ud, const char *vhost, wr_bytes_t name, const c
         NULL)
         wr_log_error("cluster: out of memory recording a quorum queue's member change");
 }
+
+static void on_expired_deleted(void *ud, const wr_meta_result_t *r)
+{
+    if (r->err.code != 0)
+        wr_log_warn("cluster: the deletion of a quorum queue past its x-expires was not committed: %s",
+                    r->err.text);
+}
+
+void wr_meta_quorum_expired(void *ud, const char *vhost, wr_bytes_t name)
+{
+    wr_meta_t *m = ud;
+
+    if (wr_meta_submit(m, wr_meta_cmd_queue_delete(vhost, name), on_expired_deleted, NULL) == NULL)
+        wr_log_error("cluster: out of memory proposing the deletion of a quorum queue past its x-expires");
+}

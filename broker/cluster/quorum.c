@@ -862,6 +862,7 @@ static void qq_set_limits(wr_queue_t *h, const wr_queue_limits_t *l)
     if (l->delivery_limit >= 0)
         p->delivery_limit = ms32(l->delivery_limit, WR_QF_UNLIMITED);
     p->consumer_timeout_ms = l->consumer_timeout < 0 ? 0 : ms32(l->consumer_timeout, UINT32_MAX);
+    wr_qq_expires_set(q, l->expires);
     if (q->pol_sent && memcmp(&q->pol, p, sizeof(*p)) == 0)
         return;
     q->pol = *p;
@@ -1087,7 +1088,8 @@ static void on_tick(evutil_socket_t fd, short what, void *ud)
     qq_t *q = ud;
     const wr_qfifo_policy_t *p = &q->pol;
 
-    if (q->leader && (p->msg_ttl_ms != WR_QF_NO_TTL || p->consumer_timeout_ms != 0 || q->expiring))
+    if (q->leader && (p->msg_ttl_ms != WR_QF_NO_TTL || p->consumer_timeout_ms != 0 || q->expiring ||
+                      wr_qq_expiry_ticks(q)))
         propose_simple(q, WR_QF_TICK, 0, (wr_bytes_t){NULL, 0});
     wr_qq_dlx_retry(q);
     go_home(q);

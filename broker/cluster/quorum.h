@@ -120,6 +120,13 @@ typedef void (*wr_quorum_report_fn)(void *ud, const char *vhost, wr_bytes_t name
 /* Who hears of those changes (the metadata group records them); before any queue. */
 void wr_quorum_set_reporter(wr_quorum_t *qs, wr_quorum_report_fn fn, void *ud);
 
+/* A queue unused for its x-expires: its group's leader asks for its deletion
+ * (the metadata group deletes it on every node), again every few seconds
+ * until the queue is gone. */
+typedef void (*wr_quorum_expired_fn)(void *ud, const char *vhost, wr_bytes_t name);
+/* Who deletes those queues (the metadata group); before any queue. */
+void wr_quorum_set_expirer(wr_quorum_t *qs, wr_quorum_expired_fn fn, void *ud);
+
 /* What the management API shows of a quorum queue; false when q is not one (or its group is not open). */
 bool wr_quorum_queue_status(const wr_queue_t *q, wr_rgroup_status_t *st);
 

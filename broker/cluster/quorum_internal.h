@@ -23,6 +23,8 @@ struct wr_quorum_s {
     uint64_t body_bytes;        /* bodies every queue's cache holds now (quorum_sm.c), within d.body_budget */
     wr_quorum_report_fn report; /* member changes made (wr_quorum_set_reporter); NULL: none */
     void *report_ud;
+    wr_quorum_expired_fn expired; /* queues past x-expires (wr_quorum_set_expirer); NULL: none */
+    void *expired_ud;
 };
 
 /* A body in the snapshot this member serves: its record's place in the state machine's bytes. */
@@ -99,7 +101,10 @@ typedef struct qq_s {
     size_t nmembers;
     uint8_t *roles; /* wr_quorum_role_t per member; NULL: all voters */
     bool changing;  /* a member change of the record is under way (the leader's) */
-    uint8_t data[]; /* name, then args */
+    bool exp_sent;  /* EXPIRES proposed here, with exp */
+    uint64_t exp;
+    uint64_t next_expire_ask; /* monotonic ms before which the leader does not ask for the deletion again */
+    uint8_t data[];           /* name, then args */
 } qq_t;
 
 /* quorum.c */
@@ -149,6 +154,14 @@ void wr_qq_dlx_retry(qq_t *q);
 void wr_qq_dlx_settled(qq_t *q, const wr_qfifo_cmd_t *cmd);
 /* Frees dlx_out (no confirm can be out: each holds a reference to q). */
 void wr_qq_dlx_free(qq_t *q);
+
+/* quorum_expiry.c: x-expires */
+/* Proposes EXPIRES (ms; <= 0: none) unless this node last proposed the same. */
+void wr_qq_expires_set(qq_t *q, int64_t expires);
+/* Whether the leader must tick for the expiry: one is set and there is no consumer. */
+bool wr_qq_expiry_ticks(const qq_t *q);
+/* EXPIRED applied: the leader asks for the queue's deletion (at most every few seconds). */
+void wr_qq_expired(qq_t *q);
 
 /* quorum_sm.c */
 /* The body of live message index (a new reference; cached, else read back from the log). NULL, logged, if

@@ -381,6 +381,9 @@ static void perform(qq_t *q, const wr_qfifo_effect_t *f)
         dead_letter(q, f);
         cache_drop(q, f->index);
         break;
+    case WR_QFE_EXPIRED:
+        wr_qq_expired(q);
+        break;
     default:
         break; /* confirms come from wr_qq_landed; ACTIVE and RELEASE need nothing here */
     }

@@ -5,19 +5,20 @@
 # the confirming publisher, never a silent drop), dead-lettering by TTL,
 # length and reject with RabbitMQ's x-death headers, single active consumer
 # and its handover, consumer priorities, message priorities, purge, and
-# at-least-once dead-lettering, and policies on quorum queues (with
-# RabbitMQ's precedence between argument and policy). Runs against a warren cluster (cluster.py) or
+# at-least-once dead-lettering, policies on quorum queues (with RabbitMQ's
+# precedence between argument and policy) and x-expires. Runs against a warren cluster (cluster.py) or
 # an external one (WARREN_CLUSTER_BROKERS, as test_quorum.py; see
 # scripts/test-rabbitmq-cluster); where RabbitMQ 3.10 differs from the 4.x
 # behaviour warren follows, the case says so and skips.
 import re
+import time
 
 import pika
 import pika.exceptions as pex
 import pytest
 
-from helpers import Collector, queue_counts, wait_for, wait_queue_count
-from quorum_clients import DEADLINE, PERSISTENT
+from helpers import Collector, channel_error, queue_counts, wait_for, wait_queue_count
+from quorum_clients import DEADLINE, PERSISTENT, QUORUM
 from test_quorum import needs_api, qc, queue  # noqa: F401  (fixtures)
 
 
@@ -500,3 +501,130 @@ def test_policy_bad_dead_letter_strategy_is_refused(qc, queue):
                            {"pattern": "^q$", "definition": {"dead-letter-strategy": value}})
         assert (r.status, r.json) == (400, {"error": "bad_request",
                                             "reason": "Validation failed\n\n%s\n" % text})
+
+
+# ---- x-expires ----
+# The leader's TICK finds the queue unused (RabbitMQ 3.10 ticks every 5 s,
+# warren every second), so a queue goes some time after its x-expires; never
+# before it.
+
+def declare_expiring(qc, queue, expires, node=0, more=None):
+    """Declares queue with x-expires on node (again while a warren cluster's
+    metadata has no leader); the monotonic time of the declare-ok."""
+    args = dict(QUORUM, **{"x-expires": expires}, **(more or {}))
+
+    def declared():
+        e = qc.attempt(node, lambda ch: ch.queue_declare(queue, durable=True, arguments=args))
+        assert e is None or e.reply_code == 541, e
+        return e is None
+    wait_for(declared, DEADLINE, "the declare of %s" % queue)
+    return time.monotonic()
+
+
+def exists(qc, queue, node):
+    e = qc.attempt(node, lambda ch: ch.queue_declare(queue, passive=True))
+    assert e is None or e.reply_code == 404, e
+    return e is None
+
+
+def wait_gone(qc, queue, since, at_least, nodes=(0, 1, 2)):
+    """Waits until no node in nodes knows queue; asserts it went no sooner
+    than at_least seconds after since."""
+    wait_for(lambda: not any(exists(qc, queue, i) for i in nodes), DEADLINE + at_least,
+             "%s to expire" % queue, step=0.2)
+    assert time.monotonic() - since >= at_least
+
+
+def stays(qc, queue, seconds, act=lambda: None):
+    """queue is still there on every node for `seconds` while act() runs
+    now and then: absence of an event, so this one waits out its time."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        act()
+        assert all(exists(qc, queue, i) for i in range(3)), "%s expired while in use" % queue
+        time.sleep(0.25)
+
+
+def test_expires_deletes_an_unused_queue_on_every_node(qc, queue):
+    t0 = declare_expiring(qc, queue, 2000, more={"x-quorum-initial-group-size": 3})
+    conn, ch = publisher(qc, node=1)
+    assert publish_all(ch, queue, [b"kept"]) == ["ack"], "a message is no use"
+    conn.close()
+    wait_gone(qc, queue, t0, 2.0)
+
+
+def test_expires_consumer_keeps_the_queue_until_it_leaves(qc, queue):
+    declare_expiring(qc, queue, 1000)
+    conn = qc.connect(1)
+    ch = conn.channel()
+    ch.basic_consume(queue, lambda *a: None)
+    stays(qc, queue, 7, lambda: conn.process_data_events(0))
+    conn.close()
+    wait_gone(qc, queue, time.monotonic(), 1.0)
+
+
+def test_expires_basic_get_keeps_the_queue(qc, queue):
+    declare_expiring(qc, queue, 2000)
+    conn = qc.connect(2)
+    ch = conn.channel()
+    last = [0.0]
+
+    def get():
+        last[0] = time.monotonic()  # before the get: the leader stamps it later
+        ch.basic_get(queue, auto_ack=True)
+    stays(qc, queue, 8, get)
+    conn.close()
+    wait_gone(qc, queue, last[0], 2.0)
+
+
+def test_expires_redeclare_is_no_use(qc, queue):
+    """As RabbitMQ's quorum queues (checked on 3.10): a redeclaration does not
+    restart x-expires (a classic queue's would). The first queue holds a
+    message; a redeclaration answering 0 messages made a new one."""
+    args = dict(QUORUM, **{"x-expires": 2000})
+    t0 = declare_expiring(qc, queue, 2000)
+    conn, ch = publisher(qc)
+    assert publish_all(ch, queue, [b"marker"]) == ["ack"]
+    wait_for(lambda: ch.queue_declare(queue, durable=True, arguments=args).method.message_count == 0,
+             DEADLINE, "the redeclared queue to expire all the same", step=0.3)
+    assert time.monotonic() - t0 >= 2.0
+    conn.close()
+
+
+def test_expires_from_a_policy_on_an_existing_queue(qc, queue, policy):
+    """The smaller of x-expires and the policy's expires."""
+    declare_expiring(qc, queue, 3600000)
+    t0 = time.monotonic()
+    policy({"expires": 1500})
+    wait_gone(qc, queue, t0, 1.5)
+
+
+def test_expires_survives_the_leaders_death(qc, queue):
+    """The leader is kill -9ed: a new leader deletes the queue in time (the
+    expiry is the machine's, counted by the leaders' clocks)."""
+    c = getattr(qc, "cluster", None)
+    if c is None:
+        pytest.skip("kills a node: a warren cluster started here only")
+    t0 = declare_expiring(qc, queue, 4000, node=0)
+    name = wait_for(lambda: (qc.queue_info(0, queue) or {}).get("leader"), DEADLINE, "the queue's leader")
+    leader = next(n for n in c.nodes.values() if n.name in name)
+    c.kill(leader.name)
+    others = [i for i, n in enumerate(c.nodes.values()) if n is not leader]
+    wait_gone(qc, queue, t0, 4.0, nodes=others)
+    c.start(leader.name)
+    c.wait_all_up()
+    back = list(c.nodes.values()).index(leader)
+    wait_for(lambda: not exists(qc, queue, back), DEADLINE, "the deletion to reach the restarted node")
+
+
+@pytest.mark.parametrize("value,why", [
+    (0, "{value_zero,0}"),
+    (-5, "{value_negative,-5}"),
+    ("x", '"expected integer, got longstr"'),
+    (315360000001, "{value_too_large,315360000001}"),
+], ids=["zero", "negative", "string", "too-large"])
+def test_expires_bad_values_are_refused(qc, queue, value, why):
+    with qc.connect(0) as c:
+        with channel_error(406, "PRECONDITION_FAILED - invalid arg 'x-expires' for queue '%s' in vhost '/': %s"
+                           % (queue, why)):
+            c.channel().queue_declare(queue, durable=True, arguments=dict(QUORUM, **{"x-expires": value}))

@@ -339,6 +339,11 @@ static void chores(sim_t *s, int g, qs_group_t *G)
         G->policy_asked = s->now;
         send_cmd(s, g, &cmd);
     }
+    if (sim_chance(s, 5)) { /* x-expires changes now and then: 0 (none), or a few ticks */
+        static const uint64_t expires[] = {0, TICK_EVERY, 4 * TICK_EVERY};
+        wr_qfifo_cmd_t cmd = {.op = WR_QF_EXPIRES, .expires_ms = expires[sim_rand_int(s, 3)]};
+        send_cmd(s, g, &cmd);
+    }
     if (s->now >= G->next_tick) {
         wr_qfifo_cmd_t cmd = {.op = WR_QF_TICK};
         G->next_tick = s->now + TICK_EVERY;
@@ -550,7 +555,8 @@ void sim_qfifo_stats_add(const sim_t *s, uint64_t out[SIM_QF_STATS])
 }
 
 /* The first applier's result feeds the model and the clients; every other must match it. */
-static void judge(sim_t *s, int node, int g, uint64_t index, const wr_qfifo_cmd_t *cmd, int rc, sim_sm_t *sm)
+static void judge(sim_t *s, int node, int g, uint64_t index, uint64_t time_ms, const wr_qfifo_cmd_t *cmd,
+                  int rc, sim_sm_t *sm)
 {
     qs_group_t *G = &s->qfifo->g[g];
     const wr_qfifo_effects_t *fx = &s->qfifo->fx;
@@ -573,7 +579,7 @@ static void judge(sim_t *s, int node, int g, uint64_t index, const wr_qfifo_cmd_
     if (cmd == NULL)
         return;
     count(s->qfifo->stats, cmd, rc, fx);
-    sim_qfifo_model_apply(s, g, index, cmd, rc, fx, sm->qf);
+    sim_qfifo_model_apply(s, g, index, time_ms, cmd, rc, fx, sm->qf);
     notify_cmd(G, cmd);
     for (size_t i = 0; i < fx->n; i++)
         notify_effect(G, cmd, fx, &fx->v[i]);
@@ -582,7 +588,7 @@ static void judge(sim_t *s, int node, int g, uint64_t index, const wr_qfifo_cmd_
 void sim_qfifo_apply(sim_t *s, int node, int g, sim_sm_t *sm, const wr_raft_entry_t *e)
 {
     wr_qfifo_cmd_t cmd;
-    uint64_t time_ms;
+    uint64_t time_ms = 0;
     int rc = WR_OK;
     bool is_cmd = e->type == WR_RAFT_ENTRY_NORMAL && e->len > 8;
 
@@ -593,7 +599,7 @@ void sim_qfifo_apply(sim_t *s, int node, int g, sim_sm_t *sm, const wr_raft_entr
     }
     if (is_cmd)
         rc = wr_qfifo_apply(machine(sm), e->index, time_ms, &cmd, &s->qfifo->fx, NULL);
-    judge(s, node, g, e->index, is_cmd ? &cmd : NULL, rc, sm);
+    judge(s, node, g, e->index, time_ms, is_cmd ? &cmd : NULL, rc, sm);
 }
 
 char *sim_qfifo_snapshot(sim_sm_t *sm, size_t *len)

@@ -78,6 +78,7 @@ typedef struct {
     size_t nc, capc;
     uint32_t delivery_limit;
     uint64_t pub_last[QS_PUBS + 1];
+    uint64_t now, expires, last_active; /* leader time; x-expires and the last use it counts from */
 } qm_t;
 
 /* What the first member to apply an index computed there. */
@@ -115,10 +116,11 @@ void qs_list_add(qs_list_t *l, uint64_t id);
 void qs_list_del(qs_list_t *l, uint64_t id);
 qs_item_t *qs_list_find(const qs_list_t *l, uint64_t id);
 
-/* Checks the first application of cmd at index (status rc, effects fx, the machine after it, q)
- * against the model of group g and advances the model; marks s failed on a violation. */
-void sim_qfifo_model_apply(sim_t *s, int g, uint64_t index, const wr_qfifo_cmd_t *cmd, int rc,
-                           const wr_qfifo_effects_t *fx, const wr_qfifo_t *q);
+/* Checks the first application of cmd at index with leader time time_ms (status rc, effects fx,
+ * the machine after it, q) against the model of group g and advances the model; marks s failed
+ * on a violation. */
+void sim_qfifo_model_apply(sim_t *s, int g, uint64_t index, uint64_t time_ms, const wr_qfifo_cmd_t *cmd,
+                           int rc, const wr_qfifo_effects_t *fx, const wr_qfifo_t *q);
 
 /* True when the model holds no live message (every one settled or dead-lettered). */
 bool sim_qfifo_model_drained(const qm_t *m);

@@ -5,7 +5,9 @@
  * applier computed there. A settlement fixes what must follow (ack: gone;
  * return: count + 1, or dead-lettered delivery_limit; discard: dead-lettered
  * rejected); a delivery needs a ready message and the exact count; the
- * machine's counters must equal the model's after every command.
+ * machine's counters must equal the model's after every command; EXPIRED
+ * comes on a TICK exactly when the queue has had no consumer, basic.get or
+ * last consumer leaving for longer than its x-expires.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +200,9 @@ static void command(sim_t *s, int g, qm_t *m, uint64_t index, const wr_qfifo_cmd
     case WR_QF_DOWN:
         down(m, cmd->owner);
         break;
+    case WR_QF_EXPIRES:
+        m->expires = cmd->expires_ms;
+        break;
     case WR_QF_TICK:
     case WR_QF_DEQUEUE:
     case WR_QF_PURGE:
@@ -341,7 +346,29 @@ static void effect(sim_t *s, int g, qm_t *m, uint64_t index, const wr_qfifo_cmd_
     case WR_QFE_RELEASE:
         release(s, g, m, f);
         break;
+    case WR_QFE_EXPIRED:
+        break; /* judged once every effect is in (expiry) */
     }
+}
+
+/* The use x-expires counts from (had: consumers before the command), and
+ * whether the machine's EXPIRED (or its absence) is right. */
+static void expiry(sim_t *s, int g, qm_t *m, uint64_t index, const wr_qfifo_cmd_t *cmd, size_t had,
+                   const wr_qfifo_effects_t *fx)
+{
+    bool want, got = false;
+
+    if (m->last_active == 0 || cmd->op == WR_QF_DEQUEUE || (had > 0 && m->nc == 0))
+        m->last_active = m->now;
+    want = cmd->op == WR_QF_TICK && m->expires != 0 && m->nc == 0 && m->now - m->last_active > m->expires;
+    for (size_t i = 0; i < fx->n; i++)
+        got = got || fx->v[i].kind == WR_QFE_EXPIRED;
+    if (got != want)
+        sim_fail(
+            s,
+            "qfifo g%d %llu: EXPIRED %s; the model: x-expires %llu, last use %llu, now %llu, %zu consumers",
+            g, (unsigned long long)index, got ? "given" : "missing", (unsigned long long)m->expires,
+            (unsigned long long)m->last_active, (unsigned long long)m->now, m->nc);
 }
 
 /* After the command: no promise left open, and the machine's counters are the model's. */
@@ -368,17 +395,22 @@ static void counters(sim_t *s, int g, uint64_t index, const qm_t *m, const wr_qf
                  (unsigned long long)n[QM_OUT], (unsigned long long)n[QM_DLX_WAIT], m->nc);
 }
 
-void sim_qfifo_model_apply(sim_t *s, int g, uint64_t index, const wr_qfifo_cmd_t *cmd, int rc,
-                           const wr_qfifo_effects_t *fx, const wr_qfifo_t *q)
+void sim_qfifo_model_apply(sim_t *s, int g, uint64_t index, uint64_t time_ms, const wr_qfifo_cmd_t *cmd,
+                           int rc, const wr_qfifo_effects_t *fx, const wr_qfifo_t *q)
 {
     qm_t *m = &s->qfifo->g[g].model;
     bool get = cmd->op == WR_QF_DEQUEUE;
+    size_t had = m->nc;
 
     if (rc == WR_ENOMEM)
         abort();
+    if (time_ms > m->now)
+        m->now = time_ms;
     command(s, g, m, index, cmd, rc);
     for (size_t i = 0; i < fx->n && !s->failed; i++)
         effect(s, g, m, index, cmd, rc, fx, &fx->v[i], &get);
+    if (!s->failed)
+        expiry(s, g, m, index, cmd, had, fx);
     if (!s->failed)
         counters(s, g, index, m, q);
 }

@@ -464,6 +464,59 @@ START_TEST(dequeue_get)
 }
 END_TEST
 
+static int expires(h_t *h, uint64_t ms)
+{
+    wr_qfifo_cmd_t c = {.op = WR_QF_EXPIRES, .expires_ms = ms};
+    return h_apply(h, &c);
+}
+
+/* Whether a TICK at leader time now finds the queue past its x-expires. */
+static bool expired_at(h_t *h, uint64_t now)
+{
+    h->now = now;
+    ck_assert_int_eq(simple(h, WR_QF_TICK, 0, ""), WR_OK);
+    return count_kind(h, WR_QFE_EXPIRED) == 1;
+}
+
+/* x-expires by the entries' (leader's) time: from the first entry, a
+ * basic.get or the last consumer leaving; a consumer keeps the queue; an
+ * EXPIRES change, a CHECKOUT's re-subscription or a snapshot does not
+ * reset the clock. */
+START_TEST(expires_when_unused)
+{
+    wr_buf_t snap = WR_BUF_INIT;
+    wr_qfifo_t *copy;
+    h_t h;
+
+    h_init(&h); /* the first entry at 1000 */
+    ck_assert_int_eq(expires(&h, 500), WR_OK);
+    ck_assert(!expired_at(&h, 1500));
+    h.now = 1400;
+    ck_assert_int_eq(expires(&h, 400), WR_OK); /* a policy change: no use */
+    ck_assert(expired_at(&h, 1401));
+    ck_assert(expired_at(&h, 1200)); /* an earlier leader clock does not take time back */
+    ck_assert_int_eq(checkout(&h, 1, "c", 0, 0), WR_OK);
+    ck_assert(!expired_at(&h, 5000));
+    ck_assert_int_eq(simple(&h, WR_QF_CANCEL, 1, "c"), WR_OK); /* the last consumer goes at 5000 */
+    ck_assert(!expired_at(&h, 5400));
+    ck_assert(expired_at(&h, 5401));
+    h.now = 6000;
+    ck_assert_int_eq(simple(&h, WR_QF_DEQUEUE, 2, "g"), WR_OK); /* get-empty is a use */
+    ck_assert_uint_eq(info(&h).last_active, 6000);
+    ck_assert(!expired_at(&h, 6400));
+    ck_assert(wr_qfifo_snapshot_put(h.q, &snap));
+    ck_assert_int_eq(wr_qfifo_snapshot_load(snap.data, snap.len, &copy), WR_OK);
+    wr_qfifo_free(h.q);
+    h.q = copy;
+    ck_assert_uint_eq(info(&h).expires_ms, 400);
+    ck_assert(expired_at(&h, 6401));
+    ck_assert_int_eq(expires(&h, 0), WR_OK);
+    ck_assert(!expired_at(&h, 100000));
+    wr_buf_free(&snap);
+    h_done(&h);
+}
+END_TEST
+
 START_TEST(consumer_priorities)
 {
     h_t h;
@@ -735,7 +788,7 @@ START_TEST(codec_rejects_malformed)
     ck_assert_int_eq(wr_qfifo_cmd_decode(b.data, b.len, &t, &got), WR_ESYNTAX);
     b.data[0] = 0;
     ck_assert_int_eq(wr_qfifo_cmd_decode(b.data, b.len, &t, &got), WR_EUNKNOWN);
-    b.data[0] = 14;
+    b.data[0] = WR_QF_EXPIRES + 1;
     ck_assert_int_eq(wr_qfifo_cmd_decode(b.data, b.len, &t, &got), WR_EUNKNOWN);
     wr_buf_reset(&b);
     c = (wr_qfifo_cmd_t){.op = WR_QF_POLICY};
@@ -1313,6 +1366,7 @@ static Suite *qfifo_suite(void)
     tcase_add_test(tc, single_active_down_skips_the_same_channel);
     tcase_add_test(tc, limit_after_delivery);
     tcase_add_test(tc, dequeue_get);
+    tcase_add_test(tc, expires_when_unused);
     tcase_add_test(tc, consumer_priorities);
     tcase_add_test(tc, message_priorities);
     tcase_add_test(tc, purge_drops_ready_only);

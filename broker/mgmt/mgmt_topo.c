@@ -978,22 +978,40 @@ static json_t *raft_members(const wr_rgroup_status_t *st)
     return a;
 }
 
+/* The members in the record's order (leadership order), so that every node
+ * lists them alike; a member's group has them in its Raft configuration's
+ * order. The group's list when the record is not at hand. */
+static size_t record_order(const wr_mgmt_req_t *r, const wr_vhost_t *vh, const wr_queue_t *q,
+                           const wr_rgroup_status_t *st, const char **out)
+{
+    wr_meta_t *meta = wr_mgmt_meta((wr_mgmt_req_t *)r);
+    size_t n = meta != NULL ? wr_meta_queue_members(meta, wr_vhost_name(vh), wr_queue_name(q), out, 9) : 0;
+
+    if (n > 0)
+        return n;
+    memcpy(out, st->members, st->n_members * sizeof(*out));
+    return st->n_members;
+}
+
 /* A quorum queue's group, as RabbitMQ lists it: leader (also its node), members, and those online. */
 static void quorum_fields(const wr_mgmt_req_t *r, json_t *obj, const wr_vhost_t *vh, const wr_queue_t *q)
 {
     json_t *members = json_array(), *online = json_array();
     wr_rgroup_status_t st;
     bool member = wr_quorum_queue_status(q, &st);
+    const char *names[9];
+    size_t n;
 
     if ((!member && !proxy_status(r, vh, q, &st)) || members == NULL || online == NULL) {
         json_decref(members);
         json_decref(online);
         return;
     }
-    for (size_t i = 0; i < st.n_members; i++) {
-        json_array_append_new(members, json_string(st.members[i]));
-        if (strcmp(st.members[i], r->node) == 0 || wr_peer_up(r->env->peers, st.members[i]))
-            json_array_append_new(online, json_string(st.members[i]));
+    n = record_order(r, vh, q, &st, names);
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(members, json_string(names[i]));
+        if (strcmp(names[i], r->node) == 0 || wr_peer_up(r->env->peers, names[i]))
+            json_array_append_new(online, json_string(names[i]));
     }
     json_object_set_new(obj, "members", members);
     json_object_set_new(obj, "online", online);

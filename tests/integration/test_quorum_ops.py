@@ -127,6 +127,23 @@ def test_transfer_moves_the_leader_and_it_stays(cluster4):
     assert drain(cluster4.nodes["n1"], "qt", 20) == bodies
 
 
+def test_members_in_the_records_order_on_every_node(cluster4):
+    """After a transfer the record lists n3 first: members and non-member
+    (n4) alike list the members in that order (members used to follow their
+    Raft configuration's)."""
+    declare(cluster4, "n1", "qo")
+    wait_leader(cluster4, "qo", "n1")
+    r = settled(lambda: api(cluster4, "n2").post("/api/queues/quorum/%2F/qo/leader/transfer", {"node": "n3"}))
+    assert r.status == 204, r
+    lists = {}
+
+    def alike():
+        lists.update({n: (queue_info(cluster4.nodes[n], "qo") or {}).get("members") for n in NODES})
+        return len({repr(v) for v in lists.values()}) == 1 and lists["n4"][0] == "n3"
+    wait_for(alike, LONG, "every node to list the members in the record's order")
+    assert sorted(lists["n1"]) == ["n1", "n2", "n3"], lists
+
+
 def test_transfer_refusals(cluster4):
     declare(cluster4, "n1", "qr")
     path = "/api/queues/quorum/%2F/qr/leader/transfer"

@@ -13,6 +13,7 @@
 
 #include "broker/base/log.h"
 #include "broker/cluster/meta_internal.h"
+#include "core/status.h"
 #include "protocol/constants.h"
 
 /* ---------------------------------------------------------------- reading records */
@@ -111,6 +112,64 @@ void wr_meta_quorum_sync(const wr_meta_t *m, wr_queue_t *q, const json_t *e)
                      (const char *)q->name.data);
 }
 
+/* Consumers moving from a queue object to its successor. */
+typedef struct {
+    wr_consumer_t **v;
+    size_t n, cap;
+    bool oom;
+} moving_t;
+
+static void moving_add(void *ud, const wr_consumer_t *c)
+{
+    moving_t *mv = ud;
+
+    if (mv->n == mv->cap) {
+        size_t cap = mv->cap ? 2 * mv->cap : 8;
+        wr_consumer_t **v = realloc(mv->v, cap * sizeof(*v));
+
+        if (v == NULL) {
+            mv->oom = true;
+            return;
+        }
+        mv->v = v;
+        mv->cap = cap;
+    }
+    mv->v[mv->n++] = (wr_consumer_t *)c;
+}
+
+/*
+ * This node became or stopped being a member: the queue object changes (a
+ * member's queue or a proxy), and its consumers move to the new one without
+ * a cancel, as RabbitMQ's consumers talk to the leader wherever they are.
+ * Their unacknowledged deliveries stay settled through the old object (a
+ * proxy forwards them to its home) or come back redelivered (the leader
+ * sends DOWN for a removed member's consumers). One that cannot move is
+ * cancelled (basic.cancel with consumer_cancel_notify).
+ */
+static void renew_keeping_consumers(const wr_meta_t *m, wr_vhost_t *vh, const json_t *v, const json_t *e,
+                                    wr_queue_t *old, wr_bytes_t name)
+{
+    moving_t mv = {0};
+    wr_queue_t *q;
+
+    wr_queue_foreach_consumer(old, moving_add, &mv);
+    for (size_t i = 0; i < mv.n; i++) {
+        mv.v[i]->refs++;
+        wr_queue_cancel(mv.v[i]);
+    }
+    wr_meta_queue_renew(m, vh, v, e);
+    q = wr_vhost_queue(vh, name);
+    for (size_t i = 0; i < mv.n; i++) {
+        if (q == NULL || wr_queue_consume(q, mv.v[i]) != WR_OK)
+            mv.v[i]->ops->cancelled(mv.v[i]);
+        wr_consumer_unref(mv.v[i]);
+    }
+    if (mv.oom)
+        wr_log_error("quorum queue '%.*s': out of memory moving its consumers; some were cancelled",
+                     (int)name.len, (const char *)name.data);
+    free(mv.v);
+}
+
 void wr_meta_quorum_live(const wr_meta_t *m, wr_vhost_t *vh, const json_t *v, const json_t *e)
 {
     uint8_t nbuf[WR_META_NAME_MAX];
@@ -121,8 +180,10 @@ void wr_meta_quorum_live(const wr_meta_t *m, wr_vhost_t *vh, const json_t *v, co
     if (vh == NULL || m->quorum == NULL || !wr_meta_name_get(e, "name", &name, nbuf))
         return;
     q = wr_vhost_queue(vh, name);
-    if (q == NULL || member != (q->type == &wr_quorum_queue_type))
+    if (q == NULL)
         wr_meta_queue_renew(m, vh, v, e);
+    else if (member != (q->type == &wr_quorum_queue_type))
+        renew_keeping_consumers(m, vh, v, e, q, name);
     else
         wr_meta_quorum_sync(m, q, e);
 }

@@ -85,8 +85,12 @@ size_t wr_qq_first_voters(const qq_t *q, const char **out)
     return k;
 }
 
-static void report(qq_t *q, const char *node)
+/* A change made: the record follows. A removed member's consumers move to a
+ * proxy (other owners): DOWN for its owners returns what they held. */
+static void report(qq_t *q, const char *node, bool removed)
 {
+    if (removed)
+        wr_qq_sweep(q, wr_raftd_node_id(node));
     if (q->s != NULL && q->s->report != NULL)
         q->s->report(q->s->report_ud, q->vhost, q->h.name, node);
 }
@@ -98,7 +102,7 @@ static void on_changed(void *ud, int status, uint64_t index)
 
     q->changing = false;
     if (status == WR_OK && !q->h.closed)
-        report(q, c->node);
+        report(q, c->node, !c->add);
     else if (status != WR_OK && !q->h.closed)
         wr_log_warn("quorum queue '%.*s' in vhost '%s': %s %s did not complete (%d); it is tried again",
                     (int)q->h.name.len, (const char *)q->h.name.data, q->vhost,
@@ -169,7 +173,7 @@ void wr_qq_members_tick(qq_t *q)
         if (q->roles[i] == WR_QUORUM_VOTER)
             continue;
         if (joining ? at >= 0 && st.voter[at] : at < 0) {
-            report(q, node); /* made: the record follows (again, until it has) */
+            report(q, node, !joining); /* made: the record follows (again, until it has) */
             continue;
         }
         if (!joining && strcmp(node, q->s->d.self) == 0)

@@ -369,3 +369,73 @@ def test_consumer_on_a_non_member_survives_the_loss_of_its_member(cluster4):
         wait_for(lambda: b"via n4" in got, LONG, "a message published on n4", conn=conn)
     finally:
         conn.close()
+
+
+def test_consumer_survives_its_node_joining_and_leaving_the_group(cluster4):
+    """A consumer on n4 stays subscribed (no basic.cancel) while n4 becomes a
+    member (add) and stops being one (delete), as RabbitMQ's consumers do,
+    with one delivery unacknowledged across each change (acknowledged after
+    it): every confirmed message arrives, a second copy only as a
+    redelivery."""
+    declare(cluster4, "n1", "qj")
+    wait_for(lambda: queue_info(cluster4.nodes["n4"], "qj"), DEADLINE, "n4 to list qj")
+    conn = cluster4.nodes["n4"].connect()
+    got, cancelled, dups, held = [], [], [], []
+    try:
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=5)
+        ch.add_on_cancel_callback(cancelled.append)
+
+        def on(chx, method, props, body):
+            if body in got and not method.redelivered:
+                dups.append(body)
+            if body not in got:
+                got.append(body)
+            if body.endswith(b"-hold") and not method.redelivered:
+                held.append(method.delivery_tag)
+            else:
+                chx.basic_ack(method.delivery_tag)
+        ch.basic_consume("qj", on)
+        sent = []
+
+        def arrived(what):
+            wait_for(lambda: cancelled or len(got) >= len(sent), LONG, "every message " + what, conn=conn)
+            assert cancelled == [], "the consumer was cancelled " + what
+        for step, change in enumerate([None, "add", "delete"]):
+            if change == "add":
+                r = settled(lambda: api(cluster4, "n3").post("/api/queues/quorum/%2F/qj/replicas/add",
+                                                             {"node": "n4"}))
+                assert r.status == 204, r
+                members_everywhere(cluster4, "qj", ["n1", "n2", "n3", "n4"])
+            elif change == "delete":
+                r = settled(lambda: api(cluster4, "n2").delete("/api/queues/quorum/%2F/qj/replicas/delete",
+                                                               body={"node": "n4"}))
+                assert r.status == 204, r
+                members_everywhere(cluster4, "qj", ["n1", "n2", "n3"])
+            for tag in held:
+                ch.basic_ack(tag)
+            held.clear()
+            batch = [b"j%d-%d" % (step, i) for i in range(20)] + [b"j%d-hold" % step]
+            publish_confirmed(cluster4.nodes["n2"], "qj", batch)
+            sent += batch
+            arrived("after %s" % change)
+        assert sorted(got) == sorted(sent) and dups == []
+        r = ch.queue_declare("qj", passive=True)
+        assert r.method.consumer_count == 1
+        for tag in held:
+            ch.basic_ack(tag)
+
+        last = []
+
+        def all_settled():
+            conn.process_data_events(0)
+            info = queue_info(cluster4.nodes["n1"], "qj") or {}
+            last[:] = [(info.get("messages_ready"), info.get("messages_unacknowledged"))]
+            return last[0] == (0, 0)
+        # The delivery n4 held as a member comes back (DOWN from the leader), is redelivered and acked.
+        try:
+            wait_for(all_settled, LONG, "nothing left in qj, nothing held by n4's old member")
+        except AssertionError:
+            raise AssertionError("(ready, unacked) stays %r" % last)
+    finally:
+        conn.close()

@@ -455,8 +455,15 @@ def test_policy_dead_letter_strategy_at_least_once(qc, queue, policy, order):
     acked = publish_until_nacked(ch, queue, "the policy's length limit")
     cons = reject_all(qc, queue, acked)
     wait_for(lambda: queue_counts(ch, queue)[0] == 0, DEADLINE, "every message rejected", conn=cons)
-    assert publish_all(ch, queue, [b"refused"]) == ["nack"], "the dead letters must still count in the source"
+    # RabbitMQ 3.10 (checked with scripts/test-rabbitmq-cluster) acks this
+    # publish: its dead letters of a missing exchange do not hold the source
+    # here (not investigated further; the at-least-once case with a missing
+    # exchange above is skipped for 3.10 too); warren keeps them counted.
     cons.close()
+    if qc.rabbitmq3:
+        conn.close()
+        return  # nor does 3.10 take publishes again once the policy goes (as in the overflow case below)
+    assert publish_all(ch, queue, [b"refused"]) == ["nack"], "the dead letters must still count in the source"
     policy.delete()
     wait_for(lambda: publish_all(ch, queue, [b"free"]) == ["ack"], DEADLINE, "the policy's limit to go")
     conn.close()
@@ -470,6 +477,8 @@ def test_policy_overflow_wins_over_the_argument(qc, queue, policy):
     conn, ch = publisher(qc, node=1)
     acked = publish_until_nacked(ch, queue, "the policy's reject-publish")
     assert acked == 2 or (qc.rabbitmq3 and acked == 3), acked
+    if qc.rabbitmq3:
+        return  # 3.10 keeps refusing the full queue after the policy goes (checked); warren drops the head
     policy.delete()
     wait_for(lambda: publish_all(ch, queue, [b"dropping"]) == ["ack"], DEADLINE, "drop-head again")
     wait_queue_count(ch, queue, 2)

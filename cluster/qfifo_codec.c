@@ -14,7 +14,7 @@
 #include "core/status.h"
 
 #define SNAP_MAGIC   "QFIF"
-#define SNAP_VERSION 2  /* 2: x-expires and the last use */
+#define SNAP_VERSION 2  /* 2: x-expires and the last use; 1 is still read */
 #define MSG_BYTES    24 /* a message record in a snapshot */
 #define OUT_BYTES    (MSG_BYTES + 16)
 #define PUB_BYTES    16
@@ -390,17 +390,28 @@ static int rd_consumer(wr_cursor_t *r, wr_qfifo_t *q)
     return rc;
 }
 
+/* Version 2's fields; a version 1 snapshot (before x-expires) has none: no expiry, last used now. */
+static bool rd_expiry(wr_cursor_t *r, uint8_t version, wr_qfifo_t *q)
+{
+    if (version < 2) {
+        q->expires_ms = 0;
+        q->last_active = q->now;
+        return true;
+    }
+    return wr_rd_u64(r, &q->expires_ms) && wr_rd_u64(r, &q->last_active) && q->last_active <= q->now;
+}
+
 static bool rd_header(wr_cursor_t *r, wr_qfifo_t *q)
 {
     wr_bytes_t magic;
     uint8_t version;
 
     return wr_rd_bytes(r, 4, &magic) && memcmp(magic.data, SNAP_MAGIC, 4) == 0 &&
-           rd_u8(r, &version, SNAP_VERSION) && version == SNAP_VERSION && rd_policy(r, &q->pol) &&
+           rd_u8(r, &version, SNAP_VERSION) && version >= 1 && rd_policy(r, &q->pol) &&
            wr_rd_u32(r, &q->release_every) && q->release_every != 0 && rd_u8(r, &q->hi_streak, 2) &&
            wr_rd_u64(r, &q->now) && wr_rd_u64(r, &q->applied) && wr_rd_u64(r, &q->last_release) &&
            wr_rd_u64(r, &q->serve_seq) && wr_rd_u64(r, &q->dlx_next) && q->dlx_next != 0 &&
-           wr_rd_u64(r, &q->expires_ms) && wr_rd_u64(r, &q->last_active) && q->last_active <= q->now;
+           rd_expiry(r, version, q);
 }
 
 /* Publishers sorted by id, strictly. */

@@ -647,28 +647,39 @@ START_TEST(no_quorum_times_out_then_has_no_leader)
 }
 END_TEST
 
+/* Starts every node, commits 12 entries ("<prefix><k>") on the leader and waits until *f (the node after it)
+ * has applied them; the leader. */
+static int up_with_12_applied(cl_t *c, const char *prefix, int *f)
+{
+    char s[32];
+    int l, want[2];
+
+    for (int i = 0; i < N; i++)
+        node_start(c, i);
+    l = wait_leader(c);
+    *f = (l + 1) % N;
+    for (int k = 0; k < 12; k++) {
+        snprintf(s, sizeof(s), "%s%d", prefix, k);
+        commit(c, l, s);
+    }
+    want[0] = *f;
+    want[1] = 12;
+    run_until(c, holds_n, want, 10, "the follower applying 12");
+    return l;
+}
+
 /* A restarted member comes back from its snapshot and WAL before wr_rgroup_open returns, then catches up. */
 START_TEST(restart_recovers_from_snapshot_and_wal)
 {
     cl_t c;
-    int l, f, ref, want[2];
+    int l, f, ref;
     char s[32];
     wr_rgroup_status_t st;
     wr_buf_t b = WR_BUF_INIT;
     const uint8_t *p;
 
     cl_init(&c, 5, 0);
-    for (int i = 0; i < N; i++)
-        node_start(&c, i);
-    l = wait_leader(&c);
-    f = (l + 1) % N;
-    for (int k = 0; k < 12; k++) {
-        snprintf(s, sizeof(s), "e%d", k);
-        commit(&c, l, s);
-    }
-    want[0] = f;
-    want[1] = 12;
-    run_until(&c, holds_n, want, 10, "the follower applying 12");
+    l = up_with_12_applied(&c, "e", &f);
     node_stop(&c, f);
     for (int k = 12; k < 17; k++) {
         snprintf(s, sizeof(s), "e%d", k);
@@ -701,23 +712,13 @@ END_TEST
 START_TEST(snapshots_load_in_chunks)
 {
     cl_t c;
-    int l, f, ref, want[2];
+    int l, f, ref;
     char s[32];
     wr_rgroup_status_t st;
 
     cl_init(&c, 5, 16);
     c.sm = &stream_sm;
-    for (int i = 0; i < N; i++)
-        node_start(&c, i);
-    l = wait_leader(&c);
-    f = (l + 1) % N;
-    for (int k = 0; k < 12; k++) {
-        snprintf(s, sizeof(s), "entry-%d", k);
-        commit(&c, l, s);
-    }
-    want[0] = f;
-    want[1] = 12;
-    run_until(&c, holds_n, want, 10, "the follower applying 12");
+    l = up_with_12_applied(&c, "entry-", &f);
     node_stop(&c, f);
     node_start(&c, f);
     wr_rgroup_status(c.n[f].g, &st);

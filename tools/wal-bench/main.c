@@ -44,7 +44,8 @@ static void on_msg(void *ud, const char *text)
 
 static wr_wal_t *open_wal_cb(const bench_opts_t *o, wr_wal_recovery_t *rec, wr_wal_durable_fn fn, void *ud)
 {
-    wr_wal_opts_t wo = {wr_vfs_posix(), o->dir, o->wal_size, 0, (uint64_t)time(NULL), fn, ud, on_msg, NULL, 0};
+    wr_wal_opts_t wo = {wr_vfs_posix(), o->dir, o->wal_size, 0, (uint64_t)time(NULL), fn, ud, on_msg,
+                        NULL,           0};
     wr_wal_t *w;
     int rc = wr_wal_open(&wo, &w, rec);
 

@@ -647,21 +647,28 @@ START_TEST(no_quorum_times_out_then_has_no_leader)
 }
 END_TEST
 
+/* Commits entries "<prefix><k>" for k in [from, to) on leader l, one at a time. */
+static void commit_range(cl_t *c, int l, const char *prefix, int from, int to)
+{
+    char s[32];
+
+    for (int k = from; k < to; k++) {
+        snprintf(s, sizeof(s), "%s%d", prefix, k);
+        commit(c, l, s);
+    }
+}
+
 /* Starts every node, commits 12 entries ("<prefix><k>") on the leader and waits until *f (the node after it)
  * has applied them; the leader. */
 static int up_with_12_applied(cl_t *c, const char *prefix, int *f)
 {
-    char s[32];
     int l, want[2];
 
     for (int i = 0; i < N; i++)
         node_start(c, i);
     l = wait_leader(c);
     *f = (l + 1) % N;
-    for (int k = 0; k < 12; k++) {
-        snprintf(s, sizeof(s), "%s%d", prefix, k);
-        commit(c, l, s);
-    }
+    commit_range(c, l, prefix, 0, 12);
     want[0] = *f;
     want[1] = 12;
     run_until(c, holds_n, want, 10, "the follower applying 12");
@@ -673,7 +680,6 @@ START_TEST(restart_recovers_from_snapshot_and_wal)
 {
     cl_t c;
     int l, f, ref;
-    char s[32];
     wr_rgroup_status_t st;
     wr_buf_t b = WR_BUF_INIT;
     const uint8_t *p;
@@ -681,10 +687,7 @@ START_TEST(restart_recovers_from_snapshot_and_wal)
     cl_init(&c, 5, 0);
     l = up_with_12_applied(&c, "e", &f);
     node_stop(&c, f);
-    for (int k = 12; k < 17; k++) {
-        snprintf(s, sizeof(s), "e%d", k);
-        commit(&c, l, s);
-    }
+    commit_range(&c, l, "e", 12, 17);
     node_start(&c, f);
     wr_rgroup_status(c.n[f].g, &st);
     ck_assert_int_eq(c.n[f].toy.loads, 1); /* its own snapshot */
@@ -732,10 +735,7 @@ START_TEST(snapshots_load_in_chunks)
         ck_assert_str_eq(c.n[f].toy.s[k], s);
     }
     node_stop(&c, f);
-    for (int k = 12; k < 40; k++) {
-        snprintf(s, sizeof(s), "entry-%d", k);
-        commit(&c, l, s);
-    }
+    commit_range(&c, l, "entry-", 12, 40);
     node_start(&c, f);
     ref = l;
     run_until(&c, same_as, &ref, 10, "the member installing the leader's snapshot");
@@ -751,7 +751,6 @@ START_TEST(far_behind_installs_a_snapshot)
 {
     cl_t c;
     int l, f, ref;
-    char s[32];
 
     cl_init(&c, 4, 16);
     for (int i = 0; i < N; i++)
@@ -759,10 +758,7 @@ START_TEST(far_behind_installs_a_snapshot)
     l = wait_leader(&c);
     f = (l + 1) % N;
     node_stop(&c, f);
-    for (int k = 0; k < 30; k++) {
-        snprintf(s, sizeof(s), "entry-%d", k);
-        commit(&c, l, s);
-    }
+    commit_range(&c, l, "entry-", 0, 30);
     node_start(&c, f);
     ck_assert_int_eq(c.n[f].toy.loads, 0);
     ref = l;
@@ -787,7 +783,6 @@ START_TEST(far_behind_served_from_the_wal)
     wr_rgroup_status_t st;
     cl_t c;
     int l, f, ref;
-    char s[32];
 
     cl_init(&c, 0, 0);
     for (int i = 0; i < N; i++)
@@ -795,10 +790,7 @@ START_TEST(far_behind_served_from_the_wal)
     l = wait_leader(&c);
     f = (l + 1) % N;
     node_stop(&c, f);
-    for (int k = 0; k < 100; k++) {
-        snprintf(s, sizeof(s), "entry-%d", k);
-        commit(&c, l, s);
-    }
+    commit_range(&c, l, "entry-", 0, 100);
     node_start(&c, f);
     ref = l;
     run_until(&c, same_as, &ref, 10, "the member catching up from the leader's WAL");
@@ -847,7 +839,7 @@ START_TEST(corrupt_snapshot_is_refetched)
 {
     cl_t c;
     int l, f, ref, want[2];
-    char s[32], path[512];
+    char path[512];
     wr_rgroup_status_t st;
 
     cl_init(&c, 4, 0);
@@ -855,10 +847,7 @@ START_TEST(corrupt_snapshot_is_refetched)
         node_start(&c, i);
     l = wait_leader(&c);
     f = (l + 1) % N;
-    for (int k = 0; k < 20; k++) {
-        snprintf(s, sizeof(s), "x%d", k);
-        commit(&c, l, s);
-    }
+    commit_range(&c, l, "x", 0, 20);
     want[0] = f;
     want[1] = 20;
     run_until(&c, holds_n, want, 10, "the follower applying 20");
@@ -1131,10 +1120,7 @@ START_TEST(deleted_group_leaves_nothing)
     for (int i = 0; i < N; i++)
         node_start(&c, i);
     l = wait_leader(&c);
-    for (int k = 0; k < 12; k++) {
-        snprintf(s, sizeof(s), "e%d", k);
-        commit(&c, l, s);
-    }
+    commit_range(&c, l, "e", 0, 12);
     propose(&c, l, "pending", 5000, &d);
     for (int i = 0; i < N; i++)
         wr_rgroup_delete(c.n[i].g);

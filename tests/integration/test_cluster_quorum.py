@@ -240,10 +240,18 @@ def test_one_unacked_message_does_not_pin_the_log(cluster):
              DEADLINE, "everything but the held message to be consumed")
     c3.close()
 
+    rafts = []
+
     def compacted():
-        rafts = [queue_info(cluster.nodes[n], "qs")["raft"] for n in ("n1", "n2", "n3")]
+        rafts[:] = [queue_info(cluster.nodes[n], "qs")["raft"] for n in ("n1", "n2", "n3")]
         return all(r["snapshot_index"] > 1024 and r["last_index"] - r["snapshot_index"] < 1024 for r in rafts)
-    wait_for(lambda: holder.process_data_events(0.05) or compacted(), DEADLINE, "every member to compact its log")
+    # A snapshot waits for the applied index to pass the next multiple; under ASan with the other shards running
+    # that took over 20 s once (the declare alone was refused for a while): 3 x DEADLINE.
+    try:
+        wait_for(lambda: holder.process_data_events(0.05) or compacted(), 3 * DEADLINE,
+                 "every member to compact its log")
+    except AssertionError as e:
+        raise AssertionError("%s; the members' raft state last seen: %r" % (e, rafts)) from None
     hch.basic_ack(held[0][0].delivery_tag)
     holder.close()
 

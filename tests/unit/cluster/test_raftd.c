@@ -1063,6 +1063,7 @@ START_TEST(failed_fdatasync_stops_the_node_until_restart)
 {
     cl_t c;
     int l, f, ref;
+    size_t n;
     wr_rgroup_status_t st;
     done_t d;
 
@@ -1075,11 +1076,15 @@ START_TEST(failed_fdatasync_stops_the_node_until_restart)
     run_until(&c, holds_n, (int[]){f, 1}, 10, "the follower applying the first entry");
     gate_fail(&c.n[f].gate, true);
     commit(&c, l, "during-1");
-    commit(&c, l, "during-2");
-    ck_assert_uint_eq(c.n[f].toy.n, 1); /* its batch failed: it applies nothing more */
     propose(&c, f, "from-the-failed-node", 5000, &d);
     run_until(&c, is_done, &d, 10, "a proposal on the failed node");
     ck_assert_int_eq(d.status, WR_ENOENT);
+    /* during-1 may be applied: committed by the others, it can reach the node with the commit index before
+     * the node's own batch of it fails. */
+    n = c.n[f].toy.n;
+    ck_assert(n == 1 || n == 2);
+    commit(&c, l, "during-2");
+    ck_assert_uint_eq(c.n[f].toy.n, n); /* its batch failed: it applies nothing more */
     wr_rgroup_status(c.n[f].g, &st);
     ck_assert_uint_eq(st.applied, c.n[f].toy.last);
     node_stop(&c, f);

@@ -64,7 +64,7 @@ uint64_t wr_qq_now(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static uint64_t mono_ms(void)
+uint64_t wr_qq_mono_ms(void)
 {
     struct timespec ts;
 
@@ -289,7 +289,7 @@ static void prop_done(void *ud, int status, uint64_t index)
             prop_settle(p, true);
         return;
     }
-    if (q->g == NULL || mono_ms() > p->deadline) {
+    if (q->g == NULL || wr_qq_mono_ms() > p->deadline) {
         abandon(p);
         return;
     }
@@ -331,7 +331,7 @@ static void on_retry(evutil_socket_t fd, short what, void *ud)
             awaited |= p->seq != 0 && p->inflight > 0;
             continue;
         }
-        if (mono_ms() > p->deadline && p->inflight == 0) {
+        if (wr_qq_mono_ms() > p->deadline && p->inflight == 0) {
             abandon(p);
             next = q->props.next; /* abandon may have freed any later command: from the top */
             awaited = false;
@@ -362,7 +362,7 @@ int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_
     p->seq = cmd->op == WR_QF_ENQUEUE ? cmd->seq : 0;
     if (cmd->op == WR_QF_SETTLE || cmd->op == WR_QF_RETURN || cmd->op == WR_QF_DISCARD)
         p->settler = cmd->owner;
-    p->deadline = mono_ms() + WR_QUORUM_RETRY_MS;
+    p->deadline = wr_qq_mono_ms() + WR_QUORUM_RETRY_MS;
     if (!wr_qq_entry_put(&p->entry, wr_qq_now(), cmd, m) ||
         (p->seq != 0 && wr_map_put(q->pubs, key_of(&p->seq), p) != WR_OK)) {
         wr_buf_free(&p->entry);
@@ -1071,7 +1071,7 @@ static void on_open(evutil_socket_t fd, short what, void *ud)
 static void go_home(qq_t *q)
 {
     const char *home = q->members[0];
-    uint64_t now = mono_ms();
+    uint64_t now = wr_qq_mono_ms();
 
     if (!q->leader || q->g == NULL || strcmp(home, q->s->d.self) == 0 || now < q->next_transfer ||
         !wr_peer_up(q->s->d.links, home))

@@ -11,7 +11,6 @@
 #include "broker/cluster/quorum_internal.h"
 
 #include <stdlib.h>
-#include <time.h>
 
 #include "broker/base/log.h"
 #include "core/status.h"
@@ -32,14 +31,6 @@ typedef struct {
 static wr_bytes_t key_of(const uint64_t *v)
 {
     return (wr_bytes_t){(const uint8_t *)v, sizeof(*v)};
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 wr_dl_reason_t wr_qq_dl_reason(uint8_t reason)
@@ -74,7 +65,7 @@ static void on_confirm(wr_confirm_t *c)
         wr_map_del(q->dlx_out, key_of(&r->id));
         free(r);
     } else {
-        r->settled_at = mono_ms();
+        r->settled_at = wr_qq_mono_ms();
         settle_propose(q, r->id);
     }
     wr_queue_unref(&q->h); /* last: it may free q and what its map still holds */
@@ -108,7 +99,7 @@ static void republish(void *ud, uint64_t id, uint64_t index, wr_qf_reason_t why)
 /* Confirmed records whose DLX_SETTLE never applied: dropped, so they go again. */
 static void drop_lost(qq_t *q)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = wr_qq_mono_ms();
     wr_map_iter_t it = {0};
     void *v;
 

@@ -8,8 +8,6 @@
  */
 #include "broker/cluster/quorum_internal.h"
 
-#include <time.h>
-
 #include "broker/base/log.h"
 #include "core/status.h"
 
@@ -43,17 +41,9 @@ bool wr_qq_expiry_ticks(const qq_t *q)
     return i.expires_ms != 0 && i.consumers == 0;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void wr_qq_expired(qq_t *q)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = wr_qq_mono_ms();
 
     if (!q->leader || q->s == NULL || q->s->expired == NULL || q->h.closed || now < q->next_expire_ask)
         return;

@@ -174,5 +174,7 @@ void wr_qq_bodies_free(qq_t *q);
 bool wr_qq_entry_put(wr_buf_t *b, uint64_t time_ms, const wr_qfifo_cmd_t *cmd, const wr_message_t *m);
 /* The leader's clock (wall milliseconds) stamped into each command. */
 uint64_t wr_qq_now(void);
+/* Milliseconds on CLOCK_MONOTONIC: the deadlines of retries, dead letters and expiry requests. */
+uint64_t wr_qq_mono_ms(void);
 
 #endif

@@ -1460,7 +1460,9 @@ static int check_view(const wr_ctl_t *ctl, const command_t *cmd)
     return opt ? usage_error(cmd, "%s does not apply to this command", opt) : WR_CTL_OK;
 }
 
-int wr_cmd_check(const wr_ctl_t *ctl, int argc, char **argv)
+/* Parses argv for its command, then checks its view options (run false) or
+ * runs it (run true). */
+static int dispatch(const wr_ctl_t *ctl, int argc, char **argv, bool run)
 {
     args_t a = {0};
     const command_t *cmd;
@@ -1471,27 +1473,19 @@ int wr_cmd_check(const wr_ctl_t *ctl, int argc, char **argv)
         return WR_CTL_USAGE;
     rc = parse_args(cmd, argc - used, argv + used, &a);
     if (rc == WR_CTL_OK)
-        rc = check_view(ctl, cmd);
+        rc = run ? cmd->fn(ctl, cmd, &a) : check_view(ctl, cmd);
     json_decref(a.arguments);
     json_decref(a.headers);
     json_decref(a.properties);
     return rc;
 }
 
+int wr_cmd_check(const wr_ctl_t *ctl, int argc, char **argv)
+{
+    return dispatch(ctl, argc, argv, false);
+}
+
 int wr_cmd_run(const wr_ctl_t *ctl, int argc, char **argv)
 {
-    args_t a = {0};
-    const command_t *cmd;
-    int used, rc;
-
-    cmd = lookup(argc, argv, &used);
-    if (!cmd)
-        return WR_CTL_USAGE;
-    rc = parse_args(cmd, argc - used, argv + used, &a);
-    if (rc == WR_CTL_OK)
-        rc = cmd->fn(ctl, cmd, &a);
-    json_decref(a.arguments);
-    json_decref(a.headers);
-    json_decref(a.properties);
-    return rc;
+    return dispatch(ctl, argc, argv, true);
 }

@@ -391,8 +391,11 @@ static void batch_add(wr_wal_t *w, wr_wal_batch_t *b, const wr_wal_staged_t *s)
     size_t k = notice_of(b, g);
     wr_wal_loc_t *l;
 
-    if (s->type == WR_WAL_DELETE)
+    if (s->type == WR_WAL_DELETE) { /* what the notice said so far was the old incarnation's */
         g->born = b->next_lsn;
+        b->notices[k] = (wr_wal_notice_t){g->id, 0, 0, false, false};
+        b->last[k].where = WR_LOC_NONE;
+    }
     wr_wal_fsum_note(w, wr_wal_file_find(w, b->seq), g, s);
     frame(&b->buf, b->seed, &b->next_lsn, w->staged.data + s->off, s->len);
     b->notices[k].hard |= s->type == WR_WAL_HARD;
@@ -490,18 +493,26 @@ int wr_wal_write(wr_wal_batch_t *b)
 
 /*
  * The group's durable index moves to its notice's entry if that entry is
- * still the one written; its durable snapshot marker to the batch's.
+ * still the one written; its durable snapshot marker to the batch's. Not
+ * for an incarnation born after the batch (deleted and recreated while it
+ * was in flight): the batch's records are the old one's.
  */
-static void advance(wr_wal_t *w, const wr_wal_notice_t *n, const wr_wal_loc_t *last, const uint64_t snap[2])
+static void advance(wr_wal_t *w, const wr_wal_batch_t *b, size_t i)
 {
+    const wr_wal_notice_t *n = &b->notices[i];
+    const uint64_t *snap = b->snaps[i];
     wr_wal_group_t *g = wr_wal_group(w, n->group, false);
-    wr_wal_loc_t *l = g != NULL && last->where == WR_LOC_WAL ? wr_wal_group_loc(g, n->index) : NULL;
+    wr_wal_loc_t *l;
 
-    if (l != NULL && l->where == WR_LOC_WAL && l->file == last->file && l->off == last->off)
+    if (g == NULL || g->born >= b->next_lsn)
+        return;
+    l = b->last[i].where == WR_LOC_WAL ? wr_wal_group_loc(g, n->index) : NULL;
+
+    if (l != NULL && l->where == WR_LOC_WAL && l->file == b->last[i].file && l->off == b->last[i].off)
         g->durable = n->index > g->durable ? n->index : g->durable;
-    if (g != NULL && n->snapshot && g->durable < g->floor)
+    if (n->snapshot && g->durable < g->floor)
         g->durable = g->floor;
-    if (g != NULL && n->snapshot && snap[0] > g->dfloor) {
+    if (n->snapshot && snap[0] > g->dfloor) {
         g->dfloor = snap[0];
         g->dfloor_term = snap[1];
     }
@@ -528,7 +539,7 @@ void wr_wal_complete(wr_wal_t *w, wr_wal_batch_t *b)
         f->size = b->base + b->buf.len;
         w->durable_gen = b->gen;
         for (size_t i = 0; i < b->nnotices; i++)
-            advance(w, &b->notices[i], &b->last[i], b->snaps[i]);
+            advance(w, b, i);
     }
     for (size_t i = 0; i < b->nnotices; i++)
         if (w->o.durable != NULL)

@@ -881,6 +881,39 @@ START_TEST(recovery_of_many_groups)
 }
 END_TEST
 
+/* A snapshot marker of the old incarnation in the batch that deletes it (_i 0), or in a batch
+ * still in flight when it is deleted and recreated (_i 1), is the old one's: the new one's
+ * write-behind must not start its segments at that marker, which would drop its entries. */
+START_TEST(recreated_group_ignores_an_old_snapshot_in_its_batch)
+{
+    fx_t *fx = fx_new(15, 512, 256);
+    wr_wal_batch_t *b = NULL;
+
+    append(fx, 1, 1, 1, 1);
+    ck_assert_int_eq(wr_wal_snapshot(fx->w, 1, 1, 1001), WR_OK);
+    append(fx, 1, 2, 1001, 2);
+    if (_i == 1)
+        ck_assert_int_eq(wr_wal_prepare(fx->w, &b), WR_OK);
+    ck_assert_int_eq(wr_wal_group_delete(fx->w, 1), WR_OK);
+    append(fx, 1, 1, 1, 3);
+    if (b != NULL) {
+        ck_assert_int_eq(wr_wal_write(b), WR_OK);
+        wr_wal_complete(fx->w, b);
+    }
+    sync_ok(fx);
+    for (uint64_t t = 2; t <= 3; t++) { /* overwrites, each in a batch of its own */
+        append(fx, 1, 1, t, 2 + t);
+        sync_ok(fx);
+    }
+    drain_writebehind(fx);
+    fx_crash(fx, false);
+    ck_assert_uint_eq(info(fx, 1).snap_index, 0);
+    ck_assert_uint_eq(info(fx, 1).last, 1);
+    ck_assert_int_eq(check_read(fx, 1, 1, 3, 5), WR_OK);
+    fx_free(fx);
+}
+END_TEST
+
 /* ---- the property test ---- */
 
 #define P_GROUPS 4
@@ -1131,6 +1164,7 @@ int main(void)
     tcase_add_test(tc, deleted_group_is_gone_for_good);
     tcase_add_loop_test(tc, recreated_group_never_sees_the_old_one, 0, 3);
     tcase_add_test(tc, recovery_of_many_groups);
+    tcase_add_loop_test(tc, recreated_group_ignores_an_old_snapshot_in_its_batch, 0, 2);
     tcase_add_test(tc, property_random_ops_crashes_and_flips);
     suite_add_tcase(s, tc);
     return wr_test_run(s);

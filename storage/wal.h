@@ -95,6 +95,15 @@ typedef struct {
  */
 int wr_wal_open(const wr_wal_opts_t *o, wr_wal_t **out, wr_wal_recovery_t *rec);
 
+/*
+ * The owner has made durable its own mark of every group the last recovery
+ * reported damaged (Raft's abstain): the WAL forgets the damage. Until it is
+ * called, the damage survives a crash: recovery makes a marker durable
+ * before it cuts anything damaged, and while the marker is there every
+ * recovery reports every group damaged. WR_OK or WR_EIO.
+ */
+int wr_wal_damage_noted(wr_wal_t *w);
+
 /* Closes files and frees w. A batch must not be in flight. Nothing is synced. NULL is a no-op. */
 void wr_wal_close(wr_wal_t *w);
 

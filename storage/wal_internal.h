@@ -177,6 +177,8 @@ struct wr_wal_s {
     uint64_t state_seq;        /* of the newest image made */
     bool state_dirty;          /* a term, vote or abstain changed since the last image */
     bool state_known;          /* a valid copy was read (or none was ever written) */
+    bool damage_marked;        /* DIR/damaged exists: recovery found damage the owner has not noted */
+    bool damage_unnoted;       /* it existed before this recovery: every group counts as damaged */
 };
 
 /* ---- wal.c ---- */

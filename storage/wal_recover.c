@@ -87,6 +87,52 @@ static int cut_file(wr_wal_t *w, wr_vfs_file_t *f, uint64_t off)
     return rc == WR_OK ? wr_vfs_datasync(f) : rc;
 }
 
+static void damage_path(const wr_wal_t *w, char *out)
+{
+    snprintf(out, WR_WAL_PATH_MAX, "%s/damaged", w->dir);
+}
+
+/*
+ * Makes DIR/damaged durable, before the first cut of damaged data: the cut
+ * makes the damage invisible to the next recovery, and the owner's own mark
+ * may not be durable yet when the machine crashes.
+ */
+static int damage_mark(wr_wal_t *w)
+{
+    char path[WR_WAL_PATH_MAX];
+    wr_vfs_file_t *f;
+    int rc;
+
+    if (w->damage_marked)
+        return WR_OK;
+    damage_path(w, path);
+    if ((rc = wr_vfs_open(w->o.vfs, path, true, &f)) != WR_OK)
+        return rc;
+    rc = wr_vfs_datasync(f);
+    wr_vfs_close(f);
+    if (rc == WR_OK)
+        rc = wr_vfs_sync_dir(w->o.vfs, w->dir);
+    w->damage_marked = rc == WR_OK;
+    return rc;
+}
+
+int wr_wal_damage_noted(wr_wal_t *w)
+{
+    char path[WR_WAL_PATH_MAX];
+    int rc;
+
+    if (!w->damage_marked)
+        return WR_OK;
+    damage_path(w, path);
+    rc = wr_vfs_unlink(w->o.vfs, path);
+    if (rc == WR_OK)
+        rc = wr_vfs_sync_dir(w->o.vfs, w->dir);
+    if (rc != WR_OK)
+        return WR_EIO;
+    w->damage_marked = w->damage_unnoted = false;
+    return WR_OK;
+}
+
 /* Renames path to path.corrupt: kept for inspection, never read again. */
 static int set_aside(wr_wal_t *w, const char *path)
 {
@@ -232,7 +278,8 @@ static int seg_file(seg_ctx_t *c, uint32_t seq)
         c->cut = true;
         c->g->seg_lost = true;
         wr_wal_msg(c->w, "wal: segment %s has a damaged header; set aside as .corrupt", path);
-        return set_aside(c->w, path);
+        rc = damage_mark(c->w);
+        return rc == WR_OK ? set_aside(c->w, path) : rc;
     }
     good = seg_scan(c, seq, &h, &tail);
     if (good < c->img.len) {
@@ -246,7 +293,9 @@ static int seg_file(seg_ctx_t *c, uint32_t seq)
         c->rec->torn_bytes += c->img.len - good;
         wr_wal_msg(c->w, "wal: segment %s: invalid data at offset %" PRIu64 ", %" PRIu64 " bytes cut", path,
                    good, (uint64_t)(c->img.len - good));
-        rc = cut_file(c->w, f, good);
+        rc = tail ? WR_OK : damage_mark(c->w);
+        if (rc == WR_OK)
+            rc = cut_file(c->w, f, good);
     }
     wr_vfs_close(f);
     if (rc == WR_OK && !wr_wal_seg_push(c->g, &(wr_wal_seg_t){seq, h.seed, good, 0, 0, h.first}))
@@ -411,6 +460,7 @@ static uint64_t wal_scan(wal_ctx_t *c, uint32_t seq, const wr_segment_header_t *
 static int wal_cut(wal_ctx_t *c, wr_vfs_file_t *f, const char *path, uint64_t good, bool tail)
 {
     uint64_t bytes = c->img.len - good;
+    int rc;
 
     if (tail && c->last) {
         c->rec->torn_bytes += bytes;
@@ -423,6 +473,8 @@ static int wal_cut(wal_ctx_t *c, wr_vfs_file_t *f, const char *path, uint64_t go
                    " bytes cut, later WAL files set aside "
                    "as .corrupt); every group is marked damaged and keeps only what precedes the damage",
                    path, good, bytes);
+        if ((rc = damage_mark(c->w)) != WR_OK)
+            return rc;
     }
     return cut_file(c->w, f, good);
 }
@@ -481,7 +533,8 @@ static int wal_file(wal_ctx_t *c, uint32_t seq)
     c->damaged = true;
     wr_wal_msg(c->w, "wal: %s has no valid header; set aside as .corrupt, every group is marked damaged",
                path);
-    return set_aside(c->w, path);
+    rc = damage_mark(c->w);
+    return rc == WR_OK ? set_aside(c->w, path) : rc;
 }
 
 static int recover_wal(wr_wal_t *w, wr_wal_recovery_t *rec)
@@ -529,7 +582,7 @@ static void finish_group(wr_wal_t *w, wr_wal_group_t *g, wr_wal_recovery_t *rec)
     }
     if (g->n == 0)
         g->first = g->floor + 1;
-    g->damaged = hole || rec->wal_corrupt || g->seg_lost;
+    g->damaged = hole || rec->wal_corrupt || g->seg_lost || w->damage_unnoted;
     wr_wal_state_merge(g);
     wr_wal_state_note(w, g);
     for (size_t i = 0; i < g->n; i++)
@@ -548,10 +601,27 @@ static void finish_group(wr_wal_t *w, wr_wal_group_t *g, wr_wal_recovery_t *rec)
     }
 }
 
-static void finish(wr_wal_t *w, wr_wal_recovery_t *rec)
+/* Every group's last checks; a group damaged by a hole alone is marked too (its records go later). */
+static int finish(wr_wal_t *w, wr_wal_recovery_t *rec)
 {
     for (size_t i = 0; i < w->nall; i++)
         finish_group(w, w->all[i], rec);
+    return rec->damaged > 0 ? damage_mark(w) : WR_OK;
+}
+
+/* A marker left by an earlier recovery whose owner did not note the damage before a crash. */
+static void damage_load(wr_wal_t *w)
+{
+    char path[WR_WAL_PATH_MAX];
+    wr_vfs_file_t *f;
+
+    damage_path(w, path);
+    if (wr_vfs_open(w->o.vfs, path, false, &f) != WR_OK)
+        return;
+    wr_vfs_close(f);
+    w->damage_marked = w->damage_unnoted = true;
+    wr_wal_msg(w, "wal: an earlier recovery found damage that was not noted before a crash; every group is "
+                  "marked damaged");
 }
 
 static uint64_t now_usec(void)
@@ -571,16 +641,19 @@ int wr_wal_recover(wr_wal_t *w, wr_wal_recovery_t *rec)
     rc = ensure_dir(w, w->wal_dir);
     if (rc == WR_OK)
         rc = ensure_dir(w, w->groups_dir);
-    if (rc == WR_OK)
+    if (rc == WR_OK) {
+        damage_load(w);
         rc = wr_wal_state_load(w);
+    }
     if (rc == WR_OK)
         rc = recover_segments(w, rec);
     if (rc == WR_OK)
         rc = recover_wal(w, rec);
     if (rc == WR_OK)
         rc = wr_vfs_sync_all(w->o.vfs, w->dir); /* what recovery read counts as synced from now on */
+    if (rc == WR_OK)
+        rc = finish(w, rec);
     if (rc == WR_OK) {
-        finish(w, rec);
         wr_wal_state_settle(w);
         rc = wr_wal_roll(w); /* the recovered files are full from now on; the state file follows */
     }

@@ -568,8 +568,9 @@ void wr_raftd_on_raft(wr_raftd_t *d, const char *node, uint64_t group, const wr_
 
 /*
  * A group the WAL recovered damaged may have acknowledged entries or a vote
- * it lost: its abstain mark is made durable before it may act, or a second
- * crash would forget it (the damaged records are cut by then).
+ * it lost: its abstain mark is made durable before it may act, then the WAL
+ * may forget the damage (until then its marker makes every recovery report
+ * every group damaged, so a crash in between forgets nothing).
  */
 static int mark_one(void *ud, uint64_t group)
 {
@@ -594,7 +595,7 @@ static int mark_damaged(wr_raftd_t *d)
     if (wr_wal_foreach_group(d->wal, mark_one, d) != 0)
         return WR_EIO;
     rc = wr_wal_sync(d->wal);
-    return rc == WR_AGAIN ? WR_OK : rc;
+    return rc == WR_OK || rc == WR_AGAIN ? wr_wal_damage_noted(d->wal) : rc;
 }
 
 static char *path_join(const char *a, const char *b)

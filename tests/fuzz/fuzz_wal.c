@@ -16,7 +16,9 @@
  * - with edits, every entry a group holds reads back and is one the script
  *   appended at that (group, index, term): payloads name themselves, so
  *   nothing damaged is ever passed off as an entry;
- * - either way a second recovery agrees with the first (the cut is kept).
+ * - either way a second recovery agrees with the first, damage included,
+ *   and after the owner has marked the damaged groups (abstain) and noted
+ *   it, a third keeps the cut and the mark.
  *
  * Input: byte 0 picks the seed, sizes and crash; byte 1 is the number of
  * script bytes that follow; the rest is edits of 5-byte heads (file, kind,
@@ -288,8 +290,8 @@ static void check_entry(run_t *r, uint64_t g, uint64_t i, const group_t *exact)
 
 /*
  * What the owner must do with a group recovered damaged before it acts
- * (raftd's mark_one): make its abstain mark durable. The WAL's own damaged
- * flag is not: the next recovery finds the cut, not the damage.
+ * (raftd's mark_one): make its abstain mark durable, then note the damage
+ * (wr_wal_damage_noted), after which the WAL no longer reports it.
  */
 static int mark(void *ud, uint64_t group)
 {
@@ -306,7 +308,15 @@ static int mark(void *ud, uint64_t group)
     return 0;
 }
 
-/* The second recovery holds what the first did, and remembers its damage as the owner's mark. */
+/* A recovery before the owner noted the damage holds what the first did, damage included. */
+static bool holds_the_same(const wr_wal_group_info_t *a, const wr_wal_group_info_t *b)
+{
+    return a->first == b->first && a->last == b->last && a->last_term == b->last_term &&
+           a->durable == b->durable && a->snap_index == b->snap_index && a->snap_term == b->snap_term &&
+           memcmp(&a->hard, &b->hard, sizeof(a->hard)) == 0 && (!a->damaged || b->damaged);
+}
+
+/* One after the owner noted it holds the same, and remembers the damage as the owner's mark. */
 static bool agrees(const wr_wal_group_info_t *a, const wr_wal_group_info_t *b)
 {
     return a->first == b->first && a->last == b->last && a->last_term == b->last_term &&
@@ -352,8 +362,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     run_t *r;
     wr_wal_recovery_t rec;
-    wr_wal_group_info_t first[GROUPS + 1], again[GROUPS + 1];
-    bool known[GROUPS + 1], known_again[GROUPS + 1];
+    wr_wal_group_info_t first[GROUPS + 1], again[GROUPS + 1], third[GROUPS + 1];
+    bool known[GROUPS + 1], known_again[GROUPS + 1], known_third[GROUPS + 1];
     size_t script;
     bool exact;
     int rc;
@@ -391,17 +401,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == WR_OK) {
         need(!exact || (!rec.wal_corrupt && rec.damaged == 0), "damage reported without an edit");
         check(r, exact, first, known);
-        wr_wal_foreach_group(r->w, mark, r);
-        while ((rc = wr_wal_sync(r->w)) == WR_OK)
-            ;
-        need(rc == WR_AGAIN, "the owner's mark was not made durable");
+        /* The owner crashes before it has marked the damage: the next recovery still reports it. */
         wr_wal_close(r->w);
         need(wr_wal_open(&r->o, &r->w, &rec) == WR_OK, "a recovered WAL does not open again");
         check(r, exact, again, known_again);
-        for (uint64_t g = 1; g <= GROUPS; g++) {
-            need(known[g] == known_again[g] && (!known[g] || agrees(&first[g], &again[g])),
-                 "a second recovery disagrees with the first");
-        }
+        for (uint64_t g = 1; g <= GROUPS; g++)
+            need(known[g] == known_again[g] && (!known[g] || holds_the_same(&first[g], &again[g])),
+                 "a recovery before the damage was noted disagrees with the first");
+        /* Now it marks and notes it: the next recovery keeps what the mark says. */
+        wr_wal_foreach_group(r->w, mark, r);
+        while ((rc = wr_wal_sync(r->w)) == WR_OK)
+            ;
+        need(rc == WR_AGAIN && wr_wal_damage_noted(r->w) == WR_OK, "the owner's mark was not made durable");
+        wr_wal_close(r->w);
+        need(wr_wal_open(&r->o, &r->w, &rec) == WR_OK, "a recovered WAL does not open again");
+        check(r, exact, third, known_third);
+        for (uint64_t g = 1; g <= GROUPS; g++)
+            need(known_again[g] == known_third[g] && (!known_again[g] || agrees(&again[g], &third[g])),
+                 "a recovery after the damage was noted disagrees with the one before");
         wr_wal_close(r->w);
     } else {
         need(!exact && rc == WR_EIO, "recovery failed");

@@ -134,6 +134,8 @@ static void wal_open(sim_wal_t *w)
         shadow_load(w, g, rec.wal_corrupt);
     for (int g = 0; g < w->groups; g++)
         mark_damaged(w, g);
+    if (wr_wal_damage_noted(w->wal) != WR_OK)
+        abort();
 }
 
 sim_wal_t *sim_wal_new(uint64_t seed, int groups, sim_wal_message_fn msg, void *ud)

@@ -51,10 +51,12 @@ static void on_durable(void *ud, const wr_wal_notice_t *n, int status)
     fx->last_status = status;
 }
 
+/* Recovers, then notes the damage as an owner does once its own mark is durable. */
 static void fx_reopen(fx_t *fx)
 {
     fx->msgs[0] = '\0';
     ck_assert_int_eq(wr_wal_open(&fx->o, &fx->w, &fx->rec), WR_OK);
+    ck_assert_int_eq(wr_wal_damage_noted(fx->w), WR_OK);
 }
 
 static fx_t *fx_new(uint64_t seed, uint64_t wal_size, uint64_t seg_size)
@@ -403,6 +405,36 @@ START_TEST(bit_flip_in_the_middle_is_detected)
     ck_assert_uint_eq(info(fx, 1).last, 10);
     for (uint64_t i = 1; i <= 10; i++)
         ck_assert_int_eq(check_read(fx, 1, i, 1, i), WR_OK);
+    fx_free(fx);
+}
+END_TEST
+
+/* Recovery cuts damage for good, so it remembers the damage itself until the owner says its own
+ * mark is durable: an owner that crashes before that finds every group damaged again. */
+START_TEST(damage_is_remembered_until_noted)
+{
+    fx_t *fx = fx_new(16, 0, 0);
+    uint64_t size;
+
+    for (uint64_t g = 1; g <= 2; g++) {
+        for (uint64_t i = 1; i <= 10; i++)
+            append(fx, g, i, 1, 100 * g + i);
+        sync_ok(fx);
+    }
+    ck_assert_int_eq(wr_simdisk_file_size(fx->d, "n/wal/0000000000000001.wal", &size), WR_OK);
+    flip_wal(fx, "n/wal/0000000000000001.wal", size * 3 / 4);
+    for (int round = 0; round < 2; round++) { /* the owner crashes before it notes the damage */
+        wr_wal_close(fx->w);
+        wr_simdisk_crash(fx->d, false);
+        fx->msgs[0] = '\0';
+        ck_assert_int_eq(wr_wal_open(&fx->o, &fx->w, &fx->rec), WR_OK);
+        ck_assert_msg(info(fx, 1).damaged, "round %d: %s", round, fx->msgs);
+    }
+    ck_assert_ptr_nonnull(strstr(fx->msgs, "was not noted before a crash"));
+    ck_assert_int_eq(wr_wal_damage_noted(fx->w), WR_OK);
+    fx_crash(fx, false);
+    ck_assert_msg(!info(fx, 1).damaged, "%s", fx->msgs);
+    ck_assert_uint_eq(info(fx, 1).last, 10);
     fx_free(fx);
 }
 END_TEST
@@ -1152,6 +1184,7 @@ int main(void)
     tcase_add_test(tc, failed_sync_reports_eio_and_stops);
     tcase_add_test(tc, torn_tail_is_cut);
     tcase_add_test(tc, bit_flip_in_the_middle_is_detected);
+    tcase_add_test(tc, damage_is_remembered_until_noted);
     tcase_add_test(tc, hard_state_survives_wal_damage);
     tcase_add_test(tc, suffix_overwrite_survives_crash);
     tcase_add_test(tc, writebehind_moves_to_segments_and_deletes_wal);

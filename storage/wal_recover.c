@@ -550,7 +550,7 @@ static int recover_wal(wr_wal_t *w, wr_wal_recovery_t *rec)
     }
     if (rc == WR_OK && s.n > 0)
         rc = wr_vfs_sync_dir(w->o.vfs, w->wal_dir);
-    rec->wal_corrupt = c.damaged;
+    rec->wal_corrupt = c.damaged || w->damage_unnoted; /* unnoted damage: every group, known or not */
     free(s.v);
     wr_buf_free(&c.img);
     return rc;
@@ -582,7 +582,7 @@ static void finish_group(wr_wal_t *w, wr_wal_group_t *g, wr_wal_recovery_t *rec)
     }
     if (g->n == 0)
         g->first = g->floor + 1;
-    g->damaged = hole || rec->wal_corrupt || g->seg_lost || w->damage_unnoted;
+    g->damaged = hole || rec->wal_corrupt || g->seg_lost;
     wr_wal_state_merge(g);
     wr_wal_state_note(w, g);
     for (size_t i = 0; i < g->n; i++)
@@ -621,7 +621,7 @@ static void damage_load(wr_wal_t *w)
     wr_vfs_close(f);
     w->damage_marked = w->damage_unnoted = true;
     wr_wal_msg(w, "wal: an earlier recovery found damage that was not noted before a crash; every group is "
-                  "marked damaged");
+                  "marked damaged, as after a damaged WAL file");
 }
 
 static uint64_t now_usec(void)

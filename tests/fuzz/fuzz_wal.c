@@ -308,6 +308,14 @@ static int mark(void *ud, uint64_t group)
     return 0;
 }
 
+/* A group known but holding nothing is as good as unknown (a crash can leave one, e.g. from a
+ * headerless segment file that recovery removes): the comparisons below count it as unknown. */
+static bool holds_something(const wr_wal_group_info_t *gi)
+{
+    return gi->last > 0 || gi->snap_index > 0 || gi->damaged || gi->hard.term > 0 || gi->hard.vote > 0 ||
+           gi->hard.commit > 0 || gi->hard.abstain > 0;
+}
+
 /* A recovery before the owner noted the damage holds what the first did, damage included. */
 static bool holds_the_same(const wr_wal_group_info_t *a, const wr_wal_group_info_t *b)
 {
@@ -333,7 +341,8 @@ static int only_known_groups(void *ud, uint64_t group)
     return 0;
 }
 
-/* After a recovery: what each group holds, checked; its info into out[g] (known[g] false if absent). */
+/* After a recovery: what each group holds, checked; its info into out[g] (known[g] false if absent, or
+ * after edits if it holds nothing). */
 static void check(run_t *r, bool exact, wr_wal_group_info_t *out, bool *known)
 {
     wr_wal_foreach_group(r->w, only_known_groups, NULL);
@@ -355,6 +364,7 @@ static void check(run_t *r, bool exact, wr_wal_group_info_t *out, bool *known)
              "a durable hard state came back changed");
         for (uint64_t i = gi->first; i <= gi->last; i++)
             check_entry(r, g, i, exact ? m : NULL);
+        known[g] = exact || holds_something(gi);
     }
 }
 

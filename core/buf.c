@@ -19,7 +19,7 @@ void wr_buf_reset(wr_buf_t *b)
     b->oom = false;
 }
 
-bool wr_buf_reserve(wr_buf_t *b, size_t extra)
+bool wr_buf_grow(wr_buf_t *b, size_t extra)
 {
     size_t cap;
     uint8_t *p;
@@ -43,37 +43,6 @@ bool wr_buf_reserve(wr_buf_t *b, size_t extra)
     b->data = p;
     b->cap = cap;
     return true;
-}
-
-void wr_buf_put(wr_buf_t *b, const void *p, size_t n)
-{
-    if (n == 0 || !wr_buf_reserve(b, n))
-        return;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
-void wr_buf_put_u8(wr_buf_t *b, uint8_t v)
-{
-    wr_buf_put(b, &v, 1);
-}
-
-void wr_buf_put_u16(wr_buf_t *b, uint16_t v)
-{
-    uint8_t x[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-    wr_buf_put(b, x, 2);
-}
-
-void wr_buf_put_u32(wr_buf_t *b, uint32_t v)
-{
-    uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    wr_buf_put(b, x, 4);
-}
-
-void wr_buf_put_u64(wr_buf_t *b, uint64_t v)
-{
-    wr_buf_put_u32(b, (uint32_t)(v >> 32));
-    wr_buf_put_u32(b, (uint32_t)v);
 }
 
 void wr_buf_patch_u32(wr_buf_t *b, size_t at, uint32_t v)

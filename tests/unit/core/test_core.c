@@ -98,6 +98,32 @@ START_TEST(buf_big_endian_and_patch)
 }
 END_TEST
 
+/* After a failed allocation every write is a no-op, even one that would fit
+ * the capacity left (the inline writers check oom too). */
+START_TEST(buf_oom_is_sticky)
+{
+    wr_buf_t b = WR_BUF_INIT;
+
+    wr_buf_put_u8(&b, 1);
+    ck_assert_uint_gt(b.cap, 8);
+    b.oom = true; /* as a failed realloc leaves it */
+    wr_buf_put_u8(&b, 2);
+    wr_buf_put_u16(&b, 3);
+    wr_buf_put_u32(&b, 4);
+    wr_buf_put_u64(&b, 5);
+    wr_buf_put(&b, "x", 1);
+    ck_assert(!wr_buf_reserve(&b, 1));
+    ck_assert(!wr_buf_ok(&b));
+    ck_assert_uint_eq(b.len, 1);
+    wr_buf_reset(&b);
+    wr_buf_put_u8(&b, 6);
+    ck_assert(wr_buf_ok(&b));
+    ck_assert_uint_eq(b.len, 1);
+    ck_assert_uint_eq(b.data[0], 6);
+    wr_buf_free(&b);
+}
+END_TEST
+
 typedef struct {
     int v;
     wr_list_t node;
@@ -176,6 +202,7 @@ int main(void)
     tcase_add_test(tc, map_empty_and_binary_keys);
     tcase_add_test(tc, map_iterate_and_delete_current);
     tcase_add_test(tc, buf_big_endian_and_patch);
+    tcase_add_test(tc, buf_oom_is_sticky);
     tcase_add_test(tc, bytes_cmp_order);
     tcase_add_test(tc, base64_vectors);
     tcase_add_test(tc, list_insert_remove);

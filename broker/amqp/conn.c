@@ -60,6 +60,8 @@
  * after CORK_USEC at the latest. */
 #define CORK_BYTES (64 * 1024)
 #define CORK_USEC  200
+/* A straddler buffer grown beyond this for a large frame is not kept. */
+#define STRADDLER_KEEP (16 * 1024)
 /* Channel slots: a lazily allocated directory of pages of 256 slots, so any
  * channel number is one indexed load away and unused ranges cost nothing. */
 #define CHANNEL_PAGE_BITS 8
@@ -985,6 +987,24 @@ static void conn_dispatch(wr_conn_t *c, const wr_frame_t *f)
     conn_channel_frame(c, f);
 }
 
+/*
+ * The first `total` bytes of `in`, contiguous. A frame split over two input
+ * chains is copied into the connection's straddler buffer: evbuffer_pullup
+ * would allocate a chain for it and free it again at the drain (a malloc
+ * and free per frame of 1 KiB messages, which straddle a 4 KiB read's end
+ * every few frames). Valid until the frame is drained.
+ */
+static const uint8_t *conn_frame_bytes(wr_conn_t *c, struct evbuffer *in, size_t total)
+{
+    if (evbuffer_get_contiguous_space(in) >= total)
+        return evbuffer_pullup(in, (ev_ssize_t)total);
+    wr_buf_reset(&c->straddler);
+    if (!wr_buf_reserve(&c->straddler, total) ||
+        evbuffer_copyout(in, c->straddler.data, total) != (ev_ssize_t)total)
+        return NULL;
+    return c->straddler.data;
+}
+
 /* Handles one complete frame from `in`; false when none is complete. */
 static bool conn_read_frame(wr_conn_t *c, struct evbuffer *in)
 {
@@ -1006,7 +1026,7 @@ static bool conn_read_frame(wr_conn_t *c, struct evbuffer *in)
         if (avail < need)
             return false;
         total = need;
-        data = evbuffer_pullup(in, (ev_ssize_t)total);
+        data = conn_frame_bytes(c, in, total);
         if (!data) {
             wr_conn_out_of_memory(c);
             return true;
@@ -1019,6 +1039,8 @@ static bool conn_read_frame(wr_conn_t *c, struct evbuffer *in)
         conn_dispatch(c, &f);
         evbuffer_drain(in, total);
         c->in_consumed += total;
+        if (c->straddler.cap > STRADDLER_KEEP)
+            wr_buf_free(&c->straddler);
         return true;
     }
     conn_frame_error(c, rc, hdr, 0);
@@ -1301,6 +1323,7 @@ void wr_conn_free(wr_conn_t *c)
     if (c->bev)
         bufferevent_free(c->bev);
     wr_buf_free(&c->scratch);
+    wr_buf_free(&c->straddler);
     free(c->user);
     free(c->caps);
     free(c->client_props);

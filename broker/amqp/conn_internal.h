@@ -92,6 +92,7 @@ struct wr_conn_s {
     uint32_t nchannels;
 
     wr_buf_t scratch;       /* reused by every encoder call */
+    wr_buf_t straddler;     /* a frame split over input chains, copied whole */
     struct event *resume;   /* more input to handle, or deferred teardown */
     struct event *deadline; /* handshake timeout, then close timeout */
     struct event *heartbeat_ev;

@@ -418,6 +418,36 @@ START_TEST(test_publish_consume_ack)
 }
 END_TEST
 
+/* Frames that straddle the ends of the broker's 4 KiB reads (and so its
+ * input chains) arrive whole: 60 publishes of 150-209 bytes written at
+ * once, then consumed in order. */
+START_TEST(test_frames_split_over_reads)
+{
+    enum { N = 60 };
+    char body[N][256];
+    fx_t fx;
+
+    fx_start(&fx);
+    open_channel(&fx, 1);
+    ck_assert_uint_eq(declare(&fx, 1, "q", false), 0);
+    for (int i = 0; i < N; i++) {
+        int len = 150 + i;
+
+        for (int j = 0; j < len; j++)
+            body[i][j] = (char)('a' + (i + j) % 26);
+        body[i][len] = '\0';
+        snprintf(body[i], sizeof(body[i]), "%02d", i);
+        body[i][2] = '-';
+        publish(&fx, 1, "q", body[i]);
+    }
+    ck_assert_uint_eq(declare(&fx, 1, "q", true), N);
+    consume(&fx, 1, "q", "c1");
+    for (int i = 0; i < N; i++)
+        expect_deliver(&fx, 1, "c1", (uint64_t)i + 1, body[i]);
+    fx_stop(&fx);
+}
+END_TEST
+
 START_TEST(test_prefetch_one)
 {
     wr_method_t m = {.id = WR_BASIC_QOS};
@@ -576,6 +606,7 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_handshake_and_close);
     tcase_add_test(tc, test_publish_consume_ack);
+    tcase_add_test(tc, test_frames_split_over_reads);
     tcase_add_test(tc, test_prefetch_one);
     tcase_add_test(tc, test_close_second_channel);
     tcase_add_test(tc, test_unknown_delivery_tag);

@@ -278,7 +278,7 @@ static int raft_fixed(wr_cursor_t *r, wr_raft_msg_t *m, uint32_t *n)
  * (offset). The chunk borrows from the payload. */
 static int raft_snap_tail(wr_cursor_t *r, wr_raft_msg_t *m)
 {
-    wr_bytes_t chunk;
+    wr_bytes_t chunk = {NULL, 0};
 
     if (m->type != WR_RAFT_MSG_SNAP && m->type != WR_RAFT_MSG_SNAP_RESP)
         return WR_OK;

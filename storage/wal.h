@@ -198,6 +198,10 @@ int wr_wal_sync(wr_wal_t *w);
  */
 int wr_wal_writebehind(wr_wal_t *w, uint64_t budget, bool *more);
 
+/* Since open: the full WAL files write-behind read back, and those it retired unread because every group
+ * in them was snapshotted past them (the simulator's and wal-bench's measure of that path). */
+void wr_wal_wb_counts(const wr_wal_t *w, uint64_t *read, uint64_t *skipped);
+
 /* Bytes queued that the next batch must write and sync (commit-only hard states not counted). */
 uint64_t wr_wal_pending_bytes(const wr_wal_t *w);
 

@@ -170,6 +170,7 @@ struct wr_wal_s {
     uint32_t wb_seq;  /* its sequence number; 0 = none */
     bool wb_unsynced; /* segments were written since the last wr_vfs_sync_all */
     bool wb_waiting;  /* write-behind waits for snapshots to pass the oldest file (o.wb_wait_files) */
+    uint64_t wb_read, wb_skipped; /* full WAL files write-behind read, and retired unread (move_known) */
     uint64_t salt;
     wr_wal_doomed_t *doomed; /* segment files to remove */
     size_t ndoomed, capdoomed;

@@ -303,6 +303,7 @@ static bool move_known(wr_wal_t *w, wr_wal_file_t *f, int *rc)
         if ((g = fsum_group(w, f, &f->sum[i])) != NULL && (f->sum[i].hi > 0 || f->sum[i].reset))
             *rc = move_reset(w, g);
     f->wb_pos = f->size;
+    w->wb_skipped++;
     return true;
 }
 
@@ -320,8 +321,11 @@ static int move_some(wr_wal_t *w, wr_wal_file_t *f, uint64_t budget)
         return WR_OK; /* moved already, waiting to retire: no need to read it again */
     if (move_known(w, f, &rc))
         return rc;
-    if (w->wb_seq != f->seq && (rc = wr_wal_read_all(f->f, &w->wb_img)) != WR_OK)
-        return rc;
+    if (w->wb_seq != f->seq) {
+        if ((rc = wr_wal_read_all(f->f, &w->wb_img)) != WR_OK)
+            return rc;
+        w->wb_read++;
+    }
     w->wb_seq = f->seq;
     if (wr_segment_header_decode(w->wb_img.data, w->wb_img.len, &h, &version) != WR_OK)
         return WR_ESYNTAX;
@@ -454,6 +458,12 @@ static void report_damage(wr_wal_t *w, wr_wal_file_t *f)
                "wal: %s is damaged after offset %" PRIu64 "; write-behind stops there and the file is kept "
                "until the next recovery; damaged entries read as errors",
                path, f->wb_pos);
+}
+
+void wr_wal_wb_counts(const wr_wal_t *w, uint64_t *read, uint64_t *skipped)
+{
+    *read = w->wb_read;
+    *skipped = w->wb_skipped;
 }
 
 int wr_wal_writebehind(wr_wal_t *w, uint64_t budget, bool *more)

@@ -632,11 +632,13 @@ int main(int argc, char **argv)
            (unsigned long long)snaps[0], (unsigned long long)snaps[1], (unsigned long long)snaps[2]);
     if (o.wal)
         printf("WAL: %llu batches, %llu fdatasyncs, %llu write-behind steps, %llu recoveries (%llu torn), "
-               "%llu groups reported damaged, %llu WAL files damaged\n",
+               "%llu groups reported damaged, %llu WAL files damaged; write-behind read %llu full WAL files "
+               "and skipped %llu snapshotted past\n",
                (unsigned long long)wal.batches, (unsigned long long)wal.datasyncs,
                (unsigned long long)wal.writebehinds, (unsigned long long)wal.recoveries,
                (unsigned long long)wal.torn, (unsigned long long)wal.damaged,
-               (unsigned long long)wal.wal_corrupt);
+               (unsigned long long)wal.wal_corrupt, (unsigned long long)wal.wb_read,
+               (unsigned long long)wal.wb_skipped);
     if (o.qfifo)
         printf("qfifo: %llu enqueues confirmed, %llu duplicates, %llu out of sequence, %llu rejected; %llu "
                "deliveries (%llu "

@@ -112,6 +112,18 @@ static void mark_damaged(sim_wal_t *w, int g)
     s->hs_durable.abstain = h.abstain;
 }
 
+/* Closes the WAL, keeping its write-behind counters. */
+static void wal_close(sim_wal_t *w)
+{
+    uint64_t read, skipped;
+
+    wr_wal_wb_counts(w->wal, &read, &skipped);
+    w->stats.wb_read += read;
+    w->stats.wb_skipped += skipped;
+    wr_wal_close(w->wal);
+    w->wal = NULL;
+}
+
 static void wal_open(sim_wal_t *w)
 {
     wr_wal_recovery_t rec;
@@ -344,8 +356,7 @@ static void abandon(sim_wal_t *w)
 void sim_wal_crash(sim_wal_t *w, bool torn)
 {
     abandon(w);
-    wr_wal_close(w->wal);
-    w->wal = NULL;
+    wal_close(w);
     wr_simdisk_crash(w->disk, torn);
     w->stats.torn += torn;
     w->stats.recoveries++;
@@ -398,7 +409,7 @@ void sim_wal_flip(sim_wal_t *w, uint64_t pick)
     for (size_t k = 0; k < l.n; k++) {
         const char *path = l.paths[(pick + k) % l.n];
         if (wr_simdisk_file_size(w->disk, path, &size) == WR_OK && size > 0) {
-            wr_wal_close(w->wal);
+            wal_close(w);
             wr_simdisk_flip_bit(w->disk, path, (pick >> 8) % size, (unsigned)(pick >> 4) % 8);
             w->stats.recoveries++;
             wal_open(w);
@@ -429,6 +440,9 @@ wr_raft_hard_state_t sim_wal_durable_hs(const sim_wal_t *w, int g)
 
 void sim_wal_stats_add(const sim_wal_t *w, sim_wal_stats_t *sum)
 {
+    uint64_t read, skipped;
+
+    wr_wal_wb_counts(w->wal, &read, &skipped);
     sum->batches += w->stats.batches;
     sum->datasyncs += wr_simdisk_stats(w->disk).datasyncs;
     sum->writebehinds += w->stats.writebehinds;
@@ -436,6 +450,8 @@ void sim_wal_stats_add(const sim_wal_t *w, sim_wal_stats_t *sum)
     sum->torn += w->stats.torn;
     sum->damaged += w->stats.damaged;
     sum->wal_corrupt += w->stats.wal_corrupt;
+    sum->wb_read += w->stats.wb_read + read;
+    sum->wb_skipped += w->stats.wb_skipped + skipped;
 }
 
 void sim_wal_free(sim_wal_t *w)
@@ -443,7 +459,7 @@ void sim_wal_free(sim_wal_t *w)
     if (w == NULL)
         return;
     abandon(w);
-    wr_wal_close(w->wal);
+    wal_close(w);
     wr_simdisk_free(w->disk);
     for (int g = 0; g < w->groups; g++)
         free(w->g[g].terms);

@@ -103,6 +103,8 @@ typedef struct {
     uint64_t torn;         /* crashes that tore writes */
     uint64_t damaged;      /* groups recovery reported damaged */
     uint64_t wal_corrupt;  /* recoveries that found a WAL file damaged */
+    uint64_t wb_read;      /* full WAL files write-behind read back */
+    uint64_t wb_skipped;   /* full WAL files it retired unread: every group snapshotted past them */
 } sim_wal_stats_t;
 
 /* Adds w's counters to *sum. */

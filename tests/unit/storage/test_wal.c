@@ -572,6 +572,16 @@ START_TEST(writebehind_skips_a_file_snapshotted_past)
 }
 END_TEST
 
+/* Asserts write-behind's counts since the last open: files read back, files retired unread. */
+static void wb_counts_are(fx_t *fx, uint64_t read, uint64_t skipped)
+{
+    uint64_t r, k;
+
+    wr_wal_wb_counts(fx->w, &r, &k);
+    ck_assert_uint_eq(r, read);
+    ck_assert_uint_eq(k, skipped);
+}
+
 /* With wb_wait_files, a full file with entries above the snapshot waits unread until a snapshot passes it
  * (then it goes unread), or until more full files than that pile up (then it is read and moved). */
 START_TEST(writebehind_waits_for_a_snapshot_then_reads)
@@ -585,6 +595,7 @@ START_TEST(writebehind_waits_for_a_snapshot_then_reads)
     fx_reopen(fx);
     drain_writebehind(fx); /* the file of the first open, read: it was written before this open */
     ck_assert_int_eq(count_files(fx, "n/wal", ".wal"), 1);
+    wb_counts_are(fx, 1, 0);
     for (; count_files(fx, "n/wal", ".wal") < 2; i++) {
         append(fx, 1, i, 1, i);
         sync_ok(fx);
@@ -596,6 +607,7 @@ START_TEST(writebehind_waits_for_a_snapshot_then_reads)
     sync_ok(fx);
     drain_writebehind(fx);
     ck_assert_int_eq(count_files(fx, "n/wal", ".wal"), 1); /* passed: retired */
+    wb_counts_are(fx, 1, 1);
     ck_assert_int_eq(count_files(fx, "n/groups/0000000000000001", ".seg"), 1);
     for (;; i++) { /* two full files wait unread */
         append(fx, 1, i, 1, i);
@@ -608,6 +620,7 @@ START_TEST(writebehind_waits_for_a_snapshot_then_reads)
     drain_writebehind(fx); /* a third full file: the oldest is read and moved */
     ck_assert_int_eq(count_files(fx, "n/wal", ".wal"), 3);
     ck_assert_int_gt(count_files(fx, "n/groups/0000000000000001", ".seg"), 1);
+    wb_counts_are(fx, 2, 1);
     fx_crash(fx, false);
     ck_assert_uint_eq(info(fx, 1).last, i - 1);
     for (uint64_t k = info(fx, 1).first; k < i; k++)

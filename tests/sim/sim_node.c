@@ -298,9 +298,11 @@ void sim_node_crash(sim_t *s, sim_node_t *n)
      * its write was issued, as they are before any batch's write. */
     if (n->wal != NULL && n->sync_done != 0)
         sim_snap_flush(s, n);
-    if (n->wal != NULL)
+    if (n->wal != NULL) {
         sim_wal_crash(n->wal, sim_chance(s, s->torn_pm));
-    else
+        if (sim_wal_damage_unexplained(n->wal))
+            sim_fail(s, "n%d's WAL recovery found damage, but no bit of its disk was ever flipped", n->id);
+    } else
         wr_simdisk_crash(n->sdisk, sim_chance(s, 500));
     held_free(n);
     n->up = false;

@@ -88,6 +88,10 @@ void sim_wal_flip(sim_wal_t *w, uint64_t pick);
 /* The checker's view: entries of group g durable now (a dense prefix). */
 size_t sim_wal_valid(const sim_wal_t *w, int g);
 
+/* Recovery reported a damaged group or WAL file although no bit of this disk was ever flipped: crashes,
+ * torn writes and failed syncs lose only what was never made durable, so that is a WAL bug. */
+bool sim_wal_damage_unexplained(const sim_wal_t *w);
+
 /* The term of durable entry index of group g (0 when not durable). */
 uint64_t sim_wal_term(const sim_wal_t *w, int g, uint64_t index);
 

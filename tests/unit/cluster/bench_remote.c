@@ -26,6 +26,7 @@
 #include "broker/vhost/policy.h"
 #include "core/status.h"
 #include "protocol/props.h"
+#include "tests/unit/cluster/free_port.h"
 
 #define SECRET       "0123456789abcdef0123456789abcdef"
 #define MAX_PREFETCH 1000
@@ -74,15 +75,11 @@ static void die(const char *what)
 
 static uint16_t free_port(void)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    uint16_t port = wr_test_free_port();
 
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+    if (port == 0)
         die("no free port");
-    close(fd);
-    return ntohs(a.sin_port);
+    return port;
 }
 
 static wr_vhost_t *vhost_of(void *ud, const char *name)

@@ -24,6 +24,7 @@
 #include "core/status.h"
 #include "storage/vfs.h"
 #include "tests/unit/runner.h"
+#include "tests/unit/cluster/free_port.h"
 
 #define N      3
 #define SECRET "0123456789abcdef0123456789abcdef"
@@ -252,15 +253,10 @@ static void gate_set(gate_t *g, bool closed)
 
 static uint16_t free_port(void)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    uint16_t port = wr_test_free_port();
 
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
+    ck_assert_uint_ne(port, 0);
+    return port;
 }
 
 static double now(void)

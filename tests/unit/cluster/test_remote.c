@@ -25,6 +25,7 @@
 #include "core/status.h"
 #include "tests/unit/broker/loop_fixture.h"
 #include "tests/unit/runner.h"
+#include "tests/unit/cluster/free_port.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef"
 #define MAXD   1100
@@ -87,15 +88,10 @@ static double now_s(void)
 
 static uint16_t free_port(void)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    uint16_t port = wr_test_free_port();
 
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
+    ck_assert_uint_ne(port, 0);
+    return port;
 }
 
 static wr_vhost_t *vhost_of(void *ud, const char *name)

@@ -168,9 +168,24 @@ def test_restart_loads_a_snapshot_without_holding_it(budget_cluster):
     cluster.stop("n2")
     cluster.start("n2")
     pid = cluster.nodes["n2"].broker.proc.pid
-    # Under ASan beside the other shards, recovering this 200 MiB of snapshot and WAL took over 60 s once.
-    wait_for(lambda: (queue_info(cluster.nodes["n2"], "qr") or {}).get("messages") == COUNT, 180,
-             "n2 to load its snapshot")
+    # Under ASan beside the other shards, recovering this 200 MiB of snapshot and WAL took over 60 s once,
+    # and n2's loop, busy opening the group, left the API's requests unanswered for over 10 s.
+    seen = {}
+
+    def loaded():
+        try:
+            seen["info"] = queue_info(cluster.nodes["n2"], "qr")
+        except (TimeoutError, ConnectionError) as e:
+            seen["info"] = repr(e)
+            return False
+        return isinstance(seen["info"], dict) and seen["info"].get("messages") == COUNT
+    try:
+        wait_for(loaded, 180, "n2 to load its snapshot")
+    except AssertionError as e:
+        info = seen.get("info")
+        if isinstance(info, dict):
+            info = {k: info.get(k) for k in ("messages", "leader", "online", "raft")}
+        raise AssertionError("%s; n2's last answer: %r" % (e, info)) from None
     peak, rss = status_bytes(pid, "VmHWM"), status_bytes(pid, "VmRSS")
     print("restart with a %.1f MiB snapshot: peak RSS %.1f MiB, RSS once loaded %.1f MiB"
           % (snap / MiB, peak / MiB, rss / MiB))

@@ -341,7 +341,8 @@ static void seed_propose(wr_meta_t *m)
         return;
     m->seeding = wr_meta_submit(m, wr_meta_defs_seed(m), on_seed_result, m) != NULL;
     if (!m->seeding)
-        wr_log_error("cluster: out of memory proposing the definitions' seed");
+        wr_log_warn("cluster: the definitions' seed could not be proposed (out of memory, or the node is "
+                    "stopping)");
     else
         wr_log_info("cluster: proposing this node's vhosts, users, permissions and policies as the seed");
 }

@@ -731,6 +731,7 @@ err:
 
 static void group_free(wr_rgroup_t *g)
 {
+    g->freeing = true; /* a done that proposes again must not refill what the abort empties */
     wr_raftd_props_abort(g);
     for (size_t i = 0; i < g->n_held; i++)
         wr_raftd_entries_free(g->held[i].entries, g->held[i].m.n_entries);

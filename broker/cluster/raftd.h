@@ -146,7 +146,9 @@ wr_rgroup_t *wr_rgroup_open(wr_raftd_t *d, uint64_t id, const char *const *membe
  *  - WR_ETIMEDOUT: not applied here within timeout_ms (it may still commit:
  *    the caller must say the outcome is unknown);
  *  - WR_EAGAIN-like loss (an entry overwritten by a new leader): WR_ENOENT.
- * done may propose again; it must not close the driver.
+ * done may propose again; it must not close the driver. The driver closing
+ * (or the group's deletion taking effect) ends every pending proposal, and a
+ * proposal made from those calls is refused (WR_ENOENT).
  */
 typedef void (*wr_rgroup_done_fn)(void *ud, int status, uint64_t index);
 
@@ -157,7 +159,9 @@ typedef void (*wr_rgroup_done_fn)(void *ud, int status, uint64_t index);
 /*
  * Proposes data (copied) from any member: the leader appends it; a follower
  * forwards it to the leader it knows. WR_OK (done will be called),
- * WR_ETOOBIG (len over WR_RGROUP_MAX_ENTRY) or WR_ENOMEM (done will not).
+ * WR_ETOOBIG (len over WR_RGROUP_MAX_ENTRY), WR_ENOENT (the group is being
+ * freed: the driver is closing or its deletion is taking effect) or
+ * WR_ENOMEM (done will not).
  */
 int wr_rgroup_propose(wr_rgroup_t *g, const void *data, size_t len, unsigned timeout_ms,
                       wr_rgroup_done_fn done, void *ud);
@@ -235,8 +239,8 @@ bool wr_rgroup_committed_member(const wr_rgroup_t *g, const char *node);
  * done as for proposals, with index the final CONFIG entry's, or the error
  * of wr_raft_change (WR_EEXIST: already a voter; WR_EUNKNOWN: removing a
  * non-member; WR_ESYNTAX: the last voter; WR_ETOOBIG: no room). WR_OK (done
- * will be called), WR_ENOENT (node is not in the cluster configuration) or
- * WR_ENOMEM (done will not).
+ * will be called), WR_ENOENT (node is not in the cluster configuration, or
+ * the group is being freed) or WR_ENOMEM (done will not).
  */
 int wr_rgroup_add_member(wr_rgroup_t *g, const char *node, wr_rgroup_done_fn done, void *ud);
 int wr_rgroup_remove_member(wr_rgroup_t *g, const char *node, wr_rgroup_done_fn done, void *ud);

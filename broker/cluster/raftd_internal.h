@@ -95,6 +95,7 @@ struct wr_rgroup_s {
     bool broken;      /* a received snapshot could not be installed: the group stopped */
     bool snap_wanted; /* a follower needs a newer snapshot than this leader's */
     bool deleted;     /* wr_rgroup_delete: gone at the end of the next drive */
+    bool freeing;     /* its pending proposals are ending for good: it takes no new one */
     bool member;      /* this node is in the membership applied so far (watch.removed) */
     uint32_t leader;  /* as leader_changed last reported it */
     wr_raft_role_t role;

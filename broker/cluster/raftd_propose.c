@@ -320,6 +320,8 @@ int wr_rgroup_propose(wr_rgroup_t *g, const void *data, size_t len, unsigned tim
 
     if (len > WR_RGROUP_MAX_ENTRY)
         return WR_ETOOBIG;
+    if (g->freeing)
+        return WR_ENOENT;
     if ((p = prop_new(g, WR_RAFTD_OP_DATA, timeout_ms, done, ud)) == NULL)
         return WR_ENOMEM;
     if (g->broken || g->d->failed) {
@@ -351,7 +353,7 @@ static int change(wr_rgroup_t *g, uint8_t op, const char *node, wr_rgroup_done_f
     wr_raftd_prop_t *p;
     wr_raft_status_t st;
 
-    if (wr_raftd_slot(g->d, id) < 0)
+    if (wr_raftd_slot(g->d, id) < 0 || g->freeing)
         return WR_ENOENT;
     if ((p = prop_new(g, op, WR_RGROUP_CHANGE_TIMEOUT_MS, done, ud)) == NULL)
         return WR_ENOMEM;

@@ -643,6 +643,48 @@ START_TEST(no_quorum_times_out_then_has_no_leader)
 }
 END_TEST
 
+/* A done that proposes again while it can (as the metadata group's seed does when it was not committed). */
+typedef struct {
+    wr_rgroup_t *g;
+    int calls, refused;
+} again_t;
+
+static void on_done_again(void *ud, int status, uint64_t index)
+{
+    again_t *a = ud;
+
+    a->calls++;
+    if (a->calls < 1000 && wr_rgroup_propose(a->g, "again", 5, 5000, on_done_again, a) != WR_OK)
+        a->refused++;
+}
+
+/*
+ * Closing the driver ends a proposal that cannot commit (no quorum); its done
+ * proposes again, and that is refused: before, each one was appended and
+ * ended by the same close, which looped for as long as done kept proposing
+ * (a node stopping with its definitions' seed uncommitted never exited).
+ */
+START_TEST(a_proposal_made_while_closing_is_refused)
+{
+    cl_t c;
+    int l;
+    again_t a = {0};
+
+    cl_init(&c, 0, 0);
+    for (int i = 0; i < N; i++)
+        node_start(&c, i);
+    l = wait_leader(&c);
+    node_stop(&c, (l + 1) % N);
+    node_stop(&c, (l + 2) % N);
+    a.g = c.n[l].g;
+    ck_assert_int_eq(wr_rgroup_propose(a.g, "lost", 4, 5000, on_done_again, &a), WR_OK);
+    node_stop(&c, l);
+    ck_assert_int_eq(a.calls, 1);
+    ck_assert_int_eq(a.refused, 1);
+    cl_free(&c);
+}
+END_TEST
+
 /* Commits entries "<prefix><k>" for k in [from, to) on leader l, one at a time. */
 static void commit_range(cl_t *c, int l, const char *prefix, int from, int to)
 {
@@ -1152,6 +1194,7 @@ int main(void)
     tcase_add_test(tc, many_in_flight_each_ends_after_its_apply);
     tcase_add_test(tc, the_leader_stamps_every_entry);
     tcase_add_test(tc, no_quorum_times_out_then_has_no_leader);
+    tcase_add_test(tc, a_proposal_made_while_closing_is_refused);
     tcase_add_test(tc, restart_recovers_from_snapshot_and_wal);
     tcase_add_test(tc, far_behind_installs_a_snapshot);
     tcase_add_test(tc, snapshots_load_in_chunks);

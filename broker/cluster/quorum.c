@@ -227,14 +227,20 @@ static void prop_settle(prop_t *p, bool ok)
         wr_confirm_release(conf, ok);
 }
 
-/* p goes again at the next retry pass; until then new commands queue behind it, so they keep their order. */
+/*
+ * p goes again at the next retry pass; until then new commands queue behind
+ * it, so they keep their order. The pass is timed from the first command
+ * that waits for it: re-arming it for each later one put it off for as long
+ * as they kept coming less than RETRY_EVERY_MS apart.
+ */
 static void need_retry(prop_t *p)
 {
     if (p->retry)
         return;
     p->retry = true;
+    if (!p->q->retrying)
+        arm(p->q->retry_ev, RETRY_EVERY_MS);
     p->q->retrying = true;
-    arm(p->q->retry_ev, RETRY_EVERY_MS);
 }
 
 /*

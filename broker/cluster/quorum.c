@@ -26,10 +26,23 @@
 /* Entries between snapshots, when one is worth it (snapshot_worth): a small
  * live set is snapshotted often, so the log and its memory stay small. */
 #define SNAPSHOT_EVERY 1024
+/*
+ * Enqueues this node has proposed to all its quorum queues and not yet seen
+ * applied: past this many, new commands wait here (in order, per queue)
+ * while settlements still go at once. A consumer's credit comes back only
+ * when its settlement is applied, so in a log as full of enqueues as the
+ * producers keep it a consumer with a prefetch below their unconfirmed
+ * messages fell behind (ten queues, 100 in flight, prefetch 50: about 60%
+ * consumed), and the backlog cost every node the reads of a log that is
+ * never snapshotted. RabbitMQ's rabbit_fifo_client sends enqueues at ra's
+ * low priority, settlements at normal, for the same end.
+ */
+#define ENQUEUE_WINDOW 256
 
 /* A command awaiting its outcome. */
 typedef struct {
     wr_list_t link; /* in q->props */
+    wr_list_t wait; /* in s->waiting while the enqueue window holds it back */
     qq_t *q;
     wr_buf_t entry;
     uint64_t seq;       /* an ENQUEUE's publisher seq; 0 for other commands */
@@ -39,6 +52,7 @@ typedef struct {
     unsigned inflight; /* proposals whose done has not come */
     bool settled;      /* its outcome is known (or given up) */
     bool retry;        /* propose it again at the next retry tick */
+    bool windowed;     /* an enqueue counted in s->enq_out */
 } prop_t;
 
 static qq_t *qq(wr_queue_t *h)
@@ -182,6 +196,10 @@ static void prop_free(prop_t *p)
 {
     qq_t *q = p->q;
 
+    if (p->wait.next != &p->wait) {
+        wr_list_remove(&p->wait);
+        q->nwaiting--;
+    }
     wr_list_remove(&p->link);
     q->npending--;
     q->pending_bytes -= flow_charge(p);
@@ -193,6 +211,7 @@ static void prop_free(prop_t *p)
 }
 
 static void cons_maybe_free(qq_t *q, qcons_t *qc);
+static void window_pump(wr_quorum_t *s);
 
 /* A consumer's settlement is committed (or given up): a DOWN waiting for it may go. */
 static void settled_for(qq_t *q, uint64_t owner)
@@ -208,15 +227,24 @@ static void settled_for(qq_t *q, uint64_t owner)
     cons_maybe_free(q, qc);
 }
 
-/* The outcome is known: an enqueue's confirm is answered. */
+/* The outcome is known: an enqueue's confirm is answered, and its place in the window goes to a waiting
+ * command. */
 static void prop_settle(prop_t *p, bool ok)
 {
     wr_confirm_t *conf = p->conf;
+    wr_quorum_t *s = p->q->s;
 
     if (p->settled)
         return;
     p->settled = true;
     p->conf = NULL;
+    if (p->windowed) {
+        p->windowed = false;
+        if (s != NULL) {
+            s->enq_out--;
+            window_pump(s);
+        }
+    }
     if (p->seq != 0)
         wr_map_del(p->q->pubs, key_of(&p->seq));
     if (p->settler != 0)
@@ -237,6 +265,12 @@ static void need_retry(prop_t *p)
 {
     if (p->retry)
         return;
+    /* A queue that cannot commit does not hold the window from the others (on_retry pumps it). */
+    if (p->windowed) {
+        p->windowed = false;
+        if (p->q->s != NULL)
+            p->q->s->enq_out--;
+    }
     p->retry = true;
     if (!p->q->retrying)
         arm(p->q->retry_ev, RETRY_EVERY_MS);
@@ -350,11 +384,43 @@ static void on_retry(evutil_socket_t fd, short what, void *ud)
         }
         prop_send(p);
     }
+    if (q->s != NULL)
+        window_pump(q->s);
     wr_queue_unref(&q->h);
+}
+
+/* p leaves for the leader now, or at the retry pass while an earlier command waits for it. */
+static void prop_go(prop_t *p)
+{
+    qq_t *q = p->q;
+
+    if (p->seq != 0 && q->s != NULL) {
+        p->windowed = true;
+        q->s->enq_out++;
+    }
+    if (q->retrying)
+        need_retry(p);
+    else
+        prop_send(p);
+}
+
+/* Commands held back go, oldest first, while enqueues have room in the window. */
+static void window_pump(wr_quorum_t *s)
+{
+    while (!wr_list_empty(&s->waiting)) {
+        prop_t *p = wr_list_entry(s->waiting.next, prop_t, wait);
+
+        if (p->seq != 0 && s->enq_out >= ENQUEUE_WINDOW)
+            return;
+        wr_list_remove(&p->wait);
+        p->q->nwaiting--;
+        prop_go(p);
+    }
 }
 
 int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_confirm_t *conf)
 {
+    bool settlement = cmd->op == WR_QF_SETTLE || cmd->op == WR_QF_RETURN || cmd->op == WR_QF_DISCARD;
     prop_t *p;
 
     /* The node is stopping (its connections close after the driver): nothing more is proposed. */
@@ -366,7 +432,7 @@ int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_
         return WR_ENOMEM;
     p->q = q;
     p->seq = cmd->op == WR_QF_ENQUEUE ? cmd->seq : 0;
-    if (cmd->op == WR_QF_SETTLE || cmd->op == WR_QF_RETURN || cmd->op == WR_QF_DISCARD)
+    if (settlement)
         p->settler = cmd->owner;
     p->deadline = wr_qq_mono_ms() + WR_QUORUM_RETRY_MS;
     if (!wr_qq_entry_put(&p->entry, wr_qq_now(), cmd, m) ||
@@ -383,6 +449,7 @@ int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_
     }
     wr_queue_ref(&q->h);
     wr_list_insert_tail(&q->props, &p->link);
+    wr_list_init(&p->wait);
     q->npending++;
     q->pending_bytes += flow_charge(p);
     if (p->settler != 0) {
@@ -397,10 +464,14 @@ int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_
         p->conf = conf;
         conf->waiting++;
     }
-    if (q->retrying)
-        need_retry(p);
-    else
-        prop_send(p);
+    /* Settlements pass what waits: they refer to deliveries, so nothing earlier must reach the machine first.
+     */
+    if (!settlement && (q->nwaiting > 0 || (p->seq != 0 && q->s->enq_out >= ENQUEUE_WINDOW))) {
+        wr_list_insert_tail(&q->s->waiting, &p->wait);
+        q->nwaiting++;
+    } else {
+        prop_go(p);
+    }
     return WR_OK;
 }
 
@@ -1205,6 +1276,7 @@ wr_quorum_t *wr_quorum_new(const wr_quorum_deps_t *d)
     s->self_id = wr_raftd_node_id(d->self);
     s->next_id = (uint32_t)(wr_qq_now() * 1000003u);
     wr_list_init(&s->queues);
+    wr_list_init(&s->waiting);
     if (d->links != NULL && wr_peer_links_watch(d->links, &w) != WR_OK) {
         free(s);
         return NULL;

@@ -16,9 +16,11 @@
 
 struct wr_quorum_s {
     wr_quorum_deps_t d;
-    uint32_t self_id; /* the high half of every owner and publisher id made here */
-    uint32_t next_id; /* their low half; starts at a random point each run */
-    wr_list_t queues; /* qq_t */
+    uint32_t self_id;  /* the high half of every owner and publisher id made here */
+    uint32_t next_id;  /* their low half; starts at a random point each run */
+    wr_list_t queues;  /* qq_t */
+    wr_list_t waiting; /* commands held back by the enqueue window, oldest first (quorum.c) */
+    unsigned enq_out;  /* enqueues proposed from here, their outcome not yet known */
 
     uint64_t body_bytes;        /* bodies every queue's cache holds now (quorum_sm.c), within d.body_budget */
     wr_quorum_report_fn report; /* member changes made (wr_quorum_set_reporter); NULL: none */
@@ -85,6 +87,7 @@ typedef struct qq_s {
     wr_map_t *dlx_out;   /* dead-letter id -> its at-least-once publish from here (quorum_dlx.c) */
     uint64_t pub_id, next_seq;
     size_t npending;
+    size_t nwaiting;        /* of its commands, those in s->waiting: later ones (but settlements) wait too */
     uint64_t pending_bytes; /* their charge toward flow: entries, at least WR_QUORUM_MIN_CHARGE each */
     bool expiring;          /* an enqueue carried a per-message TTL: the leader ticks */
     uint64_t next_transfer; /* monotonic ms before which leadership is not handed home again */

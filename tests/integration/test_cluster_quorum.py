@@ -154,6 +154,33 @@ def test_leader_killed_loses_no_confirmed_message(cluster):
     wait_for(caught_up, DEADLINE, "the restarted node to catch up with an empty queue")
 
 
+def test_a_purge_waits_behind_publishes_held_by_the_enqueue_window(cluster):
+    """With both followers paused nothing commits, so past the node's window
+    of enqueues in flight (ENQUEUE_WINDOW, quorum.c) publishes wait on the
+    node; a purge on the same channel waits behind them and, once the
+    followers are back, empties the queue of every one of them."""
+    declare(cluster, "n1", "qw")
+    wait_for(lambda: (queue_info(cluster.nodes["n1"], "qw") or {}).get("raft", {}).get("role") == "leader",
+             DEADLINE, "n1 to lead qw")
+    conn = cluster.nodes["n1"].connect()
+    ch = conn.channel()
+    cluster.pause("n2")
+    cluster.pause("n3")
+    try:
+        for i in range(1000):
+            ch.basic_publish("", "qw", b"w%d" % i, PERSISTENT)
+        ch.queue_purge("qw")
+    finally:
+        cluster.resume("n2")
+        cluster.resume("n3")
+    ch.confirm_delivery()
+    ch.basic_publish("", "qw", b"last", PERSISTENT)
+    conn.close()
+    assert drain(cluster.nodes["n2"], "qw", 1) == [b"last"]
+    wait_for(lambda: queue_info(cluster.nodes["n1"], "qw")["messages"] == 0, DEADLINE,
+             "the queue to be empty")
+
+
 @pytest.fixture
 def proxied(warrend_binary, tmp_path):
     """A 3-node cluster whose peer links go through fault proxies."""

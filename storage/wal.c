@@ -143,6 +143,9 @@ void wr_wal_close(wr_wal_t *w)
     for (size_t i = 0; i < w->nall; i++)
         wr_wal_group_free(w->all[i]);
     wr_wal_state_close(w);
+    for (size_t i = 0; i < w->njobs; i++)
+        w->jobs[i].done(w->jobs[i].ud, WR_AGAIN);
+    free(w->jobs);
     for (size_t i = 0; i < w->ndoomed; i++)
         free(w->doomed[i].seqs);
     free(w->doomed);
@@ -320,6 +323,22 @@ uint64_t wr_wal_pending_bytes(const wr_wal_t *w)
     return w->staged.len - w->lazy_bytes;
 }
 
+int wr_wal_before_write(wr_wal_t *w, wr_wal_job_run_fn run, wr_wal_job_done_fn done, void *ud)
+{
+    if (w->failed)
+        return WR_EIO;
+    if (w->njobs == w->capjobs) {
+        size_t cap = w->capjobs ? w->capjobs * 2 : 4;
+        wr_wal_job_t *v = realloc(w->jobs, cap * sizeof(*v));
+        if (v == NULL)
+            return WR_ENOMEM;
+        w->jobs = v;
+        w->capjobs = cap;
+    }
+    w->jobs[w->njobs++] = (wr_wal_job_t){run, done, ud, WR_AGAIN};
+    return WR_OK;
+}
+
 /* ---- group commit ---- */
 
 static void batch_free(wr_wal_batch_t *b)
@@ -331,6 +350,7 @@ static void batch_free(wr_wal_batch_t *b)
     free(b->notices);
     free(b->last);
     free(b->snaps);
+    free(b->jobs);
     free(b);
 }
 
@@ -444,6 +464,10 @@ static int batch_start(wr_wal_t *w, bool roll, wr_wal_batch_t **out)
     for (size_t i = 0; i < b->nnotices; i++)
         wr_wal_group(w, b->notices[i].group, false)->slot = 0;
     b->gen = w->gen;
+    b->jobs = w->jobs;
+    b->njobs = w->njobs;
+    w->jobs = NULL;
+    w->njobs = w->capjobs = 0;
     w->next_lsn = b->next_lsn;
     w->nq = w->nlazy = 0;
     w->staged.len = w->lazy_bytes = 0;
@@ -456,7 +480,7 @@ int wr_wal_prepare(wr_wal_t *w, wr_wal_batch_t **out)
 {
     if (w->failed)
         return WR_EIO;
-    if (w->inflight != NULL || w->nq == w->nlazy)
+    if (w->inflight != NULL || (w->nq == w->nlazy && w->njobs == 0))
         return WR_AGAIN;
     return batch_start(w, false, out);
 }
@@ -477,6 +501,8 @@ int wr_wal_write(wr_wal_batch_t *b)
 {
     int rc = WR_OK;
 
+    for (size_t i = 0; i < b->njobs; i++)
+        b->jobs[i].status = b->jobs[i].run(b->jobs[i].ud);
     if (b->new_file)
         rc = wr_vfs_open(b->vfs, b->path, true, &b->f);
     if (rc == WR_OK)
@@ -541,6 +567,8 @@ void wr_wal_complete(wr_wal_t *w, wr_wal_batch_t *b)
         for (size_t i = 0; i < b->nnotices; i++)
             advance(w, b, i);
     }
+    for (size_t i = 0; i < b->njobs; i++)
+        b->jobs[i].done(b->jobs[i].ud, b->jobs[i].status);
     for (size_t i = 0; i < b->nnotices; i++)
         if (w->o.durable != NULL)
             w->o.durable(w->o.durable_ud, &b->notices[i], b->status);
@@ -554,7 +582,7 @@ int wr_wal_sync(wr_wal_t *w)
 
     if (w->failed)
         return WR_EIO;
-    if (w->inflight != NULL || w->nq == 0)
+    if (w->inflight != NULL || (w->nq == 0 && w->njobs == 0))
         return WR_AGAIN;
     if ((rc = batch_start(w, false, &b)) != WR_OK)
         return rc;

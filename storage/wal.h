@@ -104,7 +104,8 @@ int wr_wal_open(const wr_wal_opts_t *o, wr_wal_t **out, wr_wal_recovery_t *rec);
  */
 int wr_wal_damage_noted(wr_wal_t *w);
 
-/* Closes files and frees w. A batch must not be in flight. Nothing is synced. NULL is a no-op. */
+/* Closes files and frees w; jobs still queued get done(WR_AGAIN). A batch must not be in flight. Nothing
+ * is synced. NULL is a no-op. */
 void wr_wal_close(wr_wal_t *w);
 
 /*
@@ -159,31 +160,51 @@ int wr_wal_group_info(const wr_wal_t *w, uint64_t group, wr_wal_group_info_t *ou
 /* Calls fn for every group held, in no particular order; stops at fn's first non-zero return. */
 int wr_wal_foreach_group(const wr_wal_t *w, int (*fn)(void *ud, uint64_t group), void *ud);
 
+/* Work for the thread that writes the next batch (wr_wal_before_write): touches only what ud owns. */
+typedef int (*wr_wal_job_run_fn)(void *ud);
+/* Owner's thread: the job ran with that result, or WR_AGAIN: it never ran (the WAL closed first). */
+typedef void (*wr_wal_job_done_fn)(void *ud, int status);
+
+/*
+ * Queues a job for the next batch: wr_wal_write runs it (in queue order)
+ * before it writes the batch, so the job's effect is durable before anything
+ * staged from now on can be (the Raft driver makes a snapshot file durable
+ * this way, off its event loop, before the marker that relies on it). A job's
+ * failure fails only the job. wr_wal_complete calls done, before the durable
+ * callbacks; wr_wal_close calls done(WR_AGAIN) for a job that never ran. A
+ * queued job makes a batch even when nothing else is staged. WR_OK, WR_ENOMEM
+ * or WR_EIO (the WAL failed: not queued, done never called).
+ */
+int wr_wal_before_write(wr_wal_t *w, wr_wal_job_run_fn run, wr_wal_job_done_fn done, void *ud);
+
 /*
  * Group commit, step 1 (owner's thread): takes everything queued since the
  * last batch into a new batch (*out), framed for the current WAL file, or a
- * new one when it is full. WR_OK, WR_AGAIN (nothing queued but commit-only
- * hard states, or a batch is in flight: only one is), WR_ENOMEM, WR_EIO (the
- * WAL failed).
+ * new one when it is full, with the jobs queued (wr_wal_before_write).
+ * WR_OK, WR_AGAIN (nothing queued but commit-only hard states, or a batch is
+ * in flight: only one is), WR_ENOMEM, WR_EIO (the WAL failed).
  */
 int wr_wal_prepare(wr_wal_t *w, wr_wal_batch_t **out);
 
 /*
- * Step 2 (any thread, while the owner does not touch b): one write and one
- * fdatasync (plus a directory fsync when a WAL file is created). Touches only
- * b and the files it names. Returns WR_OK or WR_EIO, also kept in b.
+ * Step 2 (any thread, while the owner does not touch b): b's jobs, then one
+ * write and one fdatasync (plus a directory fsync when a WAL file is
+ * created). Touches only b, the files it names and what its jobs own.
+ * Returns WR_OK or WR_EIO (the write; the jobs' results are theirs), also
+ * kept in b.
  */
 int wr_wal_write(wr_wal_batch_t *b);
 
 /*
- * Step 3 (owner's thread): applies b's result, runs the durable callback once
- * per group in b (status WR_OK, or WR_EIO after which the WAL is failed: every
- * call but reads returns WR_EIO) and frees b. Callbacks may append.
+ * Step 3 (owner's thread): applies b's result, calls its jobs' done, runs the
+ * durable callback once per group in b (status WR_OK, or WR_EIO after which
+ * the WAL is failed: every call but reads returns WR_EIO) and frees b.
+ * Callbacks may append and queue jobs.
  */
 void wr_wal_complete(wr_wal_t *w, wr_wal_batch_t *b);
 
-/* Steps 1-3 inline (tests, the simulator, closing), commit-only hard states included. WR_OK, WR_AGAIN
- * (nothing queued, or a batch in flight) or an error of the steps. */
+/* Steps 1-3 inline (tests, the simulator, closing), commit-only hard states and jobs included. WR_OK,
+ * WR_AGAIN (nothing queued, or a batch in flight) or an error of the steps. */
 int wr_wal_sync(wr_wal_t *w);
 
 /*

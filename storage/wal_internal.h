@@ -123,6 +123,14 @@ typedef struct {
     uint8_t type;
 } wr_wal_staged_t;
 
+/* A job queued for a batch (wr_wal_before_write); status is run's result once it ran. */
+typedef struct {
+    wr_wal_job_run_fn run;
+    wr_wal_job_done_fn done;
+    void *ud;
+    int status;
+} wr_wal_job_t;
+
 struct wr_wal_batch_s {
     const wr_vfs_t *vfs;
     char path[WR_WAL_PATH_MAX]; /* the WAL file written */
@@ -141,6 +149,8 @@ struct wr_wal_batch_s {
     wr_wal_loc_t *last;   /* per notice: where its last entry went */
     uint64_t (*snaps)[2]; /* per notice: its last snapshot marker (index, term) */
     size_t nnotices, capnotices;
+    wr_wal_job_t *jobs; /* run before the write, in order */
+    size_t njobs;
     int status;
 };
 
@@ -158,6 +168,8 @@ struct wr_wal_s {
     wr_buf_t staged;
     wr_wal_staged_t *q;
     size_t nq, capq;
+    wr_wal_job_t *jobs; /* queued for the next batch */
+    size_t njobs, capjobs;
     size_t nlazy;         /* staged records that need no sync of their own (commit-only hard states) */
     uint64_t lazy_bytes;  /* their bytes */
     uint64_t gen;         /* appends so far */

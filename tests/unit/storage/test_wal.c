@@ -4,7 +4,7 @@
  * fdatasync for many groups), crashes that lose or tear unsynced writes,
  * bit flips (detected, reported, never returned), suffix overwrites,
  * write-behind into segments with WAL deletion (a file snapshotted past not
- * even read), recovery of many groups, and
+ * even read), recovery of many groups, jobs run before a batch's write, and
  * a seeded property test over random operations (group deletions too), crashes and flips
  * (seeds 1-300; WAL_SEED=N WAL_SEEDS_END=M runs seeds N..M, one seed
  * reproduces one run).
@@ -281,6 +281,91 @@ START_TEST(commit_only_hard_state_waits_for_the_next_batch)
     fx_crash(fx, false);
     ck_assert_uint_eq(info(fx, 1).hard.term, 3);
     ck_assert_uint_eq(info(fx, 1).hard.commit, 2);
+    fx_free(fx);
+}
+END_TEST
+
+/* A job (wr_wal_before_write) and what the disk and the WAL's owner had seen when it ran and was done. */
+typedef struct {
+    fx_t *fx;
+    int rc;                    /* what run returns */
+    int runs, dones, status;   /* done's status */
+    wr_simdisk_stats_t at_run; /* the disk's counters when it ran */
+    size_t notes_at_done;      /* durable notices delivered before done */
+    uint64_t durable_at_run;   /* the group's durable index when it ran */
+} job_t;
+
+static int job_run(void *ud)
+{
+    job_t *j = ud;
+
+    j->runs++;
+    j->at_run = wr_simdisk_stats(j->fx->d);
+    j->durable_at_run = info(j->fx, 1).durable;
+    return j->rc;
+}
+
+static void job_done(void *ud, int status)
+{
+    job_t *j = ud;
+
+    j->dones++;
+    j->status = status;
+    j->notes_at_done = j->fx->nnotes;
+}
+
+/*
+ * A job runs before the write of the batch it went out with (nothing of that batch written or synced
+ * yet), is done before that batch's durable notices, fails alone, makes a batch of its own when nothing
+ * else is staged, and is told WR_AGAIN when the WAL closes before it ran. The Raft driver makes a taken
+ * snapshot durable this way before the marker that compacts the log behind it can be.
+ */
+START_TEST(jobs_run_before_the_batch_write)
+{
+    fx_t *fx = fx_new(41, 0, 0);
+    job_t a = {.fx = fx, .rc = WR_OK}, b = {.fx = fx, .rc = WR_EIO}, c = {.fx = fx, .rc = WR_OK};
+    wr_simdisk_stats_t before;
+    wr_wal_batch_t *batch = NULL;
+
+    append(fx, 1, 1, 1, 1);
+    sync_ok(fx);
+    append(fx, 1, 2, 1, 2);
+    ck_assert_int_eq(wr_wal_before_write(fx->w, job_run, job_done, &a), WR_OK);
+    ck_assert_int_eq(wr_wal_before_write(fx->w, job_run, job_done, &b), WR_OK);
+    before = wr_simdisk_stats(fx->d);
+    fx->nnotes = 0;
+    sync_ok(fx);
+    ck_assert_int_eq(a.runs, 1);
+    ck_assert_uint_eq(a.at_run.writes, before.writes);
+    ck_assert_uint_eq(a.at_run.datasyncs, before.datasyncs);
+    ck_assert_uint_eq(a.durable_at_run, 1);
+    ck_assert_uint_eq(b.at_run.writes, before.writes);
+    ck_assert_int_eq(a.dones, 1);
+    ck_assert_int_eq(a.status, WR_OK);
+    ck_assert_uint_eq(a.notes_at_done, 0);
+    ck_assert_int_eq(b.status, WR_EIO); /* its own failure only: the batch is durable */
+    ck_assert_uint_eq(info(fx, 1).durable, 2);
+    ck_assert_uint_eq(fx->nnotes, 1);
+    /* Nothing staged: the job alone makes a batch, and rides it. */
+    ck_assert_int_eq(wr_wal_prepare(fx->w, &batch), WR_AGAIN);
+    ck_assert_int_eq(wr_wal_before_write(fx->w, job_run, job_done, &c), WR_OK);
+    ck_assert_int_eq(wr_wal_prepare(fx->w, &batch), WR_OK);
+    ck_assert_int_eq(c.runs, 0);
+    ck_assert_int_eq(wr_wal_write(batch), WR_OK);
+    ck_assert_int_eq(c.runs, 1);
+    ck_assert_int_eq(c.dones, 0);
+    wr_wal_complete(fx->w, batch);
+    ck_assert_int_eq(c.dones, 1);
+    ck_assert_int_eq(c.status, WR_OK);
+    /* Closed before it ran: done(WR_AGAIN), never run; the log is intact. */
+    c = (job_t){.fx = fx, .rc = WR_OK};
+    ck_assert_int_eq(wr_wal_before_write(fx->w, job_run, job_done, &c), WR_OK);
+    fx_crash(fx, false);
+    ck_assert_int_eq(c.runs, 0);
+    ck_assert_int_eq(c.dones, 1);
+    ck_assert_int_eq(c.status, WR_AGAIN);
+    ck_assert_uint_eq(info(fx, 1).last, 2);
+    ck_assert_int_eq(check_read(fx, 1, 2, 1, 2), WR_OK);
     fx_free(fx);
 }
 END_TEST
@@ -1193,6 +1278,7 @@ int main(void)
     tcase_add_test(tc, append_refuses_bad_indexes);
     tcase_add_test(tc, group_commit_one_sync_for_all_groups);
     tcase_add_test(tc, commit_only_hard_state_waits_for_the_next_batch);
+    tcase_add_test(tc, jobs_run_before_the_batch_write);
     tcase_add_test(tc, crash_loses_only_unsynced);
     tcase_add_test(tc, failed_sync_reports_eio_and_stops);
     tcase_add_test(tc, torn_tail_is_cut);

@@ -467,6 +467,7 @@ static void sweep_deleted(wr_raftd_t *d)
         }
         if (!d->failed && wr_wal_group_delete(d->wal, g->id) == WR_OK)
             d->seq_written++;
+        wr_raftd_snap_free(g); /* a snapshot on its way is renamed before the files go, or never */
         (void)wr_vfs_list(d->vfs, g->dir, unlink_in, g);
         group_free(g);
     }

@@ -75,6 +75,9 @@ typedef struct {
     uint64_t head; /* where the state machine's bytes start in the file */
 } wr_raftd_snap_t;
 
+/* A taken snapshot on its way to the disk (raftd_snap.c). */
+typedef struct wr_raftd_snapjob_s wr_raftd_snapjob_t;
+
 /* The snapshot wr_raftd_snap_take is writing: snap.tmp, the bytes written so far and their CRC32C. */
 typedef struct {
     wr_vfs_file_t *f; /* NULL: none being written */
@@ -106,6 +109,7 @@ struct wr_rgroup_s {
     size_t n_held, cap_held;
     wr_raftd_snap_t snap;
     wr_raftd_snapw_t snap_w;
+    wr_raftd_snapjob_t *snap_job;        /* written, being made durable on the storage thread; NULL: none */
     wr_raftd_prop_t *props, *props_tail; /* oldest first */
     wr_list_t waits;                     /* the props waiting for an index to apply, lowest index first */
 };
@@ -173,14 +177,19 @@ int wr_raftd_members(wr_rgroup_t *g, uint32_t *ids, size_t *n);
  * 0: none stored), WR_ESYNTAX (damaged: logged, nothing loaded) or WR_EIO.
  */
 int wr_raftd_snap_load(wr_rgroup_t *g, wr_raft_snapshot_t *meta);
-/* Takes a snapshot of everything applied, if the core allows one now (durable, then reported). */
+/*
+ * Takes a snapshot of everything applied, if the core allows one now and
+ * none is on its way: written on the loop, made durable on the WAL's storage
+ * thread before the next batch's write, reported to the core (and served)
+ * when that batch completes.
+ */
 void wr_raftd_snap_take(wr_rgroup_t *g);
 /* Attaches the chunk m names to *m; false: not this member's snapshot, drop it. */
 bool wr_raftd_snap_fill(wr_rgroup_t *g, wr_raft_msg_t *m);
 /* Step 0 of a ready: stores a received chunk; installs the stored chunks as s. WR_OK or WR_EIO (logged). */
 int wr_raftd_snap_chunk(wr_rgroup_t *g, const wr_raft_snap_chunk_t *c);
 int wr_raftd_snap_install(wr_rgroup_t *g, const wr_raft_snapshot_t *s);
-/* Closes g's snapshot file. */
+/* Closes g's snapshot file; a snapshot on its way is cancelled (never renamed over snap if not yet). */
 void wr_raftd_snap_free(wr_rgroup_t *g);
 
 /* raftd_propose.c. Routes the driver's APP kinds. WR_OK or the links' error. */

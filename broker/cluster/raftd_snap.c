@@ -3,12 +3,14 @@
  * The Raft driver's files in DIR/snap/<group>/: "members" (the first voters,
  * written once), "snap" (the newest snapshot: what it covers, the membership
  * then, the state machine's bytes and a CRC32C of it all), "snap.tmp" (one
- * being taken: written, fdatasynced, renamed, directory fsynced) and
- * "snap.rx" (chunks received from a leader, installed the same way). A
- * snapshot is loaded a chunk at a time (its CRC first, then the state
- * machine's bytes), never whole in memory.
+ * being taken: written on the loop, then fdatasynced, renamed and the
+ * directory fsynced on the WAL's storage thread) and "snap.rx" (chunks
+ * received from a leader, installed on the loop the same way). A snapshot is
+ * loaded a chunk at a time (its CRC first, then the state machine's bytes),
+ * never whole in memory.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,24 +399,18 @@ static int snapw_open(wr_rgroup_t *g)
     return rc;
 }
 
-/* Ends the snapshot being written with b and the CRC32C of it all; durable as snap (fdatasync, rename,
- * directory fsync). WR_OK (the file stays open in g->snap_w) or an error (logged). */
+/* Ends the snapshot being written with b and the CRC32C of it all, not synced. WR_OK (the file stays open
+ * in g->snap_w) or an error (logged). */
 static int snapw_finish(wr_rgroup_t *g, wr_buf_t *b)
 {
     wr_raftd_snapw_t *w = &g->snap_w;
-    char tmp[4200], to[4200];
     int rc = wr_rgroup_snap_spill(g, b);
 
-    path(g, "snap.tmp", tmp, sizeof(tmp));
-    path(g, "snap", to, sizeof(to));
     if (rc == WR_OK) {
         wr_buf_put_u32(b, w->crc);
         rc = wr_buf_ok(b) ? wr_rgroup_snap_spill(g, b) : WR_ENOMEM;
     }
-    if (rc == WR_OK && (rc = wr_vfs_datasync(w->f)) == WR_OK &&
-        (rc = wr_vfs_rename(g->d->vfs, tmp, to)) == WR_OK)
-        rc = wr_vfs_sync_dir(g->d->vfs, g->dir);
-    return logged(g, "writing", "snap", rc);
+    return logged(g, "writing", "snap.tmp", rc);
 }
 
 /* The state machine's bytes after the head, written out as they come (wr_rgroup_snap_spill). */
@@ -433,25 +429,137 @@ static int snap_write(wr_rgroup_t *g, const wr_raft_snapshot_t *meta)
     return rc;
 }
 
+/*
+ * A taken snapshot on its way to the disk. The core hears of it only once
+ * snap.tmp is durable under its final name, so the marker that compacts the
+ * log behind it goes into a later batch than the one whose write the sync
+ * preceded: a crash leaves the old snapshot and a log that covers it, or the
+ * new one. g, f and the result are the loop's; the storage thread runs
+ * snapjob_run on f and the paths. An install or the group's end cancels it:
+ * mu makes the rename either happen before the loop's own (which then
+ * replaces it) or not at all.
+ */
+struct wr_raftd_snapjob_s {
+    wr_rgroup_t *g; /* NULL once cancelled */
+    const wr_vfs_t *vfs;
+    wr_vfs_file_t *f;
+    uint64_t len;
+    uint32_t crc;
+    wr_raft_snapshot_t meta;
+    pthread_mutex_t mu;
+    bool cancelled;   /* under mu */
+    const char *step; /* storage thread: the step that failed, and its errno */
+    int err;
+    char tmp[4200], to[4200], dir[4200];
+};
+
+/* Storage thread, before the batch's write: fdatasync, rename to snap, directory fsync. */
+static int snapjob_run(void *ud)
+{
+    wr_raftd_snapjob_t *j = ud;
+    int rc;
+
+    j->step = "fdatasync";
+    if ((rc = wr_vfs_datasync(j->f)) == WR_OK) {
+        pthread_mutex_lock(&j->mu);
+        j->step = "rename";
+        rc = j->cancelled ? WR_AGAIN : wr_vfs_rename(j->vfs, j->tmp, j->to);
+        pthread_mutex_unlock(&j->mu);
+    }
+    if (rc == WR_OK) {
+        j->step = "directory fsync";
+        rc = wr_vfs_sync_dir(j->vfs, j->dir);
+    }
+    j->err = errno;
+    return rc;
+}
+
+/* The loop, once the batch completed: the snapshot is served and reported, unless cancelled or failed. */
+static void snapjob_done(void *ud, int status)
+{
+    wr_raftd_snapjob_t *j = ud;
+    wr_rgroup_t *g = j->g;
+
+    if (g != NULL && status != WR_OK)
+        wr_log(WR_LOG_ERROR, "raft: group %llu: snapshot %llu not taken: %s %s failed: %s",
+               (unsigned long long)g->id, (unsigned long long)j->meta.index, j->step ? j->step : "queueing",
+               j->tmp, status == WR_EIO ? strerror(j->err) : "the WAL closed first");
+    if (g != NULL && status == WR_OK) {
+        serve(g, j->f, j->len, j->crc, &j->meta);
+        j->f = NULL;
+        if (wr_raft_snapshot_taken(g->raft, j->meta.index, NULL) != WR_OK)
+            wr_log(WR_LOG_ERROR, "raft: group %llu: the core refused snapshot %llu",
+                   (unsigned long long)g->id, (unsigned long long)j->meta.index);
+    }
+    if (g != NULL) {
+        g->snap_job = NULL;
+        wr_raftd_wake(g); /* the next ready names the log's prefix that may go; a wanted one is taken */
+    }
+    wr_vfs_close(j->f);
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+}
+
+/* Hands the written snap.tmp (g->snap_w, taken on success) to the storage thread. WR_OK or an error. */
+static int snapjob_queue(wr_rgroup_t *g, const wr_raft_snapshot_t *meta)
+{
+    wr_raftd_snapjob_t *j = calloc(1, sizeof(*j));
+    int rc;
+
+    if (j == NULL)
+        return WR_ENOMEM;
+    *j = (wr_raftd_snapjob_t){.g = g,
+                              .vfs = g->d->vfs,
+                              .f = g->snap_w.f,
+                              .len = g->snap_w.len,
+                              .crc = g->snap_w.crc,
+                              .meta = *meta};
+    path(g, "snap.tmp", j->tmp, sizeof(j->tmp));
+    path(g, "snap", j->to, sizeof(j->to));
+    snprintf(j->dir, sizeof(j->dir), "%s", g->dir);
+    if (pthread_mutex_init(&j->mu, NULL) != 0) {
+        free(j);
+        return WR_ENOMEM;
+    }
+    if ((rc = wr_wal_before_write(g->d->wal, snapjob_run, snapjob_done, j)) != WR_OK) {
+        pthread_mutex_destroy(&j->mu);
+        free(j);
+        return rc;
+    }
+    g->snap_w.f = NULL;
+    g->snap_job = j;
+    return WR_OK;
+}
+
+/* The snapshot on its way is dropped: not renamed over snap if it was not yet, never reported. */
+static void snapjob_cancel(wr_rgroup_t *g)
+{
+    wr_raftd_snapjob_t *j = g->snap_job;
+
+    if (j == NULL)
+        return;
+    pthread_mutex_lock(&j->mu);
+    j->cancelled = true;
+    pthread_mutex_unlock(&j->mu);
+    j->g = NULL;
+    g->snap_job = NULL;
+}
+
 void wr_raftd_snap_take(wr_rgroup_t *g)
 {
     wr_raft_snapshot_t meta = {.index = g->applied};
     wr_raft_status_t st;
 
+    if (g->snap_job != NULL) /* its done wakes g */
+        return;
     wr_raft_status(g->raft, &st);
     g->snap_wanted = false;
     if (st.snapshot_lost || g->applied <= st.snap_index || g->applied != st.applied)
         return;
     meta.term = wr_raft_term(g->raft, meta.index);
     wr_raft_conf_at(g->raft, meta.index, &meta.conf);
-    if (snap_write(g, &meta) == WR_OK) {
-        serve(g, g->snap_w.f, g->snap_w.len, g->snap_w.crc, &meta);
-        g->snap_w.f = NULL;
-        if (wr_raft_snapshot_taken(g->raft, meta.index, NULL) != WR_OK)
-            wr_log(WR_LOG_ERROR, "raft: group %llu: the core refused snapshot %llu",
-                   (unsigned long long)g->id, (unsigned long long)meta.index);
-        wr_raftd_wake(g); /* the next ready names the log's prefix that may go */
-    }
+    if (snap_write(g, &meta) == WR_OK)
+        (void)logged(g, "queueing", "snap.tmp", snapjob_queue(g, &meta));
     wr_vfs_close(g->snap_w.f);
     g->snap_w.f = NULL;
 }
@@ -530,6 +638,7 @@ int wr_raftd_snap_install(wr_rgroup_t *g, const wr_raft_snapshot_t *s)
     uint32_t crc = 0;
     int rc = in_open(g, "snap.rx", &in, &meta, &crc);
 
+    snapjob_cancel(g); /* an older one taken here must not be renamed over this one */
     if (rc == WR_OK && (meta.index != s->index || meta.term != s->term || !conf_same(&meta.conf, &s->conf)))
         rc = WR_ESYNTAX;
     if (rc == WR_OK)
@@ -545,6 +654,7 @@ int wr_raftd_snap_install(wr_rgroup_t *g, const wr_raft_snapshot_t *s)
 
 void wr_raftd_snap_free(wr_rgroup_t *g)
 {
+    snapjob_cancel(g);
     wr_vfs_close(g->snap.f);
     g->snap.f = NULL;
 }

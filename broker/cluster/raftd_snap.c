@@ -474,25 +474,40 @@ static int snapjob_run(void *ud)
     return rc;
 }
 
-/* The loop, once the batch completed: the snapshot is served and reported, unless cancelled or failed. */
+/*
+ * The loop, once the batch completed: the snapshot is served and reported,
+ * unless it failed or the core took a newer one from its leader meanwhile
+ * (the last chunk came; the install is in the next ready).
+ */
+static void snapjob_report(wr_rgroup_t *g, wr_raftd_snapjob_t *j, int status)
+{
+    wr_raft_status_t st;
+
+    if (status != WR_OK) {
+        wr_log(WR_LOG_ERROR, "raft: group %llu: snapshot %llu not taken: %s %s failed: %s",
+               (unsigned long long)g->id, (unsigned long long)j->meta.index, j->step ? j->step : "queueing",
+               j->tmp, status == WR_EIO ? strerror(j->err) : "the WAL closed first");
+        return;
+    }
+    wr_raft_status(g->raft, &st);
+    if (st.snap_index >= j->meta.index)
+        return;
+    serve(g, j->f, j->len, j->crc, &j->meta);
+    j->f = NULL;
+    if (wr_raft_snapshot_taken(g->raft, j->meta.index, NULL) != WR_OK)
+        wr_log(WR_LOG_ERROR, "raft: group %llu: the core refused snapshot %llu", (unsigned long long)g->id,
+               (unsigned long long)j->meta.index);
+}
+
+/* Owner's thread (wr_wal_complete, or wr_wal_close: WR_AGAIN). A cancelled job only frees itself. */
 static void snapjob_done(void *ud, int status)
 {
     wr_raftd_snapjob_t *j = ud;
     wr_rgroup_t *g = j->g;
 
-    if (g != NULL && status != WR_OK)
-        wr_log(WR_LOG_ERROR, "raft: group %llu: snapshot %llu not taken: %s %s failed: %s",
-               (unsigned long long)g->id, (unsigned long long)j->meta.index, j->step ? j->step : "queueing",
-               j->tmp, status == WR_EIO ? strerror(j->err) : "the WAL closed first");
-    if (g != NULL && status == WR_OK) {
-        serve(g, j->f, j->len, j->crc, &j->meta);
-        j->f = NULL;
-        if (wr_raft_snapshot_taken(g->raft, j->meta.index, NULL) != WR_OK)
-            wr_log(WR_LOG_ERROR, "raft: group %llu: the core refused snapshot %llu",
-                   (unsigned long long)g->id, (unsigned long long)j->meta.index);
-    }
     if (g != NULL) {
         g->snap_job = NULL;
+        snapjob_report(g, j, status);
         wr_raftd_wake(g); /* the next ready names the log's prefix that may go; a wanted one is taken */
     }
     wr_vfs_close(j->f);

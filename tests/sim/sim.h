@@ -245,7 +245,8 @@ bool sim_check_converged(sim_t *s);
 /* Snapshots (sim_snap.c). The directory for the files on n->sdisk. */
 void sim_snap_disk_init(sim_node_t *n);
 
-/* The state machine of g snapshots what it applied, if it may (durable at once). */
+/* The state machine of g snapshots what it applied, if it may: durable at once on the toy disk; on the WAL
+ * disk durable at the next group commit, before its write, and reported to the core at its end. */
 void sim_snap_take(sim_t *s, sim_node_t *n, int g);
 
 /* Stores a received chunk (not synced). */
@@ -254,14 +255,14 @@ void sim_snap_chunk(sim_t *s, sim_node_t *n, int g, const wr_raft_snap_chunk_t *
 /* Loads the received snapshot into the state machine; durable at the next group commit. */
 void sim_snap_install(sim_t *s, sim_node_t *n, int g, const wr_raft_snapshot_t *snap);
 
-/* Group commit starts: installed snapshots pending join the batch. */
+/* Group commit starts: snapshots taken or installed and pending join the batch. */
 void sim_snap_batch(sim_node_t *n, int groups);
 
 /* The batch is written: its snapshots are made durable first. */
 void sim_snap_flush(sim_t *s, sim_node_t *n);
 
-/* Tells the core of g its installed snapshot is durable (outside ready/advance). */
-void sim_snap_notify(sim_node_t *n, int g);
+/* Tells the core of g its snapshot taken or installed is durable (outside ready/advance). */
+void sim_snap_notify(sim_t *s, sim_node_t *n, int g);
 
 /* Attaches the chunk a SNAP message asks for; false: not this member's snapshot, drop it. */
 bool sim_snap_fill(const sim_t *s, const sim_member_t *m, wr_raft_msg_t *msg);

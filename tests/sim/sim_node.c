@@ -174,6 +174,21 @@ static void snapshot_lost(sim_node_t *n, int g, wr_raft_config_t *cfg, wr_raft_s
     cfg->snapshot_lost = cfg->log_damaged = index > 0;
 }
 
+/* A stored log compacted past the snapshot a restart finds (none, or an older one) lost what lies between,
+ * unless a bit flip damaged the snapshot file: a driver that made the marker durable before its snapshot. */
+static void check_log_covered(sim_t *s, sim_node_t *n, int g, const wr_raft_snapshot_t *meta, bool flipped)
+{
+    uint64_t index, term;
+
+    if (n->wal != NULL)
+        sim_wal_base(n->wal, g, &index, &term);
+    else
+        sim_disk_base(&n->g[g].disk, &index, &term);
+    if (index > meta->index && !flipped)
+        sim_fail(s, "n%d g%d: its stored log is compacted to %llu, past its durable snapshot (%llu)", n->id,
+                 g, (unsigned long long)index, (unsigned long long)meta->index);
+}
+
 /* A stored log that does not hold the snapshot's last entry (records lost since, or an
  * install whose marker did not reach the disk) restarts after it, as the core does. */
 static void stored_log_after(sim_node_t *n, int g, const wr_raft_snapshot_t *meta)
@@ -212,10 +227,11 @@ static void member_start(sim_t *s, sim_node_t *n, int g)
     wr_raft_hard_state_t hs;
     wr_raft_entry_t *e;
     size_t count;
-    bool damaged;
+    bool damaged, flipped = m->snap.bad, loaded = sim_snap_load(s, n, g, &meta);
 
+    check_log_covered(s, n, g, &meta, flipped);
     /* No snapshot but a compacted stored log: lost too (a driver's own bug would show here). */
-    if (!sim_snap_load(s, n, g, &meta) || meta.index == 0)
+    if (!loaded || meta.index == 0)
         snapshot_lost(n, g, &cfg, &meta);
     /* The toy disk's damage shows as bad records, which the marker may cut: note it first. */
     cfg.log_damaged |= sim_member_damaged(n, g);
@@ -471,7 +487,7 @@ static void drive_member(sim_t *s, sim_node_t *n, int g)
     wr_raft_ready_t rd;
     bool want = false;
 
-    sim_snap_notify(n, g);
+    sim_snap_notify(s, n, g);
     while (wr_raft_has_ready(m->raft)) {
         if (wr_raft_ready(m->raft, &rd) != WR_OK)
             abort();
@@ -484,7 +500,7 @@ static void drive_member(sim_t *s, sim_node_t *n, int g)
             apply_one(s, n, g, &rd.committed[i], &b);
         want |= rd.snapshot_wanted;
         wr_raft_advance(m->raft);
-        sim_snap_notify(n, g);
+        sim_snap_notify(s, n, g);
         /* The state machine snapshots at random points, and when a follower needs one. */
         if (want || sim_chance(s, s->snap_pm)) {
             want = false;
@@ -579,7 +595,7 @@ static bool wal_done(sim_t *s, sim_node_t *n)
     sim_wal_write(n->wal, sim_chance(s, s->sync_fail_pm));
     n->write_at = 0;
     for (int g = 0; g < s->o.groups; g++)
-        sim_snap_notify(n, g); /* the snapshot before the entries that follow it */
+        sim_snap_notify(s, n, g); /* the snapshot before the entries that follow it */
     sim_wal_complete(n->wal, on_durable, n);
     for (int g = 0; g < s->o.groups; g++) {
         sim_member_t *m = &n->g[g];

@@ -2,9 +2,12 @@
 /*
  * The simulator's state machine and its snapshots (sim_snap.h). Files on the
  * node's simdisk, per group: s/gG (the durable snapshot), s/gG.tmp (one being
- * taken), s/gG.rx (chunks being received), s/gG.new (installed, made durable
- * by the next group commit). A snapshot is a CRC32C-framed image of the
- * state machine and the membership, so a flipped bit is found at restart.
+ * taken), s/gG.rx (chunks being received), s/gG.new (installed). On the WAL
+ * disk a snapshot taken or installed is made durable by the next group
+ * commit, before the batch's write, as raftd does a taken one on its storage
+ * thread, and the core hears of it when the batch completes. A snapshot is a
+ * CRC32C-framed image of the state machine and the membership, so a flipped
+ * bit is found at restart.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +216,29 @@ static void serve(sim_member_t *m, uint8_t *bytes, size_t len, const wr_raft_sna
     m->snap.meta = *meta;
 }
 
+/* The snapshot taken (bytes, taken ownership of) is durable: the core hears of it and it is served, unless
+ * the core took a newer one from its leader meanwhile (its last chunk came: the install is due). */
+static void taken(sim_t *s, sim_node_t *n, int g, uint8_t *bytes, size_t len, const wr_raft_snapshot_t *meta)
+{
+    sim_member_t *m = &n->g[g];
+    wr_raft_status_t st;
+
+    wr_raft_status(m->raft, &st);
+    if (st.snap_index >= meta->index) {
+        free(bytes);
+        sim_trace(s, "n%d g%d snapshot %llu passed by %llu before it was durable", n->id, g,
+                  (unsigned long long)meta->index, (unsigned long long)st.snap_index);
+        return;
+    }
+    serve(m, bytes, len, meta);
+    if (wr_raft_snapshot_taken(m->raft, meta->index, NULL) != WR_OK)
+        sim_fail(s, "n%d g%d: the core refused a snapshot at %llu", n->id, g,
+                 (unsigned long long)meta->index);
+    s->snap_stats[0]++;
+    sim_trace(s, "n%d g%d snapshot taken at %llu/%llu (%zu bytes)", n->id, g, (unsigned long long)meta->term,
+              (unsigned long long)meta->index, len);
+}
+
 void sim_snap_take(sim_t *s, sim_node_t *n, int g)
 {
     sim_member_t *m = &n->g[g];
@@ -222,23 +248,30 @@ void sim_snap_take(sim_t *s, sim_node_t *n, int g)
     size_t len;
 
     wr_raft_status(m->raft, &st);
-    if (st.snapshot_lost || m->snap.pend || m->sm.n <= st.snap_index || m->sm.n != st.applied)
+    if (st.snapshot_lost || m->snap.pend || m->snap.flushed || m->sm.n <= st.snap_index ||
+        m->sm.n != st.applied)
         return;
     meta.term = wr_raft_term(m->raft, meta.index);
     wr_raft_conf_at(m->raft, meta.index, &meta.conf);
     b = encode(s, &m->sm, &meta, &len);
-    if (file_put(n, g, ".tmp", b, len, 0, true) != WR_OK || file_commit(n, g, ".tmp") != WR_OK) {
+    if (file_put(n, g, ".tmp", b, len, 0, n->wal == NULL) != WR_OK ||
+        (n->wal == NULL && file_commit(n, g, ".tmp") != WR_OK)) {
         free(b);
         return;
     }
-    serve(m, b, len, &meta);
-    m->snap.durable = meta;
-    m->snap.bad = false;
-    if (wr_raft_snapshot_taken(m->raft, meta.index, NULL) != WR_OK)
-        sim_fail(s, "n%d g%d: the core refused a snapshot at %llu", n->id, g, (unsigned long long)meta.index);
-    s->snap_stats[0]++;
-    sim_trace(s, "n%d g%d snapshot taken at %llu/%llu (%zu bytes)", n->id, g, (unsigned long long)meta.term,
-              (unsigned long long)meta.index, len);
+    if (n->wal == NULL) { /* the toy disk: durable at once */
+        m->snap.durable = meta;
+        m->snap.bad = false;
+        taken(s, n, g, b, len, &meta);
+        return;
+    }
+    m->snap.pend = m->snap.taken = true;
+    n->written_seq++; /* a group commit is due for it, as a job makes one in the WAL (wr_wal_before_write) */
+    m->snap.tbytes = b;
+    m->snap.tlen = len;
+    m->snap.tmeta = meta;
+    sim_trace(s, "n%d g%d snapshot written at %llu/%llu, durable with the next group commit", n->id, g,
+              (unsigned long long)meta.term, (unsigned long long)meta.index);
 }
 
 void sim_snap_chunk(sim_t *s, sim_node_t *n, int g, const wr_raft_snap_chunk_t *c)
@@ -290,6 +323,13 @@ void sim_snap_install(sim_t *s, sim_node_t *n, int g, const wr_raft_snapshot_t *
 
     if (!install_load(s, n, g, snap))
         return;
+    if (m->snap.taken) { /* one taken here and not yet durable is dropped, never renamed over this one */
+        free(m->snap.tbytes);
+        m->snap.tbytes = NULL;
+        m->snap.taken = m->snap.in_batch = false;
+        sim_trace(s, "n%d g%d snapshot %llu dropped: an install replaces it", n->id, g,
+                  (unsigned long long)m->snap.tmeta.index);
+    }
     s->snap_stats[1]++;
     sim_trace(s, "n%d g%d installs snapshot %llu/%llu", n->id, g, (unsigned long long)snap->term,
               (unsigned long long)snap->index);
@@ -318,23 +358,29 @@ void sim_snap_flush(sim_t *s, sim_node_t *n)
         sim_snap_t *p = &n->g[g].snap;
         if (!p->in_batch)
             continue;
-        if (file_commit(n, g, ".new") != WR_OK)
+        if (file_commit(n, g, p->taken ? ".tmp" : ".new") != WR_OK)
             abort();
-        p->durable = p->meta;
+        p->durable = p->taken ? p->tmeta : p->meta;
         p->bad = false;
         p->pend = p->in_batch = false;
         p->flushed = true;
-        sim_trace(s, "n%d g%d snapshot %llu durable", n->id, g, (unsigned long long)p->meta.index);
+        sim_trace(s, "n%d g%d snapshot %llu durable", n->id, g, (unsigned long long)p->durable.index);
     }
 }
 
-void sim_snap_notify(sim_node_t *n, int g)
+void sim_snap_notify(sim_t *s, sim_node_t *n, int g)
 {
     sim_member_t *m = &n->g[g];
 
     if (!m->snap.flushed)
         return;
     m->snap.flushed = false;
+    if (m->snap.taken) {
+        m->snap.taken = false;
+        taken(s, n, g, m->snap.tbytes, m->snap.tlen, &m->snap.tmeta);
+        m->snap.tbytes = NULL;
+        return;
+    }
     if (wr_raft_persisted(m->raft, m->snap.durable.term, m->snap.durable.index) != WR_OK)
         abort();
 }
@@ -364,8 +410,10 @@ bool sim_snap_load(sim_t *s, sim_node_t *n, int g, wr_raft_snapshot_t *meta)
 
     m->sm.n = 0;
     extra_free(&m->sm);
-    m->snap.pend = m->snap.in_batch = m->snap.flushed = false;
+    m->snap.pend = m->snap.in_batch = m->snap.flushed = m->snap.taken = false;
     m->snap.durable = *meta = (wr_raft_snapshot_t){.index = 0};
+    free(m->snap.tbytes);
+    m->snap.tbytes = NULL;
     free(m->snap.bytes);
     m->snap.bytes = NULL;
     m->snap.meta.index = 0;
@@ -427,6 +475,7 @@ void sim_snap_free(sim_member_t *m)
     free(m->sm.h);
     extra_free(&m->sm);
     free(m->snap.bytes);
+    free(m->snap.tbytes);
     memset(&m->sm, 0, sizeof(m->sm));
     memset(&m->snap, 0, sizeof(m->snap));
 }

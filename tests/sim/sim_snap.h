@@ -33,8 +33,12 @@ typedef struct {
     wr_raft_snapshot_t meta;    /* what bytes hold */
     wr_raft_snapshot_t durable; /* what a restart finds (index 0: none, or the file is bad) */
     bool bad;                   /* the stored file took a bit flip: a restart finds it damaged */
-    bool pend, in_batch;        /* WAL disk: an installed snapshot waits for the group commit */
+    bool pend, in_batch;        /* WAL disk: a snapshot taken or installed waits for the group commit */
     bool flushed;               /* ... made durable by the batch's write; the core is told at its end */
+    bool taken;                 /* the one waiting was taken here (s/gG.tmp), not installed (s/gG.new) */
+    uint8_t *tbytes;            /* taken: its image, served once the core is told */
+    size_t tlen;
+    wr_raft_snapshot_t tmeta;
 } sim_snap_t;
 
 #endif

@@ -179,8 +179,8 @@ int wr_raftd_members(wr_rgroup_t *g, uint32_t *ids, size_t *n);
 int wr_raftd_snap_load(wr_rgroup_t *g, wr_raft_snapshot_t *meta);
 /*
  * Takes a snapshot of everything applied, if the core allows one now and
- * none is on its way: written on the loop, made durable on the WAL's storage
- * thread before the next batch's write, reported to the core (and served)
+ * none is on its way: written and served on the loop, made durable on the
+ * WAL's storage thread before the next batch's write, reported to the core
  * when that batch completes.
  */
 void wr_raftd_snap_take(wr_rgroup_t *g);

@@ -430,21 +430,21 @@ static int snap_write(wr_rgroup_t *g, const wr_raft_snapshot_t *meta)
 }
 
 /*
- * A taken snapshot on its way to the disk. The core hears of it only once
- * snap.tmp is durable under its final name, so the marker that compacts the
- * log behind it goes into a later batch than the one whose write the sync
- * preceded: a crash leaves the old snapshot and a log that covers it, or the
- * new one. g, f and the result are the loop's; the storage thread runs
- * snapjob_run on f and the paths. An install or the group's end cancels it:
- * mu makes the rename either happen before the loop's own (which then
- * replaces it) or not at all.
+ * A taken snapshot on its way to the disk. It is served at once (the state
+ * machine's snapshot_save already points at its bytes: wr_rgroup_snap_read),
+ * but the core hears of it only once snap.tmp is durable under its final
+ * name, so the marker that compacts the log behind it goes into a later
+ * batch than the one whose write the sync preceded: a crash leaves the old
+ * snapshot and a log that covers it, or the new one. g and the result are
+ * the loop's; the storage thread runs snapjob_run on f (a handle of its own)
+ * and the paths. An install or the group's end cancels it: mu makes the
+ * rename either happen before the loop's own (which then replaces it) or not
+ * at all.
  */
 struct wr_raftd_snapjob_s {
     wr_rgroup_t *g; /* NULL once cancelled */
     const wr_vfs_t *vfs;
     wr_vfs_file_t *f;
-    uint64_t len;
-    uint32_t crc;
     wr_raft_snapshot_t meta;
     pthread_mutex_t mu;
     bool cancelled;   /* under mu */
@@ -475,9 +475,9 @@ static int snapjob_run(void *ud)
 }
 
 /*
- * The loop, once the batch completed: the snapshot is served and reported,
- * unless it failed or the core took a newer one from its leader meanwhile
- * (the last chunk came; the install is in the next ready).
+ * The loop, once the batch completed: the core hears of the snapshot, unless
+ * it failed or the core took a newer one from its leader meanwhile (the last
+ * chunk came; the install is in the next ready).
  */
 static void snapjob_report(wr_rgroup_t *g, wr_raftd_snapjob_t *j, int status)
 {
@@ -492,8 +492,6 @@ static void snapjob_report(wr_rgroup_t *g, wr_raftd_snapjob_t *j, int status)
     wr_raft_status(g->raft, &st);
     if (st.snap_index >= j->meta.index)
         return;
-    serve(g, j->f, j->len, j->crc, &j->meta);
-    j->f = NULL;
     if (wr_raft_snapshot_taken(g->raft, j->meta.index, NULL) != WR_OK)
         wr_log(WR_LOG_ERROR, "raft: group %llu: the core refused snapshot %llu", (unsigned long long)g->id,
                (unsigned long long)j->meta.index);
@@ -515,35 +513,31 @@ static void snapjob_done(void *ud, int status)
     free(j);
 }
 
-/* Hands the written snap.tmp (g->snap_w, taken on success) to the storage thread. WR_OK or an error. */
+/* Hands the written snap.tmp, through a handle of its own, to the storage thread. WR_OK or an error. */
 static int snapjob_queue(wr_rgroup_t *g, const wr_raft_snapshot_t *meta)
 {
     wr_raftd_snapjob_t *j = calloc(1, sizeof(*j));
-    int rc;
+    int rc = WR_ENOMEM;
 
     if (j == NULL)
         return WR_ENOMEM;
-    *j = (wr_raftd_snapjob_t){.g = g,
-                              .vfs = g->d->vfs,
-                              .f = g->snap_w.f,
-                              .len = g->snap_w.len,
-                              .crc = g->snap_w.crc,
-                              .meta = *meta};
+    *j = (wr_raftd_snapjob_t){.g = g, .vfs = g->d->vfs, .meta = *meta};
     path(g, "snap.tmp", j->tmp, sizeof(j->tmp));
     path(g, "snap", j->to, sizeof(j->to));
     snprintf(j->dir, sizeof(j->dir), "%s", g->dir);
-    if (pthread_mutex_init(&j->mu, NULL) != 0) {
-        free(j);
-        return WR_ENOMEM;
-    }
-    if ((rc = wr_wal_before_write(g->d->wal, snapjob_run, snapjob_done, j)) != WR_OK) {
-        pthread_mutex_destroy(&j->mu);
-        free(j);
-        return rc;
-    }
-    g->snap_w.f = NULL;
+    if (pthread_mutex_init(&j->mu, NULL) != 0)
+        goto err_mu;
+    if ((rc = wr_vfs_open(j->vfs, j->tmp, false, &j->f)) != WR_OK ||
+        (rc = wr_wal_before_write(g->d->wal, snapjob_run, snapjob_done, j)) != WR_OK)
+        goto err;
     g->snap_job = j;
     return WR_OK;
+err:
+    wr_vfs_close(j->f);
+    pthread_mutex_destroy(&j->mu);
+err_mu:
+    free(j);
+    return rc;
 }
 
 /* The snapshot on its way is dropped: not renamed over snap if it was not yet, never reported. */
@@ -573,8 +567,11 @@ void wr_raftd_snap_take(wr_rgroup_t *g)
         return;
     meta.term = wr_raft_term(g->raft, meta.index);
     wr_raft_conf_at(g->raft, meta.index, &meta.conf);
-    if (snap_write(g, &meta) == WR_OK)
+    if (snap_write(g, &meta) == WR_OK) {
+        serve(g, g->snap_w.f, g->snap_w.len, g->snap_w.crc, &meta);
+        g->snap_w.f = NULL;
         (void)logged(g, "queueing", "snap.tmp", snapjob_queue(g, &meta));
+    }
     wr_vfs_close(g->snap_w.f);
     g->snap_w.f = NULL;
 }

@@ -216,27 +216,25 @@ static void serve(sim_member_t *m, uint8_t *bytes, size_t len, const wr_raft_sna
     m->snap.meta = *meta;
 }
 
-/* The snapshot taken (bytes, taken ownership of) is durable: the core hears of it and it is served, unless
- * the core took a newer one from its leader meanwhile (its last chunk came: the install is due). */
-static void taken(sim_t *s, sim_node_t *n, int g, uint8_t *bytes, size_t len, const wr_raft_snapshot_t *meta)
+/* The snapshot taken is durable: the core hears of it, unless it took a newer one from its leader
+ * meanwhile (its last chunk came: the install is due). */
+static void taken(sim_t *s, sim_node_t *n, int g, const wr_raft_snapshot_t *meta)
 {
     sim_member_t *m = &n->g[g];
     wr_raft_status_t st;
 
     wr_raft_status(m->raft, &st);
     if (st.snap_index >= meta->index) {
-        free(bytes);
         sim_trace(s, "n%d g%d snapshot %llu passed by %llu before it was durable", n->id, g,
                   (unsigned long long)meta->index, (unsigned long long)st.snap_index);
         return;
     }
-    serve(m, bytes, len, meta);
     if (wr_raft_snapshot_taken(m->raft, meta->index, NULL) != WR_OK)
         sim_fail(s, "n%d g%d: the core refused a snapshot at %llu", n->id, g,
                  (unsigned long long)meta->index);
     s->snap_stats[0]++;
-    sim_trace(s, "n%d g%d snapshot taken at %llu/%llu (%zu bytes)", n->id, g, (unsigned long long)meta->term,
-              (unsigned long long)meta->index, len);
+    sim_trace(s, "n%d g%d snapshot taken at %llu/%llu", n->id, g, (unsigned long long)meta->term,
+              (unsigned long long)meta->index);
 }
 
 void sim_snap_take(sim_t *s, sim_node_t *n, int g)
@@ -259,19 +257,18 @@ void sim_snap_take(sim_t *s, sim_node_t *n, int g)
         free(b);
         return;
     }
-    if (n->wal == NULL) { /* the toy disk: durable at once */
+    serve(m, b, len, &meta); /* as raftd does: the state machine's bytes are read from it at once */
+    if (n->wal == NULL) {    /* the toy disk: durable at once */
         m->snap.durable = meta;
         m->snap.bad = false;
-        taken(s, n, g, b, len, &meta);
+        taken(s, n, g, &meta);
         return;
     }
     m->snap.pend = m->snap.taken = true;
     n->written_seq++; /* a group commit is due for it, as a job makes one in the WAL (wr_wal_before_write) */
-    m->snap.tbytes = b;
-    m->snap.tlen = len;
     m->snap.tmeta = meta;
-    sim_trace(s, "n%d g%d snapshot written at %llu/%llu, durable with the next group commit", n->id, g,
-              (unsigned long long)meta.term, (unsigned long long)meta.index);
+    sim_trace(s, "n%d g%d snapshot written at %llu/%llu (%zu bytes), durable with the next group commit",
+              n->id, g, (unsigned long long)meta.term, (unsigned long long)meta.index, len);
 }
 
 void sim_snap_chunk(sim_t *s, sim_node_t *n, int g, const wr_raft_snap_chunk_t *c)
@@ -324,8 +321,6 @@ void sim_snap_install(sim_t *s, sim_node_t *n, int g, const wr_raft_snapshot_t *
     if (!install_load(s, n, g, snap))
         return;
     if (m->snap.taken) { /* one taken here and not yet durable is dropped, never renamed over this one */
-        free(m->snap.tbytes);
-        m->snap.tbytes = NULL;
         m->snap.taken = m->snap.in_batch = false;
         sim_trace(s, "n%d g%d snapshot %llu dropped: an install replaces it", n->id, g,
                   (unsigned long long)m->snap.tmeta.index);
@@ -377,8 +372,7 @@ void sim_snap_notify(sim_t *s, sim_node_t *n, int g)
     m->snap.flushed = false;
     if (m->snap.taken) {
         m->snap.taken = false;
-        taken(s, n, g, m->snap.tbytes, m->snap.tlen, &m->snap.tmeta);
-        m->snap.tbytes = NULL;
+        taken(s, n, g, &m->snap.tmeta);
         return;
     }
     if (wr_raft_persisted(m->raft, m->snap.durable.term, m->snap.durable.index) != WR_OK)
@@ -412,8 +406,6 @@ bool sim_snap_load(sim_t *s, sim_node_t *n, int g, wr_raft_snapshot_t *meta)
     extra_free(&m->sm);
     m->snap.pend = m->snap.in_batch = m->snap.flushed = m->snap.taken = false;
     m->snap.durable = *meta = (wr_raft_snapshot_t){.index = 0};
-    free(m->snap.tbytes);
-    m->snap.tbytes = NULL;
     free(m->snap.bytes);
     m->snap.bytes = NULL;
     m->snap.meta.index = 0;
@@ -475,7 +467,6 @@ void sim_snap_free(sim_member_t *m)
     free(m->sm.h);
     extra_free(&m->sm);
     free(m->snap.bytes);
-    free(m->snap.tbytes);
     memset(&m->sm, 0, sizeof(m->sm));
     memset(&m->snap, 0, sizeof(m->snap));
 }

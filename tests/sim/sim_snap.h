@@ -36,9 +36,7 @@ typedef struct {
     bool pend, in_batch;        /* WAL disk: a snapshot taken or installed waits for the group commit */
     bool flushed;               /* ... made durable by the batch's write; the core is told at its end */
     bool taken;                 /* the one waiting was taken here (s/gG.tmp), not installed (s/gG.new) */
-    uint8_t *tbytes;            /* taken: its image, served once the core is told */
-    size_t tlen;
-    wr_raft_snapshot_t tmeta;
+    wr_raft_snapshot_t tmeta;   /* taken: what it covers (served at once, the core told once durable) */
 } sim_snap_t;
 
 #endif

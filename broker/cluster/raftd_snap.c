@@ -486,7 +486,7 @@ static void snapjob_report(wr_rgroup_t *g, wr_raftd_snapjob_t *j, int status)
     if (status != WR_OK) {
         wr_log(WR_LOG_ERROR, "raft: group %llu: snapshot %llu not taken: %s %s failed: %s",
                (unsigned long long)g->id, (unsigned long long)j->meta.index, j->step ? j->step : "queueing",
-               j->tmp, status == WR_EIO ? strerror(j->err) : "the WAL closed first");
+               j->tmp, status == WR_AGAIN ? "the WAL closed first" : strerror(j->err));
         return;
     }
     wr_raft_status(g->raft, &st);

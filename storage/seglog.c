@@ -469,43 +469,140 @@ int wr_seglog_appendv(wr_seglog_t *log, const struct iovec *iov, int iovcnt, uin
 
 /* ---- reading -------------------------------------------------------------- */
 
-static int pread_full(int fd, void *p, size_t n, uint64_t off)
-{
-    uint8_t *b = p;
+/* One pread of a run reads at most this much (a larger record is read whole). */
+#define WINDOW_MAX (128u << 10)
+/* Where the end of the last record of a run is not known, the first pread reads this much of it. */
+#define WINDOW_GUESS 4096u
 
-    while (n > 0) {
-        ssize_t r = pread(fd, b, n, (off_t)off);
+/* Reads up to n bytes at off; *got is fewer only at the end of the file. */
+static int pread_upto(int fd, uint8_t *b, size_t n, uint64_t off, size_t *got)
+{
+    *got = 0;
+    while (*got < n) {
+        ssize_t r = pread(fd, b + *got, n - *got, (off_t)(off + *got));
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
+        if (r < 0)
             return WR_EIO;
-        b += r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
+        if (r == 0)
+            break;
+        *got += (size_t)r;
     }
     return WR_OK;
 }
 
-/* Reads the record at off of seg from disk into out, verifying index and CRC. */
-static int read_disk(const wr_seg_t *seg, uint32_t off, uint64_t index, wr_buf_t *out)
+static bool window_holds(const wr_seglog_window_t *w, const wr_seglog_t *log, const wr_seg_t *seg,
+                         uint64_t off)
 {
-    uint8_t h[WR_SEGMENT_RECORD_HEADER];
-    uint64_t got;
-    uint32_t len;
+    return w->seg == seg && w->log == log && w->epoch == log->epoch && off >= w->off &&
+           off - w->off < w->buf.len;
+}
 
-    if (pread_full(seg->fd, h, sizeof(h), off) != WR_OK)
-        return WR_EIO;
-    if (wr_segment_record_head(h, UINT64_MAX, &len, &got) != WR_OK || got != index)
-        return WR_EIO;
-    wr_buf_reset(out);
-    if (!wr_buf_reserve(out, len))
+/* Fills w with bytes [off, end) of seg's file (fewer where the file ends first): one pread. */
+static int window_fill(wr_seglog_window_t *w, const wr_seglog_t *log, const wr_seg_t *seg, uint64_t off,
+                       uint64_t end)
+{
+    w->seg = NULL;
+    wr_buf_reset(&w->buf);
+    if (!wr_buf_reserve(&w->buf, (size_t)(end - off)))
         return WR_ENOMEM;
-    if (pread_full(seg->fd, out->data, len, off + sizeof(h)) != WR_OK)
+    if (pread_upto(seg->fd, w->buf.data, (size_t)(end - off), off, &w->buf.len) != WR_OK)
         return WR_EIO;
-    if (!wr_segment_record_crc_ok(h, out->data, seg->seed))
-        return WR_EIO;
-    out->len = len;
+    w->log = log;
+    w->epoch = log->epoch;
+    w->seg = seg;
+    w->off = off;
     return WR_OK;
+}
+
+/*
+ * The record at off of seg (off >= w->off), from w: its index and CRC
+ * checked, *data its payload in w. WR_EIO when it is damaged; WR_AGAIN when
+ * w does not hold all of it, with *need the file offset its end needs.
+ */
+static int window_record(const wr_seglog_window_t *w, const wr_seg_t *seg, uint64_t off, uint64_t index,
+                         const uint8_t **data, uint32_t *len, uint64_t *need)
+{
+    size_t at = (size_t)(off - w->off);
+    size_t have = w->buf.len > at ? w->buf.len - at : 0;
+    const uint8_t *h = w->buf.data + at;
+    uint64_t got;
+
+    *need = off + WR_SEGMENT_RECORD_HEADER;
+    if (have < WR_SEGMENT_RECORD_HEADER)
+        return WR_AGAIN;
+    if (wr_segment_record_head(h, UINT64_MAX, len, &got) != WR_OK || got != index)
+        return WR_EIO;
+    *need += *len;
+    if (have - WR_SEGMENT_RECORD_HEADER < *len)
+        return WR_AGAIN;
+    if (!wr_segment_record_crc_ok(h, h + WR_SEGMENT_RECORD_HEADER, seg->seed))
+        return WR_EIO;
+    *data = h + WR_SEGMENT_RECORD_HEADER;
+    return WR_OK;
+}
+
+/* Where the native record index at off ends at the latest: where the next native starts; 0 if not known. */
+static uint64_t native_end(const wr_seg_t *seg, uint64_t index, uint64_t off)
+{
+    uint32_t slot;
+
+    if (!seg_slot(seg, index, &slot) || seg->offs[slot] != off || slot + 1 >= seg->nslots ||
+        seg->offs[slot + 1] <= off)
+        return 0;
+    return seg->offs[slot + 1];
+}
+
+/* Where the pread for a run from record index (at off of seg) through record upto stops. */
+static uint64_t run_end(const wr_seglog_t *log, const wr_seg_t *seg, uint64_t index, uint64_t off,
+                        uint64_t upto)
+{
+    uint64_t own = native_end(seg, index, off), end = 0, cap;
+    wr_seg_t *s;
+    uint32_t o;
+
+    if (upto > index && wr_seglog_find_live(log, upto, &s, &o)) {
+        if (s != seg)
+            end = seg->durable; /* the run goes on in another file */
+        else if (o > off && (end = native_end(seg, upto, o)) == 0)
+            end = (uint64_t)o + WINDOW_GUESS;
+    }
+    if (end == 0)
+        end = own != 0 ? own : off + WINDOW_GUESS;
+    cap = own > off + WINDOW_MAX ? own : off + WINDOW_MAX;
+    if (end > cap)
+        end = cap;
+    return end < seg->durable ? end : seg->durable;
+}
+
+/*
+ * Reads the record at off of seg from disk, through w: from what w holds,
+ * else with one pread of the run (a second one when the first did not
+ * reach the record's end), verifying index and CRC.
+ */
+static int read_disk(const wr_seglog_t *log, const wr_seg_t *seg, uint64_t off, uint64_t index, uint64_t upto,
+                     wr_seglog_window_t *w, const uint8_t **data, uint32_t *len)
+{
+    uint64_t need = 0, end;
+    int rc;
+
+    if (window_holds(w, log, seg, off)) {
+        rc = window_record(w, seg, off, index, data, len, &need);
+        if (rc != WR_AGAIN)
+            return rc;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        /* A record that claims to end past the durable bytes is damaged. */
+        if (need > seg->durable)
+            return WR_EIO;
+        end = run_end(log, seg, index, off, upto);
+        rc = window_fill(w, log, seg, off, end > need ? end : need);
+        if (rc == WR_OK)
+            rc = window_record(w, seg, off, index, data, len, &need);
+        if (rc != WR_AGAIN)
+            return rc;
+    }
+    return WR_EIO; /* the file ends before the record does */
 }
 
 /* A record not yet on disk is in exactly one chunk, pending or in flight. */
@@ -529,28 +626,55 @@ static bool lost_has(const wr_seglog_t *log, uint64_t index)
     return false;
 }
 
-int wr_seglog_read(wr_seglog_t *log, uint64_t index, wr_buf_t *out)
+int wr_seglog_read_run(wr_seglog_t *log, uint64_t index, uint64_t upto, wr_seglog_window_t *w,
+                       const uint8_t **data, size_t *len)
 {
     const uint8_t *rec;
     wr_seg_t *seg;
-    uint32_t off, len;
+    uint32_t off, n;
     uint64_t got;
+    int rc;
 
     if (index <= log->front || index >= log->next)
         return WR_ENOENT;
     if (!wr_seglog_find_live(log, index, &seg, &off))
         return lost_has(log, index) ? WR_EIO : WR_ENOENT;
-    if (off < seg->durable)
-        return read_disk(seg, off, index, out);
+    if (off < seg->durable) {
+        rc = read_disk(log, seg, off, index, upto, w, data, &n);
+        *len = n;
+        return rc;
+    }
     rec = find_in_chunks(&log->inflight, seg, off);
     if (rec == NULL)
         rec = find_in_chunks(&log->pending, seg, off);
     if (rec == NULL)
         return WR_EIO; /* its write failed and the chunk is gone */
-    wr_segment_record_head(rec, UINT64_MAX, &len, &got);
-    wr_buf_reset(out);
-    wr_buf_put(out, rec + WR_SEGMENT_RECORD_HEADER, len);
-    return wr_buf_ok(out) ? WR_OK : WR_ENOMEM;
+    wr_segment_record_head(rec, UINT64_MAX, &n, &got);
+    *data = rec + WR_SEGMENT_RECORD_HEADER;
+    *len = n;
+    return WR_OK;
+}
+
+int wr_seglog_read(wr_seglog_t *log, uint64_t index, wr_buf_t *out)
+{
+    wr_seglog_window_t w = WR_SEGLOG_WINDOW_INIT;
+    const uint8_t *data;
+    size_t len;
+    int rc = wr_seglog_read_run(log, index, index, &w, &data, &len);
+
+    if (rc == WR_OK) {
+        wr_buf_reset(out);
+        wr_buf_put(out, data, len);
+        rc = wr_buf_ok(out) ? WR_OK : WR_ENOMEM;
+    }
+    wr_seglog_window_free(&w);
+    return rc;
+}
+
+void wr_seglog_window_free(wr_seglog_window_t *w)
+{
+    wr_buf_free(&w->buf);
+    *w = (wr_seglog_window_t)WR_SEGLOG_WINDOW_INIT;
 }
 
 /* ---- releasing and truncating --------------------------------------------- */
@@ -619,20 +743,25 @@ uint64_t wr_seglog_last_index(const wr_seglog_t *log)
 
 /* ---- batches ---------------------------------------------------------------- */
 
-/* Copies one record of seg (at off) to the head, recording the move; *unreadable if reading it failed. */
-static int copy_record(wr_seglog_t *log, wr_seg_t *seg, uint32_t off, uint64_t index, wr_buf_t *tmp,
-                       wr_move_t *mv, bool *unreadable)
+/*
+ * Copies one record of seg (at off) to the head, read through w as part of
+ * a run ending at upto, recording the move; *unreadable if reading it failed.
+ */
+static int copy_record(wr_seglog_t *log, wr_seg_t *seg, uint32_t off, uint64_t index, uint64_t upto,
+                       wr_seglog_window_t *w, wr_move_t *mv, bool *unreadable)
 {
-    int rc = read_disk(seg, off, index, tmp);
+    const uint8_t *data;
     struct iovec iov;
+    uint32_t len;
+    int rc = read_disk(log, seg, off, index, upto, w, &data, &len);
 
     if (rc != WR_OK) {
         *unreadable = rc == WR_EIO;
         return rc;
     }
     mv->index = index;
-    iov = (struct iovec){tmp->data, tmp->len};
-    rc = place(log, index, &iov, 1, tmp->len, false, &mv->seg, &mv->off);
+    iov = (struct iovec){(void *)data, len};
+    rc = place(log, index, &iov, 1, len, false, &mv->seg, &mv->off);
     /* Its segment holds it from now on, though it counts as live only once applied. */
     if (rc == WR_OK)
         mv->seg->copies++;
@@ -651,26 +780,33 @@ static void unplace_copies(wr_seglog_t *log, const wr_move_t *moves, size_t n)
     }
 }
 
-/* Copies every live record of seg (natives, then hosted) into the head; stops at the first failure. */
+/*
+ * Copies every live record of seg (natives, as one run, then hosted) into
+ * the head; stops at the first failure.
+ */
 static int copy_live(wr_seglog_t *log, wr_seg_t *seg, wr_move_t *moves, size_t *n, bool *unreadable)
 {
-    wr_buf_t tmp = WR_BUF_INIT;
+    wr_seglog_window_t w = WR_SEGLOG_WINDOW_INIT;
+    uint32_t last = seg->nslots;
     int rc = WR_OK;
 
+    while (last > 0 && !wr_seg_is_live(seg, last - 1))
+        last--;
     for (uint32_t slot = 0; slot < seg->nslots && rc == WR_OK; slot++) {
         if (!wr_seg_is_live(seg, slot))
             continue;
-        rc = copy_record(log, seg, seg->offs[slot], seg->first + slot, &tmp, &moves[*n], unreadable);
+        rc = copy_record(log, seg, seg->offs[slot], seg->first + slot, seg->first + last - 1, &w, &moves[*n],
+                         unreadable);
         if (rc == WR_OK)
             (*n)++;
     }
     for (wr_list_t *p = seg->hosted.next; p != &seg->hosted && rc == WR_OK; p = p->next) {
         wr_moved_t *m = wr_list_entry(p, wr_moved_t, link);
-        rc = copy_record(log, seg, m->off, m->index, &tmp, &moves[*n], unreadable);
+        rc = copy_record(log, seg, m->off, m->index, m->index, &w, &moves[*n], unreadable);
         if (rc == WR_OK)
             (*n)++;
     }
-    wr_buf_free(&tmp);
+    wr_seglog_window_free(&w);
     return rc;
 }
 
@@ -923,6 +1059,8 @@ void wr_seglog_batch_done(wr_seglog_t *log, wr_batch_log_t *e)
 {
     bool ok = e->err == 0;
 
+    log->epoch = ++log->store->epochs;
+
     while (!wr_list_empty(&log->inflight)) {
         wr_chunk_t *c = wr_list_entry(log->inflight.next, wr_chunk_t, link);
         if (ok && c->off + c->data.len > c->seg->durable)
@@ -1008,6 +1146,7 @@ wr_seglog_t *wr_seglog_open(wr_store_t *s, const char *name, const wr_seglog_cbs
         return NULL;
     }
     log->store = s;
+    log->epoch = ++s->epochs;
     if (cbs != NULL)
         log->cbs = *cbs;
     wr_list_init(&log->link);

@@ -94,6 +94,40 @@ int wr_seglog_appendv(wr_seglog_t *log, const struct iovec *iov, int iovcnt, uin
 int wr_seglog_read(wr_seglog_t *log, uint64_t index, wr_buf_t *out);
 
 /*
+ * Bytes of one segment file, read with one pread, from which a run of
+ * wr_seglog_read_run calls is served. The caller owns it (start from
+ * WR_SEGLOG_WINDOW_INIT, end with wr_seglog_window_free) and may keep it from
+ * one run to the next: it is tied to one log between two of its batches, and
+ * the log refills it when it no longer holds what it says.
+ */
+typedef struct {
+    const wr_seglog_t *log;
+    uint64_t epoch;  /* the log's epoch when it was filled */
+    const void *seg; /* the segment its bytes are of; NULL: empty */
+    uint64_t off;    /* the file offset of buf.data[0] */
+    wr_buf_t buf;
+} wr_seglog_window_t;
+
+#define WR_SEGLOG_WINDOW_INIT                                                                                \
+    {                                                                                                        \
+        NULL, 0, NULL, 0, WR_BUF_INIT                                                                        \
+    }
+
+/*
+ * wr_seglog_read for runs of reads in index order, as paging in makes: sets
+ * *data and *len to the payload of record index (borrowed: valid until the
+ * next call on log or w). upto is the last index of the run (index itself
+ * for a lone read): a record on disk that w does not hold is read with the
+ * records after it, up to upto's in the same segment file (128 KiB at a
+ * time at most), in one pread into w. Every record is checked as
+ * wr_seglog_read checks it, and the statuses are the same.
+ */
+int wr_seglog_read_run(wr_seglog_t *log, uint64_t index, uint64_t upto, wr_seglog_window_t *w,
+                       const uint8_t **data, size_t *len);
+/* Frees w's buffer; w may be reused from WR_SEGLOG_WINDOW_INIT. */
+void wr_seglog_window_free(wr_seglog_window_t *w);
+
+/*
  * Marks one record dead. When no record of a segment file is live any more,
  * the file is deleted; when few are, they are copied (with their indexes) to
  * the newest segment and the old file is deleted once the copies are durable.

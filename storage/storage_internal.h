@@ -153,6 +153,7 @@ struct wr_store_s {
     size_t ntrash;
     uint64_t trash_seq;
     uint64_t pending_bytes;
+    uint64_t epochs; /* numbers the logs' epochs, so none is ever reused */
 };
 
 struct wr_seglog_s {
@@ -191,6 +192,9 @@ struct wr_seglog_s {
     size_t capdead;
     size_t ncandidates;
     wr_batch_log_t *flight; /* this log's entry in the in-flight batch */
+    /* New whenever a batch completes (segments may be gone): a read window
+     * filled in another epoch no longer holds what it says. */
+    uint64_t epoch;
 };
 
 /* ---- store.c ---- */

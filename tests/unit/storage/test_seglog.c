@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for storage/seglog.c: append and read (memory, then disk with a CRC
- * check), release, truncation from the front (segments deleted, the front kept
- * across a restart), compaction around a long-lived record (dead segments go,
- * the index stays, the old file outlives its copy's fsync), destroy, names.
+ * Unit tests for storage/seglog.c: append and read (memory, then disk with a
+ * CRC check; runs of reads with one pread per file, each record still
+ * checked), release, truncation from the front (segments deleted, the front
+ * kept across a restart), compaction around a long-lived record (dead
+ * segments go, the index stays, the old file outlives its copy's fsync),
+ * destroy, names.
  */
 #include <check.h>
 #include <errno.h>
@@ -143,6 +145,164 @@ START_TEST(read_checks_crc)
     th_check_read(log, 1);
     ck_assert_int_eq(wr_seglog_read(log, 2, &b), WR_EIO);
     th_check_read(log, 3);
+    wr_buf_free(&b);
+    wr_store_close(s);
+}
+END_TEST
+
+/* Read syscalls this thread has made; each call makes one itself. */
+static uint64_t thread_reads(void)
+{
+    char b[1024], *p;
+    int fd = open("/proc/thread-self/io", O_RDONLY);
+    ssize_t n;
+
+    ck_assert_int_ge(fd, 0);
+    n = read(fd, b, sizeof(b) - 1);
+    close(fd);
+    ck_assert_int_gt(n, 0);
+    b[n] = '\0';
+    p = strstr(b, "syscr: ");
+    ck_assert_ptr_nonnull(p);
+    return strtoull(p + 7, NULL, 10);
+}
+
+/* Reads records from..to as one run through w, each checked; returns the preads it took. */
+static uint64_t read_run(wr_seglog_t *log, uint64_t from, uint64_t to, wr_seglog_window_t *w)
+{
+    uint64_t before = thread_reads();
+
+    for (uint64_t i = from; i <= to; i++) {
+        const uint8_t *data;
+        size_t len;
+        char p[64];
+
+        th_payload(p, i);
+        ck_assert_int_eq(wr_seglog_read_run(log, i, to, w, &data, &len), WR_OK);
+        ck_assert_uint_eq(len, strlen(p));
+        ck_assert_mem_eq(data, p, len);
+    }
+    return thread_reads() - before - 1;
+}
+
+/*
+ * A run of records on disk is read with one pread per segment file, and
+ * served again from the window until a batch completes.
+ */
+START_TEST(read_run_one_pread)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, NULL);
+    wr_store_t *s = th_store(&o);
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_t *small;
+    wr_seglog_window_t w = WR_SEGLOG_WINDOW_INIT;
+
+    th_append_n(log, 1, 200);
+    th_sync(s, log, 200);
+    ck_assert_uint_eq(read_run(log, 1, 200, &w), 1);
+    ck_assert_uint_eq(read_run(log, 50, 150, &w), 0);
+    th_append_n(log, 201, 201);
+    th_sync(s, log, 201);
+    ck_assert_uint_eq(read_run(log, 50, 150, &w), 1);
+    /* A lone read: one pread, not one for the header and one for the payload. */
+    ck_assert_uint_eq(read_run(log, 7, 7, &w), 1);
+    wr_seglog_window_free(&w);
+    wr_seglog_close(log);
+    wr_store_close(s);
+
+    o = th_opts(SEG, &msgs, NULL);
+    s = th_store(&o);
+    small = th_open_log(s, "small", &dur, NULL, NULL);
+    th_append_n(small, 1, 4 * PER_SEG);
+    th_sync(s, small, 4 * PER_SEG);
+    ck_assert_uint_eq(read_run(small, 1, 4 * PER_SEG, &w), 4);
+    wr_seglog_window_free(&w);
+    wr_store_close(s);
+}
+END_TEST
+
+/* Runs of records larger than the window, and mixed with records still in memory. */
+START_TEST(read_run_large_records)
+{
+    enum { N = 6, BIG = 100 * 1024 };
+    wr_store_opts_t o = th_opts(4 << 20, &msgs, NULL);
+    wr_store_t *s = th_store(&o);
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_window_t w = WR_SEGLOG_WINDOW_INIT;
+    uint8_t *big = malloc(BIG * N);
+    uint64_t index;
+
+    ck_assert_ptr_nonnull(big);
+    for (size_t i = 0; i < (size_t)BIG * N; i++)
+        big[i] = (uint8_t)(i * 7 + i / 251);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(wr_seglog_append(log, big + i, (size_t)BIG * (size_t)(i + 1) / 2, &index), WR_OK);
+        ck_assert_uint_eq(index, (uint64_t)i + 1);
+        if (i == N / 2)
+            th_sync(s, log, index);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < N; i++) {
+            const uint8_t *data;
+            size_t len;
+
+            ck_assert_int_eq(wr_seglog_read_run(log, (uint64_t)i + 1, N, &w, &data, &len), WR_OK);
+            ck_assert_uint_eq(len, (size_t)BIG * (size_t)(i + 1) / 2);
+            ck_assert_int_eq(memcmp(data, big + i, len), 0);
+        }
+        th_sync(s, log, N);
+    }
+    wr_seglog_window_free(&w);
+    free(big);
+    wr_store_close(s);
+}
+END_TEST
+
+/* Overwrites `n` bytes at `off` of the first segment of log "q". */
+static void damage(uint64_t off, const void *bytes, size_t n)
+{
+    char path[4300];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/0000000000000001.seg", th_logdir("q"));
+    fd = open(path, O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pwrite(fd, bytes, n, (off_t)off), (ssize_t)n);
+    close(fd);
+}
+
+/*
+ * Records read together are still checked one by one: a damaged payload
+ * (CRC), index or length reads as WR_EIO, as a lone read reports it, and
+ * the records around it read back whole.
+ */
+START_TEST(read_run_checks_each_record)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, NULL);
+    wr_store_t *s = th_store(&o);
+    wr_seglog_t *log = th_open_log(s, "q", &dur, NULL, NULL);
+    wr_seglog_window_t w = WR_SEGLOG_WINDOW_INIT;
+    const uint8_t huge[4] = {0xff, 0xff, 0xff, 0x0f}, other[1] = {99};
+    wr_buf_t b = WR_BUF_INIT;
+
+    th_append_n(log, 1, 40);
+    th_sync(s, log, 40);
+    /* Record i starts at 40 + 31 * (i - 1): length (4), CRC (4), index (8), payload. */
+    damage(40 + 31 * 4 + 16 + 3, "X", 1);           /* 5: payload */
+    damage(40 + 31 * 11 + 8, other, sizeof(other)); /* 12: index */
+    damage(40 + 31 * 19, huge, sizeof(huge));       /* 20: length past the end of the file */
+    damage(40 + 31 * 39, "\x40", 1);                /* 40, the last: length past the durable bytes */
+    for (uint64_t i = 1; i <= 40; i++) {
+        const uint8_t *data;
+        size_t len;
+        bool bad = i == 5 || i == 12 || i == 20 || i == 40;
+
+        ck_assert_int_eq(wr_seglog_read_run(log, i, 40, &w, &data, &len), bad ? WR_EIO : WR_OK);
+        ck_assert_int_eq(wr_seglog_read(log, i, &b), bad ? WR_EIO : WR_OK);
+        if (!bad)
+            th_check_read(log, i);
+    }
+    wr_seglog_window_free(&w);
     wr_buf_free(&b);
     wr_store_close(s);
 }
@@ -586,6 +746,9 @@ int main(void)
     tcase_add_test(tc, append_and_read);
     tcase_add_test(tc, append_gathered);
     tcase_add_test(tc, read_checks_crc);
+    tcase_add_test(tc, read_run_one_pread);
+    tcase_add_test(tc, read_run_large_records);
+    tcase_add_test(tc, read_run_checks_each_record);
     tcase_add_test(tc, release_and_delete);
     tcase_add_test(tc, truncate_front);
     tcase_add_test(tc, compaction_frees_dead_segments);

@@ -43,6 +43,7 @@ wr_seg_t *wr_seg_new(const char *dir, uint64_t seq)
         free(seg);
         return NULL;
     }
+    seg->seq = seq;
     seg->fd = -1;
     wr_list_init(&seg->hosted);
     return seg;
@@ -494,7 +495,7 @@ static int pread_upto(int fd, uint8_t *b, size_t n, uint64_t off, size_t *got)
 static bool window_holds(const wr_seglog_window_t *w, const wr_seglog_t *log, const wr_seg_t *seg,
                          uint64_t off)
 {
-    return w->seg == seg && w->log == log && w->epoch == log->epoch && off >= w->off &&
+    return w->seg == seg && w->seq == seg->seq && w->log == log && w->log_id == log->id && off >= w->off &&
            off - w->off < w->buf.len;
 }
 
@@ -509,8 +510,9 @@ static int window_fill(wr_seglog_window_t *w, const wr_seglog_t *log, const wr_s
     if (pread_upto(seg->fd, w->buf.data, (size_t)(end - off), off, &w->buf.len) != WR_OK)
         return WR_EIO;
     w->log = log;
-    w->epoch = log->epoch;
+    w->log_id = log->id;
     w->seg = seg;
+    w->seq = seg->seq;
     w->off = off;
     return WR_OK;
 }
@@ -1059,8 +1061,6 @@ void wr_seglog_batch_done(wr_seglog_t *log, wr_batch_log_t *e)
 {
     bool ok = e->err == 0;
 
-    log->epoch = ++log->store->epochs;
-
     while (!wr_list_empty(&log->inflight)) {
         wr_chunk_t *c = wr_list_entry(log->inflight.next, wr_chunk_t, link);
         if (ok && c->off + c->data.len > c->seg->durable)
@@ -1146,7 +1146,7 @@ wr_seglog_t *wr_seglog_open(wr_store_t *s, const char *name, const wr_seglog_cbs
         return NULL;
     }
     log->store = s;
-    log->epoch = ++s->epochs;
+    log->id = ++s->log_ids;
     if (cbs != NULL)
         log->cbs = *cbs;
     wr_list_init(&log->link);

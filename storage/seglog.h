@@ -97,20 +97,21 @@ int wr_seglog_read(wr_seglog_t *log, uint64_t index, wr_buf_t *out);
  * Bytes of one segment file, read with one pread, from which a run of
  * wr_seglog_read_run calls is served. The caller owns it (start from
  * WR_SEGLOG_WINDOW_INIT, end with wr_seglog_window_free) and may keep it from
- * one run to the next: it is tied to one log between two of its batches, and
- * the log refills it when it no longer holds what it says.
+ * one run to the next: what a segment file holds below its durable length
+ * never changes, and the window knows which file of which log it holds.
  */
 typedef struct {
     const wr_seglog_t *log;
-    uint64_t epoch;  /* the log's epoch when it was filled */
+    uint64_t log_id;
     const void *seg; /* the segment its bytes are of; NULL: empty */
+    uint64_t seq;    /* and that segment's number */
     uint64_t off;    /* the file offset of buf.data[0] */
     wr_buf_t buf;
 } wr_seglog_window_t;
 
 #define WR_SEGLOG_WINDOW_INIT                                                                                \
     {                                                                                                        \
-        NULL, 0, NULL, 0, WR_BUF_INIT                                                                        \
+        NULL, 0, NULL, 0, 0, WR_BUF_INIT                                                                     \
     }
 
 /*

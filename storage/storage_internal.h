@@ -34,6 +34,7 @@
  */
 typedef struct {
     char *path;         /* owned */
+    uint64_t seq;       /* the file's number, unique in its log */
     int fd;             /* owned */
     uint32_t seed;      /* record CRC seed, from the header */
     uint64_t hdr_first; /* header's first index: every native here is >= it */
@@ -153,7 +154,7 @@ struct wr_store_s {
     size_t ntrash;
     uint64_t trash_seq;
     uint64_t pending_bytes;
-    uint64_t epochs; /* numbers the logs' epochs, so none is ever reused */
+    uint64_t log_ids; /* numbers the logs opened, so that no two ever share an id */
 };
 
 struct wr_seglog_s {
@@ -192,9 +193,7 @@ struct wr_seglog_s {
     size_t capdead;
     size_t ncandidates;
     wr_batch_log_t *flight; /* this log's entry in the in-flight batch */
-    /* New whenever a batch completes (segments may be gone): a read window
-     * filled in another epoch no longer holds what it says. */
-    uint64_t epoch;
+    uint64_t id;            /* unique in its store: a read window is never taken for a freed log's */
 };
 
 /* ---- store.c ---- */

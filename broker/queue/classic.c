@@ -132,11 +132,12 @@ static void settle(classic_t *q, const pos_t *pos)
 static int read_held(classic_t *q, wr_ready_lane_t *l)
 {
     wr_ready_held_t *h = &l->heap[0];
+    uint64_t index = wr_ready_index(h->word);
     int rc;
 
     if (h->msg != NULL)
         return WR_OK;
-    rc = q->log != NULL ? wr_qlog_read(q->log, wr_ready_index(h->word), &h->msg) : WR_ENOENT;
+    rc = q->log != NULL ? wr_qlog_read(q->log, index, index, &h->msg) : WR_ENOENT;
     if (rc == WR_OK)
         wr_ready_mem_add(&q->rd, h->msg);
     return rc;
@@ -224,7 +225,7 @@ static void dead_letter(classic_t *q, wr_message_t *m, const pos_t *pos, wr_dl_r
     bool dlx = h != NULL && q->h.limits.dead_letter && !q->h.closed;
 
     if (dlx && m == NULL && q->log != NULL && pos->index != 0 &&
-        wr_qlog_read(q->log, pos->index, &m) != WR_OK)
+        wr_qlog_read(q->log, pos->index, pos->index, &m) != WR_OK)
         m = NULL;
     settle(q, pos);
     if (dlx && m != NULL) {

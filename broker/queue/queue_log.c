@@ -49,8 +49,8 @@
  * scan of the queue costs little per record). */
 #define CHECKPOINT_MIN_RECORDS 32
 #define CHECKPOINT_SCAN        1024
-/* Above this the read buffer is given back after use. */
-#define SCRATCH_KEEP (1u << 20)
+/* Above this the read window's buffer is given back after use. */
+#define WINDOW_KEEP (1u << 20)
 
 /* In the sorted array of taken indexes: settled, waiting to be compacted away. */
 #define TOMB (1ull << 63)
@@ -113,7 +113,7 @@ struct wr_qlog_s {
     size_t whead, wlen, wcap;
     uint64_t *taken; /* [thead, thead + tlen): persistent messages out for delivery, sorted */
     size_t thead, tlen, tcap, ttomb;
-    wr_buf_t scratch;
+    wr_seglog_window_t window; /* reads back paged-out messages */
 
     rv_t *rv; /* replay: the persistent enqueue records seen, by index */
     size_t rn, rcap;
@@ -498,7 +498,7 @@ static void qlog_free(wr_qlog_t *l)
     free(l->taken);
     free(l->marks);
     free(l->rv);
-    wr_buf_free(&l->scratch);
+    wr_seglog_window_free(&l->window);
     free(l->what);
     free(l);
 }
@@ -871,17 +871,19 @@ int wr_qlog_wait(wr_qlog_t *l, uint64_t index, wr_confirm_t *c)
     return WR_OK;
 }
 
-int wr_qlog_read(wr_qlog_t *l, uint64_t index, wr_message_t **out)
+int wr_qlog_read(wr_qlog_t *l, uint64_t index, uint64_t upto, wr_message_t **out)
 {
+    const uint8_t *data;
     wr_message_t *m;
     enqueue_t e;
+    size_t len;
     int rc;
 
-    rc = l->log != NULL ? wr_seglog_read(l->log, index, &l->scratch) : WR_ENOENT;
+    rc = l->log != NULL ? wr_seglog_read_run(l->log, index, upto, &l->window, &data, &len) : WR_ENOENT;
     if (rc != WR_OK)
         goto out;
     rc = WR_EIO;
-    if (!parse_enqueue(l->scratch.data, l->scratch.len, &e))
+    if (!parse_enqueue(data, len, &e))
         goto out;
     m = wr_message_new(e.exchange, e.routing_key, e.header, e.body.len);
     rc = WR_ENOMEM;
@@ -896,8 +898,8 @@ out:
     if (rc == WR_EIO || rc == WR_ENOENT)
         wr_log_error("%s: a message is lost: record %" PRIu64 " of log %s cannot be read back (%s)", l->what,
                      index, l->name, rc == WR_EIO ? "I/O error or damaged record" : "no such record");
-    if (l->scratch.cap > SCRATCH_KEEP)
-        wr_buf_free(&l->scratch);
+    if (l->window.buf.cap > WINDOW_KEEP)
+        wr_seglog_window_free(&l->window);
     return rc;
 }
 

@@ -118,9 +118,14 @@ void wr_qlog_delete(wr_qlog_t *l);
 int wr_qlog_append(wr_qlog_t *l, wr_message_t *m, bool persistent, uint64_t expiry, uint64_t *index);
 /* Holds c until record `index` is durable (released failed if it never will be). WR_OK or WR_ENOMEM. */
 int wr_qlog_wait(wr_qlog_t *l, uint64_t index, wr_confirm_t *c);
-/* Reads the message of record `index` back; the caller owns *out. WR_OK, WR_ENOMEM, or WR_ENOENT /
- * WR_EIO: the message is lost (logged). */
-int wr_qlog_read(wr_qlog_t *l, uint64_t index, wr_message_t **out);
+/*
+ * Reads the message of record `index` back; the caller owns *out. upto: the
+ * last record of the run of reads in index order this one is part of
+ * (index for a lone read), so that one pread serves the run
+ * (wr_seglog_read_run). WR_OK, WR_ENOMEM, or WR_ENOENT / WR_EIO: the message
+ * is lost (logged).
+ */
+int wr_qlog_read(wr_qlog_t *l, uint64_t index, uint64_t upto, wr_message_t **out);
 /*
  * Record `index` left the ready list for a delivery that will be settled
  * later; first: never delivered before, so a delivered marker is recorded

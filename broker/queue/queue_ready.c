@@ -180,19 +180,39 @@ wr_ready_held_t wr_ready_unhold(wr_ready_t *r, wr_ready_lane_t *l)
     return top;
 }
 
+/*
+ * The log index of the last paged-out entry of the batch after the loaded
+ * ones, whatever the budget: the log reads the records up to it together,
+ * and keeps what this page-in does not take for the next.
+ */
+static uint64_t page_in_upto(const wr_ready_lane_t *l)
+{
+    size_t end = l->len - l->loaded > PAGE_IN_RECORDS ? l->loaded + PAGE_IN_RECORDS : l->len;
+
+    for (size_t i = end; i-- > l->loaded;) {
+        const wr_ready_entry_t *e = wr_ready_at(l, i);
+
+        if (e->msg == NULL && !(e->word & WR_RE_LOST))
+            return wr_ready_index(e->word);
+    }
+    return 0;
+}
+
 void wr_ready_page_in(wr_ready_t *r, wr_ready_lane_t *l, wr_qlog_t *log, uint64_t budget)
 {
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, upto;
     size_t n = 0;
 
     if (l->loaded == l->len || l->loaded >= PAGE_IN_RECORDS / 2 || (l->loaded > 0 && r->mem >= budget))
         return;
+    upto = page_in_upto(l);
     while (l->loaded < l->len && n < PAGE_IN_RECORDS && bytes < PAGE_IN_BYTES &&
            (l->loaded == 0 || r->mem < budget)) {
         wr_ready_entry_t *e = wr_ready_at(l, l->loaded);
 
         if (e->msg == NULL && !(e->word & WR_RE_LOST)) {
-            int rc = wr_qlog_read(log, wr_ready_index(e->word), &e->msg);
+            uint64_t index = wr_ready_index(e->word);
+            int rc = wr_qlog_read(log, index, upto > index ? upto : index, &e->msg);
 
             if (rc == WR_ENOMEM)
                 return;

@@ -4,13 +4,17 @@
  * queue-type interface, without sockets or an event loop: ready-message
  * order, requeue to the original position, purge, the channel's record of
  * unacked deliveries (broker/amqp/unacked.c: ack, multiple, nack/reject,
- * unknown tags), and consumer dispatch through a hand-driven scheduler with
- * fake channels.
+ * unknown tags, records kept for later deliveries), and consumer dispatch
+ * through a hand-driven scheduler with fake channels.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "broker/amqp/unacked.h"
 #include "broker/queue/classic.h"
@@ -318,6 +322,81 @@ START_TEST(test_unacked_index_stress)
 }
 END_TEST
 
+/* The classic type, recording where each token it settles lives (in the
+ * channel's record of the delivery). */
+static wr_queue_type_t spy_type;
+static const wr_qtoken_t *settled[600];
+static size_t nsettled;
+
+static void spy_settle(wr_queue_t *q, wr_message_t *m, const wr_qtoken_t *t, wr_settle_t how)
+{
+    ck_assert_uint_lt(nsettled, sizeof(settled) / sizeof(settled[0]));
+    settled[nsettled++] = t;
+    wr_classic_queue_type.settle(q, m, t, how);
+}
+
+/* Of settled[from, to), how many were also settled in [0, from). */
+static size_t settled_again(size_t from, size_t to)
+{
+    size_t n = 0;
+
+    for (size_t i = from; i < to; i++) {
+        for (size_t j = 0; j < from; j++) {
+            if (settled[i] == settled[j]) {
+                n++;
+                break;
+            }
+        }
+    }
+    return n;
+}
+
+/*
+ * A settled delivery's record serves a later delivery (no allocation), up to
+ * 256 kept per channel, and starts fresh. Under AddressSanitizer a kept
+ * record is poisoned (a use after settlement is reported), and a freed one
+ * is quarantined, so the reuse seen is the channel's own.
+ */
+START_TEST(test_unacked_recycles_records)
+{
+    enum { N = 300 };
+    wr_queue_sched_t s;
+    wr_queue_t *q;
+    wr_unacked_t *u = wr_unacked_new();
+
+    wr_queue_sched_init(&s, NULL, NULL);
+    q = new_queue(&s, false);
+    spy_type = *q->type;
+    spy_type.settle = spy_settle;
+    q->type = &spy_type;
+    nsettled = 0;
+    for (int i = 1; i <= N; i++) {
+        publish(q, i);
+        deliver_get(q, u, (uint64_t)i, i, false);
+    }
+    ck_assert_int_eq(wr_unacked_settle(u, N, true, WR_SETTLE_REQUEUE), WR_OK);
+    ck_assert_uint_eq(nsettled, N);
+#if defined(__SANITIZE_ADDRESS__)
+    for (size_t i = 0; i < N; i++)
+        ck_assert(__asan_address_is_poisoned(settled[i]));
+#endif
+    for (int i = 1; i <= N; i++)
+        deliver_get(q, u, (uint64_t)(N + i), i, true);
+    ck_assert_uint_eq(wr_unacked_count(u), N);
+    ck_assert_int_eq(wr_unacked_settle(u, N + 7, false, WR_SETTLE_ACK), WR_OK);
+    ck_assert_int_eq(wr_unacked_settle(u, 0, true, WR_SETTLE_ACK), WR_OK);
+    ck_assert_uint_eq(wr_queue_ready(q), 0);
+    ck_assert_uint_eq(nsettled, 2 * N);
+#if defined(__SANITIZE_ADDRESS__)
+    ck_assert_uint_eq(settled_again(N, 2 * N), 256);
+#else
+    ck_assert_uint_ge(settled_again(N, 2 * N), 256);
+#endif
+    wr_unacked_free(u);
+    qf_close_and_unref(q);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- consumers */
 
 static wr_consumer_t *consumer(qf_channel_t *ch, const char *tag, int32_t priority, uint16_t prefetch)
@@ -493,6 +572,7 @@ static Suite *queue_suite(void)
     tcase_add_test(tc, test_unknown_tags);
     tcase_add_test(tc, test_nack_reject);
     tcase_add_test(tc, test_unacked_index_stress);
+    tcase_add_test(tc, test_unacked_recycles_records);
     tcase_add_test(tc, test_round_robin_and_prefetch);
     tcase_add_test(tc, test_priorities_and_batches);
     tcase_add_test(tc, test_exclusive_and_auto_delete);

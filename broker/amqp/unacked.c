@@ -16,16 +16,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "core/poison.h"
 #include "core/status.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n)   ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
 
 /* Settled records kept per channel: a prefetch window of up to this many
  * acked at once is delivered again without an allocation. */
@@ -124,7 +116,7 @@ static delivery_t *delivery_alloc(wr_unacked_t *u)
 
     if (d == NULL)
         return malloc(sizeof(*d));
-    UNPOISON(d, sizeof(*d));
+    WR_UNPOISON(d, sizeof(*d));
     u->spare = (delivery_t *)d->node.prev;
     u->nspare--;
     return d;
@@ -137,7 +129,7 @@ static void delivery_free(wr_unacked_t *u, delivery_t *d)
         return;
     }
     d->node.prev = (wr_list_t *)u->spare;
-    POISON((uint8_t *)d + sizeof(d->node.prev), sizeof(*d) - sizeof(d->node.prev));
+    WR_POISON((uint8_t *)d + sizeof(d->node.prev), sizeof(*d) - sizeof(d->node.prev));
     u->spare = d;
     u->nspare++;
 }
@@ -160,7 +152,7 @@ void wr_unacked_free(wr_unacked_t *u)
     while (u->spare != NULL) {
         delivery_t *d = u->spare;
 
-        UNPOISON(d, sizeof(*d));
+        WR_UNPOISON(d, sizeof(*d));
         u->spare = (delivery_t *)d->node.prev;
         free(d);
     }

@@ -21,16 +21,8 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/poison.h"
 #include "core/status.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n)   ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
 
 #define CACHE_STEP     32
 #define CACHE_MAX_SIZE 2048
@@ -61,7 +53,7 @@ static void *block_alloc(size_t size)
 
     if (size > CACHE_MAX_SIZE || (b = cache[size / CACHE_STEP]) == NULL)
         return malloc(size);
-    UNPOISON(b, size);
+    WR_UNPOISON(b, size);
     cache[size / CACHE_STEP] = *link_of(b, size);
     cache_bytes -= size;
     return b;
@@ -73,7 +65,7 @@ static void block_free(void *b, size_t size)
         free(b);
         return;
     }
-    POISON(b, size - sizeof(void *));
+    WR_POISON(b, size - sizeof(void *));
     *link_of(b, size) = cache[size / CACHE_STEP];
     cache[size / CACHE_STEP] = b;
     cache_bytes += size;

@@ -382,23 +382,6 @@ START_TEST(test_paging_within_budget)
 }
 END_TEST
 
-/* Read syscalls this thread has made; each call makes one itself. */
-static uint64_t thread_reads(void)
-{
-    char b[1024], *p;
-    int fd = open("/proc/thread-self/io", O_RDONLY);
-    ssize_t n;
-
-    ck_assert_int_ge(fd, 0);
-    n = read(fd, b, sizeof(b) - 1);
-    close(fd);
-    ck_assert_int_gt(n, 0);
-    b[n] = '\0';
-    p = strstr(b, "syscr: ");
-    ck_assert_ptr_nonnull(p);
-    return strtoull(p + 7, NULL, 10);
-}
-
 /* Paging in reads the records of a batch together, not two preads each. */
 START_TEST(test_paging_reads_runs)
 {
@@ -412,10 +395,10 @@ START_TEST(test_paging_reads_runs)
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(publish(q, i, false, SIZE, NULL), WR_OK);
     fx_commit(&fx);
-    before = thread_reads();
+    before = th_thread_reads();
     for (int i = 0; i < N; i++)
         get_drop(q, i, false, SIZE, false);
-    reads = thread_reads() - before - 1;
+    reads = th_thread_reads() - before - 1;
     /* ~2 MiB in 128 KiB reads, a few more where a file or a batch ends. */
     ck_assert_uint_gt(reads, 0);
     ck_assert_uint_le(reads, 40);

@@ -5,6 +5,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -288,4 +289,20 @@ const char *th_logdir(const char *name)
 void th_payload(char out[64], uint64_t i)
 {
     snprintf(out, 64, "record-%08" PRIu64, i);
+}
+
+uint64_t th_thread_reads(void)
+{
+    char b[1024], *p;
+    int fd = open("/proc/thread-self/io", O_RDONLY);
+    ssize_t n;
+
+    ck_assert_int_ge(fd, 0);
+    n = read(fd, b, sizeof(b) - 1);
+    close(fd);
+    ck_assert_int_gt(n, 0);
+    b[n] = '\0';
+    p = strstr(b, "syscr: ");
+    ck_assert_ptr_nonnull(p);
+    return strtoull(p + 7, NULL, 10);
 }

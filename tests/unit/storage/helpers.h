@@ -99,6 +99,8 @@ void th_wait_dispatch(wr_store_t *s);
 /* Flushes and waits until log's durable index reaches index. */
 void th_sync(wr_store_t *s, wr_seglog_t *log, uint64_t index);
 
+/* Read syscalls this thread has made (/proc/thread-self/io); each call makes one itself. */
+uint64_t th_thread_reads(void);
 /* Number of directory entries in dir ending with suffix. */
 int th_count_files(const char *dir, const char *suffix);
 /* Bytes in the regular files of dir. */

@@ -150,27 +150,10 @@ START_TEST(read_checks_crc)
 }
 END_TEST
 
-/* Read syscalls this thread has made; each call makes one itself. */
-static uint64_t thread_reads(void)
-{
-    char b[1024], *p;
-    int fd = open("/proc/thread-self/io", O_RDONLY);
-    ssize_t n;
-
-    ck_assert_int_ge(fd, 0);
-    n = read(fd, b, sizeof(b) - 1);
-    close(fd);
-    ck_assert_int_gt(n, 0);
-    b[n] = '\0';
-    p = strstr(b, "syscr: ");
-    ck_assert_ptr_nonnull(p);
-    return strtoull(p + 7, NULL, 10);
-}
-
 /* Reads records from..to as one run through w, each checked; returns the preads it took. */
 static uint64_t read_run(wr_seglog_t *log, uint64_t from, uint64_t to, wr_seglog_window_t *w)
 {
-    uint64_t before = thread_reads();
+    uint64_t before = th_thread_reads();
 
     for (uint64_t i = from; i <= to; i++) {
         const uint8_t *data;
@@ -182,7 +165,7 @@ static uint64_t read_run(wr_seglog_t *log, uint64_t from, uint64_t to, wr_seglog
         ck_assert_uint_eq(len, strlen(p));
         ck_assert_mem_eq(data, p, len);
     }
-    return thread_reads() - before - 1;
+    return th_thread_reads() - before - 1;
 }
 
 /*

@@ -169,7 +169,10 @@ def test_restart_loads_a_snapshot_without_holding_it(budget_cluster):
     cluster.start("n2")
     pid = cluster.nodes["n2"].broker.proc.pid
     # Under ASan beside the other shards, recovering this 200 MiB of snapshot and WAL took over 60 s once,
-    # and n2's loop, busy opening the group, left the API's requests unanswered for over 10 s.
+    # and n2's loop, busy opening the group, left the API's requests unanswered for over 10 s. Loaded: n2
+    # counts what the leader counts, the backlog at least: a message basic.get took may have come back,
+    # to be delivered again, flagged (seen: 1,025 on every member after two elections on a loaded
+    # machine; likely a new leader handing back the checkouts of a node it had seen down).
     seen = {}
 
     def loaded():
@@ -178,14 +181,19 @@ def test_restart_loads_a_snapshot_without_holding_it(budget_cluster):
         except (TimeoutError, ConnectionError) as e:
             seen["info"] = repr(e)
             return False
-        return isinstance(seen["info"], dict) and seen["info"].get("messages") == COUNT
+        info = seen["info"]
+        if not isinstance(info, dict) or (info.get("messages") or 0) < COUNT:
+            return False
+        return info["messages"] == (queue_info(cluster.nodes["n1"], "qr") or {}).get("messages")
     try:
         wait_for(loaded, 180, "n2 to load its snapshot")
     except AssertionError as e:
-        info = seen.get("info")
-        if isinstance(info, dict):
-            info = {k: info.get(k) for k in ("messages", "leader", "online", "raft")}
-        raise AssertionError("%s; n2's last answer: %r" % (e, info)) from None
+        def brief(info):
+            keys = ("messages", "messages_ready", "messages_unacknowledged", "consumers", "leader", "raft")
+            return {k: info.get(k) for k in keys} if isinstance(info, dict) else info
+        others = {n: brief(queue_info(cluster.nodes[n], "qr")) for n in ("n1", "n3")}
+        raise AssertionError("%s; n2's last answer: %r; the others now: %r" % (e, brief(seen.get("info")), others)) \
+            from None
     peak, rss = status_bytes(pid, "VmHWM"), status_bytes(pid, "VmRSS")
     print("restart with a %.1f MiB snapshot: peak RSS %.1f MiB, RSS once loaded %.1f MiB"
           % (snap / MiB, peak / MiB, rss / MiB))
@@ -194,9 +202,18 @@ def test_restart_loads_a_snapshot_without_holding_it(budget_cluster):
     c2 = cluster.nodes["n2"].connect()
     ch2 = c2.channel()
     got = []
+    backlog = [body(i) for i in range(2 * COUNT, 3 * COUNT)]
+    wanted = set(backlog)
     ch2.basic_qos(prefetch_count=32)
-    ch2.basic_consume("qr", lambda chx, m, p, b: got.append(b) or chx.basic_ack(m.delivery_tag))
-    wait_for(lambda: c2.process_data_events(0.05) or len(set(got)) >= COUNT, 60, "the backlog to drain")
+    ch2.basic_consume("qr", lambda chx, m, p, b: got.append((m.redelivered, b)) or chx.basic_ack(m.delivery_tag))
+    wait_for(lambda: c2.process_data_events(0.05) or len({b for _, b in got} & wanted) >= COUNT, 60,
+             "the backlog to drain")
     c2.close()
-    firsts = list(dict.fromkeys(got))
-    assert firsts == [body(i) for i in range(2 * COUNT, 3 * COUNT)]
+    # The backlog, intact, first arrivals in publish order; anything else only a message got before, back
+    # as a redelivery.
+    for redelivered, b in got:
+        i = int(b[:8])
+        assert b == body(i), "damaged body %d" % i
+        assert i >= 2 * COUNT or redelivered, "%d, consumed before the restart, came back unflagged" % i
+    firsts = list(dict.fromkeys(b for _, b in got if b in wanted))
+    assert firsts == backlog

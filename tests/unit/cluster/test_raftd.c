@@ -21,6 +21,7 @@
 
 #include "broker/base/log.h"
 #include "broker/cluster/raftd.h"
+#include "broker/cluster/raftd_internal.h"
 #include "core/status.h"
 #include "storage/vfs.h"
 #include "tests/unit/runner.h"
@@ -510,6 +511,12 @@ static bool same_as(cl_t *c, void *arg)
         }
     }
     return true;
+}
+
+/* Node *arg's driver has seen its WAL fail (a batch's fdatasync failed on the storage thread). */
+static bool wal_failed(cl_t *c, void *arg)
+{
+    return c->n[*(const int *)arg].d->failed;
 }
 
 static bool holds_n(cl_t *c, void *arg)
@@ -1246,6 +1253,9 @@ START_TEST(failed_fdatasync_stops_the_node_until_restart)
     run_until(&c, holds_n, (int[]){f, 1}, 10, "the follower applying the first entry");
     gate_fail(&c.n[f].gate, true);
     commit(&c, l, "during-1");
+    /* The leader commits during-1 with the third node; the failed node's own batch of it may still be
+     * syncing (a proposal made then was forwarded, and timed out: WR_ETIMEDOUT, seen once). */
+    run_until(&c, wal_failed, &f, 10, "the node's WAL failing");
     propose(&c, f, "from-the-failed-node", 5000, &d);
     run_until(&c, is_done, &d, 10, "a proposal on the failed node");
     ck_assert_int_eq(d.status, WR_ENOENT);

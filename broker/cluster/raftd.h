@@ -217,6 +217,7 @@ typedef struct {
     const char *leader; /* node name, NULL when unknown */
     uint64_t term, commit, applied, last_index, snapshot_index;
     uint64_t elections;  /* elections this member started */
+    uint64_t timeouts;   /* proposals made here whose outcome was unknown at their deadline (WR_ETIMEDOUT) */
     uint64_t read_backs; /* payloads read back from the WAL (the core keeps none it can read back) */
     size_t n_members;
     const char *members[9]; /* node names */

@@ -180,6 +180,7 @@ void wr_rgroup_status(const wr_rgroup_t *g, wr_rgroup_status_t *st)
                                .last_index = s.last_index,
                                .snapshot_index = s.snap_index,
                                .elections = g->elections,
+                               .timeouts = g->timeouts,
                                .read_backs = g->read_backs};
     for (size_t i = 0; i < c.n && i < WR_RAFT_MAX_PEERS; i++) {
         const char *name = wr_raftd_name(g->d, c.id[i]);

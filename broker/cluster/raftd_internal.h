@@ -103,6 +103,7 @@ struct wr_rgroup_s {
     uint32_t leader;  /* as leader_changed last reported it */
     wr_raft_role_t role;
     uint64_t elections;
+    uint64_t timeouts;   /* proposals whose outcome was still unknown at their deadline */
     uint64_t read_backs; /* payloads read back from the WAL, to send or to apply */
     uint64_t *match;     /* per cluster node: the highest index it acknowledged (leader) */
     wr_raftd_held_t *held;

@@ -122,6 +122,8 @@ static void on_prop_event(evutil_socket_t fd, short what, void *arg)
 {
     wr_raftd_prop_t *p = arg;
 
+    if (p->phase != WR_RAFTD_FINISHED)
+        p->g->timeouts++;
     finish_now(p, p->phase == WR_RAFTD_FINISHED ? p->status : WR_ETIMEDOUT);
 }
 

@@ -47,6 +47,7 @@ typedef struct {
     wr_buf_t entry;
     uint64_t seq;       /* an ENQUEUE's publisher seq; 0 for other commands */
     uint64_t settler;   /* a SETTLE/RETURN/DISCARD's consumer owner; 0 for other commands */
+    uint64_t getter;    /* a DEQUEUE's owner (a basic.get of this node); 0 for other commands */
     wr_confirm_t *conf; /* an ENQUEUE's confirm, while not yet answered */
     uint64_t deadline;
     unsigned inflight; /* proposals whose done has not come */
@@ -312,6 +313,22 @@ static void abandon(prop_t *p)
     wr_queue_unref(&q->h);
 }
 
+/*
+ * A DEQUEUE is not idempotent: both attempts of one sent again after an
+ * unknown outcome may commit, and the second takes another message. So it
+ * goes again only while its basic.get still waits: once answered (the first
+ * attempt applied here) or given up by its channel, it is done.
+ */
+static bool get_moot(prop_t *p)
+{
+    qcons_t *qc;
+
+    if (p->getter == 0)
+        return false;
+    qc = wr_qq_cons_find(p->q, p->getter);
+    return qc == NULL || qc->fn == NULL;
+}
+
 static void prop_done(void *ud, int status, uint64_t index)
 {
     prop_t *p = ud;
@@ -331,6 +348,10 @@ static void prop_done(void *ud, int status, uint64_t index)
     }
     if (q->g == NULL || wr_qq_mono_ms() > p->deadline) {
         abandon(p);
+        return;
+    }
+    if (get_moot(p)) {
+        prop_settle(p, true);
         return;
     }
     /* Not committed, or not known to be: again (the machine drops a duplicate enqueue). */
@@ -380,6 +401,10 @@ static void on_retry(evutil_socket_t fd, short what, void *ud)
         if (p->seq != 0 && awaited) {
             p->retry = false;
             need_retry(p);
+            continue;
+        }
+        if (get_moot(p)) {
+            prop_settle(p, true);
             continue;
         }
         prop_send(p);
@@ -434,6 +459,8 @@ int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_
     p->seq = cmd->op == WR_QF_ENQUEUE ? cmd->seq : 0;
     if (settlement)
         p->settler = cmd->owner;
+    if (cmd->op == WR_QF_DEQUEUE)
+        p->getter = cmd->owner;
     p->deadline = wr_qq_mono_ms() + WR_QUORUM_RETRY_MS;
     if (!wr_qq_entry_put(&p->entry, wr_qq_now(), cmd, m) ||
         (p->seq != 0 && wr_map_put(q->pubs, key_of(&p->seq), p) != WR_OK)) {
@@ -662,6 +689,14 @@ static void flush_soon(qq_t *q)
     }
 }
 
+void wr_qq_cons_settle_one(qq_t *q, qcons_t *qc, int kind, uint64_t id)
+{
+    if (qc->down)
+        return; /* its DOWN hands it back */
+    wr_buf_put_u64(&qc->ids[kind], id);
+    flush_soon(q);
+}
+
 /* ---------------------------------------------------------------- the type */
 
 static int qq_publish(wr_queue_t *h, wr_message_t *m, wr_confirm_t *conf)
@@ -694,7 +729,9 @@ static int qq_get_async(wr_queue_t *h, bool no_ack, wr_queue_got_fn fn, void *ud
 {
     qq_t *q = qq(h);
     qcons_t *qc;
-    wr_qfifo_cmd_t cmd = {.op = WR_QF_DEQUEUE, .no_ack = no_ack};
+    /* Even a no-ack get checks its message out, settled once handed over (answer_get): a DEQUEUE that
+     * commits twice, or once its asker is gone, then takes nothing for good. */
+    wr_qfifo_cmd_t cmd = {.op = WR_QF_DEQUEUE};
     int rc;
 
     if (q->s == NULL || h->closed)

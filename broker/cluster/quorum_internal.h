@@ -57,6 +57,7 @@ typedef struct {
     uint64_t owner;
     wr_consumer_t *c; /* NULL once cancelled, and for a get */
     bool is_get, no_ack;
+    bool answered;    /* a get: its answer was given (fn called) */
     bool down;        /* DOWN proposed (or waiting for settle_props): the machine forgets it */
     bool down_wanted; /* DOWN goes once settle_props is 0 */
     uint32_t unacked;
@@ -126,6 +127,8 @@ void wr_qq_down(qq_t *q, uint64_t owner);
 /* DOWN for a local consumer, after its settlements: those must commit first,
  * or DOWN would hand back messages already acknowledged. */
 void wr_qq_cons_down(qq_t *q, qcons_t *qc);
+/* Settles delivery id of qc alone, kind QS_SETTLE or QS_RETURN (batched to the next flush). */
+void wr_qq_cons_settle_one(qq_t *q, qcons_t *qc, int kind, uint64_t id);
 /* Proposes DOWN for the machine's owners of node (a node id; 0: this node's owners it has no consumer for).
  */
 void wr_qq_sweep(qq_t *q, uint32_t node);

@@ -287,10 +287,17 @@ static void answer_get(qq_t *q, qcons_t *qc, wr_message_t *m, uint64_t id, bool 
     qc->fn = NULL;
     if (fn == NULL) {
         wr_message_unref(m);
-        if (m != NULL && !qc->no_ack)
-            wr_qq_cons_down(q, qc); /* the asker is gone: back to the queue */
+        if (m == NULL)
+            return;
+        /* A repeated DEQUEUE of a get answered already: this one alone goes back, and the client's
+         * settlement of the answer still counts. An asker gone before its answer: all goes back. */
+        if (qc->answered)
+            wr_qq_cons_settle_one(q, qc, QS_RETURN, id);
+        else
+            wr_qq_cons_down(q, qc);
         return;
     }
+    qc->answered = true;
     wr_qfifo_info(q->sm, &i);
     if (m == NULL) {
         fn(qc->ud, WR_QUEUE_GOT_EMPTY, NULL, NULL, false, 0);
@@ -298,6 +305,7 @@ static void answer_get(qq_t *q, qcons_t *qc, wr_message_t *m, uint64_t id, bool 
     }
     if (qc->no_ack) {
         q->h.stats.get_no_ack++;
+        wr_qq_cons_settle_one(q, qc, QS_SETTLE, id);
     } else {
         q->h.stats.get++;
         qc->unacked++;

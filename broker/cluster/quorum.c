@@ -283,7 +283,9 @@ static void need_retry(prop_t *p)
  * gone): nacked. An enqueue takes every later one of this publisher with it,
  * since the machine would refuse them all past the gap, and later publishes
  * go as a new publisher. One given up may still commit (nack only says the
- * message is not known to be safe).
+ * message is not known to be safe). A basic.get still waiting hears that the
+ * leader is not there, as RabbitMQ's times out: should its DEQUEUE commit
+ * later, what it takes goes back (answer_get).
  */
 static void abandon(prop_t *p)
 {
@@ -292,7 +294,16 @@ static void abandon(prop_t *p)
     bool last;
 
     if (p->seq == 0) {
+        qcons_t *qc = p->getter != 0 ? wr_qq_cons_find(q, p->getter) : NULL;
+
         prop_settle(p, false);
+        if (qc != NULL && qc->fn != NULL) {
+            wr_queue_got_fn fn = qc->fn;
+
+            qc->fn = NULL;
+            fn(qc->ud, WR_QUEUE_GOT_DOWN, NULL, NULL, false, 0);
+            cons_maybe_free(q, qc);
+        }
         return;
     }
     /* First the new publisher: a nack below may free a publisher's flow and bring new publishes. */

@@ -247,6 +247,56 @@ def test_a_get_retried_across_a_leader_change_is_delivered_once(cluster, auto_ac
                  "%s to see qg empty" % n)
 
 
+def test_a_get_without_a_quorum_for_30s_fails_and_loses_nothing(cluster):
+    """With both followers stopped, a basic.get cannot commit; after the 30 s
+    every command is retried (WR_QUORUM_RETRY_MS) the connection hears, as
+    from RabbitMQ, that the queue's leader is not there. Before, nothing
+    answered the get: the connection, parked behind it, hung for good. The
+    message is not lost: once the followers are back it is got again."""
+    declare(cluster, "n1", "qa")
+    n1 = cluster.nodes["n1"]
+    wait_for(lambda: raft_of(n1, "qa").get("role") == "leader", DEADLINE, "n1 to lead qa")
+    publish_confirmed(n1, "qa", [b"x"])
+    conn = n1.connect()
+    ch = conn.channel()
+    failed = []
+
+    def get():
+        try:
+            ch.basic_get("qa")
+        except pika.exceptions.ConnectionClosedByBroker as e:
+            failed.append((e.reply_code, e.reply_text))
+    cluster.pause("n2")
+    cluster.pause("n3")
+    try:
+        t = threading.Thread(target=get)
+        t.start()
+        t.join(30 + DEADLINE)
+        assert failed == [(541, "INTERNAL_ERROR - timed out waiting for the leader of queue 'qa' in vhost '/'")]
+    finally:
+        cluster.resume("n2")
+        cluster.resume("n3")
+    got = []
+
+    def again():
+        got.extend(b for m, _, b in [attempt_get(n1, "qa")] if m is not None)
+        return got
+    wait_for(again, DEADLINE, "x got again")
+    assert got == [b"x"]
+
+
+def attempt_get(node, queue):
+    """basic.get with auto-ack on a new connection; (None, None, None) when empty or refused."""
+    conn = node.connect()
+    try:
+        return conn.channel().basic_get(queue, auto_ack=True)
+    except pika.exceptions.AMQPError:
+        return None, None, None
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
 @pytest.fixture
 def proxied(warrend_binary, tmp_path):
     """A 3-node cluster whose peer links go through fault proxies."""

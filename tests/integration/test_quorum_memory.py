@@ -170,9 +170,10 @@ def test_restart_loads_a_snapshot_without_holding_it(budget_cluster):
     pid = cluster.nodes["n2"].broker.proc.pid
     # Under ASan beside the other shards, recovering this 200 MiB of snapshot and WAL took over 60 s once,
     # and n2's loop, busy opening the group, left the API's requests unanswered for over 10 s. Loaded: n2
-    # counts what the leader counts, the backlog at least: a message basic.get took may have come back,
-    # to be delivered again, flagged (seen: 1,025 on every member after two elections on a loaded
-    # machine; likely a new leader handing back the checkouts of a node it had seen down).
+    # counts what the leader counts, the backlog at least: a message basic.get took may come back, to
+    # be delivered again, flagged (at-least-once). Seen before e515722: 1,025 on every member, and in
+    # CI "2047 ... came back unflagged", both a get's DEQUEUE proposed again after a timeout and
+    # committed twice (test_cluster_quorum.py test_a_get_retried_across_a_leader_change_...).
     seen = {}
 
     def loaded():

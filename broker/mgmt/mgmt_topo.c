@@ -1018,14 +1018,13 @@ static void quorum_fields(const wr_mgmt_req_t *r, json_t *obj, const wr_vhost_t 
     json_object_set_new(obj, "leader", st.leader != NULL ? json_string(st.leader) : json_null());
     /* This member's view of the group's log (warren's own field). */
     if (member)
-        json_object_set_new(obj, "raft",
-                            json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "role", st.role, "term",
-                                      (json_int_t)st.term, "commit_index", (json_int_t)st.commit,
-                                      "last_applied", (json_int_t)st.applied, "last_index",
-                                      (json_int_t)st.last_index, "snapshot_index",
-                                      (json_int_t)st.snapshot_index, "elections", (json_int_t)st.elections,
-                                      "proposals_timed_out", (json_int_t)st.timeouts, "members",
-                                      raft_members(&st)));
+        json_object_set_new(
+            obj, "raft",
+            json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "role", st.role, "term",
+                      (json_int_t)st.term, "commit_index", (json_int_t)st.commit, "last_applied",
+                      (json_int_t)st.applied, "last_index", (json_int_t)st.last_index, "snapshot_index",
+                      (json_int_t)st.snapshot_index, "elections", (json_int_t)st.elections,
+                      "proposals_timed_out", (json_int_t)st.timeouts, "members", raft_members(&st)));
     if (st.leader != NULL)
         json_object_set_new(obj, "node", json_string(st.leader));
 }

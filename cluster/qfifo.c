@@ -420,6 +420,14 @@ static size_t pub_find(const wr_qfifo_t *q, uint64_t id, bool *found)
     return lo;
 }
 
+uint64_t wr_qfifo_held_index(const wr_qfifo_t *q, uint64_t owner, wr_bytes_t tag, uint64_t id)
+{
+    size_t i = find_consumer(q, owner, tag);
+    const qf_out_t *o = i != SIZE_MAX ? qf_ring_find(&q->cons[i]->out, id) : NULL;
+
+    return o != NULL && !(o->m.flags & QF_TOMB) ? o->m.index : 0;
+}
+
 uint64_t wr_qfifo_publisher_seq(const wr_qfifo_t *q, uint64_t publisher)
 {
     bool found;

@@ -193,6 +193,9 @@ void wr_qfifo_info(const wr_qfifo_t *q, wr_qfifo_info_t *out);
 /* The last sequence applied for publisher (0: none), so a new leader can confirm resends it dropped. */
 uint64_t wr_qfifo_publisher_seq(const wr_qfifo_t *q, uint64_t publisher);
 
+/* The log index of delivery id held by consumer (owner, tag); 0 when it holds no such delivery. */
+uint64_t wr_qfifo_held_index(const wr_qfifo_t *q, uint64_t owner, wr_bytes_t tag, uint64_t id);
+
 /*
  * Calls fn for every log index the state still needs (ready, checked out,
  * awaiting a dead-letter confirm), in no particular order: the driver keeps

@@ -78,8 +78,9 @@ typedef struct qq_s {
     uint64_t group;
     wr_qfifo_t *sm;
     wr_qfifo_effects_t fx;
-    wr_map_t *bodies;    /* the body cache: log index -> wr_message_t, ready messages within the budget */
-    uint64_t body_bytes; /* what bodies holds */
+    wr_map_t *bodies;         /* the body cache: log index -> wr_message_t, live messages within the budget */
+    uint64_t body_bytes;      /* what bodies holds */
+    wr_buf_t settling;        /* the indexes a SETTLE being applied takes out of the queue (u64s) */
     qsnapbody_t *snap_bodies; /* the live bodies of the snapshot served, by index (read back from it) */
     size_t n_snap_bodies;
     wr_list_t consumers; /* qcons_t */

@@ -129,6 +129,7 @@ void wr_qq_bodies_free(qq_t *q)
 {
     drop_all(q, q->bodies);
     q->bodies = NULL;
+    wr_buf_free(&q->settling);
     free(q->snap_bodies);
     q->snap_bodies = NULL;
     q->n_snap_bodies = 0;
@@ -379,7 +380,9 @@ static void perform(qq_t *q, const wr_qfifo_effect_t *f)
     case WR_QFE_DELIVER:
         if (mine)
             deliver(q, f);
-        cache_drop(q, f->index); /* checked out: its consumer holds it; a return reads it back */
+        /* Checked out, it stays while the node is under budget, so that snapshots write it from here
+         * (dropped, each snapshot read every checked-out body back); its settlement drops it. */
+        cache_trim(q, f->index);
         break;
     case WR_QFE_CANCEL:
         if (mine)
@@ -406,6 +409,29 @@ static void counts_now(qq_t *q, const wr_qfifo_info_t *i)
     q->h.unacked = (size_t)i->checked_out;
     if (!q->h.closed)
         q->h.nconsumers = (size_t)i->tagged; /* basic.get's consumers have no tag */
+}
+
+/* The bodies a SETTLE takes out of the queue, noted before it applies (the machine resolves its ids). */
+static void settling_note(qq_t *q, const wr_qfifo_cmd_t *cmd)
+{
+    uint64_t index;
+
+    wr_buf_reset(&q->settling);
+    if (cmd->op != WR_QF_SETTLE)
+        return;
+    for (size_t k = 0; k < wr_qfifo_cmd_nids(cmd); k++)
+        if ((index = wr_qfifo_held_index(q->sm, cmd->owner, cmd->tag, wr_qfifo_cmd_id(cmd, k))) != 0)
+            wr_buf_put(&q->settling, &index, sizeof(index));
+}
+
+static void settled_drop(qq_t *q)
+{
+    uint64_t index;
+
+    for (size_t at = 0; at + sizeof(index) <= q->settling.len; at += sizeof(index)) {
+        memcpy(&index, q->settling.data + at, sizeof(index));
+        cache_drop(q, index);
+    }
 }
 
 /* The leader handed back a live local consumer's messages (this node was cut
@@ -442,7 +468,9 @@ static void apply(void *ud, uint64_t index, const uint8_t *data, size_t len)
     if (m != NULL && !cache_put(q, index, m))
         m = NULL;
     wr_qfifo_effects_reset(&q->fx);
+    settling_note(q, &cmd);
     st = wr_qfifo_apply(q->sm, index, t, &cmd, &q->fx, &n);
+    settled_drop(q);
     if (st == WR_ENOMEM)
         wr_log_error("quorum queue '%.*s': out of memory applying entry %llu", (int)q->h.name.len,
                      (const char *)q->h.name.data, (unsigned long long)index);

@@ -98,7 +98,8 @@ def test_backlog_larger_than_the_budget_stays_out_of_memory(budget_cluster):
 
 
 def test_returned_message_is_read_back_from_the_snapshot(budget_cluster):
-    """A message checked out (so no member caches its body) while 2,000 pass:
+    """A message checked out while 2,000 pass, its body larger than the budget
+    (so no member caches it: a smaller one stays cached while it is held):
     every member snapshots past it and its log entry leaves the WAL; when its
     consumer goes, the message returns and its next delivery reads the body
     back from the snapshot file."""
@@ -107,7 +108,8 @@ def test_returned_message_is_read_back_from_the_snapshot(budget_cluster):
     conn = cluster.nodes["n1"].connect()
     ch = conn.channel()
     ch.confirm_delivery()
-    ch.basic_publish("", "qs", b"old", pika.BasicProperties(delivery_mode=2))
+    old = b"old" + b"o" * BUDGET
+    ch.basic_publish("", "qs", old, pika.BasicProperties(delivery_mode=2))
     holder = cluster.nodes["n2"].connect()
     held = []
     hch = holder.channel()
@@ -136,7 +138,7 @@ def test_returned_message_is_read_back_from_the_snapshot(budget_cluster):
     ch.basic_consume("qs", lambda c, m, p, b: back.append((m.redelivered, b)), auto_ack=True)
     wait_for(lambda: conn.process_data_events(0.05) or back, 20, "the returned message")
     conn.close()
-    assert back == [(True, b"old")]
+    assert back == [(True, old)]
     for n in ("n1", "n2", "n3"):
         assert "no body for log index" not in cluster.nodes[n].log()
 

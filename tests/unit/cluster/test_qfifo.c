@@ -151,6 +151,27 @@ START_TEST(enqueue_checkout_settle)
 }
 END_TEST
 
+/* What a driver asks before a SETTLE applies, to drop the bodies it takes out. */
+START_TEST(held_index_names_a_held_delivery)
+{
+    h_t h;
+
+    h_init(&h);
+    ck_assert_int_eq(enq1(&h), WR_OK);
+    ck_assert_int_eq(enq1(&h), WR_OK);
+    ck_assert_int_eq(checkout(&h, 7, "ctag", 2, 0), WR_OK);
+    ck_assert_uint_eq(wr_qfifo_held_index(h.q, 7, wr_bytes_str("ctag"), 0), 1);
+    ck_assert_uint_eq(wr_qfifo_held_index(h.q, 7, wr_bytes_str("ctag"), 1), 2);
+    ck_assert_uint_eq(wr_qfifo_held_index(h.q, 7, wr_bytes_str("ctag"), 2), 0);
+    ck_assert_uint_eq(wr_qfifo_held_index(h.q, 7, wr_bytes_str("other"), 0), 0);
+    ck_assert_uint_eq(wr_qfifo_held_index(h.q, 8, wr_bytes_str("ctag"), 0), 0);
+    ck_assert_int_eq(settle(&h, WR_QF_SETTLE, 7, "ctag", 0), WR_OK);
+    ck_assert_uint_eq(wr_qfifo_held_index(h.q, 7, wr_bytes_str("ctag"), 0), 0);
+    ck_assert_uint_eq(wr_qfifo_held_index(h.q, 7, wr_bytes_str("ctag"), 1), 2);
+    h_done(&h);
+}
+END_TEST
+
 START_TEST(requeue_counts_delivery)
 {
     h_t h;
@@ -1386,6 +1407,7 @@ static Suite *qfifo_suite(void)
     TCase *tc = tcase_create("machine");
 
     tcase_add_test(tc, enqueue_checkout_settle);
+    tcase_add_test(tc, held_index_names_a_held_delivery);
     tcase_add_test(tc, requeue_counts_delivery);
     tcase_add_test(tc, delivery_limit_default_20);
     tcase_add_test(tc, at_least_once_waits_for_dlx_settled);

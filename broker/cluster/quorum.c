@@ -1207,14 +1207,30 @@ static void go_home(qq_t *q)
                     (const char *)q->h.name.data, q->vhost, home);
 }
 
+/*
+ * Whether the machine holds something timed: ready messages with a TTL,
+ * checked-out ones under a consumer timeout, an x-expires counting. Every
+ * other entry carries the leader's time too, so an idle queue needs no tick.
+ * Ticking regardless (the consumer timeout defaults to 30 minutes) wrote an
+ * entry a second for every idle queue, which therefore never snapshotted,
+ * and each of its entries kept a WAL file from being retired unread.
+ */
+static bool timed(const qq_t *q)
+{
+    const wr_qfifo_policy_t *p = &q->pol;
+    wr_qfifo_info_t i;
+
+    wr_qfifo_info(q->sm, &i);
+    return (i.ready > 0 && (p->msg_ttl_ms != WR_QF_NO_TTL || q->expiring)) ||
+           (i.checked_out > 0 && p->consumer_timeout_ms != 0) || wr_qq_expiry_ticks(q);
+}
+
 /* The leader stamps time into the machine: expiry and consumer timeouts. */
 static void on_tick(evutil_socket_t fd, short what, void *ud)
 {
     qq_t *q = ud;
-    const wr_qfifo_policy_t *p = &q->pol;
 
-    if (q->leader && (p->msg_ttl_ms != WR_QF_NO_TTL || p->consumer_timeout_ms != 0 || q->expiring ||
-                      wr_qq_expiry_ticks(q)))
+    if (q->leader && timed(q))
         propose_simple(q, WR_QF_TICK, 0, (wr_bytes_t){NULL, 0});
     wr_qq_dlx_retry(q);
     go_home(q);

@@ -389,6 +389,33 @@ def test_a_steady_publisher_keeps_flowing_after_a_leader_change(cluster):
     assert drain(cluster.nodes[rest[1]], "qst", total) == [b"%d" % i for i in range(total)]
 
 
+def test_an_idle_queue_writes_nothing_to_its_log(cluster):
+    """A quorum queue with nothing timed in it (empty, its consumer holding
+    nothing) proposes no entry: its leader ticked once a second before (the
+    default consumer timeout of 30 minutes was enough), so an idle queue
+    never snapshotted, and its one entry in every WAL file made each file be
+    read whole before it could go: a bench run of ten queues after one queue
+    ran at 25k msg/s and 52 us per message, 34k and 36 us without."""
+    declare(cluster, "n1", "qi")
+    n1 = cluster.nodes["n1"]
+    wait_for(lambda: raft_of(n1, "qi").get("role") == "leader", DEADLINE, "n1 to lead qi")
+    publish_confirmed(n1, "qi", [b"once"])
+    conn = n1.connect()
+    ch = conn.channel()
+    got = []
+    ch.basic_consume("qi", lambda c, m, p, b: got.append(b) or c.basic_ack(m.delivery_tag))
+    wait_for(lambda: conn.process_data_events(0.05) or got, DEADLINE, "the message")
+    wait_for(lambda: conn.process_data_events(0.05) or
+             (queue_info(n1, "qi") or {}).get("messages_unacknowledged") == 0, DEADLINE, "the ack applied")
+    before = raft_of(n1, "qi")["last_index"]
+    uptime = n1.http().get("/api/nodes/n1").json["uptime"]
+    # Three tick periods (1 s) pass with the consumer still there.
+    wait_for(lambda: conn.process_data_events(0.05) or
+             n1.http().get("/api/nodes/n1").json["uptime"] >= uptime + 3500, DEADLINE, "3.5 s of the node's uptime")
+    assert raft_of(n1, "qi")["last_index"] == before
+    conn.close()
+
+
 def test_one_unacked_message_does_not_pin_the_log(cluster):
     """A consumer holds the first message unacked while 2,000 pass through: the
     members still snapshot past it (the snapshot keeps its body), so the log is

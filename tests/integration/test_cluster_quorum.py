@@ -185,116 +185,15 @@ def raft_of(node, queue):
     return (queue_info(node, queue) or {}).get("raft") or {}
 
 
-@pytest.mark.parametrize("auto_ack", [False, True], ids=["ack", "no-ack"])
-def test_a_get_retried_across_a_leader_change_is_delivered_once(cluster, auto_ack):
-    """A basic.get reaches the leader's log as its followers stop: it cannot
-    commit, and at its 5 s deadline its outcome is unknown, so the node
-    proposes it again (a DEQUEUE is not idempotent as an ENQUEUE is). n2 comes
-    back: n1's log is the longer, so n1 leads again and the first attempt
-    commits and is answered. The second attempt must then not be sent, or,
-    sent, must not take back the message answered: before, it checked out the
-    next message to the answered get, whose consumer then went DOWN, returning
-    the answered message too, and the client's ack of it was dropped, so the
-    same channel got it again (the CI failure "2047, consumed before the
-    restart, came back unflagged" in test_quorum_memory.py). A no-ack get's
-    second attempt took its message for good: its DEQUEUE now checks out too,
-    settled once the answer is handed over."""
-    declare(cluster, "n1", "qg")
+def led_by_n1(cluster, queue, bodies):
+    """Declares queue on n1, waits for n1 to lead it and publishes bodies with confirms: n1, a connection
+    to it and a channel."""
+    declare(cluster, "n1", queue)
     n1 = cluster.nodes["n1"]
-    wait_for(lambda: raft_of(n1, "qg").get("role") == "leader", DEADLINE, "n1 to lead qg")
-    publish_confirmed(n1, "qg", [b"a", b"b", b"c"])
+    wait_for(lambda: raft_of(n1, queue).get("role") == "leader", DEADLINE, "n1 to lead %s" % queue)
+    publish_confirmed(n1, queue, bodies)
     conn = n1.connect()
-    ch = conn.channel()
-    before = raft_of(n1, "qg")
-    first = []
-    cluster.pause("n2")
-    cluster.pause("n3")
-    try:
-        t = threading.Thread(target=lambda: first.append(ch.basic_get("qg", auto_ack=auto_ack)))
-        t.start()
-        wait_for(lambda: raft_of(n1, "qg").get("last_index", 0) > before["last_index"], DEADLINE,
-                 "the get in n1's log")
-        wait_for(lambda: raft_of(n1, "qg").get("proposals_timed_out", 0) > before["proposals_timed_out"],
-                 DEADLINE, "the get's outcome unknown at its deadline")
-        # n1's log is the longer: with n2 alone back, only n1 can win, and its get commits.
-        cluster.resume("n2")
-        t.join(DEADLINE)
-        assert first, "the get was not answered"
-    finally:
-        cluster.resume("n2")
-        cluster.resume("n3")
-    m, _, b = first[0]
-    assert (m.redelivered, b) == (False, b"a")
-    # a stays unacked (its consumer in the machine lives) while the rest are got. Should the second
-    # attempt have gone before the first was answered, what it took comes back (flagged, perhaps
-    # after c): b and c, each once, and never a again.
-    rest, tag = [], [m.delivery_tag]
-
-    def more():
-        m, _, b = ch.basic_get("qg", auto_ack=auto_ack)
-        if m is not None:
-            rest.append(b)
-            tag[0] = m.delivery_tag
-        return len(rest) >= 2
-    wait_for(more, DEADLINE, "b and c")
-    assert sorted(rest) == [b"b", b"c"]
-    assert ch.basic_get("qg") == (None, None, None)
-    if not auto_ack:
-        ch.basic_ack(tag[0], multiple=True)
-    conn.close()
-    for n in ("n1", "n2", "n3"):
-        wait_for(lambda: (queue_info(cluster.nodes[n], "qg") or {}).get("messages") == 0, DEADLINE,
-                 "%s to see qg empty" % n)
-
-
-def test_a_get_without_a_quorum_for_30s_fails_and_loses_nothing(cluster):
-    """With both followers stopped, a basic.get cannot commit; after the 30 s
-    every command is retried (WR_QUORUM_RETRY_MS) the connection hears, as
-    from RabbitMQ, that the queue's leader is not there. Before, nothing
-    answered the get: the connection, parked behind it, hung for good. The
-    message is not lost: once the followers are back it is got again."""
-    declare(cluster, "n1", "qa")
-    n1 = cluster.nodes["n1"]
-    wait_for(lambda: raft_of(n1, "qa").get("role") == "leader", DEADLINE, "n1 to lead qa")
-    publish_confirmed(n1, "qa", [b"x"])
-    conn = n1.connect()
-    ch = conn.channel()
-    failed = []
-
-    def get():
-        try:
-            ch.basic_get("qa")
-        except pika.exceptions.ConnectionClosedByBroker as e:
-            failed.append((e.reply_code, e.reply_text))
-    cluster.pause("n2")
-    cluster.pause("n3")
-    try:
-        t = threading.Thread(target=get)
-        t.start()
-        t.join(30 + DEADLINE)
-        assert failed == [(541, "INTERNAL_ERROR - timed out waiting for the leader of queue 'qa' in vhost '/'")]
-    finally:
-        cluster.resume("n2")
-        cluster.resume("n3")
-    got = []
-
-    def again():
-        got.extend(b for m, _, b in [attempt_get(n1, "qa")] if m is not None)
-        return got
-    wait_for(again, DEADLINE, "x got again")
-    assert got == [b"x"]
-
-
-def attempt_get(node, queue):
-    """basic.get with auto-ack on a new connection; (None, None, None) when empty or refused."""
-    conn = node.connect()
-    try:
-        return conn.channel().basic_get(queue, auto_ack=True)
-    except pika.exceptions.AMQPError:
-        return None, None, None
-    finally:
-        if conn.is_open:
-            conn.close()
+    return n1, conn, conn.channel()
 
 
 @pytest.fixture
@@ -396,12 +295,7 @@ def test_an_idle_queue_writes_nothing_to_its_log(cluster):
     never snapshotted, and its one entry in every WAL file made each file be
     read whole before it could go: a bench run of ten queues after one queue
     ran at 25k msg/s and 52 us per message, 34k and 36 us without."""
-    declare(cluster, "n1", "qi")
-    n1 = cluster.nodes["n1"]
-    wait_for(lambda: raft_of(n1, "qi").get("role") == "leader", DEADLINE, "n1 to lead qi")
-    publish_confirmed(n1, "qi", [b"once"])
-    conn = n1.connect()
-    ch = conn.channel()
+    n1, conn, ch = led_by_n1(cluster, "qi", [b"once"])
     got = []
     ch.basic_consume("qi", lambda c, m, p, b: got.append(b) or c.basic_ack(m.delivery_tag))
     wait_for(lambda: conn.process_data_events(0.05) or got, DEADLINE, "the message")

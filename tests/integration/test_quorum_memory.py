@@ -175,7 +175,7 @@ def test_restart_loads_a_snapshot_without_holding_it(budget_cluster):
     # counts what the leader counts, the backlog at least: a message basic.get took may come back, to
     # be delivered again, flagged (at-least-once). Seen before e515722: 1,025 on every member, and in
     # CI "2047 ... came back unflagged", both a get's DEQUEUE proposed again after a timeout and
-    # committed twice (test_cluster_quorum.py test_a_get_retried_across_a_leader_change_...).
+    # committed twice (test_quorum_get.py test_a_get_retried_across_a_leader_change_...).
     seen = {}
 
     def loaded():

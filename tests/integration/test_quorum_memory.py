@@ -156,11 +156,19 @@ def test_restart_loads_a_snapshot_without_holding_it(budget_cluster):
     ch.confirm_delivery()
     for i in range(COUNT):
         ch.basic_publish("", "qr", body(i), pika.BasicProperties(delivery_mode=2))
+    # At least once: a get may return a message got before, flagged (seen under load after e515722:
+    # 1,021 again right after its ack; likely a new leader handing back the getters of a node it saw
+    # down, not confirmed), and then a later one stays in the queue. What stays is what no get took.
+    got_before = set()
     for i in range(COUNT, 3 * COUNT):
         ch.basic_publish("", "qr", body(i), pika.BasicProperties(delivery_mode=2))
-        m, _, _ = ch.basic_get("qr")
+        m, _, b = ch.basic_get("qr")
+        k = int(b[:8])
+        assert k not in got_before or m.redelivered, "%d got twice, the second time unflagged" % k
+        got_before.add(k)
         ch.basic_ack(m.delivery_tag)
     conn.close()
+    backlog = [body(i) for i in range(3 * COUNT) if i not in got_before]
     wait_for(lambda: all(queue_info(cluster.nodes[n], "qr")["raft"]["snapshot_index"] > 3 * COUNT
                          for n in ("n1", "n2", "n3")), 60, "every member to snapshot the backlog")
     snap = max(os.path.getsize(os.path.join(d, f))
@@ -174,7 +182,7 @@ def test_restart_loads_a_snapshot_without_holding_it(budget_cluster):
     # and n2's loop, busy opening the group, left the API's requests unanswered for over 10 s. Loaded: n2
     # counts what the leader counts, the backlog at least: a message basic.get took may come back, to
     # be delivered again, flagged (at-least-once). Seen before e515722: 1,025 on every member, and in
-    # CI "2047 ... came back unflagged", both a get's DEQUEUE proposed again after a timeout and
+    # CI "2047 ... came back unflagged", from a get's DEQUEUE proposed again after a timeout and
     # committed twice (test_quorum_get.py test_a_get_retried_across_a_leader_change_...).
     seen = {}
 
@@ -185,7 +193,7 @@ def test_restart_loads_a_snapshot_without_holding_it(budget_cluster):
             seen["info"] = repr(e)
             return False
         info = seen["info"]
-        if not isinstance(info, dict) or (info.get("messages") or 0) < COUNT:
+        if not isinstance(info, dict) or (info.get("messages") or 0) < len(backlog):
             return False
         return info["messages"] == (queue_info(cluster.nodes["n1"], "qr") or {}).get("messages")
     try:
@@ -205,11 +213,10 @@ def test_restart_loads_a_snapshot_without_holding_it(budget_cluster):
     c2 = cluster.nodes["n2"].connect()
     ch2 = c2.channel()
     got = []
-    backlog = [body(i) for i in range(2 * COUNT, 3 * COUNT)]
     wanted = set(backlog)
     ch2.basic_qos(prefetch_count=32)
     ch2.basic_consume("qr", lambda chx, m, p, b: got.append((m.redelivered, b)) or chx.basic_ack(m.delivery_tag))
-    wait_for(lambda: c2.process_data_events(0.05) or len({b for _, b in got} & wanted) >= COUNT, 60,
+    wait_for(lambda: c2.process_data_events(0.05) or len({b for _, b in got} & wanted) >= len(backlog), 60,
              "the backlog to drain")
     c2.close()
     # The backlog, intact, first arrivals in publish order; anything else only a message got before, back
@@ -217,6 +224,6 @@ def test_restart_loads_a_snapshot_without_holding_it(budget_cluster):
     for redelivered, b in got:
         i = int(b[:8])
         assert b == body(i), "damaged body %d" % i
-        assert i >= 2 * COUNT or redelivered, "%d, consumed before the restart, came back unflagged" % i
+        assert body(i) in wanted or redelivered, "%d, consumed before the restart, came back unflagged" % i
     firsts = list(dict.fromkeys(b for _, b in got if b in wanted))
     assert firsts == backlog

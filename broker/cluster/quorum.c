@@ -278,6 +278,18 @@ static void need_retry(prop_t *p)
     p->q->retrying = true;
 }
 
+/* A basic.get still waiting is answered with what (no message); false when none waits. */
+static bool get_fail(qcons_t *qc, wr_queue_got_t what)
+{
+    wr_queue_got_fn fn = qc->fn;
+
+    if (fn == NULL)
+        return false;
+    qc->fn = NULL;
+    fn(qc->ud, what, NULL, NULL, false, 0);
+    return true;
+}
+
 /*
  * p is given up (no outcome within WR_QUORUM_RETRY_MS, or the group is
  * gone): nacked. An enqueue takes every later one of this publisher with it,
@@ -297,13 +309,8 @@ static void abandon(prop_t *p)
         qcons_t *qc = p->getter != 0 ? wr_qq_cons_find(q, p->getter) : NULL;
 
         prop_settle(p, false);
-        if (qc != NULL && qc->fn != NULL) {
-            wr_queue_got_fn fn = qc->fn;
-
-            qc->fn = NULL;
-            fn(qc->ud, WR_QUEUE_GOT_DOWN, NULL, NULL, false, 0);
+        if (qc != NULL && get_fail(qc, WR_QUEUE_GOT_DOWN))
             cons_maybe_free(q, qc);
-        }
         return;
     }
     /* First the new publisher: a nack below may free a publisher's flow and bring new publishes. */
@@ -1055,12 +1062,7 @@ static size_t qq_close(wr_queue_t *h)
 
         next = it->next;
         held_drop(qc);
-        if (qc->fn != NULL) {
-            wr_queue_got_fn fn = qc->fn;
-
-            qc->fn = NULL;
-            fn(qc->ud, WR_QUEUE_GOT_GONE, NULL, NULL, false, 0);
-        }
+        get_fail(qc, WR_QUEUE_GOT_GONE);
         if (c != NULL) {
             qc->c = NULL;
             c->queue = NULL;

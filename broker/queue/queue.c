@@ -100,6 +100,8 @@ void wr_queue_sched_add(wr_queue_t *q)
     wr_queue_sched_t *s = q->sched;
     bool was_idle = wr_list_empty(&s->runnable);
 
+    /* What arrives from here to the run is what the run must keep pace with. */
+    q->publish_run = q->stats.publish;
     wr_list_insert_tail(&s->runnable, &q->run_node);
     if (was_idle && !s->running && s->wake != NULL)
         s->wake(s->ud);
@@ -123,9 +125,12 @@ bool wr_queue_sched_run(wr_queue_sched_t *s, size_t batch)
     while (!wr_list_empty(&now)) {
         wr_queue_t *q = wr_list_entry(now.next, wr_queue_t, run_node);
 
+        uint64_t arrived = q->stats.publish - q->publish_run;
+
         wr_list_remove(&q->run_node);
         wr_queue_ref(q);
-        if (q->type->dispatch(q, batch) && !q->closed && wr_list_empty(&q->run_node))
+        q->publish_run = q->stats.publish;
+        if (q->type->dispatch(q, batch + (size_t)arrived) && !q->closed && wr_list_empty(&q->run_node))
             wr_list_insert_tail(&s->runnable, &q->run_node);
         wr_queue_unref(q);
     }

@@ -75,9 +75,11 @@ typedef struct {
 void wr_queue_sched_init(wr_queue_sched_t *s, void (*wake)(void *ud), void *ud);
 /*
  * Runs every queue that was runnable when called, each for at most `batch`
- * deliveries (its type's dispatch). Returns true when some queue still has
- * work (the owner should run again on the next loop iteration, after polling
- * I/O).
+ * deliveries (its type's dispatch) plus as many as it took in while it
+ * waited for this run, so that a queue's dispatch keeps pace with its
+ * publishers however many connections the loop read them from. Returns true
+ * when some queue still has work (the owner should run again on the next
+ * loop iteration, after polling I/O).
  */
 bool wr_queue_sched_run(wr_queue_sched_t *s, size_t batch);
 
@@ -218,6 +220,7 @@ struct wr_queue_s {
     size_t nconsumers;
     size_t unacked; /* deliveries handed out and not yet settled */
     wr_queue_stats_t stats;
+    uint64_t publish_run; /* stats.publish when last made runnable or run (wr_queue_sched_run) */
 };
 
 /* What a queue needs from the owner of a consumer (a channel). */

@@ -483,10 +483,13 @@ START_TEST(test_priorities_and_batches)
     q = new_queue(&s, false);
     clo = consumer(&lo, "lo", 0, 0);
     chi = consumer(&hi, "hi", 10, 3);
-    ck_assert_int_eq(wr_queue_consume(q, clo), WR_OK);
-    ck_assert_int_eq(wr_queue_consume(q, chi), WR_OK);
+    /* Published before a run with no consumer: a backlog, not arrivals
+     * the next run must keep pace with. */
     for (int i = 1; i <= 10; i++)
         publish(q, i);
+    ck_assert(!wr_queue_sched_run(&s, 4));
+    ck_assert_int_eq(wr_queue_consume(q, clo), WR_OK);
+    ck_assert_int_eq(wr_queue_consume(q, chi), WR_OK);
     /* A batch of 4: the high-priority consumer first, until its window is
      * full; the low one gets the rest. More remains, so run again. */
     ck_assert(wr_queue_sched_run(&s, 4));
@@ -502,6 +505,36 @@ START_TEST(test_priorities_and_batches)
     wr_consumer_unref(clo);
     wr_unacked_free(hi.u);
     wr_unacked_free(lo.u);
+    wr_queue_unref(q);
+}
+END_TEST
+
+/* A run delivers its batch plus what arrived since the queue's last run, so
+ * a queue fed by many connections in one loop pass is not left behind. */
+START_TEST(test_dispatch_keeps_pace_with_arrivals)
+{
+    wr_queue_sched_t s;
+    wr_queue_t *q;
+    qf_channel_t a = {.u = wr_unacked_new()};
+    wr_consumer_t *c = consumer(&a, "c", 0, 0);
+
+    wr_queue_sched_init(&s, NULL, NULL);
+    q = new_queue(&s, false);
+    for (int i = 1; i <= 6; i++)
+        publish(q, i);
+    ck_assert(!wr_queue_sched_run(&s, 4)); /* no consumer yet */
+    ck_assert_int_eq(wr_queue_consume(q, c), WR_OK);
+    for (int i = 7; i <= 9; i++)
+        publish(q, i);
+    /* 9 ready, 3 of them arrived since the last run: 4 + 3 go. */
+    ck_assert(wr_queue_sched_run(&s, 4));
+    ck_assert_int_eq(a.ngot, 7);
+    ck_assert_int_eq(a.got[6], 7);
+    ck_assert(!wr_queue_sched_run(&s, 4));
+    ck_assert_int_eq(a.ngot, 9);
+    ck_assert_uint_eq(wr_queue_close(q), 0);
+    wr_consumer_unref(c);
+    wr_unacked_free(a.u);
     wr_queue_unref(q);
 }
 END_TEST
@@ -575,6 +608,7 @@ static Suite *queue_suite(void)
     tcase_add_test(tc, test_unacked_recycles_records);
     tcase_add_test(tc, test_round_robin_and_prefetch);
     tcase_add_test(tc, test_priorities_and_batches);
+    tcase_add_test(tc, test_dispatch_keeps_pace_with_arrivals);
     tcase_add_test(tc, test_exclusive_and_auto_delete);
     tcase_add_test(tc, test_no_ack_consumer);
     suite_add_tcase(s, tc);

@@ -9,11 +9,13 @@
 #include "broker/amqp/conn.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -36,6 +38,11 @@
 #include "protocol/props.h"
 #include "protocol/table.h"
 
+/* Octets per read of a plain-TCP socket. As libevent's 4 KiB, it bounds
+ * what one publisher's read adds per loop pass: 16 KiB reads took publishes
+ * in faster than a consumer on the same loop was served, and the queue
+ * backlog (paged to disk) made everything slower (docs/PERFORMANCE.md). */
+#define READ_MAX 4096
 /* Frames handled per read callback before yielding to other connections. */
 #define FRAMES_PER_CALLBACK 256
 /* How long we wait for connection.close-ok or for output to drain. */
@@ -263,6 +270,8 @@ static void conn_close_now(wr_conn_t *c, const char *reason)
     event_del(c->resume);
     event_del(c->uncork_idle);
     event_del(c->uncork_late);
+    if (c->rd)
+        event_del(c->rd);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     wr_log_info("connection closed: %s (%s)", c->name, c->reason);
     c->env->done(c->env->ud, c);
@@ -503,12 +512,26 @@ static void conn_signal_blocked(wr_conn_t *c)
     }
 }
 
+/* Starts or stops reading the socket: c's own read event over plain TCP,
+ * the bufferevent's over TLS. */
+static void conn_reads(wr_conn_t *c, bool on)
+{
+    if (c->rd && on)
+        event_add(c->rd, NULL);
+    else if (c->rd)
+        event_del(c->rd);
+    else if (on)
+        bufferevent_enable(c->bev, EV_READ);
+    else
+        bufferevent_disable(c->bev, EV_READ);
+}
+
 /* Reads resume unless something else still holds them; the input already
  * buffered is handled on the next pass. */
 static void conn_reads_resume(wr_conn_t *c)
 {
     if (!c->blocked && !c->output_held && !c->parked)
-        bufferevent_enable(c->bev, EV_READ);
+        conn_reads(c, true);
     event_active(c->resume, EV_READ, 0);
 }
 
@@ -517,7 +540,7 @@ void wr_conn_park(wr_conn_t *c, void (*cancel)(void *ud), void *ud)
     c->parked = true;
     c->park_cancel = cancel;
     c->park_ud = ud;
-    bufferevent_disable(c->bev, EV_READ);
+    conn_reads(c, false);
 }
 
 void wr_conn_unpark(wr_conn_t *c)
@@ -548,7 +571,7 @@ static bool conn_output_holds(wr_conn_t *c)
         return false;
     if (!c->output_held) {
         c->output_held = true;
-        bufferevent_disable(c->bev, EV_READ);
+        conn_reads(c, false);
     }
     return true;
 }
@@ -573,7 +596,7 @@ static void conn_publish_received(wr_conn_t *c)
         c->flow_at = mono_ms();
     if (!c->blocked) {
         c->blocked = true;
-        bufferevent_disable(c->bev, EV_READ);
+        conn_reads(c, false);
     }
     conn_signal_blocked(c);
 }
@@ -1005,6 +1028,40 @@ static const uint8_t *conn_frame_bytes(wr_conn_t *c, struct evbuffer *in, size_t
     return c->straddler.data;
 }
 
+/* The input's high watermark: conn_handshake.c raises it to fit frame_max. */
+static size_t conn_read_high(const wr_conn_t *c)
+{
+    size_t high = WR_CONN_READ_HIGH_WM;
+
+    bufferevent_getwatermark(c->bev, EV_READ, NULL, &high);
+    return high;
+}
+
+/*
+ * Reads what the socket has, at most room octets and READ_MAX, with one
+ * read() into the end of the input buffer. libevent's evbuffer_read (2.1)
+ * asks FIONREAD first, a second syscall per read, only to size the same
+ * 4 KiB read. Returns read()'s result; -1 with ENOMEM when the buffer
+ * cannot grow.
+ */
+static ssize_t conn_read_socket(wr_conn_t *c, struct evbuffer *in, size_t room)
+{
+    struct evbuffer_iovec v;
+    size_t want = room < READ_MAX ? room : READ_MAX;
+    ssize_t n = -1;
+
+    /* The socket bufferevent keeps its input's end frozen but for its own reads. */
+    evbuffer_unfreeze(in, 0);
+    errno = ENOMEM;
+    if (evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) == 1) {
+        n = read(bufferevent_getfd(c->bev), v.iov_base, want);
+        v.iov_len = n > 0 ? (size_t)n : 0;
+        evbuffer_commit_space(in, &v, 1);
+    }
+    evbuffer_freeze(in, 0);
+    return n;
+}
+
 /* Handles one complete frame from `in`; false when none is complete. */
 static bool conn_read_frame(wr_conn_t *c, struct evbuffer *in)
 {
@@ -1109,6 +1166,12 @@ static void conn_process(wr_conn_t *c)
     uint64_t before = wr_durable_topology_seq(d);
 
     conn_process_frames(c);
+    if (c->read_full && c->state != WR_CONN_DEAD &&
+        evbuffer_get_length(bufferevent_get_input(c->bev)) < conn_read_high(c)) {
+        c->read_full = false;
+        if (!c->blocked && !c->output_held && !c->parked)
+            conn_reads(c, true);
+    }
     if (c->state != WR_CONN_DEAD && wr_durable_topology_seq(d) != before &&
         wr_durable_topology_wait(d, &c->topo_wait, wr_durable_topology_seq(d))) {
         c->topo_held = true;
@@ -1200,6 +1263,37 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
+/*
+ * Plain TCP: the socket is readable. Reads up to the input's high watermark
+ * (conn_read_socket), then handles it as the bufferevent's callbacks would;
+ * at the watermark, reading pauses until conn_process has drained below it.
+ */
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    wr_conn_t *c = arg;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t high = conn_read_high(c), len = evbuffer_get_length(in);
+    ssize_t n;
+
+    if (len >= high) {
+        c->read_full = true;
+        event_del(c->rd);
+        return;
+    }
+    n = conn_read_socket(c, in, high - len);
+    if (n > 0) {
+        on_read(c->bev, c);
+    } else if (n == 0) {
+        event_del(c->rd); /* an EOF stays readable */
+        on_event(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, c);
+    } else if (errno == ENOMEM) {
+        event_del(c->rd);
+        wr_conn_out_of_memory(c);
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        on_event(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
+    }
+}
+
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     wr_conn_t *c = arg;
@@ -1274,8 +1368,10 @@ wr_conn_t *wr_conn_new(const wr_conn_env_t *env, int fd, const struct sockaddr *
     c->heartbeat_ev = event_new(base, -1, EV_PERSIST, on_heartbeat, c);
     c->uncork_idle = event_new(base, -1, 0, on_uncork, c);
     c->uncork_late = evtimer_new(base, on_uncork, c);
+    if (!tls)
+        c->rd = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, c);
     if (!c->resume || !c->deadline || !c->heartbeat_ev || !c->uncork_idle || !c->uncork_late ||
-        event_priority_set(c->uncork_idle, WR_PRIO_IDLE) != 0)
+        (!tls && !c->rd) || event_priority_set(c->uncork_idle, WR_PRIO_IDLE) != 0)
         goto err;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, WR_CONN_READ_HIGH_WM);
@@ -1285,7 +1381,9 @@ wr_conn_t *wr_conn_new(const wr_conn_env_t *env, int fd, const struct sockaddr *
     if (bufferevent_set_max_single_read(c->bev, WR_CONN_READ_HIGH_WM) != 0 ||
         bufferevent_set_max_single_write(c->bev, WRITE_LOW_WM) != 0)
         goto err;
-    if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0 || event_add(c->deadline, &handshake) != 0)
+    /* Over plain TCP the bufferevent only writes; c->rd reads. */
+    if (bufferevent_enable(c->bev, c->rd ? EV_WRITE : EV_READ | EV_WRITE) != 0 ||
+        (c->rd && event_add(c->rd, NULL) != 0) || event_add(c->deadline, &handshake) != 0)
         goto err;
     wr_log_info("connection accepted: %s", c->name);
     return c;
@@ -1320,6 +1418,8 @@ void wr_conn_free(wr_conn_t *c)
         event_free(c->uncork_idle);
     if (c->uncork_late)
         event_free(c->uncork_late);
+    if (c->rd)
+        event_free(c->rd);
     if (c->bev)
         bufferevent_free(c->bev);
     wr_buf_free(&c->scratch);

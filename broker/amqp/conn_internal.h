@@ -91,6 +91,9 @@ struct wr_conn_s {
     wr_channel_t ***pages; /* CHANNEL_PAGES entries, each NULL or a page */
     uint32_t nchannels;
 
+    struct event *rd; /* plain TCP: reads the socket itself (conn_read_socket); NULL over TLS */
+    bool read_full;   /* rd is off because the input is at its high watermark */
+
     wr_buf_t scratch;       /* reused by every encoder call */
     wr_buf_t straddler;     /* a frame split over input chains, copied whole */
     struct event *resume;   /* more input to handle, or deferred teardown */

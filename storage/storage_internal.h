@@ -113,7 +113,8 @@ typedef struct {
     size_t nlogs;
     char **trash; /* directories of destroyed logs to remove; owned */
     size_t ntrash;
-    bool paced; /* submitted behind a sync and small: starts a commit interval after the last */
+    bool paced;   /* submitted behind a sync and small: starts a commit interval after the last */
+    bool awaited; /* something waits for a record of it to be durable (wr_store_awaited) */
     char msg[WR_STORE_MSG_MAX]; /* storage thread: problems removing trash */
 } wr_batch_t;
 
@@ -146,6 +147,8 @@ struct wr_store_s {
     /* Owner's thread only. */
     wr_batch_t *inflight; /* submitted and not yet applied */
     bool flush_wanted;    /* flush was called while a batch was in flight */
+    bool awaited;         /* wr_store_awaited since the last submit */
+    bool last_awaited;    /* the last batch submitted was awaited */
     wr_list_t logs;       /* every open log, via log->link */
     wr_map_t *by_name;    /* every open log by name, so that opening one costs O(1) */
     wr_list_t dirty;      /* logs with work for the next batch, via log->dirty */

@@ -376,8 +376,14 @@ void wr_store_submit(wr_store_t *s)
         log->flight = &b->logs[b->nlogs++];
     }
     /* Appends that piled up behind a sync are steady load: hold a small batch
-     * for the commit interval, so that it grows and syncs cost fewer per record. */
-    b->paced = behind && s->pace_ns > 0 && s->pending_bytes < WR_STORE_PACE_BYTES;
+     * for the commit interval, so that it grows and syncs cost fewer per record.
+     * Not an awaited batch behind one nobody awaited: that is a lone publisher
+     * whose consumer's acks took the sync before it. */
+    b->awaited = s->awaited;
+    b->paced = behind && (s->last_awaited || !b->awaited) && s->pace_ns > 0 &&
+               s->pending_bytes < WR_STORE_PACE_BYTES;
+    s->last_awaited = b->awaited;
+    s->awaited = false;
     b->trash = s->trash;
     b->ntrash = s->ntrash;
     s->trash = NULL;
@@ -567,6 +573,22 @@ int wr_store_notify_fd(const wr_store_t *s)
 void wr_store_flush(wr_store_t *s)
 {
     wr_store_submit(s);
+}
+
+void wr_store_awaited(wr_store_t *s)
+{
+    wr_batch_t *b = s->inflight;
+
+    if (s->awaited)
+        return;
+    s->awaited = true;
+    if (b == NULL || !b->paced || b->awaited)
+        return;
+    /* Held for nobody: start it, so the awaited records behind it go next. */
+    pthread_mutex_lock(&s->mu);
+    s->hurry = true;
+    pthread_mutex_unlock(&s->mu);
+    pthread_cond_signal(&s->work);
 }
 
 /*

@@ -89,6 +89,16 @@ int wr_store_notify_fd(const wr_store_t *s);
 void wr_store_flush(wr_store_t *s);
 
 /*
+ * Something waits for a record appended since the last flush to be durable
+ * (a publisher's confirm, a declare's reply). A batch that carries such a
+ * record is not held for the commit interval behind one that carried none,
+ * and a held batch that carries none starts at once: a lone publisher whose
+ * consumer acks in between (ack records nobody waits for) would otherwise
+ * wait out an interval per message.
+ */
+void wr_store_awaited(wr_store_t *s);
+
+/*
  * Applies completed work and runs the durable callbacks, on the calling
  * (owner's) thread; then hands off the next batch if a flush is waiting.
  * Call when the notify fd is readable; calling it at other times is harmless.

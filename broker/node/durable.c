@@ -221,6 +221,7 @@ bool wr_durable_topology_wait(wr_durable_t *d, wr_durable_waiter_t *w, uint64_t 
     /* Waiters come with the latest sequence number, so the list stays sorted. */
     w->seq = seq;
     wr_list_insert_tail(&d->waiters, &w->link);
+    wr_store_awaited(d->store);
     return true;
 }
 

@@ -868,6 +868,7 @@ int wr_qlog_wait(wr_qlog_t *l, uint64_t index, wr_confirm_t *c)
     if (!waiters_push(l, index, c))
         return WR_ENOMEM;
     c->waiting++;
+    wr_store_awaited(l->ctx->store);
     return WR_OK;
 }
 

@@ -20,7 +20,7 @@ import pika
 import pytest
 
 import amqp_raw as raw
-from durability import ConfirmPublisher, body, check_body, drain
+from durability import AckingConsumer, ConfirmPublisher, body, check_body, drain
 from helpers import assert_serves, channel_error, default_config, free_port, wait_for
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
@@ -326,6 +326,31 @@ def test_kill9_keeps_confirmed_messages(dedicated_broker, name):
         got = drain(c.channel(), q)
         assert [(t, n) for t, n, r in got] == [("k", i) for i in range(100)]
     c.close()
+
+
+def test_lone_confirmed_publisher_is_not_held_by_its_consumers_acks(dedicated_broker, name):
+    """A publisher that waits for each confirm while a consumer acks each
+    message: the ack records, which nobody waits for, pile up behind the
+    message's sync. They must not hold the next message, which its publisher
+    waits for, for the commit interval (1 s here): that cost a second per
+    message. Now each message waits for at most two syncs."""
+    b = dedicated_broker({"storage": {"commit_interval_us": 1000000}})
+    q = name("q")
+    c = b.connect()
+    ch = c.channel()
+    ch.queue_declare(q, durable=True)
+    consumer = AckingConsumer(b.params(), q)
+    consumer.start()
+    assert consumer.ready.wait(10)
+    ch.confirm_delivery()
+    started = time.monotonic()
+    for i in range(20):
+        ch.basic_publish("", q, body("k", i, 100), PERSISTENT)  # raises unless acked
+    took = time.monotonic() - started
+    wait_for(lambda: len(consumer.acked) == 20, what="the consumer to ack all 20")
+    consumer.stop()
+    c.close()
+    assert took < 10, "20 confirms took %.1f s" % took
 
 
 # ---------------------------------------------------------------- paging

@@ -231,10 +231,11 @@ static int64_t now_ms(void)
 /*
  * Appends 1..10 and flushes while the thread is held in that batch's fsync,
  * appends `more` records of `size` bytes (th_payload's, if 0) behind it and
- * flushes, then lets the
- * sync go. Returns the time of the first flush (the first batch began after it).
+ * flushes, then lets the sync go; with `awaited`, something waits for each
+ * batch (wr_store_awaited). Returns the time of the first flush (the first
+ * batch began after it).
  */
-static int64_t backlog_behind_sync(wr_store_t *s, wr_seglog_t *log, uint64_t more, size_t size)
+static int64_t backlog_behind_sync(wr_store_t *s, wr_seglog_t *log, uint64_t more, size_t size, bool awaited)
 {
     static char rec[8192];
     int64_t t0 = now_ms();
@@ -243,12 +244,16 @@ static int64_t backlog_behind_sync(wr_store_t *s, wr_seglog_t *log, uint64_t mor
 
     th_append_n(log, 1, 10);
     fault.hold_sync = true;
+    if (awaited)
+        wr_store_awaited(s);
     wr_store_flush(s);
     ck_assert_int_eq(read(fault.entered[0], &c, 1), 1);
     for (uint64_t i = 0; i < more && size > 0; i++)
         ck_assert_int_eq(wr_seglog_append(log, rec, size, &index), WR_OK);
     if (size == 0)
         th_append_n(log, 11, 10 + more);
+    if (awaited)
+        wr_store_awaited(s);
     wr_store_flush(s);
     ck_assert_int_eq(write(fault.release[1], &c, 1), 1);
     th_wait_dispatch(s);
@@ -267,11 +272,56 @@ START_TEST(backlog_batch_waits_commit_interval)
     o.commit_interval_us = 300 * 1000;
     s = th_store(&o);
     log = th_open_log(s, "q", &dur, NULL, NULL);
-    t0 = backlog_behind_sync(s, log, 5, 0);
+    t0 = backlog_behind_sync(s, log, 5, 0, false);
     th_wait_dispatch(s);
     ck_assert_uint_eq(dur.index, 15);
     ck_assert_int_ge(now_ms() - t0, 300);
     ck_assert_int_eq(th_fault_syncs(&fault), 2);
+    wr_store_close(s);
+}
+END_TEST
+
+/* Steady load of records something waits for (confirms) is paced as any. */
+START_TEST(awaited_backlog_still_paced)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s;
+    wr_seglog_t *log;
+    int64_t t0;
+
+    o.commit_interval_us = 300 * 1000;
+    s = th_store(&o);
+    log = th_open_log(s, "q", &dur, NULL, NULL);
+    t0 = backlog_behind_sync(s, log, 5, 0, true);
+    th_wait_dispatch(s);
+    ck_assert_uint_eq(dur.index, 15);
+    ck_assert_int_ge(now_ms() - t0, 300);
+    wr_store_close(s);
+}
+END_TEST
+
+/*
+ * A lone publisher whose consumer acks: the ack records nobody waits for
+ * pile up behind its message's sync and are paced; its next message, which
+ * it waits for, neither waits behind them for the interval nor is paced
+ * itself.
+ */
+START_TEST(awaited_batch_not_held_behind_unawaited)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s;
+    wr_seglog_t *log;
+    int64_t t0;
+
+    o.commit_interval_us = 60 * 1000 * 1000;
+    s = th_store(&o);
+    log = th_open_log(s, "q", &dur, NULL, NULL);
+    t0 = backlog_behind_sync(s, log, 5, 0, false); /* 11..15 now held for the interval */
+    th_append_n(log, 16, 20);
+    wr_store_awaited(s);
+    th_sync(s, log, 20);
+    ck_assert_int_lt(now_ms() - t0, 10 * 1000);
+    ck_assert_int_eq(th_fault_syncs(&fault), 3);
     wr_store_close(s);
 }
 END_TEST
@@ -287,7 +337,7 @@ START_TEST(large_backlog_not_paced)
     o.commit_interval_us = 60 * 1000 * 1000;
     s = th_store(&o);
     log = th_open_log(s, "q", &dur, NULL, NULL);
-    t0 = backlog_behind_sync(s, log, WR_STORE_PACE_BYTES / 4096 + 1, 4096);
+    t0 = backlog_behind_sync(s, log, WR_STORE_PACE_BYTES / 4096 + 1, 4096, false);
     th_wait_dispatch(s);
     ck_assert_uint_eq(dur.index, 10 + WR_STORE_PACE_BYTES / 4096 + 1);
     ck_assert_int_lt(now_ms() - t0, 10 * 1000);
@@ -349,7 +399,7 @@ START_TEST(close_cuts_pacing_short)
     o.commit_interval_us = 60 * 1000 * 1000;
     s = th_store(&o);
     log = th_open_log(s, "q", &dur, NULL, NULL);
-    t0 = backlog_behind_sync(s, log, 5, 0);
+    t0 = backlog_behind_sync(s, log, 5, 0, false);
     ck_assert_int_eq(wr_seglog_close(log), WR_OK);
     ck_assert_int_lt(now_ms() - t0, 10 * 1000);
     wr_store_close(s);
@@ -540,6 +590,8 @@ int main(void)
     tcase_add_test(tc, backlog_batch_waits_commit_interval);
     tcase_add_test(tc, large_backlog_not_paced);
     tcase_add_test(tc, batch_after_idle_not_paced);
+    tcase_add_test(tc, awaited_backlog_still_paced);
+    tcase_add_test(tc, awaited_batch_not_held_behind_unawaited);
     tcase_add_test(tc, close_cuts_pacing_short);
     tcase_add_test(tc, write_error);
     tcase_add_test(tc, fsync_error);

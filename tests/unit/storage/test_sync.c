@@ -261,42 +261,44 @@ static int64_t backlog_behind_sync(wr_store_t *s, wr_seglog_t *log, uint64_t mor
     return t0;
 }
 
-/* A small batch that piled up behind a sync starts a commit interval after the last one began. */
-START_TEST(backlog_batch_waits_commit_interval)
+/* A store with the commit interval given and log "q" open in it. */
+static wr_store_t *paced_store(int64_t interval_us, wr_seglog_t **log)
 {
     wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
     wr_store_t *s;
+
+    o.commit_interval_us = interval_us;
+    s = th_store(&o);
+    *log = th_open_log(s, "q", &dur, NULL, NULL);
+    return s;
+}
+
+/* A small batch that piled up behind a sync (awaited or not) starts a
+ * commit interval after the last one began. */
+static void check_backlog_paced(bool awaited)
+{
     wr_seglog_t *log;
+    wr_store_t *s = paced_store(300 * 1000, &log);
     int64_t t0;
 
-    o.commit_interval_us = 300 * 1000;
-    s = th_store(&o);
-    log = th_open_log(s, "q", &dur, NULL, NULL);
-    t0 = backlog_behind_sync(s, log, 5, 0, false);
+    t0 = backlog_behind_sync(s, log, 5, 0, awaited);
     th_wait_dispatch(s);
     ck_assert_uint_eq(dur.index, 15);
     ck_assert_int_ge(now_ms() - t0, 300);
     ck_assert_int_eq(th_fault_syncs(&fault), 2);
     wr_store_close(s);
 }
+
+START_TEST(backlog_batch_waits_commit_interval)
+{
+    check_backlog_paced(false);
+}
 END_TEST
 
 /* Steady load of records something waits for (confirms) is paced as any. */
 START_TEST(awaited_backlog_still_paced)
 {
-    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
-    wr_store_t *s;
-    wr_seglog_t *log;
-    int64_t t0;
-
-    o.commit_interval_us = 300 * 1000;
-    s = th_store(&o);
-    log = th_open_log(s, "q", &dur, NULL, NULL);
-    t0 = backlog_behind_sync(s, log, 5, 0, true);
-    th_wait_dispatch(s);
-    ck_assert_uint_eq(dur.index, 15);
-    ck_assert_int_ge(now_ms() - t0, 300);
-    wr_store_close(s);
+    check_backlog_paced(true);
 }
 END_TEST
 
@@ -308,14 +310,10 @@ END_TEST
  */
 START_TEST(awaited_batch_not_held_behind_unawaited)
 {
-    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
-    wr_store_t *s;
     wr_seglog_t *log;
+    wr_store_t *s = paced_store(60 * 1000 * 1000, &log);
     int64_t t0;
 
-    o.commit_interval_us = 60 * 1000 * 1000;
-    s = th_store(&o);
-    log = th_open_log(s, "q", &dur, NULL, NULL);
     t0 = backlog_behind_sync(s, log, 5, 0, false); /* 11..15 now held for the interval */
     th_append_n(log, 16, 20);
     wr_store_awaited(s);
@@ -329,14 +327,10 @@ END_TEST
 /* A backlog of WR_STORE_PACE_BYTES or more goes at once: pacing never slows a full disk. */
 START_TEST(large_backlog_not_paced)
 {
-    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
-    wr_store_t *s;
     wr_seglog_t *log;
+    wr_store_t *s = paced_store(60 * 1000 * 1000, &log);
     int64_t t0;
 
-    o.commit_interval_us = 60 * 1000 * 1000;
-    s = th_store(&o);
-    log = th_open_log(s, "q", &dur, NULL, NULL);
     t0 = backlog_behind_sync(s, log, WR_STORE_PACE_BYTES / 4096 + 1, 4096, false);
     th_wait_dispatch(s);
     ck_assert_uint_eq(dur.index, 10 + WR_STORE_PACE_BYTES / 4096 + 1);
@@ -348,14 +342,10 @@ END_TEST
 /* A batch flushed after the last one completed (a lone client waiting for its confirm) is not held. */
 START_TEST(batch_after_idle_not_paced)
 {
-    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
-    wr_store_t *s;
     wr_seglog_t *log;
+    wr_store_t *s = paced_store(60 * 1000 * 1000, &log);
     int64_t t0;
 
-    o.commit_interval_us = 60 * 1000 * 1000;
-    s = th_store(&o);
-    log = th_open_log(s, "q", &dur, NULL, NULL);
     t0 = now_ms();
     for (uint64_t i = 1; i <= 5; i++) {
         th_append_n(log, i, i);

@@ -526,12 +526,19 @@ static void conn_reads(wr_conn_t *c, bool on)
         bufferevent_disable(c->bev, EV_READ);
 }
 
+/* Starts reading unless an alarm or flow, unread output, a cluster-wide
+ * change or a full input holds the reads. */
+static void conn_reads_unless_held(wr_conn_t *c)
+{
+    if (!c->blocked && !c->output_held && !c->parked && !c->read_full)
+        conn_reads(c, true);
+}
+
 /* Reads resume unless something else still holds them; the input already
  * buffered is handled on the next pass. */
 static void conn_reads_resume(wr_conn_t *c)
 {
-    if (!c->blocked && !c->output_held && !c->parked)
-        conn_reads(c, true);
+    conn_reads_unless_held(c);
     event_active(c->resume, EV_READ, 0);
 }
 
@@ -1169,8 +1176,7 @@ static void conn_process(wr_conn_t *c)
     if (c->read_full && c->state != WR_CONN_DEAD &&
         evbuffer_get_length(bufferevent_get_input(c->bev)) < conn_read_high(c)) {
         c->read_full = false;
-        if (!c->blocked && !c->output_held && !c->parked)
-            conn_reads(c, true);
+        conn_reads_unless_held(c);
     }
     if (c->state != WR_CONN_DEAD && wr_durable_topology_seq(d) != before &&
         wr_durable_topology_wait(d, &c->topo_wait, wr_durable_topology_seq(d))) {

@@ -301,9 +301,19 @@ def test_an_idle_queue_writes_nothing_to_its_log(cluster):
     wait_for(lambda: conn.process_data_events(0.05) or got, DEADLINE, "the message")
     wait_for(lambda: conn.process_data_events(0.05) or
              (queue_info(n1, "qi") or {}).get("messages_unacknowledged") == 0, DEADLINE, "the ack applied")
-    before = raft_of(n1, "qi")["last_index"]
-    uptime = n1.http().get("/api/nodes/n1").json["uptime"]
-    # Three tick periods (1 s) pass with the consumer still there.
+    # The ack's own entries may still be landing (a tick proposed while the
+    # message was out): wait for the log to stand still for 1.5 tick periods,
+    # which a queue ticking every second never does.
+    seen = [None, 0]
+
+    def still():
+        index, uptime = raft_of(n1, "qi")["last_index"], n1.http().get("/api/nodes/n1").json["uptime"]
+        if index != seen[0]:
+            seen[:] = [index, uptime]
+        return uptime - seen[1] >= 1500
+    wait_for(lambda: conn.process_data_events(0.05) or still(), DEADLINE, "qi's log to stand still for 1.5 s")
+    before, uptime = seen
+    # Three more tick periods (1 s) pass with the consumer still there.
     wait_for(lambda: conn.process_data_events(0.05) or
              n1.http().get("/api/nodes/n1").json["uptime"] >= uptime + 3500, DEADLINE, "3.5 s of the node's uptime")
     assert raft_of(n1, "qi")["last_index"] == before

@@ -30,7 +30,8 @@
  * Records that compaction copied in from older segments are "hosted": they
  * keep their old index and are found through the log's moved map instead.
  * Owned by the owner's thread. The storage thread reads only `path` and `fd`,
- * which never change while the segment exists, and keeps `ahead` and `synced`.
+ * which never change while the segment exists, and keeps `ahead`, `ahead_by`,
+ * `ahead_ns` and `synced`.
  */
 typedef struct {
     char *path;         /* owned */
@@ -49,6 +50,8 @@ typedef struct {
     uint64_t size;      /* bytes placed, written or not */
     uint64_t durable;   /* bytes written and fdatasync'ed */
     uint64_t ahead;     /* storage thread only: the file's length, data and zeros written ahead */
+    uint64_t ahead_by;  /* storage thread only: how far past the data its last extension went */
+    uint64_t ahead_ns;  /* storage thread only: when (CLOCK_MONOTONIC); 0: never */
     uint64_t synced;    /* storage thread only: the length whose blocks an fdatasync put on disk */
     wr_list_t hosted;   /* wr_moved_t.link of records whose copy lives here */
     bool candidate;     /* sparse enough to compact, waiting for a batch */

@@ -183,20 +183,43 @@ static void fail(wr_batch_log_t *e, int err, const char *what, const char *path)
          errstr(err, eb, sizeof(eb)));
 }
 
+/* Extensions of a segment's zeros closer together than this are one growing log. */
+#define AHEAD_BURST_NS 1000000000ull
+#define AHEAD_MAX      (1ull << 20)
+
+static uint64_t mono_ns(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
 /*
  * Where the zeros written after a segment's data end: an eighth of its
- * length further (at most 1 MiB), up to a 4 KiB boundary, never past the
- * segment size. Later batches then overwrite allocated blocks inside the
- * file, which needs no metadata on disk.
+ * length further, or twice as far as the last time when that was less than
+ * a second ago (a log that keeps growing pays an fdatasync for its new
+ * length less and less often), at most 1 MiB, up to a 4 KiB boundary,
+ * never past the segment size. Later batches then overwrite allocated
+ * blocks inside the file, which needs no metadata on disk. A log that grows
+ * slowly keeps the eighth: its file stays near its data's size.
  */
-static uint64_t ahead_end(const wr_store_t *s, uint64_t end)
+static uint64_t ahead_end(const wr_store_t *s, wr_seg_t *seg, uint64_t end)
 {
-    uint64_t to = end + (end / 8 < (1u << 20) ? end / 8 : (1u << 20));
+    uint64_t now = mono_ns(), grow = end / 8, to;
 
     if (end >= s->segment_size)
         return end;
-    to = (to + 4095) & ~(uint64_t)4095;
-    return to < s->segment_size ? to : s->segment_size;
+    if (seg->ahead_ns != 0 && now - seg->ahead_ns < AHEAD_BURST_NS && 2 * seg->ahead_by > grow)
+        grow = 2 * seg->ahead_by;
+    if (grow > AHEAD_MAX)
+        grow = AHEAD_MAX;
+    to = (end + grow + 4095) & ~(uint64_t)4095;
+    if (to > s->segment_size)
+        to = s->segment_size;
+    seg->ahead_by = to - end;
+    seg->ahead_ns = now;
+    return to;
 }
 
 /* Writes the chunk, then zeros ahead of it when it passed the zeros already there. */
@@ -208,7 +231,7 @@ static int write_chunk(wr_store_t *s, wr_chunk_t *c)
 
     if (err != 0 || !s->flush_once || end <= c->seg->ahead)
         return err;
-    to = ahead_end(s, end);
+    to = ahead_end(s, c->seg, end);
     /* Best effort: without them the segment is fdatasync'ed each batch, as before. */
     for (at = end; at < to && err == 0; at += sizeof(zeros))
         err = write_all(s, c->seg->fd, c->seg->path, zeros, to - at < sizeof(zeros) ? to - at : sizeof(zeros),

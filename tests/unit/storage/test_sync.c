@@ -189,6 +189,48 @@ START_TEST(one_flush_per_batch)
 }
 END_TEST
 
+/*
+ * Logs that keep growing write their zeros ahead further each time (within
+ * a second of the last extension), so a new length costs an fdatasync of
+ * its own less and less often: 96 batches of 1 KiB into each of two logs.
+ * With an eighth of the length each time, as before, the two took 14
+ * fdatasyncs beyond the batches' 96; doubling takes 4.
+ */
+START_TEST(growing_log_extends_less_often)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s = th_store(&o);
+    th_durable_t durs[2] = {{0}};
+    wr_seglog_t *logs[2];
+    static char rec[1024];
+    int syncs;
+
+    if (!flush_once_fs()) {
+        wr_store_close(s);
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        logs[i] = th_open_log(s, i == 0 ? "g0" : "g1", &durs[i], NULL, NULL);
+        th_append_n(logs[i], 1, 1);
+    }
+    th_settle(s);
+    syncs = th_fault_syncs(&fault);
+    for (int b = 0; b < 96; b++) {
+        for (int i = 0; i < 2; i++) {
+            uint64_t index;
+            ck_assert_int_eq(wr_seglog_append(logs[i], rec, sizeof(rec), &index), WR_OK);
+        }
+        th_settle(s);
+    }
+    for (int i = 0; i < 2; i++)
+        ck_assert_uint_eq(durs[i].index, 97);
+    /* One fdatasync per batch (the riders' flush) and one per extension. */
+    ck_assert_int_le(th_fault_syncs(&fault) - syncs - 96, 8);
+    ck_assert_int_eq(msgs.count, 0);
+    wr_store_close(s);
+}
+END_TEST
+
 /* When the batch's one flush fails, every log that relied on it fails, not just the file flushed. */
 START_TEST(failed_flush_fails_every_rider)
 {
@@ -576,6 +618,7 @@ int main(void)
     tcase_add_test(tc, one_sync_per_dirty_file);
     tcase_add_test(tc, callback_waits_for_fsync);
     tcase_add_test(tc, one_flush_per_batch);
+    tcase_add_test(tc, growing_log_extends_less_often);
     tcase_add_test(tc, failed_flush_fails_every_rider);
     tcase_add_test(tc, backlog_batch_waits_commit_interval);
     tcase_add_test(tc, large_backlog_not_paced);

@@ -32,7 +32,8 @@ typedef enum { WR_STORE_IO_WRITE, WR_STORE_IO_SYNC, WR_STORE_IO_WRITEBACK } wr_s
 
 /*
  * TESTS ONLY. Called on the storage thread before each pwrite, each
- * fsync/fdatasync and each writeback it performs, with the file's path. Return 0 to let the call
+ * fsync/fdatasync and each checked writeback it performs (not the unchecked
+ * start of a batch's writebacks), with the file's path. Return 0 to let the call
  * happen, or an errno value (EIO, ENOSPC) to fail it as if the kernel had. A
  * hook may block to hold the storage thread at that point.
  */

@@ -327,14 +327,38 @@ static void writeback_log(wr_store_t *s, wr_batch_log_t *e, const wr_chunk_t *la
 }
 
 /*
+ * Starts the write-back of every in-place chunk of the batch, `last`
+ * included, without waiting: the files' writes then go to the disk together
+ * and the checked write-back that follows (writeback_log) mostly finds them
+ * done, instead of sleeping once per file. Best effort: an error here shows
+ * again in that checked call.
+ */
+static void start_writeback(wr_store_t *s, wr_batch_t *b)
+{
+    for (size_t i = 0; i < b->nlogs; i++) {
+        wr_list_t *n;
+
+        if (!b->logs[i].rides || b->logs[i].err != 0)
+            continue;
+        for (n = b->logs[i].log->inflight.next; n != &b->logs[i].log->inflight; n = n->next) {
+            wr_chunk_t *c = wr_list_entry(n, wr_chunk_t, link);
+            if (in_place(s, c))
+                sync_file_range(c->seg->fd, (off_t)c->off, (off_t)c->data.len, SYNC_FILE_RANGE_WRITE);
+        }
+    }
+}
+
+/*
  * The in-place chunks of every log: each written back, then one fdatasync of
  * the last, whose device flush makes them all durable (a lone one is simply
  * fdatasync'ed). If that fails, every log that relied on it fails.
  */
-static void sync_riders(wr_store_t *s, wr_batch_t *b, wr_chunk_t *last)
+static void sync_riders(wr_store_t *s, wr_batch_t *b, wr_chunk_t *last, size_t riders)
 {
     int err;
 
+    if (riders > 1)
+        start_writeback(s, b);
     for (size_t i = 0; i < b->nlogs; i++) {
         if (b->logs[i].rides && b->logs[i].err == 0)
             writeback_log(s, &b->logs[i], last);
@@ -387,7 +411,7 @@ static void run_batch(wr_store_t *s, wr_batch_t *b)
     for (size_t i = 0; i < b->nlogs; i++)
         log_sync(s, &b->logs[i], &riders, &last);
     if (riders > 0)
-        sync_riders(s, b, last);
+        sync_riders(s, b, last, riders);
     for (size_t i = 0; i < b->nlogs; i++) {
         if (b->logs[i].err == 0)
             log_after(s, &b->logs[i]);

@@ -128,6 +128,7 @@ struct wr_store_s {
     unsigned compact_pct;
     uint64_t reclaim_bytes; /* see WR_STORE_RECLAIM_BYTES */
     int64_t pace_ns;        /* the commit interval; <= 0: none */
+    int64_t hold_ns;        /* unawaited_delay_us; 0: none */
     wr_store_message_fn message;
     void *message_ud;
     wr_store_fault_fn fault;
@@ -152,6 +153,7 @@ struct wr_store_s {
     bool flush_wanted;    /* flush was called while a batch was in flight */
     bool awaited;         /* wr_store_awaited since the last submit */
     bool last_awaited;    /* the last batch submitted was awaited */
+    uint64_t held_since;  /* CLOCK_MONOTONIC ns when records nobody awaits were first held; 0: none */
     wr_list_t logs;       /* every open log, via log->link */
     wr_map_t *by_name;    /* every open log by name, so that opening one costs O(1) */
     wr_list_t dirty;      /* logs with work for the next batch, via log->dirty */

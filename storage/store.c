@@ -238,6 +238,12 @@ static int opts_apply(wr_store_t *s, const wr_store_opts_t *o, char *err, size_t
         return WR_ESYNTAX;
     }
     s->pace_ns = (o->commit_interval_us ? o->commit_interval_us : WR_STORE_DEFAULT_COMMIT_INTERVAL_US) * 1000;
+    if (o->unawaited_delay_us < 0 || o->unawaited_delay_us > INT64_MAX / 1000) {
+        snprintf(err, errlen, "unawaited_delay_us %lld is outside 0..%lld", (long long)o->unawaited_delay_us,
+                 (long long)(INT64_MAX / 1000));
+        return WR_ESYNTAX;
+    }
+    s->hold_ns = o->unawaited_delay_us * 1000;
     s->message = o->message;
     s->message_ud = o->message_ud;
     s->fault = o->test_fault;
@@ -359,6 +365,7 @@ void wr_store_submit(wr_store_t *s)
     wr_list_foreach_safe(p, t, &s->dirty) n++;
     if (n == 0 && s->ntrash == 0)
         return;
+    s->held_since = 0;
     b = calloc(1, sizeof(*b));
     if (b == NULL || (n > 0 && (b->logs = calloc(n, sizeof(*b->logs))) == NULL)) {
         /* Nothing is lost: the work stays queued for the next flush. */
@@ -570,9 +577,52 @@ int wr_store_notify_fd(const wr_store_t *s)
     return s->notify_fd;
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/*
+ * Whether the records waiting for a batch stay in memory a while longer
+ * (unawaited_delay_us) instead of going now: nothing awaits them, they are
+ * few, no deleted log waits to be removed, and they have not waited their
+ * time yet. No batch is in flight: one that is takes them next in any case.
+ */
+static bool hold(wr_store_t *s)
+{
+    uint64_t now;
+
+    if (s->hold_ns == 0 || s->inflight != NULL || s->awaited || s->ntrash > 0 || wr_list_empty(&s->dirty) ||
+        s->pending_bytes >= WR_STORE_PACE_BYTES)
+        return false;
+    now = now_ns();
+    if (s->held_since == 0)
+        s->held_since = now;
+    if (now - s->held_since >= (uint64_t)s->hold_ns)
+        return false;
+    /* Held, they did not pile up behind a sync: not paced when they go. */
+    s->flush_wanted = false;
+    return true;
+}
+
 void wr_store_flush(wr_store_t *s)
 {
-    wr_store_submit(s);
+    if (!hold(s))
+        wr_store_submit(s);
+}
+
+int64_t wr_store_flush_due_us(const wr_store_t *s)
+{
+    uint64_t now, due;
+
+    if (s->held_since == 0 || s->inflight != NULL || wr_list_empty(&s->dirty))
+        return -1;
+    now = now_ns();
+    due = s->held_since + (uint64_t)s->hold_ns;
+    return due > now ? (int64_t)((due - now + 999) / 1000) : 0;
 }
 
 void wr_store_awaited(wr_store_t *s)
@@ -636,7 +686,7 @@ void wr_store_dispatch(wr_store_t *s)
         if (log->cbs.durable != NULL)
             log->cbs.durable(log->cbs.ud, log, index, status);
     }
-    if (s->flush_wanted)
+    if (s->flush_wanted && !hold(s))
         wr_store_submit(s);
 }
 

@@ -23,6 +23,8 @@ typedef struct wr_store_s wr_store_t;
 /* See commit_interval_us. A batch this large is never held back by it. */
 #define WR_STORE_DEFAULT_COMMIT_INTERVAL_US 10000
 #define WR_STORE_PACE_BYTES                 (64u << 10)
+/* See unawaited_delay_us. */
+#define WR_STORE_DEFAULT_UNAWAITED_DELAY_US 200000
 
 /* Receives one human-readable line: recovery reports and I/O errors. Owner's thread. */
 typedef void (*wr_store_message_fn)(void *ud, const char *text);
@@ -48,6 +50,13 @@ typedef struct {
      * starts batches at most this often, so each sync covers more records.
      * 0 = default; negative = start each batch as soon as the last is done. */
     int64_t commit_interval_us;
+    /* Records that nothing awaits (no wr_store_awaited since the last batch:
+     * acks, persistent messages published without confirms) stay in memory
+     * up to this long before a batch takes them, unless an awaited record or
+     * WR_STORE_PACE_BYTES of them come first: then they share that batch's
+     * sync instead of costing one of their own. The owner calls
+     * wr_store_flush again when wr_store_flush_due_us says. 0: none. */
+    int64_t unawaited_delay_us;
     wr_store_message_fn message; /* may be NULL */
     void *message_ud;
     wr_store_fault_fn test_fault; /* TESTS ONLY; NULL in production */
@@ -88,6 +97,12 @@ int wr_store_notify_fd(const wr_store_t *s);
  * batch instead of queueing behind it one by one.
  */
 void wr_store_flush(wr_store_t *s);
+
+/*
+ * Microseconds until records held back by unawaited_delay_us must go: the
+ * owner calls wr_store_flush then (or earlier). -1: none are held.
+ */
+int64_t wr_store_flush_due_us(const wr_store_t *s);
 
 /*
  * Something waits for a record appended since the last flush to be durable

@@ -409,6 +409,7 @@ wr_config_t *wr_config_new_default(void)
     cfg->segment_size = WR_STORE_DEFAULT_SEGMENT_SIZE;
     cfg->queue_memory_budget = DEFAULT_QUEUE_MEMORY_BUDGET;
     cfg->commit_interval_us = WR_STORE_DEFAULT_COMMIT_INTERVAL_US;
+    cfg->unawaited_delay_us = WR_STORE_DEFAULT_UNAWAITED_DELAY_US;
     cfg->data_dir = strdup(DEFAULT_DATA_DIR);
     cfg->max_connections = -1;
     cfg->max_connections_per_user = -1;
@@ -1022,7 +1023,8 @@ static bool storage_key(const char *key)
 }
 
 /* "data_dir": a path, and "storage": {"segment_size", "queue_memory_budget",
- * "flow_pending_bytes"} in bytes, "commit_interval_us" in microseconds. */
+ * "flow_pending_bytes"} in bytes, "commit_interval_us" and
+ * "unawaited_delay_us" in microseconds. */
 static bool parse_storage(problems_t *p, wr_config_t *cfg, const char *name, const json_t *v)
 {
     const char *key;
@@ -1061,6 +1063,9 @@ static bool parse_storage(problems_t *p, wr_config_t *cfg, const char *name, con
         } else if (strcmp(key, "commit_interval_us") == 0) {
             if (get_int(p, path, item, 0, MAX_COMMIT_INTERVAL_US, &n))
                 cfg->commit_interval_us = n;
+        } else if (strcmp(key, "unawaited_delay_us") == 0) {
+            if (get_int(p, path, item, 0, MAX_COMMIT_INTERVAL_US, &n))
+                cfg->unawaited_delay_us = n;
         } else if (strcmp(key, "flow_pending_bytes") == 0) {
             if (get_int(p, path, item, MIN_FLOW_PENDING_BYTES, INT64_MAX, &n))
                 cfg->flow_storage_pending_bytes = (uint64_t)n;

@@ -62,6 +62,8 @@ typedef struct {
     uint64_t queue_memory_budget; /* bytes of messages a queue keeps in memory, default 64 MiB */
     int64_t commit_interval_us;   /* least µs between the starts of two small batches under
                                      steady load, default 10000; 0: none (storage/store.h) */
+    int64_t unawaited_delay_us;   /* most µs records nobody waits for stay unwritten, default
+                                     200000; 0: none (storage/store.h) */
 
     /* Security (docs/SECURITY.md). */
     wr_listener_cfg_t *tls_listeners; /* default none */

@@ -37,6 +37,7 @@ struct wr_durable_s {
     wr_queue_store_t *qlogs;
     struct event *flush_ev;
     struct event *notify_ev;
+    struct event *due_ev; /* records held back by unawaited_delay_us must go */
     struct event *topo_ev;
     wr_list_t waiters;  /* wr_durable_waiter_t by seq */
     bool flush_pending; /* flush_ev is active */
@@ -232,6 +233,19 @@ void wr_durable_topology_unwait(wr_durable_waiter_t *w)
 
 /* ---------------------------------------------------------------- loop */
 
+/* The store held records back (unawaited_delay_us): flush again when they must go. */
+static void arm_due(wr_durable_t *d)
+{
+    int64_t us = wr_store_flush_due_us(d->store);
+    struct timeval tv;
+
+    if (us < 0 || evtimer_pending(d->due_ev, NULL))
+        return;
+    tv.tv_sec = us / 1000000;
+    tv.tv_usec = us % 1000000;
+    evtimer_add(d->due_ev, &tv);
+}
+
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
     wr_durable_t *d = arg;
@@ -243,6 +257,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     wr_queue_store_flush(d->qlogs);
     wr_store_flush(d->store);
     d->flushing = false;
+    arm_due(d);
 }
 
 static void touch(void *ud)
@@ -257,11 +272,17 @@ static void touch(void *ud)
     event_active(d->flush_ev, 0, 0);
 }
 
+static void on_due(evutil_socket_t fd, short what, void *arg)
+{
+    touch(arg);
+}
+
 static void on_notify(evutil_socket_t fd, short what, void *arg)
 {
     wr_durable_t *d = arg;
 
     wr_store_dispatch(d->store);
+    arm_due(d);
     d->deps.progress(d->deps.ud);
 }
 
@@ -522,6 +543,7 @@ int wr_durable_open(const wr_durable_deps_t *deps, wr_durable_t **out)
     const wr_config_t *cfg = deps->cfg;
     wr_store_opts_t opts = {.segment_size = cfg->segment_size,
                             .commit_interval_us = cfg->commit_interval_us > 0 ? cfg->commit_interval_us : -1,
+                            .unawaited_delay_us = cfg->unawaited_delay_us,
                             .message = on_store_message};
     struct event_base *base = deps->base;
     wr_durable_t *d = calloc(1, sizeof(*d));
@@ -544,7 +566,8 @@ int wr_durable_open(const wr_durable_deps_t *deps, wr_durable_t **out)
     d->qlogs = wr_queue_store_new(d->store, cfg->queue_memory_budget, touch, d);
     d->flush_ev = event_new(base, -1, 0, on_flush, d);
     d->notify_ev = event_new(base, wr_store_notify_fd(d->store), EV_READ | EV_PERSIST, on_notify, d);
-    if (d->qlogs == NULL || d->flush_ev == NULL || d->notify_ev == NULL ||
+    d->due_ev = evtimer_new(base, on_due, d);
+    if (d->qlogs == NULL || d->flush_ev == NULL || d->notify_ev == NULL || d->due_ev == NULL ||
         event_add(d->notify_ev, NULL) != 0) {
         wr_log_error("out of memory opening the data directory");
         wr_durable_close(d);
@@ -603,6 +626,8 @@ void wr_durable_close(wr_durable_t *d)
         event_free(d->flush_ev);
     if (d->notify_ev != NULL)
         event_free(d->notify_ev);
+    if (d->due_ev != NULL)
+        event_free(d->due_ev);
     d->deps.vhost_env->qlogs = NULL;
     wr_queue_store_free(d->qlogs);
     wr_store_close(d->store);

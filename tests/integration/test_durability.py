@@ -353,6 +353,37 @@ def test_lone_confirmed_publisher_is_not_held_by_its_consumers_acks(dedicated_br
     assert took < 10, "20 confirms took %.1f s" % took
 
 
+def test_unconfirmed_persistent_message_is_written_once_its_delay_is_up(dedicated_broker, name):
+    """A persistent message published without confirms: nothing waits for
+    its record, so the broker holds it in memory for storage.unawaited_delay_us
+    (0.3 s here), in case an awaited record comes to share its sync, and then
+    writes it on its own, with no other traffic to set a flush off. It is
+    in its queue's log file then, and survives kill -9."""
+    b = dedicated_broker({"storage": {"unawaited_delay_us": 300000}})
+    q = name("q")
+    c = b.connect()
+    ch = c.channel()
+    ch.queue_declare(q, durable=True)
+    ch.basic_publish("", q, body("held", 0, 64), PERSISTENT)
+    c.close()
+    marker = body("held", 0, 64)[:32]
+    logs = os.path.join(b.workdir, "data", "logs")
+
+    def written():
+        for d, _, files in os.walk(logs):
+            for f in files:
+                with open(os.path.join(d, f), "rb") as fh:
+                    if marker in fh.read():
+                        return True
+        return False
+
+    wait_for(written, timeout=10, what="the message's record in its log file")
+    b = dedicated_broker.restart(b, signal.SIGKILL)
+    c = b.connect()
+    assert [(t, n) for t, n, r in drain(c.channel(), q)] == [("held", 0)]
+    c.close()
+
+
 # ---------------------------------------------------------------- paging
 
 

@@ -110,6 +110,7 @@ START_TEST(test_shipped_config_is_the_defaults)
     ck_assert_double_eq(cfg->disk_free_limit_relative, def->disk_free_limit_relative);
     ck_assert_uint_eq(cfg->flow_storage_pending_bytes, def->flow_storage_pending_bytes);
     ck_assert_int_eq(cfg->commit_interval_us, def->commit_interval_us);
+    ck_assert_int_eq(cfg->unawaited_delay_us, def->unawaited_delay_us);
     ck_assert_uint_eq(json_array_size(cfg->policies), 0);
     wr_config_free(cfg);
     wr_config_free(def);
@@ -210,6 +211,10 @@ static const struct {
      "F: storage.commit_interval_us: must be between 0 and 1000000, got 1000001"},
     {"{\"storage\": {\"commit_interval_us\": \"10ms\"}}",
      "F: storage.commit_interval_us: expected an integer, got a string"},
+    {"{\"storage\": {\"unawaited_delay_us\": -1}}",
+     "F: storage.unawaited_delay_us: must be between 0 and 1000000, got -1"},
+    {"{\"storage\": {\"unawaited_delay_us\": 1000001}}",
+     "F: storage.unawaited_delay_us: must be between 0 and 1000000, got 1000001"},
     {"{\"policies\": [{\"name\": \"p\", \"pattern\": \"x\", \"definition\": {\"max-length\": -1}}]}",
      "F: policies[0].definition: -1 is not a valid maximum length"},
     {"[]", "F: expected an object at the top level, got an array"},
@@ -289,17 +294,20 @@ START_TEST(test_flow_alarms_and_policies)
     ck_assert_double_eq(def->disk_free_limit_relative, 0);
     ck_assert_uint_eq(def->flow_storage_pending_bytes, 67108864);
     ck_assert_int_eq(def->commit_interval_us, 10000);
+    ck_assert_int_eq(def->unawaited_delay_us, 200000);
     ck_assert_ptr_null(def->policies);
     wr_config_free(def);
 
     cfg = load_ok(
         "{\"memory_high_watermark\": {\"absolute\": 1000000}, \"disk_free_limit\": {\"relative\": 1.5},"
-        " \"storage\": {\"flow_pending_bytes\": 2097152, \"commit_interval_us\": 0},"
+        " \"storage\": {\"flow_pending_bytes\": 2097152, \"commit_interval_us\": 0, \"unawaited_delay_us\": "
+        "0},"
         " \"policies\": [{\"name\": \"p\", \"pattern\": \"^q\", \"definition\": {\"max-length\": 1}}]}");
     ck_assert_uint_eq(cfg->memory_high_watermark_bytes, 1000000);
     ck_assert_double_eq(cfg->disk_free_limit_relative, 1.5);
     ck_assert_uint_eq(cfg->flow_storage_pending_bytes, 2097152);
     ck_assert_int_eq(cfg->commit_interval_us, 0);
+    ck_assert_int_eq(cfg->unawaited_delay_us, 0);
     ck_assert_uint_eq(json_array_size(cfg->policies), 1);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(cfg->policies, 0), "vhost")), "/");
     wr_config_free(cfg);

@@ -315,6 +315,106 @@ static wr_store_t *paced_store(int64_t interval_us, wr_seglog_t **log)
     return s;
 }
 
+/* A store that holds unawaited records back for delay_us, with log "q" open in it. */
+static wr_store_t *holding_store(int64_t delay_us, wr_seglog_t **log)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s;
+
+    o.unawaited_delay_us = delay_us;
+    s = th_store(&o);
+    *log = th_open_log(s, "q", &dur, NULL, NULL);
+    return s;
+}
+
+/*
+ * Records nothing awaits (acks, messages published without confirms) stay
+ * in memory, readable, until an awaited record comes; then one batch and
+ * one sync take them all. Without the hold, 1..3 cost a sync of their own.
+ */
+START_TEST(unawaited_records_wait_for_an_awaited_one)
+{
+    wr_seglog_t *log;
+    wr_store_t *s = holding_store(60 * 1000 * 1000, &log);
+    int64_t due;
+
+    th_append_n(log, 1, 3);
+    wr_store_flush(s);
+    ck_assert(wr_store_idle(s));
+    due = wr_store_flush_due_us(s);
+    ck_assert_int_gt(due, 50 * 1000 * 1000);
+    ck_assert_int_le(due, 60 * 1000 * 1000);
+    ck_assert_int_eq(th_fault_syncs(&fault), 0);
+    th_check_read(log, 2);
+    th_append_n(log, 4, 4);
+    wr_store_awaited(s);
+    th_sync(s, log, 4);
+    ck_assert_int_eq(th_fault_syncs(&fault), 1);
+    ck_assert_int_eq(wr_store_flush_due_us(s), -1);
+    wr_store_close(s);
+}
+END_TEST
+
+/* Held records go once they have waited the delay, awaited or not. */
+START_TEST(unawaited_records_go_when_due)
+{
+    wr_seglog_t *log;
+    wr_store_t *s = holding_store(50 * 1000, &log);
+    int64_t t0 = now_ms(), due;
+
+    th_append_n(log, 1, 2);
+    wr_store_flush(s);
+    ck_assert_uint_eq(wr_seglog_durable_index(log), 0);
+    /* The owner flushes when the store says (as broker/node/durable.c arms a timer). */
+    while ((due = wr_store_flush_due_us(s)) > 0) {
+        ck_assert_int_lt(now_ms() - t0, 10000);
+        poll(NULL, 0, (int)(due / 1000) + 1);
+        wr_store_flush(s);
+    }
+    wr_store_flush(s);
+    th_wait_dispatch(s);
+    ck_assert_uint_eq(dur.index, 2);
+    ck_assert_int_ge(now_ms() - t0, 50);
+    wr_store_close(s);
+}
+END_TEST
+
+static void reopen_expect(const wr_store_opts_t *o, const char *name, uint64_t last);
+
+/* Closing the store writes held records too. */
+START_TEST(close_writes_held_records)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s;
+    wr_seglog_t *log;
+
+    o.unawaited_delay_us = 60 * 1000 * 1000;
+    s = th_store(&o);
+    log = th_open_log(s, "q", &dur, NULL, NULL);
+    th_append_n(log, 1, 3);
+    wr_store_flush(s);
+    ck_assert_int_gt(wr_store_flush_due_us(s), 0);
+    wr_store_close(s);
+    reopen_expect(&o, "q", 3);
+}
+END_TEST
+
+/* WR_STORE_PACE_BYTES of them are not held: memory stays bounded. */
+START_TEST(many_unawaited_bytes_not_held)
+{
+    wr_seglog_t *log;
+    wr_store_t *s = holding_store(60 * 1000 * 1000, &log);
+    static char rec[4096];
+    uint64_t index = 0;
+
+    while (wr_store_pending_bytes(s) < WR_STORE_PACE_BYTES)
+        ck_assert_int_eq(wr_seglog_append(log, rec, sizeof(rec), &index), WR_OK);
+    th_sync(s, log, index);
+    ck_assert_int_eq(wr_store_flush_due_us(s), -1);
+    wr_store_close(s);
+}
+END_TEST
+
 /* A small batch that piled up behind a sync (awaited or not) starts a
  * commit interval after the last one began. */
 static void check_backlog_paced(bool awaited)
@@ -402,8 +502,13 @@ static void reopen_expect(const wr_store_opts_t *o, const char *name, uint64_t l
 {
     th_replay_t *r = calloc(1, sizeof(*r));
     wr_seglog_recovery_t rec;
-    wr_store_t *s = th_store(o);
-    wr_seglog_t *log = th_open_log(s, name, &dur, r, &rec);
+    wr_store_opts_t now = *o;
+    wr_store_t *s;
+    wr_seglog_t *log;
+
+    now.unawaited_delay_us = 0; /* th_sync below flushes without awaiting */
+    s = th_store(&now);
+    log = th_open_log(s, name, &dur, r, &rec);
 
     ck_assert_uint_eq(rec.last_index, last);
     ck_assert_uint_eq(r->count, last);
@@ -626,6 +731,10 @@ int main(void)
     tcase_add_test(tc, awaited_backlog_still_paced);
     tcase_add_test(tc, awaited_batch_not_held_behind_unawaited);
     tcase_add_test(tc, close_cuts_pacing_short);
+    tcase_add_test(tc, unawaited_records_wait_for_an_awaited_one);
+    tcase_add_test(tc, unawaited_records_go_when_due);
+    tcase_add_test(tc, close_writes_held_records);
+    tcase_add_test(tc, many_unawaited_bytes_not_held);
     tcase_add_test(tc, write_error);
     tcase_add_test(tc, fsync_error);
     tcase_add_test(tc, errors_stay_in_their_log);

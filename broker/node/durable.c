@@ -593,7 +593,11 @@ int wr_durable_open(const wr_durable_deps_t *deps, wr_durable_t **out)
         wr_durable_close(d);
         return rc;
     }
-    /* The first iteration removes what the sweep set aside. */
+    /* The first iteration removes what the sweep set aside and writes what
+     * start-up appended (a new node's seeded vhost and user): at once, not
+     * held as records nobody awaits, so the node's state is on disk before
+     * it serves a client for long. */
+    wr_store_awaited(d->store);
     touch(d);
     return WR_OK;
 }

@@ -303,24 +303,14 @@ static int64_t backlog_behind_sync(wr_store_t *s, wr_seglog_t *log, uint64_t mor
     return t0;
 }
 
-/* A store with the commit interval given and log "q" open in it. */
-static wr_store_t *paced_store(int64_t interval_us, wr_seglog_t **log)
+/* A store with the commit interval and unawaited delay given (0: the
+ * store's defaults) and log "q" open in it. */
+static wr_store_t *store_q(int64_t interval_us, int64_t delay_us, wr_seglog_t **log)
 {
     wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
     wr_store_t *s;
 
     o.commit_interval_us = interval_us;
-    s = th_store(&o);
-    *log = th_open_log(s, "q", &dur, NULL, NULL);
-    return s;
-}
-
-/* A store that holds unawaited records back for delay_us, with log "q" open in it. */
-static wr_store_t *holding_store(int64_t delay_us, wr_seglog_t **log)
-{
-    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
-    wr_store_t *s;
-
     o.unawaited_delay_us = delay_us;
     s = th_store(&o);
     *log = th_open_log(s, "q", &dur, NULL, NULL);
@@ -335,7 +325,7 @@ static wr_store_t *holding_store(int64_t delay_us, wr_seglog_t **log)
 START_TEST(unawaited_records_wait_for_an_awaited_one)
 {
     wr_seglog_t *log;
-    wr_store_t *s = holding_store(60 * 1000 * 1000, &log);
+    wr_store_t *s = store_q(0, 60 * 1000 * 1000, &log);
     int64_t due;
 
     th_append_n(log, 1, 3);
@@ -359,7 +349,7 @@ END_TEST
 START_TEST(unawaited_records_go_when_due)
 {
     wr_seglog_t *log;
-    wr_store_t *s = holding_store(50 * 1000, &log);
+    wr_store_t *s = store_q(0, 50 * 1000, &log);
     int64_t t0 = now_ms(), due;
 
     th_append_n(log, 1, 2);
@@ -403,7 +393,7 @@ END_TEST
 START_TEST(many_unawaited_bytes_not_held)
 {
     wr_seglog_t *log;
-    wr_store_t *s = holding_store(60 * 1000 * 1000, &log);
+    wr_store_t *s = store_q(0, 60 * 1000 * 1000, &log);
     static char rec[4096];
     uint64_t index = 0;
 
@@ -420,7 +410,7 @@ END_TEST
 static void check_backlog_paced(bool awaited)
 {
     wr_seglog_t *log;
-    wr_store_t *s = paced_store(300 * 1000, &log);
+    wr_store_t *s = store_q(300 * 1000, 0, &log);
     int64_t t0;
 
     t0 = backlog_behind_sync(s, log, 5, 0, awaited);
@@ -453,7 +443,7 @@ END_TEST
 START_TEST(awaited_batch_not_held_behind_unawaited)
 {
     wr_seglog_t *log;
-    wr_store_t *s = paced_store(60 * 1000 * 1000, &log);
+    wr_store_t *s = store_q(60 * 1000 * 1000, 0, &log);
     int64_t t0;
 
     t0 = backlog_behind_sync(s, log, 5, 0, false); /* 11..15 now held for the interval */
@@ -470,7 +460,7 @@ END_TEST
 START_TEST(large_backlog_not_paced)
 {
     wr_seglog_t *log;
-    wr_store_t *s = paced_store(60 * 1000 * 1000, &log);
+    wr_store_t *s = store_q(60 * 1000 * 1000, 0, &log);
     int64_t t0;
 
     t0 = backlog_behind_sync(s, log, WR_STORE_PACE_BYTES / 4096 + 1, 4096, false);
@@ -485,7 +475,7 @@ END_TEST
 START_TEST(batch_after_idle_not_paced)
 {
     wr_seglog_t *log;
-    wr_store_t *s = paced_store(60 * 1000 * 1000, &log);
+    wr_store_t *s = store_q(60 * 1000 * 1000, 0, &log);
     int64_t t0;
 
     t0 = now_ms();

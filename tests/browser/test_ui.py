@@ -204,20 +204,40 @@ def test_definitions_import(page, ui_broker, api):
     api.delete(q_api(name))
 
 
+def list_links(driver):
+    return [a.text for a in driver.find_elements(By.CSS_SELECTOR, "table.list td a")]
+
+
+def queues_named(api, tag):
+    """25 queues TAG-00..TAG-24, and one more that the filter TAG leaves out,
+    so a filtered list never looks like the whole one. Returns the 25 and
+    the other."""
+    names = ["%s-%02d" % (tag, i) for i in range(25)]
+    other = "other-" + uuid.uuid4().hex[:6]
+    for n in names + [other]:
+        assert api.put(q_api(n), {}).status == 201
+    return names, other
+
+
+def wait_filtered_first_page(driver, tag, names):
+    """Pages of 20 and the filter TAG; waits for its first page, not the
+    unfiltered one that shows until the filter's delay is up (Next there is
+    undone when the filter applies, which goes back to page 1)."""
+    Select(driver.find_element(By.NAME, "page_size")).select_by_value("20")
+    driver.find_element(By.CSS_SELECTOR, "input.filter").send_keys(tag)
+    wait(driver, lambda d: list_links(d) == names[:20] and d.find_element(By.CSS_SELECTOR, ".page-info").text
+         .startswith("Page 1 of 2 \u2014 25 shown of "), "page 1 of the filtered list")
+
+
 def test_queue_list_pages_sorts_filters(page, ui_broker, api):
     tag = "ui-pg-" + uuid.uuid4().hex[:6]
-    names = ["%s-%02d" % (tag, i) for i in range(25)]
-    for n in names:
-        assert api.put(q_api(n), {}).status == 201
+    names, other = queues_named(api, tag)
     try:
         login_ok(page, ui_broker.url, "guest", "guest")
         goto(page, ui_broker.url, "queues")
         wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "input.filter"), "the filter")
-        Select(page.find_element(By.NAME, "page_size")).select_by_value("20")
-        page.find_element(By.CSS_SELECTOR, "input.filter").send_keys(tag)
-        links = lambda d: [a.text for a in d.find_elements(By.CSS_SELECTOR, "table.list td a")]  # noqa: E731
-        wait(page, lambda d: links(d) == names[:20], "page 1 of the filtered list")
-        assert page.find_element(By.CSS_SELECTOR, ".page-info").text.startswith("Page 1 of 2 \u2014 25 shown of ")
+        wait_filtered_first_page(page, tag, names)
+        links = list_links
         click_button(page, ".toolbar", "Next \u2192")
         wait(page, lambda d: links(d) == names[20:], "page 2")
         click_button(page, "thead", "Name")
@@ -231,7 +251,47 @@ def test_queue_list_pages_sorts_filters(page, ui_broker, api):
         f.send_keys("^%s-0[12]$" % tag)
         wait(page, lambda d: links(d) == [names[2], names[1]], "the regex filter")
     finally:
-        for n in names:
+        for n in names + [other]:
+            api.delete(q_api(n))
+
+
+# Holds the page's first request to /api/queues for a second, so that its
+# answer comes after those of the requests made after it.
+HOLD_FIRST_QUEUES_FETCH = """
+const real = window.fetch;
+window.heldFetch = 'waiting';
+window.fetch = (url, init) => {
+  const p = real(url, init);
+  if (window.heldFetch !== 'waiting' || !String(url).startsWith('/api/queues')) return p;
+  window.heldFetch = 'holding';
+  return new Promise((resolve) => setTimeout(() => { window.heldFetch = 'released'; resolve(p); }, 1000));
+};
+"""
+
+
+def test_a_late_answer_does_not_overwrite_a_newer_page(page, ui_broker, api):
+    """The queue list's first answer (all queues, 100 a page) comes after
+    the one for the filtered first page of 20 asked for after it. The newer
+    page stays, with Next enabled, and Next brings page 2; the late answer
+    used to replace it and disable Next (page 1 of 1)."""
+    tag = "ui-late-" + uuid.uuid4().hex[:6]
+    names, other = queues_named(api, tag)
+    try:
+        login_ok(page, ui_broker.url, "guest", "guest")
+        page.execute_script(HOLD_FIRST_QUEUES_FETCH)
+        page.execute_script("location.hash = '#/queues'")
+        wait(page, lambda d: d.execute_script("return window.heldFetch") == "holding", "the first list request")
+        wait_filtered_first_page(page, tag, names)
+        links = list_links
+        wait(page, lambda d: d.execute_script("return window.heldFetch") == "released", "the late answer")
+        # One more round trip: the late answer, already read, is handled before it ends.
+        page.execute_script("return fetch('/').then((r) => r.status)")
+        assert links(page) == names[:20]
+        assert page.find_element(By.CSS_SELECTOR, ".page-info").text.startswith("Page 1 of 2 \u2014 25 shown of ")
+        click_button(page, ".toolbar", "Next \u2192")
+        wait(page, lambda d: links(d) == names[20:], "page 2")
+    finally:
+        for n in names + [other]:
             api.delete(q_api(n))
 
 

@@ -194,7 +194,8 @@ export function argEditor(known, title) {
 // opts: {columns: [{key, label, render(item) -> node|text, sort: apiKey|false}],
 // load(query) -> page, pageSize, sort, rowKey(item)}. Returns {el, refresh()}.
 export function pagedTable(opts) {
-  const st = { page: 1, size: opts.pageSize || 100, name: '', regex: false, sort: opts.sort || '', reverse: false };
+  const st = { page: 1, size: opts.pageSize || 100, name: '', regex: false, sort: opts.sort || '', reverse: false,
+    asked: 0 };
   const filter = h('input', { type: 'search', class: 'filter', placeholder: 'Filter by name', 'aria-label': 'Filter by name' });
   const regex = h('input', { type: 'checkbox', class: 'regex' });
   const size = select('page_size', ['20', '50', '100', '500'], String(st.size));
@@ -208,10 +209,12 @@ export function pagedTable(opts) {
   const refresh = async () => {
     const q = { page: st.page, page_size: st.size, name: st.name, use_regex: st.regex ? 'true' : '', sort: st.sort,
       sort_reverse: st.reverse ? 'true' : '' };
+    const asked = ++st.asked;
     let res;
     try {
       res = await opts.load(q);
     } catch (e) {
+      if (asked !== st.asked) return;
       if (e.error === 'page_out_of_range' && st.page > 1) {
         st.page = 1;
         return refresh();
@@ -219,6 +222,10 @@ export function pagedTable(opts) {
       replace(info, e.message);
       return;
     }
+    // An answer to an older request (the page as it was before a click, a
+    // filter or a refresh tick) must not overwrite a newer one, nor the
+    // buttons' state: a stale "page 1 of 1" disabled Next.
+    if (asked !== st.asked) return;
     replace(tbody, res.items.length ? res.items.map((it) => h('tr', null,
       opts.columns.map((c) => h('td', { class: c.num ? 'num' : null }, c.render ? c.render(it) : fmtCell(pick(it, c.key))))))
       : h('tr', null, h('td', { colspan: opts.columns.length, class: 'empty' }, '(none)')));

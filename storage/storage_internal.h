@@ -154,6 +154,10 @@ struct wr_store_s {
     bool awaited;         /* wr_store_awaited since the last submit */
     bool last_awaited;    /* the last batch submitted was awaited */
     uint64_t held_since;  /* CLOCK_MONOTONIC ns when records nobody awaits were first held; 0: none */
+    uint64_t last_submit; /* CLOCK_MONOTONIC ns when the last batch was handed to the thread */
+    uint64_t pace_until;  /* records held for the commit interval go then (ns); 0: none held */
+    bool awaited_behind;  /* wr_store_awaited while a batch was in flight, since the last submit */
+    bool last_paced;      /* the last batch waited for the commit interval (pace_held) */
     wr_list_t logs;       /* every open log, via log->link */
     wr_map_t *by_name;    /* every open log by name, so that opening one costs O(1) */
     wr_list_t dirty;      /* logs with work for the next batch, via log->dirty */

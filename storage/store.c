@@ -350,6 +350,14 @@ err:
     return NULL;
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
 void wr_store_submit(wr_store_t *s)
 {
     wr_list_t *p, *t;
@@ -365,7 +373,8 @@ void wr_store_submit(wr_store_t *s)
     wr_list_foreach_safe(p, t, &s->dirty) n++;
     if (n == 0 && s->ntrash == 0)
         return;
-    s->held_since = 0;
+    s->last_paced = s->pace_until != 0;
+    s->held_since = s->pace_until = 0;
     b = calloc(1, sizeof(*b));
     if (b == NULL || (n > 0 && (b->logs = calloc(n, sizeof(*b->logs))) == NULL)) {
         /* Nothing is lost: the work stays queued for the next flush. */
@@ -390,7 +399,8 @@ void wr_store_submit(wr_store_t *s)
     b->paced = behind && (s->last_awaited || !b->awaited) && s->pace_ns > 0 &&
                s->pending_bytes < WR_STORE_PACE_BYTES;
     s->last_awaited = b->awaited;
-    s->awaited = false;
+    s->awaited = s->awaited_behind = false;
+    s->last_submit = now_ns();
     b->trash = s->trash;
     b->ntrash = s->ntrash;
     s->trash = NULL;
@@ -577,14 +587,6 @@ int wr_store_notify_fd(const wr_store_t *s)
     return s->notify_fd;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 /*
  * Whether the records waiting for a batch stay in memory a while longer
  * (unawaited_delay_us) instead of going now: nothing awaits them, they are
@@ -608,20 +610,42 @@ static bool hold(wr_store_t *s)
     return true;
 }
 
+/*
+ * Whether the records waiting for a batch wait for the commit interval, in
+ * memory: something awaits one of them that arrived while a batch was in
+ * flight, or after a batch that waited so itself (steady confirmed load),
+ * they are few, and the last batch went less than an interval ago. They
+ * wait here, not in the storage thread, so what arrives meanwhile still
+ * makes the batch instead of waiting for the next one. A record awaited
+ * after an unpaced batch was done (a publisher that waits for each
+ * confirm), or behind a batch nothing awaited, goes at once.
+ */
+static bool pace_held(wr_store_t *s)
+{
+    uint64_t until = s->last_submit + (uint64_t)s->pace_ns;
+
+    if (s->inflight != NULL || !(s->awaited_behind || (s->last_paced && s->awaited)) || !s->last_awaited ||
+        s->pace_ns <= 0 || s->pending_bytes >= WR_STORE_PACE_BYTES || now_ns() >= until)
+        return false;
+    s->pace_until = until;
+    return true;
+}
+
 void wr_store_flush(wr_store_t *s)
 {
-    if (!hold(s))
+    if (!hold(s) && !pace_held(s))
         wr_store_submit(s);
 }
 
 int64_t wr_store_flush_due_us(const wr_store_t *s)
 {
-    uint64_t now, due;
+    uint64_t now, due = s->held_since != 0 ? s->held_since + (uint64_t)s->hold_ns : 0;
 
-    if (s->held_since == 0 || s->inflight != NULL || wr_list_empty(&s->dirty))
+    if (s->pace_until != 0 && (due == 0 || s->pace_until < due))
+        due = s->pace_until;
+    if (due == 0 || s->inflight != NULL || wr_list_empty(&s->dirty))
         return -1;
     now = now_ns();
-    due = s->held_since + (uint64_t)s->hold_ns;
     return due > now ? (int64_t)((due - now + 999) / 1000) : 0;
 }
 
@@ -629,6 +653,8 @@ void wr_store_awaited(wr_store_t *s)
 {
     wr_batch_t *b = s->inflight;
 
+    if (b != NULL)
+        s->awaited_behind = true;
     if (s->awaited)
         return;
     s->awaited = true;
@@ -686,7 +712,7 @@ void wr_store_dispatch(wr_store_t *s)
         if (log->cbs.durable != NULL)
             log->cbs.durable(log->cbs.ud, log, index, status);
     }
-    if (s->flush_wanted && !hold(s))
+    if ((s->flush_wanted || s->awaited_behind) && !hold(s) && !pace_held(s))
         wr_store_submit(s);
 }
 

@@ -46,9 +46,12 @@ typedef struct {
     unsigned compact_live_percent; /* compact a segment whose live records fall below this share;
                                       0 = default, else 1..99 */
     /* Under steady load (appends arrived while the last batch was syncing) and
-     * while the waiting batch is under WR_STORE_PACE_BYTES, the storage thread
-     * starts batches at most this often, so each sync covers more records.
-     * 0 = default; negative = start each batch as soon as the last is done. */
+     * while the waiting records are under WR_STORE_PACE_BYTES, batches start
+     * at most this often, so each sync covers more records. Awaited records
+     * wait for it in memory (wr_store_flush, due by wr_store_flush_due_us),
+     * so those that arrive meanwhile make the same batch; others wait in the
+     * storage thread. 0 = default; negative = start each batch as soon as
+     * the last is done. */
     int64_t commit_interval_us;
     /* Records that nothing awaits (no wr_store_awaited since the last batch:
      * acks, persistent messages published without confirms) stay in memory

@@ -456,6 +456,31 @@ START_TEST(awaited_batch_not_held_behind_unawaited)
 }
 END_TEST
 
+/*
+ * Records that arrive while a paced batch waits for the commit interval go
+ * in that batch, not in the next one an interval later: the batch waits in
+ * memory and takes its records when it goes. Two syncs, and 16..20 durable
+ * with 11..15; when the storage thread held the batch, 16..20 made a third
+ * batch, an interval after the second.
+ */
+START_TEST(records_arriving_during_the_interval_make_the_batch)
+{
+    wr_seglog_t *log;
+    wr_store_t *s = store_q(300 * 1000, 0, &log);
+    int64_t t0;
+
+    t0 = backlog_behind_sync(s, log, 5, 0, true); /* 11..15 paced behind 1..10 */
+    th_append_n(log, 16, 20);
+    wr_store_awaited(s);
+    wr_store_flush(s);
+    th_wait_dispatch(s);
+    ck_assert_uint_eq(dur.index, 20);
+    ck_assert_int_ge(now_ms() - t0, 300);
+    ck_assert_int_eq(th_fault_syncs(&fault), 2);
+    wr_store_close(s);
+}
+END_TEST
+
 /* A backlog of WR_STORE_PACE_BYTES or more goes at once: pacing never slows a full disk. */
 START_TEST(large_backlog_not_paced)
 {
@@ -716,6 +741,7 @@ int main(void)
     tcase_add_test(tc, growing_log_extends_less_often);
     tcase_add_test(tc, failed_flush_fails_every_rider);
     tcase_add_test(tc, backlog_batch_waits_commit_interval);
+    tcase_add_test(tc, records_arriving_during_the_interval_make_the_batch);
     tcase_add_test(tc, large_backlog_not_paced);
     tcase_add_test(tc, batch_after_idle_not_paced);
     tcase_add_test(tc, awaited_backlog_still_paced);

@@ -350,7 +350,7 @@ err:
     return NULL;
 }
 
-static uint64_t now_ns(void)
+uint64_t wr_store_now_ns(void)
 {
     struct timespec t;
 
@@ -400,7 +400,7 @@ void wr_store_submit(wr_store_t *s)
                s->pending_bytes < WR_STORE_PACE_BYTES;
     s->last_awaited = b->awaited;
     s->awaited = s->awaited_behind = false;
-    s->last_submit = now_ns();
+    s->last_submit = wr_store_now_ns();
     b->trash = s->trash;
     b->ntrash = s->ntrash;
     s->trash = NULL;
@@ -600,7 +600,7 @@ static bool hold(wr_store_t *s)
     if (s->hold_ns == 0 || s->inflight != NULL || s->awaited || s->ntrash > 0 || wr_list_empty(&s->dirty) ||
         s->pending_bytes >= WR_STORE_PACE_BYTES)
         return false;
-    now = now_ns();
+    now = wr_store_now_ns();
     if (s->held_since == 0)
         s->held_since = now;
     if (now - s->held_since >= (uint64_t)s->hold_ns)
@@ -625,7 +625,7 @@ static bool pace_held(wr_store_t *s)
     uint64_t until = s->last_submit + (uint64_t)s->pace_ns;
 
     if (s->inflight != NULL || !(s->awaited_behind || (s->last_paced && s->awaited)) || !s->last_awaited ||
-        s->pace_ns <= 0 || s->pending_bytes >= WR_STORE_PACE_BYTES || now_ns() >= until)
+        s->pace_ns <= 0 || s->pending_bytes >= WR_STORE_PACE_BYTES || wr_store_now_ns() >= until)
         return false;
     s->pace_until = until;
     return true;
@@ -645,7 +645,7 @@ int64_t wr_store_flush_due_us(const wr_store_t *s)
         due = s->pace_until;
     if (due == 0 || s->inflight != NULL || wr_list_empty(&s->dirty))
         return -1;
-    now = now_ns();
+    now = wr_store_now_ns();
     return due > now ? (int64_t)((due - now + 999) / 1000) : 0;
 }
 
@@ -712,7 +712,7 @@ void wr_store_dispatch(wr_store_t *s)
         if (log->cbs.durable != NULL)
             log->cbs.durable(log->cbs.ud, log, index, status);
     }
-    if ((s->flush_wanted || s->awaited_behind) && !hold(s) && !pace_held(s))
+    if (s->flush_wanted && !hold(s) && !pace_held(s))
         wr_store_submit(s);
 }
 

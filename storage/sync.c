@@ -187,14 +187,6 @@ static void fail(wr_batch_log_t *e, int err, const char *what, const char *path)
 #define AHEAD_BURST_NS 1000000000ull
 #define AHEAD_MAX      (1ull << 20)
 
-static uint64_t mono_ns(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 /*
  * Where the zeros written after a segment's data end: an eighth of its
  * length further, or twice as far as the last time when that was less than
@@ -206,7 +198,7 @@ static uint64_t mono_ns(void)
  */
 static uint64_t ahead_end(const wr_store_t *s, wr_seg_t *seg, uint64_t end)
 {
-    uint64_t now = mono_ns(), grow = end / 8, to;
+    uint64_t now = wr_store_now_ns(), grow = end / 8, to;
 
     if (end >= s->segment_size)
         return end;

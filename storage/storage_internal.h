@@ -116,8 +116,6 @@ typedef struct {
     size_t nlogs;
     char **trash; /* directories of destroyed logs to remove; owned */
     size_t ntrash;
-    bool paced;   /* submitted behind a sync and small: starts a commit interval after the last */
-    bool awaited; /* something waits for a record of it to be durable (wr_store_awaited) */
     char msg[WR_STORE_MSG_MAX]; /* storage thread: problems removing trash */
 } wr_batch_t;
 
@@ -144,9 +142,7 @@ struct wr_store_s {
     wr_batch_t *submitted;
     wr_batch_t *completed;
     bool stop;
-    bool hurry; /* the owner waits for the batch: start it without pacing */
     pthread_t thread;
-    struct timespec last_start; /* storage thread only: when it began the last batch */
 
     /* Owner's thread only. */
     wr_batch_t *inflight; /* submitted and not yet applied */

@@ -264,21 +264,6 @@ static bool overwrites_in_place(const char *dir)
     return statfs(dir, &st) == 0 && (st.f_type == EXT4_SUPER_MAGIC || st.f_type == XFS_SUPER_MAGIC);
 }
 
-/* The storage thread's work condition times its pacing on the monotonic clock. */
-static int work_cond_init(pthread_cond_t *c)
-{
-    pthread_condattr_t a;
-    int rc;
-
-    if (pthread_condattr_init(&a) != 0)
-        return -1;
-    rc = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(c, &a);
-    pthread_condattr_destroy(&a);
-    return rc;
-}
-
 wr_store_t *wr_store_open(const char *dir, const wr_store_opts_t *opts, char *err, size_t errlen)
 {
     static const wr_store_opts_t defaults;
@@ -317,7 +302,7 @@ wr_store_t *wr_store_open(const char *dir, const wr_store_opts_t *opts, char *er
     }
     if (pthread_mutex_init(&s->mu, NULL) != 0)
         goto err_thread;
-    if (work_cond_init(&s->work) != 0) {
+    if (pthread_cond_init(&s->work, NULL) != 0) {
         pthread_mutex_destroy(&s->mu);
         goto err_thread;
     }
@@ -363,7 +348,6 @@ void wr_store_submit(wr_store_t *s)
     wr_list_t *p, *t;
     wr_batch_t *b;
     size_t n = 0;
-    bool behind = s->flush_wanted;
 
     if (s->inflight != NULL) {
         s->flush_wanted = true;
@@ -391,14 +375,7 @@ void wr_store_submit(wr_store_t *s)
         wr_seglog_batch_prepare(log, &b->logs[b->nlogs]);
         log->flight = &b->logs[b->nlogs++];
     }
-    /* Appends that piled up behind a sync are steady load: hold a small batch
-     * for the commit interval, so that it grows and syncs cost fewer per record.
-     * Not an awaited batch behind one nobody awaited: that is a lone publisher
-     * whose consumer's acks took the sync before it. */
-    b->awaited = s->awaited;
-    b->paced = behind && (s->last_awaited || !b->awaited) && s->pace_ns > 0 &&
-               s->pending_bytes < WR_STORE_PACE_BYTES;
-    s->last_awaited = b->awaited;
+    s->last_awaited = s->awaited;
     s->awaited = s->awaited_behind = false;
     s->last_submit = wr_store_now_ns();
     b->trash = s->trash;
@@ -419,10 +396,6 @@ static void store_complete(wr_store_t *s, bool wait)
     wr_batch_t *b;
 
     pthread_mutex_lock(&s->mu);
-    if (wait && s->completed == NULL) {
-        s->hurry = true;
-        pthread_cond_signal(&s->work);
-    }
     while (wait && s->completed == NULL)
         pthread_cond_wait(&s->done, &s->mu);
     b = s->completed;
@@ -612,20 +585,24 @@ static bool hold(wr_store_t *s)
 
 /*
  * Whether the records waiting for a batch wait for the commit interval, in
- * memory: something awaits one of them that arrived while a batch was in
- * flight, or after a batch that waited so itself (steady confirmed load),
- * they are few, and the last batch went less than an interval ago. They
- * wait here, not in the storage thread, so what arrives meanwhile still
- * makes the batch instead of waiting for the next one. A record awaited
- * after an unpaced batch was done (a publisher that waits for each
- * confirm), or behind a batch nothing awaited, goes at once.
+ * memory, so that under steady load a batch and its sync carry more
+ * records: they are few, the last batch went less than an interval ago, and
+ * the load is steady. For records nothing awaits, steady means they piled up
+ * behind a batch in flight. For awaited ones, it means the last batch was
+ * awaited too, and something was awaited while it was in flight or it waited
+ * for the interval itself. So a record awaited after an unpaced batch was
+ * done (a publisher that waits for each confirm), or behind a batch nothing
+ * awaited (its consumer's acks), goes at once, and takes held records along.
+ * They wait here, not in the storage thread, so what arrives meanwhile
+ * still makes the batch instead of waiting for the next one.
  */
 static bool pace_held(wr_store_t *s)
 {
     uint64_t until = s->last_submit + (uint64_t)s->pace_ns;
+    bool steady = s->awaited ? s->last_awaited && (s->awaited_behind || s->last_paced) : s->flush_wanted;
 
-    if (s->inflight != NULL || !(s->awaited_behind || (s->last_paced && s->awaited)) || !s->last_awaited ||
-        s->pace_ns <= 0 || s->pending_bytes >= WR_STORE_PACE_BYTES || wr_store_now_ns() >= until)
+    if (s->inflight != NULL || !steady || s->pace_ns <= 0 || s->pending_bytes >= WR_STORE_PACE_BYTES ||
+        wr_store_now_ns() >= until)
         return false;
     s->pace_until = until;
     return true;
@@ -651,20 +628,9 @@ int64_t wr_store_flush_due_us(const wr_store_t *s)
 
 void wr_store_awaited(wr_store_t *s)
 {
-    wr_batch_t *b = s->inflight;
-
-    if (b != NULL)
+    if (s->inflight != NULL)
         s->awaited_behind = true;
-    if (s->awaited)
-        return;
     s->awaited = true;
-    if (b == NULL || !b->paced || b->awaited)
-        return;
-    /* Held for nobody: start it, so the awaited records behind it go next. */
-    pthread_mutex_lock(&s->mu);
-    s->hurry = true;
-    pthread_mutex_unlock(&s->mu);
-    pthread_cond_signal(&s->work);
 }
 
 /*

@@ -47,11 +47,10 @@ typedef struct {
                                       0 = default, else 1..99 */
     /* Under steady load (appends arrived while the last batch was syncing) and
      * while the waiting records are under WR_STORE_PACE_BYTES, batches start
-     * at most this often, so each sync covers more records. Awaited records
-     * wait for it in memory (wr_store_flush, due by wr_store_flush_due_us),
-     * so those that arrive meanwhile make the same batch; others wait in the
-     * storage thread. 0 = default; negative = start each batch as soon as
-     * the last is done. */
+     * at most this often, so each sync covers more records. The records wait
+     * for it in memory (wr_store_flush, due by wr_store_flush_due_us), so
+     * those that arrive meanwhile make the same batch. 0 = default;
+     * negative = start each batch as soon as the last is done. */
     int64_t commit_interval_us;
     /* Records that nothing awaits (no wr_store_awaited since the last batch:
      * acks, persistent messages published without confirms) stay in memory
@@ -109,11 +108,11 @@ int64_t wr_store_flush_due_us(const wr_store_t *s);
 
 /*
  * Something waits for a record appended since the last flush to be durable
- * (a publisher's confirm, a declare's reply). A batch that carries such a
- * record is not held for the commit interval behind one that carried none,
- * and a held batch that carries none starts at once: a lone publisher whose
- * consumer acks in between (ack records nobody waits for) would otherwise
- * wait out an interval per message.
+ * (a publisher's confirm, a declare's reply). Such a record is not held for
+ * the commit interval behind a batch that carried none, and records held
+ * for the interval that nothing awaits go with it at once: a lone publisher
+ * whose consumer acks in between (ack records nobody waits for) would
+ * otherwise wait out an interval per message.
  */
 void wr_store_awaited(wr_store_t *s);
 

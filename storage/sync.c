@@ -415,34 +415,6 @@ static void run_batch(wr_store_t *s, wr_batch_t *b)
              errstr(err, eb, sizeof(eb)));
 }
 
-static bool before(const struct timespec *a, const struct timespec *b)
-{
-    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
-}
-
-/*
- * With mu held: holds a paced batch until the commit interval since the last
- * batch began has passed, or the owner waits for it, or the store stops. Then
- * notes when this batch begins.
- */
-static void pace(wr_store_t *s, const wr_batch_t *b)
-{
-    struct timespec until = s->last_start, now;
-
-    until.tv_sec += s->pace_ns / 1000000000;
-    until.tv_nsec += s->pace_ns % 1000000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    while (b->paced && !s->hurry && !s->stop && before(&now, &until)) {
-        pthread_cond_timedwait(&s->work, &s->mu, &until);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-    }
-    s->last_start = now;
-}
-
 void *wr_sync_main(void *arg)
 {
     wr_store_t *s = arg;
@@ -457,12 +429,10 @@ void *wr_sync_main(void *arg)
             break;
         b = s->submitted;
         s->submitted = NULL;
-        pace(s, b);
         pthread_mutex_unlock(&s->mu);
         run_batch(s, b);
         pthread_mutex_lock(&s->mu);
         s->completed = b;
-        s->hurry = false;
         pthread_cond_broadcast(&s->done);
         pthread_mutex_unlock(&s->mu);
         /* Outside mu, so the owner it wakes does not block on mu next. Only

@@ -64,7 +64,9 @@
 #define READ_STOP_WM (4 * WRITE_HIGH_WM)
 /* Output corking (see conn_queued): an open connection's output is written
  * once this much is queued, when the loop has nothing more urgent to do, or
- * after CORK_USEC at the latest. */
+ * after CORK_USEC at the latest, as libevent's coarse clock counts it (it
+ * advances once a jiffy, so up to 4 ms later at HZ=250; docs/PERFORMANCE.md,
+ * "The load generator's millisecond"). */
 #define CORK_BYTES (64 * 1024)
 #define CORK_USEC  200
 /* A straddler buffer grown beyond this for a large frame is not kept. */

@@ -947,6 +947,7 @@ static void batch_succeeded(wr_seglog_t *log, wr_batch_log_t *e)
     wr_store_t *s = log->store;
     bool kept = e->compacted != NULL && !apply_moves(log, e);
 
+    log->retry_ns = 0;
     if (e->target > log->durable)
         log->durable = e->target;
     if (e->msg[0] != '\0')
@@ -1028,10 +1029,10 @@ static void batch_failed(wr_seglog_t *log, wr_batch_log_t *e)
 {
     wr_store_t *s = log->store;
     uint64_t upto = log->next - 1;
+    /* A retry of work left behind carries no new record: none is lost again
+     * (the durable callback still hears of the error). */
+    bool lost_now = upto > log->durable && (log->nlost == 0 || upto > log->lost[log->nlost - 1].upto);
 
-    wr_store_msg(
-        s, "%s; records %" PRIu64 "..%" PRIu64 " of log '%s' are not durable; it goes on in a new segment",
-        e->msg, log->durable + 1, upto, log->name);
     while (!wr_list_empty(&log->pending)) {
         wr_chunk_t *c = wr_list_entry(log->pending.next, wr_chunk_t, link);
         c->seg->size = c->seg->durable;
@@ -1054,7 +1055,17 @@ static void batch_failed(wr_seglog_t *log, wr_batch_log_t *e)
     log->front_dirty |= e->front != 0;
     log->dir_new |= e->dir_new;
     if (log->ndead > 0 || log->front_dirty || log->dir_new)
-        wr_store_mark_dirty(s, log);
+        wr_store_retry_later(s, log);
+    if (lost_now)
+        wr_store_msg(s,
+                     "%s; records %" PRIu64 "..%" PRIu64
+                     " of log '%s' are not durable; it goes on in a new segment",
+                     e->msg, log->durable + 1, upto, log->name);
+    else if (log->retry_at != 0)
+        wr_store_msg(s, "%s; log '%s' retries that in %" PRIu64 " ms", e->msg, log->name,
+                     log->retry_ns / 1000000);
+    else
+        wr_store_msg(s, "%s (log '%s')", e->msg, log->name);
 }
 
 void wr_seglog_batch_done(wr_seglog_t *log, wr_batch_log_t *e)
@@ -1194,6 +1205,9 @@ int wr_seglog_close(wr_seglog_t *log)
     s = log->store;
     log->closing = true;
     failures = log->failures;
+    /* Work left by a failed batch goes now, not at its retry. */
+    if (log->retry_at != 0)
+        wr_store_mark_dirty(s, log);
     for (;;) {
         if (log->flight != NULL || s->inflight != NULL) {
             wr_store_wait(s);

@@ -23,6 +23,10 @@
 /* A head segment this large (or half a segment, if less) whose records are
  * mostly released is rolled, so that its space comes back once consumed. */
 #define WR_STORE_RECLAIM_BYTES (1u << 20)
+/* A failed batch's other work is retried this long after the failure, twice
+ * as long after each further failure in a row, up to the max. */
+#define WR_STORE_RETRY_MIN_NS (1000ull * 1000 * 1000)
+#define WR_STORE_RETRY_MAX_NS (32ull * 1000 * 1000 * 1000)
 
 /*
  * One segment file. A record is "native" to the segment it was appended to;
@@ -157,6 +161,7 @@ struct wr_store_s {
     wr_list_t logs;       /* every open log, via log->link */
     wr_map_t *by_name;    /* every open log by name, so that opening one costs O(1) */
     wr_list_t dirty;      /* logs with work for the next batch, via log->dirty */
+    wr_list_t retrying;   /* logs whose failed batch's other work waits for its retry_at, via log->dirty */
     wr_list_t notify;     /* logs with news for their durable callback, via log->notify */
     char **trash;
     size_t ntrash;
@@ -194,6 +199,8 @@ struct wr_seglog_s {
     bool closing;   /* wr_seglog_close is draining it: no more compaction */
     bool front_dirty;
     bool dir_new;
+    uint64_t retry_at;  /* on the store's retrying list until then (CLOCK_MONOTONIC ns); 0: not there */
+    uint64_t retry_ns;  /* how long its last retry waited; 0 after a batch succeeded */
     wr_list_t pending;  /* chunks for the next batch */
     wr_list_t inflight; /* chunks of the in-flight batch: read-only until it completes */
     wr_seg_t **dead;    /* segments to delete in the next batch */
@@ -217,8 +224,10 @@ void wr_store_wait(wr_store_t *s);
 
 /* Formats a message and hands it to the owner's message callback, if any. */
 void wr_store_msg(wr_store_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Queues log for the next batch. */
+/* Queues log for the next batch, with any work that waited for a retry. */
 void wr_store_mark_dirty(wr_store_t *s, wr_seglog_t *log);
+/* A batch of log's failed and left work behind: it waits (WR_STORE_RETRY_MIN_NS..MAX_NS). */
+void wr_store_retry_later(wr_store_t *s, wr_seglog_t *log);
 /* Queues log for its durable callback at the next dispatch. */
 void wr_store_mark_notify(wr_store_t *s, wr_seglog_t *log);
 /*

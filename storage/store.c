@@ -277,6 +277,7 @@ wr_store_t *wr_store_open(const char *dir, const wr_store_opts_t *opts, char *er
     s->lock_fd = s->notify_fd = -1;
     wr_list_init(&s->logs);
     wr_list_init(&s->dirty);
+    wr_list_init(&s->retrying);
     wr_list_init(&s->notify);
     if (opts_apply(s, opts ? opts : &defaults, err, errlen) != WR_OK)
         goto err;
@@ -425,8 +426,45 @@ void wr_store_wait(wr_store_t *s)
 
 void wr_store_mark_dirty(wr_store_t *s, wr_seglog_t *log)
 {
+    if (log->retry_at != 0) {
+        log->retry_at = 0;
+        wr_list_remove(&log->dirty);
+    }
     if (wr_list_empty(&log->dirty))
         wr_list_insert_tail(&s->dirty, &log->dirty);
+}
+
+/*
+ * Without it, a failure that persists (a full descriptor table, a dead disk)
+ * was retried at every flush, and a retry that fails prompts the next flush
+ * (the topology journal answers a failure with a snapshot, which flushes):
+ * a message or three every loop pass, or every unawaited_delay_us.
+ */
+void wr_store_retry_later(wr_store_t *s, wr_seglog_t *log)
+{
+    log->retry_ns = log->retry_ns == 0 ? WR_STORE_RETRY_MIN_NS : log->retry_ns * 2;
+    if (log->retry_ns > WR_STORE_RETRY_MAX_NS)
+        log->retry_ns = WR_STORE_RETRY_MAX_NS;
+    log->retry_at = wr_store_now_ns() + log->retry_ns;
+    wr_list_remove(&log->dirty);
+    wr_list_insert_tail(&s->retrying, &log->dirty);
+}
+
+/* Logs whose retry is due go back on the dirty list (wr_store_flush_due_us
+ * tells the owner when to flush for them). */
+static void retry_due(wr_store_t *s)
+{
+    wr_list_t *p, *t;
+    uint64_t now;
+
+    if (wr_list_empty(&s->retrying))
+        return;
+    now = wr_store_now_ns();
+    wr_list_foreach_safe(p, t, &s->retrying)
+    {
+        if (wr_list_entry(p, wr_seglog_t, dirty)->retry_at <= now)
+            wr_store_mark_dirty(s, wr_list_entry(p, wr_seglog_t, dirty));
+    }
 }
 
 void wr_store_mark_notify(wr_store_t *s, wr_seglog_t *log)
@@ -610,6 +648,7 @@ static bool pace_held(wr_store_t *s)
 
 void wr_store_flush(wr_store_t *s)
 {
+    retry_due(s);
     if (!hold(s) && !pace_held(s))
         wr_store_submit(s);
 }
@@ -617,10 +656,18 @@ void wr_store_flush(wr_store_t *s)
 int64_t wr_store_flush_due_us(const wr_store_t *s)
 {
     uint64_t now, due = s->held_since != 0 ? s->held_since + (uint64_t)s->hold_ns : 0;
+    const wr_list_t *p;
 
     if (s->pace_until != 0 && (due == 0 || s->pace_until < due))
         due = s->pace_until;
-    if (due == 0 || s->inflight != NULL || wr_list_empty(&s->dirty))
+    if (wr_list_empty(&s->dirty))
+        due = 0;
+    for (p = s->retrying.next; p != &s->retrying; p = p->next) {
+        const wr_seglog_t *log = wr_list_entry(p, wr_seglog_t, dirty);
+        if (due == 0 || log->retry_at < due)
+            due = log->retry_at;
+    }
+    if (due == 0 || s->inflight != NULL)
         return -1;
     now = wr_store_now_ns();
     return due > now ? (int64_t)((due - now + 999) / 1000) : 0;

@@ -285,8 +285,9 @@ static void on_journal_durable(void *ud, wr_seglog_t *log, uint64_t index, int s
         report_durable(t, index + t->offset);
         return;
     }
-    wr_log_error("durable topology: write error in its journal: changes after %llu wait for a snapshot",
-                 (unsigned long long)t->durable);
+    if (!t->failed)
+        wr_log_error("durable topology: write error in its journal: changes after %llu wait for a snapshot",
+                     (unsigned long long)t->durable);
     t->failed = true;
     if (!t->snapping)
         snapshot_request(t);

@@ -86,6 +86,16 @@ int th_fault(void *ud, wr_store_io_t op, const char *path)
     int err = 0;
     char c = 0;
 
+    if (op == WR_STORE_IO_SYNC && n > 5 && strcmp(path + n - 5, "/logs") == 0) {
+        pthread_mutex_lock(&f->mu);
+        f->logs_dir_syncs++;
+        if (f->fail_logs_dir > 0) {
+            f->fail_logs_dir--;
+            err = f->err;
+        }
+        pthread_mutex_unlock(&f->mu);
+        return err;
+    }
     if (!seg || (f->match[0] != '\0' && strstr(path, f->match) == NULL))
         return 0;
     pthread_mutex_lock(&f->mu);
@@ -118,6 +128,16 @@ int th_fault_syncs(th_fault_t *f)
 
     pthread_mutex_lock(&f->mu);
     n = f->syncs;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+int th_fault_logs_dir_syncs(th_fault_t *f)
+{
+    int n;
+
+    pthread_mutex_lock(&f->mu);
+    n = f->logs_dir_syncs;
     pthread_mutex_unlock(&f->mu);
     return n;
 }

@@ -35,7 +35,8 @@ bool th_msgs_has(const th_msgs_t *m, const char *needle);
  * The fault hook. The counters count only segment files (".seg") whose path
  * contains `match` (any, if empty): syncs the fdatasyncs, writebacks the
  * sync_file_range calls. fail_write / fail_sync: fail that many upcoming
- * writes / fdatasyncs with err.
+ * writes / fdatasyncs with err. fail_logs_dir: fail that many upcoming
+ * fsyncs of the store's logs/ directory with err (they count in logs_dir_syncs).
  * hold_sync: the next segment fdatasync writes one byte to entered[1] and
  * waits for one byte on release[0] before going on.
  */
@@ -46,6 +47,8 @@ typedef struct {
     int writebacks;
     int fail_write;
     int fail_sync;
+    int fail_logs_dir;
+    int logs_dir_syncs;
     int err;
     bool hold_sync;
     char match[64];
@@ -58,6 +61,7 @@ void th_fault_fini(th_fault_t *f);
 int th_fault(void *ud, wr_store_io_t op, const char *path);
 int th_fault_syncs(th_fault_t *f);
 int th_fault_writebacks(th_fault_t *f);
+int th_fault_logs_dir_syncs(th_fault_t *f);
 
 /* Options with tiny segments, the message collector and (if f) the fault hook. */
 wr_store_opts_t th_opts(uint64_t segment_size, th_msgs_t *m, th_fault_t *f);

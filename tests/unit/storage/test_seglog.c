@@ -471,6 +471,8 @@ START_TEST(compaction_failure_keeps_original)
     ck_assert_int_eq(access(first, F_OK), 0);
     th_check_read(log, 3);
     ck_assert_int_eq(dur.status, WR_EIO);
+    ck_assert_msg(th_msgs_has(&msgs, "failed: Input/output error; log 'q' retries that in 1000 ms"), "%s",
+                  msgs.text);
     wr_store_close(s);
 
     /* The dead segments went when the log was closed; the compacted one

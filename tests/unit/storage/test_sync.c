@@ -666,6 +666,61 @@ START_TEST(errors_stay_in_their_log)
 }
 END_TEST
 
+/*
+ * A failure that persists (here the fsync of logs/ after a new log's
+ * directory, as with a full descriptor table) is retried after a second,
+ * then twice as long each time, however often the owner flushes: not at
+ * every flush, each with a message. The lost record is named once; the
+ * retries lose nothing and say when the next comes. Once the fsync works,
+ * new records take the waiting work along, and the log goes on.
+ */
+START_TEST(failing_work_is_retried_less_and_less)
+{
+    wr_store_opts_t o = th_opts(1 << 20, &msgs, &fault);
+    wr_store_t *s = th_store(&o);
+    struct pollfd p = {wr_store_notify_fd(s), POLLIN, 0};
+    wr_seglog_t *log;
+    int64_t t0;
+    int first;
+
+    fault.err = EMFILE;
+    fault.fail_logs_dir = 1000;
+    log = th_open_log(s, "q", &dur, NULL, NULL);
+    th_append_n(log, 1, 1);
+    wr_store_flush(s);
+    th_wait_dispatch(s);
+    ck_assert_int_eq(dur.status, WR_EIO);
+    ck_assert_msg(th_msgs_has(&msgs, "records 1..1 of log 'q' are not durable"), "%s", msgs.text);
+    first = th_fault_logs_dir_syncs(&fault);
+    /* An owner that flushes at every loop pass for 3.5 s (other logs keep it busy). */
+    t0 = now_ms();
+    while (now_ms() - t0 < 3500) {
+        wr_store_flush(s);
+        if (poll(&p, 1, 1) == 1)
+            wr_store_dispatch(s);
+    }
+    /* Retries at 1 and 3 s (the next at 7 s). */
+    ck_assert_int_eq(th_fault_logs_dir_syncs(&fault) - first, 2);
+    /* One message per failure; only the first names lost records. */
+    ck_assert_msg(msgs.count == 3 && th_msgs_has(&msgs, "log 'q' retries that in 2000 ms") &&
+                      th_msgs_has(&msgs, "log 'q' retries that in 4000 ms") &&
+                      strstr(strstr(msgs.text, "are not durable") + 1, "are not durable") == NULL,
+                  "%s", msgs.text);
+    ck_assert_int_gt(wr_store_flush_due_us(s), 0);
+    /* The disk is back. New records do not wait for the retry (due at 7 s):
+     * they go at once and take the waiting work along. */
+    fault.fail_logs_dir = 0;
+    t0 = now_ms();
+    th_append_n(log, 2, 3);
+    th_sync(s, log, 3);
+    ck_assert_int_lt(now_ms() - t0, 2000);
+    ck_assert_int_eq(dur.status, WR_OK);
+    ck_assert_int_eq(th_fault_logs_dir_syncs(&fault) - first, 3);
+    ck_assert_int_eq(wr_store_flush_due_us(s), -1);
+    wr_store_close(s);
+}
+END_TEST
+
 /* Close hands off what was never flushed and waits for it; the records survive. */
 START_TEST(close_makes_durable)
 {
@@ -754,6 +809,7 @@ int main(void)
     tcase_add_test(tc, write_error);
     tcase_add_test(tc, fsync_error);
     tcase_add_test(tc, errors_stay_in_their_log);
+    tcase_add_test(tc, failing_work_is_retried_less_and_less);
     tcase_add_test(tc, close_makes_durable);
     tcase_add_test(tc, store_close_flushes_logs);
     tcase_add_test(tc, close_inside_callback);

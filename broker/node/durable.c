@@ -37,7 +37,7 @@ struct wr_durable_s {
     wr_queue_store_t *qlogs;
     struct event *flush_ev;
     struct event *notify_ev;
-    struct event *due_ev; /* records held back by unawaited_delay_us must go */
+    struct event *due_ev; /* held or paced records, a retry or a failed snapshot are due */
     struct event *topo_ev;
     wr_list_t waiters;  /* wr_durable_waiter_t by seq */
     bool flush_pending; /* flush_ev is active */
@@ -237,8 +237,11 @@ void wr_durable_topology_unwait(wr_durable_waiter_t *w)
 static void arm_due(wr_durable_t *d)
 {
     int64_t us = wr_store_flush_due_us(d->store);
+    int64_t topo = d->topo != NULL ? wr_topology_due_us(d->topo) : -1;
     struct timeval tv;
 
+    if (topo >= 0 && (us < 0 || topo < us))
+        us = topo;
     if (us < 0 || evtimer_pending(d->due_ev, NULL))
         return;
     tv.tv_sec = us / 1000000;
@@ -296,7 +299,8 @@ static void on_topology_notify(evutil_socket_t fd, short what, void *arg)
     wr_durable_t *d = arg;
 
     wr_topology_dispatch(d->topo);
-    /* The snapshot truncated the journal: its segments go with the next batch. */
+    /* The snapshot truncated the journal: its segments go with the next
+     * batch. A failed one may be due again later: arm_due after the flush. */
     touch(d);
 }
 

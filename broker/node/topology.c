@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker/base/log.h"
@@ -29,6 +30,10 @@
 #define SNAPSHOT_VERSION 3
 #define SNAPSHOT_MIN     4096
 #define ERR_MAX          1024
+/* A failed snapshot that changes wait for is tried again this long after,
+ * twice as long after each further failure, up to the max. */
+#define RETRY_MIN_NS (1000ull * 1000 * 1000)
+#define RETRY_MAX_NS (32ull * 1000 * 1000 * 1000)
 
 typedef struct {
     wr_list_t link;
@@ -48,6 +53,8 @@ struct wr_topology_s {
     uint64_t snap_size;  /* the state's size at the last snapshot */
     bool failed;         /* the journal failed: snapshots only */
     bool snapping;       /* a snapshot is requested or being written */
+    uint64_t retry_at;   /* a failed snapshot is tried again then (CLOCK_MONOTONIC ns); 0: none due */
+    uint64_t retry_ns;   /* the wait before that try; doubles per failure in a row */
     wr_list_t outbox;    /* changes for the snapshot thread, handed over by wr_topology_flush */
     int efd;
     pthread_t thread;
@@ -260,10 +267,32 @@ static void snapshot_request(wr_topology_t *t)
     hand_over(t, true);
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 void wr_topology_flush(wr_topology_t *t)
 {
-    if (!wr_list_empty(&t->outbox))
+    if (t->retry_at != 0 && !t->snapping && mono_ns() >= t->retry_at) {
+        t->retry_at = 0;
+        snapshot_request(t);
+    } else if (!wr_list_empty(&t->outbox)) {
         hand_over(t, false);
+    }
+}
+
+int64_t wr_topology_due_us(const wr_topology_t *t)
+{
+    uint64_t now;
+
+    if (t->retry_at == 0 || t->snapping)
+        return -1;
+    now = mono_ns();
+    return t->retry_at > now ? (int64_t)((t->retry_at - now + 999) / 1000) : 0;
 }
 
 /* ---------------------------------------------------------------- journal */
@@ -398,10 +427,22 @@ void wr_topology_dispatch(wr_topology_t *t)
     pthread_mutex_unlock(&t->mu);
     t->snapping = false;
     if (seq == 0) {
-        /* Retried with the next change. */
-        wr_log_error("durable topology: cannot write a snapshot: %s", err);
+        /* Changes that wait for it (the journal failed) must not wait for the
+         * next change: it is tried again on its own, less and less often.
+         * Otherwise the next change or journal growth retries it. */
+        if (t->failed && t->seq > t->durable) {
+            t->retry_ns = t->retry_ns == 0 ? RETRY_MIN_NS : t->retry_ns * 2;
+            if (t->retry_ns > RETRY_MAX_NS)
+                t->retry_ns = RETRY_MAX_NS;
+            t->retry_at = mono_ns() + t->retry_ns;
+            wr_log_error("durable topology: cannot write a snapshot: %s; trying again in %llu ms", err,
+                         (unsigned long long)(t->retry_ns / 1000000));
+        } else {
+            wr_log_error("durable topology: cannot write a snapshot: %s", err);
+        }
         return;
     }
+    t->retry_ns = t->retry_at = 0;
     /* Only this run's records map onto log indexes by the offset. */
     if (seq - t->offset >= t->run_first && seq - t->offset <= wr_seglog_last_index(t->journal))
         wr_seglog_truncate_front(t->journal, seq - t->offset);

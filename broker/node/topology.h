@@ -55,8 +55,13 @@ wr_topology_t *wr_topology_open(wr_store_t *s, const char *dir, const wr_topolog
 int wr_topology_append(wr_topology_t *t, json_t *rec, uint64_t *seq);
 
 /* Hands the changes recorded since the last call to the snapshot thread (one
- * wake-up per loop iteration, not per change). Call before wr_store_flush. */
+ * wake-up per loop iteration, not per change), or a snapshot that failed
+ * and is due again. Call before wr_store_flush. */
 void wr_topology_flush(wr_topology_t *t);
+
+/* Microseconds until a failed snapshot that changes wait for is due again
+ * (call wr_topology_flush then); -1: none. */
+int64_t wr_topology_due_us(const wr_topology_t *t);
 
 /* The sequence number of the last change recorded, and of the last durable one. */
 uint64_t wr_topology_seq(const wr_topology_t *t);

@@ -9,6 +9,7 @@
  * and the definitions records (vhosts, users, permissions) with their errors.
  */
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -282,6 +283,7 @@ END_TEST
 
 typedef struct {
     th_msgs_t msgs;
+    th_fault_t *fault; /* the store's fault hook, if set before fx_open */
     wr_store_t *store;
     wr_topology_t *t;
     json_t *vhosts;
@@ -295,7 +297,7 @@ static void on_durable(void *ud, uint64_t seq)
 
 static void fx_open(fx_t *fx, size_t snapshot_min)
 {
-    wr_store_opts_t o = th_opts(0, &fx->msgs, NULL);
+    wr_store_opts_t o = th_opts(0, &fx->msgs, fx->fault);
     wr_topology_opts_t to = {on_durable, fx, snapshot_min};
     char err[1024];
 
@@ -351,6 +353,57 @@ static void fx_snapshot_done(fx_t *fx)
     ck_assert_int_eq(poll(&p, 1, 10000), 1);
     wr_topology_dispatch(fx->t);
 }
+
+/*
+ * The journal fails (its record is lost), so its change waits for a
+ * snapshot, and the snapshot fails too. It is tried again on its own a
+ * second later, as the broker's timer does when wr_topology_due_us says:
+ * a declare waiting for it does not wait for the next change.
+ */
+START_TEST(failed_snapshot_is_tried_again)
+{
+    th_fault_t fault;
+    fx_t fx;
+    uint64_t seq;
+    int64_t due;
+
+    th_fault_init(&fault);
+    memset(&fx, 0, sizeof(fx));
+    fx.fault = &fault;
+    th_tmpdir();
+    fx_open(&fx, (size_t)1 << 30);
+    ck_assert_int_eq(wr_topology_due_us(fx.t), -1);
+    fault.err = EIO;
+    snprintf(fault.match, sizeof(fault.match), "/logs/%s/", WR_TOPOLOGY_LOG);
+    fault.fail_sync = 1;
+    fault.fail_tmp_write = 1;
+    seq = fx_append(&fx, WR_TOPO_QUEUE_DECLARE, queue_entry("a"));
+    wr_topology_flush(fx.t);
+    wr_store_flush(fx.store);
+    th_wait_dispatch(fx.store); /* the journal's write error asks for a snapshot */
+    wr_topology_flush(fx.t);
+    fx_snapshot_done(&fx); /* which fails */
+    ck_assert_uint_lt(fx.durable, seq);
+    due = wr_topology_due_us(fx.t);
+    ck_assert_int_gt(due, 900 * 1000);
+    ck_assert_int_le(due, 1000 * 1000);
+    /* Not before it is due. */
+    wr_topology_flush(fx.t);
+    ck_assert_int_gt(wr_topology_due_us(fx.t), 0);
+    poll(NULL, 0, (int)(due / 1000) + 1);
+    ck_assert_int_eq(wr_topology_due_us(fx.t), 0);
+    wr_topology_flush(fx.t);
+    fx_snapshot_done(&fx);
+    ck_assert_uint_eq(fx.durable, seq);
+    ck_assert_int_eq(wr_topology_due_us(fx.t), -1);
+    fx_close(&fx);
+    fx_open(&fx, (size_t)1 << 30);
+    ck_assert_str_eq(names(fx.vhosts, "queues"), "a");
+    fx.fault = NULL;
+    fx_stop(&fx);
+    th_fault_fini(&fault);
+}
+END_TEST
 
 static const char *segment_path(void)
 {
@@ -689,6 +742,7 @@ int main(void)
     tcase_add_test(tc, journal_torn_tail);
     tcase_add_test(tc, journal_bad_crc);
     tcase_add_test(tc, snapshot_truncates_journal);
+    tcase_add_test(tc, failed_snapshot_is_tried_again);
     tcase_add_test(tc, snapshot_covers_journal_records);
     tcase_add_test(tc, loads_version_1);
     tcase_add_test(tc, loads_version_2);

@@ -96,6 +96,15 @@ int th_fault(void *ud, wr_store_io_t op, const char *path)
         pthread_mutex_unlock(&f->mu);
         return err;
     }
+    if (op == WR_STORE_IO_WRITE && n > 4 && strcmp(path + n - 4, ".tmp") == 0) {
+        pthread_mutex_lock(&f->mu);
+        if (f->fail_tmp_write > 0) {
+            f->fail_tmp_write--;
+            err = f->err;
+        }
+        pthread_mutex_unlock(&f->mu);
+        return err;
+    }
     if (!seg || (f->match[0] != '\0' && strstr(path, f->match) == NULL))
         return 0;
     pthread_mutex_lock(&f->mu);

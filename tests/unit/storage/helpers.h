@@ -37,6 +37,8 @@ bool th_msgs_has(const th_msgs_t *m, const char *needle);
  * sync_file_range calls. fail_write / fail_sync: fail that many upcoming
  * writes / fdatasyncs with err. fail_logs_dir: fail that many upcoming
  * fsyncs of the store's logs/ directory with err (they count in logs_dir_syncs).
+ * fail_tmp_write: fail that many upcoming writes of "*.tmp" files (the
+ * temporary copies wr_store_write_file renames into place) with err.
  * hold_sync: the next segment fdatasync writes one byte to entered[1] and
  * waits for one byte on release[0] before going on.
  */
@@ -48,6 +50,7 @@ typedef struct {
     int fail_write;
     int fail_sync;
     int fail_logs_dir;
+    int fail_tmp_write;
     int logs_dir_syncs;
     int err;
     bool hold_sync;

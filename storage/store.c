@@ -435,10 +435,11 @@ void wr_store_mark_dirty(wr_store_t *s, wr_seglog_t *log)
 }
 
 /*
- * Without it, a failure that persists (a full descriptor table, a dead disk)
- * was retried at every flush, and a retry that fails prompts the next flush
- * (the topology journal answers a failure with a snapshot, which flushes):
- * a message or three every loop pass, or every unawaited_delay_us.
+ * Parks log on the retrying list until its retry is due. Retried at every
+ * flush instead, a failure that persists (a full descriptor table, a dead
+ * disk) cost a batch and a message each time, and a failed retry prompts
+ * the next flush (the topology journal answers a failure with a snapshot,
+ * which flushes): three lines every unawaited_delay_us.
  */
 void wr_store_retry_later(wr_store_t *s, wr_seglog_t *log)
 {
@@ -462,8 +463,10 @@ static void retry_due(wr_store_t *s)
     now = wr_store_now_ns();
     wr_list_foreach_safe(p, t, &s->retrying)
     {
-        if (wr_list_entry(p, wr_seglog_t, dirty)->retry_at <= now)
-            wr_store_mark_dirty(s, wr_list_entry(p, wr_seglog_t, dirty));
+        wr_seglog_t *log = wr_list_entry(p, wr_seglog_t, dirty);
+
+        if (log->retry_at <= now)
+            wr_store_mark_dirty(s, log);
     }
 }
 

@@ -358,7 +358,9 @@ void wr_store_submit(wr_store_t *s)
     wr_list_foreach_safe(p, t, &s->dirty) n++;
     if (n == 0 && s->ntrash == 0)
         return;
-    s->last_paced = s->pace_until != 0;
+    s->last_submit = wr_store_now_ns();
+    /* Waited out its interval: not when an awaited record took held ones early. */
+    s->last_paced = s->pace_until != 0 && s->last_submit >= s->pace_until;
     s->held_since = s->pace_until = 0;
     b = calloc(1, sizeof(*b));
     if (b == NULL || (n > 0 && (b->logs = calloc(n, sizeof(*b->logs))) == NULL)) {
@@ -378,7 +380,6 @@ void wr_store_submit(wr_store_t *s)
     }
     s->last_awaited = s->awaited;
     s->awaited = s->awaited_behind = false;
-    s->last_submit = wr_store_now_ns();
     b->trash = s->trash;
     b->ntrash = s->ntrash;
     s->trash = NULL;

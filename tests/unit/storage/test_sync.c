@@ -457,6 +457,34 @@ START_TEST(awaited_batch_not_held_behind_unawaited)
 END_TEST
 
 /*
+ * Acks nobody waits for, held for the interval behind a sync, go at once
+ * with the lone publisher's next message. That batch did not wait out the
+ * interval, so the publisher's message after it is not paced either: when
+ * the store took it for a paced batch, every later message waited the
+ * interval (test_durability.py's lone publisher, 1 s a message).
+ */
+START_TEST(taking_held_records_early_is_not_pacing)
+{
+    wr_seglog_t *log;
+    wr_store_t *s = store_q(60 * 1000 * 1000, 0, &log);
+    int64_t t0;
+
+    t0 = backlog_behind_sync(s, log, 5, 0, false); /* 11..15 held for the interval */
+    ck_assert_int_gt(wr_store_flush_due_us(s), 0);
+    th_append_n(log, 16, 16);
+    wr_store_awaited(s);
+    th_sync(s, log, 16);
+    th_append_n(log, 17, 17);
+    wr_store_awaited(s);
+    wr_store_flush(s);
+    ck_assert_int_eq(wr_store_flush_due_us(s), -1);
+    th_sync(s, log, 17);
+    ck_assert_int_lt(now_ms() - t0, 10 * 1000);
+    wr_store_close(s);
+}
+END_TEST
+
+/*
  * Records that arrive while a paced batch waits for the commit interval go
  * in that batch, not in the next one an interval later: the batch waits in
  * memory and takes its records when it goes. Two syncs, and 16..20 durable
@@ -801,6 +829,7 @@ int main(void)
     tcase_add_test(tc, batch_after_idle_not_paced);
     tcase_add_test(tc, awaited_backlog_still_paced);
     tcase_add_test(tc, awaited_batch_not_held_behind_unawaited);
+    tcase_add_test(tc, taking_held_records_early_is_not_pacing);
     tcase_add_test(tc, close_cuts_pacing_short);
     tcase_add_test(tc, unawaited_records_wait_for_an_awaited_one);
     tcase_add_test(tc, unawaited_records_go_when_due);

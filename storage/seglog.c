@@ -985,14 +985,18 @@ static void lost_add(wr_seglog_t *log, uint64_t first, uint64_t upto)
     log->lost[log->nlost++] = (wr_lost_t){first, upto};
 }
 
+/* The last record whose fate is known: durable, or lost to an earlier failure. */
+static uint64_t settled_upto(const wr_seglog_t *log)
+{
+    if (log->nlost > 0 && log->lost[log->nlost - 1].upto > log->durable)
+        return log->lost[log->nlost - 1].upto;
+    return log->durable;
+}
+
 /* Records (durable, upto] will never be on disk: they stop being live, and read as WR_EIO. */
 static void lose_records(wr_seglog_t *log, uint64_t upto)
 {
-    uint64_t from = log->durable;
-
-    if (log->nlost > 0 && log->lost[log->nlost - 1].upto > from)
-        from = log->lost[log->nlost - 1].upto;
-    for (uint64_t i = from + 1; i <= upto; i++) {
+    for (uint64_t i = settled_upto(log) + 1; i <= upto; i++) {
         wr_seg_t *seg = log_find_seg(log, i);
         uint32_t slot;
         if (seg != NULL && seg_slot(seg, i, &slot) && wr_seg_is_live(seg, slot)) {
@@ -1031,7 +1035,7 @@ static void batch_failed(wr_seglog_t *log, wr_batch_log_t *e)
     uint64_t upto = log->next - 1;
     /* A retry of work left behind carries no new record: none is lost again
      * (the durable callback still hears of the error). */
-    bool lost_now = upto > log->durable && (log->nlost == 0 || upto > log->lost[log->nlost - 1].upto);
+    bool lost_now = upto > settled_upto(log);
 
     while (!wr_list_empty(&log->pending)) {
         wr_chunk_t *c = wr_list_entry(log->pending.next, wr_chunk_t, link);

@@ -217,8 +217,6 @@ struct wr_seglog_s {
 char *wr_store_path(const char *dir, const char *name);
 /* Hands the dirty logs to the storage thread now, or marks a flush wanted if a batch is in flight. */
 void wr_store_submit(wr_store_t *s);
-/* CLOCK_MONOTONIC in nanoseconds; either thread. */
-uint64_t wr_store_now_ns(void);
 /* Blocks until the in-flight batch (if any) completes and applies it; callbacks wait for dispatch. */
 void wr_store_wait(wr_store_t *s);
 

@@ -22,6 +22,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/status.h"
 #include "storage/storage_internal.h"
 #include "storage/sync.h"
@@ -336,14 +337,6 @@ err:
     return NULL;
 }
 
-uint64_t wr_store_now_ns(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 void wr_store_submit(wr_store_t *s)
 {
     wr_list_t *p, *t;
@@ -358,7 +351,7 @@ void wr_store_submit(wr_store_t *s)
     wr_list_foreach_safe(p, t, &s->dirty) n++;
     if (n == 0 && s->ntrash == 0)
         return;
-    s->last_submit = wr_store_now_ns();
+    s->last_submit = wr_mono_ns();
     /* Waited out its interval: not when an awaited record took held ones early. */
     s->last_paced = s->pace_until != 0 && s->last_submit >= s->pace_until;
     s->held_since = s->pace_until = 0;
@@ -444,10 +437,8 @@ void wr_store_mark_dirty(wr_store_t *s, wr_seglog_t *log)
  */
 void wr_store_retry_later(wr_store_t *s, wr_seglog_t *log)
 {
-    log->retry_ns = log->retry_ns == 0 ? WR_STORE_RETRY_MIN_NS : log->retry_ns * 2;
-    if (log->retry_ns > WR_STORE_RETRY_MAX_NS)
-        log->retry_ns = WR_STORE_RETRY_MAX_NS;
-    log->retry_at = wr_store_now_ns() + log->retry_ns;
+    log->retry_ns = wr_backoff_next(log->retry_ns, WR_STORE_RETRY_MIN_NS, WR_STORE_RETRY_MAX_NS);
+    log->retry_at = wr_mono_ns() + log->retry_ns;
     wr_list_remove(&log->dirty);
     wr_list_insert_tail(&s->retrying, &log->dirty);
 }
@@ -461,7 +452,7 @@ static void retry_due(wr_store_t *s)
 
     if (wr_list_empty(&s->retrying))
         return;
-    now = wr_store_now_ns();
+    now = wr_mono_ns();
     wr_list_foreach_safe(p, t, &s->retrying)
     {
         wr_seglog_t *log = wr_list_entry(p, wr_seglog_t, dirty);
@@ -615,7 +606,7 @@ static bool hold(wr_store_t *s)
     if (s->hold_ns == 0 || s->inflight != NULL || s->awaited || s->ntrash > 0 || wr_list_empty(&s->dirty) ||
         s->pending_bytes >= WR_STORE_PACE_BYTES)
         return false;
-    now = wr_store_now_ns();
+    now = wr_mono_ns();
     if (s->held_since == 0)
         s->held_since = now;
     if (now - s->held_since >= (uint64_t)s->hold_ns)
@@ -644,7 +635,7 @@ static bool pace_held(wr_store_t *s)
     bool steady = s->awaited ? s->last_awaited && (s->awaited_behind || s->last_paced) : s->flush_wanted;
 
     if (s->inflight != NULL || !steady || s->pace_ns <= 0 || s->pending_bytes >= WR_STORE_PACE_BYTES ||
-        wr_store_now_ns() >= until)
+        wr_mono_ns() >= until)
         return false;
     s->pace_until = until;
     return true;
@@ -673,7 +664,7 @@ int64_t wr_store_flush_due_us(const wr_store_t *s)
     }
     if (due == 0 || s->inflight != NULL)
         return -1;
-    now = wr_store_now_ns();
+    now = wr_mono_ns();
     return due > now ? (int64_t)((due - now + 999) / 1000) : 0;
 }
 

@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/status.h"
 #include "storage/storage_internal.h"
 
@@ -198,7 +198,7 @@ static void fail(wr_batch_log_t *e, int err, const char *what, const char *path)
  */
 static uint64_t ahead_end(const wr_store_t *s, wr_seg_t *seg, uint64_t end)
 {
-    uint64_t now = wr_store_now_ns(), grow = end / 8, to;
+    uint64_t now = wr_mono_ns(), grow = end / 8, to;
 
     if (end >= s->segment_size)
         return end;

@@ -16,11 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "broker/base/log.h"
 #include "broker/node/topo_state.h"
+#include "core/clock.h"
 #include "core/list.h"
 #include "core/status.h"
 #include "storage/seglog.h"
@@ -267,17 +267,9 @@ static void snapshot_request(wr_topology_t *t)
     hand_over(t, true);
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void wr_topology_flush(wr_topology_t *t)
 {
-    if (t->retry_at != 0 && !t->snapping && mono_ns() >= t->retry_at) {
+    if (t->retry_at != 0 && !t->snapping && wr_mono_ns() >= t->retry_at) {
         t->retry_at = 0;
         snapshot_request(t);
     } else if (!wr_list_empty(&t->outbox)) {
@@ -291,7 +283,7 @@ int64_t wr_topology_due_us(const wr_topology_t *t)
 
     if (t->retry_at == 0 || t->snapping)
         return -1;
-    now = mono_ns();
+    now = wr_mono_ns();
     return t->retry_at > now ? (int64_t)((t->retry_at - now + 999) / 1000) : 0;
 }
 
@@ -431,10 +423,8 @@ void wr_topology_dispatch(wr_topology_t *t)
          * next change: it is tried again on its own, less and less often.
          * Otherwise the next change or journal growth retries it. */
         if (t->failed && t->seq > t->durable) {
-            t->retry_ns = t->retry_ns == 0 ? RETRY_MIN_NS : t->retry_ns * 2;
-            if (t->retry_ns > RETRY_MAX_NS)
-                t->retry_ns = RETRY_MAX_NS;
-            t->retry_at = mono_ns() + t->retry_ns;
+            t->retry_ns = wr_backoff_next(t->retry_ns, RETRY_MIN_NS, RETRY_MAX_NS);
+            t->retry_at = wr_mono_ns() + t->retry_ns;
             wr_log_error("durable topology: cannot write a snapshot: %s; trying again in %llu ms", err,
                          (unsigned long long)(t->retry_ns / 1000000));
         } else {

@@ -77,51 +77,46 @@ void th_fault_fini(th_fault_t *f)
     pthread_mutex_destroy(&f->mu);
 }
 
+/* With f->mu held: err if *left failures remain to be injected (taking one), else 0. */
+static int take_failure(th_fault_t *f, int *left)
+{
+    if (*left <= 0)
+        return 0;
+    (*left)--;
+    return f->err;
+}
+
+static bool ends_with(const char *path, size_t n, const char *suffix)
+{
+    size_t k = strlen(suffix);
+
+    return n > k && strcmp(path + n - k, suffix) == 0;
+}
+
 int th_fault(void *ud, wr_store_io_t op, const char *path)
 {
     th_fault_t *f = ud;
     size_t n = strlen(path);
-    bool seg = n > 4 && strcmp(path + n - 4, ".seg") == 0;
+    /* The segment files the counters and fail_write/fail_sync are about. */
+    bool seg = ends_with(path, n, ".seg") && (f->match[0] == '\0' || strstr(path, f->match) != NULL);
     bool hold = false;
     int err = 0;
     char c = 0;
 
-    if (op == WR_STORE_IO_SYNC && n > 5 && strcmp(path + n - 5, "/logs") == 0) {
-        pthread_mutex_lock(&f->mu);
-        f->logs_dir_syncs++;
-        if (f->fail_logs_dir > 0) {
-            f->fail_logs_dir--;
-            err = f->err;
-        }
-        pthread_mutex_unlock(&f->mu);
-        return err;
-    }
-    if (op == WR_STORE_IO_WRITE && n > 4 && strcmp(path + n - 4, ".tmp") == 0) {
-        pthread_mutex_lock(&f->mu);
-        if (f->fail_tmp_write > 0) {
-            f->fail_tmp_write--;
-            err = f->err;
-        }
-        pthread_mutex_unlock(&f->mu);
-        return err;
-    }
-    if (!seg || (f->match[0] != '\0' && strstr(path, f->match) == NULL))
-        return 0;
     pthread_mutex_lock(&f->mu);
-    if (op == WR_STORE_IO_WRITEBACK) {
+    if (op == WR_STORE_IO_SYNC && ends_with(path, n, "/logs")) {
+        f->logs_dir_syncs++;
+        err = take_failure(f, &f->fail_logs_dir);
+    } else if (op == WR_STORE_IO_WRITE && ends_with(path, n, ".tmp")) {
+        err = take_failure(f, &f->fail_tmp_write);
+    } else if (seg && op == WR_STORE_IO_WRITEBACK) {
         f->writebacks++;
-    } else if (op == WR_STORE_IO_WRITE) {
+    } else if (seg && op == WR_STORE_IO_WRITE) {
         f->writes++;
-        if (f->fail_write > 0) {
-            f->fail_write--;
-            err = f->err;
-        }
-    } else {
+        err = take_failure(f, &f->fail_write);
+    } else if (seg) {
         f->syncs++;
-        if (f->fail_sync > 0) {
-            f->fail_sync--;
-            err = f->err;
-        }
+        err = take_failure(f, &f->fail_sync);
         hold = f->hold_sync;
         f->hold_sync = false;
     }
@@ -131,34 +126,30 @@ int th_fault(void *ud, wr_store_io_t op, const char *path)
     return err;
 }
 
-int th_fault_syncs(th_fault_t *f)
+/* One of f's counters, read under its lock (the storage thread writes them). */
+static int counter(th_fault_t *f, const int *c)
 {
     int n;
 
     pthread_mutex_lock(&f->mu);
-    n = f->syncs;
+    n = *c;
     pthread_mutex_unlock(&f->mu);
     return n;
+}
+
+int th_fault_syncs(th_fault_t *f)
+{
+    return counter(f, &f->syncs);
 }
 
 int th_fault_logs_dir_syncs(th_fault_t *f)
 {
-    int n;
-
-    pthread_mutex_lock(&f->mu);
-    n = f->logs_dir_syncs;
-    pthread_mutex_unlock(&f->mu);
-    return n;
+    return counter(f, &f->logs_dir_syncs);
 }
 
 int th_fault_writebacks(th_fault_t *f)
 {
-    int n;
-
-    pthread_mutex_lock(&f->mu);
-    n = f->writebacks;
-    pthread_mutex_unlock(&f->mu);
-    return n;
+    return counter(f, &f->writebacks);
 }
 
 wr_store_opts_t th_opts(uint64_t segment_size, th_msgs_t *m, th_fault_t *f)

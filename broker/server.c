@@ -78,6 +78,7 @@ struct wr_server_s {
     struct event *stop_deadline;
     struct event *accept_retry;
     bool stopping;
+    bool links_stopping;   /* the peer links have lookups to end first (wr_peer_links_stop) */
     wr_mgmt_t *mgmt;       /* HTTP listeners and statistics; NULL when not configured */
     wr_durable_t *durable; /* the store in data_dir and the durable topology */
     wr_tls_t *tls;         /* the TLS listeners' and HTTPS API's context; NULL without */
@@ -159,8 +160,16 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 
     free_conn_list(&srv->closing);
     free_retired(srv, false);
-    if (srv->stopping && wr_list_empty(&srv->conns))
+    if (srv->stopping && wr_list_empty(&srv->conns) && !srv->links_stopping)
         event_base_loopbreak(srv->base);
+}
+
+static void server_links_stopped(void *ud)
+{
+    wr_server_t *srv = ud;
+
+    srv->links_stopping = false;
+    event_active(srv->reaper, 0, 0);
 }
 
 static void server_conn_done(void *ud, wr_conn_t *c)
@@ -260,6 +269,10 @@ static void server_begin_stop(wr_server_t *srv)
     srv->stopping = true;
     server_close_listeners(srv);
     event_del(srv->accept_retry);
+    if (srv->peers) {
+        srv->links_stopping = true;
+        wr_peer_links_stop(srv->peers, server_links_stopped, srv);
+    }
     /* wr_conn_shutdown may move the connection to the closing list. */
     wr_list_foreach_safe(pos, tmp, &srv->conns)
     {

@@ -57,6 +57,10 @@ typedef struct {
     bool outgoing;
     conn_state_t state;
     bool flushing; /* closing: a REFUSE is being written */
+    /* The host-name lookup in flight; it must end (its callback, on a later
+     * pass of the loop when cancelled) before c can be freed. */
+    struct evdns_getaddrinfo_request *lookup;
+    bool resolving;
     unsigned idle_ticks;
     uint8_t nonce[WR_PEER_NONCE_SIZE], peer_nonce[WR_PEER_NONCE_SIZE];
     char addr[300]; /* the remote end, for logs */
@@ -91,7 +95,11 @@ struct wr_peer_links_s {
     wr_peer_transport_t transport;
     bool has_transport;     /* else plain TCP */
     struct evdns_base *dns; /* resolves peers' host names; made at the first one */
-    peer_t *peers;          /* room for every node cfg may hold */
+    bool own_dns;           /* dns is ours to free */
+    bool stopping;          /* no more dials; stop_done once no lookup is left */
+    void (*stop_done)(void *ud);
+    void *stop_ud;
+    peer_t *peers; /* room for every node cfg may hold */
     size_t n_peers;
     struct evconnlistener *listener;
     wr_list_t conns, closing;
@@ -581,9 +589,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
     if (c->l->has_transport && t->error(bev, why, sizeof(why)))
         transport_error = true;
-    else if (bufferevent_socket_get_dns_error(bev) != 0)
-        snprintf(why, sizeof(why), "cannot resolve the host name: %s",
-                 evutil_gai_strerror(bufferevent_socket_get_dns_error(bev)));
     else if ((what & BEV_EVENT_EOF) && !((what & BEV_EVENT_ERROR) && EVUTIL_SOCKET_ERROR() != 0))
         snprintf(why, sizeof(why), "connection closed by the peer");
     else
@@ -650,7 +655,8 @@ static void peer_schedule(peer_t *p)
     unsigned ms;
     struct timeval tv;
 
-    if (!p->retry || p->active || p->dialing || evtimer_pending(p->retry, NULL) || !p->l->listener)
+    if (!p->retry || p->active || p->dialing || evtimer_pending(p->retry, NULL) || !p->l->listener ||
+        p->l->stopping)
         return;
     ms = peer_next_delay(p);
     tv = (struct timeval){ms / 1000, (ms % 1000) * 1000};
@@ -689,6 +695,8 @@ static void conn_close(conn_t *c, const char *why)
     bufferevent_disable(c->bev, EV_READ);
     wr_list_remove(&c->link);
     wr_list_insert_tail(&c->l->closing, &c->link);
+    if (c->resolving && c->lookup)
+        evdns_getaddrinfo_cancel(c->lookup); /* on_resolved then lets the reaper have c */
     if (!c->flushing)
         event_active(c->l->reaper, 0, 0);
     if (p && p->dialing == c)
@@ -733,23 +741,62 @@ static bool parse_sockaddr(const char *address, uint16_t port, struct sockaddr_s
     return inet_pton(AF_INET6, address, &in6->sin6_addr) == 1;
 }
 
-/* Connects c to p's address: an IP at once, a host name once resolved (asynchronously, at every dial). */
+/* A lookup's end: connect to the first address, or close c with why it failed. */
+static void on_resolved(int result, struct evutil_addrinfo *ai, void *arg)
+{
+    conn_t *c = arg;
+    char why[160];
+
+    c->resolving = false;
+    c->lookup = NULL;
+    if (c->state == CONN_CLOSING) { /* cancelled by conn_close */
+        if (ai)
+            evutil_freeaddrinfo(ai);
+        event_active(c->l->reaper, 0, 0);
+        return;
+    }
+    if (result != 0) {
+        snprintf(why, sizeof(why), "cannot resolve the host name: %s", evutil_gai_strerror(result));
+        conn_close(c, why);
+        return;
+    }
+    if (bufferevent_socket_connect(c->bev, ai->ai_addr, (int)ai->ai_addrlen) != 0)
+        conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    evutil_freeaddrinfo(ai);
+}
+
+/*
+ * Connects c to p's address: an IP at once, a host name once resolved
+ * (asynchronously, at every dial). The lookup is ours, not the
+ * bufferevent's, so that closing c or stopping the links can cancel it and
+ * know when it ended. 0, or -1 with the socket error set.
+ */
 static int peer_connect(peer_t *p, conn_t *c)
 {
     wr_peer_links_t *l = p->l;
+    struct evutil_addrinfo hint = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP};
+    struct evdns_getaddrinfo_request *req;
     struct sockaddr_storage ss;
     socklen_t len;
+    char port[8];
 
     if (parse_sockaddr(p->node->address, p->node->port, &ss, &len))
         return bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, (int)len);
     if (!l->dns) {
         if (!(l->dns = evdns_base_new(l->base, EVDNS_BASE_INITIALIZE_NAMESERVERS)))
             return -1;
+        l->own_dns = true;
         /* A dial is retried with back-off anyway: fail a lookup within seconds, not half a minute. */
         evdns_base_set_option(l->dns, "timeout:", "2");
         evdns_base_set_option(l->dns, "attempts:", "2");
     }
-    return bufferevent_socket_connect_hostname(c->bev, l->dns, AF_UNSPEC, p->node->address, p->node->port);
+    snprintf(port, sizeof(port), "%u", p->node->port);
+    c->resolving = true;
+    req = evdns_getaddrinfo(l->dns, p->node->address, port, &hint, on_resolved, c);
+    if (c->resolving) /* else on_resolved ran already (a name in /etc/hosts, a failure at once) */
+        c->lookup = req;
+    return 0;
 }
 
 static void peer_dial(peer_t *p)
@@ -842,6 +889,21 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Whether a host-name lookup of l's is in flight (a dialling link's, or a closed one's being cancelled). */
+static bool links_resolving(wr_peer_links_t *l)
+{
+    wr_list_t *heads[] = {&l->conns, &l->closing};
+    wr_list_t *pos, *tmp;
+
+    for (size_t i = 0; i < 2; i++)
+        wr_list_foreach_safe(pos, tmp, heads[i])
+        {
+            if (wr_list_entry(pos, conn_t, link)->resolving)
+                return true;
+        }
+    return false;
+}
+
 static void on_reap(evutil_socket_t fd, short what, void *arg)
 {
     wr_peer_links_t *l = arg;
@@ -851,10 +913,16 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     {
         conn_t *c = wr_list_entry(pos, conn_t, link);
 
-        if (c->flushing)
+        if (c->flushing || c->resolving)
             continue;
         wr_list_remove(pos);
         conn_free(c);
+    }
+    if (l->stopping && l->stop_done && !links_resolving(l)) {
+        void (*done)(void *) = l->stop_done;
+
+        l->stop_done = NULL;
+        done(l->stop_ud);
     }
 }
 
@@ -946,7 +1014,7 @@ void wr_peer_links_free(wr_peer_links_t *l)
         event_free(l->tick);
     if (l->reaper)
         event_free(l->reaper);
-    if (l->dns)
+    if (l->dns && l->own_dns)
         evdns_base_free(l->dns, 0);
     wr_buf_free(&l->out);
     free(l);
@@ -978,6 +1046,31 @@ int wr_peer_send(wr_peer_links_t *l, const char *node, uint64_t group, const wr_
     if (!wr_peer_raft_put(&l->out, group, m) || !conn_write(c))
         return WR_ENOMEM;
     return WR_OK;
+}
+
+void wr_peer_links_resolver(wr_peer_links_t *l, struct evdns_base *dns)
+{
+    l->dns = dns;
+}
+
+void wr_peer_links_stop(wr_peer_links_t *l, void (*done)(void *ud), void *ud)
+{
+    wr_list_t *pos, *tmp;
+
+    l->stopping = true;
+    l->stop_done = done;
+    l->stop_ud = ud;
+    for (size_t i = 0; i < l->n_peers; i++)
+        if (l->peers[i].retry)
+            event_del(l->peers[i].retry);
+    wr_list_foreach_safe(pos, tmp, &l->conns)
+    {
+        conn_t *c = wr_list_entry(pos, conn_t, link);
+
+        if (c->resolving)
+            conn_close(c, NULL);
+    }
+    event_active(l->reaper, 0, 0);
 }
 
 void wr_peer_links_members(wr_peer_links_t *l, wr_peer_member_fn member, void *ud)

@@ -19,6 +19,7 @@
 
 struct bufferevent;
 struct event_base;
+struct evdns_base;
 typedef struct wr_peer_links_s wr_peer_links_t;
 
 /* A heartbeat leaves every interval; a peer silent for WR_PEER_MISSED_BEATS of them is down. */
@@ -132,6 +133,20 @@ typedef bool (*wr_peer_member_fn)(void *ud, const char *node);
 void wr_peer_links_members(wr_peer_links_t *l, wr_peer_member_fn member, void *ud);
 /* Listens on cfg's listen address and starts dialling. WR_OK or WR_EIO (logged). */
 int wr_peer_links_start(wr_peer_links_t *l);
+/*
+ * Looks peers' host names up with dns, which stays the caller's (without
+ * this the links make their own from /etc/resolv.conf at the first name).
+ * Before wr_peer_links_start.
+ */
+void wr_peer_links_resolver(wr_peer_links_t *l, struct evdns_base *dns);
+/*
+ * Begins the shutdown: no more dials or retries, and every host-name lookup
+ * in flight is cancelled. done(ud) runs from the loop once none is left (at
+ * its next pass when none was): a cancelled lookup gives its memory back in
+ * a callback of a later pass, so the owner ends the loop only after done.
+ * Links that are up stay up until wr_peer_links_free.
+ */
+void wr_peer_links_stop(wr_peer_links_t *l, void (*done)(void *ud), void *ud);
 /* Closes every link and frees l. NULL is a no-op. Not from inside a handler. */
 void wr_peer_links_free(wr_peer_links_t *l);
 

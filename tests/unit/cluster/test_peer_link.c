@@ -5,7 +5,8 @@
  * Raft messages both ways, backpressure (WR_AGAIN at the high mark, one
  * on_writable once drained), failure detection by missed heartbeats, and
  * nodes the file does not list linking in (a member at once, a joiner once
- * it sends a JOIN, a Raft message of a non-member refused, a Raft-id clash).
+ * it sends a JOIN, a Raft message of a non-member refused, a Raft-id clash),
+ * and a shutdown while a peer's host name is being looked up.
  */
 #include <check.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -606,6 +608,78 @@ START_TEST(links_disable_nagle)
 }
 END_TEST
 
+static void on_stopped(void *ud)
+{
+    (*(int *)ud)++;
+}
+
+/* Whether a datagram waits on fd, running the loop until one does (10 s at most). */
+static bool datagram_arrives(struct event_base *base, int fd)
+{
+    double deadline = now() + 10;
+    char b;
+
+    while (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0) {
+        if (now() > deadline)
+            return false;
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    }
+    return true;
+}
+
+/*
+ * n2 is listed by a host name, and the resolver never answers (a UDP
+ * socket nobody reads, with a 60 s timeout): stopping the links cancels the
+ * lookup in flight, and reports done only once the cancellation came back
+ * through the loop. Ending the loop before that leaked the lookup and the
+ * link (LeakSanitizer catches it in the ASan build).
+ */
+START_TEST(stop_cancels_a_lookup_in_flight)
+{
+    const wr_peer_handler_t h = {on_up, on_down, on_raft, on_writable, NULL};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int resolver = socket(AF_INET, SOCK_DGRAM, 0), stopped = 0;
+    uint16_t p1;
+    int l1 = listen_any(&p1);
+    struct event_base *base = event_base_new();
+    struct evdns_base *dns = evdns_base_new(base, 0);
+    wr_cluster_node_t nodes[2] = {{"n1", "127.0.0.1", p1}, {"n2", "n2.invalid", 5672}};
+    wr_cluster_config_t cfg = {.name = "warren",
+                               .node = "n1",
+                               .secret = (uint8_t *)SECRET,
+                               .secret_len = strlen(SECRET),
+                               .listen_address = "127.0.0.1",
+                               .listen_port = p1,
+                               .nodes = nodes,
+                               .n_nodes = 2};
+    wr_peer_links_t *links;
+    char ns[32];
+
+    close(l1);
+    wr_log_set_level(WR_LOG_ERROR);
+    ck_assert_int_eq(bind(resolver, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(getsockname(resolver, (struct sockaddr *)&a, &len), 0);
+    snprintf(ns, sizeof(ns), "127.0.0.1:%u", ntohs(a.sin_port));
+    ck_assert_int_eq(evdns_base_nameserver_ip_add(dns, ns), 0);
+    ck_assert_int_eq(evdns_base_set_option(dns, "timeout:", "60"), 0);
+    links = wr_peer_links_new(base, &cfg, &h);
+    ck_assert_ptr_nonnull(links);
+    wr_peer_links_resolver(links, dns);
+    ck_assert_int_eq(wr_peer_links_start(links), WR_OK);
+    ck_assert_msg(datagram_arrives(base, resolver), "n1 never asked for n2's address");
+
+    wr_peer_links_stop(links, on_stopped, &stopped);
+    ck_assert_int_eq(stopped, 0); /* the cancellation comes back on a later pass */
+    run_until(&(fixture_t){.base = base}, &stopped, 1);
+
+    wr_peer_links_free(links);
+    evdns_base_free(dns, 0);
+    event_base_free(base);
+    close(resolver);
+}
+END_TEST
+
 static Suite *link_suite(void)
 {
     Suite *s = suite_create("cluster-peer-link");
@@ -620,6 +694,7 @@ static Suite *link_suite(void)
     tcase_add_test(tc, joiner_admitted_by_its_join);
     tcase_add_test(tc, member_admitted_removed_refused);
     tcase_add_test(tc, raft_id_clash_refused);
+    tcase_add_test(tc, stop_cancels_a_lookup_in_flight);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -62,6 +62,9 @@
  * (declare-ok, get-ok...) cannot pile up without bound. Four times the
  * delivery watermark, so deliveries alone rarely stop a client's acks. */
 #define READ_STOP_WM (4 * WRITE_HIGH_WM)
+/* The longest a connection read after the consumers (conn_set_behind) goes
+ * unread while the loop is saturated: then it is read like any other. */
+#define BEHIND_WAIT_MS 20
 /* Output corking (see conn_queued): an open connection's output is written
  * once this much is queued, when the loop has nothing more urgent to do, or
  * after CORK_USEC at the latest, as libevent's coarse clock counts it (it
@@ -274,6 +277,8 @@ static void conn_close_now(wr_conn_t *c, const char *reason)
     event_del(c->uncork_late);
     if (c->rd)
         event_del(c->rd);
+    if (c->promote)
+        event_del(c->promote);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     wr_log_info("connection closed: %s (%s)", c->name, c->reason);
     c->env->done(c->env->ud, c);
@@ -1271,6 +1276,46 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
+/* Publishes counted as feeding queues whose consumers are behind, in c's vhost. */
+static uint64_t conn_behind_count(const wr_conn_t *c)
+{
+    return c->vhost ? wr_vhost_sched(c->vhost)->behind : 0;
+}
+
+/* Not read for BEHIND_WAIT_MS while behind: back to the default priority.
+ * rd may be waiting in the loop's queue of active events, where its
+ * priority cannot change: it is taken out and put back. */
+static void on_promote(evutil_socket_t fd, short what, void *arg)
+{
+    wr_conn_t *c = arg;
+    bool reading = event_pending(c->rd, EV_READ, NULL);
+
+    event_del(c->rd);
+    event_priority_set(c->rd, WR_PRIO_DEFAULT);
+    if (reading)
+        event_add(c->rd, NULL);
+    c->behind = false;
+}
+
+/* After a read: rd's priority for the next one (see `behind`). */
+static void conn_set_behind(wr_conn_t *c, bool behind)
+{
+    struct timeval wait = {0, BEHIND_WAIT_MS * 1000};
+
+    if (behind && c->state != WR_CONN_DEAD) {
+        if (!c->promote && !(c->promote = evtimer_new(c->env->base, on_promote, c)))
+            return; /* stays at the default priority */
+        if (!c->behind && event_priority_set(c->rd, WR_PRIO_BEHIND) != 0)
+            return;
+        c->behind = true;
+        evtimer_add(c->promote, &wait); /* the wait counts from its last read */
+    } else if (c->behind) {
+        event_priority_set(c->rd, WR_PRIO_DEFAULT);
+        event_del(c->promote);
+        c->behind = false;
+    }
+}
+
 /*
  * Plain TCP: the socket is readable. Reads up to the input's high watermark
  * (conn_read_socket), then handles it as the bufferevent's callbacks would;
@@ -1281,6 +1326,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     wr_conn_t *c = arg;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t high = conn_read_high(c), len = evbuffer_get_length(in);
+    uint64_t behind = conn_behind_count(c);
     ssize_t n;
 
     if (len >= high) {
@@ -1291,6 +1337,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     n = conn_read_socket(c, in, high - len);
     if (n > 0) {
         on_read(c->bev, c);
+        conn_set_behind(c, conn_behind_count(c) != behind);
     } else if (n == 0) {
         event_del(c->rd); /* an EOF stays readable */
         on_event(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, c);
@@ -1428,6 +1475,8 @@ void wr_conn_free(wr_conn_t *c)
         event_free(c->uncork_late);
     if (c->rd)
         event_free(c->rd);
+    if (c->promote)
+        event_free(c->promote);
     if (c->bev)
         bufferevent_free(c->bev);
     wr_buf_free(&c->scratch);

@@ -711,6 +711,8 @@ static int classic_publish(wr_queue_t *qh, wr_message_t *m, wr_confirm_t *conf)
     if (persistent && conf != NULL && wr_qlog_wait(q->log, index, conf) != WR_OK)
         conf->failed = true;
     q->h.stats.publish++;
+    if (q->rd.count >= WR_QUEUE_BEHIND && q->h.nconsumers > 0)
+        q->h.sched->behind++;
     if (expiry != WR_RE_NO_EXPIRY || q->limited)
         after_append(q, expiry, now);
     classic_wake(q);

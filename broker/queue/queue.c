@@ -93,6 +93,7 @@ void wr_queue_sched_init(wr_queue_sched_t *s, void (*wake)(void *ud), void *ud)
     s->wake = wake;
     s->ud = ud;
     s->hooks = NULL;
+    s->behind = 0;
 }
 
 void wr_queue_sched_add(wr_queue_t *q)

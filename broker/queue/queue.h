@@ -56,6 +56,9 @@ typedef struct {
                                   wr_confirm_t *conf);
 } wr_queue_hooks_t;
 
+/* Ready messages from which a queue's consumers count as behind (wr_queue_sched_t.behind). */
+#define WR_QUEUE_BEHIND 10000
+
 /*
  * Dispatch is scheduled, never recursive: work on a queue (a publish, a new
  * consumer, an ack that reopens a prefetch window) puts the queue on
@@ -69,6 +72,10 @@ typedef struct {
     void (*wake)(void *ud); /* may be NULL */
     void *ud;
     const wr_queue_hooks_t *hooks; /* NULL: no timers, nothing dead-lettered (unit tests) */
+    /* Publishes into a queue with consumers and at least WR_QUEUE_BEHIND
+     * messages ready: its consumers are behind. A connection that sees this
+     * grow while it publishes is read after the consumers (base/loop.h). */
+    uint64_t behind;
 } wr_queue_sched_t;
 
 /* hooks starts NULL; the owner sets s->hooks before creating queues. */

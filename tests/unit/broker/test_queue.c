@@ -472,6 +472,41 @@ START_TEST(test_round_robin_and_prefetch)
 }
 END_TEST
 
+/* Publishes count as behind only into a queue with consumers and
+ * WR_QUEUE_BEHIND messages ready, the one just published included. */
+START_TEST(test_behind_needs_consumers_and_a_backlog)
+{
+    wr_queue_sched_t s;
+    wr_queue_t *q;
+    qf_channel_t a = {.u = wr_unacked_new()};
+    wr_consumer_t *ca;
+
+    wr_queue_sched_init(&s, NULL, NULL);
+    q = new_queue(&s, false);
+    for (int i = 1; i <= WR_QUEUE_BEHIND + 5; i++)
+        publish(q, i);
+    ck_assert_uint_eq(s.behind, 0); /* nobody consumes: a backlog, nobody behind */
+    for (int i = 1; i <= 10; i++)
+        get_and_drop(q, i, false);
+    ca = consumer(&a, "a", 0, 1);
+    ck_assert_int_eq(wr_queue_consume(q, ca), WR_OK);
+    wr_queue_sched_run(&s, 256); /* takes one: WR_QUEUE_BEHIND - 6 ready */
+    ck_assert_uint_eq(wr_queue_ready(q), WR_QUEUE_BEHIND - 6);
+    for (int i = 0; i < 5; i++)
+        publish(q, 0);
+    ck_assert_uint_eq(s.behind, 0);
+    publish(q, 0);
+    publish(q, 0);
+    ck_assert_uint_eq(s.behind, 2);
+    wr_queue_cancel(ca);
+    wr_consumer_unref(ca);
+    wr_unacked_free(a.u);
+    publish(q, 0);
+    ck_assert_uint_eq(s.behind, 2);
+    qf_close_and_unref(q);
+}
+END_TEST
+
 START_TEST(test_priorities_and_batches)
 {
     wr_queue_sched_t s;
@@ -598,6 +633,7 @@ static Suite *queue_suite(void)
     TCase *tc = tcase_create("queue");
 
     tcase_add_test(tc, test_fifo_order);
+    tcase_add_test(tc, test_behind_needs_consumers_and_a_backlog);
     tcase_add_test(tc, test_requeue_original_position);
     tcase_add_test(tc, test_purge_counts_ready_only);
     tcase_add_test(tc, test_requeue_to_closed_queue_drops);

@@ -1308,6 +1308,7 @@ static void conn_set_behind(wr_conn_t *c, bool behind)
         if (!c->behind && event_priority_set(c->rd, WR_PRIO_BEHIND) != 0)
             return;
         c->behind = true;
+        c->flow_at = mono_ms();         /* the management API shows it in flow, as RabbitMQ's credit does */
         evtimer_add(c->promote, &wait); /* the wait counts from its last read */
     } else if (c->behind) {
         event_priority_set(c->rd, WR_PRIO_DEFAULT);
@@ -1570,8 +1571,9 @@ bool wr_conn_client_has(const wr_conn_t *c, const char *capability)
 }
 
 /* rabbit_reader's info item `state`: blocked or flow while held, "flow" for
- * a while after flow held it, "blocking" while an alarm is raised but the
- * connection has not published since. */
+ * a while after flow held it or it was read behind a queue's consumers,
+ * "blocking" while an alarm is raised but the connection has not published
+ * since. */
 static const char *conn_state_label(const wr_conn_t *c)
 {
     wr_alarms_t *a = c->env->alarms;

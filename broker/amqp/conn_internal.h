@@ -67,7 +67,7 @@ struct wr_conn_s {
     bool blocked;      /* reads stopped */
     bool blocked_sent; /* connection.blocked sent, connection.unblocked owed */
     unsigned held_by;  /* WR_ALARM_* reasons at the last look */
-    uint64_t flow_at;  /* ms (monotonic) flow last held it; 0: never */
+    uint64_t flow_at;  /* ms (monotonic) flow last held it, or it was read behind (`behind`); 0: never */
 
     /* Negotiated in tune-ok; frame_max is AMQP's minimum until then. */
     uint32_t frame_max;

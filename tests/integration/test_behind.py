@@ -7,12 +7,15 @@
 # credit that waited for the backlog would never confirm), and with the loop
 # kept busy by another connection's flood it still gets a read every
 # BEHIND_WAIT_MS (20 ms, broker/amqp/conn.c) instead of waiting out the flood.
+# The management API shows such a publisher in "flow", as RabbitMQ shows a
+# connection its credit flow holds, and the consumer "running".
 import socket
 import threading
 import time
 
 import amqp_raw as raw
-from helpers import params, wait_for
+from conftest import Http
+from helpers import free_port, params, wait_for
 
 import pika
 
@@ -61,8 +64,21 @@ def confirmed_publishes(ch, queue, n):
     return time.monotonic() - t
 
 
+def conn_states(b):
+    """The state of each connection in /api/connections, by client port."""
+    r = Http("127.0.0.1", b.config["management"]["port"]).get("/api/connections")
+    assert r.status == 200, r
+    return {c["peer_port"]: c["state"] for c in r.json}
+
+
+def port_of(conn):
+    return conn._impl._transport._sock.getsockname()[1]
+
+
 def test_publisher_into_a_queue_that_is_behind_is_never_held(dedicated_broker):
-    b = dedicated_broker()
+    b = dedicated_broker({"management": {"address": "127.0.0.1", "port": free_port()},
+                          "users": [{"name": "guest", "password": "guest", "vhosts": ["/"],
+                                     "tags": ["administrator"]}]})
     consumer = pika.BlockingConnection(params(b.host, b.port))
     publisher = pika.BlockingConnection(params(b.host, b.port))
     try:
@@ -72,11 +88,18 @@ def test_publisher_into_a_queue_that_is_behind_is_never_held(dedicated_broker):
         cch.basic_qos(prefetch_count=1)
         cch.basic_consume("behind", lambda *a: None)  # takes one, never acks
         pch = publisher.channel()
-        for _ in range(BEHIND + 10):
+        for _ in range(BEHIND - 10):
             pch.basic_publish("", "behind", b"backlog")
         pch.confirm_delivery()
         pch.basic_publish("", "behind", b"last")
+        # Below the mark: nobody is behind yet.
+        assert conn_states(b)[port_of(publisher)] == "running"
+        for _ in range(20):
+            pch.basic_publish("", "behind", b"backlog")
         assert pch.queue_declare("behind", passive=True).method.message_count >= BEHIND
+        states = conn_states(b)
+        assert states[port_of(publisher)] == "flow", states
+        assert states[port_of(consumer)] == "running", states
 
         idle = confirmed_publishes(pch, "behind", CONFIRMS)
         assert idle < 5, "%d confirms took %.1f s with the loop idle" % (CONFIRMS, idle)

@@ -23,10 +23,6 @@
 /* A head segment this large (or half a segment, if less) whose records are
  * mostly released is rolled, so that its space comes back once consumed. */
 #define WR_STORE_RECLAIM_BYTES (1u << 20)
-/* A failed batch's other work is retried this long after the failure, twice
- * as long after each further failure in a row, up to the max. */
-#define WR_STORE_RETRY_MIN_NS (1000ull * 1000 * 1000)
-#define WR_STORE_RETRY_MAX_NS (32ull * 1000 * 1000 * 1000)
 
 /*
  * One segment file. A record is "native" to the segment it was appended to;
@@ -224,7 +220,7 @@ void wr_store_wait(wr_store_t *s);
 void wr_store_msg(wr_store_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Queues log for the next batch, with any work that waited for a retry. */
 void wr_store_mark_dirty(wr_store_t *s, wr_seglog_t *log);
-/* A batch of log's failed and left work behind: it waits (WR_STORE_RETRY_MIN_NS..MAX_NS). */
+/* A batch of log's failed and left work behind: it waits (WR_RETRY_MIN_NS..MAX_NS, core/clock.h). */
 void wr_store_retry_later(wr_store_t *s, wr_seglog_t *log);
 /* Queues log for its durable callback at the next dispatch. */
 void wr_store_mark_notify(wr_store_t *s, wr_seglog_t *log);

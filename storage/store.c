@@ -437,7 +437,7 @@ void wr_store_mark_dirty(wr_store_t *s, wr_seglog_t *log)
  */
 void wr_store_retry_later(wr_store_t *s, wr_seglog_t *log)
 {
-    log->retry_ns = wr_backoff_next(log->retry_ns, WR_STORE_RETRY_MIN_NS, WR_STORE_RETRY_MAX_NS);
+    log->retry_ns = wr_backoff_next(log->retry_ns, WR_RETRY_MIN_NS, WR_RETRY_MAX_NS);
     log->retry_at = wr_mono_ns() + log->retry_ns;
     wr_list_remove(&log->dirty);
     wr_list_insert_tail(&s->retrying, &log->dirty);

@@ -1283,17 +1283,18 @@ static uint64_t conn_behind_count(const wr_conn_t *c)
 }
 
 /* Not read for BEHIND_WAIT_MS while behind: back to the default priority.
- * rd may be waiting in the loop's queue of active events, where its
- * priority cannot change: it is taken out and put back. */
+ * If rd waits in the loop's queue of active events (the loop was too busy
+ * to reach it), its priority cannot change there: it is taken out and put
+ * back, at the price of two epoll_ctl. */
 static void on_promote(evutil_socket_t fd, short what, void *arg)
 {
     wr_conn_t *c = arg;
-    bool reading = event_pending(c->rd, EV_READ, NULL);
 
-    event_del(c->rd);
-    event_priority_set(c->rd, WR_PRIO_DEFAULT);
-    if (reading)
-        event_add(c->rd, NULL);
+    if (event_priority_set(c->rd, WR_PRIO_DEFAULT) != 0) {
+        event_del(c->rd);
+        event_priority_set(c->rd, WR_PRIO_DEFAULT);
+        event_add(c->rd, NULL); /* active, so it was added */
+    }
     c->behind = false;
 }
 

@@ -695,7 +695,7 @@ static void conn_close(conn_t *c, const char *why)
     bufferevent_disable(c->bev, EV_READ);
     wr_list_remove(&c->link);
     wr_list_insert_tail(&c->l->closing, &c->link);
-    if (c->resolving && c->lookup)
+    if (c->lookup)
         evdns_getaddrinfo_cancel(c->lookup); /* on_resolved then lets the reaper have c */
     if (!c->flushing)
         event_active(c->l->reaper, 0, 0);

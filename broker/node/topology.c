@@ -30,10 +30,6 @@
 #define SNAPSHOT_VERSION 3
 #define SNAPSHOT_MIN     4096
 #define ERR_MAX          1024
-/* A failed snapshot that changes wait for is tried again this long after,
- * twice as long after each further failure, up to the max. */
-#define RETRY_MIN_NS (1000ull * 1000 * 1000)
-#define RETRY_MAX_NS (32ull * 1000 * 1000 * 1000)
 
 typedef struct {
     wr_list_t link;
@@ -423,7 +419,7 @@ void wr_topology_dispatch(wr_topology_t *t)
          * next change: it is tried again on its own, less and less often.
          * Otherwise the next change or journal growth retries it. */
         if (t->failed && t->seq > t->durable) {
-            t->retry_ns = wr_backoff_next(t->retry_ns, RETRY_MIN_NS, RETRY_MAX_NS);
+            t->retry_ns = wr_backoff_next(t->retry_ns, WR_RETRY_MIN_NS, WR_RETRY_MAX_NS);
             t->retry_at = wr_mono_ns() + t->retry_ns;
             wr_log_error("durable topology: cannot write a snapshot: %s; trying again in %llu ms", err,
                          (unsigned long long)(t->retry_ns / 1000000));

@@ -136,14 +136,14 @@ static double now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Runs the loop until *counter reaches want, failing after 10 s. */
-static void run_until(fixture_t *f, const int *counter, int want)
+/* Runs base's loop until *counter reaches want, failing after 10 s. */
+static void run_until(struct event_base *base, const int *counter, int want)
 {
     double deadline = now() + 10;
 
     while (*counter < want) {
         ck_assert_msg(now() < deadline, "timed out waiting for an event (%d < %d)", *counter, want);
-        event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
     }
 }
 
@@ -205,7 +205,7 @@ static void n2_handshake(fixture_t *f, int lfd)
     ck_assert_uint_eq(fr.type, WR_PEER_PROOF);
     ck_assert_int_eq(wr_peer_proof_check(&a, WR_PEER_DIALER, mac, NULL, fr.payload), WR_OK);
     n2_consume(f, &fr);
-    run_until(f, &f->seen.up, 1);
+    run_until(f->base, &f->seen.up, 1);
     wr_buf_free(&b);
 }
 
@@ -344,7 +344,7 @@ START_TEST(joiner_admitted_by_its_join)
     ck_assert(stranger_dials(&f, "n5", true));
     stranger_sends_app(&f, WR_PEER_APP_NODE_FIRST); /* not routed here: refused if it were not dropped */
     stranger_sends_app(&f, WR_PEER_APP_JOIN);
-    run_until(&f, &f.seen.app, 1);
+    run_until(f.base, &f.seen.app, 1);
     ck_assert_uint_eq(f.seen.kind, WR_PEER_APP_JOIN);
     ck_assert_int_eq(f.seen.up, 2);
     ck_assert(wr_peer_up(f.links, "n5"));
@@ -366,11 +366,11 @@ START_TEST(member_admitted_removed_refused)
     setup(&f);
     f.member = true;
     ck_assert(stranger_dials(&f, "n5", true));
-    run_until(&f, &f.seen.up, 2);
+    run_until(f.base, &f.seen.up, 2);
     ck_assert(wr_peer_up(f.links, "n5"));
     f.member = false;
     ck_assert(stranger_dials(&f, "n5", true)); /* closes the first link */
-    run_until(&f, &f.seen.down, 2);            /* n2's, then n5's */
+    run_until(f.base, &f.seen.down, 2);        /* n2's, then n5's */
     stranger_sends_raft(&f);
     ck_assert_str_eq(refusal(&f), "node 'n5' is not a member of cluster 'warren'");
     ck_assert(!wr_peer_up(f.links, "n5"));
@@ -387,7 +387,7 @@ START_TEST(raft_id_clash_refused)
     setup(&f);
     f.member = true;
     ck_assert(stranger_dials(&f, "node-1371838", true));
-    run_until(&f, &f.seen.up, 2);
+    run_until(f.base, &f.seen.up, 2);
     ck_assert(!stranger_dials(&f, "node-2000402", true));
     ck_assert_str_eq(refusal(&f),
                      "node name 'node-2000402' has the same Raft member id as 'node-1371838': rename one");
@@ -417,7 +417,7 @@ START_TEST(raft_messages_both_ways)
     setup(&f);
     ck_assert(wr_peer_raft_put(&b, GROUP, &m));
     n2_send(&f, &b);
-    run_until(&f, &f.seen.raft, 1);
+    run_until(f.base, &f.seen.raft, 1);
     ck_assert_uint_eq(f.seen.group, GROUP);
     ck_assert_uint_eq(f.seen.last.commit, 9);
     ck_assert_uint_eq(f.seen.last.n_entries, 1);
@@ -460,7 +460,7 @@ START_TEST(app_messages_routed_unknown_kind_refused)
     ck_assert(!wr_peer_up(f.links, "n1") && !wr_peer_up(f.links, "n9"));
     ck_assert(wr_peer_app_put(&b, 5, WR_PEER_APP_QUEUE_FIRST + 1, parts, 2));
     n2_send(&f, &b);
-    run_until(&f, &f.seen.app, 1);
+    run_until(f.base, &f.seen.app, 1);
     ck_assert_uint_eq(f.seen.kind, WR_PEER_APP_QUEUE_FIRST + 1);
     ck_assert_uint_eq(f.seen.group, 5);
     ck_assert_uint_eq(f.seen.data_len, 5);
@@ -481,7 +481,7 @@ START_TEST(app_messages_routed_unknown_kind_refused)
     n2_consume(&f, &fr);
     ck_assert(wr_peer_app_put(&b, 5, 200, parts, 1));
     n2_send(&f, &b);
-    run_until(&f, &f.seen.down, 1);
+    run_until(f.base, &f.seen.down, 1);
     ck_assert_int_eq(f.seen.watched_down, 1);
     do {
         fr = n2_read(&f);
@@ -549,7 +549,7 @@ START_TEST(missed_heartbeats_mark_down)
     ck_assert(st.up && st.outgoing);
     ck_assert_str_eq(st.name, "n2");
     start = now();
-    run_until(&f, &f.seen.down, 1);
+    run_until(f.base, &f.seen.down, 1);
     ck_assert_double_ge(now() - start, WR_PEER_MISSED_BEATS * WR_PEER_HEARTBEAT_MS / 1000.0);
     ck_assert_int_eq(wr_peer_send(f.links, "n2", GROUP, &m), WR_ENOENT);
     wr_peer_status(f.links, 0, &st);
@@ -671,7 +671,7 @@ START_TEST(stop_cancels_a_lookup_in_flight)
 
     wr_peer_links_stop(links, on_stopped, &stopped);
     ck_assert_int_eq(stopped, 0); /* the cancellation comes back on a later pass */
-    run_until(&(fixture_t){.base = base}, &stopped, 1);
+    run_until(base, &stopped, 1);
 
     wr_peer_links_free(links);
     evdns_base_free(dns, 0);

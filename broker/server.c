@@ -26,7 +26,6 @@
 #include <jansson.h>
 
 #include "broker/base/loop.h"
-#include "broker/base/ring.h"
 #include "broker/cluster/link.h"
 #include "broker/cluster/membership.h"
 #include "broker/cluster/meta.h"
@@ -869,8 +868,6 @@ err:
 
 int wr_server_run(wr_server_t *srv)
 {
-    if (srv->cfg->io_uring)
-        wr_ring_start();
     if (event_base_dispatch(srv->base) < 0) {
         wr_log_error("event loop failed");
         return WR_EIO;
@@ -903,7 +900,6 @@ void wr_server_free(wr_server_t *srv)
     /* Connections before vhosts: closing one drops its exclusive queues. */
     free_conn_list(&srv->closing);
     free_conn_list(&srv->conns);
-    wr_ring_stop(); /* after the connections: their sockets' cancellations complete */
     free_retired(srv, true);
     free(srv->retired);
     wr_meta_free(srv->meta); /* after the connections: a parked one cancels its wait */

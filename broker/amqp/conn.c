@@ -29,7 +29,6 @@
 #include "broker/amqp/conn_internal.h"
 #include "broker/base/log.h"
 #include "broker/base/loop.h"
-#include "broker/base/ring.h"
 #include "broker/amqp/tls.h"
 #include "broker/vhost/vhost.h"
 #include "core/status.h"
@@ -89,7 +88,6 @@
 
 static void conn_process(wr_conn_t *c);
 static void conn_uncork(wr_conn_t *c);
-static void conn_write(wr_conn_t *c);
 
 /* --- small helpers ------------------------------------------------------ */
 
@@ -165,12 +163,6 @@ void wr_conn_set_reason(wr_conn_t *c, const char *fmt, ...)
 struct evbuffer *wr_conn_output(const wr_conn_t *c)
 {
     return bufferevent_get_output(c->bev);
-}
-
-/* Output not yet written: queued, plus what a send in the ring still holds. */
-static size_t conn_unsent(const wr_conn_t *c)
-{
-    return evbuffer_get_length(wr_conn_output(c)) + (c->ring ? wr_ring_sock_unsent(c->ring) : 0);
 }
 
 static void conn_arm_deadline(wr_conn_t *c, int seconds)
@@ -285,10 +277,6 @@ static void conn_close_now(wr_conn_t *c, const char *reason)
     event_del(c->uncork_late);
     if (c->rd)
         event_del(c->rd);
-    if (c->sent)
-        event_del(c->sent);
-    if (c->ring)
-        wr_ring_sock_reads(c->ring, false, 0);
     if (c->promote)
         event_del(c->promote);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
@@ -301,12 +289,10 @@ static void conn_close_now(wr_conn_t *c, const char *reason)
 void wr_conn_close_when_flushed(wr_conn_t *c)
 {
     conn_uncork(c);
-    if (c->ring && !c->topo_held)
-        conn_write(c); /* an uncorked bufferevent writes by itself; the ring needs a send */
     c->close_when_flushed = true;
     /* Write low-watermark 0: the write callback fires when output is empty. */
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    conn_arm_deadline(c, conn_unsent(c) == 0 ? 0 : CLOSE_TIMEOUT_SEC);
+    conn_arm_deadline(c, evbuffer_get_length(wr_conn_output(c)) == 0 ? 0 : CLOSE_TIMEOUT_SEC);
 }
 
 void wr_conn_await_peer_close(wr_conn_t *c)
@@ -339,16 +325,6 @@ void wr_conn_out_of_memory(wr_conn_t *c)
 
 /* --- output ------------------------------------------------------------- */
 
-/* Writes the output: through the ring (a send unless one is in flight,
- * whose completion sends the rest), else the bufferevent's EV_WRITE. */
-static void conn_write(wr_conn_t *c)
-{
-    if (c->ring)
-        wr_ring_sock_send(c->ring, wr_conn_output(c), WRITE_LOW_WM);
-    else
-        bufferevent_enable(c->bev, EV_WRITE);
-}
-
 static void conn_uncork(wr_conn_t *c)
 {
     if (!c->corked)
@@ -357,7 +333,7 @@ static void conn_uncork(wr_conn_t *c)
     event_del(c->uncork_idle);
     event_del(c->uncork_late);
     if (!c->topo_held)
-        conn_write(c);
+        bufferevent_enable(c->bev, EV_WRITE);
 }
 
 /*
@@ -375,14 +351,10 @@ static void conn_queued(wr_conn_t *c)
     size_t len = evbuffer_get_length(wr_conn_output(c));
 
     c->sent_since_tick = true;
-    /* As wr_conn_writable counts: with a send in the ring, its octets too. */
-    if (conn_unsent(c) >= WRITE_HIGH_WM)
+    if (len >= WRITE_HIGH_WM)
         c->output_full = true;
-    if (!c->corked) {
-        if (c->ring && !c->topo_held)
-            conn_write(c);
+    if (!c->corked)
         return;
-    }
     if (len >= CORK_BYTES) {
         conn_uncork(c);
     } else if (!event_pending(c->uncork_late, EV_TIMEOUT, NULL)) {
@@ -410,11 +382,6 @@ static void on_uncork(evutil_socket_t fd, short what, void *arg)
     }
     event_del(c->uncork_idle);
     event_del(c->uncork_late);
-    if (c->ring) {
-        /* Handed in with the loop's next wait; if one is still in flight, its completion sends this. */
-        conn_write(c);
-        return;
-    }
     /* The socket bufferevent keeps its output's front frozen but for its own writes. */
     evbuffer_unfreeze(out, 1);
     if (evbuffer_get_length(out) > 0)
@@ -554,13 +521,9 @@ static void conn_signal_blocked(wr_conn_t *c)
 
 /* Starts or stops reading the socket: c's own read event over plain TCP,
  * the bufferevent's over TLS. */
-static size_t conn_read_room(const wr_conn_t *c);
-
 static void conn_reads(wr_conn_t *c, bool on)
 {
-    if (c->ring)
-        wr_ring_sock_reads(c->ring, on, on ? conn_read_room(c) : 0);
-    else if (c->rd && on)
+    if (c->rd && on)
         event_add(c->rd, NULL);
     else if (c->rd)
         event_del(c->rd);
@@ -618,7 +581,7 @@ static void conn_unblock(wr_conn_t *c)
  */
 static bool conn_output_holds(wr_conn_t *c)
 {
-    if (c->state != WR_CONN_OPEN || conn_unsent(c) < READ_STOP_WM)
+    if (c->state != WR_CONN_OPEN || evbuffer_get_length(wr_conn_output(c)) < READ_STOP_WM)
         return false;
     if (!c->output_held) {
         c->output_held = true;
@@ -1088,14 +1051,6 @@ static size_t conn_read_high(const wr_conn_t *c)
     return high;
 }
 
-/* What one receive may add: up to the input's high watermark, at most READ_MAX. */
-static size_t conn_read_room(const wr_conn_t *c)
-{
-    size_t high = conn_read_high(c), len = evbuffer_get_length(bufferevent_get_input(c->bev));
-
-    return len >= high ? 0 : high - len < READ_MAX ? high - len : READ_MAX;
-}
-
 /*
  * Reads what the socket has, at most room octets and READ_MAX, with one
  * read() into the end of the input buffer. libevent's evbuffer_read (2.1)
@@ -1209,7 +1164,7 @@ static void on_topology_durable(void *ud)
 
     c->topo_held = false;
     if (!c->corked && c->state != WR_CONN_DEAD)
-        conn_write(c);
+        bufferevent_enable(c->bev, EV_WRITE);
 }
 
 /*
@@ -1270,11 +1225,11 @@ static void conn_notify_writable(wr_conn_t *c)
     }
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg);
-
-/* Output was written; `left` is what is not. */
-static void conn_wrote(wr_conn_t *c, size_t left)
+static void on_write(struct bufferevent *bev, void *arg)
 {
+    wr_conn_t *c = arg;
+    size_t left = evbuffer_get_length(bufferevent_get_output(bev));
+
     if (c->close_when_flushed) {
         if (left == 0)
             conn_close_now(c, NULL);
@@ -1292,33 +1247,8 @@ static void conn_wrote(wr_conn_t *c, size_t left)
      * TLS layer itself needs to send. */
     if (left == 0 && c->state == WR_CONN_OPEN && !c->corked && !c->tls) {
         c->corked = true;
-        bufferevent_disable(c->bev, EV_WRITE);
+        bufferevent_disable(bev, EV_WRITE);
     }
-}
-
-static void on_write(struct bufferevent *bev, void *arg)
-{
-    wr_conn_t *c = arg;
-
-    conn_wrote(c, evbuffer_get_length(bufferevent_get_output(bev)));
-}
-
-/* The ring finished a send: report an error as the bufferevent would, else
- * send what was queued meanwhile (unless the topology holds it) and go on as
- * after a write. */
-static void on_sent(evutil_socket_t fd, short what, void *arg)
-{
-    wr_conn_t *c = arg;
-    int err = wr_ring_sock_send_error(c->ring);
-
-    if (err != 0) {
-        errno = err;
-        on_event(c->bev, BEV_EVENT_WRITING | BEV_EVENT_ERROR, c);
-        return;
-    }
-    if (!c->topo_held)
-        conn_write(c);
-    conn_wrote(c, conn_unsent(c));
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -1363,10 +1293,7 @@ static void on_promote(evutil_socket_t fd, short what, void *arg)
     if (event_priority_set(c->rd, WR_PRIO_DEFAULT) != 0) {
         event_del(c->rd);
         event_priority_set(c->rd, WR_PRIO_DEFAULT);
-        if (c->ring)
-            event_active(c->rd, EV_READ, 1);
-        else
-            event_add(c->rd, NULL); /* active, so it was added */
+        event_add(c->rd, NULL); /* active, so it was added */
     }
     c->behind = false;
 }
@@ -1392,39 +1319,6 @@ static void conn_set_behind(wr_conn_t *c, bool behind)
 }
 
 /*
- * Plain TCP over the ring: a receive completed into the input (at most up to
- * its high watermark, as conn_read_room sized it). Handled as on_readable
- * handles a read; the next receive is handed in if reading is still on.
- */
-static void on_received(wr_conn_t *c)
-{
-    uint64_t behind = conn_behind_count(c);
-    ssize_t n = wr_ring_sock_received(c->ring);
-
-    if (n > 0) {
-        on_read(c->bev, c);
-        if (c->state == WR_CONN_DEAD)
-            return;
-        conn_set_behind(c, conn_behind_count(c) != behind);
-        if (conn_read_room(c) == 0) {
-            c->read_full = true;
-            wr_ring_sock_reads(c->ring, false, 0);
-        } else if (wr_ring_sock_reading(c->ring)) {
-            wr_ring_sock_reads(c->ring, true, conn_read_room(c));
-        }
-    } else if (n == 0) {
-        wr_ring_sock_reads(c->ring, false, 0);
-        on_event(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, c);
-    } else if (n == -ENOMEM) {
-        wr_ring_sock_reads(c->ring, false, 0);
-        wr_conn_out_of_memory(c);
-    } else if (n != -EAGAIN) {
-        errno = (int)-n;
-        on_event(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
-    }
-}
-
-/*
  * Plain TCP: the socket is readable. Reads up to the input's high watermark
  * (conn_read_socket), then handles it as the bufferevent's callbacks would;
  * at the watermark, reading pauses until conn_process has drained below it.
@@ -1437,10 +1331,6 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     uint64_t behind = conn_behind_count(c);
     ssize_t n;
 
-    if (c->ring) {
-        on_received(c);
-        return;
-    }
     if (len >= high) {
         c->read_full = true;
         event_del(c->rd);
@@ -1499,25 +1389,6 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 /* --- lifecycle ------------------------------------------------------------ */
 
-/* Plain TCP over the ring when it is in use: rd and sent are activated by its completions. */
-static bool conn_ring_new(wr_conn_t *c, int fd)
-{
-    struct event_base *base = c->env->base;
-
-    c->rd = event_new(base, -1, 0, on_readable, c);
-    c->sent = event_new(base, -1, 0, on_sent, c);
-    if (c->rd && c->sent)
-        c->ring = wr_ring_sock_new(fd, bufferevent_get_input(c->bev), c->rd, c->sent);
-    if (c->ring)
-        return true;
-    if (c->rd)
-        event_free(c->rd);
-    if (c->sent)
-        event_free(c->sent);
-    c->rd = c->sent = NULL;
-    return false;
-}
-
 wr_conn_t *wr_conn_new(const wr_conn_env_t *env, int fd, const struct sockaddr *peer, uint64_t id,
                        wr_tls_t *tls)
 {
@@ -1554,7 +1425,7 @@ wr_conn_t *wr_conn_new(const wr_conn_env_t *env, int fd, const struct sockaddr *
     c->heartbeat_ev = event_new(base, -1, EV_PERSIST, on_heartbeat, c);
     c->uncork_idle = event_new(base, -1, 0, on_uncork, c);
     c->uncork_late = evtimer_new(base, on_uncork, c);
-    if (!tls && !conn_ring_new(c, fd))
+    if (!tls)
         c->rd = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, c);
     if (!c->resume || !c->deadline || !c->heartbeat_ev || !c->uncork_idle || !c->uncork_late ||
         (!tls && !c->rd) || event_priority_set(c->uncork_idle, WR_PRIO_IDLE) != 0)
@@ -1567,16 +1438,9 @@ wr_conn_t *wr_conn_new(const wr_conn_env_t *env, int fd, const struct sockaddr *
     if (bufferevent_set_max_single_read(c->bev, WR_CONN_READ_HIGH_WM) != 0 ||
         bufferevent_set_max_single_write(c->bev, WRITE_LOW_WM) != 0)
         goto err;
-    /* Over plain TCP the bufferevent only writes and c->rd reads; over the
-     * ring the bufferevent does neither, only holding the buffers. */
-    if (c->ring) {
-        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-        wr_ring_sock_reads(c->ring, true, READ_MAX);
-    } else if (bufferevent_enable(c->bev, c->rd ? EV_WRITE : EV_READ | EV_WRITE) != 0 ||
-               (c->rd && event_add(c->rd, NULL) != 0)) {
-        goto err;
-    }
-    if (event_add(c->deadline, &handshake) != 0)
+    /* Over plain TCP the bufferevent only writes; c->rd reads. */
+    if (bufferevent_enable(c->bev, c->rd ? EV_WRITE : EV_READ | EV_WRITE) != 0 ||
+        (c->rd && event_add(c->rd, NULL) != 0) || event_add(c->deadline, &handshake) != 0)
         goto err;
     wr_log_info("connection accepted: %s", c->name);
     return c;
@@ -1611,12 +1475,8 @@ void wr_conn_free(wr_conn_t *c)
         event_free(c->uncork_idle);
     if (c->uncork_late)
         event_free(c->uncork_late);
-    /* Before the buffers and events it fills. */
-    wr_ring_sock_close(c->ring);
     if (c->rd)
         event_free(c->rd);
-    if (c->sent)
-        event_free(c->sent);
     if (c->promote)
         event_free(c->promote);
     if (c->bev)
@@ -1671,7 +1531,7 @@ wr_conn_t *wr_conn_from_link(wr_list_t *link)
 
 bool wr_conn_writable(const wr_conn_t *c)
 {
-    return c->state == WR_CONN_OPEN && conn_unsent(c) < WRITE_HIGH_WM;
+    return c->state == WR_CONN_OPEN && evbuffer_get_length(wr_conn_output(c)) < WRITE_HIGH_WM;
 }
 
 const wr_conn_env_t *wr_conn_env(const wr_conn_t *c)
@@ -1743,7 +1603,7 @@ void wr_conn_info(const wr_conn_t *c, wr_conn_info_t *out)
     out->auth_mechanism = c->mechanism;
     out->client_properties = (wr_bytes_t){c->client_props, c->client_props_len};
     out->recv_oct = c->in_consumed + evbuffer_get_length(bufferevent_get_input(c->bev));
-    out->send_oct = c->out_queued - conn_unsent(c);
+    out->send_oct = c->out_queued - evbuffer_get_length(wr_conn_output(c));
     out->ssl = c->tls;
 }
 

@@ -12,7 +12,6 @@
 #include <stdint.h>
 
 #include "broker/amqp/conn.h"
-#include "broker/base/ring.h"
 #include "broker/node/durable.h"
 #include "core/buf.h"
 #include "core/bytes.h"
@@ -94,11 +93,6 @@ struct wr_conn_s {
 
     struct event *rd; /* plain TCP: reads the socket itself (conn_read_socket); NULL over TLS */
     bool read_full;   /* rd is off because the input is at its high watermark */
-    /* Plain TCP over io_uring (broker/base/ring.h), NULL otherwise: rd is then
-     * activated by the ring's receives, and `sent` by its sends, which
-     * replace the bufferevent's writes. */
-    wr_ring_sock_t *ring;
-    struct event *sent;
     /* Its last read published into a queue whose consumers are behind
      * (wr_queue_sched_t.behind): rd runs at WR_PRIO_BEHIND until a read
      * publishes nothing there, or `promote` finds it went unread for

@@ -414,7 +414,6 @@ wr_config_t *wr_config_new_default(void)
     cfg->max_connections = -1;
     cfg->max_connections_per_user = -1;
     cfg->handshake_timeout = DEFAULT_HANDSHAKE_TIMEOUT;
-    cfg->io_uring = true;
     cfg->max_table_depth = DEFAULT_MAX_TABLE_DEPTH;
     cfg->max_table_size = DEFAULT_MAX_TABLE_SIZE;
     cfg->tls.min_version = TLS_V1_2;
@@ -1513,10 +1512,6 @@ static bool parse_root(problems_t *p, wr_config_t *cfg, const json_t *root)
             ok = parse_policies(p, cfg, v);
         else if (strcmp(key, "cluster") == 0)
             ok = wr_cluster_config_parse(v, cluster_problem, p, &cfg->cluster) != WR_ENOMEM;
-        else if (strcmp(key, "io_uring") == 0 && json_is_boolean(v))
-            cfg->io_uring = json_is_true(v);
-        else if (strcmp(key, "io_uring") == 0)
-            problem(p, key, "expected a boolean, got %s", json_kind(v));
         else
             problem(p, key, "unknown key");
         if (!ok)

@@ -71,7 +71,6 @@ typedef struct {
     wr_tls_cfg_t tls;
     int64_t max_connections;          /* all clients; -1 (default): no limit */
     int64_t max_connections_per_user; /* users without their own limit; -1 (default): none */
-    bool io_uring;                    /* plain TCP over io_uring where possible, default true */
     uint32_t handshake_timeout;       /* ms from accept to connection.open, default 10000 */
     uint32_t max_table_depth;         /* field table nesting, default 16 */
     uint32_t max_table_size;          /* octets of one field table, default 65536 */

@@ -668,8 +668,12 @@ int wr_server_listen(wr_server_t *srv)
     size_t n = srv->cfg->nlisteners + srv->cfg->ntls_listeners;
     int rc = WR_OK;
 
-    /* The HTTP ports first: once a client can reach an AMQP port, the
-     * management API and metrics answer too (tests and probes rely on it). */
+    /* The HTTP ports first, then the TLS listeners, then the plain ones with
+     * the first of them last: once a client can reach listeners[0] (what
+     * start-up probes try), every other port answers too. The kernel
+     * completes a connection as soon as its port listens, before the loop
+     * runs, so a probe could otherwise get through while a later port was
+     * still unbound (a TLS test was refused that way under load). */
     if ((rc = wr_mgmt_start(&srv->mgmt_env, &srv->mgmt)) != WR_OK)
         return rc;
     if (srv->cfg->cluster && (rc = server_start_peers(srv)) != WR_OK)
@@ -677,10 +681,10 @@ int wr_server_listen(wr_server_t *srv)
     srv->listeners = calloc(n, sizeof(*srv->listeners));
     if (!srv->listeners && n > 0)
         return WR_ENOMEM;
-    for (size_t i = 0; i < srv->cfg->nlisteners && rc == WR_OK; i++)
-        rc = server_bind(srv, &srv->cfg->listeners[i], false);
     for (size_t i = 0; i < srv->cfg->ntls_listeners && rc == WR_OK; i++)
         rc = server_bind(srv, &srv->cfg->tls_listeners[i], true);
+    for (size_t i = srv->cfg->nlisteners; i-- > 0 && rc == WR_OK;)
+        rc = server_bind(srv, &srv->cfg->listeners[i], false);
     return rc;
 }
 

@@ -193,6 +193,18 @@ def test_tls_connection_in_management_api(dedicated_broker, certs):
         c.close()
 
 
+def test_probed_port_is_bound_last(dedicated_broker, certs):
+    """Start-up probes (this suite's, a deployment's) connect to the first
+    plain listener, and the kernel completes that connection as soon as the
+    port listens, before warrend's loop runs: every other port must already
+    be bound by then. A TLS client here was once refused right after the
+    probe got through."""
+    b, port = start_tls(dedicated_broker, certs)
+    lines = [line for line in b.log().splitlines() if "listening on" in line]
+    assert [line.split("listening on ")[1] for line in lines] == [
+        "127.0.0.1:%d (TLS)" % port, "127.0.0.1:%d" % b.port]
+
+
 def test_mechanisms_plain_and_tls(dedicated_broker, certs):
     """EXTERNAL is offered on TLS connections only, after PLAIN and AMQPLAIN
     (RabbitMQ 3.10 with rabbitmq_auth_mechanism_ssl)."""

@@ -31,6 +31,7 @@
 #include "broker/base/loop.h"
 #include "broker/amqp/tls.h"
 #include "broker/vhost/vhost.h"
+#include "core/clock.h"
 #include "core/status.h"
 #include "protocol/constants.h"
 #include "core/cursor.h"
@@ -484,10 +485,7 @@ oom:
 
 static uint64_t mono_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return wr_mono_ns() / 1000000;
 }
 
 /*

@@ -328,9 +328,9 @@ int main(int argc, char **argv)
     while ((opt = getopt(argc, argv, "m:n:r:s:z:")) != -1) {
         switch (opt) {
         case 'm':
-            if (strcmp(optarg, "uring") != 0 && strcmp(optarg, "epoll") != 0)
-                usage();
             o.uring = strcmp(optarg, "uring") == 0;
+            if (!o.uring && strcmp(optarg, "epoll") != 0)
+                usage();
             break;
         case 'n':
             o.pairs = (unsigned)atoi(optarg);

@@ -20,6 +20,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
@@ -1190,14 +1191,75 @@ static void conn_process(wr_conn_t *c)
     }
 }
 
+/* Publishes counted as feeding queues whose consumers are behind, in c's vhost. */
+static uint64_t conn_behind_count(const wr_conn_t *c)
+{
+    return c->vhost ? wr_vhost_sched(c->vhost)->behind : 0;
+}
+
+/*
+ * The event that reads c's socket: rd over plain TCP; over TLS the
+ * bufferevent's own, whose callback decrypts into the input and schedules
+ * on_read. libevent 2.1's bufferevent_priority_set would also move the
+ * bufferevent's write event and deferred callbacks, and sets the latter's
+ * priority even while it waits in the loop's active queue (which corrupts
+ * that queue), so only the read event's priority is set, as for rd.
+ * bufferevent_openssl gives it the default priority again when the
+ * handshake ends (set_open_callbacks), before anything can be published.
+ */
+static struct event *conn_read_event(wr_conn_t *c)
+{
+    return c->rd ? c->rd : &c->bev->ev_read;
+}
+
+/* Not read for BEHIND_WAIT_MS while behind: back to the default priority.
+ * If the read event waits in the loop's queue of active events (the loop
+ * was too busy to reach it), its priority cannot change there: it is taken
+ * out and put back, at the price of two epoll_ctl. */
+static void on_promote(evutil_socket_t fd, short what, void *arg)
+{
+    wr_conn_t *c = arg;
+    struct event *rd = conn_read_event(c);
+
+    if (event_priority_set(rd, WR_PRIO_DEFAULT) != 0) {
+        event_del(rd);
+        event_priority_set(rd, WR_PRIO_DEFAULT);
+        event_add(rd, NULL); /* active, so it was added; no read timeout is set */
+    }
+    c->behind = false;
+}
+
+/* After a read: rd's priority for the next one (see `behind`). */
+static void conn_set_behind(wr_conn_t *c, bool behind)
+{
+    struct timeval wait = {0, BEHIND_WAIT_MS * 1000};
+
+    if (behind && c->state != WR_CONN_DEAD) {
+        if (!c->promote && !(c->promote = evtimer_new(c->env->base, on_promote, c)))
+            return; /* stays at the default priority */
+        if (!c->behind && event_priority_set(conn_read_event(c), WR_PRIO_BEHIND) != 0)
+            return;
+        c->behind = true;
+        c->flow_at = mono_ms();         /* the management API shows it in flow, as RabbitMQ's credit does */
+        evtimer_add(c->promote, &wait); /* the wait counts from its last read */
+    } else if (c->behind) {
+        event_priority_set(conn_read_event(c), WR_PRIO_DEFAULT);
+        event_del(c->promote);
+        c->behind = false;
+    }
+}
+
 /* --- callbacks ------------------------------------------------------------ */
 
+/* New input, read by on_readable or, over TLS, by the bufferevent. */
 static void on_read(struct bufferevent *bev, void *arg)
 {
     wr_conn_t *c = arg;
+    uint64_t behind = conn_behind_count(c);
 
     c->recv_since_tick = true;
     conn_process(c);
+    conn_set_behind(c, conn_behind_count(c) != behind);
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
@@ -1274,48 +1336,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-/* Publishes counted as feeding queues whose consumers are behind, in c's vhost. */
-static uint64_t conn_behind_count(const wr_conn_t *c)
-{
-    return c->vhost ? wr_vhost_sched(c->vhost)->behind : 0;
-}
-
-/* Not read for BEHIND_WAIT_MS while behind: back to the default priority.
- * If rd waits in the loop's queue of active events (the loop was too busy
- * to reach it), its priority cannot change there: it is taken out and put
- * back, at the price of two epoll_ctl. */
-static void on_promote(evutil_socket_t fd, short what, void *arg)
-{
-    wr_conn_t *c = arg;
-
-    if (event_priority_set(c->rd, WR_PRIO_DEFAULT) != 0) {
-        event_del(c->rd);
-        event_priority_set(c->rd, WR_PRIO_DEFAULT);
-        event_add(c->rd, NULL); /* active, so it was added */
-    }
-    c->behind = false;
-}
-
-/* After a read: rd's priority for the next one (see `behind`). */
-static void conn_set_behind(wr_conn_t *c, bool behind)
-{
-    struct timeval wait = {0, BEHIND_WAIT_MS * 1000};
-
-    if (behind && c->state != WR_CONN_DEAD) {
-        if (!c->promote && !(c->promote = evtimer_new(c->env->base, on_promote, c)))
-            return; /* stays at the default priority */
-        if (!c->behind && event_priority_set(c->rd, WR_PRIO_BEHIND) != 0)
-            return;
-        c->behind = true;
-        c->flow_at = mono_ms();         /* the management API shows it in flow, as RabbitMQ's credit does */
-        evtimer_add(c->promote, &wait); /* the wait counts from its last read */
-    } else if (c->behind) {
-        event_priority_set(c->rd, WR_PRIO_DEFAULT);
-        event_del(c->promote);
-        c->behind = false;
-    }
-}
-
 /*
  * Plain TCP: the socket is readable. Reads up to the input's high watermark
  * (conn_read_socket), then handles it as the bufferevent's callbacks would;
@@ -1326,7 +1346,6 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     wr_conn_t *c = arg;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t high = conn_read_high(c), len = evbuffer_get_length(in);
-    uint64_t behind = conn_behind_count(c);
     ssize_t n;
 
     if (len >= high) {
@@ -1337,7 +1356,6 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     n = conn_read_socket(c, in, high - len);
     if (n > 0) {
         on_read(c->bev, c);
-        conn_set_behind(c, conn_behind_count(c) != behind);
     } else if (n == 0) {
         event_del(c->rd); /* an EOF stays readable */
         on_event(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, c);

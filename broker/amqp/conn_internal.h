@@ -94,7 +94,8 @@ struct wr_conn_s {
     struct event *rd; /* plain TCP: reads the socket itself (conn_read_socket); NULL over TLS */
     bool read_full;   /* rd is off because the input is at its high watermark */
     /* Its last read published into a queue whose consumers are behind
-     * (wr_queue_sched_t.behind): rd runs at WR_PRIO_BEHIND until a read
+     * (wr_queue_sched_t.behind): its read event (rd, or the TLS
+     * bufferevent's) runs at WR_PRIO_BEHIND until a read
      * publishes nothing there, or `promote` finds it went unread for
      * BEHIND_WAIT_MS because the loop always had more urgent work. */
     bool behind;

@@ -8,7 +8,9 @@
 # kept busy by another connection's flood it still gets a read every
 # BEHIND_WAIT_MS (20 ms, broker/amqp/conn.c) instead of waiting out the flood.
 # The management API shows such a publisher in "flow", as RabbitMQ shows a
-# connection its credit flow holds, and the consumer "running".
+# connection its credit flow holds, and the consumer "running". A publisher
+# over TLS, whose reads go through the bufferevent, is ordered the same way.
+import shutil
 import socket
 import threading
 import time
@@ -16,8 +18,10 @@ import time
 import amqp_raw as raw
 from conftest import Http
 from helpers import free_port, params, wait_for
+from test_tls import Certs, tls_params
 
 import pika
+import pytest
 
 BEHIND = 10000
 CONFIRMS = 20
@@ -75,12 +79,29 @@ def port_of(conn):
     return conn._impl._transport._sock.getsockname()[1]
 
 
-def test_publisher_into_a_queue_that_is_behind_is_never_held(dedicated_broker):
-    b = dedicated_broker({"management": {"address": "127.0.0.1", "port": free_port()},
-                          "users": [{"name": "guest", "password": "guest", "vhosts": ["/"],
-                                     "tags": ["administrator"]}]})
+@pytest.fixture(scope="module")
+def certs():
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl CLI")
+    c = Certs()
+    yield c
+    shutil.rmtree(c.dir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+def test_publisher_into_a_queue_that_is_behind_is_never_held(dedicated_broker, request, transport):
+    cfg = {"management": {"address": "127.0.0.1", "port": free_port()},
+           "users": [{"name": "guest", "password": "guest", "vhosts": ["/"], "tags": ["administrator"]}]}
+    if transport == "tls":
+        certs = request.getfixturevalue("certs")
+        cfg["tls_listeners"] = [{"address": "127.0.0.1", "port": free_port()}]
+        cfg["tls"] = {"certfile": certs.path("server.pem"), "keyfile": certs.path("server.key")}
+    b = dedicated_broker(cfg)
     consumer = pika.BlockingConnection(params(b.host, b.port))
-    publisher = pika.BlockingConnection(params(b.host, b.port))
+    if transport == "tls":
+        publisher = pika.BlockingConnection(tls_params(cfg["tls_listeners"][0]["port"], certs.client_context()))
+    else:
+        publisher = pika.BlockingConnection(params(b.host, b.port))
     try:
         cch = consumer.channel()
         cch.queue_declare("behind")

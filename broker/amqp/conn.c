@@ -1212,20 +1212,27 @@ static struct event *conn_read_event(wr_conn_t *c)
     return c->rd ? c->rd : &c->bev->ev_read;
 }
 
-/* Not read for BEHIND_WAIT_MS while behind: back to the default priority.
- * If the read event waits in the loop's queue of active events (the loop
- * was too busy to reach it), its priority cannot change there: it is taken
- * out and put back, at the price of two epoll_ctl. */
+/* Sets the read event's priority. One waiting in the loop's queue of active
+ * events cannot change there: it is taken out and put back, at the price of
+ * two epoll_ctl. */
+static void conn_read_priority(wr_conn_t *c, int priority)
+{
+    struct event *rd = conn_read_event(c);
+
+    if (event_priority_set(rd, priority) != 0) {
+        event_del(rd);
+        event_priority_set(rd, priority);
+        event_add(rd, NULL); /* active, so it was added; no read timeout is set */
+    }
+}
+
+/* Not read for BEHIND_WAIT_MS while behind (the loop was too busy to reach
+ * it): back to the default priority. */
 static void on_promote(evutil_socket_t fd, short what, void *arg)
 {
     wr_conn_t *c = arg;
-    struct event *rd = conn_read_event(c);
 
-    if (event_priority_set(rd, WR_PRIO_DEFAULT) != 0) {
-        event_del(rd);
-        event_priority_set(rd, WR_PRIO_DEFAULT);
-        event_add(rd, NULL); /* active, so it was added; no read timeout is set */
-    }
+    conn_read_priority(c, WR_PRIO_DEFAULT);
     c->behind = false;
 }
 
@@ -1237,13 +1244,20 @@ static void conn_set_behind(wr_conn_t *c, bool behind)
     if (behind && c->state != WR_CONN_DEAD) {
         if (!c->promote && !(c->promote = evtimer_new(c->env->base, on_promote, c)))
             return; /* stays at the default priority */
-        if (!c->behind && event_priority_set(conn_read_event(c), WR_PRIO_BEHIND) != 0)
-            return;
+        if (!c->behind)
+            conn_read_priority(c, WR_PRIO_BEHIND);
         c->behind = true;
         c->flow_at = mono_ms();         /* the management API shows it in flow, as RabbitMQ's credit does */
         evtimer_add(c->promote, &wait); /* the wait counts from its last read */
     } else if (c->behind) {
-        event_priority_set(conn_read_event(c), WR_PRIO_DEFAULT);
+        /* Over TLS the read event is usually active again here (data
+         * arrived before on_read, a deferred callback, ran), and taking it
+         * out and back on every read that publishes nothing behind (one
+         * that ends inside a frame, say) would cost two epoll_ctl each
+         * time. So it stays behind until a read finds it idle, or until
+         * `promote`, armed by the last read that was behind. */
+        if (event_priority_set(conn_read_event(c), WR_PRIO_DEFAULT) != 0)
+            return;
         event_del(c->promote);
         c->behind = false;
     }

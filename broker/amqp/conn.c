@@ -1236,7 +1236,7 @@ static void on_promote(evutil_socket_t fd, short what, void *arg)
     c->behind = false;
 }
 
-/* After a read: rd's priority for the next one (see `behind`). */
+/* After a read: the read event's priority for the next one (see `behind`). */
 static void conn_set_behind(wr_conn_t *c, bool behind)
 {
     struct timeval wait = {0, BEHIND_WAIT_MS * 1000};

@@ -18,6 +18,8 @@
 #include "broker/vhost/queue_args.h"
 #include "core/status.h"
 
+#include <stdlib.h>
+
 /* ---------------------------------------------------------------- methods */
 
 static bool out_of_memory(uint32_t method, wr_amqp_error_t *err)
@@ -251,6 +253,75 @@ static bool bind_queue(wr_channel_t *ch, uint32_t method, wr_bytes_t qname, wr_b
     return true;
 }
 
+/* queue.purge on a queue whose purge is done later (a quorum queue: the
+ * type's purge_async): the connection is parked until it is, so later frames
+ * (an ack through this connection included) come after it. */
+typedef struct {
+    wr_channel_t *ch;
+    wr_conn_t *conn;
+    wr_queue_t *q; /* a reference, while the purge is pending */
+    wr_queue_purging_t *purging;
+    bool nowait;
+} async_purge_t;
+
+/* The error for a purge that could not be committed, as for a basic.get. */
+static void purge_down_error(wr_channel_t *ch, wr_queue_t *q, wr_amqp_error_t *err)
+{
+    wr_bytes_t name = wr_queue_name(q);
+
+    wr_amqp_error_set(err, WR_AMQP_INTERNAL_ERROR, WR_QUEUE_PURGE,
+                      "timed out waiting for the leader of queue '%.*s' in vhost '%s'", (int)name.len,
+                      (const char *)name.data, wr_channel_vhost_name(ch));
+}
+
+static void async_purged(void *ud, bool done, uint64_t n)
+{
+    async_purge_t *w = ud;
+    wr_channel_t *ch = w->ch;
+    wr_method_t ok = {.id = WR_QUEUE_PURGE_OK};
+    wr_amqp_error_t err = {0};
+
+    if (ch->state == WR_CH_OPEN && !done) {
+        purge_down_error(ch, w->q, &err);
+        wr_channel_error(ch, &err);
+    } else if (ch->state == WR_CH_OPEN && !w->nowait) {
+        ok.u.queue_purge_ok.message_count = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+        wr_channel_send(ch, &ok);
+    }
+    wr_queue_unref(w->q);
+    wr_conn_unpark(w->conn);
+    free(w);
+}
+
+static void async_purge_cancel(void *ud)
+{
+    async_purge_t *w = ud;
+
+    w->q->type->purge_cancel(w->purging);
+    wr_queue_unref(w->q);
+    free(w);
+}
+
+static bool async_purge(wr_channel_t *ch, wr_queue_t *q, bool nowait, wr_amqp_error_t *err)
+{
+    async_purge_t *w = calloc(1, sizeof(*w));
+    int rc = w != NULL ? q->type->purge_async(q, async_purged, w, &w->purging) : WR_ENOMEM;
+
+    if (rc != WR_OK) {
+        free(w);
+        if (rc != WR_ENOENT)
+            return out_of_memory(WR_QUEUE_PURGE, err);
+        purge_down_error(ch, q, err);
+        return false;
+    }
+    w->ch = ch;
+    w->conn = ch->conn;
+    w->q = wr_queue_ref(q);
+    w->nowait = nowait;
+    wr_conn_park(ch->conn, async_purge_cancel, w);
+    return true;
+}
+
 static bool purge_queue(wr_channel_t *ch, const wr_queue_purge_t *p, wr_amqp_error_t *err)
 {
     wr_method_t ok = {.id = WR_QUEUE_PURGE_OK};
@@ -266,6 +337,8 @@ static bool purge_queue(wr_channel_t *ch, const wr_queue_purge_t *p, wr_amqp_err
         return wr_channel_not_found(ch, err, WR_QUEUE_PURGE, "queue", name);
     if (!wr_channel_check_exclusive(ch, q, WR_QUEUE_PURGE, err))
         return false;
+    if (q->type->purge_async != NULL)
+        return async_purge(ch, q, p->nowait, err);
     /* Only ready messages go: deliveries awaiting ack stay with their channels. */
     ok.u.queue_purge_ok.message_count = (uint32_t)wr_queue_purge(q);
     if (!p->nowait)

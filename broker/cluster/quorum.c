@@ -45,10 +45,13 @@ typedef struct {
     wr_list_t wait; /* in s->waiting while the enqueue window holds it back */
     qq_t *q;
     wr_buf_t entry;
-    uint64_t seq;       /* an ENQUEUE's publisher seq; 0 for other commands */
-    uint64_t settler;   /* a SETTLE/RETURN/DISCARD's consumer owner; 0 for other commands */
-    uint64_t getter;    /* a DEQUEUE's owner (a basic.get of this node); 0 for other commands */
-    wr_confirm_t *conf; /* an ENQUEUE's confirm, while not yet answered */
+    uint64_t seq;              /* an ENQUEUE's publisher seq; 0 for other commands */
+    uint64_t settler;          /* a SETTLE/RETURN/DISCARD's consumer owner; 0 for other commands */
+    uint64_t getter;           /* a DEQUEUE's owner (a basic.get of this node); 0 for other commands */
+    wr_confirm_t *conf;        /* an ENQUEUE's confirm, while not yet answered */
+    wr_queue_purged_fn purged; /* a PURGE's asker (purge_async), while not yet answered */
+    void *purged_ud;
+    uint64_t npurged; /* what the PURGE dropped, once applied here */
     uint64_t deadline;
     unsigned inflight; /* proposals whose done has not come */
     bool settled;      /* its outcome is known (or given up) */
@@ -233,12 +236,16 @@ static void settled_for(qq_t *q, uint64_t owner)
 static void prop_settle(prop_t *p, bool ok)
 {
     wr_confirm_t *conf = p->conf;
+    wr_queue_purged_fn purged = p->purged;
     wr_quorum_t *s = p->q->s;
 
     if (p->settled)
         return;
     p->settled = true;
     p->conf = NULL;
+    p->purged = NULL;
+    if (purged != NULL)
+        purged(p->purged_ud, ok, p->npurged);
     if (p->windowed) {
         p->windowed = false;
         if (s != NULL) {
@@ -360,6 +367,7 @@ static void prop_done(void *ud, int status, uint64_t index)
     }
     /* Applied here: an enqueue was settled (or marked for a retry) by wr_qq_landed just before. */
     if (status == WR_OK) {
+        p->npurged = q->purged_at == index ? q->purged : 0;
         if (p->seq == 0)
             prop_settle(p, true);
         return;
@@ -461,7 +469,9 @@ static void window_pump(wr_quorum_t *s)
     }
 }
 
-int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_confirm_t *conf)
+/* wr_qq_propose, and a PURGE's asker (purge_async), answered from prop_settle; *out is the command. */
+static int propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_confirm_t *conf,
+                   wr_queue_purged_fn purged, void *purged_ud, prop_t **out)
 {
     bool settlement = cmd->op == WR_QF_SETTLE || cmd->op == WR_QF_RETURN || cmd->op == WR_QF_DISCARD;
     prop_t *p;
@@ -509,6 +519,10 @@ int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_
         p->conf = conf;
         conf->waiting++;
     }
+    p->purged = purged;
+    p->purged_ud = purged_ud;
+    if (out != NULL)
+        *out = p;
     /* Settlements pass what waits: they refer to deliveries, so nothing earlier must reach the machine first.
      */
     if (!settlement && (q->nwaiting > 0 || (p->seq != 0 && q->s->enq_out >= ENQUEUE_WINDOW))) {
@@ -518,6 +532,11 @@ int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_
         prop_go(p);
     }
     return WR_OK;
+}
+
+int wr_qq_propose(qq_t *q, const wr_qfifo_cmd_t *cmd, const wr_message_t *m, wr_confirm_t *conf)
+{
+    return propose(q, cmd, m, conf, NULL, NULL, NULL);
 }
 
 /*
@@ -813,6 +832,34 @@ static size_t qq_purge(wr_queue_t *h)
     q->purging += n;
     propose_simple(q, WR_QF_PURGE, 0, (wr_bytes_t){NULL, 0});
     return n;
+}
+
+/*
+ * queue.purge: purge-ok once this node applies the PURGE, with the count the
+ * machine dropped, as RabbitMQ answers once the leader applied it. Before,
+ * purge-ok came at once, and a command sent after it through another node
+ * could reach the log first: a consumer's acks there freed its credit and it
+ * was sent a message the purge had counted.
+ */
+static int qq_purge_async(wr_queue_t *h, wr_queue_purged_fn fn, void *ud, wr_queue_purging_t **out)
+{
+    qq_t *q = qq(h);
+    wr_qfifo_cmd_t cmd = {.op = WR_QF_PURGE};
+    prop_t *p;
+    int rc;
+
+    if (q->s == NULL || h->closed)
+        return WR_ENOENT;
+    flush_all(q);
+    if ((rc = propose(q, &cmd, NULL, NULL, fn, ud, &p)) != WR_OK)
+        return rc == WR_ENOENT ? WR_ENOENT : WR_ENOMEM;
+    *out = (wr_queue_purging_t *)p;
+    return WR_OK;
+}
+
+static void qq_purge_cancel(wr_queue_purging_t *w)
+{
+    ((prop_t *)w)->purged = NULL;
 }
 
 void wr_qq_checkout(qq_t *q, qcons_t *qc)
@@ -1128,6 +1175,8 @@ const wr_queue_type_t wr_quorum_queue_type = {
     .get_cancel = qq_get_cancel,
     .settle = qq_settle,
     .purge = qq_purge,
+    .purge_async = qq_purge_async,
+    .purge_cancel = qq_purge_cancel,
     .consume = qq_consume,
     .cancel = qq_cancel,
     .active_consumer = qq_active_consumer,

@@ -94,6 +94,8 @@ typedef struct qq_s {
     bool expiring;          /* an enqueue carried a per-message TTL: the leader ticks */
     uint64_t next_transfer; /* monotonic ms before which leadership is not handed home again */
     uint64_t purging;       /* messages counted by purges proposed here and not yet applied */
+    uint64_t purged_at;     /* the index of the last PURGE applied, */
+    uint64_t purged;        /* and how many ready messages it dropped */
     uint64_t since_snap;    /* entry bytes applied since the last snapshot */
     bool leader;            /* this member leads the group */
     bool flushing;          /* flush_ev is active */

@@ -481,8 +481,11 @@ static void apply(void *ud, uint64_t index, const uint8_t *data, size_t len)
     if (cmd.op == WR_QF_ENQUEUE && cmd.owner == q->pub_id)
         wr_qq_landed(q, cmd.seq, st);
     q->expiring |= cmd.op == WR_QF_ENQUEUE && cmd.ttl_ms != WR_QF_NO_TTL;
-    if (cmd.op == WR_QF_PURGE)
+    if (cmd.op == WR_QF_PURGE) {
         q->purging = 0;
+        q->purged_at = index;
+        q->purged = n;
+    }
     if (cmd.op == WR_QF_DLX_SETTLE)
         wr_qq_dlx_settled(q, &cmd);
     if (cmd.op == WR_QF_DOWN && wr_qq_owner_node(cmd.owner) == q->s->self_id)

@@ -206,6 +206,12 @@ typedef void (*wr_queue_got_fn)(void *ud, wr_queue_got_t what, wr_message_t *m, 
                                 bool redelivered, uint32_t left);
 typedef struct wr_queue_get_s wr_queue_get_t;
 
+/* What a queue.purge answered later came to (purge_async): done with n, how
+ * many ready messages it dropped, or not done (the queue could not commit
+ * it: no leader within the retry deadline, or the node is stopping). */
+typedef void (*wr_queue_purged_fn)(void *ud, bool done, uint64_t n);
+typedef struct wr_queue_purging_s wr_queue_purging_t;
+
 /*
  * The generic head of every queue, embedded in its type's state (container_of
  * from the type's side). The type owns every field's upkeep; the rest of the
@@ -315,6 +321,14 @@ struct wr_queue_type_s {
     void (*get_cancel)(wr_queue_get_t *g);
     void (*settle)(wr_queue_t *q, wr_message_t *m, const wr_qtoken_t *t, wr_settle_t how);
     size_t (*purge)(wr_queue_t *q);
+    /* NULL for a type whose purge is done when it returns. Otherwise
+     * queue.purge goes here, so that purge-ok means done (a quorum queue:
+     * committed and applied on this node): WR_OK with *out, and fn(ud, ...)
+     * called once later on the loop (never inside this call) unless
+     * purge_cancel(*out) comes first (the caller holds a reference to q until
+     * then); WR_ENOENT when q cannot answer now; WR_ENOMEM. */
+    int (*purge_async)(wr_queue_t *q, wr_queue_purged_fn fn, void *ud, wr_queue_purging_t **out);
+    void (*purge_cancel)(wr_queue_purging_t *p);
 
     int (*consume)(wr_queue_t *q, wr_consumer_t *c);
     void (*cancel)(wr_queue_t *q, wr_consumer_t *c);

@@ -158,21 +158,30 @@ def test_a_purge_waits_behind_publishes_held_by_the_enqueue_window(cluster):
     """With both followers paused nothing commits, so past the node's window
     of enqueues in flight (ENQUEUE_WINDOW, quorum.c) publishes wait on the
     node; a purge on the same channel waits behind them and, once the
-    followers are back, empties the queue of every one of them."""
+    followers are back, empties the queue of every one of them. purge-ok
+    comes only then, with the count the purge dropped, as RabbitMQ answers
+    once the leader applied it: before, it came at once, and an ack sent
+    after it through another node could reach the log first."""
     declare(cluster, "n1", "qw")
     wait_for(lambda: (queue_info(cluster.nodes["n1"], "qw") or {}).get("raft", {}).get("role") == "leader",
              DEADLINE, "n1 to lead qw")
     conn = cluster.nodes["n1"].connect()
     ch = conn.channel()
+    purged = {}
+    purge = threading.Thread(target=lambda: purged.setdefault("ok", ch.queue_purge("qw")))
     cluster.pause("n2")
     cluster.pause("n3")
     try:
         for i in range(1000):
             ch.basic_publish("", "qw", b"w%d" % i, PERSISTENT)
-        ch.queue_purge("qw")
+        purge.start()
+        purge.join(1.0)
+        assert purge.is_alive(), "purge-ok came with no follower to commit the purge"
     finally:
         cluster.resume("n2")
         cluster.resume("n3")
+    purge.join(DEADLINE)
+    assert purged["ok"].method.message_count == 1000
     ch.confirm_delivery()
     ch.basic_publish("", "qw", b"last", PERSISTENT)
     conn.close()

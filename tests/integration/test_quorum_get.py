@@ -2,7 +2,8 @@
 # basic.get on a quorum queue when its outcome is unknown (docs/QUORUM.md,
 # "The queue type"): a DEQUEUE whose proposal timed out and went again must
 # deliver once, with and without acks; one with no outcome for 30 s answers
-# the connection (541) and loses nothing. Real 3-node clusters with paused
+# the connection (541) and loses nothing; a queue.purge, which waits for its
+# PURGE to be applied, answers 541 as well. Real 3-node clusters with paused
 # followers; every wait is a condition with a deadline. warren only. In the
 # integration-2 shard: the 30 s case mostly waits, and the quorum shard is
 # the suite's longest.
@@ -104,6 +105,33 @@ def test_a_get_without_a_quorum_for_30s_fails_and_loses_nothing(cluster):
         return got
     wait_for(again, DEADLINE, "x got again")
     assert got == [b"x"]
+
+
+def test_a_purge_without_a_quorum_for_30s_fails(cluster):
+    """queue.purge waits for its PURGE to be applied (purge_async), so with
+    both followers paused it cannot be answered; after the 30 s every command
+    is retried the connection hears 541, as for a basic.get, instead of
+    staying parked behind it for good. (Whether the purge still commits once
+    the followers are back is open, as for a command RabbitMQ timed out.)"""
+    n1, conn, ch = led_by_n1(cluster, "qp", [b"x"])
+    failed = []
+
+    def purge():
+        try:
+            ch.queue_purge("qp")
+        except pika.exceptions.ConnectionClosedByBroker as e:
+            failed.append((e.reply_code, e.reply_text))
+    cluster.pause("n2")
+    cluster.pause("n3")
+    try:
+        t = threading.Thread(target=purge)
+        t.start()
+        t.join(30 + DEADLINE)
+        assert failed == [(541, "INTERNAL_ERROR - timed out waiting for the leader of queue 'qp' in vhost '/'")]
+    finally:
+        cluster.resume("n2")
+        cluster.resume("n3")
+    wait_for(lambda: queue_info(n1, "qp") is not None, DEADLINE, "qp still there")
 
 
 def attempt_get(node, queue):

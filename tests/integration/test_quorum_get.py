@@ -74,6 +74,29 @@ def test_a_get_retried_across_a_leader_change_is_delivered_once(cluster, auto_ac
                  "%s to see qg empty" % n)
 
 
+def closed_while_followers_paused(cluster, call):
+    """call() (a method on a connection to n1) in a thread while n2 and n3 are
+    paused, for up to the 30-s retry deadline and a margin; then both resume.
+    The (code, text) the broker closed the connection with, if it did."""
+    failed = []
+
+    def run():
+        try:
+            call()
+        except pika.exceptions.ConnectionClosedByBroker as e:
+            failed.append((e.reply_code, e.reply_text))
+    cluster.pause("n2")
+    cluster.pause("n3")
+    try:
+        t = threading.Thread(target=run)
+        t.start()
+        t.join(30 + DEADLINE)
+    finally:
+        cluster.resume("n2")
+        cluster.resume("n3")
+    return failed
+
+
 def test_a_get_without_a_quorum_for_30s_fails_and_loses_nothing(cluster):
     """With both followers stopped, a basic.get cannot commit; after the 30 s
     every command is retried (WR_QUORUM_RETRY_MS) the connection hears, as
@@ -81,23 +104,8 @@ def test_a_get_without_a_quorum_for_30s_fails_and_loses_nothing(cluster):
     answered the get: the connection, parked behind it, hung for good. The
     message is not lost: once the followers are back it is got again."""
     n1, conn, ch = led_by_n1(cluster, "qa", [b"x"])
-    failed = []
-
-    def get():
-        try:
-            ch.basic_get("qa")
-        except pika.exceptions.ConnectionClosedByBroker as e:
-            failed.append((e.reply_code, e.reply_text))
-    cluster.pause("n2")
-    cluster.pause("n3")
-    try:
-        t = threading.Thread(target=get)
-        t.start()
-        t.join(30 + DEADLINE)
-        assert failed == [(541, "INTERNAL_ERROR - timed out waiting for the leader of queue 'qa' in vhost '/'")]
-    finally:
-        cluster.resume("n2")
-        cluster.resume("n3")
+    assert closed_while_followers_paused(cluster, lambda: ch.basic_get("qa")) == [
+        (541, "INTERNAL_ERROR - timed out waiting for the leader of queue 'qa' in vhost '/'")]
     got = []
 
     def again():
@@ -114,23 +122,8 @@ def test_a_purge_without_a_quorum_for_30s_fails(cluster):
     staying parked behind it for good. (Whether the purge still commits once
     the followers are back is open, as for a command RabbitMQ timed out.)"""
     n1, conn, ch = led_by_n1(cluster, "qp", [b"x"])
-    failed = []
-
-    def purge():
-        try:
-            ch.queue_purge("qp")
-        except pika.exceptions.ConnectionClosedByBroker as e:
-            failed.append((e.reply_code, e.reply_text))
-    cluster.pause("n2")
-    cluster.pause("n3")
-    try:
-        t = threading.Thread(target=purge)
-        t.start()
-        t.join(30 + DEADLINE)
-        assert failed == [(541, "INTERNAL_ERROR - timed out waiting for the leader of queue 'qp' in vhost '/'")]
-    finally:
-        cluster.resume("n2")
-        cluster.resume("n3")
+    assert closed_while_followers_paused(cluster, lambda: ch.queue_purge("qp")) == [
+        (541, "INTERNAL_ERROR - timed out waiting for the leader of queue 'qp' in vhost '/'")]
     wait_for(lambda: queue_info(n1, "qp") is not None, DEADLINE, "qp still there")
 
 

@@ -63,6 +63,15 @@ bool wr_channel_not_found(const wr_channel_t *ch, wr_amqp_error_t *err, uint32_t
     return false;
 }
 
+void wr_channel_no_leader(const wr_channel_t *ch, const wr_queue_t *q, uint32_t method, wr_amqp_error_t *err)
+{
+    wr_bytes_t name = wr_queue_name(q);
+
+    wr_amqp_error_set(err, WR_AMQP_INTERNAL_ERROR, method,
+                      "timed out waiting for the leader of queue '%.*s' in vhost '%s'", (int)name.len,
+                      (const char *)name.data, wr_channel_vhost_name(ch));
+}
+
 bool wr_channel_locked(const wr_channel_t *ch, const wr_queue_t *q, uint32_t method, wr_amqp_error_t *err)
 {
     wr_bytes_t name = wr_queue_name(q);

@@ -295,14 +295,10 @@ typedef struct {
 /* The error for a queue that cannot answer now. */
 static void get_down_error(wr_channel_t *ch, wr_queue_t *q, wr_amqp_error_t *err)
 {
-    wr_bytes_t name = wr_queue_name(q);
-
     if (wr_remote_queue_home(q) != NULL)
         wr_remote_queue_down_error(q, wr_channel_vhost_name(ch), WR_BASIC_GET, err);
     else
-        wr_amqp_error_set(err, WR_AMQP_INTERNAL_ERROR, WR_BASIC_GET,
-                          "timed out waiting for the leader of queue '%.*s' in vhost '%s'", (int)name.len,
-                          (const char *)name.data, wr_channel_vhost_name(ch));
+        wr_channel_no_leader(ch, q, WR_BASIC_GET, err);
 }
 
 static void async_got(void *ud, wr_queue_got_t what, wr_message_t *msg, const wr_qtoken_t *tok,

@@ -264,16 +264,6 @@ typedef struct {
     bool nowait;
 } async_purge_t;
 
-/* The error for a purge that could not be committed, as for a basic.get. */
-static void purge_down_error(wr_channel_t *ch, wr_queue_t *q, wr_amqp_error_t *err)
-{
-    wr_bytes_t name = wr_queue_name(q);
-
-    wr_amqp_error_set(err, WR_AMQP_INTERNAL_ERROR, WR_QUEUE_PURGE,
-                      "timed out waiting for the leader of queue '%.*s' in vhost '%s'", (int)name.len,
-                      (const char *)name.data, wr_channel_vhost_name(ch));
-}
-
 static void async_purged(void *ud, bool done, uint64_t n)
 {
     async_purge_t *w = ud;
@@ -282,7 +272,7 @@ static void async_purged(void *ud, bool done, uint64_t n)
     wr_amqp_error_t err = {0};
 
     if (ch->state == WR_CH_OPEN && !done) {
-        purge_down_error(ch, w->q, &err);
+        wr_channel_no_leader(ch, w->q, WR_QUEUE_PURGE, &err);
         wr_channel_error(ch, &err);
     } else if (ch->state == WR_CH_OPEN && !w->nowait) {
         ok.u.queue_purge_ok.message_count = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
@@ -311,7 +301,7 @@ static bool async_purge(wr_channel_t *ch, wr_queue_t *q, bool nowait, wr_amqp_er
         free(w);
         if (rc != WR_ENOENT)
             return out_of_memory(WR_QUEUE_PURGE, err);
-        purge_down_error(ch, q, err);
+        wr_channel_no_leader(ch, q, WR_QUEUE_PURGE, err);
         return false;
     }
     w->ch = ch;

@@ -367,7 +367,8 @@ static void prop_done(void *ud, int status, uint64_t index)
     }
     /* Applied here: an enqueue was settled (or marked for a retry) by wr_qq_landed just before. */
     if (status == WR_OK) {
-        p->npurged = q->purged_at == index ? q->purged : 0;
+        if (p->purged != NULL)
+            p->npurged = q->purged_at == index ? q->purged : 0;
         if (p->seq == 0)
             prop_settle(p, true);
         return;

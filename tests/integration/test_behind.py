@@ -10,7 +10,6 @@
 # The management API shows such a publisher in "flow", as RabbitMQ shows a
 # connection its credit flow holds, and the consumer "running". A publisher
 # over TLS, whose reads go through the bufferevent, is ordered the same way.
-import shutil
 import socket
 import threading
 import time
@@ -18,7 +17,8 @@ import time
 import amqp_raw as raw
 from conftest import Http
 from helpers import free_port, params, wait_for
-from test_tls import Certs, tls_params
+from test_tls import certs  # noqa: F401 (the fixture, for the TLS case)
+from test_tls import tls_config, tls_params
 
 import pika
 import pytest
@@ -79,27 +79,20 @@ def port_of(conn):
     return conn._impl._transport._sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def certs():
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl CLI")
-    c = Certs()
-    yield c
-    shutil.rmtree(c.dir, ignore_errors=True)
-
-
 @pytest.mark.parametrize("transport", ["tcp", "tls"])
 def test_publisher_into_a_queue_that_is_behind_is_never_held(dedicated_broker, request, transport):
-    cfg = {"management": {"address": "127.0.0.1", "port": free_port()},
-           "users": [{"name": "guest", "password": "guest", "vhosts": ["/"], "tags": ["administrator"]}]}
     if transport == "tls":
-        certs = request.getfixturevalue("certs")
-        cfg["tls_listeners"] = [{"address": "127.0.0.1", "port": free_port()}]
-        cfg["tls"] = {"certfile": certs.path("server.pem"), "keyfile": certs.path("server.key")}
+        pki = request.getfixturevalue("certs")
+        tls_port = free_port()
+        cfg = tls_config(pki, tls_port)
+    else:
+        cfg = {"users": [{"name": "guest", "password": "guest", "vhosts": ["/"]}]}
+    cfg["users"][0]["tags"] = ["administrator"]
+    cfg["management"] = {"address": "127.0.0.1", "port": free_port()}
     b = dedicated_broker(cfg)
     consumer = pika.BlockingConnection(params(b.host, b.port))
     if transport == "tls":
-        publisher = pika.BlockingConnection(tls_params(cfg["tls_listeners"][0]["port"], certs.client_context()))
+        publisher = pika.BlockingConnection(tls_params(tls_port, pki.client_context()))
     else:
         publisher = pika.BlockingConnection(params(b.host, b.port))
     try:

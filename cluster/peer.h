@@ -18,7 +18,7 @@
 #include "core/bytes.h"
 
 /* Bumped on any incompatible change; a HELLO with another version is refused. */
-#define WR_PEER_VERSION 1
+#define WR_PEER_VERSION 2
 /* Frame header: u32 payload length, u8 type, u64 group, u32 CRC32C. */
 #define WR_PEER_HEADER_SIZE 17
 #define WR_PEER_NONCE_SIZE  32

@@ -292,15 +292,6 @@ typedef struct {
     bool no_ack;
 } async_get_t;
 
-/* The error for a queue that cannot answer now. */
-static void get_down_error(wr_channel_t *ch, wr_queue_t *q, wr_amqp_error_t *err)
-{
-    if (wr_remote_queue_home(q) != NULL)
-        wr_remote_queue_down_error(q, wr_channel_vhost_name(ch), WR_BASIC_GET, err);
-    else
-        wr_channel_no_leader(ch, q, WR_BASIC_GET, err);
-}
-
 static void async_got(void *ud, wr_queue_got_t what, wr_message_t *msg, const wr_qtoken_t *tok,
                       bool redelivered, uint32_t left)
 {
@@ -320,7 +311,7 @@ static void async_got(void *ud, wr_queue_got_t what, wr_message_t *msg, const wr
     } else if (what == WR_QUEUE_GOT_GONE) {
         wr_channel_not_found(ch, &err, WR_BASIC_GET, "queue", wr_queue_name(w->q));
     } else {
-        get_down_error(ch, w->q, &err);
+        wr_channel_queue_down(ch, w->q, WR_BASIC_GET, &err);
     }
     if (!ok)
         wr_channel_error(ch, &err);
@@ -346,7 +337,7 @@ static bool async_get(wr_channel_t *ch, wr_queue_t *q, bool no_ack, wr_amqp_erro
     if (rc != WR_OK) {
         free(w);
         if (rc == WR_ENOENT)
-            get_down_error(ch, q, err);
+            wr_channel_queue_down(ch, q, WR_BASIC_GET, err);
         return rc == WR_ENOENT ? false : internal_error(WR_BASIC_GET, err);
     }
     w->ch = ch;

@@ -110,7 +110,7 @@ void wr_remote_queue_down_error(const wr_queue_t *q, const char *vhost, uint32_t
 typedef struct {
     size_t proxies;        /* proxies alive */
     size_t confirms;       /* publishes awaiting their home's confirm */
-    size_t gets;           /* basic.gets awaiting their home's answer */
+    size_t gets;           /* basic.gets and queue.purges awaiting their home's answer */
     size_t buffered;       /* deliveries received, not yet taken by a local consumer */
     size_t outbox_bytes;   /* queued while links were above their high mark */
     size_t home_consumers; /* consumers of other nodes served by local queues */

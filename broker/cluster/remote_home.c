@@ -400,22 +400,49 @@ static void get_send(wr_remote_t *r, const char *node, const wr_remote_msg_t *m,
         home_reap(h);
 }
 
-/* A proxy's get of a queue whose answer comes later (a quorum queue's get_async). */
+/* A proxy's get or purge of a queue whose answer comes later (a quorum
+ * queue's get_async, purge_async). */
 typedef struct {
     wr_list_t link; /* in r->home_gets */
     wr_remote_t *r;
     wr_queue_t *q; /* a reference */
     wr_vhost_t *vh;
-    wr_queue_get_t *get;
-    wr_remote_msg_t m; /* the request: id, tag, flags */
+    wr_queue_get_t *get;         /* a get's */
+    wr_queue_purging_t *purging; /* a purge's */
+    wr_remote_msg_t m;           /* the request: id, tag, flags */
     char node[];
 } hget_t;
+
+static hget_t *hget_new(wr_remote_t *r, const char *node, const wr_remote_msg_t *m, wr_queue_t *q,
+                        wr_vhost_t *vh)
+{
+    size_t len = strlen(node) + 1;
+    hget_t *g = calloc(1, sizeof(*g) + len);
+
+    if (g == NULL)
+        return NULL;
+    *g = (hget_t){.r = r, .q = wr_queue_ref(q), .vh = vh};
+    g->m = (wr_remote_msg_t){.id = m->id, .tag = m->tag, .flags = m->flags};
+    memcpy(g->node, node, len);
+    wr_list_insert_tail(&r->home_gets, &g->link);
+    return g;
+}
 
 static void hget_free(hget_t *g)
 {
     wr_list_remove(&g->link);
     wr_queue_unref(g->q);
     free(g);
+}
+
+/* Its proxy failed it already (the link went down) or the service is going. */
+static void hget_cancel(hget_t *g)
+{
+    if (g->purging != NULL)
+        g->q->type->purge_cancel(g->purging);
+    else
+        g->q->type->get_cancel(g->get);
+    hget_free(g);
 }
 
 static void hget_got(void *ud, wr_queue_got_t what, wr_message_t *msg, const wr_qtoken_t *t, bool redelivered,
@@ -436,16 +463,11 @@ static void hget_got(void *ud, wr_queue_got_t what, wr_message_t *msg, const wr_
 static int get_later(wr_remote_t *r, const char *node, const wr_remote_msg_t *m, wr_queue_t *q,
                      wr_vhost_t *vh)
 {
-    size_t len = strlen(node) + 1;
-    hget_t *g = calloc(1, sizeof(*g) + len);
+    hget_t *g = hget_new(r, node, m, q, vh);
     int rc;
 
     if (g == NULL)
         return WR_ENOMEM;
-    *g = (hget_t){.r = r, .q = wr_queue_ref(q), .vh = vh};
-    g->m = (wr_remote_msg_t){.id = m->id, .tag = m->tag, .flags = m->flags};
-    memcpy(g->node, node, len);
-    wr_list_insert_tail(&r->home_gets, &g->link);
     rc = q->type->get_async(q, (m->flags & WR_REMOTE_NO_ACK) != 0, hget_got, g, &g->get);
     if (rc != WR_OK)
         hget_free(g);
@@ -477,6 +499,51 @@ static void home_get(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
     }
     get_send(r, node, m, q, h, msg, &t, redelivered, h != NULL ? (uint32_t)wr_queue_ready(q) : 0,
              h != NULL ? WR_REMOTE_EMPTY : WR_REMOTE_NOT_FOUND);
+}
+
+/* PURGE_OK for a PURGE that wants an answer (tag not 0). */
+static void purge_send(wr_remote_t *r, const char *node, uint64_t tag, uint8_t status, uint64_t n)
+{
+    wr_remote_msg_t ok = {.kind = WR_REMOTE_PURGE_OK,
+                          .tag = tag,
+                          .status = status,
+                          .count = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n};
+
+    if (tag != 0)
+        wr_remote_send(r, node, &ok);
+}
+
+static void hpurge_done(void *ud, bool done, uint64_t n)
+{
+    hget_t *g = ud;
+
+    purge_send(g->r, g->node, g->m.tag, done ? WR_REMOTE_OK : WR_REMOTE_DOWN, n);
+    hget_free(g);
+}
+
+/* A proxy's queue.purge: answered once q purged (a quorum queue: once this
+ * member applied it); the management API's (tag 0) is not answered. */
+static void home_purge(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
+{
+    wr_queue_t *q = local_queue(r, m);
+    hget_t *g;
+    int rc;
+
+    if (q == NULL) {
+        purge_send(r, node, m->tag, WR_REMOTE_NOT_FOUND, 0);
+        return;
+    }
+    if (q->type->purge_async == NULL || m->tag == 0) {
+        purge_send(r, node, m->tag, WR_REMOTE_OK, wr_queue_purge(q));
+        return;
+    }
+    g = hget_new(r, node, m, q, NULL);
+    rc = g != NULL ? q->type->purge_async(q, hpurge_done, g, &g->purging) : WR_ENOMEM;
+    if (rc != WR_OK) {
+        if (g != NULL)
+            hget_free(g);
+        purge_send(r, node, m->tag, WR_REMOTE_DOWN, 0);
+    }
 }
 
 static void home_cancel(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
@@ -526,8 +593,6 @@ static void home_credit(wr_remote_t *r, const char *node, const wr_remote_msg_t 
 
 void wr_remote_home_recv(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
 {
-    wr_queue_t *q;
-
     switch (m->kind) {
     case WR_REMOTE_PUBLISH:
         home_publish(r, node, m);
@@ -548,8 +613,7 @@ void wr_remote_home_recv(wr_remote_t *r, const char *node, const wr_remote_msg_t
         home_get(r, node, m);
         break;
     default:
-        if ((q = local_queue(r, m)) != NULL)
-            wr_queue_purge(q);
+        home_purge(r, node, m);
         break;
     }
 }
@@ -590,10 +654,8 @@ void wr_remote_home_down(wr_remote_t *r, const char *node)
         hget_t *g = wr_list_entry(it, hget_t, link);
 
         next = it->next;
-        if (strcmp(g->node, node) == 0) {
-            g->q->type->get_cancel(g->get);
-            hget_free(g);
-        }
+        if (strcmp(g->node, node) == 0)
+            hget_cancel(g);
     }
 
     /* One at a time: an auto-delete may end other records of node. */
@@ -618,12 +680,8 @@ void wr_remote_home_writable(wr_remote_t *r, const char *node)
 
 void wr_remote_home_free_all(wr_remote_t *r)
 {
-    while (!wr_list_empty(&r->home_gets)) {
-        hget_t *g = wr_list_entry(r->home_gets.next, hget_t, link);
-
-        g->q->type->get_cancel(g->get);
-        hget_free(g);
-    }
+    while (!wr_list_empty(&r->home_gets))
+        hget_cancel(wr_list_entry(r->home_gets.next, hget_t, link));
     while (!wr_list_empty(&r->homes))
         home_drop(wr_list_entry(r->homes.next, home_t, link));
     while (!wr_list_empty(&r->home_confs)) {

@@ -24,7 +24,7 @@ typedef struct {
     wr_list_t link;      /* in r->proxies */
     wr_list_t consumers; /* pcons_t, in attach order */
     wr_list_t confirms;  /* pconf_t awaiting the home */
-    wr_list_t gets;      /* struct wr_queue_get_s awaiting the home */
+    wr_list_t gets;      /* struct wr_queue_get_s awaiting the home: gets and purges */
     uint64_t getter;     /* the id its gets settle under at the home; 0: none yet */
     size_t held;         /* deliveries held for busy consumers */
     bool down;           /* the home's link is down */
@@ -89,7 +89,7 @@ static int send_to_home(proxy_t *p, const wr_remote_msg_t *m)
     return linked(p) ? wr_remote_send(p->r, p->home, m) : WR_ENOENT;
 }
 
-/* A basic.get awaiting the home's answer. */
+/* A basic.get, or with purged a queue.purge, awaiting the home's answer. */
 struct wr_queue_get_s {
     wr_list_t link; /* in the proxy's gets */
     proxy_t *p;
@@ -97,6 +97,7 @@ struct wr_queue_get_s {
     bool no_ack;
     bool cancelled;
     wr_queue_got_fn fn;
+    wr_queue_purged_fn purged;
     void *ud;
 };
 
@@ -332,7 +333,18 @@ static void get_end(wr_queue_get_t *g)
     free(g);
 }
 
-/* The home is gone: pending gets answer DOWN. */
+/* Answers a pending purge: done with n, or not done. */
+static void purge_end(wr_queue_get_t *g, bool done, uint32_t n)
+{
+    wr_queue_purged_fn fn = g->cancelled ? NULL : g->purged;
+    void *ud = g->ud;
+
+    get_end(g);
+    if (fn != NULL)
+        fn(ud, done, n);
+}
+
+/* The home is gone: pending gets answer DOWN, pending purges not done. */
 static void gets_fail(proxy_t *p)
 {
     while (!wr_list_empty(&p->gets)) {
@@ -340,6 +352,10 @@ static void gets_fail(proxy_t *p)
         wr_queue_got_fn fn = g->cancelled ? NULL : g->fn;
         void *ud = g->ud;
 
+        if (g->purged != NULL) {
+            purge_end(g, false, 0);
+            continue;
+        }
         get_end(g);
         if (fn != NULL)
             fn(ud, WR_QUEUE_GOT_DOWN, NULL, NULL, false, 0);
@@ -380,7 +396,7 @@ static void on_get_ok(wr_remote_t *r, const wr_remote_msg_t *m)
     void *ud;
 
     /* None: failed when the home went down; it requeued what it sent. */
-    if (g == NULL)
+    if (g == NULL || g->purged != NULL)
         return;
     if (m->status == WR_REMOTE_OK) {
         got(g, m);
@@ -432,6 +448,15 @@ void wr_remote_get_cancel(wr_queue_get_t *g)
     g->cancelled = true;
 }
 
+/* A queue the home no longer has had nothing to drop. */
+static void on_purge_ok(wr_remote_t *r, const wr_remote_msg_t *m)
+{
+    wr_queue_get_t *g = wr_map_get(r->gets, wr_remote_key(&m->tag));
+
+    if (g != NULL && g->purged != NULL)
+        purge_end(g, m->status != WR_REMOTE_DOWN, m->status == WR_REMOTE_OK ? m->count : 0);
+}
+
 void wr_remote_proxy_recv(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
 {
     switch (m->kind) {
@@ -446,6 +471,9 @@ void wr_remote_proxy_recv(wr_remote_t *r, const char *node, const wr_remote_msg_
         break;
     case WR_REMOTE_GET_OK:
         on_get_ok(r, m);
+        break;
+    case WR_REMOTE_PURGE_OK:
+        on_purge_ok(r, m);
         break;
     default:
         on_deliver(r, m);
@@ -612,7 +640,7 @@ static void proxy_settle(wr_queue_t *q, wr_message_t *m, const wr_qtoken_t *t, w
     settle_at_home(pq(q), t->w[0], t->w[1], how);
 }
 
-/* The home purges; how many it dropped is not known here. */
+/* The management API's purge: the home purges, and says nothing back. */
 static size_t proxy_purge(wr_queue_t *q)
 {
     proxy_t *p = pq(q);
@@ -620,6 +648,42 @@ static size_t proxy_purge(wr_queue_t *q)
 
     send_to_home(p, &m);
     return 0;
+}
+
+/*
+ * queue.purge: purge-ok once the home purged, with what it dropped, as
+ * RabbitMQ answers once the queue's process (or a quorum queue's leader)
+ * did. Until session 18 purge-ok came at once with 0. A home that goes down
+ * first fails it, as a get.
+ */
+static int proxy_purge_async(wr_queue_t *q, wr_queue_purged_fn fn, void *ud, wr_queue_purging_t **out)
+{
+    proxy_t *p = pq(q);
+    wr_queue_get_t *g;
+    wr_remote_msg_t m = {.kind = WR_REMOTE_PURGE, .vhost = wr_bytes_str(p->vhost), .queue = q->name};
+    int rc;
+
+    if (!usable(p))
+        return WR_ENOENT;
+    if ((g = calloc(1, sizeof(*g))) == NULL)
+        return WR_ENOMEM;
+    *g = (wr_queue_get_t){.p = p, .tag = ++p->r->next_get, .purged = fn, .ud = ud};
+    m.tag = g->tag;
+    rc = wr_map_put(p->r->gets, wr_remote_key(&g->tag), g);
+    if (rc == WR_OK && (rc = wr_remote_send(p->r, p->home, &m)) != WR_OK)
+        wr_map_del(p->r->gets, wr_remote_key(&g->tag));
+    if (rc != WR_OK) {
+        free(g);
+        return rc == WR_ENOENT ? WR_ENOENT : WR_ENOMEM;
+    }
+    wr_list_insert_tail(&p->gets, &g->link);
+    *out = (wr_queue_purging_t *)g;
+    return WR_OK;
+}
+
+static void proxy_purge_cancel(wr_queue_purging_t *w)
+{
+    ((wr_queue_get_t *)w)->cancelled = true;
 }
 
 /* Subscribes pc at the home under a new id. WR_OK, WR_ENOENT (the link is down) or WR_ENOMEM. */
@@ -820,6 +884,8 @@ const wr_queue_type_t wr_remote_proxy_type = {
     .get_cancel = wr_remote_get_cancel,
     .settle = proxy_settle,
     .purge = proxy_purge,
+    .purge_async = proxy_purge_async,
+    .purge_cancel = proxy_purge_cancel,
     .consume = proxy_consume,
     .cancel = proxy_cancel,
     .active_consumer = proxy_active_consumer,

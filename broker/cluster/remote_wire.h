@@ -30,8 +30,9 @@ typedef enum {
     WR_REMOTE_PURGE,                             /* user -> home: drop the ready messages */
     WR_REMOTE_GET,                               /* user -> home: basic.get */
     WR_REMOTE_GET_OK,                            /* home -> user: its answer */
+    WR_REMOTE_PURGE_OK,                          /* home -> user: what a PURGE dropped */
 } wr_remote_kind_t;
-#define WR_REMOTE_KIND_LAST WR_REMOTE_GET_OK
+#define WR_REMOTE_KIND_LAST WR_REMOTE_PURGE_OK
 
 /* CONFIRM status. */
 enum { WR_REMOTE_ACK = 0, WR_REMOTE_NACK = 1 };
@@ -39,7 +40,9 @@ enum { WR_REMOTE_ACK = 0, WR_REMOTE_NACK = 1 };
 enum { WR_REMOTE_OK = 0, WR_REMOTE_NOT_FOUND = 1, WR_REMOTE_IN_USE = 2, WR_REMOTE_FAILED = 3 };
 #define WR_REMOTE_STATUS_LAST WR_REMOTE_FAILED
 /* GET_OK status: OK (a message), EMPTY, NOT_FOUND (no such queue) or DOWN
- * (the queue cannot answer now: a quorum queue without a leader). */
+ * (the queue cannot answer now: a quorum queue without a leader).
+ * PURGE_OK status: OK, NOT_FOUND or DOWN (a quorum queue that could not
+ * commit the purge). */
 #define WR_REMOTE_EMPTY           2
 #define WR_REMOTE_DOWN            3
 #define WR_REMOTE_GET_STATUS_LAST WR_REMOTE_DOWN
@@ -63,11 +66,12 @@ enum { WR_REMOTE_OK = 0, WR_REMOTE_NOT_FOUND = 1, WR_REMOTE_IN_USE = 2, WR_REMOT
  *   DELIVER    id, tag (delivery id), flags, exchange, routing_key, header, body
  *   SETTLE     id, tag, how (wr_settle_t), flags
  *   CREDIT     id, credit
- *   PURGE      vhost, queue
+ *   PURGE      tag (request id; 0: no answer wanted), vhost, queue
  *   GET        id (the proxy's getter), tag (request id), vhost, queue, flags
  *   GET_OK     id, tag, status (OK/NOT_FOUND/EMPTY), delivery (its delivery id,
  *              0 unless OK), count (messages left), flags, exchange,
  *              routing_key, header, body
+ *   PURGE_OK   tag, status (OK/NOT_FOUND/DOWN), count (messages dropped)
  * Consumer ids are never 0; vhost and queue names never empty.
  */
 typedef struct {

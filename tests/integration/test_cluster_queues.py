@@ -116,6 +116,25 @@ def test_basic_get_on_another_node(cluster):
     wait_for(lambda: home.queue_declare("g", passive=True).method.message_count == 0, DEADLINE, "g to be empty")
 
 
+def test_purge_on_another_node_counts_what_the_home_dropped(cluster):
+    """queue.purge on n2 of a queue whose home is n1: purge-ok comes once the
+    home purged, with the count it dropped (until session 18 the proxy said 0
+    at once), and what a get holds stays with it."""
+    declared_everywhere(cluster, "pg")
+    pub = cluster.nodes["n1"].connect().channel()
+    pub.confirm_delivery()
+    for i in range(5):
+        pub.basic_publish("", "pg", b"m%d" % i, PERSISTENT)
+    ch = cluster.nodes["n2"].connect().channel()
+    m, _, body = ch.basic_get("pg")
+    assert body == b"m0"
+    assert ch.queue_purge("pg").method.message_count == 4
+    assert ch.basic_get("pg") == (None, None, None)
+    ch.basic_nack(m.delivery_tag, requeue=True)
+    m, _, body = ch.basic_get("pg", auto_ack=True)
+    assert body == b"m0" and m.redelivered and m.message_count == 0
+
+
 def test_home_down_cancels_nacks_and_nothing_is_lost(cluster):
     declared_everywhere(cluster, "q")
     confirmed, refused, stop = [], [], threading.Event()
@@ -147,6 +166,10 @@ def test_home_down_cancels_nacks_and_nothing_is_lost(cluster):
     with channel_error(404, "NOT_FOUND - home node 'n1' of durable queue 'q' in vhost '/' is down or "
                             "inaccessible"):
         c.conn.channel().basic_consume("q", lambda *a: None)
+    # And so is a purge (until session 18 it was dropped and purge-ok said 0).
+    with channel_error(404, "NOT_FOUND - home node 'n1' of durable queue 'q' in vhost '/' is down or "
+                            "inaccessible"):
+        c.conn.channel().queue_purge("q")
     stop.set()
     t.join(DEADLINE)
     assert not t.is_alive(), "the publisher hung"

@@ -349,6 +349,27 @@ def test_basic_get_through_a_non_member(qc, queue):
     pub.close()
 
 
+def test_purge_through_a_non_member(qc, queue):
+    """One member: queue.purge on another node answers once the member
+    applied the purge, with the count it dropped (until session 18 the
+    proxy said 0 at once)."""
+    needs_api(qc)
+    qc.declare(queue, node=0, arguments={"x-quorum-initial-group-size": 1})
+    members = settled_info(qc, 0, queue, 1)["members"]
+    other = next(i for i, n in enumerate(qc.names) if n not in members)
+    pub = qc.connect(0)
+    pch = pub.channel()
+    pch.confirm_delivery()
+    for i in range(4):
+        pch.basic_publish("", queue, b"u%d" % i, PERSISTENT)
+    c = qc.connect(other)
+    ch = c.channel()
+    assert ch.queue_purge(queue).method.message_count == 4
+    assert ch.basic_get(queue) == (None, None, None)
+    c.close()
+    pub.close()
+
+
 def test_purge_counts_ready_messages_only(qc, queue):
     qc.declare(queue)
     pub = qc.connect(0)

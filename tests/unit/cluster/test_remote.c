@@ -658,6 +658,102 @@ START_TEST(get_pending_when_the_home_goes_down)
 }
 END_TEST
 
+/* What a queue.purge through the proxy came to. */
+typedef struct {
+    int calls;
+    bool done;
+    uint64_t n;
+} tpurge_t;
+
+static void purged(void *ud, bool done, uint64_t n)
+{
+    tpurge_t *p = ud;
+
+    p->calls++;
+    p->done = done;
+    p->n = n;
+}
+
+/* queue.purge through the proxy, answered by the home a round trip later. */
+static tpurge_t *purge(wr_queue_purging_t **out)
+{
+    static tpurge_t p;
+    wr_queue_purging_t *handle;
+
+    memset(&p, 0, sizeof(p));
+    ck_assert_int_eq(fx.proxy->type->purge_async(fx.proxy, purged, &p, out != NULL ? out : &handle), WR_OK);
+    ck_assert_int_eq(p.calls, 0);
+    return &p;
+}
+
+static size_t pending_requests(void)
+{
+    wr_remote_stats_t st;
+
+    wr_remote_stats(fx.n[1].remote, &st);
+    return st.gets;
+}
+
+START_TEST(purge_reports_what_the_home_dropped)
+{
+    tpurge_t *p;
+    tget_t *g;
+
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(publish(fx.home, "a", NULL), WR_OK);
+    /* One handed out by a get: a purge leaves it with its asker. */
+    g = get(false, NULL);
+    UNTIL(g->calls == 1);
+    p = purge(NULL);
+    UNTIL(p->calls == 1);
+    ck_assert(p->done);
+    ck_assert_uint_eq(p->n, 2);
+    ck_assert_uint_eq(wr_queue_ready(fx.home), 0);
+    ck_assert_uint_eq(wr_queue_unacked(fx.home), 1);
+    wr_queue_settle(fx.proxy, g->m, &g->t, WR_SETTLE_ACK);
+    UNTIL(wr_queue_unacked(fx.home) == 0);
+    /* The management API's purge is not answered; the home purges all the same. */
+    ck_assert_int_eq(publish(fx.home, "b", NULL), WR_OK);
+    ck_assert_uint_eq(wr_queue_purge(fx.proxy), 0);
+    UNTIL(wr_queue_ready(fx.home) == 0);
+    ck_assert_uint_eq(pending_requests(), 0);
+}
+END_TEST
+
+START_TEST(purge_cancelled_or_of_a_queue_gone_at_home)
+{
+    wr_queue_purging_t *handle;
+    tpurge_t *p;
+
+    /* The asker went away: the home purges, and nobody is answered. */
+    ck_assert_int_eq(publish(fx.home, "a", NULL), WR_OK);
+    p = purge(&handle);
+    fx.proxy->type->purge_cancel(handle);
+    UNTIL(wr_queue_ready(fx.home) == 0 && pending_requests() == 0);
+    ck_assert_int_eq(p->calls, 0);
+    /* Gone at the home before the proxy heard: nothing was dropped. */
+    wr_vhost_queue_delete(fx.n[0].vh, fx.home);
+    p = purge(NULL);
+    UNTIL(p->calls == 1);
+    ck_assert(p->done);
+    ck_assert_uint_eq(p->n, 0);
+}
+END_TEST
+
+START_TEST(purge_pending_when_the_home_goes_down)
+{
+    tpurge_t *p = purge(NULL);
+    wr_queue_purging_t *handle;
+
+    node_unlink(0);
+    UNTIL(p->calls == 1);
+    ck_assert(!p->done);
+    ck_assert_uint_eq(pending_requests(), 0);
+    ck_assert_int_eq(fx.proxy->type->purge_async(fx.proxy, purged, p, &handle), WR_ENOENT);
+    node_link(0);
+}
+END_TEST
+
 /* An auto-delete queue at n1 consumed only from n2 (as RabbitMQ: when its
  * last consumer leaves, by basic.cancel or with its node). */
 static wr_queue_t *auto_delete_pair(void)
@@ -753,6 +849,9 @@ static Suite *remote_suite(void)
     tcase_add_test(tc, get_takes_the_head_from_the_home);
     tcase_add_test(tc, get_of_a_queue_gone_at_home_or_cancelled);
     tcase_add_test(tc, get_pending_when_the_home_goes_down);
+    tcase_add_test(tc, purge_reports_what_the_home_dropped);
+    tcase_add_test(tc, purge_cancelled_or_of_a_queue_gone_at_home);
+    tcase_add_test(tc, purge_pending_when_the_home_goes_down);
     tcase_add_test(tc, auto_delete_when_the_remote_consumer_cancels);
     tcase_add_test(tc, auto_delete_when_the_consumers_node_goes);
     tcase_add_test(tc, settle_multiple_at_home);

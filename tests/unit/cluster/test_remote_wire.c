@@ -66,7 +66,10 @@ static const wr_remote_msg_t samples[] = {
      .body = {(const uint8_t *)"body", 4}},
     {.kind = WR_REMOTE_SETTLE, .id = 3, .tag = 99, .how = WR_SETTLE_DISCARD, .flags = WR_REMOTE_MULTIPLE},
     {.kind = WR_REMOTE_CREDIT, .id = 3, .credit = 128},
-    {.kind = WR_REMOTE_PURGE, .vhost = {(const uint8_t *)"/", 1}, .queue = {(const uint8_t *)"q", 1}},
+    {.kind = WR_REMOTE_PURGE,
+     .tag = 5,
+     .vhost = {(const uint8_t *)"/", 1},
+     .queue = {(const uint8_t *)"q", 1}},
     {.kind = WR_REMOTE_GET,
      .id = 4,
      .tag = 1,
@@ -85,6 +88,8 @@ static const wr_remote_msg_t samples[] = {
      .header = {(const uint8_t *)"h", 1},
      .body = {(const uint8_t *)"body", 4}},
     {.kind = WR_REMOTE_GET_OK, .id = 4, .tag = 2, .status = WR_REMOTE_EMPTY},
+    {.kind = WR_REMOTE_PURGE_OK, .tag = 5, .status = WR_REMOTE_OK, .count = 4000000000u},
+    {.kind = WR_REMOTE_PURGE_OK, .tag = 6, .status = WR_REMOTE_DOWN},
 };
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
 
@@ -173,6 +178,7 @@ START_TEST(bad_values_are_syntax_errors)
     wr_remote_msg_t settle = {.kind = WR_REMOTE_SETTLE, .id = 1, .tag = 1};
     wr_remote_msg_t deliver = {.kind = WR_REMOTE_DELIVER, .id = 1, .tag = 1};
     wr_remote_msg_t get_ok = {.kind = WR_REMOTE_GET_OK, .id = 1, .tag = 1};
+    wr_remote_msg_t purge_ok = {.kind = WR_REMOTE_PURGE_OK, .tag = 1};
 
     patched(confirm, 8, WR_REMOTE_NACK, WR_OK);
     patched(confirm, 8, 2, WR_ESYNTAX); /* no such confirm status */
@@ -184,6 +190,8 @@ START_TEST(bad_values_are_syntax_errors)
     patched(deliver, 16, 0x02, WR_ESYNTAX);
     patched(get_ok, 16, WR_REMOTE_GET_STATUS_LAST + 1, WR_ESYNTAX); /* id, tag, then status */
     patched(get_ok, 16 + 1 + 8 + 4, 0x02, WR_ESYNTAX);              /* ..., delivery, count, then flags */
+    patched(purge_ok, 8, WR_REMOTE_DOWN, WR_OK);                    /* tag, then status */
+    patched(purge_ok, 8, WR_REMOTE_GET_STATUS_LAST + 1, WR_ESYNTAX);
     patched(samples[3], 14, 0x03, WR_OK); /* CONSUME: id, "/", "q", prefetch, then flags */
     patched(samples[3], 14, 0x04, WR_ESYNTAX);
 }

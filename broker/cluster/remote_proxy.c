@@ -413,6 +413,26 @@ static void on_get_ok(wr_remote_t *r, const wr_remote_msg_t *m)
            NULL, NULL, false, 0);
 }
 
+/* Sends m, a get or a purge, under a new request id, and keeps g until the
+ * home answers it. WR_OK; else g is freed and WR_ENOENT (the link is down)
+ * or WR_ENOMEM. */
+static int request(proxy_t *p, wr_queue_get_t *g, wr_remote_msg_t *m)
+{
+    int rc;
+
+    g->tag = ++p->r->next_get;
+    m->tag = g->tag;
+    rc = wr_map_put(p->r->gets, wr_remote_key(&g->tag), g);
+    if (rc == WR_OK && (rc = wr_remote_send(p->r, p->home, m)) != WR_OK)
+        wr_map_del(p->r->gets, wr_remote_key(&g->tag));
+    if (rc != WR_OK) {
+        free(g);
+        return rc == WR_ENOENT ? WR_ENOENT : WR_ENOMEM;
+    }
+    wr_list_insert_tail(&p->gets, &g->link);
+    return WR_OK;
+}
+
 int wr_remote_queue_get(wr_queue_t *q, bool no_ack, wr_queue_got_fn fn, void *ud, wr_queue_get_t **out)
 {
     proxy_t *p = pq(q);
@@ -427,18 +447,11 @@ int wr_remote_queue_get(wr_queue_t *q, bool no_ack, wr_queue_got_fn fn, void *ud
         return WR_ENOMEM;
     if (p->getter == 0)
         p->getter = ++p->r->next_id;
-    *g = (wr_queue_get_t){.p = p, .tag = ++p->r->next_get, .no_ack = no_ack, .fn = fn, .ud = ud};
+    *g = (wr_queue_get_t){.p = p, .no_ack = no_ack, .fn = fn, .ud = ud};
     m.id = p->getter;
-    m.tag = g->tag;
     m.vhost = wr_bytes_str(p->vhost);
-    rc = wr_map_put(p->r->gets, wr_remote_key(&g->tag), g);
-    if (rc == WR_OK && (rc = wr_remote_send(p->r, p->home, &m)) != WR_OK)
-        wr_map_del(p->r->gets, wr_remote_key(&g->tag));
-    if (rc != WR_OK) {
-        free(g);
-        return rc == WR_ENOENT ? WR_ENOENT : WR_ENOMEM;
-    }
-    wr_list_insert_tail(&p->gets, &g->link);
+    if ((rc = request(p, g, &m)) != WR_OK)
+        return rc;
     *out = g;
     return WR_OK;
 }
@@ -667,16 +680,9 @@ static int proxy_purge_async(wr_queue_t *q, wr_queue_purged_fn fn, void *ud, wr_
         return WR_ENOENT;
     if ((g = calloc(1, sizeof(*g))) == NULL)
         return WR_ENOMEM;
-    *g = (wr_queue_get_t){.p = p, .tag = ++p->r->next_get, .purged = fn, .ud = ud};
-    m.tag = g->tag;
-    rc = wr_map_put(p->r->gets, wr_remote_key(&g->tag), g);
-    if (rc == WR_OK && (rc = wr_remote_send(p->r, p->home, &m)) != WR_OK)
-        wr_map_del(p->r->gets, wr_remote_key(&g->tag));
-    if (rc != WR_OK) {
-        free(g);
-        return rc == WR_ENOENT ? WR_ENOENT : WR_ENOMEM;
-    }
-    wr_list_insert_tail(&p->gets, &g->link);
+    *g = (wr_queue_get_t){.p = p, .purged = fn, .ud = ud};
+    if ((rc = request(p, g, &m)) != WR_OK)
+        return rc;
     *out = (wr_queue_purging_t *)g;
     return WR_OK;
 }

@@ -325,10 +325,9 @@ def test_basic_get_from_another_node(qc, queue, limit):
     pub.close()
 
 
-def test_basic_get_through_a_non_member(qc, queue):
-    """One member: another node reaches the queue through its proxy, and
-    basic.get there gets every message in order (it answered get-empty
-    while the member's get answered later than the proxy asked)."""
+def one_member_and_a_client_elsewhere(qc, queue, bodies):
+    """A queue with one member holding bodies (confirmed), and a connection
+    to a node that is not its member (the queue reached through a proxy)."""
     needs_api(qc)
     qc.declare(queue, node=0, arguments={"x-quorum-initial-group-size": 1})
     members = settled_info(qc, 0, queue, 1)["members"]
@@ -336,9 +335,17 @@ def test_basic_get_through_a_non_member(qc, queue):
     pub = qc.connect(0)
     pch = pub.channel()
     pch.confirm_delivery()
-    for i in range(3):
-        pch.basic_publish("", queue, b"n%d" % i, PERSISTENT)
-    c = qc.connect(other)
+    for body in bodies:
+        pch.basic_publish("", queue, body, PERSISTENT)
+    pub.close()
+    return qc.connect(other)
+
+
+def test_basic_get_through_a_non_member(qc, queue):
+    """One member: another node reaches the queue through its proxy, and
+    basic.get there gets every message in order (it answered get-empty
+    while the member's get answered later than the proxy asked)."""
+    c = one_member_and_a_client_elsewhere(qc, queue, [b"n%d" % i for i in range(3)])
     ch = c.channel()
     got = [ch.basic_get(queue) for _ in range(3)]
     assert [(b, m.message_count) for m, _, b in got] == [(b"n0", 2), (b"n1", 1), (b"n2", 0)]
@@ -346,28 +353,17 @@ def test_basic_get_through_a_non_member(qc, queue):
         ch.basic_ack(m.delivery_tag)
     assert ch.basic_get(queue) == (None, None, None)
     c.close()
-    pub.close()
 
 
 def test_purge_through_a_non_member(qc, queue):
     """One member: queue.purge on another node answers once the member
     applied the purge, with the count it dropped (until session 18 the
     proxy said 0 at once)."""
-    needs_api(qc)
-    qc.declare(queue, node=0, arguments={"x-quorum-initial-group-size": 1})
-    members = settled_info(qc, 0, queue, 1)["members"]
-    other = next(i for i, n in enumerate(qc.names) if n not in members)
-    pub = qc.connect(0)
-    pch = pub.channel()
-    pch.confirm_delivery()
-    for i in range(4):
-        pch.basic_publish("", queue, b"u%d" % i, PERSISTENT)
-    c = qc.connect(other)
+    c = one_member_and_a_client_elsewhere(qc, queue, [b"u%d" % i for i in range(4)])
     ch = c.channel()
     assert ch.queue_purge(queue).method.message_count == 4
     assert ch.basic_get(queue) == (None, None, None)
     c.close()
-    pub.close()
 
 
 def test_purge_counts_ready_messages_only(qc, queue):

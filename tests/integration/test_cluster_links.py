@@ -122,6 +122,10 @@ def test_node_with_wrong_secret_is_refused(cluster):
     cluster.wait_running("n2", {"n1": True, "n3": False})
 
 
+# cluster/peer.h's WR_PEER_VERSION: 2 since the queue messages' PURGE carried a request id.
+PEER_VERSION = 2
+
+
 class RawPeer:
     """A hand-made peer on one link: HELLO, then PROOF with a chosen secret.
     Dials port, or takes an accepted socket (then it is the acceptor)."""
@@ -132,8 +136,8 @@ class RawPeer:
         self.dialer = sock is None
         self.nonce = os.urandom(32)
 
-    def hello(self, cluster_name, node_name):
-        self.sock.sendall(frame(1, struct.pack(">H", 1) + name(cluster_name) + name(node_name) + self.nonce))
+    def hello(self, cluster_name, node_name, version=PEER_VERSION):
+        self.sock.sendall(frame(1, struct.pack(">H", version) + name(cluster_name) + name(node_name) + self.nonce))
 
     def read_frame(self):
         hdr = self.recv(17)
@@ -171,17 +175,19 @@ class RawPeer:
         self.sock.sendall(frame(2, hmac.new(secret, msg, hashlib.sha256).digest()))
 
 
-@pytest.mark.parametrize("cluster_name,node_name,secret,reason", [
-    ("other", "n2", SECRET, "wrong cluster name 'other' (this is 'warren')"),
+@pytest.mark.parametrize("cluster_name,node_name,secret,version,reason", [
+    # A node of another build: its queue messages would not decode here.
+    ("warren", "n2", SECRET, PEER_VERSION - 1, "protocol version %d, expected %d" % (PEER_VERSION - 1, PEER_VERSION)),
+    ("other", "n2", SECRET, PEER_VERSION, "wrong cluster name 'other' (this is 'warren')"),
     # A node the file does not list authenticates, but is no member: its Raft message is refused.
-    ("warren", "n9", SECRET, "node 'n9' is not a member of cluster 'warren'"),
-    ("warren", "n1", SECRET, "the peer claims this node's own name 'n1'"),
-    ("warren", "n2", b"x" * 32, "wrong secret (the peer's proof did not verify)"),
+    ("warren", "n9", SECRET, PEER_VERSION, "node 'n9' is not a member of cluster 'warren'"),
+    ("warren", "n1", SECRET, PEER_VERSION, "the peer claims this node's own name 'n1'"),
+    ("warren", "n2", b"x" * 32, PEER_VERSION, "wrong secret (the peer's proof did not verify)"),
 ])
-def test_raw_handshake_refusals(cluster, cluster_name, node_name, secret, reason):
+def test_raw_handshake_refusals(cluster, cluster_name, node_name, secret, version, reason):
     n1 = cluster.start("n1")
     peer = RawPeer(n1.peer_port)
-    peer.hello(cluster_name, node_name)
+    peer.hello(cluster_name, node_name, version)
     ftype, payload = peer.read_frame()
     if ftype == 1:  # n1's HELLO came first: answer with a proof
         theirs = payload[-32:]
@@ -192,7 +198,8 @@ def test_raw_handshake_refusals(cluster, cluster_name, node_name, secret, reason
         while ftype in (2, 4):  # n1's proof, and its heartbeats on a pending link
             ftype, payload = peer.read_frame()
     assert (ftype, payload.decode()) == (3, reason)
-    who = "" if reason.startswith(("wrong cluster", "the peer claims")) else " claiming to be " + node_name
+    who = "" if reason.startswith(("protocol version", "wrong cluster", "the peer claims")) else \
+        " claiming to be " + node_name
     line = "cluster: refused the incoming link from 127.0.0.1:%d%s: %s" % (
         peer.sock.getsockname()[1], who, reason)
     wait_for(lambda: line in n1.log(), timeout=DEADLINE, what="%r in the log" % line)
@@ -413,7 +420,7 @@ def test_peer_links_over_tls(cluster, peer_certs):
         in cluster.nodes["n1"].log()
     got = b""
     with socket.create_connection(("127.0.0.1", cluster.nodes["n1"].peer_port), timeout=10) as s:
-        s.sendall(frame(1, b"\x00\x01" + name("warren") + name("n2") + b"\x00" * 32))
+        s.sendall(frame(1, struct.pack(">H", PEER_VERSION) + name("warren") + name("n2") + b"\x00" * 32))
         try:
             while chunk := s.recv(4096):
                 got += chunk

@@ -820,21 +820,6 @@ static void qq_settle(wr_queue_t *h, wr_message_t *m, const wr_qtoken_t *t, wr_s
     cons_maybe_free(q, qc);
 }
 
-/* purge-ok's count is what is ready here now, less what purges not yet applied here already counted. */
-static size_t qq_purge(wr_queue_t *h)
-{
-    qq_t *q = qq(h);
-    wr_qfifo_info_t i;
-    size_t n;
-
-    flush_all(q);
-    wr_qfifo_info(q->sm, &i);
-    n = i.ready > q->purging ? (size_t)(i.ready - q->purging) : 0;
-    q->purging += n;
-    propose_simple(q, WR_QF_PURGE, 0, (wr_bytes_t){NULL, 0});
-    return n;
-}
-
 /*
  * queue.purge: purge-ok once this node applies the PURGE, with the count the
  * machine dropped, as RabbitMQ answers once the leader applied it. Before,
@@ -1175,7 +1160,6 @@ const wr_queue_type_t wr_quorum_queue_type = {
     .get_async = qq_get_async,
     .get_cancel = qq_get_cancel,
     .settle = qq_settle,
-    .purge = qq_purge,
     .purge_async = qq_purge_async,
     .purge_cancel = qq_purge_cancel,
     .consume = qq_consume,

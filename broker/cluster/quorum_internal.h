@@ -93,7 +93,6 @@ typedef struct qq_s {
     uint64_t pending_bytes; /* their charge toward flow: entries, at least WR_QUORUM_MIN_CHARGE each */
     bool expiring;          /* an enqueue carried a per-message TTL: the leader ticks */
     uint64_t next_transfer; /* monotonic ms before which leadership is not handed home again */
-    uint64_t purging;       /* messages counted by purges proposed here and not yet applied */
     uint64_t purged_at;     /* the index of the last PURGE applied, */
     uint64_t purged;        /* and how many ready messages it dropped */
     uint64_t since_snap;    /* entry bytes applied since the last snapshot */

@@ -482,7 +482,6 @@ static void apply(void *ud, uint64_t index, const uint8_t *data, size_t len)
         wr_qq_landed(q, cmd.seq, st);
     q->expiring |= cmd.op == WR_QF_ENQUEUE && cmd.ttl_ms != WR_QF_NO_TTL;
     if (cmd.op == WR_QF_PURGE) {
-        q->purging = 0;
         q->purged_at = index;
         q->purged = n;
     }

@@ -501,7 +501,6 @@ static void home_get(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
              h != NULL ? WR_REMOTE_EMPTY : WR_REMOTE_NOT_FOUND);
 }
 
-/* PURGE_OK for a PURGE that wants an answer (tag not 0). */
 static void purge_send(wr_remote_t *r, const char *node, uint64_t tag, uint8_t status, uint64_t n)
 {
     wr_remote_msg_t ok = {.kind = WR_REMOTE_PURGE_OK,
@@ -509,8 +508,7 @@ static void purge_send(wr_remote_t *r, const char *node, uint64_t tag, uint8_t s
                           .status = status,
                           .count = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n};
 
-    if (tag != 0)
-        wr_remote_send(r, node, &ok);
+    wr_remote_send(r, node, &ok);
 }
 
 static void hpurge_done(void *ud, bool done, uint64_t n)
@@ -521,8 +519,8 @@ static void hpurge_done(void *ud, bool done, uint64_t n)
     hget_free(g);
 }
 
-/* A proxy's queue.purge: answered once q purged (a quorum queue: once this
- * member applied it); the management API's (tag 0) is not answered. */
+/* A proxy's purge: answered once q purged (a quorum queue: once this
+ * member applied it). */
 static void home_purge(wr_remote_t *r, const char *node, const wr_remote_msg_t *m)
 {
     wr_queue_t *q = local_queue(r, m);
@@ -533,7 +531,7 @@ static void home_purge(wr_remote_t *r, const char *node, const wr_remote_msg_t *
         purge_send(r, node, m->tag, WR_REMOTE_NOT_FOUND, 0);
         return;
     }
-    if (q->type->purge_async == NULL || m->tag == 0) {
+    if (q->type->purge_async == NULL) {
         purge_send(r, node, m->tag, WR_REMOTE_OK, wr_queue_purge(q));
         return;
     }

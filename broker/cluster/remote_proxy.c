@@ -653,16 +653,6 @@ static void proxy_settle(wr_queue_t *q, wr_message_t *m, const wr_qtoken_t *t, w
     settle_at_home(pq(q), t->w[0], t->w[1], how);
 }
 
-/* The management API's purge: the home purges, and says nothing back. */
-static size_t proxy_purge(wr_queue_t *q)
-{
-    proxy_t *p = pq(q);
-    wr_remote_msg_t m = {.kind = WR_REMOTE_PURGE, .vhost = wr_bytes_str(p->vhost), .queue = q->name};
-
-    send_to_home(p, &m);
-    return 0;
-}
-
 /*
  * queue.purge: purge-ok once the home purged, with what it dropped, as
  * RabbitMQ answers once the queue's process (or a quorum queue's leader)
@@ -889,7 +879,6 @@ const wr_queue_type_t wr_remote_proxy_type = {
     .get_async = wr_remote_queue_get,
     .get_cancel = wr_remote_get_cancel,
     .settle = proxy_settle,
-    .purge = proxy_purge,
     .purge_async = proxy_purge_async,
     .purge_cancel = proxy_purge_cancel,
     .consume = proxy_consume,

@@ -66,7 +66,7 @@ enum { WR_REMOTE_OK = 0, WR_REMOTE_NOT_FOUND = 1, WR_REMOTE_IN_USE = 2, WR_REMOT
  *   DELIVER    id, tag (delivery id), flags, exchange, routing_key, header, body
  *   SETTLE     id, tag, how (wr_settle_t), flags
  *   CREDIT     id, credit
- *   PURGE      tag (request id; 0: no answer wanted), vhost, queue
+ *   PURGE      tag (request id), vhost, queue
  *   GET        id (the proxy's getter), tag (request id), vhost, queue, flags
  *   GET_OK     id, tag, status (OK/NOT_FOUND/EMPTY), delivery (its delivery id,
  *              0 unless OK), count (messages left), flags, exchange,

@@ -1180,6 +1180,218 @@ static bool get_count(const json_t *v, long long *out)
     return *end == '\0' && *out >= 0 && *out < LLONG_MAX;
 }
 
+/* What a get reply showed goes back (the first two ack modes) or was taken
+ * as no-ack (the others). */
+static void settle_taken(wr_queue_t *q, size_t mode_ix, wr_message_t **taken, const wr_qtoken_t *tok,
+                         size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (mode_ix < 2)
+            wr_queue_settle(q, taken[i], &tok[i], WR_SETTLE_REQUEUE);
+        else
+            wr_message_unref(taken[i]);
+    }
+}
+
+/*
+ * A get or purge of a queue whose answer comes later: a quorum queue (its
+ * member answers once it applied the command) or a queue reached through a
+ * proxy (its home answers). The reply waits for it, as RabbitMQ's does; the
+ * request's own wr_mgmt_req_t lives on on_request's stack, so this keeps a
+ * copy of the fields a reply uses. A get of N asks for one message at a time.
+ */
+typedef struct {
+    wr_mgmt_req_t r; /* mgmt, env, req and method only */
+    wr_queue_t *q;   /* a reference */
+    char *vhost;
+    wr_queue_get_t *get;         /* the get in flight */
+    wr_queue_purging_t *purging; /* the purge in flight */
+    size_t want, n, cap, mode_ix;
+    bool base64;
+    long long truncate;
+    wr_message_t **taken;
+    wr_qtoken_t *tok;
+    json_t *arr;
+} later_t;
+
+/* Requeues or drops what the gets took (as get_messages), and frees w. */
+static void later_free(later_t *w)
+{
+    settle_taken(w->q, w->mode_ix, w->taken, w->tok, w->n);
+    free(w->taken);
+    free(w->tok);
+    json_decref(w->arr);
+    wr_queue_unref(w->q);
+    free(w->vhost);
+    free(w);
+}
+
+/* The client left first: its request is gone. */
+static void later_closed(void *arg)
+{
+    later_t *w = arg;
+
+    if (w->get != NULL)
+        w->q->type->get_cancel(w->get);
+    if (w->purging != NULL)
+        w->q->type->purge_cancel(w->purging);
+    later_free(w);
+}
+
+/* Replies on r that w's queue could not answer: its home is down (404, as
+ * a channel's get), or a quorum queue found no leader in time (503, as a
+ * write through the metadata group that timed out). */
+static void later_down(wr_mgmt_req_t *r, const later_t *w, uint32_t method)
+{
+    wr_amqp_error_t err;
+    wr_bytes_t name = wr_queue_name(w->q);
+
+    if (wr_remote_queue_home(w->q) != NULL) {
+        wr_remote_queue_down_error(w->q, w->vhost, method, &err);
+        wr_mgmt_amqp_error(r, &err);
+    } else {
+        wr_mgmt_error(r, 503, "timeout", "timed out waiting for the leader of queue '%.*s' in vhost '%s'",
+                      (int)name.len, (const char *)name.data, w->vhost);
+    }
+}
+
+static void later_reply(later_t *w)
+{
+    wr_mgmt_watch(&w->r, NULL, NULL);
+    wr_mgmt_reply(&w->r, 200, w->arr);
+    w->arr = NULL;
+    later_free(w);
+}
+
+static bool later_next(later_t *w);
+
+static void later_got(void *ud, wr_queue_got_t what, wr_message_t *m, const wr_qtoken_t *t, bool redelivered,
+                      uint32_t left)
+{
+    later_t *w = ud;
+    json_t *item;
+
+    w->get = NULL;
+    if (what != WR_QUEUE_GOT) {
+        if (w->n > 0 || what == WR_QUEUE_GOT_EMPTY) {
+            later_reply(w);
+            return;
+        }
+        wr_mgmt_watch(&w->r, NULL, NULL);
+        if (what == WR_QUEUE_GOT_GONE)
+            wr_mgmt_error(&w->r, 404, "not_found", "NOT_FOUND - no queue '%.*s' in vhost '%s'",
+                          (int)wr_queue_name(w->q).len, (const char *)wr_queue_name(w->q).data, w->vhost);
+        else
+            later_down(&w->r, w, WR_BASIC_GET);
+        later_free(w);
+        return;
+    }
+    w->taken[w->n] = m;
+    w->tok[w->n] = *t;
+    w->n++;
+    item = get_item(m, redelivered, left, w->base64, w->truncate);
+    if (item == NULL || json_array_append_new(w->arr, item) != 0) {
+        wr_mgmt_watch(&w->r, NULL, NULL);
+        wr_mgmt_error(&w->r, 500, "internal_error", "out of memory");
+        later_free(w);
+        return;
+    }
+    if (w->n == w->want || !later_next(w))
+        later_reply(w);
+}
+
+/* Asks for the next message; false when that cannot start (the reply then
+ * carries what was taken). */
+static bool later_next(later_t *w)
+{
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        wr_message_t **taken = realloc(w->taken, cap * sizeof(*taken));
+        wr_qtoken_t *tok = taken != NULL ? realloc(w->tok, cap * sizeof(*tok)) : NULL;
+
+        if (taken != NULL)
+            w->taken = taken;
+        if (tok == NULL)
+            return false;
+        w->tok = tok;
+        w->cap = cap;
+    }
+    return w->q->type->get_async(w->q, w->mode_ix >= 2, later_got, w, &w->get) == WR_OK;
+}
+
+static later_t *later_new(wr_mgmt_req_t *r, wr_queue_t *q)
+{
+    later_t *w = calloc(1, sizeof(*w));
+    const char *vhost = r->nseg > 1 ? r->seg[1] : "/";
+
+    if (w == NULL || (w->vhost = strdup(vhost)) == NULL) {
+        free(w);
+        wr_mgmt_error(r, 500, "internal_error", "out of memory");
+        return NULL;
+    }
+    w->r = (wr_mgmt_req_t){.mgmt = r->mgmt, .env = r->env, .req = r->req, .method = r->method};
+    w->q = wr_queue_ref(q);
+    return w;
+}
+
+/* get_messages for a queue that answers later. */
+static void get_later(wr_mgmt_req_t *r, wr_queue_t *q, size_t want, size_t mode_ix, bool base64,
+                      long long truncate)
+{
+    later_t *w = later_new(r, q);
+
+    if (w == NULL)
+        return;
+    w->want = want;
+    w->mode_ix = mode_ix;
+    w->base64 = base64;
+    w->truncate = truncate;
+    if ((w->arr = json_array()) == NULL || !later_next(w)) {
+        if (w->arr == NULL || w->cap == 0)
+            wr_mgmt_error(r, 500, "internal_error", "out of memory");
+        else
+            later_down(r, w, WR_BASIC_GET);
+        later_free(w);
+        return;
+    }
+    r->replied = true;
+    wr_mgmt_watch(r, later_closed, w);
+}
+
+static void later_purged(void *ud, bool done, uint64_t n)
+{
+    later_t *w = ud;
+
+    w->purging = NULL;
+    wr_mgmt_watch(&w->r, NULL, NULL);
+    if (done)
+        wr_mgmt_reply(&w->r, 204, NULL);
+    else
+        later_down(&w->r, w, WR_QUEUE_PURGE);
+    later_free(w);
+}
+
+/* purge for a queue that answers later: 204 once it purged. */
+static void purge_later(wr_mgmt_req_t *r, wr_queue_t *q)
+{
+    later_t *w = later_new(r, q);
+    int rc;
+
+    if (w == NULL)
+        return;
+    rc = q->type->purge_async(q, later_purged, w, &w->purging);
+    if (rc != WR_OK) {
+        if (rc == WR_ENOENT)
+            later_down(r, w, WR_QUEUE_PURGE);
+        else
+            wr_mgmt_error(r, 500, "internal_error", "out of memory");
+        later_free(w);
+        return;
+    }
+    r->replied = true;
+    wr_mgmt_watch(r, later_closed, w);
+}
+
 /* POST /api/queues/VHOST/NAME/get: count, ackmode, encoding, truncate. The
  * messages are taken first and then requeued or dropped, so a get of N
  * never returns one message twice. */
@@ -1223,6 +1435,10 @@ static void get_messages(wr_mgmt_req_t *r, wr_queue_t *q)
                       (int)wr_queue_name(q).len, (const char *)wr_queue_name(q).data);
         goto out;
     }
+    if (q->type->get_async != NULL) {
+        get_later(r, q, (size_t)want_count, mode_ix, strcmp(json_string_value(enc), "base64") == 0, truncate);
+        goto out;
+    }
     want = (size_t)want_count;
     if (want > wr_queue_ready(q))
         want = wr_queue_ready(q);
@@ -1241,13 +1457,7 @@ static void get_messages(wr_mgmt_req_t *r, wr_queue_t *q)
     wr_mgmt_reply(r, 200, arr);
     arr = NULL;
 out:
-    /* The first two modes requeue; the others took the messages as no-ack. */
-    for (size_t i = 0; i < n; i++) {
-        if (mode_ix < 2)
-            wr_queue_settle(q, taken[i], &tok[i], WR_SETTLE_REQUEUE);
-        else
-            wr_message_unref(taken[i]);
-    }
+    settle_taken(q, mode_ix, taken, tok, n);
     free(taken);
     free(tok);
     json_decref(arr);
@@ -1278,6 +1488,8 @@ static void purge(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_queue_t *q)
         wr_mgmt_not_allowed(r, "DELETE");
     } else if (!permitted(r, vh, WR_PERM_READ, "queue", wr_queue_name(q), WR_QUEUE_PURGE, &err)) {
         wr_mgmt_amqp_error(r, &err);
+    } else if (q->type->purge_async != NULL) {
+        purge_later(r, q);
     } else {
         wr_queue_purge(q);
         wr_mgmt_reply(r, 204, NULL);

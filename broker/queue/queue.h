@@ -320,13 +320,14 @@ struct wr_queue_type_s {
     int (*get_async)(wr_queue_t *q, bool no_ack, wr_queue_got_fn fn, void *ud, wr_queue_get_t **out);
     void (*get_cancel)(wr_queue_get_t *g);
     void (*settle)(wr_queue_t *q, wr_message_t *m, const wr_qtoken_t *t, wr_settle_t how);
-    size_t (*purge)(wr_queue_t *q);
-    /* NULL for a type whose purge is done when it returns. Otherwise
-     * queue.purge goes here, so that purge-ok means done (a quorum queue:
-     * committed and applied on this node): WR_OK with *out, and fn(ud, ...)
+    /* Exactly one of purge and purge_async. purge: a purge done when it
+     * returns. purge_async: one done later, so that purge-ok means done (a
+     * quorum queue: committed and applied on this node; a proxy: the home
+     * purged): WR_OK with *out, and fn(ud, ...)
      * called once later on the loop (never inside this call) unless
      * purge_cancel(*out) comes first (the caller holds a reference to q until
      * then); WR_ENOENT when q cannot answer now; WR_ENOMEM. */
+    size_t (*purge)(wr_queue_t *q);
     int (*purge_async)(wr_queue_t *q, wr_queue_purged_fn fn, void *ud, wr_queue_purging_t **out);
     void (*purge_cancel)(wr_queue_purging_t *p);
 
@@ -463,7 +464,8 @@ static inline void wr_queue_settle(wr_queue_t *q, wr_message_t *m, const wr_qtok
     q->type->settle(q, m, t, how);
 }
 
-/* Drops every ready message; returns how many. */
+/* Drops every ready message; returns how many. Only for a type without
+ * purge_async. */
 static inline size_t wr_queue_purge(wr_queue_t *q)
 {
     return q->type->purge(q);

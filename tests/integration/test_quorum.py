@@ -366,6 +366,35 @@ def test_purge_through_a_non_member(qc, queue):
     c.close()
 
 
+def test_api_get_and_purge_on_the_member_and_through_another_node(qc, queue):
+    """The management API's get and purge of a quorum queue: get shows the
+    head messages with the count left behind each, and requeues them
+    (ack_requeue_true) or takes them (ack_requeue_false); purge answers 204
+    once the purge is applied, on the member and through a node that is not
+    one. Until session 18 get showed [] for a quorum queue on every node,
+    and purge answered before the purge."""
+    one_member_and_a_client_elsewhere(qc, queue, [b"g%d" % i for i in range(5)]).close()
+    members = qc.queue_info(0, queue)["members"]
+    member = qc.names.index(members[0])
+    other = next(i for i, n in enumerate(qc.names) if n not in members)
+    path = "/api/queues/%2F/" + queue
+    for node in (member, other):
+        r = qc.http(node).post(path + "/get", {"count": 2, "ackmode": "ack_requeue_true", "encoding": "auto"})
+        assert r.status == 200, r
+        assert [(m["payload"], m["message_count"]) for m in r.json] == [("g0", 4), ("g1", 3)], (node, r.json)
+    r = qc.http(other).post(path + "/get", {"count": 9, "ackmode": "ack_requeue_false", "encoding": "auto"})
+    assert [m["payload"] for m in r.json] == ["g0", "g1", "g2", "g3", "g4"], r.json
+    c = qc.connect(0)
+    ch = c.channel()
+    ch.confirm_delivery()
+    for i in range(3):
+        ch.basic_publish("", queue, b"h%d" % i, PERSISTENT)
+    r = qc.http(other).request("DELETE", path + "/contents")
+    assert r.status == 204, r
+    assert qc.connect(member).channel().basic_get(queue) == (None, None, None)
+    c.close()
+
+
 def test_purge_counts_ready_messages_only(qc, queue):
     qc.declare(queue)
     pub = qc.connect(0)

@@ -137,3 +137,34 @@ def attempt_get(node, queue):
     finally:
         if conn.is_open:
             conn.close()
+
+
+
+def test_an_api_get_waits_for_its_dequeue_and_requeues(cluster):
+    """The management API's get of a quorum queue is answered once its
+    DEQUEUE commits (until session 18 it answered [] at once): with both
+    followers paused it sits in n1's log and no reply comes; once they are
+    back the reply has the head message and the count left, and the message
+    (ack_requeue_true) is at the head again, before the next."""
+    n1, conn, ch = led_by_n1(cluster, "qa", [b"a", b"b"])
+    before = raft_of(n1, "qa")
+    reply = []
+    get = threading.Thread(target=lambda: reply.append(n1.http().post(
+        "/api/queues/%2F/qa/get", {"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"})))
+    cluster.pause("n2")
+    cluster.pause("n3")
+    try:
+        get.start()
+        wait_for(lambda: raft_of(n1, "qa").get("last_index", 0) > before["last_index"], DEADLINE,
+                 "the get's DEQUEUE in n1's log")
+        assert get.is_alive() and not reply, "the get was answered with no follower to commit it"
+    finally:
+        cluster.resume("n2")
+        cluster.resume("n3")
+    get.join(DEADLINE)
+    assert reply and reply[0].status == 200, reply
+    assert [(m["payload"], m["message_count"]) for m in reply[0].json] == [("a", 1)]
+    m, _, body = ch.basic_get("qa", auto_ack=True)
+    assert (body, m.redelivered) == (b"a", True)
+    assert ch.basic_get("qa", auto_ack=True)[2] == b"b"
+    conn.close()

@@ -83,7 +83,8 @@ START_TEST(test_type_complete)
     ck_assert_ptr_nonnull(t->name);
     ck_assert_ptr_eq(wr_queue_type_find(wr_bytes_str(t->name)), t);
     ck_assert(t->validate_args && t->create && t->open_store && t->store_name && t->close_store && t->close &&
-              t->destroy && t->publish && t->get && t->settle && t->purge && t->consume && t->cancel &&
+              t->destroy && t->publish && t->get && t->settle &&
+              (t->purge == NULL) != (t->purge_async == NULL) && t->consume && t->cancel &&
               t->active_consumer && t->foreach_consumer && t->dispatch && t->wake && t->set_limits &&
               t->tick && t->touch && t->info);
     ck_assert_ptr_nonnull(t->equiv_args);

@@ -114,6 +114,13 @@ def test_basic_get_on_another_node(cluster):
     ch.basic_ack(m.delivery_tag)
     home = cluster.nodes["n1"].connect().channel()
     wait_for(lambda: home.queue_declare("g", passive=True).method.message_count == 0, DEADLINE, "g to be empty")
+    # The management API's get on n3 asks the home too (until session 18 it showed []).
+    home.confirm_delivery()
+    home.basic_publish("", "g", b"d", PERSISTENT)
+    r = cluster.nodes["n3"].http().post("/api/queues/%2F/g/get",
+                                        {"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"})
+    assert r.status == 200 and [(m["payload"], m["message_count"]) for m in r.json] == [("d", 0)], r
+    assert ch.basic_get("g", auto_ack=True)[2] == b"d"
 
 
 def test_purge_on_another_node_counts_what_the_home_dropped(cluster):

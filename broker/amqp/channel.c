@@ -20,7 +20,6 @@
 #include "broker/amqp/handle_exchange.h"
 #include "broker/amqp/handle_queue.h"
 #include "broker/base/log.h"
-#include "broker/cluster/remote.h"
 #include "broker/amqp/reply_to.h"
 #include "broker/amqp/tx.h"
 #include "core/status.h"
@@ -62,19 +61,6 @@ bool wr_channel_not_found(const wr_channel_t *ch, wr_amqp_error_t *err, uint32_t
     wr_amqp_error_set(err, WR_AMQP_NOT_FOUND, method, "no %s '%.*s' in vhost '%s'", kind, (int)name.len,
                       (const char *)name.data, wr_channel_vhost_name(ch));
     return false;
-}
-
-void wr_channel_queue_down(const wr_channel_t *ch, const wr_queue_t *q, uint32_t method, wr_amqp_error_t *err)
-{
-    wr_bytes_t name = wr_queue_name(q);
-
-    if (wr_remote_queue_home(q) != NULL) {
-        wr_remote_queue_down_error(q, wr_channel_vhost_name(ch), method, err);
-        return;
-    }
-    wr_amqp_error_set(err, WR_AMQP_INTERNAL_ERROR, method,
-                      "timed out waiting for the leader of queue '%.*s' in vhost '%s'", (int)name.len,
-                      (const char *)name.data, wr_channel_vhost_name(ch));
 }
 
 bool wr_channel_locked(const wr_channel_t *ch, const wr_queue_t *q, uint32_t method, wr_amqp_error_t *err)

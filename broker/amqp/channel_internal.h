@@ -120,12 +120,6 @@ bool wr_channel_not_found(const wr_channel_t *ch, wr_amqp_error_t *err, uint32_t
                           wr_bytes_t name);
 /* 405 RESOURCE_LOCKED for q with RabbitMQ's text. Always returns false. */
 bool wr_channel_locked(const wr_channel_t *ch, const wr_queue_t *q, uint32_t method, wr_amqp_error_t *err);
-/* A queue that could not answer a basic.get or queue.purge: through a
- * proxy whose home is down, the 404 declare and consume give then
- * (wr_remote_queue_down_error); a quorum queue that found no leader within
- * the retry deadline, 541, as RabbitMQ answers a command that fails. */
-void wr_channel_queue_down(const wr_channel_t *ch, const wr_queue_t *q, uint32_t method,
-                           wr_amqp_error_t *err);
 /* RabbitMQ's exclusive-access rule: an exclusive queue is usable only by the
  * connection that declared it (405 otherwise). True when access is fine. */
 bool wr_channel_check_exclusive(const wr_channel_t *ch, const wr_queue_t *q, uint32_t method,

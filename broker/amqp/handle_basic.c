@@ -311,7 +311,7 @@ static void async_got(void *ud, wr_queue_got_t what, wr_message_t *msg, const wr
     } else if (what == WR_QUEUE_GOT_GONE) {
         wr_channel_not_found(ch, &err, WR_BASIC_GET, "queue", wr_queue_name(w->q));
     } else {
-        wr_channel_queue_down(ch, w->q, WR_BASIC_GET, &err);
+        wr_remote_queue_unanswered(w->q, wr_channel_vhost_name(ch), WR_BASIC_GET, &err);
     }
     if (!ok)
         wr_channel_error(ch, &err);
@@ -337,7 +337,7 @@ static bool async_get(wr_channel_t *ch, wr_queue_t *q, bool no_ack, wr_amqp_erro
     if (rc != WR_OK) {
         free(w);
         if (rc == WR_ENOENT)
-            wr_channel_queue_down(ch, q, WR_BASIC_GET, err);
+            wr_remote_queue_unanswered(q, wr_channel_vhost_name(ch), WR_BASIC_GET, err);
         return rc == WR_ENOENT ? false : internal_error(WR_BASIC_GET, err);
     }
     w->ch = ch;

@@ -272,7 +272,7 @@ static void async_purged(void *ud, bool done, uint64_t n)
     wr_amqp_error_t err = {0};
 
     if (ch->state == WR_CH_OPEN && !done) {
-        wr_channel_queue_down(ch, w->q, WR_QUEUE_PURGE, &err);
+        wr_remote_queue_unanswered(w->q, wr_channel_vhost_name(ch), WR_QUEUE_PURGE, &err);
         wr_channel_error(ch, &err);
     } else if (ch->state == WR_CH_OPEN && !w->nowait) {
         ok.u.queue_purge_ok.message_count = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
@@ -301,7 +301,7 @@ static bool async_purge(wr_channel_t *ch, wr_queue_t *q, bool nowait, wr_amqp_er
         free(w);
         if (rc != WR_ENOENT)
             return out_of_memory(WR_QUEUE_PURGE, err);
-        wr_channel_queue_down(ch, q, WR_QUEUE_PURGE, err);
+        wr_remote_queue_unanswered(q, wr_channel_vhost_name(ch), WR_QUEUE_PURGE, err);
         return false;
     }
     w->ch = ch;

@@ -105,6 +105,15 @@ bool wr_remote_queue_down(const wr_queue_t *q);
  */
 void wr_remote_queue_down_error(const wr_queue_t *q, const char *vhost, uint32_t method,
                                 wr_amqp_error_t *err);
+/*
+ * The error for a get or purge that q (a proxy or a quorum queue) could not
+ * answer: through a proxy whose home is down, wr_remote_queue_down_error's
+ * 404; else a quorum queue that found no leader within the retry deadline,
+ * 541 "timed out waiting for the leader of queue 'q' in vhost '/'", as
+ * RabbitMQ answers a command that fails.
+ */
+void wr_remote_queue_unanswered(const wr_queue_t *q, const char *vhost, uint32_t method,
+                                wr_amqp_error_t *err);
 
 /* What the service holds now (tests show the bounds; the management API). */
 typedef struct {

@@ -354,11 +354,11 @@ static void gets_fail(proxy_t *p)
 
         if (g->purged != NULL) {
             purge_end(g, false, 0);
-            continue;
+        } else {
+            get_end(g);
+            if (fn != NULL)
+                fn(ud, WR_QUEUE_GOT_DOWN, NULL, NULL, false, 0);
         }
-        get_end(g);
-        if (fn != NULL)
-            fn(ud, WR_QUEUE_GOT_DOWN, NULL, NULL, false, 0);
     }
 }
 
@@ -937,6 +937,16 @@ void wr_remote_queue_down_error(const wr_queue_t *q, const char *vhost, uint32_t
     wr_amqp_error_set(err, WR_AMQP_NOT_FOUND, method,
                       "home node '%s' of durable queue '%.*s' in vhost '%s' is down or inaccessible",
                       home != NULL ? home : "?", (int)q->name.len, (const char *)q->name.data, vhost);
+}
+
+void wr_remote_queue_unanswered(const wr_queue_t *q, const char *vhost, uint32_t method, wr_amqp_error_t *err)
+{
+    if (wr_remote_queue_home(q) != NULL)
+        wr_remote_queue_down_error(q, vhost, method, err);
+    else
+        wr_amqp_error_set(err, WR_AMQP_INTERNAL_ERROR, method,
+                          "timed out waiting for the leader of queue '%.*s' in vhost '%s'", (int)q->name.len,
+                          (const char *)q->name.data, vhost);
 }
 
 bool wr_remote_queue_set_members(wr_queue_t *q, const char *const *members, size_t n)

@@ -472,6 +472,16 @@ void wr_mgmt_amqp_error(wr_mgmt_req_t *r, const wr_amqp_error_t *e)
         wr_mgmt_error(r, 400, "bad_request", "%s", reason);
 }
 
+void wr_mgmt_command_error(wr_mgmt_req_t *r, const wr_amqp_error_t *e)
+{
+    const char *sep = strstr(e->text, " - ");
+
+    if (e->code == WR_AMQP_INTERNAL_ERROR)
+        wr_mgmt_error(r, 503, "timeout", "%s", sep != NULL ? sep + 3 : e->text);
+    else
+        wr_mgmt_amqp_error(r, e);
+}
+
 void wr_mgmt_watch(const wr_mgmt_req_t *r, void (*closed)(void *arg), void *arg)
 {
     wr_mgmt_http_watch(r->mgmt->http, r->req, closed, arg);

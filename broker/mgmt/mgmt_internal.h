@@ -78,6 +78,9 @@ bool wr_mgmt_get_only(wr_mgmt_req_t *r, bool found);
  * not_authorised, 404 -> 404 not_found, anything else 400 bad_request, the
  * reason being the text without its "CODE_NAME - " prefix. */
 void wr_mgmt_amqp_error(wr_mgmt_req_t *r, const wr_amqp_error_t *e);
+/* The error of a command the cluster did not complete: 541 (no outcome in
+ * time) -> 503 timeout with the reason, anything else as wr_mgmt_amqp_error. */
+void wr_mgmt_command_error(wr_mgmt_req_t *r, const wr_amqp_error_t *e);
 /* For a reply sent after on_request returns: closed(arg) runs if the
  * client's connection goes first (wr_mgmt_http_watch); NULL stops watching. */
 void wr_mgmt_watch(const wr_mgmt_req_t *r, void (*closed)(void *arg), void *arg);

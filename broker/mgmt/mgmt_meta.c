@@ -69,17 +69,14 @@ static bool submit_next(wait_t *w)
 static void on_result(void *ud, const wr_meta_result_t *res)
 {
     wait_t *w = ud;
-    const char *sep = strstr(res->err.text, " - ");
 
     if (res->err.code == 0 && w->next < json_array_size(w->rest)) {
         submit_next(w);
         return;
     }
     wr_mgmt_watch(&w->r, NULL, NULL);
-    if (res->err.code == WR_AMQP_INTERNAL_ERROR) {
-        wr_mgmt_error(&w->r, 503, "timeout", "%s", sep != NULL ? sep + 3 : res->err.text);
-    } else if (res->err.code != 0) {
-        wr_mgmt_amqp_error(&w->r, &res->err);
+    if (res->err.code != 0) {
+        wr_mgmt_command_error(&w->r, &res->err);
     } else {
         if (w->location != NULL)
             evhttp_add_header(evhttp_request_get_output_headers(w->r.req), "Location", w->location);

@@ -1180,6 +1180,13 @@ static bool get_count(const json_t *v, long long *out)
     return *end == '\0' && *out >= 0 && *out < LLONG_MAX;
 }
 
+/* 404 for a get of a queue the vhost does not have, with a channel's text. */
+static void no_such_queue(wr_mgmt_req_t *r, wr_bytes_t name, const char *vhost)
+{
+    wr_mgmt_error(r, 404, "not_found", "NOT_FOUND - no queue '%.*s' in vhost '%s'", (int)name.len,
+                  (const char *)name.data, vhost);
+}
+
 /* What a get reply showed goes back (the first two ack modes) or was taken
  * as no-ack (the others). */
 static void settle_taken(wr_queue_t *q, size_t mode_ix, wr_message_t **taken, const wr_qtoken_t *tok,
@@ -1244,15 +1251,9 @@ static void later_closed(void *arg)
 static void later_down(wr_mgmt_req_t *r, const later_t *w, uint32_t method)
 {
     wr_amqp_error_t err;
-    wr_bytes_t name = wr_queue_name(w->q);
 
-    if (wr_remote_queue_home(w->q) != NULL) {
-        wr_remote_queue_down_error(w->q, w->vhost, method, &err);
-        wr_mgmt_amqp_error(r, &err);
-    } else {
-        wr_mgmt_error(r, 503, "timeout", "timed out waiting for the leader of queue '%.*s' in vhost '%s'",
-                      (int)name.len, (const char *)name.data, w->vhost);
-    }
+    wr_remote_queue_unanswered(w->q, w->vhost, method, &err);
+    wr_mgmt_command_error(r, &err);
 }
 
 static void later_reply(later_t *w)
@@ -1279,8 +1280,7 @@ static void later_got(void *ud, wr_queue_got_t what, wr_message_t *m, const wr_q
         }
         wr_mgmt_watch(&w->r, NULL, NULL);
         if (what == WR_QUEUE_GOT_GONE)
-            wr_mgmt_error(&w->r, 404, "not_found", "NOT_FOUND - no queue '%.*s' in vhost '%s'",
-                          (int)wr_queue_name(w->q).len, (const char *)wr_queue_name(w->q).data, w->vhost);
+            no_such_queue(&w->r, wr_queue_name(w->q), w->vhost);
         else
             later_down(&w->r, w, WR_BASIC_GET);
         later_free(w);
@@ -1473,8 +1473,7 @@ static void get_checked(wr_mgmt_req_t *r, wr_vhost_t *vh, wr_queue_t *q)
     if (!permitted(r, vh, WR_PERM_READ, "queue", wr_bytes_str(r->seg[2]), WR_BASIC_GET, &err))
         wr_mgmt_error(r, 401, "not_authorised", "%s", err.text);
     else if (!q)
-        wr_mgmt_error(r, 404, "not_found", "NOT_FOUND - no queue '%s' in vhost '%s'", r->seg[2],
-                      wr_vhost_name(vh));
+        no_such_queue(r, wr_bytes_str(r->seg[2]), wr_vhost_name(vh));
     else
         get_messages(r, q);
 }
